@@ -1,0 +1,38 @@
+// Normalisation of the fields DHCP servers print, shared by all parsers:
+// MACs (ISC prints "1:f2:3c:..." unpadded; any case) -> "01:f2:3c:..",
+// client-ids and DUIDs -> lowercase colon hex, hostnames -> lowercase without the
+// trailing dot Kea v6 leaves, addresses -> proto::SocketAddress with port 0.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "allocation/parse_error.hpp"
+#include "base/expected.hpp"
+#include "proto/socket_address.hpp"
+
+namespace tsunagu::alloc {
+
+inline constexpr size_t kMaxHostnameLength = 253;
+inline constexpr size_t kMaxClientIdBytes = 130;  // DUID: 2-byte type + up to 128
+inline constexpr size_t kMaxServerTagLength = 64;
+
+// "aa:bb:cc:dd:ee:ff", "1:f2:3c:4:5:6", "AA-BB-CC-DD-EE-FF", "aabbccddeeff".
+Expected<std::string, ParseError> normalise_mac(std::string_view text);
+// Hex bytes with ':' or '-' separators (1 or 2 digits a group) or none (even length).
+Expected<std::string, ParseError> normalise_client_id(std::string_view text);
+std::string hex_colon(const std::vector<uint8_t>& bytes);
+Expected<std::vector<uint8_t>, ParseError> parse_hex_bytes(std::string_view text, size_t max_bytes);
+// Lowercase, one trailing dot removed, "*" (dnsmasq's "none") -> "". Over 253
+// characters is an error (too_large). A name with characters outside
+// [a-z0-9-_.] is not an error: it comes back empty, since a lease must not be
+// lost for a client's odd name (ISC records "John's phone" verbatim).
+Expected<std::string, ParseError> normalise_hostname(std::string_view text);
+Expected<proto::SocketAddress, ParseError> parse_ip_address(std::string_view text);
+std::string ip_to_string(const proto::SocketAddress& address);
+// Decimal integer, optional leading '-', no other characters; at most 19 digits.
+Expected<int64_t, ParseError> parse_decimal(std::string_view text);
+
+}  // namespace tsunagu::alloc

@@ -1,0 +1,66 @@
+#include "proto/signalling.hpp"
+
+#include "proto/stun_message.hpp"
+
+namespace tsunagu::proto {
+
+std::string_view method_name(uint16_t m) {
+  switch (m) {
+    case method_binding: return "binding";
+    case method::register_user: return "register";
+    case method::login: return "login";
+    case method::keepalive: return "keepalive";
+    case method::logout: return "logout";
+    case method::lookup: return "lookup";
+    case method::notice: return "notice";
+    default: return "unknown";
+  }
+}
+
+std::string_view error_reason(uint16_t code) {
+  switch (code) {
+    case error::bad_request: return "Bad Request";
+    case error::unauthenticated: return "Unauthenticated";
+    case error::forbidden: return "Forbidden";
+    case error::unknown_user: return "Unknown User";
+    case error::user_exists: return "User Exists";
+    case error::unsupported_version: return "Unsupported Version";
+    case error::invalid_user_id: return "Invalid User ID";
+    case error::too_many_attempts: return "Too Many Attempts";
+    case error::offline: return "Offline";
+    case error::server_error: return "Server Error";
+    case error::unavailable: return "Unavailable";
+    default: return "Error";
+  }
+}
+
+namespace {
+
+bool lower_or_digit(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool local_char(char c) { return lower_or_digit(c) || c == '.' || c == '_' || c == '-' || c == '+'; }
+bool domain_char(char c) { return lower_or_digit(c) || c == '.' || c == '-'; }
+
+inline constexpr size_t max_local_size = 64;
+inline constexpr size_t max_domain_size = 63;
+
+}  // namespace
+
+bool valid_user_id(std::string_view id) {
+  if (id.empty() || id.size() > max_user_id_size) return false;
+  size_t at = id.find('@');
+  std::string_view local = id.substr(0, at);
+  if (local.empty() || local.size() > max_local_size) return false;
+  if (!lower_or_digit(local.front()) && local.front() != '+') return false;
+  for (char c : local) {
+    if (!local_char(c)) return false;
+  }
+  if (at == std::string_view::npos) return true;
+  std::string_view domain = id.substr(at + 1);
+  if (domain.empty() || domain.size() > max_domain_size) return false;
+  for (char c : domain) {
+    if (!domain_char(c)) return false;  // a second '@' lands here too
+  }
+  return true;
+}
+
+}  // namespace tsunagu::proto

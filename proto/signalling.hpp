@@ -1,0 +1,89 @@
+// Tsunagu's own STUN methods, attributes and error codes (protocol version 1).
+// docs/protocol.md is the prose form of this file; keep them in step.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace tsunagu::proto {
+
+inline constexpr uint32_t protocol_version = 1;
+
+// Methods live in the 0x800-0xFFF range (RFC 8489: "Designated Expert"), so
+// they never collide with Binding or TURN methods.
+namespace method {
+inline constexpr uint16_t register_user = 0x801;  // create an account (if the node allows it)
+inline constexpr uint16_t login = 0x802;          // authenticate a link, report addresses
+inline constexpr uint16_t keepalive = 0x803;      // refresh presence
+inline constexpr uint16_t logout = 0x804;         // clear presence
+inline constexpr uint16_t lookup = 0x805;         // where is USER-ID?
+inline constexpr uint16_t notice = 0x806;         // indication from the node (e.g. "logged out elsewhere")
+}  // namespace method
+
+// Attributes live in 0xC000-0xFFFF (comprehension-optional, Designated Expert):
+// a generic STUN decoder (Wireshark) shows them as unknown but intact.
+namespace attr {
+inline constexpr uint16_t protocol_version = 0xC001;  // u32, in every request
+inline constexpr uint16_t user_id = 0xC002;           // UTF-8, see valid_user_id()
+inline constexpr uint16_t password = 0xC003;          // UTF-8, 8..256 bytes
+inline constexpr uint16_t reported_address = 0xC004;  // XOR address form; repeatable
+inline constexpr uint16_t observed_address = 0xC005;  // XOR address form
+inline constexpr uint16_t presence = 0xC006;          // u32 flags, see presence_flag
+inline constexpr uint16_t display_name = 0xC007;      // UTF-8, <= 128 bytes
+inline constexpr uint16_t keepalive_interval = 0xC008;  // u32 seconds
+inline constexpr uint16_t last_seen = 0xC009;         // u64 Unix seconds
+inline constexpr uint16_t link_role = 0xC00A;         // u32, see link_role
+inline constexpr uint16_t services = 0xC00B;          // u32 flags, see service_flag
+inline constexpr uint16_t static_address = 0xC00C;    // XOR address form; entered by an admin
+inline constexpr uint16_t retry_after = 0xC00D;       // u32 seconds (with 429)
+inline constexpr uint16_t notice_reason = 0xC00E;     // UTF-8 text
+}  // namespace attr
+
+namespace presence_flag {
+inline constexpr uint32_t online = 1u << 0;
+inline constexpr uint32_t in_call = 1u << 1;
+inline constexpr uint32_t voicemail_waiting = 1u << 2;
+inline constexpr uint32_t static_address = 1u << 3;  // reachable at an admin-entered address
+}  // namespace presence_flag
+
+namespace service_flag {
+inline constexpr uint32_t voicemail = 1u << 0;
+inline constexpr uint32_t call_waiting = 1u << 1;
+inline constexpr uint32_t forwarding = 1u << 2;
+}  // namespace service_flag
+
+// A login either makes this link the user's presence (the terminal that can be
+// rung) or only authenticates it for queries (whereis, logout).
+namespace link_role {
+inline constexpr uint32_t presence = 0;
+inline constexpr uint32_t query = 1;
+}  // namespace link_role
+
+namespace error {
+inline constexpr uint16_t bad_request = 400;       // malformed message or attribute
+inline constexpr uint16_t unauthenticated = 401;   // wrong user ID/password, or not logged in
+inline constexpr uint16_t forbidden = 403;         // e.g. registration closed
+inline constexpr uint16_t unknown_user = 404;
+inline constexpr uint16_t user_exists = 409;       // duplicate registration
+inline constexpr uint16_t unsupported_version = 426;
+inline constexpr uint16_t invalid_user_id = 422;
+inline constexpr uint16_t too_many_attempts = 429;  // login rate limit; RETRY-AFTER says when
+inline constexpr uint16_t offline = 480;            // user exists but is not logged in
+inline constexpr uint16_t server_error = 500;
+inline constexpr uint16_t unavailable = 503;        // node shutting down or storage failing
+}  // namespace error
+
+std::string_view method_name(uint16_t method);
+std::string_view error_reason(uint16_t code);
+
+// User IDs: 1..64 bytes of [a-z0-9._-+], optionally followed by one "@domain"
+// (domain 1..63 of [a-z0-9.-]); must start with a letter, a digit or '+'. Upper
+// case is refused rather than folded so an ID has one spelling.
+// Examples: "alice", "4106@acme", "+81-6-1234-0000".
+inline constexpr size_t max_user_id_size = 128;
+bool valid_user_id(std::string_view id);
+inline constexpr size_t min_password_size = 8;
+inline constexpr size_t max_password_size = 256;
+inline constexpr size_t max_display_name_size = 128;
+
+}  // namespace tsunagu::proto

@@ -1,0 +1,47 @@
+// An account on the node and its durable encoding (a versioned tag-length-value
+// record, so fields can be added without a migration).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/bytes.hpp"
+#include "base/expected.hpp"
+#include "proto/socket_address.hpp"
+
+namespace tsunagu::rendezvous {
+
+struct Account {
+  std::string user_id;
+  std::string password_hash;  // security::hash_password's encoding; never the password
+  std::string display_name;
+  std::string phone;
+  std::string category;  // business category; empty for a person
+  bool publish = false;  // listed in the directory
+  uint32_t services = 0;  // proto::service_flag bits
+  std::optional<proto::SocketAddress> static_address;  // an always-on terminal's fixed address
+  uint64_t created_at = 0;  // Unix seconds
+
+  friend bool operator==(const Account&, const Account&) = default;
+};
+
+// What the node remembers of a user's last login, durably.
+struct LoginRecord {
+  uint64_t time = 0;  // Unix seconds
+  std::vector<proto::SocketAddress> reported;
+  std::optional<proto::SocketAddress> observed;
+
+  friend bool operator==(const LoginRecord&, const LoginRecord&) = default;
+};
+
+inline constexpr size_t max_record_size = 4096;
+
+Bytes encode_account(const Account& account);
+// nullopt when the bytes are not a valid record (a corrupted or foreign file).
+std::optional<Account> decode_account(ByteView bytes);
+Bytes encode_login_record(const LoginRecord& record);
+std::optional<LoginRecord> decode_login_record(ByteView bytes);
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,86 @@
+#include "rendezvous/account_store.hpp"
+
+namespace tsunagu::rendezvous {
+namespace {
+storage::StoreError corrupt_record(std::string_view user_id) {
+  return storage::StoreError{storage::StoreErrc::corrupted, 0, "unreadable record for " + std::string(user_id)};
+}
+}  // namespace
+
+Expected<std::unique_ptr<AccountStore>, storage::StoreError> AccountStore::open(const std::string& directory,
+                                                                                uint64_t map_size) {
+  storage::Environment::Options options;
+  options.map_size = map_size;
+  auto env = storage::Environment::open(directory, options);
+  if (!env) return Unexpected(env.error());
+  std::unique_ptr<AccountStore> store(new AccountStore);
+  store->env_ = std::move(*env);
+  auto accounts = store->env_->open_database("accounts");
+  if (!accounts) return Unexpected(accounts.error());
+  auto logins = store->env_->open_database("logins");
+  if (!logins) return Unexpected(logins.error());
+  store->accounts_ = *accounts;
+  store->logins_ = *logins;
+  return store;
+}
+
+Expected<bool, storage::StoreError> AccountStore::create(Transaction& txn, const Account& account) {
+  return txn.insert(accounts_, as_bytes(account.user_id), encode_account(account));
+}
+
+Expected<std::optional<Account>, storage::StoreError> AccountStore::find(Transaction& txn, std::string_view user_id) {
+  auto raw = txn.get(accounts_, as_bytes(user_id));
+  if (!raw) return Unexpected(raw.error());
+  if (!raw->has_value()) return std::optional<Account>{};
+  auto account = decode_account(**raw);
+  if (!account) return Unexpected(corrupt_record(user_id));
+  return std::optional<Account>{std::move(*account)};
+}
+
+Expected<void, storage::StoreError> AccountStore::update(Transaction& txn, const Account& account) {
+  return txn.put(accounts_, as_bytes(account.user_id), encode_account(account));
+}
+
+Expected<bool, storage::StoreError> AccountStore::remove(Transaction& txn, std::string_view user_id) {
+  auto removed = txn.erase(accounts_, as_bytes(user_id));
+  if (!removed) return removed;
+  if (auto login = txn.erase(logins_, as_bytes(user_id)); !login) return Unexpected(login.error());
+  return removed;
+}
+
+Expected<std::vector<Account>, storage::StoreError> AccountStore::list(Transaction& txn, std::string_view from,
+                                                                       size_t limit) {
+  std::vector<Account> out;
+  bool corrupt = false;
+  auto scanned = txn.scan(accounts_, as_bytes(from), [&](ByteView, ByteView value) {
+    auto account = decode_account(value);
+    if (!account) {
+      corrupt = true;
+      return false;
+    }
+    out.push_back(std::move(*account));
+    return out.size() < limit;
+  });
+  if (!scanned) return Unexpected(scanned.error());
+  if (corrupt) return Unexpected(corrupt_record("an account"));
+  return out;
+}
+
+Expected<uint64_t, storage::StoreError> AccountStore::count(Transaction& txn) { return txn.count(accounts_); }
+
+Expected<void, storage::StoreError> AccountStore::record_login(Transaction& txn, std::string_view user_id,
+                                                               const LoginRecord& record) {
+  return txn.put(logins_, as_bytes(user_id), encode_login_record(record));
+}
+
+Expected<std::optional<LoginRecord>, storage::StoreError> AccountStore::last_login(Transaction& txn,
+                                                                                   std::string_view user_id) {
+  auto raw = txn.get(logins_, as_bytes(user_id));
+  if (!raw) return Unexpected(raw.error());
+  if (!raw->has_value()) return std::optional<LoginRecord>{};
+  auto record = decode_login_record(**raw);
+  if (!record) return Unexpected(corrupt_record(user_id));
+  return std::optional<LoginRecord>{std::move(*record)};
+}
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,47 @@
+// Accounts and last-login records in LMDB. Callers pass the transaction so the
+// node can group-commit: many requests' writes in one transaction per loop turn.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rendezvous/account.hpp"
+#include "storage/lmdb_store.hpp"
+
+namespace tsunagu::rendezvous {
+
+class AccountStore {
+ public:
+  using StoreError = storage::StoreError;
+  using Transaction = storage::Transaction;
+
+  // Opens the store in `directory` (the node's data/db directory).
+  static Expected<std::unique_ptr<AccountStore>, StoreError> open(const std::string& directory, uint64_t map_size);
+
+  Expected<Transaction, StoreError> begin_read() { return env_->begin_read(); }
+  Expected<Transaction, StoreError> begin_write() { return env_->begin_write(); }
+
+  // false when the user ID is taken.
+  Expected<bool, StoreError> create(Transaction& txn, const Account& account);
+  Expected<std::optional<Account>, StoreError> find(Transaction& txn, std::string_view user_id);
+  Expected<void, StoreError> update(Transaction& txn, const Account& account);
+  // false when there was no such user.
+  Expected<bool, StoreError> remove(Transaction& txn, std::string_view user_id);
+  // Up to `limit` accounts with IDs >= from, in ID order.
+  Expected<std::vector<Account>, StoreError> list(Transaction& txn, std::string_view from, size_t limit);
+  Expected<uint64_t, StoreError> count(Transaction& txn);
+
+  Expected<void, StoreError> record_login(Transaction& txn, std::string_view user_id, const LoginRecord& record);
+  Expected<std::optional<LoginRecord>, StoreError> last_login(Transaction& txn, std::string_view user_id);
+
+ private:
+  AccountStore() = default;
+  std::unique_ptr<storage::Environment> env_;
+  storage::DatabaseHandle accounts_ = 0;
+  storage::DatabaseHandle logins_ = 0;
+};
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,81 @@
+#include "rendezvous/deployment.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "rendezvous/node_config.hpp"
+#include "security/certificates.hpp"
+
+namespace tsunagu::rendezvous {
+
+Expected<void, std::string> write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
+  std::string temporary = path + ".tmp";
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Unexpected("cannot create " + temporary + ": " + std::strerror(errno));
+  size_t done = 0;
+  while (done < content.size()) {
+    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      std::string error = "cannot write " + temporary + ": " + std::strerror(errno);
+      ::close(fd);
+      return Unexpected(error);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) return Unexpected("cannot sync " + temporary + ": " + std::strerror(errno));
+  if (::rename(temporary.c_str(), path.c_str()) != 0)
+    return Unexpected("cannot rename " + temporary + ": " + std::strerror(errno));
+  return {};
+}
+
+Expected<std::string, std::string> create_deployment(const DeploymentRequest& request) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir(request.directory);
+  fs::create_directories(dir, ec);
+  if (ec) return Unexpected("cannot create " + dir.string() + ": " + ec.message());
+  if (!request.overwrite && fs::exists(dir / "ca.key"))
+    return Unexpected(dir.string() + " already holds a deployment (ca.key exists); use --force to replace it");
+  ::chmod(dir.c_str(), 0750);
+
+  auto ca = security::create_certificate_authority("Tsunagu deployment CA", 3650);
+  if (!ca) return Unexpected("creating the CA: " + ca.error().detail);
+  security::CertificateRequest node_request;
+  node_request.common_name = request.dns_names.empty() ? "tsunagu-node" : request.dns_names.front();
+  node_request.dns_names = request.dns_names;
+  node_request.ip_addresses = request.ip_addresses;
+  node_request.usage = security::CertificateRequest::Usage::server;
+  auto node = security::issue_certificate(*ca, node_request);
+  if (!node) return Unexpected("issuing the node certificate: " + node.error().detail);
+
+  struct Output {
+    const char* name;
+    const std::string* content;
+    unsigned mode;
+  };
+  std::string config = default_node_config_text();
+  for (const Output& out : {Output{"ca.key", &ca->private_key_pem, 0600}, Output{"ca.crt", &ca->certificate_pem, 0644},
+                            Output{"node.key", &node->private_key_pem, 0600},
+                            Output{"node.crt", &node->certificate_pem, 0644}, Output{"node.toml", &config, 0640}}) {
+    if (auto written = write_file_atomically((dir / out.name).string(), *out.content, out.mode); !written)
+      return Unexpected(written.error());
+  }
+  fs::create_directories(dir / "db", ec);
+  if (ec) return Unexpected("cannot create " + (dir / "db").string() + ": " + ec.message());
+  ::chmod((dir / "db").c_str(), 0700);
+
+  std::string names;
+  for (const auto& n : request.dns_names) names += (names.empty() ? "" : ", ") + n;
+  for (const auto& n : request.ip_addresses) names += (names.empty() ? "" : ", ") + n;
+  return "created deployment in " + dir.string() + "\n  CA certificate (give to terminals): " +
+         (dir / "ca.crt").string() + "\n  node certificate valid for: " + names +
+         "\n  configuration: " + (dir / "node.toml").string() + "\n";
+}
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,63 @@
+#include "rendezvous/login_limiter.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tsunagu::rendezvous {
+
+void LoginLimiter::refill(Bucket& bucket, unsigned burst, uint64_t refill_ms, uint64_t now_ms) {
+  if (now_ms > bucket.updated_ms) {
+    bucket.tokens = std::min<double>(burst, bucket.tokens + static_cast<double>(now_ms - bucket.updated_ms) /
+                                                                static_cast<double>(refill_ms));
+    bucket.updated_ms = now_ms;
+  }
+}
+
+uint32_t LoginLimiter::wait_seconds(const Bucket& bucket, uint64_t refill_ms) {
+  if (bucket.tokens >= 1.0) return 0;
+  double ms = (1.0 - bucket.tokens) * static_cast<double>(refill_ms);
+  return static_cast<uint32_t>(std::max(1.0, std::ceil(ms / 1000.0)));
+}
+
+uint32_t LoginLimiter::retry_after(std::string_view user_id, std::string_view source, uint64_t now_ms) {
+  uint32_t wait = 0;
+  if (auto it = users_.find(std::string(user_id)); it != users_.end()) {
+    refill(it->second, policy_.per_user_burst, policy_.per_user_refill_ms, now_ms);
+    wait = std::max(wait, wait_seconds(it->second, policy_.per_user_refill_ms));
+  }
+  if (auto it = sources_.find(std::string(source)); it != sources_.end()) {
+    refill(it->second, policy_.per_source_burst, policy_.per_source_refill_ms, now_ms);
+    wait = std::max(wait, wait_seconds(it->second, policy_.per_source_refill_ms));
+  }
+  return wait;
+}
+
+void LoginLimiter::drain(std::unordered_map<std::string, Bucket>& map, std::string_view key, unsigned burst,
+                         uint64_t refill_ms, uint64_t now_ms) {
+  if (map.size() >= policy_.max_tracked) prune(map, burst, refill_ms, now_ms);
+  auto [it, inserted] = map.try_emplace(std::string(key), Bucket{static_cast<double>(burst), now_ms});
+  refill(it->second, burst, refill_ms, now_ms);
+  it->second.tokens = std::max(0.0, it->second.tokens - 1.0);
+}
+
+void LoginLimiter::prune(std::unordered_map<std::string, Bucket>& map, unsigned burst, uint64_t refill_ms,
+                         uint64_t now_ms) {
+  // Full buckets carry no information. If nothing is full, forget the fullest
+  // half rather than grow without bound.
+  for (auto it = map.begin(); it != map.end();) {
+    refill(it->second, burst, refill_ms, now_ms);
+    it = it->second.tokens >= burst ? map.erase(it) : std::next(it);
+  }
+  if (map.size() >= policy_.max_tracked) {
+    for (auto it = map.begin(); it != map.end();) it = it->second.tokens >= burst / 2.0 ? map.erase(it) : std::next(it);
+  }
+}
+
+void LoginLimiter::record_failure(std::string_view user_id, std::string_view source, uint64_t now_ms) {
+  drain(users_, user_id, policy_.per_user_burst, policy_.per_user_refill_ms, now_ms);
+  drain(sources_, source, policy_.per_source_burst, policy_.per_source_refill_ms, now_ms);
+}
+
+void LoginLimiter::record_success(std::string_view user_id) { users_.erase(std::string(user_id)); }
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,46 @@
+// Rate limit of failed logins, per user ID and per source address: token
+// buckets that failures drain and time refills. Pure; time is injected.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace tsunagu::rendezvous {
+
+class LoginLimiter {
+ public:
+  struct Policy {
+    unsigned per_user_burst = 5;         // failures allowed back to back per user ID
+    uint64_t per_user_refill_ms = 60'000;  // one more attempt per minute after that
+    unsigned per_source_burst = 20;
+    uint64_t per_source_refill_ms = 6'000;
+    size_t max_tracked = 100'000;  // bounded memory under a spray of IDs/sources
+  };
+
+  explicit LoginLimiter(Policy policy) : policy_(policy) {}
+
+  // 0 when an attempt may proceed now; otherwise seconds until one may.
+  uint32_t retry_after(std::string_view user_id, std::string_view source, uint64_t now_ms);
+  void record_failure(std::string_view user_id, std::string_view source, uint64_t now_ms);
+  void record_success(std::string_view user_id);
+  size_t tracked() const { return users_.size() + sources_.size(); }
+
+ private:
+  struct Bucket {
+    double tokens = 0;
+    uint64_t updated_ms = 0;
+  };
+  static void refill(Bucket& bucket, unsigned burst, uint64_t refill_ms, uint64_t now_ms);
+  static uint32_t wait_seconds(const Bucket& bucket, uint64_t refill_ms);
+  void drain(std::unordered_map<std::string, Bucket>& map, std::string_view key, unsigned burst,
+             uint64_t refill_ms, uint64_t now_ms);
+  void prune(std::unordered_map<std::string, Bucket>& map, unsigned burst, uint64_t refill_ms, uint64_t now_ms);
+
+  Policy policy_;
+  std::unordered_map<std::string, Bucket> users_;
+  std::unordered_map<std::string, Bucket> sources_;
+};
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,304 @@
+// tsunagu-rendezvous: the public rendezvous node and its admin commands.
+// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
+// 3 no such user, 4 user already exists.
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <uv.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+
+#include "base/log.hpp"
+#include "base/password_input.hpp"
+#include "proto/signalling.hpp"
+#include "rendezvous/account_store.hpp"
+#include "rendezvous/deployment.hpp"
+#include "rendezvous/node_config.hpp"
+#include "rendezvous/node_daemon.hpp"
+#include "security/passwords.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::rendezvous;
+
+namespace {
+
+constexpr int exit_failure = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_no_user = 3;
+constexpr int exit_user_exists = 4;
+
+std::string default_directory() {
+  const char* env = std::getenv("TSUNAGU_DIR");
+  return env != nullptr ? env : "/var/lib/tsunagu";
+}
+
+struct RunOptions {
+  std::string listen, stun_listen, log_level, ready_file;
+};
+
+int run_node(const std::string& directory, const RunOptions& options) {
+  NodeConfig config;
+  try {
+    config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    std::cerr << "tsunagu-rendezvous: " << error.what() << "\n";
+    return exit_usage;
+  }
+  if (!options.listen.empty()) {
+    auto a = proto::SocketAddress::parse(options.listen);
+    if (!a) return std::cerr << "tsunagu-rendezvous: --listen: not an address:port\n", exit_usage;
+    config.listen = *a;
+  }
+  if (!options.stun_listen.empty()) {
+    auto a = proto::SocketAddress::parse(options.stun_listen);
+    if (!a) return std::cerr << "tsunagu-rendezvous: --stun-listen: not an address:port\n", exit_usage;
+    config.stun_listen = *a;
+  }
+  std::string level = options.log_level.empty() ? config.log_level : options.log_level;
+  log::set_level(*log::parse_level(level));
+  signal(SIGPIPE, SIG_IGN);
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  auto daemon = NodeDaemon::start(&loop, config);
+  if (!daemon) {
+    log::error() << daemon.error();
+    uv_run(&loop, UV_RUN_DEFAULT);  // let closed handles finish
+    uv_loop_close(&loop);
+    return exit_failure;
+  }
+  auto tls = (*daemon)->tls_address().to_string();
+  auto stun = (*daemon)->stun_address().to_string();
+  log::info() << "serving TLS on " << tls << ", STUN on udp " << stun << ", data in " << config.database_directory;
+  if (!options.ready_file.empty()) {
+    std::string text = "{\"tls\": \"" + tls + "\", \"stun\": \"" + stun + "\", \"pid\": " + std::to_string(getpid()) + "}\n";
+    if (auto written = write_file_atomically(options.ready_file, text, 0644); !written) log::warn() << written.error();
+  }
+  sd_notify(0, "READY=1");
+
+  struct Signals {
+    uv_signal_t term, interrupt;
+  } signals{};
+  auto* node = daemon->get();
+  auto on_signal = [](uv_signal_t* handle, int signum) {
+    log::info() << "signal " << signum << ": finishing in-flight writes and stopping";
+    sd_notify(0, "STOPPING=1");
+    static_cast<NodeDaemon*>(handle->data)->shutdown();
+    uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+  };
+  for (auto [handle, signum] : {std::pair{&signals.term, SIGTERM}, std::pair{&signals.interrupt, SIGINT}}) {
+    uv_signal_init(&loop, handle);
+    handle->data = node;
+    uv_signal_start(handle, on_signal, signum);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  // One signal closed its handle; close the other.
+  for (auto* handle : {&signals.term, &signals.interrupt})
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(handle))) uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+  daemon->reset();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  log::info() << "stopped";
+  return 0;
+}
+
+// Admin commands open the same LMDB files as the running node (LMDB allows
+// several processes), so they work whether or not the node runs.
+struct Admin {
+  NodeConfig config;
+  std::unique_ptr<AccountStore> store;
+
+  static std::optional<Admin> open(const std::string& directory, int& exit_code) {
+    Admin admin;
+    try {
+      admin.config = load_node_config(directory);
+    } catch (const std::exception& error) {
+      std::cerr << "tsunagu-rendezvous: " << error.what() << "\n";
+      exit_code = exit_usage;
+      return std::nullopt;
+    }
+    auto store = AccountStore::open(admin.config.database_directory, admin.config.map_size);
+    if (!store) {
+      std::cerr << "tsunagu-rendezvous: storage: " << store.error().detail << "\n";
+      exit_code = exit_failure;
+      return std::nullopt;
+    }
+    admin.store = std::move(*store);
+    return admin;
+  }
+};
+
+int fail(std::string_view message, int code = exit_failure) {
+  std::cerr << "tsunagu-rendezvous: " << message << "\n";
+  return code;
+}
+
+std::optional<std::string> new_password(const std::optional<std::string>& file, std::string& error) {
+  PasswordSource source;
+  source.file = file;
+  source.prompt = "New password: ";
+  auto password = read_password(source, error);
+  if (password && (password->size() < proto::min_password_size || password->size() > proto::max_password_size)) {
+    error = "passwords are 8 to 256 bytes";
+    return std::nullopt;
+  }
+  return password;
+}
+
+std::string describe(const Account& a) {
+  std::string out = a.user_id;
+  if (!a.display_name.empty()) out += "  \"" + a.display_name + "\"";
+  if (a.static_address) out += "  static " + a.static_address->to_string();
+  if (!a.phone.empty()) out += "  phone " + a.phone;
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  log::set_program("tsunagu-rendezvous");
+  CLI::App app{"tsunagu-rendezvous: the Tsunagu public rendezvous node (accounts, presence, lookups, STUN)"};
+  app.require_subcommand(1);
+  app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user, "
+             "4 user already exists.\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
+  std::string directory = default_directory();
+
+  auto* init = app.add_subcommand("init", "Create a deployment directory: private CA, node certificate, node.toml");
+  std::string init_dir;
+  std::vector<std::string> names, ips;
+  bool force = false;
+  init->add_option("DIR", init_dir, "Directory to create")->required();
+  init->add_option("--name", names, "DNS name the node is reached by (repeatable; default localhost)");
+  init->add_option("--ip", ips, "IP address the node is reached by (repeatable; default 127.0.0.1 and ::1)");
+  init->add_flag("--force", force, "Replace an existing deployment's keys");
+
+  auto* run = app.add_subcommand("run", "Run the node in the foreground (SIGTERM stops it cleanly)");
+  RunOptions run_options;
+  run->add_option("-d,--dir", directory, "Deployment directory");
+  run->add_option("--listen", run_options.listen, "TLS address:port, overrides node.listen (port 0 picks one)");
+  run->add_option("--stun-listen", run_options.stun_listen, "UDP STUN address:port, overrides node.stun_listen");
+  run->add_option("--log-level", run_options.log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  run->add_option("--ready-file", run_options.ready_file,
+                  "Write the bound addresses and PID as JSON to this file once serving");
+
+  auto* user = app.add_subcommand("user", "Manage accounts");
+  user->require_subcommand(1);
+  user->add_option("-d,--dir", directory, "Deployment directory");
+  std::string user_id, display_name, phone, address_text;
+  std::optional<std::string> password_file;
+  auto* add = user->add_subcommand("add", "Create an account (password from --password-file, $TSUNAGU_PASSWORD or a prompt)");
+  add->add_option("ID", user_id, "User ID")->required();
+  add->add_option("--name", display_name, "Display name");
+  add->add_option("--phone", phone, "Phone number");
+  add->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
+  auto* remove = user->add_subcommand("remove", "Delete an account");
+  remove->add_option("ID", user_id, "User ID")->required();
+  auto* list = user->add_subcommand("list", "List accounts");
+  auto* show = user->add_subcommand("show", "Show one account");
+  show->add_option("ID", user_id, "User ID")->required();
+  auto* passwd = user->add_subcommand("passwd", "Reset a user's password");
+  passwd->add_option("ID", user_id, "User ID")->required();
+  passwd->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
+  auto* set_static = user->add_subcommand("set-static", "Enter a permanent address for an always-on terminal");
+  set_static->add_option("ID", user_id, "User ID")->required();
+  set_static->add_option("ADDRESS", address_text, "address:port")->required();
+  auto* clear_static = user->add_subcommand("clear-static", "Remove a user's permanent address");
+  clear_static->add_option("ID", user_id, "User ID")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (init->parsed()) {
+    DeploymentRequest request;
+    request.directory = init_dir;
+    if (!names.empty() || !ips.empty()) {
+      request.dns_names = names;
+      request.ip_addresses = ips;
+    }
+    request.overwrite = force;
+    auto created = create_deployment(request);
+    if (!created) return fail(created.error());
+    std::cout << *created;
+    return 0;
+  }
+  if (run->parsed()) return run_node(directory, run_options);
+
+  int code = 0;
+  auto admin = Admin::open(directory, code);
+  if (!admin) return code;
+  auto& store = *admin->store;
+  if (add->parsed() || passwd->parsed() || set_static->parsed() || clear_static->parsed() || remove->parsed()) {
+    if (!proto::valid_user_id(user_id))
+      return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);
+  }
+  if (add->parsed()) {
+    std::string error;
+    auto password = new_password(password_file, error);
+    if (!password) return fail(error, exit_usage);
+    Account account;
+    account.user_id = user_id;
+    account.display_name = display_name;
+    account.phone = phone;
+    account.created_at = static_cast<uint64_t>(std::time(nullptr));
+    account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
+    auto txn = store.begin_write();
+    if (!txn) return fail(txn.error().detail);
+    auto created = store.create(*txn, account);
+    if (!created) return fail(created.error().detail);
+    if (!*created) return fail("user " + user_id + " already exists", exit_user_exists);
+    if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
+    std::cout << "added " << user_id << "\n";
+    return 0;
+  }
+  if (list->parsed()) {
+    auto txn = store.begin_read();
+    if (!txn) return fail(txn.error().detail);
+    std::string from;
+    while (true) {
+      auto page = store.list(*txn, from, 1000);
+      if (!page) return fail(page.error().detail);
+      for (const auto& account : *page) std::cout << describe(account) << "\n";
+      if (page->size() < 1000) break;
+      from = page->back().user_id + '\0';
+    }
+    return 0;
+  }
+  // The rest read-modify-write one account.
+  auto txn = store.begin_write();
+  if (!txn) return fail(txn.error().detail);
+  auto found = store.find(*txn, user_id);
+  if (!found) return fail(found.error().detail);
+  if (!found->has_value()) return fail("no such user: " + user_id, exit_no_user);
+  Account account = **found;
+  if (show->parsed()) {
+    std::cout << "user:      " << account.user_id << "\nname:      " << account.display_name
+              << "\nphone:     " << account.phone << "\nstatic:    "
+              << (account.static_address ? account.static_address->to_string() : "-") << "\n";
+    return 0;
+  }
+  if (remove->parsed()) {
+    if (auto removed = store.remove(*txn, user_id); !removed) return fail(removed.error().detail);
+    if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
+    std::cout << "removed " << user_id << "\n";
+    return 0;
+  }
+  if (passwd->parsed()) {
+    std::string error;
+    auto password = new_password(password_file, error);
+    if (!password) return fail(error, exit_usage);
+    account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
+  } else if (set_static->parsed()) {
+    auto address = proto::SocketAddress::parse(address_text);
+    if (!address) return fail("\"" + address_text + "\" is not an address:port", exit_usage);
+    account.static_address = *address;
+  } else if (clear_static->parsed()) {
+    account.static_address.reset();
+  }
+  if (auto updated = store.update(*txn, account); !updated) return fail(updated.error().detail);
+  if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
+  std::cout << "updated " << user_id << "\n";
+  return 0;
+}

@@ -1,0 +1,159 @@
+#include "rendezvous/node_config.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <vector>
+#include <stdexcept>
+#include <toml++/toml.h>
+
+namespace tsunagu::rendezvous {
+namespace {
+
+std::string resolve(const std::string& directory, const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  return (std::filesystem::path(directory) / path).string();
+}
+
+class TableReader {
+ public:
+  TableReader(const toml::table& root, std::string file) : root_(root), file_(std::move(file)) {}
+
+  [[noreturn]] void fail(std::string_view key, std::string_view what) const {
+    throw std::runtime_error(file_ + ": " + std::string(key) + ": " + std::string(what));
+  }
+
+  std::string text(std::string_view key, std::string fallback) const {
+    auto node = root_.at_path(key);
+    if (!node) return fallback;
+    if (!node.is_string()) fail(key, "must be a string");
+    return std::string(*node.value<std::string>());
+  }
+  int64_t integer(std::string_view key, int64_t fallback, int64_t min, int64_t max) const {
+    auto node = root_.at_path(key);
+    if (!node) return fallback;
+    if (!node.is_integer()) fail(key, "must be an integer");
+    int64_t value = *node.value<int64_t>();
+    if (value < min || value > max)
+      fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return value;
+  }
+  bool boolean(std::string_view key, bool fallback) const {
+    auto node = root_.at_path(key);
+    if (!node) return fallback;
+    if (!node.is_boolean()) fail(key, "must be true or false");
+    return *node.value<bool>();
+  }
+  proto::SocketAddress address(std::string_view key, std::string fallback) const {
+    std::string value = text(key, std::move(fallback));
+    auto parsed = proto::SocketAddress::parse(value);
+    if (!parsed) fail(key, "\"" + value + "\" is not an address:port (e.g. 0.0.0.0:7400 or [::]:7400)");
+    return *parsed;
+  }
+  void reject_unknown(const std::vector<std::string>& known) const {
+    for (const auto& [section, node] : root_) {
+      const auto* table = node.as_table();
+      if (table == nullptr) fail(section.str(), "unknown top-level key (settings live in sections)");
+      for (const auto& [key, value] : *table) {
+        std::string full = std::string(section.str()) + "." + std::string(key.str());
+        if (std::find(known.begin(), known.end(), full) == known.end()) fail(full, "unknown setting");
+      }
+    }
+  }
+
+ private:
+  const toml::table& root_;
+  std::string file_;
+};
+
+}  // namespace
+
+NodeConfig load_node_config(const std::string& directory) {
+  std::string file = (std::filesystem::path(directory) / "node.toml").string();
+  if (!std::filesystem::exists(file))
+    throw std::runtime_error(file + ": not found (create a deployment with `tsunagu-rendezvous init " + directory + "`)");
+  if (std::filesystem::file_size(file) > 1 << 20) throw std::runtime_error(file + ": larger than 1 MiB");
+  toml::table root;
+  try {
+    root = toml::parse_file(file);
+  } catch (const toml::parse_error& error) {
+    const auto& where = error.source().begin;
+    throw std::runtime_error(file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": " +
+                             std::string(error.description()));
+  }
+  TableReader reader(root, file);
+  reader.reject_unknown({"node.listen", "node.stun_listen", "node.log_level", "node.open_registration",
+                         "node.software", "tls.certificate", "tls.private_key", "tls.ca_certificate",
+                         "tls.ca_private_key", "storage.directory", "storage.map_size_mb",
+                         "presence.keepalive_interval", "presence.keepalive_misses", "presence.login_timeout",
+                         "limits.login_failures_per_user", "limits.login_refill_seconds_per_user",
+                         "limits.login_failures_per_source", "limits.login_refill_seconds_per_source",
+                         "limits.max_bad_messages", "passwords.scrypt_log2_n"});
+  NodeConfig config;
+  config.directory = directory;
+  config.listen = reader.address("node.listen", "0.0.0.0:7400");
+  config.stun_listen = reader.address("node.stun_listen", "0.0.0.0:3478");
+  config.log_level = reader.text("node.log_level", "info");
+  if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
+      config.log_level != "error")
+    reader.fail("node.log_level", "must be debug, info, warn or error");
+  config.settings.open_registration = reader.boolean("node.open_registration", false);
+  config.settings.software = reader.text("node.software", "tsunagu-rendezvous/0.1");
+  config.certificate_file = resolve(directory, reader.text("tls.certificate", "node.crt"));
+  config.private_key_file = resolve(directory, reader.text("tls.private_key", "node.key"));
+  config.ca_certificate_file = resolve(directory, reader.text("tls.ca_certificate", "ca.crt"));
+  config.ca_private_key_file = resolve(directory, reader.text("tls.ca_private_key", "ca.key"));
+  config.database_directory = resolve(directory, reader.text("storage.directory", "db"));
+  config.map_size = static_cast<uint64_t>(reader.integer("storage.map_size_mb", 1024, 1, 1 << 20)) << 20;
+  auto& s = config.settings;
+  s.keepalive_interval_s = static_cast<uint32_t>(reader.integer("presence.keepalive_interval", 15, 1, 3600));
+  s.keepalive_misses = static_cast<uint32_t>(reader.integer("presence.keepalive_misses", 3, 1, 100));
+  s.login_timeout_s = static_cast<uint32_t>(reader.integer("presence.login_timeout", 20, 1, 3600));
+  s.login_limits.per_user_burst = static_cast<unsigned>(reader.integer("limits.login_failures_per_user", 5, 1, 1000));
+  s.login_limits.per_user_refill_ms =
+      static_cast<uint64_t>(reader.integer("limits.login_refill_seconds_per_user", 60, 1, 86400)) * 1000;
+  s.login_limits.per_source_burst =
+      static_cast<unsigned>(reader.integer("limits.login_failures_per_source", 20, 1, 100000));
+  s.login_limits.per_source_refill_ms =
+      static_cast<uint64_t>(reader.integer("limits.login_refill_seconds_per_source", 6, 1, 86400)) * 1000;
+  s.max_bad_messages = static_cast<uint32_t>(reader.integer("limits.max_bad_messages", 8, 1, 1000));
+  s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
+  return config;
+}
+
+std::string default_node_config_text() {
+  return R"(# Tsunagu rendezvous node. Relative paths are relative to this file's directory.
+
+[node]
+listen = "0.0.0.0:7400"        # TLS signalling for terminals and agents
+stun_listen = "0.0.0.0:3478"   # UDP STUN Binding service
+log_level = "info"             # debug, info, warn, error
+open_registration = false      # let anyone create an account with `tsunagu register`
+
+[tls]
+certificate = "node.crt"
+private_key = "node.key"
+ca_certificate = "ca.crt"      # the deployment's private CA; terminals trust this
+ca_private_key = "ca.key"
+
+[storage]
+directory = "db"               # LMDB environment
+map_size_mb = 1024
+
+[presence]
+keepalive_interval = 15        # seconds between a terminal's keepalives
+keepalive_misses = 3           # presence ends after this many silent intervals
+login_timeout = 20             # seconds a new link has to log in
+
+[limits]
+login_failures_per_user = 5    # failed logins in a burst, per user ID ...
+login_refill_seconds_per_user = 60     # ... then one more per this many seconds
+login_failures_per_source = 20 # the same per source address
+login_refill_seconds_per_source = 6
+max_bad_messages = 8           # malformed messages before a link is closed
+
+[passwords]
+scrypt_log2_n = 15             # scrypt cost for new hashes (N = 2^15, r = 8, p = 1)
+)";
+}
+
+}  // namespace tsunagu::rendezvous

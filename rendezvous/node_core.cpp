@@ -1,0 +1,500 @@
+#include "rendezvous/node_core.hpp"
+
+#include <algorithm>
+
+#include "proto/signalling.hpp"
+
+namespace tsunagu::rendezvous {
+namespace {
+
+namespace sig = tsunagu::proto;
+
+// Method and transaction ID straight from the header, for answering a message
+// that did not decode.
+std::optional<std::pair<uint16_t, proto::TransactionId>> header_of(ByteView bytes) {
+  if (bytes.size() < proto::header_size) return std::nullopt;
+  uint16_t type = load_be16(bytes.data());
+  uint16_t method = static_cast<uint16_t>((type & 0x000F) | ((type & 0x00E0) >> 1) | ((type & 0x3E00) >> 2));
+  bool request = (type & 0x0110) == 0;
+  if (!request) return std::nullopt;
+  proto::TransactionId id;
+  std::copy(bytes.begin() + 8, bytes.begin() + 20, id.bytes.begin());
+  return std::make_pair(method, id);
+}
+
+bool valid_text(std::string_view text, size_t max) {
+  if (text.size() > max) return false;
+  return std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
+}
+
+}  // namespace
+
+NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
+    : store_(store),
+      settings_(std::move(settings)),
+      presence_(uint64_t{settings_.keepalive_interval_s} * settings_.keepalive_misses * 1000),
+      limiter_(settings_.login_limits),
+      dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {}
+
+void NodeCore::link_opened(LinkId link, const proto::SocketAddress& observed, Now now) {
+  LinkState state;
+  state.observed = observed;
+  state.opened_ms = now.mono_ms;
+  links_[link] = state;
+  login_deadlines_.emplace(now.mono_ms + uint64_t{settings_.login_timeout_s} * 1000, link);
+}
+
+void NodeCore::link_closed(LinkId link, Now now) {
+  auto it = links_.find(link);
+  if (it == links_.end()) return;
+  login_deadlines_.erase({it->second.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, link});
+  links_.erase(it);
+  if (auto user = presence_.remove_link(link)) presence_ended(*user, now);
+  std::erase_if(after_commit_, [&](const PendingReply& r) { return r.link == link; });
+}
+
+void NodeCore::presence_ended(const std::string& user, Now now) { last_seen_unix_[user] = now.unix_s; }
+
+void NodeCore::send(LinkId link, Bytes message) {
+  actions_.push_back(NodeAction{NodeAction::Kind::send, link, std::move(message), {}});
+}
+
+void NodeCore::close(LinkId link, std::string reason) {
+  actions_.push_back(NodeAction{NodeAction::Kind::close, link, {}, std::move(reason)});
+}
+
+void NodeCore::notice(LinkId link, std::string_view reason) {
+  proto::TransactionId id;
+  security::random_bytes(id.bytes);
+  proto::MessageBuilder builder(proto::MessageClass::indication, sig::method::notice, id);
+  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  builder.add_string(sig::attr::notice_reason, reason);
+  send(link, builder.finish());
+}
+
+proto::MessageBuilder NodeCore::success(const proto::Message& request) {
+  auto builder = proto::MessageBuilder::response_to(request, proto::MessageClass::success);
+  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  return builder;
+}
+
+void NodeCore::reply_error(LinkId link, uint16_t method, const proto::TransactionId& id, uint16_t code,
+                           std::string_view reason) {
+  proto::MessageBuilder builder(proto::MessageClass::error, method, id);
+  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  builder.add_error(code, reason.empty() ? sig::error_reason(code) : reason);
+  send(link, builder.finish());
+}
+
+void NodeCore::reply_error(LinkId link, const proto::Message& request, uint16_t code, std::string_view reason) {
+  reply_error(link, request.method, request.transaction_id, code, reason);
+}
+
+storage::Transaction* NodeCore::read_txn() {
+  if (write_txn_) return &*write_txn_;
+  if (!read_txn_) {
+    auto txn = store_.begin_read();
+    if (!txn) return nullptr;
+    read_txn_.emplace(std::move(*txn));
+  }
+  return &*read_txn_;
+}
+
+storage::Transaction* NodeCore::write_txn() {
+  if (!write_txn_) {
+    read_txn_.reset();
+    auto txn = store_.begin_write();
+    if (!txn) return nullptr;
+    write_txn_.emplace(std::move(*txn));
+  }
+  return &*write_txn_;
+}
+
+void NodeCore::message(LinkId link, ByteView bytes, Now now) {
+  auto it = links_.find(link);
+  if (it == links_.end()) return;
+  LinkState& state = it->second;
+  auto decoded = proto::decode(bytes);
+  if (!decoded) {
+    ++counters_.bad_messages;
+    if (auto header = header_of(bytes))
+      reply_error(link, header->first, header->second, sig::error::bad_request,
+                  std::string("Bad Request: ") + decoded.error().detail);
+    if (++state.bad_messages >= settings_.max_bad_messages) close(link, "too many malformed messages");
+    return;
+  }
+  const proto::Message& message = decoded->message;
+  if (message.message_class != proto::MessageClass::request) return;  // nothing asks terminals yet
+  ++counters_.requests;
+  handle_request(link, state, message, now);
+}
+
+void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  const auto* version = request.find(sig::attr::protocol_version);
+  auto version_value = version ? proto::read_u32(*version) : std::nullopt;
+  if (!version_value || *version_value != sig::protocol_version) {
+    reply_error(link, request, sig::error::unsupported_version,
+                "Unsupported Version: this node speaks protocol version 1");
+    return;
+  }
+  switch (request.method) {
+    case sig::method::register_user: return handle_register(link, state, request);
+    case sig::method::login: return handle_login(link, state, request, now);
+    case sig::method::keepalive: return handle_keepalive(link, state, request, now);
+    case sig::method::logout: return handle_logout(link, state, request, now);
+    case sig::method::lookup: return handle_lookup(link, state, request, now);
+    default:
+      ++counters_.bad_messages;
+      reply_error(link, request, sig::error::bad_request, "Bad Request: unknown method");
+  }
+}
+
+void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& request) {
+  if (!settings_.open_registration) {
+    reply_error(link, request, sig::error::forbidden, "Forbidden: registration is closed on this node");
+    return;
+  }
+  const auto* user = request.find(sig::attr::user_id);
+  const auto* password = request.find(sig::attr::password);
+  if (user == nullptr || password == nullptr) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and PASSWORD are required");
+    return;
+  }
+  std::string user_id(proto::read_string(*user));
+  if (!sig::valid_user_id(user_id)) {
+    reply_error(link, request, sig::error::invalid_user_id);
+    return;
+  }
+  auto secret = proto::read_string(*password);
+  if (secret.size() < sig::min_password_size || secret.size() > sig::max_password_size) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: password must be 8 to 256 bytes");
+    return;
+  }
+  std::string display_name;
+  if (const auto* name = request.find(sig::attr::display_name)) display_name = proto::read_string(*name);
+  if (!valid_text(display_name, sig::max_display_name_size)) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: display name too long or not text");
+    return;
+  }
+  auto* txn = read_txn();
+  if (txn == nullptr) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return;
+  }
+  auto existing = store_.find(*txn, user_id);
+  if (!existing) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return;
+  }
+  if (existing->has_value()) {
+    reply_error(link, request, sig::error::user_exists);
+    return;
+  }
+  PendingAuth pending;
+  pending.purpose = PendingAuth::Purpose::register_user;
+  pending.link = link;
+  pending.transaction = request.transaction_id;
+  pending.user_id = user_id;
+  pending.display_name = display_name;
+  uint64_t job = next_job_id_++;
+  pending_auth_[job] = std::move(pending);
+  password_jobs_.push_back(PasswordJob{PasswordJob::Kind::hash, job, std::string(secret), {}, settings_.password_hashing});
+}
+
+void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (state.login_pending) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: a login is already in progress on this link");
+    return;
+  }
+  const auto* user = request.find(sig::attr::user_id);
+  const auto* password = request.find(sig::attr::password);
+  if (user == nullptr || password == nullptr) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and PASSWORD are required");
+    return;
+  }
+  std::string user_id(proto::read_string(*user));
+  if (!sig::valid_user_id(user_id)) {
+    reply_error(link, request, sig::error::invalid_user_id);
+    return;
+  }
+  auto secret = proto::read_string(*password);
+  if (secret.size() > sig::max_password_size) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: password too long");
+    return;
+  }
+  std::string source = state.observed.ip_string();
+  if (uint32_t wait = limiter_.retry_after(user_id, source, now.mono_ms); wait > 0) {
+    ++counters_.rate_limited;
+    auto builder = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
+    builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    builder.add_error(sig::error::too_many_attempts, "Too Many Attempts: try again later");
+    builder.add_u32(sig::attr::retry_after, wait);
+    send(link, builder.finish());
+    return;
+  }
+  PendingAuth pending;
+  pending.link = link;
+  pending.transaction = request.transaction_id;
+  pending.user_id = user_id;
+  pending.role = sig::link_role::presence;
+  if (const auto* role = request.find(sig::attr::link_role)) {
+    auto value = proto::read_u32(*role);
+    if (!value || *value > sig::link_role::query) {
+      reply_error(link, request, sig::error::bad_request, "Bad Request: unknown LINK-ROLE");
+      return;
+    }
+    pending.role = *value;
+  }
+  for (const auto* reported : request.find_all(sig::attr::reported_address)) {
+    auto address = proto::read_xor_address(*reported, request);
+    if (!address || pending.reported.size() >= 8) {
+      reply_error(link, request, sig::error::bad_request, "Bad Request: bad or too many REPORTED-ADDRESS");
+      return;
+    }
+    pending.reported.push_back(*address);
+  }
+  auto* txn = read_txn();
+  if (txn == nullptr) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return;
+  }
+  auto account = store_.find(*txn, user_id);
+  if (!account) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return;
+  }
+  pending.account_exists = account->has_value();
+  std::string stored = pending.account_exists ? (*account)->password_hash : dummy_hash_;
+  uint64_t job = next_job_id_++;
+  pending_auth_[job] = std::move(pending);
+  state.login_pending = true;
+  password_jobs_.push_back(PasswordJob{PasswordJob::Kind::verify, job, std::string(secret), std::move(stored), {}});
+}
+
+void NodeCore::password_job_done(const PasswordJobResult& result, Now now) {
+  auto it = pending_auth_.find(result.id);
+  if (it == pending_auth_.end()) return;
+  PendingAuth pending = std::move(it->second);
+  pending_auth_.erase(it);
+  if (!links_.contains(pending.link)) return;  // the link went away meanwhile
+  if (pending.purpose == PendingAuth::Purpose::login)
+    finish_login(pending, result.verified, now);
+  else
+    finish_register(pending, result.hash, now);
+}
+
+void NodeCore::finish_register(const PendingAuth& pending, const std::string& hash, Now now) {
+  auto* txn = write_txn();
+  Account account;
+  account.user_id = pending.user_id;
+  account.password_hash = hash;
+  account.display_name = pending.display_name;
+  account.created_at = now.unix_s;
+  Expected<bool, storage::StoreError> created = Unexpected(storage::StoreError{});
+  if (txn != nullptr) created = store_.create(*txn, account);
+  if (!created) {
+    reply_error(pending.link, sig::method::register_user, pending.transaction, sig::error::unavailable,
+                "Unavailable: storage error");
+    return;
+  }
+  if (!*created) {
+    reply_error(pending.link, sig::method::register_user, pending.transaction, sig::error::user_exists);
+    return;
+  }
+  ++counters_.registrations;
+  proto::MessageBuilder ok(proto::MessageClass::success, sig::method::register_user, pending.transaction);
+  ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  ok.add_string(sig::attr::user_id, pending.user_id);
+  proto::MessageBuilder failed(proto::MessageClass::error, sig::method::register_user, pending.transaction);
+  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  failed.add_error(sig::error::unavailable, "Unavailable: storage error");
+  after_commit_.push_back(PendingReply{pending.link, ok.finish(), failed.finish()});
+}
+
+void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) {
+  LinkState& state = links_.at(pending.link);
+  state.login_pending = false;
+  std::string source = state.observed.ip_string();
+  if (!verified || !pending.account_exists) {
+    ++counters_.failed_logins;
+    limiter_.record_failure(pending.user_id, source, now.mono_ms);
+    // The same answer for an unknown user and a wrong password: IDs cannot be probed.
+    reply_error(pending.link, sig::method::login, pending.transaction, sig::error::unauthenticated,
+                "Unauthenticated: wrong user ID or password");
+    return;
+  }
+  limiter_.record_success(pending.user_id);
+  ++counters_.logins;
+  if (state.user && *state.user != pending.user_id) {
+    if (auto previous = presence_.remove_link(pending.link)) presence_ended(*previous, now);
+  }
+  bool first_login_on_link = !state.user.has_value();
+  state.user = pending.user_id;
+  state.role = pending.role;
+  if (first_login_on_link)
+    login_deadlines_.erase({state.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, pending.link});
+
+  proto::MessageBuilder ok(proto::MessageClass::success, sig::method::login, pending.transaction);
+  ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  ok.add_xor_address(proto::attr::xor_mapped_address, state.observed);
+  ok.add_u32(sig::attr::keepalive_interval, settings_.keepalive_interval_s);
+  proto::MessageBuilder failed(proto::MessageClass::error, sig::method::login, pending.transaction);
+  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  failed.add_error(sig::error::unavailable, "Unavailable: storage error");
+
+  if (pending.role == sig::link_role::presence) {
+    if (auto displaced = presence_.login(pending.user_id, pending.link, pending.reported, state.observed, now.mono_ms)) {
+      notice(*displaced, "logged in elsewhere");
+      close(*displaced, "displaced by a newer login");
+      if (auto other = links_.find(*displaced); other != links_.end()) other->second.user.reset();
+    }
+    last_seen_unix_.erase(pending.user_id);
+    // The login is remembered durably (last seen, last addresses) before it is acknowledged.
+    auto* txn = write_txn();
+    LoginRecord record{now.unix_s, pending.reported, state.observed};
+    if (txn == nullptr || !store_.record_login(*txn, pending.user_id, record)) {
+      send(pending.link, failed.finish());
+      return;
+    }
+    after_commit_.push_back(PendingReply{pending.link, ok.finish(), failed.finish()});
+  } else {
+    send(pending.link, ok.finish());
+  }
+}
+
+void NodeCore::handle_keepalive(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (!state.user) {
+    reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+    return;
+  }
+  if (state.role == sig::link_role::presence && !presence_.keepalive(link, now.mono_ms)) {
+    // Presence ended (expired or logged out elsewhere): the terminal must log in again.
+    state.user.reset();
+    reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: presence expired, log in again");
+    return;
+  }
+  send(link, success(request).finish());
+}
+
+void NodeCore::handle_logout(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (!state.user) {
+    reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+    return;
+  }
+  std::string user = *state.user;
+  if (auto holder = presence_.logout(user)) {
+    presence_ended(user, now);
+    if (*holder != link) {
+      notice(*holder, "logged out");
+      close(*holder, "logged out from another link");
+      if (auto other = links_.find(*holder); other != links_.end()) other->second.user.reset();
+    }
+  }
+  state.user.reset();
+  send(link, success(request).finish());
+}
+
+void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  (void)now;
+  if (!state.user) {
+    reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+    return;
+  }
+  const auto* target = request.find(sig::attr::user_id);
+  if (target == nullptr) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID is required");
+    return;
+  }
+  std::string user_id(proto::read_string(*target));
+  if (!sig::valid_user_id(user_id)) {
+    reply_error(link, request, sig::error::invalid_user_id);
+    return;
+  }
+  ++counters_.lookups;
+  auto* txn = read_txn();
+  if (txn == nullptr) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return;
+  }
+  auto account = store_.find(*txn, user_id);
+  if (!account) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return;
+  }
+  if (!account->has_value()) {
+    reply_error(link, request, sig::error::unknown_user);
+    return;
+  }
+  const Account& found = **account;
+  auto builder = success(request);
+  builder.add_string(sig::attr::user_id, user_id);
+  if (!found.display_name.empty()) builder.add_string(sig::attr::display_name, found.display_name);
+  builder.add_u32(sig::attr::services, found.services);
+  if (const PresenceRow* row = presence_.find(user_id)) {
+    uint32_t flags = sig::presence_flag::online | (row->in_call ? sig::presence_flag::in_call : 0);
+    builder.add_u32(sig::attr::presence, flags);
+    for (const auto& reported : row->reported) builder.add_xor_address(sig::attr::reported_address, reported);
+    builder.add_xor_address(sig::attr::observed_address, row->observed);
+    builder.add_u64(sig::attr::last_seen, now.unix_s);
+    send(link, builder.finish());
+    return;
+  }
+  uint64_t last_seen = 0;
+  if (auto seen = last_seen_unix_.find(user_id); seen != last_seen_unix_.end()) {
+    last_seen = seen->second;
+  } else if (auto record = store_.last_login(*txn, user_id); record && record->has_value()) {
+    last_seen = (*record)->time;
+  }
+  if (found.static_address) {
+    builder.add_u32(sig::attr::presence, sig::presence_flag::static_address);
+    builder.add_xor_address(sig::attr::static_address, *found.static_address);
+    if (last_seen != 0) builder.add_u64(sig::attr::last_seen, last_seen);
+    send(link, builder.finish());
+    return;
+  }
+  auto offline = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
+  offline.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  offline.add_error(sig::error::offline, "Offline: the user is not logged in");
+  if (last_seen != 0) offline.add_u64(sig::attr::last_seen, last_seen);
+  send(link, offline.finish());
+}
+
+void NodeCore::tick(Now now) {
+  for (const auto& row : presence_.expire(now.mono_ms)) {
+    presence_ended(row.user_id, now);
+    notice(row.link, "keepalive missed: presence expired");
+    close(row.link, "keepalives missed");
+    if (auto it = links_.find(row.link); it != links_.end()) it->second.user.reset();
+  }
+  while (!login_deadlines_.empty() && login_deadlines_.begin()->first <= now.mono_ms) {
+    LinkId link = login_deadlines_.begin()->second;
+    login_deadlines_.erase(login_deadlines_.begin());
+    close(link, "no login in time");
+  }
+}
+
+std::optional<uint64_t> NodeCore::next_deadline() const {
+  std::optional<uint64_t> next = presence_.next_deadline();
+  if (!login_deadlines_.empty()) {
+    uint64_t login = login_deadlines_.begin()->first;
+    next = next ? std::min(*next, login) : login;
+  }
+  return next;
+}
+
+void NodeCore::commit_turn() {
+  read_txn_.reset();
+  if (!write_txn_) {
+    for (auto& reply : after_commit_) send(reply.link, std::move(reply.on_commit));
+    after_commit_.clear();
+    return;
+  }
+  auto committed = write_txn_->commit();
+  write_txn_.reset();
+  ++counters_.commits;
+  if (!committed) ++counters_.commit_failures;
+  for (auto& reply : after_commit_) send(reply.link, std::move(committed ? reply.on_commit : reply.on_failure));
+  after_commit_.clear();
+}
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,160 @@
+// The rendezvous node's request handling, without sockets or clocks: links
+// open and close, messages arrive, time passes (inputs); messages to send,
+// links to close and password work for the thread pool come out. The daemon
+// (node_daemon.cpp) turns libuv callbacks into these calls.
+//
+// Durable writes are group-committed: handlers write into one LMDB transaction
+// per loop turn and queue their replies; commit_turn() commits once and only
+// then releases those replies (or a 503 in their place if the commit failed).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/bytes.hpp"
+#include "proto/stun_message.hpp"
+#include "rendezvous/account_store.hpp"
+#include "rendezvous/login_limiter.hpp"
+#include "rendezvous/presence_table.hpp"
+#include "security/passwords.hpp"
+
+namespace tsunagu::rendezvous {
+
+struct NodeSettings {
+  uint32_t keepalive_interval_s = 15;
+  uint32_t keepalive_misses = 3;  // presence ends after this many silent intervals
+  uint32_t login_timeout_s = 20;  // a link that has not logged in by then is closed
+  bool open_registration = false;
+  uint32_t max_bad_messages = 8;  // per link, then it is closed
+  LoginLimiter::Policy login_limits;
+  security::ScryptParameters password_hashing;
+  std::string software = "tsunagu-rendezvous/0.1";
+};
+
+struct Now {
+  uint64_t mono_ms = 0;  // monotonic, for deadlines
+  uint64_t unix_s = 0;   // wall clock, for what is shown to people and stored
+};
+
+struct NodeAction {
+  enum class Kind { send, close } kind = Kind::send;
+  LinkId link = 0;
+  Bytes message;       // send
+  std::string reason;  // close
+};
+
+struct PasswordJob {
+  enum class Kind { verify, hash } kind = Kind::verify;
+  uint64_t id = 0;
+  std::string password;
+  std::string stored_hash;  // verify only
+  security::ScryptParameters parameters;  // hash only
+};
+
+struct PasswordJobResult {
+  uint64_t id = 0;
+  bool verified = false;  // verify
+  std::string hash;       // hash
+};
+
+struct NodeCounters {
+  uint64_t requests = 0;
+  uint64_t bad_messages = 0;
+  uint64_t logins = 0;
+  uint64_t failed_logins = 0;
+  uint64_t rate_limited = 0;
+  uint64_t lookups = 0;
+  uint64_t registrations = 0;
+  uint64_t commits = 0;
+  uint64_t commit_failures = 0;
+};
+
+class NodeCore {
+ public:
+  NodeCore(AccountStore& store, NodeSettings settings);
+
+  void link_opened(LinkId link, const proto::SocketAddress& observed, Now now);
+  void link_closed(LinkId link, Now now);
+  void message(LinkId link, ByteView bytes, Now now);
+  void password_job_done(const PasswordJobResult& result, Now now);
+  void tick(Now now);
+  void commit_turn();
+
+  std::vector<NodeAction> take_actions() { return std::move(actions_); }
+  std::vector<PasswordJob> take_password_jobs() { return std::move(password_jobs_); }
+  bool has_work() const { return !actions_.empty() || !password_jobs_.empty() || !after_commit_.empty(); }
+  std::optional<uint64_t> next_deadline() const;
+
+  const PresenceTable& presence() const { return presence_; }
+  const NodeCounters& counters() const { return counters_; }
+  size_t link_count() const { return links_.size(); }
+
+ private:
+  struct LinkState {
+    proto::SocketAddress observed;
+    std::optional<std::string> user;  // set once logged in
+    uint32_t role = 0;
+    uint64_t opened_ms = 0;
+    uint32_t bad_messages = 0;
+    bool login_pending = false;
+  };
+  struct PendingAuth {
+    enum class Purpose { login, register_user } purpose = Purpose::login;
+    LinkId link = 0;
+    proto::TransactionId transaction;
+    std::string user_id;
+    std::string display_name;
+    std::vector<proto::SocketAddress> reported;
+    uint32_t role = 0;
+    bool account_exists = false;
+  };
+  struct PendingReply {
+    LinkId link = 0;
+    Bytes on_commit;
+    Bytes on_failure;
+  };
+
+  void handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_register(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_keepalive(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_logout(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_lookup(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void finish_login(const PendingAuth& pending, bool verified, Now now);
+  void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
+
+  void send(LinkId link, Bytes message);
+  void close(LinkId link, std::string reason);
+  void notice(LinkId link, std::string_view reason);
+  void reply_error(LinkId link, const proto::Message& request, uint16_t code, std::string_view reason = {});
+  void reply_error(LinkId link, uint16_t method, const proto::TransactionId& id, uint16_t code,
+                   std::string_view reason = {});
+  proto::MessageBuilder success(const proto::Message& request);
+  void presence_ended(const std::string& user, Now now);
+  storage::Transaction* read_txn();
+  storage::Transaction* write_txn();
+
+  AccountStore& store_;
+  NodeSettings settings_;
+  PresenceTable presence_;
+  LoginLimiter limiter_;
+  std::string dummy_hash_;  // verified against for unknown users, so timing reveals nothing
+  std::unordered_map<LinkId, LinkState> links_;
+  std::set<std::pair<uint64_t, LinkId>> login_deadlines_;
+  std::unordered_map<uint64_t, PendingAuth> pending_auth_;
+  std::unordered_map<std::string, uint64_t> last_seen_unix_;
+  uint64_t next_job_id_ = 1;
+  std::vector<NodeAction> actions_;
+  std::vector<PasswordJob> password_jobs_;
+  std::vector<PendingReply> after_commit_;
+  std::optional<storage::Transaction> write_txn_;
+  std::optional<storage::Transaction> read_txn_;
+  NodeCounters counters_;
+};
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,63 @@
+// The node daemon: one libuv loop, the TLS listener, the UDP STUN service, a
+// timer, and the thread pool for password hashing. Everything it decides is
+// decided by NodeCore; this file only moves bytes and events.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "base/expected.hpp"
+#include "rendezvous/node_config.hpp"
+#include "rendezvous/node_core.hpp"
+#include "rendezvous/stun_binding_responder.hpp"
+#include "transport/tls_link.hpp"
+#include "transport/udp_socket.hpp"
+
+namespace tsunagu::rendezvous {
+
+class NodeDaemon {
+ public:
+  // Opens storage, binds both ports and starts serving on `loop`. On success
+  // the bound addresses are in tls_address()/stun_address().
+  static Expected<std::unique_ptr<NodeDaemon>, std::string> start(uv_loop_t* loop, const NodeConfig& config);
+  NodeDaemon(const NodeDaemon&) = delete;
+  NodeDaemon& operator=(const NodeDaemon&) = delete;
+  ~NodeDaemon();
+
+  // Stops accepting, commits what is pending, closes every link and handle;
+  // the loop then ends by itself.
+  void shutdown();
+  proto::SocketAddress tls_address() const;
+  proto::SocketAddress stun_address() const { return stun_->local_address(); }
+
+ private:
+  NodeDaemon() = default;
+  static void on_connection(uv_stream_t* server, int status);
+  static void on_timer(uv_timer_t* timer);
+  static void on_check(uv_check_t* check);
+  void accept_link();
+  void drain();
+  void run_password_jobs();
+  void rearm_timer();
+  Now now() const;
+
+  uv_loop_t* loop_ = nullptr;
+  NodeConfig config_;
+  std::unique_ptr<AccountStore> store_;
+  std::unique_ptr<NodeCore> core_;
+  std::unique_ptr<StunBindingResponder> stun_responder_;
+  std::unique_ptr<transport::UdpSocket> stun_;
+  std::shared_ptr<security::TlsContext> tls_;
+  uv_tcp_t* listener_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
+  uv_check_t* check_ = nullptr;
+  std::unordered_map<LinkId, transport::TlsLink*> links_;
+  size_t jobs_in_flight_ = 0;
+  bool stopping_ = false;
+  Bytes stun_reply_;
+};
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Tsunagu needs, only those missing.
+#   scripts/install-deps.sh build   what building and the demo need
+#   scripts/install-deps.sh test    also what the test suites run (real peers)
+set -euo pipefail
+
+build_packages=(
+  g++ meson ninja-build cmake pkg-config python3
+  libuv1-dev libnice-dev libssl-dev liblmdb-dev libsystemd-dev
+  libtomlplusplus-dev libcli11-dev doctest-dev
+)
+test_packages=(
+  clang libclang-rt-14-dev lmdb-utils stun-client openssl
+  iproute2 nftables busybox dnsmasq-base coturn
+)
+
+wanted=("${build_packages[@]}")
+if [[ "${1:-build}" == test ]]; then wanted+=("${test_packages[@]}"); fi
+
+missing=()
+for package in "${wanted[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$package" 2>/dev/null || true)
+  [[ "$status" == installed ]] || missing+=("$package")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "missing Debian packages: ${missing[*]}" >&2
+  echo "run as root (or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+# Server packages (coturn, DHCP servers) must not start system services: the
+# tests run their own instances and stop them by PID.
+policy=/usr/sbin/policy-rc.d
+created_policy=false
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  created_policy=true
+fi
+trap '[[ $created_policy == true ]] && rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test suite:
+#   build/       optimised build with assertions: unit, integration, lab
+#   build-asan/  ASan+UBSan build: unit, integration
+#   build-fuzz/  clang + libFuzzer: each fuzz target for a bounded time
+# Ends with one line "tests: N passed, M failed[, K skipped]" computed from
+# meson's own test logs. Exit status 0 only when nothing failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/install-deps.sh test || exit 1
+
+jobs=$(nproc)
+status=0
+
+configure() {  # dir, extra meson args...
+  local dir=$1; shift
+  if [[ -f $dir/build.ninja ]]; then
+    meson setup --reconfigure "$dir" "$@" >/dev/null || return 1
+  else
+    meson setup "$dir" "$@" || return 1
+  fi
+}
+
+run_suites() {  # dir, suites...
+  local dir=$1; shift
+  local args=()
+  for suite in "$@"; do args+=(--suite "$suite"); done
+  rm -f "$dir/meson-logs/testlog.json"
+  meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$jobs" "${args[@]}" || status=1
+}
+
+echo "== build (debugoptimized)"
+if configure build && ninja -C build; then
+  run_suites build unit integration lab
+else
+  echo "build failed" >&2; status=1
+fi
+
+echo "== build-asan (ASan+UBSan)"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+if configure build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug && ninja -C build-asan; then
+  run_suites build-asan unit integration
+else
+  echo "asan build failed" >&2; status=1
+fi
+
+echo "== build-fuzz (clang, libFuzzer)"
+if CC=clang CXX=clang++ configure build-fuzz -Dfuzzing=true -Db_lundef=false; then
+  # Build only the fuzz targets (and what they link), not the whole tree again.
+  mapfile -t fuzz_targets < <(meson introspect build-fuzz --tests | python3 -c '
+import json, os, sys
+for t in json.load(sys.stdin):
+    if "fuzz" in t["suite"]:
+        print(os.path.relpath(t["cmd"][0], sys.argv[1]))' "$root/build-fuzz")
+  if ((${#fuzz_targets[@]})) && ninja -C build-fuzz "${fuzz_targets[@]}"; then
+    run_suites build-fuzz fuzz
+  else
+    echo "fuzz build failed or no fuzz targets" >&2; status=1
+  fi
+else
+  echo "fuzz configure failed" >&2; status=1
+fi
+
+python3 scripts/count_results.py build build-asan build-fuzz || status=1
+exit $status

@@ -1,0 +1,31 @@
+// Internal to security/: owning pointers for OpenSSL objects and the rendering
+// of OpenSSL's error queue. Names no OpenSSL type, so it stays harmless even if
+// included elsewhere; only the .cpp files of this folder use it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace tsunagu::security::detail {
+
+// std::unique_ptr whose deleter is an OpenSSL *_free function:
+//   Owned<X509, X509_free> cert(X509_new());
+template <auto free_function>
+struct FreeWith {
+  template <class T>
+  void operator()(T* p) const {
+    free_function(p);
+  }
+};
+template <class T, auto free_function>
+using Owned = std::unique_ptr<T, FreeWith<free_function>>;
+
+// Renders and empties this thread's OpenSSL error queue ("error:...:reason; ...").
+// Returns `fallback` when the queue is empty.
+std::string take_openssl_errors(std::string_view fallback = "no detail from OpenSSL");
+
+// Empties this thread's OpenSSL error queue without rendering it.
+void discard_openssl_errors();
+
+}  // namespace tsunagu::security::detail

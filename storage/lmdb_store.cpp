@@ -1,0 +1,208 @@
+#include "storage/lmdb_store.hpp"
+
+#include <lmdb.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace tsunagu::storage {
+namespace {
+
+MDB_val to_val(ByteView bytes) {
+  return MDB_val{bytes.size(), const_cast<std::byte*>(bytes.data())};
+}
+ByteView from_val(const MDB_val& v) {
+  return {static_cast<const std::byte*>(v.mv_data), v.mv_size};
+}
+
+}  // namespace
+
+std::string_view to_string(StoreErrc code) {
+  switch (code) {
+    case StoreErrc::not_found: return "not found";
+    case StoreErrc::map_full: return "database map is full (raise map_size)";
+    case StoreErrc::readers_full: return "too many readers";
+    case StoreErrc::disk_full: return "disk full";
+    case StoreErrc::io_error: return "I/O error";
+    case StoreErrc::corrupted: return "database corrupted or wrong version";
+    case StoreErrc::busy: return "database busy";
+    case StoreErrc::poisoned: return "transaction already failed";
+    case StoreErrc::value_too_large: return "key or value too large";
+    case StoreErrc::other: return "storage error";
+  }
+  return "storage error";
+}
+
+StoreError error_from_mdb(int rc, std::string_view during) {
+  StoreErrc code = StoreErrc::other;
+  switch (rc) {
+    case MDB_MAP_FULL: code = StoreErrc::map_full; break;
+    case MDB_READERS_FULL: code = StoreErrc::readers_full; break;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_VERSION_MISMATCH:
+    case MDB_INVALID: code = StoreErrc::corrupted; break;
+    case MDB_BAD_VALSIZE: code = StoreErrc::value_too_large; break;
+    case ENOSPC: code = StoreErrc::disk_full; break;
+    case EIO: code = StoreErrc::io_error; break;
+    case ENOENT: code = StoreErrc::not_found; break;
+    case EAGAIN:
+    case EBUSY: code = StoreErrc::busy; break;
+    default: break;
+  }
+  std::string detail(during);
+  detail.append(": ").append(mdb_strerror(rc));
+  return StoreError{code, rc, std::move(detail)};
+}
+
+Transaction::Transaction(Transaction&& other) noexcept
+    : txn_(std::exchange(other.txn_, nullptr)), poisoned_(other.poisoned_) {}
+
+Transaction& Transaction::operator=(Transaction&& other) noexcept {
+  if (this != &other) {
+    abort();
+    txn_ = std::exchange(other.txn_, nullptr);
+    poisoned_ = other.poisoned_;
+  }
+  return *this;
+}
+
+Transaction::~Transaction() { abort(); }
+
+void Transaction::abort() {
+  if (txn_ != nullptr) mdb_txn_abort(txn_);
+  txn_ = nullptr;
+}
+
+StoreError Transaction::poison(int rc, std::string_view during) {
+  poisoned_ = true;
+  return error_from_mdb(rc, during);
+}
+
+static StoreError poisoned_error() { return StoreError{StoreErrc::poisoned, 0, "transaction already failed"}; }
+
+Expected<std::optional<ByteView>, StoreError> Transaction::get(DatabaseHandle db, ByteView key) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_val k = to_val(key), v{};
+  int rc = mdb_get(txn_, db, &k, &v);
+  if (rc == MDB_NOTFOUND) return std::optional<ByteView>{};
+  if (rc != 0) return Unexpected(poison(rc, "mdb_get"));
+  return std::optional<ByteView>{from_val(v)};
+}
+
+Expected<void, StoreError> Transaction::put(DatabaseHandle db, ByteView key, ByteView value) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = mdb_put(txn_, db, &k, &v, 0);
+  if (rc != 0) return Unexpected(poison(rc, "mdb_put"));
+  return {};
+}
+
+Expected<bool, StoreError> Transaction::insert(DatabaseHandle db, ByteView key, ByteView value) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = mdb_put(txn_, db, &k, &v, MDB_NOOVERWRITE);
+  if (rc == MDB_KEYEXIST) return false;
+  if (rc != 0) return Unexpected(poison(rc, "mdb_put"));
+  return true;
+}
+
+Expected<bool, StoreError> Transaction::erase(DatabaseHandle db, ByteView key) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_val k = to_val(key);
+  int rc = mdb_del(txn_, db, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  if (rc != 0) return Unexpected(poison(rc, "mdb_del"));
+  return true;
+}
+
+Expected<void, StoreError> Transaction::scan(DatabaseHandle db, ByteView from,
+                                             const std::function<bool(ByteView, ByteView)>& visit) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_cursor* cursor = nullptr;
+  int rc = mdb_cursor_open(txn_, db, &cursor);
+  if (rc != 0) return Unexpected(poison(rc, "mdb_cursor_open"));
+  MDB_val k = to_val(from), v{};
+  rc = from.empty() ? mdb_cursor_get(cursor, &k, &v, MDB_FIRST) : mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE);
+  while (rc == 0) {
+    if (!visit(from_val(k), from_val(v))) break;
+    rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT);
+  }
+  mdb_cursor_close(cursor);
+  if (rc != 0 && rc != MDB_NOTFOUND) return Unexpected(poison(rc, "mdb_cursor_get"));
+  return {};
+}
+
+Expected<uint64_t, StoreError> Transaction::count(DatabaseHandle db) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_stat stat{};
+  int rc = mdb_stat(txn_, db, &stat);
+  if (rc != 0) return Unexpected(poison(rc, "mdb_stat"));
+  return static_cast<uint64_t>(stat.ms_entries);
+}
+
+Expected<void, StoreError> Transaction::commit() {
+  if (txn_ == nullptr) return Unexpected(poisoned_error());
+  if (poisoned_) {
+    abort();
+    return Unexpected(poisoned_error());
+  }
+  int rc = mdb_txn_commit(std::exchange(txn_, nullptr));  // frees the txn whatever rc is
+  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_commit"));
+  return {};
+}
+
+Expected<std::unique_ptr<Environment>, StoreError> Environment::open(const std::string& dir, Options options) {
+  MDB_env* env = nullptr;
+  int rc = mdb_env_create(&env);
+  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_env_create"));
+  auto fail = [&](int code, std::string_view during) {
+    mdb_env_close(env);
+    return Unexpected(error_from_mdb(code, during));
+  };
+  if ((rc = mdb_env_set_mapsize(env, options.map_size)) != 0) return fail(rc, "mdb_env_set_mapsize");
+  if ((rc = mdb_env_set_maxdbs(env, options.max_databases)) != 0) return fail(rc, "mdb_env_set_maxdbs");
+  if ((rc = mdb_env_set_maxreaders(env, options.max_readers)) != 0) return fail(rc, "mdb_env_set_maxreaders");
+  // Durable by default: every commit is fsynced. MDB_NOTLS because the daemons may
+  // read from the libuv thread pool.
+  if ((rc = mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600)) != 0) {
+    std::string during = "opening database in " + dir;
+    return fail(rc, during);
+  }
+  return std::unique_ptr<Environment>(new Environment(env));
+}
+
+Environment::~Environment() { mdb_env_close(env_); }
+
+Expected<DatabaseHandle, StoreError> Environment::open_database(std::string_view name) {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin"));
+  MDB_dbi dbi = 0;
+  std::string name_z(name);
+  rc = mdb_dbi_open(txn, name_z.c_str(), MDB_CREATE, &dbi);
+  if (rc != 0) {
+    mdb_txn_abort(txn);
+    return Unexpected(error_from_mdb(rc, "mdb_dbi_open " + name_z));
+  }
+  rc = mdb_txn_commit(txn);
+  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_commit"));
+  return DatabaseHandle{dbi};
+}
+
+Expected<Transaction, StoreError> Environment::begin_read() {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
+  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin(read)"));
+  return Transaction(txn);
+}
+
+Expected<Transaction, StoreError> Environment::begin_write() {
+  MDB_txn* txn = nullptr;
+  int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
+  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin(write)"));
+  return Transaction(txn);
+}
+
+}  // namespace tsunagu::storage

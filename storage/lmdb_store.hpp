@@ -1,0 +1,106 @@
+// The one place that talks to LMDB: RAII environment and transactions, and the
+// map from MDB_* codes to StoreError. After any failed call a transaction is
+// poisoned (LMDB's rule) and can only be aborted.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/bytes.hpp"
+#include "base/expected.hpp"
+
+struct MDB_env;
+struct MDB_txn;
+
+namespace tsunagu::storage {
+
+enum class StoreErrc {
+  not_found,     // the environment directory does not exist
+  map_full,      // the map size in the config is too small: raise it
+  readers_full,
+  disk_full,
+  io_error,
+  corrupted,     // MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_VERSION_MISMATCH, MDB_INVALID
+  busy,          // another process holds an exclusive lock
+  poisoned,      // a previous call on this transaction failed
+  value_too_large,
+  other,
+};
+
+struct StoreError {
+  StoreErrc code = StoreErrc::other;
+  int system_code = 0;  // the MDB_* or errno value
+  std::string detail;
+};
+
+std::string_view to_string(StoreErrc code);
+StoreError error_from_mdb(int rc, std::string_view during);
+
+using DatabaseHandle = unsigned int;  // MDB_dbi
+
+class Transaction {
+ public:
+  Transaction() = default;
+  Transaction(Transaction&& other) noexcept;
+  Transaction& operator=(Transaction&& other) noexcept;
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction();
+
+  // The view points into the map and is valid until the transaction ends or writes.
+  Expected<std::optional<ByteView>, StoreError> get(DatabaseHandle db, ByteView key);
+  Expected<void, StoreError> put(DatabaseHandle db, ByteView key, ByteView value);
+  // Fails with nothing written when the key exists; returns false then.
+  Expected<bool, StoreError> insert(DatabaseHandle db, ByteView key, ByteView value);
+  // Returns whether the key was there.
+  Expected<bool, StoreError> erase(DatabaseHandle db, ByteView key);
+  // Visits keys >= from in order until visit returns false.
+  Expected<void, StoreError> scan(DatabaseHandle db, ByteView from,
+                                  const std::function<bool(ByteView key, ByteView value)>& visit);
+  Expected<uint64_t, StoreError> count(DatabaseHandle db);
+
+  Expected<void, StoreError> commit();
+  void abort();
+  bool active() const { return txn_ != nullptr; }
+  bool poisoned() const { return poisoned_; }
+
+ private:
+  friend class Environment;
+  explicit Transaction(MDB_txn* txn) : txn_(txn) {}
+  StoreError poison(int rc, std::string_view during);
+  MDB_txn* txn_ = nullptr;
+  bool poisoned_ = false;
+};
+
+class Environment {
+ public:
+  struct Options {
+    uint64_t map_size = uint64_t{1} << 30;
+    unsigned max_databases = 16;
+    unsigned max_readers = 126;
+  };
+
+  // Opens (creating if needed) an environment in directory `dir`, which must exist.
+  static Expected<std::unique_ptr<Environment>, StoreError> open(const std::string& dir, Options options);
+  static Expected<std::unique_ptr<Environment>, StoreError> open(const std::string& dir) {
+    return open(dir, Options{});
+  }
+  Environment(const Environment&) = delete;
+  Environment& operator=(const Environment&) = delete;
+  ~Environment();
+
+  // Opens or creates a named database; done once at start-up.
+  Expected<DatabaseHandle, StoreError> open_database(std::string_view name);
+  Expected<Transaction, StoreError> begin_read();
+  Expected<Transaction, StoreError> begin_write();
+
+ private:
+  explicit Environment(MDB_env* env) : env_(env) {}
+  MDB_env* env_;
+};
+
+}  // namespace tsunagu::storage

@@ -1,0 +1,363 @@
+// AllocationTable semantics on real LMDB files in a mkdtemp directory.
+#include <doctest/doctest.h>
+
+#include <stdlib.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "allocation/allocation_table.hpp"
+#include "allocation/dnsmasq_hook_parser.hpp"
+#include "allocation/dnsmasq_lease_file_parser.hpp"
+#include "allocation/field_normalisation.hpp"
+#include "allocation/kea_hook_parser.hpp"
+#include "allocation/lease_event_codec.hpp"
+#include "allocation/spool_reader.hpp"
+#include "captured_input.hpp"
+
+using namespace tsunagu::alloc;
+using tsunagu::alloc::test::CapturedCall;
+using tsunagu::alloc::test::captured_calls;
+namespace storage = tsunagu::storage;
+
+namespace {
+
+constexpr int64_t T = 1795334000;
+constexpr char kMac[] = "02:0a:0b:0c:0d:0e";
+
+// A fresh LMDB environment in a temporary directory, removed afterwards.
+struct TempTable {
+  std::string dir;
+  std::unique_ptr<storage::Environment> env;
+  std::optional<AllocationTable> table;
+  TableOptions options;
+
+  explicit TempTable(TableOptions opts = default_options()) : options(std::move(opts)) {
+    char templ[] = "/tmp/alloc-test.XXXXXX";
+    REQUIRE(mkdtemp(templ) != nullptr);
+    dir = templ;
+    open();
+  }
+  ~TempTable() {
+    table.reset();
+    env.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  void open() {
+    auto e = storage::Environment::open(dir);
+    REQUIRE(e);
+    env = std::move(*e);
+    auto t = AllocationTable::open(*env, options);
+    REQUIRE(t);
+    table.emplace(std::move(*t));
+  }
+  void reopen() {
+    table.reset();
+    env.reset();
+    open();
+  }
+  AllocationTable& operator*() { return *table; }
+  AllocationTable* operator->() { return &*table; }
+
+  static TableOptions default_options() {
+    TableOptions o;
+    o.hostname_rule = *HostnameRule::parse("ext-{ext}");
+    o.history_depth = 4;
+    o.tombstone_retention = 3600;
+    return o;
+  }
+};
+
+LeaseEvent grant(const char* ip, int64_t expires, int64_t reported_at, const char* host = "") {
+  LeaseEvent e;
+  e.action = LeaseAction::grant;
+  e.source = ServerKind::dnsmasq;
+  e.address = *parse_ip_address(ip);
+  e.mac = kMac;
+  e.hostname = host;
+  e.expires = expires;
+  e.reported_at = reported_at;
+  return e;
+}
+
+LeaseEvent ended(const char* ip, int64_t expires, int64_t reported_at, LeaseAction action = LeaseAction::remove) {
+  LeaseEvent e = grant(ip, expires, reported_at);
+  e.action = action;
+  return e;
+}
+
+tsunagu::proto::SocketAddress addr(const char* ip) { return *parse_ip_address(ip); }
+
+}  // namespace
+
+TEST_CASE("a grant is found by extension, MAC and address while live") {
+  TempTable t;
+  REQUIRE((*t).bind("4106", *ClientRef::mac(kMac), T));
+  auto r = t->apply(grant("10.99.0.68", T + 120, T), T);
+  REQUIRE(r);
+  CHECK(r->outcome == ApplyOutcome::applied);
+  REQUIRE(r->changes.size() == 1);
+  CHECK(r->changes[0].kind == ChangeKind::lease_granted);
+  CHECK(r->changes[0].extension == "4106");
+  auto by_ext = t->find_by_extension("4106", T + 1);
+  REQUIRE(by_ext);
+  REQUIRE(by_ext->size() == 1);
+  CHECK(ip_to_string((*by_ext)[0].address) == "10.99.0.68");
+  CHECK(t->find_by_mac("02:0A:0B:0C:0D:0E", T + 1)->size() == 1);
+  CHECK(t->find_by_address(addr("10.99.0.68"), T + 1)->has_value());
+  // Past its expiry it is not live any more, even before expire_stale runs.
+  CHECK(t->find_by_extension("4106", T + 120)->empty());
+  CHECK(t->find_by_extension("4106", T + 120, true)->size() == 1);
+  CHECK(t->find_by_extension("9999", T)->empty());
+}
+
+TEST_CASE("an older event after a newer one changes nothing") {
+  TempTable t;
+  REQUIRE(t->apply(grant("10.99.0.68", T + 240, T + 120), T + 120));
+  auto late = t->apply(grant("10.99.0.77", T + 120, T), T + 121);
+  REQUIRE(late);
+  CHECK(late->outcome == ApplyOutcome::stale);
+  CHECK(late->changes.empty());
+  auto rec = t->find_by_mac(kMac, T + 130);
+  REQUIRE(rec->size() == 1);
+  CHECK(ip_to_string((*rec)[0].address) == "10.99.0.68");
+  CHECK((*rec)[0].expires == T + 240);
+  // A late end of the earlier lease does not end the newer one.
+  auto late_del = t->apply(ended("10.99.0.77", T + 120, T + 60), T + 122);
+  CHECK(late_del->outcome == ApplyOutcome::stale);
+  CHECK(t->find_by_mac(kMac, T + 130)->size() == 1);
+}
+
+TEST_CASE("the same event twice is idempotent, as dnsmasq's repeated old is") {
+  TempTable t;
+  LeaseEvent e = grant("10.99.0.68", T + 120, T, "ext-4106");
+  REQUIRE(t->apply(e, T));
+  auto again = t->apply(e, T + 5);
+  REQUIRE(again);
+  CHECK(again->outcome == ApplyOutcome::duplicate);
+  CHECK(again->changes.empty());
+  LeaseEvent old = e;
+  old.action = LeaseAction::renew;
+  old.reported_at = T + 30;  // SIGHUP: same lease, later call
+  CHECK(t->apply(old, T + 30)->outcome == ApplyOutcome::duplicate);
+  CHECK(t->history("4106")->size() == 2);  // learned binding + grant, nothing for the repeats
+}
+
+TEST_CASE("del then a late add with an older or equal expiry stays deleted") {
+  TempTable t;
+  REQUIRE(t->apply(grant("10.99.0.68", T + 120, T), T));
+  auto del = t->apply(ended("10.99.0.68", T + 120, T + 10), T + 10);
+  REQUIRE(del);
+  REQUIRE(del->changes.size() == 1);
+  CHECK(del->changes[0].kind == ChangeKind::lease_ended);
+  CHECK(t->apply(grant("10.99.0.68", T + 120, T), T + 11)->outcome == ApplyOutcome::stale);
+  CHECK(t->apply(grant("10.99.0.68", T + 100, T - 20), T + 11)->outcome == ApplyOutcome::stale);
+  CHECK(t->find_by_mac(kMac, T + 12)->empty());
+  CHECK(!t->find_by_address(addr("10.99.0.68"), T + 12)->has_value());
+  // A real new grant after the delete is live again.
+  auto again = t->apply(grant("10.99.0.68", T + 140, T + 20), T + 20);
+  CHECK(again->changes.at(0).kind == ChangeKind::lease_granted);
+}
+
+TEST_CASE("an end for a lease never seen is remembered, so the late grant is refused") {
+  TempTable t;
+  auto del = t->apply(ended("10.99.0.68", T + 120, T + 10, LeaseAction::release), T + 10);
+  REQUIRE(del);
+  CHECK(del->outcome == ApplyOutcome::applied);
+  CHECK(del->changes.empty());
+  CHECK(t->apply(grant("10.99.0.68", T + 120, T), T + 11)->outcome == ApplyOutcome::stale);
+}
+
+TEST_CASE("Kea calls that overlap out of order are ordered by CLTT") {
+  TempTable t;
+  auto release = parse_kea_hook(CapturedCall("captured/kea4/calls/006-lease4_release").call(0));
+  auto committed = parse_kea_hook(CapturedCall("captured/kea4/calls/005-leases4_committed").call(0));
+  auto first = parse_kea_hook(CapturedCall("captured/kea4/calls/001-leases4_committed").call(0));
+  REQUIRE(release);
+  REQUIRE(committed);
+  REQUIRE(first);
+  REQUIRE(t->apply(release->at(0), T));
+  CHECK(t->apply(committed->at(0), T)->outcome == ApplyOutcome::stale);
+  CHECK(t->apply(first->at(0), T)->outcome == ApplyOutcome::stale);
+  CHECK(t->find_by_mac(kMac, 1795334108)->empty());
+}
+
+TEST_CASE("expiry: expire_stale ends leases past their expiry and purges old ended records") {
+  TempTable t;
+  REQUIRE(t->bind("4106", *ClientRef::mac(kMac), T));
+  REQUIRE(t->apply(grant("10.99.0.68", T + 120, T), T));
+  CHECK(*t->next_deadline() == std::optional<int64_t>(T + 120));
+  CHECK(t->expire_stale(T + 119)->empty());
+  auto expired = t->expire_stale(T + 120);
+  REQUIRE(expired);
+  REQUIRE(expired->size() == 1);
+  CHECK((*expired)[0].kind == ChangeKind::lease_expired);
+  CHECK((*expired)[0].extension == "4106");
+  CHECK((*expired)[0].lease->state == LeaseState::expired);
+  CHECK(t->find_by_extension("4106", T + 120, true)->size() == 1);
+  CHECK(*t->next_deadline() == std::optional<int64_t>(T + 120 + 3600));
+  auto purged = t->expire_stale(T + 120 + 3600);
+  REQUIRE(purged->size() == 1);
+  CHECK((*purged)[0].kind == ChangeKind::lease_purged);
+  CHECK(t->list(T, true)->empty());
+  CHECK(!t->next_deadline()->has_value());
+}
+
+TEST_CASE("renumbering: a new address for the same MAC moves find_by_address") {
+  TempTable t;
+  REQUIRE(t->apply(grant("10.99.0.68", T + 120, T), T));
+  auto moved = t->apply(grant("10.99.0.70", T + 300, T + 180), T + 180);
+  REQUIRE(moved);
+  REQUIRE(moved->changes.size() == 1);
+  CHECK(moved->changes[0].kind == ChangeKind::lease_moved);
+  CHECK(ip_to_string(*moved->changes[0].previous_address) == "10.99.0.68");
+  CHECK(!t->find_by_address(addr("10.99.0.68"), T + 181, true)->has_value());
+  auto now_at = t->find_by_address(addr("10.99.0.70"), T + 181);
+  REQUIRE(now_at->has_value());
+  CHECK((*now_at)->mac == kMac);
+}
+
+TEST_CASE("the hostname rule binds the extension, but never over an admin binding") {
+  TempTable t;
+  auto r = t->apply(grant("10.99.0.68", T + 120, T, "ext-4106"), T);
+  REQUIRE(r);
+  REQUIRE(r->changes.size() == 2);
+  CHECK(r->changes[0].kind == ChangeKind::lease_granted);
+  CHECK(r->changes[0].extension == "4106");
+  CHECK(r->changes[1].kind == ChangeKind::binding_learned);
+  auto b = t->binding("4106");
+  REQUIRE(b->has_value());
+  CHECK((*b)->origin == BindingOrigin::hostname_rule);
+  CHECK((*b)->client.value == kMac);
+
+  // An admin binds 4107 to another phone; a client calling itself ext-4107 does not take it.
+  REQUIRE(t->bind("4107", *ClientRef::mac("02:00:00:00:00:07"), T));
+  LeaseEvent other = grant("10.99.0.69", T + 120, T, "ext-4107");
+  other.mac = "02:00:00:00:00:99";
+  REQUIRE(t->apply(other, T));
+  CHECK((*t->binding("4107"))->client.value == "02:00:00:00:00:07");
+  // The admin can move 4106 (learned) to a client of their choice; one client, one extension.
+  auto moved = t->bind("4107", *ClientRef::mac(kMac), T + 1);
+  REQUIRE(moved);
+  CHECK(!t->binding("4106")->has_value());
+  CHECK(t->find_by_extension("4107", T + 2)->size() == 1);
+  CHECK(t->unbind("4107", T + 3));
+  CHECK(t->unbind("4107", T + 3).error().code == TableErrc::not_found);
+  CHECK(t->bind("", *ClientRef::mac(kMac), T).error().code == TableErrc::invalid_argument);
+}
+
+TEST_CASE("bulk sync reconciles: file leases update the table, absent ones of that server end") {
+  TempTable t;
+  // Known from hooks: A (still in the file, renewed there), B (gone from the file),
+  // C (reported by a hook after the file was taken), D (another server's).
+  LeaseEvent a = grant("10.99.0.10", T + 100, T), b = grant("10.99.0.11", T + 100, T),
+             c = grant("10.99.0.12", T + 400, T + 300), d = grant("10.99.0.13", T + 100, T);
+  b.mac = "02:00:00:00:00:0b";
+  c.mac = "02:00:00:00:00:0c";
+  d.mac = "02:00:00:00:00:0d";
+  d.source = ServerKind::kea;
+  for (const auto& e : {a, b, c, d}) REQUIRE(t->apply(e, T));
+  const std::string file = std::to_string(T + 200) + " 02:0a:0b:0c:0d:0e 10.99.0.10 ext-4106 *\n" +
+                           std::to_string(T + 200) + " 02:00:00:00:00:0e 10.99.0.14 * 01:02:00:00:00:00:0e\n";
+  auto snapshot = parse_dnsmasq_lease_file(file, T + 100);
+  REQUIRE(snapshot);
+  auto result = t->sync(*snapshot, T + 101);
+  REQUIRE(result);
+  CHECK(result->applied == 2);
+  CHECK(result->absent_checked);
+  CHECK(result->ended_absent == 1);
+  CHECK(t->find_by_mac(kMac, T + 101)->at(0).expires == T + 200);
+  CHECK(t->find_by_mac("02:00:00:00:00:0b", T + 101)->empty());
+  CHECK(t->find_by_mac("02:00:00:00:00:0c", T + 101)->size() == 1);
+  CHECK(t->find_by_mac("02:00:00:00:00:0d", T + 99)->size() == 1);
+  CHECK(t->find_by_address(addr("10.99.0.14"), T + 101)->has_value());
+  CHECK(t->binding("4106")->has_value());
+  // Syncing the same file again changes nothing.
+  auto again = t->sync(*snapshot, T + 102);
+  CHECK(again->duplicates == 2);
+  CHECK(again->changes.empty());
+  // A file with a bad line ends nothing.
+  auto bad = parse_dnsmasq_lease_file("garbage\n", T + 500);
+  auto partial = t->sync(*bad, T + 102);
+  CHECK(!partial->absent_checked);
+  CHECK(t->find_by_mac(kMac, T + 103)->size() == 1);
+}
+
+TEST_CASE("the table survives closing and reopening the LMDB environment") {
+  TempTable t;
+  REQUIRE(t->bind("4200", *ClientRef::client_id("01:02:0a:0b:0c:0d:0e"), T));
+  LeaseEvent e = grant("10.99.0.68", T + 120, T);
+  e.client_id = "01:02:0a:0b:0c:0d:0e";
+  REQUIRE(t->apply(e, T));
+  t.reopen();
+  auto found = t->find_by_extension("4200", T + 1);
+  REQUIRE(found);
+  REQUIRE(found->size() == 1);
+  CHECK((*found)[0].mac == kMac);
+  CHECK(t->history("4200")->size() == 2);
+  CHECK(t->apply(e, T + 2)->outcome == ApplyOutcome::duplicate);
+}
+
+TEST_CASE("history keeps the last N changes of an extension, oldest first") {
+  TempTable t;
+  REQUIRE(t->bind("4106", *ClientRef::mac(kMac), T));
+  for (int i = 0; i < 6; ++i) {
+    std::string ip = "10.99.0." + std::to_string(20 + i);
+    REQUIRE(t->apply(grant(ip.c_str(), T + 100 * (i + 1), T + 100 * i), T + 100 * i));
+  }
+  auto h = t->history("4106");
+  REQUIRE(h);
+  REQUIRE(h->size() == 4);
+  CHECK(ip_to_string(*h->back().address) == "10.99.0.25");
+  CHECK(h->front().sequence < h->back().sequence);
+  CHECK(h->back().kind == ChangeKind::lease_moved);
+}
+
+TEST_CASE("a batch applies many events in one write transaction, visible only after commit") {
+  TempTable t;
+  auto batch = t->begin_batch();
+  REQUIRE(batch);
+  for (int i = 0; i < 100; ++i) {
+    LeaseEvent e = grant("10.99.0.1", T + 120, T);
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "02:00:00:00:01:%02x", i);
+    e.mac = mac;
+    e.address.ip[3] = static_cast<uint8_t>(i);
+    REQUIRE(batch->apply(e, T));
+  }
+  CHECK(t->list(T)->empty());
+  REQUIRE(batch->commit());
+  CHECK(t->list(T)->size() == 100);
+}
+
+TEST_CASE("replaying the captured dnsmasq calls through the hook spool ends with both leases deleted") {
+  TempTable t;
+  tsunagu::Bytes spool;
+  int64_t now = 1795334067;
+  for (const auto& base : captured_calls("dnsmasq")) {
+    auto events = parse_dnsmasq_hook(CapturedCall(base).call(now++));
+    REQUIRE(events);
+    for (const auto& e : *events) REQUIRE(encode_lease_event(e, spool));
+  }
+  spool.resize(spool.size() - 3);  // the hook crashed during the last append
+  auto batch = t->begin_batch();
+  REQUIRE(batch);
+  size_t learned = 0;
+  auto result = replay_spool(spool, [&](const LeaseEvent& e) {
+    auto applied = batch->apply(e, now);
+    REQUIRE(applied);
+    for (const auto& c : applied->changes) learned += c.kind == ChangeKind::binding_learned;
+    return true;
+  });
+  REQUIRE(batch->commit());
+  CHECK(result.records == 7);
+  CHECK(result.torn_tail_bytes > 0);
+  CHECK(learned == 2);  // ext-4106 (v4) and ext-4107 (v6)
+  // The v4 lease was deleted; the v6 delete was torn off, so that lease is still live.
+  CHECK(t->find_by_extension("4106", 1795334070).value().empty());
+  auto v6 = t->find_by_extension("4107", 1795334070);
+  REQUIRE(v6->size() == 1);
+  CHECK(ip_to_string((*v6)[0].address) == "fd99::15b");
+}

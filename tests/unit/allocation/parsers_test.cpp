@@ -1,0 +1,326 @@
+// Every parser on what the real servers produced (captured/, see capture.sh).
+#include <doctest/doctest.h>
+
+#include "allocation/dnsmasq_hook_parser.hpp"
+#include "allocation/dnsmasq_lease_file_parser.hpp"
+#include "allocation/field_normalisation.hpp"
+#include "allocation/isc_hook_parser.hpp"
+#include "allocation/isc_lease_file_parser.hpp"
+#include "allocation/kea_hook_parser.hpp"
+#include "allocation/kea_lease_file_parser.hpp"
+#include "captured_input.hpp"
+
+using namespace tsunagu::alloc;
+using tsunagu::alloc::test::CapturedCall;
+using tsunagu::alloc::test::captured_calls;
+using tsunagu::alloc::test::read_text;
+
+namespace {
+constexpr int64_t kNow = 1795334100;
+std::string ip(const LeaseEvent& e) { return ip_to_string(e.address); }
+}  // namespace
+
+TEST_CASE("dnsmasq add from the capture is a grant with MAC, client-id, hostname and absolute expiry") {
+  CapturedCall c("captured/dnsmasq/calls/001-add");
+  auto events = parse_dnsmasq_hook(c.call(kNow));
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  const LeaseEvent& e = events->front();
+  CHECK(e.action == LeaseAction::grant);
+  CHECK(e.source == ServerKind::dnsmasq);
+  CHECK(e.mac == "02:0a:0b:0c:0d:0e");
+  CHECK(e.client_id == "01:02:0a:0b:0c:0d:0e");
+  CHECK(ip(e) == "10.99.0.68");
+  CHECK(e.hostname == "ext-4106");
+  CHECK(e.expires == 1795334187);
+  CHECK(e.reported_at == kNow);
+  CHECK(e.server == "lan0");
+}
+
+TEST_CASE("dnsmasq old with DATA_MISSING from the capture is a renewal with the later expiry") {
+  CapturedCall c("captured/dnsmasq/calls/002-old");
+  auto events = parse_dnsmasq_hook(c.call(kNow));
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  CHECK(events->front().action == LeaseAction::renew);
+  CHECK(events->front().expires == 1795334190);
+}
+
+TEST_CASE("dnsmasq del from the capture ends the lease and carries its expiry") {
+  CapturedCall c("captured/dnsmasq/calls/007-del");
+  auto events = parse_dnsmasq_hook(c.call(kNow));
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  CHECK(events->front().action == LeaseAction::remove);
+  CHECK(events->front().expires == 1795334192);
+  CHECK(events->front().mac == "02:0a:0b:0c:0d:0e");
+}
+
+TEST_CASE("dnsmasq DHCPv6 add from the capture keys on the DUID and keeps the MAC") {
+  CapturedCall c("captured/dnsmasq/calls/004-add");
+  auto events = parse_dnsmasq_hook(c.call(kNow));
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  const LeaseEvent& e = events->front();
+  CHECK(e.is_v6());
+  CHECK(ip(e) == "fd99::15b");
+  CHECK(e.client_id == "00:01:00:01:32:95:5c:3a:02:0a:0b:0c:0d:0e");
+  CHECK(e.mac == "02:0a:0b:0c:0d:0e");
+  CHECK(e.hostname == "ext-4107");
+}
+
+TEST_CASE("every captured dnsmasq call parses into exactly one event") {
+  auto bases = captured_calls("dnsmasq");
+  CHECK(bases.size() >= 8);
+  for (const auto& base : bases) {
+    CAPTURE(base);
+    auto events = parse_dnsmasq_hook(CapturedCall(base).call(kNow));
+    REQUIRE(events);
+    CHECK(events->size() == 1);
+  }
+}
+
+TEST_CASE("dnsmasq init, tftp and unknown actions give no event") {
+  for (std::string_view action : {"init", "tftp", "arp-add", "relay-snoop", "future"}) {
+    std::string_view args[] = {action, "1", "/srv/tftp/file"};
+    auto events = parse_dnsmasq_hook(HookCall{args, {}, kNow});
+    REQUIRE(events);
+    CHECK(events->empty());
+  }
+}
+
+TEST_CASE("dnsmasq calls with a bad MAC, address or expiry give a clear error") {
+  std::string_view bad_mac[] = {"add", "02:0a:0b", "10.99.0.5"};
+  CHECK(parse_dnsmasq_hook(HookCall{bad_mac, {}, kNow}).error().code == ParseErrc::bad_mac);
+  std::string_view bad_ip[] = {"add", "02:0a:0b:0c:0d:0e", "10.99.0.500"};
+  CHECK(parse_dnsmasq_hook(HookCall{bad_ip, {}, kNow}).error().code == ParseErrc::bad_address);
+  std::string_view ok[] = {"add", "02:0a:0b:0c:0d:0e", "10.99.0.5"};
+  std::string_view env[] = {"DNSMASQ_LEASE_EXPIRES=12x"};
+  CHECK(parse_dnsmasq_hook(HookCall{ok, env, kNow}).error().code == ParseErrc::bad_number);
+  std::string_view few[] = {"add", "02:0a:0b:0c:0d:0e"};
+  CHECK(parse_dnsmasq_hook(HookCall{few, {}, kNow}).error().code == ParseErrc::missing_field);
+  std::string long_name(300, 'a');
+  std::string_view too_long[] = {"add", "02:0a:0b:0c:0d:0e", "10.99.0.5", long_name};
+  CHECK(parse_dnsmasq_hook(HookCall{too_long, {}, kNow}).error().code == ParseErrc::too_large);
+}
+
+TEST_CASE("dnsmasq lease file from the capture holds the v4 and the v6 lease") {
+  auto snapshot = parse_dnsmasq_lease_file(read_text("captured/dnsmasq/dnsmasq.leases"), kNow);
+  REQUIRE(snapshot);
+  CHECK(snapshot->bad_records == 0);
+  REQUIRE(snapshot->leases.size() == 2);
+  const LeaseEvent& v4 = snapshot->leases[0];
+  CHECK(v4.mac == "02:0a:0b:0c:0d:0e");
+  CHECK(ip(v4) == "10.99.0.68");
+  CHECK(v4.expires == 1795334192);
+  CHECK(v4.client_id == "01:02:0a:0b:0c:0d:0e");
+  const LeaseEvent& v6 = snapshot->leases[1];
+  CHECK(v6.is_v6());
+  CHECK(v6.client_id == "00:01:00:01:32:95:5c:3a:02:0a:0b:0c:0d:0e");
+  CHECK(v6.server == "00:01:00:01:32:95:5c:32:26:e0:e3:d4:c3:3e");
+  auto after = parse_dnsmasq_lease_file(read_text("captured/dnsmasq/dnsmasq.leases.after-release"), kNow);
+  REQUIRE(after);
+  CHECK(after->leases.empty());
+  CHECK(after->bad_records == 0);
+}
+
+TEST_CASE("dnsmasq lease file: bad and over-long lines are counted with their line number") {
+  std::string text = "0 02:0a:0b:0c:0d:0e 10.99.0.7 * *\nnot a lease\n" + std::string(5000, 'x') + "\n";
+  auto snapshot = parse_dnsmasq_lease_file(text, kNow);
+  REQUIRE(snapshot);
+  REQUIRE(snapshot->leases.size() == 1);
+  CHECK(snapshot->leases[0].expires == LeaseEvent::kInfinite);
+  CHECK(snapshot->bad_records == 2);
+  REQUIRE(snapshot->first_error);
+  CHECK(snapshot->first_error->line == 2);
+}
+
+TEST_CASE("isc commit from the capture normalises the unpadded MAC and uses the lease time") {
+  CapturedCall c("captured/isc-dhcpd/calls/001-commit");
+  CHECK(c.args[2] == "2:a:b:c:d:e");
+  auto events = parse_isc_hook(c.call(kNow));
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  const LeaseEvent& e = events->front();
+  CHECK(e.action == LeaseAction::grant);
+  CHECK(e.mac == "02:0a:0b:0c:0d:0e");
+  CHECK(ip(e) == "10.99.0.100");
+  CHECK(e.hostname == "ext-4108");
+  CHECK(e.expires == kNow + 120);
+}
+
+TEST_CASE("isc release from the capture has an empty hostname and an unknown expiry") {
+  CapturedCall c("captured/isc-dhcpd/calls/004-release");
+  auto events = parse_isc_hook(c.call(kNow));
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  CHECK(events->front().action == LeaseAction::release);
+  CHECK(events->front().hostname.empty());
+  CHECK(events->front().expires == LeaseEvent::kUnknownExpiry);
+  for (const auto& base : captured_calls("isc-dhcpd")) {
+    CAPTURE(base);
+    CHECK(parse_isc_hook(CapturedCall(base).call(kNow)));
+  }
+}
+
+TEST_CASE("isc dhcpd.leases from the capture: the last block for the address wins") {
+  auto snapshot = parse_isc_lease_file(read_text("captured/isc-dhcpd/dhcpd.leases"), kNow);
+  REQUIRE(snapshot);
+  CHECK(snapshot->bad_records == 0);
+  CHECK(snapshot->records == 2);
+  REQUIRE(snapshot->leases.size() == 1);
+  const LeaseEvent& e = snapshot->leases[0];
+  CHECK(e.action == LeaseAction::release);
+  CHECK(e.mac == "02:0a:0b:0c:0d:0e");
+  CHECK(e.client_id == "01:02:0a:0b:0c:0d:0e");
+  CHECK(e.expires == *parse_isc_time("2026/11/22", "07:54:56"));
+}
+
+TEST_CASE("isc dhcpd.leases: an active lease with hostname, never-ending and epoch times") {
+  const char* text =
+      "lease 10.99.0.120 {\n  starts epoch 1795334000; # local\n  ends never;\n  binding state active;\n"
+      "  hardware ethernet 0:1:2:3:4:5;\n  uid 01:00:01:02:03:04:05;\n  client-hostname \"EXT-4200\";\n}\n";
+  auto snapshot = parse_isc_lease_file(text, kNow);
+  REQUIRE(snapshot);
+  REQUIRE(snapshot->leases.size() == 1);
+  CHECK(snapshot->leases[0].action == LeaseAction::grant);
+  CHECK(snapshot->leases[0].expires == LeaseEvent::kInfinite);
+  CHECK(snapshot->leases[0].mac == "00:01:02:03:04:05");
+  CHECK(snapshot->leases[0].hostname == "ext-4200");
+  CHECK(snapshot->leases[0].reported_at == 1795334000);
+}
+
+TEST_CASE("isc dhcpd.leases: an unterminated block is reported, not a crash") {
+  auto snapshot = parse_isc_lease_file("lease 10.99.0.1 {\n starts 0 2026/11/22 07:54:50;\n", kNow);
+  REQUIRE(snapshot);
+  CHECK(snapshot->bad_records == 1);
+  CHECK(parse_isc_time("2026/13/01", "00:00:00").error().code == ParseErrc::bad_time);
+  CHECK(*parse_isc_time("1970/01/02", "00:00:01") == 86401);
+}
+
+TEST_CASE("kea leases4_committed from the capture is a grant ordered by CLTT") {
+  CapturedCall c("captured/kea4/calls/001-leases4_committed");
+  auto events = parse_kea_hook(c.call(kNow));
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  const LeaseEvent& e = events->front();
+  CHECK(e.action == LeaseAction::grant);
+  CHECK(e.source == ServerKind::kea);
+  CHECK(ip(e) == "10.99.0.150");
+  CHECK(e.mac == "02:0a:0b:0c:0d:0e");
+  CHECK(e.client_id == "01:02:0a:0b:0c:0d:0e");
+  CHECK(e.reported_at == 1795334102);
+  CHECK(e.expires == 1795334122);
+  CHECK(e.hostname == "ext-4109");
+  CHECK(e.server == "lan0");
+}
+
+TEST_CASE("kea lease4_renew, lease4_release and lease4_expire from the capture") {
+  auto renew = parse_kea_hook(CapturedCall("captured/kea4/calls/002-lease4_renew").call(kNow));
+  REQUIRE(renew);
+  REQUIRE(renew->size() == 1);
+  CHECK(renew->front().action == LeaseAction::renew);
+  CHECK(renew->front().expires == 1795334125);
+  auto release = parse_kea_hook(CapturedCall("captured/kea4/calls/006-lease4_release").call(kNow));
+  REQUIRE(release);
+  REQUIRE(release->size() == 1);
+  CHECK(release->front().action == LeaseAction::release);
+  CHECK(release->front().reported_at == 1795334107);
+  auto expire = parse_kea_hook(CapturedCall("captured/kea4/calls/009-lease4_expire").call(kNow));
+  REQUIRE(expire);
+  REQUIRE(expire->size() == 1);
+  CHECK(expire->front().action == LeaseAction::expire);
+  CHECK(ip(expire->front()) == "10.99.0.151");
+  CHECK(expire->front().server.empty());
+  for (const auto& base : captured_calls("kea4")) {
+    CAPTURE(base);
+    auto events = parse_kea_hook(CapturedCall(base).call(kNow));
+    REQUIRE(events);
+    CHECK(events->size() == 1);
+  }
+}
+
+TEST_CASE("kea v6 committed call (documented variables) strips the trailing dot and skips prefixes") {
+  std::string_view args[] = {"leases6_committed"};
+  std::string_view env[] = {
+      "LEASES6_SIZE=2", "LEASES6_AT0_ADDRESS=fd99::201", "LEASES6_AT0_DUID=00:01:00:01:32:95:5c:3a:02:0a:0b:0c:0d:0e",
+      "LEASES6_AT0_HOSTNAME=Ext-4111.", "LEASES6_AT0_CLTT=1795334200", "LEASES6_AT0_VALID_LIFETIME=120",
+      "LEASES6_AT0_TYPE=IA_NA", "LEASES6_AT1_ADDRESS=fd99:1::", "LEASES6_AT1_TYPE=IA_PD", "DELETED_LEASES6_SIZE=0"};
+  auto events = parse_kea_hook(HookCall{args, env, kNow});
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  CHECK(events->front().is_v6());
+  CHECK(events->front().hostname == "ext-4111");
+  CHECK(events->front().expires == 1795334320);
+}
+
+TEST_CASE("kea calls with missing variables or a huge LEASES4_SIZE give a clear error") {
+  std::string_view args[] = {"leases4_committed"};
+  std::string_view missing[] = {"LEASES4_SIZE=1"};
+  CHECK(parse_kea_hook(HookCall{args, missing, kNow}).error().code == ParseErrc::missing_field);
+  std::string_view huge[] = {"LEASES4_SIZE=100000"};
+  CHECK(parse_kea_hook(HookCall{args, huge, kNow}).error().code == ParseErrc::too_large);
+  std::string_view other[] = {"pkt4_receive"};
+  CHECK(parse_kea_hook(HookCall{other, {}, kNow})->empty());
+}
+
+TEST_CASE("kea memfile CSV from the capture: last row per address wins, deletions and reclaims end leases") {
+  auto snapshot = parse_kea_lease_file(read_text("captured/kea4/kea-leases4.csv"), kNow);
+  REQUIRE(snapshot);
+  CHECK(snapshot->bad_records == 0);
+  CHECK(snapshot->records == 6);
+  REQUIRE(snapshot->leases.size() == 2);
+  CHECK(ip(snapshot->leases[0]) == "10.99.0.150");
+  CHECK(snapshot->leases[0].action == LeaseAction::release);
+  CHECK(snapshot->leases[0].reported_at == 1795334107);
+  CHECK(ip(snapshot->leases[1]) == "10.99.0.151");
+  CHECK(snapshot->leases[1].action == LeaseAction::expire);
+}
+
+TEST_CASE("kea v6 memfile CSV header and an escaped comma in the hostname") {
+  const char* text =
+      "address,duid,valid_lifetime,expire,subnet_id,pref_lifetime,lease_type,iaid,prefix_len,fqdn_fwd,fqdn_rev,"
+      "hostname,hwaddr,state,user_context,hwtype,hwaddr_source\n"
+      "fd99::201,00:01:00:01:32:95:5c:3a:02:0a:0b:0c:0d:0e,120,1795334320,1,90,0,185339150,128,0,0,ext-4111.,,0,,,\n"
+      "fd99:1::,00:01:00:01:32:95:5c:3a:02:0a:0b:0c:0d:0e,120,1795334320,1,90,2,1,64,0,0,,,0,,,\n"
+      "fd99::202,00:01:aa,120,1795334320,1,90,0,1,128,0,0,a&#x2cb,,0,,,\n";
+  auto snapshot = parse_kea_lease_file(text, kNow);
+  REQUIRE(snapshot);
+  REQUIRE(snapshot->leases.size() == 2);
+  CHECK(snapshot->leases[0].hostname == "ext-4111");
+  CHECK(snapshot->leases[0].reported_at == 1795334200);
+  CHECK(snapshot->leases[1].hostname.empty());  // "a,b" is not a DNS name: dropped
+  CHECK(parse_kea_lease_file("10.0.0.1,x\n", kNow).error().code == ParseErrc::missing_field);
+}
+
+TEST_CASE("kea leases6_committed, lease6_release and a deletion from the capture") {
+  auto committed = parse_kea_hook(CapturedCall("captured/kea6/calls/001-leases6_committed").call(kNow));
+  REQUIRE(committed);
+  REQUIRE(committed->size() == 1);
+  const LeaseEvent& e = committed->front();
+  CHECK(e.is_v6());
+  CHECK(ip(e) == "fd99::200");
+  CHECK(e.client_id == "00:01:00:01:32:95:5f:bd:02:0a:0b:0c:0d:0e");
+  CHECK(e.mac == "02:0a:0b:0c:0d:0e");
+  CHECK(e.hostname == "ext-4111");  // Kea's trailing dot removed
+  CHECK(e.expires == 1795334974 + 120);
+  auto release = parse_kea_hook(CapturedCall("captured/kea6/calls/002-lease6_release").call(kNow));
+  REQUIRE(release);
+  REQUIRE(release->size() == 1);
+  CHECK(release->front().action == LeaseAction::release);
+  auto deleted = parse_kea_hook(CapturedCall("captured/kea6/calls/003-leases6_committed").call(kNow));
+  REQUIRE(deleted);
+  REQUIRE(deleted->size() == 1);
+  CHECK(deleted->front().action == LeaseAction::release);
+}
+
+TEST_CASE("kea v6 memfile CSV from the capture ends with the deletion row") {
+  auto snapshot = parse_kea_lease_file(read_text("captured/kea6/kea-leases6.csv"), kNow);
+  REQUIRE(snapshot);
+  CHECK(snapshot->bad_records == 0);
+  CHECK(snapshot->records == 2);
+  REQUIRE(snapshot->leases.size() == 1);
+  CHECK(snapshot->leases[0].action == LeaseAction::release);
+  CHECK(snapshot->leases[0].hostname == "ext-4111");
+  CHECK(snapshot->leases[0].mac == "02:0a:0b:0c:0d:0e");
+}

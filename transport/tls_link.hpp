@@ -1,0 +1,102 @@
+// A TLS link over a libuv TCP handle, carrying STUN-format messages. The link
+// owns itself: it is deleted after its handle closes, and on_closed is the last
+// callback it makes. Used by the node (accepted links) and the terminal and
+// agent (outbound links).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/bytes.hpp"
+#include "proto/frame_reader.hpp"
+#include "proto/socket_address.hpp"
+#include "security/tls_session.hpp"
+
+namespace tsunagu::transport {
+
+class TlsLink;
+
+struct LinkCallbacks {
+  std::function<void(TlsLink&)> on_ready;  // TLS handshake complete
+  std::function<void(TlsLink&, ByteView message)> on_message;
+  // The link is gone after this returns; reason is for logs.
+  std::function<void(TlsLink&, std::string_view reason)> on_closed;
+};
+
+struct LinkLimits {
+  size_t max_message_size = proto::default_max_message_size;
+  // A peer that stops reading is cut off rather than buffered without bound.
+  size_t max_queued_output = 1 << 20;
+};
+
+class TlsLink {
+ public:
+  // Accepts one pending connection from a listening handle. nullptr on failure
+  // (the connection is refused and closed).
+  static TlsLink* accept(uv_stream_t* server, std::shared_ptr<security::TlsContext> context,
+                         LinkCallbacks callbacks, LinkLimits limits = {});
+  // Starts connecting; failures arrive through on_closed.
+  static TlsLink* connect(uv_loop_t* loop, const proto::SocketAddress& address,
+                          std::shared_ptr<security::TlsContext> context, std::string verify_name,
+                          LinkCallbacks callbacks, LinkLimits limits = {});
+
+  TlsLink(const TlsLink&) = delete;
+  TlsLink& operator=(const TlsLink&) = delete;
+
+  // Sends one encoded message (queued until the handshake completes).
+  void send(ByteView message);
+  // Sends close_notify, then closes the connection; on_closed follows.
+  void close(std::string_view reason);
+  // Closes at once, without close_notify.
+  void abort(std::string_view reason);
+
+  uint64_t id() const { return id_; }
+  const proto::SocketAddress& peer_address() const { return peer_; }
+  const proto::SocketAddress& local_address() const { return local_; }
+  bool ready() const { return tls_->handshake_complete(); }
+  std::optional<std::string> peer_common_name() const { return tls_->peer_common_name(); }
+  void* user_data = nullptr;
+
+ private:
+  TlsLink(uv_loop_t* loop, std::shared_ptr<security::TlsContext> context, security::TlsSession::Role role,
+          std::string_view verify_name, LinkCallbacks callbacks, LinkLimits limits);
+  ~TlsLink() = default;
+  void start_reading();
+  void on_read(ssize_t nread, const uv_buf_t* buf);
+  void flush_output();
+  void write_raw(Bytes bytes);
+  void finish(std::string reason);
+  void record_addresses();
+
+  static void alloc_cb(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void read_cb(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void connect_cb(uv_connect_t* request, int status);
+  static void write_cb(uv_write_t* request, int status);
+  static void close_cb(uv_handle_t* handle);
+
+  uv_tcp_t tcp_{};
+  uv_connect_t connect_request_{};
+  uint64_t id_;
+  std::unique_ptr<security::TlsSession> tls_;
+  proto::FrameReader frames_;
+  LinkCallbacks callbacks_;
+  LinkLimits limits_;
+  proto::SocketAddress peer_;
+  proto::SocketAddress local_;
+  size_t queued_output_ = 0;
+  bool was_ready_ = false;
+  bool closing_ = false;
+  bool close_after_flush_ = false;
+  std::string close_reason_;
+};
+
+// sockaddr conversions shared by the daemons.
+proto::SocketAddress from_sockaddr(const sockaddr* address);
+void to_sockaddr(const proto::SocketAddress& address, sockaddr_storage* out);
+
+}  // namespace tsunagu::transport
