@@ -51,7 +51,7 @@ class BodyReader {
   }
   bool raw(uint8_t* dst, size_t n) {
     if (pos_ + n > body_.size()) return false;
-    std::memcpy(dst, body_.data() + pos_, n);
+    if (n != 0) std::memcpy(dst, body_.data() + pos_, n);
     pos_ += n;
     return true;
   }
@@ -120,7 +120,8 @@ Expected<void, ParseError> encode_lease_event(const LeaseEvent& event, Bytes& ou
 
 Expected<DecodedLeaseEvent, ParseError> decode_lease_event(ByteView input) {
   const size_t magic_check = input.size() < 4 ? input.size() : 4;
-  if (std::memcmp(input.data(), kLeaseEventMagic, magic_check) != 0) return fail(ParseErrc::bad_syntax, "bad record magic");
+  if (magic_check != 0 && std::memcmp(input.data(), kLeaseEventMagic, magic_check) != 0)
+    return fail(ParseErrc::bad_syntax, "bad record magic");
   if (input.size() < kLeaseEventHeader) return fail(ParseErrc::need_more, "record header incomplete");
   const uint8_t version = std::to_integer<uint8_t>(input[4]);
   const size_t length = load_be16(input.data() + 5);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace tsunagu::rendezvous {
 
@@ -34,23 +35,32 @@ uint32_t LoginLimiter::retry_after(std::string_view user_id, std::string_view so
 
 void LoginLimiter::drain(std::unordered_map<std::string, Bucket>& map, std::string_view key, unsigned burst,
                          uint64_t refill_ms, uint64_t now_ms) {
-  if (map.size() >= policy_.max_tracked) prune(map, burst, refill_ms, now_ms);
-  auto [it, inserted] = map.try_emplace(std::string(key), Bucket{static_cast<double>(burst), now_ms});
+  auto it = map.find(std::string(key));
+  if (it == map.end()) {
+    // Only a new key makes room: pruning must never forget the bucket being drained.
+    if (map.size() >= policy_.max_tracked) prune(map, burst, refill_ms, now_ms);
+    it = map.emplace(std::string(key), Bucket{static_cast<double>(burst), now_ms}).first;
+  }
   refill(it->second, burst, refill_ms, now_ms);
   it->second.tokens = std::max(0.0, it->second.tokens - 1.0);
 }
 
 void LoginLimiter::prune(std::unordered_map<std::string, Bucket>& map, unsigned burst, uint64_t refill_ms,
                          uint64_t now_ms) {
-  // Full buckets carry no information. If nothing is full, forget the fullest
-  // half rather than grow without bound.
+  // Full buckets carry no information. If that frees no room, forget the
+  // fuller half (the least drained buckets) rather than grow without bound.
   for (auto it = map.begin(); it != map.end();) {
     refill(it->second, burst, refill_ms, now_ms);
     it = it->second.tokens >= burst ? map.erase(it) : std::next(it);
   }
-  if (map.size() >= policy_.max_tracked) {
-    for (auto it = map.begin(); it != map.end();) it = it->second.tokens >= burst / 2.0 ? map.erase(it) : std::next(it);
-  }
+  if (map.size() < policy_.max_tracked) return;
+  std::vector<std::unordered_map<std::string, Bucket>::iterator> order;
+  order.reserve(map.size());
+  for (auto it = map.begin(); it != map.end(); ++it) order.push_back(it);
+  auto fuller = order.begin() + static_cast<std::ptrdiff_t>(order.size() / 2);
+  std::nth_element(order.begin(), fuller, order.end(),
+                   [](const auto& a, const auto& b) { return a->second.tokens < b->second.tokens; });
+  for (auto it = fuller; it != order.end(); ++it) map.erase(*it);
 }
 
 void LoginLimiter::record_failure(std::string_view user_id, std::string_view source, uint64_t now_ms) {

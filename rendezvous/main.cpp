@@ -80,18 +80,22 @@ int run_node(const std::string& directory, const RunOptions& options) {
   sd_notify(0, "READY=1");
 
   struct Signals {
-    uv_signal_t term, interrupt;
-  } signals{};
-  auto* node = daemon->get();
+    uv_signal_t term{}, interrupt{};
+    NodeDaemon* node = nullptr;
+  } signals;
+  signals.node = daemon->get();
   auto on_signal = [](uv_signal_t* handle, int signum) {
+    auto* s = static_cast<Signals*>(handle->data);
     log::info() << "signal " << signum << ": finishing in-flight writes and stopping";
     sd_notify(0, "STOPPING=1");
-    static_cast<NodeDaemon*>(handle->data)->shutdown();
-    uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
+    s->node->shutdown();
+    // Both signal handles must go, or they keep the loop alive.
+    for (auto* h : {&s->term, &s->interrupt})
+      if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(h))) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
   };
   for (auto [handle, signum] : {std::pair{&signals.term, SIGTERM}, std::pair{&signals.interrupt, SIGINT}}) {
     uv_signal_init(&loop, handle);
-    handle->data = node;
+    handle->data = &signals;
     uv_signal_start(handle, on_signal, signum);
   }
   uv_run(&loop, UV_RUN_DEFAULT);

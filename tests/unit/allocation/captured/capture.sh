@@ -30,9 +30,13 @@ cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
   sleep 0.3
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
-  # Processes started inside the namespaces by the servers' own pid files.
-  for f in "$WORK"/*.pid; do
-    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+  # Anything still running inside our own namespaces was started here.
+  for ns in "$SRV" "$CLI"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null; done
+  done
+  sleep 0.3
+  for ns in "$SRV" "$CLI"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
   done
   ip netns del "$SRV" 2>/dev/null
   ip netns del "$CLI" 2>/dev/null
@@ -43,7 +47,8 @@ trap cleanup EXIT INT TERM
 in_srv() { ip netns exec "$SRV" "$@"; }
 in_cli() { ip netns exec "$CLI" "$@"; }
 # A clean environment: no variables of the calling shell reach the captures.
-clean_env() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$@"; }
+# (env execs the command, so $! of a backgrounded line is the server's PID.)
+CLEAN_ENV=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin)
 
 setup_netns() {
   ip netns del "$SRV" 2>/dev/null || true
@@ -145,7 +150,7 @@ dhclient6_release() {
 capture_dnsmasq() {
   local out="$HERE/dnsmasq"
   rm -rf "$out"; make_hook "$out" dnsmasq
-  clean_env ip netns exec "$SRV" dnsmasq -k --conf-file=/dev/null --port=0 --interface=lan0 \
+  "${CLEAN_ENV[@]}" ip netns exec "$SRV" dnsmasq -k --conf-file=/dev/null --port=0 --interface=lan0 \
     --bind-interfaces --no-ping \
     --dhcp-range=10.99.0.50,10.99.0.99,255.255.255.0,2m \
     --dhcp-range=fd99::100,fd99::1ff,64,2m \
@@ -199,7 +204,7 @@ EOF
   cp "$WORK/dhcpd.conf" "$out/dhcpd.conf"
   sed -i "s#$hook#/usr/local/lib/tsunagu/tsunagu-dhcp-hook#" "$out/dhcpd.conf"
   : > "$WORK/dhcpd.leases"
-  clean_env ip netns exec "$SRV" dhcpd -4 -f -d -cf "$WORK/dhcpd.conf" -lf "$WORK/dhcpd.leases" \
+  "${CLEAN_ENV[@]}" ip netns exec "$SRV" dhcpd -4 -f -d -cf "$WORK/dhcpd.conf" -lf "$WORK/dhcpd.leases" \
     -pf "$WORK/dhcpd.pid" lan0 > "$WORK/dhcpd.log" 2>&1 &
   local srv=$!
   PIDS+=("$srv")
@@ -255,7 +260,7 @@ capture_kea4() {
   rm -rf "$out"; make_hook "$out" kea4
   kea4_conf > "$WORK/kea4.json"
   mkdir -p "$WORK/kea4run"
-  clean_env KEA_LOCKFILE_DIR="$WORK/kea4run" KEA_PIDFILE_DIR="$WORK/kea4run" \
+  "${CLEAN_ENV[@]}" KEA_LOCKFILE_DIR="$WORK/kea4run" KEA_PIDFILE_DIR="$WORK/kea4run" \
     ip netns exec "$SRV" kea-dhcp4 -c "$WORK/kea4.json" > "$WORK/kea4.log" 2>&1 &
   local srv=$!
   PIDS+=("$srv")
@@ -281,7 +286,7 @@ capture_kea6() {
   rm -rf "$out"; make_hook "$out" kea6
   kea6_conf > "$WORK/kea6.json"
   mkdir -p "$WORK/kea6run"
-  clean_env KEA_LOCKFILE_DIR="$WORK/kea6run" KEA_PIDFILE_DIR="$WORK/kea6run" \
+  "${CLEAN_ENV[@]}" KEA_LOCKFILE_DIR="$WORK/kea6run" KEA_PIDFILE_DIR="$WORK/kea6run" \
     ip netns exec "$SRV" kea-dhcp6 -c "$WORK/kea6.json" > "$WORK/kea6.log" 2>&1 &
   local srv=$!
   PIDS+=("$srv")

@@ -1,0 +1,340 @@
+// tsunagu: the terminal command line.
+// Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user,
+// 4 user offline, 5 authentication failed, 6 rate limited, 7 refused by the
+// node for another reason.
+#include <signal.h>
+#include <uv.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <sstream>
+
+#include "base/log.hpp"
+#include "base/password_input.hpp"
+#include "terminal/node_client.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::terminal;
+
+namespace {
+
+constexpr int exit_network = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_unknown_user = 3;
+constexpr int exit_offline = 4;
+constexpr int exit_auth = 5;
+constexpr int exit_rate_limited = 6;
+constexpr int exit_refused = 7;
+
+int exit_code_for(ClientFailure failure) {
+  switch (failure) {
+    case ClientFailure::none:
+    case ClientFailure::displaced:
+    case ClientFailure::logged_out: return 0;
+    case ClientFailure::network:
+    case ClientFailure::tls: return exit_network;
+    case ClientFailure::unauthenticated: return exit_auth;
+    case ClientFailure::rate_limited: return exit_rate_limited;
+    case ClientFailure::protocol: return exit_refused;
+  }
+  return exit_network;
+}
+
+std::string env_or(const char* name, std::string fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : fallback;
+}
+
+struct Common {
+  std::string node = env_or("TSUNAGU_NODE", "");
+  std::string ca = env_or("TSUNAGU_CA", "");
+  std::string user = env_or("TSUNAGU_USER", "");
+  std::optional<std::string> password_file;
+  std::string server_name;
+  bool json = false;
+
+  void add_to(CLI::App* command) {
+    command->add_option("--node", node, "Rendezvous node host:port ($TSUNAGU_NODE)");
+    command->add_option("--ca", ca, "The deployment's CA certificate file ($TSUNAGU_CA)");
+    command->add_option("-u,--user", user, "Your user ID ($TSUNAGU_USER)");
+    command->add_option("--password-file", password_file,
+                        "Read your password from this file's first line ('-' = stdin); otherwise "
+                        "$TSUNAGU_PASSWORD, otherwise a prompt");
+    command->add_option("--server-name", server_name,
+                        "Name the node's certificate must carry (default: the host of --node)");
+  }
+};
+
+std::optional<NodeClientOptions> prepare(const Common& common, int& exit_code) {
+  auto missing = [&](const char* what) {
+    std::cerr << "tsunagu: " << what << "\n";
+    exit_code = exit_usage;
+    return std::nullopt;
+  };
+  if (common.node.empty()) return missing("no node: give --node host:port or set TSUNAGU_NODE");
+  if (common.ca.empty()) return missing("no CA certificate: give --ca FILE or set TSUNAGU_CA");
+  if (common.user.empty()) return missing("no user ID: give --user ID or set TSUNAGU_USER");
+  NodeClientOptions options;
+  std::string host, error;
+  auto address = resolve_node_address(common.node, host, error);
+  if (!address) return missing(error.c_str());
+  options.node = *address;
+  options.verify_name = common.server_name.empty() ? host : common.server_name;
+  options.ca_file = common.ca;
+  options.user_id = common.user;
+  PasswordSource source;
+  source.file = common.password_file;
+  source.prompt = "Password for " + common.user + ": ";
+  auto password = read_password(source, error);
+  if (!password) return missing(error.c_str());
+  options.password = *password;
+  return options;
+}
+
+std::string ago(uint64_t unix_seconds) {
+  auto now = static_cast<uint64_t>(std::time(nullptr));
+  if (unix_seconds == 0) return "never";
+  uint64_t d = now > unix_seconds ? now - unix_seconds : 0;
+  if (d < 2) return "just now";
+  if (d < 120) return std::to_string(d) + " s ago";
+  if (d < 7200) return std::to_string(d / 60) + " min ago";
+  if (d < 172800) return std::to_string(d / 3600) + " h ago";
+  return std::to_string(d / 86400) + " days ago";
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+// Runs one session to completion and returns the exit code.
+int run_session(NodeClientOptions options, const std::function<void(NodeClient&, int&)>& on_logged_in,
+                bool long_running) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int exit_code = 0;
+  NodeClientEvents events;
+  NodeClient* client_ptr = nullptr;
+  events.on_logged_in = [&](const LoginInfo& info) {
+    if (long_running) {
+      std::cout << "logged in as " << options.user_id << "; the node sees you at " << info.observed.to_string()
+                << " (reported " << info.local.to_string() << "); keepalive every " << info.keepalive_interval_s
+                << " s" << std::endl;
+    }
+    on_logged_in(*client_ptr, exit_code);
+  };
+  events.on_link_lost = [&](std::string_view reason, uint64_t retry_ms) {
+    std::cerr << "tsunagu: link to the node lost (" << reason << "); reconnecting in " << retry_ms << " ms"
+              << std::endl;
+  };
+  events.on_connected = [&] { on_logged_in(*client_ptr, exit_code); };
+  events.on_stopped = [&](ClientFailure failure, std::string_view detail) {
+    if (failure != ClientFailure::none) {
+      if (failure == ClientFailure::displaced || failure == ClientFailure::logged_out)
+        std::cout << "session ended: " << detail << std::endl;
+      else
+        std::cerr << "tsunagu: " << detail << std::endl;
+      if (exit_code == 0) exit_code = exit_code_for(failure);
+    }
+  };
+  NodeClient client(&loop, options, events);
+  client_ptr = &client;
+
+  uv_signal_t sigint{}, sigterm{};
+  for (auto [handle, signum] : {std::pair{&sigint, SIGINT}, std::pair{&sigterm, SIGTERM}}) {
+    uv_signal_init(&loop, handle);
+    handle->data = &client;
+    uv_signal_start(handle, [](uv_signal_t* h, int) { static_cast<NodeClient*>(h->data)->stop(); }, signum);
+    uv_unref(reinterpret_cast<uv_handle_t*>(handle));
+  }
+  client.start();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return exit_code;
+}
+
+uint16_t error_number(const proto::Message& response, std::string& reason) {
+  const auto* code = response.find(proto::attr::error_code);
+  auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+  reason = parsed ? std::string(parsed->reason) : "malformed error";
+  return parsed ? parsed->code : 0;
+}
+
+void print_lookup(const std::string& target, const proto::Message& response, bool json, int& exit_code) {
+  std::string reason;
+  if (response.message_class == proto::MessageClass::error) {
+    uint16_t code = error_number(response, reason);
+    uint64_t last_seen = 0;
+    if (const auto* seen = response.find(proto::attr::last_seen)) last_seen = proto::read_u64(*seen).value_or(0);
+    if (json) {
+      std::cout << "{\"user\": " << json_string(target) << ", \"error\": " << code << ", \"reason\": "
+                << json_string(reason) << ", \"last_seen\": " << last_seen << "}" << std::endl;
+    } else if (code == proto::error::offline) {
+      std::cout << target << " is offline (last seen " << ago(last_seen) << ")" << std::endl;
+    } else {
+      std::cerr << "tsunagu: " << target << ": " << reason << std::endl;
+    }
+    exit_code = code == proto::error::offline        ? exit_offline
+                : code == proto::error::unknown_user ? exit_unknown_user
+                : code == proto::error::invalid_user_id ? exit_usage
+                                                        : exit_refused;
+    return;
+  }
+  uint32_t flags = 0;
+  if (const auto* presence = response.find(proto::attr::presence)) flags = proto::read_u32(*presence).value_or(0);
+  std::string name;
+  if (const auto* n = response.find(proto::attr::display_name)) name = proto::read_string(*n);
+  std::vector<std::string> reported;
+  for (const auto* r : response.find_all(proto::attr::reported_address))
+    if (auto a = proto::read_xor_address(*r, response)) reported.push_back(a->to_string());
+  std::string observed, fixed;
+  if (const auto* o = response.find(proto::attr::observed_address))
+    if (auto a = proto::read_xor_address(*o, response)) observed = a->to_string();
+  if (const auto* s = response.find(proto::attr::static_address))
+    if (auto a = proto::read_xor_address(*s, response)) fixed = a->to_string();
+  bool online = (flags & proto::presence_flag::online) != 0;
+  bool in_call = (flags & proto::presence_flag::in_call) != 0;
+  if (json) {
+    std::cout << "{\"user\": " << json_string(target) << ", \"name\": " << json_string(name)
+              << ", \"online\": " << (online ? "true" : "false") << ", \"in_call\": " << (in_call ? "true" : "false")
+              << ", \"reported\": [";
+    for (size_t i = 0; i < reported.size(); ++i) std::cout << (i ? ", " : "") << json_string(reported[i]);
+    std::cout << "], \"observed\": " << json_string(observed) << ", \"static\": " << json_string(fixed) << "}"
+              << std::endl;
+    return;
+  }
+  std::cout << target << (name.empty() ? "" : " (" + name + ")")
+            << (online ? (in_call ? " is online, in a call" : " is online") : " has a permanent address") << "\n";
+  for (const auto& r : reported) std::cout << "  reported address: " << r << "   (what the terminal says it has)\n";
+  if (!observed.empty()) std::cout << "  observed address: " << observed << "   (what the node sees: its NAT mapping)\n";
+  if (!fixed.empty()) std::cout << "  static address:   " << fixed << "\n";
+  std::cout << std::flush;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  log::set_program("tsunagu");
+  signal(SIGPIPE, SIG_IGN);
+  CLI::App app{"tsunagu: reach people and devices by their user ID through a Tsunagu rendezvous node"};
+  app.require_subcommand(1);
+  app.footer(
+      "Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user, 4 user offline,\n"
+      "5 authentication failed, 6 rate limited, 7 refused by the node for another reason.\n"
+      "Passwords are never taken from the command line: --password-file, $TSUNAGU_PASSWORD or a prompt.");
+
+  Common login_common, whereis_common, logout_common, register_common;
+  auto* login = app.add_subcommand("login", "Log in and stay online (keepalives, reconnects) until stopped");
+  login_common.add_to(login);
+  auto* whereis = app.add_subcommand("whereis", "Look up where a user is");
+  whereis_common.add_to(whereis);
+  std::string target;
+  whereis->add_option("ID", target, "The user ID to look up")->required();
+  whereis->add_flag("--json", whereis_common.json, "Print one JSON object instead of text");
+  auto* logout = app.add_subcommand("logout", "End your presence (a running `tsunagu login` exits)");
+  logout_common.add_to(logout);
+  auto* register_user = app.add_subcommand("register", "Create an account (only on nodes with open registration)");
+  register_common.add_to(register_user);
+  std::string display_name;
+  register_user->add_option("--name", display_name, "Your display name");
+
+  CLI11_PARSE(app, argc, argv);
+
+  int code = 0;
+  if (login->parsed()) {
+    auto options = prepare(login_common, code);
+    if (!options) return code;
+    options->reconnect = true;
+    return run_session(*options, [](NodeClient&, int&) {}, true);
+  }
+  if (whereis->parsed()) {
+    auto options = prepare(whereis_common, code);
+    if (!options) return code;
+    options->role = proto::link_role::query;
+    bool json = whereis_common.json;
+    return run_session(
+        *options,
+        [&](NodeClient& client, int& exit_code) {
+          client.request(
+              proto::method::lookup, [&](proto::MessageBuilder& b) { b.add_string(proto::attr::user_id, target); },
+              [&](const proto::Message* response, std::string_view error) {
+                if (response == nullptr) {
+                  std::cerr << "tsunagu: lookup failed: " << error << std::endl;
+                  exit_code = exit_network;
+                } else {
+                  print_lookup(target, *response, json, exit_code);
+                }
+                client.stop();
+              });
+        },
+        false);
+  }
+  if (logout->parsed()) {
+    auto options = prepare(logout_common, code);
+    if (!options) return code;
+    options->role = proto::link_role::query;
+    std::string user = options->user_id;
+    return run_session(
+        *options,
+        [&](NodeClient& client, int& exit_code) {
+          client.request(proto::method::logout, [](proto::MessageBuilder&) {},
+                         [&](const proto::Message* response, std::string_view error) {
+                           if (response == nullptr || response->message_class != proto::MessageClass::success) {
+                             std::cerr << "tsunagu: logout failed: " << (response ? "refused" : error) << std::endl;
+                             exit_code = exit_refused;
+                           } else {
+                             std::cout << "logged out " << user << std::endl;
+                           }
+                           client.stop();
+                         });
+        },
+        false);
+  }
+  if (register_user->parsed()) {
+    auto options = prepare(register_common, code);
+    if (!options) return code;
+    options->authenticate = false;
+    return run_session(
+        *options,
+        [&](NodeClient& client, int& exit_code) {
+          client.request(
+              proto::method::register_user,
+              [&](proto::MessageBuilder& b) {
+                b.add_string(proto::attr::user_id, options->user_id);
+                b.add_string(proto::attr::password, options->password);
+                if (!display_name.empty()) b.add_string(proto::attr::display_name, display_name);
+              },
+              [&](const proto::Message* response, std::string_view error) {
+                std::string reason;
+                if (response == nullptr) {
+                  std::cerr << "tsunagu: register failed: " << error << std::endl;
+                  exit_code = exit_network;
+                } else if (response->message_class == proto::MessageClass::error) {
+                  uint16_t number = error_number(*response, reason);
+                  std::cerr << "tsunagu: register refused: " << number << " " << reason << std::endl;
+                  exit_code = number == proto::error::invalid_user_id ? exit_usage : exit_refused;
+                } else {
+                  std::cout << "registered " << options->user_id << std::endl;
+                }
+                client.stop();
+              });
+        },
+        false);
+  }
+  return code;
+}

@@ -1,0 +1,127 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "rendezvous/login_limiter.hpp"
+
+using namespace tsunagu::rendezvous;
+
+TEST_CASE("failures up to the burst pass and the next attempt must wait one refill") {
+  LoginLimiter limiter(LoginLimiter::Policy{});
+  const uint64_t t = 1'000'000;
+  for (int i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    CHECK(limiter.retry_after("alice", "198.51.100.9", t) == 0);
+    limiter.record_failure("alice", "198.51.100.9", t);
+  }
+  CHECK(limiter.retry_after("alice", "198.51.100.9", t) == 60);
+  // The limit is on the user ID: the same ID from elsewhere waits too.
+  CHECK(limiter.retry_after("alice", "203.0.113.5", t) == 60);
+  // Another user from the same source is not affected yet.
+  CHECK(limiter.retry_after("bob", "198.51.100.9", t) == 0);
+}
+
+TEST_CASE("time refills a drained bucket one attempt per refill period") {
+  LoginLimiter limiter(LoginLimiter::Policy{});
+  const uint64_t t = 1'000'000;
+  for (int i = 0; i < 5; ++i) limiter.record_failure("alice", "198.51.100.9", t);
+  CHECK(limiter.retry_after("alice", "198.51.100.9", t + 30'000) == 30);
+  CHECK(limiter.retry_after("alice", "198.51.100.9", t + 59'500) == 1);  // never rounds down to 0
+  CHECK(limiter.retry_after("alice", "198.51.100.9", t + 60'000) == 0);
+  limiter.record_failure("alice", "198.51.100.9", t + 60'000);
+  CHECK(limiter.retry_after("alice", "198.51.100.9", t + 60'000) == 60);
+  // A long quiet spell refills the whole burst, not more.
+  const uint64_t later = t + 60'000 + 3'600'000;
+  for (int i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    CHECK(limiter.retry_after("alice", "198.51.100.9", later) == 0);
+    limiter.record_failure("alice", "198.51.100.9", later);
+  }
+  CHECK(limiter.retry_after("alice", "198.51.100.9", later) > 0);
+}
+
+TEST_CASE("a successful login forgets the user's failures but not the source's") {
+  LoginLimiter::Policy policy;
+  policy.per_source_burst = 6;
+  LoginLimiter limiter(policy);
+  const uint64_t t = 1'000'000;
+  for (int i = 0; i < 5; ++i) limiter.record_failure("alice", "198.51.100.9", t);
+  REQUIRE(limiter.retry_after("alice", "203.0.113.5", t) > 0);
+  limiter.record_success("alice");
+  CHECK(limiter.retry_after("alice", "203.0.113.5", t) == 0);
+  // The source spent 5 of 6; one more failure and it must wait.
+  CHECK(limiter.retry_after("carol", "198.51.100.9", t) == 0);
+  limiter.record_failure("carol", "198.51.100.9", t);
+  CHECK(limiter.retry_after("dave", "198.51.100.9", t) == 6);  // one source refill: 6 s
+}
+
+TEST_CASE("one source guessing across many IDs is limited per source") {
+  LoginLimiter limiter(LoginLimiter::Policy{});
+  const uint64_t t = 1'000'000;
+  for (int i = 0; i < 20; ++i) {
+    std::string id = "user" + std::to_string(i);
+    CAPTURE(id);
+    CHECK(limiter.retry_after(id, "198.51.100.9", t) == 0);
+    limiter.record_failure(id, "198.51.100.9", t);
+  }
+  CHECK(limiter.retry_after("user999", "198.51.100.9", t) == 6);
+  CHECK(limiter.retry_after("user999", "203.0.113.5", t) == 0);
+  CHECK(limiter.retry_after("user999", "198.51.100.9", t + 6'000) == 0);
+}
+
+TEST_CASE("a spray of single failures under many IDs keeps memory bounded") {
+  LoginLimiter::Policy policy;
+  policy.max_tracked = 1'000;
+  LoginLimiter limiter(policy);
+  for (int i = 0; i < 50'000; ++i) {
+    std::string n = std::to_string(i);
+    limiter.record_failure("spray" + n, "10." + std::to_string(i % 250) + ".0." + std::to_string(i / 250 % 250),
+                           1'000'000);
+    REQUIRE(limiter.tracked() <= 2 * policy.max_tracked);
+  }
+}
+
+TEST_CASE("a spray of IDs each failed a few times keeps memory bounded") {
+  // Three failures leave a user bucket below half full, so it carries
+  // information; the table must still not grow past max_tracked.
+  LoginLimiter::Policy policy;
+  policy.max_tracked = 1'000;
+  LoginLimiter limiter(policy);
+  for (int i = 0; i < 20'000; ++i) {
+    std::string id = "spray" + std::to_string(i);
+    std::string source = "2001:db8::" + std::to_string(i);
+    for (int k = 0; k < 3; ++k) limiter.record_failure(id, source, 1'000'000);
+    REQUIRE(limiter.tracked() <= 2 * policy.max_tracked);
+  }
+}
+
+TEST_CASE("the limit still holds for the IDs that are attacked hardest after pruning") {
+  LoginLimiter::Policy policy;
+  policy.max_tracked = 100;
+  LoginLimiter limiter(policy);
+  const uint64_t t = 1'000'000;
+  for (int i = 0; i < 5; ++i) limiter.record_failure("alice", "198.51.100.9", t);
+  // A spray of single failures from elsewhere forces pruning.
+  for (int i = 0; i < 1'000; ++i) limiter.record_failure("spray" + std::to_string(i), "203.0.113.5", t);
+  CHECK(limiter.retry_after("alice", "192.0.2.1", t) > 0);
+}
+
+TEST_CASE("an ID under attack stays limited once the table is full of drained buckets") {
+  // Regression: pruning ran on every failure, even of a tracked ID, and forgot
+  // the bucket being drained; with a full table a victim never got limited.
+  LoginLimiter::Policy policy;
+  policy.max_tracked = 100;
+  LoginLimiter limiter(policy);
+  const uint64_t t = 1'000'000;
+  for (int i = 0; i < 100; ++i) {
+    std::string id = "filler" + std::to_string(i);
+    for (int k = 0; k < 3; ++k) limiter.record_failure(id, "2001:db8::" + std::to_string(i), t);
+  }
+  for (int k = 0; k < 5; ++k) {
+    CAPTURE(k);
+    REQUIRE(limiter.retry_after("alice", "2001:db8:1::" + std::to_string(k), t) == 0);
+    limiter.record_failure("alice", "2001:db8:1::" + std::to_string(k), t);
+  }
+  CHECK(limiter.retry_after("alice", "2001:db8:2::1", t) == 60);
+  CHECK(limiter.tracked() <= 2 * policy.max_tracked);
+}

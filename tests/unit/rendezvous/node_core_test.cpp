@@ -1,0 +1,1061 @@
+// NodeCore driven the way node_daemon.cpp drives it: inputs (link opened,
+// message, password job done, tick), then one turn = commit_turn(), take the
+// password jobs, take the actions. Password jobs are run here, synchronously,
+// with the same security functions the daemon's thread pool uses.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proto/signalling.hpp"
+#include "proto/stun_message.hpp"
+#include "rendezvous/node_core.hpp"
+#include "security/passwords.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::rendezvous;
+namespace proto = tsunagu::proto;
+namespace sig = tsunagu::proto;
+using proto::SocketAddress;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/tsunagu-node-XXXXXX";
+    char* made = mkdtemp(tmpl);
+    REQUIRE(made != nullptr);
+    path = made;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+const security::ScryptParameters fast_hashing{10, 8, 1};
+
+NodeSettings test_settings() {
+  NodeSettings settings;
+  settings.password_hashing = fast_hashing;
+  return settings;
+}
+
+const SocketAddress alice_nat = SocketAddress::v4({198, 51, 100, 9}, 40000);
+const SocketAddress alice_home = SocketAddress::v4({192, 168, 1, 20}, 5060);
+const SocketAddress alice_v6 =
+    SocketAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20}, 5062);
+const SocketAddress alice_laptop_nat = SocketAddress::v4({198, 51, 100, 33}, 41000);
+const SocketAddress bob_nat = SocketAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x99}, 50000);
+const SocketAddress carol_nat = SocketAddress::v4({203, 0, 113, 50}, 45000);
+
+// A decoded message that owns its bytes (attribute values point into them).
+struct Reply {
+  std::shared_ptr<const Bytes> bytes;
+  proto::Message m;
+
+  bool is_success() const { return m.message_class == proto::MessageClass::success; }
+  bool is_error() const { return m.message_class == proto::MessageClass::error; }
+  uint16_t code() const {
+    const proto::Attribute* a = m.find(proto::attr::error_code);
+    if (a == nullptr) return 0;
+    auto e = proto::read_error_code(*a);
+    return e ? e->code : 0;
+  }
+  std::string reason() const {
+    const proto::Attribute* a = m.find(proto::attr::error_code);
+    auto e = a ? proto::read_error_code(*a) : std::nullopt;
+    return e ? std::string(e->reason) : std::string();
+  }
+  bool has(uint16_t type) const { return m.find(type) != nullptr; }
+  std::optional<uint32_t> u32(uint16_t type) const {
+    const proto::Attribute* a = m.find(type);
+    return a ? proto::read_u32(*a) : std::nullopt;
+  }
+  std::optional<uint64_t> u64(uint16_t type) const {
+    const proto::Attribute* a = m.find(type);
+    return a ? proto::read_u64(*a) : std::nullopt;
+  }
+  std::optional<std::string> text(uint16_t type) const {
+    const proto::Attribute* a = m.find(type);
+    return a ? std::optional<std::string>(proto::read_string(*a)) : std::nullopt;
+  }
+  std::optional<SocketAddress> address(uint16_t type) const {
+    const proto::Attribute* a = m.find(type);
+    return a ? proto::read_xor_address(*a, m) : std::nullopt;
+  }
+  std::vector<SocketAddress> addresses(uint16_t type) const {
+    std::vector<SocketAddress> out;
+    for (const auto* a : m.find_all(type))
+      if (auto address = proto::read_xor_address(*a, m)) out.push_back(*address);
+    return out;
+  }
+};
+
+Reply parse(Bytes bytes) {
+  Reply r;
+  r.bytes = std::make_shared<const Bytes>(std::move(bytes));
+  auto decoded = proto::decode(*r.bytes);
+  REQUIRE_MESSAGE(decoded.has_value(), "the node sent bytes that do not decode");
+  REQUIRE(decoded->consumed == r.bytes->size());
+  REQUIRE(decoded->message.has_fingerprint);
+  r.m = std::move(decoded->message);
+  return r;
+}
+
+proto::TransactionId fresh_id() {
+  proto::TransactionId id;
+  security::random_bytes(id.bytes);
+  return id;
+}
+
+// A Tsunagu request: PROTOCOL-VERSION (unless told otherwise) and what `fill` adds.
+Bytes request(uint16_t method, const std::function<void(proto::MessageBuilder&)>& fill = {},
+              std::optional<uint32_t> version = sig::protocol_version) {
+  proto::MessageBuilder b(proto::MessageClass::request, method, fresh_id());
+  if (version) b.add_u32(sig::attr::protocol_version, *version);
+  if (fill) fill(b);
+  return b.finish();
+}
+
+Bytes login_request(const std::string& user, const std::string& password, std::vector<SocketAddress> reported = {},
+                    std::optional<uint32_t> role = std::nullopt) {
+  return request(sig::method::login, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, user);
+    b.add_string(sig::attr::password, password);
+    for (const auto& a : reported) b.add_xor_address(sig::attr::reported_address, a);
+    if (role) b.add_u32(sig::attr::link_role, *role);
+  });
+}
+
+Bytes lookup_request(const std::string& user) {
+  return request(sig::method::lookup, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, user); });
+}
+
+Bytes register_request(const std::string& user, const std::string& password, const std::string& name = {}) {
+  return request(sig::method::register_user, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, user);
+    b.add_string(sig::attr::password, password);
+    if (!name.empty()) b.add_string(sig::attr::display_name, name);
+  });
+}
+
+PasswordJobResult run_job(const PasswordJob& job) {
+  PasswordJobResult result;
+  result.id = job.id;
+  if (job.kind == PasswordJob::Kind::verify)
+    result.verified = security::verify_password(job.password, job.stored_hash);
+  else
+    result.hash = security::hash_password(job.password, job.parameters);
+  return result;
+}
+
+// The node with a real LMDB store, a clock the test moves, and the daemon's turn.
+class Node {
+ public:
+  explicit Node(NodeSettings settings = test_settings()) {
+    auto store = AccountStore::open(dir_.path, uint64_t{32} << 20);
+    REQUIRE(store.has_value());
+    store_ = std::move(*store);
+    core_ = std::make_unique<NodeCore>(*store_, std::move(settings));
+  }
+
+  NodeCore& core() { return *core_; }
+  AccountStore& store() { return *store_; }
+  Now now() const { return now_; }
+  void advance_ms(uint64_t ms) {
+    now_.mono_ms += ms;
+    now_.unix_s += ms / 1000;
+  }
+
+  // An account entered by an administrator.
+  void add_account(const std::string& user, const std::string& password, std::string display_name = {},
+                   std::optional<SocketAddress> static_address = std::nullopt) {
+    Account a;
+    a.user_id = user;
+    a.password_hash = security::hash_password(password, fast_hashing);
+    a.display_name = std::move(display_name);
+    a.static_address = static_address;
+    a.created_at = now_.unix_s;
+    auto txn = store_->begin_write();
+    REQUIRE(txn.has_value());
+    auto created = store_->create(*txn, a);
+    REQUIRE(created.has_value());
+    REQUIRE(*created);
+    REQUIRE(txn->commit().has_value());
+  }
+
+  void open(LinkId link, const SocketAddress& observed) {
+    core_->link_opened(link, observed, now_);
+    turn();
+  }
+  void close(LinkId link) {
+    core_->link_closed(link, now_);
+    turn();
+  }
+  // Delivers one message without ending the turn.
+  void deliver(LinkId link, ByteView bytes) { core_->message(link, bytes, now_); }
+  // Delivers one message and lets every password job finish, one turn each.
+  void send(LinkId link, ByteView bytes) {
+    deliver(link, bytes);
+    settle();
+  }
+  void tick() {
+    core_->tick(now_);
+    turn();
+  }
+
+  // One loop turn of the daemon: commit, hand out password jobs, release actions.
+  void turn() {
+    core_->commit_turn();
+    for (auto& job : core_->take_password_jobs()) jobs_.push_back(std::move(job));
+    collect();
+  }
+  // Finishes the password jobs handed out so far (as the thread pool would).
+  void finish_jobs() {
+    auto jobs = std::move(jobs_);
+    jobs_.clear();
+    for (const auto& job : jobs) core_->password_job_done(run_job(job), now_);
+  }
+  void settle() {
+    turn();
+    while (!jobs_.empty()) {
+      finish_jobs();
+      turn();
+    }
+  }
+  // Collects actions released so far without committing.
+  void collect() {
+    for (auto& action : core_->take_actions()) actions_.push_back(std::move(action));
+  }
+  std::vector<PasswordJob>& pending_jobs() { return jobs_; }
+
+  // Removes and returns the messages sent to `link` so far.
+  std::vector<Reply> received(LinkId link) {
+    std::vector<Reply> out;
+    std::vector<NodeAction> rest;
+    for (auto& action : actions_) {
+      if (action.link == link && action.kind == NodeAction::Kind::send)
+        out.push_back(parse(std::move(action.message)));
+      else
+        rest.push_back(std::move(action));
+    }
+    actions_ = std::move(rest);
+    return out;
+  }
+  // The one message sent to `link`.
+  Reply reply(LinkId link) {
+    auto all = received(link);
+    REQUIRE(all.size() == 1);
+    return all.front();
+  }
+  // Removes and returns the reasons of close actions for `link`.
+  std::vector<std::string> closes(LinkId link) {
+    std::vector<std::string> out;
+    std::vector<NodeAction> rest;
+    for (auto& action : actions_) {
+      if (action.link == link && action.kind == NodeAction::Kind::close)
+        out.push_back(action.reason);
+      else
+        rest.push_back(std::move(action));
+    }
+    actions_ = std::move(rest);
+    return out;
+  }
+  bool quiet() const { return actions_.empty(); }
+
+  // Opens `link` from `observed`, logs in, and returns the login reply.
+  Reply login(LinkId link, const SocketAddress& observed, const std::string& user, const std::string& password,
+              std::vector<SocketAddress> reported = {}, std::optional<uint32_t> role = std::nullopt) {
+    open(link, observed);
+    send(link, login_request(user, password, std::move(reported), role));
+    return reply(link);
+  }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<AccountStore> store_;
+  std::unique_ptr<NodeCore> core_;
+  Now now_{5'000'000, 1'700'000'000};
+  std::vector<PasswordJob> jobs_;
+  std::vector<NodeAction> actions_;
+};
+
+bool is_notice(const Reply& r) {
+  return r.m.message_class == proto::MessageClass::indication && r.m.method == sig::method::notice;
+}
+
+}  // namespace
+
+// --- register ---------------------------------------------------------------
+
+TEST_CASE("register is refused with 403 when registration is closed (the default)") {
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, register_request("alice", "correct horse"));
+  Reply r = node.reply(1);
+  CHECK(r.is_error());
+  CHECK(r.m.method == sig::method::register_user);
+  CHECK(r.code() == 403);
+  CHECK(r.u32(sig::attr::protocol_version) == sig::protocol_version);
+  CHECK(node.core().counters().registrations == 0);
+}
+
+TEST_CASE("register on an open node creates the account, and a second register of the ID gets 409") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  node.open(1, alice_nat);
+  Bytes first = register_request("alice", "correct horse", "Alice");
+  node.send(1, first);
+  Reply ok = node.reply(1);
+  CHECK(ok.is_success());
+  CHECK(ok.m.method == sig::method::register_user);
+  CHECK(node.core().counters().registrations == 1);
+
+  node.send(1, register_request("alice", "other password"));
+  Reply taken = node.reply(1);
+  CHECK(taken.is_error());
+  CHECK(taken.code() == 409);
+
+  // The account is durable and has the password hashed, never plain.
+  auto txn = node.store().begin_read();
+  auto account = node.store().find(*txn, "alice");
+  REQUIRE(account.has_value());
+  REQUIRE(account->has_value());
+  CHECK((*account)->display_name == "Alice");
+  CHECK((*account)->password_hash.find("correct horse") == std::string::npos);
+  CHECK(security::verify_password("correct horse", (*account)->password_hash));
+  txn->abort();
+
+  // And the new password works for login.
+  Reply login = node.login(2, alice_nat, "alice", "correct horse");
+  CHECK(login.is_success());
+}
+
+TEST_CASE("two registers of one ID in the same turn create one account") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  node.open(1, alice_nat);
+  node.open(2, bob_nat);
+  node.deliver(1, register_request("alice", "correct horse"));
+  node.deliver(2, register_request("alice", "battery staple"));
+  node.settle();
+  Reply first = node.reply(1);
+  Reply second = node.reply(2);
+  CHECK(first.is_success());
+  CHECK(second.code() == 409);
+  CHECK(node.core().counters().registrations == 1);
+}
+
+TEST_CASE("register refuses an invalid user ID with 422 and a bad password or name with 400") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  node.open(1, alice_nat);
+  for (const char* id : {"Alice", "ali ce", ".alice", "a@b@c", "alice@", ""}) {
+    CAPTURE(id);
+    node.send(1, register_request(id, "correct horse"));
+    CHECK(node.reply(1).code() == 422);
+  }
+  node.send(1, register_request("alice", "short"));
+  CHECK(node.reply(1).code() == 400);
+  node.send(1, register_request("alice", std::string(257, 'p')));
+  CHECK(node.reply(1).code() == 400);
+  node.send(1, register_request("alice", "correct horse", std::string(129, 'n')));
+  CHECK(node.reply(1).code() == 400);
+  node.send(1, register_request("alice", "correct horse", "tab\there"));
+  CHECK(node.reply(1).code() == 400);
+  node.send(1, request(sig::method::register_user,
+                       [](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, "alice"); }));
+  CHECK(node.reply(1).code() == 400);
+  CHECK(node.core().counters().registrations == 0);
+}
+
+// --- login ------------------------------------------------------------------
+
+TEST_CASE("login succeeds with XOR-MAPPED-ADDRESS = the observed address and KEEPALIVE-INTERVAL") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  Reply r = node.login(1, alice_nat, "alice", "correct horse", {alice_home, alice_v6});
+  CHECK(r.is_success());
+  CHECK(r.m.method == sig::method::login);
+  CHECK(r.address(proto::attr::xor_mapped_address) == alice_nat);
+  CHECK(r.u32(sig::attr::keepalive_interval) == 15);
+  CHECK(r.u32(sig::attr::protocol_version) == sig::protocol_version);
+
+  const PresenceRow* row = node.core().presence().find("alice");
+  REQUIRE(row != nullptr);
+  CHECK(row->link == 1);
+  CHECK(row->observed == alice_nat);
+  CHECK(row->reported == std::vector<SocketAddress>{alice_home, alice_v6});
+  CHECK(node.core().counters().logins == 1);
+
+  // The login is remembered durably.
+  auto txn = node.store().begin_read();
+  auto record = node.store().last_login(*txn, "alice");
+  REQUIRE(record.has_value());
+  REQUIRE(record->has_value());
+  CHECK((*record)->time == node.now().unix_s);
+  CHECK((*record)->observed == alice_nat);
+  CHECK((*record)->reported == std::vector<SocketAddress>{alice_home, alice_v6});
+}
+
+TEST_CASE("a presence login is acknowledged only after the turn's commit") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  node.open(1, alice_nat);
+  node.open(2, bob_nat);
+  Bytes alice_login = login_request("alice", "correct horse");
+  Bytes bob_login = login_request("bob", "battery staple");
+  node.deliver(1, alice_login);
+  node.deliver(2, bob_login);
+  node.turn();
+  REQUIRE(node.pending_jobs().size() == 2);
+  CHECK(node.received(1).empty());
+  uint64_t commits_before = node.core().counters().commits;
+
+  // The password checks finish: both logins write their records into one
+  // transaction, and nothing goes out until that transaction commits.
+  node.finish_jobs();
+  node.collect();
+  CHECK(node.received(1).empty());
+  CHECK(node.received(2).empty());
+  CHECK(node.core().has_work());
+
+  node.core().commit_turn();
+  node.collect();
+  CHECK(node.core().counters().commits == commits_before + 1);  // one commit for both
+  CHECK(node.reply(1).is_success());
+  CHECK(node.reply(2).is_success());
+}
+
+TEST_CASE("a query-role login needs no durable write and is answered at once") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  node.deliver(1, login_request("alice", "correct horse", {}, sig::link_role::query));
+  node.turn();
+  node.finish_jobs();
+  node.collect();
+  Reply r = node.reply(1);
+  CHECK(r.is_success());
+  CHECK(r.address(proto::attr::xor_mapped_address) == alice_nat);
+  CHECK(node.core().presence().find("alice") == nullptr);
+}
+
+TEST_CASE("a wrong password and an unknown user both get 401 with the same text") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  Reply wrong = node.login(1, alice_nat, "alice", "wrong horse");
+  Reply unknown = node.login(2, bob_nat, "nobody", "correct horse");
+  CHECK(wrong.is_error());
+  CHECK(wrong.code() == 401);
+  CHECK(unknown.code() == 401);
+  CHECK(wrong.reason() == unknown.reason());
+  CHECK(wrong.bytes->size() == unknown.bytes->size());
+  CHECK(node.core().presence().size() == 0);
+  CHECK(node.core().counters().failed_logins == 2);
+}
+
+TEST_CASE("an unknown user is checked against a dummy hash so the password job is the same") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  node.deliver(1, login_request("nobody", "correct horse"));
+  node.turn();
+  REQUIRE(node.pending_jobs().size() == 1);
+  const PasswordJob& job = node.pending_jobs().front();
+  CHECK(job.kind == PasswordJob::Kind::verify);
+  CHECK(job.stored_hash.rfind("$scrypt$ln=10,r=8,p=1$", 0) == 0);
+  // Even a password that matches the dummy hash would not log in an unknown user.
+  PasswordJobResult forged{job.id, true, {}};
+  node.core().password_job_done(forged, node.now());
+  node.pending_jobs().clear();
+  node.turn();
+  CHECK(node.reply(1).code() == 401);
+}
+
+TEST_CASE("login refuses an invalid user ID with 422 and a missing password with 400") {
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, login_request("Alice", "correct horse"));
+  CHECK(node.reply(1).code() == 422);
+  node.send(1, request(sig::method::login, [](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, "alice"); }));
+  CHECK(node.reply(1).code() == 400);
+  node.send(1, login_request("alice", std::string(257, 'p')));
+  CHECK(node.reply(1).code() == 400);
+  node.send(1, login_request("alice", "correct horse", {}, 7));  // unknown LINK-ROLE
+  CHECK(node.reply(1).code() == 400);
+  node.send(1, login_request("alice", "correct horse",
+                             std::vector<SocketAddress>(9, alice_home)));  // too many REPORTED-ADDRESS
+  CHECK(node.reply(1).code() == 400);
+}
+
+TEST_CASE("a second login on a link while the first is being checked gets 400") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  node.deliver(1, login_request("alice", "correct horse"));
+  node.deliver(1, login_request("alice", "correct horse"));
+  node.settle();
+  auto replies = node.received(1);
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].code() == 400);
+  CHECK(replies[1].is_success());
+}
+
+TEST_CASE("repeated failed logins get 429 with RETRY-AFTER and no password check") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  for (int i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    node.send(1, login_request("alice", "wrong horse"));
+    CHECK(node.reply(1).code() == 401);
+  }
+  node.deliver(1, login_request("alice", "correct horse"));
+  node.turn();
+  CHECK(node.pending_jobs().empty());  // refused before any password work
+  Reply limited = node.reply(1);
+  CHECK(limited.is_error());
+  CHECK(limited.code() == 429);
+  CHECK(limited.u32(sig::attr::retry_after) == 60);
+  CHECK(node.core().counters().rate_limited == 1);
+
+  // Another source cannot bypass the per-ID limit.
+  node.open(2, carol_nat);
+  node.send(2, login_request("alice", "correct horse"));
+  CHECK(node.reply(2).code() == 429);
+
+  // After RETRY-AFTER has passed the right password works again.
+  node.advance_ms(60'000);
+  node.send(2, login_request("alice", "correct horse"));
+  CHECK(node.reply(2).is_success());
+}
+
+TEST_CASE("failed logins from one source across many IDs get 429") {
+  Node node;
+  node.open(1, alice_nat);
+  for (int i = 0; i < 20; ++i) {
+    node.send(1, login_request("guess" + std::to_string(i), "password1"));
+    CHECK(node.reply(1).code() == 401);
+  }
+  node.send(1, login_request("guess-next", "password1"));
+  Reply limited = node.reply(1);
+  CHECK(limited.code() == 429);
+  CHECK(limited.u32(sig::attr::retry_after) == 6);
+}
+
+TEST_CASE("parallel login attempts on many links of one source stay within the per-source burst" *
+          doctest::may_fail()) {
+  // The limiter counts finished failures; attempts whose password check is
+  // still running are not counted, so links opened in parallel each get one.
+  Node node;
+  const int links = 40;
+  for (int i = 0; i < links; ++i) node.open(100 + i, alice_nat);
+  for (int i = 0; i < links; ++i)
+    node.deliver(100 + i, login_request("victim" + std::to_string(i % 2), "guess" + std::to_string(i)));
+  node.turn();
+  CHECK(node.pending_jobs().size() <= 20);
+}
+
+TEST_CASE("a successful login resets the ID's failure count") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  for (int i = 0; i < 4; ++i) {
+    node.send(1, login_request("alice", "wrong horse"));
+    CHECK(node.reply(1).code() == 401);
+  }
+  node.send(1, login_request("alice", "correct horse"));
+  CHECK(node.reply(1).is_success());
+  for (int i = 0; i < 5; ++i) {
+    node.send(1, login_request("alice", "wrong horse"));
+    CHECK(node.reply(1).code() == 401);
+  }
+}
+
+TEST_CASE("a second presence login displaces the first link with a notice and a close") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {alice_home}).is_success());
+  Reply second = node.login(2, alice_laptop_nat, "alice", "correct horse");
+  CHECK(second.is_success());
+
+  auto to_first = node.received(1);
+  REQUIRE(to_first.size() == 1);
+  CHECK(is_notice(to_first[0]));
+  CHECK(to_first[0].text(sig::attr::notice_reason) == "logged in elsewhere");
+  CHECK(node.closes(1).size() == 1);
+
+  const PresenceRow* row = node.core().presence().find("alice");
+  REQUIRE(row != nullptr);
+  CHECK(row->link == 2);
+  CHECK(row->observed == alice_laptop_nat);
+  CHECK(row->reported.empty());
+
+  // The displaced link is no longer logged in.
+  node.send(1, request(sig::method::keepalive));
+  CHECK(node.reply(1).code() == 401);
+  // Its going away does not end the new presence.
+  node.close(1);
+  CHECK(node.core().presence().find("alice") != nullptr);
+}
+
+TEST_CASE("logging in again on a link as another user ends the first user's presence") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.send(1, login_request("bob", "battery staple"));
+  CHECK(node.reply(1).is_success());
+  CHECK(node.core().presence().find("alice") == nullptr);
+  REQUIRE(node.core().presence().find("bob") != nullptr);
+  CHECK(node.core().presence().find("bob")->link == 1);
+}
+
+// --- keepalive and expiry ---------------------------------------------------
+
+TEST_CASE("keepalive before login gets 401") {
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, request(sig::method::keepalive));
+  CHECK(node.reply(1).code() == 401);
+}
+
+TEST_CASE("keepalives refresh presence and missed keepalives expire it at tick") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple", {}, sig::link_role::query).is_success());
+  const uint64_t grace_ms = 15 * 3 * 1000;
+  CHECK(node.core().next_deadline() <= node.now().mono_ms + grace_ms);
+
+  node.advance_ms(30'000);
+  node.send(1, request(sig::method::keepalive));
+  Reply ok = node.reply(1);
+  CHECK(ok.is_success());
+  CHECK(ok.m.method == sig::method::keepalive);
+  CHECK(node.core().next_deadline() == node.now().mono_ms + grace_ms);
+
+  // 30 s after the last keepalive (60 s after login): still online.
+  node.advance_ms(30'000);
+  node.tick();
+  CHECK(node.quiet());
+  CHECK(node.core().presence().find("alice") != nullptr);
+
+  // 45 s after the last keepalive: presence ends, the link gets a notice and is closed.
+  node.advance_ms(15'000);
+  const uint64_t expired_at = node.now().unix_s;
+  node.tick();
+  auto to_alice = node.received(1);
+  REQUIRE(to_alice.size() == 1);
+  CHECK(is_notice(to_alice[0]));
+  CHECK(node.closes(1).size() == 1);
+  CHECK(node.core().presence().find("alice") == nullptr);
+
+  // Alice is offline now, last seen when her presence expired.
+  node.advance_ms(5'000);
+  node.send(2, lookup_request("alice"));
+  Reply offline = node.reply(2);
+  CHECK(offline.code() == 480);
+  CHECK(offline.u64(sig::attr::last_seen) == expired_at);
+
+  // The expired link is told to log in again if it keeps talking.
+  node.send(1, request(sig::method::keepalive));
+  CHECK(node.reply(1).code() == 401);
+}
+
+TEST_CASE("a link that never logs in is closed at its login deadline") {
+  Node node;
+  node.open(1, alice_nat);
+  CHECK(node.core().next_deadline() == node.now().mono_ms + 20'000);
+  node.advance_ms(19'999);
+  node.tick();
+  CHECK(node.closes(1).empty());
+  node.advance_ms(1);
+  node.tick();
+  auto reasons = node.closes(1);
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "no login in time");
+  CHECK(node.quiet());
+  node.close(1);
+  CHECK(node.core().link_count() == 0);
+  CHECK_FALSE(node.core().next_deadline().has_value());
+}
+
+TEST_CASE("a link that logs in in time is not closed at the login deadline") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  CHECK_FALSE(node.core().next_deadline().has_value());
+  node.advance_ms(3'600'000);
+  node.tick();
+  CHECK(node.quiet());
+}
+
+TEST_CASE("a link closed before its deadline leaves no deadline behind") {
+  Node node;
+  node.open(1, alice_nat);
+  node.close(1);
+  CHECK_FALSE(node.core().next_deadline().has_value());
+  node.advance_ms(60'000);
+  node.tick();
+  CHECK(node.quiet());
+}
+
+// --- logout -----------------------------------------------------------------
+
+TEST_CASE("logout on the presence link ends the presence and leaves the link open") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.send(1, request(sig::method::logout));
+  Reply r = node.reply(1);
+  CHECK(r.is_success());
+  CHECK(r.m.method == sig::method::logout);
+  CHECK(node.closes(1).empty());
+  CHECK(node.core().presence().find("alice") == nullptr);
+  node.send(1, lookup_request("alice"));
+  CHECK(node.reply(1).code() == 401);  // no longer logged in
+}
+
+TEST_CASE("logout from a query link closes the presence link with a notice") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  REQUIRE(node.login(2, alice_laptop_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  CHECK(node.received(1).empty());  // a query login does not displace
+  node.send(2, request(sig::method::logout));
+  CHECK(node.reply(2).is_success());
+
+  auto to_presence = node.received(1);
+  REQUIRE(to_presence.size() == 1);
+  CHECK(is_notice(to_presence[0]));
+  CHECK(to_presence[0].text(sig::attr::notice_reason) == "logged out");
+  CHECK(node.closes(1).size() == 1);
+  CHECK(node.core().presence().find("alice") == nullptr);
+
+  REQUIRE(node.login(3, bob_nat, "bob", "battery staple").is_success());
+  node.send(3, lookup_request("alice"));
+  CHECK(node.reply(3).code() == 480);
+}
+
+TEST_CASE("logout on a link that is not logged in succeeds and does nothing" * doctest::may_fail()) {
+  // docs/protocol.md section 5, logout: "Logout is idempotent: on a link that
+  // is not logged in it succeeds and does nothing." The core answers 401.
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, request(sig::method::logout));
+  Reply r = node.reply(1);
+  CHECK(r.is_success());
+}
+
+// --- lookup -----------------------------------------------------------------
+
+TEST_CASE("lookup before login gets 401") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, bob_nat);
+  node.send(1, lookup_request("alice"));
+  Reply r = node.reply(1);
+  CHECK(r.code() == 401);
+  CHECK(r.m.method == sig::method::lookup);
+}
+
+TEST_CASE("lookup of an online user gives presence flags and reported and observed addresses") {
+  Node node;
+  node.add_account("alice", "correct horse", "Alice");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {alice_home, alice_v6}).is_success());
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("alice"));
+  Reply r = node.reply(2);
+  CHECK(r.is_success());
+  CHECK(r.m.method == sig::method::lookup);
+  CHECK(r.text(sig::attr::user_id) == "alice");
+  CHECK(r.text(sig::attr::display_name) == "Alice");
+  CHECK(r.u32(sig::attr::presence) == sig::presence_flag::online);
+  CHECK(r.addresses(sig::attr::reported_address) == std::vector<SocketAddress>{alice_home, alice_v6});
+  CHECK(r.address(sig::attr::observed_address) == alice_nat);
+  CHECK(r.u64(sig::attr::last_seen) == node.now().unix_s);
+  CHECK(node.core().counters().lookups == 1);
+}
+
+TEST_CASE("lookup of an offline user gets 480 with LAST-SEEN after they were online") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.advance_ms(10'000);
+  const uint64_t left_at = node.now().unix_s;
+  node.close(1);  // alice's link drops
+  node.advance_ms(10'000);
+  node.send(2, lookup_request("alice"));
+  Reply r = node.reply(2);
+  CHECK(r.is_error());
+  CHECK(r.code() == 480);
+  CHECK(r.u64(sig::attr::last_seen) == left_at);
+  CHECK_FALSE(r.has(sig::attr::observed_address));
+}
+
+TEST_CASE("lookup of an offline user falls back to the durable last login after a restart") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  const uint64_t logged_in_at = node.now().unix_s;
+  node.advance_ms(5'000);
+  // A second core on the same store: what the node knows after a restart.
+  NodeCore restarted(node.store(), test_settings());
+  Now later{node.now().mono_ms, node.now().unix_s};
+  restarted.link_opened(9, bob_nat, later);
+  Bytes login = login_request("bob", "battery staple");
+  restarted.message(9, login, later);
+  restarted.commit_turn();
+  for (const auto& job : restarted.take_password_jobs()) restarted.password_job_done(run_job(job), later);
+  restarted.commit_turn();
+  REQUIRE(restarted.take_actions().size() == 1);
+  Bytes lookup = lookup_request("alice");
+  restarted.message(9, lookup, later);
+  restarted.commit_turn();
+  auto actions = restarted.take_actions();
+  REQUIRE(actions.size() == 1);
+  Reply r = parse(actions[0].message);
+  CHECK(r.code() == 480);
+  CHECK(r.u64(sig::attr::last_seen) == logged_in_at);
+}
+
+TEST_CASE("lookup of a user who was never online gets 480") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("alice"));
+  Reply r = node.reply(2);
+  CHECK(r.code() == 480);
+}
+
+TEST_CASE("a 480 for a user never seen carries LAST-SEEN 0" * doctest::may_fail()) {
+  // docs/protocol.md: 480 "with LAST-SEEN"; LAST-SEEN "0 when never seen".
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("alice"));
+  CHECK(node.reply(2).u64(sig::attr::last_seen) == uint64_t{0});
+}
+
+TEST_CASE("lookup success carries DISPLAY-NAME even when the user set none" * doctest::may_fail()) {
+  // docs/protocol.md, lookup: "DISPLAY-NAME: empty value when the user set none."
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("alice"));
+  CHECK(node.reply(2).text(sig::attr::display_name) == std::string());
+}
+
+TEST_CASE("lookup of an unknown user gets 404 and of a malformed ID 422") {
+  Node node;
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("nobody"));
+  CHECK(node.reply(2).code() == 404);
+  node.send(2, lookup_request("No Body"));
+  CHECK(node.reply(2).code() == 422);
+  node.send(2, request(sig::method::lookup));
+  CHECK(node.reply(2).code() == 400);
+}
+
+TEST_CASE("lookup of an offline user with a static address gets it with the static flag") {
+  Node node;
+  const SocketAddress fixed = SocketAddress::v4({203, 0, 113, 80}, 5060);
+  node.add_account("doorphone", "correct horse", "Front door", fixed);
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("doorphone"));
+  Reply r = node.reply(2);
+  CHECK(r.is_success());
+  CHECK(r.u32(sig::attr::presence) == sig::presence_flag::static_address);
+  CHECK(r.address(sig::attr::static_address) == fixed);
+  CHECK_FALSE(r.has(sig::attr::observed_address));
+  CHECK(r.text(sig::attr::display_name) == "Front door");
+}
+
+TEST_CASE("lookup of an online user with a static address also carries STATIC-ADDRESS" * doctest::may_fail()) {
+  // docs/protocol.md, lookup: "STATIC-ADDRESS: present when an administrator
+  // entered a permanent address for the user."
+  Node node;
+  const SocketAddress fixed = SocketAddress::v4({203, 0, 113, 80}, 5060);
+  node.add_account("doorphone", "correct horse", "Front door", fixed);
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "doorphone", "correct horse").is_success());
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("doorphone"));
+  Reply r = node.reply(2);
+  CHECK(r.is_success());
+  CHECK(r.address(sig::attr::static_address) == fixed);
+}
+
+// --- versioning and malformed input ------------------------------------------
+
+TEST_CASE("a request with protocol version 2 gets 426 carrying the node's version") {
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, request(sig::method::lookup, [](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, "a"); },
+                       2));
+  Reply r = node.reply(1);
+  CHECK(r.is_error());
+  CHECK(r.m.method == sig::method::lookup);
+  CHECK(r.code() == 426);
+  CHECK(r.u32(sig::attr::protocol_version) == 1);
+}
+
+TEST_CASE("a request without PROTOCOL-VERSION gets an error and no work is done") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  node.deliver(1, request(sig::method::login, [](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, "alice");
+    b.add_string(sig::attr::password, "correct horse");
+  }, std::nullopt));
+  node.turn();
+  CHECK(node.pending_jobs().empty());
+  Reply r = node.reply(1);
+  CHECK(r.is_error());
+  CHECK((r.code() == 400 || r.code() == 426));
+  CHECK(r.u32(sig::attr::protocol_version) == 1);
+}
+
+TEST_CASE("a request without PROTOCOL-VERSION gets 400 as docs/protocol.md says" * doctest::may_fail()) {
+  // docs/protocol.md section 4: "A request without PROTOCOL-VERSION is answered
+  // 400 Bad Request"; the core answers 426 for a missing version as well.
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, request(sig::method::keepalive, {}, std::nullopt));
+  CHECK(node.reply(1).code() == 400);
+}
+
+TEST_CASE("an unknown method gets 400") {
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, request(0x8FF));
+  Reply r = node.reply(1);
+  CHECK(r.code() == 400);
+  CHECK(r.m.method == 0x8FF);
+}
+
+TEST_CASE("a malformed request gets 400 and the link is closed after max_bad_messages") {
+  Node node;
+  node.open(1, alice_nat);
+  // A login request whose only attribute claims 16 bytes but has 4.
+  Bytes bad = request(sig::method::login, {}, std::nullopt);
+  const size_t header = proto::header_size;
+  bad.resize(header);
+  store_be16(bad.data() + 2, 8);
+  for (uint8_t b : {0xC0, 0x02, 0x00, 0x10, 0x61, 0x62, 0x63, 0x64}) bad.push_back(std::byte(b));
+  REQUIRE_FALSE(proto::decode(bad).has_value());
+
+  for (uint32_t i = 1; i < 8; ++i) {
+    CAPTURE(i);
+    node.send(1, bad);
+    Reply r = node.reply(1);
+    CHECK(r.code() == 400);
+    CHECK(r.m.method == sig::method::login);
+    CHECK(std::equal(r.m.transaction_id.bytes.begin(), r.m.transaction_id.bytes.end(), bad.begin() + 8));
+    CHECK(node.closes(1).empty());
+  }
+  node.send(1, bad);
+  CHECK(node.reply(1).code() == 400);
+  auto reasons = node.closes(1);
+  REQUIRE(reasons.size() == 1);
+  CHECK(reasons[0] == "too many malformed messages");
+  CHECK(node.core().counters().bad_messages == 8);
+}
+
+TEST_CASE("a malformed indication or response is dropped without an answer but still counted") {
+  Node node;
+  node.open(1, alice_nat);
+  proto::MessageBuilder b(proto::MessageClass::indication, sig::method::notice, fresh_id());
+  Bytes bad = b.finish(true);
+  bad.back() ^= std::byte{0xFF};  // a wrong FINGERPRINT
+  node.send(1, bad);
+  CHECK(node.quiet());
+  CHECK(node.core().counters().bad_messages == 1);
+  // Well-formed responses from a terminal are ignored.
+  node.send(1, proto::MessageBuilder(proto::MessageClass::success, sig::method::lookup, fresh_id()).finish());
+  CHECK(node.quiet());
+}
+
+// --- links going away ----------------------------------------------------------
+
+TEST_CASE("a link that closes while its login password job runs gets nothing and nothing breaks") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  node.deliver(1, login_request("alice", "correct horse"));
+  node.turn();
+  REQUIRE(node.pending_jobs().size() == 1);
+  node.close(1);
+  node.finish_jobs();
+  node.turn();
+  CHECK(node.quiet());
+  CHECK(node.core().presence().size() == 0);
+  CHECK(node.core().link_count() == 0);
+  CHECK(node.core().counters().logins == 0);
+  CHECK_FALSE(node.core().has_work());
+}
+
+TEST_CASE("a link that closes while its register password job runs creates no account") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  node.open(1, alice_nat);
+  node.deliver(1, register_request("alice", "correct horse"));
+  node.turn();
+  REQUIRE(node.pending_jobs().size() == 1);
+  node.close(1);
+  node.finish_jobs();
+  node.turn();
+  CHECK(node.quiet());
+  auto txn = node.store().begin_read();
+  CHECK_FALSE(node.store().find(*txn, "alice")->has_value());
+}
+
+TEST_CASE("a link that closes after its login is checked but before the commit gets nothing") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  node.deliver(1, login_request("alice", "correct horse"));
+  node.turn();
+  node.finish_jobs();
+  node.core().link_closed(1, node.now());
+  node.turn();
+  CHECK(node.quiet());
+  CHECK(node.core().presence().size() == 0);
+  CHECK_FALSE(node.core().has_work());
+}
+
+TEST_CASE("a closed presence link ends the presence and messages for unknown links are ignored") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.close(1);
+  CHECK(node.core().presence().size() == 0);
+  node.send(1, request(sig::method::keepalive));
+  node.send(77, request(sig::method::keepalive));
+  CHECK(node.quiet());
+  node.close(77);  // closing an unknown link is harmless
+  CHECK(node.core().link_count() == 0);
+}
