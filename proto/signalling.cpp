@@ -13,6 +13,8 @@ std::string_view method_name(uint16_t m) {
     case method::logout: return "logout";
     case method::lookup: return "lookup";
     case method::notice: return "notice";
+    case method::agent_hello: return "agent-hello";
+    case method::forwarded_lookup: return "forwarded-lookup";
     default: return "unknown";
   }
 }
@@ -30,6 +32,9 @@ std::string_view error_reason(uint16_t code) {
     case error::offline: return "Offline";
     case error::server_error: return "Server Error";
     case error::unavailable: return "Unavailable";
+    case error::no_live_lease: return "No Live Lease";
+    case error::agent_offline: return "Agent Offline";
+    case error::agent_timeout: return "Agent Timeout";
     default: return "Error";
   }
 }

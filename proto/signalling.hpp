@@ -18,6 +18,9 @@ inline constexpr uint16_t keepalive = 0x803;      // refresh presence
 inline constexpr uint16_t logout = 0x804;         // clear presence
 inline constexpr uint16_t lookup = 0x805;         // where is USER-ID?
 inline constexpr uint16_t notice = 0x806;         // indication from the node (e.g. "logged out elsewhere")
+// LAN agent link (agent <-> node, TLS with the agent's client certificate).
+inline constexpr uint16_t agent_hello = 0x810;        // agent -> node: claim DOMAIN / NUMBER-PREFIX routes
+inline constexpr uint16_t forwarded_lookup = 0x811;   // node -> agent: where is USER-ID (asked by CALLER-ID)?
 }  // namespace method
 
 // Attributes live in 0xC000-0xFFFF (comprehension-optional, Designated Expert):
@@ -37,6 +40,12 @@ inline constexpr uint16_t services = 0xC00B;          // u32 flags, see service_
 inline constexpr uint16_t static_address = 0xC00C;    // XOR address form; entered by an admin
 inline constexpr uint16_t retry_after = 0xC00D;       // u32 seconds (with 429)
 inline constexpr uint16_t notice_reason = 0xC00E;     // UTF-8 text
+inline constexpr uint16_t domain = 0xC010;            // UTF-8, an enterprise domain ("acme"); repeatable
+inline constexpr uint16_t number_prefix = 0xC011;     // UTF-8, a phone-number prefix ("+81-6-1234-"); repeatable
+inline constexpr uint16_t caller_id = 0xC012;         // UTF-8 user ID of who asks (forwarded lookups)
+inline constexpr uint16_t lease_expires = 0xC013;     // u64 Unix seconds (0 = infinite)
+inline constexpr uint16_t agent_name = 0xC014;        // UTF-8, the agent's certificate common name
+inline constexpr uint16_t lease_address = 0xC015;     // XOR address form (port 0); repeatable (v4 and v6)
 }  // namespace attr
 
 namespace presence_flag {
@@ -69,7 +78,12 @@ inline constexpr uint16_t unsupported_version = 426;
 inline constexpr uint16_t invalid_user_id = 422;
 inline constexpr uint16_t too_many_attempts = 429;  // login rate limit; RETRY-AFTER says when
 inline constexpr uint16_t offline = 480;            // user exists but is not logged in
+inline constexpr uint16_t agent_policy_refused = 403;  // (same code as forbidden) the agent's edge policy
+inline constexpr uint16_t no_live_lease = 481;      // extension known to the agent but has no live lease
+inline constexpr uint16_t domain_held = 409;        // (agent_hello) another agent holds that domain
 inline constexpr uint16_t server_error = 500;
+inline constexpr uint16_t agent_offline = 502;      // the domain's agent is not connected
+inline constexpr uint16_t agent_timeout = 504;      // the agent did not answer in time
 inline constexpr uint16_t unavailable = 503;        // node shutting down or storage failing
 }  // namespace error
 

@@ -68,6 +68,10 @@ void LoginLimiter::record_failure(std::string_view user_id, std::string_view sou
   drain(sources_, source, policy_.per_source_burst, policy_.per_source_refill_ms, now_ms);
 }
 
-void LoginLimiter::record_success(std::string_view user_id) { users_.erase(std::string(user_id)); }
+void LoginLimiter::record_success(std::string_view user_id, std::string_view source) {
+  users_.erase(std::string(user_id));
+  if (auto it = sources_.find(std::string(source)); it != sources_.end())
+    it->second.tokens = std::min<double>(policy_.per_source_burst, it->second.tokens + 1.0);
+}
 
 }  // namespace tsunagu::rendezvous

@@ -24,7 +24,9 @@ class LoginLimiter {
   // 0 when an attempt may proceed now; otherwise seconds until one may.
   uint32_t retry_after(std::string_view user_id, std::string_view source, uint64_t now_ms);
   void record_failure(std::string_view user_id, std::string_view source, uint64_t now_ms);
-  void record_success(std::string_view user_id);
+  // Clears the user's failures and gives the source back the attempt that
+  // record_failure charged when the attempt began.
+  void record_success(std::string_view user_id, std::string_view source);
   size_t tracked() const { return users_.size() + sources_.size(); }
 
  private:

@@ -131,7 +131,11 @@ void NodeCore::message(LinkId link, ByteView bytes, Now now) {
 
 void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now) {
   const auto* version = request.find(sig::attr::protocol_version);
-  auto version_value = version ? proto::read_u32(*version) : std::nullopt;
+  if (version == nullptr) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: PROTOCOL-VERSION is required");
+    return;
+  }
+  auto version_value = proto::read_u32(*version);
   if (!version_value || *version_value != sig::protocol_version) {
     reply_error(link, request, sig::error::unsupported_version,
                 "Unsupported Version: this node speaks protocol version 1");
@@ -264,6 +268,9 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
     return;
   }
   pending.account_exists = account->has_value();
+  // Charged now and refunded on success, so attempts still being checked in
+  // parallel count against the limit too.
+  limiter_.record_failure(user_id, source, now.mono_ms);
   std::string stored = pending.account_exists ? (*account)->password_hash : dummy_hash_;
   uint64_t job = next_job_id_++;
   pending_auth_[job] = std::move(pending);
@@ -316,14 +323,13 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   state.login_pending = false;
   std::string source = state.observed.ip_string();
   if (!verified || !pending.account_exists) {
-    ++counters_.failed_logins;
-    limiter_.record_failure(pending.user_id, source, now.mono_ms);
+    ++counters_.failed_logins;  // already charged when the attempt began
     // The same answer for an unknown user and a wrong password: IDs cannot be probed.
     reply_error(pending.link, sig::method::login, pending.transaction, sig::error::unauthenticated,
                 "Unauthenticated: wrong user ID or password");
     return;
   }
-  limiter_.record_success(pending.user_id);
+  limiter_.record_success(pending.user_id, source);
   ++counters_.logins;
   if (state.user && *state.user != pending.user_id) {
     if (auto previous = presence_.remove_link(pending.link)) presence_ended(*previous, now);
@@ -377,8 +383,8 @@ void NodeCore::handle_keepalive(LinkId link, LinkState& state, const proto::Mess
 }
 
 void NodeCore::handle_logout(LinkId link, LinkState& state, const proto::Message& request, Now now) {
-  if (!state.user) {
-    reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (!state.user) {  // idempotent: nothing to end
+    send(link, success(request).finish());
     return;
   }
   std::string user = *state.user;
@@ -428,14 +434,15 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   const Account& found = **account;
   auto builder = success(request);
   builder.add_string(sig::attr::user_id, user_id);
-  if (!found.display_name.empty()) builder.add_string(sig::attr::display_name, found.display_name);
+  builder.add_string(sig::attr::display_name, found.display_name);
   builder.add_u32(sig::attr::services, found.services);
+  if (found.static_address) builder.add_xor_address(sig::attr::static_address, *found.static_address);
   if (const PresenceRow* row = presence_.find(user_id)) {
     uint32_t flags = sig::presence_flag::online | (row->in_call ? sig::presence_flag::in_call : 0);
     builder.add_u32(sig::attr::presence, flags);
     for (const auto& reported : row->reported) builder.add_xor_address(sig::attr::reported_address, reported);
     builder.add_xor_address(sig::attr::observed_address, row->observed);
-    builder.add_u64(sig::attr::last_seen, now.unix_s);
+    builder.add_u64(sig::attr::last_seen, now.unix_s - (now.mono_ms - row->last_seen_ms) / 1000);
     send(link, builder.finish());
     return;
   }
@@ -447,15 +454,14 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   }
   if (found.static_address) {
     builder.add_u32(sig::attr::presence, sig::presence_flag::static_address);
-    builder.add_xor_address(sig::attr::static_address, *found.static_address);
-    if (last_seen != 0) builder.add_u64(sig::attr::last_seen, last_seen);
+    builder.add_u64(sig::attr::last_seen, last_seen);
     send(link, builder.finish());
     return;
   }
   auto offline = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
   offline.add_u32(sig::attr::protocol_version, sig::protocol_version);
   offline.add_error(sig::error::offline, "Offline: the user is not logged in");
-  if (last_seen != 0) offline.add_u64(sig::attr::last_seen, last_seen);
+  offline.add_u64(sig::attr::last_seen, last_seen);
   send(link, offline.finish());
 }
 

@@ -47,7 +47,7 @@ TEST_CASE("a successful login forgets the user's failures but not the source's")
   const uint64_t t = 1'000'000;
   for (int i = 0; i < 5; ++i) limiter.record_failure("alice", "198.51.100.9", t);
   REQUIRE(limiter.retry_after("alice", "203.0.113.5", t) > 0);
-  limiter.record_success("alice");
+  limiter.record_success("alice", "203.0.113.5");
   CHECK(limiter.retry_after("alice", "203.0.113.5", t) == 0);
   // The source spent 5 of 6; one more failure and it must wait.
   CHECK(limiter.retry_after("carol", "198.51.100.9", t) == 0);
