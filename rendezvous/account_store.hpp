@@ -21,6 +21,7 @@ class AccountStore {
   // Opens the store in `directory` (the node's data/db directory).
   static Expected<std::unique_ptr<AccountStore>, StoreError> open(const std::string& directory, uint64_t map_size);
 
+  storage::Environment& environment() { return *env_; }
   Expected<Transaction, StoreError> begin_read() { return env_->begin_read(); }
   Expected<Transaction, StoreError> begin_write() { return env_->begin_write(); }
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -32,6 +33,64 @@ Expected<void, std::string> write_file_atomically(const std::string& path, const
   if (::rename(temporary.c_str(), path.c_str()) != 0)
     return Unexpected("cannot rename " + temporary + ": " + std::strerror(errno));
   return {};
+}
+
+static Expected<std::string, std::string> read_text_file(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) return Unexpected("cannot read " + path + ": " + ec.message());
+  if (size > (1 << 20)) return Unexpected(path + " is larger than 1 MiB");
+  std::string text(size, '\0');
+  FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return Unexpected("cannot open " + path + ": " + std::strerror(errno));
+  size_t read = std::fread(text.data(), 1, size, file);
+  std::fclose(file);
+  text.resize(read);
+  return text;
+}
+
+static std::string toml_list(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? ", \"" : "\"") + items[i] + "\"";
+  return out + "]";
+}
+
+Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& request) {
+  namespace fs = std::filesystem;
+  auto ca_certificate = read_text_file(request.ca_certificate_file);
+  if (!ca_certificate) return Unexpected(ca_certificate.error());
+  auto ca_key = read_text_file(request.ca_private_key_file);
+  if (!ca_key) return Unexpected(ca_key.error());
+  security::KeyAndCertificate ca{*ca_certificate, *ca_key};
+  security::CertificateRequest certificate_request;
+  certificate_request.common_name = request.name;
+  certificate_request.usage = security::CertificateRequest::Usage::client;
+  auto issued = security::issue_certificate(ca, certificate_request);
+  if (!issued) return Unexpected("issuing the agent certificate: " + issued.error().detail);
+  std::error_code ec;
+  fs::path dir(request.output_directory);
+  fs::create_directories(dir, ec);
+  if (ec) return Unexpected("cannot create " + dir.string() + ": " + ec.message());
+  ::chmod(dir.c_str(), 0750);
+  std::string config = "# Tsunagu LAN agent, enrolled as \"" + request.name +
+                       "\". Relative paths are relative to this file's directory.\n\n[agent]\nname = \"" + request.name +
+                       "\"\ndomains = " + toml_list(request.domains) + "\nnumber_prefixes = " +
+                       toml_list(request.number_prefixes) + "\n\n[node]\naddress = \"" + request.node_address +
+                       "\"\nserver_name = \"" + request.server_name +
+                       "\"\nca_certificate = \"ca.crt\"\ncertificate = \"agent.crt\"\nprivate_key = \"agent.key\"\n";
+  struct Output {
+    const char* name;
+    const std::string* content;
+    unsigned mode;
+  };
+  for (const Output& out : {Output{"agent.key", &issued->private_key_pem, 0600},
+                            Output{"agent.crt", &issued->certificate_pem, 0644}, Output{"ca.crt", &*ca_certificate, 0644},
+                            Output{"agent.toml", &config, 0640}}) {
+    if (auto written = write_file_atomically((dir / out.name).string(), *out.content, out.mode); !written)
+      return Unexpected(written.error());
+  }
+  return "enrolled agent " + request.name + "; bundle in " + dir.string() +
+         " (copy it to the gateway and run `tsunagu-lan-agent run -c " + (dir / "agent.toml").string() + "`)\n";
 }
 
 Expected<std::string, std::string> create_deployment(const DeploymentRequest& request) {

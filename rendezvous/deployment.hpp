@@ -19,6 +19,21 @@ struct DeploymentRequest {
 // Returns a one-paragraph summary for the operator, or what went wrong.
 Expected<std::string, std::string> create_deployment(const DeploymentRequest& request);
 
+struct AgentBundleRequest {
+  std::string ca_certificate_file;
+  std::string ca_private_key_file;
+  std::string name;  // becomes the certificate's common name
+  std::vector<std::string> domains;
+  std::vector<std::string> number_prefixes;
+  std::string output_directory;
+  std::string node_address;  // host:port of the node's agent listener, as the agent will dial it
+  std::string server_name;   // name the node's certificate carries
+};
+
+// Issues the agent's client certificate from the deployment CA and writes
+// agent.crt, agent.key, ca.crt and a starting agent.toml into the directory.
+Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& request);
+
 // Writes `content` to `path` atomically (temp file, fsync, rename) with `mode`.
 Expected<void, std::string> write_file_atomically(const std::string& path, const std::string& content, unsigned mode);
 

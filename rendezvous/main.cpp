@@ -15,6 +15,7 @@
 #include "base/password_input.hpp"
 #include "proto/signalling.hpp"
 #include "rendezvous/account_store.hpp"
+#include "rendezvous/agent_registry.hpp"
 #include "rendezvous/deployment.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_daemon.hpp"
@@ -36,7 +37,7 @@ std::string default_directory() {
 }
 
 struct RunOptions {
-  std::string listen, stun_listen, log_level, ready_file;
+  std::string listen, stun_listen, agent_listen, log_level, ready_file;
 };
 
 int run_node(const std::string& directory, const RunOptions& options) {
@@ -57,6 +58,11 @@ int run_node(const std::string& directory, const RunOptions& options) {
     if (!a) return std::cerr << "tsunagu-rendezvous: --stun-listen: not an address:port\n", exit_usage;
     config.stun_listen = *a;
   }
+  if (!options.agent_listen.empty()) {
+    auto a = proto::SocketAddress::parse(options.agent_listen);
+    if (!a) return std::cerr << "tsunagu-rendezvous: --agent-listen: not an address:port\n", exit_usage;
+    config.agent_listen = *a;
+  }
   std::string level = options.log_level.empty() ? config.log_level : options.log_level;
   log::set_level(*log::parse_level(level));
   signal(SIGPIPE, SIG_IGN);
@@ -72,9 +78,12 @@ int run_node(const std::string& directory, const RunOptions& options) {
   }
   auto tls = (*daemon)->tls_address().to_string();
   auto stun = (*daemon)->stun_address().to_string();
-  log::info() << "serving TLS on " << tls << ", STUN on udp " << stun << ", data in " << config.database_directory;
+  auto agent_port = (*daemon)->agent_address().to_string();
+  log::info() << "serving TLS on " << tls << ", agents on " << agent_port << ", STUN on udp " << stun << ", data in "
+              << config.database_directory;
   if (!options.ready_file.empty()) {
-    std::string text = "{\"tls\": \"" + tls + "\", \"stun\": \"" + stun + "\", \"pid\": " + std::to_string(getpid()) + "}\n";
+    std::string text = "{\"tls\": \"" + tls + "\", \"stun\": \"" + stun + "\", \"agent\": \"" + agent_port +
+                       "\", \"pid\": " + std::to_string(getpid()) + "}\n";
     if (auto written = write_file_atomically(options.ready_file, text, 0644); !written) log::warn() << written.error();
   }
   sd_notify(0, "READY=1");
@@ -184,6 +193,7 @@ int main(int argc, char** argv) {
   run->add_option("-d,--dir", directory, "Deployment directory");
   run->add_option("--listen", run_options.listen, "TLS address:port, overrides node.listen (port 0 picks one)");
   run->add_option("--stun-listen", run_options.stun_listen, "UDP STUN address:port, overrides node.stun_listen");
+  run->add_option("--agent-listen", run_options.agent_listen, "LAN agent TLS address:port, overrides node.agent_listen");
   run->add_option("--log-level", run_options.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   run->add_option("--ready-file", run_options.ready_file,
@@ -213,6 +223,22 @@ int main(int argc, char** argv) {
   auto* clear_static = user->add_subcommand("clear-static", "Remove a user's permanent address");
   clear_static->add_option("ID", user_id, "User ID")->required();
 
+  auto* agent = app.add_subcommand("agent", "Manage LAN agents and the domains / number prefixes routed to them");
+  agent->require_subcommand(1);
+  agent->add_option("-d,--dir", directory, "Deployment directory");
+  std::string agent_name, bundle_dir, agent_node, agent_server_name = "localhost";
+  std::vector<std::string> agent_domains, agent_prefixes;
+  auto* enroll = agent->add_subcommand("enroll", "Issue an agent's client certificate and route its domains to it");
+  enroll->add_option("NAME", agent_name, "Agent name (certificate common name), e.g. acme")->required();
+  enroll->add_option("--domain", agent_domains, "Enterprise domain routed to this agent (repeatable)");
+  enroll->add_option("--prefix", agent_prefixes, "Phone-number prefix routed to this agent, e.g. +81-6-1234- (repeatable)");
+  enroll->add_option("--out", bundle_dir, "Directory to write the agent's bundle into")->required();
+  enroll->add_option("--node", agent_node, "host:port the agent dials (default: localhost and node.agent_listen's port)");
+  enroll->add_option("--server-name", agent_server_name, "Name on the node's certificate the agent checks (default localhost)");
+  auto* agent_list = agent->add_subcommand("list", "List enrolled agents and their routes");
+  auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes");
+  agent_remove->add_option("NAME", agent_name, "Agent name")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   if (init->parsed()) {
@@ -234,6 +260,58 @@ int main(int argc, char** argv) {
   auto admin = Admin::open(directory, code);
   if (!admin) return code;
   auto& store = *admin->store;
+  if (agent->parsed()) {
+    auto registry = AgentRegistry::open(store.environment());
+    if (!registry) return fail(registry.error().detail);
+    if (agent_list->parsed()) {
+      auto txn = store.begin_read();
+      if (!txn) return fail(txn.error().detail);
+      auto agents = registry->list(*txn);
+      if (!agents) return fail(agents.error().detail);
+      for (const auto& a : *agents) {
+        std::cout << a.name;
+        for (const auto& d : a.domains) std::cout << "  domain " << d;
+        for (const auto& p : a.number_prefixes) std::cout << "  prefix " << p;
+        std::cout << "\n";
+      }
+      return 0;
+    }
+    if (!valid_agent_name(agent_name)) return fail("invalid agent name \"" + agent_name + "\": 1-63 of a-z 0-9 . -", exit_usage);
+    auto txn = store.begin_write();
+    if (!txn) return fail(txn.error().detail);
+    if (agent_remove->parsed()) {
+      auto removed = registry->remove(*txn, agent_name);
+      if (!removed) return fail(removed.error().detail);
+      if (!*removed) return fail("no such agent: " + agent_name, exit_no_user);
+      if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
+      std::cout << "removed agent " << agent_name << "\n";
+      return 0;
+    }
+    if (agent_domains.empty() && agent_prefixes.empty()) return fail("give at least one --domain or --prefix", exit_usage);
+    for (const auto& d : agent_domains)
+      if (!valid_domain(d)) return fail("invalid domain \"" + d + "\": 1-63 of a-z 0-9 . -", exit_usage);
+    for (const auto& p : agent_prefixes)
+      if (!valid_number_prefix(p)) return fail("invalid prefix \"" + p + "\": + then digits and -", exit_usage);
+    AgentEnrollment enrollment{agent_name, agent_domains, agent_prefixes, static_cast<uint64_t>(std::time(nullptr))};
+    auto conflict = registry->enroll(*txn, enrollment);
+    if (!conflict) return fail(conflict.error().detail);
+    if (conflict->has_value()) return fail(**conflict, exit_user_exists);
+    AgentBundleRequest bundle;
+    bundle.ca_certificate_file = admin->config.ca_certificate_file;
+    bundle.ca_private_key_file = admin->config.ca_private_key_file;
+    bundle.name = agent_name;
+    bundle.domains = agent_domains;
+    bundle.number_prefixes = agent_prefixes;
+    bundle.output_directory = bundle_dir;
+    bundle.node_address =
+        agent_node.empty() ? "localhost:" + std::to_string(admin->config.agent_listen.port) : agent_node;
+    bundle.server_name = agent_server_name;
+    auto written = write_agent_bundle(bundle);
+    if (!written) return fail(written.error());
+    if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
+    std::cout << *written;
+    return 0;
+  }
   if (add->parsed() || passwd->parsed() || set_static->parsed() || clear_static->parsed() || remove->parsed()) {
     if (!proto::valid_user_id(user_id))
       return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);

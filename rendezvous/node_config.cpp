@@ -81,7 +81,7 @@ NodeConfig load_node_config(const std::string& directory) {
                              std::string(error.description()));
   }
   TableReader reader(root, file);
-  reader.reject_unknown({"node.listen", "node.stun_listen", "node.log_level", "node.open_registration",
+  reader.reject_unknown({"node.listen", "node.stun_listen", "node.agent_listen", "limits.forward_timeout_ms", "node.log_level", "node.open_registration",
                          "node.software", "tls.certificate", "tls.private_key", "tls.ca_certificate",
                          "tls.ca_private_key", "storage.directory", "storage.map_size_mb",
                          "presence.keepalive_interval", "presence.keepalive_misses", "presence.login_timeout",
@@ -92,6 +92,7 @@ NodeConfig load_node_config(const std::string& directory) {
   config.directory = directory;
   config.listen = reader.address("node.listen", "0.0.0.0:7400");
   config.stun_listen = reader.address("node.stun_listen", "0.0.0.0:3478");
+  config.agent_listen = reader.address("node.agent_listen", "0.0.0.0:7401");
   config.log_level = reader.text("node.log_level", "info");
   if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
       config.log_level != "error")
@@ -116,6 +117,7 @@ NodeConfig load_node_config(const std::string& directory) {
   s.login_limits.per_source_refill_ms =
       static_cast<uint64_t>(reader.integer("limits.login_refill_seconds_per_source", 6, 1, 86400)) * 1000;
   s.max_bad_messages = static_cast<uint32_t>(reader.integer("limits.max_bad_messages", 8, 1, 1000));
+  s.forward_timeout_ms = static_cast<uint32_t>(reader.integer("limits.forward_timeout_ms", 3000, 50, 60000));
   s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
   return config;
 }
@@ -126,6 +128,7 @@ std::string default_node_config_text() {
 [node]
 listen = "0.0.0.0:7400"        # TLS signalling for terminals and agents
 stun_listen = "0.0.0.0:3478"   # UDP STUN Binding service
+agent_listen = "0.0.0.0:7401"  # TLS for LAN agents; they present certificates from `agent enroll`
 log_level = "info"             # debug, info, warn, error
 open_registration = false      # let anyone create an account with `tsunagu register`
 
@@ -150,6 +153,7 @@ login_refill_seconds_per_user = 60     # ... then one more per this many seconds
 login_failures_per_source = 20 # the same per source address
 login_refill_seconds_per_source = 6
 max_bad_messages = 8           # malformed messages before a link is closed
+forward_timeout_ms = 3000      # how long a LAN agent has to answer a forwarded lookup
 
 [passwords]
 scrypt_log2_n = 15             # scrypt cost for new hashes (N = 2^15, r = 8, p = 1)

@@ -14,6 +14,7 @@ struct NodeConfig {
   std::string directory;  // the deployment directory (holds node.toml)
   proto::SocketAddress listen;       // TLS signalling
   proto::SocketAddress stun_listen;  // UDP STUN Binding
+  proto::SocketAddress agent_listen;  // TLS for LAN agents (client certificates required)
   std::string certificate_file;
   std::string private_key_file;
   std::string ca_certificate_file;

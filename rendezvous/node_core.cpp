@@ -34,7 +34,15 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       settings_(std::move(settings)),
       presence_(uint64_t{settings_.keepalive_interval_s} * settings_.keepalive_misses * 1000),
       limiter_(settings_.login_limits),
-      dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {}
+      dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {
+  if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
+}
+
+void NodeCore::agent_link_ready(LinkId link, const std::string& agent_name, Now) {
+  auto it = links_.find(link);
+  if (it == links_.end()) return;
+  it->second.agent_name = agent_name;
+}
 
 void NodeCore::link_opened(LinkId link, const proto::SocketAddress& observed, Now now) {
   LinkState state;
@@ -48,7 +56,9 @@ void NodeCore::link_closed(LinkId link, Now now) {
   auto it = links_.find(link);
   if (it == links_.end()) return;
   login_deadlines_.erase({it->second.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, link});
+  bool agent = it->second.agent_ready;
   links_.erase(it);
+  if (agent) drop_agent_routes(link, now);
   if (auto user = presence_.remove_link(link)) presence_ended(*user, now);
   std::erase_if(after_commit_, [&](const PendingReply& r) { return r.link == link; });
 }
@@ -124,7 +134,11 @@ void NodeCore::message(LinkId link, ByteView bytes, Now now) {
     return;
   }
   const proto::Message& message = decoded->message;
-  if (message.message_class != proto::MessageClass::request) return;  // nothing asks terminals yet
+  if (message.message_class == proto::MessageClass::success || message.message_class == proto::MessageClass::error) {
+    if (state.agent_ready) handle_agent_response(link, message, now);
+    return;
+  }
+  if (message.message_class != proto::MessageClass::request) return;
   ++counters_.requests;
   handle_request(link, state, message, now);
 }
@@ -141,7 +155,19 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
                 "Unsupported Version: this node speaks protocol version 1");
     return;
   }
+  if (state.agent_name) {  // agent links speak only the agent methods
+    switch (request.method) {
+      case sig::method::agent_hello: return handle_agent_hello(link, state, request);
+      case sig::method::keepalive:
+        if (!state.agent_ready) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: say hello first");
+        return send(link, success(request).finish());
+      default: return reply_error(link, request, sig::error::forbidden, "Forbidden: not a method for agent links");
+    }
+  }
   switch (request.method) {
+    case sig::method::agent_hello:
+      return reply_error(link, request, sig::error::forbidden,
+                         "Forbidden: agents connect to the agent port with their enrolment certificate");
     case sig::method::register_user: return handle_register(link, state, request);
     case sig::method::login: return handle_login(link, state, request, now);
     case sig::method::keepalive: return handle_keepalive(link, state, request, now);
@@ -417,6 +443,7 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
     return;
   }
   ++counters_.lookups;
+  if (route_lookup(link, state, request, user_id, now)) return;
   auto* txn = read_txn();
   if (txn == nullptr) {
     reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
@@ -472,6 +499,17 @@ void NodeCore::tick(Now now) {
     close(row.link, "keepalives missed");
     if (auto it = links_.find(row.link); it != links_.end()) it->second.user.reset();
   }
+  while (!forward_deadlines_.empty() && forward_deadlines_.begin()->first <= now.mono_ms) {
+    auto id = forward_deadlines_.begin()->second;
+    forward_deadlines_.erase(forward_deadlines_.begin());
+    auto forward = forwards_.find(id);
+    if (forward == forwards_.end()) continue;
+    PendingForward pending = forward->second;
+    forwards_.erase(forward);
+    if (auto agent = links_.find(pending.agent); agent != links_.end()) --agent->second.forwards_pending;
+    ++counters_.forward_timeouts;
+    answer_forward(pending, sig::error::agent_timeout, "Agent Timeout: the LAN agent did not answer in time");
+  }
   while (!login_deadlines_.empty() && login_deadlines_.begin()->first <= now.mono_ms) {
     LinkId link = login_deadlines_.begin()->second;
     login_deadlines_.erase(login_deadlines_.begin());
@@ -485,7 +523,172 @@ std::optional<uint64_t> NodeCore::next_deadline() const {
     uint64_t login = login_deadlines_.begin()->first;
     next = next ? std::min(*next, login) : login;
   }
+  if (!forward_deadlines_.empty()) {
+    uint64_t forward = forward_deadlines_.begin()->first;
+    next = next ? std::min(*next, forward) : forward;
+  }
   return next;
+}
+
+void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Message& request) {
+  const std::string& name = *state.agent_name;
+  if (!registry_) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return;
+  }
+  auto* txn = read_txn();
+  if (txn == nullptr) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return;
+  }
+  std::vector<std::string> domains, prefixes;
+  for (const auto* a : request.find_all(sig::attr::domain)) domains.emplace_back(proto::read_string(*a));
+  for (const auto* a : request.find_all(sig::attr::number_prefix)) prefixes.emplace_back(proto::read_string(*a));
+  if (domains.empty() && prefixes.empty()) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: claim at least one DOMAIN or NUMBER-PREFIX");
+    return;
+  }
+  for (const auto& d : domains) {
+    auto owner = registry_->domain_owner(*txn, d);
+    if (!owner) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (!owner->has_value() || **owner != name)
+      return reply_error(link, request, sig::error::forbidden,
+                         "Forbidden: domain " + d + " is not enrolled for agent " + name);
+    if (auto held = connected_domains_.find(d); held != connected_domains_.end() && held->second != link)
+      return reply_error(link, request, sig::error::domain_held,
+                         "Domain Held: another connected agent holds domain " + d);
+  }
+  for (const auto& p : prefixes) {
+    auto owner = registry_->prefix_owner(*txn, p);
+    if (!owner) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (!owner->has_value() || **owner != name)
+      return reply_error(link, request, sig::error::forbidden,
+                         "Forbidden: number prefix " + p + " is not enrolled for agent " + name);
+    if (auto held = connected_prefixes_.find(p); held != connected_prefixes_.end() && held->second != link)
+      return reply_error(link, request, sig::error::domain_held,
+                         "Domain Held: another connected agent holds prefix " + p);
+  }
+  for (const auto& d : domains) connected_domains_[d] = link;
+  for (const auto& p : prefixes) connected_prefixes_[p] = link;
+  if (!state.agent_ready)
+    login_deadlines_.erase({state.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, link});
+  state.agent_ready = true;
+  auto ok = success(request);
+  ok.add_string(sig::attr::agent_name, name);
+  send(link, ok.finish());
+}
+
+bool NodeCore::route_lookup(LinkId link, LinkState& state, const proto::Message& request, const std::string& user_id,
+                            Now now) {
+  std::optional<LinkId> agent;
+  std::string route;
+  bool routed = false;
+  auto at = user_id.find('@');
+  auto* txn = read_txn();
+  if (at != std::string::npos) {
+    route = user_id.substr(at + 1);
+    if (auto held = connected_domains_.find(route); held != connected_domains_.end()) agent = held->second;
+    else if (registry_ && txn != nullptr) {
+      auto owner = registry_->domain_owner(*txn, route);
+      routed = owner && owner->has_value();
+    }
+  } else if (!user_id.empty() && user_id[0] == '+') {
+    // Longest announced prefix wins.
+    for (const auto& [prefix, holder] : connected_prefixes_)
+      if (user_id.starts_with(prefix) && prefix.size() > route.size()) {
+        route = prefix;
+        agent = holder;
+      }
+    if (!agent && registry_ && txn != nullptr) {
+      for (size_t n = std::min<size_t>(user_id.size(), 32); n >= 2 && !routed; --n) {
+        auto owner = registry_->prefix_owner(*txn, user_id.substr(0, n));
+        routed = owner && owner->has_value();
+        if (routed) route = user_id.substr(0, n);
+      }
+    }
+  }
+  if (!agent) {
+    if (!routed) return false;
+    reply_error(link, request, sig::error::agent_offline,
+                "Agent Offline: the LAN agent for " + route + " is not connected");
+    return true;
+  }
+  auto agent_state = links_.find(*agent);
+  if (agent_state == links_.end() || agent_state->second.forwards_pending >= settings_.max_forwards_per_agent) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: the LAN agent is overloaded");
+    return true;
+  }
+  proto::TransactionId id;
+  security::random_bytes(id.bytes);
+  proto::MessageBuilder forward(proto::MessageClass::request, sig::method::forwarded_lookup, id);
+  forward.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  forward.add_string(sig::attr::user_id, user_id);
+  forward.add_string(sig::attr::caller_id, *state.user);
+  uint64_t deadline = now.mono_ms + settings_.forward_timeout_ms;
+  forwards_[id.bytes] = PendingForward{link, request.transaction_id, *agent, deadline};
+  forward_deadlines_.emplace(deadline, id.bytes);
+  ++agent_state->second.forwards_pending;
+  ++counters_.forwarded_lookups;
+  send(*agent, forward.finish());
+  return true;
+}
+
+void NodeCore::answer_forward(const PendingForward& forward, uint16_t code, std::string_view reason) {
+  if (!links_.contains(forward.caller)) return;
+  reply_error(forward.caller, sig::method::lookup, forward.caller_transaction, code, reason);
+}
+
+void NodeCore::handle_agent_response(LinkId link, const proto::Message& response, Now now) {
+  auto it = forwards_.find(response.transaction_id.bytes);
+  if (it == forwards_.end() || it->second.agent != link) return;  // late (timed out) or not ours
+  PendingForward forward = it->second;
+  forwards_.erase(it);
+  forward_deadlines_.erase({forward.deadline_ms, response.transaction_id.bytes});
+  if (auto agent = links_.find(link); agent != links_.end()) --agent->second.forwards_pending;
+  if (!links_.contains(forward.caller)) return;
+  if (response.message_class == proto::MessageClass::error) {
+    const auto* code = response.find(proto::attr::error_code);
+    auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+    if (!parsed) {
+      answer_forward(forward, sig::error::server_error, "Server Error: malformed answer from the LAN agent");
+      return;
+    }
+    answer_forward(forward, parsed->code, parsed->reason);
+    return;
+  }
+  proto::MessageBuilder ok(proto::MessageClass::success, sig::method::lookup, forward.caller_transaction);
+  ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  if (const auto* user = response.find(sig::attr::user_id)) ok.add_string(sig::attr::user_id, proto::read_string(*user));
+  ok.add_string(sig::attr::display_name, "");
+  ok.add_u32(sig::attr::services, 0);
+  ok.add_u32(sig::attr::presence, sig::presence_flag::online);
+  size_t addresses = 0;
+  for (const auto* a : response.find_all(sig::attr::lease_address)) {
+    auto address = proto::read_xor_address(*a, response);
+    if (!address || ++addresses > 8) continue;
+    ok.add_xor_address(sig::attr::lease_address, *address);
+  }
+  if (const auto* expires = response.find(sig::attr::lease_expires))
+    if (auto value = proto::read_u64(*expires)) ok.add_u64(sig::attr::lease_expires, *value);
+  if (const auto* name = links_.at(link).agent_name ? &*links_.at(link).agent_name : nullptr)
+    ok.add_string(sig::attr::agent_name, *name);
+  ok.add_u64(sig::attr::last_seen, now.unix_s);
+  send(forward.caller, ok.finish());
+}
+
+void NodeCore::drop_agent_routes(LinkId link, Now) {
+  std::erase_if(connected_domains_, [&](const auto& entry) { return entry.second == link; });
+  std::erase_if(connected_prefixes_, [&](const auto& entry) { return entry.second == link; });
+  for (auto it = forwards_.begin(); it != forwards_.end();) {
+    if (it->second.agent != link) {
+      ++it;
+      continue;
+    }
+    forward_deadlines_.erase({it->second.deadline_ms, it->first});
+    PendingForward forward = it->second;
+    it = forwards_.erase(it);
+    answer_forward(forward, sig::error::agent_offline, "Agent Offline: the LAN agent's link closed");
+  }
 }
 
 void NodeCore::commit_turn() {

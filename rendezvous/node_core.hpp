@@ -9,6 +9,8 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -19,6 +21,7 @@
 #include "base/bytes.hpp"
 #include "proto/stun_message.hpp"
 #include "rendezvous/account_store.hpp"
+#include "rendezvous/agent_registry.hpp"
 #include "rendezvous/login_limiter.hpp"
 #include "rendezvous/presence_table.hpp"
 #include "security/passwords.hpp"
@@ -33,6 +36,8 @@ struct NodeSettings {
   uint32_t max_bad_messages = 8;  // per link, then it is closed
   LoginLimiter::Policy login_limits;
   security::ScryptParameters password_hashing;
+  uint32_t forward_timeout_ms = 3000;     // how long a LAN agent has to answer a forwarded lookup
+  size_t max_forwards_per_agent = 10'000;  // lookups waiting on one agent
   std::string software = "tsunagu-rendezvous/0.1";
 };
 
@@ -72,6 +77,8 @@ struct NodeCounters {
   uint64_t registrations = 0;
   uint64_t commits = 0;
   uint64_t commit_failures = 0;
+  uint64_t forwarded_lookups = 0;
+  uint64_t forward_timeouts = 0;
 };
 
 class NodeCore {
@@ -79,6 +86,9 @@ class NodeCore {
   NodeCore(AccountStore& store, NodeSettings settings);
 
   void link_opened(LinkId link, const proto::SocketAddress& observed, Now now);
+  // A link on the agent listener finished TLS with a client certificate from
+  // the deployment CA whose common name is `agent_name`.
+  void agent_link_ready(LinkId link, const std::string& agent_name, Now now);
   void link_closed(LinkId link, Now now);
   void message(LinkId link, ByteView bytes, Now now);
   void password_job_done(const PasswordJobResult& result, Now now);
@@ -102,6 +112,15 @@ class NodeCore {
     uint64_t opened_ms = 0;
     uint32_t bad_messages = 0;
     bool login_pending = false;
+    std::optional<std::string> agent_name;  // agent links: the certificate's name
+    bool agent_ready = false;               // agent_hello accepted
+    size_t forwards_pending = 0;
+  };
+  struct PendingForward {
+    LinkId caller = 0;
+    proto::TransactionId caller_transaction;
+    LinkId agent = 0;
+    uint64_t deadline_ms = 0;
   };
   struct PendingAuth {
     enum class Purpose { login, register_user } purpose = Purpose::login;
@@ -125,6 +144,13 @@ class NodeCore {
   void handle_keepalive(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_logout(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_lookup(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_agent_hello(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_agent_response(LinkId link, const proto::Message& response, Now now);
+  // true when the lookup was forwarded or answered for a routed ID.
+  bool route_lookup(LinkId link, LinkState& state, const proto::Message& request, const std::string& user_id,
+                    Now now);
+  void answer_forward(const PendingForward& forward, uint16_t code, std::string_view reason);
+  void drop_agent_routes(LinkId link, Now now);
   void finish_login(const PendingAuth& pending, bool verified, Now now);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
@@ -148,6 +174,11 @@ class NodeCore {
   std::set<std::pair<uint64_t, LinkId>> login_deadlines_;
   std::unordered_map<uint64_t, PendingAuth> pending_auth_;
   std::unordered_map<std::string, uint64_t> last_seen_unix_;
+  std::optional<AgentRegistry> registry_;
+  std::unordered_map<std::string, LinkId> connected_domains_;
+  std::map<std::string, LinkId> connected_prefixes_;
+  std::map<std::array<std::byte, 12>, PendingForward> forwards_;
+  std::set<std::pair<uint64_t, std::array<std::byte, 12>>> forward_deadlines_;
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

@@ -50,17 +50,27 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   if (!tls) return Unexpected("TLS: " + tls.error().detail);
   daemon->tls_ = *tls;
 
-  daemon->listener_ = new uv_tcp_t;
-  uv_tcp_init(loop, daemon->listener_);
-  daemon->listener_->data = daemon.get();
-  sockaddr_storage address{};
-  transport::to_sockaddr(config.listen, &address);
-  int rc = uv_tcp_bind(daemon->listener_, reinterpret_cast<const sockaddr*>(&address), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(daemon->listener_), 1024, on_connection);
-  if (rc != 0) {
-    std::string error = "listen on " + config.listen.to_string() + ": " + uv_strerror(rc);
-    daemon->shutdown();
-    return Unexpected(error);
+  tls_options.client_ca_file = config.ca_certificate_file;
+  auto agent_tls = security::TlsContext::server(tls_options);
+  if (!agent_tls) return Unexpected("TLS (agent port): " + agent_tls.error().detail);
+  daemon->agent_tls_ = *agent_tls;
+
+  auto listen = [&](uv_tcp_t*& handle, const proto::SocketAddress& at, uv_connection_cb callback) -> std::string {
+    handle = new uv_tcp_t;
+    uv_tcp_init(loop, handle);
+    handle->data = daemon.get();
+    sockaddr_storage address{};
+    transport::to_sockaddr(at, &address);
+    int rc = uv_tcp_bind(handle, reinterpret_cast<const sockaddr*>(&address), 0);
+    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(handle), 1024, callback);
+    return rc == 0 ? std::string() : "listen on " + at.to_string() + ": " + uv_strerror(rc);
+  };
+  for (auto error : {listen(daemon->listener_, config.listen, on_connection),
+                     listen(daemon->agent_listener_, config.agent_listen, on_agent_connection)}) {
+    if (!error.empty()) {
+      daemon->shutdown();
+      return Unexpected(error);
+    }
   }
 
   daemon->stun_responder_ = std::make_unique<StunBindingResponder>(daemon->config_.settings.software);
@@ -88,12 +98,15 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
 
 NodeDaemon::~NodeDaemon() { shutdown(); }
 
-proto::SocketAddress NodeDaemon::tls_address() const {
+static proto::SocketAddress bound_address(const uv_tcp_t* handle) {
   sockaddr_storage storage{};
   int length = sizeof storage;
-  uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&storage), &length);
+  uv_tcp_getsockname(handle, reinterpret_cast<sockaddr*>(&storage), &length);
   return transport::from_sockaddr(reinterpret_cast<sockaddr*>(&storage));
 }
+
+proto::SocketAddress NodeDaemon::tls_address() const { return bound_address(listener_); }
+proto::SocketAddress NodeDaemon::agent_address() const { return bound_address(agent_listener_); }
 
 void NodeDaemon::shutdown() {
   if (stopping_) return;
@@ -109,6 +122,8 @@ void NodeDaemon::shutdown() {
   for (auto& [id, link] : links) link->close("node shutting down");
   close_and_delete(listener_);
   listener_ = nullptr;
+  close_and_delete(agent_listener_);
+  agent_listener_ = nullptr;
   close_and_delete(timer_);
   timer_ = nullptr;
   close_and_delete(check_);
@@ -122,22 +137,46 @@ void NodeDaemon::on_connection(uv_stream_t* server, int status) {
     log::warn() << "accept: " << uv_strerror(status);
     return;
   }
-  self->accept_link();
+  self->accept_link(false);
 }
 
-void NodeDaemon::accept_link() {
+void NodeDaemon::on_agent_connection(uv_stream_t* server, int status) {
+  auto* self = static_cast<NodeDaemon*>(server->data);
+  if (status != 0) {
+    log::warn() << "accept (agent port): " << uv_strerror(status);
+    return;
+  }
+  self->accept_link(true);
+}
+
+void NodeDaemon::accept_link(bool agent) {
   transport::LinkCallbacks callbacks;
+  if (agent) {
+    // The TLS context verified the certificate against the deployment CA.
+    callbacks.on_ready = [this](transport::TlsLink& link) {
+      auto name = link.peer_common_name();
+      if (!name) {
+        link.close("agent certificate has no common name");
+        return;
+      }
+      log::info() << "agent " << *name << " connected from " << link.peer_address().to_string();
+      core_->agent_link_ready(link.id(), *name, now());
+    };
+  }
   callbacks.on_message = [this](transport::TlsLink& link, ByteView message) {
     core_->message(link.id(), message, now());
   };
   callbacks.on_closed = [this](transport::TlsLink& link, std::string_view reason) {
     if (links_.erase(link.id()) == 0) return;
-    if (bad_input_log.allow()) log::debug() << "link " << link.id() << " from " << link.peer_address().to_string()
-                                            << " closed: " << reason;
+    if (link.user_data != nullptr) log::info() << "agent link from " << link.peer_address().to_string() << " closed: " << reason;
+    else if (bad_input_log.allow()) log::debug() << "link " << link.id() << " from " << link.peer_address().to_string()
+                                                 << " closed: " << reason;
     core_->link_closed(link.id(), now());
   };
-  auto* link = transport::TlsLink::accept(reinterpret_cast<uv_stream_t*>(listener_), tls_, std::move(callbacks));
+  auto* link = transport::TlsLink::accept(reinterpret_cast<uv_stream_t*>(agent ? agent_listener_ : listener_),
+                                          agent ? agent_tls_ : tls_, std::move(callbacks));
   if (link == nullptr) return;
+  if (agent) link->user_data = this;  // marks agent links for logging
   links_[link->id()] = link;
   core_->link_opened(link->id(), link->peer_address(), now());
 }
@@ -190,6 +229,9 @@ void NodeDaemon::run_password_jobs() {
 void NodeDaemon::on_timer(uv_timer_t* timer) {
   auto* self = static_cast<NodeDaemon*>(timer->data);
   self->core_->tick(self->now());
+  // The check handle runs only after the next poll, which may block for a
+  // long time: send what the deadlines produced now.
+  self->drain();
 }
 
 void NodeDaemon::rearm_timer() {

@@ -31,14 +31,16 @@ class NodeDaemon {
   // the loop then ends by itself.
   void shutdown();
   proto::SocketAddress tls_address() const;
+  proto::SocketAddress agent_address() const;
   proto::SocketAddress stun_address() const { return stun_->local_address(); }
 
  private:
   NodeDaemon() = default;
   static void on_connection(uv_stream_t* server, int status);
+  static void on_agent_connection(uv_stream_t* server, int status);
   static void on_timer(uv_timer_t* timer);
   static void on_check(uv_check_t* check);
-  void accept_link();
+  void accept_link(bool agent);
   void drain();
   void run_password_jobs();
   void rearm_timer();
@@ -51,7 +53,9 @@ class NodeDaemon {
   std::unique_ptr<StunBindingResponder> stun_responder_;
   std::unique_ptr<transport::UdpSocket> stun_;
   std::shared_ptr<security::TlsContext> tls_;
+  std::shared_ptr<security::TlsContext> agent_tls_;
   uv_tcp_t* listener_ = nullptr;
+  uv_tcp_t* agent_listener_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   uv_check_t* check_ = nullptr;
   std::unordered_map<LinkId, transport::TlsLink*> links_;

@@ -1,6 +1,6 @@
 // tsunagu: the terminal command line.
 // Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user,
-// 4 user offline, 5 authentication failed, 6 rate limited, 7 refused by the
+// 4 user offline (or an extension with no live lease, or whose agent is offline), 5 authentication failed, 6 rate limited, 7 refused by the
 // node for another reason.
 #include <signal.h>
 #include <uv.h>
@@ -189,7 +189,10 @@ void print_lookup(const std::string& target, const proto::Message& response, boo
     } else {
       std::cerr << "tsunagu: " << target << ": " << reason << std::endl;
     }
-    exit_code = code == proto::error::offline        ? exit_offline
+    bool unreachable = code == proto::error::offline || code == proto::error::no_live_lease ||
+                       code == proto::error::agent_offline;
+    exit_code = unreachable                          ? exit_offline
+                : code == proto::error::agent_timeout ? exit_network
                 : code == proto::error::unknown_user ? exit_unknown_user
                 : code == proto::error::invalid_user_id ? exit_usage
                                                         : exit_refused;
@@ -202,6 +205,13 @@ void print_lookup(const std::string& target, const proto::Message& response, boo
   std::vector<std::string> reported;
   for (const auto* r : response.find_all(proto::attr::reported_address))
     if (auto a = proto::read_xor_address(*r, response)) reported.push_back(a->to_string());
+  std::vector<std::string> leases;
+  for (const auto* r : response.find_all(proto::attr::lease_address))
+    if (auto a = proto::read_xor_address(*r, response)) leases.push_back(a->ip_string());
+  uint64_t lease_expires = 0;
+  if (const auto* e = response.find(proto::attr::lease_expires)) lease_expires = proto::read_u64(*e).value_or(0);
+  std::string agent;
+  if (const auto* a = response.find(proto::attr::agent_name)) agent = proto::read_string(*a);
   std::string observed, fixed;
   if (const auto* o = response.find(proto::attr::observed_address))
     if (auto a = proto::read_xor_address(*o, response)) observed = a->to_string();
@@ -214,8 +224,24 @@ void print_lookup(const std::string& target, const proto::Message& response, boo
               << ", \"online\": " << (online ? "true" : "false") << ", \"in_call\": " << (in_call ? "true" : "false")
               << ", \"reported\": [";
     for (size_t i = 0; i < reported.size(); ++i) std::cout << (i ? ", " : "") << json_string(reported[i]);
-    std::cout << "], \"observed\": " << json_string(observed) << ", \"static\": " << json_string(fixed) << "}"
+    std::cout << "], \"observed\": " << json_string(observed) << ", \"static\": " << json_string(fixed)
+              << ", \"lease\": [";
+    for (size_t i = 0; i < leases.size(); ++i) std::cout << (i ? ", " : "") << json_string(leases[i]);
+    std::cout << "], \"lease_expires\": " << lease_expires << ", \"agent\": " << json_string(agent) << "}"
               << std::endl;
+    return;
+  }
+  if (!agent.empty()) {
+    std::cout << target << " is on the LAN of agent " << agent << "\n";
+    for (const auto& l : leases) std::cout << "  private address: " << l << "   (from its DHCP lease)\n";
+    if (lease_expires == 0) {
+      std::cout << "  lease: does not expire\n";
+    } else {
+      auto now = static_cast<uint64_t>(std::time(nullptr));
+      uint64_t left = lease_expires > now ? lease_expires - now : 0;
+      std::cout << "  lease expires in " << left / 60 << " min " << left % 60 << " s\n";
+    }
+    std::cout << std::flush;
     return;
   }
   std::cout << target << (name.empty() ? "" : " (" + name + ")")
@@ -234,7 +260,8 @@ int main(int argc, char** argv) {
   CLI::App app{"tsunagu: reach people and devices by their user ID through a Tsunagu rendezvous node"};
   app.require_subcommand(1);
   app.footer(
-      "Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user, 4 user offline,\n"
+      "Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user, 4 user offline\n"
+      "(or an extension with no live lease, or whose LAN agent is offline),\n"
       "5 authentication failed, 6 rate limited, 7 refused by the node for another reason.\n"
       "Passwords are never taken from the command line: --password-file, $TSUNAGU_PASSWORD or a prompt.");
 
