@@ -1058,3 +1058,181 @@ TEST_CASE("a closed presence link ends the presence and messages for unknown lin
   node.close(77);  // closing an unknown link is harmless
   CHECK(node.core().link_count() == 0);
 }
+
+// ---- LAN agent links: hello, forwarded lookups, timeouts, agent loss ----
+
+namespace {
+
+void enroll(Node& node, const std::string& name, std::vector<std::string> domains,
+            std::vector<std::string> prefixes = {}) {
+  auto registry = AgentRegistry::open(node.store().environment());
+  REQUIRE(registry.has_value());
+  auto txn = node.store().begin_write();
+  REQUIRE(txn.has_value());
+  auto conflict = registry->enroll(*txn, AgentEnrollment{name, std::move(domains), std::move(prefixes), 1});
+  REQUIRE(conflict.has_value());
+  REQUIRE_FALSE(conflict->has_value());
+  REQUIRE(txn->commit().has_value());
+}
+
+Bytes hello_request(std::vector<std::string> domains, std::vector<std::string> prefixes = {}) {
+  return request(sig::method::agent_hello, [&](proto::MessageBuilder& b) {
+    for (const auto& d : domains) b.add_string(sig::attr::domain, d);
+    for (const auto& p : prefixes) b.add_string(sig::attr::number_prefix, p);
+  });
+}
+
+const SocketAddress agent_addr = SocketAddress::v4({203, 0, 113, 1}, 55000);
+const SocketAddress lease_v4 = SocketAddress::v4({10, 99, 0, 57}, 0);
+
+// An agent link that has said hello for `domains`.
+void connect_agent(Node& node, LinkId link, const std::string& name, std::vector<std::string> domains,
+                   std::vector<std::string> prefixes = {}) {
+  node.open(link, agent_addr);
+  node.core().agent_link_ready(link, name, node.now());
+  node.send(link, hello_request(std::move(domains), std::move(prefixes)));
+  Reply hello = node.reply(link);
+  REQUIRE(hello.is_success());
+  CHECK(hello.text(sig::attr::agent_name) == name);
+}
+
+// alice logged in on link 1 (query role is enough for lookups).
+void alice_online(Node& node) {
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  node.send(1, login_request("alice", "correct horse", {}, sig::link_role::query));
+  REQUIRE(node.reply(1).is_success());
+}
+
+}  // namespace
+
+TEST_CASE("an agent may claim only the domains enrolled for its certificate name") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  node.open(10, agent_addr);
+  node.core().agent_link_ready(10, "acme", node.now());
+  node.send(10, hello_request({"acme", "globex"}));
+  Reply refused = node.reply(10);
+  CHECK(refused.code() == 403);
+  CHECK(refused.reason().find("globex") != std::string::npos);
+  node.send(10, hello_request({"acme"}));
+  CHECK(node.reply(10).is_success());
+}
+
+TEST_CASE("a second agent link claiming a held domain gets 409") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  node.open(11, agent_addr);
+  node.core().agent_link_ready(11, "acme", node.now());
+  node.send(11, hello_request({"acme"}));
+  CHECK(node.reply(11).code() == 409);
+}
+
+TEST_CASE("a lookup of ID@domain is forwarded to the agent and its answer reaches the caller") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  node.send(1, lookup_request("4106@acme"));
+  CHECK(node.received(1).empty());
+  Reply forwarded = node.reply(10);
+  REQUIRE(forwarded.m.method == sig::method::forwarded_lookup);
+  CHECK(forwarded.text(sig::attr::user_id) == "4106@acme");
+  CHECK(forwarded.text(sig::attr::caller_id) == "alice");
+
+  proto::MessageBuilder answer(proto::MessageClass::success, sig::method::forwarded_lookup,
+                               forwarded.m.transaction_id);
+  answer.add_u32(sig::attr::protocol_version, 1);
+  answer.add_string(sig::attr::user_id, "4106@acme");
+  answer.add_xor_address(sig::attr::lease_address, lease_v4);
+  answer.add_u64(sig::attr::lease_expires, 1'900'000'000);
+  answer.add_string(sig::attr::agent_name, "acme");
+  node.send(10, answer.finish());
+  Reply found = node.reply(1);
+  REQUIRE(found.is_success());
+  CHECK(found.addresses(sig::attr::lease_address) == std::vector<SocketAddress>{lease_v4});
+  CHECK(found.u64(sig::attr::lease_expires) == 1'900'000'000u);
+  CHECK(found.text(sig::attr::agent_name) == "acme");
+  CHECK((*found.u32(sig::attr::presence) & sig::presence_flag::online) != 0);
+}
+
+TEST_CASE("the agent's refusals reach the caller with their own code") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  for (uint16_t code : {uint16_t{404}, uint16_t{481}, uint16_t{403}}) {
+    node.send(1, lookup_request("4106@acme"));
+    Reply forwarded = node.reply(10);
+    proto::MessageBuilder answer(proto::MessageClass::error, sig::method::forwarded_lookup,
+                                 forwarded.m.transaction_id);
+    answer.add_u32(sig::attr::protocol_version, 1);
+    answer.add_error(code, "from the agent");
+    node.send(10, answer.finish());
+    Reply refused = node.reply(1);
+    CHECK(refused.code() == code);
+    CHECK_FALSE(refused.has(sig::attr::lease_address));
+  }
+}
+
+TEST_CASE("an agent that does not answer in time gives the caller 504") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  node.send(1, lookup_request("4106@acme"));
+  Reply forwarded = node.reply(10);
+  node.advance_ms(2999);
+  node.tick();
+  CHECK(node.received(1).empty());
+  node.advance_ms(2);
+  node.tick();
+  CHECK(node.reply(1).code() == 504);
+  // A late answer is dropped, not delivered twice.
+  proto::MessageBuilder late(proto::MessageClass::success, sig::method::forwarded_lookup, forwarded.m.transaction_id);
+  late.add_u32(sig::attr::protocol_version, 1);
+  node.send(10, late.finish());
+  CHECK(node.received(1).empty());
+}
+
+TEST_CASE("losing the agent link answers waiting lookups with 502 and later ones too") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  node.send(1, lookup_request("4106@acme"));
+  REQUIRE(node.received(10).size() == 1);
+  node.close(10);
+  CHECK(node.reply(1).code() == 502);
+  node.send(1, lookup_request("4107@acme"));
+  CHECK(node.reply(1).code() == 502);
+  // An unrouted domain is an ordinary account lookup.
+  node.send(1, lookup_request("4106@nowhere"));
+  CHECK(node.reply(1).code() == 404);
+}
+
+TEST_CASE("numbers go to the agent with the longest matching prefix") {
+  Node node;
+  enroll(node, "osaka", {}, {"+81-6-"});
+  enroll(node, "acme", {}, {"+81-6-1234-"});
+  connect_agent(node, 10, "osaka", {}, {"+81-6-"});
+  connect_agent(node, 11, "acme", {}, {"+81-6-1234-"});
+  alice_online(node);
+  node.send(1, lookup_request("+81-6-1234-0000"));
+  CHECK(node.received(10).empty());
+  CHECK(node.reply(11).text(sig::attr::user_id) == "+81-6-1234-0000");
+  node.send(1, lookup_request("+81-6-9999-0000"));
+  CHECK(node.reply(10).text(sig::attr::user_id) == "+81-6-9999-0000");
+}
+
+TEST_CASE("agent methods are refused on terminal links and terminal methods on agent links") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  alice_online(node);
+  node.send(1, hello_request({"acme"}));
+  CHECK(node.reply(1).code() == 403);
+  connect_agent(node, 10, "acme", {"acme"});
+  node.send(10, lookup_request("alice"));
+  CHECK(node.reply(10).code() == 403);
+}
