@@ -15,6 +15,12 @@ std::string_view method_name(uint16_t m) {
     case method::notice: return "notice";
     case method::agent_hello: return "agent-hello";
     case method::forwarded_lookup: return "forwarded-lookup";
+    case method::call: return "call";
+    case method::ring: return "ring";
+    case method::call_event: return "call-event";
+    case method::hangup: return "hangup";
+    case method::turn_credentials: return "turn-credentials";
+    case method::call_candidate: return "call-candidate";
     default: return "unknown";
   }
 }
@@ -35,6 +41,12 @@ std::string_view error_reason(uint16_t code) {
     case error::no_live_lease: return "No Live Lease";
     case error::agent_offline: return "Agent Offline";
     case error::agent_timeout: return "Agent Timeout";
+    case error::no_answer: return "No Answer";
+    case error::link_lost: return "Link Lost";
+    case error::busy: return "Busy";
+    case error::cancelled: return "Cancelled";
+    case error::not_implemented: return "Not Implemented";
+    case error::declined: return "Declined";
     default: return "Error";
   }
 }

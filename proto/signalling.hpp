@@ -21,6 +21,13 @@ inline constexpr uint16_t notice = 0x806;         // indication from the node (e
 // LAN agent link (agent <-> node, TLS with the agent's client certificate).
 inline constexpr uint16_t agent_hello = 0x810;        // agent -> node: claim DOMAIN / NUMBER-PREFIX routes
 inline constexpr uint16_t forwarded_lookup = 0x811;   // node -> agent: where is USER-ID (asked by CALLER-ID)?
+// Calls.
+inline constexpr uint16_t call = 0x820;              // caller -> node: ring USER-ID with this ICE offer
+inline constexpr uint16_t ring = 0x821;              // node -> callee: someone calls; answer = accept
+inline constexpr uint16_t call_event = 0x822;        // indication node -> party: accepted / ended
+inline constexpr uint16_t hangup = 0x823;            // party -> node: end (or cancel) CALL-ID
+inline constexpr uint16_t turn_credentials = 0x824;  // terminal -> node: STUN/TURN servers and credentials
+inline constexpr uint16_t call_candidate = 0x825;    // indication party -> node -> other party (trickle ICE)
 }  // namespace method
 
 // Attributes live in 0xC000-0xFFFF (comprehension-optional, Designated Expert):
@@ -46,7 +53,24 @@ inline constexpr uint16_t caller_id = 0xC012;         // UTF-8 user ID of who as
 inline constexpr uint16_t lease_expires = 0xC013;     // u64 Unix seconds (0 = infinite)
 inline constexpr uint16_t agent_name = 0xC014;        // UTF-8, the agent's certificate common name
 inline constexpr uint16_t lease_address = 0xC015;     // XOR address form (port 0); repeatable (v4 and v6)
+inline constexpr uint16_t call_id = 0xC020;           // UTF-8, 32 hex digits
+inline constexpr uint16_t ice_description = 0xC021;   // UTF-8, ufrag/pwd/candidates, <= 4096 bytes
+inline constexpr uint16_t key_material = 0xC022;      // 32 random bytes, per call
+inline constexpr uint16_t call_state = 0xC023;        // u32, see call_state
+inline constexpr uint16_t end_code = 0xC024;          // u32 error-style code of why a call ended
+inline constexpr uint16_t turn_server = 0xC025;       // XOR address form; repeatable
+inline constexpr uint16_t turn_username = 0xC026;     // UTF-8 "<expiry>:<user>" (coturn REST API)
+inline constexpr uint16_t turn_password = 0xC027;     // UTF-8 base64(HMAC-SHA1(secret, username))
+inline constexpr uint16_t stun_server = 0xC028;       // XOR address form
+inline constexpr uint16_t ice_candidate = 0xC029;     // UTF-8, one SDP candidate line
+inline constexpr uint16_t turn_lifetime = 0xC02A;     // u32 seconds the TURN credentials stay valid
 }  // namespace attr
+
+namespace call_state {
+inline constexpr uint32_t ringing = 0;
+inline constexpr uint32_t accepted = 1;
+inline constexpr uint32_t ended = 2;
+}  // namespace call_state
 
 namespace presence_flag {
 inline constexpr uint32_t online = 1u << 0;
@@ -84,6 +108,14 @@ inline constexpr uint16_t domain_held = 409;        // (agent_hello) another age
 inline constexpr uint16_t server_error = 500;
 inline constexpr uint16_t agent_offline = 502;      // the domain's agent is not connected
 inline constexpr uint16_t agent_timeout = 504;      // the agent did not answer in time
+// Call outcomes (in call responses, END-CODE and ring answers).
+inline constexpr uint16_t no_answer = 408;          // the callee did not answer within the consent timeout
+inline constexpr uint16_t link_lost = 410;          // the other side's link to the node was lost
+inline constexpr uint16_t busy = 486;
+inline constexpr uint16_t cancelled = 487;          // the caller hung up while it rang
+inline constexpr uint16_t not_implemented = 501;
+inline constexpr uint16_t declined = 603;
+inline constexpr uint16_t hung_up = 200;            // END-CODE only: a normal hang-up
 inline constexpr uint16_t unavailable = 503;        // node shutting down or storage failing
 }  // namespace error
 

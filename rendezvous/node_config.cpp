@@ -87,7 +87,9 @@ NodeConfig load_node_config(const std::string& directory) {
                          "presence.keepalive_interval", "presence.keepalive_misses", "presence.login_timeout",
                          "limits.login_failures_per_user", "limits.login_refill_seconds_per_user",
                          "limits.login_failures_per_source", "limits.login_refill_seconds_per_source",
-                         "limits.max_bad_messages", "passwords.scrypt_log2_n"});
+                         "limits.max_bad_messages", "passwords.scrypt_log2_n", "calls.consent_timeout",
+                         "calls.max_ringing_per_user", "calls.max_ringing_per_source", "turn.secret",
+                         "turn.servers", "turn.lifetime", "turn.stun_server"});
   NodeConfig config;
   config.directory = directory;
   config.listen = reader.address("node.listen", "0.0.0.0:7400");
@@ -118,6 +120,24 @@ NodeConfig load_node_config(const std::string& directory) {
       static_cast<uint64_t>(reader.integer("limits.login_refill_seconds_per_source", 6, 1, 86400)) * 1000;
   s.max_bad_messages = static_cast<uint32_t>(reader.integer("limits.max_bad_messages", 8, 1, 1000));
   s.forward_timeout_ms = static_cast<uint32_t>(reader.integer("limits.forward_timeout_ms", 3000, 50, 60000));
+  s.consent_timeout_s = static_cast<uint32_t>(reader.integer("calls.consent_timeout", 30, 1, 600));
+  s.max_ringing_per_user = static_cast<size_t>(reader.integer("calls.max_ringing_per_user", 4, 1, 1000));
+  s.max_ringing_per_source = static_cast<size_t>(reader.integer("calls.max_ringing_per_source", 16, 1, 100000));
+  s.turn_secret = reader.text("turn.secret", "");
+  s.turn_lifetime_s = static_cast<uint32_t>(reader.integer("turn.lifetime", 3600, 60, 86400));
+  if (auto servers = root.at_path("turn.servers")) {
+    const auto* list = servers.as_array();
+    if (list == nullptr) reader.fail("turn.servers", "must be a list of \"address:port\" strings");
+    for (const auto& item : *list) {
+      auto text = item.value<std::string>();
+      auto parsed = text ? proto::SocketAddress::parse(*text) : std::nullopt;
+      if (!parsed) reader.fail("turn.servers", "each entry must be \"address:port\"");
+      s.turn_servers.push_back(*parsed);
+    }
+  }
+  if (!s.turn_servers.empty() && s.turn_secret.empty())
+    reader.fail("turn.secret", "must be set when turn.servers is (coturn's static-auth-secret)");
+  if (root.at_path("turn.stun_server")) s.stun_server = reader.address("turn.stun_server", "");
   s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
   return config;
 }
@@ -157,6 +177,18 @@ forward_timeout_ms = 3000      # how long a LAN agent has to answer a forwarded 
 
 [passwords]
 scrypt_log2_n = 15             # scrypt cost for new hashes (N = 2^15, r = 8, p = 1)
+
+[calls]
+consent_timeout = 30           # seconds a callee has to accept
+max_ringing_per_user = 4       # calls one caller may have ringing at once
+max_ringing_per_source = 16
+
+[turn]
+# coturn with use-auth-secret: the node mints per-call credentials with this secret.
+# secret = "same as coturn's static-auth-secret"
+# servers = ["203.0.113.7:3478"]
+lifetime = 3600                # seconds the minted credentials stay valid
+# stun_server = "203.0.113.7:3478"   # the address terminals use for STUN (this node's stun_listen as seen from outside)
 )";
 }
 

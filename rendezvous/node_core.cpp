@@ -59,6 +59,7 @@ void NodeCore::link_closed(LinkId link, Now now) {
   bool agent = it->second.agent_ready;
   links_.erase(it);
   if (agent) drop_agent_routes(link, now);
+  calls_link_closed(link);
   if (auto user = presence_.remove_link(link)) presence_ended(*user, now);
   std::erase_if(after_commit_, [&](const PendingReply& r) { return r.link == link; });
 }
@@ -136,9 +137,13 @@ void NodeCore::message(LinkId link, ByteView bytes, Now now) {
   const proto::Message& message = decoded->message;
   if (message.message_class == proto::MessageClass::success || message.message_class == proto::MessageClass::error) {
     if (state.agent_ready) handle_agent_response(link, message, now);
+    else if (message.method == sig::method::ring) handle_ring_answer(link, message, now);
     return;
   }
-  if (message.message_class != proto::MessageClass::request) return;
+  if (message.message_class == proto::MessageClass::indication) {
+    if (message.method == sig::method::call_candidate && !state.agent_name) handle_call_candidate(link, state, message);
+    return;
+  }
   ++counters_.requests;
   handle_request(link, state, message, now);
 }
@@ -173,6 +178,9 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::keepalive: return handle_keepalive(link, state, request, now);
     case sig::method::logout: return handle_logout(link, state, request, now);
     case sig::method::lookup: return handle_lookup(link, state, request, now);
+    case sig::method::turn_credentials: return handle_turn_credentials(link, state, request, now);
+    case sig::method::call: return handle_call(link, state, request, now);
+    case sig::method::hangup: return handle_hangup(link, state, request, now);
     default:
       ++counters_.bad_messages;
       reply_error(link, request, sig::error::bad_request, "Bad Request: unknown method");
@@ -499,6 +507,7 @@ void NodeCore::tick(Now now) {
     close(row.link, "keepalives missed");
     if (auto it = links_.find(row.link); it != links_.end()) it->second.user.reset();
   }
+  expire_rings(now);
   while (!forward_deadlines_.empty() && forward_deadlines_.begin()->first <= now.mono_ms) {
     auto id = forward_deadlines_.begin()->second;
     forward_deadlines_.erase(forward_deadlines_.begin());
@@ -526,6 +535,10 @@ std::optional<uint64_t> NodeCore::next_deadline() const {
   if (!forward_deadlines_.empty()) {
     uint64_t forward = forward_deadlines_.begin()->first;
     next = next ? std::min(*next, forward) : forward;
+  }
+  if (!ring_deadlines_.empty()) {
+    uint64_t ring = ring_deadlines_.begin()->first;
+    next = next ? std::min(*next, ring) : ring;
   }
   return next;
 }

@@ -38,6 +38,14 @@ struct NodeSettings {
   security::ScryptParameters password_hashing;
   uint32_t forward_timeout_ms = 3000;     // how long a LAN agent has to answer a forwarded lookup
   size_t max_forwards_per_agent = 10'000;  // lookups waiting on one agent
+  uint32_t consent_timeout_s = 30;  // how long a callee has to accept
+  size_t max_ringing_per_user = 4;  // calls a user may have ringing at once
+  size_t max_ringing_per_source = 16;
+  // TURN (coturn's REST-API scheme) and the STUN server handed to terminals.
+  std::string turn_secret;  // empty: no TURN credentials are minted
+  std::vector<proto::SocketAddress> turn_servers;
+  uint32_t turn_lifetime_s = 3600;
+  std::optional<proto::SocketAddress> stun_server;
   std::string software = "tsunagu-rendezvous/0.1";
 };
 
@@ -79,7 +87,17 @@ struct NodeCounters {
   uint64_t commit_failures = 0;
   uint64_t forwarded_lookups = 0;
   uint64_t forward_timeouts = 0;
+  uint64_t calls_offered = 0;
+  uint64_t calls_accepted = 0;
 };
+
+// coturn's TURN REST-API credentials: username "<expiry>:<user>", password
+// base64(HMAC-SHA1(secret, username)).
+struct TurnCredentials {
+  std::string username;
+  std::string password;
+};
+TurnCredentials mint_turn_credentials(std::string_view secret, std::string_view user, uint64_t expiry_unix);
 
 class NodeCore {
  public:
@@ -116,6 +134,16 @@ class NodeCore {
     bool agent_ready = false;               // agent_hello accepted
     size_t forwards_pending = 0;
   };
+  struct Call {
+    std::string id;
+    std::string caller, callee;
+    LinkId caller_link = 0, callee_link = 0;
+    std::string caller_source;
+    uint32_t state = 0;  // proto::call_state
+    uint64_t ring_deadline_ms = 0;
+    proto::TransactionId ring_transaction;
+    std::array<std::byte, 32> key{};
+  };
   struct PendingForward {
     LinkId caller = 0;
     proto::TransactionId caller_transaction;
@@ -151,6 +179,18 @@ class NodeCore {
                     Now now);
   void answer_forward(const PendingForward& forward, uint16_t code, std::string_view reason);
   void drop_agent_routes(LinkId link, Now now);
+  // Calls (node_calls.cpp).
+  void handle_turn_credentials(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_hangup(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_call_candidate(LinkId link, LinkState& state, const proto::Message& indication);
+  void handle_ring_answer(LinkId link, const proto::Message& response, Now now);
+  void add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now);
+  void end_call(const std::string& call_id, uint16_t code, std::string_view reason, std::optional<LinkId> tell_not);
+  void send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason);
+  void calls_link_closed(LinkId link);
+  void expire_rings(Now now);
+  bool user_in_accepted_call(const std::string& user) const;
   void finish_login(const PendingAuth& pending, bool verified, Now now);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
@@ -179,6 +219,9 @@ class NodeCore {
   std::map<std::string, LinkId> connected_prefixes_;
   std::map<std::array<std::byte, 12>, PendingForward> forwards_;
   std::set<std::pair<uint64_t, std::array<std::byte, 12>>> forward_deadlines_;
+  std::unordered_map<std::string, Call> calls_;
+  std::map<std::array<std::byte, 12>, std::string> rings_;  // ring transaction -> call ID
+  std::set<std::pair<uint64_t, std::string>> ring_deadlines_;
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

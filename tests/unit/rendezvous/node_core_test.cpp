@@ -1236,3 +1236,225 @@ TEST_CASE("agent methods are refused on terminal links and terminal methods on a
   node.send(10, lookup_request("alice"));
   CHECK(node.reply(10).code() == 403);
 }
+
+// ---- Calls: ring and consent, busy, call waiting, timeouts, hang-up ----
+
+namespace {
+
+Bytes call_request(const std::string& callee, const std::string& offer = "offer-sdp") {
+  return request(sig::method::call, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, callee);
+    b.add_string(sig::attr::ice_description, offer);
+  });
+}
+
+Bytes hangup_request(const std::string& call_id) {
+  return request(sig::method::hangup, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::call_id, call_id); });
+}
+
+Bytes ring_answer(const Reply& ring, bool accept, uint16_t code = 603) {
+  proto::MessageBuilder b(accept ? proto::MessageClass::success : proto::MessageClass::error, sig::method::ring,
+                          ring.m.transaction_id);
+  b.add_u32(sig::attr::protocol_version, 1);
+  if (accept) b.add_string(sig::attr::ice_description, "answer-sdp");
+  else b.add_error(code, "no");
+  return b.finish();
+}
+
+// alice on link 1 and bob on link 2, both with presence. Returns nothing; bob
+// may be given call waiting.
+void two_online(Node& node, bool bob_call_waiting = false) {
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  if (bob_call_waiting) {
+    auto txn = node.store().begin_write();
+    auto bob = node.store().find(*txn, "bob");
+    Account a = **bob;
+    a.services = sig::service_flag::call_waiting;
+    REQUIRE(node.store().update(*txn, a).has_value());
+    REQUIRE(txn->commit().has_value());
+  }
+  node.open(1, alice_nat);
+  node.send(1, login_request("alice", "correct horse", {alice_home}));
+  REQUIRE(node.reply(1).is_success());
+  node.open(2, bob_nat);
+  node.send(2, login_request("bob", "battery staple"));
+  REQUIRE(node.reply(2).is_success());
+}
+
+// alice calls bob; returns the call ID and the ring bob got.
+std::pair<std::string, Reply> ring_bob(Node& node, LinkId caller = 1) {
+  node.send(caller, call_request("bob"));
+  Reply ringing = node.reply(caller);
+  REQUIRE(ringing.is_success());
+  Reply ring = node.reply(2);
+  REQUIRE(ring.m.method == sig::method::ring);
+  CHECK(ring.text(sig::attr::call_id) == ringing.text(sig::attr::call_id));
+  CHECK(ring.text(sig::attr::ice_description) == "offer-sdp");
+  return {*ringing.text(sig::attr::call_id), ring};
+}
+
+bool in_call(Node& node, const std::string& user) {
+  const PresenceRow* row = node.core().presence().find(user);
+  return row != nullptr && row->in_call;
+}
+
+}  // namespace
+
+TEST_CASE("an accepted call gives both sides the same key and the caller the callee's answer") {
+  Node node;
+  two_online(node);
+  auto [id, ring] = ring_bob(node);
+  node.send(2, ring_answer(ring, true));
+  Reply to_alice = node.reply(1), to_bob = node.reply(2);
+  CHECK(to_alice.u32(sig::attr::call_state) == sig::call_state::accepted);
+  CHECK(to_alice.text(sig::attr::ice_description) == "answer-sdp");
+  CHECK(to_alice.address(sig::attr::observed_address) == bob_nat);
+  CHECK(to_bob.addresses(sig::attr::reported_address) == std::vector<SocketAddress>{alice_home});
+  const auto* key_a = to_alice.m.find(sig::attr::key_material);
+  const auto* key_b = to_bob.m.find(sig::attr::key_material);
+  REQUIRE(key_a != nullptr);
+  REQUIRE(key_b != nullptr);
+  CHECK(key_a->value.size() == 32);
+  CHECK(std::equal(key_a->value.begin(), key_a->value.end(), key_b->value.begin(), key_b->value.end()));
+  CHECK(in_call(node, "alice"));
+  CHECK(in_call(node, "bob"));
+  // Hang-up from the callee ends it on both sides and clears the flags.
+  node.send(2, hangup_request(id));
+  CHECK(node.reply(2).is_success());
+  Reply ended = node.reply(1);
+  CHECK(ended.u32(sig::attr::call_state) == sig::call_state::ended);
+  CHECK(ended.u32(sig::attr::end_code) == sig::error::hung_up);
+  CHECK_FALSE(in_call(node, "alice"));
+  CHECK_FALSE(in_call(node, "bob"));
+}
+
+TEST_CASE("a declined call tells the caller 603 and sets no flags") {
+  Node node;
+  two_online(node);
+  auto [id, ring] = ring_bob(node);
+  node.send(2, ring_answer(ring, false));
+  Reply ended = node.reply(1);
+  CHECK(ended.u32(sig::attr::end_code) == sig::error::declined);
+  CHECK_FALSE(in_call(node, "alice"));
+  CHECK_FALSE(in_call(node, "bob"));
+}
+
+TEST_CASE("an unanswered call ends with 408 at the consent timeout, for both sides") {
+  Node node;
+  two_online(node);
+  auto [id, ring] = ring_bob(node);
+  node.advance_ms(29'999);
+  node.tick();
+  CHECK(node.received(1).empty());
+  node.advance_ms(2);
+  node.tick();
+  CHECK(node.reply(1).u32(sig::attr::end_code) == sig::error::no_answer);
+  CHECK(node.reply(2).u32(sig::attr::end_code) == sig::error::no_answer);
+  // A late accept changes nothing.
+  node.send(2, ring_answer(ring, true));
+  CHECK(node.received(1).empty());
+  CHECK_FALSE(in_call(node, "bob"));
+}
+
+TEST_CASE("a callee in a call is busy, unless it has call waiting") {
+  Node node;
+  two_online(node);
+  node.add_account("carol", "carol password");
+  node.open(3, carol_nat);
+  node.send(3, login_request("carol", "carol password"));
+  REQUIRE(node.reply(3).is_success());
+  auto [id, ring] = ring_bob(node);
+  node.send(2, ring_answer(ring, true));
+  node.received(1);
+  node.received(2);
+  node.send(3, call_request("bob"));
+  CHECK(node.reply(3).code() == sig::error::busy);
+  CHECK(node.received(2).empty());
+}
+
+TEST_CASE("call waiting rings a callee who is already in a call") {
+  Node node;
+  two_online(node, /*bob_call_waiting=*/true);
+  node.add_account("carol", "carol password");
+  node.open(3, carol_nat);
+  node.send(3, login_request("carol", "carol password"));
+  REQUIRE(node.reply(3).is_success());
+  auto [id, ring] = ring_bob(node);
+  node.send(2, ring_answer(ring, true));
+  node.received(1);
+  node.received(2);
+  node.send(3, call_request("bob"));
+  CHECK(node.reply(3).is_success());
+  Reply waiting = node.reply(2);
+  CHECK(waiting.m.method == sig::method::ring);
+  CHECK((*waiting.u32(sig::attr::presence) & sig::presence_flag::in_call) != 0);
+  // Bob refuses the waiting call; his first call goes on.
+  node.send(2, ring_answer(waiting, false, sig::error::busy));
+  CHECK(node.reply(3).u32(sig::attr::end_code) == sig::error::busy);
+  CHECK(in_call(node, "bob"));
+}
+
+TEST_CASE("the caller cancelling while it rings stops the ring with 487") {
+  Node node;
+  two_online(node);
+  auto [id, ring] = ring_bob(node);
+  node.send(1, hangup_request(id));
+  CHECK(node.reply(1).is_success());
+  CHECK(node.reply(2).u32(sig::attr::end_code) == sig::error::cancelled);
+}
+
+TEST_CASE("the callee's link dying while it rings ends the call for the caller") {
+  Node node;
+  two_online(node);
+  auto [id, ring] = ring_bob(node);
+  node.close(2);
+  CHECK(node.reply(1).u32(sig::attr::end_code) == sig::error::link_lost);
+}
+
+TEST_CASE("the caller's link dying during a call ends it for the callee and clears flags") {
+  Node node;
+  two_online(node);
+  auto [id, ring] = ring_bob(node);
+  node.send(2, ring_answer(ring, true));
+  node.received(1);
+  node.received(2);
+  node.close(1);
+  CHECK(node.reply(2).u32(sig::attr::end_code) == sig::error::link_lost);
+  CHECK_FALSE(in_call(node, "bob"));
+}
+
+TEST_CASE("calls to offline, unknown or too many users are refused clearly") {
+  Node node;
+  two_online(node);
+  node.add_account("dave", "dave password");
+  node.send(1, call_request("dave"));
+  CHECK(node.reply(1).code() == sig::error::offline);
+  node.send(1, call_request("nobody"));
+  CHECK(node.reply(1).code() == sig::error::unknown_user);
+  for (int i = 0; i < 4; ++i) {
+    node.send(1, call_request("bob"));
+    if (i == 0) CHECK(node.reply(1).is_success());
+    else CHECK(node.reply(1).code() == sig::error::busy);  // bob is already being rung
+  }
+}
+
+TEST_CASE("TURN credentials follow coturn's REST-API scheme") {
+  // Known answer computed with: printf '1700000000:alice' | openssl dgst -sha1 -hmac secret -binary | base64
+  auto credentials = mint_turn_credentials("secret", "alice", 1'700'000'000);
+  CHECK(credentials.username == "1700000000:alice");
+  CHECK(credentials.password == "d8soP47RbdIKLDUOpnJPVQyq5Ts=");
+  NodeSettings settings = test_settings();
+  settings.turn_secret = "secret";
+  settings.turn_servers = {SocketAddress::v4({127, 0, 0, 1}, 34780)};
+  Node node(settings);
+  two_online(node);
+  node.send(1, request(sig::method::turn_credentials));
+  Reply creds = node.reply(1);
+  REQUIRE(creds.is_success());
+  auto username = *creds.text(sig::attr::turn_username);
+  CHECK(username.ends_with(":alice"));
+  CHECK(creds.text(sig::attr::turn_password) ==
+        security::base64_encode(security::hmac_sha1(as_bytes("secret"), as_bytes(username))));
+  CHECK(creds.address(sig::attr::turn_server) == settings.turn_servers[0]);
+}

@@ -1,0 +1,254 @@
+// Call signalling of NodeCore: TURN credentials, call -> ring -> accepted or
+// ended, hang-up, trickled candidates, consent timeout and lost links.
+//
+//   caller                  node                      callee
+//   call(USER-ID, offer) -->
+//                      <-- success(CALL-ID)  (ringing)
+//                           ring(CALL-ID, caller, offer, TURN) -->
+//                                                <-- success(answer)   or error 603/486
+//   <-- call_event(accepted, answer, KEY-MATERIAL)
+//                           call_event(accepted, KEY-MATERIAL) -->
+//   hangup(CALL-ID) -->                                               (either side)
+//                           call_event(ended, END-CODE 200) -->
+#include <algorithm>
+
+#include "proto/signalling.hpp"
+#include "rendezvous/node_core.hpp"
+
+namespace tsunagu::rendezvous {
+namespace {
+namespace sig = tsunagu::proto;
+constexpr size_t max_ice_description = 4096;
+}  // namespace
+
+TurnCredentials mint_turn_credentials(std::string_view secret, std::string_view user, uint64_t expiry_unix) {
+  TurnCredentials credentials;
+  credentials.username = std::to_string(expiry_unix) + ":" + std::string(user);
+  credentials.password = security::base64_encode(security::hmac_sha1(as_bytes(secret), as_bytes(credentials.username)));
+  return credentials;
+}
+
+void NodeCore::add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now) {
+  if (settings_.stun_server) builder.add_xor_address(sig::attr::stun_server, *settings_.stun_server);
+  if (settings_.turn_secret.empty() || settings_.turn_servers.empty()) return;
+  auto credentials = mint_turn_credentials(settings_.turn_secret, user, now.unix_s + settings_.turn_lifetime_s);
+  for (const auto& server : settings_.turn_servers) builder.add_xor_address(sig::attr::turn_server, server);
+  builder.add_string(sig::attr::turn_username, credentials.username);
+  builder.add_string(sig::attr::turn_password, credentials.password);
+  builder.add_u32(sig::attr::turn_lifetime, settings_.turn_lifetime_s);
+}
+
+void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  auto builder = success(request);
+  add_turn_attributes(builder, *state.user, now);
+  send(link, builder.finish());
+}
+
+bool NodeCore::user_in_accepted_call(const std::string& user) const {
+  return std::any_of(calls_.begin(), calls_.end(), [&](const auto& entry) {
+    const Call& c = entry.second;
+    return c.state == sig::call_state::accepted && (c.caller == user || c.callee == user);
+  });
+}
+
+void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  const auto* target = request.find(sig::attr::user_id);
+  const auto* offer = request.find(sig::attr::ice_description);
+  if (target == nullptr || offer == nullptr)
+    return reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and ICE-DESCRIPTION are required");
+  if (offer->value.size() > max_ice_description)
+    return reply_error(link, request, sig::error::bad_request, "Bad Request: ICE-DESCRIPTION too large");
+  std::string callee(proto::read_string(*target));
+  if (!sig::valid_user_id(callee)) return reply_error(link, request, sig::error::invalid_user_id);
+  if (callee == *state.user) return reply_error(link, request, sig::error::bad_request, "Bad Request: calling yourself");
+  if (callee.find('@') != std::string::npos && connected_domains_.contains(callee.substr(callee.find('@') + 1)))
+    return reply_error(link, request, sig::error::not_implemented,
+                       "Not Implemented: calls to LAN extensions are not supported yet");
+  std::string source = state.observed.ip_string();
+  size_t by_user = 0, by_source = 0;
+  for (const auto& [id, c] : calls_) {
+    if (c.state != sig::call_state::ringing) continue;
+    by_user += c.caller == *state.user;
+    by_source += c.caller_source == source;
+  }
+  if (by_user >= settings_.max_ringing_per_user || by_source >= settings_.max_ringing_per_source)
+    return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: too many calls ringing");
+
+  auto* txn = read_txn();
+  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  auto account = store_.find(*txn, callee);
+  if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!account->has_value()) return reply_error(link, request, sig::error::unknown_user);
+  const PresenceRow* row = presence_.find(callee);
+  if (row == nullptr) return reply_error(link, request, sig::error::offline, "Offline: the user is not logged in");
+  bool call_waiting = ((*account)->services & sig::service_flag::call_waiting) != 0;
+  bool engaged = user_in_accepted_call(callee) ||
+                 std::any_of(calls_.begin(), calls_.end(), [&](const auto& e) {
+                   return e.second.state == sig::call_state::ringing && e.second.callee == callee;
+                 });
+  if (engaged && !call_waiting) return reply_error(link, request, sig::error::busy, "Busy: the user is in a call");
+
+  Call call;
+  call.id = to_hex(security::random_bytes(16));
+  call.caller = *state.user;
+  call.callee = callee;
+  call.caller_link = link;
+  call.callee_link = row->link;
+  call.caller_source = source;
+  call.state = sig::call_state::ringing;
+  call.ring_deadline_ms = now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000;
+  security::random_bytes(call.ring_transaction.bytes);
+  security::random_bytes(call.key);
+
+  proto::MessageBuilder ring(proto::MessageClass::request, sig::method::ring, call.ring_transaction);
+  ring.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  ring.add_string(sig::attr::call_id, call.id);
+  ring.add_string(sig::attr::caller_id, call.caller);
+  ring.add_string(sig::attr::ice_description, proto::read_string(*offer));
+  ring.add_u32(sig::attr::presence, engaged ? sig::presence_flag::in_call : 0);  // call waiting: already in a call
+  add_turn_attributes(ring, callee, now);
+  send(call.callee_link, ring.finish());
+
+  auto ok = success(request);
+  ok.add_string(sig::attr::call_id, call.id);
+  ok.add_u32(sig::attr::call_state, sig::call_state::ringing);
+  send(link, ok.finish());
+
+  rings_[call.ring_transaction.bytes] = call.id;
+  ring_deadlines_.emplace(call.ring_deadline_ms, call.id);
+  ++counters_.calls_offered;
+  calls_.emplace(call.id, std::move(call));
+}
+
+void NodeCore::send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason) {
+  proto::TransactionId id;
+  security::random_bytes(id.bytes);
+  proto::MessageBuilder event(proto::MessageClass::indication, sig::method::call_event, id);
+  event.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  event.add_string(sig::attr::call_id, call.id);
+  event.add_u32(sig::attr::call_state, state);
+  event.add_u32(sig::attr::end_code, code);
+  if (!reason.empty()) event.add_string(sig::attr::notice_reason, reason);
+  send(link, event.finish());
+}
+
+void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_view reason,
+                        std::optional<LinkId> tell_not) {
+  auto it = calls_.find(call_id);
+  if (it == calls_.end()) return;
+  Call call = std::move(it->second);
+  calls_.erase(it);
+  rings_.erase(call.ring_transaction.bytes);
+  ring_deadlines_.erase({call.ring_deadline_ms, call.id});
+  for (LinkId party : {call.caller_link, call.callee_link})
+    if (party != tell_not && links_.contains(party)) send_call_event(party, call, sig::call_state::ended, code, reason);
+  if (call.state == sig::call_state::accepted) {
+    for (const auto& user : {call.caller, call.callee})
+      if (!user_in_accepted_call(user)) presence_.set_in_call(user, false);
+  }
+}
+
+void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, Now) {
+  auto ring = rings_.find(response.transaction_id.bytes);
+  if (ring == rings_.end()) return;  // late answer to a call that already ended
+  std::string call_id = ring->second;
+  auto it = calls_.find(call_id);
+  if (it == calls_.end() || it->second.callee_link != link) return;
+  Call& call = it->second;
+  rings_.erase(ring);
+  ring_deadlines_.erase({call.ring_deadline_ms, call.id});
+  if (response.message_class == proto::MessageClass::error) {
+    const auto* code = response.find(proto::attr::error_code);
+    auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+    uint16_t number = parsed && (parsed->code == sig::error::busy) ? sig::error::busy : sig::error::declined;
+    end_call(call_id, number, number == sig::error::busy ? "Busy: the callee is busy" : "Declined: the callee declined",
+             link);
+    return;
+  }
+  const auto* answer = response.find(sig::attr::ice_description);
+  if (answer == nullptr || answer->value.size() > max_ice_description) {
+    end_call(call_id, sig::error::declined, "Declined: the callee's answer was malformed", std::nullopt);
+    return;
+  }
+  call.state = sig::call_state::accepted;
+  ++counters_.calls_accepted;
+  presence_.set_in_call(call.caller, true);
+  presence_.set_in_call(call.callee, true);
+  for (LinkId party : {call.caller_link, call.callee_link}) {
+    proto::TransactionId id;
+    security::random_bytes(id.bytes);
+    proto::MessageBuilder event(proto::MessageClass::indication, sig::method::call_event, id);
+    event.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    event.add_string(sig::attr::call_id, call.id);
+    event.add_u32(sig::attr::call_state, sig::call_state::accepted);
+    event.add(sig::attr::key_material, call.key);
+    if (party == call.caller_link) {
+      event.add_string(sig::attr::ice_description, proto::read_string(*answer));
+      if (const PresenceRow* row = presence_.find(call.callee)) {
+        for (const auto& r : row->reported) event.add_xor_address(sig::attr::reported_address, r);
+        event.add_xor_address(sig::attr::observed_address, row->observed);
+      }
+    } else if (const PresenceRow* row = presence_.find(call.caller)) {
+      for (const auto& r : row->reported) event.add_xor_address(sig::attr::reported_address, r);
+      event.add_xor_address(sig::attr::observed_address, row->observed);
+    }
+    send(party, event.finish());
+  }
+}
+
+void NodeCore::handle_hangup(LinkId link, LinkState& state, const proto::Message& request, Now) {
+  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  const auto* id = request.find(sig::attr::call_id);
+  if (id == nullptr) return reply_error(link, request, sig::error::bad_request, "Bad Request: CALL-ID is required");
+  auto it = calls_.find(std::string(proto::read_string(*id)));
+  if (it == calls_.end() || (it->second.caller_link != link && it->second.callee_link != link)) {
+    send(link, success(request).finish());  // idempotent: already over
+    return;
+  }
+  bool ringing = it->second.state == sig::call_state::ringing;
+  bool by_caller = it->second.caller_link == link;
+  std::string call_id = it->first;
+  send(link, success(request).finish());
+  if (ringing && by_caller) end_call(call_id, sig::error::cancelled, "Cancelled: the caller hung up", link);
+  else if (ringing) end_call(call_id, sig::error::declined, "Declined: the callee declined", link);
+  else end_call(call_id, sig::error::hung_up, "hung up", link);
+}
+
+void NodeCore::handle_call_candidate(LinkId link, LinkState& state, const proto::Message& indication) {
+  if (!state.user) return;
+  const auto* id = indication.find(sig::attr::call_id);
+  const auto* candidate = indication.find(sig::attr::ice_candidate);
+  if (id == nullptr || candidate == nullptr || candidate->value.size() > 512) return;
+  auto it = calls_.find(std::string(proto::read_string(*id)));
+  if (it == calls_.end()) return;
+  LinkId other;
+  if (it->second.caller_link == link) other = it->second.callee_link;
+  else if (it->second.callee_link == link) other = it->second.caller_link;
+  else return;
+  proto::TransactionId fresh;
+  security::random_bytes(fresh.bytes);
+  proto::MessageBuilder relay(proto::MessageClass::indication, sig::method::call_candidate, fresh);
+  relay.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  relay.add_string(sig::attr::call_id, it->first);
+  relay.add_string(sig::attr::ice_candidate, proto::read_string(*candidate));
+  send(other, relay.finish());
+}
+
+void NodeCore::calls_link_closed(LinkId link) {
+  std::vector<std::string> ended;
+  for (const auto& [id, call] : calls_)
+    if (call.caller_link == link || call.callee_link == link) ended.push_back(id);
+  for (const auto& id : ended) end_call(id, sig::error::link_lost, "Link Lost: the other side's link was lost", link);
+}
+
+void NodeCore::expire_rings(Now now) {
+  while (!ring_deadlines_.empty() && ring_deadlines_.begin()->first <= now.mono_ms) {
+    std::string id = ring_deadlines_.begin()->second;
+    ring_deadlines_.erase(ring_deadlines_.begin());
+    end_call(id, sig::error::no_answer, "No Answer: the callee did not answer in time", std::nullopt);
+  }
+}
+
+}  // namespace tsunagu::rendezvous
