@@ -64,6 +64,7 @@ inline constexpr uint16_t turn_password = 0xC027;     // UTF-8 base64(HMAC-SHA1(
 inline constexpr uint16_t stun_server = 0xC028;       // XOR address form
 inline constexpr uint16_t ice_candidate = 0xC029;     // UTF-8, one SDP candidate line
 inline constexpr uint16_t turn_lifetime = 0xC02A;     // u32 seconds the TURN credentials stay valid
+inline constexpr uint16_t call_media = 0xC02B;        // u32: 0 datagrams (media), 1 reliable byte stream (data)
 }  // namespace attr
 
 namespace call_state {

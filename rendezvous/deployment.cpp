@@ -85,7 +85,7 @@ Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& 
   };
   for (const Output& out : {Output{"agent.key", &issued->private_key_pem, 0600},
                             Output{"agent.crt", &issued->certificate_pem, 0644}, Output{"ca.crt", &*ca_certificate, 0644},
-                            Output{"agent.toml", &config, 0640}}) {
+                            Output{"agent.toml", &config, 0644}}) {
     if (auto written = write_file_atomically((dir / out.name).string(), *out.content, out.mode); !written)
       return Unexpected(written.error());
   }

@@ -239,7 +239,13 @@ int main(int argc, char** argv) {
   auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes");
   agent_remove->add_option("NAME", agent_name, "Agent name")->required();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; every usage mistake exits 2 as documented.
+    int code = app.exit(error);
+    return code == 0 ? 0 : 2;
+  }
 
   if (init->parsed()) {
     DeploymentRequest request;

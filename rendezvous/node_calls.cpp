@@ -108,6 +108,9 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   ring.add_string(sig::attr::caller_id, call.caller);
   ring.add_string(sig::attr::ice_description, proto::read_string(*offer));
   ring.add_u32(sig::attr::presence, engaged ? sig::presence_flag::in_call : 0);  // call waiting: already in a call
+  uint32_t media = 0;
+  if (const auto* m = request.find(sig::attr::call_media)) media = proto::read_u32(*m).value_or(0) == 1 ? 1 : 0;
+  ring.add_u32(sig::attr::call_media, media);
   add_turn_attributes(ring, callee, now);
   send(call.callee_link, ring.finish());
 

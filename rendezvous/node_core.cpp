@@ -500,6 +500,11 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   send(link, offline.finish());
 }
 
+void NodeCore::announce_shutdown() {
+  for (const auto& [link, state] : links_)
+    if (!state.agent_name) notice(link, "node shutting down");
+}
+
 void NodeCore::tick(Now now) {
   for (const auto& row : presence_.expire(now.mono_ms)) {
     presence_ended(row.user_id, now);

@@ -111,6 +111,8 @@ class NodeCore {
   void message(LinkId link, ByteView bytes, Now now);
   void password_job_done(const PasswordJobResult& result, Now now);
   void tick(Now now);
+  // Tells every terminal link the node is going away (a notice each).
+  void announce_shutdown();
   void commit_turn();
 
   std::vector<NodeAction> take_actions() { return std::move(actions_); }

@@ -113,6 +113,7 @@ void NodeDaemon::shutdown() {
   stopping_ = true;
   if (core_) {
     core_->commit_turn();  // acknowledged or not, nothing half-written stays open
+    core_->announce_shutdown();
     for (auto& action : core_->take_actions()) {
       auto it = links_.find(action.link);
       if (it != links_.end() && action.kind == NodeAction::Kind::send) it->second->send(action.message);

@@ -1,6 +1,8 @@
 // tsunagu: the terminal command line.
 // Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user,
-// 4 user offline (or an extension with no live lease, or whose agent is offline), 5 authentication failed, 6 rate limited, 7 refused by the
+// 4 user offline (or an extension with no live lease, or whose agent is offline),
+// 8 callee busy, 9 call declined, 10 no answer, 11 the call failed (no media
+// path, the link lost, a file that did not arrive intact), 5 authentication failed, 6 rate limited, 7 refused by the
 // node for another reason.
 #include <signal.h>
 #include <uv.h>
@@ -13,6 +15,7 @@
 
 #include "base/log.hpp"
 #include "base/password_input.hpp"
+#include "terminal/call_runner.hpp"
 #include "terminal/node_client.hpp"
 
 using namespace tsunagu;
@@ -76,6 +79,8 @@ std::optional<NodeClientOptions> prepare(const Common& common, int& exit_code) {
   if (common.node.empty()) return missing("no node: give --node host:port or set TSUNAGU_NODE");
   if (common.ca.empty()) return missing("no CA certificate: give --ca FILE or set TSUNAGU_CA");
   if (common.user.empty()) return missing("no user ID: give --user ID or set TSUNAGU_USER");
+  if (!proto::valid_user_id(common.user))
+    return missing(("invalid user ID \"" + common.user + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain").c_str());
   NodeClientOptions options;
   std::string host, error;
   auto address = resolve_node_address(common.node, host, error);
@@ -262,7 +267,8 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user, 4 user offline\n"
       "(or an extension with no live lease, or whose LAN agent is offline),\n"
-      "5 authentication failed, 6 rate limited, 7 refused by the node for another reason.\n"
+      "5 authentication failed, 6 rate limited, 7 refused by the node for another reason,\n"
+      "8 callee busy, 9 call declined, 10 no answer, 11 the call failed (no media path, link lost, file corrupted).\n"
       "Passwords are never taken from the command line: --password-file, $TSUNAGU_PASSWORD or a prompt.");
 
   Common login_common, whereis_common, logout_common, register_common;
@@ -280,9 +286,74 @@ int main(int argc, char** argv) {
   std::string display_name;
   register_user->add_option("--name", display_name, "Your display name");
 
-  CLI11_PARSE(app, argc, argv);
+  Common call_common, listen_common;
+  CallOptions call_options, listen_options;
+  std::vector<std::string> call_ice, listen_ice;
+  auto* call = app.add_subcommand("call", "Call a user: ICE through libnice, every packet sealed with the call's keys");
+  call_common.add_to(call);
+  call->add_option("ID", call_options.callee, "The user ID to call")->required();
+  bool call_pipe = false, listen_pipe_mode = false;
+  auto* pipe_flag = call->add_flag("--pipe", call_pipe, "Reliable byte stream: stdin to the callee, the callee's bytes to stdout");
+  auto* send_option = call->add_option("--send", call_options.send_file, "Send FILE; the callee checks its SHA-256");
+  auto* echo_option = call->add_option("--echo-test", call_options.echo_count,
+                                       "Datagrams: send N echo requests, print RTT, jitter and loss (default mode, N=20)");
+  pipe_flag->excludes(send_option)->excludes(echo_option);
+  send_option->excludes(echo_option);
+  call->add_flag("--relay-only", call_options.relay_only, "Use only TURN relay candidates (forced relay)");
+  call->add_option("--ice-address", call_ice, "Local address for ICE candidates (repeatable; needed for loopback)");
+  call->add_option("--report", call_options.report_file, "Write a JSON report (setup times, path, bytes) to this file");
+  call->add_option("--ice-timeout", call_options.ice_timeout_s, "Seconds to wait for a media path (default 20)");
+
+  auto* listen = app.add_subcommand("listen", "Stay online and answer calls (interactively, or by policy)");
+  listen_common.add_to(listen);
+  listen->add_option("--auto-accept-from", listen_options.auto_accept_from,
+                     "Accept calls from this user ID without asking (repeatable; * = anyone)");
+  listen->add_option("--recv", listen_options.receive_directory, "Store files sent with `call --send` in DIR");
+  listen->add_flag("--pipe", listen_pipe_mode, "Data calls: stdin to the caller (the caller's bytes always go to stdout)");
+  listen->add_flag("--once", listen_options.once, "Exit after the first call");
+  listen->add_flag("--relay-only", listen_options.relay_only, "Use only TURN relay candidates (forced relay)");
+  listen->add_option("--ice-address", listen_ice, "Local address for ICE candidates (repeatable; needed for loopback)");
+  listen->add_option("--report", listen_options.report_file, "Write a JSON report of each call to this file");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; every usage mistake exits 2 as documented.
+    int code = app.exit(error);
+    return code == 0 ? 0 : 2;
+  }
 
   int code = 0;
+  auto parse_addresses = [](const std::vector<std::string>& texts, std::vector<proto::SocketAddress>& out) {
+    for (const auto& text : texts) {
+      auto address = proto::SocketAddress::parse(text, 0);
+      if (!address) {
+        std::cerr << "tsunagu: --ice-address: \"" << text << "\" is not an IP address\n";
+        return false;
+      }
+      out.push_back(*address);
+    }
+    return true;
+  };
+  if (call->parsed()) {
+    auto options = prepare(call_common, code);
+    if (!options) return code;
+    if (!parse_addresses(call_ice, call_options.ice_addresses)) return exit_usage;
+    call_options.node = *options;
+    call_options.mode = call_pipe ? CallOptions::Mode::pipe
+                        : send_option->count() ? CallOptions::Mode::send_file
+                                               : CallOptions::Mode::echo_test;
+    return run_call(call_options);
+  }
+  if (listen->parsed()) {
+    auto options = prepare(listen_common, code);
+    if (!options) return code;
+    if (!parse_addresses(listen_ice, listen_options.ice_addresses)) return exit_usage;
+    listen_options.node = *options;
+    listen_options.mode = listen_pipe_mode ? CallOptions::Mode::pipe : CallOptions::Mode::listen;
+    return run_listen(listen_options);
+  }
+
   if (login->parsed()) {
     auto options = prepare(login_common, code);
     if (!options) return code;

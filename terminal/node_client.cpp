@@ -192,6 +192,14 @@ void NodeClient::on_message(ByteView bytes) {
     // link, and the reconnect logic logs in again.
     return;
   }
+  if (message.message_class == proto::MessageClass::indication) {
+    if (events_.on_node_indication) events_.on_node_indication(message);
+    return;
+  }
+  if (message.message_class == proto::MessageClass::request) {
+    if (events_.on_node_request) events_.on_node_request(message);
+    return;
+  }
   if (message.message_class != proto::MessageClass::success && message.message_class != proto::MessageClass::error)
     return;
   auto it = pending_.find(message.transaction_id.bytes);

@@ -46,6 +46,10 @@ struct NodeClientEvents {
   std::function<void()> on_connected;  // TLS up, when authenticate is false
   std::function<void(std::string_view reason, uint64_t retry_in_ms)> on_link_lost;  // reconnecting
   std::function<void(ClientFailure failure, std::string_view detail)> on_stopped;  // final
+  // Requests the node sends us (ring) and indications other than notices
+  // (call_event, call_candidate); the message is valid during the call.
+  std::function<void(const proto::Message&)> on_node_request;
+  std::function<void(const proto::Message&)> on_node_indication;
 };
 
 class NodeClient {
@@ -61,6 +65,10 @@ class NodeClient {
   // Sends a request (method + attributes added by `fill`); PROTOCOL-VERSION is
   // added here. The handler gets the response, or nullptr and an error text.
   void request(uint16_t method, const std::function<void(proto::MessageBuilder&)>& fill, ResponseHandler handler);
+  // Sends an already encoded message (a response to a node request, an indication).
+  void send_message(ByteView message) {
+    if (link_ != nullptr && !stopped_) link_->send(message);
+  }
   // Ends the session; on_stopped(ClientFailure::none) follows.
   void stop(ClientFailure failure = ClientFailure::none, std::string detail = {});
   bool logged_in() const { return logged_in_; }

@@ -1,0 +1,318 @@
+#include "lan-agent/agent_config.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <toml++/toml.h>
+
+#include "allocation/hostname_rule.hpp"
+#include "base/log.hpp"
+
+namespace tsunagu::lanagent {
+namespace {
+
+const std::vector<std::pair<std::string_view, std::vector<std::string_view>>> kKnownKeys = {
+    {"node",
+     {"address", "server_name", "ca_certificate", "certificate", "private_key", "heartbeat_interval",
+      "request_timeout", "reconnect_min_ms", "reconnect_max_ms", "refused_retry"}},
+    {"agent", {"name", "domains", "number_prefixes", "data_directory", "log_level"}},
+    {"table", {"hostname_rule", "history_depth", "assumed_lease_seconds", "tombstone_retention", "map_size_mib"}},
+    {"hook", {"socket", "spool_directory", "allowed_users", "allowed_groups", "timeout_ms", "chain"}},
+    {"sync", {"lease_files", "on_start"}},
+    {"policy", {"default", "rule"}},
+};
+const std::vector<std::string_view> kRuleKeys = {"extensions", "allow_callers", "deny_callers"};
+
+std::string resolve(const std::string& base_dir, const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
+}
+
+class Reader {
+ public:
+  Reader(const toml::table& root, std::string file) : root_(root), file_(std::move(file)) {}
+
+  [[noreturn]] void fail(std::string_view key, std::string_view what) const {
+    throw ConfigError(file_ + ": " + std::string(key) + ": " + std::string(what));
+  }
+  bool has(std::string_view key) const { return static_cast<bool>(root_.at_path(key)); }
+
+  std::string text(std::string_view key, std::string fallback, size_t max = 4096) const {
+    auto node = root_.at_path(key);
+    if (!node) return fallback;
+    if (!node.is_string()) fail(key, "must be a string");
+    std::string value = *node.value<std::string>();
+    if (value.size() > max) fail(key, "longer than " + std::to_string(max) + " bytes");
+    return value;
+  }
+  int64_t integer(std::string_view key, int64_t fallback, int64_t min, int64_t max) const {
+    auto node = root_.at_path(key);
+    if (!node) return fallback;
+    if (!node.is_integer()) fail(key, "must be an integer");
+    int64_t value = *node.value<int64_t>();
+    if (value < min || value > max)
+      fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return value;
+  }
+  bool boolean(std::string_view key, bool fallback) const {
+    auto node = root_.at_path(key);
+    if (!node) return fallback;
+    if (!node.is_boolean()) fail(key, "must be true or false");
+    return *node.value<bool>();
+  }
+  std::vector<std::string> strings(std::string_view key, std::vector<std::string> fallback,
+                                   size_t max_items = 1024) const {
+    auto node = root_.at_path(key);
+    if (!node) return fallback;
+    return strings_of(node.node(), key, max_items);
+  }
+  std::vector<std::string> strings_of(const toml::node* node, std::string_view key, size_t max_items) const {
+    const auto* array = node == nullptr ? nullptr : node->as_array();
+    if (array == nullptr) fail(key, "must be a list of strings, e.g. [\"a\", \"b\"]");
+    if (array->size() > max_items) fail(key, "more than " + std::to_string(max_items) + " entries");
+    std::vector<std::string> out;
+    for (const auto& item : *array) {
+      auto value = item.value<std::string>();
+      if (!item.is_string() || !value) fail(key, "must be a list of strings, e.g. [\"a\", \"b\"]");
+      if (value->size() > 4096) fail(key, "an entry is longer than 4096 bytes");
+      out.push_back(std::move(*value));
+    }
+    return out;
+  }
+  void reject_unknown() const {
+    for (const auto& [section, node] : root_) {
+      auto known = std::find_if(kKnownKeys.begin(), kKnownKeys.end(),
+                                [&](const auto& entry) { return entry.first == section.str(); });
+      if (known == kKnownKeys.end()) fail(section.str(), "unknown section (known: node, agent, table, hook, sync, policy)");
+      const auto* table = node.as_table();
+      if (table == nullptr) fail(section.str(), "must be a section ([" + std::string(section.str()) + "])");
+      for (const auto& [key, value] : *table) {
+        if (std::find(known->second.begin(), known->second.end(), key.str()) == known->second.end())
+          fail(std::string(section.str()) + "." + std::string(key.str()), "unknown setting");
+      }
+    }
+  }
+
+ private:
+  const toml::table& root_;
+  std::string file_;
+};
+
+bool all_of_chars(std::string_view s, std::string_view allowed_extra) {
+  return std::all_of(s.begin(), s.end(), [&](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || allowed_extra.find(c) != std::string_view::npos;
+  });
+}
+
+std::string host_of(const std::string& address) {
+  if (!address.empty() && address[0] == '[') {
+    auto close = address.find(']');
+    return close == std::string::npos ? address : address.substr(1, close - 1);
+  }
+  auto colon = address.rfind(':');
+  return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+bool valid_node_address(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= address.size()) return false;
+  std::string port = address.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  return std::stoi(port) > 0 && std::stoi(port) < 65536;
+}
+
+void read_policy(const Reader& reader, const toml::table& root, AgentConfig& config) {
+  std::string def = reader.text("policy.default", "allow");
+  if (def != "allow" && def != "deny") reader.fail("policy.default", "must be \"allow\" or \"deny\"");
+  config.policy.default_allow = def == "allow";
+  auto rules_node = root.at_path("policy.rule");
+  if (!rules_node) return;
+  const auto* rules = rules_node.as_array();
+  if (rules == nullptr) reader.fail("policy.rule", "must be [[policy.rule]] tables");
+  if (rules->size() > kMaxPolicyRules) reader.fail("policy.rule", "more than 1024 rules");
+  for (size_t i = 0; i < rules->size(); ++i) {
+    std::string where = "policy.rule[" + std::to_string(i + 1) + "]";
+    const auto* table = (*rules)[i].as_table();
+    if (table == nullptr) reader.fail(where, "must be a table ([[policy.rule]])");
+    for (const auto& [key, value] : *table)
+      if (std::find(kRuleKeys.begin(), kRuleKeys.end(), key.str()) == kRuleKeys.end())
+        reader.fail(where + "." + std::string(key.str()), "unknown setting (known: extensions, allow_callers, deny_callers)");
+    PolicyRule rule;
+    auto list = [&](std::string_view key, std::vector<std::string>& out) {
+      const toml::node* node = table->get(key);
+      if (node == nullptr) return;
+      std::string full = where + "." + std::string(key);
+      out = reader.strings_of(node, full, kMaxPolicyPatterns);
+      for (const auto& pattern : out)
+        if (auto problem = check_pattern(pattern)) reader.fail(full, "\"" + pattern + "\": " + *problem);
+    };
+    list("extensions", rule.extensions);
+    list("allow_callers", rule.allow_callers);
+    list("deny_callers", rule.deny_callers);
+    if (rule.extensions.empty()) reader.fail(where + ".extensions", "required (use [\"*\"] for every extension)");
+    config.policy.rules.push_back(std::move(rule));
+  }
+}
+
+}  // namespace
+
+bool valid_agent_name(std::string_view name) {
+  return !name.empty() && name.size() <= 64 && all_of_chars(name, ".-_") && name.front() != '.' && name.front() != '-';
+}
+
+bool valid_domain(std::string_view domain) {
+  return !domain.empty() && domain.size() <= 63 && all_of_chars(domain, ".-") && domain.front() != '.' &&
+         domain.front() != '-';
+}
+
+bool valid_number_prefix(std::string_view prefix) {
+  if (prefix.empty() || prefix.size() > 32) return false;
+  if (prefix[0] != '+' && !(prefix[0] >= '0' && prefix[0] <= '9')) return false;
+  size_t digits = 0;
+  for (char c : prefix.substr(1)) {
+    if (c >= '0' && c <= '9') ++digits;
+    else if (c != '-' && c != '.') return false;
+  }
+  return digits > 0 || (prefix[0] >= '0' && prefix[0] <= '9');
+}
+
+std::string_view sync_kind_name(alloc::ServerKind kind) {
+  switch (kind) {
+    case alloc::ServerKind::dnsmasq: return "dnsmasq";
+    case alloc::ServerKind::isc_dhcpd: return "isc";
+    case alloc::ServerKind::kea: return "kea";
+    default: return "unknown";
+  }
+}
+
+std::optional<SyncSource> parse_sync_source(std::string_view text, const std::string& base_dir, std::string& error) {
+  auto colon = text.find(':');
+  if (colon == std::string_view::npos || colon + 1 >= text.size()) {
+    error = "\"" + std::string(text) + "\" is not KIND:PATH (dnsmasq:PATH, isc:PATH or kea:PATH)";
+    return std::nullopt;
+  }
+  std::string_view kind = text.substr(0, colon);
+  SyncSource source;
+  if (kind == "dnsmasq") source.kind = alloc::ServerKind::dnsmasq;
+  else if (kind == "isc") source.kind = alloc::ServerKind::isc_dhcpd;
+  else if (kind == "kea") source.kind = alloc::ServerKind::kea;
+  else {
+    error = "unknown lease file kind \"" + std::string(kind) + "\" (dnsmasq, isc or kea)";
+    return std::nullopt;
+  }
+  source.path = resolve(base_dir, std::string(text.substr(colon + 1)));
+  return source;
+}
+
+AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
+  if (text.size() > kMaxConfigBytes) throw ConfigError(file + ": larger than 1 MiB");
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& error) {
+    const auto& where = error.source().begin;
+    throw ConfigError(file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": " +
+                      std::string(error.description()));
+  }
+  Reader reader(root, file);
+  reader.reject_unknown();
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(file, ec);
+  std::string base_dir = (ec ? std::filesystem::path(file) : absolute).parent_path().string();
+  if (base_dir.empty()) base_dir = ".";
+
+  AgentConfig config;
+  config.file = file;
+  if (root.contains("node")) {
+    NodeSettings node;
+    node.address = reader.text("node.address", "", 300);
+    if (node.address.empty()) reader.fail("node.address", "required: the node's agent port as \"HOST:PORT\"");
+    if (!valid_node_address(node.address)) reader.fail("node.address", "\"" + node.address + "\" is not HOST:PORT");
+    node.server_name = reader.text("node.server_name", host_of(node.address), 253);
+    for (auto [key, out] : {std::pair{"node.ca_certificate", &node.ca_certificate},
+                            std::pair{"node.certificate", &node.certificate},
+                            std::pair{"node.private_key", &node.private_key}}) {
+      std::string value = reader.text(key, "");
+      if (value.empty()) reader.fail(key, "required (the enrolment bundle has it)");
+      *out = resolve(base_dir, value);
+    }
+    node.heartbeat_interval_s = reader.integer("node.heartbeat_interval", 10, 1, 3600);
+    node.request_timeout_s = reader.integer("node.request_timeout", 10, 1, 600);
+    node.reconnect_min_ms = reader.integer("node.reconnect_min_ms", 500, 10, 600'000);
+    node.reconnect_max_ms = reader.integer("node.reconnect_max_ms", 60'000, node.reconnect_min_ms, 3'600'000);
+    node.refused_retry_s = reader.integer("node.refused_retry", 300, 1, 86400);
+    config.node = std::move(node);
+  }
+  config.name = reader.text("agent.name", "");
+  if (!config.name.empty() && !valid_agent_name(config.name))
+    reader.fail("agent.name", "\"" + config.name + "\": 1-64 of a-z 0-9 . - _ (the certificate's common name)");
+  config.domains = reader.strings("agent.domains", {}, 64);
+  for (const auto& d : config.domains)
+    if (!valid_domain(d)) reader.fail("agent.domains", "\"" + d + "\": 1-63 of a-z 0-9 . -");
+  config.number_prefixes = reader.strings("agent.number_prefixes", {}, 64);
+  for (const auto& p : config.number_prefixes)
+    if (!valid_number_prefix(p))
+      reader.fail("agent.number_prefixes", "\"" + p + "\": '+' or a digit, then digits, '-' or '.' (at most 32)");
+  config.data_directory = resolve(base_dir, reader.text("agent.data_directory", config.data_directory));
+  config.log_level = reader.text("agent.log_level", "info");
+  if (!log::parse_level(config.log_level)) reader.fail("agent.log_level", "debug, info, warn or error");
+
+  if (reader.has("table.hostname_rule")) {
+    std::string pattern = reader.text("table.hostname_rule", "", 200);
+    if (!pattern.empty()) {
+      auto rule = alloc::HostnameRule::parse(pattern);
+      if (!rule) reader.fail("table.hostname_rule", "\"" + pattern + "\": " + rule.error().detail);
+      config.table.hostname_rule = pattern;
+    }
+  }
+  config.table.history_depth = reader.integer("table.history_depth", 16, 0, 1024);
+  config.table.assumed_lease_seconds = reader.integer("table.assumed_lease_seconds", 86400, 60, 365 * 86400);
+  config.table.tombstone_retention_s = reader.integer("table.tombstone_retention", 7 * 86400, 60, 365 * 86400);
+  config.table.map_size_mib = reader.integer("table.map_size_mib", 1024, 1, 1 << 20);
+
+  config.hook.socket = resolve(base_dir, reader.text("hook.socket", config.hook.socket, 100));
+  if (config.hook.socket.size() >= 100) reader.fail("hook.socket", "path longer than a Unix socket allows (107 bytes)");
+  config.hook.spool_directory = resolve(base_dir, reader.text("hook.spool_directory", config.hook.spool_directory));
+  config.hook.allowed_users = reader.strings("hook.allowed_users", {}, 64);
+  config.hook.allowed_groups = reader.strings("hook.allowed_groups", config.hook.allowed_groups, 64);
+  config.hook.timeout_ms = reader.integer("hook.timeout_ms", 1000, 50, 60'000);
+  config.hook.chain = reader.text("hook.chain", "");
+  if (!config.hook.chain.empty() && config.hook.chain[0] != '/')
+    reader.fail("hook.chain", "must be an absolute path (Kea gives its scripts no PATH)");
+
+  for (const auto& entry : reader.strings("sync.lease_files", {}, 16)) {
+    std::string error;
+    auto source = parse_sync_source(entry, base_dir, error);
+    if (!source) reader.fail("sync.lease_files", error);
+    config.sync_sources.push_back(*source);
+  }
+  config.sync_on_start = reader.boolean("sync.on_start", true);
+  read_policy(reader, root, config);
+  return config;
+}
+
+AgentConfig load_agent_config(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw ConfigError(file + ": cannot read (" + std::string(std::strerror(errno)) + ")");
+  std::string text;
+  text.resize(kMaxConfigBytes + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxConfigBytes) throw ConfigError(file + ": larger than 1 MiB");
+  return parse_agent_config(text, file);
+}
+
+void require_runnable(const AgentConfig& config) {
+  if (!config.node) return;
+  if (config.name.empty()) throw ConfigError(config.file + ": agent.name: required with a [node] section");
+  if (config.domains.empty() && config.number_prefixes.empty())
+    throw ConfigError(config.file + ": agent.domains / agent.number_prefixes: the agent must announce at least one");
+}
+
+}  // namespace tsunagu::lanagent

@@ -1,0 +1,92 @@
+// agent.toml: the LAN agent's configuration (docs/lan-agent.md has the
+// reference). `tsunagu-rendezvous agent enroll` writes the [node] and [agent]
+// keys; everything else has a default. Unknown keys are errors. Relative paths
+// are taken from the directory of the file. Errors are thrown (ConfigError):
+// configuration is read only at start-up.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "allocation/lease_event.hpp"
+#include "lan-agent/edge_policy.hpp"
+
+namespace tsunagu::lanagent {
+
+inline constexpr char kDefaultConfigPath[] = "/etc/tsunagu/agent.toml";
+inline constexpr size_t kMaxConfigBytes = 1 << 20;
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct NodeSettings {
+  std::string address;      // "HOST:PORT"
+  std::string server_name;  // the name the node's certificate carries; default: HOST
+  std::string ca_certificate, certificate, private_key;  // absolute paths after loading
+  int64_t heartbeat_interval_s = 10;
+  int64_t request_timeout_s = 10;
+  int64_t reconnect_min_ms = 500;
+  int64_t reconnect_max_ms = 60'000;
+  int64_t refused_retry_s = 300;  // after 403 (not enrolled) or 426 (version)
+};
+
+struct HookSettings {
+  std::string socket = "/run/tsunagu/agent-hook.sock";
+  std::string spool_directory = "/var/spool/tsunagu";
+  std::vector<std::string> allowed_users;  // root is always allowed
+  std::vector<std::string> allowed_groups = {"_kea", "dhcpd"};
+  int64_t timeout_ms = 1000;  // how long the hook waits for the agent's ack
+  std::string chain;          // an admin's previous script, called with the same args/env
+};
+
+struct TableSettings {
+  std::optional<std::string> hostname_rule;  // e.g. "ext-{ext}"; none: admin bindings only
+  int64_t history_depth = 16;
+  int64_t assumed_lease_seconds = 86400;
+  int64_t tombstone_retention_s = 7 * 86400;
+  int64_t map_size_mib = 1024;
+};
+
+struct SyncSource {
+  alloc::ServerKind kind = alloc::ServerKind::dnsmasq;
+  std::string path;
+};
+
+struct AgentConfig {
+  std::string file;  // where it was read from
+  std::optional<NodeSettings> node;  // absent: no node link (LAN-only mode)
+  std::string name;
+  std::vector<std::string> domains;
+  std::vector<std::string> number_prefixes;
+  std::string data_directory = "/var/lib/tsunagu/agent";
+  std::string log_level = "info";
+  TableSettings table;
+  HookSettings hook;
+  std::vector<SyncSource> sync_sources;  // synced on start (when sync_on_start) and on SIGHUP
+  bool sync_on_start = true;
+  EdgePolicyConfig policy;
+};
+
+// "dnsmasq:/path", "isc:/path", "kea:/path" (relative paths against base_dir).
+std::optional<SyncSource> parse_sync_source(std::string_view text, const std::string& base_dir, std::string& error);
+std::string_view sync_kind_name(alloc::ServerKind kind);
+
+// Parses the text of an agent.toml; `file` names it in errors and relative
+// paths are resolved against its directory.
+AgentConfig parse_agent_config(std::string_view text, const std::string& file);
+AgentConfig load_agent_config(const std::string& file);
+// The checks `run` needs on top of parsing: with a [node] section, a name and
+// at least one domain or number prefix.
+void require_runnable(const AgentConfig& config);
+
+bool valid_agent_name(std::string_view name);
+bool valid_domain(std::string_view domain);
+bool valid_number_prefix(std::string_view prefix);
+
+}  // namespace tsunagu::lanagent

@@ -1,0 +1,84 @@
+// The agent's pure-ish core: answers the node's forwarded lookups from the
+// allocation table under the edge policy, and builds/reads the agent_hello
+// exchange. No sockets, no clock (now is passed in), no logging: the daemon
+// logs what the returned outcomes say.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "allocation/allocation_table.hpp"
+#include "base/bytes.hpp"
+#include "lan-agent/edge_policy.hpp"
+#include "proto/stun_message.hpp"
+
+namespace tsunagu::lanagent {
+
+inline constexpr char kPolicyRefusedReason[] = "Forbidden: this extension cannot be reached from outside";
+inline constexpr size_t kMaxExtensionDigits = 32;
+
+struct AgentIdentity {
+  std::string name;
+  std::vector<std::string> domains;
+  std::vector<std::string> number_prefixes;
+};
+
+// What a forwarded lookup found.
+struct LookupAnswer {
+  uint16_t error = 0;  // 0: success; else 400, 403, 404, 426, 481, 500
+  std::string reason;  // error reason text
+  std::string extension;
+  std::vector<proto::SocketAddress> addresses;  // live leases (v4 and v6), port 0
+  uint64_t expires = 0;                         // latest expiry; 0 = infinite
+  std::string log_detail;                       // for the daemon's log (never sent)
+};
+
+enum class HelloStatus {
+  accepted,         // linked; AGENT-NAME tells the name the node knows us by
+  not_enrolled,     // 403: a claimed domain/prefix is not enrolled for this certificate
+  domain_held,      // 409: another connected agent holds a domain
+  bad_version,      // 426
+  other,            // anything else (retry with backoff)
+};
+
+struct HelloResult {
+  HelloStatus status = HelloStatus::other;
+  uint16_t code = 0;
+  std::string reason;
+  std::string agent_name;
+};
+
+class AgentCore {
+ public:
+  AgentCore(alloc::AllocationTable& table, AgentIdentity identity, EdgePolicy policy)
+      : table_(&table), identity_(std::move(identity)), policy_(std::move(policy)) {}
+
+  // The extension a dialled ID means, or nullopt when it is not ours:
+  //   "EXT@DOMAIN" with DOMAIN one of ours -> "EXT" (the local part, as is);
+  //   a number starting with one of our prefixes -> the digits after the
+  //   prefix. '-', '.' and ' ' are ignored on both sides when comparing; the
+  //   longest matching prefix wins; the rest must be 1-32 digits.
+  std::optional<std::string> extension_for(std::string_view user_id) const;
+
+  LookupAnswer lookup(std::string_view user_id, std::string_view caller, int64_t now);
+  // A forwarded_lookup request -> the encoded response (same transaction ID,
+  // PROTOCOL-VERSION in every response). Other requests get 400.
+  Bytes respond(const proto::Message& request, int64_t now, LookupAnswer* answer_out = nullptr);
+
+  // Adds DOMAIN / NUMBER-PREFIX attributes (PROTOCOL-VERSION is the sender's).
+  void fill_hello(proto::MessageBuilder& builder) const;
+  static HelloResult read_hello_response(const proto::Message& response);
+
+  const AgentIdentity& identity() const { return identity_; }
+  const EdgePolicy& policy() const { return policy_; }
+
+ private:
+  alloc::AllocationTable* table_;
+  AgentIdentity identity_;
+  EdgePolicy policy_;
+};
+
+}  // namespace tsunagu::lanagent

@@ -1,0 +1,244 @@
+#include "lan-agent/agent_daemon.hpp"
+
+#include <ctime>
+#include <filesystem>
+
+#include "base/log.hpp"
+#include "lan-agent/hook_protocol.hpp"
+#include "lan-agent/hook_spool.hpp"
+#include "lan-agent/lease_file_reader.hpp"
+#include "lan-agent/table_view.hpp"
+
+namespace tsunagu::lanagent {
+namespace {
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+constexpr uint64_t kSpoolCheckMs = 2000;
+constexpr int64_t kMaxHousekeepingDelay = 60;
+
+}  // namespace
+
+Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool create) {
+  std::error_code ec;
+  if (create) {
+    std::filesystem::create_directories(config.data_directory, ec);
+    if (ec) return Unexpected(config.data_directory + ": " + ec.message());
+  } else if (!std::filesystem::is_directory(config.data_directory)) {
+    return Unexpected(config.data_directory + ": no allocation table here (agent.data_directory; has the agent run?)");
+  }
+  storage::Environment::Options options;
+  options.map_size = static_cast<uint64_t>(config.table.map_size_mib) << 20;
+  auto env = storage::Environment::open(config.data_directory, options);
+  if (!env) return Unexpected(config.data_directory + ": " + env.error().detail);
+  alloc::TableOptions table_options;
+  if (config.table.hostname_rule) table_options.hostname_rule = *alloc::HostnameRule::parse(*config.table.hostname_rule);
+  table_options.history_depth = static_cast<size_t>(config.table.history_depth);
+  table_options.tombstone_retention = config.table.tombstone_retention_s;
+  table_options.assumed_lease_seconds = config.table.assumed_lease_seconds;
+  auto table = alloc::AllocationTable::open(**env, table_options);
+  if (!table) return Unexpected(config.data_directory + ": " + table.error().detail);
+  OpenTable open;
+  open.env = std::move(*env);
+  open.table.emplace(std::move(*table));
+  return open;
+}
+
+Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t* loop, AgentConfig config) {
+  std::unique_ptr<AgentDaemon> d(new AgentDaemon(loop, std::move(config)));
+  const AgentConfig& c = d->config_;
+  auto opened = open_table(c, true);
+  if (!opened) return Unexpected(opened.error());
+  d->open_ = std::move(*opened);
+  std::vector<std::string> missing;
+  d->access_ = HookAccess::resolve(c.hook.allowed_users, c.hook.allowed_groups, missing);
+  for (const auto& m : missing) log::debug() << "hook access: " << m << " does not exist on this host; skipped";
+  d->core_ = std::make_unique<AgentCore>(*d->open_.table, AgentIdentity{c.name, c.domains, c.number_prefixes},
+                                         EdgePolicy(c.policy));
+
+  std::shared_ptr<security::TlsContext> tls;
+  if (c.node) {
+    security::TlsContext::ClientOptions tls_options;
+    tls_options.ca_file = c.node->ca_certificate;
+    tls_options.certificate_chain_file = c.node->certificate;
+    tls_options.private_key_file = c.node->private_key;
+    auto context = security::TlsContext::client(tls_options);
+    if (!context) return Unexpected("node TLS (" + c.node->certificate + ", " + c.node->private_key + ", " +
+                                    c.node->ca_certificate + "): " + context.error().detail);
+    tls = *context;
+  }
+
+  // Events the hook spooled while we were down come first, then the servers'
+  // lease files (which the table orders against what the spool said).
+  if (auto ok = prepare_spool_directory(c.hook.spool_directory); !ok)
+    log::warn() << "spool: " << ok.error() << " (hooks cannot spool while the agent is down)";
+  d->replay_spools();
+  if (c.sync_on_start) d->sync_lease_files();
+
+  if (auto parent = std::filesystem::path(c.hook.socket).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+  }
+  AgentDaemon* self = d.get();
+  HookServer::Handlers handlers;
+  handlers.commit = [self](std::vector<alloc::LeaseEvent>& events) { return self->apply_events(events, "hook"); };
+  handlers.init_listing = [self]() {
+    auto leases = self->open_.table->list(unix_now());
+    if (!leases) {
+      log::error() << "dnsmasq init: " << leases.error().detail;
+      return std::string();
+    }
+    return dnsmasq_init_listing(*leases, unix_now());
+  };
+  auto hooks = HookServer::start(loop, c.hook.socket, d->access_, std::move(handlers));
+  if (!hooks) return Unexpected("hook socket " + hooks.error());
+  d->hooks_ = std::move(*hooks);
+
+  if (c.node) {
+    d->node_ = std::make_unique<NodeLink>(loop, *c.node, tls, *d->core_, unix_now);
+    d->node_->start();
+  } else {
+    log::warn() << "no [node] section: running without a node link (the LAN table only)";
+  }
+
+  d->housekeeping_timer_ = new uv_timer_t;
+  uv_timer_init(loop, d->housekeeping_timer_);
+  d->housekeeping_timer_->data = self;
+  d->spool_timer_ = new uv_timer_t;
+  uv_timer_init(loop, d->spool_timer_);
+  d->spool_timer_->data = self;
+  // A hook that timed out waiting for us spooled its event: pick it up soon.
+  uv_timer_start(d->spool_timer_, [](uv_timer_t* t) { static_cast<AgentDaemon*>(t->data)->replay_spools(); },
+                 kSpoolCheckMs, kSpoolCheckMs);
+  d->arm_housekeeping();
+  return d;
+}
+
+AgentDaemon::~AgentDaemon() = default;
+
+bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::string_view origin) {
+  int64_t now = unix_now();
+  auto batch = open_.table->begin_batch();
+  if (!batch) {
+    log::error() << "table: " << batch.error().detail;
+    return false;
+  }
+  std::vector<alloc::TableChange> changes;
+  for (const auto& e : events) {
+    auto result = batch->apply(e, now);
+    if (!result) {
+      if (result.error().code == alloc::TableErrc::invalid_argument) {
+        log::warn() << origin << ": event skipped: " << result.error().detail;
+        continue;
+      }
+      log::error() << "table: " << result.error().detail;
+      return false;
+    }
+    for (auto& ch : result->changes) changes.push_back(std::move(ch));
+  }
+  if (auto ok = batch->commit(); !ok) {
+    log::error() << "table commit: " << ok.error().detail;
+    return false;
+  }
+  for (const auto& ch : changes) log::info() << origin << ": " << describe_change(ch);
+  if (!changes.empty()) arm_housekeeping();
+  return true;
+}
+
+void AgentDaemon::replay_spools() {
+  auto reports = replay_spool_directory(
+      config_.hook.spool_directory, [this](uid_t uid, gid_t gid) { return access_.allows(uid, gid); },
+      [this](std::vector<alloc::LeaseEvent>& events) { return apply_events(events, "spool"); });
+  for (const auto& r : reports) {
+    if (!r.error.empty()) {
+      log::warn() << "spool " << r.path << ": " << r.error;
+      continue;
+    }
+    log::info() << "spool " << r.path << ": replayed " << r.replay.records << " event(s)"
+                << (r.replay.skipped_records ? ", skipped " + std::to_string(r.replay.skipped_records) + " damaged" : "")
+                << (r.replay.torn_tail_bytes ? ", dropped a torn last record" : "");
+  }
+}
+
+void AgentDaemon::sync_lease_files() {
+  for (const auto& source : config_.sync_sources) {
+    auto snapshot = read_lease_file(source);
+    if (!snapshot) {
+      log::warn() << "sync " << sync_kind_name(source.kind) << ": " << snapshot.error();
+      continue;
+    }
+    auto result = sync_snapshot(*open_.table, *snapshot, unix_now());
+    if (!result) {
+      log::error() << "sync " << source.path << ": " << result.error().detail;
+      continue;
+    }
+    for (const auto& ch : result->changes) log::info() << "sync: " << describe_change(ch);
+    log::info() << "synced " << sync_kind_name(source.kind) << ":" << source.path << ": "
+                << snapshot->leases.size() << " lease(s), " << result->applied << " new, " << result->ended_absent
+                << " ended"
+                << (snapshot->bad_records ? " (" + std::to_string(snapshot->bad_records) +
+                                                " unreadable record(s): nothing ended)"
+                                          : "");
+  }
+  arm_housekeeping();
+}
+
+void AgentDaemon::resync() {
+  log::info() << "SIGHUP: re-syncing lease files";
+  replay_spools();
+  sync_lease_files();
+}
+
+void AgentDaemon::housekeeping() {
+  auto changes = open_.table->expire_stale(unix_now());
+  if (!changes) log::error() << "expiry: " << changes.error().detail;
+  else
+    for (const auto& ch : *changes) log::info() << "expiry: " << describe_change(ch);
+  arm_housekeeping();
+}
+
+void AgentDaemon::arm_housekeeping() {
+  if (housekeeping_timer_ == nullptr || shutting_down_) return;
+  int64_t now = unix_now();
+  int64_t delay = kMaxHousekeepingDelay;
+  if (auto next = open_.table->next_deadline(); next && next->has_value())
+    delay = std::clamp<int64_t>(**next - now, 0, kMaxHousekeepingDelay);
+  uv_timer_start(housekeeping_timer_, [](uv_timer_t* t) { static_cast<AgentDaemon*>(t->data)->housekeeping(); },
+                 static_cast<uint64_t>(delay) * 1000 + 50, 0);
+}
+
+void AgentDaemon::handle_closed() {
+  if (--closing_parts_ != 0) return;
+  if (on_shutdown_) {
+    auto done = std::move(on_shutdown_);
+    on_shutdown_ = nullptr;
+    done();
+  }
+}
+
+void AgentDaemon::shutdown(std::function<void()> done) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  on_shutdown_ = std::move(done);
+  closing_parts_ = 1;  // released at the end of this function
+  for (uv_timer_t** timer : {&housekeeping_timer_, &spool_timer_}) {
+    if (*timer == nullptr) continue;
+    ++closing_parts_;
+    uv_close(reinterpret_cast<uv_handle_t*>(*timer), [](uv_handle_t* h) {
+      auto* self = static_cast<AgentDaemon*>(h->data);
+      delete reinterpret_cast<uv_timer_t*>(h);
+      self->handle_closed();
+    });
+    *timer = nullptr;
+  }
+  if (hooks_) {
+    ++closing_parts_;
+    hooks_->close([this] { handle_closed(); });
+  }
+  if (node_) {
+    ++closing_parts_;
+    node_->stop([this] { handle_closed(); });
+  }
+  handle_closed();
+}
+
+}  // namespace tsunagu::lanagent

@@ -1,0 +1,67 @@
+// tsunagu-lan-agent's running daemon: the allocation table, the hook socket
+// (group commit), spool replay, lease-file syncs, expiry housekeeping and the
+// node link, on one libuv loop.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "allocation/allocation_table.hpp"
+#include "base/expected.hpp"
+#include "lan-agent/agent_config.hpp"
+#include "lan-agent/agent_core.hpp"
+#include "lan-agent/hook_access.hpp"
+#include "lan-agent/hook_server.hpp"
+#include "lan-agent/node_link.hpp"
+#include "storage/lmdb_store.hpp"
+
+namespace tsunagu::lanagent {
+
+// Opens (creating) the table in config.data_directory.
+struct OpenTable {
+  std::unique_ptr<storage::Environment> env;
+  std::optional<alloc::AllocationTable> table;
+};
+Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool create);
+
+class AgentDaemon {
+ public:
+  static Expected<std::unique_ptr<AgentDaemon>, std::string> start(uv_loop_t* loop, AgentConfig config);
+  AgentDaemon(const AgentDaemon&) = delete;
+  AgentDaemon& operator=(const AgentDaemon&) = delete;
+  ~AgentDaemon();
+
+  // SIGHUP: re-sync the configured lease files (and replay spools).
+  void resync();
+  // SIGTERM: commit what is pending, close the link and the socket; done()
+  // runs once every handle is closed.
+  void shutdown(std::function<void()> done);
+
+ private:
+  explicit AgentDaemon(uv_loop_t* loop, AgentConfig config) : loop_(loop), config_(std::move(config)) {}
+  bool apply_events(std::vector<alloc::LeaseEvent>& events, std::string_view origin);
+  void replay_spools();
+  void sync_lease_files();
+  void housekeeping();
+  void arm_housekeeping();
+  void handle_closed();
+
+  uv_loop_t* loop_;
+  AgentConfig config_;
+  OpenTable open_;
+  HookAccess access_;
+  std::unique_ptr<AgentCore> core_;
+  std::unique_ptr<HookServer> hooks_;
+  std::unique_ptr<NodeLink> node_;
+  uv_timer_t* housekeeping_timer_ = nullptr;
+  uv_timer_t* spool_timer_ = nullptr;
+  unsigned closing_parts_ = 0;
+  std::function<void()> on_shutdown_;
+  bool shutting_down_ = false;
+};
+
+}  // namespace tsunagu::lanagent

@@ -1,0 +1,93 @@
+#include "lan-agent/lease_file_reader.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "allocation/dnsmasq_lease_file_parser.hpp"
+#include "allocation/isc_lease_file_parser.hpp"
+#include "allocation/kea_lease_file_parser.hpp"
+
+namespace tsunagu::lanagent {
+
+Expected<alloc::LeaseFileSnapshot, std::string> read_lease_file(const SyncSource& source,
+                                                                 const std::function<void(size_t, size_t)>& progress) {
+  int fd = ::open(source.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Unexpected(source.path + ": " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Unexpected(source.path + ": not a regular file");
+  }
+  if (static_cast<uint64_t>(st.st_size) > alloc::kMaxLeaseFileBytes) {
+    ::close(fd);
+    return Unexpected(source.path + ": larger than 64 MiB; refusing to read it");
+  }
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    size_t want = std::min<size_t>(text.size() - got, 1 << 20);
+    ssize_t n = ::read(fd, text.data() + got, want);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+    if (progress) progress(got, text.size());
+  }
+  ::close(fd);
+  text.resize(got);
+  int64_t taken_at = static_cast<int64_t>(st.st_mtim.tv_sec);
+  Expected<alloc::LeaseFileSnapshot, alloc::ParseError> parsed = Unexpected(alloc::ParseError{});
+  switch (source.kind) {
+    case alloc::ServerKind::dnsmasq: parsed = alloc::parse_dnsmasq_lease_file(text, taken_at); break;
+    case alloc::ServerKind::isc_dhcpd: parsed = alloc::parse_isc_lease_file(text, taken_at); break;
+    case alloc::ServerKind::kea: parsed = alloc::parse_kea_lease_file(text, taken_at); break;
+    default: return Unexpected(source.path + ": unknown lease file kind");
+  }
+  if (!parsed) return Unexpected(source.path + ": " + parsed.error().detail);
+  return std::move(*parsed);
+}
+
+}  // namespace tsunagu::lanagent
+
+namespace tsunagu::lanagent {
+
+Expected<alloc::SyncResult, alloc::TableError> sync_snapshot(alloc::AllocationTable& table,
+                                                             const alloc::LeaseFileSnapshot& snapshot, int64_t now,
+                                                             const std::function<void(size_t, size_t)>& progress) {
+  auto batch = table.begin_batch();
+  if (!batch) return Unexpected(batch.error());
+  alloc::SyncResult chunks;
+  bool chunked = progress && snapshot.leases.size() > kProgressLeases;
+  if (chunked) {
+    constexpr size_t kChunk = 2000;
+    for (size_t at = 0; at < snapshot.leases.size(); at += kChunk) {
+      alloc::LeaseFileSnapshot part;
+      part.source = snapshot.source;
+      part.taken_at = snapshot.taken_at;
+      part.bad_records = 1;  // apply only: the absence check needs the whole file
+      size_t end = std::min(snapshot.leases.size(), at + kChunk);
+      part.leases.assign(snapshot.leases.begin() + static_cast<std::ptrdiff_t>(at),
+                         snapshot.leases.begin() + static_cast<std::ptrdiff_t>(end));
+      auto r = batch->sync(part, now);
+      if (!r) return Unexpected(r.error());
+      chunks.applied += r->applied;
+      chunks.stale += r->stale;
+      chunks.duplicates += r->duplicates;
+      for (auto& c : r->changes) chunks.changes.push_back(std::move(c));
+      progress(end, snapshot.leases.size());
+    }
+  }
+  auto result = batch->sync(snapshot, now);
+  if (!result) return Unexpected(result.error());
+  if (auto ok = batch->commit(); !ok) return Unexpected(ok.error());
+  if (!chunked) return result;
+  chunks.ended_absent = result->ended_absent;
+  chunks.absent_checked = result->absent_checked;
+  for (auto& c : result->changes) chunks.changes.push_back(std::move(c));
+  return chunks;
+}
+
+}  // namespace tsunagu::lanagent

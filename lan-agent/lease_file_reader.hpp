@@ -1,0 +1,33 @@
+// Reads a DHCP server's lease file (bounded by alloc::kMaxLeaseFileBytes) and
+// parses it with the allocation/ parser of its kind. The snapshot's taken_at is
+// the file's mtime.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "allocation/lease_file_snapshot.hpp"
+#include "base/expected.hpp"
+#include "lan-agent/agent_config.hpp"
+
+namespace tsunagu::lanagent {
+
+// progress(bytes_read, total) is called while reading, when given.
+Expected<alloc::LeaseFileSnapshot, std::string> read_lease_file(
+    const SyncSource& source, const std::function<void(size_t, size_t)>& progress = {});
+
+}  // namespace tsunagu::lanagent
+
+#include "allocation/allocation_table.hpp"
+
+namespace tsunagu::lanagent {
+
+// Reconciles the table with a snapshot in one batch. With `progress` and more
+// than kProgressLeases leases, leases are applied in chunks first (reporting
+// applied/total), then the whole snapshot is synced for the absence check.
+inline constexpr size_t kProgressLeases = 5000;
+Expected<alloc::SyncResult, alloc::TableError> sync_snapshot(alloc::AllocationTable& table,
+                                                             const alloc::LeaseFileSnapshot& snapshot, int64_t now,
+                                                             const std::function<void(size_t, size_t)>& progress = {});
+
+}  // namespace tsunagu::lanagent

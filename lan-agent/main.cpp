@@ -1,0 +1,277 @@
+// tsunagu-lan-agent: the LAN agent daemon and its admin commands.
+// Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
+// 3 no such extension.
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+#include "allocation/client_ref.hpp"
+#include "base/log.hpp"
+#include "lan-agent/agent_config.hpp"
+#include "lan-agent/agent_daemon.hpp"
+#include "lan-agent/lease_file_reader.hpp"
+#include "lan-agent/table_view.hpp"
+#include "proto/signalling.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::lanagent;
+
+namespace {
+
+constexpr int exit_failure = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_no_extension = 3;
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string default_config() {
+  const char* env = std::getenv("TSUNAGU_AGENT_CONFIG");
+  return env != nullptr && *env != '\0' ? env : kDefaultConfigPath;
+}
+
+int fail(std::string_view message, int code = exit_failure) {
+  std::cerr << "tsunagu-lan-agent: " << message << "\n";
+  return code;
+}
+
+std::optional<AgentConfig> load(const std::string& file, int& code) {
+  try {
+    return load_agent_config(file);
+  } catch (const ConfigError& error) {
+    std::cerr << "tsunagu-lan-agent: " << error.what() << "\n";
+    code = exit_usage;
+    return std::nullopt;
+  }
+}
+
+int run_agent(const AgentConfig& loaded, const std::string& log_level) {
+  AgentConfig config = loaded;
+  try {
+    require_runnable(config);
+  } catch (const ConfigError& error) {
+    return fail(error.what(), exit_usage);
+  }
+  log::set_level(*log::parse_level(log_level.empty() ? config.log_level : log_level));
+  signal(SIGPIPE, SIG_IGN);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  auto daemon = AgentDaemon::start(&loop, config);
+  if (!daemon) {
+    log::error() << daemon.error();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return exit_failure;
+  }
+  log::info() << "agent " << (config.name.empty() ? "(unnamed)" : config.name) << " serving hooks on "
+              << config.hook.socket << ", table in " << config.data_directory;
+  sd_notify(0, "READY=1");
+
+  struct Signals {
+    uv_signal_t term{}, interrupt{}, hangup{};
+    AgentDaemon* agent = nullptr;
+  } signals;
+  signals.agent = daemon->get();
+  auto close_signals = [](Signals* s) {
+    for (auto* h : {&s->term, &s->interrupt, &s->hangup})
+      if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(h))) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+  };
+  for (auto [handle, signum] : {std::pair{&signals.term, SIGTERM}, std::pair{&signals.interrupt, SIGINT},
+                                std::pair{&signals.hangup, SIGHUP}}) {
+    uv_signal_init(&loop, handle);
+    handle->data = &signals;
+    uv_signal_start(handle, [](uv_signal_t* h, int received) {
+      auto* s = static_cast<Signals*>(h->data);
+      if (received == SIGHUP) {
+        s->agent->resync();
+        return;
+      }
+      log::info() << "signal " << received << ": committing pending events and stopping";
+      sd_notify(0, "STOPPING=1");
+      s->agent->shutdown([] {});
+      for (auto* hh : {&s->term, &s->interrupt, &s->hangup})
+        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(hh))) uv_close(reinterpret_cast<uv_handle_t*>(hh), nullptr);
+    }, signum);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  close_signals(&signals);
+  daemon->reset();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  log::info() << "stopped";
+  return 0;
+}
+
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool enabled) : enabled_(enabled) {}
+  ~ProgressBar() { done(); }
+  void show(std::string_view what, size_t done_count, size_t total) {
+    if (!enabled_ || total == 0) return;
+    int percent = static_cast<int>(done_count * 100 / total);
+    if (percent == last_percent_ && what == last_what_) return;
+    last_percent_ = percent;
+    last_what_ = what;
+    int filled = percent * 30 / 100;
+    std::fprintf(stderr, "\r%-9.*s [%.*s%*s] %3d%%", static_cast<int>(what.size()), what.data(), filled,
+                 "##############################", 30 - filled, "", percent);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void done() {
+    if (shown_) std::fputc('\n', stderr);
+    shown_ = false;
+  }
+
+ private:
+  bool enabled_;
+  bool shown_ = false;
+  int last_percent_ = -1;
+  std::string last_what_;
+};
+
+bool valid_extension(std::string_view ext) {
+  return !ext.empty() && ext.size() <= alloc::kMaxExtensionLength && ext.find('@') == std::string_view::npos &&
+         proto::valid_user_id(ext);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  log::set_program("tsunagu-lan-agent");
+  CLI::App app{"tsunagu-lan-agent: the Tsunagu LAN agent (allocation table fed by DHCP, link to the rendezvous node)"};
+  app.require_subcommand(1);
+  app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such extension.\n"
+             "The configuration defaults to $TSUNAGU_AGENT_CONFIG or /etc/tsunagu/agent.toml.");
+  std::string config_file = default_config();
+  auto add_config = [&](CLI::App* sub) { sub->add_option("-c,--config", config_file, "agent.toml to use"); };
+
+  auto* run = app.add_subcommand("run", "Run the agent in the foreground (SIGTERM stops it, SIGHUP re-syncs)");
+  add_config(run);
+  std::string log_level;
+  run->add_option("--log-level", log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+
+  auto* sync = app.add_subcommand("sync", "Reconcile the table with a DHCP server's lease file");
+  add_config(sync);
+  std::vector<std::string> sources;
+  bool progress_flag = false, no_progress = false;
+  sync->add_option("--from", sources, "dnsmasq:PATH, isc:PATH or kea:PATH (repeatable; default: sync.lease_files)");
+  sync->add_flag("--progress", progress_flag, "Show a progress bar even when stderr is not a terminal");
+  sync->add_flag("--no-progress", no_progress, "Never show a progress bar");
+
+  auto* bind = app.add_subcommand("bind", "Bind an extension to a terminal's MAC (or DHCP client-id)");
+  add_config(bind);
+  std::string extension, client_text;
+  bind->add_option("EXT", extension, "Extension, e.g. 4106")->required();
+  bind->add_option("MAC", client_text, "MAC address (aa:bb:cc:dd:ee:ff) or client-id / DUID in hex")->required();
+  auto* unbind = app.add_subcommand("unbind", "Remove an extension's binding");
+  add_config(unbind);
+  unbind->add_option("EXT", extension, "Extension")->required();
+  auto* list = app.add_subcommand("list", "Show the table: extension, MAC, address, expires in, source");
+  add_config(list);
+  bool include_ended = false;
+  list->add_flag("-a,--all", include_ended, "Include ended leases");
+  auto* show = app.add_subcommand("show", "Show one extension: binding, leases, history");
+  add_config(show);
+  show->add_option("EXT", extension, "Extension")->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  int code = 0;
+  auto config = load(config_file, code);
+  if (!config) return code;
+  if (run->parsed()) return run_agent(*config, log_level);
+
+  if ((bind->parsed() || unbind->parsed() || show->parsed()) && !valid_extension(extension))
+    return fail("invalid extension \"" + extension + "\": 1-64 of a-z 0-9 . _ - +", exit_usage);
+
+  auto opened = open_table(*config, bind->parsed() || sync->parsed());
+  if (!opened) return fail(opened.error());
+  alloc::AllocationTable& table = *opened->table;
+  int64_t now = unix_now();
+
+  if (sync->parsed()) {
+    std::vector<SyncSource> todo;
+    for (const auto& text : sources) {
+      std::string error;
+      auto source = parse_sync_source(text, ".", error);
+      if (!source) return fail("--from: " + error, exit_usage);
+      todo.push_back(*source);
+    }
+    if (sources.empty()) todo = config->sync_sources;
+    if (todo.empty()) return fail("nothing to sync: give --from KIND:PATH or set sync.lease_files", exit_usage);
+    bool show_progress = !no_progress && (progress_flag || isatty(STDERR_FILENO));
+    int result_code = 0;
+    for (const auto& source : todo) {
+      ProgressBar bar(show_progress);
+      auto snapshot = read_lease_file(source, [&](size_t done_bytes, size_t total) {
+        if (total > (4u << 20)) bar.show("reading", done_bytes, total);
+      });
+      if (!snapshot) {
+        bar.done();
+        std::cerr << "tsunagu-lan-agent: " << snapshot.error() << "\n";
+        result_code = exit_failure;
+        continue;
+      }
+      std::function<void(size_t, size_t)> on_progress;
+      if (show_progress) on_progress = [&](size_t d, size_t t) { bar.show("applying", d, t); };
+      auto result = sync_snapshot(table, *snapshot, unix_now(), on_progress);
+      bar.done();
+      if (!result) return fail(source.path + ": " + result.error().detail);
+      std::cout << "synced " << sync_kind_name(source.kind) << ":" << source.path << ": " << snapshot->leases.size()
+                << " lease(s): " << result->applied << " new or changed, " << result->duplicates << " unchanged, "
+                << result->stale << " older than the table, " << result->ended_absent
+                << " ended (absent from the file)\n";
+      if (snapshot->bad_records != 0) {
+        std::cout << "  " << snapshot->bad_records << " unreadable record(s)";
+        if (snapshot->first_error)
+          std::cout << ", first at line " << snapshot->first_error->line << ": " << snapshot->first_error->detail;
+        std::cout << "; no lease was ended because of absence\n";
+      }
+    }
+    return result_code;
+  }
+  if (bind->parsed()) {
+    auto client = alloc::ClientRef::parse(client_text);
+    if (!client) return fail("\"" + client_text + "\": " + client.error().detail, exit_usage);
+    auto changes = table.bind(extension, *client, now);
+    if (!changes) return fail(changes.error().detail);
+    std::cout << "bound " << extension << " to " << client->value << "\n";
+    return 0;
+  }
+  if (unbind->parsed()) {
+    auto changes = table.unbind(extension, now);
+    if (!changes) {
+      if (changes.error().code == alloc::TableErrc::not_found)
+        return fail("no such extension: " + extension, exit_no_extension);
+      return fail(changes.error().detail);
+    }
+    std::cout << "unbound " << extension << "\n";
+    return 0;
+  }
+  auto bindings = table.bindings();
+  if (!bindings) return fail(bindings.error().detail);
+  if (list->parsed()) {
+    auto leases = table.list(now, include_ended);
+    if (!leases) return fail(leases.error().detail);
+    std::cout << format_table(*bindings, *leases, now);
+    return 0;
+  }
+  // show
+  auto binding = table.binding(extension);
+  if (!binding) return fail(binding.error().detail);
+  auto leases = table.find_by_extension(extension, now, true);
+  if (!leases) return fail(leases.error().detail);
+  auto history = table.history(extension);
+  if (!history) return fail(history.error().detail);
+  if (!binding->has_value() && leases->empty() && history->empty())
+    return fail("no such extension: " + extension, exit_no_extension);
+  std::cout << format_extension(extension, binding->has_value() ? &**binding : nullptr, *leases, *history, now);
+  return 0;
+}

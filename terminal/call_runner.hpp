@@ -1,0 +1,38 @@
+// `tsunagu call` and `tsunagu listen`: signalling through the node, ICE
+// through libnice, every packet sealed with the call's keys, and what the
+// user asked to do over it (pipe, file, echo test).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "terminal/node_client.hpp"
+
+namespace tsunagu::terminal {
+
+// Exit codes beyond the CLI's common ones (see main.cpp).
+inline constexpr int exit_call_busy = 8;
+inline constexpr int exit_call_declined = 9;
+inline constexpr int exit_call_no_answer = 10;
+inline constexpr int exit_call_failed = 11;
+
+struct CallOptions {
+  NodeClientOptions node;
+  enum class Mode { echo_test, pipe, send_file, listen } mode = Mode::listen;
+  std::string callee;             // call
+  unsigned echo_count = 20;       // --echo-test N
+  std::string send_file;          // --send FILE
+  std::string receive_directory;  // listen --recv DIR
+  bool relay_only = false;
+  std::vector<proto::SocketAddress> ice_addresses;  // --ice-address (libnice ignores loopback otherwise)
+  // listen: who is accepted without asking; "*" = anyone.
+  std::vector<std::string> auto_accept_from;
+  bool once = false;          // listen: exit after the first call
+  std::string report_file;    // write a JSON report of the call here
+  unsigned ice_timeout_s = 20;
+};
+
+int run_call(const CallOptions& options);
+int run_listen(const CallOptions& options);
+
+}  // namespace tsunagu::terminal

@@ -1,0 +1,515 @@
+#include "terminal/ice_session.hpp"
+
+#include <nice/agent.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cassert>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <variant>
+
+#include "base/log.hpp"
+#include "transport/tls_link.hpp"
+
+namespace tsunagu::terminal {
+namespace {
+
+// GLib's G_CALLBACK and friends are old-style casts; these are the checked
+// spellings used below.
+template <class F>
+GCallback as_gcallback(F* function) {
+  return reinterpret_cast<GCallback>(function);
+}
+
+constexpr guint component_id = 1;
+
+// ---------------------------------------------------------------- description
+
+bool is_ice_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+bool valid_ice_chars(std::string_view text, size_t min, size_t max) {
+  return text.size() >= min && text.size() <= max && std::all_of(text.begin(), text.end(), is_ice_char);
+}
+
+constexpr std::string_view candidate_prefix = "a=candidate:";
+constexpr std::string_view description_tag = "ice1";
+
+std::string_view check_candidate_line(std::string_view line) {
+  if (line.size() > max_ice_candidate_line) return "candidate line too long";
+  if (line.substr(0, candidate_prefix.size()) != candidate_prefix) return "candidate line lacks a=candidate:";
+  for (char c : line)
+    if (c < 0x20 || c > 0x7e) return "candidate line has a control or non-ASCII byte";
+  return {};
+}
+
+std::string_view check_description(const IceDescription& d) {
+  if (!valid_ice_chars(d.ufrag, 4, 256)) return "ufrag must be 4..256 ice-chars";
+  if (!valid_ice_chars(d.password, 22, 256)) return "password must be 22..256 ice-chars";
+  if (d.candidates.size() > max_ice_candidates) return "too many candidates";
+  for (const auto& line : d.candidates)
+    if (auto error = check_candidate_line(line); !error.empty()) return error;
+  return {};
+}
+
+// ------------------------------------------------------------------- addresses
+
+proto::SocketAddress to_socket_address(const NiceAddress& address) {
+  sockaddr_storage storage{};
+  nice_address_copy_to_sockaddr(&address, reinterpret_cast<sockaddr*>(&storage));
+  return transport::from_sockaddr(reinterpret_cast<const sockaddr*>(&storage));
+}
+
+NiceAddress to_nice_address(const proto::SocketAddress& address) {
+  sockaddr_storage storage{};
+  transport::to_sockaddr(address, &storage);
+  NiceAddress out;
+  nice_address_init(&out);
+  nice_address_set_from_sockaddr(&out, reinterpret_cast<const sockaddr*>(&storage));
+  return out;
+}
+
+const char* type_name(NiceCandidateType type) {
+  switch (type) {
+    case NICE_CANDIDATE_TYPE_HOST: return "host";
+    case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE: return "srflx";
+    case NICE_CANDIDATE_TYPE_PEER_REFLEXIVE: return "prflx";
+    case NICE_CANDIDATE_TYPE_RELAYED: return "relay";
+  }
+  return "unknown";
+}
+
+SelectedPair to_pair(const NiceCandidate* local, const NiceCandidate* remote) {
+  return SelectedPair{type_name(local->type), type_name(remote->type), to_socket_address(local->addr),
+                      to_socket_address(remote->addr)};
+}
+
+// ---------------------------------------------------------------------- events
+
+struct Gathered { IceDescription description; };
+struct Connected { SelectedPair pair; };
+struct PairChanged { SelectedPair pair; };
+struct Data { Bytes bytes; };
+struct Writable {};
+struct Failed { std::string reason; };
+using Event = std::variant<Gathered, Connected, PairChanged, Data, Writable, Failed>;
+
+}  // namespace
+
+// Everything the GLib thread touches. Signal handlers may also run on the loop
+// thread (libnice emits from whichever thread called into the agent, e.g.
+// reliable-transport-writable from send()), so they only read what is fixed
+// after create() and otherwise go through `mutex`.
+struct IceSession::Core {
+  IceConfig config;
+  GMainContext* context = nullptr;
+  GMainLoop* main_loop = nullptr;
+  NiceAgent* agent = nullptr;
+  guint stream_id = 0;
+  std::thread thread;
+  GSource* close_timer = nullptr;  // GLib thread only
+  bool close_completed = false;    // GLib thread only
+
+  std::mutex mutex;  // guards the rest
+  std::deque<Event> queue;
+  uv_async_t* async = nullptr;
+  bool accepting = true;  // false from close(): nothing more is queued
+  bool connected_reported = false;
+
+  ~Core() {
+    if (agent != nullptr) g_object_unref(agent);
+    if (main_loop != nullptr) g_main_loop_unref(main_loop);
+    if (context != nullptr) g_main_context_unref(context);
+  }
+
+  void post(Event event) {
+    std::lock_guard lock(mutex);
+    if (!accepting) return;
+    queue.push_back(std::move(event));
+    uv_async_send(async);  // under the lock: close() clears `accepting` before it closes the handle
+  }
+
+  // Runs `work` on the GLib thread (always queued: the loop thread never owns
+  // the context). If the context goes away first, the closure is only freed.
+  void invoke(std::function<void()> work) {
+    auto* heap = new std::function<void()>(std::move(work));
+    g_main_context_invoke_full(
+        context, G_PRIORITY_DEFAULT,
+        [](gpointer data) -> gboolean {
+          (*static_cast<std::function<void()>*>(data))();
+          return G_SOURCE_REMOVE;
+        },
+        heap, [](gpointer data) { delete static_cast<std::function<void()>*>(data); });
+  }
+
+  // --- GLib thread (or any thread that called into the agent) ---
+
+  static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer data) {
+    auto* self = static_cast<Core*>(data);
+    auto* begin = reinterpret_cast<const std::byte*>(buf);
+    self->post(Data{Bytes(begin, begin + len)});
+  }
+
+  static void on_gathering_done(NiceAgent* agent, guint stream_id, gpointer data) {
+    auto* self = static_cast<Core*>(data);
+    IceDescription description;
+    gchar* ufrag = nullptr;
+    gchar* password = nullptr;
+    if (nice_agent_get_local_credentials(agent, stream_id, &ufrag, &password)) {
+      description.ufrag = ufrag;
+      description.password = password;
+    }
+    g_free(ufrag);
+    g_free(password);
+
+    // Relays first (the one path that always works), then srflx, then host;
+    // by priority inside a type. Capped so the description always encodes.
+    std::vector<NiceCandidate*> chosen;
+    GSList* candidates = nice_agent_get_local_candidates(agent, stream_id, component_id);
+    for (GSList* i = candidates; i != nullptr; i = i->next) {
+      auto* candidate = static_cast<NiceCandidate*>(i->data);
+      if (self->config.relay_only && candidate->type != NICE_CANDIDATE_TYPE_RELAYED) continue;
+      if (candidate->transport != NICE_CANDIDATE_TRANSPORT_UDP) continue;
+      chosen.push_back(candidate);
+    }
+    auto rank = [](const NiceCandidate* c) {
+      switch (c->type) {
+        case NICE_CANDIDATE_TYPE_RELAYED: return 0;
+        case NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE: return 1;
+        default: return 2;
+      }
+    };
+    std::stable_sort(chosen.begin(), chosen.end(), [&](const NiceCandidate* a, const NiceCandidate* b) {
+      if (rank(a) != rank(b)) return rank(a) < rank(b);
+      return a->priority > b->priority;
+    });
+    for (NiceCandidate* candidate : chosen) {
+      if (description.candidates.size() == max_ice_candidates) break;
+      gchar* line = nice_agent_generate_local_candidate_sdp(agent, candidate);
+      if (line != nullptr && check_candidate_line(line).empty()) description.candidates.emplace_back(line);
+      g_free(line);
+    }
+    g_slist_free_full(candidates, [](gpointer c) { nice_candidate_free(static_cast<NiceCandidate*>(c)); });
+
+    if (description.candidates.empty()) {
+      self->post(Failed{self->config.relay_only ? "no relay candidate gathered (relay_only)"
+                                                : "no candidate gathered"});
+      return;
+    }
+    if (auto error = check_description(description); !error.empty()) {
+      self->post(Failed{"local description: " + std::string(error)});
+      return;
+    }
+    self->post(Gathered{std::move(description)});
+  }
+
+  std::optional<SelectedPair> selected_pair() {
+    NiceCandidate* local = nullptr;
+    NiceCandidate* remote = nullptr;
+    if (!nice_agent_get_selected_pair(agent, stream_id, component_id, &local, &remote)) return std::nullopt;
+    return to_pair(local, remote);
+  }
+
+  static void on_state_changed(NiceAgent*, guint, guint component, guint state, gpointer data) {
+    auto* self = static_cast<Core*>(data);
+    if (component != component_id) return;
+    if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
+      {
+        std::lock_guard lock(self->mutex);
+        if (self->connected_reported) return;
+      }
+      auto pair = self->selected_pair();
+      if (!pair) return;  // libnice selects a pair before it reports CONNECTED
+      {
+        std::lock_guard lock(self->mutex);
+        if (self->connected_reported) return;
+        self->connected_reported = true;
+      }
+      self->post(Connected{std::move(*pair)});
+    } else if (state == NICE_COMPONENT_STATE_FAILED) {
+      self->post(Failed{"ICE connectivity checks failed"});
+    }
+  }
+
+  static void on_new_selected_pair(NiceAgent*, guint, guint component, NiceCandidate* local, NiceCandidate* remote,
+                                   gpointer data) {
+    auto* self = static_cast<Core*>(data);
+    if (component != component_id) return;
+    {
+      std::lock_guard lock(self->mutex);
+      if (!self->connected_reported) return;  // on_connected carries the first one
+    }
+    self->post(PairChanged{to_pair(local, remote)});
+  }
+
+  static void on_writable(NiceAgent*, guint, guint component, gpointer data) {
+    if (component == component_id) static_cast<Core*>(data)->post(Writable{});
+  }
+
+  void connect_signals() {
+    auto connect = [this](const char* name, GCallback callback) {
+      g_signal_connect_data(agent, name, callback, this, nullptr, GConnectFlags{});
+    };
+    connect("candidate-gathering-done", as_gcallback(&on_gathering_done));
+    connect("component-state-changed", as_gcallback(&on_state_changed));
+    connect("new-selected-pair-full", as_gcallback(&on_new_selected_pair));
+    connect("reliable-transport-writable", as_gcallback(&on_writable));
+  }
+
+  // The teardown barrier: stop listening, release what the agent holds on
+  // servers, then quit the loop (so close() can join the thread).
+  void begin_close() {
+    g_signal_handlers_disconnect_by_data(agent, this);
+    // The receive callback stays attached (post() drops what it hands over):
+    // without one libnice stops reading the socket, never sees the TURN
+    // server's answer to the lifetime-0 Refresh, and the close never completes.
+    close_timer = g_timeout_source_new(close_timeout_ms);
+    g_source_set_callback(
+        close_timer,
+        [](gpointer data) -> gboolean {
+          auto* self = static_cast<Core*>(data);
+          log::warn() << "ice: TURN release did not finish within " << close_timeout_ms << " ms";
+          g_main_loop_quit(self->main_loop);
+          return G_SOURCE_REMOVE;
+        },
+        this, nullptr);
+    g_source_attach(close_timer, context);
+    // The lifetime-0 Refresh is a STUN transaction: with libnice's defaults
+    // (200 ms, 7 retransmissions) an unanswering server holds it ~25 s. Give
+    // up after 100 + 200 + 400 ms instead, well inside close_timeout_ms.
+    g_object_set(agent, "stun-initial-timeout", guint(100), "stun-max-retransmissions", guint(3), nullptr);
+    nice_agent_close_async(
+        agent,
+        [](GObject*, GAsyncResult*, gpointer data) {
+          auto* self = static_cast<Core*>(data);
+          self->close_completed = true;
+          g_main_loop_quit(self->main_loop);
+        },
+        this);
+  }
+};
+
+// ------------------------------------------------------------------ encode/decode
+
+Expected<std::string, std::string_view> encode_ice_description(const IceDescription& description) {
+  if (auto error = check_description(description); !error.empty()) return Unexpected(error);
+  std::string out;
+  out.append(description_tag).append(" ").append(description.ufrag).append(" ").append(description.password);
+  for (const auto& line : description.candidates) out.append("\n").append(line);
+  if (out.size() > max_ice_description_size) return Unexpected(std::string_view("description too long"));
+  return out;
+}
+
+Expected<IceDescription, std::string_view> decode_ice_description(std::string_view text) {
+  using Error = Unexpected<std::string_view>;
+  if (text.size() > max_ice_description_size) return Error("description too long");
+  if (!text.empty() && text.back() == '\n') text.remove_suffix(1);  // tolerate one trailing newline
+  size_t end = text.find('\n');
+  std::string_view header = text.substr(0, end);
+  // "ice1 UFRAG PWD": exactly three fields separated by single spaces.
+  size_t first = header.find(' ');
+  size_t second = first == std::string_view::npos ? first : header.find(' ', first + 1);
+  if (second == std::string_view::npos || header.substr(0, first) != description_tag ||
+      header.find(' ', second + 1) != std::string_view::npos)
+    return Error("header is not \"ice1 UFRAG PWD\"");
+  IceDescription description;
+  description.ufrag = std::string(header.substr(first + 1, second - first - 1));
+  description.password = std::string(header.substr(second + 1));
+  while (end != std::string_view::npos) {  // every '\n' starts a candidate line, empty or not
+    size_t start = end + 1;
+    end = text.find('\n', start);
+    std::string_view line = text.substr(start, end == std::string_view::npos ? end : end - start);
+    if (description.candidates.size() == max_ice_candidates) return Error("too many candidates");
+    if (auto error = check_candidate_line(line); !error.empty()) return Error(error);
+    description.candidates.emplace_back(line);
+  }
+  if (auto error = check_description(description); !error.empty()) return Error(error);
+  return description;
+}
+
+// ------------------------------------------------------------------------ session
+
+IceSession::IceSession(uv_loop_t* loop) : loop_(loop), core_(std::make_unique<Core>()) {}
+
+Expected<std::unique_ptr<IceSession>, std::string> IceSession::create(uv_loop_t* loop, IceConfig config,
+                                                                      IceEvents events) {
+  if (config.relay_only && !config.turn) return Unexpected(std::string("relay_only needs a TURN server"));
+  std::unique_ptr<IceSession> session(new IceSession(loop));
+  session->events_ = std::move(events);
+  Core& core = *session->core_;
+  core.config = std::move(config);
+  const IceConfig& cfg = core.config;
+
+  core.context = g_main_context_new();
+  core.main_loop = g_main_loop_new(core.context, FALSE);
+  unsigned options = 0;
+  if (cfg.reliable) options |= NICE_AGENT_OPTION_RELIABLE;
+  if (cfg.regular_nomination) options |= NICE_AGENT_OPTION_REGULAR_NOMINATION;
+  core.agent = nice_agent_new_full(core.context, NICE_COMPATIBILITY_RFC5245, static_cast<NiceAgentOption>(options));
+  if (core.agent == nullptr) return Unexpected(std::string("nice_agent_new_full failed"));
+  g_object_set(core.agent, "controlling-mode", gboolean(cfg.controlling), "ice-tcp", gboolean(FALSE), "upnp",
+               gboolean(FALSE), "force-relay", gboolean(cfg.relay_only), nullptr);
+  std::string stun_ip;
+  if (cfg.stun_server) {
+    stun_ip = cfg.stun_server->ip_string();
+    g_object_set(core.agent, "stun-server", stun_ip.c_str(), "stun-server-port", guint(cfg.stun_server->port),
+                 nullptr);
+  }
+  for (const auto& address : cfg.local_addresses) {
+    NiceAddress nice_address = to_nice_address(address);
+    nice_address_set_port(&nice_address, 0);
+    if (!nice_agent_add_local_address(core.agent, &nice_address))
+      return Unexpected("nice_agent_add_local_address " + address.ip_string() + " failed");
+  }
+  core.stream_id = nice_agent_add_stream(core.agent, 1);
+  if (core.stream_id == 0) return Unexpected(std::string("nice_agent_add_stream failed"));
+  if (cfg.turn) {
+    std::string turn_ip = cfg.turn->server.ip_string();
+    if (!nice_agent_set_relay_info(core.agent, core.stream_id, component_id, turn_ip.c_str(), cfg.turn->server.port,
+                                   cfg.turn->username.c_str(), cfg.turn->password.c_str(), NICE_RELAY_TYPE_TURN_UDP))
+      return Unexpected("nice_agent_set_relay_info " + cfg.turn->server.to_string() + " refused");
+  }
+  if (!nice_agent_attach_recv(core.agent, core.stream_id, component_id, core.context, &Core::on_recv, &core))
+    return Unexpected(std::string("nice_agent_attach_recv failed"));
+  core.connect_signals();
+
+  session->async_ = new uv_async_t;
+  if (int rc = uv_async_init(loop, session->async_, &IceSession::async_cb); rc != 0) {
+    delete session->async_;
+    session->async_ = nullptr;
+    return Unexpected(std::string("uv_async_init: ") + uv_strerror(rc));
+  }
+  session->async_->data = session.get();
+  core.async = session->async_;
+
+  // Everything above ran before the GLib thread exists; from here on the
+  // agent is touched through Core::invoke (and nice_agent_send).
+  core.thread = std::thread([context = core.context, main_loop = core.main_loop] {
+    g_main_context_push_thread_default(context);
+    g_main_loop_run(main_loop);
+    g_main_context_pop_thread_default(context);
+  });
+  return session;
+}
+
+IceSession::~IceSession() {
+  *alive_ = false;
+  close();
+}
+
+void IceSession::start() {
+  if (closed_) return;
+  Core* core = core_.get();
+  core->invoke([core] {
+    if (!nice_agent_gather_candidates(core->agent, core->stream_id))
+      core->post(Failed{"gathering failed to start (no usable local address?)"});
+  });
+}
+
+void IceSession::set_remote(const IceDescription& remote) {
+  if (closed_) return;
+  Core* core = core_.get();
+  core->invoke([core, remote] {
+    if (!nice_agent_set_remote_credentials(core->agent, core->stream_id, remote.ufrag.c_str(),
+                                           remote.password.c_str())) {
+      core->post(Failed{"remote credentials refused"});
+      return;
+    }
+    GSList* list = nullptr;
+    for (const auto& line : remote.candidates) {
+      NiceCandidate* candidate = nice_agent_parse_remote_candidate_sdp(core->agent, core->stream_id, line.c_str());
+      if (candidate == nullptr) continue;
+      if (candidate->component_id != component_id || candidate->transport != NICE_CANDIDATE_TRANSPORT_UDP) {
+        nice_candidate_free(candidate);
+        continue;
+      }
+      list = g_slist_prepend(list, candidate);
+    }
+    int added = list == nullptr ? 0 : nice_agent_set_remote_candidates(core->agent, core->stream_id, component_id, list);
+    g_slist_free_full(list, [](gpointer c) { nice_candidate_free(static_cast<NiceCandidate*>(c)); });
+    if (added <= 0) core->post(Failed{"no usable remote candidate"});
+  });
+}
+
+size_t IceSession::send(ByteView data) {
+  if (closed_ || data.empty()) return 0;
+  // nice_agent_send takes a guint length; never more than 2 GiB at once.
+  auto length = static_cast<guint>(std::min<size_t>(data.size(), 1u << 30));
+  gint sent = nice_agent_send(core_->agent, core_->stream_id, component_id, length,
+                              reinterpret_cast<const gchar*>(data.data()));
+  return sent < 0 ? 0 : static_cast<size_t>(sent);
+}
+
+void IceSession::close() {
+  if (closed_) return;
+  closed_ = true;
+  Core* core = core_.get();
+  {
+    std::lock_guard lock(core->mutex);
+    core->accepting = false;
+    core->queue.clear();
+  }
+  if (core->thread.joinable()) {  // false only when create() failed half-way
+    core->invoke([core] { core->begin_close(); });
+    core->thread.join();
+  } else {
+    core->close_completed = true;
+  }
+  // The GLib thread is gone: nothing can post any more.
+  if (core->close_timer != nullptr) {
+    g_source_destroy(core->close_timer);
+    g_source_unref(core->close_timer);
+    core->close_timer = nullptr;
+  }
+  if (!core->close_completed) {
+    // The pending close task holds a reference to the agent; dropping ours
+    // would not free it, and nothing will run the context again. Let it go.
+    core->agent = nullptr;
+  }
+  core_.reset();  // unrefs the agent, the loop and the context
+  if (async_ != nullptr) {
+    async_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    async_ = nullptr;
+  }
+}
+
+void IceSession::async_cb(uv_async_t* handle) {
+  if (auto* self = static_cast<IceSession*>(handle->data)) self->dispatch();
+}
+
+void IceSession::dispatch() {
+  std::deque<Event> events;
+  {
+    std::lock_guard lock(core_->mutex);
+    events.swap(core_->queue);
+  }
+  auto alive = alive_;  // a callback may destroy or close this session
+  for (auto& event : events) {
+    std::visit(
+        [this](auto& e) {
+          using T = std::decay_t<decltype(e)>;
+          if constexpr (std::is_same_v<T, Gathered>) {
+            if (events_.on_gathered) events_.on_gathered(e.description);
+          } else if constexpr (std::is_same_v<T, Connected>) {
+            if (events_.on_connected) events_.on_connected(e.pair);
+          } else if constexpr (std::is_same_v<T, PairChanged>) {
+            if (events_.on_selected_pair_changed) events_.on_selected_pair_changed(e.pair);
+          } else if constexpr (std::is_same_v<T, Data>) {
+            if (events_.on_data) events_.on_data(ByteView(e.bytes));
+          } else if constexpr (std::is_same_v<T, Writable>) {
+            if (events_.on_writable) events_.on_writable();
+          } else {
+            if (events_.on_failed) events_.on_failed(e.reason);
+          }
+        },
+        event);
+    if (!*alive || closed_) return;
+  }
+}
+
+}  // namespace tsunagu::terminal

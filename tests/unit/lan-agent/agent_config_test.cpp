@@ -1,0 +1,141 @@
+#include "lan-agent/agent_config.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace tsunagu;
+using namespace tsunagu::lanagent;
+
+namespace {
+
+// What `tsunagu-rendezvous agent enroll` writes.
+constexpr char kEnrolled[] = R"(
+[node]
+address = "node.example:7401"
+server_name = "node.example"
+ca_certificate = "ca.crt"
+certificate = "agent.crt"
+private_key = "agent.key"
+
+[agent]
+name = "acme"
+domains = ["acme"]
+number_prefixes = ["+81-6-1234-"]
+)";
+
+std::string error_of(const std::string& text) {
+  try {
+    parse_agent_config(text, "/etc/tsunagu/agent.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("config: the enrolment bundle's agent.toml loads with defaults for the rest") {
+  auto c = parse_agent_config(kEnrolled, "/etc/tsunagu/acme/agent.toml");
+  REQUIRE(c.node.has_value());
+  CHECK(c.node->address == "node.example:7401");
+  CHECK(c.node->ca_certificate == "/etc/tsunagu/acme/ca.crt");
+  CHECK(c.node->certificate == "/etc/tsunagu/acme/agent.crt");
+  CHECK(c.node->private_key == "/etc/tsunagu/acme/agent.key");
+  CHECK(c.node->heartbeat_interval_s == 10);
+  CHECK(c.name == "acme");
+  CHECK(c.domains == std::vector<std::string>{"acme"});
+  CHECK(c.number_prefixes == std::vector<std::string>{"+81-6-1234-"});
+  CHECK(c.hook.socket == "/run/tsunagu/agent-hook.sock");
+  CHECK(c.hook.spool_directory == "/var/spool/tsunagu");
+  CHECK(c.data_directory == "/var/lib/tsunagu/agent");
+  CHECK(c.policy.default_allow);
+  CHECK(c.policy.rules.empty());
+  CHECK_NOTHROW(require_runnable(c));
+}
+
+TEST_CASE("config: server_name defaults to the address's host") {
+  std::string text = kEnrolled;
+  text.replace(text.find("server_name = \"node.example\"\n"), 29, "");
+  CHECK(parse_agent_config(text, "a.toml").node->server_name == "node.example");
+}
+
+TEST_CASE("config: every section is read") {
+  auto c = parse_agent_config(std::string(kEnrolled) + R"(
+[table]
+hostname_rule = "ext-{ext}"
+history_depth = 8
+[hook]
+socket = "/tmp/x.sock"
+allowed_groups = ["_kea"]
+allowed_users = ["dnsmasq"]
+timeout_ms = 500
+chain = "/usr/local/bin/old"
+[sync]
+lease_files = ["dnsmasq:/var/lib/misc/dnsmasq.leases", "kea:leases.csv"]
+on_start = false
+[policy]
+default = "deny"
+[[policy.rule]]
+extensions = ["41*"]
+allow_callers = ["*@acme", "alice"]
+[[policy.rule]]
+extensions = ["*"]
+deny_callers = ["mallory"]
+)", "/etc/tsunagu/agent.toml");
+  CHECK(c.table.hostname_rule == "ext-{ext}");
+  CHECK(c.table.history_depth == 8);
+  CHECK(c.hook.timeout_ms == 500);
+  REQUIRE(c.sync_sources.size() == 2);
+  CHECK(c.sync_sources[1].kind == alloc::ServerKind::kea);
+  CHECK(c.sync_sources[1].path == "/etc/tsunagu/leases.csv");
+  CHECK_FALSE(c.sync_on_start);
+  CHECK_FALSE(c.policy.default_allow);
+  REQUIRE(c.policy.rules.size() == 2);
+  CHECK(c.policy.rules[0].allow_callers.size() == 2);
+  CHECK(c.policy.rules[1].deny_callers == std::vector<std::string>{"mallory"});
+}
+
+TEST_CASE("config: errors name the file, the key and what is wrong") {
+  CHECK(error_of("[agent]\nnmae = \"acme\"\n").find("agent.nmae: unknown setting") != std::string::npos);
+  CHECK(error_of("[nodes]\n").find("nodes: unknown section") != std::string::npos);
+  CHECK(error_of("x = 1\n").find("x: unknown section") != std::string::npos);
+  CHECK(error_of("[node]\nserver_name = \"n\"\n").find("node.address: required") != std::string::npos);
+  CHECK(error_of("[node]\naddress = \"nohost\"\n").find("is not HOST:PORT") != std::string::npos);
+  CHECK(error_of("[node]\naddress = \"h:1\"\n").find("node.ca_certificate: required") != std::string::npos);
+  CHECK(error_of("[agent]\nname = \"Acme\"\n").find("agent.name") != std::string::npos);
+  CHECK(error_of("[agent]\ndomains = \"acme\"\n").find("must be a list of strings") != std::string::npos);
+  CHECK(error_of("[agent]\ndomains = [\"ac me\"]\n").find("agent.domains") != std::string::npos);
+  CHECK(error_of("[agent]\nnumber_prefixes = [\"abc\"]\n").find("agent.number_prefixes") != std::string::npos);
+  CHECK(error_of("[table]\nhostname_rule = \"ext-{nope}\"\n").find("table.hostname_rule") != std::string::npos);
+  CHECK(error_of("[table]\nhistory_depth = -1\n").find("between") != std::string::npos);
+  CHECK(error_of("[hook]\nchain = \"relative\"\n").find("absolute") != std::string::npos);
+  CHECK(error_of("[sync]\nlease_files = [\"bogus:/x\"]\n").find("unknown lease file kind") != std::string::npos);
+  CHECK(error_of("[policy]\ndefault = \"maybe\"\n").find("policy.default") != std::string::npos);
+  CHECK(error_of("[[policy.rule]]\nallow_callers = [\"a\"]\n").find("policy.rule[1].extensions: required") !=
+        std::string::npos);
+  CHECK(error_of("[[policy.rule]]\nextensions = [\"4*1*\"]\n").find("policy.rule[1].extensions") !=
+        std::string::npos);
+  CHECK(error_of("[[policy.rule]]\nextensions = [\"*\"]\ncallers = [\"a\"]\n").find("unknown setting") !=
+        std::string::npos);
+  CHECK(error_of("[agent\n").find("/etc/tsunagu/agent.toml:1:") == 0);
+  CHECK(error_of(std::string(kMaxConfigBytes + 1, '#')).find("larger than 1 MiB") != std::string::npos);
+}
+
+TEST_CASE("config: run needs a name and a route when a node is configured") {
+  auto no_routes = parse_agent_config("[node]\naddress = \"h:1\"\nca_certificate = \"a\"\ncertificate = \"b\"\n"
+                                      "private_key = \"c\"\n[agent]\nname = \"acme\"\n",
+                                      "a.toml");
+  CHECK_THROWS_AS(require_runnable(no_routes), ConfigError);
+  auto lan_only = parse_agent_config("[agent]\ndata_directory = \"/tmp/x\"\n", "a.toml");
+  CHECK_NOTHROW(require_runnable(lan_only));
+}
+
+TEST_CASE("config: sync sources are KIND:PATH") {
+  std::string error;
+  auto s = parse_sync_source("isc:/var/lib/dhcp/dhcpd.leases", "/", error);
+  REQUIRE(s.has_value());
+  CHECK(s->kind == alloc::ServerKind::isc_dhcpd);
+  CHECK_FALSE(parse_sync_source("dnsmasq:", "/", error).has_value());
+  CHECK_FALSE(parse_sync_source("/path", "/", error).has_value());
+}
