@@ -848,3 +848,271 @@ def run_scenarios(scenarios, argv):
         _cleanup()
     log("PASS %s in %.1f s" % (name, time.monotonic() - started))
     return 0
+
+
+# --------------------------------------------------------------------------
+# Calls (appended for call_test.py): raw call clients, CLI call processes,
+# coturn and a minimal TURN client. Constants from proto/signalling.hpp.
+
+METHOD_CALL = 0x820
+METHOD_RING = 0x821
+METHOD_CALL_EVENT = 0x822
+METHOD_HANGUP = 0x823
+METHOD_TURN_CREDENTIALS = 0x824
+METHOD_CALL_CANDIDATE = 0x825
+
+ATTR_SERVICES = 0xC00B
+ATTR_CALLER_ID = 0xC012
+ATTR_CALL_ID = 0xC020
+ATTR_ICE_DESCRIPTION = 0xC021
+ATTR_KEY_MATERIAL = 0xC022
+ATTR_CALL_STATE = 0xC023
+ATTR_END_CODE = 0xC024
+ATTR_TURN_SERVER = 0xC025
+ATTR_TURN_USERNAME = 0xC026
+ATTR_TURN_PASSWORD = 0xC027
+ATTR_STUN_SERVER = 0xC028
+ATTR_TURN_LIFETIME = 0xC02A
+ATTR_CALL_MEDIA = 0xC02B
+
+CALL_RINGING, CALL_ACCEPTED, CALL_ENDED = 0, 1, 2
+PRESENCE_IN_CALL = 2
+
+
+def error_code_value(code, reason=""):
+    """ERROR-CODE attribute value (RFC 8489 section 14.8)."""
+    return struct.pack("!HBB", 0, code // 100, code % 100) + text(reason)
+
+
+class CallClient(RawTls):
+    """A raw TLS link that logs in and speaks the call methods; keeps every message it did not wait for."""
+
+    def __init__(self, node, timeout=10.0):
+        super().__init__(node, timeout)
+        self.inbox = []
+
+    def request(self, method, attributes=(), version=PROTOCOL_VERSION, timeout=30.0):
+        attrs = list(attributes)
+        if version is not None:
+            attrs.insert(0, (ATTR_PROTOCOL_VERSION, u32(version)))
+        tid = secrets.token_bytes(12)
+        self.send(encode(method, REQUEST, attrs, tid))
+        return self.wait_for(lambda m: m.transaction_id == tid and m.cls in (SUCCESS, ERROR), timeout,
+                             "the response to method 0x%03x" % method)
+
+    def wait_for(self, predicate, timeout, what="a message"):
+        """Returns the first message (kept or new) matching predicate; others stay in the inbox."""
+        for i, message in enumerate(self.inbox):
+            if predicate(message):
+                return self.inbox.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TestFailure("timed out after %.1f s waiting for %s (kept: %r)" % (timeout, what, self.inbox))
+            try:
+                message = self.receive(remaining)
+            except socket.timeout:
+                raise TestFailure("timed out after %.1f s waiting for %s (kept: %r)" % (timeout, what, self.inbox))
+            if predicate(message):
+                return message
+            self.inbox.append(message)
+
+    def quiet_for(self, predicate, seconds):
+        """True when no message matching predicate arrives (or is kept) within seconds."""
+        try:
+            self.wait_for(predicate, seconds)
+        except TestFailure:
+            return True
+        return False
+
+    def login_presence(self, user, password):
+        response = self.login(user, password, role=0)
+        if response.cls != SUCCESS:
+            raise TestFailure("raw login as %s refused: %r" % (user, response.error()))
+        return response
+
+    def call(self, callee, offer="raw-offer ufrag pwd", media=1):
+        return self.request(METHOD_CALL, [(ATTR_USER_ID, text(callee)), (ATTR_ICE_DESCRIPTION, text(offer)),
+                                          (ATTR_CALL_MEDIA, u32(media))])
+
+    def hangup(self, call_id):
+        return self.request(METHOD_HANGUP, [(ATTR_CALL_ID, text(call_id))])
+
+    def wait_ring(self, timeout):
+        return self.wait_for(lambda m: m.method == METHOD_RING and m.cls == REQUEST, timeout, "a ring")
+
+    def answer(self, ring, description="raw-answer ufrag pwd"):
+        self.send(encode(METHOD_RING, SUCCESS, [(ATTR_PROTOCOL_VERSION, u32(PROTOCOL_VERSION)),
+                                                (ATTR_ICE_DESCRIPTION, text(description))], ring.transaction_id))
+
+    def refuse(self, ring, code, reason="refused"):
+        self.send(encode(METHOD_RING, ERROR, [(ATTR_PROTOCOL_VERSION, u32(PROTOCOL_VERSION)),
+                                              (ATTR_ERROR_CODE, error_code_value(code, reason))], ring.transaction_id))
+
+    def wait_event(self, call_id, state, timeout):
+        def match(m):
+            return (m.method == METHOD_CALL_EVENT and m.cls == INDICATION and m.get(ATTR_CALL_ID) == text(call_id)
+                    and m.u32(ATTR_CALL_STATE) == state)
+        return self.wait_for(match, timeout, "call_event state %d for call %s" % (state, call_id))
+
+
+def call_id_of(message):
+    value = message.get(ATTR_CALL_ID)
+    return value.decode("utf-8", "replace") if value is not None else None
+
+
+def spawn_cli(deployment, args, user, password, stdin=None, binary_stdout=False):
+    """Starts `tsunagu ARGS` with stdout/stderr in files of the deployment; returns a Terminal.
+    stdin: None (= /dev/null), a path to read from, or subprocess.PIPE (then Terminal.proc.stdin is ours)."""
+    stem = deployment._next("%s-%s" % (args[0], user))
+    out_path, err_path = stem + ".out", stem + ".err"
+    if stdin is None:
+        stdin_arg = subprocess.DEVNULL
+    elif stdin == subprocess.PIPE:
+        stdin_arg = subprocess.PIPE
+    else:
+        stdin_arg = open(stdin, "rb")
+    try:
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen([TERMINAL] + args, env=deployment.terminal_env(user, password), stdin=stdin_arg,
+                                    stdout=out, stderr=err)
+    finally:
+        if stdin_arg not in (subprocess.DEVNULL, subprocess.PIPE):
+            stdin_arg.close()
+    _processes.append(proc)
+    return Terminal(proc, user, out_path, err_path)
+
+
+def free_udp_port():
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- a minimal STUN/TURN client (RFC 8489 / RFC 8656) for coturn -----------------
+
+METHOD_ALLOCATE = 0x003
+METHOD_REFRESH = 0x004
+ATTR_USERNAME = 0x0006
+ATTR_MESSAGE_INTEGRITY = 0x0008
+ATTR_LIFETIME = 0x000D
+ATTR_REALM = 0x0014
+ATTR_NONCE = 0x0015
+ATTR_XOR_RELAYED_ADDRESS = 0x0016
+ATTR_REQUESTED_TRANSPORT = 0x0019
+
+
+def encode_with_integrity(method, cls, attributes, key, transaction_id=None):
+    """A message with MESSAGE-INTEGRITY (HMAC-SHA1 with key) and FINGERPRINT."""
+    import hmac
+    import hashlib
+    if transaction_id is None:
+        transaction_id = secrets.token_bytes(12)
+    body = b"".join(struct.pack("!HH", t, len(v)) + _pad(v) for t, v in attributes)
+    mtype = message_type(method, cls)
+    # The length covers MESSAGE-INTEGRITY while it is computed (RFC 8489 14.5).
+    header = struct.pack("!HHI", mtype, len(body) + 24, MAGIC_COOKIE) + transaction_id
+    mac = hmac.new(key, header + body, hashlib.sha1).digest()
+    body += struct.pack("!HH", ATTR_MESSAGE_INTEGRITY, 20) + mac
+    header = struct.pack("!HHI", mtype, len(body) + 8, MAGIC_COOKIE) + transaction_id
+    crc = (zlib.crc32(header + body) ^ FINGERPRINT_XOR) & 0xFFFFFFFF
+    return header + body + struct.pack("!HHI", ATTR_FINGERPRINT, 4, crc)
+
+
+def turn_rest_credentials(secret, user, expiry_unix):
+    """coturn's TURN REST API credentials: (username, password)."""
+    import base64
+    import hmac
+    import hashlib
+    username = "%d:%s" % (expiry_unix, user)
+    password = base64.b64encode(hmac.new(text(secret), text(username), hashlib.sha1).digest()).decode()
+    return username, password
+
+
+def turn_allocate(server, username, password, timeout=5.0):
+    """The long-term-credential dance over UDP: Allocate -> 401 (REALM, NONCE) -> Allocate with
+    MESSAGE-INTEGRITY. Returns (first response, second response); releases a granted allocation."""
+    import hashlib
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        transport = [(ATTR_REQUESTED_TRANSPORT, bytes([17, 0, 0, 0]))]  # UDP
+        data, _ = udp_exchange(server, encode(METHOD_ALLOCATE, REQUEST, transport), timeout, sock)
+        if data is None:
+            raise TestFailure("coturn did not answer the first Allocate")
+        first = decode(data)
+        realm, nonce = first.get(ATTR_REALM), first.get(ATTR_NONCE)
+        if realm is None or nonce is None:
+            return first, None
+        key = hashlib.md5(text(username) + b":" + realm + b":" + text(password)).digest()
+        attrs = transport + [(ATTR_USERNAME, text(username)), (ATTR_REALM, realm), (ATTR_NONCE, nonce)]
+        data, _ = udp_exchange(server, encode_with_integrity(METHOD_ALLOCATE, REQUEST, attrs, key), timeout, sock)
+        if data is None:
+            raise TestFailure("coturn did not answer the authenticated Allocate")
+        second = decode(data)
+        if second.cls == SUCCESS:  # release it: Refresh with LIFETIME 0
+            attrs = [(ATTR_LIFETIME, u32(0)), (ATTR_USERNAME, text(username)), (ATTR_REALM, realm),
+                     (ATTR_NONCE, nonce)]
+            udp_exchange(server, encode_with_integrity(METHOD_REFRESH, REQUEST, attrs, key), timeout, sock)
+        return first, second
+
+
+class Coturn:
+    """A real coturn (`turnserver`) on 127.0.0.1 with a temporary config; stopped by PID."""
+
+    def __init__(self, secret, realm="tsunagu.test", directory=None):
+        self.binary = shutil.which("turnserver") or next(
+            (p for p in ("/usr/bin/turnserver", "/usr/sbin/turnserver") if os.access(p, os.X_OK)), None)
+        if self.binary is None:
+            raise Skip("coturn is not installed (no `turnserver`; Debian package coturn, see scripts/install-deps.sh)")
+        self.secret = secret
+        self.realm = realm
+        self.root = tempfile.mkdtemp(prefix="coturn-", dir=directory)  # under a deployment: its log is dumped
+        _directories.append(self.root)
+        self.port = free_udp_port()
+        base = 20000 + secrets.randbelow(400) * 100  # 20000..59900: a private relay port range
+        self.min_port, self.max_port = base, base + 99
+        self.config = os.path.join(self.root, "turnserver.conf")
+        self.log_path = (os.path.join(directory, "coturn-%d.log" % self.port) if directory
+                         else os.path.join(self.root, "turnserver.log"))
+        lines = [
+            "listening-ip=127.0.0.1", "relay-ip=127.0.0.1", "listening-port=%d" % self.port,
+            "min-port=%d" % self.min_port, "max-port=%d" % self.max_port,
+            "use-auth-secret", "static-auth-secret=%s" % secret, "realm=%s" % realm,
+            "fingerprint", "no-tls", "no-dtls", "no-cli", "no-tcp-relay", "allow-loopback-peers",
+            "log-file=stdout", "simple-log",
+            "pidfile=%s" % os.path.join(self.root, "turnserver.pid"),
+            "userdb=%s" % os.path.join(self.root, "turndb.sqlite"),
+        ]
+        with open(self.config, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.proc = None
+
+    @property
+    def address(self):
+        return ("127.0.0.1", self.port)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self):
+        with open(self.log_path, "w") as log_file:
+            self.proc = spawn([self.binary, "-c", self.config], stdout=log_file, stderr=subprocess.STDOUT)
+
+        def answering():
+            if self.proc.poll() is not None:
+                raise TestFailure("turnserver exited with %d:\n%s" % (self.proc.returncode, self.log_text()[-3000:]))
+            reply, _ = udp_exchange(self.address, encode(METHOD_BINDING, REQUEST), timeout=0.3)
+            return reply is not None
+        wait_until(answering, 15 * SLOW, 0.1, "coturn to answer a Binding request on 127.0.0.1:%d" % self.port)
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # by PID
+            self.proc.wait(timeout=10)
