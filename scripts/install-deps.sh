@@ -11,7 +11,7 @@ build_packages=(
 )
 test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl
-  iproute2 nftables busybox dnsmasq-base coturn
+  iproute2 nftables busybox dnsmasq-base coturn kea-dhcp4-server isc-dhcp-server
 )
 
 wanted=("${build_packages[@]}")
