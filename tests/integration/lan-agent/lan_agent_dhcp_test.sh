@@ -132,17 +132,22 @@ stop_client() {
 list() { "$AGENT" list -c "$WORK/agent.toml"; }
 
 # expect_within MS DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
+# MS is the target; the test fails only past TSUNAGU_TIME_SCALE (default 3)
+# times it, so a loaded CI machine or a sanitizer build does not make it flaky
+# (speed is the benchmarks' job), and says when the target itself was missed.
 expect_within() {
   local ms="$1" what="$2"
   shift 2
-  local start deadline
+  local start deadline elapsed
   start=$(now_ms)
-  deadline=$((start + ms))
+  deadline=$((start + ms * ${TSUNAGU_TIME_SCALE:-3}))
   until "$@" > /dev/null 2>&1; do
-    [ "$(now_ms)" -lt "$deadline" ] || { list; fail "$what: not within $ms ms"; }
+    [ "$(now_ms)" -lt "$deadline" ] || { list; fail "$what: not within $((ms * ${TSUNAGU_TIME_SCALE:-3})) ms"; }
     sleep 0.05
   done
-  pass "$what (after $(($(now_ms) - start)) ms)"
+  elapsed=$(($(now_ms) - start))
+  pass "$what (after $elapsed ms)"
+  [ "$elapsed" -le "$ms" ] || echo "note: $what took $elapsed ms, over the $ms ms target"
 }
 has_row() { list | grep -Eq "^$1 +[0-9a-f:]+ +$2 "; }
 no_lease() { list | grep -Eq "^$1 .*\(no live lease\)"; }
