@@ -269,7 +269,11 @@ Order compare(const LeaseEvent& e, const LeaseRecord& r) {
     return Order::older;
   }
   if (!e_end && r_end) {
-    if (both_rep && e.reported_at <= r.reported_at) return Order::older;
+    // Hook clocks tick in whole seconds: a release and the next grant (a
+    // rebooting phone, `udhcpc -R`) often share one. A tie goes to the event
+    // that arrived later (dnsmasq and ISC call their hooks one at a time, in
+    // order); a late copy of the old grant is still refused by its expiry.
+    if (both_rep && e.reported_at < r.reported_at) return Order::older;
     if (both_exp && e.expires <= r.expires) return Order::older;
     return Order::newer;
   }

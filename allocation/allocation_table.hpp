@@ -11,8 +11,10 @@
 //   end vs live:     the end wins if it ends this expiry or a later one, or was
 //                    reported at or after the grant; otherwise it is stale (a late
 //                    end of an earlier lease).
-//   grant vs ended:  stale if reported at or before the end, or with an expiry not
-//                    after the ended one (dnsmasq del then a late add stays deleted).
+//   grant vs ended:  stale if reported before the end, or with an expiry not
+//                    after the ended one (dnsmasq del then a late add stays deleted);
+//                    reported in the same second as the end, the later arrival wins
+//                    (a release and a new grant within one second of the hook clock).
 //   end vs ended:    duplicate.
 // Ending events for a lease the table never saw are stored as ended records so
 // a later-arriving older grant is still refused.

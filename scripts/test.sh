@@ -52,7 +52,7 @@ if CC=clang CXX=clang++ configure build-fuzz -Dfuzzing=true -Db_lundef=false; th
   mapfile -t fuzz_targets < <(meson introspect build-fuzz --tests | python3 -c '
 import json, os, sys
 for t in json.load(sys.stdin):
-    if "fuzz" in t["suite"]:
+    if any(s.split(":")[-1] == "fuzz" for s in t["suite"]):
         print(os.path.relpath(t["cmd"][0], sys.argv[1]))' "$root/build-fuzz")
   if ((${#fuzz_targets[@]})) && ninja -C build-fuzz "${fuzz_targets[@]}"; then
     run_suites build-fuzz fuzz

@@ -108,6 +108,9 @@ class CallEndpoint {
       pair_ = pair;
       std::cerr << "connected after " << ms_since_start(connected_ns_) << " ms: " << describe(pair) << std::endl;
       connected_ = true;
+      for (const auto& datagram : early_datagrams_) ice_->send(datagram);
+      early_datagrams_.clear();
+      flush_output();
       if (keys_ready()) begin_mode();
     };
     events.on_selected_pair_changed = [this](const SelectedPair& pair) {
@@ -152,6 +155,10 @@ class CallEndpoint {
   // The call ended from the node's side.
   void ended(uint32_t code, std::string_view reason) {
     if (done_) return;
+    if (code == sig::error::hung_up && reliable_ && mode_started_ && receive_fd_ < 0 && !remote_end_) {
+      transfer_ok_ = false;
+      return fail(exit_call_failed, "the call was hung up before the stream ended: data may be missing");
+    }
     if (code == sig::error::hung_up && transfer_ok_.value_or(true))
       finish(exit_code_.value_or(0));
     else
@@ -205,8 +212,12 @@ class CallEndpoint {
     if (reliable_) {
       append_stream_frame(output_, sealed);
       flush_output();
-    } else if (ice_) {
+    } else if (ice_ && connected_) {
       ice_->send(sealed);  // datagrams: best effort, like the media they carry
+    } else if (early_datagrams_.size() < 64) {
+      // The controlled side can hear the peer before libnice calls it
+      // connected; what it answers then leaves once it is.
+      early_datagrams_.push_back(std::move(sealed));
     }
   }
 
@@ -264,6 +275,9 @@ class CallEndpoint {
     switch (type) {
       case DataFrameType::data: return on_stream_data(payload);
       case DataFrameType::end: return on_stream_end();
+      case DataFrameType::end_received:
+        local_end_acknowledged_ = true;
+        return maybe_pipe_done();
       case DataFrameType::file_header: return on_file_header(payload);
       case DataFrameType::file_result: return on_file_result(payload);
       case DataFrameType::echo_request: return send_frame(DataFrameType::echo_reply, payload);
@@ -302,7 +316,8 @@ class CallEndpoint {
     std::string name = std::filesystem::path(options_.send_file).filename().string();
     Bytes header(8);
     store_be64(header.data(), static_cast<uint64_t>(st.st_size));
-    auto name_bytes = as_bytes(name.substr(0, 255));
+    std::string sent_name = name.substr(0, 255);
+    auto name_bytes = as_bytes(sent_name);
     header.insert(header.end(), name_bytes.begin(), name_bytes.end());
     send_frame(DataFrameType::file_header, header);
     read_more_input();
@@ -374,11 +389,14 @@ class CallEndpoint {
     remote_end_ = true;
     transfer_end_ns_ = std::max(transfer_end_ns_, mono_ns());
     if (receive_fd_ >= 0) return finish_received_file();
+    // Everything before the end frame has been written out: say so, so the
+    // caller does not hang up with our data still in flight.
+    send_frame(DataFrameType::end_received, {});
     maybe_pipe_done();
   }
 
   void maybe_pipe_done() {
-    if (!(remote_end_ && local_end_sent_)) return;
+    if (!(remote_end_ && local_end_sent_ && local_end_acknowledged_)) return;
     report_throughput();
     if (caller_) finish(0);  // the caller hangs up; the callee waits for the node's ended
   }
@@ -506,6 +524,7 @@ class CallEndpoint {
   std::optional<PacketOpener> opener_;
   SealedStreamReader stream_;
   std::vector<Bytes> early_data_;
+  std::vector<Bytes> early_datagrams_;
   size_t early_bytes_ = 0;
   Bytes output_;
   size_t output_offset_ = 0;
@@ -520,7 +539,7 @@ class CallEndpoint {
   // input (stdin or the file to send)
   int input_fd_ = -1;
   bool read_pending_ = false, input_done_ = false, sending_file_ = false, end_after_flush_ = false;
-  bool local_end_sent_ = false, remote_end_ = false;
+  bool local_end_sent_ = false, remote_end_ = false, local_end_acknowledged_ = false;
   uv_fs_t read_request_{};
   Bytes read_buffer_;
   security::Sha256Stream send_hash_;

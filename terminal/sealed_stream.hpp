@@ -19,6 +19,7 @@ enum class DataFrameType : uint8_t {
   file_result = 4,   // u8 1 = stored and SHA-256 matched, then the 32-byte SHA-256 the receiver computed
   echo_request = 5,  // u32 sequence, u64 sender's clock in ns (datagram mode)
   echo_reply = 6,    // the request's payload, returned
+  end_received = 7,  // the receiver has written out everything before the sender's end
 };
 
 inline constexpr size_t max_stream_chunk = 16 * 1024;        // plaintext bytes per packet

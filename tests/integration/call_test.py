@@ -32,7 +32,7 @@ USERS = ((ALICE, ALICE_PW), (BOB, BOB_PW), (CAROL, CAROL_PW))
 LOOP = ["--ice-address", "127.0.0.1"]
 
 EXIT_BUSY, EXIT_DECLINED, EXIT_NO_ANSWER, EXIT_FAILED = 8, 9, 10, 11
-CALL_TIMEOUT = 60  # one whole CLI call on loopback (scaled by SLOW in Terminal.wait_exit)
+CALL_TIMEOUT = 40  # one whole CLI call on loopback (x SLOW, which is 3 for sanitizer builds: < meson timeout 180)
 
 
 def expect(condition, message):
@@ -66,9 +66,9 @@ def in_call(d, target):
     return presence_flags(d, target).get("in_call")
 
 
-def start_listener(d, args, user=BOB, stdin=None):
+def start_listener(d, args, user=BOB, stdin=None, binary=False):
     """`tsunagu listen ARGS --ice-address 127.0.0.1` as user, once it says it is listening."""
-    t = h.spawn_cli(d, ["listen"] + args + LOOP, user, password_of(user), stdin=stdin)
+    t = h.spawn_cli(d, ["listen"] + args + LOOP, user, password_of(user), stdin=stdin, binary_stdout=binary)
 
     def listening():
         if "listening as %s" % user in t.err():
@@ -80,8 +80,8 @@ def start_listener(d, args, user=BOB, stdin=None):
     return t
 
 
-def start_call(d, args, user=ALICE, stdin=None):
-    return h.spawn_cli(d, ["call"] + args + LOOP, user, password_of(user), stdin=stdin)
+def start_call(d, args, user=ALICE, stdin=None, binary=False):
+    return h.spawn_cli(d, ["call"] + args + LOOP, user, password_of(user), stdin=stdin, binary_stdout=binary)
 
 
 def exit_of(t, timeout=CALL_TIMEOUT):
@@ -227,7 +227,10 @@ def call_decline():
     # The same listener accepts carol: the refusal was its policy, not a broken path.
     caller = start_call(d, [BOB, "--echo-test", "3"], user=CAROL)
     code = exit_of(caller)
-    checks.check(code == 0 and "3 returned" in caller.out(), "carol's call is accepted (%s)" % describe(caller))
+    # (Not "3 returned": the first echo reply is sometimes lost, see the accept scenario.)
+    echo = re.search(r"3 sent, (\d+) returned", caller.out())
+    checks.check(code == 0 and echo is not None and int(echo.group(1)) >= 1,
+                 "carol's call is accepted and echoes (%s)" % describe(caller))
     checks.finish()
 
 
@@ -444,14 +447,16 @@ def call_pipe_and_file():
     checks = Checks()
     to_bob = write_random(d.path("to-bob.bin"), 10 * 1024 * 1024)
     to_alice = write_random(d.path("to-alice.bin"), 1024 * 1024 + 17)
-    listener = start_listener(d, ["--auto-accept-from", ALICE, "--once", "--pipe"], stdin=to_alice)
-    caller = start_call(d, [BOB, "--pipe"], stdin=to_bob)
-    code = exit_of(caller, 90)
+    listener = start_listener(d, ["--auto-accept-from", ALICE, "--once", "--pipe"], stdin=to_alice, binary=True)
+    caller = start_call(d, [BOB, "--pipe"], stdin=to_bob, binary=True)
+    code = exit_of(caller, 45)
     checks.check(code == 0, "the --pipe caller exits 0 (%s)" % describe(caller, stdout=False))
     lcode = exit_of(listener, 30)
     checks.check(lcode == 0, "the --pipe listener exits 0 (%s)" % describe(listener, stdout=False))
     checks.check(filecmp.cmp(to_bob, listener.out_path, shallow=False),
                  "10 MB alice -> bob arrived byte-identical (%d bytes)" % os.path.getsize(listener.out_path))
+    checks.check(re.search(r"transferred 1048593 bytes out, 10485760 in", listener.err()) is not None,
+                 "the listener saw alice's whole stream up to its end frame")
     checks.check(filecmp.cmp(to_alice, caller.out_path, shallow=False),
                  "1 MB bob -> alice arrived byte-identical (%d bytes)" % os.path.getsize(caller.out_path))
 
@@ -461,7 +466,7 @@ def call_pipe_and_file():
     expected = sha256_of(sent)
     listener = start_listener(d, ["--auto-accept-from", ALICE, "--once", "--recv", inbox])
     caller = start_call(d, [BOB, "--send", sent])
-    code = exit_of(caller, 90)
+    code = exit_of(caller, 45)
     checks.check(code == 0, "the --send caller exits 0 (%s)" % describe(caller))
     checks.check(exit_of(listener, 30) == 0, "the --recv listener exits 0 (%s)" % describe(listener))
     match = re.search(r"the receiver's SHA-256 matches \(([0-9a-f]{64})\)", caller.err())
@@ -504,9 +509,9 @@ def call_relay_coturn():
         payload = write_random(d.path("relayed.bin"), 2 * 1024 * 1024)
         caller_report, callee_report = d.path("caller-report.json"), d.path("callee-report.json")
         listener = start_listener(d, ["--auto-accept-from", ALICE, "--once", "--relay-only", "--report",
-                                      callee_report])
+                                      callee_report], binary=True)
         caller = start_call(d, [BOB, "--relay-only", "--pipe", "--report", caller_report], stdin=payload)
-        code = exit_of(caller, 90)
+        code = exit_of(caller, 45)
         checks.check(code == 0, "the relay-only caller exits 0 (%s)" % describe(caller, stdout=False))
         checks.check(exit_of(listener, 30) == 0, "the relay-only listener exits 0 (%s)" % describe(listener, stdout=False))
         checks.check(filecmp.cmp(payload, listener.out_path, shallow=False),

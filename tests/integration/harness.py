@@ -964,9 +964,10 @@ def call_id_of(message):
 
 def spawn_cli(deployment, args, user, password, stdin=None, binary_stdout=False):
     """Starts `tsunagu ARGS` with stdout/stderr in files of the deployment; returns a Terminal.
-    stdin: None (= /dev/null), a path to read from, or subprocess.PIPE (then Terminal.proc.stdin is ours)."""
+    stdin: None (= /dev/null), a path to read from, or subprocess.PIPE (then Terminal.proc.stdin is ours).
+    binary_stdout: stdout goes to a .bin file, which a failing scenario's log dump leaves out."""
     stem = deployment._next("%s-%s" % (args[0], user))
-    out_path, err_path = stem + ".out", stem + ".err"
+    out_path, err_path = stem + (".bin" if binary_stdout else ".out"), stem + ".err"
     if stdin is None:
         stdin_arg = subprocess.DEVNULL
     elif stdin == subprocess.PIPE:
@@ -985,10 +986,18 @@ def spawn_cli(deployment, args, user, password, stdin=None, binary_stdout=False)
 
 
 def free_udp_port():
-    """A UDP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that was free a moment ago for both UDP and TCP."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise TestFailure("no port free for both UDP and TCP on 127.0.0.1")
 
 
 # -- a minimal STUN/TURN client (RFC 8489 / RFC 8656) for coturn -----------------
@@ -1070,24 +1079,30 @@ class Coturn:
         self.realm = realm
         self.root = tempfile.mkdtemp(prefix="coturn-", dir=directory)  # under a deployment: its log is dumped
         _directories.append(self.root)
+        self.directory = directory
+        self.config = os.path.join(self.root, "turnserver.conf")
+        self.proc = None
+        self._configure()
+
+    def _configure(self):
+        """Picks a listening port and a relay port range and writes the config."""
         self.port = free_udp_port()
         base = 20000 + secrets.randbelow(400) * 100  # 20000..59900: a private relay port range
         self.min_port, self.max_port = base, base + 99
-        self.config = os.path.join(self.root, "turnserver.conf")
-        self.log_path = (os.path.join(directory, "coturn-%d.log" % self.port) if directory
-                         else os.path.join(self.root, "turnserver.log"))
+        self.log_path = (os.path.join(self.directory, "coturn-%d.log" % self.port) if self.directory
+                         else os.path.join(self.root, "turnserver-%d.log" % self.port))
+        secret, realm = self.secret, self.realm
         lines = [
             "listening-ip=127.0.0.1", "relay-ip=127.0.0.1", "listening-port=%d" % self.port,
             "min-port=%d" % self.min_port, "max-port=%d" % self.max_port,
             "use-auth-secret", "static-auth-secret=%s" % secret, "realm=%s" % realm,
-            "fingerprint", "no-tls", "no-dtls", "no-cli", "no-tcp-relay", "allow-loopback-peers",
+            "fingerprint", "no-tls", "no-dtls", "no-tcp", "no-cli", "no-tcp-relay", "allow-loopback-peers",
             "log-file=stdout", "simple-log",
             "pidfile=%s" % os.path.join(self.root, "turnserver.pid"),
             "userdb=%s" % os.path.join(self.root, "turndb.sqlite"),
         ]
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
-        self.proc = None
 
     @property
     def address(self):
@@ -1100,17 +1115,27 @@ class Coturn:
         except OSError:
             return ""
 
-    def start(self):
-        with open(self.log_path, "w") as log_file:
-            self.proc = spawn([self.binary, "-c", self.config], stdout=log_file, stderr=subprocess.STDOUT)
+    def start(self, attempts=3):
+        """Starts coturn; picks another port when the chosen one was taken meanwhile."""
+        for attempt in range(attempts):
+            if attempt:
+                self._configure()
+            with open(self.log_path, "w") as log_file:
+                self.proc = spawn([self.binary, "-c", self.config], stdout=log_file, stderr=subprocess.STDOUT)
 
-        def answering():
-            if self.proc.poll() is not None:
-                raise TestFailure("turnserver exited with %d:\n%s" % (self.proc.returncode, self.log_text()[-3000:]))
-            reply, _ = udp_exchange(self.address, encode(METHOD_BINDING, REQUEST), timeout=0.3)
-            return reply is not None
-        wait_until(answering, 15 * SLOW, 0.1, "coturn to answer a Binding request on 127.0.0.1:%d" % self.port)
-        return self
+            def answering():
+                if self.proc.poll() is not None:
+                    raise TestFailure("turnserver exited with %d:\n%s" % (self.proc.returncode, self.log_text()[-3000:]))
+                if "Address already in use" in self.log_text():
+                    return "taken"
+                reply, _ = udp_exchange(self.address, encode(METHOD_BINDING, REQUEST), timeout=0.3)
+                return "up" if reply is not None else None
+            state = wait_until(answering, 15 * SLOW, 0.1, "coturn to answer a Binding request on 127.0.0.1:%d" % self.port)
+            if state == "up":
+                return self
+            log("  coturn could not bind 127.0.0.1:%d (taken meanwhile); trying another port" % self.port)
+            self.stop()
+        raise TestFailure("coturn could not bind a port in %d attempts" % attempts)
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
