@@ -222,6 +222,12 @@ int main(int argc, char** argv) {
   set_static->add_option("ADDRESS", address_text, "address:port")->required();
   auto* clear_static = user->add_subcommand("clear-static", "Remove a user's permanent address");
   clear_static->add_option("ID", user_id, "User ID")->required();
+  std::vector<std::string> services;
+  auto* set_services = user->add_subcommand("set-services",
+                                            "Set a user's services: voicemail, call-waiting, forwarding (none = clear)");
+  set_services->add_option("ID", user_id, "User ID")->required();
+  set_services->add_option("SERVICE", services, "Services to enable (the others are disabled)")
+      ->check(CLI::IsMember({"voicemail", "call-waiting", "forwarding", "none"}));
 
   auto* agent = app.add_subcommand("agent", "Manage LAN agents and the domains / number prefixes routed to them");
   agent->require_subcommand(1);
@@ -318,7 +324,8 @@ int main(int argc, char** argv) {
     std::cout << *written;
     return 0;
   }
-  if (add->parsed() || passwd->parsed() || set_static->parsed() || clear_static->parsed() || remove->parsed()) {
+  if (add->parsed() || passwd->parsed() || set_static->parsed() || clear_static->parsed() || remove->parsed() ||
+      set_services->parsed()) {
     if (!proto::valid_user_id(user_id))
       return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);
   }
@@ -362,9 +369,14 @@ int main(int argc, char** argv) {
   if (!found->has_value()) return fail("no such user: " + user_id, exit_no_user);
   Account account = **found;
   if (show->parsed()) {
+    std::string service_list;
+    if (account.services & proto::service_flag::voicemail) service_list += " voicemail";
+    if (account.services & proto::service_flag::call_waiting) service_list += " call-waiting";
+    if (account.services & proto::service_flag::forwarding) service_list += " forwarding";
     std::cout << "user:      " << account.user_id << "\nname:      " << account.display_name
               << "\nphone:     " << account.phone << "\nstatic:    "
-              << (account.static_address ? account.static_address->to_string() : "-") << "\n";
+              << (account.static_address ? account.static_address->to_string() : "-")
+              << "\nservices: " << (service_list.empty() ? " -" : service_list) << "\n";
     return 0;
   }
   if (remove->parsed()) {
@@ -384,6 +396,13 @@ int main(int argc, char** argv) {
     account.static_address = *address;
   } else if (clear_static->parsed()) {
     account.static_address.reset();
+  } else if (set_services->parsed()) {
+    account.services = 0;
+    for (const auto& service : services) {
+      if (service == "voicemail") account.services |= proto::service_flag::voicemail;
+      if (service == "call-waiting") account.services |= proto::service_flag::call_waiting;
+      if (service == "forwarding") account.services |= proto::service_flag::forwarding;
+    }
   }
   if (auto updated = store.update(*txn, account); !updated) return fail(updated.error().detail);
   if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);

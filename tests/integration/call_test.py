@@ -306,14 +306,36 @@ def call_busy():
 # 5. call waiting
 
 def call_waiting():
-    # The node honours the call_waiting service flag (rendezvous/node_calls.cpp, covered by the
-    # node's unit tests), but nothing can set it on an account from outside yet: neither
-    # `tsunagu-rendezvous user` nor the protocol has a way to give a user services.
-    subs = h.subcommands([h.RENDEZVOUS, "user"])
-    if any("service" in s for s in subs):
-        raise TestFailure("`tsunagu-rendezvous user` now has %r: write this scenario" % subs)
-    raise h.Skip("no admin command or message sets an account's services (user subcommands: %s); "
-                 "call waiting is covered by the node's unit tests" % ", ".join(subs))
+    """bob has call waiting: in a call with alice, carol's call still rings him,
+    flagged as a waiting call; bob refuses it as busy and his first call goes on."""
+    d = setup(calls__consent_timeout=30)
+    result = d.admin(["user", "-d", d.dir, "set-services", BOB, "call-waiting"])
+    expect(result.code == 0, "set-services call-waiting for bob: %r" % (result,))
+    checks = Checks()
+    alice, bob = raw_pair(d)
+    response = alice.call(BOB)
+    expect(response.cls == h.SUCCESS, "alice's raw call rings bob: %r" % (response.error(),))
+    call_id = h.call_id_of(response)
+    bob.answer(bob.wait_ring(10))
+    alice.wait_event(call_id, h.CALL_ACCEPTED, 10)
+    bob.wait_event(call_id, h.CALL_ACCEPTED, 10)
+    carol = h.CallClient(d.node)
+    carol.login_presence(CAROL, CAROL_PW)
+    waiting = carol.call(BOB)
+    checks.check(waiting.cls == h.SUCCESS and waiting.u32(h.ATTR_CALL_STATE) == h.CALL_RINGING,
+                 "carol's call rings bob although he is in a call (%r)" % (waiting.error(),))
+    if waiting.cls == h.SUCCESS:
+        ring = bob.wait_ring(10)
+        checks.check(ring.get(h.ATTR_CALLER_ID) == b"carol", "bob is rung by carol")
+        checks.check((ring.u32(h.ATTR_PRESENCE) or 0) & 2 == 2, "the ring says bob is already in a call")
+        bob.refuse(ring, 486, "Busy")
+        event = carol.wait_event(h.call_id_of(waiting), h.CALL_ENDED, 10)
+        checks.check(event.u32(h.ATTR_END_CODE) == 486, "carol's call ends busy (486)")
+    checks.check(in_call(d, BOB) is True, "bob's first call goes on (in_call still set)")
+    alice.hangup(call_id)
+    bob.wait_event(call_id, h.CALL_ENDED, 10)
+    checks.check(in_call(d, BOB) is False, "after the hang-up bob is not in a call")
+    checks.finish()
 
 
 # --------------------------------------------------------------------------
