@@ -85,7 +85,10 @@ class Reader {
     return out;
   }
   void reject_unknown() const {
-    for (const auto& [section, node] : root_) {
+    for (const auto& entry_pair : root_) {
+      // Named references, not structured bindings: clang 14 cannot capture those in a lambda.
+      const auto& section = entry_pair.first;
+      const auto& node = entry_pair.second;
       auto known = std::find_if(kKnownKeys.begin(), kKnownKeys.end(),
                                 [&](const auto& entry) { return entry.first == section.str(); });
       if (known == kKnownKeys.end()) fail(section.str(), "unknown section (known: node, agent, table, hook, sync, policy)");
