@@ -119,8 +119,27 @@ void NodeDaemon::shutdown() {
       if (it != links_.end() && action.kind == NodeAction::Kind::send) it->second->send(action.message);
     }
   }
-  auto links = std::move(links_);
-  for (auto& [id, link] : links) link->close("node shutting down");
+  closing_links_ = std::move(links_);
+  links_.clear();
+  std::vector<transport::TlsLink*> closing;
+  for (auto& [id, link] : closing_links_) closing.push_back(link);
+  for (auto* link : closing) link->close("node shutting down");  // on_closed may erase from closing_links_
+  if (!closing_links_.empty()) {
+    shutdown_timer_ = new uv_timer_t;
+    uv_timer_init(loop_, shutdown_timer_);
+    shutdown_timer_->data = this;
+    uv_timer_start(
+        shutdown_timer_,
+        [](uv_timer_t* timer) {
+          auto* self = static_cast<NodeDaemon*>(timer->data);
+          std::vector<transport::TlsLink*> left;
+          for (auto& [id, link] : self->closing_links_) left.push_back(link);
+          for (auto* link : left) link->abort("shutdown grace period over");
+          close_and_delete(self->shutdown_timer_);
+          self->shutdown_timer_ = nullptr;
+        },
+        1000, 0);
+  }
   close_and_delete(listener_);
   listener_ = nullptr;
   close_and_delete(agent_listener_);
@@ -168,7 +187,10 @@ void NodeDaemon::accept_link(bool agent) {
     core_->message(link.id(), message, now());
   };
   callbacks.on_closed = [this](transport::TlsLink& link, std::string_view reason) {
-    if (links_.erase(link.id()) == 0) return;
+    if (links_.erase(link.id()) == 0) {
+      closing_links_.erase(link.id());
+      return;
+    }
     if (link.user_data != nullptr) log::info() << "agent link from " << link.peer_address().to_string() << " closed: " << reason;
     else if (bad_input_log.allow()) log::debug() << "link " << link.id() << " from " << link.peer_address().to_string()
                                                  << " closed: " << reason;

@@ -59,6 +59,10 @@ class NodeDaemon {
   uv_timer_t* timer_ = nullptr;
   uv_check_t* check_ = nullptr;
   std::unordered_map<LinkId, transport::TlsLink*> links_;
+  // Links closing at shutdown: a peer that stops reading could hold a
+  // graceful close open for ever, so they are cut after a grace period.
+  std::unordered_map<LinkId, transport::TlsLink*> closing_links_;
+  uv_timer_t* shutdown_timer_ = nullptr;
   size_t jobs_in_flight_ = 0;
   bool stopping_ = false;
   Bytes stun_reply_;
