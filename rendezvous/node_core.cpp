@@ -187,27 +187,36 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
   }
 }
 
+std::optional<NodeCore::Credentials> NodeCore::read_credentials(LinkId link, const proto::Message& request,
+                                                               size_t min_password) {
+  const auto* user = request.find(sig::attr::user_id);
+  const auto* password = request.find(sig::attr::password);
+  if (user == nullptr || password == nullptr) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and PASSWORD are required");
+    return std::nullopt;
+  }
+  Credentials credentials{std::string(proto::read_string(*user)), proto::read_string(*password)};
+  if (!sig::valid_user_id(credentials.user_id)) {
+    reply_error(link, request, sig::error::invalid_user_id);
+    return std::nullopt;
+  }
+  if (credentials.password.size() < min_password || credentials.password.size() > sig::max_password_size) {
+    reply_error(link, request, sig::error::bad_request,
+                min_password == 0 ? "Bad Request: password too long" : "Bad Request: password must be 8 to 256 bytes");
+    return std::nullopt;
+  }
+  return credentials;
+}
+
 void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& request) {
   if (!settings_.open_registration) {
     reply_error(link, request, sig::error::forbidden, "Forbidden: registration is closed on this node");
     return;
   }
-  const auto* user = request.find(sig::attr::user_id);
-  const auto* password = request.find(sig::attr::password);
-  if (user == nullptr || password == nullptr) {
-    reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and PASSWORD are required");
-    return;
-  }
-  std::string user_id(proto::read_string(*user));
-  if (!sig::valid_user_id(user_id)) {
-    reply_error(link, request, sig::error::invalid_user_id);
-    return;
-  }
-  auto secret = proto::read_string(*password);
-  if (secret.size() < sig::min_password_size || secret.size() > sig::max_password_size) {
-    reply_error(link, request, sig::error::bad_request, "Bad Request: password must be 8 to 256 bytes");
-    return;
-  }
+  auto credentials = read_credentials(link, request, sig::min_password_size);
+  if (!credentials) return;
+  const std::string& user_id = credentials->user_id;
+  std::string_view secret = credentials->password;
   std::string display_name;
   if (const auto* name = request.find(sig::attr::display_name)) display_name = proto::read_string(*name);
   if (!valid_text(display_name, sig::max_display_name_size)) {
@@ -244,22 +253,10 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
     reply_error(link, request, sig::error::bad_request, "Bad Request: a login is already in progress on this link");
     return;
   }
-  const auto* user = request.find(sig::attr::user_id);
-  const auto* password = request.find(sig::attr::password);
-  if (user == nullptr || password == nullptr) {
-    reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and PASSWORD are required");
-    return;
-  }
-  std::string user_id(proto::read_string(*user));
-  if (!sig::valid_user_id(user_id)) {
-    reply_error(link, request, sig::error::invalid_user_id);
-    return;
-  }
-  auto secret = proto::read_string(*password);
-  if (secret.size() > sig::max_password_size) {
-    reply_error(link, request, sig::error::bad_request, "Bad Request: password too long");
-    return;
-  }
+  auto credentials = read_credentials(link, request, 0);
+  if (!credentials) return;
+  const std::string& user_id = credentials->user_id;
+  std::string_view secret = credentials->password;
   std::string source = state.observed.ip_string();
   if (uint32_t wait = limiter_.retry_after(user_id, source, now.mono_ms); wait > 0) {
     ++counters_.rate_limited;

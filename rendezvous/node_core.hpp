@@ -168,6 +168,13 @@ class NodeCore {
     Bytes on_failure;
   };
 
+  struct Credentials {
+    std::string user_id;
+    std::string_view password;  // points into the request
+  };
+  // USER-ID and PASSWORD of a register or login request, checked; nullopt
+  // once the error has been answered.
+  std::optional<Credentials> read_credentials(LinkId link, const proto::Message& request, size_t min_password);
   void handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_register(LinkId link, LinkState& state, const proto::Message& request);
   void handle_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
