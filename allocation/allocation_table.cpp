@@ -249,6 +249,12 @@ LeaseState state_for(LeaseAction action) {
 
 enum class Order { newer, duplicate, older };
 
+// dnsmasq and ISC dhcpd run their hook once at a time, in the order of the
+// changes; Kea's calls overlap, so arrival order says nothing there.
+bool calls_hooks_in_order(ServerKind source) {
+  return source == ServerKind::dnsmasq || source == ServerKind::isc_dhcpd;
+}
+
 // The ordering rules of allocation_table.hpp.
 Order compare(const LeaseEvent& e, const LeaseRecord& r) {
   const bool e_end = ends_lease(e.action);
@@ -272,8 +278,13 @@ Order compare(const LeaseEvent& e, const LeaseRecord& r) {
     // Hook clocks tick in whole seconds: a release and the next grant (a
     // rebooting phone, `udhcpc -R`) often share one. A tie goes to the event
     // that arrived later (dnsmasq and ISC call their hooks one at a time, in
-    // order); a late copy of the old grant is still refused by its expiry.
-    if (both_rep && e.reported_at < r.reported_at) return Order::older;
+    // order: not Kea), even when the grant repeats the ended lease's expiry (grant,
+    // release and grant again within one second). A late copy of the old grant
+    // reported in an earlier second is refused; without a hook clock, by its
+    // expiry.
+    if (both_rep && e.reported_at != r.reported_at)
+      return e.reported_at > r.reported_at ? Order::newer : Order::older;
+    if (both_rep && calls_hooks_in_order(e.source)) return Order::newer;
     if (both_exp && e.expires <= r.expires) return Order::older;
     return Order::newer;
   }

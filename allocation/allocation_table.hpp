@@ -11,10 +11,12 @@
 //   end vs live:     the end wins if it ends this expiry or a later one, or was
 //                    reported at or after the grant; otherwise it is stale (a late
 //                    end of an earlier lease).
-//   grant vs ended:  stale if reported before the end, or with an expiry not
-//                    after the ended one (dnsmasq del then a late add stays deleted);
-//                    reported in the same second as the end, the later arrival wins
-//                    (a release and a new grant within one second of the hook clock).
+//   grant vs ended:  stale if reported before the end; reported in the same
+//                    second as the end, from dnsmasq or ISC (they call hooks in
+//                    order), the later arrival wins whatever the expiry (grant,
+//                    release and grant again within one second of the hook
+//                    clock); otherwise (Kea, no report time) stale unless its
+//                    expiry is after the ended one (dnsmasq del then a late add).
 //   end vs ended:    duplicate.
 // Ending events for a lease the table never saw are stored as ended records so
 // a later-arriving older grant is still refused.

@@ -161,6 +161,20 @@ TEST_CASE("del then a late add with an older or equal expiry stays deleted") {
   CHECK(again->changes.at(0).kind == ChangeKind::lease_granted);
 }
 
+TEST_CASE("grant, release and grant again within one hook second: the last grant is live") {
+  // CI saw this with udhcpc -R: dnsmasq granted, released and granted the same
+  // address inside one second, so the new grant repeated the ended expiry.
+  TempTable t;
+  REQUIRE(t->apply(grant("10.99.0.99", T + 3600, T), T));
+  REQUIRE(t->apply(ended("10.99.0.99", T + 3600, T, LeaseAction::release), T));
+  auto again = t->apply(grant("10.99.0.99", T + 3600, T), T);
+  REQUIRE(again);
+  CHECK(again->outcome == ApplyOutcome::applied);
+  REQUIRE(again->changes.size() == 1);
+  CHECK(again->changes[0].kind == ChangeKind::lease_granted);
+  CHECK(t->find_by_mac(kMac, T)->size() == 1);
+}
+
 TEST_CASE("an end for a lease never seen is remembered, so the late grant is refused") {
   TempTable t;
   auto del = t->apply(ended("10.99.0.68", T + 120, T + 10, LeaseAction::release), T + 10);
