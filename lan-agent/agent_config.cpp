@@ -25,6 +25,7 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>> kK
     {"hook", {"socket", "spool_directory", "allowed_users", "allowed_groups", "timeout_ms", "chain"}},
     {"sync", {"lease_files", "on_start"}},
     {"policy", {"default", "rule"}},
+    {"calls", {"enabled", "terminal_port", "connect_timeout_ms"}},
 };
 const std::vector<std::string_view> kRuleKeys = {"extensions", "allow_callers", "deny_callers"};
 
@@ -91,7 +92,7 @@ class Reader {
       const auto& node = entry_pair.second;
       auto known = std::find_if(kKnownKeys.begin(), kKnownKeys.end(),
                                 [&](const auto& entry) { return entry.first == section.str(); });
-      if (known == kKnownKeys.end()) fail(section.str(), "unknown section (known: node, agent, table, hook, sync, policy)");
+      if (known == kKnownKeys.end()) fail(section.str(), "unknown section (known: node, agent, table, hook, sync, policy, calls)");
       const auto* table = node.as_table();
       if (table == nullptr) fail(section.str(), "must be a section ([" + std::string(section.str()) + "])");
       for (const auto& [key, value] : *table) {
@@ -296,6 +297,9 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
     config.sync_sources.push_back(*source);
   }
   config.sync_on_start = reader.boolean("sync.on_start", true);
+  config.calls.enabled = reader.boolean("calls.enabled", true);
+  config.calls.terminal_port = static_cast<uint16_t>(reader.integer("calls.terminal_port", 7480, 1, 65535));
+  config.calls.connect_timeout_ms = reader.integer("calls.connect_timeout_ms", 5000, 100, 60'000);
   read_policy(reader, root, config);
   return config;
 }

@@ -58,6 +58,14 @@ struct SyncSource {
   std::string path;
 };
 
+// Rings for EXT@DOMAIN from the node are passed to the LAN terminal at the
+// address its lease gave it, on this TLS port (docs/calls.md).
+struct CallSettings {
+  bool enabled = true;
+  uint16_t terminal_port = 7480;
+  int64_t connect_timeout_ms = 5000;  // connect + TLS handshake with the terminal
+};
+
 struct AgentConfig {
   std::string file;  // where it was read from
   std::optional<NodeSettings> node;  // absent: no node link (LAN-only mode)
@@ -71,6 +79,7 @@ struct AgentConfig {
   std::vector<SyncSource> sync_sources;  // synced on start (when sync_on_start) and on SIGHUP
   bool sync_on_start = true;
   EdgePolicyConfig policy;
+  CallSettings calls;
 };
 
 // "dnsmasq:/path", "isc:/path", "kea:/path" (relative paths against base_dir).

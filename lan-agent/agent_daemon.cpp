@@ -6,6 +6,8 @@
 #include "base/log.hpp"
 #include "lan-agent/hook_protocol.hpp"
 #include "lan-agent/hook_spool.hpp"
+#include "lan-agent/lan_pki.hpp"
+#include "proto/signalling.hpp"
 #include "lan-agent/lease_file_reader.hpp"
 #include "lan-agent/table_view.hpp"
 
@@ -41,6 +43,35 @@ Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool crea
   open.env = std::move(*env);
   open.table.emplace(std::move(*table));
   return open;
+}
+
+// Rings for our extensions: the LAN CA (made on first use), a TLS client
+// context presenting the agent's LAN certificate, and the relay wired to the
+// node link.
+static Expected<std::unique_ptr<LanCallRelay>, std::string> start_call_relay(uv_loop_t* loop, const AgentConfig& c,
+                                                                            AgentCore& core, NodeLink& node) {
+  auto pki = ensure_lan_pki(c.data_directory, c.name);
+  if (!pki) return Unexpected("LAN CA: " + pki.error());
+  security::TlsContext::ClientOptions options;
+  options.ca_file = pki->ca_certificate;
+  options.certificate_chain_file = pki->agent_certificate;
+  options.private_key_file = pki->agent_key;
+  auto context = security::TlsContext::client(options);
+  if (!context) return Unexpected("LAN terminal TLS (" + pki->agent_certificate + "): " + context.error().detail);
+  LanCallRelay::ToNode to_node;
+  to_node.send = [&node](ByteView message) { node.send(message); };
+  to_node.hang_up = [&node](const std::string& call_id) {
+    node.request(
+        proto::method::hangup, [&](proto::MessageBuilder& b) { b.add_string(proto::attr::call_id, call_id); },
+        [](const proto::Message*) {});
+  };
+  auto relay = std::make_unique<LanCallRelay>(loop, core, c.calls, *context, unix_now, std::move(to_node));
+  LanCallRelay* r = relay.get();
+  node.on_call_message = [r](const proto::Message& message, ByteView raw) { r->on_node_message(message, raw); };
+  node.on_link_lost = [r] { r->node_link_lost(); };
+  log::info() << "LAN calls: rings pass to terminals on TLS port " << c.calls.terminal_port << " (LAN CA "
+              << pki->ca_certificate << ")";
+  return relay;
 }
 
 Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t* loop, AgentConfig config) {
@@ -95,6 +126,11 @@ Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t
 
   if (c.node) {
     d->node_ = std::make_unique<NodeLink>(loop, *c.node, tls, *d->core_, unix_now);
+    if (c.calls.enabled) {
+      auto relay = start_call_relay(loop, c, *d->core_, *d->node_);
+      if (!relay) return Unexpected(relay.error());
+      d->calls_ = std::move(*relay);
+    }
     d->node_->start();
   } else {
     log::warn() << "no [node] section: running without a node link (the LAN table only)";
@@ -234,6 +270,7 @@ void AgentDaemon::shutdown(std::function<void()> done) {
     ++closing_parts_;
     hooks_->close([this] { handle_closed(); });
   }
+  if (calls_) calls_->stop();
   if (node_) {
     ++closing_parts_;
     node_->stop([this] { handle_closed(); });

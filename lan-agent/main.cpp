@@ -15,6 +15,7 @@
 #include "base/log.hpp"
 #include "lan-agent/agent_config.hpp"
 #include "lan-agent/agent_daemon.hpp"
+#include "lan-agent/lan_pki.hpp"
 #include "lan-agent/lease_file_reader.hpp"
 #include "lan-agent/table_view.hpp"
 #include "proto/signalling.hpp"
@@ -180,6 +181,16 @@ int main(int argc, char** argv) {
   auto* show = app.add_subcommand("show", "Show one extension: binding, leases, history");
   add_config(show);
   show->add_option("EXT", extension, "Extension")->required();
+  auto* terminal = app.add_subcommand("terminal", "LAN terminals: certificates from the agent's LAN CA");
+  terminal->require_subcommand(1);
+  auto* issue = terminal->add_subcommand(
+      "issue", "Issue a certificate for a LAN terminal (`tsunagu listen --lan DIR` uses it); the agent checks it "
+               "before passing on a ring, so a host that took the terminal's address cannot answer its calls");
+  add_config(issue);
+  std::string out_directory;
+  issue->add_option("EXT", extension, "Extension the terminal answers for, e.g. 4106")->required();
+  issue->add_option("--out", out_directory, "Directory to write terminal.crt, terminal.key and ca.crt into")
+      ->required();
 
   CLI11_PARSE(app, argc, argv);
 
@@ -188,8 +199,14 @@ int main(int argc, char** argv) {
   if (!config) return code;
   if (run->parsed()) return run_agent(*config, log_level);
 
-  if ((bind->parsed() || unbind->parsed() || show->parsed()) && !valid_extension(extension))
+  if ((bind->parsed() || unbind->parsed() || show->parsed() || issue->parsed()) && !valid_extension(extension))
     return fail("invalid extension \"" + extension + "\": 1-64 of a-z 0-9 . _ - +", exit_usage);
+  if (issue->parsed()) {
+    auto issued = issue_terminal_bundle(config->data_directory, config->name, extension, out_directory);
+    if (!issued) return fail(issued.error());
+    std::cout << *issued << "\n";
+    return 0;
+  }
 
   auto opened = open_table(*config, bind->parsed() || sync->parsed());
   if (!opened) return fail(opened.error());

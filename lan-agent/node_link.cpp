@@ -193,6 +193,10 @@ void NodeLink::on_message(ByteView bytes) {
       link_->send(b.finish());
       return;
     }
+    if (message.method == proto::method::ring) {
+      if (on_call_message) on_call_message(message, bytes);
+      return;
+    }
     LookupAnswer answer;
     Bytes response = core_.respond(message, now_(), &answer);
     if (message.method == proto::method::forwarded_lookup) {
@@ -210,12 +214,21 @@ void NodeLink::on_message(ByteView bytes) {
     link_->send(response);
     return;
   }
-  if (message.message_class == proto::MessageClass::indication) return;
+  if (message.message_class == proto::MessageClass::indication) {
+    if (on_call_message) on_call_message(message, bytes);
+    return;
+  }
   auto it = pending_.find(message.transaction_id.bytes);
   if (it == pending_.end()) return;
   auto handler = std::move(it->second.handler);
   pending_.erase(it);
   handler(&message);
+}
+
+bool NodeLink::send(ByteView message) {
+  if (!linked_ || link_ == nullptr) return false;
+  link_->send(message);
+  return true;
 }
 
 void NodeLink::fail_pending() {
@@ -229,6 +242,7 @@ void NodeLink::on_closed(std::string_view reason) {
   bool was_linked = linked_;
   linked_ = false;
   fail_pending();
+  if (was_linked && on_link_lost) on_link_lost();
   if (stopping_) {
     maybe_finish_stop();
     return;

@@ -48,6 +48,18 @@ class NodeLink {
   const NodeLinkStats& stats() const { return stats_; }
   // Called on every state change worth a status line (tests watch it too).
   std::function<void(std::string_view state)> on_state;
+  // Rings (requests) and call_event / call_candidate indications from the
+  // node, with the message as it arrived (lan_call_relay.hpp).
+  std::function<void(const proto::Message& message, ByteView raw)> on_call_message;
+  // The link to the node closed (the node ends the calls it carried).
+  std::function<void()> on_link_lost;
+
+  // Sends a message as it is; false when not linked.
+  bool send(ByteView message);
+  // A request of ours; `handler` gets the response, or nullptr on timeout or a
+  // lost link.
+  void request(uint16_t method, const std::function<void(proto::MessageBuilder&)>& fill,
+               std::function<void(const proto::Message*)> handler);
 
  private:
   struct Pending {
@@ -60,8 +72,6 @@ class NodeLink {
   void on_message(ByteView bytes);
   void on_closed(std::string_view reason);
   void schedule_retry(uint64_t delay_ms, std::string_view why);
-  void request(uint16_t method, const std::function<void(proto::MessageBuilder&)>& fill,
-               std::function<void(const proto::Message*)> handler);
   void on_tick();
   void fail_pending();
   void maybe_finish_stop();

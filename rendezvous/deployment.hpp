@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "base/expected.hpp"
+#include "base/files.hpp"
 
 namespace tsunagu::rendezvous {
 
@@ -33,8 +34,5 @@ struct AgentBundleRequest {
 // Issues the agent's client certificate from the deployment CA and writes
 // agent.crt, agent.key, ca.crt and a starting agent.toml into the directory.
 Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& request);
-
-// Writes `content` to `path` atomically (temp file, fsync, rename) with `mode`.
-Expected<void, std::string> write_file_atomically(const std::string& path, const std::string& content, unsigned mode);
 
 }  // namespace tsunagu::rendezvous

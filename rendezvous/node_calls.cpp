@@ -19,6 +19,19 @@ namespace tsunagu::rendezvous {
 namespace {
 namespace sig = tsunagu::proto;
 constexpr size_t max_ice_description = 4096;
+
+// Ring refusals a LAN agent may answer for its terminal, passed on as they are.
+bool passed_from_agent(uint16_t code) {
+  switch (code) {
+    case sig::error::agent_policy_refused:
+    case sig::error::unknown_user:
+    case sig::error::offline:
+    case sig::error::no_live_lease:
+    case sig::error::agent_timeout:
+    case sig::error::server_error: return true;
+    default: return false;
+  }
+}
 }  // namespace
 
 TurnCredentials mint_turn_credentials(std::string_view secret, std::string_view user, uint64_t expiry_unix) {
@@ -63,9 +76,12 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   std::string callee(proto::read_string(*target));
   if (!sig::valid_user_id(callee)) return reply_error(link, request, sig::error::invalid_user_id);
   if (callee == *state.user) return reply_error(link, request, sig::error::bad_request, "Bad Request: calling yourself");
-  if (callee.find('@') != std::string::npos && connected_domains_.contains(callee.substr(callee.find('@') + 1)))
-    return reply_error(link, request, sig::error::not_implemented,
-                       "Not Implemented: calls to LAN extensions are not supported yet");
+  // A routed ID (EXT@DOMAIN, +NUMBER of an agent) is rung through its LAN
+  // agent, which passes the ring to the terminal at its leased address.
+  Route route = find_route(callee);
+  if (route.routed && !route.agent)
+    return reply_error(link, request, sig::error::agent_offline,
+                       "Agent Offline: the LAN agent for " + route.route + " is not connected");
   std::string source = state.observed.ip_string();
   size_t by_user = 0, by_source = 0;
   for (const auto& [id, c] : calls_) {
@@ -76,14 +92,21 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   if (by_user >= settings_.max_ringing_per_user || by_source >= settings_.max_ringing_per_source)
     return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: too many calls ringing");
 
-  auto* txn = read_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
-  auto account = store_.find(*txn, callee);
-  if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
-  if (!account->has_value()) return reply_error(link, request, sig::error::unknown_user);
-  const PresenceRow* row = presence_.find(callee);
-  if (row == nullptr) return reply_error(link, request, sig::error::offline, "Offline: the user is not logged in");
-  bool call_waiting = ((*account)->services & sig::service_flag::call_waiting) != 0;
+  LinkId callee_link = 0;
+  bool call_waiting = false;  // LAN terminals answer one call at a time
+  if (route.agent) {
+    callee_link = *route.agent;
+  } else {
+    auto* txn = read_txn();
+    if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    auto account = store_.find(*txn, callee);
+    if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (!account->has_value()) return reply_error(link, request, sig::error::unknown_user);
+    const PresenceRow* row = presence_.find(callee);
+    if (row == nullptr) return reply_error(link, request, sig::error::offline, "Offline: the user is not logged in");
+    callee_link = row->link;
+    call_waiting = ((*account)->services & sig::service_flag::call_waiting) != 0;
+  }
   bool engaged = user_in_accepted_call(callee) ||
                  std::any_of(calls_.begin(), calls_.end(), [&](const auto& e) {
                    return e.second.state == sig::call_state::ringing && e.second.callee == callee;
@@ -95,7 +118,8 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   call.caller = *state.user;
   call.callee = callee;
   call.caller_link = link;
-  call.callee_link = row->link;
+  call.callee_link = callee_link;
+  call.via_agent = route.agent.has_value();
   call.caller_source = source;
   call.state = sig::call_state::ringing;
   call.ring_deadline_ms = now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000;
@@ -106,6 +130,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   ring.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ring.add_string(sig::attr::call_id, call.id);
   ring.add_string(sig::attr::caller_id, call.caller);
+  ring.add_string(sig::attr::user_id, call.callee);  // which extension, for an agent
   ring.add_string(sig::attr::ice_description, proto::read_string(*offer));
   ring.add_u32(sig::attr::presence, engaged ? sig::presence_flag::in_call : 0);  // call waiting: already in a call
   uint32_t media = 0;
@@ -165,6 +190,12 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
   if (response.message_class == proto::MessageClass::error) {
     const auto* code = response.find(proto::attr::error_code);
     auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+    if (call.via_agent && parsed && passed_from_agent(parsed->code)) {
+      // The agent's own refusal (no lease, policy, the terminal unreachable or
+      // not authenticated) reaches the caller with the agent's reason.
+      end_call(call_id, parsed->code, parsed->reason, link);
+      return;
+    }
     uint16_t number = parsed && (parsed->code == sig::error::busy) ? sig::error::busy : sig::error::declined;
     end_call(call_id, number, number == sig::error::busy ? "Busy: the callee is busy" : "Declined: the callee declined",
              link);
@@ -202,7 +233,7 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
 }
 
 void NodeCore::handle_hangup(LinkId link, LinkState& state, const proto::Message& request, Now) {
-  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (!state.user && !state.agent_ready) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   const auto* id = request.find(sig::attr::call_id);
   if (id == nullptr) return reply_error(link, request, sig::error::bad_request, "Bad Request: CALL-ID is required");
   auto it = calls_.find(std::string(proto::read_string(*id)));
@@ -220,7 +251,7 @@ void NodeCore::handle_hangup(LinkId link, LinkState& state, const proto::Message
 }
 
 void NodeCore::handle_call_candidate(LinkId link, LinkState& state, const proto::Message& indication) {
-  if (!state.user) return;
+  if (!state.user && !state.agent_ready) return;
   const auto* id = indication.find(sig::attr::call_id);
   const auto* candidate = indication.find(sig::attr::ice_candidate);
   if (id == nullptr || candidate == nullptr || candidate->value.size() > 512) return;

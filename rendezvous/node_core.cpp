@@ -136,12 +136,12 @@ void NodeCore::message(LinkId link, ByteView bytes, Now now) {
   }
   const proto::Message& message = decoded->message;
   if (message.message_class == proto::MessageClass::success || message.message_class == proto::MessageClass::error) {
-    if (state.agent_ready) handle_agent_response(link, message, now);
-    else if (message.method == sig::method::ring) handle_ring_answer(link, message, now);
+    if (message.method == sig::method::ring) handle_ring_answer(link, message, now);
+    else if (state.agent_ready) handle_agent_response(link, message, now);
     return;
   }
   if (message.message_class == proto::MessageClass::indication) {
-    if (message.method == sig::method::call_candidate && !state.agent_name) handle_call_candidate(link, state, message);
+    if (message.method == sig::method::call_candidate) handle_call_candidate(link, state, message);
     return;
   }
   ++counters_.requests;
@@ -166,6 +166,9 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
       case sig::method::keepalive:
         if (!state.agent_ready) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: say hello first");
         return send(link, success(request).finish());
+      case sig::method::hangup:  // a LAN terminal's hang-up, relayed by its agent
+        if (!state.agent_ready) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: say hello first");
+        return handle_hangup(link, state, request, now);
       default: return reply_error(link, request, sig::error::forbidden, "Forbidden: not a method for agent links");
     }
   }
@@ -593,39 +596,45 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
   send(link, ok.finish());
 }
 
-bool NodeCore::route_lookup(LinkId link, LinkState& state, const proto::Message& request, const std::string& user_id,
-                            Now now) {
-  std::optional<LinkId> agent;
-  std::string route;
-  bool routed = false;
+NodeCore::Route NodeCore::find_route(const std::string& user_id) {
+  Route found;
   auto at = user_id.find('@');
   auto* txn = read_txn();
   if (at != std::string::npos) {
-    route = user_id.substr(at + 1);
-    if (auto held = connected_domains_.find(route); held != connected_domains_.end()) agent = held->second;
-    else if (registry_ && txn != nullptr) {
-      auto owner = registry_->domain_owner(*txn, route);
-      routed = owner && owner->has_value();
+    found.route = user_id.substr(at + 1);
+    if (auto held = connected_domains_.find(found.route); held != connected_domains_.end()) {
+      found.agent = held->second;
+    } else if (registry_ && txn != nullptr) {
+      auto owner = registry_->domain_owner(*txn, found.route);
+      found.routed = owner && owner->has_value();
     }
   } else if (!user_id.empty() && user_id[0] == '+') {
     // Longest announced prefix wins.
     for (const auto& [prefix, holder] : connected_prefixes_)
-      if (user_id.starts_with(prefix) && prefix.size() > route.size()) {
-        route = prefix;
-        agent = holder;
+      if (user_id.starts_with(prefix) && prefix.size() > found.route.size()) {
+        found.route = prefix;
+        found.agent = holder;
       }
-    if (!agent && registry_ && txn != nullptr) {
-      for (size_t n = std::min<size_t>(user_id.size(), 32); n >= 2 && !routed; --n) {
+    if (!found.agent && registry_ && txn != nullptr) {
+      for (size_t n = std::min<size_t>(user_id.size(), 32); n >= 2 && !found.routed; --n) {
         auto owner = registry_->prefix_owner(*txn, user_id.substr(0, n));
-        routed = owner && owner->has_value();
-        if (routed) route = user_id.substr(0, n);
+        found.routed = owner && owner->has_value();
+        if (found.routed) found.route = user_id.substr(0, n);
       }
     }
   }
+  found.routed = found.routed || found.agent.has_value();
+  return found;
+}
+
+bool NodeCore::route_lookup(LinkId link, LinkState& state, const proto::Message& request, const std::string& user_id,
+                            Now now) {
+  Route found = find_route(user_id);
+  if (!found.routed) return false;
+  std::optional<LinkId> agent = found.agent;
   if (!agent) {
-    if (!routed) return false;
     reply_error(link, request, sig::error::agent_offline,
-                "Agent Offline: the LAN agent for " + route + " is not connected");
+                "Agent Offline: the LAN agent for " + found.route + " is not connected");
     return true;
   }
   auto agent_state = links_.find(*agent);

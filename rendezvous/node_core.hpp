@@ -145,6 +145,7 @@ class NodeCore {
     uint64_t ring_deadline_ms = 0;
     proto::TransactionId ring_transaction;
     std::array<std::byte, 32> key{};
+    bool via_agent = false;  // callee_link is the LAN agent of the callee's domain
   };
   struct PendingForward {
     LinkId caller = 0;
@@ -183,6 +184,14 @@ class NodeCore {
   void handle_lookup(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_agent_hello(LinkId link, LinkState& state, const proto::Message& request);
   void handle_agent_response(LinkId link, const proto::Message& response, Now now);
+  // Where a routed ID (EXT@DOMAIN, +NUMBER) goes: `routed` when a domain or
+  // prefix is enrolled or announced; `agent` when its agent is connected.
+  struct Route {
+    bool routed = false;
+    std::optional<LinkId> agent;
+    std::string route;  // the domain or prefix
+  };
+  Route find_route(const std::string& user_id);
   // true when the lookup was forwarded or answered for a routed ID.
   bool route_lookup(LinkId link, LinkState& state, const proto::Message& request, const std::string& user_id,
                     Now now);

@@ -239,3 +239,21 @@ Expected<KeyAndCertificate, TlsError> issue_certificate(const KeyAndCertificate&
 }
 
 }  // namespace tsunagu::security
+
+namespace tsunagu::security {
+
+Expected<std::string, TlsError> certificate_common_name(const std::string& certificate_pem) {
+  auto certificate = parse_certificate(certificate_pem);
+  if (!certificate) return Unexpected(certificate.error());
+  X509_NAME* subject = X509_get_subject_name(certificate->get());
+  int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (index < 0) return plain_failure("the certificate has no common name");
+  unsigned char* utf8 = nullptr;
+  int length = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index)));
+  if (length < 0) return failure("common name");
+  std::string name(reinterpret_cast<const char*>(utf8), static_cast<size_t>(length));
+  OPENSSL_free(utf8);
+  return name;
+}
+
+}  // namespace tsunagu::security

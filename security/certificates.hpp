@@ -28,5 +28,7 @@ struct CertificateRequest {
 Expected<KeyAndCertificate, TlsError> create_certificate_authority(std::string_view common_name, int valid_days);
 // A leaf certificate signed by `ca`, with a random 128-bit serial.
 Expected<KeyAndCertificate, TlsError> issue_certificate(const KeyAndCertificate& ca, const CertificateRequest& request);
+// The subject common name of a PEM certificate.
+Expected<std::string, TlsError> certificate_common_name(const std::string& certificate_pem);
 
 }  // namespace tsunagu::security

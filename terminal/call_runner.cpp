@@ -14,9 +14,11 @@
 #include <numeric>
 #include <optional>
 
+#include "security/lan_identity.hpp"
 #include "security/passwords.hpp"
 #include "security/sha256_stream.hpp"
 #include "terminal/ice_session.hpp"
+#include "terminal/lan_ring_server.hpp"
 #include "terminal/packet_protection.hpp"
 #include "terminal/sealed_stream.hpp"
 
@@ -59,6 +61,13 @@ int exit_for_end_code(uint32_t code) {
     case sig::error::declined:
     case sig::error::cancelled: return exit_call_declined;
     case sig::error::no_answer: return exit_call_no_answer;
+    // Refusals a LAN agent answers for its terminal (see the exit codes in main.cpp).
+    case sig::error::unknown_user: return 3;
+    case sig::error::offline:
+    case sig::error::no_live_lease:
+    case sig::error::agent_offline:
+    case sig::error::agent_timeout: return 4;
+    case sig::error::agent_policy_refused: return 7;
     default: return exit_call_failed;
   }
 }
@@ -617,10 +626,10 @@ int run_call(const CallOptions& options) {
                     const auto* code = answer->find(proto::attr::error_code);
                     auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
                     uint16_t number = parsed ? parsed->code : 0;
-                    int exit = number == sig::error::offline        ? 4
-                               : number == sig::error::unknown_user ? 3
-                               : number == sig::error::busy         ? exit_call_busy
-                                                                    : 7;
+                    int exit = number == sig::error::offline || number == sig::error::agent_offline ? 4
+                               : number == sig::error::unknown_user                                 ? 3
+                               : number == sig::error::busy                                         ? exit_call_busy
+                                                                                                    : 7;
                     return endpoint->fail(exit, options.callee + ": " + (parsed ? std::string(parsed->reason) : "refused"));
                   }
                   endpoint->set_call_id(attribute_text(*answer, sig::attr::call_id));
@@ -679,7 +688,7 @@ int run_listen(const CallOptions& options) {
   int exit_code = 0;
   std::unique_ptr<CallEndpoint> endpoint;
   std::unique_ptr<CallEndpoint> finished_endpoint;  // destroyed outside its own callbacks
-  NodeClient* node_ptr = nullptr;
+  std::function<void()> stop_listening;  // the node link, or the LAN server
   auto accepts = [&](const std::string& caller) {
     for (const auto& allowed : options.auto_accept_from)
       if (allowed == "*" || allowed == caller) return true;
@@ -692,21 +701,18 @@ int run_listen(const CallOptions& options) {
   auto call_over = [&](int code) {
     exit_code = code;
     if (endpoint) finished_endpoint = std::move(endpoint);
-    if (options.once) node_ptr->stop();
+    if (options.once) stop_listening();
   };
 
-  NodeClientEvents events;
-  events.on_logged_in = [&](const LoginInfo& info) {
-    std::cerr << "listening as " << options.node.user_id << " (the node sees you at " << info.observed.to_string()
-              << ")" << std::endl;
-  };
-  events.on_node_request = [&](const proto::Message& ring) {
+  // A ring, from the node or (LAN mode) from the agent; `reply` answers it on
+  // the link it came from.
+  auto on_ring = [&](const proto::Message& ring, std::function<void(ByteView)> reply) {
     if (ring.method != sig::method::ring) return;
     auto refuse = [&](uint16_t code, std::string_view reason) {
       auto refusal = proto::MessageBuilder::response_to(ring, proto::MessageClass::error);
       refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
       refusal.add_error(code, reason);
-      node_ptr->send_message(refusal.finish());
+      reply(refusal.finish());
     };
     std::string caller = attribute_text(ring, sig::attr::caller_id);
     if (endpoint) return refuse(sig::error::busy, "Busy");  // one call at a time in the CLI
@@ -719,20 +725,19 @@ int run_listen(const CallOptions& options) {
     IceConfig config;
     apply_servers(ring, config);
     std::string offer = attribute_text(ring, sig::attr::ice_description);
-    // The response must answer this ring's transaction, after gathering.
-    auto ring_bytes = std::make_shared<Bytes>(proto::MessageBuilder::response_to(ring, proto::MessageClass::success).finish(false));
     proto::TransactionId ring_id = ring.transaction_id;
     endpoint = std::make_unique<CallEndpoint>(&loop.loop, options, false, reliable, call_over);
     endpoint->set_call_id(attribute_text(ring, sig::attr::call_id));
-    bool started = endpoint->start_ice(config, [&, ring_id](const std::string& answer) {
+    // The response must answer this ring's transaction, after gathering.
+    bool started = endpoint->start_ice(config, [ring_id, reply](const std::string& answer) {
       proto::MessageBuilder accept(proto::MessageClass::success, sig::method::ring, ring_id);
       accept.add_u32(sig::attr::protocol_version, sig::protocol_version);
       accept.add_string(sig::attr::ice_description, answer);
-      node_ptr->send_message(accept.finish());
+      reply(accept.finish());
     });
     if (started) endpoint->set_remote(offer);
   };
-  events.on_node_indication = [&](const proto::Message& m) {
+  auto on_indication = [&](const proto::Message& m) {
     if (!endpoint || m.method != sig::method::call_event) return;
     if (attribute_text(m, sig::attr::call_id) != endpoint->call_id()) return;
     uint32_t state = attribute_u32(m, sig::attr::call_state, sig::call_state::ended);
@@ -745,28 +750,59 @@ int run_listen(const CallOptions& options) {
       endpoint->ended(code == sig::error::cancelled || code == sig::error::no_answer ? sig::error::hung_up : code, {});
     }
   };
-  events.on_stopped = [&](ClientFailure failure, std::string_view detail) {
-    if (failure != ClientFailure::none) {
-      std::cerr << "tsunagu: " << detail << std::endl;
-      if (exit_code == 0) exit_code = failure == ClientFailure::unauthenticated ? 5 : 1;
+
+  std::unique_ptr<NodeClient> node;
+  std::unique_ptr<LanRingServer> lan;
+  if (!options.lan_bundle.empty()) {
+    LanServerOptions lan_options;
+    lan_options.bundle_directory = options.lan_bundle;
+    lan_options.listen = options.lan_listen;
+    LanRingServer::Events events;
+    events.on_request = on_ring;
+    events.on_indication = on_indication;
+    auto server = LanRingServer::start(&loop.loop, lan_options, std::move(events));
+    if (!server) {
+      std::cerr << "tsunagu: --lan: " << server.error() << std::endl;
+      return 1;
     }
-  };
-  NodeClientOptions node_options = options.node;
-  node_options.role = sig::link_role::presence;
-  node_options.reconnect = !options.once;
-  NodeClient node(&loop.loop, node_options, events);
-  node_ptr = &node;
-  uv_signal_t interrupt{};
-  uv_signal_init(&loop.loop, &interrupt);
-  interrupt.data = &node;
-  uv_signal_start(&interrupt, [](uv_signal_t* h, int) { static_cast<NodeClient*>(h->data)->stop(); }, SIGINT);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&interrupt));
-  uv_signal_t terminate{};
-  uv_signal_init(&loop.loop, &terminate);
-  terminate.data = &node;
-  uv_signal_start(&terminate, [](uv_signal_t* h, int) { static_cast<NodeClient*>(h->data)->stop(); }, SIGTERM);
-  uv_unref(reinterpret_cast<uv_handle_t*>(&terminate));
-  node.start();
+    lan = std::move(*server);
+    std::string name = lan->common_name().substr(security::lan_terminal_name_prefix.size());
+    std::cerr << "listening on the LAN as extension " << name << " at " << lan->address().to_string()
+              << " (rings come from the LAN agent)" << std::endl;
+    stop_listening = [&] {
+      if (lan) lan->stop();
+    };
+  } else {
+    NodeClientEvents events;
+    events.on_logged_in = [&](const LoginInfo& info) {
+      std::cerr << "listening as " << options.node.user_id << " (the node sees you at " << info.observed.to_string()
+                << ")" << std::endl;
+    };
+    events.on_node_request = [&](const proto::Message& ring) {
+      on_ring(ring, [&](ByteView bytes) { node->send_message(bytes); });
+    };
+    events.on_node_indication = on_indication;
+    events.on_stopped = [&](ClientFailure failure, std::string_view detail) {
+      if (failure != ClientFailure::none) {
+        std::cerr << "tsunagu: " << detail << std::endl;
+        if (exit_code == 0) exit_code = failure == ClientFailure::unauthenticated ? 5 : 1;
+      }
+    };
+    NodeClientOptions node_options = options.node;
+    node_options.role = sig::link_role::presence;
+    node_options.reconnect = !options.once;
+    node = std::make_unique<NodeClient>(&loop.loop, node_options, events);
+    stop_listening = [&] { node->stop(); };
+  }
+  uv_signal_t interrupt{}, terminate{};
+  for (uv_signal_t* handle : {&interrupt, &terminate}) {
+    uv_signal_init(&loop.loop, handle);
+    handle->data = &stop_listening;
+    uv_signal_start(handle, [](uv_signal_t* h, int) { (*static_cast<std::function<void()>*>(h->data))(); },
+                    handle == &interrupt ? SIGINT : SIGTERM);
+    uv_unref(reinterpret_cast<uv_handle_t*>(handle));
+  }
+  if (node) node->start();
   uv_run(&loop.loop, UV_RUN_DEFAULT);
   endpoint.reset();
   finished_endpoint.reset();

@@ -30,6 +30,9 @@ struct CallOptions {
   bool once = false;          // listen: exit after the first call
   std::string report_file;    // write a JSON report of the call here
   unsigned ice_timeout_s = 20;
+  // listen --lan DIR: answer rings from the LAN agent instead of logging in.
+  std::string lan_bundle;
+  proto::SocketAddress lan_listen;  // --lan-listen ADDR:PORT
 };
 
 int run_call(const CallOptions& options);

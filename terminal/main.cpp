@@ -16,6 +16,7 @@
 #include "base/log.hpp"
 #include "base/password_input.hpp"
 #include "terminal/call_runner.hpp"
+#include "terminal/lan_ring_server.hpp"
 #include "terminal/node_client.hpp"
 
 using namespace tsunagu;
@@ -314,6 +315,13 @@ int main(int argc, char** argv) {
   listen->add_flag("--relay-only", listen_options.relay_only, "Use only TURN relay candidates (forced relay)");
   listen->add_option("--ice-address", listen_ice, "Local address for ICE candidates (repeatable; needed for loopback)");
   listen->add_option("--report", listen_options.report_file, "Write a JSON report of each call to this file");
+  std::string lan_listen_text = "0.0.0.0:" + std::to_string(default_lan_port);
+  auto* lan_option = listen->add_option(
+      "--lan", listen_options.lan_bundle,
+      "LAN terminal mode: no login; answer rings passed on by the LAN agent, using the certificate bundle in DIR "
+      "(`tsunagu-lan-agent terminal issue EXT --out DIR`)");
+  listen->add_option("--lan-listen", lan_listen_text, "With --lan: address and TLS port to listen on (default 0.0.0.0:7480)")
+      ->needs(lan_option);
 
   try {
     app.parse(argc, argv);
@@ -344,6 +352,17 @@ int main(int argc, char** argv) {
                         : send_option->count() ? CallOptions::Mode::send_file
                                                : CallOptions::Mode::echo_test;
     return run_call(call_options);
+  }
+  if (listen->parsed() && !listen_options.lan_bundle.empty()) {
+    auto address = proto::SocketAddress::parse(lan_listen_text, default_lan_port);
+    if (!address) {
+      std::cerr << "tsunagu: --lan-listen: \"" << lan_listen_text << "\" is not ADDRESS:PORT\n";
+      return exit_usage;
+    }
+    if (!parse_addresses(listen_ice, listen_options.ice_addresses)) return exit_usage;
+    listen_options.lan_listen = *address;
+    listen_options.mode = listen_pipe_mode ? CallOptions::Mode::pipe : CallOptions::Mode::listen;
+    return run_listen(listen_options);
   }
   if (listen->parsed()) {
     auto options = prepare(listen_common, code);

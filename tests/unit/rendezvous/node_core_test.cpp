@@ -1458,3 +1458,106 @@ TEST_CASE("TURN credentials follow coturn's REST-API scheme") {
         security::base64_encode(security::hmac_sha1(as_bytes("secret"), as_bytes(username))));
   CHECK(creds.address(sig::attr::turn_server) == settings.turn_servers[0]);
 }
+
+// ---- Calls to LAN extensions: rung through the domain's agent ----
+
+namespace {
+
+// alice online (query link 1) calls 4106@acme; the agent on link 10 gets the ring.
+std::pair<std::string, Reply> ring_extension(Node& node) {
+  node.send(1, call_request("4106@acme"));
+  Reply ringing = node.reply(1);
+  REQUIRE(ringing.is_success());
+  Reply ring = node.reply(10);
+  REQUIRE(ring.m.method == sig::method::ring);
+  CHECK(ring.text(sig::attr::user_id) == "4106@acme");
+  CHECK(ring.text(sig::attr::caller_id) == "alice");
+  CHECK(ring.text(sig::attr::call_id) == ringing.text(sig::attr::call_id));
+  return {*ringing.text(sig::attr::call_id), ring};
+}
+
+Bytes candidate_indication(const std::string& call_id, const std::string& line) {
+  proto::TransactionId id{};
+  id.bytes[0] = std::byte{7};
+  proto::MessageBuilder b(proto::MessageClass::indication, sig::method::call_candidate, id);
+  b.add_u32(sig::attr::protocol_version, 1);
+  b.add_string(sig::attr::call_id, call_id);
+  b.add_string(sig::attr::ice_candidate, line);
+  return b.finish();
+}
+
+}  // namespace
+
+TEST_CASE("a call to EXT@domain rings the agent, and its answer, candidates and hang-up reach the caller") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  auto [id, ring] = ring_extension(node);
+  node.send(10, ring_answer(ring, true));
+  Reply to_alice = node.reply(1), to_agent = node.reply(10);
+  CHECK(to_alice.u32(sig::attr::call_state) == sig::call_state::accepted);
+  CHECK(to_alice.text(sig::attr::ice_description) == "answer-sdp");
+  CHECK(to_agent.u32(sig::attr::call_state) == sig::call_state::accepted);
+  CHECK(to_agent.m.find(sig::attr::key_material) != nullptr);
+  // Trickled candidates are relayed both ways through the agent link.
+  node.send(10, candidate_indication(id, "candidate:1 1 UDP 1 10.99.0.57 5000 typ host"));
+  CHECK(node.reply(1).text(sig::attr::ice_candidate) == "candidate:1 1 UDP 1 10.99.0.57 5000 typ host");
+  // The LAN terminal hangs up (relayed by its agent as a hangup request).
+  node.send(10, hangup_request(id));
+  CHECK(node.reply(10).is_success());
+  Reply ended = node.reply(1);
+  CHECK(ended.u32(sig::attr::call_state) == sig::call_state::ended);
+  CHECK(ended.u32(sig::attr::end_code) == sig::error::hung_up);
+  CHECK_FALSE(in_call(node, "alice"));
+}
+
+TEST_CASE("the agent's refusal of a ring reaches the caller with its code and reason") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  for (uint16_t code : {uint16_t{481}, uint16_t{403}, uint16_t{404}, uint16_t{480}}) {
+    auto [id, ring] = ring_extension(node);
+    proto::MessageBuilder b(proto::MessageClass::error, sig::method::ring, ring.m.transaction_id);
+    b.add_u32(sig::attr::protocol_version, 1);
+    b.add_error(code, "the agent's reason");
+    node.send(10, b.finish());
+    Reply ended = node.reply(1);
+    CHECK(ended.u32(sig::attr::end_code) == code);
+    CHECK(ended.text(sig::attr::notice_reason) == "the agent's reason");
+    CHECK(node.received(10).empty());  // the agent is not told what it said
+  }
+}
+
+TEST_CASE("a call to EXT@domain whose agent is offline gets 502; losing the agent ends its calls with 410") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  alice_online(node);
+  node.send(1, call_request("4106@acme"));
+  CHECK(node.reply(1).code() == sig::error::agent_offline);
+  connect_agent(node, 10, "acme", {"acme"});
+  auto [id, ring] = ring_extension(node);
+  node.send(10, ring_answer(ring, true));
+  node.received(1);
+  node.close(10);
+  Reply ended = node.reply(1);
+  CHECK(ended.u32(sig::attr::call_state) == sig::call_state::ended);
+  CHECK(ended.u32(sig::attr::end_code) == sig::error::link_lost);
+}
+
+TEST_CASE("an extension already in a call is busy; a hang-up from a link that is not a party changes nothing") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  auto [id, ring] = ring_extension(node);
+  node.send(1, call_request("4106@acme"));
+  CHECK(node.reply(1).code() == sig::error::busy);
+  enroll(node, "globex", {"globex"});
+  connect_agent(node, 11, "globex", {"globex"});
+  node.send(11, hangup_request(id));
+  CHECK(node.reply(11).is_success());  // idempotent, but not a party: nothing ends
+  CHECK(node.received(1).empty());
+  CHECK(node.received(10).empty());
+}

@@ -1,0 +1,152 @@
+#!/bin/bash
+# Calls to a LAN extension through its agent, on loopback: a real node, the
+# agent "acme" linked to it, a lease for extension 4106 at 127.0.0.1 handed to
+# the agent by tsunagu-dhcp-hook exactly as dnsmasq calls it, and LAN terminals
+# (`tsunagu listen --lan`) on a TLS port of 127.0.0.1. Asserts:
+#   - alice calls 4106@acme: the agent passes the ring to the terminal, ICE
+#     connects, a file sent with --send arrives byte-identical;
+#   - a rogue terminal holding the agent's certificate for another extension
+#     (4107) at 4106's address and port never sees the ring: the call fails
+#     with exit 4 and a reason naming the certificate;
+#   - a rogue with a certificate for 4106 from another agent's LAN CA: the TLS
+#     handshake fails, no ring, exit 4;
+#   - nobody listening at the leased address: exit 4 at once ("cannot reach");
+#   - an unknown extension: exit 3 (404); one whose lease ended: exit 4 (481);
+#     one the edge policy keeps inside: exit 7 (403, the policy's reason);
+#   - a terminal that declines (no --auto-accept-from, not a terminal): exit 9.
+# Exits 77 (skip) when not root or a program is missing (agent_lib.sh). Every
+# process is killed by its PID and the temporary directory removed on every
+# exit path.
+. "$(dirname "$0")/agent_lib.sh"
+
+setup_node
+ACME="$WORK/acme"
+write_agent_toml "$ACME" acme acme
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >> "$ACME/agent.toml" << EOF
+
+[calls]
+terminal_port = $PORT
+connect_timeout_ms = 3000
+
+[policy]
+default = "allow"
+[[policy.rule]]
+extensions = ["4108"]
+deny_callers = ["*"]
+EOF
+start_agent "$ACME"
+wait_linked "$ACME" 1
+grep -q 'LAN calls: rings pass to terminals on TLS port' "$ACME/agent.log" ||
+  fail "the agent did not set up LAN calls"
+
+# lease EXT MAC: the hook reports a dnsmasq lease of 127.0.0.1 for ext EXT.
+lease() {
+  TSUNAGU_AGENT_CONFIG="$ACME/agent.toml" DNSMASQ_LEASE_EXPIRES=$(($(date +%s) + 3600)) \
+    DNSMASQ_INTERFACE=lo "$HOOK" add "$2" 127.0.0.1 "ext$1" || fail "the hook refused the lease of $1"
+}
+lease 4106 02:00:00:00:41:06
+lease 4108 02:00:00:00:41:08
+expect_within 2000 "4106@acme resolves to 127.0.0.1" lookup_at 4106@acme 127.0.0.1
+
+issue() {
+  "$AGENT" terminal issue "$1" --out "$2" -c "${3:-$ACME/agent.toml}" > "$WORK/issue.log" 2>&1 ||
+    { cat "$WORK/issue.log"; fail "terminal issue $1 failed"; }
+}
+issue 4106 "$WORK/t4106"
+issue 4107 "$WORK/t4107"
+[ "$(stat -c %a "$WORK/t4106/terminal.key")" = 600 ] || fail "terminal.key is not 0600"
+pass "terminal bundles issued: $(head -c 120 "$WORK/issue.log")"
+
+# start_terminal BUNDLE LOG [ARGS...]: a LAN terminal on 127.0.0.1:$PORT;
+# sets TERMINAL_PID and waits until it listens.
+start_terminal() {
+  local bundle="$1" log="$2"
+  shift 2
+  "$TERM_CLI" listen --lan "$bundle" --lan-listen "127.0.0.1:$PORT" --ice-address 127.0.0.1 --once "$@" \
+    > "$log.out" 2> "$log" < /dev/null &
+  TERMINAL_PID=$!
+  PIDS+=("$TERMINAL_PID")
+  DUMP_LOGS+=("$log")
+  wait_log "$log" "listening on the LAN" 10 || fail "the LAN terminal did not start: $(cat "$log")"
+}
+
+# call_4106 ARGS...: alice calls 4106@acme; sets CALL_RC; stderr in call.err.
+call_ext() {
+  local target="$1"
+  shift
+  TSUNAGU_NODE="$NODE_TLS" TSUNAGU_CA="$DEP/ca.crt" TSUNAGU_USER=alice TSUNAGU_PASSWORD="$NODE_PASSWORD" \
+    timeout 60 "$TERM_CLI" call "$target" --ice-address 127.0.0.1 "$@" > "$WORK/call.out" 2> "$WORK/call.err"
+  CALL_RC=$?
+}
+
+# 1. A real call: the file arrives intact.
+mkdir -p "$WORK/inbox"
+head -c 3000000 /dev/urandom > "$WORK/payload.bin"
+start_terminal "$WORK/t4106" "$WORK/t4106.log" --auto-accept-from alice --recv "$WORK/inbox"
+call_ext 4106@acme --send "$WORK/payload.bin" --report "$WORK/report.json"
+[ "$CALL_RC" = 0 ] || { cat "$WORK/call.err"; fail "call 4106@acme exited $CALL_RC"; }
+[ -f "$WORK/inbox/payload.bin" ] || fail "the file did not arrive in the terminal's --recv directory"
+cmp -s "$WORK/payload.bin" "$WORK/inbox/payload.bin" || fail "the file arrived changed"
+grep -q "accepting a call from alice" "$WORK/t4106.log" || fail "the terminal did not log the ring"
+grep -q "passing it to the terminal at 127.0.0.1:$PORT" "$ACME/agent.log" || fail "the agent did not log the ring"
+pass "alice called 4106@acme through the agent: 3 MB arrived byte-identical ($(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print("accepted %s ms, connected %s ms, first byte %s ms, %s <-> %s" % (r["accepted_ms"], r["connected_ms"],
+      r["first_byte_ms"], r["local_type"], r["remote_type"]))' "$WORK/report.json"))"
+stop_pid "$TERMINAL_PID"
+
+# 2. A rogue at 4106's address holding the certificate of extension 4107.
+start_terminal "$WORK/t4107" "$WORK/rogue.log" --auto-accept-from '*'
+call_ext 4106@acme
+[ "$CALL_RC" = 4 ] || { cat "$WORK/call.err"; fail "call to 4106 answered by a 4107 certificate exited $CALL_RC, not 4"; }
+grep -q "is not extension 4106's terminal" "$WORK/call.err" || fail "the caller was not told why: $(cat "$WORK/call.err")"
+grep -q "accepting a call\|incoming call" "$WORK/rogue.log" && fail "the rogue terminal received the ring"
+pass "a host with 4107's certificate at 4106's address never saw the ring: exit 4, $(grep -o "the host at.*" "$WORK/call.err" | head -1)"
+stop_pid "$TERMINAL_PID"
+
+# 3. A rogue with a 4106 certificate from another agent's LAN CA.
+cat > "$WORK/other.toml" << EOF
+[agent]
+name = "other"
+data_directory = "$WORK/other-data"
+EOF
+issue 4106 "$WORK/foreign4106" "$WORK/other.toml"
+start_terminal "$WORK/foreign4106" "$WORK/foreign.log" --auto-accept-from '*'
+call_ext 4106@acme
+[ "$CALL_RC" = 4 ] || { cat "$WORK/call.err"; fail "call answered by a foreign-CA terminal exited $CALL_RC, not 4"; }
+grep -q "accepting a call\|incoming call" "$WORK/foreign.log" && fail "the foreign-CA terminal received the ring"
+pass "a terminal certificate from another LAN CA: TLS refused, no ring, exit 4: $(tail -n 1 "$WORK/call.err")"
+stop_pid "$TERMINAL_PID"
+
+# 4. Nobody listens at the leased address.
+start=$(now_ms)
+call_ext 4106@acme
+[ "$CALL_RC" = 4 ] || { cat "$WORK/call.err"; fail "call with no terminal listening exited $CALL_RC, not 4"; }
+pass "no terminal at the leased address: exit 4 after $(($(now_ms) - start)) ms: $(tail -n 1 "$WORK/call.err")"
+
+# 5. Unknown extension; a lease that ended; the edge policy.
+call_ext 4109@acme
+[ "$CALL_RC" = 3 ] || { cat "$WORK/call.err"; fail "call to 4109 (unknown) exited $CALL_RC, not 3"; }
+pass "4109@acme (no such extension): exit 3: $(tail -n 1 "$WORK/call.err")"
+lease 4110 02:00:00:00:41:10
+TSUNAGU_AGENT_CONFIG="$ACME/agent.toml" DNSMASQ_LEASE_EXPIRES=$(($(date +%s) + 3600)) DNSMASQ_INTERFACE=lo \
+  "$HOOK" del 02:00:00:00:41:10 127.0.0.1 ext4110 || fail "the hook refused the release of 4110"
+call_ext 4110@acme
+[ "$CALL_RC" = 4 ] || { cat "$WORK/call.err"; fail "call to 4110 (lease ended) exited $CALL_RC, not 4"; }
+grep -q "No Live Lease" "$WORK/call.err" || fail "no 481 reason: $(cat "$WORK/call.err")"
+pass "4110@acme (lease released): exit 4: $(tail -n 1 "$WORK/call.err")"
+call_ext 4108@acme
+[ "$CALL_RC" = 7 ] || { cat "$WORK/call.err"; fail "call to 4108 (policy) exited $CALL_RC, not 7"; }
+grep -q "cannot be reached from outside" "$WORK/call.err" || fail "no policy reason: $(cat "$WORK/call.err")"
+pass "4108@acme (kept inside by the edge policy): exit 7: $(tail -n 1 "$WORK/call.err")"
+
+# 6. The terminal declines.
+start_terminal "$WORK/t4106" "$WORK/decline.log"
+call_ext 4106@acme
+[ "$CALL_RC" = 9 ] || { cat "$WORK/call.err"; fail "declined call exited $CALL_RC, not 9"; }
+pass "the LAN terminal declined: exit 9"
+stop_pid "$TERMINAL_PID"
+
+echo PASS
