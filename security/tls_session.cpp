@@ -10,6 +10,7 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -282,17 +283,18 @@ Expected<void, TlsError> TlsSession::receive(ByteView ciphertext, Bytes& plainte
   if (auto driven = drive(); !driven) return driven;
   if (!handshake_complete_) return {};
 
-  constexpr size_t read_size = 16384;  // one TLS record
+  // One TLS record at most per SSL_read. Read into a scratch buffer and append
+  // what came: growing `plaintext` by a whole record first would zero-fill
+  // 16 KiB (and often allocate) for every small message.
+  constexpr size_t read_size = 16384;
+  thread_local std::array<std::byte, read_size> scratch;
   for (;;) {
-    size_t before = plaintext.size();
-    plaintext.resize(before + read_size);
     ERR_clear_error();
-    int got = SSL_read(ssl_, plaintext.data() + before, static_cast<int>(read_size));
+    int got = SSL_read(ssl_, scratch.data(), static_cast<int>(read_size));
     if (got > 0) {
-      plaintext.resize(before + static_cast<size_t>(got));
+      plaintext.insert(plaintext.end(), scratch.begin(), scratch.begin() + got);
       continue;
     }
-    plaintext.resize(before);
     int error = SSL_get_error(ssl_, got);
     if (error == SSL_ERROR_WANT_READ) return {};
     if (error == SSL_ERROR_ZERO_RETURN) {

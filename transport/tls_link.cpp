@@ -143,7 +143,10 @@ void TlsLink::on_read(ssize_t nread, const uv_buf_t* buf) {
     finish(nread == UV_EOF ? "peer closed the connection" : std::string("read: ") + uv_strerror(static_cast<int>(nread)));
     return;
   }
-  Bytes plaintext;
+  // Shared by every link of this thread (reads never nest): no allocation per
+  // read, and no buffer held by an idle link.
+  thread_local Bytes plaintext;
+  plaintext.clear();
   auto received = tls_->receive(ByteView(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread)), plaintext);
   flush_output();  // handshake records and alerts
   if (!received) {
