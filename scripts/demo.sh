@@ -2,16 +2,21 @@
 # The demo: a rendezvous node in a temporary directory, two users who log in,
 # find each other by user ID, and make a real call: ICE through libnice, every
 # packet sealed with the call's keys, an echo test and a file sent with its
-# SHA-256 checked. Needs no configuration; cleans up after itself.
+# SHA-256 checked. Then an enterprise extension: a LAN agent linked to the
+# node learns extension 4106's address from a DHCP hook call, and Alice calls
+# 4106@acme, rung through the agent at a LAN terminal. All on loopback; needs
+# no configuration; cleans up after itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh build
 if [[ ! -f build/build.ninja ]]; then meson setup build >/dev/null; fi
-ninja -C build rendezvous/tsunagu-rendezvous terminal/tsunagu >/dev/null
+ninja -C build rendezvous/tsunagu-rendezvous terminal/tsunagu lan-agent/tsunagu-lan-agent lan-agent/tsunagu-dhcp-hook >/dev/null
 
 node_bin=$PWD/build/rendezvous/tsunagu-rendezvous
 cli=$PWD/build/terminal/tsunagu
+agent_bin=$PWD/build/lan-agent/tsunagu-lan-agent
+hook_bin=$PWD/build/lan-agent/tsunagu-dhcp-hook
 work=$(mktemp -d /tmp/tsunagu-demo.XXXXXX)
 pids=()
 cleanup() {
@@ -73,7 +78,50 @@ cmp "$work/holiday.bin" "$work/bob-inbox/holiday.bin" && echo "Bob's copy is byt
 echo "--- what Bob's terminal printed:"
 cat "$work/bob-listen.log"
 
-step "8. Bob logs out; Alice looks again"
+step "8. An enterprise: LAN agent acme enrolled at the node and linked to it"
+agent_port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["agent"].rsplit(":", 1)[1])' "$work/ready.json")
+"$node_bin" agent -d "$work/node" enroll acme --domain acme --out "$work/acme" --node "127.0.0.1:$agent_port" \
+  --server-name 127.0.0.1
+lan_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -i "/^name = \"acme\"/a data_directory = \"$work/acme/data\"" "$work/acme/agent.toml"
+cat >>"$work/acme/agent.toml" <<EOF
+
+[table]
+hostname_rule = "ext{ext}"   # a DHCP client named ext4106 is extension 4106
+
+[hook]
+socket = "$work/acme/hook.sock"
+spool_directory = "$work/acme/spool"
+
+[calls]
+terminal_port = $lan_port     # where LAN terminals listen (7480 on a real LAN)
+EOF
+export TSUNAGU_AGENT_CONFIG="$work/acme/agent.toml"
+"$agent_bin" run >"$work/agent.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do grep -q "linked to the node" "$work/agent.log" && break; sleep 0.1; done
+cat "$work/agent.log"
+
+step "9. The DHCP server leases 127.0.0.1 to ext4106 (the hook call dnsmasq makes); Alice looks it up"
+DNSMASQ_LEASE_EXPIRES=$(($(date +%s) + 3600)) "$hook_bin" add 02:00:00:00:41:06 127.0.0.1 ext4106
+"$agent_bin" list
+TSUNAGU_USER=alice TSUNAGU_PASSWORD=alice-secret "$cli" whereis 4106@acme
+
+step "10. Extension 4106's terminal (certificate from the agent's LAN CA) answers; Alice calls 4106@acme"
+"$agent_bin" terminal issue 4106 --out "$work/t4106"
+mkdir -p "$work/t4106-inbox"
+"$cli" listen --lan "$work/t4106" --lan-listen "127.0.0.1:$lan_port" --auto-accept-from alice \
+  --recv "$work/t4106-inbox" --ice-address 127.0.0.1 >"$work/t4106.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do grep -q "listening on the LAN" "$work/t4106.log" && break; sleep 0.1; done
+head -c 2000000 /dev/urandom >"$work/minutes.bin"
+TSUNAGU_USER=alice TSUNAGU_PASSWORD=alice-secret "$cli" call 4106@acme --send "$work/minutes.bin" --ice-address 127.0.0.1
+cmp "$work/minutes.bin" "$work/t4106-inbox/minutes.bin" && echo "4106's copy is byte-identical"
+echo "--- what the agent and 4106's terminal printed about it:"
+grep -E "ring|lookup" "$work/agent.log" || true
+cat "$work/t4106.log"
+
+step "11. Bob logs out; Alice looks again"
 TSUNAGU_USER=bob TSUNAGU_PASSWORD=bob-secret "$cli" logout
 sleep 0.2
 TSUNAGU_USER=alice TSUNAGU_PASSWORD=alice-secret "$cli" whereis bob || true
