@@ -353,8 +353,13 @@ Expected<std::unique_ptr<IceSession>, std::string> IceSession::create(uv_loop_t*
   if (core.agent == nullptr) return Unexpected(std::string("nice_agent_new_full failed"));
   g_object_set(core.agent, "controlling-mode", gboolean(cfg.controlling), "ice-tcp", gboolean(FALSE), "upnp",
                gboolean(FALSE), "force-relay", gboolean(cfg.relay_only), nullptr);
+  // With a TURN server, its Allocate answer already carries our server-
+  // reflexive address. Asking a separate STUN server as well stalls gathering
+  // for ~2 s per side: libnice 0.1.21 drops that server's Binding answer as
+  // "incorrectly multiplexed" on the socket it shares with TURN and waits for
+  // its retransmissions to time out (seen in the NAT lab, docs/lab.md).
   std::string stun_ip;
-  if (cfg.stun_server) {
+  if (cfg.stun_server && !cfg.turn) {
     stun_ip = cfg.stun_server->ip_string();
     g_object_set(core.agent, "stun-server", stun_ip.c_str(), "stun-server-port", guint(cfg.stun_server->port),
                  nullptr);
