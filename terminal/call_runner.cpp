@@ -782,6 +782,10 @@ int run_listen(const CallOptions& options) {
       on_ring(ring, [&](ByteView bytes) { node->send_message(bytes); });
     };
     events.on_node_indication = on_indication;
+    events.on_link_lost = [](std::string_view reason, uint64_t retry_ms) {
+      std::cerr << "tsunagu: link to the node lost (" << reason << "); reconnecting in " << retry_ms << " ms"
+                << std::endl;
+    };
     events.on_stopped = [&](ClientFailure failure, std::string_view detail) {
       if (failure != ClientFailure::none) {
         std::cerr << "tsunagu: " << detail << std::endl;
