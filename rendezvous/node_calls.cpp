@@ -59,10 +59,30 @@ void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const prot
 }
 
 bool NodeCore::user_in_accepted_call(const std::string& user) const {
-  return std::any_of(calls_.begin(), calls_.end(), [&](const auto& entry) {
-    const Call& c = entry.second;
-    return c.state == sig::call_state::accepted && (c.caller == user || c.callee == user);
-  });
+  auto it = call_counts_.find(user);
+  return it != call_counts_.end() && it->second.accepted > 0;
+}
+
+void NodeCore::count_call(const Call& call, int delta) {
+  auto adjust = [delta](size_t& value) { value = delta > 0 ? value + 1 : value - 1; };
+  CallCounts& caller = call_counts_[call.caller];
+  CallCounts& callee = call_counts_[call.callee];
+  if (call.state == sig::call_state::ringing) {
+    adjust(caller.ringing_out);
+    adjust(callee.ringing_in);
+    size_t& by_source = ringing_by_source_[call.caller_source];
+    adjust(by_source);
+    if (by_source == 0) ringing_by_source_.erase(call.caller_source);
+  } else if (call.state == sig::call_state::accepted) {
+    adjust(caller.accepted);
+    adjust(callee.accepted);
+  }
+  for (const std::string* user : {&call.caller, &call.callee}) {
+    auto it = call_counts_.find(*user);
+    if (it != call_counts_.end() && it->second.ringing_out == 0 && it->second.ringing_in == 0 &&
+        it->second.accepted == 0)
+      call_counts_.erase(it);
+  }
 }
 
 void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now) {
@@ -84,11 +104,8 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
                        "Agent Offline: the LAN agent for " + route.route + " is not connected");
   std::string source = state.observed.ip_string();
   size_t by_user = 0, by_source = 0;
-  for (const auto& [id, c] : calls_) {
-    if (c.state != sig::call_state::ringing) continue;
-    by_user += c.caller == *state.user;
-    by_source += c.caller_source == source;
-  }
+  if (auto it = call_counts_.find(*state.user); it != call_counts_.end()) by_user = it->second.ringing_out;
+  if (auto it = ringing_by_source_.find(source); it != ringing_by_source_.end()) by_source = it->second;
   if (by_user >= settings_.max_ringing_per_user || by_source >= settings_.max_ringing_per_source)
     return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: too many calls ringing");
 
@@ -107,10 +124,9 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
     callee_link = row->link;
     call_waiting = ((*account)->services & sig::service_flag::call_waiting) != 0;
   }
-  bool engaged = user_in_accepted_call(callee) ||
-                 std::any_of(calls_.begin(), calls_.end(), [&](const auto& e) {
-                   return e.second.state == sig::call_state::ringing && e.second.callee == callee;
-                 });
+  auto callee_counts = call_counts_.find(callee);
+  bool engaged = callee_counts != call_counts_.end() &&
+                 (callee_counts->second.accepted > 0 || callee_counts->second.ringing_in > 0);
   if (engaged && !call_waiting) return reply_error(link, request, sig::error::busy, "Busy: the user is in a call");
 
   Call call;
@@ -147,6 +163,9 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   rings_[call.ring_transaction.bytes] = call.id;
   ring_deadlines_.emplace(call.ring_deadline_ms, call.id);
   ++counters_.calls_offered;
+  count_call(call, +1);
+  calls_by_link_.emplace(call.caller_link, call.id);
+  calls_by_link_.emplace(call.callee_link, call.id);
   calls_.emplace(call.id, std::move(call));
 }
 
@@ -168,6 +187,15 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
   if (it == calls_.end()) return;
   Call call = std::move(it->second);
   calls_.erase(it);
+  count_call(call, -1);
+  for (LinkId party : {call.caller_link, call.callee_link}) {
+    auto [first, last] = calls_by_link_.equal_range(party);
+    for (auto entry = first; entry != last; ++entry)
+      if (entry->second == call.id) {
+        calls_by_link_.erase(entry);
+        break;
+      }
+  }
   rings_.erase(call.ring_transaction.bytes);
   ring_deadlines_.erase({call.ring_deadline_ms, call.id});
   for (LinkId party : {call.caller_link, call.callee_link})
@@ -206,7 +234,9 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
     end_call(call_id, sig::error::declined, "Declined: the callee's answer was malformed", std::nullopt);
     return;
   }
+  count_call(call, -1);
   call.state = sig::call_state::accepted;
+  count_call(call, +1);
   ++counters_.calls_accepted;
   presence_.set_in_call(call.caller, true);
   presence_.set_in_call(call.callee, true);
@@ -272,8 +302,8 @@ void NodeCore::handle_call_candidate(LinkId link, LinkState& state, const proto:
 
 void NodeCore::calls_link_closed(LinkId link) {
   std::vector<std::string> ended;
-  for (const auto& [id, call] : calls_)
-    if (call.caller_link == link || call.callee_link == link) ended.push_back(id);
+  auto [first, last] = calls_by_link_.equal_range(link);
+  for (auto entry = first; entry != last; ++entry) ended.push_back(entry->second);
   for (const auto& id : ended) end_call(id, sig::error::link_lost, "Link Lost: the other side's link was lost", link);
 }
 

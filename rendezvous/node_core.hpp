@@ -207,6 +207,9 @@ class NodeCore {
   void end_call(const std::string& call_id, uint16_t code, std::string_view reason, std::optional<LinkId> tell_not);
   void send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason);
   void calls_link_closed(LinkId link);
+  // Keeps call_counts_, ringing_by_source_ and calls_by_link_ in step with a
+  // call entering (+1) or leaving (-1) its current state.
+  void count_call(const Call& call, int delta);
   void expire_rings(Now now);
   bool user_in_accepted_call(const std::string& user) const;
   void finish_login(const PendingAuth& pending, bool verified, Now now);
@@ -238,6 +241,16 @@ class NodeCore {
   std::map<std::array<std::byte, 12>, PendingForward> forwards_;
   std::set<std::pair<uint64_t, std::array<std::byte, 12>>> forward_deadlines_;
   std::unordered_map<std::string, Call> calls_;
+  // Per-user and per-source counts beside calls_, so placing and ending a call
+  // costs O(1) rather than a scan of every call.
+  struct CallCounts {
+    size_t ringing_out = 0;  // calls this user placed that still ring
+    size_t ringing_in = 0;   // calls ringing this user
+    size_t accepted = 0;     // accepted calls this user is in
+  };
+  std::unordered_map<std::string, CallCounts> call_counts_;
+  std::unordered_map<std::string, size_t> ringing_by_source_;
+  std::unordered_multimap<LinkId, std::string> calls_by_link_;
   std::map<std::array<std::byte, 12>, std::string> rings_;  // ring transaction -> call ID
   std::set<std::pair<uint64_t, std::string>> ring_deadlines_;
   uint64_t next_job_id_ = 1;

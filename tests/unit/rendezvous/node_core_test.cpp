@@ -1561,3 +1561,70 @@ TEST_CASE("an extension already in a call is busy; a hang-up from a link that is
   CHECK(node.received(1).empty());
   CHECK(node.received(10).empty());
 }
+
+TEST_CASE("calls ringing per caller are limited (429), and ended calls give their place back") {
+  NodeSettings settings = test_settings();
+  settings.max_ringing_per_user = 2;
+  Node node(settings);
+  node.add_account("alice", "correct horse");
+  for (const char* callee : {"bob", "carol", "dave"}) node.add_account(callee, "battery staple");
+  node.open(1, alice_nat);
+  node.send(1, login_request("alice", "correct horse"));
+  REQUIRE(node.reply(1).is_success());
+  LinkId link = 2;
+  for (const char* callee : {"bob", "carol", "dave"}) {
+    node.open(link, carol_nat);
+    node.send(link, login_request(callee, "battery staple"));
+    REQUIRE(node.reply(link).is_success());
+    ++link;
+  }
+  node.send(1, call_request("bob"));
+  Reply first = node.reply(1);
+  REQUIRE(first.is_success());
+  node.send(1, call_request("carol"));
+  REQUIRE(node.reply(1).is_success());
+  node.send(1, call_request("dave"));
+  CHECK(node.reply(1).code() == sig::error::too_many_attempts);
+  // Cancelling one ringing call frees its place; the counts follow every end.
+  for (int round = 0; round < 5; ++round) {
+    node.send(1, hangup_request(*first.text(sig::attr::call_id)));
+    CHECK(node.reply(1).is_success());
+    node.received(2);
+    node.send(1, call_request("bob"));
+    first = node.reply(1);
+    REQUIRE(first.is_success());
+    node.received(2);
+  }
+  node.send(1, call_request("dave"));
+  CHECK(node.reply(1).code() == sig::error::too_many_attempts);
+}
+
+TEST_CASE("calls ringing per source address are limited across users") {
+  NodeSettings settings = test_settings();
+  settings.max_ringing_per_source = 2;
+  Node node(settings);
+  node.add_account("bob", "battery staple");
+  node.open(9, bob_nat);
+  node.send(9, login_request("bob", "battery staple"));
+  REQUIRE(node.reply(9).is_success());
+  // Three users behind one NAT address call bob.
+  for (LinkId link : {LinkId{1}, LinkId{2}, LinkId{3}}) {
+    std::string user = "user" + std::to_string(link);
+    node.add_account(user, "correct horse");
+    node.open(link, alice_nat);
+    node.send(link, login_request(user, "correct horse", {}, sig::link_role::query));
+    REQUIRE(node.reply(link).is_success());
+  }
+  node.send(1, call_request("bob"));
+  CHECK(node.reply(1).is_success());
+  node.send(2, call_request("bob"));
+  CHECK(node.reply(2).code() == sig::error::busy);  // bob is being rung: busy, but not counted
+  node.add_account("carol", "correct horse");
+  node.open(8, carol_nat);
+  node.send(8, login_request("carol", "correct horse"));
+  REQUIRE(node.reply(8).is_success());
+  node.send(2, call_request("carol"));
+  CHECK(node.reply(2).is_success());
+  node.send(3, call_request("carol"));
+  CHECK(node.reply(3).code() == sig::error::too_many_attempts);
+}
