@@ -6,6 +6,17 @@
 
 namespace tsunagu::rendezvous {
 
+std::string source_key(const proto::SocketAddress& address) {
+  if (address.family == proto::SocketAddress::Family::ipv4) return address.ip_string();
+  const auto& ip = address.ip;
+  bool v4_mapped = std::all_of(ip.begin(), ip.begin() + 10, [](uint8_t b) { return b == 0; }) && ip[10] == 0xff &&
+                   ip[11] == 0xff;
+  if (v4_mapped) return proto::SocketAddress::v4({ip[12], ip[13], ip[14], ip[15]}, 0).ip_string();
+  proto::SocketAddress network = address;
+  std::fill(network.ip.begin() + 8, network.ip.end(), uint8_t{0});
+  return network.ip_string() + "/64";
+}
+
 void LoginLimiter::refill(Bucket& bucket, unsigned burst, uint64_t refill_ms, uint64_t now_ms) {
   if (now_ms > bucket.updated_ms) {
     bucket.tokens = std::min<double>(burst, bucket.tokens + static_cast<double>(now_ms - bucket.updated_ms) /

@@ -7,7 +7,15 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "proto/socket_address.hpp"
+
 namespace tsunagu::rendezvous {
+
+// The key per-source limits count under: the IPv4 address, or the IPv6 /64
+// ("2001:db8:1:2::/64"), since one IPv6 host or LAN holds a whole /64 and
+// could otherwise take a fresh address for every attempt. IPv4-mapped IPv6
+// addresses count as their IPv4 address.
+std::string source_key(const proto::SocketAddress& address);
 
 class LoginLimiter {
  public:

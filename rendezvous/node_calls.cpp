@@ -102,7 +102,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   if (route.routed && !route.agent)
     return reply_error(link, request, sig::error::agent_offline,
                        "Agent Offline: the LAN agent for " + route.route + " is not connected");
-  std::string source = state.observed.ip_string();
+  std::string source = source_key(state.observed);
   size_t by_user = 0, by_source = 0;
   if (auto it = call_counts_.find(*state.user); it != call_counts_.end()) by_user = it->second.ringing_out;
   if (auto it = ringing_by_source_.find(source); it != ringing_by_source_.end()) by_source = it->second;

@@ -260,7 +260,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
   if (!credentials) return;
   const std::string& user_id = credentials->user_id;
   std::string_view secret = credentials->password;
-  std::string source = state.observed.ip_string();
+  std::string source = source_key(state.observed);
   if (uint32_t wait = limiter_.retry_after(user_id, source, now.mono_ms); wait > 0) {
     ++counters_.rate_limited;
     auto builder = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
@@ -355,7 +355,7 @@ void NodeCore::finish_register(const PendingAuth& pending, const std::string& ha
 void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) {
   LinkState& state = links_.at(pending.link);
   state.login_pending = false;
-  std::string source = state.observed.ip_string();
+  std::string source = source_key(state.observed);
   if (!verified || !pending.account_exists) {
     ++counters_.failed_logins;  // already charged when the attempt began
     // The same answer for an unknown user and a wrong password: IDs cannot be probed.

@@ -125,3 +125,30 @@ TEST_CASE("an ID under attack stays limited once the table is full of drained bu
   CHECK(limiter.retry_after("alice", "2001:db8:2::1", t) == 60);
   CHECK(limiter.tracked() <= 2 * policy.max_tracked);
 }
+
+TEST_CASE("source keys: IPv4 as is, IPv6 by its /64, IPv4-mapped IPv6 as IPv4") {
+  using tsunagu::proto::SocketAddress;
+  CHECK(source_key(SocketAddress::v4({198, 51, 100, 9}, 40000)) == "198.51.100.9");
+  auto a = SocketAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1}, 5000);
+  auto b = SocketAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0x12, 0x34, 0, 0, 0, 0, 0, 0x99}, 6000);
+  auto other = SocketAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 3, 0xde, 0xad, 0xbe, 0xef, 0, 0, 0, 1}, 5000);
+  CHECK(source_key(a) == "2001:db8:1:2::/64");
+  CHECK(source_key(a) == source_key(b));
+  CHECK(source_key(a) != source_key(other));
+  auto mapped = SocketAddress::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 203, 0, 113, 7}, 1);
+  CHECK(source_key(mapped) == "203.0.113.7");
+}
+
+TEST_CASE("one IPv6 /64 trying fresh addresses is limited as one source") {
+  LoginLimiter::Policy policy;
+  policy.per_source_burst = 3;
+  LoginLimiter limiter(policy);
+  using tsunagu::proto::SocketAddress;
+  for (uint8_t host = 1; host <= 3; ++host) {
+    auto address = SocketAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0, 0, 0, 0, 0, 0, 0, host}, 5000);
+    REQUIRE(limiter.retry_after("user" + std::to_string(host), source_key(address), 0) == 0);
+    limiter.record_failure("user" + std::to_string(host), source_key(address), 0);
+  }
+  auto fresh = SocketAddress::v6({0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 2, 0xaa, 0, 0, 0, 0, 0, 0, 0x77}, 5000);
+  CHECK(limiter.retry_after("user9", source_key(fresh), 0) > 0);
+}
