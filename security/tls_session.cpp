@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/bio.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -265,6 +266,41 @@ Expected<void, TlsError> TlsSession::drive() {
   return {};
 }
 
+namespace {
+
+// Memory BIOs keep the largest buffer they ever held. Past this size a
+// drained one is replaced; every link otherwise holds its handshake flights
+// (2-3 KB) for as long as it lives, and a link that once carried a large
+// message holds that.
+constexpr size_t kKeptBioBuffer = 4096;
+
+BIO* new_memory_bio() {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio == nullptr) out_of_memory("BIO_new");
+  // An empty input BIO means "no bytes yet", not end of stream.
+  BIO_set_mem_eof_return(bio, -1);
+  return bio;
+}
+
+size_t buffer_size(BIO* bio) {
+  BUF_MEM* memory = nullptr;
+  BIO_get_mem_ptr(bio, &memory);
+  return memory == nullptr ? 0 : memory->max;
+}
+
+}  // namespace
+
+void TlsSession::shed_buffers() {
+  if (!handshake_complete_) return;
+  bool force = !shed_after_handshake_;
+  shed_after_handshake_ = true;
+  BIO* in = SSL_get_rbio(ssl_);
+  BIO* out = SSL_get_wbio(ssl_);
+  if (BIO_ctrl_pending(in) == 0 && (force || buffer_size(in) > kKeptBioBuffer)) SSL_set0_rbio(ssl_, new_memory_bio());
+  if (BIO_ctrl_pending(out) == 0 && (force || buffer_size(out) > kKeptBioBuffer))
+    SSL_set0_wbio(ssl_, new_memory_bio());
+}
+
 Expected<void, TlsError> TlsSession::start() {
   if (role_ != Role::client) return tls_error("start() is for clients; servers wait for the ClientHello");
   return drive();
@@ -296,7 +332,10 @@ Expected<void, TlsError> TlsSession::receive(ByteView ciphertext, Bytes& plainte
       continue;
     }
     int error = SSL_get_error(ssl_, got);
-    if (error == SSL_ERROR_WANT_READ) return {};
+    if (error == SSL_ERROR_WANT_READ) {
+      if (!has_output()) shed_buffers();
+      return {};
+    }
     if (error == SSL_ERROR_ZERO_RETURN) {
       peer_closed_ = true;
       return {};
@@ -335,6 +374,7 @@ Bytes TlsSession::take_output() {
     filled += static_cast<size_t>(got);
   }
   result.resize(filled);
+  shed_buffers();
   return result;
 }
 

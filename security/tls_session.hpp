@@ -84,10 +84,14 @@ class TlsSession {
  private:
   TlsSession() = default;
   Expected<void, TlsError> drive();
+  // Replaces a drained memory BIO holding a large buffer (or, once after the
+  // handshake, any drained one) with a fresh, empty one.
+  void shed_buffers();
   SSL* ssl_ = nullptr;
   std::shared_ptr<TlsContext> context_;
   Bytes pending_plaintext_;
   bool handshake_complete_ = false;
+  bool shed_after_handshake_ = false;  // the handshake's buffers are gone
   bool peer_closed_ = false;
   Role role_ = Role::client;
 };
