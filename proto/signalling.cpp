@@ -21,6 +21,16 @@ std::string_view method_name(uint16_t m) {
     case method::hangup: return "hangup";
     case method::turn_credentials: return "turn-credentials";
     case method::call_candidate: return "call-candidate";
+    case method::voicemail_begin: return "voicemail-begin";
+    case method::voicemail_chunk: return "voicemail-chunk";
+    case method::voicemail_finish: return "voicemail-finish";
+    case method::voicemail_list: return "voicemail-list";
+    case method::voicemail_fetch: return "voicemail-fetch";
+    case method::voicemail_delete: return "voicemail-delete";
+    case method::directory_search: return "directory-search";
+    case method::directory_categories: return "directory-categories";
+    case method::profile_get: return "profile-get";
+    case method::profile_set: return "profile-set";
     default: return "unknown";
   }
 }
@@ -47,6 +57,8 @@ std::string_view error_reason(uint16_t code) {
     case error::cancelled: return "Cancelled";
     case error::not_implemented: return "Not Implemented";
     case error::declined: return "Declined";
+    case error::too_large: return "Too Large";
+    case error::over_quota: return "Over Quota";
     default: return "Error";
   }
 }

@@ -28,6 +28,17 @@ inline constexpr uint16_t call_event = 0x822;        // indication node -> party
 inline constexpr uint16_t hangup = 0x823;            // party -> node: end (or cancel) CALL-ID
 inline constexpr uint16_t turn_credentials = 0x824;  // terminal -> node: STUN/TURN servers and credentials
 inline constexpr uint16_t call_candidate = 0x825;    // indication party -> node -> other party (trickle ICE)
+// Voicemail (docs/voicemail.md) and the directory and profiles (docs/directory.md).
+inline constexpr uint16_t voicemail_begin = 0x830;     // caller -> node: a message of VOICEMAIL-SIZE bytes for USER-ID
+inline constexpr uint16_t voicemail_chunk = 0x831;     // caller -> node: VOICEMAIL-DATA at VOICEMAIL-OFFSET
+inline constexpr uint16_t voicemail_finish = 0x832;    // caller -> node: store it (answered after the commit)
+inline constexpr uint16_t voicemail_list = 0x833;      // owner -> node: what is in my mailbox
+inline constexpr uint16_t voicemail_fetch = 0x834;     // owner -> node: bytes of VOICEMAIL-ID from VOICEMAIL-OFFSET
+inline constexpr uint16_t voicemail_delete = 0x835;    // owner -> node: saved it, delete it (the acknowledgement)
+inline constexpr uint16_t directory_search = 0x838;    // published users by name, business category or phone
+inline constexpr uint16_t directory_categories = 0x839;  // the business categories in use
+inline constexpr uint16_t profile_get = 0x83A;         // my own directory row
+inline constexpr uint16_t profile_set = 0x83B;         // change my own directory row
 }  // namespace method
 
 // Attributes live in 0xC000-0xFFFF (comprehension-optional, Designated Expert):
@@ -65,7 +76,30 @@ inline constexpr uint16_t stun_server = 0xC028;       // XOR address form
 inline constexpr uint16_t ice_candidate = 0xC029;     // UTF-8, one SDP candidate line
 inline constexpr uint16_t turn_lifetime = 0xC02A;     // u32 seconds the TURN credentials stay valid
 inline constexpr uint16_t call_media = 0xC02B;        // u32: 0 datagrams (media), 1 reliable byte stream (data)
+inline constexpr uint16_t voicemail_upload = 0xC040;  // u32, an upload in progress on this link
+inline constexpr uint16_t voicemail_size = 0xC041;    // u64 bytes of the whole message
+inline constexpr uint16_t voicemail_offset = 0xC042;  // u64 byte offset into the message
+inline constexpr uint16_t voicemail_data = 0xC043;    // bytes, at most max_voicemail_chunk
+inline constexpr uint16_t voicemail_id = 0xC044;      // u64, the message's number in its mailbox
+inline constexpr uint16_t voicemail_entry = 0xC045;   // record, see proto/directory_records.hpp; repeatable
+inline constexpr uint16_t voicemail_time = 0xC046;    // u64 Unix seconds the message was left
+inline constexpr uint16_t directory_query = 0xC050;   // UTF-8 search text
+inline constexpr uint16_t directory_kind = 0xC051;    // u32, see directory_kind
+inline constexpr uint16_t directory_cursor = 0xC052;  // UTF-8 user ID the next page starts after
+inline constexpr uint16_t directory_limit = 0xC053;   // u32 entries per page
+inline constexpr uint16_t directory_entry = 0xC054;   // record, see proto/directory_records.hpp; repeatable
+inline constexpr uint16_t directory_category = 0xC055;  // record (count + name); repeatable
+inline constexpr uint16_t phone = 0xC056;             // UTF-8 phone number
+inline constexpr uint16_t category = 0xC057;          // UTF-8 business category (empty: a person)
+inline constexpr uint16_t publish = 0xC058;           // u32: 1 listed in the directory, 0 not
 }  // namespace attr
+
+namespace directory_kind {
+inline constexpr uint32_t name = 0;      // display name or user ID contains the text
+inline constexpr uint32_t business = 1;  // businesses in the category named by the text
+inline constexpr uint32_t phone = 2;     // the phone number is the text (digits compared)
+inline constexpr uint32_t name_prefix = 3;  // display name, a word of it, or the user ID starts with the text
+}  // namespace directory_kind
 
 namespace call_state {
 inline constexpr uint32_t ringing = 0;
@@ -118,6 +152,9 @@ inline constexpr uint16_t not_implemented = 501;
 inline constexpr uint16_t declined = 603;
 inline constexpr uint16_t hung_up = 200;            // END-CODE only: a normal hang-up
 inline constexpr uint16_t unavailable = 503;        // node shutting down or storage failing
+inline constexpr uint16_t not_found = 404;          // (voicemail) no such message or upload
+inline constexpr uint16_t too_large = 413;          // a voicemail above voicemail.max_message_kb
+inline constexpr uint16_t over_quota = 507;         // the mailbox would exceed voicemail.mailbox_quota_kb
 }  // namespace error
 
 std::string_view method_name(uint16_t method);
@@ -132,5 +169,6 @@ bool valid_user_id(std::string_view id);
 inline constexpr size_t min_password_size = 8;
 inline constexpr size_t max_password_size = 256;
 inline constexpr size_t max_display_name_size = 128;
+inline constexpr size_t max_voicemail_chunk = 8192;  // VOICEMAIL-DATA per message
 
 }  // namespace tsunagu::proto

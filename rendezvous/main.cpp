@@ -17,6 +17,7 @@
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/deployment.hpp"
+#include "rendezvous/directory_search.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_daemon.hpp"
 #include "security/passwords.hpp"
@@ -228,6 +229,11 @@ int main(int argc, char** argv) {
   set_services->add_option("ID", user_id, "User ID")->required();
   set_services->add_option("SERVICE", services, "Services to enable (the others are disabled)")
       ->check(CLI::IsMember({"voicemail", "call-waiting", "forwarding", "none"}));
+  std::vector<std::string> profile_words;
+  auto* set_profile = user->add_subcommand(
+      "profile", "Change a user's directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no");
+  set_profile->add_option("ID", user_id, "User ID")->required();
+  set_profile->add_option("KEY=VALUE", profile_words, "Fields to change (category= empty: not a business)")->required();
 
   auto* agent = app.add_subcommand("agent", "Manage LAN agents and the domains / number prefixes routed to them");
   agent->require_subcommand(1);
@@ -325,7 +331,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (add->parsed() || passwd->parsed() || set_static->parsed() || clear_static->parsed() || remove->parsed() ||
-      set_services->parsed()) {
+      set_services->parsed() || set_profile->parsed()) {
     if (!proto::valid_user_id(user_id))
       return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);
   }
@@ -376,7 +382,9 @@ int main(int argc, char** argv) {
     std::cout << "user:      " << account.user_id << "\nname:      " << account.display_name
               << "\nphone:     " << account.phone << "\nstatic:    "
               << (account.static_address ? account.static_address->to_string() : "-")
-              << "\nservices: " << (service_list.empty() ? " -" : service_list) << "\n";
+              << "\nservices: " << (service_list.empty() ? " -" : service_list)
+              << "\ncategory:  " << (account.category.empty() ? "-" : account.category)
+              << "\npublished: " << (account.publish ? "yes" : "no") << "\n";
     return 0;
   }
   if (remove->parsed()) {
@@ -396,6 +404,10 @@ int main(int argc, char** argv) {
     account.static_address = *address;
   } else if (clear_static->parsed()) {
     account.static_address.reset();
+  } else if (set_profile->parsed()) {
+    auto change = proto::parse_profile_assignments(profile_words);
+    if (!change) return fail(change.error(), exit_usage);
+    apply_profile_change(account, *change);
   } else if (set_services->parsed()) {
     account.services = 0;
     for (const auto& service : services) {

@@ -89,7 +89,9 @@ NodeConfig load_node_config(const std::string& directory) {
                          "limits.login_failures_per_source", "limits.login_refill_seconds_per_source",
                          "limits.max_bad_messages", "passwords.scrypt_log2_n", "calls.consent_timeout",
                          "calls.max_ringing_per_user", "calls.max_ringing_per_source", "turn.secret",
-                         "turn.servers", "turn.lifetime", "turn.stun_server"});
+                         "turn.servers", "turn.lifetime", "turn.stun_server",
+                         "voicemail.max_message_kb", "voicemail.mailbox_quota_kb", "voicemail.max_messages",
+                         "voicemail.retention_days", "voicemail.pending_uploads_mb"});
   NodeConfig config;
   config.directory = directory;
   config.listen = reader.address("node.listen", "0.0.0.0:7400");
@@ -138,6 +140,17 @@ NodeConfig load_node_config(const std::string& directory) {
   if (!s.turn_servers.empty() && s.turn_secret.empty())
     reader.fail("turn.secret", "must be set when turn.servers is (coturn's static-auth-secret)");
   if (root.at_path("turn.stun_server")) s.stun_server = reader.address("turn.stun_server", "");
+  s.voicemail_max_message_bytes =
+      static_cast<uint64_t>(reader.integer("voicemail.max_message_kb", 1024, 1, 256 * 1024)) * 1024;
+  s.voicemail_quota_bytes = static_cast<uint64_t>(reader.integer("voicemail.mailbox_quota_kb", 8192, 1, 16 << 20)) * 1024;
+  s.voicemail_max_messages = static_cast<uint32_t>(reader.integer("voicemail.max_messages", 100, 1, 100000));
+  s.voicemail_retention_days = static_cast<uint32_t>(reader.integer("voicemail.retention_days", 30, 1, 3650));
+  s.voicemail_pending_bytes =
+      static_cast<uint64_t>(reader.integer("voicemail.pending_uploads_mb", 64, 1, 64 * 1024)) << 20;
+  if (s.voicemail_max_message_bytes > s.voicemail_quota_bytes)
+    reader.fail("voicemail.max_message_kb", "must not exceed voicemail.mailbox_quota_kb");
+  if (s.voicemail_max_message_bytes > s.voicemail_pending_bytes)
+    reader.fail("voicemail.max_message_kb", "must not exceed voicemail.pending_uploads_mb");
   s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
   return config;
 }
@@ -189,6 +202,13 @@ max_ringing_per_source = 16
 # servers = ["203.0.113.7:3478"]
 lifetime = 3600                # seconds the minted credentials stay valid
 # stun_server = "203.0.113.7:3478"   # the address terminals use for STUN (this node's stun_listen as seen from outside)
+
+[voicemail]
+max_message_kb = 1024          # largest message accepted (refused with 413 above it)
+mailbox_quota_kb = 8192        # per mailbox; a message that would pass it is refused with 507
+max_messages = 100             # per mailbox
+retention_days = 30            # messages older than this are deleted, delivered or not
+pending_uploads_mb = 64        # memory for all uploads in progress (503 beyond it)
 )";
 }
 

@@ -36,6 +36,7 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       limiter_(settings_.login_limits),
       dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {
   if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
+  if (auto voicemail = VoicemailStore::open(store_.environment())) voicemail_.emplace(std::move(*voicemail));
 }
 
 void NodeCore::agent_link_ready(LinkId link, const std::string& agent_name, Now) {
@@ -60,6 +61,7 @@ void NodeCore::link_closed(LinkId link, Now now) {
   links_.erase(it);
   if (agent) drop_agent_routes(link, now);
   calls_link_closed(link);
+  voicemail_link_closed(link);
   if (auto user = presence_.remove_link(link)) presence_ended(*user, now);
   std::erase_if(after_commit_, [&](const PendingReply& r) { return r.link == link; });
 }
@@ -184,6 +186,16 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::turn_credentials: return handle_turn_credentials(link, state, request, now);
     case sig::method::call: return handle_call(link, state, request, now);
     case sig::method::hangup: return handle_hangup(link, state, request, now);
+    case sig::method::voicemail_begin:
+    case sig::method::voicemail_chunk:
+    case sig::method::voicemail_finish:
+    case sig::method::voicemail_list:
+    case sig::method::voicemail_fetch:
+    case sig::method::voicemail_delete: return handle_voicemail(link, state, request, now);
+    case sig::method::directory_search: return handle_directory_search(link, state, request);
+    case sig::method::directory_categories: return handle_directory_categories(link, state, request);
+    case sig::method::profile_get:
+    case sig::method::profile_set: return handle_profile(link, state, request);
     default:
       ++counters_.bad_messages;
       reply_error(link, request, sig::error::bad_request, "Bad Request: unknown method");
@@ -473,7 +485,8 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   builder.add_u32(sig::attr::services, found.services);
   if (found.static_address) builder.add_xor_address(sig::attr::static_address, *found.static_address);
   if (const PresenceRow* row = presence_.find(user_id)) {
-    uint32_t flags = sig::presence_flag::online | (row->in_call ? sig::presence_flag::in_call : 0);
+    uint32_t flags = sig::presence_flag::online | (row->in_call ? sig::presence_flag::in_call : 0) |
+                     voicemail_waiting_flag(user_id);
     builder.add_u32(sig::attr::presence, flags);
     for (const auto& reported : row->reported) builder.add_xor_address(sig::attr::reported_address, reported);
     builder.add_xor_address(sig::attr::observed_address, row->observed);
@@ -488,7 +501,7 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
     last_seen = (*record)->time;
   }
   if (found.static_address) {
-    builder.add_u32(sig::attr::presence, sig::presence_flag::static_address);
+    builder.add_u32(sig::attr::presence, sig::presence_flag::static_address | voicemail_waiting_flag(user_id));
     builder.add_u64(sig::attr::last_seen, last_seen);
     send(link, builder.finish());
     return;
@@ -513,6 +526,7 @@ void NodeCore::tick(Now now) {
     if (auto it = links_.find(row.link); it != links_.end()) it->second.user.reset();
   }
   expire_rings(now);
+  expire_voicemail(now);
   while (!forward_deadlines_.empty() && forward_deadlines_.begin()->first <= now.mono_ms) {
     auto id = forward_deadlines_.begin()->second;
     forward_deadlines_.erase(forward_deadlines_.begin());

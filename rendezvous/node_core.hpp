@@ -24,6 +24,7 @@
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/login_limiter.hpp"
 #include "rendezvous/presence_table.hpp"
+#include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
 
 namespace tsunagu::rendezvous {
@@ -47,6 +48,12 @@ struct NodeSettings {
   uint32_t turn_lifetime_s = 3600;
   std::optional<proto::SocketAddress> stun_server;
   std::string software = "tsunagu-rendezvous/0.1";
+  // Voicemail (node.toml [voicemail]; docs/voicemail.md).
+  uint64_t voicemail_max_message_bytes = uint64_t{1} << 20;
+  uint64_t voicemail_quota_bytes = uint64_t{8} << 20;  // per mailbox
+  uint32_t voicemail_max_messages = 100;               // per mailbox
+  uint32_t voicemail_retention_days = 30;
+  uint64_t voicemail_pending_bytes = uint64_t{64} << 20;  // all uploads in progress, node-wide
 };
 
 struct Now {
@@ -89,6 +96,9 @@ struct NodeCounters {
   uint64_t forward_timeouts = 0;
   uint64_t calls_offered = 0;
   uint64_t calls_accepted = 0;
+  uint64_t voicemails_stored = 0;
+  uint64_t voicemails_deleted = 0;
+  uint64_t directory_searches = 0;
 };
 
 // coturn's TURN REST-API credentials: username "<expiry>:<user>", password
@@ -212,6 +222,21 @@ class NodeCore {
   void count_call(const Call& call, int delta);
   void expire_rings(Now now);
   bool user_in_accepted_call(const std::string& user) const;
+  // Directory and profiles (node_directory.cpp).
+  void handle_directory_search(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_profile(LinkId link, LinkState& state, const proto::Message& request);
+  // Voicemail (node_voicemail.cpp).
+  void handle_voicemail(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void voicemail_begin(LinkId link, const std::string& caller, const proto::Message& request, Now now);
+  void voicemail_chunk(LinkId link, const proto::Message& request, Now now);
+  void voicemail_finish(LinkId link, const proto::Message& request, Now now);
+  void voicemail_list(LinkId link, const std::string& owner, const proto::Message& request, Now now);
+  void voicemail_fetch(LinkId link, const std::string& owner, const proto::Message& request, Now now);
+  void voicemail_delete(LinkId link, const std::string& owner, const proto::Message& request);
+  void voicemail_link_closed(LinkId link);
+  void expire_voicemail(Now now);
+  uint32_t voicemail_waiting_flag(const std::string& user);
   void finish_login(const PendingAuth& pending, bool verified, Now now);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
@@ -253,6 +278,17 @@ class NodeCore {
   std::unordered_multimap<LinkId, std::string> calls_by_link_;
   std::map<std::array<std::byte, 12>, std::string> rings_;  // ring transaction -> call ID
   std::set<std::pair<uint64_t, std::string>> ring_deadlines_;
+  struct VoicemailUpload {
+    std::string caller, callee;
+    uint64_t size = 0;
+    Bytes data;
+    uint64_t started_ms = 0;
+  };
+  std::optional<VoicemailStore> voicemail_;
+  std::map<std::pair<LinkId, uint32_t>, VoicemailUpload> uploads_;  // (link, upload ID)
+  uint32_t next_upload_id_ = 1;
+  uint64_t upload_bytes_ = 0;  // announced sizes of all uploads in progress
+  uint64_t next_voicemail_sweep_ms_ = 0;
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

@@ -17,6 +17,7 @@
 #include "base/password_input.hpp"
 #include "terminal/call_runner.hpp"
 #include "terminal/lan_ring_server.hpp"
+#include "terminal/directory_commands.hpp"
 #include "terminal/node_client.hpp"
 
 using namespace tsunagu;
@@ -275,6 +276,10 @@ int main(int argc, char** argv) {
   Common login_common, whereis_common, logout_common, register_common;
   auto* login = app.add_subcommand("login", "Log in and stay online (keepalives, reconnects) until stopped");
   login_common.add_to(login);
+  std::string login_mailbox = env_or("TSUNAGU_MAILBOX", "");
+  login->add_option("--mailbox", login_mailbox,
+                    "On every login, save waiting voicemail into this folder and delete it on the node "
+                    "($TSUNAGU_MAILBOX)");
   auto* whereis = app.add_subcommand("whereis", "Look up where a user is");
   whereis_common.add_to(whereis);
   std::string target;
@@ -304,6 +309,10 @@ int main(int argc, char** argv) {
   call->add_option("--ice-address", call_ice, "Local address for ICE candidates (repeatable; needed for loopback)");
   call->add_option("--report", call_options.report_file, "Write a JSON report (setup times, path, bytes) to this file");
   call->add_option("--ice-timeout", call_options.ice_timeout_s, "Seconds to wait for a media path (default 20)");
+  std::string call_voicemail;
+  call->add_option("--voicemail", call_voicemail,
+                   "When the call cannot complete (offline, busy, declined, no answer), leave FILE as voicemail")
+      ->check(CLI::ExistingFile);
 
   auto* listen = app.add_subcommand("listen", "Stay online and answer calls (interactively, or by policy)");
   listen_common.add_to(listen);
@@ -323,6 +332,7 @@ int main(int argc, char** argv) {
   listen->add_option("--lan-listen", lan_listen_text, "With --lan: address and TLS port to listen on (default 0.0.0.0:7480)")
       ->needs(lan_option);
 
+  auto directory_commands = add_directory_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -331,6 +341,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
+  if (auto handled = run_directory_commands(*directory_commands)) return *handled;
   int code = 0;
   auto parse_addresses = [](const std::vector<std::string>& texts, std::vector<proto::SocketAddress>& out) {
     for (const auto& text : texts) {
@@ -351,7 +362,11 @@ int main(int argc, char** argv) {
     call_options.mode = call_pipe ? CallOptions::Mode::pipe
                         : send_option->count() ? CallOptions::Mode::send_file
                                                : CallOptions::Mode::echo_test;
-    return run_call(call_options);
+    int call_result = run_call(call_options);
+    if (!call_missed(call_result)) return call_result;
+    if (call_voicemail.empty()) return offer_voicemail(*options, call_options.callee).value_or(call_result);
+    std::cout << "the call did not complete; leaving voicemail for " << call_options.callee << std::endl;
+    return leave_voicemail(*options, call_options.callee, call_voicemail);
   }
   if (listen->parsed() && !listen_options.lan_bundle.empty()) {
     auto address = proto::SocketAddress::parse(lan_listen_text, default_lan_port);
@@ -377,7 +392,14 @@ int main(int argc, char** argv) {
     auto options = prepare(login_common, code);
     if (!options) return code;
     options->reconnect = true;
-    return run_session(*options, [](NodeClient&, int&) {}, true);
+    if (!login_mailbox.empty())
+      if (auto error = prepare_mailbox(login_mailbox)) return std::cerr << "tsunagu: " << *error << "\n", exit_usage;
+    return run_session(
+        *options,
+        [&](NodeClient& client, int&) {
+          if (!login_mailbox.empty()) deliver_on_login(client, login_mailbox);
+        },
+        true);
   }
   if (whereis->parsed()) {
     auto options = prepare(whereis_common, code);

@@ -1,0 +1,126 @@
+#include "proto/profile_change.hpp"
+
+#include <algorithm>
+
+#include "proto/directory_records.hpp"
+#include "proto/signalling.hpp"
+
+namespace tsunagu::proto {
+namespace {
+
+std::optional<bool> yes_no(std::string_view v) {
+  if (v == "yes" || v == "on" || v == "true" || v == "1") return true;
+  if (v == "no" || v == "off" || v == "false" || v == "0") return false;
+  return std::nullopt;
+}
+
+}  // namespace
+
+bool valid_phone(std::string_view phone) {
+  if (phone.empty() || phone.size() > max_phone_size) return false;
+  bool digit = false;
+  for (size_t i = 0; i < phone.size(); ++i) {
+    char c = phone[i];
+    if (c >= '0' && c <= '9') digit = true;
+    else if (c == '+' && i == 0) continue;
+    else if (c != ' ' && c != '-' && c != '.' && c != '(' && c != ')') return false;
+  }
+  return digit;
+}
+
+std::string phone_digits(std::string_view phone) {
+  std::string out;
+  for (size_t i = 0; i < phone.size(); ++i) {
+    char c = phone[i];
+    if ((c >= '0' && c <= '9') || (c == '+' && out.empty())) out += c;
+  }
+  return out;
+}
+
+std::string fold_category(std::string_view category) {
+  std::string out;
+  bool space = false;
+  for (char c : category) {
+    if (c == ' ' || c == '\t') {
+      space = !out.empty();
+      continue;
+    }
+    if (space) out += ' ';
+    space = false;
+    out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  return out;
+}
+
+bool valid_profile_text(std::string_view text, size_t max) {
+  return text.size() <= max &&
+         std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+bool valid_category(std::string_view folded) {
+  return !folded.empty() && valid_profile_text(folded, max_category_size);
+}
+
+Expected<ProfileChange, std::string> parse_profile_assignments(const std::vector<std::string>& words) {
+  ProfileChange change;
+  for (const auto& word : words) {
+    auto eq = word.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return Unexpected("\"" + word + "\" is not key=value (keys: name, phone, category, publish, voicemail)");
+    std::string key = word.substr(0, eq), value = word.substr(eq + 1);
+    if (key == "name") {
+      change.display_name = value;
+    } else if (key == "phone") {
+      change.phone = value;
+    } else if (key == "category" || key == "business") {
+      change.category = fold_category(value);
+    } else if (key == "publish" || key == "voicemail") {
+      auto flag = yes_no(value);
+      if (!flag) return Unexpected(key + "=" + value + ": say yes or no");
+      (key == "publish" ? change.publish : change.voicemail) = *flag;
+    } else {
+      return Unexpected("unknown key \"" + key + "\" (keys: name, phone, category, publish, voicemail)");
+    }
+  }
+  if (change.empty()) return Unexpected(std::string("nothing to change: give key=value words"));
+  if (auto error = profile_change_error(change)) return Unexpected(*error);
+  return change;
+}
+
+std::optional<std::string> profile_change_error(const ProfileChange& c) {
+  if (c.display_name && !valid_profile_text(*c.display_name, max_display_name_size))
+    return "name: at most 128 bytes of text, no control characters";
+  if (c.phone && !c.phone->empty() && !valid_phone(*c.phone))
+    return "phone \"" + *c.phone + "\": an optional + then digits, spaces, - . ( ); at most 32 bytes";
+  if (c.category && !c.category->empty() && (!valid_category(*c.category) || fold_category(*c.category) != *c.category))
+    return "category: at most 64 bytes of text (stored in lower case)";
+  return std::nullopt;
+}
+
+void add_profile_change(MessageBuilder& b, const ProfileChange& c) {
+  if (c.display_name) b.add_string(attr::display_name, *c.display_name);
+  if (c.phone) b.add_string(attr::phone, *c.phone);
+  if (c.category) b.add_string(attr::category, *c.category);
+  if (c.publish) b.add_u32(attr::publish, *c.publish ? 1 : 0);
+  if (c.voicemail) b.add_u32(attr::services, *c.voicemail ? service_flag::voicemail : 0);
+}
+
+Expected<ProfileChange, std::string> read_profile_change(const Message& m) {
+  ProfileChange c;
+  if (const auto* a = m.find(attr::display_name)) c.display_name = std::string(read_string(*a));
+  if (const auto* a = m.find(attr::phone)) c.phone = std::string(read_string(*a));
+  if (const auto* a = m.find(attr::category)) c.category = fold_category(read_string(*a));
+  if (const auto* a = m.find(attr::publish)) {
+    auto v = read_u32(*a);
+    if (!v || *v > 1) return Unexpected(std::string("PUBLISH must be 0 or 1"));
+    c.publish = *v == 1;
+  }
+  if (const auto* a = m.find(attr::services)) {
+    auto v = read_u32(*a);
+    if (!v) return Unexpected(std::string("SERVICES must be a u32"));
+    c.voicemail = (*v & service_flag::voicemail) != 0;
+  }
+  return c;
+}
+
+}  // namespace tsunagu::proto

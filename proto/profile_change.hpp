@@ -1,0 +1,51 @@
+// A change to a user's directory row ("profile"): what `tsunagu profile set`
+// and `tsunagu-rendezvous user profile` accept as key=value words, and how it
+// travels in a profile_set request. Pure: no I/O.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/expected.hpp"
+#include "proto/stun_message.hpp"
+
+namespace tsunagu::proto {
+
+struct ProfileChange {
+  std::optional<std::string> display_name;
+  std::optional<std::string> phone;     // empty: remove
+  std::optional<std::string> category;  // empty: not a business
+  std::optional<bool> publish;
+  std::optional<bool> voicemail;  // the voicemail service: accept messages
+  bool empty() const { return !display_name && !phone && !category && !publish && !voicemail; }
+  friend bool operator==(const ProfileChange&, const ProfileChange&) = default;
+};
+
+// The keys profile_set understands, for help texts.
+inline constexpr std::string_view profile_keys_help =
+    "name=TEXT phone=NUMBER category=TEXT (business category; empty = a person) publish=yes|no voicemail=yes|no";
+
+// "+81-6-1234-0000", "(06) 1234 0000": an optional leading '+', then digits
+// with spaces, '-', '.', '(' and ')' between them; 1..32 bytes, at least one digit.
+bool valid_phone(std::string_view phone);
+// The digits (and a leading '+'): what phone lookups compare.
+std::string phone_digits(std::string_view phone);
+// Categories are stored folded: ASCII lower case, spaces trimmed and runs of
+// spaces made one. Valid when 1..64 bytes of printable text after folding.
+std::string fold_category(std::string_view category);
+bool valid_category(std::string_view folded);
+// Printable text (no control characters) of at most `max` bytes.
+bool valid_profile_text(std::string_view text, size_t max);
+
+// Parses "name=Alice Smith" "publish=yes" ...; the error names the bad word.
+Expected<ProfileChange, std::string> parse_profile_assignments(const std::vector<std::string>& words);
+// Checks every field against its rules; nullopt when the change is good.
+std::optional<std::string> profile_change_error(const ProfileChange& change);
+
+void add_profile_change(MessageBuilder& builder, const ProfileChange& change);
+// The fields present in a profile_set request (not yet checked).
+Expected<ProfileChange, std::string> read_profile_change(const Message& message);
+
+}  // namespace tsunagu::proto

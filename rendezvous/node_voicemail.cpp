@@ -1,0 +1,280 @@
+// Voicemail store-and-forward (docs/voicemail.md).
+//
+//   caller                              node                         callee (later)
+//   voicemail_begin(USER-ID, SIZE) -->  checks size, quota, service
+//                                  <--  success(UPLOAD)
+//   voicemail_chunk(UPLOAD, OFFSET, DATA) ... (in order, <= 8 KiB each)
+//   voicemail_finish(UPLOAD) -->        one LMDB write (group commit)
+//                                  <--  success(VOICEMAIL-ID) only after the commit
+//                                       login -->
+//                                       voicemail_list -->  <-- entries
+//                                       voicemail_fetch(ID, OFFSET) ... <-- DATA
+//                                       (the terminal saves the file)
+//                                       voicemail_delete(ID) --> deleted; success after the commit
+//
+// A message is deleted only by its owner's voicemail_delete (the
+// acknowledgement) or when it is older than the retention period; a terminal
+// that goes away before acknowledging finds it again at its next login.
+// Uploads in progress live in memory and end with their link.
+#include <algorithm>
+
+#include "proto/signalling.hpp"
+#include "rendezvous/node_core.hpp"
+
+namespace tsunagu::rendezvous {
+namespace {
+namespace sig = tsunagu::proto;
+constexpr size_t max_uploads_per_link = 2;
+constexpr size_t max_list_entries = 64;
+constexpr uint64_t upload_timeout_ms = 120'000;
+constexpr uint64_t sweep_interval_ms = 60'000;
+constexpr size_t max_expired_per_sweep = 1000;
+
+std::string kib(uint64_t bytes) { return std::to_string((bytes + 1023) / 1024) + " KiB"; }
+
+}  // namespace
+
+uint32_t NodeCore::voicemail_waiting_flag(const std::string& user) {
+  if (!voicemail_) return 0;
+  auto* txn = read_txn();
+  if (txn == nullptr) return 0;
+  auto first = voicemail_->list(*txn, user, 0, 1);
+  return first && !first->empty() ? sig::presence_flag::voicemail_waiting : 0;
+}
+
+void NodeCore::handle_voicemail(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (!voicemail_) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  const std::string user = *state.user;
+  switch (request.method) {
+    case sig::method::voicemail_begin: return voicemail_begin(link, user, request, now);
+    case sig::method::voicemail_chunk: return voicemail_chunk(link, request, now);
+    case sig::method::voicemail_finish: return voicemail_finish(link, request, now);
+    case sig::method::voicemail_list: return voicemail_list(link, user, request, now);
+    case sig::method::voicemail_fetch: return voicemail_fetch(link, user, request, now);
+    default: return voicemail_delete(link, user, request);
+  }
+}
+
+void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const proto::Message& request, Now now) {
+  const auto* target = request.find(sig::attr::user_id);
+  const auto* size_attr = request.find(sig::attr::voicemail_size);
+  if (target == nullptr || size_attr == nullptr)
+    return reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and VOICEMAIL-SIZE are required");
+  std::string callee(proto::read_string(*target));
+  auto size = proto::read_u64(*size_attr);
+  if (!sig::valid_user_id(callee)) return reply_error(link, request, sig::error::invalid_user_id);
+  if (!size || *size == 0) return reply_error(link, request, sig::error::bad_request, "Bad Request: an empty message");
+  if (callee.find('@') != std::string::npos)
+    return reply_error(link, request, sig::error::not_implemented,
+                       "Not Implemented: voicemail for LAN extensions is not supported yet");
+  if (*size > settings_.voicemail_max_message_bytes)
+    return reply_error(link, request, sig::error::too_large,
+                       "Too Large: the message is " + kib(*size) + "; this node takes at most " +
+                           kib(settings_.voicemail_max_message_bytes) + " per message");
+  size_t on_link = 0;
+  uint64_t pending_for_callee = 0, pending_messages = 0;
+  for (const auto& [key, upload] : uploads_) {
+    on_link += key.first == link;
+    if (upload.callee == callee) {
+      pending_for_callee += upload.size;
+      ++pending_messages;
+    }
+  }
+  if (on_link >= max_uploads_per_link)
+    return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: finish the other uploads first");
+  if (upload_bytes_ + *size > settings_.voicemail_pending_bytes)
+    return reply_error(link, request, sig::error::unavailable, "Unavailable: too many messages being uploaded; retry later");
+  auto* txn = read_txn();
+  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  auto account = store_.find(*txn, callee);
+  if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!account->has_value()) return reply_error(link, request, sig::error::unknown_user);
+  if (((*account)->services & sig::service_flag::voicemail) == 0)
+    return reply_error(link, request, sig::error::forbidden, "Forbidden: " + callee + " does not take voicemail");
+  auto usage = voicemail_->usage(*txn, callee);
+  if (!usage) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (usage->messages + pending_messages >= settings_.voicemail_max_messages)
+    return reply_error(link, request, sig::error::over_quota,
+                       "Over Quota: " + callee + "'s mailbox is full (" + std::to_string(usage->messages) +
+                           " messages, the most it holds)");
+  if (usage->bytes + pending_for_callee + *size > settings_.voicemail_quota_bytes)
+    return reply_error(link, request, sig::error::over_quota,
+                       "Over Quota: " + callee + "'s mailbox is full (" + kib(usage->bytes + pending_for_callee) +
+                           " of " + kib(settings_.voicemail_quota_bytes) + " used; this message needs " + kib(*size) +
+                           ")");
+  uint32_t id = next_upload_id_++;
+  if (next_upload_id_ == 0) next_upload_id_ = 1;
+  VoicemailUpload upload{caller, callee, *size, {}, now.mono_ms};
+  upload.data.reserve(*size);
+  uploads_[{link, id}] = std::move(upload);
+  upload_bytes_ += *size;
+  auto ok = success(request);
+  ok.add_u32(sig::attr::voicemail_upload, id);
+  ok.add_u64(sig::attr::voicemail_size, *size);
+  send(link, ok.finish());
+}
+
+void NodeCore::voicemail_chunk(LinkId link, const proto::Message& request, Now now) {
+  const auto* id = request.find(sig::attr::voicemail_upload);
+  const auto* offset = request.find(sig::attr::voicemail_offset);
+  const auto* data = request.find(sig::attr::voicemail_data);
+  if (id == nullptr || offset == nullptr || data == nullptr)
+    return reply_error(link, request, sig::error::bad_request,
+                       "Bad Request: VOICEMAIL-UPLOAD, VOICEMAIL-OFFSET and VOICEMAIL-DATA are required");
+  auto id_value = proto::read_u32(*id);
+  auto at = proto::read_u64(*offset);
+  if (!id_value || !at) return reply_error(link, request, sig::error::bad_request, "Bad Request: malformed attribute");
+  auto it = uploads_.find({link, *id_value});
+  if (it == uploads_.end())
+    return reply_error(link, request, sig::error::not_found, "Not Found: no such upload on this link");
+  VoicemailUpload& upload = it->second;
+  if (data->value.size() > sig::max_voicemail_chunk)
+    return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-DATA is at most 8192 bytes");
+  if (*at != upload.data.size())
+    return reply_error(link, request, sig::error::bad_request,
+                       "Bad Request: chunk at offset " + std::to_string(*at) + ", expected " +
+                           std::to_string(upload.data.size()));
+  if (data->value.size() > upload.size - upload.data.size())
+    return reply_error(link, request, sig::error::bad_request, "Bad Request: more bytes than VOICEMAIL-SIZE announced");
+  upload.data.insert(upload.data.end(), data->value.begin(), data->value.end());
+  upload.started_ms = now.mono_ms;  // active: the timeout counts from the last chunk
+  auto ok = success(request);
+  ok.add_u64(sig::attr::voicemail_offset, upload.data.size());
+  send(link, ok.finish());
+}
+
+void NodeCore::voicemail_finish(LinkId link, const proto::Message& request, Now now) {
+  const auto* id = request.find(sig::attr::voicemail_upload);
+  auto id_value = id ? proto::read_u32(*id) : std::nullopt;
+  if (!id_value) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-UPLOAD is required");
+  auto it = uploads_.find({link, *id_value});
+  if (it == uploads_.end())
+    return reply_error(link, request, sig::error::not_found, "Not Found: no such upload on this link");
+  VoicemailUpload upload = std::move(it->second);
+  uploads_.erase(it);
+  upload_bytes_ -= upload.size;
+  if (upload.data.size() != upload.size)
+    return reply_error(link, request, sig::error::bad_request,
+                       "Bad Request: incomplete message (" + std::to_string(upload.data.size()) + " of " +
+                           std::to_string(upload.size) + " bytes)");
+  auto* txn = write_txn();
+  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  // The quota again, inside the write: other messages may have landed since begin.
+  auto usage = voicemail_->usage(*txn, upload.callee);
+  if (!usage) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (usage->messages >= settings_.voicemail_max_messages ||
+      usage->bytes + upload.size > settings_.voicemail_quota_bytes)
+    return reply_error(link, request, sig::error::over_quota,
+                       "Over Quota: " + upload.callee + "'s mailbox filled up during the upload");
+  auto stored = voicemail_->add(*txn, upload.callee, upload.caller, now.unix_s, upload.data);
+  if (!stored) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  ++counters_.voicemails_stored;
+  auto ok = success(request);
+  ok.add_u64(sig::attr::voicemail_id, *stored);
+  ok.add_string(sig::attr::user_id, upload.callee);
+  auto failed = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
+  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  failed.add_error(sig::error::unavailable, "Unavailable: storage error; the message was not stored");
+  // Acknowledged only once durable: a kill -9 after this reply loses nothing.
+  after_commit_.push_back(PendingReply{link, ok.finish(), failed.finish()});
+}
+
+void NodeCore::voicemail_list(LinkId link, const std::string& owner, const proto::Message& request, Now now) {
+  uint64_t after = 0;
+  if (const auto* a = request.find(sig::attr::voicemail_id)) {
+    auto v = proto::read_u64(*a);
+    if (!v) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-ID is a u64");
+    after = *v;
+  }
+  auto* txn = read_txn();
+  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  auto entries = voicemail_->list(*txn, owner, after, max_list_entries + 1);
+  if (!entries) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  uint64_t oldest = now.unix_s - std::min<uint64_t>(now.unix_s, uint64_t{settings_.voicemail_retention_days} * 86400);
+  auto ok = success(request);
+  size_t listed = 0;
+  for (const auto& entry : *entries) {
+    if (listed == max_list_entries) break;
+    ++listed;
+    if (entry.time < oldest) continue;  // past retention; the next sweep deletes it
+    ok.add(sig::attr::voicemail_entry, proto::encode_voicemail_entry(entry));
+  }
+  // More than one page: VOICEMAIL-ID is the cursor to list after.
+  if (entries->size() > max_list_entries) ok.add_u64(sig::attr::voicemail_id, (*entries)[max_list_entries - 1].id);
+  send(link, ok.finish());
+}
+
+void NodeCore::voicemail_fetch(LinkId link, const std::string& owner, const proto::Message& request, Now) {
+  const auto* id = request.find(sig::attr::voicemail_id);
+  auto id_value = id ? proto::read_u64(*id) : std::nullopt;
+  if (!id_value) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-ID is required");
+  uint64_t offset = 0;
+  if (const auto* o = request.find(sig::attr::voicemail_offset)) {
+    auto v = proto::read_u64(*o);
+    if (!v) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-OFFSET is a u64");
+    offset = *v;
+  }
+  auto* txn = read_txn();
+  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  auto entry = voicemail_->find(*txn, owner, *id_value);
+  if (!entry) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!entry->has_value())
+    return reply_error(link, request, sig::error::not_found, "Not Found: no message " + std::to_string(*id_value));
+  if (offset > (*entry)->size)
+    return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-OFFSET past the end");
+  auto bytes = voicemail_->read(*txn, owner, *id_value, offset, sig::max_voicemail_chunk);
+  if (!bytes || !bytes->has_value()) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  auto ok = success(request);
+  ok.add_u64(sig::attr::voicemail_id, *id_value);
+  ok.add_u64(sig::attr::voicemail_size, (*entry)->size);
+  ok.add_u64(sig::attr::voicemail_time, (*entry)->time);
+  ok.add_string(sig::attr::caller_id, (*entry)->caller);
+  ok.add_u64(sig::attr::voicemail_offset, offset);
+  ok.add(sig::attr::voicemail_data, **bytes);
+  send(link, ok.finish());
+}
+
+void NodeCore::voicemail_delete(LinkId link, const std::string& owner, const proto::Message& request) {
+  const auto* id = request.find(sig::attr::voicemail_id);
+  auto id_value = id ? proto::read_u64(*id) : std::nullopt;
+  if (!id_value) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-ID is required");
+  auto* txn = write_txn();
+  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  auto removed = voicemail_->remove(*txn, owner, *id_value);
+  if (!removed) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!*removed)
+    return reply_error(link, request, sig::error::not_found, "Not Found: no message " + std::to_string(*id_value));
+  ++counters_.voicemails_deleted;
+  auto ok = success(request);
+  ok.add_u64(sig::attr::voicemail_id, *id_value);
+  auto failed = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
+  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  failed.add_error(sig::error::unavailable, "Unavailable: storage error; the message was not deleted");
+  after_commit_.push_back(PendingReply{link, ok.finish(), failed.finish()});
+}
+
+void NodeCore::voicemail_link_closed(LinkId link) {
+  for (auto it = uploads_.lower_bound({link, 0}); it != uploads_.end() && it->first.first == link;) {
+    upload_bytes_ -= it->second.size;
+    it = uploads_.erase(it);
+  }
+}
+
+void NodeCore::expire_voicemail(Now now) {
+  std::erase_if(uploads_, [&](const auto& entry) {
+    bool stale = now.mono_ms - entry.second.started_ms > upload_timeout_ms;
+    if (stale) upload_bytes_ -= entry.second.size;
+    return stale;
+  });
+  if (!voicemail_ || now.mono_ms < next_voicemail_sweep_ms_) return;
+  next_voicemail_sweep_ms_ = now.mono_ms + sweep_interval_ms;
+  uint64_t retention = uint64_t{settings_.voicemail_retention_days} * 86400;
+  if (now.unix_s <= retention) return;
+  auto* txn = write_txn();
+  if (txn == nullptr) return;
+  if (auto expired = voicemail_->expire(*txn, now.unix_s - retention, max_expired_per_sweep); expired)
+    counters_.voicemails_deleted += *expired;
+}
+
+}  // namespace tsunagu::rendezvous

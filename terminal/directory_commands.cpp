@@ -1,0 +1,589 @@
+#include "terminal/directory_commands.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+#include "base/password_input.hpp"
+#include "proto/directory_records.hpp"
+#include "proto/profile_change.hpp"
+#include "terminal/voicemail_client.hpp"
+
+namespace tsunagu::terminal {
+namespace {
+
+// The CLI's exit codes (terminal/main.cpp lists them all).
+constexpr int exit_network = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_unknown_user = 3;
+constexpr int exit_offline = 4;
+constexpr int exit_auth = 5;
+constexpr int exit_rate_limited = 6;
+constexpr int exit_refused = 7;
+constexpr int exit_busy = 8, exit_declined = 9, exit_no_answer = 10;
+
+std::string env_or(const char* name, std::string fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : fallback;
+}
+
+// --node, --ca, --user, --password-file, --server-name, as on every command.
+struct NodeArgs {
+  std::string node = env_or("TSUNAGU_NODE", "");
+  std::string ca = env_or("TSUNAGU_CA", "");
+  std::string user = env_or("TSUNAGU_USER", "");
+  std::optional<std::string> password_file;
+  std::string server_name;
+  bool json = false;
+
+  void add_to(CLI::App* command, bool with_json = true) {
+    command->add_option("--node", node, "Rendezvous node host:port ($TSUNAGU_NODE)");
+    command->add_option("--ca", ca, "The deployment's CA certificate file ($TSUNAGU_CA)");
+    command->add_option("-u,--user", user, "Your user ID ($TSUNAGU_USER)");
+    command->add_option("--password-file", password_file,
+                        "Read your password from this file's first line ('-' = stdin); otherwise "
+                        "$TSUNAGU_PASSWORD, otherwise a prompt");
+    command->add_option("--server-name", server_name,
+                        "Name the node's certificate must carry (default: the host of --node)");
+    if (with_json) command->add_flag("--json", json, "Print JSON instead of text");
+  }
+
+  std::optional<NodeClientOptions> prepare(int& exit_code) const {
+    auto missing = [&](const std::string& what) {
+      std::cerr << "tsunagu: " << what << "\n";
+      exit_code = exit_usage;
+      return std::nullopt;
+    };
+    if (node.empty()) return missing("no node: give --node host:port or set TSUNAGU_NODE");
+    if (ca.empty()) return missing("no CA certificate: give --ca FILE or set TSUNAGU_CA");
+    if (user.empty()) return missing("no user ID: give --user ID or set TSUNAGU_USER");
+    if (!proto::valid_user_id(user))
+      return missing("invalid user ID \"" + user + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain");
+    NodeClientOptions options;
+    std::string host, error;
+    auto address = resolve_node_address(node, host, error);
+    if (!address) return missing(error);
+    options.node = *address;
+    options.verify_name = server_name.empty() ? host : server_name;
+    options.ca_file = ca;
+    options.user_id = user;
+    options.role = proto::link_role::query;
+    PasswordSource source;
+    source.file = password_file;
+    source.prompt = "Password for " + user + ": ";
+    auto password = read_password(source, error);
+    if (!password) return missing(error);
+    options.password = *password;
+    return options;
+  }
+};
+
+int exit_for_failure(ClientFailure failure) {
+  switch (failure) {
+    case ClientFailure::none:
+    case ClientFailure::displaced:
+    case ClientFailure::logged_out: return 0;
+    case ClientFailure::unauthenticated: return exit_auth;
+    case ClientFailure::rate_limited: return exit_rate_limited;
+    case ClientFailure::protocol: return exit_refused;
+    default: return exit_network;
+  }
+}
+
+// Logs in on a query link, runs `work`, and returns the exit code it set.
+int run_query(NodeClientOptions options, const std::function<void(NodeClient&, int&)>& work) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  int exit_code = 0;
+  NodeClientEvents events;
+  NodeClient* client_ptr = nullptr;
+  events.on_logged_in = [&](const LoginInfo&) { work(*client_ptr, exit_code); };
+  events.on_stopped = [&](ClientFailure failure, std::string_view detail) {
+    if (failure == ClientFailure::none) return;
+    std::cerr << "tsunagu: " << detail << std::endl;
+    if (exit_code == 0) exit_code = exit_for_failure(failure);
+  };
+  {
+    NodeClient client(&loop, options, events);
+    client_ptr = &client;
+    client.start();
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
+  return exit_code;
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+// Error code and reason of an error response; 0 for success.
+uint16_t error_of(const proto::Message& response, std::string& reason) {
+  if (response.message_class != proto::MessageClass::error) return 0;
+  const auto* code = response.find(proto::attr::error_code);
+  auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+  reason = parsed ? std::string(parsed->reason) : "malformed error";
+  return parsed ? parsed->code : 500;
+}
+
+int exit_for_code(uint16_t code) {
+  if (code == 0) return 0;
+  if (code == 1) return exit_network;
+  if (code == proto::error::bad_request || code == proto::error::invalid_user_id) return exit_usage;
+  if (code == proto::error::unknown_user) return exit_unknown_user;
+  if (code == proto::error::unauthenticated) return exit_auth;
+  return exit_refused;
+}
+
+// For fetch and delete, 404 is a missing message, not an unknown user.
+int message_exit(uint16_t code) { return code == proto::error::not_found ? exit_refused : exit_for_code(code); }
+
+std::string when(uint64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text;
+}
+
+void print_entry(const proto::DirectoryEntry& e, bool json, bool first) {
+  if (json) {
+    std::cout << (first ? "" : ", ") << "{\"user\": " << json_string(e.user_id) << ", \"name\": "
+              << json_string(e.display_name) << ", \"online\": " << (e.online ? "true" : "false")
+              << ", \"category\": " << json_string(e.category) << ", \"phone\": " << json_string(e.phone) << "}";
+    return;
+  }
+  std::cout << e.user_id;
+  if (!e.display_name.empty()) std::cout << "  \"" << e.display_name << "\"";
+  std::cout << "  " << (e.online ? "online" : "offline");
+  if (!e.category.empty()) std::cout << "  [" << e.category << "]";
+  if (!e.phone.empty()) std::cout << "  " << e.phone;
+  std::cout << "\n";
+}
+
+}  // namespace
+
+struct DirectoryCommands {
+  CLI::App* directory = nullptr;
+  CLI::App *search = nullptr, *business = nullptr, *categories = nullptr, *number = nullptr;
+  CLI::App* profile = nullptr;
+  CLI::App *profile_show = nullptr, *profile_set = nullptr;
+  CLI::App* voicemail = nullptr;
+  CLI::App *vm_send = nullptr, *vm_list = nullptr, *vm_fetch = nullptr, *vm_delete = nullptr;
+  NodeArgs search_args, business_args, categories_args, number_args, show_args, set_args;
+  NodeArgs send_args, list_args, fetch_args, delete_args;
+  std::string text;
+  bool prefix = false, all = false, keep = false;
+  uint32_t limit = 0;
+  std::string after;
+  std::vector<std::string> words;
+  std::string callee, file, mailbox = env_or("TSUNAGU_MAILBOX", "");
+  std::vector<uint64_t> ids;
+};
+
+std::shared_ptr<DirectoryCommands> add_directory_commands(CLI::App& app) {
+  auto c = std::make_shared<DirectoryCommands>();
+  c->directory = app.add_subcommand("directory", "Search the published directory and the business directory");
+  c->directory->require_subcommand(1);
+  auto paging = [&](CLI::App* command) {
+    command->add_option("--limit", c->limit, "Entries per page, 1-50 (default 20)")->check(CLI::Range(1, 50));
+    command->add_option("--after", c->after, "Start after this user ID (the cursor a previous page printed)");
+    command->add_flag("--all", c->all, "Fetch every page");
+  };
+  c->search = c->directory->add_subcommand(
+      "search", "Published users whose name or user ID contains TEXT (case-insensitive), in user-ID order");
+  c->search_args.add_to(c->search);
+  c->search->add_option("TEXT", c->text, "Text to look for")->required();
+  c->search->add_flag("--prefix", c->prefix, "Match only where the name, a word of it, or the user ID starts with TEXT");
+  paging(c->search);
+  c->business = c->directory->add_subcommand("business", "Published businesses in CATEGORY (e.g. \"hospital\")");
+  c->business_args.add_to(c->business);
+  c->business->add_option("CATEGORY", c->text, "Business category (case-insensitive)")->required();
+  paging(c->business);
+  c->categories = c->directory->add_subcommand("categories", "The business categories in use, with how many businesses");
+  c->categories_args.add_to(c->categories);
+  c->number = c->directory->add_subcommand("number", "The published user(s) with phone number PHONE (digits compared)");
+  c->number_args.add_to(c->number);
+  c->number->add_option("PHONE", c->text, "Phone number, e.g. +81-6-1234-0000")->required();
+
+  c->profile = app.add_subcommand("profile", "Show or change your own directory row");
+  c->profile->require_subcommand(1);
+  c->profile_show = c->profile->add_subcommand("show", "Show your directory row");
+  c->show_args.add_to(c->profile_show);
+  c->profile_set = c->profile->add_subcommand(
+      "set", "Change your directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no");
+  c->set_args.add_to(c->profile_set);
+  c->profile_set->add_option("KEY=VALUE", c->words, "Fields to change (phone= or category= empty: remove)")->required();
+
+  c->voicemail = app.add_subcommand("voicemail", "Leave voicemail, and list, fetch or delete your own");
+  c->voicemail->require_subcommand(1);
+  c->vm_send = c->voicemail->add_subcommand("send", "Leave FILE (any bytes, e.g. a recording) in ID's mailbox");
+  c->send_args.add_to(c->vm_send, false);
+  c->vm_send->add_option("ID", c->callee, "Whose mailbox")->required();
+  c->vm_send->add_option("FILE", c->file, "The message")->required()->check(CLI::ExistingFile);
+  c->vm_list = c->voicemail->add_subcommand("list", "List the messages waiting for you");
+  c->list_args.add_to(c->vm_list);
+  c->vm_fetch = c->voicemail->add_subcommand(
+      "fetch", "Save your messages (all, or the IDs given) into the mailbox folder, then delete them on the node");
+  c->fetch_args.add_to(c->vm_fetch, false);
+  c->vm_fetch->add_option("ID", c->ids, "Message IDs (default: all)");
+  c->vm_fetch->add_option("--mailbox", c->mailbox, "Folder to save into ($TSUNAGU_MAILBOX; default: the current folder)");
+  c->vm_fetch->add_flag("--keep", c->keep, "Do not delete them on the node");
+  c->vm_delete = c->voicemail->add_subcommand("delete", "Delete messages on the node without fetching them");
+  c->delete_args.add_to(c->vm_delete, false);
+  c->vm_delete->add_option("ID", c->ids, "Message IDs")->required();
+  return c;
+}
+
+namespace {
+
+int run_search(DirectoryCommands& c, NodeArgs& args, uint32_t kind) {
+  int code = 0;
+  auto options = args.prepare(code);
+  if (!options) return code;
+  bool json = args.json;
+  return run_query(*options, [&](NodeClient& client, int& exit_code) {
+    auto first = std::make_shared<bool>(true);
+    auto count = std::make_shared<size_t>(0);
+    if (json) std::cout << "{\"entries\": [";
+    // Owned by the callbacks: the request's answer arrives after this function returned.
+    auto page = std::make_shared<std::function<void(std::string)>>();
+    *page = [&, first, count, weak = std::weak_ptr(page)](std::string cursor) {
+      client.request(
+          proto::method::directory_search,
+          [&](proto::MessageBuilder& b) {
+            b.add_u32(proto::attr::directory_kind, kind);
+            b.add_string(proto::attr::directory_query, c.text);
+            if (!cursor.empty()) b.add_string(proto::attr::directory_cursor, cursor);
+            if (c.limit != 0) b.add_u32(proto::attr::directory_limit, c.limit);
+          },
+          [&, first, count, self = weak.lock()](const proto::Message* response, std::string_view error) {
+            std::string reason;
+            if (response == nullptr) {
+              std::cerr << "tsunagu: directory: " << error << std::endl;
+              exit_code = exit_network;
+              return client.stop();
+            }
+            if (uint16_t number = error_of(*response, reason)) {
+              if (json) std::cout << "]}" << std::endl;
+              std::cerr << "tsunagu: directory: " << reason << std::endl;
+              exit_code = exit_for_code(number);
+              return client.stop();
+            }
+            for (const auto* a : response->find_all(proto::attr::directory_entry)) {
+              auto entry = proto::decode_directory_entry(a->value);
+              if (!entry) continue;
+              print_entry(*entry, json, *first);
+              *first = false;
+              ++*count;
+            }
+            std::string next;
+            if (const auto* n = response->find(proto::attr::directory_cursor)) next = proto::read_string(*n);
+            if (!next.empty() && c.all) return (*self)(next);
+            if (json) {
+              std::cout << "], \"next\": " << (next.empty() ? "null" : json_string(next)) << "}" << std::endl;
+            } else {
+              if (*count == 0) std::cout << "no published match\n";
+              if (!next.empty()) std::cout << "more: repeat with --after " << next << " (or use --all)\n";
+              std::cout << std::flush;
+            }
+            client.stop();
+          });
+    };
+    (*page)(c.after);
+  });
+}
+
+int run_categories(NodeArgs& args) {
+  int code = 0;
+  auto options = args.prepare(code);
+  if (!options) return code;
+  bool json = args.json;
+  return run_query(*options, [&](NodeClient& client, int& exit_code) {
+    client.request(proto::method::directory_categories, [](proto::MessageBuilder&) {},
+                   [&](const proto::Message* response, std::string_view error) {
+                     std::string reason;
+                     if (response == nullptr || error_of(*response, reason) != 0) {
+                       std::cerr << "tsunagu: categories: " << (response ? reason : std::string(error)) << std::endl;
+                       exit_code = response ? exit_refused : exit_network;
+                       return client.stop();
+                     }
+                     bool first = true;
+                     if (json) std::cout << "[";
+                     for (const auto* a : response->find_all(proto::attr::directory_category)) {
+                       auto category = proto::decode_category_count(a->value);
+                       if (!category) continue;
+                       if (json)
+                         std::cout << (first ? "" : ", ") << "{\"category\": " << json_string(category->name)
+                                   << ", \"businesses\": " << category->count << "}";
+                       else
+                         std::cout << category->name << "  (" << category->count << ")\n";
+                       first = false;
+                     }
+                     if (json) std::cout << "]";
+                     else if (first) std::cout << "no published businesses";
+                     std::cout << std::endl;
+                     client.stop();
+                   });
+  });
+}
+
+void print_profile(const proto::Message& m, bool json) {
+  auto text = [&](uint16_t type) {
+    const auto* a = m.find(type);
+    return a ? std::string(proto::read_string(*a)) : std::string();
+  };
+  auto number = [&](uint16_t type) {
+    const auto* a = m.find(type);
+    return a ? proto::read_u32(*a).value_or(0) : 0u;
+  };
+  bool publish = number(proto::attr::publish) != 0;
+  bool voicemail = (number(proto::attr::services) & proto::service_flag::voicemail) != 0;
+  if (json) {
+    std::cout << "{\"user\": " << json_string(text(proto::attr::user_id)) << ", \"name\": "
+              << json_string(text(proto::attr::display_name)) << ", \"phone\": " << json_string(text(proto::attr::phone))
+              << ", \"category\": " << json_string(text(proto::attr::category))
+              << ", \"publish\": " << (publish ? "true" : "false") << ", \"voicemail\": " << (voicemail ? "true" : "false")
+              << "}" << std::endl;
+    return;
+  }
+  auto or_dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
+  std::cout << "user:      " << text(proto::attr::user_id) << "\nname:      " << or_dash(text(proto::attr::display_name))
+            << "\nphone:     " << or_dash(text(proto::attr::phone))
+            << "\ncategory:  " << or_dash(text(proto::attr::category))
+            << "\npublish:   " << (publish ? "yes (listed in the directory)" : "no (not listed)")
+            << "\nvoicemail: " << (voicemail ? "yes (callers may leave messages)" : "no") << std::endl;
+}
+
+int run_profile(DirectoryCommands& c, bool set) {
+  NodeArgs& args = set ? c.set_args : c.show_args;
+  proto::ProfileChange change;
+  if (set) {
+    auto parsed = proto::parse_profile_assignments(c.words);
+    if (!parsed) {
+      std::cerr << "tsunagu: profile set: " << parsed.error() << std::endl;
+      return exit_usage;
+    }
+    change = *parsed;
+  }
+  int code = 0;
+  auto options = args.prepare(code);
+  if (!options) return code;
+  bool json = args.json;
+  return run_query(*options, [&](NodeClient& client, int& exit_code) {
+    client.request(
+        set ? proto::method::profile_set : proto::method::profile_get,
+        [&](proto::MessageBuilder& b) { proto::add_profile_change(b, change); },
+        [&](const proto::Message* response, std::string_view error) {
+          std::string reason;
+          if (response == nullptr) {
+            std::cerr << "tsunagu: profile: " << error << std::endl;
+            exit_code = exit_network;
+          } else if (uint16_t number = error_of(*response, reason)) {
+            std::cerr << "tsunagu: profile: " << reason << std::endl;
+            exit_code = exit_for_code(number);
+          } else {
+            print_profile(*response, json);
+          }
+          client.stop();
+        });
+  });
+}
+
+std::optional<Bytes> read_whole_file(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + path;
+    return std::nullopt;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.empty()) {
+    error = path + " is empty";
+    return std::nullopt;
+  }
+  return to_bytes(text);
+}
+
+void report_delivery(const DeliveryResult& result, int& exit_code) {
+  for (size_t i = 0; i < result.saved.size(); ++i) {
+    std::cout << "saved " << result.saved[i];
+    if (i < result.acknowledged.size()) std::cout << " (deleted on the node)";
+    std::cout << "\n";
+  }
+  if (result.outcome.code != 0) {
+    std::cerr << "tsunagu: voicemail: " << result.outcome.reason << std::endl;
+    exit_code = message_exit(result.outcome.code);
+  } else if (result.saved.empty()) {
+    std::cout << "no messages\n";
+  }
+  std::cout << std::flush;
+}
+
+int run_voicemail(DirectoryCommands& c) {
+  if (c.vm_send->parsed()) {
+    int code = 0;
+    auto options = c.send_args.prepare(code);
+    if (!options) return code;
+    return leave_voicemail(*options, c.callee, c.file);
+  }
+  if (c.vm_list->parsed()) {
+    int code = 0;
+    auto options = c.list_args.prepare(code);
+    if (!options) return code;
+    bool json = c.list_args.json;
+    return run_query(*options, [&](NodeClient& client, int& exit_code) {
+      list_voicemail(client, [&](const VoicemailOutcome& outcome, std::vector<proto::VoicemailEntry> entries) {
+        if (outcome.code != 0) {
+          std::cerr << "tsunagu: voicemail list: " << outcome.reason << std::endl;
+          exit_code = exit_for_code(outcome.code);
+          return client.stop();
+        }
+        if (json) std::cout << "[";
+        for (size_t i = 0; i < entries.size(); ++i) {
+          const auto& e = entries[i];
+          if (json)
+            std::cout << (i ? ", " : "") << "{\"id\": " << e.id << ", \"from\": " << json_string(e.caller)
+                      << ", \"time\": " << e.time << ", \"size\": " << e.size << "}";
+          else
+            std::cout << e.id << "  from " << e.caller << "  " << when(e.time) << "  " << e.size << " bytes\n";
+        }
+        if (json) std::cout << "]\n";
+        else if (entries.empty()) std::cout << "no messages\n";
+        std::cout << std::flush;
+        client.stop();
+      });
+    });
+  }
+  if (c.vm_fetch->parsed()) {
+    std::string folder = c.mailbox.empty() ? "." : c.mailbox;
+    if (auto error = prepare_mailbox(folder)) {
+      std::cerr << "tsunagu: " << *error << std::endl;
+      return exit_usage;
+    }
+    int code = 0;
+    auto options = c.fetch_args.prepare(code);
+    if (!options) return code;
+    return run_query(*options, [&](NodeClient& client, int& exit_code) {
+      deliver_voicemail(client, folder, c.ids, !c.keep, [&](const DeliveryResult& result) {
+        report_delivery(result, exit_code);
+        client.stop();
+      });
+    });
+  }
+  int code = 0;
+  auto options = c.delete_args.prepare(code);
+  if (!options) return code;
+  return run_query(*options, [&](NodeClient& client, int& exit_code) {
+    auto remaining = std::make_shared<std::vector<uint64_t>>(c.ids.rbegin(), c.ids.rend());
+    auto next = std::make_shared<std::function<void()>>();
+    *next = [&, remaining, weak = std::weak_ptr(next)] {
+      if (remaining->empty()) return client.stop();
+      uint64_t id = remaining->back();
+      remaining->pop_back();
+      delete_voicemail(client, id, [&, id, self = weak.lock()](const VoicemailOutcome& outcome) {
+        if (outcome.code != 0) {
+          std::cerr << "tsunagu: voicemail delete " << id << ": " << outcome.reason << std::endl;
+          exit_code = message_exit(outcome.code);
+          return client.stop();
+        }
+        std::cout << "deleted " << id << std::endl;
+        (*self)();
+      });
+    };
+    (*next)();
+  });
+}
+
+}  // namespace
+
+std::optional<int> run_directory_commands(DirectoryCommands& c) {
+  if (c.search->parsed())
+    return run_search(c, c.search_args, c.prefix ? proto::directory_kind::name_prefix : proto::directory_kind::name);
+  if (c.business->parsed()) return run_search(c, c.business_args, proto::directory_kind::business);
+  if (c.number->parsed()) return run_search(c, c.number_args, proto::directory_kind::phone);
+  if (c.categories->parsed()) return run_categories(c.categories_args);
+  if (c.profile_show->parsed()) return run_profile(c, false);
+  if (c.profile_set->parsed()) return run_profile(c, true);
+  if (c.voicemail->parsed()) return run_voicemail(c);
+  return std::nullopt;
+}
+
+bool call_missed(int exit_code) {
+  return exit_code == exit_offline || exit_code == exit_busy || exit_code == exit_declined ||
+         exit_code == exit_no_answer;
+}
+
+int leave_voicemail(NodeClientOptions options, const std::string& callee, const std::string& file) {
+  std::string error;
+  auto data = read_whole_file(file, error);
+  if (!data) {
+    std::cerr << "tsunagu: voicemail: " << error << std::endl;
+    return exit_usage;
+  }
+  options.role = proto::link_role::query;
+  options.reconnect = false;
+  size_t size = data->size();
+  return run_query(options, [&](NodeClient& client, int& exit_code) {
+    send_voicemail(client, callee, std::move(*data), [&](const VoicemailOutcome& outcome) {
+      if (outcome.code != 0) {
+        std::cerr << "tsunagu: voicemail for " << callee << " refused: " << outcome.reason << std::endl;
+        exit_code = exit_for_code(outcome.code);
+      } else {
+        std::cout << "voicemail for " << callee << " stored (" << size << " bytes, message " << outcome.id << ")"
+                  << std::endl;
+      }
+      client.stop();
+    });
+  });
+}
+
+std::optional<int> offer_voicemail(const NodeClientOptions& options, const std::string& callee) {
+  if (::isatty(STDIN_FILENO) == 0 || ::isatty(STDOUT_FILENO) == 0) return std::nullopt;
+  std::cout << "Leave voicemail for " << callee << "? File to send (Enter: none): " << std::flush;
+  std::string path;
+  if (!std::getline(std::cin, path)) return std::nullopt;
+  while (!path.empty() && (path.back() == ' ' || path.back() == '\r')) path.pop_back();
+  while (!path.empty() && path.front() == ' ') path.erase(path.begin());
+  if (path.empty()) return std::nullopt;
+  return leave_voicemail(options, callee, path);
+}
+
+std::optional<std::string> prepare_mailbox(const std::string& directory) {
+  struct stat st {};
+  if (::stat(directory.c_str(), &st) != 0) {
+    if (::mkdir(directory.c_str(), 0700) != 0) return "cannot create the mailbox folder " + directory;
+    return std::nullopt;
+  }
+  if (!S_ISDIR(st.st_mode)) return directory + " is not a folder";
+  if (::access(directory.c_str(), W_OK) != 0) return "cannot write into the mailbox folder " + directory;
+  return std::nullopt;
+}
+
+void deliver_on_login(NodeClient& client, const std::string& directory) {
+  deliver_voicemail(client, directory, {}, true, [](const DeliveryResult& result) {
+    for (const auto& path : result.saved) std::cout << "voicemail saved: " << path << std::endl;
+    if (result.outcome.code != 0)
+      std::cerr << "tsunagu: voicemail delivery stopped: " << result.outcome.reason << " (retried at the next login)"
+                << std::endl;
+  });
+}
+
+}  // namespace tsunagu::terminal

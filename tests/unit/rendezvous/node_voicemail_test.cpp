@@ -1,0 +1,251 @@
+// NodeCore's voicemail and profile handlers, driven the way node_daemon.cpp
+// drives them: a stored message and a profile change are acknowledged only
+// after commit_turn() (the group commit), never before.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+
+#include "proto/signalling.hpp"
+#include "rendezvous/node_core.hpp"
+#include "security/passwords.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::rendezvous;
+namespace sig = tsunagu::proto;
+
+namespace {
+
+const security::ScryptParameters fast_hashing{10, 8, 1};
+
+struct Fixture {
+  std::string dir;
+  std::unique_ptr<AccountStore> store;
+  std::unique_ptr<NodeCore> core;
+  Now now{1000, 1'800'000'000};
+
+  explicit Fixture(NodeSettings settings = {}) {
+    char tmpl[] = "/tmp/tsunagu-node-vm-XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    auto opened = AccountStore::open(dir, uint64_t{32} << 20);
+    REQUIRE(opened.has_value());
+    store = std::move(*opened);
+    settings.password_hashing = fast_hashing;
+    core = std::make_unique<NodeCore>(*store, std::move(settings));
+  }
+  ~Fixture() {
+    core.reset();
+    store.reset();
+    std::filesystem::remove_all(dir);
+  }
+
+  void add(const std::string& user, uint32_t services) {
+    Account a;
+    a.user_id = user;
+    a.password_hash = security::hash_password("password-123", fast_hashing);
+    a.services = services;
+    auto txn = store->begin_write();
+    REQUIRE(*store->create(*txn, a));
+    REQUIRE(txn->commit().has_value());
+  }
+
+  // Delivers a request; returns the replies released before and after the commit.
+  struct Exchange {
+    std::vector<proto::Message> before, after;  // replies released before and after the commit
+  };
+  Exchange exchange(
+      LinkId link, uint16_t method, const std::function<void(proto::MessageBuilder&)>& fill) {
+    proto::TransactionId id;
+    security::random_bytes(id.bytes);
+    proto::MessageBuilder b(proto::MessageClass::request, method, id);
+    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    fill(b);
+    Bytes bytes = b.finish();
+    core->message(link, bytes, now);
+    auto before = messages(core->take_actions());
+    core->commit_turn();
+    auto after = messages(core->take_actions());
+    return Exchange{before, after};
+  }
+
+  void login(LinkId link, const std::string& user) {
+    core->link_opened(link, proto::SocketAddress::v4({127, 0, 0, 1}, static_cast<uint16_t>(40000 + link)), now);
+    exchange(link, sig::method::login, [&](proto::MessageBuilder& b) {
+      b.add_string(sig::attr::user_id, user);
+      b.add_string(sig::attr::password, "password-123");
+      b.add_u32(sig::attr::link_role, sig::link_role::query);
+    });
+    for (const auto& job : core->take_password_jobs()) {
+      PasswordJobResult r{job.id, security::verify_password(job.password, job.stored_hash), {}};
+      core->password_job_done(r, now);
+    }
+    core->commit_turn();
+    auto replies = messages(core->take_actions());
+    REQUIRE(replies.size() == 1);
+    REQUIRE(replies[0].message_class == proto::MessageClass::success);
+  }
+
+  std::vector<proto::Message> messages(std::vector<NodeAction> actions) {
+    std::vector<proto::Message> out;
+    for (auto& a : actions) {
+      if (a.kind != NodeAction::Kind::send) continue;
+      kept.push_back(std::make_shared<Bytes>(std::move(a.message)));
+      auto decoded = proto::decode(*kept.back());
+      REQUIRE(decoded.has_value());
+      out.push_back(decoded->message);
+    }
+    return out;
+  }
+  std::vector<std::shared_ptr<Bytes>> kept;  // decoded messages point into these
+};
+
+uint16_t code_of(const proto::Message& m) {
+  const auto* a = m.find(proto::attr::error_code);
+  return a ? proto::read_error_code(*a)->code : 0;
+}
+
+}  // namespace
+
+TEST_CASE("voicemail: the upload is acknowledged only after the commit, then listed and fetched") {
+  Fixture f;
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  Bytes message(10'000);
+  for (size_t i = 0; i < message.size(); ++i) message[i] = std::byte(i % 251);
+  auto x_b0 = f.exchange(1, sig::method::voicemail_begin, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, "bob");
+    b.add_u64(sig::attr::voicemail_size, message.size());
+  });
+  REQUIRE(x_b0.before.size() == 1);
+  REQUIRE(x_b0.before[0].message_class == proto::MessageClass::success);
+  uint32_t upload = *proto::read_u32(*x_b0.before[0].find(sig::attr::voicemail_upload));
+  for (size_t at = 0; at < message.size(); at += 8192) {
+    auto x_c0 = f.exchange(1, sig::method::voicemail_chunk, [&](proto::MessageBuilder& b) {
+      b.add_u32(sig::attr::voicemail_upload, upload);
+      b.add_u64(sig::attr::voicemail_offset, at);
+      b.add(sig::attr::voicemail_data, ByteView(message).subspan(at, std::min<size_t>(8192, message.size() - at)));
+    });
+    REQUIRE(x_c0.before.size() == 1);
+    CHECK(x_c0.before[0].message_class == proto::MessageClass::success);
+  }
+  auto x_done = f.exchange(1, sig::method::voicemail_finish,
+                                    [&](proto::MessageBuilder& b) { b.add_u32(sig::attr::voicemail_upload, upload); });
+  CHECK(x_done.before.empty());  // nothing before the commit
+  REQUIRE(x_done.after.size() == 1);
+  CHECK(x_done.after[0].message_class == proto::MessageClass::success);
+  CHECK(proto::read_u64(*x_done.after[0].find(sig::attr::voicemail_id)) == 1u);
+
+  f.login(2, "bob");
+  auto x_list = f.exchange(2, sig::method::voicemail_list, [](proto::MessageBuilder&) {});
+  REQUIRE(x_list.before.size() == 1);
+  auto entries = x_list.before[0].find_all(sig::attr::voicemail_entry);
+  REQUIRE(entries.size() == 1);
+  CHECK(proto::decode_voicemail_entry(entries[0]->value)->caller == "alice");
+  auto x_fetch = f.exchange(2, sig::method::voicemail_fetch, [](proto::MessageBuilder& b) {
+    b.add_u64(sig::attr::voicemail_id, 1);
+    b.add_u64(sig::attr::voicemail_offset, 8192);
+  });
+  REQUIRE(x_fetch.before.size() == 1);
+  auto data = x_fetch.before[0].find(sig::attr::voicemail_data)->value;
+  CHECK(std::equal(data.begin(), data.end(), message.begin() + 8192, message.end()));
+  auto x_d0 = f.exchange(2, sig::method::voicemail_delete,
+                                  [](proto::MessageBuilder& b) { b.add_u64(sig::attr::voicemail_id, 1); });
+  CHECK(x_d0.before.empty());
+  REQUIRE(x_d0.after.size() == 1);
+  CHECK(x_d0.after[0].message_class == proto::MessageClass::success);
+  auto x_again = f.exchange(2, sig::method::voicemail_delete,
+                                [](proto::MessageBuilder& b) { b.add_u64(sig::attr::voicemail_id, 1); });
+  REQUIRE(x_again.before.size() == 1);
+  CHECK(code_of(x_again.before[0]) == sig::error::not_found);
+}
+
+TEST_CASE("voicemail: size, quota and service are checked before any byte is sent") {
+  NodeSettings settings;
+  settings.voicemail_max_message_bytes = 1000;
+  settings.voicemail_quota_bytes = 1500;
+  Fixture f(settings);
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  auto begin = [&](const std::string& to, uint64_t size) {
+    auto x_r = f.exchange(1, sig::method::voicemail_begin, [&](proto::MessageBuilder& b) {
+      b.add_string(sig::attr::user_id, to);
+      b.add_u64(sig::attr::voicemail_size, size);
+    });
+    REQUIRE(x_r.before.size() == 1);
+    return code_of(x_r.before[0]);
+  };
+  CHECK(begin("bob", 1001) == sig::error::too_large);
+  CHECK(begin("alice", 10) == sig::error::forbidden);  // no voicemail service
+  CHECK(begin("nobody", 10) == sig::error::unknown_user);
+  CHECK(begin("4106@acme", 10) == sig::error::not_implemented);
+  CHECK(begin("bob", 0) == sig::error::bad_request);
+  CHECK(begin("bob", 1000) == 0);
+  CHECK(begin("bob", 600) == sig::error::over_quota);  // 1000 in progress + 600 > 1500
+}
+
+TEST_CASE("profile_set: answered after the commit; the search sees the change") {
+  Fixture f;
+  f.add("alice", 0);
+  f.login(1, "alice");
+  auto x_done = f.exchange(1, sig::method::profile_set, [](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::display_name, "Alice Smith");
+    b.add_u32(sig::attr::publish, 1);
+  });
+  CHECK(x_done.before.empty());
+  REQUIRE(x_done.after.size() == 1);
+  CHECK(x_done.after[0].message_class == proto::MessageClass::success);
+  auto x_found = f.exchange(1, sig::method::directory_search,
+                                    [](proto::MessageBuilder& b) { b.add_string(sig::attr::directory_query, "SMITH"); });
+  REQUIRE(x_found.before.size() == 1);
+  auto entries = x_found.before[0].find_all(sig::attr::directory_entry);
+  REQUIRE(entries.size() == 1);
+  CHECK(proto::decode_directory_entry(entries[0]->value)->user_id == "alice");
+  auto x_bad = f.exchange(1, sig::method::profile_set,
+                                   [](proto::MessageBuilder& b) { b.add_string(sig::attr::phone, "call me"); });
+  REQUIRE(x_bad.before.size() == 1);
+  CHECK(code_of(x_bad.before[0]) == sig::error::bad_request);
+}
+
+TEST_CASE("directory_search: a page of the largest entries stays under the message limit and skips nothing") {
+  Fixture f;
+  f.add("asker", 0);
+  std::vector<std::string> ids;
+  {
+    auto txn = f.store->begin_write();
+    for (int i = 0; i < 60; ++i) {
+      Account a;
+      std::string n = std::to_string(100 + i);
+      a.user_id = std::string(61, 'u') + n + "@" + std::string(63, 'd');  // 128 bytes
+      a.display_name = "Big " + std::string(124, 'N');
+      a.category = std::string(64, 'c');
+      a.phone = std::string(32, '1');
+      a.publish = true;
+      ids.push_back(a.user_id);
+      REQUIRE(*f.store->create(*txn, a));
+    }
+    REQUIRE(txn->commit().has_value());
+  }
+  f.login(1, "asker");
+  std::vector<std::string> seen;
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    auto x = f.exchange(1, sig::method::directory_search, [&](proto::MessageBuilder& b) {
+      b.add_string(sig::attr::directory_query, "big");
+      b.add_u32(sig::attr::directory_limit, 50);
+      if (!cursor.empty()) b.add_string(sig::attr::directory_cursor, cursor);
+    });
+    REQUIRE(x.before.size() == 1);
+    CHECK(f.kept.back()->size() <= proto::default_max_message_size);
+    for (const auto* a : x.before[0].find_all(sig::attr::directory_entry))
+      seen.push_back(proto::decode_directory_entry(a->value)->user_id);
+    const auto* next = x.before[0].find(sig::attr::directory_cursor);
+    if (next == nullptr) break;
+    cursor = std::string(proto::read_string(*next));
+  }
+  CHECK(seen == ids);
+}

@@ -1,0 +1,94 @@
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "rendezvous/account_store.hpp"
+#include "rendezvous/voicemail_store.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::rendezvous;
+
+namespace {
+
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/tsunagu-voicemail-XXXXXX";
+    char* made = mkdtemp(tmpl);
+    REQUIRE(made != nullptr);
+    path = made;
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+Bytes bytes_of(size_t n, uint8_t seed) {
+  Bytes b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = std::byte(static_cast<uint8_t>(seed + i * 7));
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("voicemail store: add, list, read in chunks, usage, remove; survives reopening") {
+  TempDir dir;
+  Bytes message = bytes_of(20'000, 3);
+  {
+    auto store = AccountStore::open(dir.path, uint64_t{32} << 20);
+    REQUIRE(store.has_value());
+    auto vm = VoicemailStore::open((*store)->environment());
+    REQUIRE(vm.has_value());
+    auto txn = (*store)->begin_write();
+    REQUIRE(txn.has_value());
+    CHECK(*vm->add(*txn, "bob", "alice", 100, message) == 1);
+    CHECK(*vm->add(*txn, "bob", "carol", 200, bytes_of(10, 1)) == 2);
+    CHECK(*vm->add(*txn, "bob.x", "carol", 300, bytes_of(5, 1)) == 3);  // a mailbox whose name starts with bob
+    REQUIRE(txn->commit().has_value());
+  }
+  auto store = AccountStore::open(dir.path, uint64_t{32} << 20);
+  REQUIRE(store.has_value());
+  auto vm = VoicemailStore::open((*store)->environment());
+  REQUIRE(vm.has_value());
+  auto txn = (*store)->begin_write();
+  REQUIRE(txn.has_value());
+  auto list = vm->list(*txn, "bob", 0, 10);
+  REQUIRE(list.has_value());
+  REQUIRE(list->size() == 2);
+  CHECK((*list)[0] == proto::VoicemailEntry{1, 100, 20'000, "alice"});
+  CHECK((*list)[1].caller == "carol");
+  CHECK(vm->list(*txn, "bob", 1, 10)->size() == 1);
+  auto usage = vm->usage(*txn, "bob");
+  CHECK(usage->messages == 2);
+  CHECK(usage->bytes == 20'010);
+  Bytes read_back;
+  for (uint64_t offset = 0; offset < message.size();) {
+    auto chunk = vm->read(*txn, "bob", 1, offset, 8192);
+    REQUIRE(chunk.has_value());
+    REQUIRE(chunk->has_value());
+    REQUIRE(!(*chunk)->empty());
+    read_back.insert(read_back.end(), (*chunk)->begin(), (*chunk)->end());
+    offset += (*chunk)->size();
+  }
+  CHECK(read_back == message);
+  CHECK(!vm->read(*txn, "alice", 1, 0, 10)->has_value());  // not alice's message
+  CHECK(*vm->remove(*txn, "bob", 1));
+  CHECK_FALSE(*vm->remove(*txn, "bob", 1));
+  CHECK(*vm->add(*txn, "bob", "alice", 400, bytes_of(4, 0)) == 4);  // IDs are never reused
+  CHECK(*vm->expire(*txn, 350, 100) == 2);  // messages 2 (t=200) and 3 (t=300)
+  CHECK(vm->list(*txn, "bob", 0, 10)->size() == 1);
+  CHECK(vm->list(*txn, "bob.x", 0, 10)->empty());
+}
+
+TEST_CASE("voicemail record: round trip, version and size checked") {
+  proto::VoicemailEntry e{7, 1'700'000'000, 1234, "alice"};
+  Bytes b = encode_voicemail_record(e);
+  REQUIRE(decode_voicemail_record(b).has_value());
+  CHECK(*decode_voicemail_record(b) == e);
+  Bytes wrong_version = b;
+  wrong_version[0] = std::byte{2};
+  CHECK_FALSE(decode_voicemail_record(wrong_version).has_value());
+  for (size_t n = 0; n < b.size(); ++n) CHECK_FALSE(decode_voicemail_record(ByteView(b).first(n)).has_value());
+  Bytes longer = b;
+  longer.push_back(std::byte{0});
+  CHECK_FALSE(decode_voicemail_record(longer).has_value());
+}
