@@ -9,94 +9,18 @@
 #include <iostream>
 #include <iterator>
 
-#include "base/password_input.hpp"
 #include "proto/directory_records.hpp"
 #include "proto/profile_change.hpp"
+#include "terminal/call_runner.hpp"
+#include "terminal/cli_common.hpp"
 #include "terminal/voicemail_client.hpp"
 
 namespace tsunagu::terminal {
 namespace {
 
-// The CLI's exit codes (terminal/main.cpp lists them all).
-constexpr int exit_network = 1;
-constexpr int exit_usage = 2;
-constexpr int exit_unknown_user = 3;
-constexpr int exit_offline = 4;
-constexpr int exit_auth = 5;
-constexpr int exit_rate_limited = 6;
-constexpr int exit_refused = 7;
-constexpr int exit_busy = 8, exit_declined = 9, exit_no_answer = 10;
-
-std::string env_or(const char* name, std::string fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : fallback;
-}
-
-// --node, --ca, --user, --password-file, --server-name, as on every command.
-struct NodeArgs {
-  std::string node = env_or("TSUNAGU_NODE", "");
-  std::string ca = env_or("TSUNAGU_CA", "");
-  std::string user = env_or("TSUNAGU_USER", "");
-  std::optional<std::string> password_file;
-  std::string server_name;
-  bool json = false;
-
-  void add_to(CLI::App* command, bool with_json = true) {
-    command->add_option("--node", node, "Rendezvous node host:port ($TSUNAGU_NODE)");
-    command->add_option("--ca", ca, "The deployment's CA certificate file ($TSUNAGU_CA)");
-    command->add_option("-u,--user", user, "Your user ID ($TSUNAGU_USER)");
-    command->add_option("--password-file", password_file,
-                        "Read your password from this file's first line ('-' = stdin); otherwise "
-                        "$TSUNAGU_PASSWORD, otherwise a prompt");
-    command->add_option("--server-name", server_name,
-                        "Name the node's certificate must carry (default: the host of --node)");
-    if (with_json) command->add_flag("--json", json, "Print JSON instead of text");
-  }
-
-  std::optional<NodeClientOptions> prepare(int& exit_code) const {
-    auto missing = [&](const std::string& what) {
-      std::cerr << "tsunagu: " << what << "\n";
-      exit_code = exit_usage;
-      return std::nullopt;
-    };
-    if (node.empty()) return missing("no node: give --node host:port or set TSUNAGU_NODE");
-    if (ca.empty()) return missing("no CA certificate: give --ca FILE or set TSUNAGU_CA");
-    if (user.empty()) return missing("no user ID: give --user ID or set TSUNAGU_USER");
-    if (!proto::valid_user_id(user))
-      return missing("invalid user ID \"" + user + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain");
-    NodeClientOptions options;
-    std::string host, error;
-    auto address = resolve_node_address(node, host, error);
-    if (!address) return missing(error);
-    options.node = *address;
-    options.verify_name = server_name.empty() ? host : server_name;
-    options.ca_file = ca;
-    options.user_id = user;
-    options.role = proto::link_role::query;
-    PasswordSource source;
-    source.file = password_file;
-    source.prompt = "Password for " + user + ": ";
-    auto password = read_password(source, error);
-    if (!password) return missing(error);
-    options.password = *password;
-    return options;
-  }
-};
-
-int exit_for_failure(ClientFailure failure) {
-  switch (failure) {
-    case ClientFailure::none:
-    case ClientFailure::displaced:
-    case ClientFailure::logged_out: return 0;
-    case ClientFailure::unauthenticated: return exit_auth;
-    case ClientFailure::rate_limited: return exit_rate_limited;
-    case ClientFailure::protocol: return exit_refused;
-    default: return exit_network;
-  }
-}
-
 // Logs in on a query link, runs `work`, and returns the exit code it set.
 int run_query(NodeClientOptions options, const std::function<void(NodeClient&, int&)>& work) {
+  options.role = proto::link_role::query;
   uv_loop_t loop;
   uv_loop_init(&loop);
   int exit_code = 0;
@@ -117,21 +41,6 @@ int run_query(NodeClientOptions options, const std::function<void(NodeClient&, i
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   return exit_code;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
 }
 
 // Error code and reason of an error response; 0 for success.
@@ -210,27 +119,27 @@ std::shared_ptr<DirectoryCommands> add_directory_commands(CLI::App& app) {
   };
   c->search = c->directory->add_subcommand(
       "search", "Published users whose name or user ID contains TEXT (case-insensitive), in user-ID order");
-  c->search_args.add_to(c->search);
+  c->search_args.add_to(c->search, true);
   c->search->add_option("TEXT", c->text, "Text to look for")->required();
   c->search->add_flag("--prefix", c->prefix, "Match only where the name, a word of it, or the user ID starts with TEXT");
   paging(c->search);
   c->business = c->directory->add_subcommand("business", "Published businesses in CATEGORY (e.g. \"hospital\")");
-  c->business_args.add_to(c->business);
+  c->business_args.add_to(c->business, true);
   c->business->add_option("CATEGORY", c->text, "Business category (case-insensitive)")->required();
   paging(c->business);
   c->categories = c->directory->add_subcommand("categories", "The business categories in use, with how many businesses");
-  c->categories_args.add_to(c->categories);
+  c->categories_args.add_to(c->categories, true);
   c->number = c->directory->add_subcommand("number", "The published user(s) with phone number PHONE (digits compared)");
-  c->number_args.add_to(c->number);
+  c->number_args.add_to(c->number, true);
   c->number->add_option("PHONE", c->text, "Phone number, e.g. +81-6-1234-0000")->required();
 
   c->profile = app.add_subcommand("profile", "Show or change your own directory row");
   c->profile->require_subcommand(1);
   c->profile_show = c->profile->add_subcommand("show", "Show your directory row");
-  c->show_args.add_to(c->profile_show);
+  c->show_args.add_to(c->profile_show, true);
   c->profile_set = c->profile->add_subcommand(
       "set", "Change your directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no");
-  c->set_args.add_to(c->profile_set);
+  c->set_args.add_to(c->profile_set, true);
   c->profile_set->add_option("KEY=VALUE", c->words, "Fields to change (phone= or category= empty: remove)")->required();
 
   c->voicemail = app.add_subcommand("voicemail", "Leave voicemail, and list, fetch or delete your own");
@@ -240,7 +149,7 @@ std::shared_ptr<DirectoryCommands> add_directory_commands(CLI::App& app) {
   c->vm_send->add_option("ID", c->callee, "Whose mailbox")->required();
   c->vm_send->add_option("FILE", c->file, "The message")->required()->check(CLI::ExistingFile);
   c->vm_list = c->voicemail->add_subcommand("list", "List the messages waiting for you");
-  c->list_args.add_to(c->vm_list);
+  c->list_args.add_to(c->vm_list, true);
   c->vm_fetch = c->voicemail->add_subcommand(
       "fetch", "Save your messages (all, or the IDs given) into the mailbox folder, then delete them on the node");
   c->fetch_args.add_to(c->vm_fetch, false);
@@ -527,8 +436,8 @@ std::optional<int> run_directory_commands(DirectoryCommands& c) {
 }
 
 bool call_missed(int exit_code) {
-  return exit_code == exit_offline || exit_code == exit_busy || exit_code == exit_declined ||
-         exit_code == exit_no_answer;
+  return exit_code == exit_offline || exit_code == exit_call_busy || exit_code == exit_call_declined ||
+         exit_code == exit_call_no_answer;
 }
 
 int leave_voicemail(NodeClientOptions options, const std::string& callee, const std::string& file) {

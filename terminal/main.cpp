@@ -16,6 +16,7 @@
 #include "base/log.hpp"
 #include "base/password_input.hpp"
 #include "terminal/call_runner.hpp"
+#include "terminal/cli_common.hpp"
 #include "terminal/lan_ring_server.hpp"
 #include "terminal/directory_commands.hpp"
 #include "terminal/node_client.hpp"
@@ -24,81 +25,6 @@ using namespace tsunagu;
 using namespace tsunagu::terminal;
 
 namespace {
-
-constexpr int exit_network = 1;
-constexpr int exit_usage = 2;
-constexpr int exit_unknown_user = 3;
-constexpr int exit_offline = 4;
-constexpr int exit_auth = 5;
-constexpr int exit_rate_limited = 6;
-constexpr int exit_refused = 7;
-
-int exit_code_for(ClientFailure failure) {
-  switch (failure) {
-    case ClientFailure::none:
-    case ClientFailure::displaced:
-    case ClientFailure::logged_out: return 0;
-    case ClientFailure::network:
-    case ClientFailure::tls: return exit_network;
-    case ClientFailure::unauthenticated: return exit_auth;
-    case ClientFailure::rate_limited: return exit_rate_limited;
-    case ClientFailure::protocol: return exit_refused;
-  }
-  return exit_network;
-}
-
-std::string env_or(const char* name, std::string fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? value : fallback;
-}
-
-struct Common {
-  std::string node = env_or("TSUNAGU_NODE", "");
-  std::string ca = env_or("TSUNAGU_CA", "");
-  std::string user = env_or("TSUNAGU_USER", "");
-  std::optional<std::string> password_file;
-  std::string server_name;
-  bool json = false;
-
-  void add_to(CLI::App* command) {
-    command->add_option("--node", node, "Rendezvous node host:port ($TSUNAGU_NODE)");
-    command->add_option("--ca", ca, "The deployment's CA certificate file ($TSUNAGU_CA)");
-    command->add_option("-u,--user", user, "Your user ID ($TSUNAGU_USER)");
-    command->add_option("--password-file", password_file,
-                        "Read your password from this file's first line ('-' = stdin); otherwise "
-                        "$TSUNAGU_PASSWORD, otherwise a prompt");
-    command->add_option("--server-name", server_name,
-                        "Name the node's certificate must carry (default: the host of --node)");
-  }
-};
-
-std::optional<NodeClientOptions> prepare(const Common& common, int& exit_code) {
-  auto missing = [&](const char* what) {
-    std::cerr << "tsunagu: " << what << "\n";
-    exit_code = exit_usage;
-    return std::nullopt;
-  };
-  if (common.node.empty()) return missing("no node: give --node host:port or set TSUNAGU_NODE");
-  if (common.ca.empty()) return missing("no CA certificate: give --ca FILE or set TSUNAGU_CA");
-  if (common.user.empty()) return missing("no user ID: give --user ID or set TSUNAGU_USER");
-  if (!proto::valid_user_id(common.user))
-    return missing(("invalid user ID \"" + common.user + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain").c_str());
-  NodeClientOptions options;
-  std::string host, error;
-  auto address = resolve_node_address(common.node, host, error);
-  if (!address) return missing(error.c_str());
-  options.node = *address;
-  options.verify_name = common.server_name.empty() ? host : common.server_name;
-  options.ca_file = common.ca;
-  options.user_id = common.user;
-  PasswordSource source;
-  source.file = common.password_file;
-  source.prompt = "Password for " + common.user + ": ";
-  auto password = read_password(source, error);
-  if (!password) return missing(error.c_str());
-  options.password = *password;
-  return options;
-}
 
 std::string ago(uint64_t unix_seconds) {
   auto now = static_cast<uint64_t>(std::time(nullptr));
@@ -109,21 +35,6 @@ std::string ago(uint64_t unix_seconds) {
   if (d < 7200) return std::to_string(d / 60) + " min ago";
   if (d < 172800) return std::to_string(d / 3600) + " h ago";
   return std::to_string(d / 86400) + " days ago";
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
 }
 
 // Runs one session to completion and returns the exit code.
@@ -153,7 +64,7 @@ int run_session(NodeClientOptions options, const std::function<void(NodeClient&,
         std::cout << "session ended: " << detail << std::endl;
       else
         std::cerr << "tsunagu: " << detail << std::endl;
-      if (exit_code == 0) exit_code = exit_code_for(failure);
+      if (exit_code == 0) exit_code = exit_for_failure(failure);
     }
   };
   NodeClient client(&loop, options, events);
@@ -273,7 +184,7 @@ int main(int argc, char** argv) {
       "8 callee busy, 9 call declined, 10 no answer, 11 the call failed (no media path, link lost, file corrupted).\n"
       "Passwords are never taken from the command line: --password-file, $TSUNAGU_PASSWORD or a prompt.");
 
-  Common login_common, whereis_common, logout_common, register_common;
+  NodeArgs login_common, whereis_common, logout_common, register_common;
   auto* login = app.add_subcommand("login", "Log in and stay online (keepalives, reconnects) until stopped");
   login_common.add_to(login);
   std::string login_mailbox = env_or("TSUNAGU_MAILBOX", "");
@@ -292,7 +203,7 @@ int main(int argc, char** argv) {
   std::string display_name;
   register_user->add_option("--name", display_name, "Your display name");
 
-  Common call_common, listen_common;
+  NodeArgs call_common, listen_common;
   CallOptions call_options, listen_options;
   std::vector<std::string> call_ice, listen_ice;
   auto* call = app.add_subcommand("call", "Call a user: ICE through libnice, every packet sealed with the call's keys");
@@ -355,7 +266,7 @@ int main(int argc, char** argv) {
     return true;
   };
   if (call->parsed()) {
-    auto options = prepare(call_common, code);
+    auto options = call_common.prepare(code);
     if (!options) return code;
     if (!parse_addresses(call_ice, call_options.ice_addresses)) return exit_usage;
     call_options.node = *options;
@@ -380,7 +291,7 @@ int main(int argc, char** argv) {
     return run_listen(listen_options);
   }
   if (listen->parsed()) {
-    auto options = prepare(listen_common, code);
+    auto options = listen_common.prepare(code);
     if (!options) return code;
     if (!parse_addresses(listen_ice, listen_options.ice_addresses)) return exit_usage;
     listen_options.node = *options;
@@ -389,7 +300,7 @@ int main(int argc, char** argv) {
   }
 
   if (login->parsed()) {
-    auto options = prepare(login_common, code);
+    auto options = login_common.prepare(code);
     if (!options) return code;
     options->reconnect = true;
     if (!login_mailbox.empty())
@@ -402,7 +313,7 @@ int main(int argc, char** argv) {
         true);
   }
   if (whereis->parsed()) {
-    auto options = prepare(whereis_common, code);
+    auto options = whereis_common.prepare(code);
     if (!options) return code;
     options->role = proto::link_role::query;
     bool json = whereis_common.json;
@@ -424,7 +335,7 @@ int main(int argc, char** argv) {
         false);
   }
   if (logout->parsed()) {
-    auto options = prepare(logout_common, code);
+    auto options = logout_common.prepare(code);
     if (!options) return code;
     options->role = proto::link_role::query;
     std::string user = options->user_id;
@@ -445,7 +356,7 @@ int main(int argc, char** argv) {
         false);
   }
   if (register_user->parsed()) {
-    auto options = prepare(register_common, code);
+    auto options = register_common.prepare(code);
     if (!options) return code;
     options->authenticate = false;
     return run_session(

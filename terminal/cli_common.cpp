@@ -1,0 +1,86 @@
+#include "terminal/cli_common.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+
+#include "base/password_input.hpp"
+#include "proto/signalling.hpp"
+
+namespace tsunagu::terminal {
+
+int exit_for_failure(ClientFailure failure) {
+  switch (failure) {
+    case ClientFailure::none:
+    case ClientFailure::displaced:
+    case ClientFailure::logged_out: return 0;
+    case ClientFailure::network:
+    case ClientFailure::tls: return exit_network;
+    case ClientFailure::unauthenticated: return exit_auth;
+    case ClientFailure::rate_limited: return exit_rate_limited;
+    case ClientFailure::protocol: return exit_refused;
+  }
+  return exit_network;
+}
+
+std::string env_or(const char* name, std::string fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : fallback;
+}
+
+void NodeArgs::add_to(CLI::App* command, bool with_json) {
+  command->add_option("--node", node, "Rendezvous node host:port ($TSUNAGU_NODE)");
+  command->add_option("--ca", ca, "The deployment's CA certificate file ($TSUNAGU_CA)");
+  command->add_option("-u,--user", user, "Your user ID ($TSUNAGU_USER)");
+  command->add_option("--password-file", password_file,
+                      "Read your password from this file's first line ('-' = stdin); otherwise "
+                      "$TSUNAGU_PASSWORD, otherwise a prompt");
+  command->add_option("--server-name", server_name,
+                      "Name the node's certificate must carry (default: the host of --node)");
+  if (with_json) command->add_flag("--json", json, "Print JSON instead of text");
+}
+
+std::optional<NodeClientOptions> NodeArgs::prepare(int& exit_code) const {
+  auto missing = [&](const std::string& what) {
+    std::cerr << "tsunagu: " << what << "\n";
+    exit_code = exit_usage;
+    return std::nullopt;
+  };
+  if (node.empty()) return missing("no node: give --node host:port or set TSUNAGU_NODE");
+  if (ca.empty()) return missing("no CA certificate: give --ca FILE or set TSUNAGU_CA");
+  if (user.empty()) return missing("no user ID: give --user ID or set TSUNAGU_USER");
+  if (!proto::valid_user_id(user))
+    return missing("invalid user ID \"" + user + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain");
+  NodeClientOptions options;
+  std::string host, error;
+  auto address = resolve_node_address(node, host, error);
+  if (!address) return missing(error);
+  options.node = *address;
+  options.verify_name = server_name.empty() ? host : server_name;
+  options.ca_file = ca;
+  options.user_id = user;
+  PasswordSource source;
+  source.file = password_file;
+  source.prompt = "Password for " + user + ": ";
+  auto password = read_password(source, error);
+  if (!password) return missing(error);
+  options.password = *password;
+  return options;
+}
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace tsunagu::terminal

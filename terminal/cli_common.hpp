@@ -1,0 +1,47 @@
+// What every `tsunagu` subcommand shares: the exit codes, the node options
+// (--node, --ca, --user, --password-file, --server-name) and turning them into
+// NodeClientOptions, and JSON string quoting for --json output.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "terminal/node_client.hpp"
+
+namespace tsunagu::terminal {
+
+// Exit codes (the --help footer lists them; call_runner.hpp has 8-11).
+inline constexpr int exit_network = 1;
+inline constexpr int exit_usage = 2;
+inline constexpr int exit_unknown_user = 3;
+inline constexpr int exit_offline = 4;
+inline constexpr int exit_auth = 5;
+inline constexpr int exit_rate_limited = 6;
+inline constexpr int exit_refused = 7;
+
+int exit_for_failure(ClientFailure failure);
+
+std::string env_or(const char* name, std::string fallback);
+
+// The node options of a subcommand, with their environment defaults.
+struct NodeArgs {
+  std::string node = env_or("TSUNAGU_NODE", "");
+  std::string ca = env_or("TSUNAGU_CA", "");
+  std::string user = env_or("TSUNAGU_USER", "");
+  std::optional<std::string> password_file;
+  std::string server_name;
+  bool json = false;
+
+  void add_to(CLI::App* command, bool with_json = false);
+  // The options checked and the password read; nullopt after printing why
+  // (exit_code is then set to exit_usage).
+  std::optional<NodeClientOptions> prepare(int& exit_code) const;
+};
+
+// "text" with quotes, backslashes and control characters escaped.
+std::string json_string(std::string_view text);
+
+}  // namespace tsunagu::terminal
