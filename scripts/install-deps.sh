@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Tsunagu needs, only those missing.
-#   scripts/install-deps.sh build   what building and the demo need
+#   scripts/install-deps.sh build   what building and the loopback demo need
+#   scripts/install-deps.sh demo    build, and as root also the NAT lab's tools (scripts/demo.sh)
 #   scripts/install-deps.sh test    also what the test suites run (real peers)
 set -euo pipefail
 
@@ -14,8 +15,14 @@ test_packages=(
   iproute2 nftables busybox dnsmasq-base coturn kea-dhcp4-server isc-dhcp-server
 )
 
+# What the NAT lab (tests/lab/) runs; the demo runs its first scenario as root.
+lab_packages=(iproute2 nftables busybox dnsmasq-base coturn)
+
 wanted=("${build_packages[@]}")
-if [[ "${1:-build}" == test ]]; then wanted+=("${test_packages[@]}"); fi
+case "${1:-build}" in
+  test) wanted+=("${test_packages[@]}") ;;
+  demo) if [[ $(id -u) -eq 0 ]]; then wanted+=("${lab_packages[@]}"); fi ;;
+esac
 
 missing=()
 for package in "${wanted[@]}"; do

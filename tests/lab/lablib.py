@@ -17,8 +17,10 @@ Rules it keeps:
   - exit 77 (meson's "skipped") with a reason when not root, or when namespaces,
     nftables, dnsmasq, busybox or coturn are missing.
 
-Phase 2 (calls to LAN extensions) plugs in at the functions marked
-"PHASE 2" below: agent_calls_section(), issue_lan_terminal(), start_lan_terminal().
+Calls to LAN extensions (phase 2): the agent's [calls] and [policy] sections
+(agent_calls_section()), the LAN terminals' certificates (issue_lan_terminal()) and
+`tsunagu listen --lan` in a terminal's namespace (start_lan_terminal()); the agent can be
+killed and started again (kill_agent(), run_agent()).
 """
 
 import atexit
@@ -272,9 +274,11 @@ class Lab:
 
     NAMESPACES = ("pub", "gw-acme", "gw-home", "acme-1", "acme-2", "home")
 
-    def __init__(self, scenario, nat=None, keepalive_interval=5):
+    def __init__(self, scenario, nat=None, keepalive_interval=5, policy=""):
+        """policy: TOML text appended to agent.toml (its [policy] section and rules), "" for none."""
         preflight()
         self.scenario = scenario
+        self.policy = policy
         self.prefix = "tl%d-" % os.getpid()
         self.nat = {"gw-acme": "eim", "gw-home": "eim"}
         self.nat.update(nat or {})
@@ -532,10 +536,17 @@ table inet filter {
 
     # -- the enterprise gateway ---------------------------------------------------
 
+    LAN_TERMINAL_PORT = 7480            # agent.toml calls.terminal_port; `listen --lan` binds 0.0.0.0:7480
+    LAN_CONNECT_TIMEOUT_MS = 3000       # agent.toml calls.connect_timeout_ms (default 5000)
+
     def agent_calls_section(self):
-        """PHASE 2: the agent's [calls] section for ringing LAN terminals. Today the agent's defaults
-        are used; phase 2 returns '[calls]\\nterminal_port = 7480\\n' (and whatever else it needs)."""
-        return ""
+        """The agent's [calls] section (rings for our extensions pass to LAN terminals on TLS
+        port 7480) and the scenario's edge policy, appended to agent.toml."""
+        text = "[calls]\nenabled = true\nterminal_port = %d\nconnect_timeout_ms = %d\n" % (
+            self.LAN_TERMINAL_PORT, self.LAN_CONNECT_TIMEOUT_MS)
+        if self.policy:
+            text += "\n" + self.policy.strip() + "\n"
+        return text
 
     def start_agent(self):
         bundle = self.path("acme")
@@ -570,12 +581,37 @@ lease_files = ["dnsmasq:{leases}"]
 
 {calls}""".format(node=NODE_AGENT, server=NODE_IP, domain=ACME_DOMAIN, bundle=bundle, rule=HOSTNAME_RULE,
                   leases=self.path("dnsmasq.leases"), calls=self.agent_calls_section()))
+        self.run_agent()
+
+    def agent_log(self):
+        return self.agent.err() + self.agent.out()
+
+    def run_agent(self):
+        """`tsunagu-lan-agent run` in gw-acme with the config start_agent() wrote (again after
+        kill_agent()); waits until it is linked to the node and rings pass to LAN terminals.
+        Returns the milliseconds from start to linked."""
+        bundle = os.path.dirname(self.agent_config)
+        started = now_ms()
         self.agent = self.spawn("gw-acme", [AGENT, "run", "-c", self.agent_config], "agent")
-        wait_until(lambda: "linked to the node" in self.agent.err() + self.agent.out() or
+        wait_until(lambda: "linked to the node" in self.agent_log() or
                    (not self.agent.alive() and self._raise("the agent exited: %s" % self.agent.describe())),
                    15, 0.05, "the agent to link to the node")
+        linked_ms = now_ms() - started
+        want = "LAN calls: rings pass to terminals on TLS port %d" % self.LAN_TERMINAL_PORT
+        if want not in self.agent_log():
+            raise LabFailure("the agent did not log %r: %s" % (want, self.agent.describe()))
         wait_until(lambda: os.path.exists(os.path.join(bundle, "hook.sock")), 5, 0.05, "the agent's hook socket")
-        log("  agent pid %d in gw-acme linked to the node" % self.agent.pid)
+        log("  agent pid %d in gw-acme linked to the node (%.0f ms); LAN calls on TLS port %d" % (
+            self.agent.pid, linked_ms, self.LAN_TERMINAL_PORT))
+        return linked_ms
+
+    def kill_agent(self, signum=signal.SIGKILL):
+        """Stops the agent by its PID (SIGKILL by default: no chance to tidy up); returns its exit status."""
+        self.agent.signal(signum)
+        code = self.agent.wait(10)
+        if code is None:
+            raise LabFailure("the agent (pid %d) did not exit after signal %d" % (self.agent.pid, signum))
+        return code
 
     def start_dnsmasq(self):
         env = dict(os.environ, TSUNAGU_AGENT_CONFIG=self.agent_config)
@@ -713,29 +749,27 @@ exit 0
     def agent_list(self):
         return self.sh([AGENT, "list", "-c", self.agent_config], ns="gw-acme").stdout
 
-    # -- PHASE 2: LAN terminals (calls to LAN extensions; not built yet) -------------
+    # -- LAN terminals: extensions rung by the agent (`tsunagu listen --lan`) ---------
     #
-    # Planned interface (do not call before phase 2 lands):
-    #   agent.toml [calls] terminal_port = 7480      -> agent_calls_section()
-    #   tsunagu-lan-agent terminal issue EXT --out DIR  -> issue_lan_terminal()
-    #   tsunagu listen --lan DIR [--auto-accept-from ID|*] [--pipe|--recv DIR] [--once]
-    #       listens on TLS port 7480 without logging in to the node  -> start_lan_terminal()
+    #   agent.toml [calls] terminal_port = 7480                   -> agent_calls_section()
+    #   tsunagu-lan-agent terminal issue EXT --out DIR -c AGENT.TOML  -> issue_lan_terminal()
+    #   tsunagu listen --lan DIR [--auto-accept-from ID|*] [--pipe|--recv DIR] [--once] [--report F]
+    #       no node login; TLS on 0.0.0.0:7480; STUN/TURN settings come in the ring -> start_lan_terminal()
     #   the caller runs `tsunagu call 4106@acme ...` as usual         -> call(host, "4106@acme", ...)
 
-    LAN_TERMINAL_PORT = 7480
-
     def issue_lan_terminal(self, host):
-        """PHASE 2: the agent issues the LAN terminal certificate bundle for `host`'s extension;
-        returns the bundle directory (readable from every namespace: same filesystem)."""
+        """The agent issues the LAN terminal certificate bundle for `host`'s extension (once per
+        run); returns the bundle directory (readable from every namespace: same filesystem)."""
         ext = TERMINALS[host]["ext"]
         bundle = self.path("lan-terminal-%s" % ext)
-        self.sh([AGENT, "terminal", "issue", ext, "--out", bundle, "-c", self.agent_config], ns="gw-acme")
+        if not os.path.exists(os.path.join(bundle, "terminal.crt")):
+            self.sh([AGENT, "terminal", "issue", ext, "--out", bundle, "-c", self.agent_config], ns="gw-acme")
         return bundle
 
     def start_lan_terminal(self, host, args, stdin=None, binary=True, wait=True):
-        """PHASE 2: `tsunagu listen --lan BUNDLE ARGS` in `host` (an extension with a DHCP lease);
-        waits until it listens on TLS port 7480. The readiness line is a guess until phase 2 lands:
-        adjust the pattern in wait_lan_listening()."""
+        """`tsunagu listen --lan BUNDLE ARGS` in `host` (an extension with a DHCP lease), bound to
+        0.0.0.0:7480 (the default), so that it keeps answering when its lease changes; waits
+        until it listens."""
         bundle = self.issue_lan_terminal(host)
         env = dict(os.environ)
         for name in ("TSUNAGU_NODE", "TSUNAGU_CA", "TSUNAGU_USER", "TSUNAGU_PASSWORD"):
@@ -747,10 +781,15 @@ exit 0
         return proc
 
     def wait_lan_listening(self, proc, host, timeout=20):
-        """PHASE 2: waits for the LAN terminal to listen: its TCP port 7480 in the host's namespace."""
+        """Waits for the LAN terminal's readiness line ("listening on the LAN as extension EXT at
+        ADDR:PORT") and for its TCP listener on 7480 in the host's namespace."""
+        ext = TERMINALS[host]["ext"]
+
         def listening():
             if not proc.alive():
                 raise LabFailure("`tsunagu listen --lan` in %s exited: %s" % (host, proc.describe(stdout=False)))
+            if "listening on the LAN as extension %s at" % ext not in proc.err():
+                return False
             result = self.sh(["cat", "/proc/net/tcp"], ns=host, check=False)
             return any(line.split()[1].endswith(":%04X" % self.LAN_TERMINAL_PORT) and line.split()[3] == "0A"
                        for line in result.stdout.splitlines()[1:] if line.split())
