@@ -16,7 +16,7 @@
 namespace tsunagu::lanagent {
 namespace {
 
-const std::vector<std::pair<std::string_view, std::vector<std::string_view>>> kKnownKeys = {
+const KnownSettings kKnownKeys = {
     {"node",
      {"address", "server_name", "ca_certificate", "certificate", "private_key", "heartbeat_interval",
       "request_timeout", "reconnect_min_ms", "reconnect_max_ms", "refused_retry"}},
@@ -29,83 +29,7 @@ const std::vector<std::pair<std::string_view, std::vector<std::string_view>>> kK
 };
 const std::vector<std::string_view> kRuleKeys = {"extensions", "allow_callers", "deny_callers"};
 
-std::string resolve(const std::string& base_dir, const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  return (std::filesystem::path(base_dir) / path).lexically_normal().string();
-}
-
-class Reader {
- public:
-  Reader(const toml::table& root, std::string file) : root_(root), file_(std::move(file)) {}
-
-  [[noreturn]] void fail(std::string_view key, std::string_view what) const {
-    throw ConfigError(file_ + ": " + std::string(key) + ": " + std::string(what));
-  }
-  bool has(std::string_view key) const { return static_cast<bool>(root_.at_path(key)); }
-
-  std::string text(std::string_view key, std::string fallback, size_t max = 4096) const {
-    auto node = root_.at_path(key);
-    if (!node) return fallback;
-    if (!node.is_string()) fail(key, "must be a string");
-    std::string value = *node.value<std::string>();
-    if (value.size() > max) fail(key, "longer than " + std::to_string(max) + " bytes");
-    return value;
-  }
-  int64_t integer(std::string_view key, int64_t fallback, int64_t min, int64_t max) const {
-    auto node = root_.at_path(key);
-    if (!node) return fallback;
-    if (!node.is_integer()) fail(key, "must be an integer");
-    int64_t value = *node.value<int64_t>();
-    if (value < min || value > max)
-      fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-    return value;
-  }
-  bool boolean(std::string_view key, bool fallback) const {
-    auto node = root_.at_path(key);
-    if (!node) return fallback;
-    if (!node.is_boolean()) fail(key, "must be true or false");
-    return *node.value<bool>();
-  }
-  std::vector<std::string> strings(std::string_view key, std::vector<std::string> fallback,
-                                   size_t max_items = 1024) const {
-    auto node = root_.at_path(key);
-    if (!node) return fallback;
-    return strings_of(node.node(), key, max_items);
-  }
-  std::vector<std::string> strings_of(const toml::node* node, std::string_view key, size_t max_items) const {
-    const auto* array = node == nullptr ? nullptr : node->as_array();
-    if (array == nullptr) fail(key, "must be a list of strings, e.g. [\"a\", \"b\"]");
-    if (array->size() > max_items) fail(key, "more than " + std::to_string(max_items) + " entries");
-    std::vector<std::string> out;
-    for (const auto& item : *array) {
-      auto value = item.value<std::string>();
-      if (!item.is_string() || !value) fail(key, "must be a list of strings, e.g. [\"a\", \"b\"]");
-      if (value->size() > 4096) fail(key, "an entry is longer than 4096 bytes");
-      out.push_back(std::move(*value));
-    }
-    return out;
-  }
-  void reject_unknown() const {
-    for (const auto& entry_pair : root_) {
-      // Named references, not structured bindings: clang 14 cannot capture those in a lambda.
-      const auto& section = entry_pair.first;
-      const auto& node = entry_pair.second;
-      auto known = std::find_if(kKnownKeys.begin(), kKnownKeys.end(),
-                                [&](const auto& entry) { return entry.first == section.str(); });
-      if (known == kKnownKeys.end()) fail(section.str(), "unknown section (known: node, agent, table, hook, sync, policy, calls)");
-      const auto* table = node.as_table();
-      if (table == nullptr) fail(section.str(), "must be a section ([" + std::string(section.str()) + "])");
-      for (const auto& [key, value] : *table) {
-        if (std::find(known->second.begin(), known->second.end(), key.str()) == known->second.end())
-          fail(std::string(section.str()) + "." + std::string(key.str()), "unknown setting");
-      }
-    }
-  }
-
- private:
-  const toml::table& root_;
-  std::string file_;
-};
+using Reader = TomlReader;
 
 bool all_of_chars(std::string_view s, std::string_view allowed_extra) {
   return std::all_of(s.begin(), s.end(), [&](char c) {
@@ -210,7 +134,7 @@ std::optional<SyncSource> parse_sync_source(std::string_view text, const std::st
     error = "unknown lease file kind \"" + std::string(kind) + "\" (dnsmasq, isc or kea)";
     return std::nullopt;
   }
-  source.path = resolve(base_dir, std::string(text.substr(colon + 1)));
+  source.path = resolve_config_path(base_dir, std::string(text.substr(colon + 1)));
   return source;
 }
 
@@ -225,7 +149,7 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
                       std::string(error.description()));
   }
   Reader reader(root, file);
-  reader.reject_unknown();
+  reader.reject_unknown(kKnownKeys);
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(file, ec);
   std::string base_dir = (ec ? std::filesystem::path(file) : absolute).parent_path().string();
@@ -244,7 +168,7 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
                             std::pair{"node.private_key", &node.private_key}}) {
       std::string value = reader.text(key, "");
       if (value.empty()) reader.fail(key, "required (the enrolment bundle has it)");
-      *out = resolve(base_dir, value);
+      *out = resolve_config_path(base_dir, value);
     }
     node.heartbeat_interval_s = reader.integer("node.heartbeat_interval", 10, 1, 3600);
     node.request_timeout_s = reader.integer("node.request_timeout", 10, 1, 600);
@@ -263,7 +187,7 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
   for (const auto& p : config.number_prefixes)
     if (!valid_number_prefix(p))
       reader.fail("agent.number_prefixes", "\"" + p + "\": '+' or a digit, then digits, '-' or '.' (at most 32)");
-  config.data_directory = resolve(base_dir, reader.text("agent.data_directory", config.data_directory));
+  config.data_directory = resolve_config_path(base_dir, reader.text("agent.data_directory", config.data_directory));
   config.log_level = reader.text("agent.log_level", "info");
   if (!log::parse_level(config.log_level)) reader.fail("agent.log_level", "debug, info, warn or error");
 
@@ -280,9 +204,9 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
   config.table.tombstone_retention_s = reader.integer("table.tombstone_retention", 7 * 86400, 60, 365 * 86400);
   config.table.map_size_mib = reader.integer("table.map_size_mib", 1024, 1, 1 << 20);
 
-  config.hook.socket = resolve(base_dir, reader.text("hook.socket", config.hook.socket, 100));
+  config.hook.socket = resolve_config_path(base_dir, reader.text("hook.socket", config.hook.socket, 100));
   if (config.hook.socket.size() >= 100) reader.fail("hook.socket", "path longer than a Unix socket allows (107 bytes)");
-  config.hook.spool_directory = resolve(base_dir, reader.text("hook.spool_directory", config.hook.spool_directory));
+  config.hook.spool_directory = resolve_config_path(base_dir, reader.text("hook.spool_directory", config.hook.spool_directory));
   config.hook.allowed_users = reader.strings("hook.allowed_users", {}, 64);
   config.hook.allowed_groups = reader.strings("hook.allowed_groups", config.hook.allowed_groups, 64);
   config.hook.timeout_ms = reader.integer("hook.timeout_ms", 1000, 50, 60'000);

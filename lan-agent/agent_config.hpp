@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "allocation/lease_event.hpp"
+#include "base/toml_reader.hpp"
 #include "lan-agent/edge_policy.hpp"
 
 namespace tsunagu::lanagent {
@@ -20,10 +21,8 @@ namespace tsunagu::lanagent {
 inline constexpr char kDefaultConfigPath[] = "/etc/tsunagu/agent.toml";
 inline constexpr size_t kMaxConfigBytes = 1 << 20;
 
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+// Thrown with the file, the key and what is wrong.
+using ConfigError = tsunagu::ConfigFileError;
 
 struct NodeSettings {
   std::string address;      // "HOST:PORT"

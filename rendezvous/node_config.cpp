@@ -1,68 +1,35 @@
 #include "rendezvous/node_config.hpp"
 
+#include "base/toml_reader.hpp"
+
 #include <algorithm>
 #include <filesystem>
 #include <vector>
 #include <stdexcept>
-#include <toml++/toml.h>
 
 namespace tsunagu::rendezvous {
 namespace {
 
-std::string resolve(const std::string& directory, const std::string& path) {
-  if (path.empty() || path[0] == '/') return path;
-  return (std::filesystem::path(directory) / path).string();
+// An "address:port" setting.
+proto::SocketAddress address_setting(const TomlReader& reader, std::string_view key, std::string fallback) {
+  std::string value = reader.text(key, std::move(fallback));
+  auto parsed = proto::SocketAddress::parse(value);
+  if (!parsed) reader.fail(key, "\"" + value + "\" is not an address:port (e.g. 0.0.0.0:7400 or [::]:7400)");
+  return *parsed;
 }
 
-class TableReader {
- public:
-  TableReader(const toml::table& root, std::string file) : root_(root), file_(std::move(file)) {}
-
-  [[noreturn]] void fail(std::string_view key, std::string_view what) const {
-    throw std::runtime_error(file_ + ": " + std::string(key) + ": " + std::string(what));
-  }
-
-  std::string text(std::string_view key, std::string fallback) const {
-    auto node = root_.at_path(key);
-    if (!node) return fallback;
-    if (!node.is_string()) fail(key, "must be a string");
-    return std::string(*node.value<std::string>());
-  }
-  int64_t integer(std::string_view key, int64_t fallback, int64_t min, int64_t max) const {
-    auto node = root_.at_path(key);
-    if (!node) return fallback;
-    if (!node.is_integer()) fail(key, "must be an integer");
-    int64_t value = *node.value<int64_t>();
-    if (value < min || value > max)
-      fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-    return value;
-  }
-  bool boolean(std::string_view key, bool fallback) const {
-    auto node = root_.at_path(key);
-    if (!node) return fallback;
-    if (!node.is_boolean()) fail(key, "must be true or false");
-    return *node.value<bool>();
-  }
-  proto::SocketAddress address(std::string_view key, std::string fallback) const {
-    std::string value = text(key, std::move(fallback));
-    auto parsed = proto::SocketAddress::parse(value);
-    if (!parsed) fail(key, "\"" + value + "\" is not an address:port (e.g. 0.0.0.0:7400 or [::]:7400)");
-    return *parsed;
-  }
-  void reject_unknown(const std::vector<std::string>& known) const {
-    for (const auto& [section, node] : root_) {
-      const auto* table = node.as_table();
-      if (table == nullptr) fail(section.str(), "unknown top-level key (settings live in sections)");
-      for (const auto& [key, value] : *table) {
-        std::string full = std::string(section.str()) + "." + std::string(key.str());
-        if (std::find(known.begin(), known.end(), full) == known.end()) fail(full, "unknown setting");
-      }
-    }
-  }
-
- private:
-  const toml::table& root_;
-  std::string file_;
+const KnownSettings kNodeSettings = {
+    {"node", {"listen", "stun_listen", "agent_listen", "log_level", "open_registration", "software"}},
+    {"tls", {"certificate", "private_key", "ca_certificate", "ca_private_key"}},
+    {"storage", {"directory", "map_size_mb"}},
+    {"presence", {"keepalive_interval", "keepalive_misses", "login_timeout"}},
+    {"limits",
+     {"login_failures_per_user", "login_refill_seconds_per_user", "login_failures_per_source",
+      "login_refill_seconds_per_source", "max_bad_messages", "forward_timeout_ms"}},
+    {"passwords", {"scrypt_log2_n"}},
+    {"calls", {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source"}},
+    {"turn", {"secret", "servers", "lifetime", "stun_server"}},
+    {"voicemail", {"max_message_kb", "mailbox_quota_kb", "max_messages", "retention_days", "pending_uploads_mb"}},
 };
 
 }  // namespace
@@ -80,34 +47,24 @@ NodeConfig load_node_config(const std::string& directory) {
     throw std::runtime_error(file + ":" + std::to_string(where.line) + ":" + std::to_string(where.column) + ": " +
                              std::string(error.description()));
   }
-  TableReader reader(root, file);
-  reader.reject_unknown({"node.listen", "node.stun_listen", "node.agent_listen", "limits.forward_timeout_ms", "node.log_level", "node.open_registration",
-                         "node.software", "tls.certificate", "tls.private_key", "tls.ca_certificate",
-                         "tls.ca_private_key", "storage.directory", "storage.map_size_mb",
-                         "presence.keepalive_interval", "presence.keepalive_misses", "presence.login_timeout",
-                         "limits.login_failures_per_user", "limits.login_refill_seconds_per_user",
-                         "limits.login_failures_per_source", "limits.login_refill_seconds_per_source",
-                         "limits.max_bad_messages", "passwords.scrypt_log2_n", "calls.consent_timeout",
-                         "calls.max_ringing_per_user", "calls.max_ringing_per_source", "turn.secret",
-                         "turn.servers", "turn.lifetime", "turn.stun_server",
-                         "voicemail.max_message_kb", "voicemail.mailbox_quota_kb", "voicemail.max_messages",
-                         "voicemail.retention_days", "voicemail.pending_uploads_mb"});
+  TomlReader reader(root, file);
+  reader.reject_unknown(kNodeSettings);
   NodeConfig config;
   config.directory = directory;
-  config.listen = reader.address("node.listen", "0.0.0.0:7400");
-  config.stun_listen = reader.address("node.stun_listen", "0.0.0.0:3478");
-  config.agent_listen = reader.address("node.agent_listen", "0.0.0.0:7401");
+  config.listen = address_setting(reader, "node.listen", "0.0.0.0:7400");
+  config.stun_listen = address_setting(reader, "node.stun_listen", "0.0.0.0:3478");
+  config.agent_listen = address_setting(reader, "node.agent_listen", "0.0.0.0:7401");
   config.log_level = reader.text("node.log_level", "info");
   if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
       config.log_level != "error")
     reader.fail("node.log_level", "must be debug, info, warn or error");
   config.settings.open_registration = reader.boolean("node.open_registration", false);
   config.settings.software = reader.text("node.software", "tsunagu-rendezvous/0.1");
-  config.certificate_file = resolve(directory, reader.text("tls.certificate", "node.crt"));
-  config.private_key_file = resolve(directory, reader.text("tls.private_key", "node.key"));
-  config.ca_certificate_file = resolve(directory, reader.text("tls.ca_certificate", "ca.crt"));
-  config.ca_private_key_file = resolve(directory, reader.text("tls.ca_private_key", "ca.key"));
-  config.database_directory = resolve(directory, reader.text("storage.directory", "db"));
+  config.certificate_file = resolve_config_path(directory, reader.text("tls.certificate", "node.crt"));
+  config.private_key_file = resolve_config_path(directory, reader.text("tls.private_key", "node.key"));
+  config.ca_certificate_file = resolve_config_path(directory, reader.text("tls.ca_certificate", "ca.crt"));
+  config.ca_private_key_file = resolve_config_path(directory, reader.text("tls.ca_private_key", "ca.key"));
+  config.database_directory = resolve_config_path(directory, reader.text("storage.directory", "db"));
   config.map_size = static_cast<uint64_t>(reader.integer("storage.map_size_mb", 1024, 1, 1 << 20)) << 20;
   auto& s = config.settings;
   s.keepalive_interval_s = static_cast<uint32_t>(reader.integer("presence.keepalive_interval", 15, 1, 3600));
@@ -139,7 +96,7 @@ NodeConfig load_node_config(const std::string& directory) {
   }
   if (!s.turn_servers.empty() && s.turn_secret.empty())
     reader.fail("turn.secret", "must be set when turn.servers is (coturn's static-auth-secret)");
-  if (root.at_path("turn.stun_server")) s.stun_server = reader.address("turn.stun_server", "");
+  if (root.at_path("turn.stun_server")) s.stun_server = address_setting(reader, "turn.stun_server", "");
   s.voicemail_max_message_bytes =
       static_cast<uint64_t>(reader.integer("voicemail.max_message_kb", 1024, 1, 256 * 1024)) * 1024;
   s.voicemail_quota_bytes = static_cast<uint64_t>(reader.integer("voicemail.mailbox_quota_kb", 8192, 1, 16 << 20)) * 1024;
