@@ -377,7 +377,10 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   }
   limiter_.record_success(pending.user_id, source);
   ++counters_.logins;
-  if (state.user && *state.user != pending.user_id) {
+  // Logging in again as someone else, or as a query link, ends the presence
+  // this link held: otherwise it would linger, no longer refreshed by the
+  // link's keepalives, until it expired.
+  if (state.user && (*state.user != pending.user_id || pending.role != sig::link_role::presence)) {
     if (auto previous = presence_.remove_link(pending.link)) presence_ended(*previous, now);
   }
   bool first_login_on_link = !state.user.has_value();

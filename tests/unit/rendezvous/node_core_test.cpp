@@ -619,6 +619,20 @@ TEST_CASE("logging in again on a link as another user ends the first user's pres
   CHECK(node.core().presence().find("bob")->link == 1);
 }
 
+TEST_CASE("logging in again on a presence link as a query link ends that presence at once") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  REQUIRE(node.core().presence().find("alice") != nullptr);
+  node.send(1, login_request("alice", "correct horse", {}, sig::link_role::query));
+  CHECK(node.reply(1).is_success());
+  // Not left behind, unrefreshed, until it expired.
+  CHECK(node.core().presence().find("alice") == nullptr);
+  // The link still works as a query link.
+  node.send(1, request(sig::method::keepalive));
+  CHECK(node.reply(1).is_success());
+}
+
 // --- keepalive and expiry ---------------------------------------------------
 
 TEST_CASE("keepalive before login gets 401") {
