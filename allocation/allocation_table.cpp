@@ -828,11 +828,17 @@ Expected<std::vector<TableChange>, TableError> AllocationTable::Batch::expire_st
 
 Expected<SyncResult, TableError> AllocationTable::Batch::sync(const LeaseFileSnapshot& snapshot, int64_t now) {
   SyncResult result;
-  std::unordered_set<std::string> present;
-  present.reserve(snapshot.leases.size() * 2);
-  for (const LeaseEvent& event : snapshot.leases) {
+  if (auto ok = sync_leases(snapshot, 0, snapshot.leases.size(), now, result); !ok) return Unexpected(ok.error());
+  if (auto ok = sync_absent(snapshot, now, result); !ok) return Unexpected(ok.error());
+  return result;
+}
+
+Expected<void, TableError> AllocationTable::Batch::sync_leases(const LeaseFileSnapshot& snapshot, size_t first,
+                                                               size_t end, int64_t now, SyncResult& result) {
+  end = std::min(end, snapshot.leases.size());
+  for (size_t i = first; i < end; ++i) {
+    const LeaseEvent& event = snapshot.leases[i];
     if (!validate(event)) continue;  // parsers never produce these
-    present.insert(lease_key(event));
     auto applied = apply(event, now);
     if (!applied) return Unexpected(applied.error());
     switch (applied->outcome) {
@@ -842,12 +848,29 @@ Expected<SyncResult, TableError> AllocationTable::Batch::sync(const LeaseFileSna
     }
     for (auto& c : applied->changes) result.changes.push_back(std::move(c));
   }
-  if (snapshot.bad_records != 0) return result;
+  return {};
+}
+
+namespace {
+// Lookups by string_view without building a std::string per key.
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+};
+}  // namespace
+
+Expected<void, TableError> AllocationTable::Batch::sync_absent(const LeaseFileSnapshot& snapshot, int64_t now,
+                                                               SyncResult& result) {
+  if (snapshot.bad_records != 0) return {};
   result.absent_checked = true;
+  std::unordered_set<std::string, KeyHash, std::equal_to<>> present;
+  present.reserve(snapshot.leases.size());
+  for (const LeaseEvent& event : snapshot.leases)
+    if (validate(event)) present.insert(lease_key(event));
   std::vector<LeaseRecord> absent;
   bool bad = false;
   auto ok = txn_.scan(table_->dbs_.leases, {}, [&](ByteView key, ByteView value) {
-    if (present.count(std::string(as_chars(key))) != 0) return true;
+    if (present.find(as_chars(key)) != present.end()) return true;
     auto rec = decode_record(value);
     if (!rec) {
       bad = true;
@@ -872,7 +895,7 @@ Expected<SyncResult, TableError> AllocationTable::Batch::sync(const LeaseFileSna
     result.changes.push_back(std::move(change));
     ++result.ended_absent;
   }
-  return result;
+  return {};
 }
 
 Expected<void, TableError> AllocationTable::Batch::commit() {

@@ -125,6 +125,13 @@ class AllocationTable::Batch {
   // the file was taken is kept (a hook told us of it since). When the snapshot
   // has bad records nothing is ended, since the lease may be on the bad line.
   Expected<SyncResult, TableError> sync(const LeaseFileSnapshot& snapshot, int64_t now);
+  // The two halves of sync, for a caller that commits the leases in several
+  // batches (a large file: one huge write transaction is slow) and then ends
+  // the absent ones in a last batch. The ordering rules make a partly applied
+  // file harmless: every lease in it is knowledge of its own.
+  Expected<void, TableError> sync_leases(const LeaseFileSnapshot& snapshot, size_t first, size_t end, int64_t now,
+                                         SyncResult& result);
+  Expected<void, TableError> sync_absent(const LeaseFileSnapshot& snapshot, int64_t now, SyncResult& result);
   Expected<void, TableError> commit();
 
  private:

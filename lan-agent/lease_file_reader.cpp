@@ -57,37 +57,25 @@ namespace tsunagu::lanagent {
 Expected<alloc::SyncResult, alloc::TableError> sync_snapshot(alloc::AllocationTable& table,
                                                              const alloc::LeaseFileSnapshot& snapshot, int64_t now,
                                                              const std::function<void(size_t, size_t)>& progress) {
+  // The leases in batches of kSyncChunk, each committed (one huge write
+  // transaction spends its time in LMDB's dirty-page list), then the absent
+  // ones ended in a last batch that sees the whole file.
+  constexpr size_t kSyncChunk = 10'000;
+  alloc::SyncResult result;
+  result.changes.reserve(snapshot.leases.size() * 2);
+  for (size_t at = 0; at < snapshot.leases.size(); at += kSyncChunk) {
+    auto batch = table.begin_batch();
+    if (!batch) return Unexpected(batch.error());
+    size_t end = std::min(snapshot.leases.size(), at + kSyncChunk);
+    if (auto ok = batch->sync_leases(snapshot, at, end, now, result); !ok) return Unexpected(ok.error());
+    if (auto ok = batch->commit(); !ok) return Unexpected(ok.error());
+    if (progress && snapshot.leases.size() > kProgressLeases) progress(end, snapshot.leases.size());
+  }
   auto batch = table.begin_batch();
   if (!batch) return Unexpected(batch.error());
-  alloc::SyncResult chunks;
-  bool chunked = progress && snapshot.leases.size() > kProgressLeases;
-  if (chunked) {
-    constexpr size_t kChunk = 2000;
-    for (size_t at = 0; at < snapshot.leases.size(); at += kChunk) {
-      alloc::LeaseFileSnapshot part;
-      part.source = snapshot.source;
-      part.taken_at = snapshot.taken_at;
-      part.bad_records = 1;  // apply only: the absence check needs the whole file
-      size_t end = std::min(snapshot.leases.size(), at + kChunk);
-      part.leases.assign(snapshot.leases.begin() + static_cast<std::ptrdiff_t>(at),
-                         snapshot.leases.begin() + static_cast<std::ptrdiff_t>(end));
-      auto r = batch->sync(part, now);
-      if (!r) return Unexpected(r.error());
-      chunks.applied += r->applied;
-      chunks.stale += r->stale;
-      chunks.duplicates += r->duplicates;
-      for (auto& c : r->changes) chunks.changes.push_back(std::move(c));
-      progress(end, snapshot.leases.size());
-    }
-  }
-  auto result = batch->sync(snapshot, now);
-  if (!result) return Unexpected(result.error());
+  if (auto ok = batch->sync_absent(snapshot, now, result); !ok) return Unexpected(ok.error());
   if (auto ok = batch->commit(); !ok) return Unexpected(ok.error());
-  if (!chunked) return result;
-  chunks.ended_absent = result->ended_absent;
-  chunks.absent_checked = result->absent_checked;
-  for (auto& c : result->changes) chunks.changes.push_back(std::move(c));
-  return chunks;
+  return result;
 }
 
 }  // namespace tsunagu::lanagent
