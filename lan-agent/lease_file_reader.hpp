@@ -22,9 +22,10 @@ Expected<alloc::LeaseFileSnapshot, std::string> read_lease_file(
 
 namespace tsunagu::lanagent {
 
-// Reconciles the table with a snapshot in one batch. With `progress` and more
-// than kProgressLeases leases, leases are applied in chunks first (reporting
-// applied/total), then the whole snapshot is synced for the absence check.
+// Reconciles the table with a snapshot: the leases in committed batches of
+// 10,000, then the leases of that server absent from the file are ended in a
+// last batch. With `progress` and more than kProgressLeases leases, each batch
+// reports applied/total.
 inline constexpr size_t kProgressLeases = 5000;
 Expected<alloc::SyncResult, alloc::TableError> sync_snapshot(alloc::AllocationTable& table,
                                                              const alloc::LeaseFileSnapshot& snapshot, int64_t now,
