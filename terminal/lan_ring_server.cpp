@@ -1,6 +1,7 @@
 #include "terminal/lan_ring_server.hpp"
 
 #include <filesystem>
+#include <vector>
 
 #include "base/files.hpp"
 #include "base/log.hpp"
@@ -11,6 +12,10 @@
 namespace tsunagu::terminal {
 namespace {
 constexpr int kBacklog = 16;
+// A host on the LAN could otherwise hold connections open without ever
+// finishing TLS until the terminal runs out of descriptors.
+constexpr size_t kMaxConnections = 32;
+constexpr uint64_t kHandshakeTimeoutMs = 10'000;
 }  // namespace
 
 Expected<std::unique_ptr<LanRingServer>, std::string> LanRingServer::start(uv_loop_t* loop,
@@ -59,6 +64,11 @@ Expected<std::unique_ptr<LanRingServer>, std::string> LanRingServer::start(uv_lo
     server->stop();
     return Unexpected(error);
   }
+  server->sweep_timer_ = new uv_timer_t;
+  uv_timer_init(loop, server->sweep_timer_);
+  server->sweep_timer_->data = server.get();
+  uv_timer_start(server->sweep_timer_, [](uv_timer_t* t) { static_cast<LanRingServer*>(t->data)->sweep(); }, 1000, 1000);
+  uv_unref(reinterpret_cast<uv_handle_t*>(server->sweep_timer_));
   sockaddr_storage bound{};
   int length = sizeof(bound);
   uv_tcp_getsockname(server->listener_, reinterpret_cast<sockaddr*>(&bound), &length);
@@ -91,9 +101,31 @@ void LanRingServer::on_connection() {
     if (!*alive) return;
     links_.erase(link.id());
     authenticated_.erase(link.id());
+    opened_ms_.erase(link.id());
   };
   auto* link = transport::TlsLink::accept(reinterpret_cast<uv_stream_t*>(listener_), tls_, std::move(callbacks));
-  if (link != nullptr) links_[link->id()] = link;
+  if (link == nullptr) return;
+  if (links_.size() >= kMaxConnections) {
+    log::warn() << "refused a connection from " << link->peer_address().to_string() << ": " << kMaxConnections
+                << " connections already open";
+    link->abort("too many connections");
+    return;
+  }
+  links_[link->id()] = link;
+  opened_ms_[link->id()] = uv_now(loop_);
+}
+
+void LanRingServer::sweep() {
+  uint64_t now = uv_now(loop_);
+  std::vector<transport::TlsLink*> late;
+  for (const auto& [id, link] : links_)
+    if (!authenticated_.contains(id) && opened_ms_.contains(id) && now - opened_ms_[id] > kHandshakeTimeoutMs)
+      late.push_back(link);
+  for (auto* link : late) {
+    log::warn() << "closed a connection from " << link->peer_address().to_string()
+                << ": no TLS handshake with our agent's certificate within " << kHandshakeTimeoutMs / 1000 << " s";
+    link->abort("handshake timeout");
+  }
 }
 
 void LanRingServer::on_message(transport::TlsLink& link, ByteView bytes) {
@@ -118,9 +150,14 @@ void LanRingServer::stop() {
     uv_close(reinterpret_cast<uv_handle_t*>(listener_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
     listener_ = nullptr;
   }
+  if (sweep_timer_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(sweep_timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    sweep_timer_ = nullptr;
+  }
   auto links = std::move(links_);
   links_.clear();
   authenticated_.clear();
+  opened_ms_.clear();
   for (auto& [id, link] : links) link->close("terminal stopping");
 }
 

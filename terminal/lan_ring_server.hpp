@@ -5,7 +5,8 @@
 // only a peer whose certificate comes from the same LAN CA (DIR/ca.crt) and
 // names the agent: other terminals of that LAN cannot ring it either.
 // One TLS connection per call; ring requests and call events arrive on it
-// exactly as they do on a node link.
+// exactly as they do on a node link. At most 32 connections at once, and one
+// that has not finished TLS with the agent's certificate in 10 s is closed.
 #pragma once
 
 #include <uv.h>
@@ -56,6 +57,8 @@ class LanRingServer {
   LanRingServer(uv_loop_t* loop, Events events) : loop_(loop), events_(std::move(events)) {}
   void on_connection();
   void on_message(transport::TlsLink& link, ByteView bytes);
+  // Closes connections that have not completed TLS with our agent in time.
+  void sweep();
 
   uv_loop_t* loop_;
   Events events_;
@@ -65,6 +68,8 @@ class LanRingServer {
   std::string common_name_;  // ours: terminal:EXT
   std::map<uint64_t, transport::TlsLink*> links_;  // every open connection
   std::set<uint64_t> authenticated_;                // those whose peer is our agent
+  std::map<uint64_t, uint64_t> opened_ms_;          // when each was accepted (uv_now)
+  uv_timer_t* sweep_timer_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

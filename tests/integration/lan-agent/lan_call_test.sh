@@ -13,7 +13,8 @@
 #   - nobody listening at the leased address: exit 4 at once ("cannot reach");
 #   - an unknown extension: exit 3 (404); one whose lease ended: exit 4 (481);
 #     one the edge policy keeps inside: exit 7 (403, the policy's reason);
-#   - a terminal that declines (no --auto-accept-from, not a terminal): exit 9.
+#   - a terminal that declines (no --auto-accept-from, not a terminal): exit 9;
+#   - a connection to the terminal that never does TLS is closed in ~10 s.
 # Exits 77 (skip) when not root or a program is missing (agent_lib.sh). Every
 # process is killed by its PID and the temporary directory removed on every
 # exit path.
@@ -147,6 +148,19 @@ start_terminal "$WORK/t4106" "$WORK/decline.log"
 call_ext 4106@acme
 [ "$CALL_RC" = 9 ] || { cat "$WORK/call.err"; fail "declined call exited $CALL_RC, not 9"; }
 pass "the LAN terminal declined: exit 9"
+
+# 7. A LAN host that connects and never does TLS is cut off (handshake timeout).
+start=$(now_ms)
+python3 - "$PORT" << 'EOF' || fail "a silent connection to the LAN terminal was not closed within 15 s"
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+try:
+    sys.exit(0 if s.recv(1) == b"" else 1)
+except (socket.timeout, ConnectionResetError) as e:
+    sys.exit(0 if isinstance(e, ConnectionResetError) else 1)
+EOF
+grep -q "no TLS handshake" "$WORK/decline.log" || fail "the terminal did not log the handshake timeout"
+pass "a connection that never does TLS is closed after $(($(now_ms) - start)) ms"
 stop_pid "$TERMINAL_PID"
 
 echo PASS
