@@ -73,6 +73,7 @@ class AgentCore {
   static HelloResult read_hello_response(const proto::Message& response);
 
   const AgentIdentity& identity() const { return identity_; }
+  alloc::AllocationTable& table() { return *table_; }
   const EdgePolicy& policy() const { return policy_; }
 
  private:

@@ -48,8 +48,13 @@ Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool crea
 // Rings for our extensions: the LAN CA (made on first use), a TLS client
 // context presenting the agent's LAN certificate, and the relay wired to the
 // node link.
-static Expected<std::unique_ptr<LanCallRelay>, std::string> start_call_relay(uv_loop_t* loop, const AgentConfig& c,
-                                                                            AgentCore& core, NodeLink& node) {
+struct LanParts {
+  std::unique_ptr<LanCallRelay> relay;
+  std::unique_ptr<LanVoicemailCourier> courier;
+};
+
+static Expected<LanParts, std::string> start_call_relay(uv_loop_t* loop, const AgentConfig& c, AgentCore& core,
+                                                        NodeLink& node) {
   auto pki = ensure_lan_pki(c.data_directory, c.name);
   if (!pki) return Unexpected("LAN CA: " + pki.error());
   security::TlsContext::ClientOptions options;
@@ -65,13 +70,20 @@ static Expected<std::unique_ptr<LanCallRelay>, std::string> start_call_relay(uv_
         proto::method::hangup, [&](proto::MessageBuilder& b) { b.add_string(proto::attr::call_id, call_id); },
         [](const proto::Message*) {});
   };
-  auto relay = std::make_unique<LanCallRelay>(loop, core, c.calls, *context, unix_now, std::move(to_node));
-  LanCallRelay* r = relay.get();
+  LanParts parts;
+  parts.relay = std::make_unique<LanCallRelay>(loop, core, c.calls, *context, unix_now, std::move(to_node));
+  parts.courier = std::make_unique<LanVoicemailCourier>(loop, core, node, c.calls, *context, unix_now);
+  LanCallRelay* r = parts.relay.get();
+  LanVoicemailCourier* courier = parts.courier.get();
   node.on_call_message = [r](const proto::Message& message, ByteView raw) { r->on_node_message(message, raw); };
   node.on_link_lost = [r] { r->node_link_lost(); };
+  // Voicemail waiting for our extensions goes out when the node link is up.
+  node.on_state = [courier](std::string_view state) {
+    if (state == "linked") courier->deliver_all();
+  };
   log::info() << "LAN calls: rings pass to terminals on TLS port " << c.calls.terminal_port << " (LAN CA "
               << pki->ca_certificate << ")";
-  return relay;
+  return parts;
 }
 
 Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t* loop, AgentConfig config) {
@@ -127,9 +139,10 @@ Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t
   if (c.node) {
     d->node_ = std::make_unique<NodeLink>(loop, *c.node, tls, *d->core_, unix_now);
     if (c.calls.enabled) {
-      auto relay = start_call_relay(loop, c, *d->core_, *d->node_);
-      if (!relay) return Unexpected(relay.error());
-      d->calls_ = std::move(*relay);
+      auto parts = start_call_relay(loop, c, *d->core_, *d->node_);
+      if (!parts) return Unexpected(parts.error());
+      d->calls_ = std::move(parts->relay);
+      d->voicemail_ = std::move(parts->courier);
     }
     d->node_->start();
   } else {
@@ -176,6 +189,13 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
     return false;
   }
   for (const auto& ch : changes) log::info() << origin << ": " << describe_change(ch);
+  // A terminal that got or renewed its lease is back: deliver its voicemail.
+  if (voicemail_)
+    for (const auto& ch : changes)
+      if (!ch.extension.empty() && (ch.kind == alloc::ChangeKind::lease_granted ||
+                                    ch.kind == alloc::ChangeKind::lease_renewed ||
+                                    ch.kind == alloc::ChangeKind::lease_moved))
+        voicemail_->deliver(ch.extension);
   if (!changes.empty()) arm_housekeeping();
   return true;
 }
@@ -271,6 +291,7 @@ void AgentDaemon::shutdown(std::function<void()> done) {
     hooks_->close([this] { handle_closed(); });
   }
   if (calls_) calls_->stop();
+  if (voicemail_) voicemail_->stop();
   if (node_) {
     ++closing_parts_;
     node_->stop([this] { handle_closed(); });

@@ -17,6 +17,7 @@
 #include "lan-agent/hook_access.hpp"
 #include "lan-agent/hook_server.hpp"
 #include "lan-agent/lan_call_relay.hpp"
+#include "lan-agent/lan_voicemail_courier.hpp"
 #include "lan-agent/node_link.hpp"
 #include "storage/lmdb_store.hpp"
 
@@ -59,6 +60,7 @@ class AgentDaemon {
   std::unique_ptr<HookServer> hooks_;
   std::unique_ptr<NodeLink> node_;
   std::unique_ptr<LanCallRelay> calls_;  // declared after node_: destroyed first
+  std::unique_ptr<LanVoicemailCourier> voicemail_;
   uv_timer_t* housekeeping_timer_ = nullptr;
   uv_timer_t* spool_timer_ = nullptr;
   unsigned closing_parts_ = 0;

@@ -27,6 +27,7 @@ std::string_view method_name(uint16_t m) {
     case method::voicemail_list: return "voicemail-list";
     case method::voicemail_fetch: return "voicemail-fetch";
     case method::voicemail_delete: return "voicemail-delete";
+    case method::voicemail_deliver: return "voicemail-deliver";
     case method::directory_search: return "directory-search";
     case method::directory_categories: return "directory-categories";
     case method::profile_get: return "profile-get";

@@ -35,6 +35,7 @@ inline constexpr uint16_t voicemail_finish = 0x832;    // caller -> node: store 
 inline constexpr uint16_t voicemail_list = 0x833;      // owner -> node: what is in my mailbox
 inline constexpr uint16_t voicemail_fetch = 0x834;     // owner -> node: bytes of VOICEMAIL-ID from VOICEMAIL-OFFSET
 inline constexpr uint16_t voicemail_delete = 0x835;    // owner -> node: saved it, delete it (the acknowledgement)
+inline constexpr uint16_t voicemail_deliver = 0x836;   // LAN agent -> LAN terminal: VOICEMAIL-DATA of a message at VOICEMAIL-OFFSET
 inline constexpr uint16_t directory_search = 0x838;    // published users by name, business category or phone
 inline constexpr uint16_t directory_categories = 0x839;  // the business categories in use
 inline constexpr uint16_t profile_get = 0x83A;         // my own directory row

@@ -171,6 +171,11 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
       case sig::method::hangup:  // a LAN terminal's hang-up, relayed by its agent
         if (!state.agent_ready) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: say hello first");
         return handle_hangup(link, state, request, now);
+      case sig::method::voicemail_list:  // the mailbox of one of its extensions, to deliver to the terminal
+      case sig::method::voicemail_fetch:
+      case sig::method::voicemail_delete:
+        if (!state.agent_ready) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: say hello first");
+        return handle_agent_voicemail(link, request, now);
       default: return reply_error(link, request, sig::error::forbidden, "Forbidden: not a method for agent links");
     }
   }

@@ -228,6 +228,9 @@ class NodeCore {
   void handle_profile(LinkId link, LinkState& state, const proto::Message& request);
   // Voicemail (node_voicemail.cpp).
   void handle_voicemail(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // An agent link reading (and acknowledging) the mailbox of an extension it
+  // routes (USER-ID = EXT@DOMAIN), to deliver it to the LAN terminal.
+  void handle_agent_voicemail(LinkId link, const proto::Message& request, Now now);
   void voicemail_begin(LinkId link, const std::string& caller, const proto::Message& request, Now now);
   void voicemail_chunk(LinkId link, const proto::Message& request, Now now);
   void voicemail_finish(LinkId link, const proto::Message& request, Now now);

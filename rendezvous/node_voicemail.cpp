@@ -56,6 +56,22 @@ void NodeCore::handle_voicemail(LinkId link, LinkState& state, const proto::Mess
   }
 }
 
+void NodeCore::handle_agent_voicemail(LinkId link, const proto::Message& request, Now now) {
+  if (!voicemail_) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  const auto* target = request.find(sig::attr::user_id);
+  if (target == nullptr) return reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID is required");
+  std::string owner(proto::read_string(*target));
+  if (!sig::valid_user_id(owner)) return reply_error(link, request, sig::error::invalid_user_id);
+  Route route = find_route(owner);
+  if (!route.agent || *route.agent != link)
+    return reply_error(link, request, sig::error::forbidden, "Forbidden: " + owner + " is not routed to this agent");
+  switch (request.method) {
+    case sig::method::voicemail_list: return voicemail_list(link, owner, request, now);
+    case sig::method::voicemail_fetch: return voicemail_fetch(link, owner, request, now);
+    default: return voicemail_delete(link, owner, request);
+  }
+}
+
 void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const proto::Message& request, Now now) {
   const auto* target = request.find(sig::attr::user_id);
   const auto* size_attr = request.find(sig::attr::voicemail_size);
@@ -65,9 +81,9 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
   auto size = proto::read_u64(*size_attr);
   if (!sig::valid_user_id(callee)) return reply_error(link, request, sig::error::invalid_user_id);
   if (!size || *size == 0) return reply_error(link, request, sig::error::bad_request, "Bad Request: an empty message");
-  if (callee.find('@') != std::string::npos)
-    return reply_error(link, request, sig::error::not_implemented,
-                       "Not Implemented: voicemail for LAN extensions is not supported yet");
+  // A LAN extension (EXT@DOMAIN, +NUMBER of an agent) has no account: its
+  // mailbox is kept here under the dialled ID and its agent delivers it.
+  Route route = find_route(callee);
   if (*size > settings_.voicemail_max_message_bytes)
     return reply_error(link, request, sig::error::too_large,
                        "Too Large: the message is " + kib(*size) + "; this node takes at most " +
@@ -87,11 +103,16 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
     return reply_error(link, request, sig::error::unavailable, "Unavailable: too many messages being uploaded; retry later");
   auto* txn = read_txn();
   if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
-  auto account = store_.find(*txn, callee);
-  if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
-  if (!account->has_value()) return reply_error(link, request, sig::error::unknown_user);
-  if (((*account)->services & sig::service_flag::voicemail) == 0)
-    return reply_error(link, request, sig::error::forbidden, "Forbidden: " + callee + " does not take voicemail");
+  if (!route.routed) {
+    auto account = store_.find(*txn, callee);
+    if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (!account->has_value()) return reply_error(link, request, sig::error::unknown_user);
+    if (((*account)->services & sig::service_flag::voicemail) == 0)
+      return reply_error(link, request, sig::error::forbidden, "Forbidden: " + callee + " does not take voicemail");
+  } else if (callee.find('@') == std::string::npos) {
+    return reply_error(link, request, sig::error::not_implemented,
+                       "Not Implemented: voicemail for numbers routed to a LAN agent; use EXT@DOMAIN");
+  }
   auto usage = voicemail_->usage(*txn, callee);
   if (!usage) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
   if (usage->messages + pending_messages >= settings_.voicemail_max_messages)

@@ -21,6 +21,7 @@
 #include "terminal/lan_ring_server.hpp"
 #include "terminal/packet_protection.hpp"
 #include "terminal/sealed_stream.hpp"
+#include "terminal/voicemail_receiver.hpp"
 
 namespace tsunagu::terminal {
 namespace {
@@ -706,7 +707,22 @@ int run_listen(const CallOptions& options) {
 
   // A ring, from the node or (LAN mode) from the agent; `reply` answers it on
   // the link it came from.
+  std::optional<VoicemailReceiver> mailbox;
+  if (!options.lan_mailbox.empty()) mailbox.emplace(options.lan_mailbox);
   auto on_ring = [&](const proto::Message& ring, std::function<void(ByteView)> reply) {
+    if (ring.method == sig::method::voicemail_deliver && ring.message_class == proto::MessageClass::request) {
+      if (!mailbox) {
+        auto refusal = proto::MessageBuilder::response_to(ring, proto::MessageClass::error);
+        refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
+        refusal.add_error(sig::error::forbidden, "Forbidden: this terminal keeps no mailbox (listen --mailbox DIR)");
+        return reply(refusal.finish());
+      }
+      std::string saved;
+      reply(mailbox->handle(ring, &saved));
+      if (!saved.empty())
+        std::cerr << "voicemail from " << attribute_text(ring, sig::attr::caller_id) << " saved: " << saved << std::endl;
+      return;
+    }
     if (ring.method != sig::method::ring) return;
     auto refuse = [&](uint16_t code, std::string_view reason) {
       auto refusal = proto::MessageBuilder::response_to(ring, proto::MessageClass::error);

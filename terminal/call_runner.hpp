@@ -33,6 +33,7 @@ struct CallOptions {
   // listen --lan DIR: answer rings from the LAN agent instead of logging in.
   std::string lan_bundle;
   proto::SocketAddress lan_listen;  // --lan-listen ADDR:PORT
+  std::string lan_mailbox;          // --mailbox DIR: voicemail passed on by the agent is saved here
 };
 
 int run_call(const CallOptions& options);

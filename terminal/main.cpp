@@ -242,6 +242,9 @@ int main(int argc, char** argv) {
       "(`tsunagu-lan-agent terminal issue EXT --out DIR`)");
   listen->add_option("--lan-listen", lan_listen_text, "With --lan: address and TLS port to listen on (default 0.0.0.0:7480)")
       ->needs(lan_option);
+  listen->add_option("--mailbox", listen_options.lan_mailbox,
+                     "With --lan: save voicemail the LAN agent passes on in DIR (left for EXT@DOMAIN while away)")
+      ->needs(lan_option);
 
   auto directory_commands = add_directory_commands(app);
   try {

@@ -61,7 +61,7 @@ cleanup() {
       tail -n 60 "$f" 2> /dev/null
     done
   fi
-  rm -rf "$WORK"
+  [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"  # KEEP_WORK=1 keeps the logs for a look afterwards
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM

@@ -11,6 +11,8 @@
 #   - a rogue with a certificate for 4106 from another agent's LAN CA: the TLS
 #     handshake fails, no ring, exit 4;
 #   - nobody listening at the leased address: exit 4 at once ("cannot reach");
+#   - voicemail left for 4106@acme then (call --voicemail) reaches the terminal
+#     (listen --lan --mailbox) when its lease is renewed, once;
 #   - an unknown extension: exit 3 (404); one whose lease ended: exit 4 (481);
 #     one the edge policy keeps inside: exit 7 (403, the policy's reason);
 #   - a terminal that declines (no --auto-accept-from, not a terminal): exit 9;
@@ -126,6 +128,36 @@ start=$(now_ms)
 call_ext 4106@acme
 [ "$CALL_RC" = 4 ] || { cat "$WORK/call.err"; fail "call with no terminal listening exited $CALL_RC, not 4"; }
 pass "no terminal at the leased address: exit 4 after $(($(now_ms) - start)) ms: $(tail -n 1 "$WORK/call.err")"
+
+# 4b. Voicemail for the extension: left while its terminal is away, passed on
+#     by the agent when the terminal's lease is renewed, deleted only then.
+head -c 50000 /dev/urandom > "$WORK/message.bin"
+call_ext 4106@acme --voicemail "$WORK/message.bin"
+[ "$CALL_RC" = 0 ] || { cat "$WORK/call.out" "$WORK/call.err"; fail "leaving voicemail for 4106@acme exited $CALL_RC"; }
+grep -q "leaving voicemail for 4106@acme" "$WORK/call.out" || fail "the caller did not leave voicemail: $(cat "$WORK/call.out")"
+pass "the call failed (no terminal) and alice left voicemail for 4106@acme"
+mkdir -p "$WORK/mailbox"
+start_terminal "$WORK/t4106" "$WORK/vm.log" --mailbox "$WORK/mailbox"
+TSUNAGU_AGENT_CONFIG="$ACME/agent.toml" DNSMASQ_LEASE_EXPIRES=$(($(date +%s) + 7200)) DNSMASQ_INTERFACE=lo \
+  "$HOOK" old 02:00:00:00:41:06 127.0.0.1 ext4106 || fail "the hook refused the renewal of 4106"
+deadline=$(($(now_ms) + 10000))
+# Count *.msg only: the receiver writes NAME.tmp first, then renames it.
+messages() { find "$WORK/mailbox" -name '*.msg' | wc -l; }
+until [ "$(messages)" -ge 1 ]; do
+  [ "$(now_ms)" -lt "$deadline" ] || fail "the voicemail did not reach the terminal within 10 s: $(cat "$WORK/vm.log")"
+  sleep 0.1
+done
+cmp "$WORK/message.bin" "$WORK/mailbox/"*.msg || { ls -l "$WORK/message.bin" "$WORK/mailbox"; fail "the delivered voicemail differs from what was left"; }
+wait_log "$ACME/agent.log" "voicemail [0-9]+ for 4106@acme from alice \(50000 bytes\) delivered" 5 ||
+  fail "the agent did not log the delivery"
+pass "the renewed lease brought the voicemail to the terminal: $(ls "$WORK/mailbox"), byte-identical"
+TSUNAGU_AGENT_CONFIG="$ACME/agent.toml" DNSMASQ_LEASE_EXPIRES=$(($(date +%s) + 9000)) DNSMASQ_INTERFACE=lo \
+  "$HOOK" old 02:00:00:00:41:06 127.0.0.1 ext4106 || fail "the hook refused the renewal of 4106"
+sleep 1
+[ "$(messages)" = 1 ] || fail "a second delivery after the acknowledgement"
+[ "$(grep -c "delivered to the terminal" "$ACME/agent.log")" = 1 ] || fail "the agent delivered twice"
+pass "another renewal delivers nothing: the node deleted the message after the terminal's acknowledgement"
+stop_pid "$TERMINAL_PID"
 
 # 5. Unknown extension; a lease that ended; the edge policy.
 call_ext 4109@acme

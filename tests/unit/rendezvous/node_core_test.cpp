@@ -1642,3 +1642,23 @@ TEST_CASE("calls ringing per source address are limited across users") {
   node.send(3, call_request("carol"));
   CHECK(node.reply(3).code() == sig::error::too_many_attempts);
 }
+
+TEST_CASE("an agent link reads only the mailboxes of extensions routed to it") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  enroll(node, "globex", {"globex"});
+  connect_agent(node, 10, "acme", {"acme"});
+  connect_agent(node, 11, "globex", {"globex"});
+  auto list = [](const std::string& owner) {
+    return request(sig::method::voicemail_list,
+                   [&](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, owner); });
+  };
+  node.send(10, list("4106@acme"));
+  CHECK(node.reply(10).is_success());
+  node.send(10, list("4106@globex"));
+  CHECK(node.reply(10).code() == sig::error::forbidden);
+  node.send(10, list("alice"));
+  CHECK(node.reply(10).code() == sig::error::forbidden);
+  node.send(11, list("4106@globex"));
+  CHECK(node.reply(11).is_success());
+}
