@@ -43,7 +43,8 @@ std::pair<uint16_t, uint64_t> send(terminal::VoicemailReceiver& receiver, const 
                                    std::string* saved = nullptr) {
   auto decoded = proto::decode(request);
   REQUIRE(decoded);
-  auto answer = proto::decode(receiver.handle(decoded->message, saved));
+  Bytes encoded = receiver.handle(decoded->message, saved);  // decode() returns views into it
+  auto answer = proto::decode(encoded);
   REQUIRE(answer);
   if (answer->message.message_class == proto::MessageClass::error) {
     auto code = proto::read_error_code(*answer->message.find(proto::attr::error_code));
