@@ -15,6 +15,7 @@
 //   bound      client key                           -> extension
 //   history    extension + '\0' + be64(sequence)    -> encoded HistoryEntry
 //   meta       "sequence"                           -> be64(next history sequence)
+//   conflicts  extension + '\0' + client key         -> encoded BindingConflict (its extension and client from the key)
 
 namespace tsunagu::alloc {
 namespace {
@@ -174,7 +175,7 @@ std::optional<HistoryEntry> decode_history(ByteView in) {
   HistoryEntry h;
   uint8_t version = 0, kind = 0, has_address = 0;
   int64_t sequence = 0;
-  if (!r.u8(version) || version != kRecordVersion || !r.u8(kind) || kind < 1 || kind > 9 || !r.i64(sequence) ||
+  if (!r.u8(version) || version != kRecordVersion || !r.u8(kind) || kind < 1 || kind > 10 || !r.i64(sequence) ||
       !r.i64(h.at) || !r.i64(h.expires) || !r.u8(has_address))
     return std::nullopt;
   if (has_address != 0) {
@@ -186,6 +187,36 @@ std::optional<HistoryEntry> decode_history(ByteView in) {
   h.kind = static_cast<ChangeKind>(kind);
   h.sequence = static_cast<uint64_t>(sequence);
   return h;
+}
+
+Bytes encode_conflict(const BindingConflict& c) {
+  Writer w;
+  w.u8(kRecordVersion);
+  w.i64(c.first_seen);
+  w.i64(c.last_seen);
+  w.i64(static_cast<int64_t>(c.attempts));
+  w.address(c.address);
+  w.str(c.hostname);
+  return w.bytes();
+}
+
+std::optional<BindingConflict> decode_conflict(ByteView key, ByteView in) {
+  Reader r(in);
+  BindingConflict c;
+  uint8_t version = 0;
+  int64_t attempts = 0;
+  if (!r.u8(version) || version != kRecordVersion || !r.i64(c.first_seen) || !r.i64(c.last_seen) ||
+      !r.i64(attempts) || !r.address(c.address) || !r.str(c.hostname) || !r.done())
+    return std::nullopt;
+  std::string_view k = as_chars(key);
+  size_t zero = k.find('\0');
+  if (zero == std::string_view::npos) return std::nullopt;
+  auto client = ClientRef::from_index_key(k.substr(zero + 1));
+  if (!client) return std::nullopt;
+  c.extension = std::string(k.substr(0, zero));
+  c.claimant = std::move(*client);
+  c.attempts = static_cast<uint64_t>(attempts);
+  return c;
 }
 
 // ---- keys ----
@@ -255,6 +286,20 @@ bool calls_hooks_in_order(ServerKind source) {
   return source == ServerKind::dnsmasq || source == ServerKind::isc_dhcpd;
 }
 
+// An end names one lease: its address, and its client-id when it has one. The
+// record under the same MAC may already be a newer lease of that client (a DHCP
+// client restarted with a new client-id got a new address), which the old
+// lease's end must not touch.
+bool names_another_lease(const LeaseEvent& e, const LeaseRecord& r) {
+  if (e.address != r.address) return true;
+  return !e.client_id.empty() && !r.client_id.empty() && e.client_id != r.client_id;
+}
+
+// Hook clocks and the server's own clock (ISC's cltt) tick in whole seconds and
+// the hook runs just after the server decided: reports this close describe the
+// same transaction.
+constexpr int64_t kSameTransactionSeconds = 2;
+
 // The ordering rules of allocation_table.hpp.
 Order compare(const LeaseEvent& e, const LeaseRecord& r) {
   const bool e_end = ends_lease(e.action);
@@ -263,12 +308,18 @@ Order compare(const LeaseEvent& e, const LeaseRecord& r) {
   const bool both_rep = e.reported_at != 0 && r.reported_at != 0;
   if (!e_end && !r_end) {
     if (both_exp && e.expires != r.expires) return e.expires > r.expires ? Order::newer : Order::older;
+    // The same grant, now with the expiry the hook did not pass (ISC's execute()
+    // without the lease time, then the lease file's `ends`): the known expiry wins.
+    if (e.expires != LeaseEvent::kUnknownExpiry && r.expires == LeaseEvent::kUnknownExpiry &&
+        e.address == r.address && both_rep && e.reported_at + kSameTransactionSeconds >= r.reported_at)
+      return Order::newer;
     if (!both_exp && both_rep && e.reported_at != r.reported_at)
       return e.reported_at > r.reported_at ? Order::newer : Order::older;
     if (e.address != r.address) return both_rep && e.reported_at < r.reported_at ? Order::older : Order::newer;
     return Order::duplicate;
   }
   if (e_end && !r_end) {
+    if (names_another_lease(e, r)) return Order::older;
     if (both_exp && e.expires >= r.expires) return Order::newer;
     if (both_rep && e.reported_at >= r.reported_at) return Order::newer;
     if (!both_exp && !both_rep) return Order::newer;
@@ -358,7 +409,7 @@ Expected<AllocationTable, TableError> AllocationTable::open(storage::Environment
   const std::pair<const char*, storage::DatabaseHandle*> names[] = {
       {"alloc_leases", &dbs.leases},       {"alloc_by_client", &dbs.by_client}, {"alloc_by_address", &dbs.by_address},
       {"alloc_deadlines", &dbs.deadlines}, {"alloc_bindings", &dbs.bindings},   {"alloc_bound", &dbs.bound},
-      {"alloc_history", &dbs.history},     {"alloc_meta", &dbs.meta},
+      {"alloc_history", &dbs.history},     {"alloc_meta", &dbs.meta},           {"alloc_conflicts", &dbs.conflicts},
   };
   for (const auto& [name, handle] : names) {
     auto h = env.open_database(name);
@@ -486,6 +537,25 @@ Expected<std::vector<ExtensionBinding>, TableError> AllocationTable::bindings() 
       return false;
     }
     out.push_back(std::move(*b));
+    return true;
+  });
+  if (!ok) return store_fail(ok.error());
+  if (bad) return corrupted();
+  return out;
+}
+
+Expected<std::vector<BindingConflict>, TableError> AllocationTable::conflicts() {
+  auto txn = env_->begin_read();
+  if (!txn) return store_fail(txn.error());
+  std::vector<BindingConflict> out;
+  bool bad = false;
+  auto ok = txn->scan(dbs_.conflicts, {}, [&](ByteView key, ByteView value) {
+    auto c = decode_conflict(key, value);
+    if (!c) {
+      bad = true;
+      return false;
+    }
+    out.push_back(std::move(*c));
     return true;
   });
   if (!ok) return store_fail(ok.error());
@@ -681,7 +751,10 @@ Expected<void, TableError> AllocationTable::Batch::learn_from_hostname(const Lea
                    r.mac.empty() ? r.client_id : r.mac};
   auto current = get_binding(txn_, table_->dbs_.bindings, *ext);
   if (!current) return Unexpected(current.error());
-  if (*current && ((*current)->origin == BindingOrigin::admin || (*current)->client == client)) return {};
+  if (*current && (*current)->client == client) return {};
+  // A hostname never takes an extension bound to another client (issue 11 §4:
+  // any LAN host can send `ext-4106`); the claim is kept for the admin.
+  if (*current) return record_conflict(**current, client, r, now, changes);
   // A client an admin bound to another extension keeps that binding.
   auto other = get_string(txn_, table_->dbs_.bound, client.index_key());
   if (!other) return Unexpected(other.error());
@@ -691,6 +764,54 @@ Expected<void, TableError> AllocationTable::Batch::learn_from_hostname(const Lea
     if (*other_binding && (*other_binding)->origin == BindingOrigin::admin) return {};
   }
   return set_binding(ExtensionBinding{*ext, client, BindingOrigin::hostname_rule, now}, now, changes);
+}
+
+Expected<void, TableError> AllocationTable::Batch::record_conflict(const ExtensionBinding& current,
+                                                                   const ClientRef& claimant, const LeaseRecord& r,
+                                                                   int64_t now, std::vector<TableChange>& changes) {
+  const Databases& db = table_->dbs_;
+  const std::string prefix = history_prefix(current.extension);
+  const std::string key = prefix + claimant.index_key();
+  auto stored = txn_.get(db.conflicts, as_bytes(key));
+  if (!stored) return store_fail(stored.error());
+  if (*stored) {  // a claim seen before: counted, not reported again
+    auto c = decode_conflict(as_bytes(key), **stored);
+    if (!c) return corrupted();
+    c->last_seen = now;
+    c->address = r.address;
+    ++c->attempts;
+    if (auto ok = txn_.put(db.conflicts, as_bytes(key), encode_conflict(*c)); !ok) return store_fail(ok.error());
+    return {};
+  }
+  size_t kept = 0;
+  auto scanned = txn_.scan(db.conflicts, as_bytes(prefix), [&](ByteView k, ByteView) {
+    if (!starts_with(k, prefix)) return false;
+    ++kept;
+    return true;
+  });
+  if (!scanned) return store_fail(scanned.error());
+  if (kept < kMaxConflictsPerExtension) {
+    BindingConflict c{current.extension, claimant, r.hostname, r.address, now, now, 1};
+    if (auto ok = txn_.put(db.conflicts, as_bytes(key), encode_conflict(c)); !ok) return store_fail(ok.error());
+  }
+  TableChange change{ChangeKind::binding_conflict, current.extension, r, std::nullopt, current};
+  if (auto ok = add_history(change, now); !ok) return ok;
+  changes.push_back(std::move(change));
+  return {};
+}
+
+Expected<void, TableError> AllocationTable::Batch::clear_conflicts(std::string_view extension) {
+  const std::string prefix = history_prefix(extension);
+  std::vector<std::string> keys;
+  auto ok = txn_.scan(table_->dbs_.conflicts, as_bytes(prefix), [&](ByteView k, ByteView) {
+    if (!starts_with(k, prefix)) return false;
+    keys.emplace_back(as_chars(k));
+    return true;
+  });
+  if (!ok) return store_fail(ok.error());
+  for (const auto& key : keys)
+    if (auto erased = txn_.erase(table_->dbs_.conflicts, as_bytes(key)); !erased) return store_fail(erased.error());
+  return {};
 }
 
 Expected<ApplyResult, TableError> AllocationTable::Batch::apply(const LeaseEvent& event, int64_t now) {
@@ -733,10 +854,17 @@ Expected<ApplyResult, TableError> AllocationTable::Batch::apply(const LeaseEvent
   next.expires = event.expires;
   if (ends && *existing && event.expires == LeaseEvent::kUnknownExpiry) next.expires = (*existing)->expires;
   next.reported_at = event.reported_at;
+  // Without an expiry, a lease lives assumed_lease_seconds from its report; a
+  // renewal of a live lease at the same address keeps the length it had (one the
+  // lease file told, when the hook does not pass the lease time).
+  int64_t assumed = table_->options_.assumed_lease_seconds;
+  if (!ends && *existing && (*existing)->state == LeaseState::active && (*existing)->address == event.address &&
+      (*existing)->live_until != LeaseEvent::kInfinite && (*existing)->reported_at > 0 &&
+      (*existing)->live_until > (*existing)->reported_at)
+    assumed = (*existing)->live_until - (*existing)->reported_at;
   next.live_until = next.expires != LeaseEvent::kUnknownExpiry
                         ? next.expires
-                        : std::min(event.reported_at, LeaseEvent::kInfinite - table_->options_.assumed_lease_seconds) +
-                              table_->options_.assumed_lease_seconds;
+                        : std::min(event.reported_at, LeaseEvent::kInfinite - assumed) + assumed;
   next.updated_at = now;
   if (auto ok = store(next, *existing); !ok) return Unexpected(ok.error());
 
@@ -773,6 +901,7 @@ Expected<std::vector<TableChange>, TableError> AllocationTable::Batch::bind(std:
   std::vector<TableChange> changes;
   auto current = get_binding(txn_, table_->dbs_.bindings, extension);
   if (!current) return Unexpected(current.error());
+  if (auto ok = clear_conflicts(extension); !ok) return Unexpected(ok.error());  // the admin decided
   if (*current && (*current)->client == client && (*current)->origin == BindingOrigin::admin) return changes;
   if (auto ok = set_binding(ExtensionBinding{std::string(extension), client, BindingOrigin::admin, now}, now, changes); !ok)
     return Unexpected(ok.error());

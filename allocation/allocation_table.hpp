@@ -7,10 +7,15 @@
 // family + DUID (v6; client-id or MAC when the other is missing). For an event
 // e against the stored record r of the same lease:
 //   grant vs live:   the later expiry wins; with an unknown expiry, the later
-//                    reported_at; the same expiry (and address) is a duplicate.
-//   end vs live:     the end wins if it ends this expiry or a later one, or was
-//                    reported at or after the grant; otherwise it is stale (a late
-//                    end of an earlier lease).
+//                    reported_at; a known expiry for the same address replaces an
+//                    unknown one reported at most 2 s later (the same grant: a hook
+//                    without the lease time, then the lease file); the same expiry
+//                    (and address) is a duplicate.
+//   end vs live:     stale when it names another lease (another address, or
+//                    another client-id when both have one: the client restarted
+//                    with a new client-id); else the end wins if it ends this
+//                    expiry or a later one, or was reported at or after the grant;
+//                    otherwise it is stale (a late end of an earlier lease).
 //   grant vs ended:  stale if reported before the end; reported in the same
 //                    second as the end, from dnsmasq or ISC (they call hooks in
 //                    order), the later arrival wins whatever the expiry (grant,
@@ -37,6 +42,7 @@
 #include <vector>
 
 #include "allocation/apply_result.hpp"
+#include "allocation/binding_conflict.hpp"
 #include "allocation/client_ref.hpp"
 #include "allocation/extension_binding.hpp"
 #include "allocation/history_entry.hpp"
@@ -83,6 +89,9 @@ class AllocationTable {
   Expected<std::vector<LeaseRecord>, TableError> list(int64_t now, bool include_ended = false);
   Expected<std::optional<ExtensionBinding>, TableError> binding(std::string_view extension);
   Expected<std::vector<ExtensionBinding>, TableError> bindings();
+  // Clients whose hostname claimed a bound extension (binding_conflict.hpp),
+  // by extension; an admin bind of that extension clears its conflicts.
+  Expected<std::vector<BindingConflict>, TableError> conflicts();
   // The last history_depth changes of an extension, oldest first.
   Expected<std::vector<HistoryEntry>, TableError> history(std::string_view extension);
   // When expire_stale has work next (an expiry or a purge), if ever.
@@ -93,7 +102,7 @@ class AllocationTable {
  private:
   struct Databases {
     storage::DatabaseHandle leases = 0, by_client = 0, by_address = 0, deadlines = 0, bindings = 0, bound = 0,
-                            history = 0, meta = 0;
+                            history = 0, meta = 0, conflicts = 0;
   };
   friend class Batch;
   AllocationTable(storage::Environment& env, TableOptions options, Databases dbs)
@@ -140,6 +149,10 @@ class AllocationTable::Batch {
 
   Expected<void, TableError> learn_from_hostname(const LeaseRecord& record, int64_t now,
                                                  std::vector<TableChange>& changes);
+  Expected<void, TableError> record_conflict(const ExtensionBinding& current, const ClientRef& claimant,
+                                             const LeaseRecord& record, int64_t now,
+                                             std::vector<TableChange>& changes);
+  Expected<void, TableError> clear_conflicts(std::string_view extension);
   Expected<void, TableError> set_binding(const ExtensionBinding& binding, int64_t now,
                                          std::vector<TableChange>& changes);
   Expected<std::optional<std::string>, TableError> extension_of(const LeaseRecord& record);

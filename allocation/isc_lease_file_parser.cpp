@@ -310,7 +310,10 @@ Expected<LeaseFileSnapshot, ParseError> parse_isc_lease_file(std::string_view te
         note_error(lease.error());
         break;
       }
-      last[lease->address] = {std::move(*lease), line};
+      // The key is copied before the lease is moved into the value: in `m[k] = v`
+      // the right side is evaluated first (C++17), which would leave k empty.
+      std::string key = lease->address;
+      last.insert_or_assign(std::move(key), std::pair<IscLease, size_t>{std::move(*lease), line});
       continue;
     }
     if (!p.skip_statement(std::move(t))) {

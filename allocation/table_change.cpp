@@ -13,6 +13,7 @@ std::string_view to_string(ChangeKind kind) {
     case ChangeKind::binding_set: return "binding set";
     case ChangeKind::binding_learned: return "binding learned";
     case ChangeKind::binding_removed: return "binding removed";
+    case ChangeKind::binding_conflict: return "binding conflict";
   }
   return "unknown";
 }

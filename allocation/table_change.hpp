@@ -23,6 +23,7 @@ enum class ChangeKind : uint8_t {
   binding_set = 7,
   binding_learned = 8,
   binding_removed = 9,
+  binding_conflict = 10,  // a hostname claimed an extension bound to another client (lease: the claimant's)
 };
 
 std::string_view to_string(ChangeKind kind);

@@ -10,6 +10,7 @@
 #include <iterator>
 #include <toml++/toml.h>
 
+#include "allocation/allocation_table.hpp"
 #include "allocation/hostname_rule.hpp"
 #include "base/log.hpp"
 
@@ -21,7 +22,7 @@ const KnownSettings kKnownKeys = {
      {"address", "server_name", "ca_certificate", "certificate", "private_key", "heartbeat_interval",
       "request_timeout", "reconnect_min_ms", "reconnect_max_ms", "refused_retry"}},
     {"agent", {"name", "domains", "number_prefixes", "data_directory", "log_level"}},
-    {"table", {"hostname_rule", "history_depth", "assumed_lease_seconds", "tombstone_retention", "map_size_mib"}},
+    {"table", {"hostname_rule", "history_depth", "assumed_lease_seconds", "tombstone_retention", "map_size_mib", "pins"}},
     {"hook", {"socket", "spool_directory", "allowed_users", "allowed_groups", "timeout_ms", "chain"}},
     {"sync", {"lease_files", "on_start"}},
     {"policy", {"default", "rule"}},
@@ -203,6 +204,14 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
   config.table.assumed_lease_seconds = reader.integer("table.assumed_lease_seconds", 86400, 60, 365 * 86400);
   config.table.tombstone_retention_s = reader.integer("table.tombstone_retention", 7 * 86400, 60, 365 * 86400);
   config.table.map_size_mib = reader.integer("table.map_size_mib", 1024, 1, 1 << 20);
+  for (const std::string& pin : reader.strings("table.pins", {}, 4096)) {
+    size_t eq = pin.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == pin.size() || eq > alloc::kMaxExtensionLength)
+      reader.fail("table.pins", "\"" + pin + "\": not EXT=MAC (or EXT=CLIENT-ID)");
+    auto client = alloc::ClientRef::parse(pin.substr(eq + 1));
+    if (!client) reader.fail("table.pins", "\"" + pin + "\": " + client.error().detail);
+    config.table.pins.emplace_back(pin.substr(0, eq), std::move(*client));
+  }
 
   config.hook.socket = resolve_config_path(base_dir, reader.text("hook.socket", config.hook.socket, 100));
   if (config.hook.socket.size() >= 100) reader.fail("hook.socket", "path longer than a Unix socket allows (107 bytes)");

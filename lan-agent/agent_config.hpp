@@ -10,8 +10,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
+#include "allocation/client_ref.hpp"
 #include "allocation/lease_event.hpp"
 #include "base/toml_reader.hpp"
 #include "lan-agent/edge_policy.hpp"
@@ -50,6 +52,9 @@ struct TableSettings {
   int64_t assumed_lease_seconds = 86400;
   int64_t tombstone_retention_s = 7 * 86400;
   int64_t map_size_mib = 1024;
+  // table.pins: admin bindings written at start ("4106=02:00:00:41:06:01"): what
+  // `tsunagu-lan-agent bind` does, kept in the config.
+  std::vector<std::pair<std::string, alloc::ClientRef>> pins;
 };
 
 struct SyncSource {

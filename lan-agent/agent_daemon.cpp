@@ -3,6 +3,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "allocation/field_normalisation.hpp"
 #include "base/log.hpp"
 #include "lan-agent/hook_protocol.hpp"
 #include "lan-agent/hook_spool.hpp"
@@ -92,6 +93,14 @@ Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t
   auto opened = open_table(c, true);
   if (!opened) return Unexpected(opened.error());
   d->open_ = std::move(*opened);
+  for (const auto& [extension, client] : c.table.pins) {
+    auto current = d->open_.table->binding(extension);
+    if (!current) return Unexpected("table.pins: " + current.error().detail);
+    if (*current && (*current)->client == client && (*current)->origin == alloc::BindingOrigin::admin) continue;
+    auto bound = d->open_.table->bind(extension, client, unix_now());
+    if (!bound) return Unexpected("table.pins: " + extension + ": " + bound.error().detail);
+    log::info() << "table.pins: " << extension << " bound to " << client.value;
+  }
   std::vector<std::string> missing;
   d->access_ = HookAccess::resolve(c.hook.allowed_users, c.hook.allowed_groups, missing);
   for (const auto& m : missing) log::debug() << "hook access: " << m << " does not exist on this host; skipped";
@@ -182,13 +191,25 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
       log::error() << "table: " << result.error().detail;
       return false;
     }
+    // An end the table refused is worth a line: it names another lease of that
+    // client (an old address, an old client-id), or arrived after a newer grant.
+    if (result->outcome == alloc::ApplyOutcome::stale && alloc::ends_lease(e.action) && stale_end_log_.allow())
+      log::info() << origin << ": ignored " << alloc::to_string(e.action) << " of " << alloc::ip_to_string(e.address)
+                  << " (" << (e.mac.empty() ? e.client_id : e.mac)
+                  << "): the table knows a newer lease of that client";
     for (auto& ch : result->changes) changes.push_back(std::move(ch));
   }
   if (auto ok = batch->commit(); !ok) {
     log::error() << "table commit: " << ok.error().detail;
     return false;
   }
-  for (const auto& ch : changes) log::info() << origin << ": " << describe_change(ch);
+  for (const auto& ch : changes) {
+    if (ch.kind == alloc::ChangeKind::binding_conflict) {
+      if (conflict_log_.allow()) log::warn() << origin << ": " << describe_change(ch);
+    } else {
+      log::info() << origin << ": " << describe_change(ch);
+    }
+  }
   // A terminal that got or renewed its lease is back: deliver its voicemail.
   if (voicemail_)
     for (const auto& ch : changes)

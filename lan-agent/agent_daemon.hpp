@@ -12,6 +12,7 @@
 
 #include "allocation/allocation_table.hpp"
 #include "base/expected.hpp"
+#include "base/log.hpp"
 #include "lan-agent/agent_config.hpp"
 #include "lan-agent/agent_core.hpp"
 #include "lan-agent/hook_access.hpp"
@@ -65,6 +66,8 @@ class AgentDaemon {
   uv_timer_t* spool_timer_ = nullptr;
   unsigned closing_parts_ = 0;
   std::function<void()> on_shutdown_;
+  log::RateLimit stale_end_log_{20, std::chrono::seconds(60)};  // ends the table refused
+  log::RateLimit conflict_log_{20, std::chrono::seconds(60)};   // hostnames claiming bound extensions (LAN hosts)
   bool shutting_down_ = false;
 };
 

@@ -277,7 +277,9 @@ int main(int argc, char** argv) {
   if (list->parsed()) {
     auto leases = table.list(now, include_ended);
     if (!leases) return fail(leases.error().detail);
-    std::cout << format_table(*bindings, *leases, now);
+    auto conflicts = table.conflicts();
+    if (!conflicts) return fail(conflicts.error().detail);
+    std::cout << format_table(*bindings, *leases, now) << format_conflicts(*conflicts, now);
     return 0;
   }
   // show

@@ -112,6 +112,18 @@ std::string format_table(const std::vector<alloc::ExtensionBinding>& bindings,
   return render(table);
 }
 
+std::string format_conflicts(const std::vector<alloc::BindingConflict>& conflicts, int64_t now) {
+  if (conflicts.empty()) return {};
+  std::vector<std::vector<std::string>> table{{"EXTENSION", "CLAIMED BY", "ADDRESS", "HOSTNAME", "CLAIMS", "LAST"}};
+  for (const auto& c : conflicts)
+    table.push_back({c.extension, client_text(c.claimant), alloc::ip_to_string(c.address), c.hostname,
+                     std::to_string(c.attempts), format_remaining(now - c.last_seen + 1) + " ago"});
+  return "\nConflicts: these clients sent the hostname of an extension bound to another client and were not\n"
+         "bound (a hostname never moves a binding). If one really replaced the terminal:\n"
+         "  tsunagu-lan-agent bind EXTENSION CLIENT\n\n" +
+         render(table);
+}
+
 std::string format_extension(const std::string& extension, const alloc::ExtensionBinding* binding,
                              const std::vector<alloc::LeaseRecord>& leases,
                              const std::vector<alloc::HistoryEntry>& history, int64_t now) {
@@ -142,6 +154,13 @@ std::string format_extension(const std::string& extension, const alloc::Extensio
 }
 
 std::string describe_change(const alloc::TableChange& change) {
+  if (change.kind == alloc::ChangeKind::binding_conflict && change.lease && change.binding) {
+    const auto& l = *change.lease;
+    return "binding conflict: " + (l.mac.empty() ? "client-id " + l.client_id : l.mac) + " at " +
+           alloc::ip_to_string(l.address) + " sent hostname " + l.hostname + ", but " + change.extension +
+           " is bound to " + client_text(change.binding->client) + "; not bound (tsunagu-lan-agent bind " +
+           change.extension + " CLIENT if the terminal was replaced)";
+  }
   std::string out(alloc::to_string(change.kind));
   out += " ";
   out += change.extension.empty() ? "(unbound)" : change.extension;

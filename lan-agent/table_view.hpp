@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "allocation/binding_conflict.hpp"
 #include "allocation/extension_binding.hpp"
 #include "allocation/history_entry.hpp"
 #include "allocation/lease_record.hpp"
@@ -23,6 +24,9 @@ std::string extension_of(const alloc::LeaseRecord& lease, const std::vector<allo
 // extension without a live lease: EXTENSION MAC ADDRESS EXPIRES-IN SOURCE.
 std::string format_table(const std::vector<alloc::ExtensionBinding>& bindings,
                          const std::vector<alloc::LeaseRecord>& leases, int64_t now);
+// `list`'s second part: clients whose hostname claimed a bound extension, with
+// the command that would bind them; "" when there are none.
+std::string format_conflicts(const std::vector<alloc::BindingConflict>& conflicts, int64_t now);
 // `show EXT`.
 std::string format_extension(const std::string& extension, const alloc::ExtensionBinding* binding,
                              const std::vector<alloc::LeaseRecord>& leases,

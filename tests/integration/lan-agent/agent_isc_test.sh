@@ -18,11 +18,7 @@ DHCPD=$(command -v dhcpd || true)
 [ -n "$DHCPD" ] || { [ -x /usr/sbin/dhcpd ] && DHCPD=/usr/sbin/dhcpd; }
 [ -n "$DHCPD" ] || skip "dhcpd is not installed (Debian package isc-dhcp-server)"
 
-make_namespaces
-write_udhcpc_script
-setup_node
-ACME="$WORK/acme"
-write_agent_toml "$ACME" acme acme
+setup_acme
 start_agent "$ACME"
 wait_linked "$ACME" 1
 pass "agent acme linked to the node"
@@ -41,8 +37,13 @@ subnet 10.99.0.0 netmask 255.255.255.0 {
   range 10.99.0.50 10.99.0.99;
 }
 on commit {
-  execute("$HOOK", "--config", "$CONF", "commit", $ADDR, $HW, $NAME,
-          binary-to-ascii(10, 32, "", encode-int(lease-time, 32)));
+  # ext4107 gets the common snippet without the lease-time argument (issue 10, item 3).
+  if option host-name = "ext4107" {
+    execute("$HOOK", "--config", "$CONF", "commit", $ADDR, $HW, $NAME);
+  } else {
+    execute("$HOOK", "--config", "$CONF", "commit", $ADDR, $HW, $NAME,
+            binary-to-ascii(10, 32, "", encode-int(lease-time, 32)));
+  }
 }
 on release {
   execute("$HOOK", "--config", "$CONF", "release", $ADDR, $HW, $NAME);
@@ -74,6 +75,31 @@ pass "whereis 4106@acme still gives $A after the sync"
 
 # Release and a new lease within the same second: whereis follows.
 quick_relet
+
+# Issue 10, item 2: a new client-id with the same MAC, then the old lease ends.
+new_client_id_flow 'DHCPRELEASE of [0-9.]+ from' "$WORK/dhcpd.log" "$ACME/agent.log"
+
+# Issue 10, items 1 and 3: a second terminal (ext4107, its own MAC on a macvlan
+# beside host0) whose commit hook passes no lease time. The table assumes a day
+# for it until a sync from dhcpd.leases, which must keep both leases (the reader
+# kept only the last block) and correct 4107's expiry to the file's 120 s.
+start_second_client ext4107 02:00:00:41:07:01
+B=$(wait_bound ext4107) || fail "ext4107 got no lease"
+expect_within 1000 "whereis 4107@acme gives $B" lookup_at 4107@acme "$B"
+row=$("$AGENT" list -c "$CONF" | grep '^4107 ') || fail "no row for 4107 in list"
+echo "$row" | grep -Eq ' (2[0-3]h[0-9]{2}m|1d00h)\? ' || fail "4107's expiry without the lease time is not the assumed day: $row"
+pass "without the lease time the table assumes a day: $row"
+out=$("$AGENT" sync -c "$CONF" --from "isc:$WORK/dhcpd.leases") || fail "sync failed: $out"
+n=$(echo "$out" | sed -n 's/^synced isc:[^ ]*: \([0-9]*\) lease(s).*/\1/p')
+[ "${n:-0}" -ge 2 ] || fail "sync read ${n:-no} lease(s) from a file with two live ones and older blocks: $out"
+pass "sync --from isc with two live leases: $out"
+lookup_at 4106@acme "$LEASE_ADDRESS" || fail "the sync ended 4106's lease: rc=$LOOKUP_RC $LOOKUP_OUT"
+lookup_at 4107@acme "$B" || fail "the sync ended 4107's lease: rc=$LOOKUP_RC $LOOKUP_OUT"
+pass "after the sync both 4106@acme ($LEASE_ADDRESS) and 4107@acme ($B) resolve"
+row=$("$AGENT" list -c "$CONF" | grep '^4107 ') || fail "no row for 4107 in list after the sync"
+echo "$row" | grep -Eq ' (1m[0-9]{2}s|2m00s|[0-9]+s) ' || fail "the sync did not correct 4107's expiry to the file's: $row"
+pass "the file's ends corrected 4107's expiry: $row"
+stop_pid "$SECOND_CLIENT_PID" TERM
 
 stop_pid "$LEASE_CLIENT_PID" TERM
 expect_within 1000 "released again: 481" lookup_error 4106@acme 481

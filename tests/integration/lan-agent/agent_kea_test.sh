@@ -22,11 +22,7 @@ if [ ! -e "$KEA_RUN_SCRIPT" ]; then
   [ -e "$KEA_RUN_SCRIPT" ] || skip "Kea's run_script hook library is missing (Debian package kea-common)"
 fi
 
-make_namespaces
-write_udhcpc_script
-setup_node
-ACME="$WORK/acme"
-write_agent_toml "$ACME" acme acme
+setup_acme
 start_agent "$ACME"
 wait_linked "$ACME" 1
 pass "agent acme linked to the node"
@@ -74,6 +70,9 @@ pass "whereis 4106@acme still gives $A after the sync"
 
 # Release and a new lease within the same second: whereis follows.
 quick_relet
+
+# A new client-id with the same MAC, then the old lease ends (issue 10, item 2).
+new_client_id_flow 'DHCP4_RELEASE .*released' "$WORK/kea.log" "$ACME/agent.log"
 
 stop_pid "$LEASE_CLIENT_PID" TERM
 expect_within 1000 "released again: 481" lookup_error 4106@acme 481

@@ -151,6 +151,32 @@ setup_node() {
   start_node
 }
 
+# setup_acme: the namespaces, the udhcpc script, the node (setup_node) and agent
+# acme's agent.toml in $ACME (not started).
+setup_acme() {
+  make_namespaces
+  write_udhcpc_script
+  setup_node
+  ACME="$WORK/acme"
+  write_agent_toml "$ACME" acme acme
+}
+
+# start_dnsmasq: dnsmasq on lan0 in "$SRV" (2-minute leases), calling the hook
+# with agent acme's config, logging to $WORK/dnsmasq.log; sets DNSMASQ_PID.
+start_dnsmasq() {
+  command -v dnsmasq > /dev/null || skip "dnsmasq is not installed (Debian package dnsmasq-base)"
+  # dnsmasq passes its environment to the script: the hook finds the agent's socket there.
+  TSUNAGU_AGENT_CONFIG="$ACME/agent.toml" ip netns exec "$SRV" dnsmasq -k --conf-file=/dev/null --port=0 \
+    --interface=lan0 --bind-interfaces --no-ping --dhcp-range=10.99.0.50,10.99.0.99,255.255.255.0,2m \
+    --dhcp-script="$HOOK" --script-on-renewal --dhcp-leasefile="$WORK/dnsmasq.leases" \
+    --pid-file="$WORK/dnsmasq.pid" --log-facility=- > "$WORK/dnsmasq.log" 2>&1 &
+  DNSMASQ_PID=$!
+  PIDS+=("$DNSMASQ_PID")
+  DUMP_LOGS+=("$WORK/dnsmasq.log" "$WORK/udhcpc.log")
+  sleep 0.5
+  kill -0 "$DNSMASQ_PID" 2> /dev/null || fail "dnsmasq did not start"
+}
+
 # ---------------------------------------------------------------- agents
 
 # write_agent_toml BUNDLE NAME DOMAIN: the bundle's agent.toml, pointing at our
@@ -377,4 +403,87 @@ quick_relet() {
   expect_within 1000 "whereis 4106@acme follows a release and a new lease in the same second to $a3" \
     lookup_at 4106@acme "$a3"
   LEASE_ADDRESS=$a3
+}
+
+# start_second_client HOSTNAME MAC [MARK]: a second DHCP client at once, on a
+# macvlan "mv1" over host0 in "$CLI" with its own MAC; its address lands in
+# $WORK/bound-MARK (default: HOSTNAME) for wait_bound MARK; sets SECOND_CLIENT_PID.
+start_second_client() {
+  local mark=${3:-$1}
+  rm -f "$WORK/bound-$mark"
+  ip netns exec "$CLI" ip link add link host0 name mv1 address "$2" type macvlan mode bridge ||
+    fail "cannot add a macvlan for the second client"
+  ip netns exec "$CLI" ip link set mv1 up
+  ip netns exec "$CLI" env MARK="$WORK/bound-$mark" busybox udhcpc -f -R -i mv1 -s "$WORK/udhcpc.sh" \
+    -x "hostname:$1" -t 20 -T 1 >> "$WORK/udhcpc.log" 2>&1 &
+  SECOND_CLIENT_PID=$!
+  PIDS+=("$SECOND_CLIENT_PID")
+}
+
+# Sends a real DHCPRELEASE for ADDRESS from MAC with client-id CLIENT_ID (hex,
+# e.g. 01020a0b0c0d0e) to the server at 10.99.0.1, from inside "$CLI" (ADDRESS is
+# added to host0 for the moment). What a client that restarted with another
+# client-id would have sent for its old lease, had it released it.
+send_release() {
+  local address=$1 mac=$2 client_id=$3
+  ip netns exec "$CLI" ip addr add "$address/32" dev host0 2> /dev/null
+  ip netns exec "$CLI" python3 - "$address" "$mac" "$client_id" << 'PY'
+import secrets, socket, struct, sys
+address, mac, client_id = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", "")), bytes.fromhex(sys.argv[3])
+packet = struct.pack("!BBBBIHH4s4s4s4s16s64s128sI", 1, 1, 6, 0, secrets.randbits(32), 0, 0,
+                     socket.inet_aton(address), bytes(4), bytes(4), bytes(4), mac.ljust(16, b"\0"),
+                     bytes(64), bytes(128), 0x63825363)
+packet += bytes([53, 1, 7, 54, 4]) + socket.inet_aton("10.99.0.1") + bytes([61, len(client_id)]) + client_id + b"\xff"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((address, 68))
+s.sendto(packet, ("10.99.0.1", 67))
+PY
+  local rc=$?
+  ip netns exec "$CLI" ip addr del "$address/32" dev host0 2> /dev/null
+  return $rc
+}
+
+# Issue 10, item 2: a terminal restarts its DHCP client with a new client-id and
+# the same MAC (PXE then the OS, a reinstall). The server gives a new address;
+# when the old lease later ends, the extension must keep its current one.
+# $1: a regex of the server's log line for the old lease's release (proof that
+# the server ended it), $2: that log file, $3: the agent's log.
+new_client_id_flow() {
+  local release_regex=$1 server_log=$2 agent_log=$3 old new want old_clid new_clid
+  old=$LEASE_ADDRESS
+  old_clid="01${LEASE_MAC//:/}"  # busybox udhcpc's default client-id
+  new_clid="ff00000001000100${LEASE_MAC//:/}"
+  stop_pid "$LEASE_CLIENT_PID" KILL  # no release: the old lease stays on the server
+  want=$(other_address "$old")
+  rm -f "$WORK/bound-ext4106"
+  ip netns exec "$CLI" ip addr flush dev host0 scope global
+  ip netns exec "$CLI" env MARK="$WORK/bound-ext4106" busybox udhcpc -f -i host0 -s "$WORK/udhcpc.sh" \
+    -x hostname:ext4106 -C -x "0x3d:$new_clid" -r "$want" -R -t 20 -T 1 >> "$WORK/udhcpc.log" 2>&1 &
+  LEASE_CLIENT_PID=$!
+  PIDS+=("$LEASE_CLIENT_PID")
+  new=$(wait_bound ext4106) || fail "ext4106 got no lease with the new client-id"
+  [ "$new" != "$old" ] || fail "the server gave the new client-id the old address $old"
+  expect_within 1000 "same MAC, new client-id $new_clid: whereis 4106@acme follows to $new" lookup_at 4106@acme "$new"
+  local server_lines agent_lines deadline
+  server_lines=$(wc -l < "$server_log")
+  agent_lines=$(wc -l < "$agent_log")
+  send_release "$old" "$LEASE_MAC" "$old_clid" || fail "could not send the DHCPRELEASE of $old"
+  deadline=$(($(now_ms) + 5000))
+  until tail -n +"$((server_lines + 1))" "$server_log" | grep -Eq "$release_regex"; do
+    [ "$(now_ms)" -lt "$deadline" ] || fail "the server did not log the release of $old within 5 s"
+    sleep 0.05
+  done
+  pass "the server ended the old lease $old (client-id $old_clid)"
+  # The hook's end event reaches the agent: it says it ignored it (or, wrongly, the extension goes).
+  deadline=$(($(now_ms) + 5000))
+  until tail -n +"$((agent_lines + 1))" "$agent_log" | grep -q "ignored .* of $old "; do
+    lookup_at 4106@acme "$new" ||
+      fail "the end of the old lease $old ended the current one at $new: rc=$LOOKUP_RC $LOOKUP_OUT"
+    [ "$(now_ms)" -lt "$deadline" ] || fail "the agent did not log the end of $old within 5 s"
+    sleep 0.1
+  done
+  lookup_at 4106@acme "$new" || fail "after the old lease's end: rc=$LOOKUP_RC $LOOKUP_OUT"
+  pass "the agent ignored the end of the old lease; whereis 4106@acme still gives $new"
+  LEASE_ADDRESS=$new
 }

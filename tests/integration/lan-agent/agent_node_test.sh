@@ -23,11 +23,7 @@
 
 command -v dnsmasq > /dev/null || skip "dnsmasq is not installed (Debian package dnsmasq-base)"
 
-make_namespaces
-write_udhcpc_script
-setup_node
-ACME="$WORK/acme"
-write_agent_toml "$ACME" acme acme
+setup_acme
 
 # Before the agent ever linked: the domain is routed but its agent is offline.
 lookup_error 4106@acme 502 || fail "whereis before the agent linked: rc=$LOOKUP_RC $LOOKUP_OUT"
@@ -38,17 +34,8 @@ wait_linked "$ACME" 1
 grep -q 'agent acme connected' "$WORK/node.log" || fail "the node did not log the agent's link"
 pass "agent acme linked to the node"
 
-# dnsmasq in the server namespace; the hook finds the agent's socket through
-# TSUNAGU_AGENT_CONFIG (dnsmasq passes its environment to the script).
-TSUNAGU_AGENT_CONFIG="$ACME/agent.toml" ip netns exec "$SRV" dnsmasq -k --conf-file=/dev/null --port=0 \
-  --interface=lan0 --bind-interfaces --no-ping --dhcp-range=10.99.0.50,10.99.0.99,255.255.255.0,2m \
-  --dhcp-script="$HOOK" --script-on-renewal --dhcp-leasefile="$WORK/dnsmasq.leases" \
-  --pid-file="$WORK/dnsmasq.pid" > "$WORK/dnsmasq.log" 2>&1 &
-DNSMASQ_PID=$!
-PIDS+=("$DNSMASQ_PID")
-DUMP_LOGS+=("$WORK/dnsmasq.log" "$WORK/udhcpc.log")
-sleep 0.5
-kill -0 "$DNSMASQ_PID" 2> /dev/null || fail "dnsmasq did not start"
+# dnsmasq in the server namespace, calling the hook.
+start_dnsmasq
 
 # 1. Lease, release, new address: whereis follows each within one second.
 lease_flow
@@ -133,6 +120,9 @@ stop_pid "$GLOBEX_PID" TERM
 
 # 6. Release and a new lease within the same second: whereis follows.
 quick_relet
+
+# 6b. A new client-id with the same MAC, then the old lease ends (issue 10, item 2).
+new_client_id_flow 'DHCPRELEASE\(lan0\) [0-9.]+ ' "$WORK/dnsmasq.log" "$ACME/agent.log"
 
 # 7. SIGTERM: agent and node exit cleanly.
 stop_pid "$LEASE_CLIENT_PID" TERM

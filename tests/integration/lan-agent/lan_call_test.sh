@@ -162,7 +162,8 @@ stop_pid "$TERMINAL_PID"
 # 5. Unknown extension; a lease that ended; the edge policy.
 call_ext 4109@acme
 [ "$CALL_RC" = 3 ] || { cat "$WORK/call.err"; fail "call to 4109 (unknown) exited $CALL_RC, not 3"; }
-pass "4109@acme (no such extension): exit 3: $(tail -n 1 "$WORK/call.err")"
+grep -q '^ringing ' "$WORK/call.err" && { cat "$WORK/call.err"; fail "call to 4109 (unknown) said it was ringing"; }
+pass "4109@acme (no such extension): exit 3, never 'ringing': $(tail -n 1 "$WORK/call.err")"
 lease 4110 02:00:00:00:41:10
 TSUNAGU_AGENT_CONFIG="$ACME/agent.toml" DNSMASQ_LEASE_EXPIRES=$(($(date +%s) + 3600)) DNSMASQ_INTERFACE=lo \
   "$HOOK" del 02:00:00:00:41:10 127.0.0.1 ext4110 || fail "the hook refused the release of 4110"

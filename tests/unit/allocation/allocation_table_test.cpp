@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 
+#include <cstdio>
+
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -374,4 +376,145 @@ TEST_CASE("replaying the captured dnsmasq calls through the hook spool ends with
   auto v6 = t->find_by_extension("4107", 1795334070);
   REQUIRE(v6->size() == 1);
   CHECK(ip_to_string((*v6)[0].address) == "fd99::15b");
+}
+
+// Issue 10, item 2: a terminal restarts its DHCP client with a new client-id and
+// the same MAC (PXE then the OS, a reinstall, systemd-networkd). The server gives
+// a new address; when it later ends the old lease, the current one stays live.
+TEST_CASE("the end of a client's old lease does not end its current lease at another address") {
+  TempTable t;
+  REQUIRE((*t).bind("4106", *ClientRef::mac(kMac), T));
+  LeaseEvent old_lease = grant("10.99.0.68", T + 3600, T, "ext-4106");
+  old_lease.client_id = "01:02:0a:0b:0c:0d:0e";
+  REQUIRE(t->apply(old_lease, T));
+  LeaseEvent new_lease = grant("10.99.0.70", T + 3660, T + 60, "ext-4106");
+  new_lease.client_id = "ff:00:00:00:01:00:01";
+  REQUIRE(t->apply(new_lease, T + 60)->changes.at(0).kind == ChangeKind::lease_moved);
+  for (LeaseAction action : {LeaseAction::remove, LeaseAction::release, LeaseAction::expire}) {
+    CAPTURE(to_string(action));
+    // Reported later and ending a later expiry: only the address and client-id say it is the old one.
+    LeaseEvent end_old = ended("10.99.0.68", T + 3700, T + 120, action);
+    end_old.client_id = old_lease.client_id;
+    auto applied = t->apply(end_old, T + 120);
+    REQUIRE(applied);
+    CHECK(applied->outcome == ApplyOutcome::stale);
+    CHECK(applied->changes.empty());
+    auto live = t->find_by_extension("4106", T + 121);
+    REQUIRE(live->size() == 1);
+    CHECK(ip_to_string((*live)[0].address) == "10.99.0.70");
+  }
+  // The same address but the old client-id (dnsmasq reusing the address): still not this lease.
+  LeaseEvent end_other_client = ended("10.99.0.70", T + 3700, T + 130);
+  end_other_client.client_id = old_lease.client_id;
+  CHECK(t->apply(end_other_client, T + 130)->outcome == ApplyOutcome::stale);
+  // The end of the current lease itself still ends it.
+  LeaseEvent end_new = ended("10.99.0.70", T + 3660, T + 140, LeaseAction::release);
+  end_new.client_id = new_lease.client_id;
+  auto ended_now = t->apply(end_new, T + 140);
+  REQUIRE(ended_now->changes.size() == 1);
+  CHECK(ended_now->changes[0].kind == ChangeKind::lease_ended);
+  CHECK(t->find_by_extension("4106", T + 141)->empty());
+}
+
+// Issue 10, item 3: ISC's execute() without the lease-time argument reports no
+// expiry; the lease file's `ends` for the same grant must correct the day assumed.
+TEST_CASE("a lease file's expiry corrects a hook grant that had none, and renewals keep that length") {
+  TempTable t;
+  LeaseEvent hook = grant("10.99.0.68", LeaseEvent::kUnknownExpiry, T + 1);
+  hook.source = ServerKind::isc_dhcpd;
+  REQUIRE(t->apply(hook, T + 1));
+  CHECK((*t->find_by_mac(kMac, T + 2))[0].live_until == T + 1 + 86400);
+  // The file block of the same grant: cltt one second before the hook's clock.
+  LeaseEvent file = grant("10.99.0.68", T + 120, T);
+  file.source = ServerKind::isc_dhcpd;
+  LeaseFileSnapshot snapshot;
+  snapshot.source = ServerKind::isc_dhcpd;
+  snapshot.taken_at = T + 5;
+  snapshot.leases.push_back(file);
+  auto synced = t->sync(snapshot, T + 5);
+  REQUIRE(synced);
+  CHECK(synced->applied == 1);
+  auto rec = t->find_by_mac(kMac, T + 6);
+  REQUIRE(rec->size() == 1);
+  CHECK((*rec)[0].expires == T + 120);
+  CHECK((*rec)[0].live_until == T + 120);
+  CHECK(t->find_by_mac(kMac, T + 121)->empty());
+  // A renewal through the hook, again without the lease time: it lives the same 120 s.
+  LeaseEvent renewal = grant("10.99.0.68", LeaseEvent::kUnknownExpiry, T + 60);
+  renewal.source = ServerKind::isc_dhcpd;
+  REQUIRE(t->apply(renewal, T + 60)->outcome == ApplyOutcome::applied);
+  CHECK((*t->find_by_mac(kMac, T + 61))[0].live_until == T + 180);
+  // A file block of an earlier transaction of that lease stays stale.
+  LeaseEvent earlier = grant("10.99.0.68", T + 90, T + 30);
+  earlier.source = ServerKind::isc_dhcpd;
+  CHECK(t->apply(earlier, T + 62)->outcome == ApplyOutcome::stale);
+}
+
+// Issue 11 §4: a second MAC sending hostname ext-4106 moved 4106's binding, and
+// lookups then answered the intruder's address.
+TEST_CASE("a hostname does not take a learned extension from its client: the claim is a conflict") {
+  TempTable t;
+  REQUIRE(t->apply(grant("10.99.0.68", T + 120, T, "ext-4106"), T));
+  REQUIRE((*t->binding("4106"))->client.value == kMac);
+  LeaseEvent intruder = grant("10.99.0.99", T + 120, T + 5, "ext-4106");
+  intruder.mac = "02:66:66:66:66:66";
+  auto claimed = t->apply(intruder, T + 5);
+  REQUIRE(claimed);
+  bool reported = false;
+  for (const auto& change : claimed->changes) {
+    CHECK(change.kind != ChangeKind::binding_learned);
+    if (change.kind == ChangeKind::binding_conflict) {
+      reported = true;
+      CHECK(change.extension == "4106");
+      CHECK(change.binding->client.value == kMac);
+      CHECK(ip_to_string(change.lease->address) == "10.99.0.99");
+    }
+  }
+  CHECK(reported);
+  CHECK((*t->binding("4106"))->client.value == kMac);
+  auto lookup = t->find_by_extension("4106", T + 6);
+  REQUIRE(lookup->size() == 1);
+  CHECK(ip_to_string((*lookup)[0].address) == "10.99.0.68");
+  // The renewal claims again: counted, not reported again.
+  LeaseEvent again = intruder;
+  again.expires = T + 180;
+  again.reported_at = T + 60;
+  auto renewed = t->apply(again, T + 60);
+  for (const auto& change : renewed->changes) CHECK(change.kind != ChangeKind::binding_conflict);
+  auto conflicts = t->conflicts();
+  REQUIRE(conflicts->size() == 1);
+  CHECK((*conflicts)[0].extension == "4106");
+  CHECK((*conflicts)[0].claimant.value == "02:66:66:66:66:66");
+  CHECK((*conflicts)[0].hostname == "ext-4106");
+  CHECK((*conflicts)[0].attempts == 2);
+  CHECK((*conflicts)[0].first_seen == T + 5);
+  CHECK((*conflicts)[0].last_seen == T + 60);
+  // The history of 4106 shows the claim.
+  bool in_history = false;
+  auto history = t->history("4106");
+  REQUIRE(history);
+  for (const auto& h : *history) in_history = in_history || h.kind == ChangeKind::binding_conflict;
+  CHECK(in_history);
+  // Only an admin moves it (the terminal was really replaced); that clears the conflicts.
+  REQUIRE(t->bind("4106", *ClientRef::mac("02:66:66:66:66:66"), T + 70));
+  CHECK(t->conflicts()->empty());
+  CHECK(ip_to_string((*t->find_by_extension("4106", T + 71))[0].address) == "10.99.0.99");
+}
+
+TEST_CASE("conflicts are kept for at most eight claimants of one extension") {
+  TempTable t;
+  REQUIRE(t->bind("4106", *ClientRef::mac(kMac), T));
+  for (int i = 0; i < 20; ++i) {
+    LeaseEvent claim = grant(("10.99.0." + std::to_string(100 + i)).c_str(), T + 120, T + i, "ext-4106");
+    char mac[18];
+    std::snprintf(mac, sizeof mac, "02:77:00:00:00:%02x", i);
+    claim.mac = mac;
+    auto applied = t->apply(claim, T + i);
+    REQUIRE(applied);
+    bool reported = false;
+    for (const auto& change : applied->changes) reported = reported || change.kind == ChangeKind::binding_conflict;
+    CHECK(reported);  // every new claimant is still reported (logged), only not all stored
+  }
+  CHECK(t->conflicts()->size() == kMaxConflictsPerExtension);
+  CHECK((*t->binding("4106"))->client.value == kMac);
 }

@@ -27,3 +27,39 @@ TEST_CASE("hostname rule patterns without exactly one placeholder are refused") 
   CHECK(!HostnameRule::parse("{ext}{id}"));
   CHECK(!HostnameRule::parse("Ext-{ext}"));
 }
+
+// Issue 10, item 6: docs/lan-agent.md's table of what each rule gives; keep both in step.
+TEST_CASE("hostname rules give exactly the IDs docs/lan-agent.md lists, and lan1 only under a bare {id}") {
+  struct Row {
+    const char* hostname;  // as normalised (lowercase, no trailing dot)
+    const char* ext_prefix;  // ext-{ext}
+    const char* id_phones;   // {id}.phones
+    const char* bare_ext;    // {ext}
+    const char* bare_id;     // {id}
+  };
+  const Row rows[] = {
+      {"ext-4106", "4106", nullptr, nullptr, "ext-4106"},
+      {"lan1", nullptr, nullptr, nullptr, "lan1"},
+      {"4106", nullptr, nullptr, "4106", "4106"},
+      {"alice.phones", nullptr, "alice", nullptr, nullptr},
+      {"ext-41a6", nullptr, nullptr, nullptr, "ext-41a6"},
+      {"ext-", nullptr, nullptr, nullptr, "ext-"},
+  };
+  const char* patterns[] = {"ext-{ext}", "{id}.phones", "{ext}", "{id}"};
+  for (const Row& row : rows) {
+    const char* expected[] = {row.ext_prefix, row.id_phones, row.bare_ext, row.bare_id};
+    for (size_t i = 0; i < 4; ++i) {
+      CAPTURE(row.hostname);
+      CAPTURE(patterns[i]);
+      auto rule = HostnameRule::parse(patterns[i]);
+      REQUIRE(rule);
+      auto got = rule->extension_for(row.hostname);
+      if (expected[i] == nullptr) {
+        CHECK(!got);
+      } else {
+        REQUIRE(got);
+        CHECK(*got == expected[i]);
+      }
+    }
+  }
+}

@@ -1,6 +1,8 @@
 // Every parser on what the real servers produced (captured/, see capture.sh).
 #include <doctest/doctest.h>
 
+#include <cstdio>
+
 #include "allocation/dnsmasq_hook_parser.hpp"
 #include "allocation/dnsmasq_lease_file_parser.hpp"
 #include "allocation/field_normalisation.hpp"
@@ -323,4 +325,59 @@ TEST_CASE("kea v6 memfile CSV from the capture ends with the deletion row") {
   CHECK(snapshot->leases[0].action == LeaseAction::release);
   CHECK(snapshot->leases[0].hostname == "ext-4111");
   CHECK(snapshot->leases[0].mac == "02:0a:0b:0c:0d:0e");
+}
+
+namespace {
+// One lease block as ISC dhcpd 4.4 writes it to dhcpd.leases.
+std::string isc_block(const std::string& address, const std::string& state, const std::string& mac,
+                      const std::string& ends, const std::string& hostname = "") {
+  std::string b = "lease " + address + " {\n  starts 5 2026/12/04 10:00:00;\n  ends 5 2026/12/04 " + ends +
+                  ";\n  cltt 5 2026/12/04 10:00:00;\n  binding state " + state +
+                  ";\n  next binding state free;\n  rewind binding state free;\n";
+  if (!mac.empty()) b += "  hardware ethernet " + mac + ";\n";
+  b += "  set vendor-class-identifier = \"udhcp 1.35.0\";\n";
+  if (!hostname.empty()) b += "  client-hostname \"" + hostname + "\";\n";
+  b += "  on expiry {\n    execute (\"/usr/lib/tsunagu/tsunagu-dhcp-hook\", \"expiry\", \"x\");\n  }\n}\n";
+  return b;
+}
+}  // namespace
+
+// Issue 10, item 1: every block used to land under an empty address, so a file of
+// many leases yielded one and the agent's sync ended all the others.
+TEST_CASE("isc dhcpd.leases with many blocks keeps one lease per address, the last block of each") {
+  std::string text = "# The format of this file is documented in the dhcpd.leases(5) manual page.\n"
+                     "authoring-byte-order little-endian;\n\n";
+  for (int i = 0; i < 50; ++i) {
+    const std::string mac = "02:00:00:00:01:" + std::string(i < 16 ? "0" : "") + [&] {
+      char hex[3];
+      std::snprintf(hex, sizeof hex, "%x", i);
+      return std::string(hex);
+    }();
+    text += isc_block("10.99.1." + std::to_string(10 + i), "active", mac, "11:00:00", "ext-" + std::to_string(4100 + i));
+  }
+  // Repeated addresses: dhcpd appends a block per change; the last one is the truth.
+  text += isc_block("10.99.1.10", "free", "02:00:00:00:01:00", "10:30:00");
+  text += isc_block("10.99.1.11", "active", "02:00:00:00:01:01", "12:00:00", "ext-4101");
+  // Abandoned (declined, no hardware line as dhcpd writes it) and failover backup blocks.
+  text += isc_block("10.99.1.200", "abandoned", "02:00:00:00:02:00", "10:05:00");
+  text += isc_block("10.99.1.201", "backup", "", "10:05:00");
+  auto snapshot = parse_isc_lease_file(text, kNow);
+  REQUIRE(snapshot);
+  CHECK(snapshot->bad_records == 0);
+  CHECK(snapshot->records == 54);
+  // 50 addresses plus the abandoned one; the backup block has no client and is skipped.
+  REQUIRE(snapshot->leases.size() == 51);
+  size_t active = 0;
+  for (const LeaseEvent& e : snapshot->leases) {
+    CAPTURE(e.address.to_string());
+    if (e.action == LeaseAction::grant) ++active;
+    if (e.address.to_string() == "10.99.1.10:0") CHECK(e.action == LeaseAction::release);
+    if (e.address.to_string() == "10.99.1.11:0") {
+      CHECK(e.action == LeaseAction::grant);
+      CHECK(e.expires == *parse_isc_time("2026/12/04", "12:00:00"));
+      CHECK(e.hostname == "ext-4101");
+    }
+    if (e.address.to_string() == "10.99.1.200:0") CHECK(e.action == LeaseAction::decline);
+  }
+  CHECK(active == 49);
 }
