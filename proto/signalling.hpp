@@ -106,6 +106,9 @@ namespace call_state {
 inline constexpr uint32_t ringing = 0;
 inline constexpr uint32_t accepted = 1;
 inline constexpr uint32_t ended = 2;
+// In the call answer only: the callee is a LAN extension, rung through its agent;
+// whether its terminal rings is not known yet (a call_event says what follows).
+inline constexpr uint32_t routed_to_agent = 3;
 }  // namespace call_state
 
 namespace presence_flag {

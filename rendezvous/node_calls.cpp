@@ -157,7 +157,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
 
   auto ok = success(request);
   ok.add_string(sig::attr::call_id, call.id);
-  ok.add_u32(sig::attr::call_state, sig::call_state::ringing);
+  ok.add_u32(sig::attr::call_state, call.via_agent ? sig::call_state::routed_to_agent : sig::call_state::ringing);
   send(link, ok.finish());
 
   rings_[call.ring_transaction.bytes] = call.id;

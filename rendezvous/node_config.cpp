@@ -116,7 +116,7 @@ std::string default_node_config_text() {
   return R"(# Tsunagu rendezvous node. Relative paths are relative to this file's directory.
 
 [node]
-listen = "0.0.0.0:7400"        # TLS signalling for terminals and agents
+listen = "0.0.0.0:7400"        # TLS signalling for terminals (LAN agents use agent_listen)
 stun_listen = "0.0.0.0:3478"   # UDP STUN Binding service
 agent_listen = "0.0.0.0:7401"  # TLS for LAN agents; they present certificates from `agent enroll`
 log_level = "info"             # debug, info, warn, error

@@ -208,7 +208,9 @@ class CallEndpoint {
         timer_,
         [](uv_timer_t* t) {
           auto* self = static_cast<CallEndpoint*>(t->data);
-          if (!self->connected_) self->fail(exit_call_failed, "no media path: ICE did not connect in time");
+          if (!self->connected_)
+            self->fail(exit_call_failed, "no media path: " + (self->ice_ ? self->ice_->explain_failure()
+                                                                         : std::string("ICE did not connect in time")));
         },
         uint64_t{options_.ice_timeout_s} * 1000, 0);
   }
@@ -634,7 +636,12 @@ int run_call(const CallOptions& options) {
                     return endpoint->fail(exit, options.callee + ": " + (parsed ? std::string(parsed->reason) : "refused"));
                   }
                   endpoint->set_call_id(attribute_text(*answer, sig::attr::call_id));
-                  std::cerr << "ringing " << options.callee << " (call " << endpoint->call_id() << ")" << std::endl;
+                  // A LAN extension is rung by its agent: it may still turn out unknown or unreachable.
+                  const bool via_agent = attribute_u32(*answer, sig::attr::call_state, sig::call_state::ringing) ==
+                                         sig::call_state::routed_to_agent;
+                  std::cerr << (via_agent ? "calling " : "ringing ") << options.callee
+                            << (via_agent ? " through its LAN agent" : "") << " (call " << endpoint->call_id() << ")"
+                            << std::endl;
                 });
           });
         });

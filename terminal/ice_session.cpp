@@ -88,6 +88,47 @@ SelectedPair to_pair(const NiceCandidate* local, const NiceCandidate* remote) {
                       to_socket_address(remote->addr)};
 }
 
+}  // namespace
+
+std::string candidate_type_of(std::string_view line) {
+  // a=candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ TYPE ...
+  size_t at = line.find(" typ ");
+  if (at == std::string_view::npos) return {};
+  std::string_view rest = line.substr(at + 5);
+  return std::string(rest.substr(0, rest.find(' ')));
+}
+
+std::string explain_ice_failure(const IceFailureContext& context) {
+  auto has = [](const std::vector<std::string>& types, std::string_view type) {
+    return std::find(types.begin(), types.end(), type) != types.end();
+  };
+  auto list = [](const std::vector<std::string>& types) {
+    std::string out;
+    for (const auto& type : types) {
+      if (out.find(type) != std::string::npos) continue;
+      out += (out.empty() ? "" : ", ") + type;
+    }
+    return out.empty() ? std::string("none") : out;
+  };
+  std::string reason = "ICE connectivity checks failed (local candidates: " + list(context.local_types) +
+                       "; remote: " + list(context.remote_types) + ")";
+  if (!context.turn_server) {
+    reason += "; no TURN server was configured, so there was no relay to fall back on (node.toml [turn])";
+  } else if (!has(context.local_types, "relay")) {
+    reason += "; no relay candidate was gathered from TURN server " + *context.turn_server +
+              " (coturn unreachable, no realm= set, or its static-auth-secret is not the node's turn.secret: "
+              "see docs/operator.md, Calls and TURN)";
+  } else {
+    reason += "; a relay candidate from " + *context.turn_server +
+              " was gathered but no relayed path worked: coturn refused to relay to the peer (denied-peer-ip) or "
+              "lost the allocation (it closes one when it cannot send to a peer address: deny private ranges "
+              "with denied-peer-ip, docs/operator.md)";
+  }
+  return reason;
+}
+
+namespace {
+
 // ---------------------------------------------------------------------- events
 
 struct Gathered { IceDescription description; };
@@ -119,6 +160,7 @@ struct IceSession::Core {
   uv_async_t* async = nullptr;
   bool accepting = true;  // false from close(): nothing more is queued
   bool connected_reported = false;
+  IceFailureContext failure_context;  // candidate types, for a failure's reason
 
   ~Core() {
     if (agent != nullptr) g_object_unref(agent);
@@ -204,6 +246,11 @@ struct IceSession::Core {
       self->post(Failed{"local description: " + std::string(error)});
       return;
     }
+    {
+      std::lock_guard lock(self->mutex);
+      for (const auto& line : description.candidates)
+        self->failure_context.local_types.push_back(candidate_type_of(line));
+    }
     self->post(Gathered{std::move(description)});
   }
 
@@ -231,7 +278,12 @@ struct IceSession::Core {
       }
       self->post(Connected{std::move(*pair)});
     } else if (state == NICE_COMPONENT_STATE_FAILED) {
-      self->post(Failed{"ICE connectivity checks failed"});
+      std::string reason;
+      {
+        std::lock_guard lock(self->mutex);
+        reason = explain_ice_failure(self->failure_context);
+      }
+      self->post(Failed{std::move(reason)});
     }
   }
 
@@ -373,6 +425,7 @@ Expected<std::unique_ptr<IceSession>, std::string> IceSession::create(uv_loop_t*
   core.stream_id = nice_agent_add_stream(core.agent, 1);
   if (core.stream_id == 0) return Unexpected(std::string("nice_agent_add_stream failed"));
   if (cfg.turn) {
+    core.failure_context.turn_server = cfg.turn->server.to_string();
     std::string turn_ip = cfg.turn->server.ip_string();
     if (!nice_agent_set_relay_info(core.agent, core.stream_id, component_id, turn_ip.c_str(), cfg.turn->server.port,
                                    cfg.turn->username.c_str(), cfg.turn->password.c_str(), NICE_RELAY_TYPE_TURN_UDP))
@@ -415,6 +468,14 @@ void IceSession::start() {
   });
 }
 
+std::string IceSession::explain_failure() {
+  std::lock_guard lock(core_->mutex);
+  std::string reason = explain_ice_failure(core_->failure_context);
+  // Not failed yet, only out of time: say so instead.
+  const std::string_view checks_failed = "ICE connectivity checks failed";
+  return "ICE did not connect in time" + reason.substr(checks_failed.size());
+}
+
 void IceSession::set_remote(const IceDescription& remote) {
   if (closed_) return;
   Core* core = core_.get();
@@ -423,6 +484,10 @@ void IceSession::set_remote(const IceDescription& remote) {
                                            remote.password.c_str())) {
       core->post(Failed{"remote credentials refused"});
       return;
+    }
+    {
+      std::lock_guard lock(core->mutex);
+      for (const auto& line : remote.candidates) core->failure_context.remote_types.push_back(candidate_type_of(line));
     }
     GSList* list = nullptr;
     for (const auto& line : remote.candidates) {

@@ -63,6 +63,19 @@ Expected<std::string, std::string_view> encode_ice_description(const IceDescript
 // max_ice_candidates lines of printable ASCII starting "a=candidate:".
 Expected<IceDescription, std::string_view> decode_ice_description(std::string_view text);
 
+// What the failure of connectivity checks says to a person: which candidate
+// types each side had, and whether a relay was configured, gathered or (with
+// one gathered) lost. coturn closes an allocation when it cannot send to a
+// peer, and answers 403 for a denied one: both look like "no pair worked".
+struct IceFailureContext {
+  std::optional<std::string> turn_server;  // "address:port" when TURN was configured
+  std::vector<std::string> local_types;    // of the candidates sent to the peer
+  std::vector<std::string> remote_types;   // of the peer's candidates
+};
+std::string explain_ice_failure(const IceFailureContext& context);
+// The candidate type ("host", "srflx", "relay", ...) of an "a=candidate:" line, or "".
+std::string candidate_type_of(std::string_view line);
+
 struct SelectedPair {
   std::string local_type, remote_type;  // "host", "srflx", "prflx", "relay"
   proto::SocketAddress local, remote;   // for a relay candidate: the relayed address
@@ -103,6 +116,9 @@ class IceSession {
   // close_timeout_ms is the hard cap, after which the agent is abandoned
   // (leaked) rather than block longer.
   void close();
+  // explain_ice_failure() of what this session gathered and was sent so far:
+  // for a caller that gives up before libnice reports the checks failed.
+  std::string explain_failure();
 
   static constexpr unsigned close_timeout_ms = 2000;
 

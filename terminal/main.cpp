@@ -100,8 +100,11 @@ void print_lookup(const std::string& target, const proto::Message& response, boo
     uint64_t last_seen = 0;
     if (const auto* seen = response.find(proto::attr::last_seen)) last_seen = proto::read_u64(*seen).value_or(0);
     if (json) {
+      // last_seen only when the node told one (an offline user it has seen), never a made-up 0.
       std::cout << "{\"user\": " << json_string(target) << ", \"error\": " << code << ", \"reason\": "
-                << json_string(reason) << ", \"last_seen\": " << last_seen << "}" << std::endl;
+                << json_string(reason);
+      if (last_seen != 0) std::cout << ", \"last_seen\": " << last_seen;
+      std::cout << "}" << std::endl;
     } else if (code == proto::error::offline) {
       std::cout << target << " is offline (last seen " << ago(last_seen) << ")" << std::endl;
     } else {

@@ -504,8 +504,8 @@ def call_pipe_and_file():
 # --------------------------------------------------------------------------
 # 10. forced relay through a real coturn
 
-def with_coturn(d, secret):
-    coturn = h.Coturn(secret, directory=d.root)  # Skip when coturn is missing
+def with_coturn(d, secret, allow_loopback_peers=True):
+    coturn = h.Coturn(secret, directory=d.root, allow_loopback_peers=allow_loopback_peers)  # Skip when missing
     coturn.start()
     log("  coturn pid %d on 127.0.0.1:%d, relay ports %d-%d" % (coturn.proc.pid, coturn.port, coturn.min_port,
                                                                   coturn.max_port))
@@ -546,6 +546,39 @@ def call_relay_coturn():
             checks.check(relay_port(coturn, report.get("local")) and relay_port(coturn, report.get("remote")),
                          "%s's pair addresses are coturn relay ports %d-%d" % (who, coturn.min_port, coturn.max_port))
         checks.check(coturn.proc.poll() is None, "coturn is still running")
+        checks.finish()
+    finally:
+        coturn.stop()
+
+
+# --------------------------------------------------------------------------
+# 10b. a relay that will not relay: the failure says a relay candidate was
+# gathered and what to check (issue 10, item 4: an admin saw only "ICE
+# connectivity checks failed" after coturn dropped the allocations)
+
+def call_relay_refused_says_why():
+    d = Deployment()
+    secret = secrets.token_hex(16)
+    # coturn without allow-loopback-peers refuses to relay to 127.0.0.1: both relay
+    # candidates are gathered, and no relayed pair can work.
+    coturn = with_coturn(d, secret, allow_loopback_peers=False)
+    try:
+        d.start_node()
+        for user, password in USERS:
+            d.add_user(user, password)
+        checks = Checks()
+        listener = start_listener(d, ["--auto-accept-from", ALICE, "--once", "--relay-only"])
+        caller = start_call(d, [BOB, "--relay-only", "--echo-test", "3"])
+        code = exit_of(caller, 60)
+        err = caller.err()
+        checks.check(code == 11, "the caller exits 11, the call failed (%s)" % describe(caller))
+        checks.check("ICE connectivity checks failed" in err or "ICE did not connect in time" in err,
+                     "the caller says ICE did not connect")
+        checks.check("local candidates: relay" in err, "it lists its own candidate types (relay)")
+        checks.check("a relay candidate from 127.0.0.1:%d was gathered" % coturn.port in err,
+                     "it says a relay candidate was gathered from coturn")
+        checks.check("denied-peer-ip" in err and "docs/operator.md" in err, "it says what to check, and where")
+        listener.wait_exit(30)
         checks.finish()
     finally:
         coturn.stop()
@@ -622,6 +655,7 @@ SCENARIOS = {
     "call_hangup_each_side": call_hangup_each_side,
     "call_pipe_and_file": call_pipe_and_file,
     "call_relay_coturn": call_relay_coturn,
+    "call_relay_refused_says_why": call_relay_refused_says_why,
     "call_turn_expired_credential": call_turn_expired_credential,
 }
 

@@ -1070,7 +1070,7 @@ def turn_allocate(server, username, password, timeout=5.0):
 class Coturn:
     """A real coturn (`turnserver`) on 127.0.0.1 with a temporary config; stopped by PID."""
 
-    def __init__(self, secret, realm="tsunagu.test", directory=None):
+    def __init__(self, secret, realm="tsunagu.test", directory=None, allow_loopback_peers=True):
         self.binary = shutil.which("turnserver") or next(
             (p for p in ("/usr/bin/turnserver", "/usr/sbin/turnserver") if os.access(p, os.X_OK)), None)
         if self.binary is None:
@@ -1080,6 +1080,8 @@ class Coturn:
         self.root = tempfile.mkdtemp(prefix="coturn-", dir=directory)  # under a deployment: its log is dumped
         _directories.append(self.root)
         self.directory = directory
+        # Off: coturn refuses (403) to relay to 127.0.0.1, where every peer of a loopback test is.
+        self.allow_loopback_peers = allow_loopback_peers
         self.config = os.path.join(self.root, "turnserver.conf")
         self.proc = None
         self._configure()
@@ -1096,11 +1098,13 @@ class Coturn:
             "listening-ip=127.0.0.1", "relay-ip=127.0.0.1", "listening-port=%d" % self.port,
             "min-port=%d" % self.min_port, "max-port=%d" % self.max_port,
             "use-auth-secret", "static-auth-secret=%s" % secret, "realm=%s" % realm,
-            "fingerprint", "no-tls", "no-dtls", "no-tcp", "no-cli", "no-tcp-relay", "allow-loopback-peers",
+            "fingerprint", "no-tls", "no-dtls", "no-tcp", "no-cli", "no-tcp-relay",
             "log-file=stdout", "simple-log",
             "pidfile=%s" % os.path.join(self.root, "turnserver.pid"),
             "userdb=%s" % os.path.join(self.root, "turndb.sqlite"),
         ]
+        if self.allow_loopback_peers:
+            lines.append("allow-loopback-peers")
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n")
 

@@ -489,6 +489,10 @@ def bad_input_unknown_user():
     checks.check(a is not None and a == b and a[0] == 401, "the node answers both with the same 401: %r %r" % (a, b))
     missing = d.whereis(ALICE, ALICE_PW, "nobody", json_output=False)
     checks.check(missing.code == 3 and "nobody" in missing.err, "whereis of an unknown ID exits 3: %r" % missing)
+    # Issue 10, item 6: an error told no last-seen time; the JSON must not make one up.
+    missing_json = d.whereis(ALICE, ALICE_PW, "nobody")
+    checks.check(missing_json.code == 3 and "last_seen" not in missing_json.json(),
+                 "whereis --json of an unknown ID has no last_seen: %r" % missing_json)
     lookup_still_works(d, checks, "unknown-user attempts", tb)
     checks.finish()
 

@@ -57,6 +57,22 @@ NODE_AGENT = NODE_IP + ":7401"
 NODE_STUN = NODE_IP + ":3478"
 TURN_PORT = 3478
 TURN_MIN_PORT, TURN_MAX_PORT = 49152, 49251
+COTURN_SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "turnserver.conf")
+
+
+def coturn_config_from_sample(sample, values):
+    """The sample with each `key=value` line of `values` replaced; every key must be in it."""
+    lines, seen = [], set()
+    for line in sample.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and not line.lstrip().startswith("#") and key in values:
+            line = "%s=%s" % (key, values[key])
+            seen.add(key)
+        lines.append(line)
+    missing = sorted(set(values) - seen)
+    if missing:
+        raise RuntimeError("docs/turnserver.conf lacks %s" % ", ".join(missing))
+    return "\n".join(lines) + "\n"
 ACME_WAN = "203.0.113.20"          # gw-acme uplink (eth0)
 HOME_WAN = "203.0.113.30"          # gw-home uplink (eth0); scenario d renumbers it
 HOME_WAN_RENUMBERED = "203.0.113.31"
@@ -500,23 +516,17 @@ table inet filter {
         root = self.path("coturn")
         os.makedirs(root)
         config = os.path.join(root, "turnserver.conf")
-        lines = [
-            "listening-ip=%s" % TURN_IP, "relay-ip=%s" % TURN_IP, "listening-port=%d" % TURN_PORT,
-            "min-port=%d" % TURN_MIN_PORT, "max-port=%d" % TURN_MAX_PORT,
-            "use-auth-secret", "static-auth-secret=%s" % self.turn_secret, "realm=tsunagu.lab",
-            "fingerprint", "no-tls", "no-dtls", "no-cli", "no-tcp-relay",
-            "log-file=stdout", "simple-log",
-            "pidfile=%s" % os.path.join(root, "turnserver.pid"),
-            "userdb=%s" % os.path.join(root, "turndb.sqlite"),
-        ]
-        # Private peers are refused (403) rather than tried: coturn otherwise closes the whole
-        # allocation when a send to an unroutable private address fails (ICE-FACTS).
-        for net in ("10.0.0.0-10.255.255.255", "172.16.0.0-172.31.255.255", "192.168.0.0-192.168.255.255",
-                    "100.64.0.0-100.127.255.255", "127.0.0.0-127.255.255.255", "169.254.0.0-169.254.255.255",
-                    "0.0.0.0-0.255.255.255"):
-            lines.append("denied-peer-ip=%s" % net)
+        # The operator's sample (docs/turnserver.conf, shown in docs/operator.md) as it is,
+        # with only the lab's addresses, ports, secret and paths put in.
+        with open(COTURN_SAMPLE) as f:
+            sample = f.read()
         with open(config, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(coturn_config_from_sample(sample, {
+                "listening-ip": TURN_IP, "relay-ip": TURN_IP, "listening-port": str(TURN_PORT),
+                "min-port": str(TURN_MIN_PORT), "max-port": str(TURN_MAX_PORT),
+                "static-auth-secret": self.turn_secret, "log-file": "stdout",
+                "pidfile": os.path.join(root, "turnserver.pid"), "userdb": os.path.join(root, "turndb.sqlite"),
+            }))
         self.coturn = self.spawn("pub", [self.turnserver, "-c", config], "coturn")
         # Ready when it listens on UDP 3478 (bounded).
         wait_until(lambda: self._udp_listening("pub", TURN_IP, TURN_PORT) or

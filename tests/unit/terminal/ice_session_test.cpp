@@ -573,4 +573,29 @@ TEST_CASE("ice: two relay_only sessions connect through coturn with a relay pair
   if (std::getenv("ICE_TEST_COTURN_LOG") != nullptr) MESSAGE("coturn log:\n", coturn.log());
 }
 
+
+// Issue 10, item 4: "ICE connectivity checks failed" alone sent an admin nowhere.
+TEST_CASE("an ICE failure says whether a relay was configured, never gathered, or gathered and lost") {
+  CHECK(candidate_type_of("a=candidate:1 1 UDP 2013266431 10.0.0.5 4444 typ host") == "host");
+  CHECK(candidate_type_of("a=candidate:3 1 UDP 16777215 203.0.113.11 49152 typ relay raddr 0.0.0.0 rport 0") ==
+        "relay");
+  CHECK(candidate_type_of("a=candidate:garbage").empty());
+
+  IceFailureContext none{std::nullopt, {"host", "srflx"}, {"host"}};
+  std::string no_turn = explain_ice_failure(none);
+  CHECK(no_turn.find("local candidates: host, srflx; remote: host") != std::string::npos);
+  CHECK(no_turn.find("no TURN server was configured") != std::string::npos);
+
+  IceFailureContext never{std::string("203.0.113.11:3478"), {"host", "host", "srflx"}, {"relay"}};
+  std::string never_gathered = explain_ice_failure(never);
+  CHECK(never_gathered.find("local candidates: host, srflx;") != std::string::npos);
+  CHECK(never_gathered.find("no relay candidate was gathered from TURN server 203.0.113.11:3478") != std::string::npos);
+  CHECK(never_gathered.find("realm=") != std::string::npos);
+
+  IceFailureContext lost{std::string("203.0.113.11:3478"), {"relay", "srflx", "host"}, {"relay"}};
+  std::string gathered = explain_ice_failure(lost);
+  CHECK(gathered.find("a relay candidate from 203.0.113.11:3478 was gathered") != std::string::npos);
+  CHECK(gathered.find("denied-peer-ip") != std::string::npos);
+}
+
 }  // namespace tsunagu::terminal
