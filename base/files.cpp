@@ -23,9 +23,8 @@ std::string octal(unsigned mode) {
   return text;
 }
 
-// PATH.tmp-XXXXXX, created here and nowhere else: O_EXCL refuses a name that
-// exists (a stale one of ours, or one planted by someone else) and O_NOFOLLOW a
-// symlink; another random name is tried instead.
+// O_EXCL refuses a name that exists (a stale one of ours, or one planted by
+// someone else) and O_NOFOLLOW a symlink; another random name is tried instead.
 int create_temporary(const std::string& path, std::string& temporary) {
   static constexpr char letters[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   for (int attempt = 0; attempt < 16; ++attempt) {
@@ -55,15 +54,23 @@ bool write_all(int fd, const std::string& content) {
 
 }  // namespace
 
+Expected<TemporaryFile, std::string> create_temporary_beside(const std::string& path) {
+  TemporaryFile file;
+  file.fd = create_temporary(path, file.path);
+  if (file.fd < 0) return Unexpected(error_text("cannot create", file.path.empty() ? path + ".tmp-*" : file.path));
+  return file;
+}
+
 Expected<void, std::string> write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0 && !S_ISREG(existing.st_mode))
     return Unexpected(path + " exists and is not a regular file (" +
                       (S_ISLNK(existing.st_mode) ? "a symbolic link" : "a directory or device") +
                       "): refusing to replace it; remove it first");
-  std::string temporary;
-  int fd = create_temporary(path, temporary);
-  if (fd < 0) return Unexpected(error_text("cannot create", temporary.empty() ? path + ".tmp-*" : temporary));
+  auto created = create_temporary_beside(path);
+  if (!created) return Unexpected(created.error());
+  int fd = created->fd;
+  const std::string& temporary = created->path;
   std::string error;
   if (::fchmod(fd, mode) != 0) error = error_text("cannot set the mode of", temporary);
   else if (!write_all(fd, content)) error = error_text("cannot write", temporary);

@@ -18,6 +18,15 @@ namespace tsunagu {
 // PATH.tmp-XXXXXX, which no later run trips over.
 Expected<void, std::string> write_file_atomically(const std::string& path, const std::string& content, unsigned mode);
 
+// A new file beside PATH named PATH.tmp-XXXXXX, opened for writing with
+// O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600 (what write_file_atomically uses).
+// The caller closes the descriptor and renames or removes the file.
+struct TemporaryFile {
+  int fd = -1;
+  std::string path;
+};
+Expected<TemporaryFile, std::string> create_temporary_beside(const std::string& path);
+
 // A directory to write keys into. Absent: created (with its parents) and given
 // exactly `mode` (0700 or 0750). Present: kept only when it is a directory
 // owned by the effective user and not writable by group or others; anything
