@@ -1,5 +1,5 @@
 // Whole-file reads and durable writes for small files (keys, certificates,
-// configuration, ready files).
+// configuration, ready files), safe in a directory another local user can see.
 #pragma once
 
 #include <cstddef>
@@ -9,9 +9,30 @@
 
 namespace tsunagu {
 
-// Writes PATH.tmp with `mode`, fsyncs it and renames it over PATH: readers see
-// the old content or the new, never a torn file.
+// Writes a fresh temporary file beside PATH (a unique name, opened with
+// O_CREAT|O_EXCL|O_NOFOLLOW, so a file or symlink someone placed there is never
+// opened), gives it exactly `mode`, fsyncs it and renames it over PATH: readers
+// see the old content or the new, never a torn file. Refused when PATH exists
+// and is not a regular file (a symlink is not followed, nor replaced). The
+// temporary file is removed on failure; a crash leaves at most a stale
+// PATH.tmp-XXXXXX, which no later run trips over.
 Expected<void, std::string> write_file_atomically(const std::string& path, const std::string& content, unsigned mode);
+
+// A new file beside PATH named PATH.tmp-XXXXXX, opened for writing with
+// O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600 (what write_file_atomically uses).
+// The caller closes the descriptor and renames or removes the file.
+struct TemporaryFile {
+  int fd = -1;
+  std::string path;
+};
+Expected<TemporaryFile, std::string> create_temporary_beside(const std::string& path);
+
+// A directory to write keys into. Absent: created (with its parents) and given
+// exactly `mode` (0700 or 0750). Present: kept only when it is a directory
+// owned by the effective user and not writable by group or others; anything
+// else is refused with an error that says why.
+Expected<void, std::string> make_private_directory(const std::string& path, unsigned mode = 0700);
+
 // The whole file, refused when larger than `max_bytes`.
 Expected<std::string, std::string> read_text_file(const std::string& path, size_t max_bytes = 1 << 20);
 

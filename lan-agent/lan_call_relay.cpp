@@ -107,9 +107,14 @@ void LanCallRelay::on_ring(const proto::Message& ring, ByteView raw) {
     on_terminal_closed(call_id, link, reason);
   };
   log::info() << "ring " << user_id << " from " << caller << ": passing it to the terminal at " << address.to_string();
-  call->link = transport::TlsLink::connect(loop_, address, terminal_tls_, {}, std::move(callbacks));
-  if (call->link == nullptr)
-    return refuse_ring(ring.transaction_id, sig::error::offline, "Offline: cannot connect to the terminal");
+  auto link = transport::TlsLink::connect(loop_, address, terminal_tls_, {}, std::move(callbacks));
+  if (!link) {
+    log::info() << "ring " << user_id << ": cannot connect to " << address.to_string() << ": " << link.error().detail;
+    return refuse_ring(ring.transaction_id, sig::error::offline,
+                       "Offline: cannot connect to the terminal of extension " + answer.extension + " (" +
+                           link.error().detail + ")");
+  }
+  call->link = *link;
   call->timer = new uv_timer_t;
   uv_timer_init(loop_, call->timer);
   call->timer->data = new TimerTarget{this, call_id};

@@ -1,7 +1,5 @@
 #include "lan-agent/lan_pki.hpp"
 
-#include <sys/stat.h>
-
 #include <filesystem>
 
 #include "base/files.hpp"
@@ -42,9 +40,7 @@ Expected<LanPkiFiles, std::string> ensure_lan_pki(const std::string& data_direct
   LanPkiFiles files = lan_pki_files(data_directory);
   std::error_code ec;
   fs::path dir = fs::path(files.ca_certificate).parent_path();
-  fs::create_directories(dir, ec);
-  if (ec) return Unexpected(dir.string() + ": " + ec.message());
-  ::chmod(dir.c_str(), 0700);
+  if (auto made = make_private_directory(dir.string(), 0700); !made) return Unexpected(made.error());
   if (!fs::exists(files.ca_certificate) || !fs::exists(files.ca_key)) {
     std::string name = "Tsunagu LAN CA" + (agent_name.empty() ? std::string() : " (" + agent_name + ")");
     auto ca = security::create_certificate_authority(name, kCaValidDays);
@@ -83,10 +79,7 @@ Expected<std::string, std::string> issue_terminal_bundle(const std::string& data
   request.valid_days = kLeafValidDays;
   auto issued = security::issue_certificate(*ca, request);
   if (!issued) return Unexpected("cannot issue the terminal certificate: " + issued.error().detail);
-  std::error_code ec;
-  fs::create_directories(out_directory, ec);
-  if (ec) return Unexpected(out_directory + ": " + ec.message());
-  ::chmod(out_directory.c_str(), 0700);
+  if (auto made = make_private_directory(out_directory, 0700); !made) return Unexpected(made.error());
   fs::path out(out_directory);
   if (auto written = write_pair((out / "terminal.crt").string(), (out / "terminal.key").string(), *issued); !written)
     return Unexpected(written.error());

@@ -120,8 +120,9 @@ struct LanVoicemailCourier::Job : std::enable_shared_from_this<Job> {
       self->link = nullptr;
       self->fail("the terminal's connection: " + std::string(reason));
     };
-    link = transport::TlsLink::connect(courier->loop_, *address, courier->terminal_tls_, {}, std::move(callbacks));
-    if (link == nullptr) fail("cannot connect to the terminal");
+    auto connected = transport::TlsLink::connect(courier->loop_, *address, courier->terminal_tls_, {}, std::move(callbacks));
+    if (!connected) return fail("cannot connect to the terminal: " + connected.error().detail);
+    link = *connected;
   }
 
   void deliver_entry() {

@@ -113,8 +113,14 @@ void NodeLink::connect_to(const proto::SocketAddress& address) {
   callbacks.on_message = [this](transport::TlsLink&, ByteView bytes) { on_message(bytes); };
   callbacks.on_closed = [this](transport::TlsLink&, std::string_view reason) { on_closed(reason); };
   log::debug() << "connecting to the node at " << address.to_string();
-  link_ = transport::TlsLink::connect(loop_, address, tls_, settings_.server_name, std::move(callbacks));
-  if (link_ == nullptr) schedule_retry(backoff_.next_delay_ms(unit_random()), "cannot start a connection");
+  auto link = transport::TlsLink::connect(loop_, address, tls_, settings_.server_name, std::move(callbacks));
+  if (!link) {
+    // Refused at once (no callback follows): retry as after a lost link.
+    report("down");
+    schedule_retry(backoff_.next_delay_ms(unit_random()), link.error().detail);
+    return;
+  }
+  link_ = *link;
 }
 
 void NodeLink::on_ready() {

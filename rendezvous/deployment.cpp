@@ -33,11 +33,8 @@ Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& 
   certificate_request.usage = security::CertificateRequest::Usage::client;
   auto issued = security::issue_certificate(ca, certificate_request);
   if (!issued) return Unexpected("issuing the agent certificate: " + issued.error().detail);
-  std::error_code ec;
   fs::path dir(request.output_directory);
-  fs::create_directories(dir, ec);
-  if (ec) return Unexpected("cannot create " + dir.string() + ": " + ec.message());
-  ::chmod(dir.c_str(), 0750);
+  if (auto made = make_private_directory(dir.string(), 0700); !made) return Unexpected(made.error());
   std::string config = "# Tsunagu LAN agent, enrolled as \"" + request.name +
                        "\". Relative paths are relative to this file's directory.\n\n[agent]\nname = \"" + request.name +
                        "\"\ndomains = " + toml_list(request.domains) + "\nnumber_prefixes = " +
@@ -63,11 +60,10 @@ Expected<std::string, std::string> create_deployment(const DeploymentRequest& re
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path dir(request.directory);
-  fs::create_directories(dir, ec);
-  if (ec) return Unexpected("cannot create " + dir.string() + ": " + ec.message());
+  // 0750: the node's group may read node.toml (0640); keys stay 0600.
+  if (auto made = make_private_directory(dir.string(), 0750); !made) return Unexpected(made.error());
   if (!request.overwrite && fs::exists(dir / "ca.key"))
     return Unexpected(dir.string() + " already holds a deployment (ca.key exists); use --force to replace it");
-  ::chmod(dir.c_str(), 0750);
 
   auto ca = security::create_certificate_authority("Tsunagu deployment CA", 3650);
   if (!ca) return Unexpected("creating the CA: " + ca.error().detail);

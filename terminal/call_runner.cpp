@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <numeric>
 #include <optional>
 
+#include "base/files.hpp"
 #include "security/lan_identity.hpp"
 #include "security/passwords.hpp"
 #include "security/sha256_stream.hpp"
@@ -366,8 +368,15 @@ class CallEndpoint {
   void close_file_reader() {
     if (input_fd_ > STDIN_FILENO) ::close(input_fd_);
     input_fd_ = -1;
-    if (receive_fd_ >= 0) ::close(receive_fd_);
+    discard_partial_file();
+  }
+
+  // A file not received whole is removed, never left behind.
+  void discard_partial_file() {
+    if (receive_fd_ < 0) return;
+    ::close(receive_fd_);
     receive_fd_ = -1;
+    ::unlink(partial_path_.c_str());
   }
 
   void after_flushed() {
@@ -378,7 +387,14 @@ class CallEndpoint {
 
   void on_stream_data(ByteView payload) {
     bytes_received_ += payload.size();
+    if (refused_file_) return;  // a refused file's bytes go nowhere (not to stdout)
     if (receive_fd_ >= 0) {
+      if (bytes_received_ > expected_size_) {
+        discard_partial_file();
+        refuse_file();
+        return fail(exit_call_failed, "the sender sent more than the " + std::to_string(expected_size_) +
+                                          " bytes it announced: " + received_path_ + " is not kept");
+      }
       receive_hash_.update(payload);
       if (!write_all(receive_fd_, payload)) return fail(exit_call_failed, "writing the received file failed");
       return;
@@ -401,6 +417,7 @@ class CallEndpoint {
     remote_end_ = true;
     transfer_end_ns_ = std::max(transfer_end_ns_, mono_ns());
     if (receive_fd_ >= 0) return finish_received_file();
+    if (refused_file_) return;
     // Everything before the end frame has been written out: say so, so the
     // caller does not hang up with our data still in flight.
     send_frame(DataFrameType::end_received, {});
@@ -421,20 +438,39 @@ class CallEndpoint {
                  mbps);
   }
 
+  void refuse_file() {
+    refused_file_ = true;
+    Bytes refusal(33, std::byte{0});
+    send_frame(DataFrameType::file_result, refusal);
+  }
+
   void on_file_header(ByteView payload) {
     if (options_.receive_directory.empty() || payload.size() < 9) {
       Bytes refusal(33, std::byte{0});
       send_frame(DataFrameType::file_result, refusal);
       return;
     }
+    if (receive_fd_ >= 0 || refused_file_) return refuse_file();  // one file per call
     expected_size_ = load_be64(payload.data());
     std::string name(as_chars(payload.subspan(8)));
     name = std::filesystem::path(name).filename().string();  // no directories from the peer
     if (name.empty() || name == "." || name == "..") name = "received";
     received_path_ = (std::filesystem::path(options_.receive_directory) / name).string();
-    partial_path_ = received_path_ + ".part";
-    receive_fd_ = ::open(partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (receive_fd_ < 0) fail(exit_call_failed, "cannot create " + partial_path_ + ": " + std::strerror(errno));
+    // Never over an existing name (a file, or a symlink someone placed there).
+    struct stat existing {};
+    if (::lstat(received_path_.c_str(), &existing) == 0) {
+      refuse_file();
+      return fail(exit_call_failed, received_path_ + " already exists: refusing to overwrite it");
+    }
+    // A fresh NAME.tmp-XXXXXX (O_CREAT|O_EXCL|O_NOFOLLOW, 0600), moved to NAME
+    // only once whole.
+    auto partial = create_temporary_beside(received_path_);
+    if (!partial) {
+      refuse_file();
+      return fail(exit_call_failed, partial.error());
+    }
+    receive_fd_ = partial->fd;
+    partial_path_ = partial->path;
     std::cerr << "receiving " << name << " (" << expected_size_ << " bytes) into " << options_.receive_directory
               << std::endl;
   }
@@ -444,7 +480,9 @@ class CallEndpoint {
     bool ok = ::fsync(receive_fd_) == 0 && bytes_received_ == expected_size_;
     ::close(receive_fd_);
     receive_fd_ = -1;
-    if (ok) ok = ::rename(partial_path_.c_str(), received_path_.c_str()) == 0;
+    // RENAME_NOREPLACE: a name that appeared meanwhile is not overwritten either.
+    if (ok) ok = ::renameat2(AT_FDCWD, partial_path_.c_str(), AT_FDCWD, received_path_.c_str(), RENAME_NOREPLACE) == 0;
+    if (!ok) ::unlink(partial_path_.c_str());
     Bytes result(1);
     result[0] = std::byte(ok ? 1 : 0);
     result.insert(result.end(), digest.begin(), digest.end());
@@ -558,6 +596,7 @@ class CallEndpoint {
   Bytes file_digest_;
   // receiving a file
   int receive_fd_ = -1;
+  bool refused_file_ = false;
   uint64_t expected_size_ = 0;
   std::string received_path_, partial_path_;
   security::Sha256Stream receive_hash_;

@@ -232,7 +232,9 @@ int main(int argc, char** argv) {
   listen_common.add_to(listen);
   listen->add_option("--auto-accept-from", listen_options.auto_accept_from,
                      "Accept calls from this user ID without asking (repeatable; * = anyone)");
-  listen->add_option("--recv", listen_options.receive_directory, "Store files sent with `call --send` in DIR");
+  listen->add_option("--recv", listen_options.receive_directory,
+                     "Store files sent with `call --send` in DIR (0600; never over an existing name; a file that "
+                     "does not arrive whole, or runs past its announced size, is removed)");
   listen->add_flag("--pipe", listen_pipe_mode, "Data calls: stdin to the caller (the caller's bytes always go to stdout)");
   listen->add_flag("--once", listen_options.once, "Exit after the first call");
   listen->add_flag("--relay-only", listen_options.relay_only, "Use only TURN relay candidates (forced relay)");

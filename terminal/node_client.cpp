@@ -91,7 +91,13 @@ void NodeClient::connect() {
   callbacks.on_ready = [this](transport::TlsLink&) { on_ready(); };
   callbacks.on_message = [this](transport::TlsLink&, ByteView bytes) { on_message(bytes); };
   callbacks.on_closed = [this](transport::TlsLink&, std::string_view reason) { on_closed(reason); };
-  link_ = transport::TlsLink::connect(loop_, options_.node, tls_, options_.verify_name, std::move(callbacks));
+  auto link = transport::TlsLink::connect(loop_, options_.node, tls_, options_.verify_name, std::move(callbacks));
+  if (!link) {
+    // Refused at once (no callback follows): handled like a lost link.
+    on_closed(link.error().detail);
+    return;
+  }
+  link_ = *link;
 }
 
 void NodeClient::on_ready() {

@@ -70,9 +70,7 @@ TlsLink* TlsLink::accept(uv_stream_t* server, std::shared_ptr<security::TlsConte
   auto* link = new TlsLink(server->loop, std::move(context), security::TlsSession::Role::server, {},
                            std::move(callbacks), limits);
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&link->tcp_)) != 0) {
-    link->callbacks_ = {};
-    link->closing_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&link->tcp_), close_cb);
+    link->discard();
     return nullptr;
   }
   uv_tcp_nodelay(&link->tcp_, 1);
@@ -81,9 +79,10 @@ TlsLink* TlsLink::accept(uv_stream_t* server, std::shared_ptr<security::TlsConte
   return link;
 }
 
-TlsLink* TlsLink::connect(uv_loop_t* loop, const proto::SocketAddress& address,
-                          std::shared_ptr<security::TlsContext> context, std::string verify_name,
-                          LinkCallbacks callbacks, LinkLimits limits) {
+Expected<TlsLink*, ConnectFailure> TlsLink::connect(uv_loop_t* loop, const proto::SocketAddress& address,
+                                                    std::shared_ptr<security::TlsContext> context,
+                                                    std::string verify_name, LinkCallbacks callbacks,
+                                                    LinkLimits limits) {
   auto* link = new TlsLink(loop, std::move(context), security::TlsSession::Role::client, verify_name,
                            std::move(callbacks), limits);
   link->peer_ = address;
@@ -91,8 +90,20 @@ TlsLink* TlsLink::connect(uv_loop_t* loop, const proto::SocketAddress& address,
   sockaddr_storage target{};
   to_sockaddr(address, &target);
   int rc = uv_tcp_connect(&link->connect_request_, &link->tcp_, reinterpret_cast<const sockaddr*>(&target), connect_cb);
-  if (rc != 0) link->finish(std::string("connect: ") + uv_strerror(rc));
+  if (rc != 0) {
+    // Returned, not called back: the caller has no link to forget.
+    link->discard();
+    return Unexpected(ConnectFailure{rc, std::string("connect: ") + uv_strerror(rc)});
+  }
   return link;
+}
+
+void TlsLink::discard() {
+  // No callback runs; the handle still has to close, and close_cb deletes the
+  // link a loop turn later.
+  callbacks_ = {};
+  closing_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), close_cb);
 }
 
 void TlsLink::record_addresses() {

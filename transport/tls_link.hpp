@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "base/bytes.hpp"
+#include "base/expected.hpp"
 #include "proto/frame_reader.hpp"
 #include "proto/socket_address.hpp"
 #include "security/tls_session.hpp"
@@ -20,6 +21,12 @@
 namespace tsunagu::transport {
 
 class TlsLink;
+
+// A connection that could not even be started (libuv refused it at once).
+struct ConnectFailure {
+  int uv_code = 0;     // the libuv error (UV_EINVAL, UV_ENETUNREACH, ...)
+  std::string detail;  // "connect: network is unreachable", for people
+};
 
 struct LinkCallbacks {
   std::function<void(TlsLink&)> on_ready;  // TLS handshake complete
@@ -40,8 +47,10 @@ class TlsLink {
   // (the connection is refused and closed).
   static TlsLink* accept(uv_stream_t* server, std::shared_ptr<security::TlsContext> context,
                          LinkCallbacks callbacks, LinkLimits limits = {});
-  // Starts connecting; failures arrive through on_closed.
-  static TlsLink* connect(uv_loop_t* loop, const proto::SocketAddress& address,
+  // Starts connecting. As with uv_tcp_connect, a failure is reported once:
+  // either returned from this call (no callback of `callbacks` ever runs, and
+  // nothing is left for the caller to close), or later through on_closed.
+  static Expected<TlsLink*, ConnectFailure> connect(uv_loop_t* loop, const proto::SocketAddress& address,
                           std::shared_ptr<security::TlsContext> context, std::string verify_name,
                           LinkCallbacks callbacks, LinkLimits limits = {});
 
@@ -71,6 +80,7 @@ class TlsLink {
   void flush_output();
   void write_raw(Bytes bytes);
   void finish(std::string reason);
+  void discard();
   void record_addresses();
 
   static void alloc_cb(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
