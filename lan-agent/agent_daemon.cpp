@@ -72,8 +72,10 @@ static Expected<LanParts, std::string> start_call_relay(uv_loop_t* loop, const A
         [](const proto::Message*) {});
   };
   LanParts parts;
-  parts.relay = std::make_unique<LanCallRelay>(loop, core, c.calls, *context, unix_now, std::move(to_node));
-  parts.courier = std::make_unique<LanVoicemailCourier>(loop, core, node, c.calls, *context, unix_now);
+  auto revocations = std::make_shared<TerminalRevocations>(terminal_certificate_files(c.data_directory).revoked);
+  parts.relay =
+      std::make_unique<LanCallRelay>(loop, core, c.calls, *context, revocations, unix_now, std::move(to_node));
+  parts.courier = std::make_unique<LanVoicemailCourier>(loop, core, node, c.calls, *context, revocations, unix_now);
   LanCallRelay* r = parts.relay.get();
   LanVoicemailCourier* courier = parts.courier.get();
   node.on_call_message = [r](const proto::Message& message, ByteView raw) { r->on_node_message(message, raw); };

@@ -2,7 +2,7 @@
 
 #include "base/log.hpp"
 #include "proto/signalling.hpp"
-#include "security/lan_identity.hpp"
+#include "lan-agent/terminal_identity.hpp"
 
 namespace tsunagu::lanagent {
 namespace sig = tsunagu::proto;
@@ -35,10 +35,11 @@ struct LanCallRelay::LanCall {
 };
 
 LanCallRelay::LanCallRelay(uv_loop_t* loop, AgentCore& core, CallSettings settings,
-                           std::shared_ptr<security::TlsContext> terminal_tls, std::function<int64_t()> now,
+                           std::shared_ptr<security::TlsContext> terminal_tls,
+                           std::shared_ptr<TerminalRevocations> revocations, std::function<int64_t()> now,
                            ToNode to_node)
-    : loop_(loop), core_(core), settings_(settings), terminal_tls_(std::move(terminal_tls)), now_(std::move(now)),
-      to_node_(std::move(to_node)) {}
+    : loop_(loop), core_(core), settings_(settings), terminal_tls_(std::move(terminal_tls)),
+      revocations_(std::move(revocations)), now_(std::move(now)), to_node_(std::move(to_node)) {}
 
 LanCallRelay::~LanCallRelay() { stop(); }
 
@@ -139,16 +140,11 @@ void LanCallRelay::on_terminal_ready(const std::string& call_id, transport::TlsL
   auto it = calls_.find(call_id);
   if (it == calls_.end() || it->second->link != &link) return;
   LanCall& call = *it->second;
-  auto name = link.peer_common_name();
-  std::string expected = security::lan_terminal_common_name(call.extension);
-  if (!name || *name != expected) {
+  if (auto refusal = terminal_refusal(link, call.extension, *revocations_)) {
     ++stats_.unauthenticated;
-    log::warn() << "the host at " << call.address.to_string() << " is not extension " << call.extension
-                << "'s terminal (its certificate names " << (name ? "\"" + *name + "\"" : "nobody")
-                << "): the call from " << call.caller << " is refused";
-    call.refusal = "Offline: the host at " + call.address.to_string() + " is not extension " + call.extension +
-                   "'s terminal (certificate)";
-    link.abort("terminal certificate mismatch");
+    log::warn() << *refusal << ": the call from " << call.caller << " is refused";
+    call.refusal = "Offline: " + *refusal;
+    link.abort("terminal certificate refused");
     return;
   }
   ++stats_.connected;

@@ -22,6 +22,7 @@
 #include "base/bytes.hpp"
 #include "lan-agent/agent_config.hpp"
 #include "lan-agent/agent_core.hpp"
+#include "lan-agent/terminal_certificates.hpp"
 #include "proto/stun_message.hpp"
 #include "security/tls_session.hpp"
 #include "transport/tls_link.hpp"
@@ -41,7 +42,8 @@ class LanCallRelay {
   // terminal_tls: a client context trusting the agent's LAN CA, presenting the
   // agent's LAN certificate.
   LanCallRelay(uv_loop_t* loop, AgentCore& core, CallSettings settings,
-               std::shared_ptr<security::TlsContext> terminal_tls, std::function<int64_t()> now, ToNode to_node);
+               std::shared_ptr<security::TlsContext> terminal_tls, std::shared_ptr<TerminalRevocations> revocations,
+               std::function<int64_t()> now, ToNode to_node);
   LanCallRelay(const LanCallRelay&) = delete;
   LanCallRelay& operator=(const LanCallRelay&) = delete;
   ~LanCallRelay();
@@ -72,6 +74,7 @@ class LanCallRelay {
   AgentCore& core_;
   CallSettings settings_;
   std::shared_ptr<security::TlsContext> terminal_tls_;
+  std::shared_ptr<TerminalRevocations> revocations_;
   std::function<int64_t()> now_;
   ToNode to_node_;
   std::map<std::string, std::unique_ptr<LanCall>> calls_;

@@ -4,9 +4,12 @@
 // issue EXT --out DIR` writes terminal.crt, terminal.key, ca.crt).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/expected.hpp"
+#include "lan-agent/terminal_certificates.hpp"
 
 namespace tsunagu::lanagent {
 
@@ -18,10 +21,21 @@ LanPkiFiles lan_pki_files(const std::string& data_directory);
 // Creates the CA and the agent's own certificate when missing; returns where
 // they are.
 Expected<LanPkiFiles, std::string> ensure_lan_pki(const std::string& data_directory, const std::string& agent_name);
+struct TerminalIssue {
+  int valid_days = kTerminalCertificateDays;
+  bool renew = false;  // out_directory must hold that extension's certificate already
+  int64_t now = 0;     // recorded in the `issued` ledger
+};
 // Issues a terminal certificate for `extension` into out_directory (created
-// 0700); returns a one-line summary.
+// 0700) and records its serial in the `issued` ledger (terminal_certificates.hpp);
+// returns a one-line summary.
 Expected<std::string, std::string> issue_terminal_bundle(const std::string& data_directory,
                                                          const std::string& agent_name, const std::string& extension,
-                                                         const std::string& out_directory);
+                                                         const std::string& out_directory, TerminalIssue how);
+// Revokes every unexpired certificate issued to `extension` (or only `serial`
+// when not empty): adds them to the `revoked` ledger, which the running agent
+// reads before its next connection to a terminal. Returns what was revoked.
+Expected<std::vector<CertificateLedgerEntry>, std::string> revoke_terminal_certificates(
+    const std::string& data_directory, const std::string& extension, const std::string& serial, int64_t now);
 
 }  // namespace tsunagu::lanagent

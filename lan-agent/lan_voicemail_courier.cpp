@@ -3,7 +3,7 @@
 #include "base/log.hpp"
 #include "proto/directory_records.hpp"
 #include "proto/signalling.hpp"
-#include "security/lan_identity.hpp"
+#include "lan-agent/terminal_identity.hpp"
 #include "security/passwords.hpp"
 #include "transport/tls_link.hpp"
 
@@ -99,9 +99,8 @@ struct LanVoicemailCourier::Job : std::enable_shared_from_this<Job> {
     callbacks.on_ready = [weak](transport::TlsLink& l) {
       auto self = weak.lock();
       if (!self || self->link != &l) return;
-      auto name = l.peer_common_name();
-      if (!name || *name != security::lan_terminal_common_name(self->extension))
-        return self->fail("the host at " + l.peer_address().to_string() + " is not the extension's terminal");
+      if (auto refusal = terminal_refusal(l, self->extension, *self->courier->revocations_))
+        return self->fail(*refusal);
       self->ready = true;
       if (auto ready_step = std::move(self->on_ready)) ready_step();
     };
@@ -207,9 +206,10 @@ struct LanVoicemailCourier::Job : std::enable_shared_from_this<Job> {
 
 LanVoicemailCourier::LanVoicemailCourier(uv_loop_t* loop, AgentCore& core, NodeLink& node, CallSettings settings,
                                          std::shared_ptr<security::TlsContext> terminal_tls,
+                                         std::shared_ptr<TerminalRevocations> revocations,
                                          std::function<int64_t()> now)
     : loop_(loop), core_(core), node_(node), settings_(settings), terminal_tls_(std::move(terminal_tls)),
-      now_(std::move(now)) {}
+      revocations_(std::move(revocations)), now_(std::move(now)) {}
 
 LanVoicemailCourier::~LanVoicemailCourier() { stop(); }
 

@@ -18,6 +18,7 @@
 
 #include "lan-agent/agent_config.hpp"
 #include "lan-agent/agent_core.hpp"
+#include "lan-agent/terminal_certificates.hpp"
 #include "lan-agent/node_link.hpp"
 #include "security/tls_session.hpp"
 
@@ -30,7 +31,8 @@ struct CourierStats {
 class LanVoicemailCourier {
  public:
   LanVoicemailCourier(uv_loop_t* loop, AgentCore& core, NodeLink& node, CallSettings settings,
-                      std::shared_ptr<security::TlsContext> terminal_tls, std::function<int64_t()> now);
+                      std::shared_ptr<security::TlsContext> terminal_tls,
+                      std::shared_ptr<TerminalRevocations> revocations, std::function<int64_t()> now);
   LanVoicemailCourier(const LanVoicemailCourier&) = delete;
   LanVoicemailCourier& operator=(const LanVoicemailCourier&) = delete;
   ~LanVoicemailCourier();
@@ -53,6 +55,7 @@ class LanVoicemailCourier {
   NodeLink& node_;
   CallSettings settings_;
   std::shared_ptr<security::TlsContext> terminal_tls_;
+  std::shared_ptr<TerminalRevocations> revocations_;
   std::function<int64_t()> now_;
   std::deque<std::string> queue_;
   std::set<std::string> queued_;

@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -188,9 +189,28 @@ int main(int argc, char** argv) {
                "before passing on a ring, so a host that took the terminal's address cannot answer its calls");
   add_config(issue);
   std::string out_directory;
+  int valid_days = kTerminalCertificateDays;
   issue->add_option("EXT", extension, "Extension the terminal answers for, e.g. 4106")->required();
   issue->add_option("--out", out_directory, "Directory to write terminal.crt, terminal.key and ca.crt into")
       ->required();
+  issue->add_option("--days", valid_days, "Days the certificate is valid (1-825; default 90): renew before then");
+  auto* renew = terminal->add_subcommand(
+      "renew", "Issue a new certificate (new key) for EXT into DIR, which must hold EXT's bundle; the old one stays "
+               "valid until it expires unless revoked");
+  add_config(renew);
+  renew->add_option("EXT", extension, "Extension")->required();
+  renew->add_option("--out", out_directory, "The terminal's bundle directory (its terminal.crt names EXT)")
+      ->required();
+  renew->add_option("--days", valid_days, "Days the new certificate is valid (1-825; default 90)");
+  auto* revoke = terminal->add_subcommand(
+      "revoke", "Revoke EXT's certificates (a lost or stolen terminal): the running agent refuses them from its "
+                "next ring or voicemail delivery, no restart needed");
+  add_config(revoke);
+  std::string serial;
+  revoke->add_option("EXT", extension, "Extension")->required();
+  revoke->add_option("--serial", serial, "Revoke only this serial (hex, from `terminal list`); default: all of EXT's");
+  auto* terminal_list = terminal->add_subcommand("list", "List issued terminal certificates: serial, expiry, revoked");
+  add_config(terminal_list);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -199,12 +219,33 @@ int main(int argc, char** argv) {
   if (!config) return code;
   if (run->parsed()) return run_agent(*config, log_level);
 
-  if ((bind->parsed() || unbind->parsed() || show->parsed() || issue->parsed()) && !valid_extension(extension))
+  if ((bind->parsed() || unbind->parsed() || show->parsed() || issue->parsed() || renew->parsed() ||
+       revoke->parsed()) &&
+      !valid_extension(extension))
     return fail("invalid extension \"" + extension + "\": 1-64 of a-z 0-9 . _ - +", exit_usage);
-  if (issue->parsed()) {
-    auto issued = issue_terminal_bundle(config->data_directory, config->name, extension, out_directory);
+  if (issue->parsed() || renew->parsed()) {
+    TerminalIssue how{valid_days, renew->parsed(), unix_now()};
+    auto issued = issue_terminal_bundle(config->data_directory, config->name, extension, out_directory, how);
     if (!issued) return fail(issued.error());
     std::cout << *issued << "\n";
+    return 0;
+  }
+  if (revoke->parsed()) {
+    for (char& c : serial) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    auto revoked = revoke_terminal_certificates(config->data_directory, extension, serial, unix_now());
+    if (!revoked) return fail(revoked.error(), exit_no_extension);
+    for (const auto& entry : *revoked)
+      std::cout << "revoked " << entry.serial << " (extension " << entry.extension << ", was valid until "
+                << format_time(entry.not_after) << ")\n";
+    return 0;
+  }
+  if (terminal_list->parsed()) {
+    auto files = terminal_certificate_files(config->data_directory);
+    auto issued = read_ledger(files.issued);
+    if (!issued) return fail(issued.error());
+    auto revoked = read_ledger(files.revoked);
+    if (!revoked) return fail(revoked.error());
+    std::cout << format_certificate_list(issued->entries, revoked->entries, unix_now());
     return 0;
   }
 

@@ -124,6 +124,18 @@ std::string format_conflicts(const std::vector<alloc::BindingConflict>& conflict
          render(table);
 }
 
+std::string format_certificate_list(const std::vector<CertificateLedgerEntry>& issued,
+                                    const std::vector<CertificateLedgerEntry>& revoked, int64_t now) {
+  std::vector<std::vector<std::string>> table{{"EXTENSION", "SERIAL", "VALID UNTIL", "STATUS"}};
+  for (const auto& entry : issued) {
+    bool is_revoked = false;
+    for (const auto& r : revoked) is_revoked = is_revoked || r.serial == entry.serial;
+    table.push_back({entry.extension, entry.serial, format_time(entry.not_after),
+                     is_revoked ? "revoked" : entry.not_after <= now ? "expired" : "valid"});
+  }
+  return render(table);
+}
+
 std::string format_extension(const std::string& extension, const alloc::ExtensionBinding* binding,
                              const std::vector<alloc::LeaseRecord>& leases,
                              const std::vector<alloc::HistoryEntry>& history, int64_t now) {

@@ -11,6 +11,7 @@
 #include "allocation/history_entry.hpp"
 #include "allocation/lease_record.hpp"
 #include "allocation/table_change.hpp"
+#include "lan-agent/terminal_certificates.hpp"
 
 namespace tsunagu::lanagent {
 
@@ -27,6 +28,9 @@ std::string format_table(const std::vector<alloc::ExtensionBinding>& bindings,
 // `list`'s second part: clients whose hostname claimed a bound extension, with
 // the command that would bind them; "" when there are none.
 std::string format_conflicts(const std::vector<alloc::BindingConflict>& conflicts, int64_t now);
+// `terminal list`: EXTENSION SERIAL EXPIRES STATUS (valid, expired, revoked).
+std::string format_certificate_list(const std::vector<CertificateLedgerEntry>& issued,
+                                    const std::vector<CertificateLedgerEntry>& revoked, int64_t now);
 // `show EXT`.
 std::string format_extension(const std::string& extension, const alloc::ExtensionBinding* binding,
                              const std::vector<alloc::LeaseRecord>& leases,

@@ -13,7 +13,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <ctime>
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "security/openssl_handles.hpp"
@@ -35,6 +37,20 @@ Unexpected<TlsError> failure(std::string_view what) {
   detail += detail::take_openssl_errors();
   return Unexpected(TlsError{std::move(detail)});
 }
+
+}  // namespace
+
+std::optional<std::string> detail::serial_hex(const asn1_string_st* serial) {
+  Owned<BIGNUM, BN_free> number(ASN1_INTEGER_to_BN(serial, nullptr));
+  if (!number) return std::nullopt;
+  char* hex = BN_bn2hex(number.get());
+  if (hex == nullptr) return std::nullopt;
+  std::string out(hex);
+  OPENSSL_free(hex);
+  return out;
+}
+
+namespace {
 
 Unexpected<TlsError> plain_failure(std::string detail) {
   detail::discard_openssl_errors();
@@ -254,6 +270,19 @@ Expected<std::string, TlsError> certificate_common_name(const std::string& certi
   std::string name(reinterpret_cast<const char*>(utf8), static_cast<size_t>(length));
   OPENSSL_free(utf8);
   return name;
+}
+
+Expected<CertificateFacts, TlsError> certificate_facts(const std::string& certificate_pem) {
+  auto certificate = parse_certificate(certificate_pem);
+  if (!certificate) return Unexpected(certificate.error());
+  CertificateFacts facts;
+  auto serial = detail::serial_hex(X509_get0_serialNumber(certificate->get()));
+  if (!serial) return failure("serial number");
+  facts.serial_hex = std::move(*serial);
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(certificate->get()), &tm) != 1) return failure("notAfter");
+  facts.not_after = static_cast<int64_t>(timegm(&tm));
+  return facts;
 }
 
 }  // namespace tsunagu::security

@@ -2,6 +2,7 @@
 // LAN terminals). EC P-256 keys, SHA-256 signatures, PEM in and out.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,5 +31,12 @@ Expected<KeyAndCertificate, TlsError> create_certificate_authority(std::string_v
 Expected<KeyAndCertificate, TlsError> issue_certificate(const KeyAndCertificate& ca, const CertificateRequest& request);
 // The subject common name of a PEM certificate.
 Expected<std::string, TlsError> certificate_common_name(const std::string& certificate_pem);
+// What identifies and bounds an issued certificate: its serial number as
+// uppercase hex (what a revocation names) and its notAfter in Unix seconds.
+struct CertificateFacts {
+  std::string serial_hex;
+  int64_t not_after = 0;
+};
+Expected<CertificateFacts, TlsError> certificate_facts(const std::string& certificate_pem);
 
 }  // namespace tsunagu::security

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+
+struct asn1_string_st;  // OpenSSL's ASN1_INTEGER, declared only
 
 namespace tsunagu::security::detail {
 
@@ -27,5 +30,8 @@ std::string take_openssl_errors(std::string_view fallback = "no detail from Open
 
 // Empties this thread's OpenSSL error queue without rendering it.
 void discard_openssl_errors();
+
+// A certificate serial number as uppercase hex ("3F0A..."), the form revocations name.
+std::optional<std::string> serial_hex(const asn1_string_st* serial);
 
 }  // namespace tsunagu::security::detail

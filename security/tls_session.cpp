@@ -380,6 +380,13 @@ Bytes TlsSession::take_output() {
 
 bool TlsSession::has_output() const { return BIO_ctrl_pending(SSL_get_wbio(ssl_)) > 0; }
 
+std::optional<std::string> TlsSession::peer_serial() const {
+  if (!handshake_complete_) return std::nullopt;
+  X509* certificate = SSL_get0_peer_certificate(ssl_);
+  if (certificate == nullptr || SSL_get_verify_result(ssl_) != X509_V_OK) return std::nullopt;
+  return detail::serial_hex(X509_get0_serialNumber(certificate));
+}
+
 std::optional<std::string> TlsSession::peer_common_name() const {
   if (!handshake_complete_) return std::nullopt;
   X509* certificate = SSL_get0_peer_certificate(ssl_);

@@ -80,6 +80,8 @@ class TlsSession {
   bool peer_closed() const { return peer_closed_; }
   // Subject common name of the peer's verified certificate, when it presented one.
   std::optional<std::string> peer_common_name() const;
+  // The verified peer certificate's serial number as uppercase hex.
+  std::optional<std::string> peer_serial() const;
 
  private:
   TlsSession() = default;

@@ -69,6 +69,7 @@ class TlsLink {
   const proto::SocketAddress& local_address() const { return local_; }
   bool ready() const { return tls_->handshake_complete(); }
   std::optional<std::string> peer_common_name() const { return tls_->peer_common_name(); }
+  std::optional<std::string> peer_serial() const { return tls_->peer_serial(); }
   void* user_data = nullptr;
 
  private:

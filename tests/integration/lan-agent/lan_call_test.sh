@@ -16,7 +16,9 @@
 #   - an unknown extension: exit 3 (404); one whose lease ended: exit 4 (481);
 #     one the edge policy keeps inside: exit 7 (403, the policy's reason);
 #   - a terminal that declines (no --auto-accept-from, not a terminal): exit 9;
-#   - a connection to the terminal that never does TLS is closed in ~10 s.
+#   - a connection to the terminal that never does TLS is closed in ~10 s;
+#   - terminal certificates last 90 days; a revoked one is refused at the next
+#     ring without restarting the agent; a renewed one is rung again.
 # Exits 77 (skip) when not root or a program is missing (agent_lib.sh). Every
 # process is killed by its PID and the temporary directory removed on every
 # exit path.
@@ -194,6 +196,36 @@ except (socket.timeout, ConnectionResetError) as e:
 EOF
 grep -q "no TLS handshake" "$WORK/decline.log" || fail "the terminal did not log the handshake timeout"
 pass "a connection that never does TLS is closed after $(($(now_ms) - start)) ms"
+stop_pid "$TERMINAL_PID"
+
+# 8. Terminal certificates (issue 11 §4): 90 days unless --days says otherwise;
+#    revoked, the terminal is refused from the next ring on (the agent runs on,
+#    unrestarted); renewed into its bundle, it is rung again.
+days=$(python3 -c '
+import datetime, ssl, sys, time
+print(round((ssl.cert_time_to_seconds(sys.argv[1]) - time.time()) / 86400))' \
+  "$(openssl x509 -enddate -noout -in "$WORK/t4106/terminal.crt" | cut -d= -f2)")
+[ "$days" = 90 ] || fail "4106's certificate is valid for $days days, not 90"
+"$AGENT" terminal list -c "$ACME/agent.toml" > "$WORK/certs.txt" || fail "terminal list failed"
+grep -Eq '^4106 +[0-9A-F]+ .* valid$' "$WORK/certs.txt" || fail "terminal list: $(cat "$WORK/certs.txt")"
+pass "terminal certificates last 90 days; terminal list shows 4106's as valid"
+"$AGENT" terminal revoke 4106 -c "$ACME/agent.toml" > "$WORK/revoke.log" 2>&1 ||
+  { cat "$WORK/revoke.log"; fail "terminal revoke 4106 failed"; }
+start_terminal "$WORK/t4106" "$WORK/revoked.log" --auto-accept-from '*'
+call_ext 4106@acme
+[ "$CALL_RC" = 4 ] || { cat "$WORK/call.err"; fail "call to 4106 with a revoked certificate exited $CALL_RC, not 4"; }
+grep -q "is revoked" "$WORK/call.err" || fail "the caller was not told the certificate is revoked: $(cat "$WORK/call.err")"
+grep -q "accepting a call\|incoming call" "$WORK/revoked.log" && fail "the revoked terminal received the ring"
+pass "revoked ($(head -n1 "$WORK/revoke.log")): no ring, exit 4: $(tail -n 1 "$WORK/call.err")"
+stop_pid "$TERMINAL_PID"
+"$AGENT" terminal renew 4106 --out "$WORK/t4107" -c "$ACME/agent.toml" > /dev/null 2>&1 &&
+  fail "renewing 4106 into 4107's bundle was not refused"
+"$AGENT" terminal renew 4106 --out "$WORK/t4106" -c "$ACME/agent.toml" > "$WORK/renew.log" 2>&1 ||
+  { cat "$WORK/renew.log"; fail "terminal renew 4106 failed"; }
+start_terminal "$WORK/t4106" "$WORK/renewed.log" --auto-accept-from alice
+call_ext 4106@acme --echo-test 3
+[ "$CALL_RC" = 0 ] || { cat "$WORK/call.err"; fail "call to 4106 after the renewal exited $CALL_RC"; }
+pass "renewed (a new serial): 4106 is rung again"
 stop_pid "$TERMINAL_PID"
 
 echo PASS
