@@ -157,7 +157,11 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     return;
   }
   auto version_value = proto::read_u32(*version);
-  if (!version_value || *version_value != sig::protocol_version) {
+  if (!version_value) {  // malformed, not another version
+    reply_error(link, request, sig::error::bad_request, "Bad Request: PROTOCOL-VERSION is a u32");
+    return;
+  }
+  if (*version_value != sig::protocol_version) {
     reply_error(link, request, sig::error::unsupported_version,
                 "Unsupported Version: this node speaks protocol version 1");
     return;
