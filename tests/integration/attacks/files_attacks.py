@@ -192,6 +192,44 @@ def enroll_without_a_public_name_names_the_two_options():
 
 
 # --------------------------------------------------------------------------
+# The hook spool
+
+def spool_replay_leaves_a_hard_link_to_a_file_of_roots_alone():
+    need_root()
+    d = Deployment()
+    spool = d.path("spool")
+    os.mkdir(spool, 0o1733)  # what earlier versions made: anyone could plant here
+    os.chmod(spool, 0o1733)
+    victim = d.path("victim")
+    write(victim, "root's file, not lease records\n", 0o600)
+    os.link(victim, os.path.join(spool, "hook-0.spool"))  # as if planted by a local user
+    config = d.path("agent.toml")
+    write(config, '[agent]\ndata_directory = "%s"\n\n[hook]\nsocket = "%s"\nspool_directory = "%s"\n\n'
+          '[sync]\non_start = false\n' % (d.path("agent-data"), d.path("hook.sock"), spool), 0o644)
+    log_path = d.path("agent.log")
+    with open(log_path, "w") as log_file:
+        agent = h.spawn([LAN_AGENT, "run", "-c", config], stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        def reported():
+            text = read(log_path)
+            if "hard links" in text:
+                return text
+            if agent.poll() is not None:
+                raise TestFailure("the agent exited with %s: %s" % (agent.returncode, text))
+            return None
+        text = wait_until(reported, 20 * h.SLOW, 0.05, "the agent to report the planted spool file")
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        agent.wait(timeout=10)
+    expect("not replayed, not truncated" in text, "the agent logs that it left the file alone")
+    expect(read(victim) == "root's file, not lease records\n", "the hard-linked file is not truncated")
+    mode = os.stat(spool).st_mode
+    expect(stat.S_IMODE(mode) == 0o1770 and not mode & stat.S_IWOTH,
+           "the old world-writable spool directory is now 1770 (%o)" % stat.S_IMODE(mode))
+
+
+# --------------------------------------------------------------------------
 # `tsunagu listen --recv DIR`
 
 def call_setup():
@@ -305,6 +343,7 @@ SCENARIOS = {
     "enroll_defaults_to_the_public_name_and_address_init_recorded":
         enroll_defaults_to_the_public_name_and_address_init_recorded,
     "enroll_without_a_public_name_names_the_two_options": enroll_without_a_public_name_names_the_two_options,
+    "spool_replay_leaves_a_hard_link_to_a_file_of_roots_alone": spool_replay_leaves_a_hard_link_to_a_file_of_roots_alone,
     "listen_recv_does_not_write_through_a_symlink_named_like_the_file":
         listen_recv_does_not_write_through_a_symlink_named_like_the_file,
     "listen_recv_never_overwrites_an_existing_file": listen_recv_never_overwrites_an_existing_file,
