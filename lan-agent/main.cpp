@@ -189,7 +189,9 @@ int main(int argc, char** argv) {
   add_config(issue);
   std::string out_directory;
   issue->add_option("EXT", extension, "Extension the terminal answers for, e.g. 4106")->required();
-  issue->add_option("--out", out_directory, "Directory to write terminal.crt, terminal.key and ca.crt into")
+  issue->add_option("--out", out_directory,
+                    "Directory to write terminal.crt, terminal.key and ca.crt into (created 0700, or one of yours "
+                    "that group and others cannot write)")
       ->required();
 
   CLI11_PARSE(app, argc, argv);

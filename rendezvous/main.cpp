@@ -184,7 +184,9 @@ int main(int argc, char** argv) {
   std::string init_dir;
   std::vector<std::string> names, ips;
   bool force = false;
-  init->add_option("DIR", init_dir, "Directory to create")->required();
+  init->add_option("DIR", init_dir,
+                   "Directory to create (0750), or an existing one of yours that group and others cannot write")
+      ->required();
   init->add_option("--name", names, "DNS name the node is reached by (repeatable; default localhost)");
   init->add_option("--ip", ips, "IP address the node is reached by (repeatable; default 127.0.0.1 and ::1)");
   init->add_flag("--force", force, "Replace an existing deployment's keys");
@@ -244,7 +246,10 @@ int main(int argc, char** argv) {
   enroll->add_option("NAME", agent_name, "Agent name (certificate common name), e.g. acme")->required();
   enroll->add_option("--domain", agent_domains, "Enterprise domain routed to this agent (repeatable)");
   enroll->add_option("--prefix", agent_prefixes, "Phone-number prefix routed to this agent, e.g. +81-6-1234- (repeatable)");
-  enroll->add_option("--out", bundle_dir, "Directory to write the agent's bundle into")->required();
+  enroll->add_option("--out", bundle_dir,
+                     "Directory to write the agent's bundle into (created 0700, or one of yours that group and "
+                     "others cannot write)")
+      ->required();
   enroll->add_option("--node", agent_node,
                      "host:port the agent dials (default: node.public_address, else node.public_name, with "
                      "node.agent_listen's port; refused when node.toml has neither)");
