@@ -402,8 +402,10 @@ def make_deployment(ctx, name, users=(), agents=()):
     for user in users:
         run_checked([node_binary, "user", "-d", directory, "add", user], env=env, stdout=subprocess.DEVNULL)
     for agent, domain, out in agents:
-        run_checked([node_binary, "agent", "-d", directory, "enroll", agent, "--domain", domain, "--out", out],
-                    stdout=subprocess.DEVNULL)
+        # The bundle's agent.toml is not used (the benchmark writes its own, with
+        # the node's port 0 address): --node/--server-name only satisfy enroll.
+        run_checked([node_binary, "agent", "-d", directory, "enroll", agent, "--domain", domain, "--out", out,
+                     "--node", f"{HOST}:1", "--server-name", "localhost"], stdout=subprocess.DEVNULL)
     return directory
 
 

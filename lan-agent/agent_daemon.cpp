@@ -123,7 +123,7 @@ Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t
 
   // Events the hook spooled while we were down come first, then the servers'
   // lease files (which the table orders against what the spool said).
-  if (auto ok = prepare_spool_directory(c.hook.spool_directory); !ok)
+  if (auto ok = prepare_spool_directory(c.hook.spool_directory, spool_group(c.hook.allowed_groups)); !ok)
     log::warn() << "spool: " << ok.error() << " (hooks cannot spool while the agent is down)";
   d->replay_spools();
   if (c.sync_on_start) d->sync_lease_files();
@@ -229,7 +229,9 @@ void AgentDaemon::replay_spools() {
       [this](std::vector<alloc::LeaseEvent>& events) { return apply_events(events, "spool"); });
   for (const auto& r : reports) {
     if (!r.error.empty()) {
-      log::warn() << "spool " << r.path << ": " << r.error;
+      // Replays run every 2 s: a file left alone is reported once, not each time.
+      if (refused_spools_.size() < 4096 && refused_spools_.insert(r.path + ": " + r.error).second)
+        log::warn() << "spool " << r.path << ": " << r.error;
       continue;
     }
     log::info() << "spool " << r.path << ": replayed " << r.replay.records << " event(s)"

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "allocation/allocation_table.hpp"
@@ -57,6 +58,7 @@ class AgentDaemon {
   AgentConfig config_;
   OpenTable open_;
   HookAccess access_;
+  std::set<std::string> refused_spools_;  // spool files already reported as left alone
   std::unique_ptr<AgentCore> core_;
   std::unique_ptr<HookServer> hooks_;
   std::unique_ptr<NodeLink> node_;

@@ -152,7 +152,8 @@ void spool(const HookSettings& settings, const std::vector<alloc::LeaseEvent>& e
       note(LOG_ERR, "cannot encode " + describe(e) + ": " + ok.error().detail);
   }
   auto written = append_to_spool(settings.spool_directory, records);
-  if (!written && errno == ENOENT && ::geteuid() == 0 && prepare_spool_directory(settings.spool_directory))
+  if (!written && errno == ENOENT && ::geteuid() == 0 &&
+      prepare_spool_directory(settings.spool_directory, spool_group(settings.allowed_groups)))
     written = append_to_spool(settings.spool_directory, records);
   if (written) {
     note(LOG_WARNING, "agent unavailable (" + why + "): " + std::to_string(events.size()) + " event(s) spooled to " +

@@ -2,12 +2,14 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace tsunagu::lanagent {
 namespace {
@@ -46,20 +48,44 @@ int lock(int fd, int operation) {
   return rc;
 }
 
+// Why a spool file must not be replayed (and truncated), or nothing.
+std::optional<std::string> refuse_spool_file(std::string_view name, const struct stat& st,
+                                             const std::function<bool(uid_t, gid_t)>& owner_allowed) {
+  if (!S_ISREG(st.st_mode)) return "not a regular file";
+  // A hard link: truncating it would truncate the file it also names.
+  if (st.st_nlink != 1) return std::to_string(st.st_nlink) + " hard links to one file";
+  std::string_view uid_text = name.substr(5, name.size() - 5 - 6);  // hook-UID.spool
+  if (uid_text != std::to_string(st.st_uid))
+    return "owned by uid " + std::to_string(st.st_uid) + ", not the uid its name claims";
+  if (!owner_allowed(st.st_uid, st.st_gid))
+    return "owner uid " + std::to_string(st.st_uid) + " is not allowed to hand lease events";
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string spool_file_for(const std::string& directory, uid_t uid) {
   return directory + "/hook-" + std::to_string(uid) + ".spool";
 }
 
-Expected<void, std::string> prepare_spool_directory(const std::string& directory) {
+gid_t spool_group(const std::vector<std::string>& allowed_groups) {
+  for (const auto& name : allowed_groups)
+    if (const group* found = ::getgrnam(name.c_str())) return found->gr_gid;
+  return ::getegid();
+}
+
+Expected<void, std::string> prepare_spool_directory(const std::string& directory, gid_t group) {
+  if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) return Unexpected(errno_text("mkdir " + directory));
   struct stat st {};
-  if (::stat(directory.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) return Unexpected(directory + ": not a directory");
-    return {};
-  }
-  if (::mkdir(directory.c_str(), 01733) != 0 && errno != EEXIST) return Unexpected(errno_text("mkdir " + directory));
-  if (::chmod(directory.c_str(), 01733) != 0) return Unexpected(errno_text("chmod " + directory));
+  if (::lstat(directory.c_str(), &st) != 0) return Unexpected(errno_text("stat " + directory));
+  if (!S_ISDIR(st.st_mode)) return Unexpected(directory + ": not a directory (a symlink or a file); refusing it");
+  if (st.st_uid != ::geteuid())
+    return Unexpected(directory + ": owned by uid " + std::to_string(st.st_uid) + ", not by the agent (uid " +
+                      std::to_string(::geteuid()) + "); refusing to replay from it");
+  if (st.st_gid != group && ::chown(directory.c_str(), static_cast<uid_t>(-1), group) != 0)
+    return Unexpected(errno_text("chgrp " + directory + " to gid " + std::to_string(group)));
+  if ((st.st_mode & 07777) != kSpoolDirectoryMode && ::chmod(directory.c_str(), kSpoolDirectoryMode) != 0)
+    return Unexpected(errno_text("chmod " + directory));
   return {};
 }
 
@@ -69,9 +95,10 @@ Expected<std::string, std::string> append_to_spool(const std::string& directory,
   if (fd.get() < 0) return Unexpected(errno_text("open " + path));
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Unexpected(errno_text("fstat " + path));
-  // Someone else's file under our name: never write into it.
-  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid())
-    return Unexpected(path + ": not a regular file owned by this user; refusing to spool into it");
+  // Someone else's file under our name, or a hard link to a file elsewhere:
+  // never write into it.
+  if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid() || st.st_nlink != 1)
+    return Unexpected(path + ": not a regular file of this user with one link; refusing to spool into it");
   if (lock(fd.get(), LOCK_EX) != 0) return Unexpected(errno_text("flock " + path));
   bool fresh = st.st_size == 0;
   if (!write_all(fd.get(), records)) return Unexpected(errno_text("write " + path));
@@ -100,15 +127,20 @@ std::vector<SpoolFileReport> replay_spool_directory(
   for (const auto& name : names) {
     SpoolFileReport report;
     report.path = directory + "/" + name;
-    Fd fd(::open(report.path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     struct stat st {};
+    if (::lstat(report.path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      report.error = "a symbolic link, not a spool file; ignored (not replayed, not truncated)";
+      reports.push_back(std::move(report));
+      continue;
+    }
+    Fd fd(::open(report.path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     if (fd.get() < 0 || ::fstat(fd.get(), &st) != 0) {
       report.error = errno_text("open");
       reports.push_back(std::move(report));
       continue;
     }
-    if (!S_ISREG(st.st_mode) || !owner_allowed(st.st_uid, st.st_gid)) {
-      report.error = "owner uid " + std::to_string(st.st_uid) + " is not allowed to hand lease events; ignored";
+    if (auto refused = refuse_spool_file(name, st, owner_allowed)) {
+      report.error = *refused + "; ignored (not replayed, not truncated)";
       reports.push_back(std::move(report));
       continue;
     }

@@ -3,9 +3,12 @@
 // calling user, so root, _kea and dhcpd never share a file) with O_APPEND,
 // under an exclusive flock, then fsync. The agent replays every spool file on
 // start (and every few seconds while running), commits, and truncates it,
-// holding the same lock. The directory is created by the agent with mode 1733
-// (anyone may create a file, nobody may list or touch another's); the agent
-// replays only files whose owner HookAccess allows.
+// holding the same lock. The directory belongs to root (or the agent's user)
+// and the spool group, mode 1770: only root and that group (the DHCP servers'
+// users) may create files in it, and the sticky bit keeps one from removing or
+// renaming another's. The agent replays only regular files with one link whose
+// owner HookAccess allows and matches the uid in the file's name; anything else
+// (a symlink, a hard link, another user's file) is reported and left alone.
 #pragma once
 
 #include <sys/types.h>
@@ -28,8 +31,17 @@ std::string spool_file_for(const std::string& directory, uid_t uid);
 // Appends already-encoded records durably; returns the file written.
 Expected<std::string, std::string> append_to_spool(const std::string& directory, ByteView records);
 
-// Creates the spool directory (mode 1733, owned by the caller) if missing.
-Expected<void, std::string> prepare_spool_directory(const std::string& directory);
+inline constexpr unsigned kSpoolDirectoryMode = 01770;
+
+// The group the spool directory belongs to: the first of `allowed_groups`
+// (hook.allowed_groups) that exists on this host, else the caller's group.
+gid_t spool_group(const std::vector<std::string>& allowed_groups);
+
+// Creates the spool directory (mode 1770, owned by the caller and `group`) if
+// missing; an existing one of the caller's (e.g. the 1733 of older versions) is
+// given that group and mode. Refused: a symlink, a non-directory, or a
+// directory owned by another user.
+Expected<void, std::string> prepare_spool_directory(const std::string& directory, gid_t group);
 
 struct SpoolFileReport {
   std::string path;
@@ -38,10 +50,11 @@ struct SpoolFileReport {
   std::string error;  // non-empty: the file was left as it was
 };
 
-// For each hook-*.spool in the directory owned by an allowed user: takes the
-// lock, reads it, hands its events to `commit` (which applies them and returns
-// true once they are durable), then truncates it. Files of other owners are
-// reported with an error and left alone.
+// For each hook-UID.spool in the directory that is a regular file with one
+// link, owned by UID, and UID is allowed: takes the lock, reads it, hands its
+// events to `commit` (which applies them and returns true once they are
+// durable), then truncates it. Other files (symlinks, hard links, another
+// owner's) are reported with an error and left alone.
 std::vector<SpoolFileReport> replay_spool_directory(
     const std::string& directory, const std::function<bool(uid_t, gid_t)>& owner_allowed,
     const std::function<bool(std::vector<alloc::LeaseEvent>&)>& commit);

@@ -191,7 +191,9 @@ int main(int argc, char** argv) {
   std::string out_directory;
   int valid_days = kTerminalCertificateDays;
   issue->add_option("EXT", extension, "Extension the terminal answers for, e.g. 4106")->required();
-  issue->add_option("--out", out_directory, "Directory to write terminal.crt, terminal.key and ca.crt into")
+  issue->add_option("--out", out_directory,
+                    "Directory to write terminal.crt, terminal.key and ca.crt into (created 0700, or one of yours "
+                    "that group and others cannot write)")
       ->required();
   issue->add_option("--days", valid_days, "Days the certificate is valid (1-825; default 90): renew before then");
   auto* renew = terminal->add_subcommand(

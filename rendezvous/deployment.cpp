@@ -21,6 +21,27 @@ static std::string toml_list(const std::vector<std::string>& items) {
   return out + "]";
 }
 
+Expected<AgentDialTarget, std::string> agent_dial_target(const std::string& node_option,
+                                                         const std::string& server_name_option,
+                                                         const std::string& public_name,
+                                                         const std::string& public_address, uint16_t agent_port) {
+  AgentDialTarget target{node_option, server_name_option};
+  if (target.node_address.empty()) {
+    const std::string& host = public_address.empty() ? public_name : public_address;
+    if (!host.empty())
+      target.node_address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+                            std::to_string(agent_port);
+  }
+  if (target.server_name.empty()) target.server_name = public_name.empty() ? public_address : public_name;
+  if (target.node_address.empty() || target.server_name.empty())
+    return Unexpected(std::string("this deployment records no public name or address (node.public_name / "
+                                  "node.public_address in node.toml, written by `init --name N --ip A`): give ") +
+                      (target.node_address.empty() ? "--node HOST:PORT (what the agent dials)" : "") +
+                      (target.node_address.empty() && target.server_name.empty() ? " and " : "") +
+                      (target.server_name.empty() ? "--server-name NAME (the name on the node's certificate)" : ""));
+  return target;
+}
+
 Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& request) {
   namespace fs = std::filesystem;
   auto ca_certificate = read_text_file(request.ca_certificate_file);
@@ -80,7 +101,7 @@ Expected<std::string, std::string> create_deployment(const DeploymentRequest& re
     const std::string* content;
     unsigned mode;
   };
-  std::string config = default_node_config_text();
+  std::string config = default_node_config_text(request.public_name, request.public_address);
   for (const Output& out : {Output{"ca.key", &ca->private_key_pem, 0600}, Output{"ca.crt", &ca->certificate_pem, 0644},
                             Output{"node.key", &node->private_key_pem, 0600},
                             Output{"node.crt", &node->certificate_pem, 0644}, Output{"node.toml", &config, 0640}}) {

@@ -15,6 +15,10 @@ struct DeploymentRequest {
   std::vector<std::string> dns_names{"localhost"};
   std::vector<std::string> ip_addresses{"127.0.0.1", "::1"};
   bool overwrite = false;
+  // Recorded in node.toml as node.public_name / node.public_address when set
+  // (init's first --name and first --ip); `agent enroll` defaults to them.
+  std::string public_name;
+  std::string public_address;
 };
 
 // Returns a one-paragraph summary for the operator, or what went wrong.
@@ -30,6 +34,20 @@ struct AgentBundleRequest {
   std::string node_address;  // host:port of the node's agent listener, as the agent will dial it
   std::string server_name;   // name the node's certificate carries
 };
+
+struct AgentDialTarget {
+  std::string node_address;  // host:port
+  std::string server_name;
+};
+
+// What an enrolled agent dials and which name it checks: the --node and
+// --server-name options when given, else the deployment's public address (or
+// name) with the agent port, and its public name (or address). An error naming
+// both options when the deployment records neither.
+Expected<AgentDialTarget, std::string> agent_dial_target(const std::string& node_option,
+                                                         const std::string& server_name_option,
+                                                         const std::string& public_name,
+                                                         const std::string& public_address, uint16_t agent_port);
 
 // Issues the agent's client certificate from the deployment CA and writes
 // agent.crt, agent.key, ca.crt and a starting agent.toml into the directory.

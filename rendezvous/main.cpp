@@ -184,7 +184,9 @@ int main(int argc, char** argv) {
   std::string init_dir;
   std::vector<std::string> names, ips;
   bool force = false;
-  init->add_option("DIR", init_dir, "Directory to create")->required();
+  init->add_option("DIR", init_dir,
+                   "Directory to create (0750), or an existing one of yours that group and others cannot write")
+      ->required();
   init->add_option("--name", names, "DNS name the node is reached by (repeatable; default localhost)");
   init->add_option("--ip", ips, "IP address the node is reached by (repeatable; default 127.0.0.1 and ::1)");
   init->add_flag("--force", force, "Replace an existing deployment's keys");
@@ -238,15 +240,22 @@ int main(int argc, char** argv) {
   auto* agent = app.add_subcommand("agent", "Manage LAN agents and the domains / number prefixes routed to them");
   agent->require_subcommand(1);
   agent->add_option("-d,--dir", directory, "Deployment directory");
-  std::string agent_name, bundle_dir, agent_node, agent_server_name = "localhost";
+  std::string agent_name, bundle_dir, agent_node, agent_server_name;
   std::vector<std::string> agent_domains, agent_prefixes;
   auto* enroll = agent->add_subcommand("enroll", "Issue an agent's client certificate and route its domains to it");
   enroll->add_option("NAME", agent_name, "Agent name (certificate common name), e.g. acme")->required();
   enroll->add_option("--domain", agent_domains, "Enterprise domain routed to this agent (repeatable)");
   enroll->add_option("--prefix", agent_prefixes, "Phone-number prefix routed to this agent, e.g. +81-6-1234- (repeatable)");
-  enroll->add_option("--out", bundle_dir, "Directory to write the agent's bundle into")->required();
-  enroll->add_option("--node", agent_node, "host:port the agent dials (default: localhost and node.agent_listen's port)");
-  enroll->add_option("--server-name", agent_server_name, "Name on the node's certificate the agent checks (default localhost)");
+  enroll->add_option("--out", bundle_dir,
+                     "Directory to write the agent's bundle into (created 0700, or one of yours that group and "
+                     "others cannot write)")
+      ->required();
+  enroll->add_option("--node", agent_node,
+                     "host:port the agent dials (default: node.public_address, else node.public_name, with "
+                     "node.agent_listen's port; refused when node.toml has neither)");
+  enroll->add_option("--server-name", agent_server_name,
+                     "Name on the node's certificate the agent checks (default: node.public_name, else "
+                     "node.public_address)");
   auto* agent_list = agent->add_subcommand("list", "List enrolled agents and their routes");
   auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes");
   agent_remove->add_option("NAME", agent_name, "Agent name")->required();
@@ -263,8 +272,15 @@ int main(int argc, char** argv) {
     DeploymentRequest request;
     request.directory = init_dir;
     if (!names.empty() || !ips.empty()) {
+      for (const auto& n : names)
+        if (!valid_host_name(n)) return fail("invalid --name \"" + n + "\": a DNS name (a-z 0-9 . -)", exit_usage);
+      for (const auto& a : ips)
+        if (!proto::SocketAddress::parse(a, 0)) return fail("invalid --ip \"" + a + "\": an IP address", exit_usage);
       request.dns_names = names;
       request.ip_addresses = ips;
+      // What agents will dial and check by default (`agent enroll`).
+      request.public_name = names.empty() ? "" : names.front();
+      request.public_address = ips.empty() ? "" : ips.front();
     }
     request.overwrite = force;
     auto created = create_deployment(request);
@@ -321,9 +337,11 @@ int main(int argc, char** argv) {
     bundle.domains = agent_domains;
     bundle.number_prefixes = agent_prefixes;
     bundle.output_directory = bundle_dir;
-    bundle.node_address =
-        agent_node.empty() ? "localhost:" + std::to_string(admin->config.agent_listen.port) : agent_node;
-    bundle.server_name = agent_server_name;
+    auto target = agent_dial_target(agent_node, agent_server_name, admin->config.public_name,
+                                    admin->config.public_address, admin->config.agent_listen.port);
+    if (!target) return fail(target.error(), exit_usage);
+    bundle.node_address = target->node_address;
+    bundle.server_name = target->server_name;
     auto written = write_agent_bundle(bundle);
     if (!written) return fail(written.error());
     if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);

@@ -19,7 +19,9 @@ proto::SocketAddress address_setting(const TomlReader& reader, std::string_view 
 }
 
 const KnownSettings kNodeSettings = {
-    {"node", {"listen", "stun_listen", "agent_listen", "log_level", "open_registration", "software"}},
+    {"node",
+     {"listen", "stun_listen", "agent_listen", "log_level", "open_registration", "software", "public_name",
+      "public_address"}},
     {"tls", {"certificate", "private_key", "ca_certificate", "ca_private_key"}},
     {"storage", {"directory", "map_size_mb"}},
     {"presence", {"keepalive_interval", "keepalive_misses", "login_timeout"}},
@@ -33,6 +35,14 @@ const KnownSettings kNodeSettings = {
 };
 
 }  // namespace
+
+bool valid_host_name(std::string_view name) {
+  if (name.empty() || name.size() > 253) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+           c == ':';
+  });
+}
 
 NodeConfig load_node_config(const std::string& directory) {
   std::string file = (std::filesystem::path(directory) / "node.toml").string();
@@ -54,6 +64,12 @@ NodeConfig load_node_config(const std::string& directory) {
   config.listen = address_setting(reader, "node.listen", "0.0.0.0:7400");
   config.stun_listen = address_setting(reader, "node.stun_listen", "0.0.0.0:3478");
   config.agent_listen = address_setting(reader, "node.agent_listen", "0.0.0.0:7401");
+  config.public_name = reader.text("node.public_name", "", 253);
+  if (!config.public_name.empty() && !valid_host_name(config.public_name))
+    reader.fail("node.public_name", "must be a DNS name or IP address (a-z A-Z 0-9 . - :)");
+  config.public_address = reader.text("node.public_address", "", 64);
+  if (!config.public_address.empty() && !proto::SocketAddress::parse(config.public_address, 0))
+    reader.fail("node.public_address", "\"" + config.public_address + "\" is not an IP address (e.g. 203.0.113.7)");
   config.log_level = reader.text("node.log_level", "info");
   if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
       config.log_level != "error")
@@ -112,11 +128,19 @@ NodeConfig load_node_config(const std::string& directory) {
   return config;
 }
 
-std::string default_node_config_text() {
+std::string default_node_config_text(const std::string& public_name, const std::string& public_address) {
+  std::string public_lines =
+      (public_name.empty() ? "# public_name = \"node.example.net\"\n" : "public_name = \"" + public_name + "\"\n") +
+      (public_address.empty() ? "# public_address = \"203.0.113.7\"\n"
+                              : "public_address = \"" + public_address + "\"\n");
   return R"(# Tsunagu rendezvous node. Relative paths are relative to this file's directory.
 
 [node]
-listen = "0.0.0.0:7400"        # TLS signalling for terminals (LAN agents use agent_listen)
+# How agents reach this node from outside (written by `init --name/--ip`):
+# `agent enroll` puts public_address (else public_name) and agent_listen's port
+# into the bundle's node.address, and public_name (else public_address) into
+# node.server_name. Without either, enroll needs --node and --server-name.
+)" + public_lines + R"(listen = "0.0.0.0:7400"        # TLS signalling for terminals (LAN agents use agent_listen)
 stun_listen = "0.0.0.0:3478"   # UDP STUN Binding service
 agent_listen = "0.0.0.0:7401"  # TLS for LAN agents; they present certificates from `agent enroll`
 log_level = "info"             # debug, info, warn, error

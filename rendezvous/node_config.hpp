@@ -15,6 +15,10 @@ struct NodeConfig {
   proto::SocketAddress listen;       // TLS signalling
   proto::SocketAddress stun_listen;  // UDP STUN Binding
   proto::SocketAddress agent_listen;  // TLS for LAN agents (client certificates required)
+  // How the node is reached from outside, as `init --name/--ip` recorded it;
+  // empty when not configured. `agent enroll` writes them into bundles.
+  std::string public_name;     // the DNS name (or address) on the node's certificate
+  std::string public_address;  // the IP address agents dial
   std::string certificate_file;
   std::string private_key_file;
   std::string ca_certificate_file;
@@ -25,11 +29,15 @@ struct NodeConfig {
   NodeSettings settings;
 };
 
+// A DNS name or IP address fit for node.public_name (and for a TOML string).
+bool valid_host_name(std::string_view name);
+
 // Reads DIR/node.toml. Throws std::runtime_error with a message naming the
 // file, the key and what is wrong (start-up only; see STYLE.md on exceptions).
 NodeConfig load_node_config(const std::string& directory);
 
-// The commented default written by `tsunagu-rendezvous init`.
-std::string default_node_config_text();
+// The commented default written by `tsunagu-rendezvous init`, with
+// node.public_name / node.public_address when given.
+std::string default_node_config_text(const std::string& public_name = {}, const std::string& public_address = {});
 
 }  // namespace tsunagu::rendezvous

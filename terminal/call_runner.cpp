@@ -450,7 +450,10 @@ class CallEndpoint {
       send_frame(DataFrameType::file_result, refusal);
       return;
     }
-    if (receive_fd_ >= 0 || refused_file_) return refuse_file();  // one file per call
+    if (receive_fd_ >= 0 || refused_file_) {  // a second header mid-file ends the transfer
+      discard_partial_file();
+      return refuse_file();
+    }
     expected_size_ = load_be64(payload.data());
     std::string name(as_chars(payload.subspan(8)));
     name = std::filesystem::path(name).filename().string();  // no directories from the peer

@@ -151,6 +151,88 @@ def terminal_issue_refuses_a_shared_out_directory():
 
 
 # --------------------------------------------------------------------------
+# `agent enroll` defaults (issue 10 item 5)
+
+def agent_toml_value(path, key):
+    for line in read(path).splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == key:
+            return value.strip().strip('"')
+    return None
+
+
+def enroll_defaults_to_the_public_name_and_address_init_recorded():
+    d = Deployment()
+    public = d.path("public")
+    result = d.admin(["init", public, "--name", "node.example.net", "--ip", "192.0.2.7"])
+    expect(result.code == 0, "init --name --ip works (%r)" % result)
+    out = d.path("acme")
+    result = d.admin(["agent", "-d", public, "enroll", "acme", "--domain", "acme", "--out", out])
+    expect(result.code == 0, "enroll without --node/--server-name works there (%r)" % result)
+    toml = os.path.join(out, "agent.toml")
+    expect(agent_toml_value(toml, "address") == "192.0.2.7:7401",
+           "the bundle dials the public address with the agent port (%r)" % agent_toml_value(toml, "address"))
+    expect(agent_toml_value(toml, "server_name") == "node.example.net",
+           "and checks the public name (%r)" % agent_toml_value(toml, "server_name"))
+    result = d.admin(["agent", "-d", public, "enroll", "globex", "--domain", "globex", "--out", d.path("globex"),
+                      "--node", "gw.example.net:9000", "--server-name", "other.example.net"])
+    toml = os.path.join(d.path("globex"), "agent.toml")
+    expect(result.code == 0 and agent_toml_value(toml, "address") == "gw.example.net:9000" and
+           agent_toml_value(toml, "server_name") == "other.example.net", "--node and --server-name still win")
+
+
+def enroll_without_a_public_name_names_the_two_options():
+    d = Deployment()  # `init DIR` alone: localhost only, no public name recorded
+    out = d.path("acme")
+    result = enroll(d, "acme", out)
+    expect(result.code == EXIT_USAGE and "--node" in result.err and "--server-name" in result.err,
+           "enroll refuses with exit 2, naming --node and --server-name (%r)" % result)
+    expect(not os.path.exists(out), "no bundle was written")
+    expect("acme" not in enrolled_agents(d), "and no enrolment recorded")
+
+
+# --------------------------------------------------------------------------
+# The hook spool
+
+def spool_replay_leaves_a_hard_link_to_a_file_of_roots_alone():
+    need_root()
+    d = Deployment()
+    spool = d.path("spool")
+    os.mkdir(spool, 0o1733)  # what earlier versions made: anyone could plant here
+    os.chmod(spool, 0o1733)
+    victim = d.path("victim")
+    write(victim, "root's file, not lease records\n", 0o600)
+    os.link(victim, os.path.join(spool, "hook-0.spool"))  # as if planted by a local user
+    config = d.path("agent.toml")
+    write(config, '[agent]\ndata_directory = "%s"\n\n[hook]\nsocket = "%s"\nspool_directory = "%s"\n\n'
+          '[sync]\non_start = false\n' % (d.path("agent-data"), d.path("hook.sock"), spool), 0o644)
+    log_path = d.path("agent.log")
+    with open(log_path, "w") as log_file:
+        agent = h.spawn([LAN_AGENT, "run", "-c", config], stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        planted = os.path.join(spool, "hook-0.spool")
+
+        def reported():  # replayed or left alone, the agent logs a line about the file
+            text = read(log_path)
+            if "spool " + planted in text:
+                return text
+            if agent.poll() is not None:
+                raise TestFailure("the agent exited with %s: %s" % (agent.returncode, text))
+            return None
+        text = wait_until(reported, 20 * h.SLOW, 0.05, "the agent to report the planted spool file")
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        agent.wait(timeout=10)
+    expect(read(victim) == "root's file, not lease records\n", "the hard-linked file is not truncated")
+    expect("hard links" in text and "not replayed, not truncated" in text,
+           "the agent logs that it left the file alone, and why")
+    mode = os.stat(spool).st_mode
+    expect(stat.S_IMODE(mode) == 0o1770 and not mode & stat.S_IWOTH,
+           "the old world-writable spool directory is now 1770 (%o)" % stat.S_IMODE(mode))
+
+
+# --------------------------------------------------------------------------
 # `tsunagu listen --recv DIR`
 
 def call_setup():
@@ -261,6 +343,10 @@ SCENARIOS = {
     "enroll_does_not_replace_a_symlink_in_its_own_directory": enroll_does_not_replace_a_symlink_in_its_own_directory,
     "enroll_writes_a_private_bundle": enroll_writes_a_private_bundle,
     "terminal_issue_refuses_a_shared_out_directory": terminal_issue_refuses_a_shared_out_directory,
+    "enroll_defaults_to_the_public_name_and_address_init_recorded":
+        enroll_defaults_to_the_public_name_and_address_init_recorded,
+    "enroll_without_a_public_name_names_the_two_options": enroll_without_a_public_name_names_the_two_options,
+    "spool_replay_leaves_a_hard_link_to_a_file_of_roots_alone": spool_replay_leaves_a_hard_link_to_a_file_of_roots_alone,
     "listen_recv_does_not_write_through_a_symlink_named_like_the_file":
         listen_recv_does_not_write_through_a_symlink_named_like_the_file,
     "listen_recv_never_overwrites_an_existing_file": listen_recv_never_overwrites_an_existing_file,

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <string>
 
+#include "rendezvous/deployment.hpp"
 #include "rendezvous/node_config.hpp"
 
 using namespace tsunagu::rendezvous;
@@ -59,4 +60,47 @@ TEST_CASE("node.toml errors name the file, the key and what is wrong") {
   CHECK(error_of("[node]\nopen_registration = \"yes\"\n").find("must be true or false") != std::string::npos);
   CHECK(error_of("[turn]\nservers = [\"127.0.0.1:3478\"]\n").find("turn.secret") != std::string::npos);
   CHECK(error_of("[node\n").find("node.toml:1:") != std::string::npos);
+}
+
+// Issue 10 item 5: `agent enroll` defaults to how init said the node is reached.
+TEST_CASE("node.public_name and node.public_address: written by init, read back, checked") {
+  ConfigDir dir;
+  dir.write(default_node_config_text("node.example.net", "203.0.113.7"));
+  NodeConfig config = load_node_config(dir.path.string());
+  CHECK(config.public_name == "node.example.net");
+  CHECK(config.public_address == "203.0.113.7");
+  dir.write(default_node_config_text());
+  CHECK(load_node_config(dir.path.string()).public_name.empty());
+  CHECK(error_of("[node]\npublic_address = \"node.example.net\"\n").find("node.public_address") != std::string::npos);
+  CHECK(error_of("[node]\npublic_name = \"a b\"\n").find("node.public_name") != std::string::npos);
+}
+
+TEST_CASE("agent enroll: the bundle dials the public address on the agent port and checks the public name") {
+  struct Case {
+    const char *node, *server_name, *public_name, *public_address, *want_node, *want_server_name;
+  };
+  for (const Case& c : {
+           Case{"", "", "node.example.net", "203.0.113.7", "203.0.113.7:7401", "node.example.net"},
+           Case{"", "", "node.example.net", "", "node.example.net:7401", "node.example.net"},
+           Case{"", "", "", "2001:db8::7", "[2001:db8::7]:7401", "2001:db8::7"},
+           Case{"gw.example:9000", "other.example", "node.example.net", "203.0.113.7", "gw.example:9000",
+                "other.example"},  // the options win
+       }) {
+    CAPTURE(c.want_node);
+    auto target = agent_dial_target(c.node, c.server_name, c.public_name, c.public_address, 7401);
+    REQUIRE(target.has_value());
+    CHECK(target->node_address == c.want_node);
+    CHECK(target->server_name == c.want_server_name);
+  }
+}
+
+TEST_CASE("agent enroll: without a public name or address it refuses and names --node and --server-name") {
+  auto target = agent_dial_target("", "", "", "", 7401);
+  REQUIRE_FALSE(target.has_value());
+  CHECK(target.error().find("--node") != std::string::npos);
+  CHECK(target.error().find("--server-name") != std::string::npos);
+  target = agent_dial_target("127.0.0.1:7401", "", "", "", 7401);
+  REQUIRE_FALSE(target.has_value());
+  CHECK(target.error().find("--node") == std::string::npos);
+  CHECK(target.error().find("--server-name") != std::string::npos);
 }
