@@ -238,3 +238,21 @@ TEST_CASE("node link: a 403 hello is not retried fast") {
   CHECK(h.node->connections == 1);
   CHECK_FALSE(h.link);
 }
+
+// Issue 11 §8: a connect the kernel refuses at once (TCP to a multicast group:
+// nothing leaves the host) used to call on_closed inside TlsLink::connect, and
+// NodeLink kept the freed link (use after free at the next stop or retry).
+TEST_CASE("node link: a node address refused at once is retried, and stopping is clean") {
+  Harness h;
+  NodeSettings s = h.settings();
+  s.address = "224.0.0.1:7401";
+  int downs = 0;
+  h.start(s);
+  h.link->on_state = [&](std::string_view state) {
+    if (state == "down" && ++downs == 3) h.finish();
+  };
+  h.run();
+  CHECK_FALSE(h.timed_out);
+  CHECK(downs == 3);
+  CHECK(h.node->connections == 0);
+}
