@@ -68,6 +68,22 @@ Expected<std::vector<Account>, storage::StoreError> AccountStore::list(Transacti
 
 Expected<uint64_t, storage::StoreError> AccountStore::count(Transaction& txn) { return txn.count(accounts_); }
 
+Expected<std::vector<std::string>, storage::StoreError> AccountStore::ids_inside(Transaction& txn,
+                                                                                std::string_view route, size_t limit) {
+  std::vector<std::string> out;
+  bool prefix = route.starts_with('+');
+  std::string suffix = "@" + std::string(route);
+  auto scanned = txn.scan(accounts_, prefix ? as_bytes(route) : ByteView{}, [&](ByteView key, ByteView) {
+    std::string_view id = as_chars(key);
+    if (prefix && !id.starts_with(route)) return false;  // past the prefix's range
+    bool inside = prefix ? id.find('@') == std::string_view::npos : id.ends_with(suffix);
+    if (inside) out.emplace_back(id);
+    return out.size() < limit;
+  });
+  if (!scanned) return Unexpected(scanned.error());
+  return out;
+}
+
 Expected<void, storage::StoreError> AccountStore::record_login(Transaction& txn, std::string_view user_id,
                                                                const LoginRecord& record) {
   return txn.put(logins_, as_bytes(user_id), encode_login_record(record));

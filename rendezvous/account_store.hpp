@@ -34,6 +34,11 @@ class AccountStore {
   // Up to `limit` accounts with IDs >= from, in ID order.
   Expected<std::vector<Account>, StoreError> list(Transaction& txn, std::string_view from, size_t limit);
   Expected<uint64_t, StoreError> count(Transaction& txn);
+  // Up to `limit` IDs of accounts inside an agent's route: `+PREFIX` matches
+  // IDs that start with it, a domain matches IDs ending in `@domain`. Such IDs
+  // belong to the agent (docs/security.md); these accounts predate its
+  // enrolment. A domain needs a full scan (IDs sort by their local part).
+  Expected<std::vector<std::string>, StoreError> ids_inside(Transaction& txn, std::string_view route, size_t limit);
 
   Expected<void, StoreError> record_login(Transaction& txn, std::string_view user_id, const LoginRecord& record);
   Expected<std::optional<LoginRecord>, StoreError> last_login(Transaction& txn, std::string_view user_id);

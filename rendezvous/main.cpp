@@ -1,6 +1,6 @@
 // tsunagu-rendezvous: the public rendezvous node and its admin commands.
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
-// 3 no such user, 4 user already exists.
+// 3 no such user, 4 user already exists (or the ID belongs to a LAN agent).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tsunagu-rendezvous: the Tsunagu public rendezvous node (accounts, presence, lookups, STUN)"};
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user, "
-             "4 user already exists.\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
+             "4 user already exists (or the ID belongs to a LAN agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
   std::string directory = default_directory();
 
   auto* init = app.add_subcommand("init", "Create a deployment directory: private CA, node certificate, node.toml");
@@ -310,6 +310,21 @@ int main(int argc, char** argv) {
       if (!valid_domain(d)) return fail("invalid domain \"" + d + "\": 1-63 of a-z 0-9 . -", exit_usage);
     for (const auto& p : agent_prefixes)
       if (!valid_number_prefix(p)) return fail("invalid prefix \"" + p + "\": + then digits and -", exit_usage);
+    // IDs inside a route belong to its agent: accounts already there must go
+    // first (docs/operator.md, "Enrolling a domain that accounts already use").
+    std::vector<std::string> routes = agent_domains;
+    routes.insert(routes.end(), agent_prefixes.begin(), agent_prefixes.end());
+    for (const auto& route : routes) {
+      auto inside = store.ids_inside(*txn, route, 21);
+      if (!inside) return fail(inside.error().detail);
+      if (inside->empty()) continue;
+      std::string listed;
+      for (size_t i = 0; i < inside->size() && i < 20; ++i) listed += "\n  " + (*inside)[i];
+      if (inside->size() > 20) listed += "\n  ...";
+      return fail("accounts already use " + route + ", whose IDs would belong to agent " + agent_name + ":" + listed +
+                      "\nremove them (tsunagu-rendezvous user remove ID) and enroll again",
+                  exit_user_exists);
+    }
     AgentEnrollment enrollment{agent_name, agent_domains, agent_prefixes, static_cast<uint64_t>(std::time(nullptr))};
     auto conflict = registry->enroll(*txn, enrollment);
     if (!conflict) return fail(conflict.error().detail);
@@ -345,8 +360,16 @@ int main(int argc, char** argv) {
     account.phone = phone;
     account.created_at = static_cast<uint64_t>(std::time(nullptr));
     account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
+    auto registry = AgentRegistry::open(store.environment());  // before the write transaction: it opens tables
+    if (!registry) return fail(registry.error().detail);
     auto txn = store.begin_write();
     if (!txn) return fail(txn.error().detail);
+    auto route = registry->route_of(*txn, user_id);
+    if (!route) return fail(route.error().detail);
+    if (route->has_value())
+      return fail(user_id + " is inside " + **route + ", which is routed to a LAN agent: IDs there are its " +
+                      "extensions, never accounts",
+                  exit_user_exists);
     auto created = store.create(*txn, account);
     if (!created) return fail(created.error().detail);
     if (!*created) return fail("user " + user_id + " already exists", exit_user_exists);

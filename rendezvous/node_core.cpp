@@ -179,6 +179,7 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
       default: return reply_error(link, request, sig::error::forbidden, "Forbidden: not a method for agent links");
     }
   }
+  if (state.user && !session_still_valid(link, state, request, now)) return;
   switch (request.method) {
     case sig::method::agent_hello:
       return reply_error(link, request, sig::error::forbidden,
@@ -234,7 +235,7 @@ void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& re
     return;
   }
   auto credentials = read_credentials(link, request, sig::min_password_size);
-  if (!credentials) return;
+  if (!credentials || refuse_agent_id(link, request, credentials->user_id)) return;
   const std::string& user_id = credentials->user_id;
   std::string_view secret = credentials->password;
   std::string display_name;
@@ -274,7 +275,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
     return;
   }
   auto credentials = read_credentials(link, request, 0);
-  if (!credentials) return;
+  if (!credentials || refuse_agent_id(link, request, credentials->user_id)) return;
   const std::string& user_id = credentials->user_id;
   std::string_view secret = credentials->password;
   std::string source = source_key(state.observed);
@@ -621,15 +622,9 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
 NodeCore::Route NodeCore::find_route(const std::string& user_id) {
   Route found;
   auto at = user_id.find('@');
-  auto* txn = read_txn();
   if (at != std::string::npos) {
     found.route = user_id.substr(at + 1);
-    if (auto held = connected_domains_.find(found.route); held != connected_domains_.end()) {
-      found.agent = held->second;
-    } else if (registry_ && txn != nullptr) {
-      auto owner = registry_->domain_owner(*txn, found.route);
-      found.routed = owner && owner->has_value();
-    }
+    if (auto held = connected_domains_.find(found.route); held != connected_domains_.end()) found.agent = held->second;
   } else if (!user_id.empty() && user_id[0] == '+') {
     // Longest announced prefix wins.
     for (const auto& [prefix, holder] : connected_prefixes_)
@@ -637,12 +632,13 @@ NodeCore::Route NodeCore::find_route(const std::string& user_id) {
         found.route = prefix;
         found.agent = holder;
       }
-    if (!found.agent && registry_ && txn != nullptr) {
-      for (size_t n = std::min<size_t>(user_id.size(), 32); n >= 2 && !found.routed; --n) {
-        auto owner = registry_->prefix_owner(*txn, user_id.substr(0, n));
-        found.routed = owner && owner->has_value();
-        if (found.routed) found.route = user_id.substr(0, n);
-      }
+  }
+  auto* txn = found.agent || !registry_ ? nullptr : read_txn();
+  if (txn != nullptr) {
+    auto route = registry_->route_of(*txn, user_id);
+    if (route && route->has_value()) {
+      found.routed = true;
+      found.route = **route;
     }
   }
   found.routed = found.routed || found.agent.has_value();

@@ -240,6 +240,14 @@ class NodeCore {
   void voicemail_link_closed(LinkId link);
   void expire_voicemail(Now now);
   uint32_t voicemail_waiting_flag(const std::string& user);
+  // Identities (node_identity.cpp): IDs inside an agent's route are never
+  // accounts, and a logged-in link lasts only as long as its account does.
+  // true when `user_id` lies in an enrolled domain or prefix: answered 403.
+  bool refuse_agent_id(LinkId link, const proto::Message& request, const std::string& user_id);
+  // false when the link's login no longer holds (the request was answered
+  // and the link is being closed).
+  bool session_still_valid(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void end_session(LinkId link, LinkState& state, std::string_view reason, Now now);
   void finish_login(const PendingAuth& pending, bool verified, Now now);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 

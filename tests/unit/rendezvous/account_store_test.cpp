@@ -221,3 +221,22 @@ TEST_CASE("opening a store in a missing directory is an error") {
   REQUIRE_FALSE(store.has_value());
   CHECK(store.error().code == storage::StoreErrc::not_found);
 }
+
+TEST_CASE("ids_inside finds the accounts inside a domain or under a number prefix") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto txn = store->begin_write();
+  REQUIRE(txn.has_value());
+  for (std::string id : {"alice", "4106@acme", "mallory@acme", "bob@acme.example", "+81-6-1234-0001",
+                         "+81-6-1234-9@acme", "+81-6-9999-0001"})
+    REQUIRE(*store->create(*txn, account(id)));
+  auto domain = store->ids_inside(*txn, "acme", 10);
+  REQUIRE(domain.has_value());
+  CHECK(*domain == std::vector<std::string>{"+81-6-1234-9@acme", "4106@acme", "mallory@acme"});
+  auto prefix = store->ids_inside(*txn, "+81-6-1234-", 10);
+  REQUIRE(prefix.has_value());
+  CHECK(*prefix == std::vector<std::string>{"+81-6-1234-0001"});
+  auto limited = store->ids_inside(*txn, "acme", 1);
+  REQUIRE(limited.has_value());
+  CHECK(limited->size() == 1);
+}

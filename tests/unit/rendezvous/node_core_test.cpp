@@ -1240,6 +1240,61 @@ TEST_CASE("numbers go to the agent with the longest matching prefix") {
   CHECK(node.reply(10).text(sig::attr::user_id) == "+81-6-9999-0000");
 }
 
+// ---- One namespace, two kinds of ID (issue 11 section 1) ----
+
+TEST_CASE("register refuses an ID inside an enrolled domain or number prefix with 403 (issue 11)") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  enroll(node, "acme", {"acme"}, {"+81-6-1234-"});
+  node.open(1, alice_nat);
+  for (std::string id : {"4106@acme", "mallory@acme", "+81-6-1234-0001"}) {
+    node.send(1, register_request(id, "correct horse"));
+    Reply refused = node.reply(1);
+    CHECK(refused.code() == 403);
+    CHECK(refused.reason().find("LAN agent") != std::string::npos);
+  }
+  CHECK(node.core().counters().registrations == 0);
+  // Outside every enrolled route an ID with a domain is still an account.
+  node.send(1, register_request("4106@globex", "correct horse"));
+  CHECK(node.reply(1).is_success());
+  node.send(1, register_request("+81-6-9999-0001", "correct horse"));
+  CHECK(node.reply(1).is_success());
+}
+
+TEST_CASE("an account made before its domain was enrolled cannot log in, and no password is checked (issue 11)") {
+  Node node;
+  node.add_account("mallory@acme", "correct horse");
+  enroll(node, "acme", {"acme"});
+  node.open(1, alice_nat);
+  node.deliver(1, login_request("mallory@acme", "correct horse"));
+  node.turn();
+  CHECK(node.pending_jobs().empty());
+  Reply refused = node.reply(1);
+  CHECK(refused.code() == 403);
+  CHECK(refused.reason().find("acme") != std::string::npos);
+  CHECK(node.core().presence().size() == 0);
+}
+
+TEST_CASE("a link logged in before its domain was enrolled loses its login at its next request (issue 11)") {
+  Node node;
+  node.add_account("mallory@acme", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "mallory@acme", "correct horse").is_success());
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  // The extension's mailbox and the agent's edge policy are out of reach.
+  node.send(1, request(sig::method::voicemail_list));
+  auto answers = node.received(1);
+  REQUIRE(answers.size() == 2);  // the 403 and a notice
+  CHECK(answers[0].code() == 403);
+  CHECK(is_notice(answers[1]));
+  CHECK(node.closes(1).size() == 1);
+  CHECK(node.core().presence().size() == 0);
+  node.send(1, lookup_request("4106@acme"));
+  CHECK(node.reply(1).code() == 401);
+  CHECK(node.received(10).empty());
+}
+
 TEST_CASE("agent methods are refused on terminal links and terminal methods on agent links") {
   Node node;
   enroll(node, "acme", {"acme"});
