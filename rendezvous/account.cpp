@@ -8,7 +8,7 @@ namespace {
 constexpr std::byte record_version{1};
 
 enum class Tag : uint8_t {
-  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at,
+  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation,
   login_time = 32, login_reported, login_observed,
 };
 
@@ -89,6 +89,7 @@ Bytes encode_account(const Account& account) {
   if (account.services != 0) w.u64(Tag::services, account.services);
   if (account.static_address) w.address(Tag::static_address, *account.static_address);
   w.u64(Tag::created_at, account.created_at);
+  if (account.generation != 0) w.u64(Tag::generation, account.generation);
   return w.take();
 }
 
@@ -116,6 +117,11 @@ std::optional<Account> decode_account(ByteView bytes) {
       case Tag::created_at: {
         auto v = read_u64(value);
         if (v) a.created_at = *v;
+        return v.has_value();
+      }
+      case Tag::generation: {
+        auto v = read_u64(value);
+        if (v) a.generation = *v;
         return v.has_value();
       }
       default: return true;  // a field from a newer version: keep reading

@@ -23,6 +23,9 @@ struct Account {
   uint32_t services = 0;  // proto::service_flag bits
   std::optional<proto::SocketAddress> static_address;  // an always-on terminal's fixed address
   uint64_t created_at = 0;  // Unix seconds
+  // The account epoch when it was created or its password last changed
+  // (AccountStore): a login holds only while this is unchanged.
+  uint64_t generation = 0;
 
   friend bool operator==(const Account&, const Account&) = default;
 };

@@ -20,6 +20,7 @@
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_daemon.hpp"
+#include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
 
 using namespace tsunagu;
@@ -210,12 +211,16 @@ int main(int argc, char** argv) {
   add->add_option("--name", display_name, "Display name");
   add->add_option("--phone", phone, "Phone number");
   add->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
-  auto* remove = user->add_subcommand("remove", "Delete an account");
+  bool reuse_removed = false;
+  add->add_flag("--reuse-removed-id", reuse_removed,
+                "Allow an ID removed less than accounts.removed_id_quarantine_days ago (give it to its old owner only)");
+  auto* remove = user->add_subcommand(
+      "remove", "Delete an account and its voicemail; its logged-in links end; the ID is held for the quarantine");
   remove->add_option("ID", user_id, "User ID")->required();
   auto* list = user->add_subcommand("list", "List accounts");
   auto* show = user->add_subcommand("show", "Show one account");
   show->add_option("ID", user_id, "User ID")->required();
-  auto* passwd = user->add_subcommand("passwd", "Reset a user's password");
+  auto* passwd = user->add_subcommand("passwd", "Reset a user's password (its logged-in links end)");
   passwd->add_option("ID", user_id, "User ID")->required();
   passwd->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
   auto* set_static = user->add_subcommand("set-static", "Enter a permanent address for an always-on terminal");
@@ -370,6 +375,15 @@ int main(int argc, char** argv) {
       return fail(user_id + " is inside " + **route + ", which is routed to a LAN agent: IDs there are its " +
                       "extensions, never accounts",
                   exit_user_exists);
+    auto removed_at = store.removed_at(*txn, user_id);
+    if (!removed_at) return fail(removed_at.error().detail);
+    uint64_t held_until =
+        removed_at->value_or(0) + uint64_t{admin->config.settings.removed_id_quarantine_days} * 86400;
+    if (removed_at->has_value() && account.created_at < held_until && !reuse_removed)
+      return fail(user_id + " was removed less than accounts.removed_id_quarantine_days (" +
+                      std::to_string(admin->config.settings.removed_id_quarantine_days) +
+                      ") ago; give it back to its old owner only, with --reuse-removed-id",
+                  exit_user_exists);
     auto created = store.create(*txn, account);
     if (!created) return fail(created.error().detail);
     if (!*created) return fail("user " + user_id + " already exists", exit_user_exists);
@@ -391,6 +405,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   // The rest read-modify-write one account.
+  auto voicemail = VoicemailStore::open(store.environment());  // before the write transaction: it opens tables
+  if (!voicemail) return fail(voicemail.error().detail);
   auto txn = store.begin_write();
   if (!txn) return fail(txn.error().detail);
   auto found = store.find(*txn, user_id);
@@ -411,9 +427,14 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (remove->parsed()) {
-    if (auto removed = store.remove(*txn, user_id); !removed) return fail(removed.error().detail);
+    if (auto removed = store.remove(*txn, user_id, static_cast<uint64_t>(std::time(nullptr))); !removed)
+      return fail(removed.error().detail);
+    auto deleted = voicemail->remove_mailbox(*txn, user_id);
+    if (!deleted) return fail(deleted.error().detail);
     if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
-    std::cout << "removed " << user_id << "\n";
+    std::cout << "removed " << user_id << " and " << *deleted << " voicemail message(s); its links end within "
+              << admin->config.settings.account_check_interval_ms << " ms; the ID is held for "
+              << admin->config.settings.removed_id_quarantine_days << " days\n";
     return 0;
   }
   if (passwd->parsed()) {
@@ -421,6 +442,9 @@ int main(int argc, char** argv) {
     auto password = new_password(password_file, error);
     if (!password) return fail(error, exit_usage);
     account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
+    auto epoch = store.bump_epoch(*txn);  // the account's logged-in links end
+    if (!epoch) return fail(epoch.error().detail);
+    account.generation = *epoch;
   } else if (set_static->parsed()) {
     auto address = proto::SocketAddress::parse(address_text);
     if (!address) return fail("\"" + address_text + "\" is not an address:port", exit_usage);

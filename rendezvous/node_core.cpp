@@ -37,6 +37,8 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {
   if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
   if (auto voicemail = VoicemailStore::open(store_.environment())) voicemail_.emplace(std::move(*voicemail));
+  if (auto txn = store_.begin_read())
+    if (auto epoch = store_.epoch(*txn)) known_account_epoch_ = *epoch;
 }
 
 void NodeCore::agent_link_ready(LinkId link, const std::string& agent_name, Now) {
@@ -184,7 +186,7 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::agent_hello:
       return reply_error(link, request, sig::error::forbidden,
                          "Forbidden: agents connect to the agent port with their enrolment certificate");
-    case sig::method::register_user: return handle_register(link, state, request);
+    case sig::method::register_user: return handle_register(link, state, request, now);
     case sig::method::login: return handle_login(link, state, request, now);
     case sig::method::keepalive: return handle_keepalive(link, state, request, now);
     case sig::method::logout: return handle_logout(link, state, request, now);
@@ -229,13 +231,15 @@ std::optional<NodeCore::Credentials> NodeCore::read_credentials(LinkId link, con
   return credentials;
 }
 
-void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& request) {
+void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& request, Now now) {
   if (!settings_.open_registration) {
     reply_error(link, request, sig::error::forbidden, "Forbidden: registration is closed on this node");
     return;
   }
   auto credentials = read_credentials(link, request, sig::min_password_size);
-  if (!credentials || refuse_agent_id(link, request, credentials->user_id)) return;
+  if (!credentials || refuse_agent_id(link, request, credentials->user_id) ||
+      refuse_removed_id(link, request, credentials->user_id, now))
+    return;
   const std::string& user_id = credentials->user_id;
   std::string_view secret = credentials->password;
   std::string display_name;
@@ -320,6 +324,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
     return;
   }
   pending.account_exists = account->has_value();
+  if (pending.account_exists) pending.generation = (*account)->generation;
   // Charged now and refunded on success, so attempts still being checked in
   // parallel count against the limit too.
   limiter_.record_failure(user_id, source, now.mono_ms);
@@ -392,6 +397,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   bool first_login_on_link = !state.user.has_value();
   state.user = pending.user_id;
   state.role = pending.role;
+  state.account_generation = pending.generation;
   if (first_login_on_link)
     login_deadlines_.erase({state.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, pending.link});
 
@@ -536,6 +542,7 @@ void NodeCore::tick(Now now) {
   }
   expire_rings(now);
   expire_voicemail(now);
+  check_accounts(now);
   while (!forward_deadlines_.empty() && forward_deadlines_.begin()->first <= now.mono_ms) {
     auto id = forward_deadlines_.begin()->second;
     forward_deadlines_.erase(forward_deadlines_.begin());
@@ -568,6 +575,8 @@ std::optional<uint64_t> NodeCore::next_deadline() const {
     uint64_t ring = ring_deadlines_.begin()->first;
     next = next ? std::min(*next, ring) : ring;
   }
+  if (settings_.account_check_interval_ms != 0 && !links_.empty())
+    next = next ? std::min(*next, next_account_check_ms_) : next_account_check_ms_;
   return next;
 }
 

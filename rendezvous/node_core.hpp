@@ -54,6 +54,9 @@ struct NodeSettings {
   uint32_t voicemail_max_messages = 100;               // per mailbox
   uint32_t voicemail_retention_days = 30;
   uint64_t voicemail_pending_bytes = uint64_t{64} << 20;  // all uploads in progress, node-wide
+  // Accounts (node.toml [accounts]; docs/security.md, "Identities").
+  uint32_t removed_id_quarantine_days = 30;  // a removed ID cannot be registered again for this long
+  uint32_t account_check_interval_ms = 1000;  // how often idle links are checked against the account epoch; 0: never
 };
 
 struct Now {
@@ -145,6 +148,7 @@ class NodeCore {
     std::optional<std::string> agent_name;  // agent links: the certificate's name
     bool agent_ready = false;               // agent_hello accepted
     size_t forwards_pending = 0;
+    uint64_t account_generation = 0;  // the account's generation at login
   };
   struct Call {
     std::string id;
@@ -172,6 +176,7 @@ class NodeCore {
     std::vector<proto::SocketAddress> reported;
     uint32_t role = 0;
     bool account_exists = false;
+    uint64_t generation = 0;  // of the account, when it was read for this login
   };
   struct PendingReply {
     LinkId link = 0;
@@ -187,7 +192,7 @@ class NodeCore {
   // once the error has been answered.
   std::optional<Credentials> read_credentials(LinkId link, const proto::Message& request, size_t min_password);
   void handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now);
-  void handle_register(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_register(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_keepalive(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_logout(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -248,6 +253,14 @@ class NodeCore {
   // and the link is being closed).
   bool session_still_valid(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void end_session(LinkId link, LinkState& state, std::string_view reason, Now now);
+  // true when the ID was removed less than the quarantine period ago: answered 409.
+  bool refuse_removed_id(LinkId link, const proto::Message& request, const std::string& user_id, Now now);
+  // false when the link's account is gone or its generation moved on.
+  bool account_holds(const LinkState& state);
+  // At most once per account_check_interval_ms: when the account epoch moved
+  // (a removal or password change, maybe by the admin command in another
+  // process), ends the login of every link whose account no longer holds.
+  void check_accounts(Now now);
   void finish_login(const PendingAuth& pending, bool verified, Now now);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
@@ -272,6 +285,8 @@ class NodeCore {
   std::unordered_map<uint64_t, PendingAuth> pending_auth_;
   std::unordered_map<std::string, uint64_t> last_seen_unix_;
   std::optional<AgentRegistry> registry_;
+  uint64_t known_account_epoch_ = 0;
+  uint64_t next_account_check_ms_ = 0;
   std::unordered_map<std::string, LinkId> connected_domains_;
   std::map<std::string, LinkId> connected_prefixes_;
   std::map<std::array<std::byte, 12>, PendingForward> forwards_;

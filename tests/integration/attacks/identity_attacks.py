@@ -9,6 +9,7 @@ Each scenario is its own meson test (attacks/meson.build); exit 77 = skipped.
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -68,8 +69,82 @@ def account_cannot_take_an_extension_id():
     expect(r.code == 0, "then globex enrols (%r)" % r)
 
 
+def logged_in_raw(d, user, password):
+    raw = h.RawTls(d.node)
+    answer = raw.login(user, password)
+    expect(answer.cls == h.SUCCESS, "%s is logged in on a raw link (%r)" % (user, answer))
+    return raw
+
+
+def ended_at_once(raw, what, limit_s=5.0):
+    started = time.monotonic()
+    closed, chunks = raw.wait_closed(limit_s * h.SLOW)
+    elapsed = time.monotonic() - started
+    notices = h.notices_in(raw, chunks)
+    raw.close()
+    expect(closed, "%s: the node closed the link within %.1f s (notices %r)" % (what, elapsed, notices))
+    expect(any("log in again" in n for n in notices), "%s: the link was told why: %r" % (what, notices))
+    return elapsed
+
+
+def removed_account_links_end_at_once():
+    """`user remove` (another process) ends the account's idle link within
+    accounts.check_interval_ms, deletes its mailbox, and a stranger cannot
+    register the ID to read what was meant for its owner."""
+    d = Deployment(node__open_registration=True)
+    d.start_node()
+    for user in ("alice", "bob"):
+        d.add_user(user, PASSWORD)
+    r = d.admin(["user", "-d", d.dir, "profile", "alice", "voicemail=yes"])
+    expect(r.code == 0, "alice takes voicemail (%r)" % r)
+    message = d.path("message.bin")
+    with open(message, "wb") as f:
+        f.write(os.urandom(3000))
+    r = d.cli(["voicemail", "send", "alice", message], "bob", PASSWORD)
+    expect(r.code == 0, "bob leaves alice a message (%r)" % r)
+    raw = logged_in_raw(d, "alice", PASSWORD)
+    r = d.admin(["user", "-d", d.dir, "remove", "alice"])
+    expect(r.code == 0 and "1 voicemail" in r.out, "the operator removes alice and her mailbox (%r)" % r)
+    elapsed = ended_at_once(raw, "alice removed")
+    log("  measured: the removed account's idle link ended %.2f s after `user remove` returned" % elapsed)
+    r = d.whereis("bob", PASSWORD, "alice")
+    expect(r.code == 3, "alice is unknown now (%r)" % r)
+
+    r = d.cli(["register", "--name", "Alice"], "alice", "mallory-pw-1")
+    expect(r.code != 0 and "removed recently" in r.err,
+           "a stranger cannot register the removed ID: exit %d, %r" % (r.code, r.err.strip()))
+    r = d.add_user("alice", PASSWORD, expect=None)
+    expect(r.code == EXIT_USER_EXISTS and "--reuse-removed-id" in r.err,
+           "`user add` of the removed ID needs --reuse-removed-id: exit %d, %r" % (r.code, r.err.strip()))
+    r = d.admin(["user", "-d", d.dir, "add", "alice", "--reuse-removed-id"], password=PASSWORD)
+    expect(r.code == 0, "the operator gives the ID back on purpose (%r)" % r)
+    r = d.cli(["voicemail", "list", "--json"], "alice", PASSWORD)
+    expect(r.code == 0 and r.json() == [], "the old mailbox is gone: %r" % r)
+
+
+def password_change_ends_links_at_once():
+    """`user passwd` (another process) ends the links logged in with the old
+    password at once: someone who learnt it is locked out of the open link."""
+    d = Deployment()
+    d.start_node()
+    d.add_user("alice", PASSWORD)
+    raw = logged_in_raw(d, "alice", PASSWORD)
+    r = d.admin(["user", "-d", d.dir, "passwd", "alice"], password="new-identity-pw")
+    expect(r.code == 0, "the operator resets alice's password (%r)" % r)
+    elapsed = ended_at_once(raw, "password changed")
+    log("  measured: the old login's idle link ended %.2f s after `user passwd` returned" % elapsed)
+    fresh = h.RawTls(d.node)
+    try:
+        expect(fresh.login("alice", PASSWORD).error()[0] == 401, "the old password no longer logs in")
+        expect(fresh.login("alice", "new-identity-pw").cls == h.SUCCESS, "the new one does")
+    finally:
+        fresh.close()
+
+
 SCENARIOS = {
     "account_cannot_take_an_extension_id": account_cannot_take_an_extension_id,
+    "removed_account_links_end_at_once": removed_account_links_end_at_once,
+    "password_change_ends_links_at_once": password_change_ends_links_at_once,
 }
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@ const security::ScryptParameters fast_hashing{10, 8, 1};
 NodeSettings test_settings() {
   NodeSettings settings;
   settings.password_hashing = fast_hashing;
+  // No periodic account check, so the deadlines these tests expect are the
+  // ones they are about; the identity tests turn it on (issue 11).
+  settings.account_check_interval_ms = 0;
   return settings;
 }
 
@@ -1293,6 +1296,105 @@ TEST_CASE("a link logged in before its domain was enrolled loses its login at it
   node.send(1, lookup_request("4106@acme"));
   CHECK(node.reply(1).code() == 401);
   CHECK(node.received(10).empty());
+}
+
+// ---- Accounts end cleanly (issue 11 section 7) ----
+
+namespace {
+// What `tsunagu-rendezvous user passwd` does, from outside the node.
+void change_password(Node& node, const std::string& user, const std::string& password) {
+  auto txn = node.store().begin_write();
+  REQUIRE(txn.has_value());
+  auto found = node.store().find(*txn, user);
+  REQUIRE(found.has_value());
+  REQUIRE(found->has_value());
+  Account account = **found;
+  account.password_hash = security::hash_password(password, fast_hashing);
+  account.generation = *node.store().bump_epoch(*txn);
+  REQUIRE(node.store().update(*txn, account).has_value());
+  REQUIRE(txn->commit().has_value());
+}
+// What `tsunagu-rendezvous user remove` does, from outside the node.
+void remove_account(Node& node, const std::string& user) {
+  auto txn = node.store().begin_write();
+  REQUIRE(txn.has_value());
+  REQUIRE(*node.store().remove(*txn, user, node.now().unix_s));
+  REQUIRE(txn->commit().has_value());
+}
+}  // namespace
+
+TEST_CASE("a password change ends the account's logged-in links at their next request (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  change_password(node, "alice", "battery staple");
+  node.send(1, request(sig::method::keepalive));
+  auto answers = node.received(1);
+  REQUIRE(answers.size() == 2);
+  CHECK(answers[0].code() == 401);
+  CHECK(answers[0].reason().find("password changed") != std::string::npos);
+  CHECK(is_notice(answers[1]));
+  CHECK(node.closes(1).size() == 1);
+  CHECK(node.core().presence().size() == 0);
+  // The new password logs in, and that login holds.
+  REQUIRE(node.login(2, alice_nat, "alice", "battery staple").is_success());
+  node.send(2, request(sig::method::keepalive));
+  CHECK(node.reply(2).is_success());
+}
+
+TEST_CASE("a removed account's idle links end at the next account check, and others stay (issue 11)") {
+  NodeSettings settings = test_settings();
+  settings.account_check_interval_ms = 1000;
+  Node node(settings);
+  for (const char* user : {"alice", "bob"}) node.add_account(user, "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  REQUIRE(node.login(2, bob_nat, "bob", "correct horse", {}, sig::link_role::query).is_success());
+  REQUIRE(node.login(3, carol_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  node.tick();
+  CHECK(node.core().next_deadline() <= node.now().mono_ms + 1000);
+  remove_account(node, "alice");
+  node.advance_ms(1000);
+  node.tick();
+  for (LinkId link : {LinkId{1}, LinkId{3}}) {
+    auto notices = node.received(link);
+    REQUIRE(notices.size() == 1);
+    CHECK(is_notice(notices[0]));
+    CHECK(node.closes(link).size() == 1);
+  }
+  CHECK(node.quiet());  // bob's link is untouched
+  CHECK(node.core().presence().size() == 0);
+  node.send(2, lookup_request("alice"));
+  CHECK(node.reply(2).code() == 404);
+}
+
+TEST_CASE("an ID created again after its removal does not revive its first owner's login (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  remove_account(node, "alice");
+  node.add_account("alice", "correct horse");  // the operator gives the ID back, with the same password even
+  node.send(1, lookup_request("alice"));
+  auto answers = node.received(1);
+  REQUIRE_FALSE(answers.empty());
+  CHECK(answers[0].code() == 401);
+  CHECK(node.closes(1).size() == 1);
+}
+
+TEST_CASE("a removed ID cannot be registered by someone else during the quarantine (issue 11)") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  node.add_account("alice", "correct horse");
+  remove_account(node, "alice");
+  node.open(1, carol_nat);
+  node.send(1, register_request("alice", "mallory's password"));
+  Reply held = node.reply(1);
+  CHECK(held.code() == 409);
+  CHECK(held.reason().find("30 more day") != std::string::npos);
+  CHECK(node.core().counters().registrations == 0);
+  node.advance_ms(uint64_t{30} * 86'400'000);
+  node.send(1, register_request("alice", "mallory's password"));
+  CHECK(node.reply(1).is_success());
 }
 
 TEST_CASE("agent methods are refused on terminal links and terminal methods on agent links") {

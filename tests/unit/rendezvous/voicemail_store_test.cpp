@@ -92,3 +92,19 @@ TEST_CASE("voicemail record: round trip, version and size checked") {
   longer.push_back(std::byte{0});
   CHECK_FALSE(decode_voicemail_record(longer).has_value());
 }
+
+TEST_CASE("voicemail store: remove_mailbox deletes every message of one mailbox and no other (issue 11)") {
+  TempDir dir;
+  std::unique_ptr<AccountStore> store = std::move(AccountStore::open(dir.path, uint64_t{32} << 20).value());
+  std::optional<VoicemailStore> vm(VoicemailStore::open(store->environment()).value());
+  std::optional<storage::Transaction> txn(store->begin_write().value());
+  for (int i = 0; i < 3; ++i) REQUIRE(vm->add(*txn, "bob", "alice", 100, bytes_of(50, 1)).has_value());
+  REQUIRE(vm->add(*txn, "bob.x", "alice", 100, bytes_of(50, 2)).has_value());
+  REQUIRE(vm->add(*txn, "bo", "alice", 100, bytes_of(50, 3)).has_value());
+  CHECK(*vm->remove_mailbox(*txn, "bob") == 3);
+  CHECK(vm->list(*txn, "bob", 0, 10)->empty());
+  CHECK(vm->read(*txn, "bob", 1, 0, 10)->has_value() == false);
+  CHECK(vm->list(*txn, "bob.x", 0, 10)->size() == 1);
+  CHECK(vm->list(*txn, "bo", 0, 10)->size() == 1);
+  CHECK(*vm->remove_mailbox(*txn, "bob") == 0);
+}
