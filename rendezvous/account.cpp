@@ -2,13 +2,15 @@
 
 #include <cstring>
 
+#include "proto/signalling.hpp"
+
 namespace tsunagu::rendezvous {
 namespace {
 
 constexpr std::byte record_version{1};
 
 enum class Tag : uint8_t {
-  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation,
+  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation, presence_visibility, addresses_shown,
   login_time = 32, login_reported, login_observed,
 };
 
@@ -78,6 +80,10 @@ std::optional<proto::SocketAddress> read_address(ByteView value) {
 
 }  // namespace
 
+bool visible_to(const Account& account, std::string_view asker) {
+  return account.user_id == asker || account.presence_visibility != proto::presence_visibility::nobody;
+}
+
 Bytes encode_account(const Account& account) {
   RecordWriter w;
   w.text(Tag::user_id, account.user_id);
@@ -90,6 +96,8 @@ Bytes encode_account(const Account& account) {
   if (account.static_address) w.address(Tag::static_address, *account.static_address);
   w.u64(Tag::created_at, account.created_at);
   if (account.generation != 0) w.u64(Tag::generation, account.generation);
+  if (account.presence_visibility != 0) w.u64(Tag::presence_visibility, account.presence_visibility);
+  if (account.addresses_shown) w.u64(Tag::addresses_shown, 1);
   return w.take();
 }
 
@@ -122,6 +130,17 @@ std::optional<Account> decode_account(ByteView bytes) {
       case Tag::generation: {
         auto v = read_u64(value);
         if (v) a.generation = *v;
+        return v.has_value();
+      }
+      case Tag::presence_visibility: {
+        auto v = read_u64(value);
+        if (!v || *v > 0xffffffffu) return false;
+        a.presence_visibility = static_cast<uint32_t>(*v);
+        return true;
+      }
+      case Tag::addresses_shown: {
+        auto v = read_u64(value);
+        a.addresses_shown = v && *v != 0;
         return v.has_value();
       }
       default: return true;  // a field from a newer version: keep reading

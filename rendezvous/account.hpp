@@ -26,6 +26,10 @@ struct Account {
   // The account epoch when it was created or its password last changed
   // (AccountStore): a login holds only while this is unchanged.
   uint64_t generation = 0;
+  // Who may look the user up (proto::presence_visibility) and whether
+  // lookups carry the reported (private) addresses (docs/security.md).
+  uint32_t presence_visibility = 0;
+  bool addresses_shown = false;
 
   friend bool operator==(const Account&, const Account&) = default;
 };
@@ -40,6 +44,10 @@ struct LoginRecord {
 };
 
 inline constexpr size_t max_record_size = 4096;
+
+// Whether `asker` (a logged-in user) may see the account in lookups, calls
+// and voicemail answers; to one who may not, it answers like an unknown ID.
+bool visible_to(const Account& account, std::string_view asker);
 
 Bytes encode_account(const Account& account);
 // nullopt when the bytes are not a valid record (a corrupted or foreign file).

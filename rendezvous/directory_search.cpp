@@ -115,6 +115,8 @@ void apply_profile_change(Account& account, const proto::ProfileChange& change) 
   if (change.voicemail)
     account.services = *change.voicemail ? (account.services | proto::service_flag::voicemail)
                                          : (account.services & ~proto::service_flag::voicemail);
+  if (change.presence_visibility) account.presence_visibility = *change.presence_visibility;
+  if (change.addresses_shown) account.addresses_shown = *change.addresses_shown;
 }
 
 }  // namespace tsunagu::rendezvous

@@ -236,7 +236,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"voicemail", "call-waiting", "forwarding", "none"}));
   std::vector<std::string> profile_words;
   auto* set_profile = user->add_subcommand(
-      "profile", "Change a user's directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no");
+      "profile", "Change a user's directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no "
+                 "presence=anyone|nobody addresses=yes|no");
   set_profile->add_option("ID", user_id, "User ID")->required();
   set_profile->add_option("KEY=VALUE", profile_words, "Fields to change (category= empty: not a business)")->required();
 
@@ -423,7 +424,10 @@ int main(int argc, char** argv) {
               << (account.static_address ? account.static_address->to_string() : "-")
               << "\nservices: " << (service_list.empty() ? " -" : service_list)
               << "\ncategory:  " << (account.category.empty() ? "-" : account.category)
-              << "\npublished: " << (account.publish ? "yes" : "no") << "\n";
+              << "\npublished: " << (account.publish ? "yes" : "no")
+              << "\npresence:  "
+              << (account.presence_visibility == proto::presence_visibility::nobody ? "nobody" : "anyone logged in")
+              << "\naddresses: " << (account.addresses_shown ? "shown" : "hidden") << "\n";
     return 0;
   }
   if (remove->parsed()) {

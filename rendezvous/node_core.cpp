@@ -489,8 +489,8 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
     reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
     return;
   }
-  if (!account->has_value()) {
-    reply_error(link, request, sig::error::unknown_user);
+  if (!account->has_value() || !visible_to(**account, *state.user)) {
+    reply_error(link, request, sig::error::unknown_user);  // the same bytes for hidden and unknown IDs
     return;
   }
   const Account& found = **account;
@@ -502,8 +502,10 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   if (const PresenceRow* row = presence_.find(user_id)) {
     uint32_t flags = sig::presence_flag::online | (row->in_call ? sig::presence_flag::in_call : 0) |
                      voicemail_waiting_flag(user_id);
-    builder.add_u32(sig::attr::presence, flags);
-    for (const auto& reported : row->reported) builder.add_xor_address(sig::attr::reported_address, reported);
+    bool shown = found.addresses_shown || user_id == *state.user;
+    builder.add_u32(sig::attr::presence, flags | (shown ? 0 : sig::presence_flag::addresses_hidden));
+    if (shown)
+      for (const auto& reported : row->reported) builder.add_xor_address(sig::attr::reported_address, reported);
     builder.add_xor_address(sig::attr::observed_address, row->observed);
     builder.add_u64(sig::attr::last_seen, now.unix_s - (now.mono_ms - row->last_seen_ms) / 1000);
     send(link, builder.finish());

@@ -138,7 +138,8 @@ std::shared_ptr<DirectoryCommands> add_directory_commands(CLI::App& app) {
   c->profile_show = c->profile->add_subcommand("show", "Show your directory row");
   c->show_args.add_to(c->profile_show, true);
   c->profile_set = c->profile->add_subcommand(
-      "set", "Change your directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no");
+      "set", "Change your directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no "
+             "presence=anyone|nobody addresses=yes|no");
   c->set_args.add_to(c->profile_set, true);
   c->profile_set->add_option("KEY=VALUE", c->words, "Fields to change (phone= or category= empty: remove)")->required();
 
@@ -266,12 +267,15 @@ void print_profile(const proto::Message& m, bool json) {
   };
   bool publish = number(proto::attr::publish) != 0;
   bool voicemail = (number(proto::attr::services) & proto::service_flag::voicemail) != 0;
+  bool hidden = number(proto::attr::presence_visibility) == proto::presence_visibility::nobody;
+  bool addresses = number(proto::attr::addresses_shown) != 0;
   if (json) {
     std::cout << "{\"user\": " << json_string(text(proto::attr::user_id)) << ", \"name\": "
               << json_string(text(proto::attr::display_name)) << ", \"phone\": " << json_string(text(proto::attr::phone))
               << ", \"category\": " << json_string(text(proto::attr::category))
               << ", \"publish\": " << (publish ? "true" : "false") << ", \"voicemail\": " << (voicemail ? "true" : "false")
-              << "}" << std::endl;
+              << ", \"presence\": " << (hidden ? "\"nobody\"" : "\"anyone\"")
+              << ", \"addresses\": " << (addresses ? "true" : "false") << "}" << std::endl;
     return;
   }
   auto or_dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
@@ -279,7 +283,10 @@ void print_profile(const proto::Message& m, bool json) {
             << "\nphone:     " << or_dash(text(proto::attr::phone))
             << "\ncategory:  " << or_dash(text(proto::attr::category))
             << "\npublish:   " << (publish ? "yes (listed in the directory)" : "no (not listed)")
-            << "\nvoicemail: " << (voicemail ? "yes (callers may leave messages)" : "no") << std::endl;
+            << "\nvoicemail: " << (voicemail ? "yes (callers may leave messages)" : "no")
+            << "\npresence:  " << (hidden ? "nobody (others get \"unknown user\")" : "anyone logged in")
+            << "\naddresses: " << (addresses ? "yes (lookups show your private addresses)" : "no (hidden in lookups)")
+            << std::endl;
 }
 
 int run_profile(DirectoryCommands& c, bool set) {

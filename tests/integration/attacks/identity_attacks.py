@@ -141,10 +141,57 @@ def password_change_ends_links_at_once():
         fresh.close()
 
 
+def unknown_and_hidden_ids_answer_alike():
+    """A logged-in user probing IDs: a user with presence=nobody answers
+    exactly like an ID that does not exist (whereis, voicemail), online or not;
+    and by default nobody's private (reported) addresses are shown."""
+    d = Deployment()
+    d.start_node()
+    for user in ("alice", "bob", "carol"):
+        d.add_user(user, PASSWORD)
+    r = d.cli(["profile", "set", "presence=nobody"], "alice", PASSWORD)
+    expect(r.code == 0, "alice hides herself with `tsunagu profile set presence=nobody` (%r)" % r)
+    r = d.cli(["profile", "show"], "alice", PASSWORD)
+    expect(r.code == 0 and "presence:  nobody" in r.out, "profile show says so: %r" % r.out)
+
+    def probe(target):
+        where = d.whereis("bob", PASSWORD, target)
+        row = where.json() if where.out.strip() else {}
+        message = d.path("probe.bin")
+        with open(message, "wb") as f:
+            f.write(b"x" * 100)
+        mail = d.cli(["voicemail", "send", target, message], "bob", PASSWORD)
+        return (where.code, row.get("error"), row.get("reason"), mail.code,
+                mail.err.replace(target, "ID"))
+
+    unknown = probe("nosuchuser")
+    expect(unknown[0] == 3 and unknown[1] == 404, "an unknown ID: exit 3, 404 (%r)" % (unknown,))
+    expect(probe("alice") == unknown, "hidden and offline, alice answers like an unknown ID: %r" % (probe("alice"),))
+    terminal = d.start_login("alice", PASSWORD)
+    expect(probe("alice") == unknown, "hidden and online, alice still answers like an unknown ID")
+    r = d.whereis("alice", PASSWORD, "alice")
+    expect(r.code == 0 and r.json().get("online") is True, "alice still finds herself (%r)" % r)
+    terminal.kill()
+
+    carol = d.start_login("carol", PASSWORD)
+    row = d.whereis("bob", PASSWORD, "carol").json()
+    expect(row.get("online") is True and row.get("reported") == [] and row.get("addresses_hidden") is True,
+           "carol is seen online but her private addresses are not shown by default: %r" % row)
+    r = d.cli(["whereis", "carol"], "bob", PASSWORD)
+    expect("hidden by the user" in r.out, "the text form says the addresses are hidden: %r" % r.out)
+    r = d.cli(["profile", "set", "addresses=yes"], "carol", PASSWORD)
+    expect(r.code == 0, "carol chooses to show them (%r)" % r)
+    row = d.whereis("bob", PASSWORD, "carol").json()
+    expect(len(row.get("reported", [])) >= 1 and row.get("addresses_hidden") is False,
+           "then lookups carry them: %r" % row)
+    carol.kill()
+
+
 SCENARIOS = {
     "account_cannot_take_an_extension_id": account_cannot_take_an_extension_id,
     "removed_account_links_end_at_once": removed_account_links_end_at_once,
     "password_change_ends_links_at_once": password_change_ends_links_at_once,
+    "unknown_and_hidden_ids_answer_alike": unknown_and_hidden_ids_answer_alike,
 }
 
 if __name__ == "__main__":

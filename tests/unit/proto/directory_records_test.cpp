@@ -54,6 +54,18 @@ TEST_CASE("profile words: parsed, folded and checked") {
   CHECK(parse_profile_assignments({"phone="})->phone->empty());  // removes the number
 }
 
+TEST_CASE("profile words: presence=anyone|nobody and addresses=yes|no; contacts are refused clearly (issue 11)") {
+  auto change = parse_profile_assignments({"presence=nobody", "addresses=yes"});
+  REQUIRE(change.has_value());
+  CHECK(change->presence_visibility == presence_visibility::nobody);
+  CHECK(change->addresses_shown == true);
+  CHECK(parse_profile_assignments({"presence=anyone"})->presence_visibility == presence_visibility::anyone);
+  auto contacts = parse_profile_assignments({"presence=contacts"});
+  REQUIRE_FALSE(contacts.has_value());
+  CHECK(contacts.error().find("not offered") != std::string::npos);
+  CHECK_FALSE(parse_profile_assignments({"addresses=maybe"}).has_value());
+}
+
 TEST_CASE("phone numbers: digits compared, punctuation allowed") {
   CHECK(valid_phone("+81-6-1234-0000"));
   CHECK(valid_phone("(06) 1234.0000"));

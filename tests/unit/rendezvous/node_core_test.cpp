@@ -787,10 +787,24 @@ TEST_CASE("lookup before login gets 401") {
   CHECK(r.m.method == sig::method::lookup);
 }
 
-TEST_CASE("lookup of an online user gives presence flags and reported and observed addresses") {
+// What `profile set presence=... addresses=...` stores.
+void set_privacy(Node& node, const std::string& user, uint32_t visibility, bool addresses_shown) {
+  auto txn = node.store().begin_write();
+  REQUIRE(txn.has_value());
+  Account account = node.store().find(*txn, user)->value();
+  account.presence_visibility = visibility;
+  account.addresses_shown = addresses_shown;
+  REQUIRE(node.store().update(*txn, account).has_value());
+  REQUIRE(txn->commit().has_value());
+}
+
+// Before issue 11 every lookup carried the reported addresses; now only of a
+// user who chose addresses=yes.
+TEST_CASE("lookup of an online user who shows addresses gives presence flags and reported and observed addresses") {
   Node node;
   node.add_account("alice", "correct horse", "Alice");
   node.add_account("bob", "battery staple");
+  set_privacy(node, "alice", sig::presence_visibility::anyone, true);
   REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {alice_home, alice_v6}).is_success());
   REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
   node.send(2, lookup_request("alice"));
@@ -1395,6 +1409,87 @@ TEST_CASE("a removed ID cannot be registered by someone else during the quaranti
   node.advance_ms(uint64_t{30} * 86'400'000);
   node.send(1, register_request("alice", "mallory's password"));
   CHECK(node.reply(1).is_success());
+}
+
+// ---- Lookups reveal only what the owner allows (issue 11 section 6) ----
+
+TEST_CASE("lookup leaves out a user's reported addresses by default and says so; the user sees their own (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {alice_home, alice_v6}).is_success());
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("alice"));
+  Reply r = node.reply(2);
+  REQUIRE(r.is_success());
+  CHECK(r.addresses(sig::attr::reported_address).empty());
+  CHECK(r.u32(sig::attr::presence) == (sig::presence_flag::online | sig::presence_flag::addresses_hidden));
+  node.send(1, lookup_request("alice"));
+  Reply own = node.reply(1);
+  CHECK(own.addresses(sig::attr::reported_address) == std::vector<SocketAddress>{alice_home, alice_v6});
+}
+
+TEST_CASE("to a caller not allowed to see an ID, an existing and an unknown ID answer alike (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  set_privacy(node, "alice", sig::presence_visibility::nobody, false);
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple", {}, sig::link_role::query).is_success());
+  // The same answer, attribute for attribute, for hidden-and-offline,
+  // hidden-and-online and unknown; in lookups, calls and voicemail.
+  auto answers = [&](const std::string& target) {
+    std::vector<std::pair<uint16_t, std::string>> out;
+    std::vector<Bytes> requests = {
+        lookup_request(target),
+        request(sig::method::call,
+                [&](proto::MessageBuilder& b) {
+                  b.add_string(sig::attr::user_id, target);
+                  b.add_string(sig::attr::ice_description, "ufrag pwd");
+                }),
+        request(sig::method::voicemail_begin, [&](proto::MessageBuilder& b) {
+          b.add_string(sig::attr::user_id, target);
+          b.add_u64(sig::attr::voicemail_size, 100);
+        })};
+    for (const auto& bytes : requests) {
+      node.send(2, bytes);
+      Reply r = node.reply(2);
+      out.emplace_back(r.code(), r.reason());
+      CHECK(r.m.attributes.size() == 3);  // PROTOCOL-VERSION, ERROR-CODE, FINGERPRINT: nothing more
+    }
+    return out;
+  };
+  auto unknown = answers("nosuchuser");
+  CHECK(unknown[0].first == 404);
+  CHECK(answers("alice") == unknown);  // offline
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.send(2, lookup_request("alice"));
+  Reply online = node.reply(2);
+  CHECK(online.code() == 404);
+  CHECK(online.reason() == unknown[0].second);
+  // alice herself still looks herself up.
+  node.send(1, lookup_request("alice"));
+  CHECK(node.reply(1).is_success());
+}
+
+TEST_CASE("profile_set stores presence=nobody and addresses=yes, and profile_get reports them (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.send(1, request(sig::method::profile_set, [](proto::MessageBuilder& b) {
+    b.add_u32(sig::attr::presence_visibility, sig::presence_visibility::nobody);
+    b.add_u32(sig::attr::addresses_shown, 1);
+  }));
+  Reply set = node.reply(1);
+  REQUIRE(set.is_success());
+  CHECK(set.u32(sig::attr::presence_visibility) == sig::presence_visibility::nobody);
+  CHECK(set.u32(sig::attr::addresses_shown) == 1u);
+  node.send(1, request(sig::method::profile_set,
+                       [](proto::MessageBuilder& b) { b.add_u32(sig::attr::presence_visibility, 1); }));
+  CHECK(node.reply(1).code() == 400);  // "contacts" is not offered
+  auto txn = node.store().begin_read();
+  Account stored = node.store().find(*txn, "alice")->value();
+  CHECK(stored.presence_visibility == sig::presence_visibility::nobody);
+  CHECK(stored.addresses_shown);
 }
 
 TEST_CASE("agent methods are refused on terminal links and terminal methods on agent links") {
