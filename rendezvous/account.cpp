@@ -10,7 +10,7 @@ namespace {
 constexpr std::byte record_version{1};
 
 enum class Tag : uint8_t {
-  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation, presence_visibility, addresses_shown,
+  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation, presence_visibility, addresses_shown, verified,
   login_time = 32, login_reported, login_observed,
 };
 
@@ -98,6 +98,7 @@ Bytes encode_account(const Account& account) {
   if (account.generation != 0) w.u64(Tag::generation, account.generation);
   if (account.presence_visibility != 0) w.u64(Tag::presence_visibility, account.presence_visibility);
   if (account.addresses_shown) w.u64(Tag::addresses_shown, 1);
+  if (account.verified) w.u64(Tag::verified, 1);
   return w.take();
 }
 
@@ -138,9 +139,10 @@ std::optional<Account> decode_account(ByteView bytes) {
         a.presence_visibility = static_cast<uint32_t>(*v);
         return true;
       }
-      case Tag::addresses_shown: {
+      case Tag::addresses_shown:
+      case Tag::verified: {
         auto v = read_u64(value);
-        a.addresses_shown = v && *v != 0;
+        (tag == Tag::verified ? a.verified : a.addresses_shown) = v && *v != 0;
         return v.has_value();
       }
       default: return true;  // a field from a newer version: keep reading

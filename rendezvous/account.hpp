@@ -30,6 +30,7 @@ struct Account {
   // lookups carry the reported (private) addresses (docs/security.md).
   uint32_t presence_visibility = 0;
   bool addresses_shown = false;
+  bool verified = false;  // an operator checked the directory row; only `user verify` sets it
 
   friend bool operator==(const Account&, const Account&) = default;
 };

@@ -234,6 +234,11 @@ int main(int argc, char** argv) {
   set_services->add_option("ID", user_id, "User ID")->required();
   set_services->add_option("SERVICE", services, "Services to enable (the others are disabled)")
       ->check(CLI::IsMember({"voicemail", "call-waiting", "forwarding", "none"}));
+  std::string verified_word;
+  auto* verify = user->add_subcommand(
+      "verify", "Mark a user's directory row as checked by the operator (yes) or not (no); shown by `directory`");
+  verify->add_option("ID", user_id, "User ID")->required();
+  verify->add_option("YES|NO", verified_word, "yes or no")->required()->check(CLI::IsMember({"yes", "no"}));
   std::vector<std::string> profile_words;
   auto* set_profile = user->add_subcommand(
       "profile", "Change a user's directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no "
@@ -352,7 +357,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (add->parsed() || passwd->parsed() || set_static->parsed() || clear_static->parsed() || remove->parsed() ||
-      set_services->parsed() || set_profile->parsed()) {
+      set_services->parsed() || set_profile->parsed() || verify->parsed()) {
     if (!proto::valid_user_id(user_id))
       return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);
   }
@@ -425,6 +430,7 @@ int main(int argc, char** argv) {
               << "\nservices: " << (service_list.empty() ? " -" : service_list)
               << "\ncategory:  " << (account.category.empty() ? "-" : account.category)
               << "\npublished: " << (account.publish ? "yes" : "no")
+              << "\nverified:  " << (account.verified ? "yes" : "no")
               << "\npresence:  "
               << (account.presence_visibility == proto::presence_visibility::nobody ? "nobody" : "anyone logged in")
               << "\naddresses: " << (account.addresses_shown ? "shown" : "hidden") << "\n";
@@ -455,6 +461,8 @@ int main(int argc, char** argv) {
     account.static_address = *address;
   } else if (clear_static->parsed()) {
     account.static_address.reset();
+  } else if (verify->parsed()) {
+    account.verified = verified_word == "yes";
   } else if (set_profile->parsed()) {
     auto change = proto::parse_profile_assignments(profile_words);
     if (!change) return fail(change.error(), exit_usage);

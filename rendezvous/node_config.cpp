@@ -31,6 +31,7 @@ const KnownSettings kNodeSettings = {
     {"turn", {"secret", "servers", "lifetime", "stun_server"}},
     {"voicemail", {"max_message_kb", "mailbox_quota_kb", "max_messages", "retention_days", "pending_uploads_mb"}},
     {"accounts", {"removed_id_quarantine_days", "check_interval_ms"}},
+    {"directory", {"scan_burst", "scan_interval_ms"}},
 };
 
 }  // namespace
@@ -112,6 +113,9 @@ NodeConfig load_node_config(const std::string& directory) {
   s.removed_id_quarantine_days =
       static_cast<uint32_t>(reader.integer("accounts.removed_id_quarantine_days", 30, 0, 3650));
   s.account_check_interval_ms = static_cast<uint32_t>(reader.integer("accounts.check_interval_ms", 1000, 100, 60000));
+  s.directory_scan_burst = static_cast<uint32_t>(reader.integer("directory.scan_burst", 20, 1, 10000));
+  s.directory_scan_interval_ms =
+      static_cast<uint32_t>(reader.integer("directory.scan_interval_ms", 2000, 1, 3'600'000));
   s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
   return config;
 }
@@ -175,6 +179,10 @@ pending_uploads_mb = 64        # memory for all uploads in progress (503 beyond 
 removed_id_quarantine_days = 30  # a removed ID cannot be registered again for this long (0: at once)
 check_interval_ms = 1000       # how soon a removal or password change (`user remove`/`user passwd`)
                                # ends the account's idle links; any request of theirs is refused at once
+
+[directory]
+scan_burst = 20                # directory searches (each reads every account) one account may start at once ...
+scan_interval_ms = 2000        # ... then one per this many ms; 429 with RETRY-AFTER beyond
 )";
 }
 

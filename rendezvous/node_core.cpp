@@ -34,6 +34,7 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       settings_(std::move(settings)),
       presence_(uint64_t{settings_.keepalive_interval_s} * settings_.keepalive_misses * 1000),
       limiter_(settings_.login_limits),
+      scan_limiter_(settings_.directory_scan_burst, settings_.directory_scan_interval_ms),
       dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {
   if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
   if (auto voicemail = VoicemailStore::open(store_.environment())) voicemail_.emplace(std::move(*voicemail));
@@ -200,8 +201,8 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::voicemail_list:
     case sig::method::voicemail_fetch:
     case sig::method::voicemail_delete: return handle_voicemail(link, state, request, now);
-    case sig::method::directory_search: return handle_directory_search(link, state, request);
-    case sig::method::directory_categories: return handle_directory_categories(link, state, request);
+    case sig::method::directory_search: return handle_directory_search(link, state, request, now);
+    case sig::method::directory_categories: return handle_directory_categories(link, state, request, now);
     case sig::method::profile_get:
     case sig::method::profile_set: return handle_profile(link, state, request);
     default:

@@ -22,6 +22,7 @@
 #include "proto/stun_message.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
+#include "rendezvous/directory_search.hpp"
 #include "rendezvous/login_limiter.hpp"
 #include "rendezvous/presence_table.hpp"
 #include "rendezvous/voicemail_store.hpp"
@@ -57,6 +58,9 @@ struct NodeSettings {
   // Accounts (node.toml [accounts]; docs/security.md, "Identities").
   uint32_t removed_id_quarantine_days = 30;  // a removed ID cannot be registered again for this long
   uint32_t account_check_interval_ms = 1000;  // how often idle links are checked against the account epoch; 0: never
+  // Directory searches per account (node.toml [directory]): a burst, then one per interval.
+  uint32_t directory_scan_burst = 20;
+  uint32_t directory_scan_interval_ms = 2000;
 };
 
 struct Now {
@@ -228,8 +232,10 @@ class NodeCore {
   void expire_rings(Now now);
   bool user_in_accepted_call(const std::string& user) const;
   // Directory and profiles (node_directory.cpp).
-  void handle_directory_search(LinkId link, LinkState& state, const proto::Message& request);
-  void handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_directory_search(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // true when the account's directory scans are used up: answered 429 with RETRY-AFTER.
+  bool refuse_directory_scan(LinkId link, const proto::Message& request, const std::string& user, Now now);
   void handle_profile(LinkId link, LinkState& state, const proto::Message& request);
   // Voicemail (node_voicemail.cpp).
   void handle_voicemail(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -279,6 +285,7 @@ class NodeCore {
   NodeSettings settings_;
   PresenceTable presence_;
   LoginLimiter limiter_;
+  DirectoryScanLimiter scan_limiter_;
   std::string dummy_hash_;  // verified against for unknown users, so timing reveals nothing
   std::unordered_map<LinkId, LinkState> links_;
   std::set<std::pair<uint64_t, LinkId>> login_deadlines_;

@@ -58,6 +58,7 @@ int exit_for_code(uint16_t code) {
   if (code == proto::error::bad_request || code == proto::error::invalid_user_id) return exit_usage;
   if (code == proto::error::unknown_user) return exit_unknown_user;
   if (code == proto::error::unauthenticated) return exit_auth;
+  if (code == proto::error::too_many_attempts) return exit_rate_limited;  // e.g. directory scans per account
   return exit_refused;
 }
 
@@ -77,6 +78,7 @@ void print_entry(const proto::DirectoryEntry& e, bool json, bool first) {
   if (json) {
     std::cout << (first ? "" : ", ") << "{\"user\": " << json_string(e.user_id) << ", \"name\": "
               << json_string(e.display_name) << ", \"online\": " << (e.online ? "true" : "false")
+              << ", \"verified\": " << (e.verified ? "true" : "false")
               << ", \"category\": " << json_string(e.category) << ", \"phone\": " << json_string(e.phone) << "}";
     return;
   }
@@ -85,6 +87,8 @@ void print_entry(const proto::DirectoryEntry& e, bool json, bool first) {
   std::cout << "  " << (e.online ? "online" : "offline");
   if (!e.category.empty()) std::cout << "  [" << e.category << "]";
   if (!e.phone.empty()) std::cout << "  " << e.phone;
+  // Anyone may claim a name or a number in their own row; the operator vouches for some.
+  if (!e.verified) std::cout << "  (unverified)";
   std::cout << "\n";
 }
 

@@ -187,11 +187,44 @@ def unknown_and_hidden_ids_answer_alike():
     carol.kill()
 
 
+def directory_marks_unverified_rows_and_limits_scans():
+    """A malicious user publishes a look-alike row with someone else's number:
+    `directory number` marks the rows no operator verified; and one account
+    cannot read the whole directory over and over (scans per account are
+    limited, 429 with RETRY-AFTER, `tsunagu` exit 6)."""
+    d = Deployment(directory__scan_burst=3, directory__scan_interval_ms=60000)
+    d.start_node()
+    for user in ("bank", "mallory", "alice"):
+        d.add_user(user, PASSWORD)
+    number = "+81-3-5555-0000"
+    r = d.admin(["user", "-d", d.dir, "profile", "bank", "name=Real Bank", "phone=" + number, "publish=yes"])
+    expect(r.code == 0, "the bank's row is published (%r)" % r)
+    r = d.admin(["user", "-d", d.dir, "verify", "bank", "yes"])
+    expect(r.code == 0, "the operator verifies it (%r)" % r)
+    r = d.cli(["profile", "set", "name=Real Bank", "phone=" + number, "publish=yes"], "mallory", PASSWORD)
+    expect(r.code == 0, "mallory publishes a look-alike row with the same number (%r)" % r)
+    r = d.cli(["directory", "number", number, "--json"], "alice", PASSWORD)
+    rows = {e["user"]: e["verified"] for e in r.json()["entries"]} if r.code == 0 else {}
+    expect(rows == {"bank": True, "mallory": False}, "the JSON says which row the operator verified: %r" % r)
+    r = d.cli(["directory", "number", number], "alice", PASSWORD)
+    lines = {line.split()[0]: line for line in r.out.splitlines() if line.strip()}
+    expect("(unverified)" in lines.get("mallory", "") and "(unverified)" not in lines.get("bank", "x (unverified)"),
+           "the text marks mallory's row unverified and not the bank's: %r" % r.out)
+    for n in range(3):
+        r = d.cli(["directory", "search", "bank"], "mallory", PASSWORD)
+        expect(r.code == 0, "mallory's scan %d of a burst of 3 (%r)" % (n + 1, r))
+    r = d.cli(["directory", "search", "bank"], "mallory", PASSWORD)
+    expect(r.code == 6 and "Too Many" in r.err, "mallory's 4th scan is refused (exit 6): %r" % r)
+    r = d.cli(["directory", "search", "bank"], "alice", PASSWORD)
+    expect(r.code == 0, "alice, another account, still searches (%r)" % r)
+
+
 SCENARIOS = {
     "account_cannot_take_an_extension_id": account_cannot_take_an_extension_id,
     "removed_account_links_end_at_once": removed_account_links_end_at_once,
     "password_change_ends_links_at_once": password_change_ends_links_at_once,
     "unknown_and_hidden_ids_answer_alike": unknown_and_hidden_ids_answer_alike,
+    "directory_marks_unverified_rows_and_limits_scans": directory_marks_unverified_rows_and_limits_scans,
 }
 
 if __name__ == "__main__":

@@ -19,6 +19,16 @@ TEST_CASE("directory entry: round trip; every truncation and any extra byte refu
   CHECK_FALSE(decode_directory_entry(longer).has_value());
 }
 
+TEST_CASE("directory entry: the operator-verified flag is bit 1 of the flags; unknown bits are refused (issue 11)") {
+  DirectoryEntry e{"alice", "Alice Smith", "", "+81-6-1234-0000", false, true};
+  Bytes b = encode_directory_entry(e);
+  REQUIRE(!b.empty());
+  CHECK(b[0] == std::byte{2});
+  CHECK(decode_directory_entry(b) == e);
+  b[0] = std::byte{4};
+  CHECK_FALSE(decode_directory_entry(b).has_value());
+}
+
 TEST_CASE("directory entry: fields over their limits are neither encoded nor decoded") {
   DirectoryEntry e{"alice", std::string(129, 'n'), "", "", false};
   CHECK(encode_directory_entry(e).empty());

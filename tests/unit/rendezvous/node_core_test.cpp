@@ -1492,6 +1492,33 @@ TEST_CASE("profile_set stores presence=nobody and addresses=yes, and profile_get
   CHECK(stored.addresses_shown);
 }
 
+TEST_CASE("directory searches beyond the account's burst get 429 with RETRY-AFTER, then refill (issue 11)") {
+  NodeSettings settings = test_settings();
+  settings.directory_scan_burst = 2;
+  settings.directory_scan_interval_ms = 5000;
+  Node node(settings);
+  node.add_account("mallory", "correct horse");
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, carol_nat, "mallory", "correct horse", {}, sig::link_role::query).is_success());
+  REQUIRE(node.login(2, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  auto search = [] {
+    return request(sig::method::directory_search, [](proto::MessageBuilder& b) { b.add_string(sig::attr::directory_query, "a"); });
+  };
+  node.send(1, search());
+  CHECK(node.reply(1).is_success());
+  node.send(1, request(sig::method::directory_categories));
+  CHECK(node.reply(1).is_success());
+  node.send(1, search());
+  Reply limited = node.reply(1);
+  CHECK(limited.code() == 429);
+  CHECK(limited.u32(sig::attr::retry_after) == 5u);
+  node.send(2, search());  // another account searches on
+  CHECK(node.reply(2).is_success());
+  node.advance_ms(5000);
+  node.send(1, search());
+  CHECK(node.reply(1).is_success());
+}
+
 TEST_CASE("agent methods are refused on terminal links and terminal methods on agent links") {
   Node node;
   enroll(node, "acme", {"acme"});
