@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
   enroll->add_option("--node", agent_node, "host:port the agent dials (default: localhost and node.agent_listen's port)");
   enroll->add_option("--server-name", agent_server_name, "Name on the node's certificate the agent checks (default localhost)");
   auto* agent_list = agent->add_subcommand("list", "List enrolled agents and their routes");
-  auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes");
+  auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes, and its extensions' undelivered voicemail");
   agent_remove->add_option("NAME", agent_name, "Agent name")->required();
 
   try {
@@ -292,6 +292,8 @@ int main(int argc, char** argv) {
   if (agent->parsed()) {
     auto registry = AgentRegistry::open(store.environment());
     if (!registry) return fail(registry.error().detail);
+    auto voicemail = VoicemailStore::open(store.environment());  // before the write transaction: it opens tables
+    if (!voicemail) return fail(voicemail.error().detail);
     if (agent_list->parsed()) {
       auto txn = store.begin_read();
       if (!txn) return fail(txn.error().detail);
@@ -309,11 +311,23 @@ int main(int argc, char** argv) {
     auto txn = store.begin_write();
     if (!txn) return fail(txn.error().detail);
     if (agent_remove->parsed()) {
+      auto enrolled = registry->find(*txn, agent_name);
+      if (!enrolled) return fail(enrolled.error().detail);
+      if (!enrolled->has_value()) return fail("no such agent: " + agent_name, exit_no_user);
       auto removed = registry->remove(*txn, agent_name);
       if (!removed) return fail(removed.error().detail);
-      if (!*removed) return fail("no such agent: " + agent_name, exit_no_user);
+      // Its IDs become registrable: their undelivered voicemail goes with the agent.
+      size_t deleted = 0;
+      std::vector<std::string> routes = (*enrolled)->domains;
+      routes.insert(routes.end(), (*enrolled)->number_prefixes.begin(), (*enrolled)->number_prefixes.end());
+      for (const auto& route : routes) {
+        auto gone = voicemail->remove_mailboxes_inside(*txn, route);
+        if (!gone) return fail(gone.error().detail);
+        deleted += *gone;
+      }
       if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
-      std::cout << "removed agent " << agent_name << "\n";
+      std::cout << "removed agent " << agent_name << " and " << deleted
+                << " undelivered voicemail message(s) of its extensions\n";
       return 0;
     }
     if (agent_domains.empty() && agent_prefixes.empty()) return fail("give at least one --domain or --prefix", exit_usage);

@@ -219,12 +219,35 @@ def directory_marks_unverified_rows_and_limits_scans():
     expect(r.code == 0, "alice, another account, still searches (%r)" % r)
 
 
+def removed_agent_leaves_no_mail_for_the_next_owner():
+    """Messages wait for extension 4106@acme in its mailbox on the node; when
+    the operator removes agent acme, the ID becomes registrable, and whoever
+    registers it must not read the extension's mail."""
+    d = Deployment(node__open_registration=True)
+    r = enroll(d, "acme", ["acme"])
+    expect(r.code == 0, "agent acme is enrolled (%r)" % r)
+    d.start_node()
+    d.add_user("carol", PASSWORD)
+    message = d.path("for-4106.bin")
+    with open(message, "wb") as f:
+        f.write(os.urandom(2000))
+    r = d.cli(["voicemail", "send", "4106@acme", message], "carol", PASSWORD)
+    expect(r.code == 0, "carol leaves a message for extension 4106@acme (%r)" % r)
+    r = d.admin(["agent", "-d", d.dir, "remove", "acme"])
+    expect(r.code == 0 and "1 undelivered voicemail" in r.out, "the operator removes agent acme (%r)" % r)
+    r = d.cli(["register"], "4106@acme", "mallory-pw-1")
+    expect(r.code == 0, "4106@acme is an ordinary ID again (%r)" % r)
+    r = d.cli(["voicemail", "list", "--json"], "4106@acme", "mallory-pw-1")
+    expect(r.code == 0 and r.json() == [], "its new owner finds no mail meant for the extension: %r" % r)
+
+
 SCENARIOS = {
     "account_cannot_take_an_extension_id": account_cannot_take_an_extension_id,
     "removed_account_links_end_at_once": removed_account_links_end_at_once,
     "password_change_ends_links_at_once": password_change_ends_links_at_once,
     "unknown_and_hidden_ids_answer_alike": unknown_and_hidden_ids_answer_alike,
     "directory_marks_unverified_rows_and_limits_scans": directory_marks_unverified_rows_and_limits_scans,
+    "removed_agent_leaves_no_mail_for_the_next_owner": removed_agent_leaves_no_mail_for_the_next_owner,
 }
 
 if __name__ == "__main__":
