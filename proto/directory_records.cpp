@@ -77,7 +77,7 @@ class Reader {
 
 Bytes encode_directory_entry(const DirectoryEntry& e) {
   Writer w;
-  w.u8(e.online ? 1 : 0);
+  w.u8(static_cast<uint8_t>((e.online ? 1 : 0) | (e.verified ? 2 : 0)));
   w.text(e.user_id, max_user_id_size);
   w.text(e.display_name, max_display_name_size);
   w.text(e.category, max_category_size);
@@ -90,11 +90,12 @@ std::optional<DirectoryEntry> decode_directory_entry(ByteView bytes) {
   DirectoryEntry e;
   uint8_t flags = r.u8();
   e.online = (flags & 1) != 0;
+  e.verified = (flags & 2) != 0;
   e.user_id = r.text(max_user_id_size);
   e.display_name = r.text(max_display_name_size);
   e.category = r.text(max_category_size);
   e.phone = r.text(max_phone_size);
-  if (!r.done() || flags > 1 || e.user_id.empty()) return std::nullopt;
+  if (!r.done() || flags > 3 || e.user_id.empty()) return std::nullopt;
   return e;
 }
 

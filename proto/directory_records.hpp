@@ -24,6 +24,7 @@ struct DirectoryEntry {
   std::string category;      // <= 64 bytes; empty for a person
   std::string phone;         // <= 32 bytes
   bool online = false;
+  bool verified = false;  // an operator checked the row (`tsunagu-rendezvous user verify`)
   friend bool operator==(const DirectoryEntry&, const DirectoryEntry&) = default;
 };
 

@@ -66,7 +66,7 @@ Expected<ProfileChange, std::string> parse_profile_assignments(const std::vector
   for (const auto& word : words) {
     auto eq = word.find('=');
     if (eq == std::string::npos || eq == 0)
-      return Unexpected("\"" + word + "\" is not key=value (keys: name, phone, category, publish, voicemail)");
+      return Unexpected("\"" + word + "\" is not key=value (keys: name, phone, category, publish, voicemail, presence, addresses)");
     std::string key = word.substr(0, eq), value = word.substr(eq + 1);
     if (key == "name") {
       change.display_name = value;
@@ -74,12 +74,16 @@ Expected<ProfileChange, std::string> parse_profile_assignments(const std::vector
       change.phone = value;
     } else if (key == "category" || key == "business") {
       change.category = fold_category(value);
-    } else if (key == "publish" || key == "voicemail") {
+    } else if (key == "publish" || key == "voicemail" || key == "addresses") {
       auto flag = yes_no(value);
       if (!flag) return Unexpected(key + "=" + value + ": say yes or no");
-      (key == "publish" ? change.publish : change.voicemail) = *flag;
+      (key == "publish" ? change.publish : key == "voicemail" ? change.voicemail : change.addresses_shown) = *flag;
+    } else if (key == "presence") {
+      if (value == "anyone") change.presence_visibility = presence_visibility::anyone;
+      else if (value == "nobody") change.presence_visibility = presence_visibility::nobody;
+      else return Unexpected("presence=" + value + ": say anyone or nobody (contacts are not offered yet)");
     } else {
-      return Unexpected("unknown key \"" + key + "\" (keys: name, phone, category, publish, voicemail)");
+      return Unexpected("unknown key \"" + key + "\" (keys: name, phone, category, publish, voicemail, presence, addresses)");
     }
   }
   if (change.empty()) return Unexpected(std::string("nothing to change: give key=value words"));
@@ -103,6 +107,8 @@ void add_profile_change(MessageBuilder& b, const ProfileChange& c) {
   if (c.category) b.add_string(attr::category, *c.category);
   if (c.publish) b.add_u32(attr::publish, *c.publish ? 1 : 0);
   if (c.voicemail) b.add_u32(attr::services, *c.voicemail ? service_flag::voicemail : 0);
+  if (c.presence_visibility) b.add_u32(attr::presence_visibility, *c.presence_visibility);
+  if (c.addresses_shown) b.add_u32(attr::addresses_shown, *c.addresses_shown ? 1 : 0);
 }
 
 Expected<ProfileChange, std::string> read_profile_change(const Message& m) {
@@ -119,6 +125,17 @@ Expected<ProfileChange, std::string> read_profile_change(const Message& m) {
     auto v = read_u32(*a);
     if (!v) return Unexpected(std::string("SERVICES must be a u32"));
     c.voicemail = (*v & service_flag::voicemail) != 0;
+  }
+  if (const auto* a = m.find(attr::presence_visibility)) {
+    auto v = read_u32(*a);
+    if (!v || (*v != presence_visibility::anyone && *v != presence_visibility::nobody))
+      return Unexpected(std::string("PRESENCE-VISIBILITY must be 0 (anyone) or 2 (nobody)"));
+    c.presence_visibility = *v;
+  }
+  if (const auto* a = m.find(attr::addresses_shown)) {
+    auto v = read_u32(*a);
+    if (!v || *v > 1) return Unexpected(std::string("ADDRESSES-SHOWN must be 0 or 1"));
+    c.addresses_shown = *v == 1;
   }
   return c;
 }

@@ -19,13 +19,18 @@ struct ProfileChange {
   std::optional<std::string> category;  // empty: not a business
   std::optional<bool> publish;
   std::optional<bool> voicemail;  // the voicemail service: accept messages
-  bool empty() const { return !display_name && !phone && !category && !publish && !voicemail; }
+  std::optional<uint32_t> presence_visibility;  // presence_visibility::anyone or ::nobody
+  std::optional<bool> addresses_shown;          // lookups carry the reported (private) addresses
+  bool empty() const {
+    return !display_name && !phone && !category && !publish && !voicemail && !presence_visibility && !addresses_shown;
+  }
   friend bool operator==(const ProfileChange&, const ProfileChange&) = default;
 };
 
 // The keys profile_set understands, for help texts.
 inline constexpr std::string_view profile_keys_help =
-    "name=TEXT phone=NUMBER category=TEXT (business category; empty = a person) publish=yes|no voicemail=yes|no";
+    "name=TEXT phone=NUMBER category=TEXT (business category; empty = a person) publish=yes|no voicemail=yes|no "
+    "presence=anyone|nobody (who may look you up) addresses=yes|no (lookups show your private addresses)";
 
 // "+81-6-1234-0000", "(06) 1234 0000": an optional leading '+', then digits
 // with spaces, '-', '.', '(' and ')' between them; 1..32 bytes, at least one digit.

@@ -93,6 +93,8 @@ inline constexpr uint16_t directory_category = 0xC055;  // record (count + name)
 inline constexpr uint16_t phone = 0xC056;             // UTF-8 phone number
 inline constexpr uint16_t category = 0xC057;          // UTF-8 business category (empty: a person)
 inline constexpr uint16_t publish = 0xC058;           // u32: 1 listed in the directory, 0 not
+inline constexpr uint16_t presence_visibility = 0xC060;  // u32, see presence_visibility
+inline constexpr uint16_t addresses_shown = 0xC061;      // u32: 1 lookups carry the reported addresses, 0 not
 }  // namespace attr
 
 namespace directory_kind {
@@ -116,7 +118,15 @@ inline constexpr uint32_t online = 1u << 0;
 inline constexpr uint32_t in_call = 1u << 1;
 inline constexpr uint32_t voicemail_waiting = 1u << 2;
 inline constexpr uint32_t static_address = 1u << 3;  // reachable at an admin-entered address
+inline constexpr uint32_t addresses_hidden = 1u << 4;  // the user shows no reported addresses
 }  // namespace presence_flag
+
+// Who may look a user up (profile key presence=; docs/security.md).
+namespace presence_visibility {
+inline constexpr uint32_t anyone = 0;  // every logged-in user (the default)
+// 1 is kept for "contacts", not offered yet: there is no contact list.
+inline constexpr uint32_t nobody = 2;  // the user alone; to others an unknown ID
+}  // namespace presence_visibility
 
 namespace service_flag {
 inline constexpr uint32_t voicemail = 1u << 0;

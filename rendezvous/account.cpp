@@ -2,13 +2,15 @@
 
 #include <cstring>
 
+#include "proto/signalling.hpp"
+
 namespace tsunagu::rendezvous {
 namespace {
 
 constexpr std::byte record_version{1};
 
 enum class Tag : uint8_t {
-  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at,
+  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation, presence_visibility, addresses_shown, verified,
   login_time = 32, login_reported, login_observed,
 };
 
@@ -78,6 +80,10 @@ std::optional<proto::SocketAddress> read_address(ByteView value) {
 
 }  // namespace
 
+bool visible_to(const Account& account, std::string_view asker) {
+  return account.user_id == asker || account.presence_visibility != proto::presence_visibility::nobody;
+}
+
 Bytes encode_account(const Account& account) {
   RecordWriter w;
   w.text(Tag::user_id, account.user_id);
@@ -89,6 +95,10 @@ Bytes encode_account(const Account& account) {
   if (account.services != 0) w.u64(Tag::services, account.services);
   if (account.static_address) w.address(Tag::static_address, *account.static_address);
   w.u64(Tag::created_at, account.created_at);
+  if (account.generation != 0) w.u64(Tag::generation, account.generation);
+  if (account.presence_visibility != 0) w.u64(Tag::presence_visibility, account.presence_visibility);
+  if (account.addresses_shown) w.u64(Tag::addresses_shown, 1);
+  if (account.verified) w.u64(Tag::verified, 1);
   return w.take();
 }
 
@@ -116,6 +126,23 @@ std::optional<Account> decode_account(ByteView bytes) {
       case Tag::created_at: {
         auto v = read_u64(value);
         if (v) a.created_at = *v;
+        return v.has_value();
+      }
+      case Tag::generation: {
+        auto v = read_u64(value);
+        if (v) a.generation = *v;
+        return v.has_value();
+      }
+      case Tag::presence_visibility: {
+        auto v = read_u64(value);
+        if (!v || *v > 0xffffffffu) return false;
+        a.presence_visibility = static_cast<uint32_t>(*v);
+        return true;
+      }
+      case Tag::addresses_shown:
+      case Tag::verified: {
+        auto v = read_u64(value);
+        (tag == Tag::verified ? a.verified : a.addresses_shown) = v && *v != 0;
         return v.has_value();
       }
       default: return true;  // a field from a newer version: keep reading

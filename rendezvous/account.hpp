@@ -23,6 +23,14 @@ struct Account {
   uint32_t services = 0;  // proto::service_flag bits
   std::optional<proto::SocketAddress> static_address;  // an always-on terminal's fixed address
   uint64_t created_at = 0;  // Unix seconds
+  // The account epoch when it was created or its password last changed
+  // (AccountStore): a login holds only while this is unchanged.
+  uint64_t generation = 0;
+  // Who may look the user up (proto::presence_visibility) and whether
+  // lookups carry the reported (private) addresses (docs/security.md).
+  uint32_t presence_visibility = 0;
+  bool addresses_shown = false;
+  bool verified = false;  // an operator checked the directory row; only `user verify` sets it
 
   friend bool operator==(const Account&, const Account&) = default;
 };
@@ -37,6 +45,10 @@ struct LoginRecord {
 };
 
 inline constexpr size_t max_record_size = 4096;
+
+// Whether `asker` (a logged-in user) may see the account in lookups, calls
+// and voicemail answers; to one who may not, it answers like an unknown ID.
+bool visible_to(const Account& account, std::string_view asker);
 
 Bytes encode_account(const Account& account);
 // nullopt when the bytes are not a valid record (a corrupted or foreign file).

@@ -5,6 +5,8 @@ namespace {
 storage::StoreError corrupt_record(std::string_view user_id) {
   return storage::StoreError{storage::StoreErrc::corrupted, 0, "unreadable record for " + std::string(user_id)};
 }
+constexpr char epoch_key[] = "epoch";
+std::string removed_key(std::string_view user_id) { return "removed:" + std::string(user_id); }
 }  // namespace
 
 Expected<std::unique_ptr<AccountStore>, storage::StoreError> AccountStore::open(const std::string& directory,
@@ -19,13 +21,20 @@ Expected<std::unique_ptr<AccountStore>, storage::StoreError> AccountStore::open(
   if (!accounts) return Unexpected(accounts.error());
   auto logins = store->env_->open_database("logins");
   if (!logins) return Unexpected(logins.error());
+  auto meta = store->env_->open_database("account_meta");
+  if (!meta) return Unexpected(meta.error());
   store->accounts_ = *accounts;
   store->logins_ = *logins;
+  store->meta_ = *meta;
   return store;
 }
 
 Expected<bool, storage::StoreError> AccountStore::create(Transaction& txn, const Account& account) {
-  return txn.insert(accounts_, as_bytes(account.user_id), encode_account(account));
+  auto current = epoch(txn);
+  if (!current) return Unexpected(current.error());
+  Account stored = account;
+  stored.generation = *current;
+  return txn.insert(accounts_, as_bytes(stored.user_id), encode_account(stored));
 }
 
 Expected<std::optional<Account>, storage::StoreError> AccountStore::find(Transaction& txn, std::string_view user_id) {
@@ -41,11 +50,42 @@ Expected<void, storage::StoreError> AccountStore::update(Transaction& txn, const
   return txn.put(accounts_, as_bytes(account.user_id), encode_account(account));
 }
 
-Expected<bool, storage::StoreError> AccountStore::remove(Transaction& txn, std::string_view user_id) {
+Expected<bool, storage::StoreError> AccountStore::remove(Transaction& txn, std::string_view user_id,
+                                                         uint64_t removed_at) {
   auto removed = txn.erase(accounts_, as_bytes(user_id));
-  if (!removed) return removed;
+  if (!removed || !*removed) return removed;
   if (auto login = txn.erase(logins_, as_bytes(user_id)); !login) return Unexpected(login.error());
+  std::byte when[8];
+  store_be64(when, removed_at);
+  if (auto put = txn.put(meta_, as_bytes(removed_key(user_id)), when); !put) return Unexpected(put.error());
+  if (auto bumped = bump_epoch(txn); !bumped) return Unexpected(bumped.error());
   return removed;
+}
+
+Expected<std::optional<uint64_t>, storage::StoreError> AccountStore::removed_at(Transaction& txn,
+                                                                               std::string_view user_id) {
+  auto raw = txn.get(meta_, as_bytes(removed_key(user_id)));
+  if (!raw) return Unexpected(raw.error());
+  if (!raw->has_value()) return std::optional<uint64_t>{};
+  if ((*raw)->size() != 8) return Unexpected(corrupt_record(user_id));
+  return std::optional<uint64_t>(load_be64((*raw)->data()));
+}
+
+Expected<uint64_t, storage::StoreError> AccountStore::epoch(Transaction& txn) {
+  auto raw = txn.get(meta_, as_bytes(std::string_view(epoch_key)));
+  if (!raw) return Unexpected(raw.error());
+  if (!raw->has_value()) return uint64_t{0};
+  if ((*raw)->size() != 8) return Unexpected(corrupt_record("the account epoch"));
+  return load_be64((*raw)->data());
+}
+
+Expected<uint64_t, storage::StoreError> AccountStore::bump_epoch(Transaction& txn) {
+  auto current = epoch(txn);
+  if (!current) return current;
+  std::byte next[8];
+  store_be64(next, *current + 1);
+  if (auto put = txn.put(meta_, as_bytes(std::string_view(epoch_key)), next); !put) return Unexpected(put.error());
+  return *current + 1;
 }
 
 Expected<std::vector<Account>, storage::StoreError> AccountStore::list(Transaction& txn, std::string_view from,
@@ -67,6 +107,22 @@ Expected<std::vector<Account>, storage::StoreError> AccountStore::list(Transacti
 }
 
 Expected<uint64_t, storage::StoreError> AccountStore::count(Transaction& txn) { return txn.count(accounts_); }
+
+Expected<std::vector<std::string>, storage::StoreError> AccountStore::ids_inside(Transaction& txn,
+                                                                                std::string_view route, size_t limit) {
+  std::vector<std::string> out;
+  bool prefix = route.starts_with('+');
+  std::string suffix = "@" + std::string(route);
+  auto scanned = txn.scan(accounts_, prefix ? as_bytes(route) : ByteView{}, [&](ByteView key, ByteView) {
+    std::string_view id = as_chars(key);
+    if (prefix && !id.starts_with(route)) return false;  // past the prefix's range
+    bool inside = prefix ? id.find('@') == std::string_view::npos : id.ends_with(suffix);
+    if (inside) out.emplace_back(id);
+    return out.size() < limit;
+  });
+  if (!scanned) return Unexpected(scanned.error());
+  return out;
+}
 
 Expected<void, storage::StoreError> AccountStore::record_login(Transaction& txn, std::string_view user_id,
                                                                const LoginRecord& record) {

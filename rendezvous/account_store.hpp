@@ -25,15 +25,31 @@ class AccountStore {
   Expected<Transaction, StoreError> begin_read() { return env_->begin_read(); }
   Expected<Transaction, StoreError> begin_write() { return env_->begin_write(); }
 
-  // false when the user ID is taken.
+  // false when the user ID is taken. The stored account's generation is the
+  // current epoch (a removal always moves the epoch on, so an ID created
+  // again never matches a login of its earlier owner).
   Expected<bool, StoreError> create(Transaction& txn, const Account& account);
   Expected<std::optional<Account>, StoreError> find(Transaction& txn, std::string_view user_id);
   Expected<void, StoreError> update(Transaction& txn, const Account& account);
-  // false when there was no such user.
-  Expected<bool, StoreError> remove(Transaction& txn, std::string_view user_id);
+  // false when there was no such user. Records the removal time (for the
+  // quarantine of removed IDs) and moves the epoch on.
+  Expected<bool, StoreError> remove(Transaction& txn, std::string_view user_id, uint64_t removed_at);
+  // When `user_id` was last removed (Unix seconds), if ever.
+  Expected<std::optional<uint64_t>, StoreError> removed_at(Transaction& txn, std::string_view user_id);
+  // The account epoch: moved on by every removal and password change, so a
+  // running node notices either (another process may have written it) by
+  // reading one key. bump_epoch returns the new value; a changed password's
+  // account takes it as its generation.
+  Expected<uint64_t, StoreError> epoch(Transaction& txn);
+  Expected<uint64_t, StoreError> bump_epoch(Transaction& txn);
   // Up to `limit` accounts with IDs >= from, in ID order.
   Expected<std::vector<Account>, StoreError> list(Transaction& txn, std::string_view from, size_t limit);
   Expected<uint64_t, StoreError> count(Transaction& txn);
+  // Up to `limit` IDs of accounts inside an agent's route: `+PREFIX` matches
+  // IDs that start with it, a domain matches IDs ending in `@domain`. Such IDs
+  // belong to the agent (docs/security.md); these accounts predate its
+  // enrolment. A domain needs a full scan (IDs sort by their local part).
+  Expected<std::vector<std::string>, StoreError> ids_inside(Transaction& txn, std::string_view route, size_t limit);
 
   Expected<void, StoreError> record_login(Transaction& txn, std::string_view user_id, const LoginRecord& record);
   Expected<std::optional<LoginRecord>, StoreError> last_login(Transaction& txn, std::string_view user_id);
@@ -43,6 +59,7 @@ class AccountStore {
   std::unique_ptr<storage::Environment> env_;
   storage::DatabaseHandle accounts_ = 0;
   storage::DatabaseHandle logins_ = 0;
+  storage::DatabaseHandle meta_ = 0;  // "epoch" -> u64; "removed:<ID>" -> u64 Unix seconds
 };
 
 }  // namespace tsunagu::rendezvous

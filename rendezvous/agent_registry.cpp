@@ -138,4 +138,21 @@ Expected<std::optional<std::string>, storage::StoreError> AgentRegistry::prefix_
   return std::optional<std::string>(std::string(as_chars(**raw)));
 }
 
+Expected<std::optional<std::string>, storage::StoreError> AgentRegistry::route_of(storage::Transaction& txn,
+                                                                                  std::string_view user_id) {
+  if (auto at = user_id.find('@'); at != std::string_view::npos) {
+    std::string_view domain = user_id.substr(at + 1);
+    auto owner = domain_owner(txn, domain);
+    if (!owner) return Unexpected(owner.error());
+    return owner->has_value() ? std::optional<std::string>(std::string(domain)) : std::optional<std::string>{};
+  }
+  if (!user_id.starts_with('+')) return std::optional<std::string>{};
+  for (size_t n = std::min<size_t>(user_id.size(), 32); n >= 2; --n) {
+    auto owner = prefix_owner(txn, user_id.substr(0, n));
+    if (!owner) return Unexpected(owner.error());
+    if (owner->has_value()) return std::optional<std::string>(std::string(user_id.substr(0, n)));
+  }
+  return std::optional<std::string>{};
+}
+
 }  // namespace tsunagu::rendezvous

@@ -45,6 +45,11 @@ class AgentRegistry {
   // The agent a domain or a number prefix is routed to.
   Expected<std::optional<std::string>, StoreError> domain_owner(storage::Transaction& txn, std::string_view domain);
   Expected<std::optional<std::string>, StoreError> prefix_owner(storage::Transaction& txn, std::string_view prefix);
+  // The enrolled route a user ID falls in: the domain of ID@DOMAIN, or the
+  // longest enrolled prefix of a +NUMBER (an ID with '@' is judged by its
+  // domain only). Such an ID belongs to that route's agent and is never an
+  // account (docs/security.md, "Identities").
+  Expected<std::optional<std::string>, StoreError> route_of(storage::Transaction& txn, std::string_view user_id);
 
  private:
   storage::DatabaseHandle agents_ = 0;

@@ -1,5 +1,7 @@
 #include "rendezvous/directory_search.hpp"
 
+#include <algorithm>
+
 #include "proto/profile_change.hpp"
 #include "proto/signalling.hpp"
 
@@ -79,7 +81,7 @@ bool DirectoryPager::offer(const Account& a) {
     more_ = true;
     return false;
   }
-  page_.entries.push_back(proto::DirectoryEntry{a.user_id, a.display_name, a.category, a.phone, false});
+  page_.entries.push_back(proto::DirectoryEntry{a.user_id, a.display_name, a.category, a.phone, false, a.verified});
   return true;
 }
 
@@ -108,6 +110,10 @@ std::vector<proto::CategoryCount> CategoryTally::take() {
 }
 
 void apply_profile_change(Account& account, const proto::ProfileChange& change) {
+  // The operator vouched for the row as it was: a new name, number or category is unchecked again.
+  if ((change.display_name && *change.display_name != account.display_name) ||
+      (change.phone && *change.phone != account.phone) || (change.category && *change.category != account.category))
+    account.verified = false;
   if (change.display_name) account.display_name = *change.display_name;
   if (change.phone) account.phone = *change.phone;
   if (change.category) account.category = *change.category;
@@ -115,6 +121,22 @@ void apply_profile_change(Account& account, const proto::ProfileChange& change) 
   if (change.voicemail)
     account.services = *change.voicemail ? (account.services | proto::service_flag::voicemail)
                                          : (account.services & ~proto::service_flag::voicemail);
+  if (change.presence_visibility) account.presence_visibility = *change.presence_visibility;
+  if (change.addresses_shown) account.addresses_shown = *change.addresses_shown;
+}
+
+uint32_t DirectoryScanLimiter::charge(const std::string& user, uint64_t now_ms) {
+  if (next_free_ms_.size() >= max_tracked_)
+    std::erase_if(next_free_ms_, [&](const auto& entry) { return entry.second <= now_ms; });
+  uint64_t& free_at = next_free_ms_[user];
+  uint64_t start = std::max(free_at, now_ms);
+  uint64_t window = uint64_t{burst_} * interval_ms_;
+  if (start + interval_ms_ > now_ms + window) {  // the burst is spent
+    uint64_t wait_ms = start + interval_ms_ - now_ms - window;
+    return static_cast<uint32_t>((wait_ms + 999) / 1000);
+  }
+  free_at = start + interval_ms_;
+  return 0;
 }
 
 }  // namespace tsunagu::rendezvous

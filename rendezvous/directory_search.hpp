@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "base/expected.hpp"
@@ -72,6 +73,27 @@ class CategoryTally {
 };
 
 // Applies a checked change (proto::profile_change_error said nothing) to an account.
+// A change of name, phone or category clears `verified`.
 void apply_profile_change(Account& account, const proto::ProfileChange& change);
+
+// Directory searches read every account (there is no index), so each account
+// may start `burst` of them back to back and then one per `interval_ms`
+// (a virtual-time limiter: one deadline per account). Pure; time is injected.
+class DirectoryScanLimiter {
+ public:
+  DirectoryScanLimiter(unsigned burst, uint64_t interval_ms, size_t max_tracked = 100'000)
+      : burst_(burst), interval_ms_(interval_ms), max_tracked_(max_tracked) {}
+  // 0 when `user` may scan now (and the scan is charged); otherwise the
+  // seconds until it may.
+  uint32_t charge(const std::string& user, uint64_t now_ms);
+  size_t tracked() const { return next_free_ms_.size(); }
+
+ private:
+  unsigned burst_;
+  uint64_t interval_ms_;
+  size_t max_tracked_;
+  // When the user's budget is whole again; past it, the entry may go.
+  std::unordered_map<std::string, uint64_t> next_free_ms_;
+};
 
 }  // namespace tsunagu::rendezvous

@@ -1,6 +1,6 @@
 // tsunagu-rendezvous: the public rendezvous node and its admin commands.
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
-// 3 no such user, 4 user already exists.
+// 3 no such user, 4 user already exists (or the ID belongs to a LAN agent).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -20,6 +20,7 @@
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_daemon.hpp"
+#include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
 
 using namespace tsunagu;
@@ -177,7 +178,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tsunagu-rendezvous: the Tsunagu public rendezvous node (accounts, presence, lookups, STUN)"};
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user, "
-             "4 user already exists.\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
+             "4 user already exists (or the ID belongs to a LAN agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
   std::string directory = default_directory();
 
   auto* init = app.add_subcommand("init", "Create a deployment directory: private CA, node certificate, node.toml");
@@ -212,12 +213,16 @@ int main(int argc, char** argv) {
   add->add_option("--name", display_name, "Display name");
   add->add_option("--phone", phone, "Phone number");
   add->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
-  auto* remove = user->add_subcommand("remove", "Delete an account");
+  bool reuse_removed = false;
+  add->add_flag("--reuse-removed-id", reuse_removed,
+                "Allow an ID removed less than accounts.removed_id_quarantine_days ago (give it to its old owner only)");
+  auto* remove = user->add_subcommand(
+      "remove", "Delete an account and its voicemail; its logged-in links end; the ID is held for the quarantine");
   remove->add_option("ID", user_id, "User ID")->required();
   auto* list = user->add_subcommand("list", "List accounts");
   auto* show = user->add_subcommand("show", "Show one account");
   show->add_option("ID", user_id, "User ID")->required();
-  auto* passwd = user->add_subcommand("passwd", "Reset a user's password");
+  auto* passwd = user->add_subcommand("passwd", "Reset a user's password (its logged-in links end)");
   passwd->add_option("ID", user_id, "User ID")->required();
   passwd->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
   auto* set_static = user->add_subcommand("set-static", "Enter a permanent address for an always-on terminal");
@@ -231,9 +236,15 @@ int main(int argc, char** argv) {
   set_services->add_option("ID", user_id, "User ID")->required();
   set_services->add_option("SERVICE", services, "Services to enable (the others are disabled)")
       ->check(CLI::IsMember({"voicemail", "call-waiting", "forwarding", "none"}));
+  std::string verified_word;
+  auto* verify = user->add_subcommand(
+      "verify", "Mark a user's directory row as checked by the operator (yes) or not (no); shown by `directory`");
+  verify->add_option("ID", user_id, "User ID")->required();
+  verify->add_option("YES|NO", verified_word, "yes or no")->required()->check(CLI::IsMember({"yes", "no"}));
   std::vector<std::string> profile_words;
   auto* set_profile = user->add_subcommand(
-      "profile", "Change a user's directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no");
+      "profile", "Change a user's directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no "
+                 "presence=anyone|nobody addresses=yes|no");
   set_profile->add_option("ID", user_id, "User ID")->required();
   set_profile->add_option("KEY=VALUE", profile_words, "Fields to change (category= empty: not a business)")->required();
 
@@ -257,7 +268,7 @@ int main(int argc, char** argv) {
                      "Name on the node's certificate the agent checks (default: node.public_name, else "
                      "node.public_address)");
   auto* agent_list = agent->add_subcommand("list", "List enrolled agents and their routes");
-  auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes");
+  auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes, and its extensions' undelivered voicemail");
   agent_remove->add_option("NAME", agent_name, "Agent name")->required();
 
   try {
@@ -297,6 +308,8 @@ int main(int argc, char** argv) {
   if (agent->parsed()) {
     auto registry = AgentRegistry::open(store.environment());
     if (!registry) return fail(registry.error().detail);
+    auto voicemail = VoicemailStore::open(store.environment());  // before the write transaction: it opens tables
+    if (!voicemail) return fail(voicemail.error().detail);
     if (agent_list->parsed()) {
       auto txn = store.begin_read();
       if (!txn) return fail(txn.error().detail);
@@ -314,11 +327,23 @@ int main(int argc, char** argv) {
     auto txn = store.begin_write();
     if (!txn) return fail(txn.error().detail);
     if (agent_remove->parsed()) {
+      auto enrolled = registry->find(*txn, agent_name);
+      if (!enrolled) return fail(enrolled.error().detail);
+      if (!enrolled->has_value()) return fail("no such agent: " + agent_name, exit_no_user);
       auto removed = registry->remove(*txn, agent_name);
       if (!removed) return fail(removed.error().detail);
-      if (!*removed) return fail("no such agent: " + agent_name, exit_no_user);
+      // Its IDs become registrable: their undelivered voicemail goes with the agent.
+      size_t deleted = 0;
+      std::vector<std::string> routes = (*enrolled)->domains;
+      routes.insert(routes.end(), (*enrolled)->number_prefixes.begin(), (*enrolled)->number_prefixes.end());
+      for (const auto& route : routes) {
+        auto gone = voicemail->remove_mailboxes_inside(*txn, route);
+        if (!gone) return fail(gone.error().detail);
+        deleted += *gone;
+      }
       if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
-      std::cout << "removed agent " << agent_name << "\n";
+      std::cout << "removed agent " << agent_name << " and " << deleted
+                << " undelivered voicemail message(s) of its extensions\n";
       return 0;
     }
     if (agent_domains.empty() && agent_prefixes.empty()) return fail("give at least one --domain or --prefix", exit_usage);
@@ -326,6 +351,21 @@ int main(int argc, char** argv) {
       if (!valid_domain(d)) return fail("invalid domain \"" + d + "\": 1-63 of a-z 0-9 . -", exit_usage);
     for (const auto& p : agent_prefixes)
       if (!valid_number_prefix(p)) return fail("invalid prefix \"" + p + "\": + then digits and -", exit_usage);
+    // IDs inside a route belong to its agent: accounts already there must go
+    // first (docs/operator.md, "Enrolling a domain that accounts already use").
+    std::vector<std::string> routes = agent_domains;
+    routes.insert(routes.end(), agent_prefixes.begin(), agent_prefixes.end());
+    for (const auto& route : routes) {
+      auto inside = store.ids_inside(*txn, route, 21);
+      if (!inside) return fail(inside.error().detail);
+      if (inside->empty()) continue;
+      std::string listed;
+      for (size_t i = 0; i < inside->size() && i < 20; ++i) listed += "\n  " + (*inside)[i];
+      if (inside->size() > 20) listed += "\n  ...";
+      return fail("accounts already use " + route + ", whose IDs would belong to agent " + agent_name + ":" + listed +
+                      "\nremove them (tsunagu-rendezvous user remove ID) and enroll again",
+                  exit_user_exists);
+    }
     AgentEnrollment enrollment{agent_name, agent_domains, agent_prefixes, static_cast<uint64_t>(std::time(nullptr))};
     auto conflict = registry->enroll(*txn, enrollment);
     if (!conflict) return fail(conflict.error().detail);
@@ -349,7 +389,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (add->parsed() || passwd->parsed() || set_static->parsed() || clear_static->parsed() || remove->parsed() ||
-      set_services->parsed() || set_profile->parsed()) {
+      set_services->parsed() || set_profile->parsed() || verify->parsed()) {
     if (!proto::valid_user_id(user_id))
       return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);
   }
@@ -363,8 +403,25 @@ int main(int argc, char** argv) {
     account.phone = phone;
     account.created_at = static_cast<uint64_t>(std::time(nullptr));
     account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
+    auto registry = AgentRegistry::open(store.environment());  // before the write transaction: it opens tables
+    if (!registry) return fail(registry.error().detail);
     auto txn = store.begin_write();
     if (!txn) return fail(txn.error().detail);
+    auto route = registry->route_of(*txn, user_id);
+    if (!route) return fail(route.error().detail);
+    if (route->has_value())
+      return fail(user_id + " is inside " + **route + ", which is routed to a LAN agent: IDs there are its " +
+                      "extensions, never accounts",
+                  exit_user_exists);
+    auto removed_at = store.removed_at(*txn, user_id);
+    if (!removed_at) return fail(removed_at.error().detail);
+    uint64_t held_until =
+        removed_at->value_or(0) + uint64_t{admin->config.settings.removed_id_quarantine_days} * 86400;
+    if (removed_at->has_value() && account.created_at < held_until && !reuse_removed)
+      return fail(user_id + " was removed less than accounts.removed_id_quarantine_days (" +
+                      std::to_string(admin->config.settings.removed_id_quarantine_days) +
+                      ") ago; give it back to its old owner only, with --reuse-removed-id",
+                  exit_user_exists);
     auto created = store.create(*txn, account);
     if (!created) return fail(created.error().detail);
     if (!*created) return fail("user " + user_id + " already exists", exit_user_exists);
@@ -386,6 +443,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   // The rest read-modify-write one account.
+  auto voicemail = VoicemailStore::open(store.environment());  // before the write transaction: it opens tables
+  if (!voicemail) return fail(voicemail.error().detail);
   auto txn = store.begin_write();
   if (!txn) return fail(txn.error().detail);
   auto found = store.find(*txn, user_id);
@@ -402,13 +461,22 @@ int main(int argc, char** argv) {
               << (account.static_address ? account.static_address->to_string() : "-")
               << "\nservices: " << (service_list.empty() ? " -" : service_list)
               << "\ncategory:  " << (account.category.empty() ? "-" : account.category)
-              << "\npublished: " << (account.publish ? "yes" : "no") << "\n";
+              << "\npublished: " << (account.publish ? "yes" : "no")
+              << "\nverified:  " << (account.verified ? "yes" : "no")
+              << "\npresence:  "
+              << (account.presence_visibility == proto::presence_visibility::nobody ? "nobody" : "anyone logged in")
+              << "\naddresses: " << (account.addresses_shown ? "shown" : "hidden") << "\n";
     return 0;
   }
   if (remove->parsed()) {
-    if (auto removed = store.remove(*txn, user_id); !removed) return fail(removed.error().detail);
+    if (auto removed = store.remove(*txn, user_id, static_cast<uint64_t>(std::time(nullptr))); !removed)
+      return fail(removed.error().detail);
+    auto deleted = voicemail->remove_mailbox(*txn, user_id);
+    if (!deleted) return fail(deleted.error().detail);
     if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
-    std::cout << "removed " << user_id << "\n";
+    std::cout << "removed " << user_id << " and " << *deleted << " voicemail message(s); its links end within "
+              << admin->config.settings.account_check_interval_ms << " ms; the ID is held for "
+              << admin->config.settings.removed_id_quarantine_days << " days\n";
     return 0;
   }
   if (passwd->parsed()) {
@@ -416,12 +484,17 @@ int main(int argc, char** argv) {
     auto password = new_password(password_file, error);
     if (!password) return fail(error, exit_usage);
     account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
+    auto epoch = store.bump_epoch(*txn);  // the account's logged-in links end
+    if (!epoch) return fail(epoch.error().detail);
+    account.generation = *epoch;
   } else if (set_static->parsed()) {
     auto address = proto::SocketAddress::parse(address_text);
     if (!address) return fail("\"" + address_text + "\" is not an address:port", exit_usage);
     account.static_address = *address;
   } else if (clear_static->parsed()) {
     account.static_address.reset();
+  } else if (verify->parsed()) {
+    account.verified = verified_word == "yes";
   } else if (set_profile->parsed()) {
     auto change = proto::parse_profile_assignments(profile_words);
     if (!change) return fail(change.error(), exit_usage);

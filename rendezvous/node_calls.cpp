@@ -118,8 +118,9 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
     if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
     auto account = store_.find(*txn, callee);
     if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
-    if (!account->has_value()) return reply_error(link, request, sig::error::unknown_user);
     const PresenceRow* row = presence_.find(callee);
+    if (!account->has_value() || (row == nullptr && !visible_to(**account, *state.user)))
+      return reply_error(link, request, sig::error::unknown_user);  // a hidden user offline: as if unknown
     if (row == nullptr) return reply_error(link, request, sig::error::offline, "Offline: the user is not logged in");
     callee_link = row->link;
     call_waiting = ((*account)->services & sig::service_flag::call_waiting) != 0;

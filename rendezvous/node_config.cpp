@@ -32,6 +32,8 @@ const KnownSettings kNodeSettings = {
     {"calls", {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source"}},
     {"turn", {"secret", "servers", "lifetime", "stun_server"}},
     {"voicemail", {"max_message_kb", "mailbox_quota_kb", "max_messages", "retention_days", "pending_uploads_mb"}},
+    {"accounts", {"removed_id_quarantine_days", "check_interval_ms"}},
+    {"directory", {"scan_burst", "scan_interval_ms"}},
 };
 
 }  // namespace
@@ -124,6 +126,12 @@ NodeConfig load_node_config(const std::string& directory) {
     reader.fail("voicemail.max_message_kb", "must not exceed voicemail.mailbox_quota_kb");
   if (s.voicemail_max_message_bytes > s.voicemail_pending_bytes)
     reader.fail("voicemail.max_message_kb", "must not exceed voicemail.pending_uploads_mb");
+  s.removed_id_quarantine_days =
+      static_cast<uint32_t>(reader.integer("accounts.removed_id_quarantine_days", 30, 0, 3650));
+  s.account_check_interval_ms = static_cast<uint32_t>(reader.integer("accounts.check_interval_ms", 1000, 100, 60000));
+  s.directory_scan_burst = static_cast<uint32_t>(reader.integer("directory.scan_burst", 20, 1, 10000));
+  s.directory_scan_interval_ms =
+      static_cast<uint32_t>(reader.integer("directory.scan_interval_ms", 2000, 1, 3'600'000));
   s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
   return config;
 }
@@ -190,6 +198,15 @@ mailbox_quota_kb = 8192        # per mailbox; a message that would pass it is re
 max_messages = 100             # per mailbox
 retention_days = 30            # messages older than this are deleted, delivered or not
 pending_uploads_mb = 64        # memory for all uploads in progress (503 beyond it)
+
+[accounts]
+removed_id_quarantine_days = 30  # a removed ID cannot be registered again for this long (0: at once)
+check_interval_ms = 1000       # how soon a removal or password change (`user remove`/`user passwd`)
+                               # ends the account's idle links; any request of theirs is refused at once
+
+[directory]
+scan_burst = 20                # directory searches (each reads every account) one account may start at once ...
+scan_interval_ms = 2000        # ... then one per this many ms; 429 with RETRY-AFTER beyond
 )";
 }
 

@@ -34,9 +34,12 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       settings_(std::move(settings)),
       presence_(uint64_t{settings_.keepalive_interval_s} * settings_.keepalive_misses * 1000),
       limiter_(settings_.login_limits),
+      scan_limiter_(settings_.directory_scan_burst, settings_.directory_scan_interval_ms),
       dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {
   if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
   if (auto voicemail = VoicemailStore::open(store_.environment())) voicemail_.emplace(std::move(*voicemail));
+  if (auto txn = store_.begin_read())
+    if (auto epoch = store_.epoch(*txn)) known_account_epoch_ = *epoch;
 }
 
 void NodeCore::agent_link_ready(LinkId link, const std::string& agent_name, Now) {
@@ -183,11 +186,12 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
       default: return reply_error(link, request, sig::error::forbidden, "Forbidden: not a method for agent links");
     }
   }
+  if (state.user && !session_still_valid(link, state, request, now)) return;
   switch (request.method) {
     case sig::method::agent_hello:
       return reply_error(link, request, sig::error::forbidden,
                          "Forbidden: agents connect to the agent port with their enrolment certificate");
-    case sig::method::register_user: return handle_register(link, state, request);
+    case sig::method::register_user: return handle_register(link, state, request, now);
     case sig::method::login: return handle_login(link, state, request, now);
     case sig::method::keepalive: return handle_keepalive(link, state, request, now);
     case sig::method::logout: return handle_logout(link, state, request, now);
@@ -201,8 +205,8 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::voicemail_list:
     case sig::method::voicemail_fetch:
     case sig::method::voicemail_delete: return handle_voicemail(link, state, request, now);
-    case sig::method::directory_search: return handle_directory_search(link, state, request);
-    case sig::method::directory_categories: return handle_directory_categories(link, state, request);
+    case sig::method::directory_search: return handle_directory_search(link, state, request, now);
+    case sig::method::directory_categories: return handle_directory_categories(link, state, request, now);
     case sig::method::profile_get:
     case sig::method::profile_set: return handle_profile(link, state, request);
     default:
@@ -232,13 +236,15 @@ std::optional<NodeCore::Credentials> NodeCore::read_credentials(LinkId link, con
   return credentials;
 }
 
-void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& request) {
+void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& request, Now now) {
   if (!settings_.open_registration) {
     reply_error(link, request, sig::error::forbidden, "Forbidden: registration is closed on this node");
     return;
   }
   auto credentials = read_credentials(link, request, sig::min_password_size);
-  if (!credentials) return;
+  if (!credentials || refuse_agent_id(link, request, credentials->user_id) ||
+      refuse_removed_id(link, request, credentials->user_id, now))
+    return;
   const std::string& user_id = credentials->user_id;
   std::string_view secret = credentials->password;
   std::string display_name;
@@ -278,7 +284,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
     return;
   }
   auto credentials = read_credentials(link, request, 0);
-  if (!credentials) return;
+  if (!credentials || refuse_agent_id(link, request, credentials->user_id)) return;
   const std::string& user_id = credentials->user_id;
   std::string_view secret = credentials->password;
   std::string source = source_key(state.observed);
@@ -323,6 +329,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
     return;
   }
   pending.account_exists = account->has_value();
+  if (pending.account_exists) pending.generation = (*account)->generation;
   // Charged now and refunded on success, so attempts still being checked in
   // parallel count against the limit too.
   limiter_.record_failure(user_id, source, now.mono_ms);
@@ -395,6 +402,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   bool first_login_on_link = !state.user.has_value();
   state.user = pending.user_id;
   state.role = pending.role;
+  state.account_generation = pending.generation;
   if (first_login_on_link)
     login_deadlines_.erase({state.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, pending.link});
 
@@ -486,8 +494,8 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
     reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
     return;
   }
-  if (!account->has_value()) {
-    reply_error(link, request, sig::error::unknown_user);
+  if (!account->has_value() || !visible_to(**account, *state.user)) {
+    reply_error(link, request, sig::error::unknown_user);  // the same bytes for hidden and unknown IDs
     return;
   }
   const Account& found = **account;
@@ -499,8 +507,10 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   if (const PresenceRow* row = presence_.find(user_id)) {
     uint32_t flags = sig::presence_flag::online | (row->in_call ? sig::presence_flag::in_call : 0) |
                      voicemail_waiting_flag(user_id);
-    builder.add_u32(sig::attr::presence, flags);
-    for (const auto& reported : row->reported) builder.add_xor_address(sig::attr::reported_address, reported);
+    bool shown = found.addresses_shown || user_id == *state.user;
+    builder.add_u32(sig::attr::presence, flags | (shown ? 0 : sig::presence_flag::addresses_hidden));
+    if (shown)
+      for (const auto& reported : row->reported) builder.add_xor_address(sig::attr::reported_address, reported);
     builder.add_xor_address(sig::attr::observed_address, row->observed);
     builder.add_u64(sig::attr::last_seen, now.unix_s - (now.mono_ms - row->last_seen_ms) / 1000);
     send(link, builder.finish());
@@ -539,6 +549,7 @@ void NodeCore::tick(Now now) {
   }
   expire_rings(now);
   expire_voicemail(now);
+  check_accounts(now);
   while (!forward_deadlines_.empty() && forward_deadlines_.begin()->first <= now.mono_ms) {
     auto id = forward_deadlines_.begin()->second;
     forward_deadlines_.erase(forward_deadlines_.begin());
@@ -571,6 +582,8 @@ std::optional<uint64_t> NodeCore::next_deadline() const {
     uint64_t ring = ring_deadlines_.begin()->first;
     next = next ? std::min(*next, ring) : ring;
   }
+  if (settings_.account_check_interval_ms != 0 && !links_.empty())
+    next = next ? std::min(*next, next_account_check_ms_) : next_account_check_ms_;
   return next;
 }
 
@@ -625,15 +638,9 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
 NodeCore::Route NodeCore::find_route(const std::string& user_id) {
   Route found;
   auto at = user_id.find('@');
-  auto* txn = read_txn();
   if (at != std::string::npos) {
     found.route = user_id.substr(at + 1);
-    if (auto held = connected_domains_.find(found.route); held != connected_domains_.end()) {
-      found.agent = held->second;
-    } else if (registry_ && txn != nullptr) {
-      auto owner = registry_->domain_owner(*txn, found.route);
-      found.routed = owner && owner->has_value();
-    }
+    if (auto held = connected_domains_.find(found.route); held != connected_domains_.end()) found.agent = held->second;
   } else if (!user_id.empty() && user_id[0] == '+') {
     // Longest announced prefix wins.
     for (const auto& [prefix, holder] : connected_prefixes_)
@@ -641,12 +648,13 @@ NodeCore::Route NodeCore::find_route(const std::string& user_id) {
         found.route = prefix;
         found.agent = holder;
       }
-    if (!found.agent && registry_ && txn != nullptr) {
-      for (size_t n = std::min<size_t>(user_id.size(), 32); n >= 2 && !found.routed; --n) {
-        auto owner = registry_->prefix_owner(*txn, user_id.substr(0, n));
-        found.routed = owner && owner->has_value();
-        if (found.routed) found.route = user_id.substr(0, n);
-      }
+  }
+  auto* txn = found.agent || !registry_ ? nullptr : read_txn();
+  if (txn != nullptr) {
+    auto route = registry_->route_of(*txn, user_id);
+    if (route && route->has_value()) {
+      found.routed = true;
+      found.route = **route;
     }
   }
   found.routed = found.routed || found.agent.has_value();

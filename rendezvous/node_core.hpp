@@ -22,6 +22,7 @@
 #include "proto/stun_message.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
+#include "rendezvous/directory_search.hpp"
 #include "rendezvous/login_limiter.hpp"
 #include "rendezvous/presence_table.hpp"
 #include "rendezvous/voicemail_store.hpp"
@@ -54,6 +55,12 @@ struct NodeSettings {
   uint32_t voicemail_max_messages = 100;               // per mailbox
   uint32_t voicemail_retention_days = 30;
   uint64_t voicemail_pending_bytes = uint64_t{64} << 20;  // all uploads in progress, node-wide
+  // Accounts (node.toml [accounts]; docs/security.md, "Identities").
+  uint32_t removed_id_quarantine_days = 30;  // a removed ID cannot be registered again for this long
+  uint32_t account_check_interval_ms = 1000;  // how often idle links are checked against the account epoch; 0: never
+  // Directory searches per account (node.toml [directory]): a burst, then one per interval.
+  uint32_t directory_scan_burst = 20;
+  uint32_t directory_scan_interval_ms = 2000;
 };
 
 struct Now {
@@ -145,6 +152,7 @@ class NodeCore {
     std::optional<std::string> agent_name;  // agent links: the certificate's name
     bool agent_ready = false;               // agent_hello accepted
     size_t forwards_pending = 0;
+    uint64_t account_generation = 0;  // the account's generation at login
   };
   struct Call {
     std::string id;
@@ -172,6 +180,7 @@ class NodeCore {
     std::vector<proto::SocketAddress> reported;
     uint32_t role = 0;
     bool account_exists = false;
+    uint64_t generation = 0;  // of the account, when it was read for this login
   };
   struct PendingReply {
     LinkId link = 0;
@@ -187,7 +196,7 @@ class NodeCore {
   // once the error has been answered.
   std::optional<Credentials> read_credentials(LinkId link, const proto::Message& request, size_t min_password);
   void handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now);
-  void handle_register(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_register(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_keepalive(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_logout(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -223,8 +232,10 @@ class NodeCore {
   void expire_rings(Now now);
   bool user_in_accepted_call(const std::string& user) const;
   // Directory and profiles (node_directory.cpp).
-  void handle_directory_search(LinkId link, LinkState& state, const proto::Message& request);
-  void handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_directory_search(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // true when the account's directory scans are used up: answered 429 with RETRY-AFTER.
+  bool refuse_directory_scan(LinkId link, const proto::Message& request, const std::string& user, Now now);
   void handle_profile(LinkId link, LinkState& state, const proto::Message& request);
   // Voicemail (node_voicemail.cpp).
   void handle_voicemail(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -240,6 +251,22 @@ class NodeCore {
   void voicemail_link_closed(LinkId link);
   void expire_voicemail(Now now);
   uint32_t voicemail_waiting_flag(const std::string& user);
+  // Identities (node_identity.cpp): IDs inside an agent's route are never
+  // accounts, and a logged-in link lasts only as long as its account does.
+  // true when `user_id` lies in an enrolled domain or prefix: answered 403.
+  bool refuse_agent_id(LinkId link, const proto::Message& request, const std::string& user_id);
+  // false when the link's login no longer holds (the request was answered
+  // and the link is being closed).
+  bool session_still_valid(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void end_session(LinkId link, LinkState& state, std::string_view reason, Now now);
+  // true when the ID was removed less than the quarantine period ago: answered 409.
+  bool refuse_removed_id(LinkId link, const proto::Message& request, const std::string& user_id, Now now);
+  // false when the link's account is gone or its generation moved on.
+  bool account_holds(const LinkState& state);
+  // At most once per account_check_interval_ms: when the account epoch moved
+  // (a removal or password change, maybe by the admin command in another
+  // process), ends the login of every link whose account no longer holds.
+  void check_accounts(Now now);
   void finish_login(const PendingAuth& pending, bool verified, Now now);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
@@ -258,12 +285,15 @@ class NodeCore {
   NodeSettings settings_;
   PresenceTable presence_;
   LoginLimiter limiter_;
+  DirectoryScanLimiter scan_limiter_;
   std::string dummy_hash_;  // verified against for unknown users, so timing reveals nothing
   std::unordered_map<LinkId, LinkState> links_;
   std::set<std::pair<uint64_t, LinkId>> login_deadlines_;
   std::unordered_map<uint64_t, PendingAuth> pending_auth_;
   std::unordered_map<std::string, uint64_t> last_seen_unix_;
   std::optional<AgentRegistry> registry_;
+  uint64_t known_account_epoch_ = 0;
+  uint64_t next_account_check_ms_ = 0;
   std::unordered_map<std::string, LinkId> connected_domains_;
   std::map<std::string, LinkId> connected_prefixes_;
   std::map<std::array<std::byte, 12>, PendingForward> forwards_;

@@ -37,12 +37,27 @@ void add_profile(proto::MessageBuilder& b, const Account& a) {
   b.add_string(sig::attr::category, a.category);
   b.add_u32(sig::attr::publish, a.publish ? 1 : 0);
   b.add_u32(sig::attr::services, a.services);
+  b.add_u32(sig::attr::presence_visibility, a.presence_visibility);
+  b.add_u32(sig::attr::addresses_shown, a.addresses_shown ? 1 : 0);
 }
 
 }  // namespace
 
-void NodeCore::handle_directory_search(LinkId link, LinkState& state, const proto::Message& request) {
+bool NodeCore::refuse_directory_scan(LinkId link, const proto::Message& request, const std::string& user, Now now) {
+  uint32_t wait = scan_limiter_.charge(user, now.mono_ms);
+  if (wait == 0) return false;
+  ++counters_.rate_limited;
+  auto builder = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
+  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  builder.add_error(sig::error::too_many_attempts, "Too Many Attempts: too many directory searches; try again later");
+  builder.add_u32(sig::attr::retry_after, wait);
+  send(link, builder.finish());
+  return true;
+}
+
+void NodeCore::handle_directory_search(LinkId link, LinkState& state, const proto::Message& request, Now now) {
   if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (refuse_directory_scan(link, request, *state.user, now)) return;
   uint32_t kind = sig::directory_kind::name, limit = 0;
   if (const auto* k = request.find(sig::attr::directory_kind)) {
     auto v = proto::read_u32(*k);
@@ -87,8 +102,9 @@ void NodeCore::handle_directory_search(LinkId link, LinkState& state, const prot
   send(link, ok.finish());
 }
 
-void NodeCore::handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request) {
+void NodeCore::handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request, Now now) {
   if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (refuse_directory_scan(link, request, *state.user, now)) return;
   auto* txn = read_txn();
   if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
   CategoryTally tally;

@@ -106,8 +106,10 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
   if (!route.routed) {
     auto account = store_.find(*txn, callee);
     if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
-    if (!account->has_value()) return reply_error(link, request, sig::error::unknown_user);
-    if (((*account)->services & sig::service_flag::voicemail) == 0)
+    bool takes_voicemail = account->has_value() && ((*account)->services & sig::service_flag::voicemail) != 0;
+    if (!account->has_value() || (!takes_voicemail && !visible_to(**account, caller)))
+      return reply_error(link, request, sig::error::unknown_user);  // a hidden user: as if unknown
+    if (!takes_voicemail)
       return reply_error(link, request, sig::error::forbidden, "Forbidden: " + callee + " does not take voicemail");
   } else if (callee.find('@') == std::string::npos) {
     return reply_error(link, request, sig::error::not_implemented,

@@ -148,11 +148,43 @@ Expected<size_t, storage::StoreError> VoicemailStore::expire(Transaction& txn, u
     return old.size() < max;
   });
   if (!scanned) return Unexpected(scanned.error());
-  for (const auto& key : old) {
+  return erase_all(txn, old);
+}
+
+Expected<size_t, storage::StoreError> VoicemailStore::remove_mailbox(Transaction& txn, std::string_view mailbox) {
+  std::vector<Bytes> keys;
+  auto scanned = txn.scan(headers_, mailbox_key(mailbox, 0), [&](ByteView key, ByteView) {
+    if (!in_mailbox(key, mailbox)) return false;
+    keys.emplace_back(key.begin(), key.end());
+    return true;
+  });
+  if (!scanned) return Unexpected(scanned.error());
+  return erase_all(txn, keys);
+}
+
+Expected<size_t, storage::StoreError> VoicemailStore::remove_mailboxes_inside(Transaction& txn,
+                                                                             std::string_view route) {
+  bool prefix = route.starts_with('+');
+  std::string suffix = "@" + std::string(route);
+  std::vector<Bytes> keys;
+  auto scanned = txn.scan(headers_, ByteView{}, [&](ByteView key, ByteView) {
+    if (key.size() < 9) return true;
+    std::string_view mailbox = as_chars(key.first(key.size() - 9));
+    bool inside = prefix ? mailbox.starts_with(route) && mailbox.find('@') == std::string_view::npos
+                         : mailbox.ends_with(suffix);
+    if (inside) keys.emplace_back(key.begin(), key.end());
+    return true;
+  });
+  if (!scanned) return Unexpected(scanned.error());
+  return erase_all(txn, keys);
+}
+
+Expected<size_t, storage::StoreError> VoicemailStore::erase_all(Transaction& txn, const std::vector<Bytes>& keys) {
+  for (const auto& key : keys) {
     if (auto e = txn.erase(headers_, key); !e) return Unexpected(e.error());
     if (auto e = txn.erase(data_, key); !e) return Unexpected(e.error());
   }
-  return old.size();
+  return keys.size();
 }
 
 }  // namespace tsunagu::rendezvous

@@ -48,11 +48,18 @@ class VoicemailStore {
                                                      uint64_t offset, size_t max);
   // false when there was no such message.
   Expected<bool, StoreError> remove(Transaction& txn, std::string_view mailbox, uint64_t id);
+  // Deletes every message of `mailbox` (its account was removed); returns how many went.
+  Expected<size_t, StoreError> remove_mailbox(Transaction& txn, std::string_view mailbox);
+  // Deletes the messages of every mailbox inside an agent's route (ID@DOMAIN
+  // for a domain, IDs starting with a +PREFIX), when the agent's enrolment
+  // ends: whoever may register those IDs next must not read them.
+  Expected<size_t, StoreError> remove_mailboxes_inside(Transaction& txn, std::string_view route);
   // Deletes up to `max` messages left before `older_than` (Unix seconds);
   // returns how many went.
   Expected<size_t, StoreError> expire(Transaction& txn, uint64_t older_than, size_t max);
 
  private:
+  Expected<size_t, StoreError> erase_all(Transaction& txn, const std::vector<Bytes>& keys);
   storage::DatabaseHandle headers_ = 0;
   storage::DatabaseHandle data_ = 0;
   storage::DatabaseHandle meta_ = 0;

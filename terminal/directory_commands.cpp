@@ -58,6 +58,7 @@ int exit_for_code(uint16_t code) {
   if (code == proto::error::bad_request || code == proto::error::invalid_user_id) return exit_usage;
   if (code == proto::error::unknown_user) return exit_unknown_user;
   if (code == proto::error::unauthenticated) return exit_auth;
+  if (code == proto::error::too_many_attempts) return exit_rate_limited;  // e.g. directory scans per account
   return exit_refused;
 }
 
@@ -77,6 +78,7 @@ void print_entry(const proto::DirectoryEntry& e, bool json, bool first) {
   if (json) {
     std::cout << (first ? "" : ", ") << "{\"user\": " << json_string(e.user_id) << ", \"name\": "
               << json_string(e.display_name) << ", \"online\": " << (e.online ? "true" : "false")
+              << ", \"verified\": " << (e.verified ? "true" : "false")
               << ", \"category\": " << json_string(e.category) << ", \"phone\": " << json_string(e.phone) << "}";
     return;
   }
@@ -85,6 +87,8 @@ void print_entry(const proto::DirectoryEntry& e, bool json, bool first) {
   std::cout << "  " << (e.online ? "online" : "offline");
   if (!e.category.empty()) std::cout << "  [" << e.category << "]";
   if (!e.phone.empty()) std::cout << "  " << e.phone;
+  // Anyone may claim a name or a number in their own row; the operator vouches for some.
+  if (!e.verified) std::cout << "  (unverified)";
   std::cout << "\n";
 }
 
@@ -138,7 +142,8 @@ std::shared_ptr<DirectoryCommands> add_directory_commands(CLI::App& app) {
   c->profile_show = c->profile->add_subcommand("show", "Show your directory row");
   c->show_args.add_to(c->profile_show, true);
   c->profile_set = c->profile->add_subcommand(
-      "set", "Change your directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no");
+      "set", "Change your directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no "
+             "presence=anyone|nobody addresses=yes|no");
   c->set_args.add_to(c->profile_set, true);
   c->profile_set->add_option("KEY=VALUE", c->words, "Fields to change (phone= or category= empty: remove)")->required();
 
@@ -266,12 +271,15 @@ void print_profile(const proto::Message& m, bool json) {
   };
   bool publish = number(proto::attr::publish) != 0;
   bool voicemail = (number(proto::attr::services) & proto::service_flag::voicemail) != 0;
+  bool hidden = number(proto::attr::presence_visibility) == proto::presence_visibility::nobody;
+  bool addresses = number(proto::attr::addresses_shown) != 0;
   if (json) {
     std::cout << "{\"user\": " << json_string(text(proto::attr::user_id)) << ", \"name\": "
               << json_string(text(proto::attr::display_name)) << ", \"phone\": " << json_string(text(proto::attr::phone))
               << ", \"category\": " << json_string(text(proto::attr::category))
               << ", \"publish\": " << (publish ? "true" : "false") << ", \"voicemail\": " << (voicemail ? "true" : "false")
-              << "}" << std::endl;
+              << ", \"presence\": " << (hidden ? "\"nobody\"" : "\"anyone\"")
+              << ", \"addresses\": " << (addresses ? "true" : "false") << "}" << std::endl;
     return;
   }
   auto or_dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
@@ -279,7 +287,10 @@ void print_profile(const proto::Message& m, bool json) {
             << "\nphone:     " << or_dash(text(proto::attr::phone))
             << "\ncategory:  " << or_dash(text(proto::attr::category))
             << "\npublish:   " << (publish ? "yes (listed in the directory)" : "no (not listed)")
-            << "\nvoicemail: " << (voicemail ? "yes (callers may leave messages)" : "no") << std::endl;
+            << "\nvoicemail: " << (voicemail ? "yes (callers may leave messages)" : "no")
+            << "\npresence:  " << (hidden ? "nobody (others get \"unknown user\")" : "anyone logged in")
+            << "\naddresses: " << (addresses ? "yes (lookups show your private addresses)" : "no (hidden in lookups)")
+            << std::endl;
 }
 
 int run_profile(DirectoryCommands& c, bool set) {

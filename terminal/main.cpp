@@ -140,10 +140,11 @@ void print_lookup(const std::string& target, const proto::Message& response, boo
     if (auto a = proto::read_xor_address(*s, response)) fixed = a->to_string();
   bool online = (flags & proto::presence_flag::online) != 0;
   bool in_call = (flags & proto::presence_flag::in_call) != 0;
+  bool hidden = (flags & proto::presence_flag::addresses_hidden) != 0;
   if (json) {
     std::cout << "{\"user\": " << json_string(target) << ", \"name\": " << json_string(name)
               << ", \"online\": " << (online ? "true" : "false") << ", \"in_call\": " << (in_call ? "true" : "false")
-              << ", \"reported\": [";
+              << ", \"addresses_hidden\": " << (hidden ? "true" : "false") << ", \"reported\": [";
     for (size_t i = 0; i < reported.size(); ++i) std::cout << (i ? ", " : "") << json_string(reported[i]);
     std::cout << "], \"observed\": " << json_string(observed) << ", \"static\": " << json_string(fixed)
               << ", \"lease\": [";
@@ -168,6 +169,7 @@ void print_lookup(const std::string& target, const proto::Message& response, boo
   std::cout << target << (name.empty() ? "" : " (" + name + ")")
             << (online ? (in_call ? " is online, in a call" : " is online") : " has a permanent address") << "\n";
   for (const auto& r : reported) std::cout << "  reported address: " << r << "   (what the terminal says it has)\n";
+  if (hidden) std::cout << "  reported addresses: hidden by the user (a call still finds them)\n";
   if (!observed.empty()) std::cout << "  observed address: " << observed << "   (what the node sees: its NAT mapping)\n";
   if (!fixed.empty()) std::cout << "  static address:   " << fixed << "\n";
   std::cout << std::flush;

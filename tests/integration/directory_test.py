@@ -146,8 +146,10 @@ def profile_self_service():
     d.add_user("henry", PASSWORD)
     d.add_user("iris", PASSWORD)
     r = d.cli(["profile", "show", "--json"], "henry", PASSWORD)
+    # Issue 11: the row also says who may look henry up and whether his private addresses are shown.
     expect(r.code == 0 and r.json() == {"user": "henry", "name": "", "phone": "", "category": "", "publish": False,
-                                        "voicemail": False}, "a new account is unpublished: %r" % r)
+                                        "voicemail": False, "presence": "anyone", "addresses": False},
+           "a new account is unpublished, seen by logged-in users, its private addresses hidden: %r" % r)
     r = d.cli(["profile", "set", "name=Henry Ito", "phone=+81 3 0000 1111", "publish=yes", "voicemail=yes"],
               "henry", PASSWORD)
     expect(r.code == 0 and "Henry Ito" in r.out and "yes (listed" in r.out, "profile set changes one's own row: %r" % r)

@@ -82,6 +82,14 @@ def presence_lookup():
     d = Deployment()
     ta, tb = two_users_online(d)
     node_port = d.node.tls[1]
+    # Issue 11: reported (private) addresses reach only lookups of users who
+    # chose addresses=yes; by default they are left out, and the row says so.
+    hidden = d.whereis(BOB, BOB_PW, ALICE).json()
+    expect(hidden.get("reported") == [] and hidden.get("addresses_hidden") is True,
+           "alice's private addresses are hidden by default: %r" % hidden)
+    for user in (ALICE, BOB):
+        r = d.admin(["user", "-d", d.dir, "profile", user, "addresses=yes"])
+        expect(r.code == 0, "%s shows her/his addresses (%r)" % (user, r))
     for me, my_pw, other, terminal in ((BOB, BOB_PW, ALICE, ta), (ALICE, ALICE_PW, BOB, tb)):
         result = d.whereis(me, my_pw, other)
         expect(result.code == 0, "%s finds %s (exit 0): %r" % (me, other, result))

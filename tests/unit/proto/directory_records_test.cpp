@@ -19,6 +19,16 @@ TEST_CASE("directory entry: round trip; every truncation and any extra byte refu
   CHECK_FALSE(decode_directory_entry(longer).has_value());
 }
 
+TEST_CASE("directory entry: the operator-verified flag is bit 1 of the flags; unknown bits are refused (issue 11)") {
+  DirectoryEntry e{"alice", "Alice Smith", "", "+81-6-1234-0000", false, true};
+  Bytes b = encode_directory_entry(e);
+  REQUIRE(!b.empty());
+  CHECK(b[0] == std::byte{2});
+  CHECK(decode_directory_entry(b) == e);
+  b[0] = std::byte{4};
+  CHECK_FALSE(decode_directory_entry(b).has_value());
+}
+
 TEST_CASE("directory entry: fields over their limits are neither encoded nor decoded") {
   DirectoryEntry e{"alice", std::string(129, 'n'), "", "", false};
   CHECK(encode_directory_entry(e).empty());
@@ -52,6 +62,18 @@ TEST_CASE("profile words: parsed, folded and checked") {
   CHECK_FALSE(parse_profile_assignments({"phone=12a"}).has_value());
   CHECK_FALSE(parse_profile_assignments({"name=" + std::string(129, 'x')}).has_value());
   CHECK(parse_profile_assignments({"phone="})->phone->empty());  // removes the number
+}
+
+TEST_CASE("profile words: presence=anyone|nobody and addresses=yes|no; contacts are refused clearly (issue 11)") {
+  auto change = parse_profile_assignments({"presence=nobody", "addresses=yes"});
+  REQUIRE(change.has_value());
+  CHECK(change->presence_visibility == presence_visibility::nobody);
+  CHECK(change->addresses_shown == true);
+  CHECK(parse_profile_assignments({"presence=anyone"})->presence_visibility == presence_visibility::anyone);
+  auto contacts = parse_profile_assignments({"presence=contacts"});
+  REQUIRE_FALSE(contacts.has_value());
+  CHECK(contacts.error().find("not offered") != std::string::npos);
+  CHECK_FALSE(parse_profile_assignments({"addresses=maybe"}).has_value());
 }
 
 TEST_CASE("phone numbers: digits compared, punctuation allowed") {

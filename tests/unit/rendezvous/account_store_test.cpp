@@ -123,12 +123,12 @@ TEST_CASE("remove deletes the account and its login record and reports absence a
   auto txn = store->begin_write();
   REQUIRE(*store->create(*txn, account("alice")));
   REQUIRE(store->record_login(*txn, "alice", LoginRecord{5, {}, std::nullopt}).has_value());
-  auto removed = store->remove(*txn, "alice");
+  auto removed = store->remove(*txn, "alice", 1'700'000'500);
   REQUIRE(removed.has_value());
   CHECK(*removed);
   CHECK_FALSE(store->find(*txn, "alice")->has_value());
   CHECK_FALSE(store->last_login(*txn, "alice")->has_value());
-  auto again = store->remove(*txn, "alice");
+  auto again = store->remove(*txn, "alice", 1'700'000'600);
   REQUIRE(again.has_value());
   CHECK_FALSE(*again);
 }
@@ -220,4 +220,48 @@ TEST_CASE("opening a store in a missing directory is an error") {
   auto store = AccountStore::open("/nonexistent/tsunagu-test-dir", test_map_size);
   REQUIRE_FALSE(store.has_value());
   CHECK(store.error().code == storage::StoreErrc::not_found);
+}
+
+TEST_CASE("ids_inside finds the accounts inside a domain or under a number prefix") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto txn = store->begin_write();
+  REQUIRE(txn.has_value());
+  for (std::string id : {"alice", "4106@acme", "mallory@acme", "bob@acme.example", "+81-6-1234-0001",
+                         "+81-6-1234-9@acme", "+81-6-9999-0001"})
+    REQUIRE(*store->create(*txn, account(id)));
+  auto domain = store->ids_inside(*txn, "acme", 10);
+  REQUIRE(domain.has_value());
+  CHECK(*domain == std::vector<std::string>{"+81-6-1234-9@acme", "4106@acme", "mallory@acme"});
+  auto prefix = store->ids_inside(*txn, "+81-6-1234-", 10);
+  REQUIRE(prefix.has_value());
+  CHECK(*prefix == std::vector<std::string>{"+81-6-1234-0001"});
+  auto limited = store->ids_inside(*txn, "acme", 1);
+  REQUIRE(limited.has_value());
+  CHECK(limited->size() == 1);
+}
+
+TEST_CASE("remove records when an ID went and moves the epoch on; create stamps the current epoch (issue 11)") {
+  TempDir dir;
+  auto store = open_store(dir);
+  auto txn = store->begin_write();
+  REQUIRE(txn.has_value());
+  CHECK(*store->epoch(*txn) == 0);
+  REQUIRE(*store->create(*txn, account("alice")));
+  CHECK((*store->find(*txn, "alice"))->generation == 0);
+  CHECK_FALSE(store->removed_at(*txn, "alice")->has_value());
+  REQUIRE(*store->remove(*txn, "alice", 1'700'000'500));
+  CHECK(*store->removed_at(*txn, "alice") == std::optional<uint64_t>(1'700'000'500));
+  CHECK(*store->epoch(*txn) == 1);
+  // Removing nobody moves nothing.
+  CHECK_FALSE(*store->remove(*txn, "nobody", 1'700'000'600));
+  CHECK(*store->epoch(*txn) == 1);
+  CHECK_FALSE(store->removed_at(*txn, "nobody")->has_value());
+  // The ID made again is another generation than any login of its first owner.
+  REQUIRE(*store->create(*txn, account("alice")));
+  CHECK((*store->find(*txn, "alice"))->generation == 1);
+  CHECK(*store->bump_epoch(*txn) == 2);
+  REQUIRE(txn->commit().has_value());
+  auto read = store->begin_read();
+  CHECK(*store->epoch(*read) == 2);
 }

@@ -24,6 +24,9 @@ Account full_account() {
   a.services = 0x5;
   a.static_address = SocketAddress::v4({203, 0, 113, 7}, 5060);
   a.created_at = 1'700'000'000;
+  a.generation = 7;
+  a.presence_visibility = 2;
+  a.addresses_shown = true;
   return a;
 }
 
@@ -61,6 +64,8 @@ TEST_CASE("an account with only a user ID decodes to the defaults") {
   CHECK_FALSE(back->publish);
   CHECK(back->services == 0);
   CHECK_FALSE(back->static_address.has_value());
+  CHECK(back->presence_visibility == 0);  // seen by anyone logged in ...
+  CHECK_FALSE(back->addresses_shown);     // ... but no private addresses (issue 11)
 }
 
 TEST_CASE("an account encodes to the documented tag-length-value bytes") {

@@ -194,3 +194,40 @@ TEST_CASE("profile changes apply field by field") {
   CHECK((a.services & proto::service_flag::voicemail) == 0);
   CHECK(a.display_name == "New Name");
 }
+
+TEST_CASE("directory scans: a burst per account, then one per interval; accounts apart (issue 11)") {
+  DirectoryScanLimiter limiter(3, 2000);
+  for (int i = 0; i < 3; ++i) CHECK(limiter.charge("mallory", 10'000) == 0);
+  CHECK(limiter.charge("mallory", 10'000) == 2);  // seconds until one more
+  CHECK(limiter.charge("alice", 10'000) == 0);    // another account is not charged
+  CHECK(limiter.charge("mallory", 11'999) == 1);
+  CHECK(limiter.charge("mallory", 12'000) == 0);
+  CHECK(limiter.charge("mallory", 12'000) == 2);
+  CHECK(limiter.charge("mallory", 18'000) == 0);  // refilled while idle, never beyond the burst
+  CHECK(limiter.charge("mallory", 18'000) == 0);
+  CHECK(limiter.charge("mallory", 18'000) == 0);
+  CHECK(limiter.charge("mallory", 18'000) == 2);
+}
+
+TEST_CASE("directory scans: the limiter's memory stays bounded under many accounts") {
+  DirectoryScanLimiter limiter(1, 1000, 100);
+  for (int i = 0; i < 1000; ++i) limiter.charge("user" + std::to_string(i), uint64_t(i) * 1000);
+  CHECK(limiter.tracked() <= 101);
+}
+
+TEST_CASE("a change of name, phone or category clears the operator's verification; other changes keep it") {
+  Account a;
+  a.user_id = "bank";
+  a.display_name = "Real Bank";
+  a.verified = true;
+  proto::ProfileChange change;
+  change.voicemail = true;
+  apply_profile_change(a, change);
+  CHECK(a.verified);
+  change.display_name = "Real Bank";  // unchanged
+  apply_profile_change(a, change);
+  CHECK(a.verified);
+  change.phone = "+81-3-0000-0000";
+  apply_profile_change(a, change);
+  CHECK_FALSE(a.verified);
+}

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "rendezvous/deployment.hpp"
 #include "rendezvous/node_config.hpp"
@@ -103,4 +104,20 @@ TEST_CASE("agent enroll: without a public name or address it refuses and names -
   REQUIRE_FALSE(target.has_value());
   CHECK(target.error().find("--node") == std::string::npos);
   CHECK(target.error().find("--server-name") != std::string::npos);
+}
+
+TEST_CASE("node.toml [accounts] and [directory]: documented defaults, set values and bounds (issue 11)") {
+  auto identity_settings = [](const std::string& text) {
+    ConfigDir dir;
+    dir.write(text);
+    NodeSettings s = load_node_config(dir.path.string()).settings;
+    return std::vector<uint32_t>{s.removed_id_quarantine_days, s.account_check_interval_ms, s.directory_scan_burst,
+                                 s.directory_scan_interval_ms};
+  };
+  CHECK(identity_settings(default_node_config_text()) == std::vector<uint32_t>{30, 1000, 20, 2000});
+  CHECK(identity_settings("[accounts]\nremoved_id_quarantine_days = 0\ncheck_interval_ms = 250\n"
+                          "[directory]\nscan_burst = 5\nscan_interval_ms = 10000\n") ==
+        std::vector<uint32_t>{0, 250, 5, 10000});
+  CHECK(error_of("[accounts]\ncheck_interval_ms = 10\n").find("accounts.check_interval_ms") != std::string::npos);
+  CHECK(error_of("[directory]\nscan_burst = 0\n").find("directory.scan_burst") != std::string::npos);
 }

@@ -41,6 +41,9 @@ const security::ScryptParameters fast_hashing{10, 8, 1};
 NodeSettings test_settings() {
   NodeSettings settings;
   settings.password_hashing = fast_hashing;
+  // No periodic account check, so the deadlines these tests expect are the
+  // ones they are about; the identity tests turn it on (issue 11).
+  settings.account_check_interval_ms = 0;
   return settings;
 }
 
@@ -784,10 +787,24 @@ TEST_CASE("lookup before login gets 401") {
   CHECK(r.m.method == sig::method::lookup);
 }
 
-TEST_CASE("lookup of an online user gives presence flags and reported and observed addresses") {
+// What `profile set presence=... addresses=...` stores.
+void set_privacy(Node& node, const std::string& user, uint32_t visibility, bool addresses_shown) {
+  auto txn = node.store().begin_write();
+  REQUIRE(txn.has_value());
+  Account account = node.store().find(*txn, user)->value();
+  account.presence_visibility = visibility;
+  account.addresses_shown = addresses_shown;
+  REQUIRE(node.store().update(*txn, account).has_value());
+  REQUIRE(txn->commit().has_value());
+}
+
+// Before issue 11 every lookup carried the reported addresses; now only of a
+// user who chose addresses=yes.
+TEST_CASE("lookup of an online user who shows addresses gives presence flags and reported and observed addresses") {
   Node node;
   node.add_account("alice", "correct horse", "Alice");
   node.add_account("bob", "battery staple");
+  set_privacy(node, "alice", sig::presence_visibility::anyone, true);
   REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {alice_home, alice_v6}).is_success());
   REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
   node.send(2, lookup_request("alice"));
@@ -1238,6 +1255,268 @@ TEST_CASE("numbers go to the agent with the longest matching prefix") {
   CHECK(node.reply(11).text(sig::attr::user_id) == "+81-6-1234-0000");
   node.send(1, lookup_request("+81-6-9999-0000"));
   CHECK(node.reply(10).text(sig::attr::user_id) == "+81-6-9999-0000");
+}
+
+// ---- One namespace, two kinds of ID (issue 11 section 1) ----
+
+TEST_CASE("register refuses an ID inside an enrolled domain or number prefix with 403 (issue 11)") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  enroll(node, "acme", {"acme"}, {"+81-6-1234-"});
+  node.open(1, alice_nat);
+  for (std::string id : {"4106@acme", "mallory@acme", "+81-6-1234-0001"}) {
+    node.send(1, register_request(id, "correct horse"));
+    Reply refused = node.reply(1);
+    CHECK(refused.code() == 403);
+    CHECK(refused.reason().find("LAN agent") != std::string::npos);
+  }
+  CHECK(node.core().counters().registrations == 0);
+  // Outside every enrolled route an ID with a domain is still an account.
+  node.send(1, register_request("4106@globex", "correct horse"));
+  CHECK(node.reply(1).is_success());
+  node.send(1, register_request("+81-6-9999-0001", "correct horse"));
+  CHECK(node.reply(1).is_success());
+}
+
+TEST_CASE("an account made before its domain was enrolled cannot log in, and no password is checked (issue 11)") {
+  Node node;
+  node.add_account("mallory@acme", "correct horse");
+  enroll(node, "acme", {"acme"});
+  node.open(1, alice_nat);
+  node.deliver(1, login_request("mallory@acme", "correct horse"));
+  node.turn();
+  CHECK(node.pending_jobs().empty());
+  Reply refused = node.reply(1);
+  CHECK(refused.code() == 403);
+  CHECK(refused.reason().find("acme") != std::string::npos);
+  CHECK(node.core().presence().size() == 0);
+}
+
+TEST_CASE("a link logged in before its domain was enrolled loses its login at its next request (issue 11)") {
+  Node node;
+  node.add_account("mallory@acme", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "mallory@acme", "correct horse").is_success());
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  // The extension's mailbox and the agent's edge policy are out of reach.
+  node.send(1, request(sig::method::voicemail_list));
+  auto answers = node.received(1);
+  REQUIRE(answers.size() == 2);  // the 403 and a notice
+  CHECK(answers[0].code() == 403);
+  CHECK(is_notice(answers[1]));
+  CHECK(node.closes(1).size() == 1);
+  CHECK(node.core().presence().size() == 0);
+  node.send(1, lookup_request("4106@acme"));
+  CHECK(node.reply(1).code() == 401);
+  CHECK(node.received(10).empty());
+}
+
+// ---- Accounts end cleanly (issue 11 section 7) ----
+
+namespace {
+// What `tsunagu-rendezvous user passwd` does, from outside the node.
+void change_password(Node& node, const std::string& user, const std::string& password) {
+  auto txn = node.store().begin_write();
+  REQUIRE(txn.has_value());
+  auto found = node.store().find(*txn, user);
+  REQUIRE(found.has_value());
+  REQUIRE(found->has_value());
+  Account account = **found;
+  account.password_hash = security::hash_password(password, fast_hashing);
+  account.generation = *node.store().bump_epoch(*txn);
+  REQUIRE(node.store().update(*txn, account).has_value());
+  REQUIRE(txn->commit().has_value());
+}
+// What `tsunagu-rendezvous user remove` does, from outside the node.
+void remove_account(Node& node, const std::string& user) {
+  auto txn = node.store().begin_write();
+  REQUIRE(txn.has_value());
+  REQUIRE(*node.store().remove(*txn, user, node.now().unix_s));
+  REQUIRE(txn->commit().has_value());
+}
+}  // namespace
+
+TEST_CASE("a password change ends the account's logged-in links at their next request (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  change_password(node, "alice", "battery staple");
+  node.send(1, request(sig::method::keepalive));
+  auto answers = node.received(1);
+  REQUIRE(answers.size() == 2);
+  CHECK(answers[0].code() == 401);
+  CHECK(answers[0].reason().find("password changed") != std::string::npos);
+  CHECK(is_notice(answers[1]));
+  CHECK(node.closes(1).size() == 1);
+  CHECK(node.core().presence().size() == 0);
+  // The new password logs in, and that login holds.
+  REQUIRE(node.login(2, alice_nat, "alice", "battery staple").is_success());
+  node.send(2, request(sig::method::keepalive));
+  CHECK(node.reply(2).is_success());
+}
+
+TEST_CASE("a removed account's idle links end at the next account check, and others stay (issue 11)") {
+  NodeSettings settings = test_settings();
+  settings.account_check_interval_ms = 1000;
+  Node node(settings);
+  for (const char* user : {"alice", "bob"}) node.add_account(user, "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  REQUIRE(node.login(2, bob_nat, "bob", "correct horse", {}, sig::link_role::query).is_success());
+  REQUIRE(node.login(3, carol_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  node.tick();
+  CHECK(node.core().next_deadline() <= node.now().mono_ms + 1000);
+  remove_account(node, "alice");
+  node.advance_ms(1000);
+  node.tick();
+  for (LinkId link : {LinkId{1}, LinkId{3}}) {
+    auto notices = node.received(link);
+    REQUIRE(notices.size() == 1);
+    CHECK(is_notice(notices[0]));
+    CHECK(node.closes(link).size() == 1);
+  }
+  CHECK(node.quiet());  // bob's link is untouched
+  CHECK(node.core().presence().size() == 0);
+  node.send(2, lookup_request("alice"));
+  CHECK(node.reply(2).code() == 404);
+}
+
+TEST_CASE("an ID created again after its removal does not revive its first owner's login (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  remove_account(node, "alice");
+  node.add_account("alice", "correct horse");  // the operator gives the ID back, with the same password even
+  node.send(1, lookup_request("alice"));
+  auto answers = node.received(1);
+  REQUIRE_FALSE(answers.empty());
+  CHECK(answers[0].code() == 401);
+  CHECK(node.closes(1).size() == 1);
+}
+
+TEST_CASE("a removed ID cannot be registered by someone else during the quarantine (issue 11)") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  node.add_account("alice", "correct horse");
+  remove_account(node, "alice");
+  node.open(1, carol_nat);
+  node.send(1, register_request("alice", "mallory's password"));
+  Reply held = node.reply(1);
+  CHECK(held.code() == 409);
+  CHECK(held.reason().find("30 more day") != std::string::npos);
+  CHECK(node.core().counters().registrations == 0);
+  node.advance_ms(uint64_t{30} * 86'400'000);
+  node.send(1, register_request("alice", "mallory's password"));
+  CHECK(node.reply(1).is_success());
+}
+
+// ---- Lookups reveal only what the owner allows (issue 11 section 6) ----
+
+TEST_CASE("lookup leaves out a user's reported addresses by default and says so; the user sees their own (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {alice_home, alice_v6}).is_success());
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
+  node.send(2, lookup_request("alice"));
+  Reply r = node.reply(2);
+  REQUIRE(r.is_success());
+  CHECK(r.addresses(sig::attr::reported_address).empty());
+  CHECK(r.u32(sig::attr::presence) == (sig::presence_flag::online | sig::presence_flag::addresses_hidden));
+  node.send(1, lookup_request("alice"));
+  Reply own = node.reply(1);
+  CHECK(own.addresses(sig::attr::reported_address) == std::vector<SocketAddress>{alice_home, alice_v6});
+}
+
+TEST_CASE("to a caller not allowed to see an ID, an existing and an unknown ID answer alike (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "battery staple");
+  set_privacy(node, "alice", sig::presence_visibility::nobody, false);
+  REQUIRE(node.login(2, bob_nat, "bob", "battery staple", {}, sig::link_role::query).is_success());
+  // The same answer, attribute for attribute, for hidden-and-offline,
+  // hidden-and-online and unknown; in lookups, calls and voicemail.
+  auto answers = [&](const std::string& target) {
+    std::vector<std::pair<uint16_t, std::string>> out;
+    std::vector<Bytes> requests = {
+        lookup_request(target),
+        request(sig::method::call,
+                [&](proto::MessageBuilder& b) {
+                  b.add_string(sig::attr::user_id, target);
+                  b.add_string(sig::attr::ice_description, "ufrag pwd");
+                }),
+        request(sig::method::voicemail_begin, [&](proto::MessageBuilder& b) {
+          b.add_string(sig::attr::user_id, target);
+          b.add_u64(sig::attr::voicemail_size, 100);
+        })};
+    for (const auto& bytes : requests) {
+      node.send(2, bytes);
+      Reply r = node.reply(2);
+      out.emplace_back(r.code(), r.reason());
+      CHECK(r.m.attributes.size() == 3);  // PROTOCOL-VERSION, ERROR-CODE, FINGERPRINT: nothing more
+    }
+    return out;
+  };
+  auto unknown = answers("nosuchuser");
+  CHECK(unknown[0].first == 404);
+  CHECK(answers("alice") == unknown);  // offline
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.send(2, lookup_request("alice"));
+  Reply online = node.reply(2);
+  CHECK(online.code() == 404);
+  CHECK(online.reason() == unknown[0].second);
+  // alice herself still looks herself up.
+  node.send(1, lookup_request("alice"));
+  CHECK(node.reply(1).is_success());
+}
+
+TEST_CASE("profile_set stores presence=nobody and addresses=yes, and profile_get reports them (issue 11)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.send(1, request(sig::method::profile_set, [](proto::MessageBuilder& b) {
+    b.add_u32(sig::attr::presence_visibility, sig::presence_visibility::nobody);
+    b.add_u32(sig::attr::addresses_shown, 1);
+  }));
+  Reply set = node.reply(1);
+  REQUIRE(set.is_success());
+  CHECK(set.u32(sig::attr::presence_visibility) == sig::presence_visibility::nobody);
+  CHECK(set.u32(sig::attr::addresses_shown) == 1u);
+  node.send(1, request(sig::method::profile_set,
+                       [](proto::MessageBuilder& b) { b.add_u32(sig::attr::presence_visibility, 1); }));
+  CHECK(node.reply(1).code() == 400);  // "contacts" is not offered
+  auto txn = node.store().begin_read();
+  Account stored = node.store().find(*txn, "alice")->value();
+  CHECK(stored.presence_visibility == sig::presence_visibility::nobody);
+  CHECK(stored.addresses_shown);
+}
+
+TEST_CASE("directory searches beyond the account's burst get 429 with RETRY-AFTER, then refill (issue 11)") {
+  NodeSettings settings = test_settings();
+  settings.directory_scan_burst = 2;
+  settings.directory_scan_interval_ms = 5000;
+  Node node(settings);
+  node.add_account("mallory", "correct horse");
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, carol_nat, "mallory", "correct horse", {}, sig::link_role::query).is_success());
+  REQUIRE(node.login(2, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  auto search = [] {
+    return request(sig::method::directory_search, [](proto::MessageBuilder& b) { b.add_string(sig::attr::directory_query, "a"); });
+  };
+  node.send(1, search());
+  CHECK(node.reply(1).is_success());
+  node.send(1, request(sig::method::directory_categories));
+  CHECK(node.reply(1).is_success());
+  node.send(1, search());
+  Reply limited = node.reply(1);
+  CHECK(limited.code() == 429);
+  CHECK(limited.u32(sig::attr::retry_after) == 5u);
+  node.send(2, search());  // another account searches on
+  CHECK(node.reply(2).is_success());
+  node.advance_ms(5000);
+  node.send(1, search());
+  CHECK(node.reply(1).is_success());
 }
 
 TEST_CASE("agent methods are refused on terminal links and terminal methods on agent links") {

@@ -92,3 +92,36 @@ TEST_CASE("voicemail record: round trip, version and size checked") {
   longer.push_back(std::byte{0});
   CHECK_FALSE(decode_voicemail_record(longer).has_value());
 }
+
+TEST_CASE("voicemail store: remove_mailbox deletes every message of one mailbox and no other (issue 11)") {
+  TempDir dir;
+  std::unique_ptr<AccountStore> store = std::move(AccountStore::open(dir.path, uint64_t{32} << 20).value());
+  std::optional<VoicemailStore> vm(VoicemailStore::open(store->environment()).value());
+  std::optional<storage::Transaction> txn(store->begin_write().value());
+  for (int i = 0; i < 3; ++i) REQUIRE(vm->add(*txn, "bob", "alice", 100, bytes_of(50, 1)).has_value());
+  REQUIRE(vm->add(*txn, "bob.x", "alice", 100, bytes_of(50, 2)).has_value());
+  REQUIRE(vm->add(*txn, "bo", "alice", 100, bytes_of(50, 3)).has_value());
+  CHECK(*vm->remove_mailbox(*txn, "bob") == 3);
+  CHECK(vm->list(*txn, "bob", 0, 10)->empty());
+  CHECK(vm->read(*txn, "bob", 1, 0, 10)->has_value() == false);
+  CHECK(vm->list(*txn, "bob.x", 0, 10)->size() == 1);
+  CHECK(vm->list(*txn, "bo", 0, 10)->size() == 1);
+  CHECK(*vm->remove_mailbox(*txn, "bob") == 0);
+}
+
+TEST_CASE("voicemail store: remove_mailboxes_inside deletes the mailboxes of a domain or number prefix only (issue 11)") {
+  TempDir dir;
+  std::unique_ptr<AccountStore> store = std::move(AccountStore::open(dir.path, uint64_t{32} << 20).value());
+  std::optional<VoicemailStore> vm(VoicemailStore::open(store->environment()).value());
+  std::optional<storage::Transaction> txn(store->begin_write().value());
+  for (std::string box : {"4106@acme", "4107@acme", "bob@acme.example", "alice", "+81-6-1234-0001", "+81-6-9999-0001",
+                          "+81-6-1234-9@globex"})
+    REQUIRE(vm->add(*txn, box, "carol", 100, bytes_of(20, 4)).has_value());
+  CHECK(*vm->remove_mailboxes_inside(*txn, "acme") == 2);
+  CHECK(vm->list(*txn, "4106@acme", 0, 10)->empty());
+  CHECK(vm->list(*txn, "bob@acme.example", 0, 10)->size() == 1);
+  CHECK(*vm->remove_mailboxes_inside(*txn, "+81-6-1234-") == 1);
+  CHECK(vm->list(*txn, "+81-6-9999-0001", 0, 10)->size() == 1);
+  CHECK(vm->list(*txn, "+81-6-1234-9@globex", 0, 10)->size() == 1);
+  CHECK(vm->list(*txn, "alice", 0, 10)->size() == 1);
+}
