@@ -25,7 +25,7 @@ const KnownSettings kKnownKeys = {
     {"table", {"hostname_rule", "history_depth", "assumed_lease_seconds", "tombstone_retention", "map_size_mib", "pins"}},
     {"hook", {"socket", "spool_directory", "allowed_users", "allowed_groups", "timeout_ms", "chain"}},
     {"sync", {"lease_files", "on_start"}},
-    {"policy", {"default", "rule"}},
+    {"policy", {"default", "rule", "show_lease_addresses"}},
     {"calls", {"enabled", "terminal_port", "connect_timeout_ms"}},
 };
 const std::vector<std::string_view> kRuleKeys = {"extensions", "allow_callers", "deny_callers"};
@@ -60,6 +60,7 @@ void read_policy(const Reader& reader, const toml::table& root, AgentConfig& con
   std::string def = reader.text("policy.default", "allow");
   if (def != "allow" && def != "deny") reader.fail("policy.default", "must be \"allow\" or \"deny\"");
   config.policy.default_allow = def == "allow";
+  config.policy.show_lease_addresses = reader.boolean("policy.show_lease_addresses", false);
   auto rules_node = root.at_path("policy.rule");
   if (!rules_node) return;
   const auto* rules = rules_node.as_array();

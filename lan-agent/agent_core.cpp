@@ -135,9 +135,11 @@ Bytes AgentCore::respond(const proto::Message& request, int64_t now, LookupAnswe
     auto b = proto::MessageBuilder::response_to(request, proto::MessageClass::success);
     b.add_u32(proto::attr::protocol_version, proto::protocol_version);
     b.add_string(proto::attr::user_id, user_id);
-    for (auto address : answer.addresses) {
-      address.port = 0;
-      b.add_xor_address(proto::attr::lease_address, address);
+    if (policy_.config().show_lease_addresses) {
+      for (auto address : answer.addresses) {
+        address.port = 0;
+        b.add_xor_address(proto::attr::lease_address, address);
+      }
     }
     b.add_u64(proto::attr::lease_expires, answer.expires);
     b.add_string(proto::attr::agent_name, identity_.name);

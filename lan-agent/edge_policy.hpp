@@ -34,6 +34,10 @@ struct PolicyRule {
 struct EdgePolicyConfig {
   bool default_allow = true;
   std::vector<PolicyRule> rules;
+  // Whether a forwarded lookup's answer carries the extension's LAN address
+  // (LEASE-ADDRESS). Off by default: private addresses stay inside the LAN
+  // (calls need none; they are rung through the agent).
+  bool show_lease_addresses = false;
 };
 
 struct PolicyDecision {

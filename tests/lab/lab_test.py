@@ -632,10 +632,7 @@ EXIT_POLICY = 7
 
 
 def ext_policy_refused():
-    policy = """[policy]
-default = "allow"
-
-[[policy.rule]]
+    policy = """[[policy.rule]]
 extensions = ["4107"]
 deny_callers = ["*"]
 """

@@ -291,7 +291,7 @@ class Lab:
     NAMESPACES = ("pub", "gw-acme", "gw-home", "acme-1", "acme-2", "home")
 
     def __init__(self, scenario, nat=None, keepalive_interval=5, policy=""):
-        """policy: TOML text appended to agent.toml (its [policy] section and rules), "" for none."""
+        """policy: TOML appended to agent.toml after its [policy] section: [[policy.rule]] tables, "" for none."""
         preflight()
         self.scenario = scenario
         self.policy = policy
@@ -554,6 +554,8 @@ table inet filter {
         port 7480) and the scenario's edge policy, appended to agent.toml."""
         text = "[calls]\nenabled = true\nterminal_port = %d\nconnect_timeout_ms = %d\n" % (
             self.LAN_TERMINAL_PORT, self.LAN_CONNECT_TIMEOUT_MS)
+        # dhcp_lookup checks the leased address whereis shows: off by default (issue 11 §6).
+        text += "\n[policy]\nshow_lease_addresses = true\n"
         if self.policy:
             text += "\n" + self.policy.strip() + "\n"
         return text

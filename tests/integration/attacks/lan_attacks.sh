@@ -43,7 +43,36 @@ dhcp_hostname_does_not_take_a_bound_extension() {
   echo "PASS"
 }
 
+# lan_addresses_stay_inside_unless_the_policy_shows_them (issue 11 §6): a
+#   logged-in outsider looking up 4106@acme learns that it is reachable, never
+#   its private address, unless agent.toml's policy.show_lease_addresses is on.
+lan_addresses_stay_inside_unless_the_policy_shows_them() {
+  setup_node
+  ACME="$WORK/acme"
+  write_agent_toml "$ACME" acme acme
+  sed -i 's/^show_lease_addresses = true$/show_lease_addresses = false/' "$ACME/agent.toml"
+  start_agent "$ACME"
+  wait_linked "$ACME" 1
+  # A lease of 10.99.0.68 for ext4106, handed over exactly as dnsmasq calls the hook.
+  TSUNAGU_AGENT_CONFIG="$ACME/agent.toml" DNSMASQ_LEASE_EXPIRES=$(($(date +%s) + 3600)) DNSMASQ_INTERFACE=lan0 \
+    "$HOOK" add 02:00:00:41:06:0b 10.99.0.68 ext4106 || fail "the hook refused the lease"
+  local deadline=$(($(now_ms) + 5000))
+  until lookup 4106@acme && [ "$LOOKUP_RC" = 0 ]; do
+    [ "$(now_ms)" -lt "$deadline" ] || fail "4106@acme did not resolve: rc=$LOOKUP_RC $LOOKUP_OUT"
+    sleep 0.1
+  done
+  [ -z "$LOOKUP_LEASE" ] || fail "the outsider learned 4106's private address: $LOOKUP_OUT"
+  echo "$LOOKUP_OUT" | grep -q '10\.99\.0\.68' && fail "the address appears in the answer: $LOOKUP_OUT"
+  pass "whereis 4106@acme: reachable through agent acme, no LAN address ($LOOKUP_OUT)"
+  stop_pid "$AGENT_PID" TERM
+  sed -i 's/^show_lease_addresses = false$/show_lease_addresses = true/' "$ACME/agent.toml"
+  start_agent "$ACME"
+  wait_linked "$ACME" 2
+  expect_within 5000 "with policy.show_lease_addresses = true whereis gives 10.99.0.68" lookup_at 4106@acme 10.99.0.68
+  echo "PASS"
+}
+
 case "${1:-}" in
-  dhcp_hostname_does_not_take_a_bound_extension) "$1" ;;
+  dhcp_hostname_does_not_take_a_bound_extension | lan_addresses_stay_inside_unless_the_policy_shows_them) "$1" ;;
   *) echo "usage: lan_attacks.sh SCENARIO"; exit 2 ;;
 esac

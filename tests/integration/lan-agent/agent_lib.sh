@@ -203,6 +203,10 @@ log_level = "debug"
 [table]
 hostname_rule = "ext{ext}"
 
+# whereis shows the leased address: these tests check it (off by default).
+[policy]
+show_lease_addresses = true
+
 [hook]
 socket = "$1/hook.sock"
 spool_directory = "$1/spool"

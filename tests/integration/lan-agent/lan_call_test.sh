@@ -34,8 +34,6 @@ cat >> "$ACME/agent.toml" << EOF
 terminal_port = $PORT
 connect_timeout_ms = 3000
 
-[policy]
-default = "allow"
 [[policy.rule]]
 extensions = ["4108"]
 deny_callers = ["*"]

@@ -53,10 +53,16 @@ uint16_t error_of(const proto::Message& m) {
   return proto::read_error_code(*code)->code;
 }
 
+EdgePolicyConfig showing_addresses() {
+  EdgePolicyConfig config;
+  config.show_lease_addresses = true;
+  return config;
+}
+
 struct Fixture {
   TempTable t;
   AgentCore core;
-  explicit Fixture(EdgePolicyConfig policy = {})
+  explicit Fixture(EdgePolicyConfig policy = showing_addresses())
       : core(*t.table, AgentIdentity{"acme", {"acme"}, {"+81-6-1234-"}}, EdgePolicy(std::move(policy))) {
     REQUIRE(t.table->bind("4106", *alloc::ClientRef::mac("02:0a:0b:0c:0d:0e"), T).has_value());
     REQUIRE(t.table->apply(grant("02:0a:0b:0c:0d:0e", "10.99.0.68", T + 120, T), T).has_value());
@@ -93,6 +99,16 @@ TEST_CASE("lookup: a bound extension with a live lease answers its address") {
   CHECK(address->ip_string() == "10.99.0.68");
   CHECK(address->port == 0);
   CHECK(*proto::read_u64(*a.message.find(proto::attr::lease_expires)) == uint64_t(T + 120));
+  CHECK(proto::read_string(*a.message.find(proto::attr::agent_name)) == "acme");
+}
+
+// Issue 11 §6: LAN addresses stay inside the LAN unless the edge policy says otherwise.
+TEST_CASE("lookup: the answer carries no LAN address unless policy.show_lease_addresses is on") {
+  Fixture f{EdgePolicyConfig{}};
+  auto a = ask(f.core, "4106@acme", "alice");
+  REQUIRE(a.message.message_class == proto::MessageClass::success);
+  CHECK(a.message.find(proto::attr::lease_address) == nullptr);
+  CHECK(*proto::read_u64(*a.message.find(proto::attr::lease_expires)) == uint64_t(T + 120));  // still live
   CHECK(proto::read_string(*a.message.find(proto::attr::agent_name)) == "acme");
 }
 
