@@ -24,8 +24,11 @@ const KnownSettings kNodeSettings = {
     {"storage", {"directory", "map_size_mb"}},
     {"presence", {"keepalive_interval", "keepalive_misses", "login_timeout"}},
     {"limits",
-     {"login_failures_per_user", "login_refill_seconds_per_user", "login_failures_per_source",
-      "login_refill_seconds_per_source", "max_bad_messages", "forward_timeout_ms"}},
+     {"login_failures_per_user_and_source", "login_refill_seconds_per_user_and_source", "login_failures_per_user",
+      "login_refill_seconds_per_user", "login_failures_per_source", "login_refill_seconds_per_source",
+      "registrations_per_source", "registration_refill_seconds_per_source", "password_checks_in_flight",
+      "max_links", "max_links_per_account", "max_prelogin_links_per_source", "idle_timeout", "max_bad_messages",
+      "forward_timeout_ms"}},
     {"passwords", {"scrypt_log2_n"}},
     {"calls", {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source"}},
     {"turn", {"secret", "servers", "lifetime", "stun_server"}},
@@ -70,13 +73,27 @@ NodeConfig load_node_config(const std::string& directory) {
   s.keepalive_interval_s = static_cast<uint32_t>(reader.integer("presence.keepalive_interval", 15, 1, 3600));
   s.keepalive_misses = static_cast<uint32_t>(reader.integer("presence.keepalive_misses", 3, 1, 100));
   s.login_timeout_s = static_cast<uint32_t>(reader.integer("presence.login_timeout", 20, 1, 3600));
-  s.login_limits.per_user_burst = static_cast<unsigned>(reader.integer("limits.login_failures_per_user", 5, 1, 1000));
-  s.login_limits.per_user_refill_ms =
-      static_cast<uint64_t>(reader.integer("limits.login_refill_seconds_per_user", 60, 1, 86400)) * 1000;
-  s.login_limits.per_source_burst =
-      static_cast<unsigned>(reader.integer("limits.login_failures_per_source", 20, 1, 100000));
-  s.login_limits.per_source_refill_ms =
-      static_cast<uint64_t>(reader.integer("limits.login_refill_seconds_per_source", 6, 1, 86400)) * 1000;
+  // A token bucket: "KEY_BURST failures back to back, then one more per KEY_REFILL seconds".
+  auto bucket = [&](std::string_view burst_key, int64_t burst, std::string_view refill_key, int64_t refill_s,
+                    unsigned& burst_out, uint64_t& refill_ms_out) {
+    burst_out = static_cast<unsigned>(reader.integer(burst_key, burst, 1, 100000));
+    refill_ms_out = static_cast<uint64_t>(reader.integer(refill_key, refill_s, 1, 86400)) * 1000;
+  };
+  auto& limits = s.login_limits;
+  bucket("limits.login_failures_per_user_and_source", 5, "limits.login_refill_seconds_per_user_and_source", 60,
+         limits.per_pair_burst, limits.per_pair_refill_ms);
+  bucket("limits.login_failures_per_user", 100, "limits.login_refill_seconds_per_user", 36, limits.per_user_burst,
+         limits.per_user_refill_ms);
+  bucket("limits.login_failures_per_source", 20, "limits.login_refill_seconds_per_source", 6,
+         limits.per_source_burst, limits.per_source_refill_ms);
+  bucket("limits.registrations_per_source", 5, "limits.registration_refill_seconds_per_source", 60,
+         limits.register_burst, limits.register_refill_ms);
+  s.max_password_jobs = static_cast<size_t>(reader.integer("limits.password_checks_in_flight", 32, 1, 100000));
+  s.max_links = static_cast<size_t>(reader.integer("limits.max_links", 10000, 16, 10'000'000));
+  s.max_links_per_account = static_cast<size_t>(reader.integer("limits.max_links_per_account", 8, 1, 10000));
+  s.max_prelogin_links_per_source =
+      static_cast<size_t>(reader.integer("limits.max_prelogin_links_per_source", 16, 1, 100000));
+  s.idle_timeout_s = static_cast<uint32_t>(reader.integer("limits.idle_timeout", 120, 5, 86400));
   s.max_bad_messages = static_cast<uint32_t>(reader.integer("limits.max_bad_messages", 8, 1, 1000));
   s.forward_timeout_ms = static_cast<uint32_t>(reader.integer("limits.forward_timeout_ms", 3000, 50, 60000));
   s.consent_timeout_s = static_cast<uint32_t>(reader.integer("calls.consent_timeout", 30, 1, 600));
@@ -138,10 +155,19 @@ keepalive_misses = 3           # presence ends after this many silent intervals
 login_timeout = 20             # seconds a new link has to log in
 
 [limits]
-login_failures_per_user = 5    # failed logins in a burst, per user ID ...
-login_refill_seconds_per_user = 60     # ... then one more per this many seconds
-login_failures_per_source = 20 # the same per source address
+login_failures_per_user_and_source = 5          # failed logins in a burst, per user ID from one source ...
+login_refill_seconds_per_user_and_source = 60   # ... then one more per this many seconds
+login_failures_per_source = 20 # the same per source address, across all IDs
 login_refill_seconds_per_source = 6
+login_failures_per_user = 100  # per user ID from all sources together; holds back only
+login_refill_seconds_per_user = 36     # sources that failed for that ID, so the owner still gets in
+registrations_per_source = 5   # `register` requests in a burst per source ...
+registration_refill_seconds_per_source = 60     # ... then one more per this many seconds
+password_checks_in_flight = 32 # logins and registrations being hashed node-wide (503 beyond)
+max_links = 10000              # links node-wide (kept below the descriptor limit); beyond: "node full"
+max_links_per_account = 8      # links logged in as one account at once (503 beyond)
+max_prelogin_links_per_source = 16     # links from one source not logged in yet
+idle_timeout = 120             # seconds a link without presence (query link) may stay silent
 max_bad_messages = 8           # malformed messages before a link is closed
 forward_timeout_ms = 3000      # how long a LAN agent has to answer a forwarded lookup
 

@@ -36,6 +36,11 @@ struct NodeSettings {
   bool open_registration = false;
   uint32_t max_bad_messages = 8;  // per link, then it is closed
   LoginLimiter::Policy login_limits;
+  size_t max_password_jobs = 32;  // logins and registrations being hashed, node-wide (503 beyond)
+  size_t max_links = 10'000;               // node-wide; the daemon keeps it below the descriptor limit
+  size_t max_links_per_account = 8;        // links logged in as one account at once
+  size_t max_prelogin_links_per_source = 16;  // links from one source that have not logged in yet
+  uint32_t idle_timeout_s = 120;  // a link holding no presence (query links) with no message for this long is closed
   security::ScryptParameters password_hashing;
   uint32_t forward_timeout_ms = 3000;     // how long a LAN agent has to answer a forwarded lookup
   size_t max_forwards_per_agent = 10'000;  // lookups waiting on one agent
@@ -99,6 +104,12 @@ struct NodeCounters {
   uint64_t voicemails_stored = 0;
   uint64_t voicemails_deleted = 0;
   uint64_t directory_searches = 0;
+  uint64_t registrations_rate_limited = 0;  // register refused per source (429)
+  uint64_t password_jobs_refused = 0;       // login/register refused: too many hashes in flight (503)
+  uint64_t links_refused_node_full = 0;     // link refused: max_links reached
+  uint64_t links_refused_per_source = 0;    // link refused: too many not-logged-in links from its source
+  uint64_t logins_refused_per_account = 0;  // login refused: the account holds max_links_per_account links
+  uint64_t idle_links_closed = 0;           // links closed by idle_timeout_s
 };
 
 // coturn's TURN REST-API credentials: username "<expiry>:<user>", password
@@ -145,6 +156,10 @@ class NodeCore {
     std::optional<std::string> agent_name;  // agent links: the certificate's name
     bool agent_ready = false;               // agent_hello accepted
     size_t forwards_pending = 0;
+    std::string prelogin_source;  // counted in prelogin_by_source_ until it logs in (node_limits.cpp)
+    bool refused = false;         // refused at link_opened; closed, its messages ignored
+    uint64_t last_message_ms = 0;
+    uint64_t idle_check_ms = 0;  // its entry in idle_checks_
   };
   struct Call {
     std::string id;
@@ -187,7 +202,7 @@ class NodeCore {
   // once the error has been answered.
   std::optional<Credentials> read_credentials(LinkId link, const proto::Message& request, size_t min_password);
   void handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now);
-  void handle_register(LinkId link, LinkState& state, const proto::Message& request);
+  void handle_register(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_keepalive(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_logout(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -241,6 +256,21 @@ class NodeCore {
   void expire_voicemail(Now now);
   uint32_t voicemail_waiting_flag(const std::string& user);
   void finish_login(const PendingAuth& pending, bool verified, Now now);
+  // Limits (node_limits.cpp).
+  // 429 with RETRY-AFTER.
+  void reply_retry_after(LinkId link, const proto::Message& request, uint32_t wait_s, std::string_view reason);
+  // true (and 503 answered) when password_jobs in flight are at the cap.
+  bool password_work_full(LinkId link, const proto::Message& request);
+  // Called from link_opened: the node-wide and per-source caps; a refused
+  // link gets a notice and a close.
+  void admit_link(LinkId link, LinkState& state, Now now);
+  // The link logged in, became an agent, or closed: no longer pre-login.
+  void end_prelogin(LinkState& state);
+  // The link closed: forget what the limits kept for it.
+  void forget_link_limits(LinkId link, LinkState& state);
+  // true (and 503 answered) when `user` already holds max_links_per_account links besides `link`.
+  bool account_links_full(LinkId link, const std::string& user, const proto::TransactionId& transaction);
+  void expire_idle_links(Now now);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
   void send(LinkId link, Bytes message);
@@ -261,6 +291,8 @@ class NodeCore {
   std::string dummy_hash_;  // verified against for unknown users, so timing reveals nothing
   std::unordered_map<LinkId, LinkState> links_;
   std::set<std::pair<uint64_t, LinkId>> login_deadlines_;
+  std::unordered_map<std::string, size_t> prelogin_by_source_;
+  std::set<std::pair<uint64_t, LinkId>> idle_checks_;  // checked lazily: the link's own last_message_ms decides
   std::unordered_map<uint64_t, PendingAuth> pending_auth_;
   std::unordered_map<std::string, uint64_t> last_seen_unix_;
   std::optional<AgentRegistry> registry_;

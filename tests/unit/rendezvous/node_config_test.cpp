@@ -60,3 +60,20 @@ TEST_CASE("node.toml errors name the file, the key and what is wrong") {
   CHECK(error_of("[turn]\nservers = [\"127.0.0.1:3478\"]\n").find("turn.secret") != std::string::npos);
   CHECK(error_of("[node\n").find("node.toml:1:") != std::string::npos);
 }
+
+TEST_CASE("the default node.toml carries the issue 11 limits with their documented defaults") {
+  ConfigDir dir;
+  dir.write(default_node_config_text());
+  const NodeSettings s = load_node_config(dir.path.string()).settings;
+  CHECK(s.login_limits.per_pair_burst == 5);
+  CHECK(s.login_limits.per_pair_refill_ms == 60'000);
+  CHECK(s.login_limits.per_user_burst == 100);
+  CHECK(s.login_limits.per_user_refill_ms == 36'000);
+  CHECK(s.login_limits.register_burst == 5);
+  CHECK(s.max_password_jobs == 32);
+  CHECK(s.max_links == 10'000);
+  CHECK(s.max_links_per_account == 8);
+  CHECK(s.max_prelogin_links_per_source == 16);
+  CHECK(s.idle_timeout_s == 120);
+  CHECK(error_of("[limits]\nidle_timeout = 1\n").find("limits.idle_timeout: must be between 5") != std::string::npos);
+}
