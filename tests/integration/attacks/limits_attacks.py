@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""The node's limits from an attacker's view (issue 11 §5, docs/security.md "Limits"):
+a real tsunagu-rendezvous on loopback, raw TLS clients bound to distinct loopback
+source addresses (127.0.0.2, 127.0.0.3, ...) standing for distinct hosts.
+
+Run one scenario:  TSUNAGU_BUILD=build python3 limits_attacks.py SCENARIO
+Each scenario is its own meson test (tests/integration/attacks/meson.build); exit 77 = skipped.
+"""
+
+import os
+import socket
+import ssl
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import harness as h  # noqa: E402
+from harness import Deployment, TestFailure, log  # noqa: E402
+
+OWNER, OWNER_PW = "alice", "alice-password-1"
+QUERY_ROLE = 1
+
+
+def expect(condition, message):
+    if not condition:
+        raise TestFailure(message)
+    log("  ok:", message)
+
+
+class SourcedTls(h.RawTls):
+    """A RawTls whose TCP connection comes from a chosen loopback address (another 'host')."""
+
+    def __init__(self, node, source, timeout=10.0):  # pylint: disable=super-init-not-called
+        context = ssl.create_default_context(cafile=node.ca)
+        raw = socket.create_connection(node.tls, timeout=timeout, source_address=(source, 0))
+        try:
+            self.sock = context.wrap_socket(raw, server_hostname=node.tls[0])
+        except Exception:
+            raw.close()
+            raise
+        self.sock.settimeout(timeout)
+        self.buffer = b""
+
+
+def wrong_logins(d, source, count):
+    """`count` wrong-password logins for OWNER from `source`; returns the error codes."""
+    raw = SourcedTls(d.node, source)
+    try:
+        return [raw.login(OWNER, "not-the-password", role=QUERY_ROLE).error()[0] for _ in range(count)]
+    finally:
+        raw.close()
+
+
+def refused_with_notice(raw, timeout=5.0):
+    """The notice reasons a link got before the node closed it (None if it stayed open)."""
+    closed, chunks = raw.wait_closed(timeout)
+    return h.notices_in(raw, chunks) if closed else None
+
+
+def password_flood_does_not_lock_out_the_owner():
+    d = Deployment()
+    d.start_node()
+    d.add_user(OWNER, OWNER_PW)
+    started = time.monotonic()
+    for k in range(3):  # three flooding hosts, more than enough wrong passwords each
+        codes = wrong_logins(d, "127.0.0.%d" % (10 + k), 8)
+        expect(codes[:5] == [401] * 5 and 429 in codes[5:],
+               "host 127.0.0.%d is refused 401 five times, then held back with 429: %r" % (10 + k, codes))
+    owner = SourcedTls(d.node, "127.0.0.3")
+    try:
+        answer = owner.login(OWNER, OWNER_PW, role=QUERY_ROLE)
+        expect(answer.cls == h.SUCCESS, "the owner, from a host with no failures, logs in: %r" % (answer.error(),))
+    finally:
+        owner.close()
+    result = d.cli(["whereis", OWNER], OWNER, OWNER_PW)
+    expect(result.code in (0, 4), "the owner's CLI from 127.0.0.1 works too (exit %d): %r" % (result.code, result))
+    log("  flood and owner login took %.1f s" % (time.monotonic() - started))
+
+
+def register_flood_is_limited_per_source():
+    d = Deployment(node__open_registration="true")
+    d.start_node()
+    raw = SourcedTls(d.node, "127.0.0.20")
+    codes = []
+    try:
+        for i in range(8):
+            answer = raw.request(h.METHOD_REGISTER, [(h.ATTR_USER_ID, h.text("spam%d" % i)),
+                                                     (h.ATTR_PASSWORD, h.text("spam-password"))])
+            codes.append(0 if answer.cls == h.SUCCESS else answer.error()[0])
+            if answer.cls == h.ERROR and answer.error()[0] == 429:
+                expect(answer.u32(h.ATTR_RETRY_AFTER) and answer.u32(h.ATTR_RETRY_AFTER) > 0,
+                       "the 429 says when to retry (%r s)" % answer.u32(h.ATTR_RETRY_AFTER))
+    finally:
+        raw.close()
+    expect(codes == [0] * 5 + [429] * 3, "five registrations pass, then 429: %r" % codes)
+    other = SourcedTls(d.node, "127.0.0.21")
+    try:
+        answer = other.request(h.METHOD_REGISTER, [(h.ATTR_USER_ID, h.text("honest")),
+                                                   (h.ATTR_PASSWORD, h.text("honest-password"))])
+        expect(answer.cls == h.SUCCESS, "another host still registers: %r" % (answer.error(),))
+    finally:
+        other.close()
+
+
+def links_not_logged_in_are_capped_per_source():
+    d = Deployment(limits__max_prelogin_links_per_source=4)
+    d.start_node()
+    d.add_user(OWNER, OWNER_PW)
+    held = []
+    try:
+        for _ in range(4):
+            held.append(SourcedTls(d.node, "127.0.0.30"))
+        for raw in held:  # each finished TLS; none is refused
+            expect(refused_with_notice(raw, 0.3) is None, "a link within the cap stays open")
+        extra = SourcedTls(d.node, "127.0.0.30")
+        held.append(extra)
+        reasons = refused_with_notice(extra)
+        expect(reasons is not None and any("not logged in" in r for r in reasons),
+               "the fifth link from that host is told why and closed: %r" % reasons)
+        other = SourcedTls(d.node, "127.0.0.31")
+        held.append(other)
+        answer = other.login(OWNER, OWNER_PW, role=QUERY_ROLE)
+        expect(answer.cls == h.SUCCESS, "another host logs in meanwhile: %r" % (answer.error(),))
+    finally:
+        for raw in held:
+            raw.close()
+
+
+def node_full_refuses_links_with_a_notice():
+    d = Deployment(limits__max_links=16)
+    d.start_node()
+    d.add_user(OWNER, OWNER_PW)
+    held = []
+    try:
+        for i in range(16):
+            held.append(SourcedTls(d.node, "127.0.1.%d" % (i + 1)))
+        extra = SourcedTls(d.node, "127.0.2.1")
+        held.append(extra)
+        reasons = refused_with_notice(extra)
+        expect(reasons is not None and any(r.startswith("node full") for r in reasons),
+               "the 17th link is told the node is full and closed: %r" % reasons)
+        held.pop(0).close()
+        ok = False
+        deadline = time.monotonic() + 5
+        while not ok and time.monotonic() < deadline:  # the node sees the close within a loop turn
+            time.sleep(0.1)
+            retry = SourcedTls(d.node, "127.0.2.2")
+            held.append(retry)
+            answer = None
+            try:
+                answer = retry.login(OWNER, OWNER_PW, role=QUERY_ROLE, timeout=2)
+            except (ConnectionError, OSError, socket.timeout):
+                pass
+            ok = answer is not None and answer.cls == h.SUCCESS
+        expect(ok, "once a link closed, a new one is served")
+        expect(d.node.alive(), "the node is still running")
+    finally:
+        for raw in held:
+            raw.close()
+
+
+def idle_query_links_are_closed():
+    d = Deployment(limits__idle_timeout=5)
+    d.start_node()
+    d.add_user(OWNER, OWNER_PW)
+    raw = SourcedTls(d.node, "127.0.0.40")
+    try:
+        answer = raw.login(OWNER, OWNER_PW, role=QUERY_ROLE)
+        expect(answer.cls == h.SUCCESS, "a query link logs in")
+        started = time.monotonic()
+        closed, chunks = raw.wait_closed(12)
+        waited = time.monotonic() - started
+        reasons = h.notices_in(raw, chunks)
+        expect(closed and 4 <= waited <= 10, "the silent query link is closed after about 5 s (%.1f s)" % waited)
+        expect(any(r.startswith("idle") for r in reasons), "with a notice saying why: %r" % reasons)
+    finally:
+        raw.close()
+
+
+SCENARIOS = {
+    "password_flood_does_not_lock_out_the_owner": password_flood_does_not_lock_out_the_owner,
+    "register_flood_is_limited_per_source": register_flood_is_limited_per_source,
+    "links_not_logged_in_are_capped_per_source": links_not_logged_in_are_capped_per_source,
+    "node_full_refuses_links_with_a_notice": node_full_refuses_links_with_a_notice,
+    "idle_query_links_are_closed": idle_query_links_are_closed,
+}
+
+if __name__ == "__main__":
+    sys.exit(h.run_scenarios(SCENARIOS, sys.argv))
