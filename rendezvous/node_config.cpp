@@ -32,7 +32,10 @@ const KnownSettings kNodeSettings = {
     {"passwords", {"scrypt_log2_n"}},
     {"calls", {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source"}},
     {"turn", {"secret", "servers", "lifetime", "stun_server"}},
-    {"voicemail", {"max_message_kb", "mailbox_quota_kb", "max_messages", "retention_days", "pending_uploads_mb"}},
+    {"voicemail",
+     {"max_message_kb", "mailbox_quota_kb", "max_messages", "retention_days", "pending_uploads_mb",
+      "sender_messages_per_day", "sender_mb_per_day", "domain_quota_mb", "store_quota_mb", "uploads_per_sender",
+      "upload_idle_timeout", "upload_max_seconds"}},
 };
 
 }  // namespace
@@ -121,6 +124,20 @@ NodeConfig load_node_config(const std::string& directory) {
   s.voicemail_retention_days = static_cast<uint32_t>(reader.integer("voicemail.retention_days", 30, 1, 3650));
   s.voicemail_pending_bytes =
       static_cast<uint64_t>(reader.integer("voicemail.pending_uploads_mb", 64, 1, 64 * 1024)) << 20;
+  s.voicemail_sender_messages_per_day =
+      static_cast<uint32_t>(reader.integer("voicemail.sender_messages_per_day", 50, 1, 1'000'000));
+  s.voicemail_sender_bytes_per_day =
+      static_cast<uint64_t>(reader.integer("voicemail.sender_mb_per_day", 32, 1, 1 << 20)) << 20;
+  s.voicemail_domain_quota_bytes =
+      static_cast<uint64_t>(reader.integer("voicemail.domain_quota_mb", 64, 1, 1 << 20)) << 20;
+  s.voicemail_store_quota_bytes =
+      static_cast<uint64_t>(reader.integer("voicemail.store_quota_mb", std::min<int64_t>(256, static_cast<int64_t>(config.map_size >> 21)), 1, 1 << 20)) << 20;
+  s.voicemail_uploads_per_sender = static_cast<uint32_t>(reader.integer("voicemail.uploads_per_sender", 2, 1, 1000));
+  s.voicemail_upload_idle_s = static_cast<uint32_t>(reader.integer("voicemail.upload_idle_timeout", 30, 1, 3600));
+  s.voicemail_upload_max_s = static_cast<uint32_t>(reader.integer("voicemail.upload_max_seconds", 300, 1, 86400));
+  if (s.voicemail_store_quota_bytes > config.map_size / 2)
+    reader.fail("voicemail.store_quota_mb",
+                "must be at most half of storage.map_size_mb, so accounts and logins keep room when voicemail is full");
   if (s.voicemail_max_message_bytes > s.voicemail_quota_bytes)
     reader.fail("voicemail.max_message_kb", "must not exceed voicemail.mailbox_quota_kb");
   if (s.voicemail_max_message_bytes > s.voicemail_pending_bytes)
@@ -192,6 +209,14 @@ mailbox_quota_kb = 8192        # per mailbox; a message that would pass it is re
 max_messages = 100             # per mailbox
 retention_days = 30            # messages older than this are deleted, delivered or not
 pending_uploads_mb = 64        # memory for all uploads in progress (503 beyond it)
+sender_messages_per_day = 50   # messages one sender may leave per UTC day (429 beyond)
+sender_mb_per_day = 32         # and bytes
+domain_quota_mb = 64           # all EXT@DOMAIN mailboxes of one domain together (507 beyond)
+store_quota_mb = 256           # the whole voicemail store (507 beyond); at most half of storage.map_size_mb
+                               # (when absent: 256, or half of the map if that is smaller)
+uploads_per_sender = 2         # uploads in progress per sender, across all its links (429 beyond)
+upload_idle_timeout = 30       # an upload with no chunk for this many seconds is dropped
+upload_max_seconds = 300       # and one not finished this long after it began
 )";
 }
 

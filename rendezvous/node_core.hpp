@@ -59,6 +59,14 @@ struct NodeSettings {
   uint32_t voicemail_max_messages = 100;               // per mailbox
   uint32_t voicemail_retention_days = 30;
   uint64_t voicemail_pending_bytes = uint64_t{64} << 20;  // all uploads in progress, node-wide
+  // Voicemail limits that add up (issue 11 §2; docs/security.md).
+  uint32_t voicemail_sender_messages_per_day = 50;  // per sender (account or EXT@DOMAIN), UTC day
+  uint64_t voicemail_sender_bytes_per_day = uint64_t{32} << 20;
+  uint64_t voicemail_domain_quota_bytes = uint64_t{64} << 20;  // all EXT@DOMAIN mailboxes of one domain
+  uint64_t voicemail_store_quota_bytes = uint64_t{256} << 20;  // the whole store; keep it well below the map
+  uint32_t voicemail_uploads_per_sender = 2;  // uploads in progress per sender, across links
+  uint32_t voicemail_upload_idle_s = 30;      // an upload with no chunk for this long is dropped
+  uint32_t voicemail_upload_max_s = 300;      // and one not finished this long after it began
 };
 
 struct Now {
@@ -110,6 +118,11 @@ struct NodeCounters {
   uint64_t links_refused_per_source = 0;    // link refused: too many not-logged-in links from its source
   uint64_t logins_refused_per_account = 0;  // login refused: the account holds max_links_per_account links
   uint64_t idle_links_closed = 0;           // links closed by idle_timeout_s
+  uint64_t voicemails_refused_sender = 0;   // over the sender's daily quota (429)
+  uint64_t voicemails_refused_domain = 0;   // over the domain's quota (507)
+  uint64_t voicemails_refused_store = 0;    // over the store's quota (507)
+  uint64_t uploads_refused_per_sender = 0;  // too many uploads in progress for one sender (429)
+  uint64_t uploads_dropped = 0;             // idle or too slow uploads dropped
 };
 
 // coturn's TURN REST-API credentials: username "<expiry>:<user>", password
@@ -271,6 +284,15 @@ class NodeCore {
   // true (and 503 answered) when `user` already holds max_links_per_account links besides `link`.
   bool account_links_full(LinkId link, const std::string& user, const proto::TransactionId& transaction);
   void expire_idle_links(Now now);
+  // voicemail_begin's limits beyond the mailbox's own: per sender (uploads in
+  // progress, messages and bytes per day), per domain, the whole store.
+  // true when refused (and answered).
+  bool voicemail_limits_refuse(LinkId link, const proto::Message& request, const std::string& caller,
+                               const std::string& callee, uint64_t size, Now now);
+  // The domain and store quotas again inside the write (finish); true when refused.
+  bool voicemail_store_full(LinkId link, const proto::Message& request, const std::string& callee, uint64_t size);
+  void charge_voicemail_sender(const std::string& caller, uint64_t size, Now now);
+  bool upload_expired(uint64_t last_chunk_ms, uint64_t begun_ms, Now now) const;
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
   void send(LinkId link, Bytes message);
@@ -317,12 +339,18 @@ class NodeCore {
     std::string caller, callee;
     uint64_t size = 0;
     Bytes data;
-    uint64_t started_ms = 0;
+    uint64_t started_ms = 0;  // the last chunk (or the begin)
+    uint64_t begun_ms = 0;
   };
   std::optional<VoicemailStore> voicemail_;
   std::map<std::pair<LinkId, uint32_t>, VoicemailUpload> uploads_;  // (link, upload ID)
   uint32_t next_upload_id_ = 1;
   uint64_t upload_bytes_ = 0;  // announced sizes of all uploads in progress
+  struct SenderDay {
+    uint64_t day = 0;  // Unix days
+    uint64_t messages = 0, bytes = 0;
+  };
+  std::unordered_map<std::string, SenderDay> voicemail_senders_;  // today's stored messages per sender
   uint64_t next_voicemail_sweep_ms_ = 0;
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;

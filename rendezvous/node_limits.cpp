@@ -99,4 +99,92 @@ void NodeCore::expire_idle_links(Now now) {
   }
 }
 
+namespace {
+std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+}  // namespace
+
+bool NodeCore::upload_expired(uint64_t last_chunk_ms, uint64_t begun_ms, Now now) const {
+  return now.mono_ms - last_chunk_ms > uint64_t{settings_.voicemail_upload_idle_s} * 1000 ||
+         now.mono_ms - begun_ms > uint64_t{settings_.voicemail_upload_max_s} * 1000;
+}
+
+bool NodeCore::voicemail_limits_refuse(LinkId link, const proto::Message& request, const std::string& caller,
+                                       const std::string& callee, uint64_t size, Now now) {
+  size_t uploading = 0;
+  uint64_t pending_messages = 0, pending_bytes = 0;
+  for (const auto& [key, upload] : uploads_)
+    if (upload.caller == caller) {
+      ++uploading;
+      ++pending_messages;
+      pending_bytes += upload.size;
+    }
+  if (uploading >= settings_.voicemail_uploads_per_sender) {
+    ++counters_.uploads_refused_per_sender;
+    reply_error(link, request, sig::error::too_many_attempts,
+                "Too Many Attempts: " + std::to_string(uploading) + " uploads of yours are in progress; finish them first");
+    return true;
+  }
+  const uint64_t today = now.unix_s / 86400;
+  SenderDay sent;
+  if (auto it = voicemail_senders_.find(caller); it != voicemail_senders_.end() && it->second.day == today)
+    sent = it->second;
+  if (sent.messages + pending_messages >= settings_.voicemail_sender_messages_per_day ||
+      sent.bytes + pending_bytes + size > settings_.voicemail_sender_bytes_per_day) {
+    ++counters_.voicemails_refused_sender;
+    reply_retry_after(link, request, static_cast<uint32_t>((today + 1) * 86400 - now.unix_s),
+                      "Too Many Attempts: you have left " + std::to_string(sent.messages) + " messages (" +
+                          mib(sent.bytes) + ") today, the most one sender may");
+    return true;
+  }
+  return voicemail_store_full(link, request, callee, size);
+}
+
+bool NodeCore::voicemail_store_full(LinkId link, const proto::Message& request, const std::string& callee,
+                                    uint64_t size) {
+  auto* txn = read_txn();
+  if (txn == nullptr) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return true;
+  }
+  auto at = callee.find('@');
+  std::string domain = at == std::string::npos ? std::string() : callee.substr(at + 1);
+  auto totals = voicemail_->totals(*txn, domain);
+  if (!totals) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return true;
+  }
+  // Uploads in progress count too: they are promised room.
+  uint64_t pending_all = upload_bytes_, pending_domain = 0;
+  for (const auto& [key, upload] : uploads_)
+    if (!domain.empty() && upload.callee.ends_with("@" + domain)) pending_domain += upload.size;
+  if (totals->all.bytes + pending_all + size > settings_.voicemail_store_quota_bytes) {
+    ++counters_.voicemails_refused_store;
+    reply_error(link, request, sig::error::over_quota,
+                "Over Quota: this node's voicemail store is full (" + mib(settings_.voicemail_store_quota_bytes) +
+                    "); try again later");
+    return true;
+  }
+  if (!domain.empty() && totals->domain.bytes + pending_domain + size > settings_.voicemail_domain_quota_bytes) {
+    ++counters_.voicemails_refused_domain;
+    reply_error(link, request, sig::error::over_quota,
+                "Over Quota: the mailboxes of " + domain + " are full together (" +
+                    mib(settings_.voicemail_domain_quota_bytes) + ")");
+    return true;
+  }
+  return false;
+}
+
+void NodeCore::charge_voicemail_sender(const std::string& caller, uint64_t size, Now now) {
+  const uint64_t today = now.unix_s / 86400;
+  // Yesterday's counts are of no use: forget them all when a day begins, so
+  // the table holds only today's senders.
+  if (!voicemail_senders_.empty() && voicemail_senders_.begin()->second.day != today) {
+    std::erase_if(voicemail_senders_, [&](const auto& entry) { return entry.second.day != today; });
+  }
+  SenderDay& day = voicemail_senders_[caller];
+  day.day = today;
+  ++day.messages;
+  day.bytes += size;
+}
+
 }  // namespace tsunagu::rendezvous

@@ -75,5 +75,11 @@ TEST_CASE("the default node.toml carries the issue 11 limits with their document
   CHECK(s.max_links_per_account == 8);
   CHECK(s.max_prelogin_links_per_source == 16);
   CHECK(s.idle_timeout_s == 120);
+  CHECK(s.voicemail_sender_messages_per_day == 50);
+  CHECK(s.voicemail_store_quota_bytes == uint64_t{256} << 20);
+  CHECK(s.voicemail_uploads_per_sender == 2);
+  CHECK(s.voicemail_upload_max_s == 300);
+  CHECK(error_of("[storage]\nmap_size_mb = 100\n[voicemail]\nstore_quota_mb = 80\n").find("at most half") !=
+        std::string::npos);
   CHECK(error_of("[limits]\nidle_timeout = 1\n").find("limits.idle_timeout: must be between 5") != std::string::npos);
 }
