@@ -9,6 +9,7 @@ Each scenario is its own meson test (tests/integration/attacks/meson.build); exi
 
 import os
 import socket
+import struct
 import sys
 import time
 
@@ -167,12 +168,89 @@ def idle_query_links_are_closed():
         raw.close()
 
 
+METHOD_VOICEMAIL_BEGIN, METHOD_VOICEMAIL_CHUNK = 0x830, 0x831
+ATTR_VOICEMAIL_UPLOAD, ATTR_VOICEMAIL_SIZE, ATTR_VOICEMAIL_OFFSET, ATTR_VOICEMAIL_DATA = 0xC040, 0xC041, 0xC042, 0xC043
+EXIT_REFUSED, EXIT_RATE_LIMITED = 7, 6
+
+
+def voicemail_deployment(mailboxes, **settings):
+    d = Deployment(**settings)
+    d.start_node()
+    for user in [OWNER, "mallory"] + mailboxes:
+        d.add_user(user, OWNER_PW)
+    for user in mailboxes:
+        r = d.admin(["user", "-d", d.dir, "profile", user, "voicemail=yes"])
+        expect(r.code == 0, "%s takes voicemail (%r)" % (user, r))
+    return d
+
+
+def send_voicemail(d, sender, callee, size):
+    path = d.path("message-%d" % size)
+    with open(path, "wb") as f:
+        f.write(os.urandom(size))
+    return d.cli(["voicemail", "send", callee, path], sender, OWNER_PW)
+
+
+def one_sender_cannot_fill_the_voicemail_store():
+    mailboxes = ["box%d" % i for i in range(6)]
+    d = voicemail_deployment(mailboxes, voicemail__sender_messages_per_day=3, voicemail__store_quota_mb=1,
+                             voicemail__max_message_kb=256, voicemail__mailbox_quota_kb=512)
+    results = [send_voicemail(d, "mallory", box, 200 * 1024).code for box in mailboxes]
+    expect(results[:3] == [0, 0, 0] and all(code != 0 for code in results[3:]),
+           "mallory leaves 3 messages in 3 mailboxes, then is refused for the day: %r" % results)
+    r = send_voicemail(d, "mallory", mailboxes[5], 1000)
+    expect(r.code != 0 and "today" in r.err, "the refusal says why: %r" % r)
+    r = send_voicemail(d, OWNER, mailboxes[4], 200 * 1024)
+    expect(r.code == 0, "another sender still leaves a message: %r" % r)
+    # The store (1 MiB) now holds 800 KiB: the next 256 KiB is refused with 507
+    # while the LMDB map has plenty left, and logins keep working.
+    r = send_voicemail(d, OWNER, mailboxes[5], 256 * 1024)
+    expect(r.code == EXIT_REFUSED and "store is full" in r.err, "the store quota refuses clearly: %r" % r)
+    raw = SourcedTls(d.node, "127.0.0.50")
+    try:
+        expect(raw.login(OWNER, OWNER_PW, role=QUERY_ROLE).cls == h.SUCCESS, "logins still work")
+    finally:
+        raw.close()
+
+
+def slow_uploads_do_not_hold_the_budget():
+    d = voicemail_deployment(["bob"], voicemail__pending_uploads_mb=1, voicemail__max_message_kb=1024,
+                             voicemail__upload_max_seconds=4, voicemail__upload_idle_timeout=30)
+    raw = SourcedTls(d.node, "127.0.0.60")
+    try:
+        expect(raw.login("mallory", OWNER_PW, role=QUERY_ROLE).cls == h.SUCCESS, "mallory logs in")
+        begun = raw.request(METHOD_VOICEMAIL_BEGIN, [(h.ATTR_USER_ID, h.text("bob")),
+                                                     (ATTR_VOICEMAIL_SIZE, struct.pack("!Q", 1 << 20))])
+        expect(begun.cls == h.SUCCESS, "mallory begins a 1 MiB upload: the whole budget")
+        upload = begun.get(ATTR_VOICEMAIL_UPLOAD)
+        r = send_voicemail(d, OWNER, "bob", 1000)
+        expect(r.code != 0 and "retry later" in r.err, "meanwhile the budget is held: %r" % r)
+        started = time.monotonic()
+        answer = None
+        for offset in range(10):  # a byte a second, bounded
+            time.sleep(1)
+            answer = raw.request(METHOD_VOICEMAIL_CHUNK, [(ATTR_VOICEMAIL_UPLOAD, upload),
+                                                          (ATTR_VOICEMAIL_OFFSET, struct.pack("!Q", offset)),
+                                                          (ATTR_VOICEMAIL_DATA, b"x")])
+            if answer.cls == h.ERROR:
+                break
+        waited = time.monotonic() - started
+        expect(answer is not None and answer.cls == h.ERROR and answer.error()[0] == 404 and waited < 7,
+               "the trickling upload is dropped after upload_max_seconds (%.1f s): %r" % (waited, answer.error()))
+    finally:
+        raw.close()
+    r = send_voicemail(d, OWNER, "bob", 1000)
+    expect(r.code == 0, "the budget is free again: %r" % r)
+
+
 SCENARIOS = {
     "password_flood_does_not_lock_out_the_owner": password_flood_does_not_lock_out_the_owner,
     "register_flood_is_limited_per_source": register_flood_is_limited_per_source,
     "links_not_logged_in_are_capped_per_source": links_not_logged_in_are_capped_per_source,
     "node_full_refuses_links_with_a_notice": node_full_refuses_links_with_a_notice,
     "idle_query_links_are_closed": idle_query_links_are_closed,
+    "one_sender_cannot_fill_the_voicemail_store": one_sender_cannot_fill_the_voicemail_store,
+    "slow_uploads_do_not_hold_the_budget": slow_uploads_do_not_hold_the_budget,
 }
 
 if __name__ == "__main__":
