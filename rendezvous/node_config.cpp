@@ -30,7 +30,9 @@ const KnownSettings kNodeSettings = {
       "max_links", "max_links_per_account", "max_prelogin_links_per_source", "idle_timeout", "max_bad_messages",
       "forward_timeout_ms"}},
     {"passwords", {"scrypt_log2_n"}},
-    {"calls", {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source"}},
+    {"calls",
+     {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source", "max_early_candidates",
+      "max_early_candidate_bytes"}},
     {"turn", {"secret", "servers", "lifetime", "stun_server"}},
     {"voicemail",
      {"max_message_kb", "mailbox_quota_kb", "max_messages", "retention_days", "pending_uploads_mb",
@@ -102,6 +104,9 @@ NodeConfig load_node_config(const std::string& directory) {
   s.consent_timeout_s = static_cast<uint32_t>(reader.integer("calls.consent_timeout", 30, 1, 600));
   s.max_ringing_per_user = static_cast<size_t>(reader.integer("calls.max_ringing_per_user", 4, 1, 1000));
   s.max_ringing_per_source = static_cast<size_t>(reader.integer("calls.max_ringing_per_source", 16, 1, 100000));
+  s.max_early_candidates = static_cast<uint32_t>(reader.integer("calls.max_early_candidates", 32, 1, 10000));
+  s.max_early_candidate_bytes =
+      static_cast<uint32_t>(reader.integer("calls.max_early_candidate_bytes", 8192, 512, 1 << 20));
   s.turn_secret = reader.text("turn.secret", "");
   s.turn_lifetime_s = static_cast<uint32_t>(reader.integer("turn.lifetime", 3600, 60, 86400));
   if (auto servers = root.at_path("turn.servers")) {
@@ -195,6 +200,8 @@ scrypt_log2_n = 15             # scrypt cost for new hashes (N = 2^15, r = 8, p 
 consent_timeout = 30           # seconds a callee has to accept
 max_ringing_per_user = 4       # calls one caller may have ringing at once
 max_ringing_per_source = 16
+max_early_candidates = 32      # trickled candidates relayed before the callee accepts (both ways) ...
+max_early_candidate_bytes = 8192       # ... and their bytes; more are dropped
 
 [turn]
 # coturn with use-auth-secret: the node mints per-call credentials with this secret.

@@ -47,6 +47,10 @@ struct NodeSettings {
   uint32_t consent_timeout_s = 30;  // how long a callee has to accept
   size_t max_ringing_per_user = 4;  // calls a user may have ringing at once
   size_t max_ringing_per_source = 16;
+  // Trickled candidates relayed for a call before the callee accepts (both
+  // directions together); beyond either, they are dropped and counted.
+  uint32_t max_early_candidates = 32;
+  uint32_t max_early_candidate_bytes = 8192;
   // TURN (coturn's REST-API scheme) and the STUN server handed to terminals.
   std::string turn_secret;  // empty: no TURN credentials are minted
   std::vector<proto::SocketAddress> turn_servers;
@@ -123,6 +127,7 @@ struct NodeCounters {
   uint64_t voicemails_refused_store = 0;    // over the store's quota (507)
   uint64_t uploads_refused_per_sender = 0;  // too many uploads in progress for one sender (429)
   uint64_t uploads_dropped = 0;             // idle or too slow uploads dropped
+  uint64_t early_candidates_dropped = 0;    // call candidates over the before-accept limits
 };
 
 // coturn's TURN REST-API credentials: username "<expiry>:<user>", password
@@ -184,6 +189,8 @@ class NodeCore {
     proto::TransactionId ring_transaction;
     std::array<std::byte, 32> key{};
     bool via_agent = false;  // callee_link is the LAN agent of the callee's domain
+    uint32_t early_candidates = 0;  // relayed before it was accepted (node_limits.cpp)
+    uint64_t early_candidate_bytes = 0;
   };
   struct PendingForward {
     LinkId caller = 0;
@@ -293,6 +300,9 @@ class NodeCore {
   bool voicemail_store_full(LinkId link, const proto::Message& request, const std::string& callee, uint64_t size);
   void charge_voicemail_sender(const std::string& caller, uint64_t size, Now now);
   bool upload_expired(uint64_t last_chunk_ms, uint64_t begun_ms, Now now) const;
+  // Charges a candidate of `size` bytes relayed for `call`; false (dropped)
+  // when the call is not accepted yet and over the early limits.
+  bool admit_candidate(Call& call, size_t size);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
   void send(LinkId link, Bytes message);

@@ -103,6 +103,20 @@ namespace {
 std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 }  // namespace
 
+bool NodeCore::admit_candidate(Call& call, size_t size) {
+  if (call.state == sig::call_state::accepted) return true;
+  // Before the callee consents, candidates only prepare a call that may never
+  // happen: a caller must not pour unlimited bytes at a callee's link.
+  if (call.early_candidates >= settings_.max_early_candidates ||
+      call.early_candidate_bytes + size > settings_.max_early_candidate_bytes) {
+    ++counters_.early_candidates_dropped;
+    return false;
+  }
+  ++call.early_candidates;
+  call.early_candidate_bytes += size;
+  return true;
+}
+
 bool NodeCore::upload_expired(uint64_t last_chunk_ms, uint64_t begun_ms, Now now) const {
   return now.mono_ms - last_chunk_ms > uint64_t{settings_.voicemail_upload_idle_s} * 1000 ||
          now.mono_ms - begun_ms > uint64_t{settings_.voicemail_upload_max_s} * 1000;

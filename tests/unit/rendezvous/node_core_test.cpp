@@ -1680,6 +1680,32 @@ TEST_CASE("a call to EXT@domain rings the agent, and its answer, candidates and 
   CHECK_FALSE(in_call(node, "alice"));
 }
 
+// Issue 11 §5: candidates relayed before the callee accepted were unlimited.
+TEST_CASE("candidates relayed before the callee accepts are limited in count and bytes; after it, not") {
+  NodeSettings settings = test_settings();
+  settings.max_early_candidates = 4;
+  settings.max_early_candidate_bytes = 2000;
+  Node node(settings);
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  auto [id, ring] = ring_extension(node);
+  const std::string line = "candidate:1 1 UDP 1 198.51.100.9 5000 typ srflx";
+  const std::string padded(510, 'x');
+  for (int i = 0; i < 3; ++i) node.send(1, candidate_indication(id, padded));  // 1530 bytes
+  node.send(1, candidate_indication(id, padded));  // 2040 > 2000 bytes: dropped
+  node.send(1, candidate_indication(id, line));    // the 4th relayed
+  node.send(1, candidate_indication(id, line));    // a 5th: over the count, dropped
+  CHECK(node.received(10).size() == 4);
+  CHECK(node.core().counters().early_candidates_dropped == 2);
+  node.send(10, ring_answer(ring, true));
+  node.received(1);
+  node.received(10);
+  for (int i = 0; i < 5; ++i) node.send(1, candidate_indication(id, line));
+  CHECK(node.received(10).size() == 5);  // the call is accepted: relayed as before
+  CHECK(node.core().counters().early_candidates_dropped == 2);
+}
+
 TEST_CASE("the agent's refusal of a ring reaches the caller with its code and reason") {
   Node node;
   enroll(node, "acme", {"acme"});
