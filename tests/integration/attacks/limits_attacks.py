@@ -10,6 +10,7 @@ Each scenario is its own meson test (tests/integration/attacks/meson.build); exi
 import os
 import socket
 import struct
+import subprocess
 import sys
 import time
 
@@ -243,6 +244,78 @@ def slow_uploads_do_not_hold_the_budget():
     expect(r.code == 0, "the budget is free again: %r" % r)
 
 
+LAN_AGENT = os.path.join(h.BUILD, "lan-agent", "tsunagu-lan-agent")
+
+
+def start_lan_terminal(d, *extra):
+    """`tsunagu listen --lan` for extension 4106 of a freshly enrolled agent, on 127.0.0.1; returns (proc, port)."""
+    acme, bundle = d.path("acme"), d.path("t4106")
+    r = d.admin(["agent", "-d", d.dir, "enroll", "acme", "--domain", "acme", "--out", acme,
+                 "--node", "127.0.0.1:1", "--server-name", "127.0.0.1"])
+    expect(r.code == 0, "agent acme enrolled (%r)" % r)
+    issued = subprocess.run([LAN_AGENT, "terminal", "issue", "4106", "--out", bundle, "-c",
+                             os.path.join(acme, "agent.toml")], capture_output=True, text=True, timeout=30)
+    expect(issued.returncode == 0, "a terminal bundle for 4106 issued (%r)" % issued.stderr)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    err_path = d.path("lan-terminal.err")
+    with open(err_path, "w") as err:
+        proc = h.spawn([h.TERMINAL, "listen", "--lan", bundle, "--lan-listen", "127.0.0.1:%d" % port,
+                        "--ice-address", "127.0.0.1"] + list(extra), stdout=subprocess.DEVNULL, stderr=err)
+
+    def listening():
+        if proc.poll() is not None:
+            raise TestFailure("the LAN terminal exited with %d: %s" % (proc.returncode, open(err_path).read()))
+        return "listening on the LAN" in open(err_path).read()
+
+    h.wait_until(listening, 10, 0.05, "the LAN terminal listening")
+    return proc, port
+
+
+def closed_by_peer(sock, timeout):
+    """True when the peer closes (EOF or reset) within timeout; the terminal speaks first never (TLS server)."""
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1024) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def connect_from(source, port):
+    return socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+
+
+def lan_terminal_takes_rings_only_from_its_agent_address():
+    d = Deployment()
+    _, port = start_lan_terminal(d, "--agent-address", "127.0.0.5")
+    with connect_from("127.0.0.9", port) as rogue:
+        expect(closed_by_peer(rogue, 2.0), "a LAN host that is not the agent is cut off at once")
+    with connect_from("127.0.0.5", port) as agent:
+        expect(not closed_by_peer(agent, 1.5), "a connection from the agent's address is kept for its TLS handshake")
+
+
+def one_lan_host_cannot_hold_every_ring_slot():
+    d = Deployment()
+    _, port = start_lan_terminal(d)
+    held = []
+    try:
+        for _ in range(4):
+            held.append(connect_from("127.0.0.9", port))
+        expect(not any(closed_by_peer(sock, 0.3) for sock in held), "four silent connections from one host are held")
+        extra = connect_from("127.0.0.9", port)
+        held.append(extra)
+        expect(closed_by_peer(extra, 2.0), "a fifth from that host is cut off at once")
+        other = connect_from("127.0.0.10", port)
+        held.append(other)
+        expect(not closed_by_peer(other, 1.0), "another address (the agent's, say) still gets a slot")
+    finally:
+        for sock in held:
+            sock.close()
+
+
 SCENARIOS = {
     "password_flood_does_not_lock_out_the_owner": password_flood_does_not_lock_out_the_owner,
     "register_flood_is_limited_per_source": register_flood_is_limited_per_source,
@@ -251,6 +324,8 @@ SCENARIOS = {
     "idle_query_links_are_closed": idle_query_links_are_closed,
     "one_sender_cannot_fill_the_voicemail_store": one_sender_cannot_fill_the_voicemail_store,
     "slow_uploads_do_not_hold_the_budget": slow_uploads_do_not_hold_the_budget,
+    "lan_terminal_takes_rings_only_from_its_agent_address": lan_terminal_takes_rings_only_from_its_agent_address,
+    "one_lan_host_cannot_hold_every_ring_slot": one_lan_host_cannot_hold_every_ring_slot,
 }
 
 if __name__ == "__main__":
