@@ -23,6 +23,9 @@ struct PasswordWork {
 };
 
 log::RateLimit bad_input_log(20, std::chrono::seconds(10));
+// Refused links (node full) held open for their notice, at most: the
+// descriptors start() keeps in reserve below the limit.
+constexpr size_t kRefusalMargin = 32;
 
 }  // namespace
 
@@ -55,6 +58,7 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
       settings.max_links = fit;
     }
   }
+  daemon->max_links_ = settings.max_links;
   daemon->core_ = std::make_unique<NodeCore>(*daemon->store_, settings);
 
   security::TlsContext::ServerOptions tls_options;
@@ -236,9 +240,11 @@ void NodeDaemon::drain() {
     if (it == links_.end()) continue;
     if (action.kind == NodeAction::Kind::send) {
       it->second->send(action.message);
-    } else if (!it->second->ready() && close_when_ready_.insert(action.link).second) {
+    } else if (!it->second->ready() && links_.size() <= max_links_ + kRefusalMargin &&
+               close_when_ready_.insert(action.link).second) {
       // Held until the handshake completes, so the notice before it is read;
-      // a second close (the login deadline) cuts it off.
+      // a second close (the login deadline) cuts it off. Past the margin a
+      // flood is cut at once: descriptors stay below the limit.
     } else {
       close_when_ready_.erase(action.link);
       it->second->close(action.reason);

@@ -61,6 +61,7 @@ class NodeDaemon {
   uv_check_t* check_ = nullptr;
   std::unordered_map<LinkId, transport::TlsLink*> links_;
   std::unordered_set<LinkId> close_when_ready_;  // closes asked for before TLS was up
+  size_t max_links_ = 0;                          // NodeSettings::max_links as started
   // Links closing at shutdown: a peer that stops reading could hold a
   // graceful close open for ever, so they are cut after a grace period.
   std::unordered_map<LinkId, transport::TlsLink*> closing_links_;
