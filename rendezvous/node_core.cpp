@@ -583,6 +583,7 @@ std::optional<uint64_t> NodeCore::next_deadline() const {
     uint64_t idle = idle_checks_.begin()->first;
     next = next ? std::min(*next, idle) : idle;
   }
+  if (!uploads_.empty()) next = next ? std::min(*next, next_upload_sweep_ms_) : next_upload_sweep_ms_;
   return next;
 }
 

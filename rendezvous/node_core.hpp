@@ -362,6 +362,7 @@ class NodeCore {
   };
   std::unordered_map<std::string, SenderDay> voicemail_senders_;  // today's stored messages per sender
   uint64_t next_voicemail_sweep_ms_ = 0;
+  uint64_t next_upload_sweep_ms_ = 0;  // a deadline while uploads_ is not empty
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

@@ -27,6 +27,7 @@ namespace sig = tsunagu::proto;
 constexpr size_t max_uploads_per_link = 2;
 constexpr size_t max_list_entries = 64;
 constexpr uint64_t sweep_interval_ms = 60'000;
+constexpr uint64_t upload_sweep_ms = 1'000;  // idle and too slow uploads are dropped within a second
 constexpr size_t max_expired_per_sweep = 1000;
 
 std::string kib(uint64_t bytes) { return std::to_string((bytes + 1023) / 1024) + " KiB"; }
@@ -128,6 +129,7 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
   if (next_upload_id_ == 0) next_upload_id_ = 1;
   VoicemailUpload upload{caller, callee, *size, {}, now.mono_ms, now.mono_ms};
   upload.data.reserve(*size);
+  if (uploads_.empty()) next_upload_sweep_ms_ = now.mono_ms + upload_sweep_ms;
   uploads_[{link, id}] = std::move(upload);
   upload_bytes_ += *size;
   auto ok = success(request);
@@ -291,6 +293,7 @@ void NodeCore::voicemail_link_closed(LinkId link) {
 }
 
 void NodeCore::expire_voicemail(Now now) {
+  next_upload_sweep_ms_ = now.mono_ms + upload_sweep_ms;  // next_deadline asks for it while uploads exist
   std::erase_if(uploads_, [&](const auto& entry) {
     bool stale = upload_expired(entry.second.started_ms, entry.second.begun_ms, now);
     if (stale) {

@@ -329,6 +329,25 @@ TEST_CASE("voicemail: an upload with no chunk for upload_idle_timeout is dropped
   CHECK(f.core->counters().uploads_dropped == 1);
 }
 
+TEST_CASE("voicemail: while uploads are in progress the node asks for a tick every second to drop stale ones") {
+  NodeSettings settings;
+  settings.voicemail_upload_idle_s = 5;
+  Fixture f(settings);
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  REQUIRE(begin_upload(f, 1, "bob", 100).first == 0);
+  for (int second = 0; second < 6; ++second) {  // the daemon's timer: tick at each deadline
+    auto deadline = f.core->next_deadline();
+    REQUIRE(deadline.has_value());
+    REQUIRE(*deadline <= f.now.mono_ms + 1000);
+    f.now.mono_ms = *deadline;
+    f.core->tick(f.now);
+  }
+  CHECK(f.core->counters().uploads_dropped == 1);
+  CHECK(begin_upload(f, 1, "bob", 100).first == 0);
+}
+
 TEST_CASE("profile_set: answered after the commit; the search sees the change") {
   Fixture f;
   f.add("alice", 0);
