@@ -31,17 +31,47 @@ uint32_t LoginLimiter::wait_seconds(const Bucket& bucket, uint64_t refill_ms) {
   return static_cast<uint32_t>(std::max(1.0, std::ceil(ms / 1000.0)));
 }
 
+std::string LoginLimiter::pair_key(std::string_view user_id, std::string_view source) {
+  std::string key(user_id);
+  key.push_back('\0');
+  key.append(source);
+  return key;
+}
+
+uint32_t LoginLimiter::wait_for(std::unordered_map<std::string, Bucket>& map, const std::string& key, unsigned burst,
+                                uint64_t refill_ms, uint64_t now_ms, bool* drained) {
+  auto it = map.find(key);
+  if (it == map.end()) return 0;
+  refill(it->second, burst, refill_ms, now_ms);
+  if (drained != nullptr) *drained = it->second.tokens < burst;
+  return wait_seconds(it->second, refill_ms);
+}
+
 uint32_t LoginLimiter::retry_after(std::string_view user_id, std::string_view source, uint64_t now_ms) {
-  uint32_t wait = 0;
-  if (auto it = users_.find(std::string(user_id)); it != users_.end()) {
-    refill(it->second, policy_.per_user_burst, policy_.per_user_refill_ms, now_ms);
-    wait = std::max(wait, wait_seconds(it->second, policy_.per_user_refill_ms));
-  }
-  if (auto it = sources_.find(std::string(source)); it != sources_.end()) {
-    refill(it->second, policy_.per_source_burst, policy_.per_source_refill_ms, now_ms);
-    wait = std::max(wait, wait_seconds(it->second, policy_.per_source_refill_ms));
-  }
+  bool pair_failed = false;
+  uint32_t wait = wait_for(pairs_, pair_key(user_id, source), policy_.per_pair_burst, policy_.per_pair_refill_ms,
+                           now_ms, &pair_failed);
+  wait = std::max(wait, wait_for(sources_, std::string(source), policy_.per_source_burst,
+                                 policy_.per_source_refill_ms, now_ms));
+  // The ID's own limit holds back only sources that already failed for it:
+  // the owner, somewhere else, still gets in during a distributed flood.
+  if (pair_failed)
+    wait = std::max(wait, wait_for(users_, std::string(user_id), policy_.per_user_burst, policy_.per_user_refill_ms,
+                                   now_ms));
   return wait;
+}
+
+void LoginLimiter::refund(std::unordered_map<std::string, Bucket>& map, std::string_view key, unsigned burst) {
+  if (auto it = map.find(std::string(key)); it != map.end())
+    it->second.tokens = std::min<double>(burst, it->second.tokens + 1.0);
+}
+
+uint32_t LoginLimiter::register_retry_after(std::string_view source, uint64_t now_ms) {
+  return wait_for(registrations_, std::string(source), policy_.register_burst, policy_.register_refill_ms, now_ms);
+}
+
+void LoginLimiter::record_registration(std::string_view source, uint64_t now_ms) {
+  drain(registrations_, source, policy_.register_burst, policy_.register_refill_ms, now_ms);
 }
 
 void LoginLimiter::drain(std::unordered_map<std::string, Bucket>& map, std::string_view key, unsigned burst,
@@ -75,14 +105,17 @@ void LoginLimiter::prune(std::unordered_map<std::string, Bucket>& map, unsigned 
 }
 
 void LoginLimiter::record_failure(std::string_view user_id, std::string_view source, uint64_t now_ms) {
+  drain(pairs_, pair_key(user_id, source), policy_.per_pair_burst, policy_.per_pair_refill_ms, now_ms);
   drain(users_, user_id, policy_.per_user_burst, policy_.per_user_refill_ms, now_ms);
   drain(sources_, source, policy_.per_source_burst, policy_.per_source_refill_ms, now_ms);
 }
 
 void LoginLimiter::record_success(std::string_view user_id, std::string_view source) {
-  users_.erase(std::string(user_id));
-  if (auto it = sources_.find(std::string(source)); it != sources_.end())
-    it->second.tokens = std::min<double>(policy_.per_source_burst, it->second.tokens + 1.0);
+  // The ID's bucket is not cleared: a distributed guesser must not get a
+  // fresh allowance each time the owner logs in.
+  pairs_.erase(pair_key(user_id, source));
+  refund(users_, user_id, policy_.per_user_burst);
+  refund(sources_, source, policy_.per_source_burst);
 }
 
 }  // namespace tsunagu::rendezvous

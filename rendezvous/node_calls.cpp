@@ -292,6 +292,7 @@ void NodeCore::handle_call_candidate(LinkId link, LinkState& state, const proto:
   if (it->second.caller_link == link) other = it->second.callee_link;
   else if (it->second.callee_link == link) other = it->second.caller_link;
   else return;
+  if (!admit_candidate(it->second, candidate->value.size())) return;
   proto::TransactionId fresh;
   security::random_bytes(fresh.bytes);
   proto::MessageBuilder relay(proto::MessageClass::indication, sig::method::call_candidate, fresh);

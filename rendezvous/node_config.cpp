@@ -26,12 +26,20 @@ const KnownSettings kNodeSettings = {
     {"storage", {"directory", "map_size_mb"}},
     {"presence", {"keepalive_interval", "keepalive_misses", "login_timeout"}},
     {"limits",
-     {"login_failures_per_user", "login_refill_seconds_per_user", "login_failures_per_source",
-      "login_refill_seconds_per_source", "max_bad_messages", "forward_timeout_ms"}},
+     {"login_failures_per_user_and_source", "login_refill_seconds_per_user_and_source", "login_failures_per_user",
+      "login_refill_seconds_per_user", "login_failures_per_source", "login_refill_seconds_per_source",
+      "registrations_per_source", "registration_refill_seconds_per_source", "password_checks_in_flight",
+      "max_links", "max_links_per_account", "max_prelogin_links_per_source", "idle_timeout", "max_bad_messages",
+      "forward_timeout_ms"}},
     {"passwords", {"scrypt_log2_n"}},
-    {"calls", {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source"}},
+    {"calls",
+     {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source", "max_early_candidates",
+      "max_early_candidate_bytes"}},
     {"turn", {"secret", "servers", "lifetime", "stun_server"}},
-    {"voicemail", {"max_message_kb", "mailbox_quota_kb", "max_messages", "retention_days", "pending_uploads_mb"}},
+    {"voicemail",
+     {"max_message_kb", "mailbox_quota_kb", "max_messages", "retention_days", "pending_uploads_mb",
+      "sender_messages_per_day", "sender_mb_per_day", "domain_quota_mb", "store_quota_mb", "uploads_per_sender",
+      "upload_idle_timeout", "upload_max_seconds"}},
     {"accounts", {"removed_id_quarantine_days", "check_interval_ms"}},
     {"directory", {"scan_burst", "scan_interval_ms"}},
 };
@@ -88,18 +96,35 @@ NodeConfig load_node_config(const std::string& directory) {
   s.keepalive_interval_s = static_cast<uint32_t>(reader.integer("presence.keepalive_interval", 15, 1, 3600));
   s.keepalive_misses = static_cast<uint32_t>(reader.integer("presence.keepalive_misses", 3, 1, 100));
   s.login_timeout_s = static_cast<uint32_t>(reader.integer("presence.login_timeout", 20, 1, 3600));
-  s.login_limits.per_user_burst = static_cast<unsigned>(reader.integer("limits.login_failures_per_user", 5, 1, 1000));
-  s.login_limits.per_user_refill_ms =
-      static_cast<uint64_t>(reader.integer("limits.login_refill_seconds_per_user", 60, 1, 86400)) * 1000;
-  s.login_limits.per_source_burst =
-      static_cast<unsigned>(reader.integer("limits.login_failures_per_source", 20, 1, 100000));
-  s.login_limits.per_source_refill_ms =
-      static_cast<uint64_t>(reader.integer("limits.login_refill_seconds_per_source", 6, 1, 86400)) * 1000;
+  // A token bucket: "KEY_BURST failures back to back, then one more per KEY_REFILL seconds".
+  auto bucket = [&](std::string_view burst_key, int64_t burst, std::string_view refill_key, int64_t refill_s,
+                    unsigned& burst_out, uint64_t& refill_ms_out) {
+    burst_out = static_cast<unsigned>(reader.integer(burst_key, burst, 1, 100000));
+    refill_ms_out = static_cast<uint64_t>(reader.integer(refill_key, refill_s, 1, 86400)) * 1000;
+  };
+  auto& limits = s.login_limits;
+  bucket("limits.login_failures_per_user_and_source", 5, "limits.login_refill_seconds_per_user_and_source", 60,
+         limits.per_pair_burst, limits.per_pair_refill_ms);
+  bucket("limits.login_failures_per_user", 100, "limits.login_refill_seconds_per_user", 36, limits.per_user_burst,
+         limits.per_user_refill_ms);
+  bucket("limits.login_failures_per_source", 20, "limits.login_refill_seconds_per_source", 6,
+         limits.per_source_burst, limits.per_source_refill_ms);
+  bucket("limits.registrations_per_source", 5, "limits.registration_refill_seconds_per_source", 60,
+         limits.register_burst, limits.register_refill_ms);
+  s.max_password_jobs = static_cast<size_t>(reader.integer("limits.password_checks_in_flight", 32, 1, 100000));
+  s.max_links = static_cast<size_t>(reader.integer("limits.max_links", 10000, 16, 10'000'000));
+  s.max_links_per_account = static_cast<size_t>(reader.integer("limits.max_links_per_account", 8, 1, 10000));
+  s.max_prelogin_links_per_source =
+      static_cast<size_t>(reader.integer("limits.max_prelogin_links_per_source", 16, 1, 100000));
+  s.idle_timeout_s = static_cast<uint32_t>(reader.integer("limits.idle_timeout", 120, 5, 86400));
   s.max_bad_messages = static_cast<uint32_t>(reader.integer("limits.max_bad_messages", 8, 1, 1000));
   s.forward_timeout_ms = static_cast<uint32_t>(reader.integer("limits.forward_timeout_ms", 3000, 50, 60000));
   s.consent_timeout_s = static_cast<uint32_t>(reader.integer("calls.consent_timeout", 30, 1, 600));
   s.max_ringing_per_user = static_cast<size_t>(reader.integer("calls.max_ringing_per_user", 4, 1, 1000));
   s.max_ringing_per_source = static_cast<size_t>(reader.integer("calls.max_ringing_per_source", 16, 1, 100000));
+  s.max_early_candidates = static_cast<uint32_t>(reader.integer("calls.max_early_candidates", 32, 1, 10000));
+  s.max_early_candidate_bytes =
+      static_cast<uint32_t>(reader.integer("calls.max_early_candidate_bytes", 8192, 512, 1 << 20));
   s.turn_secret = reader.text("turn.secret", "");
   s.turn_lifetime_s = static_cast<uint32_t>(reader.integer("turn.lifetime", 3600, 60, 86400));
   if (auto servers = root.at_path("turn.servers")) {
@@ -122,6 +147,20 @@ NodeConfig load_node_config(const std::string& directory) {
   s.voicemail_retention_days = static_cast<uint32_t>(reader.integer("voicemail.retention_days", 30, 1, 3650));
   s.voicemail_pending_bytes =
       static_cast<uint64_t>(reader.integer("voicemail.pending_uploads_mb", 64, 1, 64 * 1024)) << 20;
+  s.voicemail_sender_messages_per_day =
+      static_cast<uint32_t>(reader.integer("voicemail.sender_messages_per_day", 50, 1, 1'000'000));
+  s.voicemail_sender_bytes_per_day =
+      static_cast<uint64_t>(reader.integer("voicemail.sender_mb_per_day", 32, 1, 1 << 20)) << 20;
+  s.voicemail_domain_quota_bytes =
+      static_cast<uint64_t>(reader.integer("voicemail.domain_quota_mb", 64, 1, 1 << 20)) << 20;
+  s.voicemail_store_quota_bytes =
+      static_cast<uint64_t>(reader.integer("voicemail.store_quota_mb", std::min<int64_t>(256, static_cast<int64_t>(config.map_size >> 21)), 1, 1 << 20)) << 20;
+  s.voicemail_uploads_per_sender = static_cast<uint32_t>(reader.integer("voicemail.uploads_per_sender", 2, 1, 1000));
+  s.voicemail_upload_idle_s = static_cast<uint32_t>(reader.integer("voicemail.upload_idle_timeout", 30, 1, 3600));
+  s.voicemail_upload_max_s = static_cast<uint32_t>(reader.integer("voicemail.upload_max_seconds", 300, 1, 86400));
+  if (s.voicemail_store_quota_bytes > config.map_size / 2)
+    reader.fail("voicemail.store_quota_mb",
+                "must be at most half of storage.map_size_mb, so accounts and logins keep room when voicemail is full");
   if (s.voicemail_max_message_bytes > s.voicemail_quota_bytes)
     reader.fail("voicemail.max_message_kb", "must not exceed voicemail.mailbox_quota_kb");
   if (s.voicemail_max_message_bytes > s.voicemail_pending_bytes)
@@ -170,10 +209,19 @@ keepalive_misses = 3           # presence ends after this many silent intervals
 login_timeout = 20             # seconds a new link has to log in
 
 [limits]
-login_failures_per_user = 5    # failed logins in a burst, per user ID ...
-login_refill_seconds_per_user = 60     # ... then one more per this many seconds
-login_failures_per_source = 20 # the same per source address
+login_failures_per_user_and_source = 5          # failed logins in a burst, per user ID from one source ...
+login_refill_seconds_per_user_and_source = 60   # ... then one more per this many seconds
+login_failures_per_source = 20 # the same per source address, across all IDs
 login_refill_seconds_per_source = 6
+login_failures_per_user = 100  # per user ID from all sources together; holds back only
+login_refill_seconds_per_user = 36     # sources that failed for that ID, so the owner still gets in
+registrations_per_source = 5   # `register` requests in a burst per source ...
+registration_refill_seconds_per_source = 60     # ... then one more per this many seconds
+password_checks_in_flight = 32 # logins and registrations being hashed node-wide (503 beyond)
+max_links = 10000              # links node-wide (kept below the descriptor limit); beyond: "node full"
+max_links_per_account = 8      # links logged in as one account at once (503 beyond)
+max_prelogin_links_per_source = 16     # links from one source not logged in yet
+idle_timeout = 120             # seconds a link without presence (query link) may stay silent
 max_bad_messages = 8           # malformed messages before a link is closed
 forward_timeout_ms = 3000      # how long a LAN agent has to answer a forwarded lookup
 
@@ -184,6 +232,8 @@ scrypt_log2_n = 15             # scrypt cost for new hashes (N = 2^15, r = 8, p 
 consent_timeout = 30           # seconds a callee has to accept
 max_ringing_per_user = 4       # calls one caller may have ringing at once
 max_ringing_per_source = 16
+max_early_candidates = 32      # trickled candidates relayed before the callee accepts (both ways) ...
+max_early_candidate_bytes = 8192       # ... and their bytes; more are dropped
 
 [turn]
 # coturn with use-auth-secret: the node mints per-call credentials with this secret.
@@ -198,6 +248,14 @@ mailbox_quota_kb = 8192        # per mailbox; a message that would pass it is re
 max_messages = 100             # per mailbox
 retention_days = 30            # messages older than this are deleted, delivered or not
 pending_uploads_mb = 64        # memory for all uploads in progress (503 beyond it)
+sender_messages_per_day = 50   # messages one sender may leave per UTC day (429 beyond)
+sender_mb_per_day = 32         # and bytes
+domain_quota_mb = 64           # all EXT@DOMAIN mailboxes of one domain together (507 beyond)
+store_quota_mb = 256           # the whole voicemail store (507 beyond); at most half of storage.map_size_mb
+                               # (when absent: 256, or half of the map if that is smaller)
+uploads_per_sender = 2         # uploads in progress per sender, across all its links (429 beyond)
+upload_idle_timeout = 30       # an upload with no chunk for this many seconds is dropped
+upload_max_seconds = 300       # and one not finished this long after it began
 
 [accounts]
 removed_id_quarantine_days = 30  # a removed ID cannot be registered again for this long (0: at once)

@@ -54,6 +54,7 @@ void NodeCore::link_opened(LinkId link, const proto::SocketAddress& observed, No
   state.opened_ms = now.mono_ms;
   links_[link] = state;
   login_deadlines_.emplace(now.mono_ms + uint64_t{settings_.login_timeout_s} * 1000, link);
+  admit_link(link, links_[link], now);
 }
 
 void NodeCore::link_closed(LinkId link, Now now) {
@@ -61,6 +62,7 @@ void NodeCore::link_closed(LinkId link, Now now) {
   if (it == links_.end()) return;
   login_deadlines_.erase({it->second.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, link});
   bool agent = it->second.agent_ready;
+  forget_link_limits(link, it->second);
   links_.erase(it);
   if (agent) drop_agent_routes(link, now);
   calls_link_closed(link);
@@ -130,6 +132,8 @@ void NodeCore::message(LinkId link, ByteView bytes, Now now) {
   auto it = links_.find(link);
   if (it == links_.end()) return;
   LinkState& state = it->second;
+  if (state.refused) return;
+  state.last_message_ms = now.mono_ms;
   auto decoded = proto::decode(bytes);
   if (!decoded) {
     ++counters_.bad_messages;
@@ -236,7 +240,7 @@ std::optional<NodeCore::Credentials> NodeCore::read_credentials(LinkId link, con
   return credentials;
 }
 
-void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& request, Now now) {
+void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Message& request, Now now) {
   if (!settings_.open_registration) {
     reply_error(link, request, sig::error::forbidden, "Forbidden: registration is closed on this node");
     return;
@@ -245,6 +249,12 @@ void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& re
   if (!credentials || refuse_agent_id(link, request, credentials->user_id) ||
       refuse_removed_id(link, request, credentials->user_id, now))
     return;
+  std::string source = source_key(state.observed);
+  if (uint32_t wait = limiter_.register_retry_after(source, now.mono_ms); wait > 0) {
+    ++counters_.registrations_rate_limited;
+    reply_retry_after(link, request, wait, "Too Many Attempts: too many registrations from your address");
+    return;
+  }
   const std::string& user_id = credentials->user_id;
   std::string_view secret = credentials->password;
   std::string display_name;
@@ -267,6 +277,8 @@ void NodeCore::handle_register(LinkId link, LinkState&, const proto::Message& re
     reply_error(link, request, sig::error::user_exists);
     return;
   }
+  if (password_work_full(link, request)) return;
+  limiter_.record_registration(source, now.mono_ms);
   PendingAuth pending;
   pending.purpose = PendingAuth::Purpose::register_user;
   pending.link = link;
@@ -290,11 +302,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
   std::string source = source_key(state.observed);
   if (uint32_t wait = limiter_.retry_after(user_id, source, now.mono_ms); wait > 0) {
     ++counters_.rate_limited;
-    auto builder = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
-    builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
-    builder.add_error(sig::error::too_many_attempts, "Too Many Attempts: try again later");
-    builder.add_u32(sig::attr::retry_after, wait);
-    send(link, builder.finish());
+    reply_retry_after(link, request, wait, "Too Many Attempts: try again later");
     return;
   }
   PendingAuth pending;
@@ -330,6 +338,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
   }
   pending.account_exists = account->has_value();
   if (pending.account_exists) pending.generation = (*account)->generation;
+  if (password_work_full(link, request)) return;
   // Charged now and refunded on success, so attempts still being checked in
   // parallel count against the limit too.
   limiter_.record_failure(user_id, source, now.mono_ms);
@@ -392,6 +401,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
     return;
   }
   limiter_.record_success(pending.user_id, source);
+  if (account_links_full(pending.link, pending.user_id, pending.transaction)) return;
   ++counters_.logins;
   // Logging in again as someone else, or as a query link, ends the presence
   // this link held: otherwise it would linger, no longer refreshed by the
@@ -405,6 +415,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   state.account_generation = pending.generation;
   if (first_login_on_link)
     login_deadlines_.erase({state.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, pending.link});
+  end_prelogin(state);
 
   proto::MessageBuilder ok(proto::MessageClass::success, sig::method::login, pending.transaction);
   ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
@@ -550,6 +561,7 @@ void NodeCore::tick(Now now) {
   expire_rings(now);
   expire_voicemail(now);
   check_accounts(now);
+  expire_idle_links(now);
   while (!forward_deadlines_.empty() && forward_deadlines_.begin()->first <= now.mono_ms) {
     auto id = forward_deadlines_.begin()->second;
     forward_deadlines_.erase(forward_deadlines_.begin());
@@ -584,6 +596,11 @@ std::optional<uint64_t> NodeCore::next_deadline() const {
   }
   if (settings_.account_check_interval_ms != 0 && !links_.empty())
     next = next ? std::min(*next, next_account_check_ms_) : next_account_check_ms_;
+  if (!idle_checks_.empty()) {
+    uint64_t idle = idle_checks_.begin()->first;
+    next = next ? std::min(*next, idle) : idle;
+  }
+  if (!uploads_.empty()) next = next ? std::min(*next, next_upload_sweep_ms_) : next_upload_sweep_ms_;
   return next;
 }
 
@@ -630,6 +647,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
   if (!state.agent_ready)
     login_deadlines_.erase({state.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, link});
   state.agent_ready = true;
+  end_prelogin(state);
   auto ok = success(request);
   ok.add_string(sig::attr::agent_name, name);
   send(link, ok.finish());

@@ -37,12 +37,21 @@ struct NodeSettings {
   bool open_registration = false;
   uint32_t max_bad_messages = 8;  // per link, then it is closed
   LoginLimiter::Policy login_limits;
+  size_t max_password_jobs = 32;  // logins and registrations being hashed, node-wide (503 beyond)
+  size_t max_links = 10'000;               // node-wide; the daemon keeps it below the descriptor limit
+  size_t max_links_per_account = 8;        // links logged in as one account at once
+  size_t max_prelogin_links_per_source = 16;  // links from one source that have not logged in yet
+  uint32_t idle_timeout_s = 120;  // a link holding no presence (query links) with no message for this long is closed
   security::ScryptParameters password_hashing;
   uint32_t forward_timeout_ms = 3000;     // how long a LAN agent has to answer a forwarded lookup
   size_t max_forwards_per_agent = 10'000;  // lookups waiting on one agent
   uint32_t consent_timeout_s = 30;  // how long a callee has to accept
   size_t max_ringing_per_user = 4;  // calls a user may have ringing at once
   size_t max_ringing_per_source = 16;
+  // Trickled candidates relayed for a call before the callee accepts (both
+  // directions together); beyond either, they are dropped and counted.
+  uint32_t max_early_candidates = 32;
+  uint32_t max_early_candidate_bytes = 8192;
   // TURN (coturn's REST-API scheme) and the STUN server handed to terminals.
   std::string turn_secret;  // empty: no TURN credentials are minted
   std::vector<proto::SocketAddress> turn_servers;
@@ -61,6 +70,14 @@ struct NodeSettings {
   // Directory searches per account (node.toml [directory]): a burst, then one per interval.
   uint32_t directory_scan_burst = 20;
   uint32_t directory_scan_interval_ms = 2000;
+  // Voicemail limits that add up (issue 11 §2; docs/security.md).
+  uint32_t voicemail_sender_messages_per_day = 50;  // per sender (account or EXT@DOMAIN), UTC day
+  uint64_t voicemail_sender_bytes_per_day = uint64_t{32} << 20;
+  uint64_t voicemail_domain_quota_bytes = uint64_t{64} << 20;  // all EXT@DOMAIN mailboxes of one domain
+  uint64_t voicemail_store_quota_bytes = uint64_t{256} << 20;  // the whole store; keep it well below the map
+  uint32_t voicemail_uploads_per_sender = 2;  // uploads in progress per sender, across links
+  uint32_t voicemail_upload_idle_s = 30;      // an upload with no chunk for this long is dropped
+  uint32_t voicemail_upload_max_s = 300;      // and one not finished this long after it began
 };
 
 struct Now {
@@ -106,6 +123,18 @@ struct NodeCounters {
   uint64_t voicemails_stored = 0;
   uint64_t voicemails_deleted = 0;
   uint64_t directory_searches = 0;
+  uint64_t registrations_rate_limited = 0;  // register refused per source (429)
+  uint64_t password_jobs_refused = 0;       // login/register refused: too many hashes in flight (503)
+  uint64_t links_refused_node_full = 0;     // link refused: max_links reached
+  uint64_t links_refused_per_source = 0;    // link refused: too many not-logged-in links from its source
+  uint64_t logins_refused_per_account = 0;  // login refused: the account holds max_links_per_account links
+  uint64_t idle_links_closed = 0;           // links closed by idle_timeout_s
+  uint64_t voicemails_refused_sender = 0;   // over the sender's daily quota (429)
+  uint64_t voicemails_refused_domain = 0;   // over the domain's quota (507)
+  uint64_t voicemails_refused_store = 0;    // over the store's quota (507)
+  uint64_t uploads_refused_per_sender = 0;  // too many uploads in progress for one sender (429)
+  uint64_t uploads_dropped = 0;             // idle or too slow uploads dropped
+  uint64_t early_candidates_dropped = 0;    // call candidates over the before-accept limits
 };
 
 // coturn's TURN REST-API credentials: username "<expiry>:<user>", password
@@ -153,6 +182,10 @@ class NodeCore {
     bool agent_ready = false;               // agent_hello accepted
     size_t forwards_pending = 0;
     uint64_t account_generation = 0;  // the account's generation at login
+    std::string prelogin_source;  // counted in prelogin_by_source_ until it logs in (node_limits.cpp)
+    bool refused = false;         // refused at link_opened; closed, its messages ignored
+    uint64_t last_message_ms = 0;
+    uint64_t idle_check_ms = 0;  // its entry in idle_checks_
   };
   struct Call {
     std::string id;
@@ -164,6 +197,8 @@ class NodeCore {
     proto::TransactionId ring_transaction;
     std::array<std::byte, 32> key{};
     bool via_agent = false;  // callee_link is the LAN agent of the callee's domain
+    uint32_t early_candidates = 0;  // relayed before it was accepted (node_limits.cpp)
+    uint64_t early_candidate_bytes = 0;
   };
   struct PendingForward {
     LinkId caller = 0;
@@ -268,6 +303,33 @@ class NodeCore {
   // process), ends the login of every link whose account no longer holds.
   void check_accounts(Now now);
   void finish_login(const PendingAuth& pending, bool verified, Now now);
+  // Limits (node_limits.cpp).
+  // 429 with RETRY-AFTER.
+  void reply_retry_after(LinkId link, const proto::Message& request, uint32_t wait_s, std::string_view reason);
+  // true (and 503 answered) when password_jobs in flight are at the cap.
+  bool password_work_full(LinkId link, const proto::Message& request);
+  // Called from link_opened: the node-wide and per-source caps; a refused
+  // link gets a notice and a close.
+  void admit_link(LinkId link, LinkState& state, Now now);
+  // The link logged in, became an agent, or closed: no longer pre-login.
+  void end_prelogin(LinkState& state);
+  // The link closed: forget what the limits kept for it.
+  void forget_link_limits(LinkId link, LinkState& state);
+  // true (and 503 answered) when `user` already holds max_links_per_account links besides `link`.
+  bool account_links_full(LinkId link, const std::string& user, const proto::TransactionId& transaction);
+  void expire_idle_links(Now now);
+  // voicemail_begin's limits beyond the mailbox's own: per sender (uploads in
+  // progress, messages and bytes per day), per domain, the whole store.
+  // true when refused (and answered).
+  bool voicemail_limits_refuse(LinkId link, const proto::Message& request, const std::string& caller,
+                               const std::string& callee, uint64_t size, Now now);
+  // The domain and store quotas again inside the write (finish); true when refused.
+  bool voicemail_store_full(LinkId link, const proto::Message& request, const std::string& callee, uint64_t size);
+  void charge_voicemail_sender(const std::string& caller, uint64_t size, Now now);
+  bool upload_expired(uint64_t last_chunk_ms, uint64_t begun_ms, Now now) const;
+  // Charges a candidate of `size` bytes relayed for `call`; false (dropped)
+  // when the call is not accepted yet and over the early limits.
+  bool admit_candidate(Call& call, size_t size);
   void finish_register(const PendingAuth& pending, const std::string& hash, Now now);
 
   void send(LinkId link, Bytes message);
@@ -289,6 +351,8 @@ class NodeCore {
   std::string dummy_hash_;  // verified against for unknown users, so timing reveals nothing
   std::unordered_map<LinkId, LinkState> links_;
   std::set<std::pair<uint64_t, LinkId>> login_deadlines_;
+  std::unordered_map<std::string, size_t> prelogin_by_source_;
+  std::set<std::pair<uint64_t, LinkId>> idle_checks_;  // checked lazily: the link's own last_message_ms decides
   std::unordered_map<uint64_t, PendingAuth> pending_auth_;
   std::unordered_map<std::string, uint64_t> last_seen_unix_;
   std::optional<AgentRegistry> registry_;
@@ -315,13 +379,20 @@ class NodeCore {
     std::string caller, callee;
     uint64_t size = 0;
     Bytes data;
-    uint64_t started_ms = 0;
+    uint64_t started_ms = 0;  // the last chunk (or the begin)
+    uint64_t begun_ms = 0;
   };
   std::optional<VoicemailStore> voicemail_;
   std::map<std::pair<LinkId, uint32_t>, VoicemailUpload> uploads_;  // (link, upload ID)
   uint32_t next_upload_id_ = 1;
   uint64_t upload_bytes_ = 0;  // announced sizes of all uploads in progress
+  struct SenderDay {
+    uint64_t day = 0;  // Unix days
+    uint64_t messages = 0, bytes = 0;
+  };
+  std::unordered_map<std::string, SenderDay> voicemail_senders_;  // today's stored messages per sender
   uint64_t next_voicemail_sweep_ms_ = 0;
+  uint64_t next_upload_sweep_ms_ = 0;  // a deadline while uploads_ is not empty
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

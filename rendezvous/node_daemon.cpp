@@ -1,5 +1,6 @@
 #include "rendezvous/node_daemon.hpp"
 
+#include <sys/resource.h>
 #include <time.h>
 
 #include "base/log.hpp"
@@ -22,6 +23,9 @@ struct PasswordWork {
 };
 
 log::RateLimit bad_input_log(20, std::chrono::seconds(10));
+// Refused links (node full) held open for their notice, at most: the
+// descriptors start() keeps in reserve below the limit.
+constexpr size_t kRefusalMargin = 32;
 
 }  // namespace
 
@@ -41,7 +45,21 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   auto store = AccountStore::open(config.database_directory, config.map_size);
   if (!store) return Unexpected("storage: " + store.error().detail);
   daemon->store_ = std::move(*store);
-  daemon->core_ = std::make_unique<NodeCore>(*daemon->store_, config.settings);
+  NodeSettings settings = config.settings;
+  // Links stay below the descriptor limit, so the node refuses one with a
+  // clear notice rather than failing accept() for everyone (libuv's spare-fd
+  // trick then only covers what else the process opens).
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+    constexpr rlim_t reserved = 64;  // listeners, LMDB, the STUN socket, the loop, the thread pool
+    size_t fit = files.rlim_cur > reserved * 2 ? static_cast<size_t>(files.rlim_cur - reserved) : 16;
+    if (settings.max_links > fit) {
+      log::info() << "limits.max_links lowered from " << settings.max_links << " to " << fit
+                  << " (the descriptor limit is " << files.rlim_cur << ")";
+      settings.max_links = fit;
+    }
+  }
+  daemon->max_links_ = settings.max_links;
+  daemon->core_ = std::make_unique<NodeCore>(*daemon->store_, settings);
 
   security::TlsContext::ServerOptions tls_options;
   tls_options.certificate_chain_file = config.certificate_file;
@@ -171,9 +189,14 @@ void NodeDaemon::on_agent_connection(uv_stream_t* server, int status) {
 
 void NodeDaemon::accept_link(bool agent) {
   transport::LinkCallbacks callbacks;
-  if (agent) {
-    // The TLS context verified the certificate against the deployment CA.
-    callbacks.on_ready = [this](transport::TlsLink& link) {
+  callbacks.on_ready = [this, agent](transport::TlsLink& link) {
+    // A close the node asked for before TLS was up: the notice is out now.
+    if (close_when_ready_.erase(link.id()) > 0) {
+      link.close("refused");
+      return;
+    }
+    if (agent) {
+      // The TLS context verified the certificate against the deployment CA.
       auto name = link.peer_common_name();
       if (!name) {
         link.close("agent certificate has no common name");
@@ -181,12 +204,13 @@ void NodeDaemon::accept_link(bool agent) {
       }
       log::info() << "agent " << *name << " connected from " << link.peer_address().to_string();
       core_->agent_link_ready(link.id(), *name, now());
-    };
-  }
+    }
+  };
   callbacks.on_message = [this](transport::TlsLink& link, ByteView message) {
     core_->message(link.id(), message, now());
   };
   callbacks.on_closed = [this](transport::TlsLink& link, std::string_view reason) {
+    close_when_ready_.erase(link.id());
     if (links_.erase(link.id()) == 0) {
       closing_links_.erase(link.id());
       return;
@@ -216,7 +240,13 @@ void NodeDaemon::drain() {
     if (it == links_.end()) continue;
     if (action.kind == NodeAction::Kind::send) {
       it->second->send(action.message);
+    } else if (!it->second->ready() && links_.size() <= max_links_ + kRefusalMargin &&
+               close_when_ready_.insert(action.link).second) {
+      // Held until the handshake completes, so the notice before it is read;
+      // a second close (the login deadline) cuts it off. Past the margin a
+      // flood is cut at once: descriptors stay below the limit.
     } else {
+      close_when_ready_.erase(action.link);
       it->second->close(action.reason);
     }
   }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "base/expected.hpp"
 #include "rendezvous/node_config.hpp"
@@ -59,6 +60,8 @@ class NodeDaemon {
   uv_timer_t* timer_ = nullptr;
   uv_check_t* check_ = nullptr;
   std::unordered_map<LinkId, transport::TlsLink*> links_;
+  std::unordered_set<LinkId> close_when_ready_;  // closes asked for before TLS was up
+  size_t max_links_ = 0;                          // NodeSettings::max_links as started
   // Links closing at shutdown: a peer that stops reading could hold a
   // graceful close open for ever, so they are cut after a grace period.
   std::unordered_map<LinkId, transport::TlsLink*> closing_links_;

@@ -26,8 +26,8 @@ namespace {
 namespace sig = tsunagu::proto;
 constexpr size_t max_uploads_per_link = 2;
 constexpr size_t max_list_entries = 64;
-constexpr uint64_t upload_timeout_ms = 120'000;
 constexpr uint64_t sweep_interval_ms = 60'000;
+constexpr uint64_t upload_sweep_ms = 1'000;  // idle and too slow uploads are dropped within a second
 constexpr size_t max_expired_per_sweep = 1000;
 
 std::string kib(uint64_t bytes) { return std::to_string((bytes + 1023) / 1024) + " KiB"; }
@@ -126,10 +126,12 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
                        "Over Quota: " + callee + "'s mailbox is full (" + kib(usage->bytes + pending_for_callee) +
                            " of " + kib(settings_.voicemail_quota_bytes) + " used; this message needs " + kib(*size) +
                            ")");
+  if (voicemail_limits_refuse(link, request, caller, callee, *size, now)) return;
   uint32_t id = next_upload_id_++;
   if (next_upload_id_ == 0) next_upload_id_ = 1;
-  VoicemailUpload upload{caller, callee, *size, {}, now.mono_ms};
+  VoicemailUpload upload{caller, callee, *size, {}, now.mono_ms, now.mono_ms};
   upload.data.reserve(*size);
+  if (uploads_.empty()) next_upload_sweep_ms_ = now.mono_ms + upload_sweep_ms;
   uploads_[{link, id}] = std::move(upload);
   upload_bytes_ += *size;
   auto ok = success(request);
@@ -152,6 +154,12 @@ void NodeCore::voicemail_chunk(LinkId link, const proto::Message& request, Now n
   if (it == uploads_.end())
     return reply_error(link, request, sig::error::not_found, "Not Found: no such upload on this link");
   VoicemailUpload& upload = it->second;
+  if (upload_expired(upload.started_ms, upload.begun_ms, now)) {  // before the sweep got to it
+    upload_bytes_ -= upload.size;
+    ++counters_.uploads_dropped;
+    uploads_.erase(it);
+    return reply_error(link, request, sig::error::not_found, "Not Found: the upload timed out; begin again");
+  }
   if (data->value.size() > sig::max_voicemail_chunk)
     return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-DATA is at most 8192 bytes");
   if (*at != upload.data.size())
@@ -190,9 +198,11 @@ void NodeCore::voicemail_finish(LinkId link, const proto::Message& request, Now 
       usage->bytes + upload.size > settings_.voicemail_quota_bytes)
     return reply_error(link, request, sig::error::over_quota,
                        "Over Quota: " + upload.callee + "'s mailbox filled up during the upload");
+  if (voicemail_store_full(link, request, upload.callee, upload.size)) return;
   auto stored = voicemail_->add(*txn, upload.callee, upload.caller, now.unix_s, upload.data);
   if (!stored) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
   ++counters_.voicemails_stored;
+  charge_voicemail_sender(upload.caller, upload.size, now);
   auto ok = success(request);
   ok.add_u64(sig::attr::voicemail_id, *stored);
   ok.add_string(sig::attr::user_id, upload.callee);
@@ -285,9 +295,13 @@ void NodeCore::voicemail_link_closed(LinkId link) {
 }
 
 void NodeCore::expire_voicemail(Now now) {
+  next_upload_sweep_ms_ = now.mono_ms + upload_sweep_ms;  // next_deadline asks for it while uploads exist
   std::erase_if(uploads_, [&](const auto& entry) {
-    bool stale = now.mono_ms - entry.second.started_ms > upload_timeout_ms;
-    if (stale) upload_bytes_ -= entry.second.size;
+    bool stale = upload_expired(entry.second.started_ms, entry.second.begun_ms, now);
+    if (stale) {
+      upload_bytes_ -= entry.second.size;
+      ++counters_.uploads_dropped;
+    }
     return stale;
   });
   if (!voicemail_ || now.mono_ms < next_voicemail_sweep_ms_) return;

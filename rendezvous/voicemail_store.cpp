@@ -72,6 +72,28 @@ Expected<VoicemailStore::Usage, storage::StoreError> VoicemailStore::usage(Trans
   return usage;
 }
 
+Expected<VoicemailStore::Totals, storage::StoreError> VoicemailStore::totals(Transaction& txn,
+                                                                           std::string_view domain) {
+  Totals totals;
+  bool bad = false;
+  std::string suffix = domain.empty() ? std::string() : "@" + std::string(domain);
+  auto scanned = txn.scan(headers_, Bytes{}, [&](ByteView key, ByteView value) {
+    auto entry = decode_voicemail_record(value);
+    if (key.size() < 9 || !entry) return !(bad = true);
+    ++totals.all.messages;
+    totals.all.bytes += entry->size;
+    std::string_view mailbox = as_chars(key.first(key.size() - 9));
+    if (!suffix.empty() && mailbox.ends_with(suffix)) {
+      ++totals.domain.messages;
+      totals.domain.bytes += entry->size;
+    }
+    return true;
+  });
+  if (!scanned) return Unexpected(scanned.error());
+  if (bad) return Unexpected(corrupt("the voicemail store"));
+  return totals;
+}
+
 Expected<std::vector<proto::VoicemailEntry>, storage::StoreError> VoicemailStore::list(Transaction& txn,
                                                                                        std::string_view mailbox,
                                                                                        uint64_t after, size_t limit) {

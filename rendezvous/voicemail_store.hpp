@@ -34,6 +34,13 @@ class VoicemailStore {
     uint64_t bytes = 0;
   };
   Expected<Usage, StoreError> usage(Transaction& txn, std::string_view mailbox);
+  // What the whole store holds, and what the mailboxes "...@domain" hold
+  // together (domain empty: none). A scan of every header: O(messages).
+  struct Totals {
+    Usage all;
+    Usage domain;
+  };
+  Expected<Totals, StoreError> totals(Transaction& txn, std::string_view domain);
   // Messages with IDs > after, oldest first, at most `limit`.
   Expected<std::vector<proto::VoicemailEntry>, StoreError> list(Transaction& txn, std::string_view mailbox,
                                                                 uint64_t after, size_t limit);

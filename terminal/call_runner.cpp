@@ -822,6 +822,7 @@ int run_listen(const CallOptions& options) {
     LanServerOptions lan_options;
     lan_options.bundle_directory = options.lan_bundle;
     lan_options.listen = options.lan_listen;
+    lan_options.agent_addresses = options.lan_agent_addresses;
     LanRingServer::Events events;
     events.on_request = on_ring;
     events.on_indication = on_indication;

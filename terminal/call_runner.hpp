@@ -33,6 +33,7 @@ struct CallOptions {
   // listen --lan DIR: answer rings from the LAN agent instead of logging in.
   std::string lan_bundle;
   proto::SocketAddress lan_listen;  // --lan-listen ADDR:PORT
+  std::vector<proto::SocketAddress> lan_agent_addresses;  // --agent-address (repeatable); empty: any
   std::string lan_mailbox;          // --mailbox DIR: voicemail passed on by the agent is saved here
 };
 

@@ -15,6 +15,7 @@ constexpr int kBacklog = 16;
 // A host on the LAN could otherwise hold connections open without ever
 // finishing TLS until the terminal runs out of descriptors.
 constexpr size_t kMaxConnections = 32;
+constexpr size_t kMaxPendingPerSource = 4;
 constexpr uint64_t kHandshakeTimeoutMs = 10'000;
 }  // namespace
 
@@ -42,7 +43,8 @@ Expected<std::unique_ptr<LanRingServer>, std::string> LanRingServer::start(uv_lo
   auto tls = security::TlsContext::server(tls_options);
   if (!tls) return Unexpected("TLS (" + certificate + "): " + tls.error().detail);
 
-  std::unique_ptr<LanRingServer> server(new LanRingServer(loop, std::move(events)));
+  RingAdmission::Policy admission{options.agent_addresses, kMaxConnections, kMaxPendingPerSource};
+  std::unique_ptr<LanRingServer> server(new LanRingServer(loop, std::move(events), std::move(admission)));
   server->tls_ = *tls;
   server->common_name_ = *name;
   server->listener_ = new uv_tcp_t;
@@ -93,22 +95,23 @@ void LanRingServer::on_connection() {
       return;
     }
     authenticated_.insert(link.id());
+    admission_.authenticated(link.peer_address());
   };
   callbacks.on_message = [this, alive = alive_](transport::TlsLink& link, ByteView bytes) {
     if (*alive) on_message(link, bytes);
   };
   callbacks.on_closed = [this, alive = alive_](transport::TlsLink& link, std::string_view) {
     if (!*alive) return;
-    links_.erase(link.id());
+    if (links_.erase(link.id()) > 0) admission_.closed(link.peer_address(), authenticated_.contains(link.id()));
     authenticated_.erase(link.id());
     opened_ms_.erase(link.id());
   };
   auto* link = transport::TlsLink::accept(reinterpret_cast<uv_stream_t*>(listener_), tls_, std::move(callbacks));
   if (link == nullptr) return;
-  if (links_.size() >= kMaxConnections) {
-    log::warn() << "refused a connection from " << link->peer_address().to_string() << ": " << kMaxConnections
-                << " connections already open";
-    link->abort("too many connections");
+  if (auto decision = admission_.open(link->peer_address()); decision != RingAdmission::Decision::admit) {
+    log::warn() << "refused a connection from " << link->peer_address().to_string() << ": "
+                << RingAdmission::describe(decision);
+    link->abort(RingAdmission::describe(decision));
     return;
   }
   links_[link->id()] = link;

@@ -5,8 +5,10 @@
 // only a peer whose certificate comes from the same LAN CA (DIR/ca.crt) and
 // names the agent: other terminals of that LAN cannot ring it either.
 // One TLS connection per call; ring requests and call events arrive on it
-// exactly as they do on a node link. At most 32 connections at once, and one
-// that has not finished TLS with the agent's certificate in 10 s is closed.
+// exactly as they do on a node link. At most 32 connections at once, at most 4
+// not yet authenticated from one address, only from the agent's addresses when
+// given (--agent-address; RingAdmission), and one that has not finished TLS
+// with the agent's certificate in 10 s is closed.
 #pragma once
 
 #include <uv.h>
@@ -16,12 +18,14 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/bytes.hpp"
 #include "base/expected.hpp"
 #include "proto/socket_address.hpp"
 #include "proto/stun_message.hpp"
 #include "security/tls_session.hpp"
+#include "terminal/ring_admission.hpp"
 #include "transport/tls_link.hpp"
 
 namespace tsunagu::terminal {
@@ -31,6 +35,7 @@ inline constexpr uint16_t default_lan_port = 7480;
 struct LanServerOptions {
   std::string bundle_directory;  // terminal.crt, terminal.key, ca.crt
   proto::SocketAddress listen;   // default 0.0.0.0:7480
+  std::vector<proto::SocketAddress> agent_addresses;  // --agent-address; empty: any address
 };
 
 class LanRingServer {
@@ -54,7 +59,8 @@ class LanRingServer {
   const std::string& common_name() const { return common_name_; }
 
  private:
-  LanRingServer(uv_loop_t* loop, Events events) : loop_(loop), events_(std::move(events)) {}
+  LanRingServer(uv_loop_t* loop, Events events, RingAdmission::Policy admission)
+      : loop_(loop), events_(std::move(events)), admission_(std::move(admission)) {}
   void on_connection();
   void on_message(transport::TlsLink& link, ByteView bytes);
   // Closes connections that have not completed TLS with our agent in time.
@@ -70,6 +76,7 @@ class LanRingServer {
   std::set<uint64_t> authenticated_;                // those whose peer is our agent
   std::map<uint64_t, uint64_t> opened_ms_;          // when each was accepted (uv_now)
   uv_timer_t* sweep_timer_ = nullptr;
+  RingAdmission admission_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

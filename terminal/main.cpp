@@ -249,6 +249,11 @@ int main(int argc, char** argv) {
       "(`tsunagu-lan-agent terminal issue EXT --out DIR`)");
   listen->add_option("--lan-listen", lan_listen_text, "With --lan: address and TLS port to listen on (default 0.0.0.0:7480)")
       ->needs(lan_option);
+  std::vector<std::string> lan_agent_texts;
+  listen->add_option("--agent-address", lan_agent_texts,
+                     "With --lan: take ring connections only from this IP address, the LAN agent's (repeatable; "
+                     "default: any address, still at most 4 unauthenticated connections per address)")
+      ->needs(lan_option);
   listen->add_option("--mailbox", listen_options.lan_mailbox,
                      "With --lan: save voicemail the LAN agent passes on in DIR (left for EXT@DOMAIN while away)")
       ->needs(lan_option);
@@ -264,11 +269,12 @@ int main(int argc, char** argv) {
 
   if (auto handled = run_directory_commands(*directory_commands)) return *handled;
   int code = 0;
-  auto parse_addresses = [](const std::vector<std::string>& texts, std::vector<proto::SocketAddress>& out) {
+  auto parse_addresses = [](const std::vector<std::string>& texts, std::vector<proto::SocketAddress>& out,
+                            std::string_view option = "--ice-address") {
     for (const auto& text : texts) {
       auto address = proto::SocketAddress::parse(text, 0);
       if (!address) {
-        std::cerr << "tsunagu: --ice-address: \"" << text << "\" is not an IP address\n";
+        std::cerr << "tsunagu: " << option << ": \"" << text << "\" is not an IP address\n";
         return false;
       }
       out.push_back(*address);
@@ -296,6 +302,7 @@ int main(int argc, char** argv) {
       return exit_usage;
     }
     if (!parse_addresses(listen_ice, listen_options.ice_addresses)) return exit_usage;
+    if (!parse_addresses(lan_agent_texts, listen_options.lan_agent_addresses, "--agent-address")) return exit_usage;
     listen_options.lan_listen = *address;
     listen_options.mode = listen_pipe_mode ? CallOptions::Mode::pipe : CallOptions::Mode::listen;
     return run_listen(listen_options);

@@ -385,10 +385,11 @@ def udp_exchange(server, payload, timeout=5.0, sock=None):
 class RawTls:
     """A TLS link to the node speaking raw STUN-format frames."""
 
-    def __init__(self, node, timeout=10.0):
+    def __init__(self, node, timeout=10.0, source=None):
+        """source: a local address to connect from (another loopback 'host', e.g. "127.0.0.2")."""
         context = ssl.create_default_context(cafile=node.ca)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
-        raw = socket.create_connection(node.tls, timeout=timeout)
+        raw = socket.create_connection(node.tls, timeout=timeout, source_address=(source, 0) if source else None)
         try:
             self.sock = context.wrap_socket(raw, server_hostname=node.tls[0])
         except Exception:

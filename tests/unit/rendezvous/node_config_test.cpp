@@ -121,3 +121,26 @@ TEST_CASE("node.toml [accounts] and [directory]: documented defaults, set values
   CHECK(error_of("[accounts]\ncheck_interval_ms = 10\n").find("accounts.check_interval_ms") != std::string::npos);
   CHECK(error_of("[directory]\nscan_burst = 0\n").find("directory.scan_burst") != std::string::npos);
 }
+
+TEST_CASE("the default node.toml carries the issue 11 limits with their documented defaults") {
+  ConfigDir dir;
+  dir.write(default_node_config_text());
+  const NodeSettings s = load_node_config(dir.path.string()).settings;
+  CHECK(s.login_limits.per_pair_burst == 5);
+  CHECK(s.login_limits.per_pair_refill_ms == 60'000);
+  CHECK(s.login_limits.per_user_burst == 100);
+  CHECK(s.login_limits.per_user_refill_ms == 36'000);
+  CHECK(s.login_limits.register_burst == 5);
+  CHECK(s.max_password_jobs == 32);
+  CHECK(s.max_links == 10'000);
+  CHECK(s.max_links_per_account == 8);
+  CHECK(s.max_prelogin_links_per_source == 16);
+  CHECK(s.idle_timeout_s == 120);
+  CHECK(s.voicemail_sender_messages_per_day == 50);
+  CHECK(s.voicemail_store_quota_bytes == uint64_t{256} << 20);
+  CHECK(s.voicemail_uploads_per_sender == 2);
+  CHECK(s.voicemail_upload_max_s == 300);
+  CHECK(error_of("[storage]\nmap_size_mb = 100\n[voicemail]\nstore_quota_mb = 80\n").find("at most half") !=
+        std::string::npos);
+  CHECK(error_of("[limits]\nidle_timeout = 1\n").find("limits.idle_timeout: must be between 5") != std::string::npos);
+}

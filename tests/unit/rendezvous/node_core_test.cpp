@@ -531,15 +531,10 @@ TEST_CASE("repeated failed logins get 429 with RETRY-AFTER and no password check
   CHECK(limited.u32(sig::attr::retry_after) == 60);
   CHECK(node.core().counters().rate_limited == 1);
 
-  // Another source cannot bypass the per-ID limit.
-  node.open(2, carol_nat);
-  node.send(2, login_request("alice", "correct horse"));
-  CHECK(node.reply(2).code() == 429);
-
   // After RETRY-AFTER has passed the right password works again.
   node.advance_ms(60'000);
-  node.send(2, login_request("alice", "correct horse"));
-  CHECK(node.reply(2).is_success());
+  node.send(1, login_request("alice", "correct horse"));
+  CHECK(node.reply(1).is_success());
 }
 
 TEST_CASE("failed logins from one source across many IDs get 429") {
@@ -581,6 +576,69 @@ TEST_CASE("a successful login resets the ID's failure count") {
     node.send(1, login_request("alice", "wrong horse"));
     CHECK(node.reply(1).code() == 401);
   }
+}
+
+// Issue 11 §5: five wrong passwords from anywhere used to lock the owner out.
+TEST_CASE("a wrong-password flood from other sources does not lock out the owner") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  for (LinkId link = 1; link <= 3; ++link) {
+    node.open(link, SocketAddress::v4({203, 0, 113, static_cast<uint8_t>(link)}, 4000));
+    for (int i = 0; i < 6; ++i) node.send(link, login_request("alice", "wrong horse"));
+    auto replies = node.received(link);
+    REQUIRE(replies.size() == 6);
+    CHECK(replies.back().code() == 429);  // each flooding source is held back
+  }
+  node.open(9, alice_nat);
+  node.send(9, login_request("alice", "correct horse"));
+  CHECK(node.reply(9).is_success());
+}
+
+TEST_CASE("register is limited per source with 429 and RETRY-AFTER") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  settings.login_limits.register_burst = 2;
+  Node node(settings);
+  node.open(1, alice_nat);
+  for (int i = 0; i < 2; ++i) {
+    node.send(1, register_request("user" + std::to_string(i), "password-123"));
+    CHECK(node.reply(1).is_success());
+  }
+  node.deliver(1, register_request("user9", "password-123"));
+  node.turn();
+  CHECK(node.pending_jobs().empty());  // refused before any hashing
+  Reply limited = node.reply(1);
+  CHECK(limited.code() == 429);
+  CHECK(limited.u32(sig::attr::retry_after) == 60);
+  CHECK(node.core().counters().registrations_rate_limited == 1);
+  node.open(2, carol_nat);  // another source is not affected
+  node.send(2, register_request("user9", "password-123"));
+  CHECK(node.reply(2).is_success());
+}
+
+TEST_CASE("password work in flight is capped node-wide: 503 beyond the cap, room again once done") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  settings.max_password_jobs = 3;
+  settings.login_limits.register_burst = 100;
+  Node node(settings);
+  node.add_account("alice", "correct horse");
+  for (LinkId link = 1; link <= 5; ++link) {
+    node.open(link, SocketAddress::v4({203, 0, 113, static_cast<uint8_t>(link)}, 4000));
+    node.deliver(link, register_request("new" + std::to_string(link), "password-123"));
+  }
+  node.turn();
+  CHECK(node.pending_jobs().size() == 3);
+  CHECK(node.reply(4).code() == 503);
+  CHECK(node.reply(5).code() == 503);
+  node.open(9, alice_nat);
+  node.deliver(9, login_request("alice", "correct horse"));  // logins share the cap
+  node.turn();
+  CHECK(node.reply(9).code() == 503);
+  CHECK(node.core().counters().password_jobs_refused == 3);
+  node.settle();
+  node.send(9, login_request("alice", "correct horse"));
+  CHECK(node.reply(9).is_success());
 }
 
 TEST_CASE("a second presence login displaces the first link with a notice and a close") {
@@ -711,8 +769,8 @@ TEST_CASE("a link that logs in in time is not closed at the login deadline") {
   Node node;
   node.add_account("alice", "correct horse");
   REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
-  CHECK_FALSE(node.core().next_deadline().has_value());
-  node.advance_ms(3'600'000);
+  CHECK(node.core().next_deadline() == node.now().mono_ms + 120'000);  // the idle check, not the login deadline
+  node.advance_ms(60'000);
   node.tick();
   CHECK(node.quiet());
 }
@@ -725,6 +783,102 @@ TEST_CASE("a link closed before its deadline leaves no deadline behind") {
   node.advance_ms(60'000);
   node.tick();
   CHECK(node.quiet());
+}
+
+// Issue 11 §5: query links never expired; links were limited by nothing but descriptors.
+TEST_CASE("a query link with no request for the idle timeout is closed with a notice") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  node.advance_ms(100'000);
+  node.send(1, lookup_request("alice"));  // a request restarts the idle time
+  node.received(1);
+  node.advance_ms(100'000);
+  node.tick();
+  CHECK(node.closes(1).empty());
+  node.advance_ms(20'000);
+  node.tick();
+  auto told = node.received(1);
+  REQUIRE(told.size() == 1);
+  CHECK(is_notice(told[0]));
+  CHECK(node.closes(1) == std::vector<std::string>{"idle timeout"});
+  CHECK(node.core().counters().idle_links_closed == 1);
+}
+
+TEST_CASE("a presence link kept by keepalives is not closed by the idle timeout") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  for (int i = 0; i < 20; ++i) {
+    node.advance_ms(15'000);
+    node.send(1, request(sig::method::keepalive));
+    REQUIRE(node.reply(1).is_success());
+    node.tick();
+  }
+  CHECK(node.closes(1).empty());
+  CHECK(node.core().counters().idle_links_closed == 0);
+}
+
+// The reason of the one notice a refused link got before its one close.
+std::string refusal(Node& node, LinkId link) {
+  auto told = node.received(link);
+  REQUIRE(told.size() == 1);
+  REQUIRE(is_notice(told[0]));
+  CHECK(node.closes(link).size() == 1);
+  return told[0].text(sig::attr::notice_reason).value_or("");
+}
+
+TEST_CASE("links from one source that have not logged in are capped; logging in frees a place") {
+  NodeSettings settings = test_settings();
+  settings.max_prelogin_links_per_source = 3;
+  Node node(settings);
+  node.add_account("alice", "correct horse");
+  for (LinkId link = 1; link <= 3; ++link) node.open(link, alice_nat);
+  CHECK(node.quiet());
+  node.open(4, alice_nat);
+  CHECK(refusal(node, 4) == "too many links from your address that have not logged in");
+  node.send(4, login_request("alice", "correct horse"));  // a refused link is not served
+  CHECK(node.received(4).empty());
+  CHECK(node.core().counters().links_refused_per_source == 1);
+  node.open(5, carol_nat);  // another source is not affected
+  CHECK(node.quiet());
+  node.send(1, login_request("alice", "correct horse"));
+  REQUIRE(node.reply(1).is_success());
+  node.open(6, alice_nat);
+  CHECK(node.quiet());
+}
+
+TEST_CASE("the node-wide link cap refuses a link with a clear notice") {
+  NodeSettings settings = test_settings();
+  settings.max_links = 2;
+  Node node(settings);
+  node.open(1, alice_nat);
+  node.open(2, carol_nat);
+  node.open(3, bob_nat);
+  CHECK(refusal(node, 3) == "node full: too many links, try again later");
+  CHECK(node.core().counters().links_refused_node_full == 1);
+  node.close(3);
+  node.close(1);
+  node.open(4, bob_nat);
+  CHECK(node.quiet());
+}
+
+TEST_CASE("one account may hold at most max_links_per_account links") {
+  NodeSettings settings = test_settings();
+  settings.max_links_per_account = 2;
+  Node node(settings);
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  REQUIRE(node.login(2, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  Reply refused = node.login(3, alice_nat, "alice", "correct horse", {}, sig::link_role::query);
+  CHECK(refused.code() == 503);
+  CHECK(refused.reason().find("already has 2 links open") != std::string::npos);
+  CHECK(node.core().counters().logins_refused_per_account == 1);
+  node.send(3, lookup_request("alice"));
+  CHECK(node.reply(3).code() == 401);  // not logged in
+  node.close(2);
+  node.send(3, login_request("alice", "correct horse", {}, sig::link_role::query));
+  CHECK(node.reply(3).is_success());
 }
 
 // --- logout -----------------------------------------------------------------
@@ -1803,6 +1957,32 @@ TEST_CASE("a call to EXT@domain rings the agent, and its answer, candidates and 
   CHECK(ended.u32(sig::attr::call_state) == sig::call_state::ended);
   CHECK(ended.u32(sig::attr::end_code) == sig::error::hung_up);
   CHECK_FALSE(in_call(node, "alice"));
+}
+
+// Issue 11 §5: candidates relayed before the callee accepted were unlimited.
+TEST_CASE("candidates relayed before the callee accepts are limited in count and bytes; after it, not") {
+  NodeSettings settings = test_settings();
+  settings.max_early_candidates = 4;
+  settings.max_early_candidate_bytes = 2000;
+  Node node(settings);
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  auto [id, ring] = ring_extension(node);
+  const std::string line = "candidate:1 1 UDP 1 198.51.100.9 5000 typ srflx";
+  const std::string padded(510, 'x');
+  for (int i = 0; i < 3; ++i) node.send(1, candidate_indication(id, padded));  // 1530 bytes
+  node.send(1, candidate_indication(id, padded));  // 2040 > 2000 bytes: dropped
+  node.send(1, candidate_indication(id, line));    // the 4th relayed
+  node.send(1, candidate_indication(id, line));    // a 5th: over the count, dropped
+  CHECK(node.received(10).size() == 4);
+  CHECK(node.core().counters().early_candidates_dropped == 2);
+  node.send(10, ring_answer(ring, true));
+  node.received(1);
+  node.received(10);
+  for (int i = 0; i < 5; ++i) node.send(1, candidate_indication(id, line));
+  CHECK(node.received(10).size() == 5);  // the call is accepted: relayed as before
+  CHECK(node.core().counters().early_candidates_dropped == 2);
 }
 
 TEST_CASE("the agent's refusal of a ring reaches the caller with its code and reason") {

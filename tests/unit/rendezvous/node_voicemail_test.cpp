@@ -188,6 +188,166 @@ TEST_CASE("voicemail: size, quota and service are checked before any byte is sen
   CHECK(begin("bob", 600) == sig::error::over_quota);  // 1000 in progress + 600 > 1500
 }
 
+// --- issue 11 §2: limits that add up across mailboxes, links and time ------
+
+namespace {
+
+// voicemail_begin; the error code (0: success) and the upload ID.
+std::pair<uint16_t, uint32_t> begin_upload(Fixture& f, LinkId link, const std::string& to, uint64_t size) {
+  auto x = f.exchange(link, sig::method::voicemail_begin, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, to);
+    b.add_u64(sig::attr::voicemail_size, size);
+  });
+  REQUIRE(x.before.size() == 1);
+  const auto* id = x.before[0].find(sig::attr::voicemail_upload);
+  return {code_of(x.before[0]), id ? *proto::read_u32(*id) : 0};
+}
+
+uint16_t chunk(Fixture& f, LinkId link, uint32_t upload, uint64_t at, size_t size) {
+  Bytes data(size, std::byte{7});
+  auto x = f.exchange(link, sig::method::voicemail_chunk, [&](proto::MessageBuilder& b) {
+    b.add_u32(sig::attr::voicemail_upload, upload);
+    b.add_u64(sig::attr::voicemail_offset, at);
+    b.add(sig::attr::voicemail_data, data);
+  });
+  REQUIRE(x.before.size() == 1);
+  return code_of(x.before[0]);
+}
+
+// A whole message of `size` (<= 8192) bytes; the code of the step that failed, or 0.
+uint16_t leave_message(Fixture& f, LinkId link, const std::string& to, uint64_t size) {
+  auto [code, upload] = begin_upload(f, link, to, size);
+  if (code != 0) return code;
+  if (uint16_t c = chunk(f, link, upload, 0, size); c != 0) return c;
+  auto x = f.exchange(link, sig::method::voicemail_finish,
+                      [&](proto::MessageBuilder& b) { b.add_u32(sig::attr::voicemail_upload, upload); });
+  const auto& replies = x.after.empty() ? x.before : x.after;
+  REQUIRE(replies.size() == 1);
+  return code_of(replies[0]);
+}
+
+}  // namespace
+
+TEST_CASE("voicemail: one sender's messages per day are capped across all mailboxes (429 until the next day)") {
+  NodeSettings settings;
+  settings.voicemail_sender_messages_per_day = 3;
+  Fixture f(settings);
+  f.add("alice", 0);
+  for (const char* user : {"bob", "carol", "dave", "erin"}) f.add(user, sig::service_flag::voicemail);
+  f.login(1, "alice");
+  CHECK(leave_message(f, 1, "bob", 100) == 0);
+  CHECK(leave_message(f, 1, "carol", 100) == 0);
+  CHECK(leave_message(f, 1, "dave", 100) == 0);
+  auto x = f.exchange(1, sig::method::voicemail_begin, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, "erin");
+    b.add_u64(sig::attr::voicemail_size, 100);
+  });
+  REQUIRE(x.before.size() == 1);
+  CHECK(code_of(x.before[0]) == sig::error::too_many_attempts);
+  auto wait = proto::read_u32(*x.before[0].find(sig::attr::retry_after));
+  CHECK(*wait > 0);
+  CHECK(*wait <= 86400);
+  CHECK(f.core->counters().voicemails_refused_sender == 1);
+  f.login(2, "bob");  // another sender is not affected
+  CHECK(leave_message(f, 2, "erin", 100) == 0);
+  f.now.unix_s += *wait;
+  f.now.mono_ms += 1000;
+  CHECK(leave_message(f, 1, "erin", 100) == 0);
+}
+
+TEST_CASE("voicemail: the store quota refuses with 507 before the map fills, and profile writes still work") {
+  NodeSettings settings;
+  settings.voicemail_store_quota_bytes = 2500;
+  Fixture f(settings);
+  f.add("alice", 0);
+  for (const char* user : {"bob", "carol", "dave"}) f.add(user, sig::service_flag::voicemail);
+  f.login(1, "alice");
+  CHECK(leave_message(f, 1, "bob", 1000) == 0);
+  CHECK(leave_message(f, 1, "carol", 1000) == 0);
+  CHECK(leave_message(f, 1, "dave", 1000) == sig::error::over_quota);  // each mailbox has room; the store has not
+  CHECK(f.core->counters().voicemails_refused_store == 1);
+  auto x = f.exchange(1, sig::method::profile_set,
+                      [](proto::MessageBuilder& b) { b.add_string(sig::attr::display_name, "Alice"); });
+  REQUIRE(x.after.size() == 1);
+  CHECK(x.after[0].message_class == proto::MessageClass::success);
+}
+
+TEST_CASE("voicemail: one sender may have only so many uploads in progress, across links") {
+  NodeSettings settings;
+  settings.voicemail_uploads_per_sender = 2;
+  Fixture f(settings);
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  f.login(2, "alice");
+  f.login(3, "alice");
+  CHECK(begin_upload(f, 1, "bob", 100).first == 0);
+  CHECK(begin_upload(f, 2, "bob", 100).first == 0);
+  CHECK(begin_upload(f, 3, "bob", 100).first == sig::error::too_many_attempts);
+  CHECK(f.core->counters().uploads_refused_per_sender == 1);
+}
+
+TEST_CASE("voicemail: an upload kept alive by one-byte chunks is dropped at upload_max_seconds, freeing the budget") {
+  NodeSettings settings;
+  settings.voicemail_max_message_bytes = 1000;
+  settings.voicemail_pending_bytes = 1000;  // room for one upload in progress, node-wide
+  settings.voicemail_upload_idle_s = 30;
+  settings.voicemail_upload_max_s = 60;
+  Fixture f(settings);
+  f.add("alice", 0);
+  f.add("mallory", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "mallory");
+  f.login(2, "alice");
+  auto [code, upload] = begin_upload(f, 1, "bob", 1000);
+  REQUIRE(code == 0);
+  for (uint64_t at = 0; at < 3; ++at) {  // a byte every 20 s: never idle for 30 s
+    f.now.mono_ms += 20'000;
+    f.core->tick(f.now);
+    CAPTURE(at);
+    REQUIRE(chunk(f, 1, upload, at, 1) == 0);
+  }
+  CHECK(begin_upload(f, 2, "bob", 1000).first == sig::error::unavailable);  // the budget is held
+  f.now.mono_ms += 1'000;  // 61 s after the begin
+  f.core->tick(f.now);
+  CHECK(f.core->counters().uploads_dropped == 1);
+  CHECK(chunk(f, 1, upload, 3, 1) == sig::error::not_found);
+  CHECK(begin_upload(f, 2, "bob", 1000).first == 0);
+}
+
+TEST_CASE("voicemail: an upload with no chunk for upload_idle_timeout is dropped") {
+  NodeSettings settings;
+  settings.voicemail_upload_idle_s = 30;
+  Fixture f(settings);
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  auto [code, upload] = begin_upload(f, 1, "bob", 100);
+  REQUIRE(code == 0);
+  f.now.mono_ms += 31'000;
+  CHECK(chunk(f, 1, upload, 0, 1) == sig::error::not_found);  // even before the sweep ran
+  CHECK(f.core->counters().uploads_dropped == 1);
+}
+
+TEST_CASE("voicemail: while uploads are in progress the node asks for a tick every second to drop stale ones") {
+  NodeSettings settings;
+  settings.voicemail_upload_idle_s = 5;
+  Fixture f(settings);
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  REQUIRE(begin_upload(f, 1, "bob", 100).first == 0);
+  for (int second = 0; second < 6; ++second) {  // the daemon's timer: tick at each deadline
+    auto deadline = f.core->next_deadline();
+    REQUIRE(deadline.has_value());
+    REQUIRE(*deadline <= f.now.mono_ms + 1000);
+    f.now.mono_ms = *deadline;
+    f.core->tick(f.now);
+  }
+  CHECK(f.core->counters().uploads_dropped == 1);
+  CHECK(begin_upload(f, 1, "bob", 100).first == 0);
+}
+
 TEST_CASE("profile_set: answered after the commit; the search sees the change") {
   Fixture f;
   f.add("alice", 0);

@@ -125,3 +125,24 @@ TEST_CASE("voicemail store: remove_mailboxes_inside deletes the mailboxes of a d
   CHECK(vm->list(*txn, "+81-6-1234-9@globex", 0, 10)->size() == 1);
   CHECK(vm->list(*txn, "alice", 0, 10)->size() == 1);
 }
+
+TEST_CASE("voicemail store: totals count the whole store and the mailboxes of one domain together") {
+  TempDir dir;
+  auto store = AccountStore::open(dir.path, uint64_t{32} << 20);
+  REQUIRE(store.has_value());
+  auto vm = VoicemailStore::open((*store)->environment());
+  REQUIRE(vm.has_value());
+  auto txn = (*store)->begin_write();
+  REQUIRE(txn.has_value());
+  REQUIRE(vm->add(*txn, "4106@acme", "x", 1, bytes_of(100, 1)).has_value());
+  REQUIRE(vm->add(*txn, "4107@acme", "x", 1, bytes_of(200, 1)).has_value());
+  REQUIRE(vm->add(*txn, "4107@acme.example", "x", 1, bytes_of(400, 1)).has_value());  // another domain
+  REQUIRE(vm->add(*txn, "bob", "x", 1, bytes_of(800, 1)).has_value());
+  auto totals = vm->totals(*txn, "acme");
+  REQUIRE(totals.has_value());
+  CHECK(totals->all.messages == 4);
+  CHECK(totals->all.bytes == 1500);
+  CHECK(totals->domain.messages == 2);
+  CHECK(totals->domain.bytes == 300);
+  CHECK(vm->totals(*txn, "")->domain.bytes == 0);
+}

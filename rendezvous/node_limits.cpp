@@ -1,0 +1,204 @@
+// NodeCore's limits that an attacker should not walk around (issue 11 §5):
+// 429 with RETRY-AFTER, the node-wide cap on password work in flight.
+// docs/security.md lists each limit with its default.
+#include "proto/signalling.hpp"
+#include "rendezvous/node_core.hpp"
+
+namespace tsunagu::rendezvous {
+namespace sig = tsunagu::proto;
+
+void NodeCore::reply_retry_after(LinkId link, const proto::Message& request, uint32_t wait_s,
+                                 std::string_view reason) {
+  auto builder = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
+  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  builder.add_error(sig::error::too_many_attempts, reason);
+  builder.add_u32(sig::attr::retry_after, wait_s);
+  send(link, builder.finish());
+}
+
+bool NodeCore::password_work_full(LinkId link, const proto::Message& request) {
+  // Every pending_auth_ entry is one scrypt run queued or running in the pool.
+  if (pending_auth_.size() < settings_.max_password_jobs) return false;
+  ++counters_.password_jobs_refused;
+  reply_error(link, request, sig::error::unavailable, "Unavailable: too many password checks in progress, try again");
+  return true;
+}
+
+void NodeCore::admit_link(LinkId link, LinkState& state, Now now) {
+  state.last_message_ms = now.mono_ms;
+  state.idle_check_ms = now.mono_ms + uint64_t{settings_.idle_timeout_s} * 1000;
+  idle_checks_.emplace(state.idle_check_ms, link);
+  std::string source = source_key(state.observed);
+  std::string_view refusal;
+  if (links_.size() > settings_.max_links) {
+    ++counters_.links_refused_node_full;
+    refusal = "node full: too many links, try again later";
+  } else if (prelogin_by_source_[source] >= settings_.max_prelogin_links_per_source) {
+    ++counters_.links_refused_per_source;
+    refusal = "too many links from your address that have not logged in";
+  }
+  if (!refusal.empty()) {
+    // The daemon holds the close until TLS is up, so the notice is read.
+    if (prelogin_by_source_[source] == 0) prelogin_by_source_.erase(source);
+    state.refused = true;
+    notice(link, refusal);
+    close(link, std::string(refusal));
+    return;
+  }
+  ++prelogin_by_source_[source];
+  state.prelogin_source = std::move(source);
+}
+
+void NodeCore::end_prelogin(LinkState& state) {
+  if (state.prelogin_source.empty()) return;
+  auto it = prelogin_by_source_.find(state.prelogin_source);
+  if (it != prelogin_by_source_.end() && --it->second == 0) prelogin_by_source_.erase(it);
+  state.prelogin_source.clear();
+}
+
+void NodeCore::forget_link_limits(LinkId link, LinkState& state) {
+  end_prelogin(state);
+  idle_checks_.erase({state.idle_check_ms, link});
+}
+
+bool NodeCore::account_links_full(LinkId link, const std::string& user, const proto::TransactionId& transaction) {
+  // A scan, on the (rare, scrypt-priced) successful login only.
+  size_t held = 0;
+  for (const auto& [other, state] : links_)
+    if (other != link && state.user == user) ++held;
+  if (held < settings_.max_links_per_account) return false;
+  ++counters_.logins_refused_per_account;
+  reply_error(link, sig::method::login, transaction, sig::error::unavailable,
+              "Unavailable: this account already has " + std::to_string(held) +
+                  " links open (the most one account may hold); close one");
+  return true;
+}
+
+void NodeCore::expire_idle_links(Now now) {
+  const uint64_t idle_ms = uint64_t{settings_.idle_timeout_s} * 1000;
+  while (!idle_checks_.empty() && idle_checks_.begin()->first <= now.mono_ms) {
+    LinkId link = idle_checks_.begin()->second;
+    idle_checks_.erase(idle_checks_.begin());
+    auto it = links_.find(link);
+    if (it == links_.end()) continue;
+    LinkState& state = it->second;
+    uint64_t due = state.last_message_ms + idle_ms;
+    // Presence links are kept (and ended) by their keepalives, agent links
+    // by theirs; links not logged in yet by the login deadline; a caller's
+    // query link lives as long as its call.
+    bool exempt = state.agent_name || !state.prelogin_source.empty() || state.refused ||
+                  (state.user && state.role == sig::link_role::presence) || calls_by_link_.contains(link);
+    if (due > now.mono_ms || exempt) {
+      state.idle_check_ms = exempt ? now.mono_ms + idle_ms : due;
+      idle_checks_.emplace(state.idle_check_ms, link);
+      continue;
+    }
+    ++counters_.idle_links_closed;
+    notice(link, "idle: no request in " + std::to_string(settings_.idle_timeout_s) + " s");
+    close(link, "idle timeout");
+  }
+}
+
+namespace {
+std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+}  // namespace
+
+bool NodeCore::admit_candidate(Call& call, size_t size) {
+  if (call.state == sig::call_state::accepted) return true;
+  // Before the callee consents, candidates only prepare a call that may never
+  // happen: a caller must not pour unlimited bytes at a callee's link.
+  if (call.early_candidates >= settings_.max_early_candidates ||
+      call.early_candidate_bytes + size > settings_.max_early_candidate_bytes) {
+    ++counters_.early_candidates_dropped;
+    return false;
+  }
+  ++call.early_candidates;
+  call.early_candidate_bytes += size;
+  return true;
+}
+
+bool NodeCore::upload_expired(uint64_t last_chunk_ms, uint64_t begun_ms, Now now) const {
+  return now.mono_ms - last_chunk_ms > uint64_t{settings_.voicemail_upload_idle_s} * 1000 ||
+         now.mono_ms - begun_ms > uint64_t{settings_.voicemail_upload_max_s} * 1000;
+}
+
+bool NodeCore::voicemail_limits_refuse(LinkId link, const proto::Message& request, const std::string& caller,
+                                       const std::string& callee, uint64_t size, Now now) {
+  size_t uploading = 0;
+  uint64_t pending_messages = 0, pending_bytes = 0;
+  for (const auto& [key, upload] : uploads_)
+    if (upload.caller == caller) {
+      ++uploading;
+      ++pending_messages;
+      pending_bytes += upload.size;
+    }
+  if (uploading >= settings_.voicemail_uploads_per_sender) {
+    ++counters_.uploads_refused_per_sender;
+    reply_error(link, request, sig::error::too_many_attempts,
+                "Too Many Attempts: " + std::to_string(uploading) + " uploads of yours are in progress; finish them first");
+    return true;
+  }
+  const uint64_t today = now.unix_s / 86400;
+  SenderDay sent;
+  if (auto it = voicemail_senders_.find(caller); it != voicemail_senders_.end() && it->second.day == today)
+    sent = it->second;
+  if (sent.messages + pending_messages >= settings_.voicemail_sender_messages_per_day ||
+      sent.bytes + pending_bytes + size > settings_.voicemail_sender_bytes_per_day) {
+    ++counters_.voicemails_refused_sender;
+    reply_retry_after(link, request, static_cast<uint32_t>((today + 1) * 86400 - now.unix_s),
+                      "Too Many Attempts: you have left " + std::to_string(sent.messages) + " messages (" +
+                          mib(sent.bytes) + ") today, the most one sender may");
+    return true;
+  }
+  return voicemail_store_full(link, request, callee, size);
+}
+
+bool NodeCore::voicemail_store_full(LinkId link, const proto::Message& request, const std::string& callee,
+                                    uint64_t size) {
+  auto* txn = read_txn();
+  if (txn == nullptr) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return true;
+  }
+  auto at = callee.find('@');
+  std::string domain = at == std::string::npos ? std::string() : callee.substr(at + 1);
+  auto totals = voicemail_->totals(*txn, domain);
+  if (!totals) {
+    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    return true;
+  }
+  // Uploads in progress count too: they are promised room.
+  uint64_t pending_all = upload_bytes_, pending_domain = 0;
+  for (const auto& [key, upload] : uploads_)
+    if (!domain.empty() && upload.callee.ends_with("@" + domain)) pending_domain += upload.size;
+  if (totals->all.bytes + pending_all + size > settings_.voicemail_store_quota_bytes) {
+    ++counters_.voicemails_refused_store;
+    reply_error(link, request, sig::error::over_quota,
+                "Over Quota: this node's voicemail store is full (" + mib(settings_.voicemail_store_quota_bytes) +
+                    "); try again later");
+    return true;
+  }
+  if (!domain.empty() && totals->domain.bytes + pending_domain + size > settings_.voicemail_domain_quota_bytes) {
+    ++counters_.voicemails_refused_domain;
+    reply_error(link, request, sig::error::over_quota,
+                "Over Quota: the mailboxes of " + domain + " are full together (" +
+                    mib(settings_.voicemail_domain_quota_bytes) + ")");
+    return true;
+  }
+  return false;
+}
+
+void NodeCore::charge_voicemail_sender(const std::string& caller, uint64_t size, Now now) {
+  const uint64_t today = now.unix_s / 86400;
+  // Yesterday's counts are of no use: forget them all when a day begins, so
+  // the table holds only today's senders.
+  if (!voicemail_senders_.empty() && voicemail_senders_.begin()->second.day != today) {
+    std::erase_if(voicemail_senders_, [&](const auto& entry) { return entry.second.day != today; });
+  }
+  SenderDay& day = voicemail_senders_[caller];
+  day.day = today;
+  ++day.messages;
+  day.bytes += size;
+}
+
+}  // namespace tsunagu::rendezvous
