@@ -308,6 +308,10 @@ Order compare(const LeaseEvent& e, const LeaseRecord& r) {
   const bool both_rep = e.reported_at != 0 && r.reported_at != 0;
   if (!e_end && !r_end) {
     if (both_exp && e.expires != r.expires) return e.expires > r.expires ? Order::newer : Order::older;
+    // A renewal names the lease it renews: one at another address is another
+    // lease of this client (dnsmasq's `old` when it takes the hostname off a
+    // client's previous lease), never a move, unless it ends later (above).
+    if (e.action == LeaseAction::renew && e.address != r.address) return Order::older;
     // The same grant, now with the expiry the hook did not pass (ISC's execute()
     // without the lease time, then the lease file's `ends`): the known expiry wins.
     if (e.expires != LeaseEvent::kUnknownExpiry && r.expires == LeaseEvent::kUnknownExpiry &&

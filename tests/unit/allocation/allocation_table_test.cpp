@@ -518,3 +518,22 @@ TEST_CASE("conflicts are kept for at most eight claimants of one extension") {
   CHECK(t->conflicts()->size() == kMaxConflictsPerExtension);
   CHECK((*t->binding("4106"))->client.value == kMac);
 }
+
+// Seen in CI-like runs of integration/lan-agent-node: with a new client-id the
+// terminal got .77; dnsmasq then ran `old` for its previous lease .78 (taking
+// the hostname off it) in the same second, with the same expiry.
+TEST_CASE("a renewal of a client's previous lease at another address does not move it back") {
+  TempTable t;
+  REQUIRE(t->apply(grant("10.99.0.78", T + 120, T, "ext-4106"), T));
+  LeaseEvent now_at_77 = grant("10.99.0.77", T + 120, T, "ext-4106");
+  now_at_77.client_id = "ff:00:01";
+  REQUIRE(t->apply(now_at_77, T)->changes.at(0).kind == ChangeKind::lease_moved);
+  LeaseEvent old_renewed = grant("10.99.0.78", T + 120, T);
+  old_renewed.action = LeaseAction::renew;
+  old_renewed.client_id = "01:02:0a:0b:0c:0d:0e";
+  CHECK(t->apply(old_renewed, T)->outcome == ApplyOutcome::stale);
+  CHECK(ip_to_string((*t->find_by_mac(kMac, T + 1))[0].address) == "10.99.0.77");
+  // A later grant at the old address (a real move back) still moves it.
+  auto back = t->apply(grant("10.99.0.78", T + 200, T + 80), T + 80);
+  CHECK(back->changes.at(0).kind == ChangeKind::lease_moved);
+}

@@ -138,7 +138,9 @@ struct Harness {
     node = std::make_unique<FakeNode>(&loop, pki);
     REQUIRE(table.table->bind("4106", *alloc::ClientRef::mac("02:0a:0b:0c:0d:0e"), T).has_value());
     REQUIRE(table.table->apply(grant("02:0a:0b:0c:0d:0e", "10.99.0.68", T + 120, T), T).has_value());
-    core = std::make_unique<AgentCore>(*table.table, AgentIdentity{"acme", {"acme"}, {}}, EdgePolicy());
+    EdgePolicyConfig policy;
+    policy.show_lease_addresses = true;  // the lookup test checks the address
+    core = std::make_unique<AgentCore>(*table.table, AgentIdentity{"acme", {"acme"}, {}}, EdgePolicy(policy));
   }
   NodeSettings settings() const {
     NodeSettings s;
