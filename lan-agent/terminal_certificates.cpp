@@ -21,7 +21,7 @@ bool is_serial(std::string_view s) {
 }
 
 std::optional<int64_t> read_seconds(std::string_view s) {
-  if (s.empty() || s.size() > 19) return std::nullopt;
+  if (s.empty() || s.size() > 18) return std::nullopt;  // 19 digits could overflow int64_t
   int64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return std::nullopt;
