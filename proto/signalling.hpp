@@ -111,6 +111,10 @@ inline constexpr uint32_t ended = 2;
 // In the call answer only: the callee is a LAN extension, rung through its agent;
 // whether its terminal rings is not known yet (a call_event says what follows).
 inline constexpr uint32_t routed_to_agent = 3;
+// In the answer to a call request without ICE-DESCRIPTION: the call has an ID
+// and the caller its STUN/TURN settings; nothing rings until the caller sends
+// the call again with CALL-ID and its offer (docs/protocol.md).
+inline constexpr uint32_t preparing = 4;
 }  // namespace call_state
 
 namespace presence_flag {
@@ -153,6 +157,7 @@ inline constexpr uint16_t too_many_attempts = 429;  // login rate limit; RETRY-A
 inline constexpr uint16_t offline = 480;            // user exists but is not logged in
 inline constexpr uint16_t agent_policy_refused = 403;  // (same code as forbidden) the agent's edge policy
 inline constexpr uint16_t no_live_lease = 481;      // extension known to the agent but has no live lease
+inline constexpr uint16_t no_such_call = 481;       // (call, turn_credentials) no call with that CALL-ID for this link
 inline constexpr uint16_t domain_held = 409;        // (agent_hello) another agent holds that domain
 inline constexpr uint16_t server_error = 500;
 inline constexpr uint16_t agent_offline = 502;      // the domain's agent is not connected

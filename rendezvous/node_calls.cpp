@@ -2,9 +2,12 @@
 // ended, hang-up, trickled candidates, consent timeout and lost links.
 //
 //   caller                  node                      callee
-//   call(USER-ID, offer) -->
+//   call(USER-ID) -->
+//                      <-- success(CALL-ID, preparing, STUN/TURN for the caller)
+//   call(CALL-ID, offer) -->
 //                      <-- success(CALL-ID)  (ringing)
-//                           ring(CALL-ID, caller, offer, TURN) -->
+//                           ring(CALL-ID, caller, offer, STUN) -->
+//                           (accepting: turn_credentials(CALL-ID) -->  <-- TURN)
 //                                                <-- success(answer)   or error 603/486
 //   <-- call_event(accepted, answer, KEY-MATERIAL)
 //                           call_event(accepted, KEY-MATERIAL) -->
@@ -19,6 +22,7 @@ namespace tsunagu::rendezvous {
 namespace {
 namespace sig = tsunagu::proto;
 constexpr size_t max_ice_description = 4096;
+constexpr uint8_t max_turn_credentials_per_party = 2;  // a retry after a lost answer, no more
 
 // Ring refusals a LAN agent may answer for its terminal, passed on as they are.
 bool passed_from_agent(uint16_t code) {
@@ -41,8 +45,12 @@ TurnCredentials mint_turn_credentials(std::string_view secret, std::string_view 
   return credentials;
 }
 
-void NodeCore::add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now) {
+void NodeCore::add_stun_attribute(proto::MessageBuilder& builder) {
   if (settings_.stun_server) builder.add_xor_address(sig::attr::stun_server, *settings_.stun_server);
+}
+
+void NodeCore::add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now) {
+  add_stun_attribute(builder);
   if (settings_.turn_secret.empty() || settings_.turn_servers.empty()) return;
   auto credentials = mint_turn_credentials(settings_.turn_secret, user, now.unix_s + settings_.turn_lifetime_s);
   for (const auto& server : settings_.turn_servers) builder.add_xor_address(sig::attr::turn_server, server);
@@ -51,8 +59,29 @@ void NodeCore::add_turn_attributes(proto::MessageBuilder& builder, const std::st
   builder.add_u32(sig::attr::turn_lifetime, settings_.turn_lifetime_s);
 }
 
+// TURN credentials relay anything to anywhere for their lifetime, so they go
+// only to a party of a call in progress: the caller once it has placed (or
+// prepared) the call, the callee while it is rung or after it accepted; at
+// most twice per party and call (issue 11 §5).
 void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const proto::Message& request, Now now) {
   if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  const auto* id = request.find(sig::attr::call_id);
+  if (id == nullptr)
+    return reply_error(link, request, sig::error::bad_request,
+                       "Bad Request: CALL-ID is required (TURN credentials are handed out inside a call only)");
+  auto it = calls_.find(std::string(proto::read_string(*id)));
+  uint8_t* issued = nullptr;
+  if (it != calls_.end()) {
+    Call& call = it->second;
+    if (call.caller_link == link && call.caller == *state.user) issued = &call.turn_issued_caller;
+    else if (call.callee_link == link && call.callee == *state.user && !call.via_agent) issued = &call.turn_issued_callee;
+  }
+  if (issued == nullptr)
+    return reply_error(link, request, sig::error::no_such_call, "Call Does Not Exist: no call with that CALL-ID for you");
+  if (*issued >= max_turn_credentials_per_party)
+    return reply_error(link, request, sig::error::too_many_attempts,
+                       "Too Many Attempts: TURN credentials were handed out for this call already");
+  ++*issued;
   auto builder = success(request);
   add_turn_attributes(builder, *state.user, now);
   send(link, builder.finish());
@@ -67,9 +96,10 @@ void NodeCore::count_call(const Call& call, int delta) {
   auto adjust = [delta](size_t& value) { value = delta > 0 ? value + 1 : value - 1; };
   CallCounts& caller = call_counts_[call.caller];
   CallCounts& callee = call_counts_[call.callee];
-  if (call.state == sig::call_state::ringing) {
+  if (call.state == sig::call_state::ringing || call.state == sig::call_state::preparing) {
+    // A prepared call counts against the caller's ringing limits; its callee is not rung yet.
     adjust(caller.ringing_out);
-    adjust(callee.ringing_in);
+    if (call.state == sig::call_state::ringing) adjust(callee.ringing_in);
     size_t& by_source = ringing_by_source_[call.caller_source];
     adjust(by_source);
     if (by_source == 0) ringing_by_source_.erase(call.caller_source);
@@ -85,75 +115,143 @@ void NodeCore::count_call(const Call& call, int delta) {
   }
 }
 
-void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now) {
-  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
-  const auto* target = request.find(sig::attr::user_id);
-  const auto* offer = request.find(sig::attr::ice_description);
-  if (target == nullptr || offer == nullptr)
-    return reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and ICE-DESCRIPTION are required");
-  if (offer->value.size() > max_ice_description)
-    return reply_error(link, request, sig::error::bad_request, "Bad Request: ICE-DESCRIPTION too large");
-  std::string callee(proto::read_string(*target));
-  if (!sig::valid_user_id(callee)) return reply_error(link, request, sig::error::invalid_user_id);
-  if (callee == *state.user) return reply_error(link, request, sig::error::bad_request, "Bad Request: calling yourself");
+std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkState& state,
+                                                           const proto::Message& request, const std::string& callee) {
   // A routed ID (EXT@DOMAIN, +NUMBER of an agent) is rung through its LAN
   // agent, which passes the ring to the terminal at its leased address.
   Route route = find_route(callee);
-  if (route.routed && !route.agent)
-    return reply_error(link, request, sig::error::agent_offline,
-                       "Agent Offline: the LAN agent for " + route.route + " is not connected");
+  if (route.routed && !route.agent) {
+    reply_error(link, request, sig::error::agent_offline,
+                "Agent Offline: the LAN agent for " + route.route + " is not connected");
+    return std::nullopt;
+  }
+  CallTarget target;
+  bool call_waiting = false;  // LAN terminals answer one call at a time
+  if (route.agent) {
+    target.link = *route.agent;
+    target.via_agent = true;
+  } else {
+    auto* txn = read_txn();
+    if (txn == nullptr) {
+      reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+      return std::nullopt;
+    }
+    auto account = store_.find(*txn, callee);
+    if (!account) {
+      reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+      return std::nullopt;
+    }
+    const PresenceRow* row = presence_.find(callee);
+    if (!account->has_value() || (row == nullptr && !visible_to(**account, *state.user))) {
+      reply_error(link, request, sig::error::unknown_user);  // a hidden user offline: as if unknown
+      return std::nullopt;
+    }
+    if (row == nullptr) {
+      reply_error(link, request, sig::error::offline, "Offline: the user is not logged in");
+      return std::nullopt;
+    }
+    target.link = row->link;
+    call_waiting = ((*account)->services & sig::service_flag::call_waiting) != 0;
+  }
+  auto callee_counts = call_counts_.find(callee);
+  target.engaged = callee_counts != call_counts_.end() &&
+                   (callee_counts->second.accepted > 0 || callee_counts->second.ringing_in > 0);
+  if (target.engaged && !call_waiting) {
+    reply_error(link, request, sig::error::busy, "Busy: the user is in a call");
+    return std::nullopt;
+  }
+  return target;
+}
+
+// A call request comes in one of three forms (docs/protocol.md):
+//   USER-ID                          prepare: a call ID and the caller's STUN/TURN settings, nothing rings
+//   CALL-ID, ICE-DESCRIPTION         ring the prepared call's callee with this offer
+//   USER-ID, ICE-DESCRIPTION         both at once (no TURN credentials for the caller)
+void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  const auto* target_attribute = request.find(sig::attr::user_id);
+  const auto* offer = request.find(sig::attr::ice_description);
+  const auto* prepared_id = request.find(sig::attr::call_id);
+  if (offer != nullptr && offer->value.size() > max_ice_description)
+    return reply_error(link, request, sig::error::bad_request, "Bad Request: ICE-DESCRIPTION too large");
+
+  if (prepared_id != nullptr) {
+    if (offer == nullptr)
+      return reply_error(link, request, sig::error::bad_request, "Bad Request: ICE-DESCRIPTION is required with CALL-ID");
+    auto it = calls_.find(std::string(proto::read_string(*prepared_id)));
+    if (it == calls_.end() || it->second.caller_link != link || it->second.state != sig::call_state::preparing ||
+        (target_attribute != nullptr && proto::read_string(*target_attribute) != it->second.callee))
+      return reply_error(link, request, sig::error::no_such_call,
+                         "Call Does Not Exist: no prepared call with that CALL-ID for you");
+    std::string call_id = it->first;
+    auto target = reach_callee(link, state, request, it->second.callee);
+    if (!target) return end_call(call_id, sig::error::cancelled, {}, link);  // the refusal was the answer
+    return ring_callee(link, request, it->second, *target, proto::read_string(*offer), now);
+  }
+
+  if (target_attribute == nullptr)
+    return reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID is required");
+  std::string callee(proto::read_string(*target_attribute));
+  if (!sig::valid_user_id(callee)) return reply_error(link, request, sig::error::invalid_user_id);
+  if (callee == *state.user) return reply_error(link, request, sig::error::bad_request, "Bad Request: calling yourself");
   std::string source = source_key(state.observed);
   size_t by_user = 0, by_source = 0;
   if (auto it = call_counts_.find(*state.user); it != call_counts_.end()) by_user = it->second.ringing_out;
   if (auto it = ringing_by_source_.find(source); it != ringing_by_source_.end()) by_source = it->second;
   if (by_user >= settings_.max_ringing_per_user || by_source >= settings_.max_ringing_per_source)
     return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: too many calls ringing");
-
-  LinkId callee_link = 0;
-  bool call_waiting = false;  // LAN terminals answer one call at a time
-  if (route.agent) {
-    callee_link = *route.agent;
-  } else {
-    auto* txn = read_txn();
-    if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
-    auto account = store_.find(*txn, callee);
-    if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
-    const PresenceRow* row = presence_.find(callee);
-    if (!account->has_value() || (row == nullptr && !visible_to(**account, *state.user)))
-      return reply_error(link, request, sig::error::unknown_user);  // a hidden user offline: as if unknown
-    if (row == nullptr) return reply_error(link, request, sig::error::offline, "Offline: the user is not logged in");
-    callee_link = row->link;
-    call_waiting = ((*account)->services & sig::service_flag::call_waiting) != 0;
-  }
-  auto callee_counts = call_counts_.find(callee);
-  bool engaged = callee_counts != call_counts_.end() &&
-                 (callee_counts->second.accepted > 0 || callee_counts->second.ringing_in > 0);
-  if (engaged && !call_waiting) return reply_error(link, request, sig::error::busy, "Busy: the user is in a call");
+  auto target = reach_callee(link, state, request, callee);
+  if (!target) return;
 
   Call call;
   call.id = to_hex(security::random_bytes(16));
   call.caller = *state.user;
   call.callee = callee;
   call.caller_link = link;
-  call.callee_link = callee_link;
-  call.via_agent = route.agent.has_value();
   call.caller_source = source;
+  call.state = sig::call_state::preparing;
+  // Gathering with TURN takes seconds; an unused preparation ends like an unanswered ring.
+  call.ring_deadline_ms = now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000;
+  security::random_bytes(call.key);
+  uint32_t media = 0;
+  if (const auto* m = request.find(sig::attr::call_media)) media = proto::read_u32(*m).value_or(0) == 1 ? 1 : 0;
+  call.media = media;
+  ring_deadlines_.emplace(call.ring_deadline_ms, call.id);
+  count_call(call, +1);
+  calls_by_link_.emplace(call.caller_link, call.id);
+  auto [it, inserted] = calls_.emplace(call.id, std::move(call));
+  if (offer != nullptr) return ring_callee(link, request, it->second, *target, proto::read_string(*offer), now);
+
+  it->second.turn_issued_caller = 1;
+  auto ok = success(request);
+  ok.add_string(sig::attr::call_id, it->first);
+  ok.add_u32(sig::attr::call_state, sig::call_state::preparing);
+  add_turn_attributes(ok, *state.user, now);
+  send(link, ok.finish());
+}
+
+void NodeCore::ring_callee(LinkId link, const proto::Message& request, Call& call, const CallTarget& target,
+                           std::string_view offer, Now now) {
+  count_call(call, -1);
+  ring_deadlines_.erase({call.ring_deadline_ms, call.id});
+  call.callee_link = target.link;
+  call.via_agent = target.via_agent;
   call.state = sig::call_state::ringing;
   call.ring_deadline_ms = now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000;
   security::random_bytes(call.ring_transaction.bytes);
-  security::random_bytes(call.key);
 
   proto::MessageBuilder ring(proto::MessageClass::request, sig::method::ring, call.ring_transaction);
   ring.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ring.add_string(sig::attr::call_id, call.id);
   ring.add_string(sig::attr::caller_id, call.caller);
   ring.add_string(sig::attr::user_id, call.callee);  // which extension, for an agent
-  ring.add_string(sig::attr::ice_description, proto::read_string(*offer));
-  ring.add_u32(sig::attr::presence, engaged ? sig::presence_flag::in_call : 0);  // call waiting: already in a call
-  uint32_t media = 0;
-  if (const auto* m = request.find(sig::attr::call_media)) media = proto::read_u32(*m).value_or(0) == 1 ? 1 : 0;
-  ring.add_u32(sig::attr::call_media, media);
-  add_turn_attributes(ring, callee, now);
+  ring.add_string(sig::attr::ice_description, offer);
+  ring.add_u32(sig::attr::presence, target.engaged ? sig::presence_flag::in_call : 0);  // call waiting
+  ring.add_u32(sig::attr::call_media, call.media);
+  // A user asks for TURN credentials when it accepts; a LAN terminal cannot
+  // reach the node, so its agent (the operator's own) passes them on.
+  if (call.via_agent) add_turn_attributes(ring, call.callee, now);
+  else add_stun_attribute(ring);
   send(call.callee_link, ring.finish());
 
   auto ok = success(request);
@@ -165,9 +263,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   ring_deadlines_.emplace(call.ring_deadline_ms, call.id);
   ++counters_.calls_offered;
   count_call(call, +1);
-  calls_by_link_.emplace(call.caller_link, call.id);
   calls_by_link_.emplace(call.callee_link, call.id);
-  calls_.emplace(call.id, std::move(call));
 }
 
 void NodeCore::send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason) {
@@ -190,6 +286,7 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
   calls_.erase(it);
   count_call(call, -1);
   for (LinkId party : {call.caller_link, call.callee_link}) {
+    if (party == 0) continue;  // a prepared call has no callee link yet
     auto [first, last] = calls_by_link_.equal_range(party);
     for (auto entry = first; entry != last; ++entry)
       if (entry->second == call.id) {
@@ -200,7 +297,7 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
   rings_.erase(call.ring_transaction.bytes);
   ring_deadlines_.erase({call.ring_deadline_ms, call.id});
   for (LinkId party : {call.caller_link, call.callee_link})
-    if (party != tell_not && links_.contains(party)) send_call_event(party, call, sig::call_state::ended, code, reason);
+    if (party != 0 && party != tell_not && links_.contains(party)) send_call_event(party, call, sig::call_state::ended, code, reason);
   if (call.state == sig::call_state::accepted) {
     for (const auto& user : {call.caller, call.callee})
       if (!user_in_accepted_call(user)) presence_.set_in_call(user, false);
@@ -272,7 +369,7 @@ void NodeCore::handle_hangup(LinkId link, LinkState& state, const proto::Message
     send(link, success(request).finish());  // idempotent: already over
     return;
   }
-  bool ringing = it->second.state == sig::call_state::ringing;
+  bool ringing = it->second.state == sig::call_state::ringing || it->second.state == sig::call_state::preparing;
   bool by_caller = it->second.caller_link == link;
   std::string call_id = it->first;
   send(link, success(request).finish());
@@ -292,6 +389,7 @@ void NodeCore::handle_call_candidate(LinkId link, LinkState& state, const proto:
   if (it->second.caller_link == link) other = it->second.callee_link;
   else if (it->second.callee_link == link) other = it->second.caller_link;
   else return;
+  if (other == 0) return;  // prepared, not rung yet
   if (!admit_candidate(it->second, candidate->value.size())) return;
   proto::TransactionId fresh;
   security::random_bytes(fresh.bytes);
@@ -313,7 +411,12 @@ void NodeCore::expire_rings(Now now) {
   while (!ring_deadlines_.empty() && ring_deadlines_.begin()->first <= now.mono_ms) {
     std::string id = ring_deadlines_.begin()->second;
     ring_deadlines_.erase(ring_deadlines_.begin());
-    end_call(id, sig::error::no_answer, "No Answer: the callee did not answer in time", std::nullopt);
+    auto it = calls_.find(id);
+    bool prepared = it != calls_.end() && it->second.state == sig::call_state::preparing;
+    end_call(id, sig::error::no_answer,
+             prepared ? "No Answer: the call was prepared but not placed in time"
+                      : "No Answer: the callee did not answer in time",
+             std::nullopt);
   }
 }
 

@@ -197,6 +197,8 @@ class NodeCore {
     proto::TransactionId ring_transaction;
     std::array<std::byte, 32> key{};
     bool via_agent = false;  // callee_link is the LAN agent of the callee's domain
+    uint32_t media = 0;      // CALL-MEDIA: 1 = a reliable data stream
+    uint8_t turn_issued_caller = 0, turn_issued_callee = 0;  // TURN credentials handed out in this call
     uint32_t early_candidates = 0;  // relayed before it was accepted (node_limits.cpp)
     uint64_t early_candidate_bytes = 0;
   };
@@ -257,7 +259,18 @@ class NodeCore {
   void handle_hangup(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_call_candidate(LinkId link, LinkState& state, const proto::Message& indication);
   void handle_ring_answer(LinkId link, const proto::Message& response, Now now);
+  void add_stun_attribute(proto::MessageBuilder& builder);
   void add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now);
+  struct CallTarget {
+    LinkId link = 0;
+    bool via_agent = false;
+    bool engaged = false;  // in a call already (call waiting)
+  };
+  // Whether `callee` can be rung now; replies the refusal and returns nothing when not.
+  std::optional<CallTarget> reach_callee(LinkId link, LinkState& state, const proto::Message& request,
+                                         const std::string& callee);
+  void ring_callee(LinkId link, const proto::Message& request, Call& call, const CallTarget& target,
+                   std::string_view offer, Now now);
   void end_call(const std::string& call_id, uint16_t code, std::string_view reason, std::optional<LinkId> tell_not);
   void send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason);
   void calls_link_closed(LinkId link);

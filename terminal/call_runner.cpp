@@ -638,54 +638,70 @@ int run_call(const CallOptions& options) {
   };
 
   NodeClientEvents events;
+  // The node's refusal of a call request: the message and the exit code.
+  auto refused = [&](const proto::Message& answer) {
+    const auto* code = answer.find(proto::attr::error_code);
+    auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+    uint16_t number = parsed ? parsed->code : 0;
+    int exit = number == sig::error::offline || number == sig::error::agent_offline ? 4
+               : number == sig::error::unknown_user                                 ? 3
+               : number == sig::error::busy                                         ? exit_call_busy
+                                                                                    : 7;
+    return std::pair{exit, options.callee + ": " + (parsed ? std::string(parsed->reason) : "refused")};
+  };
+  auto place_call = [&](const std::string& offer) {
+    node_ptr->request(
+        sig::method::call,
+        [&](proto::MessageBuilder& b) {
+          b.add_string(sig::attr::call_id, endpoint->call_id());
+          b.add_string(sig::attr::user_id, options.callee);
+          b.add_string(sig::attr::ice_description, offer);
+        },
+        [&](const proto::Message* answer, std::string_view call_error) {
+          if (answer == nullptr) return endpoint->fail(1, "call: " + std::string(call_error));
+          if (answer->message_class == proto::MessageClass::error) {
+            auto [exit, why] = refused(*answer);
+            return endpoint->fail(exit, why);
+          }
+          // A LAN extension is rung by its agent: it may still turn out unknown or unreachable.
+          const bool via_agent = attribute_u32(*answer, sig::attr::call_state, sig::call_state::ringing) ==
+                                 sig::call_state::routed_to_agent;
+          std::cerr << (via_agent ? "calling " : "ringing ") << options.callee
+                    << (via_agent ? " through its LAN agent" : "") << " (call " << endpoint->call_id() << ")"
+                    << std::endl;
+        });
+  };
+  // First the call is prepared: the node checks the callee can be rung and
+  // hands out this call's STUN/TURN settings; then ICE gathers with them and
+  // the offer rings the callee.
   events.on_logged_in = [&](const LoginInfo&) {
     node_ptr->request(
-        sig::method::turn_credentials, [](proto::MessageBuilder&) {},
-        [&](const proto::Message* response, std::string_view error) {
-          if (response == nullptr || response->message_class != proto::MessageClass::success) {
-            std::cerr << "tsunagu: cannot get STUN/TURN settings: " << (response ? "refused" : error) << std::endl;
+        sig::method::call,
+        [&](proto::MessageBuilder& b) {
+          b.add_string(sig::attr::user_id, options.callee);
+          b.add_u32(sig::attr::call_media, reliable ? 1 : 0);
+        },
+        [&](const proto::Message* answer, std::string_view error) {
+          if (answer == nullptr) {
+            std::cerr << "tsunagu: call: " << error << std::endl;
             exit_code = exit_call_failed;
             node_ptr->stop();
             return;
           }
-          IceConfig config;
-          apply_servers(*response, config);
-          if (options.relay_only && !config.turn) {
-            std::cerr << "tsunagu: --relay-only, but the node hands out no TURN server" << std::endl;
-            exit_code = exit_call_failed;
+          if (answer->message_class == proto::MessageClass::error) {
+            auto [exit, why] = refused(*answer);
+            std::cerr << "tsunagu: " << why << std::endl;
+            exit_code = exit;
             node_ptr->stop();
             return;
           }
           endpoint = std::make_unique<CallEndpoint>(&loop.loop, options, true, reliable, hang_up_and_stop);
-          endpoint->start_ice(config, [&](const std::string& offer) {
-            node_ptr->request(
-                sig::method::call,
-                [&](proto::MessageBuilder& b) {
-                  b.add_string(sig::attr::user_id, options.callee);
-                  b.add_string(sig::attr::ice_description, offer);
-                  b.add_u32(sig::attr::call_media, reliable ? 1 : 0);
-                },
-                [&](const proto::Message* answer, std::string_view call_error) {
-                  if (answer == nullptr) return endpoint->fail(1, "call: " + std::string(call_error));
-                  if (answer->message_class == proto::MessageClass::error) {
-                    const auto* code = answer->find(proto::attr::error_code);
-                    auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
-                    uint16_t number = parsed ? parsed->code : 0;
-                    int exit = number == sig::error::offline || number == sig::error::agent_offline ? 4
-                               : number == sig::error::unknown_user                                 ? 3
-                               : number == sig::error::busy                                         ? exit_call_busy
-                                                                                                    : 7;
-                    return endpoint->fail(exit, options.callee + ": " + (parsed ? std::string(parsed->reason) : "refused"));
-                  }
-                  endpoint->set_call_id(attribute_text(*answer, sig::attr::call_id));
-                  // A LAN extension is rung by its agent: it may still turn out unknown or unreachable.
-                  const bool via_agent = attribute_u32(*answer, sig::attr::call_state, sig::call_state::ringing) ==
-                                         sig::call_state::routed_to_agent;
-                  std::cerr << (via_agent ? "calling " : "ringing ") << options.callee
-                            << (via_agent ? " through its LAN agent" : "") << " (call " << endpoint->call_id() << ")"
-                            << std::endl;
-                });
-          });
+          endpoint->set_call_id(attribute_text(*answer, sig::attr::call_id));
+          IceConfig config;
+          apply_servers(*answer, config);
+          if (options.relay_only && !config.turn)
+            return endpoint->fail(exit_call_failed, "--relay-only, but the node hands out no TURN server");
+          endpoint->start_ice(config, place_call);
         });
   };
   events.on_node_indication = [&](const proto::Message& m) {
@@ -755,10 +771,13 @@ int run_listen(const CallOptions& options) {
   };
 
   // A ring, from the node or (LAN mode) from the agent; `reply` answers it on
-  // the link it came from.
+  // the link it came from. From the node, accepting starts with this call's
+  // TURN credentials (`fetch_turn`); the agent's ring carries them.
+  using TurnAnswer = std::function<void(const proto::Message* response)>;
+  using FetchTurn = std::function<void(const std::string& call_id, TurnAnswer)>;
   std::optional<VoicemailReceiver> mailbox;
   if (!options.lan_mailbox.empty()) mailbox.emplace(options.lan_mailbox);
-  auto on_ring = [&](const proto::Message& ring, std::function<void(ByteView)> reply) {
+  auto on_ring = [&](const proto::Message& ring, std::function<void(ByteView)> reply, FetchTurn fetch_turn) {
     if (ring.method == sig::method::voicemail_deliver && ring.message_class == proto::MessageClass::request) {
       if (!mailbox) {
         auto refusal = proto::MessageBuilder::response_to(ring, proto::MessageClass::error);
@@ -791,16 +810,31 @@ int run_listen(const CallOptions& options) {
     apply_servers(ring, config);
     std::string offer = attribute_text(ring, sig::attr::ice_description);
     proto::TransactionId ring_id = ring.transaction_id;
+    std::string call_id = attribute_text(ring, sig::attr::call_id);
     endpoint = std::make_unique<CallEndpoint>(&loop.loop, options, false, reliable, call_over);
-    endpoint->set_call_id(attribute_text(ring, sig::attr::call_id));
-    // The response must answer this ring's transaction, after gathering.
-    bool started = endpoint->start_ice(config, [ring_id, reply](const std::string& answer) {
-      proto::MessageBuilder accept(proto::MessageClass::success, sig::method::ring, ring_id);
-      accept.add_u32(sig::attr::protocol_version, sig::protocol_version);
-      accept.add_string(sig::attr::ice_description, answer);
-      reply(accept.finish());
+    endpoint->set_call_id(call_id);
+    auto answer_with = [&, ring_id, reply, offer](IceConfig servers) {
+      // The response must answer this ring's transaction, after gathering.
+      bool started = endpoint->start_ice(servers, [ring_id, reply](const std::string& answer) {
+        proto::MessageBuilder accept(proto::MessageClass::success, sig::method::ring, ring_id);
+        accept.add_u32(sig::attr::protocol_version, sig::protocol_version);
+        accept.add_string(sig::attr::ice_description, answer);
+        reply(accept.finish());
+      });
+      if (started) endpoint->set_remote(offer);
+    };
+    if (!fetch_turn) return answer_with(config);
+    CallEndpoint* asked_for = endpoint.get();
+    fetch_turn(call_id, [&, asked_for, config, answer_with](const proto::Message* response) {
+      if (endpoint.get() != asked_for) return;  // the call ended meanwhile
+      IceConfig servers = config;
+      if (response != nullptr && response->message_class == proto::MessageClass::success)
+        apply_servers(*response, servers);
+      else
+        std::cerr << "tsunagu: the node handed out no TURN credentials for this call; answering without a relay"
+                  << std::endl;
+      answer_with(servers);
     });
-    if (started) endpoint->set_remote(offer);
   };
   auto on_indication = [&](const proto::Message& m) {
     if (!endpoint || m.method != sig::method::call_event) return;
@@ -824,7 +858,9 @@ int run_listen(const CallOptions& options) {
     lan_options.listen = options.lan_listen;
     lan_options.agent_addresses = options.lan_agent_addresses;
     LanRingServer::Events events;
-    events.on_request = on_ring;
+    events.on_request = [&](const proto::Message& ring, std::function<void(ByteView)> reply) {
+      on_ring(ring, std::move(reply), nullptr);
+    };
     events.on_indication = on_indication;
     auto server = LanRingServer::start(&loop.loop, lan_options, std::move(events));
     if (!server) {
@@ -845,7 +881,14 @@ int run_listen(const CallOptions& options) {
                 << ")" << std::endl;
     };
     events.on_node_request = [&](const proto::Message& ring) {
-      on_ring(ring, [&](ByteView bytes) { node->send_message(bytes); });
+      on_ring(
+          ring, [&](ByteView bytes) { node->send_message(bytes); },
+          [&](const std::string& call_id, TurnAnswer answer) {
+            node->request(
+                sig::method::turn_credentials,
+                [&](proto::MessageBuilder& b) { b.add_string(sig::attr::call_id, call_id); },
+                [answer](const proto::Message* response, std::string_view) { answer(response); });
+          });
     };
     events.on_node_indication = on_indication;
     events.on_link_lost = [](std::string_view reason, uint64_t retry_ms) {

@@ -622,12 +622,20 @@ def call_turn_expired_credential():
                              "%s credential %s: refused with 401 (%r)" % (name, username, second.error()))
 
         # The credentials the node mints work with the same coturn.
+        # Only inside a call: asked outside one, the node refuses; preparing a
+        # call to an online user hands them out (issue 11).
         d.start_node()
         d.add_user(ALICE, ALICE_PW)
+        d.add_user(BOB, BOB_PW)
         alice = h.CallClient(d.node)
         alice.login_presence(ALICE, ALICE_PW)
-        response = alice.request(h.METHOD_TURN_CREDENTIALS)
-        expect(response.cls == h.SUCCESS, "turn_credentials answered: %r" % (response.error(),))
+        bob = h.CallClient(d.node)
+        bob.login_presence(BOB, BOB_PW)
+        outside = alice.request(h.METHOD_TURN_CREDENTIALS)
+        checks.check(outside.cls == h.ERROR and outside.error() and outside.error()[0] == 400,
+                     "turn_credentials outside a call is refused with 400: %r" % (outside.error(),))
+        response = alice.request(h.METHOD_CALL, [(h.ATTR_USER_ID, h.text(BOB)), (h.ATTR_CALL_MEDIA, h.u32(1))])
+        expect(response.cls == h.SUCCESS, "preparing a call answered: %r" % (response.error(),))
         username = (response.get(h.ATTR_TURN_USERNAME) or b"").decode()
         password = (response.get(h.ATTR_TURN_PASSWORD) or b"").decode()
         servers = [h.decode_xor_address(v) for v in response.get_all(h.ATTR_TURN_SERVER)]

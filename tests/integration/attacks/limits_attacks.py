@@ -316,6 +316,45 @@ def one_lan_host_cannot_hold_every_ring_slot():
             sock.close()
 
 
+def turn_credentials_only_inside_a_call():
+    """A logged-in user cannot mint relay credentials for itself: TURN credentials
+    come only with a prepared call to someone who can be rung, to its parties."""
+    d = Deployment()
+    d.set("turn", "secret", '"attack-test-secret"')
+    d.set("turn", "servers", ["127.0.0.1:3478"])  # never contacted: only the node's answers are checked
+    d.start_node()
+    for user in (OWNER, "mallory", "bob"):
+        d.add_user(user, OWNER_PW)
+    mallory, alice, bob = h.CallClient(d.node), h.CallClient(d.node), h.CallClient(d.node)
+    try:
+        mallory.login_presence("mallory", OWNER_PW)
+        r = mallory.request(h.METHOD_TURN_CREDENTIALS)
+        expect(r.cls == h.ERROR and r.error()[0] == 400 and r.get(h.ATTR_TURN_USERNAME) is None,
+               "asked outside a call: 400, no credentials (%r)" % (r.error(),))
+        r = mallory.request(h.METHOD_TURN_CREDENTIALS, [(h.ATTR_CALL_ID, h.text("0" * 32))])
+        expect(r.cls == h.ERROR and r.error()[0] == 481, "with an invented CALL-ID: 481 (%r)" % (r.error(),))
+        r = mallory.request(h.METHOD_CALL, [(h.ATTR_USER_ID, h.text(OWNER))])
+        expect(r.cls == h.ERROR and r.error()[0] == 480 and r.get(h.ATTR_TURN_USERNAME) is None,
+               "preparing a call to an offline user: 480, no credentials (%r)" % (r.error(),))
+        alice.login_presence(OWNER, OWNER_PW)
+        bob.login_presence("bob", OWNER_PW)
+        prepared = alice.request(h.METHOD_CALL, [(h.ATTR_USER_ID, h.text("bob"))])
+        expect(prepared.cls == h.SUCCESS and prepared.get(h.ATTR_TURN_USERNAME) is not None,
+               "alice preparing a call to bob gets credentials (%r)" % (prepared.error(),))
+        call_id = prepared.get(h.ATTR_CALL_ID)
+        r = mallory.request(h.METHOD_TURN_CREDENTIALS, [(h.ATTR_CALL_ID, call_id)])
+        expect(r.cls == h.ERROR and r.error()[0] == 481, "mallory with alice's CALL-ID: 481 (%r)" % (r.error(),))
+        r = bob.request(h.METHOD_TURN_CREDENTIALS, [(h.ATTR_CALL_ID, call_id)])
+        expect(r.cls == h.ERROR and r.error()[0] == 481, "bob before he is rung: 481 (%r)" % (r.error(),))
+        expect(alice.request(h.METHOD_TURN_CREDENTIALS, [(h.ATTR_CALL_ID, call_id)]).cls == h.SUCCESS,
+               "alice may ask once more (a lost answer)")
+        r = alice.request(h.METHOD_TURN_CREDENTIALS, [(h.ATTR_CALL_ID, call_id)])
+        expect(r.cls == h.ERROR and r.error()[0] == 429, "but not a third time: 429 (%r)" % (r.error(),))
+    finally:
+        for client in (mallory, alice, bob):
+            client.close()
+
+
 SCENARIOS = {
     "password_flood_does_not_lock_out_the_owner": password_flood_does_not_lock_out_the_owner,
     "register_flood_is_limited_per_source": register_flood_is_limited_per_source,
@@ -326,6 +365,7 @@ SCENARIOS = {
     "slow_uploads_do_not_hold_the_budget": slow_uploads_do_not_hold_the_budget,
     "lan_terminal_takes_rings_only_from_its_agent_address": lan_terminal_takes_rings_only_from_its_agent_address,
     "one_lan_host_cannot_hold_every_ring_slot": one_lan_host_cannot_hold_every_ring_slot,
+    "turn_credentials_only_inside_a_call": turn_credentials_only_inside_a_call,
 }
 
 if __name__ == "__main__":

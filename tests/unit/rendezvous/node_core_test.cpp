@@ -1896,14 +1896,135 @@ TEST_CASE("TURN credentials follow coturn's REST-API scheme") {
   settings.turn_servers = {SocketAddress::v4({127, 0, 0, 1}, 34780)};
   Node node(settings);
   two_online(node);
-  node.send(1, request(sig::method::turn_credentials));
+  node.send(1, request(sig::method::call, [](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, "bob"); }));
   Reply creds = node.reply(1);
   REQUIRE(creds.is_success());
+  CHECK(creds.u32(sig::attr::call_state) == sig::call_state::preparing);
   auto username = *creds.text(sig::attr::turn_username);
   CHECK(username.ends_with(":alice"));
   CHECK(creds.text(sig::attr::turn_password) ==
         security::base64_encode(security::hmac_sha1(as_bytes("secret"), as_bytes(username))));
   CHECK(creds.address(sig::attr::turn_server) == settings.turn_servers[0]);
+}
+
+namespace {
+Bytes prepare_request(const std::string& callee) {
+  return request(sig::method::call, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, callee); });
+}
+Bytes turn_request(const std::string& call_id) {
+  return request(sig::method::turn_credentials, [&](proto::MessageBuilder& b) {
+    if (!call_id.empty()) b.add_string(sig::attr::call_id, call_id);
+  });
+}
+Bytes place_prepared(const std::string& call_id, const std::string& offer = "offer-sdp") {
+  return request(sig::method::call, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_string(sig::attr::ice_description, offer);
+  });
+}
+NodeSettings turn_settings() {
+  NodeSettings settings = test_settings();
+  settings.turn_secret = "secret";
+  settings.turn_servers = {SocketAddress::v4({127, 0, 0, 1}, 34780)};
+  settings.stun_server = SocketAddress::v4({127, 0, 0, 1}, 3478);
+  return settings;
+}
+}  // namespace
+
+TEST_CASE("TURN credentials are handed out only inside a call: to the caller once prepared, to the callee while rung (issue 11)") {
+  Node node(turn_settings());
+  two_online(node);
+  node.add_account("carol", "carol's password");
+  node.open(3, SocketAddress::v4({198, 51, 100, 77}, 4000));
+  node.send(3, login_request("carol", "carol's password"));
+  REQUIRE(node.reply(3).is_success());
+
+  node.send(1, turn_request(""));  // outside any call
+  CHECK(node.reply(1).code() == sig::error::bad_request);
+  node.send(1, turn_request(std::string(32, 'a')));
+  CHECK(node.reply(1).code() == sig::error::no_such_call);
+
+  node.send(1, prepare_request("bob"));
+  Reply prepared = node.reply(1);
+  REQUIRE(prepared.is_success());
+  std::string id = *prepared.text(sig::attr::call_id);
+  CHECK(prepared.text(sig::attr::turn_username).has_value());
+  CHECK(node.received(2).empty());  // nothing rings yet
+
+  node.send(3, turn_request(id));  // not a party
+  CHECK(node.reply(3).code() == sig::error::no_such_call);
+  node.send(2, turn_request(id));  // bob is not rung yet
+  CHECK(node.reply(2).code() == sig::error::no_such_call);
+  node.send(1, turn_request(id));  // the caller may ask once more (a lost answer), not again
+  CHECK(node.reply(1).is_success());
+  node.send(1, turn_request(id));
+  CHECK(node.reply(1).code() == sig::error::too_many_attempts);
+
+  node.send(1, place_prepared(id));
+  Reply ringing = node.reply(1);
+  REQUIRE(ringing.is_success());
+  CHECK(ringing.text(sig::attr::call_id) == id);
+  Reply ring = node.reply(2);
+  REQUIRE(ring.m.method == sig::method::ring);
+  CHECK(ring.text(sig::attr::ice_description) == "offer-sdp");
+  CHECK(ring.address(sig::attr::stun_server).has_value());
+  CHECK_FALSE(ring.text(sig::attr::turn_username).has_value());  // a user's ring carries no credentials
+
+  node.send(2, turn_request(id));  // accepting
+  Reply for_bob = node.reply(2);
+  REQUIRE(for_bob.is_success());
+  CHECK(for_bob.text(sig::attr::turn_username)->ends_with(":bob"));
+  node.send(2, ring_answer(ring, true));
+  node.reply(1);
+  node.reply(2);
+  node.send(1, hangup_request(id));
+  node.reply(1);
+  node.reply(2);
+  node.send(2, turn_request(id));  // the call is over
+  CHECK(node.reply(2).code() == sig::error::no_such_call);
+}
+
+TEST_CASE("a prepared call counts as ringing, rings nobody, and ends unused at the consent timeout") {
+  NodeSettings settings = turn_settings();
+  settings.max_ringing_per_user = 1;
+  Node node(settings);
+  two_online(node);
+  node.send(1, prepare_request("bob"));
+  Reply prepared = node.reply(1);
+  REQUIRE(prepared.is_success());
+  std::string id = *prepared.text(sig::attr::call_id);
+  node.send(1, prepare_request("bob"));  // the one ringing place is taken
+  CHECK(node.reply(1).code() == sig::error::too_many_attempts);
+  CHECK_FALSE(in_call(node, "bob"));
+  node.send(1, request(sig::method::call, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::call_id, id);
+    b.add_string(sig::attr::user_id, "carol");  // not the prepared callee
+    b.add_string(sig::attr::ice_description, "offer-sdp");
+  }));
+  CHECK(node.reply(1).code() == sig::error::no_such_call);
+  node.advance_ms(uint64_t{settings.consent_timeout_s} * 1000 + 1);
+  node.tick();
+  Reply ended = node.reply(1);
+  CHECK(ended.u32(sig::attr::call_state) == sig::call_state::ended);
+  CHECK(ended.u32(sig::attr::end_code) == sig::error::no_answer);
+  CHECK(node.received(2).empty());
+  node.send(1, place_prepared(id));
+  CHECK(node.reply(1).code() == sig::error::no_such_call);
+  node.send(1, prepare_request("bob"));  // its place is free again
+  CHECK(node.reply(1).is_success());
+}
+
+TEST_CASE("a prepared call to a callee who went offline meanwhile is refused and ends") {
+  Node node(turn_settings());
+  two_online(node);
+  node.send(1, prepare_request("bob"));
+  std::string id = *node.reply(1).text(sig::attr::call_id);
+  node.close(2);
+  node.send(1, place_prepared(id));
+  CHECK(node.reply(1).code() == sig::error::offline);
+  node.send(1, place_prepared(id));
+  CHECK(node.reply(1).code() == sig::error::no_such_call);
+  CHECK(node.received(1).empty());
 }
 
 // ---- Calls to LAN extensions: rung through the domain's agent ----
