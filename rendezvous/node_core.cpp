@@ -154,7 +154,9 @@ void NodeCore::message(LinkId link, ByteView bytes, Now now) {
     return;
   }
   ++counters_.requests;
+  current_message_ = bytes.subspan(0, decoded->consumed);
   handle_request(link, state, message, now);
+  current_message_ = {};
 }
 
 void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now) {
@@ -711,17 +713,18 @@ bool NodeCore::route_lookup(LinkId link, LinkState& state, const proto::Message&
 
 void NodeCore::answer_forward(const PendingForward& forward, uint16_t code, std::string_view reason) {
   if (!links_.contains(forward.caller)) return;
-  reply_error(forward.caller, sig::method::lookup, forward.caller_transaction, code, reason);
+  reply_error(forward.caller, forward.method, forward.caller_transaction, code, reason);
 }
 
 void NodeCore::handle_agent_response(LinkId link, const proto::Message& response, Now now) {
   auto it = forwards_.find(response.transaction_id.bytes);
   if (it == forwards_.end() || it->second.agent != link) return;  // late (timed out) or not ours
-  PendingForward forward = it->second;
+  PendingForward forward = std::move(it->second);
   forwards_.erase(it);
   forward_deadlines_.erase({forward.deadline_ms, response.transaction_id.bytes});
   if (auto agent = links_.find(link); agent != links_.end()) --agent->second.forwards_pending;
   if (!links_.contains(forward.caller)) return;
+  if (forward.method == sig::method::voicemail_begin) return edge_policy_answered(forward, response, now);
   if (response.message_class == proto::MessageClass::error) {
     const auto* code = response.find(proto::attr::error_code);
     auto parsed = code ? proto::read_error_code(*code) : std::nullopt;

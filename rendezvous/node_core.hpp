@@ -20,6 +20,7 @@
 
 #include "base/bytes.hpp"
 #include "proto/stun_message.hpp"
+#include "proto/signalling.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/directory_search.hpp"
@@ -207,6 +208,10 @@ class NodeCore {
     proto::TransactionId caller_transaction;
     LinkId agent = 0;
     uint64_t deadline_ms = 0;
+    // lookup: the agent's answer is the caller's; voicemail_begin: the agent's
+    // edge policy decides, then `request` (the caller's, as it came) goes on.
+    uint16_t method = proto::method::lookup;
+    Bytes request;
   };
   struct PendingAuth {
     enum class Purpose { login, register_user } purpose = Purpose::login;
@@ -290,7 +295,12 @@ class NodeCore {
   // An agent link reading (and acknowledging) the mailbox of an extension it
   // routes (USER-ID = EXT@DOMAIN), to deliver it to the LAN terminal.
   void handle_agent_voicemail(LinkId link, const proto::Message& request, Now now);
-  void voicemail_begin(LinkId link, const std::string& caller, const proto::Message& request, Now now);
+  void voicemail_begin(LinkId link, const std::string& caller, const proto::Message& request, Now now,
+                       bool policy_checked = false);
+  // Asks the agent of EXT@DOMAIN whether `caller` may reach it (a forwarded lookup).
+  void ask_edge_policy(LinkId link, const proto::Message& request, LinkId agent, const std::string& caller,
+                       const std::string& callee, Now now);
+  void edge_policy_answered(const PendingForward& forward, const proto::Message& response, Now now);
   void voicemail_chunk(LinkId link, const proto::Message& request, Now now);
   void voicemail_finish(LinkId link, const proto::Message& request, Now now);
   void voicemail_list(LinkId link, const std::string& owner, const proto::Message& request, Now now);
@@ -363,6 +373,9 @@ class NodeCore {
   DirectoryScanLimiter scan_limiter_;
   std::string dummy_hash_;  // verified against for unknown users, so timing reveals nothing
   std::unordered_map<LinkId, LinkState> links_;
+  // The bytes of the message being handled, for a request that waits on an
+  // agent and is handled again when it answers (ask_edge_policy).
+  ByteView current_message_;
   std::set<std::pair<uint64_t, LinkId>> login_deadlines_;
   std::unordered_map<std::string, size_t> prelogin_by_source_;
   std::set<std::pair<uint64_t, LinkId>> idle_checks_;  // checked lazily: the link's own last_message_ms decides

@@ -72,7 +72,8 @@ void NodeCore::handle_agent_voicemail(LinkId link, const proto::Message& request
   }
 }
 
-void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const proto::Message& request, Now now) {
+void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const proto::Message& request, Now now,
+                               bool policy_checked) {
   const auto* target = request.find(sig::attr::user_id);
   const auto* size_attr = request.find(sig::attr::voicemail_size);
   if (target == nullptr || size_attr == nullptr)
@@ -114,6 +115,14 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
   } else if (callee.find('@') == std::string::npos) {
     return reply_error(link, request, sig::error::not_implemented,
                        "Not Implemented: voicemail for numbers routed to a LAN agent; use EXT@DOMAIN");
+  } else if (!policy_checked) {
+    // The agent's edge policy decides who may reach an extension, by call or
+    // by voicemail; without the agent nobody can ask it.
+    if (!route.agent)
+      return reply_error(link, request, sig::error::agent_offline,
+                         "Agent Offline: the LAN agent for " + route.route +
+                             " is not connected, and its edge policy decides who may leave voicemail");
+    return ask_edge_policy(link, request, *route.agent, caller, callee, now);
   }
   auto usage = voicemail_->usage(*txn, callee);
   if (!usage) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
@@ -138,6 +147,44 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
   ok.add_u32(sig::attr::voicemail_upload, id);
   ok.add_u64(sig::attr::voicemail_size, *size);
   send(link, ok.finish());
+}
+
+void NodeCore::ask_edge_policy(LinkId link, const proto::Message& request, LinkId agent, const std::string& caller,
+                               const std::string& callee, Now now) {
+  auto agent_state = links_.find(agent);
+  if (agent_state == links_.end() || agent_state->second.forwards_pending >= settings_.max_forwards_per_agent ||
+      current_message_.empty())
+    return reply_error(link, request, sig::error::unavailable, "Unavailable: the LAN agent is overloaded");
+  proto::TransactionId id;
+  security::random_bytes(id.bytes);
+  proto::MessageBuilder ask(proto::MessageClass::request, sig::method::forwarded_lookup, id);
+  ask.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  ask.add_string(sig::attr::user_id, callee);
+  ask.add_string(sig::attr::caller_id, caller);
+  uint64_t deadline = now.mono_ms + settings_.forward_timeout_ms;
+  forwards_[id.bytes] = PendingForward{link, request.transaction_id, agent, deadline, sig::method::voicemail_begin,
+                                       Bytes(current_message_.begin(), current_message_.end())};
+  forward_deadlines_.emplace(deadline, id.bytes);
+  ++agent_state->second.forwards_pending;
+  ++counters_.forwarded_lookups;
+  send(agent, ask.finish());
+}
+
+// The agent allows the caller when it answers the lookup, or says only that
+// the terminal has no address now (481: the usual reason to leave voicemail);
+// its refusal (403 policy, 404 no such extension, ...) is the caller's answer.
+void NodeCore::edge_policy_answered(const PendingForward& forward, const proto::Message& response, Now now) {
+  std::optional<proto::ErrorCode> refusal;
+  if (response.message_class == proto::MessageClass::error) {
+    const auto* code = response.find(proto::attr::error_code);
+    refusal = code ? proto::read_error_code(*code) : std::nullopt;
+    if (!refusal) return answer_forward(forward, sig::error::server_error, "Server Error: malformed answer from the LAN agent");
+  }
+  if (refusal && refusal->code != sig::error::no_live_lease) return answer_forward(forward, refusal->code, refusal->reason);
+  const LinkState& state = links_.at(forward.caller);
+  auto decoded = proto::decode(forward.request);
+  if (!state.user || !decoded) return;  // logged out meanwhile; the request decoded once already
+  voicemail_begin(forward.caller, *state.user, decoded->message, now, /*policy_checked=*/true);
 }
 
 void NodeCore::voicemail_chunk(LinkId link, const proto::Message& request, Now now) {

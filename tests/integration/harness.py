@@ -543,6 +543,7 @@ class Node:
         self.tls = (host, int(port))
         host, port = ready["stun"].rsplit(":", 1)
         self.stun = (host, int(port))
+        self.agent_address = ready.get("agent")  # host:port for LAN agents, when listening for them
         self.ca = deployment.ca
         if ready.get("pid") != proc.pid:
             raise TestFailure("ready file pid %r is not the node's pid %d" % (ready.get("pid"), proc.pid))

@@ -8,6 +8,7 @@ Each scenario is its own meson test (attacks/meson.build); exit 77 = skipped.
 """
 
 import os
+import subprocess
 import sys
 import time
 
@@ -24,6 +25,9 @@ def expect(condition, message):
     if not condition:
         raise TestFailure(message)
     log("  ok:", message)
+
+
+LAN_AGENT = os.path.join(h.BUILD, "lan-agent", "tsunagu-lan-agent")
 
 
 def enroll(d, name, domains=(), prefixes=()):
@@ -220,20 +224,54 @@ def directory_marks_unverified_rows_and_limits_scans():
     expect(r.code == 0, "alice, another account, still searches (%r)" % r)
 
 
+def start_agent(d, name, domains):
+    """Enrolls agent `name` with the running node and runs it on loopback; returns its process.
+    A message for an extension is taken only while its agent can apply its edge policy."""
+    bundle = d.path("bundle-" + name)
+    args = ["agent", "-d", d.dir, "enroll", name, "--out", bundle,
+            "--node", d.node.agent_address, "--server-name", "127.0.0.1"]
+    for domain in domains:
+        args += ["--domain", domain]
+    r = d.admin(args)
+    expect(r.code == 0, "agent %s is enrolled (%r)" % (name, r))
+    config = os.path.join(bundle, "agent.toml")
+    with open(config) as f:
+        text = f.read().replace("[agent]\n", '[agent]\ndata_directory = "%s"\n' % os.path.join(bundle, "data"), 1)
+    text += '\n[hook]\nsocket = "%s"\nspool_directory = "%s"\n' % (
+        os.path.join(bundle, "hook.sock"), os.path.join(bundle, "spool"))
+    with open(config, "w") as f:
+        f.write(text)
+    log_path = os.path.join(bundle, "agent.log")
+    with open(log_path, "w") as log_file:
+        proc = h.spawn([LAN_AGENT, "run", "-c", config], stdout=log_file, stderr=subprocess.STDOUT)
+
+    def linked():
+        if proc.poll() is not None:
+            raise TestFailure("agent %s exited with %d: %s" % (name, proc.returncode, open(log_path).read()))
+        return "linked to the node" in open(log_path).read()
+
+    h.wait_until(linked, 15, 0.05, "agent %s linked to the node" % name)
+    return proc, config
+
+
 def removed_agent_leaves_no_mail_for_the_next_owner():
     """Messages wait for extension 4106@acme in its mailbox on the node; when
     the operator removes agent acme, the ID becomes registrable, and whoever
     registers it must not read the extension's mail."""
     d = Deployment(node__open_registration=True)
-    r = enroll(d, "acme", ["acme"])
-    expect(r.code == 0, "agent acme is enrolled (%r)" % r)
     d.start_node()
+    agent, config = start_agent(d, "acme", ["acme"])
+    bound = subprocess.run([LAN_AGENT, "bind", "-c", config, "4106", "02:00:00:41:06:0d"], capture_output=True,
+                           text=True, timeout=30)
+    expect(bound.returncode == 0, "extension 4106 is bound to a phone (%r)" % bound.stderr)
     d.add_user("carol", PASSWORD)
     message = d.path("for-4106.bin")
     with open(message, "wb") as f:
         f.write(os.urandom(2000))
     r = d.cli(["voicemail", "send", "4106@acme", message], "carol", PASSWORD)
     expect(r.code == 0, "carol leaves a message for extension 4106@acme (%r)" % r)
+    agent.terminate()
+    agent.wait(10)
     r = d.admin(["agent", "-d", d.dir, "remove", "acme"])
     expect(r.code == 0 and "1 undelivered voicemail" in r.out, "the operator removes agent acme (%r)" % r)
     r = d.cli(["register"], "4106@acme", "mallory-pw-1")

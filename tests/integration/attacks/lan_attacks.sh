@@ -72,7 +72,45 @@ lan_addresses_stay_inside_unless_the_policy_shows_them() {
   echo "PASS"
 }
 
+# voicemail_for_an_extension_follows_the_edge_policy (issue 11 §1): a caller
+#   the agent's policy refuses cannot leave voicemail for 4106@acme either; an
+#   allowed caller can while the phone has no lease; an unbound extension has
+#   no mailbox; with the agent away, nobody can apply its policy: refused.
+voicemail_for_an_extension_follows_the_edge_policy() {
+  setup_node
+  TSUNAGU_PASSWORD="$NODE_PASSWORD" "$RDV" user -d "$DEP" add mallory > "$WORK/user-m.log" 2>&1 ||
+    { cat "$WORK/user-m.log"; fail "user add mallory failed"; }
+  ACME="$WORK/acme"
+  write_agent_toml "$ACME" acme acme
+  printf '\n[[policy.rule]]\nextensions = ["4106"]\ndeny_callers = ["mallory"]\n' >> "$ACME/agent.toml"
+  start_agent "$ACME"
+  wait_linked "$ACME" 1
+  "$AGENT" bind -c "$ACME/agent.toml" 4106 02:00:00:41:06:0c > /dev/null || fail "bind 4106 failed"
+  head -c 3000 /dev/urandom > "$WORK/message.bin"
+  leave() {  # USER EXTENSION: `tsunagu voicemail send`; sets VM_RC and VM_ERR
+    VM_ERR=$(TSUNAGU_NODE="$NODE_TLS" TSUNAGU_CA="$DEP/ca.crt" TSUNAGU_USER="$1" TSUNAGU_PASSWORD="$NODE_PASSWORD" \
+      timeout 20 "$TERM_CLI" voicemail send "$2" "$WORK/message.bin" 2>&1 > /dev/null)
+    VM_RC=$?
+  }
+  leave mallory 4106@acme
+  [ "$VM_RC" != 0 ] || fail "mallory, refused by the edge policy, left voicemail for 4106@acme"
+  echo "$VM_ERR" | grep -qi "polic\|forbidden" || fail "the refusal does not say why: $VM_ERR"
+  pass "mallory is refused (exit $VM_RC): $VM_ERR"
+  leave alice 4106@acme
+  [ "$VM_RC" = 0 ] || fail "alice could not leave voicemail for 4106@acme (no lease now): exit $VM_RC $VM_ERR"
+  pass "alice leaves voicemail for 4106@acme while it has no lease"
+  leave alice 4999@acme
+  [ "$VM_RC" != 0 ] || fail "voicemail for the unbound 4999@acme was taken"
+  pass "no mailbox for an unbound extension (exit $VM_RC): $VM_ERR"
+  stop_pid "$AGENT_PID" TERM
+  leave alice 4106@acme
+  [ "$VM_RC" != 0 ] || fail "voicemail taken while no agent can apply its policy"
+  pass "with the agent away nobody can check its policy: refused (exit $VM_RC): $VM_ERR"
+  echo "PASS"
+}
+
 case "${1:-}" in
-  dhcp_hostname_does_not_take_a_bound_extension | lan_addresses_stay_inside_unless_the_policy_shows_them) "$1" ;;
+  dhcp_hostname_does_not_take_a_bound_extension | lan_addresses_stay_inside_unless_the_policy_shows_them | \
+    voicemail_for_an_extension_follows_the_edge_policy) "$1" ;;
   *) echo "usage: lan_attacks.sh SCENARIO"; exit 2 ;;
 esac

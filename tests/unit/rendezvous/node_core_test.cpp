@@ -2242,3 +2242,49 @@ TEST_CASE("an agent link reads only the mailboxes of extensions routed to it") {
   node.send(11, list("4106@globex"));
   CHECK(node.reply(11).is_success());
 }
+
+TEST_CASE("voicemail for EXT@domain is taken only when the agent's edge policy lets the caller reach it (issue 11)") {
+  Node node;
+  enroll(node, "acme", {"acme"});
+  alice_online(node);
+  auto begin = [](const std::string& callee) {
+    return request(sig::method::voicemail_begin, [&](proto::MessageBuilder& b) {
+      b.add_string(sig::attr::user_id, callee);
+      b.add_u64(sig::attr::voicemail_size, 100);
+    });
+  };
+  node.send(1, begin("4106@acme"));  // no agent to ask
+  CHECK(node.reply(1).code() == sig::error::agent_offline);
+
+  connect_agent(node, 10, "acme", {"acme"});
+  auto answer_with = [&](uint16_t code, const std::string& extension = "4106@acme") {
+    Reply asked = node.reply(10);
+    REQUIRE(asked.m.method == sig::method::forwarded_lookup);
+    CHECK(asked.text(sig::attr::caller_id) == "alice");
+    CHECK(asked.text(sig::attr::user_id) == extension);
+    CHECK(node.received(1).empty());  // the caller waits for the agent
+    proto::MessageBuilder answer(code == 0 ? proto::MessageClass::success : proto::MessageClass::error,
+                                 sig::method::forwarded_lookup, asked.m.transaction_id);
+    answer.add_u32(sig::attr::protocol_version, 1);
+    if (code != 0) answer.add_error(code, code == 403 ? "Forbidden: the edge policy refuses this caller" : "no");
+    node.send(10, answer.finish());
+    return node.reply(1);
+  };
+  node.send(1, begin("4106@acme"));
+  Reply refused = answer_with(sig::error::agent_policy_refused);
+  CHECK(refused.code() == sig::error::agent_policy_refused);
+  CHECK(refused.m.method == sig::method::voicemail_begin);
+  node.send(1, begin("4999@acme"));
+  CHECK(answer_with(sig::error::unknown_user, "4999@acme").code() == sig::error::unknown_user);
+  node.send(1, begin("4106@acme"));  // the agent does not answer
+  REQUIRE(node.reply(10).m.method == sig::method::forwarded_lookup);
+  node.advance_ms(10'000);
+  node.tick();
+  CHECK(node.reply(1).code() == sig::error::agent_timeout);
+  node.send(1, begin("4106@acme"));  // allowed, the terminal away: the usual case for voicemail
+  Reply taken = answer_with(sig::error::no_live_lease);
+  CHECK(taken.is_success());
+  CHECK(taken.u32(sig::attr::voicemail_upload).has_value());
+  node.send(1, begin("4107@acme"));  // allowed and online
+  CHECK(answer_with(0, "4107@acme").is_success());
+}
