@@ -66,7 +66,7 @@ Expected<ProfileChange, std::string> parse_profile_assignments(const std::vector
   for (const auto& word : words) {
     auto eq = word.find('=');
     if (eq == std::string::npos || eq == 0)
-      return Unexpected("\"" + word + "\" is not key=value (keys: name, phone, category, publish, voicemail, presence, addresses)");
+      return Unexpected("\"" + word + "\" is not key=value (keys: name, phone, category, publish, voicemail, presence, contacts, addresses)");
     std::string key = word.substr(0, eq), value = word.substr(eq + 1);
     if (key == "name") {
       change.display_name = value;
@@ -80,10 +80,13 @@ Expected<ProfileChange, std::string> parse_profile_assignments(const std::vector
       (key == "publish" ? change.publish : key == "voicemail" ? change.voicemail : change.addresses_shown) = *flag;
     } else if (key == "presence") {
       if (value == "anyone") change.presence_visibility = presence_visibility::anyone;
+      else if (value == "contacts") change.presence_visibility = presence_visibility::contacts;
       else if (value == "nobody") change.presence_visibility = presence_visibility::nobody;
-      else return Unexpected("presence=" + value + ": say anyone or nobody (contacts are not offered yet)");
+      else return Unexpected("presence=" + value + ": say anyone, contacts or nobody");
+    } else if (key == "contacts") {
+      change.contacts = split_contacts(value);
     } else {
-      return Unexpected("unknown key \"" + key + "\" (keys: name, phone, category, publish, voicemail, presence, addresses)");
+      return Unexpected("unknown key \"" + key + "\" (keys: name, phone, category, publish, voicemail, presence, contacts, addresses)");
     }
   }
   if (change.empty()) return Unexpected(std::string("nothing to change: give key=value words"));
@@ -98,6 +101,11 @@ std::optional<std::string> profile_change_error(const ProfileChange& c) {
     return "phone \"" + *c.phone + "\": an optional + then digits, spaces, - . ( ); at most 32 bytes";
   if (c.category && !c.category->empty() && (!valid_category(*c.category) || fold_category(*c.category) != *c.category))
     return "category: at most 64 bytes of text (stored in lower case)";
+  if (c.contacts) {
+    if (c.contacts->size() > max_contacts) return "contacts: at most " + std::to_string(max_contacts) + " IDs";
+    for (const auto& id : *c.contacts)
+      if (!valid_user_id(id)) return "contacts: \"" + id + "\" is not a user ID";
+  }
   return std::nullopt;
 }
 
@@ -109,6 +117,28 @@ void add_profile_change(MessageBuilder& b, const ProfileChange& c) {
   if (c.voicemail) b.add_u32(attr::services, *c.voicemail ? service_flag::voicemail : 0);
   if (c.presence_visibility) b.add_u32(attr::presence_visibility, *c.presence_visibility);
   if (c.addresses_shown) b.add_u32(attr::addresses_shown, *c.addresses_shown ? 1 : 0);
+  if (c.contacts) b.add_string(attr::contacts, join_contacts(*c.contacts));
+}
+
+std::vector<std::string> split_contacts(std::string_view list) {
+  std::vector<std::string> ids;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t comma = list.find(',', start);
+    std::string_view id = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!id.empty() && id.front() == ' ') id.remove_prefix(1);
+    while (!id.empty() && id.back() == ' ') id.remove_suffix(1);
+    if (!id.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.emplace_back(id);
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return ids;
+}
+
+std::string join_contacts(const std::vector<std::string>& ids) {
+  std::string list;
+  for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
+  return list;
 }
 
 Expected<ProfileChange, std::string> read_profile_change(const Message& m) {
@@ -128,9 +158,14 @@ Expected<ProfileChange, std::string> read_profile_change(const Message& m) {
   }
   if (const auto* a = m.find(attr::presence_visibility)) {
     auto v = read_u32(*a);
-    if (!v || (*v != presence_visibility::anyone && *v != presence_visibility::nobody))
-      return Unexpected(std::string("PRESENCE-VISIBILITY must be 0 (anyone) or 2 (nobody)"));
+    if (!v || *v > presence_visibility::nobody)
+      return Unexpected(std::string("PRESENCE-VISIBILITY must be 0 (anyone), 1 (contacts) or 2 (nobody)"));
     c.presence_visibility = *v;
+  }
+  if (const auto* a = m.find(attr::contacts)) {
+    if (a->value.size() > max_contacts * (max_user_id_size + 1))
+      return Unexpected(std::string("CONTACTS: too long"));
+    c.contacts = split_contacts(read_string(*a));
   }
   if (const auto* a = m.find(attr::addresses_shown)) {
     auto v = read_u32(*a);

@@ -21,8 +21,10 @@ struct ProfileChange {
   std::optional<bool> voicemail;  // the voicemail service: accept messages
   std::optional<uint32_t> presence_visibility;  // presence_visibility::anyone or ::nobody
   std::optional<bool> addresses_shown;          // lookups carry the reported (private) addresses
+  std::optional<std::vector<std::string>> contacts;  // the whole new list (may be empty)
   bool empty() const {
-    return !display_name && !phone && !category && !publish && !voicemail && !presence_visibility && !addresses_shown;
+    return !display_name && !phone && !category && !publish && !voicemail && !presence_visibility && !addresses_shown &&
+           !contacts;
   }
   friend bool operator==(const ProfileChange&, const ProfileChange&) = default;
 };
@@ -30,7 +32,8 @@ struct ProfileChange {
 // The keys profile_set understands, for help texts.
 inline constexpr std::string_view profile_keys_help =
     "name=TEXT phone=NUMBER category=TEXT (business category; empty = a person) publish=yes|no voicemail=yes|no "
-    "presence=anyone|nobody (who may look you up) addresses=yes|no (lookups show your private addresses)";
+    "presence=anyone|contacts|nobody (who may look you up and call you) contacts=ID,ID,... (your contact list; "
+    "empty = none) addresses=yes|no (lookups show your private addresses)";
 
 // "+81-6-1234-0000", "(06) 1234 0000": an optional leading '+', then digits
 // with spaces, '-', '.', '(' and ')' between them; 1..32 bytes, at least one digit.
@@ -50,6 +53,9 @@ Expected<ProfileChange, std::string> parse_profile_assignments(const std::vector
 std::optional<std::string> profile_change_error(const ProfileChange& change);
 
 void add_profile_change(MessageBuilder& builder, const ProfileChange& change);
+// "bob, carol,bob" -> {bob, carol}: trimmed, empty items and repeats dropped (not checked).
+std::vector<std::string> split_contacts(std::string_view list);
+std::string join_contacts(const std::vector<std::string>& ids);
 // The fields present in a profile_set request (not yet checked).
 Expected<ProfileChange, std::string> read_profile_change(const Message& message);
 

@@ -95,6 +95,7 @@ inline constexpr uint16_t category = 0xC057;          // UTF-8 business category
 inline constexpr uint16_t publish = 0xC058;           // u32: 1 listed in the directory, 0 not
 inline constexpr uint16_t presence_visibility = 0xC060;  // u32, see presence_visibility
 inline constexpr uint16_t addresses_shown = 0xC061;      // u32: 1 lookups carry the reported addresses, 0 not
+inline constexpr uint16_t contacts = 0xC062;             // UTF-8 user IDs separated by ',' (may be empty): the whole list
 }  // namespace attr
 
 namespace directory_kind {
@@ -128,7 +129,7 @@ inline constexpr uint32_t addresses_hidden = 1u << 4;  // the user shows no repo
 // Who may look a user up (profile key presence=; docs/security.md).
 namespace presence_visibility {
 inline constexpr uint32_t anyone = 0;  // every logged-in user (the default)
-// 1 is kept for "contacts", not offered yet: there is no contact list.
+inline constexpr uint32_t contacts = 1;  // the user and the IDs on the user's contact list
 inline constexpr uint32_t nobody = 2;  // the user alone; to others an unknown ID
 }  // namespace presence_visibility
 
@@ -188,6 +189,7 @@ bool valid_user_id(std::string_view id);
 inline constexpr size_t min_password_size = 8;
 inline constexpr size_t max_password_size = 256;
 inline constexpr size_t max_display_name_size = 128;
+inline constexpr size_t max_contacts = 32;  // IDs on one user's contact list
 inline constexpr size_t max_voicemail_chunk = 8192;  // VOICEMAIL-DATA per message
 
 }  // namespace tsunagu::proto

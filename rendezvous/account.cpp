@@ -1,5 +1,6 @@
 #include "rendezvous/account.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "proto/signalling.hpp"
@@ -10,7 +11,7 @@ namespace {
 constexpr std::byte record_version{1};
 
 enum class Tag : uint8_t {
-  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation, presence_visibility, addresses_shown, verified,
+  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation, presence_visibility, addresses_shown, verified, contact,
   login_time = 32, login_reported, login_observed,
 };
 
@@ -81,7 +82,13 @@ std::optional<proto::SocketAddress> read_address(ByteView value) {
 }  // namespace
 
 bool visible_to(const Account& account, std::string_view asker) {
-  return account.user_id == asker || account.presence_visibility != proto::presence_visibility::nobody;
+  switch (account.presence_visibility) {
+    case proto::presence_visibility::anyone: return true;
+    case proto::presence_visibility::contacts:
+      return account.user_id == asker ||
+             std::find(account.contacts.begin(), account.contacts.end(), asker) != account.contacts.end();
+    default: return account.user_id == asker;
+  }
 }
 
 Bytes encode_account(const Account& account) {
@@ -99,6 +106,7 @@ Bytes encode_account(const Account& account) {
   if (account.presence_visibility != 0) w.u64(Tag::presence_visibility, account.presence_visibility);
   if (account.addresses_shown) w.u64(Tag::addresses_shown, 1);
   if (account.verified) w.u64(Tag::verified, 1);
+  for (const auto& id : account.contacts) w.text(Tag::contact, id);
   return w.take();
 }
 
@@ -145,6 +153,10 @@ std::optional<Account> decode_account(ByteView bytes) {
         (tag == Tag::verified ? a.verified : a.addresses_shown) = v && *v != 0;
         return v.has_value();
       }
+      case Tag::contact:
+        if (a.contacts.size() >= proto::max_contacts) return false;
+        a.contacts.emplace_back(as_chars(value));
+        return true;
       default: return true;  // a field from a newer version: keep reading
     }
   });

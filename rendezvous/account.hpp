@@ -30,6 +30,7 @@ struct Account {
   // lookups carry the reported (private) addresses (docs/security.md).
   uint32_t presence_visibility = 0;
   bool addresses_shown = false;
+  std::vector<std::string> contacts;  // who sees the user with presence=contacts (at most proto::max_contacts)
   bool verified = false;  // an operator checked the directory row; only `user verify` sets it
 
   friend bool operator==(const Account&, const Account&) = default;
@@ -44,7 +45,7 @@ struct LoginRecord {
   friend bool operator==(const LoginRecord&, const LoginRecord&) = default;
 };
 
-inline constexpr size_t max_record_size = 4096;
+inline constexpr size_t max_record_size = 8192;  // an account with a full contact list fits
 
 // Whether `asker` (a logged-in user) may see the account in lookups, calls
 // and voicemail answers; to one who may not, it answers like an unknown ID.

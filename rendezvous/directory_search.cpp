@@ -123,6 +123,7 @@ void apply_profile_change(Account& account, const proto::ProfileChange& change) 
                                          : (account.services & ~proto::service_flag::voicemail);
   if (change.presence_visibility) account.presence_visibility = *change.presence_visibility;
   if (change.addresses_shown) account.addresses_shown = *change.addresses_shown;
+  if (change.contacts) account.contacts = *change.contacts;
 }
 
 uint32_t DirectoryScanLimiter::charge(const std::string& user, uint64_t now_ms) {

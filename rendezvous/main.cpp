@@ -13,6 +13,7 @@
 
 #include "base/log.hpp"
 #include "base/password_input.hpp"
+#include "proto/profile_change.hpp"
 #include "proto/signalling.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
@@ -244,7 +245,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> profile_words;
   auto* set_profile = user->add_subcommand(
       "profile", "Change a user's directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no "
-                 "presence=anyone|nobody addresses=yes|no");
+                 "presence=anyone|contacts|nobody contacts=ID,ID,... addresses=yes|no");
   set_profile->add_option("ID", user_id, "User ID")->required();
   set_profile->add_option("KEY=VALUE", profile_words, "Fields to change (category= empty: not a business)")->required();
 
@@ -464,7 +465,10 @@ int main(int argc, char** argv) {
               << "\npublished: " << (account.publish ? "yes" : "no")
               << "\nverified:  " << (account.verified ? "yes" : "no")
               << "\npresence:  "
-              << (account.presence_visibility == proto::presence_visibility::nobody ? "nobody" : "anyone logged in")
+              << (account.presence_visibility == proto::presence_visibility::nobody     ? "nobody"
+                  : account.presence_visibility == proto::presence_visibility::contacts ? "contacts"
+                                                                                          : "anyone logged in")
+              << "\ncontacts:  " << (account.contacts.empty() ? "-" : proto::join_contacts(account.contacts))
               << "\naddresses: " << (account.addresses_shown ? "shown" : "hidden") << "\n";
     return 0;
   }

@@ -142,8 +142,9 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
       return std::nullopt;
     }
     const PresenceRow* row = presence_.find(callee);
-    if (!account->has_value() || (row == nullptr && !visible_to(**account, *state.user))) {
-      reply_error(link, request, sig::error::unknown_user);  // a hidden user offline: as if unknown
+    if (!account->has_value() || !visible_to(**account, *state.user)) {
+      // Hidden from this caller: as if unknown, online or not (a ring would tell).
+      reply_error(link, request, sig::error::unknown_user);
       return std::nullopt;
     }
     if (row == nullptr) {

@@ -39,6 +39,7 @@ void add_profile(proto::MessageBuilder& b, const Account& a) {
   b.add_u32(sig::attr::services, a.services);
   b.add_u32(sig::attr::presence_visibility, a.presence_visibility);
   b.add_u32(sig::attr::addresses_shown, a.addresses_shown ? 1 : 0);
+  b.add_string(sig::attr::contacts, proto::join_contacts(a.contacts));
 }
 
 }  // namespace

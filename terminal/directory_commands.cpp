@@ -143,7 +143,7 @@ std::shared_ptr<DirectoryCommands> add_directory_commands(CLI::App& app) {
   c->show_args.add_to(c->profile_show, true);
   c->profile_set = c->profile->add_subcommand(
       "set", "Change your directory row: name=TEXT phone=NUMBER category=TEXT publish=yes|no voicemail=yes|no "
-             "presence=anyone|nobody addresses=yes|no");
+             "presence=anyone|contacts|nobody contacts=ID,ID,... addresses=yes|no");
   c->set_args.add_to(c->profile_set, true);
   c->profile_set->add_option("KEY=VALUE", c->words, "Fields to change (phone= or category= empty: remove)")->required();
 
@@ -271,14 +271,22 @@ void print_profile(const proto::Message& m, bool json) {
   };
   bool publish = number(proto::attr::publish) != 0;
   bool voicemail = (number(proto::attr::services) & proto::service_flag::voicemail) != 0;
-  bool hidden = number(proto::attr::presence_visibility) == proto::presence_visibility::nobody;
+  uint32_t visibility = number(proto::attr::presence_visibility);
+  std::string presence = visibility == proto::presence_visibility::nobody     ? "nobody"
+                         : visibility == proto::presence_visibility::contacts ? "contacts"
+                                                                              : "anyone";
+  auto contacts = proto::split_contacts(text(proto::attr::contacts));
   bool addresses = number(proto::attr::addresses_shown) != 0;
   if (json) {
     std::cout << "{\"user\": " << json_string(text(proto::attr::user_id)) << ", \"name\": "
               << json_string(text(proto::attr::display_name)) << ", \"phone\": " << json_string(text(proto::attr::phone))
               << ", \"category\": " << json_string(text(proto::attr::category))
               << ", \"publish\": " << (publish ? "true" : "false") << ", \"voicemail\": " << (voicemail ? "true" : "false")
-              << ", \"presence\": " << (hidden ? "\"nobody\"" : "\"anyone\"")
+              << ", \"presence\": " << json_string(presence) << ", \"contacts\": [" << [&] {
+                   std::string list;
+                   for (const auto& id : contacts) list += (list.empty() ? "" : ", ") + json_string(id);
+                   return list;
+                 }() << "]"
               << ", \"addresses\": " << (addresses ? "true" : "false") << "}" << std::endl;
     return;
   }
@@ -288,7 +296,11 @@ void print_profile(const proto::Message& m, bool json) {
             << "\ncategory:  " << or_dash(text(proto::attr::category))
             << "\npublish:   " << (publish ? "yes (listed in the directory)" : "no (not listed)")
             << "\nvoicemail: " << (voicemail ? "yes (callers may leave messages)" : "no")
-            << "\npresence:  " << (hidden ? "nobody (others get \"unknown user\")" : "anyone logged in")
+            << "\npresence:  "
+            << (presence == "nobody"     ? "nobody (others get \"unknown user\")"
+                : presence == "contacts" ? "contacts (others get \"unknown user\")"
+                                         : "anyone logged in")
+            << "\ncontacts:  " << (contacts.empty() ? "-" : proto::join_contacts(contacts))
             << "\naddresses: " << (addresses ? "yes (lookups show your private addresses)" : "no (hidden in lookups)")
             << std::endl;
 }

@@ -64,16 +64,39 @@ TEST_CASE("profile words: parsed, folded and checked") {
   CHECK(parse_profile_assignments({"phone="})->phone->empty());  // removes the number
 }
 
-TEST_CASE("profile words: presence=anyone|nobody and addresses=yes|no; contacts are refused clearly (issue 11)") {
+TEST_CASE("profile words: presence=anyone|contacts|nobody, contacts=ID,... and addresses=yes|no (issue 11)") {
   auto change = parse_profile_assignments({"presence=nobody", "addresses=yes"});
   REQUIRE(change.has_value());
   CHECK(change->presence_visibility == presence_visibility::nobody);
   CHECK(change->addresses_shown == true);
   CHECK(parse_profile_assignments({"presence=anyone"})->presence_visibility == presence_visibility::anyone);
-  auto contacts = parse_profile_assignments({"presence=contacts"});
-  REQUIRE_FALSE(contacts.has_value());
-  CHECK(contacts.error().find("not offered") != std::string::npos);
+  auto contacts = parse_profile_assignments({"presence=contacts", "contacts=bob, carol,,bob"});
+  REQUIRE(contacts.has_value());
+  CHECK(contacts->presence_visibility == presence_visibility::contacts);
+  CHECK(contacts->contacts == std::vector<std::string>{"bob", "carol"});
+  CHECK(parse_profile_assignments({"contacts="})->contacts == std::vector<std::string>{});  // clears the list
+  CHECK_FALSE(parse_profile_assignments({"presence=friends"}).has_value());
   CHECK_FALSE(parse_profile_assignments({"addresses=maybe"}).has_value());
+  auto bad = parse_profile_assignments({"contacts=bob,not an id"});
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().find("not an id") != std::string::npos);
+  std::string many;
+  for (size_t i = 0; i <= max_contacts; ++i) many += (i ? "," : "") + std::string("u") + std::to_string(i);
+  CHECK_FALSE(parse_profile_assignments({"contacts=" + many}).has_value());
+
+  // The list travels whole, an empty one too (it clears the stored list).
+  for (const auto& list : {std::vector<std::string>{"bob", "carol@acme"}, std::vector<std::string>{}}) {
+    ProfileChange sent;
+    sent.contacts = list;
+    MessageBuilder b(MessageClass::request, method::profile_set, TransactionId{});
+    add_profile_change(b, sent);
+    Bytes bytes = b.finish();
+    auto decoded = decode(bytes);
+    REQUIRE(decoded.has_value());
+    auto read = read_profile_change(decoded->message);
+    REQUIRE(read.has_value());
+    CHECK(read->contacts == list);
+  }
 }
 
 TEST_CASE("phone numbers: digits compared, punctuation allowed") {

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "../proto/test_bytes.hpp"
+#include "proto/signalling.hpp"
 #include "rendezvous/account.hpp"
 
 using namespace tsunagu;
@@ -27,6 +28,7 @@ Account full_account() {
   a.generation = 7;
   a.presence_visibility = 2;
   a.addresses_shown = true;
+  a.contacts = {"bob", "carol@acme"};
   return a;
 }
 
@@ -174,6 +176,22 @@ TEST_CASE("the last occurrence of a repeated field wins") {
   auto back = decode_account(hex("01 01 0003 616263 01 0005 616c696365"));
   REQUIRE(back.has_value());
   CHECK(back->user_id == "alice");
+}
+
+TEST_CASE("a full contact list of the longest IDs fits a record; one more contact than allowed does not decode") {
+  Account a = full_account();
+  a.contacts.clear();
+  for (size_t i = 0; i < proto::max_contacts; ++i) {
+    std::string id = std::to_string(i) + "-";
+    a.contacts.push_back(id + std::string(proto::max_user_id_size - id.size(), 'x'));
+  }
+  Bytes bytes = encode_account(a);
+  CHECK(bytes.size() <= max_record_size);
+  auto back = decode_account(bytes);
+  REQUIRE(back.has_value());
+  CHECK(back->contacts == a.contacts);
+  a.contacts.resize(proto::max_contacts + 1, "extra");
+  CHECK_FALSE(decode_account(encode_account(a)).has_value());
 }
 
 TEST_CASE("a login record survives encode and decode") {

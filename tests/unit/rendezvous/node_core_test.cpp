@@ -1638,8 +1638,8 @@ TEST_CASE("profile_set stores presence=nobody and addresses=yes, and profile_get
   CHECK(set.u32(sig::attr::presence_visibility) == sig::presence_visibility::nobody);
   CHECK(set.u32(sig::attr::addresses_shown) == 1u);
   node.send(1, request(sig::method::profile_set,
-                       [](proto::MessageBuilder& b) { b.add_u32(sig::attr::presence_visibility, 1); }));
-  CHECK(node.reply(1).code() == 400);  // "contacts" is not offered
+                       [](proto::MessageBuilder& b) { b.add_u32(sig::attr::presence_visibility, 3); }));
+  CHECK(node.reply(1).code() == 400);  // no such choice
   auto txn = node.store().begin_read();
   Account stored = node.store().find(*txn, "alice")->value();
   CHECK(stored.presence_visibility == sig::presence_visibility::nobody);
@@ -2287,4 +2287,39 @@ TEST_CASE("voicemail for EXT@domain is taken only when the agent's edge policy l
   CHECK(taken.u32(sig::attr::voicemail_upload).has_value());
   node.send(1, begin("4107@acme"));  // allowed and online
   CHECK(answer_with(0, "4107@acme").is_success());
+}
+
+TEST_CASE("presence=contacts: the user's contacts look the user up and call, anyone else gets unknown, online or not (issue 11)") {
+  Node node;
+  two_online(node);  // alice on 1, bob on 2
+  node.add_account("carol", "carol's password");
+  REQUIRE(node.login(3, carol_nat, "carol", "carol's password").is_success());
+  node.send(2, request(sig::method::profile_set, [](proto::MessageBuilder& b) {
+    b.add_u32(sig::attr::presence_visibility, sig::presence_visibility::contacts);
+    b.add_string(sig::attr::contacts, "alice");
+  }));
+  Reply set = node.reply(2);
+  REQUIRE(set.is_success());
+  CHECK(set.text(sig::attr::contacts) == "alice");
+
+  node.send(1, lookup_request("bob"));
+  CHECK(node.reply(1).is_success());
+  node.send(3, lookup_request("bob"));
+  Reply hidden = node.reply(3);
+  node.send(3, lookup_request("nosuchuser"));
+  Reply unknown = node.reply(3);
+  CHECK(hidden.code() == 404);
+  CHECK(hidden.reason() == unknown.reason());
+
+  // A call would tell carol that bob is online: she gets what an unknown ID gets.
+  node.send(3, call_request("bob"));
+  CHECK(node.reply(3).code() == sig::error::unknown_user);
+  CHECK(node.received(2).empty());
+  node.send(1, call_request("bob"));
+  CHECK(node.reply(1).is_success());
+  CHECK(node.reply(2).m.method == sig::method::ring);
+
+  auto txn = node.store().begin_read();
+  Account stored = node.store().find(*txn, "bob")->value();
+  CHECK(stored.contacts == std::vector<std::string>{"alice"});
 }
