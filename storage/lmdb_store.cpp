@@ -56,13 +56,37 @@ StoreError error_from_mdb(int rc, std::string_view during) {
   return StoreError{code, rc, std::move(detail)};
 }
 
+void FaultPlan::fail_commit(unsigned nth, int code) {
+  commits_until_failure_ = nth;
+  commit_code_ = code;
+}
+
+int FaultPlan::before_write() {
+  if (failing_writes_ == 0) return 0;
+  ++injected_;
+  return failing_writes_;
+}
+
+int FaultPlan::before_commit() {
+  if (failing_writes_ != 0) {
+    ++injected_;
+    return failing_writes_;
+  }
+  if (commits_until_failure_ == 0 || --commits_until_failure_ != 0) return 0;
+  ++injected_;
+  return commit_code_;
+}
+
 Transaction::Transaction(Transaction&& other) noexcept
-    : txn_(std::exchange(other.txn_, nullptr)), poisoned_(other.poisoned_) {}
+    : txn_(std::exchange(other.txn_, nullptr)),
+      faults_(std::exchange(other.faults_, nullptr)),
+      poisoned_(other.poisoned_) {}
 
 Transaction& Transaction::operator=(Transaction&& other) noexcept {
   if (this != &other) {
     abort();
     txn_ = std::exchange(other.txn_, nullptr);
+    faults_ = std::exchange(other.faults_, nullptr);
     poisoned_ = other.poisoned_;
   }
   return *this;
@@ -94,7 +118,8 @@ Expected<std::optional<ByteView>, StoreError> Transaction::get(DatabaseHandle db
 Expected<void, StoreError> Transaction::put(DatabaseHandle db, ByteView key, ByteView value) {
   if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
   MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_put(txn_, db, &k, &v, 0);
+  int rc = injected_write_fault();
+  if (rc == 0) rc = mdb_put(txn_, db, &k, &v, 0);
   if (rc != 0) return Unexpected(poison(rc, "mdb_put"));
   return {};
 }
@@ -102,7 +127,8 @@ Expected<void, StoreError> Transaction::put(DatabaseHandle db, ByteView key, Byt
 Expected<bool, StoreError> Transaction::insert(DatabaseHandle db, ByteView key, ByteView value) {
   if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
   MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_put(txn_, db, &k, &v, MDB_NOOVERWRITE);
+  int rc = injected_write_fault();
+  if (rc == 0) rc = mdb_put(txn_, db, &k, &v, MDB_NOOVERWRITE);
   if (rc == MDB_KEYEXIST) return false;
   if (rc != 0) return Unexpected(poison(rc, "mdb_put"));
   return true;
@@ -111,7 +137,8 @@ Expected<bool, StoreError> Transaction::insert(DatabaseHandle db, ByteView key, 
 Expected<bool, StoreError> Transaction::erase(DatabaseHandle db, ByteView key) {
   if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
   MDB_val k = to_val(key);
-  int rc = mdb_del(txn_, db, &k, nullptr);
+  int rc = injected_write_fault();
+  if (rc == 0) rc = mdb_del(txn_, db, &k, nullptr);
   if (rc == MDB_NOTFOUND) return false;
   if (rc != 0) return Unexpected(poison(rc, "mdb_del"));
   return true;
@@ -147,6 +174,10 @@ Expected<void, StoreError> Transaction::commit() {
   if (poisoned_) {
     abort();
     return Unexpected(poisoned_error());
+  }
+  if (int injected = faults_ != nullptr ? faults_->before_commit() : 0; injected != 0) {
+    abort();  // as a failed mdb_txn_commit: nothing written, the txn freed
+    return Unexpected(error_from_mdb(injected, "mdb_txn_commit"));
   }
   int rc = mdb_txn_commit(std::exchange(txn_, nullptr));  // frees the txn whatever rc is
   if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_commit"));
@@ -186,6 +217,10 @@ Expected<DatabaseHandle, StoreError> Environment::open_database(std::string_view
     mdb_txn_abort(txn);
     return Unexpected(error_from_mdb(rc, "mdb_dbi_open " + name_z));
   }
+  if (int injected = faults_.before_commit(); injected != 0) {
+    mdb_txn_abort(txn);
+    return Unexpected(error_from_mdb(injected, "mdb_txn_commit"));
+  }
   rc = mdb_txn_commit(txn);
   if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_commit"));
   return DatabaseHandle{dbi};
@@ -195,14 +230,14 @@ Expected<Transaction, StoreError> Environment::begin_read() {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin(read)"));
-  return Transaction(txn);
+  return Transaction(txn, nullptr);
 }
 
 Expected<Transaction, StoreError> Environment::begin_write() {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
   if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin(write)"));
-  return Transaction(txn);
+  return Transaction(txn, &faults_);
 }
 
 }  // namespace tsunagu::storage
