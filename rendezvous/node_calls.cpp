@@ -115,9 +115,9 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
     callee_link = *route.agent;
   } else {
     auto* txn = read_txn();
-    if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
     auto account = store_.find(*txn, callee);
-    if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (!account) return reply_storage_error(link, request, account.error());
     const PresenceRow* row = presence_.find(callee);
     if (!account->has_value() || (row == nullptr && !visible_to(**account, *state.user)))
       return reply_error(link, request, sig::error::unknown_user);  // a hidden user offline: as if unknown

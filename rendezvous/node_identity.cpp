@@ -73,10 +73,10 @@ void NodeCore::check_accounts(Now now) {
 
 bool NodeCore::refuse_removed_id(LinkId link, const proto::Message& request, const std::string& user_id, Now now) {
   auto* txn = read_txn();
-  Expected<std::optional<uint64_t>, storage::StoreError> removed = Unexpected(storage::StoreError{});
+  Expected<std::optional<uint64_t>, storage::StoreError> removed = Unexpected(txn_error_);
   if (txn != nullptr) removed = store_.removed_at(*txn, user_id);
   if (!removed) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, removed.error());
     return true;
   }
   uint64_t held_until = removed->value_or(0) + uint64_t{settings_.removed_id_quarantine_days} * 86400;
