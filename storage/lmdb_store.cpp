@@ -1,6 +1,7 @@
 #include "storage/lmdb_store.hpp"
 
 #include <lmdb.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <cstring>
@@ -79,14 +80,14 @@ int FaultPlan::before_commit() {
 
 Transaction::Transaction(Transaction&& other) noexcept
     : txn_(std::exchange(other.txn_, nullptr)),
-      faults_(std::exchange(other.faults_, nullptr)),
+      env_(std::exchange(other.env_, nullptr)),
       poisoned_(other.poisoned_) {}
 
 Transaction& Transaction::operator=(Transaction&& other) noexcept {
   if (this != &other) {
     abort();
     txn_ = std::exchange(other.txn_, nullptr);
-    faults_ = std::exchange(other.faults_, nullptr);
+    env_ = std::exchange(other.env_, nullptr);
     poisoned_ = other.poisoned_;
   }
   return *this;
@@ -103,6 +104,8 @@ StoreError Transaction::poison(int rc, std::string_view during) {
   poisoned_ = true;
   return error_from_mdb(rc, during);
 }
+
+int Transaction::injected_write_fault() const { return env_ != nullptr ? env_->faults_.before_write() : 0; }
 
 static StoreError poisoned_error() { return StoreError{StoreErrc::poisoned, 0, "transaction already failed"}; }
 
@@ -175,12 +178,12 @@ Expected<void, StoreError> Transaction::commit() {
     abort();
     return Unexpected(poisoned_error());
   }
-  if (int injected = faults_ != nullptr ? faults_->before_commit() : 0; injected != 0) {
+  if (int injected = env_ != nullptr ? env_->faults_.before_commit() : 0; injected != 0) {
     abort();  // as a failed mdb_txn_commit: nothing written, the txn freed
-    return Unexpected(error_from_mdb(injected, "mdb_txn_commit"));
+    return Unexpected(env_->commit_error(injected));
   }
   int rc = mdb_txn_commit(std::exchange(txn_, nullptr));  // frees the txn whatever rc is
-  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_commit"));
+  if (rc != 0) return Unexpected(env_ != nullptr ? env_->commit_error(rc) : error_from_mdb(rc, "mdb_txn_commit"));
   return {};
 }
 
@@ -201,7 +204,21 @@ Expected<std::unique_ptr<Environment>, StoreError> Environment::open(const std::
     std::string during = "opening database in " + dir;
     return fail(rc, during);
   }
-  return std::unique_ptr<Environment>(new Environment(env));
+  return std::unique_ptr<Environment>(new Environment(env, dir));
+}
+
+StoreError Environment::commit_error(int rc) {
+  StoreError error = error_from_mdb(rc, "mdb_txn_commit");
+  // LMDB reports a short write of its pages as EIO ("which error code?" in
+  // mdb_page_flush), and a disk that fills in mid-commit gives exactly that.
+  // When the file system holding the environment is full, that is the cause.
+  struct statvfs fs{};
+  constexpr uint64_t nearly_full = uint64_t{1} << 20;
+  if (rc == EIO && statvfs(dir_.c_str(), &fs) == 0 && uint64_t{fs.f_bavail} * fs.f_frsize < nearly_full) {
+    error.code = StoreErrc::disk_full;
+    error.detail += " (the file system holding " + dir_ + " is full)";
+  }
+  return error;
 }
 
 Environment::~Environment() { mdb_env_close(env_); }
@@ -219,10 +236,10 @@ Expected<DatabaseHandle, StoreError> Environment::open_database(std::string_view
   }
   if (int injected = faults_.before_commit(); injected != 0) {
     mdb_txn_abort(txn);
-    return Unexpected(error_from_mdb(injected, "mdb_txn_commit"));
+    return Unexpected(commit_error(injected));
   }
   rc = mdb_txn_commit(txn);
-  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_commit"));
+  if (rc != 0) return Unexpected(commit_error(rc));
   return DatabaseHandle{dbi};
 }
 
@@ -237,7 +254,7 @@ Expected<Transaction, StoreError> Environment::begin_write() {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
   if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin(write)"));
-  return Transaction(txn, &faults_);
+  return Transaction(txn, this);
 }
 
 }  // namespace tsunagu::storage

@@ -76,6 +76,8 @@ class FaultPlan {
   uint64_t injected_ = 0;
 };
 
+class Environment;
+
 class Transaction {
  public:
   Transaction() = default;
@@ -104,11 +106,11 @@ class Transaction {
 
  private:
   friend class Environment;
-  Transaction(MDB_txn* txn, FaultPlan* faults) : txn_(txn), faults_(faults) {}
+  Transaction(MDB_txn* txn, Environment* env) : txn_(txn), env_(env) {}
   StoreError poison(int rc, std::string_view during);
-  int injected_write_fault() const { return faults_ != nullptr ? faults_->before_write() : 0; }
+  int injected_write_fault() const;
   MDB_txn* txn_ = nullptr;
-  FaultPlan* faults_ = nullptr;  // write transactions only; owned by the Environment
+  Environment* env_ = nullptr;  // write transactions only
   bool poisoned_ = false;
 };
 
@@ -138,8 +140,12 @@ class Environment {
   FaultPlan& faults() { return faults_; }
 
  private:
-  explicit Environment(MDB_env* env) : env_(env) {}
+  friend class Transaction;
+  Environment(MDB_env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
+  // A failed commit's error; EIO becomes disk_full when the file system is full.
+  StoreError commit_error(int rc);
   MDB_env* env_;
+  std::string dir_;
   FaultPlan faults_;
 };
 
