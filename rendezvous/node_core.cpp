@@ -141,6 +141,11 @@ void NodeCore::record_storage_fault(StorageFault fault) {
   if (storage_faults_.size() < max_queued) storage_faults_.push_back(std::move(fault));
 }
 
+void NodeCore::note_storage_error(const storage::StoreError& error) {
+  ++counters_.storage_errors[static_cast<size_t>(error.code)];
+  record_storage_fault(StorageFault{error, 0, false, 0});
+}
+
 void NodeCore::reply_storage_error(LinkId link, uint16_t method, const proto::TransactionId& id,
                                    const storage::StoreError& error) {
   ++counters_.storage_errors[static_cast<size_t>(error.code)];

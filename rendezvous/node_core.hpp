@@ -376,6 +376,9 @@ class NodeCore {
   Bytes storage_error_message(uint16_t method, const proto::TransactionId& id, const storage::StoreError& error,
                               std::string_view not_done) const;
   void record_storage_fault(StorageFault fault);
+  // A storage failure no request is waiting on (a sweep, a background
+  // check): counted and logged all the same.
+  void note_storage_error(const storage::StoreError& error);
   proto::MessageBuilder success(const proto::Message& request);
   void presence_ended(const std::string& user, Now now);
   storage::Transaction* read_txn();

@@ -33,8 +33,10 @@ void log_storage_faults(std::vector<StorageFault> faults) {
     auto line = fault.commit ? log::error() : log::warn();
     if (fault.commit)
       line << "group commit failed, " << fault.replies_failed << " acknowledgement(s) answered as failures: ";
-    else
+    else if (fault.method != 0)
       line << "storage error answering request 0x" << std::hex << fault.method << std::dec << ": ";
+    else
+      line << "storage error in a background sweep or check: ";
     line << storage::to_string(fault.error.code) << " (" << fault.error.detail << ")";
     if (storage_log.suppressed() > 0) line << "; " << storage_log.suppressed() << " storage errors not logged so far";
   }

@@ -304,9 +304,10 @@ void NodeCore::expire_voicemail(Now now) {
   uint64_t retention = uint64_t{settings_.voicemail_retention_days} * 86400;
   if (now.unix_s <= retention) return;
   auto* txn = write_txn();
-  if (txn == nullptr) return;
-  if (auto expired = voicemail_->expire(*txn, now.unix_s - retention, max_expired_per_sweep); expired)
-    counters_.voicemails_deleted += *expired;
+  if (txn == nullptr) return note_storage_error(txn_error_);
+  auto expired = voicemail_->expire(*txn, now.unix_s - retention, max_expired_per_sweep);
+  if (!expired) return note_storage_error(expired.error());
+  counters_.voicemails_deleted += *expired;
 }
 
 }  // namespace tsunagu::rendezvous

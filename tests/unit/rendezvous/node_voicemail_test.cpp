@@ -579,3 +579,27 @@ TEST_CASE("NodeCore::open fails with the cause when its databases cannot be crea
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a failed voicemail retention sweep is counted and queued for the log, not silent") {
+  NodeSettings settings;
+  settings.voicemail_retention_days = 1;
+  Fixture f(settings);
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  REQUIRE(leave_message(f, 1, "bob", 100) == 0);
+  f.core->take_storage_faults();
+  f.now.unix_s += 3 * 86400;  // the message is past retention
+  f.now.mono_ms += 3 * 86400 * 1000ull;
+  faults(f).fail_writes(EIO);
+  f.core->tick(f.now);
+  f.core->commit_turn();
+  auto logged = f.core->take_storage_faults();
+  REQUIRE_FALSE(logged.empty());
+  CHECK(logged[0].method == 0);
+  CHECK_FALSE(logged[0].commit);
+  CHECK(logged[0].error.code == storage::StoreErrc::io_error);
+  CHECK(f.core->counters().storage_errors[static_cast<size_t>(storage::StoreErrc::io_error)] == 1);
+  faults(f).clear();
+  CHECK(listed_messages(f, "bob") == 1);  // still there: the sweep wrote nothing
+}
