@@ -133,12 +133,12 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
   } else {
     auto* txn = read_txn();
     if (txn == nullptr) {
-      reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+      reply_storage_error(link, request, txn_error_);
       return std::nullopt;
     }
     auto account = store_.find(*txn, callee);
     if (!account) {
-      reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+      reply_storage_error(link, request, account.error());
       return std::nullopt;
     }
     const PresenceRow* row = presence_.find(callee);

@@ -36,10 +36,23 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       limiter_(settings_.login_limits),
       scan_limiter_(settings_.directory_scan_burst, settings_.directory_scan_interval_ms),
       dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {
-  if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
-  if (auto voicemail = VoicemailStore::open(store_.environment())) voicemail_.emplace(std::move(*voicemail));
-  if (auto txn = store_.begin_read())
-    if (auto epoch = store_.epoch(*txn)) known_account_epoch_ = *epoch;
+  auto registry = AgentRegistry::open(store_.environment());
+  if (registry) registry_.emplace(std::move(*registry));
+  else open_error_ = registry.error();
+  auto voicemail = VoicemailStore::open(store_.environment());
+  if (voicemail) voicemail_.emplace(std::move(*voicemail));
+  else if (!open_error_) open_error_ = voicemail.error();
+  auto txn = store_.begin_read();
+  Expected<uint64_t, storage::StoreError> epoch = Unexpected(storage::StoreError{});
+  if (txn) epoch = store_.epoch(*txn);
+  if (epoch) known_account_epoch_ = *epoch;
+  else if (!open_error_) open_error_ = txn ? epoch.error() : txn.error();
+}
+
+Expected<std::unique_ptr<NodeCore>, storage::StoreError> NodeCore::open(AccountStore& store, NodeSettings settings) {
+  auto core = std::make_unique<NodeCore>(store, std::move(settings));
+  if (core->open_error_) return Unexpected(*core->open_error_);
+  return core;
 }
 
 void NodeCore::agent_link_ready(LinkId link, const std::string& agent_name, Now) {
@@ -108,11 +121,60 @@ void NodeCore::reply_error(LinkId link, const proto::Message& request, uint16_t 
   reply_error(link, request.method, request.transaction_id, code, reason);
 }
 
+Bytes NodeCore::storage_error_message(uint16_t method, const proto::TransactionId& id,
+                                      const storage::StoreError& error, std::string_view not_done) const {
+  // Full storage is the operator's to fix (space, map_size), not a glitch to
+  // retry at once: 507 tells the client so. The cause goes to the log only.
+  bool full = error.code == storage::StoreErrc::map_full || error.code == storage::StoreErrc::disk_full;
+  std::string reason = full ? "Insufficient Storage: the node's storage is full" : "Unavailable: storage error";
+  if (!not_done.empty()) reason.append("; ").append(not_done);
+  proto::MessageBuilder builder(proto::MessageClass::error, method, id);
+  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  builder.add_error(full ? sig::error::over_quota : sig::error::unavailable, reason);
+  return builder.finish();
+}
+
+void NodeCore::record_storage_fault(StorageFault fault) {
+  if (!turn_error_ && fault.error.code != storage::StoreErrc::poisoned) turn_error_ = fault.error;
+  // Bounded: the daemon takes them every turn; a core nobody drains must not grow.
+  constexpr size_t max_queued = 64;
+  if (storage_faults_.size() < max_queued) storage_faults_.push_back(std::move(fault));
+}
+
+void NodeCore::note_storage_error(const storage::StoreError& error) {
+  ++counters_.storage_errors[static_cast<size_t>(error.code)];
+  record_storage_fault(StorageFault{error, 0, false, 0});
+}
+
+void NodeCore::reply_storage_error(LinkId link, uint16_t method, const proto::TransactionId& id,
+                                   const storage::StoreError& error) {
+  ++counters_.storage_errors[static_cast<size_t>(error.code)];
+  record_storage_fault(StorageFault{error, method, false, 0});
+  send(link, storage_error_message(method, id, error, {}));
+}
+
+void NodeCore::reply_storage_error(LinkId link, const proto::Message& request, const storage::StoreError& error) {
+  reply_storage_error(link, request.method, request.transaction_id, error);
+}
+
+void NodeCore::reply_after_commit(LinkId link, uint16_t method, const proto::TransactionId& id, Bytes on_commit,
+                                  std::string_view not_done) {
+  after_commit_.push_back(PendingReply{link, std::move(on_commit), method, id, std::string(not_done)});
+}
+
+void NodeCore::reply_after_commit(LinkId link, const proto::Message& request, Bytes on_commit,
+                                  std::string_view not_done) {
+  reply_after_commit(link, request.method, request.transaction_id, std::move(on_commit), not_done);
+}
+
 storage::Transaction* NodeCore::read_txn() {
   if (write_txn_) return &*write_txn_;
   if (!read_txn_) {
     auto txn = store_.begin_read();
-    if (!txn) return nullptr;
+    if (!txn) {
+      txn_error_ = txn.error();
+      return nullptr;
+    }
     read_txn_.emplace(std::move(*txn));
   }
   return &*read_txn_;
@@ -122,7 +184,10 @@ storage::Transaction* NodeCore::write_txn() {
   if (!write_txn_) {
     read_txn_.reset();
     auto txn = store_.begin_write();
-    if (!txn) return nullptr;
+    if (!txn) {
+      txn_error_ = txn.error();
+      return nullptr;
+    }
     write_txn_.emplace(std::move(*txn));
   }
   return &*write_txn_;
@@ -267,12 +332,12 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
   }
   auto* txn = read_txn();
   if (txn == nullptr) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, txn_error_);
     return;
   }
   auto existing = store_.find(*txn, user_id);
   if (!existing) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, existing.error());
     return;
   }
   if (existing->has_value()) {
@@ -330,12 +395,12 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
   }
   auto* txn = read_txn();
   if (txn == nullptr) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, txn_error_);
     return;
   }
   auto account = store_.find(*txn, user_id);
   if (!account) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, account.error());
     return;
   }
   pending.account_exists = account->has_value();
@@ -370,11 +435,10 @@ void NodeCore::finish_register(const PendingAuth& pending, const std::string& ha
   account.password_hash = hash;
   account.display_name = pending.display_name;
   account.created_at = now.unix_s;
-  Expected<bool, storage::StoreError> created = Unexpected(storage::StoreError{});
+  Expected<bool, storage::StoreError> created = Unexpected(txn_error_);
   if (txn != nullptr) created = store_.create(*txn, account);
   if (!created) {
-    reply_error(pending.link, sig::method::register_user, pending.transaction, sig::error::unavailable,
-                "Unavailable: storage error");
+    reply_storage_error(pending.link, sig::method::register_user, pending.transaction, created.error());
     return;
   }
   if (!*created) {
@@ -385,10 +449,8 @@ void NodeCore::finish_register(const PendingAuth& pending, const std::string& ha
   proto::MessageBuilder ok(proto::MessageClass::success, sig::method::register_user, pending.transaction);
   ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ok.add_string(sig::attr::user_id, pending.user_id);
-  proto::MessageBuilder failed(proto::MessageClass::error, sig::method::register_user, pending.transaction);
-  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  failed.add_error(sig::error::unavailable, "Unavailable: storage error");
-  after_commit_.push_back(PendingReply{pending.link, ok.finish(), failed.finish()});
+  reply_after_commit(pending.link, sig::method::register_user, pending.transaction, ok.finish(),
+                     "the account was not created");
 }
 
 void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) {
@@ -423,9 +485,6 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ok.add_xor_address(proto::attr::xor_mapped_address, state.observed);
   ok.add_u32(sig::attr::keepalive_interval, settings_.keepalive_interval_s);
-  proto::MessageBuilder failed(proto::MessageClass::error, sig::method::login, pending.transaction);
-  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  failed.add_error(sig::error::unavailable, "Unavailable: storage error");
 
   if (pending.role == sig::link_role::presence) {
     if (auto displaced = presence_.login(pending.user_id, pending.link, pending.reported, state.observed, now.mono_ms)) {
@@ -437,11 +496,13 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
     // The login is remembered durably (last seen, last addresses) before it is acknowledged.
     auto* txn = write_txn();
     LoginRecord record{now.unix_s, pending.reported, state.observed};
-    if (txn == nullptr || !store_.record_login(*txn, pending.user_id, record)) {
-      send(pending.link, failed.finish());
+    Expected<void, storage::StoreError> recorded = Unexpected(txn_error_);
+    if (txn != nullptr) recorded = store_.record_login(*txn, pending.user_id, record);
+    if (!recorded) {
+      reply_storage_error(pending.link, sig::method::login, pending.transaction, recorded.error());
       return;
     }
-    after_commit_.push_back(PendingReply{pending.link, ok.finish(), failed.finish()});
+    reply_after_commit(pending.link, sig::method::login, pending.transaction, ok.finish());
   } else {
     send(pending.link, ok.finish());
   }
@@ -499,12 +560,12 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   if (route_lookup(link, state, request, user_id, now)) return;
   auto* txn = read_txn();
   if (txn == nullptr) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, txn_error_);
     return;
   }
   auto account = store_.find(*txn, user_id);
   if (!account) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, account.error());
     return;
   }
   if (!account->has_value() || !visible_to(**account, *state.user)) {
@@ -609,12 +670,12 @@ std::optional<uint64_t> NodeCore::next_deadline() const {
 void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Message& request) {
   const std::string& name = *state.agent_name;
   if (!registry_) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, *open_error_);
     return;
   }
   auto* txn = read_txn();
   if (txn == nullptr) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, txn_error_);
     return;
   }
   std::vector<std::string> domains, prefixes;
@@ -626,7 +687,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
   }
   for (const auto& d : domains) {
     auto owner = registry_->domain_owner(*txn, d);
-    if (!owner) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (!owner) return reply_storage_error(link, request, owner.error());
     if (!owner->has_value() || **owner != name)
       return reply_error(link, request, sig::error::forbidden,
                          "Forbidden: domain " + d + " is not enrolled for agent " + name);
@@ -636,7 +697,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
   }
   for (const auto& p : prefixes) {
     auto owner = registry_->prefix_owner(*txn, p);
-    if (!owner) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (!owner) return reply_storage_error(link, request, owner.error());
     if (!owner->has_value() || **owner != name)
       return reply_error(link, request, sig::error::forbidden,
                          "Forbidden: number prefix " + p + " is not enrolled for agent " + name);
@@ -773,6 +834,7 @@ void NodeCore::drop_agent_routes(LinkId link, Now) {
 void NodeCore::commit_turn() {
   read_txn_.reset();
   if (!write_txn_) {
+    turn_error_.reset();
     for (auto& reply : after_commit_) send(reply.link, std::move(reply.on_commit));
     after_commit_.clear();
     return;
@@ -780,8 +842,22 @@ void NodeCore::commit_turn() {
   auto committed = write_txn_->commit();
   write_txn_.reset();
   ++counters_.commits;
-  if (!committed) ++counters_.commit_failures;
-  for (auto& reply : after_commit_) send(reply.link, std::move(committed ? reply.on_commit : reply.on_failure));
+  std::optional<storage::StoreError> cause = turn_error_;
+  turn_error_.reset();
+  if (committed) {
+    for (auto& reply : after_commit_) send(reply.link, std::move(reply.on_commit));
+    after_commit_.clear();
+    return;
+  }
+  // A poisoned transaction fails its commit with `poisoned`: the failure
+  // that poisoned it is the cause worth answering and logging.
+  storage::StoreError error = committed.error();
+  if (error.code == storage::StoreErrc::poisoned && cause) error = *cause;
+  ++counters_.commit_failures;
+  ++counters_.commit_failures_by_kind[static_cast<size_t>(error.code)];
+  record_storage_fault(StorageFault{error, 0, true, after_commit_.size()});
+  for (auto& reply : after_commit_)
+    send(reply.link, storage_error_message(reply.method, reply.transaction, error, reply.not_done));
   after_commit_.clear();
 }
 

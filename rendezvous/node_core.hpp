@@ -136,6 +136,20 @@ struct NodeCounters {
   uint64_t uploads_refused_per_sender = 0;  // too many uploads in progress for one sender (429)
   uint64_t uploads_dropped = 0;             // idle or too slow uploads dropped
   uint64_t early_candidates_dropped = 0;    // call candidates over the before-accept limits
+  // Storage failures by kind (index: storage::StoreErrc): requests answered
+  // 503 or 507 because a read or write failed, and failed group commits.
+  std::array<uint64_t, storage::store_errc_count> storage_errors{};
+  std::array<uint64_t, storage::store_errc_count> commit_failures_by_kind{};
+};
+
+// One storage failure, for the daemon to log (rate-limited): the core does
+// not log. `method` is the request it answered (0 for a group commit, which
+// failed `replies_failed` acknowledgements).
+struct StorageFault {
+  storage::StoreError error;
+  uint16_t method = 0;
+  bool commit = false;
+  size_t replies_failed = 0;
 };
 
 // coturn's TURN REST-API credentials: username "<expiry>:<user>", password
@@ -148,7 +162,13 @@ TurnCredentials mint_turn_credentials(std::string_view secret, std::string_view 
 
 class NodeCore {
  public:
+  // Opens the node's other databases in the store's environment; a failure
+  // (map full, unreadable environment) is the daemon's reason not to start.
+  static Expected<std::unique_ptr<NodeCore>, storage::StoreError> open(AccountStore& store, NodeSettings settings);
+  // As open(), for tests: a failure to open is kept (open_error()) and the
+  // requests that need the missing database are answered 503.
   NodeCore(AccountStore& store, NodeSettings settings);
+  const std::optional<storage::StoreError>& open_error() const { return open_error_; }
 
   void link_opened(LinkId link, const proto::SocketAddress& observed, Now now);
   // A link on the agent listener finished TLS with a client certificate from
@@ -164,6 +184,7 @@ class NodeCore {
 
   std::vector<NodeAction> take_actions() { return std::move(actions_); }
   std::vector<PasswordJob> take_password_jobs() { return std::move(password_jobs_); }
+  std::vector<StorageFault> take_storage_faults() { return std::move(storage_faults_); }
   bool has_work() const { return !actions_.empty() || !password_jobs_.empty() || !after_commit_.empty(); }
   std::optional<uint64_t> next_deadline() const;
 
@@ -227,7 +248,11 @@ class NodeCore {
   struct PendingReply {
     LinkId link = 0;
     Bytes on_commit;
-    Bytes on_failure;
+    // On a failed commit: an error answer to (method, transaction), 503 or
+    // 507 by the failure's kind, its reason ending in `not_done`.
+    uint16_t method = 0;
+    proto::TransactionId transaction;
+    std::string not_done;
   };
 
   struct Credentials {
@@ -361,6 +386,22 @@ class NodeCore {
   void reply_error(LinkId link, const proto::Message& request, uint16_t code, std::string_view reason = {});
   void reply_error(LinkId link, uint16_t method, const proto::TransactionId& id, uint16_t code,
                    std::string_view reason = {});
+  // The one answer to a storage failure: 507 when storage is full (map or
+  // disk), else 503; counted by kind and queued for the daemon's log.
+  void reply_storage_error(LinkId link, const proto::Message& request, const storage::StoreError& error);
+  void reply_storage_error(LinkId link, uint16_t method, const proto::TransactionId& id,
+                           const storage::StoreError& error);
+  // `on_commit` once this turn's write transaction is durable; a storage
+  // error answer (saying `not_done`) if the commit fails.
+  void reply_after_commit(LinkId link, const proto::Message& request, Bytes on_commit, std::string_view not_done = {});
+  void reply_after_commit(LinkId link, uint16_t method, const proto::TransactionId& id, Bytes on_commit,
+                          std::string_view not_done = {});
+  Bytes storage_error_message(uint16_t method, const proto::TransactionId& id, const storage::StoreError& error,
+                              std::string_view not_done) const;
+  void record_storage_fault(StorageFault fault);
+  // A storage failure no request is waiting on (a sweep, a background
+  // check): counted and logged all the same.
+  void note_storage_error(const storage::StoreError& error);
   proto::MessageBuilder success(const proto::Message& request);
   void presence_ended(const std::string& user, Now now);
   storage::Transaction* read_txn();
@@ -425,6 +466,13 @@ class NodeCore {
   std::vector<PendingReply> after_commit_;
   std::optional<storage::Transaction> write_txn_;
   std::optional<storage::Transaction> read_txn_;
+  // Why read_txn()/write_txn() last returned nullptr.
+  storage::StoreError txn_error_;
+  // The first storage failure of this turn: a poisoned write transaction's
+  // commit fails with `poisoned`, and this says why.
+  std::optional<storage::StoreError> turn_error_;
+  std::optional<storage::StoreError> open_error_;
+  std::vector<StorageFault> storage_faults_;
   NodeCounters counters_;
 };
 

@@ -23,6 +23,24 @@ struct PasswordWork {
 };
 
 log::RateLimit bad_input_log(20, std::chrono::seconds(10));
+// Storage failures repeat as fast as requests arrive while a disk is full:
+// enough lines to see the cause, a count of the rest.
+log::RateLimit storage_log(10, std::chrono::seconds(60));
+
+void log_storage_faults(std::vector<StorageFault> faults) {
+  for (const auto& fault : faults) {
+    if (!storage_log.allow()) continue;
+    auto line = fault.commit ? log::error() : log::warn();
+    if (fault.commit)
+      line << "group commit failed, " << fault.replies_failed << " acknowledgement(s) answered as failures: ";
+    else if (fault.method != 0)
+      line << "storage error answering request 0x" << std::hex << fault.method << std::dec << ": ";
+    else
+      line << "storage error in a background sweep or check: ";
+    line << storage::to_string(fault.error.code) << " (" << fault.error.detail << ")";
+    if (storage_log.suppressed() > 0) line << "; " << storage_log.suppressed() << " storage errors not logged so far";
+  }
+}
 // Refused links (node full) held open for their notice, at most: the
 // descriptors start() keeps in reserve below the limit.
 constexpr size_t kRefusalMargin = 32;
@@ -42,8 +60,12 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   daemon->loop_ = loop;
   daemon->config_ = config;
 
+  auto storage_failure = [&](const storage::StoreError& error) {
+    return Unexpected("cannot open the node's database in " + config.database_directory + ": " +
+                      std::string(storage::to_string(error.code)) + " (" + error.detail + ")");
+  };
   auto store = AccountStore::open(config.database_directory, config.map_size);
-  if (!store) return Unexpected("storage: " + store.error().detail);
+  if (!store) return storage_failure(store.error());
   daemon->store_ = std::move(*store);
   NodeSettings settings = config.settings;
   // Links stay below the descriptor limit, so the node refuses one with a
@@ -59,7 +81,9 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
     }
   }
   daemon->max_links_ = settings.max_links;
-  daemon->core_ = std::make_unique<NodeCore>(*daemon->store_, settings);
+  auto core = NodeCore::open(*daemon->store_, settings);
+  if (!core) return storage_failure(core.error());
+  daemon->core_ = std::move(*core);
 
   security::TlsContext::ServerOptions tls_options;
   tls_options.certificate_chain_file = config.certificate_file;
@@ -131,6 +155,7 @@ void NodeDaemon::shutdown() {
   stopping_ = true;
   if (core_) {
     core_->commit_turn();  // acknowledged or not, nothing half-written stays open
+    log_storage_faults(core_->take_storage_faults());
     core_->announce_shutdown();
     for (auto& action : core_->take_actions()) {
       auto it = links_.find(action.link);
@@ -234,6 +259,7 @@ void NodeDaemon::on_check(uv_check_t* check) { static_cast<NodeDaemon*>(check->d
 void NodeDaemon::drain() {
   if (stopping_) return;
   core_->commit_turn();
+  log_storage_faults(core_->take_storage_faults());
   run_password_jobs();
   for (auto& action : core_->take_actions()) {
     auto it = links_.find(action.link);

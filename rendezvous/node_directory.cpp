@@ -77,11 +77,11 @@ void NodeCore::handle_directory_search(LinkId link, LinkState& state, const prot
   auto query = make_directory_query(kind, proto::read_string(*text), after, limit);
   if (!query) return reply_error(link, request, sig::error::bad_request, "Bad Request: " + query.error());
   auto* txn = read_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   ++counters_.directory_searches;
   DirectoryPager pager(std::move(*query));
   auto scanned = scan_accounts(store_, *txn, pager.after(), [&](const Account& a) { return pager.offer(a); });
-  if (!scanned) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!scanned) return reply_storage_error(link, request, scanned.error());
   DirectoryPage page = pager.take();
   auto ok = success(request);
   // 50 entries of the largest size would pass the 16 KiB message limit: a
@@ -107,13 +107,13 @@ void NodeCore::handle_directory_categories(LinkId link, LinkState& state, const 
   if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   if (refuse_directory_scan(link, request, *state.user, now)) return;
   auto* txn = read_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   CategoryTally tally;
   auto scanned = scan_accounts(store_, *txn, "", [&](const Account& a) {
     tally.offer(a);
     return true;
   });
-  if (!scanned) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!scanned) return reply_storage_error(link, request, scanned.error());
   auto ok = success(request);
   for (const auto& category : tally.take()) {
     Bytes record = proto::encode_category_count(category);
@@ -138,9 +138,9 @@ void NodeCore::handle_profile(LinkId link, LinkState& state, const proto::Messag
   // A change reads and writes inside this turn's write transaction, so two
   // changes in one turn see each other.
   auto* txn = set ? write_txn() : read_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   auto found = store_.find(*txn, user);
-  if (!found) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!found) return reply_storage_error(link, request, found.error());
   if (!found->has_value()) return reply_error(link, request, sig::error::unknown_user, "Unknown User: your account is gone");
   Account account = **found;
   auto ok = success(request);
@@ -149,13 +149,10 @@ void NodeCore::handle_profile(LinkId link, LinkState& state, const proto::Messag
     return send(link, ok.finish());
   }
   apply_profile_change(account, change);
-  if (!store_.update(*txn, account)) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (auto updated = store_.update(*txn, account); !updated) return reply_storage_error(link, request, updated.error());
   add_profile(ok, account);
-  auto failed = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
-  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  failed.add_error(sig::error::unavailable, "Unavailable: storage error");
   // Acknowledged only once the change is durable.
-  after_commit_.push_back(PendingReply{link, ok.finish(), failed.finish()});
+  reply_after_commit(link, request, ok.finish(), "the profile was not changed");
 }
 
 }  // namespace tsunagu::rendezvous

@@ -53,9 +53,16 @@ bool NodeCore::session_still_valid(LinkId link, LinkState& state, const proto::M
 
 bool NodeCore::account_holds(const LinkState& state) {
   auto* txn = read_txn();
-  if (txn == nullptr) return true;  // a storage failure ends no logins; the next check will tell
+  // A storage failure ends no logins (noted; the next check will tell).
+  if (txn == nullptr) {
+    note_storage_error(txn_error_);
+    return true;
+  }
   auto account = store_.find(*txn, *state.user);
-  if (!account) return true;
+  if (!account) {
+    note_storage_error(account.error());
+    return true;
+  }
   return account->has_value() && (*account)->generation == state.account_generation;
 }
 
@@ -63,9 +70,10 @@ void NodeCore::check_accounts(Now now) {
   if (settings_.account_check_interval_ms == 0 || now.mono_ms < next_account_check_ms_) return;
   next_account_check_ms_ = now.mono_ms + settings_.account_check_interval_ms;
   auto* txn = read_txn();
-  if (txn == nullptr) return;
+  if (txn == nullptr) return note_storage_error(txn_error_);
   auto epoch = store_.epoch(*txn);
-  if (!epoch || *epoch == known_account_epoch_) return;
+  if (!epoch) return note_storage_error(epoch.error());
+  if (*epoch == known_account_epoch_) return;
   known_account_epoch_ = *epoch;
   for (auto& [link, state] : links_)
     if (state.user && !account_holds(state)) end_session(link, state, account_ended_reason, now);
@@ -73,10 +81,10 @@ void NodeCore::check_accounts(Now now) {
 
 bool NodeCore::refuse_removed_id(LinkId link, const proto::Message& request, const std::string& user_id, Now now) {
   auto* txn = read_txn();
-  Expected<std::optional<uint64_t>, storage::StoreError> removed = Unexpected(storage::StoreError{});
+  Expected<std::optional<uint64_t>, storage::StoreError> removed = Unexpected(txn_error_);
   if (txn != nullptr) removed = store_.removed_at(*txn, user_id);
   if (!removed) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, removed.error());
     return true;
   }
   uint64_t held_until = removed->value_or(0) + uint64_t{settings_.removed_id_quarantine_days} * 86400;

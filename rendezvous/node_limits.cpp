@@ -157,14 +157,14 @@ bool NodeCore::voicemail_store_full(LinkId link, const proto::Message& request, 
                                     uint64_t size) {
   auto* txn = read_txn();
   if (txn == nullptr) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, txn_error_);
     return true;
   }
   auto at = callee.find('@');
   std::string domain = at == std::string::npos ? std::string() : callee.substr(at + 1);
   auto totals = voicemail_->totals(*txn, domain);
   if (!totals) {
-    reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    reply_storage_error(link, request, totals.error());
     return true;
   }
   // Uploads in progress count too: they are promised room.

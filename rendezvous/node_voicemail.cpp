@@ -44,7 +44,7 @@ uint32_t NodeCore::voicemail_waiting_flag(const std::string& user) {
 
 void NodeCore::handle_voicemail(LinkId link, LinkState& state, const proto::Message& request, Now now) {
   if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
-  if (!voicemail_) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!voicemail_) return reply_storage_error(link, request, *open_error_);
   const std::string user = *state.user;
   switch (request.method) {
     case sig::method::voicemail_begin: return voicemail_begin(link, user, request, now);
@@ -57,7 +57,7 @@ void NodeCore::handle_voicemail(LinkId link, LinkState& state, const proto::Mess
 }
 
 void NodeCore::handle_agent_voicemail(LinkId link, const proto::Message& request, Now now) {
-  if (!voicemail_) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!voicemail_) return reply_storage_error(link, request, *open_error_);
   const auto* target = request.find(sig::attr::user_id);
   if (target == nullptr) return reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID is required");
   std::string owner(proto::read_string(*target));
@@ -103,10 +103,10 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
   if (upload_bytes_ + *size > settings_.voicemail_pending_bytes)
     return reply_error(link, request, sig::error::unavailable, "Unavailable: too many messages being uploaded; retry later");
   auto* txn = read_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   if (!route.routed) {
     auto account = store_.find(*txn, callee);
-    if (!account) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+    if (!account) return reply_storage_error(link, request, account.error());
     bool takes_voicemail = account->has_value() && ((*account)->services & sig::service_flag::voicemail) != 0;
     if (!account->has_value() || (!takes_voicemail && !visible_to(**account, caller)))
       return reply_error(link, request, sig::error::unknown_user);  // a hidden user: as if unknown
@@ -125,7 +125,7 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
     return ask_edge_policy(link, request, *route.agent, caller, callee, now);
   }
   auto usage = voicemail_->usage(*txn, callee);
-  if (!usage) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!usage) return reply_storage_error(link, request, usage.error());
   if (usage->messages + pending_messages >= settings_.voicemail_max_messages)
     return reply_error(link, request, sig::error::over_quota,
                        "Over Quota: " + callee + "'s mailbox is full (" + std::to_string(usage->messages) +
@@ -237,27 +237,24 @@ void NodeCore::voicemail_finish(LinkId link, const proto::Message& request, Now 
                        "Bad Request: incomplete message (" + std::to_string(upload.data.size()) + " of " +
                            std::to_string(upload.size) + " bytes)");
   auto* txn = write_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   // The quota again, inside the write: other messages may have landed since begin.
   auto usage = voicemail_->usage(*txn, upload.callee);
-  if (!usage) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!usage) return reply_storage_error(link, request, usage.error());
   if (usage->messages >= settings_.voicemail_max_messages ||
       usage->bytes + upload.size > settings_.voicemail_quota_bytes)
     return reply_error(link, request, sig::error::over_quota,
                        "Over Quota: " + upload.callee + "'s mailbox filled up during the upload");
   if (voicemail_store_full(link, request, upload.callee, upload.size)) return;
   auto stored = voicemail_->add(*txn, upload.callee, upload.caller, now.unix_s, upload.data);
-  if (!stored) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!stored) return reply_storage_error(link, request, stored.error());
   ++counters_.voicemails_stored;
   charge_voicemail_sender(upload.caller, upload.size, now);
   auto ok = success(request);
   ok.add_u64(sig::attr::voicemail_id, *stored);
   ok.add_string(sig::attr::user_id, upload.callee);
-  auto failed = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
-  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  failed.add_error(sig::error::unavailable, "Unavailable: storage error; the message was not stored");
   // Acknowledged only once durable: a kill -9 after this reply loses nothing.
-  after_commit_.push_back(PendingReply{link, ok.finish(), failed.finish()});
+  reply_after_commit(link, request, ok.finish(), "the message was not stored");
 }
 
 void NodeCore::voicemail_list(LinkId link, const std::string& owner, const proto::Message& request, Now now) {
@@ -268,9 +265,9 @@ void NodeCore::voicemail_list(LinkId link, const std::string& owner, const proto
     after = *v;
   }
   auto* txn = read_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   auto entries = voicemail_->list(*txn, owner, after, max_list_entries + 1);
-  if (!entries) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!entries) return reply_storage_error(link, request, entries.error());
   uint64_t oldest = now.unix_s - std::min<uint64_t>(now.unix_s, uint64_t{settings_.voicemail_retention_days} * 86400);
   auto ok = success(request);
   size_t listed = 0;
@@ -296,15 +293,16 @@ void NodeCore::voicemail_fetch(LinkId link, const std::string& owner, const prot
     offset = *v;
   }
   auto* txn = read_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   auto entry = voicemail_->find(*txn, owner, *id_value);
-  if (!entry) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!entry) return reply_storage_error(link, request, entry.error());
   if (!entry->has_value())
     return reply_error(link, request, sig::error::not_found, "Not Found: no message " + std::to_string(*id_value));
   if (offset > (*entry)->size)
     return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-OFFSET past the end");
   auto bytes = voicemail_->read(*txn, owner, *id_value, offset, sig::max_voicemail_chunk);
-  if (!bytes || !bytes->has_value()) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!bytes) return reply_storage_error(link, request, bytes.error());
+  if (!bytes->has_value()) return reply_storage_error(link, request, {storage::StoreErrc::corrupted, 0, "voicemail data missing"});
   auto ok = success(request);
   ok.add_u64(sig::attr::voicemail_id, *id_value);
   ok.add_u64(sig::attr::voicemail_size, (*entry)->size);
@@ -320,18 +318,15 @@ void NodeCore::voicemail_delete(LinkId link, const std::string& owner, const pro
   auto id_value = id ? proto::read_u64(*id) : std::nullopt;
   if (!id_value) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-ID is required");
   auto* txn = write_txn();
-  if (txn == nullptr) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   auto removed = voicemail_->remove(*txn, owner, *id_value);
-  if (!removed) return reply_error(link, request, sig::error::unavailable, "Unavailable: storage error");
+  if (!removed) return reply_storage_error(link, request, removed.error());
   if (!*removed)
     return reply_error(link, request, sig::error::not_found, "Not Found: no message " + std::to_string(*id_value));
   ++counters_.voicemails_deleted;
   auto ok = success(request);
   ok.add_u64(sig::attr::voicemail_id, *id_value);
-  auto failed = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
-  failed.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  failed.add_error(sig::error::unavailable, "Unavailable: storage error; the message was not deleted");
-  after_commit_.push_back(PendingReply{link, ok.finish(), failed.finish()});
+  reply_after_commit(link, request, ok.finish(), "the message was not deleted");
 }
 
 void NodeCore::voicemail_link_closed(LinkId link) {
@@ -356,9 +351,10 @@ void NodeCore::expire_voicemail(Now now) {
   uint64_t retention = uint64_t{settings_.voicemail_retention_days} * 86400;
   if (now.unix_s <= retention) return;
   auto* txn = write_txn();
-  if (txn == nullptr) return;
-  if (auto expired = voicemail_->expire(*txn, now.unix_s - retention, max_expired_per_sweep); expired)
-    counters_.voicemails_deleted += *expired;
+  if (txn == nullptr) return note_storage_error(txn_error_);
+  auto expired = voicemail_->expire(*txn, now.unix_s - retention, max_expired_per_sweep);
+  if (!expired) return note_storage_error(expired.error());
+  counters_.voicemails_deleted += *expired;
 }
 
 }  // namespace tsunagu::rendezvous

@@ -1,6 +1,7 @@
 #include "storage/lmdb_store.hpp"
 
 #include <lmdb.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <cstring>
@@ -56,13 +57,37 @@ StoreError error_from_mdb(int rc, std::string_view during) {
   return StoreError{code, rc, std::move(detail)};
 }
 
+void FaultPlan::fail_commit(unsigned nth, int code) {
+  commits_until_failure_ = nth;
+  commit_code_ = code;
+}
+
+int FaultPlan::before_write() {
+  if (failing_writes_ == 0) return 0;
+  ++injected_;
+  return failing_writes_;
+}
+
+int FaultPlan::before_commit() {
+  if (failing_writes_ != 0) {
+    ++injected_;
+    return failing_writes_;
+  }
+  if (commits_until_failure_ == 0 || --commits_until_failure_ != 0) return 0;
+  ++injected_;
+  return commit_code_;
+}
+
 Transaction::Transaction(Transaction&& other) noexcept
-    : txn_(std::exchange(other.txn_, nullptr)), poisoned_(other.poisoned_) {}
+    : txn_(std::exchange(other.txn_, nullptr)),
+      env_(std::exchange(other.env_, nullptr)),
+      poisoned_(other.poisoned_) {}
 
 Transaction& Transaction::operator=(Transaction&& other) noexcept {
   if (this != &other) {
     abort();
     txn_ = std::exchange(other.txn_, nullptr);
+    env_ = std::exchange(other.env_, nullptr);
     poisoned_ = other.poisoned_;
   }
   return *this;
@@ -80,6 +105,8 @@ StoreError Transaction::poison(int rc, std::string_view during) {
   return error_from_mdb(rc, during);
 }
 
+int Transaction::injected_write_fault() const { return env_ != nullptr ? env_->faults_.before_write() : 0; }
+
 static StoreError poisoned_error() { return StoreError{StoreErrc::poisoned, 0, "transaction already failed"}; }
 
 Expected<std::optional<ByteView>, StoreError> Transaction::get(DatabaseHandle db, ByteView key) {
@@ -94,7 +121,8 @@ Expected<std::optional<ByteView>, StoreError> Transaction::get(DatabaseHandle db
 Expected<void, StoreError> Transaction::put(DatabaseHandle db, ByteView key, ByteView value) {
   if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
   MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_put(txn_, db, &k, &v, 0);
+  int rc = injected_write_fault();
+  if (rc == 0) rc = mdb_put(txn_, db, &k, &v, 0);
   if (rc != 0) return Unexpected(poison(rc, "mdb_put"));
   return {};
 }
@@ -102,7 +130,8 @@ Expected<void, StoreError> Transaction::put(DatabaseHandle db, ByteView key, Byt
 Expected<bool, StoreError> Transaction::insert(DatabaseHandle db, ByteView key, ByteView value) {
   if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
   MDB_val k = to_val(key), v = to_val(value);
-  int rc = mdb_put(txn_, db, &k, &v, MDB_NOOVERWRITE);
+  int rc = injected_write_fault();
+  if (rc == 0) rc = mdb_put(txn_, db, &k, &v, MDB_NOOVERWRITE);
   if (rc == MDB_KEYEXIST) return false;
   if (rc != 0) return Unexpected(poison(rc, "mdb_put"));
   return true;
@@ -111,7 +140,8 @@ Expected<bool, StoreError> Transaction::insert(DatabaseHandle db, ByteView key, 
 Expected<bool, StoreError> Transaction::erase(DatabaseHandle db, ByteView key) {
   if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
   MDB_val k = to_val(key);
-  int rc = mdb_del(txn_, db, &k, nullptr);
+  int rc = injected_write_fault();
+  if (rc == 0) rc = mdb_del(txn_, db, &k, nullptr);
   if (rc == MDB_NOTFOUND) return false;
   if (rc != 0) return Unexpected(poison(rc, "mdb_del"));
   return true;
@@ -148,8 +178,12 @@ Expected<void, StoreError> Transaction::commit() {
     abort();
     return Unexpected(poisoned_error());
   }
+  if (int injected = env_ != nullptr ? env_->faults_.before_commit() : 0; injected != 0) {
+    abort();  // as a failed mdb_txn_commit: nothing written, the txn freed
+    return Unexpected(env_->commit_error(injected));
+  }
   int rc = mdb_txn_commit(std::exchange(txn_, nullptr));  // frees the txn whatever rc is
-  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_commit"));
+  if (rc != 0) return Unexpected(env_ != nullptr ? env_->commit_error(rc) : error_from_mdb(rc, "mdb_txn_commit"));
   return {};
 }
 
@@ -170,7 +204,21 @@ Expected<std::unique_ptr<Environment>, StoreError> Environment::open(const std::
     std::string during = "opening database in " + dir;
     return fail(rc, during);
   }
-  return std::unique_ptr<Environment>(new Environment(env));
+  return std::unique_ptr<Environment>(new Environment(env, dir));
+}
+
+StoreError Environment::commit_error(int rc) {
+  StoreError error = error_from_mdb(rc, "mdb_txn_commit");
+  // LMDB reports a short write of its pages as EIO ("which error code?" in
+  // mdb_page_flush), and a disk that fills in mid-commit gives exactly that.
+  // When the file system holding the environment is full, that is the cause.
+  struct statvfs fs{};
+  constexpr uint64_t nearly_full = uint64_t{1} << 20;
+  if (rc == EIO && statvfs(dir_.c_str(), &fs) == 0 && uint64_t{fs.f_bavail} * fs.f_frsize < nearly_full) {
+    error.code = StoreErrc::disk_full;
+    error.detail += " (the file system holding " + dir_ + " is full)";
+  }
+  return error;
 }
 
 Environment::~Environment() { mdb_env_close(env_); }
@@ -186,8 +234,12 @@ Expected<DatabaseHandle, StoreError> Environment::open_database(std::string_view
     mdb_txn_abort(txn);
     return Unexpected(error_from_mdb(rc, "mdb_dbi_open " + name_z));
   }
+  if (int injected = faults_.before_commit(); injected != 0) {
+    mdb_txn_abort(txn);
+    return Unexpected(commit_error(injected));
+  }
   rc = mdb_txn_commit(txn);
-  if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_commit"));
+  if (rc != 0) return Unexpected(commit_error(rc));
   return DatabaseHandle{dbi};
 }
 
@@ -195,14 +247,14 @@ Expected<Transaction, StoreError> Environment::begin_read() {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin(read)"));
-  return Transaction(txn);
+  return Transaction(txn, nullptr);
 }
 
 Expected<Transaction, StoreError> Environment::begin_write() {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn);
   if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin(write)"));
-  return Transaction(txn);
+  return Transaction(txn, this);
 }
 
 }  // namespace tsunagu::storage

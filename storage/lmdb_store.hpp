@@ -3,6 +3,7 @@
 // poisoned (LMDB's rule) and can only be aborted.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -30,6 +31,7 @@ enum class StoreErrc {
   value_too_large,
   other,
 };
+inline constexpr size_t store_errc_count = static_cast<size_t>(StoreErrc::other) + 1;
 
 struct StoreError {
   StoreErrc code = StoreErrc::other;
@@ -41,6 +43,40 @@ std::string_view to_string(StoreErrc code);
 StoreError error_from_mdb(int rc, std::string_view during);
 
 using DatabaseHandle = unsigned int;  // MDB_dbi
+
+// A fake, and the only one in storage/: it makes chosen writes or commits of
+// an environment fail as LMDB would, for faults a test cannot cause on a real
+// disk at a chosen moment (the Nth commit failing, map full, disk full at one
+// write). SQLite's test VFS is the model. Compiled in always and inert until
+// armed; no production path arms it. A failure it injects poisons the
+// transaction exactly like a real one (a failed commit writes nothing).
+class FaultPlan {
+ public:
+  // The nth commit of a write transaction from now (1: the next) fails with
+  // `code` (an MDB_* or errno value such as EIO); once.
+  void fail_commit(unsigned nth, int code);
+  // Every write (put, insert, erase) and every commit fails with `code`
+  // (ENOSPC, MDB_MAP_FULL) until clear(): storage that stays full.
+  void fail_writes(int code) { failing_writes_ = code; }
+  void clear() {
+    commits_until_failure_ = 0;
+    failing_writes_ = 0;
+  }
+  bool armed() const { return commits_until_failure_ != 0 || failing_writes_ != 0; }
+  uint64_t injected() const { return injected_; }
+
+  // For Transaction: the code to fail this call with, 0 to go ahead.
+  int before_write();
+  int before_commit();
+
+ private:
+  unsigned commits_until_failure_ = 0;
+  int commit_code_ = 0;
+  int failing_writes_ = 0;
+  uint64_t injected_ = 0;
+};
+
+class Environment;
 
 class Transaction {
  public:
@@ -70,9 +106,11 @@ class Transaction {
 
  private:
   friend class Environment;
-  explicit Transaction(MDB_txn* txn) : txn_(txn) {}
+  Transaction(MDB_txn* txn, Environment* env) : txn_(txn), env_(env) {}
   StoreError poison(int rc, std::string_view during);
+  int injected_write_fault() const;
   MDB_txn* txn_ = nullptr;
+  Environment* env_ = nullptr;  // write transactions only
   bool poisoned_ = false;
 };
 
@@ -98,9 +136,17 @@ class Environment {
   Expected<Transaction, StoreError> begin_read();
   Expected<Transaction, StoreError> begin_write();
 
+  // Tests only (see FaultPlan); applies to write transactions begun after.
+  FaultPlan& faults() { return faults_; }
+
  private:
-  explicit Environment(MDB_env* env) : env_(env) {}
+  friend class Transaction;
+  Environment(MDB_env* env, std::string dir) : env_(env), dir_(std::move(dir)) {}
+  // A failed commit's error; EIO becomes disk_full when the file system is full.
+  StoreError commit_error(int rc);
   MDB_env* env_;
+  std::string dir_;
+  FaultPlan faults_;
 };
 
 }  // namespace tsunagu::storage

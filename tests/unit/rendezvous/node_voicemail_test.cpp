@@ -2,8 +2,10 @@
 // drives them: a stored message and a profile change are acknowledged only
 // after commit_turn() (the group commit), never before.
 #include <doctest/doctest.h>
+#include <lmdb.h>
 #include <stdlib.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -58,6 +60,15 @@ struct Fixture {
   };
   Exchange exchange(
       LinkId link, uint16_t method, const std::function<void(proto::MessageBuilder&)>& fill) {
+    deliver(link, method, fill);
+    auto before = messages(core->take_actions());
+    core->commit_turn();
+    auto after = messages(core->take_actions());
+    return Exchange{before, after};
+  }
+
+  // Delivers a request without ending the loop turn.
+  void deliver(LinkId link, uint16_t method, const std::function<void(proto::MessageBuilder&)>& fill) {
     proto::TransactionId id;
     security::random_bytes(id.bytes);
     proto::MessageBuilder b(proto::MessageClass::request, method, id);
@@ -65,10 +76,6 @@ struct Fixture {
     fill(b);
     Bytes bytes = b.finish();
     core->message(link, bytes, now);
-    auto before = messages(core->take_actions());
-    core->commit_turn();
-    auto after = messages(core->take_actions());
-    return Exchange{before, after};
   }
 
   void login(LinkId link, const std::string& user) {
@@ -408,4 +415,191 @@ TEST_CASE("directory_search: a page of the largest entries stays under the messa
     cursor = std::string(proto::read_string(*next));
   }
   CHECK(seen == ids);
+}
+
+// --- storage failures (issue 12): the fault seam in storage::Environment ----
+// makes a chosen commit or write fail as LMDB would; what a client sees and
+// what stays in the store are checked through the group commit.
+
+namespace {
+
+size_t listed_messages(Fixture& f, const std::string& mailbox) {
+  auto txn = f.store->begin_read();
+  REQUIRE(txn.has_value());
+  VoicemailStore store = *VoicemailStore::open(f.store->environment());
+  auto usage = store.usage(*txn, mailbox);
+  REQUIRE(usage.has_value());
+  return usage->messages;
+}
+
+std::string display_name_of(Fixture& f, const std::string& user) {
+  auto txn = f.store->begin_read();
+  auto found = f.store->find(*txn, user);
+  REQUIRE(found.has_value());
+  REQUIRE(found->has_value());
+  return (*found)->display_name;
+}
+
+std::string reason_of(const proto::Message& m) {
+  const auto* a = m.find(proto::attr::error_code);
+  return a ? std::string(proto::read_error_code(*a)->reason) : std::string();
+}
+
+storage::FaultPlan& faults(Fixture& f) { return f.store->environment().faults(); }
+
+}  // namespace
+
+TEST_CASE("a voicemail whose group commit fails gets 503 after the commit, nothing of it is stored, and a retry succeeds") {
+  Fixture f;
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  auto [code, upload] = begin_upload(f, 1, "bob", 3000);
+  REQUIRE(code == 0);
+  REQUIRE(chunk(f, 1, upload, 0, 3000) == 0);
+  faults(f).fail_commit(1, EIO);
+  auto x = f.exchange(1, sig::method::voicemail_finish,
+                      [&](proto::MessageBuilder& b) { b.add_u32(sig::attr::voicemail_upload, upload); });
+  CHECK(x.before.empty());  // never acknowledged before the commit
+  REQUIRE(x.after.size() == 1);
+  CHECK(x.after[0].message_class == proto::MessageClass::error);
+  CHECK(code_of(x.after[0]) == sig::error::unavailable);
+  CHECK(reason_of(x.after[0]) == "Unavailable: storage error; the message was not stored");
+  CHECK(listed_messages(f, "bob") == 0);
+  const NodeCounters& counters = f.core->counters();
+  CHECK(counters.commit_failures == 1);
+  CHECK(counters.commit_failures_by_kind[static_cast<size_t>(storage::StoreErrc::io_error)] == 1);
+  auto logged = f.core->take_storage_faults();
+  REQUIRE(logged.size() == 1);
+  CHECK(logged[0].commit);
+  CHECK(logged[0].replies_failed == 1);
+  CHECK(logged[0].error.detail == "mdb_txn_commit: Input/output error");
+
+  // The fault was one commit: the client's retry of the same message lands.
+  CHECK(leave_message(f, 1, "bob", 3000) == 0);
+  CHECK(listed_messages(f, "bob") == 1);
+  CHECK(f.core->counters().commit_failures == 1);
+}
+
+TEST_CASE("a profile change whose commit finds the map full gets 507 and the old profile stays until space returns") {
+  Fixture f;
+  f.add("alice", 0);
+  f.login(1, "alice");
+  auto set_name = [&](const char* name) {
+    return f.exchange(1, sig::method::profile_set,
+                      [&](proto::MessageBuilder& b) { b.add_string(sig::attr::display_name, name); });
+  };
+  faults(f).fail_commit(1, MDB_MAP_FULL);
+  auto refused = set_name("Alice");
+  CHECK(refused.before.empty());
+  REQUIRE(refused.after.size() == 1);
+  CHECK(code_of(refused.after[0]) == sig::error::over_quota);
+  CHECK(reason_of(refused.after[0]) == "Insufficient Storage: the node's storage is full; the profile was not changed");
+  CHECK(display_name_of(f, "alice").empty());
+  CHECK(f.core->counters().commit_failures_by_kind[static_cast<size_t>(storage::StoreErrc::map_full)] == 1);
+
+  auto accepted = set_name("Alice");
+  REQUIRE(accepted.after.size() == 1);
+  CHECK(accepted.after[0].message_class == proto::MessageClass::success);
+  CHECK(display_name_of(f, "alice") == "Alice");
+}
+
+TEST_CASE("a full disk in mid-turn fails every write of that group commit with 507, and both succeed once space returns") {
+  Fixture f;
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.add("carol", 0);
+  f.login(1, "alice");
+  f.login(2, "carol");
+  auto [code, upload] = begin_upload(f, 1, "bob", 2000);
+  REQUIRE(code == 0);
+  REQUIRE(chunk(f, 1, upload, 0, 2000) == 0);
+
+  // One loop turn: carol's profile change is written, then the disk fills
+  // and alice's message cannot be; the commit of the turn fails for both.
+  f.deliver(2, sig::method::profile_set, [](proto::MessageBuilder& b) { b.add_string(sig::attr::display_name, "Carol"); });
+  faults(f).fail_writes(ENOSPC);
+  f.deliver(1, sig::method::voicemail_finish, [&](proto::MessageBuilder& b) { b.add_u32(sig::attr::voicemail_upload, upload); });
+  auto before = f.messages(f.core->take_actions());
+  REQUIRE(before.size() == 1);  // alice's, at once: her write failed
+  CHECK(code_of(before[0]) == sig::error::over_quota);
+  f.core->commit_turn();
+  auto after = f.messages(f.core->take_actions());
+  REQUIRE(after.size() == 1);  // carol's, after the commit failed
+  CHECK(code_of(after[0]) == sig::error::over_quota);
+  CHECK(reason_of(after[0]).ends_with("the profile was not changed"));
+  CHECK(display_name_of(f, "carol").empty());
+
+  const NodeCounters& counters = f.core->counters();
+  CHECK(counters.storage_errors[static_cast<size_t>(storage::StoreErrc::disk_full)] == 1);
+  // The commit failed as `poisoned`; the cause counted and logged is the full disk.
+  CHECK(counters.commit_failures_by_kind[static_cast<size_t>(storage::StoreErrc::disk_full)] == 1);
+  CHECK(counters.commit_failures_by_kind[static_cast<size_t>(storage::StoreErrc::poisoned)] == 0);
+  auto logged = f.core->take_storage_faults();
+  REQUIRE(logged.size() == 2);
+  CHECK(logged[0].method == sig::method::voicemail_finish);
+  CHECK(logged[0].error.detail == "mdb_put: No space left on device");
+  CHECK(logged[1].commit);
+  CHECK(logged[1].error.code == storage::StoreErrc::disk_full);
+
+  // Reads go on while the disk is full.
+  auto listed = f.exchange(1, sig::method::voicemail_list, [](proto::MessageBuilder&) {});
+  REQUIRE(listed.before.size() == 1);
+  CHECK(listed.before[0].message_class == proto::MessageClass::success);
+
+  faults(f).clear();
+  CHECK(listed_messages(f, "bob") == 0);  // (opening the store to count commits, so only now)
+  auto renamed = f.exchange(2, sig::method::profile_set,
+                            [](proto::MessageBuilder& b) { b.add_string(sig::attr::display_name, "Carol"); });
+  REQUIRE(renamed.after.size() == 1);
+  CHECK(renamed.after[0].message_class == proto::MessageClass::success);
+  CHECK(leave_message(f, 1, "bob", 2000) == 0);
+  CHECK(display_name_of(f, "carol") == "Carol");
+  CHECK(listed_messages(f, "bob") == 1);
+}
+
+TEST_CASE("NodeCore::open fails with the cause when its databases cannot be created, and succeeds after") {
+  char tmpl[] = "/tmp/tsunagu-node-open-XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string dir = tmpl;
+  {
+    auto store = AccountStore::open(dir, uint64_t{32} << 20);
+    REQUIRE(store.has_value());
+    (*store)->environment().faults().fail_writes(MDB_MAP_FULL);
+    NodeSettings settings;
+    settings.password_hashing = fast_hashing;
+    auto core = NodeCore::open(**store, settings);
+    REQUIRE_FALSE(core.has_value());
+    CHECK(core.error().code == storage::StoreErrc::map_full);
+    CHECK(core.error().detail.find("MDB_MAP_FULL") != std::string::npos);
+    (*store)->environment().faults().clear();
+    auto again = NodeCore::open(**store, settings);
+    REQUIRE(again.has_value());
+    CHECK_FALSE((*again)->open_error().has_value());
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a failed voicemail retention sweep is counted and queued for the log, not silent") {
+  NodeSettings settings;
+  settings.voicemail_retention_days = 1;
+  Fixture f(settings);
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  REQUIRE(leave_message(f, 1, "bob", 100) == 0);
+  f.core->take_storage_faults();
+  f.now.unix_s += 3 * 86400;  // the message is past retention
+  f.now.mono_ms += 3 * 86400 * 1000ull;
+  faults(f).fail_writes(EIO);
+  f.core->tick(f.now);
+  f.core->commit_turn();
+  auto logged = f.core->take_storage_faults();
+  REQUIRE_FALSE(logged.empty());
+  CHECK(logged[0].method == 0);
+  CHECK_FALSE(logged[0].commit);
+  CHECK(logged[0].error.code == storage::StoreErrc::io_error);
+  CHECK(f.core->counters().storage_errors[static_cast<size_t>(storage::StoreErrc::io_error)] == 1);
+  faults(f).clear();
+  CHECK(listed_messages(f, "bob") == 1);  // still there: the sweep wrote nothing
 }

@@ -1,7 +1,10 @@
 #include <doctest/doctest.h>
 #include <stdlib.h>
+#include <lmdb.h>
 
+#include <cerrno>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "storage/lmdb_store.hpp"
@@ -109,4 +112,114 @@ TEST_CASE("opening a missing directory is a clear not_found error") {
   REQUIRE_FALSE(env);
   CHECK(env.error().code == StoreErrc::not_found);
   CHECK(env.error().detail.find("/nonexistent/tsunagu-test-dir") != std::string::npos);
+}
+
+// --- the fault seam (FaultPlan): faults a real disk cannot give on cue -------
+
+namespace {
+std::optional<std::string> read_key(Environment& env, DatabaseHandle db, const char* key) {
+  auto txn = env.begin_read();
+  REQUIRE(txn);
+  auto value = txn->get(db, as_bytes(key));
+  REQUIRE(value);
+  if (!value->has_value()) return std::nullopt;
+  return std::string(as_chars(**value));
+}
+}  // namespace
+
+TEST_CASE("the third commit fails when told to, writes nothing, and the next transaction works") {
+  TempDir dir;
+  auto env = Environment::open(dir.path);
+  REQUIRE(env);
+  auto db = (*env)->open_database("d");
+  REQUIRE(db);
+  (*env)->faults().fail_commit(3, EIO);
+  for (const char* key : {"one", "two"}) {
+    auto txn = (*env)->begin_write();
+    REQUIRE(txn->put(*db, as_bytes(key), as_bytes(key)));
+    REQUIRE(txn->commit());
+  }
+  auto third = (*env)->begin_write();
+  REQUIRE(third->put(*db, as_bytes("three"), as_bytes("3")));
+  REQUIRE(third->put(*db, as_bytes("one"), as_bytes("overwritten")));
+  auto failed = third->commit();
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().code == StoreErrc::io_error);
+  CHECK(failed.error().system_code == EIO);
+  CHECK(failed.error().detail.find("mdb_txn_commit") != std::string::npos);
+  CHECK_FALSE(third->active());
+  CHECK((*env)->faults().injected() == 1);
+
+  // What was committed before is intact; nothing of the failed one shows.
+  CHECK(read_key(**env, *db, "one") == "one");
+  CHECK(read_key(**env, *db, "two") == "two");
+  CHECK(read_key(**env, *db, "three") == std::nullopt);
+
+  auto fourth = (*env)->begin_write();
+  REQUIRE(fourth->put(*db, as_bytes("three"), as_bytes("3")));
+  REQUIRE(fourth->commit());
+  CHECK(read_key(**env, *db, "three") == "3");
+  CHECK_FALSE((*env)->faults().armed());
+}
+
+TEST_CASE("a write failed with ENOSPC poisons the transaction: later calls and the commit fail, nothing is written") {
+  TempDir dir;
+  auto env = Environment::open(dir.path);
+  auto db = (*env)->open_database("d");
+  REQUIRE(db);
+  auto txn = (*env)->begin_write();
+  REQUIRE(txn->put(*db, as_bytes("before"), as_bytes("b")));
+  (*env)->faults().fail_writes(ENOSPC);
+  auto put = txn->put(*db, as_bytes("k"), as_bytes("v"));
+  REQUIRE_FALSE(put);
+  CHECK(put.error().code == StoreErrc::disk_full);
+  CHECK(txn->poisoned());
+  auto read = txn->get(*db, as_bytes("before"));
+  REQUIRE_FALSE(read);
+  CHECK(read.error().code == StoreErrc::poisoned);
+  auto commit = txn->commit();
+  REQUIRE_FALSE(commit);
+  CHECK(commit.error().code == StoreErrc::poisoned);
+  (*env)->faults().clear();
+  CHECK(read_key(**env, *db, "before") == std::nullopt);
+}
+
+TEST_CASE("map full on every write and commit lasts until cleared, then writing works again") {
+  TempDir dir;
+  auto env = Environment::open(dir.path);
+  auto db = (*env)->open_database("d");
+  REQUIRE(db);
+  (*env)->faults().fail_writes(MDB_MAP_FULL);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto txn = (*env)->begin_write();
+    auto inserted = txn->insert(*db, as_bytes("k"), as_bytes("v"));
+    REQUIRE_FALSE(inserted);
+    CHECK(inserted.error().code == StoreErrc::map_full);
+  }
+  {  // a transaction that writes nothing still cannot commit while the map is full
+    auto txn = (*env)->begin_write();
+    auto commit = txn->commit();
+    REQUIRE_FALSE(commit);
+    CHECK(commit.error().code == StoreErrc::map_full);
+  }
+  // Reads are not writes: they go on.
+  CHECK(read_key(**env, *db, "k") == std::nullopt);
+  (*env)->faults().clear();
+  auto txn = (*env)->begin_write();
+  REQUIRE(txn->insert(*db, as_bytes("k"), as_bytes("v")));
+  REQUIRE(txn->commit());
+  CHECK(read_key(**env, *db, "k") == "v");
+}
+
+TEST_CASE("an unarmed fault plan changes nothing") {
+  TempDir dir;
+  auto env = Environment::open(dir.path);
+  auto db = (*env)->open_database("d");
+  for (int i = 0; i < 50; ++i) {
+    auto txn = (*env)->begin_write();
+    REQUIRE(txn->put(*db, as_bytes("k"), as_bytes("v")));
+    REQUIRE(txn->erase(*db, as_bytes("k")));
+    REQUIRE(txn->commit());
+  }
+  CHECK((*env)->faults().injected() == 0);
 }
