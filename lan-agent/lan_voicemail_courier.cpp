@@ -4,7 +4,7 @@
 #include "proto/directory_records.hpp"
 #include "proto/signalling.hpp"
 #include "lan-agent/terminal_identity.hpp"
-#include "security/passwords.hpp"
+#include "security/random.hpp"
 #include "transport/tls_link.hpp"
 
 namespace tsunagu::lanagent {

@@ -6,7 +6,7 @@
 #include <random>
 
 #include "proto/signalling.hpp"
-#include "security/passwords.hpp"
+#include "security/random.hpp"
 
 namespace tsunagu::lanagent {
 namespace {

@@ -17,6 +17,9 @@
 
 #include "proto/signalling.hpp"
 #include "rendezvous/node_core.hpp"
+#include "security/digest.hpp"
+#include "security/encoding.hpp"
+#include "security/random.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {

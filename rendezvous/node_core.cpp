@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "proto/signalling.hpp"
+#include "security/random.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {

@@ -28,6 +28,10 @@ using Owned = std::unique_ptr<T, FreeWith<free_function>>;
 // Returns `fallback` when the queue is empty.
 std::string take_openssl_errors(std::string_view fallback = "no detail from OpenSSL");
 
+// For failures callers cannot handle (a cipher that will not initialise, out of
+// memory): prints "tsunagu: <where>: <what>: <OpenSSL's errors>" and aborts.
+[[noreturn]] void abort_with_openssl_errors(std::string_view where, std::string_view what);
+
 // Empties this thread's OpenSSL error queue without rendering it.
 void discard_openssl_errors();
 

@@ -4,11 +4,12 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 
-#include "base/bytes.hpp"
+// Until terminal/call_runner.cpp (being rewritten as the call core's shell)
+// includes digest.hpp itself, it finds sha256 through this header.
+#include "security/digest.hpp"
 
 namespace tsunagu::security {
 
@@ -24,16 +25,5 @@ std::string hash_password(std::string_view password, const ScryptParameters& par
 // Constant-time comparison; false for a malformed encoding too, and for
 // parameters outside the limits above (a tampered store cannot exhaust memory).
 bool verify_password(std::string_view password, std::string_view encoded);
-
-// Cryptographic randomness (RAND_bytes); aborts if the generator fails.
-void random_bytes(std::span<std::byte> out);
-Bytes random_bytes(size_t count);
-
-std::string base64_encode(ByteView data);
-// Strict RFC 4648 (standard alphabet, '=' padding required, no whitespace,
-// zero unused bits); nullopt otherwise.
-std::optional<Bytes> base64_decode(std::string_view text);
-Bytes sha256(ByteView data);
-Bytes hmac_sha1(ByteView key, ByteView data);
 
 }  // namespace tsunagu::security

@@ -45,6 +45,13 @@ std::string take_openssl_errors(std::string_view fallback) {
   return out;
 }
 
+void abort_with_openssl_errors(std::string_view where, std::string_view what) {
+  std::string errors = take_openssl_errors();
+  std::fprintf(stderr, "tsunagu: %.*s: %.*s: %s\n", static_cast<int>(where.size()), where.data(),
+               static_cast<int>(what.size()), what.data(), errors.c_str());
+  std::abort();
+}
+
 void discard_openssl_errors() { ERR_clear_error(); }
 
 }  // namespace detail

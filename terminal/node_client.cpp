@@ -6,7 +6,7 @@
 #include <cstring>
 #include <random>
 
-#include "security/passwords.hpp"
+#include "security/random.hpp"
 
 namespace tsunagu::terminal {
 namespace {

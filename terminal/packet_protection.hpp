@@ -32,16 +32,14 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "base/bytes.hpp"
 #include "base/expected.hpp"
+#include "security/aead.hpp"
 #include "terminal/replay_window.hpp"
-
-struct evp_cipher_ctx_st;  // OpenSSL's EVP_CIPHER_CTX; only the .cpp includes OpenSSL
 
 namespace tsunagu::terminal {
 
@@ -66,13 +64,9 @@ struct DirectionKeys {
   std::array<std::byte, 32> key;
   std::array<std::byte, 4> nonce_salt;
 };
-// Aborts only if OpenSSL cannot run HKDF (out of memory, broken install).
+// Aborts only if HKDF cannot run (out of memory, broken OpenSSL install).
 DirectionKeys derive_direction_keys(const CallKeyMaterial& material, Direction direction);
 std::array<std::byte, 12> packet_nonce(const DirectionKeys& keys, uint64_t sequence);
-
-struct CipherContextFree {
-  void operator()(evp_cipher_ctx_st* context) const;
-};
 
 class PacketSealer {
  public:
@@ -103,7 +97,7 @@ class PacketSealer {
 
   PacketSealer(const CallKeyMaterial& material, Direction outgoing, uint64_t first_sequence);
 
-  std::unique_ptr<evp_cipher_ctx_st, CipherContextFree> context_;
+  security::ChaCha20Poly1305 aead_;
   std::array<std::byte, 4> nonce_salt_{};
   std::string call_id_;
   Direction direction_;
@@ -150,7 +144,7 @@ class PacketOpener {
   Expected<uint64_t, OpenError> check_header(ByteView packet) const;
   OpenError reject(OpenError error);
 
-  std::unique_ptr<evp_cipher_ctx_st, CipherContextFree> context_;
+  security::ChaCha20Poly1305 aead_;
   std::array<std::byte, 4> nonce_salt_{};
   std::string call_id_;
   Direction direction_;

@@ -6,7 +6,7 @@
 
 #include "proto/signalling.hpp"
 #include "security/certificates.hpp"
-#include "security/passwords.hpp"
+#include "security/random.hpp"
 #include "test_support.hpp"
 
 using namespace tsunagu;

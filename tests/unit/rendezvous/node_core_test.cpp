@@ -15,7 +15,10 @@
 #include "proto/signalling.hpp"
 #include "proto/stun_message.hpp"
 #include "rendezvous/node_core.hpp"
+#include "security/digest.hpp"
+#include "security/encoding.hpp"
 #include "security/passwords.hpp"
+#include "security/random.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;

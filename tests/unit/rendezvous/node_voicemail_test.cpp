@@ -13,6 +13,7 @@
 #include "proto/signalling.hpp"
 #include "rendezvous/node_core.hpp"
 #include "security/passwords.hpp"
+#include "security/random.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;

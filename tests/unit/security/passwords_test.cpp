@@ -1,4 +1,7 @@
+#include "security/digest.hpp"
+#include "security/encoding.hpp"
 #include "security/passwords.hpp"
+#include "security/random.hpp"
 
 #include <doctest/doctest.h>
 
