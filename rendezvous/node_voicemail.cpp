@@ -20,6 +20,7 @@
 
 #include "proto/signalling.hpp"
 #include "rendezvous/node_core.hpp"
+#include "security/random.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {
