@@ -89,7 +89,13 @@ ReconnectingLink::~ReconnectingLink() {
   if (link_ != nullptr) link_->abort("link destroyed");
 }
 
-uint64_t ReconnectingLink::now_ms() const { return uv_now(loop_); }
+uint64_t ReconnectingLink::now_ms() const {
+  // The loop's cached time lags by however long the current callback has run
+  // (a blocking prompt, a slow disk): a deadline counted from it could expire
+  // at once. Timers count from the loop time too, so both stay in step.
+  uv_update_time(loop_);
+  return uv_now(loop_);
+}
 
 void ReconnectingLink::set_state(LinkState state) {
   if (state_ == state) return;

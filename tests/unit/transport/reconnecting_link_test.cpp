@@ -7,6 +7,9 @@
 
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <chrono>
 #include <set>
 #include <string>
 #include <vector>
@@ -265,6 +268,25 @@ TEST_CASE("reconnecting link: a request without an answer times out at its deadl
   CHECK(calls == 1);
   CHECK(h.link->up());
   CHECK(h.link->stats().timeouts == 1);
+}
+
+// The loop's cached time stands still while a callback blocks (the CLI's
+// interactive prompt did): a deadline counted from it would already be over.
+TEST_CASE("reconnecting link: a request made after the loop was blocked still gets its whole timeout") {
+  Harness h;
+  h.make(h.options(), h.events());
+  REQUIRE(h.link->start().has_value());
+  REQUIRE(h.run_until([&] { return h.link->up(); }));
+  usleep(300'000);  // the loop's time is now 300 ms behind
+  auto sent_at = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point failed_at;
+  REQUIRE(h.link->request(kSilent, {}, [&](const proto::Message*, RequestFailure) {
+    failed_at = std::chrono::steady_clock::now();
+  }, 200).has_value());
+  REQUIRE(h.run_until([&] { return failed_at != std::chrono::steady_clock::time_point{}; }));
+  // libuv counts whole milliseconds: up to one less than asked; a deadline
+  // from the stale time would have expired at the next loop turn.
+  CHECK(failed_at - sent_at >= std::chrono::milliseconds(199));
 }
 
 TEST_CASE("reconnecting link: a server drop fails pending requests once and reconnects after the backoff") {
