@@ -81,8 +81,8 @@ static Expected<LanParts, std::string> start_call_relay(uv_loop_t* loop, const A
   node.on_call_message = [r](const proto::Message& message, ByteView raw) { r->on_node_message(message, raw); };
   node.on_link_lost = [r] { r->node_link_lost(); };
   // Voicemail waiting for our extensions goes out when the node link is up.
-  node.on_state = [courier](std::string_view state) {
-    if (state == "linked") courier->deliver_all();
+  node.on_state = [courier](transport::LinkState state) {
+    if (state == transport::LinkState::up) courier->deliver_all();
   };
   log::info() << "LAN calls: rings pass to terminals on TLS port " << c.calls.terminal_port << " (LAN CA "
               << pki->ca_certificate << ")";
@@ -155,7 +155,7 @@ Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t
       d->calls_ = std::move(parts->relay);
       d->voicemail_ = std::move(parts->courier);
     }
-    d->node_->start();
+    if (auto started = d->node_->start(); !started) return Unexpected(started.error());
   } else {
     log::warn() << "no [node] section: running without a node link (the LAN table only)";
   }

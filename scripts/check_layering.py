@@ -23,11 +23,7 @@ SOURCE_FOLDERS = ['base', 'storage', 'proto', 'security', 'transport',
 # Includes that break the declared graph today and are being removed; each is
 # (including file, included path). Keyed by path, not line, so edits nearby do
 # not matter; a stale entry is reported so it gets deleted.
-KNOWN_EXCEPTIONS = {
-    # The agent's NodeLink still borrows the terminal's backoff; issue 12's
-    # shared reconnecting link in transport/ replaces both (another branch).
-    ('lan-agent/node_link.hpp', 'terminal/reconnect_backoff.hpp'),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 DECLARATION = re.compile(r'^\s*(\w+)_include_folders\s*=\s*\[([^\]]*)\]', re.M)
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')

@@ -61,13 +61,16 @@ namespace {
 using detail::Owned;
 using detail::take_openssl_errors;
 
-Unexpected<TlsError> tls_error(std::string detail) { return Unexpected(TlsError{std::move(detail)}); }
+Unexpected<TlsError> tls_error(std::string detail, TlsErrc code = TlsErrc::other) {
+  return Unexpected(TlsError{std::move(detail), code});
+}
 
+// Failures while building a context: files, keys, settings.
 Unexpected<TlsError> tls_error_with_queue(std::string_view what) {
   std::string detail(what);
   detail += ": ";
   detail += take_openssl_errors();
-  return tls_error(std::move(detail));
+  return tls_error(std::move(detail), TlsErrc::configuration);
 }
 
 [[noreturn]] void out_of_memory(const char* where) {
@@ -152,7 +155,8 @@ Expected<std::shared_ptr<TlsContext>, TlsError> TlsContext::server(const ServerO
 
 Expected<std::shared_ptr<TlsContext>, TlsError> TlsContext::client(const ClientOptions& options) {
   if (options.certificate_chain_file.has_value() != options.private_key_file.has_value()) {
-    return tls_error("a client certificate needs both certificate_chain_file and private_key_file");
+    return tls_error("a client certificate needs both certificate_chain_file and private_key_file",
+                     TlsErrc::configuration);
   }
   auto created = new_context(TLS_client_method());
   if (!created) return Unexpected(created.error());
@@ -227,8 +231,10 @@ namespace {
 Unexpected<TlsError> session_error(SSL* ssl, std::string_view what, int ssl_error) {
   std::string detail(what);
   detail += ": ";
+  TlsErrc code = TlsErrc::protocol;
   if (ssl_error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
     detail += "transport error";
+    code = TlsErrc::transport;
   } else {
     detail += take_openssl_errors();
   }
@@ -236,9 +242,10 @@ Unexpected<TlsError> session_error(SSL* ssl, std::string_view what, int ssl_erro
   if (verify != X509_V_OK) {
     detail += "; certificate verification: ";
     detail += X509_verify_cert_error_string(verify);
+    code = TlsErrc::certificate_rejected;
   }
   detail::discard_openssl_errors();
-  return tls_error(std::move(detail));
+  return tls_error(std::move(detail), code);
 }
 
 Expected<void, TlsError> write_all(SSL* ssl, ByteView plaintext) {

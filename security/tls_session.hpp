@@ -16,8 +16,18 @@ typedef struct ssl_st SSL;
 
 namespace tsunagu::security {
 
+// What went wrong, for code that decides; `detail` is for people.
+enum class TlsErrc {
+  other,
+  configuration,         // a certificate, key or CA file unreadable or mismatched
+  certificate_rejected,  // we did not accept the peer's certificate (issuer, name, usage)
+  protocol,              // handshake or record failure: an alert from the peer, bad records
+  transport,             // the connection ended under TLS (no OpenSSL error)
+};
+
 struct TlsError {
   std::string detail;  // OpenSSL's error queue, rendered for a human
+  TlsErrc code = TlsErrc::other;
 };
 
 class TlsContext {

@@ -742,7 +742,10 @@ int run_call(const CallOptions& options) {
     (*static_cast<std::function<void(int)>*>(h->data))(130);
   }, SIGINT);
   uv_unref(reinterpret_cast<uv_handle_t*>(&interrupt));
-  node.start();
+  if (auto started = node.start(); !started) {
+    std::cerr << "tsunagu: " << started.error().detail << std::endl;
+    exit_code = 1;
+  }
   uv_run(&loop.loop, UV_RUN_DEFAULT);
   endpoint.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(&interrupt), nullptr);
@@ -915,7 +918,10 @@ int run_listen(const CallOptions& options) {
                     handle == &interrupt ? SIGINT : SIGTERM);
     uv_unref(reinterpret_cast<uv_handle_t*>(handle));
   }
-  if (node) node->start();
+  if (auto started = node ? node->start() : Expected<void, ClientStartFailure>(); !started) {
+    std::cerr << "tsunagu: " << started.error().detail << std::endl;
+    exit_code = 1;
+  }
   uv_run(&loop.loop, UV_RUN_DEFAULT);
   endpoint.reset();
   finished_endpoint.reset();

@@ -35,7 +35,7 @@ int run_query(NodeClientOptions options, const std::function<void(NodeClient&, i
   {
     NodeClient client(&loop, options, events);
     client_ptr = &client;
-    client.start();
+    if (auto started = client.start(); !started) events.on_stopped(started.error().failure, started.error().detail);
     uv_run(&loop, UV_RUN_DEFAULT);
   }
   uv_run(&loop, UV_RUN_DEFAULT);

@@ -77,7 +77,7 @@ int run_session(NodeClientOptions options, const std::function<void(NodeClient&,
     uv_signal_start(handle, [](uv_signal_t* h, int) { static_cast<NodeClient*>(h->data)->stop(); }, signum);
     uv_unref(reinterpret_cast<uv_handle_t*>(handle));
   }
-  client.start();
+  if (auto started = client.start(); !started) events.on_stopped(started.error().failure, started.error().detail);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm), nullptr);

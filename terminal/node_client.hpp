@@ -1,12 +1,13 @@
 // The terminal's link to its rendezvous node: connect over TLS, log in, keep
 // presence alive, send requests and match their responses, and (for a
-// long-running login) reconnect with backoff when the link drops.
+// long-running login) reconnect with backoff when the link drops. The link
+// itself is transport::ReconnectingLink; this adds the login step and the
+// terminal's view of failures (ClientFailure, the CLI's exit codes).
 #pragma once
 
 #include <uv.h>
 
 #include <functional>
-#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,8 +15,7 @@
 
 #include "proto/signalling.hpp"
 #include "proto/stun_message.hpp"
-#include "terminal/reconnect_backoff.hpp"
-#include "transport/tls_link.hpp"
+#include "transport/reconnecting_link.hpp"
 
 namespace tsunagu::terminal {
 
@@ -41,6 +41,12 @@ struct LoginInfo {
 // Why the client gave up; maps onto the CLI's exit codes.
 enum class ClientFailure { none, network, tls, unauthenticated, rate_limited, protocol, displaced, logged_out };
 
+// start() could not begin: nothing runs and no event follows.
+struct ClientStartFailure {
+  ClientFailure failure = ClientFailure::network;
+  std::string detail;
+};
+
 struct NodeClientEvents {
   std::function<void(const LoginInfo&)> on_logged_in;
   std::function<void()> on_connected;  // TLS up, when authenticate is false
@@ -61,47 +67,38 @@ class NodeClient {
   NodeClient& operator=(const NodeClient&) = delete;
   ~NodeClient();
 
-  void start();
+  // Starts connecting. A failure (the CA file, an address libuv refuses at
+  // once when not reconnecting) comes back from here and no event follows.
+  Expected<void, ClientStartFailure> start();
   // Sends a request (method + attributes added by `fill`); PROTOCOL-VERSION is
-  // added here. The handler gets the response, or nullptr and an error text.
+  // added here. The handler gets the response, or nullptr and an error text;
+  // when the request cannot be sent (not connected, stopped) that is at once,
+  // before request() returns.
   void request(uint16_t method, const std::function<void(proto::MessageBuilder&)>& fill, ResponseHandler handler);
-  // Sends an already encoded message (a response to a node request, an indication).
-  void send_message(ByteView message) {
-    if (link_ != nullptr && !stopped_) link_->send(message);
-  }
-  // Ends the session; on_stopped(ClientFailure::none) follows.
+  // Sends an already encoded message (a response to a node request, an
+  // indication); false when there is no connection to send it on.
+  bool send_message(ByteView message);
+  // Ends the session; on_stopped(failure) follows before this returns.
   void stop(ClientFailure failure = ClientFailure::none, std::string detail = {});
   bool logged_in() const { return logged_in_; }
+  transport::LinkState link_state() const {
+    return link_ ? link_->state() : transport::LinkState::idle;
+  }
 
  private:
-  struct Pending {
-    uint16_t method = 0;
-    uint64_t deadline_ms = 0;
-    ResponseHandler handler;
-  };
-  void connect();
-  void on_ready();
-  void on_message(ByteView bytes);
-  void on_closed(std::string_view reason);
+  void on_connected();
+  void on_message(const proto::Message& message);
+  void on_lost(const transport::LinkLoss& loss);
   void send_login();
-  void send_keepalive();
-  void on_tick();
-  void fail_pending(std::string_view why);
-  uint64_t now_ms() const;
+  void on_login_response(const proto::Message* response, transport::RequestFailure failure);
 
   uv_loop_t* loop_;
   NodeClientOptions options_;
   NodeClientEvents events_;
-  std::shared_ptr<security::TlsContext> tls_;
-  transport::TlsLink* link_ = nullptr;
-  uv_timer_t* tick_timer_ = nullptr;
-  uv_timer_t* retry_timer_ = nullptr;
-  std::map<std::array<std::byte, 12>, Pending> pending_;
-  ReconnectBackoff backoff_;
+  std::unique_ptr<transport::ReconnectingLink> link_;
   bool logged_in_ = false;
   bool stopped_ = false;
   uint32_t keepalive_interval_s_ = 15;
-  uint64_t next_keepalive_ms_ = 0;
 };
 
 // "host:port" with host an IP literal or a name (resolved once, blocking).

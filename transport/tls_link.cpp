@@ -120,14 +120,14 @@ void TlsLink::connect_cb(uv_connect_t* request, int status) {
   auto* link = static_cast<TlsLink*>(request->data);
   if (link->closing_) return;
   if (status != 0) {
-    link->finish(std::string("connect: ") + uv_strerror(status));
+    link->finish(CloseCause::connect_failed, std::string("connect: ") + uv_strerror(status));
     return;
   }
   uv_tcp_nodelay(&link->tcp_, 1);
   link->record_addresses();
   link->start_reading();
   if (auto started = link->tls_->start(); !started) {
-    link->finish("TLS: " + started.error().detail);
+    link->finish(CloseCause::tls, "TLS: " + started.error().detail);
     return;
   }
   link->flush_output();
@@ -135,7 +135,7 @@ void TlsLink::connect_cb(uv_connect_t* request, int status) {
 
 void TlsLink::start_reading() {
   int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), alloc_cb, read_cb);
-  if (rc != 0) finish(std::string("read: ") + uv_strerror(rc));
+  if (rc != 0) finish(CloseCause::network, std::string("read: ") + uv_strerror(rc));
 }
 
 void TlsLink::alloc_cb(uv_handle_t*, size_t, uv_buf_t* buf) {
@@ -151,7 +151,8 @@ void TlsLink::on_read(ssize_t nread, const uv_buf_t* buf) {
   if (closing_) return;
   if (nread == 0) return;
   if (nread < 0) {
-    finish(nread == UV_EOF ? "peer closed the connection" : std::string("read: ") + uv_strerror(static_cast<int>(nread)));
+    if (nread == UV_EOF) finish(CloseCause::peer_closed, "peer closed the connection");
+    else finish(CloseCause::network, std::string("read: ") + uv_strerror(static_cast<int>(nread)));
     return;
   }
   // Shared by every link of this thread (reads never nest): no allocation per
@@ -161,7 +162,7 @@ void TlsLink::on_read(ssize_t nread, const uv_buf_t* buf) {
   auto received = tls_->receive(ByteView(reinterpret_cast<const std::byte*>(buf->base), static_cast<size_t>(nread)), plaintext);
   flush_output();  // handshake records and alerts
   if (!received) {
-    finish("TLS: " + received.error().detail);
+    finish(CloseCause::tls, "TLS: " + received.error().detail);
     return;
   }
   if (!was_ready_ && tls_->handshake_complete()) {
@@ -174,20 +175,20 @@ void TlsLink::on_read(ssize_t nread, const uv_buf_t* buf) {
     while (!closing_) {
       auto next = frames_.next();
       if (!next) {
-        finish(std::string("framing: ") + next.error().detail);
+        finish(CloseCause::framing, std::string("framing: ") + next.error().detail);
         return;
       }
       if (!next->has_value()) break;
       if (callbacks_.on_message) callbacks_.on_message(*this, **next);
     }
   }
-  if (!closing_ && tls_->peer_closed()) finish("peer sent close_notify");
+  if (!closing_ && tls_->peer_closed()) finish(CloseCause::peer_closed, "peer sent close_notify");
 }
 
 void TlsLink::send(ByteView message) {
   if (closing_ || close_after_flush_) return;
   if (auto sent = tls_->send(message); !sent) {
-    finish("TLS: " + sent.error().detail);
+    finish(CloseCause::tls, "TLS: " + sent.error().detail);
     return;
   }
   flush_output();
@@ -207,12 +208,12 @@ void TlsLink::write_raw(Bytes bytes) {
     if (written == static_cast<int>(bytes.size())) return;
     if (written > 0) bytes.erase(bytes.begin(), bytes.begin() + written);
     else if (written != UV_EAGAIN) {
-      finish(std::string("write: ") + uv_strerror(written));
+      finish(CloseCause::network, std::string("write: ") + uv_strerror(written));
       return;
     }
   }
   if (queued_output_ + bytes.size() > limits_.max_queued_output) {
-    finish("peer is not reading (output queue full)");
+    finish(CloseCause::peer_not_reading, "peer is not reading (output queue full)");
     return;
   }
   auto* request = new WriteRequest;
@@ -225,7 +226,7 @@ void TlsLink::write_raw(Bytes bytes) {
   if (rc != 0) {
     queued_output_ -= request->bytes.size();
     delete request;
-    finish(std::string("write: ") + uv_strerror(rc));
+    finish(CloseCause::network, std::string("write: ") + uv_strerror(rc));
   }
 }
 
@@ -236,10 +237,10 @@ void TlsLink::write_cb(uv_write_t* request, int status) {
   delete write;
   if (link->closing_) return;
   if (status != 0) {
-    link->finish(std::string("write: ") + uv_strerror(status));
+    link->finish(CloseCause::network, std::string("write: ") + uv_strerror(status));
     return;
   }
-  if (link->close_after_flush_ && link->queued_output_ == 0) link->finish(link->close_reason_);
+  if (link->close_after_flush_ && link->queued_output_ == 0) link->finish(CloseCause::local, link->close_reason_);
 }
 
 void TlsLink::close(std::string_view reason) {
@@ -248,18 +249,19 @@ void TlsLink::close(std::string_view reason) {
   flush_output();
   if (closing_) return;
   if (queued_output_ == 0) {
-    finish(std::string(reason));
+    finish(CloseCause::local, std::string(reason));
   } else {
     close_after_flush_ = true;
     close_reason_ = reason;
   }
 }
 
-void TlsLink::abort(std::string_view reason) { finish(std::string(reason)); }
+void TlsLink::abort(std::string_view reason) { finish(CloseCause::local, std::string(reason)); }
 
-void TlsLink::finish(std::string reason) {
+void TlsLink::finish(CloseCause cause, std::string reason) {
   if (closing_) return;
   closing_ = true;
+  close_cause_ = cause;
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
   auto on_closed = std::move(callbacks_.on_closed);
   callbacks_ = {};

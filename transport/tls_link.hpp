@@ -28,10 +28,23 @@ struct ConnectFailure {
   std::string detail;  // "connect: network is unreachable", for people
 };
 
+// What ended a link, for code that decides (reconnect, exit code); the
+// on_closed reason text is for people.
+enum class CloseCause {
+  local,             // close() or abort() on this side
+  connect_failed,    // the TCP connection was not established
+  peer_closed,       // EOF or close_notify from the peer
+  network,           // a read or write error on an established connection
+  tls,               // handshake or record failure (an untrusted certificate, ...)
+  framing,           // the peer sent a message over the size limit or a bad frame
+  peer_not_reading,  // our output queue reached its limit
+};
+
 struct LinkCallbacks {
   std::function<void(TlsLink&)> on_ready;  // TLS handshake complete
   std::function<void(TlsLink&, ByteView message)> on_message;
-  // The link is gone after this returns; reason is for logs.
+  // The link is gone after this returns; reason is for logs, close_cause()
+  // tells why.
   std::function<void(TlsLink&, std::string_view reason)> on_closed;
 };
 
@@ -68,6 +81,8 @@ class TlsLink {
   const proto::SocketAddress& peer_address() const { return peer_; }
   const proto::SocketAddress& local_address() const { return local_; }
   bool ready() const { return tls_->handshake_complete(); }
+  // Why the link ended; `local` until it does.
+  CloseCause close_cause() const { return close_cause_; }
   std::optional<std::string> peer_common_name() const { return tls_->peer_common_name(); }
   std::optional<std::string> peer_serial() const { return tls_->peer_serial(); }
   void* user_data = nullptr;
@@ -80,7 +95,7 @@ class TlsLink {
   void on_read(ssize_t nread, const uv_buf_t* buf);
   void flush_output();
   void write_raw(Bytes bytes);
-  void finish(std::string reason);
+  void finish(CloseCause cause, std::string reason);
   void discard();
   void record_addresses();
 
@@ -104,6 +119,7 @@ class TlsLink {
   bool closing_ = false;
   bool close_after_flush_ = false;
   std::string close_reason_;
+  CloseCause close_cause_ = CloseCause::local;
 };
 
 // sockaddr conversions shared by the daemons.

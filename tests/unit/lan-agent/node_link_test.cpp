@@ -163,7 +163,7 @@ struct Harness {
     auto tls = security::TlsContext::client(options);
     REQUIRE(tls.has_value());
     link = std::make_unique<NodeLink>(&loop, s, *tls, *core, [] { return T; });
-    link->start();
+    REQUIRE(link->start().has_value());
     uv_timer_init(&loop, &guard);
     guard.data = this;
     uv_timer_start(&guard, [](uv_timer_t* t) {
@@ -250,8 +250,8 @@ TEST_CASE("node link: a node address refused at once is retried, and stopping is
   s.address = "224.0.0.1:7401";
   int downs = 0;
   h.start(s);
-  h.link->on_state = [&](std::string_view state) {
-    if (state == "down" && ++downs == 3) h.finish();
+  h.link->on_state = [&](transport::LinkState state) {
+    if (state == transport::LinkState::waiting && ++downs == 3) h.finish();
   };
   h.run();
   CHECK_FALSE(h.timed_out);

@@ -42,12 +42,16 @@ struct End {
   std::unique_ptr<TlsSession> session;
   Bytes plaintext;
   std::optional<std::string> error;
+  TlsErrc code = TlsErrc::other;
 
   void deliver(ByteView ciphertext, size_t step) {
     for (size_t offset = 0; offset < ciphertext.size() && !error; offset += step) {
       auto chunk = ciphertext.subspan(offset, std::min(step, ciphertext.size() - offset));
       auto received = session->receive(chunk, plaintext);
-      if (!received) error = received.error().detail;
+      if (!received) {
+        error = received.error().detail;
+        code = received.error().code;
+      }
     }
   }
   std::string text() const { return std::string(as_chars(plaintext)); }
@@ -181,9 +185,11 @@ TEST_CASE("tls: a client trusting a different CA fails with a verify error menti
   INFO(*link.client.error);
   CHECK(link.client.error->find("certificate verify failed") != std::string::npos);
   CHECK(link.client.error->find("unable to get local issuer certificate") != std::string::npos);
+  CHECK(link.client.code == TlsErrc::certificate_rejected);
   // The client's alert told the server why.
   REQUIRE(link.server.error);
   CHECK(link.server.error->find("unknown ca") != std::string::npos);
+  CHECK(link.server.code == TlsErrc::protocol);
   CHECK(ERR_peek_error() == 0);  // the failure left nothing in OpenSSL's queue
 }
 
@@ -196,6 +202,7 @@ TEST_CASE("tls: a name mismatch fails") {
   REQUIRE(link.client.error);
   INFO(*link.client.error);
   CHECK(link.client.error->find("hostname mismatch") != std::string::npos);
+  CHECK(link.client.code == TlsErrc::certificate_rejected);
   CHECK(link.server.error);
 }
 
@@ -328,6 +335,7 @@ TEST_CASE("tls: garbage ciphertext gives an error") {
     REQUIRE_FALSE(received.has_value());
     INFO(received.error().detail);
     CHECK(received.error().detail.find("bad record mac") != std::string::npos);
+    CHECK(received.error().code == TlsErrc::protocol);
     CHECK(link.client.session->has_output());  // the alert to send before closing
   }
   CHECK(ERR_peek_error() == 0);  // nothing left behind for the next caller
@@ -414,6 +422,7 @@ TEST_CASE("tls context: unreadable or mismatched files give clear errors") {
     INFO(ctx.error().detail);
     CHECK(ctx.error().detail.starts_with("cannot read certificate file " + pki.dir.path() + "/missing.pem: "));
     CHECK(ctx.error().detail.find("No such file") != std::string::npos);
+    CHECK(ctx.error().code == TlsErrc::configuration);
   }
   SUBCASE("key of another certificate") {
     auto ctx = TlsContext::server({.certificate_chain_file = pki.server.certificate,
