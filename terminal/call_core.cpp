@@ -186,6 +186,9 @@ void CallCore::accept_decision(bool accept, uint64_t now_ns) {
   }
   print("accepting a call from " + peer_ + (config_.reliable ? " (data stream)" : " (datagrams)"));
   state_ = CallState::accepted;
+  // The callee's times count from its yes, not from the time a person took to say it.
+  started_ns_ = now_ns;
+  transfer_.restart_clock(now_ns);
   if (config_.fetch_turn) return actions_.push_back(call::FetchTurn{call_id_});
   start_ice(ring_servers_, now_ns);
 }

@@ -536,7 +536,9 @@ int run_listen(const CallOptions& options) {
         endpoint->core().accept_decision(false, mono_ns());
       }
     } else if (auto* over = std::get_if<call::CallOver>(&action)) {
-      if (prompt) finished_prompt = std::move(prompt);
+      // A question still open closes (inside its own answer it is already
+      // in finished_prompt, so this never destroys a running callback).
+      prompt.reset();
       if (endpoint) finished_endpoint = std::move(endpoint);
       if (over->answered) {
         exit_code = over->exit_code;

@@ -90,6 +90,7 @@ class TransferCore {
   // The node said the call was hung up: whether data may be missing.
   bool hangup_loses_data() const;
   void stop();  // the call ended: a partial file is discarded, nothing more is sent
+  void restart_clock(uint64_t now_ns) { config_.call_started_ns = now_ns; }
 
   std::optional<uint64_t> next_deadline() const;
   std::vector<TransferAction> take_actions() { return std::move(actions_); }
