@@ -315,8 +315,8 @@ void CallCore::ice_gave_up(const std::string& explanation, uint64_t /*now_ns*/) 
 
 // The transfer's actions are taken at once, so its end is the call's before
 // the next input (and exit_code() says so).
-void CallCore::file_opened(const std::string& name, uint64_t size, uint64_t now_ns) {
-  transfer_.file_opened(name, size, now_ns);
+void CallCore::file_opened(const std::string& path, uint64_t size, uint64_t now_ns) {
+  transfer_.file_opened(path, size, now_ns);
   collect_transfer();
 }
 void CallCore::input(ByteView chunk, uint64_t now_ns) {

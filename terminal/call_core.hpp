@@ -92,7 +92,7 @@ class CallCore {
   void ice_gave_up(const std::string& explanation, uint64_t now_ns);
   void ice_setup_failed(const std::string& error, uint64_t now_ns);  // IceSession::create refused
   // Local input and the stream output (see TransferCore).
-  void file_opened(const std::string& name, uint64_t size, uint64_t now_ns);
+  void file_opened(const std::string& path, uint64_t size, uint64_t now_ns);
   void input(ByteView chunk, uint64_t now_ns);
   void input_end(uint64_t now_ns);
   void input_failed(int exit_code, const std::string& why, uint64_t now_ns);

@@ -261,8 +261,8 @@ class CallShell {
       struct stat st {};
       fstat(fd, &st);
       input_fd_ = fd;
-      core_.file_opened(std::filesystem::path(options_.send_file).filename().string(),
-                        static_cast<uint64_t>(st.st_size), mono_ns());
+      // The path as given (for "delivered PATH"); the header carries its last component.
+      core_.file_opened(options_.send_file, static_cast<uint64_t>(st.st_size), mono_ns());
     } else {
       input_fd_ = STDIN_FILENO;
     }

@@ -77,13 +77,13 @@ void TransferCore::send_frame(DataFrameType type, ByteView payload) {
   }
 }
 
-void TransferCore::file_opened(const std::string& name, uint64_t size, uint64_t /*now_ns*/) {
+void TransferCore::file_opened(const std::string& path, uint64_t size, uint64_t /*now_ns*/) {
   if (done_) return;
   sending_file_ = true;
-  send_name_ = name;
+  send_name_ = path;
   Bytes header(8);
   store_be64(header.data(), size);
-  std::string sent_name = std::filesystem::path(name).filename().string().substr(0, 255);
+  std::string sent_name = std::filesystem::path(path).filename().string().substr(0, 255);
   auto name_bytes = as_bytes(sent_name);
   header.insert(header.end(), name_bytes.begin(), name_bytes.end());
   send_frame(DataFrameType::file_header, header);

@@ -80,7 +80,9 @@ class TransferCore {
   void data(ByteView bytes, uint64_t now_ns);  // from ICE: a datagram or the next stream bytes
 
   // Local input (after StartInput). For a file, file_opened first.
-  void file_opened(const std::string& name, uint64_t size, uint64_t now_ns);
+  // PATH as the user gave it (said back in "delivered PATH"); the header
+  // announces SIZE and only its last component, at most 255 bytes.
+  void file_opened(const std::string& path, uint64_t size, uint64_t now_ns);
   void input(ByteView chunk, uint64_t now_ns);
   void input_end(uint64_t now_ns);
   void input_failed(int exit_code, const std::string& why);
