@@ -7,10 +7,6 @@
 #include <string>
 #include <string_view>
 
-// Until terminal/call_runner.cpp (being rewritten as the call core's shell)
-// includes digest.hpp itself, it finds sha256 through this header.
-#include "security/digest.hpp"
-
 namespace tsunagu::security {
 
 struct ScryptParameters {

@@ -6,15 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "terminal/cli_common.hpp"
 #include "terminal/node_client.hpp"
 
 namespace tsunagu::terminal {
-
-// Exit codes beyond the CLI's common ones (see main.cpp).
-inline constexpr int exit_call_busy = 8;
-inline constexpr int exit_call_declined = 9;
-inline constexpr int exit_call_no_answer = 10;
-inline constexpr int exit_call_failed = 11;
 
 struct CallOptions {
   NodeClientOptions node;

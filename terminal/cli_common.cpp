@@ -1,5 +1,7 @@
 #include "terminal/cli_common.hpp"
 
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>

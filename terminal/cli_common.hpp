@@ -3,17 +3,19 @@
 // NodeClientOptions, and JSON string quoting for --json output.
 #pragma once
 
-#include <CLI/CLI.hpp>
-
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "terminal/node_client.hpp"
 
+namespace CLI {
+class App;  // CLI11, which only the .cpp needs: the call core takes its exit codes from here too
+}
+
 namespace tsunagu::terminal {
 
-// Exit codes (the --help footer lists them; call_runner.hpp has 8-11).
+// Exit codes (the --help footer lists them).
 inline constexpr int exit_network = 1;
 inline constexpr int exit_usage = 2;
 inline constexpr int exit_unknown_user = 3;
@@ -21,6 +23,11 @@ inline constexpr int exit_offline = 4;
 inline constexpr int exit_auth = 5;
 inline constexpr int exit_rate_limited = 6;
 inline constexpr int exit_refused = 7;
+inline constexpr int exit_call_busy = 8;
+inline constexpr int exit_call_declined = 9;
+inline constexpr int exit_call_no_answer = 10;
+inline constexpr int exit_call_failed = 11;
+inline constexpr int exit_interrupted = 130;  // SIGINT, the shell's 128 + 2
 
 int exit_for_failure(ClientFailure failure);
 

@@ -20,6 +20,7 @@
 #include "base/bytes.hpp"
 #include "base/expected.hpp"
 #include "proto/socket_address.hpp"
+#include "terminal/ice_description.hpp"
 
 namespace tsunagu::terminal {
 
@@ -40,28 +41,6 @@ struct IceConfig {
   std::vector<proto::SocketAddress> local_addresses;
   bool regular_nomination = false;  // default: aggressive
 };
-
-// What one side tells the other: credentials and SDP candidate lines exactly as
-// nice_agent_generate_local_candidate_sdp makes them ("a=candidate:...").
-struct IceDescription {
-  std::string ufrag, password;
-  std::vector<std::string> candidates;
-  friend bool operator==(const IceDescription&, const IceDescription&) = default;
-};
-
-// The ICE-DESCRIPTION signalling attribute is at most this long.
-inline constexpr size_t max_ice_description_size = 4096;
-inline constexpr size_t max_ice_candidates = 16;
-inline constexpr size_t max_ice_candidate_line = 256;
-
-// One string for signalling: "ice1 UFRAG PWD" then one candidate per line,
-// lines separated by '\n'. Fails (static detail) when a field breaks the
-// rules decode checks, so what encodes always decodes.
-Expected<std::string, std::string_view> encode_ice_description(const IceDescription& description);
-// Reads network input: bounded by max_ice_description_size, ice-char
-// credentials (RFC 8445: ufrag 4..256, password 22..256), at most
-// max_ice_candidates lines of printable ASCII starting "a=candidate:".
-Expected<IceDescription, std::string_view> decode_ice_description(std::string_view text);
 
 // What the failure of connectivity checks says to a person: which candidate
 // types each side had, and whether a relay was configured, gathered or (with

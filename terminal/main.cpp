@@ -1,9 +1,5 @@
-// tsunagu: the terminal command line.
-// Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user,
-// 4 user offline (or an extension with no live lease, or whose agent is offline),
-// 8 callee busy, 9 call declined, 10 no answer, 11 the call failed (no media
-// path, the link lost, a file that did not arrive intact), 5 authentication failed, 6 rate limited, 7 refused by the
-// node for another reason.
+// tsunagu: the terminal command line. The exit codes are in cli_common.hpp
+// (and the --help footer below).
 #include <signal.h>
 #include <uv.h>
 
@@ -186,7 +182,8 @@ int main(int argc, char** argv) {
       "Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user, 4 user offline\n"
       "(or an extension with no live lease, or whose LAN agent is offline),\n"
       "5 authentication failed, 6 rate limited, 7 refused by the node for another reason,\n"
-      "8 callee busy, 9 call declined, 10 no answer, 11 the call failed (no media path, link lost, file corrupted).\n"
+      "8 callee busy, 9 call declined, 10 no answer, 11 the call failed (no media path, link lost, file corrupted),\n"
+      "130 interrupted (^C; a call is hung up first).\n"
       "Passwords are never taken from the command line: --password-file, $TSUNAGU_PASSWORD or a prompt.");
 
   NodeArgs login_common, whereis_common, logout_common, register_common;

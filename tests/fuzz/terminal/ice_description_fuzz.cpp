@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "terminal/ice_session.hpp"
+#include "terminal/ice_description.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace tsunagu::terminal;

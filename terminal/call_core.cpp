@@ -1,0 +1,400 @@
+#include "terminal/call_core.hpp"
+
+#include <algorithm>
+
+#include "proto/signalling.hpp"
+#include "terminal/cli_common.hpp"
+
+namespace tsunagu::terminal {
+namespace {
+
+namespace sig = tsunagu::proto;
+
+std::string attribute_text(const proto::Message& m, uint16_t type) {
+  const auto* a = m.find(type);
+  return a ? std::string(proto::read_string(*a)) : std::string();
+}
+
+uint32_t attribute_u32(const proto::Message& m, uint16_t type, uint32_t fallback) {
+  const auto* a = m.find(type);
+  return a ? proto::read_u32(*a).value_or(fallback) : fallback;
+}
+
+// STUN/TURN settings from a call's preparation, a turn_credentials answer or a ring.
+void apply_servers(const proto::Message& m, IceConfig& config) {
+  if (const auto* stun = m.find(sig::attr::stun_server)) config.stun_server = proto::read_xor_address(*stun, m);
+  const auto* turn = m.find(sig::attr::turn_server);
+  std::string user = attribute_text(m, sig::attr::turn_username), password = attribute_text(m, sig::attr::turn_password);
+  if (turn != nullptr && !user.empty()) {
+    if (auto server = proto::read_xor_address(*turn, m))
+      config.turn = IceConfig::Turn{*server, std::move(user), std::move(password)};
+  }
+}
+
+std::string describe(const SelectedPair& pair) {
+  return pair.local_type + " " + pair.local.to_string() + " <-> " + pair.remote_type + " " + pair.remote.to_string();
+}
+
+TransferConfig transfer_config(const CallCoreConfig& config, uint64_t now_ns) {
+  TransferConfig transfer = config.transfer;
+  transfer.caller = config.caller;
+  transfer.reliable = config.reliable;
+  transfer.call_started_ns = now_ns;
+  if (!config.caller) transfer.mode = TransferMode::answer;
+  return transfer;
+}
+
+}  // namespace
+
+std::string_view to_string(CallState state) {
+  switch (state) {
+    case CallState::idle: return "idle";
+    case CallState::preparing: return "preparing";
+    case CallState::ringing: return "ringing";
+    case CallState::accepted: return "accepted";
+    case CallState::connected: return "connected";
+    case CallState::transfer: return "transfer";
+    case CallState::ended: return "ended";
+  }
+  return "?";
+}
+
+int exit_for_refusal(uint16_t code) {
+  switch (code) {
+    case sig::error::offline:
+    case sig::error::agent_offline: return exit_offline;
+    case sig::error::unknown_user: return exit_unknown_user;
+    case sig::error::busy: return exit_call_busy;
+    case sig::error::too_many_attempts: return exit_rate_limited;
+    case sig::error::unauthenticated: return exit_auth;
+    default: return exit_refused;
+  }
+}
+
+int exit_for_end_code(uint32_t code) {
+  switch (code) {
+    case sig::error::hung_up: return 0;
+    case sig::error::busy: return exit_call_busy;
+    case sig::error::declined:
+    case sig::error::cancelled: return exit_call_declined;
+    case sig::error::no_answer: return exit_call_no_answer;
+    // Refusals a LAN agent answers for its terminal.
+    case sig::error::unknown_user: return exit_unknown_user;
+    case sig::error::offline:
+    case sig::error::no_live_lease:
+    case sig::error::agent_offline:
+    case sig::error::agent_timeout: return exit_offline;
+    case sig::error::agent_policy_refused: return exit_refused;
+    default: return exit_call_failed;
+  }
+}
+
+CallCore::CallCore(CallCoreConfig config, TransferOutput& output, uint64_t now_ns)
+    : config_(std::move(config)), transfer_(transfer_config(config_, now_ns), output), started_ns_(now_ns) {}
+
+// ------------------------------------------------------------------- caller
+
+void CallCore::logged_in(uint64_t /*now_ns*/) {
+  if (!config_.caller || state_ != CallState::idle) return;
+  state_ = CallState::preparing;
+  actions_.push_back(call::SendPrepare{config_.callee, config_.reliable});
+}
+
+void CallCore::prepare_answered(const proto::Message* answer, std::string_view error, uint64_t now_ns) {
+  if (state_ != CallState::preparing || ice_started_) return;
+  if (answer == nullptr) return fail(exit_call_failed, "call: " + std::string(error));
+  if (answer->message_class == proto::MessageClass::error) return refused(*answer);
+  call_id_ = attribute_text(*answer, sig::attr::call_id);
+  IceConfig config;
+  apply_servers(*answer, config);
+  if (config_.relay_only && !config.turn)
+    return fail(exit_call_failed, "--relay-only, but the node hands out no TURN server");
+  start_ice(std::move(config), now_ns);
+}
+
+void CallCore::place_answered(const proto::Message* answer, std::string_view error, uint64_t /*now_ns*/) {
+  if (state_ != CallState::preparing) return;
+  if (answer == nullptr) return fail(exit_network, "call: " + std::string(error));
+  if (answer->message_class == proto::MessageClass::error) return refused(*answer);
+  state_ = CallState::ringing;
+  // A LAN extension is rung by its agent: it may still turn out unknown or unreachable.
+  const bool via_agent =
+      attribute_u32(*answer, sig::attr::call_state, sig::call_state::ringing) == sig::call_state::routed_to_agent;
+  print(std::string(via_agent ? "calling " : "ringing ") + config_.callee + (via_agent ? " through its LAN agent" : "") +
+        " (call " + call_id_ + ")");
+}
+
+// The node's refusal of the call, as it reads and with its exit code.
+void CallCore::refused(const proto::Message& answer) {
+  const auto* code = answer.find(proto::attr::error_code);
+  auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+  fail(exit_for_refusal(parsed ? parsed->code : 0),
+       config_.callee + ": " + (parsed ? std::string(parsed->reason) : "refused"));
+}
+
+void CallCore::hangup_answered() {
+  if (config_.caller && hangup_sent_) actions_.push_back(call::StopLink{});
+}
+
+void CallCore::interrupted(uint64_t /*now_ns*/) {
+  if (state_ == CallState::ended) return;
+  finish(exit_interrupted);
+}
+
+void CallCore::link_stopped(ClientFailure failure, std::string_view detail, uint64_t /*now_ns*/) {
+  if (state_ == CallState::ended) return;
+  // Before a call exists the link's own failure is the answer; during one,
+  // the call failed with it.
+  if (call_id_.empty() && failure != ClientFailure::none) {
+    print("tsunagu: " + std::string(detail));
+    exit_code_ = exit_for_failure(failure);
+    state_ = CallState::ended;
+    transfer_.stop();
+    return;
+  }
+  if (call_id_.empty()) {
+    exit_code_ = 0;
+    state_ = CallState::ended;
+    return;
+  }
+  if (failure != ClientFailure::none) print("tsunagu: " + std::string(detail));
+  fail(exit_call_failed, "link to the node lost");
+}
+
+// ------------------------------------------------------------------- callee
+
+void CallCore::ring(const proto::Message& ring, uint64_t now_ns) {
+  if (config_.caller || state_ != CallState::idle) return;
+  state_ = CallState::ringing;
+  ring_id_ = ring.transaction_id;
+  peer_ = attribute_text(ring, sig::attr::caller_id);
+  call_id_ = attribute_text(ring, sig::attr::call_id);
+  offer_ = attribute_text(ring, sig::attr::ice_description);
+  apply_servers(ring, ring_servers_);
+  for (const auto& allowed : config_.auto_accept_from)
+    if (allowed == "*" || allowed == peer_) return accept_decision(true, now_ns);
+  if (!config_.can_prompt) return accept_decision(false, now_ns);
+  actions_.push_back(call::PromptAccept{peer_});
+}
+
+void CallCore::accept_decision(bool accept, uint64_t now_ns) {
+  if (config_.caller || state_ != CallState::ringing || ice_started_) return;
+  if (!accept) {
+    print("declined a call from " + peer_);
+    refuse_ring(sig::error::declined, "Declined");
+    return finish(0);
+  }
+  print("accepting a call from " + peer_ + (config_.reliable ? " (data stream)" : " (datagrams)"));
+  state_ = CallState::accepted;
+  // The callee's times count from its yes, not from the time a person took to say it.
+  started_ns_ = now_ns;
+  transfer_.restart_clock(now_ns);
+  if (config_.fetch_turn) return actions_.push_back(call::FetchTurn{call_id_});
+  start_ice(ring_servers_, now_ns);
+}
+
+void CallCore::turn_answered(const proto::Message* answer, uint64_t now_ns) {
+  if (config_.caller || state_ != CallState::accepted || ice_started_) return;
+  IceConfig servers = ring_servers_;
+  if (answer != nullptr && answer->message_class == proto::MessageClass::success)
+    apply_servers(*answer, servers);
+  else
+    print("tsunagu: the node handed out no TURN credentials for this call; answering without a relay");
+  start_ice(std::move(servers), now_ns);
+}
+
+void CallCore::refuse_ring(uint16_t code, std::string_view reason) {
+  proto::MessageBuilder refusal(proto::MessageClass::error, sig::method::ring, ring_id_);
+  refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  refusal.add_error(code, reason);
+  actions_.push_back(call::ReplyRing{refusal.finish()});
+}
+
+// --------------------------------------------------------------------- both
+
+void CallCore::start_ice(IceConfig config, uint64_t now_ns) {
+  config.controlling = config_.caller;
+  config.reliable = config_.reliable;
+  config.relay_only = config_.relay_only;
+  ice_started_ = true;
+  ice_deadline_ns_ = now_ns + config_.ice_timeout_ns;
+  actions_.push_back(call::StartIce{std::move(config)});
+  if (config_.caller) return;
+  auto remote = decode_ice_description(offer_);
+  if (!remote) return fail(exit_call_failed, "the peer's ICE description is malformed: " + std::string(remote.error()));
+  actions_.push_back(call::SetRemote{std::move(*remote)});
+}
+
+void CallCore::ice_setup_failed(const std::string& error, uint64_t /*now_ns*/) { fail(exit_call_failed, "ICE: " + error); }
+
+void CallCore::ice_gathered(const IceDescription& local, uint64_t /*now_ns*/) {
+  if (state_ == CallState::ended) return;
+  auto encoded = encode_ice_description(local);
+  if (!encoded) return fail(exit_call_failed, "cannot encode the ICE description: " + std::string(encoded.error()));
+  if (config_.caller) {
+    if (state_ == CallState::preparing) actions_.push_back(call::SendPlace{call_id_, config_.callee, *encoded});
+    return;
+  }
+  // The answer to this ring's transaction, after gathering.
+  proto::MessageBuilder accept(proto::MessageClass::success, sig::method::ring, ring_id_);
+  accept.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  accept.add_string(sig::attr::ice_description, *encoded);
+  actions_.push_back(call::ReplyRing{accept.finish()});
+}
+
+void CallCore::call_event(const proto::Message& m, uint64_t now_ns) {
+  if (state_ == CallState::ended || m.method != sig::method::call_event) return;
+  if (call_id_.empty() || attribute_text(m, sig::attr::call_id) != call_id_) return;
+  uint32_t event = attribute_u32(m, sig::attr::call_state, sig::call_state::ended);
+  if (event == sig::call_state::accepted) {
+    if (accepted_ns_ != 0) return;
+    if (config_.caller) print("accepted after " + std::to_string(ms_since_start(now_ns)) + " ms");
+    keys(m, now_ns);
+    if (state_ == CallState::ended || !config_.caller) return;
+    auto remote = decode_ice_description(attribute_text(m, sig::attr::ice_description));
+    if (!remote) return fail(exit_call_failed, "the peer's ICE description is malformed: " + std::string(remote.error()));
+    actions_.push_back(call::SetRemote{std::move(*remote)});
+  } else if (event == sig::call_state::ended) {
+    uint32_t code = attribute_u32(m, sig::attr::end_code, sig::error::link_lost);
+    std::string reason = attribute_text(m, sig::attr::notice_reason);
+    if (config_.caller) return ended(code, reason, now_ns);
+    print("call ended: " + reason);
+    // The callee's exit code: a call the caller gave up on before it was up
+    // is not the callee's failure.
+    ended(code == sig::error::cancelled || code == sig::error::no_answer ? sig::error::hung_up : code, {}, now_ns);
+  }
+}
+
+void CallCore::keys(const proto::Message& event, uint64_t now_ns) {
+  const auto* key = event.find(sig::attr::key_material);
+  accepted_ns_ = now_ns;
+  if (!transfer_.keys(key ? key->value : ByteView{}, call_id_, now_ns))
+    return fail(exit_call_failed, "the node sent no usable key material");
+  if (state_ == CallState::ringing || state_ == CallState::preparing) state_ = CallState::accepted;
+  if (transfer_.started() && state_ != CallState::ended) state_ = CallState::transfer;
+  collect_transfer();
+}
+
+void CallCore::ended(uint32_t code, std::string_view reason, uint64_t /*now_ns*/) {
+  if (code == sig::error::hung_up && transfer_.hangup_loses_data())
+    return fail(exit_call_failed, "the call was hung up before the stream ended: data may be missing");
+  if (code == sig::error::hung_up) return finish(0);
+  fail(exit_for_end_code(code), std::string(reason.empty() ? "call ended" : reason));
+}
+
+void CallCore::ice_connected(const SelectedPair& pair, uint64_t now_ns) {
+  if (state_ == CallState::ended || connected_) return;
+  connected_ = true;
+  pair_ = pair;
+  ice_deadline_ns_.reset();
+  print("connected after " + std::to_string(ms_since_start(now_ns)) + " ms: " + describe(pair));
+  state_ = CallState::connected;
+  transfer_.connected(now_ns);
+  if (transfer_.started()) state_ = CallState::transfer;
+  collect_transfer();
+}
+
+void CallCore::ice_pair_changed(const SelectedPair& pair) {
+  if (state_ == CallState::ended) return;
+  pair_ = pair;
+  print("path changed: " + describe(pair));
+}
+
+void CallCore::ice_data(ByteView bytes, uint64_t now_ns) {
+  if (state_ != CallState::ended) transfer_.data(bytes, now_ns);
+  collect_transfer();
+}
+
+void CallCore::ice_failed(std::string_view reason, uint64_t /*now_ns*/) {
+  fail(exit_call_failed, "ICE failed: " + std::string(reason));
+}
+
+void CallCore::ice_gave_up(const std::string& explanation, uint64_t /*now_ns*/) {
+  if (!connected_) fail(exit_call_failed, "no media path: " + explanation);
+}
+
+// The transfer's actions are taken at once, so its end is the call's before
+// the next input (and exit_code() says so).
+void CallCore::file_opened(const std::string& path, uint64_t size, uint64_t now_ns) {
+  transfer_.file_opened(path, size, now_ns);
+  collect_transfer();
+}
+void CallCore::input(ByteView chunk, uint64_t now_ns) {
+  transfer_.input(chunk, now_ns);
+  collect_transfer();
+}
+void CallCore::input_end(uint64_t now_ns) {
+  transfer_.input_end(now_ns);
+  collect_transfer();
+}
+void CallCore::input_failed(int exit_code, const std::string& why, uint64_t /*now_ns*/) {
+  transfer_.input_failed(exit_code, why);
+  collect_transfer();
+}
+void CallCore::output_drained(uint64_t now_ns) {
+  transfer_.output_drained(now_ns);
+  collect_transfer();
+}
+
+void CallCore::tick(uint64_t now_ns) {
+  if (state_ == CallState::ended) return;
+  if (ice_deadline_ns_ && now_ns >= *ice_deadline_ns_) {
+    ice_deadline_ns_.reset();
+    if (!connected_) actions_.push_back(call::ExplainIceFailure{});
+  }
+  transfer_.tick(now_ns);
+  collect_transfer();
+}
+
+std::optional<uint64_t> CallCore::next_deadline() const {
+  if (state_ == CallState::ended) return std::nullopt;
+  auto transfer = transfer_.next_deadline();
+  if (ice_deadline_ns_ && transfer) return std::min(*ice_deadline_ns_, *transfer);
+  return ice_deadline_ns_ ? ice_deadline_ns_ : transfer;
+}
+
+// Moves the transfer's actions into ours, in order; its end is the call's.
+void CallCore::collect_transfer() {
+  for (auto& action : transfer_.take_actions()) {
+    if (auto* end = std::get_if<transfer::Finish>(&action)) {
+      if (!end->why.empty()) print("tsunagu: " + end->why);
+      finish(end->exit_code);
+      continue;
+    }
+    if (std::holds_alternative<transfer::StartInput>(action)) state_ = CallState::transfer;
+    std::visit(
+        [&](auto& a) {
+          using A = std::decay_t<decltype(a)>;
+          if constexpr (!std::is_same_v<A, transfer::Finish>) actions_.push_back(std::move(a));
+        },
+        action);
+  }
+}
+
+void CallCore::fail(int exit_code, const std::string& why) {
+  if (state_ == CallState::ended) return;
+  collect_transfer();  // what the transfer said comes first
+  if (state_ == CallState::ended) return;
+  print("tsunagu: " + why);
+  finish(exit_code);
+}
+
+void CallCore::finish(int exit_code) {
+  if (state_ == CallState::ended) return;
+  collect_transfer();
+  if (state_ == CallState::ended) return;
+  state_ = CallState::ended;
+  exit_code_ = exit_code;
+  transfer_.stop();
+  ice_deadline_ns_.reset();
+  if (ice_started_) actions_.push_back(call::ReleaseMedia{});
+  if (!config_.caller) return actions_.push_back(call::CallOver{exit_code, ice_started_});
+  if (!call_id_.empty()) {
+    hangup_sent_ = true;
+    actions_.push_back(call::SendHangup{call_id_});
+  } else {
+    actions_.push_back(call::StopLink{});
+  }
+}
+
+}  // namespace tsunagu::terminal

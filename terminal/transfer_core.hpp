@@ -1,0 +1,156 @@
+// What a call carries once ICE is up, without the loop or ICE: the sealed
+// stream (or sealed datagrams), a pipe both ways, one file with its SHA-256
+// check, and the echo test's bookkeeping. Inputs (keys, packets from the peer,
+// local input, the output drained, `now_ns`) in; actions and a deadline out.
+// Received files and stdout go through TransferOutput, the one seam to the
+// disk, so tests keep them in memory. The frames are DataFrameType in
+// sealed_stream.hpp; their bytes must not change (older CLIs talk to this one).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "base/bytes.hpp"
+#include "base/expected.hpp"
+#include "security/sha256_stream.hpp"
+#include "terminal/packet_protection.hpp"
+#include "terminal/sealed_stream.hpp"
+
+namespace tsunagu::terminal {
+
+// Where received bytes go. The CLI's: stdout, and DIR/NAME written through a
+// fresh temporary renamed only when whole (call_runner.cpp).
+class TransferOutput {
+ public:
+  virtual ~TransferOutput() = default;
+  virtual bool write_stdout(ByteView bytes) = 0;
+  // NAME is a bare file name. The path it will have, or why not (it exists,
+  // it cannot be created): the file is then refused.
+  virtual Expected<std::string, std::string> open_file(const std::string& name) = 0;
+  virtual bool write_file(ByteView bytes) = 0;
+  virtual bool commit_file() = 0;  // durable under its name; false: removed
+  virtual void discard_file() = 0;  // not whole: removed, never left behind
+};
+
+enum class TransferMode : uint8_t {
+  echo_test,  // caller, datagrams: echo_count requests 20 ms apart
+  pipe,       // caller: stdin out, peer's bytes to stdout
+  send_file,  // caller: one file out, the receiver's SHA-256 back
+  answer,     // callee: answers echo requests; a data stream is a pipe both
+              // ways, or (receive_directory) a file saved
+};
+
+struct TransferConfig {
+  bool caller = true;
+  bool reliable = true;  // the ICE byte stream; false: datagrams
+  TransferMode mode = TransferMode::answer;
+  unsigned echo_count = 20;
+  std::string receive_directory;  // listen --recv DIR (named in messages; files go through TransferOutput)
+  uint64_t call_started_ns = 0;  // "first byte after N ms" counts from here
+};
+
+namespace transfer {
+struct SendStream { Bytes bytes; };    // framed sealed packets: append to the ICE byte stream
+struct SendDatagram { Bytes bytes; };  // one sealed datagram
+struct StartInput {};                  // start reading stdin (pipe) or the file to send
+struct Print { std::string line; bool to_stdout = false; };  // one line, newline added
+struct Finish { int exit_code; std::string why; };  // why: printed as "tsunagu: WHY" when not empty
+}  // namespace transfer
+using TransferAction =
+    std::variant<transfer::SendStream, transfer::SendDatagram, transfer::StartInput, transfer::Print, transfer::Finish>;
+
+struct TransferStats {
+  uint64_t bytes_sent = 0, bytes_received = 0;
+  uint64_t connected_ns = 0, first_byte_ns = 0, transfer_end_ns = 0;
+  double seconds(uint64_t now_ns) const;  // from connected to the transfer's end (or now)
+};
+
+class TransferCore {
+ public:
+  TransferCore(TransferConfig config, TransferOutput& output);
+
+  // The node's key material arrived (accepted): packets can be sealed and opened.
+  // False: not 32 bytes.
+  bool keys(ByteView secret, const std::string& call_id, uint64_t now_ns);
+  void connected(uint64_t now_ns);  // ICE has a pair: datagrams can leave
+  void data(ByteView bytes, uint64_t now_ns);  // from ICE: a datagram or the next stream bytes
+
+  // Local input (after StartInput). For a file, file_opened first.
+  // PATH as the user gave it (said back in "delivered PATH"); the header
+  // announces SIZE and only its last component, at most 255 bytes.
+  void file_opened(const std::string& path, uint64_t size, uint64_t now_ns);
+  void input(ByteView chunk, uint64_t now_ns);
+  void input_end(uint64_t now_ns);
+  void input_failed(int exit_code, const std::string& why);
+  // The shell's stream output buffer is empty again (after SendStream).
+  void output_drained(uint64_t now_ns);
+  void tick(uint64_t now_ns);  // at next_deadline(): the echo test's pace
+  // The node said the call was hung up: whether data may be missing.
+  bool hangup_loses_data() const;
+  void stop();  // the call ended: a partial file is discarded, nothing more is sent
+  void restart_clock(uint64_t now_ns) { config_.call_started_ns = now_ns; }
+
+  std::optional<uint64_t> next_deadline() const;
+  std::vector<TransferAction> take_actions() { return std::move(actions_); }
+  const TransferStats& stats() const { return stats_; }
+  bool started() const { return started_; }
+  bool done() const { return done_; }
+  const std::vector<double>& echo_rtts_ms() const { return rtts_ms_; }
+
+  static constexpr size_t max_early_bytes = 1u << 20;  // peer packets kept before the keys arrive
+  static constexpr size_t max_early_datagrams = 64;    // our datagrams kept until ICE is connected
+  static constexpr uint64_t echo_interval_ns = 20'000'000;
+  static constexpr unsigned echo_grace_ticks = 50;      // 1 s for stragglers
+
+ private:
+  void begin(uint64_t now_ns);
+  void send_frame(DataFrameType type, ByteView payload);
+  void on_packet(ByteView sealed, uint64_t now_ns);
+  void on_stream_data(ByteView payload);
+  void on_stream_end(uint64_t now_ns);
+  void on_file_header(ByteView payload);
+  void on_file_result(ByteView payload, uint64_t now_ns);
+  void on_echo_reply(ByteView payload, uint64_t now_ns);
+  void finish_received_file();
+  void refuse_file();
+  void discard_partial_file();
+  void maybe_pipe_done(uint64_t now_ns);
+  void report_throughput(uint64_t now_ns);
+  void report_echo();
+  void print(std::string line, bool to_stdout = false) { actions_.push_back(transfer::Print{std::move(line), to_stdout}); }
+  void fail(int exit_code, std::string why);
+  void finish(int exit_code);
+
+  TransferConfig config_;
+  TransferOutput& output_;
+  std::vector<TransferAction> actions_;
+  TransferStats stats_;
+  std::optional<PacketSealer> sealer_;
+  std::optional<PacketOpener> opener_;
+  SealedStreamReader stream_;
+  std::vector<Bytes> early_data_, early_datagrams_;
+  size_t early_bytes_ = 0;
+  bool connected_ = false, started_ = false, done_ = false;
+  uint64_t rejected_ = 0;
+  // sending
+  bool sending_file_ = false, input_done_ = false, end_pending_ = false;
+  bool local_end_sent_ = false, remote_end_ = false, local_end_acknowledged_ = false;
+  std::string send_name_;
+  std::unique_ptr<security::Sha256Stream> send_hash_ = std::make_unique<security::Sha256Stream>();
+  Bytes file_digest_;
+  // receiving a file
+  bool receiving_file_ = false, refused_file_ = false;
+  uint64_t expected_size_ = 0;
+  std::string received_path_;
+  std::unique_ptr<security::Sha256Stream> receive_hash_ = std::make_unique<security::Sha256Stream>();
+  // echo test
+  std::optional<uint64_t> next_echo_ns_;
+  unsigned echo_sent_ = 0, echo_ticks_after_ = 0;
+  std::vector<double> rtts_ms_;
+};
+
+}  // namespace tsunagu::terminal

@@ -1,0 +1,670 @@
+// CallCore without sockets: the node's answers and events are real encoded
+// messages (MessageBuilder, then decode), ICE events are fed by hand, and
+// every exit the CLI documents is reached from the input that causes it.
+#include "terminal/call_core.hpp"
+
+#include <doctest/doctest.h>
+
+#include <deque>
+#include <string>
+
+#include "call_test_support.hpp"
+#include "proto/signalling.hpp"
+
+namespace tsunagu::terminal {
+namespace {
+
+namespace sig = tsunagu::proto;
+using testing::all_of_type;
+using testing::MemoryOutput;
+using testing::printed;
+
+constexpr uint64_t ms = 1'000'000;
+
+IceDescription sample_description(std::string ufrag) {
+  return IceDescription{std::move(ufrag), "0123456789abcdefABCDEF+/",
+                        {"a=candidate:1 1 UDP 2013266431 127.0.0.1 40000 typ host"}};
+}
+
+SelectedPair host_pair() {
+  return SelectedPair{"host", "host", *proto::SocketAddress::parse("127.0.0.1:40000"),
+                      *proto::SocketAddress::parse("127.0.0.1:40001")};
+}
+
+// Messages as the node would send them; the bytes live as long as the fixture.
+struct Messages {
+  std::deque<Bytes> keep;
+  proto::TransactionId next_id() {
+    proto::TransactionId id;
+    id.bytes[0] = std::byte(static_cast<uint8_t>(keep.size() + 1));
+    return id;
+  }
+  const proto::Message& add(proto::MessageBuilder builder) {
+    keep.push_back(builder.finish());
+    auto decoded = proto::decode(keep.back());
+    REQUIRE(decoded.has_value());
+    decoded_.push_back(decoded->message);
+    return decoded_.back();
+  }
+  const proto::Message& prepared(const std::string& call_id, bool with_turn) {
+    proto::MessageBuilder b(proto::MessageClass::success, sig::method::call, next_id());
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_u32(sig::attr::call_state, sig::call_state::preparing);
+    b.add_xor_address(sig::attr::stun_server, *proto::SocketAddress::parse("192.0.2.1:3478"));
+    if (with_turn) {
+      b.add_xor_address(sig::attr::turn_server, *proto::SocketAddress::parse("192.0.2.2:3478"));
+      b.add_string(sig::attr::turn_username, "1700000000:alice");
+      b.add_string(sig::attr::turn_password, "secret");
+    }
+    return add(std::move(b));
+  }
+  const proto::Message& ringing(uint32_t state = sig::call_state::ringing) {
+    proto::MessageBuilder b(proto::MessageClass::success, sig::method::call, next_id());
+    b.add_u32(sig::attr::call_state, state);
+    return add(std::move(b));
+  }
+  const proto::Message& refusal(uint16_t code, std::string_view reason) {
+    proto::MessageBuilder b(proto::MessageClass::error, sig::method::call, next_id());
+    b.add_error(code, reason);
+    return add(std::move(b));
+  }
+  const proto::Message& accepted(const std::string& call_id, const std::string& answer, size_t key_size = 32) {
+    proto::MessageBuilder b(proto::MessageClass::indication, sig::method::call_event, next_id());
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_u32(sig::attr::call_state, sig::call_state::accepted);
+    Bytes key = testing::test_secret();
+    key.resize(key_size);
+    b.add(sig::attr::key_material, key);
+    if (!answer.empty()) b.add_string(sig::attr::ice_description, answer);
+    return add(std::move(b));
+  }
+  const proto::Message& ended(const std::string& call_id, uint32_t code, std::string_view reason = {}) {
+    proto::MessageBuilder b(proto::MessageClass::indication, sig::method::call_event, next_id());
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_u32(sig::attr::call_state, sig::call_state::ended);
+    b.add_u32(sig::attr::end_code, code);
+    if (!reason.empty()) b.add_string(sig::attr::notice_reason, reason);
+    return add(std::move(b));
+  }
+  const proto::Message& ring(const std::string& call_id, const std::string& caller, const std::string& offer,
+                             bool reliable) {
+    proto::MessageBuilder b(proto::MessageClass::request, sig::method::ring, next_id());
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_string(sig::attr::caller_id, caller);
+    b.add_string(sig::attr::ice_description, offer);
+    b.add_u32(sig::attr::call_media, reliable ? 1 : 0);
+    b.add_xor_address(sig::attr::stun_server, *proto::SocketAddress::parse("192.0.2.1:3478"));
+    return add(std::move(b));
+  }
+  const proto::Message& turn_answer() {
+    proto::MessageBuilder b(proto::MessageClass::success, sig::method::turn_credentials, next_id());
+    b.add_xor_address(sig::attr::turn_server, *proto::SocketAddress::parse("192.0.2.2:3478"));
+    b.add_string(sig::attr::turn_username, "1700000000:bob");
+    b.add_string(sig::attr::turn_password, "secret");
+    return add(std::move(b));
+  }
+
+ private:
+  std::deque<proto::Message> decoded_;
+};
+
+std::string encoded(const std::string& ufrag) { return *encode_ice_description(sample_description(ufrag)); }
+
+CallCoreConfig caller_config(TransferMode mode = TransferMode::pipe, bool reliable = true) {
+  CallCoreConfig config;
+  config.caller = true;
+  config.reliable = reliable;
+  config.callee = "bob";
+  config.ice_timeout_ns = 20'000 * ms;
+  config.transfer.mode = mode;
+  return config;
+}
+
+// A caller driven up to the state a test needs.
+struct Caller {
+  Messages node;
+  MemoryOutput output;
+  CallCore core;
+  uint64_t now = 1000 * ms;
+  std::vector<CallAction> seen;
+
+  explicit Caller(CallCoreConfig config = caller_config()) : core(std::move(config), output, 1000 * ms) {}
+
+  std::vector<CallAction> take() {
+    auto actions = core.take_actions();
+    seen.insert(seen.end(), actions.begin(), actions.end());
+    return actions;
+  }
+  void prepared(bool with_turn = false) {
+    core.logged_in(now);
+    auto sent = all_of_type<call::SendPrepare>(take());
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].callee == "bob");
+    CHECK(core.state() == CallState::preparing);
+    core.prepare_answered(&node.prepared("c-1", with_turn), {}, now);
+  }
+  void placed() {
+    prepared();
+    core.ice_gathered(sample_description("caLR"), now);
+    core.place_answered(&node.ringing(), {}, now);
+    REQUIRE(core.state() == CallState::ringing);
+  }
+  void accepted() {
+    placed();
+    core.call_event(node.accepted("c-1", encoded("caLE")), now);
+    REQUIRE(core.state() == CallState::accepted);
+  }
+  void connected() {
+    accepted();
+    now += 50 * ms;
+    core.ice_connected(host_pair(), now);
+  }
+  int exit() {
+    REQUIRE(core.exit_code().has_value());
+    return *core.exit_code();
+  }
+};
+
+void check_refused_at_prepare(uint16_t code, int expected_exit) {
+  Caller caller;
+  caller.core.logged_in(caller.now);
+  caller.core.prepare_answered(&caller.node.refusal(code, "Why not"), {}, caller.now);
+  auto actions = caller.take();
+  CHECK(caller.core.state() == CallState::ended);
+  CHECK(caller.exit() == expected_exit);
+  CHECK(printed(actions).find("tsunagu: bob: Why not") != std::string::npos);
+  CHECK(all_of_type<call::StopLink>(actions).size() == 1);  // no call to hang up
+  CHECK(all_of_type<call::StartIce>(actions).empty());
+}
+
+void check_refused_at_place(uint16_t code, int expected_exit) {
+  Caller caller;
+  caller.prepared();
+  caller.core.ice_gathered(sample_description("caLR"), caller.now);
+  caller.core.place_answered(&caller.node.refusal(code, "No"), {}, caller.now);
+  auto actions = caller.take();
+  CHECK(caller.exit() == expected_exit);
+  CHECK(all_of_type<call::ReleaseMedia>(actions).size() == 1);
+  auto hangups = all_of_type<call::SendHangup>(actions);
+  REQUIRE(hangups.size() == 1);
+  CHECK(hangups[0].call_id == "c-1");
+}
+
+void check_ended(uint32_t end_code, int expected_exit) {
+  Caller caller;
+  caller.placed();
+  caller.core.call_event(caller.node.ended("c-1", end_code, "Because"), caller.now);
+  CHECK(caller.core.state() == CallState::ended);
+  CHECK(caller.exit() == expected_exit);
+}
+
+}  // namespace
+
+TEST_CASE("a caller prepares with the user ID only, gathers with the node's servers, then places the call with the offer") {
+  Caller caller(caller_config());
+  caller.prepared(true);
+  auto actions = caller.take();
+  auto ice = all_of_type<call::StartIce>(actions);
+  REQUIRE(ice.size() == 1);
+  CHECK(ice[0].config.controlling);
+  CHECK(ice[0].config.reliable);
+  REQUIRE(ice[0].config.turn.has_value());
+  CHECK(ice[0].config.turn->username == "1700000000:alice");
+  CHECK(ice[0].config.stun_server->to_string() == "192.0.2.1:3478");
+  CHECK(caller.core.call_id() == "c-1");
+  CHECK(caller.core.next_deadline() == caller.now + 20'000 * ms);  // the ICE deadline runs from gathering
+
+  caller.core.ice_gathered(sample_description("caLR"), caller.now);
+  auto place = all_of_type<call::SendPlace>(caller.take());
+  REQUIRE(place.size() == 1);
+  CHECK(place[0].call_id == "c-1");
+  CHECK(place[0].callee == "bob");
+  CHECK(place[0].offer == encoded("caLR"));
+  caller.core.place_answered(&caller.node.ringing(), {}, caller.now);
+  CHECK(caller.core.state() == CallState::ringing);
+  CHECK(printed(caller.take()) == "ringing bob (call c-1)\n");
+}
+
+TEST_CASE("a call routed to a LAN agent says so while it rings") {
+  Caller caller;
+  caller.prepared();
+  caller.core.ice_gathered(sample_description("caLR"), caller.now);
+  caller.core.place_answered(&caller.node.ringing(sig::call_state::routed_to_agent), {}, caller.now);
+  CHECK(printed(caller.take()).find("calling bob through its LAN agent (call c-1)") != std::string::npos);
+}
+
+TEST_CASE("an accepted call sets the callee's answer as remote, connects and starts the transfer") {
+  Caller caller;
+  caller.placed();
+  caller.take();
+  caller.now += 300 * ms;
+  caller.core.call_event(caller.node.accepted("c-1", encoded("caLE")), caller.now);
+  auto actions = caller.take();
+  CHECK(caller.core.state() == CallState::accepted);
+  auto remote = all_of_type<call::SetRemote>(actions);
+  REQUIRE(remote.size() == 1);
+  CHECK(remote[0].remote == sample_description("caLE"));
+  CHECK(printed(actions).find("accepted after 300 ms") != std::string::npos);
+
+  caller.now += 100 * ms;
+  caller.core.ice_connected(host_pair(), caller.now);
+  actions = caller.take();
+  CHECK(caller.core.state() == CallState::transfer);  // a pipe starts at once
+  CHECK(all_of_type<transfer::StartInput>(actions).size() == 1);
+  CHECK(printed(actions).find("connected after 400 ms: host 127.0.0.1:40000 <-> host 127.0.0.1:40001") !=
+        std::string::npos);
+  CHECK_FALSE(caller.core.next_deadline().has_value());  // no ICE deadline once connected
+
+  caller.core.ice_pair_changed(host_pair());
+  CHECK(printed(caller.take()).find("path changed: ") == 0);
+}
+
+TEST_CASE("a hang-up before the stream ended fails the caller with 11: data may be missing") {
+  Caller caller;
+  caller.connected();
+  caller.core.call_event(caller.node.ended("c-1", sig::error::hung_up), caller.now);
+  CHECK(caller.exit() == exit_call_failed);
+  CHECK(printed(caller.take()).find("data may be missing") != std::string::npos);
+}
+
+TEST_CASE("a hang-up of an echo test (datagrams) exits 0") {
+  Caller caller(caller_config(TransferMode::echo_test, false));
+  caller.connected();
+  caller.core.call_event(caller.node.ended("c-1", sig::error::hung_up), caller.now);
+  CHECK(caller.exit() == 0);
+  CHECK(all_of_type<call::SendHangup>(caller.take()).size() == 1);
+}
+
+TEST_CASE("the echo test's pace is the call's deadline and its report ends the call") {
+  CallCoreConfig config = caller_config(TransferMode::echo_test, false);
+  config.transfer.echo_count = 1;
+  Caller caller(config);
+  caller.connected();
+  caller.take();
+  auto deadline = caller.core.next_deadline();
+  REQUIRE(deadline.has_value());
+  CHECK(*deadline == caller.now);
+  caller.core.tick(*deadline);
+  CHECK(all_of_type<transfer::SendDatagram>(caller.take()).size() == 1);
+  for (int i = 0; i < 60 && !caller.core.done(); ++i) caller.core.tick(*caller.core.next_deadline());
+  CHECK(caller.exit() == exit_call_failed);  // no reply: 100 % loss
+  auto actions = caller.take();
+  CHECK(printed(actions).find("echo test: 1 sent, 0 returned, loss 100.0%") != std::string::npos);
+  CHECK(all_of_type<call::ReleaseMedia>(actions).size() == 1);
+  CHECK(all_of_type<call::SendHangup>(actions).size() == 1);
+}
+
+TEST_CASE("a caller's hang-up is answered before the link stops") {
+  Caller caller;
+  caller.connected();
+  caller.core.interrupted(caller.now);
+  auto actions = caller.take();
+  CHECK(caller.exit() == exit_interrupted);
+  REQUIRE(all_of_type<call::SendHangup>(actions).size() == 1);
+  CHECK(all_of_type<call::StopLink>(actions).empty());
+  caller.core.hangup_answered();
+  CHECK(all_of_type<call::StopLink>(caller.take()).size() == 1);
+  caller.core.link_stopped(ClientFailure::none, {}, caller.now);
+  CHECK(caller.exit() == exit_interrupted);  // what stops after the end changes nothing
+}
+
+TEST_CASE("^C before the node answered the preparation stops the link with 130") {
+  Caller caller;
+  caller.core.logged_in(caller.now);
+  caller.core.interrupted(caller.now);
+  CHECK(caller.exit() == exit_interrupted);
+  CHECK(all_of_type<call::StopLink>(caller.take()).size() == 1);
+}
+
+TEST_CASE("every refusal of the call's preparation has its exit code") {
+  check_refused_at_prepare(sig::error::unknown_user, exit_unknown_user);  // 3
+  check_refused_at_prepare(sig::error::offline, exit_offline);            // 4
+  check_refused_at_prepare(sig::error::agent_offline, exit_offline);      // 4
+  check_refused_at_prepare(sig::error::unauthenticated, exit_auth);       // 5
+  check_refused_at_prepare(sig::error::too_many_attempts, exit_rate_limited);  // 6
+  check_refused_at_prepare(sig::error::forbidden, exit_refused);          // 7
+  check_refused_at_prepare(sig::error::busy, exit_call_busy);             // 8
+}
+
+TEST_CASE("a 429 on placing the call exits 6, not 7") {
+  check_refused_at_place(sig::error::too_many_attempts, exit_rate_limited);
+  check_refused_at_place(sig::error::no_such_call, exit_refused);
+  check_refused_at_place(sig::error::busy, exit_call_busy);
+}
+
+TEST_CASE("no answer to the preparation fails with 11 and to the placing with 1 (network)") {
+  Caller preparing;
+  preparing.core.logged_in(preparing.now);
+  preparing.core.prepare_answered(nullptr, "request timed out", preparing.now);
+  CHECK(preparing.exit() == exit_call_failed);
+  CHECK(printed(preparing.take()).find("tsunagu: call: request timed out") != std::string::npos);
+
+  Caller placing;
+  placing.prepared();
+  placing.core.ice_gathered(sample_description("caLR"), placing.now);
+  placing.core.place_answered(nullptr, "not connected", placing.now);
+  CHECK(placing.exit() == exit_network);
+}
+
+TEST_CASE("every END-CODE of a call_event has its exit code") {
+  check_ended(sig::error::declined, exit_call_declined);    // 9
+  check_ended(sig::error::cancelled, exit_call_declined);   // 9
+  check_ended(sig::error::no_answer, exit_call_no_answer);  // 10
+  check_ended(sig::error::busy, exit_call_busy);            // 8
+  check_ended(sig::error::link_lost, exit_call_failed);     // 11
+  check_ended(sig::error::unknown_user, exit_unknown_user); // 3, a LAN agent's answer
+  check_ended(sig::error::no_live_lease, exit_offline);     // 4
+  check_ended(sig::error::agent_timeout, exit_offline);     // 4
+  check_ended(sig::error::agent_policy_refused, exit_refused);  // 7
+  check_ended(sig::error::hung_up, 0);
+}
+
+TEST_CASE("events of another call are ignored") {
+  Caller caller;
+  caller.placed();
+  caller.core.call_event(caller.node.ended("c-other", sig::error::declined), caller.now);
+  CHECK(caller.core.state() == CallState::ringing);
+}
+
+TEST_CASE("the link's failure before a call exists is the exit code: auth 5, network 1") {
+  Caller auth;
+  auth.core.link_stopped(ClientFailure::unauthenticated, "login refused", auth.now);
+  CHECK(auth.exit() == exit_auth);
+  CHECK(printed(auth.take()).find("tsunagu: login refused") != std::string::npos);
+  Caller network;
+  network.core.logged_in(network.now);
+  network.core.link_stopped(ClientFailure::network, "connection reset", network.now);
+  CHECK(network.exit() == exit_network);
+  Caller limited;
+  limited.core.link_stopped(ClientFailure::rate_limited, "too many logins", limited.now);
+  CHECK(limited.exit() == exit_rate_limited);
+}
+
+TEST_CASE("losing the link during a call fails it with 11") {
+  Caller caller;
+  caller.connected();
+  caller.core.link_stopped(ClientFailure::network, "connection reset", caller.now);
+  CHECK(caller.exit() == exit_call_failed);
+  CHECK(printed(caller.take()).find("tsunagu: link to the node lost") != std::string::npos);
+}
+
+TEST_CASE("ICE that does not connect by the deadline fails with 11 and the session's explanation") {
+  Caller caller;
+  caller.accepted();
+  caller.take();
+  auto deadline = caller.core.next_deadline();
+  REQUIRE(deadline.has_value());
+  caller.core.tick(*deadline - 1);
+  CHECK(all_of_type<call::ExplainIceFailure>(caller.take()).empty());
+  caller.core.tick(*deadline);
+  CHECK(all_of_type<call::ExplainIceFailure>(caller.take()).size() == 1);
+  caller.core.ice_gave_up("ICE connectivity checks failed (local candidates: host; remote: host)", *deadline);
+  CHECK(caller.exit() == exit_call_failed);
+  CHECK(printed(caller.take()).find("tsunagu: no media path: ICE connectivity checks failed") != std::string::npos);
+}
+
+TEST_CASE("ICE failing, or refusing its configuration, fails the call with 11") {
+  Caller failed;
+  failed.accepted();
+  failed.core.ice_failed("checks failed", failed.now);
+  CHECK(failed.exit() == exit_call_failed);
+  CHECK(printed(failed.take()).find("tsunagu: ICE failed: checks failed") != std::string::npos);
+  Caller refused;
+  refused.prepared();
+  refused.core.ice_setup_failed("bad TURN server", refused.now);
+  CHECK(refused.exit() == exit_call_failed);
+}
+
+TEST_CASE("--relay-only without a TURN server from the node fails before gathering") {
+  CallCoreConfig config = caller_config();
+  config.relay_only = true;
+  Caller caller(config);
+  caller.prepared(false);
+  auto actions = caller.take();
+  CHECK(caller.exit() == exit_call_failed);
+  CHECK(all_of_type<call::StartIce>(actions).empty());
+  CHECK(printed(actions).find("--relay-only, but the node hands out no TURN server") != std::string::npos);
+}
+
+TEST_CASE("a malformed answer or unusable key material fails the call with 11") {
+  Caller answer;
+  answer.placed();
+  answer.core.call_event(answer.node.accepted("c-1", "not ice"), answer.now);
+  CHECK(answer.exit() == exit_call_failed);
+  CHECK(printed(answer.take()).find("the peer's ICE description is malformed") != std::string::npos);
+  Caller key;
+  key.placed();
+  key.core.call_event(key.node.accepted("c-1", encoded("caLE"), 16), key.now);
+  CHECK(key.exit() == exit_call_failed);
+  CHECK(printed(key.take()).find("no usable key material") != std::string::npos);
+}
+
+TEST_CASE("a file that cannot be opened ends the call with the usage exit code") {
+  Caller caller(caller_config(TransferMode::send_file));
+  caller.connected();
+  caller.core.input_failed(exit_usage, "cannot open x: No such file or directory", caller.now);
+  CHECK(caller.exit() == exit_usage);
+  CHECK(printed(caller.take()).find("tsunagu: cannot open x") != std::string::npos);
+}
+
+// ------------------------------------------------------------------- callee
+
+namespace {
+
+CallCoreConfig callee_config(bool reliable = true) {
+  CallCoreConfig config;
+  config.caller = false;
+  config.reliable = reliable;
+  config.ice_timeout_ns = 20'000 * ms;
+  config.fetch_turn = true;
+  return config;
+}
+
+struct Callee {
+  Messages node;
+  MemoryOutput output;
+  CallCore core;
+  uint64_t now = 1000 * ms;
+  explicit Callee(CallCoreConfig config) : core(std::move(config), output, 1000 * ms) {}
+  void rung() { core.ring(node.ring("c-9", "alice", encoded("caLR"), true), now); }
+};
+
+}  // namespace
+
+TEST_CASE("a callee that accepts asks TURN credentials with the CALL-ID, gathers with them and answers the ring") {
+  CallCoreConfig config = callee_config();
+  config.auto_accept_from = {"alice"};
+  Callee callee(config);
+  callee.rung();
+  auto actions = callee.core.take_actions();
+  CHECK(callee.core.state() == CallState::accepted);
+  CHECK(printed(actions).find("accepting a call from alice (data stream)") != std::string::npos);
+  auto fetch = all_of_type<call::FetchTurn>(actions);
+  REQUIRE(fetch.size() == 1);
+  CHECK(fetch[0].call_id == "c-9");
+  CHECK(all_of_type<call::StartIce>(actions).empty());  // not before the credentials
+
+  callee.core.turn_answered(&callee.node.turn_answer(), callee.now);
+  actions = callee.core.take_actions();
+  auto ice = all_of_type<call::StartIce>(actions);
+  REQUIRE(ice.size() == 1);
+  CHECK_FALSE(ice[0].config.controlling);
+  REQUIRE(ice[0].config.turn.has_value());
+  CHECK(ice[0].config.turn->username == "1700000000:bob");
+  CHECK(ice[0].config.stun_server.has_value());  // from the ring
+  auto remote = all_of_type<call::SetRemote>(actions);
+  REQUIRE(remote.size() == 1);
+  CHECK(remote[0].remote == sample_description("caLR"));
+
+  callee.core.ice_gathered(sample_description("caLE"), callee.now);
+  auto replies = all_of_type<call::ReplyRing>(callee.core.take_actions());
+  REQUIRE(replies.size() == 1);
+  auto decoded = proto::decode(replies[0].message);
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->message.message_class == proto::MessageClass::success);
+  CHECK(decoded->message.method == sig::method::ring);
+  const auto* answer = decoded->message.find(sig::attr::ice_description);
+  REQUIRE(answer != nullptr);
+  CHECK(proto::read_string(*answer) == encoded("caLE"));
+
+  callee.core.call_event(callee.node.accepted("c-9", {}), callee.now);
+  CHECK(callee.core.state() == CallState::accepted);
+  callee.core.ice_connected(host_pair(), callee.now);
+  CHECK(callee.core.state() == CallState::transfer);  // a pipe both ways
+  callee.core.call_event(callee.node.ended("c-9", sig::error::hung_up, "hung up"), callee.now);
+  actions = callee.core.take_actions();
+  // The caller's stream had not ended: the callee, too, says data may be missing.
+  auto over = all_of_type<call::CallOver>(actions);
+  REQUIRE(over.size() == 1);
+  CHECK(over[0].answered);
+  CHECK(over[0].exit_code == exit_call_failed);
+  CHECK(all_of_type<call::SendHangup>(actions).empty());  // the callee never hangs up through the node
+}
+
+TEST_CASE("without TURN credentials from the node the callee answers without a relay") {
+  CallCoreConfig config = callee_config();
+  config.auto_accept_from = {"*"};
+  Callee callee(config);
+  callee.rung();
+  callee.core.take_actions();
+  callee.core.turn_answered(nullptr, callee.now);
+  auto actions = callee.core.take_actions();
+  auto ice = all_of_type<call::StartIce>(actions);
+  REQUIRE(ice.size() == 1);
+  CHECK_FALSE(ice[0].config.turn.has_value());
+  CHECK(printed(actions).find("answering without a relay") != std::string::npos);
+}
+
+TEST_CASE("a LAN ring carries its servers: the callee gathers at once") {
+  CallCoreConfig config = callee_config(false);
+  config.fetch_turn = false;
+  config.auto_accept_from = {"*"};
+  Callee callee(config);
+  callee.rung();
+  auto actions = callee.core.take_actions();
+  CHECK(all_of_type<call::FetchTurn>(actions).empty());
+  CHECK(all_of_type<call::StartIce>(actions).size() == 1);
+}
+
+TEST_CASE("a callee that cannot ask declines with 603 and the ring is not counted as a call") {
+  Callee callee(callee_config());
+  callee.rung();
+  auto actions = callee.core.take_actions();
+  CHECK(printed(actions).find("declined a call from alice") != std::string::npos);
+  auto replies = all_of_type<call::ReplyRing>(actions);
+  REQUIRE(replies.size() == 1);
+  auto decoded = proto::decode(replies[0].message);
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->message.message_class == proto::MessageClass::error);
+  auto over = all_of_type<call::CallOver>(actions);
+  REQUIRE(over.size() == 1);
+  CHECK_FALSE(over[0].answered);
+}
+
+TEST_CASE("a callee with a terminal is asked, and its answer decides") {
+  CallCoreConfig config = callee_config();
+  config.can_prompt = true;
+  Callee yes(config);
+  yes.rung();
+  auto asked = all_of_type<call::PromptAccept>(yes.core.take_actions());
+  REQUIRE(asked.size() == 1);
+  CHECK(asked[0].caller == "alice");
+  CHECK(yes.core.state() == CallState::ringing);
+  yes.core.accept_decision(true, yes.now);
+  CHECK(all_of_type<call::FetchTurn>(yes.core.take_actions()).size() == 1);
+
+  Callee no(config);
+  no.rung();
+  no.core.take_actions();
+  no.core.accept_decision(false, no.now);
+  CHECK(all_of_type<call::ReplyRing>(no.core.take_actions()).size() == 1);
+  CHECK(no.core.done());
+}
+
+TEST_CASE("a caller giving up while the callee is asked ends the ring without an exit code for listen") {
+  CallCoreConfig config = callee_config();
+  config.can_prompt = true;
+  Callee callee(config);
+  callee.rung();
+  callee.core.take_actions();
+  callee.core.call_event(callee.node.ended("c-9", sig::error::cancelled, "cancelled"), callee.now);
+  auto actions = callee.core.take_actions();
+  auto over = all_of_type<call::CallOver>(actions);
+  REQUIRE(over.size() == 1);
+  CHECK_FALSE(over[0].answered);
+  CHECK(printed(actions).find("call ended: cancelled") != std::string::npos);
+  callee.core.accept_decision(true, callee.now);  // too late: nothing happens
+  CHECK(callee.core.take_actions().empty());
+}
+
+TEST_CASE("a callee's malformed offer fails the call with 11") {
+  CallCoreConfig config = callee_config();
+  config.auto_accept_from = {"*"};
+  config.fetch_turn = false;
+  Callee callee(config);
+  callee.core.ring(callee.node.ring("c-9", "alice", "garbage", true), callee.now);
+  auto over = all_of_type<call::CallOver>(callee.core.take_actions());
+  REQUIRE(over.size() == 1);
+  CHECK(over[0].exit_code == exit_call_failed);
+}
+
+TEST_CASE("a call the caller cancels after the callee answered is a clean end for the callee") {
+  CallCoreConfig config = callee_config(false);
+  config.auto_accept_from = {"*"};
+  config.fetch_turn = false;
+  Callee callee(config);
+  callee.rung();
+  callee.core.ice_gathered(sample_description("caLE"), callee.now);
+  callee.core.take_actions();
+  callee.core.call_event(callee.node.ended("c-9", sig::error::no_answer), callee.now);
+  auto over = all_of_type<call::CallOver>(callee.core.take_actions());
+  REQUIRE(over.size() == 1);
+  CHECK(over[0].answered);
+  CHECK(over[0].exit_code == 0);
+}
+
+TEST_CASE("every state has a name") {
+  for (auto state : {CallState::idle, CallState::preparing, CallState::ringing, CallState::accepted,
+                     CallState::connected, CallState::transfer, CallState::ended})
+    CHECK(to_string(state) != "?");
+}
+
+TEST_CASE("a caller and a callee core carry a file between them end to end") {
+  Caller caller(caller_config(TransferMode::send_file));
+  caller.connected();
+  CallCoreConfig config = callee_config();
+  config.auto_accept_from = {"*"};
+  config.fetch_turn = false;
+  config.transfer.receive_directory = "inbox";
+  // The packet keys are bound to the CALL-ID: the callee is rung for the caller's c-1.
+  Callee same(config);
+  same.core.ring(same.node.ring("c-1", "alice", encoded("caLR"), true), same.now);
+  same.core.ice_gathered(sample_description("caLE"), same.now);
+  same.core.call_event(same.node.accepted("c-1", {}), same.now);
+  same.core.ice_connected(host_pair(), same.now);
+  same.core.take_actions();
+  caller.take();
+  caller.core.file_opened("notes.txt", 5, caller.now);
+  caller.core.input(to_bytes("hello"), caller.now);
+  caller.core.input_end(caller.now);
+  for (int round = 0; round < 10; ++round) {
+    bool moved = false;
+    for (auto& a : caller.take())
+      if (auto* s = std::get_if<transfer::SendStream>(&a)) {
+        same.core.ice_data(s->bytes, same.now);
+        moved = true;
+      }
+    caller.core.output_drained(caller.now);
+    for (auto& a : same.core.take_actions())
+      if (auto* s = std::get_if<transfer::SendStream>(&a)) {
+        caller.core.ice_data(s->bytes, caller.now);
+        moved = true;
+      }
+    if (!moved) break;
+  }
+  CHECK(same.output.stored.at("notes.txt") == "hello");
+  CHECK(caller.exit() == 0);
+  CHECK(printed(caller.seen).find("delivered notes.txt") != std::string::npos);
+}
+
+}  // namespace tsunagu::terminal

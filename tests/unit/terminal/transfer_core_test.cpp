@@ -1,0 +1,395 @@
+// TransferCore with two real cores (caller and callee) exchanging real sealed
+// frames; only the disk is in memory (MemoryOutput), so its failures can be
+// chosen. Frames are byte-identical to what the CLI sends on the wire.
+#include "terminal/transfer_core.hpp"
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <string>
+
+#include "call_test_support.hpp"
+
+namespace tsunagu::terminal {
+namespace {
+
+using testing::all_of_type;
+using testing::MemoryOutput;
+using testing::printed;
+
+constexpr uint64_t ms = 1'000'000;
+
+struct Side {
+  MemoryOutput output;
+  TransferCore core;
+  std::vector<TransferAction> seen;  // every action, in order
+  Side(TransferConfig config) : core(config, output) {}
+};
+
+// Two cores joined the way the shell joins them to ICE: stream bytes and
+// datagrams of one are the other's input, until both are quiet.
+struct Pair {
+  Side caller, callee;
+  uint64_t now = 1000 * ms;
+  bool deliver = true;  // false: what is sent is lost
+
+  Pair(TransferConfig caller_config, TransferConfig callee_config)
+      : caller((caller_config.caller = true, caller_config)), callee((callee_config.caller = false, callee_config)) {}
+
+  void start() {
+    auto secret = testing::test_secret();
+    REQUIRE(caller.core.keys(secret, "call-1", now));
+    REQUIRE(callee.core.keys(secret, "call-1", now));
+    caller.core.connected(now);
+    callee.core.connected(now);
+    settle();
+  }
+
+  // Moves frames both ways until no side has anything more to say.
+  void settle() {
+    for (int round = 0; round < 100; ++round) {
+      bool to_callee = move(caller, callee);  // both directions every round
+      bool to_caller = move(callee, caller);
+      bool moved = to_callee || to_caller;
+      if (!moved) return;
+    }
+    FAIL("the cores kept talking for 100 rounds");
+  }
+
+  bool move(Side& from, Side& to) {
+    auto actions = from.core.take_actions();
+    if (actions.empty()) return false;
+    bool sent_stream = false;
+    for (auto& action : actions) {
+      from.seen.push_back(action);
+      if (!deliver) continue;
+      if (auto* s = std::get_if<transfer::SendStream>(&action)) {
+        to.core.data(s->bytes, now);
+        sent_stream = true;
+      }
+      if (auto* d = std::get_if<transfer::SendDatagram>(&action)) to.core.data(d->bytes, now);
+    }
+    // The shell's output buffer empties at once here.
+    if (sent_stream) from.core.output_drained(now);
+    return true;
+  }
+
+  std::optional<transfer::Finish> finish_of(Side& side) {
+    auto finishes = all_of_type<transfer::Finish>(side.seen);
+    if (finishes.empty()) return std::nullopt;
+    return finishes.back();
+  }
+};
+
+TransferConfig pipe_caller() { return TransferConfig{true, true, TransferMode::pipe, 20, {}, 0}; }
+TransferConfig answering(std::string directory = {}) {
+  return TransferConfig{false, true, TransferMode::answer, 20, std::move(directory), 0};
+}
+TransferConfig file_sender() { return TransferConfig{true, true, TransferMode::send_file, 20, {}, 0}; }
+
+}  // namespace
+
+TEST_CASE("a pipe carries bytes both ways and the caller finishes once each side acknowledged the other's end") {
+  Pair pair(pipe_caller(), answering());
+  pair.start();
+  CHECK(all_of_type<transfer::StartInput>(pair.caller.seen).size() == 1);
+  CHECK(all_of_type<transfer::StartInput>(pair.callee.seen).size() == 1);  // listen without --recv: both ways
+
+  pair.caller.core.input(to_bytes("hello "), pair.now);
+  pair.caller.core.input(to_bytes("callee"), pair.now);
+  pair.settle();
+  CHECK(pair.callee.output.stdout_bytes == "hello callee");
+  pair.caller.core.input_end(pair.now);
+  pair.settle();
+  CHECK_FALSE(pair.finish_of(pair.caller).has_value());  // the callee has not ended its side yet
+
+  pair.callee.core.input(to_bytes("hi caller"), pair.now);
+  pair.callee.core.input_end(pair.now);
+  pair.settle();
+  CHECK(pair.caller.output.stdout_bytes == "hi caller");
+  auto finished = pair.finish_of(pair.caller);
+  REQUIRE(finished.has_value());
+  CHECK(finished->exit_code == 0);
+  CHECK_FALSE(pair.finish_of(pair.callee).has_value());  // the callee waits for the node's ended
+  CHECK(printed(pair.caller.seen).find("transferred 12 bytes out, 9 in") != std::string::npos);
+  CHECK(pair.caller.core.stats().bytes_sent == 12);
+  CHECK_FALSE(pair.callee.core.hangup_loses_data());
+}
+
+TEST_CASE("a hang-up before the peer's end is reported as data that may be missing") {
+  Pair pair(pipe_caller(), answering());
+  pair.start();
+  pair.caller.core.input(to_bytes("partial"), pair.now);
+  pair.settle();
+  CHECK(pair.callee.core.hangup_loses_data());
+}
+
+TEST_CASE("a file arrives whole: header, data, end, then the receiver's matching SHA-256 ends the call with 0") {
+  Pair pair(file_sender(), answering("inbox"));
+  pair.start();
+  CHECK(all_of_type<transfer::StartInput>(pair.callee.seen).empty());  // --recv: the callee sends nothing
+  std::string content(40000, 'x');
+  pair.caller.core.file_opened("/tmp/some/report.bin", content.size(), pair.now);
+  Bytes bytes = to_bytes(content);
+  for (size_t at = 0; at < bytes.size(); at += max_stream_chunk)  // the shell reads at most this much at once
+    pair.caller.core.input(ByteView(bytes).subspan(at, std::min(max_stream_chunk, bytes.size() - at)), pair.now);
+  pair.caller.core.input_end(pair.now);
+  pair.settle();
+  CHECK(pair.callee.output.stored.at("report.bin") == content);
+  CHECK(printed(pair.callee.seen).find("receiving report.bin (40000 bytes) into inbox") != std::string::npos);
+  CHECK(printed(pair.callee.seen).find("stored dir/report.bin sha256 ") != std::string::npos);
+  auto finished = pair.finish_of(pair.caller);
+  REQUIRE(finished.has_value());
+  CHECK(finished->exit_code == 0);
+  CHECK(printed(pair.caller.seen).find("delivered /tmp/some/report.bin: the receiver's SHA-256 matches") !=
+        std::string::npos);
+}
+
+TEST_CASE("a file longer than announced is not kept and both sides fail with 11") {
+  Pair pair(file_sender(), answering("inbox"));
+  pair.start();
+  pair.caller.core.file_opened("big.bin", 10, pair.now);
+  pair.caller.core.input(to_bytes("0123456789AB"), pair.now);
+  pair.settle();
+  CHECK(pair.callee.output.stored.empty());
+  CHECK(pair.callee.output.discarded == 1);
+  auto callee_end = pair.finish_of(pair.callee);
+  REQUIRE(callee_end.has_value());
+  CHECK(callee_end->exit_code == exit_call_failed);
+  CHECK(callee_end->why.find("sent more than the 10 bytes it announced") != std::string::npos);
+  auto caller_end = pair.finish_of(pair.caller);
+  REQUIRE(caller_end.has_value());
+  CHECK(caller_end->exit_code == exit_call_failed);
+  CHECK(caller_end->why == "the receiver did not store the file");
+}
+
+TEST_CASE("a file shorter than announced is removed and the sender learns it was not stored") {
+  Pair pair(file_sender(), answering("inbox"));
+  pair.start();
+  pair.caller.core.file_opened("short.bin", 100, pair.now);
+  pair.caller.core.input(to_bytes("only this"), pair.now);
+  pair.caller.core.input_end(pair.now);
+  pair.settle();
+  CHECK(pair.callee.output.stored.empty());
+  CHECK(pair.callee.output.discarded == 1);
+  CHECK(printed(pair.callee.seen).find("failed to store dir/short.bin") != std::string::npos);
+  auto caller_end = pair.finish_of(pair.caller);
+  REQUIRE(caller_end.has_value());
+  CHECK(caller_end->exit_code == exit_call_failed);
+}
+
+TEST_CASE("a refused file (the name exists) goes nowhere, not even to stdout, and both sides say why") {
+  Pair pair(file_sender(), answering("inbox"));
+  pair.callee.output.stored["taken.txt"] = "old";
+  pair.start();
+  pair.caller.core.file_opened("taken.txt", 3, pair.now);
+  pair.caller.core.input(to_bytes("new"), pair.now);
+  pair.caller.core.input_end(pair.now);
+  pair.settle();
+  CHECK(pair.callee.output.stored.at("taken.txt") == "old");
+  CHECK(pair.callee.output.stdout_bytes.empty());
+  auto callee_end = pair.finish_of(pair.callee);
+  REQUIRE(callee_end.has_value());
+  CHECK(callee_end->why == "dir/taken.txt already exists: refusing to overwrite it");
+  auto caller_end = pair.finish_of(pair.caller);
+  REQUIRE(caller_end.has_value());
+  CHECK(caller_end->why == "the receiver did not store the file");
+}
+
+TEST_CASE("a listener without --recv refuses a file header") {
+  Pair pair(file_sender(), answering());
+  pair.start();
+  pair.caller.core.file_opened("f.bin", 1, pair.now);
+  pair.settle();
+  auto caller_end = pair.finish_of(pair.caller);
+  REQUIRE(caller_end.has_value());
+  CHECK(caller_end->exit_code == exit_call_failed);
+}
+
+TEST_CASE("a failed commit (fsync or rename) is reported to the sender as not stored") {
+  Pair pair(file_sender(), answering("inbox"));
+  pair.callee.output.fail_commit = true;
+  pair.start();
+  pair.caller.core.file_opened("f.bin", 2, pair.now);
+  pair.caller.core.input(to_bytes("ab"), pair.now);
+  pair.caller.core.input_end(pair.now);
+  pair.settle();
+  CHECK(printed(pair.callee.seen).find("failed to store dir/f.bin") != std::string::npos);
+  auto caller_end = pair.finish_of(pair.caller);
+  REQUIRE(caller_end.has_value());
+  CHECK(caller_end->why == "the receiver did not store the file");
+}
+
+TEST_CASE("a receiver's SHA-256 that does not match the file sent fails the sender with 11") {
+  TransferConfig config = file_sender();
+  MemoryOutput output;
+  TransferCore sender(config, output);
+  auto secret = testing::test_secret();
+  uint64_t now = 5 * ms;
+  REQUIRE(sender.keys(secret, "call-1", now));
+  sender.connected(now);
+  sender.file_opened("f.bin", 2, now);
+  sender.input(to_bytes("ab"), now);
+  sender.input_end(now);
+  sender.output_drained(now);
+  (void)sender.take_actions();
+  // The receiver's answer, sealed with the receiver's direction: stored, but another digest.
+  CallKeyMaterial material;
+  std::copy(secret.begin(), secret.end(), material.secret.begin());
+  material.call_id = "call-1";
+  PacketSealer receiver(material, Direction::callee_to_caller);
+  Bytes plain(34, std::byte{0x55});
+  plain[0] = std::byte(static_cast<uint8_t>(DataFrameType::file_result));
+  plain[1] = std::byte{1};
+  Bytes framed;
+  append_stream_frame(framed, receiver.seal(plain));
+  sender.data(framed, now);
+  auto finishes = all_of_type<transfer::Finish>(sender.take_actions());
+  REQUIRE(finishes.size() == 1);
+  CHECK(finishes[0].exit_code == exit_call_failed);
+  CHECK(finishes[0].why == "the receiver's SHA-256 does not match");
+}
+
+TEST_CASE("packets that beat the keys are kept and read once the keys arrive") {
+  Pair pair(pipe_caller(), answering());
+  auto secret = testing::test_secret();
+  REQUIRE(pair.caller.core.keys(secret, "call-1", pair.now));
+  pair.caller.core.connected(pair.now);
+  pair.caller.core.input(to_bytes("early"), pair.now);
+  pair.callee.core.connected(pair.now);
+  pair.settle();  // the callee has no keys yet
+  CHECK(pair.callee.output.stdout_bytes.empty());
+  REQUIRE(pair.callee.core.keys(secret, "call-1", pair.now));
+  CHECK(pair.callee.output.stdout_bytes == "early");
+  CHECK(pair.callee.core.started());
+}
+
+TEST_CASE("key material that is not 32 bytes is refused") {
+  MemoryOutput output;
+  TransferCore core(pipe_caller(), output);
+  CHECK_FALSE(core.keys(Bytes(31), "call-1", 0));
+}
+
+TEST_CASE("a stream frame longer than the limit breaks the stream: exit 11") {
+  MemoryOutput output;
+  TransferCore core(answering(), output);
+  REQUIRE(core.keys(testing::test_secret(), "call-1", 0));
+  Bytes bad = {std::byte{0xff}, std::byte{0xff}, std::byte{0}};
+  core.data(bad, 0);
+  auto finishes = all_of_type<transfer::Finish>(core.take_actions());
+  REQUIRE(finishes.size() == 1);
+  CHECK(finishes[0].exit_code == exit_call_failed);
+  CHECK(finishes[0].why.find("data stream broken") == 0);
+}
+
+TEST_CASE("a packet sealed with other keys is dropped, said at most three times") {
+  Pair pair(pipe_caller(), answering());
+  pair.start();
+  MemoryOutput output;
+  TransferCore stranger(pipe_caller(), output);
+  Bytes other(32, std::byte{9});
+  REQUIRE(stranger.keys(other, "call-1", 0));
+  stranger.connected(0);
+  for (int i = 0; i < 5; ++i) stranger.input(to_bytes("x"), 0);
+  for (auto& action : stranger.take_actions())
+    if (auto* s = std::get_if<transfer::SendStream>(&action)) pair.callee.core.data(s->bytes, 0);
+  auto said = printed(pair.callee.core.take_actions());
+  size_t count = 0;
+  for (size_t at = said.find("dropped a packet"); at != std::string::npos; at = said.find("dropped a packet", at + 1))
+    ++count;
+  CHECK(count == 3);
+  CHECK(pair.callee.output.stdout_bytes.empty());
+}
+
+TEST_CASE("writing stdout failing ends the call with 11") {
+  Pair pair(pipe_caller(), answering());
+  pair.callee.output.fail_stdout = true;
+  pair.start();
+  pair.caller.core.input(to_bytes("x"), pair.now);
+  pair.settle();
+  auto end = pair.finish_of(pair.callee);
+  REQUIRE(end.has_value());
+  CHECK(end->why == "writing to stdout failed");
+}
+
+TEST_CASE("the echo test sends its requests 20 ms apart and reports the round-trip times") {
+  TransferConfig echo{true, false, TransferMode::echo_test, 3, {}, 0};
+  TransferConfig answer{false, false, TransferMode::answer, 20, {}, 0};
+  Pair pair(echo, answer);
+  pair.start();
+  for (unsigned i = 0; i < 3; ++i) {
+    auto deadline = pair.caller.core.next_deadline();
+    REQUIRE(deadline.has_value());
+    CHECK(*deadline == pair.now + (i == 0 ? 0 : TransferCore::echo_interval_ns));
+    pair.now = *deadline;
+    pair.caller.core.tick(pair.now);
+    auto requests = pair.caller.core.take_actions();
+    REQUIRE(all_of_type<transfer::SendDatagram>(requests).size() == 1);
+    for (auto& a : requests)
+      if (auto* d = std::get_if<transfer::SendDatagram>(&a)) pair.callee.core.data(d->bytes, pair.now);
+    pair.now += (i + 1) * ms;  // RTTs of 1, 2 and 3 ms
+    for (auto& a : pair.callee.core.take_actions())
+      if (auto* d = std::get_if<transfer::SendDatagram>(&a)) pair.caller.core.data(d->bytes, pair.now);
+    pair.now -= (i + 1) * ms;
+  }
+  auto actions = pair.caller.core.take_actions();
+  auto finishes = all_of_type<transfer::Finish>(actions);
+  REQUIRE(finishes.size() == 1);
+  CHECK(finishes[0].exit_code == 0);
+  REQUIRE(pair.caller.core.echo_rtts_ms().size() == 3);
+  CHECK(pair.caller.core.echo_rtts_ms()[2] == doctest::Approx(3.0));
+  auto lines = all_of_type<transfer::Print>(actions);
+  REQUIRE_FALSE(lines.empty());
+  CHECK(lines.back().to_stdout);
+  CHECK(lines.back().line ==
+        "echo test: 3 sent, 3 returned, loss 0.0%, RTT min 1.000 ms, median 2.000 ms, max 3.000 ms, jitter 1.000 ms");
+}
+
+TEST_CASE("an echo test whose replies never come ends with 11 after a second of grace") {
+  TransferConfig echo{true, false, TransferMode::echo_test, 2, {}, 0};
+  MemoryOutput output;
+  TransferCore core(echo, output);
+  uint64_t now = 0;
+  REQUIRE(core.keys(testing::test_secret(), "call-1", now));
+  core.connected(now);
+  std::optional<transfer::Finish> end;
+  for (int tick = 0; tick < 100 && !end; ++tick) {
+    auto deadline = core.next_deadline();
+    REQUIRE(deadline.has_value());
+    now = *deadline;
+    core.tick(now);
+    for (auto& f : all_of_type<transfer::Finish>(core.take_actions())) end = f;
+  }
+  REQUIRE(end.has_value());
+  CHECK(end->exit_code == exit_call_failed);
+  CHECK(now == (2 + TransferCore::echo_grace_ticks) * TransferCore::echo_interval_ns);
+  CHECK_FALSE(core.next_deadline().has_value());
+}
+
+TEST_CASE("datagrams answered before ICE says connected leave once it does") {
+  TransferConfig answer{false, false, TransferMode::answer, 20, {}, 0};
+  TransferConfig echo{true, false, TransferMode::echo_test, 1, {}, 0};
+  Pair pair(echo, answer);
+  auto secret = testing::test_secret();
+  REQUIRE(pair.caller.core.keys(secret, "call-1", 0));
+  REQUIRE(pair.callee.core.keys(secret, "call-1", 0));
+  pair.caller.core.connected(0);
+  pair.caller.core.tick(0);
+  for (auto& a : pair.caller.core.take_actions())
+    if (auto* d = std::get_if<transfer::SendDatagram>(&a)) pair.callee.core.data(d->bytes, 0);
+  CHECK(all_of_type<transfer::SendDatagram>(pair.callee.core.take_actions()).empty());
+  pair.callee.core.connected(0);
+  CHECK(all_of_type<transfer::SendDatagram>(pair.callee.core.take_actions()).size() == 1);
+}
+
+TEST_CASE("input that cannot be read ends the call with the code the shell gives") {
+  MemoryOutput output;
+  TransferCore core(file_sender(), output);
+  core.input_failed(exit_usage, "cannot open nope: No such file or directory");
+  auto finishes = all_of_type<transfer::Finish>(core.take_actions());
+  REQUIRE(finishes.size() == 1);
+  CHECK(finishes[0].exit_code == exit_usage);
+  CHECK(core.done());
+}
+
+}  // namespace tsunagu::terminal
