@@ -117,6 +117,7 @@ void TransferCore::output_drained(uint64_t now_ns) {
 // ----------------------------------------------------------------- receiving
 
 void TransferCore::data(ByteView bytes, uint64_t now_ns) {
+  last_now_ns_ = now_ns;
   if (done_) return;
   if (!opener_) {
     // Packets can beat the node's accepted event; keep a little.
@@ -171,8 +172,8 @@ void TransferCore::on_stream_data(ByteView payload) {
     if (stats_.bytes_received > expected_size_) {
       discard_partial_file();
       refuse_file();
-      return fail(exit_call_failed, "the sender sent more than the " + std::to_string(expected_size_) +
-                                        " bytes it announced: " + received_path_ + " is not kept");
+      return fail_after_refusal(exit_call_failed, "the sender sent more than the " + std::to_string(expected_size_) +
+                                                      " bytes it announced: " + received_path_ + " is not kept");
     }
     receive_hash_->update(payload);
     if (!output_.write_file(payload)) return fail(exit_call_failed, "writing the received file failed");
@@ -236,7 +237,7 @@ void TransferCore::on_file_header(ByteView payload) {
   auto opened = output_.open_file(name);
   if (!opened) {
     refuse_file();
-    return fail(exit_call_failed, opened.error());
+    return fail_after_refusal(exit_call_failed, opened.error());
   }
   receiving_file_ = true;
   received_path_ = *opened;
@@ -274,6 +275,7 @@ void TransferCore::on_file_result(ByteView payload, uint64_t now_ns) {
 // ----------------------------------------------------------------- echo test
 
 void TransferCore::tick(uint64_t now_ns) {
+  if (!done_ && refusal_ && now_ns >= refusal_->deadline_ns) return finish(refusal_->exit_code);
   if (done_ || !next_echo_ns_ || now_ns < *next_echo_ns_) return;
   next_echo_ns_ = now_ns + echo_interval_ns;
   if (echo_sent_ < config_.echo_count) {
@@ -329,8 +331,17 @@ void TransferCore::fail(int exit_code, std::string why) {
   stop();
 }
 
+void TransferCore::fail_after_refusal(int exit_code, std::string why) {
+  if (done_ || refusal_) return;
+  print("tsunagu: " + why);
+  refusal_ = Refusal{exit_code, last_now_ns_ + refusal_grace_ns};
+}
+
 void TransferCore::finish(int exit_code) { fail(exit_code, {}); }
 
-std::optional<uint64_t> TransferCore::next_deadline() const { return next_echo_ns_; }
+std::optional<uint64_t> TransferCore::next_deadline() const {
+  if (refusal_ && !done_) return next_echo_ns_ ? std::min(*next_echo_ns_, refusal_->deadline_ns) : refusal_->deadline_ns;
+  return next_echo_ns_;
+}
 
 }  // namespace tsunagu::terminal

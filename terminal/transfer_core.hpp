@@ -99,12 +99,16 @@ class TransferCore {
   const TransferStats& stats() const { return stats_; }
   bool started() const { return started_; }
   bool done() const { return done_; }
+  // A refusal was sent and the call is kept until the sender has it: the exit
+  // code the call ends with, however it ends.
+  std::optional<int> refusal_exit_code() const { return refusal_ ? std::optional<int>(refusal_->exit_code) : std::nullopt; }
   const std::vector<double>& echo_rtts_ms() const { return rtts_ms_; }
 
   static constexpr size_t max_early_bytes = 1u << 20;  // peer packets kept before the keys arrive
   static constexpr size_t max_early_datagrams = 64;    // our datagrams kept until ICE is connected
   static constexpr uint64_t echo_interval_ns = 20'000'000;
   static constexpr unsigned echo_grace_ticks = 50;      // 1 s for stragglers
+  static constexpr uint64_t refusal_grace_ns = 2'000'000'000;  // for the sender to read our refusal and hang up
 
  private:
   void begin(uint64_t now_ns);
@@ -123,7 +127,17 @@ class TransferCore {
   void report_echo();
   void print(std::string line, bool to_stdout = false) { actions_.push_back(transfer::Print{std::move(line), to_stdout}); }
   void fail(int exit_code, std::string why);
+  // Says why now, but keeps the call (so the refusal frame in flight reaches
+  // the sender, whose hang-up ends it) for at most refusal_grace_ns.
+  void fail_after_refusal(int exit_code, std::string why);
   void finish(int exit_code);
+
+  struct Refusal {
+    int exit_code = 0;
+    uint64_t deadline_ns = 0;
+  };
+  std::optional<Refusal> refusal_;
+  uint64_t last_now_ns_ = 0;  // of the frame being handled
 
   TransferConfig config_;
   TransferOutput& output_;

@@ -148,7 +148,8 @@ def profile_self_service():
     r = d.cli(["profile", "show", "--json"], "henry", PASSWORD)
     # Issue 11: the row also says who may look henry up and whether his private addresses are shown.
     expect(r.code == 0 and r.json() == {"user": "henry", "name": "", "phone": "", "category": "", "publish": False,
-                                        "voicemail": False, "presence": "anyone", "addresses": False},
+                                        "voicemail": False, "presence": "anyone", "contacts": [],
+                                        "addresses": False},
            "a new account is unpublished, seen by logged-in users, its private addresses hidden: %r" % r)
     r = d.cli(["profile", "set", "name=Henry Ito", "phone=+81 3 0000 1111", "publish=yes", "voicemail=yes"],
               "henry", PASSWORD)
