@@ -59,6 +59,7 @@ inline constexpr uint16_t services = 0xC00B;          // u32 flags, see service_
 inline constexpr uint16_t static_address = 0xC00C;    // XOR address form; entered by an admin
 inline constexpr uint16_t retry_after = 0xC00D;       // u32 seconds (with 429)
 inline constexpr uint16_t notice_reason = 0xC00E;     // UTF-8 text
+inline constexpr uint16_t notice_code = 0xC00F;       // u32, see notice_code
 inline constexpr uint16_t domain = 0xC010;            // UTF-8, an enterprise domain ("acme"); repeatable
 inline constexpr uint16_t number_prefix = 0xC011;     // UTF-8, a phone-number prefix ("+81-6-1234-"); repeatable
 inline constexpr uint16_t caller_id = 0xC012;         // UTF-8 user ID of who asks (forwarded lookups)
@@ -104,6 +105,20 @@ inline constexpr uint32_t business = 1;  // businesses in the category named by 
 inline constexpr uint32_t phone = 2;     // the phone number is the text (digits compared)
 inline constexpr uint32_t name_prefix = 3;  // display name, a word of it, or the user ID starts with the text
 }  // namespace directory_kind
+
+// Why the node sends a notice: what a client acts on (NOTICE-REASON is the
+// text for people). 0 is never sent, so a missing code is not mistaken for one.
+namespace notice_code {
+inline constexpr uint32_t displaced = 1;          // the user logged in on another presence link
+inline constexpr uint32_t logged_out = 2;         // a logout from another link ended this presence
+inline constexpr uint32_t shutting_down = 3;      // the node is stopping
+inline constexpr uint32_t presence_expired = 4;   // keepalives missed
+inline constexpr uint32_t account_ended = 5;      // the account was removed or its password changed
+inline constexpr uint32_t id_taken_by_agent = 6;  // the user ID now belongs to a LAN agent's route
+inline constexpr uint32_t node_full = 7;          // refused at open: the node-wide link cap
+inline constexpr uint32_t too_many_from_source = 8;  // refused at open: too many unauthenticated links from one address
+inline constexpr uint32_t idle = 9;               // no request within the idle timeout
+}  // namespace notice_code
 
 namespace call_state {
 inline constexpr uint32_t ringing = 0;

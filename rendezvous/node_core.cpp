@@ -95,11 +95,12 @@ void NodeCore::close(LinkId link, std::string reason) {
   actions_.push_back(NodeAction{NodeAction::Kind::close, link, {}, std::move(reason)});
 }
 
-void NodeCore::notice(LinkId link, std::string_view reason) {
+void NodeCore::notice(LinkId link, uint32_t code, std::string_view reason) {
   proto::TransactionId id;
   security::random_bytes(id.bytes);
   proto::MessageBuilder builder(proto::MessageClass::indication, sig::method::notice, id);
   builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  builder.add_u32(sig::attr::notice_code, code);
   builder.add_string(sig::attr::notice_reason, reason);
   send(link, builder.finish());
 }
@@ -489,7 +490,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
 
   if (pending.role == sig::link_role::presence) {
     if (auto displaced = presence_.login(pending.user_id, pending.link, pending.reported, state.observed, now.mono_ms)) {
-      notice(*displaced, "logged in elsewhere");
+      notice(*displaced, sig::notice_code::displaced, "logged in elsewhere");
       close(*displaced, "displaced by a newer login");
       if (auto other = links_.find(*displaced); other != links_.end()) other->second.user.reset();
     }
@@ -532,7 +533,7 @@ void NodeCore::handle_logout(LinkId link, LinkState& state, const proto::Message
   if (auto holder = presence_.logout(user)) {
     presence_ended(user, now);
     if (*holder != link) {
-      notice(*holder, "logged out");
+      notice(*holder, sig::notice_code::logged_out, "logged out");
       close(*holder, "logged out from another link");
       if (auto other = links_.find(*holder); other != links_.end()) other->second.user.reset();
     }
@@ -612,13 +613,13 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
 
 void NodeCore::announce_shutdown() {
   for (const auto& [link, state] : links_)
-    if (!state.agent_name) notice(link, "node shutting down");
+    if (!state.agent_name) notice(link, sig::notice_code::shutting_down, "node shutting down");
 }
 
 void NodeCore::tick(Now now) {
   for (const auto& row : presence_.expire(now.mono_ms)) {
     presence_ended(row.user_id, now);
-    notice(row.link, "keepalive missed: presence expired");
+    notice(row.link, sig::notice_code::presence_expired, "keepalive missed: presence expired");
     close(row.link, "keepalives missed");
     if (auto it = links_.find(row.link); it != links_.end()) it->second.user.reset();
   }

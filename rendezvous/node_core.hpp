@@ -341,7 +341,7 @@ class NodeCore {
   // false when the link's login no longer holds (the request was answered
   // and the link is being closed).
   bool session_still_valid(LinkId link, LinkState& state, const proto::Message& request, Now now);
-  void end_session(LinkId link, LinkState& state, std::string_view reason, Now now);
+  void end_session(LinkId link, LinkState& state, uint32_t code, std::string_view reason, Now now);
   // true when the ID was removed less than the quarantine period ago: answered 409.
   bool refuse_removed_id(LinkId link, const proto::Message& request, const std::string& user_id, Now now);
   // false when the link's account is gone or its generation moved on.
@@ -382,7 +382,7 @@ class NodeCore {
 
   void send(LinkId link, Bytes message);
   void close(LinkId link, std::string reason);
-  void notice(LinkId link, std::string_view reason);
+  void notice(LinkId link, uint32_t code, std::string_view reason);
   void reply_error(LinkId link, const proto::Message& request, uint16_t code, std::string_view reason = {});
   void reply_error(LinkId link, uint16_t method, const proto::TransactionId& id, uint16_t code,
                    std::string_view reason = {});

@@ -40,12 +40,12 @@ bool NodeCore::session_still_valid(LinkId link, LinkState& state, const proto::M
   const std::string user = *state.user;
   if (Route route = find_route(user); route.routed) {
     reply_error(link, request, sig::error::forbidden, agent_id_reason(user, route.route));
-    end_session(link, state, "this ID now belongs to a LAN agent", now);
+    end_session(link, state, sig::notice_code::id_taken_by_agent, "this ID now belongs to a LAN agent", now);
     return false;
   }
   if (!account_holds(state)) {
     reply_error(link, request, sig::error::unauthenticated, account_ended_reason);
-    end_session(link, state, account_ended_reason, now);
+    end_session(link, state, sig::notice_code::account_ended, account_ended_reason, now);
     return false;
   }
   return true;
@@ -76,7 +76,7 @@ void NodeCore::check_accounts(Now now) {
   if (*epoch == known_account_epoch_) return;
   known_account_epoch_ = *epoch;
   for (auto& [link, state] : links_)
-    if (state.user && !account_holds(state)) end_session(link, state, account_ended_reason, now);
+    if (state.user && !account_holds(state)) end_session(link, state, sig::notice_code::account_ended, account_ended_reason, now);
 }
 
 bool NodeCore::refuse_removed_id(LinkId link, const proto::Message& request, const std::string& user_id, Now now) {
@@ -96,10 +96,10 @@ bool NodeCore::refuse_removed_id(LinkId link, const proto::Message& request, con
   return true;
 }
 
-void NodeCore::end_session(LinkId link, LinkState& state, std::string_view reason, Now now) {
+void NodeCore::end_session(LinkId link, LinkState& state, uint32_t code, std::string_view reason, Now now) {
   if (auto user = presence_.remove_link(link)) presence_ended(*user, now);
   state.user.reset();
-  notice(link, reason);
+  notice(link, code, reason);
   close(link, std::string(reason));
 }
 

@@ -30,18 +30,21 @@ void NodeCore::admit_link(LinkId link, LinkState& state, Now now) {
   idle_checks_.emplace(state.idle_check_ms, link);
   std::string source = source_key(state.observed);
   std::string_view refusal;
+  uint32_t refusal_code = 0;
   if (links_.size() > settings_.max_links) {
     ++counters_.links_refused_node_full;
     refusal = "node full: too many links, try again later";
+    refusal_code = sig::notice_code::node_full;
   } else if (prelogin_by_source_[source] >= settings_.max_prelogin_links_per_source) {
     ++counters_.links_refused_per_source;
     refusal = "too many links from your address that have not logged in";
+    refusal_code = sig::notice_code::too_many_from_source;
   }
   if (!refusal.empty()) {
     // The daemon holds the close until TLS is up, so the notice is read.
     if (prelogin_by_source_[source] == 0) prelogin_by_source_.erase(source);
     state.refused = true;
-    notice(link, refusal);
+    notice(link, refusal_code, refusal);
     close(link, std::string(refusal));
     return;
   }
@@ -94,7 +97,7 @@ void NodeCore::expire_idle_links(Now now) {
       continue;
     }
     ++counters_.idle_links_closed;
-    notice(link, "idle: no request in " + std::to_string(settings_.idle_timeout_s) + " s");
+    notice(link, sig::notice_code::idle, "idle: no request in " + std::to_string(settings_.idle_timeout_s) + " s");
     close(link, "idle timeout");
   }
 }

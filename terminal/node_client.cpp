@@ -3,6 +3,7 @@
 #include <netdb.h>
 
 #include <cstring>
+#include <optional>
 
 namespace tsunagu::terminal {
 
@@ -159,8 +160,15 @@ void NodeClient::on_message(const proto::Message& message) {
   if (message.message_class == proto::MessageClass::indication && message.method == proto::method::notice) {
     std::string reason = "notice";
     if (const auto* text = message.find(proto::attr::notice_reason)) reason = proto::read_string(*text);
-    if (reason == "logged in elsewhere") stop(ClientFailure::displaced, reason);
-    else if (reason == "logged out") stop(ClientFailure::logged_out, reason);
+    std::optional<uint32_t> code;
+    if (const auto* attribute = message.find(proto::attr::notice_code)) code = proto::read_u32(*attribute);
+    // A notice without NOTICE-CODE comes from a node older than the attribute;
+    // its text is all there is to go by.
+    if (!code) code = reason == "logged in elsewhere" ? proto::notice_code::displaced
+                      : reason == "logged out"        ? proto::notice_code::logged_out
+                                                      : 0;
+    if (*code == proto::notice_code::displaced) stop(ClientFailure::displaced, reason);
+    else if (*code == proto::notice_code::logged_out) stop(ClientFailure::logged_out, reason);
     // Other notices (expired presence) are followed by the node closing the
     // link, and the reconnect logic logs in again.
     return;

@@ -217,6 +217,8 @@ ATTR_LAST_SEEN = 0xC009
 ATTR_LINK_ROLE = 0xC00A
 ATTR_RETRY_AFTER = 0xC00D
 ATTR_NOTICE_REASON = 0xC00E
+ATTR_NOTICE_CODE = 0xC00F
+NOTICE_SHUTTING_DOWN, NOTICE_PRESENCE_EXPIRED, NOTICE_NODE_FULL = 3, 4, 7
 
 PROTOCOL_VERSION = 1
 PRESENCE_ONLINE = 1
@@ -461,8 +463,9 @@ class RawTls:
         return False, received
 
 
-def notices_in(raw, chunks):
-    """NOTICE-REASON texts of the notice indications among bytes read by RawTls.wait_closed."""
+def notices_in(raw, chunks, codes=None):
+    """NOTICE-REASON texts of the notice indications among bytes read by RawTls.wait_closed;
+    their NOTICE-CODEs are appended to `codes` when it is given (None for a notice without one)."""
     data = raw.buffer + b"".join(chunks)
     raw.buffer = b""
     reasons = []
@@ -474,6 +477,8 @@ def notices_in(raw, chunks):
         data = data[HEADER_SIZE + length:]
         if message.method == METHOD_NOTICE and message.cls == INDICATION:
             reasons.append((message.get(ATTR_NOTICE_REASON) or b"").decode("utf-8", "replace"))
+            if codes is not None:
+                codes.append(message.u32(ATTR_NOTICE_CODE))
     return reasons
 
 

@@ -150,8 +150,10 @@ def keepalive_stop():
     started = time.monotonic()
     closed, chunks = raw.wait_closed(GRACE_S + 6 * h.SLOW)
     waited = time.monotonic() - started
-    notices = h.notices_in(raw, chunks)
+    codes = []
+    notices = h.notices_in(raw, chunks, codes)
     raw.close()
+    checks.check(codes == [h.NOTICE_PRESENCE_EXPIRED], "its notice carries NOTICE-CODE presence_expired: %r" % codes)
     checks.check(closed and waited <= GRACE_S + 4 * h.SLOW,
                  "a silent presence link is closed by the node after the grace window (closed=%s after %.1f s)"
                  % (closed, waited))
@@ -205,8 +207,10 @@ def restart_keeps_accounts():
     expect(took <= 5 * h.SLOW, "the node stopped within 5 s of SIGTERM (%.2f s)" % took)
     closed, chunks = raw_bob.wait_closed(5)
     checks.check(closed, "bob's link was closed by the stopping node")
-    notices = h.notices_in(raw_bob, chunks)
+    codes = []
+    notices = h.notices_in(raw_bob, chunks, codes)
     raw_bob.close()
+    checks.check(h.NOTICE_SHUTTING_DOWN in codes, "its notice carries NOTICE-CODE shutting_down: %r" % codes)
     checks.check(any("shutting down" in n for n in notices),
                  "the presence link got a notice saying the node is shutting down (docs/protocol.md section 5): "
                  "notices %r" % notices)

@@ -43,10 +43,10 @@ def wrong_logins(d, source, count):
         raw.close()
 
 
-def refused_with_notice(raw, timeout=5.0):
+def refused_with_notice(raw, timeout=5.0, codes=None):
     """The notice reasons a link got before the node closed it (None if it stayed open)."""
     closed, chunks = raw.wait_closed(timeout)
-    return h.notices_in(raw, chunks) if closed else None
+    return h.notices_in(raw, chunks, codes) if closed else None
 
 
 def password_flood_does_not_lock_out_the_owner():
@@ -128,9 +128,11 @@ def node_full_refuses_links_with_a_notice():
             held.append(SourcedTls(d.node, "127.0.1.%d" % (i + 1)))
         extra = SourcedTls(d.node, "127.0.2.1")
         held.append(extra)
-        reasons = refused_with_notice(extra)
+        codes = []
+        reasons = refused_with_notice(extra, codes=codes)
         expect(reasons is not None and any(r.startswith("node full") for r in reasons),
                "the 17th link is told the node is full and closed: %r" % reasons)
+        expect(codes == [h.NOTICE_NODE_FULL], "its notice carries NOTICE-CODE node_full: %r" % codes)
         held.pop(0).close()
         ok = False
         deadline = time.monotonic() + 5

@@ -294,6 +294,9 @@ bool is_notice(const Reply& r) {
   return r.m.message_class == proto::MessageClass::indication && r.m.method == sig::method::notice;
 }
 
+// Clients act on NOTICE-CODE, never on the text: every notice carries one.
+uint32_t notice_code(const Reply& r) { return r.u32(sig::attr::notice_code).value_or(0); }
+
 }  // namespace
 
 // --- register ---------------------------------------------------------------
@@ -655,6 +658,7 @@ TEST_CASE("a second presence login displaces the first link with a notice and a 
   REQUIRE(to_first.size() == 1);
   CHECK(is_notice(to_first[0]));
   CHECK(to_first[0].text(sig::attr::notice_reason) == "logged in elsewhere");
+  CHECK(notice_code(to_first[0]) == sig::notice_code::displaced);
   CHECK(node.closes(1).size() == 1);
 
   const PresenceRow* row = node.core().presence().find("alice");
@@ -735,6 +739,7 @@ TEST_CASE("keepalives refresh presence and missed keepalives expire it at tick")
   auto to_alice = node.received(1);
   REQUIRE(to_alice.size() == 1);
   CHECK(is_notice(to_alice[0]));
+  CHECK(notice_code(to_alice[0]) == sig::notice_code::presence_expired);
   CHECK(node.closes(1).size() == 1);
   CHECK(node.core().presence().find("alice") == nullptr);
 
@@ -804,6 +809,7 @@ TEST_CASE("a query link with no request for the idle timeout is closed with a no
   auto told = node.received(1);
   REQUIRE(told.size() == 1);
   CHECK(is_notice(told[0]));
+  CHECK(notice_code(told[0]) == sig::notice_code::idle);
   CHECK(node.closes(1) == std::vector<std::string>{"idle timeout"});
   CHECK(node.core().counters().idle_links_closed == 1);
 }
@@ -822,11 +828,13 @@ TEST_CASE("a presence link kept by keepalives is not closed by the idle timeout"
   CHECK(node.core().counters().idle_links_closed == 0);
 }
 
-// The reason of the one notice a refused link got before its one close.
-std::string refusal(Node& node, LinkId link) {
+// The reason of the one notice a refused link got before its one close, and
+// that notice's code.
+std::string refusal(Node& node, LinkId link, uint32_t code) {
   auto told = node.received(link);
   REQUIRE(told.size() == 1);
   REQUIRE(is_notice(told[0]));
+  CHECK(notice_code(told[0]) == code);
   CHECK(node.closes(link).size() == 1);
   return told[0].text(sig::attr::notice_reason).value_or("");
 }
@@ -839,7 +847,7 @@ TEST_CASE("links from one source that have not logged in are capped; logging in 
   for (LinkId link = 1; link <= 3; ++link) node.open(link, alice_nat);
   CHECK(node.quiet());
   node.open(4, alice_nat);
-  CHECK(refusal(node, 4) == "too many links from your address that have not logged in");
+  CHECK(refusal(node, 4, sig::notice_code::too_many_from_source) == "too many links from your address that have not logged in");
   node.send(4, login_request("alice", "correct horse"));  // a refused link is not served
   CHECK(node.received(4).empty());
   CHECK(node.core().counters().links_refused_per_source == 1);
@@ -858,7 +866,7 @@ TEST_CASE("the node-wide link cap refuses a link with a clear notice") {
   node.open(1, alice_nat);
   node.open(2, carol_nat);
   node.open(3, bob_nat);
-  CHECK(refusal(node, 3) == "node full: too many links, try again later");
+  CHECK(refusal(node, 3, sig::notice_code::node_full) == "node full: too many links, try again later");
   CHECK(node.core().counters().links_refused_node_full == 1);
   node.close(3);
   node.close(1);
@@ -914,12 +922,28 @@ TEST_CASE("logout from a query link closes the presence link with a notice") {
   REQUIRE(to_presence.size() == 1);
   CHECK(is_notice(to_presence[0]));
   CHECK(to_presence[0].text(sig::attr::notice_reason) == "logged out");
+  CHECK(notice_code(to_presence[0]) == sig::notice_code::logged_out);
   CHECK(node.closes(1).size() == 1);
   CHECK(node.core().presence().find("alice") == nullptr);
 
   REQUIRE(node.login(3, bob_nat, "bob", "battery staple").is_success());
   node.send(3, lookup_request("alice"));
   CHECK(node.reply(3).code() == 480);
+}
+
+TEST_CASE("a node shutting down sends each terminal link a notice with the shutting_down code") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.open(2, carol_nat);
+  node.core().announce_shutdown();
+  node.turn();
+  for (LinkId link : {LinkId{1}, LinkId{2}}) {
+    auto told = node.received(link);
+    REQUIRE(told.size() == 1);
+    CHECK(is_notice(told[0]));
+    CHECK(notice_code(told[0]) == sig::notice_code::shutting_down);
+  }
 }
 
 TEST_CASE("logout on a link that is not logged in succeeds and does nothing") {
@@ -1462,6 +1486,7 @@ TEST_CASE("a link logged in before its domain was enrolled loses its login at it
   REQUIRE(answers.size() == 2);  // the 403 and a notice
   CHECK(answers[0].code() == 403);
   CHECK(is_notice(answers[1]));
+  CHECK(notice_code(answers[1]) == sig::notice_code::id_taken_by_agent);
   CHECK(node.closes(1).size() == 1);
   CHECK(node.core().presence().size() == 0);
   node.send(1, lookup_request("4106@acme"));
@@ -1505,6 +1530,7 @@ TEST_CASE("a password change ends the account's logged-in links at their next re
   CHECK(answers[0].code() == 401);
   CHECK(answers[0].reason().find("password changed") != std::string::npos);
   CHECK(is_notice(answers[1]));
+  CHECK(notice_code(answers[1]) == sig::notice_code::account_ended);
   CHECK(node.closes(1).size() == 1);
   CHECK(node.core().presence().size() == 0);
   // The new password logs in, and that login holds.

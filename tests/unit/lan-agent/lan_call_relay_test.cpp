@@ -1,0 +1,311 @@
+// LanCallRelay on loopback: a real allocation table (LMDB in a temporary
+// directory), the agent's real LAN CA and terminal bundles (lan_pki.hpp), and
+// a "terminal" that is a TlsLink server on 127.0.0.1 in this process.
+#include "lan-agent/lan_call_relay.hpp"
+
+#include <doctest/doctest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+
+#include "lan-agent/lan_pki.hpp"
+#include "proto/signalling.hpp"
+#include "test_support.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::lanagent;
+using tsunagu::lanagent::testing::grant;
+using tsunagu::lanagent::testing::TempDir;
+using tsunagu::lanagent::testing::TempTable;
+namespace sig = tsunagu::proto;
+
+namespace {
+
+const int64_t T = ::time(nullptr);
+constexpr const char* kMac = "02:0a:0b:0c:0d:0e";
+
+struct Decoded {
+  Bytes bytes;
+  proto::Message message;
+};
+
+Decoded decode(ByteView bytes) {
+  Decoded d;
+  d.bytes.assign(bytes.begin(), bytes.end());
+  auto decoded = proto::decode(d.bytes);
+  REQUIRE(decoded.has_value());
+  d.message = decoded->message;
+  return d;
+}
+
+uint16_t error_of(const proto::Message& m) {
+  if (m.message_class != proto::MessageClass::error) return 0;
+  const auto* code = m.find(sig::attr::error_code);
+  return code ? proto::read_error_code(*code)->code : 0;
+}
+
+std::string reason_of(const proto::Message& m) {
+  const auto* code = m.find(sig::attr::error_code);
+  auto e = code ? proto::read_error_code(*code) : std::nullopt;
+  return e ? std::string(e->reason) : std::string();
+}
+
+// A port on 127.0.0.1 that accepts TCP connections (the kernel's backlog) but
+// never speaks TLS: a terminal that hangs in the handshake.
+struct SilentListener {
+  int fd = -1;
+  uint16_t port = 0;
+  SilentListener() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+    REQUIRE(::listen(fd, 4) == 0);
+    socklen_t length = sizeof(address);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    port = ntohs(address.sin_port);
+  }
+  ~SilentListener() { ::close(fd); }
+};
+
+// A LAN terminal: a TLS server on 127.0.0.1 presenting `bundle`'s certificate.
+// It answers a ring with success and records what it received.
+struct Terminal {
+  uv_tcp_t listener{};
+  uint16_t port = 0;
+  std::shared_ptr<security::TlsContext> tls;
+  std::vector<Decoded> received;
+  transport::TlsLink* link = nullptr;
+  bool answer_rings = true;
+
+  Terminal(uv_loop_t* loop, const std::string& bundle) {
+    security::TlsContext::ServerOptions options;
+    options.certificate_chain_file = bundle + "/terminal.crt";
+    options.private_key_file = bundle + "/terminal.key";
+    options.client_ca_file = bundle + "/ca.crt";
+    auto context = security::TlsContext::server(options);
+    REQUIRE(context.has_value());
+    tls = *context;
+    REQUIRE(uv_tcp_init(loop, &listener) == 0);
+    listener.data = this;
+    sockaddr_in address{};
+    uv_ip4_addr("127.0.0.1", 0, &address);
+    REQUIRE(uv_tcp_bind(&listener, reinterpret_cast<sockaddr*>(&address), 0) == 0);
+    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener), 4, [](uv_stream_t* s, int status) {
+      if (status == 0) static_cast<Terminal*>(s->data)->on_connection(s);
+    }) == 0);
+    int length = sizeof(address);
+    REQUIRE(uv_tcp_getsockname(&listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    port = ntohs(address.sin_port);
+  }
+  void on_connection(uv_stream_t* server) {
+    transport::LinkCallbacks callbacks;
+    callbacks.on_message = [this](transport::TlsLink& from, ByteView bytes) {
+      received.push_back(decode(bytes));
+      const proto::Message& m = received.back().message;
+      if (answer_rings && m.message_class == proto::MessageClass::request && m.method == sig::method::ring) {
+        auto ok = proto::MessageBuilder::response_to(m, proto::MessageClass::success);
+        ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
+        from.send(ok.finish());
+      }
+    };
+    callbacks.on_closed = [this](transport::TlsLink& closed, std::string_view) {
+      if (link == &closed) link = nullptr;
+    };
+    link = transport::TlsLink::accept(server, tls, std::move(callbacks));
+  }
+  void close() {
+    if (link) link->abort("test over");
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener), nullptr);
+  }
+};
+
+// The agent's side: table with extension 4106 bound (a live lease on
+// 127.0.0.1 unless `leased` is false), the LAN PKI, and the relay.
+struct Fixture {
+  TempDir data, bundles;
+  TempTable t;
+  uv_loop_t loop{};
+  std::optional<AgentCore> core;
+  std::shared_ptr<security::TlsContext> agent_tls;
+  std::vector<Decoded> to_node;
+  std::vector<std::string> hang_ups;
+  std::unique_ptr<LanCallRelay> relay;
+
+  explicit Fixture(bool leased = true) {
+    REQUIRE(uv_loop_init(&loop) == 0);
+    core.emplace(*t.table, AgentIdentity{"acme", {"acme"}, {}}, EdgePolicy());
+    REQUIRE(t.table->bind("4106", *alloc::ClientRef::mac(kMac), T).has_value());
+    if (leased) REQUIRE(t.table->apply(grant(kMac, "127.0.0.1", T + 600, T), T).has_value());
+    auto pki = ensure_lan_pki(data.path(), "acme");
+    REQUIRE_MESSAGE(pki.has_value(), pki.error());
+    security::TlsContext::ClientOptions options;
+    options.ca_file = pki->ca_certificate;
+    options.certificate_chain_file = pki->agent_certificate;
+    options.private_key_file = pki->agent_key;
+    auto context = security::TlsContext::client(options);
+    REQUIRE(context.has_value());
+    agent_tls = *context;
+  }
+  // A terminal bundle for `extension` (terminal.crt names terminal:EXT).
+  std::string bundle_for(const std::string& extension) {
+    std::string out = bundles.path() + "/t" + extension;
+    auto issued = issue_terminal_bundle(data.path(), "acme", extension, out, TerminalIssue{30, false, T});
+    REQUIRE_MESSAGE(issued.has_value(), issued.error());
+    return out;
+  }
+  void start_relay(uint16_t terminal_port, int64_t connect_timeout_ms = 3000) {
+    CallSettings settings;
+    settings.terminal_port = terminal_port;
+    settings.connect_timeout_ms = connect_timeout_ms;
+    auto revocations = std::make_shared<TerminalRevocations>(terminal_certificate_files(data.path()).revoked);
+    LanCallRelay::ToNode node;
+    node.send = [this](ByteView message) { to_node.push_back(decode(message)); };
+    node.hang_up = [this](const std::string& call_id) { hang_ups.push_back(call_id); };
+    relay = std::make_unique<LanCallRelay>(&loop, *core, settings, agent_tls, revocations, [] { return T; },
+                                           std::move(node));
+  }
+  void ring(const std::string& call_id, const std::string& user = "4106@acme") {
+    proto::TransactionId id{};
+    id.bytes[0] = std::byte{0x17};
+    proto::MessageBuilder b(proto::MessageClass::request, sig::method::ring, id);
+    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_string(sig::attr::user_id, user);
+    b.add_string(sig::attr::caller_id, "alice");
+    Bytes raw = b.finish();
+    auto decoded = proto::decode(raw);
+    REQUIRE(decoded.has_value());
+    relay->on_node_message(decoded->message, raw);
+  }
+  // Turns the loop until `done` or 5 s.
+  template <typename Done>
+  void run_until(Done done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!done() && std::chrono::steady_clock::now() < deadline) uv_run(&loop, UV_RUN_NOWAIT), ::usleep(1000);
+  }
+  ~Fixture() {
+    if (relay) relay->stop();
+    for (int i = 0; i < 200 && uv_run(&loop, UV_RUN_NOWAIT) != 0; ++i) ::usleep(1000);
+    CHECK(uv_loop_close(&loop) == 0);
+  }
+};
+
+constexpr const char* kCall = "0123456789abcdef0123456789abcdef";
+
+}  // namespace
+
+TEST_CASE("lan call relay: a ring to an extension without a live lease is refused with 481") {
+  Fixture f(false);
+  f.start_relay(1);
+  f.ring(kCall);
+  REQUIRE(f.to_node.size() == 1);
+  CHECK(f.to_node[0].message.method == sig::method::ring);
+  CHECK(error_of(f.to_node[0].message) == 481);
+  CHECK(f.relay->active_calls() == 0);
+  CHECK(f.relay->stats().refused == 1);
+}
+
+TEST_CASE("lan call relay: a ring to an extension the agent does not know is refused with 404") {
+  Fixture f;
+  f.start_relay(1);
+  f.ring(kCall, "4999@acme");
+  REQUIRE(f.to_node.size() == 1);
+  CHECK(error_of(f.to_node[0].message) == 404);
+}
+
+TEST_CASE("lan call relay: a terminal that never finishes its handshake gives 480 within the connect timeout") {
+  Fixture f;
+  SilentListener silent;
+  f.start_relay(silent.port, 300);
+  // The timer counts from the loop's cached time, stale since the PKI was made.
+  uv_update_time(&f.loop);
+  auto started = std::chrono::steady_clock::now();
+  f.ring(kCall);
+  CHECK(f.relay->active_calls() == 1);
+  f.run_until([&] { return !f.to_node.empty(); });
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  REQUIRE(f.to_node.size() == 1);
+  CHECK(error_of(f.to_node[0].message) == 480);
+  CHECK(reason_of(f.to_node[0].message).find("did not answer within 300 ms") != std::string::npos);
+  CHECK(elapsed.count() >= 290);
+  CHECK(elapsed.count() < 2000);
+  CHECK(f.relay->active_calls() == 0);
+}
+
+TEST_CASE("lan call relay: a closed terminal port gives 480") {
+  Fixture f;
+  uint16_t port;
+  {
+    SilentListener gone;  // bound and closed again: nothing listens there now
+    port = gone.port;
+  }
+  f.start_relay(port, 3000);
+  f.ring(kCall);
+  f.run_until([&] { return !f.to_node.empty(); });
+  REQUIRE(f.to_node.size() == 1);
+  CHECK(error_of(f.to_node[0].message) == 480);
+  CHECK(f.relay->active_calls() == 0);
+}
+
+TEST_CASE("lan call relay: a terminal presenting another extension's certificate is refused with 480") {
+  Fixture f;
+  Terminal terminal(&f.loop, f.bundle_for("4107"));
+  f.start_relay(terminal.port);
+  f.ring(kCall);
+  f.run_until([&] { return !f.to_node.empty(); });
+  REQUIRE(f.to_node.size() == 1);
+  CHECK(error_of(f.to_node[0].message) == 480);
+  CHECK(f.relay->stats().unauthenticated == 1);
+  CHECK(f.relay->stats().connected == 0);
+  f.run_until([&] { return terminal.link == nullptr; });
+  // The ring never reached the impostor.
+  CHECK(terminal.received.empty());
+  terminal.close();
+}
+
+TEST_CASE("lan call relay: the right terminal gets the ring, its answer goes to the node, its hang-up ends the call") {
+  Fixture f;
+  Terminal terminal(&f.loop, f.bundle_for("4106"));
+  f.start_relay(terminal.port);
+  f.ring(kCall);
+  f.run_until([&] { return !f.to_node.empty(); });
+  REQUIRE(f.to_node.size() == 1);
+  CHECK(f.to_node[0].message.message_class == proto::MessageClass::success);
+  CHECK(f.to_node[0].message.method == sig::method::ring);
+  CHECK(f.to_node[0].message.transaction_id.bytes[0] == std::byte{0x17});
+  REQUIRE(terminal.received.size() == 1);
+  CHECK(terminal.received[0].message.method == sig::method::ring);
+  CHECK(f.relay->stats().connected == 1);
+  CHECK(f.relay->stats().answered == 1);
+
+  // A node call_event reaches the terminal as it is.
+  proto::MessageBuilder event(proto::MessageClass::indication, sig::method::call_event, proto::TransactionId{});
+  event.add_string(sig::attr::call_id, kCall);
+  event.add_u32(sig::attr::call_state, sig::call_state::accepted);
+  Bytes raw = event.finish();
+  f.relay->on_node_message(decode(raw).message, raw);
+  f.run_until([&] { return terminal.received.size() == 2; });
+  REQUIRE(terminal.received.size() == 2);
+  CHECK(terminal.received[1].message.method == sig::method::call_event);
+
+  // The terminal hangs up: the relay answers it and tells the node.
+  proto::TransactionId hangup_id{};
+  hangup_id.bytes[0] = std::byte{0x33};
+  proto::MessageBuilder hangup(proto::MessageClass::request, sig::method::hangup, hangup_id);
+  hangup.add_string(sig::attr::call_id, kCall);
+  REQUIRE(terminal.link != nullptr);
+  terminal.link->send(hangup.finish());
+  f.run_until([&] { return !f.hang_ups.empty() && terminal.received.size() == 3; });
+  CHECK(f.hang_ups == std::vector<std::string>{kCall});
+  REQUIRE(terminal.received.size() == 3);
+  CHECK(terminal.received[2].message.message_class == proto::MessageClass::success);
+  CHECK(terminal.received[2].message.method == sig::method::hangup);
+  CHECK(f.relay->active_calls() == 0);
+  terminal.close();
+}
