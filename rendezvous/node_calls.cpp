@@ -19,7 +19,6 @@
 #include "rendezvous/node_core.hpp"
 #include "security/digest.hpp"
 #include "security/encoding.hpp"
-#include "security/random.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {
@@ -208,7 +207,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   if (!target) return;
 
   Call call;
-  call.id = to_hex(security::random_bytes(16));
+  call.id = to_hex(random_bytes(16));
   call.caller = *state.user;
   call.callee = callee;
   call.caller_link = link;
@@ -216,7 +215,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   call.state = sig::call_state::preparing;
   // Gathering with TURN takes seconds; an unused preparation ends like an unanswered ring.
   call.ring_deadline_ms = now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000;
-  security::random_bytes(call.key);
+  fill_random(call.key);
   uint32_t media = 0;
   if (const auto* m = request.find(sig::attr::call_media)) media = proto::read_u32(*m).value_or(0) == 1 ? 1 : 0;
   call.media = media;
@@ -242,7 +241,7 @@ void NodeCore::ring_callee(LinkId link, const proto::Message& request, Call& cal
   call.via_agent = target.via_agent;
   call.state = sig::call_state::ringing;
   call.ring_deadline_ms = now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000;
-  security::random_bytes(call.ring_transaction.bytes);
+  fill_random(call.ring_transaction.bytes);
 
   proto::MessageBuilder ring(proto::MessageClass::request, sig::method::ring, call.ring_transaction);
   ring.add_u32(sig::attr::protocol_version, sig::protocol_version);
@@ -272,7 +271,7 @@ void NodeCore::ring_callee(LinkId link, const proto::Message& request, Call& cal
 
 void NodeCore::send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason) {
   proto::TransactionId id;
-  security::random_bytes(id.bytes);
+  fill_random(id.bytes);
   proto::MessageBuilder event(proto::MessageClass::indication, sig::method::call_event, id);
   event.add_u32(sig::attr::protocol_version, sig::protocol_version);
   event.add_string(sig::attr::call_id, call.id);
@@ -344,7 +343,7 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
   presence_.set_in_call(call.callee, true);
   for (LinkId party : {call.caller_link, call.callee_link}) {
     proto::TransactionId id;
-    security::random_bytes(id.bytes);
+    fill_random(id.bytes);
     proto::MessageBuilder event(proto::MessageClass::indication, sig::method::call_event, id);
     event.add_u32(sig::attr::protocol_version, sig::protocol_version);
     event.add_string(sig::attr::call_id, call.id);
@@ -396,7 +395,7 @@ void NodeCore::handle_call_candidate(LinkId link, LinkState& state, const proto:
   if (other == 0) return;  // prepared, not rung yet
   if (!admit_candidate(it->second, candidate->value.size())) return;
   proto::TransactionId fresh;
-  security::random_bytes(fresh.bytes);
+  fill_random(fresh.bytes);
   proto::MessageBuilder relay(proto::MessageClass::indication, sig::method::call_candidate, fresh);
   relay.add_u32(sig::attr::protocol_version, sig::protocol_version);
   relay.add_string(sig::attr::call_id, it->first);

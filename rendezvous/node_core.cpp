@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "proto/signalling.hpp"
-#include "security/random.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {
@@ -36,7 +35,7 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       presence_(uint64_t{settings_.keepalive_interval_s} * settings_.keepalive_misses * 1000),
       limiter_(settings_.login_limits),
       scan_limiter_(settings_.directory_scan_burst, settings_.directory_scan_interval_ms),
-      dummy_hash_(security::hash_password(to_hex(security::random_bytes(16)), settings_.password_hashing)) {
+      dummy_hash_(security::hash_password(to_hex(random_bytes(16)), settings_.password_hashing)) {
   auto registry = AgentRegistry::open(store_.environment());
   if (registry) registry_.emplace(std::move(*registry));
   else open_error_ = registry.error();
@@ -97,7 +96,7 @@ void NodeCore::close(LinkId link, std::string reason) {
 
 void NodeCore::notice(LinkId link, uint32_t code, std::string_view reason) {
   proto::TransactionId id;
-  security::random_bytes(id.bytes);
+  fill_random(id.bytes);
   proto::MessageBuilder builder(proto::MessageClass::indication, sig::method::notice, id);
   builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
   builder.add_u32(sig::attr::notice_code, code);
@@ -760,7 +759,7 @@ bool NodeCore::route_lookup(LinkId link, LinkState& state, const proto::Message&
     return true;
   }
   proto::TransactionId id;
-  security::random_bytes(id.bytes);
+  fill_random(id.bytes);
   proto::MessageBuilder forward(proto::MessageClass::request, sig::method::forwarded_lookup, id);
   forward.add_u32(sig::attr::protocol_version, sig::protocol_version);
   forward.add_string(sig::attr::user_id, user_id);

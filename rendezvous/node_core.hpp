@@ -10,10 +10,12 @@
 
 #include <cstdint>
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -28,6 +30,7 @@
 #include "rendezvous/presence_table.hpp"
 #include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
+#include "security/random.hpp"
 
 namespace tsunagu::rendezvous {
 
@@ -79,6 +82,10 @@ struct NodeSettings {
   uint32_t voicemail_uploads_per_sender = 2;  // uploads in progress per sender, across links
   uint32_t voicemail_upload_idle_s = 30;      // an upload with no chunk for this long is dropped
   uint32_t voicemail_upload_max_s = 300;      // and one not finished this long after it began
+  // Where call IDs, call keys and transaction IDs come from. The daemon keeps
+  // the cryptographic generator; a test gives a seeded source so that a run
+  // repeats byte for byte.
+  std::function<void(std::span<std::byte>)> random = [](std::span<std::byte> out) { security::random_bytes(out); };
 };
 
 struct Now {
@@ -193,6 +200,19 @@ class NodeCore {
   size_t link_count() const { return links_.size(); }
 
  private:
+  // From settings_.random, never from the generator directly (see NodeSettings::random).
+  void fill_random(std::span<std::byte> out) { settings_.random(out); }
+  Bytes random_bytes(size_t count) {
+    Bytes out(count);
+    fill_random(out);
+    return out;
+  }
+  proto::TransactionId fresh_transaction() {
+    proto::TransactionId id;
+    fill_random(id.bytes);
+    return id;
+  }
+
   struct LinkState {
     proto::SocketAddress observed;
     std::optional<std::string> user;  // set once logged in

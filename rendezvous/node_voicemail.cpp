@@ -20,7 +20,6 @@
 
 #include "proto/signalling.hpp"
 #include "rendezvous/node_core.hpp"
-#include "security/random.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {
@@ -157,7 +156,7 @@ void NodeCore::ask_edge_policy(LinkId link, const proto::Message& request, LinkI
       current_message_.empty())
     return reply_error(link, request, sig::error::unavailable, "Unavailable: the LAN agent is overloaded");
   proto::TransactionId id;
-  security::random_bytes(id.bytes);
+  fill_random(id.bytes);
   proto::MessageBuilder ask(proto::MessageClass::request, sig::method::forwarded_lookup, id);
   ask.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ask.add_string(sig::attr::user_id, callee);

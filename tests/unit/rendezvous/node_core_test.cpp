@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -41,9 +42,19 @@ struct TempDir {
 
 const security::ScryptParameters fast_hashing{10, 8, 1};
 
+// A repeatable source for NodeCore's IDs and keys: the same seed gives the
+// same bytes, so a failing run repeats exactly.
+std::function<void(std::span<std::byte>)> seeded_random(uint64_t seed) {
+  auto engine = std::make_shared<std::mt19937_64>(seed);
+  return [engine](std::span<std::byte> out) {
+    for (auto& b : out) b = static_cast<std::byte>((*engine)() & 0xFF);
+  };
+}
+
 NodeSettings test_settings() {
   NodeSettings settings;
   settings.password_hashing = fast_hashing;
+  settings.random = seeded_random(20261204);
   // No periodic account check, so the deadlines these tests expect are the
   // ones they are about; the identity tests turn it on (issue 11).
   settings.account_check_interval_ms = 0;
@@ -272,6 +283,17 @@ class Node {
     return out;
   }
   bool quiet() const { return actions_.empty(); }
+  // Removes and returns every message sent so far, to any link, as sent.
+  std::vector<std::pair<LinkId, Bytes>> sent() {
+    std::vector<std::pair<LinkId, Bytes>> out;
+    std::vector<NodeAction> rest;
+    for (auto& action : actions_) {
+      if (action.kind == NodeAction::Kind::send) out.emplace_back(action.link, std::move(action.message));
+      else rest.push_back(std::move(action));
+    }
+    actions_ = std::move(rest);
+    return out;
+  }
 
   // Opens `link` from `observed`, logs in, and returns the login reply.
   Reply login(LinkId link, const SocketAddress& observed, const std::string& user, const std::string& password,
@@ -1803,6 +1825,64 @@ TEST_CASE("an accepted call gives both sides the same key and the caller the cal
   CHECK(ended.u32(sig::attr::end_code) == sig::error::hung_up);
   CHECK_FALSE(in_call(node, "alice"));
   CHECK_FALSE(in_call(node, "bob"));
+}
+
+TEST_CASE("two nodes given the same seed and the same inputs send byte-identical messages, call IDs and keys included") {
+  Node first, second;
+  const Bytes login_alice = login_request("alice", "correct horse", {alice_home});
+  const Bytes login_bob = login_request("bob", "battery staple");
+  const Bytes call = call_request("bob");
+  std::vector<std::pair<LinkId, Bytes>> sent[2];
+  std::optional<Bytes> answer;  // built from the first node's ring, given to both
+  int i = 0;
+  for (Node* node : {&first, &second}) {
+    node->add_account("alice", "correct horse");
+    node->add_account("bob", "battery staple");
+    node->open(1, alice_nat);
+    node->send(1, login_alice);
+    node->open(2, bob_nat);
+    node->send(2, login_bob);
+    node->send(1, call);
+    auto before_answer = node->sent();
+    if (!answer) {
+      auto ring = std::find_if(before_answer.begin(), before_answer.end(), [](const auto& s) {
+        return s.first == 2 && parse(Bytes(s.second)).m.method == sig::method::ring;
+      });
+      REQUIRE(ring != before_answer.end());
+      answer = ring_answer(parse(Bytes(ring->second)), true);
+    }
+    node->send(2, *answer);
+    sent[i] = std::move(before_answer);
+    for (auto& message : node->sent()) sent[i].push_back(std::move(message));
+    ++i;
+  }
+  // Both accepted (the ring answer matched the second node's ring transaction too).
+  CHECK(std::count_if(sent[1].begin(), sent[1].end(), [](const auto& s) {
+          return parse(Bytes(s.second)).m.find(sig::attr::key_material) != nullptr;
+        }) == 2);
+  CHECK(sent[0] == sent[1]);
+}
+
+TEST_CASE("a call's ID and key are bytes the injected source gave") {
+  auto given = std::make_shared<std::vector<Bytes>>();
+  NodeSettings settings = test_settings();
+  settings.random = [given, source = seeded_random(7)](std::span<std::byte> out) {
+    source(out);
+    given->emplace_back(out.begin(), out.end());
+  };
+  Node node(settings);
+  two_online(node);
+  auto [id, ring] = ring_bob(node);
+  node.send(2, ring_answer(ring, true));
+  Reply to_alice = node.reply(1);
+  node.reply(2);
+  const auto* key = to_alice.m.find(sig::attr::key_material);
+  REQUIRE(key != nullptr);
+  Bytes key_bytes(key->value.begin(), key->value.end());
+  CHECK(std::count(given->begin(), given->end(), key_bytes) == 1);
+  CHECK(std::count_if(given->begin(), given->end(), [&](const Bytes& b) { return to_hex(b) == id; }) == 1);
+  std::array<std::byte, 12> ring_id = ring.m.transaction_id.bytes;
+  CHECK(std::count(given->begin(), given->end(), Bytes(ring_id.begin(), ring_id.end())) == 1);
 }
 
 TEST_CASE("a declined call tells the caller 603 and sets no flags") {
