@@ -154,6 +154,7 @@ std::optional<Account> decode_account(ByteView bytes) {
         return v.has_value();
       }
       case Tag::contact:
+        if (value.empty()) return true;  // never written (text fields are written only when set)
         if (a.contacts.size() >= proto::max_contacts) return false;
         a.contacts.emplace_back(as_chars(value));
         return true;
