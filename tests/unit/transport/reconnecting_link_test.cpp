@@ -212,8 +212,16 @@ struct Harness {
       if (mono_ms(&loop) > until) break;
       uv_run(&loop, UV_RUN_ONCE);
     }
-    uv_close(reinterpret_cast<uv_handle_t*>(&guard), nullptr);
-    uv_run(&loop, UV_RUN_NOWAIT);
+    // The guard lives on this stack frame: its close must have finished
+    // before the frame goes (one NOWAIT turn is not always enough, e.g.
+    // after uv_stop), or the next guard at the same address is initialised
+    // while libuv still holds this one (uv__finish_close asserts).
+    bool guard_closed = false;
+    guard.data = &guard_closed;
+    uv_close(reinterpret_cast<uv_handle_t*>(&guard),
+             [](uv_handle_t* h) { *static_cast<bool*>(h->data) = true; });
+    for (int i = 0; i < 1000 && !guard_closed; ++i) uv_run(&loop, UV_RUN_NOWAIT);
+    REQUIRE(guard_closed);
     return met;
   }
 };
