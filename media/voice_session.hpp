@@ -90,4 +90,7 @@ class VoiceSession {
   virtual const VoiceStats& stats() const = 0;
 };
 
+// One JSON object of the counters above, snake_case keys (the CLI's --report "media").
+std::string voice_stats_json(const VoiceStats& stats);
+
 }  // namespace tsunagu::media

@@ -337,6 +337,16 @@ void CallCore::output_drained(uint64_t now_ns) {
   collect_transfer();
 }
 
+void CallCore::voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns) {
+  if (state_ == CallState::ended) return std::fill(playout.begin(), playout.end(), int16_t{0});
+  transfer_.voice_frame(captured, playout, now_ns);
+  collect_transfer();
+}
+void CallCore::voice_input_end(uint64_t now_ns) {
+  transfer_.voice_input_end(now_ns);
+  collect_transfer();
+}
+
 void CallCore::tick(uint64_t now_ns) {
   if (state_ == CallState::ended) return;
   if (ice_deadline_ns_ && now_ns >= *ice_deadline_ns_) {
@@ -362,7 +372,8 @@ void CallCore::collect_transfer() {
       finish(end->exit_code);
       continue;
     }
-    if (std::holds_alternative<transfer::StartInput>(action)) state_ = CallState::transfer;
+    if (std::holds_alternative<transfer::StartInput>(action) || std::holds_alternative<transfer::StartAudio>(action))
+      state_ = CallState::transfer;
     std::visit(
         [&](auto& a) {
           using A = std::decay_t<decltype(a)>;

@@ -60,7 +60,8 @@ struct CallOver { int exit_code; bool answered; };
 using CallAction = std::variant<call::SendPrepare, call::SendPlace, call::SendHangup, call::FetchTurn,
                                 call::ReplyRing, call::PromptAccept, call::StartIce, call::SetRemote,
                                 call::ExplainIceFailure, call::ReleaseMedia, call::StopLink, call::CallOver,
-                                transfer::SendStream, transfer::SendDatagram, transfer::StartInput, transfer::Print>;
+                                transfer::SendStream, transfer::SendDatagram, transfer::StartInput, transfer::StartAudio,
+                                transfer::Print>;
 
 // A node's refusal of a call (error code) as an exit code.
 int exit_for_refusal(uint16_t code);
@@ -98,6 +99,9 @@ class CallCore {
   void input_failed(int exit_code, const std::string& why, uint64_t now_ns);
   void output_drained(uint64_t now_ns);
   void tick(uint64_t now_ns);
+  // Voice (see TransferCore::voice_frame).
+  void voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns);
+  void voice_input_end(uint64_t now_ns);
 
   std::vector<CallAction> take_actions() {
     collect_transfer();

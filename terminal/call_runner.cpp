@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +20,7 @@
 
 #include "base/files.hpp"
 #include "security/lan_identity.hpp"
+#include "security/random.hpp"
 #include "terminal/call_core.hpp"
 #include "terminal/ice_session.hpp"
 #include "terminal/lan_ring_server.hpp"
@@ -130,9 +132,11 @@ class CallShell {
  public:
   using Signalling = std::function<void(CallAction&)>;
 
-  CallShell(uv_loop_t* loop, const CallOptions& options, CallCoreConfig config, Signalling signalling)
+  // `audio`: a voice call's files or devices, already open (or null).
+  CallShell(uv_loop_t* loop, const CallOptions& options, CallCoreConfig config, Signalling signalling,
+            std::unique_ptr<CallAudio> audio = nullptr)
       : loop_(loop), options_(options), output_(options.receive_directory), caller_(config.caller),
-        core_(std::move(config), output_, mono_ns()), signalling_(std::move(signalling)) {
+        core_(std::move(config), output_, mono_ns()), signalling_(std::move(signalling)), audio_(std::move(audio)) {
     uv_timer_init(loop_, timer_.make());
     timer_.get()->data = this;
   }
@@ -182,6 +186,8 @@ class CallShell {
       }
     } else if (std::holds_alternative<transfer::StartInput>(action)) {
       start_input();
+    } else if (std::holds_alternative<transfer::StartAudio>(action)) {
+      start_audio();
     } else if (auto* start = std::get_if<call::StartIce>(&action)) {
       start_ice(std::move(start->config));
     } else if (auto* set = std::get_if<call::SetRemote>(&action)) {
@@ -190,6 +196,7 @@ class CallShell {
       std::string why = ice_ ? ice_->explain_failure() : std::string("ICE did not connect in time");
       core_.ice_gave_up(why, mono_ns());
     } else if (std::holds_alternative<call::ReleaseMedia>(action)) {
+      print_media_summary();
       write_report();
       release();
     } else {
@@ -299,12 +306,68 @@ class CallShell {
     input_fd_ = -1;
   }
 
+  // ---- voice: one 20 ms clock moves a frame in from the input and one out
+  // to the recording or speaker. Frames are counted from the clock's start,
+  // so a late timer catches up (at most max_catch_up frames at once) rather
+  // than letting the sent audio drift behind real time.
+  void start_audio() {
+    if (audio_ == nullptr || audio_timer_.get() != nullptr) return;
+    std::cerr << audio_->describe() << std::endl;
+    uv_timer_init(loop_, audio_timer_.make());
+    audio_timer_.get()->data = this;
+    audio_started_ns_ = mono_ns();
+    audio_frames_ = 0;
+    uv_timer_start(audio_timer_.get(), [](uv_timer_t* t) {
+      if (auto* self = static_cast<CallShell*>(t->data)) self->audio_tick();
+    }, 0, media::frame_ns / 1'000'000);
+  }
+
+  void audio_tick() {
+    static constexpr uint64_t max_catch_up = 5;
+    uint64_t due = (mono_ns() - audio_started_ns_) / media::frame_ns + 1;
+    if (due > audio_frames_ + max_catch_up) audio_frames_ = due - max_catch_up;
+    std::array<int16_t, media::frame_samples> playout{};
+    while (audio_frames_ < due && audio_ != nullptr && !core_.done()) {
+      ++audio_frames_;
+      const int16_t* captured = audio_->capture();
+      if (audio_->input_ends() && audio_->input_ended() && !input_end_told_) {
+        input_end_told_ = true;
+        if (auto problem = audio_->problem(); !problem.empty()) std::cerr << "tsunagu: " << problem << std::endl;
+        feed([](CallCore& c, uint64_t now) { c.voice_input_end(now); });
+      }
+      feed([&](CallCore& c, uint64_t now) { c.voice_frame(captured, playout, now); });
+      if (audio_ != nullptr) audio_->play(playout);
+    }
+  }
+
   // Closes what keeps the loop alive: the ICE session (releasing any TURN
-  // allocation), the timer and the input file (after a pending read).
+  // allocation), the timers, the input file (after a pending read), and the
+  // audio (the recording takes its name now).
   void release() {
     if (!read_pending_) close_input();
     timer_.close();
+    audio_timer_.close();
+    if (audio_ != nullptr) {
+      if (auto finished = audio_->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
+      audio_.reset();
+    }
     if (ice_) ice_->close();
+  }
+
+  void print_media_summary() const {
+    const media::VoiceStats* voice = core_.transfer().voice_stats();
+    if (voice == nullptr) return;
+    char line[320];
+    std::snprintf(line, sizeof line,
+                  "audio: %llu packets sent, %llu received, %llu lost, %llu FEC-recovered, %llu concealed, %llu late; "
+                  "jitter %.1f ms, RTT %s, jitter buffer %u ms",
+                  static_cast<unsigned long long>(voice->packets_sent),
+                  static_cast<unsigned long long>(voice->packets_received), static_cast<unsigned long long>(voice->lost),
+                  static_cast<unsigned long long>(voice->fec_recovered),
+                  static_cast<unsigned long long>(voice->concealed), static_cast<unsigned long long>(voice->late),
+                  voice->jitter_ms, voice->rtt_ms < 0 ? "unknown" : (std::to_string(voice->rtt_ms).substr(0, 6) + " ms").c_str(),
+                  voice->jitter_buffer_ms);
+    std::cerr << line << std::endl;
   }
 
   void write_report() const {
@@ -318,7 +381,10 @@ class CallShell {
                        pair.remote_type + "\", \"local\": \"" + pair.local.to_string() + "\", \"remote\": \"" +
                        pair.remote.to_string() + "\", \"bytes_sent\": " + std::to_string(stats.bytes_sent) +
                        ", \"bytes_received\": " + std::to_string(stats.bytes_received) +
-                       ", \"transfer_seconds\": " + std::to_string(stats.seconds(mono_ns())) + "}\n";
+                       ", \"transfer_seconds\": " + std::to_string(stats.seconds(mono_ns()));
+    if (const media::VoiceStats* voice = core_.transfer().voice_stats())
+      json += ", \"media\": " + media::voice_stats_json(*voice);
+    json += "}\n";
     if (FILE* f = std::fopen(options_.report_file.c_str(), "w")) {
       std::fputs(json.c_str(), f);
       std::fclose(f);
@@ -340,6 +406,10 @@ class CallShell {
   bool read_pending_ = false, input_done_ = false;
   uv_fs_t read_request_{};
   Bytes read_buffer_;
+  std::unique_ptr<CallAudio> audio_;
+  OwnedHandle<uv_timer_t> audio_timer_;
+  uint64_t audio_started_ns_ = 0, audio_frames_ = 0;
+  bool input_end_told_ = false;
 };
 
 struct Loop {
@@ -366,7 +436,16 @@ CallCoreConfig core_config(const CallOptions& options, bool caller, bool reliabl
     case CallOptions::Mode::echo_test: config.transfer.mode = TransferMode::echo_test; break;
     case CallOptions::Mode::pipe: config.transfer.mode = caller ? TransferMode::pipe : TransferMode::answer; break;
     case CallOptions::Mode::send_file: config.transfer.mode = TransferMode::send_file; break;
+    case CallOptions::Mode::voice: config.transfer.mode = TransferMode::voice; break;
     case CallOptions::Mode::listen: config.transfer.mode = TransferMode::answer; break;
+  }
+  if (options.audio.any() && !reliable) {
+    VoiceSetup voice;
+    security::random_bytes(std::as_writable_bytes(std::span(&voice.media.ssrc, 1)));
+    voice.dtmf = options.dtmf;
+    voice.input_ends = !options.audio.input_file.empty();
+    voice.duration_ns = uint64_t{options.duration_s} * 1'000'000'000u;
+    config.transfer.voice = std::move(voice);
   }
   config.transfer.echo_count = options.echo_count;
   config.transfer.receive_directory = options.receive_directory;
@@ -424,9 +503,19 @@ class AcceptPrompt {
 }  // namespace
 
 int run_call(const CallOptions& options) {
+  // The audio opens first: a bad file or a missing device rings nobody.
+  std::unique_ptr<CallAudio> audio;
+  if (options.mode == CallOptions::Mode::voice) {
+    auto opened = CallAudio::open(options.audio);
+    if (!opened) {
+      std::cerr << "tsunagu: " << opened.error() << std::endl;
+      return exit_usage;
+    }
+    audio = std::move(*opened);
+  }
   Loop loop;
   int exit_code = 0;
-  bool reliable = options.mode != CallOptions::Mode::echo_test;
+  bool reliable = options.mode != CallOptions::Mode::echo_test && options.mode != CallOptions::Mode::voice;
   std::unique_ptr<CallShell> shell;
   std::unique_ptr<NodeClient> node;
   // The caller's signalling: each request's answer goes back to the core.
@@ -469,7 +558,8 @@ int run_call(const CallOptions& options) {
   // the offer rings the callee.
   events.on_logged_in = [&](const LoginInfo&) {
     if (shell) return;
-    shell = std::make_unique<CallShell>(&loop.loop, options, core_config(options, true, reliable), signalling);
+    shell = std::make_unique<CallShell>(&loop.loop, options, core_config(options, true, reliable), signalling,
+                                        std::move(audio));
     shell->feed([](CallCore& c, uint64_t now) { c.logged_in(now); });
   };
   events.on_node_indication = [&](const proto::Message& m) {
@@ -514,6 +604,15 @@ int run_call(const CallOptions& options) {
 }
 
 int run_listen(const CallOptions& options) {
+  // The audio is opened for each call (the greeting from its start, the
+  // recording afresh); once now, so a bad file or device stops us at once.
+  if (options.audio.any()) {
+    auto opened = CallAudio::open(options.audio);  // closed again at once; a recording is not kept
+    if (!opened) {
+      std::cerr << "tsunagu: " << opened.error() << std::endl;
+      return exit_usage;
+    }
+  }
   Loop loop;
   int exit_code = 0;
   std::unique_ptr<CallShell> endpoint;
@@ -581,9 +680,21 @@ int run_listen(const CallOptions& options) {
     bool reliable = media != nullptr && proto::read_u32(*media).value_or(0) == 1;
     CallCoreConfig config = core_config(options, false, reliable);
     config.fetch_turn = from_node;
+    std::unique_ptr<CallAudio> audio;
+    if (config.transfer.voice) {
+      auto opened = CallAudio::open(options.audio);
+      if (!opened) {
+        std::cerr << "tsunagu: " << opened.error() << std::endl;
+        auto refusal = proto::MessageBuilder::response_to(ring, proto::MessageClass::error);
+        refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
+        refusal.add_error(sig::error::busy, "Busy");
+        return reply(refusal.finish());
+      }
+      audio = std::move(*opened);
+    }
     reply_ring = std::move(reply);
     finished_endpoint.reset();
-    endpoint = std::make_unique<CallShell>(&loop.loop, options, std::move(config), signalling);
+    endpoint = std::make_unique<CallShell>(&loop.loop, options, std::move(config), signalling, std::move(audio));
     endpoint->feed([&](CallCore& c, uint64_t now) { c.ring(ring, now); });
   };
   auto on_indication = [&](const proto::Message& m) {

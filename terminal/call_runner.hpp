@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "terminal/call_audio.hpp"
 #include "terminal/cli_common.hpp"
 #include "terminal/node_client.hpp"
 
@@ -13,7 +14,7 @@ namespace tsunagu::terminal {
 
 struct CallOptions {
   NodeClientOptions node;
-  enum class Mode { echo_test, pipe, send_file, listen } mode = Mode::listen;
+  enum class Mode { echo_test, pipe, send_file, voice, listen } mode = Mode::listen;
   std::string callee;             // call
   unsigned echo_count = 20;       // --echo-test N
   std::string send_file;          // --send FILE
@@ -30,6 +31,10 @@ struct CallOptions {
   proto::SocketAddress lan_listen;  // --lan-listen ADDR:PORT
   std::vector<proto::SocketAddress> lan_agent_addresses;  // --agent-address (repeatable); empty: any
   std::string lan_mailbox;          // --mailbox DIR: voicemail passed on by the agent is saved here
+  // Voice: call (mode voice) and listen with audio talk Opus over the datagrams.
+  AudioOptions audio;
+  std::string dtmf;         // --dtmf DIGITS: sent after the audio input ends
+  unsigned duration_s = 0;  // call --duration S: hang up S seconds after connecting
 };
 
 int run_call(const CallOptions& options);

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "audio/audio_device.hpp"
 #include "base/log.hpp"
 #include "base/password_input.hpp"
 #include "terminal/call_runner.hpp"
@@ -218,6 +219,37 @@ int main(int argc, char** argv) {
                                        "Datagrams: send N echo requests, print RTT, jitter and loss (default mode, N=20)");
   pipe_flag->excludes(send_option)->excludes(echo_option);
   send_option->excludes(echo_option);
+  std::string call_backend = "auto", listen_backend = "auto";
+  auto add_audio_options = [](CLI::App* command, CallOptions& options, std::string& backend, bool caller) {
+    auto* devices = command->add_flag("--audio", options.audio.devices,
+                                      caller ? "A phone call through the default microphone and speaker"
+                                             : "Answer datagram calls as phone calls through the default microphone and speaker");
+    auto* in = command->add_option("--audio-in", options.audio.input_file,
+                                   caller ? "A phone call speaking FILE (WAV, FLAC, Ogg, ... at any rate), paced in real "
+                                            "time; the call ends 1 s after FILE and --dtmf are sent"
+                                          : "Answer with FILE as the greeting (played once, then silence)");
+    auto* out = command->add_option("--audio-out", options.audio.output_file,
+                                    "Record what the peer says into FILE (.wav, .flac, .ogg/.opus; 48 kHz mono), "
+                                    "written whole when the call ends");
+    command->add_option("--audio-backend", backend, "With --audio: auto (PulseAudio, else ALSA), pulse or alsa")
+        ->check(CLI::IsMember({"auto", "pulse", "alsa"}))->needs(devices);
+    command->add_option("--audio-input-device", options.audio.input_device.name,
+                        "With --audio: the microphone (a PulseAudio source or ALSA device name)")->needs(devices);
+    command->add_option("--audio-output-device", options.audio.output_device.name,
+                        "With --audio: the speaker (a PulseAudio sink or ALSA device name)")->needs(devices);
+    command->add_flag("!--no-echo-cancel", options.audio.echo_cancellation,
+                      "With --audio: do not cancel the speaker's echo from the microphone")->needs(devices);
+    return std::vector<CLI::Option*>{devices, in, out};
+  };
+  auto call_audio = add_audio_options(call, call_options, call_backend, true);
+  auto* dtmf_option = call->add_option("--dtmf", call_options.dtmf,
+                                       "In a phone call: send DIGITS (0-9 * # A-D) as telephone-events once the "
+                                       "audio input has ended (1 s after connecting with --audio)");
+  auto* duration_option = call->add_option("--duration", call_options.duration_s,
+                                           "In a phone call: hang up SECONDS after connecting");
+  for (CLI::Option* audio_option : call_audio) audio_option->excludes(pipe_flag)->excludes(send_option)->excludes(echo_option);
+  dtmf_option->excludes(pipe_flag)->excludes(send_option)->excludes(echo_option);
+  duration_option->excludes(pipe_flag)->excludes(send_option)->excludes(echo_option);
   call->add_flag("--relay-only", call_options.relay_only, "Use only TURN relay candidates (forced relay)");
   call->add_option("--ice-address", call_ice, "Local address for ICE candidates (repeatable; needed for loopback)");
   call->add_option("--report", call_options.report_file, "Write a JSON report (setup times, path, bytes) to this file");
@@ -236,6 +268,7 @@ int main(int argc, char** argv) {
                      "does not arrive whole, or runs past its announced size, is removed)");
   listen->add_flag("--pipe", listen_pipe_mode, "Data calls: stdin to the caller (the caller's bytes always go to stdout)");
   listen->add_flag("--once", listen_options.once, "Exit after the first call");
+  add_audio_options(listen, listen_options, listen_backend, false);
   listen->add_flag("--relay-only", listen_options.relay_only, "Use only TURN relay candidates (forced relay)");
   listen->add_option("--ice-address", listen_ice, "Local address for ICE candidates (repeatable; needed for loopback)");
   listen->add_option("--report", listen_options.report_file, "Write a JSON report of each call to this file");
@@ -283,9 +316,14 @@ int main(int argc, char** argv) {
     if (!options) return code;
     if (!parse_addresses(call_ice, call_options.ice_addresses)) return exit_usage;
     call_options.node = *options;
+    bool voice = call_options.audio.any() || dtmf_option->count() || duration_option->count();
     call_options.mode = call_pipe ? CallOptions::Mode::pipe
                         : send_option->count() ? CallOptions::Mode::send_file
+                        : voice                ? CallOptions::Mode::voice
                                                : CallOptions::Mode::echo_test;
+    bool backend_ok = true;
+    call_options.audio.input_device.backend = call_options.audio.output_device.backend =
+        audio::parse_backend(call_backend, &backend_ok);
     int call_result = run_call(call_options);
     if (!call_missed(call_result)) return call_result;
     if (call_voicemail.empty()) return offer_voicemail(*options, call_options.callee).value_or(call_result);
@@ -302,6 +340,9 @@ int main(int argc, char** argv) {
     if (!parse_addresses(lan_agent_texts, listen_options.lan_agent_addresses, "--agent-address")) return exit_usage;
     listen_options.lan_listen = *address;
     listen_options.mode = listen_pipe_mode ? CallOptions::Mode::pipe : CallOptions::Mode::listen;
+    bool backend_ok = true;
+    listen_options.audio.input_device.backend = listen_options.audio.output_device.backend =
+        audio::parse_backend(listen_backend, &backend_ok);
     return run_listen(listen_options);
   }
   if (listen->parsed()) {
@@ -310,6 +351,9 @@ int main(int argc, char** argv) {
     if (!parse_addresses(listen_ice, listen_options.ice_addresses)) return exit_usage;
     listen_options.node = *options;
     listen_options.mode = listen_pipe_mode ? CallOptions::Mode::pipe : CallOptions::Mode::listen;
+    bool backend_ok = true;
+    listen_options.audio.input_device.backend = listen_options.audio.output_device.backend =
+        audio::parse_backend(listen_backend, &backend_ok);
     return run_listen(listen_options);
   }
 

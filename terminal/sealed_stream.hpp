@@ -20,6 +20,7 @@ enum class DataFrameType : uint8_t {
   echo_request = 5,  // u32 sequence, u64 sender's clock in ns (datagram mode)
   echo_reply = 6,    // the request's payload, returned
   end_received = 7,  // the receiver has written out everything before the sender's end
+  media = 8,         // one RTP or RTCP packet of a voice call (datagram mode; media/voice_session.hpp)
 };
 
 inline constexpr size_t max_stream_chunk = 16 * 1024;        // plaintext bytes per packet

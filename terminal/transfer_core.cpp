@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <array>
 #include <filesystem>
 
 #include "terminal/cli_common.hpp"
@@ -43,6 +44,7 @@ void TransferCore::connected(uint64_t now_ns) {
 void TransferCore::begin(uint64_t now_ns) {
   if (started_ || done_) return;
   started_ = true;
+  if (config_.voice) return start_voice(now_ns);
   if (!config_.caller) {
     // listen over a data stream without --recv: a pipe both ways.
     if (config_.reliable && config_.receive_directory.empty()) actions_.push_back(transfer::StartInput{});
@@ -52,7 +54,8 @@ void TransferCore::begin(uint64_t now_ns) {
     case TransferMode::pipe:
     case TransferMode::send_file: actions_.push_back(transfer::StartInput{}); break;
     case TransferMode::echo_test: next_echo_ns_ = now_ns; break;
-    case TransferMode::answer: break;
+    case TransferMode::answer:
+    case TransferMode::voice: break;
   }
 }
 
@@ -162,6 +165,7 @@ void TransferCore::on_packet(ByteView sealed, uint64_t now_ns) {
     case DataFrameType::file_result: return on_file_result(payload, now_ns);
     case DataFrameType::echo_request: return send_frame(DataFrameType::echo_reply, payload);
     case DataFrameType::echo_reply: return on_echo_reply(payload, now_ns);
+    case DataFrameType::media: return on_media(payload, now_ns);
   }
 }
 
@@ -311,6 +315,48 @@ void TransferCore::report_echo() {
                 config_.echo_count, rtts_ms_.size(), loss, at(0), at(0.5), at(1), jitter);
   print(line, true);
   finish(rtts_ms_.empty() ? exit_call_failed : 0);
+}
+
+// --------------------------------------------------------------------- voice
+
+void TransferCore::start_voice(uint64_t now_ns) {
+  auto session = media::VoiceSession::create(config_.voice->media);
+  if (!session) return fail(exit_call_failed, "audio: " + session.error());
+  voice_ = std::move(*session);
+  voice_started_ns_ = now_ns;
+  actions_.emplace_back(std::in_place_type<transfer::StartAudio>);
+}
+
+void TransferCore::on_media(ByteView payload, uint64_t now_ns) {
+  if (voice_) return voice_->received(payload, now_ns);
+  if (++media_ignored_ == 1)
+    print("the caller is talking, but this terminal has no audio (listen --audio, or --audio-out FILE)");
+}
+
+void TransferCore::voice_input_end(uint64_t /*now_ns*/) { voice_input_done_ = true; }
+
+void TransferCore::voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns) {
+  if (!voice_ || done_) {
+    std::fill(playout.begin(), playout.end(), int16_t{0});
+    return;
+  }
+  const VoiceSetup& setup = *config_.voice;
+  bool input_over = setup.input_ends ? voice_input_done_ : now_ns >= voice_started_ns_ + 1'000'000'000;
+  if (input_over && !digits_queued_) {
+    digits_queued_ = true;
+    if (!setup.dtmf.empty() && !voice_->send_digits(setup.dtmf))
+      print("tsunagu: --dtmf " + setup.dtmf + ": only 0-9 * # A-D can be sent");
+  }
+  static const std::array<int16_t, media::frame_samples> silence{};
+  voice_->capture(media::FrameView(captured != nullptr ? captured : silence.data(), media::frame_samples), now_ns);
+  voice_->playout(playout, now_ns);
+  for (auto& packet : voice_->take_packets()) send_frame(DataFrameType::media, packet);
+  for (char digit : voice_->take_digits()) print(std::string("dtmf: ") + digit, true);
+  if (!config_.caller) return;
+  if (setup.duration_ns != 0 && now_ns >= voice_started_ns_ + setup.duration_ns) return finish(0);
+  if (setup.input_ends && input_over && !voice_->sending_digits() && !voice_end_ns_)
+    voice_end_ns_ = now_ns + setup.linger_ns;
+  if (voice_end_ns_ && now_ns >= *voice_end_ns_) finish(0);
 }
 
 // -------------------------------------------------------------------- ending

@@ -16,6 +16,7 @@
 
 #include "base/bytes.hpp"
 #include "base/expected.hpp"
+#include "media/voice_session.hpp"
 #include "security/sha256_stream.hpp"
 #include "terminal/packet_protection.hpp"
 #include "terminal/sealed_stream.hpp"
@@ -41,7 +42,18 @@ enum class TransferMode : uint8_t {
   pipe,       // caller: stdin out, peer's bytes to stdout
   send_file,  // caller: one file out, the receiver's SHA-256 back
   answer,     // callee: answers echo requests; a data stream is a pipe both
-              // ways, or (receive_directory) a file saved
+              // ways, or (receive_directory) a file saved; with `voice`, talks
+  voice,      // caller, datagrams: a phone call (TransferConfig::voice)
+};
+
+// A phone call's settings: the audio itself comes and goes through
+// voice_frame(), 20 ms at a time, from the shell's clock.
+struct VoiceSetup {
+  media::VoiceConfig media;
+  std::string dtmf;          // digits sent once the audio input has ended (1 s after connecting if it never ends)
+  bool input_ends = true;    // a file ends; a device (or no input: silence) does not
+  uint64_t duration_ns = 0;  // caller: hang up this long after connecting (0: after the input and digits, or ^C)
+  uint64_t linger_ns = 1'000'000'000;  // caller: after the input and digits, so the far end hears the tail
 };
 
 struct TransferConfig {
@@ -51,17 +63,20 @@ struct TransferConfig {
   unsigned echo_count = 20;
   std::string receive_directory;  // listen --recv DIR (named in messages; files go through TransferOutput)
   uint64_t call_started_ns = 0;  // "first byte after N ms" counts from here
+  std::optional<VoiceSetup> voice;  // a phone call (caller: mode voice; callee: answer with audio)
 };
 
 namespace transfer {
 struct SendStream { Bytes bytes; };    // framed sealed packets: append to the ICE byte stream
 struct SendDatagram { Bytes bytes; };  // one sealed datagram
 struct StartInput {};                  // start reading stdin (pipe) or the file to send
+struct StartAudio {};                  // voice: start the 20 ms audio clock that calls voice_frame()
 struct Print { std::string line; bool to_stdout = false; };  // one line, newline added
 struct Finish { int exit_code; std::string why; };  // why: printed as "tsunagu: WHY" when not empty
 }  // namespace transfer
 using TransferAction =
-    std::variant<transfer::SendStream, transfer::SendDatagram, transfer::StartInput, transfer::Print, transfer::Finish>;
+    std::variant<transfer::SendStream, transfer::SendDatagram, transfer::StartInput, transfer::StartAudio,
+                 transfer::Print, transfer::Finish>;
 
 struct TransferStats {
   uint64_t bytes_sent = 0, bytes_received = 0;
@@ -89,6 +104,14 @@ class TransferCore {
   // The shell's stream output buffer is empty again (after SendStream).
   void output_drained(uint64_t now_ns);
   void tick(uint64_t now_ns);  // at next_deadline(): the echo test's pace
+
+  // Voice, every 20 ms after StartAudio: the frame captured (nullptr once the
+  // input has ended or when there is none: silence is sent) in, the frame to
+  // play out. Sends the packets, prints received DTMF digits ("dtmf: D" on
+  // stdout), and ends the caller's call when its input and digits are done.
+  void voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns);
+  void voice_input_end(uint64_t now_ns);  // the audio file is exhausted
+  const media::VoiceStats* voice_stats() const { return voice_ ? &voice_->stats() : nullptr; }
   // The node said the call was hung up: whether data may be missing.
   bool hangup_loses_data() const;
   void stop();  // the call ended: a partial file is discarded, nothing more is sent
@@ -119,6 +142,8 @@ class TransferCore {
   void on_file_header(ByteView payload);
   void on_file_result(ByteView payload, uint64_t now_ns);
   void on_echo_reply(ByteView payload, uint64_t now_ns);
+  void on_media(ByteView payload, uint64_t now_ns);
+  void start_voice(uint64_t now_ns);
   void finish_received_file();
   void refuse_file();
   void discard_partial_file();
@@ -165,6 +190,12 @@ class TransferCore {
   std::optional<uint64_t> next_echo_ns_;
   unsigned echo_sent_ = 0, echo_ticks_after_ = 0;
   std::vector<double> rtts_ms_;
+  // voice
+  std::unique_ptr<media::VoiceSession> voice_;
+  bool voice_input_done_ = false, digits_queued_ = false;
+  uint64_t voice_started_ns_ = 0;
+  std::optional<uint64_t> voice_end_ns_;  // caller: hang up then
+  uint64_t media_ignored_ = 0;  // media frames for a callee without audio
 };
 
 }  // namespace tsunagu::terminal

@@ -6,6 +6,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <string>
 
 #include "call_test_support.hpp"
@@ -396,6 +398,130 @@ TEST_CASE("input that cannot be read ends the call with the code the shell gives
   REQUIRE(finishes.size() == 1);
   CHECK(finishes[0].exit_code == exit_usage);
   CHECK(core.done());
+}
+
+// ---------------------------------------------------------------- phone calls
+
+namespace {
+
+TransferConfig voice_caller(std::string dtmf, uint64_t duration_ns = 0) {
+  TransferConfig config{true, false, TransferMode::voice, 20, {}, 0};
+  config.voice = VoiceSetup{};
+  config.voice->media.ssrc = 0x1111;
+  config.voice->dtmf = std::move(dtmf);
+  config.voice->duration_ns = duration_ns;
+  return config;
+}
+TransferConfig voice_callee() {
+  TransferConfig config{false, false, TransferMode::answer, 20, {}, 0};
+  config.voice = VoiceSetup{};
+  config.voice->media.ssrc = 0x2222;
+  config.voice->input_ends = false;
+  return config;
+}
+
+// A 440 Hz tone, 20 ms at a time, phase-continuous.
+std::array<int16_t, media::frame_samples> tone_frame(uint64_t index) {
+  std::array<int16_t, media::frame_samples> frame{};
+  for (size_t i = 0; i < frame.size(); ++i) {
+    double t = static_cast<double>(index * frame.size() + i) / media::sample_rate;
+    frame[i] = static_cast<int16_t>(8000 * std::sin(2 * M_PI * 440 * t));
+  }
+  return frame;
+}
+
+double energy(const std::array<int16_t, media::frame_samples>& frame) {
+  double sum = 0;
+  for (int16_t s : frame) sum += static_cast<double>(s) * s;
+  return sum / frame.size();
+}
+
+std::string stdout_of(const std::vector<TransferAction>& actions) {
+  std::string out;
+  for (const auto& action : actions)
+    if (const auto* a = std::get_if<transfer::Print>(&action); a && a->to_stdout) out += a->line + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a phone call: the caller's voice is heard, its digits print at the callee, and it hangs up after them") {
+  Pair pair(voice_caller("41#"), voice_callee());
+  pair.start();
+  CHECK(all_of_type<transfer::StartAudio>(pair.caller.seen).size() == 1);
+  CHECK(all_of_type<transfer::StartAudio>(pair.callee.seen).size() == 1);
+  const uint64_t input_frames = 50;  // one second of tone
+  std::array<int16_t, media::frame_samples> heard{}, ignored{};
+  double loudest = 0;
+  uint64_t frame = 0, finished_at = 0;
+  for (; frame < 400 && !pair.caller.core.done(); ++frame) {
+    pair.now += media::frame_ns;
+    if (frame == input_frames) pair.caller.core.voice_input_end(pair.now);
+    auto tone = tone_frame(frame);
+    pair.caller.core.voice_frame(frame < input_frames ? tone.data() : nullptr, ignored, pair.now);
+    pair.callee.core.voice_frame(nullptr, heard, pair.now);
+    if (frame < input_frames + 10) loudest = std::max(loudest, energy(heard));
+    pair.settle();
+    if (pair.caller.core.done()) finished_at = frame;
+  }
+  CHECK(loudest > 1e6);  // a 8000-amplitude tone has an energy of 3.2e7; silence 0
+  auto finish = pair.finish_of(pair.caller);
+  REQUIRE(finish);
+  CHECK(finish->exit_code == 0);
+  // Three digits of 100 ms + 60 ms, then the linger of a second.
+  CHECK(finished_at >= input_frames + 24 + 50);
+  CHECK(finished_at <= input_frames + 24 + 50 + 15);
+  CHECK(stdout_of(pair.callee.seen) == "dtmf: 4\ndtmf: 1\ndtmf: #\n");
+  const media::VoiceStats* stats = pair.callee.core.voice_stats();
+  REQUIRE(stats != nullptr);
+  CHECK(stats->digits_received == "41#");
+  CHECK(stats->packets_received > 40);
+  CHECK(stats->lost == 0);
+}
+
+TEST_CASE("a phone call with --duration hangs up then, while its input still lasts") {
+  Pair pair(voice_caller("", 500 * ms), voice_callee());
+  pair.start();
+  std::array<int16_t, media::frame_samples> out{};
+  uint64_t frame = 0;
+  for (; frame < 100 && !pair.caller.core.done(); ++frame) {
+    pair.now += media::frame_ns;
+    auto tone = tone_frame(frame);
+    pair.caller.core.voice_frame(tone.data(), out, pair.now);
+    pair.callee.core.voice_frame(nullptr, out, pair.now);
+    pair.settle();
+  }
+  REQUIRE(pair.finish_of(pair.caller));
+  CHECK(pair.finish_of(pair.caller)->exit_code == 0);
+  CHECK(frame == 25);  // 500 ms of 20 ms frames
+}
+
+TEST_CASE("digits that cannot be sent are said, and the call goes on") {
+  Pair pair(voice_caller("12x"), voice_callee());
+  pair.start();
+  std::array<int16_t, media::frame_samples> out{};
+  pair.caller.core.voice_input_end(pair.now);
+  pair.now += media::frame_ns;
+  pair.caller.core.voice_frame(nullptr, out, pair.now);
+  pair.settle();
+  CHECK(printed(pair.caller.seen).find("--dtmf 12x: only 0-9 * # A-D can be sent") != std::string::npos);
+  CHECK_FALSE(pair.caller.core.done());
+}
+
+TEST_CASE("a listener without audio says once that the caller is talking, and answers nothing") {
+  Pair pair(voice_caller(""), answering());
+  pair.start();
+  std::array<int16_t, media::frame_samples> out{};
+  for (uint64_t frame = 0; frame < 20; ++frame) {
+    pair.now += media::frame_ns;
+    auto tone = tone_frame(frame);
+    pair.caller.core.voice_frame(tone.data(), out, pair.now);
+    pair.settle();
+  }
+  std::string said = printed(pair.callee.seen);
+  CHECK(said.find("the caller is talking, but this terminal has no audio") != std::string::npos);
+  CHECK(said.find("no audio") == said.rfind("no audio"));
+  CHECK(all_of_type<transfer::SendDatagram>(pair.callee.seen).empty());
 }
 
 }  // namespace tsunagu::terminal

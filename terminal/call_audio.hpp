@@ -1,0 +1,56 @@
+// The audio a call's shell moves 20 ms at a time: captured from a file or a
+// device (or nothing: silence) for the call core, and the core's playout into
+// a recording and/or a device. Opened before the call is placed, so a missing
+// or unreadable file, or a device that is not there, stops the command before
+// anyone is rung.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "audio/audio_device.hpp"
+#include "audio/audio_file.hpp"
+#include "audio/echo_canceller.hpp"
+#include "base/expected.hpp"
+
+namespace tsunagu::terminal {
+
+struct AudioOptions {
+  std::string input_file;   // --audio-in FILE (any format libsndfile reads)
+  std::string output_file;  // --audio-out FILE (.wav, .flac, .ogg/.opus)
+  bool devices = false;     // --audio: the default microphone and speaker for each side without a file
+  audio::DeviceSpec input_device, output_device;
+  bool echo_cancellation = true;  // only when both sides are devices
+  bool any() const { return devices || !input_file.empty() || !output_file.empty(); }
+};
+
+class CallAudio {
+ public:
+  static Expected<std::unique_ptr<CallAudio>, std::string> open(const AudioOptions& options);
+
+  // The next 20 ms captured, valid until the next call; nullptr when there is
+  // no input or it has ended (the core then sends silence).
+  const int16_t* capture();
+  bool input_ends() const { return reader_ != nullptr; }  // a file: it ends
+  bool input_ended() const { return input_ended_; }
+  void play(std::span<const int16_t, 960> pcm);
+  // The recording renamed into place (or why not); devices stopped.
+  Expected<void, std::string> finish();
+  // What a device side stopped on, or a file read error; empty otherwise.
+  std::string problem() const;
+  std::string describe() const;
+
+ private:
+  std::unique_ptr<audio::AudioFileReader> reader_;
+  std::unique_ptr<audio::AudioFileWriter> writer_;
+  std::unique_ptr<audio::AudioDevice> device_;
+  std::unique_ptr<audio::EchoCanceller> canceller_;
+  bool capture_device_ = false, play_device_ = false, input_ended_ = false, finished_ = false;
+  std::array<int16_t, 960> captured_{}, cleaned_{};
+  std::string input_name_, output_name_;
+};
+
+}  // namespace tsunagu::terminal
