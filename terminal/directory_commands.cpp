@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -13,6 +15,7 @@
 #include "proto/profile_change.hpp"
 #include "terminal/call_runner.hpp"
 #include "terminal/cli_common.hpp"
+#include "terminal/voicemail_audio.hpp"
 #include "terminal/voicemail_client.hpp"
 
 namespace tsunagu::terminal {
@@ -103,6 +106,11 @@ struct DirectoryCommands {
   CLI::App *vm_send = nullptr, *vm_list = nullptr, *vm_fetch = nullptr, *vm_delete = nullptr;
   NodeArgs search_args, business_args, categories_args, number_args, show_args, set_args;
   NodeArgs send_args, list_args, fetch_args, delete_args;
+  CLI::App *vm_record = nullptr, *vm_play = nullptr;
+  NodeArgs record_args, play_args;
+  std::string from, to;
+  double seconds = 60;
+  audio::DeviceSpec device;
   std::string text;
   bool prefix = false, all = false, keep = false;
   uint32_t limit = 0;
@@ -161,6 +169,20 @@ std::shared_ptr<DirectoryCommands> add_directory_commands(CLI::App& app) {
   c->vm_fetch->add_option("ID", c->ids, "Message IDs (default: all)");
   c->vm_fetch->add_option("--mailbox", c->mailbox, "Folder to save into ($TSUNAGU_MAILBOX; default: the current folder)");
   c->vm_fetch->add_flag("--keep", c->keep, "Do not delete them on the node");
+  c->vm_record = c->voicemail->add_subcommand(
+      "record", "Record a message from the microphone (until Enter) or --from FILE, and leave it in ID's mailbox "
+                "as Ogg Opus");
+  c->record_args.add_to(c->vm_record, false);
+  c->vm_record->add_option("ID", c->callee, "Whose mailbox")->required();
+  c->vm_record->add_option("--from", c->from, "Record from FILE (WAV, FLAC, Ogg, ... at any rate) instead of the microphone");
+  c->vm_record->add_option("--seconds", c->seconds, "At most this long (default 60, at most 300)")
+      ->check(CLI::Range(1.0, max_recording_seconds));
+  c->vm_record->add_option("--input-device", c->device.name, "The microphone (a PulseAudio source or ALSA device name)");
+  c->vm_play = c->voicemail->add_subcommand("play", "Play your message N on the speaker, or --to FILE (kept on the node)");
+  c->play_args.add_to(c->vm_play, false);
+  c->vm_play->add_option("N", c->ids, "The message ID (voicemail list)")->required()->expected(1);
+  c->vm_play->add_option("--to", c->to, "Write the sound into FILE (.wav, .flac, .ogg) instead of playing it");
+  c->vm_play->add_option("--output-device", c->device.name, "The speaker (a PulseAudio sink or ALSA device name)");
   c->vm_delete = c->voicemail->add_subcommand("delete", "Delete messages on the node without fetching them");
   c->delete_args.add_to(c->vm_delete, false);
   c->vm_delete->add_option("ID", c->ids, "Message IDs")->required();
@@ -369,7 +391,65 @@ void report_delivery(const DeliveryResult& result, int& exit_code) {
   std::cout << std::flush;
 }
 
+// A private folder for a message on its way in or out, removed afterwards.
+struct ScratchFolder {
+  std::string path;
+  ScratchFolder() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "tsunagu-voicemail-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) != nullptr) path = pattern;
+  }
+  ~ScratchFolder() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove_all(path, ignored);
+  }
+};
+
+int run_voicemail_record(DirectoryCommands& c) {
+  int code = 0;
+  auto options = c.record_args.prepare(code);
+  if (!options) return code;
+  ScratchFolder scratch;
+  if (scratch.path.empty()) return std::cerr << "tsunagu: cannot make a temporary folder\n", exit_network;
+  std::string message = scratch.path + "/message.ogg";
+  if (c.from.empty() && ::isatty(STDIN_FILENO))
+    std::cerr << "recording for " << c.callee << " (at most " << c.seconds << " s): press Enter to stop" << std::endl;
+  auto recorded = record_message(c.from, c.device, c.seconds, message);
+  if (!recorded) return std::cerr << "tsunagu: voicemail record: " << recorded.error() << std::endl, exit_usage;
+  std::cerr << "recorded " << *recorded << " s as Ogg Opus" << std::endl;
+  return leave_voicemail(*options, c.callee, message);
+}
+
+int run_voicemail_play(DirectoryCommands& c) {
+  int code = 0;
+  auto options = c.play_args.prepare(code);
+  if (!options) return code;
+  ScratchFolder scratch;
+  if (scratch.path.empty()) return std::cerr << "tsunagu: cannot make a temporary folder\n", exit_network;
+  std::string saved;
+  int fetched = run_query(*options, [&](NodeClient& client, int& exit_code) {
+    deliver_voicemail(client, scratch.path, c.ids, false, [&](const DeliveryResult& result) {
+      if (result.outcome.code != 0) {
+        std::cerr << "tsunagu: voicemail play: " << result.outcome.reason << std::endl;
+        exit_code = message_exit(result.outcome.code);
+      } else if (result.saved.empty()) {
+        std::cerr << "tsunagu: voicemail play: no message " << c.ids.front() << std::endl;
+        exit_code = exit_unknown_user;
+      } else {
+        saved = result.saved.front();
+      }
+      client.stop();
+    });
+  });
+  if (fetched != 0 || saved.empty()) return fetched != 0 ? fetched : exit_unknown_user;
+  auto played = play_message(saved, c.to, c.device);
+  if (!played) return std::cerr << "tsunagu: voicemail play: " << played.error() << std::endl, exit_usage;
+  std::cout << (c.to.empty() ? "played " : "wrote " + c.to + ": ") << *played << " s" << std::endl;
+  return 0;
+}
+
 int run_voicemail(DirectoryCommands& c) {
+  if (c.vm_record->parsed()) return run_voicemail_record(c);
+  if (c.vm_play->parsed()) return run_voicemail_play(c);
   if (c.vm_send->parsed()) {
     int code = 0;
     auto options = c.send_args.prepare(code);
@@ -489,13 +569,21 @@ int leave_voicemail(NodeClientOptions options, const std::string& callee, const 
 
 std::optional<int> offer_voicemail(const NodeClientOptions& options, const std::string& callee) {
   if (::isatty(STDIN_FILENO) == 0 || ::isatty(STDOUT_FILENO) == 0) return std::nullopt;
-  std::cout << "Leave voicemail for " << callee << "? File to send (Enter: none): " << std::flush;
+  std::cout << "Leave voicemail for " << callee << "? r: record from the microphone, or a file to send (Enter: none): "
+            << std::flush;
   std::string path;
   if (!std::getline(std::cin, path)) return std::nullopt;
   while (!path.empty() && (path.back() == ' ' || path.back() == '\r')) path.pop_back();
   while (!path.empty() && path.front() == ' ') path.erase(path.begin());
   if (path.empty()) return std::nullopt;
-  return leave_voicemail(options, callee, path);
+  if (path != "r") return leave_voicemail(options, callee, path);
+  ScratchFolder scratch;
+  if (scratch.path.empty()) return std::cerr << "tsunagu: cannot make a temporary folder\n", exit_network;
+  std::string message = scratch.path + "/message.ogg";
+  std::cerr << "recording (at most 60 s): press Enter to stop" << std::endl;
+  auto recorded = record_message({}, {}, 60, message);
+  if (!recorded) return std::cerr << "tsunagu: voicemail record: " << recorded.error() << std::endl, exit_usage;
+  return leave_voicemail(options, callee, message);
 }
 
 std::optional<std::string> prepare_mailbox(const std::string& directory) {
