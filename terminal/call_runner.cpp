@@ -337,7 +337,25 @@ class CallShell {
       }
       feed([&](CallCore& c, uint64_t now) { c.voice_frame(captured, playout, now); });
       if (audio_ != nullptr) audio_->play(playout);
+      if (audio_frames_ % 50 == 0) print_live_line();
     }
+  }
+
+  // Once a second on a terminal: how the call sounds now.
+  void print_live_line() const {
+    static const bool on_terminal = ::isatty(STDERR_FILENO) != 0;
+    const media::VoiceStats* voice = core_.transfer().voice_stats();
+    if (!on_terminal || voice == nullptr || core_.done()) return;
+    uint64_t seconds = audio_frames_ / 50;
+    double expected = static_cast<double>(voice->packets_received + voice->lost);
+    double loss = expected > 0 ? 100.0 * static_cast<double>(voice->lost) / expected : 0;
+    char line[200];
+    std::snprintf(line, sizeof line, "\r%llu:%02llu  Opus %d kbit/s  loss %.1f%%  jitter %.1f ms  RTT %s  buffer %u ms   ",
+                  static_cast<unsigned long long>(seconds / 60), static_cast<unsigned long long>(seconds % 60),
+                  voice->bitrate / 1000, loss, voice->jitter_ms,
+                  voice->rtt_ms < 0 ? "-" : (std::to_string(static_cast<int>(voice->rtt_ms)) + " ms").c_str(),
+                  voice->jitter_buffer_ms);
+    std::fputs(line, stderr);
   }
 
   // Closes what keeps the loop alive: the ICE session (releasing any TURN
@@ -357,6 +375,7 @@ class CallShell {
   void print_media_summary() const {
     const media::VoiceStats* voice = core_.transfer().voice_stats();
     if (voice == nullptr) return;
+    if (::isatty(STDERR_FILENO) != 0) std::fputs("\n", stderr);  // below the live line
     char line[320];
     std::snprintf(line, sizeof line,
                   "audio: %llu packets sent, %llu received, %llu lost, %llu FEC-recovered, %llu concealed, %llu late; "
