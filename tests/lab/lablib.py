@@ -290,8 +290,11 @@ class Lab:
 
     NAMESPACES = ("pub", "gw-acme", "gw-home", "acme-1", "acme-2", "home")
 
-    def __init__(self, scenario, nat=None, keepalive_interval=5, policy=""):
-        """policy: TOML appended to agent.toml after its [policy] section: [[policy.rule]] tables, "" for none."""
+    def __init__(self, scenario, nat=None, keepalive_interval=5, policy="", home_wire=None):
+        """policy: TOML appended to agent.toml after its [policy] section: [[policy.rule]] tables, "" for none.
+        home_wire: {"loss": %, "delay": ms, "jitter": ms, "seed": n} makes the home cable (home <-> gw-home)
+        an impaired wire (impaired_wire.py: netem's loss/delay/jitter in user space), or None for a veth."""
+        self.home_wire = home_wire
         preflight()
         self.scenario = scenario
         self.policy = policy
@@ -421,7 +424,10 @@ class Lab:
             self.sh([ip, "link", "set", "eth0", "address", TERMINALS[host]["mac"]], ns=host)
             self.sh([ip, "link", "set", "eth0", "up"], ns=host)
         # home LAN: one cable, a static address.
-        veth("lan0", "gw-home", "eth0", "home")
+        if self.home_wire:
+            self.start_home_wire(**self.home_wire)
+        else:
+            veth("lan0", "gw-home", "eth0", "home")
         self.sh([ip, "addr", "add", HOME_LAN_GW + "/24", "dev", "lan0"], ns="gw-home")
         self.sh([ip, "link", "set", "lan0", "up"], ns="gw-home")
         self.sh([ip, "addr", "add", HOME_IP + "/24", "dev", "eth0"], ns="home")
@@ -430,6 +436,19 @@ class Lab:
         self.addresses["home"] = HOME_IP
         for gw in ("gw-acme", "gw-home"):
             self.set_nat(gw, self.nat[gw])
+
+    def start_home_wire(self, loss=0.0, delay=0.0, jitter=0.0, seed=1):
+        """The home cable as two TAP ends joined by impaired_wire.py (run in gw-home, which makes both ends
+        there; the home end then moves into `home`). Stopped by PID with the lab's other processes."""
+        wire = os.path.join(os.path.dirname(os.path.abspath(__file__)), "impaired_wire.py")
+        self.wire = self.spawn("gw-home", [sys.executable, wire, "lan0", "wire-home", "--loss", str(loss),
+                                           "--delay", str(delay), "--jitter", str(jitter), "--seed", str(seed)],
+                               "impaired-wire")
+        wait_until(lambda: "READY" in self.wire.out() or not self.wire.alive(), 10, what="the impaired wire")
+        if not self.wire.alive():
+            raise Skip("cannot make TAP devices for the impaired wire: %s" % self.wire.err().strip())
+        self.sh([self.ip, "link", "set", "wire-home", "netns", self.ns("home")], ns="gw-home")
+        self.sh([self.ip, "link", "set", "wire-home", "name", "eth0"], ns="home")
 
     def set_nat(self, gw, mode):
         """(Re)loads the gateway's nftables ruleset: NAT on its uplink eth0 plus the firewall every
