@@ -82,16 +82,22 @@ class VoiceSessionImpl final : public VoiceSession {
       case ReceiveStatistics::Verdict::jumped: return drop();
       case ReceiveStatistics::Verdict::accepted: break;
     }
-    ++stats_.packets_received;
-    stats_.bytes_received += rtp->payload.size();
     stats_.lost = receive_stats_.lost();
     if (opus) {
+      // A new sequence number with a timestamp already held is a duplicate all the same.
+      auto put = buffer_.put(header.timestamp, header.sequence, rtp->payload, tag_opus);
+      if (put == FrameJitterBuffer::PutResult::duplicate) {
+        ++stats_.duplicates;
+        return;
+      }
+      if (put == FrameJitterBuffer::PutResult::late) ++stats_.late;
       receive_stats_.on_transit(header.timestamp, static_cast<uint32_t>(now_ns * 48 / 1'000'000));
       stats_.jitter_ms = receive_stats_.jitter() / (sample_rate / 1000);
-      count_put(buffer_.put(header.timestamp, header.sequence, rtp->payload, tag_opus));
     } else {
       received_event(header, *telephone_event);
     }
+    ++stats_.packets_received;
+    stats_.bytes_received += rtp->payload.size();
     stats_.jitter_buffer_ms = buffer_.delay_ms();
   }
 
@@ -141,11 +147,6 @@ class VoiceSessionImpl final : public VoiceSession {
   bool lock_ssrc(uint32_t ssrc) {
     if (!peer_ssrc_) peer_ssrc_ = ssrc;
     return *peer_ssrc_ == ssrc;
-  }
-
-  void count_put(FrameJitterBuffer::PutResult result) {
-    if (result == FrameJitterBuffer::PutResult::late) ++stats_.late;
-    if (result == FrameJitterBuffer::PutResult::duplicate) ++stats_.duplicates;
   }
 
   void send_rtp(uint8_t payload_type, bool marker, uint32_t timestamp, ByteView payload) {

@@ -193,14 +193,15 @@ TEST_CASE("voice session: a clean path carries the signal; output correlates wit
   CHECK(b.bytes_received == a.bytes_sent);
   CHECK(b.jitter_ms < 0.1);
   CHECK(a.bitrate == 32000);
-  auto best = end_to_end(call.sent, call.b_heard, 48000, 96000);
+  // From 3 s on: speexdsp starts with no extra delay and settles on its margin within the first seconds.
+  auto best = end_to_end(call.sent, call.b_heard, 48000 * 3, 96000);
   MESSAGE("clean path: correlation " << best.correlation << " at " << best.lag / 48.0 << " ms; jitter buffer "
                                      << b.jitter_buffer_ms << " ms; concealed " << b.concealed);
-  CHECK(best.correlation > 0.9);
-  CHECK(best.lag > 10 * 48);   // at least the network's 10 ms
+  CHECK(best.correlation > 0.93);
+  CHECK(best.lag > 20 * 48);  // a packet arrives a 20 ms tick after it was captured, then waits in the buffer
   CHECK(best.lag < 150 * 48);
   // A broken pipeline (silence, or garbage) fails this: the input against unrelated audio does not correlate.
-  CHECK(media_test::correlation(call.sent, call.b_heard, best.lag + 4801, 48000, 96000) < 0.5);
+  CHECK(media_test::correlation(call.sent, call.b_heard, best.lag + 4801, 48000 * 3, 96000) < 0.5);
   CHECK(voice_stats_json(b).find("\"packets_received\":250") != std::string::npos);
 }
 
@@ -372,4 +373,69 @@ TEST_CASE("voice session: CPU per second of audio (encode at A + decode at B), m
   MESSAGE("CPU for 30 s of a two-way call (both sessions): " << cpu_s << " s, i.e. " << cpu_s / 30 * 1000
                                                               << " ms per second of audio");
   CHECK(call.b->stats().packets_received == 1500);
+}
+
+TEST_CASE("voice session: seed corpus for fuzz/media_packets, written when MEDIA_WRITE_CORPUS names a directory") {
+  // A short call: Opus, a DTMF digit, sender reports, all as they go on the wire.
+  Call call({});
+  std::vector<Bytes> wire;
+  for (size_t k = 0; k < 120; ++k) {
+    if (k == 20) REQUIRE(call.a->send_digits("7"));
+    Frame f = signal_frame(k);
+    call.a->capture(f, call.now_ns);
+    for (auto& p : call.a->take_packets()) wire.push_back(std::move(p));
+    call.now_ns += frame_ns;
+  }
+  // Every kind is there and each packet is what a receiver accepts.
+  size_t opus = 0, events = 0, reports = 0;
+  for (const Bytes& p : wire) {
+    if (is_rtcp(p)) {
+      ++reports;
+      REQUIRE(parse_rtcp(p));
+    } else {
+      auto rtp = parse_rtp(p);
+      REQUIRE(rtp);
+      (rtp->header.payload_type == 111 ? opus : events)++;
+    }
+  }
+  CHECK(opus > 100);
+  CHECK(events == 7);
+  CHECK(reports >= 2);
+  const char* dir = std::getenv("MEDIA_WRITE_CORPUS");
+  if (!dir) return;
+  auto write = [&](const std::string& name, const Bytes& bytes) {
+    std::ofstream out(std::string(dir) + "/" + name, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  };
+  auto framed = [&](size_t from, size_t count) {
+    Bytes out;
+    for (size_t i = from; i < from + count && i < wire.size(); ++i) {
+      out.push_back(std::byte(wire[i].size() >> 8));
+      out.push_back(std::byte(wire[i].size() & 0xff));
+      out.insert(out.end(), wire[i].begin(), wire[i].end());
+    }
+    return out;
+  };
+  for (size_t i = 0; i < wire.size(); ++i) {
+    bool rtcp = is_rtcp(wire[i]);
+    if (rtcp) write("sender_report", wire[i]);
+    else if (parse_rtp(wire[i])->header.payload_type == 101) write("telephone_event_rtp", wire[i]);
+    else if (i == 5) write("opus_rtp", wire[i]);
+  }
+  write("call_start_framed", framed(0, 30));
+  write("call_with_dtmf_framed", framed(15, 40));
+  Bytes reordered = framed(60, 20);
+  Bytes tail = framed(50, 10);  // earlier packets again: duplicates and late arrivals
+  reordered.insert(reordered.end(), tail.begin(), tail.end());
+  write("reordered_framed", reordered);
+  RtcpReport with_block;
+  with_block.ssrc = 0x0a0a0a0a;
+  with_block.sender = SenderInfo{ntp_from_ns(call.now_ns), 96000, 100, 8000};
+  with_block.blocks.push_back(ReportBlock{0x0b0b0b0b, 13, 5, 0x00012345, 120, 0x12345678, 32768});
+  Bytes compound = write_rtcp_report(with_block);
+  for (int v : std::initializer_list<int>{0x81, 202, 0, 3, 0x0a, 0x0a, 0x0a, 0x0a, 1, 3, 'a', '@', 'b', 0, 0, 0, 0x81, 203, 0, 1, 0x0a, 0x0a, 0x0a, 0x0a})
+    compound.push_back(std::byte(v));  // SDES with a CNAME, then BYE
+  REQUIRE(parse_rtcp(compound));
+  write("compound_sr_sdes_bye", compound);
+  MESSAGE("wrote the media_packets seed corpus to " << std::string(dir));
 }
