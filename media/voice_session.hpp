@@ -23,14 +23,11 @@
 
 #include "base/bytes.hpp"
 #include "base/expected.hpp"
+#include "media/audio_frame.hpp"
 
 namespace tsunagu::media {
 
-inline constexpr int sample_rate = 48000;
-inline constexpr size_t frame_samples = 960;  // 20 ms, mono
-inline constexpr uint64_t frame_ns = 20'000'000;
-using FrameView = std::span<const int16_t, frame_samples>;
-using FrameOut = std::span<int16_t, frame_samples>;
+// sample_rate, frame_samples, frame_ns, FrameView and FrameOut: media/audio_frame.hpp.
 
 struct VoiceConfig {
   uint32_t ssrc = 0;  // ours: the shell draws it at random per call
@@ -90,7 +87,7 @@ class VoiceSession {
   virtual const VoiceStats& stats() const = 0;
 };
 
-// One JSON object of the counters above, snake_case keys (the CLI's --report "media").
+// The counters as one JSON object with snake_case keys (the CLI's --report).
 std::string voice_stats_json(const VoiceStats& stats);
 
 }  // namespace tsunagu::media

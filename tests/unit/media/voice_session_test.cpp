@@ -1,0 +1,441 @@
+// Two VoiceSessions joined in memory by a simulated network: every 20 ms A and
+// B capture, the network delivers what is due (after a delay, maybe lost,
+// duplicated or reordered, with a seeded generator), and both play out.
+#include "media/voice_session.hpp"
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdlib>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "media/dtmf.hpp"
+#include "media/rtp.hpp"
+#include "signal.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::media;
+
+namespace {
+
+using Frame = std::array<int16_t, frame_samples>;
+
+struct NetworkConditions {
+  double loss = 0;       // fraction of packets dropped
+  double duplicate = 0;  // fraction of packets delivered twice
+  double reorder = 0;    // fraction held back by 30 ms (so later ones overtake them)
+  uint64_t delay_ns = 10'000'000;
+  bool lose_rtcp = false;  // loss applies to RTP only unless set
+};
+
+// One direction of the network: packets due at a time, in the order they are due.
+class Direction {
+ public:
+  Direction(NetworkConditions conditions, uint32_t seed) : conditions_(conditions), random_(seed) {}
+
+  void send(std::vector<Bytes> packets, uint64_t now_ns) {
+    for (auto& p : packets) {
+      std::uniform_real_distribution<double> u(0, 1);
+      bool rtcp = is_rtcp(p);
+      if ((!rtcp || conditions_.lose_rtcp) && u(random_) < conditions_.loss) {
+        ++lost_;
+        continue;
+      }
+      uint64_t due = now_ns + conditions_.delay_ns + (u(random_) < conditions_.reorder ? 30'000'000 : 0);
+      if (u(random_) < conditions_.duplicate) in_flight_.emplace(std::pair{due + 5'000'000, counter_++}, p);
+      in_flight_.emplace(std::pair{due, counter_++}, std::move(p));
+    }
+  }
+  void deliver(VoiceSession& to, uint64_t now_ns) {
+    while (!in_flight_.empty() && in_flight_.begin()->first.first <= now_ns) {
+      to.received(in_flight_.begin()->second, now_ns);
+      in_flight_.erase(in_flight_.begin());
+    }
+  }
+  uint64_t lost() const { return lost_; }
+
+ private:
+  NetworkConditions conditions_;
+  std::mt19937 random_;
+  std::map<std::pair<uint64_t, uint64_t>, Bytes> in_flight_;
+  uint64_t counter_ = 0;
+  uint64_t lost_ = 0;
+};
+
+std::unique_ptr<VoiceSession> session(uint32_t ssrc) {
+  VoiceConfig config;
+  config.ssrc = ssrc;
+  auto created = VoiceSession::create(config);
+  REQUIRE(created);
+  return std::move(*created);
+}
+
+Frame signal_frame(size_t index) {
+  Frame f{};
+  for (size_t i = 0; i < frame_samples; ++i) f[i] = media_test::test_signal(index * frame_samples + i);
+  return f;
+}
+
+// A call: A speaks the test signal, B is silent; everything B plays is kept.
+struct Call {
+  std::unique_ptr<VoiceSession> a = session(0x0a0a0a0a), b = session(0x0b0b0b0b);
+  Direction a_to_b, b_to_a;
+  std::vector<int16_t> sent, b_heard;
+  uint64_t now_ns = 1'000'000'000'000;  // any origin: the sessions only see differences
+  size_t frame_index = 0;
+
+  Call(NetworkConditions forward, NetworkConditions back = {}) : a_to_b(forward, 1234), b_to_a(back, 5678) {}
+
+  void run(size_t frames, bool a_speaks = true) {
+    static const Frame silence{};
+    for (size_t k = 0; k < frames; ++k, ++frame_index, now_ns += frame_ns) {
+      Frame f = a_speaks ? signal_frame(frame_index) : silence;
+      sent.insert(sent.end(), f.begin(), f.end());
+      a->capture(f, now_ns);
+      b->capture(silence, now_ns);
+      a_to_b.send(a->take_packets(), now_ns);
+      b_to_a.send(b->take_packets(), now_ns);
+      a_to_b.deliver(*b, now_ns);
+      b_to_a.deliver(*a, now_ns);
+      Frame out{}, a_out{};
+      b->playout(out, now_ns);
+      a->playout(a_out, now_ns);
+      b_heard.insert(b_heard.end(), out.begin(), out.end());
+    }
+  }
+  // Let what is in flight arrive without sending more.
+  void drain() {
+    for (int k = 0; k < 10; ++k, now_ns += frame_ns) {
+      a_to_b.deliver(*b, now_ns);
+      b_to_a.deliver(*a, now_ns);
+    }
+  }
+};
+
+double rms(const std::vector<int16_t>& x, size_t from, size_t count) {
+  double sum = 0;
+  for (size_t i = from; i < from + count && i < x.size(); ++i) sum += static_cast<double>(x[i]) * x[i];
+  return std::sqrt(sum / static_cast<double>(count));
+}
+
+// The end-to-end delay: where B's output matches A's input best (searched in 1 ms steps, then refined).
+media_test::BestLag end_to_end(const std::vector<int16_t>& sent, const std::vector<int16_t>& heard, size_t from,
+                               size_t count) {
+  media_test::BestLag coarse;
+  for (size_t lag = 0; lag <= 48 * 300; lag += 48) {
+    double c = media_test::correlation(sent, heard, lag, from, count);
+    if (c > coarse.correlation) coarse = {c, lag};
+  }
+  media_test::BestLag best = coarse;
+  for (size_t lag = coarse.lag >= 48 ? coarse.lag - 48 : 0; lag <= coarse.lag + 48; ++lag) {
+    double c = media_test::correlation(sent, heard, lag, from, count);
+    if (c > best.correlation) best = {c, lag};
+  }
+  return best;
+}
+
+// Digits read back from audio by Goertzel on 20 ms blocks: a block is a digit
+// when one row and one column frequency stand far above the others.
+std::string decode_dtmf(const std::vector<int16_t>& audio) {
+  static constexpr double rows[4] = {697, 770, 852, 941}, columns[4] = {1209, 1336, 1477, 1633};
+  static constexpr char keys[4][4] = {{'1', '2', '3', 'A'}, {'4', '5', '6', 'B'}, {'7', '8', '9', 'C'}, {'*', '0', '#', 'D'}};
+  std::string digits;
+  char previous = 0;
+  for (size_t from = 0; from + frame_samples <= audio.size(); from += frame_samples) {
+    auto strongest = [&](const double (&set)[4], double& second) {
+      int best = 0;
+      double powers[4];
+      for (int i = 0; i < 4; ++i) {
+        powers[i] = media_test::goertzel(audio, from, frame_samples, set[i]);
+        if (powers[i] > powers[best]) best = i;
+      }
+      second = 0;
+      for (int i = 0; i < 4; ++i)
+        if (i != best) second = std::max(second, powers[i]);
+      return std::pair{best, powers[best]};
+    };
+    double row_second = 0, column_second = 0;
+    auto [row, row_power] = strongest(rows, row_second);
+    auto [column, column_power] = strongest(columns, column_second);
+    // A tone at amplitude ~10000 gives power ~(10000/2)^2 = 2.5e7 per 20 ms block. A 20 ms
+    // block resolves 50 Hz, so a row tone leaks about 1/20 of its power into the next row's bin.
+    bool tone = row_power > 5e6 && column_power > 5e6 && row_power > 5 * row_second && column_power > 5 * column_second;
+    char key = tone ? keys[row][column] : 0;
+    if (key && key != previous) digits += key;
+    previous = key;
+  }
+  return digits;
+}
+
+}  // namespace
+
+TEST_CASE("voice session: a clean path carries the signal; output correlates with input after the delay") {
+  Call call({});
+  call.run(250);  // 5 s
+  call.drain();
+  const VoiceStats& b = call.b->stats();
+  const VoiceStats& a = call.a->stats();
+  CHECK(a.packets_sent == 250);
+  CHECK(b.packets_received == 250);
+  CHECK(b.lost == 0);
+  CHECK(b.dropped == 0);
+  CHECK(b.duplicates == 0);
+  CHECK(b.fec_recovered == 0);
+  CHECK(b.late == 0);
+  CHECK(b.concealed <= 2);  // at most the buffer settling its delay once
+  CHECK(a.reports_sent >= 4);
+  CHECK(b.reports_received >= 4);
+  CHECK(b.bytes_received == a.bytes_sent);
+  CHECK(b.jitter_ms < 0.1);
+  CHECK(a.bitrate == 32000);
+  // From 3 s on: speexdsp starts with no extra delay and settles on its margin within the first seconds.
+  auto best = end_to_end(call.sent, call.b_heard, 48000 * 3, 96000);
+  MESSAGE("clean path: correlation " << best.correlation << " at " << best.lag / 48.0 << " ms; jitter buffer "
+                                     << b.jitter_buffer_ms << " ms; concealed " << b.concealed);
+  CHECK(best.correlation > 0.93);
+  CHECK(best.lag > 20 * 48);  // a packet arrives a 20 ms tick after it was captured, then waits in the buffer
+  CHECK(best.lag < 150 * 48);
+  // A broken pipeline (silence, or garbage) fails this: the input against unrelated audio does not correlate.
+  CHECK(media_test::correlation(call.sent, call.b_heard, best.lag + 4801, 48000 * 3, 96000) < 0.5);
+  CHECK(voice_stats_json(b).find("\"packets_received\":250") != std::string::npos);
+}
+
+TEST_CASE("voice session: 5 % random loss is recovered by FEC from the next packet or concealed") {
+  Call call({.loss = 0.05});
+  call.run(1000);  // 20 s
+  const VoiceStats& b = call.b->stats();
+  const VoiceStats& a = call.a->stats();
+  MESSAGE("5% loss: lost " << b.lost << ", FEC recovered " << b.fec_recovered << ", concealed " << b.concealed
+                           << ", peer loss seen by A " << a.peer_loss_percent << " %");
+  CHECK(b.lost == call.a_to_b.lost());
+  CHECK(b.lost > 20);
+  CHECK(b.fec_recovered > 0);
+  CHECK(b.concealed > 0);
+  CHECK(b.fec_recovered + b.concealed >= b.lost);
+  CHECK(a.peer_loss_percent > 1);
+  CHECK(a.peer_loss_percent < 15);
+  auto best = end_to_end(call.sent, call.b_heard, 48000 * 5, 48000 * 10);
+  MESSAGE("5% loss: correlation " << best.correlation);
+  CHECK(best.correlation > 0.75);
+}
+
+TEST_CASE("voice session: reordered and duplicated packets are played once each, in order") {
+  Call call({.duplicate = 0.1, .reorder = 0.1});
+  call.run(500);
+  call.drain();
+  const VoiceStats& b = call.b->stats();
+  MESSAGE("reorder/duplicate: duplicates " << b.duplicates << ", late " << b.late << ", concealed " << b.concealed
+                                           << ", jitter " << b.jitter_ms << " ms, buffer " << b.jitter_buffer_ms << " ms");
+  CHECK(b.duplicates > 20);
+  CHECK(b.packets_received == 500);  // each counted once
+  CHECK(b.lost == 0);
+  CHECK(b.jitter_ms > 1);
+  auto best = end_to_end(call.sent, call.b_heard, 48000 * 4, 48000 * 5);
+  MESSAGE("reorder/duplicate: correlation " << best.correlation);
+  CHECK(best.correlation > 0.8);
+}
+
+TEST_CASE("voice session: wrong payload type, foreign SSRC and malformed packets are dropped and counted") {
+  Call call({});
+  call.run(50);
+  uint64_t received = call.b->stats().packets_received;
+  RtpHeader header;
+  header.payload_type = 111;
+  header.ssrc = 0x0a0a0a0a;
+  header.sequence = 1;
+  header.timestamp = 0;
+  Bytes opus_like{std::byte{0x78}, std::byte{0x01}, std::byte{0x02}};
+  header.payload_type = 96;  // not ours
+  call.b->received(write_rtp(header, opus_like), call.now_ns);
+  header.payload_type = 111;
+  header.ssrc = 0xdeadbeef;  // someone else
+  call.b->received(write_rtp(header, opus_like), call.now_ns);
+  Bytes garbage{std::byte{0x12}, std::byte{0x34}};
+  call.b->received(garbage, call.now_ns);
+  Bytes too_big(1600, std::byte{0x80});
+  call.b->received(too_big, call.now_ns);
+  header.ssrc = 0x0a0a0a0a;
+  call.b->received(write_rtp(header, garbage), call.now_ns);  // not an Opus packet of 20 ms
+  header.payload_type = 101;
+  call.b->received(write_rtp(header, Bytes{std::byte{20}, std::byte{10}, std::byte{0}, std::byte{0}}),
+                   call.now_ns);  // event 20 is no DTMF digit
+  RtcpReport foreign;
+  foreign.ssrc = 0xdeadbeef;
+  call.b->received(write_rtcp_report(foreign), call.now_ns);
+  CHECK(call.b->stats().dropped == 7);
+  CHECK(call.b->stats().packets_received == received);
+  call.run(50);
+  CHECK(call.b->stats().packets_received == received + 50);  // still locked on A
+  CHECK(call.b->stats().lost == 0);
+}
+
+TEST_CASE("voice session: DTMF 4106# sent by A arrives at B as exactly those digits, played as tones") {
+  Call call({.delay_ns = 30'000'000});
+  call.run(25);
+  CHECK_FALSE(call.a->send_digits("41x"));
+  CHECK_FALSE(call.a->sending_digits());
+  REQUIRE(call.a->send_digits("4106#"));
+  CHECK(call.a->sending_digits());
+  uint64_t sent_before = call.a->stats().packets_sent;
+  for (int i = 0; i < 60 && call.a->sending_digits(); ++i) call.run(1);
+  CHECK_FALSE(call.a->sending_digits());
+  CHECK(call.a->stats().packets_sent - sent_before == 5 * 7);  // 7 event packets per digit, no Opus
+  call.run(25);
+  CHECK(call.b->take_digits() == "4106#");
+  CHECK(call.b->take_digits().empty());
+  CHECK(call.b->stats().digits_received == "4106#");
+  std::string heard = decode_dtmf(call.b_heard);
+  MESSAGE("digits decoded from B's audio by Goertzel: " << heard);
+  CHECK(heard == "4106#");
+  CHECK(call.b->stats().concealed <= 2);  // the event frames and gaps are not losses
+
+  // The retransmitted end packets do not add digits, even when duplicated on the way.
+  Call dup({.duplicate = 0.5});
+  dup.run(10);
+  REQUIRE(dup.a->send_digits("55"));
+  dup.run(40);
+  CHECK(dup.b->take_digits() == "55");
+  CHECK(decode_dtmf(dup.b_heard) == "55");
+
+  // For an independent check of the audio, write it out when asked (multimon-ng -a DTMF in the lab suite).
+  if (const char* path = std::getenv("MEDIA_DTMF_RAW")) {
+    std::ofstream out(path, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(call.b_heard.data()),
+              static_cast<std::streamsize>(call.b_heard.size() * sizeof(int16_t)));
+  }
+}
+
+TEST_CASE("voice session: RTT from the reports matches twice the simulated one-way delay") {
+  Call call({.delay_ns = 40'000'000}, {.delay_ns = 40'000'000});
+  call.run(300);
+  MESSAGE("RTT: A " << call.a->stats().rtt_ms << " ms, B " << call.b->stats().rtt_ms << " ms");
+  CHECK(call.a->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
+  CHECK(call.b->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
+  // Delays in whole 20 ms steps: the simulated network delivers on the 20 ms ticks.
+  Call asymmetric({.delay_ns = 20'000'000}, {.delay_ns = 60'000'000});
+  asymmetric.run(300);
+  CHECK(asymmetric.a->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
+}
+
+TEST_CASE("voice session: muted sends encoded silence; held sends no RTP but keeps reporting") {
+  Call call({});
+  call.run(100);
+  CHECK(rms(call.b_heard, call.b_heard.size() - 48000, 48000) > 1000);
+
+  call.a->set_muted(true);
+  uint64_t sent = call.a->stats().packets_sent;
+  call.run(100);
+  CHECK(call.a->stats().packets_sent == sent + 100);  // still sending: the peer hears silence
+  CHECK(rms(call.b_heard, call.b_heard.size() - 48000, 48000) < 50);
+  call.a->set_muted(false);
+  call.run(50);
+  CHECK(rms(call.b_heard, call.b_heard.size() - 24000, 24000) > 1000);
+
+  call.a->set_held(true);
+  sent = call.a->stats().packets_sent;
+  uint64_t reports = call.a->stats().reports_sent;
+  uint64_t concealed = call.b->stats().concealed;
+  call.run(150);
+  CHECK(call.a->stats().packets_sent == sent);        // no RTP
+  CHECK(call.a->stats().reports_sent >= reports + 2);  // RTCP (receiver reports) goes on
+  CHECK(call.b->stats().concealed <= concealed + 5);   // a short fade, then silence, not "loss"
+  CHECK(call.b->stats().lost == 0);
+  CHECK(rms(call.b_heard, call.b_heard.size() - 48000, 48000) < 50);
+  call.a->set_held(false);
+  call.run(100);
+  auto best = end_to_end(call.sent, call.b_heard, call.sent.size() - 48000 - 14400, 48000);
+  CHECK(best.correlation > 0.9);
+}
+
+TEST_CASE("voice session: bad configurations are refused with a reason") {
+  VoiceConfig same;
+  same.event_payload_type = same.opus_payload_type;
+  CHECK_FALSE(VoiceSession::create(same));
+  VoiceConfig bad_bitrate;
+  bad_bitrate.bitrate = 1;
+  auto failed = VoiceSession::create(bad_bitrate);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().find("bitrate") != std::string::npos);
+}
+
+TEST_CASE("voice session: CPU per second of audio (encode at A + decode at B), measured") {
+  Call call({});
+  std::clock_t start = std::clock();
+  call.run(1500);  // 30 s
+  double cpu_s = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;
+  call.drain();
+  // Two sessions run: A encodes the signal and decodes B's silence, B the other way round.
+  MESSAGE("CPU for 30 s of a two-way call (both sessions): " << cpu_s << " s, i.e. " << cpu_s / 30 * 1000
+                                                              << " ms per second of audio");
+  CHECK(call.b->stats().packets_received == 1500);
+}
+
+TEST_CASE("voice session: seed corpus for fuzz/media_packets, written when MEDIA_WRITE_CORPUS names a directory") {
+  // A short call: Opus, a DTMF digit, sender reports, all as they go on the wire.
+  Call call({});
+  std::vector<Bytes> wire;
+  for (size_t k = 0; k < 120; ++k) {
+    if (k == 20) REQUIRE(call.a->send_digits("7"));
+    Frame f = signal_frame(k);
+    call.a->capture(f, call.now_ns);
+    for (auto& p : call.a->take_packets()) wire.push_back(std::move(p));
+    call.now_ns += frame_ns;
+  }
+  // Every kind is there and each packet is what a receiver accepts.
+  size_t opus = 0, events = 0, reports = 0;
+  for (const Bytes& p : wire) {
+    if (is_rtcp(p)) {
+      ++reports;
+      REQUIRE(parse_rtcp(p));
+    } else {
+      auto rtp = parse_rtp(p);
+      REQUIRE(rtp);
+      (rtp->header.payload_type == 111 ? opus : events)++;
+    }
+  }
+  CHECK(opus > 100);
+  CHECK(events == 7);
+  CHECK(reports >= 2);
+  const char* dir = std::getenv("MEDIA_WRITE_CORPUS");
+  if (!dir) return;
+  auto write = [&](const std::string& name, const Bytes& bytes) {
+    std::ofstream out(std::string(dir) + "/" + name, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  };
+  auto framed = [&](size_t from, size_t count) {
+    Bytes out;
+    for (size_t i = from; i < from + count && i < wire.size(); ++i) {
+      out.push_back(std::byte(wire[i].size() >> 8));
+      out.push_back(std::byte(wire[i].size() & 0xff));
+      out.insert(out.end(), wire[i].begin(), wire[i].end());
+    }
+    return out;
+  };
+  for (size_t i = 0; i < wire.size(); ++i) {
+    bool rtcp = is_rtcp(wire[i]);
+    if (rtcp) write("sender_report", wire[i]);
+    else if (parse_rtp(wire[i])->header.payload_type == 101) write("telephone_event_rtp", wire[i]);
+    else if (i == 5) write("opus_rtp", wire[i]);
+  }
+  write("call_start_framed", framed(0, 30));
+  write("call_with_dtmf_framed", framed(15, 40));
+  Bytes reordered = framed(60, 20);
+  Bytes tail = framed(50, 10);  // earlier packets again: duplicates and late arrivals
+  reordered.insert(reordered.end(), tail.begin(), tail.end());
+  write("reordered_framed", reordered);
+  RtcpReport with_block;
+  with_block.ssrc = 0x0a0a0a0a;
+  with_block.sender = SenderInfo{ntp_from_ns(call.now_ns), 96000, 100, 8000};
+  with_block.blocks.push_back(ReportBlock{0x0b0b0b0b, 13, 5, 0x00012345, 120, 0x12345678, 32768});
+  Bytes compound = write_rtcp_report(with_block);
+  for (int v : std::initializer_list<int>{0x81, 202, 0, 3, 0x0a, 0x0a, 0x0a, 0x0a, 1, 3, 'a', '@', 'b', 0, 0, 0, 0x81, 203, 0, 1, 0x0a, 0x0a, 0x0a, 0x0a})
+    compound.push_back(std::byte(v));  // SDES with a CNAME, then BYE
+  REQUIRE(parse_rtcp(compound));
+  write("compound_sr_sdes_bye", compound);
+  MESSAGE("wrote the media_packets seed corpus to " << std::string(dir));
+}
