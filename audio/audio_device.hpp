@@ -24,7 +24,8 @@ struct DeviceSpec {
 struct DeviceStats {
   uint64_t frames_captured = 0, frames_played = 0;
   uint64_t capture_overruns = 0;   // frames dropped because the loop did not take them
-  uint64_t playback_underruns = 0; // 20 ms of silence played because no frame was ready
+  uint64_t playback_underruns = 0; // 20 ms of silence played because no frame was ready (after the first one)
+  uint64_t playback_overruns = 0;  // frames write_frame dropped because the queue was full (oldest first)
 };
 
 class AudioDevice {

@@ -21,6 +21,9 @@ class AudioFileReader {
  public:
   // Says why not: missing, unreadable, not audio, no frames, over max_seconds.
   static Expected<std::unique_ptr<AudioFileReader>, std::string> open(const std::string& path);
+  // The same from bytes in memory (at most max_memory_bytes), through the
+  // same decoding path: what the fuzz target feeds.
+  static Expected<std::unique_ptr<AudioFileReader>, std::string> open_memory(std::span<const uint8_t> data);
   virtual ~AudioFileReader() = default;
   // The next 20 ms (zero-filled past the end); the samples that came from the
   // file, 0 once it is exhausted. A file that turns out truncated or corrupt
@@ -32,6 +35,9 @@ class AudioFileReader {
   virtual int source_channels() const = 0;
 
   static constexpr double max_seconds = 3600;
+  static constexpr size_t max_memory_bytes = 16 << 20;
+  static constexpr int max_channels = 64;
+  static constexpr int min_rate = 1000, max_rate = 384000;
 };
 
 class AudioFileWriter {
