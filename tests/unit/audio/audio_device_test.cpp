@@ -116,6 +116,25 @@ TEST_CASE("device: ALSA through its pulse plugin hears the tone too") {
   CHECK(rms(tail) > 7071 * 0.5);
 }
 
+TEST_CASE("device: ALSA playback through its pulse plugin reaches the sink") {
+  if (!have_daemon()) return;
+  auto player = AudioDevice::open({}, {Backend::alsa, "pulse"}, false, true);
+  if (!player) {
+    MESSAGE("SKIPPED this case: no ALSA pulse plugin here: " << player.error());
+    return;
+  }
+  MESSAGE("opened " << (*player)->describe());
+  auto recorder = AudioDevice::open(monitor, {}, true, false);
+  REQUIRE_MESSAGE(recorder, (recorder ? "" : recorder.error()));
+  auto captured = play_and_record(**player, **recorder, 1300, 2.0);
+  CHECK((*player)->failure().empty());
+  CHECK((*player)->stats().frames_played >= 50);
+  REQUIRE(captured.size() >= 38400);
+  std::span<const int16_t> tail(captured.data() + captured.size() - 38400, 38400);
+  CHECK(strongest(tail, rate, 1200, 1400, 2) == doctest::Approx(1300).epsilon(0.004));
+  CHECK(rms(tail) > 7071 * 0.5);
+}
+
 TEST_CASE("device: a device that does not exist is a clear error, on either backend") {
   if (!have_daemon()) return;
   auto pulse = AudioDevice::open({}, {Backend::pulse, "no_such_sink"}, false, true);
