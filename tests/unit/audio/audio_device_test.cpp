@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include <signal.h>
+
 #include "audio/audio_file.hpp"
 #include "audio_test_support.hpp"
 
@@ -197,5 +199,29 @@ TEST_CASE("device: queues are bounded: untaken capture and excess playback are d
   CHECK(stats.playback_underruns - before_burst.playback_underruns >= 5);
   auto before = std::chrono::steady_clock::now();
   device->reset();  // stops and joins both threads
+  CHECK(std::chrono::steady_clock::now() - before < 1s);
+}
+
+// Last in the file (doctest runs cases in file order): it stops the daemon.
+TEST_CASE("device: the server going away mid-call is reported by failure(), and the device still closes") {
+  if (!have_daemon()) return;
+  const char* pid_text = std::getenv("TSUNAGU_TEST_PULSE_PID");
+  REQUIRE(pid_text != nullptr);
+  auto device = AudioDevice::open(monitor, sink, true, true);
+  REQUIRE_MESSAGE(device, (device ? "" : device.error()));
+  REQUIRE(wait_for_flow(**device));
+  CHECK((*device)->failure().empty());
+  // The daemon the wrapper started for this test, by its PID.
+  REQUIRE(::kill(static_cast<pid_t>(std::atoi(pid_text)), SIGTERM) == 0);
+  std::string failure;
+  for (int i = 0; i < 300 && failure.empty(); ++i) {
+    std::this_thread::sleep_for(10ms);
+    failure = (*device)->failure();
+  }
+  MESSAGE("after the server stopped: " << failure);
+  CHECK(failure.rfind("pulse: ", 0) == 0);
+  CHECK(failure.find("stopped") != std::string::npos);
+  auto before = std::chrono::steady_clock::now();
+  device->reset();
   CHECK(std::chrono::steady_clock::now() - before < 1s);
 }
