@@ -201,11 +201,12 @@ namespace {
 
 class SndfileWriter final : public AudioFileWriter {
  public:
-  SndfileWriter(SNDFILE* file, std::string temporary, std::string path)
-      : file_(file), temporary_(std::move(temporary)), path_(std::move(path)) {}
+  SndfileWriter(SNDFILE* file, int fd, std::string temporary, std::string path)
+      : file_(file), fd_(fd), temporary_(std::move(temporary)), path_(std::move(path)) {}
   ~SndfileWriter() override {
     if (file_ != nullptr) {
       sf_close(file_);
+      ::close(fd_);
       ::unlink(temporary_.c_str());
     }
   }
@@ -223,11 +224,12 @@ class SndfileWriter final : public AudioFileWriter {
 
   Expected<void, std::string> finish() override {
     if (file_ == nullptr) return Unexpected(path_ + ": already finished");
-    sf_write_sync(file_);
-    int closed = sf_close(file_);
+    int closed = sf_close(file_);  // writes the header's final lengths
     file_ = nullptr;
     std::string why = error_;
     if (why.empty() && closed != 0) why = std::string("closing ") + path_ + ": " + sf_error_number(closed);
+    if (why.empty() && ::fsync(fd_) != 0) why = "writing " + path_ + ": " + std::strerror(errno);
+    ::close(fd_);
     if (why.empty() && ::rename(temporary_.c_str(), path_.c_str()) != 0)
       why = "renaming " + temporary_ + " to " + path_ + ": " + std::strerror(errno);
     if (!why.empty()) {
@@ -241,6 +243,7 @@ class SndfileWriter final : public AudioFileWriter {
 
  private:
   SNDFILE* file_;
+  int fd_;  // ours: libsndfile does not close it, so that it can be synced after sf_close
   std::string temporary_, path_, error_;
   uint64_t written_ = 0;
 };
@@ -269,7 +272,7 @@ Expected<std::unique_ptr<AudioFileWriter>, std::string> AudioFileWriter::create(
   if (fd < 0) return Unexpected(path + ": cannot create a file in " + folder.string() + ": " + std::strerror(errno));
   std::string temporary(name.data());
   ::fchmod(fd, 0644);  // mkstemp makes it 0600; a recording is an ordinary file
-  SNDFILE* file = sf_open_fd(fd, SFM_WRITE, &info, SF_TRUE);
+  SNDFILE* file = sf_open_fd(fd, SFM_WRITE, &info, SF_FALSE);
   if (file == nullptr) {
     std::string why = sf_strerror(nullptr);
     ::close(fd);
@@ -282,7 +285,7 @@ Expected<std::unique_ptr<AudioFileWriter>, std::string> AudioFileWriter::create(
     double level = 0.9;
     sf_command(file, SFC_SET_COMPRESSION_LEVEL, &level, sizeof level);
   }
-  return std::unique_ptr<AudioFileWriter>(new SndfileWriter(file, std::move(temporary), path));
+  return std::unique_ptr<AudioFileWriter>(new SndfileWriter(file, fd, std::move(temporary), path));
 }
 
 }  // namespace tsunagu::audio

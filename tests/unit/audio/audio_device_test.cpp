@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include <signal.h>
+
 #include "audio/audio_file.hpp"
 #include "audio_test_support.hpp"
 
@@ -116,6 +118,25 @@ TEST_CASE("device: ALSA through its pulse plugin hears the tone too") {
   CHECK(rms(tail) > 7071 * 0.5);
 }
 
+TEST_CASE("device: ALSA playback through its pulse plugin reaches the sink") {
+  if (!have_daemon()) return;
+  auto player = AudioDevice::open({}, {Backend::alsa, "pulse"}, false, true);
+  if (!player) {
+    MESSAGE("SKIPPED this case: no ALSA pulse plugin here: " << player.error());
+    return;
+  }
+  MESSAGE("opened " << (*player)->describe());
+  auto recorder = AudioDevice::open(monitor, {}, true, false);
+  REQUIRE_MESSAGE(recorder, (recorder ? "" : recorder.error()));
+  auto captured = play_and_record(**player, **recorder, 1300, 2.0);
+  CHECK((*player)->failure().empty());
+  CHECK((*player)->stats().frames_played >= 50);
+  REQUIRE(captured.size() >= 38400);
+  std::span<const int16_t> tail(captured.data() + captured.size() - 38400, 38400);
+  CHECK(strongest(tail, rate, 1200, 1400, 2) == doctest::Approx(1300).epsilon(0.004));
+  CHECK(rms(tail) > 7071 * 0.5);
+}
+
 TEST_CASE("device: a device that does not exist is a clear error, on either backend") {
   if (!have_daemon()) return;
   auto pulse = AudioDevice::open({}, {Backend::pulse, "no_such_sink"}, false, true);
@@ -178,5 +199,29 @@ TEST_CASE("device: queues are bounded: untaken capture and excess playback are d
   CHECK(stats.playback_underruns - before_burst.playback_underruns >= 5);
   auto before = std::chrono::steady_clock::now();
   device->reset();  // stops and joins both threads
+  CHECK(std::chrono::steady_clock::now() - before < 1s);
+}
+
+// Last in the file (doctest runs cases in file order): it stops the daemon.
+TEST_CASE("device: the server going away mid-call is reported by failure(), and the device still closes") {
+  if (!have_daemon()) return;
+  const char* pid_text = std::getenv("TSUNAGU_TEST_PULSE_PID");
+  REQUIRE(pid_text != nullptr);
+  auto device = AudioDevice::open(monitor, sink, true, true);
+  REQUIRE_MESSAGE(device, (device ? "" : device.error()));
+  REQUIRE(wait_for_flow(**device));
+  CHECK((*device)->failure().empty());
+  // The daemon the wrapper started for this test, by its PID.
+  REQUIRE(::kill(static_cast<pid_t>(std::atoi(pid_text)), SIGTERM) == 0);
+  std::string failure;
+  for (int i = 0; i < 300 && failure.empty(); ++i) {
+    std::this_thread::sleep_for(10ms);
+    failure = (*device)->failure();
+  }
+  MESSAGE("after the server stopped: " << failure);
+  CHECK(failure.rfind("pulse: ", 0) == 0);
+  CHECK(failure.find("stopped") != std::string::npos);
+  auto before = std::chrono::steady_clock::now();
+  device->reset();
   CHECK(std::chrono::steady_clock::now() - before < 1s);
 }

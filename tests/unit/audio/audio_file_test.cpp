@@ -167,6 +167,31 @@ TEST_CASE("audio file: a WAV cut short is reported, not read as garbage") {
   CHECK(stub.error().find("stub.wav") != std::string::npos);
 }
 
+TEST_CASE("audio file: FLAC and Ogg Opus cut in half end early with a message") {
+  TemporaryDirectory dir;
+  for (const char* name : {"voice.flac", "voice.ogg"}) {
+    CAPTURE(name);
+    write_file(dir / name, test_signal(48000 * 2));
+    std::string bytes = bytes_of(dir / name);
+    std::string cut = dir / (std::string("cut-") + name);
+    {
+      std::ofstream out(cut, std::ios::binary);
+      out.write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+    }
+    auto reader = AudioFileReader::open(cut);
+    if (!reader) {
+      MESSAGE(std::string(name) << " cut in half, refused at open: " << reader.error());
+      CHECK(reader.error().find(cut) != std::string::npos);
+      CHECK(reader.error().find("malformed") != std::string::npos);
+      continue;
+    }
+    auto back = read_all(**reader);
+    MESSAGE(std::string(name) << " cut in half: " << back.size() << " samples, error: " << (*reader)->error());
+    CHECK(back.size() < 48000 * 2);
+    CHECK_FALSE((*reader)->error().empty());
+  }
+}
+
 TEST_CASE("audio file: a FLAC with its middle overwritten ends early with a message, never garbage") {
   TemporaryDirectory dir;
   write_file(dir / "whole.flac", test_signal(48000 * 2));

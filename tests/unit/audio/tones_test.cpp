@@ -63,3 +63,21 @@ TEST_CASE("tones: no clicks between frames inside a burst, and restart begins th
   generator.restart();
   CHECK(generator.next_frame(frame));
 }
+
+TEST_CASE("tones: every burst starts and ends at a zero crossing, so its edges do not click") {
+  for (Tone tone : {Tone::ringing, Tone::call_waiting, Tone::hold}) {
+    CAPTURE(static_cast<int>(tone));
+    std::vector<int16_t> audio;
+    pattern(tone, 500, &audio);
+    int edges = 0;
+    for (size_t i = 1; i < audio.size(); ++i) {
+      bool starts = audio[i - 1] == 0 && audio[i] != 0 && (i < 2 || audio[i - 2] == 0);
+      bool ends = audio[i - 1] != 0 && audio[i] == 0 && i + 1 < audio.size() && audio[i + 1] == 0;
+      if (starts || ends) {
+        ++edges;
+        CHECK(std::abs(audio[starts ? i : i - 1]) <= 292);  // no larger than one step of the sine
+      }
+    }
+    CHECK(edges >= 4);
+  }
+}

@@ -55,6 +55,8 @@ def main():
                 return 77
             time.sleep(0.05)
         env["TSUNAGU_TEST_PULSE"] = "1"
+        # The last test case stops the daemon mid-stream to see the failure reported.
+        env["TSUNAGU_TEST_PULSE_PID"] = str(daemon.pid)
         result = subprocess.run(sys.argv[1:], env=env, timeout=90)
         return result.returncode
     finally:
