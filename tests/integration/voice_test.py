@@ -167,7 +167,8 @@ def check_loopback_media(checks, sender, receiver, sent_seconds, call_seconds, s
     lost = receiver.get("lost", 0)
     checks.check(lost <= max(2, sent * 0.01), "%s counted %s lost on loopback (<= 1 %%)" % (receiver_name, lost))
     checks.check(receiver.get("jitter_ms", 1e9) <= LOOPBACK_MAX_JITTER_MS,
-                 "%s's jitter %.1f ms <= %d ms" % (receiver_name, receiver.get("jitter_ms", -1), LOOPBACK_MAX_JITTER_MS))
+                 "%s's jitter %.1f ms <= %d ms" % (receiver_name, receiver.get("jitter_ms", -1),
+                                                   LOOPBACK_MAX_JITTER_MS))
     rtt = receiver.get("rtt_ms")
     checks.check(isinstance(rtt, (int, float)) and rtt <= LOOPBACK_MAX_RTT_MS,
                  "%s's RTT %r ms <= %d ms" % (receiver_name, rtt, LOOPBACK_MAX_RTT_MS))
