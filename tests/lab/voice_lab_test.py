@@ -127,6 +127,9 @@ def voice_call(l, checks, caller_host, callee_host, lan=False, threshold=CLEAN_S
         media = r.get("media")
         checks.check(isinstance(media, dict), "the %s's report has media counters: %r" % (who, media))
         log("  %s media: %r" % (who, media))
+    digits = (callee.get("media") or {}).get("digits_received")
+    checks.check(digits == len(DTMF_DIGITS), "the callee's report counts %d digits received: %r" % (
+        len(DTMF_DIGITS), digits))
     return report, callee, caller, figures
 
 
@@ -205,7 +208,8 @@ def voice_ext_punch_eim():
         checks = Checks()
         report, callee, _, figures = voice_call(l, checks, "home", "acme-1", lan=True)
         types = (report.get("local_type"), report.get("remote_type"))
-        checks.check("relay" not in types, "to 4106@acme without a relay: %s <-> %s" % types)
+        checks.check(types[0] in ("srflx", "prflx") and types[1] in ("srflx", "prflx"),
+                     "to 4106@acme through the punched hole (reflexive both ends, no relay): %s <-> %s" % types)
         checks.finish()
         return row_of(report, "EIM / EIM", figures, " (4106@acme via the agent)")
 
