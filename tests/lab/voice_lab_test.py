@@ -128,8 +128,9 @@ def voice_call(l, checks, caller_host, callee_host, lan=False, threshold=CLEAN_S
         checks.check(isinstance(media, dict), "the %s's report has media counters: %r" % (who, media))
         log("  %s media: %r" % (who, media))
     digits = (callee.get("media") or {}).get("digits_received")
-    checks.check(digits == len(DTMF_DIGITS), "the callee's report counts %d digits received: %r" % (
-        len(DTMF_DIGITS), digits))
+    # The digits themselves ("4106#"), or how many.
+    checks.check(digits == DTMF_DIGITS if isinstance(digits, str) else digits == len(DTMF_DIGITS),
+                 "the callee's report has the digits received: %r (want %r)" % (digits, DTMF_DIGITS))
     return report, callee, caller, figures
 
 
