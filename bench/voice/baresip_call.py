@@ -107,7 +107,7 @@ class Namespace:
 
     def __enter__(self):
         if os.geteuid() != 0:
-            sys.exit("baresip_call.py needs root: it creates a network namespace (ip netns add) for the call")
+            raise RuntimeError("root is needed: each call runs in a network namespace of its own (ip netns add)")
         self.run(["ip", "netns", "add", self.name])
         self.created = True
         try:
