@@ -268,6 +268,28 @@ def score(voicetool, sent, received):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def segment_delays(voicetool, sent, received, workdir, segment_s=1.5, slack_s=1.0):
+    """Delay of each segment_s piece of SENT in RECEIVED (None where it cannot be found).
+
+    A receiver whose playout delay changes during the call (it grows when a playout
+    buffer runs dry and refills) shows it here; the whole-file score aligns once.
+    """
+    delays = []
+    total = wav_seconds(sent)
+    start = 0.0
+    while start + segment_s <= total + 1e-6:
+        piece, window = os.path.join(workdir, "segment-sent.wav"), os.path.join(workdir, "segment-received.wav")
+        subprocess.run(["sox", sent, piece, "trim", f"{start:.3f}", f"{segment_s:.3f}"], check=True, timeout=60)
+        subprocess.run(["sox", received, window, "trim", f"{start:.3f}", f"{segment_s + slack_s:.3f}"], check=True,
+                       timeout=60)
+        try:
+            delays.append(score(voicetool, piece, window)["delay_ms"])
+        except RuntimeError:
+            delays.append(None)  # a silent piece
+        start += segment_s
+    return delays
+
+
 def run_call(speech, loss_pct, workdir, voicetool=VOICETOOL, jitter_buffer="5-10", audio_buffer="20-160",
              timeout=None, tail_seconds=1.0):
     """Places one call; returns the measurements (a dict). Raises RuntimeError on failure."""
@@ -347,6 +369,9 @@ def run_call(speech, loss_pct, workdir, voicetool=VOICETOOL, jitter_buffer="5-10
     mouth_score = score(voicetool, speech, mouth.path)
     ear_score = score(voicetool, speech, ear.path)
     offset_ms = (ear_origin - mouth_origin) * 1000
+    correction = offset_ms - mouth_score["delay_ms"]
+    by_segment = [None if d is None else round(d + correction, 1)
+                  for d in segment_delays(voicetool, speech, ear.path, workdir)]
     return {
         "peer": "baresip 1.0.0",
         "loss_pct": loss_pct,
@@ -358,6 +383,7 @@ def run_call(speech, loss_pct, workdir, voicetool=VOICETOOL, jitter_buffer="5-10
         "delay_in_mouth_recording_ms": mouth_score["delay_ms"],
         "ear_minus_mouth_origin_ms": round(offset_ms, 2),
         "mouth_to_ear_ms": round(ear_score["delay_ms"] - mouth_score["delay_ms"] + offset_ms, 1),
+        "mouth_to_ear_by_segment_ms": by_segment,
         "poll_interval_ms": round(statistics.median(poll_gaps) * 1000, 2),
         "dropped_packets": drops,
         "jitter_buffer_packets": jitter_buffer,

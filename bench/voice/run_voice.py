@@ -197,6 +197,11 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
         call_s = ms / 1000 if ms is not None else baresip_call.wav_seconds(speech)
     heard = baresip_call.score(voicetool, speech, callee_heard)
     back = baresip_call.score(voicetool, greeting, caller_heard)
+    # Per piece of speech: the one-way delay in this direction, with the whole call's
+    # clock offset removed (D1 - (D1 + D2) / 2 is the offset's half).
+    offset = (heard["delay_ms"] - back["delay_ms"]) / 2
+    by_segment = [None if d is None else round(d - offset, 1)
+                  for d in baresip_call.segment_delays(voicetool, speech, callee_heard, workdir)]
     return {
         "program": "tsunagu",
         "loss_pct": loss_pct,
@@ -208,6 +213,7 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
         "score_reverse": back["score"],
         "delay_ms": {"caller_to_callee": heard["delay_ms"], "callee_to_caller": back["delay_ms"]},
         "mouth_to_ear_ms": round((heard["delay_ms"] + back["delay_ms"]) / 2, 1),
+        "mouth_to_ear_by_segment_ms": by_segment,
         "report_mouth_to_ear_ms": find_number(reports["caller"], ("mouth_to_ear_ms", "mouth_to_ear_estimate_ms")),
         "fec_recovered": find_number(reports["callee"], ("fec_recovered",)),
         "dropped_packets": dropped,
@@ -269,6 +275,11 @@ def fmt(value, digits):
     return "n/a" if value != value else f"{value:,.{digits}f}"
 
 
+def delay_growth(result):
+    found = [d for d in result.get("mouth_to_ear_by_segment_ms", []) if d is not None]
+    return found[-1] - found[0] if len(found) >= 2 else None
+
+
 def rows_and_verdicts(results, losses, tsunagu_state):
     """(metric, Tsunagu, baresip, ratio) rows of medians, and the targets' verdicts."""
     rows, verdicts = [], []
@@ -291,6 +302,9 @@ def rows_and_verdicts(results, losses, tsunagu_state):
         if t:
             rows.append((f"{tag}: mouth-to-ear, Tsunagu's own --report estimate, ms",
                          fmt(med(t, lambda r: r["report_mouth_to_ear_ms"]), 1), "", ""))
+        tg, bg = med(t, delay_growth), med(b, delay_growth)
+        rows.append((f"{tag}: mouth-to-ear growth during the call (last 1.5 s minus first), ms", tcol(tg, 0),
+                     fmt(bg, 0), ""))
         ts, bs = med(t, lambda r: r["score"]), med(b, lambda r: r["score"])
         rows.append((f"{tag}: quality score (STOI-like, callee heard vs speech)", tcol(ts, 3), fmt(bs, 3),
                      (f"{ts - bs:+.3f}") if t else ""))
