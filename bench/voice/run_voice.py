@@ -221,9 +221,10 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
     }
 
 
-def baresip_run(speech, loss_pct, workdir, voicetool, timeout):
+def baresip_run(speech, loss_pct, workdir, voicetool, timeout, buffers):
     os.makedirs(workdir)
-    result = baresip_call.run_call(speech, loss_pct, workdir, voicetool, timeout=timeout)
+    result = baresip_call.run_call(speech, loss_pct, workdir, voicetool, jitter_buffer=buffers[0],
+                                   audio_buffer=buffers[1], timeout=timeout)
     result["program"] = "baresip"
     # Like Tsunagu's: the whole process (start-up included) per call-second.
     result["cpu_whole_per_call_second"] = {k: round(v / result["call_seconds"], 5)
@@ -231,7 +232,8 @@ def baresip_run(speech, loss_pct, workdir, voicetool, timeout):
     return result
 
 
-def measure(binaries, runs, losses, seconds, workdir, voicetool, with_tsunagu, timeout=90):
+def measure(binaries, runs, losses, seconds, workdir, voicetool, with_tsunagu, timeout=90,
+            baresip_buffers=("5-10", "20-160")):
     """All calls, interleaved; returns {"baresip": {loss: [results]}, "tsunagu": {...}, "failures": [...]}."""
     speech = os.path.join(workdir, "speech.wav")
     greeting = os.path.join(workdir, "greeting.wav")
@@ -251,7 +253,7 @@ def measure(binaries, runs, losses, seconds, workdir, voicetool, with_tsunagu, t
                 directory = os.path.join(workdir, f"{program}-{loss:g}-{i}")
                 try:
                     if program == "baresip":
-                        r = baresip_run(speech, loss, directory, voicetool, timeout)
+                        r = baresip_run(speech, loss, directory, voicetool, timeout, baresip_buffers)
                     else:
                         r = tsunagu_call(binaries, speech, greeting, loss, directory, voicetool, timeout)
                 except (RuntimeError, subprocess.SubprocessError) as e:
@@ -272,7 +274,11 @@ def med(runs, get):
 
 
 def fmt(value, digits):
-    return "n/a" if value != value else f"{value:,.{digits}f}"
+    if value != value:  # NaN
+        return "n/a"
+    text = f"{value:,.{digits}f}"
+    # No "-0" for a value that rounds to zero.
+    return text[1:] if text.startswith("-") and float(text.replace(",", "")) == 0 else text
 
 
 def delay_growth(result):
@@ -363,6 +369,10 @@ def main():
     parser.add_argument("--no-build", action="store_true", help="use the binaries already in --build-dir")
     parser.add_argument("--baresip-only", action="store_true", help="measure the peer alone")
     parser.add_argument("--voicetool", default=os.path.join(ROOT, "tests", "voice", "voicetool.py"))
+    parser.add_argument("--baresip-jitter-buffer", default="5-10",
+                        help="baresip's jitter_buffer_delay, packets (default 5-10: as Debian's baresip ships)")
+    parser.add_argument("--baresip-audio-buffer", default="20-160",
+                        help="baresip's audio_buffer (playout), ms (default 20-160: as shipped)")
     parser.add_argument("--json", help="also write every call's raw result to this file")
     args = parser.parse_args()
     if args.runs < 1 or args.seconds <= 0:
@@ -394,14 +404,17 @@ def main():
     workdir = tempfile.mkdtemp(prefix="tsunagu-voice-bench-")
     began = time.monotonic()
     try:
-        results = measure(binaries, args.runs, losses, args.seconds, workdir, args.voicetool, with_tsunagu)
+        results = measure(binaries, args.runs, losses, args.seconds, workdir, args.voicetool, with_tsunagu,
+                          baresip_buffers=(args.baresip_jitter_buffer, args.baresip_audio_buffer))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "results": results}, f, indent=1, default=str)
     rows, verdicts = rows_and_verdicts(results, losses, state)
-    print(f"{args.runs} interleaved runs per program and loss rate; medians; took {time.monotonic() - began:.0f} s")
+    print(f"{args.runs} interleaved runs per program and loss rate; medians; baresip jitter_buffer_delay "
+          f"{args.baresip_jitter_buffer} packets, audio_buffer {args.baresip_audio_buffer} ms; "
+          f"took {time.monotonic() - began:.0f} s")
     print(render(rows, verdicts))
     if state == NOT_BUILT:
         sys.exit(NOT_BUILT)
