@@ -137,6 +137,11 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
     """One Tsunagu voice call in its own namespace; returns the measurements. Raises RuntimeError."""
     helpers = run_helpers()
     os.makedirs(workdir)
+    # As for baresip: each side plays its speech plus a second of silence, so the
+    # last words are heard through the buffers before the call ends.
+    played, greeting_played = os.path.join(workdir, "played.wav"), os.path.join(workdir, "greeting-played.wav")
+    for source, padded in ((speech, played), (greeting, greeting_played)):
+        subprocess.run(["sox", source, padded, "pad", "0", "1"], check=True, timeout=60)
     deployment = helpers.make_deployment({"bin": binaries, "workdir": workdir}, "node", users=("alice", "bob"))
     started = []
     with baresip_call.Namespace(loss_pct) as ns:
@@ -161,7 +166,7 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
             caller_report = os.path.join(workdir, "call-report.json")
             listen_log = os.path.join(workdir, "listen.log")
             listener = start_in(ns, [binaries["cli"], "listen", "-u", "bob", "--auto-accept-from", "alice", "--once",
-                                     "--ice-address", HOST, "--audio-in", greeting, "--audio-out", callee_heard,
+                                     "--ice-address", HOST, "--audio-in", greeting_played, "--audio-out", callee_heard,
                                      "--report", callee_report], listen_log, started, env)
             deadline = time.monotonic() + 30
             while "listening as" not in read_text(listen_log):
@@ -170,7 +175,7 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
                 time.sleep(0.05)
             began = time.monotonic()
             caller = start_in(ns, [binaries["cli"], "call", "bob", "-u", "alice", "--ice-address", HOST, "--audio-in",
-                                   speech, "--audio-out", caller_heard, "--report", caller_report],
+                                   played, "--audio-out", caller_heard, "--report", caller_report],
                               os.path.join(workdir, "call.log"), started, env)
             reaped = {"caller": Reaped(caller), "callee": Reaped(listener)}
             deadline = began + timeout
@@ -194,7 +199,7 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
     call_s = find_number(reports["caller"], ("call_seconds", "media_seconds", "duration_s"))
     if call_s is None:
         ms = find_number(reports["caller"], ("call_ms", "media_ms", "duration_ms"))
-        call_s = ms / 1000 if ms is not None else baresip_call.wav_seconds(speech)
+        call_s = ms / 1000 if ms is not None else baresip_call.wav_seconds(played)
     heard = baresip_call.score(voicetool, speech, callee_heard)
     back = baresip_call.score(voicetool, greeting, caller_heard)
     # Per piece of speech: the one-way delay in this direction, with the whole call's
