@@ -179,9 +179,19 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
                               os.path.join(workdir, "call.log"), started, env)
             reaped = {"caller": Reaped(caller), "callee": Reaped(listener)}
             deadline = began + timeout
+            one_ended = None
             while not all(r.poll() for r in reaped.values()):
-                if time.monotonic() > deadline:
+                now = time.monotonic()
+                if now > deadline:
                     raise RuntimeError(f"the Tsunagu call did not end within {timeout:.0f} s; see {workdir}")
+                for side, r in reaped.items():
+                    if r.cpu is not None and r.process.returncode != 0:
+                        raise RuntimeError(f"tsunagu {side} exited with {r.process.returncode}; see {workdir}")
+                # Once one side has hung up the other has a few seconds to see it.
+                if one_ended is None and any(r.cpu is not None for r in reaped.values()):
+                    one_ended = now
+                if one_ended is not None and now - one_ended > 10:
+                    raise RuntimeError(f"one side of the Tsunagu call ended, the other not 10 s later; see {workdir}")
                 time.sleep(0.01)
             wall = time.monotonic() - began
             dropped = ns.dropped_packets()
