@@ -7,7 +7,7 @@ Both instances run inside a network namespace this script creates (root needed),
 its loopback only: no registrar, no STUN/TURN/ICE, the caller dials
 sip:b@127.0.0.1:5072 directly and the callee answers automatically. With --loss P an
 nftables rule in the namespace drops each media (UDP) packet with probability P %, in
-each direction (SIP is kept lossless: only the media is measured). `tc netem` would do
+each direction (RTP and RTCP; SIP is kept lossless: only the media is measured). `tc netem` would do
 the same, but this machine's kernel has neither sch_netem nor the tc classifiers;
 nftables' `numgen random` is in every Debian kernel. The host's lo is never
 touched; the namespace is deleted on every exit path, and only the PIDs started here
@@ -18,8 +18,9 @@ expected loss (the decoder then recovers a lost packet from the next one's FEC);
 baresip's shipped jitter buffer (5-10 packets) and playout buffer (20-160 ms) unless
 --jitter-buffer / --audio-buffer say otherwise.
 
-The caller's source is the speech file (module aufile; the call hangs up itself when
-the file ends: aufile reports "end of file" and baresip closes the call). The callee
+The caller's source is the speech file plus 1 s of silence (module aufile; the call
+hangs up itself when the file ends: aufile reports "end of file" and baresip closes
+the call; the second lets the last words through the buffers first). The callee
 has no audio device: its player and source are one aubridge device, a thread that
 pulls what the callee hears at real-time pace (every 20 ms, from the jitter buffer and
 the playout buffer, as a sound card would) and sends it back. The sndfile module dumps
