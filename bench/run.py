@@ -20,6 +20,9 @@ missing, and runs, with servers pinned to CPU 0 and load generators to CPU 1
                 process) and the sync of a 100,000-lease dnsmasq file
   call       6. call setup on loopback (tsunagu call/listen) vs the ICE floor
                 (bench/ice_floor: two bare libnice agents in one process)
+  voice      7. an Opus voice call (tsunagu call/listen --audio-in/--audio-out) vs
+                two baresip instances, at 0 % and 5 % media loss, each call in a
+                network namespace of its own (root; bench/voice/run_voice.py)
 
 and prints one table of medians (metric | Tsunagu | peer | ratio), the targets
 and the machine. The descriptor limit is raised to the hard limit and stated.
@@ -344,7 +347,7 @@ def stun_rows(results, args):
 # ---------------------------------------------------------------- shared helpers
 
 
-BENCHMARKS = ("stun", "lookups", "forwarded", "idle", "dhcp", "call")
+BENCHMARKS = ("stun", "lookups", "forwarded", "idle", "dhcp", "call", "voice")
 PASSWORD = "bench-password-1"  # bench-only accounts on a throw-away deployment
 
 
@@ -839,6 +842,16 @@ def bench_call(ctx, main):
     return rows, verdicts
 
 
+# ---------------------------------------------------------------- 7. voice
+
+
+def bench_voice(ctx):
+    """Benchmark 7: bench/voice/run_voice.py's calls, Tsunagu vs baresip (see there)."""
+    sys.path.insert(0, os.path.join(ROOT, "bench", "voice"))
+    import run_voice
+    return run_voice.bench_voice(ctx)
+
+
 # ---------------------------------------------------------------- 4. idle links
 
 
@@ -1092,6 +1105,9 @@ def main():
     parser.add_argument("--idle-window", type=float, default=5.0, help="idle: keepalive window, seconds (default 5)")
     parser.add_argument("--dhcp-duration", type=float, default=3.0, help="dhcp: seconds per hook run (default 3)")
     parser.add_argument("--call-rounds", type=int, default=5, help="call: calls and floor runs (default 5 each)")
+    parser.add_argument("--voice-runs", type=int, default=3, help="voice: calls per program and loss rate (default 3)")
+    parser.add_argument("--voice-loss", default="0,5", help="voice: media loss rates, percent (default 0,5)")
+    parser.add_argument("--voice-seconds", type=float, default=6.0, help="voice: speech seconds per call (default 6)")
     parser.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
     parser.add_argument("--no-build", action="store_true", help="use the binaries already in --build-dir")
     parser.add_argument("--coturn-port", type=int, default=34780)
@@ -1168,7 +1184,7 @@ def main():
                     rows += r
                     verdicts += v
             stop_all()
-        for name, function in (("idle", bench_idle), ("dhcp", bench_dhcp)):
+        for name, function in (("idle", bench_idle), ("dhcp", bench_dhcp), ("voice", bench_voice)):
             if name in selected:
                 r, v = function(ctx)
                 rows += r
