@@ -17,8 +17,10 @@ test_packages=(
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio baresip
 )
 
-# What the NAT lab (tests/lab/) runs; the demo runs its first scenario as root.
-lab_packages=(iproute2 nftables busybox dnsmasq-base coturn)
+# What the NAT lab (tests/lab/) runs; the demo runs its first scenario as root, then
+# the same call spoken (speech made and scored by tests/voice/voicetool.py).
+lab_packages=(iproute2 nftables busybox dnsmasq-base coturn
+  espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy)
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in

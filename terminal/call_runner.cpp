@@ -376,6 +376,8 @@ class CallShell {
     const media::VoiceStats* voice = core_.transfer().voice_stats();
     if (voice == nullptr) return;
     if (::isatty(STDERR_FILENO) != 0) std::fputs("\n", stderr);  // below the live line
+    char rtt[32] = "unknown";
+    if (voice->rtt_ms >= 0) std::snprintf(rtt, sizeof rtt, "%.1f ms", voice->rtt_ms);
     char line[320];
     std::snprintf(line, sizeof line,
                   "audio: %llu packets sent, %llu received, %llu lost, %llu FEC-recovered, %llu concealed, %llu late; "
@@ -384,8 +386,7 @@ class CallShell {
                   static_cast<unsigned long long>(voice->packets_received), static_cast<unsigned long long>(voice->lost),
                   static_cast<unsigned long long>(voice->fec_recovered),
                   static_cast<unsigned long long>(voice->concealed), static_cast<unsigned long long>(voice->late),
-                  voice->jitter_ms, voice->rtt_ms < 0 ? "unknown" : (std::to_string(voice->rtt_ms).substr(0, 6) + " ms").c_str(),
-                  voice->jitter_buffer_ms);
+                  voice->jitter_ms, rtt, voice->jitter_buffer_ms);
     std::cerr << line << std::endl;
   }
 
