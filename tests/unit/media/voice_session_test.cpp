@@ -267,7 +267,22 @@ TEST_CASE("voice session: wrong payload type, foreign SSRC and malformed packets
   RtcpReport foreign;
   foreign.ssrc = 0xdeadbeef;
   call.b->received(write_rtcp_report(foreign), call.now_ns);
-  CHECK(call.b->stats().dropped == 7);
+  // A real Opus packet at a timestamp that is not a whole number of frames from the stream's.
+  Bytes opus_packet;
+  {
+    Call other({});
+    other.a->capture(signal_frame(0), other.now_ns);
+    auto packets = other.a->take_packets();
+    auto parsed = parse_rtp(packets.front());
+    REQUIRE(parsed);
+    opus_packet.assign(parsed->payload.begin(), parsed->payload.end());
+  }
+  header.payload_type = 111;
+  // The sequence number A sends next (its first is derived from its SSRC), so only the timestamp is wrong.
+  header.sequence = static_cast<uint16_t>(((0x0a0a0a0au * 2654435761u) >> 16) + call.a->stats().packets_sent);
+  header.timestamp = 0x0a0a0a0au * 2246822519u + 60 * 960 + 17;
+  call.b->received(write_rtp(header, opus_packet), call.now_ns);
+  CHECK(call.b->stats().dropped == 8);
   CHECK(call.b->stats().packets_received == received);
   call.run(50);
   CHECK(call.b->stats().packets_received == received + 50);  // still locked on A
