@@ -93,7 +93,8 @@ class VoiceSessionImpl final : public VoiceSession {
       }
       if (put == FrameJitterBuffer::PutResult::off_grid) return drop();
       if (put == FrameJitterBuffer::PutResult::late) ++stats_.late;
-      receive_stats_.on_transit(header.timestamp, static_cast<uint32_t>(now_ns * 48 / 1'000'000));
+      // Arrival on the RTP clock (48 per ms), via microseconds so that even a wall-clock now_ns cannot overflow.
+      receive_stats_.on_transit(header.timestamp, static_cast<uint32_t>(now_ns / 1000 * 48 / 1000));
       stats_.jitter_ms = receive_stats_.jitter() / (sample_rate / 1000);
     } else {
       received_event(header, *telephone_event);
