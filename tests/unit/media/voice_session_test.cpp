@@ -31,6 +31,7 @@ struct NetworkConditions {
   double duplicate = 0;  // fraction of packets delivered twice
   double reorder = 0;    // fraction held back by 30 ms (so later ones overtake them)
   uint64_t delay_ns = 10'000'000;
+  uint64_t jitter_ns = 0;  // plus a uniform random 0..jitter_ns
   bool lose_rtcp = false;  // loss applies to RTP only unless set
 };
 
@@ -47,14 +48,16 @@ class Direction {
         ++lost_;
         continue;
       }
-      uint64_t due = now_ns + conditions_.delay_ns + (u(random_) < conditions_.reorder ? 30'000'000 : 0);
+      uint64_t due = now_ns + conditions_.delay_ns + (u(random_) < conditions_.reorder ? 30'000'000 : 0) +
+                     static_cast<uint64_t>(u(random_) * static_cast<double>(conditions_.jitter_ns));
       if (u(random_) < conditions_.duplicate) in_flight_.emplace(std::pair{due + 5'000'000, counter_++}, p);
       in_flight_.emplace(std::pair{due, counter_++}, std::move(p));
     }
   }
+  // What is due by now, each with its own arrival time (playout still runs on the 20 ms ticks).
   void deliver(VoiceSession& to, uint64_t now_ns) {
     while (!in_flight_.empty() && in_flight_.begin()->first.first <= now_ns) {
-      to.received(in_flight_.begin()->second, now_ns);
+      to.received(in_flight_.begin()->second, in_flight_.begin()->first.first);
       in_flight_.erase(in_flight_.begin());
     }
   }
@@ -213,7 +216,9 @@ TEST_CASE("voice session: 5 % random loss is recovered by FEC from the next pack
   const VoiceStats& a = call.a->stats();
   MESSAGE("5% loss: lost " << b.lost << ", FEC recovered " << b.fec_recovered << ", concealed " << b.concealed
                            << ", peer loss seen by A " << a.peer_loss_percent << " %");
-  CHECK(b.lost == call.a_to_b.lost());
+  // A loss at the very end is not known yet: no later packet has shown the gap.
+  CHECK(b.lost <= call.a_to_b.lost());
+  CHECK(b.lost + 1 >= call.a_to_b.lost());
   CHECK(b.lost > 20);
   CHECK(b.fec_recovered > 0);
   CHECK(b.concealed > 0);
@@ -223,6 +228,20 @@ TEST_CASE("voice session: 5 % random loss is recovered by FEC from the next pack
   auto best = end_to_end(call.sent, call.b_heard, 48000 * 5, 48000 * 10);
   MESSAGE("5% loss: correlation " << best.correlation);
   CHECK(best.correlation > 0.75);
+}
+
+TEST_CASE("voice session: 30 +- 10 ms of jitter with 5 % loss (the lab's netem link) still sounds like the input") {
+  Call call({.loss = 0.05, .delay_ns = 20'000'000, .jitter_ns = 20'000'000});
+  call.run(1000);  // 20 s
+  const VoiceStats& b = call.b->stats();
+  MESSAGE("jitter + loss: lost " << b.lost << ", FEC " << b.fec_recovered << ", concealed " << b.concealed << ", late "
+                                 << b.late << ", jitter " << b.jitter_ms << " ms, buffer " << b.jitter_buffer_ms << " ms");
+  CHECK(b.fec_recovered > 0);
+  CHECK(b.jitter_ms > 2);
+  CHECK(b.jitter_buffer_ms <= 300);
+  auto best = end_to_end(call.sent, call.b_heard, 48000 * 10, 48000 * 8);
+  MESSAGE("jitter + loss: correlation " << best.correlation << " at " << best.lag / 48.0 << " ms");
+  CHECK(best.correlation > 0.85);
 }
 
 TEST_CASE("voice session: reordered and duplicated packets are played once each, in order") {
@@ -332,8 +351,7 @@ TEST_CASE("voice session: RTT from the reports matches twice the simulated one-w
   MESSAGE("RTT: A " << call.a->stats().rtt_ms << " ms, B " << call.b->stats().rtt_ms << " ms");
   CHECK(call.a->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
   CHECK(call.b->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
-  // Delays in whole 20 ms steps: the simulated network delivers on the 20 ms ticks.
-  Call asymmetric({.delay_ns = 20'000'000}, {.delay_ns = 60'000'000});
+  Call asymmetric({.delay_ns = 10'000'000}, {.delay_ns = 70'000'000});
   asymmetric.run(300);
   CHECK(asymmetric.a->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
 }
