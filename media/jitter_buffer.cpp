@@ -41,6 +41,8 @@ Expected<FrameJitterBuffer, std::string> FrameJitterBuffer::create(uint32_t max_
 
 FrameJitterBuffer::PutResult FrameJitterBuffer::put(uint32_t timestamp, uint16_t sequence, ByteView payload,
                                                     uint32_t tag) {
+  if (!started_) grid_ = timestamp;
+  if ((timestamp - grid_) % frame_span != 0) return PutResult::off_grid;
   if (held_.contains(timestamp)) return PutResult::duplicate;
   // Already played (as missing): speexdsp still hears of it, since late
   // arrivals are what make it deepen the buffer, but will never return it.

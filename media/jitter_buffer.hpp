@@ -29,7 +29,16 @@ class FrameJitterBuffer {
   // max_delay_ms: the deepest the buffer may get; beyond it the oldest frame is skipped.
   static Expected<FrameJitterBuffer, std::string> create(uint32_t max_delay_ms);
 
-  enum class PutResult { stored, late, duplicate };
+  enum class PutResult {
+    stored,
+    late,
+    duplicate,
+    // Not a whole number of frames from the first packet's timestamp: every
+    // packet we accept is one 20 ms frame, so a sender's timestamps stay on
+    // that grid. (speexdsp would return such a packet overlapping the frame
+    // before it and print a warning per frame: a peer must not fill our log.)
+    off_grid,
+  };
   // `tag` travels with the payload (the caller marks what kind of frame it is).
   PutResult put(uint32_t timestamp, uint16_t sequence, ByteView payload, uint32_t tag);
 
@@ -51,6 +60,7 @@ class FrameJitterBuffer {
   // One 20 ms frame of playout (also advances the buffer's clock).
   Frame get();
 
+  bool on_grid(uint32_t timestamp) const { return !started_ || (timestamp - grid_) % 960 == 0; }
   uint32_t delay_ms() const;  // newest held frame's end minus the playout pointer
   size_t held() const { return held_.size(); }
 
@@ -70,6 +80,7 @@ class FrameJitterBuffer {
   std::unique_ptr<JitterBuffer_, Free> jb_;
   uint32_t max_delay_ms_;
   bool started_ = false;   // a packet has been put
+  uint32_t grid_ = 0;      // the first packet's timestamp: all others are whole frames from it
   bool pointer_valid_ = false;  // speexdsp has synced its pointer on a packet
   uint32_t pointer_ = 0;   // the next timestamp to play
   std::map<uint32_t, Held> held_;  // by timestamp; ordered with wrap-around handled in forget_played

@@ -77,6 +77,7 @@ class VoiceSessionImpl final : public VoiceSession {
       if (!parsed || !dtmf_digit_for(parsed->event)) return drop();  // only DTMF events are played
       telephone_event = *parsed;
     }
+    if (!buffer_.on_grid(header.timestamp)) return drop();  // not a whole number of frames from the others
     switch (receive_stats_.on_packet(header.sequence)) {
       case ReceiveStatistics::Verdict::duplicate: ++stats_.duplicates; return;
       case ReceiveStatistics::Verdict::jumped: return drop();
@@ -90,8 +91,10 @@ class VoiceSessionImpl final : public VoiceSession {
         ++stats_.duplicates;
         return;
       }
+      if (put == FrameJitterBuffer::PutResult::off_grid) return drop();
       if (put == FrameJitterBuffer::PutResult::late) ++stats_.late;
-      receive_stats_.on_transit(header.timestamp, static_cast<uint32_t>(now_ns * 48 / 1'000'000));
+      // Arrival on the RTP clock (48 per ms), via microseconds so that even a wall-clock now_ns cannot overflow.
+      receive_stats_.on_transit(header.timestamp, static_cast<uint32_t>(now_ns / 1000 * 48 / 1000));
       stats_.jitter_ms = receive_stats_.jitter() / (sample_rate / 1000);
     } else {
       received_event(header, *telephone_event);
@@ -160,7 +163,6 @@ class VoiceSessionImpl final : public VoiceSession {
     ++stats_.packets_sent;
     stats_.bytes_sent += payload.size();
     sent_since_report_ = true;
-    last_sent_timestamp_ = timestamp;
   }
 
   void send_event(const EventPacket& packet) {
@@ -297,7 +299,6 @@ class VoiceSessionImpl final : public VoiceSession {
 
   uint16_t sequence_ = 0;
   uint32_t timestamp_ = 0;
-  uint32_t last_sent_timestamp_ = 0;
   bool talkspurt_ = true;  // the next Opus packet starts a talkspurt: marker set
   bool muted_ = false, held_ = false;
   bool sent_since_report_ = false;

@@ -72,6 +72,9 @@ TEST_CASE("jitter buffer: a packet after its frame was played is late; the same 
   CHECK(jb->put(10 * 960, 10, payload_for(10), 0) == FrameJitterBuffer::PutResult::late);
   CHECK(jb->put(40 * 960, 40, payload_for(40), 0) == FrameJitterBuffer::PutResult::stored);
   CHECK(jb->put(40 * 960, 41, payload_for(40), 0) == FrameJitterBuffer::PutResult::duplicate);
+  CHECK_FALSE(jb->on_grid(41 * 960 + 480));
+  CHECK(jb->put(41 * 960 + 480, 42, payload_for(41), 0) == FrameJitterBuffer::PutResult::off_grid);
+  CHECK(jb->on_grid(41 * 960));
 }
 
 TEST_CASE("jitter buffer: jittery arrival grows the delay, and it is reported in ms") {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <ctime>
+#include <time.h>
 #include <fstream>
 #include <map>
 #include <random>
@@ -30,6 +31,7 @@ struct NetworkConditions {
   double duplicate = 0;  // fraction of packets delivered twice
   double reorder = 0;    // fraction held back by 30 ms (so later ones overtake them)
   uint64_t delay_ns = 10'000'000;
+  uint64_t jitter_ns = 0;  // plus a uniform random 0..jitter_ns
   bool lose_rtcp = false;  // loss applies to RTP only unless set
 };
 
@@ -46,14 +48,16 @@ class Direction {
         ++lost_;
         continue;
       }
-      uint64_t due = now_ns + conditions_.delay_ns + (u(random_) < conditions_.reorder ? 30'000'000 : 0);
+      uint64_t due = now_ns + conditions_.delay_ns + (u(random_) < conditions_.reorder ? 30'000'000 : 0) +
+                     static_cast<uint64_t>(u(random_) * static_cast<double>(conditions_.jitter_ns));
       if (u(random_) < conditions_.duplicate) in_flight_.emplace(std::pair{due + 5'000'000, counter_++}, p);
       in_flight_.emplace(std::pair{due, counter_++}, std::move(p));
     }
   }
+  // What is due by now, each with its own arrival time (playout still runs on the 20 ms ticks).
   void deliver(VoiceSession& to, uint64_t now_ns) {
     while (!in_flight_.empty() && in_flight_.begin()->first.first <= now_ns) {
-      to.received(in_flight_.begin()->second, now_ns);
+      to.received(in_flight_.begin()->second, in_flight_.begin()->first.first);
       in_flight_.erase(in_flight_.begin());
     }
   }
@@ -212,7 +216,9 @@ TEST_CASE("voice session: 5 % random loss is recovered by FEC from the next pack
   const VoiceStats& a = call.a->stats();
   MESSAGE("5% loss: lost " << b.lost << ", FEC recovered " << b.fec_recovered << ", concealed " << b.concealed
                            << ", peer loss seen by A " << a.peer_loss_percent << " %");
-  CHECK(b.lost == call.a_to_b.lost());
+  // A loss at the very end is not known yet: no later packet has shown the gap.
+  CHECK(b.lost <= call.a_to_b.lost());
+  CHECK(b.lost + 1 >= call.a_to_b.lost());
   CHECK(b.lost > 20);
   CHECK(b.fec_recovered > 0);
   CHECK(b.concealed > 0);
@@ -222,6 +228,20 @@ TEST_CASE("voice session: 5 % random loss is recovered by FEC from the next pack
   auto best = end_to_end(call.sent, call.b_heard, 48000 * 5, 48000 * 10);
   MESSAGE("5% loss: correlation " << best.correlation);
   CHECK(best.correlation > 0.75);
+}
+
+TEST_CASE("voice session: 30 +- 10 ms of jitter with 5 % loss (the lab's netem link) still sounds like the input") {
+  Call call({.loss = 0.05, .delay_ns = 20'000'000, .jitter_ns = 20'000'000});
+  call.run(1000);  // 20 s
+  const VoiceStats& b = call.b->stats();
+  MESSAGE("jitter + loss: lost " << b.lost << ", FEC " << b.fec_recovered << ", concealed " << b.concealed << ", late "
+                                 << b.late << ", jitter " << b.jitter_ms << " ms, buffer " << b.jitter_buffer_ms << " ms");
+  CHECK(b.fec_recovered > 0);
+  CHECK(b.jitter_ms > 2);
+  CHECK(b.jitter_buffer_ms <= 300);
+  auto best = end_to_end(call.sent, call.b_heard, 48000 * 10, 48000 * 8);
+  MESSAGE("jitter + loss: correlation " << best.correlation << " at " << best.lag / 48.0 << " ms");
+  CHECK(best.correlation > 0.85);
 }
 
 TEST_CASE("voice session: reordered and duplicated packets are played once each, in order") {
@@ -267,7 +287,22 @@ TEST_CASE("voice session: wrong payload type, foreign SSRC and malformed packets
   RtcpReport foreign;
   foreign.ssrc = 0xdeadbeef;
   call.b->received(write_rtcp_report(foreign), call.now_ns);
-  CHECK(call.b->stats().dropped == 7);
+  // A real Opus packet at a timestamp that is not a whole number of frames from the stream's.
+  Bytes opus_packet;
+  {
+    Call other({});
+    other.a->capture(signal_frame(0), other.now_ns);
+    auto packets = other.a->take_packets();
+    auto parsed = parse_rtp(packets.front());
+    REQUIRE(parsed);
+    opus_packet.assign(parsed->payload.begin(), parsed->payload.end());
+  }
+  header.payload_type = 111;
+  // The sequence number A sends next (its first is derived from its SSRC), so only the timestamp is wrong.
+  header.sequence = static_cast<uint16_t>(((0x0a0a0a0au * 2654435761u) >> 16) + call.a->stats().packets_sent);
+  header.timestamp = 0x0a0a0a0au * 2246822519u + 60 * 960 + 17;
+  call.b->received(write_rtp(header, opus_packet), call.now_ns);
+  CHECK(call.b->stats().dropped == 8);
   CHECK(call.b->stats().packets_received == received);
   call.run(50);
   CHECK(call.b->stats().packets_received == received + 50);  // still locked on A
@@ -316,8 +351,7 @@ TEST_CASE("voice session: RTT from the reports matches twice the simulated one-w
   MESSAGE("RTT: A " << call.a->stats().rtt_ms << " ms, B " << call.b->stats().rtt_ms << " ms");
   CHECK(call.a->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
   CHECK(call.b->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
-  // Delays in whole 20 ms steps: the simulated network delivers on the 20 ms ticks.
-  Call asymmetric({.delay_ns = 20'000'000}, {.delay_ns = 60'000'000});
+  Call asymmetric({.delay_ns = 10'000'000}, {.delay_ns = 70'000'000});
   asymmetric.run(300);
   CHECK(asymmetric.a->stats().rtt_ms == doctest::Approx(80).epsilon(0.02));
 }
@@ -364,15 +398,33 @@ TEST_CASE("voice session: bad configurations are refused with a reason") {
 }
 
 TEST_CASE("voice session: CPU per second of audio (encode at A + decode at B), measured") {
-  Call call({});
-  std::clock_t start = std::clock();
-  call.run(1500);  // 30 s
-  double cpu_s = static_cast<double>(std::clock() - start) / CLOCKS_PER_SEC;
-  call.drain();
-  // Two sessions run: A encodes the signal and decodes B's silence, B the other way round.
-  MESSAGE("CPU for 30 s of a two-way call (both sessions): " << cpu_s << " s, i.e. " << cpu_s / 30 * 1000
-                                                              << " ms per second of audio");
-  CHECK(call.b->stats().packets_received == 1500);
+  // One direction only, so the figure is one session's encode plus one session's decode.
+  auto a = session(0x0a0a0a0a), b = session(0x0b0b0b0b);
+  auto cpu_ns = [] {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<uint64_t>(t.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(t.tv_nsec);
+  };
+  uint64_t encode_ns = 0, decode_ns = 0, now_ns = 1'000'000'000'000;
+  const size_t frames = 1500;  // 30 s
+  for (size_t k = 0; k < frames; ++k, now_ns += frame_ns) {
+    Frame f = signal_frame(k), out{};
+    uint64_t t0 = cpu_ns();
+    a->capture(f, now_ns);
+    auto packets = a->take_packets();
+    uint64_t t1 = cpu_ns();
+    for (const Bytes& p : packets) b->received(p, now_ns);
+    b->playout(out, now_ns);
+    uint64_t t2 = cpu_ns();
+    encode_ns += t1 - t0;
+    decode_ns += t2 - t1;
+  }
+  double seconds = frames * 0.02;
+  MESSAGE("CPU per second of audio: encode (A: capture) " << encode_ns / seconds / 1e6 << " ms, decode (B: received + "
+          "playout) " << decode_ns / seconds / 1e6 << " ms, together " << (encode_ns + decode_ns) / seconds / 1e6
+          << " ms");
+  CHECK(b->stats().packets_received == frames);
+  CHECK(b->stats().concealed <= 2);
 }
 
 TEST_CASE("voice session: seed corpus for fuzz/media_packets, written when MEDIA_WRITE_CORPUS names a directory") {
