@@ -308,8 +308,9 @@ class CallShell {
 
   // ---- voice: one 20 ms clock moves a frame in from the input and one out
   // to the recording or speaker. Frames are counted from the clock's start,
-  // so a late timer catches up (at most max_catch_up frames at once) rather
-  // than letting the sent audio drift behind real time.
+  // so a late timer catches up rather than letting the audio drift behind
+  // real time: a stall of up to max_catch_up frames is made up whole (so a
+  // recording keeps the call's timeline); a longer one is skipped.
   void start_audio() {
     if (audio_ == nullptr || audio_timer_.get() != nullptr) return;
     std::cerr << audio_->describe() << std::endl;
@@ -323,7 +324,7 @@ class CallShell {
   }
 
   void audio_tick() {
-    static constexpr uint64_t max_catch_up = 5;
+    static constexpr uint64_t max_catch_up = 25;  // 500 ms
     uint64_t due = (mono_ns() - audio_started_ns_) / media::frame_ns + 1;
     if (due > audio_frames_ + max_catch_up) audio_frames_ = due - max_catch_up;
     std::array<int16_t, media::frame_samples> playout{};

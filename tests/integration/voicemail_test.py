@@ -261,7 +261,7 @@ def voicemail_call_interactive():
                 if not chunk:
                     break
                 seen += chunk
-            if not answered and b"File to send" in seen:
+            if not answered and b"a file to send" in seen:
                 os.write(master, (path + "\n").encode())
                 answered = True
             if proc.poll() is not None and not ready:
