@@ -70,6 +70,14 @@ std::string CallAudio::problem() const {
   return {};
 }
 
+std::string CallAudio::device_counters() const {
+  if (device_ == nullptr) return {};
+  audio::DeviceStats s = device_->stats();
+  return "devices: " + std::to_string(s.frames_captured) + " frames captured (" + std::to_string(s.capture_overruns) +
+         " dropped), " + std::to_string(s.frames_played) + " played (" + std::to_string(s.playback_underruns) +
+         " underruns, " + std::to_string(s.playback_overruns) + " dropped)";
+}
+
 std::string CallAudio::describe() const {
   std::string in = reader_ ? input_name_ : capture_device_ ? "microphone" : "silence";
   std::string out = writer_ ? output_name_ : "";

@@ -42,6 +42,8 @@ class CallAudio {
   // What a device side stopped on, or a file read error; empty otherwise.
   std::string problem() const;
   std::string describe() const;
+  // The devices' frame counters ("" without a device), for the call's summary.
+  std::string device_counters() const;
 
  private:
   std::unique_ptr<audio::AudioFileReader> reader_;

@@ -367,6 +367,7 @@ class CallShell {
     timer_.close();
     audio_timer_.close();
     if (audio_ != nullptr) {
+      if (auto counters = audio_->device_counters(); !counters.empty()) std::cerr << counters << std::endl;
       if (auto finished = audio_->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
       audio_.reset();
     }
