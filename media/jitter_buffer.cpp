@@ -35,18 +35,23 @@ Expected<FrameJitterBuffer, std::string> FrameJitterBuffer::create(uint32_t max_
   spx_int32_t margin = static_cast<spx_int32_t>(frame_span);
   if (jitter_buffer_ctl(jb.get(), JITTER_BUFFER_SET_MARGIN, &margin) != 0)
     return Unexpected(std::string("jitter_buffer_ctl(SET_MARGIN) failed"));
-  if (max_delay_ms < 20 || max_delay_ms > 2000) return Unexpected(std::string("max jitter must be 20-2000 ms"));
+  if (max_delay_ms < 20 || max_delay_ms > 600) return Unexpected(std::string("max jitter must be 20-600 ms"));
   return FrameJitterBuffer(std::move(jb), max_delay_ms);
 }
 
 FrameJitterBuffer::PutResult FrameJitterBuffer::put(uint32_t timestamp, uint16_t sequence, ByteView payload,
                                                     uint32_t tag) {
   if (!started_) grid_ = timestamp;
+  const uint32_t max_delay = max_delay_ms_ * (sample_rate / 1000);
   if ((timestamp - grid_) % frame_span != 0) return PutResult::off_grid;
+  if (!fits(timestamp)) return PutResult::early;
   if (held_.contains(timestamp)) return PutResult::duplicate;
   // Already played (as missing): speexdsp still hears of it, since late
-  // arrivals are what make it deepen the buffer, but will never return it.
+  // arrivals are what make it deepen the buffer, but will never return it;
+  // unless it is later than the deepest we allow, which its 16-bit timings
+  // could not hold.
   bool late = pointer_valid_ && !before(pointer_, timestamp + frame_span);
+  if (late && before(timestamp + frame_span + max_delay, pointer_)) return PutResult::late;
   if (!late && held_.size() >= max_held) held_.erase(held_.begin());  // bounded even against a hostile peer
 
   std::vector<char> data(payload.size() + 1);  // speexdsp treats a zero-length packet as an empty slot
@@ -115,6 +120,29 @@ FrameJitterBuffer::Frame FrameJitterBuffer::get() {
   Frame out = take_one();
   out.skipped = skipped;
   return out;
+}
+
+bool FrameJitterBuffer::fits(uint32_t timestamp) const {
+  if (!started_) return true;
+  if ((timestamp - grid_) % frame_span != 0) return false;
+  return !pointer_valid_ || before(timestamp, pointer_ + max_delay_ms_ * (sample_rate / 1000) + frame_span);
+}
+
+bool FrameJitterBuffer::admit(uint32_t timestamp) {
+  if (fits(timestamp)) {
+    unplaceable_run_ = 0;
+    return true;
+  }
+  if (++unplaceable_run_ < 5) return false;
+  start_over();
+  return true;
+}
+
+void FrameJitterBuffer::start_over() {
+  jitter_buffer_reset(jb_.get());
+  held_.clear();
+  started_ = pointer_valid_ = false;
+  unplaceable_run_ = 0;
 }
 
 void FrameJitterBuffer::forget_played() {

@@ -26,7 +26,9 @@ namespace tsunagu::media {
 
 class FrameJitterBuffer {
  public:
-  // max_delay_ms: the deepest the buffer may get; beyond it the oldest frame is skipped.
+  // max_delay_ms (20-600): the deepest the buffer may get; beyond it the oldest
+  // frames are skipped. speexdsp keeps its arrival timings in 16 bits of
+  // samples (680 ms), which bounds it.
   static Expected<FrameJitterBuffer, std::string> create(uint32_t max_delay_ms);
 
   enum class PutResult {
@@ -38,7 +40,17 @@ class FrameJitterBuffer {
     // that grid. (speexdsp would return such a packet overlapping the frame
     // before it and print a warning per frame: a peer must not fill our log.)
     off_grid,
+    // More than the maximum delay ahead of what is playing: a sender cannot
+    // be that far ahead, so one such packet is noise (a forged far-future
+    // timestamp must not make us skip audio to reach it).
+    early,
   };
+  // Whether a frame at `timestamp` would be placed now: on the grid and not early.
+  bool fits(uint32_t timestamp) const;
+  // fits(), but counting the misfits: five in a row mean the sender's
+  // timeline really jumped (or our playout stalled), and the buffer starts
+  // over from the fifth, which then fits. Call it before put() for each new packet.
+  bool admit(uint32_t timestamp);
   // `tag` travels with the payload (the caller marks what kind of frame it is).
   PutResult put(uint32_t timestamp, uint16_t sequence, ByteView payload, uint32_t tag);
 
@@ -60,7 +72,6 @@ class FrameJitterBuffer {
   // One 20 ms frame of playout (also advances the buffer's clock).
   Frame get();
 
-  bool on_grid(uint32_t timestamp) const { return !started_ || (timestamp - grid_) % 960 == 0; }
   uint32_t delay_ms() const;  // newest held frame's end minus the playout pointer
   size_t held() const { return held_.size(); }
 
@@ -76,11 +87,13 @@ class FrameJitterBuffer {
       : jb_(std::move(jb)), max_delay_ms_(max_delay_ms) {}
   Frame take_one();
   void forget_played();
+  void start_over();
 
   std::unique_ptr<JitterBuffer_, Free> jb_;
   uint32_t max_delay_ms_;
   bool started_ = false;   // a packet has been put
   uint32_t grid_ = 0;      // the first packet's timestamp: all others are whole frames from it
+  uint32_t unplaceable_run_ = 0;  // off-grid or early packets in a row
   bool pointer_valid_ = false;  // speexdsp has synced its pointer on a packet
   uint32_t pointer_ = 0;   // the next timestamp to play
   std::map<uint32_t, Held> held_;  // by timestamp; ordered with wrap-around handled in forget_played

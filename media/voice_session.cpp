@@ -77,7 +77,9 @@ class VoiceSessionImpl final : public VoiceSession {
       if (!parsed || !dtmf_digit_for(parsed->event)) return drop();  // only DTMF events are played
       telephone_event = *parsed;
     }
-    if (!buffer_.on_grid(header.timestamp)) return drop();  // not a whole number of frames from the others
+    // Off the stream's frame grid or far ahead of playout: noise, unless it keeps
+    // coming (admit() then starts the buffer over); an event never restarts it.
+    if (event ? !buffer_.fits(header.timestamp) : !buffer_.admit(header.timestamp)) return drop();
     switch (receive_stats_.on_packet(header.sequence)) {
       case ReceiveStatistics::Verdict::duplicate: ++stats_.duplicates; return;
       case ReceiveStatistics::Verdict::jumped: return drop();
@@ -91,7 +93,7 @@ class VoiceSessionImpl final : public VoiceSession {
         ++stats_.duplicates;
         return;
       }
-      if (put == FrameJitterBuffer::PutResult::off_grid) return drop();
+      if (put == FrameJitterBuffer::PutResult::off_grid || put == FrameJitterBuffer::PutResult::early) return drop();
       if (put == FrameJitterBuffer::PutResult::late) ++stats_.late;
       // Arrival on the RTP clock (48 per ms), via microseconds so that even a wall-clock now_ns cannot overflow.
       receive_stats_.on_transit(header.timestamp, static_cast<uint32_t>(now_ns / 1000 * 48 / 1000));

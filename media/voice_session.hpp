@@ -64,12 +64,15 @@ class VoiceSession {
   virtual ~VoiceSession() = default;
 
   // One 20 ms frame captured. Muted: silence is encoded (the peer hears it);
-  // held: nothing is sent. May also queue an RTCP report.
+  // held: no RTP is sent (the RTP clock runs on), but RTCP reports go on, as
+  // RRs, so both ends keep RTT and loss and see the other is there. May also
+  // queue an RTCP report.
   virtual void capture(FrameView pcm, uint64_t now_ns) = 0;
   // DTMF digits (0-9 * # A-D, case-insensitive) sent as telephone-events one
   // after another from the next capture(): each 100 ms of event then 60 ms of
-  // gap, the end packet sent three times (RFC 4733 2.5.1.4). While an event is
-  // sent, no Opus is sent. False, and nothing queued, on any other character.
+  // gap, the end packet sent three times (RFC 4733 2.5.1.4). During a digit's
+  // 160 ms (event and gap) no Opus is sent, so the peer hears the tone and
+  // then silence. False, and nothing queued, on any other character.
   virtual bool send_digits(std::string_view digits) = 0;
   // An RTP or RTCP packet from the peer (RFC 5761 demultiplexing by payload
   // type). Bad packets are counted in stats().dropped, never thrown.

@@ -70,11 +70,13 @@ TEST_CASE("jitter buffer: a packet after its frame was played is late; the same 
     jb->get();
   }
   CHECK(jb->put(10 * 960, 10, payload_for(10), 0) == FrameJitterBuffer::PutResult::late);
-  CHECK(jb->put(40 * 960, 40, payload_for(40), 0) == FrameJitterBuffer::PutResult::stored);
-  CHECK(jb->put(40 * 960, 41, payload_for(40), 0) == FrameJitterBuffer::PutResult::duplicate);
-  CHECK_FALSE(jb->on_grid(41 * 960 + 480));
-  CHECK(jb->put(41 * 960 + 480, 42, payload_for(41), 0) == FrameJitterBuffer::PutResult::off_grid);
-  CHECK(jb->on_grid(41 * 960));
+  CHECK(jb->put(25 * 960, 25, payload_for(25), 0) == FrameJitterBuffer::PutResult::stored);
+  CHECK(jb->put(25 * 960, 41, payload_for(25), 0) == FrameJitterBuffer::PutResult::duplicate);
+  CHECK_FALSE(jb->fits(26 * 960 + 480));
+  CHECK(jb->put(26 * 960 + 480, 42, payload_for(26), 0) == FrameJitterBuffer::PutResult::off_grid);
+  CHECK(jb->fits(26 * 960));
+  // Far behind: late, and not even shown to speexdsp (its timings are 16-bit).
+  CHECK(jb->put(0, 0, payload_for(0), 0) == FrameJitterBuffer::PutResult::late);
 }
 
 TEST_CASE("jitter buffer: jittery arrival grows the delay, and it is reported in ms") {
@@ -100,11 +102,50 @@ TEST_CASE("jitter buffer: never deeper than its maximum") {
   REQUIRE(jb);
   jb->put(0, 0, payload_for(0), 0);
   jb->get();
-  for (uint32_t k = 1; k < 60; ++k) jb->put(k * 960, static_cast<uint16_t>(k), payload_for(k), 0);
+  // Up to 120 ms ahead still fits (the maximum plus the frame being played); that is deeper than 100 ms.
+  for (uint32_t k = 1; k < 10; ++k) {
+    bool fits = jb->fits(k * 960);
+    CHECK(fits == (k <= 6));
+    if (fits) CHECK(jb->put(k * 960, static_cast<uint16_t>(k), payload_for(k), 0) == FrameJitterBuffer::PutResult::stored);
+  }
   CHECK(jb->delay_ms() > 100);
   uint32_t skipped = 0;
   for (int i = 0; i < 20; ++i) skipped += jb->get().skipped;
   CHECK(skipped > 0);
   CHECK(jb->delay_ms() <= 100);
   CHECK_FALSE(FrameJitterBuffer::create(5));
+}
+
+TEST_CASE("jitter buffer: one far-future packet is refused; five in a row start the buffer over on the new timeline") {
+  auto jb = FrameJitterBuffer::create(300);
+  REQUIRE(jb);
+  for (uint32_t k = 0; k < 20; ++k) {
+    jb->put(k * 960, static_cast<uint16_t>(k), payload_for(k), 0);
+    jb->get();
+  }
+  const uint32_t far = 1'000'000 * 960;
+  CHECK_FALSE(jb->fits(far));
+  CHECK_FALSE(jb->admit(far));
+  CHECK(jb->put(far, 100, payload_for(1), 0) == FrameJitterBuffer::PutResult::early);
+  CHECK(jb->delay_ms() <= 300);
+  // The stream goes on undisturbed.
+  for (uint32_t k = 20; k < 40; ++k) {
+    CHECK(jb->admit(k * 960));
+    CHECK(jb->put(k * 960, static_cast<uint16_t>(k), payload_for(k), 0) == FrameJitterBuffer::PutResult::stored);
+    auto f = jb->get();
+    CHECK(f.skipped == 0);
+  }
+  // The sender's timeline jumps for good (and off the old grid).
+  const uint32_t jumped = 777'777'777;
+  for (uint32_t k = 0; k < 4; ++k) CHECK_FALSE(jb->admit(jumped + k * 960));
+  REQUIRE(jb->admit(jumped + 4 * 960));
+  CHECK(jb->put(jumped + 4 * 960, 104, payload_for(4), 0) == FrameJitterBuffer::PutResult::stored);
+  bool played_new = false;
+  for (uint32_t k = 5; k < 30; ++k) {
+    CHECK(jb->admit(jumped + k * 960));
+    jb->put(jumped + k * 960, static_cast<uint16_t>(100 + k), payload_for(k), 0);
+    auto f = jb->get();
+    if (f.status == Status::frame && f.timestamp - jumped < 30 * 960) played_new = true;
+  }
+  CHECK(played_new);
 }

@@ -302,7 +302,10 @@ TEST_CASE("voice session: wrong payload type, foreign SSRC and malformed packets
   header.sequence = static_cast<uint16_t>(((0x0a0a0a0au * 2654435761u) >> 16) + call.a->stats().packets_sent);
   header.timestamp = 0x0a0a0a0au * 2246822519u + 60 * 960 + 17;
   call.b->received(write_rtp(header, opus_packet), call.now_ns);
-  CHECK(call.b->stats().dropped == 8);
+  // And one a minute in the future: refused, so that B does not skip audio to reach it.
+  header.timestamp = 0x0a0a0a0au * 2246822519u + 3000 * 960;
+  call.b->received(write_rtp(header, opus_packet), call.now_ns);
+  CHECK(call.b->stats().dropped == 9);
   CHECK(call.b->stats().packets_received == received);
   call.run(50);
   CHECK(call.b->stats().packets_received == received + 50);  // still locked on A
