@@ -14,7 +14,7 @@ build_packages=(
 test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl
   iproute2 nftables busybox dnsmasq-base coturn kea-dhcp4-server isc-dhcp-server
-  espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio baresip
+  espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
 )
 
 # What the NAT lab (tests/lab/) runs; the demo runs its first scenario as root, then

@@ -47,7 +47,7 @@ def voice_device_mode():
     speaker = d.path("speaker.wav")
     caller_heard, report = d.path("caller-heard.wav"), d.path("callee-report.json")
     recorder = subprocess.Popen(["parecord", "--device=tsunagu_test.monitor", "--rate=48000", "--channels=1",
-                                 "--format=s16le", "--file-format=wav", speaker],
+                                 "--format=s16le", "--file-format=wav", "--latency-msec=20", speaker],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     player = None
     try:
