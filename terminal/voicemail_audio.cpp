@@ -33,7 +33,7 @@ Expected<double, std::string> record_message(const std::string& from, const audi
   const auto max_frames = static_cast<uint64_t>(max_seconds / frame_seconds);
   if (!from.empty()) {
     auto reader = audio::AudioFileReader::open(from);
-    if (!reader) return Unexpected(from + ": " + reader.error());
+    if (!reader) return Unexpected(reader.error());  // it names the file
     if ((*reader)->seconds() > max_seconds)
       return Unexpected(from + ": " + std::to_string(static_cast<int>((*reader)->seconds())) +
                         " s is longer than a message may be (" + std::to_string(static_cast<int>(max_seconds)) + " s)");
