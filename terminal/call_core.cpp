@@ -342,6 +342,11 @@ void CallCore::voice_frame(const int16_t* captured, media::FrameOut playout, uin
   transfer_.voice_frame(captured, playout, now_ns);
   collect_transfer();
 }
+void CallCore::voice_key(char key) {
+  if (state_ == CallState::ended) return;
+  transfer_.voice_key(key);
+  collect_transfer();
+}
 void CallCore::voice_input_end(uint64_t now_ns) {
   transfer_.voice_input_end(now_ns);
   collect_transfer();

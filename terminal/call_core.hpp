@@ -102,6 +102,7 @@ class CallCore {
   // Voice (see TransferCore::voice_frame).
   void voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns);
   void voice_input_end(uint64_t now_ns);
+  void voice_key(char key);
 
   std::vector<CallAction> take_actions() {
     collect_transfer();

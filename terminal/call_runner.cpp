@@ -318,9 +318,48 @@ class CallShell {
     audio_timer_.get()->data = this;
     audio_started_ns_ = mono_ns();
     audio_frames_ = 0;
+    start_keys();
     uv_timer_start(audio_timer_.get(), [](uv_timer_t* t) {
       if (auto* self = static_cast<CallShell*>(t->data)) self->audio_tick();
     }, 0, media::frame_ns / 1'000'000);
+  }
+
+  // Keys during a phone call from a terminal's stdin (a microphone call, and
+  // stdin not a file): read one at a time in raw mode through the loop. ^C
+  // arrives as a byte in raw mode and is raised as SIGINT, so it hangs up as
+  // always; the terminal's mode is restored when the call's media is released.
+  void start_keys() {
+    if (!options_.audio.devices || !options_.audio.input_file.empty() || ::isatty(STDIN_FILENO) == 0) return;
+    if (options_.mode == CallOptions::Mode::pipe) return;
+    uv_tty_t* tty = keys_.make();
+    if (uv_tty_init(loop_, tty, STDIN_FILENO, 1) != 0) return keys_.forget_uninitialised();
+    tty->data = this;
+    uv_tty_set_mode(tty, UV_TTY_MODE_RAW);
+    std::cerr << "keys: m mute, h hold, 0-9 * # A-D dial, ^C hang up" << std::endl;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(tty),
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* self = static_cast<CallShell*>(h->data);
+          *buf = uv_buf_init(self->key_buffer_, sizeof self->key_buffer_);
+        },
+        [](uv_stream_t* stream, ssize_t n, const uv_buf_t* buf) {
+          auto* self = static_cast<CallShell*>(stream->data);
+          if (self == nullptr || n <= 0) return;
+          for (ssize_t i = 0; i < n; ++i) {
+            char key = buf->base[i];
+            if (key == 3) {  // ^C in raw mode
+              ::raise(SIGINT);
+              return;
+            }
+            self->feed([key](CallCore& c, uint64_t) { c.voice_key(key); });
+          }
+        });
+  }
+
+  void stop_keys() {
+    if (keys_.get() == nullptr) return;
+    uv_tty_reset_mode();
+    keys_.close();
   }
 
   void audio_tick() {
@@ -366,6 +405,7 @@ class CallShell {
     if (!read_pending_) close_input();
     timer_.close();
     audio_timer_.close();
+    stop_keys();
     if (audio_ != nullptr) {
       if (auto counters = audio_->device_counters(); !counters.empty()) std::cerr << counters << std::endl;
       if (auto finished = audio_->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
@@ -430,6 +470,8 @@ class CallShell {
   Bytes read_buffer_;
   std::unique_ptr<CallAudio> audio_;
   OwnedHandle<uv_timer_t> audio_timer_;
+  OwnedHandle<uv_tty_t> keys_;
+  char key_buffer_[64];
   uint64_t audio_started_ns_ = 0, audio_frames_ = 0;
   bool input_end_told_ = false;
 };

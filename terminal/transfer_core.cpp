@@ -335,6 +335,21 @@ void TransferCore::on_media(ByteView payload, uint64_t now_ns) {
 
 void TransferCore::voice_input_end(uint64_t /*now_ns*/) { voice_input_done_ = true; }
 
+void TransferCore::voice_key(char key) {
+  if (!voice_ || done_) return;
+  if (key == 'm' || key == 'M') {
+    muted_ = !muted_;
+    voice_->set_muted(muted_);
+    return print(muted_ ? "muted (m: unmute)" : "unmuted");
+  }
+  if (key == 'h' || key == 'H') {
+    held_ = !held_;
+    voice_->set_held(held_);
+    return print(held_ ? "on hold: nothing is sent (h: resume)" : "resumed");
+  }
+  if (voice_->send_digits(std::string_view(&key, 1))) print(std::string("sending ") + key);
+}
+
 void TransferCore::voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns) {
   if (!voice_ || done_) {
     std::fill(playout.begin(), playout.end(), int16_t{0});

@@ -111,6 +111,9 @@ class TransferCore {
   // stdout), and ends the caller's call when its input and digits are done.
   void voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns);
   void voice_input_end(uint64_t now_ns);  // the audio file is exhausted
+  // The user's keys during a phone call: mute (silence is sent), hold
+  // (nothing is sent; the peer hears silence), digits sent now. Each says so.
+  void voice_key(char key);
   const media::VoiceStats* voice_stats() const { return voice_ ? &voice_->stats() : nullptr; }
   // The node said the call was hung up: whether data may be missing.
   bool hangup_loses_data() const;
@@ -196,6 +199,7 @@ class TransferCore {
   uint64_t voice_started_ns_ = 0;
   std::optional<uint64_t> voice_end_ns_;  // caller: hang up then
   uint64_t media_ignored_ = 0;  // media frames for a callee without audio
+  bool muted_ = false, held_ = false;
 };
 
 }  // namespace tsunagu::terminal
