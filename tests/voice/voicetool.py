@@ -300,16 +300,25 @@ def score(sent_path, received_path):
     x = x[:, speaking]
     core = aligned[margin:margin + len(sent)]
     gain = max(np.sqrt(np.mean(core ** 2)), SILENCE_RMS) / np.sqrt(np.mean(sent ** 2))
-    per_shift = []
-    for shift in range(-margin // SHIFT_STEP, margin // SHIFT_STEP + 1):
-        columns = speaking * steps + margin // SHIFT_STEP + shift
-        columns = columns[columns < y_all.shape[1]]
+    shifts = np.arange(-margin // SHIFT_STEP, margin // SHIFT_STEP + 1)
+
+    def received_at(frame_shifts):
+        """The received envelopes under the sent speaking frames, each frame shifted by its own steps."""
+        columns = speaking * steps + margin // SHIFT_STEP + frame_shifts
         y = np.zeros_like(x)
-        y[:, :len(columns)] = y_all[:, columns]
-        per_shift.append(_segment_scores(x, y, gain))
-    if per_shift[0].size == 0:
+        inside = columns < y_all.shape[1]
+        y[:, inside] = y_all[:, columns[inside]]
+        return y
+
+    per_shift = np.stack([_segment_scores(x, received_at(np.full(len(speaking), shift)), gain) for shift in shifts])
+    if per_shift.shape[1] == 0:
         raise VoiceToolError("%s: less than 384 ms of speech to score" % sent_path)
-    value = float(np.clip(np.max(np.stack(per_shift), axis=0).mean(), 0.0, 1.0))
+    # Where the delay changes inside a segment, no one shift fits both halves: each frame then takes
+    # the shift of the segment centred on it, and a segment scores the better of the two alignments.
+    best = shifts[np.argmax(per_shift, axis=0)]
+    centred = np.clip(np.arange(len(speaking)) - SEGMENT_FRAMES // 2, 0, len(best) - 1)
+    followed = _segment_scores(x, received_at(best[centred]), gain)
+    value = float(np.clip(np.maximum(per_shift.max(axis=0), followed).mean(), 0.0, 1.0))
     return {"score": round(value, 4), "delay_ms": round(1000.0 * lag / ANALYSIS_RATE, 2),
             "sent_seconds": round(sent_seconds, 3), "received_seconds": round(received_seconds, 3)}
 
