@@ -18,7 +18,7 @@ The CLI these drive:
       on stdout for each digit received.
 
 Measured on 2026-12-05 against the lead's CLI (branch lead-voice at 7234de4), loopback, 2 loaded
-cores, four scenarios at once: speech scores 0.980-0.993 (8 kHz stereo input 0.977-0.990), the
+cores, four scenarios at once: speech scores 0.980-0.993 (8 kHz stereo input 0.977-0.992), the
 recording aligned 46-66 ms after the sent audio, 0 lost, jitter 0.5-2.4 ms, RTT 1.2-1.8 ms;
 4106# decoded exactly from the recording and printed; bad files refused in 0.1 s, exit 2.
 """
