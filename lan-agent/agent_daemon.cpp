@@ -179,7 +179,7 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
   int64_t now = unix_now();
   auto batch = open_.table->begin_batch();
   if (!batch) {
-    log::error() << "table: " << batch.error().detail;
+    table_failed("table: ", batch.error());
     return false;
   }
   std::vector<alloc::TableChange> changes;
@@ -190,7 +190,7 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
         log::warn() << origin << ": event skipped: " << result.error().detail;
         continue;
       }
-      log::error() << "table: " << result.error().detail;
+      table_failed("table: ", result.error());
       return false;
     }
     // An end the table refused is worth a line: it names another lease of that
@@ -202,7 +202,7 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
     for (auto& ch : result->changes) changes.push_back(std::move(ch));
   }
   if (auto ok = batch->commit(); !ok) {
-    log::error() << "table commit: " << ok.error().detail;
+    table_failed("table commit: ", ok.error());
     return false;
   }
   for (const auto& ch : changes) {
@@ -221,6 +221,15 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
         voicemail_->deliver(ch.extension);
   if (!changes.empty()) arm_housekeeping();
   return true;
+}
+
+void AgentDaemon::table_failed(std::string_view context, const alloc::TableError& error) {
+  // The table's own kinds beside LMDB's: a record this build cannot read is
+  // corruption; an argument the table refused is this program's bug.
+  storage::StoreErrc kind = error.code == alloc::TableErrc::storage            ? error.store_code
+                            : error.code == alloc::TableErrc::corrupted_record ? storage::StoreErrc::corrupted
+                                                                               : storage::StoreErrc::other;
+  storage_errors_.note(log::Level::error, context, storage::StoreError{kind, 0, error.detail});
 }
 
 void AgentDaemon::replay_spools() {
@@ -249,7 +258,7 @@ void AgentDaemon::sync_lease_files() {
     }
     auto result = sync_snapshot(*open_.table, *snapshot, unix_now());
     if (!result) {
-      log::error() << "sync " << source.path << ": " << result.error().detail;
+      table_failed("sync " + source.path + ": ", result.error());
       continue;
     }
     for (const auto& ch : result->changes) log::info() << "sync: " << describe_change(ch);
@@ -271,7 +280,7 @@ void AgentDaemon::resync() {
 
 void AgentDaemon::housekeeping() {
   auto changes = open_.table->expire_stale(unix_now());
-  if (!changes) log::error() << "expiry: " << changes.error().detail;
+  if (!changes) table_failed("expiry: ", changes.error());
   else
     for (const auto& ch : *changes) log::info() << "expiry: " << describe_change(ch);
   arm_housekeeping();

@@ -22,6 +22,7 @@
 #include "lan-agent/lan_voicemail_courier.hpp"
 #include "lan-agent/node_link.hpp"
 #include "storage/lmdb_store.hpp"
+#include "storage/storage_error_log.hpp"
 
 namespace tsunagu::lanagent {
 
@@ -53,6 +54,8 @@ class AgentDaemon {
   void housekeeping();
   void arm_housekeeping();
   void handle_closed();
+  // A failure of the allocation table: counted by kind and logged, rate-limited.
+  void table_failed(std::string_view context, const alloc::TableError& error);
 
   uv_loop_t* loop_;
   AgentConfig config_;
@@ -71,6 +74,7 @@ class AgentDaemon {
   log::RateLimit stale_end_log_{20, std::chrono::seconds(60)};  // ends the table refused
   log::RateLimit conflict_log_{20, std::chrono::seconds(60)};   // hostnames claiming bound extensions (LAN hosts)
   bool shutting_down_ = false;
+  storage::StorageErrorLog storage_errors_;  // the table's failures (the node's daemon logs the same way)
 };
 
 }  // namespace tsunagu::lanagent

@@ -71,10 +71,10 @@ void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const prot
   if (id == nullptr)
     return reply_error(link, request, sig::error::bad_request,
                        "Bad Request: CALL-ID is required (TURN credentials are handed out inside a call only)");
-  auto it = calls_.find(std::string(proto::read_string(*id)));
+  Call* found = calls_->find(std::string(proto::read_string(*id)));
   uint8_t* issued = nullptr;
-  if (it != calls_.end()) {
-    Call& call = it->second;
+  if (found != nullptr) {
+    Call& call = *found;
     if (call.caller_link == link && call.caller == *state.user) issued = &call.turn_issued_caller;
     else if (call.callee_link == link && call.callee == *state.user && !call.via_agent) issued = &call.turn_issued_callee;
   }
@@ -89,33 +89,7 @@ void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const prot
   send(link, builder.finish());
 }
 
-bool NodeCore::user_in_accepted_call(const std::string& user) const {
-  auto it = call_counts_.find(user);
-  return it != call_counts_.end() && it->second.accepted > 0;
-}
-
-void NodeCore::count_call(const Call& call, int delta) {
-  auto adjust = [delta](size_t& value) { value = delta > 0 ? value + 1 : value - 1; };
-  CallCounts& caller = call_counts_[call.caller];
-  CallCounts& callee = call_counts_[call.callee];
-  if (call.state == sig::call_state::ringing || call.state == sig::call_state::preparing) {
-    // A prepared call counts against the caller's ringing limits; its callee is not rung yet.
-    adjust(caller.ringing_out);
-    if (call.state == sig::call_state::ringing) adjust(callee.ringing_in);
-    size_t& by_source = ringing_by_source_[call.caller_source];
-    adjust(by_source);
-    if (by_source == 0) ringing_by_source_.erase(call.caller_source);
-  } else if (call.state == sig::call_state::accepted) {
-    adjust(caller.accepted);
-    adjust(callee.accepted);
-  }
-  for (const std::string* user : {&call.caller, &call.callee}) {
-    auto it = call_counts_.find(*user);
-    if (it != call_counts_.end() && it->second.ringing_out == 0 && it->second.ringing_in == 0 &&
-        it->second.accepted == 0)
-      call_counts_.erase(it);
-  }
-}
+bool NodeCore::user_in_accepted_call(const std::string& user) const { return calls_->counts(user).accepted > 0; }
 
 std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkState& state,
                                                            const proto::Message& request, const std::string& callee) {
@@ -156,9 +130,8 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
     target.link = row->link;
     call_waiting = ((*account)->services & sig::service_flag::call_waiting) != 0;
   }
-  auto callee_counts = call_counts_.find(callee);
-  target.engaged = callee_counts != call_counts_.end() &&
-                   (callee_counts->second.accepted > 0 || callee_counts->second.ringing_in > 0);
+  CallCounts callee_counts = calls_->counts(callee);
+  target.engaged = callee_counts.accepted > 0 || callee_counts.ringing_in > 0;
   if (target.engaged && !call_waiting) {
     reply_error(link, request, sig::error::busy, "Busy: the user is in a call");
     return std::nullopt;
@@ -181,15 +154,15 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   if (prepared_id != nullptr) {
     if (offer == nullptr)
       return reply_error(link, request, sig::error::bad_request, "Bad Request: ICE-DESCRIPTION is required with CALL-ID");
-    auto it = calls_.find(std::string(proto::read_string(*prepared_id)));
-    if (it == calls_.end() || it->second.caller_link != link || it->second.state != sig::call_state::preparing ||
-        (target_attribute != nullptr && proto::read_string(*target_attribute) != it->second.callee))
+    Call* prepared = calls_->find(std::string(proto::read_string(*prepared_id)));
+    if (prepared == nullptr || prepared->caller_link != link || prepared->state != sig::call_state::preparing ||
+        (target_attribute != nullptr && proto::read_string(*target_attribute) != prepared->callee))
       return reply_error(link, request, sig::error::no_such_call,
                          "Call Does Not Exist: no prepared call with that CALL-ID for you");
-    std::string call_id = it->first;
-    auto target = reach_callee(link, state, request, it->second.callee);
+    std::string call_id = prepared->id;
+    auto target = reach_callee(link, state, request, prepared->callee);
     if (!target) return end_call(call_id, sig::error::cancelled, {}, link);  // the refusal was the answer
-    return ring_callee(link, request, it->second, *target, proto::read_string(*offer), now);
+    return ring_callee(link, request, *calls_->find(call_id), *target, proto::read_string(*offer), now);
   }
 
   if (target_attribute == nullptr)
@@ -198,9 +171,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   if (!sig::valid_user_id(callee)) return reply_error(link, request, sig::error::invalid_user_id);
   if (callee == *state.user) return reply_error(link, request, sig::error::bad_request, "Bad Request: calling yourself");
   std::string source = source_key(state.observed);
-  size_t by_user = 0, by_source = 0;
-  if (auto it = call_counts_.find(*state.user); it != call_counts_.end()) by_user = it->second.ringing_out;
-  if (auto it = ringing_by_source_.find(source); it != ringing_by_source_.end()) by_source = it->second;
+  size_t by_user = calls_->counts(*state.user).ringing_out, by_source = calls_->ringing_from(source);
   if (by_user >= settings_.max_ringing_per_user || by_source >= settings_.max_ringing_per_source)
     return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: too many calls ringing");
   auto target = reach_callee(link, state, request, callee);
@@ -213,21 +184,18 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   call.caller_link = link;
   call.caller_source = source;
   call.state = sig::call_state::preparing;
-  // Gathering with TURN takes seconds; an unused preparation ends like an unanswered ring.
-  call.ring_deadline_ms = now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000;
   fill_random(call.key);
   uint32_t media = 0;
   if (const auto* m = request.find(sig::attr::call_media)) media = proto::read_u32(*m).value_or(0) == 1 ? 1 : 0;
   call.media = media;
-  ring_deadlines_.emplace(call.ring_deadline_ms, call.id);
-  count_call(call, +1);
-  calls_by_link_.emplace(call.caller_link, call.id);
-  auto [it, inserted] = calls_.emplace(call.id, std::move(call));
-  if (offer != nullptr) return ring_callee(link, request, it->second, *target, proto::read_string(*offer), now);
+  // Gathering with TURN takes seconds; an unused preparation ends like an unanswered ring.
+  deadlines_.schedule(now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000, DeadlineKind::ring, call.id);
+  Call& placed = calls_->insert(std::move(call));
+  if (offer != nullptr) return ring_callee(link, request, placed, *target, proto::read_string(*offer), now);
 
-  it->second.turn_issued_caller = 1;
+  placed.turn_issued_caller = 1;
   auto ok = success(request);
-  ok.add_string(sig::attr::call_id, it->first);
+  ok.add_string(sig::attr::call_id, placed.id);
   ok.add_u32(sig::attr::call_state, sig::call_state::preparing);
   add_turn_attributes(ok, *state.user, now);
   send(link, ok.finish());
@@ -235,13 +203,10 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
 
 void NodeCore::ring_callee(LinkId link, const proto::Message& request, Call& call, const CallTarget& target,
                            std::string_view offer, Now now) {
-  count_call(call, -1);
-  ring_deadlines_.erase({call.ring_deadline_ms, call.id});
-  call.callee_link = target.link;
-  call.via_agent = target.via_agent;
-  call.state = sig::call_state::ringing;
-  call.ring_deadline_ms = now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000;
-  fill_random(call.ring_transaction.bytes);
+  proto::TransactionId ring_transaction;
+  fill_random(ring_transaction.bytes);
+  calls_->ring(call, target.link, target.via_agent, ring_transaction);
+  deadlines_.schedule(now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000, DeadlineKind::ring, call.id);
 
   proto::MessageBuilder ring(proto::MessageClass::request, sig::method::ring, call.ring_transaction);
   ring.add_u32(sig::attr::protocol_version, sig::protocol_version);
@@ -261,12 +226,7 @@ void NodeCore::ring_callee(LinkId link, const proto::Message& request, Call& cal
   ok.add_string(sig::attr::call_id, call.id);
   ok.add_u32(sig::attr::call_state, call.via_agent ? sig::call_state::routed_to_agent : sig::call_state::ringing);
   send(link, ok.finish());
-
-  rings_[call.ring_transaction.bytes] = call.id;
-  ring_deadlines_.emplace(call.ring_deadline_ms, call.id);
   ++counters_.calls_offered;
-  count_call(call, +1);
-  calls_by_link_.emplace(call.callee_link, call.id);
 }
 
 void NodeCore::send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason) {
@@ -283,22 +243,10 @@ void NodeCore::send_call_event(LinkId link, const Call& call, uint32_t state, ui
 
 void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_view reason,
                         std::optional<LinkId> tell_not) {
-  auto it = calls_.find(call_id);
-  if (it == calls_.end()) return;
-  Call call = std::move(it->second);
-  calls_.erase(it);
-  count_call(call, -1);
-  for (LinkId party : {call.caller_link, call.callee_link}) {
-    if (party == 0) continue;  // a prepared call has no callee link yet
-    auto [first, last] = calls_by_link_.equal_range(party);
-    for (auto entry = first; entry != last; ++entry)
-      if (entry->second == call.id) {
-        calls_by_link_.erase(entry);
-        break;
-      }
-  }
-  rings_.erase(call.ring_transaction.bytes);
-  ring_deadlines_.erase({call.ring_deadline_ms, call.id});
+  auto ended = calls_->erase(call_id);
+  if (!ended) return;
+  const Call& call = *ended;
+  deadlines_.cancel(DeadlineKind::ring, call.id);
   for (LinkId party : {call.caller_link, call.callee_link})
     if (party != 0 && party != tell_not && links_.contains(party)) send_call_event(party, call, sig::call_state::ended, code, reason);
   if (call.state == sig::call_state::accepted) {
@@ -308,14 +256,12 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
 }
 
 void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, Now) {
-  auto ring = rings_.find(response.transaction_id.bytes);
-  if (ring == rings_.end()) return;  // late answer to a call that already ended
-  std::string call_id = ring->second;
-  auto it = calls_.find(call_id);
-  if (it == calls_.end() || it->second.callee_link != link) return;
-  Call& call = it->second;
-  rings_.erase(ring);
-  ring_deadlines_.erase({call.ring_deadline_ms, call.id});
+  Call* rung = calls_->find_ring(response.transaction_id);
+  if (rung == nullptr || rung->callee_link != link) return;  // late answer to a call that already ended, or not its callee
+  Call& call = *rung;
+  std::string call_id = call.id;
+  calls_->forget_ring(response.transaction_id);
+  deadlines_.cancel(DeadlineKind::ring, call.id);
   if (response.message_class == proto::MessageClass::error) {
     const auto* code = response.find(proto::attr::error_code);
     auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
@@ -335,9 +281,7 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
     end_call(call_id, sig::error::declined, "Declined: the callee's answer was malformed", std::nullopt);
     return;
   }
-  count_call(call, -1);
-  call.state = sig::call_state::accepted;
-  count_call(call, +1);
+  calls_->accept(call);
   ++counters_.calls_accepted;
   presence_.set_in_call(call.caller, true);
   presence_.set_in_call(call.callee, true);
@@ -367,14 +311,14 @@ void NodeCore::handle_hangup(LinkId link, LinkState& state, const proto::Message
   if (!state.user && !state.agent_ready) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   const auto* id = request.find(sig::attr::call_id);
   if (id == nullptr) return reply_error(link, request, sig::error::bad_request, "Bad Request: CALL-ID is required");
-  auto it = calls_.find(std::string(proto::read_string(*id)));
-  if (it == calls_.end() || (it->second.caller_link != link && it->second.callee_link != link)) {
+  Call* call = calls_->find(std::string(proto::read_string(*id)));
+  if (call == nullptr || (call->caller_link != link && call->callee_link != link)) {
     send(link, success(request).finish());  // idempotent: already over
     return;
   }
-  bool ringing = it->second.state == sig::call_state::ringing || it->second.state == sig::call_state::preparing;
-  bool by_caller = it->second.caller_link == link;
-  std::string call_id = it->first;
+  bool ringing = call->state == sig::call_state::ringing || call->state == sig::call_state::preparing;
+  bool by_caller = call->caller_link == link;
+  std::string call_id = call->id;
   send(link, success(request).finish());
   if (ringing && by_caller) end_call(call_id, sig::error::cancelled, "Cancelled: the caller hung up", link);
   else if (ringing) end_call(call_id, sig::error::declined, "Declined: the callee declined", link);
@@ -386,41 +330,35 @@ void NodeCore::handle_call_candidate(LinkId link, LinkState& state, const proto:
   const auto* id = indication.find(sig::attr::call_id);
   const auto* candidate = indication.find(sig::attr::ice_candidate);
   if (id == nullptr || candidate == nullptr || candidate->value.size() > 512) return;
-  auto it = calls_.find(std::string(proto::read_string(*id)));
-  if (it == calls_.end()) return;
+  Call* call = calls_->find(std::string(proto::read_string(*id)));
+  if (call == nullptr) return;
   LinkId other;
-  if (it->second.caller_link == link) other = it->second.callee_link;
-  else if (it->second.callee_link == link) other = it->second.caller_link;
+  if (call->caller_link == link) other = call->callee_link;
+  else if (call->callee_link == link) other = call->caller_link;
   else return;
   if (other == 0) return;  // prepared, not rung yet
-  if (!admit_candidate(it->second, candidate->value.size())) return;
+  if (!admit_candidate(*call, candidate->value.size())) return;
   proto::TransactionId fresh;
   fill_random(fresh.bytes);
   proto::MessageBuilder relay(proto::MessageClass::indication, sig::method::call_candidate, fresh);
   relay.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  relay.add_string(sig::attr::call_id, it->first);
+  relay.add_string(sig::attr::call_id, call->id);
   relay.add_string(sig::attr::ice_candidate, proto::read_string(*candidate));
   send(other, relay.finish());
 }
 
 void NodeCore::calls_link_closed(LinkId link) {
-  std::vector<std::string> ended;
-  auto [first, last] = calls_by_link_.equal_range(link);
-  for (auto entry = first; entry != last; ++entry) ended.push_back(entry->second);
-  for (const auto& id : ended) end_call(id, sig::error::link_lost, "Link Lost: the other side's link was lost", link);
+  for (const auto& id : calls_->calls_on(link))
+    end_call(id, sig::error::link_lost, "Link Lost: the other side's link was lost", link);
 }
 
-void NodeCore::expire_rings(Now now) {
-  while (!ring_deadlines_.empty() && ring_deadlines_.begin()->first <= now.mono_ms) {
-    std::string id = ring_deadlines_.begin()->second;
-    ring_deadlines_.erase(ring_deadlines_.begin());
-    auto it = calls_.find(id);
-    bool prepared = it != calls_.end() && it->second.state == sig::call_state::preparing;
-    end_call(id, sig::error::no_answer,
-             prepared ? "No Answer: the call was prepared but not placed in time"
-                      : "No Answer: the callee did not answer in time",
-             std::nullopt);
-  }
+void NodeCore::ring_expired(const std::string& call_id) {
+  const Call* call = calls_->find(call_id);
+  bool prepared = call != nullptr && call->state == sig::call_state::preparing;
+  end_call(call_id, sig::error::no_answer,
+           prepared ? "No Answer: the call was prepared but not placed in time"
+                    : "No Answer: the callee did not answer in time",
+           std::nullopt);
 }
 
 }  // namespace tsunagu::rendezvous

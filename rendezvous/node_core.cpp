@@ -22,6 +22,19 @@ std::optional<std::pair<uint16_t, proto::TransactionId>> header_of(ByteView byte
   return std::make_pair(method, id);
 }
 
+// A forward's deadline key: its transaction ID's bytes.
+std::string forward_key(const proto::TransactionId& id) {
+  std::string key(id.bytes.size(), '\0');
+  std::transform(id.bytes.begin(), id.bytes.end(), key.begin(), [](std::byte b) { return static_cast<char>(b); });
+  return key;
+}
+
+proto::TransactionId transaction_of_key(std::string_view key) {
+  proto::TransactionId id;
+  for (size_t i = 0; i < id.bytes.size() && i < key.size(); ++i) id.bytes[i] = static_cast<std::byte>(key[i]);
+  return id;
+}
+
 bool valid_text(std::string_view text, size_t max) {
   if (text.size() > max) return false;
   return std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
@@ -35,13 +48,18 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       presence_(uint64_t{settings_.keepalive_interval_s} * settings_.keepalive_misses * 1000),
       limiter_(settings_.login_limits),
       scan_limiter_(settings_.directory_scan_burst, settings_.directory_scan_interval_ms),
-      dummy_hash_(security::hash_password(to_hex(random_bytes(16)), settings_.password_hashing)) {
+      dummy_hash_(security::hash_password(to_hex(random_bytes(16)), settings_.password_hashing)),
+      uploads_(std::make_unique<LocalUploadTable>(uint64_t{settings_.voicemail_upload_idle_s} * 1000,
+                                                  uint64_t{settings_.voicemail_upload_max_s} * 1000)) {
   auto registry = AgentRegistry::open(store_.environment());
   if (registry) registry_.emplace(std::move(*registry));
   else open_error_ = registry.error();
   auto voicemail = VoicemailStore::open(store_.environment());
   if (voicemail) voicemail_.emplace(std::move(*voicemail));
   else if (!open_error_) open_error_ = voicemail.error();
+  // Both at the first tick, as before this queue: their times start at 0.
+  if (voicemail_) deadlines_.schedule(0, DeadlineKind::retention_sweep);
+  if (settings_.account_check_interval_ms != 0) deadlines_.schedule(0, DeadlineKind::account_check);
   auto txn = store_.begin_read();
   Expected<uint64_t, storage::StoreError> epoch = Unexpected(storage::StoreError{});
   if (txn) epoch = store_.epoch(*txn);
@@ -66,14 +84,14 @@ void NodeCore::link_opened(LinkId link, const proto::SocketAddress& observed, No
   state.observed = observed;
   state.opened_ms = now.mono_ms;
   links_[link] = state;
-  login_deadlines_.emplace(now.mono_ms + uint64_t{settings_.login_timeout_s} * 1000, link);
+  deadlines_.schedule(now.mono_ms + uint64_t{settings_.login_timeout_s} * 1000, DeadlineKind::login, link_key(link));
   admit_link(link, links_[link], now);
 }
 
 void NodeCore::link_closed(LinkId link, Now now) {
   auto it = links_.find(link);
   if (it == links_.end()) return;
-  login_deadlines_.erase({it->second.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, link});
+  deadlines_.cancel(DeadlineKind::login, link_key(link));
   bool agent = it->second.agent_ready;
   forget_link_limits(link, it->second);
   links_.erase(it);
@@ -478,8 +496,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   state.user = pending.user_id;
   state.role = pending.role;
   state.account_generation = pending.generation;
-  if (first_login_on_link)
-    login_deadlines_.erase({state.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, pending.link});
+  if (first_login_on_link) deadlines_.cancel(DeadlineKind::login, link_key(pending.link));
   end_prelogin(state);
 
   proto::MessageBuilder ok(proto::MessageClass::success, sig::method::login, pending.transaction);
@@ -622,49 +639,43 @@ void NodeCore::tick(Now now) {
     close(row.link, "keepalives missed");
     if (auto it = links_.find(row.link); it != links_.end()) it->second.user.reset();
   }
-  expire_rings(now);
-  expire_voicemail(now);
-  check_accounts(now);
-  expire_idle_links(now);
-  while (!forward_deadlines_.empty() && forward_deadlines_.begin()->first <= now.mono_ms) {
-    auto id = forward_deadlines_.begin()->second;
-    forward_deadlines_.erase(forward_deadlines_.begin());
-    auto forward = forwards_.find(id);
-    if (forward == forwards_.end()) continue;
-    PendingForward pending = forward->second;
-    forwards_.erase(forward);
-    if (auto agent = links_.find(pending.agent); agent != links_.end()) --agent->second.forwards_pending;
+  std::vector<Deadline> due = deadlines_.take_due(now.mono_ms);
+  // By kind in DeadlineKind's order (as the separate sets were handled before
+  // the one queue), each kind earliest first; the uploads are swept every tick.
+  auto each_due = [&](DeadlineKind kind, auto&& handle) {
+    for (const auto& deadline : due)
+      if (deadline.kind == kind) handle(deadline);
+  };
+  each_due(DeadlineKind::ring, [&](const Deadline& d) { ring_expired(d.key); });
+  expire_uploads(now);
+  each_due(DeadlineKind::retention_sweep, [&](const Deadline&) { sweep_voicemail(now); });
+  each_due(DeadlineKind::account_check, [&](const Deadline&) { check_accounts(now); });
+  each_due(DeadlineKind::idle_check, [&](const Deadline& d) { check_idle(link_of_key(d.key), now); });
+  each_due(DeadlineKind::forward, [&](const Deadline& d) {
+    auto forward = forwards_->take(transaction_of_key(d.key));
+    if (!forward) return;
     ++counters_.forward_timeouts;
-    answer_forward(pending, sig::error::agent_timeout, "Agent Timeout: the LAN agent did not answer in time");
-  }
-  while (!login_deadlines_.empty() && login_deadlines_.begin()->first <= now.mono_ms) {
-    LinkId link = login_deadlines_.begin()->second;
-    login_deadlines_.erase(login_deadlines_.begin());
-    close(link, "no login in time");
-  }
+    answer_forward(*forward, sig::error::agent_timeout, "Agent Timeout: the LAN agent did not answer in time");
+  });
+  each_due(DeadlineKind::login, [&](const Deadline& d) { close(link_of_key(d.key), "no login in time"); });
 }
 
 std::optional<uint64_t> NodeCore::next_deadline() const {
+  // The account check matters only while links exist, the upload sweep only
+  // while uploads do. The retention sweep never wakes the node on its own: it
+  // runs at the first tick after it is due (an idle node with no deadline
+  // sleeps; messages past retention are not listed meanwhile, only their
+  // bytes stay a little longer).
+  auto wakes = [this](DeadlineKind kind) {
+    switch (kind) {
+      case DeadlineKind::account_check: return !links_.empty();
+      case DeadlineKind::upload_sweep: return !uploads_->empty();
+      case DeadlineKind::retention_sweep: return false;
+      default: return true;
+    }
+  };
   std::optional<uint64_t> next = presence_.next_deadline();
-  if (!login_deadlines_.empty()) {
-    uint64_t login = login_deadlines_.begin()->first;
-    next = next ? std::min(*next, login) : login;
-  }
-  if (!forward_deadlines_.empty()) {
-    uint64_t forward = forward_deadlines_.begin()->first;
-    next = next ? std::min(*next, forward) : forward;
-  }
-  if (!ring_deadlines_.empty()) {
-    uint64_t ring = ring_deadlines_.begin()->first;
-    next = next ? std::min(*next, ring) : ring;
-  }
-  if (settings_.account_check_interval_ms != 0 && !links_.empty())
-    next = next ? std::min(*next, next_account_check_ms_) : next_account_check_ms_;
-  if (!idle_checks_.empty()) {
-    uint64_t idle = idle_checks_.begin()->first;
-    next = next ? std::min(*next, idle) : idle;
-  }
-  if (!uploads_.empty()) next = next ? std::min(*next, next_upload_sweep_ms_) : next_upload_sweep_ms_;
+  if (auto queued = deadlines_.next(wakes)) next = next ? std::min(*next, *queued) : *queued;
   return next;
 }
 
@@ -692,7 +703,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
     if (!owner->has_value() || **owner != name)
       return reply_error(link, request, sig::error::forbidden,
                          "Forbidden: domain " + d + " is not enrolled for agent " + name);
-    if (auto held = connected_domains_.find(d); held != connected_domains_.end() && held->second != link)
+    if (auto held = routes_->domain_holder(d); held && *held != link)
       return reply_error(link, request, sig::error::domain_held,
                          "Domain Held: another connected agent holds domain " + d);
   }
@@ -702,14 +713,12 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
     if (!owner->has_value() || **owner != name)
       return reply_error(link, request, sig::error::forbidden,
                          "Forbidden: number prefix " + p + " is not enrolled for agent " + name);
-    if (auto held = connected_prefixes_.find(p); held != connected_prefixes_.end() && held->second != link)
+    if (auto held = routes_->prefix_holder(p); held && *held != link)
       return reply_error(link, request, sig::error::domain_held,
                          "Domain Held: another connected agent holds prefix " + p);
   }
-  for (const auto& d : domains) connected_domains_[d] = link;
-  for (const auto& p : prefixes) connected_prefixes_[p] = link;
-  if (!state.agent_ready)
-    login_deadlines_.erase({state.opened_ms + uint64_t{settings_.login_timeout_s} * 1000, link});
+  routes_->hold(domains, prefixes, link);
+  if (!state.agent_ready) deadlines_.cancel(DeadlineKind::login, link_key(link));
   state.agent_ready = true;
   end_prelogin(state);
   auto ok = success(request);
@@ -717,59 +726,46 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
   send(link, ok.finish());
 }
 
-NodeCore::Route NodeCore::find_route(const std::string& user_id) {
-  Route found;
-  auto at = user_id.find('@');
-  if (at != std::string::npos) {
-    found.route = user_id.substr(at + 1);
-    if (auto held = connected_domains_.find(found.route); held != connected_domains_.end()) found.agent = held->second;
-  } else if (!user_id.empty() && user_id[0] == '+') {
-    // Longest announced prefix wins.
-    for (const auto& [prefix, holder] : connected_prefixes_)
-      if (user_id.starts_with(prefix) && prefix.size() > found.route.size()) {
-        found.route = prefix;
-        found.agent = holder;
-      }
-  }
-  auto* txn = found.agent || !registry_ ? nullptr : read_txn();
-  if (txn != nullptr) {
-    auto route = registry_->route_of(*txn, user_id);
-    if (route && route->has_value()) {
-      found.routed = true;
-      found.route = **route;
-    }
-  }
-  found.routed = found.routed || found.agent.has_value();
-  return found;
+Expected<std::optional<std::string>, storage::StoreError> NodeCore::RegistryRoutes::route_of(
+    const std::string& user_id) {
+  if (!core_.registry_) return std::optional<std::string>();
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.registry_->route_of(*txn, user_id);
 }
+
+Route NodeCore::find_route(const std::string& user_id) { return rendezvous::find_route(*routes_, &enrolled_routes_, user_id); }
 
 bool NodeCore::route_lookup(LinkId link, LinkState& state, const proto::Message& request, const std::string& user_id,
                             Now now) {
   Route found = find_route(user_id);
   if (!found.routed) return false;
-  std::optional<LinkId> agent = found.agent;
-  if (!agent) {
+  if (!found.agent) {
     reply_error(link, request, sig::error::agent_offline,
                 "Agent Offline: the LAN agent for " + found.route + " is not connected");
     return true;
   }
-  auto agent_state = links_.find(*agent);
-  if (agent_state == links_.end() || agent_state->second.forwards_pending >= settings_.max_forwards_per_agent) {
+  send_forward(link, request, *found.agent, user_id, *state.user, now);
+  return true;
+}
+
+bool NodeCore::send_forward(LinkId link, const proto::Message& request, LinkId agent, const std::string& user_id,
+                            const std::string& caller_id, Now now, Bytes held) {
+  if (!links_.contains(agent) || forwards_->pending_for(agent) >= settings_.max_forwards_per_agent) {
     reply_error(link, request, sig::error::unavailable, "Unavailable: the LAN agent is overloaded");
-    return true;
+    return false;
   }
   proto::TransactionId id;
   fill_random(id.bytes);
   proto::MessageBuilder forward(proto::MessageClass::request, sig::method::forwarded_lookup, id);
   forward.add_u32(sig::attr::protocol_version, sig::protocol_version);
   forward.add_string(sig::attr::user_id, user_id);
-  forward.add_string(sig::attr::caller_id, *state.user);
-  uint64_t deadline = now.mono_ms + settings_.forward_timeout_ms;
-  forwards_[id.bytes] = PendingForward{link, request.transaction_id, *agent, deadline};
-  forward_deadlines_.emplace(deadline, id.bytes);
-  ++agent_state->second.forwards_pending;
+  forward.add_string(sig::attr::caller_id, caller_id);
+  forwards_->add(id, PendingForward{link, request.transaction_id, agent, request.method, std::move(held)});
+  deadlines_.schedule(now.mono_ms + settings_.forward_timeout_ms, DeadlineKind::forward,
+                      forward_key(id));
   ++counters_.forwarded_lookups;
-  send(*agent, forward.finish());
+  send(agent, forward.finish());
   return true;
 }
 
@@ -779,12 +775,10 @@ void NodeCore::answer_forward(const PendingForward& forward, uint16_t code, std:
 }
 
 void NodeCore::handle_agent_response(LinkId link, const proto::Message& response, Now now) {
-  auto it = forwards_.find(response.transaction_id.bytes);
-  if (it == forwards_.end() || it->second.agent != link) return;  // late (timed out) or not ours
-  PendingForward forward = std::move(it->second);
-  forwards_.erase(it);
-  forward_deadlines_.erase({forward.deadline_ms, response.transaction_id.bytes});
-  if (auto agent = links_.find(link); agent != links_.end()) --agent->second.forwards_pending;
+  const PendingForward* pending = forwards_->find(response.transaction_id);
+  if (pending == nullptr || pending->agent != link) return;  // late (timed out) or not ours
+  PendingForward forward = std::move(*forwards_->take(response.transaction_id));
+  deadlines_.cancel(DeadlineKind::forward, forward_key(response.transaction_id));
   if (!links_.contains(forward.caller)) return;
   if (forward.method == sig::method::voicemail_begin) return edge_policy_answered(forward, response, now);
   if (response.message_class == proto::MessageClass::error) {
@@ -818,16 +812,9 @@ void NodeCore::handle_agent_response(LinkId link, const proto::Message& response
 }
 
 void NodeCore::drop_agent_routes(LinkId link, Now) {
-  std::erase_if(connected_domains_, [&](const auto& entry) { return entry.second == link; });
-  std::erase_if(connected_prefixes_, [&](const auto& entry) { return entry.second == link; });
-  for (auto it = forwards_.begin(); it != forwards_.end();) {
-    if (it->second.agent != link) {
-      ++it;
-      continue;
-    }
-    forward_deadlines_.erase({it->second.deadline_ms, it->first});
-    PendingForward forward = it->second;
-    it = forwards_.erase(it);
+  routes_->drop_agent(link);
+  for (const auto& [id, forward] : forwards_->take_agent(link)) {
+    deadlines_.cancel(DeadlineKind::forward, forward_key(id));
     answer_forward(forward, sig::error::agent_offline, "Agent Offline: the LAN agent's link closed");
   }
 }

@@ -25,9 +25,13 @@
 #include "proto/signalling.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
+#include "rendezvous/call_table.hpp"
+#include "rendezvous/deadline_queue.hpp"
 #include "rendezvous/directory_search.hpp"
+#include "rendezvous/forward_table.hpp"
 #include "rendezvous/login_limiter.hpp"
 #include "rendezvous/presence_table.hpp"
+#include "rendezvous/upload_table.hpp"
 #include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
 #include "security/random.hpp"
@@ -222,37 +226,10 @@ class NodeCore {
     bool login_pending = false;
     std::optional<std::string> agent_name;  // agent links: the certificate's name
     bool agent_ready = false;               // agent_hello accepted
-    size_t forwards_pending = 0;
     uint64_t account_generation = 0;  // the account's generation at login
     std::string prelogin_source;  // counted in prelogin_by_source_ until it logs in (node_limits.cpp)
     bool refused = false;         // refused at link_opened; closed, its messages ignored
     uint64_t last_message_ms = 0;
-    uint64_t idle_check_ms = 0;  // its entry in idle_checks_
-  };
-  struct Call {
-    std::string id;
-    std::string caller, callee;
-    LinkId caller_link = 0, callee_link = 0;
-    std::string caller_source;
-    uint32_t state = 0;  // proto::call_state
-    uint64_t ring_deadline_ms = 0;
-    proto::TransactionId ring_transaction;
-    std::array<std::byte, 32> key{};
-    bool via_agent = false;  // callee_link is the LAN agent of the callee's domain
-    uint32_t media = 0;      // CALL-MEDIA: 1 = a reliable data stream
-    uint8_t turn_issued_caller = 0, turn_issued_callee = 0;  // TURN credentials handed out in this call
-    uint32_t early_candidates = 0;  // relayed before it was accepted (node_limits.cpp)
-    uint64_t early_candidate_bytes = 0;
-  };
-  struct PendingForward {
-    LinkId caller = 0;
-    proto::TransactionId caller_transaction;
-    LinkId agent = 0;
-    uint64_t deadline_ms = 0;
-    // lookup: the agent's answer is the caller's; voicemail_begin: the agent's
-    // edge policy decides, then `request` (the caller's, as it came) goes on.
-    uint16_t method = proto::method::lookup;
-    Bytes request;
   };
   struct PendingAuth {
     enum class Purpose { login, register_user } purpose = Purpose::login;
@@ -290,17 +267,18 @@ class NodeCore {
   void handle_lookup(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_agent_hello(LinkId link, LinkState& state, const proto::Message& request);
   void handle_agent_response(LinkId link, const proto::Message& response, Now now);
-  // Where a routed ID (EXT@DOMAIN, +NUMBER) goes: `routed` when a domain or
-  // prefix is enrolled or announced; `agent` when its agent is connected.
-  struct Route {
-    bool routed = false;
-    std::optional<LinkId> agent;
-    std::string route;  // the domain or prefix
-  };
+  // Where a routed ID (EXT@DOMAIN, +NUMBER) goes (forward_table.hpp).
   Route find_route(const std::string& user_id);
   // true when the lookup was forwarded or answered for a routed ID.
   bool route_lookup(LinkId link, LinkState& state, const proto::Message& request, const std::string& user_id,
                     Now now);
+  // Asks `agent` about `user_id` on behalf of `caller_id` (a forwarded lookup)
+  // for the request `request` on `link`; its answer, or the timeout, goes to
+  // the request's method (`held` is the request's bytes when it is handled
+  // again on the answer). false when the agent is away or has too many
+  // questions waiting: answered 503.
+  bool send_forward(LinkId link, const proto::Message& request, LinkId agent, const std::string& user_id,
+                    const std::string& caller_id, Now now, Bytes held = {});
   void answer_forward(const PendingForward& forward, uint16_t code, std::string_view reason);
   void drop_agent_routes(LinkId link, Now now);
   // Calls (node_calls.cpp).
@@ -324,10 +302,7 @@ class NodeCore {
   void end_call(const std::string& call_id, uint16_t code, std::string_view reason, std::optional<LinkId> tell_not);
   void send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason);
   void calls_link_closed(LinkId link);
-  // Keeps call_counts_, ringing_by_source_ and calls_by_link_ in step with a
-  // call entering (+1) or leaving (-1) its current state.
-  void count_call(const Call& call, int delta);
-  void expire_rings(Now now);
+  void ring_expired(const std::string& call_id);
   bool user_in_accepted_call(const std::string& user) const;
   // Directory and profiles (node_directory.cpp).
   void handle_directory_search(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -352,7 +327,10 @@ class NodeCore {
   void voicemail_fetch(LinkId link, const std::string& owner, const proto::Message& request, Now now);
   void voicemail_delete(LinkId link, const std::string& owner, const proto::Message& request);
   void voicemail_link_closed(LinkId link);
-  void expire_voicemail(Now now);
+  // Drops idle and too slow uploads (every tick) and keeps the sweep's deadline.
+  void expire_uploads(Now now);
+  // Deletes messages past retention (its deadline fell due).
+  void sweep_voicemail(Now now);
   uint32_t voicemail_waiting_flag(const std::string& user);
   // Identities (node_identity.cpp): IDs inside an agent's route are never
   // accounts, and a logged-in link lasts only as long as its account does.
@@ -366,9 +344,9 @@ class NodeCore {
   bool refuse_removed_id(LinkId link, const proto::Message& request, const std::string& user_id, Now now);
   // false when the link's account is gone or its generation moved on.
   bool account_holds(const LinkState& state);
-  // At most once per account_check_interval_ms: when the account epoch moved
-  // (a removal or password change, maybe by the admin command in another
-  // process), ends the login of every link whose account no longer holds.
+  // Every account_check_interval_ms (its deadline fell due): when the account
+  // epoch moved (a removal or password change, maybe by the admin command in
+  // another process), ends the login of every link whose account no longer holds.
   void check_accounts(Now now);
   void finish_login(const PendingAuth& pending, bool verified, Now now);
   // Limits (node_limits.cpp).
@@ -385,7 +363,8 @@ class NodeCore {
   void forget_link_limits(LinkId link, LinkState& state);
   // true (and 503 answered) when `user` already holds max_links_per_account links besides `link`.
   bool account_links_full(LinkId link, const std::string& user, const proto::TransactionId& transaction);
-  void expire_idle_links(Now now);
+  // The link's idle check fell due: closes it if idle, else checks again later.
+  void check_idle(LinkId link, Now now);
   // voicemail_begin's limits beyond the mailbox's own: per sender (uploads in
   // progress, messages and bytes per day), per domain, the whole store.
   // true when refused (and answered).
@@ -394,7 +373,6 @@ class NodeCore {
   // The domain and store quotas again inside the write (finish); true when refused.
   bool voicemail_store_full(LinkId link, const proto::Message& request, const std::string& callee, uint64_t size);
   void charge_voicemail_sender(const std::string& caller, uint64_t size, Now now);
-  bool upload_expired(uint64_t last_chunk_ms, uint64_t begun_ms, Now now) const;
   // Charges a candidate of `size` bytes relayed for `call`; false (dropped)
   // when the call is not accepted yet and over the early limits.
   bool admit_candidate(Call& call, size_t size);
@@ -437,49 +415,34 @@ class NodeCore {
   // The bytes of the message being handled, for a request that waits on an
   // agent and is handled again when it answers (ask_edge_policy).
   ByteView current_message_;
-  std::set<std::pair<uint64_t, LinkId>> login_deadlines_;
+  // Login, ring, forward, idle-check, upload-sweep, retention-sweep and
+  // account-check deadlines (deadline_queue.hpp; which wake the node: next_deadline()).
+  DeadlineQueue deadlines_;
   std::unordered_map<std::string, size_t> prelogin_by_source_;
-  std::set<std::pair<uint64_t, LinkId>> idle_checks_;  // checked lazily: the link's own last_message_ms decides
   std::unordered_map<uint64_t, PendingAuth> pending_auth_;
   std::unordered_map<std::string, uint64_t> last_seen_unix_;
   std::optional<AgentRegistry> registry_;
+  // The agent registry as the route table's storage, through this turn's transaction.
+  class RegistryRoutes final : public EnrolledRoutes {
+   public:
+    explicit RegistryRoutes(NodeCore& core) : core_(core) {}
+    Expected<std::optional<std::string>, storage::StoreError> route_of(const std::string& user_id) override;
+
+   private:
+    NodeCore& core_;
+  };
+  RegistryRoutes enrolled_routes_{*this};
   uint64_t known_account_epoch_ = 0;
-  uint64_t next_account_check_ms_ = 0;
-  std::unordered_map<std::string, LinkId> connected_domains_;
-  std::map<std::string, LinkId> connected_prefixes_;
-  std::map<std::array<std::byte, 12>, PendingForward> forwards_;
-  std::set<std::pair<uint64_t, std::array<std::byte, 12>>> forward_deadlines_;
-  std::unordered_map<std::string, Call> calls_;
-  // Per-user and per-source counts beside calls_, so placing and ending a call
-  // costs O(1) rather than a scan of every call.
-  struct CallCounts {
-    size_t ringing_out = 0;  // calls this user placed that still ring
-    size_t ringing_in = 0;   // calls ringing this user
-    size_t accepted = 0;     // accepted calls this user is in
-  };
-  std::unordered_map<std::string, CallCounts> call_counts_;
-  std::unordered_map<std::string, size_t> ringing_by_source_;
-  std::unordered_multimap<LinkId, std::string> calls_by_link_;
-  std::map<std::array<std::byte, 12>, std::string> rings_;  // ring transaction -> call ID
-  std::set<std::pair<uint64_t, std::string>> ring_deadlines_;
-  struct VoicemailUpload {
-    std::string caller, callee;
-    uint64_t size = 0;
-    Bytes data;
-    uint64_t started_ms = 0;  // the last chunk (or the begin)
-    uint64_t begun_ms = 0;
-  };
+  std::unique_ptr<RouteTable> routes_ = std::make_unique<LocalRouteTable>();
+  std::unique_ptr<ForwardTable> forwards_ = std::make_unique<LocalForwardTable>();
+  std::unique_ptr<CallTable> calls_ = std::make_unique<LocalCallTable>();
   std::optional<VoicemailStore> voicemail_;
-  std::map<std::pair<LinkId, uint32_t>, VoicemailUpload> uploads_;  // (link, upload ID)
-  uint32_t next_upload_id_ = 1;
-  uint64_t upload_bytes_ = 0;  // announced sizes of all uploads in progress
+  std::unique_ptr<UploadTable> uploads_;
   struct SenderDay {
     uint64_t day = 0;  // Unix days
     uint64_t messages = 0, bytes = 0;
   };
   std::unordered_map<std::string, SenderDay> voicemail_senders_;  // today's stored messages per sender
-  uint64_t next_voicemail_sweep_ms_ = 0;
-  uint64_t next_upload_sweep_ms_ = 0;  // a deadline while uploads_ is not empty
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

@@ -3,8 +3,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <sstream>
+
 #include "base/log.hpp"
 #include "security/passwords.hpp"
+#include "storage/storage_error_log.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {
@@ -23,22 +26,19 @@ struct PasswordWork {
 };
 
 log::RateLimit bad_input_log(20, std::chrono::seconds(10));
-// Storage failures repeat as fast as requests arrive while a disk is full:
-// enough lines to see the cause, a count of the rest.
-log::RateLimit storage_log(10, std::chrono::seconds(60));
+// Enough lines to see the cause, a count of the rest (NodeCore counts them by kind).
+storage::StorageErrorLog storage_log;
 
 void log_storage_faults(std::vector<StorageFault> faults) {
   for (const auto& fault : faults) {
-    if (!storage_log.allow()) continue;
-    auto line = fault.commit ? log::error() : log::warn();
+    std::ostringstream context;
     if (fault.commit)
-      line << "group commit failed, " << fault.replies_failed << " acknowledgement(s) answered as failures: ";
+      context << "group commit failed, " << fault.replies_failed << " acknowledgement(s) answered as failures: ";
     else if (fault.method != 0)
-      line << "storage error answering request 0x" << std::hex << fault.method << std::dec << ": ";
+      context << "storage error answering request 0x" << std::hex << fault.method << std::dec << ": ";
     else
-      line << "storage error in a background sweep or check: ";
-    line << storage::to_string(fault.error.code) << " (" << fault.error.detail << ")";
-    if (storage_log.suppressed() > 0) line << "; " << storage_log.suppressed() << " storage errors not logged so far";
+      context << "storage error in a background sweep or check: ";
+    storage_log.log(fault.commit ? log::Level::error : log::Level::warn, context.str(), fault.error);
   }
 }
 // Refused links (node full) held open for their notice, at most: the

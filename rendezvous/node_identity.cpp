@@ -67,8 +67,8 @@ bool NodeCore::account_holds(const LinkState& state) {
 }
 
 void NodeCore::check_accounts(Now now) {
-  if (settings_.account_check_interval_ms == 0 || now.mono_ms < next_account_check_ms_) return;
-  next_account_check_ms_ = now.mono_ms + settings_.account_check_interval_ms;
+  if (settings_.account_check_interval_ms == 0) return;
+  deadlines_.schedule(now.mono_ms + settings_.account_check_interval_ms, DeadlineKind::account_check);
   auto* txn = read_txn();
   if (txn == nullptr) return note_storage_error(txn_error_);
   auto epoch = store_.epoch(*txn);

@@ -26,8 +26,8 @@ bool NodeCore::password_work_full(LinkId link, const proto::Message& request) {
 
 void NodeCore::admit_link(LinkId link, LinkState& state, Now now) {
   state.last_message_ms = now.mono_ms;
-  state.idle_check_ms = now.mono_ms + uint64_t{settings_.idle_timeout_s} * 1000;
-  idle_checks_.emplace(state.idle_check_ms, link);
+  deadlines_.schedule(now.mono_ms + uint64_t{settings_.idle_timeout_s} * 1000, DeadlineKind::idle_check,
+                      link_key(link));
   std::string source = source_key(state.observed);
   std::string_view refusal;
   uint32_t refusal_code = 0;
@@ -61,7 +61,7 @@ void NodeCore::end_prelogin(LinkState& state) {
 
 void NodeCore::forget_link_limits(LinkId link, LinkState& state) {
   end_prelogin(state);
-  idle_checks_.erase({state.idle_check_ms, link});
+  deadlines_.cancel(DeadlineKind::idle_check, link_key(link));
 }
 
 bool NodeCore::account_links_full(LinkId link, const std::string& user, const proto::TransactionId& transaction) {
@@ -77,29 +77,26 @@ bool NodeCore::account_links_full(LinkId link, const std::string& user, const pr
   return true;
 }
 
-void NodeCore::expire_idle_links(Now now) {
+// Checked lazily: the deadline was set when the link opened or last
+// checked, and the link's own last_message_ms decides whether it is idle.
+void NodeCore::check_idle(LinkId link, Now now) {
   const uint64_t idle_ms = uint64_t{settings_.idle_timeout_s} * 1000;
-  while (!idle_checks_.empty() && idle_checks_.begin()->first <= now.mono_ms) {
-    LinkId link = idle_checks_.begin()->second;
-    idle_checks_.erase(idle_checks_.begin());
-    auto it = links_.find(link);
-    if (it == links_.end()) continue;
-    LinkState& state = it->second;
-    uint64_t due = state.last_message_ms + idle_ms;
-    // Presence links are kept (and ended) by their keepalives, agent links
-    // by theirs; links not logged in yet by the login deadline; a caller's
-    // query link lives as long as its call.
-    bool exempt = state.agent_name || !state.prelogin_source.empty() || state.refused ||
-                  (state.user && state.role == sig::link_role::presence) || calls_by_link_.contains(link);
-    if (due > now.mono_ms || exempt) {
-      state.idle_check_ms = exempt ? now.mono_ms + idle_ms : due;
-      idle_checks_.emplace(state.idle_check_ms, link);
-      continue;
-    }
-    ++counters_.idle_links_closed;
-    notice(link, sig::notice_code::idle, "idle: no request in " + std::to_string(settings_.idle_timeout_s) + " s");
-    close(link, "idle timeout");
+  auto it = links_.find(link);
+  if (it == links_.end()) return;
+  LinkState& state = it->second;
+  uint64_t due = state.last_message_ms + idle_ms;
+  // Presence links are kept (and ended) by their keepalives, agent links
+  // by theirs; links not logged in yet by the login deadline; a caller's
+  // query link lives as long as its call.
+  bool exempt = state.agent_name || !state.prelogin_source.empty() || state.refused ||
+                (state.user && state.role == sig::link_role::presence) || calls_->has_calls_on(link);
+  if (due > now.mono_ms || exempt) {
+    deadlines_.schedule(exempt ? now.mono_ms + idle_ms : due, DeadlineKind::idle_check, link_key(link));
+    return;
   }
+  ++counters_.idle_links_closed;
+  notice(link, sig::notice_code::idle, "idle: no request in " + std::to_string(settings_.idle_timeout_s) + " s");
+  close(link, "idle timeout");
 }
 
 namespace {
@@ -120,21 +117,11 @@ bool NodeCore::admit_candidate(Call& call, size_t size) {
   return true;
 }
 
-bool NodeCore::upload_expired(uint64_t last_chunk_ms, uint64_t begun_ms, Now now) const {
-  return now.mono_ms - last_chunk_ms > uint64_t{settings_.voicemail_upload_idle_s} * 1000 ||
-         now.mono_ms - begun_ms > uint64_t{settings_.voicemail_upload_max_s} * 1000;
-}
-
 bool NodeCore::voicemail_limits_refuse(LinkId link, const proto::Message& request, const std::string& caller,
                                        const std::string& callee, uint64_t size, Now now) {
-  size_t uploading = 0;
-  uint64_t pending_messages = 0, pending_bytes = 0;
-  for (const auto& [key, upload] : uploads_)
-    if (upload.caller == caller) {
-      ++uploading;
-      ++pending_messages;
-      pending_bytes += upload.size;
-    }
+  PendingUploads from_caller = uploads_->from_sender(caller);
+  const uint64_t uploading = from_caller.messages, pending_messages = from_caller.messages,
+                 pending_bytes = from_caller.bytes;
   if (uploading >= settings_.voicemail_uploads_per_sender) {
     ++counters_.uploads_refused_per_sender;
     reply_error(link, request, sig::error::too_many_attempts,
@@ -171,9 +158,7 @@ bool NodeCore::voicemail_store_full(LinkId link, const proto::Message& request, 
     return true;
   }
   // Uploads in progress count too: they are promised room.
-  uint64_t pending_all = upload_bytes_, pending_domain = 0;
-  for (const auto& [key, upload] : uploads_)
-    if (!domain.empty() && upload.callee.ends_with("@" + domain)) pending_domain += upload.size;
+  uint64_t pending_all = uploads_->pending_bytes(), pending_domain = uploads_->bytes_to_domain(domain);
   if (totals->all.bytes + pending_all + size > settings_.voicemail_store_quota_bytes) {
     ++counters_.voicemails_refused_store;
     reply_error(link, request, sig::error::over_quota,

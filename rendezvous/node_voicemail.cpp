@@ -89,18 +89,11 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
     return reply_error(link, request, sig::error::too_large,
                        "Too Large: the message is " + kib(*size) + "; this node takes at most " +
                            kib(settings_.voicemail_max_message_bytes) + " per message");
-  size_t on_link = 0;
-  uint64_t pending_for_callee = 0, pending_messages = 0;
-  for (const auto& [key, upload] : uploads_) {
-    on_link += key.first == link;
-    if (upload.callee == callee) {
-      pending_for_callee += upload.size;
-      ++pending_messages;
-    }
-  }
-  if (on_link >= max_uploads_per_link)
+  PendingUploads to_callee = uploads_->to_mailbox(callee);
+  const uint64_t pending_for_callee = to_callee.bytes, pending_messages = to_callee.messages;
+  if (uploads_->on_link(link) >= max_uploads_per_link)
     return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: finish the other uploads first");
-  if (upload_bytes_ + *size > settings_.voicemail_pending_bytes)
+  if (uploads_->pending_bytes() + *size > settings_.voicemail_pending_bytes)
     return reply_error(link, request, sig::error::unavailable, "Unavailable: too many messages being uploaded; retry later");
   auto* txn = read_txn();
   if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
@@ -136,13 +129,10 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
                            " of " + kib(settings_.voicemail_quota_bytes) + " used; this message needs " + kib(*size) +
                            ")");
   if (voicemail_limits_refuse(link, request, caller, callee, *size, now)) return;
-  uint32_t id = next_upload_id_++;
-  if (next_upload_id_ == 0) next_upload_id_ = 1;
   VoicemailUpload upload{caller, callee, *size, {}, now.mono_ms, now.mono_ms};
   upload.data.reserve(*size);
-  if (uploads_.empty()) next_upload_sweep_ms_ = now.mono_ms + upload_sweep_ms;
-  uploads_[{link, id}] = std::move(upload);
-  upload_bytes_ += *size;
+  if (uploads_->empty()) deadlines_.schedule(now.mono_ms + upload_sweep_ms, DeadlineKind::upload_sweep);
+  uint32_t id = uploads_->begin(link, std::move(upload));
   auto ok = success(request);
   ok.add_u32(sig::attr::voicemail_upload, id);
   ok.add_u64(sig::attr::voicemail_size, *size);
@@ -151,23 +141,9 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
 
 void NodeCore::ask_edge_policy(LinkId link, const proto::Message& request, LinkId agent, const std::string& caller,
                                const std::string& callee, Now now) {
-  auto agent_state = links_.find(agent);
-  if (agent_state == links_.end() || agent_state->second.forwards_pending >= settings_.max_forwards_per_agent ||
-      current_message_.empty())
+  if (current_message_.empty())  // nothing to handle again on the answer
     return reply_error(link, request, sig::error::unavailable, "Unavailable: the LAN agent is overloaded");
-  proto::TransactionId id;
-  fill_random(id.bytes);
-  proto::MessageBuilder ask(proto::MessageClass::request, sig::method::forwarded_lookup, id);
-  ask.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  ask.add_string(sig::attr::user_id, callee);
-  ask.add_string(sig::attr::caller_id, caller);
-  uint64_t deadline = now.mono_ms + settings_.forward_timeout_ms;
-  forwards_[id.bytes] = PendingForward{link, request.transaction_id, agent, deadline, sig::method::voicemail_begin,
-                                       Bytes(current_message_.begin(), current_message_.end())};
-  forward_deadlines_.emplace(deadline, id.bytes);
-  ++agent_state->second.forwards_pending;
-  ++counters_.forwarded_lookups;
-  send(agent, ask.finish());
+  send_forward(link, request, agent, callee, caller, now, Bytes(current_message_.begin(), current_message_.end()));
 }
 
 // The agent allows the caller when it answers the lookup, or says only that
@@ -197,14 +173,13 @@ void NodeCore::voicemail_chunk(LinkId link, const proto::Message& request, Now n
   auto id_value = proto::read_u32(*id);
   auto at = proto::read_u64(*offset);
   if (!id_value || !at) return reply_error(link, request, sig::error::bad_request, "Bad Request: malformed attribute");
-  auto it = uploads_.find({link, *id_value});
-  if (it == uploads_.end())
+  VoicemailUpload* found = uploads_->find(link, *id_value);
+  if (found == nullptr)
     return reply_error(link, request, sig::error::not_found, "Not Found: no such upload on this link");
-  VoicemailUpload& upload = it->second;
-  if (upload_expired(upload.started_ms, upload.begun_ms, now)) {  // before the sweep got to it
-    upload_bytes_ -= upload.size;
+  VoicemailUpload& upload = *found;
+  if (uploads_->expired(upload, now.mono_ms)) {  // before the sweep got to it
+    uploads_->take(link, *id_value);
     ++counters_.uploads_dropped;
-    uploads_.erase(it);
     return reply_error(link, request, sig::error::not_found, "Not Found: the upload timed out; begin again");
   }
   if (data->value.size() > sig::max_voicemail_chunk)
@@ -226,12 +201,9 @@ void NodeCore::voicemail_finish(LinkId link, const proto::Message& request, Now 
   const auto* id = request.find(sig::attr::voicemail_upload);
   auto id_value = id ? proto::read_u32(*id) : std::nullopt;
   if (!id_value) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-UPLOAD is required");
-  auto it = uploads_.find({link, *id_value});
-  if (it == uploads_.end())
-    return reply_error(link, request, sig::error::not_found, "Not Found: no such upload on this link");
-  VoicemailUpload upload = std::move(it->second);
-  uploads_.erase(it);
-  upload_bytes_ -= upload.size;
+  auto taken = uploads_->take(link, *id_value);
+  if (!taken) return reply_error(link, request, sig::error::not_found, "Not Found: no such upload on this link");
+  VoicemailUpload upload = std::move(*taken);
   if (upload.data.size() != upload.size)
     return reply_error(link, request, sig::error::bad_request,
                        "Bad Request: incomplete message (" + std::to_string(upload.data.size()) + " of " +
@@ -329,25 +301,17 @@ void NodeCore::voicemail_delete(LinkId link, const std::string& owner, const pro
   reply_after_commit(link, request, ok.finish(), "the message was not deleted");
 }
 
-void NodeCore::voicemail_link_closed(LinkId link) {
-  for (auto it = uploads_.lower_bound({link, 0}); it != uploads_.end() && it->first.first == link;) {
-    upload_bytes_ -= it->second.size;
-    it = uploads_.erase(it);
-  }
+void NodeCore::voicemail_link_closed(LinkId link) { uploads_->drop_link(link); }
+
+void NodeCore::expire_uploads(Now now) {
+  // next_deadline asks for the sweep while uploads exist.
+  deadlines_.schedule(now.mono_ms + upload_sweep_ms, DeadlineKind::upload_sweep);
+  counters_.uploads_dropped += uploads_->drop_expired(now.mono_ms);
 }
 
-void NodeCore::expire_voicemail(Now now) {
-  next_upload_sweep_ms_ = now.mono_ms + upload_sweep_ms;  // next_deadline asks for it while uploads exist
-  std::erase_if(uploads_, [&](const auto& entry) {
-    bool stale = upload_expired(entry.second.started_ms, entry.second.begun_ms, now);
-    if (stale) {
-      upload_bytes_ -= entry.second.size;
-      ++counters_.uploads_dropped;
-    }
-    return stale;
-  });
-  if (!voicemail_ || now.mono_ms < next_voicemail_sweep_ms_) return;
-  next_voicemail_sweep_ms_ = now.mono_ms + sweep_interval_ms;
+void NodeCore::sweep_voicemail(Now now) {
+  if (!voicemail_) return;
+  deadlines_.schedule(now.mono_ms + sweep_interval_ms, DeadlineKind::retention_sweep);
   uint64_t retention = uint64_t{settings_.voicemail_retention_days} * 86400;
   if (now.unix_s <= retention) return;
   auto* txn = write_txn();

@@ -2398,6 +2398,57 @@ TEST_CASE("voicemail for EXT@domain is taken only when the agent's edge policy l
   CHECK(answer_with(0, "4107@acme").is_success());
 }
 
+TEST_CASE("lookups and edge-policy questions share one agent's forward limit; answers and timeouts free it") {
+  NodeSettings settings = test_settings();
+  settings.max_forwards_per_agent = 2;
+  Node node(settings);
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  auto begin = request(sig::method::voicemail_begin, [](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, "4106@acme");
+    b.add_u64(sig::attr::voicemail_size, 100);
+  });
+  node.send(1, lookup_request("4106@acme"));
+  Reply first = node.reply(10);
+  node.send(1, begin);
+  Reply second = node.reply(10);
+  CHECK(second.m.method == sig::method::forwarded_lookup);
+  CHECK(node.received(1).empty());
+  // Both kinds are refused once two wait, with the same answer.
+  node.send(1, lookup_request("4107@acme"));
+  Reply full_lookup = node.reply(1);
+  node.send(1, begin);
+  Reply full_begin = node.reply(1);
+  CHECK(full_lookup.code() == sig::error::unavailable);
+  CHECK(full_begin.code() == sig::error::unavailable);
+  CHECK(full_begin.m.method == sig::method::voicemail_begin);
+  CHECK(full_lookup.reason() == full_begin.reason());
+  CHECK(node.received(10).empty());
+  CHECK(node.core().counters().forwarded_lookups == 2);
+
+  // The agent answers the lookup: one slot is free again.
+  proto::MessageBuilder answer(proto::MessageClass::error, sig::method::forwarded_lookup, first.m.transaction_id);
+  answer.add_u32(sig::attr::protocol_version, 1);
+  answer.add_error(404, "no such extension");
+  node.send(10, answer.finish());
+  CHECK(node.reply(1).code() == 404);
+  node.send(1, lookup_request("4107@acme"));
+  CHECK(node.reply(10).m.method == sig::method::forwarded_lookup);
+  node.send(1, lookup_request("4108@acme"));
+  CHECK(node.reply(1).code() == sig::error::unavailable);
+  // Both time out: the limit is free.
+  node.advance_ms(settings.forward_timeout_ms + 1);
+  node.tick();
+  auto timed_out = node.received(1);
+  REQUIRE(timed_out.size() == 2);
+  for (const auto& reply : timed_out) CHECK(reply.code() == sig::error::agent_timeout);
+  CHECK(node.core().counters().forward_timeouts == 2);
+  node.send(1, lookup_request("4108@acme"));
+  CHECK(node.reply(10).m.method == sig::method::forwarded_lookup);
+  CHECK(node.core().counters().forwarded_lookups == 4);
+}
+
 TEST_CASE("presence=contacts: the user's contacts look the user up and call, anyone else gets unknown, online or not (issue 11)") {
   Node node;
   two_online(node);  // alice on 1, bob on 2
