@@ -444,8 +444,17 @@ class CallShell {
                        pair.remote.to_string() + "\", \"bytes_sent\": " + std::to_string(stats.bytes_sent) +
                        ", \"bytes_received\": " + std::to_string(stats.bytes_received) +
                        ", \"transfer_seconds\": " + std::to_string(stats.seconds(mono_ns()));
-    if (const media::VoiceStats* voice = core_.transfer().voice_stats())
-      json += ", \"media\": " + media::voice_stats_json(*voice);
+    if (const media::VoiceStats* voice = core_.transfer().voice_stats()) {
+      // What a listener hears is this late, devices aside: half the RTT on the
+      // network, Opus' 6.5 ms look-ahead, and this end's jitter buffer.
+      std::string media_json = media::voice_stats_json(*voice);
+      char estimate[64] = "null";
+      if (voice->rtt_ms >= 0)
+        std::snprintf(estimate, sizeof estimate, "%.1f", voice->rtt_ms / 2 + 6.5 + voice->jitter_buffer_ms);
+      if (!media_json.empty() && media_json.back() == '}')
+        media_json.insert(media_json.size() - 1, std::string(", \"mouth_to_ear_estimate_ms\": ") + estimate);
+      json += ", \"call_seconds\": " + std::to_string(stats.seconds(mono_ns())) + ", \"media\": " + media_json;
+    }
     json += "}\n";
     if (FILE* f = std::fopen(options_.report_file.c_str(), "w")) {
       std::fputs(json.c_str(), f);
