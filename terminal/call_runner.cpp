@@ -481,6 +481,11 @@ CallCoreConfig core_config(const CallOptions& options, bool caller, bool reliabl
     voice.dtmf = options.dtmf;
     voice.input_ends = !options.audio.input_file.empty();
     voice.duration_ns = uint64_t{options.duration_s} * 1'000'000'000u;
+    // After the input's end the far end still plays out what its jitter
+    // buffer holds: at most max_jitter_ms, so that plus a round trip's
+    // margin hears the tail. Every frame of a longer wait is encoded and
+    // decoded for nothing (a second of it was an eighth of a short call's CPU).
+    voice.linger_ns = (uint64_t{voice.media.max_jitter_ms} + 100) * 1'000'000u;
     config.transfer.voice = std::move(voice);
   }
   config.transfer.echo_count = options.echo_count;
