@@ -230,7 +230,13 @@ class CallShell {
     events.on_selected_pair_changed = [this](const SelectedPair& pair) {
       feed([&](CallCore& c, uint64_t) { c.ice_pair_changed(pair); });
     };
-    events.on_data = [this](ByteView data) { feed([&](CallCore& c, uint64_t now) { c.ice_data(data, now); }); };
+    events.on_data = [this](ByteView data) {
+      // Held back until the audio tick (set_data_wakeups below), a datagram
+      // keeps its own arrival time, for the jitter figures; never before the
+      // tick that delivers it began, so time does not run backwards.
+      uint64_t arrival = ice_ ? ice_->data_arrival_ns() : 0;
+      feed([&](CallCore& c, uint64_t now) { c.ice_data(data, arrival != 0 ? std::max(arrival, audio_tick_ns_) : now); });
+    };
     events.on_writable = [this] { flush_output(); };
     events.on_failed = [this](std::string_view reason) {
       feed([&](CallCore& c, uint64_t now) { c.ice_failed(reason, now); });
@@ -238,6 +244,7 @@ class CallShell {
     auto session = IceSession::create(loop_, std::move(config), std::move(events));
     if (!session) return core_.ice_setup_failed(session.error(), mono_ns());
     ice_ = std::move(*session);
+    if (audio_timer_.get() != nullptr) ice_->set_data_wakeups(false);
     ice_->start();
   }
 
@@ -319,6 +326,9 @@ class CallShell {
     audio_started_ns_ = mono_ns();
     audio_frames_ = 0;
     start_keys();
+    // From now on the clock's tick takes the received datagrams: one wake-up
+    // of the loop per 20 ms instead of one more per datagram.
+    if (ice_) ice_->set_data_wakeups(false);
     uv_timer_start(audio_timer_.get(), [](uv_timer_t* t) {
       if (auto* self = static_cast<CallShell*>(t->data)) self->audio_tick();
     }, 0, media::frame_ns / 1'000'000);
@@ -364,6 +374,9 @@ class CallShell {
 
   void audio_tick() {
     static constexpr uint64_t max_catch_up = 25;  // 500 ms
+    audio_tick_ns_ = mono_ns();
+    if (ice_) ice_->deliver_pending();  // what arrived since the last tick, before this frame's playout
+    if (audio_timer_.get() == nullptr) return;  // a delivered datagram ended the call
     uint64_t due = (mono_ns() - audio_started_ns_) / media::frame_ns + 1;
     if (due > audio_frames_ + max_catch_up) audio_frames_ = due - max_catch_up;
     std::array<int16_t, media::frame_samples> playout{};
@@ -482,6 +495,7 @@ class CallShell {
   OwnedHandle<uv_tty_t> keys_;
   char key_buffer_[64];
   uint64_t audio_started_ns_ = 0, audio_frames_ = 0;
+  uint64_t audio_tick_ns_ = 0;  // when the current (or last) audio tick began
   bool input_end_told_ = false;
 };
 
@@ -518,6 +532,11 @@ CallCoreConfig core_config(const CallOptions& options, bool caller, bool reliabl
     voice.dtmf = options.dtmf;
     voice.input_ends = !options.audio.input_file.empty();
     voice.duration_ns = uint64_t{options.duration_s} * 1'000'000'000u;
+    // After the input's end the far end still plays out what its jitter
+    // buffer holds: at most max_jitter_ms, so that plus a round trip's
+    // margin hears the tail. Every frame of a longer wait is encoded and
+    // decoded for nothing (a second of it was an eighth of a short call's CPU).
+    voice.linger_ns = (uint64_t{voice.media.max_jitter_ms} + 100) * 1'000'000u;
     config.transfer.voice = std::move(voice);
   }
   config.transfer.echo_count = options.echo_count;

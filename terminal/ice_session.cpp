@@ -2,6 +2,7 @@
 
 #include <nice/agent.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cassert>
@@ -25,6 +26,13 @@ GCallback as_gcallback(F* function) {
 }
 
 constexpr guint component_id = 1;
+constexpr guint ready_idle_timeout_ms = 500;  // libnice's default is 5000
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // ------------------------------------------------------------------- addresses
 
@@ -104,7 +112,7 @@ namespace {
 struct Gathered { IceDescription description; };
 struct Connected { SelectedPair pair; };
 struct PairChanged { SelectedPair pair; };
-struct Data { Bytes bytes; };
+struct Data { Bytes bytes; uint64_t arrival_ns; };
 struct Writable {};
 struct Failed { std::string reason; };
 using Event = std::variant<Gathered, Connected, PairChanged, Data, Writable, Failed>;
@@ -129,6 +137,7 @@ struct IceSession::Core {
   std::deque<Event> queue;
   uv_async_t* async = nullptr;
   bool accepting = true;  // false from close(): nothing more is queued
+  bool wake_for_data = true;  // false: Data waits for deliver_pending() or another event
   bool connected_reported = false;
   IceFailureContext failure_context;  // candidate types, for a failure's reason
 
@@ -141,8 +150,9 @@ struct IceSession::Core {
   void post(Event event) {
     std::lock_guard lock(mutex);
     if (!accepting) return;
+    bool wake = wake_for_data || !std::holds_alternative<Data>(event);
     queue.push_back(std::move(event));
-    uv_async_send(async);  // under the lock: close() clears `accepting` before it closes the handle
+    if (wake) uv_async_send(async);  // under the lock: close() clears `accepting` before it closes the handle
   }
 
   // Runs `work` on the GLib thread (always queued: the loop thread never owns
@@ -163,7 +173,7 @@ struct IceSession::Core {
   static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer data) {
     auto* self = static_cast<Core*>(data);
     auto* begin = reinterpret_cast<const std::byte*>(buf);
-    self->post(Data{Bytes(begin, begin + len)});
+    self->post(Data{Bytes(begin, begin + len), monotonic_ns()});
   }
 
   static void on_gathering_done(NiceAgent* agent, guint stream_id, gpointer data) {
@@ -231,9 +241,10 @@ struct IceSession::Core {
     return to_pair(local, remote);
   }
 
-  static void on_state_changed(NiceAgent*, guint, guint component, guint state, gpointer data) {
+  static void on_state_changed(NiceAgent* agent, guint, guint component, guint state, gpointer data) {
     auto* self = static_cast<Core*>(data);
     if (component != component_id) return;
+    if (state == NICE_COMPONENT_STATE_READY) shorten_idle_ticking(agent);
     if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
       {
         std::lock_guard lock(self->mutex);
@@ -255,6 +266,18 @@ struct IceSession::Core {
       }
       self->post(Failed{std::move(reason)});
     }
+  }
+
+  // libnice keeps its 20 ms connectivity-check timer ticking for its
+  // idle-timeout (5 s) after the last check, waking this thread 50 times a
+  // second for nothing: most of a short call (seen with NICE_DEBUG: "timer
+  // tick #251 ... stopping conncheck timer"). Once the pair is nominated
+  // (READY) nothing is pending that the idle wait could still rescue: a late
+  // check from the peer re-arms the timer itself. The property exists since
+  // libnice 0.1.19; older ones keep their behaviour.
+  static void shorten_idle_ticking(NiceAgent* agent) {
+    if (g_object_class_find_property(G_OBJECT_GET_CLASS(agent), "idle-timeout") == nullptr) return;
+    g_object_set(agent, "idle-timeout", guint(ready_idle_timeout_ms), nullptr);
   }
 
   static void on_new_selected_pair(NiceAgent*, guint, guint component, NiceCandidate* local, NiceCandidate* remote,
@@ -480,6 +503,17 @@ void IceSession::close() {
   }
 }
 
+void IceSession::set_data_wakeups(bool wake) {
+  if (closed_) return;
+  std::lock_guard lock(core_->mutex);
+  core_->wake_for_data = wake;
+  if (wake && !core_->queue.empty()) uv_async_send(async_);
+}
+
+void IceSession::deliver_pending() {
+  if (!closed_) dispatch();
+}
+
 void IceSession::async_cb(uv_async_t* handle) {
   if (auto* self = static_cast<IceSession*>(handle->data)) self->dispatch();
 }
@@ -493,7 +527,7 @@ void IceSession::dispatch() {
   auto alive = alive_;  // a callback may destroy or close this session
   for (auto& event : events) {
     std::visit(
-        [this](auto& e) {
+        [this, &alive](auto& e) {
           using T = std::decay_t<decltype(e)>;
           if constexpr (std::is_same_v<T, Gathered>) {
             if (events_.on_gathered) events_.on_gathered(e.description);
@@ -502,7 +536,9 @@ void IceSession::dispatch() {
           } else if constexpr (std::is_same_v<T, PairChanged>) {
             if (events_.on_selected_pair_changed) events_.on_selected_pair_changed(e.pair);
           } else if constexpr (std::is_same_v<T, Data>) {
+            delivering_arrival_ns_ = e.arrival_ns;
             if (events_.on_data) events_.on_data(ByteView(e.bytes));
+            if (*alive) delivering_arrival_ns_ = 0;
           } else if constexpr (std::is_same_v<T, Writable>) {
             if (events_.on_writable) events_.on_writable();
           } else {

@@ -99,6 +99,18 @@ class IceSession {
   // for a caller that gives up before libnice reports the checks failed.
   std::string explain_failure();
 
+  // A voice call reads its datagrams once per 20 ms frame anyway, so waking
+  // the loop for each one costs a thread hand-off (eventfd write, epoll
+  // wake-up, read) for nothing. With wake-ups off, datagrams wait in the
+  // queue until deliver_pending() (the audio clock's tick) or any other event
+  // delivers them, in order; on_data then sees each one's arrival time in
+  // data_arrival_ns(). Turning wake-ups back on delivers what waits.
+  void set_data_wakeups(bool wake);
+  void deliver_pending();
+  // CLOCK_MONOTONIC ns at which the datagram being delivered to on_data was
+  // received on the GLib thread; 0 outside on_data.
+  uint64_t data_arrival_ns() const { return delivering_arrival_ns_; }
+
   static constexpr unsigned close_timeout_ms = 2000;
 
   struct Core;  // GLib-side state; defined in the .cpp
@@ -113,6 +125,7 @@ class IceSession {
   std::unique_ptr<Core> core_;
   IceEvents events_;
   bool closed_ = false;
+  uint64_t delivering_arrival_ns_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 

@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
                                              : "Answer datagram calls as phone calls through the default microphone and speaker");
     auto* in = command->add_option("--audio-in", options.audio.input_file,
                                    caller ? "A phone call speaking FILE (WAV, FLAC, Ogg, ... at any rate), paced in real "
-                                            "time; the call ends 1 s after FILE and --dtmf are sent"
+                                            "time; the call ends 0.4 s after FILE and --dtmf are sent"
                                           : "Answer with FILE as the greeting (played once, then silence)");
     auto* out = command->add_option("--audio-out", options.audio.output_file,
                                     "Record what the peer says into FILE (.wav, .flac, .ogg/.opus; 48 kHz mono), "
