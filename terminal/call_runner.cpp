@@ -232,10 +232,13 @@ class CallShell {
     };
     events.on_data = [this](ByteView data) {
       // Held back until the audio tick (set_data_wakeups below), a datagram
-      // keeps its own arrival time, for the jitter figures; never before the
-      // tick that delivers it began, so time does not run backwards.
+      // keeps its own arrival time, for the jitter and RTT figures; never
+      // before the end of the tick before (whose frames used that time), so
+      // time does not run backwards for the core.
       uint64_t arrival = ice_ ? ice_->data_arrival_ns() : 0;
-      feed([&](CallCore& c, uint64_t now) { c.ice_data(data, arrival != 0 ? std::max(arrival, audio_tick_ns_) : now); });
+      feed([&](CallCore& c, uint64_t now) {
+        c.ice_data(data, arrival != 0 ? std::max(arrival, audio_tick_done_ns_) : now);
+      });
     };
     events.on_writable = [this] { flush_output(); };
     events.on_failed = [this](std::string_view reason) {
@@ -374,7 +377,6 @@ class CallShell {
 
   void audio_tick() {
     static constexpr uint64_t max_catch_up = 25;  // 500 ms
-    audio_tick_ns_ = mono_ns();
     if (ice_) ice_->deliver_pending();  // what arrived since the last tick, before this frame's playout
     if (audio_timer_.get() == nullptr) return;  // a delivered datagram ended the call
     uint64_t due = (mono_ns() - audio_started_ns_) / media::frame_ns + 1;
@@ -392,6 +394,7 @@ class CallShell {
       if (audio_ != nullptr) audio_->play(playout);
       if (audio_frames_ % 50 == 0) print_live_line();
     }
+    audio_tick_done_ns_ = mono_ns();
   }
 
   // Once a second on a terminal: how the call sounds now.
@@ -495,7 +498,7 @@ class CallShell {
   OwnedHandle<uv_tty_t> keys_;
   char key_buffer_[64];
   uint64_t audio_started_ns_ = 0, audio_frames_ = 0;
-  uint64_t audio_tick_ns_ = 0;  // when the current (or last) audio tick began
+  uint64_t audio_tick_done_ns_ = 0;  // when the last audio tick's frames were done
   bool input_end_told_ = false;
 };
 
