@@ -34,8 +34,9 @@ class CallAudio {
   // The next 20 ms captured, valid until the next call; nullptr when there is
   // no input or it has ended (the core then sends silence).
   const int16_t* capture();
-  bool input_ends() const { return reader_ != nullptr; }  // a file: it ends
-  bool input_ended() const { return input_ended_; }
+  // A file ends, and no input at all has ended from the start; a microphone never ends.
+  bool input_ends() const { return reader_ != nullptr || !capture_device_; }
+  bool input_ended() const { return input_ended_ || (reader_ == nullptr && !capture_device_); }
   void play(std::span<const int16_t, 960> pcm);
   // The recording renamed into place (or why not); devices stopped.
   Expected<void, std::string> finish();

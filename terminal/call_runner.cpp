@@ -529,11 +529,13 @@ CallCoreConfig core_config(const CallOptions& options, bool caller, bool reliabl
     case CallOptions::Mode::voice: config.transfer.mode = TransferMode::voice; break;
     case CallOptions::Mode::listen: config.transfer.mode = TransferMode::answer; break;
   }
-  if (options.audio.any() && !reliable) {
+  if ((options.mode == CallOptions::Mode::voice || options.audio.any()) && !reliable) {
     VoiceSetup voice;
     security::random_bytes(std::as_writable_bytes(std::span(&voice.media.ssrc, 1)));
     voice.dtmf = options.dtmf;
-    voice.input_ends = !options.audio.input_file.empty();
+    // A file ends; so does no input at all (`call ID --dtmf 123`: the digits
+    // go at once); only a microphone talks until ^C or --duration.
+    voice.input_ends = !options.audio.input_file.empty() || !options.audio.devices;
     voice.duration_ns = uint64_t{options.duration_s} * 1'000'000'000u;
     // After the input's end the far end still plays out what its jitter
     // buffer holds: at most max_jitter_ms, so that plus a round trip's

@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
   auto call_audio = add_audio_options(call, call_options, call_backend, true);
   auto* dtmf_option = call->add_option("--dtmf", call_options.dtmf,
                                        "In a phone call: send DIGITS (0-9 * # A-D) as telephone-events once the "
-                                       "audio input has ended (1 s after connecting with --audio)");
+                                       "audio input has ended (at once without --audio-in or --audio; 1 s after connecting with --audio)");
   auto* duration_option = call->add_option("--duration", call_options.duration_s,
                                            "In a phone call: hang up SECONDS after connecting");
   for (CLI::Option* audio_option : call_audio) audio_option->excludes(pipe_flag)->excludes(send_option)->excludes(echo_option);
