@@ -287,6 +287,30 @@ def voice_dtmf():
     checks.finish()
 
 
+def voice_dtmf_only():
+    """`tsunagu call bob --dtmf 29#` with no audio at all: dials at once and hangs up by itself."""
+    require_voice()
+    d = ct.setup()
+    checks = Checks()
+    heard = d.path("callee-heard.wav")
+    listener = ct.start_listener(d, ["--auto-accept-from", ALICE, "--once", "--audio-out", heard])
+    started = time.monotonic()
+    caller = ct.start_call(d, [BOB, "--dtmf", "29#"])
+    code = ct.exit_of(caller, 30)
+    elapsed = time.monotonic() - started
+    lcode = ct.exit_of(listener, 20)
+    checks.check(code == 0 and elapsed < 10, "the caller dials and hangs up by itself in %.1f s (%s)" % (
+        elapsed, ct.describe(caller)))
+    checks.check(lcode == 0, "`listen --once` exits 0 (%s)" % ct.describe(listener))
+    checks.check(dtmf_lines(listener.out()) == "29#", "bob printed the digits: %r" % listener.out())
+    if os.path.exists(heard):
+        decoded = voicetool.dtmf_decode(heard)
+        checks.check(decoded == "29#", "multimon-ng decodes 29# from bob's recording: %r" % decoded)
+    else:
+        checks.check(False, "bob's recording exists")
+    checks.finish()
+
+
 # --------------------------------------------------------------------------
 # d. bad input: refused before any call is placed, with a message naming the file
 
@@ -372,6 +396,7 @@ SCENARIOS = {
     "voice_caller_speech": voice_caller_speech,
     "voice_callee_greeting": voice_callee_greeting,
     "voice_dtmf": voice_dtmf,
+    "voice_dtmf_only": voice_dtmf_only,
     "voice_bad_audio_files": voice_bad_audio_files,
     "voice_8k_stereo_resampled": voice_8k_stereo_resampled,
 }
