@@ -118,7 +118,14 @@ struct AlsaPcm {
   snd_pcm_uframes_t period = 0;
 };
 
+// alsa-lib prints its own errors on stderr ("ALSA lib confmisc.c:855 ...
+// cannot find card '0'") before returning them; we report them once, with
+// what we were opening, so its printing is turned off.
+void alsa_quiet(const char*, int, const char*, int, const char*, ...) {}
+
 Expected<AlsaPcm, std::string> open_alsa(const std::string& requested, bool record) {
+  static std::once_flag quiet;
+  std::call_once(quiet, [] { snd_lib_error_set_handler(alsa_quiet); });
   std::string device = requested.empty() ? "default" : requested;
   std::string what = std::string("alsa: ") + (record ? "capture" : "playback") + " on '" + device + "'";
   AlsaPcm result;

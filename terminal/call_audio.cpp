@@ -6,7 +6,7 @@ Expected<std::unique_ptr<CallAudio>, std::string> CallAudio::open(const AudioOpt
   auto audio = std::make_unique<CallAudio>();
   if (!options.input_file.empty()) {
     auto reader = audio::AudioFileReader::open(options.input_file);
-    if (!reader) return Unexpected("--audio-in " + options.input_file + ": " + reader.error());
+    if (!reader) return Unexpected("--audio-in: " + reader.error());  // it names the file
     audio->reader_ = std::move(*reader);
     audio->input_name_ = options.input_file;
   }
@@ -23,7 +23,7 @@ Expected<std::unique_ptr<CallAudio>, std::string> CallAudio::open(const AudioOpt
   // The recording is created last: nothing is left behind when an input fails.
   if (!options.output_file.empty()) {
     auto writer = audio::AudioFileWriter::create(options.output_file);
-    if (!writer) return Unexpected("--audio-out " + options.output_file + ": " + writer.error());
+    if (!writer) return Unexpected("--audio-out: " + writer.error());
     audio->writer_ = std::move(*writer);
     audio->output_name_ = options.output_file;
   }
