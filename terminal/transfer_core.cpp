@@ -330,7 +330,7 @@ void TransferCore::start_voice(uint64_t now_ns) {
 void TransferCore::on_media(ByteView payload, uint64_t now_ns) {
   if (voice_) return voice_->received(payload, now_ns);
   if (++media_ignored_ == 1)
-    print("the caller is talking, but this terminal has no audio (listen --audio, or --audio-out FILE)");
+    print("the other side is talking, but this end has no audio (--audio, or --audio-out FILE)");
 }
 
 void TransferCore::voice_input_end(uint64_t /*now_ns*/) { voice_input_done_ = true; }

@@ -519,7 +519,7 @@ TEST_CASE("a listener without audio says once that the caller is talking, and an
     pair.settle();
   }
   std::string said = printed(pair.callee.seen);
-  CHECK(said.find("the caller is talking, but this terminal has no audio") != std::string::npos);
+  CHECK(said.find("the other side is talking, but this end has no audio") != std::string::npos);
   CHECK(said.find("no audio") == said.rfind("no audio"));
   CHECK(all_of_type<transfer::SendDatagram>(pair.callee.seen).empty());
 }
