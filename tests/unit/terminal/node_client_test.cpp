@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../security/test_pki.hpp"
+#include "../transport/test_tls_server.hpp"
 #include "proto/signalling.hpp"
 #include "transport/tls_link.hpp"
 
@@ -34,11 +35,7 @@ uint64_t mono_ms(uv_loop_t* loop) {
 // The node's side, as little of it as the client needs: login (success with
 // XOR-MAPPED-ADDRESS and KEEPALIVE-INTERVAL, or the error it is told to give),
 // keepalive and lookup answered, kSilent never.
-struct Server {
-  uv_loop_t* loop;
-  uv_tcp_t listener{};
-  std::shared_ptr<security::TlsContext> tls;
-  uint16_t port = 0;
+struct Server : transport::testing::TestTlsListener {
   uint16_t login_error = 0;
   uint32_t retry_after_s = 0;
   bool displace_after_login = false;
@@ -49,29 +46,10 @@ struct Server {
   size_t reported_addresses = 0;
   std::set<transport::TlsLink*> open;
 
-  Server(uv_loop_t* l, const Pki& pki) : loop(l) {
-    security::TlsContext::ServerOptions options;
-    options.certificate_chain_file = pki.server.certificate;
-    options.private_key_file = pki.server.key;
-    auto context = security::TlsContext::server(options);
-    REQUIRE(context.has_value());
-    tls = *context;
-    uv_tcp_init(loop, &listener);
-    listener.data = this;
-    sockaddr_in any{};
-    uv_ip4_addr("127.0.0.1", 0, &any);
-    REQUIRE(uv_tcp_bind(&listener, reinterpret_cast<const sockaddr*>(&any), 0) == 0);
-    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener), 8, [](uv_stream_t* s, int status) {
-              if (status == 0) static_cast<Server*>(s->data)->accept(s);
-            }) == 0);
-    sockaddr_storage bound{};
-    int length = sizeof bound;
-    uv_tcp_getsockname(&listener, reinterpret_cast<sockaddr*>(&bound), &length);
-    port = transport::from_sockaddr(reinterpret_cast<sockaddr*>(&bound)).port;
-  }
+  Server(uv_loop_t* l, const Pki& pki) : TestTlsListener(l, pki) {}
   proto::SocketAddress address() const { return proto::SocketAddress::v4({127, 0, 0, 1}, port); }
 
-  void accept(uv_stream_t* s) {
+  void accept(uv_stream_t* s) override {
     transport::LinkCallbacks callbacks;
     callbacks.on_message = [this](transport::TlsLink& link, ByteView bytes) { on_message(link, bytes); };
     callbacks.on_closed = [this](transport::TlsLink& link, std::string_view) { open.erase(&link); };
@@ -126,7 +104,7 @@ struct Server {
   }
   void close() {
     drop_all();
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener), nullptr);
+    close_listener();
   }
 };
 

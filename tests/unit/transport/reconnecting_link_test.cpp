@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../security/test_pki.hpp"
+#include "test_tls_server.hpp"
 #include "proto/signalling.hpp"
 
 using namespace tsunagu;
@@ -37,40 +38,17 @@ uint64_t mono_ms(uv_loop_t* loop) {
 
 // The server side: accepts links, answers login and echo requests, counts
 // keepalives (answers them unless told not to), and can cut every link.
-struct Server {
-  uv_loop_t* loop;
-  uv_tcp_t listener{};
-  std::shared_ptr<security::TlsContext> tls;
-  uint16_t port = 0;
+struct Server : transport::testing::TestTlsListener {
   bool answer_keepalives = true;
   uint16_t login_error = 0;
   int connections = 0, logins = 0, keepalives = 0, silent = 0;
   std::vector<uint64_t> connect_times;
   std::set<transport::TlsLink*> open;
 
-  Server(uv_loop_t* l, const Pki& pki) : loop(l) {
-    security::TlsContext::ServerOptions options;
-    options.certificate_chain_file = pki.server.certificate;
-    options.private_key_file = pki.server.key;
-    auto context = security::TlsContext::server(options);
-    REQUIRE(context.has_value());
-    tls = *context;
-    uv_tcp_init(loop, &listener);
-    listener.data = this;
-    sockaddr_in any{};
-    uv_ip4_addr("127.0.0.1", 0, &any);
-    REQUIRE(uv_tcp_bind(&listener, reinterpret_cast<const sockaddr*>(&any), 0) == 0);
-    REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&listener), 8, [](uv_stream_t* s, int status) {
-              if (status == 0) static_cast<Server*>(s->data)->accept(s);
-            }) == 0);
-    sockaddr_storage bound{};
-    int length = sizeof bound;
-    uv_tcp_getsockname(&listener, reinterpret_cast<sockaddr*>(&bound), &length);
-    port = transport::from_sockaddr(reinterpret_cast<sockaddr*>(&bound)).port;
-  }
+  Server(uv_loop_t* l, const Pki& pki) : TestTlsListener(l, pki) {}
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
 
-  void accept(uv_stream_t* s) {
+  void accept(uv_stream_t* s) override {
     transport::LinkCallbacks callbacks;
     callbacks.on_message = [this](transport::TlsLink& link, ByteView bytes) { on_message(link, bytes); };
     callbacks.on_closed = [this](transport::TlsLink& link, std::string_view) { open.erase(&link); };
@@ -110,10 +88,8 @@ struct Server {
   }
   void close() {
     drop_all();
-    uv_close(reinterpret_cast<uv_handle_t*>(&listener),
-             [](uv_handle_t* h) { static_cast<Server*>(h->data)->listener_closed = true; });
+    close_listener();
   }
-  bool listener_closed = false;
 };
 
 // One loop, one server, one link under test, and everything it saw.
