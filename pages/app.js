@@ -1,0 +1,154 @@
+// What every page shares: the JSON fetch helper (errors carry the API's `message`),
+// the session (its CSRF token goes on every POST, PUT and DELETE), the navigation
+// and the status line. docs/web.md is the contract.
+
+let csrfToken = null;
+
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+async function errorFrom(response) {
+  let code = 'http_' + response.status;
+  let message = response.status + ' ' + response.statusText;
+  try {
+    const body = await response.json();
+    if (body && typeof body.message === 'string' && body.message) message = body.message;
+    if (body && typeof body.error === 'string') code = body.error;
+  } catch {
+    // Not JSON (a proxy's page, a dropped connection): the status line says enough.
+  }
+  const retry = response.headers.get('Retry-After');
+  if (retry) message += ' (try again in ' + retry + ' s)';
+  return new ApiError(response.status, code, message, retry);
+}
+
+// Calls the API. `body` is sent as JSON unless it is a Blob (then with its own type).
+// Answers the parsed JSON, or null for an empty answer; throws ApiError otherwise.
+export async function api(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+  if (method !== 'GET' && method !== 'HEAD' && csrfToken) headers['X-CSRF-Token'] = csrfToken;
+  if (body instanceof Blob) {
+    headers['Content-Type'] = body.type.split(';')[0] || 'application/octet-stream';
+    init.body = body;
+  } else if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, 'network', 'The node could not be reached. Check the connection and try again.');
+  }
+  if (!response.ok) throw await errorFrom(response);
+  if (response.status === 204) return null;
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+function remember(session) {
+  csrfToken = session && session.csrf_token ? session.csrf_token : null;
+  return session;
+}
+
+export async function logIn(id, password) {
+  return remember(await api('POST', '/api/login', { id, password }));
+}
+
+// The current session, or null when nobody is logged in.
+export async function currentSession() {
+  try {
+    return remember(await api('GET', '/api/session'));
+  } catch (error) {
+    if (error.status === 401) return null;
+    throw error;
+  }
+}
+
+// For pages that need a login: answers the session, or sends the browser to the log-in page.
+export async function requireSession({ admin = false } = {}) {
+  const session = await currentSession();
+  if (!session) {
+    location.assign('/index.html?next=' + encodeURIComponent(location.pathname));
+    return new Promise(() => {});  // the page is being left
+  }
+  showSession(session);
+  if (admin && !session.admin) {
+    throw new ApiError(403, 'forbidden', 'This page is for operators (accounts with the admin role).');
+  }
+  return session;
+}
+
+export function showSession(session) {
+  const who = document.getElementById('who');
+  if (who) who.textContent = session ? 'Logged in as ' + (session.display_name || session.id) + ' (' + session.id + ')' : '';
+  for (const element of document.querySelectorAll('[data-when="admin"]')) element.hidden = !(session && session.admin);
+  for (const element of document.querySelectorAll('[data-when="session"]')) element.hidden = !session;
+  const waiting = document.getElementById('voicemail-waiting');
+  if (waiting) waiting.hidden = !(session && session.voicemail_waiting);
+}
+
+async function logOut() {
+  try {
+    await api('POST', '/api/logout');
+  } catch {
+    // Logged out already (expired session): the log-in page is still where to go.
+  }
+  csrfToken = null;
+  location.assign('/index.html');
+}
+
+// The status line of a page (role="status"; errors also move focus there for screen readers).
+export function say(text, kind = 'ok', where = 'message') {
+  const element = document.getElementById(where);
+  if (!element) return;
+  element.textContent = text;
+  element.className = 'message ' + kind;
+}
+
+export function sayError(error, where = 'message') {
+  say(error instanceof Error ? error.message : String(error), 'error', where);
+}
+
+// Builds an element: el('li', {class: 'x'}, 'text', child, ...). Text is always text, never HTML.
+export function el(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name === 'class') element.className = value;
+    else if (name.startsWith('data-') || name.startsWith('aria-') || ['type', 'for', 'id', 'href', 'role', 'name', 'value', 'controls', 'preload', 'scope', 'colspan'].includes(name)) element.setAttribute(name, value === true ? '' : value);
+    else element[name] = value;
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+  return element;
+}
+
+export function formatTime(value) {
+  if (value === undefined || value === null || value === '') return '';
+  const date = typeof value === 'number' ? new Date(value < 1e12 ? value * 1000 : value) : new Date(value);
+  return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+}
+
+export function formatBytes(size) {
+  if (typeof size !== 'number') return '';
+  return size < 1024 ? size + ' bytes' : (size / 1024).toFixed(1) + ' KiB';
+}
+
+// Runs a page's start-up and reports what failed on its status line.
+export function start(main) {
+  const logout = document.getElementById('logout');
+  if (logout) logout.addEventListener('click', logOut);
+  const current = document.querySelector('nav a[href="' + location.pathname + '"]');
+  if (current) current.setAttribute('aria-current', 'page');
+  main().catch((error) => sayError(error));
+}

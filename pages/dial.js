@@ -1,0 +1,132 @@
+// Look up an ID, EXT@DOMAIN or phone number; leave a voicemail recorded in the browser.
+import { api, formatTime, requireSession, say, sayError, start } from './app.js';
+
+const STATE_TEXT = { online: 'online', busy: 'busy', offline: 'offline' };
+const LONGEST_RECORDING_MS = 120000;
+
+let target = null;       // the ID the last lookup answered for
+let recorder = null;
+let recording = null;    // the Blob of the last recording
+let stopTimer = null;
+
+function recordingType() {
+  for (const type of ['audio/ogg;codecs=opus', 'audio/webm;codecs=opus', 'audio/ogg', 'audio/webm']) {
+    if (window.MediaRecorder && MediaRecorder.isTypeSupported(type)) return type;
+  }
+  return null;
+}
+
+function setButtons({ record, stop, send, discard }) {
+  document.getElementById('record').disabled = !record;
+  document.getElementById('stop').disabled = !stop;
+  document.getElementById('send').disabled = !send;
+  document.getElementById('discard').disabled = !discard;
+}
+
+function clearRecording() {
+  recording = null;
+  const preview = document.getElementById('preview');
+  if (preview.src) URL.revokeObjectURL(preview.src);
+  preview.removeAttribute('src');
+  preview.hidden = true;
+  setButtons({ record: true, stop: false, send: false, discard: false });
+}
+
+function showResult(answer) {
+  target = answer.id;
+  document.getElementById('result').hidden = false;
+  const name = answer.display_name ? answer.display_name + ' (' + answer.id + ')' : answer.id;
+  document.getElementById('result-name').textContent = name;
+  const state = document.getElementById('result-state');
+  state.textContent = STATE_TEXT[answer.state] || answer.state;
+  state.className = 'state state-' + (STATE_TEXT[answer.state] ? answer.state : 'offline');
+  const detail = [];
+  if (answer.state === 'offline' && answer.last_seen) detail.push('Last seen ' + formatTime(answer.last_seen) + '.');
+  detail.push(answer.voicemail ? 'Takes voicemail.' : 'Does not take voicemail.');
+  document.getElementById('result-detail').textContent = detail.join(' ');
+  document.getElementById('voicemail').hidden = !answer.voicemail;
+  clearRecording();
+  say('', 'ok', 'recording-state');
+}
+
+async function record() {
+  const type = recordingType();
+  if (!type || !navigator.mediaDevices) {
+    say('This browser cannot record sound here.', 'error', 'recording-state');
+    return;
+  }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (error) {
+    say('No microphone: ' + error.message, 'error', 'recording-state');
+    return;
+  }
+  clearRecording();
+  const chunks = [];
+  recorder = new MediaRecorder(stream, { mimeType: type });
+  recorder.addEventListener('dataavailable', (event) => { if (event.data.size) chunks.push(event.data); });
+  recorder.addEventListener('stop', () => {
+    clearTimeout(stopTimer);
+    for (const track of stream.getTracks()) track.stop();
+    recording = new Blob(chunks, { type: type.split(';')[0] });
+    const preview = document.getElementById('preview');
+    preview.src = URL.createObjectURL(recording);
+    preview.hidden = false;
+    setButtons({ record: true, stop: false, send: recording.size > 0, discard: true });
+    say('Recorded ' + Math.round(recording.size / 1024) + ' KiB. Listen, then Send or Discard.', 'ok', 'recording-state');
+    document.getElementById('send').focus();
+  });
+  recorder.start(1000);
+  stopTimer = setTimeout(() => recorder.state === 'recording' && recorder.stop(), LONGEST_RECORDING_MS);
+  setButtons({ record: false, stop: true, send: false, discard: false });
+  say('Recording… press Stop when you are done.', 'ok', 'recording-state');
+  document.getElementById('stop').focus();
+}
+
+async function send() {
+  if (!recording || !target) return;
+  setButtons({ record: false, stop: false, send: false, discard: false });
+  say('Sending…', 'ok', 'recording-state');
+  try {
+    await api('POST', '/api/voicemail?to=' + encodeURIComponent(target), recording);
+    clearRecording();
+    say('Voicemail for ' + target + ' stored.', 'ok', 'recording-state');
+  } catch (error) {
+    setButtons({ record: true, stop: false, send: true, discard: true });
+    sayError(error, 'recording-state');
+  }
+}
+
+start(async () => {
+  await requireSession();
+  const form = document.getElementById('lookup-form');
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const id = document.getElementById('target').value.trim();
+    if (!id) return;
+    say('Looking up ' + id + '…', 'ok');
+    try {
+      const answer = await api('GET', '/api/lookup?id=' + encodeURIComponent(id));
+      say('', 'ok');
+      showResult(answer);
+    } catch (error) {
+      document.getElementById('result').hidden = true;
+      document.getElementById('voicemail').hidden = true;
+      sayError(error);
+    }
+  });
+  document.getElementById('record').addEventListener('click', record);
+  document.getElementById('stop').addEventListener('click', () => recorder && recorder.state === 'recording' && recorder.stop());
+  document.getElementById('send').addEventListener('click', send);
+  document.getElementById('discard').addEventListener('click', () => {
+    clearRecording();
+    say('Recording discarded.', 'ok', 'recording-state');
+  });
+  const preset = new URLSearchParams(location.search).get('id');
+  if (preset) {
+    document.getElementById('target').value = preset;
+    form.requestSubmit();
+  }
+
+});
