@@ -51,7 +51,7 @@ function userRow(user) {
   const details = Object.entries(user)
     .filter(([k]) => k !== 'id' && k !== 'display_name')
     .map(([k, v]) => k.replace(/_/g, ' ') + ': ' + describe(v)).join('; ');
-  const reset = el('button', { type: 'button', class: 'secondary', 'aria-label': 'Reset the password of ' + id }, 'Reset password');
+  const reset = el('button', { type: 'button', class: 'secondary', 'aria-label': 'Reset password of ' + id }, 'Reset password');
   const verify = el('button', { type: 'button', class: 'secondary', 'aria-label': 'Verify ' + id }, 'Verify');
   const remove = el('button', { type: 'button', class: 'danger', 'aria-label': 'Remove ' + id }, 'Remove');
   const row = el('tr', { 'data-user': id },

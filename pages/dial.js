@@ -8,6 +8,7 @@ let target = null;       // the ID the last lookup answered for
 let recorder = null;
 let recording = null;    // the Blob of the last recording
 let stopTimer = null;
+let playback = null;     // {context, source} while the recording is being listened to
 
 function recordingType() {
   for (const type of ['audio/ogg;codecs=opus', 'audio/webm;codecs=opus', 'audio/ogg', 'audio/webm']) {
@@ -17,18 +18,49 @@ function recordingType() {
 }
 
 function setButtons({ record, stop, send, discard }) {
+  document.getElementById('listen').disabled = !discard;
   document.getElementById('record').disabled = !record;
   document.getElementById('stop').disabled = !stop;
   document.getElementById('send').disabled = !send;
   document.getElementById('discard').disabled = !discard;
 }
 
+function stopListening() {
+  if (!playback) return;
+  playback.context.close();
+  playback = null;
+  document.getElementById('listen').textContent = 'Listen';
+}
+
+// Plays the recording through Web Audio: an <audio> element would need a blob: URL,
+// which the node's Content-Security-Policy (default-src 'self') does not allow.
+async function listen() {
+  if (playback) {
+    stopListening();
+    return;
+  }
+  if (!recording) return;
+  const context = new AudioContext();
+  playback = { context, source: null };
+  try {
+    const buffer = await context.decodeAudioData(await recording.arrayBuffer());
+    const source = context.createBufferSource();
+    source.buffer = buffer;
+    source.connect(context.destination);
+    source.addEventListener('ended', stopListening);
+    playback.source = source;
+    source.start();
+    document.getElementById('listen').textContent = 'Stop listening';
+    say('Playing your recording (' + buffer.duration.toFixed(1) + ' s).', 'ok', 'recording-state');
+  } catch (error) {
+    stopListening();
+    say('This browser cannot play the recording back: ' + error.message, 'error', 'recording-state');
+  }
+}
+
 function clearRecording() {
+  stopListening();
   recording = null;
-  const preview = document.getElementById('preview');
-  if (preview.src) URL.revokeObjectURL(preview.src);
-  preview.removeAttribute('src');
-  preview.hidden = true;
   setButtons({ record: true, stop: false, send: false, discard: false });
 }
 
@@ -70,11 +102,8 @@ async function record() {
     clearTimeout(stopTimer);
     for (const track of stream.getTracks()) track.stop();
     recording = new Blob(chunks, { type: type.split(';')[0] });
-    const preview = document.getElementById('preview');
-    preview.src = URL.createObjectURL(recording);
-    preview.hidden = false;
     setButtons({ record: true, stop: false, send: recording.size > 0, discard: true });
-    say('Recorded ' + Math.round(recording.size / 1024) + ' KiB. Listen, then Send or Discard.', 'ok', 'recording-state');
+    say('Recorded ' + Math.round(recording.size / 1024) + ' KiB. Listen to it, then Send or Discard.', 'ok', 'recording-state');
     document.getElementById('send').focus();
   });
   recorder.start(1000);
@@ -86,6 +115,7 @@ async function record() {
 
 async function send() {
   if (!recording || !target) return;
+  stopListening();
   setButtons({ record: false, stop: false, send: false, discard: false });
   say('Sending…', 'ok', 'recording-state');
   try {
@@ -105,18 +135,19 @@ start(async () => {
     event.preventDefault();
     const id = document.getElementById('target').value.trim();
     if (!id) return;
+    document.getElementById('result').hidden = true;
+    document.getElementById('voicemail').hidden = true;
     say('Looking up ' + id + '…', 'ok');
     try {
       const answer = await api('GET', '/api/lookup?id=' + encodeURIComponent(id));
       say('', 'ok');
       showResult(answer);
     } catch (error) {
-      document.getElementById('result').hidden = true;
-      document.getElementById('voicemail').hidden = true;
       sayError(error);
     }
   });
   document.getElementById('record').addEventListener('click', record);
+  document.getElementById('listen').addEventListener('click', listen);
   document.getElementById('stop').addEventListener('click', () => recorder && recorder.state === 'recording' && recorder.stop());
   document.getElementById('send').addEventListener('click', send);
   document.getElementById('discard').addEventListener('click', () => {

@@ -1,0 +1,481 @@
+// Drives the node's web pages in Debian's Chromium (playwright-core) for one scenario
+// of browser_test.py, which starts the node and the users and passes them in
+// TSUNAGU_BROWSER_SETTINGS. On every page it visits it runs axe-core (no serious or
+// critical violations), listens for CSP violations and uncaught errors, and saves a
+// screenshot into TSUNAGU_BROWSER_ARTEFACTS.
+//
+//   node tests/browser/pages.mjs SCENARIO     (exit 0 pass, 1 fail, 77 cannot run)
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const SKIP = 77;
+const settings = JSON.parse(process.env.TSUNAGU_BROWSER_SETTINGS || '{}');
+const modules = process.env.TSUNAGU_NODE_MODULES;
+const artefacts = process.env.TSUNAGU_BROWSER_ARTEFACTS || '.';
+const executablePath = process.env.TSUNAGU_CHROMIUM || '/usr/bin/chromium';
+const microphone = process.env.TSUNAGU_FAKE_MICROPHONE || '';
+const PHONE = { width: 390, height: 844 };
+const DESKTOP = { width: 1280, height: 900 };
+const TIMEOUT_MS = 20000;
+
+let playwright;
+let axeSource;
+try {
+  playwright = await import(pathToFileURL(path.join(modules, 'playwright-core', 'index.mjs')).href);
+  axeSource = readFileSync(path.join(modules, 'axe-core', 'axe.min.js'), 'utf8');
+} catch (error) {
+  console.log('cannot load playwright-core and axe-core from ' + modules + ': ' + error.message);
+  process.exit(SKIP);
+}
+
+class Failure extends Error {}
+
+function ok(condition, message) {
+  if (!condition) throw new Failure(message);
+  console.log('  ok: ' + message);
+}
+
+// --------------------------------------------------------------------------
+// The browser
+
+async function launch() {
+  const args = [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync',
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+  ];
+  if (microphone) args.push('--use-file-for-fake-audio-capture=' + microphone);
+  try {
+    // playwright-core gives Chromium a fresh temporary --user-data-dir and --headless.
+    return await playwright.chromium.launch({ executablePath, headless: true, args, timeout: 60000 });
+  } catch (error) {
+    console.log('Chromium (' + executablePath + ') does not start: ' + error.message);
+    process.exit(SKIP);
+  }
+}
+
+// A fresh profile-less context: its own cookies, so each user is a separate browser session.
+// The node's certificate comes from the deployment's private CA, which this Chromium
+// does not know: certificate errors are ignored here, and browser_test.py checks the
+// certificate against ca.crt (chain and 127.0.0.1) before the browser starts.
+async function newUser(browser, viewport = DESKTOP) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport, baseURL: settings.url });
+  await context.grantPermissions(['microphone'], { origin: settings.url });
+  context.setDefaultTimeout(TIMEOUT_MS);
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('pageerror', (error) => page.problems.push('uncaught error: ' + error.message));
+  page.on('console', (message) => {
+    const text = message.text();
+    if (/Content[ -]Security[ -]Policy/i.test(text)) page.problems.push('CSP: ' + text);
+  });
+  page.on('dialog', (dialog) => dialog.accept());
+  return page;
+}
+
+async function visit(page, where) {
+  await page.goto(where, { waitUntil: 'networkidle' });
+}
+
+// axe-core in the page (evaluated through the DevTools protocol, which the page's CSP
+// does not govern), then a screenshot. Fails on serious or critical violations, CSP
+// violations and uncaught errors seen so far.
+async function check(page, name, { fullPage = true } = {}) {
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({
+      id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.map((n) => n.target.join(' ') + ': ' + n.failureSummary.replace(/\s+/g, ' ')),
+    }));
+  });
+  for (const v of violations) {
+    console.log('  axe ' + v.impact + ' ' + v.id + ' (' + v.help + ') on ' + name + ':\n    ' + v.nodes.join('\n    '));
+  }
+  const grave = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  const file = path.join(artefacts, name + '.png');
+  await page.screenshot({ path: file, fullPage });
+  ok(grave.length === 0, name + ': axe finds no serious or critical violation (' + violations.length
+     + ' lesser) ' + (grave.length ? JSON.stringify(grave, null, 1) : '') + '; screenshot ' + file);
+  ok(page.problems.length === 0, name + ': no CSP violation or uncaught error ' + JSON.stringify(page.problems));
+}
+
+async function statusText(page, selector = '#message') {
+  return (await page.locator(selector).textContent()).trim();
+}
+
+async function waitStatus(page, pattern, selector = '#message') {
+  try {
+    await page.waitForFunction(([s, p]) => new RegExp(p, 'i').test(document.querySelector(s).textContent),
+      [selector, pattern.source]);
+  } catch {
+    throw new Failure('the status ' + selector + ' never matched ' + pattern + '; it says: "' + await statusText(page, selector) + '"');
+  }
+  const text = await statusText(page, selector);
+  console.log('  status ' + selector + ': ' + text);
+  return text;
+}
+
+async function logIn(page, user, password = settings.password, expectPage) {
+  await visit(page, '/index.html');
+  await page.getByLabel('User ID').first().fill(user);
+  await page.locator('#login-password').fill(password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  if (expectPage) {
+    await page.waitForURL('**' + expectPage + '*');
+    await page.waitForLoadState('networkidle');
+  }
+}
+
+// From inside the page: the answer's status and JSON body of a fetch the page itself could make.
+async function pageFetch(page, method, where, { body, csrf } = {}) {
+  return page.evaluate(async ([m, w, b, token]) => {
+    const headers = { 'Content-Type': 'application/json' };
+    if (token) headers['X-CSRF-Token'] = token;
+    const response = await fetch(w, { method: m, headers, body: b === undefined ? undefined : JSON.stringify(b) });
+    const text = await response.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    return { status: response.status, json, text: text.slice(0, 300) };
+  }, [method, where, body, csrf]);
+}
+
+// --------------------------------------------------------------------------
+// Scenarios
+
+async function pagesAccessible(browser) {
+  const page = await newUser(browser);
+  await visit(page, '/');
+  await check(page, 'page-index-desktop');
+  // Log in from the keyboard alone: focus moves through the labelled fields, Enter submits.
+  await page.locator('#login-id').focus();
+  await page.keyboard.type(settings.admin);
+  await page.keyboard.press('Tab');
+  ok(await page.evaluate(() => document.activeElement.id) === 'login-password', 'Tab moves from the ID to the password');
+  await page.keyboard.type(settings.password);
+  await page.keyboard.press('Enter');
+  await page.waitForURL('**/admin.html');
+  await page.waitForLoadState('networkidle');
+  ok(true, 'an operator logged in from the keyboard lands on the operator page');
+
+  for (const name of ['index', 'dial', 'directory', 'profile', 'voicemail', 'admin']) {
+    await page.setViewportSize(DESKTOP);
+    await visit(page, '/' + name + '.html');
+    await check(page, 'page-' + name + '-desktop');
+    await page.setViewportSize(PHONE);
+    await visit(page, '/' + name + '.html');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    ok(overflow <= 1, name + '.html fits a phone\'s width (' + PHONE.width + ' px; overflow ' + overflow + ' px)');
+    await check(page, 'page-' + name + '-phone');
+    const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')]
+      .filter((e) => !e.closest('[hidden]') && !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+        && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+      .map((e) => e.outerHTML.slice(0, 80)));
+    ok(unlabelled.length === 0, name + '.html: every control has a label ' + JSON.stringify(unlabelled));
+  }
+
+  await page.setViewportSize(DESKTOP);
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.waitForURL('**/index.html');
+  const after = await pageFetch(page, 'GET', '/api/session');
+  ok(after.status === 401, 'after Log out the session is gone (GET /api/session: ' + after.status + ')');
+  await visit(page, '/dial.html');
+  await page.waitForURL('**/index.html?next=*');
+  ok(true, 'a page that needs a login sends a logged-out browser to the log-in page');
+
+  const wrong = await newUser(browser);
+  await logIn(wrong, settings.alice, 'not-the-password');
+  const message = await waitStatus(wrong, /\S/);
+  ok(!/^Logging in/.test(message), 'a wrong password shows the API\'s message: "' + message + '"');
+  await check(wrong, 'page-index-wrong-password');
+}
+
+async function registerPublishFind(browser) {
+  const page = await newUser(browser);
+  const id = settings.new_user;
+  await visit(page, '/');
+  await page.locator('#register-id').fill(id);
+  await page.getByLabel('Display name (optional)').fill('Erin Example');
+  await page.locator('#register-password').fill(settings.password);
+  await page.getByLabel('Password again').fill(settings.password + 'x');
+  await page.getByRole('button', { name: 'Register' }).click();
+  await waitStatus(page, /differ/, '#register-message');
+  await page.getByLabel('Password again').fill(settings.password);
+  await page.getByRole('button', { name: 'Register' }).click();
+  await page.waitForURL('**/profile.html?welcome=1');
+  await page.waitForLoadState('networkidle');
+  ok(await page.locator('#display-name').inputValue() === 'Erin Example',
+     'registered through the form, logged in, and the profile page shows the display name given at registration');
+  await check(page, 'register-profile-welcome');
+
+  await page.getByLabel('Business category').fill('Bakery');
+  await page.getByLabel('Phone number').fill('+81-6-1234-0000');
+  await page.getByLabel('List me in the directory').check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await waitStatus(page, /^Saved/);
+  await visit(page, '/profile.html');
+  ok(await page.getByLabel('List me in the directory').isChecked(), 'the published flag is kept across a reload');
+  ok(await page.locator('#category').inputValue() === 'bakery', 'the category is stored folded to lower case');
+
+  await visit(page, '/directory.html');
+  await page.getByRole('searchbox', { name: 'Search' }).fill('erin');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await waitStatus(page, /found/);
+  const rows = await page.locator('#results li').allTextContents();
+  ok(rows.some((r) => r.includes('Erin Example') && r.includes(id)), 'the directory finds the new entry by name: ' + JSON.stringify(rows));
+  await check(page, 'register-directory-search');
+
+  const category = page.locator('#categories button', { hasText: 'bakery' });
+  ok(await category.count() === 1, 'the business categories list "bakery": '
+     + JSON.stringify(await page.locator('#categories').allTextContents()));
+  await category.click();
+  await waitStatus(page, /found/);
+  const businesses = await page.locator('#results li').allTextContents();
+  ok(businesses.some((r) => r.includes(id) && r.includes('+81-6-1234-0000')),
+     'choosing the category lists the business with its phone: ' + JSON.stringify(businesses));
+
+  const again = await newUser(browser);
+  await visit(again, '/');
+  await again.locator('#register-id').fill(id);
+  await again.locator('#register-password').fill(settings.password);
+  await again.getByLabel('Password again').fill(settings.password);
+  await again.getByRole('button', { name: 'Register' }).click();
+  const taken = await waitStatus(again, /^(?!Registering)\S/, '#register-message');
+  ok(!/Registered/.test(taken), 'registering a taken ID shows the API\'s message: "' + taken + '"');
+}
+
+async function lookup(page, target) {
+  await page.getByLabel('User ID, EXT@DOMAIN or phone number').fill(target);
+  await page.getByRole('button', { name: 'Look up' }).click();
+  await page.waitForFunction((t) => {
+    const status = document.querySelector('#message').textContent;
+    return !status.startsWith('Looking up') && (status !== '' || !document.querySelector('#result').hidden);
+  }, target);
+}
+
+async function lookupOnlineOffline(browser) {
+  const page = await newUser(browser, PHONE);
+  await logIn(page, settings.alice, settings.password, '/dial.html');
+  await check(page, 'dial-empty');
+
+  await lookup(page, settings.carol);
+  ok(await page.locator('#result-state').textContent() === 'online', 'carol, logged in with `tsunagu login`, shows online');
+  ok(await page.locator('#voicemail').isHidden(), 'carol takes no voicemail: no recorder shown');
+  await check(page, 'dial-online');
+
+  await lookup(page, settings.dave);
+  ok(await page.locator('#result-state').textContent() === 'offline', 'dave, never logged in, shows offline');
+  ok(await page.locator('#voicemail').isVisible(), 'dave takes voicemail: the recorder is offered');
+  await check(page, 'dial-offline');
+
+  await lookup(page, settings.carol_phone);
+  ok((await page.locator('#result-name').textContent()).includes(settings.carol)
+     && await page.locator('#result-state').textContent() === 'online',
+     'a phone number finds carol: ' + await page.locator('#result-name').textContent());
+
+  await lookup(page, 'nobody-here');
+  const message = await statusText(page);
+  ok(message.length > 0 && await page.locator('#result').isHidden(),
+     'an unknown user shows the API\'s message and no result: "' + message + '"');
+  const answer = await pageFetch(page, 'GET', '/api/lookup?id=nobody-here');
+  ok(answer.status === 404 && answer.json && answer.json.message === message,
+     'the message shown is the JSON message of the 404 (' + answer.text + ')');
+  await check(page, 'dial-unknown');
+}
+
+async function csrfRefused(browser) {
+  const page = await newUser(browser);
+  await logIn(page, settings.alice, settings.password, '/dial.html');
+  await visit(page, '/profile.html');
+  const before = await pageFetch(page, 'GET', '/api/profile');
+  ok(before.status === 200, 'GET /api/profile needs no token (' + before.status + ')');
+
+  const cases = [
+    ['PUT', '/api/profile', { display_name: 'Mallory was here' }],
+    ['POST', '/api/logout', undefined],
+    ['POST', '/api/voicemail?to=' + settings.alice, undefined],
+    ['DELETE', '/api/voicemail/1', undefined],
+  ];
+  for (const [method, where, body] of cases) {
+    for (const token of [undefined, 'not-the-token']) {
+      const answer = await pageFetch(page, method, where, { body, csrf: token });
+      ok(answer.status === 403 && answer.json && answer.json.error === 'csrf',
+         method + ' ' + where + (token ? ' with a wrong X-CSRF-Token' : ' without X-CSRF-Token') + ' is refused: '
+         + answer.status + ' ' + answer.text);
+    }
+  }
+  const after = await pageFetch(page, 'GET', '/api/profile');
+  ok(after.status === 200 && after.json.display_name === before.json.display_name,
+     'the refused PUT changed nothing, and the refused logout ended nothing (display name "' + after.json.display_name + '")');
+
+  await page.getByLabel('Display name').fill('Alice Liddell');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await waitStatus(page, /^Saved/);
+  const saved = await pageFetch(page, 'GET', '/api/profile');
+  ok(saved.json.display_name === 'Alice Liddell', 'the page\'s own PUT, which sends the session\'s token, is taken');
+  await check(page, 'profile-saved');
+}
+
+async function recordAndSend(page, seconds) {
+  await page.getByRole('button', { name: 'Record' }).click();
+  await waitStatus(page, /Recording/, '#recording-state');
+  await page.waitForTimeout(seconds * 1000);
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await waitStatus(page, /Recorded/, '#recording-state');
+  await page.getByRole('button', { name: 'Listen' }).click();
+  await waitStatus(page, /Playing your recording \([1-9]/, '#recording-state');
+  ok(true, 'the recording can be listened to before it is sent');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await waitStatus(page, /stored|refused|error|not|too|full|[0-9]{3}/, '#recording-state');
+  ok(/stored/.test(await statusText(page, '#recording-state')), 'the page says the voicemail is stored');
+}
+
+async function voicemailFromPage(browser) {
+  const alice = await newUser(browser);
+  await logIn(alice, settings.alice, settings.password, '/dial.html');
+  await lookup(alice, settings.bob);
+  ok(await alice.locator('#result-state').textContent() === 'offline', 'bob shows offline');
+  await check(alice, 'voicemail-offer');
+  const type = await alice.evaluate(() => ['audio/ogg;codecs=opus', 'audio/webm;codecs=opus']
+    .filter((t) => MediaRecorder.isTypeSupported(t)).join(', '));
+  console.log('  this Chromium records: ' + type);
+  await recordAndSend(alice, 3);
+  await check(alice, 'voicemail-sent');
+  await recordAndSend(alice, 2);
+
+  const bob = await newUser(browser);
+  await logIn(bob, settings.bob, settings.password, '/dial.html');
+  await visit(bob, '/voicemail.html');
+  const items = bob.locator('#messages li');
+  ok(await items.count() === 2, 'bob\'s inbox lists the two messages: ' + JSON.stringify(await items.allTextContents()));
+  ok((await items.first().textContent()).includes(settings.alice), 'they are from alice');
+  const audio = items.first().locator('audio');
+  const played = await audio.evaluate((element) => new Promise((resolve) => {
+    element.addEventListener('loadedmetadata', () => resolve({ ok: true, duration: element.duration }), { once: true });
+    element.addEventListener('error', () => resolve({ ok: false, error: element.error && element.error.message }), { once: true });
+    element.preload = 'auto';
+    element.load();
+  }));
+  ok(played.ok, 'the <audio> player loads the message from GET /api/voicemail/N: ' + JSON.stringify(played));
+  const bytes = await bob.evaluate(async () => {
+    const id = document.querySelector('#messages li').dataset.message;
+    const response = await fetch('/api/voicemail/' + id);
+    const data = await response.arrayBuffer();
+    const size = data.byteLength;
+    // Decoded, the message is sound, not silence: the fake microphone's speech went through.
+    const context = new AudioContext();
+    try {
+      const samples = (await context.decodeAudioData(data)).getChannelData(0);
+      let sum = 0;
+      for (const sample of samples) sum += sample * sample;
+      return { status: response.status, size, seconds: samples.length / context.sampleRate,
+               rms: Math.sqrt(sum / Math.max(1, samples.length)) };
+    } catch (error) {
+      return { status: response.status, size, error: String(error) };
+    } finally {
+      context.close();
+    }
+  });
+  ok(bytes.status === 200 && bytes.size > 2000 && bytes.seconds > 1 && bytes.rms > 0.005,
+     'the message comes back from GET /api/voicemail/N as audible sound: ' + JSON.stringify(bytes));
+  await check(bob, 'voicemail-inbox');
+
+  await items.nth(1).getByRole('button', { name: /Delete/ }).click();
+  await waitStatus(bob, /deleted/);
+  await visit(bob, '/voicemail.html');
+  ok(await bob.locator('#messages li').count() === 1, 'after Delete one message is left, also after a reload');
+}
+
+async function adminSeesUsers(browser) {
+  const page = await newUser(browser);
+  await logIn(page, settings.admin, settings.password, '/admin.html');
+  const rows = page.locator('#users tbody tr');
+  await page.waitForFunction(() => document.querySelectorAll('#users tbody tr').length > 0);
+  const ids = await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.user));
+  ok([settings.admin, settings.alice, settings.bob].every((id) => ids.includes(id)), 'the operator sees the users: ' + ids);
+  for (const id of ['agents', 'calls', 'voicemail-usage']) {
+    const error = await page.locator('#' + id + ' .error').count();
+    ok(error === 0, 'the ' + id + ' section loads: ' + await page.locator('#' + id).textContent());
+  }
+  await check(page, 'admin-users');
+
+  await page.getByRole('searchbox', { name: 'Find users' }).fill('ali');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForFunction(() => document.querySelectorAll('#users tbody tr').length === 1);
+  ok(await rows.first().getAttribute('data-user') === settings.alice, 'searching "ali" finds only alice');
+
+  await page.getByRole('button', { name: 'Verify ' + settings.alice }).click();
+  await waitStatus(page, /verified/);
+
+  const id = settings.new_user;
+  await page.getByLabel('User ID').fill(id);
+  await page.getByLabel('Display name').fill('Frank New');
+  await page.getByLabel('Password', { exact: true }).fill(settings.password);
+  await page.getByRole('button', { name: 'Add user' }).click();
+  await waitStatus(page, /added/);
+  await page.getByRole('searchbox', { name: 'Find users' }).fill('');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.waitForSelector('#users tbody tr[data-user="' + id + '"]');
+  ok(true, 'the user added in the form is listed');
+
+  await page.getByRole('button', { name: 'Reset password of ' + id }).click();
+  await page.getByLabel('New password').fill('a-new-password-2');
+  await page.getByRole('button', { name: 'Set password', exact: true }).click();
+  await waitStatus(page, /password of .* is changed/);
+  const frank = await newUser(browser);
+  await logIn(frank, id, 'a-new-password-2', '/dial.html');
+  ok(true, id + ' logs in with the password the operator set');
+
+  await page.getByRole('button', { name: 'Remove ' + id }).click();
+  await waitStatus(page, /removed/);
+  ok(await page.locator('#users tbody tr[data-user="' + id + '"]').count() === 0, id + ' is no longer listed');
+  await check(page, 'admin-after-changes');
+
+  const alice = await newUser(browser);
+  await logIn(alice, settings.alice, settings.password, '/dial.html');
+  const refused = await pageFetch(alice, 'GET', '/api/admin/users');
+  ok(refused.status === 403, 'a plain user is refused the operator\'s API: ' + refused.status + ' ' + refused.text);
+  await visit(alice, '/admin.html');
+  const message = await waitStatus(alice, /\S/);
+  ok(message.length > 0, 'and the operator page says so: "' + message + '"');
+}
+
+const scenarios = {
+  pages_accessible: pagesAccessible,
+  register_publish_find: registerPublishFind,
+  lookup_online_offline: lookupOnlineOffline,
+  csrf_refused: csrfRefused,
+  voicemail_from_page: voicemailFromPage,
+  admin_sees_users: adminSeesUsers,
+};
+
+const name = process.argv[2];
+if (!scenarios[name]) {
+  console.log('usage: pages.mjs SCENARIO; scenarios: ' + Object.keys(scenarios).join(', '));
+  process.exit(2);
+}
+const browser = await launch();
+let code = 0;
+try {
+  await scenarios[name](browser);
+  console.log('  pages.mjs ' + name + ': passed');
+} catch (error) {
+  code = 1;
+  console.log('  FAIL: ' + (error instanceof Failure ? error.message : error.stack));
+  try {
+    for (const context of browser.contexts()) {
+      for (const page of context.pages()) {
+        const file = path.join(artefacts, 'failed-' + name + '-' + Date.now() + '.png');
+        await page.screenshot({ path: file, fullPage: true });
+        console.log('  screenshot of ' + page.url() + ' at the failure: ' + file);
+      }
+    }
+  } catch {
+    // the browser itself failed: nothing more to show
+  }
+} finally {
+  await browser.close();
+}
+process.exit(code);
