@@ -15,7 +15,12 @@ test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl
   iproute2 nftables busybox dnsmasq-base coturn kea-dhcp4-server isc-dhcp-server
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
+  chromium
 )
+# The browser tests (tests/browser/) run Node.js scripts with npm packages. A Node.js
+# installed some other way (e.g. nodesource's, which brings its own npm and conflicts
+# with Debian's npm package) is used as it is: these are wanted only when missing.
+test_commands=(node:nodejs npm:npm)
 
 # What the NAT lab (tests/lab/) runs; the demo runs its first scenario as root, then
 # the same call spoken (speech made and scored by tests/voice/voicetool.py).
@@ -24,7 +29,12 @@ lab_packages=(iproute2 nftables busybox dnsmasq-base coturn
 
 wanted=("${build_packages[@]}")
 case "${1:-build}" in
-  test) wanted+=("${test_packages[@]}") ;;
+  test)
+    wanted+=("${test_packages[@]}")
+    for entry in "${test_commands[@]}"; do
+      command -v "${entry%%:*}" > /dev/null || wanted+=("${entry#*:}")
+    done
+    ;;
   demo) if [[ $(id -u) -eq 0 ]]; then wanted+=("${lab_packages[@]}"); fi ;;
 esac
 
