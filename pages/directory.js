@@ -8,6 +8,9 @@ function entryItem(entry) {
   const details = [entry.id];
   if (entry.category) details.push(entry.category);
   if (entry.phone) details.push(entry.phone);
+  if (typeof entry.online === 'boolean') details.push(entry.online ? 'online' : 'offline');
+  // Anyone may claim any name or number; only the operator's check makes it trustworthy.
+  if (entry.verified === false) details.push('unverified');
   return el('li', {},
     el('strong', {}, entry.display_name || entry.id),
     el('span', { class: 'muted' }, details.join(' · ')),
