@@ -80,6 +80,7 @@ export async function requireSession({ admin = false } = {}) {
     return new Promise(() => {});  // the page is being left
   }
   showSession(session);
+  listenForEvents(session);
   if (admin && !session.admin) {
     throw new ApiError(403, 'forbidden', 'This page is for operators (accounts with the admin role).');
   }
@@ -93,6 +94,34 @@ export function showSession(session) {
   for (const element of document.querySelectorAll('[data-when="session"]')) element.hidden = !session;
   const waiting = document.getElementById('voicemail-waiting');
   if (waiting) waiting.hidden = !(session && session.voicemail_waiting);
+}
+
+// The node's events for this session (GET /api/events, a WebSocket): new voicemail
+// lights the Voicemail link; a session the node ended sends the browser to log in.
+function listenForEvents(session) {
+  if (!window.WebSocket) return;
+  let socket;
+  try {
+    socket = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/events');
+  } catch {
+    return;  // no events: the pages still work, only without live notices
+  }
+  socket.addEventListener('message', (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (message.type === 'voicemail_waiting') {
+      showSession({ ...session, voicemail_waiting: true });
+      say('New voicemail is waiting.', 'ok');
+    } else if (message.type === 'notice') {
+      say('Notice from the node: ' + (message.reason || message.code), 'ok');
+    } else if (message.type === 'session_ended') {
+      location.assign('/index.html?next=' + encodeURIComponent(location.pathname));
+    }
+  });
 }
 
 async function logOut() {
