@@ -42,6 +42,7 @@ const KnownSettings kNodeSettings = {
       "upload_idle_timeout", "upload_max_seconds"}},
     {"accounts", {"removed_id_quarantine_days", "check_interval_ms"}},
     {"directory", {"scan_burst", "scan_interval_ms"}},
+    {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb"}},
 };
 
 }  // namespace
@@ -80,6 +81,12 @@ NodeConfig load_node_config(const std::string& directory) {
   config.public_address = reader.text("node.public_address", "", 64);
   if (!config.public_address.empty() && !proto::SocketAddress::parse(config.public_address, 0))
     reader.fail("node.public_address", "\"" + config.public_address + "\" is not an IP address (e.g. 203.0.113.7)");
+  if (std::string web = reader.text("web.listen", "0.0.0.0:8443"); !web.empty())
+    config.web_listen = address_setting(reader, "web.listen", "0.0.0.0:8443");
+  config.web_session_idle_s = static_cast<uint32_t>(reader.integer("web.session_idle_timeout", 1800, 60, 86400));
+  config.web_session_max_s = static_cast<uint32_t>(reader.integer("web.session_max_seconds", 43200, 300, 2592000));
+  config.web_max_connections = static_cast<size_t>(reader.integer("web.max_connections", 1000, 1, 100000));
+  config.web_max_body_kb = static_cast<size_t>(reader.integer("web.max_body_kb", 1024, 1, 65536));
   config.log_level = reader.text("node.log_level", "info");
   if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
       config.log_level != "error")
@@ -261,6 +268,13 @@ upload_max_seconds = 300       # and one not finished this long after it began
 removed_id_quarantine_days = 30  # a removed ID cannot be registered again for this long (0: at once)
 check_interval_ms = 1000       # how soon a removal or password change (`user remove`/`user passwd`)
                                # ends the account's idle links; any request of theirs is refused at once
+
+[web]
+listen = "0.0.0.0:8443"        # HTTPS: the web pages, the JSON API and /metrics (docs/web.md); "" turns it off
+session_idle_timeout = 1800    # seconds a web session may go without a request
+session_max_seconds = 43200    # a web session ends this long after its login
+max_connections = 1000         # HTTPS connections at once; more are refused
+max_body_kb = 1024             # largest request body (413 above it)
 
 [directory]
 scan_burst = 20                # directory searches (each reads every account) one account may start at once ...

@@ -89,6 +89,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "1. Create a deployment (private CA, node certificate, node.toml)"
 "$node_bin" init "$work/node"
 sed -i 's/^agent_listen.*/agent_listen = "127.0.0.1:0"/' "$work/node/node.toml"
+sed -i 's/^listen = "0.0.0.0:8443".*/listen = "127.0.0.1:0"/' "$work/node/node.toml"  # the web listener ([web])
 
 step "2. Add two users (passwords are stored as scrypt hashes)"
 TSUNAGU_PASSWORD=alice-secret "$node_bin" user -d "$work/node" add alice --name "Alice Aoki"

@@ -695,6 +695,8 @@ class Deployment:
         for key in ("listen", "stun_listen", "agent_listen"):
             if key in keys:
                 self.set("node", key, '"127.0.0.1:0"')
+        if re.search(r"^\[web\]", open(self.config).read(), re.M):
+            self.set("web", "listen", '"127.0.0.1:0"')
         # The cheapest scrypt cost the node accepts: these tests are not about hashing.
         self.set("passwords", "scrypt_log2_n", "14")
         for name, value in settings.items():
