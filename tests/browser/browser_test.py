@@ -145,8 +145,21 @@ class WebNode:
 
     def start(self):
         self.deployment.start_node()
+        web = self.ready_web_address()
+        if web:  # the node says where it listens (the ready file's "web"): use that
+            self.port = int(web.rsplit(":", 1)[1])
+            self.url = "https://127.0.0.1:%d" % self.port
         self.wait_web_ready()
         return self
+
+    def ready_web_address(self):
+        root = self.deployment.root
+        readies = sorted((f for f in os.listdir(root) if f.startswith("ready-") and f.endswith(".json")),
+                         key=lambda f: os.path.getmtime(os.path.join(root, f)))
+        if not readies:
+            return None
+        with open(os.path.join(root, readies[-1])) as f:
+            return json.load(f).get("web")
 
     def wait_web_ready(self):
         """Waits for the HTTPS listener and checks its certificate against the deployment's CA:
