@@ -2,10 +2,20 @@
 
 #include <http_parser.h>
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
 namespace tsunagu::web {
+
+namespace {
+
+bool is_token_char(char c) {
+  if (c <= 0x20 || c >= 0x7f) return false;
+  return std::strchr("()<>@,;:\\\"/[]?={}", c) == nullptr;
+}
+
+}  // namespace
 
 struct HttpRequestParser::State {
   http_parser parser{};
@@ -23,11 +33,17 @@ struct HttpRequestParser::State {
 
   int refuse(int status, std::string detail) {
     refusal = HttpParseError{status, std::move(detail)};
-    return 1;  // any non-zero return makes http_parser fail with HPE_CB_*
+    // Non-zero fails the parse with HPE_CB_*; on_headers_complete reads 1 and
+    // 2 as "no body", so -1 it is.
+    return -1;
   }
 
   int finish_header() {
     if (!in_value) return 0;
+    // http-parser's lenient build lets a space into a name ("Bad Header");
+    // RFC 9112 forbids it, and proxies disagree on what it means.
+    if (field.empty() || !std::all_of(field.begin(), field.end(), is_token_char))
+      return refuse(400, "invalid header name");
     size_t end = value.find_last_not_of(" \t");
     value.erase(end == std::string::npos ? 0 : end + 1);
     size_t begin = value.find_first_not_of(" \t");
@@ -71,10 +87,10 @@ struct HttpRequestParser::Callbacks {
 
   static int on_header_field(http_parser* parser, const char* at, size_t length) {
     State& s = of(parser);
-    if (s.in_value) s.finish_header();
+    if (s.in_value && s.finish_header() != 0) return -1;
     if (s.field.empty()) {
       if (++s.header_count > s.limits.max_headers) return s.refuse(431, "too many request headers");
-      if (s.count_header_bytes(4) != 0) return 1;  // ": " and CRLF
+      if (s.count_header_bytes(4) != 0) return -1;  // ": " and CRLF
     }
     s.field.append(at, length);
     return s.count_header_bytes(length);
@@ -89,8 +105,7 @@ struct HttpRequestParser::Callbacks {
 
   static int on_headers_complete(http_parser* parser) {
     State& s = of(parser);
-    s.finish_header();
-    if (s.refusal) return 1;
+    if (s.finish_header() != 0 || s.refusal) return -1;
     if (parser->http_major != 1 || parser->http_minor > 1) return s.refuse(505, "only HTTP/1.0 and HTTP/1.1 are served");
     switch (parser->method) {
       case HTTP_GET: case HTTP_HEAD: case HTTP_POST: case HTTP_PUT: case HTTP_DELETE: case HTTP_OPTIONS:
