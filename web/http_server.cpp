@@ -143,6 +143,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void flush_tls();
   void write_raw(Bytes bytes);
   void close_after_flush();
+  void report_websocket_closed();
   void shut_down_sending();
   void arm(uint32_t ms);
   void on_timeout();
@@ -543,6 +544,9 @@ void HttpConnection::close_after_flush() {
   if (closing_ || flushing_to_close_) return;
   flushing_to_close_ = true;
   phase_ = Phase::closing;
+  // For a WebSocket, the end is now: nothing more is read or sent.
+  report_websocket_closed();
+  if (closing_) return;
   tls_->close();
   flush_tls();
   if (closing_) return;
@@ -573,11 +577,14 @@ void HttpConnection::finish() {
   server_->connections.erase(position_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), close_cb);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), close_cb);
-  if (websocket_ && !websocket_closed_reported_) {
-    websocket_closed_reported_ = true;
-    auto on_closed = websocket_handlers_.on_closed;  // a copy: the handler may drop what holds it
-    if (on_closed) on_closed();
-  }
+  report_websocket_closed();
+}
+
+void HttpConnection::report_websocket_closed() {
+  if (!websocket_ || websocket_closed_reported_) return;
+  websocket_closed_reported_ = true;
+  auto on_closed = websocket_handlers_.on_closed;  // a copy: the handler may drop what holds it
+  if (on_closed) on_closed();
 }
 
 void HttpConnection::close_cb(uv_handle_t* handle) {
