@@ -187,3 +187,14 @@ TEST_CASE("parser: an absolute-form target gives its path") {
   CHECK(request.path == "/api/session");
   CHECK(*request.query_value("x") == "1");
 }
+
+TEST_CASE("parser: Content-Length beside Transfer-Encoding is refused (request smuggling)") {
+  CHECK(refusal_status("POST / HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") == 400);
+}
+
+TEST_CASE("parser: header names are lower-cased, repeated headers all kept") {
+  auto request = parse_one("GET / HTTP/1.1\r\nAccept: a\r\nACCEPT: b\r\n\r\n");
+  REQUIRE(request.headers.entries.size() == 2);
+  CHECK(request.headers.entries[1].first == "accept");
+  CHECK(request.headers.entries[1].second == "b");
+}

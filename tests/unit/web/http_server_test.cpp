@@ -497,3 +497,36 @@ TEST_CASE("server: close() ends open WebSockets and stops listening") {
   CHECK(run_until(&f.loop, [&] { return late->ended; }));
   CHECK(late->received.empty());
 }
+
+TEST_CASE("server: the connection closes after max_requests_per_connection") {
+  ServerFixture f;
+  HttpServerLimits limits;
+  limits.max_requests_per_connection = 2;
+  f.start(limits, echo_path_handlers());
+  auto client = f.client();
+  client->send("GET /1 HTTP/1.1\r\n\r\n");
+  auto first = client->await_response(&f.loop);
+  REQUIRE(first.has_value());
+  CHECK(first->headers.count("connection") == 0);
+  client->send("GET /2 HTTP/1.1\r\n\r\n");
+  auto second = client->await_response(&f.loop);
+  REQUIRE(second.has_value());
+  CHECK(second->headers["connection"] == "close");
+  CHECK(run_until(&f.loop, [&] { return client->ended; }));
+}
+
+TEST_CASE("server: an unanswered request is answered 500 when its Responder is dropped") {
+  ServerFixture f;
+  HttpHandlers handlers;
+  handlers.on_request = [](HttpRequest, Responder) {};
+  f.start({}, handlers);
+  auto client = f.client();
+  client->send("GET / HTTP/1.1\r\n\r\n");
+  auto response = client->await_response(&f.loop);
+  REQUIRE(response.has_value());
+  CHECK(response->status == 500);
+  client->send("GET /again HTTP/1.1\r\n\r\n");
+  auto again = client->await_response(&f.loop);
+  REQUIRE(again.has_value());
+  CHECK(again->status == 500);
+}
