@@ -10,6 +10,17 @@ namespace tsunagu::web {
 
 namespace {
 
+bool equals_ignoring_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 bool is_token_char(char c) {
   if (c <= 0x20 || c >= 0x7f) return false;
   return std::strchr("()<>@,;:\\\"/[]?={}", c) == nullptr;
@@ -27,6 +38,7 @@ struct HttpRequestParser::State {
   bool in_value = false;
   bool started = false;    // a request's first byte has been parsed
   bool complete = false;   // on_message_complete ran for `request`
+  bool expects_continue = false;
   size_t header_bytes = 0;
   size_t header_count = 0;
   std::optional<HttpParseError> refusal;  // why a callback stopped the parser
@@ -73,6 +85,7 @@ struct HttpRequestParser::Callbacks {
     s.in_value = false;
     s.started = true;
     s.complete = false;
+    s.expects_continue = false;
     s.header_bytes = 0;
     s.header_count = 0;
     return 0;
@@ -121,6 +134,11 @@ struct HttpRequestParser::Callbacks {
     if (auto decoded = split_target(s.request); !decoded) return s.refuse(400, decoded.error());
     s.request.keep_alive = http_should_keep_alive(parser) != 0;
     s.request.upgrade = parser->upgrade != 0;
+    if (const std::string* expect = s.request.headers.find("expect")) {
+      bool body_follows = (parser->flags & F_CHUNKED) || (parser->content_length > 0 && parser->content_length != ULLONG_MAX);
+      if (!equals_ignoring_case(*expect, "100-continue")) return s.refuse(417, "only Expect: 100-continue is understood");
+      s.expects_continue = body_follows && parser->http_minor == 1;
+    }
     return 0;
   }
 
@@ -249,6 +267,11 @@ void HttpRequestParser::append(std::string_view bytes) { buffer_.append(bytes); 
 std::string HttpRequestParser::take_buffered() { return std::exchange(buffer_, {}); }
 
 bool HttpRequestParser::in_request() const { return state_->started && !state_->complete; }
+
+bool HttpRequestParser::take_expect_continue() {
+  if (state_->complete) return false;
+  return std::exchange(state_->expects_continue, false);
+}
 
 Expected<std::optional<HttpRequest>, HttpParseError> HttpRequestParser::next() {
   if (error_) return Unexpected(*error_);

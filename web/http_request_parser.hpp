@@ -25,7 +25,7 @@ struct HttpParserLimits {
 };
 
 // A request the server must refuse; `status` is the HTTP status to answer
-// with (400, 413, 414, 431, 501, 505), `detail` is for people.
+// with (400, 413, 414, 417, 431, 501, 505), `detail` is for people.
 struct HttpParseError {
   int status = 400;
   std::string detail;
@@ -55,6 +55,10 @@ class HttpRequestParser {
   std::string take_buffered();
   // Part of a request has arrived but not all of it.
   bool in_request() const;
+  // True once when the request being received sent "Expect: 100-continue"
+  // and its headers were accepted: the server answers "100 Continue" so the
+  // client sends the body. (Any other Expect value is refused with 417.)
+  bool take_expect_continue();
   bool upgraded() const { return upgraded_; }
   bool failed() const { return error_.has_value(); }
 

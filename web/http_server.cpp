@@ -51,6 +51,7 @@ std::string_view error_code_for(int status) {
     case 408: return "request_timeout";
     case 413: return "payload_too_large";
     case 414: return "uri_too_long";
+    case 417: return "expectation_failed";
     case 426: return "upgrade_required";
     case 431: return "headers_too_large";
     case 501: return "not_implemented";
@@ -327,6 +328,7 @@ void HttpConnection::process() {
       break;
     }
     if (!next->has_value()) {
+      if (parser_.take_expect_continue()) send_plaintext("HTTP/1.1 100 Continue\r\n\r\n");
       if ((parser_.in_request() || parser_.buffered() > 0) && phase_ == Phase::waiting_request) {
         phase_ = Phase::receiving_request;
         arm(server_->limits.header_timeout_ms);

@@ -53,7 +53,7 @@ void drain(HttpRequestParser& parser, Outcome& out, const HttpParserLimits& limi
     if (!next) {
       require(parser.failed());
       int s = next.error().status;
-      require(s == 400 || s == 413 || s == 414 || s == 431 || s == 501 || s == 505);
+      require(s == 400 || s == 413 || s == 414 || s == 417 || s == 431 || s == 501 || s == 505);
       out.failed = true;
       out.status = s;
       return;

@@ -198,3 +198,19 @@ TEST_CASE("parser: header names are lower-cased, repeated headers all kept") {
   CHECK(request.headers.entries[1].first == "accept");
   CHECK(request.headers.entries[1].second == "b");
 }
+
+TEST_CASE("parser: Expect: 100-continue is reported once; other expectations are 417") {
+  HttpRequestParser parser;
+  parser.append("POST /api/voicemail HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n");
+  auto none = parser.next();
+  REQUIRE(none.has_value());
+  CHECK_FALSE(none->has_value());
+  CHECK(parser.take_expect_continue());
+  CHECK_FALSE(parser.take_expect_continue());
+  parser.append("abc");
+  auto done = parser.next();
+  REQUIRE(done.has_value());
+  REQUIRE(done->has_value());
+  CHECK((*done)->body == "abc");
+  CHECK(refusal_status("POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: something\r\n\r\nx") == 417);
+}

@@ -530,3 +530,20 @@ TEST_CASE("server: an unanswered request is answered 500 when its Responder is d
   REQUIRE(again.has_value());
   CHECK(again->status == 500);
 }
+
+TEST_CASE("server: Expect: 100-continue gets 100 Continue before the body is sent") {
+  ServerFixture f;
+  std::vector<HttpRequest> seen;
+  f.start({}, echo_path_handlers(&seen));
+  auto client = f.client();
+  client->send("POST /upload HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+  REQUIRE(run_until(&f.loop, [&] { return client->received.find("\r\n\r\n") != std::string::npos; }));
+  CHECK(client->received == "HTTP/1.1 100 Continue\r\n\r\n");
+  client->received.clear();
+  client->send("hello");
+  auto response = client->await_response(&f.loop);
+  REQUIRE(response.has_value());
+  CHECK(response->status == 200);
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].body == "hello");
+}
