@@ -3,8 +3,8 @@
 //   byte 1      limits: 0 = the defaults, else small limits scaled by it
 //   chunk sizes one byte each, used in turn (0 is an empty append)
 //   the rest    the stream
-// Pieces must give the same requests and the same error as the whole stream
-// at once, and nothing may exceed the limits.
+// Pieces must give the same requests, and fail where the whole stream at
+// once fails, and nothing may exceed the limits.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -100,8 +100,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   one.append(stream);
   drain(one, whole, limits);
 
+  // Both fail or neither; the status may differ, since http-parser delivers a
+  // header's bytes to the callbacks (where our limits are checked) at the end
+  // of each piece but reports its own errors where it finds them.
   require(pieces.failed == whole.failed);
-  require(pieces.status == whole.status);
   require(pieces.requests.size() == whole.requests.size());
   for (size_t i = 0; i < pieces.requests.size(); ++i) require(same(pieces.requests[i], whole.requests[i]));
   return 0;

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "security/digest.hpp"
 #include "web/websocket.hpp"
 
 using namespace tsunagu;
@@ -26,6 +27,11 @@ std::vector<WebSocketMessage> pass(WebSocketSession& from, WebSocketSession& to)
 }
 
 }  // namespace
+
+TEST_CASE("sha1: the FIPS 180 vectors the accept key rests on") {
+  CHECK(to_hex(security::sha1(as_bytes("abc"))) == "a9993e364706816aba3e25717850c26c9cd0d89d");
+  CHECK(to_hex(security::sha1({})) == "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+}
 
 TEST_CASE("websocket: the accept key of RFC 6455's example handshake") {
   // RFC 6455 section 1.3.
