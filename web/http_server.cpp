@@ -279,7 +279,7 @@ void HttpConnection::on_timeout() {
       return;
     case Phase::websocket:
       ++server_->counters.timeouts;
-      websocket_->close(1001, "idle");
+      websocket_->send_close(1001, "idle");
       flush_websocket();
       close_after_flush();
       return;
@@ -468,7 +468,7 @@ void HttpConnection::websocket_send(std::string text) {
   flush_websocket();
   if (!sent) {
     if (sent.error().code == WebSocketErrc::output_full) ++server_->counters.output_overflows;
-    if (sent.error().code == WebSocketErrc::too_large) websocket_->close(1009, "message too big");
+    if (sent.error().code == WebSocketErrc::too_large) websocket_->send_close(1009, "message too big");
     flush_websocket();
     close_after_flush();
   }
@@ -476,7 +476,7 @@ void HttpConnection::websocket_send(std::string text) {
 
 void HttpConnection::websocket_close(uint16_t code, std::string_view reason) {
   if (!websocket_open()) return;
-  websocket_->close(code, reason);
+  websocket_->send_close(code, reason);
   flush_websocket();
   // TLS close_notify and FIN follow the close frame; the peer's answer is
   // not awaited beyond the linger time.

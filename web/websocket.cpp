@@ -122,7 +122,7 @@ Expected<void, WebSocketError> WebSocketSession::send_text(std::string_view text
 
 Expected<void, WebSocketError> WebSocketSession::send_binary(ByteView data) { return queue(WSLAY_BINARY_FRAME, data); }
 
-void WebSocketSession::close(uint16_t code, std::string_view reason) {
+void WebSocketSession::send_close(uint16_t code, std::string_view reason) {
   if (failed_ || close_sent()) return;
   closed_by_us_ = true;
   reason = reason.substr(0, 123);

@@ -61,7 +61,7 @@ class WebSocketSession {
   Expected<void, WebSocketError> send_binary(ByteView data);
   // Queues a close frame (code 1000 normal, 1001 going away, ...); the reason
   // is cut to the 123 bytes a close frame allows.
-  void close(uint16_t code, std::string_view reason);
+  void send_close(uint16_t code, std::string_view reason);
 
   Bytes take_output();
   bool has_output() const { return !output_.empty(); }

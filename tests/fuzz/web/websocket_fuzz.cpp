@@ -53,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     require(!session.receive(stream, messages).has_value());
     require(messages.empty());
   }
-  session.close(1000, "end");
+  session.send_close(1000, "end");
   (void)session.take_output();
   return 0;
 }

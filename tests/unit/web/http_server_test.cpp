@@ -426,7 +426,7 @@ TEST_CASE("server: a WebSocket echo, closed by the client") {
   }));
   CHECK(got[0].data.size() == 1006);
 
-  ws.close(1000, "done");
+  ws.send_close(1000, "done");
   client->send(as_chars(ws.take_output()));
   CHECK(run_until(&f.loop, [&] { return closed && client->ended; }));
   CHECK_FALSE(channel->open());

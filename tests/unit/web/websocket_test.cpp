@@ -128,7 +128,7 @@ TEST_CASE("websocket: the output queue is bounded") {
 TEST_CASE("websocket: a close handshake started by the client") {
   WebSocketSession server;
   WebSocketSession client(WebSocketSession::Role::client);
-  client.close(1000, "bye");
+  client.send_close(1000, "bye");
   CHECK(client.close_sent());
   auto at_server = pass(client, server);
   CHECK(at_server.empty());
@@ -146,7 +146,7 @@ TEST_CASE("websocket: a close handshake started by the client") {
 TEST_CASE("websocket: a close started by the server is not an error") {
   WebSocketSession server;
   WebSocketSession client(WebSocketSession::Role::client);
-  server.close(1001, std::string(200, 'r'));  // the reason is cut to fit a control frame
+  server.send_close(1001, std::string(200, 'r'));  // the reason is cut to fit a control frame
   CHECK(server.close_sent());
   auto at_client = pass(server, client);
   CHECK(client.peer_close_code() == 1001);
