@@ -547,3 +547,95 @@ TEST_CASE("server: Expect: 100-continue gets 100 Continue before the body is sen
   REQUIRE(seen.size() == 1);
   CHECK(seen[0].body == "hello");
 }
+
+TEST_CASE("server: a body that trickles in is cut at the header timeout too") {
+  ServerFixture f;
+  HttpServerLimits limits;
+  limits.header_timeout_ms = 300;
+  f.start(limits, echo_path_handlers());
+  auto client = f.client();
+  client->send("POST /upload HTTP/1.1\r\nContent-Length: 100\r\n\r\nonly a part");
+  auto response = client->await_response(&f.loop, 3000);
+  REQUIRE(response.has_value());
+  CHECK(response->status == 408);
+  CHECK(f.server->counters().timeouts == 1);
+}
+
+namespace {
+
+HttpHandlers websocket_echo(std::shared_ptr<WebSocketChannel>& channel, bool& closed) {
+  HttpHandlers handlers;
+  handlers.on_websocket = [&channel, &closed](const HttpRequest&,
+                                              std::function<void(std::shared_ptr<WebSocketChannel>)>& accepted)
+      -> std::variant<WebSocketHandlers, HttpResponse> {
+    accepted = [&channel](std::shared_ptr<WebSocketChannel> given) { channel = std::move(given); };
+    WebSocketHandlers ws;
+    ws.on_message = [&channel](std::string_view text) { channel->send_text(std::string(text)); };
+    ws.on_closed = [&closed] { closed = true; };
+    return ws;
+  };
+  return handlers;
+}
+
+const char* const websocket_handshake =
+    "GET /api/events HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+}  // namespace
+
+TEST_CASE("server: a WebSocket message over the limit closes the connection with 1009") {
+  ServerFixture f;
+  std::shared_ptr<WebSocketChannel> channel;
+  bool closed = false;
+  HttpServerLimits limits;
+  limits.max_websocket_message = 1024;
+  f.start(limits, websocket_echo(channel, closed));
+  auto client = f.client();
+  client->send(websocket_handshake);
+  auto switching = client->await_response(&f.loop);
+  REQUIRE(switching.has_value());
+  REQUIRE(switching->status == 101);
+  WebSocketSession ws(WebSocketSession::Role::client);
+  REQUIRE(ws.send_text(std::string(2000, 'q')).has_value());
+  client->send(as_chars(ws.take_output()));
+  REQUIRE(run_until(&f.loop, [&] { return closed && client->ended; }));
+  std::vector<WebSocketMessage> got;
+  (void)ws.receive(as_bytes(client->received), got);
+  CHECK(got.empty());
+  CHECK(ws.close_received());
+  CHECK(ws.peer_close_code() == 1009);
+}
+
+TEST_CASE("server: a silent WebSocket is closed at its idle timeout with 1001") {
+  ServerFixture f;
+  std::shared_ptr<WebSocketChannel> channel;
+  bool closed = false;
+  HttpServerLimits limits;
+  limits.websocket_idle_timeout_ms = 200;
+  f.start(limits, websocket_echo(channel, closed));
+  auto client = f.client();
+  client->send(websocket_handshake);
+  auto switching = client->await_response(&f.loop);
+  REQUIRE(switching.has_value());
+  REQUIRE(run_until(&f.loop, [&] { return closed && client->ended; }, 3000));
+  WebSocketSession ws(WebSocketSession::Role::client);
+  std::vector<WebSocketMessage> got;
+  (void)ws.receive(as_bytes(client->received), got);
+  CHECK(ws.peer_close_code() == 1001);
+  CHECK(f.server->counters().timeouts == 1);
+}
+
+TEST_CASE("server: a handler may close the server while it runs") {
+  ServerFixture f;
+  HttpHandlers handlers;
+  handlers.on_request = [&](HttpRequest, Responder respond) {
+    f.server->close();
+    respond(HttpResponse{});  // the connection is gone: nothing happens
+  };
+  f.start({}, handlers);
+  auto client = f.client();
+  client->send("GET / HTTP/1.1\r\n\r\nGET /pipelined HTTP/1.1\r\n\r\n");
+  CHECK(run_until(&f.loop, [&] { return client->ended; }));
+  CHECK(f.server->connection_count() == 0);
+  CHECK(f.server->counters().requests == 1);
+}
