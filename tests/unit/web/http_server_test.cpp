@@ -639,3 +639,16 @@ TEST_CASE("server: a handler may close the server while it runs") {
   CHECK(f.server->connection_count() == 0);
   CHECK(f.server->counters().requests == 1);
 }
+
+TEST_CASE("server: listening on a port in use is an error for people") {
+  ServerFixture f;
+  f.start({}, echo_path_handlers());
+  security::TlsContext::ServerOptions options;
+  options.certificate_chain_file = f.pki.server.certificate;
+  options.private_key_file = f.pki.server.key;
+  auto tls = security::TlsContext::server(options);
+  REQUIRE(tls.has_value());
+  auto second = HttpServer::listen(&f.loop, f.server->address(), *tls, {}, echo_path_handlers());
+  REQUIRE_FALSE(second.has_value());
+  CHECK(second.error().find("address already in use") != std::string::npos);
+}
