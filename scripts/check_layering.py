@@ -17,7 +17,7 @@ import pathlib
 import re
 import sys
 
-SOURCE_FOLDERS = ['base', 'storage', 'proto', 'security', 'transport',
+SOURCE_FOLDERS = ['base', 'storage', 'proto', 'security', 'transport', 'web',
                   'media', 'audio', 'allocation', 'rendezvous', 'lan-agent', 'terminal', 'pages']
 
 # Includes that break the declared graph today and are being removed; each is

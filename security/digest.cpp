@@ -22,6 +22,19 @@ Bytes sha256(ByteView data) {
   return digest;
 }
 
+Bytes sha1(ByteView data) {
+  static const std::byte empty{};
+  Bytes digest(EVP_MAX_MD_SIZE);
+  unsigned int length = 0;
+  if (EVP_Digest(data.empty() ? &empty : data.data(), data.size(), reinterpret_cast<unsigned char*>(digest.data()),
+                 &length, EVP_sha1(), nullptr) != 1) {
+    std::fprintf(stderr, "tsunagu: SHA-1 failed\n");
+    std::abort();
+  }
+  digest.resize(length);
+  return digest;
+}
+
 Bytes hmac_sha1(ByteView key, ByteView data) {
   static const std::byte empty{};
   if (key.size() > INT_MAX) {

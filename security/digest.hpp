@@ -7,6 +7,8 @@
 namespace tsunagu::security {
 
 Bytes sha256(ByteView data);  // 32 bytes
+// SHA-1 only where a protocol fixes it (the WebSocket handshake's accept key); 20 bytes.
+Bytes sha1(ByteView data);
 // HMAC-SHA1 as STUN's MESSAGE-INTEGRITY needs it (20 bytes).
 Bytes hmac_sha1(ByteView key, ByteView data);
 

@@ -20,6 +20,9 @@ struct Headers {
   // The first value of `name` (compared case-insensitively), or nullptr.
   const std::string* find(std::string_view name) const;
   void add(std::string name, std::string value);
+  bool contains(std::string_view name) const;
+  // Replaces every occurrence of `name` with one entry.
+  void set(std::string name, std::string value);
 };
 
 struct HttpRequest {
