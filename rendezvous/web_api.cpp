@@ -309,10 +309,23 @@ LinkId WebApi::open_link(const HttpRequest& request, Now now) {
 
 void WebApi::send(LinkId link, proto::MessageBuilder builder, const proto::TransactionId& id, OnReply on_reply,
                   std::function<void()> on_lost, Now now) {
+  Bytes message = builder.finish();
+  if (message.size() > proto::default_max_message_size) {
+    // The core would count it malformed (and close the link after a few):
+    // answered here as the core answers a request too large to decode.
+    proto::MessageBuilder refusal(proto::MessageClass::error, proto::Message{}.method, id);
+    auto decoded_request = proto::decode(message, message.size());
+    if (decoded_request) refusal = proto::MessageBuilder::response_to(decoded_request->message, proto::MessageClass::error);
+    refusal.add_error(sig::error::too_large, "Too Large: the request does not fit in one protocol message");
+    Bytes refused = refusal.finish();
+    auto decoded = proto::decode(refused);
+    if (on_reply && decoded) on_reply(decoded->message, now);
+    return;
+  }
   pending_[key_of(id)] = Pending{link, std::move(on_reply), std::move(on_lost)};
   if (auto it = session_by_link_.find(link); it != session_by_link_.end())
     if (auto s = sessions_.find(it->second); s != sessions_.end()) s->second->last_core_ms = now.mono_ms;
-  core_.message(link, builder.finish(), now);
+  core_.message(link, message, now);
 }
 
 void WebApi::drop_link(LinkId link, Now now) {

@@ -192,6 +192,10 @@ TEST_CASE("profile: get, put a subset, and the core's checks come back as 400") 
   CHECK(unknown.response.status == 400);
   auto nothing = node.request(browser, "PUT", "/api/profile", "{}");
   CHECK(nothing.response.status == 400);
+  // Refusals of the core's checks do not count against the link: the session lives on.
+  for (int i = 0; i < 10; ++i)
+    CHECK(node.request(browser, "PUT", "/api/profile", json{{"display_name", std::string(15'000, 'x')}}.dump()).response.status == 400);
+  CHECK(node.request(browser, "GET", "/api/profile").response.status == 200);
 }
 
 TEST_CASE("voicemail: upload in chunks, list, fetch the same bytes, delete") {
@@ -335,6 +339,12 @@ TEST_CASE("bad input: malformed JSON, wrong types, wrong content type, oversized
   CHECK(error_code(form) == "unsupported_media_type");
   auto huge = node.request(browser, "POST", "/api/register", "\"" + std::string(20'000, 'a') + "\"");
   CHECK(huge.response.status == 413);
+  // A body under the JSON limit whose request would not fit in one protocol
+  // message is refused before the core sees it (the core would count it malformed).
+  auto too_big = node.request(browser, "POST", "/api/register",
+                              json{{"id", "a"}, {"password", std::string(16'350, 'p')}}.dump());
+  CHECK(too_big.response.status == 413);
+  CHECK(error_code(too_big) == "payload_too_large");
   CHECK(node.request(browser, "GET", "/api/nothing-here").response.status == 404);
   CHECK(node.request(browser, "GET", "/api/login").response.status == 405);
   CHECK(node.core().link_count() == 0);  // nothing opened for refused requests
