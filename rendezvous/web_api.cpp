@@ -275,7 +275,17 @@ struct WebApi::Session {
   uint64_t last_request_ms = 0;
   uint64_t last_core_ms = 0;  // the link's last message to the core
   std::function<void(std::string)> subscriber;
+  uint64_t newest_voicemail = 0;  // the highest message ID listed so far (IDs only grow)
 };
+
+namespace {
+uint64_t newest_listed(const proto::Message& list) {
+  uint64_t newest = 0;
+  for (const auto* a : list.find_all(sig::attr::voicemail_entry))
+    if (auto e = proto::decode_voicemail_entry(a->value)) newest = std::max(newest, e->id);
+  return newest;
+}
+}  // namespace
 
 WebApi::WebApi(NodeCore& core, AccountStore& store, WebApiSettings settings,
                std::function<void(std::span<std::byte>)> random)
@@ -563,6 +573,7 @@ void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond
               if (it == sessions_.end()) return (*respond)(error_response(401, "unauthenticated", "the session ended"));
               Session& s = *it->second;
               bool waiting = !error_of(messages) && messages.find(sig::attr::voicemail_entry) != nullptr;
+              if (!error_of(messages)) s.newest_voicemail = std::max(s.newest_voicemail, newest_listed(messages));
               core_.commit_turn();  // no write transaction of the core's open beside ours
               auto account = read_account(store_, s.user);
               bool admin = account && account->admin;
@@ -703,8 +714,11 @@ void WebApi::handle_voicemail_list(Session& session, const std::shared_ptr<Respo
   b.add_u32(sig::attr::protocol_version, sig::protocol_version);
   send(
       session.link, std::move(b), txn,
-      [respond](const proto::Message& reply, Now) {
+      [this, respond, id = session.id](const proto::Message& reply, Now) {
         if (error_of(reply)) return (*respond)(from_core_error(reply));
+        // What the user has seen is no news for the event socket.
+        if (auto it = sessions_.find(id); it != sessions_.end())
+          it->second->newest_voicemail = std::max(it->second->newest_voicemail, newest_listed(reply));
         json messages = json::array();
         for (const auto* a : reply.find_all(sig::attr::voicemail_entry))
           if (auto e = proto::decode_voicemail_entry(a->value))
@@ -1028,14 +1042,32 @@ void WebApi::core_action(const NodeAction& action, Now now) {
 void WebApi::tick(Now now) {
   std::vector<uint64_t> expired;
   std::vector<LinkId> keep;
+  std::vector<uint64_t> poll;
   for (const auto& [id, session] : sessions_) {
     if (now.mono_ms >= session->last_request_ms + uint64_t{settings_.session_idle_s} * 1000 ||
         now.mono_ms >= session->created_ms + uint64_t{settings_.session_max_s} * 1000)
       expired.push_back(id);
     else if (now.mono_ms >= session->last_core_ms + uint64_t{settings_.link_keepalive_s} * 1000)
-      keep.push_back(session->link);
+      (session->subscriber ? poll : keep).push_back(session->subscriber ? id : session->link);
   }
   for (uint64_t id : expired) end_session(id, now, true);
+  // A session with a live event socket asks its mailbox instead of a bare
+  // keepalive (either keeps the link): a new message is a voicemail_waiting
+  // event within link_keepalive_s, whoever left it (the core tells query
+  // links nothing of it).
+  for (uint64_t id : poll) {
+    auto txn = fresh_transaction();
+    proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_list, txn);
+    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    send(sessions_.at(id)->link, std::move(b), txn, [this, id](const proto::Message& reply, Now) {
+      auto it = sessions_.find(id);
+      if (it == sessions_.end() || error_of(reply)) return;
+      uint64_t newest = newest_listed(reply);
+      if (newest <= it->second->newest_voicemail) return;
+      it->second->newest_voicemail = newest;
+      emit(*it->second, dump(json{{"type", "voicemail_waiting"}}));
+    }, nullptr, now);
+  }
   for (LinkId link : keep) {
     auto txn = fresh_transaction();
     proto::MessageBuilder b(proto::MessageClass::request, sig::method::keepalive, txn);

@@ -234,9 +234,26 @@ TEST_CASE("voicemail: upload in chunks, list, fetch the same bytes, delete") {
   // Alice's mailbox is hers: carol's message is not there.
   CHECK(node.request(alice, "GET", "/api/voicemail/" + std::to_string(id)).response.status == 404);
 
+  // A subscribed session hears of a new message at its next mailbox poll.
+  std::vector<std::string> events;
+  web::HttpRequest with_cookie;
+  with_cookie.headers.add("cookie", carol.cookie);
+  auto carol_session = node.api().session_of(with_cookie, node.now());
+  REQUIRE(carol_session.has_value());
+  node.api().subscribe(*carol_session, [&](std::string event) { events.push_back(std::move(event)); });
+  node.advance_ms(30'000);
+  node.tick();
+  CHECK(events.empty());  // the message above was listed already
+  REQUIRE(node.request(alice, "POST", "/api/voicemail?to=carol", "OggS second", "audio/ogg").response.status == 201);
+  node.advance_ms(30'000);
+  node.tick();
+  REQUIRE(events.size() == 1);
+  CHECK(events[0] == R"({"type":"voicemail_waiting"})");
+  node.api().unsubscribe(*carol_session);
+
   CHECK(node.request(carol, "DELETE", "/api/voicemail/" + std::to_string(id)).response.status == 204);
   CHECK(node.request(carol, "DELETE", "/api/voicemail/" + std::to_string(id)).response.status == 404);
-  CHECK(body_of(node.request(carol, "GET", "/api/voicemail"))["messages"].empty());
+  CHECK(body_of(node.request(carol, "GET", "/api/voicemail"))["messages"].size() == 1);  // the second
 }
 
 TEST_CASE("admin: a non-admin gets 403; an admin adds, lists, verifies and removes, and the removal ends the sessions") {
