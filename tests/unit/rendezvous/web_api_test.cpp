@@ -385,3 +385,18 @@ TEST_CASE("login limiter: the core's 429 comes back with Retry-After") {
   CHECK(node.request(browser, "POST", "/api/login", json{{"id", "alice"}, {"password", "correct horse"}}.dump()).response.status == 429);
   CHECK(node.core().link_count() == 0);
 }
+
+TEST_CASE("register on a node with closed registration is 403; web links are in the reserved range") {
+  NodeSettings settings = web_test_settings();
+  settings.open_registration = false;
+  WebNode node(settings);
+  Browser browser;
+  auto closed = node.request(browser, "POST", "/api/register", json{{"id", "alice"}, {"password", "correct horse"}}.dump());
+  CHECK(closed.response.status == 403);
+  CHECK(error_code(closed) == "forbidden");
+  CHECK(node.core().link_count() == 0);
+  CHECK(node.api().owns_link(WebApi::link_range_bit | 1));
+  CHECK_FALSE(node.api().owns_link(1));
+  // Admin endpoints without a session: 401 before anything else.
+  CHECK(node.request(browser, "GET", "/api/admin/users").response.status == 401);
+}
