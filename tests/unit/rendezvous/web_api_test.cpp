@@ -100,7 +100,7 @@ TEST_CASE("register, log in: the session cookie's attributes, the CSRF token, lo
   CHECK(error_code(after) == "unauthenticated");
 }
 
-TEST_CASE("lookup: online, busy is not guessed, offline with its last seen, unknown is 404, a bad ID is 422") {
+TEST_CASE("lookup: online, offline with its last seen, unknown is 404, a bad ID is 422") {
   WebNode node;
   node.add_account("alice", "correct horse", false, "Alice");
   node.add_account("bob", "bob's password", false, "Bob");
