@@ -62,8 +62,12 @@ class WebApi {
   WebApi& operator=(const WebApi&) = delete;
 
   // Any request whose path starts with /api/ ; `respond` is called exactly
-  // once (maybe later, after the core answered; never from inside this call's
-  // caller's iteration of core actions for another request).
+  // once: inside this call for a refusal (bad input, no session, CSRF), else
+  // later from core_action() when the core answered, or with 401/503 when
+  // the session or link ended first (core_action(), tick(), logout). After
+  // handle() the daemon drains the core as after any other input (the
+  // request may have queued password jobs, actions, or a commit). Answers
+  // still pending when the WebApi is destroyed are never given.
   void handle(const web::HttpRequest& request, std::function<void(web::HttpResponse)> respond, Now now);
   bool owns_link(LinkId link) const { return (link & link_range_bit) != 0; }
   void core_action(const NodeAction& action, Now now);
