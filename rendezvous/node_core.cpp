@@ -624,7 +624,19 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   offline.add_u32(sig::attr::protocol_version, sig::protocol_version);
   offline.add_error(sig::error::offline, "Offline: the user is not logged in");
   offline.add_u64(sig::attr::last_seen, last_seen);
+  // What a success would have said about the (visible) account, so a client
+  // can show an offline user's name and offer voicemail without asking again.
+  offline.add_string(sig::attr::display_name, found.display_name);
+  offline.add_u32(sig::attr::services, found.services);
   send(link, offline.finish());
+}
+
+std::vector<std::string> NodeCore::linked_agents() const {
+  std::vector<std::string> names;
+  for (const auto& [link, state] : links_)
+    if (state.agent_ready && state.agent_name) names.push_back(*state.agent_name);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 void NodeCore::announce_shutdown() {

@@ -202,6 +202,11 @@ class NodeCore {
   const PresenceTable& presence() const { return presence_; }
   const NodeCounters& counters() const { return counters_; }
   size_t link_count() const { return links_.size(); }
+  // For the operator's view (the web API's admin endpoints); no rules here.
+  // The names of the agents whose links said hello, in name order.
+  std::vector<std::string> linked_agents() const;
+  size_t calls_in_progress() const { return calls_->size(); }
+  size_t uploads_in_progress_bytes() const { return uploads_->pending_bytes(); }
 
  private:
   // From settings_.random, never from the generator directly (see NodeSettings::random).
