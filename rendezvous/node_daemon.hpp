@@ -14,6 +14,7 @@
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/stun_binding_responder.hpp"
+#include "web/prometheus.hpp"
 #include "transport/tls_link.hpp"
 #include "transport/udp_socket.hpp"
 
@@ -34,6 +35,9 @@ class NodeDaemon {
   proto::SocketAddress tls_address() const;
   proto::SocketAddress agent_address() const;
   proto::SocketAddress stun_address() const { return stun_->local_address(); }
+  // The /metrics text (node_metrics.hpp), read between loop turns;
+  // `web_sessions` comes from the web server, which holds them.
+  std::string metrics_text(size_t web_sessions = 0);
 
  private:
   NodeDaemon() = default;
@@ -69,6 +73,7 @@ class NodeDaemon {
   size_t jobs_in_flight_ = 0;
   bool stopping_ = false;
   Bytes stun_reply_;
+  web::LatencyHistogram commit_latency_;  // commit_turn() calls that committed a write
 };
 
 }  // namespace tsunagu::rendezvous
