@@ -1,5 +1,6 @@
 #include "lan-agent/agent_metrics.hpp"
 
+#include "storage/store_error_label.hpp"
 #include "web/prometheus.hpp"
 
 namespace tsunagu::lanagent {
@@ -49,7 +50,7 @@ std::string agent_metrics_text(const AgentMetricsInput& in) {
     w.sample(in.answers[i], {{"result", to_string(static_cast<AnswerResult>(i))}});
   w.counter("tsunagu_agent_storage_errors", "Allocation table failures, by storage error kind.");
   for (size_t i = 0; i < storage::store_errc_count; ++i)
-    w.sample(in.storage_errors[i], {{"kind", storage::to_string(static_cast<storage::StoreErrc>(i))}});
+    w.sample(in.storage_errors[i], {{"kind", storage::metric_label(static_cast<storage::StoreErrc>(i))}});
   return w.take();
 }
 

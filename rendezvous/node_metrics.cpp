@@ -1,5 +1,7 @@
 #include "rendezvous/node_metrics.hpp"
 
+#include "storage/store_error_label.hpp"
+
 namespace tsunagu::rendezvous {
 
 std::string node_metrics_text(const NodeMetricsInput& in) {
@@ -76,11 +78,11 @@ std::string node_metrics_text(const NodeMetricsInput& in) {
   w.sample(c.commits);
   w.counter("tsunagu_node_commit_failures", "Group commits that failed, by storage error kind.");
   for (size_t i = 0; i < storage::store_errc_count; ++i)
-    w.sample(c.commit_failures_by_kind[i], {{"kind", storage::to_string(static_cast<storage::StoreErrc>(i))}});
+    w.sample(c.commit_failures_by_kind[i], {{"kind", storage::metric_label(static_cast<storage::StoreErrc>(i))}});
   w.counter("tsunagu_node_storage_errors",
             "Requests answered 503 or 507 because a storage read or write failed, by storage error kind.");
   for (size_t i = 0; i < storage::store_errc_count; ++i)
-    w.sample(c.storage_errors[i], {{"kind", storage::to_string(static_cast<storage::StoreErrc>(i))}});
+    w.sample(c.storage_errors[i], {{"kind", storage::metric_label(static_cast<storage::StoreErrc>(i))}});
 
   if (in.voicemail) {
     w.gauge("tsunagu_node_voicemail_bytes", "Bytes of voicemail the store holds.");

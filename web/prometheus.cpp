@@ -64,7 +64,11 @@ std::string format_metric_value(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
   char buffer[64];
-  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);
+  // Plain decimals ("0.0001", not "1e-04") in the range metrics live in.
+  double magnitude = std::fabs(value);
+  auto format = magnitude == 0 || (magnitude >= 1e-6 && magnitude < 1e15) ? std::chars_format::fixed
+                                                                          : std::chars_format::general;
+  auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value, format);
   if (ec != std::errc()) return "NaN";
   return std::string(buffer, end);
 }
