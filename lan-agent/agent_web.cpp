@@ -140,12 +140,63 @@ label{display:block;margin:.5rem 0}input{font-size:1rem;padding:.3rem}
 @media (max-width:40rem){table{font-size:.8rem}th,td{padding:.2rem}}
 )";
 
-// Reloads the page every few seconds, keeping the position: the page is the
-// server's rendering (no HTML built in the browser).
+// Keeps the page current: asks /api/status every data-poll seconds and
+// rewrites the tables' rows as text (textContent: a hostname stays text). The
+// page works without it; it is the server's rendering until the first answer.
 constexpr std::string_view kScript = R"('use strict';
 (function () {
-  const seconds = Number(document.body.dataset.refresh || '0');
-  if (seconds > 0) setTimeout(function () { window.location.reload(); }, seconds * 1000);
+  var interval = Number(document.body.dataset.poll || '0');
+  if (!(interval > 0)) return;
+  function setText(id, value, className) {
+    var element = document.getElementById(id);
+    if (!element) return;
+    element.textContent = value;
+    if (className !== undefined) element.className = className;
+  }
+  function fill(id, items, cellsOf) {
+    var body = document.getElementById(id);
+    if (!body) return;
+    var rows = items.map(function (item) {
+      var row = document.createElement('tr');
+      cellsOf(item).forEach(function (cell) {
+        var td = document.createElement('td');
+        td.textContent = cell[0];
+        if (cell[1]) td.className = cell[1];
+        row.appendChild(td);
+      });
+      return row;
+    });
+    body.replaceChildren.apply(body, rows);
+  }
+  function render(s) {
+    var link = s.node_link;
+    if (!link.configured) setText('node-link', 'not configured (LAN table only)', '');
+    else setText('node-link', link.up ? 'up' : 'down', link.up ? 'up' : 'down');
+    setText('node-connects', String(link.connects));
+    setText('spool-depth', s.spool.files + ' file(s), ' + s.spool.bytes + ' byte(s) waiting');
+    setText('status-time', s.time_text);
+    fill('allocation-rows', s.allocations, function (a) {
+      return [[a.extension || '-'], [a.client], [a.address || '-'], [a.hostname], [a.expires_text],
+              [a.source || '-'], [String(a.conflicts), a.conflicts ? 'conflict' : '']];
+    });
+    fill('conflict-rows', s.conflicts, function (c) {
+      return [[c.extension], [c.client], [c.hostname], [c.address], [c.last_seen_text], [String(c.attempts)]];
+    });
+    fill('event-rows', s.recent_events, function (e) {
+      return [[e.time_text], [e.path], [e.source], [e.action], [e.address], [e.client], [e.hostname]];
+    });
+  }
+  function poll() {
+    fetch('/api/status', {credentials: 'same-origin', cache: 'no-store'})
+      .then(function (response) {
+        if (response.status === 401) { window.location.reload(); return null; }
+        return response.ok ? response.json() : null;
+      })
+      .then(function (status) { if (status) render(status); })
+      .catch(function () {})
+      .finally(function () { setTimeout(poll, interval * 1000); });
+  }
+  setTimeout(poll, interval * 1000);
 })();
 )";
 
@@ -226,6 +277,7 @@ json status_json(const AgentStatusInput& in) {
   json out;
   out["agent"] = in.agent_name;
   out["time"] = in.now;
+  out["time_text"] = format_time(in.now);
   out["node_link"] = {{"configured", m.node_configured}, {"up", m.node_linked}, {"connects", m.node_connects}};
   out["spool"] = {{"files", m.spool.files}, {"bytes", m.spool.bytes}};
   if (!in.table_error.empty()) out["table_error"] = in.table_error;
@@ -238,6 +290,7 @@ json status_json(const AgentStatusInput& in) {
               {"source", row.leased ? json(row.source) : json(nullptr)},
               {"expires", row.leased ? expiry_json(row.expires) : json(nullptr)},
               {"live_until", row.leased ? json(row.live_until) : json(nullptr)},
+              {"expires_text", expiry_text(row, in.now)},
               {"conflicts", row.conflicts}};
     rows.push_back(std::move(r));
   }
@@ -250,11 +303,13 @@ json status_json(const AgentStatusInput& in) {
                          {"address", alloc::ip_to_string(c.address)},
                          {"first_seen", c.first_seen},
                          {"last_seen", c.last_seen},
+                         {"last_seen_text", format_time(c.last_seen)},
                          {"attempts", c.attempts}});
   out["conflicts"] = std::move(conflicts);
   json events = json::array();
   for (const auto& e : in.recent_events)
     events.push_back({{"time", e.received_at},
+                      {"time_text", format_time(e.received_at)},
                       {"path", to_string(e.path)},
                       {"source", alloc::to_string(e.event.source)},
                       {"action", alloc::to_string(e.event.action)},
@@ -266,12 +321,12 @@ json status_json(const AgentStatusInput& in) {
   return out;
 }
 
-std::string page(std::string_view title, std::string_view body, int refresh_seconds = 0) {
+std::string page(std::string_view title, std::string_view body, int poll_seconds = 0) {
   std::string out = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
                     "<title>" + html_escape(title) + "</title><link rel=\"stylesheet\" href=\"/style.css\">"
-                    "<script src=\"/agent.js\" defer></script></head>\n<body data-refresh=\"" +
-                    std::to_string(refresh_seconds) + "\">\n";
+                    "<script src=\"/agent.js\" defer></script></head>\n<body data-poll=\"" +
+                    std::to_string(poll_seconds) + "\">\n";
   out += body;
   out += "</body></html>\n";
   return out;
@@ -292,13 +347,13 @@ std::string status_page(const AgentStatusInput& in) {
   const AgentMetricsInput& m = in.metrics;
   std::string b = "<main><h1>Tsunagu LAN agent " + html_escape(in.agent_name) + "</h1>\n";
   b += "<dl class=\"summary\"><dt>Node link</dt><dd>";
-  if (!m.node_configured) b += "not configured (LAN table only)";
-  else if (m.node_linked) b += "<span class=\"up\">up</span>";
-  else b += "<span class=\"down\">down</span>";
-  b += " (" + std::to_string(m.node_connects) + " connection(s) made)</dd>";
-  b += "<dt>Spool</dt><dd>" + std::to_string(m.spool.files) + " file(s), " + std::to_string(m.spool.bytes) +
-       " byte(s) waiting</dd>";
-  b += "<dt>Time</dt><dd>" + html_escape(format_time(in.now)) + "</dd></dl>\n";
+  if (!m.node_configured) b += "<span id=\"node-link\">not configured (LAN table only)</span>";
+  else if (m.node_linked) b += "<span id=\"node-link\" class=\"up\">up</span>";
+  else b += "<span id=\"node-link\" class=\"down\">down</span>";
+  b += " (<span id=\"node-connects\">" + std::to_string(m.node_connects) + "</span> connection(s) made)</dd>";
+  b += "<dt>Spool</dt><dd id=\"spool-depth\">" + std::to_string(m.spool.files) + " file(s), " +
+       std::to_string(m.spool.bytes) + " byte(s) waiting</dd>";
+  b += "<dt>Time</dt><dd id=\"status-time\">" + html_escape(format_time(in.now)) + "</dd></dl>\n";
   if (!in.table_error.empty())
     b += "<p class=\"down\" role=\"alert\">The allocation table could not be read: " + html_escape(in.table_error) +
          "</p>\n";
@@ -306,7 +361,7 @@ std::string status_page(const AgentStatusInput& in) {
   b += "<h2 id=\"allocations\">Allocation table</h2>\n<table aria-labelledby=\"allocations\"><thead><tr>"
        "<th scope=\"col\">Extension</th><th scope=\"col\">Client</th><th scope=\"col\">Address</th>"
        "<th scope=\"col\">Hostname</th><th scope=\"col\">Expires in</th><th scope=\"col\">Source</th>"
-       "<th scope=\"col\">Conflicts</th></tr></thead><tbody>\n";
+       "<th scope=\"col\">Conflicts</th></tr></thead><tbody id=\"allocation-rows\">\n";
   for (const auto& row : allocation_rows(in)) {
     b += "<tr>" + cell(row.extension.empty() ? "-" : row.extension) + cell(row.client) +
          cell(row.leased ? row.address : "-") + cell(row.hostname) + cell(expiry_text(row, in.now)) +
@@ -316,35 +371,28 @@ std::string status_page(const AgentStatusInput& in) {
   }
   b += "</tbody></table>\n";
 
-  b += "<h2 id=\"conflicts\">Conflicts</h2>\n";
-  if (in.conflicts.empty()) {
-    b += "<p>None.</p>\n";
-  } else {
-    b += "<table aria-labelledby=\"conflicts\"><thead><tr><th scope=\"col\">Extension</th>"
-         "<th scope=\"col\">Claimed by</th><th scope=\"col\">Hostname</th><th scope=\"col\">Address</th>"
-         "<th scope=\"col\">Last seen</th><th scope=\"col\">Attempts</th></tr></thead><tbody>\n";
-    for (const auto& c : in.conflicts)
-      b += "<tr>" + cell(c.extension) + cell(client_of(c.claimant)) + cell(c.hostname) +
-           cell(alloc::ip_to_string(c.address)) + cell(format_time(c.last_seen)) + cell(std::to_string(c.attempts)) +
-           "</tr>\n";
-    b += "</tbody></table>\n<p>Bind a replaced terminal with <code>tsunagu-lan-agent bind EXT CLIENT</code>.</p>\n";
-  }
+  b += "<h2 id=\"conflicts\">Conflicts</h2>\n<p>Clients whose hostname claimed an extension bound to another "
+       "client; bind a replaced terminal with <code>tsunagu-lan-agent bind EXT CLIENT</code>.</p>\n"
+       "<table aria-labelledby=\"conflicts\"><thead><tr><th scope=\"col\">Extension</th>"
+       "<th scope=\"col\">Claimed by</th><th scope=\"col\">Hostname</th><th scope=\"col\">Address</th>"
+       "<th scope=\"col\">Last seen</th><th scope=\"col\">Attempts</th></tr></thead><tbody id=\"conflict-rows\">\n";
+  for (const auto& c : in.conflicts)
+    b += "<tr>" + cell(c.extension) + cell(client_of(c.claimant)) + cell(c.hostname) +
+         cell(alloc::ip_to_string(c.address)) + cell(format_time(c.last_seen)) + cell(std::to_string(c.attempts)) +
+         "</tr>\n";
+  b += "</tbody></table>\n";
 
-  b += "<h2 id=\"events\">Recent hook events</h2>\n";
-  if (in.recent_events.empty()) {
-    b += "<p>None since the agent started.</p>\n";
-  } else {
-    b += "<table aria-labelledby=\"events\"><thead><tr><th scope=\"col\">Received</th><th scope=\"col\">Via</th>"
-         "<th scope=\"col\">Server</th><th scope=\"col\">Action</th><th scope=\"col\">Address</th>"
-         "<th scope=\"col\">Client</th><th scope=\"col\">Hostname</th></tr></thead><tbody>\n";
-    for (const auto& e : in.recent_events)
-      b += "<tr>" + cell(format_time(e.received_at)) + cell(to_string(e.path)) + cell(alloc::to_string(e.event.source)) +
-           cell(alloc::to_string(e.event.action)) + cell(alloc::ip_to_string(e.event.address)) +
-           cell(event_client(e.event)) + cell(e.event.hostname) + "</tr>\n";
-    b += "</tbody></table>\n";
-  }
+  b += "<h2 id=\"events\">Recent hook events</h2>\n"
+       "<table aria-labelledby=\"events\"><thead><tr><th scope=\"col\">Received</th><th scope=\"col\">Via</th>"
+       "<th scope=\"col\">Server</th><th scope=\"col\">Action</th><th scope=\"col\">Address</th>"
+       "<th scope=\"col\">Client</th><th scope=\"col\">Hostname</th></tr></thead><tbody id=\"event-rows\">\n";
+  for (const auto& e : in.recent_events)
+    b += "<tr>" + cell(format_time(e.received_at)) + cell(to_string(e.path)) + cell(alloc::to_string(e.event.source)) +
+         cell(alloc::to_string(e.event.action)) + cell(alloc::ip_to_string(e.event.address)) +
+         cell(event_client(e.event)) + cell(e.event.hostname) + "</tr>\n";
+  b += "</tbody></table>\n";
   b += "<form method=\"post\" action=\"/logout\"><button type=\"submit\">Log out</button></form></main>\n";
-  return page("Tsunagu LAN agent " + in.agent_name, b, 5);
+  return page("Tsunagu LAN agent " + in.agent_name, b, 1);
 }
 
 web::HttpResponse method_not_allowed(std::string_view allow) {

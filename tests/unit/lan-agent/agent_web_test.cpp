@@ -112,7 +112,11 @@ TEST_CASE("agent web: every page but the stylesheet and script needs the admin t
     CHECK(agent_web_handle(get(path, {{"authorization", "Bearer "}}), in, "").status == 401);
   }
   CHECK(agent_web_handle(get("/style.css"), in, kToken).status == 200);
-  CHECK(agent_web_handle(get("/agent.js"), in, kToken).status == 200);
+  auto script = agent_web_handle(get("/agent.js"), in, kToken);
+  CHECK(script.status == 200);
+  // The script writes what the JSON says as text, never as markup.
+  CHECK(script.body.find("textContent") != std::string::npos);
+  CHECK(script.body.find("innerHTML") == std::string::npos);
   CHECK(agent_web_handle(with_bearer("/nothing"), in, kToken).status == 404);
 }
 
@@ -160,6 +164,8 @@ TEST_CASE("agent web: a hostile client hostname is escaped on the page, never ma
   CHECK(page.body.find(" style=") == std::string::npos);
   CHECK(page.body.find("192.168.1.50") != std::string::npos);
   CHECK(page.body.find("no live lease") != std::string::npos);  // 4107 is bound but has no lease
+  CHECK(page.body.find("<body data-poll=\"1\">") != std::string::npos);
+  CHECK(page.body.find("<tbody id=\"allocation-rows\">") != std::string::npos);
 }
 
 TEST_CASE("agent web: every answer carries Content-Security-Policy default-src 'self'") {
