@@ -264,7 +264,14 @@ std::string NodeDaemon::metrics_text(size_t web_sessions) {
   input.presence = core_->presence().size();
   input.stun = stun_responder_->counters();
   input.commit_latency = commit_latency_;
-  if (auto usage = core_->voicemail_usage()) input.voicemail = *usage;
+  constexpr uint64_t kVoicemailUsageMaxAgeMs = 30'000;
+  uint64_t now_ms = uv_now(loop_);
+  if (!voicemail_usage_ || now_ms - voicemail_usage_read_ms_ >= kVoicemailUsageMaxAgeMs) {
+    auto usage = core_->voicemail_usage();
+    voicemail_usage_ = usage ? std::optional(*usage) : std::nullopt;
+    voicemail_usage_read_ms_ = now_ms;
+  }
+  input.voicemail = voicemail_usage_;
   return node_metrics_text(input);
 }
 

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -14,9 +15,9 @@
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/stun_binding_responder.hpp"
-#include "web/prometheus.hpp"
 #include "transport/tls_link.hpp"
 #include "transport/udp_socket.hpp"
+#include "web/prometheus.hpp"
 
 namespace tsunagu::rendezvous {
 
@@ -74,6 +75,10 @@ class NodeDaemon {
   bool stopping_ = false;
   Bytes stun_reply_;
   web::LatencyHistogram commit_latency_;  // commit_turn() calls that committed a write
+  // The voicemail store's totals for /metrics: a scan of every message header,
+  // so done at most every kVoicemailUsageMaxAgeMs, not at every scrape.
+  std::optional<VoicemailStore::Usage> voicemail_usage_;
+  uint64_t voicemail_usage_read_ms_ = 0;
 };
 
 }  // namespace tsunagu::rendezvous
