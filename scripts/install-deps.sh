@@ -16,6 +16,7 @@ test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl
   iproute2 nftables busybox dnsmasq-base coturn kea-dhcp4-server isc-dhcp-server
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
+  prometheus
 )
 
 # What the NAT lab (tests/lab/) runs; the demo runs its first scenario as root, then
