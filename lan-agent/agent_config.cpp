@@ -13,6 +13,7 @@
 #include "allocation/allocation_table.hpp"
 #include "allocation/hostname_rule.hpp"
 #include "base/log.hpp"
+#include "proto/socket_address.hpp"
 
 namespace tsunagu::lanagent {
 namespace {
@@ -27,6 +28,7 @@ const KnownSettings kKnownKeys = {
     {"sync", {"lease_files", "on_start"}},
     {"policy", {"default", "rule", "show_lease_addresses"}},
     {"calls", {"enabled", "terminal_port", "connect_timeout_ms"}},
+    {"web", {"listen", "token_file"}},
 };
 const std::vector<std::string_view> kRuleKeys = {"extensions", "allow_callers", "deny_callers"};
 
@@ -235,7 +237,48 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
   config.calls.terminal_port = static_cast<uint16_t>(reader.integer("calls.terminal_port", 7480, 1, 65535));
   config.calls.connect_timeout_ms = reader.integer("calls.connect_timeout_ms", 5000, 100, 60'000);
   read_policy(reader, root, config);
+
+  config.web.listen = reader.text("web.listen", "", 64);
+  if (!config.web.listen.empty()) {
+    auto address = proto::SocketAddress::parse(config.web.listen);
+    if (!address || address->port == 0)
+      reader.fail("web.listen", "\"" + config.web.listen + "\" is not ADDRESS:PORT with an IP address");
+    bool wildcard = std::all_of(address->ip.begin(), address->ip.begin() + static_cast<long>(address->ip_size()),
+                                [](uint8_t b) { return b == 0; });
+    if (wildcard)
+      reader.fail("web.listen", "give the gateway's LAN address: a wildcard would serve the status page on the WAN side too");
+    std::string token = reader.text("web.token_file", "");
+    if (token.empty()) reader.fail("web.token_file", "required with web.listen (a file holding the admin token)");
+    config.web.token_file = resolve_config_path(base_dir, token);
+  } else if (reader.has("web.token_file")) {
+    config.web.token_file = resolve_config_path(base_dir, reader.text("web.token_file", ""));
+  }
   return config;
+}
+
+Expected<std::string, std::string> read_web_token(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0) return Unexpected(path + ": " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode)) return Unexpected(path + ": not a regular file");
+  if ((info.st_mode & 0007) != 0) return Unexpected(path + ": readable by other users (chmod 0640 or 0600)");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Unexpected(path + ": cannot read (" + std::string(std::strerror(errno)) + ")");
+  std::string text(kMaxWebTokenBytes + 2, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (auto newline = text.find('\n'); newline != std::string::npos) text.resize(newline);
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  while (!text.empty() && space(text.back())) text.pop_back();
+  size_t start = 0;
+  while (start < text.size() && space(text[start])) ++start;
+  text.erase(0, start);
+  if (text.size() > kMaxWebTokenBytes) return Unexpected(path + ": the token is longer than 4096 bytes");
+  if (text.size() < kMinWebTokenBytes)
+    return Unexpected(path + ": the token is shorter than 16 characters (openssl rand -hex 32 makes one)");
+  for (char c : text)
+    if (static_cast<unsigned char>(c) < 0x21 || static_cast<unsigned char>(c) > 0x7e)
+      return Unexpected(path + ": the token must be printable ASCII without spaces");
+  return text;
 }
 
 AgentConfig load_agent_config(const std::string& file) {

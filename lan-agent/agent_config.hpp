@@ -15,6 +15,7 @@
 
 #include "allocation/client_ref.hpp"
 #include "allocation/lease_event.hpp"
+#include "base/expected.hpp"
 #include "base/toml_reader.hpp"
 #include "lan-agent/edge_policy.hpp"
 
@@ -70,6 +71,17 @@ struct CallSettings {
   int64_t connect_timeout_ms = 5000;  // connect + TLS handshake with the terminal
 };
 
+// The status page and /metrics over HTTPS (docs/lan-agent.md, "Status page
+// and metrics"), for the LAN side only: `listen` must name the gateway's LAN
+// address (a wildcard is refused: it would serve the WAN side too). Off unless
+// `listen` is given.
+struct WebSettings {
+  std::string listen;      // "ADDRESS:PORT" (an IP literal); empty: no web server
+  std::string token_file;  // the admin token (absolute path after loading); required with listen
+};
+inline constexpr size_t kMaxWebTokenBytes = 4096;
+inline constexpr size_t kMinWebTokenBytes = 16;
+
 struct AgentConfig {
   std::string file;  // where it was read from
   std::optional<NodeSettings> node;  // absent: no node link (LAN-only mode)
@@ -84,7 +96,14 @@ struct AgentConfig {
   bool sync_on_start = true;
   EdgePolicyConfig policy;
   CallSettings calls;
+  WebSettings web;
 };
+
+// The admin token of [web] token_file: the file's first line, without
+// surrounding whitespace; an error when it is unreadable, longer than
+// kMaxWebTokenBytes, shorter than kMinWebTokenBytes, or readable by others
+// than its owner and group (mode & 0007).
+Expected<std::string, std::string> read_web_token(const std::string& path);
 
 // "dnsmasq:/path", "isc:/path", "kea:/path" (relative paths against base_dir).
 std::optional<SyncSource> parse_sync_source(std::string_view text, const std::string& base_dir, std::string& error);

@@ -104,8 +104,26 @@ LookupAnswer AgentCore::lookup(std::string_view user_id, std::string_view caller
   return answer;
 }
 
+std::string_view to_string(AnswerResult result) {
+  switch (result) {
+    case AnswerResult::found: return "found";
+    case AnswerResult::not_found: return "not_found";
+    case AnswerResult::refused: return "refused";
+    case AnswerResult::no_live_lease: return "no_live_lease";
+    case AnswerResult::bad_request: return "bad_request";
+    case AnswerResult::error: return "error";
+  }
+  return "error";
+}
+
 Bytes AgentCore::respond(const proto::Message& request, int64_t now, LookupAnswer* answer_out) {
   auto error_response = [&](uint16_t code, std::string_view reason) {
+    AnswerResult result = code == proto::error::unknown_user           ? AnswerResult::not_found
+                          : code == proto::error::agent_policy_refused ? AnswerResult::refused
+                          : code == proto::error::no_live_lease        ? AnswerResult::no_live_lease
+                          : code == proto::error::bad_request          ? AnswerResult::bad_request
+                                                                       : AnswerResult::error;
+    ++answers_[static_cast<size_t>(result)];
     auto b = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
     b.add_error(code, reason);
     b.add_u32(proto::attr::protocol_version, proto::protocol_version);
@@ -144,6 +162,7 @@ Bytes AgentCore::respond(const proto::Message& request, int64_t now, LookupAnswe
     b.add_u64(proto::attr::lease_expires, answer.expires);
     b.add_string(proto::attr::agent_name, identity_.name);
     out = b.finish();
+    ++answers_[static_cast<size_t>(AnswerResult::found)];
   }
   if (answer_out != nullptr) *answer_out = std::move(answer);
   return out;

@@ -4,6 +4,7 @@
 // logs what the returned outcomes say.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -51,6 +52,12 @@ struct HelloResult {
   std::string agent_name;
 };
 
+// How the agent answered the node's forwarded lookups, for the metrics
+// (agent_metrics.hpp).
+enum class AnswerResult : uint8_t { found, not_found, refused, no_live_lease, bad_request, error };
+inline constexpr size_t kAnswerResultCount = static_cast<size_t>(AnswerResult::error) + 1;
+std::string_view to_string(AnswerResult result);
+
 class AgentCore {
  public:
   AgentCore(alloc::AllocationTable& table, AgentIdentity identity, EdgePolicy policy)
@@ -75,11 +82,14 @@ class AgentCore {
   const AgentIdentity& identity() const { return identity_; }
   alloc::AllocationTable& table() { return *table_; }
   const EdgePolicy& policy() const { return policy_; }
+  // respond()'s answers so far, by result.
+  const std::array<uint64_t, kAnswerResultCount>& answers() const { return answers_; }
 
  private:
   alloc::AllocationTable* table_;
   AgentIdentity identity_;
   EdgePolicy policy_;
+  std::array<uint64_t, kAnswerResultCount> answers_{};
 };
 
 }  // namespace tsunagu::lanagent

@@ -183,6 +183,8 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
     return false;
   }
   std::vector<alloc::TableChange> changes;
+  if (origin == "hook" || origin == "spool")
+    for (const auto& e : events) hook_events_.record(e, origin == "hook" ? HookPath::socket : HookPath::spool, now);
   for (const auto& e : events) {
     auto result = batch->apply(e, now);
     if (!result) {
@@ -331,6 +333,59 @@ void AgentDaemon::shutdown(std::function<void()> done) {
     node_->stop([this] { handle_closed(); });
   }
   handle_closed();
+}
+
+AgentStatusInput AgentDaemon::status_input() {
+  AgentStatusInput in;
+  in.now = unix_now();
+  in.agent_name = config_.name;
+  auto note = [&](const alloc::TableError& error) {
+    if (in.table_error.empty()) in.table_error = error.detail;
+  };
+  if (auto leases = open_.table->list(in.now)) in.leases = std::move(*leases);
+  else note(leases.error());
+  if (auto bindings = open_.table->bindings()) in.bindings = std::move(*bindings);
+  else note(bindings.error());
+  if (auto conflicts = open_.table->conflicts()) in.conflicts = std::move(*conflicts);
+  else note(conflicts.error());
+  in.recent_events.assign(hook_events_.recent().begin(), hook_events_.recent().end());
+
+  AgentMetricsInput& m = in.metrics;
+  m.live_leases = in.leases.size();
+  m.bindings = in.bindings.size();
+  m.conflicts = in.conflicts.size();
+  count_hook_events(hook_events_, m);
+  if (hooks_) {
+    const HookServerStats& hooks = hooks_->stats();
+    m.hook_connections = hooks.connections;
+    m.hook_refused_peers = hooks.refused_peers;
+    m.hook_bad_requests = hooks.bad_requests;
+    m.hook_failed_commits = hooks.failed_commits;
+  }
+  m.spool = spool_depth(config_.hook.spool_directory);
+  m.node_configured = node_ != nullptr;
+  if (node_) {
+    m.node_linked = node_->linked();
+    m.node_connects = node_->stats().connects;
+  }
+  m.answers = core_->answers();
+  for (size_t i = 0; i < storage::store_errc_count; ++i)
+    m.storage_errors[i] = storage_errors_.count(static_cast<storage::StoreErrc>(i));
+  return in;
+}
+
+Expected<void, std::string> AgentDaemon::start_web(const WebServerStart& start_server) {
+  if (config_.web.listen.empty()) return {};
+  auto token = read_web_token(config_.web.token_file);
+  if (!token) return Unexpected("web.token_file: " + token.error());
+  WebHandler handler = [this, admin_token = std::move(*token)](const web::HttpRequest& request) {
+    return agent_web_handle(request, [this] { return status_input(); }, admin_token);
+  };
+  if (auto started = start_server(config_.web.listen, std::move(handler)); !started)
+    return Unexpected("web.listen " + config_.web.listen + ": " + started.error());
+  log::info() << "status page and /metrics on https://" << config_.web.listen << "/ (admin token from "
+              << config_.web.token_file << ")";
+  return {};
 }
 
 }  // namespace tsunagu::lanagent

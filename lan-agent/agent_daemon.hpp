@@ -16,6 +16,8 @@
 #include "base/log.hpp"
 #include "lan-agent/agent_config.hpp"
 #include "lan-agent/agent_core.hpp"
+#include "lan-agent/agent_web.hpp"
+#include "lan-agent/hook_event_log.hpp"
 #include "lan-agent/hook_access.hpp"
 #include "lan-agent/hook_server.hpp"
 #include "lan-agent/lan_call_relay.hpp"
@@ -46,6 +48,18 @@ class AgentDaemon {
   // runs once every handle is closed.
   void shutdown(std::function<void()> done);
 
+  // What the status page and /metrics show (agent_web.hpp), read now.
+  AgentStatusInput status_input();
+  std::string metrics_text() { return agent_metrics_text(status_input().metrics); }
+
+  // The status page's HTTPS server ([web] in agent.toml): with web.listen
+  // set, reads the token file and hands `start_server` the address and the
+  // request handler; the server (web/) belongs to the caller, which closes it
+  // before shutdown(). Without web.listen nothing is started.
+  using WebHandler = std::function<web::HttpResponse(const web::HttpRequest&)>;
+  using WebServerStart = std::function<Expected<void, std::string>(const std::string& listen, WebHandler handler)>;
+  Expected<void, std::string> start_web(const WebServerStart& start_server);
+
  private:
   explicit AgentDaemon(uv_loop_t* loop, AgentConfig config) : loop_(loop), config_(std::move(config)) {}
   bool apply_events(std::vector<alloc::LeaseEvent>& events, std::string_view origin);
@@ -74,7 +88,8 @@ class AgentDaemon {
   log::RateLimit stale_end_log_{20, std::chrono::seconds(60)};  // ends the table refused
   log::RateLimit conflict_log_{20, std::chrono::seconds(60)};   // hostnames claiming bound extensions (LAN hosts)
   bool shutting_down_ = false;
-  storage::StorageErrorLog storage_errors_;  // the table's failures (the node's daemon logs the same way)
+  storage::StorageErrorLog storage_errors_;
+  HookEventLog hook_events_;  // the last events from hooks, and counts by server kind  // the table's failures (the node's daemon logs the same way)
 };
 
 }  // namespace tsunagu::lanagent

@@ -68,6 +68,24 @@ std::string spool_file_for(const std::string& directory, uid_t uid) {
   return directory + "/hook-" + std::to_string(uid) + ".spool";
 }
 
+SpoolDepth spool_depth(const std::string& directory) {
+  SpoolDepth depth;
+  DIR* dir = ::opendir(directory.c_str());
+  if (dir == nullptr) return depth;
+  while (const dirent* entry = ::readdir(dir)) {
+    std::string_view name = entry->d_name;
+    if (!name.starts_with("hook-") || !name.ends_with(".spool")) continue;
+    struct stat info {};
+    if (::lstat((directory + "/" + std::string(name)).c_str(), &info) != 0 || !S_ISREG(info.st_mode) ||
+        info.st_size == 0)
+      continue;
+    ++depth.files;
+    depth.bytes += static_cast<uint64_t>(info.st_size);
+  }
+  ::closedir(dir);
+  return depth;
+}
+
 gid_t spool_group(const std::vector<std::string>& allowed_groups) {
   for (const auto& name : allowed_groups)
     if (const group* found = ::getgrnam(name.c_str())) return found->gr_gid;

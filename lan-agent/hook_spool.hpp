@@ -43,6 +43,15 @@ gid_t spool_group(const std::vector<std::string>& allowed_groups);
 // directory owned by another user.
 Expected<void, std::string> prepare_spool_directory(const std::string& directory, gid_t group);
 
+// What waits in the spool directory: hook-*.spool files that are not empty
+// and their bytes (lstat only: nothing is opened). For the status page and
+// /metrics; a missing directory is an empty spool.
+struct SpoolDepth {
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+};
+SpoolDepth spool_depth(const std::string& directory);
+
 struct SpoolFileReport {
   std::string path;
   alloc::SpoolReplayResult replay;

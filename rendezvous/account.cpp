@@ -11,7 +11,7 @@ namespace {
 constexpr std::byte record_version{1};
 
 enum class Tag : uint8_t {
-  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation, presence_visibility, addresses_shown, verified, contact,
+  user_id = 1, password_hash, display_name, phone, category, publish, services, static_address, created_at, generation, presence_visibility, addresses_shown, verified, contact, admin,
   login_time = 32, login_reported, login_observed,
 };
 
@@ -106,6 +106,7 @@ Bytes encode_account(const Account& account) {
   if (account.presence_visibility != 0) w.u64(Tag::presence_visibility, account.presence_visibility);
   if (account.addresses_shown) w.u64(Tag::addresses_shown, 1);
   if (account.verified) w.u64(Tag::verified, 1);
+  if (account.admin) w.u64(Tag::admin, 1);
   for (const auto& id : account.contacts) w.text(Tag::contact, id);
   return w.take();
 }
@@ -148,9 +149,10 @@ std::optional<Account> decode_account(ByteView bytes) {
         return true;
       }
       case Tag::addresses_shown:
-      case Tag::verified: {
+      case Tag::verified:
+      case Tag::admin: {
         auto v = read_u64(value);
-        (tag == Tag::verified ? a.verified : a.addresses_shown) = v && *v != 0;
+        (tag == Tag::verified ? a.verified : tag == Tag::admin ? a.admin : a.addresses_shown) = v && *v != 0;
         return v.has_value();
       }
       case Tag::contact:

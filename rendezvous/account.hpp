@@ -32,6 +32,9 @@ struct Account {
   bool addresses_shown = false;
   std::vector<std::string> contacts;  // who sees the user with presence=contacts (at most proto::max_contacts)
   bool verified = false;  // an operator checked the directory row; only `user verify` sets it
+  // May use the web API's admin endpoints (docs/web.md); only `user add --admin`,
+  // `user set-admin` and an admin's POST /api/admin/users set it.
+  bool admin = false;
 
   friend bool operator==(const Account&, const Account&) = default;
 };

@@ -15,6 +15,7 @@
 #include "base/password_input.hpp"
 #include "proto/profile_change.hpp"
 #include "proto/signalling.hpp"
+#include "rendezvous/account_admin.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/deployment.hpp"
@@ -152,6 +153,19 @@ int fail(std::string_view message, int code = exit_failure) {
   return code;
 }
 
+// An account_admin refusal, with the exit code the footer documents.
+int fail_admin(const AccountAdminError& error) {
+  switch (error.code) {
+    case AccountAdminErrc::invalid_id: return fail(error.detail, exit_usage);
+    case AccountAdminErrc::no_such_user: return fail(error.detail, exit_no_user);
+    case AccountAdminErrc::exists:
+    case AccountAdminErrc::agent_route:
+    case AccountAdminErrc::quarantined: return fail(error.detail, exit_user_exists);
+    case AccountAdminErrc::storage: break;
+  }
+  return fail(error.detail);
+}
+
 std::optional<std::string> new_password(const std::optional<std::string>& file, std::string& error) {
   PasswordSource source;
   source.file = file;
@@ -169,6 +183,7 @@ std::string describe(const Account& a) {
   if (!a.display_name.empty()) out += "  \"" + a.display_name + "\"";
   if (a.static_address) out += "  static " + a.static_address->to_string();
   if (!a.phone.empty()) out += "  phone " + a.phone;
+  if (a.admin) out += "  admin";
   return out;
 }
 
@@ -214,7 +229,8 @@ int main(int argc, char** argv) {
   add->add_option("--name", display_name, "Display name");
   add->add_option("--phone", phone, "Phone number");
   add->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
-  bool reuse_removed = false;
+  bool reuse_removed = false, admin_role = false;
+  add->add_flag("--admin", admin_role, "Give the account the admin role (the web API's admin endpoints)");
   add->add_flag("--reuse-removed-id", reuse_removed,
                 "Allow an ID removed less than accounts.removed_id_quarantine_days ago (give it to its old owner only)");
   auto* remove = user->add_subcommand(
@@ -226,6 +242,11 @@ int main(int argc, char** argv) {
   auto* passwd = user->add_subcommand("passwd", "Reset a user's password (its logged-in links end)");
   passwd->add_option("ID", user_id, "User ID")->required();
   passwd->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
+  std::string admin_word;
+  auto* set_admin_command = user->add_subcommand(
+      "set-admin", "Give (on) or take (off) the admin role: the web API's admin endpoints (docs/web.md)");
+  set_admin_command->add_option("ID", user_id, "User ID")->required();
+  set_admin_command->add_option("ON|OFF", admin_word, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
   auto* set_static = user->add_subcommand("set-static", "Enter a permanent address for an always-on terminal");
   set_static->add_option("ID", user_id, "User ID")->required();
   set_static->add_option("ADDRESS", address_text, "address:port")->required();
@@ -390,7 +411,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (add->parsed() || passwd->parsed() || set_static->parsed() || clear_static->parsed() || remove->parsed() ||
-      set_services->parsed() || set_profile->parsed() || verify->parsed()) {
+      set_services->parsed() || set_profile->parsed() || verify->parsed() || set_admin_command->parsed()) {
     if (!proto::valid_user_id(user_id))
       return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);
   }
@@ -398,36 +419,41 @@ int main(int argc, char** argv) {
     std::string error;
     auto password = new_password(password_file, error);
     if (!password) return fail(error, exit_usage);
-    Account account;
+    NewAccount account;
     account.user_id = user_id;
     account.display_name = display_name;
     account.phone = phone;
-    account.created_at = static_cast<uint64_t>(std::time(nullptr));
+    account.admin = admin_role;
+    account.reuse_removed_id = reuse_removed;
     account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
-    auto registry = AgentRegistry::open(store.environment());  // before the write transaction: it opens tables
-    if (!registry) return fail(registry.error().detail);
-    auto txn = store.begin_write();
-    if (!txn) return fail(txn.error().detail);
-    auto route = registry->route_of(*txn, user_id);
-    if (!route) return fail(route.error().detail);
-    if (route->has_value())
-      return fail(user_id + " is inside " + **route + ", which is routed to a LAN agent: IDs there are its " +
-                      "extensions, never accounts",
-                  exit_user_exists);
-    auto removed_at = store.removed_at(*txn, user_id);
-    if (!removed_at) return fail(removed_at.error().detail);
-    uint64_t held_until =
-        removed_at->value_or(0) + uint64_t{admin->config.settings.removed_id_quarantine_days} * 86400;
-    if (removed_at->has_value() && account.created_at < held_until && !reuse_removed)
-      return fail(user_id + " was removed less than accounts.removed_id_quarantine_days (" +
-                      std::to_string(admin->config.settings.removed_id_quarantine_days) +
-                      ") ago; give it back to its old owner only, with --reuse-removed-id",
-                  exit_user_exists);
-    auto created = store.create(*txn, account);
-    if (!created) return fail(created.error().detail);
-    if (!*created) return fail("user " + user_id + " already exists", exit_user_exists);
-    if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
-    std::cout << "added " << user_id << "\n";
+    auto added = add_account(store, account, admin->config.settings.removed_id_quarantine_days,
+                             static_cast<uint64_t>(std::time(nullptr)));
+    if (!added) return fail_admin(added.error());
+    std::cout << "added " << user_id << (admin_role ? " (admin)" : "") << "\n";
+    return 0;
+  }
+  if (remove->parsed()) {
+    auto removed = remove_account(store, user_id, static_cast<uint64_t>(std::time(nullptr)));
+    if (!removed) return fail_admin(removed.error());
+    std::cout << "removed " << user_id << " and " << *removed << " voicemail message(s); its links end within "
+              << admin->config.settings.account_check_interval_ms << " ms; the ID is held for "
+              << admin->config.settings.removed_id_quarantine_days << " days\n";
+    return 0;
+  }
+  if (passwd->parsed()) {
+    std::string error;
+    auto password = new_password(password_file, error);
+    if (!password) return fail(error, exit_usage);
+    auto changed = reset_password(store, user_id, security::hash_password(*password, admin->config.settings.password_hashing));
+    if (!changed) return fail_admin(changed.error());
+    std::cout << "updated " << user_id << "\n";
+    return 0;
+  }
+  if (verify->parsed() || set_admin_command->parsed()) {
+    auto changed = verify->parsed() ? set_verified(store, user_id, verified_word == "yes")
+                                    : set_admin(store, user_id, admin_word == "on");
+    if (!changed) return fail_admin(changed.error());
+    std::cout << "updated " << user_id << "\n";
     return 0;
   }
   if (list->parsed()) {
@@ -444,8 +470,6 @@ int main(int argc, char** argv) {
     return 0;
   }
   // The rest read-modify-write one account.
-  auto voicemail = VoicemailStore::open(store.environment());  // before the write transaction: it opens tables
-  if (!voicemail) return fail(voicemail.error().detail);
   auto txn = store.begin_write();
   if (!txn) return fail(txn.error().detail);
   auto found = store.find(*txn, user_id);
@@ -469,36 +493,16 @@ int main(int argc, char** argv) {
                   : account.presence_visibility == proto::presence_visibility::contacts ? "contacts"
                                                                                           : "anyone logged in")
               << "\ncontacts:  " << (account.contacts.empty() ? "-" : proto::join_contacts(account.contacts))
-              << "\naddresses: " << (account.addresses_shown ? "shown" : "hidden") << "\n";
+              << "\naddresses: " << (account.addresses_shown ? "shown" : "hidden")
+              << "\nadmin:     " << (account.admin ? "yes" : "no") << "\n";
     return 0;
   }
-  if (remove->parsed()) {
-    if (auto removed = store.remove(*txn, user_id, static_cast<uint64_t>(std::time(nullptr))); !removed)
-      return fail(removed.error().detail);
-    auto deleted = voicemail->remove_mailbox(*txn, user_id);
-    if (!deleted) return fail(deleted.error().detail);
-    if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
-    std::cout << "removed " << user_id << " and " << *deleted << " voicemail message(s); its links end within "
-              << admin->config.settings.account_check_interval_ms << " ms; the ID is held for "
-              << admin->config.settings.removed_id_quarantine_days << " days\n";
-    return 0;
-  }
-  if (passwd->parsed()) {
-    std::string error;
-    auto password = new_password(password_file, error);
-    if (!password) return fail(error, exit_usage);
-    account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
-    auto epoch = store.bump_epoch(*txn);  // the account's logged-in links end
-    if (!epoch) return fail(epoch.error().detail);
-    account.generation = *epoch;
-  } else if (set_static->parsed()) {
+  if (set_static->parsed()) {
     auto address = proto::SocketAddress::parse(address_text);
     if (!address) return fail("\"" + address_text + "\" is not an address:port", exit_usage);
     account.static_address = *address;
   } else if (clear_static->parsed()) {
     account.static_address.reset();
-  } else if (verify->parsed()) {
-    account.verified = verified_word == "yes";
   } else if (set_profile->parsed()) {
     auto change = proto::parse_profile_assignments(profile_words);
     if (!change) return fail(change.error(), exit_usage);

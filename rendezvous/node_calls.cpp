@@ -245,6 +245,7 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
                         std::optional<LinkId> tell_not) {
   auto ended = calls_->erase(call_id);
   if (!ended) return;
+  ++counters_.calls_ended[static_cast<size_t>(call_end_reason(code))];
   const Call& call = *ended;
   deadlines_.cancel(DeadlineKind::ring, call.id);
   for (LinkId party : {call.caller_link, call.callee_link})

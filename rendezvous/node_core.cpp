@@ -388,6 +388,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
   std::string source = source_key(state.observed);
   if (uint32_t wait = limiter_.retry_after(user_id, source, now.mono_ms); wait > 0) {
     ++counters_.rate_limited;
+    ++counters_.logins_limited;
     reply_retry_after(link, request, wait, "Too Many Attempts: try again later");
     return;
   }
@@ -576,17 +577,21 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   }
   ++counters_.lookups;
   if (route_lookup(link, state, request, user_id, now)) return;
+  auto count = [this](LookupResult result) { ++counters_.direct_lookups[static_cast<size_t>(result)]; };
   auto* txn = read_txn();
   if (txn == nullptr) {
+    count(LookupResult::error);
     reply_storage_error(link, request, txn_error_);
     return;
   }
   auto account = store_.find(*txn, user_id);
   if (!account) {
+    count(LookupResult::error);
     reply_storage_error(link, request, account.error());
     return;
   }
   if (!account->has_value() || !visible_to(**account, *state.user)) {
+    count(LookupResult::not_found);
     reply_error(link, request, sig::error::unknown_user);  // the same bytes for hidden and unknown IDs
     return;
   }
@@ -605,6 +610,7 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
       for (const auto& reported : row->reported) builder.add_xor_address(sig::attr::reported_address, reported);
     builder.add_xor_address(sig::attr::observed_address, row->observed);
     builder.add_u64(sig::attr::last_seen, now.unix_s - (now.mono_ms - row->last_seen_ms) / 1000);
+    count(LookupResult::found);
     send(link, builder.finish());
     return;
   }
@@ -617,14 +623,28 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   if (found.static_address) {
     builder.add_u32(sig::attr::presence, sig::presence_flag::static_address | voicemail_waiting_flag(user_id));
     builder.add_u64(sig::attr::last_seen, last_seen);
+    count(LookupResult::found);
     send(link, builder.finish());
     return;
   }
+  count(LookupResult::offline);
   auto offline = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
   offline.add_u32(sig::attr::protocol_version, sig::protocol_version);
   offline.add_error(sig::error::offline, "Offline: the user is not logged in");
   offline.add_u64(sig::attr::last_seen, last_seen);
+  // What a success would have said about the (visible) account, so a client
+  // can show an offline user's name and offer voicemail without asking again.
+  offline.add_string(sig::attr::display_name, found.display_name);
+  offline.add_u32(sig::attr::services, found.services);
   send(link, offline.finish());
+}
+
+std::vector<std::string> NodeCore::linked_agents() const {
+  std::vector<std::string> names;
+  for (const auto& [link, state] : links_)
+    if (state.agent_ready && state.agent_name) names.push_back(*state.agent_name);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 void NodeCore::announce_shutdown() {
@@ -741,11 +761,13 @@ bool NodeCore::route_lookup(LinkId link, LinkState& state, const proto::Message&
   Route found = find_route(user_id);
   if (!found.routed) return false;
   if (!found.agent) {
+    ++counters_.forwarded_lookup_results[static_cast<size_t>(LookupResult::agent_offline)];
     reply_error(link, request, sig::error::agent_offline,
                 "Agent Offline: the LAN agent for " + found.route + " is not connected");
     return true;
   }
-  send_forward(link, request, *found.agent, user_id, *state.user, now);
+  if (!send_forward(link, request, *found.agent, user_id, *state.user, now))
+    ++counters_.forwarded_lookup_results[static_cast<size_t>(LookupResult::unavailable)];
   return true;
 }
 
@@ -770,6 +792,8 @@ bool NodeCore::send_forward(LinkId link, const proto::Message& request, LinkId a
 }
 
 void NodeCore::answer_forward(const PendingForward& forward, uint16_t code, std::string_view reason) {
+  if (forward.method == sig::method::lookup)
+    ++counters_.forwarded_lookup_results[static_cast<size_t>(lookup_result_of(code))];
   if (!links_.contains(forward.caller)) return;
   reply_error(forward.caller, forward.method, forward.caller_transaction, code, reason);
 }
@@ -808,6 +832,7 @@ void NodeCore::handle_agent_response(LinkId link, const proto::Message& response
   if (const auto* name = links_.at(link).agent_name ? &*links_.at(link).agent_name : nullptr)
     ok.add_string(sig::attr::agent_name, *name);
   ok.add_u64(sig::attr::last_seen, now.unix_s);
+  ++counters_.forwarded_lookup_results[static_cast<size_t>(LookupResult::found)];
   send(forward.caller, ok.finish());
 }
 
@@ -847,6 +872,82 @@ void NodeCore::commit_turn() {
   for (auto& reply : after_commit_)
     send(reply.link, storage_error_message(reply.method, reply.transaction, error, reply.not_done));
   after_commit_.clear();
+}
+
+std::string_view to_string(LookupResult result) {
+  switch (result) {
+    case LookupResult::found: return "found";
+    case LookupResult::offline: return "offline";
+    case LookupResult::not_found: return "not_found";
+    case LookupResult::refused: return "refused";
+    case LookupResult::agent_offline: return "agent_offline";
+    case LookupResult::timeout: return "timeout";
+    case LookupResult::unavailable: return "unavailable";
+    case LookupResult::error: return "error";
+  }
+  return "error";
+}
+
+LookupResult lookup_result_of(uint16_t code) {
+  switch (code) {
+    case sig::error::unknown_user: return LookupResult::not_found;
+    case sig::error::offline:
+    case sig::error::no_live_lease: return LookupResult::offline;
+    case sig::error::forbidden: return LookupResult::refused;
+    case sig::error::agent_offline: return LookupResult::agent_offline;
+    case sig::error::agent_timeout: return LookupResult::timeout;
+    case sig::error::unavailable: return LookupResult::unavailable;
+    default: return LookupResult::error;
+  }
+}
+
+std::string_view to_string(CallEndReason reason) {
+  switch (reason) {
+    case CallEndReason::hung_up: return "hung_up";
+    case CallEndReason::cancelled: return "cancelled";
+    case CallEndReason::declined: return "declined";
+    case CallEndReason::busy: return "busy";
+    case CallEndReason::no_answer: return "no_answer";
+    case CallEndReason::link_lost: return "link_lost";
+    case CallEndReason::refused: return "refused";
+    case CallEndReason::other: return "other";
+  }
+  return "other";
+}
+
+CallEndReason call_end_reason(uint16_t end_code) {
+  switch (end_code) {
+    case sig::error::hung_up: return CallEndReason::hung_up;
+    case sig::error::cancelled: return CallEndReason::cancelled;
+    case sig::error::declined: return CallEndReason::declined;
+    case sig::error::busy: return CallEndReason::busy;
+    case sig::error::no_answer: return CallEndReason::no_answer;
+    case sig::error::link_lost: return CallEndReason::link_lost;
+    // The agent's refusals passed on to the caller (policy, no live lease, ...).
+    case sig::error::forbidden:
+    case sig::error::no_live_lease:
+    case sig::error::unknown_user:
+    case sig::error::offline:
+    case sig::error::agent_offline:
+    case sig::error::agent_timeout: return CallEndReason::refused;
+    default: return CallEndReason::other;
+  }
+}
+
+size_t NodeCore::agent_link_count() const {
+  size_t agents = 0;
+  for (const auto& [link, state] : links_)
+    if (state.agent_name) ++agents;
+  return agents;
+}
+
+Expected<VoicemailStore::Usage, storage::StoreError> NodeCore::voicemail_usage() {
+  if (!voicemail_) return Unexpected(open_error_.value_or(storage::StoreError{}));
+  auto txn = store_.begin_read();
+  if (!txn) return Unexpected(txn.error());
+  auto totals = voicemail_->totals(*txn, {});
+  if (!totals) return Unexpected(totals.error());
+  return totals->all;
 }
 
 }  // namespace tsunagu::rendezvous

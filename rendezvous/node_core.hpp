@@ -118,6 +118,20 @@ struct PasswordJobResult {
   std::string hash;       // hash
 };
 
+// How a lookup ended, for the metrics (rendezvous/node_metrics.hpp): a small
+// fixed set, so a label never carries what a peer sent.
+enum class LookupResult : uint8_t { found, offline, not_found, refused, agent_offline, timeout, unavailable, error };
+inline constexpr size_t lookup_result_count = static_cast<size_t>(LookupResult::error) + 1;
+std::string_view to_string(LookupResult result);
+// The result an error code answering a lookup means.
+LookupResult lookup_result_of(uint16_t code);
+
+// Why a call ended (by its END-CODE), for the metrics.
+enum class CallEndReason : uint8_t { hung_up, cancelled, declined, busy, no_answer, link_lost, refused, other };
+inline constexpr size_t call_end_reason_count = static_cast<size_t>(CallEndReason::other) + 1;
+std::string_view to_string(CallEndReason reason);
+CallEndReason call_end_reason(uint16_t end_code);
+
 struct NodeCounters {
   uint64_t requests = 0;
   uint64_t bad_messages = 0;
@@ -147,6 +161,13 @@ struct NodeCounters {
   uint64_t uploads_refused_per_sender = 0;  // too many uploads in progress for one sender (429)
   uint64_t uploads_dropped = 0;             // idle or too slow uploads dropped
   uint64_t early_candidates_dropped = 0;    // call candidates over the before-accept limits
+  uint64_t logins_limited = 0;              // login refused by the login limiter (429); also in rate_limited
+  // Lookups by how they ended: answered from the node's own accounts
+  // (direct), or routed to a LAN agent (forwarded; also agent offline).
+  std::array<uint64_t, lookup_result_count> direct_lookups{};
+  std::array<uint64_t, lookup_result_count> forwarded_lookup_results{};
+  std::array<uint64_t, call_end_reason_count> calls_ended{};
+  uint64_t voicemail_bytes_stored = 0;  // bytes of the messages stored since start (deletions not subtracted)
   // Storage failures by kind (index: storage::StoreErrc): requests answered
   // 503 or 507 because a read or write failed, and failed group commits.
   std::array<uint64_t, storage::store_errc_count> storage_errors{};
@@ -202,6 +223,16 @@ class NodeCore {
   const PresenceTable& presence() const { return presence_; }
   const NodeCounters& counters() const { return counters_; }
   size_t link_count() const { return links_.size(); }
+  // For the operator's view (the web API's admin endpoints); no rules here.
+  // The names of the agents whose links said hello, in name order.
+  std::vector<std::string> linked_agents() const;
+  size_t calls_in_progress() const { return calls_->size(); }
+  size_t uploads_in_progress_bytes() const { return uploads_->pending_bytes(); }
+  // Links on the agent listener (counted on each call: for a metrics scrape).
+  size_t agent_link_count() const;
+  // What the voicemail store holds now, read in a transaction of its own (a
+  // scan of every message header: for a metrics scrape, between turns).
+  Expected<VoicemailStore::Usage, storage::StoreError> voicemail_usage();
 
  private:
   // From settings_.random, never from the generator directly (see NodeSettings::random).

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "base/log.hpp"
+#include "rendezvous/node_metrics.hpp"
 #include "security/passwords.hpp"
 #include "storage/storage_error_log.hpp"
 
@@ -253,12 +254,37 @@ void NodeDaemon::accept_link(bool agent) {
   core_->link_opened(link->id(), link->peer_address(), now());
 }
 
+std::string NodeDaemon::metrics_text(size_t web_sessions) {
+  NodeMetricsInput input;
+  input.counters = core_->counters();
+  input.agent_links = core_->agent_link_count();
+  size_t all_links = core_->link_count();
+  input.terminal_links = all_links >= input.agent_links ? all_links - input.agent_links : 0;
+  input.web_sessions = web_sessions;
+  input.presence = core_->presence().size();
+  input.stun = stun_responder_->counters();
+  input.commit_latency = commit_latency_;
+  constexpr uint64_t kVoicemailUsageMaxAgeMs = 30'000;
+  uint64_t now_ms = uv_now(loop_);
+  if (!voicemail_usage_ || now_ms - voicemail_usage_read_ms_ >= kVoicemailUsageMaxAgeMs) {
+    auto usage = core_->voicemail_usage();
+    voicemail_usage_ = usage ? std::optional(*usage) : std::nullopt;
+    voicemail_usage_read_ms_ = now_ms;
+  }
+  input.voicemail = voicemail_usage_;
+  return node_metrics_text(input);
+}
+
 void NodeDaemon::on_check(uv_check_t* check) { static_cast<NodeDaemon*>(check->data)->drain(); }
 
 // Runs once per loop turn after I/O: the group commit, then every reply.
 void NodeDaemon::drain() {
   if (stopping_) return;
+  uint64_t commits_before = core_->counters().commits;
+  uint64_t started_ns = uv_hrtime();
   core_->commit_turn();
+  // Turns that wrote nothing commit nothing: only real commits are timed.
+  if (core_->counters().commits != commits_before) commit_latency_.record_ns(uv_hrtime() - started_ns);
   log_storage_faults(core_->take_storage_faults());
   run_password_jobs();
   for (auto& action : core_->take_actions()) {

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -16,6 +17,7 @@
 #include "rendezvous/stun_binding_responder.hpp"
 #include "transport/tls_link.hpp"
 #include "transport/udp_socket.hpp"
+#include "web/prometheus.hpp"
 
 namespace tsunagu::rendezvous {
 
@@ -34,6 +36,9 @@ class NodeDaemon {
   proto::SocketAddress tls_address() const;
   proto::SocketAddress agent_address() const;
   proto::SocketAddress stun_address() const { return stun_->local_address(); }
+  // The /metrics text (node_metrics.hpp), read between loop turns;
+  // `web_sessions` comes from the web server, which holds them.
+  std::string metrics_text(size_t web_sessions = 0);
 
  private:
   NodeDaemon() = default;
@@ -69,6 +74,11 @@ class NodeDaemon {
   size_t jobs_in_flight_ = 0;
   bool stopping_ = false;
   Bytes stun_reply_;
+  web::LatencyHistogram commit_latency_;  // commit_turn() calls that committed a write
+  // The voicemail store's totals for /metrics: a scan of every message header,
+  // so done at most every kVoicemailUsageMaxAgeMs, not at every scrape.
+  std::optional<VoicemailStore::Usage> voicemail_usage_;
+  uint64_t voicemail_usage_read_ms_ = 0;
 };
 
 }  // namespace tsunagu::rendezvous

@@ -16,7 +16,7 @@ test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl
   iproute2 nftables busybox dnsmasq-base coturn kea-dhcp4-server isc-dhcp-server
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
-  chromium
+  prometheus chromium
 )
 # The browser tests (tests/browser/) run Node.js scripts with npm packages. A Node.js
 # installed some other way (e.g. nodesource's, which brings its own npm and conflicts

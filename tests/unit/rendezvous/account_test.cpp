@@ -29,6 +29,7 @@ Account full_account() {
   a.presence_visibility = 2;
   a.addresses_shown = true;
   a.contacts = {"bob", "carol@acme"};
+  a.admin = true;
   return a;
 }
 
@@ -68,6 +69,18 @@ TEST_CASE("an account with only a user ID decodes to the defaults") {
   CHECK_FALSE(back->static_address.has_value());
   CHECK(back->presence_visibility == 0);  // seen by anyone logged in ...
   CHECK_FALSE(back->addresses_shown);     // ... but no private addresses (issue 11)
+}
+
+TEST_CASE("the admin role is tag 15; a record written before it reads as not admin") {
+  auto old = decode_account(hex(alice_record));  // no tag 15: every record before issue 14
+  REQUIRE(old.has_value());
+  CHECK_FALSE(old->admin);
+  Account a = *old;
+  a.admin = true;
+  CHECK(encode_account(a) == hex(std::string(alice_record) + "0f 0008 00000000 00000001"));
+  auto back = decode_account(encode_account(a));
+  REQUIRE(back.has_value());
+  CHECK(back->admin);
 }
 
 TEST_CASE("an account encodes to the documented tag-length-value bytes") {

@@ -16,6 +16,7 @@
 #include "proto/signalling.hpp"
 #include "proto/stun_message.hpp"
 #include "rendezvous/node_core.hpp"
+#include "rendezvous/node_metrics.hpp"
 #include "security/digest.hpp"
 #include "security/encoding.hpp"
 #include "security/passwords.hpp"
@@ -558,6 +559,8 @@ TEST_CASE("repeated failed logins get 429 with RETRY-AFTER and no password check
   CHECK(limited.code() == 429);
   CHECK(limited.u32(sig::attr::retry_after) == 60);
   CHECK(node.core().counters().rate_limited == 1);
+  CHECK(node.core().counters().logins_limited == 1);
+  CHECK(node.core().counters().failed_logins == 5);
 
   // After RETRY-AFTER has passed the right password works again.
   node.advance_ms(60'000);
@@ -1105,6 +1108,7 @@ TEST_CASE("lookup of an unknown user gets 404 and of a malformed ID 422") {
   REQUIRE(node.login(2, bob_nat, "bob", "battery staple").is_success());
   node.send(2, lookup_request("nobody"));
   CHECK(node.reply(2).code() == 404);
+  CHECK(node.core().counters().direct_lookups[static_cast<size_t>(LookupResult::not_found)] == 1);
   node.send(2, lookup_request("No Body"));
   CHECK(node.reply(2).code() == 422);
   node.send(2, request(sig::method::lookup));
@@ -1389,6 +1393,8 @@ TEST_CASE("a lookup of ID@domain is forwarded to the agent and its answer reache
   CHECK(found.u64(sig::attr::lease_expires) == 1'900'000'000u);
   CHECK(found.text(sig::attr::agent_name) == "acme");
   CHECK((*found.u32(sig::attr::presence) & sig::presence_flag::online) != 0);
+  CHECK(node.core().counters().forwarded_lookup_results[static_cast<size_t>(LookupResult::found)] == 1);
+  CHECK(node.core().counters().direct_lookups == std::array<uint64_t, lookup_result_count>{});
 }
 
 TEST_CASE("the agent's refusals reach the caller with their own code") {
@@ -1408,6 +1414,10 @@ TEST_CASE("the agent's refusals reach the caller with their own code") {
     CHECK(refused.code() == code);
     CHECK_FALSE(refused.has(sig::attr::lease_address));
   }
+  const auto& results = node.core().counters().forwarded_lookup_results;
+  CHECK(results[static_cast<size_t>(LookupResult::not_found)] == 1);
+  CHECK(results[static_cast<size_t>(LookupResult::offline)] == 1);  // 481: no live lease
+  CHECK(results[static_cast<size_t>(LookupResult::refused)] == 1);
 }
 
 TEST_CASE("an agent that does not answer in time gives the caller 504") {
@@ -1423,6 +1433,7 @@ TEST_CASE("an agent that does not answer in time gives the caller 504") {
   node.advance_ms(2);
   node.tick();
   CHECK(node.reply(1).code() == 504);
+  CHECK(node.core().counters().forwarded_lookup_results[static_cast<size_t>(LookupResult::timeout)] == 1);
   // A late answer is dropped, not delivered twice.
   proto::MessageBuilder late(proto::MessageClass::success, sig::method::forwarded_lookup, forwarded.m.transaction_id);
   late.add_u32(sig::attr::protocol_version, 1);
@@ -1895,6 +1906,7 @@ TEST_CASE("a declined call tells the caller 603 and sets no flags") {
   CHECK(ended.u32(sig::attr::end_code) == sig::error::declined);
   CHECK_FALSE(in_call(node, "alice"));
   CHECK_FALSE(in_call(node, "bob"));
+  CHECK(node.core().counters().calls_ended[static_cast<size_t>(CallEndReason::declined)] == 1);
 }
 
 TEST_CASE("an unanswered call ends with 408 at the consent timeout, for both sides") {
@@ -1908,6 +1920,7 @@ TEST_CASE("an unanswered call ends with 408 at the consent timeout, for both sid
   node.tick();
   CHECK(node.reply(1).u32(sig::attr::end_code) == sig::error::no_answer);
   CHECK(node.reply(2).u32(sig::attr::end_code) == sig::error::no_answer);
+  CHECK(node.core().counters().calls_ended[static_cast<size_t>(CallEndReason::no_answer)] == 1);
   // A late accept changes nothing.
   node.send(2, ring_answer(ring, true));
   CHECK(node.received(1).empty());
@@ -2483,4 +2496,30 @@ TEST_CASE("presence=contacts: the user's contacts look the user up and call, any
   auto txn = node.store().begin_read();
   Account stored = node.store().find(*txn, "bob")->value();
   CHECK(stored.contacts == std::vector<std::string>{"alice"});
+}
+
+TEST_CASE("the node's metrics text counts logins and lookups by result and names no user or address (issue 14)") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  node.send(1, lookup_request("nobody"));
+  CHECK(node.reply(1).code() == 404);
+  node.send(1, lookup_request("alice"));
+  CHECK(node.reply(1).is_success());
+
+  NodeMetricsInput input;
+  input.counters = node.core().counters();
+  input.terminal_links = node.core().link_count();
+  auto usage = node.core().voicemail_usage();
+  REQUIRE(usage.has_value());
+  input.voicemail = *usage;
+  std::string text = node_metrics_text(input);
+  CHECK(text.find("tsunagu_node_logins_total{result=\"ok\"} 1\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_lookups_total{route=\"direct\",result=\"not_found\"} 1\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_lookups_total{route=\"direct\",result=\"found\"} 1\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_links{kind=\"terminal\"} 1\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_voicemail_bytes 0\n") != std::string::npos);
+  CHECK(text.find("alice") == std::string::npos);
+  CHECK(text.find("nobody") == std::string::npos);
+  CHECK(text.find(alice_nat.ip_string()) == std::string::npos);
 }

@@ -1,0 +1,141 @@
+// The node's JSON web API (docs/web.md) over NodeCore, without sockets: the
+// HTTPS server (web/) hands it parsed requests and writes what it answers.
+//
+// No second implementation of the rules: a web session is one ordinary
+// NodeCore link (role "query", so a browser creates no presence) and every
+// caller endpoint is the same protocol request a terminal sends, fed to
+// core.message(). The core's answers come back through core_action() (the
+// daemon routes there every action whose link owns_link() says is ours),
+// matched by transaction ID to the waiting HTTP request and turned into JSON.
+// Login therefore goes through the core's limiter and password jobs: handle()
+// answers through a callback, maybe after the password job ran.
+//
+// Admin endpoints read the store and use rendezvous/account_admin.hpp, the
+// same functions as `tsunagu-rendezvous user ...`.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+
+#include "proto/stun_message.hpp"
+#include "rendezvous/account_store.hpp"
+#include "rendezvous/agent_registry.hpp"
+#include "rendezvous/node_core.hpp"
+#include "rendezvous/voicemail_store.hpp"
+#include "security/passwords.hpp"
+#include "web/http_message.hpp"
+
+namespace tsunagu::rendezvous {
+
+struct WebApiSettings {
+  uint32_t session_idle_s = 1800;  // a session with no request for this long ends
+  uint32_t session_max_s = 43200;  // and every session this long after its login
+  size_t max_sessions = 10000;
+  bool secure_cookie = true;  // false only for plain-HTTP tests: the cookie then lacks "Secure"
+  // A session's link sends a keepalive this often so the core's idle timeout
+  // (NodeSettings::idle_timeout_s, which must be longer) keeps it open.
+  uint32_t link_keepalive_s = 30;
+  size_t max_json_body = 16 * 1024;  // JSON bodies (413 beyond)
+  size_t max_recording_body = 1 << 20;  // POST /api/voicemail (the core's own per-message limit applies too)
+  // Admin endpoints that set a password hash it as the CLI does (on the
+  // calling thread: an admin action, rare and admin-only).
+  security::ScryptParameters password_hashing;
+  uint32_t removed_id_quarantine_days = 30;  // NodeSettings::removed_id_quarantine_days
+};
+
+class WebApi {
+ public:
+  // Web session links: bit 62 set, never a TLS link ID of the daemon's.
+  static constexpr LinkId link_range_bit = LinkId{1} << 62;
+  static constexpr std::string_view cookie_name = "tsunagu_session";
+
+  WebApi(NodeCore& core, AccountStore& store, WebApiSettings settings,
+         std::function<void(std::span<std::byte>)> random);
+  ~WebApi();
+  WebApi(const WebApi&) = delete;
+  WebApi& operator=(const WebApi&) = delete;
+
+  // Any request whose path starts with /api/ ; `respond` is called exactly
+  // once: inside this call for a refusal (bad input, no session, CSRF), else
+  // later from core_action() when the core answered, or with 401/503 when
+  // the session or link ended first (core_action(), tick(), logout). After
+  // handle() the daemon drains the core as after any other input (the
+  // request may have queued password jobs, actions, or a commit). Answers
+  // still pending when the WebApi is destroyed are never given.
+  void handle(const web::HttpRequest& request, std::function<void(web::HttpResponse)> respond, Now now);
+  bool owns_link(LinkId link) const { return (link & link_range_bit) != 0; }
+  void core_action(const NodeAction& action, Now now);
+  // Ends idle and too old sessions; keeps live sessions' links from the core's idle timeout.
+  void tick(Now now);
+  std::optional<uint64_t> next_deadline() const;
+  // The session the request's cookie names, for the WebSocket of live
+  // events; nullopt when no valid session.
+  std::optional<uint64_t> session_of(const web::HttpRequest& request, Now now);
+  // One subscriber per session (a new one replaces the old); events are JSON
+  // texts per docs/web.md, sent while subscribed (not queued meanwhile).
+  void subscribe(uint64_t session, std::function<void(std::string json_event)> send);
+  void unsubscribe(uint64_t session);
+
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  using Respond = std::function<void(web::HttpResponse)>;
+  using OnReply = std::function<void(const proto::Message& reply, Now now)>;
+  struct Session;
+  struct Pending {
+    LinkId link = 0;
+    OnReply on_reply;
+    std::function<void()> on_lost;  // the link ended before the answer came
+  };
+
+  void route(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
+  // Register and login: a link of their own until the login makes it a session.
+  void handle_register(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_login(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
+  void answer_session(uint64_t session, const std::shared_ptr<Respond>& respond, std::string set_cookie, Now now);
+  void handle_lookup(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_directory(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond,
+                        Now now);
+  void handle_categories(Session& session, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_profile(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond,
+                      Now now);
+  void handle_voicemail_list(Session& session, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_voicemail_fetch(Session& session, uint64_t id, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_voicemail_delete(Session& session, uint64_t id, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_voicemail_upload(Session& session, const web::HttpRequest& request,
+                               const std::shared_ptr<Respond>& respond, Now now);
+  void handle_admin(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond,
+                    Now now);
+
+  LinkId open_link(const web::HttpRequest& request, Now now);
+  void drop_link(LinkId link, Now now);  // tells the core, fails what waited on it
+  // Sends a request on `link`; `on_reply` gets its answer.
+  void send(LinkId link, proto::MessageBuilder builder, const proto::TransactionId& id, OnReply on_reply,
+            std::function<void()> on_lost, Now now);
+  proto::TransactionId fresh_transaction();
+  std::string random_token();
+  Session* find_session(const web::HttpRequest& request, Now now);
+  void end_session(uint64_t session, Now now, bool tell_core);
+  void emit(Session& session, std::string event);
+
+  NodeCore& core_;
+  AccountStore& store_;
+  WebApiSettings settings_;
+  std::function<void(std::span<std::byte>)> random_;
+  std::optional<AgentRegistry> registry_;
+  std::optional<VoicemailStore> voicemail_;
+  LinkId next_link_ = 1;
+  uint64_t next_session_ = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;
+  std::unordered_map<std::string, uint64_t> session_by_token_hash_;
+  std::unordered_map<LinkId, uint64_t> session_by_link_;
+  std::map<std::string, Pending> pending_;  // by transaction ID bytes
+};
+
+}  // namespace tsunagu::rendezvous
