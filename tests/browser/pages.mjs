@@ -147,7 +147,12 @@ async function pageFetch(page, method, where, { body, csrf } = {}) {
 
 async function pagesAccessible(browser) {
   const page = await newUser(browser);
-  await visit(page, '/');
+  const first = await page.goto('/', { waitUntil: 'networkidle' });
+  const policy = (await first.allHeaders())['content-security-policy'] || '';
+  // Without the policy the checks below for CSP violations would prove nothing.
+  ok(/default-src 'self'/.test(policy), 'the pages are served under a Content-Security-Policy of default-src \'self\': "'
+     + policy + '"');
+  ok(first.headers()['content-type'] === 'text/html; charset=utf-8', 'the log-in page is text/html; charset=utf-8');
   await check(page, 'page-index-desktop');
   // Log in from the keyboard alone: focus moves through the labelled fields, Enter submits.
   await page.locator('#login-id').focus();
