@@ -52,7 +52,9 @@ function userRow(user) {
     .filter(([k]) => k !== 'id' && k !== 'display_name')
     .map(([k, v]) => k.replace(/_/g, ' ') + ': ' + describe(v)).join('; ');
   const reset = el('button', { type: 'button', class: 'secondary', 'aria-label': 'Reset password of ' + id }, 'Reset password');
-  const verify = el('button', { type: 'button', class: 'secondary', 'aria-label': 'Verify ' + id }, 'Verify');
+  const verified = user.verified === true;
+  const verifyText = verified ? 'Unverify' : 'Verify';
+  const verify = el('button', { type: 'button', class: 'secondary', 'aria-label': verifyText + ' ' + id }, verifyText);
   const remove = el('button', { type: 'button', class: 'danger', 'aria-label': 'Remove ' + id }, 'Remove');
   const row = el('tr', { 'data-user': id },
     el('td', {}, id), el('td', {}, user.display_name || ''), el('td', { class: 'muted' }, details),
@@ -66,8 +68,8 @@ function userRow(user) {
   });
   verify.addEventListener('click', async () => {
     try {
-      await api('POST', '/api/admin/users/' + encodeURIComponent(id) + '/verify');
-      say(id + ' is verified.', 'ok');
+      await api('POST', '/api/admin/users/' + encodeURIComponent(id) + '/verify', { verified: !verified });
+      say(id + (verified ? ' is no longer verified.' : ' is verified.'), 'ok');
       await loadUsers(userQuery);
     } catch (error) {
       sayError(error);

@@ -410,8 +410,10 @@ async function adminSeesUsers(browser) {
   await page.waitForFunction(() => document.querySelectorAll('#users tbody tr').length === 1);
   ok(await rows.first().getAttribute('data-user') === settings.alice, 'searching "ali" finds only alice');
 
-  await page.getByRole('button', { name: 'Verify ' + settings.alice }).click();
-  await waitStatus(page, /verified/);
+  await page.getByRole('button', { name: 'Verify ' + settings.alice, exact: true }).click();
+  await waitStatus(page, /is verified/);
+  await page.getByRole('button', { name: 'Unverify ' + settings.alice, exact: true }).waitFor();
+  ok(true, 'alice\'s row now offers Unverify');
 
   const id = settings.new_user;
   await page.getByLabel('User ID').fill(id);
