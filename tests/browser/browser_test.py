@@ -243,7 +243,8 @@ def register_publish_find():
     run_pages("register_publish_find", node, {"new_user": "erin"})
     d = node.deployment
     result = d.admin(["user", "-d", d.dir, "show", "erin"])
-    expect(result.code == 0 and "bakery" in result.out.lower(),
+    expect(result.code == 0 and re.search(r"^category:\s+bakery$", result.out, re.M)
+           and re.search(r"^published:\s+yes$", result.out, re.M),
            "the node's store holds erin's published row as the page saved it (%r)" % result)
 
 
