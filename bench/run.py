@@ -23,6 +23,8 @@ missing, and runs, with servers pinned to CPU 0 and load generators to CPU 1
   voice      7. an Opus voice call (tsunagu call/listen --audio-in/--audio-out) vs
                 two baresip instances, at 0 % and 5 % media loss, each call in a
                 network namespace of its own (root; bench/voice/run_voice.py)
+  web        8. API lookups over HTTPS keep-alive (wrk) per node CPU-second vs nginx
+                answering the same path with a fixed body (bench/web/run_web.py)
 
 and prints one table of medians (metric | Tsunagu | peer | ratio), the targets
 and the machine. The descriptor limit is raised to the hard limit and stated.
@@ -225,7 +227,7 @@ def start_node(binary, workdir, port, cpu):
     process = start(
         pin(cpu)
         + [binary, "run", "-d", deployment, "--listen", f"{HOST}:0", "--stun-listen", f"{HOST}:{port}",
-           "--agent-listen", f"{HOST}:0", "--log-level", "warn", "--ready-file", ready],
+           "--agent-listen", f"{HOST}:0", "--web-listen", "off", "--log-level", "warn", "--ready-file", ready],
         os.path.join(workdir, "node.log"),
     )
     deadline = time.monotonic() + 15
@@ -347,7 +349,7 @@ def stun_rows(results, args):
 # ---------------------------------------------------------------- shared helpers
 
 
-BENCHMARKS = ("stun", "lookups", "forwarded", "idle", "dhcp", "call", "voice")
+BENCHMARKS = ("stun", "lookups", "forwarded", "idle", "dhcp", "call", "voice", "web")
 PASSWORD = "bench-password-1"  # bench-only accounts on a throw-away deployment
 
 
@@ -415,7 +417,8 @@ def make_deployment(ctx, name, users=(), agents=()):
 def start_tls_node(ctx, directory, name, cpu):
     ready = os.path.join(ctx["workdir"], f"{name}-ready.json")
     process = start(pin(cpu) + [ctx["bin"]["node"], "run", "-d", directory, "--listen", f"{HOST}:0",
-                                "--stun-listen", f"{HOST}:0", "--agent-listen", f"{HOST}:0", "--log-level", "warn",
+                                "--stun-listen", f"{HOST}:0", "--agent-listen", f"{HOST}:0",
+                                "--web-listen", f"{HOST}:0", "--log-level", "warn",
                                 "--ready-file", ready], os.path.join(ctx["workdir"], f"{name}.log"))
     deadline = time.monotonic() + 15
     while not os.path.exists(ready):
@@ -845,6 +848,13 @@ def bench_call(ctx, main):
 # ---------------------------------------------------------------- 7. voice
 
 
+def bench_web(ctx):
+    """Benchmark 8: bench/web/run_web.py's HTTPS lookups, Tsunagu vs nginx (see there)."""
+    sys.path.insert(0, os.path.join(ROOT, "bench", "web"))
+    import run_web
+    return run_web.bench_web(ctx)
+
+
 def bench_voice(ctx):
     """Benchmark 7: bench/voice/run_voice.py's calls, Tsunagu vs baresip (see there)."""
     sys.path.insert(0, os.path.join(ROOT, "bench", "voice"))
@@ -1108,6 +1118,9 @@ def main():
     parser.add_argument("--voice-runs", type=int, default=3, help="voice: calls per program and loss rate (default 3)")
     parser.add_argument("--voice-loss", default="0,5", help="voice: media loss rates, percent (default 0,5)")
     parser.add_argument("--voice-seconds", type=float, default=6.0, help="voice: speech seconds per call (default 6)")
+    parser.add_argument("--web-duration", type=float, default=5.0, help="web: seconds per wrk run (default 5)")
+    parser.add_argument("--web-connections", type=int, default=64, help="web: wrk keep-alive connections (default 64)")
+    parser.add_argument("--web-nginx-port", type=int, default=34820)
     parser.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
     parser.add_argument("--no-build", action="store_true", help="use the binaries already in --build-dir")
     parser.add_argument("--coturn-port", type=int, default=34780)
@@ -1184,7 +1197,7 @@ def main():
                     rows += r
                     verdicts += v
             stop_all()
-        for name, function in (("idle", bench_idle), ("dhcp", bench_dhcp), ("voice", bench_voice)):
+        for name, function in (("idle", bench_idle), ("dhcp", bench_dhcp), ("voice", bench_voice), ("web", bench_web)):
             if name in selected:
                 r, v = function(ctx)
                 rows += r

@@ -418,15 +418,6 @@ web::HttpResponse logged_in_redirect(std::string_view token) {
 
 }  // namespace
 
-bool tokens_equal(std::string_view presented, std::string_view expected) {
-  if (expected.empty()) return false;
-  unsigned char difference = presented.size() == expected.size() ? 0 : 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    unsigned char p = i < presented.size() ? static_cast<unsigned char>(presented[i]) : 0;
-    difference |= static_cast<unsigned char>(p ^ static_cast<unsigned char>(expected[i]));
-  }
-  return difference == 0;
-}
 
 std::string html_escape(std::string_view text) {
   std::string out;

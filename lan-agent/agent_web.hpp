@@ -24,6 +24,7 @@
 #include "allocation/lease_record.hpp"
 #include "lan-agent/agent_metrics.hpp"
 #include "lan-agent/hook_event_log.hpp"
+#include "web/cookies.hpp"
 #include "web/http_message.hpp"
 
 namespace tsunagu::lanagent {
@@ -50,9 +51,7 @@ web::HttpResponse agent_web_handle(const web::HttpRequest& request, const AgentS
 web::HttpResponse agent_web_handle(const web::HttpRequest& request,
                                    const std::function<AgentStatusInput()>& gather, std::string_view admin_token);
 
-// Equal contents, in time that depends on the lengths only. An empty
-// `expected` matches nothing.
-bool tokens_equal(std::string_view presented, std::string_view expected);
+using web::tokens_equal;  // web/cookies.hpp
 std::string html_escape(std::string_view text);
 
 }  // namespace tsunagu::lanagent

@@ -41,7 +41,7 @@ std::string default_directory() {
 }
 
 struct RunOptions {
-  std::string listen, stun_listen, agent_listen, log_level, ready_file;
+  std::string listen, stun_listen, agent_listen, web_listen, log_level, ready_file;
 };
 
 int run_node(const std::string& directory, const RunOptions& options) {
@@ -67,6 +67,13 @@ int run_node(const std::string& directory, const RunOptions& options) {
     if (!a) return std::cerr << "tsunagu-rendezvous: --agent-listen: not an address:port\n", exit_usage;
     config.agent_listen = *a;
   }
+  if (options.web_listen == "off") {
+    config.web_listen.reset();
+  } else if (!options.web_listen.empty()) {
+    auto a = proto::SocketAddress::parse(options.web_listen);
+    if (!a) return std::cerr << "tsunagu-rendezvous: --web-listen: not an address:port (or off)\n", exit_usage;
+    config.web_listen = *a;
+  }
   std::string level = options.log_level.empty() ? config.log_level : options.log_level;
   log::set_level(*log::parse_level(level));
   signal(SIGPIPE, SIG_IGN);
@@ -83,11 +90,14 @@ int run_node(const std::string& directory, const RunOptions& options) {
   auto tls = (*daemon)->tls_address().to_string();
   auto stun = (*daemon)->stun_address().to_string();
   auto agent_port = (*daemon)->agent_address().to_string();
-  log::info() << "serving TLS on " << tls << ", agents on " << agent_port << ", STUN on udp " << stun << ", data in "
+  auto web = (*daemon)->web_address();
+  log::info() << "serving TLS on " << tls << ", agents on " << agent_port << ", STUN on udp " << stun
+              << (web ? ", HTTPS on " + web->to_string() : std::string(", no web listener")) << ", data in "
               << config.database_directory;
   if (!options.ready_file.empty()) {
     std::string text = "{\"tls\": \"" + tls + "\", \"stun\": \"" + stun + "\", \"agent\": \"" + agent_port +
-                       "\", \"pid\": " + std::to_string(getpid()) + "}\n";
+                       "\"" + (web ? ", \"web\": \"" + web->to_string() + "\"" : std::string()) +
+                       ", \"pid\": " + std::to_string(getpid()) + "}\n";
     if (auto written = write_file_atomically(options.ready_file, text, 0644); !written) log::warn() << written.error();
   }
   sd_notify(0, "READY=1");
@@ -214,6 +224,8 @@ int main(int argc, char** argv) {
   run->add_option("--listen", run_options.listen, "TLS address:port, overrides node.listen (port 0 picks one)");
   run->add_option("--stun-listen", run_options.stun_listen, "UDP STUN address:port, overrides node.stun_listen");
   run->add_option("--agent-listen", run_options.agent_listen, "LAN agent TLS address:port, overrides node.agent_listen");
+  run->add_option("--web-listen", run_options.web_listen,
+                  "HTTPS address:port for the web pages, API and /metrics, overrides web.listen (off: none)");
   run->add_option("--log-level", run_options.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   run->add_option("--ready-file", run_options.ready_file,

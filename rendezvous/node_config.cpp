@@ -42,7 +42,7 @@ const KnownSettings kNodeSettings = {
       "upload_idle_timeout", "upload_max_seconds"}},
     {"accounts", {"removed_id_quarantine_days", "check_interval_ms"}},
     {"directory", {"scan_burst", "scan_interval_ms"}},
-    {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb"}},
+    {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb", "metrics_token_file"}},
 };
 
 }  // namespace
@@ -81,12 +81,16 @@ NodeConfig load_node_config(const std::string& directory) {
   config.public_address = reader.text("node.public_address", "", 64);
   if (!config.public_address.empty() && !proto::SocketAddress::parse(config.public_address, 0))
     reader.fail("node.public_address", "\"" + config.public_address + "\" is not an IP address (e.g. 203.0.113.7)");
-  if (std::string web = reader.text("web.listen", "0.0.0.0:8443"); !web.empty())
-    config.web_listen = address_setting(reader, "web.listen", "0.0.0.0:8443");
+  // `init` writes listen = "0.0.0.0:8443"; a node.toml from before the web
+  // listener existed has no [web] and gets no new public port on an upgrade.
+  if (std::string web = reader.text("web.listen", ""); !web.empty())
+    config.web_listen = address_setting(reader, "web.listen", "");
   config.web_session_idle_s = static_cast<uint32_t>(reader.integer("web.session_idle_timeout", 1800, 60, 86400));
   config.web_session_max_s = static_cast<uint32_t>(reader.integer("web.session_max_seconds", 43200, 300, 2592000));
   config.web_max_connections = static_cast<size_t>(reader.integer("web.max_connections", 1000, 1, 100000));
   config.web_max_body_kb = static_cast<size_t>(reader.integer("web.max_body_kb", 1024, 1, 65536));
+  if (std::string token_file = reader.text("web.metrics_token_file", ""); !token_file.empty())
+    config.web_metrics_token_file = resolve_config_path(directory, token_file);
   config.log_level = reader.text("node.log_level", "info");
   if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
       config.log_level != "error")
@@ -275,6 +279,8 @@ session_idle_timeout = 1800    # seconds a web session may go without a request
 session_max_seconds = 43200    # a web session ends this long after its login
 max_connections = 1000         # HTTPS connections at once; more are refused
 max_body_kb = 1024             # largest request body (413 above it)
+# metrics_token_file = "metrics.token"  # /metrics then needs "Authorization: Bearer <token>";
+                               # without it /metrics answers loopback clients only
 
 [directory]
 scan_burst = 20                # directory searches (each reads every account) one account may start at once ...

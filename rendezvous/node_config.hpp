@@ -28,12 +28,13 @@ struct NodeConfig {
   uint64_t map_size = uint64_t{1} << 30;
   std::string log_level = "info";
   // The HTTPS listener for the web pages, the JSON API and /metrics
-  // (docs/web.md); nullopt when `[web] listen = ""` turns it off.
+  // (docs/web.md); nullopt when web.listen is "" or absent.
   std::optional<proto::SocketAddress> web_listen;
   uint32_t web_session_idle_s = 1800;   // a web session with no request for this long ends
   uint32_t web_session_max_s = 43200;   // and every web session this long after its login
   size_t web_max_connections = 1000;
   size_t web_max_body_kb = 1024;        // request bodies (a voicemail upload is the largest)
+  std::string web_metrics_token_file;   // empty: /metrics answers loopback clients only
   NodeSettings settings;
 };
 

@@ -116,6 +116,11 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
     }
   }
 
+  if (auto error = daemon->start_web()) {
+    daemon->shutdown();
+    return Unexpected(*error);
+  }
+
   daemon->stun_responder_ = std::make_unique<StunBindingResponder>(daemon->config_.settings.software);
   NodeDaemon* self = daemon.get();
   auto stun = transport::UdpSocket::bind(loop, config.stun_listen, [self](ByteView datagram, const sockaddr* from) {
@@ -184,6 +189,7 @@ void NodeDaemon::shutdown() {
         },
         1000, 0);
   }
+  if (web_server_) web_server_->close();
   close_and_delete(listener_);
   listener_ = nullptr;
   close_and_delete(agent_listener_);
@@ -259,7 +265,9 @@ std::string NodeDaemon::metrics_text(size_t web_sessions) {
   input.counters = core_->counters();
   input.agent_links = core_->agent_link_count();
   size_t all_links = core_->link_count();
-  input.terminal_links = all_links >= input.agent_links ? all_links - input.agent_links : 0;
+  // Web sessions are links of the core too, with no socket of their own.
+  size_t not_terminal = input.agent_links + web_sessions;
+  input.terminal_links = all_links >= not_terminal ? all_links - not_terminal : 0;
   input.web_sessions = web_sessions;
   input.presence = core_->presence().size();
   input.stun = stun_responder_->counters();
@@ -280,29 +288,44 @@ void NodeDaemon::on_check(uv_check_t* check) { static_cast<NodeDaemon*>(check->d
 // Runs once per loop turn after I/O: the group commit, then every reply.
 void NodeDaemon::drain() {
   if (stopping_) return;
-  uint64_t commits_before = core_->counters().commits;
-  uint64_t started_ns = uv_hrtime();
-  core_->commit_turn();
-  // Turns that wrote nothing commit nothing: only real commits are timed.
-  if (core_->counters().commits != commits_before) commit_latency_.record_ns(uv_hrtime() - started_ns);
-  log_storage_faults(core_->take_storage_faults());
-  run_password_jobs();
-  for (auto& action : core_->take_actions()) {
-    auto it = links_.find(action.link);
-    if (it == links_.end()) continue;
-    if (action.kind == NodeAction::Kind::send) {
-      it->second->send(action.message);
-    } else if (!it->second->ready() && links_.size() <= max_links_ + kRefusalMargin &&
-               close_when_ready_.insert(action.link).second) {
-      // Held until the handshake completes, so the notice before it is read;
-      // a second close (the login deadline) cuts it off. Past the margin a
-      // flood is cut at once: descriptors stay below the limit.
-    } else {
-      close_when_ready_.erase(action.link);
-      it->second->close(action.reason);
+  // A web session's answer can be the next request (a voicemail upload's
+  // chunks): rounds go on until the core has nothing left, each one a group
+  // commit of its own. Terminal links never ask twice in one turn.
+  for (int round = 0; round < 1000; ++round) {
+    uint64_t commits_before = core_->counters().commits;
+    uint64_t started_ns = uv_hrtime();
+    core_->commit_turn();
+    // Turns that wrote nothing commit nothing: only real commits are timed.
+    if (core_->counters().commits != commits_before) commit_latency_.record_ns(uv_hrtime() - started_ns);
+    log_storage_faults(core_->take_storage_faults());
+    run_password_jobs();
+    auto actions = core_->take_actions();
+    if (actions.empty()) break;
+    for (auto& action : actions) {
+      if (web_api_ && web_api_->owns_link(action.link)) {
+        web_api_->core_action(action, now());
+        continue;
+      }
+      deliver(action);
     }
   }
   rearm_timer();
+}
+
+void NodeDaemon::deliver(const NodeAction& action) {
+  auto it = links_.find(action.link);
+  if (it == links_.end()) return;
+  if (action.kind == NodeAction::Kind::send) {
+    it->second->send(action.message);
+  } else if (!it->second->ready() && links_.size() <= max_links_ + kRefusalMargin &&
+             close_when_ready_.insert(action.link).second) {
+    // Held until the handshake completes, so the notice before it is read;
+    // a second close (the login deadline) cuts it off. Past the margin a
+    // flood is cut at once: descriptors stay below the limit.
+  } else {
+    close_when_ready_.erase(action.link);
+    it->second->close(action.reason);
+  }
 }
 
 void NodeDaemon::run_password_jobs() {
@@ -334,6 +357,7 @@ void NodeDaemon::run_password_jobs() {
 void NodeDaemon::on_timer(uv_timer_t* timer) {
   auto* self = static_cast<NodeDaemon*>(timer->data);
   self->core_->tick(self->now());
+  if (self->web_api_) self->web_api_->tick(self->now());
   // The check handle runs only after the next poll, which may block for a
   // long time: send what the deadlines produced now.
   self->drain();
@@ -342,6 +366,8 @@ void NodeDaemon::on_timer(uv_timer_t* timer) {
 void NodeDaemon::rearm_timer() {
   if (timer_ == nullptr) return;
   auto deadline = core_->next_deadline();
+  if (auto web_deadline = web_api_ ? web_api_->next_deadline() : std::nullopt)
+    deadline = deadline ? std::min(*deadline, *web_deadline) : *web_deadline;
   if (!deadline) {
     uv_timer_stop(timer_);
     return;

@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <variant>
 
 #include "base/expected.hpp"
 #include "rendezvous/node_config.hpp"
@@ -17,6 +18,8 @@
 #include "rendezvous/stun_binding_responder.hpp"
 #include "transport/tls_link.hpp"
 #include "transport/udp_socket.hpp"
+#include "rendezvous/web_api.hpp"
+#include "web/http_server.hpp"
 #include "web/prometheus.hpp"
 
 namespace tsunagu::rendezvous {
@@ -36,6 +39,8 @@ class NodeDaemon {
   proto::SocketAddress tls_address() const;
   proto::SocketAddress agent_address() const;
   proto::SocketAddress stun_address() const { return stun_->local_address(); }
+  // The HTTPS listener's address; nullopt when [web] listen is off.
+  std::optional<proto::SocketAddress> web_address() const;
   // The /metrics text (node_metrics.hpp), read between loop turns;
   // `web_sessions` comes from the web server, which holds them.
   std::string metrics_text(size_t web_sessions = 0);
@@ -47,7 +52,13 @@ class NodeDaemon {
   static void on_timer(uv_timer_t* timer);
   static void on_check(uv_check_t* check);
   void accept_link(bool agent);
+  // The web listener (node_web.cpp): the JSON API, the pages, /metrics.
+  std::optional<std::string> start_web();
+  void web_request(web::HttpRequest request, web::Responder respond);
+  std::variant<web::WebSocketHandlers, web::HttpResponse> web_socket(
+      const web::HttpRequest& request, std::function<void(std::shared_ptr<web::WebSocketChannel>)>& accepted);
   void drain();
+  void deliver(const NodeAction& action);  // to a TLS link
   void run_password_jobs();
   void rearm_timer();
   Now now() const;
@@ -79,6 +90,12 @@ class NodeDaemon {
   // so done at most every kVoicemailUsageMaxAgeMs, not at every scrape.
   std::optional<VoicemailStore::Usage> voicemail_usage_;
   uint64_t voicemail_usage_read_ms_ = 0;
+  // After core_: they hold references to it and go first.
+  std::unique_ptr<WebApi> web_api_;
+  std::unique_ptr<web::HttpServer> web_server_;
+  std::string metrics_token_;  // [web] metrics_token_file's token; empty: /metrics for loopback clients only
+  // The WebSocket of events each session has open now (a newer one replaces it).
+  std::unordered_map<uint64_t, std::weak_ptr<web::WebSocketChannel>> event_sockets_;
 };
 
 }  // namespace tsunagu::rendezvous

@@ -72,4 +72,14 @@ std::optional<std::string> format_set_cookie(const SetCookie& cookie) {
   return out;
 }
 
+bool tokens_equal(std::string_view presented, std::string_view expected) {
+  if (expected.empty()) return false;
+  unsigned char difference = presented.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    unsigned char p = i < presented.size() ? static_cast<unsigned char>(presented[i]) : 0;
+    difference |= static_cast<unsigned char>(p ^ static_cast<unsigned char>(expected[i]));
+  }
+  return difference == 0;
+}
+
 }  // namespace tsunagu::web

@@ -36,4 +36,8 @@ struct SetCookie {
 // nullopt otherwise, so a header can never be split by what is in it.
 std::optional<std::string> format_set_cookie(const SetCookie& cookie);
 
+// Equal contents, in time that depends on the lengths only (session
+// cookies, CSRF and admin tokens). An empty `expected` matches nothing.
+bool tokens_equal(std::string_view presented, std::string_view expected);
+
 }  // namespace tsunagu::web
