@@ -553,24 +553,24 @@ TEST_CASE("hold: the holder sends no voice, the held side plays the hold tone ma
     pair.callee.core.voice_frame(nullptr, heard, pair.now);
     pair.settle();
     const media::VoiceStats* callee_stats = pair.callee.core.voice_stats();
-    if (frame == 20) {
+    if (frame == 19) {
       CHECK_FALSE(pair.caller.core.held());
       loud_before = energy(heard);
     }
-    if (frame == 21) {  // 400 ms: held
+    if (frame == 20) {  // 400 ms: held
       CHECK(pair.caller.core.held());
       CHECK(pair.callee.core.peer_held());
       received_at_hold = callee_stats->packets_received;
       sent_by_callee_at_hold = callee_stats->packets_sent;
     }
     // While held the callee hears exactly the hold tone (100 ms on, then silence), nothing of the caller.
-    if (frame >= 21 && frame <= 70 && heard != next_tone(expected_tone)) tone_exact = false;
-    if (frame == 70) {
+    if (frame >= 20 && frame <= 69 && heard != next_tone(expected_tone)) tone_exact = false;
+    if (frame == 69) {
       CHECK(callee_stats->packets_received == received_at_hold);  // no RTP from the holder
       CHECK(callee_stats->packets_sent == sent_by_callee_at_hold);  // nor to it
       CHECK(pair.callee.core.peer_held());
     }
-    if (frame == 71) {
+    if (frame == 70) {  // 1400 ms: resumed
       CHECK_FALSE(pair.caller.core.held());
       CHECK_FALSE(pair.callee.core.peer_held());
     }
@@ -582,11 +582,11 @@ TEST_CASE("hold: the holder sends no voice, the held side plays the hold tone ma
   const HoldStats& mine = pair.caller.core.hold_stats();
   REQUIRE(mine.periods.size() == 1);
   CHECK(mine.periods[0].by_me);
-  CHECK(mine.periods[0].start_ms == 420);  // the first frame at or after 400 ms of audio (frames start at 20 ms)
-  CHECK(mine.periods[0].end_ms == 1420);
+  CHECK(mine.periods[0].start_ms == 400);
+  CHECK(mine.periods[0].end_ms == 1400);
   CHECK(mine.frames_withheld == 50);
-  // One at the hold, one every 500 ms while held (2), three at the resume.
-  CHECK(mine.hold_signals_sent == 1 + 1 + 3);
+  // One at the hold, one every 500 ms while held (at 480 and 980 ms into it), three at the resume.
+  CHECK(mine.hold_signals_sent == 1 + 2 + 3);
   const HoldStats& theirs = pair.callee.core.hold_stats();
   REQUIRE(theirs.periods.size() == 1);
   CHECK_FALSE(theirs.periods[0].by_me);
