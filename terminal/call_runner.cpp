@@ -762,6 +762,7 @@ int run_listen(const CallOptions& options) {
   std::function<void()> stop_listening;  // the node link, or the LAN server
   std::function<void(CallShell*, const std::string&)> fetch_turn;
   std::function<void()> switch_lines;
+  std::function<void(Line*, CallAction&)> handle_action;
 
   auto alive = [&](Line* line) {
     return std::any_of(lines.begin(), lines.end(), [&](const auto& l) { return l.get() == line; });
@@ -822,6 +823,13 @@ int run_listen(const CallOptions& options) {
         break;
       }
     }
+    Line* still_ringing = waiting_line();
+    if (talking == nullptr && still_ringing != nullptr && options.answer_waiting_after_s < 0) {
+      // Nothing left to hold: the waiting call is asked about as any other.
+      still_ringing->waiting = false;
+      CallAction ask = call::PromptAccept{still_ringing->shell->core().peer()};
+      handle_action(still_ringing, ask);
+    }
     if (over.answered) {
       exit_code = over.exit_code;
       answered_any = true;
@@ -835,7 +843,7 @@ int run_listen(const CallOptions& options) {
     if (answered_any && options.once) stop_listening();
   };
 
-  auto handle_action = [&](Line* line, CallAction& action) {
+  handle_action = [&](Line* line, CallAction& action) {
     if (auto* a = std::get_if<call::ReplyRing>(&action)) {
       if (line->reply_ring) line->reply_ring(a->message);
     } else if (auto* turn = std::get_if<call::FetchTurn>(&action)) {
