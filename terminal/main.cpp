@@ -309,6 +309,12 @@ int main(int argc, char** argv) {
   }
 
   if (auto handled = run_directory_commands(*directory_commands)) return *handled;
+  for (const CallOptions* given : {&call_options, &listen_options}) {
+    if (given->resume_at_s > 0 && given->resume_at_s <= given->hold_at_s) {
+      std::cerr << "tsunagu: --resume-at must come after --hold-at\n";
+      return 2;
+    }
+  }
   int code = 0;
   auto parse_addresses = [](const std::vector<std::string>& texts, std::vector<proto::SocketAddress>& out,
                             std::string_view option = "--ice-address") {
