@@ -1041,6 +1041,10 @@ int run_listen(const CallOptions& options) {
   lines.clear();
   finished_lines.clear();
   answer_timer.close();
+  if (audio != nullptr) {  // calls cut short by a signal: the recording is kept all the same
+    if (auto finished = audio->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
+    audio.reset();
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&interrupt), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&terminate), nullptr);
   return exit_code;

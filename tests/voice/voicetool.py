@@ -244,19 +244,25 @@ def tone_frames(path, frequency_hz=425.0, share=TONE_SHARE):
     return frames
 
 
-def tone_bursts(path, frequency_hz=425.0, min_ms=60, share=TONE_SHARE):
-    """[[start_ms, end_ms], ...]: runs of tone frames at least min_ms long."""
-    bursts, start, last = [], None, None
+def tone_bursts(path, frequency_hz=425.0, min_ms=60, share=TONE_SHARE, bridge_ms=0):
+    """[[start_ms, end_ms], ...]: runs of tone frames at least min_ms long; runs at most bridge_ms
+    apart are one burst (a tone over speech can lose a frame or two to a loud syllable)."""
+    runs, start, last = [], None, None
     for at, is_tone in tone_frames(path, frequency_hz, share) + [(None, False)]:
         if is_tone and start is None:
             start = at
         if is_tone:
             last = at + TONE_WINDOW_MS
         elif start is not None:
-            if last - start >= min_ms:
-                bursts.append([start, last])
+            runs.append([start, last])
             start = None
-    return bursts
+    merged = []
+    for run in runs:
+        if merged and run[0] - merged[-1][1] <= bridge_ms:
+            merged[-1][1] = run[1]
+        else:
+            merged.append(run)
+    return [b for b in merged if b[1] - b[0] >= min_ms]
 
 
 def levels(path, frame_ms=20):
