@@ -6,6 +6,7 @@
 #include <array>
 #include <filesystem>
 
+#include "media/rtp.hpp"
 #include "terminal/cli_common.hpp"
 
 namespace tsunagu::terminal {
@@ -166,7 +167,7 @@ void TransferCore::on_packet(ByteView sealed, uint64_t now_ns) {
     case DataFrameType::echo_request: return send_frame(DataFrameType::echo_reply, payload);
     case DataFrameType::echo_reply: return on_echo_reply(payload, now_ns);
     case DataFrameType::media: return on_media(payload, now_ns);
-    case DataFrameType::hold: return on_hold(payload);
+    case DataFrameType::hold: return on_hold(payload, now_ns);
   }
 }
 
@@ -329,6 +330,10 @@ void TransferCore::start_voice(uint64_t now_ns) {
 }
 
 void TransferCore::on_media(ByteView payload, uint64_t now_ns) {
+  // Voice from a peer that held us, and no hold frame for longer than two of
+  // its repeats: its resume frames were all lost, and it talks again.
+  if (voice_ && peer_held_ && !media::is_rtcp(payload) && now_ns > last_hold_signal_ns_ + hold_lapse_ns)
+    set_peer_held(false);
   if (voice_) return voice_->received(payload, now_ns);
   if (++media_ignored_ == 1)
     print("the other side is talking, but this end has no audio (--audio, or --audio-out FILE)");
@@ -381,10 +386,14 @@ void TransferCore::send_hold_signal(bool held) {
   send_frame(DataFrameType::hold, state);
 }
 
-void TransferCore::on_hold(ByteView payload) {
+void TransferCore::on_hold(ByteView payload, uint64_t now_ns) {
   if (payload.size() != 1 || !voice_) return;
   ++hold_stats_.hold_signals_received;
-  bool held = payload[0] == std::byte{1};
+  last_hold_signal_ns_ = now_ns;
+  set_peer_held(payload[0] == std::byte{1});
+}
+
+void TransferCore::set_peer_held(bool held) {
   if (held == peer_held_) return;  // a repeat
   peer_held_ = held;
   uint64_t now_ms = voice_ms(voice_now_ns_);

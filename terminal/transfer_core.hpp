@@ -144,6 +144,9 @@ class TransferCore {
   const HoldStats& hold_stats() const { return hold_stats_; }
   static constexpr unsigned hold_repeat_frames = 25;  // 500 ms
   static constexpr unsigned resume_repeats = 3;
+  // Voice after this long without a hold frame from a peer that held us
+  // resumes the call (every resume frame lost); 2.5 of the peer's repeats.
+  static constexpr uint64_t hold_lapse_ns = 1'250'000'000;
   static constexpr size_t max_hold_periods = 64;  // the report's list; later periods are counted only in frames
   const media::VoiceStats* voice_stats() const { return voice_ ? &voice_->stats() : nullptr; }
   // The node said the call was hung up: whether data may be missing.
@@ -177,7 +180,8 @@ class TransferCore {
   void on_file_result(ByteView payload, uint64_t now_ns);
   void on_echo_reply(ByteView payload, uint64_t now_ns);
   void on_media(ByteView payload, uint64_t now_ns);
-  void on_hold(ByteView payload);
+  void on_hold(ByteView payload, uint64_t now_ns);
+  void set_peer_held(bool held);
   void send_hold_signal(bool held);
   void apply_media_hold();
   uint64_t voice_ms(uint64_t now_ns) const { return now_ns > voice_started_ns_ ? (now_ns - voice_started_ns_) / 1'000'000 : 0; }
@@ -239,6 +243,7 @@ class TransferCore {
   bool peer_held_ = false, waiting_tone_on_ = false, scripted_hold_done_ = false, scripted_resume_done_ = false;
   unsigned hold_frames_ = 0, resume_signals_left_ = 0;
   uint64_t voice_now_ns_ = 0;  // of the last voice frame: the clock of hold periods
+  uint64_t last_hold_signal_ns_ = 0;
   std::optional<size_t> my_period_, peer_period_;  // open periods in hold_stats_.periods
   HoldStats hold_stats_;
   audio::ToneGenerator hold_tone_{audio::Tone::hold};

@@ -624,6 +624,34 @@ TEST_CASE("a lost hold signal is made up by its repeat within 500 ms, and the h 
   CHECK(printed(pair.caller.seen).find("on hold: nothing is sent either way") != std::string::npos);
 }
 
+TEST_CASE("a held end whose peer's resume frames were all lost resumes on its voice once the hold frames stop") {
+  Pair pair(voice_caller(""), voice_callee());
+  pair.start();
+  std::array<int16_t, media::frame_samples> out{};
+  auto frame = [&](uint64_t index) {
+    pair.now += media::frame_ns;
+    auto tone = tone_frame(index);
+    pair.caller.core.voice_frame(tone.data(), out, pair.now);
+    pair.callee.core.voice_frame(nullptr, out, pair.now);
+    pair.settle();
+  };
+  pair.caller.core.set_hold(true);
+  pair.settle();
+  for (uint64_t i = 0; i < 30; ++i) frame(i);  // a hold repeat at 500 ms
+  REQUIRE(pair.callee.core.peer_held());
+  pair.deliver = false;
+  pair.caller.core.set_hold(false);  // all three resume frames lost
+  pair.settle();
+  for (uint64_t i = 30; i < 33; ++i) frame(i);
+  pair.deliver = true;
+  uint64_t frames = 0;
+  while (pair.callee.core.peer_held() && frames < 200) frame(33 + frames++);
+  // The last hold frame came 500 ms into the hold; voice resumes the call 1.25 s after it, at 1.76 s:
+  // the 88th frame, the 55th of those after the lost resume.
+  CHECK(frames == 55);
+  CHECK_FALSE(pair.callee.core.peer_held());
+}
+
 TEST_CASE("the call-waiting tone is mixed into what a call plays out while it is on") {
   Pair pair(voice_caller(""), voice_callee());
   pair.start();
