@@ -347,6 +347,16 @@ void CallCore::voice_key(char key) {
   transfer_.voice_key(key);
   collect_transfer();
 }
+void CallCore::voice_hold(bool held) {
+  if (state_ == CallState::ended) return;
+  transfer_.set_hold(held);
+  collect_transfer();
+}
+
+void CallCore::waiting_tone(bool on) {
+  transfer_.set_waiting_tone(on);
+}
+
 void CallCore::voice_input_end(uint64_t now_ns) {
   transfer_.voice_input_end(now_ns);
   collect_transfer();

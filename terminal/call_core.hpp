@@ -103,6 +103,8 @@ class CallCore {
   void voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns);
   void voice_input_end(uint64_t now_ns);
   void voice_key(char key);
+  void voice_hold(bool held);  // see TransferCore::set_hold
+  void waiting_tone(bool on);
 
   std::vector<CallAction> take_actions() {
     collect_transfer();

@@ -10,8 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
+#include <functional>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -133,10 +135,13 @@ class CallShell {
   using Signalling = std::function<void(CallAction&)>;
 
   // `audio`: a voice call's files or devices, already open (or null).
+  // `audio`: a voice call's own files or devices, already open (or null: a
+  // listener lends its own with lend_audio()).
   CallShell(uv_loop_t* loop, const CallOptions& options, CallCoreConfig config, Signalling signalling,
             std::unique_ptr<CallAudio> audio = nullptr)
       : loop_(loop), options_(options), output_(options.receive_directory), caller_(config.caller),
-        core_(std::move(config), output_, mono_ns()), signalling_(std::move(signalling)), audio_(std::move(audio)) {
+        voice_call_(config.transfer.voice.has_value()), core_(std::move(config), output_, mono_ns()),
+        signalling_(std::move(signalling)), owned_audio_(std::move(audio)), audio_(owned_audio_.get()) {
     uv_timer_init(loop_, timer_.make());
     timer_.get()->data = this;
   }
@@ -145,6 +150,16 @@ class CallShell {
   CallShell& operator=(const CallShell&) = delete;
 
   CallCore& core() { return core_; }
+
+  // Call waiting (listen): the listener's audio goes to one call at a time; a
+  // call without it runs its clock on silence and plays nowhere.
+  void lend_audio(CallAudio* audio) {
+    audio_ = audio;
+    if (audio_ != nullptr && audio_timer_.get() != nullptr) start_keys();
+  }
+  // Keys the listener handles itself (switching calls) go there first; the
+  // others reach the call that has the audio. Returns whether it took the key.
+  void set_key_hook(std::function<bool(char)> hook) { key_hook_ = std::move(hook); }
 
   // Feeds the core one input, then does what it asks.
   template <class Input>
@@ -322,8 +337,8 @@ class CallShell {
   // real time: a stall of up to max_catch_up frames is made up whole (so a
   // recording keeps the call's timeline); a longer one is skipped.
   void start_audio() {
-    if (audio_ == nullptr || audio_timer_.get() != nullptr) return;
-    std::cerr << audio_->describe() << std::endl;
+    if (!voice_call_ || audio_timer_.get() != nullptr) return;
+    if (audio_ != nullptr) std::cerr << audio_->describe() << std::endl;
     uv_timer_init(loop_, audio_timer_.make());
     audio_timer_.get()->data = this;
     audio_started_ns_ = mono_ns();
@@ -341,14 +356,22 @@ class CallShell {
   // stdin not a file): read one at a time in raw mode through the loop. ^C
   // arrives as a byte in raw mode and is raised as SIGINT, so it hangs up as
   // always; the terminal's mode is restored when the call's media is released.
+  // One reader of the terminal in the process (call waiting: the call that
+  // first has the audio reads; a later one takes over when it ends).
   void start_keys() {
     if (!options_.audio.devices || !options_.audio.input_file.empty() || ::isatty(STDIN_FILENO) == 0) return;
-    if (options_.mode == CallOptions::Mode::pipe) return;
+    if (options_.mode == CallOptions::Mode::pipe || keys_.get() != nullptr || keys_taken_) return;
+    keys_taken_ = true;
     uv_tty_t* tty = keys_.make();
-    if (uv_tty_init(loop_, tty, STDIN_FILENO, 1) != 0) return keys_.forget_uninitialised();
+    if (uv_tty_init(loop_, tty, STDIN_FILENO, 1) != 0) {
+      keys_taken_ = false;
+      return keys_.forget_uninitialised();
+    }
     tty->data = this;
     uv_tty_set_mode(tty, UV_TTY_MODE_RAW);
-    std::cerr << "keys: m mute, h hold, 0-9 * # A-D dial, ^C hang up" << std::endl;
+    std::cerr << (key_hook_ ? "keys: m mute, h hold, w answer a waiting call / switch calls, 0-9 * # A-D dial, ^C hang up"
+                            : "keys: m mute, h hold, 0-9 * # A-D dial, ^C hang up")
+              << std::endl;
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(tty),
         [](uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -364,6 +387,7 @@ class CallShell {
               ::raise(SIGINT);
               return;
             }
+            if (self->key_hook_ && self->key_hook_(key)) continue;
             self->feed([key](CallCore& c, uint64_t) { c.voice_key(key); });
           }
         });
@@ -373,6 +397,7 @@ class CallShell {
     if (keys_.get() == nullptr) return;
     uv_tty_reset_mode();
     keys_.close();
+    keys_taken_ = false;
   }
 
   void audio_tick() {
@@ -382,10 +407,10 @@ class CallShell {
     uint64_t due = (mono_ns() - audio_started_ns_) / media::frame_ns + 1;
     if (due > audio_frames_ + max_catch_up) audio_frames_ = due - max_catch_up;
     std::array<int16_t, media::frame_samples> playout{};
-    while (audio_frames_ < due && audio_ != nullptr && !core_.done()) {
+    while (audio_frames_ < due && !core_.done()) {
       ++audio_frames_;
-      const int16_t* captured = audio_->capture();
-      if (audio_->input_ends() && audio_->input_ended() && !input_end_told_) {
+      const int16_t* captured = audio_ != nullptr ? audio_->capture() : nullptr;
+      if (audio_ != nullptr && audio_->input_ends() && audio_->input_ended() && !input_end_told_) {
         input_end_told_ = true;
         if (auto problem = audio_->problem(); !problem.empty()) std::cerr << "tsunagu: " << problem << std::endl;
         feed([](CallCore& c, uint64_t now) { c.voice_input_end(now); });
@@ -401,7 +426,7 @@ class CallShell {
   void print_live_line() const {
     static const bool on_terminal = ::isatty(STDERR_FILENO) != 0;
     const media::VoiceStats* voice = core_.transfer().voice_stats();
-    if (!on_terminal || voice == nullptr || core_.done()) return;
+    if (!on_terminal || voice == nullptr || core_.done() || audio_ == nullptr) return;
     uint64_t seconds = audio_frames_ / 50;
     double expected = static_cast<double>(voice->packets_received + voice->lost);
     double loss = expected > 0 ? 100.0 * static_cast<double>(voice->lost) / expected : 0;
@@ -422,10 +447,11 @@ class CallShell {
     timer_.close();
     audio_timer_.close();
     stop_keys();
-    if (audio_ != nullptr) {
-      if (auto counters = audio_->device_counters(); !counters.empty()) std::cerr << counters << std::endl;
-      if (auto finished = audio_->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
-      audio_.reset();
+    audio_ = nullptr;  // a lent one is the listener's to finish
+    if (owned_audio_ != nullptr) {
+      if (auto counters = owned_audio_->device_counters(); !counters.empty()) std::cerr << counters << std::endl;
+      if (auto finished = owned_audio_->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
+      owned_audio_.reset();
     }
     if (ice_) ice_->close();
   }
@@ -469,7 +495,8 @@ class CallShell {
         std::snprintf(estimate, sizeof estimate, "%.1f", voice->rtt_ms / 2 + 6.5 + voice->jitter_buffer_ms);
       if (!media_json.empty() && media_json.back() == '}')
         media_json.insert(media_json.size() - 1, std::string(", \"mouth_to_ear_estimate_ms\": ") + estimate);
-      json += ", \"call_seconds\": " + std::to_string(stats.seconds(mono_ns())) + ", \"media\": " + media_json;
+      json += ", \"call_seconds\": " + std::to_string(stats.seconds(mono_ns())) + ", \"media\": " + media_json +
+              ", \"hold\": " + hold_stats_json(core_.transfer().hold_stats());
     }
     json += "}\n";
     if (FILE* f = std::fopen(options_.report_file.c_str(), "w")) {
@@ -481,7 +508,7 @@ class CallShell {
   uv_loop_t* loop_;
   const CallOptions& options_;
   DiskOutput output_;
-  bool caller_;
+  bool caller_, voice_call_;
   CallCore core_;
   Signalling signalling_;
   bool pumping_ = false;
@@ -493,9 +520,12 @@ class CallShell {
   bool read_pending_ = false, input_done_ = false;
   uv_fs_t read_request_{};
   Bytes read_buffer_;
-  std::unique_ptr<CallAudio> audio_;
+  std::unique_ptr<CallAudio> owned_audio_;
+  CallAudio* audio_ = nullptr;  // owned_audio_, or the listener's while lent
   OwnedHandle<uv_timer_t> audio_timer_;
   OwnedHandle<uv_tty_t> keys_;
+  std::function<bool(char)> key_hook_;
+  static inline bool keys_taken_ = false;
   char key_buffer_[64];
   uint64_t audio_started_ns_ = 0, audio_frames_ = 0;
   uint64_t audio_tick_done_ns_ = 0;  // when the last audio tick's frames were done
@@ -537,6 +567,8 @@ CallCoreConfig core_config(const CallOptions& options, bool caller, bool reliabl
     // go at once); only a microphone talks until ^C or --duration.
     voice.input_ends = !options.audio.input_file.empty() || !options.audio.devices;
     voice.duration_ns = uint64_t{options.duration_s} * 1'000'000'000u;
+    voice.hold_at_ns = static_cast<uint64_t>(options.hold_at_s * 1e9);
+    voice.resume_at_ns = static_cast<uint64_t>(options.resume_at_s * 1e9);
     // After the input's end the far end still plays out what its jitter
     // buffer holds: at most max_jitter_ms, so that plus a round trip's
     // margin hears the tail. Every frame of a longer wait is encoded and
@@ -701,8 +733,9 @@ int run_call(const CallOptions& options) {
 }
 
 int run_listen(const CallOptions& options) {
-  // The audio is opened for each call (the greeting from its start, the
-  // recording afresh); once now, so a bad file or device stops us at once.
+  // The audio is opened when a call comes in (the greeting from its start, the
+  // recording afresh) and kept while any call is up; once now, so a bad file
+  // or device stops us at once.
   if (options.audio.any()) {
     auto opened = CallAudio::open(options.audio);  // closed again at once; a recording is not kept
     if (!opened) {
@@ -712,37 +745,127 @@ int run_listen(const CallOptions& options) {
   }
   Loop loop;
   int exit_code = 0;
-  std::unique_ptr<CallShell> endpoint;
-  std::unique_ptr<CallShell> finished_endpoint;  // destroyed outside its own callbacks
+  // One line per call: the first, and (call waiting) a second rung while the
+  // first is up. The listener's audio is lent to one line at a time; the
+  // other is held (or, still ringing, heard as the call-waiting tone).
+  struct Line {
+    std::unique_ptr<CallShell> shell;
+    std::function<void(ByteView)> reply_ring;  // to its ring, on the link it came from
+    bool waiting = false;  // rung while another call was up: answered with w or --answer-waiting-after
+  };
+  std::vector<std::unique_ptr<Line>> lines, finished_lines;  // finished: destroyed outside their own callbacks
+  std::unique_ptr<CallAudio> audio;
+  Line* talking = nullptr;  // the line that has the audio
+  bool answered_any = false;
   std::unique_ptr<AcceptPrompt> prompt, finished_prompt;
+  OwnedHandle<uv_timer_t> answer_timer;
   std::function<void()> stop_listening;  // the node link, or the LAN server
-  std::function<void(ByteView)> reply_ring;  // to the ring being answered, on the link it came from
-  std::function<void(const std::string&)> fetch_turn;
+  std::function<void(CallShell*, const std::string&)> fetch_turn;
+  std::function<void()> switch_lines;
+  std::function<void(Line*, CallAction&)> handle_action;
 
-  auto signalling = [&](CallAction& action) {
+  auto alive = [&](Line* line) {
+    return std::any_of(lines.begin(), lines.end(), [&](const auto& l) { return l.get() == line; });
+  };
+  auto give_audio = [&](Line* to) {
+    talking = to;
+    for (auto& line : lines) line->shell->lend_audio(line.get() == to ? audio.get() : nullptr);
+  };
+  auto waiting_line = [&]() -> Line* {
+    for (auto& line : lines)
+      if (line->waiting) return line.get();
+    return nullptr;
+  };
+  // w, or --answer-waiting-after: the call talking now is held, the waiting
+  // one answered with the audio.
+  auto answer_waiting = [&] {
+    Line* ringing = waiting_line();
+    if (ringing == nullptr) return;
+    answer_timer.close();
+    ringing->waiting = false;
+    for (auto& line : lines) line->shell->core().waiting_tone(false);
+    if (talking != nullptr && talking != ringing) {
+      std::cerr << "holding the call with " << talking->shell->core().peer() << " (w: switch back)" << std::endl;
+      talking->shell->feed([](CallCore& c, uint64_t) { c.voice_hold(true); });
+    }
+    give_audio(ringing);
+    ringing->shell->feed([](CallCore& c, uint64_t now) { c.accept_decision(true, now); });
+  };
+  switch_lines = [&] {
+    if (waiting_line() != nullptr) return answer_waiting();
+    Line* other = nullptr;
+    for (auto& line : lines)
+      if (line.get() != talking && !line->shell->core().done()) other = line.get();
+    if (other == nullptr) return;
+    std::cerr << "switching to the call with " << other->shell->core().peer() << std::endl;
+    if (talking != nullptr) talking->shell->feed([](CallCore& c, uint64_t) { c.voice_hold(true); });
+    give_audio(other);
+    other->shell->feed([](CallCore& c, uint64_t) { c.voice_hold(false); });
+  };
+  std::function<void()> answer_waiting_now = answer_waiting;  // for the timer's callback
+  auto line_over = [&](Line* over_line, const call::CallOver& over) {
+    auto at = std::find_if(lines.begin(), lines.end(), [&](const auto& l) { return l.get() == over_line; });
+    if (at == lines.end()) return;
+    finished_lines.push_back(std::move(*at));
+    lines.erase(at);
+    if (over_line->waiting) {  // it stopped ringing unanswered
+      answer_timer.close();
+      for (auto& line : lines) line->shell->core().waiting_tone(false);
+    }
+    if (talking == over_line) {
+      talking = nullptr;
+      // Back to the call on hold, if one is.
+      for (auto& line : lines) {
+        if (line->waiting || line->shell->core().done()) continue;
+        std::cerr << "back to the call with " << line->shell->core().peer() << std::endl;
+        give_audio(line.get());
+        line->shell->feed([](CallCore& c, uint64_t) { c.voice_hold(false); });
+        break;
+      }
+    }
+    Line* still_ringing = waiting_line();
+    if (talking == nullptr && still_ringing != nullptr && options.answer_waiting_after_s < 0) {
+      // Nothing left to hold: the waiting call is asked about as any other.
+      still_ringing->waiting = false;
+      CallAction ask = call::PromptAccept{still_ringing->shell->core().peer()};
+      handle_action(still_ringing, ask);
+    }
+    if (over.answered) {
+      exit_code = over.exit_code;
+      answered_any = true;
+    }
+    if (!lines.empty()) return;
+    if (audio != nullptr) {  // the recording takes its name now; the next call opens afresh
+      if (auto counters = audio->device_counters(); !counters.empty()) std::cerr << counters << std::endl;
+      if (auto finished = audio->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
+      audio.reset();
+    }
+    if (answered_any && options.once) stop_listening();
+  };
+
+  handle_action = [&](Line* line, CallAction& action) {
     if (auto* a = std::get_if<call::ReplyRing>(&action)) {
-      if (reply_ring) reply_ring(a->message);
+      if (line->reply_ring) line->reply_ring(a->message);
     } else if (auto* turn = std::get_if<call::FetchTurn>(&action)) {
-      if (fetch_turn) fetch_turn(turn->call_id);
+      if (fetch_turn) fetch_turn(line->shell.get(), turn->call_id);
     } else if (auto* ask = std::get_if<call::PromptAccept>(&action)) {
-      CallShell* asking = endpoint.get();
-      prompt = std::make_unique<AcceptPrompt>(&loop.loop, ask->caller, [&, asking](bool accept) {
+      if (line->waiting) {
+        std::cerr << "call waiting: " << ask->caller << " is calling (w: answer, holding this call)" << std::endl;
+        return;
+      }
+      prompt = std::make_unique<AcceptPrompt>(&loop.loop, ask->caller, [&, line](bool accept) {
         finished_prompt = std::move(prompt);
-        if (endpoint.get() == asking) endpoint->feed([&](CallCore& c, uint64_t now) { c.accept_decision(accept, now); });
+        if (alive(line)) line->shell->feed([&](CallCore& c, uint64_t now) { c.accept_decision(accept, now); });
       });
       if (prompt->failed()) {
         finished_prompt = std::move(prompt);
-        endpoint->core().accept_decision(false, mono_ns());
+        line->shell->core().accept_decision(false, mono_ns());
       }
     } else if (auto* over = std::get_if<call::CallOver>(&action)) {
       // A question still open closes (inside its own answer it is already
       // in finished_prompt, so this never destroys a running callback).
-      prompt.reset();
-      if (endpoint) finished_endpoint = std::move(endpoint);
-      if (over->answered) {
-        exit_code = over->exit_code;
-        if (options.once) stop_listening();
-      }
+      if (!line->waiting) prompt.reset();
+      line_over(line, *over);
     }
   };
 
@@ -767,35 +890,73 @@ int run_listen(const CallOptions& options) {
       return;
     }
     if (ring.method != sig::method::ring) return;
-    if (endpoint) {  // one call at a time in the CLI
+    auto busy = [&] {
       auto refusal = proto::MessageBuilder::response_to(ring, proto::MessageClass::error);
       refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
       refusal.add_error(sig::error::busy, "Busy");
-      return reply(refusal.finish());
-    }
+      reply(refusal.finish());
+    };
     const proto::Attribute* media = ring.find(sig::attr::call_media);
     bool reliable = media != nullptr && proto::read_u32(*media).value_or(0) == 1;
     CallCoreConfig config = core_config(options, false, reliable);
     config.fetch_turn = from_node;
-    std::unique_ptr<CallAudio> audio;
-    if (config.transfer.voice) {
+    bool waiting = false;
+    if (!lines.empty()) {
+      // Call waiting: a second phone call while talking on one (never a
+      // third, nor a data call: the CLI has one stdin/stdout).
+      Line* first = lines.front().get();
+      waiting = lines.size() == 1 && config.transfer.voice && first->shell->core().transfer().voice_stats() != nullptr &&
+                !first->shell->core().done();
+      if (!waiting) return busy();
+      config.auto_accept_from.clear();  // answered by w or --answer-waiting-after, never at once
+      config.can_prompt = true;
+    }
+    if (config.transfer.voice && audio == nullptr) {
       auto opened = CallAudio::open(options.audio);
       if (!opened) {
         std::cerr << "tsunagu: " << opened.error() << std::endl;
-        auto refusal = proto::MessageBuilder::response_to(ring, proto::MessageClass::error);
-        refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
-        refusal.add_error(sig::error::busy, "Busy");
-        return reply(refusal.finish());
+        return busy();
       }
       audio = std::move(*opened);
     }
-    reply_ring = std::move(reply);
-    finished_endpoint.reset();
-    endpoint = std::make_unique<CallShell>(&loop.loop, options, std::move(config), signalling, std::move(audio));
-    endpoint->feed([&](CallCore& c, uint64_t now) { c.ring(ring, now); });
+    finished_lines.clear();
+    auto line = std::make_unique<Line>();
+    Line* raw = line.get();
+    raw->reply_ring = std::move(reply);
+    raw->waiting = waiting;
+    raw->shell = std::make_unique<CallShell>(&loop.loop, options, std::move(config),
+                                             [&, raw](CallAction& action) { handle_action(raw, action); });
+    raw->shell->set_key_hook([&](char key) {
+      if (key == 'w' || key == 'W') {
+        switch_lines();
+        return true;
+      }
+      if (talking == nullptr || talking->shell->core().done()) return false;
+      talking->shell->feed([key](CallCore& c, uint64_t) { c.voice_key(key); });
+      return true;
+    });
+    lines.push_back(std::move(line));
+    if (!waiting) {
+      give_audio(raw);
+    } else {
+      for (auto& l : lines)
+        if (l.get() != raw) l->shell->core().waiting_tone(true);
+      if (options.answer_waiting_after_s >= 0) {
+        uv_timer_init(&loop.loop, answer_timer.make());
+        answer_timer.get()->data = &answer_waiting_now;
+        uv_timer_start(answer_timer.get(), [](uv_timer_t* t) {
+          if (t->data != nullptr) (*static_cast<std::function<void()>*>(t->data))();
+        }, static_cast<uint64_t>(options.answer_waiting_after_s * 1000), 0);
+      }
+    }
+    raw->shell->feed([&](CallCore& c, uint64_t now) { c.ring(ring, now); });
   };
   auto on_indication = [&](const proto::Message& m) {
-    if (endpoint) endpoint->feed([&](CallCore& c, uint64_t now) { c.call_event(m, now); });
+    // Each line takes the events of its own call.
+    std::vector<Line*> current;
+    for (auto& line : lines) current.push_back(line.get());
+    for (Line* line : current)
+      if (alive(line)) line->shell->feed([&](CallCore& c, uint64_t now) { c.call_event(m, now); });
   };
 
   std::unique_ptr<NodeClient> node;
@@ -847,13 +1008,13 @@ int run_listen(const CallOptions& options) {
     node_options.reconnect = !options.once;
     node = std::make_unique<NodeClient>(&loop.loop, node_options, events);
     stop_listening = [&] { node->stop(); };
-    fetch_turn = [&](const std::string& call_id) {
-      CallShell* asked_for = endpoint.get();
+    fetch_turn = [&](CallShell* asked_for, const std::string& call_id) {
       node->request(
           sig::method::turn_credentials, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::call_id, call_id); },
           [&, asked_for](const proto::Message* response, std::string_view) {
-            if (endpoint.get() != asked_for) return;  // the call ended meanwhile
-            endpoint->feed([&](CallCore& c, uint64_t now) { c.turn_answered(response, now); });
+            for (auto& line : lines)  // unless the call ended meanwhile
+              if (line->shell.get() == asked_for)
+                return line->shell->feed([&](CallCore& c, uint64_t now) { c.turn_answered(response, now); });
           });
     };
   }
@@ -877,8 +1038,13 @@ int run_listen(const CallOptions& options) {
   uv_run(&loop.loop, UV_RUN_DEFAULT);
   prompt.reset();
   finished_prompt.reset();
-  endpoint.reset();
-  finished_endpoint.reset();
+  lines.clear();
+  finished_lines.clear();
+  answer_timer.close();
+  if (audio != nullptr) {  // calls cut short by a signal: the recording is kept all the same
+    if (auto finished = audio->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
+    audio.reset();
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&interrupt), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&terminate), nullptr);
   return exit_code;

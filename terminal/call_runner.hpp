@@ -35,6 +35,8 @@ struct CallOptions {
   AudioOptions audio;
   std::string dtmf;         // --dtmf DIGITS: sent after the audio input ends
   unsigned duration_s = 0;  // call --duration S: hang up S seconds after connecting
+  double hold_at_s = 0, resume_at_s = 0;  // --hold-at/--resume-at S: hold and resume S seconds after connecting (0: never)
+  double answer_waiting_after_s = -1;  // listen --answer-waiting-after S: answer a waiting call S s after it rings (<0: only the w key)
 };
 
 int run_call(const CallOptions& options);

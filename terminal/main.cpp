@@ -239,6 +239,12 @@ int main(int argc, char** argv) {
                         "With --audio: the speaker (a PulseAudio sink or ALSA device name)")->needs(devices);
     command->add_flag("!--no-echo-cancel", options.audio.echo_cancellation,
                       "With --audio: do not cancel the speaker's echo from the microphone")->needs(devices);
+    auto* hold_at = command->add_option("--hold-at", options.hold_at_s,
+                                        "In a phone call: hold it SECONDS after connecting, as the h key does (nothing "
+                                        "is sent either way; the peer hears the hold tone)")
+                        ->check(CLI::PositiveNumber);
+    command->add_option("--resume-at", options.resume_at_s, "With --hold-at: resume the call SECONDS after connecting")
+        ->check(CLI::PositiveNumber)->needs(hold_at);
     return std::vector<CLI::Option*>{devices, in, out};
   };
   auto call_audio = add_audio_options(call, call_options, call_backend, true);
@@ -269,6 +275,11 @@ int main(int argc, char** argv) {
   listen->add_flag("--pipe", listen_pipe_mode, "Data calls: stdin to the caller (the caller's bytes always go to stdout)");
   listen->add_flag("--once", listen_options.once, "Exit after the first call");
   add_audio_options(listen, listen_options, listen_backend, false);
+  listen->add_option(
+      "--answer-waiting-after", listen_options.answer_waiting_after_s,
+      "Call waiting: answer a second phone call SECONDS after it rings while one is up, holding the first (as the w "
+      "key does; with --audio, --audio-in or --audio-out); the first resumes when the second ends")
+      ->check(CLI::NonNegativeNumber);
   listen->add_flag("--relay-only", listen_options.relay_only, "Use only TURN relay candidates (forced relay)");
   listen->add_option("--ice-address", listen_ice, "Local address for ICE candidates (repeatable; needed for loopback)");
   listen->add_option("--report", listen_options.report_file, "Write a JSON report of each call to this file");
@@ -298,6 +309,12 @@ int main(int argc, char** argv) {
   }
 
   if (auto handled = run_directory_commands(*directory_commands)) return *handled;
+  for (const CallOptions* given : {&call_options, &listen_options}) {
+    if (given->resume_at_s > 0 && given->resume_at_s <= given->hold_at_s) {
+      std::cerr << "tsunagu: --resume-at must come after --hold-at\n";
+      return 2;
+    }
+  }
   int code = 0;
   auto parse_addresses = [](const std::vector<std::string>& texts, std::vector<proto::SocketAddress>& out,
                             std::string_view option = "--ice-address") {

@@ -21,6 +21,7 @@ enum class DataFrameType : uint8_t {
   echo_reply = 6,    // the request's payload, returned
   end_received = 7,  // the receiver has written out everything before the sender's end
   media = 8,         // one RTP or RTCP packet of a voice call (datagram mode; media/voice_session.hpp)
+  hold = 9,          // u8 1 = the sender holds the call (no media either way), 0 = resumed; repeated (datagrams)
 };
 
 inline constexpr size_t max_stream_chunk = 16 * 1024;        // plaintext bytes per packet

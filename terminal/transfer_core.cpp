@@ -6,6 +6,7 @@
 #include <array>
 #include <filesystem>
 
+#include "media/rtp.hpp"
 #include "terminal/cli_common.hpp"
 
 namespace tsunagu::terminal {
@@ -166,6 +167,7 @@ void TransferCore::on_packet(ByteView sealed, uint64_t now_ns) {
     case DataFrameType::echo_request: return send_frame(DataFrameType::echo_reply, payload);
     case DataFrameType::echo_reply: return on_echo_reply(payload, now_ns);
     case DataFrameType::media: return on_media(payload, now_ns);
+    case DataFrameType::hold: return on_hold(payload, now_ns);
   }
 }
 
@@ -328,6 +330,10 @@ void TransferCore::start_voice(uint64_t now_ns) {
 }
 
 void TransferCore::on_media(ByteView payload, uint64_t now_ns) {
+  // Voice from a peer that held us, and no hold frame for longer than two of
+  // its repeats: its resume frames were all lost, and it talks again.
+  if (voice_ && peer_held_ && !media::is_rtcp(payload) && now_ns > last_hold_signal_ns_ + hold_lapse_ns)
+    set_peer_held(false);
   if (voice_) return voice_->received(payload, now_ns);
   if (++media_ignored_ == 1)
     print("the other side is talking, but this end has no audio (--audio, or --audio-out FILE)");
@@ -342,12 +348,86 @@ void TransferCore::voice_key(char key) {
     voice_->set_muted(muted_);
     return print(muted_ ? "muted (m: unmute)" : "unmuted");
   }
-  if (key == 'h' || key == 'H') {
-    held_ = !held_;
-    voice_->set_held(held_);
-    return print(held_ ? "on hold: nothing is sent (h: resume)" : "resumed");
-  }
+  if (key == 'h' || key == 'H') return set_hold(!held_);
   if (voice_->send_digits(std::string_view(&key, 1))) print(std::string("sending ") + key);
+}
+
+// ---------------------------------------------------------------------- hold
+
+void TransferCore::set_hold(bool held) {
+  if (!voice_ || done_ || held == held_) return;
+  held_ = held;
+  uint64_t now_ms = voice_ms(voice_now_ns_);
+  if (held) {
+    hold_frames_ = 0;
+    resume_signals_left_ = 0;
+    if (hold_stats_.periods.size() < max_hold_periods) {
+      hold_stats_.periods.push_back(HoldPeriod{true, now_ms, now_ms});
+      my_period_ = hold_stats_.periods.size() - 1;
+    }
+  } else {
+    resume_signals_left_ = resume_repeats - 1;  // one now, the others on the next frames
+    if (my_period_) hold_stats_.periods[*my_period_].end_ms = now_ms;
+    my_period_.reset();
+  }
+  send_hold_signal(held);
+  apply_media_hold();
+  print(held ? "on hold: nothing is sent either way, the peer hears the hold tone (h: resume)" : "resumed");
+}
+
+void TransferCore::set_waiting_tone(bool on) {
+  if (on && !waiting_tone_on_) waiting_tone_.restart();
+  waiting_tone_on_ = on;
+}
+
+void TransferCore::send_hold_signal(bool held) {
+  std::array<std::byte, 1> state{std::byte{held ? uint8_t{1} : uint8_t{0}}};
+  ++hold_stats_.hold_signals_sent;
+  send_frame(DataFrameType::hold, state);
+}
+
+void TransferCore::on_hold(ByteView payload, uint64_t now_ns) {
+  if (payload.size() != 1 || !voice_) return;
+  ++hold_stats_.hold_signals_received;
+  last_hold_signal_ns_ = now_ns;
+  set_peer_held(payload[0] == std::byte{1});
+}
+
+void TransferCore::set_peer_held(bool held) {
+  if (held == peer_held_) return;  // a repeat
+  peer_held_ = held;
+  uint64_t now_ms = voice_ms(voice_now_ns_);
+  if (held) {
+    hold_tone_.restart();
+    if (hold_stats_.periods.size() < max_hold_periods) {
+      hold_stats_.periods.push_back(HoldPeriod{false, now_ms, now_ms});
+      peer_period_ = hold_stats_.periods.size() - 1;
+    }
+    print("the other side put the call on hold (you hear the hold tone)");
+  } else {
+    if (peer_period_) hold_stats_.periods[*peer_period_].end_ms = now_ms;
+    peer_period_.reset();
+    print("the other side resumed the call");
+  }
+  apply_media_hold();
+}
+
+void TransferCore::apply_media_hold() {
+  if (voice_) voice_->set_held(held_ || peer_held_);
+}
+
+std::string hold_stats_json(const HoldStats& s) {
+  std::string json = "{\"frames_withheld\": " + std::to_string(s.frames_withheld) +
+                     ", \"hold_tone_frames\": " + std::to_string(s.hold_tone_frames) +
+                     ", \"waiting_tone_frames\": " + std::to_string(s.waiting_tone_frames) +
+                     ", \"hold_signals_sent\": " + std::to_string(s.hold_signals_sent) +
+                     ", \"hold_signals_received\": " + std::to_string(s.hold_signals_received) + ", \"periods\": [";
+  for (size_t i = 0; i < s.periods.size(); ++i) {
+    const HoldPeriod& p = s.periods[i];
+    json += std::string(i ? ", " : "") + "{\"by\": \"" + (p.by_me ? "me" : "peer") +
+            "\", \"start_ms\": " + std::to_string(p.start_ms) + ", \"end_ms\": " + std::to_string(p.end_ms) + "}";
+  }
+  return json + "]}";
 }
 
 void TransferCore::voice_frame(const int16_t* captured, media::FrameOut playout, uint64_t now_ns) {
@@ -355,7 +435,25 @@ void TransferCore::voice_frame(const int16_t* captured, media::FrameOut playout,
     std::fill(playout.begin(), playout.end(), int16_t{0});
     return;
   }
+  voice_now_ns_ = now_ns;
   const VoiceSetup& setup = *config_.voice;
+  if (setup.hold_at_ns != 0 && !scripted_hold_done_ && now_ns >= voice_started_ns_ + setup.hold_at_ns) {
+    scripted_hold_done_ = true;
+    set_hold(true);
+  }
+  if (setup.resume_at_ns != 0 && scripted_hold_done_ && !scripted_resume_done_ &&
+      now_ns >= voice_started_ns_ + setup.resume_at_ns) {
+    scripted_resume_done_ = true;
+    set_hold(false);
+  }
+  if (held_ && ++hold_frames_ % hold_repeat_frames == 0) send_hold_signal(true);
+  if (!held_ && resume_signals_left_ > 0) {
+    --resume_signals_left_;
+    send_hold_signal(false);
+  }
+  if (held_ || peer_held_) ++hold_stats_.frames_withheld;
+  for (auto open : {my_period_, peer_period_})  // an open period runs to now (the call may end in it)
+    if (open) hold_stats_.periods[*open].end_ms = voice_ms(now_ns);
   bool input_over = setup.input_ends ? voice_input_done_ : now_ns >= voice_started_ns_ + 1'000'000'000;
   if (input_over && !digits_queued_) {
     digits_queued_ = true;
@@ -365,6 +463,20 @@ void TransferCore::voice_frame(const int16_t* captured, media::FrameOut playout,
   static const std::array<int16_t, media::frame_samples> silence{};
   voice_->capture(media::FrameView(captured != nullptr ? captured : silence.data(), media::frame_samples), now_ns);
   voice_->playout(playout, now_ns);
+  // Held by us: the held party is not heard (it sends nothing; a tail left in
+  // the jitter buffer is dropped). Held by the peer: its hold tone, made here.
+  if (held_) std::fill(playout.begin(), playout.end(), int16_t{0});
+  if (peer_held_) {
+    hold_tone_.next_frame(playout);
+    ++hold_stats_.hold_tone_frames;
+  }
+  if (waiting_tone_on_) {
+    std::array<int16_t, media::frame_samples> tone{};
+    waiting_tone_.next_frame(tone);
+    for (size_t i = 0; i < tone.size(); ++i)
+      playout[i] = static_cast<int16_t>(std::clamp(int{playout[i]} + int{tone[i]}, -32768, 32767));
+    ++hold_stats_.waiting_tone_frames;
+  }
   for (auto& packet : voice_->take_packets()) send_frame(DataFrameType::media, packet);
   for (char digit : voice_->take_digits()) print(std::string("dtmf: ") + digit, true);
   if (!config_.caller) return;

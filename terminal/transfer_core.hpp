@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "audio/tones.hpp"
 #include "base/bytes.hpp"
 #include "base/expected.hpp"
 #include "media/voice_session.hpp"
@@ -54,7 +55,25 @@ struct VoiceSetup {
   bool input_ends = true;    // a file ends; a device (or no input: silence) does not
   uint64_t duration_ns = 0;  // caller: hang up this long after connecting (0: after the input and digits, or ^C)
   uint64_t linger_ns = 1'000'000'000;  // caller: after the input and digits, so the far end hears the tail
+  // --hold-at/--resume-at: hold the call this long after connecting, resume
+  // then (a scripted 'h', for tests and demos); 0: never.
+  uint64_t hold_at_ns = 0, resume_at_ns = 0;
 };
+
+// A voice call's hold bookkeeping, for --report. Times are ms since the audio
+// started; a period still open when the call ends is closed then.
+struct HoldPeriod {
+  bool by_me = true;  // this end held the call; false: the peer did
+  uint64_t start_ms = 0, end_ms = 0;
+};
+struct HoldStats {
+  uint64_t frames_withheld = 0;    // 20 ms frames not sent because the call was held (by either end)
+  uint64_t hold_tone_frames = 0;   // frames of the hold tone played here (the peer held us)
+  uint64_t waiting_tone_frames = 0;  // frames with the call-waiting tone mixed in
+  uint64_t hold_signals_sent = 0, hold_signals_received = 0;
+  std::vector<HoldPeriod> periods;
+};
+std::string hold_stats_json(const HoldStats& stats);
 
 struct TransferConfig {
   bool caller = true;
@@ -114,6 +133,21 @@ class TransferCore {
   // The user's keys during a phone call: mute (silence is sent), hold
   // (nothing is sent; the peer hears silence), digits sent now. Each says so.
   void voice_key(char key);
+  // This end holds (true) or resumes the call: no media either way while
+  // held; the peer is told (a hold frame, repeated every 500 ms while held,
+  // three times on resume) and plays the hold tone. Says so when it changes.
+  void set_hold(bool held);
+  bool held() const { return held_; }
+  bool peer_held() const { return peer_held_; }
+  // The call-waiting tone mixed into what this call plays out (a second call rings).
+  void set_waiting_tone(bool on);
+  const HoldStats& hold_stats() const { return hold_stats_; }
+  static constexpr unsigned hold_repeat_frames = 25;  // 500 ms
+  static constexpr unsigned resume_repeats = 3;
+  // Voice after this long without a hold frame from a peer that held us
+  // resumes the call (every resume frame lost); 2.5 of the peer's repeats.
+  static constexpr uint64_t hold_lapse_ns = 1'250'000'000;
+  static constexpr size_t max_hold_periods = 64;  // the report's list; later periods are counted only in frames
   const media::VoiceStats* voice_stats() const { return voice_ ? &voice_->stats() : nullptr; }
   // The node said the call was hung up: whether data may be missing.
   bool hangup_loses_data() const;
@@ -146,6 +180,11 @@ class TransferCore {
   void on_file_result(ByteView payload, uint64_t now_ns);
   void on_echo_reply(ByteView payload, uint64_t now_ns);
   void on_media(ByteView payload, uint64_t now_ns);
+  void on_hold(ByteView payload, uint64_t now_ns);
+  void set_peer_held(bool held);
+  void send_hold_signal(bool held);
+  void apply_media_hold();
+  uint64_t voice_ms(uint64_t now_ns) const { return now_ns > voice_started_ns_ ? (now_ns - voice_started_ns_) / 1'000'000 : 0; }
   void start_voice(uint64_t now_ns);
   void finish_received_file();
   void refuse_file();
@@ -200,6 +239,15 @@ class TransferCore {
   std::optional<uint64_t> voice_end_ns_;  // caller: hang up then
   uint64_t media_ignored_ = 0;  // media frames for a callee without audio
   bool muted_ = false, held_ = false;
+  // hold and call waiting
+  bool peer_held_ = false, waiting_tone_on_ = false, scripted_hold_done_ = false, scripted_resume_done_ = false;
+  unsigned hold_frames_ = 0, resume_signals_left_ = 0;
+  uint64_t voice_now_ns_ = 0;  // of the last voice frame: the clock of hold periods
+  uint64_t last_hold_signal_ns_ = 0;
+  std::optional<size_t> my_period_, peer_period_;  // open periods in hold_stats_.periods
+  HoldStats hold_stats_;
+  audio::ToneGenerator hold_tone_{audio::Tone::hold};
+  audio::ToneGenerator waiting_tone_{audio::Tone::call_waiting};
 };
 
 }  // namespace tsunagu::terminal

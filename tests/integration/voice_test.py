@@ -392,6 +392,233 @@ def voice_8k_stereo_resampled():
     checks.finish()
 
 
+# --------------------------------------------------------------------------
+# e. hold: the held peer hears the hold tone (made at its end), no speech, then speech again
+
+HOLD_AT, RESUME_AT = 4, 8            # --hold-at / --resume-at, seconds after connecting
+
+
+def long_speech(d, name, seconds):
+    """Speech without long pauses for `seconds` (the fixed Harvard sentences, repeated)."""
+    text = ("The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. "
+            "It is easy to tell the depth of a well. These days a chicken leg is a rare dish. "
+            "Rice is often served in round bowls. The juice of lemons makes fine punch. ") * 3
+    return make_speech(d, name, seconds, text)
+
+
+def hold_period(checks, report, by, who):
+    """The one hold period of the report's "hold" object made by `by` ("me" or "peer")."""
+    hold = report.get("hold")
+    checks.check(isinstance(hold, dict), "%s's report has a \"hold\" object: %r" % (who, hold))
+    if not isinstance(hold, dict):
+        return None, {}
+    log("  %s hold: %r" % (who, hold))
+    periods = [p for p in hold.get("periods", []) if p.get("by") == by]
+    checks.check(len(periods) == 1, "%s's report has one hold period by %s: %r" % (who, by, hold.get("periods")))
+    return (periods[0] if periods else None), hold
+
+
+def speech_share(db, start_ms, end_ms, floor=-40.0):
+    """The share of 20 ms frames in [start_ms, end_ms) louder than floor dBFS."""
+    part = db[max(0, start_ms // 20):max(0, end_ms // 20)]
+    return float((part > floor).mean()) if len(part) else 0.0
+
+
+def bursts_within(bursts, start_ms, end_ms):
+    return [b for b in bursts if b[0] >= start_ms and b[1] <= end_ms]
+
+
+def check_held_window(checks, path, period, who, tone_expected=True):
+    """In `path` (a recording whose 0 is the call's audio start): speech before `period`, only the
+    425 Hz hold tone (or silence) inside it, speech again after it."""
+    db = voicetool.levels(path)
+    bursts = voicetool.tone_bursts(path)
+    log("  %s: 425 Hz bursts %r" % (who, bursts))
+    start, end = period["start_ms"], period["end_ms"]
+    before = speech_share(db, 500, start - 200)
+    after = speech_share(db, end + 400, end + 3400)
+    checks.check(before >= 0.4, "%s hears speech before the hold (%.0f %% of frames above -40 dBFS)" % (
+        who, 100 * before))
+    checks.check(after >= 0.4, "%s hears speech again after the resume (%.0f %% of frames above -40 dBFS)" % (
+        who, 100 * after))
+    # The period starts when the hold frame arrived, to the 20 ms frame; bursts to 20 ms windows.
+    inside = bursts_within(bursts, start - 60, end + 100)
+    if tone_expected:
+        # 0.1 s on every 3 s from the hold's start: a burst at once, another 3 s later.
+        checks.check(len(inside) >= 1 and abs(inside[0][0] - start) <= 400,
+                     "%s hears the hold tone from the hold's start (bursts %r, hold %d-%d ms)" % (
+                         who, inside, start, end))
+        checks.check(all(60 <= b[1] - b[0] <= 200 for b in inside),
+                     "the hold tone's bursts are ~100 ms: %r" % inside)
+        if end - start > 3500:
+            checks.check(len(inside) >= 2, "%s hears the hold tone repeat every 3 s: %r" % (who, inside))
+    # Nothing else in the window: every frame is the tone or quiet (no speech, no concealment noise).
+    tone_ms = set()
+    for b in inside:
+        tone_ms.update(range(b[0] // 20 - 1, b[1] // 20 + 2))
+    loud = [i * 20 for i in range((start + 300) // 20, (end - 100) // 20)
+            if i < len(db) and db[i] > -50 and i not in tone_ms]
+    checks.check(not loud, "%s hears no speech while held (frames above -50 dBFS outside the tone: %r)" % (
+        who, loud[:10]))
+    return inside
+
+
+def voice_hold():
+    require_voice()
+    d = ct.setup()
+    checks = Checks()
+    seconds = 12.0
+    speech = long_speech(d, "alice-speech.wav", seconds)
+    greeting = long_speech(d, "bob-speech.wav", seconds + 4)
+    call = voice_call(d, speech, greeting,
+                      caller_args=["--hold-at", str(HOLD_AT), "--resume-at", str(RESUME_AT)])
+    check_exits(checks, call, seconds)
+    checks.check("on hold" in call["caller"].err() and "resumed" in call["caller"].err(),
+                 "alice says she holds and resumes (%r)" % call["caller"].err()[-600:])
+    checks.check("put the call on hold" in call["listener"].err() and "resumed the call" in call["listener"].err(),
+                 "bob is told he is held and resumed (%r)" % call["listener"].err()[-600:])
+    alice = ct.read_report(call["caller_report"])
+    bob = ct.read_report(call["callee_report"])
+    mine, alice_hold = hold_period(checks, alice, "me", "alice")
+    theirs, bob_hold = hold_period(checks, bob, "peer", "bob")
+    hold_frames = (RESUME_AT - HOLD_AT) * 50
+    if mine:
+        checks.check(abs(mine["start_ms"] - HOLD_AT * 1000) <= 100 and abs(mine["end_ms"] - RESUME_AT * 1000) <= 100,
+                     "alice held from %d to %d ms (--hold-at %d --resume-at %d)" % (
+                         mine["start_ms"], mine["end_ms"], HOLD_AT, RESUME_AT))
+    if alice_hold:
+        checks.check(abs(alice_hold.get("frames_withheld", 0) - hold_frames) <= 5,
+                     "alice withheld %r frames (%d expected: 20 ms each while held)" % (
+                         alice_hold.get("frames_withheld"), hold_frames))
+        # One signal at the hold, one each 500 ms while held, three at the resume.
+        checks.check(alice_hold.get("hold_signals_sent", 0) >= (RESUME_AT - HOLD_AT) * 2 + 3,
+                     "alice sent the hold signal repeatedly: %r" % alice_hold.get("hold_signals_sent"))
+    if theirs:
+        checks.check(abs((theirs["end_ms"] - theirs["start_ms"]) - (RESUME_AT - HOLD_AT) * 1000) <= 300,
+                     "bob was held for %d ms" % (theirs["end_ms"] - theirs["start_ms"]))
+    if bob_hold:
+        checks.check(abs(bob_hold.get("hold_tone_frames", 0) - hold_frames) <= 15,
+                     "bob played %r frames of the hold tone (~%d)" % (bob_hold.get("hold_tone_frames"), hold_frames))
+        checks.check(abs(bob_hold.get("frames_withheld", 0) - hold_frames) <= 15,
+                     "bob sent nothing while held either: %r frames withheld" % bob_hold.get("frames_withheld"))
+    # No media sent to the held peer: what bob received is the call's length less the hold.
+    a_media, b_media = alice.get("media", {}), bob.get("media", {})
+    sent = a_media.get("packets_sent", 0)
+    most = int(call["elapsed"] / 0.020) - hold_frames + 60
+    checks.check(0 < sent <= most, "alice sent %d packets: none during the %d s hold (<= %d)" % (
+        sent, RESUME_AT - HOLD_AT, most))
+    checks.check(b_media.get("packets_received", 0) <= sent, "bob received %r of them" % b_media.get("packets_received"))
+    if theirs and check_wav(checks, call["callee_out"], "bob"):
+        check_held_window(checks, call["callee_out"], theirs, "bob")
+    if mine and check_wav(checks, call["caller_out"], "alice"):
+        # The holder hears neither the held party nor a tone: silence.
+        check_held_window(checks, call["caller_out"], mine, "alice (the holder)", tone_expected=False)
+        bursts = voicetool.tone_bursts(call["caller_out"])
+        checks.check(not bursts, "alice (the holder) hears no hold tone: %r" % bursts)
+    checks.finish()
+
+
+# --------------------------------------------------------------------------
+# f. call waiting: alice talks to bob, carol rings, bob hears the waiting tone, answers carol
+# (alice is held and hears the hold tone), carol and bob talk and dial, carol hangs up, bob is
+# back with alice.
+
+WAIT_ANSWER_S = 2
+
+
+def voice_call_waiting():
+    require_voice()
+    d = ct.setup(calls__consent_timeout=30)
+    result = d.admin(["user", "-d", d.dir, "set-services", BOB, "call-waiting"])
+    if result.code != 0:
+        raise h.TestFailure("set-services call-waiting for bob: %r" % (result,))
+    checks = Checks()
+    alice_speech = long_speech(d, "alice-speech.wav", 22.0)
+    bob_speech = long_speech(d, "bob-speech.wav", 40.0)
+    carol_speech = make_speech(d, "carol-speech.wav", 4.0)
+    bob_out, bob_report = d.path("bob-heard.wav"), d.path("bob-report.json")
+    alice_out, alice_report = d.path("alice-heard.wav"), d.path("alice-report.json")
+    carol_out, carol_report = d.path("carol-heard.wav"), d.path("carol-report.json")
+    listener = ct.start_listener(d, ["--auto-accept-from", ALICE, "--once", "--audio-in", bob_speech,
+                                     "--audio-out", bob_out, "--report", bob_report,
+                                     "--answer-waiting-after", str(WAIT_ANSWER_S)])
+    alice = ct.start_call(d, [BOB, "--audio-in", alice_speech, "--audio-out", alice_out, "--report", alice_report])
+    carol = None
+    try:
+        h.wait_until(lambda: "audio: Opus" in listener.err() or not alice.alive(), 20, 0.05,
+                     "bob's call with alice to start its audio")
+        time.sleep(4)
+        carol = ct.start_call(d, [BOB, "--audio-in", carol_speech, "--audio-out", carol_out,
+                                  "--report", carol_report, "--dtmf", DTMF_DIGITS], user=ct.CAROL)
+        ccode = ct.exit_of(carol, ct.CALL_TIMEOUT)
+        acode = ct.exit_of(alice, ct.CALL_TIMEOUT)
+        lcode = ct.exit_of(listener, 30)
+    finally:
+        for t in (alice, carol, listener):
+            if t is not None and t.alive():
+                t.kill()
+    err = listener.err()
+    log("  bob's stderr: %s" % err[-2500:])
+    checks.check(ccode == 0, "carol's call ends 0 (%s)" % ct.describe(carol))
+    checks.check(acode == 0, "alice's call ends 0 (%s)" % ct.describe(alice))
+    checks.check(lcode == 0, "bob's `listen --once` exits 0 after both calls (%s)" % ct.describe(listener))
+    checks.check("call waiting: carol" in err, "bob is told carol is waiting")
+    checks.check("holding the call with alice" in err and "back to the call with alice" in err,
+                 "bob holds alice to answer carol, then returns to her")
+    printed = dtmf_lines(listener.out())
+    checks.check(printed == DTMF_DIGITS, "bob printed carol's digits: %r (want %r)" % (printed, DTMF_DIGITS))
+    # bob's report is the last call's (alice's): his hold of her and the waiting tone over it.
+    bob_rep = ct.read_report(bob_report)
+    mine, bob_hold = hold_period(checks, bob_rep, "me", "bob")
+    if bob_hold:
+        wf = bob_hold.get("waiting_tone_frames", 0)
+        checks.check(abs(wf - WAIT_ANSWER_S * 50) <= 25,
+                     "bob heard the waiting tone until he answered: %r frames (~%d)" % (wf, WAIT_ANSWER_S * 50))
+    alice_rep = ct.read_report(alice_report)
+    theirs, alice_hold = hold_period(checks, alice_rep, "peer", "alice")
+    if alice_hold:
+        checks.check(alice_hold.get("hold_tone_frames", 0) >= 100, "alice played the hold tone: %r frames" %
+                     alice_hold.get("hold_tone_frames"))
+    # bob's recording: alice, then the waiting tone over her, then carol (speech and DTMF), then alice.
+    if check_wav(checks, bob_out, "bob"):
+        # The tone is mixed over alice's speech: a frame is tone when most (not 90 %) of it is 425 Hz.
+        # A syllable can break a beep: runs up to 60 ms apart are one. Beeps are matched by their
+        # centres (400 ms apart), which a late or early edge under speech moves least.
+        bursts = voicetool.tone_bursts(bob_out, share=0.6, bridge_ms=60)
+        log("  bob's 425 Hz bursts: %r" % bursts)
+        pairs = [(a, b) for a, b in zip(bursts, bursts[1:])
+                 if 320 <= (b[0] + b[1] - a[0] - a[1]) / 2 <= 480 and 100 <= a[1] - a[0] <= 280 and
+                 100 <= b[1] - b[0] <= 280]
+        checks.check(len(pairs) == 1, "bob hears the call-waiting double beep once before he answers (0.2 s on, "
+                     "0.2 s off, 0.2 s on; bursts %r)" % bursts)
+        if mine and pairs:
+            checks.check(mine["start_ms"] - 2500 <= pairs[0][0][0] <= mine["start_ms"] - 1500,
+                         "the double beep starts when carol rings, %d s before bob answers (%d ms, answered at "
+                         "%d ms)" % (WAIT_ANSWER_S, pairs[0][0][0], mine["start_ms"]))
+        decoded = voicetool.dtmf_decode(bob_out)
+        checks.check(decoded == DTMF_DIGITS, "multimon-ng decodes carol's %r from bob's recording: %r" % (
+            DTMF_DIGITS, decoded))
+        if mine:
+            db = voicetool.levels(bob_out)
+            during = speech_share(db, mine["start_ms"] + 300, mine["start_ms"] + 3800)
+            after = speech_share(db, mine["end_ms"] + 400, mine["end_ms"] + 3400)
+            checks.check(during >= 0.4, "bob hears carol while alice is held (%.0f %% loud frames)" % (100 * during))
+            checks.check(after >= 0.4, "bob hears alice again after carol hung up (%.0f %%)" % (100 * after))
+            # carol's speech, cut from bob's recording where he talked to her, scores as clean speech.
+            x = voicetool.read_audio(bob_out, voicetool.RATE)
+            part = x[mine["start_ms"] * 48: (mine["end_ms"] + 200) * 48]
+            cut = d.path("bob-heard-carol.wav")
+            voicetool.write_wav(cut, part)
+            check_score(checks, carol_speech, cut, "carol's speech at bob", threshold=0.85)
+    if theirs and check_wav(checks, alice_out, "alice"):
+        check_held_window(checks, alice_out, theirs, "alice (held for carol)")
+    if check_wav(checks, carol_out, "carol"):
+        db = voicetool.levels(carol_out)
+        share = speech_share(db, 500, 4000)
+        checks.check(share >= 0.4, "carol hears bob (%.0f %% of her first 4 s loud)" % (100 * share))
+    checks.finish()
+
+
 SCENARIOS = {
     "voice_caller_speech": voice_caller_speech,
     "voice_callee_greeting": voice_callee_greeting,
@@ -399,6 +626,8 @@ SCENARIOS = {
     "voice_dtmf_only": voice_dtmf_only,
     "voice_bad_audio_files": voice_bad_audio_files,
     "voice_8k_stereo_resampled": voice_8k_stereo_resampled,
+    "voice_hold": voice_hold,
+    "voice_call_waiting": voice_call_waiting,
 }
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ module (the same functions, with underscores):
       DTMF tones (ITU-T Q.23 frequency pairs), 48 kHz mono 16-bit WAV.
   voicetool.py dtmf-decode FILE
       the digits multimon-ng hears in FILE, as one line (e.g. `4106#`).
+  voicetool.py tone-bursts FILE [--frequency 425]
+      [[start_ms, end_ms], ...]: where FILE holds a pure tone of that frequency
+      (the hold and call-waiting tones), found by FFT, one line of JSON.
   voicetool.py score SENT RECEIVED
       {"score": S, "delay_ms": D, "sent_seconds": .., "received_seconds": ..}:
       D is where SENT best aligns in RECEIVED (RECEIVED[t] ~ SENT[t - D]); S is a
@@ -213,6 +216,65 @@ def dtmf_decode(path):
 
 
 # --------------------------------------------------------------------------
+# tone-bursts, levels: the hold and call-waiting tones (425 Hz), and what else is heard
+
+TONE_WINDOW_MS = 40        # 25 Hz FFT bins: a pure tone's energy stays within a few of them
+TONE_HOP_MS = 20
+TONE_BAND_HZ = 40          # the tone's band: frequency +- this
+TONE_SHARE = 0.9           # of a frame's energy within the band: a pure tone, not speech
+TONE_MIN_DBFS = -45.0
+
+
+def tone_frames(path, frequency_hz=425.0, share=TONE_SHARE):
+    """Per 20 ms hop: (start_ms, is_tone) where a 40 ms window holds a pure tone at frequency_hz
+    (at least `share` of its energy; lower it for a tone mixed over speech)."""
+    x = read_audio(path, RATE).astype(np.float64)
+    size, hop = RATE * TONE_WINDOW_MS // 1000, RATE * TONE_HOP_MS // 1000
+    window = np.hanning(size)
+    freqs = np.fft.rfftfreq(size, 1.0 / RATE)
+    band = np.abs(freqs - frequency_hz) <= TONE_BAND_HZ
+    frames = []
+    for start in range(0, max(0, len(x) - size) + 1, hop):
+        chunk = x[start:start + size]
+        power = np.abs(np.fft.rfft(chunk * window)) ** 2
+        total = power.sum()
+        rms = float(np.sqrt(np.mean(chunk ** 2)))
+        loud = rms > 10 ** (TONE_MIN_DBFS / 20)
+        frames.append((start * 1000 // RATE, bool(loud and total > 0 and power[band].sum() / total >= share)))
+    return frames
+
+
+def tone_bursts(path, frequency_hz=425.0, min_ms=60, share=TONE_SHARE, bridge_ms=0):
+    """[[start_ms, end_ms], ...]: runs of tone frames at least min_ms long; runs at most bridge_ms
+    apart are one burst (a tone over speech can lose a frame or two to a loud syllable)."""
+    runs, start, last = [], None, None
+    for at, is_tone in tone_frames(path, frequency_hz, share) + [(None, False)]:
+        if is_tone and start is None:
+            start = at
+        if is_tone:
+            last = at + TONE_WINDOW_MS
+        elif start is not None:
+            runs.append([start, last])
+            start = None
+    merged = []
+    for run in runs:
+        if merged and run[0] - merged[-1][1] <= bridge_ms:
+            merged[-1][1] = run[1]
+        else:
+            merged.append(run)
+    return [b for b in merged if b[1] - b[0] >= min_ms]
+
+
+def levels(path, frame_ms=20):
+    """The RMS level of each frame_ms frame, in dBFS (-120 for digital silence), as a numpy array."""
+    x = read_audio(path, RATE).astype(np.float64)
+    size = RATE * frame_ms // 1000
+    count = len(x) // size
+    rms = np.sqrt(np.mean(x[:count * size].reshape(count, size) ** 2, axis=1))
+    return 20 * np.log10(np.maximum(rms, 1e-6))
+
+
+# --------------------------------------------------------------------------
 # score
 
 def _frames(x, hop=HOP):
@@ -340,6 +402,9 @@ def main(argv=None):
     p.add_argument("--off-ms", type=int, default=60)
     p = commands.add_parser("dtmf-decode", help="DTMF digits in an audio file (multimon-ng)")
     p.add_argument("file")
+    p = commands.add_parser("tone-bursts", help="where FILE holds a pure tone (JSON [[start_ms, end_ms], ...])")
+    p.add_argument("file")
+    p.add_argument("--frequency", type=float, default=425.0)
     p = commands.add_parser("score", help="quality score and delay of RECEIVED against SENT (JSON)")
     p.add_argument("sent")
     p.add_argument("received")
@@ -351,6 +416,8 @@ def main(argv=None):
             tones(args.out, args.digits, args.on_ms, args.off_ms)
         elif args.command == "dtmf-decode":
             print(dtmf_decode(args.file))
+        elif args.command == "tone-bursts":
+            print(json.dumps(tone_bursts(args.file, args.frequency)))
         else:
             print(json.dumps(score(args.sent, args.received)))
     except VoiceToolError as error:

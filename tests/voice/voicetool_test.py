@@ -289,6 +289,32 @@ def main():
         code, out, _ = cli("dtmf-decode", sent)
         checks.check(code == 0 and out.strip() == "", "speech alone decodes to no digits: %r" % out.strip())
 
+        print("tone-bursts", flush=True)
+        # 425 Hz bursts of known place and length (the hold tone's 100 ms, the waiting tone's 200 ms),
+        # one of them over speech at -6 dB under the tone; and a 1 kHz burst that is not 425 Hz.
+        speech_samples, _ = voicetool.read_wav(sent)
+        t = np.arange(6 * 48000) / 48000.0
+        mix = np.zeros(6 * 48000)
+        for start, length in ((0.5, 0.1), (2.0, 0.2), (2.4, 0.2)):
+            a, b = int(start * 48000), int((start + length) * 48000)
+            mix[a:b] = 0.15 * np.sin(2 * np.pi * 425 * t[a:b])
+        a, b = int(4.0 * 48000), int(4.2 * 48000)
+        mix[a:b] = 0.15 * np.sin(2 * np.pi * 1000 * t[a:b])
+        voicetool.write_wav(path("tones425.wav"), mix)
+        code, out, err = cli("tone-bursts", path("tones425.wav"))
+        checks.check(code == 0 and json.loads(out) == [[500, 600], [2000, 2200], [2400, 2600]],
+                     "tone-bursts finds the three 425 Hz bursts to the 20 ms and not the 1 kHz one: %r %s" % (
+                         out.strip(), err.strip()))
+        checks.check(voicetool.tone_bursts(sent) == [], "speech alone has no 425 Hz bursts")
+        over = mix[:len(speech_samples)] + 0.5 * np.asarray(speech_samples)[:len(mix)] * 0.3
+        voicetool.write_wav(path("over-speech.wav"), over)
+        found = voicetool.tone_bursts(path("over-speech.wav"), share=0.6)
+        checks.check(len([x for x in found if x[0] in range(1900, 2500)]) == 2,
+                     "over quieter speech the waiting tone's two beeps are found with share=0.6: %r" % found)
+        levels = voicetool.levels(path("tones425.wav"))
+        checks.check(len(levels) == 300 and levels[26] > -30 and levels[60] < -100,
+                     "levels: 20 ms frames, the tone loud, the gap digital silence")
+
         print("failures are clear and non-zero", flush=True)
         silent = path("silent.wav")
         voicetool.write_wav(silent, np.zeros(6 * 48000))

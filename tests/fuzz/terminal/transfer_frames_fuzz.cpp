@@ -1,5 +1,6 @@
 // The frames a peer sends once a call is up, after they open: TransferCore
-// parses file headers, results, echo payloads and stream bytes from them. The
+// parses file headers, results, echo payloads, stream bytes, and (a phone
+// call) media and hold frames from them. The
 // input is cut into plaintexts (a 2-byte length each, at most max_stream_chunk
 // + 1), sealed with the call's keys as the peer would, and fed to a callee
 // that receives files (in memory) and to a caller sending one: neither may
@@ -7,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <array>
 
 #include "../../unit/terminal/call_test_support.hpp"
 #include "terminal/transfer_core.hpp"
@@ -51,6 +53,11 @@ void run(TransferConfig config, Direction peer, const uint8_t* data, size_t size
     } else {
       core.data(sealed, ++now);
     }
+    if (config.voice) {  // a 20 ms frame after each packet: hold state, tones and playout run
+      std::array<int16_t, media::frame_samples> playout{};
+      now += media::frame_ns;
+      core.voice_frame(nullptr, playout, now);
+    }
     check_sent(core);
   }
 }
@@ -62,5 +69,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   run(TransferConfig{false, true, TransferMode::answer, 20, "inbox", 0}, Direction::caller_to_callee, data, size);
   run(TransferConfig{true, true, TransferMode::send_file, 20, {}, 0}, Direction::callee_to_caller, data, size);
   run(TransferConfig{true, false, TransferMode::echo_test, 3, {}, 0}, Direction::callee_to_caller, data, size);
+  TransferConfig voice{false, false, TransferMode::answer, 20, {}, 0};
+  voice.voice = VoiceSetup{};
+  voice.voice->input_ends = false;
+  run(voice, Direction::caller_to_callee, data, size);
   return 0;
 }

@@ -623,6 +623,29 @@ TEST_CASE("a call the caller cancels after the callee answered is a clean end fo
   CHECK(over[0].exit_code == 0);
 }
 
+TEST_CASE("a phone call's hold goes out as a sealed datagram once connected, and not after the call ended") {
+  CallCoreConfig config = caller_config(TransferMode::voice, false);
+  config.transfer.voice = VoiceSetup{};
+  Caller caller(config);
+  caller.placed();
+  caller.take();
+  caller.core.call_event(caller.node.accepted("c-1", encoded("caLE")), caller.now);
+  caller.core.ice_connected(host_pair(), caller.now);
+  caller.take();
+  caller.core.voice_hold(true);
+  auto actions = caller.take();
+  CHECK(all_of_type<transfer::SendDatagram>(actions).size() == 1);  // the hold frame
+  CHECK(printed(actions).find("on hold") != std::string::npos);
+  CHECK(caller.core.transfer().held());
+  caller.core.voice_hold(true);  // already held: nothing more
+  CHECK(caller.take().empty());
+  caller.core.waiting_tone(true);
+  caller.core.call_event(caller.node.ended("c-1", 200, "hung up"), caller.now);
+  caller.take();
+  caller.core.voice_hold(false);
+  CHECK(all_of_type<transfer::SendDatagram>(caller.take()).empty());
+}
+
 TEST_CASE("every state has a name") {
   for (auto state : {CallState::idle, CallState::preparing, CallState::ringing, CallState::accepted,
                      CallState::connected, CallState::transfer, CallState::ended})

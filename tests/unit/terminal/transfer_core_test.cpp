@@ -524,4 +524,188 @@ TEST_CASE("a listener without audio says once that the caller is talking, and an
   CHECK(all_of_type<transfer::SendDatagram>(pair.callee.seen).empty());
 }
 
+namespace {
+
+std::array<int16_t, media::frame_samples> next_tone(audio::ToneGenerator& generator) {
+  std::array<int16_t, media::frame_samples> frame{};
+  generator.next_frame(frame);
+  return frame;
+}
+
+}  // namespace
+
+TEST_CASE("hold: the holder sends no voice, the held side plays the hold tone made locally, resume brings the voice back") {
+  TransferConfig caller = voice_caller("", 2400 * ms);
+  caller.voice->hold_at_ns = 400 * ms;
+  caller.voice->resume_at_ns = 1400 * ms;
+  Pair pair(caller, voice_callee());
+  pair.start();
+  std::array<int16_t, media::frame_samples> heard{}, ignored{};
+  audio::ToneGenerator expected_tone(audio::Tone::hold);
+  uint64_t received_at_hold = 0, sent_by_callee_at_hold = 0;
+  bool tone_exact = true;
+  double loud_before = 0, loud_after = 0;
+  for (uint64_t frame = 1; frame <= 120 && !pair.caller.core.done(); ++frame) {
+    pair.now += media::frame_ns;
+    auto tone = tone_frame(frame);
+    pair.caller.core.voice_frame(tone.data(), ignored, pair.now);
+    pair.settle();
+    pair.callee.core.voice_frame(nullptr, heard, pair.now);
+    pair.settle();
+    const media::VoiceStats* callee_stats = pair.callee.core.voice_stats();
+    if (frame == 19) {
+      CHECK_FALSE(pair.caller.core.held());
+      loud_before = energy(heard);
+    }
+    if (frame == 20) {  // 400 ms: held
+      CHECK(pair.caller.core.held());
+      CHECK(pair.callee.core.peer_held());
+      received_at_hold = callee_stats->packets_received;
+      sent_by_callee_at_hold = callee_stats->packets_sent;
+    }
+    // While held the callee hears exactly the hold tone (100 ms on, then silence), nothing of the caller.
+    if (frame >= 20 && frame <= 69 && heard != next_tone(expected_tone)) tone_exact = false;
+    if (frame == 69) {
+      CHECK(callee_stats->packets_received == received_at_hold);  // no RTP from the holder
+      CHECK(callee_stats->packets_sent == sent_by_callee_at_hold);  // nor to it
+      CHECK(pair.callee.core.peer_held());
+    }
+    if (frame == 70) {  // 1400 ms: resumed
+      CHECK_FALSE(pair.caller.core.held());
+      CHECK_FALSE(pair.callee.core.peer_held());
+    }
+    if (frame >= 80 && frame < 90) loud_after = std::max(loud_after, energy(heard));
+  }
+  CHECK(tone_exact);
+  CHECK(loud_before > 1e6);
+  CHECK(loud_after > 1e6);
+  const HoldStats& mine = pair.caller.core.hold_stats();
+  REQUIRE(mine.periods.size() == 1);
+  CHECK(mine.periods[0].by_me);
+  CHECK(mine.periods[0].start_ms == 400);
+  CHECK(mine.periods[0].end_ms == 1400);
+  CHECK(mine.frames_withheld == 50);
+  // One at the hold, one every 500 ms while held (at 480 and 980 ms into it), three at the resume.
+  CHECK(mine.hold_signals_sent == 1 + 2 + 3);
+  const HoldStats& theirs = pair.callee.core.hold_stats();
+  REQUIRE(theirs.periods.size() == 1);
+  CHECK_FALSE(theirs.periods[0].by_me);
+  CHECK(theirs.periods[0].end_ms - theirs.periods[0].start_ms == 1000);
+  CHECK(theirs.hold_tone_frames == 50);
+  CHECK(theirs.frames_withheld == 50);
+  CHECK(theirs.hold_signals_received == mine.hold_signals_sent);
+  std::string said = printed(pair.callee.seen);
+  CHECK(said.find("the other side put the call on hold") != std::string::npos);
+  CHECK(said.find("the other side resumed the call") != std::string::npos);
+}
+
+TEST_CASE("a lost hold signal is made up by its repeat within 500 ms, and the h key holds and resumes") {
+  Pair pair(voice_caller(""), voice_callee());
+  pair.start();
+  std::array<int16_t, media::frame_samples> out{};
+  pair.deliver = false;  // the first hold frame is lost
+  pair.caller.core.voice_key('h');
+  pair.settle();
+  pair.deliver = true;
+  CHECK(pair.caller.core.held());
+  CHECK_FALSE(pair.callee.core.peer_held());
+  unsigned frames = 0;
+  while (!pair.callee.core.peer_held() && frames < 100) {
+    ++frames;
+    pair.now += media::frame_ns;
+    pair.caller.core.voice_frame(nullptr, out, pair.now);
+    pair.settle();
+  }
+  CHECK(frames == TransferCore::hold_repeat_frames);
+  pair.caller.core.voice_key('H');
+  pair.settle();
+  CHECK_FALSE(pair.caller.core.held());
+  CHECK_FALSE(pair.callee.core.peer_held());
+  CHECK(printed(pair.caller.seen).find("on hold: nothing is sent either way") != std::string::npos);
+}
+
+TEST_CASE("a held end whose peer's resume frames were all lost resumes on its voice once the hold frames stop") {
+  Pair pair(voice_caller(""), voice_callee());
+  pair.start();
+  std::array<int16_t, media::frame_samples> out{};
+  auto frame = [&](uint64_t index) {
+    pair.now += media::frame_ns;
+    auto tone = tone_frame(index);
+    pair.caller.core.voice_frame(tone.data(), out, pair.now);
+    pair.callee.core.voice_frame(nullptr, out, pair.now);
+    pair.settle();
+  };
+  pair.caller.core.set_hold(true);
+  pair.settle();
+  for (uint64_t i = 0; i < 30; ++i) frame(i);  // a hold repeat at 500 ms
+  REQUIRE(pair.callee.core.peer_held());
+  pair.deliver = false;
+  pair.caller.core.set_hold(false);  // all three resume frames lost
+  pair.settle();
+  for (uint64_t i = 30; i < 33; ++i) frame(i);
+  pair.deliver = true;
+  uint64_t frames = 0;
+  while (pair.callee.core.peer_held() && frames < 200) frame(33 + frames++);
+  // The last hold frame came 500 ms into the hold; voice resumes the call 1.25 s after it, at 1.76 s:
+  // the 88th frame, the 55th of those after the lost resume.
+  CHECK(frames == 55);
+  CHECK_FALSE(pair.callee.core.peer_held());
+}
+
+TEST_CASE("the call-waiting tone is mixed into what a call plays out while it is on") {
+  Pair pair(voice_caller(""), voice_callee());
+  pair.start();
+  audio::ToneGenerator expected(audio::Tone::call_waiting);
+  std::array<int16_t, media::frame_samples> heard{};
+  pair.callee.core.set_waiting_tone(true);
+  bool exact = true;
+  for (int frame = 0; frame < 30; ++frame) {  // the caller says nothing: the playout is the tone alone
+    pair.now += media::frame_ns;
+    pair.callee.core.voice_frame(nullptr, heard, pair.now);
+    if (heard != next_tone(expected)) exact = false;
+  }
+  CHECK(exact);
+  pair.callee.core.set_waiting_tone(false);
+  pair.now += media::frame_ns;
+  pair.callee.core.voice_frame(nullptr, heard, pair.now);
+  CHECK(energy(heard) == 0);
+  CHECK(pair.callee.core.hold_stats().waiting_tone_frames == 30);
+}
+
+TEST_CASE("a hold frame of the wrong size is ignored; a well-formed one from the same sealer is not") {
+  Pair pair(voice_caller(""), voice_callee());
+  pair.start();
+  CallKeyMaterial material;
+  auto secret = testing::test_secret();
+  std::copy(secret.begin(), secret.end(), material.secret.begin());
+  material.call_id = "call-1";
+  // As the caller seals (far ahead of its own sequence numbers, so the replay window takes it).
+  auto sealer = PacketSealer::starting_at_for_testing(material, Direction::caller_to_callee, 1'000'000);
+  auto hold_frame = [](std::initializer_list<uint8_t> payload) {
+    Bytes plain{std::byte{static_cast<uint8_t>(DataFrameType::hold)}};
+    for (uint8_t b : payload) plain.push_back(std::byte{b});
+    return plain;
+  };
+  pair.callee.core.data(sealer.seal(hold_frame({1, 1})), pair.now);
+  CHECK_FALSE(pair.callee.core.peer_held());
+  pair.callee.core.data(sealer.seal(hold_frame({})), pair.now);
+  CHECK_FALSE(pair.callee.core.peer_held());
+  pair.callee.core.data(sealer.seal(hold_frame({1})), pair.now);
+  CHECK(pair.callee.core.peer_held());
+  CHECK(pair.callee.core.hold_stats().hold_signals_received == 1);
+}
+
+TEST_CASE("hold statistics as the report's JSON") {
+  HoldStats stats;
+  stats.frames_withheld = 50;
+  stats.hold_tone_frames = 3;
+  stats.hold_signals_sent = 5;
+  stats.periods.push_back(HoldPeriod{true, 420, 1420});
+  stats.periods.push_back(HoldPeriod{false, 2000, 2100});
+  CHECK(hold_stats_json(stats) ==
+        "{\"frames_withheld\": 50, \"hold_tone_frames\": 3, \"waiting_tone_frames\": 0, \"hold_signals_sent\": 5, "
+        "\"hold_signals_received\": 0, \"periods\": [{\"by\": \"me\", \"start_ms\": 420, \"end_ms\": 1420}, "
+        "{\"by\": \"peer\", \"start_ms\": 2000, \"end_ms\": 2100}]}");
+}
+
 }  // namespace tsunagu::terminal
