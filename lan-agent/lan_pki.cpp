@@ -64,6 +64,30 @@ Expected<LanPkiFiles, std::string> ensure_lan_pki(const std::string& data_direct
   return files;
 }
 
+Expected<WebCertificateFiles, std::string> ensure_web_certificate(const std::string& data_directory,
+                                                                  const std::string& agent_name,
+                                                                  const std::string& ip_address) {
+  auto pki = ensure_lan_pki(data_directory, agent_name);
+  if (!pki) return Unexpected(pki.error());
+  std::string stem = "web-" + ip_address;
+  for (char& c : stem)
+    if (c == ':') c = '_';  // IPv6 literals in a file name
+  fs::path dir = fs::path(pki->ca_certificate).parent_path();
+  WebCertificateFiles files{(dir / (stem + ".crt")).string(), (dir / (stem + ".key")).string()};
+  if (fs::exists(files.certificate) && fs::exists(files.key)) return files;
+  auto ca = load_ca(*pki);
+  if (!ca) return Unexpected(ca.error());
+  security::CertificateRequest request;
+  request.common_name = ip_address;
+  request.ip_addresses = {ip_address};
+  request.usage = security::CertificateRequest::Usage::server;
+  request.valid_days = kLeafValidDays;
+  auto issued = security::issue_certificate(*ca, request);
+  if (!issued) return Unexpected("cannot issue the status page's certificate: " + issued.error().detail);
+  if (auto written = write_pair(files.certificate, files.key, *issued); !written) return Unexpected(written.error());
+  return files;
+}
+
 Expected<std::string, std::string> issue_terminal_bundle(const std::string& data_directory,
                                                          const std::string& agent_name, const std::string& extension,
                                                          const std::string& out_directory, TerminalIssue how) {

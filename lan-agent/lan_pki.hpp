@@ -21,6 +21,15 @@ LanPkiFiles lan_pki_files(const std::string& data_directory);
 // Creates the CA and the agent's own certificate when missing; returns where
 // they are.
 Expected<LanPkiFiles, std::string> ensure_lan_pki(const std::string& data_directory, const std::string& agent_name);
+// The status page's server certificate, issued by the LAN CA for the IP
+// address the page listens on (subjectAltName IP), created when missing;
+// one pair per address, so changing web.listen issues a new one.
+struct WebCertificateFiles {
+  std::string certificate, key;
+};
+Expected<WebCertificateFiles, std::string> ensure_web_certificate(const std::string& data_directory,
+                                                                  const std::string& agent_name,
+                                                                  const std::string& ip_address);
 struct TerminalIssue {
   int valid_days = kTerminalCertificateDays;
   bool renew = false;  // out_directory must hold that extension's certificate already

@@ -20,6 +20,8 @@
 #include "lan-agent/lease_file_reader.hpp"
 #include "lan-agent/table_view.hpp"
 #include "proto/signalling.hpp"
+#include "security/tls_session.hpp"
+#include "web/http_server.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::lanagent;
@@ -70,6 +72,40 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
     uv_loop_close(&loop);
     return exit_failure;
   }
+  // The status page's HTTPS server ([web] in agent.toml), with a certificate
+  // from the LAN CA for the address it listens on.
+  std::unique_ptr<web::HttpServer> web_server;
+  auto web_started = (*daemon)->start_web(
+      [&](const std::string& listen, AgentDaemon::WebHandler handler) -> Expected<void, std::string> {
+        auto address = proto::SocketAddress::parse(listen);
+        if (!address) return Unexpected(std::string("not an address:port"));
+        std::string ip = listen.substr(0, listen.rfind(':'));
+        if (ip.size() >= 2 && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
+        auto files = ensure_web_certificate(config.data_directory, config.name, ip);
+        if (!files) return Unexpected(files.error());
+        auto tls = security::TlsContext::server({files->certificate, files->key, std::nullopt});
+        if (!tls) return Unexpected("TLS: " + tls.error().detail);
+        web::HttpServerLimits limits;
+        limits.max_connections = 64;  // a few admins and one Prometheus
+        limits.parser.max_body_bytes = 4096;  // the log-in form is the only body
+        web::HttpHandlers handlers;
+        handlers.on_request = [handler = std::move(handler)](web::HttpRequest request, web::Responder respond) {
+          respond(handler(request));
+        };
+        auto server = web::HttpServer::listen(&loop, *address, *tls, limits, std::move(handlers));
+        if (!server) return Unexpected(server.error());
+        web_server = std::move(*server);
+        return {};
+      });
+  if (!web_started) {
+    log::error() << web_started.error();
+    (*daemon)->shutdown([] {});
+    uv_run(&loop, UV_RUN_DEFAULT);
+    daemon->reset();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return exit_failure;
+  }
   log::info() << "agent " << (config.name.empty() ? "(unnamed)" : config.name) << " serving hooks on "
               << config.hook.socket << ", table in " << config.data_directory;
   sd_notify(0, "READY=1");
@@ -77,8 +113,10 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
   struct Signals {
     uv_signal_t term{}, interrupt{}, hangup{};
     AgentDaemon* agent = nullptr;
+    web::HttpServer* web = nullptr;
   } signals;
   signals.agent = daemon->get();
+  signals.web = web_server.get();
   auto close_signals = [](Signals* s) {
     for (auto* h : {&s->term, &s->interrupt, &s->hangup})
       if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(h))) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
@@ -95,6 +133,7 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
       }
       log::info() << "signal " << received << ": committing pending events and stopping";
       sd_notify(0, "STOPPING=1");
+      if (s->web != nullptr) s->web->close();  // before the daemon it asks
       s->agent->shutdown([] {});
       for (auto* hh : {&s->term, &s->interrupt, &s->hangup})
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(hh))) uv_close(reinterpret_cast<uv_handle_t*>(hh), nullptr);
@@ -102,6 +141,7 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
   }
   uv_run(&loop, UV_RUN_DEFAULT);
   close_signals(&signals);
+  web_server.reset();
   daemon->reset();
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
