@@ -33,7 +33,7 @@ run_suites() {  # dir, suites...
 
 echo "== build (debugoptimized)"
 if configure build && ninja -C build; then
-  run_suites build unit integration lab
+  run_suites build unit integration lab browser
 else
   echo "build failed" >&2; status=1
 fi
