@@ -118,20 +118,14 @@ def fake_microphone(directory):
 # --------------------------------------------------------------------------
 # The node with its web listener
 
-def free_tcp_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class WebNode:
     """A deployment whose node listens for HTTPS on 127.0.0.1 (docs/web.md: [web] listen)."""
 
     def __init__(self, **settings):
         self.deployment = Deployment(node__open_registration=True, **settings)
-        self.port = free_tcp_port()
-        self.deployment.set("web", "listen", '"127.0.0.1:%d"' % self.port)
-        self.url = "https://127.0.0.1:%d" % self.port
+        self.deployment.set("web", "listen", '"127.0.0.1:0"')  # the kernel picks; the ready file says which
+        self.port = None
+        self.url = None
 
     def add_user(self, user, admin=False):
         d = self.deployment
@@ -147,9 +141,10 @@ class WebNode:
     def start(self):
         self.deployment.start_node()
         web = self.ready_web_address()
-        if web:  # the node says where it listens (the ready file's "web"): use that
-            self.port = int(web.rsplit(":", 1)[1])
-            self.url = "https://127.0.0.1:%d" % self.port
+        if not web:
+            raise TestFailure("the node's ready file names no web listener (\"web\"): is [web] listen wired?")
+        self.port = int(web.rsplit(":", 1)[1])
+        self.url = "https://127.0.0.1:%d" % self.port
         self.wait_web_ready()
         return self
 
