@@ -1,12 +1,13 @@
 // The operator's page: users (search, add, reset password, verify, remove), LAN agents,
 // calls and voicemail usage. Needs an account with the admin role.
-import { api, el, requireSession, say, sayError, start } from './app.js';
+import { api, el, formatTime, requireSession, say, sayError, start } from './app.js';
 
 let userCursor = null;
 let userQuery = '';
 let resetFor = null;
 
-function describe(value) {
+function describe(value, name = '') {
+  if (typeof value === 'number' && (name.endsWith('_at') || name === 'time' || name === 'last_seen')) return formatTime(value);
   if (value === true) return 'yes';
   if (value === false) return 'no';
   if (value === null || value === undefined) return '';
@@ -33,7 +34,7 @@ function showTable(containerId, answer, caption) {
       el('caption', { class: 'muted' }, caption),
       el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', { scope: 'col' }, c.replace(/_/g, ' '))))),
       el('tbody', {}, ...rows.map((row) => el('tr', {},
-        ...columns.map((c) => el('td', {}, describe(row && typeof row === 'object' ? row[c] : row))))))));
+        ...columns.map((c) => el('td', {}, describe(row && typeof row === 'object' ? row[c] : row, c))))))));
   } else if (rows) {
     parts.push(el('p', { class: 'muted' }, 'None.'));
   }
@@ -41,7 +42,7 @@ function showTable(containerId, answer, caption) {
   if (scalars.length) {
     parts.push(el('table', {},
       el('caption', { class: 'muted' }, caption + ': totals'),
-      el('tbody', {}, ...scalars.map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k.replace(/_/g, ' ')), el('td', {}, describe(v)))))));
+      el('tbody', {}, ...scalars.map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k.replace(/_/g, ' ')), el('td', {}, describe(v, k)))))));
   }
   container.replaceChildren(...parts);
 }
@@ -50,7 +51,7 @@ function userRow(user) {
   const id = user.id;
   const details = Object.entries(user)
     .filter(([k]) => k !== 'id' && k !== 'display_name')
-    .map(([k, v]) => k.replace(/_/g, ' ') + ': ' + describe(v)).join('; ');
+    .map(([k, v]) => k.replace(/_/g, ' ') + ': ' + describe(v, k)).join('; ');
   const reset = el('button', { type: 'button', class: 'secondary', 'aria-label': 'Reset password of ' + id }, 'Reset password');
   const verified = user.verified === true;
   const verifyText = verified ? 'Unverify' : 'Verify';
