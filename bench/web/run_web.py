@@ -33,9 +33,16 @@ import subprocess
 import sys
 import time
 
+import __main__
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import run as bench  # noqa: E402  (bench/run.py's helpers: start, pin, cpu_seconds, ...)
+# bench/run.py's helpers (start, pin, cpu_seconds, ...) from the running copy of
+# it, so that its stop_all() also stops what this file started.
+if hasattr(__main__, "stop_all") and hasattr(__main__, "make_deployment"):
+    bench = __main__
+else:
+    import run as bench  # noqa: E402
 
 LOOKUP_PATH = "/api/lookup?id=bench-callee"
 NGINX_BODY = '{"id":"bench-callee","state":"offline","voicemail":true}'
@@ -126,7 +133,7 @@ def process_tree_cpu(pid):
 
 def run_wrk(ctx, port, cookie, server_pid):
     args = ctx["args"]
-    argv = bench.pin(ctx["load_cpu"]) + ["wrk", "-t1", f"-c{args.web_connections}", f"-d{args.web_duration}s",
+    argv = bench.pin(ctx["load_cpu"]) + ["wrk", "-t1", f"-c{args.web_connections}", f"-d{max(1, round(args.web_duration))}s",
                                          "--latency", f"https://{bench.HOST}:{port}{LOOKUP_PATH}"]
     if cookie:
         argv[-1:-1] = ["-H", f"Cookie: {cookie}"]
