@@ -549,6 +549,7 @@ class Node:
         host, port = ready["stun"].rsplit(":", 1)
         self.stun = (host, int(port))
         self.agent_address = ready.get("agent")  # host:port for LAN agents, when listening for them
+        self.web = ready.get("web")  # host:port of the HTTPS listener, when it is on
         self.ca = deployment.ca
         if ready.get("pid") != proc.pid:
             raise TestFailure("ready file pid %r is not the node's pid %d" % (ready.get("pid"), proc.pid))
