@@ -14,25 +14,12 @@ namespace {
 
 using nlohmann::json;
 
-// Header lookups over the entries themselves (names arrive lower-cased;
-// compared case-insensitively all the same).
-bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
-}
-
 const std::string* header(const web::HttpRequest& request, std::string_view name) {
-  for (const auto& [key, value] : request.headers.entries)
-    if (same_name(key, name)) return &value;
-  return nullptr;
+  return request.headers.find(name);
 }
 
 const std::string* query(const web::HttpRequest& request, std::string_view name) {
-  for (const auto& [key, value] : request.query)
-    if (key == name) return &value;
-  return nullptr;
+  return request.query_value(name);
 }
 
 std::string_view trim(std::string_view s) {
@@ -41,26 +28,15 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::optional<std::string_view> cookie(const web::HttpRequest& request, std::string_view name) {
-  for (const auto& [key, value] : request.headers.entries) {
-    if (!same_name(key, "cookie")) continue;
-    std::string_view rest = value;
-    while (!rest.empty()) {
-      size_t end = rest.find(';');
-      std::string_view pair = trim(rest.substr(0, end));
-      rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
-      size_t eq = pair.find('=');
-      if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
-    }
-  }
-  return std::nullopt;
+std::optional<std::string> cookie(const web::HttpRequest& request, std::string_view name) {
+  return web::find_cookie(request.headers, name);
 }
 
 std::optional<std::string_view> bearer(const web::HttpRequest& request) {
   const std::string* authorization = header(request, "authorization");
   if (authorization == nullptr) return std::nullopt;
   std::string_view value = trim(*authorization);
-  if (value.size() < 7 || !same_name(value.substr(0, 7), "bearer ")) return std::nullopt;
+  if (value.size() < 7 || !web::equals_ignoring_case(value.substr(0, 7), "bearer ")) return std::nullopt;
   return trim(value.substr(7));
 }
 

@@ -6,7 +6,6 @@
 #include <ctime>
 
 namespace tsunagu::web {
-namespace {
 
 bool equals_ignoring_case(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -18,6 +17,8 @@ bool equals_ignoring_case(std::string_view a, std::string_view b) {
   }
   return true;
 }
+
+namespace {
 
 // RFC 9110's IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT".
 std::string http_date() {

@@ -12,6 +12,9 @@
 
 namespace tsunagu::web {
 
+// ASCII letters compared without case (header names, tokens).
+bool equals_ignoring_case(std::string_view a, std::string_view b);
+
 // Header names are stored lower-cased; values as received (surrounding
 // whitespace trimmed). A repeated header keeps every occurrence.
 struct Headers {

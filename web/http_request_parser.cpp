@@ -10,17 +10,6 @@ namespace tsunagu::web {
 
 namespace {
 
-bool equals_ignoring_case(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 bool is_token_char(char c) {
   if (c <= 0x20 || c >= 0x7f) return false;
   return std::strchr("()<>@,;:\\\"/[]?={}", c) == nullptr;
