@@ -145,9 +145,9 @@ std::variant<web::WebSocketHandlers, web::HttpResponse> NodeDaemon::web_socket(
     if (auto old = event_sockets_[id].lock()) old->close(1000, "replaced by a newer event socket");
     event_sockets_[id] = channel;
     *mine = channel.get();
-    web_api_->subscribe(id, [weak = std::weak_ptr(channel)](std::string event) {
-      if (auto open = weak.lock()) open->send_text(std::move(event));
-    });
+    // The subscription holds the channel (the server keeps none): it lives
+    // until the socket closes (on_closed unsubscribes) or the session ends.
+    web_api_->subscribe(id, [channel](std::string event) { channel->send_text(std::move(event)); });
   };
   web::WebSocketHandlers handlers;
   handlers.on_message = [](std::string_view) {};  // the page only listens
