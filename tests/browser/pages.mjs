@@ -552,8 +552,8 @@ async function agentStatusPage(browser) {
      + waited + ' ms without a reload: ' + JSON.stringify(rows));
   ok(waited <= 1200, 'it shows within one poll period (1 s) plus the fetch: ' + waited + ' ms');
   const events = await page.locator('#event-rows').textContent();
-  ok(events.includes(settings.ip) && events.includes('ext' + settings.extension),
-     'the recent hook events list it: ' + events.replace(/\s+/g, ' ').trim());
+  ok(events.includes(settings.ip) && events.includes('ext' + settings.extension) && events.includes('socket'),
+     'the recent hook events list it, handed over the hook socket (not the spool): ' + events.replace(/\s+/g, ' ').trim());
   await check(page, 'agent-status-lease');
 
   const api = await page.evaluate(async () => (await fetch('/api/status')).status);
