@@ -573,10 +573,16 @@ async function eventsSocket(browser) {
     opened = true;
     socket.on('framereceived', (frame) => frames.push(String(frame.payload)));
   });
+  // The handshake's status, from the DevTools protocol: a 101 tells "no socket" from "no event".
+  let handshake = null;
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  cdp.on('Network.webSocketHandshakeResponseReceived', (event) => { handshake = event.response.status; });
   await logIn(page, settings.bob, settings.password, '/dial.html');
   const openedBy = Date.now() + 5000;
   while (!opened && Date.now() < openedBy) await page.waitForTimeout(50);
-  ok(opened, 'the logged-in page opens its /api/events WebSocket');
+  while (handshake === null && Date.now() < openedBy) await page.waitForTimeout(50);
+  ok(opened && handshake === 101, 'the logged-in page opens its /api/events WebSocket (handshake ' + handshake + ')');
   ok(await page.locator('#voicemail-waiting').isHidden(), 'nothing is waiting yet: the Voicemail notice is off');
 
   await ask('leave-voicemail');
