@@ -180,12 +180,141 @@ class WebNode:
                "deployment's CA (%r)" % first[:40])
 
 
-def run_pages(scenario, node, extra=None, microphone=None):
-    """Runs one scenario of pages.mjs in Chromium; raises TestFailure when it fails."""
+AGENT = os.path.join(h.BUILD, "lan-agent", "tsunagu-lan-agent")
+HOOK = os.path.join(h.BUILD, "lan-agent", "tsunagu-dhcp-hook")
+AGENT_NAME, AGENT_DOMAIN = "acme", "acme"
+
+
+class LanAgent:
+    """A LAN agent enrolled at the node (docs/lan-agent.md), run with no DHCP server:
+    lease events come from running tsunagu-dhcp-hook the way dnsmasq does."""
+
+    def __init__(self, node, web=False):
+        for program in (AGENT, HOOK):
+            if not os.access(program, os.X_OK):
+                raise TestFailure("%s is not built" % program)
+        d = node.deployment
+        self.dir = d.path("agent-" + AGENT_NAME)
+        result = d.admin(["agent", "-d", d.dir, "enroll", AGENT_NAME, "--domain", AGENT_DOMAIN, "--out", self.dir,
+                          "--node", "127.0.0.1:1", "--server-name", "127.0.0.1"])
+        expect(result.code == 0, "agent %s enrolled for domain %s (%r)" % (AGENT_NAME, AGENT_DOMAIN, result))
+        self.node = node
+        self.config = os.path.join(self.dir, "agent.toml")
+        self.log_path = os.path.join(self.dir, "agent.log")
+        self.proc = None
+        self.web_port = h.free_udp_port() if web else None
+        self.token = "browser-agent-token-%s" % os.urandom(8).hex() if web else None
+
+    def write_config(self):
+        """agent.toml pointing at the running node (its agent port is known once it runs)."""
+        address = self.node.deployment.node.agent_address
+        if not address:
+            raise TestFailure("the node's ready file names no agent listener (\"agent\")")
+        text = """[node]
+address = "%s"
+server_name = "127.0.0.1"
+ca_certificate = "ca.crt"
+certificate = "agent.crt"
+private_key = "agent.key"
+heartbeat_interval = 2
+request_timeout = 5
+reconnect_min_ms = 100
+reconnect_max_ms = 1000
+
+[agent]
+name = "%s"
+domains = ["%s"]
+data_directory = "%s/data"
+log_level = "debug"
+
+[table]
+hostname_rule = "ext{ext}"
+
+[policy]
+show_lease_addresses = true
+
+[hook]
+socket = "%s/hook.sock"
+spool_directory = "%s/spool"
+""" % (address, AGENT_NAME, AGENT_DOMAIN, self.dir, self.dir, self.dir)
+        if self.web_port:
+            token_file = os.path.join(self.dir, "web.token")
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.token + "\n")
+            text += '\n[web]\nlisten = "127.0.0.1:%d"\ntoken_file = "%s"\n' % (self.web_port, token_file)
+        with open(self.config, "w") as f:
+            f.write(text)
+
+    def start(self):
+        self.write_config()
+        with open(self.log_path, "a") as out:
+            self.proc = h.spawn([AGENT, "run", "-c", self.config], stdout=out, stderr=subprocess.STDOUT)
+        log("  agent %s started (pid %d)" % (AGENT_NAME, self.proc.pid))
+
+        def linked():
+            if self.proc.poll() is not None:
+                raise TestFailure("the agent exited with %d:\n%s" % (self.proc.returncode, self.log_text()[-3000:]))
+            return "linked to the node" in self.log_text()
+        wait_until(linked, 10 * h.SLOW, 0.05, "the agent to link to the node")
+        log("  ok: the agent's log says it linked to the node")
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def wait_web_ready(self):
+        """Waits for the status page's HTTPS listener and checks its certificate against the
+        agent's LAN CA (data_directory/lan/ca.crt): the browser ignores certificate errors."""
+        lan_ca = os.path.join(self.dir, "data", "lan", "ca.crt")
+        wait_until(lambda: os.path.exists(lan_ca), 10 * h.SLOW, 0.05, "the agent's LAN CA " + lan_ca)
+        context = ssl.create_default_context(cafile=lan_ca)
+
+        def answering():
+            if self.proc.poll() is not None:
+                raise TestFailure("the agent exited:\n%s" % self.log_text()[-3000:])
+            try:
+                with socket.create_connection(("127.0.0.1", self.web_port), timeout=2) as raw:
+                    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                        tls.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                        return tls.recv(64)
+            except ssl.SSLCertVerificationError as error:
+                raise TestFailure("the agent's status page certificate does not verify against its LAN CA: %s" % error)
+            except OSError:
+                return None
+        first = wait_until(answering, h.READY_TIMEOUT, 0.1, "the agent's status page on 127.0.0.1:%d" % self.web_port)
+        expect(first.startswith(b"HTTP/1.1 401"), "the agent serves HTTPS with a certificate from its LAN CA, and "
+               "/api/status without the token is 401 (%r)" % first[:40])
+        return "https://127.0.0.1:%d" % self.web_port
+
+
+def run_pages(scenario, node, extra=None, microphone=None, requests=None):
+    """Runs one scenario of pages.mjs in Chromium; raises TestFailure when it fails.
+
+    requests: {name: function} the scenario may ask for while it runs (say, "start the
+    agent now"): pages.mjs writes REQUESTS/NAME, this runs the function and then writes
+    REQUESTS/NAME.done (or NAME.failed with the reason) for the page to go on."""
     os.makedirs(ARTEFACTS, exist_ok=True)
     settings = {"url": node.url, "password": PASSWORD, "admin": ADMIN, "alice": ALICE, "bob": BOB,
                 "carol": CAROL, "dave": DAVE}
     settings.update(extra or {})
+    mailbox = None
+    if requests:
+        mailbox = node.deployment.path("page-requests")
+        os.makedirs(mailbox, exist_ok=True)
+        settings["requests"] = mailbox
     env = dict(os.environ)
     env.update({
         "TSUNAGU_NODE_MODULES": os.path.join(NPM_DIR, "node_modules"),
@@ -196,11 +325,26 @@ def run_pages(scenario, node, extra=None, microphone=None):
     })
     log("  running pages.mjs %s in Chromium" % scenario)
     proc = h.spawn(["node", os.path.join(HERE, "pages.mjs"), scenario], env=env)
-    try:
-        code = proc.wait(timeout=SCENARIO_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise TestFailure("pages.mjs %s did not finish in %d s" % (scenario, SCENARIO_TIMEOUT))
+    deadline = time.monotonic() + SCENARIO_TIMEOUT
+    pending = dict(requests or {})
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TestFailure("pages.mjs %s did not finish in %d s" % (scenario, SCENARIO_TIMEOUT))
+        for name in [n for n in pending if os.path.exists(os.path.join(mailbox, n))]:
+            log("  the page asks: %s" % name)
+            try:
+                pending.pop(name)()
+                outcome = name + ".done"
+            except TestFailure as error:
+                outcome = name + ".failed"
+                with open(os.path.join(mailbox, outcome + ".tmp"), "w") as f:
+                    f.write(str(error))
+                os.rename(os.path.join(mailbox, outcome + ".tmp"), os.path.join(mailbox, outcome))
+                raise
+            open(os.path.join(mailbox, outcome), "w").close()
+        time.sleep(0.02)
+    code = proc.returncode
     if code == h.SKIP:
         raise Skip("pages.mjs %s: the browser could not run (see above)" % scenario)
     if code != 0:
@@ -324,8 +468,86 @@ def admin_sees_users():
            "the store has alice's row verified, as the operator's page set it (%r)" % result.out)
 
 
+def admin_sees_agent_online():
+    """An enrolled LAN agent shows on the operator page as not linked; once it runs
+    (`tsunagu-lan-agent run`) and links to the node, Refresh shows it linked."""
+    prepared()
+    node = WebNode()
+    node.add_user(ADMIN, admin=True)
+    agent = LanAgent(node)
+    node.start()
+    try:
+        run_pages("admin_sees_agent_online", node, {"agent": AGENT_NAME, "domain": AGENT_DOMAIN},
+                  requests={"start-agent": agent.start})
+        expect(agent.proc is not None and agent.proc.poll() is None, "the agent stayed up throughout")
+    finally:
+        agent.stop()
+
+
+LEASE = {"mac": "02:00:5e:00:41:06", "ip": "10.99.0.57", "extension": "4106"}
+
+
+def agent_status_page():
+    """The agent's HTTPS status page (certificate from its LAN CA) opened with its token
+    shows the node link up; a lease event from tsunagu-dhcp-hook, run as dnsmasq runs
+    it, shows in the allocation table within about a second; a wrong token gets the
+    log-in form."""
+    prepared()
+    node = WebNode()
+    agent = LanAgent(node, web=True)
+    node.start()
+
+    def lease():
+        hostname = "ext" + LEASE["extension"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DNSMASQ_")}
+        env.update({"DNSMASQ_LEASE_EXPIRES": str(int(time.time()) + 3600), "DNSMASQ_INTERFACE": "lan0",
+                    "DNSMASQ_TIME_REMAINING": "3600", "TSUNAGU_AGENT_CONFIG": agent.config})
+        result = subprocess.run([HOOK, "add", LEASE["mac"], LEASE["ip"], hostname], env=env, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=10)
+        expect(result.returncode == 0, "`tsunagu-dhcp-hook add %s %s %s` (as dnsmasq runs it) exits 0; stderr: %r"
+               % (LEASE["mac"], LEASE["ip"], hostname, result.stderr))
+        if "spool" in result.stderr:
+            raise TestFailure("the hook spooled the event instead of handing it to the agent: %s" % result.stderr)
+
+    try:
+        agent.start()
+        url = agent.wait_web_ready()
+        settings = {"agent_url": url, "agent_token": agent.token, "agent": AGENT_NAME}
+        settings.update(LEASE)
+        run_pages("agent_status_page", node, settings, requests={"lease": lease})
+        expect(agent.proc.poll() is None, "the agent stayed up throughout")
+    finally:
+        agent.stop()
+
+
+def events_socket():
+    """A logged-in page's /api/events WebSocket carries {"type":"voicemail_waiting"} when
+    alice leaves bob a voicemail with `tsunagu voicemail send`, and the page lights its
+    Voicemail link. The node looks at a socket's mailbox every link keepalive
+    (min(30 s, [limits] idle_timeout / 2)): idle_timeout = 10 here, so within 5 s."""
+    prepared()
+    node = WebNode(limits__idle_timeout=10)
+    node.add_user(ALICE)
+    node.add_user(BOB)
+    node.profile(BOB, "voicemail=yes")
+    node.start()
+    d = node.deployment
+
+    def leave_voicemail():
+        message = d.path("message.bin")
+        with open(message, "wb") as f:
+            f.write(b"OggS" + os.urandom(3000))  # the node stores any bytes (docs/voicemail.md)
+        result = subprocess.run([h.TERMINAL, "voicemail", "send", BOB, message], env=d.terminal_env(ALICE, PASSWORD),
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=h.CLI_TIMEOUT)
+        expect(result.returncode == 0, "alice leaves bob a voicemail with `tsunagu voicemail send` (%s%s)"
+               % (result.stdout.strip(), result.stderr.strip()))
+
+    run_pages("events_socket", node, {"event_wait_ms": 40000}, requests={"leave-voicemail": leave_voicemail})
+
+
 SCENARIOS = {f.__name__: f for f in (pages_accessible, register_publish_find, lookup_online_offline, csrf_refused,
-                                     voicemail_from_page, admin_sees_users)}
+                                     voicemail_from_page, admin_sees_users, admin_sees_agent_online,
+                                     agent_status_page, events_socket)}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))

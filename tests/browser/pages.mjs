@@ -6,7 +6,7 @@
 //
 //   node tests/browser/pages.mjs SCENARIO     (exit 0 pass, 1 fail, 77 cannot run)
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -451,6 +451,157 @@ async function adminSeesUsers(browser) {
   ok(message.length > 0, 'and the operator page says so: "' + message + '"');
 }
 
+// Asks browser_test.py to do something outside the browser (start a process, run a
+// hook) and waits until it is done: the request is a file in settings.requests.
+async function ask(name, timeoutMs = 60000) {
+  writeFileSync(path.join(settings.requests, name), '');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (existsSync(path.join(settings.requests, name + '.done'))) return;
+    const failed = path.join(settings.requests, name + '.failed');
+    if (existsSync(failed)) throw new Failure('browser_test.py could not ' + name + ': ' + readFileSync(failed, 'utf8'));
+    if (Date.now() > deadline) throw new Failure('browser_test.py did not ' + name + ' within ' + timeoutMs + ' ms');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// The operator page's row for a LAN agent, as {column heading: cell text}; null when not listed.
+async function agentRow(page, name) {
+  return page.evaluate((agent) => {
+    const table = document.querySelector('#agents table');
+    if (!table) return null;
+    const headings = [...table.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+    for (const tr of table.querySelectorAll('tbody tr')) {
+      const cells = [...tr.querySelectorAll('td')].map((td) => td.textContent.trim());
+      const row = Object.fromEntries(headings.map((heading, i) => [heading, cells[i]]));
+      if (row.name === agent) return row;
+    }
+    return null;
+  }, name);
+}
+
+async function adminSeesAgentOnline(browser) {
+  const page = await newUser(browser);
+  await logIn(page, settings.admin, settings.password, '/admin.html');
+  await page.waitForFunction(() => document.querySelector('#agents table, #agents p'));
+  const before = await agentRow(page, settings.agent);
+  ok(before && before.linked === 'no' && before.domains === settings.domain,
+     'the enrolled agent is listed, not linked, with its domain: ' + JSON.stringify(before));
+  await check(page, 'admin-agent-not-linked');
+
+  await ask('start-agent');
+  const started = Date.now();
+  let after = null;
+  while (Date.now() - started < 5000) {
+    await page.getByRole('button', { name: 'Refresh' }).click();
+    await waitStatus(page, /Up to date/);
+    after = await agentRow(page, settings.agent);
+    if (after && after.linked === 'yes') break;
+    await page.waitForTimeout(200);
+  }
+  ok(after && after.linked === 'yes', 'after `tsunagu-lan-agent run` linked to the node, Refresh shows the agent linked ('
+     + (Date.now() - started) + ' ms): ' + JSON.stringify(after));
+  const totals = await page.locator('#agents').textContent();
+  ok(/forwarded lookups/.test(totals), 'the agents section shows the forwarded-lookup totals');
+  await check(page, 'admin-agent-linked');
+}
+
+async function agentStatusPage(browser) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: DESKTOP, baseURL: settings.agent_url });
+  context.setDefaultTimeout(TIMEOUT_MS);
+  const page = await context.newPage();
+  page.problems = [];
+  page.on('pageerror', (error) => page.problems.push('uncaught error: ' + error.message));
+  page.on('console', (message) => {
+    if (/Content[ -]Security[ -]Policy/i.test(message.text())) page.problems.push('CSP: ' + message.text());
+  });
+
+  const wrong = await page.goto('/?token=not-the-agent-token');
+  ok(wrong.status() === 401, 'a wrong token is answered 401 (' + wrong.status() + ')');
+  ok(await page.getByLabel(/Admin token/).isVisible(), 'and the page shows the log-in form');
+  const policy = (await wrong.allHeaders())['content-security-policy'] || '';
+  ok(/default-src 'self'/.test(policy), 'the agent\'s pages carry a Content-Security-Policy: "' + policy + '"');
+  await check(page, 'agent-login-form');
+
+  const right = await page.goto('/?token=' + encodeURIComponent(settings.agent_token), { waitUntil: 'networkidle' });
+  ok(right.status() === 200 && new URL(page.url()).search === '',
+     'the right token opens the status page and leaves the address bar (' + page.url() + ')');
+  const cookies = await context.cookies();
+  const cookie = cookies.find((c) => c.name === 'tsunagu_agent_token');
+  ok(cookie && cookie.httpOnly && cookie.secure && cookie.sameSite === 'Strict',
+     'the token is kept in an HttpOnly, Secure, SameSite=Strict cookie');
+  ok((await page.locator('h1').textContent()).includes(settings.agent), 'the page names the agent');
+  await page.waitForFunction(() => document.getElementById('node-link').textContent.trim() === 'up', null, { timeout: 5000 })
+    .catch(() => {});
+  ok(await page.locator('#node-link').textContent() === 'up', 'the page shows the node link up: "'
+     + await page.locator('#node-link').textContent() + '"');
+  await check(page, 'agent-status-linked');
+
+  await ask('lease');
+  const fed = Date.now();
+  const rowShown = ([extension, address]) => [...document.querySelectorAll('#allocation-rows tr')].some((tr) => {
+    const cells = [...tr.querySelectorAll('td')].map((td) => td.textContent.trim());
+    return cells[0] === extension && cells.includes(address);
+  });
+  // The page asks /api/status every second: one poll period, plus the fetch and the redraw.
+  await page.waitForFunction(rowShown, [settings.extension, settings.ip], { timeout: 1500 }).catch(() => {});
+  const waited = Date.now() - fed;
+  const rows = await page.locator('#allocation-rows tr').allTextContents();
+  ok(await page.evaluate(rowShown, [settings.extension, settings.ip]),
+     'the lease the hook handed over shows as extension ' + settings.extension + ' at ' + settings.ip + ' within '
+     + waited + ' ms without a reload: ' + JSON.stringify(rows));
+  ok(waited <= 1200, 'it shows within one poll period (1 s) plus the fetch: ' + waited + ' ms');
+  const events = await page.locator('#event-rows').textContent();
+  ok(events.includes(settings.ip) && events.includes('ext' + settings.extension) && events.includes('socket'),
+     'the recent hook events list it, handed over the hook socket (not the spool): ' + events.replace(/\s+/g, ' ').trim());
+  await check(page, 'agent-status-lease');
+
+  const api = await page.evaluate(async () => (await fetch('/api/status')).status);
+  ok(api === 200, 'the page\'s cookie lets it read /api/status (' + api + ')');
+  const stranger = await browser.newContext({ ignoreHTTPSErrors: true, baseURL: settings.agent_url });
+  const bare = await (await stranger.newPage()).goto('/api/status');
+  ok(bare.status() === 401, 'a browser without the cookie gets 401 from /api/status');
+  await stranger.close();
+}
+
+async function eventsSocket(browser) {
+  const page = await newUser(browser);
+  const frames = [];
+  let opened = false;
+  page.on('websocket', (socket) => {
+    if (!socket.url().endsWith('/api/events')) return;
+    opened = true;
+    socket.on('framereceived', (frame) => frames.push(String(frame.payload)));
+  });
+  // The handshake's status, from the DevTools protocol: a 101 tells "no socket" from "no event".
+  let handshake = null;
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Network.enable');
+  cdp.on('Network.webSocketHandshakeResponseReceived', (event) => { handshake = event.response.status; });
+  await logIn(page, settings.bob, settings.password, '/dial.html');
+  const openedBy = Date.now() + 5000;
+  while (!opened && Date.now() < openedBy) await page.waitForTimeout(50);
+  while (handshake === null && Date.now() < openedBy) await page.waitForTimeout(50);
+  ok(opened && handshake === 101, 'the logged-in page opens its /api/events WebSocket (handshake ' + handshake + ')');
+  ok(await page.locator('#voicemail-waiting').isHidden(), 'nothing is waiting yet: the Voicemail notice is off');
+
+  await ask('leave-voicemail');
+  const left = Date.now();
+  try {
+    await page.locator('#voicemail-waiting').waitFor({ state: 'visible', timeout: settings.event_wait_ms });
+  } catch {
+    throw new Failure('the Voicemail notice did not light within ' + settings.event_wait_ms + ' ms; frames: '
+                      + JSON.stringify(frames));
+  }
+  const waited = Date.now() - left;
+  const parsed = frames.map((f) => { try { return JSON.parse(f); } catch { return f; } });
+  ok(parsed.some((m) => m && m.type === 'voicemail_waiting'),
+     'the socket carried {"type":"voicemail_waiting"}: ' + JSON.stringify(frames));
+  ok(true, 'the page lit its Voicemail notice ' + waited + ' ms after the voicemail was left, without a reload');
+  await waitStatus(page, /New voicemail/);
+  await check(page, 'events-voicemail-waiting');
+}
+
 const scenarios = {
   pages_accessible: pagesAccessible,
   register_publish_find: registerPublishFind,
@@ -458,6 +609,9 @@ const scenarios = {
   csrf_refused: csrfRefused,
   voicemail_from_page: voicemailFromPage,
   admin_sees_users: adminSeesUsers,
+  admin_sees_agent_online: adminSeesAgentOnline,
+  agent_status_page: agentStatusPage,
+  events_socket: eventsSocket,
 };
 
 const name = process.argv[2];
