@@ -182,20 +182,20 @@ pa_simple* open_pulse(const std::string& device, bool record, PulseOpenError& er
   attr.fragsize = record ? frame_bytes : static_cast<uint32_t>(-1);
   attr.tlength = record ? static_cast<uint32_t>(-1) : 3 * frame_bytes;
   attr.minreq = record ? static_cast<uint32_t>(-1) : frame_bytes;
+  std::string what = std::string("pulse: ") + (record ? "capture" : "playback") + " from " +
+                     (device.empty() ? std::string("the default device") : "'" + device + "'");
   const PulseApi& pulse = pulse_api();
   if (!pulse.load_error.empty()) {
-    error.message = std::string("pulse: ") + pulse.load_error;
+    error.message = what + ": " + pulse.load_error;
     error.server_unreachable = true;  // as good as no server: automatic mode tries ALSA
     return nullptr;
   }
   int code = 0;
   pa_simple* stream = pulse.simple_new(nullptr, "tsunagu", record ? PA_STREAM_RECORD : PA_STREAM_PLAYBACK,
-                                    device.empty() ? nullptr : device.c_str(), record ? "voice in" : "voice out",
-                                    &spec, nullptr, &attr, &code);
+                                       device.empty() ? nullptr : device.c_str(), record ? "voice in" : "voice out",
+                                       &spec, nullptr, &attr, &code);
   if (stream == nullptr) {
-    error.message = std::string("pulse: ") + (record ? "capture" : "playback") + " from " +
-                    (device.empty() ? std::string("the default device") : "'" + device + "'") + ": " +
-                    pulse.strerror(code);
+    error.message = what + ": " + pulse.strerror(code);
     error.server_unreachable = code != PA_ERR_NOENTITY && code != PA_ERR_BUSY;
   }
   return stream;

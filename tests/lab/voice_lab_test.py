@@ -13,7 +13,9 @@ Every call: the caller runs `tsunagu call ID --audio-in SPEECH --audio-out HEARD
 GREETING --audio-out HEARD --report R`. Checks: both exit 0; the caller's speech scored in the
 callee's recording and the callee's greeting in the caller's (>= 0.95 clean, >= 0.85 lossy);
 the digits multimon-ng hears in the callee's recording and the callee's `dtmf:` lines both equal
-4106# exactly; the path the call took (reflexive, relay, host).
+4106# exactly; the path the call took (reflexive, relay, host); mouth-to-ear = (D1 + D2) / 2 from the
+two recordings' alignments (bench/voice/run_voice.py explains why the terminals' clock offset cancels),
+< 400 ms on the clean paths, printed but not bounded on the lossy link (one run measured so far).
 
 Measured on 2026-12-05 against the lead's CLI (lead-voice at 7234de4), one scenario at a time while
 other helpers loaded the 2 cores (forward = the caller's speech at the callee, back = the greeting):
@@ -26,6 +28,8 @@ other helpers loaded the 2 cores (forward = the caller's speech at the callee, b
                          forward 0.959-0.983, back 0.936-0.967, fec_recovered 9-10 per side,
                          lost 22-27, peer loss 2-11 %
 DTMF 4106# exact on every run; RTT 1.2-7 ms; jitter buffer 20-40 ms.
+Mouth-to-ear on 2026-12-05 (h-voice, one run each, punch twice): punch_eim 46-66 ms, relay_symmetric 66 ms,
+lan_host_pair 56 ms, ext_punch_eim 46 ms, lossy_link 86 ms (RTT 94 ms on that wire).
 """
 
 import os
