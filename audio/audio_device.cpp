@@ -1,9 +1,16 @@
 // Capture and playback threads over PulseAudio's simple API or ALSA. Each
 // side is a blocking stream of 48 kHz mono 20 ms frames; its thread moves
 // frames between the stream and a bounded queue the loop polls.
+//
+// Both libraries are loaded with dlopen the first time a device is opened, not
+// linked: linked, they pulled ~30 shared libraries (libpulse, X11/xcb, dbus...)
+// into every tsunagu start, which cost more CPU than a short file-mode call
+// spends in the call itself (docs/performance.md, Voice). The headers still
+// give the types and prototypes.
 #include "audio/audio_device.hpp"
 
 #include <alsa/asoundlib.h>
+#include <dlfcn.h>
 #include <pulse/error.h>
 #include <pulse/simple.h>
 
@@ -25,6 +32,122 @@ using Frame = std::array<int16_t, frame_samples>;
 namespace {
 
 constexpr size_t queue_frames = 10;  // 200 ms each way: beyond that, latency is worse than a gap
+
+// ---- Loading the libraries ---------------------------------------------------
+
+// Resolves `name` (at `version` when given) in `library` into `slot`; notes
+// the first failure in `why`. The library is never unloaded: its threads and
+// atexit handlers may outlive any one device.
+template <typename Function>
+void resolve(void* library, const char* name, const char* version, Function& slot, std::string& why) {
+  void* symbol = version == nullptr ? dlsym(library, name) : dlvsym(library, name, version);
+  if (symbol == nullptr && why.empty()) why = std::string("no symbol ") + name;
+  slot = reinterpret_cast<Function>(symbol);
+}
+
+struct PulseApi {
+  decltype(&pa_simple_new) simple_new = nullptr;
+  decltype(&pa_simple_free) simple_free = nullptr;
+  decltype(&pa_simple_read) simple_read = nullptr;
+  decltype(&pa_simple_write) simple_write = nullptr;
+  decltype(&pa_strerror) strerror = nullptr;  // in libpulse, which libpulse-simple depends on
+  std::string load_error;                     // empty when everything above is set
+};
+
+const PulseApi& pulse_api() {
+  static const PulseApi api = [] {
+    PulseApi loaded;
+    constexpr const char* soname = "libpulse-simple.so.0";
+    void* library = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr) {
+      const char* detail = dlerror();
+      loaded.load_error = std::string("cannot load ") + soname + ": " + (detail != nullptr ? detail : "not found");
+      return loaded;
+    }
+    std::string why;
+    resolve(library, "pa_simple_new", nullptr, loaded.simple_new, why);
+    resolve(library, "pa_simple_free", nullptr, loaded.simple_free, why);
+    resolve(library, "pa_simple_read", nullptr, loaded.simple_read, why);
+    resolve(library, "pa_simple_write", nullptr, loaded.simple_write, why);
+    resolve(library, "pa_strerror", nullptr, loaded.strerror, why);
+    if (!why.empty()) loaded.load_error = std::string(soname) + ": " + why;
+    return loaded;
+  }();
+  return api;
+}
+
+// The hw_params setters have two versions in libasound.so.2; ALSA_0.9.0rc4 is
+// the one the header declares (the older one returns the value, not an error).
+constexpr const char* alsa_setter_version = "ALSA_0.9.0rc4";
+
+struct AlsaApi {
+  decltype(&snd_lib_error_set_handler) lib_error_set_handler = nullptr;
+  decltype(&snd_strerror) strerror = nullptr;
+  decltype(&snd_pcm_open) pcm_open = nullptr;
+  decltype(&snd_pcm_close) pcm_close = nullptr;
+  decltype(&snd_pcm_drop) pcm_drop = nullptr;
+  decltype(&snd_pcm_readi) pcm_readi = nullptr;
+  decltype(&snd_pcm_writei) pcm_writei = nullptr;
+  decltype(&snd_pcm_recover) pcm_recover = nullptr;
+  decltype(&snd_pcm_hw_params_malloc) hw_params_malloc = nullptr;
+  decltype(&snd_pcm_hw_params_free) hw_params_free = nullptr;
+  decltype(&snd_pcm_hw_params_any) hw_params_any = nullptr;
+  decltype(&snd_pcm_hw_params_set_access) hw_params_set_access = nullptr;
+  decltype(&snd_pcm_hw_params_set_format) hw_params_set_format = nullptr;
+  decltype(&snd_pcm_hw_params_set_channels_near) hw_params_set_channels_near = nullptr;
+  decltype(&snd_pcm_hw_params_set_rate_near) hw_params_set_rate_near = nullptr;
+  decltype(&snd_pcm_hw_params_set_period_size_near) hw_params_set_period_size_near = nullptr;
+  decltype(&snd_pcm_hw_params_set_buffer_size_near) hw_params_set_buffer_size_near = nullptr;
+  decltype(&snd_pcm_hw_params) hw_params = nullptr;
+  std::string load_error;  // empty when everything above is set
+};
+
+// alsa-lib prints its own errors on stderr ("ALSA lib confmisc.c:855 ...
+// cannot find card '0'") before returning them; we report them once, with
+// what we were opening, so its printing is turned off.
+void alsa_quiet(const char*, int, const char*, int, const char*, ...) {}
+
+const AlsaApi& alsa_api() {
+  static const AlsaApi api = [] {
+    AlsaApi loaded;
+    constexpr const char* soname = "libasound.so.2";
+    void* library = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    if (library == nullptr) {
+      const char* detail = dlerror();
+      loaded.load_error = std::string("cannot load ") + soname + ": " + (detail != nullptr ? detail : "not found");
+      return loaded;
+    }
+    std::string why;
+    resolve(library, "snd_lib_error_set_handler", nullptr, loaded.lib_error_set_handler, why);
+    resolve(library, "snd_strerror", nullptr, loaded.strerror, why);
+    resolve(library, "snd_pcm_open", nullptr, loaded.pcm_open, why);
+    resolve(library, "snd_pcm_close", nullptr, loaded.pcm_close, why);
+    resolve(library, "snd_pcm_drop", nullptr, loaded.pcm_drop, why);
+    resolve(library, "snd_pcm_readi", nullptr, loaded.pcm_readi, why);
+    resolve(library, "snd_pcm_writei", nullptr, loaded.pcm_writei, why);
+    resolve(library, "snd_pcm_recover", nullptr, loaded.pcm_recover, why);
+    resolve(library, "snd_pcm_hw_params_malloc", nullptr, loaded.hw_params_malloc, why);
+    resolve(library, "snd_pcm_hw_params_free", nullptr, loaded.hw_params_free, why);
+    resolve(library, "snd_pcm_hw_params_any", nullptr, loaded.hw_params_any, why);
+    resolve(library, "snd_pcm_hw_params_set_access", nullptr, loaded.hw_params_set_access, why);
+    resolve(library, "snd_pcm_hw_params_set_format", nullptr, loaded.hw_params_set_format, why);
+    resolve(library, "snd_pcm_hw_params_set_channels_near", alsa_setter_version, loaded.hw_params_set_channels_near,
+            why);
+    resolve(library, "snd_pcm_hw_params_set_rate_near", alsa_setter_version, loaded.hw_params_set_rate_near, why);
+    resolve(library, "snd_pcm_hw_params_set_period_size_near", alsa_setter_version,
+            loaded.hw_params_set_period_size_near, why);
+    resolve(library, "snd_pcm_hw_params_set_buffer_size_near", alsa_setter_version,
+            loaded.hw_params_set_buffer_size_near, why);
+    resolve(library, "snd_pcm_hw_params", nullptr, loaded.hw_params, why);
+    if (!why.empty()) {
+      loaded.load_error = std::string(soname) + ": " + why;
+      return loaded;
+    }
+    loaded.lib_error_set_handler(alsa_quiet);
+    return loaded;
+  }();
+  return api;
+}
 
 // A blocking source or sink of 48 kHz mono frames; false with why on failure.
 class CaptureStream {
@@ -59,14 +182,20 @@ pa_simple* open_pulse(const std::string& device, bool record, PulseOpenError& er
   attr.fragsize = record ? frame_bytes : static_cast<uint32_t>(-1);
   attr.tlength = record ? static_cast<uint32_t>(-1) : 3 * frame_bytes;
   attr.minreq = record ? static_cast<uint32_t>(-1) : frame_bytes;
+  std::string what = std::string("pulse: ") + (record ? "capture" : "playback") + " from " +
+                     (device.empty() ? std::string("the default device") : "'" + device + "'");
+  const PulseApi& pulse = pulse_api();
+  if (!pulse.load_error.empty()) {
+    error.message = what + ": " + pulse.load_error;
+    error.server_unreachable = true;  // as good as no server: automatic mode tries ALSA
+    return nullptr;
+  }
   int code = 0;
-  pa_simple* stream = pa_simple_new(nullptr, "tsunagu", record ? PA_STREAM_RECORD : PA_STREAM_PLAYBACK,
-                                    device.empty() ? nullptr : device.c_str(), record ? "voice in" : "voice out",
-                                    &spec, nullptr, &attr, &code);
+  pa_simple* stream = pulse.simple_new(nullptr, "tsunagu", record ? PA_STREAM_RECORD : PA_STREAM_PLAYBACK,
+                                       device.empty() ? nullptr : device.c_str(), record ? "voice in" : "voice out",
+                                       &spec, nullptr, &attr, &code);
   if (stream == nullptr) {
-    error.message = std::string("pulse: ") + (record ? "capture" : "playback") + " from " +
-                    (device.empty() ? std::string("the default device") : "'" + device + "'") + ": " +
-                    pa_strerror(code);
+    error.message = what + ": " + pulse.strerror(code);
     error.server_unreachable = code != PA_ERR_NOENTITY && code != PA_ERR_BUSY;
   }
   return stream;
@@ -75,11 +204,11 @@ pa_simple* open_pulse(const std::string& device, bool record, PulseOpenError& er
 class PulseCapture final : public CaptureStream {
  public:
   PulseCapture(pa_simple* stream, std::string device) : stream_(stream), device_(std::move(device)) {}
-  ~PulseCapture() override { pa_simple_free(stream_); }
+  ~PulseCapture() override { pulse_api().simple_free(stream_); }
   bool read(Frame& frame, std::string& why) override {
     int code = 0;
-    if (pa_simple_read(stream_, frame.data(), sizeof(Frame), &code) < 0) {
-      why = std::string("pulse: capture stopped: ") + pa_strerror(code);
+    if (pulse_api().simple_read(stream_, frame.data(), sizeof(Frame), &code) < 0) {
+      why = std::string("pulse: capture stopped: ") + pulse_api().strerror(code);
       return false;
     }
     return true;
@@ -94,11 +223,11 @@ class PulseCapture final : public CaptureStream {
 class PulsePlayback final : public PlaybackStream {
  public:
   PulsePlayback(pa_simple* stream, std::string device) : stream_(stream), device_(std::move(device)) {}
-  ~PulsePlayback() override { pa_simple_free(stream_); }
+  ~PulsePlayback() override { pulse_api().simple_free(stream_); }
   bool write(const Frame& frame, std::string& why) override {
     int code = 0;
-    if (pa_simple_write(stream_, frame.data(), sizeof(Frame), &code) < 0) {
-      why = std::string("pulse: playback stopped: ") + pa_strerror(code);
+    if (pulse_api().simple_write(stream_, frame.data(), sizeof(Frame), &code) < 0) {
+      why = std::string("pulse: playback stopped: ") + pulse_api().strerror(code);
       return false;
     }
     return true;
@@ -118,43 +247,41 @@ struct AlsaPcm {
   snd_pcm_uframes_t period = 0;
 };
 
-// alsa-lib prints its own errors on stderr ("ALSA lib confmisc.c:855 ...
-// cannot find card '0'") before returning them; we report them once, with
-// what we were opening, so its printing is turned off.
-void alsa_quiet(const char*, int, const char*, int, const char*, ...) {}
-
 Expected<AlsaPcm, std::string> open_alsa(const std::string& requested, bool record) {
-  static std::once_flag quiet;
-  std::call_once(quiet, [] { snd_lib_error_set_handler(alsa_quiet); });
   std::string device = requested.empty() ? "default" : requested;
   std::string what = std::string("alsa: ") + (record ? "capture" : "playback") + " on '" + device + "'";
+  const AlsaApi& alsa = alsa_api();
+  if (!alsa.load_error.empty()) return Unexpected(what + ": " + alsa.load_error);
   AlsaPcm result;
-  int err = snd_pcm_open(&result.pcm, device.c_str(), record ? SND_PCM_STREAM_CAPTURE : SND_PCM_STREAM_PLAYBACK, 0);
-  if (err < 0) return Unexpected(what + ": " + snd_strerror(err));
+  int err = alsa.pcm_open(&result.pcm, device.c_str(), record ? SND_PCM_STREAM_CAPTURE : SND_PCM_STREAM_PLAYBACK, 0);
+  if (err < 0) return Unexpected(what + ": " + alsa.strerror(err));
   auto fail = [&](const char* step, int code) -> Expected<AlsaPcm, std::string> {
-    snd_pcm_close(result.pcm);
-    return Unexpected(what + ": " + step + ": " + snd_strerror(code));
+    alsa.pcm_close(result.pcm);
+    return Unexpected(what + ": " + step + ": " + alsa.strerror(code));
   };
-  snd_pcm_hw_params_t* params = nullptr;
-  snd_pcm_hw_params_alloca(&params);
-  if ((err = snd_pcm_hw_params_any(result.pcm, params)) < 0) return fail("no configuration", err);
-  if ((err = snd_pcm_hw_params_set_access(result.pcm, params, SND_PCM_ACCESS_RW_INTERLEAVED)) < 0)
+  // Its alloca macro would call snd_pcm_hw_params_sizeof directly, so the heap.
+  snd_pcm_hw_params_t* raw_params = nullptr;
+  if ((err = alsa.hw_params_malloc(&raw_params)) < 0) return fail("no memory for a configuration", err);
+  std::unique_ptr<snd_pcm_hw_params_t, decltype(alsa.hw_params_free)> owned_params(raw_params, alsa.hw_params_free);
+  snd_pcm_hw_params_t* params = owned_params.get();
+  if ((err = alsa.hw_params_any(result.pcm, params)) < 0) return fail("no configuration", err);
+  if ((err = alsa.hw_params_set_access(result.pcm, params, SND_PCM_ACCESS_RW_INTERLEAVED)) < 0)
     return fail("interleaved access", err);
-  if ((err = snd_pcm_hw_params_set_format(result.pcm, params, SND_PCM_FORMAT_S16_LE)) < 0)
+  if ((err = alsa.hw_params_set_format(result.pcm, params, SND_PCM_FORMAT_S16_LE)) < 0)
     return fail("16-bit samples", err);
   result.channels = 1;
-  if ((err = snd_pcm_hw_params_set_channels_near(result.pcm, params, &result.channels)) < 0)
+  if ((err = alsa.hw_params_set_channels_near(result.pcm, params, &result.channels)) < 0)
     return fail("channels", err);
   result.rate = static_cast<unsigned>(rate);
-  if ((err = snd_pcm_hw_params_set_rate_near(result.pcm, params, &result.rate, nullptr)) < 0)
+  if ((err = alsa.hw_params_set_rate_near(result.pcm, params, &result.rate, nullptr)) < 0)
     return fail("sample rate", err);
   // 20 ms periods, four of them: the same granularity as the queues above.
   result.period = result.rate / 50;
-  if ((err = snd_pcm_hw_params_set_period_size_near(result.pcm, params, &result.period, nullptr)) < 0)
+  if ((err = alsa.hw_params_set_period_size_near(result.pcm, params, &result.period, nullptr)) < 0)
     return fail("period size", err);
   snd_pcm_uframes_t buffer = result.period * 4;
-  if ((err = snd_pcm_hw_params_set_buffer_size_near(result.pcm, params, &buffer)) < 0) return fail("buffer size", err);
-  if ((err = snd_pcm_hw_params(result.pcm, params)) < 0) return fail("applying the configuration", err);
+  if ((err = alsa.hw_params_set_buffer_size_near(result.pcm, params, &buffer)) < 0) return fail("buffer size", err);
+  if ((err = alsa.hw_params(result.pcm, params)) < 0) return fail("applying the configuration", err);
   if (result.channels < 1 || result.channels > 32 || result.period == 0) return fail("unusable configuration", -EINVAL);
   return result;
 }
@@ -163,7 +290,7 @@ class AlsaCapture final : public CaptureStream {
  public:
   AlsaCapture(AlsaPcm pcm, std::unique_ptr<Resampler> resampler, std::string device)
       : pcm_(pcm), resampler_(std::move(resampler)), device_(std::move(device)) {}
-  ~AlsaCapture() override { snd_pcm_close(pcm_.pcm); }
+  ~AlsaCapture() override { alsa_api().pcm_close(pcm_.pcm); }
 
   bool read(Frame& frame, std::string& why) override {
     for (int round = 0; pending_.size() < frame_samples; ++round) {
@@ -172,11 +299,11 @@ class AlsaCapture final : public CaptureStream {
         return false;
       }
       interleaved_.resize(pcm_.period * pcm_.channels);
-      snd_pcm_sframes_t got = snd_pcm_readi(pcm_.pcm, interleaved_.data(), pcm_.period);
+      snd_pcm_sframes_t got = alsa_api().pcm_readi(pcm_.pcm, interleaved_.data(), pcm_.period);
       if (got < 0) {
         // An overrun (-EPIPE) or a suspend: recover and go on; anything else ends it.
-        if (snd_pcm_recover(pcm_.pcm, static_cast<int>(got), 1) < 0) {
-          why = std::string("alsa: capture stopped: ") + snd_strerror(static_cast<int>(got));
+        if (alsa_api().pcm_recover(pcm_.pcm, static_cast<int>(got), 1) < 0) {
+          why = std::string("alsa: capture stopped: ") + alsa_api().strerror(static_cast<int>(got));
           return false;
         }
         continue;
@@ -206,8 +333,8 @@ class AlsaPlayback final : public PlaybackStream {
   AlsaPlayback(AlsaPcm pcm, std::unique_ptr<Resampler> resampler, std::string device)
       : pcm_(pcm), resampler_(std::move(resampler)), device_(std::move(device)) {}
   ~AlsaPlayback() override {
-    snd_pcm_drop(pcm_.pcm);
-    snd_pcm_close(pcm_.pcm);
+    alsa_api().pcm_drop(pcm_.pcm);
+    alsa_api().pcm_close(pcm_.pcm);
   }
 
   bool write(const Frame& frame, std::string& why) override {
@@ -222,11 +349,12 @@ class AlsaPlayback final : public PlaybackStream {
         why = "alsa: playback accepts no audio";
         return false;
       }
-      snd_pcm_sframes_t done = snd_pcm_writei(pcm_.pcm, interleaved_.data() + offset * pcm_.channels, total - offset);
+      snd_pcm_sframes_t done =
+          alsa_api().pcm_writei(pcm_.pcm, interleaved_.data() + offset * pcm_.channels, total - offset);
       if (done < 0) {
         // An underrun (-EPIPE) means the device ran dry: recover and go on.
-        if (snd_pcm_recover(pcm_.pcm, static_cast<int>(done), 1) < 0) {
-          why = std::string("alsa: playback stopped: ") + snd_strerror(static_cast<int>(done));
+        if (alsa_api().pcm_recover(pcm_.pcm, static_cast<int>(done), 1) < 0) {
+          why = std::string("alsa: playback stopped: ") + alsa_api().strerror(static_cast<int>(done));
           return false;
         }
         continue;
@@ -251,7 +379,7 @@ Expected<std::unique_ptr<CaptureStream>, std::string> open_alsa_capture(const st
   if (!pcm) return Unexpected(pcm.error());
   auto resampler = Resampler::create(static_cast<int>(pcm->rate), rate, 3);
   if (!resampler) {
-    snd_pcm_close(pcm->pcm);
+    alsa_api().pcm_close(pcm->pcm);
     return Unexpected("alsa: " + resampler.error());
   }
   return std::unique_ptr<CaptureStream>(new AlsaCapture(*pcm, std::move(*resampler), device));
@@ -262,7 +390,7 @@ Expected<std::unique_ptr<PlaybackStream>, std::string> open_alsa_playback(const 
   if (!pcm) return Unexpected(pcm.error());
   auto resampler = Resampler::create(rate, static_cast<int>(pcm->rate), 3);
   if (!resampler) {
-    snd_pcm_close(pcm->pcm);
+    alsa_api().pcm_close(pcm->pcm);
     return Unexpected("alsa: " + resampler.error());
   }
   return std::unique_ptr<PlaybackStream>(new AlsaPlayback(*pcm, std::move(*resampler), device));
