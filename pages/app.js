@@ -3,6 +3,9 @@
 // and the status line. docs/web.md is the contract.
 
 let csrfToken = null;
+// Set while this page logs out, so that the event socket's session_ended
+// (the node tells it at once) does not race the page to the log-in page.
+let loggingOut = false;
 
 export class ApiError extends Error {
   constructor(status, code, message, retryAfter) {
@@ -118,13 +121,15 @@ function listenForEvents(session) {
       say('New voicemail is waiting.', 'ok');
     } else if (message.type === 'notice') {
       say('Notice from the node: ' + (message.reason || message.code), 'ok');
-    } else if (message.type === 'session_ended') {
+    } else if (message.type === 'session_ended' && !loggingOut) {
+      // Ended elsewhere (expired, removed, logged in again): come back here after logging in.
       location.assign('/index.html?next=' + encodeURIComponent(location.pathname));
     }
   });
 }
 
 async function logOut() {
+  loggingOut = true;
   try {
     await api('POST', '/api/logout');
   } catch {
