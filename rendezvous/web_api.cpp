@@ -208,7 +208,10 @@ json profile_json(const proto::Message& reply) {
 // PUT /api/profile's body as a profile change; the core checks the values.
 Expected<proto::ProfileChange, std::string> profile_change_of(const json& body) {
   proto::ProfileChange change;
-  for (const auto& [key, value] : body.items()) {
+  for (const auto& item : body.items()) {
+    // Named references, not a structured binding: clang 14 cannot capture those in the lambdas below.
+    const std::string& key = item.key();
+    const json& value = item.value();
     auto text = [&](std::optional<std::string>& out) -> bool {
       if (!value.is_string()) return false;
       out = value.get<std::string>();
