@@ -100,7 +100,13 @@ export function showSession(session) {
 }
 
 // The node's events for this session (GET /api/events, a WebSocket): new voicemail
-// lights the Voicemail link; a session the node ended sends the browser to log in.
+// lights the Voicemail link; a contact's presence goes to the page as a
+// 'tsunagu-presence' event on window (detail {id, state}); a session the node
+// ended sends the browser to log in.
+// The last state the socket reported per contact: a page that draws its
+// contacts after the first events arrived starts from these.
+export const contactPresence = new Map();
+
 function listenForEvents(session) {
   if (!window.WebSocket) return;
   let socket;
@@ -119,6 +125,9 @@ function listenForEvents(session) {
     if (message.type === 'voicemail_waiting') {
       showSession({ ...session, voicemail_waiting: true });
       say('New voicemail is waiting.', 'ok');
+    } else if (message.type === 'presence') {
+      contactPresence.set(message.id, message.state);
+      window.dispatchEvent(new CustomEvent('tsunagu-presence', { detail: { id: message.id, state: message.state } }));
     } else if (message.type === 'notice') {
       say('Notice from the node: ' + (message.reason || message.code), 'ok');
     } else if (message.type === 'session_ended' && !loggingOut) {

@@ -1,7 +1,7 @@
 // Look up an ID, EXT@DOMAIN or phone number; leave a voicemail recorded in the browser.
-import { api, formatTime, requireSession, say, sayError, start } from './app.js';
+import { api, contactPresence, el, formatTime, requireSession, say, sayError, start } from './app.js';
 
-const STATE_TEXT = { online: 'online', busy: 'busy', offline: 'offline' };
+const STATE_TEXT = { online: 'online', busy: 'busy', offline: 'offline', unknown: 'hidden' };
 const LONGEST_RECORDING_MS = 120000;
 
 let target = null;       // the ID the last lookup answered for
@@ -128,9 +128,36 @@ async function send() {
   }
 }
 
+// The profile's contacts, each with the presence the event socket reports
+// (extensions and numbers have none: they show no state).
+async function showContacts(form) {
+  const list = document.getElementById('contacts');
+  const { contacts } = await api('GET', '/api/profile');
+  document.getElementById('contacts-empty').hidden = contacts.length > 0;
+  for (const id of contacts) {
+    const state = el('span', { class: 'state', 'data-contact-state': id });
+    const button = el('button', { type: 'button', class: 'secondary', 'aria-label': 'Look up ' + id }, id);
+    button.addEventListener('click', () => {
+      document.getElementById('target').value = id;
+      form.requestSubmit();
+    });
+    list.append(el('li', { class: 'row' }, button, state));
+  }
+  const show = (id, state) => {
+    for (const span of list.querySelectorAll('[data-contact-state]')) {
+      if (span.dataset.contactState !== id) continue;
+      span.textContent = STATE_TEXT[state] || state;
+      span.className = 'state state-' + (state === 'online' || state === 'busy' ? state : 'offline');
+    }
+  };
+  window.addEventListener('tsunagu-presence', (event) => show(event.detail.id, event.detail.state));
+  for (const [id, state] of contactPresence) show(id, state);
+}
+
 start(async () => {
   await requireSession();
   const form = document.getElementById('lookup-form');
+  await showContacts(form);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const id = document.getElementById('target').value.trim();

@@ -252,7 +252,7 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
     if (party != 0 && party != tell_not && links_.contains(party)) send_call_event(party, call, sig::call_state::ended, code, reason);
   if (call.state == sig::call_state::accepted) {
     for (const auto& user : {call.caller, call.callee})
-      if (!user_in_accepted_call(user)) presence_.set_in_call(user, false);
+      if (!user_in_accepted_call(user) && presence_.set_in_call(user, false)) presence_changed(user);
   }
 }
 
@@ -284,8 +284,8 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
   }
   calls_->accept(call);
   ++counters_.calls_accepted;
-  presence_.set_in_call(call.caller, true);
-  presence_.set_in_call(call.callee, true);
+  for (const auto& user : {call.caller, call.callee})
+    if (presence_.set_in_call(user, true)) presence_changed(user);
   for (LinkId party : {call.caller_link, call.callee_link}) {
     proto::TransactionId id;
     fill_random(id.bytes);

@@ -102,7 +102,10 @@ void NodeCore::link_closed(LinkId link, Now now) {
   std::erase_if(after_commit_, [&](const PendingReply& r) { return r.link == link; });
 }
 
-void NodeCore::presence_ended(const std::string& user, Now now) { last_seen_unix_[user] = now.unix_s; }
+void NodeCore::presence_ended(const std::string& user, Now now) {
+  last_seen_unix_[user] = now.unix_s;
+  presence_changed(user);
+}
 
 void NodeCore::send(LinkId link, Bytes message) {
   actions_.push_back(NodeAction{NodeAction::Kind::send, link, std::move(message), {}});
@@ -512,6 +515,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
       if (auto other = links_.find(*displaced); other != links_.end()) other->second.user.reset();
     }
     last_seen_unix_.erase(pending.user_id);
+    presence_changed(pending.user_id);
     // The login is remembered durably (last seen, last addresses) before it is acknowledged.
     auto* txn = write_txn();
     LoginRecord record{now.unix_s, pending.reported, state.observed};

@@ -299,6 +299,8 @@ void NodeDaemon::drain() {
     if (core_->counters().commits != commits_before) commit_latency_.record_ns(uv_hrtime() - started_ns);
     log_storage_faults(core_->take_storage_faults());
     run_password_jobs();
+    // Presence events: the event sockets' lookups join this round's actions.
+    if (web_api_) web_api_->presence_changed(core_->take_presence_changes(), now());
     auto actions = core_->take_actions();
     if (actions.empty()) break;
     for (auto& action : actions) {

@@ -147,7 +147,7 @@ std::variant<web::WebSocketHandlers, web::HttpResponse> NodeDaemon::web_socket(
     *mine = channel.get();
     // The subscription holds the channel (the server keeps none): it lives
     // until the socket closes (on_closed unsubscribes) or the session ends.
-    web_api_->subscribe(id, [channel](std::string event) { channel->send_text(std::move(event)); });
+    web_api_->subscribe(id, [channel](std::string event) { channel->send_text(std::move(event)); }, now());
   };
   web::WebSocketHandlers handlers;
   handlers.on_message = [](std::string_view) {};  // the page only listens

@@ -279,9 +279,27 @@ struct WebApi::Session {
   uint64_t last_core_ms = 0;  // the link's last message to the core
   std::function<void(std::string)> subscriber;
   uint64_t newest_voicemail = 0;  // the highest message ID listed so far (IDs only grow)
+  // The account's contacts whose presence events can follow (plain user
+  // IDs: extensions and numbers have no presence on this node), and the
+  // state last sent for each.
+  std::vector<std::string> contacts;
+  std::unordered_map<std::string, std::string> shown_presence;
 };
 
 namespace {
+// A lookup's answer as the pages show it: "online", "busy", "offline", or
+// nullopt for an answer that says nothing (an error other than offline).
+std::optional<std::string> presence_state(const proto::Message& reply) {
+  auto error = error_of(reply);
+  if (error && error->code != sig::error::offline) return std::nullopt;
+  uint32_t presence = error ? 0 : u32_of(reply, sig::attr::presence).value_or(0);
+  if (presence & sig::presence_flag::in_call) return "busy";
+  if (presence & (sig::presence_flag::online | sig::presence_flag::static_address)) return "online";
+  return "offline";
+}
+
+bool has_presence(std::string_view id) { return !id.empty() && id.front() != '+' && id.find('@') == std::string_view::npos; }
+
 uint64_t newest_listed(const proto::Message& list) {
   uint64_t newest = 0;
   for (const auto* a : list.find_all(sig::attr::voicemail_entry))
@@ -297,9 +315,10 @@ WebApi::WebApi(NodeCore& core, AccountStore& store, WebApiSettings settings,
   // that need them answering 503.
   if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
   if (auto voicemail = VoicemailStore::open(store_.environment())) voicemail_.emplace(std::move(*voicemail));
+  core_.watch_presence_changes(true);  // the daemon hands them to presence_changed() every drain round
 }
 
-WebApi::~WebApi() = default;
+WebApi::~WebApi() { core_.watch_presence_changes(false); }
 
 proto::TransactionId WebApi::fresh_transaction() {
   proto::TransactionId id;
@@ -390,12 +409,78 @@ std::optional<uint64_t> WebApi::session_of(const HttpRequest& request, Now now) 
   return session->id;
 }
 
-void WebApi::subscribe(uint64_t session, std::function<void(std::string)> send) {
-  if (auto it = sessions_.find(session); it != sessions_.end()) it->second->subscriber = std::move(send);
+void WebApi::subscribe(uint64_t session, std::function<void(std::string)> send, Now now) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  it->second->subscriber = std::move(send);
+  // A new socket is a page that knows nothing yet: every contact's state is news.
+  it->second->contacts.clear();
+  it->second->shown_presence.clear();
+  refresh_contacts(session, now);
 }
 
 void WebApi::unsubscribe(uint64_t session) {
   if (auto it = sessions_.find(session); it != sessions_.end()) it->second->subscriber = nullptr;
+}
+
+void WebApi::refresh_contacts(uint64_t session, Now now) {
+  auto txn = fresh_transaction();
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::profile_get, txn);
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  send(sessions_.at(session)->link, std::move(b), txn, [this, session](const proto::Message& reply, Now at) {
+    auto it = sessions_.find(session);
+    if (it != sessions_.end() && !error_of(reply)) take_contacts(*it->second, reply, at);
+  }, nullptr, now);
+}
+
+void WebApi::take_contacts(Session& session, const proto::Message& profile_row, Now now) {
+  if (!session.subscriber) return;
+  std::vector<std::string> contacts;
+  for (auto& id : proto::split_contacts(text_of(profile_row, sig::attr::contacts)))
+    if (has_presence(id)) contacts.push_back(std::move(id));
+  std::erase_if(session.shown_presence, [&](const auto& shown) {
+    return std::find(contacts.begin(), contacts.end(), shown.first) == contacts.end();
+  });
+  std::vector<std::string> added;
+  for (const auto& id : contacts)
+    if (std::find(session.contacts.begin(), session.contacts.end(), id) == session.contacts.end()) added.push_back(id);
+  session.contacts = std::move(contacts);
+  for (const auto& id : added) look_up_contact(session, id, now);
+}
+
+void WebApi::look_up_contact(Session& session, const std::string& contact, Now now) {
+  auto txn = fresh_transaction();
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::lookup, txn);
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  b.add_string(sig::attr::user_id, contact);
+  send(session.link, std::move(b), txn, [this, id = session.id, contact](const proto::Message& reply, Now) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    Session& s = *it->second;
+    if (std::find(s.contacts.begin(), s.contacts.end(), contact) == s.contacts.end()) return;
+    // Not found is what a contact hiding their presence looks like too.
+    auto error = error_of(reply);
+    std::string state = error && error->code == sig::error::unknown_user ? "unknown" : presence_state(reply).value_or("");
+    if (state.empty()) return;
+    auto [shown, fresh] = s.shown_presence.try_emplace(contact, state);
+    if (!fresh && shown->second == state) return;
+    shown->second = state;
+    emit(s, dump(json{{"type", "presence"}, {"id", contact}, {"state", state}}));
+  }, nullptr, now);
+}
+
+void WebApi::presence_changed(const std::vector<std::string>& users, Now now) {
+  if (users.empty()) return;
+  std::vector<std::string> changed(users);
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  std::vector<std::pair<uint64_t, std::string>> lookups;
+  for (const auto& [id, session] : sessions_) {
+    if (!session->subscriber) continue;
+    for (const auto& contact : session->contacts)
+      if (std::binary_search(changed.begin(), changed.end(), contact)) lookups.emplace_back(id, contact);
+  }
+  for (const auto& [id, contact] : lookups) look_up_contact(*sessions_.at(id), contact, now);
 }
 
 void WebApi::handle(const HttpRequest& request, std::function<void(HttpResponse)> respond, Now now) {
@@ -614,10 +699,7 @@ void WebApi::handle_lookup(Session& session, const HttpRequest& request, const s
         if (!name.empty()) answer["display_name"] = name;
         uint32_t services = u32_of(reply, sig::attr::services).value_or(0);
         answer["voicemail"] = (services & sig::service_flag::voicemail) != 0;
-        uint32_t presence = error ? 0 : u32_of(reply, sig::attr::presence).value_or(0);
-        if (presence & sig::presence_flag::in_call) answer["state"] = "busy";
-        else if (presence & (sig::presence_flag::online | sig::presence_flag::static_address)) answer["state"] = "online";
-        else answer["state"] = "offline";
+        answer["state"] = presence_state(reply).value_or("offline");
         if (auto seen = u64_of(reply, sig::attr::last_seen); seen && *seen != 0) answer["last_seen"] = *seen;
         (*respond)(json_response(200, answer));
       },
@@ -704,9 +786,10 @@ void WebApi::handle_profile(Session& session, const HttpRequest& request, const 
   }
   send(
       session.link, std::move(b), txn,
-      [respond](const proto::Message& reply, Now) {
+      [this, respond, id = session.id](const proto::Message& reply, Now at) {
         if (error_of(reply)) return (*respond)(from_core_error(reply));
         (*respond)(json_response(200, profile_json(reply)));
+        if (auto it = sessions_.find(id); it != sessions_.end()) take_contacts(*it->second, reply, at);
       },
       [respond] { (*respond)(error_response(401, "unauthenticated", "the session ended")); }, now);
 }
@@ -1070,6 +1153,9 @@ void WebApi::tick(Now now) {
       it->second->newest_voicemail = newest;
       emit(*it->second, dump(json{{"type", "voicemail_waiting"}}));
     }, nullptr, now);
+    // Contacts changed from another link (a terminal's profile_set) are
+    // followed from the next poll.
+    refresh_contacts(id, now);
   }
   for (LinkId link : keep) {
     auto txn = fresh_transaction();

@@ -22,6 +22,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "proto/stun_message.hpp"
 #include "rendezvous/account_store.hpp"
@@ -79,8 +80,13 @@ class WebApi {
   std::optional<uint64_t> session_of(const web::HttpRequest& request, Now now);
   // One subscriber per session (a new one replaces the old); events are JSON
   // texts per docs/web.md, sent while subscribed (not queued meanwhile).
-  void subscribe(uint64_t session, std::function<void(std::string json_event)> send);
+  // Subscribing looks up the session's contacts: their presence follows.
+  void subscribe(uint64_t session, std::function<void(std::string json_event)> send, Now now);
   void unsubscribe(uint64_t session);
+  // The users NodeCore::take_presence_changes() named: each subscribed
+  // session with one of them as a contact looks them up again (the core's
+  // lookup, so its visibility rules decide what the session may see).
+  void presence_changed(const std::vector<std::string>& users, Now now);
 
   size_t session_count() const { return sessions_.size(); }
 
@@ -123,6 +129,10 @@ class WebApi {
   Session* find_session(const web::HttpRequest& request, Now now);
   void end_session(uint64_t session, Now now, bool tell_core);
   void emit(Session& session, std::string event);
+  // Reads the session's contacts (profile_get) and looks up the new ones.
+  void refresh_contacts(uint64_t session, Now now);
+  void take_contacts(Session& session, const proto::Message& profile_row, Now now);
+  void look_up_contact(Session& session, const std::string& contact, Now now);
 
   NodeCore& core_;
   AccountStore& store_;

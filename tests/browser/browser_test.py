@@ -545,9 +545,36 @@ def events_socket():
     run_pages("events_socket", node, {"event_wait_ms": 40000}, requests={"leave-voicemail": leave_voicemail})
 
 
+def contacts_presence():
+    """Bob's dial page lists his contacts (alice, and carol who shows her presence to
+    nobody); when alice's `tsunagu login` terminal logs in, alice turns online on the
+    page through the event socket, without a reload, and offline when it stops; carol's
+    state stays hidden."""
+    prepared()
+    node = WebNode()
+    for user in (ALICE, BOB, CAROL):
+        node.add_user(user)
+    node.profile(BOB, "contacts=%s,%s" % (ALICE, CAROL))
+    node.profile(CAROL, "presence=nobody")
+    node.start()
+    d = node.deployment
+    terminals = []
+
+    def alice_online():
+        terminals.append(d.start_login(ALICE, PASSWORD))
+        d.start_login(CAROL, PASSWORD)
+
+    def alice_offline():
+        proc = terminals[0].proc
+        proc.terminate()
+        proc.wait(timeout=h.CLI_TIMEOUT)
+
+    run_pages("contacts_presence", node, requests={"alice-online": alice_online, "alice-offline": alice_offline})
+
+
 SCENARIOS = {f.__name__: f for f in (pages_accessible, register_publish_find, lookup_online_offline, csrf_refused,
                                      voicemail_from_page, admin_sees_users, admin_sees_agent_online,
-                                     agent_status_page, events_socket)}
+                                     agent_status_page, events_socket, contacts_presence)}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))

@@ -602,6 +602,32 @@ async function eventsSocket(browser) {
   await check(page, 'events-voicemail-waiting');
 }
 
+async function contactsPresence(browser) {
+  const page = await newUser(browser);
+  await logIn(page, settings.bob, settings.password, '/dial.html');
+  const alice = page.locator('[data-contact-state="' + settings.alice + '"]');
+  const carol = page.locator('[data-contact-state="' + settings.carol + '"]');
+  const stateIs = async (locator, text, what) => {
+    try {
+      await page.waitForFunction(([l, t]) => {
+        const span = document.querySelector(l);
+        return span && span.textContent === t;
+      }, ['[data-contact-state="' + (await locator.getAttribute('data-contact-state')) + '"]', text], { timeout: 10000 });
+    } catch {
+      throw new Failure(what + ': the page shows "' + (await locator.textContent()) + '"');
+    }
+    ok(true, what);
+  };
+  await stateIs(alice, 'offline', 'the dial page lists alice as a contact, offline');
+  await stateIs(carol, 'hidden', 'carol, who shows her presence to nobody, is listed without a state');
+  await ask('alice-online');
+  await stateIs(alice, 'online', 'alice turns online on the page when her terminal logs in, without a reload');
+  await check(page, 'contacts-presence');
+  await ask('alice-offline');
+  await stateIs(alice, 'offline', 'alice turns offline when her terminal stops');
+  ok(await carol.textContent() === 'hidden', 'carol\'s login changed nothing the page may see');
+}
+
 const scenarios = {
   pages_accessible: pagesAccessible,
   register_publish_find: registerPublishFind,
@@ -612,6 +638,7 @@ const scenarios = {
   admin_sees_agent_online: adminSeesAgentOnline,
   agent_status_page: agentStatusPage,
   events_socket: eventsSocket,
+  contacts_presence: contactsPresence,
 };
 
 const name = process.argv[2];

@@ -240,7 +240,8 @@ TEST_CASE("voicemail: upload in chunks, list, fetch the same bytes, delete") {
   with_cookie.headers.add("cookie", carol.cookie);
   auto carol_session = node.api().session_of(with_cookie, node.now());
   REQUIRE(carol_session.has_value());
-  node.api().subscribe(*carol_session, [&](std::string event) { events.push_back(std::move(event)); });
+  node.api().subscribe(*carol_session, [&](std::string event) { events.push_back(std::move(event)); }, node.now());
+  node.pump();
   node.advance_ms(30'000);
   node.tick();
   CHECK(events.empty());  // the message above was listed already
@@ -293,7 +294,8 @@ TEST_CASE("admin: a non-admin gets 403; an admin adds, lists, verifies and remov
     return r;
   }(), node.now());
   REQUIRE(bob_session.has_value());
-  node.api().subscribe(*bob_session, [&](std::string event) { events.push_back(std::move(event)); });
+  node.api().subscribe(*bob_session, [&](std::string event) { events.push_back(std::move(event)); }, node.now());
+  node.pump();
   CHECK(node.request(root, "DELETE", "/api/admin/users/bob").response.status == 204);
   node.advance_ms(1000);
   node.tick();  // the core's account check sees the epoch move and ends bob's link
@@ -307,6 +309,58 @@ TEST_CASE("admin: a non-admin gets 403; an admin adds, lists, verifies and remov
   CHECK(node.request(dave, "GET", "/api/admin/users").response.status == 200);
   REQUIRE(set_admin(node.store(), "dave", false).has_value());
   CHECK(node.request(dave, "GET", "/api/admin/users").response.status == 403);
+}
+
+TEST_CASE("events: a contact's presence follows on the event socket, within the contact's visibility") {
+  WebNode node;
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "bob's password");
+  node.add_account("carol", "carol's password");
+  Browser alice;
+  login(node, alice, "alice", "correct horse");
+  auto put = node.request(alice, "PUT", "/api/profile", json{{"contacts", {"bob", "carol", "4106@acme"}}}.dump());
+  REQUIRE_MESSAGE(put.response.status == 200, put.response.body);
+  std::vector<json> events;
+  web::HttpRequest with_cookie;
+  with_cookie.headers.add("cookie", alice.cookie);
+  auto session = node.api().session_of(with_cookie, node.now());
+  REQUIRE(session.has_value());
+  node.api().subscribe(*session, [&](std::string event) { events.push_back(json::parse(event)); }, node.now());
+  node.pump();
+  // Subscribing tells the state of every contact with a presence (not the extension).
+  REQUIRE(events.size() == 2);
+  CHECK(events[0] == json{{"type", "presence"}, {"id", "bob"}, {"state", "offline"}});
+  CHECK(events[1] == json{{"type", "presence"}, {"id", "carol"}, {"state", "offline"}});
+  events.clear();
+
+  node.terminal_login(1, "bob", "bob's password");
+  REQUIRE(events.size() == 1);
+  CHECK(events[0] == json{{"type", "presence"}, {"id", "bob"}, {"state", "online"}});
+  node.terminal_gone(1);
+  REQUIRE(events.size() == 2);
+  CHECK(events[1] == json{{"type", "presence"}, {"id", "bob"}, {"state", "offline"}});
+  events.clear();
+
+  // Carol shows her presence to nobody: her login is no event for alice.
+  Browser carol;
+  login(node, carol, "carol", "carol's password");
+  REQUIRE(node.request(carol, "PUT", "/api/profile", json{{"presence_visibility", "nobody"}}.dump()).response.status == 200);
+  node.terminal_login(2, "carol", "carol's password");
+  REQUIRE(events.size() == 1);
+  CHECK(events[0] == json{{"type", "presence"}, {"id", "carol"}, {"state", "unknown"}});
+  events.clear();
+
+  // A user who is not a contact is never looked up for alice.
+  node.add_account("dave", "dave's password");
+  node.terminal_login(3, "dave", "dave's password");
+  CHECK(events.empty());
+  // Dropping bob from the contacts stops his events; nothing is sent for the change itself.
+  REQUIRE(node.request(alice, "PUT", "/api/profile", json{{"contacts", {"carol"}}}.dump()).response.status == 200);
+  node.terminal_login(4, "bob", "bob's password");
+  CHECK(events.empty());
+  node.api().unsubscribe(*session);
+  node.terminal_gone(4);
+  CHECK(events.empty());
 }
 
 TEST_CASE("sessions: idle and too old sessions answer 401; a live one outlasts the core's idle timeout") {
