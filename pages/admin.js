@@ -1,4 +1,4 @@
-// The operator's page: users (search, add, reset password, verify, remove), LAN agents,
+// The operator's page: users (search, add, reset password, verify, operator role, remove), LAN agents,
 // calls and voicemail usage. Needs an account with the admin role.
 import { api, el, formatTime, requireSession, say, sayError, start } from './app.js';
 
@@ -56,10 +56,22 @@ function userRow(user) {
   const verified = user.verified === true;
   const verifyText = verified ? 'Unverify' : 'Verify';
   const verify = el('button', { type: 'button', class: 'secondary', 'aria-label': verifyText + ' ' + id }, verifyText);
+  const operator = user.admin === true;
+  const roleText = operator ? 'Remove operator role' : 'Make operator';
+  const role = el('button', { type: 'button', class: 'secondary', 'aria-label': roleText + ' ' + id }, roleText);
   const remove = el('button', { type: 'button', class: 'danger', 'aria-label': 'Remove ' + id }, 'Remove');
   const row = el('tr', { 'data-user': id },
     el('td', {}, id), el('td', {}, user.display_name || ''), el('td', { class: 'muted' }, details),
-    el('td', {}, el('div', { class: 'row' }, reset, verify, remove)));
+    el('td', {}, el('div', { class: 'row' }, reset, verify, role, remove)));
+  role.addEventListener('click', async () => {
+    try {
+      await api('POST', '/api/admin/users/' + encodeURIComponent(id) + '/admin', { admin: !operator });
+      say(id + (operator ? ' is no longer an operator.' : ' is an operator now.'), 'ok');
+      await loadUsers(userQuery);
+    } catch (error) {
+      sayError(error);
+    }
+  });
   reset.addEventListener('click', () => {
     resetFor = id;
     const form = document.getElementById('reset-password');

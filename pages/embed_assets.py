@@ -5,11 +5,15 @@
 
 Each FILE is served at "/" + its file name, with the content type its extension
 names; an extension not listed here is an error, so a new kind of file is a
-decision, not an accident. Bytes outside printable ASCII are written as octal
+decision, not an accident. A NAME.part.html file is not served: a page's line
+"<!-- include NAME -->" is replaced by it (the head and the site's header and
+navigation are written once); an include of a part that does not exist is an
+error. Bytes outside printable ASCII are written as octal
 escapes (an octal escape is at most three digits, so the next character can
 never be read as part of it).
 """
 import os
+import re
 import sys
 
 CONTENT_TYPES = {
@@ -21,6 +25,18 @@ CONTENT_TYPES = {
     ".txt": "text/plain; charset=utf-8",
 }
 MAX_ASSET_BYTES = 1 << 20  # a page bigger than this is a mistake, not a page
+PART_SUFFIX = ".part.html"
+INCLUDE = re.compile(rb"^<!-- include ([a-z0-9-]+) -->\n", re.M)
+
+
+def with_parts(path, data, parts):
+    """The page with each include line replaced by its part; None when a part is missing."""
+    missing = [m.group(1).decode() for m in INCLUDE.finditer(data) if m.group(1).decode() not in parts]
+    if missing:
+        print("%s: includes %s, but no such %s file was given" % (path, ", ".join(missing), PART_SUFFIX),
+              file=sys.stderr)
+        return None
+    return INCLUDE.sub(lambda m: parts[m.group(1).decode()], data)
 
 
 def literal_lines(data):
@@ -51,6 +67,11 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     output, inputs = argv[1], sorted(argv[2:], key=os.path.basename)
+    parts = {}
+    for path in [p for p in inputs if p.endswith(PART_SUFFIX)]:
+        with open(path, "rb") as f:
+            parts[os.path.basename(path)[:-len(PART_SUFFIX)]] = f.read()
+    inputs = [p for p in inputs if not p.endswith(PART_SUFFIX)]
     seen = set()
     bodies, table = [], []
     for index, path in enumerate(inputs):
@@ -65,6 +86,10 @@ def main(argv):
         seen.add(name)
         with open(path, "rb") as f:
             data = f.read()
+        if extension == ".html":
+            data = with_parts(path, data, parts)
+            if data is None:
+                return 1
         if len(data) > MAX_ASSET_BYTES:
             print("%s: %d bytes, more than %d" % (path, len(data), MAX_ASSET_BYTES), file=sys.stderr)
             return 1

@@ -466,6 +466,8 @@ def admin_sees_users():
     result = d.admin(["user", "-d", d.dir, "show", ALICE])
     expect(result.code == 0 and re.search(r"^verified:\s+yes$", result.out, re.M),
            "the store has alice's row verified, as the operator's page set it (%r)" % result.out)
+    expect(re.search(r"^admin:\s+no$", result.out, re.M),
+           "alice's operator role, given and taken back in the page, is off in the store (%r)" % result.out)
 
 
 def admin_sees_agent_online():

@@ -417,6 +417,10 @@ async function adminSeesUsers(browser) {
   await waitStatus(page, /is verified/);
   await page.getByRole('button', { name: 'Unverify ' + settings.alice, exact: true }).waitFor();
   ok(true, 'alice\'s row now offers Unverify');
+  await page.getByRole('button', { name: 'Make operator ' + settings.alice, exact: true }).click();
+  await waitStatus(page, /is an operator now/);
+  await page.getByRole('button', { name: 'Remove operator role ' + settings.alice, exact: true }).waitFor();
+  ok(true, 'alice\'s row now offers to remove the operator role she was given');
 
   const id = settings.new_user;
   await page.getByLabel('User ID').fill(id);
@@ -442,8 +446,16 @@ async function adminSeesUsers(browser) {
   ok(await page.locator('#users tbody tr[data-user="' + id + '"]').count() === 0, id + ' is no longer listed');
   await check(page, 'admin-after-changes');
 
+  // Alice was made an operator above: she lands on the operator page; taking the
+  // role back holds for her open session at once.
   const alice = await newUser(browser);
-  await logIn(alice, settings.alice, settings.password, '/dial.html');
+  await logIn(alice, settings.alice, settings.password, '/admin.html');
+  ok(true, 'alice, made an operator in the page, logs in to the operator page');
+  await page.getByRole('searchbox', { name: 'Find users' }).fill('ali');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByRole('button', { name: 'Remove operator role ' + settings.alice, exact: true }).click();
+  await waitStatus(page, /no longer an operator/);
+  await page.getByRole('button', { name: 'Make operator ' + settings.alice, exact: true }).waitFor();
   const refused = await pageFetch(alice, 'GET', '/api/admin/users');
   ok(refused.status === 403, 'a plain user is refused the operator\'s API: ' + refused.status + ' ' + refused.text);
   await visit(alice, '/admin.html');

@@ -117,3 +117,17 @@ TEST_CASE("the inline code finder ends on truncated input") {
   }
   CHECK(inline_code_in("<script>").size() == 1);
 }
+
+TEST_CASE("the parts are written into every page and are not served themselves") {
+  for (const Asset& asset : all_assets()) {
+    if (extension_of(asset.path) != ".html") continue;
+    CAPTURE(asset.path);
+    CHECK(asset.body.find("<!-- include") == std::string_view::npos);
+    CHECK(asset.body.find("<meta name=\"viewport\"") != std::string_view::npos);
+    CHECK(asset.body.find("<link rel=\"stylesheet\" href=\"/app.css\">") != std::string_view::npos);
+    CHECK(asset.body.find("<nav aria-label=\"Main\"") != std::string_view::npos);
+    CHECK(asset.body.find("id=\"logout\"") != std::string_view::npos);
+  }
+  CHECK(find_asset("/head.part.html") == nullptr);
+  CHECK(find_asset("/site-header.part.html") == nullptr);
+}
