@@ -143,6 +143,7 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   void send_plaintext(std::string_view bytes);
   void flush_tls();
   void write_raw(Bytes bytes);
+  void refuse_plain_http();
   void close_after_flush();
   void report_websocket_closed();
   void shut_down_sending();
@@ -181,6 +182,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   size_t queued_output_ = 0;
   bool closing_ = false;      // handles are closing
   bool flushing_to_close_ = false;
+  bool first_bytes_seen_ = false;
+  bool plain_http_refused_ = false;
   bool shut_down_ = false;
   bool reading_ = false;
   bool processing_ = false;
@@ -291,6 +294,16 @@ void HttpConnection::on_read(ssize_t nread, const uv_buf_t* buf) {
   if (nread < 0) {
     finish();
     return;
+  }
+  if (plain_http_refused_) return;  // lingering until the 400 is out; the rest is dropped
+  if (!first_bytes_seen_) {
+    first_bytes_seen_ = true;
+    // A TLS connection starts with a handshake record (0x16); an upper-case
+    // letter is a request method: someone typed http:// for this https port.
+    if (buf->base[0] >= 'A' && buf->base[0] <= 'Z') {
+      refuse_plain_http();
+      return;
+    }
   }
   thread_local Bytes plaintext;
   plaintext.clear();
@@ -540,6 +553,23 @@ void HttpConnection::write_raw(Bytes bytes) {
     delete request;
     finish();
   }
+}
+
+// nginx's courtesy: a readable answer instead of a TLS alert, which a browser
+// shows as a download of garbage or an empty page.
+void HttpConnection::refuse_plain_http() {
+  ++server_->counters.bad_requests;
+  plain_http_refused_ = true;
+  static constexpr std::string_view body = "This port speaks HTTPS: use https:// in the address.\n";
+  std::string answer = "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: " +
+                       std::to_string(body.size()) + "\r\nconnection: close\r\n\r\n" + std::string(body);
+  write_raw(Bytes(reinterpret_cast<const std::byte*>(answer.data()),
+                  reinterpret_cast<const std::byte*>(answer.data()) + answer.size()));
+  if (closing_) return;
+  flushing_to_close_ = true;
+  phase_ = Phase::closing;
+  arm(linger_ms);
+  if (queued_output_ == 0) shut_down_sending();
 }
 
 void HttpConnection::close_after_flush() {

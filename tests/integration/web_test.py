@@ -153,6 +153,18 @@ def web_bad_input():
                "path traversal %s: %d %s" % (path, status, body[:80]))
     json_error(web.request("POST", "/index.html", {}), 405, "method_not_allowed", "POST to a page")
 
+    plain = socket.create_connection(web.address, timeout=10)
+    plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while True:
+        chunk = plain.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    plain.close()
+    expect(answer.startswith(b"HTTP/1.1 400 ") and b"https://" in answer,
+           "plain HTTP on the HTTPS port: a readable 400 naming https:// (%r)" % answer[:60])
+
     status, _, body = web.exchange(b"GARBAGE\r\n\r\n")
     expect(status == 400 and json.loads(body).get("error") == "bad_request", "a request that is not HTTP: 400 JSON")
     status, _, body = web.exchange(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Big: " + b"a" * 20000 + b"\r\n\r\n")
