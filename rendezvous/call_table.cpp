@@ -104,4 +104,11 @@ size_t LocalCallTable::ringing_from(const std::string& source) const {
   return it == ringing_by_source_.end() ? 0 : it->second;
 }
 
+std::vector<const Call*> LocalCallTable::all() const {
+  std::vector<const Call*> calls;
+  calls.reserve(calls_.size());
+  for (const auto& [id, call] : calls_) calls.push_back(&call);
+  return calls;
+}
+
 }  // namespace tsunagu::rendezvous

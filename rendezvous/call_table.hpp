@@ -67,6 +67,8 @@ class CallTable {
   virtual CallCounts counts(const std::string& user) const = 0;
   virtual size_t ringing_from(const std::string& source) const = 0;
   virtual size_t size() const = 0;
+  // Every call, in no order (the operator's list).
+  virtual std::vector<const Call*> all() const = 0;
 };
 
 class LocalCallTable final : public CallTable {
@@ -83,6 +85,7 @@ class LocalCallTable final : public CallTable {
   CallCounts counts(const std::string& user) const override;
   size_t ringing_from(const std::string& source) const override;
   size_t size() const override { return calls_.size(); }
+  std::vector<const Call*> all() const override;
   // Entries kept beside the calls, for tests: all zero counts are removed.
   size_t counted_users() const { return counts_.size(); }
   size_t counted_sources() const { return ringing_by_source_.size(); }

@@ -14,6 +14,7 @@
 //   hangup(CALL-ID) -->                                               (either side)
 //                           call_event(ended, END-CODE 200) -->
 #include <algorithm>
+#include <tuple>
 
 #include "proto/signalling.hpp"
 #include "rendezvous/node_core.hpp"
@@ -360,6 +361,20 @@ void NodeCore::ring_expired(const std::string& call_id) {
            prepared ? "No Answer: the call was prepared but not placed in time"
                     : "No Answer: the callee did not answer in time",
            std::nullopt);
+}
+
+std::vector<NodeCore::CallView> NodeCore::calls_view() const {
+  std::vector<CallView> view;
+  for (const Call* call : calls_->all()) {
+    std::string_view state = call->state == sig::call_state::accepted  ? "accepted"
+                             : call->state == sig::call_state::ringing ? "ringing"
+                                                                       : "preparing";
+    view.push_back(CallView{call->caller, call->callee, state, call->via_agent});
+  }
+  std::sort(view.begin(), view.end(), [](const CallView& a, const CallView& b) {
+    return std::tie(a.caller, a.callee) < std::tie(b.caller, b.callee);
+  });
+  return view;
 }
 
 }  // namespace tsunagu::rendezvous

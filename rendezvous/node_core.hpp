@@ -235,6 +235,13 @@ class NodeCore {
   // The names of the agents whose links said hello, in name order.
   std::vector<std::string> linked_agents() const;
   size_t calls_in_progress() const { return calls_->size(); }
+  struct CallView {
+    std::string caller, callee;
+    std::string_view state;  // "preparing", "ringing", "accepted"
+    bool via_agent = false;  // the callee is a LAN extension rung through its agent
+  };
+  // The calls now, caller then callee order; no keys or call IDs.
+  std::vector<CallView> calls_view() const;
   size_t uploads_in_progress_bytes() const { return uploads_->pending_bytes(); }
   // Links on the agent listener (counted on each call: for a metrics scrape).
   size_t agent_link_count() const;

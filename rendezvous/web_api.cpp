@@ -1077,7 +1077,12 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
   }
   if (path == "/api/admin/calls") {
     const auto& c = core_.counters();
-    return (*respond)(json_response(200, json{{"in_progress", core_.calls_in_progress()},
+    json calls = json::array();
+    for (const auto& call : core_.calls_view())
+      calls.push_back(json{{"caller", call.caller}, {"callee", call.callee}, {"state", call.state},
+                           {"via_agent", call.via_agent}});
+    return (*respond)(json_response(200, json{{"calls", calls},
+                                              {"in_progress", core_.calls_in_progress()},
                                               {"offered", c.calls_offered},
                                               {"accepted", c.calls_accepted}}));
   }

@@ -1814,9 +1814,18 @@ TEST_CASE("an accepted call gives both sides the same key and the caller the cal
   Node node;
   two_online(node);
   auto [id, ring] = ring_bob(node);
+  REQUIRE(node.core().calls_view().size() == 1);
+  CHECK(node.core().calls_view()[0].state == "ringing");
   node.send(2, ring_answer(ring, true));
   Reply to_alice = node.reply(1), to_bob = node.reply(2);
   CHECK(to_alice.u32(sig::attr::call_state) == sig::call_state::accepted);
+  // The operator's view: who calls whom, in which state; nothing secret.
+  auto calls = node.core().calls_view();
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].caller == "alice");
+  CHECK(calls[0].callee == "bob");
+  CHECK(calls[0].state == "accepted");
+  CHECK_FALSE(calls[0].via_agent);
   CHECK(to_alice.text(sig::attr::ice_description) == "answer-sdp");
   CHECK(to_alice.address(sig::attr::observed_address) == bob_nat);
   CHECK(to_bob.addresses(sig::attr::reported_address) == std::vector<SocketAddress>{alice_home});
@@ -1836,6 +1845,7 @@ TEST_CASE("an accepted call gives both sides the same key and the caller the cal
   CHECK(ended.u32(sig::attr::end_code) == sig::error::hung_up);
   CHECK_FALSE(in_call(node, "alice"));
   CHECK_FALSE(in_call(node, "bob"));
+  CHECK(node.core().calls_view().empty());
 }
 
 TEST_CASE("two nodes given the same seed and the same inputs send byte-identical messages, call IDs and keys included") {
