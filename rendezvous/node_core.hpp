@@ -221,14 +221,16 @@ class NodeCore {
   std::optional<uint64_t> next_deadline() const;
 
   const PresenceTable& presence() const { return presence_; }
-  // Whose presence changed (logged in, ended, went into or out of a call)
-  // since the last take. Recorded only while watched (the web API's event
-  // sockets), so nothing piles up without a reader.
-  void watch_presence_changes(bool on) {
-    watch_presence_changes_ = on;
-    if (!on) presence_changes_.clear();
+  // What changed for the web API's event sockets since the last take: whose
+  // presence (logged in, ended, went into or out of a call) and whose mailbox
+  // (a message stored, in this turn's write). Recorded only while watched,
+  // so nothing piles up without a reader.
+  void watch_changes(bool on) {
+    watch_changes_ = on;
+    if (!on) presence_changes_.clear(), mailbox_changes_.clear();
   }
   std::vector<std::string> take_presence_changes() { return std::move(presence_changes_); }
+  std::vector<std::string> take_mailbox_changes() { return std::move(mailbox_changes_); }
   const NodeCounters& counters() const { return counters_; }
   size_t link_count() const { return links_.size(); }
   // For the operator's view (the web API's admin endpoints); no rules here.
@@ -449,7 +451,7 @@ class NodeCore {
   proto::MessageBuilder success(const proto::Message& request);
   void presence_ended(const std::string& user, Now now);
   void presence_changed(const std::string& user) {
-    if (watch_presence_changes_) presence_changes_.push_back(user);
+    if (watch_changes_) presence_changes_.push_back(user);
   }
   storage::Transaction* read_txn();
   storage::Transaction* write_txn();
@@ -457,8 +459,9 @@ class NodeCore {
   AccountStore& store_;
   NodeSettings settings_;
   PresenceTable presence_;
-  bool watch_presence_changes_ = false;
+  bool watch_changes_ = false;
   std::vector<std::string> presence_changes_;
+  std::vector<std::string> mailbox_changes_;
   LoginLimiter limiter_;
   DirectoryScanLimiter scan_limiter_;
   std::string dummy_hash_;  // verified against for unknown users, so timing reveals nothing

@@ -300,7 +300,10 @@ void NodeDaemon::drain() {
     log_storage_faults(core_->take_storage_faults());
     run_password_jobs();
     // Presence events: the event sockets' lookups join this round's actions.
-    if (web_api_) web_api_->presence_changed(core_->take_presence_changes(), now());
+    if (web_api_) {
+      web_api_->presence_changed(core_->take_presence_changes(), now());
+      web_api_->mailbox_changed(core_->take_mailbox_changes(), now());
+    }
     auto actions = core_->take_actions();
     if (actions.empty()) break;
     for (auto& action : actions) {

@@ -221,6 +221,7 @@ void NodeCore::voicemail_finish(LinkId link, const proto::Message& request, Now 
   auto stored = voicemail_->add(*txn, upload.callee, upload.caller, now.unix_s, upload.data);
   if (!stored) return reply_storage_error(link, request, stored.error());
   ++counters_.voicemails_stored;
+  if (watch_changes_) mailbox_changes_.push_back(upload.callee);
   counters_.voicemail_bytes_stored += upload.size;
   charge_voicemail_sender(upload.caller, upload.size, now);
   auto ok = success(request);

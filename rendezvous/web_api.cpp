@@ -315,10 +315,10 @@ WebApi::WebApi(NodeCore& core, AccountStore& store, WebApiSettings settings,
   // that need them answering 503.
   if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
   if (auto voicemail = VoicemailStore::open(store_.environment())) voicemail_.emplace(std::move(*voicemail));
-  core_.watch_presence_changes(true);  // the daemon hands them to presence_changed() every drain round
+  core_.watch_changes(true);  // the daemon hands them to presence_changed() and mailbox_changed() every drain round
 }
 
-WebApi::~WebApi() { core_.watch_presence_changes(false); }
+WebApi::~WebApi() { core_.watch_changes(false); }
 
 proto::TransactionId WebApi::fresh_transaction() {
   proto::TransactionId id;
@@ -1133,20 +1133,36 @@ void WebApi::core_action(const NodeAction& action, Now now) {
 void WebApi::tick(Now now) {
   std::vector<uint64_t> expired;
   std::vector<LinkId> keep;
-  std::vector<uint64_t> poll;
+  std::vector<uint64_t> refresh;
   for (const auto& [id, session] : sessions_) {
     if (now.mono_ms >= session->last_request_ms + uint64_t{settings_.session_idle_s} * 1000 ||
         now.mono_ms >= session->created_ms + uint64_t{settings_.session_max_s} * 1000)
       expired.push_back(id);
     else if (now.mono_ms >= session->last_core_ms + uint64_t{settings_.link_keepalive_s} * 1000)
-      (session->subscriber ? poll : keep).push_back(session->subscriber ? id : session->link);
+      (session->subscriber ? refresh : keep).push_back(session->subscriber ? id : session->link);
   }
   for (uint64_t id : expired) end_session(id, now, true);
-  // A session with a live event socket asks its mailbox instead of a bare
-  // keepalive (either keeps the link): a new message is a voicemail_waiting
-  // event within link_keepalive_s, whoever left it (the core tells query
-  // links nothing of it).
-  for (uint64_t id : poll) {
+  // A session with a live event socket rereads its contacts instead of a
+  // bare keepalive (either keeps the link): contacts changed from another
+  // link (a terminal's profile_set) are followed from then on.
+  for (uint64_t id : refresh) refresh_contacts(id, now);
+  for (LinkId link : keep) {
+    auto txn = fresh_transaction();
+    proto::MessageBuilder b(proto::MessageClass::request, sig::method::keepalive, txn);
+    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    send(link, std::move(b), txn, nullptr, nullptr, now);
+  }
+}
+
+void WebApi::mailbox_changed(const std::vector<std::string>& users, Now now) {
+  if (users.empty()) return;
+  std::vector<uint64_t> listening;
+  for (const auto& [id, session] : sessions_)
+    if (session->subscriber && std::find(users.begin(), users.end(), session->user) != users.end())
+      listening.push_back(id);
+  // The session's own list (the core's rules): a message newer than any it
+  // listed is news, whoever left it.
+  for (uint64_t id : listening) {
     auto txn = fresh_transaction();
     proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_list, txn);
     b.add_u32(sig::attr::protocol_version, sig::protocol_version);
@@ -1158,15 +1174,6 @@ void WebApi::tick(Now now) {
       it->second->newest_voicemail = newest;
       emit(*it->second, dump(json{{"type", "voicemail_waiting"}}));
     }, nullptr, now);
-    // Contacts changed from another link (a terminal's profile_set) are
-    // followed from the next poll.
-    refresh_contacts(id, now);
-  }
-  for (LinkId link : keep) {
-    auto txn = fresh_transaction();
-    proto::MessageBuilder b(proto::MessageClass::request, sig::method::keepalive, txn);
-    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
-    send(link, std::move(b), txn, nullptr, nullptr, now);
   }
 }
 

@@ -87,6 +87,9 @@ class WebApi {
   // session with one of them as a contact looks them up again (the core's
   // lookup, so its visibility rules decide what the session may see).
   void presence_changed(const std::vector<std::string>& users, Now now);
+  // The users NodeCore::take_mailbox_changes() named: their subscribed
+  // sessions list their mailbox and hear voicemail_waiting for a new message.
+  void mailbox_changed(const std::vector<std::string>& users, Now now);
 
   size_t session_count() const { return sessions_.size(); }
 

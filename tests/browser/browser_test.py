@@ -525,10 +525,9 @@ def agent_status_page():
 def events_socket():
     """A logged-in page's /api/events WebSocket carries {"type":"voicemail_waiting"} when
     alice leaves bob a voicemail with `tsunagu voicemail send`, and the page lights its
-    Voicemail link. The node looks at a socket's mailbox every link keepalive
-    (min(30 s, [limits] idle_timeout / 2)): idle_timeout = 10 here, so within 5 s."""
+    Voicemail link. The event leaves in the node's turn that stored the message."""
     prepared()
-    node = WebNode(limits__idle_timeout=10)
+    node = WebNode()
     node.add_user(ALICE)
     node.add_user(BOB)
     node.profile(BOB, "voicemail=yes")

@@ -110,12 +110,14 @@ class WebNode {
       core_->commit_turn();
       auto changed = core_->take_presence_changes();
       api_->presence_changed(changed, now_);
+      auto mailboxes = core_->take_mailbox_changes();
+      api_->mailbox_changed(mailboxes, now_);
       auto actions = core_->take_actions();
       for (const auto& action : actions) {
         if (api_->owns_link(action.link)) api_->core_action(action, now_);
         else terminal_actions_.push_back(action);
       }
-      if (jobs.empty() && actions.empty() && changed.empty()) return;
+      if (jobs.empty() && actions.empty() && changed.empty() && mailboxes.empty()) return;
     }
     throw std::runtime_error("the node never settled");
   }
