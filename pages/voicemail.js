@@ -27,10 +27,17 @@ function messageItem(message) {
   return item;
 }
 
+// The whole mailbox, page by page (the API lists 64 at a time).
 async function load() {
-  const answer = await api('GET', '/api/voicemail');
+  const messages = [];
+  let answer = await api('GET', '/api/voicemail');
+  messages.push(...(answer.messages || []));
+  for (let pages = 1; answer.next_after !== undefined && pages < 100; ++pages) {
+    answer = await api('GET', '/api/voicemail?after=' + encodeURIComponent(answer.next_after));
+    messages.push(...(answer.messages || []));
+  }
   const list = document.getElementById('messages');
-  list.replaceChildren(...(answer.messages || []).map(messageItem));
+  list.replaceChildren(...messages.map(messageItem));
   document.getElementById('empty').hidden = list.children.length > 0;
   const waiting = document.getElementById('voicemail-waiting');
   if (waiting) waiting.hidden = list.children.length === 0;

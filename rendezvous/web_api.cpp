@@ -548,7 +548,7 @@ void WebApi::route(const HttpRequest& request, const std::shared_ptr<Respond>& r
     return handle_profile(*session, request, respond, now);
   }
   if (path == "/api/voicemail") {
-    if (method == "GET") return handle_voicemail_list(*session, respond, now);
+    if (method == "GET") return handle_voicemail_list(*session, request, respond, now);
     if (method == "POST") return handle_voicemail_upload(*session, request, respond, now);
     return (*respond)(method_not_allowed("GET, POST"));
   }
@@ -794,10 +794,17 @@ void WebApi::handle_profile(Session& session, const HttpRequest& request, const 
       [respond] { (*respond)(error_response(401, "unauthenticated", "the session ended")); }, now);
 }
 
-void WebApi::handle_voicemail_list(Session& session, const std::shared_ptr<Respond>& respond, Now now) {
+void WebApi::handle_voicemail_list(Session& session, const HttpRequest& request, const std::shared_ptr<Respond>& respond,
+                                   Now now) {
+  std::optional<uint64_t> after;
+  if (const std::string* text = request.query_value("after")) {
+    after = parse_number(*text);
+    if (!after) return (*respond)(error_response(400, "bad_request", "?after= takes a message ID"));
+  }
   auto txn = fresh_transaction();
   proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_list, txn);
   b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  if (after) b.add_u64(sig::attr::voicemail_id, *after);
   send(
       session.link, std::move(b), txn,
       [this, respond, id = session.id](const proto::Message& reply, Now) {
@@ -809,7 +816,10 @@ void WebApi::handle_voicemail_list(Session& session, const std::shared_ptr<Respo
         for (const auto* a : reply.find_all(sig::attr::voicemail_entry))
           if (auto e = proto::decode_voicemail_entry(a->value))
             messages.push_back(json{{"id", e->id}, {"from", e->caller}, {"time", e->time}, {"size", e->size}});
-        (*respond)(json_response(200, json{{"messages", messages}}));
+        json answer{{"messages", messages}};
+        // More than one page: the core's cursor, for ?after=
+        if (auto next = u64_of(reply, sig::attr::voicemail_id)) answer["next_after"] = *next;
+        (*respond)(json_response(200, answer));
       },
       [respond] { (*respond)(error_response(401, "unauthenticated", "the session ended")); }, now);
 }

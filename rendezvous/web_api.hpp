@@ -114,7 +114,8 @@ class WebApi {
   void handle_categories(Session& session, const std::shared_ptr<Respond>& respond, Now now);
   void handle_profile(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond,
                       Now now);
-  void handle_voicemail_list(Session& session, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_voicemail_list(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond,
+                             Now now);
   void handle_voicemail_fetch(Session& session, uint64_t id, const std::shared_ptr<Respond>& respond, Now now);
   void handle_voicemail_delete(Session& session, uint64_t id, const std::shared_ptr<Respond>& respond, Now now);
   void handle_voicemail_upload(Session& session, const web::HttpRequest& request,

@@ -259,6 +259,31 @@ TEST_CASE("voicemail: upload in chunks, list, fetch the same bytes, delete") {
   CHECK(body_of(node.request(carol, "GET", "/api/voicemail"))["messages"].size() == 1);  // the second
 }
 
+TEST_CASE("voicemail list: 64 at a time, ?after= the cursor the last page gave") {
+  NodeSettings settings = web_test_settings();
+  settings.voicemail_sender_messages_per_day = 100;
+  WebNode node(settings);
+  node.add_account("alice", "correct horse");
+  node.add_account("carol", "carol's password");
+  Browser alice, carol;
+  login(node, alice, "alice", "correct horse");
+  login(node, carol, "carol", "carol's password");
+  REQUIRE(node.request(carol, "PUT", "/api/profile", json{{"voicemail", true}}.dump()).response.status == 200);
+  for (int i = 0; i < 70; ++i)
+    REQUIRE(node.request(alice, "POST", "/api/voicemail?to=carol", "OggS " + std::to_string(i), "audio/ogg").response.status == 201);
+  json first = body_of(node.request(carol, "GET", "/api/voicemail"));
+  REQUIRE(first["messages"].size() == 64);
+  REQUIRE(first.contains("next_after"));
+  CHECK(first["next_after"] == first["messages"][63]["id"]);
+  json second = body_of(node.request(carol, "GET", "/api/voicemail?after=" + std::to_string(first["next_after"].get<uint64_t>())));
+  REQUIRE(second["messages"].size() == 6);
+  CHECK_FALSE(second.contains("next_after"));
+  CHECK(second["messages"][0]["id"].get<uint64_t>() > first["next_after"].get<uint64_t>());
+  auto bad = node.request(carol, "GET", "/api/voicemail?after=latest");
+  CHECK(bad.response.status == 400);
+  CHECK(error_code(bad) == "bad_request");
+}
+
 TEST_CASE("admin: a non-admin gets 403; an admin adds, lists, verifies and removes, and the removal ends the sessions") {
   WebNode node;
   node.add_account("root", "admin password", /*admin=*/true);
