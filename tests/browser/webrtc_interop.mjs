@@ -6,7 +6,11 @@
 // Opus and sent its own) and Chromium's getStats() shows the DTLS transport
 // connected and our audio received.
 //
-//   TSUNAGU_NODE_MODULES=... node tests/browser/webrtc_interop.mjs PEER_BINARY
+// With "wrong-fingerprint" the peer checks Chromium's certificate against
+// another fingerprint: the peer must refuse the handshake, and Chromium's
+// transport must end up failed (it gets the alert).
+//
+//   TSUNAGU_NODE_MODULES=... node tests/browser/webrtc_interop.mjs PEER_BINARY [wrong-fingerprint]
 //   (exit 0 pass, 1 fail, 77 cannot run)
 
 import { spawn } from 'node:child_process';
@@ -17,6 +21,7 @@ const SKIP = 77;
 const modules = process.env.TSUNAGU_NODE_MODULES;
 const executablePath = process.env.TSUNAGU_CHROMIUM || '/usr/bin/chromium';
 const peerBinary = process.argv[2];
+const wrongFingerprint = process.argv[3] === 'wrong-fingerprint';
 const TIMEOUT_MS = 30000;
 
 let playwright;
@@ -67,7 +72,7 @@ try {
     return pc.localDescription.sdp;
   });
 
-  peer = spawn(peerBinary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  peer = spawn(peerBinary, wrongFingerprint ? ['--expect-wrong-fingerprint'] : [], { stdio: ['pipe', 'pipe', 'inherit'] });
   peerExit = new Promise((resolve) => peer.on('exit', (code, signal) => resolve(code === null ? signal : code)));
   peer.stdin.end(offer);
   let out = '';
@@ -85,6 +90,22 @@ try {
 
   const code = await peerExit;
   if (code !== 0) throw new Error('the peer exited with ' + code);
+  if (wrongFingerprint) {
+    const state = await page.evaluate(async () => {
+      for (let attempt = 0; attempt < 50; ++attempt) {
+        let dtls = '';
+        (await window.pc.getStats()).forEach((s) => { if (s.type === 'transport') dtls = s.dtlsState; });
+        if (dtls === 'failed' || dtls === 'closed') return dtls;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return 'still not failed';
+    });
+    if (state !== 'failed' && state !== 'closed') throw new Error('Chromium\'s DTLS transport: ' + state);
+    console.log('  ok: the peer refused Chromium\'s certificate and Chromium\'s DTLS transport is ' + state);
+    clearTimeout(timer);
+    await browser.close();
+    process.exit(0);
+  }
   console.log('  ok: the peer decrypted and decoded Chromium\'s audio and sent its own');
 
   const stats = await page.evaluate(async () => {

@@ -5,13 +5,19 @@
 // and key export (security/DtlsSession, setup:active, so we are the DTLS
 // client) and SRTP (webrtc/SrtpSession) around an unchanged media::VoiceSession.
 //
-//   webrtc_interop_peer < offer.sdp     (stdout: the answer, then "END-ANSWER")
+//   webrtc_interop_peer [--expect-wrong-fingerprint] < offer.sdp
+//   (stdout: the answer, then "END-ANSWER")
 //
 // Exit 0 once it decrypted and decoded `wanted` Opus packets from Chromium and
 // sent as many of its own; 1 on any failure (the reason on stderr), or after
-// 20 s. Loopback only: ICE gathers on 127.0.0.1 and takes Chromium's
+// 20 s. With --expect-wrong-fingerprint it checks Chromium's certificate
+// against another certificate's fingerprint, as if the signalling had been
+// tampered with: exit 0 when the handshake is refused for that reason. Loopback only: ICE gathers on 127.0.0.1 and takes Chromium's
 // 127.0.0.1 UDP candidates only.
+#include <sys/prctl.h>
 #include <uv.h>
+
+#include <csignal>
 
 #include <array>
 #include <cmath>
@@ -52,6 +58,7 @@ struct Peer {
   uint64_t decrypted_rtp = 0, decrypted_rtcp = 0, srtp_failures = 0, sent = 0, dtls_datagrams = 0;
   int exit_code = 1;
   bool done = false;
+  bool expect_wrong_fingerprint = false;
 
   void finish(int code, const std::string& why) {
     if (done) return;
@@ -88,7 +95,8 @@ struct Peer {
     const webrtc::MediaSection& audio = offer.audio();
     security::DtlsSession::Options options;
     options.role = security::DtlsSession::Role::client;  // our answer says setup:active
-    options.peer_fingerprint = audio.fingerprint_sha256;
+    options.peer_fingerprint =
+        expect_wrong_fingerprint ? security::DtlsIdentity::generate()->fingerprint() : audio.fingerprint_sha256;
     auto created = security::DtlsSession::create(identity, options);
     if (!created) return finish(1, created.error().detail);
     dtls = std::move(*created);
@@ -135,8 +143,16 @@ struct Peer {
         if (!dtls) return;
         ++dtls_datagrams;
         bool was_complete = dtls->handshake_complete();
-        if (auto received = dtls->receive(datagram); !received) return finish(1, received.error().detail);
+        if (auto received = dtls->receive(datagram); !received) {
+          bool refused = received.error().code == security::TlsErrc::certificate_rejected;
+          flush_dtls();  // the alert, so Chromium learns it too
+          if (expect_wrong_fingerprint && refused) return finish(0, "refused as expected: " + received.error().detail);
+          return finish(1, received.error().detail);
+        }
         flush_dtls();
+        if (expect_wrong_fingerprint && dtls->handshake_complete()) {
+          return finish(1, "the handshake completed with a fingerprint that does not match");
+        }
         if (!was_complete && dtls->handshake_complete()) on_handshake_complete();
         return;
       }
@@ -161,7 +177,9 @@ struct Peer {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // Killed with webrtc_interop.mjs, whatever way that one ends.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   auto offer = webrtc::parse_session_description(text);
   if (!offer) {
@@ -169,6 +187,7 @@ int main() {
     return 1;
   }
   Peer peer;
+  peer.expect_wrong_fingerprint = argc > 1 && std::string_view(argv[1]) == "--expect-wrong-fingerprint";
   peer.offer = std::move(*offer);
   peer.loop = uv_default_loop();
   const webrtc::MediaSection& audio = peer.offer.audio();
