@@ -383,6 +383,84 @@ Expected<SessionDescription, SdpError> parse_session_description(std::string_vie
 
 namespace {
 
+// Our side's values, whether we offer or answer.
+struct LocalAudio {
+  std::string_view ice_ufrag;
+  std::string_view ice_pwd;
+  std::string_view fingerprint_sha256;
+  SetupRole setup = SetupRole::actpass;
+  Direction direction = Direction::sendrecv;
+  std::string_view mid;
+  uint8_t opus_payload_type = 111;
+  std::optional<uint8_t> telephone_event_payload_type;
+  uint32_t ssrc = 0;
+  std::string_view cname;
+  const std::vector<std::string>* candidates = nullptr;
+  bool end_of_candidates = false;
+};
+
+// Checks what would otherwise go into the text unchecked.
+Expected<std::string, SdpError> checked_fingerprint(const LocalAudio& local) {
+  if (!valid_ufrag(local.ice_ufrag) || !valid_pwd(local.ice_pwd)) {
+    return fail(SdpErrc::missing_ice, "our ICE credentials break RFC 8839 5.4");
+  }
+  auto fingerprint = normalized_sha256(local.fingerprint_sha256);
+  if (!fingerprint) return fail(SdpErrc::missing_fingerprint, "our fingerprint is not 32 hex bytes");
+  if (!is_token(local.cname, 64)) return fail(SdpErrc::malformed, "our CNAME must be 1-64 visible ASCII characters");
+  if (local.opus_payload_type > 127 ||
+      (local.telephone_event_payload_type &&
+       (*local.telephone_event_payload_type > 127 || *local.telephone_event_payload_type == local.opus_payload_type))) {
+    return fail(SdpErrc::malformed, "payload types must be distinct and 0-127");
+  }
+  for (const std::string& candidate : *local.candidates) {
+    if (auto parsed = parse_candidate(candidate); !parsed) return Unexpected(parsed.error());
+  }
+  return std::move(*fingerprint);
+}
+
+void write_session_header(std::string& out, uint64_t session_id) {
+  out += "v=0\r\no=- " + std::to_string(session_id) + " 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+}
+
+void write_audio_section(std::string& out, const LocalAudio& local, const std::string& fingerprint) {
+  auto line = [&out](std::string_view text) {
+    out += text;
+    out += "\r\n";
+  };
+  std::string opus = std::to_string(local.opus_payload_type);
+  std::string formats = opus;
+  std::string event;
+  if (local.telephone_event_payload_type) {
+    event = std::to_string(*local.telephone_event_payload_type);
+    formats += " " + event;
+  }
+  line("m=audio 9 UDP/TLS/RTP/SAVPF " + formats);
+  line("c=IN IP4 0.0.0.0");
+  line("a=ice-ufrag:" + std::string(local.ice_ufrag));
+  line("a=ice-pwd:" + std::string(local.ice_pwd));
+  line("a=ice-options:trickle");
+  line("a=fingerprint:sha-256 " + fingerprint);
+  line("a=setup:" + std::string(to_string(local.setup)));
+  if (!local.mid.empty()) line("a=mid:" + std::string(local.mid));
+  line("a=" + std::string(to_string(local.direction)));
+  line("a=rtcp-mux");
+  line("a=rtpmap:" + opus + " opus/48000/2");
+  // We send and decode 20 ms frames, with in-band FEC (media/voice_session.hpp).
+  line("a=fmtp:" + opus + " minptime=20;useinbandfec=1");
+  line("a=ptime:20");
+  if (!event.empty()) {
+    line("a=rtpmap:" + event + " telephone-event/48000");
+    line("a=fmtp:" + event + " 0-15");
+  }
+  line("a=ssrc:" + std::to_string(local.ssrc) + " cname:" + std::string(local.cname));
+  for (const std::string& candidate : *local.candidates) {
+    std::string_view value = candidate;
+    if (value.substr(0, 2) == "a=") value.remove_prefix(2);
+    line("a=" + std::string(value));
+  }
+  if (local.end_of_candidates) line("a=end-of-candidates");
+}
+
 Direction answer_direction(Direction offered) {
   switch (offered) {
     case Direction::sendrecv: return Direction::sendrecv;
@@ -401,75 +479,65 @@ Expected<std::string, SdpError> build_answer(const SessionDescription& offer, co
   }
   const MediaSection& audio = offer.audio();
   if (!audio.opus_payload_type) return fail(SdpErrc::no_usable_audio, "the offer's audio m-line has no Opus");
-  if (!valid_ufrag(ours.ice_ufrag) || !valid_pwd(ours.ice_pwd)) {
-    return fail(SdpErrc::missing_ice, "our ICE credentials break RFC 8839 5.4");
-  }
-  auto fingerprint = normalized_sha256(ours.fingerprint_sha256);
-  if (!fingerprint) return fail(SdpErrc::missing_fingerprint, "our fingerprint is not 32 hex bytes");
   if (ours.setup == SetupRole::actpass) return fail(SdpErrc::missing_setup, "an answer is active or passive, never actpass");
   if (audio.setup == ours.setup) {
     return fail(SdpErrc::missing_setup, "the offer is " + std::string(to_string(*audio.setup)) + "; the answer must differ");
   }
-  if (!is_token(ours.cname, 64)) return fail(SdpErrc::malformed, "our CNAME must be 1-64 visible ASCII characters");
-  for (const std::string& candidate : ours.candidates) {
-    if (auto parsed = parse_candidate(candidate); !parsed) return Unexpected(parsed.error());
-  }
+  LocalAudio local{.ice_ufrag = ours.ice_ufrag,
+                   .ice_pwd = ours.ice_pwd,
+                   .fingerprint_sha256 = ours.fingerprint_sha256,
+                   .setup = ours.setup,
+                   .direction = answer_direction(audio.direction),
+                   .mid = audio.mid,
+                   .opus_payload_type = *audio.opus_payload_type,
+                   .telephone_event_payload_type = audio.telephone_event_payload_type,
+                   .ssrc = ours.ssrc,
+                   .cname = ours.cname,
+                   .candidates = &ours.candidates,
+                   .end_of_candidates = ours.end_of_candidates};
+  auto fingerprint = checked_fingerprint(local);
+  if (!fingerprint) return Unexpected(fingerprint.error());
 
   std::string out;
   out.reserve(1024);
-  auto line = [&out](std::string_view text) {
-    out += text;
-    out += "\r\n";
-  };
-  line("v=0");
-  line("o=- " + std::to_string(ours.session_id) + " 2 IN IP4 127.0.0.1");
-  line("s=-");
-  line("t=0 0");
+  write_session_header(out, ours.session_id);
   bool bundled = !audio.mid.empty() &&
                  std::find(offer.bundle_mids.begin(), offer.bundle_mids.end(), audio.mid) != offer.bundle_mids.end();
-  if (bundled) line("a=group:BUNDLE " + audio.mid);
+  if (bundled) out += "a=group:BUNDLE " + audio.mid + "\r\n";
   for (size_t i = 0; i < offer.media.size(); ++i) {
     const MediaSection& section = offer.media[i];
-    if (i != offer.audio_index) {
-      // Rejected: the same media and protocol, port 0, one format (RFC 8866 5.14 needs one).
-      line("m=" + section.kind + " 0 " + section.protocol + " " + section.formats.front());
-      line("c=IN IP4 0.0.0.0");
-      if (!section.mid.empty()) line("a=mid:" + section.mid);
+    if (i == offer.audio_index) {
+      write_audio_section(out, local, *fingerprint);
       continue;
     }
-    std::string opus = std::to_string(*section.opus_payload_type);
-    std::string formats = opus;
-    std::string event;
-    if (section.telephone_event_payload_type) {
-      event = std::to_string(*section.telephone_event_payload_type);
-      formats += " " + event;
-    }
-    line("m=audio 9 UDP/TLS/RTP/SAVPF " + formats);
-    line("c=IN IP4 0.0.0.0");
-    line("a=ice-ufrag:" + ours.ice_ufrag);
-    line("a=ice-pwd:" + ours.ice_pwd);
-    line("a=ice-options:trickle");
-    line("a=fingerprint:sha-256 " + *fingerprint);
-    line("a=setup:" + std::string(to_string(ours.setup)));
-    if (!section.mid.empty()) line("a=mid:" + section.mid);
-    line("a=" + std::string(to_string(answer_direction(section.direction))));
-    line("a=rtcp-mux");
-    line("a=rtpmap:" + opus + " opus/48000/2");
-    // We send and decode 20 ms frames, with in-band FEC (media/voice_session.hpp).
-    line("a=fmtp:" + opus + " minptime=20;useinbandfec=1");
-    line("a=ptime:20");
-    if (!event.empty()) {
-      line("a=rtpmap:" + event + " telephone-event/48000");
-      line("a=fmtp:" + event + " 0-15");
-    }
-    line("a=ssrc:" + std::to_string(ours.ssrc) + " cname:" + ours.cname);
-    for (const std::string& candidate : ours.candidates) {
-      std::string_view value = candidate;
-      if (value.substr(0, 2) == "a=") value.remove_prefix(2);
-      line("a=" + std::string(value));
-    }
-    if (ours.end_of_candidates) line("a=end-of-candidates");
+    // Rejected: the same media and protocol, port 0, one format (RFC 8866 5.14 needs one).
+    out += "m=" + section.kind + " 0 " + section.protocol + " " + section.formats.front() + "\r\n";
+    out += "c=IN IP4 0.0.0.0\r\n";
+    if (!section.mid.empty()) out += "a=mid:" + section.mid + "\r\n";
   }
+  return out;
+}
+
+Expected<std::string, SdpError> build_offer(const OfferParameters& ours) {
+  LocalAudio local{.ice_ufrag = ours.ice_ufrag,
+                   .ice_pwd = ours.ice_pwd,
+                   .fingerprint_sha256 = ours.fingerprint_sha256,
+                   .setup = SetupRole::actpass,  // RFC 5763 5: the offerer must say actpass
+                   .direction = Direction::sendrecv,
+                   .mid = "0",
+                   .opus_payload_type = ours.opus_payload_type,
+                   .telephone_event_payload_type = ours.telephone_event_payload_type,
+                   .ssrc = ours.ssrc,
+                   .cname = ours.cname,
+                   .candidates = &ours.candidates,
+                   .end_of_candidates = ours.end_of_candidates};
+  auto fingerprint = checked_fingerprint(local);
+  if (!fingerprint) return Unexpected(fingerprint.error());
+  std::string out;
+  out.reserve(1024);
+  write_session_header(out, ours.session_id);
+  out += "a=group:BUNDLE 0\r\n";
+  write_audio_section(out, local, *fingerprint);
   return out;
 }
 

@@ -115,4 +115,22 @@ struct AnswerParameters {
 // an active offer, say) or would break the text (a line break in a value).
 Expected<std::string, SdpError> build_answer(const SessionDescription& offer, const AnswerParameters& ours);
 
+// What our side puts into an offer (we call a browser): one audio m-line,
+// mid "0" alone in a BUNDLE group, setup:actpass, rtcp-mux, Opus 48000/2 and
+// telephone-event/48000 with the payload types given. The browser's answer
+// is read with parse_session_description().
+struct OfferParameters {
+  uint64_t session_id = 0;
+  std::string ice_ufrag;
+  std::string ice_pwd;
+  std::string fingerprint_sha256;
+  uint32_t ssrc = 0;
+  std::string cname;
+  uint8_t opus_payload_type = 111;
+  uint8_t telephone_event_payload_type = 110;
+  std::vector<std::string> candidates;
+  bool end_of_candidates = false;
+};
+Expected<std::string, SdpError> build_offer(const OfferParameters& ours);
+
 }  // namespace tsunagu::webrtc

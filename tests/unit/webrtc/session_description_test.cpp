@@ -313,5 +313,39 @@ TEST_CASE("answer: without telephone-event in the offer, only Opus") {
   CHECK(answer->find("telephone-event") == std::string::npos);
 }
 
+TEST_CASE("offer: ours parses back as one bundled actpass audio m-line") {
+  OfferParameters ours;
+  ours.session_id = 99;
+  ours.ice_ufrag = "tsun";
+  ours.ice_pwd = "abcdefghijklmnopqrstuvwx";
+  ours.fingerprint_sha256 = our_fingerprint;
+  ours.ssrc = 1234;
+  ours.cname = "tsunagu";
+  ours.candidates = {"a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host"};
+  auto offer = build_offer(ours);
+  REQUIRE_MESSAGE(offer.has_value(), (offer ? "" : offer.error().detail));
+  SessionDescription back = parsed(*offer);
+  REQUIRE(back.media.size() == 1);
+  CHECK(back.bundle_mids == std::vector<std::string>{"0"});
+  const MediaSection& audio = back.audio();
+  CHECK(audio.mid == "0");
+  CHECK(audio.setup == SetupRole::actpass);
+  CHECK(audio.opus_payload_type == 111);
+  CHECK(audio.telephone_event_payload_type == 110);
+  CHECK(audio.fingerprint_sha256 == our_fingerprint);
+  CHECK(audio.candidates.size() == 1);
+  CHECK_FALSE(audio.end_of_candidates);
+  // An answer to it (here built by us; tests/browser/webrtc_interop has Chromium answer it).
+  auto answer = build_answer(back, our_parameters());
+  REQUIRE(answer.has_value());
+  CHECK(parsed(*answer).audio().setup == SetupRole::active);
+
+  ours.telephone_event_payload_type = 111;  // the same as Opus
+  CHECK(build_offer(ours).error().code == SdpErrc::malformed);
+  ours.telephone_event_payload_type = 110;
+  ours.ice_pwd = "short";
+  CHECK(build_offer(ours).error().code == SdpErrc::missing_ice);
+}
+
 }  // namespace
 }  // namespace tsunagu::webrtc
