@@ -551,13 +551,16 @@ def webrtc_interop():
     127.0.0.1, DtlsSession as DTLS client, SrtpSession around a VoiceSession). Passes when
     the peer decrypted and decoded 50 of Chromium's Opus packets and sent 50, and
     Chromium's getStats() shows its DTLS transport connected and our audio received.
-    Then again with the peer expecting another certificate's fingerprint: it refuses
-    the handshake and Chromium's transport fails. No node is involved (docs/webrtc.md)."""
+    Then the other way round: the peer offers (build_offer), Chromium answers
+    setup:active, the peer is the DTLS server and controls ICE. Then with the peer
+    expecting another certificate's fingerprint: it refuses the handshake and
+    Chromium's transport fails. No node is involved (docs/webrtc.md)."""
     prepared()
     env = dict(os.environ)
     env.update({"TSUNAGU_NODE_MODULES": os.path.join(NPM_DIR, "node_modules"), "TSUNAGU_CHROMIUM": CHROMIUM})
     peer = os.path.join(h.BUILD, "tests", "browser", "webrtc_interop_peer")
-    for mode, what in (([], "Chromium and our SDP/ICE/DTLS/SRTP exchange audio"),
+    for mode, what in (([], "Chromium offers, we answer: audio both ways (we are the DTLS client)"),
+                       (["we-offer"], "we offer, Chromium answers: audio both ways (we are the DTLS server)"),
                        (["wrong-fingerprint"], "a certificate that does not match the SDP fingerprint is refused")):
         proc = h.spawn(["node", os.path.join(HERE, "webrtc_interop.mjs"), peer] + mode, env=env)
         try:

@@ -6,11 +6,13 @@
 // Opus and sent its own) and Chromium's getStats() shows the DTLS transport
 // connected and our audio received.
 //
+// With "we-offer" the roles turn: the peer offers (build_offer), Chromium
+// answers setup:active, so the peer is the DTLS server and controls ICE.
 // With "wrong-fingerprint" the peer checks Chromium's certificate against
 // another fingerprint: the peer must refuse the handshake, and Chromium's
 // transport must end up failed (it gets the alert).
 //
-//   TSUNAGU_NODE_MODULES=... node tests/browser/webrtc_interop.mjs PEER_BINARY [wrong-fingerprint]
+//   TSUNAGU_NODE_MODULES=... node tests/browser/webrtc_interop.mjs PEER_BINARY [wrong-fingerprint|we-offer]
 //   (exit 0 pass, 1 fail, 77 cannot run)
 
 import { spawn } from 'node:child_process';
@@ -22,6 +24,7 @@ const modules = process.env.TSUNAGU_NODE_MODULES;
 const executablePath = process.env.TSUNAGU_CHROMIUM || '/usr/bin/chromium';
 const peerBinary = process.argv[2];
 const wrongFingerprint = process.argv[3] === 'wrong-fingerprint';
+const weOffer = process.argv[3] === 'we-offer';
 const TIMEOUT_MS = 30000;
 
 let playwright;
@@ -58,35 +61,54 @@ try {
   const page = await browser.newPage();
   // A file: page is a secure context, which getUserMedia needs.
   await page.goto(pathToFileURL(path.dirname(new URL(import.meta.url).pathname)).href);
-  const offer = await page.evaluate(async () => {
+  // The page's peer connection with the fake microphone's track.
+  await page.evaluate(async () => {
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     const pc = new RTCPeerConnection();
     window.pc = pc;
     for (const track of stream.getTracks()) pc.addTrack(track, stream);
-    const gathered = new Promise((resolve) => {
+    window.gathered = new Promise((resolve) => {
       pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') resolve(); };
       setTimeout(resolve, 5000);
     });
-    await pc.setLocalDescription(await pc.createOffer());
-    await gathered;
-    return pc.localDescription.sdp;
   });
 
-  peer = spawn(peerBinary, wrongFingerprint ? ['--expect-wrong-fingerprint'] : [], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const args = wrongFingerprint ? ['--expect-wrong-fingerprint'] : weOffer ? ['--offer'] : [];
+  peer = spawn(peerBinary, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   peerExit = new Promise((resolve) => peer.on('exit', (code, signal) => resolve(code === null ? signal : code)));
-  peer.stdin.end(offer);
   let out = '';
-  const answer = await new Promise((resolve, reject) => {
+  const peerSays = (marker) => new Promise((resolve, reject) => {
     peer.stdout.on('data', (chunk) => {
       out += chunk;
-      const end = out.indexOf('END-ANSWER');
+      const end = out.indexOf(marker);
       if (end >= 0) resolve(out.slice(0, end));
     });
-    peer.on('exit', (code) => reject(new Error('the peer exited (' + code + ') before answering')));
+    peer.on('exit', (code) => reject(new Error('the peer exited (' + code + ') before ' + marker)));
   });
-  console.log('  ok: the peer answered (' + answer.split('\r\n').length + ' lines)');
-  await page.evaluate(async (sdp) => { await window.pc.setRemoteDescription({ type: 'answer', sdp }); }, answer);
-  console.log('  ok: Chromium accepted the answer');
+
+  if (weOffer) {
+    const offer = await peerSays('END-OFFER');
+    console.log('  ok: the peer offered (' + offer.split('\r\n').length + ' lines)');
+    const answer = await page.evaluate(async (sdp) => {
+      await window.pc.setRemoteDescription({ type: 'offer', sdp });
+      await window.pc.setLocalDescription(await window.pc.createAnswer());
+      await window.gathered;
+      return window.pc.localDescription.sdp;
+    }, offer);
+    console.log('  ok: Chromium accepted the offer and answered (' + (answer.match(/a=setup:\w+/) || ['?'])[0] + ')');
+    peer.stdin.end(answer);
+  } else {
+    const offer = await page.evaluate(async () => {
+      await window.pc.setLocalDescription(await window.pc.createOffer());
+      await window.gathered;
+      return window.pc.localDescription.sdp;
+    });
+    peer.stdin.end(offer);
+    const answer = await peerSays('END-ANSWER');
+    console.log('  ok: the peer answered (' + answer.split('\r\n').length + ' lines)');
+    await page.evaluate(async (sdp) => { await window.pc.setRemoteDescription({ type: 'answer', sdp }); }, answer);
+    console.log('  ok: Chromium accepted the answer');
+  }
 
   const code = await peerExit;
   if (code !== 0) throw new Error('the peer exited with ' + code);

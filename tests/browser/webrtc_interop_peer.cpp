@@ -7,6 +7,12 @@
 //
 //   webrtc_interop_peer [--expect-wrong-fingerprint] < offer.sdp
 //   (stdout: the answer, then "END-ANSWER")
+//   webrtc_interop_peer --offer     (stdout: our offer, then "END-OFFER";
+//                                    stdin: Chromium's answer, then EOF)
+//
+// Answering, our answer says setup:active (we are the DTLS client, Chromium
+// controls ICE); offering, Chromium answers setup:active (we are the DTLS
+// server and control ICE).
 //
 // Exit 0 once it decrypted and decoded `wanted` Opus packets from Chromium and
 // sent as many of its own; 1 on any failure (the reason on stderr), or after
@@ -46,7 +52,8 @@ uint64_t now_ns() { return uv_hrtime(); }
 
 struct Peer {
   uv_loop_t* loop = nullptr;
-  webrtc::SessionDescription offer;
+  webrtc::SessionDescription remote;  // Chromium's offer, or its answer to ours
+  bool we_offer = false;
   std::shared_ptr<const security::DtlsIdentity> identity = security::DtlsIdentity::generate();
   std::unique_ptr<terminal::IceSession> ice;
   std::unique_ptr<security::DtlsSession> dtls;
@@ -91,17 +98,42 @@ struct Peer {
     }
   }
 
-  void on_connected() {
-    const webrtc::MediaSection& audio = offer.audio();
+  // As soon as the remote description is known: a DTLS server must be ready
+  // for a ClientHello that beats our own ICE "connected".
+  bool prepare_dtls() {
+    const webrtc::MediaSection& audio = remote.audio();
     security::DtlsSession::Options options;
-    options.role = security::DtlsSession::Role::client;  // our answer says setup:active
+    // Answering, we said setup:active: the client. Offering, the browser's answer decides.
+    bool client = !we_offer || audio.setup == webrtc::SetupRole::passive;
+    options.role = client ? security::DtlsSession::Role::client : security::DtlsSession::Role::server;
     options.peer_fingerprint =
         expect_wrong_fingerprint ? security::DtlsIdentity::generate()->fingerprint() : audio.fingerprint_sha256;
     auto created = security::DtlsSession::create(identity, options);
-    if (!created) return finish(1, created.error().detail);
+    if (!created) {
+      finish(1, created.error().detail);
+      return false;
+    }
     dtls = std::move(*created);
+    std::fprintf(stderr, "webrtc_interop_peer: DTLS %s\n",
+                 options.role == security::DtlsSession::Role::client ? "client" : "server");
+    return true;
+  }
+
+  void on_connected() {
+    if (!dtls || dtls->role() != security::DtlsSession::Role::client) return;
     if (auto started = dtls->start(); !started) return finish(1, started.error().detail);
     flush_dtls();
+  }
+
+  void set_remote_candidates() {
+    terminal::IceDescription ice_remote{remote.audio().ice_ufrag, remote.audio().ice_pwd, {}};
+    for (const webrtc::IceCandidate& candidate : remote.audio().candidates) {
+      if (candidate.transport == "udp" && candidate.address == "127.0.0.1" && candidate.component == 1) {
+        ice_remote.candidates.push_back("a=" + candidate.attribute);
+      }
+    }
+    if (ice_remote.candidates.empty()) return finish(1, "Chromium's description has no 127.0.0.1 UDP candidate");
+    ice->set_remote(ice_remote);
   }
 
   void on_handshake_complete() {
@@ -180,22 +212,30 @@ struct Peer {
 int main(int argc, char** argv) {
   // Killed with webrtc_interop.mjs, whatever way that one ends.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-  auto offer = webrtc::parse_session_description(text);
-  if (!offer) {
-    std::fprintf(stderr, "webrtc_interop_peer: the offer: %s\n", offer.error().detail.c_str());
-    return 1;
-  }
   Peer peer;
-  peer.expect_wrong_fingerprint = argc > 1 && std::string_view(argv[1]) == "--expect-wrong-fingerprint";
-  peer.offer = std::move(*offer);
+  for (int i = 1; i < argc; ++i) {
+    std::string_view argument = argv[i];
+    if (argument == "--expect-wrong-fingerprint") peer.expect_wrong_fingerprint = true;
+    if (argument == "--offer") peer.we_offer = true;
+  }
   peer.loop = uv_default_loop();
-  const webrtc::MediaSection& audio = peer.offer.audio();
 
   media::VoiceConfig voice_config;
   security::random_bytes(std::as_writable_bytes(std::span(&voice_config.ssrc, 1)));
-  voice_config.opus_payload_type = *audio.opus_payload_type;
-  voice_config.event_payload_type = audio.telephone_event_payload_type.value_or(101);
+  voice_config.opus_payload_type = 111;
+  voice_config.event_payload_type = 110;
+  if (!peer.we_offer) {
+    std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+    auto offer = webrtc::parse_session_description(text);
+    if (!offer) {
+      std::fprintf(stderr, "webrtc_interop_peer: the offer: %s\n", offer.error().detail.c_str());
+      return 1;
+    }
+    peer.remote = std::move(*offer);
+    voice_config.opus_payload_type = *peer.remote.audio().opus_payload_type;
+    voice_config.event_payload_type = peer.remote.audio().telephone_event_payload_type.value_or(101);
+    if (!peer.prepare_dtls()) return 1;
+  }
   auto voice = media::VoiceSession::create(voice_config);
   if (!voice) {
     std::fprintf(stderr, "webrtc_interop_peer: %s\n", voice.error().c_str());
@@ -212,10 +252,34 @@ int main(int argc, char** argv) {
   }, give_up_ms, 0);
 
   terminal::IceConfig config;
-  config.controlling = false;  // the offerer (Chromium) controls
+  config.controlling = peer.we_offer;  // the offerer controls
   config.local_addresses = {*proto::SocketAddress::parse("127.0.0.1", 0)};
   terminal::IceEvents events;
   events.on_gathered = [&peer, &voice_config](const terminal::IceDescription& local) {
+    if (peer.we_offer) {
+      webrtc::OfferParameters ours;
+      ours.session_id = 1;
+      ours.ice_ufrag = local.ufrag;
+      ours.ice_pwd = local.password;
+      ours.fingerprint_sha256 = peer.identity->fingerprint();
+      ours.ssrc = voice_config.ssrc;
+      ours.cname = "tsunagu-interop";
+      ours.candidates = local.candidates;
+      ours.end_of_candidates = true;
+      auto offer = webrtc::build_offer(ours);
+      if (!offer) return peer.finish(1, "build_offer: " + offer.error().detail);
+      std::cout << *offer << "END-OFFER" << std::endl;
+      // The loop waits here for the answer; libnice keeps its own thread.
+      std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+      auto answer = webrtc::parse_session_description(text);
+      if (!answer) return peer.finish(1, "Chromium's answer: " + answer.error().detail);
+      if (answer->audio().opus_payload_type != voice_config.opus_payload_type) {
+        return peer.finish(1, "Chromium's answer changed the Opus payload type");
+      }
+      peer.remote = std::move(*answer);
+      if (!peer.prepare_dtls()) return;
+      return peer.set_remote_candidates();
+    }
     webrtc::AnswerParameters ours;
     ours.session_id = 1;
     ours.ice_ufrag = local.ufrag;
@@ -226,18 +290,10 @@ int main(int argc, char** argv) {
     ours.cname = "tsunagu-interop";
     ours.candidates = local.candidates;
     ours.end_of_candidates = true;
-    auto answer = webrtc::build_answer(peer.offer, ours);
+    auto answer = webrtc::build_answer(peer.remote, ours);
     if (!answer) return peer.finish(1, "build_answer: " + answer.error().detail);
     std::cout << *answer << "END-ANSWER" << std::endl;
-
-    terminal::IceDescription remote{peer.offer.audio().ice_ufrag, peer.offer.audio().ice_pwd, {}};
-    for (const webrtc::IceCandidate& candidate : peer.offer.audio().candidates) {
-      if (candidate.transport == "udp" && candidate.address == "127.0.0.1" && candidate.component == 1) {
-        remote.candidates.push_back("a=" + candidate.attribute);
-      }
-    }
-    if (remote.candidates.empty()) return peer.finish(1, "the offer has no 127.0.0.1 UDP candidate");
-    peer.ice->set_remote(remote);
+    peer.set_remote_candidates();
   };
   events.on_connected = [&peer](const terminal::SelectedPair& pair) {
     std::fprintf(stderr, "webrtc_interop_peer: ICE connected %s -> %s\n", pair.local.to_string().c_str(),
