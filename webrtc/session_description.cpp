@@ -199,10 +199,15 @@ Expected<void, SdpError> parse_rtpmap(std::string_view value, size_t line_number
   if (encoding.size() < 2 || encoding.size() > 3) return malformed_line(line_number, "a=rtpmap encoding is not name/clock[/channels]");
   if (!offers_format(section, *payload_type)) return {};  // not on the m-line: nothing to use
   bool clock_48k = encoding[1] == "48000";
+  // A payload type mapped twice keeps its first meaning: Opus and telephone-event never share one.
   if (equals_ignoring_case(encoding[0], "opus") && clock_48k && encoding.size() == 3 && encoding[2] == "2") {
-    if (!section.opus_payload_type) section.opus_payload_type = *payload_type;
+    if (!section.opus_payload_type && section.telephone_event_payload_type != payload_type) {
+      section.opus_payload_type = *payload_type;
+    }
   } else if (equals_ignoring_case(encoding[0], "telephone-event") && clock_48k) {
-    if (!section.telephone_event_payload_type) section.telephone_event_payload_type = *payload_type;
+    if (!section.telephone_event_payload_type && section.opus_payload_type != payload_type) {
+      section.telephone_event_payload_type = *payload_type;
+    }
   }
   return {};
 }
@@ -511,7 +516,8 @@ Expected<std::string, SdpError> build_answer(const SessionDescription& offer, co
       continue;
     }
     // Rejected: the same media and protocol, port 0, one format (RFC 8866 5.14 needs one).
-    out += "m=" + section.kind + " 0 " + section.protocol + " " + section.formats.front() + "\r\n";
+    std::string format = section.formats.empty() ? "0" : section.formats.front();  // the parser never leaves it empty
+    out += "m=" + section.kind + " 0 " + section.protocol + " " + format + "\r\n";
     out += "c=IN IP4 0.0.0.0\r\n";
     if (!section.mid.empty()) out += "a=mid:" + section.mid + "\r\n";
   }

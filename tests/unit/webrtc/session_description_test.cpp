@@ -192,6 +192,16 @@ TEST_CASE("parse: refusals name the reason") {
   CHECK(refused("v=0\r\n").code == SdpErrc::no_usable_audio);
 }
 
+TEST_CASE("parse: a payload type mapped to both Opus and telephone-event keeps its first meaning") {
+  // Found by the fuzzer: the answer then listed one payload type twice.
+  std::string offer = replaced(fixture("chromium_mdns_offer_trickle.sdp"), "a=rtpmap:110 telephone-event/48000",
+                               "a=rtpmap:111 telephone-event/48000");
+  SessionDescription description = parsed(offer);
+  CHECK(description.audio().opus_payload_type == 111);
+  CHECK_FALSE(description.audio().telephone_event_payload_type.has_value());
+  CHECK(build_answer(description, our_parameters()).has_value());
+}
+
 TEST_CASE("parse: size limits") {
   std::string offer = fixture("chromium_mdns_offer_trickle.sdp");
   std::string padded = offer + std::string(max_sdp_size, 'x');
