@@ -11,6 +11,7 @@ build_packages=(
   libtomlplusplus-dev libcli11-dev doctest-dev
   libopus-dev libspeexdsp-dev libsndfile1-dev libpulse-dev libasound2-dev
   libhttp-parser-dev libwslay-dev nlohmann-json3-dev
+  libsrtp2-dev
 )
 test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl

@@ -573,9 +573,37 @@ def contacts_presence():
     run_pages("contacts_presence", node, requests={"alice-online": alice_online, "alice-offline": alice_offline})
 
 
+def webrtc_interop():
+    """Chromium's own RTCPeerConnection offers audio from its fake microphone; our parts
+    answer (tests/browser/webrtc_interop_peer.cpp: the SDP answer, libnice ICE on
+    127.0.0.1, DtlsSession as DTLS client, SrtpSession around a VoiceSession). Passes when
+    the peer decrypted and decoded 50 of Chromium's Opus packets and sent 50, and
+    Chromium's getStats() shows its DTLS transport connected and our audio received.
+    Then the other way round: the peer offers (build_offer), Chromium answers
+    setup:active, the peer is the DTLS server and controls ICE. Then with the peer
+    expecting another certificate's fingerprint: it refuses the handshake and
+    Chromium's transport fails. No node is involved (docs/webrtc.md)."""
+    prepared()
+    env = dict(os.environ)
+    env.update({"TSUNAGU_NODE_MODULES": os.path.join(NPM_DIR, "node_modules"), "TSUNAGU_CHROMIUM": CHROMIUM})
+    peer = os.path.join(h.BUILD, "tests", "browser", "webrtc_interop_peer")
+    for mode, what in (([], "Chromium offers, we answer: audio both ways (we are the DTLS client)"),
+                       (["we-offer"], "we offer, Chromium answers: audio both ways (we are the DTLS server)"),
+                       (["wrong-fingerprint"], "a certificate that does not match the SDP fingerprint is refused")):
+        proc = h.spawn(["node", os.path.join(HERE, "webrtc_interop.mjs"), peer] + mode, env=env)
+        try:
+            code = proc.wait(timeout=SCENARIO_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise TestFailure("webrtc_interop.mjs %s did not finish in %d s" % (" ".join(mode), SCENARIO_TIMEOUT))
+        if code == h.SKIP:
+            raise Skip("webrtc_interop.mjs: the browser could not run (see above)")
+        expect(code == 0, "%s (webrtc_interop.mjs exit %d)" % (what, code))
+
+
 SCENARIOS = {f.__name__: f for f in (pages_accessible, register_publish_find, lookup_online_offline, csrf_refused,
                                      voicemail_from_page, admin_sees_users, admin_sees_agent_online,
-                                     agent_status_page, events_socket, contacts_presence)}
+                                     agent_status_page, events_socket, contacts_presence, webrtc_interop)}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))
