@@ -1,0 +1,353 @@
+#include "rendezvous/card_commands.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "base/files.hpp"
+#include "base/toml_reader.hpp"
+#include "cards/areas_file.hpp"
+#include "cards/card_codec.hpp"
+#include "cards/card_password.hpp"
+#include "cards/qr_image.hpp"
+#include "cards/qr_text.hpp"
+#include "rendezvous/account_store.hpp"
+#include "rendezvous/card_ledger.hpp"
+#include "rendezvous/node_config.hpp"
+#include "security/ed25519.hpp"
+#include "security/random.hpp"
+
+namespace tsunagu::rendezvous {
+
+namespace {
+
+constexpr int exit_failure = 1;
+constexpr int exit_usage = 2;
+constexpr int exit_no_card = 3;
+
+// Beside node.toml and the CA key: the card issuer's Ed25519 seed and the
+// secret card passwords are derived with, hex, mode 0600.
+constexpr const char* issuer_key_file = "card_issuer.key";
+constexpr const char* password_secret_file = "card_password.secret";
+
+int fail(std::string_view message, int code = exit_failure) {
+  std::cerr << "tsunagu-rendezvous: " << message << "\n";
+  return code;
+}
+
+std::optional<Bytes> from_hex(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
+  if (text.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  Bytes out;
+  for (size_t i = 0; i < text.size(); i += 2) {
+    int high = digit(text[i]), low = digit(text[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out.push_back(std::byte(static_cast<uint8_t>(high * 16 + low)));
+  }
+  return out;
+}
+
+// A 32-byte secret kept in `directory/name`; made (random) when `create` and absent.
+Expected<Bytes, std::string> secret_file(const std::string& directory, const char* name, bool create) {
+  std::string path = (std::filesystem::path(directory) / name).string();
+  if (!std::filesystem::exists(path)) {
+    if (!create) return Unexpected(path + ": absent (no card has been issued in this deployment)");
+    Bytes secret = security::random_bytes(32);
+    auto written = write_file_atomically(path, to_hex(secret) + "\n", 0600);
+    if (!written) return Unexpected(written.error());
+    return secret;
+  }
+  auto text = read_text_file(path, 256);
+  if (!text) return Unexpected(text.error());
+  auto secret = from_hex(*text);
+  if (!secret || secret->size() != 32) return Unexpected(path + ": not 64 hex digits");
+  return std::move(*secret);
+}
+
+struct Deployment {
+  NodeConfig config;
+  std::unique_ptr<AccountStore> store;
+  CardLedger ledger;
+};
+
+Expected<Deployment, int> open_deployment(const std::string& directory) {
+  Deployment d;
+  try {
+    d.config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    return Unexpected(fail(error.what(), exit_usage));
+  }
+  auto store = AccountStore::open(d.config.database_directory, d.config.map_size);
+  if (!store) return Unexpected(fail("storage: " + store.error().detail));
+  d.store = std::move(*store);
+  auto ledger = CardLedger::open(d.store->environment());
+  if (!ledger) return Unexpected(fail("storage: " + ledger.error().detail));
+  d.ledger = *ledger;
+  return d;
+}
+
+uint32_t utc_date(std::time_t now) {
+  std::tm parts{};
+  gmtime_r(&now, &parts);
+  return static_cast<uint32_t>((parts.tm_year + 1900) * 10000 + (parts.tm_mon + 1) * 100 + parts.tm_mday);
+}
+
+std::string utc_time(int64_t seconds) {
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm parts{};
+  gmtime_r(&t, &parts);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%d %H:%M:%SZ", &parts);
+  return out;
+}
+
+std::optional<uint64_t> parse_serial(std::string_view text) {
+  if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  return std::stoull(std::string(text));
+}
+
+void print_areas(const cards::Card& card) {
+  for (const cards::Area& area : card.areas) {
+    std::cout << "  area " << area.code << "\n";
+    auto list = [](const char* kind, const std::vector<cards::AccessPoint>& points) {
+      for (const cards::AccessPoint& p : points) {
+        std::cout << "    " << kind << " " << p.name << "  node " << p.node << "  " << p.cost_per_minute << "/min";
+        for (const cards::TariffBand& band : p.tariff)
+          std::cout << "  [" << band.start_minute / 60 << ":" << (band.start_minute % 60 < 10 ? "0" : "")
+                    << band.start_minute % 60 << "-" << band.end_minute / 60 << ":"
+                    << (band.end_minute % 60 < 10 ? "0" : "") << band.end_minute % 60 << " " << band.cost_per_minute
+                    << "/min]";
+        for (const std::string& relay : p.relays) std::cout << "  " << relay;
+        if (!p.destinations.empty()) {
+          std::cout << "  reaches";
+          for (const std::string& d : p.destinations) std::cout << " " << d << "*";
+        }
+        std::cout << "\n";
+      }
+    };
+    list("internet", area.internet);
+    list("premium ", area.premium);
+    list("agent   ", area.agents);
+  }
+}
+
+void print_card(const cards::Card& card) {
+  std::cout << "serial       " << card.serial << "\n"
+            << "card ID      " << card.card_id.text() << "\n"
+            << "issuer key   " << to_hex(card.issuer_key_id) << "\n"
+            << "expires      " << utc_time(card.expires_at) << "\n"
+            << "units issued " << card.units_issued << " (display only; the ledger decides)\n";
+  print_areas(card);
+}
+
+class Commands final : public CardCommands {
+ public:
+  Commands(CLI::App& app, std::string& directory) {
+    card_ = app.add_subcommand("card", "Issue and manage access cards (docs/cards.md)");
+    card_->require_subcommand(1);
+    card_->add_option("-d,--dir", directory, "Deployment directory");
+
+    issue_ = card_->add_subcommand("issue", "Issue cards: DIR/<card ID>.card and .png, ledger entries, passwords");
+    issue_->add_option("--units", units_, "Units each card starts with")->required()->check(CLI::Range(1, 1000000000));
+    issue_->add_option("--areas", areas_file_, "The area table (areas.toml)")->required();
+    issue_->add_option("--group", group_, "Group number in the card ID (0-9999)")->required()->check(CLI::Range(0, 9999));
+    issue_->add_option("--count", count_, "How many cards (1-10000)")->check(CLI::Range(1, 10000));
+    issue_->add_option("--days", days_, "Days until the cards expire (1-3660)")->check(CLI::Range(1, 3660));
+    issue_->add_option("--out", out_, "Directory to write the cards into (created, 0700)")->required();
+
+    show_ = card_->add_subcommand("show", "Show a card file (verified) or a serial's ledger entry and history");
+    show_->add_option("FILE|SERIAL", target_, "A .card file, a file holding TSU1: text, or a serial")->required();
+
+    revoke_ = card_->add_subcommand("revoke", "Revoke a card: the node refuses it from now on");
+    revoke_->add_option("SERIAL", target_, "Card serial")->required();
+    revoke_->add_option("--note", note_, "Why (kept in the ledger history)");
+
+    top_up_ = card_->add_subcommand("topup", "Add units to a card");
+    top_up_->add_option("SERIAL", target_, "Card serial")->required();
+    top_up_->add_option("UNITS", units_, "Units to add")->required()->check(CLI::Range(1, 1000000000));
+    top_up_->add_option("--note", note_, "Where the units were paid (kept in the ledger history)");
+  }
+
+  bool parsed() const override { return card_->parsed(); }
+
+  int run(const std::string& directory) override {
+    if (issue_->parsed()) return issue(directory);
+    if (show_->parsed()) return show(directory);
+    return change(directory);
+  }
+
+ private:
+  int issue(const std::string& directory) {
+    std::vector<cards::Area> areas;
+    try {
+      areas = cards::load_areas_file(areas_file_);
+    } catch (const ConfigFileError& error) {
+      return fail(error.what(), exit_usage);
+    }
+    auto deployment = open_deployment(directory);
+    if (!deployment) return deployment.error();
+    auto seed = secret_file(directory, issuer_key_file, true);
+    if (!seed) return fail(seed.error());
+    auto password_secret = secret_file(directory, password_secret_file, true);
+    if (!password_secret) return fail(password_secret.error());
+    if (auto made = make_private_directory(out_); !made) return fail(made.error());
+    Bytes public_key = security::ed25519_public_key(*seed);
+
+    auto txn = deployment->store->environment().begin_write();
+    if (!txn) return fail(txn.error().detail);
+    auto first = deployment->ledger.allocate_serials(*txn, count_);
+    if (!first) return fail(first.error().detail);
+    std::time_t now = std::time(nullptr);
+    std::ostringstream listing;
+    listing << "serial\tcard_id\tpassword\tfile\n";
+    for (uint64_t i = 0; i < count_; ++i) {
+      cards::Card card;
+      card.issuer_key_id = cards::issuer_key_id(public_key);
+      card.serial = *first + i;
+      card.card_id = cards::CardId{utc_date(now), group_, static_cast<uint32_t>(card.serial % 1'000'000)};
+      card.expires_at = static_cast<int64_t>(now) + int64_t{days_} * 86400;
+      card.units_issued = units_;
+      card.areas = areas;
+      auto bytes = cards::sign_card(card, *seed);
+      if (!bytes) return fail(std::string("the card cannot be signed: ") + bytes.error().detail, exit_usage);
+      std::string base = (std::filesystem::path(out_) / card.card_id.text()).string();
+      if (auto written = write_file_atomically(base + ".card", std::string(as_chars(*bytes)), 0644); !written)
+        return fail(written.error());
+      if (auto image = cards::write_qr_png(cards::encode_qr_text(*bytes), base + ".png"); !image)
+        std::cerr << "tsunagu-rendezvous: " << base << ".png not written: " << image.error() << "\n";
+      std::string password = cards::derive_card_password(*password_secret, card.card_id);
+      CardAccount account;
+      account.serial = card.serial;
+      account.card_id = card.card_id.text();
+      account.password_hash =
+          cards::hash_card_password(password, deployment->config.settings.password_hashing);
+      account.units_issued = units_;
+      account.issued_at = static_cast<int64_t>(now);
+      account.expires_at = card.expires_at;
+      auto added = deployment->ledger.add(*txn, account);
+      if (!added) return fail(added.error().detail);
+      if (!*added) return fail("serial " + std::to_string(card.serial) + " is already in the ledger");
+      listing << card.serial << "\t" << account.card_id << "\t" << password << "\t" << base << ".card\n";
+    }
+    if (auto committed = txn->commit(); !committed)
+      return fail("the ledger was not written (" + committed.error().detail + "): the files in " + out_ +
+                  " are not valid cards");
+    std::string list_path = (std::filesystem::path(out_) / "cards.tsv").string();
+    if (auto written = write_file_atomically(list_path, listing.str(), 0600); !written) return fail(written.error());
+    std::cout << listing.str() << "issued " << count_ << " card(s) with " << units_ << " units; list (with passwords, 0600) in "
+              << list_path << "\n";
+    return 0;
+  }
+
+  int show(const std::string& directory) {
+    if (auto serial = parse_serial(target_); serial && !std::filesystem::exists(target_))
+      return show_ledger(directory, *serial);
+    auto text = read_text_file(target_, cards::max_qr_text_size + 2);
+    if (!text) return fail(text.error(), exit_usage);
+    Bytes bytes = to_bytes(*text);
+    if (text->starts_with(cards::qr_text_prefix)) {
+      auto decoded = cards::decode_qr_text(*text);
+      if (!decoded) return fail(std::string("QR text: ") + decoded.error().detail, exit_usage);
+      bytes = std::move(*decoded);
+    }
+    std::vector<cards::TrustedIssuer> trusted;
+    if (auto seed = secret_file(directory, issuer_key_file, false)) {
+      Bytes public_key = security::ed25519_public_key(*seed);
+      trusted.push_back(cards::TrustedIssuer{cards::issuer_key_id(public_key), public_key});
+    }
+    auto card = cards::decode_card(bytes, trusted, static_cast<int64_t>(std::time(nullptr)));
+    if (card) {
+      std::cout << "valid: signed by this deployment's issuer key\n";
+      print_card(*card);
+      show_ledger(directory, card->serial);
+      return 0;
+    }
+    std::cout << "NOT VALID: " << cards::card_error_label(card.error().code) << " (" << card.error().detail << ")\n";
+    if (auto envelope = cards::read_envelope(bytes)) {
+      if (auto unverified = cards::parse_card_payload(envelope->payload)) {
+        std::cout << "what it claims (unverified):\n";
+        print_card(*unverified);
+      }
+    }
+    return exit_failure;
+  }
+
+  int show_ledger(const std::string& directory, uint64_t serial) {
+    auto deployment = open_deployment(directory);
+    if (!deployment) return deployment.error();
+    auto txn = deployment->store->environment().begin_read();
+    if (!txn) return fail(txn.error().detail);
+    auto account = deployment->ledger.find(*txn, serial);
+    if (!account) return fail(account.error().detail);
+    if (!*account) {
+      std::cout << "ledger: no card with serial " << serial << "\n";
+      return exit_no_card;
+    }
+    const CardAccount& a = **account;
+    std::cout << "ledger: serial " << a.serial << "  card ID " << a.card_id << "  units left " << a.units_left
+              << " of " << a.units_issued << " issued  expires " << utc_time(a.expires_at)
+              << (a.revoked ? "  REVOKED " + utc_time(a.revoked_at) : std::string()) << "\n";
+    auto history = deployment->ledger.history(*txn, serial, 0, 1000);
+    if (!history) return fail(history.error().detail);
+    for (const CardEvent& e : *history)
+      std::cout << "  " << utc_time(e.time) << "  " << card_event_name(e.kind) << "  " << e.units << "  left "
+                << e.units_left << (e.note.empty() ? "" : "  " + e.note) << "\n";
+    return 0;
+  }
+
+  int change(const std::string& directory) {
+    auto serial = parse_serial(target_);
+    if (!serial) return fail("\"" + target_ + "\" is not a serial number", exit_usage);
+    auto deployment = open_deployment(directory);
+    if (!deployment) return deployment.error();
+    auto txn = deployment->store->environment().begin_write();
+    if (!txn) return fail(txn.error().detail);
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    auto result = revoke_->parsed() ? deployment->ledger.revoke(*txn, *serial, now, note_)
+                                    : deployment->ledger.top_up(*txn, *serial, units_, now, note_);
+    if (!result) return fail(result.error().detail);
+    if (result->outcome == LedgerOutcome::unknown_card)
+      return fail("no card with serial " + target_, exit_no_card);
+    if (result->outcome != LedgerOutcome::done)
+      return fail("card " + target_ + ": " + ledger_outcome_name(result->outcome));
+    if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
+    if (revoke_->parsed())
+      std::cout << "card " << *serial << " revoked\n";
+    else
+      std::cout << "card " << *serial << ": " << result->units << " units added, " << result->units_left << " left\n";
+    return 0;
+  }
+
+  CLI::App* card_ = nullptr;
+  CLI::App* issue_ = nullptr;
+  CLI::App* show_ = nullptr;
+  CLI::App* revoke_ = nullptr;
+  CLI::App* top_up_ = nullptr;
+  uint64_t units_ = 0;
+  std::string areas_file_;
+  uint32_t group_ = 0;
+  uint64_t count_ = 1;
+  uint32_t days_ = 365;
+  std::string out_;
+  std::string target_;
+  std::string note_;
+};
+
+}  // namespace
+
+std::unique_ptr<CardCommands> add_card_commands(CLI::App& app, std::string& directory) {
+  return std::make_unique<Commands>(app, directory);
+}
+
+}  // namespace tsunagu::rendezvous
