@@ -1,6 +1,6 @@
 // tsunagu-rendezvous: the public rendezvous node and its admin commands.
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
-// 3 no such user, 4 user already exists (or the ID belongs to a LAN agent).
+// 3 no such user (or card), 4 user already exists (or the ID belongs to a LAN agent).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -204,7 +204,7 @@ int main(int argc, char** argv) {
   log::set_program("tsunagu-rendezvous");
   CLI::App app{"tsunagu-rendezvous: the Tsunagu public rendezvous node (accounts, presence, lookups, STUN)"};
   app.require_subcommand(1);
-  app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user, "
+  app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user (or card), "
              "4 user already exists (or the ID belongs to a LAN agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
   std::string directory = default_directory();
 
