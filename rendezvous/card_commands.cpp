@@ -16,10 +16,9 @@
 #include "cards/qr_image.hpp"
 #include "cards/qr_text.hpp"
 #include "rendezvous/account_store.hpp"
+#include "rendezvous/card_issuer.hpp"
 #include "rendezvous/card_ledger.hpp"
 #include "rendezvous/node_config.hpp"
-#include "security/ed25519.hpp"
-#include "security/random.hpp"
 
 namespace tsunagu::rendezvous {
 
@@ -29,49 +28,9 @@ constexpr int exit_failure = 1;
 constexpr int exit_usage = 2;
 constexpr int exit_no_card = 3;
 
-// Beside node.toml and the CA key: the card issuer's Ed25519 seed and the
-// secret card passwords are derived with, hex, mode 0600.
-constexpr const char* issuer_key_file = "card_issuer.key";
-constexpr const char* password_secret_file = "card_password.secret";
-
 int fail(std::string_view message, int code = exit_failure) {
   std::cerr << "tsunagu-rendezvous: " << message << "\n";
   return code;
-}
-
-std::optional<Bytes> from_hex(std::string_view text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
-  if (text.size() % 2 != 0) return std::nullopt;
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  Bytes out;
-  for (size_t i = 0; i < text.size(); i += 2) {
-    int high = digit(text[i]), low = digit(text[i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    out.push_back(std::byte(static_cast<uint8_t>(high * 16 + low)));
-  }
-  return out;
-}
-
-// A 32-byte secret kept in `directory/name`; made (random) when `create` and absent.
-Expected<Bytes, std::string> secret_file(const std::string& directory, const char* name, bool create) {
-  std::string path = (std::filesystem::path(directory) / name).string();
-  if (!std::filesystem::exists(path)) {
-    if (!create) return Unexpected(path + ": absent (no card has been issued in this deployment)");
-    Bytes secret = security::random_bytes(32);
-    auto written = write_file_atomically(path, to_hex(secret) + "\n", 0600);
-    if (!written) return Unexpected(written.error());
-    return secret;
-  }
-  auto text = read_text_file(path, 256);
-  if (!text) return Unexpected(text.error());
-  auto secret = from_hex(*text);
-  if (!secret || secret->size() != 32) return Unexpected(path + ": not 64 hex digits");
-  return std::move(*secret);
 }
 
 struct Deployment {
@@ -177,6 +136,9 @@ class Commands final : public CardCommands {
     top_up_->add_option("SERIAL", target_, "Card serial")->required();
     top_up_->add_option("UNITS", units_, "Units to add")->required()->check(CLI::Range(1, 1000000000));
     top_up_->add_option("--note", note_, "Where the units were paid (kept in the ledger history)");
+
+    rekey_ = card_->add_subcommand("rekey", "New issuer key; cards signed with the old one stay valid until they expire");
+    keys_ = card_->add_subcommand("keys", "Print the issuer public keys this deployment's cards verify under");
   }
 
   bool parsed() const override { return card_->parsed(); }
@@ -184,6 +146,7 @@ class Commands final : public CardCommands {
   int run(const std::string& directory) override {
     if (issue_->parsed()) return issue(directory);
     if (show_->parsed()) return show(directory);
+    if (rekey_->parsed() || keys_->parsed()) return keys(directory);
     return change(directory);
   }
 
@@ -197,12 +160,9 @@ class Commands final : public CardCommands {
     }
     auto deployment = open_deployment(directory);
     if (!deployment) return deployment.error();
-    auto seed = secret_file(directory, issuer_key_file, true);
-    if (!seed) return fail(seed.error());
-    auto password_secret = secret_file(directory, password_secret_file, true);
-    if (!password_secret) return fail(password_secret.error());
+    auto issuer = load_card_issuer(directory, true);
+    if (!issuer) return fail(issuer.error());
     if (auto made = make_private_directory(out_); !made) return fail(made.error());
-    Bytes public_key = security::ed25519_public_key(*seed);
 
     auto txn = deployment->store->environment().begin_write();
     if (!txn) return fail(txn.error().detail);
@@ -213,20 +173,20 @@ class Commands final : public CardCommands {
     listing << "serial\tcard_id\tpassword\tfile\n";
     for (uint64_t i = 0; i < count_; ++i) {
       cards::Card card;
-      card.issuer_key_id = cards::issuer_key_id(public_key);
+      card.issuer_key_id = cards::issuer_key_id(issuer->public_key);
       card.serial = *first + i;
       card.card_id = cards::CardId{utc_date(now), group_, static_cast<uint32_t>(card.serial % 1'000'000)};
       card.expires_at = static_cast<int64_t>(now) + int64_t{days_} * 86400;
       card.units_issued = units_;
       card.areas = areas;
-      auto bytes = cards::sign_card(card, *seed);
+      auto bytes = cards::sign_card(card, issuer->private_key);
       if (!bytes) return fail(std::string("the card cannot be signed: ") + bytes.error().detail, exit_usage);
       std::string base = (std::filesystem::path(out_) / card.card_id.text()).string();
       if (auto written = write_file_atomically(base + ".card", std::string(as_chars(*bytes)), 0644); !written)
         return fail(written.error());
       if (auto image = cards::write_qr_png(cards::encode_qr_text(*bytes), base + ".png"); !image)
         std::cerr << "tsunagu-rendezvous: " << base << ".png not written: " << image.error() << "\n";
-      std::string password = cards::derive_card_password(*password_secret, card.card_id);
+      std::string password = cards::derive_card_password(issuer->password_secret, card.card_id);
       CardAccount account;
       account.serial = card.serial;
       account.card_id = card.card_id.text();
@@ -262,13 +222,11 @@ class Commands final : public CardCommands {
       bytes = std::move(*decoded);
     }
     std::vector<cards::TrustedIssuer> trusted;
-    if (auto seed = secret_file(directory, issuer_key_file, false)) {
-      Bytes public_key = security::ed25519_public_key(*seed);
-      trusted.push_back(cards::TrustedIssuer{cards::issuer_key_id(public_key), public_key});
-    }
+    if (auto issuer = load_card_issuer(directory, false)) trusted = issuer->trusted;
     auto card = cards::decode_card(bytes, trusted, static_cast<int64_t>(std::time(nullptr)));
     if (card) {
-      std::cout << "valid: signed by this deployment's issuer key\n";
+      std::cout << "valid: signed by this deployment's issuer key "
+                << (card->issuer_key_id == trusted.front().key_id ? "(current)" : "(retired)") << "\n";
       print_card(*card);
       show_ledger(directory, card->serial);
       return 0;
@@ -306,6 +264,15 @@ class Commands final : public CardCommands {
     return 0;
   }
 
+  int keys(const std::string& directory) {
+    auto issuer = rekey_->parsed() ? rekey_card_issuer(directory) : load_card_issuer(directory, false);
+    if (!issuer) return fail(issuer.error());
+    for (size_t i = 0; i < issuer->trusted.size(); ++i)
+      std::cout << (i == 0 ? "current " : "retired ") << to_hex(issuer->trusted[i].key_id) << " "
+                << to_hex(issuer->trusted[i].public_key) << "\n";
+    return 0;
+  }
+
   int change(const std::string& directory) {
     auto serial = parse_serial(target_);
     if (!serial) return fail("\"" + target_ + "\" is not a serial number", exit_usage);
@@ -334,6 +301,8 @@ class Commands final : public CardCommands {
   CLI::App* show_ = nullptr;
   CLI::App* revoke_ = nullptr;
   CLI::App* top_up_ = nullptr;
+  CLI::App* rekey_ = nullptr;
+  CLI::App* keys_ = nullptr;
   uint64_t units_ = 0;
   std::string areas_file_;
   uint32_t group_ = 0;

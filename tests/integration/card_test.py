@@ -5,7 +5,7 @@ Every command is a short-lived process run to completion with a timeout;
 nothing is left running. Each scenario works in its own temporary directory,
 removed however the scenario ends.
 
-  card_issue_show_topup_revoke  files, QR images, passwords list, ledger changes
+  card_issue_show_topup_revoke  files, QR images, passwords list, ledger changes, rekey
   card_forgery_refused          a flipped signature bit, another deployment's card, a cut file
   card_usage_errors             a bad areas.toml, a missing option, an unknown serial
 """
@@ -107,9 +107,20 @@ def card_issue_show_topup_revoke(root):
     refused = run("card", "-d", directory, "topup", "2", "5", expect=1)
     check("revoked" in refused.stderr, "a revoked card takes no top-up")
 
-    more = issue(directory, os.path.join(root, "more"), count=1)
-    check(listing(os.path.join(root, "more"))[0]["serial"] == "3", "the next issue continues at serial 3")
-    check(more.returncode == 0, "issuing again reuses the issuer key")
+    keys_before = run("card", "-d", directory, "keys").stdout.split()
+    check(len(keys_before) == 3 and keys_before[0] == "current", "card keys prints the current key")
+    rekeyed = run("card", "-d", directory, "rekey").stdout.split()
+    check(rekeyed[0] == "current" and rekeyed[1] != keys_before[1] and rekeyed[3:6] == ["retired"] + keys_before[1:],
+          "rekey makes a new current key and retires the old one")
+    old = run("card", "-d", directory, "show", cards[0]["file"])
+    check(old.stdout.startswith("valid: signed by this deployment's issuer key (retired)"),
+          "a card of the retired key is still valid")
+    issue(directory, os.path.join(root, "more"), count=1)
+    newer = listing(os.path.join(root, "more"))[0]
+    check(newer["serial"] == "3", "the next issue continues at serial 3")
+    shown = run("card", "-d", directory, "show", newer["file"])
+    check(shown.stdout.startswith("valid: signed by this deployment's issuer key (current)"),
+          "a card issued after rekey is signed by the new key")
     return 0
 
 
