@@ -2,9 +2,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
@@ -76,28 +76,34 @@ std::optional<uint64_t> parse_serial(std::string_view text) {
   return std::stoull(std::string(text));
 }
 
+// 480 -> "08:00".
+std::string clock_text(int minutes) {
+  char out[8];
+  std::snprintf(out, sizeof out, "%02d:%02d", minutes / 60, minutes % 60);
+  return out;
+}
+
+void print_access_points(const char* kind, const std::vector<cards::AccessPoint>& points) {
+  for (const cards::AccessPoint& p : points) {
+    std::cout << "    " << kind << " " << p.name << "  node " << p.node << "  " << p.cost_per_minute << "/min";
+    for (const cards::TariffBand& band : p.tariff)
+      std::cout << "  [" << clock_text(band.start_minute) << "-" << clock_text(band.end_minute) << " "
+                << band.cost_per_minute << "/min]";
+    for (const std::string& relay : p.relays) std::cout << "  " << relay;
+    if (!p.destinations.empty()) {
+      std::cout << "  reaches";
+      for (const std::string& prefix : p.destinations) std::cout << " " << prefix << "*";
+    }
+    std::cout << "\n";
+  }
+}
+
 void print_areas(const cards::Card& card) {
   for (const cards::Area& area : card.areas) {
     std::cout << "  area " << area.code << "\n";
-    auto list = [](const char* kind, const std::vector<cards::AccessPoint>& points) {
-      for (const cards::AccessPoint& p : points) {
-        std::cout << "    " << kind << " " << p.name << "  node " << p.node << "  " << p.cost_per_minute << "/min";
-        for (const cards::TariffBand& band : p.tariff)
-          std::cout << "  [" << band.start_minute / 60 << ":" << (band.start_minute % 60 < 10 ? "0" : "")
-                    << band.start_minute % 60 << "-" << band.end_minute / 60 << ":"
-                    << (band.end_minute % 60 < 10 ? "0" : "") << band.end_minute % 60 << " " << band.cost_per_minute
-                    << "/min]";
-        for (const std::string& relay : p.relays) std::cout << "  " << relay;
-        if (!p.destinations.empty()) {
-          std::cout << "  reaches";
-          for (const std::string& d : p.destinations) std::cout << " " << d << "*";
-        }
-        std::cout << "\n";
-      }
-    };
-    list("internet", area.internet);
-    list("premium ", area.premium);
-    list("agent   ", area.agents);
+    print_access_points("internet", area.internet);
+    print_access_points("premium ", area.premium);
+    print_access_points("agent   ", area.agents);
   }
 }
 
