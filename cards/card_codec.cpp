@@ -623,6 +623,7 @@ Expected<CardEnvelope, CardError> read_envelope(ByteView bytes) {
     if (!is_uint(unprotected[i].key) || cbor_get_int(unprotected[i].key) != cose_header_key_id)
       return fail(CardErrc::not_cose_sign1, "the unprotected header holds more than the kid");
     if (!cbor_isa_bytestring(unprotected[i].value)) return fail(CardErrc::not_cose_sign1, "the kid is not bytes");
+    if (i > 0) return fail(CardErrc::not_cose_sign1, "the kid appears twice");
     envelope.key_id = bytes_of(unprotected[i].value);
   }
   if (envelope.key_id.empty() || envelope.key_id.size() > max_key_id_size)

@@ -180,6 +180,13 @@ TEST_CASE("card codec: an algorithm other than EdDSA is refused") {
         CardErrc::wrong_algorithm);
 }
 
+TEST_CASE("card codec: an unprotected header with more than one kid is refused") {
+  using proto::test::hex;
+  // 18([h'A10127', {4: h'01', 4: h'02'}, h'A0', h'00'])
+  CHECK(error_of(decode_card(hex("d2 84 43 a1 01 27 a2 04 41 01 04 41 02 41 a0 41 00"), {}, sample_now)) ==
+        CardErrc::not_cose_sign1);
+}
+
 TEST_CASE("card codec: payload fields with the wrong type, an unknown key or out of range are malformed fields") {
   using proto::test::hex;
   CHECK(error_of(parse_card_payload(hex("a0"))) == CardErrc::malformed_field);     // empty map
