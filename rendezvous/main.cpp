@@ -1,6 +1,6 @@
 // tsunagu-rendezvous: the public rendezvous node and its admin commands.
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
-// 3 no such user, 4 user already exists (or the ID belongs to a LAN agent).
+// 3 no such user (or card), 4 user already exists (or the ID belongs to a LAN agent).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 #include <uv.h>
@@ -18,6 +18,7 @@
 #include "rendezvous/account_admin.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
+#include "rendezvous/card_commands.hpp"
 #include "rendezvous/deployment.hpp"
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/node_config.hpp"
@@ -203,7 +204,7 @@ int main(int argc, char** argv) {
   log::set_program("tsunagu-rendezvous");
   CLI::App app{"tsunagu-rendezvous: the Tsunagu public rendezvous node (accounts, presence, lookups, STUN)"};
   app.require_subcommand(1);
-  app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user, "
+  app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user (or card), "
              "4 user already exists (or the ID belongs to a LAN agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
   std::string directory = default_directory();
 
@@ -304,6 +305,7 @@ int main(int argc, char** argv) {
   auto* agent_list = agent->add_subcommand("list", "List enrolled agents and their routes");
   auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes, and its extensions' undelivered voicemail");
   agent_remove->add_option("NAME", agent_name, "Agent name")->required();
+  auto card_commands = add_card_commands(app, directory);
 
   try {
     app.parse(argc, argv);
@@ -334,6 +336,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) return run_node(directory, run_options);
+  if (card_commands->parsed()) return card_commands->run(directory);
 
   int code = 0;
   auto admin = Admin::open(directory, code);

@@ -12,12 +12,13 @@ build_packages=(
   libopus-dev libspeexdsp-dev libsndfile1-dev libpulse-dev libasound2-dev
   libhttp-parser-dev libwslay-dev nlohmann-json3-dev
   libsrtp2-dev
+  libcbor-dev libqrencode-dev libpng-dev
 )
 test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl
   iproute2 nftables busybox dnsmasq-base coturn kea-dhcp4-server isc-dhcp-server
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
-  prometheus chromium
+  prometheus chromium zbar-tools
 )
 # The browser tests (tests/browser/) run Node.js scripts with npm packages. A Node.js
 # installed some other way (e.g. nodesource's, which brings its own npm and conflicts

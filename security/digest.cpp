@@ -53,4 +53,22 @@ Bytes hmac_sha1(ByteView key, ByteView data) {
   return mac;
 }
 
+Bytes hmac_sha256(ByteView key, ByteView data) {
+  static const std::byte empty{};
+  if (key.size() > INT_MAX) {
+    std::fprintf(stderr, "tsunagu: HMAC key too large\n");
+    std::abort();
+  }
+  Bytes mac(EVP_MAX_MD_SIZE);
+  unsigned int length = 0;
+  if (HMAC(EVP_sha256(), key.empty() ? &empty : key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.empty() ? &empty : data.data()), data.size(),
+           reinterpret_cast<unsigned char*>(mac.data()), &length) == nullptr) {
+    std::fprintf(stderr, "tsunagu: HMAC-SHA256 failed\n");
+    std::abort();
+  }
+  mac.resize(length);
+  return mac;
+}
+
 }  // namespace tsunagu::security

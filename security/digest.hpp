@@ -11,5 +11,7 @@ Bytes sha256(ByteView data);  // 32 bytes
 Bytes sha1(ByteView data);
 // HMAC-SHA1 as STUN's MESSAGE-INTEGRITY needs it (20 bytes).
 Bytes hmac_sha1(ByteView key, ByteView data);
+// HMAC-SHA256 (32 bytes): keyed derivations such as an access card's password.
+Bytes hmac_sha256(ByteView key, ByteView data);
 
 }  // namespace tsunagu::security

@@ -1,0 +1,116 @@
+#include "rendezvous/card_issuer.hpp"
+
+#include <filesystem>
+#include <sstream>
+
+#include "base/files.hpp"
+#include "security/ed25519.hpp"
+#include "security/random.hpp"
+
+namespace tsunagu::rendezvous {
+
+namespace {
+
+constexpr const char* key_file = "card_issuer.key";
+constexpr const char* retired_file = "card_issuer_retired.pub";
+constexpr const char* password_secret_file = "card_password.secret";
+constexpr size_t max_retired_keys = 256;
+
+std::string path_in(const std::string& directory, const char* name) {
+  return (std::filesystem::path(directory) / name).string();
+}
+
+std::optional<Bytes> from_hex(std::string_view text) {
+  if (text.size() % 2 != 0) return std::nullopt;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  Bytes out;
+  for (size_t i = 0; i < text.size(); i += 2) {
+    int high = digit(text[i]), low = digit(text[i + 1]);
+    if (high < 0 || low < 0) return std::nullopt;
+    out.push_back(std::byte(static_cast<uint8_t>(high * 16 + low)));
+  }
+  return out;
+}
+
+std::string_view trimmed(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
+  return text;
+}
+
+// A 32-byte secret kept in `directory/name`; made (random) when `create` and absent.
+Expected<Bytes, std::string> secret_file(const std::string& directory, const char* name, bool create) {
+  std::string path = path_in(directory, name);
+  if (!std::filesystem::exists(path)) {
+    if (!create) return Unexpected(path + ": absent (no card has been issued in this deployment)");
+    Bytes secret = security::random_bytes(32);
+    auto written = write_file_atomically(path, to_hex(secret) + "\n", 0600);
+    if (!written) return Unexpected(written.error());
+    return secret;
+  }
+  auto text = read_text_file(path, 256);
+  if (!text) return Unexpected(text.error());
+  auto secret = from_hex(trimmed(*text));
+  if (!secret || secret->size() != 32) return Unexpected(path + ": not 64 hex digits");
+  return std::move(*secret);
+}
+
+Expected<std::vector<Bytes>, std::string> retired_keys(const std::string& directory) {
+  std::vector<Bytes> keys;
+  std::string path = path_in(directory, retired_file);
+  if (!std::filesystem::exists(path)) return keys;
+  auto text = read_text_file(path, max_retired_keys * 70);
+  if (!text) return Unexpected(text.error());
+  std::istringstream lines(*text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (trimmed(line).empty()) continue;
+    auto key = from_hex(trimmed(line));
+    if (!key || key->size() != 32) return Unexpected(path + ": a line is not 64 hex digits");
+    keys.push_back(std::move(*key));
+  }
+  return keys;
+}
+
+}  // namespace
+
+Expected<CardIssuer, std::string> load_card_issuer(const std::string& directory, bool create) {
+  auto seed = secret_file(directory, key_file, create);
+  if (!seed) return Unexpected(seed.error());
+  auto password_secret = secret_file(directory, password_secret_file, create);
+  if (!password_secret) return Unexpected(password_secret.error());
+  auto retired = retired_keys(directory);
+  if (!retired) return Unexpected(retired.error());
+  CardIssuer issuer;
+  issuer.private_key = std::move(*seed);
+  issuer.public_key = security::ed25519_public_key(issuer.private_key);
+  issuer.password_secret = std::move(*password_secret);
+  issuer.trusted.push_back({cards::issuer_key_id(issuer.public_key), issuer.public_key});
+  for (auto it = retired->rbegin(); it != retired->rend(); ++it)
+    if (*it != issuer.public_key) issuer.trusted.push_back({cards::issuer_key_id(*it), *it});
+  return issuer;
+}
+
+Expected<CardIssuer, std::string> rekey_card_issuer(const std::string& directory) {
+  auto current = load_card_issuer(directory, false);
+  if (!current) return current;
+  auto retired = retired_keys(directory);
+  if (!retired) return Unexpected(retired.error());
+  if (retired->size() >= max_retired_keys) return Unexpected(std::string("256 keys retired already"));
+  std::string text;
+  for (const Bytes& key : *retired) text += to_hex(key) + "\n";
+  text += to_hex(current->public_key) + "\n";
+  if (auto written = write_file_atomically(path_in(directory, retired_file), text, 0600); !written)
+    return Unexpected(written.error());
+  auto fresh = security::generate_ed25519_key();
+  auto written = write_file_atomically(path_in(directory, key_file), to_hex(fresh.private_key) + "\n", 0600);
+  security::wipe(fresh.private_key);
+  if (!written) return Unexpected(written.error());
+  return load_card_issuer(directory, false);
+}
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,38 @@
+// The deployment's card issuer: the Ed25519 key cards are signed with, the
+// public keys of keys retired by `card rekey` (cards they signed stay valid
+// until they expire), and the secret card passwords are derived with. Files
+// in the deployment directory, hex, 0600:
+//   card_issuer.key          the current 32-byte seed
+//   card_issuer_retired.pub  one retired public key a line (no private half is kept)
+//   card_password.secret     32 bytes
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/expected.hpp"
+#include "cards/card_codec.hpp"
+
+namespace tsunagu::rendezvous {
+
+struct CardIssuer {
+  Bytes private_key;  // the current seed
+  Bytes public_key;
+  Bytes password_secret;
+  // The current key first, then retired ones, newest retired first: what a
+  // verifier of this deployment's cards trusts.
+  std::vector<cards::TrustedIssuer> trusted;
+};
+
+// Reads the issuer files of `directory`. `create`: makes the key and the
+// secret (random) when absent, as the first `card issue` does; otherwise their
+// absence is an error saying no card was issued here.
+Expected<CardIssuer, std::string> load_card_issuer(const std::string& directory, bool create);
+
+// Retires the current key (its public half is kept in card_issuer_retired.pub)
+// and makes a new one; returns the issuer as it is now. The retired list is
+// written before the key is replaced, so a crash in between leaves the old key
+// current and retired at once, which is harmless.
+Expected<CardIssuer, std::string> rekey_card_issuer(const std::string& directory);
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,185 @@
+"""tsunagu-rendezvous card issue/show/topup/revoke as an operator runs them
+(Python 3 stdlib only; zbarimg from zbar-tools reads the QR images).
+
+Every command is a short-lived process run to completion with a timeout;
+nothing is left running. Each scenario works in its own temporary directory,
+removed however the scenario ends.
+
+  card_issue_show_topup_revoke  files, QR images, passwords list, ledger changes, rekey
+  card_forgery_refused          a flipped signature bit, another deployment's card, a cut file
+  card_usage_errors             a bad areas.toml, a missing option, an unknown serial
+"""
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402  (for RENDEZVOUS and _edit_toml; starts nothing on import)
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+AREAS = os.path.join(ROOT, "docs", "areas.example.toml")
+
+
+class Failure(Exception):
+    pass
+
+
+def run(*args, expect=0):
+    done = subprocess.run([h.RENDEZVOUS] + list(args), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=120)
+    if expect is not None and done.returncode != expect:
+        raise Failure("%s: exit %d (expected %d)\nstdout: %s\nstderr: %s" %
+                      (" ".join(args), done.returncode, expect, done.stdout, done.stderr))
+    return done
+
+
+def check(condition, what):
+    print(("ok    " if condition else "FAIL  ") + what)
+    if not condition:
+        raise Failure(what)
+
+
+def deployment(root, name):
+    directory = os.path.join(root, name)
+    run("init", directory)
+    # The cheapest scrypt cost the node accepts: issuing hashes one password a card.
+    h._edit_toml(os.path.join(directory, "node.toml"), "passwords", "scrypt_log2_n", "14")
+    return directory
+
+
+def issue(directory, out, count=2, units=100):
+    return run("card", "-d", directory, "issue", "--units", str(units), "--areas", AREAS, "--group", "7",
+               "--count", str(count), "--out", out)
+
+
+def listing(out):
+    with open(os.path.join(out, "cards.tsv")) as f:
+        rows = [line.split("\t") for line in f.read().splitlines()[1:]]
+    return [{"serial": r[0], "card_id": r[1], "password": r[2], "file": r[3]} for r in rows]
+
+
+def card_issue_show_topup_revoke(root):
+    directory = deployment(root, "deployment")
+    out = os.path.join(root, "cards")
+    issued = issue(directory, out)
+    cards = listing(out)
+    check(len(cards) == 2 and [c["serial"] for c in cards] == ["1", "2"], "two cards, serials 1 and 2")
+    check(all(len(c["password"]) == 14 and c["password"][4] == "-" for c in cards), "passwords are 0000-0000-0000")
+    check(cards[0]["password"] in issued.stdout, "issue prints the list")
+    for c in cards:
+        check(os.path.exists(c["file"]) and os.path.exists(c["file"][:-len(".card")] + ".png"),
+              "%s has a .card and a .png" % c["card_id"])
+    for name in ("card_issuer.key", "card_password.secret"):
+        mode = stat.S_IMODE(os.stat(os.path.join(directory, name)).st_mode)
+        check(mode == 0o600, "%s is 0600" % name)
+    check(stat.S_IMODE(os.stat(os.path.join(out, "cards.tsv")).st_mode) == 0o600, "cards.tsv is 0600")
+
+    shown = run("card", "-d", directory, "show", cards[0]["file"])
+    check(shown.stdout.startswith("valid:"), "show FILE verifies the card")
+    check("units left 100 of 100" in shown.stdout, "show FILE gives the ledger's units")
+    check("area kansai" in shown.stdout and "kansai-premium" in shown.stdout, "show FILE lists the area table")
+
+    if shutil.which("zbarimg"):
+        png = cards[1]["file"][:-len(".card")] + ".png"
+        scanned = subprocess.run(["zbarimg", "--quiet", "--raw", png], capture_output=True, text=True, timeout=60)
+        check(scanned.returncode == 0 and scanned.stdout.startswith("TSU1:"), "zbarimg reads TSU1: text from the PNG")
+        text_file = os.path.join(root, "scanned.txt")
+        with open(text_file, "w") as f:
+            f.write(scanned.stdout)
+        from_qr = run("card", "-d", directory, "show", text_file)
+        check(from_qr.stdout.startswith("valid:") and "serial       2" in from_qr.stdout,
+              "the scanned QR text verifies as card 2")
+    else:
+        print("skip  zbarimg not installed (apt-get install zbar-tools)")
+
+    topped = run("card", "-d", directory, "topup", "1", "50", "--note", "shop 12")
+    check("150 left" in topped.stdout, "topup 1 50 leaves 150")
+    history = run("card", "-d", directory, "show", "1")
+    check("top-up  50  left 150  shop 12" in history.stdout, "the history shows the top-up and its note")
+    run("card", "-d", directory, "revoke", "2", "--note", "reported stolen")
+    revoked = run("card", "-d", directory, "show", "2")
+    check("REVOKED" in revoked.stdout and "reported stolen" in revoked.stdout, "show 2 says revoked and why")
+    again = run("card", "-d", directory, "revoke", "2", expect=1)
+    check("already revoked" in again.stderr, "revoking twice says already revoked")
+    refused = run("card", "-d", directory, "topup", "2", "5", expect=1)
+    check("revoked" in refused.stderr, "a revoked card takes no top-up")
+
+    keys_before = run("card", "-d", directory, "keys").stdout.split()
+    check(len(keys_before) == 3 and keys_before[0] == "current", "card keys prints the current key")
+    rekeyed = run("card", "-d", directory, "rekey").stdout.split()
+    check(rekeyed[0] == "current" and rekeyed[1] != keys_before[1] and rekeyed[3:6] == ["retired"] + keys_before[1:],
+          "rekey makes a new current key and retires the old one")
+    old = run("card", "-d", directory, "show", cards[0]["file"])
+    check(old.stdout.startswith("valid: signed by this deployment's issuer key (retired)"),
+          "a card of the retired key is still valid")
+    issue(directory, os.path.join(root, "more"), count=1)
+    newer = listing(os.path.join(root, "more"))[0]
+    check(newer["serial"] == "3", "the next issue continues at serial 3")
+    shown = run("card", "-d", directory, "show", newer["file"])
+    check(shown.stdout.startswith("valid: signed by this deployment's issuer key (current)"),
+          "a card issued after rekey is signed by the new key")
+    return 0
+
+
+def card_forgery_refused(root):
+    directory = deployment(root, "deployment")
+    out = os.path.join(root, "cards")
+    issue(directory, out, count=1)
+    card = listing(out)[0]["file"]
+    with open(card, "rb") as f:
+        data = bytearray(f.read())
+
+    flipped = os.path.join(root, "flipped.card")
+    data[-1] ^= 0x01
+    with open(flipped, "wb") as f:
+        f.write(data)
+    result = run("card", "-d", directory, "show", flipped, expect=1)
+    check("NOT VALID: bad signature" in result.stdout, "a flipped signature bit: bad signature")
+    check("what it claims (unverified)" in result.stdout, "what a bad card claims is shown as unverified")
+    data[-1] ^= 0x01
+
+    cut = os.path.join(root, "cut.card")
+    with open(cut, "wb") as f:
+        f.write(data[:len(data) // 2])
+    result = run("card", "-d", directory, "show", cut, expect=1)
+    check("NOT VALID: truncated" in result.stdout, "half a card: truncated")
+
+    other = deployment(root, "other")
+    result = run("card", "-d", other, "show", card, expect=1)
+    check("NOT VALID: unknown key" in result.stdout, "another deployment's card: unknown key")
+    return 0
+
+
+def card_usage_errors(root):
+    directory = deployment(root, "deployment")
+    bad_areas = os.path.join(root, "areas.toml")
+    with open(bad_areas, "w") as f:
+        f.write('[[area]]\ncode = "a"\n[[area.internet]]\nname = "x"\nnode = "n:1"\ncost_per_minute = -3\n')
+    result = run("card", "-d", directory, "issue", "--units", "5", "--areas", bad_areas, "--group", "1",
+                 "--out", os.path.join(root, "cards"), expect=2)
+    check("area[0].internet[0].cost_per_minute" in result.stderr, "a bad areas.toml names the entry: " +
+          result.stderr.strip())
+    run("card", "-d", directory, "issue", "--areas", AREAS, "--group", "1", "--out", os.path.join(root, "c"), expect=2)
+    result = run("card", "-d", directory, "topup", "99", "1", expect=3)
+    check("no card with serial 99" in result.stderr, "an unknown serial exits 3")
+    run("card", "-d", directory, "revoke", "abc", expect=2)
+    return 0
+
+
+SCENARIOS = {f.__name__: f for f in (card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors)}
+
+if __name__ == "__main__":
+    if not os.access(h.RENDEZVOUS, os.X_OK):
+        print("%s is not built" % h.RENDEZVOUS)
+        sys.exit(1)
+    root = tempfile.mkdtemp(prefix="tsunagu-cards-")
+    try:
+        sys.exit(SCENARIOS[sys.argv[1]](root))
+    except Failure as failure:
+        print("FAIL: %s" % failure)
+        sys.exit(1)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
