@@ -14,6 +14,7 @@
 
 #include "allocation/client_ref.hpp"
 #include "base/log.hpp"
+#include "lan-agent/doctor.hpp"
 #include "lan-agent/agent_config.hpp"
 #include "lan-agent/agent_daemon.hpp"
 #include "lan-agent/lan_pki.hpp"
@@ -254,7 +255,25 @@ int main(int argc, char** argv) {
   auto* terminal_list = terminal->add_subcommand("list", "List issued terminal certificates: serial, expiry, revoked");
   add_config(terminal_list);
 
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check the configuration, certificates, key and directory permissions, ports, the table's LMDB map, "
+                "the clock and the DHCP servers' hook wiring; say what to fix; exit 1 on any FAIL");
+  add_config(doctor);
+  DhcpServerFiles dhcp_files;
+  doctor->add_option("--dnsmasq-conf", dhcp_files.dnsmasq, "dnsmasq configuration file to check (repeatable; default: "
+                                                           "/etc/dnsmasq.conf and /etc/dnsmasq.d/*)");
+  doctor->add_option("--kea-conf", dhcp_files.kea, "Kea configuration file (default: /etc/kea/kea-dhcp4.conf, -dhcp6)");
+  doctor->add_option("--isc-conf", dhcp_files.isc, "ISC dhcpd configuration file (default: /etc/dhcp/dhcpd.conf)");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (doctor->parsed()) {
+    if (dhcp_files.dnsmasq.empty() && dhcp_files.kea.empty() && dhcp_files.isc.empty())
+      dhcp_files = default_dhcp_server_files();
+    auto report = run_agent_doctor(config_file, dhcp_files, ops::DoctorClock{unix_now()});
+    std::cout << report.text();
+    return report.failed() ? 1 : 0;
+  }
 
   int code = 0;
   auto config = load(config_file, code);

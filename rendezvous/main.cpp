@@ -3,14 +3,17 @@
 // 3 no such user, 4 user already exists (or the ID belongs to a LAN agent).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 
+#include "base/audit_log.hpp"
 #include "base/log.hpp"
 #include "base/password_input.hpp"
 #include "proto/profile_change.hpp"
@@ -19,6 +22,7 @@
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/deployment.hpp"
+#include "rendezvous/doctor.hpp"
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_daemon.hpp"
@@ -197,6 +201,42 @@ std::string describe(const Account& a) {
   return out;
 }
 
+// One audit line per change an admin command made or tried (reads leave
+// none): on stderr, and in the journal when the command was not started by
+// systemd itself (docs/operator.md, "Audit log").
+void audit_admin_command(const CLI::App& app, int status, const std::string& user_id, const std::string& agent_name,
+                         const std::vector<std::string>& domains, const std::vector<std::string>& prefixes) {
+  const CLI::App* group = nullptr;
+  for (const auto* sub : app.get_subcommands()) group = sub;
+  if (group == nullptr) return;
+  const CLI::App* command = nullptr;
+  for (const auto* sub : group->get_subcommands()) command = sub;
+  if (command == nullptr) return;
+  std::string name = command->get_name();
+  if (name == "list" || name == "show") return;
+  std::string result = status == 0 ? "ok" : "failed";
+  audit::AuditEvent event;
+  if (group->get_name() == "agent" && name == "enroll") {
+    auto join = [](const std::vector<std::string>& items) {
+      std::string out;
+      for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+      return out;
+    };
+    event = audit::AuditEvent{"enrolment", {{"via", "cli"}, {"by", audit::invoking_user()}, {"agent", agent_name},
+                                            {"domains", join(domains)}, {"prefixes", join(prefixes)}}};
+  } else {
+    std::string action = group->get_name() + "_" + name;
+    std::replace(action.begin(), action.end(), '-', '_');
+    event = audit::AuditEvent{"admin", {{"via", "cli"}, {"by", audit::invoking_user()}, {"action", action},
+                                        {"target", group->get_name() == "agent" ? agent_name : user_id}}};
+  }
+  event.add("result", result).add("exit", std::to_string(status));
+  audit::write_audit_line(event);
+  if (!log::journal_mode())
+    sd_journal_send("MESSAGE=%s", audit::format_audit_line(event).c_str(), "PRIORITY=6",
+                    "SYSLOG_IDENTIFIER=tsunagu-rendezvous", nullptr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -230,6 +270,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   run->add_option("--ready-file", run_options.ready_file,
                   "Write the bound addresses and PID as JSON to this file once serving");
+
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check a deployment (configuration, certificates, key and directory permissions, ports, LMDB map, "
+                "clock) and say what to fix; exits 1 on any FAIL");
+  doctor->add_option("-d,--dir", directory, "Deployment directory");
 
   auto* user = app.add_subcommand("user", "Manage accounts");
   user->require_subcommand(1);
@@ -334,7 +379,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) return run_node(directory, run_options);
+  if (doctor->parsed()) {
+    auto report = run_node_doctor(directory, ops::DoctorClock{static_cast<int64_t>(std::time(nullptr))});
+    std::cout << report.text();
+    return report.failed() ? exit_failure : 0;
+  }
 
+  // The admin commands, in a lambda so that every exit path of a change is
+  // audited below with its exit status (not re-indented, to keep the diff small).
+  auto admin_command = [&]() -> int {
   int code = 0;
   auto admin = Admin::open(directory, code);
   if (!admin) return code;
@@ -531,4 +584,8 @@ int main(int argc, char** argv) {
   if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
   std::cout << "updated " << user_id << "\n";
   return 0;
+  };
+  int status = admin_command();
+  audit_admin_command(app, status, user_id, agent_name, agent_domains, agent_prefixes);
+  return status;
 }
