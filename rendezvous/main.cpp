@@ -23,10 +23,13 @@
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/deployment.hpp"
 #include "rendezvous/doctor.hpp"
+#include "rendezvous/node_status.hpp"
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_daemon.hpp"
 #include "rendezvous/voicemail_store.hpp"
+#include "storage/environment_copy.hpp"
+#include "base/files.hpp"
 #include "security/passwords.hpp"
 
 using namespace tsunagu;
@@ -201,6 +204,44 @@ std::string describe(const Account& a) {
   return out;
 }
 
+int backup_database(const std::string& directory, const std::string& out) {
+  NodeConfig config;
+  try {
+    config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    return fail(error.what(), exit_usage);
+  }
+  if (auto made = make_private_directory(out, 0700); !made) return fail(made.error());
+  auto copied = storage::copy_environment(config.database_directory, out, config.map_size);
+  if (!copied) return fail(copied.error().detail);
+  std::error_code ec;
+  auto size = std::filesystem::file_size(out + "/data.mdb", ec);
+  std::cout << "copied " << config.database_directory << " to " << out << "/data.mdb (" << (ec ? 0 : size)
+            << " bytes)\n";
+  return 0;
+}
+
+int print_status(const std::string& directory, const std::string& web) {
+  NodeConfig config;
+  try {
+    config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    return fail(error.what(), exit_usage);
+  }
+  std::optional<proto::SocketAddress> address = config.web_listen;
+  if (!web.empty()) address = proto::SocketAddress::parse(web);
+  if (!address || address->port == 0)
+    return fail("no web listener address: set web.listen in node.toml or give --web ADDRESS:PORT", exit_usage);
+  std::string host = address->ip_string();
+  // A wildcard listener is reached over loopback.
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  auto metrics = fetch_node_metrics(host, address->port, config.ca_certificate_file, 5000);
+  if (!metrics) return fail(metrics.error());
+  std::cout << summarise_metrics(*metrics);
+  return 0;
+}
+
 // One audit line per change an admin command made or tried (reads leave
 // none): on stderr, and in the journal when the command was not started by
 // systemd itself (docs/operator.md, "Audit log").
@@ -275,6 +316,18 @@ int main(int argc, char** argv) {
       "doctor", "Check a deployment (configuration, certificates, key and directory permissions, ports, LMDB map, "
                 "clock) and say what to fix; exits 1 on any FAIL");
   doctor->add_option("-d,--dir", directory, "Deployment directory");
+  auto* status = app.add_subcommand(
+      "status", "Print the running node's live figures (its /metrics, read over loopback HTTPS from web.listen)");
+  status->add_option("-d,--dir", directory, "Deployment directory");
+  std::string status_web;
+  status->add_option("--web", status_web, "The web listener's address:port (default: web.listen; needed when it is port 0)");
+  auto* backup = app.add_subcommand(
+      "backup", "Copy the database (accounts, agents, voicemail) into OUT/data.mdb while the node runs, compacted "
+                "(like mdb_copy -c); restore: stop the node, put it in place of DIR/db/data.mdb");
+  backup->add_option("-d,--dir", directory, "Deployment directory");
+  std::string backup_out;
+  backup->add_option("OUT", backup_out, "Directory to write data.mdb into (created 0700; must not hold one)")
+      ->required();
 
   auto* user = app.add_subcommand("user", "Manage accounts");
   user->require_subcommand(1);
@@ -379,6 +432,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) return run_node(directory, run_options);
+  if (backup->parsed()) return backup_database(directory, backup_out);
+  if (status->parsed()) return print_status(directory, status_web);
   if (doctor->parsed()) {
     auto report = run_node_doctor(directory, ops::DoctorClock{static_cast<int64_t>(std::time(nullptr))});
     std::cout << report.text();
@@ -585,7 +640,7 @@ int main(int argc, char** argv) {
   std::cout << "updated " << user_id << "\n";
   return 0;
   };
-  int status = admin_command();
-  audit_admin_command(app, status, user_id, agent_name, agent_domains, agent_prefixes);
-  return status;
+  int exit_status = admin_command();
+  audit_admin_command(app, exit_status, user_id, agent_name, agent_domains, agent_prefixes);
+  return exit_status;
 }

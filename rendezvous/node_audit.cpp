@@ -21,8 +21,11 @@ void NodeCore::release_audit(bool committed) {
   for (auto& event : events) {
     if (!committed) {
       bool replaced = false;
-      for (auto& [key, value] : event.fields)
-        if (key == "result") value = "storage_error", replaced = true;
+      for (auto& [key, value] : event.fields) {
+        if (key != "result") continue;
+        value = "storage_error";
+        replaced = true;
+      }
       if (!replaced) event.add("result", "storage_error");
     }
     audit_->record(event);

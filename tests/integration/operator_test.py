@@ -8,6 +8,8 @@ Scenarios:
                      journal's <N> levels when JOURNAL_STREAM names its stderr
   doctor_healthy     a running node's deployment passes; its ports are "held by" it
   doctor_broken      expired certificate, world-readable key, port in use: each named, exit 1
+  status_live        `status` prints a running node's /metrics figures
+  backup_restore     `backup` of a running node, restored in place: serves what it held
   agent_doctor       an agent whose dnsmasq and Kea hooks point at a missing file and a
                      non-executable one: named, exit 1; fixed: exit 0
 """
@@ -255,7 +257,65 @@ def agent_doctor():
            "a configuration that cannot be read is a FAIL line")
 
 
+def backup_restore():
+    """`backup` while the node runs and serves logins; the copy, put in place of
+    db/data.mdb, serves the accounts it held and not one added after it."""
+    d = h.Deployment()
+    d.add_user("alice", "correct horse battery")
+    node = d.start_node()
+    d.add_user("bob", "battery staple horse")  # written by the CLI while the node runs
+    raw = h.RawTls(node)
+    expect(raw.login("bob", "battery staple horse", role=1).cls == h.SUCCESS, "bob logs in before the backup")
+    out = d.path("backup")
+    result = d.admin(["backup", "-d", d.dir, out])
+    expect(result.code == 0 and "data.mdb" in result.out, "backup succeeds while the node runs (%r)" % result)
+    expect(os.stat(out).st_mode & 0o777 == 0o700, "the backup directory is 0700")
+    expect(raw.login("alice", "correct horse battery", role=1).cls == h.SUCCESS, "the node served on during the backup")
+    again = d.admin(["backup", "-d", d.dir, out])
+    expect(again.code != 0 and "exists" in again.err, "a second backup into the same directory is refused")
+    d.add_user("carol", "after the backup")
+    raw.close()
+    expect(node.stop() == 0, "the node stops")
+    db = os.path.join(d.dir, "db")
+    for name in ("data.mdb", "lock.mdb"):
+        if os.path.exists(os.path.join(db, name)):
+            os.remove(os.path.join(db, name))
+    h.shutil.copy(os.path.join(out, "data.mdb"), os.path.join(db, "data.mdb"))
+    restored = d.start_node()
+    raw = h.RawTls(restored)
+    expect(raw.login("alice", "correct horse battery", role=1).cls == h.SUCCESS, "alice logs in on the restored node")
+    expect(raw.login("bob", "battery staple horse", role=1).cls == h.SUCCESS, "bob, added while it ran, too")
+    expect(raw.login("carol", "after the backup", role=1).cls == h.ERROR, "carol, added after the backup, is not there")
+    raw.close()
+
+
+def status_live():
+    """`status` prints the running node's figures from its /metrics."""
+    d = h.Deployment()
+    d.add_user("alice", "correct horse battery")
+    node = d.start_node()
+    if not node.web:
+        raise TestFailure("the node has no web listener (web.listen)")
+    raw = h.RawTls(node)
+    expect(raw.login("alice", "correct horse battery", role=1).cls == h.SUCCESS, "alice logs in")
+    expect(raw.login("alice", "not her password", role=1).cls == h.ERROR, "and fails once")
+    result = d.admin(["status", "-d", d.dir, "--web", node.web])
+    h.log(result.out)
+    expect(result.code == 0, "status exits 0 (%r)" % result)
+    expect(re.search(r"^tsunagu_node_links: .*kind=terminal 1\b", result.out, re.M), "one terminal link is shown")
+    expect(re.search(r"^tsunagu_node_logins_total: .*result=ok 1\b.*", result.out, re.M) and
+           re.search(r"^tsunagu_node_logins_total: .*result=failed 1\b", result.out, re.M),
+           "the logins by result are shown")
+    expect("_bucket" not in result.out, "histogram buckets are left out")
+    raw.close()
+    node.stop()
+    gone = d.admin(["status", "-d", d.dir, "--web", node.web])
+    expect(gone.code == 1 and "cannot connect" in gone.err, "a stopped node: exit 1 and why (%r)" % gone.err)
+
+
 SCENARIOS = {
+    "status_live": status_live,
+    "backup_restore": backup_restore,
     "audit_log_lines": audit_log_lines,
     "doctor_healthy": doctor_healthy,
     "doctor_broken": doctor_broken,
