@@ -123,9 +123,9 @@ std::vector<std::string> dnsmasq_hook_paths(std::string_view text) {
     at = end + 1;
     if (line.empty() || line.front() == '#') continue;
     if (line.starts_with("--")) line = line.substr(2);
-    if (!line.starts_with("dhcp-script")) continue;
     size_t equals = line.find('=');
-    if (equals == std::string::npos) continue;
+    // The key itself: dhcp-scriptuser= is another option.
+    if (equals == std::string::npos || trim(std::string_view(line).substr(0, equals)) != "dhcp-script") continue;
     std::string value = trim(std::string_view(line).substr(equals + 1));
     if (size_t hash = value.find(" #"); hash != std::string::npos) value = trim(value.substr(0, hash));
     paths.push_back(value);
