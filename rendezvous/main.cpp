@@ -22,8 +22,8 @@
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/deployment.hpp"
+#include "ops/metrics_status.hpp"
 #include "rendezvous/doctor.hpp"
-#include "rendezvous/node_status.hpp"
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_daemon.hpp"
@@ -236,9 +236,17 @@ int print_status(const std::string& directory, const std::string& web) {
   // A wildcard listener is reached over loopback.
   if (host == "0.0.0.0") host = "127.0.0.1";
   if (host == "::") host = "::1";
-  auto metrics = fetch_node_metrics(host, address->port, config.ca_certificate_file, 5000);
+  // /metrics answers loopback clients without the token; with one, send it.
+  std::string token;
+  if (!config.web_metrics_token_file.empty()) {
+    auto read = read_text_file(config.web_metrics_token_file, 4096);
+    if (!read) return fail("web.metrics_token_file: " + read.error());
+    token = *read;
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  }
+  auto metrics = ops::fetch_metrics(host, address->port, config.ca_certificate_file, token, 5000);
   if (!metrics) return fail(metrics.error());
-  std::cout << summarise_metrics(*metrics);
+  std::cout << ops::summarise_metrics(*metrics);
   return 0;
 }
 

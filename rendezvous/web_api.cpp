@@ -880,6 +880,7 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     core_.record_audit(audit::AuditEvent{"admin",
                                          {{"via", "web"},
                                           {"by", session.user},
+                                          {"source", request.client_address},
                                           {"action", audit_action},
                                           {"target", audit_target},
                                           {"result", response.status < 300 ? "ok" : "failed"},

@@ -422,9 +422,9 @@ TEST_CASE("admin: each change asked through the admin endpoints is an audit even
   for (const auto& e : sink.events)
     if (e.event == "admin") lines.push_back(audit::format_audit_line(e));
   REQUIRE(lines.size() == 4);
-  CHECK(lines[0] == "event=admin via=web by=root action=user_add target=dave result=ok status=201");
-  CHECK(lines[1] == "event=admin via=web by=root action=user_add target=dave result=failed status=409");
-  CHECK(lines[2] == "event=admin via=web by=bob action=forbidden target=/api/admin/users/root result=failed status=403");
-  CHECK(lines[3] == "event=admin via=web by=root action=user_remove target=dave result=ok status=204");
+  CHECK(lines[0] == "event=admin via=web by=root source=203.0.113.7:51234 action=user_add target=dave result=ok status=201");
+  CHECK(lines[1] == "event=admin via=web by=root source=203.0.113.7:51234 action=user_add target=dave result=failed status=409");
+  CHECK(lines[2] == "event=admin via=web by=bob source=203.0.113.7:51234 action=forbidden target=/api/admin/users/root result=failed status=403");
+  CHECK(lines[3] == "event=admin via=web by=root source=203.0.113.7:51234 action=user_remove target=dave result=ok status=204");
   for (const auto& line : lines) CHECK(line.find("password") == std::string::npos);
 }

@@ -1,4 +1,4 @@
-#include "rendezvous/node_status.hpp"
+#include "ops/metrics_status.hpp"
 
 #include <netdb.h>
 #include <sys/socket.h>
@@ -14,7 +14,7 @@
 #include "base/bytes.hpp"
 #include "security/tls_session.hpp"
 
-namespace tsunagu::rendezvous {
+namespace tsunagu::ops {
 namespace {
 
 constexpr size_t max_response = 4 << 20;
@@ -45,8 +45,8 @@ bool send_all(int fd, const Bytes& bytes) {
 
 }  // namespace
 
-Expected<std::string, std::string> fetch_node_metrics(const std::string& host, uint16_t port, const std::string& ca_file,
-                                                      int timeout_ms) {
+Expected<std::string, std::string> fetch_metrics(const std::string& host, uint16_t port, const std::string& ca_file,
+                                                 const std::string& bearer_token, int timeout_ms) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
@@ -62,7 +62,7 @@ Expected<std::string, std::string> fetch_node_metrics(const std::string& host, u
   freeaddrinfo(found);
   std::string where = host + ":" + std::to_string(port);
   if (sock.fd() < 0 || rc != 0)
-    return Unexpected("cannot connect to " + where + ": " + std::strerror(error) + " (is the node running with web.listen?)");
+    return Unexpected("cannot connect to " + where + ": " + std::strerror(error) + " (is the daemon running with web.listen?)");
   security::TlsContext::ClientOptions options;
   options.ca_file = ca_file;
   auto context = security::TlsContext::client(options);
@@ -70,14 +70,16 @@ Expected<std::string, std::string> fetch_node_metrics(const std::string& host, u
   auto session = security::TlsSession::create(*context, security::TlsSession::Role::client);
   if (!session) return Unexpected("TLS: cannot create a session");
   if (auto started = session->start(); !started) return Unexpected("TLS: " + started.error().detail);
-  std::string request = "GET /metrics HTTP/1.1\r\nHost: " + where + "\r\nConnection: close\r\n\r\n";
+  std::string request = "GET /metrics HTTP/1.1\r\nHost: " + where + "\r\nConnection: close\r\n";
+  if (!bearer_token.empty()) request += "Authorization: Bearer " + bearer_token + "\r\n";
+  request += "\r\n";
   (void)session->send(ByteView(reinterpret_cast<const std::byte*>(request.data()), request.size()));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   Bytes plain;
   std::vector<std::byte> buffer(16384);
   while (true) {
     if (session->has_output() && !send_all(sock.fd(), session->take_output()))
-      return Unexpected("the node closed the connection during TLS");
+      return Unexpected("the daemon closed the connection during TLS");
     if (session->peer_closed() || plain.size() > max_response) break;
     if (std::chrono::steady_clock::now() > deadline) return Unexpected("no answer from " + where + " in time");
     ssize_t n = recv(sock.fd(), buffer.data(), buffer.size(), 0);
@@ -94,7 +96,7 @@ Expected<std::string, std::string> fetch_node_metrics(const std::string& host, u
   if (end_of_head == std::string::npos) return Unexpected("no HTTP answer from " + where);
   std::string status_line = response.substr(0, response.find("\r\n"));
   if (status_line.find(" 200 ") == std::string::npos)
-    return Unexpected("the node answered " + status_line + " (is web.metrics_token_file set? status reads over loopback only)");
+    return Unexpected("the daemon answered " + status_line);
   if (response.substr(0, end_of_head).find("chunked") != std::string::npos)
     return Unexpected("a chunked answer, which status does not read");
   return response.substr(end_of_head + 4);
@@ -133,4 +135,4 @@ std::string summarise_metrics(std::string_view exposition) {
   return out;
 }
 
-}  // namespace tsunagu::rendezvous
+}  // namespace tsunagu::ops

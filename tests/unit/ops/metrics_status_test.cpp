@@ -1,9 +1,9 @@
-// rendezvous/node_status.cpp: `status` prints one line per metric family.
+// ops/metrics_status.cpp: `status` prints one line per metric family.
 #include <doctest/doctest.h>
 
-#include "rendezvous/node_status.hpp"
+#include "ops/metrics_status.hpp"
 
-using namespace tsunagu::rendezvous;
+using namespace tsunagu::ops;
 
 TEST_CASE("status: one line per family, labels and values side by side, buckets left out") {
   std::string text =
