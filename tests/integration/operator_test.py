@@ -102,6 +102,28 @@ def audit_log_lines():
            "the successful login is one line with its role")
     expect(any(line.endswith("event=login result=limited user=mallory source=127.0.0.1:%d" % flood_port)
                for line in lines), "a login refused by the limiter is logged as limited")
+    # A call placed, rung, accepted and hung up: four call lines, the last with its reason and durations.
+    d.add_user("bob", "bob's long password")
+    alice, bob = h.CallClient(node), h.CallClient(node)
+    alice.login_presence("alice", "correct horse battery")
+    bob.login_presence("bob", "bob's long password")
+    placed = alice.call("bob")
+    call_id = h.call_id_of(placed)
+    ring = bob.wait_ring(10 * h.SLOW)
+    bob.answer(ring)
+    alice.wait_event(call_id, h.CALL_ACCEPTED, 10 * h.SLOW)
+    expect(bob.hangup(call_id).cls == h.SUCCESS, "bob hangs up")
+    ended_line = h.wait_until(lambda: next((l for l in audit_lines(node.log_text())
+                                            if "event=call state=ended call=%s" % call_id in l), None),
+                              10 * h.SLOW, 0.1, "the call's ended line")
+    h.log("   ", ended_line)
+    for state in ("placed", "rung", "accepted"):
+        expect(any("event=call state=%s call=%s caller=alice callee=bob" % (state, call_id) in l
+                   for l in audit_lines(node.log_text())), "the call's %s line" % state)
+    expect(re.search(r"caller=alice callee=bob reason=hung_up code=\d+ duration_s=\d+\.\d{3} talk_s=\d+\.\d{3}$",
+                     ended_line), "the ended line has the reason and both durations")
+    alice.close()
+    bob.close()
     text = node.log_text()
     expect("wrong password here" not in text and "correct horse" not in text and "guess guess" not in text,
            "no password appears in the node's log")
