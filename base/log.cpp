@@ -1,9 +1,13 @@
 #include "base/log.hpp"
 
+#include "base/audit_log.hpp"
+
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <string>
 
@@ -12,7 +16,26 @@ namespace {
 std::atomic<Level> current_level{Level::info};
 std::string program_name = "tsunagu";
 constexpr const char* level_names[] = {"debug", "info", "warn", "error", "off"};
+// syslog priorities (sd-daemon.h's SD_DEBUG ... SD_ERR) of the levels.
+constexpr const char* journal_prefixes[] = {"<7>", "<6>", "<4>", "<3>", "<3>"};
+
+// systemd sets JOURNAL_STREAM=DEV:INODE when stderr is the journal; it may be
+// inherited by a child whose stderr went elsewhere, so the pair must match.
+bool stderr_is_journal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr) return false;
+  unsigned long long device = 0, inode = 0;
+  if (std::sscanf(stream, "%llu:%llu", &device, &inode) != 2) return false;
+  struct stat status {};
+  if (fstat(STDERR_FILENO, &status) != 0) return false;
+  return static_cast<unsigned long long>(status.st_dev) == device && static_cast<unsigned long long>(status.st_ino) == inode;
+}
 }  // namespace
+
+bool journal_mode() {
+  static const bool journal = stderr_is_journal();
+  return journal;
+}
 
 void set_level(Level level) { current_level = level; }
 Level level() { return current_level; }
@@ -34,6 +57,8 @@ void write(Level lvl, std::string_view message) {
                 utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(ts.tv_nsec / 1000000));
   std::string line;
   line.reserve(message.size() + 64);
+  // The journal keeps its own time stamp and reads the level from <N>.
+  if (journal_mode()) line.append(journal_prefixes[static_cast<int>(lvl)]);
   line.append(stamp).append(" ").append(program_name).append("[").append(std::to_string(getpid()));
   line.append("] ").append(level_names[static_cast<int>(lvl)]).append(": ").append(message).append("\n");
   // One write(2) per line so concurrent writers do not interleave.

@@ -14,6 +14,8 @@
 
 #include "allocation/client_ref.hpp"
 #include "base/log.hpp"
+#include "lan-agent/doctor.hpp"
+#include "ops/metrics_status.hpp"
 #include "lan-agent/agent_config.hpp"
 #include "lan-agent/agent_daemon.hpp"
 #include "lan-agent/lan_pki.hpp"
@@ -184,6 +186,22 @@ bool valid_extension(std::string_view ext) {
 
 }  // namespace
 
+// `status`: /metrics of the running agent, read as an admin reads it (the
+// token of web.token_file, the LAN CA that issued the page's certificate).
+int print_status(const AgentConfig& config) {
+  if (config.web.listen.empty())
+    return std::cerr << "tsunagu-lan-agent: status reads /metrics from web.listen, which is not set\n", 2;
+  auto address = proto::SocketAddress::parse(config.web.listen);
+  if (!address) return std::cerr << "tsunagu-lan-agent: web.listen is not ADDRESS:PORT\n", 2;
+  auto token = read_web_token(config.web.token_file);
+  if (!token) return std::cerr << "tsunagu-lan-agent: " << token.error() << "\n", 1;
+  auto metrics = ops::fetch_metrics(address->ip_string(), address->port,
+                                    lan_pki_files(config.data_directory).ca_certificate, *token, 5000);
+  if (!metrics) return std::cerr << "tsunagu-lan-agent: " << metrics.error() << "\n", 1;
+  std::cout << ops::summarise_metrics(*metrics);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   log::set_program("tsunagu-lan-agent");
   CLI::App app{"tsunagu-lan-agent: the Tsunagu LAN agent (allocation table fed by DHCP, link to the rendezvous node)"};
@@ -254,11 +272,34 @@ int main(int argc, char** argv) {
   auto* terminal_list = terminal->add_subcommand("list", "List issued terminal certificates: serial, expiry, revoked");
   add_config(terminal_list);
 
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check the configuration, certificates, key and directory permissions, ports, the table's LMDB map, "
+                "the clock and the DHCP servers' hook wiring; say what to fix; exit 1 on any FAIL");
+  add_config(doctor);
+  DhcpServerFiles dhcp_files;
+  doctor->add_option("--dnsmasq-conf", dhcp_files.dnsmasq, "dnsmasq configuration file to check (repeatable; default: "
+                                                           "/etc/dnsmasq.conf and /etc/dnsmasq.d/*)");
+  doctor->add_option("--kea-conf", dhcp_files.kea, "Kea configuration file (default: /etc/kea/kea-dhcp4.conf, -dhcp6)");
+  doctor->add_option("--isc-conf", dhcp_files.isc, "ISC dhcpd configuration file (default: /etc/dhcp/dhcpd.conf)");
+
+  auto* status = app.add_subcommand(
+      "status", "Print the running agent's live figures (its /metrics over HTTPS on web.listen, with the admin token)");
+  add_config(status);
+
   CLI11_PARSE(app, argc, argv);
+
+  if (doctor->parsed()) {
+    if (dhcp_files.dnsmasq.empty() && dhcp_files.kea.empty() && dhcp_files.isc.empty())
+      dhcp_files = default_dhcp_server_files();
+    auto report = run_agent_doctor(config_file, dhcp_files, ops::DoctorClock{unix_now()});
+    std::cout << report.text();
+    return report.failed() ? 1 : 0;
+  }
 
   int code = 0;
   auto config = load(config_file, code);
   if (!config) return code;
+  if (status->parsed()) return print_status(*config);
   if (run->parsed()) return run_agent(*config, log_level);
 
   if ((bind->parsed() || unbind->parsed() || show->parsed() || issue->parsed() || renew->parsed() ||

@@ -37,6 +37,7 @@ struct Call {
   uint8_t turn_issued_caller = 0, turn_issued_callee = 0;  // TURN credentials handed out in this call
   uint32_t early_candidates = 0;  // relayed before it was accepted (node_limits.cpp)
   uint64_t early_candidate_bytes = 0;
+  uint64_t placed_ms = 0, accepted_ms = 0;  // monotonic; for the audit log's durations
 };
 
 struct CallCounts {

@@ -3,14 +3,17 @@
 // 3 no such user (or card), 4 user already exists (or the ID belongs to a LAN agent).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-journal.h>
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
 
+#include "base/audit_log.hpp"
 #include "base/log.hpp"
 #include "base/password_input.hpp"
 #include "proto/profile_change.hpp"
@@ -20,10 +23,14 @@
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/card_commands.hpp"
 #include "rendezvous/deployment.hpp"
+#include "ops/metrics_status.hpp"
+#include "rendezvous/doctor.hpp"
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_daemon.hpp"
 #include "rendezvous/voicemail_store.hpp"
+#include "storage/environment_copy.hpp"
+#include "base/files.hpp"
 #include "security/passwords.hpp"
 
 using namespace tsunagu;
@@ -198,6 +205,88 @@ std::string describe(const Account& a) {
   return out;
 }
 
+int backup_database(const std::string& directory, const std::string& out) {
+  NodeConfig config;
+  try {
+    config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    return fail(error.what(), exit_usage);
+  }
+  if (auto made = make_private_directory(out, 0700); !made) return fail(made.error());
+  auto copied = storage::copy_environment(config.database_directory, out, config.map_size);
+  if (!copied) return fail(copied.error().detail);
+  std::error_code ec;
+  auto size = std::filesystem::file_size(out + "/data.mdb", ec);
+  std::cout << "copied " << config.database_directory << " to " << out << "/data.mdb (" << (ec ? 0 : size)
+            << " bytes)\n";
+  return 0;
+}
+
+int print_status(const std::string& directory, const std::string& web) {
+  NodeConfig config;
+  try {
+    config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    return fail(error.what(), exit_usage);
+  }
+  std::optional<proto::SocketAddress> address = config.web_listen;
+  if (!web.empty()) address = proto::SocketAddress::parse(web);
+  if (!address || address->port == 0)
+    return fail("no web listener address: set web.listen in node.toml or give --web ADDRESS:PORT", exit_usage);
+  std::string host = address->ip_string();
+  // A wildcard listener is reached over loopback.
+  if (host == "0.0.0.0") host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  // /metrics answers loopback clients without the token; with one, send it.
+  std::string token;
+  if (!config.web_metrics_token_file.empty()) {
+    auto read = read_text_file(config.web_metrics_token_file, 4096);
+    if (!read) return fail("web.metrics_token_file: " + read.error());
+    token = *read;
+    while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  }
+  auto metrics = ops::fetch_metrics(host, address->port, config.ca_certificate_file, token, 5000);
+  if (!metrics) return fail(metrics.error());
+  std::cout << ops::summarise_metrics(*metrics);
+  return 0;
+}
+
+// One audit line per change an admin command made or tried (reads leave
+// none): on stderr, and in the journal when the command was not started by
+// systemd itself (docs/operator.md, "Audit log").
+void audit_admin_command(const CLI::App& app, int status, const std::string& user_id, const std::string& agent_name,
+                         const std::vector<std::string>& domains, const std::vector<std::string>& prefixes) {
+  const CLI::App* group = nullptr;
+  for (const auto* sub : app.get_subcommands()) group = sub;
+  if (group == nullptr) return;
+  const CLI::App* command = nullptr;
+  for (const auto* sub : group->get_subcommands()) command = sub;
+  if (command == nullptr) return;
+  std::string name = command->get_name();
+  if (name == "list" || name == "show") return;
+  std::string result = status == 0 ? "ok" : "failed";
+  audit::AuditEvent event;
+  if (group->get_name() == "agent" && name == "enroll") {
+    auto join = [](const std::vector<std::string>& items) {
+      std::string out;
+      for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+      return out;
+    };
+    event = audit::AuditEvent{"enrolment", {{"via", "cli"}, {"by", audit::invoking_user()}, {"agent", agent_name},
+                                            {"domains", join(domains)}, {"prefixes", join(prefixes)}}};
+  } else {
+    std::string action = group->get_name() + "_" + name;
+    std::replace(action.begin(), action.end(), '-', '_');
+    event = audit::AuditEvent{"admin", {{"via", "cli"}, {"by", audit::invoking_user()}, {"action", action},
+                                        {"target", group->get_name() == "agent" ? agent_name : user_id}}};
+  }
+  event.add("result", result).add("exit", std::to_string(status));
+  audit::write_audit_line(event);
+  if (!log::journal_mode())
+    sd_journal_send("MESSAGE=%s", audit::format_audit_line(event).c_str(), "PRIORITY=6",
+                    "SYSLOG_IDENTIFIER=tsunagu-rendezvous", nullptr);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -231,6 +320,23 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   run->add_option("--ready-file", run_options.ready_file,
                   "Write the bound addresses and PID as JSON to this file once serving");
+
+  auto* doctor = app.add_subcommand(
+      "doctor", "Check a deployment (configuration, certificates, key and directory permissions, ports, LMDB map, "
+                "clock) and say what to fix; exits 1 on any FAIL");
+  doctor->add_option("-d,--dir", directory, "Deployment directory");
+  auto* status = app.add_subcommand(
+      "status", "Print the running node's live figures (its /metrics, read over loopback HTTPS from web.listen)");
+  status->add_option("-d,--dir", directory, "Deployment directory");
+  std::string status_web;
+  status->add_option("--web", status_web, "The web listener's address:port (default: web.listen; needed when it is port 0)");
+  auto* backup = app.add_subcommand(
+      "backup", "Copy the database (accounts, agents, voicemail) into OUT/data.mdb while the node runs, compacted "
+                "(like mdb_copy -c); restore: stop the node, put it in place of DIR/db/data.mdb");
+  backup->add_option("-d,--dir", directory, "Deployment directory");
+  std::string backup_out;
+  backup->add_option("OUT", backup_out, "Directory to write data.mdb into (created 0700; must not hold one)")
+      ->required();
 
   auto* user = app.add_subcommand("user", "Manage accounts");
   user->require_subcommand(1);
@@ -337,7 +443,17 @@ int main(int argc, char** argv) {
   }
   if (run->parsed()) return run_node(directory, run_options);
   if (card_commands->parsed()) return card_commands->run(directory);
+  if (backup->parsed()) return backup_database(directory, backup_out);
+  if (status->parsed()) return print_status(directory, status_web);
+  if (doctor->parsed()) {
+    auto report = run_node_doctor(directory, ops::DoctorClock{static_cast<int64_t>(std::time(nullptr))});
+    std::cout << report.text();
+    return report.failed() ? exit_failure : 0;
+  }
 
+  // The admin commands, in a lambda so that every exit path of a change is
+  // audited below with its exit status (not re-indented, to keep the diff small).
+  auto admin_command = [&]() -> int {
   int code = 0;
   auto admin = Admin::open(directory, code);
   if (!admin) return code;
@@ -534,4 +650,8 @@ int main(int argc, char** argv) {
   if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
   std::cout << "updated " << user_id << "\n";
   return 0;
+  };
+  int exit_status = admin_command();
+  audit_admin_command(app, exit_status, user_id, agent_name, agent_domains, agent_prefixes);
+  return exit_status;
 }

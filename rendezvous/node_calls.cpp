@@ -189,9 +189,11 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   uint32_t media = 0;
   if (const auto* m = request.find(sig::attr::call_media)) media = proto::read_u32(*m).value_or(0) == 1 ? 1 : 0;
   call.media = media;
+  call.placed_ms = now.mono_ms;
   // Gathering with TURN takes seconds; an unused preparation ends like an unanswered ring.
   deadlines_.schedule(now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000, DeadlineKind::ring, call.id);
   Call& placed = calls_->insert(std::move(call));
+  audit_call("placed", placed, "source", state.observed.to_string());
   if (offer != nullptr) return ring_callee(link, request, placed, *target, proto::read_string(*offer), now);
 
   placed.turn_issued_caller = 1;
@@ -228,6 +230,7 @@ void NodeCore::ring_callee(LinkId link, const proto::Message& request, Call& cal
   ok.add_u32(sig::attr::call_state, call.via_agent ? sig::call_state::routed_to_agent : sig::call_state::ringing);
   send(link, ok.finish());
   ++counters_.calls_offered;
+  audit_call("rung", call, "via", call.via_agent ? "agent" : "direct");
 }
 
 void NodeCore::send_call_event(LinkId link, const Call& call, uint32_t state, uint16_t code, std::string_view reason) {
@@ -248,6 +251,7 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
   if (!ended) return;
   ++counters_.calls_ended[static_cast<size_t>(call_end_reason(code))];
   const Call& call = *ended;
+  audit_call_ended(call, code);
   deadlines_.cancel(DeadlineKind::ring, call.id);
   for (LinkId party : {call.caller_link, call.callee_link})
     if (party != 0 && party != tell_not && links_.contains(party)) send_call_event(party, call, sig::call_state::ended, code, reason);
@@ -284,7 +288,9 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
     return;
   }
   calls_->accept(call);
+  call.accepted_ms = now_.mono_ms;
   ++counters_.calls_accepted;
+  audit_call("accepted", call);
   for (const auto& user : {call.caller, call.callee})
     if (presence_.set_in_call(user, true)) presence_changed(user);
   for (LinkId party : {call.caller_link, call.callee_link}) {

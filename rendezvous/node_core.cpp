@@ -73,13 +73,15 @@ Expected<std::unique_ptr<NodeCore>, storage::StoreError> NodeCore::open(AccountS
   return core;
 }
 
-void NodeCore::agent_link_ready(LinkId link, const std::string& agent_name, Now) {
+void NodeCore::agent_link_ready(LinkId link, const std::string& agent_name, Now now) {
+  now_ = now;
   auto it = links_.find(link);
   if (it == links_.end()) return;
   it->second.agent_name = agent_name;
 }
 
 void NodeCore::link_opened(LinkId link, const proto::SocketAddress& observed, Now now) {
+  now_ = now;
   LinkState state;
   state.observed = observed;
   state.opened_ms = now.mono_ms;
@@ -90,9 +92,11 @@ void NodeCore::link_opened(LinkId link, const proto::SocketAddress& observed, No
 
 void NodeCore::link_closed(LinkId link, Now now) {
   auto it = links_.find(link);
+  now_ = now;
   if (it == links_.end()) return;
   deadlines_.cancel(DeadlineKind::login, link_key(link));
   bool agent = it->second.agent_ready;
+  if (agent) audit_agent_link("down", link, it->second);
   forget_link_limits(link, it->second);
   links_.erase(it);
   if (agent) drop_agent_routes(link, now);
@@ -216,6 +220,7 @@ storage::Transaction* NodeCore::write_txn() {
 }
 
 void NodeCore::message(LinkId link, ByteView bytes, Now now) {
+  now_ = now;
   auto it = links_.find(link);
   if (it == links_.end()) return;
   LinkState& state = it->second;
@@ -341,6 +346,8 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
   std::string source = source_key(state.observed);
   if (uint32_t wait = limiter_.register_retry_after(source, now.mono_ms); wait > 0) {
     ++counters_.registrations_rate_limited;
+    audit_->record(audit::AuditEvent{
+        "register", {{"result", "limited"}, {"user", credentials->user_id}, {"source", state.observed.to_string()}}});
     reply_retry_after(link, request, wait, "Too Many Attempts: too many registrations from your address");
     return;
   }
@@ -392,6 +399,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
   if (uint32_t wait = limiter_.retry_after(user_id, source, now.mono_ms); wait > 0) {
     ++counters_.rate_limited;
     ++counters_.logins_limited;
+    audit_login("limited", user_id, state.observed);
     reply_retry_after(link, request, wait, "Too Many Attempts: try again later");
     return;
   }
@@ -440,6 +448,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
 }
 
 void NodeCore::password_job_done(const PasswordJobResult& result, Now now) {
+  now_ = now;
   auto it = pending_auth_.find(result.id);
   if (it == pending_auth_.end()) return;
   PendingAuth pending = std::move(it->second);
@@ -469,6 +478,9 @@ void NodeCore::finish_register(const PendingAuth& pending, const std::string& ha
     return;
   }
   ++counters_.registrations;
+  audit_after_commit(audit::AuditEvent{
+      "register",
+      {{"result", "ok"}, {"user", pending.user_id}, {"source", links_.at(pending.link).observed.to_string()}}});
   proto::MessageBuilder ok(proto::MessageClass::success, sig::method::register_user, pending.transaction);
   ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ok.add_string(sig::attr::user_id, pending.user_id);
@@ -482,13 +494,17 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   std::string source = source_key(state.observed);
   if (!verified || !pending.account_exists) {
     ++counters_.failed_logins;  // already charged when the attempt began
+    audit_login("failed", pending.user_id, state.observed);
     // The same answer for an unknown user and a wrong password: IDs cannot be probed.
     reply_error(pending.link, sig::method::login, pending.transaction, sig::error::unauthenticated,
                 "Unauthenticated: wrong user ID or password");
     return;
   }
   limiter_.record_success(pending.user_id, source);
-  if (account_links_full(pending.link, pending.user_id, pending.transaction)) return;
+  if (account_links_full(pending.link, pending.user_id, pending.transaction)) {
+    audit_login("refused", pending.user_id, state.observed);
+    return;
+  }
   ++counters_.logins;
   // Logging in again as someone else, or as a query link, ends the presence
   // this link held: otherwise it would linger, no longer refreshed by the
@@ -526,8 +542,11 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
       return;
     }
     reply_after_commit(pending.link, sig::method::login, pending.transaction, ok.finish());
+    audit_after_commit(audit::AuditEvent{
+        "login", {{"result", "ok"}, {"user", pending.user_id}, {"source", state.observed.to_string()}, {"role", "presence"}}});
   } else {
     send(pending.link, ok.finish());
+    audit_login("ok", pending.user_id, state.observed, "query");
   }
 }
 
@@ -657,6 +676,7 @@ void NodeCore::announce_shutdown() {
 }
 
 void NodeCore::tick(Now now) {
+  now_ = now;
   for (const auto& row : presence_.expire(now.mono_ms)) {
     presence_ended(row.user_id, now);
     notice(row.link, sig::notice_code::presence_expired, "keepalive missed: presence expired");
@@ -742,7 +762,10 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
                          "Domain Held: another connected agent holds prefix " + p);
   }
   routes_->hold(domains, prefixes, link);
-  if (!state.agent_ready) deadlines_.cancel(DeadlineKind::login, link_key(link));
+  if (!state.agent_ready) {
+    deadlines_.cancel(DeadlineKind::login, link_key(link));
+    audit_agent_link("up", link, state);
+  }
   state.agent_ready = true;
   end_prelogin(state);
   auto ok = success(request);
@@ -854,6 +877,7 @@ void NodeCore::commit_turn() {
     turn_error_.reset();
     for (auto& reply : after_commit_) send(reply.link, std::move(reply.on_commit));
     after_commit_.clear();
+    release_audit(true);
     return;
   }
   auto committed = write_txn_->commit();
@@ -864,6 +888,7 @@ void NodeCore::commit_turn() {
   if (committed) {
     for (auto& reply : after_commit_) send(reply.link, std::move(reply.on_commit));
     after_commit_.clear();
+    release_audit(true);
     return;
   }
   // A poisoned transaction fails its commit with `poisoned`: the failure
@@ -876,6 +901,7 @@ void NodeCore::commit_turn() {
   for (auto& reply : after_commit_)
     send(reply.link, storage_error_message(reply.method, reply.transaction, error, reply.not_done));
   after_commit_.clear();
+  release_audit(false);
 }
 
 std::string_view to_string(LookupResult result) {

@@ -20,6 +20,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/audit.hpp"
 #include "base/bytes.hpp"
 #include "proto/stun_message.hpp"
 #include "proto/signalling.hpp"
@@ -213,6 +214,14 @@ class NodeCore {
   // Tells every terminal link the node is going away (a notice each).
   void announce_shutdown();
   void commit_turn();
+
+  // Where the audit events go (docs/operator.md, "Audit log"): logins,
+  // registrations, calls, agent links, voicemail. An event about a durable
+  // write is recorded once the turn's commit succeeded (or with
+  // result=storage_error when it failed). The sink must outlive the core.
+  void set_audit_sink(audit::AuditSink& sink) { audit_ = &sink; }
+  // An event from outside the core (the web API's admin endpoints), through the same sink.
+  void record_audit(const audit::AuditEvent& event) { audit_->record(event); }
 
   std::vector<NodeAction> take_actions() { return std::move(actions_); }
   std::vector<PasswordJob> take_password_jobs() { return std::move(password_jobs_); }
@@ -428,6 +437,15 @@ class NodeCore {
 
   void send(LinkId link, Bytes message);
   void close(LinkId link, std::string reason);
+  // Audit events (node_audit.cpp).
+  void audit_after_commit(audit::AuditEvent event) { audit_after_commit_.push_back(std::move(event)); }
+  void release_audit(bool committed);
+  void audit_login(std::string_view result, const std::string& user, const proto::SocketAddress& source,
+                   std::string_view role = {});
+  void audit_call(std::string_view what, const Call& call, std::string_view extra_key = {},
+                  std::string extra_value = {});
+  void audit_call_ended(const Call& call, uint16_t code);
+  void audit_agent_link(std::string_view state, LinkId link, const LinkState& link_state);
   void notice(LinkId link, uint32_t code, std::string_view reason);
   void reply_error(LinkId link, const proto::Message& request, uint16_t code, std::string_view reason = {});
   void reply_error(LinkId link, uint16_t method, const proto::TransactionId& id, uint16_t code,
@@ -511,6 +529,12 @@ class NodeCore {
   std::optional<storage::StoreError> open_error_;
   std::vector<StorageFault> storage_faults_;
   NodeCounters counters_;
+  audit::NullAuditSink no_audit_;
+  audit::AuditSink* audit_ = &no_audit_;
+  std::vector<audit::AuditEvent> audit_after_commit_;
+  // The time of the input being handled, for what the audit events measure
+  // (a call's duration) in handlers that are not given it.
+  Now now_;
 };
 
 }  // namespace tsunagu::rendezvous

@@ -85,6 +85,7 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   auto core = NodeCore::open(*daemon->store_, settings);
   if (!core) return storage_failure(core.error());
   daemon->core_ = std::move(*core);
+  daemon->core_->set_audit_sink(daemon->audit_log_);
 
   security::TlsContext::ServerOptions tls_options;
   tls_options.certificate_chain_file = config.certificate_file;

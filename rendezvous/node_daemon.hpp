@@ -12,6 +12,7 @@
 #include <unordered_set>
 #include <variant>
 
+#include "base/audit_log.hpp"
 #include "base/expected.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_core.hpp"
@@ -66,6 +67,7 @@ class NodeDaemon {
   uv_loop_t* loop_ = nullptr;
   NodeConfig config_;
   std::unique_ptr<AccountStore> store_;
+  audit::AuditLog audit_log_;  // before core_, which records into it
   std::unique_ptr<NodeCore> core_;
   std::unique_ptr<StunBindingResponder> stun_responder_;
   std::unique_ptr<transport::UdpSocket> stun_;

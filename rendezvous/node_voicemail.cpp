@@ -222,6 +222,13 @@ void NodeCore::voicemail_finish(LinkId link, const proto::Message& request, Now 
   if (!stored) return reply_storage_error(link, request, stored.error());
   ++counters_.voicemails_stored;
   if (watch_changes_) mailbox_changes_.push_back(upload.callee);
+  audit_after_commit(audit::AuditEvent{"voicemail",
+                                       {{"action", "stored"},
+                                        {"result", "ok"},
+                                        {"owner", upload.callee},
+                                        {"id", std::to_string(*stored)},
+                                        {"from", upload.caller},
+                                        {"bytes", std::to_string(upload.size)}}});
   counters_.voicemail_bytes_stored += upload.size;
   charge_voicemail_sender(upload.caller, upload.size, now);
   auto ok = success(request);
@@ -285,6 +292,17 @@ void NodeCore::voicemail_fetch(LinkId link, const std::string& owner, const prot
   ok.add_u64(sig::attr::voicemail_offset, offset);
   ok.add(sig::attr::voicemail_data, **bytes);
   send(link, ok.finish());
+  // Once per message fetch (its first chunk), not per chunk.
+  if (offset == 0) {
+    auto holder = links_.find(link);
+    bool agent = holder != links_.end() && holder->second.agent_ready;
+    audit_->record(audit::AuditEvent{"voicemail",
+                                     {{"action", "delivered"},
+                                      {"owner", owner},
+                                      {"id", std::to_string(*id_value)},
+                                      {"from", (*entry)->caller},
+                                      {"to", agent ? "agent:" + holder->second.agent_name.value_or("") : "user"}}});
+  }
 }
 
 void NodeCore::voicemail_delete(LinkId link, const std::string& owner, const proto::Message& request) {
@@ -298,6 +316,8 @@ void NodeCore::voicemail_delete(LinkId link, const std::string& owner, const pro
   if (!*removed)
     return reply_error(link, request, sig::error::not_found, "Not Found: no message " + std::to_string(*id_value));
   ++counters_.voicemails_deleted;
+  audit_after_commit(audit::AuditEvent{
+      "voicemail", {{"action", "deleted"}, {"result", "ok"}, {"owner", owner}, {"id", std::to_string(*id_value)}}});
   auto ok = success(request);
   ok.add_u64(sig::attr::voicemail_id, *id_value);
   reply_after_commit(link, request, ok.finish(), "the message was not deleted");

@@ -966,7 +966,28 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
   if (!me) return (*respond)(error_response(me.error().code == AccountAdminErrc::storage ? 503 : 401,
                                             me.error().code == AccountAdminErrc::storage ? "unavailable" : "unauthenticated",
                                             me.error().detail));
-  if (!me->admin) return (*respond)(error_response(403, "forbidden", "this needs an account with the admin role"));
+  // Every change asked for leaves an audit line, done or refused (reads do not).
+  std::string audit_action, audit_target;
+  auto audited = [&](HttpResponse response) {
+    if (audit_action.empty() || request.method == "GET") return (*respond)(std::move(response));
+    core_.record_audit(audit::AuditEvent{"admin",
+                                         {{"via", "web"},
+                                          {"by", session.user},
+                                          {"source", request.client_address},
+                                          {"action", audit_action},
+                                          {"target", audit_target},
+                                          {"result", response.status < 300 ? "ok" : "failed"},
+                                          {"status", std::to_string(response.status)}}});
+    (*respond)(std::move(response));
+  };
+  if (!me->admin) {
+    if (request.method != "GET") {
+      audit_action = "forbidden";
+      audit_target = request.path.substr(0, 128);
+      return audited(error_response(403, "forbidden", "this needs an account with the admin role"));
+    }
+    return (*respond)(error_response(403, "forbidden", "this needs an account with the admin role"));
+  }
   auto admin_error = [](const AccountAdminError& e) {
     switch (e.code) {
       case AccountAdminErrc::invalid_id: return error_response(422, "invalid_user_id", e.detail);
@@ -990,7 +1011,7 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
       const std::string* cursor = request.query_value("cursor");
       auto page = list_accounts(store_, q ? std::string_view(*q).substr(0, 128) : std::string_view(),
                                 cursor ? std::string_view(*cursor).substr(0, 256) : std::string_view(), admin_page);
-      if (!page) return (*respond)(admin_error(page.error()));
+      if (!page) return audited(admin_error(page.error()));
       json users = json::array();
       for (const auto& a : page->accounts)
         users.push_back(json{{"id", a.user_id},
@@ -1001,70 +1022,74 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
                              {"created_at", a.created_at}});
       json answer{{"users", users}};
       if (page->next_cursor) answer["next_cursor"] = *page->next_cursor;
-      return (*respond)(json_response(200, answer));
+      return audited(json_response(200, answer));
     }
-    if (method != "POST") return (*respond)(method_not_allowed("GET, POST"));
+    if (method != "POST") return audited(method_not_allowed("GET, POST"));
+    audit_action = "user_add";
     auto body = read_json(request, settings_.max_json_body);
-    if (!body) return (*respond)(std::move(body.error()));
+    if (!body) return audited(std::move(body.error()));
     auto id = string_field(*body, "id");
+    if (id && *id) audit_target = **id;
     auto password = string_field(*body, "password");
     auto name = string_field(*body, "display_name");
     auto admin = bool_field(*body, "admin");
     for (const auto* field : {&id, &password, &name})
-      if (!*field) return (*respond)(error_response(400, "bad_request", field->error().message));
-    if (!admin) return (*respond)(error_response(400, "bad_request", admin.error().message));
-    if (!*id || !*password) return (*respond)(error_response(400, "bad_request", "\"id\" and \"password\" are required"));
-    if (!check_password(**password)) return (*respond)(error_response(400, "bad_request", "passwords are 8 to 256 bytes"));
+      if (!*field) return audited(error_response(400, "bad_request", field->error().message));
+    if (!admin) return audited(error_response(400, "bad_request", admin.error().message));
+    if (!*id || !*password) return audited(error_response(400, "bad_request", "\"id\" and \"password\" are required"));
+    if (!check_password(**password)) return audited(error_response(400, "bad_request", "passwords are 8 to 256 bytes"));
     NewAccount account;
     account.user_id = **id;
     account.display_name = name->value_or("");
     if (account.display_name.size() > sig::max_display_name_size)
-      return (*respond)(error_response(400, "bad_request", "display_name is at most 128 bytes"));
+      return audited(error_response(400, "bad_request", "display_name is at most 128 bytes"));
     account.admin = admin->value_or(false);
     account.password_hash = security::hash_password(**password, settings_.password_hashing);
     auto added = add_account(store_, account, settings_.removed_id_quarantine_days, unix_now);
-    if (!added) return (*respond)(admin_error(added.error()));
-    return (*respond)(json_response(201, json{{"id", account.user_id}}));
+    if (!added) return audited(admin_error(added.error()));
+    return audited(json_response(201, json{{"id", account.user_id}}));
   }
   if (path.starts_with("/api/admin/users/")) {
     std::string_view rest = std::string_view(path).substr(std::string_view("/api/admin/users/").size());
     size_t slash = rest.find('/');
     std::string user(rest.substr(0, slash));
     std::string_view action = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+    audit_target = user;
+    audit_action = action.empty() ? "user_remove" : "user_" + std::string(action).substr(0, 32);
     if (action.empty()) {
-      if (method != "DELETE") return (*respond)(method_not_allowed("DELETE"));
+      if (method != "DELETE") return audited(method_not_allowed("DELETE"));
       auto removed = remove_account(store_, user, unix_now);
-      if (!removed) return (*respond)(admin_error(removed.error()));
-      return (*respond)(no_content());
+      if (!removed) return audited(admin_error(removed.error()));
+      return audited(no_content());
     }
-    if (method != "POST") return (*respond)(method_not_allowed("POST"));
+    if (method != "POST") return audited(method_not_allowed("POST"));
     if (action == "password") {
       auto body = read_json(request, settings_.max_json_body);
-      if (!body) return (*respond)(std::move(body.error()));
+      if (!body) return audited(std::move(body.error()));
       auto password = string_field(*body, "password");
-      if (!password) return (*respond)(error_response(400, "bad_request", password.error().message));
+      if (!password) return audited(error_response(400, "bad_request", password.error().message));
       if (!*password || !check_password(**password))
-        return (*respond)(error_response(400, "bad_request", "\"password\" of 8 to 256 bytes is required"));
+        return audited(error_response(400, "bad_request", "\"password\" of 8 to 256 bytes is required"));
       auto changed = reset_password(store_, user, security::hash_password(**password, settings_.password_hashing));
-      if (!changed) return (*respond)(admin_error(changed.error()));
-      return (*respond)(no_content());
+      if (!changed) return audited(admin_error(changed.error()));
+      return audited(no_content());
     }
     if (action == "verify" || action == "admin") {
       // The body is optional for verify ({"verified": false} takes it back).
       std::optional<bool> value;
       if (!request.body.empty() || action == "admin") {
         auto body = read_json(request, settings_.max_json_body);
-        if (!body) return (*respond)(std::move(body.error()));
+        if (!body) return audited(std::move(body.error()));
         auto field = bool_field(*body, action == "verify" ? "verified" : "admin");
-        if (!field) return (*respond)(error_response(400, "bad_request", field.error().message));
+        if (!field) return audited(error_response(400, "bad_request", field.error().message));
         value = *field;
       }
-      if (action == "admin" && !value) return (*respond)(error_response(400, "bad_request", "\"admin\" is required"));
+      if (action == "admin" && !value) return audited(error_response(400, "bad_request", "\"admin\" is required"));
       auto changed = action == "verify" ? set_verified(store_, user, value.value_or(true)) : set_admin(store_, user, *value);
-      if (!changed) return (*respond)(admin_error(changed.error()));
-      return (*respond)(no_content());
+      if (!changed) return audited(admin_error(changed.error()));
+      return audited(no_content());
     }
-    return (*respond)(error_response(404, "not_found", "no such API endpoint"));
+    return audited(error_response(404, "not_found", "no such API endpoint"));
   }
   if (method != "GET") return (*respond)(method_not_allowed("GET"));
   if (path == "/api/admin/agents") {

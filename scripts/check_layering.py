@@ -19,7 +19,7 @@ import sys
 
 SOURCE_FOLDERS = ['base', 'storage', 'proto', 'security', 'transport', 'web',
                   'media', 'webrtc', 'audio', 'allocation', 'rendezvous', 'lan-agent', 'terminal', 'pages',
-                  'cards']
+                  'cards', 'ops']
 
 # Includes that break the declared graph today and are being removed; each is
 # (including file, included path). Keyed by path, not line, so edits nearby do

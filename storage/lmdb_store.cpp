@@ -250,6 +250,14 @@ Expected<Transaction, StoreError> Environment::begin_read() {
   return Transaction(txn, nullptr);
 }
 
+Expected<Environment::MapUsage, StoreError> Environment::usage() {
+  MDB_envinfo info{};
+  MDB_stat stat{};
+  if (int rc = mdb_env_info(env_, &info); rc != 0) return Unexpected(error_from_mdb(rc, "mdb_env_info"));
+  if (int rc = mdb_env_stat(env_, &stat); rc != 0) return Unexpected(error_from_mdb(rc, "mdb_env_stat"));
+  return MapUsage{(uint64_t{info.me_last_pgno} + 1) * stat.ms_psize, info.me_mapsize};
+}
+
 Expected<Transaction, StoreError> Environment::begin_write() {
   MDB_txn* txn = nullptr;
   int rc = mdb_txn_begin(env_, nullptr, 0, &txn);

@@ -136,6 +136,14 @@ class Environment {
   Expected<Transaction, StoreError> begin_read();
   Expected<Transaction, StoreError> begin_write();
 
+  // How much of the map the data occupies (pages up to the last one used),
+  // for `doctor` and the operator: LMDB refuses writes once the map is full.
+  struct MapUsage {
+    uint64_t used_bytes = 0;
+    uint64_t map_bytes = 0;
+  };
+  Expected<MapUsage, StoreError> usage();
+
   // Tests only (see FaultPlan); applies to write transactions begun after.
   FaultPlan& faults() { return faults_; }
 

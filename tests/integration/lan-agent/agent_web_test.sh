@@ -58,6 +58,16 @@ status | python3 -c 'import json, sys; d = json.load(sys.stdin); assert d["node_
   fail "/api/status does not say the node link is up: $(status | head -c 400)"
 pass "/api/status: the node link is up"
 
+# `tsunagu-lan-agent status` reads the same /metrics with the token and the LAN CA.
+out=$("$AGENT" status -c "$ACME/agent.toml" 2>&1) || fail "tsunagu-lan-agent status failed: $out"
+echo "$out" | grep -q '^tsunagu_agent_' || fail "status printed no tsunagu_agent_ family: $(echo "$out" | head -5)"
+pass "tsunagu-lan-agent status prints the metrics ($(echo "$out" | wc -l) families)"
+# doctor on the running agent: its own web port is "held by" it, not a fault.
+out=$("$AGENT" doctor -c "$ACME/agent.toml" --dnsmasq-conf /dev/null 2>&1) || true
+echo "$out" | grep -Eq "^ok +web.listen tcp 127.0.0.1:$WEB_PORT: held by tsunagu-lan-agent" ||
+  fail "doctor does not recognise the agent's own web port: $(echo "$out" | grep web.listen)"
+pass "doctor: the running agent's web port is held by it"
+
 start_dnsmasq
 start_client ext4106 02:00:00:41:06:07
 address=$(wait_bound ext4106) || fail "ext4106 got no lease"

@@ -2533,3 +2533,138 @@ TEST_CASE("the node's metrics text counts logins and lookups by result and names
   CHECK(text.find("nobody") == std::string::npos);
   CHECK(text.find(alice_nat.ip_string()) == std::string::npos);
 }
+
+// ---- audit events (docs/operator.md, "Audit log") ----
+
+namespace {
+
+// The events of one name, in order.
+std::vector<audit::AuditEvent> events_named(const audit::RecordingAuditSink& sink, const std::string& name) {
+  std::vector<audit::AuditEvent> out;
+  for (const auto& e : sink.events)
+    if (e.event == name) out.push_back(e);
+  return out;
+}
+
+bool mentions(const audit::RecordingAuditSink& sink, std::string_view text) {
+  for (const auto& e : sink.events)
+    for (const auto& [key, value] : e.fields)
+      if (value.find(text) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("audit: a login is one event with its result, user and source, never the password") {
+  Node node;
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  node.add_account("alice", "correct horse");
+  REQUIRE(node.login(1, alice_nat, "alice", "wrong horse").code() == 401);
+  REQUIRE(node.login(2, alice_nat, "alice", "correct horse").is_success());
+  auto logins = events_named(sink, "login");
+  REQUIRE(logins.size() == 2);
+  CHECK(audit::format_audit_line(logins[0]) == "event=login result=failed user=alice source=198.51.100.9:40000");
+  CHECK(audit::format_audit_line(logins[1]) ==
+        "event=login result=ok user=alice source=198.51.100.9:40000 role=presence");
+  CHECK_FALSE(mentions(sink, "horse"));
+}
+
+TEST_CASE("audit: a presence login's event comes after the commit, a query login's at once") {
+  Node node;
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  node.add_account("alice", "correct horse");
+  node.open(1, alice_nat);
+  node.deliver(1, login_request("alice", "correct horse"));
+  node.turn();
+  node.finish_jobs();
+  CHECK(events_named(sink, "login").empty());  // checked, not yet durable
+  node.turn();
+  CHECK(events_named(sink, "login").size() == 1);
+  node.open(2, carol_nat);
+  node.send(2, login_request("alice", "correct horse", {}, sig::link_role::query));
+  auto logins = events_named(sink, "login");
+  REQUIRE(logins.size() == 2);
+  CHECK(logins[1].field("role") == "query");
+  CHECK(logins[1].field("source") == "203.0.113.50:45000");
+}
+
+TEST_CASE("audit: logins refused by the limiter are 'limited' and unknown IDs are logged as typed, escaped") {
+  Node node;
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  for (LinkId link = 1; link <= 8; ++link) node.login(link, alice_nat, "mallory", "guess " + std::to_string(link));
+  auto logins = events_named(sink, "login");
+  REQUIRE(logins.size() == 8);
+  CHECK(logins.front().field("result") == "failed");
+  CHECK(logins.back().field("result") == "limited");
+  CHECK(std::count_if(logins.begin(), logins.end(), [](const auto& e) { return e.field("result") == "limited"; }) ==
+        8 - LoginLimiter::Policy{}.per_pair_burst);
+}
+
+TEST_CASE("audit: a call is placed, rung, accepted and ended with its reason and durations") {
+  Node node;
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  two_online(node);
+  auto [id, ring] = ring_bob(node);
+  node.advance_ms(2'500);
+  node.send(2, ring_answer(ring, true));
+  node.received(1);
+  node.received(2);
+  node.advance_ms(61'250);
+  node.send(1, hangup_request(id));
+  auto calls = events_named(sink, "call");
+  REQUIRE(calls.size() == 4);
+  CHECK(calls[0].field("state") == "placed");
+  CHECK(calls[0].field("caller") == "alice");
+  CHECK(calls[0].field("callee") == "bob");
+  CHECK(calls[0].field("source") == "198.51.100.9:40000");
+  CHECK(calls[0].field("call") == id);
+  CHECK(calls[1].field("state") == "rung");
+  CHECK(calls[1].field("via") == "direct");
+  CHECK(calls[2].field("state") == "accepted");
+  CHECK(audit::format_audit_line(calls[3]) == "event=call state=ended call=" + id +
+                                                  " caller=alice callee=bob reason=hung_up code=" +
+                                                  std::to_string(sig::error::hung_up) +
+                                                  " duration_s=63.750 talk_s=61.250");
+}
+
+TEST_CASE("audit: an unanswered call ends no_answer with no talk time") {
+  Node node;
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  two_online(node);
+  ring_bob(node);
+  node.advance_ms(uint64_t{test_settings().consent_timeout_s} * 1000 + 10);
+  node.tick();
+  auto calls = events_named(sink, "call");
+  REQUIRE(calls.size() == 3);
+  CHECK(calls[2].field("reason") == "no_answer");
+  CHECK(calls[2].field("duration_s") == "30.010");
+  CHECK_FALSE(calls[2].has("talk_s"));
+}
+
+TEST_CASE("audit: an agent link going up and down is an event each") {
+  Node node;
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  node.send(10, hello_request({"acme"}));  // a second hello is not a second link
+  node.close(10);
+  node.open(11, agent_addr);  // a link that never said hello was never up
+  node.core().agent_link_ready(11, "acme", node.now());
+  node.close(11);
+  auto links = events_named(sink, "agent_link");
+  REQUIRE(links.size() == 2);
+  CHECK(audit::format_audit_line(links[0]) == "event=agent_link state=up agent=acme source=203.0.113.1:55000");
+  CHECK(links[1].field("state") == "down");
+}
+
+TEST_CASE("audit: a core nobody listens to records nothing and runs as before") {
+  Node node;
+  node.add_account("alice", "correct horse");
+  CHECK(node.login(1, alice_nat, "alice", "correct horse").is_success());
+}

@@ -604,3 +604,36 @@ TEST_CASE("a failed voicemail retention sweep is counted and queued for the log,
   faults(f).clear();
   CHECK(listed_messages(f, "bob") == 1);  // still there: the sweep wrote nothing
 }
+
+TEST_CASE("voicemail: audit events for a message stored (after the commit), delivered once, and deleted") {
+  Fixture f;
+  audit::RecordingAuditSink sink;
+  f.core->set_audit_sink(sink);
+  f.add("alice", 0);
+  f.add("bob", sig::service_flag::voicemail);
+  f.login(1, "alice");
+  CHECK(leave_message(f, 1, "bob", 100) == 0);
+  f.login(2, "bob");
+  std::vector<audit::AuditEvent> voicemail;
+  for (const auto& e : sink.events)
+    if (e.event == "voicemail") voicemail.push_back(e);
+  REQUIRE(voicemail.size() == 1);
+  CHECK(audit::format_audit_line(voicemail[0]) ==
+        "event=voicemail action=stored result=ok owner=bob id=" + std::string(voicemail[0].field("id")) +
+            " from=alice bytes=100");
+  std::string id_text(voicemail[0].field("id"));
+  uint64_t id = std::stoull(id_text);
+  for (uint64_t offset : {uint64_t{0}, uint64_t{50}})
+    f.exchange(2, sig::method::voicemail_fetch, [&](proto::MessageBuilder& b) {
+      b.add_u64(sig::attr::voicemail_id, id);
+      b.add_u64(sig::attr::voicemail_offset, offset);
+    });
+  f.exchange(2, sig::method::voicemail_delete, [&](proto::MessageBuilder& b) { b.add_u64(sig::attr::voicemail_id, id); });
+  voicemail.clear();
+  for (const auto& e : sink.events)
+    if (e.event == "voicemail") voicemail.push_back(e);
+  REQUIRE(voicemail.size() == 3);
+  CHECK(audit::format_audit_line(voicemail[1]) ==
+        "event=voicemail action=delivered owner=bob id=" + id_text + " from=alice to=user");
+  CHECK(audit::format_audit_line(voicemail[2]) == "event=voicemail action=deleted result=ok owner=bob id=" + id_text);
+}

@@ -481,3 +481,31 @@ TEST_CASE("register on a node with closed registration is 403; web links are in 
   // Admin endpoints without a session: 401 before anything else.
   CHECK(node.request(browser, "GET", "/api/admin/users").response.status == 401);
 }
+
+TEST_CASE("admin: each change asked through the admin endpoints is an audit event, done or refused; reads are not") {
+  WebNode node;
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  node.add_account("root", "admin password", /*admin=*/true);
+  node.add_account("bob", "bob's password");
+  Browser root, bob;
+  login(node, root, "root", "admin password");
+  login(node, bob, "bob", "bob's password");
+  sink.events.clear();
+  CHECK(node.request(root, "POST", "/api/admin/users",
+                     json{{"id", "dave"}, {"password", "dave's password"}}.dump()).response.status == 201);
+  CHECK(node.request(root, "POST", "/api/admin/users", json{{"id", "dave"}, {"password", "x-password"}}.dump())
+            .response.status == 409);
+  CHECK(node.request(root, "GET", "/api/admin/users").response.status == 200);
+  CHECK(node.request(bob, "DELETE", "/api/admin/users/root").response.status == 403);
+  CHECK(node.request(root, "DELETE", "/api/admin/users/dave").response.status == 204);
+  std::vector<std::string> lines;
+  for (const auto& e : sink.events)
+    if (e.event == "admin") lines.push_back(audit::format_audit_line(e));
+  REQUIRE(lines.size() == 4);
+  CHECK(lines[0] == "event=admin via=web by=root source=203.0.113.7:51234 action=user_add target=dave result=ok status=201");
+  CHECK(lines[1] == "event=admin via=web by=root source=203.0.113.7:51234 action=user_add target=dave result=failed status=409");
+  CHECK(lines[2] == "event=admin via=web by=bob source=203.0.113.7:51234 action=forbidden target=/api/admin/users/root result=failed status=403");
+  CHECK(lines[3] == "event=admin via=web by=root source=203.0.113.7:51234 action=user_remove target=dave result=ok status=204");
+  for (const auto& line : lines) CHECK(line.find("password") == std::string::npos);
+}

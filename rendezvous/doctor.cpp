@@ -1,0 +1,41 @@
+#include "rendezvous/doctor.hpp"
+
+#include <sys/stat.h>
+
+#include <exception>
+
+#include "rendezvous/node_config.hpp"
+
+namespace tsunagu::rendezvous {
+
+ops::DoctorReport run_node_doctor(const std::string& directory, ops::DoctorClock clock) {
+  ops::DoctorReport report;
+  NodeConfig config;
+  try {
+    config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    report.fail("configuration " + directory + "/node.toml", error.what());
+    return report;
+  }
+  report.ok("configuration " + directory + "/node.toml", "parses");
+  ops::check_clock(report, clock);
+  ops::check_data_directory(report, config.directory, "deployment directory");
+  ops::check_data_directory(report, config.database_directory, "database directory");
+  ops::check_certificate(report, config.certificate_file, "node certificate", clock);
+  ops::check_private_key(report, config.private_key_file, "node key");
+  ops::check_certificate(report, config.ca_certificate_file, "CA certificate", clock);
+  struct stat st {};
+  if (stat(config.ca_private_key_file.c_str(), &st) == 0)
+    ops::check_private_key(report, config.ca_private_key_file, "CA key");
+  else
+    report.ok("CA key " + config.ca_private_key_file, "not here (kept offline; `agent enroll` needs it back)");
+  constexpr std::string_view self = "tsunagu-rendezvous";
+  ops::check_listen_port(report, config.listen.to_string(), false, "terminal listener node.listen", self);
+  ops::check_listen_port(report, config.agent_listen.to_string(), false, "agent listener node.agent_listen", self);
+  ops::check_listen_port(report, config.stun_listen.to_string(), true, "STUN node.stun_listen", self);
+  if (config.web_listen) ops::check_listen_port(report, config.web_listen->to_string(), false, "web.listen", self);
+  ops::check_map_usage(report, config.database_directory, config.map_size, "LMDB map");
+  return report;
+}
+
+}  // namespace tsunagu::rendezvous
