@@ -78,7 +78,7 @@ std::optional<uint64_t> parse_serial(std::string_view text) {
 
 // 480 -> "08:00".
 std::string clock_text(int minutes) {
-  char out[8];
+  char out[16];  // room for any int: -Wformat-truncation cannot know minutes < 1440
   std::snprintf(out, sizeof out, "%02d:%02d", minutes / 60, minutes % 60);
   return out;
 }

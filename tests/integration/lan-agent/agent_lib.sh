@@ -120,7 +120,7 @@ enroll() {
 # NODE_TLS (host:port for terminals) and NODE_AGENT (host:port for agents).
 start_node() {
   rm -f "$WORK/node-ready.json"
-  "$RDV" run -d "$DEP" --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0 --agent-listen 127.0.0.1:0 \
+  "$RDV" run -d "$DEP" --listen 127.0.0.1:0 --stun-listen 127.0.0.1:0 --agent-listen 127.0.0.1:0 --web-listen 127.0.0.1:0 \
     --ready-file "$WORK/node-ready.json" --log-level debug >> "$WORK/node.log" 2>&1 &
   NODE_PID=$!
   PIDS+=("$NODE_PID")
