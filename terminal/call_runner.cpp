@@ -592,6 +592,7 @@ CallCoreConfig core_config(const CallOptions& options, bool caller, bool reliabl
     VoiceSetup voice;
     security::random_bytes(std::as_writable_bytes(std::span(&voice.media.ssrc, 1)));
     voice.dtmf = options.dtmf;
+    if (options.opus_complexity >= 0) voice.media.complexity = options.opus_complexity;
     // A file ends; so does no input at all (`call ID --dtmf 123`: the digits
     // go at once); only a microphone talks until ^C or --duration.
     voice.input_ends = !options.audio.input_file.empty() || !options.audio.devices;
