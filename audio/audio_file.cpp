@@ -60,8 +60,10 @@ class SndfileReader final : public AudioFileReader {
   SndfileReader(SNDFILE* file, const SF_INFO& info, std::unique_ptr<Resampler> resampler,
                 std::unique_ptr<MemorySource> memory)
       : memory_(std::move(memory)), file_(file), info_(info), resampler_(std::move(resampler)) {
-    // About 20 ms of the source per read, so memory stays small at any rate.
-    chunk_frames_ = static_cast<size_t>(info_.samplerate / 50 + 1);
+    // About 250 ms of the source per read: libsndfile reads a PCM file
+    // straight into our buffer, one read() per call, so 20 ms reads were a
+    // system call per frame; this stays small at any rate (96 KB at 192 kHz stereo).
+    chunk_frames_ = static_cast<size_t>(info_.samplerate / 4 + 1);
     max_frames_ = static_cast<sf_count_t>(max_seconds * info_.samplerate);
   }
   ~SndfileReader() override { sf_close(file_); }
@@ -211,19 +213,19 @@ class SndfileWriter final : public AudioFileWriter {
     }
   }
 
+  // Samples wait here until half a second has gathered: libsndfile writes a
+  // PCM file with one write() per call, which was a system call (and an ext4
+  // write) per 20 ms frame. Nobody reads the file before finish() renames it.
   bool write(std::span<const int16_t> samples) override {
     if (file_ == nullptr || !error_.empty()) return false;
-    sf_count_t done = sf_write_short(file_, samples.data(), static_cast<sf_count_t>(samples.size()));
-    if (done != static_cast<sf_count_t>(samples.size())) {
-      error_ = std::string("writing ") + path_ + ": " + sf_strerror(file_);
-      return false;
-    }
+    pending_.insert(pending_.end(), samples.begin(), samples.end());
     written_ += samples.size();
-    return true;
+    return pending_.size() < flush_samples || flush();
   }
 
   Expected<void, std::string> finish() override {
     if (file_ == nullptr) return Unexpected(path_ + ": already finished");
+    flush();
     int closed = sf_close(file_);  // writes the header's final lengths
     file_ = nullptr;
     std::string why = error_;
@@ -242,7 +244,18 @@ class SndfileWriter final : public AudioFileWriter {
   uint64_t samples_written() const override { return written_; }
 
  private:
+  static constexpr size_t flush_samples = rate / 2;
+
+  bool flush() {
+    if (pending_.empty() || !error_.empty()) return error_.empty();
+    sf_count_t done = sf_write_short(file_, pending_.data(), static_cast<sf_count_t>(pending_.size()));
+    if (done != static_cast<sf_count_t>(pending_.size())) error_ = std::string("writing ") + path_ + ": " + sf_strerror(file_);
+    pending_.clear();
+    return error_.empty();
+  }
+
   SNDFILE* file_;
+  std::vector<int16_t> pending_;
   int fd_;  // ours: libsndfile does not close it, so that it can be synced after sf_close
   std::string temporary_, path_, error_;
   uint64_t written_ = 0;

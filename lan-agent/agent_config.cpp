@@ -27,7 +27,7 @@ const KnownSettings kKnownKeys = {
     {"hook", {"socket", "spool_directory", "allowed_users", "allowed_groups", "timeout_ms", "chain"}},
     {"sync", {"lease_files", "on_start"}},
     {"policy", {"default", "rule", "show_lease_addresses"}},
-    {"calls", {"enabled", "terminal_port", "connect_timeout_ms"}},
+    {"calls", {"enabled", "terminal_port", "connect_timeout_ms", "call_waiting"}},
     {"web", {"listen", "token_file"}},
 };
 const std::vector<std::string_view> kRuleKeys = {"extensions", "allow_callers", "deny_callers"};
@@ -236,6 +236,7 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
   config.calls.enabled = reader.boolean("calls.enabled", true);
   config.calls.terminal_port = static_cast<uint16_t>(reader.integer("calls.terminal_port", 7480, 1, 65535));
   config.calls.connect_timeout_ms = reader.integer("calls.connect_timeout_ms", 5000, 100, 60'000);
+  config.calls.call_waiting = reader.strings("calls.call_waiting", {}, 4096);
   read_policy(reader, root, config);
 
   config.web.listen = reader.text("web.listen", "", 64);

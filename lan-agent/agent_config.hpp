@@ -69,6 +69,10 @@ struct CallSettings {
   bool enabled = true;
   uint16_t terminal_port = 7480;
   int64_t connect_timeout_ms = 5000;  // connect + TLS handshake with the terminal
+  // Extensions with call waiting: a second call rings while they are in one
+  // (the terminal's `listen --lan` holds one to answer the other). Any other
+  // extension in a call, or one of these in two, is answered busy (486).
+  std::vector<std::string> call_waiting;
 };
 
 // The status page and /metrics over HTTPS (docs/lan-agent.md, "Status page

@@ -1,5 +1,7 @@
 #include "lan-agent/lan_call_relay.hpp"
 
+#include <algorithm>
+
 #include "base/log.hpp"
 #include "proto/signalling.hpp"
 #include "lan-agent/terminal_identity.hpp"
@@ -84,6 +86,20 @@ void LanCallRelay::on_ring(const proto::Message& ring, ByteView raw) {
     log::info() << "ring " << user_id << " from " << caller << ": " << answer.error << " (" << answer.log_detail
                 << ")";
     return refuse_ring(ring.transaction_id, answer.error, answer.reason);
+  }
+  // The node passes a ring for an extension already in a call on (it keeps
+  // no services for extensions): call waiting is this agent's to allow.
+  size_t engaged = static_cast<size_t>(std::count_if(
+      calls_.begin(), calls_.end(), [&](const auto& entry) { return entry.second->extension == answer.extension; }));
+  if (engaged > 0) {
+    const auto& waiting = settings_.call_waiting;
+    bool allowed = engaged == 1 && std::find(waiting.begin(), waiting.end(), answer.extension) != waiting.end();
+    if (!allowed) {
+      log::info() << "ring " << user_id << " from " << caller << ": busy (extension " << answer.extension
+                  << " is in " << engaged << " call(s))";
+      return refuse_ring(ring.transaction_id, sig::error::busy,
+                         "Busy: extension " + answer.extension + " is in a call");
+    }
   }
   // IPv4 first: DHCPv4 leases are what terminals answer on in most LANs.
   proto::SocketAddress address = answer.addresses.front();

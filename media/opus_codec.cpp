@@ -15,7 +15,7 @@ const unsigned char* as_uchar(ByteView b) { return reinterpret_cast<const unsign
 void OpusVoiceEncoder::Free::operator()(OpusEncoder* e) const { opus_encoder_destroy(e); }
 void OpusVoiceDecoder::Free::operator()(OpusDecoder* d) const { opus_decoder_destroy(d); }
 
-Expected<OpusVoiceEncoder, std::string> OpusVoiceEncoder::create(int bitrate, bool fec) {
+Expected<OpusVoiceEncoder, std::string> OpusVoiceEncoder::create(int bitrate, bool fec, int complexity) {
   int error = OPUS_OK;
   std::unique_ptr<OpusEncoder, Free> encoder(opus_encoder_create(sample_rate, 1, OPUS_APPLICATION_VOIP, &error));
   if (error != OPUS_OK || !encoder) return Unexpected(opus_failure("opus_encoder_create", error));
@@ -23,6 +23,8 @@ Expected<OpusVoiceEncoder, std::string> OpusVoiceEncoder::create(int bitrate, bo
     return Unexpected(opus_failure("OPUS_SET_INBAND_FEC", rc));
   if (int rc = opus_encoder_ctl(encoder.get(), OPUS_SET_SIGNAL(OPUS_SIGNAL_VOICE)); rc != OPUS_OK)
     return Unexpected(opus_failure("OPUS_SET_SIGNAL", rc));
+  if (int rc = opus_encoder_ctl(encoder.get(), OPUS_SET_COMPLEXITY(complexity)); rc != OPUS_OK)
+    return Unexpected(opus_failure("OPUS_SET_COMPLEXITY", rc));
   OpusVoiceEncoder result(std::move(encoder), bitrate);
   if (auto set = result.set_bitrate(bitrate); !set) return Unexpected(set.error());
   return result;

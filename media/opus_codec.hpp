@@ -19,7 +19,8 @@ inline constexpr size_t max_opus_packet = 1275;
 
 class OpusVoiceEncoder {
  public:
-  static Expected<OpusVoiceEncoder, std::string> create(int bitrate, bool fec);
+  // complexity: libopus' 0-10 (its default is 9).
+  static Expected<OpusVoiceEncoder, std::string> create(int bitrate, bool fec, int complexity = 9);
 
   Expected<Bytes, std::string> encode(FrameView pcm);
   // The loss the encoder should expect, 0-100: more loss, stronger in-band FEC.

@@ -326,7 +326,8 @@ Expected<std::unique_ptr<VoiceSession>, std::string> VoiceSession::create(VoiceC
       config.opus_payload_type == config.event_payload_type)
     return Unexpected(std::string("payload types must be distinct and 0-127"));
   if (config.report_interval_ns == 0) return Unexpected(std::string("report interval must be above 0"));
-  auto encoder = OpusVoiceEncoder::create(config.bitrate, config.fec);
+  if (config.complexity < 0 || config.complexity > 10) return Unexpected(std::string("Opus complexity must be 0-10"));
+  auto encoder = OpusVoiceEncoder::create(config.bitrate, config.fec, config.complexity);
   if (!encoder) return Unexpected(encoder.error());
   auto decoder = OpusVoiceDecoder::create();
   if (!decoder) return Unexpected(decoder.error());

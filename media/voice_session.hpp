@@ -35,6 +35,11 @@ struct VoiceConfig {
   uint8_t event_payload_type = 101;  // telephone-event/8000 style, clock 48000
   int bitrate = 32000;               // Opus target, bits/s
   bool fec = true;
+  // libopus' encoder complexity, 0-10. The encoder is most of a call's CPU:
+  // at 32 kbit/s VOIP with FEC, 6 costs half of libopus' default 9 per frame
+  // (189 vs 369 us on the benchmark machine) and scores the same on the
+  // voice tests' band-envelope correlation (docs/performance.md, Voice).
+  int complexity = 6;
   uint64_t report_interval_ns = 1'000'000'000;  // one RTCP report per second
   uint32_t max_jitter_ms = 300;                 // the jitter buffer never holds more
 };

@@ -103,10 +103,13 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
     return std::nullopt;
   }
   CallTarget target;
-  bool call_waiting = false;  // LAN terminals answer one call at a time
+  bool call_waiting = false;
   if (route.agent) {
     target.link = *route.agent;
     target.via_agent = true;
+    // An extension has no account here: its agent knows which extensions
+    // take a second call ([calls] call_waiting) and answers busy for the rest.
+    call_waiting = true;
   } else {
     auto* txn = read_txn();
     if (txn == nullptr) {

@@ -24,6 +24,7 @@
 #include "security/lan_identity.hpp"
 #include "security/random.hpp"
 #include "terminal/call_core.hpp"
+#include "terminal/cli_common.hpp"
 #include "terminal/ice_session.hpp"
 #include "terminal/lan_ring_server.hpp"
 #include "terminal/voicemail_receiver.hpp"
@@ -128,6 +129,34 @@ class OwnedHandle {
   Handle* handle_ = nullptr;
 };
 
+// --report: every call this process handled, in the order they ended (a
+// listener answers one after another, and two at once with call waiting).
+// The file is rewritten whole after each call: the last call's fields at the
+// top level, as a single call's report always had them, and "calls" holding
+// every call's object.
+class ReportFile {
+ public:
+  explicit ReportFile(std::string path) : path_(std::move(path)) {}
+  bool wanted() const { return !path_.empty(); }
+  void add(std::string call_object) {
+    if (!wanted()) return;
+    calls_.push_back(std::move(call_object));
+    std::string json = calls_.back();
+    json.pop_back();  // its closing brace
+    json += ", \"calls\": [";
+    for (size_t i = 0; i < calls_.size(); ++i) json += (i == 0 ? "" : ", ") + calls_[i];
+    json += "]}\n";
+    if (FILE* f = std::fopen(path_.c_str(), "w")) {
+      std::fputs(json.c_str(), f);
+      std::fclose(f);
+    }
+  }
+
+ private:
+  std::string path_;
+  std::vector<std::string> calls_;
+};
+
 // One call's media and data: the core, ICE, the stream output buffer, local
 // input and the deadline timer. Signalling actions go to `signalling`.
 class CallShell {
@@ -150,6 +179,7 @@ class CallShell {
   CallShell& operator=(const CallShell&) = delete;
 
   CallCore& core() { return core_; }
+  void set_report_file(ReportFile* report) { report_ = report; }
 
   // Call waiting (listen): the listener's audio goes to one call at a time; a
   // call without it runs its clock on silence and plays nowhere.
@@ -475,11 +505,12 @@ class CallShell {
   }
 
   void write_report() const {
-    if (options_.report_file.empty()) return;
+    if (report_ == nullptr || !report_->wanted()) return;
     const auto& stats = core_.transfer().stats();
     const auto& pair = core_.pair();
     auto ms = [&](uint64_t ns) { return ns == 0 ? std::string("null") : std::to_string(core_.ms_since_start(ns)); };
-    std::string json = "{\"call_id\": \"" + core_.call_id() + "\", \"accepted_ms\": " + ms(core_.accepted_ns()) +
+    std::string json = "{\"call_id\": \"" + core_.call_id() + "\", \"peer\": " + json_string(core_.peer()) +
+                       ", \"accepted_ms\": " + ms(core_.accepted_ns()) +
                        ", \"connected_ms\": " + ms(stats.connected_ns) + ", \"first_byte_ms\": " +
                        ms(stats.first_byte_ns) + ", \"local_type\": \"" + pair.local_type + "\", \"remote_type\": \"" +
                        pair.remote_type + "\", \"local\": \"" + pair.local.to_string() + "\", \"remote\": \"" +
@@ -498,11 +529,8 @@ class CallShell {
       json += ", \"call_seconds\": " + std::to_string(stats.seconds(mono_ns())) + ", \"media\": " + media_json +
               ", \"hold\": " + hold_stats_json(core_.transfer().hold_stats());
     }
-    json += "}\n";
-    if (FILE* f = std::fopen(options_.report_file.c_str(), "w")) {
-      std::fputs(json.c_str(), f);
-      std::fclose(f);
-    }
+    json += "}";
+    report_->add(std::move(json));
   }
 
   uv_loop_t* loop_;
@@ -511,6 +539,7 @@ class CallShell {
   bool caller_, voice_call_;
   CallCore core_;
   Signalling signalling_;
+  ReportFile* report_ = nullptr;
   bool pumping_ = false;
   std::unique_ptr<IceSession> ice_;
   OwnedHandle<uv_timer_t> timer_;
@@ -563,6 +592,7 @@ CallCoreConfig core_config(const CallOptions& options, bool caller, bool reliabl
     VoiceSetup voice;
     security::random_bytes(std::as_writable_bytes(std::span(&voice.media.ssrc, 1)));
     voice.dtmf = options.dtmf;
+    if (options.opus_complexity >= 0) voice.media.complexity = options.opus_complexity;
     // A file ends; so does no input at all (`call ID --dtmf 123`: the digits
     // go at once); only a microphone talks until ^C or --duration.
     voice.input_ends = !options.audio.input_file.empty() || !options.audio.devices;
@@ -645,6 +675,7 @@ int run_call(const CallOptions& options) {
   Loop loop;
   int exit_code = 0;
   bool reliable = options.mode != CallOptions::Mode::echo_test && options.mode != CallOptions::Mode::voice;
+  ReportFile report(options.report_file);
   std::unique_ptr<CallShell> shell;
   std::unique_ptr<NodeClient> node;
   // The caller's signalling: each request's answer goes back to the core.
@@ -689,6 +720,7 @@ int run_call(const CallOptions& options) {
     if (shell) return;
     shell = std::make_unique<CallShell>(&loop.loop, options, core_config(options, true, reliable), signalling,
                                         std::move(audio));
+    shell->set_report_file(&report);
     shell->feed([](CallCore& c, uint64_t now) { c.logged_in(now); });
   };
   events.on_node_indication = [&](const proto::Message& m) {
@@ -743,6 +775,7 @@ int run_listen(const CallOptions& options) {
       return exit_usage;
     }
   }
+  ReportFile report(options.report_file);  // before the lines: they write to it until they go
   Loop loop;
   int exit_code = 0;
   // One line per call: the first, and (call waiting) a second rung while the
@@ -926,6 +959,7 @@ int run_listen(const CallOptions& options) {
     raw->waiting = waiting;
     raw->shell = std::make_unique<CallShell>(&loop.loop, options, std::move(config),
                                              [&, raw](CallAction& action) { handle_action(raw, action); });
+    raw->shell->set_report_file(&report);
     raw->shell->set_key_hook([&](char key) {
       if (key == 'w' || key == 'W') {
         switch_lines();

@@ -34,6 +34,7 @@ struct CallOptions {
   // Voice: call (mode voice) and listen with audio talk Opus over the datagrams.
   AudioOptions audio;
   std::string dtmf;         // --dtmf DIGITS: sent after the audio input ends
+  int opus_complexity = -1;  // --opus-complexity N (0-10); -1: media::VoiceConfig's default
   unsigned duration_s = 0;  // call --duration S: hang up S seconds after connecting
   double hold_at_s = 0, resume_at_s = 0;  // --hold-at/--resume-at S: hold and resume S seconds after connecting (0: never)
   double answer_waiting_after_s = -1;  // listen --answer-waiting-after S: answer a waiting call S s after it rings (<0: only the w key)

@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <cassert>
 #include <deque>
-#include <mutex>
-#include <thread>
 #include <utility>
 #include <variant>
 
@@ -119,56 +117,255 @@ using Event = std::variant<Gathered, Connected, PairChanged, Data, Writable, Fai
 
 }  // namespace
 
-// Everything the GLib thread touches. Signal handlers may also run on the loop
-// thread (libnice emits from whichever thread called into the agent, e.g.
-// reliable-transport-writable from send()), so they only read what is fixed
-// after create() and otherwise go through `mutex`.
+// GLib's main-context protocol (prepare, query, poll, check, dispatch) run
+// by the libuv loop instead of a GLib thread: uv_poll handles for the fds the
+// context asks for, a uv_timer for its timeout and a uv_idle while a source is
+// ready at once (so the loop does not block). The prepare handle prepares and
+// queries the context before the loop blocks; the check handle, after the
+// poll, hands over what the fds reported and dispatches. One thread, so a
+// received datagram wakes one loop once, not a GLib thread and then the loop.
+class ContextDriver {
+ public:
+  // `deliver` hands the owner's queued events over: before each prepare
+  // (events posted outside a dispatch, e.g. by nice_agent_send) and after
+  // each dispatch. It may close or destroy the owner, and with it this
+  // driver: it returns false then, and nothing of the driver is touched.
+  using Deliver = bool (*)(void* owner);
+  ContextDriver(uv_loop_t* loop, GMainContext* context, Deliver deliver, void* owner)
+      : loop_(loop), context_(context), deliver_(deliver), owner_(owner) {}
+  ContextDriver(const ContextDriver&) = delete;
+  ContextDriver& operator=(const ContextDriver&) = delete;
+  ~ContextDriver() { stop(); }
+
+  int start() {
+    prepare_ = new uv_prepare_t;
+    check_ = new uv_check_t;
+    timer_ = new uv_timer_t;
+    idle_ = new uv_idle_t;
+    uv_prepare_init(loop_, prepare_);
+    uv_check_init(loop_, check_);
+    uv_timer_init(loop_, timer_);
+    uv_idle_init(loop_, idle_);
+    prepare_->data = check_->data = timer_->data = idle_->data = this;
+    if (int rc = uv_prepare_start(prepare_, &ContextDriver::on_prepare); rc != 0) return rc;
+    return uv_check_start(check_, &ContextDriver::on_check);
+  }
+
+  // Closes every handle; the context is left as it is (close() runs it
+  // alone afterwards). A prepared, unchecked round is checked without
+  // dispatching, so the context can be iterated again.
+  void stop() {
+    finish_round_without_dispatch();
+    for (auto& watch : watches_) close_handle(watch.handle);
+    watches_.clear();
+    close_handle(prepare_);
+    close_handle(check_);
+    close_handle(timer_);
+    close_handle(idle_);
+  }
+
+  void finish_round_without_dispatch() {
+    if (!prepared_) return;
+    prepared_ = false;
+    for (auto& fd : fds_) fd.revents = 0;
+    g_main_context_check(context_, max_priority_, fds_.data(), static_cast<gint>(fds_.size()));
+  }
+
+ private:
+  struct Watch {
+    int fd;
+    int events;  // UV_* asked for
+    uv_poll_t* handle;
+    gushort revents = 0;  // G_IO_* seen since the last check
+  };
+
+  template <class Handle>
+  static void close_handle(Handle*& handle) {
+    if (handle == nullptr) return;
+    handle->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
+    handle = nullptr;
+  }
+
+  static int uv_events_of(gushort events) {
+    int out = UV_DISCONNECT;
+    if ((events & G_IO_IN) != 0) out |= UV_READABLE;
+    if ((events & G_IO_OUT) != 0) out |= UV_WRITABLE;
+    if ((events & G_IO_PRI) != 0) out |= UV_PRIORITIZED;
+    return out;
+  }
+
+  static void on_prepare(uv_prepare_t* handle) {
+    auto* self = static_cast<ContextDriver*>(handle->data);
+    if (self == nullptr) return;
+    if (!self->deliver_(self->owner_)) return;
+    self->prepare_round();
+  }
+
+  static void on_check(uv_check_t* handle) {
+    auto* self = static_cast<ContextDriver*>(handle->data);
+    if (self == nullptr || !self->prepared_) return;  // started after this iteration's prepare
+    self->prepared_ = false;
+    for (auto& fd : self->fds_) {
+      fd.revents = 0;
+      for (auto& watch : self->watches_) {
+        if (watch.fd == fd.fd) fd.revents = watch.revents & (fd.events | G_IO_ERR | G_IO_HUP | G_IO_NVAL);
+      }
+    }
+    for (auto& watch : self->watches_) watch.revents = 0;
+    if (g_main_context_check(self->context_, self->max_priority_, self->fds_.data(),
+                             static_cast<gint>(self->fds_.size()))) {
+      g_main_context_push_thread_default(self->context_);
+      g_main_context_dispatch(self->context_);
+      g_main_context_pop_thread_default(self->context_);
+    }
+    Deliver deliver = self->deliver_;
+    deliver(self->owner_);  // last: it may destroy this driver
+  }
+
+  static void on_poll(uv_poll_t* handle, int status, int events) {
+    auto* self = static_cast<ContextDriver*>(handle->data);
+    if (self == nullptr) return;
+    gushort seen = 0;
+    if (status < 0) seen |= G_IO_ERR;
+    if ((events & UV_READABLE) != 0) seen |= G_IO_IN;
+    if ((events & UV_WRITABLE) != 0) seen |= G_IO_OUT;
+    if ((events & UV_PRIORITIZED) != 0) seen |= G_IO_PRI;
+    if ((events & UV_DISCONNECT) != 0) seen |= G_IO_HUP;
+    for (auto& watch : self->watches_) {
+      if (watch.handle == handle) watch.revents |= seen;
+    }
+  }
+
+  void prepare_round() {
+    g_main_context_prepare(context_, &max_priority_);
+    gint timeout_ms = -1;
+    fds_.resize(std::max<size_t>(fds_.size(), 4));
+    gint count;
+    while ((count = g_main_context_query(context_, max_priority_, &timeout_ms, fds_.data(),
+                                         static_cast<gint>(fds_.size()))) > static_cast<gint>(fds_.size()))
+      fds_.resize(static_cast<size_t>(count));
+    fds_.resize(static_cast<size_t>(count));
+    prepared_ = true;
+    sync_watches();
+    if (timeout_ms == 0) {
+      uv_idle_start(idle_, [](uv_idle_t*) {});
+      uv_timer_stop(timer_);
+    } else {
+      uv_idle_stop(idle_);
+      if (timeout_ms > 0) {
+        uv_update_time(loop_);
+        uv_timer_start(timer_, [](uv_timer_t*) {}, static_cast<uint64_t>(timeout_ms), 0);
+      } else {
+        uv_timer_stop(timer_);
+      }
+    }
+  }
+
+  // One uv_poll per fd (libuv allows no more), asking for the union of what
+  // the context's records for that fd ask for.
+  void sync_watches() {
+    for (size_t i = 0; i < watches_.size();) {
+      bool wanted = std::any_of(fds_.begin(), fds_.end(), [&](const GPollFD& fd) { return fd.fd == watches_[i].fd; });
+      if (wanted) {
+        ++i;
+        continue;
+      }
+      close_handle(watches_[i].handle);
+      watches_.erase(watches_.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+    for (const auto& fd : fds_) {
+      int events = 0;
+      for (const auto& other : fds_) {
+        if (other.fd == fd.fd) events |= uv_events_of(other.events);
+      }
+      auto found = std::find_if(watches_.begin(), watches_.end(), [&](const Watch& w) { return w.fd == fd.fd; });
+      if (found == watches_.end()) {
+        auto* handle = new uv_poll_t;
+        if (uv_poll_init(loop_, handle, fd.fd) != 0) {
+          log::warn() << "ice: cannot watch fd " << fd.fd;
+          delete handle;
+          continue;
+        }
+        handle->data = this;
+        watches_.push_back(Watch{fd.fd, 0, handle});
+        found = watches_.end() - 1;
+      }
+      if (found->events != events) {
+        found->events = events;
+        uv_poll_start(found->handle, events, &ContextDriver::on_poll);
+      }
+    }
+  }
+
+  uv_loop_t* loop_;
+  GMainContext* context_;
+  Deliver deliver_;
+  void* owner_;
+  uv_prepare_t* prepare_ = nullptr;
+  uv_check_t* check_ = nullptr;
+  uv_timer_t* timer_ = nullptr;
+  uv_idle_t* idle_ = nullptr;
+  std::vector<Watch> watches_;
+  std::vector<GPollFD> fds_;
+  gint max_priority_ = 0;
+  bool prepared_ = false;
+};
+
+// The agent's state. Everything runs on the loop thread: libnice's signals
+// come from the context's dispatch (ContextDriver) or from a call into the
+// agent (e.g. reliable-transport-writable from send()); they only queue
+// events, which the session hands to IceEvents outside libnice's stack.
 struct IceSession::Core {
   IceConfig config;
   GMainContext* context = nullptr;
-  GMainLoop* main_loop = nullptr;
+  bool context_acquired = false;
   NiceAgent* agent = nullptr;
   guint stream_id = 0;
-  std::thread thread;
-  GSource* close_timer = nullptr;  // GLib thread only
-  bool close_completed = false;    // GLib thread only
+  std::unique_ptr<ContextDriver> driver;
+  GSource* close_timer = nullptr;
+  bool close_completed = false;
+  bool close_timed_out = false;
 
-  std::mutex mutex;  // guards the rest
   std::deque<Event> queue;
-  uv_async_t* async = nullptr;
   bool accepting = true;  // false from close(): nothing more is queued
   bool wake_for_data = true;  // false: Data waits for deliver_pending() or another event
+  bool delivery_due = false;  // the queue holds an event that wants delivering now
   bool connected_reported = false;
   IceFailureContext failure_context;  // candidate types, for a failure's reason
 
   ~Core() {
+    driver.reset();
     if (agent != nullptr) g_object_unref(agent);
-    if (main_loop != nullptr) g_main_loop_unref(main_loop);
-    if (context != nullptr) g_main_context_unref(context);
+    if (context != nullptr) {
+      if (context_acquired) g_main_context_release(context);
+      g_main_context_unref(context);
+    }
   }
 
   void post(Event event) {
-    std::lock_guard lock(mutex);
     if (!accepting) return;
-    bool wake = wake_for_data || !std::holds_alternative<Data>(event);
+    if (wake_for_data || !std::holds_alternative<Data>(event)) delivery_due = true;
     queue.push_back(std::move(event));
-    if (wake) uv_async_send(async);  // under the lock: close() clears `accepting` before it closes the handle
   }
 
-  // Runs `work` on the GLib thread (always queued: the loop thread never owns
-  // the context). If the context goes away first, the closure is only freed.
+  // Runs `work` from the context's next dispatch, as the GLib thread used to:
+  // never inside the caller's stack. If the context goes away first, the
+  // closure is only freed.
   void invoke(std::function<void()> work) {
     auto* heap = new std::function<void()>(std::move(work));
-    g_main_context_invoke_full(
-        context, G_PRIORITY_DEFAULT,
+    GSource* source = g_idle_source_new();
+    g_source_set_priority(source, G_PRIORITY_DEFAULT);
+    g_source_set_callback(
+        source,
         [](gpointer data) -> gboolean {
           (*static_cast<std::function<void()>*>(data))();
           return G_SOURCE_REMOVE;
         },
         heap, [](gpointer data) { delete static_cast<std::function<void()>*>(data); });
+    g_source_attach(source, context);
+    g_source_unref(source);
   }
-
-  // --- GLib thread (or any thread that called into the agent) ---
 
   static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer data) {
     auto* self = static_cast<Core*>(data);
@@ -226,11 +423,8 @@ struct IceSession::Core {
       self->post(Failed{"local description: " + std::string(error)});
       return;
     }
-    {
-      std::lock_guard lock(self->mutex);
-      for (const auto& line : description.candidates)
-        self->failure_context.local_types.push_back(candidate_type_of(line));
-    }
+    for (const auto& line : description.candidates)
+      self->failure_context.local_types.push_back(candidate_type_of(line));
     self->post(Gathered{std::move(description)});
   }
 
@@ -246,30 +440,18 @@ struct IceSession::Core {
     if (component != component_id) return;
     if (state == NICE_COMPONENT_STATE_READY) shorten_idle_ticking(agent);
     if (state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) {
-      {
-        std::lock_guard lock(self->mutex);
-        if (self->connected_reported) return;
-      }
+      if (self->connected_reported) return;
       auto pair = self->selected_pair();
       if (!pair) return;  // libnice selects a pair before it reports CONNECTED
-      {
-        std::lock_guard lock(self->mutex);
-        if (self->connected_reported) return;
-        self->connected_reported = true;
-      }
+      self->connected_reported = true;
       self->post(Connected{std::move(*pair)});
     } else if (state == NICE_COMPONENT_STATE_FAILED) {
-      std::string reason;
-      {
-        std::lock_guard lock(self->mutex);
-        reason = explain_ice_failure(self->failure_context);
-      }
-      self->post(Failed{std::move(reason)});
+      self->post(Failed{explain_ice_failure(self->failure_context)});
     }
   }
 
   // libnice keeps its 20 ms connectivity-check timer ticking for its
-  // idle-timeout (5 s) after the last check, waking this thread 50 times a
+  // idle-timeout (5 s) after the last check, waking the loop 50 times a
   // second for nothing: most of a short call (seen with NICE_DEBUG: "timer
   // tick #251 ... stopping conncheck timer"). Once the pair is nominated
   // (READY) nothing is pending that the idle wait could still rescue: a late
@@ -284,10 +466,7 @@ struct IceSession::Core {
                                    gpointer data) {
     auto* self = static_cast<Core*>(data);
     if (component != component_id) return;
-    {
-      std::lock_guard lock(self->mutex);
-      if (!self->connected_reported) return;  // on_connected carries the first one
-    }
+    if (!self->connected_reported) return;  // on_connected carries the first one
     self->post(PairChanged{to_pair(local, remote)});
   }
 
@@ -306,7 +485,7 @@ struct IceSession::Core {
   }
 
   // The teardown barrier: stop listening, release what the agent holds on
-  // servers, then quit the loop (so close() can join the thread).
+  // servers; close() runs the context until close_completed or the timer.
   void begin_close() {
     g_signal_handlers_disconnect_by_data(agent, this);
     // The receive callback stays attached (post() drops what it hands over):
@@ -318,7 +497,7 @@ struct IceSession::Core {
         [](gpointer data) -> gboolean {
           auto* self = static_cast<Core*>(data);
           log::warn() << "ice: TURN release did not finish within " << close_timeout_ms << " ms";
-          g_main_loop_quit(self->main_loop);
+          self->close_timed_out = true;
           return G_SOURCE_REMOVE;
         },
         this, nullptr);
@@ -332,7 +511,6 @@ struct IceSession::Core {
         [](GObject*, GAsyncResult*, gpointer data) {
           auto* self = static_cast<Core*>(data);
           self->close_completed = true;
-          g_main_loop_quit(self->main_loop);
         },
         this);
   }
@@ -352,7 +530,10 @@ Expected<std::unique_ptr<IceSession>, std::string> IceSession::create(uv_loop_t*
   const IceConfig& cfg = core.config;
 
   core.context = g_main_context_new();
-  core.main_loop = g_main_loop_new(core.context, FALSE);
+  // This thread runs the context from now on (ContextDriver); acquiring it
+  // once makes every prepare/check/dispatch and close()'s iterations legal.
+  core.context_acquired = g_main_context_acquire(core.context);
+  if (!core.context_acquired) return Unexpected(std::string("g_main_context_acquire failed"));
   unsigned options = 0;
   if (cfg.reliable) options |= NICE_AGENT_OPTION_RELIABLE;
   if (cfg.regular_nomination) options |= NICE_AGENT_OPTION_REGULAR_NOMINATION;
@@ -390,22 +571,10 @@ Expected<std::unique_ptr<IceSession>, std::string> IceSession::create(uv_loop_t*
     return Unexpected(std::string("nice_agent_attach_recv failed"));
   core.connect_signals();
 
-  session->async_ = new uv_async_t;
-  if (int rc = uv_async_init(loop, session->async_, &IceSession::async_cb); rc != 0) {
-    delete session->async_;
-    session->async_ = nullptr;
-    return Unexpected(std::string("uv_async_init: ") + uv_strerror(rc));
-  }
-  session->async_->data = session.get();
-  core.async = session->async_;
-
-  // Everything above ran before the GLib thread exists; from here on the
-  // agent is touched through Core::invoke (and nice_agent_send).
-  core.thread = std::thread([context = core.context, main_loop = core.main_loop] {
-    g_main_context_push_thread_default(context);
-    g_main_loop_run(main_loop);
-    g_main_context_pop_thread_default(context);
-  });
+  IceSession* raw = session.get();
+  core.driver = std::make_unique<ContextDriver>(
+      loop, core.context, [](void* owner) { return static_cast<IceSession*>(owner)->deliver_due(); }, raw);
+  if (int rc = core.driver->start(); rc != 0) return Unexpected(std::string("libuv handles for libnice: ") + uv_strerror(rc));
   return session;
 }
 
@@ -424,7 +593,6 @@ void IceSession::start() {
 }
 
 std::string IceSession::explain_failure() {
-  std::lock_guard lock(core_->mutex);
   std::string reason = explain_ice_failure(core_->failure_context);
   // Not failed yet, only out of time: say so instead.
   const std::string_view checks_failed = "ICE connectivity checks failed";
@@ -440,10 +608,7 @@ void IceSession::set_remote(const IceDescription& remote) {
       core->post(Failed{"remote credentials refused"});
       return;
     }
-    {
-      std::lock_guard lock(core->mutex);
-      for (const auto& line : remote.candidates) core->failure_context.remote_types.push_back(candidate_type_of(line));
-    }
+    for (const auto& line : remote.candidates) core->failure_context.remote_types.push_back(candidate_type_of(line));
     GSList* list = nullptr;
     for (const auto& line : remote.candidates) {
       NiceCandidate* candidate = nice_agent_parse_remote_candidate_sdp(core->agent, core->stream_id, line.c_str());
@@ -473,18 +638,19 @@ void IceSession::close() {
   if (closed_) return;
   closed_ = true;
   Core* core = core_.get();
-  {
-    std::lock_guard lock(core->mutex);
-    core->accepting = false;
-    core->queue.clear();
-  }
-  if (core->thread.joinable()) {  // false only when create() failed half-way
-    core->invoke([core] { core->begin_close(); });
-    core->thread.join();
+  core->accepting = false;
+  core->queue.clear();
+  if (core->driver != nullptr) {  // null only when create() failed half-way
+    // The loop stops driving the context; this call runs it alone until the
+    // agent has released its TURN allocation (or the close timer gives up).
+    core->driver.reset();
+    g_main_context_push_thread_default(core->context);  // the GTask of close_async completes here
+    core->begin_close();
+    while (!core->close_completed && !core->close_timed_out) g_main_context_iteration(core->context, TRUE);
+    g_main_context_pop_thread_default(core->context);
   } else {
     core->close_completed = true;
   }
-  // The GLib thread is gone: nothing can post any more.
   if (core->close_timer != nullptr) {
     g_source_destroy(core->close_timer);
     g_source_unref(core->close_timer);
@@ -495,35 +661,31 @@ void IceSession::close() {
     // would not free it, and nothing will run the context again. Let it go.
     core->agent = nullptr;
   }
-  core_.reset();  // unrefs the agent, the loop and the context
-  if (async_ != nullptr) {
-    async_->data = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
-    async_ = nullptr;
-  }
+  core_.reset();  // unrefs the agent and the context
 }
 
 void IceSession::set_data_wakeups(bool wake) {
   if (closed_) return;
-  std::lock_guard lock(core_->mutex);
   core_->wake_for_data = wake;
-  if (wake && !core_->queue.empty()) uv_async_send(async_);
+  if (wake && !core_->queue.empty()) core_->delivery_due = true;  // the next loop round delivers
 }
 
 void IceSession::deliver_pending() {
   if (!closed_) dispatch();
 }
 
-void IceSession::async_cb(uv_async_t* handle) {
-  if (auto* self = static_cast<IceSession*>(handle->data)) self->dispatch();
+bool IceSession::deliver_due() {
+  if (closed_) return false;
+  if (!core_->delivery_due) return true;
+  auto alive = alive_;
+  dispatch();
+  return *alive && !closed_;
 }
 
 void IceSession::dispatch() {
   std::deque<Event> events;
-  {
-    std::lock_guard lock(core_->mutex);
-    events.swap(core_->queue);
-  }
+  events.swap(core_->queue);
+  core_->delivery_due = false;
   auto alive = alive_;  // a callback may destroy or close this session
   for (auto& event : events) {
     std::visit(

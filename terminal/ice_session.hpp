@@ -1,7 +1,9 @@
 // One ICE transport for a call: a libnice agent with one stream and one
-// component, running on its own GLib main context and thread. The session is
-// created and driven from a libuv loop thread; every event comes back on that
-// thread (a uv_async_t and a locked queue), never on the GLib thread.
+// component, on a GLib main context of its own that the libuv loop runs (no
+// GLib thread: uv_poll handles for the context's fds, a uv_timer for its
+// timeouts). The session is created and driven from the loop's thread; events
+// are queued by libnice's signals and handed to IceEvents after libnice's
+// dispatch returns, never from inside libnice.
 //
 // This is the only place in the tree that sees libnice or GLib: the header
 // keeps their types out (the agent lives behind an opaque pointer).
@@ -84,11 +86,11 @@ class IceSession {
   void set_remote(const IceDescription& remote);  // after the peer's on_gathered
   // Bytes accepted: the whole datagram or 0 (datagram mode); in reliable mode
   // possibly part of it, and 0 until writable: wait for on_writable. Also 0
-  // before the pair is connected and after close(). Called on the loop thread
-  // straight into libnice (nice_agent_send takes the agent's own lock).
+  // before the pair is connected and after close(). Straight into libnice.
   size_t send(ByteView data);
-  // Releases the TURN allocation (nice_agent_close_async), stops the GLib
-  // loop and joins its thread. No callback fires after close() returns.
+  // Releases the TURN allocation (nice_agent_close_async), running the
+  // agent's context alone until that completes, and closes the loop's
+  // handles. No callback fires after close() returns.
   // Blocks the loop thread meanwhile: under a millisecond without TURN, one
   // Refresh round trip with it (~20 ms on loopback), ~0.7 s when the TURN
   // server does not answer (the Refresh's STUN timer is shortened at close);
@@ -99,29 +101,30 @@ class IceSession {
   // for a caller that gives up before libnice reports the checks failed.
   std::string explain_failure();
 
-  // A voice call reads its datagrams once per 20 ms frame anyway, so waking
-  // the loop for each one costs a thread hand-off (eventfd write, epoll
-  // wake-up, read) for nothing. With wake-ups off, datagrams wait in the
+  // A voice call reads its datagrams once per 20 ms frame anyway, so handing
+  // each one to on_data as it arrives buys nothing (libnice still reads the
+  // socket on arrival, so the arrival times stay exact). With wake-ups off, datagrams wait in the
   // queue until deliver_pending() (the audio clock's tick) or any other event
   // delivers them, in order; on_data then sees each one's arrival time in
   // data_arrival_ns(). Turning wake-ups back on delivers what waits.
   void set_data_wakeups(bool wake);
   void deliver_pending();
   // CLOCK_MONOTONIC ns at which the datagram being delivered to on_data was
-  // received on the GLib thread; 0 outside on_data.
+  // read from the socket; 0 outside on_data.
   uint64_t data_arrival_ns() const { return delivering_arrival_ns_; }
 
   static constexpr unsigned close_timeout_ms = 2000;
 
-  struct Core;  // GLib-side state; defined in the .cpp
+  struct Core;  // libnice's side; defined in the .cpp
 
  private:
   explicit IceSession(uv_loop_t* loop);
-  static void async_cb(uv_async_t* handle);
   void dispatch();
+  // Delivers the queue when an event in it wants delivering now; false when
+  // this session was closed or destroyed by a callback.
+  bool deliver_due();
 
   uv_loop_t* loop_;
-  uv_async_t* async_ = nullptr;  // heap: freed by the loop's close callback
   std::unique_ptr<Core> core_;
   IceEvents events_;
   bool closed_ = false;

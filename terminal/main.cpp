@@ -231,6 +231,10 @@ int main(int argc, char** argv) {
     auto* out = command->add_option("--audio-out", options.audio.output_file,
                                     "Record what the peer says into FILE (.wav, .flac, .ogg/.opus; 48 kHz mono), "
                                     "written whole when the call ends");
+    command->add_option("--opus-complexity", options.opus_complexity,
+                        "The Opus encoder's complexity, 0-10 (default 6; libopus' own default is 9): more costs "
+                        "more CPU per frame")
+        ->check(CLI::Range(0, 10));
     command->add_option("--audio-backend", backend, "With --audio: auto (PulseAudio, else ALSA), pulse or alsa")
         ->check(CLI::IsMember({"auto", "pulse", "alsa"}))->needs(devices);
     command->add_option("--audio-input-device", options.audio.input_device.name,

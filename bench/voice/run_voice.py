@@ -204,7 +204,7 @@ def tsunagu_call(binaries, speech, greeting, loss_pct, workdir, voicetool, timeo
     reports = {}
     for side, path in (("caller", caller_report), ("callee", callee_report)):
         text = read_text(path).strip()
-        # listen --report may hold one JSON object per call (one line each).
+        # One JSON object on one line (the last call's fields, and "calls": every call's).
         reports[side] = json.loads(text.splitlines()[-1]) if text else {}
     call_s = find_number(reports["caller"], ("call_seconds", "media_seconds", "duration_s"))
     if call_s is None:

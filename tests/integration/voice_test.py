@@ -567,8 +567,19 @@ def voice_call_waiting():
                  "bob holds alice to answer carol, then returns to her")
     printed = dtmf_lines(listener.out())
     checks.check(printed == DTMF_DIGITS, "bob printed carol's digits: %r (want %r)" % (printed, DTMF_DIGITS))
-    # bob's report is the last call's (alice's): his hold of her and the waiting tone over it.
+    # bob's report: at the top level the last call's (alice's): his hold of her and the waiting
+    # tone over it; "calls" holds both, in the order they ended (carol hung up first).
     bob_rep = ct.read_report(bob_report)
+    calls = bob_rep.get("calls", [])
+    checks.check([c.get("peer") for c in calls] == [ct.CAROL, ALICE],
+                 "bob's report lists both calls, carol's then alice's: %r" % [c.get("peer") for c in calls])
+    checks.check(bob_rep.get("peer") == ALICE and calls and calls[-1].get("call_id") == bob_rep.get("call_id"),
+                 "the report's top level is the last call's (alice's): %r" % bob_rep.get("peer"))
+    checks.check(len({c.get("call_id") for c in calls}) == len(calls), "two distinct call IDs")
+    for c in calls:
+        received = c.get("media", {}).get("packets_received", 0)
+        checks.check(received > 100, "bob's report of the call with %s counts its media: %r packets received" % (
+            c.get("peer"), received))
     mine, bob_hold = hold_period(checks, bob_rep, "me", "bob")
     if bob_hold:
         wf = bob_hold.get("waiting_tone_frames", 0)

@@ -290,14 +290,16 @@ class Lab:
 
     NAMESPACES = ("pub", "gw-acme", "gw-home", "acme-1", "acme-2", "home")
 
-    def __init__(self, scenario, nat=None, keepalive_interval=5, policy="", home_wire=None):
+    def __init__(self, scenario, nat=None, keepalive_interval=5, policy="", home_wire=None, calls=""):
         """policy: TOML appended to agent.toml after its [policy] section: [[policy.rule]] tables, "" for none.
+        calls: TOML lines added to the agent's [calls] section (e.g. 'call_waiting = ["4106"]').
         home_wire: {"loss": %, "delay": ms, "jitter": ms, "seed": n} makes the home cable (home <-> gw-home)
         an impaired wire (impaired_wire.py: netem's loss/delay/jitter in user space), or None for a veth."""
         self.home_wire = home_wire
         preflight()
         self.scenario = scenario
         self.policy = policy
+        self.calls = calls
         self.prefix = "tl%d-" % os.getpid()
         self.nat = {"gw-acme": "eim", "gw-home": "eim"}
         self.nat.update(nat or {})
@@ -573,6 +575,8 @@ table inet filter {
         port 7480) and the scenario's edge policy, appended to agent.toml."""
         text = "[calls]\nenabled = true\nterminal_port = %d\nconnect_timeout_ms = %d\n" % (
             self.LAN_TERMINAL_PORT, self.LAN_CONNECT_TIMEOUT_MS)
+        if self.calls:
+            text += self.calls.strip() + "\n"
         # dhcp_lookup checks the leased address whereis shows: off by default (issue 11 §6).
         text += "\n[policy]\nshow_lease_addresses = true\n"
         if self.policy:

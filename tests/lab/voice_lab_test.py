@@ -37,6 +37,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -287,12 +288,75 @@ def voice_lossy_link():
         return row_of(report, "EIM / EIM, home cable 5 %% loss, 30+-10 ms", figures)
 
 
+# home (kenji) talks to 4106@acme (`listen --lan` on acme-1); taro on acme-2 calls 4106@acme too.
+# The agent allows call waiting for 4106 ([calls] call_waiting); the terminal hears the waiting
+# tone, answers taro after 2 s (kenji is held), taro dials and hangs up, 4106 is back with kenji.
+
+def voice_ext_call_waiting():
+    require_voice()
+    with Lab("voice_ext_call_waiting", nat={"gw-acme": "eim", "gw-home": "eim"},
+             calls='call_waiting = ["4106"]') as l:
+        l.up()
+        checks = Checks()
+        ext = "%s@%s" % (lab.TERMINALS["acme-1"]["ext"], lab.ACME_DOMAIN)
+        # The lease reaches the agent's table through dnsmasq's hook, a moment after the lease.
+        try:
+            lab.wait_until(lambda: re.search(r"^%s\s" % lab.TERMINALS["acme-1"]["ext"], l.agent_list(), re.M), 20,
+                           0.2, "4106 in the agent's table")
+        except lab.LabFailure:
+            log("  the agent's table:\n%s" % l.agent_list())
+            raise
+        kenji_speech, greeting, taro_speech = l.path("kenji.wav"), l.path("greeting.wav"), l.path("taro.wav")
+        voicetool.speech(kenji_speech, 20.0)
+        voicetool.speech(greeting, 30.0, GREETING_TEXT)
+        voicetool.speech(taro_speech, 4.0)
+        ext_report, kenji_report, taro_report = l.path("ext.json"), l.path("kenji.json"), l.path("taro.json")
+        listener = l.start_lan_terminal("acme-1", [
+            "--auto-accept-from", "kenji", "--once", "--audio-in", greeting, "--audio-out", l.path("ext-heard.wav"),
+            "--report", ext_report, "--answer-waiting-after", "2"], binary=False)
+        kenji = l.call("home", ext, ["--audio-in", kenji_speech, "--audio-out", l.path("kenji-heard.wav")],
+                       binary=False, report=kenji_report)
+        deadline = time.monotonic() + 30
+        while "audio: Opus" not in listener.err() and kenji.alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)
+        taro = l.call("acme-2", ext, ["--audio-in", taro_speech, "--audio-out", l.path("taro-heard.wav"),
+                                      "--dtmf", DTMF_DIGITS], binary=False, report=taro_report)
+        tcode = taro.wait(CALL_TIMEOUT)
+        kcode = kenji.wait(CALL_TIMEOUT)
+        lcode = listener.wait(30)
+        if listener.alive():
+            listener.stop()
+        err = listener.err()
+        log("  4106's stderr: %s" % err[-2000:])
+        checks.check(tcode == 0, "taro's call to %s (while kenji talks to it) exits 0 (%s)" % (ext, taro.describe()))
+        checks.check(kcode == 0, "kenji's call to %s exits 0 (%s)" % (ext, kenji.describe()))
+        checks.check(lcode == 0, "4106's `listen --lan --once` exits 0 after both calls (%s)" % listener.describe())
+        checks.check("call waiting: taro" in err, "4106 is told taro is waiting")
+        checks.check("holding the call with kenji" in err and "back to the call with kenji" in err,
+                     "4106 holds kenji to answer taro, then returns to him")
+        printed = dtmf_lines(listener.out())
+        checks.check(printed == DTMF_DIGITS, "4106 printed taro's digits: %r (want %r)" % (printed, DTMF_DIGITS))
+        report = lab.read_report(ext_report) or {}
+        calls = report.get("calls") or []
+        checks.check([c.get("peer") for c in calls] == ["taro", "kenji"],
+                     "4106's report lists both calls, taro's then kenji's: %r" % [c.get("peer") for c in calls])
+        for c in calls:
+            received = (c.get("media") or {}).get("packets_received", 0)
+            checks.check(received > 100, "4106 received media from %s: %r packets" % (c.get("peer"), received))
+        kenji_rep = lab.read_report(kenji_report) or {}
+        checks.finish()
+        return row_of(kenji_rep, "EIM / EIM", {"forward": None, "backward": None, "dtmf": printed},
+                      " (4106@acme via the agent, call waiting: taro answered while kenji held)")
+
+
 SCENARIOS = {
     "voice_punch_eim": voice_punch_eim,
     "voice_relay_symmetric": voice_relay_symmetric,
     "voice_lan_host_pair": voice_lan_host_pair,
     "voice_ext_punch_eim": voice_ext_punch_eim,
     "voice_lossy_link": voice_lossy_link,
+    "voice_ext_call_waiting": voice_ext_call_waiting,
 }
 
 if __name__ == "__main__":

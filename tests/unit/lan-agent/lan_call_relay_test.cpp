@@ -159,10 +159,12 @@ struct Fixture {
     REQUIRE_MESSAGE(issued.has_value(), issued.error());
     return out;
   }
-  void start_relay(uint16_t terminal_port, int64_t connect_timeout_ms = 3000) {
+  void start_relay(uint16_t terminal_port, int64_t connect_timeout_ms = 3000,
+                   std::vector<std::string> call_waiting = {}) {
     CallSettings settings;
     settings.terminal_port = terminal_port;
     settings.connect_timeout_ms = connect_timeout_ms;
+    settings.call_waiting = std::move(call_waiting);
     auto revocations = std::make_shared<TerminalRevocations>(terminal_certificate_files(data.path()).revoked);
     LanCallRelay::ToNode node;
     node.send = [this](ByteView message) { to_node.push_back(decode(message)); };
@@ -209,6 +211,35 @@ TEST_CASE("lan call relay: a ring to an extension without a live lease is refuse
   CHECK(error_of(f.to_node[0].message) == 481);
   CHECK(f.relay->active_calls() == 0);
   CHECK(f.relay->stats().refused == 1);
+}
+
+TEST_CASE("lan call relay: a second ring for an extension in a call is busy (486) unless [calls] call_waiting "
+          "names it; a third always is") {
+  const std::string second = "1123456789abcdef0123456789abcdef", third = "2123456789abcdef0123456789abcdef";
+  for (bool waiting : {false, true}) {
+    CAPTURE(waiting);
+    Fixture f;
+    Terminal terminal(&f.loop, f.bundle_for("4106"));
+    f.start_relay(terminal.port, 3000, waiting ? std::vector<std::string>{"4106"} : std::vector<std::string>{});
+    f.ring(kCall);
+    f.run_until([&] { return !f.to_node.empty(); });
+    REQUIRE(f.to_node.size() == 1);
+    CHECK(f.to_node[0].message.message_class == proto::MessageClass::success);
+    f.ring(second);  // a refusal is answered at once; a waiting call goes to the terminal
+    if (!waiting) {
+      REQUIRE(f.to_node.size() == 2);
+      CHECK(error_of(f.to_node[1].message) == 486);
+      CHECK(f.relay->active_calls() == 1);
+    } else {
+      CHECK(f.to_node.size() == 1);
+      CHECK(f.relay->active_calls() == 2);
+      f.ring(third);
+      REQUIRE(f.to_node.size() == 2);
+      CHECK(error_of(f.to_node[1].message) == 486);
+      CHECK(f.relay->active_calls() == 2);
+    }
+    terminal.close();
+  }
 }
 
 TEST_CASE("lan call relay: a ring to an extension the agent does not know is refused with 404") {

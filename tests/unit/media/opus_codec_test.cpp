@@ -91,6 +91,8 @@ TEST_CASE("opus: FEC from the next packet rebuilds a lost frame better than PLC"
 TEST_CASE("opus: clear errors for bad settings and bad packets") {
   CHECK_FALSE(OpusVoiceEncoder::create(100, true));
   CHECK_FALSE(OpusVoiceEncoder::create(1'000'000, true));
+  CHECK_FALSE(OpusVoiceEncoder::create(32000, true, 11));
+  CHECK(OpusVoiceEncoder::create(32000, true, 0));
   auto encoder = OpusVoiceEncoder::create(24000, false);
   REQUIRE(encoder);
   CHECK(encoder->bitrate() == 24000);

@@ -398,6 +398,11 @@ TEST_CASE("voice session: bad configurations are refused with a reason") {
   auto failed = VoiceSession::create(bad_bitrate);
   REQUIRE_FALSE(failed);
   CHECK(failed.error().find("bitrate") != std::string::npos);
+  VoiceConfig bad_complexity;
+  bad_complexity.complexity = 11;
+  auto refused = VoiceSession::create(bad_complexity);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().find("complexity") != std::string::npos);
 }
 
 TEST_CASE("voice session: CPU per second of audio (encode at A + decode at B), measured") {

@@ -2273,14 +2273,24 @@ TEST_CASE("a call to EXT@domain whose agent is offline gets 502; losing the agen
   CHECK(ended.u32(sig::attr::end_code) == sig::error::link_lost);
 }
 
-TEST_CASE("an extension already in a call is busy; a hang-up from a link that is not a party changes nothing") {
+TEST_CASE("a second ring for an extension in a call goes to its agent, flagged in-call (call waiting is the "
+          "agent's to allow); its busy ends that call only; a hang-up from a link that is not a party changes nothing") {
   Node node;
   enroll(node, "acme", {"acme"});
   connect_agent(node, 10, "acme", {"acme"});
   alice_online(node);
   auto [id, ring] = ring_extension(node);
+  CHECK(ring.u32(sig::attr::presence) == 0u);
   node.send(1, call_request("4106@acme"));
-  CHECK(node.reply(1).code() == sig::error::busy);
+  Reply second = node.reply(1);
+  REQUIRE(second.is_success());
+  Reply waiting = node.reply(10);
+  REQUIRE(waiting.m.method == sig::method::ring);
+  CHECK(waiting.u32(sig::attr::presence) == sig::presence_flag::in_call);
+  node.send(10, ring_answer(waiting, false, sig::error::busy));  // an agent without call waiting for 4106
+  Reply ended = node.reply(1);
+  CHECK(ended.text(sig::attr::call_id) == second.text(sig::attr::call_id));
+  CHECK(ended.u32(sig::attr::end_code) == sig::error::busy);
   enroll(node, "globex", {"globex"});
   connect_agent(node, 11, "globex", {"globex"});
   node.send(11, hangup_request(id));
