@@ -10,6 +10,11 @@ watchdog_node / watchdog_agent: the daemon runs with NOTIFY_SOCKET bound here
     and WATCHDOG_PID its own PID; it must send READY=1, then WATCHDOG=1 about
     every 200 ms, keep pinging across a SIGHUP (the agent's re-sync), and send
     STOPPING=1 and exit 0 on SIGTERM.
+syscalls_node / syscalls_agent UNIT: the daemon, run under `strace -f -c`
+    through the same start, watchdog pings, SIGHUP (agent) and SIGTERM, makes
+    no system call outside the unit's SystemCallFilter= lines (expanded with
+    `systemd-analyze syscall-filter`), which under systemd would fail with
+    EPERM. Skipped (77) without strace or systemd-analyze.
 
 Environment: TSUNAGU_BUILD (the meson build directory), TSUNAGU_BINDIR (the
 install bindir written into the units). Every process started here is killed
@@ -142,11 +147,16 @@ class NotifySocket:
             before.append(message)
 
 
-def start_under_notify(argv, notify, log_path):
+def start_under_notify(argv, notify, log_path, traced=False):
     environment = dict(os.environ, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC=str(WATCHDOG_USEC))
     # sd_watchdog_enabled() wants WATCHDOG_PID to be the daemon's own PID: the
     # shell sets it to its own and execs the daemon in its place.
-    wrapper = ["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"'] + argv
+    wrap = ["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" "$@"']
+    if traced:  # argv = strace's options, then the daemon: strace runs the shell
+        split = argv.index("-o") + 2
+        wrapper = argv[:split] + wrap + argv[split:]
+    else:
+        wrapper = wrap + argv
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(wrapper, env=environment, stdout=log, stderr=subprocess.STDOUT)
     _processes.append(proc)
@@ -216,7 +226,8 @@ def watchdog_node():
     return 0
 
 
-def watchdog_agent():
+def agent_bundle():
+    """An enrolled agent's agent.toml with everything in the work directory."""
     for program in (RENDEZVOUS, AGENT):
         check(os.access(program, os.X_OK), "%s is not built" % program)
     deployment = make_deployment()
@@ -244,7 +255,14 @@ data_directory = "%(b)s/data"
 [hook]
 socket = "%(b)s/hook.sock"
 spool_directory = "%(b)s/spool"
+# Not our group: the agent chgrps the spool directory (the unit's @chown).
+allowed_groups = ["daemon"]
 """ % {"b": bundle})
+    return config
+
+
+def watchdog_agent():
+    config = agent_bundle()
     notify = NotifySocket()
     log_path = os.path.join(_work, "agent.log")
     proc = start_under_notify([AGENT, "run", "-c", config], notify, log_path)
@@ -262,16 +280,114 @@ spool_directory = "%(b)s/spool"
     return 0
 
 
+# ---------------------------------------------------------------- syscalls
+
+_filter_groups = {}
+
+
+def syscall_group(name):
+    """The system calls of a systemd syscall group, nested groups expanded."""
+    if name not in _filter_groups:
+        listed = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager", name],
+                                capture_output=True, text=True, timeout=30)
+        check(listed.returncode == 0, "systemd-analyze syscall-filter %s: %s" % (name, listed.stderr.strip()))
+        calls = set()
+        for line in listed.stdout.splitlines()[1:]:
+            word = line.split("#")[0].strip()
+            if word.startswith("@"):
+                calls |= syscall_group(word)
+            elif word:
+                calls.add(word)
+        _filter_groups[name] = calls
+    return _filter_groups[name]
+
+
+def unit_syscall_allow_list(unit_path):
+    """SystemCallFilter= lines in order: the first sets the allow list, ~ lines
+    take calls out, later plain lines put them back (systemd.exec(5))."""
+    allowed = None
+    with open(unit_path) as f:
+        for line in f:
+            if not line.startswith("SystemCallFilter="):
+                continue
+            value = line.split("=", 1)[1].strip()
+            deny = value.startswith("~")
+            calls = set()
+            for item in value.lstrip("~").split():
+                calls |= syscall_group(item) if item.startswith("@") else {item}
+            check(allowed is not None or not deny, "%s: the first SystemCallFilter= is a deny list" % unit_path)
+            allowed = (allowed or set()) - calls if deny else (allowed or set()) | calls
+    check(allowed, "%s has no SystemCallFilter=" % unit_path)
+    return allowed
+
+
+def strace_summary_calls(path):
+    calls = set()
+    with open(path) as f:
+        for line in f:
+            words = line.split()
+            if len(words) >= 5 and words[0][0].isdigit() and words[-1] != "total":
+                calls.add(words[-1])
+    return calls
+
+
+def syscalls_within_filter(unit_path, argv, what, hangup):
+    for tool in ("strace", "systemd-analyze"):
+        if shutil.which(tool) is None:
+            print("SKIP: %s is not installed" % tool)
+            return SKIP
+    allowed = unit_syscall_allow_list(unit_path)
+    summary = os.path.join(_work, "strace.txt")
+    notify = NotifySocket()
+    log_path = os.path.join(_work, what + ".log")
+    # strace follows the shell that execs the daemon (same PID, so the
+    # watchdog runs too); the daemon is the traced child of strace.
+    proc = start_under_notify(["strace", "-f", "-qq", "-c", "-o", summary] + argv, notify, log_path, traced=True)
+    try:
+        notify.wait_for("READY=1", timeout=30)
+        expect_pings(notify, proc, 3, what)
+        with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
+            daemon = int(f.read().split()[0])
+        if hangup:
+            os.kill(daemon, signal.SIGHUP)
+            expect_pings(notify, proc, 2, what + " after SIGHUP")
+        os.kill(daemon, signal.SIGTERM)
+        notify.wait_for("STOPPING=1", timeout=15)
+        check(proc.wait(timeout=30) == 0, "%s under strace exited %s" % (what, proc.returncode))
+    except Failure:
+        print(open(log_path, errors="replace").read()[-4000:])
+        raise
+    used = strace_summary_calls(summary)
+    check(len(used) > 10, "strace counted only %r" % sorted(used))
+    outside = sorted(used - allowed)
+    check(not outside, "%s makes system calls its unit refuses (EPERM under systemd): %s" % (what, outside))
+    print("%s: %d distinct system calls, all within %s's SystemCallFilter" %
+          (what, len(used), os.path.basename(unit_path)))
+    return 0
+
+
+def syscalls_node(unit_path):
+    check(os.access(RENDEZVOUS, os.X_OK), "%s is not built" % RENDEZVOUS)
+    return syscalls_within_filter(unit_path, node_argv(make_deployment()), "node", hangup=False)
+
+
+def syscalls_agent(unit_path):
+    config = agent_bundle()
+    return syscalls_within_filter(unit_path, [AGENT, "run", "-c", config], "agent", hangup=True)
+
+
 SCENARIOS = {"watchdog_node": watchdog_node, "watchdog_agent": watchdog_agent}
+UNIT_SCENARIOS = {"systemd_units": systemd_units, "syscalls_node": lambda units: syscalls_node(units[0]),
+                  "syscalls_agent": lambda units: syscalls_agent(units[0])}
 
 if __name__ == "__main__":
     try:
-        if len(sys.argv) >= 2 and sys.argv[1] == "systemd_units":
-            code = systemd_units(sys.argv[2:])
+        if len(sys.argv) >= 3 and sys.argv[1] in UNIT_SCENARIOS:
+            code = UNIT_SCENARIOS[sys.argv[1]](sys.argv[2:])
         elif len(sys.argv) == 2 and sys.argv[1] in SCENARIOS:
             code = SCENARIOS[sys.argv[1]]()
         else:
-            print("usage: systemd_test.py systemd_units UNIT... | %s" % " | ".join(SCENARIOS))
+            print("usage: systemd_test.py {%s} UNIT... | %s" % (",".join(UNIT_SCENARIOS), " | ".join(SCENARIOS)))
             code = 2
     except Failure as failure:
         print("FAIL: %s" % failure)
