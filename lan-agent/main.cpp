@@ -23,6 +23,7 @@
 #include "lan-agent/table_view.hpp"
 #include "proto/signalling.hpp"
 #include "security/tls_session.hpp"
+#include "transport/systemd_watchdog.hpp"
 #include "web/http_server.hpp"
 
 using namespace tsunagu;
@@ -111,6 +112,7 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
   log::info() << "agent " << (config.name.empty() ? "(unnamed)" : config.name) << " serving hooks on "
               << config.hook.socket << ", table in " << config.data_directory;
   sd_notify(0, "READY=1");
+  auto watchdog = transport::SystemdWatchdog::start(&loop);
 
   struct Signals {
     uv_signal_t term{}, interrupt{}, hangup{};
@@ -145,6 +147,7 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
   close_signals(&signals);
   web_server.reset();
   daemon->reset();
+  watchdog.reset();
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   log::info() << "stopped";

@@ -32,6 +32,7 @@
 #include "storage/environment_copy.hpp"
 #include "base/files.hpp"
 #include "security/passwords.hpp"
+#include "transport/systemd_watchdog.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
@@ -109,6 +110,7 @@ int run_node(const std::string& directory, const RunOptions& options) {
     if (auto written = write_file_atomically(options.ready_file, text, 0644); !written) log::warn() << written.error();
   }
   sd_notify(0, "READY=1");
+  auto watchdog = transport::SystemdWatchdog::start(&loop);
 
   struct Signals {
     uv_signal_t term{}, interrupt{};
@@ -134,6 +136,7 @@ int run_node(const std::string& directory, const RunOptions& options) {
   for (auto* handle : {&signals.term, &signals.interrupt})
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(handle))) uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
   daemon->reset();
+  watchdog.reset();
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   log::info() << "stopped";

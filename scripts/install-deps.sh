@@ -19,6 +19,7 @@ test_packages=(
   iproute2 nftables busybox dnsmasq-base coturn kea-dhcp4-server isc-dhcp-server
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
   prometheus chromium zbar-tools
+  strace systemd
 )
 # The browser tests (tests/browser/) run Node.js scripts with npm packages. A Node.js
 # installed some other way (e.g. nodesource's, which brings its own npm and conflicts
