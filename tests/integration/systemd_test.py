@@ -331,11 +331,22 @@ def strace_summary_calls(path):
     return calls
 
 
+def sanitized(binary):
+    """Whether the binary carries ASan/UBSan: their runtimes make system calls
+    (personality, sigaltstack, madvise...) the product itself never makes."""
+    result = subprocess.run(["ldd", binary], capture_output=True, text=True)
+    return re.search(r"lib(asan|ubsan)\.so", result.stdout) is not None
+
+
 def syscalls_within_filter(unit_path, argv, what, hangup):
     for tool in ("strace", "systemd-analyze"):
         if shutil.which(tool) is None:
             print("SKIP: %s is not installed" % tool)
             return SKIP
+    daemon = next((a for a in argv if os.path.isabs(a) and os.access(a, os.X_OK)), None)
+    if daemon is not None and sanitized(daemon):
+        print("SKIP: %s is a sanitizer build; its runtime's system calls are not the daemon's" % daemon)
+        return SKIP
     allowed = unit_syscall_allow_list(unit_path)
     summary = os.path.join(_work, "strace.txt")
     notify = NotifySocket()
