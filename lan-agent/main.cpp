@@ -208,6 +208,9 @@ int print_status(const AgentConfig& config) {
 int main(int argc, char** argv) {
   log::set_program("tsunagu-lan-agent");
   CLI::App app{"tsunagu-lan-agent: the Tsunagu LAN agent (allocation table fed by DHCP, link to the rendezvous node)"};
+  // Subcommands inherit this: a group's option (`user -d DIR`) is also taken after the
+  // subcommand (`user add alice -d DIR`), the order admins type it in.
+  app.fallthrough();
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such extension.\n"
              "The configuration defaults to $TSUNAGU_AGENT_CONFIG or /etc/tsunagu/agent.toml.");

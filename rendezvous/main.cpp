@@ -295,6 +295,9 @@ void audit_admin_command(const CLI::App& app, int status, const std::string& use
 int main(int argc, char** argv) {
   log::set_program("tsunagu-rendezvous");
   CLI::App app{"tsunagu-rendezvous: the Tsunagu public rendezvous node (accounts, presence, lookups, STUN)"};
+  // Subcommands inherit this: a group's option (`user -d DIR`) is also taken after the
+  // subcommand (`user add alice -d DIR`), the order admins type it in.
+  app.fallthrough();
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user (or card), "
              "4 user already exists (or the ID belongs to a LAN agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");

@@ -178,6 +178,9 @@ int main(int argc, char** argv) {
   log::set_program("tsunagu");
   signal(SIGPIPE, SIG_IGN);
   CLI::App app{"tsunagu: reach people and devices by their user ID through a Tsunagu rendezvous node"};
+  // Subcommands inherit this: a group's option (`user -d DIR`) is also taken after the
+  // subcommand (`user add alice -d DIR`), the order admins type it in.
+  app.fallthrough();
   app.require_subcommand(1);
   app.footer(
       "Exit codes: 0 success, 1 network or TLS failure, 2 bad usage, 3 unknown user, 4 user offline\n"

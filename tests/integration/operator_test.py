@@ -76,6 +76,11 @@ def audit_log_lines():
     expect("action=user_add target=alice result=failed exit=4" in refused.err, "a refused `user add` is audited too")
     expect("correct horse" not in added.err + refused.err and "another password" not in refused.err,
            "no password in the admin lines")
+    # The group's -d is taken after the subcommand too (the order an admin types it in).
+    shown = d.admin(["user", "show", "alice", "-d", d.dir])
+    expect(shown.code == 0 and "alice" in shown.out, "`user show alice -d DIR` works (%r)" % shown)
+    agents = d.admin(["agent", "list", "-d", d.dir])
+    expect(agents.code == 0, "`agent list -d DIR` works (%r)" % agents)
     node = start_node_to_journal(d)
     raw = h.RawTls(node)
     port = raw.sock.getsockname()[1]
