@@ -292,7 +292,13 @@ int main(int argc, char** argv) {
       "status", "Print the running agent's live figures (its /metrics over HTTPS on web.listen, with the admin token)");
   add_config(status);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help exits 0; every usage mistake exits 2 as the footer says (CLI11's own codes are 100+).
+    int code = app.exit(error);
+    return code == 0 ? 0 : 2;
+  }
 
   if (doctor->parsed()) {
     if (dhcp_files.dnsmasq.empty() && dhcp_files.kea.empty() && dhcp_files.isc.empty())

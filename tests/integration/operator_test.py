@@ -237,6 +237,9 @@ def doctor_broken():
 def agent_doctor():
     if not os.access(AGENT, os.X_OK):
         raise TestFailure("%s is not built" % AGENT)
+    misuse = subprocess.run([AGENT, "list", "--no-such-option"], capture_output=True, text=True, timeout=h.CLI_TIMEOUT)
+    expect(misuse.returncode == 2 and "--no-such-option" in misuse.stderr,
+           "a usage mistake exits 2 as --help says (%r)" % misuse)
     root = h.tempfile.mkdtemp(prefix="tsunagu-doctor-")
     h._directories.append(root)
     data = os.path.join(root, "data")
