@@ -262,10 +262,6 @@ std::vector<std::string> client_keys(const LeaseRecord& r) {
   return keys;
 }
 
-bool starts_with(ByteView key, std::string_view prefix) {
-  return key.size() >= prefix.size() && std::memcmp(key.data(), prefix.data(), prefix.size()) == 0;
-}
-
 LeaseState state_for(LeaseAction action) {
   switch (action) {
     case LeaseAction::grant:
@@ -395,8 +391,7 @@ Expected<std::vector<std::string>, TableError> leases_of(Transaction& txn, stora
                                                          std::string_view client_key) {
   std::vector<std::string> keys;
   const std::string prefix = client_index(client_key, "");
-  auto ok = txn.scan(db, as_bytes(prefix), [&](ByteView key, ByteView) {
-    if (!starts_with(key, prefix)) return false;
+  auto ok = txn.scan_prefix(db, as_bytes(prefix), {}, [&](ByteView key, ByteView) {
     keys.emplace_back(as_chars(key.subspan(prefix.size())));
     return true;
   });
@@ -573,8 +568,7 @@ Expected<std::vector<HistoryEntry>, TableError> AllocationTable::history(std::st
   std::vector<HistoryEntry> out;
   const std::string prefix = history_prefix(extension);
   bool bad = false;
-  auto ok = txn->scan(dbs_.history, as_bytes(prefix), [&](ByteView key, ByteView value) {
-    if (!starts_with(key, prefix)) return false;
+  auto ok = txn->scan_prefix(dbs_.history, as_bytes(prefix), {}, [&](ByteView, ByteView value) {
     auto h = decode_history(value);
     if (!h) {
       bad = true;
@@ -703,8 +697,7 @@ Expected<void, TableError> AllocationTable::Batch::add_history(const TableChange
   if (auto ok = txn_.put(db.history, as_bytes(key), encode_history(h)); !ok) return store_fail(ok.error());
 
   std::vector<std::string> keys;
-  auto ok = txn_.scan(db.history, as_bytes(prefix), [&](ByteView k, ByteView) {
-    if (!starts_with(k, prefix)) return false;
+  auto ok = txn_.scan_prefix(db.history, as_bytes(prefix), {}, [&](ByteView k, ByteView) {
     keys.emplace_back(as_chars(k));
     return true;
   });
@@ -788,8 +781,7 @@ Expected<void, TableError> AllocationTable::Batch::record_conflict(const Extensi
     return {};
   }
   size_t kept = 0;
-  auto scanned = txn_.scan(db.conflicts, as_bytes(prefix), [&](ByteView k, ByteView) {
-    if (!starts_with(k, prefix)) return false;
+  auto scanned = txn_.scan_prefix(db.conflicts, as_bytes(prefix), {}, [&](ByteView, ByteView) {
     ++kept;
     return true;
   });
@@ -807,8 +799,7 @@ Expected<void, TableError> AllocationTable::Batch::record_conflict(const Extensi
 Expected<void, TableError> AllocationTable::Batch::clear_conflicts(std::string_view extension) {
   const std::string prefix = history_prefix(extension);
   std::vector<std::string> keys;
-  auto ok = txn_.scan(table_->dbs_.conflicts, as_bytes(prefix), [&](ByteView k, ByteView) {
-    if (!starts_with(k, prefix)) return false;
+  auto ok = txn_.scan_prefix(table_->dbs_.conflicts, as_bytes(prefix), {}, [&](ByteView k, ByteView) {
     keys.emplace_back(as_chars(k));
     return true;
   });

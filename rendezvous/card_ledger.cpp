@@ -84,6 +84,16 @@ class RecordReader {
   size_t at_ = 0;
 };
 
+// A record of at most `max_size` bytes: the version byte, then what
+// `read_fields` reads, then nothing more.
+template <typename ReadFields>
+bool read_record(ByteView bytes, size_t max_size, ReadFields read_fields) {
+  if (bytes.size() > max_size) return false;
+  RecordReader r(bytes);
+  uint8_t version = 0;
+  return r.u8(version) && version == record_version && read_fields(r) && r.at_end();
+}
+
 Bytes serial_key(uint64_t serial) {
   Bytes key(8);
   store_be64(key.data(), serial);
@@ -139,16 +149,15 @@ Bytes encode_card_account(const CardAccount& a) {
 }
 
 std::optional<CardAccount> decode_card_account(ByteView bytes, uint64_t serial) {
-  if (bytes.size() > max_card_account_record_size) return std::nullopt;
-  RecordReader r(bytes);
   CardAccount a;
   a.serial = serial;
-  uint8_t version = 0, revoked = 0;
-  if (!r.u8(version) || version != record_version || !r.u64(a.units_issued) || !r.u64(a.units_left) ||
-      !r.i64(a.issued_at) || !r.i64(a.expires_at) || !r.u8(revoked) || revoked > 1 || !r.i64(a.revoked_at) ||
-      !r.u64(a.events) || !r.text8(a.card_id, max_card_id_size) ||
-      !r.text16(a.password_hash, max_password_hash_size) || !r.at_end())
-    return std::nullopt;
+  uint8_t revoked = 0;
+  bool read = read_record(bytes, max_card_account_record_size, [&](RecordReader& r) {
+    return r.u64(a.units_issued) && r.u64(a.units_left) && r.i64(a.issued_at) && r.i64(a.expires_at) &&
+           r.u8(revoked) && revoked <= 1 && r.i64(a.revoked_at) && r.u64(a.events) &&
+           r.text8(a.card_id, max_card_id_size) && r.text16(a.password_hash, max_password_hash_size);
+  });
+  if (!read) return std::nullopt;
   a.revoked = revoked == 1;
   return a;
 }
@@ -165,14 +174,14 @@ Bytes encode_card_event(const CardEvent& e) {
 }
 
 std::optional<CardEvent> decode_card_event(ByteView bytes, uint64_t sequence) {
-  if (bytes.size() > max_card_event_record_size) return std::nullopt;
-  RecordReader r(bytes);
   CardEvent e;
   e.sequence = sequence;
-  uint8_t version = 0, kind = 0;
-  if (!r.u8(version) || version != record_version || !r.u8(kind) || kind < 1 || kind > 4 || !r.i64(e.time) ||
-      !r.u64(e.units) || !r.u64(e.units_left) || !r.text8(e.note, max_note_size) || !r.at_end())
-    return std::nullopt;
+  uint8_t kind = 0;
+  bool read = read_record(bytes, max_card_event_record_size, [&](RecordReader& r) {
+    return r.u8(kind) && kind >= 1 && kind <= 4 && r.i64(e.time) && r.u64(e.units) && r.u64(e.units_left) &&
+           r.text8(e.note, max_note_size);
+  });
+  if (!read) return std::nullopt;
   e.kind = static_cast<CardEventKind>(kind);
   return e;
 }
@@ -286,8 +295,8 @@ Expected<std::vector<CardEvent>, storage::StoreError> CardLedger::history(Transa
                                                                           uint64_t from, size_t limit) {
   std::vector<CardEvent> out;
   bool corrupt = false;
-  auto scanned = txn.scan(history_, event_key(serial, from), [&](ByteView key, ByteView value) {
-    if (key.size() != 16 || load_be64(key.data()) != serial || out.size() >= limit) return false;
+  auto scanned = txn.scan_prefix(history_, serial_key(serial), event_key(serial, from), [&](ByteView key, ByteView value) {
+    if (key.size() != 16 || out.size() >= limit) return false;
     auto event = decode_card_event(value, load_be64(key.data() + 8));
     if (!event) {
       corrupt = true;

@@ -3,6 +3,7 @@
 #include <lmdb.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -162,6 +163,15 @@ Expected<void, StoreError> Transaction::scan(DatabaseHandle db, ByteView from,
   mdb_cursor_close(cursor);
   if (rc != 0 && rc != MDB_NOTFOUND) return Unexpected(poison(rc, "mdb_cursor_get"));
   return {};
+}
+
+Expected<void, StoreError> Transaction::scan_prefix(DatabaseHandle db, ByteView prefix, ByteView from,
+                                                    const std::function<bool(ByteView, ByteView)>& visit) {
+  ByteView start = from.empty() ? prefix : from;
+  return scan(db, start, [&](ByteView key, ByteView value) {
+    if (key.size() < prefix.size() || !std::equal(prefix.begin(), prefix.end(), key.begin())) return false;
+    return visit(key, value);
+  });
 }
 
 Expected<uint64_t, StoreError> Transaction::count(DatabaseHandle db) {

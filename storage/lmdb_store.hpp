@@ -97,6 +97,10 @@ class Transaction {
   // Visits keys >= from in order until visit returns false.
   Expected<void, StoreError> scan(DatabaseHandle db, ByteView from,
                                   const std::function<bool(ByteView key, ByteView value)>& visit);
+  // Visits, in order, the keys that begin with `prefix`, starting at `from`
+  // (empty: the first such key), until one does not or visit returns false.
+  Expected<void, StoreError> scan_prefix(DatabaseHandle db, ByteView prefix, ByteView from,
+                                         const std::function<bool(ByteView key, ByteView value)>& visit);
   Expected<uint64_t, StoreError> count(DatabaseHandle db);
 
   Expected<void, StoreError> commit();

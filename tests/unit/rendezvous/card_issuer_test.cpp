@@ -7,24 +7,15 @@
 #include <filesystem>
 #include <fstream>
 
+#include "../storage/temp_dir.hpp"
 #include "base/files.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
 
-namespace {
+using test::TempDir;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tsunagu-card-issuer-XXXXXX";
-    char* made = mkdtemp(tmpl);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-  std::string file(const char* name) const { return path + "/" + name; }
-};
+namespace {
 
 cards::Card one_area_card(const CardIssuer& issuer) {
   cards::Card card;

@@ -6,21 +6,14 @@
 #include <filesystem>
 #include <memory>
 
+#include "../storage/temp_dir.hpp"
+
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
 
-namespace {
+using test::TempDir;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tsunagu-card-ledger-XXXXXX";
-    char* made = mkdtemp(tmpl);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+namespace {
 
 // A real LMDB environment and the ledger in it.
 struct LedgerFixture {

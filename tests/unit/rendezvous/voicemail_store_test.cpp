@@ -5,22 +5,14 @@
 
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/voicemail_store.hpp"
+#include "../storage/temp_dir.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
 
-namespace {
+using test::TempDir;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tsunagu-voicemail-XXXXXX";
-    char* made = mkdtemp(tmpl);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+namespace {
 
 Bytes bytes_of(size_t n, uint8_t seed) {
   Bytes b(n);

@@ -8,20 +8,12 @@
 
 #include "storage/environment_copy.hpp"
 #include "storage/lmdb_store.hpp"
+#include "temp_dir.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::storage;
 
-namespace {
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tsunagu-copy-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
-}  // namespace
+using test::TempDir;
 
 TEST_CASE("usage: the used bytes grow with the data and the map size is the one asked for") {
   TempDir dir;

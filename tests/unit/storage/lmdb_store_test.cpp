@@ -8,20 +8,12 @@
 #include <string>
 
 #include "storage/lmdb_store.hpp"
+#include "temp_dir.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::storage;
 
-namespace {
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tsunagu-storage-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
-}  // namespace
+using test::TempDir;
 
 TEST_CASE("a committed write is read back after the environment is reopened") {
   TempDir dir;
@@ -222,4 +214,33 @@ TEST_CASE("an unarmed fault plan changes nothing") {
     REQUIRE(txn->commit());
   }
   CHECK((*env)->faults().injected() == 0);
+}
+
+TEST_CASE("scan_prefix: visits only the keys under the prefix, from the given key, and stops at the first beyond") {
+  TempDir dir;
+  auto env = Environment::open(dir.path);
+  REQUIRE(env);
+  auto db = (*env)->open_database("rows");
+  REQUIRE(db);
+  auto txn = (*env)->begin_write();
+  REQUIRE(txn);
+  for (const char* key : {"a/1", "b/1", "b/2", "b/3", "c/1"}) REQUIRE(txn->put(*db, as_bytes(key), as_bytes("v")));
+  std::string seen;
+  REQUIRE(txn->scan_prefix(*db, as_bytes("b/"), {}, [&](ByteView key, ByteView) {
+    seen += std::string(as_chars(key)) + " ";
+    return true;
+  }));
+  CHECK(seen == "b/1 b/2 b/3 ");
+  seen.clear();
+  REQUIRE(txn->scan_prefix(*db, as_bytes("b/"), as_bytes("b/2"), [&](ByteView key, ByteView) {
+    seen += std::string(as_chars(key)) + " ";
+    return true;
+  }));
+  CHECK(seen == "b/2 b/3 ");
+  seen.clear();
+  REQUIRE(txn->scan_prefix(*db, as_bytes("d/"), {}, [&](ByteView key, ByteView) {
+    seen += std::string(as_chars(key));
+    return true;
+  }));
+  CHECK(seen.empty());
 }
