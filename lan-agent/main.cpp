@@ -14,6 +14,7 @@
 
 #include "allocation/client_ref.hpp"
 #include "base/log.hpp"
+#include "base/progress.hpp"
 #include "lan-agent/doctor.hpp"
 #include "ops/metrics_status.hpp"
 #include "lan-agent/agent_config.hpp"
@@ -154,34 +155,6 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
   return 0;
 }
 
-class ProgressBar {
- public:
-  explicit ProgressBar(bool enabled) : enabled_(enabled) {}
-  ~ProgressBar() { done(); }
-  void show(std::string_view what, size_t done_count, size_t total) {
-    if (!enabled_ || total == 0) return;
-    int percent = static_cast<int>(done_count * 100 / total);
-    if (percent == last_percent_ && what == last_what_) return;
-    last_percent_ = percent;
-    last_what_ = what;
-    int filled = percent * 30 / 100;
-    std::fprintf(stderr, "\r%-9.*s [%.*s%*s] %3d%%", static_cast<int>(what.size()), what.data(), filled,
-                 "##############################", 30 - filled, "", percent);
-    std::fflush(stderr);
-    shown_ = true;
-  }
-  void done() {
-    if (shown_) std::fputc('\n', stderr);
-    shown_ = false;
-  }
-
- private:
-  bool enabled_;
-  bool shown_ = false;
-  int last_percent_ = -1;
-  std::string last_what_;
-};
-
 bool valid_extension(std::string_view ext) {
   return !ext.empty() && ext.size() <= alloc::kMaxExtensionLength && ext.find('@') == std::string_view::npos &&
          proto::valid_user_id(ext);
@@ -229,7 +202,7 @@ int main(int argc, char** argv) {
   bool progress_flag = false, no_progress = false;
   sync->add_option("--from", sources, "dnsmasq:PATH, isc:PATH or kea:PATH (repeatable; default: sync.lease_files)");
   sync->add_flag("--progress", progress_flag, "Show a progress bar even when stderr is not a terminal");
-  sync->add_flag("--no-progress", no_progress, "Never show a progress bar");
+  sync->add_flag("--no-progress", no_progress, "Show no progress (otherwise a bar on a terminal, a line at every tenth when stderr is not one)");
 
   auto* bind = app.add_subcommand("bind", "Bind an extension to a terminal's MAC (or DHCP client-id)");
   add_config(bind);
@@ -359,10 +332,10 @@ int main(int argc, char** argv) {
     }
     if (sources.empty()) todo = config->sync_sources;
     if (todo.empty()) return fail("nothing to sync: give --from KIND:PATH or set sync.lease_files", exit_usage);
-    bool show_progress = !no_progress && (progress_flag || isatty(STDERR_FILENO));
+    auto progress_style = progress_style_for(stderr, progress_flag, no_progress);
     int result_code = 0;
     for (const auto& source : todo) {
-      ProgressBar bar(show_progress);
+      ProgressReport bar(progress_style);
       auto snapshot = read_lease_file(source, [&](size_t done_bytes, size_t total) {
         if (total > (4u << 20)) bar.show("reading", done_bytes, total);
       });
@@ -373,7 +346,8 @@ int main(int argc, char** argv) {
         continue;
       }
       std::function<void(size_t, size_t)> on_progress;
-      if (show_progress) on_progress = [&](size_t d, size_t t) { bar.show("applying", d, t); };
+      if (progress_style != ProgressStyle::off)
+        on_progress = [&](size_t d, size_t t) { bar.show("applying", d, t); };
       auto result = sync_snapshot(table, *snapshot, unix_now(), on_progress);
       bar.done();
       if (!result) return fail(source.path + ": " + result.error().detail);

@@ -16,6 +16,7 @@
 #include "base/audit_log.hpp"
 #include "base/log.hpp"
 #include "base/password_input.hpp"
+#include "base/progress.hpp"
 #include "proto/profile_change.hpp"
 #include "proto/signalling.hpp"
 #include "rendezvous/account_admin.hpp"
@@ -208,7 +209,13 @@ std::string describe(const Account& a) {
   return out;
 }
 
-int backup_database(const std::string& directory, const std::string& out) {
+storage::CopyProgress copy_progress(ProgressReport& report, const char* what) {
+  return [&report, what](uint64_t done_bytes, uint64_t total_bytes) {
+    report.show(what, static_cast<size_t>(done_bytes), static_cast<size_t>(total_bytes));
+  };
+}
+
+int backup_database(const std::string& directory, const std::string& out, ProgressStyle progress_style) {
   NodeConfig config;
   try {
     config = load_node_config(directory);
@@ -216,12 +223,39 @@ int backup_database(const std::string& directory, const std::string& out) {
     return fail(error.what(), exit_usage);
   }
   if (auto made = make_private_directory(out, 0700); !made) return fail(made.error());
-  auto copied = storage::copy_environment(config.database_directory, out, config.map_size);
+  ProgressReport report(progress_style);
+  auto copied = storage::copy_environment(config.database_directory, out, config.map_size,
+                                          copy_progress(report, "copying"));
+  report.done();
   if (!copied) return fail(copied.error().detail);
   std::error_code ec;
   auto size = std::filesystem::file_size(out + "/data.mdb", ec);
   std::cout << "copied " << config.database_directory << " to " << out << "/data.mdb (" << (ec ? 0 : size)
             << " bytes)\n";
+  return 0;
+}
+
+// `restore FILE`: the node must be stopped (LMDB's lock says whether it is);
+// the database it replaces is kept beside it.
+int restore_database(const std::string& directory, const std::string& backup_file, ProgressStyle progress_style) {
+  NodeConfig config;
+  try {
+    config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    return fail(error.what(), exit_usage);
+  }
+  ProgressReport report(progress_style);
+  auto restored = storage::restore_environment(backup_file, config.database_directory, "accounts",
+                                               copy_progress(report, "restoring"));
+  report.done();
+  int status = restored ? 0 : restored.error().code == storage::StoreErrc::corrupted ? exit_usage : exit_failure;
+  audit::AuditEvent event{"admin", {{"via", "cli"}, {"by", audit::invoking_user()}, {"action", "restore"},
+                                    {"target", config.database_directory}}};
+  event.add("result", restored ? "ok" : "failed").add("exit", std::to_string(status));
+  audit::write_audit_line(event);
+  if (!restored) return fail(restored.error().detail, status);
+  std::cout << "restored " << backup_file << " into " << config.database_directory << "/data.mdb; the database it "
+            << "replaced is " << config.database_directory << "/data.mdb.before-restore\n";
   return 0;
 }
 
@@ -338,11 +372,21 @@ int main(int argc, char** argv) {
   status->add_option("--web", status_web, "The web listener's address:port (default: web.listen; needed when it is port 0)");
   auto* backup = app.add_subcommand(
       "backup", "Copy the database (accounts, agents, voicemail) into OUT/data.mdb while the node runs, compacted "
-                "(like mdb_copy -c); restore: stop the node, put it in place of DIR/db/data.mdb");
+                "(like mdb_copy -c); `restore` puts it back");
   backup->add_option("-d,--dir", directory, "Deployment directory");
   std::string backup_out;
   backup->add_option("OUT", backup_out, "Directory to write data.mdb into (created 0700; must not hold one)")
       ->required();
+  bool no_progress = false;
+  backup->add_flag("--no-progress", no_progress,
+                   "Show no progress (otherwise a bar on a terminal, a line at every tenth when stderr is not one)");
+  auto* restore = app.add_subcommand(
+      "restore", "Put a backup's data.mdb in place of DIR/db/data.mdb (the node must be stopped; the replaced file is "
+                 "kept as data.mdb.before-restore)");
+  restore->add_option("-d,--dir", directory, "Deployment directory");
+  std::string restore_file;
+  restore->add_option("FILE", restore_file, "The backup's data.mdb")->required()->check(CLI::ExistingFile);
+  restore->add_flag("--no-progress", no_progress, "Show no progress");
 
   auto* user = app.add_subcommand("user", "Manage accounts");
   user->require_subcommand(1);
@@ -449,7 +493,9 @@ int main(int argc, char** argv) {
   }
   if (run->parsed()) return run_node(directory, run_options);
   if (card_commands->parsed()) return card_commands->run(directory);
-  if (backup->parsed()) return backup_database(directory, backup_out);
+  auto progress_style = progress_style_for(stderr, false, no_progress);
+  if (backup->parsed()) return backup_database(directory, backup_out, progress_style);
+  if (restore->parsed()) return restore_database(directory, restore_file, progress_style);
   if (status->parsed()) return print_status(directory, status_web);
   if (doctor->parsed()) {
     auto report = run_node_doctor(directory, ops::DoctorClock{static_cast<int64_t>(std::time(nullptr))});

@@ -303,20 +303,37 @@ def backup_restore():
     expect(raw.login("alice", "correct horse battery", role=1).cls == h.SUCCESS, "the node served on during the backup")
     again = d.admin(["backup", "-d", d.dir, out])
     expect(again.code != 0 and "exists" in again.err, "a second backup into the same directory is refused")
+    expect("copying: 100%" in result.err, "without a terminal, progress is plain lines on stderr (%r)" % result.err)
     d.add_user("carol", "after the backup")
     raw.close()
+    backup_file = os.path.join(out, "data.mdb")
+    busy = d.admin(["restore", backup_file, "-d", d.dir])
+    expect(busy.code == 1 and "stop the daemon first" in busy.err and "process %d" % node.proc.pid in busy.err,
+           "restore refuses while the node runs, naming its PID (%r)" % busy)
+    expect(raw_login_ok(node, "carol", "after the backup"), "the refused restore changed nothing")
+    not_backup = d.admin(["restore", os.path.join(d.dir, "node.toml"), "-d", d.dir])
+    expect(not_backup.code == 2 and "not an LMDB file" in not_backup.err, "a file that is no backup: exit 2 (%r)"
+           % not_backup)
     expect(node.stop() == 0, "the node stops")
-    db = os.path.join(d.dir, "db")
-    for name in ("data.mdb", "lock.mdb"):
-        if os.path.exists(os.path.join(db, name)):
-            os.remove(os.path.join(db, name))
-    h.shutil.copy(os.path.join(out, "data.mdb"), os.path.join(db, "data.mdb"))
+    done = d.admin(["restore", backup_file, "-d", d.dir, "--no-progress"])
+    expect(done.code == 0 and "before-restore" in done.out and "restoring" not in done.err,
+           "restore with the node stopped (%r)" % done)
+    expect("action=restore" in done.err and "result=ok" in done.err, "the restore is audited")
+    expect(os.path.exists(os.path.join(d.dir, "db", "data.mdb.before-restore")), "the replaced database is kept")
     restored = d.start_node()
     raw = h.RawTls(restored)
     expect(raw.login("alice", "correct horse battery", role=1).cls == h.SUCCESS, "alice logs in on the restored node")
     expect(raw.login("bob", "battery staple horse", role=1).cls == h.SUCCESS, "bob, added while it ran, too")
     expect(raw.login("carol", "after the backup", role=1).cls == h.ERROR, "carol, added after the backup, is not there")
     raw.close()
+
+
+def raw_login_ok(node, user, password):
+    raw = h.RawTls(node)
+    try:
+        return raw.login(user, password, role=1).cls == h.SUCCESS
+    finally:
+        raw.close()
 
 
 def status_live():
