@@ -445,7 +445,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) return run_node(directory, run_options);
-  if (card_commands->parsed()) return card_commands->run(directory);
+  if (card_commands->parsed()) {
+    int card_status = card_commands->run(directory);
+    if (std::string target = card_commands->audit_target(); !target.empty())
+      audit_admin_command(app, card_status, target, {}, {}, {});
+    return card_status;
+  }
   if (backup->parsed()) return backup_database(directory, backup_out);
   if (status->parsed()) return print_status(directory, status_web);
   if (doctor->parsed()) {
