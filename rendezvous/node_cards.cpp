@@ -235,7 +235,11 @@ void NodeCore::debit_card_call(const std::string& call_id, Now now) {
     event.add("result", "exhausted").add("serial", std::to_string(state.serial)).add("call", call_id);
     event.add("reason", ledger_outcome_name(debited->outcome));
     audit_after_commit(std::move(event));
-    end_call(call_id, sig::error::units_exhausted, "Units Exhausted: the card has no units left", std::nullopt);
+    bool revoked = debited->outcome == LedgerOutcome::revoked;
+    end_call(call_id, sig::error::units_exhausted,
+             revoked ? "Card Revoked: the card was revoked during the call"
+                     : "Units Exhausted: the card has no units left",
+             std::nullopt);
     return;
   }
   // The next period's price at its start; a warning when what is left will not pay it.
