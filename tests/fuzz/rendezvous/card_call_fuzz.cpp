@@ -13,10 +13,7 @@
 #include <set>
 #include <string>
 
-#include "cards/card_password.hpp"
-#include "rendezvous/card_ledger.hpp"
-#include "tests/unit/cards/card_test_support.hpp"
-#include "tests/unit/rendezvous/web_api_harness.hpp"
+#include "tests/unit/rendezvous/card_node_harness.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
@@ -28,55 +25,15 @@ void require(bool ok) {
   if (!ok) std::abort();
 }
 
-constexpr LinkId alice_link = 1, bob_link = 2;
-const std::string card_password = "1234-5678-9012";
-
-NodeSettings card_settings(const cards::test::Issuer& issuer) {
-  NodeSettings settings = web_test_settings();
-  settings.card_issuers = {issuer.trusted()};
-  return settings;
-}
-
-struct Fixture {
-  cards::test::Issuer issuer;
-  cards::Card card = cards::test::sample_card(issuer);
-  Bytes card_bytes;
-  WebNode node{card_settings(issuer)};
-  Fixture() {
-    auto signed_card = cards::sign_card(card, issuer.key.private_key);
-    require(signed_card.has_value());
-    card_bytes = *signed_card;
-    auto ledger = CardLedger::open(node.store().environment());
-    require(ledger.has_value());
-    auto txn = node.store().environment().begin_write();
-    require(txn.has_value());
-    CardAccount account;
-    account.serial = card.serial;
-    account.card_id = card.card_id.text();
-    account.password_hash = cards::hash_card_password(card_password, fast_hashing);
-    account.units_issued = card.units_issued;
-    account.issued_at = 1'790'000'000;
-    account.expires_at = card.expires_at;
-    auto added = ledger->add(*txn, account);
-    require(added.has_value() && *added);
-    require(txn->commit().has_value());
-    node.add_account("alice", "alice's password");
-    node.add_account("bob", "bob's password");
-    node.terminal_login(alice_link, "alice", "alice's password");
-    node.terminal_login(bob_link, "bob", "bob's password");
-    node.take_terminal_actions();
-  }
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static Fixture* fixture = new Fixture();  // one node for the run: state carries over, as in a real one
+  static CardNode* fixture = new CardNode();  // one node for the run: state carries over, as in a real one
   if (size == 0 || size > 20'000) return 0;
   uint8_t mode = data[0] % 3;
   ByteView rest(reinterpret_cast<const std::byte*>(data + 1), size - 1);
   Bytes card = fixture->card_bytes;
-  std::string password = card_password, route = "a-net";
+  std::string password = sample_card_password, route = "a-net";
   if (mode == 0) {
     card.assign(rest.begin(), rest.end());
   } else if (mode == 1 && !rest.empty()) {
@@ -90,18 +47,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   proto::TransactionId id;
   id.bytes[0] = std::byte{0xCA};
-  proto::MessageBuilder b(proto::MessageClass::request, proto::method::call, id);
-  b.add_u32(proto::attr::protocol_version, proto::protocol_version);
-  b.add_string(proto::attr::user_id, "bob");
-  b.add(proto::attr::card, card);
-  b.add_string(proto::attr::card_password, password);
-  b.add_string(proto::attr::card_route, route);
-  fixture->node.core().message(alice_link, b.finish(), fixture->node.now());
+  fixture->node.core().message(card_alice_link, fixture->call_request(id, card, password, route),
+                               fixture->node.now());
   fixture->node.pump();
   static const std::set<uint16_t> documented{400, 402, 429, 480, 486, 503, 507};
   size_t answers = 0;
   for (const auto& action : fixture->node.take_terminal_actions()) {
-    if (action.link != alice_link || action.kind != NodeAction::Kind::send) continue;
+    if (action.link != card_alice_link || action.kind != NodeAction::Kind::send) continue;
     auto decoded = proto::decode(action.message);
     require(decoded.has_value());
     const proto::Message& m = decoded->message;
@@ -117,8 +69,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   require(answers == 1);
   // Whatever the call became ends with alice's link; she logs in again.
-  fixture->node.terminal_gone(alice_link);
-  fixture->node.terminal_login(alice_link, "alice", "alice's password");
+  fixture->node.terminal_gone(card_alice_link);
+  fixture->node.terminal_login(card_alice_link, "alice", "alice's password");
   bool logged_in = false;
   for (const auto& action : fixture->node.take_terminal_actions()) {
     if (action.kind != NodeAction::Kind::send) continue;
