@@ -201,7 +201,10 @@ void NodeCore::card_call_accepted(const Call& call, Now now) {
   if (it == card_calls_.end()) return;
   CardCallState& state = *it->second;
   state.meter.emplace(state.route, static_cast<int64_t>(now.unix_s), int64_t{settings_.card_debit_interval_s});
-  debit_card_call(call.id, now);  // the first period is paid as it starts
+  // The first period is paid as it starts: at the next tick, which is due at
+  // once. Not here: a card that cannot pay ends the call, and the caller of
+  // this hook is still using it.
+  deadlines_.schedule(now.mono_ms, DeadlineKind::card_debit, call.id);
 }
 
 void NodeCore::debit_card_call(const std::string& call_id, Now now) {

@@ -96,6 +96,7 @@ std::vector<Sent> place(CardNode& n, const std::string& route = "a-net-2", std::
     ok.add_string(sig::attr::ice_description, "bob-answer ufrag pwd");
     n.node.core().message(card_bob_link, ok.finish(), n.node.now());
     n.node.pump();
+    n.node.tick();  // the first period's debit is due at once
     for (auto& s : sent_to(n, card_alice_link)) t.alice.push_back(std::move(s));
   }
   return t.alice;
