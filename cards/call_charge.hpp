@@ -25,7 +25,11 @@ uint64_t call_charge(const AccessPoint& route, int64_t start, int64_t seconds);
 // whose card runs out ends at the minute it cannot pay.
 class CallMeter {
  public:
-  CallMeter(const AccessPoint& route, int64_t start) : route_(route), start_(start) {}
+  // `period_s`: the length of a charged "minute" (60; a node's
+  // [cards] debit_interval_s, shorter in tests); each period costs the
+  // tariff's per-minute price at its start.
+  CallMeter(const AccessPoint& route, int64_t start, int64_t period_s = 60)
+      : route_(route), start_(start), period_s_(period_s > 0 ? period_s : 60) {}
 
   // The charge for every minute that has started by `now` and was not yet
   // charged (the first minute is charged at the start); 0 when none.
@@ -34,13 +38,14 @@ class CallMeter {
   // and were not yet charged (a wake-up may have come late).
   uint64_t finish(int64_t end) { return end > start_ ? due(end - 1) : 0; }
   // When the next minute starts: the time to call due() again.
-  int64_t next_minute() const { return start_ + minutes_charged_ * 60; }
+  int64_t next_minute() const { return start_ + static_cast<int64_t>(minutes_charged_) * period_s_; }
   uint64_t minutes_charged() const { return minutes_charged_; }
   uint64_t units_charged() const { return units_charged_; }
 
  private:
   const AccessPoint& route_;
   int64_t start_;
+  int64_t period_s_;
   uint64_t minutes_charged_ = 0;
   uint64_t units_charged_ = 0;
 };

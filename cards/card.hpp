@@ -76,4 +76,8 @@ struct Card {
   bool operator==(const Card&) const = default;
 };
 
+// Hex digits (either case) to bytes, as the issuer's key files and
+// `card keys` write them; nullopt for an odd length or a non-digit.
+std::optional<Bytes> from_hex(std::string_view text);
+
 }  // namespace tsunagu::cards

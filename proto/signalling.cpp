@@ -32,6 +32,8 @@ std::string_view method_name(uint16_t m) {
     case method::directory_categories: return "directory-categories";
     case method::profile_get: return "profile-get";
     case method::profile_set: return "profile-set";
+    case method::card_units: return "card-units";
+    case method::card_status: return "card-status";
     default: return "unknown";
   }
 }
@@ -60,6 +62,7 @@ std::string_view error_reason(uint16_t code) {
     case error::declined: return "Declined";
     case error::too_large: return "Too Large";
     case error::over_quota: return "Over Quota";
+    case error::card_refused: return "Card Refused";
     default: return "Error";
   }
 }

@@ -39,7 +39,10 @@ inline constexpr uint16_t voicemail_deliver = 0x836;   // LAN agent -> LAN termi
 inline constexpr uint16_t directory_search = 0x838;    // published users by name, business category or phone
 inline constexpr uint16_t directory_categories = 0x839;  // the business categories in use
 inline constexpr uint16_t profile_get = 0x83A;         // my own directory row
-inline constexpr uint16_t profile_set = 0x83B;         // change my own directory row
+inline constexpr uint16_t profile_set = 0x83B;
+// Access cards (docs/cards.md, "Calls on a card").
+inline constexpr uint16_t card_units = 0x840;   // indication node -> caller: CARD-UNITS left (CALL-ID), after each debit
+inline constexpr uint16_t card_status = 0x841;  // terminal -> node: CARD + CARD-PASSWORD; answered with CARD-UNITS         // change my own directory row
 }  // namespace method
 
 // Attributes live in 0xC000-0xFFFF (comprehension-optional, Designated Expert):
@@ -96,7 +99,13 @@ inline constexpr uint16_t category = 0xC057;          // UTF-8 business category
 inline constexpr uint16_t publish = 0xC058;           // u32: 1 listed in the directory, 0 not
 inline constexpr uint16_t presence_visibility = 0xC060;  // u32, see presence_visibility
 inline constexpr uint16_t addresses_shown = 0xC061;      // u32: 1 lookups carry the reported addresses, 0 not
-inline constexpr uint16_t contacts = 0xC062;             // UTF-8 user IDs separated by ',' (may be empty): the whole list
+inline constexpr uint16_t contacts = 0xC062;
+inline constexpr uint16_t card = 0xC070;           // bytes, a .card file (COSE_Sign1), at most max_card_attribute
+inline constexpr uint16_t card_password = 0xC071;  // UTF-8, the card password as typed, at most 64 bytes
+inline constexpr uint16_t card_route = 0xC072;     // UTF-8, the name of the card's access point the terminal chose
+inline constexpr uint16_t card_units = 0xC073;     // u64 units left on the card's ledger entry
+inline constexpr uint16_t card_refusal = 0xC074;   // u32, why a card was refused (rendezvous::CardRefusal)
+inline constexpr uint16_t card_warning = 0xC075;   // u32 1: the units left do not pay for the next period             // UTF-8 user IDs separated by ',' (may be empty): the whole list
 }  // namespace attr
 
 namespace directory_kind {
@@ -189,7 +198,9 @@ inline constexpr uint16_t hung_up = 200;            // END-CODE only: a normal h
 inline constexpr uint16_t unavailable = 503;        // node shutting down or storage failing
 inline constexpr uint16_t not_found = 404;          // (voicemail) no such message or upload
 inline constexpr uint16_t too_large = 413;          // a voicemail above voicemail.max_message_kb
-inline constexpr uint16_t over_quota = 507;         // the mailbox would exceed voicemail.mailbox_quota_kb
+inline constexpr uint16_t over_quota = 507;
+inline constexpr uint16_t card_refused = 402;       // (call, card_status) the card was refused; CARD-REFUSAL says why
+inline constexpr uint16_t units_exhausted = 402;    // END-CODE: the card's units ran out during the call         // the mailbox would exceed voicemail.mailbox_quota_kb
 }  // namespace error
 
 std::string_view method_name(uint16_t method);
@@ -205,6 +216,8 @@ inline constexpr size_t min_password_size = 8;
 inline constexpr size_t max_password_size = 256;
 inline constexpr size_t max_display_name_size = 128;
 inline constexpr size_t max_contacts = 32;  // IDs on one user's contact list
-inline constexpr size_t max_voicemail_chunk = 8192;  // VOICEMAIL-DATA per message
+inline constexpr size_t max_voicemail_chunk = 8192;
+inline constexpr size_t max_card_attribute = 8192;  // a card with a large area table is about 2 KB (a QR code's limit)
+inline constexpr size_t max_card_password_size = 64;  // VOICEMAIL-DATA per message
 
 }  // namespace tsunagu::proto

@@ -148,6 +148,12 @@ class Commands final : public CardCommands {
   }
 
   bool parsed() const override { return card_->parsed(); }
+  std::string audit_target() const override {
+    if (issue_->parsed()) return "group " + std::to_string(group_) + " count " + std::to_string(count_);
+    if (revoke_->parsed() || top_up_->parsed()) return target_;
+    if (rekey_->parsed()) return "issuer key";
+    return "";
+  }
 
   int run(const std::string& directory) override {
     if (issue_->parsed()) return issue(directory);

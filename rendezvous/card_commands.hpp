@@ -21,6 +21,10 @@ class CardCommands {
   // returns the exit code (main.cpp's: 0, 1 runtime failure, 2 usage, 3 no
   // such card).
   virtual int run(const std::string& directory) = 0;
+  // What the audit line of a changing command (issue, revoke, topup, rekey)
+  // names as its target: the serial, or "group G count N" for issue; empty
+  // for reads (show, keys), which leave no line.
+  virtual std::string audit_target() const = 0;
 };
 
 // Adds `card` and its subcommands to `app`. `directory` is main's deployment

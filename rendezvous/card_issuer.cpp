@@ -20,23 +20,6 @@ std::string path_in(const std::string& directory, const char* name) {
   return (std::filesystem::path(directory) / name).string();
 }
 
-std::optional<Bytes> from_hex(std::string_view text) {
-  if (text.size() % 2 != 0) return std::nullopt;
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  Bytes out;
-  for (size_t i = 0; i < text.size(); i += 2) {
-    int high = digit(text[i]), low = digit(text[i + 1]);
-    if (high < 0 || low < 0) return std::nullopt;
-    out.push_back(std::byte(static_cast<uint8_t>(high * 16 + low)));
-  }
-  return out;
-}
-
 std::string_view trimmed(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
   return text;
@@ -54,7 +37,7 @@ Expected<Bytes, std::string> secret_file(const std::string& directory, const cha
   }
   auto text = read_text_file(path, 256);
   if (!text) return Unexpected(text.error());
-  auto secret = from_hex(trimmed(*text));
+  auto secret = cards::from_hex(trimmed(*text));
   if (!secret || secret->size() != 32) return Unexpected(path + ": not 64 hex digits");
   return std::move(*secret);
 }
@@ -69,7 +52,7 @@ Expected<std::vector<Bytes>, std::string> retired_keys(const std::string& direct
   std::string line;
   while (std::getline(lines, line)) {
     if (trimmed(line).empty()) continue;
-    auto key = from_hex(trimmed(line));
+    auto key = cards::from_hex(trimmed(line));
     if (!key || key->size() != 32) return Unexpected(path + ": a line is not 64 hex digits");
     keys.push_back(std::move(*key));
   }

@@ -29,6 +29,7 @@ enum class DeadlineKind : uint8_t {
   account_check,    // no key: links whose account was removed or changed
   idle_check,       // key: link_key(link)
   forward,          // key: the forwarded request's transaction ID bytes
+  card_debit,       // key: the call ID of a card call in progress (node_cards.cpp)
   login,            // key: link_key(link)
 };
 

@@ -492,7 +492,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) return run_node(directory, run_options);
-  if (card_commands->parsed()) return card_commands->run(directory);
+  if (card_commands->parsed()) {
+    int card_status = card_commands->run(directory);
+    if (std::string target = card_commands->audit_target(); !target.empty())
+      audit_admin_command(app, card_status, target, {}, {}, {});
+    return card_status;
+  }
   auto progress_style = progress_style_for(stderr, false, no_progress);
   if (backup->parsed()) return backup_database(directory, backup_out, progress_style);
   if (restore->parsed()) return restore_database(directory, restore_file, progress_style);

@@ -147,8 +147,10 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
 //   USER-ID                          prepare: a call ID and the caller's STUN/TURN settings, nothing rings
 //   CALL-ID, ICE-DESCRIPTION         ring the prepared call's callee with this offer
 //   USER-ID, ICE-DESCRIPTION         both at once (no TURN credentials for the caller)
-void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now,
+                           const CardUse* card) {
   if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (card == nullptr && request.find(sig::attr::card) != nullptr) return begin_card_check(link, state, request, now);
   const auto* target_attribute = request.find(sig::attr::user_id);
   const auto* offer = request.find(sig::attr::ice_description);
   const auto* prepared_id = request.find(sig::attr::call_id);
@@ -197,6 +199,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   deadlines_.schedule(now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000, DeadlineKind::ring, call.id);
   Call& placed = calls_->insert(std::move(call));
   audit_call("placed", placed, "source", state.observed.to_string());
+  if (card != nullptr) card_call_placed(placed, *card);
   if (offer != nullptr) return ring_callee(link, request, placed, *target, proto::read_string(*offer), now);
 
   placed.turn_issued_caller = 1;
@@ -256,6 +259,7 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
   const Call& call = *ended;
   audit_call_ended(call, code);
   deadlines_.cancel(DeadlineKind::ring, call.id);
+  card_call_ended(call.id);
   for (LinkId party : {call.caller_link, call.callee_link})
     if (party != 0 && party != tell_not && links_.contains(party)) send_call_event(party, call, sig::call_state::ended, code, reason);
   if (call.state == sig::call_state::accepted) {
@@ -292,6 +296,7 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
   }
   calls_->accept(call);
   call.accepted_ms = now_.mono_ms;
+  card_call_accepted(call, now_);
   ++counters_.calls_accepted;
   audit_call("accepted", call);
   for (const auto& user : {call.caller, call.callee})

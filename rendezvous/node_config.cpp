@@ -42,6 +42,7 @@ const KnownSettings kNodeSettings = {
       "upload_idle_timeout", "upload_max_seconds"}},
     {"accounts", {"removed_id_quarantine_days", "check_interval_ms"}},
     {"directory", {"scan_burst", "scan_interval_ms"}},
+    {"cards", {"debit_interval_s", "max_calls_per_card"}},
     {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb", "metrics_token_file"}},
 };
 
@@ -183,6 +184,8 @@ NodeConfig load_node_config(const std::string& directory) {
   s.directory_scan_interval_ms =
       static_cast<uint32_t>(reader.integer("directory.scan_interval_ms", 2000, 1, 3'600'000));
   s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
+  s.card_debit_interval_s = static_cast<uint32_t>(reader.integer("cards.debit_interval_s", 60, 1, 3600));
+  s.max_calls_per_card = static_cast<size_t>(reader.integer("cards.max_calls_per_card", 1, 1, 100));
   return config;
 }
 
@@ -285,6 +288,10 @@ max_body_kb = 1024             # largest request body (413 above it)
 [directory]
 scan_burst = 20                # directory searches (each reads every account) one account may start at once ...
 scan_interval_ms = 2000        # ... then one per this many ms; 429 with RETRY-AFTER beyond
+
+[cards]
+debit_interval_s = 60          # a call on an access card pays one "minute" of its route's price per this many seconds
+max_calls_per_card = 1         # calls one card may be in at once; one more is refused (in use) and audited
 )";
 }
 

@@ -57,6 +57,9 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
   auto voicemail = VoicemailStore::open(store_.environment());
   if (voicemail) voicemail_.emplace(std::move(*voicemail));
   else if (!open_error_) open_error_ = voicemail.error();
+  auto card_ledger = CardLedger::open(store_.environment());
+  if (card_ledger) card_ledger_.emplace(*card_ledger);
+  else if (!open_error_) open_error_ = card_ledger.error();
   // Both at the first tick, as before this queue: their times start at 0.
   if (voicemail_) deadlines_.schedule(0, DeadlineKind::retention_sweep);
   if (settings_.account_check_interval_ms != 0) deadlines_.schedule(0, DeadlineKind::account_check);
@@ -296,6 +299,7 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::lookup: return handle_lookup(link, state, request, now);
     case sig::method::turn_credentials: return handle_turn_credentials(link, state, request, now);
     case sig::method::call: return handle_call(link, state, request, now);
+    case sig::method::card_status: return begin_card_check(link, state, request, now);
     case sig::method::hangup: return handle_hangup(link, state, request, now);
     case sig::method::voicemail_begin:
     case sig::method::voicemail_chunk:
@@ -449,6 +453,7 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
 
 void NodeCore::password_job_done(const PasswordJobResult& result, Now now) {
   now_ = now;
+  if (card_password_checked(result, now)) return;
   auto it = pending_auth_.find(result.id);
   if (it == pending_auth_.end()) return;
   PendingAuth pending = std::move(it->second);
@@ -701,6 +706,7 @@ void NodeCore::tick(Now now) {
     ++counters_.forward_timeouts;
     answer_forward(*forward, sig::error::agent_timeout, "Agent Timeout: the LAN agent did not answer in time");
   });
+  each_due(DeadlineKind::card_debit, [&](const Deadline& d) { debit_card_call(d.key, now); });
   each_due(DeadlineKind::login, [&](const Deadline& d) { close(link_of_key(d.key), "no login in time"); });
 }
 

@@ -27,6 +27,8 @@
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/call_table.hpp"
+#include "cards/call_charge.hpp"
+#include "rendezvous/card_admission.hpp"
 #include "rendezvous/deadline_queue.hpp"
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/forward_table.hpp"
@@ -91,6 +93,16 @@ struct NodeSettings {
   // the cryptographic generator; a test gives a seeded source so that a run
   // repeats byte for byte.
   std::function<void(std::span<std::byte>)> random = [](std::span<std::byte> out) { security::random_bytes(out); };
+  // Access cards (node.toml [cards]; docs/cards.md, "Calls on a card"): the
+  // issuer keys a card must verify under (the deployment's, read by the
+  // daemon), read again through reload_card_issuers (when set) when a card's
+  // key is unknown, at most once per card_issuer_reload_s; how long a charged
+  // "minute" is; how many calls one card may be in at once.
+  std::vector<cards::TrustedIssuer> card_issuers;
+  std::function<std::vector<cards::TrustedIssuer>()> reload_card_issuers;
+  uint32_t card_issuer_reload_s = 10;
+  uint32_t card_debit_interval_s = 60;
+  size_t max_calls_per_card = 1;
 };
 
 struct Now {
@@ -163,6 +175,9 @@ struct NodeCounters {
   uint64_t uploads_dropped = 0;             // idle or too slow uploads dropped
   uint64_t early_candidates_dropped = 0;    // call candidates over the before-accept limits
   uint64_t logins_limited = 0;              // login refused by the login limiter (429); also in rate_limited
+  uint64_t card_calls_admitted = 0;
+  uint64_t card_calls_refused = 0;
+  uint64_t card_debits = 0;
   // Lookups by how they ended: answered from the node's own accounts
   // (direct), or routed to a LAN agent (forwarded; also agent offline).
   std::array<uint64_t, lookup_result_count> direct_lookups{};
@@ -340,7 +355,11 @@ class NodeCore {
   void drop_agent_routes(LinkId link, Now now);
   // Calls (node_calls.cpp).
   void handle_turn_credentials(LinkId link, LinkState& state, const proto::Message& request, Now now);
-  void handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // `card`: the call is paid from an admitted card (node_cards.cpp); a
+  // request carrying CARD is checked first and handled again with it.
+  struct CardUse;
+  void handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now,
+                   const CardUse* card = nullptr);
   void handle_hangup(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_call_candidate(LinkId link, LinkState& state, const proto::Message& indication);
   void handle_ring_answer(LinkId link, const proto::Message& response, Now now);
@@ -361,6 +380,44 @@ class NodeCore {
   void calls_link_closed(LinkId link);
   void ring_expired(const std::string& call_id);
   bool user_in_accepted_call(const std::string& user) const;
+  // Access cards (node_cards.cpp): a call (or card_status) carrying CARD and
+  // CARD-PASSWORD is checked (signature, ledger, revocation, units, calls in
+  // progress) at once and the password off the loop, then handled; an
+  // accepted card call is debited at the start of each period, in the turn's
+  // write transaction, and ended when the card cannot pay.
+  struct CardUse {
+    uint64_t serial = 0;
+    cards::AccessPoint route;
+    uint64_t units_left = 0;
+  };
+  struct PendingCardCheck {
+    LinkId link = 0;
+    Bytes request;  // the request's bytes, handled again once the password is checked
+    uint64_t serial = 0;
+  };
+  struct CardCallState {
+    uint64_t serial = 0;
+    uint64_t number = 0;  // CardCallTable's key
+    LinkId caller_link = 0;
+    cards::AccessPoint route;
+    std::optional<cards::CallMeter> meter;  // from the accept; refers to `route`
+  };
+  void begin_card_check(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // true when the job was a card check (and it was handled).
+  bool card_password_checked(const PasswordJobResult& result, Now now);
+  // The card decoded and checked against the ledger and the calls in
+  // progress; refuses (answer and audit) and returns nothing when refused.
+  std::optional<CardUse> check_card(LinkId link, const LinkState& state, const proto::Message& request,
+                                    std::optional<bool> password_ok, Now now, uint64_t* serial_out = nullptr);
+  void refuse_card(LinkId link, const LinkState& state, const proto::Message& request, const CardDecision& decision,
+                   uint64_t serial, std::string_view sources);
+  void card_call_placed(const Call& call, const CardUse& card);
+  void card_call_accepted(const Call& call, Now now);
+  void card_call_ended(const std::string& call_id);
+  void debit_card_call(const std::string& call_id, Now now);
+  void send_card_units(LinkId link, const std::string& call_id, uint64_t units_left, bool warning, bool after_commit);
+  void audit_card(std::string_view result, uint64_t serial, const LinkState& state, std::string_view reason = {},
+                  std::string_view extra_key = {}, std::string extra_value = {});
   // Directory and profiles (node_directory.cpp).
   void handle_directory_search(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -514,7 +571,14 @@ class NodeCore {
     uint64_t day = 0;  // Unix days
     uint64_t messages = 0, bytes = 0;
   };
-  std::unordered_map<std::string, SenderDay> voicemail_senders_;  // today's stored messages per sender
+  std::unordered_map<std::string, SenderDay> voicemail_senders_;
+  // Access cards (node_cards.cpp).
+  std::optional<CardLedger> card_ledger_;
+  std::unordered_map<uint64_t, PendingCardCheck> pending_card_checks_;
+  std::unordered_map<std::string, std::unique_ptr<CardCallState>> card_calls_;  // by call ID
+  CardCallTable card_call_table_;
+  uint64_t next_card_call_number_ = 1;
+  uint64_t card_issuers_reloaded_ms_ = 0;  // today's stored messages per sender
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

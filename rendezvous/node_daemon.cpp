@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "base/log.hpp"
+#include "rendezvous/card_issuer.hpp"
 #include "rendezvous/node_metrics.hpp"
 #include "security/passwords.hpp"
 #include "storage/storage_error_log.hpp"
@@ -46,6 +47,18 @@ void log_storage_faults(std::vector<StorageFault> faults) {
 // descriptors start() keeps in reserve below the limit.
 constexpr size_t kRefusalMargin = 32;
 
+// The deployment's card issuer keys, what card calls must verify under: read
+// now and again when a card names a key not read yet (`card issue` or `card
+// rekey` ran since the node started). No issuer yet: no card verifies.
+void use_card_issuers(NodeSettings& settings, const std::string& directory) {
+  auto read = [directory] {
+    auto issuer = load_card_issuer(directory, false);
+    return issuer ? issuer->trusted : std::vector<cards::TrustedIssuer>{};
+  };
+  settings.card_issuers = read();
+  settings.reload_card_issuers = read;
+}
+
 }  // namespace
 
 Now NodeDaemon::now() const {
@@ -69,6 +82,7 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   if (!store) return storage_failure(store.error());
   daemon->store_ = std::move(*store);
   NodeSettings settings = config.settings;
+  use_card_issuers(settings, config.directory);
   // Links stay below the descriptor limit, so the node refuses one with a
   // clear notice rather than failing accept() for everyone (libuv's spare-fd
   // trick then only covers what else the process opens).

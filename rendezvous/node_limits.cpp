@@ -18,7 +18,7 @@ void NodeCore::reply_retry_after(LinkId link, const proto::Message& request, uin
 
 bool NodeCore::password_work_full(LinkId link, const proto::Message& request) {
   // Every pending_auth_ entry is one scrypt run queued or running in the pool.
-  if (pending_auth_.size() < settings_.max_password_jobs) return false;
+  if (pending_auth_.size() + pending_card_checks_.size() < settings_.max_password_jobs) return false;
   ++counters_.password_jobs_refused;
   reply_error(link, request, sig::error::unavailable, "Unavailable: too many password checks in progress, try again");
   return true;

@@ -659,6 +659,25 @@ class AcceptPrompt {
   bool decided_ = false;
 };
 
+// A call on a card (docs/cards.md): the card, its password and the route
+// go with the first call request.
+void add_card_attributes(proto::MessageBuilder& b, const CardCallOptions& card) {
+  if (card.card.empty()) return;
+  b.add(sig::attr::card, card.card);
+  b.add_string(sig::attr::card_password, card.password);
+  b.add_string(sig::attr::card_route, card.route);
+}
+
+// The node's word on the card's units, at the start and after each debit.
+void print_card_units(const proto::Message& m) {
+  const auto* units = m.find(sig::attr::card_units);
+  if (units == nullptr) return;
+  std::cerr << "card: " << proto::read_u64(*units).value_or(0) << " units left" << std::endl;
+  if (m.find(sig::attr::card_warning) != nullptr)
+    std::cerr << "card: warning: the units left do not pay for the next minute; the call ends then" << "\a"
+              << std::endl;
+}
+
 }  // namespace
 
 int run_call(const CallOptions& options) {
@@ -686,6 +705,7 @@ int run_call(const CallOptions& options) {
           [&](proto::MessageBuilder& b) {
             b.add_string(sig::attr::user_id, a->callee);
             b.add_u32(sig::attr::call_media, a->reliable ? 1 : 0);
+            add_card_attributes(b, options.card);
           },
           [&](const proto::Message* answer, std::string_view error) {
             shell->feed([&](CallCore& c, uint64_t now) { c.prepare_answered(answer, error, now); });
@@ -724,6 +744,7 @@ int run_call(const CallOptions& options) {
     shell->feed([](CallCore& c, uint64_t now) { c.logged_in(now); });
   };
   events.on_node_indication = [&](const proto::Message& m) {
+    if (m.method == sig::method::card_units) return print_card_units(m);
     if (shell) shell->feed([&](CallCore& c, uint64_t now) { c.call_event(m, now); });
   };
   events.on_node_request = [&](const proto::Message& m) {

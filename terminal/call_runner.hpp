@@ -12,6 +12,13 @@
 
 namespace tsunagu::terminal {
 
+// `call --card`: the call is paid from this card (docs/cards.md).
+struct CardCallOptions {
+  Bytes card;            // the .card bytes; empty: not a card call
+  std::string password;  // the card password as typed
+  std::string route;     // the access point's name on the card (the node's tariff for it)
+};
+
 struct CallOptions {
   NodeClientOptions node;
   enum class Mode { echo_test, pipe, send_file, voice, listen } mode = Mode::listen;
@@ -38,6 +45,7 @@ struct CallOptions {
   unsigned duration_s = 0;  // call --duration S: hang up S seconds after connecting
   double hold_at_s = 0, resume_at_s = 0;  // --hold-at/--resume-at S: hold and resume S seconds after connecting (0: never)
   double answer_waiting_after_s = -1;  // listen --answer-waiting-after S: answer a waiting call S s after it rings (<0: only the w key)
+  CardCallOptions card;
 };
 
 int run_call(const CallOptions& options);

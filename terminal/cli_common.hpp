@@ -3,6 +3,7 @@
 // NodeClientOptions, and JSON string quoting for --json output.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +48,10 @@ struct NodeArgs {
   // (exit_code is then set to exit_usage).
   std::optional<NodeClientOptions> prepare(int& exit_code) const;
 };
+
+// Logs in on a query link, runs `work` once logged in, and returns the exit
+// code it set (or the link's failure's).
+int run_query(NodeClientOptions options, const std::function<void(NodeClient&, int&)>& work);
 
 // "text" with quotes, backslashes and control characters escaped.
 std::string json_string(std::string_view text);

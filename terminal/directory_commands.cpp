@@ -21,31 +21,6 @@
 namespace tsunagu::terminal {
 namespace {
 
-// Logs in on a query link, runs `work`, and returns the exit code it set.
-int run_query(NodeClientOptions options, const std::function<void(NodeClient&, int&)>& work) {
-  options.role = proto::link_role::query;
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  int exit_code = 0;
-  NodeClientEvents events;
-  NodeClient* client_ptr = nullptr;
-  events.on_logged_in = [&](const LoginInfo&) { work(*client_ptr, exit_code); };
-  events.on_stopped = [&](ClientFailure failure, std::string_view detail) {
-    if (failure == ClientFailure::none) return;
-    std::cerr << "tsunagu: " << detail << std::endl;
-    if (exit_code == 0) exit_code = exit_for_failure(failure);
-  };
-  {
-    NodeClient client(&loop, options, events);
-    client_ptr = &client;
-    if (auto started = client.start(); !started) events.on_stopped(started.error().failure, started.error().detail);
-    uv_run(&loop, UV_RUN_DEFAULT);
-  }
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  return exit_code;
-}
-
 // Error code and reason of an error response; 0 for success.
 uint16_t error_of(const proto::Message& response, std::string& reason) {
   if (response.message_class != proto::MessageClass::error) return 0;

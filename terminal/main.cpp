@@ -13,6 +13,7 @@
 #include "base/log.hpp"
 #include "base/password_input.hpp"
 #include "terminal/call_runner.hpp"
+#include "terminal/card_commands.hpp"
 #include "terminal/cli_common.hpp"
 #include "terminal/lan_ring_server.hpp"
 #include "terminal/directory_commands.hpp"
@@ -215,6 +216,7 @@ int main(int argc, char** argv) {
   auto* call = app.add_subcommand("call", "Call a user: ICE through libnice, every packet sealed with the call's keys");
   call_common.add_to(call);
   call->add_option("ID", call_options.callee, "The user ID to call")->required();
+  auto card_call = add_card_call_options(call);
   bool call_pipe = false, listen_pipe_mode = false;
   auto* pipe_flag = call->add_flag("--pipe", call_pipe, "Reliable byte stream: stdin to the callee, the callee's bytes to stdout");
   auto* send_option = call->add_option("--send", call_options.send_file, "Send FILE; the callee checks its SHA-256");
@@ -307,6 +309,7 @@ int main(int argc, char** argv) {
       ->needs(lan_option);
 
   auto directory_commands = add_directory_commands(app);
+  auto card_commands = add_card_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -316,6 +319,7 @@ int main(int argc, char** argv) {
   }
 
   if (auto handled = run_directory_commands(*directory_commands)) return *handled;
+  if (auto handled = run_card_commands(*card_commands)) return *handled;
   for (const CallOptions* given : {&call_options, &listen_options}) {
     if (given->resume_at_s > 0 && given->resume_at_s <= given->hold_at_s) {
       std::cerr << "tsunagu: --resume-at must come after --hold-at\n";
@@ -336,6 +340,8 @@ int main(int argc, char** argv) {
     return true;
   };
   if (call->parsed()) {
+    if (card_call_requested(*card_call) && !prepare_card_call(*card_call, call_common, call_options.callee, code))
+      return code;
     auto options = call_common.prepare(code);
     if (!options) return code;
     if (!parse_addresses(call_ice, call_options.ice_addresses)) return exit_usage;
@@ -348,7 +354,8 @@ int main(int argc, char** argv) {
     bool backend_ok = true;
     call_options.audio.input_device.backend = call_options.audio.output_device.backend =
         audio::parse_backend(call_backend, &backend_ok);
-    int call_result = run_call(call_options);
+    int call_result = card_call_requested(*card_call) ? run_card_call(call_options, *card_call)
+                                                       : run_call(call_options);
     if (!call_missed(call_result)) return call_result;
     if (call_voicemail.empty()) return offer_voicemail(*options, call_options.callee).value_or(call_result);
     std::cout << "the call did not complete; leaving voicemail for " << call_options.callee << std::endl;

@@ -8,8 +8,17 @@ removed however the scenario ends.
   card_issue_show_topup_revoke  files, QR images, passwords list, ledger changes, rekey
   card_forgery_refused          a flipped signature bit, another deployment's card, a cut file
   card_usage_errors             a bad areas.toml, a missing option, an unknown serial
+
+Calls on a card (a real node, `tsunagu listen` and `tsunagu call --card` on
+loopback; [cards] debit_interval_s = 1 so debits come each second):
+  card_call_debited             card load (offline, --issuer-key), card show; LCR skips a dead
+                                access point; units told at the start and per debit; the ledger's debits
+  card_call_refused             a flipped signature byte, a revoked serial, a wrong password, the same
+                                card in a second call at once: each refused with its reason, audited
+  card_call_units_run_out       the call is ended by the node with "Units Exhausted"; the next is refused
 """
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -169,7 +178,185 @@ def card_usage_errors(root):
     return 0
 
 
-SCENARIOS = {f.__name__: f for f in (card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors)}
+# ---------------------------------------------------------------- calls on a card
+
+ALICE, ALICE_PW = "alice", "alice-password-1"
+BOB, BOB_PW = "bob", "bob-password-22"
+LOOP = ["--ice-address", "127.0.0.1"]
+EXIT_REFUSED, EXIT_CALL_FAILED = 7, 11
+
+
+def dead_address():
+    """127.0.0.1:PORT where nothing listens (bound, then closed)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return "127.0.0.1:%d" % port
+
+
+def card_setup(root, cost=3, units=100, count=1, max_calls=1):
+    """A node with alice and bob, an area "home" whose cheapest access point is dead
+    and whose second is the node; `count` cards of `units`; the terminal's card env."""
+    d = h.Deployment(cards__debit_interval_s=1, cards__max_calls_per_card=max_calls)
+    d.start_node()
+    d.add_user(ALICE, ALICE_PW)
+    d.add_user(BOB, BOB_PW)
+    areas = d.path("areas.toml")
+    with open(areas, "w") as f:
+        f.write('[[area]]\ncode = "home"\n'
+                '[[area.internet]]\nname = "home-dead"\nnode = "%s"\ncost_per_minute = 1\n'
+                '[[area.internet]]\nname = "home-node"\nnode = "%s"\ncost_per_minute = %d\n'
+                % (dead_address(), d.node.address, cost))
+    out = d.path("cards")
+    result = d.admin(["card", "-d", d.dir, "issue", "--units", str(units), "--areas", areas, "--group", "1",
+                      "--count", str(count), "--out", out])
+    if result.code != 0:
+        raise Failure("card issue: %r" % result)
+    cards = listing(out)
+    os.environ["TSUNAGU_CARD_DIR"] = d.path("terminal-cards")
+    os.environ["TSUNAGU_CARD_AREA"] = "home"
+    os.environ["TSUNAGU_CARD_PASSWORD"] = cards[0]["password"]
+    return d, cards
+
+
+def issuer_key(d):
+    return d.admin(["card", "-d", d.dir, "keys"]).out.split()[2]
+
+
+def load(d, card):
+    result = d.cli(["card", "load", card["file"], "--issuer-key", issuer_key(d)])
+    if result.code != 0:
+        raise Failure("card load: %r" % result)
+    return result
+
+
+def listen(d):
+    t = h.spawn_cli(d, ["listen", "--auto-accept-from", ALICE] + LOOP, BOB, BOB_PW)
+    h.wait_until(lambda: "listening as %s" % BOB in t.err(), h.LOGIN_TIMEOUT, 0.05, "bob's listen")
+    return t
+
+
+def card_call(d, mode=("--pipe",)):
+    """alice calls bob on the card; with --pipe, stdin stays open until hang_up()."""
+    return h.spawn_cli(d, ["call", BOB, "--card"] + list(mode) + LOOP, ALICE, ALICE_PW,
+                       stdin=subprocess.PIPE if "--pipe" in mode else None)
+
+
+def wait_text(t, text, timeout=30):
+    def seen():
+        if text in t.err():
+            return True
+        if not t.alive():
+            raise Failure("exited (%s) before %r: %r" % (t.proc.returncode, text, t.err()))
+        return False
+    h.wait_until(seen, timeout * h.SLOW, 0.05, repr(text))
+
+
+def hang_up(t):
+    t.proc.stdin.close()
+    return t.wait_exit(30)
+
+
+def ledger(d, serial):
+    return d.admin(["card", "-d", d.dir, "show", str(serial)]).out
+
+
+def card_call_debited(root):
+    d, cards = card_setup(root)
+    loaded = load(d, cards[0])
+    check("verified and kept" in loaded.out, "card load --issuer-key verifies the card offline")
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)
+    check("area home" in shown.out and "home-node" in shown.out and "units left   100" in shown.out,
+          "card show lists the area and asks the node for the units: %r" % shown.out)
+    listener = listen(d)
+    caller = card_call(d)
+    wait_text(caller, "connected after")
+    check("access point home-dead unreachable; trying the next" in caller.err(),
+          "LCR tried the cheaper dead access point first and fell back")
+    check("card: 100 units left" in caller.err(), "the caller is told the units at the start")
+    wait_text(caller, "card: 91 units left")
+    check("card: 97 units left" in caller.err() and "card: 94 units left" in caller.err(),
+          "each period (1 s here) is debited at the route's 3 units")
+    code = hang_up(caller)
+    check(code == 0, "the call hangs up cleanly (exit %s)" % code)
+    history = ledger(d, 1)
+    debits = [line for line in history.splitlines() if "debit" in line]
+    check(len(debits) >= 3 and all("  3  " in line and "home-node" in line for line in debits),
+          "the ledger has the debits of 3 units on route home-node: %r" % debits)
+    left = int(re.search(r"units left (\d+)", history).group(1))
+    check(left == 100 - 3 * len(debits), "units left %d = 100 - 3 x %d debits" % (left, len(debits)))
+    listener.kill()
+    return 0
+
+
+def card_call_refused(root):
+    d, cards = card_setup(root, count=3, max_calls=1)
+    card_dir = os.environ["TSUNAGU_CARD_DIR"]
+    os.makedirs(card_dir)
+    listener = listen(d)
+
+    def refused_with(card_file, reason, password=None):
+        for name in os.listdir(card_dir):
+            os.remove(os.path.join(card_dir, name))
+        shutil.copy(card_file, os.path.join(card_dir, "card.card"))
+        if password is not None:
+            os.environ["TSUNAGU_CARD_PASSWORD"] = password
+        t = card_call(d)
+        code = t.wait_exit(40)
+        check(code == EXIT_REFUSED and "Card Refused: " + reason in t.err(),
+              "refused: %s (exit %s, %r)" % (reason, code, t.err()[-300:]))
+
+    with open(cards[0]["file"], "rb") as f:
+        data = bytearray(f.read())
+    data[-1] ^= 0x01
+    forged = os.path.join(root, "forged.card")
+    with open(forged, "wb") as f:
+        f.write(data)
+    refused_with(forged, "invalid: bad signature", cards[0]["password"])
+    d.admin(["card", "-d", d.dir, "revoke", cards[1]["serial"]])
+    refused_with(cards[1]["file"], "revoked", cards[1]["password"])
+    refused_with(cards[2]["file"], "wrong card password", "0000-0000-0000")
+
+    # The same card in a second call while the first is up.
+    os.environ["TSUNAGU_CARD_PASSWORD"] = cards[2]["password"]
+    first = card_call(d)
+    wait_text(first, "connected after")
+    refused_with(cards[2]["file"], "already in a call")
+    hang_up(first)
+    log = d.node.log_text()
+    for reason in ("invalid: bad signature", "revoked", "wrong card password", "already in a call"):
+        check(re.search(r'event=card result=refused .*reason="?%s' % re.escape(reason), log) is not None,
+              "the node audits the refusal: %s" % reason)
+    check("in_use_from=" in log, "the in-use refusal names where the card is in use")
+    listener.kill()
+    return 0
+
+
+def card_call_units_run_out(root):
+    d, cards = card_setup(root, cost=3, units=5)
+    load(d, cards[0])
+    listener = listen(d)
+    # 500 echoes 20 ms apart: the call would last 10 s; the card pays for two.
+    caller = card_call(d, ("--echo-test", "500"))
+    wait_text(caller, "card: 2 units left")
+    check("warning: the units left do not pay for the next minute" in caller.err(),
+          "the caller is warned when the next period cannot be paid")
+    code = caller.wait_exit(30)
+    check(code == EXIT_CALL_FAILED and "Units Exhausted" in caller.err(),
+          "the node ends the call: Units Exhausted (exit %s, %r)" % (code, caller.err()[-300:]))
+    check("units left 0" in ledger(d, 1), "the ledger has 0 units left")
+    again = card_call(d)
+    code = again.wait_exit(40)
+    check(code == EXIT_REFUSED and "Card Refused: no units left" in again.err(),
+          "a call on the empty card is refused: no units left (exit %s)" % code)
+    listener.kill()
+    return 0
+
+
+SCENARIOS = {f.__name__: f for f in (card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
+                                     card_call_debited, card_call_refused, card_call_units_run_out)}
 
 if __name__ == "__main__":
     if not os.access(h.RENDEZVOUS, os.X_OK):
@@ -178,7 +365,7 @@ if __name__ == "__main__":
     root = tempfile.mkdtemp(prefix="tsunagu-cards-")
     try:
         sys.exit(SCENARIOS[sys.argv[1]](root))
-    except Failure as failure:
+    except (Failure, h.TestFailure) as failure:
         print("FAIL: %s" % failure)
         sys.exit(1)
     finally:

@@ -110,6 +110,15 @@ def protocol_limits_table():
     checks.check(search("q" * 64) == 200 and search("q" * 65) == 400, "DIRECTORY-QUERY: 64 bytes searched, 65: 400")
     checks.check(search("q", 50) == 200 and search("q", 51) == 400, "DIRECTORY-LIMIT: 50 searched, 51: 400")
     checks.check(search("q", 0) == 200, "DIRECTORY-LIMIT 0: the default page")
+
+    # CARD 8192 bytes, CARD-PASSWORD 64 (a call on an access card; docs/cards.md): at the limit
+    # the card is read (and refused, 402: these bytes are no card); above it, 400.
+    def card_call(card, password):
+        return code_of(raw.request(0x820, [(h.ATTR_USER_ID, h.text(BOB)), (0xC070, card),
+                                           (0xC071, h.text(password))]))
+    checks.check(card_call(b"c" * 8192, "1" * 64) == 402, "CARD of 8192 bytes, CARD-PASSWORD of 64: read (402)")
+    checks.check(card_call(b"c" * 8193, "1") == 400, "CARD of 8193 bytes: 400")
+    checks.check(card_call(b"c", "1" * 65) == 400, "CARD-PASSWORD of 65 bytes: 400")
     raw.close()
 
     # one message on a TLS link: 16 KiB; a larger announced size closes the link.

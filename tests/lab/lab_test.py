@@ -676,6 +676,54 @@ deny_callers = ["*"]
             "throughput": "-"}
 
 
+# --------------------------------------------------------------------------
+# Access cards (docs/cards.md): the home terminal calls on a card whose area
+# lists two access points, the cheaper one unreachable; least-cost routing
+# falls back to the node, the call completes and the ledger is debited.
+
+def card_fallback():
+    with Lab("card_fallback", nat={"gw-acme": "eim", "gw-home": "eim"}) as l:
+        l.up()
+        checks = Checks()
+        areas = l.path("areas.toml")
+        with open(areas, "w") as f:
+            f.write('[[area]]\ncode = "home"\n'
+                    '[[area.internet]]\nname = "home-closed"\nnode = "%s:7499"\ncost_per_minute = 1\n'
+                    '[[area.internet]]\nname = "home-node"\nnode = "%s"\ncost_per_minute = 2\n'
+                    % (lab.NODE_IP, lab.NODE_TLS))
+        out = l.path("cards")
+        l.sh([lab.RENDEZVOUS, "card", "-d", l.deployment, "issue", "--units", "50", "--areas", areas,
+              "--group", "1", "--out", out])
+        with open(os.path.join(out, "cards.tsv")) as f:
+            serial, _, password, card_file = f.read().splitlines()[1].split("\t")
+        key = l.sh([lab.RENDEZVOUS, "card", "-d", l.deployment, "keys"]).stdout.split()[2]
+        card_env = dict(TSUNAGU_CARD_DIR=l.path("home-cards"), TSUNAGU_CARD_AREA="home",
+                        TSUNAGU_CARD_PASSWORD=password)
+        env = dict(l.terminal_env("kenji"), **card_env)
+        loaded = l.sh([lab.TERMINAL, "card", "load", card_file, "--issuer-key", key], ns="home", env=env)
+        checks.check("verified and kept" in loaded.stdout, "the home terminal loads and verifies the card")
+        payload = lab.write_random(l.path("payload-card.bin"), 64 * 1024)
+        greeting = greeting_file(l, "akiko")
+        listener = l.listen("acme-1", ["--auto-accept-from", "kenji", "--pipe", "--once"], stdin=greeting)
+        caller = l.spawn("home", [lab.TERMINAL, "call", "akiko", "--card", "--pipe"], "call-card-kenji", env=env,
+                         stdin=payload, binary_stdout=True)
+        code = caller.wait(CALL_TIMEOUT)
+        checks.check(code == 0, "kenji's call on the card exits 0%s" % unless(code == 0, caller))
+        checks.check("access point home-closed unreachable; trying the next" in caller.err(),
+                     "LCR tried the cheaper, unreachable access point first and fell back")
+        checks.check("card: 50 units left" in caller.err() and "card: 48 units left" in caller.err(),
+                     "the caller was told 50 units, then 48 after the first minute's debit")
+        lcode = listener.wait(20)
+        checks.check(lcode == 0, "akiko's `listen --once` exits 0%s" % unless(lcode == 0, listener))
+        got = os.path.getsize(listener.out_path) if os.path.exists(listener.out_path) else 0
+        checks.check(got == 64 * 1024 and lab.sha256_file(listener.out_path) == lab.sha256_file(payload),
+                     "64 KiB through the card call arrived byte-identical")
+        ledger = l.sh([lab.RENDEZVOUS, "card", "-d", l.deployment, "show", serial]).stdout
+        checks.check("debit  2  left 48" in ledger and "route home-node" in ledger,
+                     "the ledger has one debit of 2 units on route home-node")
+        checks.finish()
+
+
 SCENARIOS = {
     "punch_eim": punch_eim,
     "relay_symmetric": relay_symmetric,
@@ -689,6 +737,7 @@ SCENARIOS = {
     "ext_renumbered": ext_renumbered,
     "ext_agent_restart": ext_agent_restart,
     "ext_policy_refused": ext_policy_refused,
+    "card_fallback": card_fallback,
 }
 
 if __name__ == "__main__":

@@ -70,4 +70,22 @@ TEST_CASE("call meter: ten calls' meters add up to the sum of their call charges
   CHECK(metered == expected);
 }
 
+TEST_CASE("call meter: a shorter period (a node's debit_interval_s) charges each period at the per-minute price") {
+  AccessPoint route = day_and_night();
+  int64_t start = midnight + 8 * hour - 2;  // 07:59:58: night price, day price from 08:00
+  CallMeter meter(route, start, 1);
+  CHECK(meter.due(start) == 1);
+  CHECK(meter.next_minute() == start + 1);
+  CHECK(meter.due(start + 1) == 1);   // 07:59:59
+  CHECK(meter.due(start + 3) == 6);   // 08:00:00 and 08:00:01, each a day "minute"
+  CHECK(meter.minutes_charged() == 4);
+}
+
+TEST_CASE("call meter: a period of 0 or less is taken as a minute") {
+  AccessPoint route = day_and_night();
+  CallMeter meter(route, midnight, 0);
+  CHECK(meter.due(midnight) == 1);
+  CHECK(meter.next_minute() == midnight + 60);
+}
+
 }  // namespace tsunagu::cards

@@ -280,3 +280,12 @@ TEST_CASE("access point: the tariff band in force gives the cost, the base cost 
 }
 
 }  // namespace tsunagu::cards
+
+TEST_CASE("from_hex: either case back to bytes; an odd length or a non-digit is refused") {
+  auto bytes = tsunagu::cards::from_hex("00ffA0");
+  REQUIRE(bytes.has_value());
+  CHECK(*bytes == tsunagu::Bytes{std::byte{0x00}, std::byte{0xff}, std::byte{0xa0}});
+  CHECK(tsunagu::cards::from_hex("")->empty());
+  CHECK_FALSE(tsunagu::cards::from_hex("abc").has_value());
+  CHECK_FALSE(tsunagu::cards::from_hex("0g").has_value());
+}

@@ -5,23 +5,15 @@
 #include <string>
 
 #include "rendezvous/account_store.hpp"
+#include "../storage/temp_dir.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
 using tsunagu::proto::SocketAddress;
 
-namespace {
+using test::TempDir;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tsunagu-accounts-XXXXXX";
-    char* made = mkdtemp(tmpl);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+namespace {
 
 constexpr uint64_t test_map_size = uint64_t{16} << 20;
 

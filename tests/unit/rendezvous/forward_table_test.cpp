@@ -6,23 +6,15 @@
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/forward_table.hpp"
+#include "../storage/temp_dir.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
 namespace sig = tsunagu::proto;
 
-namespace {
+using test::TempDir;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tsunagu-routes-XXXXXX";
-    char* made = mkdtemp(tmpl);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+namespace {
 
 // The agent registry in a real LMDB environment as the routes' storage, the
 // way NodeCore reads it (one read transaction per question here).

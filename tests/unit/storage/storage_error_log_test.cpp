@@ -14,22 +14,14 @@
 #include <thread>
 
 #include "storage/storage_error_log.hpp"
+#include "temp_dir.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::storage;
 
-namespace {
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/tsunagu-storage-log-XXXXXX";
-    char* made = mkdtemp(tmpl);
-    REQUIRE(made != nullptr);
-    path = made;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using test::TempDir;
 
+namespace {
 // What the code under test writes to stderr while this lives.
 class CapturedStderr {
  public:

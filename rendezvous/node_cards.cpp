@@ -1,0 +1,275 @@
+// Calls paid from an access card (issue 15; docs/cards.md, "Calls on a card").
+//
+//   caller                                    node
+//   call(USER-ID, CARD, CARD-PASSWORD, CARD-ROUTE) -->
+//        the card decoded and verified, its ledger entry read, revocation,
+//        units and calls in progress checked (admit_card with the password
+//        taken as right: a card refused for anything else costs no scrypt);
+//        then the password verified on the thread pool, like a login's;
+//        then admit_card again with the ledger and the calls as they are now
+//                                         <-- error 402 CARD-REFUSAL (refused; audited)
+//                                         <-- card_units(CALL-ID, CARD-UNITS)
+//                                         <-- success(CALL-ID, preparing, ...) as any call
+//   ... accepted: the first period is debited at once, then one at the start
+//   of each period (debit_interval_s), each in the turn's write transaction;
+//                                         <-- card_units(CALL-ID, CARD-UNITS[, CARD-WARNING]) after its commit
+//   the card cannot pay a period:         <-- call_event(ended, END-CODE 402 "Units Exhausted: ...")
+//
+// card_status(CARD, CARD-PASSWORD) takes the same checks (without the calls
+// in progress and the units) and answers CARD-UNITS.
+#include <algorithm>
+
+#include "cards/card_password.hpp"
+#include "proto/signalling.hpp"
+#include "rendezvous/node_core.hpp"
+
+namespace tsunagu::rendezvous {
+namespace {
+namespace sig = tsunagu::proto;
+
+// The route the terminal says it chose, as the card lists it in any area.
+const cards::AccessPoint* find_access_point(const cards::Card& card, std::string_view name) {
+  for (const auto& area : card.areas)
+    for (const auto* list : {&area.internet, &area.premium, &area.agents})
+      for (const auto& point : *list)
+        if (point.name == name) return &point;
+  return nullptr;
+}
+
+}  // namespace
+
+void NodeCore::audit_card(std::string_view result, uint64_t serial, const LinkState& state, std::string_view reason,
+                          std::string_view extra_key, std::string extra_value) {
+  audit::AuditEvent event{"card", {}};
+  event.add("result", std::string(result)).add("serial", std::to_string(serial));
+  event.add("user", state.user.value_or("")).add("source", state.observed.to_string());
+  if (!reason.empty()) event.add("reason", std::string(reason));
+  if (!extra_key.empty()) event.add(std::string(extra_key), std::move(extra_value));
+  audit_->record(event);
+}
+
+void NodeCore::refuse_card(LinkId link, const LinkState& state, const proto::Message& request,
+                           const CardDecision& decision, uint64_t serial, std::string_view sources) {
+  ++counters_.card_calls_refused;
+  audit_card("refused", serial, state, decision.reason(), sources.empty() ? "" : "in_use_from", std::string(sources));
+  auto refusal = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
+  refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  refusal.add_error(sig::error::card_refused, "Card Refused: " + decision.reason());
+  refusal.add_u32(sig::attr::card_refusal, static_cast<uint32_t>(decision.refusal));
+  send(link, refusal.finish());
+}
+
+std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkState& state,
+                                                      const proto::Message& request, std::optional<bool> password_ok,
+                                                      Now now, uint64_t* serial_out) {
+  const auto* card_attribute = request.find(sig::attr::card);
+  const auto* password = request.find(sig::attr::card_password);
+  if (card_attribute == nullptr || password == nullptr || card_attribute->value.size() > sig::max_card_attribute ||
+      password->value.size() > sig::max_card_password_size) {
+    reply_error(link, request, sig::error::bad_request,
+                "Bad Request: CARD (at most 8192 bytes) and CARD-PASSWORD (at most 64) go together");
+    return std::nullopt;
+  }
+  auto decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
+  // A card of a key this node has not read yet (issued after a rekey or the
+  // first issue since the node started): the keys are read again, not often.
+  if (!decoded && decoded.error().code == cards::CardErrc::unknown_key && settings_.reload_card_issuers &&
+      (card_issuers_reloaded_ms_ == 0 ||
+       now.mono_ms >= card_issuers_reloaded_ms_ + uint64_t{settings_.card_issuer_reload_s} * 1000)) {
+    card_issuers_reloaded_ms_ = std::max<uint64_t>(now.mono_ms, 1);
+    settings_.card_issuers = settings_.reload_card_issuers();
+    decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
+  }
+  uint64_t serial = decoded ? decoded->serial : 0;
+  if (serial_out != nullptr) *serial_out = serial;
+  std::optional<CardAccount> account;
+  if (decoded) {
+    auto* txn = read_txn();
+    if (txn == nullptr || !card_ledger_) {
+      reply_storage_error(link, request, txn == nullptr ? txn_error_ : open_error_.value_or(storage::StoreError{}));
+      return std::nullopt;
+    }
+    auto found = card_ledger_->find(*txn, serial);
+    if (!found) {
+      reply_storage_error(link, request, found.error());
+      return std::nullopt;
+    }
+    account = std::move(*found);
+  }
+  bool for_call = request.method == sig::method::call;
+  // card_status asks about the units, so a card with none or in a call is
+  // still answered; a call needs both.
+  CardDecision decision = admit_card(decoded, account, password_ok.value_or(true),
+                                     for_call ? card_call_table_.calls(serial) : 0, settings_.max_calls_per_card);
+  if (!for_call && decision.refusal == CardRefusal::no_units) decision = CardDecision{};
+  if (!decision.admitted()) {
+    refuse_card(link, state, request, decision, serial,
+                decision.refusal == CardRefusal::in_use ? card_call_table_.sources(serial) : "");
+    return std::nullopt;
+  }
+  CardUse use;
+  use.serial = serial;
+  use.units_left = account->units_left;
+  if (for_call) {
+    const auto* route_name = request.find(sig::attr::card_route);
+    const cards::AccessPoint* route = route_name ? find_access_point(*decoded, proto::read_string(*route_name)) : nullptr;
+    if (route == nullptr) {
+      reply_error(link, request, sig::error::bad_request,
+                  "Bad Request: CARD-ROUTE must name an access point on the card");
+      return std::nullopt;
+    }
+    use.route = *route;
+  }
+  return use;
+}
+
+void NodeCore::begin_card_check(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (request.method == sig::method::call && request.find(sig::attr::call_id) != nullptr)
+    return reply_error(link, request, sig::error::bad_request,
+                       "Bad Request: CARD goes with the first call request (USER-ID), not with CALL-ID");
+  uint64_t serial = 0;
+  auto use = check_card(link, state, request, std::nullopt, now, &serial);
+  if (!use) return;
+  // Guessing a card's password costs a scrypt run each, limited per card
+  // and source as logins are.
+  std::string card_key = "card:" + std::to_string(serial);
+  std::string source = source_key(state.observed);
+  if (uint32_t wait = limiter_.retry_after(card_key, source, now.mono_ms); wait > 0) {
+    audit_card("limited", serial, state);
+    return reply_retry_after(link, request, wait, "Too Many Attempts: too many wrong passwords for this card");
+  }
+  if (password_work_full(link, request)) return;
+  limiter_.record_failure(card_key, source, now.mono_ms);  // refunded when right, as logins are
+  // The stored hash, from the entry check_card() just read in this turn's transaction.
+  auto* txn = read_txn();
+  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
+  auto account = card_ledger_->find(*txn, serial);
+  if (!account) return reply_storage_error(link, request, account.error());
+  if (!account->has_value()) return reply_error(link, request, sig::error::unavailable);
+  uint64_t job = next_job_id_++;
+  pending_card_checks_[job] = PendingCardCheck{link, Bytes(current_message_.begin(), current_message_.end()), serial};
+  std::string typed(proto::read_string(*request.find(sig::attr::card_password)));
+  password_jobs_.push_back(PasswordJob{PasswordJob::Kind::verify, job, cards::normalized_card_password(typed),
+                                       (*account)->password_hash, {}});
+}
+
+bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
+  auto it = pending_card_checks_.find(result.id);
+  if (it == pending_card_checks_.end()) return false;
+  PendingCardCheck pending = std::move(it->second);
+  pending_card_checks_.erase(it);
+  auto link = links_.find(pending.link);
+  if (link == links_.end() || !link->second.user) return true;  // gone meanwhile
+  LinkState& state = link->second;
+  auto decoded = proto::decode(pending.request);
+  if (!decoded) return true;  // it decoded before
+  const proto::Message& request = decoded->message;
+  if (result.verified) limiter_.record_success("card:" + std::to_string(pending.serial), source_key(state.observed));
+  // Again with the password's verdict, and the ledger and the calls as they
+  // are now: another call may have taken the card meanwhile.
+  current_message_ = pending.request;
+  auto use = check_card(pending.link, state, request, result.verified, now);
+  current_message_ = {};
+  if (!use) return true;
+  if (request.method == sig::method::card_status) {
+    audit_card("status", use->serial, state);
+    auto ok = success(request);
+    ok.add_u64(sig::attr::card_units, use->units_left);
+    send(pending.link, ok.finish());
+    return true;
+  }
+  ++counters_.card_calls_admitted;
+  audit_card("admitted", use->serial, state, {}, "route", use->route.name);
+  handle_call(pending.link, state, request, now, &*use);
+  return true;
+}
+
+void NodeCore::card_call_placed(const Call& call, const CardUse& card) {
+  auto state = std::make_unique<CardCallState>();
+  state->serial = card.serial;
+  state->number = next_card_call_number_++;
+  state->caller_link = call.caller_link;
+  state->route = card.route;
+  card_call_table_.begin(card.serial, state->number, call.caller_source);
+  card_calls_[call.id] = std::move(state);
+  send_card_units(call.caller_link, call.id, card.units_left, false, false);
+}
+
+void NodeCore::card_call_accepted(const Call& call, Now now) {
+  auto it = card_calls_.find(call.id);
+  if (it == card_calls_.end()) return;
+  CardCallState& state = *it->second;
+  state.meter.emplace(state.route, static_cast<int64_t>(now.unix_s), int64_t{settings_.card_debit_interval_s});
+  // The first period is paid as it starts: at the next tick, which is due at
+  // once. Not here: a card that cannot pay ends the call, and the caller of
+  // this hook is still using it.
+  deadlines_.schedule(now.mono_ms, DeadlineKind::card_debit, call.id);
+}
+
+void NodeCore::debit_card_call(const std::string& call_id, Now now) {
+  auto it = card_calls_.find(call_id);
+  if (it == card_calls_.end() || !it->second->meter) return;
+  CardCallState& state = *it->second;
+  uint64_t units = state.meter->due(static_cast<int64_t>(now.unix_s));
+  auto schedule_next = [&] {
+    // The wall clock counts whole seconds: wake at the period's start on the
+    // monotonic clock, a second later if the wall clock has not got there.
+    int64_t wait_s = std::max<int64_t>(state.meter->next_minute() - static_cast<int64_t>(now.unix_s), 1);
+    deadlines_.schedule(now.mono_ms + static_cast<uint64_t>(wait_s) * 1000, DeadlineKind::card_debit, call_id);
+  };
+  if (units == 0) return schedule_next();
+  auto* txn = write_txn();
+  if (txn == nullptr) {
+    note_storage_error(txn_error_);
+    return schedule_next();  // tried again at the next period, with both periods' charge
+  }
+  std::string note = "call " + call_id.substr(0, 8) + " route " + state.route.name;
+  auto debited = card_ledger_->debit(*txn, state.serial, units, static_cast<int64_t>(now.unix_s), note);
+  if (!debited) {
+    note_storage_error(debited.error());
+    return schedule_next();
+  }
+  ++counters_.card_debits;
+  if (debited->outcome != LedgerOutcome::done) {
+    // What it had was taken (exhausted), or it had nothing, or was revoked
+    // during the call: the period cannot be paid.
+    audit::AuditEvent event{"card", {}};
+    event.add("result", "exhausted").add("serial", std::to_string(state.serial)).add("call", call_id);
+    event.add("reason", ledger_outcome_name(debited->outcome));
+    audit_after_commit(std::move(event));
+    bool revoked = debited->outcome == LedgerOutcome::revoked;
+    end_call(call_id, sig::error::units_exhausted,
+             revoked ? "Card Revoked: the card was revoked during the call"
+                     : "Units Exhausted: the card has no units left",
+             std::nullopt);
+    return;
+  }
+  // The next period's price at its start; a warning when what is left will not pay it.
+  uint64_t next_charge = cards::minute_charge(state.route, state.meter->next_minute());
+  send_card_units(state.caller_link, call_id, debited->units_left, debited->units_left < next_charge, true);
+  schedule_next();
+}
+
+void NodeCore::send_card_units(LinkId link, const std::string& call_id, uint64_t units_left, bool warning,
+                               bool after_commit) {
+  proto::TransactionId id;
+  fill_random(id.bytes);
+  proto::MessageBuilder event(proto::MessageClass::indication, sig::method::card_units, id);
+  event.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  event.add_string(sig::attr::call_id, call_id);
+  event.add_u64(sig::attr::card_units, units_left);
+  if (warning) event.add_u32(sig::attr::card_warning, 1);
+  if (after_commit) reply_after_commit(link, sig::method::card_units, id, event.finish());
+  else send(link, event.finish());
+}
+
+void NodeCore::card_call_ended(const std::string& call_id) {
+  auto it = card_calls_.find(call_id);
+  if (it == card_calls_.end()) return;
+  card_call_table_.end(it->second->number);
+  deadlines_.cancel(DeadlineKind::card_debit, call_id);
+  card_calls_.erase(it);
+}
+
+}  // namespace tsunagu::rendezvous

@@ -1,0 +1,397 @@
+#include "terminal/card_commands.hpp"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+
+#include "base/password_input.hpp"
+#include "base/toml_reader.hpp"
+#include "cards/call_charge.hpp"
+#include "cards/card_codec.hpp"
+#include "cards/least_cost_router.hpp"
+#include "cards/qr_text.hpp"
+#include "proto/signalling.hpp"
+
+namespace tsunagu::terminal {
+namespace {
+namespace fs = std::filesystem;
+namespace sig = tsunagu::proto;
+
+constexpr size_t max_card_file_size = 64 * 1024;  // a .card is at most 16 KiB, its QR text 1.5 times that
+
+// Where loaded cards are kept: $TSUNAGU_CARD_DIR, else the XDG state
+// directory's tsunagu/cards ($XDG_STATE_HOME, else ~/.local/state).
+std::string card_directory() {
+  if (const char* dir = std::getenv("TSUNAGU_CARD_DIR"); dir != nullptr && *dir != '\0') return dir;
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && *state != '\0')
+    return (fs::path(state) / "tsunagu" / "cards").string();
+  const char* home = std::getenv("HOME");
+  return (fs::path(home != nullptr ? home : ".") / ".local" / "state" / "tsunagu" / "cards").string();
+}
+
+// The terminal's settings file: $TSUNAGU_CONFIG, else
+// $XDG_CONFIG_HOME/tsunagu/terminal.toml (else ~/.config/...). Only
+// [card] area is read today.
+std::string configured_area() {
+  std::string file;
+  if (const char* given = std::getenv("TSUNAGU_CONFIG"); given != nullptr && *given != '\0') {
+    file = given;
+  } else {
+    const char* config = std::getenv("XDG_CONFIG_HOME");
+    const char* home = std::getenv("HOME");
+    fs::path base = config != nullptr && *config != '\0' ? fs::path(config) : fs::path(home ? home : ".") / ".config";
+    file = (base / "tsunagu" / "terminal.toml").string();
+  }
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return "";
+  toml::table root = toml::parse_file(file);
+  TomlReader reader(root, file);
+  reader.reject_unknown({{"card", {"area"}}});
+  return reader.text("card.area", "", 255);
+}
+
+std::optional<std::string> read_small_file(const std::string& path, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read " + path;
+    return std::nullopt;
+  }
+  std::string text;
+  text.resize(max_card_file_size + 1);
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > max_card_file_size) {
+    error = path + " is larger than a card can be";
+    return std::nullopt;
+  }
+  return text;
+}
+
+// The .card bytes of FILE: a .card as issued, or the QR code's text
+// (`TSU1:...`, what `zbarimg --raw CARD.png` prints). An image is not read:
+// see docs/cards.md for why.
+std::optional<Bytes> card_bytes_of(const std::string& path, std::string& error) {
+  auto text = read_small_file(path, error);
+  if (!text) return std::nullopt;
+  if (text->rfind("\x89PNG", 0) == 0) {
+    error = path + " is an image: read its QR code with `zbarimg --quiet --raw " + path +
+            " > card.txt` and load card.txt";
+    return std::nullopt;
+  }
+  std::string_view trimmed = *text;
+  while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == '\r' || trimmed.back() == ' '))
+    trimmed.remove_suffix(1);
+  if (trimmed.rfind("TSU", 0) == 0) {
+    auto decoded = cards::decode_qr_text(trimmed);
+    if (!decoded) {
+      error = path + ": not a card's QR text (" + decoded.error().detail + ")";
+      return std::nullopt;
+    }
+    return std::move(*decoded);
+  }
+  auto bytes = as_bytes(*text);
+  return Bytes(bytes.begin(), bytes.end());
+}
+
+// The card's fields without a signature check (a card in the card directory
+// was verified when it was loaded).
+std::optional<cards::Card> read_card(ByteView bytes, std::string& error) {
+  auto envelope = cards::read_envelope(bytes);
+  if (!envelope) {
+    error = std::string("not a card: ") + cards::card_error_label(envelope.error().code);
+    return std::nullopt;
+  }
+  auto card = cards::parse_card_payload(envelope->payload);
+  if (!card) {
+    error = std::string("not a card: ") + cards::card_error_label(card.error().code) + " (" + card.error().detail + ")";
+    return std::nullopt;
+  }
+  return std::move(*card);
+}
+
+struct StoredCard {
+  Bytes bytes;
+  cards::Card card;
+};
+
+// The card of `serial` from the card directory, or the only one there when
+// `serial` is empty.
+std::optional<StoredCard> stored_card(const std::string& serial, std::string& error) {
+  std::string directory = card_directory();
+  std::string file;
+  if (!serial.empty()) {
+    file = (fs::path(directory) / (serial + ".card")).string();
+  } else {
+    std::error_code ec;
+    std::vector<std::string> found;
+    for (const auto& entry : fs::directory_iterator(directory, ec))
+      if (entry.path().extension() == ".card") found.push_back(entry.path().string());
+    if (found.size() != 1) {
+      error = found.empty() ? "no card loaded (tsunagu card load FILE)"
+                            : "more than one card loaded in " + directory + ": name one by its serial";
+      return std::nullopt;
+    }
+    file = found[0];
+  }
+  auto bytes = card_bytes_of(file, error);
+  if (!bytes) return std::nullopt;
+  auto card = read_card(*bytes, error);
+  if (!card) return std::nullopt;
+  return StoredCard{std::move(*bytes), std::move(*card)};
+}
+
+std::optional<std::string> read_card_password(const std::optional<std::string>& file, std::string& error) {
+  PasswordSource source;
+  source.file = file;
+  source.environment_variable = "TSUNAGU_CARD_PASSWORD";
+  source.prompt = "Card password: ";
+  return read_password(source, error);
+}
+
+std::string clock_text(int minutes) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%02d:%02d", minutes / 60, minutes % 60);
+  return text;
+}
+
+void print_card(const cards::Card& card) {
+  std::time_t expiry = static_cast<std::time_t>(card.expires_at);
+  char when[32] = "";
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", std::gmtime(&expiry));
+  std::cout << "serial       " << card.serial << "\ncard ID      " << card.card_id.text() << "\nexpires      " << when
+            << "\nunits issued " << card.units_issued << "\n";
+  for (const auto& area : card.areas) {
+    std::cout << "area " << area.code << "\n";
+    for (auto [kind, list] : {std::pair{"internet", &area.internet}, std::pair{"premium", &area.premium},
+                              std::pair{"agent", &area.agents}}) {
+      for (const auto& point : *list) {
+        std::cout << "  " << kind << " " << point.name << "  node " << point.node << "  " << point.cost_per_minute
+                  << " units/min";
+        for (const auto& band : point.tariff)
+          std::cout << "  (" << clock_text(band.start_minute) << "-" << clock_text(band.end_minute) << ": "
+                    << band.cost_per_minute << ")";
+        std::cout << "\n";
+        for (const auto& relay : point.relays) std::cout << "      relay " << relay << "\n";
+      }
+    }
+  }
+}
+
+// Asks the node for the card's units (card_status: the node verifies the
+// card under its issuer keys and checks the password). Prints them; the exit code.
+int ask_units(NodeClientOptions options, const Bytes& card, const std::string& password, uint64_t* units_out) {
+  return run_query(std::move(options), [&](NodeClient& client, int& exit_code) {
+    client.request(
+        sig::method::card_status,
+        [&](proto::MessageBuilder& b) {
+          b.add(sig::attr::card, card);
+          b.add_string(sig::attr::card_password, password);
+        },
+        [&](const proto::Message* response, std::string_view error) {
+          if (response == nullptr || response->message_class == proto::MessageClass::error) {
+            const auto* code = response ? response->find(proto::attr::error_code) : nullptr;
+            auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+            std::cerr << "tsunagu: card: " << (parsed ? std::string(parsed->reason) : std::string(error)) << std::endl;
+            exit_code = response ? exit_refused : exit_network;
+            return client.stop();
+          }
+          const auto* units = response->find(sig::attr::card_units);
+          uint64_t left = units ? proto::read_u64(*units).value_or(0) : 0;
+          if (units_out != nullptr) *units_out = left;
+          std::cout << "units left   " << left << std::endl;
+          client.stop();
+        });
+  });
+}
+
+}  // namespace
+
+struct CardCommands {
+  CLI::App* load = nullptr;
+  CLI::App* show = nullptr;
+  std::string file;
+  std::vector<std::string> issuer_keys;
+  std::string serial;
+  std::optional<std::string> password_file;
+  NodeArgs node;
+};
+
+std::shared_ptr<CardCommands> add_card_commands(CLI::App& app) {
+  auto c = std::make_shared<CardCommands>();
+  auto* card = app.add_subcommand("card", "Access cards: load one, show it and its units (docs/cards.md)");
+  c->load = card->add_subcommand("load", "Verify a card and keep it in the card directory");
+  c->load->add_option("FILE", c->file, "The .card file, or its QR text (TSU1:..., from zbarimg --raw CARD.png)")
+      ->required();
+  c->load->add_option("--issuer-key", c->issuer_keys,
+                      "Verify offline with this issuer public key (64 hex digits, from `tsunagu-rendezvous card keys`; "
+                      "repeatable); without it the node checks the card and its password");
+  c->load->add_option("--card-password-file", c->password_file, "Read the card password from FILE (- = stdin)");
+  c->node.add_to(c->load);
+  c->show = card->add_subcommand("show", "Print a loaded card's areas and access points, and its units from the node");
+  c->show->add_option("SERIAL", c->serial, "Which card (default: the only one loaded)");
+  c->show->add_option("--card-password-file", c->password_file, "Read the card password from FILE (- = stdin)");
+  c->node.add_to(c->show);
+  card->require_subcommand(1);
+  return c;
+}
+
+namespace {
+
+int run_load(CardCommands& c) {
+  std::string error;
+  auto bytes = card_bytes_of(c.file, error);
+  if (!bytes) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  auto card = read_card(*bytes, error);
+  if (!card) return std::cerr << "tsunagu: " << c.file << ": " << error << std::endl, exit_refused;
+  if (!c.issuer_keys.empty()) {
+    std::vector<cards::TrustedIssuer> trusted;
+    for (const auto& hex : c.issuer_keys) {
+      auto key = cards::from_hex(hex);
+      if (!key || key->size() != 32) return std::cerr << "tsunagu: --issuer-key: not 64 hex digits" << std::endl, exit_usage;
+      trusted.push_back(cards::TrustedIssuer{cards::issuer_key_id(*key), *key});
+    }
+    auto verified = cards::decode_card(*bytes, trusted, static_cast<int64_t>(std::time(nullptr)));
+    if (!verified) {
+      std::cerr << "tsunagu: " << c.file << ": NOT VALID: " << cards::card_error_label(verified.error().code) << " ("
+                << verified.error().detail << ")" << std::endl;
+      return exit_refused;
+    }
+  } else {
+    int code = 0;
+    auto options = c.node.prepare(code);
+    if (!options) return code;
+    auto password = read_card_password(c.password_file, error);
+    if (!password) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+    if (int asked = ask_units(*options, *bytes, *password, nullptr); asked != 0) return asked;
+  }
+  std::string directory = card_directory();
+  std::error_code ec;
+  fs::create_directories(directory, ec);
+  chmod(directory.c_str(), 0700);
+  std::string target = (fs::path(directory) / (std::to_string(card->serial) + ".card")).string();
+  std::ofstream out(target, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
+  out.close();
+  if (!out) return std::cerr << "tsunagu: cannot write " << target << std::endl, exit_network;
+  std::cout << "card " << card->card_id.text() << " (serial " << card->serial << ") verified and kept in " << target
+            << std::endl;
+  return 0;
+}
+
+int run_show(CardCommands& c) {
+  std::string error;
+  auto stored = stored_card(c.serial, error);
+  if (!stored) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  print_card(stored->card);
+  if (c.node.node.empty()) {
+    std::cout << "units left   (give --node to ask the node)" << std::endl;
+    return 0;
+  }
+  int code = 0;
+  auto options = c.node.prepare(code);
+  if (!options) return code;
+  auto password = read_card_password(c.password_file, error);
+  if (!password) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  return ask_units(*options, stored->bytes, *password, nullptr);
+}
+
+}  // namespace
+
+std::optional<int> run_card_commands(CardCommands& c) {
+  if (c.load->parsed()) return run_load(c);
+  if (c.show->parsed()) return run_show(c);
+  return std::nullopt;
+}
+
+struct CardCallArgs {
+  CLI::Option* card = nullptr;
+  std::string serial;
+  std::optional<std::string> password_file;
+  std::string area;
+  std::string server_name;
+  // Filled by prepare_card_call.
+  std::optional<StoredCard> stored;
+  std::string password;
+  std::vector<cards::RouteCandidate> candidates;
+};
+
+std::shared_ptr<CardCallArgs> add_card_call_options(CLI::App* call) {
+  auto args = std::make_shared<CardCallArgs>();
+  args->card = call->add_option("--card", args->serial,
+                                "Pay from a loaded access card (its serial; empty: the only one loaded), through "
+                                "the cheapest access point of your area")
+                   ->expected(0, 1);
+  call->add_option("--card-password-file", args->password_file, "Read the card password from FILE (- = stdin)");
+  call->add_option("--area", args->area,
+                   "Your area on the card (default: $TSUNAGU_CARD_AREA, else [card] area in terminal.toml)");
+  return args;
+}
+
+bool card_call_requested(const CardCallArgs& args) { return args.card != nullptr && args.card->count() > 0; }
+
+bool prepare_card_call(CardCallArgs& args, NodeArgs& node, const std::string& callee, int& exit_code) {
+  auto fail = [&](const std::string& why) {
+    std::cerr << "tsunagu: " << why << std::endl;
+    exit_code = exit_usage;
+    return false;
+  };
+  std::string error;
+  args.stored = stored_card(args.serial, error);
+  if (!args.stored) return fail(error);
+  if (args.area.empty()) args.area = env_or("TSUNAGU_CARD_AREA", "");
+  if (args.area.empty()) {
+    try {
+      args.area = configured_area();
+    } catch (const std::exception& e) {
+      return fail(e.what());
+    }
+  }
+  if (args.area.empty()) return fail("no area: give --area, set TSUNAGU_CARD_AREA or [card] area in terminal.toml");
+  if (args.stored->card.find_area(args.area) == nullptr) return fail("the card has no area \"" + args.area + "\"");
+  cards::LeastCostRouter router;
+  int minute = cards::minute_of_day(static_cast<int64_t>(std::time(nullptr)));
+  args.candidates = router.rank(args.stored->card, cards::RouteRequest{args.area, callee, minute},
+                                std::chrono::steady_clock::now());
+  if (args.candidates.empty()) return fail("no access point of area " + args.area + " reaches " + callee);
+  auto password = read_card_password(args.password_file, error);
+  if (!password) return fail(error);
+  args.password = *password;
+  args.server_name = node.server_name;
+  node.node = args.candidates.front().point->node;
+  return true;
+}
+
+int run_card_call(CallOptions options, CardCallArgs& args) {
+  options.card.card = args.stored->bytes;
+  options.card.password = args.password;
+  int result = exit_network;
+  for (const auto& candidate : args.candidates) {
+    std::string host;
+    std::string error;
+    auto address = resolve_node_address(candidate.point->node, host, error);
+    if (!address) {
+      std::cerr << "tsunagu: card: access point " << candidate.point->name << ": " << error << std::endl;
+      continue;
+    }
+    options.node.node = *address;
+    options.node.verify_name = args.server_name.empty() ? host : args.server_name;
+    options.card.route = candidate.point->name;
+    std::cerr << "card: calling through " << cards::route_kind_name(candidate.kind) << " access point "
+              << candidate.point->name << " (" << candidate.point->node << ", " << candidate.cost_per_minute
+              << " units/min)" << std::endl;
+    result = run_call(options);
+    // Only a node that could not be reached moves the call to the next access
+    // point: anything later (refused, busy, ended) is the call's own outcome.
+    if (result != exit_network) return result;
+    std::cerr << "card: access point " << candidate.point->name << " unreachable; trying the next" << std::endl;
+  }
+  return result;
+}
+
+}  // namespace tsunagu::terminal
