@@ -28,15 +28,15 @@ Expected<void, std::string> NodeCore::take_web_presence(LinkId link, Now now) {
   return {};
 }
 
-void NodeCore::drop_web_presence(LinkId link, Now now) {
+void NodeCore::drop_web_presence(LinkId link, bool end_calls, Now now) {
   now_ = now;
   auto it = links_.find(link);
-  if (it == links_.end() || it->second.role != sig::link_role::presence ||
-      it->second.media_profile != sig::media_profile::webrtc)
-    return;
+  if (it == links_.end()) return;
+  // The page that placed or answered them is gone: as for a lost link (410 to the other party).
+  if (end_calls) calls_link_closed(link);
+  if (it->second.role != sig::link_role::presence || it->second.media_profile != sig::media_profile::webrtc) return;
   it->second.role = sig::link_role::query;
   it->second.media_profile = sig::media_profile::native;
-  calls_link_closed(link);
   if (auto user = presence_.remove_link(link)) presence_ended(*user, now);
 }
 

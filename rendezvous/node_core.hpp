@@ -264,10 +264,11 @@ class NodeCore {
   // becomes the user's presence (rung like a terminal, its party speaking the
   // WebRTC media profile) while its page says it takes calls; an error text
   // for the page when it cannot (not logged in, a terminal holds the
-  // presence). drop_web_presence() turns it back into a query link and ends
-  // its calls (the page went away); nothing when it held no presence.
+  // presence). drop_web_presence() turns it back into a query link (nothing
+  // when it held no presence) and, with `end_calls` (the page went away), ends
+  // every call the link is a party of, placed or answered.
   Expected<void, std::string> take_web_presence(LinkId link, Now now);
-  void drop_web_presence(LinkId link, Now now);
+  void drop_web_presence(LinkId link, bool end_calls, Now now);
 
  private:
   // From settings_.random, never from the generator directly (see NodeSettings::random).

@@ -79,7 +79,7 @@ void WebApi::socket_message(uint64_t session, std::string_view text, Now now) {
     case Kind::unavailable:
       page.available = false;
       page.rings.clear();
-      core_.drop_web_presence(link, now);
+      core_.drop_web_presence(link, /*end_calls=*/false, now);
       return emit_to(session, dump(json{{"type", "available"}, {"ok", false}, {"reason", "not taking calls"}}));
     case Kind::call: return place_call(session, message, now);
     case Kind::offer: return ring_with_offer(session, message, now);
@@ -265,9 +265,9 @@ bool WebApi::browser_call_message(LinkId link, const proto::Message& message, No
 void WebApi::socket_closed(uint64_t session, Now now) {
   unsubscribe(session);
   auto page = pages_.find(session);
-  if (page == pages_.end()) return;
+  if (page == pages_.end()) return;  // it never spoke of calls
   pages_.erase(page);
-  if (LinkId link = link_of(session); link != 0) core_.drop_web_presence(link, now);
+  if (LinkId link = link_of(session); link != 0) core_.drop_web_presence(link, /*end_calls=*/true, now);
 }
 
 }  // namespace tsunagu::rendezvous

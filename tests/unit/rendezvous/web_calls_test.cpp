@@ -305,6 +305,23 @@ TEST_CASE("browser calls: no answer, busy, declined, a page that leaves mid-call
     CHECK(alice.take("ended")["code"] == sig::error::link_lost);
     CHECK(node.core().calls_in_progress() == 0);
   }
+  SUBCASE("a caller's page that goes away ends its call: the callee hears 410") {
+    std::string id = place(alice, "bob");
+    bob.take("ring");
+    say(node, bob, {{"type", "answer"}, {"call_id", id}, {"sdp", fixture("chromium_loopback_answer.sdp")}});
+    alice.take("accepted");
+    node.api().socket_closed(alice.session, node.now());
+    node.pump();
+    CHECK(bob.take("ended")["code"] == sig::error::link_lost);
+    CHECK(node.core().calls_in_progress() == 0);
+  }
+  SUBCASE("unavailable: the page is no longer rung, and stays logged in") {
+    say(node, bob, {{"type", "unavailable"}});
+    CHECK(bob.take("available")["ok"] == false);
+    say(node, alice, {{"type", "call"}, {"to", "bob"}});
+    CHECK(alice.take("call_failed")["code"] == sig::error::offline);
+    CHECK(node.request(bob.browser, "GET", "/api/session").response.status == 200);
+  }
   SUBCASE("a user whose terminal is online is rung there: the page does not displace it") {
     node.terminal_login(5, "carol", "carol's password");
     say(node, carol, {{"type", "available"}});
