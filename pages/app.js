@@ -107,6 +107,20 @@ export function showSession(session) {
 // contacts after the first events arrived starts from these.
 export const contactPresence = new Map();
 
+// Calls (docs/web.md, "Calls from the page") travel on the same socket:
+// callSignal() sends a message to the node; the node's call events arrive as
+// 'tsunagu-call' events on window (detail: the message), and 'tsunagu-events-open'
+// says the socket is open (calls can be placed and taken from then on).
+let eventSocket = null;
+const CALL_EVENTS = new Set(['available', 'call_prepared', 'ringing', 'ice_servers', 'ring', 'accepted', 'candidate',
+  'ended', 'call_failed', 'call_error']);
+export function callSignal(message) {
+  if (!eventSocket || eventSocket.readyState !== WebSocket.OPEN) return false;
+  eventSocket.send(JSON.stringify(message));
+  return true;
+}
+export function eventsOpen() { return eventSocket !== null && eventSocket.readyState === WebSocket.OPEN; }
+
 function listenForEvents(session) {
   if (!window.WebSocket) return;
   let socket;
@@ -115,6 +129,8 @@ function listenForEvents(session) {
   } catch {
     return;  // no events: the pages still work, only without live notices
   }
+  eventSocket = socket;
+  socket.addEventListener('open', () => window.dispatchEvent(new CustomEvent('tsunagu-events-open')));
   socket.addEventListener('message', (event) => {
     let message;
     try {
@@ -122,7 +138,9 @@ function listenForEvents(session) {
     } catch {
       return;
     }
-    if (message.type === 'voicemail_waiting') {
+    if (CALL_EVENTS.has(message.type)) {
+      window.dispatchEvent(new CustomEvent('tsunagu-call', { detail: message }));
+    } else if (message.type === 'voicemail_waiting') {
       showSession({ ...session, voicemail_waiting: true });
       say('New voicemail is waiting.', 'ok');
     } else if (message.type === 'presence') {

@@ -1,5 +1,6 @@
 // Look up an ID, EXT@DOMAIN or phone number; leave a voicemail recorded in the browser.
 import { api, contactPresence, el, formatTime, requireSession, say, sayError, start } from './app.js';
+import { placeCall, setUpCalls } from './call.js';
 
 const STATE_TEXT = { online: 'online', busy: 'busy', offline: 'offline', unknown: 'hidden' };
 const LONGEST_RECORDING_MS = 120000;
@@ -77,6 +78,8 @@ function showResult(answer) {
   detail.push(answer.voicemail ? 'Takes voicemail.' : 'Does not take voicemail.');
   document.getElementById('result-detail').textContent = detail.join(' ');
   document.getElementById('voicemail').hidden = !answer.voicemail;
+  // Online users and LAN extensions can be called from the page; voicemail is offered when nobody answers.
+  document.getElementById('call-button').hidden = answer.state !== 'online';
   clearRecording();
   say('', 'ok', 'recording-state');
 }
@@ -173,6 +176,18 @@ start(async () => {
       sayError(error);
     }
   });
+  setUpCalls({
+    unanswered: async (peer, code) => {
+      try {
+        const answer = await api('GET', '/api/lookup?id=' + encodeURIComponent(peer));
+        showResult(answer);
+        if (answer.voicemail) say('Nobody answered (' + code + '): leave ' + peer + ' a voicemail below.', 'ok', 'recording-state');
+      } catch (error) {
+        sayError(error);
+      }
+    },
+  });
+  document.getElementById('call-button').addEventListener('click', () => target && placeCall(target));
   document.getElementById('record').addEventListener('click', record);
   document.getElementById('listen').addEventListener('click', listen);
   document.getElementById('stop').addEventListener('click', () => recorder && recorder.state === 'recording' && recorder.stop());

@@ -81,6 +81,7 @@ inline constexpr uint16_t stun_server = 0xC028;       // XOR address form
 inline constexpr uint16_t ice_candidate = 0xC029;     // UTF-8, one SDP candidate line
 inline constexpr uint16_t turn_lifetime = 0xC02A;     // u32 seconds the TURN credentials stay valid
 inline constexpr uint16_t call_media = 0xC02B;        // u32: 0 datagrams (media), 1 reliable byte stream (data)
+inline constexpr uint16_t media_profile = 0xC02C;     // u32, see media_profile: how the other party carries media
 inline constexpr uint16_t voicemail_upload = 0xC040;  // u32, an upload in progress on this link
 inline constexpr uint16_t voicemail_size = 0xC041;    // u64 bytes of the whole message
 inline constexpr uint16_t voicemail_offset = 0xC042;  // u64 byte offset into the message
@@ -128,6 +129,15 @@ inline constexpr uint32_t node_full = 7;          // refused at open: the node-w
 inline constexpr uint32_t too_many_from_source = 8;  // refused at open: too many unauthenticated links from one address
 inline constexpr uint32_t idle = 9;               // no request within the idle timeout
 }  // namespace notice_code
+
+// Which media profile a party speaks (docs/webrtc.md). The call request says
+// the caller's; the node says the other party's in the prepare answer, the
+// ring and the accepted call_event, so a terminal offers or answers in the
+// browser's profile (SDP, DTLS-SRTP) when the other side is a browser.
+namespace media_profile {
+inline constexpr uint32_t native = 0;  // ICE-DESCRIPTION in the terminal's codec, packets sealed with KEY-MATERIAL
+inline constexpr uint32_t webrtc = 1;  // ICE-DESCRIPTION is an SDP offer/answer; DTLS-SRTP keys the media
+}  // namespace media_profile
 
 namespace call_state {
 inline constexpr uint32_t ringing = 0;

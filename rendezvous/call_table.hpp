@@ -34,6 +34,7 @@ struct Call {
   std::array<std::byte, 32> key{};
   bool via_agent = false;  // callee_link is the LAN agent of the callee's domain
   uint32_t media = 0;      // CALL-MEDIA: 1 = a reliable data stream
+  uint32_t caller_profile = 0, callee_profile = 0;  // MEDIA-PROFILE of each party (proto::media_profile)
   uint8_t turn_issued_caller = 0, turn_issued_callee = 0;  // TURN credentials handed out in this call
   uint32_t early_candidates = 0;  // relayed before it was accepted (node_limits.cpp)
   uint64_t early_candidate_bytes = 0;

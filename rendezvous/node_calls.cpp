@@ -168,6 +168,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
     std::string call_id = prepared->id;
     auto target = reach_callee(link, state, request, prepared->callee);
     if (!target) return end_call(call_id, sig::error::cancelled, {}, link);  // the refusal was the answer
+    note_media_profiles(*calls_->find(call_id), request, *target);
     return ring_callee(link, request, *calls_->find(call_id), *target, proto::read_string(*offer), now);
   }
 
@@ -194,6 +195,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   uint32_t media = 0;
   if (const auto* m = request.find(sig::attr::call_media)) media = proto::read_u32(*m).value_or(0) == 1 ? 1 : 0;
   call.media = media;
+  note_media_profiles(call, request, *target);
   call.placed_ms = now.mono_ms;
   // Gathering with TURN takes seconds; an unused preparation ends like an unanswered ring.
   deadlines_.schedule(now.mono_ms + uint64_t{settings_.consent_timeout_s} * 1000, DeadlineKind::ring, call.id);
@@ -206,6 +208,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   auto ok = success(request);
   ok.add_string(sig::attr::call_id, placed.id);
   ok.add_u32(sig::attr::call_state, sig::call_state::preparing);
+  add_other_profile(ok, placed, link);
   add_turn_attributes(ok, *state.user, now);
   send(link, ok.finish());
 }
@@ -225,6 +228,7 @@ void NodeCore::ring_callee(LinkId link, const proto::Message& request, Call& cal
   ring.add_string(sig::attr::ice_description, offer);
   ring.add_u32(sig::attr::presence, target.engaged ? sig::presence_flag::in_call : 0);  // call waiting
   ring.add_u32(sig::attr::call_media, call.media);
+  add_other_profile(ring, call, call.callee_link);
   // A user asks for TURN credentials when it accepts; a LAN terminal cannot
   // reach the node, so its agent (the operator's own) passes them on.
   if (call.via_agent) add_turn_attributes(ring, call.callee, now);
@@ -285,8 +289,9 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
       return;
     }
     uint16_t number = parsed && (parsed->code == sig::error::busy) ? sig::error::busy : sig::error::declined;
-    end_call(call_id, number, number == sig::error::busy ? "Busy: the callee is busy" : "Declined: the callee declined",
-             link);
+    std::string reason = number == sig::error::busy ? "Busy: the callee is busy" : "Declined: the callee declined";
+    if (parsed && own_ring_refusal(link)) reason = std::string(parsed->reason);
+    end_call(call_id, number, reason, link);
     return;
   }
   const auto* answer = response.find(sig::attr::ice_description);
@@ -309,6 +314,7 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
     event.add_string(sig::attr::call_id, call.id);
     event.add_u32(sig::attr::call_state, sig::call_state::accepted);
     event.add(sig::attr::key_material, call.key);
+    add_other_profile(event, call, party);
     if (party == call.caller_link) {
       event.add_string(sig::attr::ice_description, proto::read_string(*answer));
       if (const PresenceRow* row = presence_.find(call.callee)) {

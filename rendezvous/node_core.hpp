@@ -275,6 +275,16 @@ class NodeCore {
   // scan of every message header: for a metrics scrape, between turns).
   Expected<VoicemailStore::Usage, storage::StoreError> voicemail_usage();
 
+  // Browser calls (node_browser.cpp). A web session's logged-in query link
+  // becomes the user's presence (rung like a terminal, its party speaking the
+  // WebRTC media profile) while its page says it takes calls; an error text
+  // for the page when it cannot (not logged in, a terminal holds the
+  // presence). drop_web_presence() turns it back into a query link (nothing
+  // when it held no presence) and, with `end_calls` (the page went away), ends
+  // every call the link is a party of, placed or answered.
+  Expected<void, std::string> take_web_presence(LinkId link, Now now);
+  void drop_web_presence(LinkId link, bool end_calls, Now now);
+
  private:
   // From settings_.random, never from the generator directly (see NodeSettings::random).
   void fill_random(std::span<std::byte> out) { settings_.random(out); }
@@ -302,6 +312,7 @@ class NodeCore {
     std::string prelogin_source;  // counted in prelogin_by_source_ until it logs in (node_limits.cpp)
     bool refused = false;         // refused at link_opened; closed, its messages ignored
     uint64_t last_message_ms = 0;
+    uint32_t media_profile = 0;  // proto::media_profile of a presence link: webrtc for a browser's
   };
   struct PendingAuth {
     enum class Purpose { login, register_user } purpose = Purpose::login;
@@ -418,6 +429,11 @@ class NodeCore {
   void send_card_units(LinkId link, const std::string& call_id, uint64_t units_left, bool warning, bool after_commit);
   void audit_card(std::string_view result, uint64_t serial, const LinkState& state, std::string_view reason = {},
                   std::string_view extra_key = {}, std::string extra_value = {});
+  // Browser calls (node_browser.cpp): each party's media profile into the call and the messages.
+  void note_media_profiles(Call& call, const proto::Message& request, const CallTarget& target);
+  void add_other_profile(proto::MessageBuilder& builder, const Call& call, LinkId party) const;
+  // A browser's ring refusals are the node's own (its web API wrote the reason): passed on as written.
+  bool own_ring_refusal(LinkId callee_link) const;
   // Directory and profiles (node_directory.cpp).
   void handle_directory_search(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request, Now now);

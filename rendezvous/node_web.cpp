@@ -150,14 +150,17 @@ std::variant<web::WebSocketHandlers, web::HttpResponse> NodeDaemon::web_socket(
     web_api_->subscribe(id, [channel](std::string event) { channel->send_text(std::move(event)); }, now());
   };
   web::WebSocketHandlers handlers;
-  handlers.on_message = [](std::string_view) {};  // the page only listens
+  // The dialing page places, answers and ends calls on it (docs/web.md, "Calls from the page").
+  handlers.on_message = [this, id](std::string_view text) {
+    if (web_api_) web_api_->socket_message(id, text, now());
+  };
   handlers.on_closed = [this, id, mine] {
     auto it = event_sockets_.find(id);
     if (it == event_sockets_.end()) return;
     auto current = it->second.lock();
     if (current && current.get() != *mine) return;
     event_sockets_.erase(it);
-    if (web_api_) web_api_->unsubscribe(id);
+    if (web_api_) web_api_->socket_closed(id, now());
   };
   return handlers;
 }

@@ -385,6 +385,7 @@ void WebApi::end_session(uint64_t id, Now now, bool tell_core) {
   sessions_.erase(it);
   session_by_token_hash_.erase(session->token_hash);
   session_by_link_.erase(session->link);
+  pages_.erase(id);
   emit(*session, dump(json{{"type", "session_ended"}}));
   if (tell_core) drop_link(session->link, now);
 }
@@ -1156,6 +1157,7 @@ void WebApi::core_action(const NodeAction& action, Now now) {
     if (on_reply) on_reply(message, now);
     return;
   }
+  if (browser_call_message(action.link, message, now)) return;
   if (message.message_class == proto::MessageClass::indication && message.method == sig::method::notice) {
     auto it = session_by_link_.find(action.link);
     if (it == session_by_link_.end()) return;
@@ -1177,6 +1179,9 @@ void WebApi::tick(Now now) {
       (session->subscriber ? refresh : keep).push_back(session->subscriber ? id : session->link);
   }
   for (uint64_t id : expired) end_session(id, now, true);
+  // A page that takes calls holds the user's presence: only a keepalive refreshes that.
+  for (uint64_t id : refresh)
+    if (auto page = pages_.find(id); page != pages_.end() && page->second.available) keep.push_back(link_of(id));
   // A session with a live event socket rereads its contacts instead of a
   // bare keepalive (either keeps the link): contacts changed from another
   // link (a terminal's profile_set) are followed from then on.
@@ -1210,6 +1215,21 @@ void WebApi::mailbox_changed(const std::vector<std::string>& users, Now now) {
       emit(*it->second, dump(json{{"type", "voicemail_waiting"}}));
     }, nullptr, now);
   }
+}
+
+LinkId WebApi::link_of(uint64_t session) const {
+  auto it = sessions_.find(session);
+  return it == sessions_.end() ? 0 : it->second->link;
+}
+
+void WebApi::emit_to(uint64_t session, std::string event) {
+  if (auto it = sessions_.find(session); it != sessions_.end()) emit(*it->second, std::move(event));
+}
+
+std::optional<uint64_t> WebApi::session_on(LinkId link) const {
+  auto it = session_by_link_.find(link);
+  if (it == session_by_link_.end()) return std::nullopt;
+  return it->second;
 }
 
 std::optional<uint64_t> WebApi::next_deadline() const {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "proto/stun_message.hpp"
+#include "rendezvous/browser_signalling.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/node_core.hpp"
@@ -93,6 +94,20 @@ class WebApi {
 
   size_t session_count() const { return sessions_.size(); }
 
+  // Calls from and to the page (web_calls.cpp, docs/web.md "Calls from the
+  // page"): a text message the session's event socket received, and the
+  // socket's end (the page left: it takes no calls, its calls end).
+  void socket_message(uint64_t session, std::string_view text, Now now);
+  void socket_closed(uint64_t session, Now now);
+  struct BrowserCallCounters {
+    uint64_t messages_refused = 0;   // not JSON, unknown type, a bad field (each answered with call_error)
+    uint64_t sdp_refused = 0;        // an offer or answer (from the page, or rung in) that does not parse
+    uint64_t candidates_refused = 0;
+    uint64_t rings_delivered = 0;    // rings the node sent to a page
+    uint64_t rings_refused = 0;      // rings answered for the page: no socket, or not the WebRTC profile
+  };
+  const BrowserCallCounters& browser_call_counters() const { return browser_counters_; }
+
  private:
   using Respond = std::function<void(web::HttpResponse)>;
   using OnReply = std::function<void(const proto::Message& reply, Now now)>;
@@ -137,6 +152,26 @@ class WebApi {
   void refresh_contacts(uint64_t session, Now now);
   void take_contacts(Session& session, const proto::Message& profile_row, Now now);
   void look_up_contact(Session& session, const std::string& contact, Now now);
+
+  // Browser calls (web_calls.cpp).
+  struct BrowserPage {
+    bool available = false;  // its link is the user's presence
+    std::map<std::string, proto::TransactionId> rings;  // call ID -> the ring awaiting the page's answer
+  };
+  LinkId link_of(uint64_t session) const;  // 0 when no such session
+  void emit_to(uint64_t session, std::string event);
+  std::optional<uint64_t> session_on(LinkId link) const;
+  // The call messages the core sends a session's link: true when it was one.
+  bool browser_call_message(LinkId link, const proto::Message& message, Now now);
+  void call_error(uint64_t session, std::string_view call_id, std::string_view reason);
+  void place_call(uint64_t session, const BrowserMessage& message, Now now);
+  void ring_with_offer(uint64_t session, const BrowserMessage& message, Now now);
+  void answer_ring(uint64_t session, const BrowserMessage& message, Now now);
+  void refuse_ring(LinkId link, const proto::TransactionId& ring, uint16_t code, std::string_view reason, Now now);
+  void send_call_request(uint64_t session, proto::MessageBuilder builder, const proto::TransactionId& id,
+                         std::string call_id, std::function<void(const proto::Message&, Now)> on_success, Now now);
+  std::unordered_map<uint64_t, BrowserPage> pages_;
+  BrowserCallCounters browser_counters_;
 
   NodeCore& core_;
   AccountStore& store_;

@@ -53,20 +53,25 @@ bool equals_ignoring_case(std::string_view a, std::string_view b) {
          });
 }
 
+// The one scanner for both lines and fields: the piece of `text` from
+// `position` up to the next `separator` (or the end), moving `position` past
+// the separator. Empty pieces are returned, not skipped.
+std::string_view next_piece(std::string_view text, size_t& position, char separator) {
+  size_t end = std::min(text.find(separator, position), text.size());
+  std::string_view piece = text.substr(position, end - position);
+  position = end + 1;
+  return piece;
+}
+
 // Splits on single spaces, as SDP fields are written; empty fields (two
 // spaces) are kept so the caller sees them and refuses.
 std::vector<std::string_view> split(std::string_view text, char separator) {
   std::vector<std::string_view> fields;
-  size_t start = 0;
-  for (;;) {
-    size_t end = text.find(separator, start);
-    if (end == std::string_view::npos) {
-      fields.push_back(text.substr(start));
-      return fields;
-    }
-    fields.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
+  size_t position = 0;
+  do {
+    fields.push_back(next_piece(text, position, separator));
+  } while (position <= text.size());
+  return fields;
 }
 
 template <class Number>
@@ -332,11 +337,9 @@ Expected<SessionDescription, SdpError> parse_session_description(std::string_vie
   TransportAttributes session;
   std::vector<SectionState> sections;
   size_t line_number = 0;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    std::string_view line = text.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
-    start = end == std::string_view::npos ? text.size() : end + 1;
+  size_t position = 0;
+  while (position < text.size()) {
+    std::string_view line = next_piece(text, position, '\n');
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     ++line_number;
     if (line_number > max_sdp_lines) return fail(SdpErrc::too_large, "more than " + std::to_string(max_sdp_lines) + " lines");

@@ -19,6 +19,7 @@ Environment:
   TSUNAGU_CHROMIUM           the browser (default /usr/bin/chromium)
 """
 
+import contextlib
 import fcntl
 import json
 import os
@@ -573,6 +574,24 @@ def contacts_presence():
     run_pages("contacts_presence", node, requests={"alice-online": alice_online, "alice-offline": alice_offline})
 
 
+@contextlib.contextmanager
+def loopback_namespace(prefix, scenario):
+    """A network namespace with only a loopback interface, up; deleted on every exit.
+    Chromium gathers candidates on every interface of the host, and ICE then checks
+    them: inside it, every packet stays on 127.0.0.1."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        raise Skip("%s runs in a network namespace of its own: needs root and iproute2" % scenario)
+    namespace = "%s-%d" % (prefix, os.getpid())
+    made = subprocess.run(["ip", "netns", "add", namespace], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise Skip("cannot create a network namespace: %s" % made.stderr.strip())
+    try:
+        subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
+        yield namespace
+    finally:
+        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+
+
 def webrtc_interop():
     """Chromium's own RTCPeerConnection offers audio from its fake microphone; our parts
     answer (tests/browser/webrtc_interop_peer.cpp: the SDP answer, libnice ICE on
@@ -587,17 +606,7 @@ def webrtc_interop():
     env = dict(os.environ)
     env.update({"TSUNAGU_NODE_MODULES": os.path.join(NPM_DIR, "node_modules"), "TSUNAGU_CHROMIUM": CHROMIUM})
     peer = os.path.join(h.BUILD, "tests", "browser", "webrtc_interop_peer")
-    # Chromium gathers candidates on every interface of the host, and ICE then
-    # checks them: in a network namespace of its own with only a loopback
-    # interface, every packet stays on 127.0.0.1 (the rules allow nothing else).
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        raise Skip("webrtc_interop runs Chromium in a network namespace of its own: needs root and iproute2")
-    namespace = "tsu-webrtc-%d" % os.getpid()
-    made = subprocess.run(["ip", "netns", "add", namespace], capture_output=True, text=True)
-    if made.returncode != 0:
-        raise Skip("cannot create a network namespace: %s" % made.stderr.strip())
-    try:
-        subprocess.run(["ip", "-n", namespace, "link", "set", "lo", "up"], check=True)
+    with loopback_namespace("tsu-webrtc", "webrtc_interop") as namespace:
         for mode, what in (([], "Chromium offers, we answer: audio both ways (we are the DTLS client)"),
                            (["we-offer"], "we offer, Chromium answers: audio both ways (we are the DTLS server)"),
                            (["wrong-fingerprint"], "a certificate that does not match the SDP fingerprint is refused")):
@@ -611,13 +620,41 @@ def webrtc_interop():
             if code == h.SKIP:
                 raise Skip("webrtc_interop.mjs: the browser could not run (see above)")
             expect(code == 0, "%s (webrtc_interop.mjs exit %d)" % (what, code))
-    finally:
-        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+
+
+def browser_call():
+    """Two Chromium pages call each other through the node (docs/web.md, "Calls from
+    the page"): bob's dialing page takes calls, alice calls, bob answers, audio flows
+    both ways (getStats), keypad tones, mute, hang-up; a declined call offers voicemail.
+    Like webrtc_interop, it runs in a network namespace with only a loopback
+    interface (the node too), so Chromium's candidates are 127.0.0.1 only."""
+    if os.environ.get("TSUNAGU_IN_CALL_NAMESPACE") != "1":
+        with loopback_namespace("tsu-call", "browser_call") as namespace:
+            env = dict(os.environ, TSUNAGU_IN_CALL_NAMESPACE="1")
+            proc = h.spawn(["ip", "netns", "exec", namespace, sys.executable, os.path.abspath(__file__), "browser_call"],
+                           env=env)
+            try:
+                code = proc.wait(timeout=SCENARIO_TIMEOUT + 60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                raise TestFailure("browser_call did not finish in its namespace")
+            if code == h.SKIP:
+                raise Skip("browser_call was skipped in its namespace (see above)")
+            expect(code == 0, "browser_call in a namespace with only loopback (exit %d)" % code)
+        return
+    prepared()
+    node = WebNode()
+    node.add_user(ALICE)
+    node.add_user(BOB)
+    node.profile(BOB, "voicemail=yes")
+    node.start()
+    run_pages("browser_call", node)
 
 
 SCENARIOS = {f.__name__: f for f in (pages_accessible, register_publish_find, lookup_online_offline, csrf_refused,
                                      voicemail_from_page, admin_sees_users, admin_sees_agent_online,
-                                     agent_status_page, events_socket, contacts_presence, webrtc_interop)}
+                                     agent_status_page, events_socket, contacts_presence, webrtc_interop,
+                                     browser_call)}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))

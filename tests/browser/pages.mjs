@@ -45,6 +45,8 @@ async function launch() {
     '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync',
     '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    // browser_call: ICE between two pages on 127.0.0.1 (the scenario runs in a namespace with only loopback).
+    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
   ];
   if (microphone) args.push('--use-file-for-fake-audio-capture=' + microphone);
   try {
@@ -640,6 +642,72 @@ async function contactsPresence(browser) {
   ok(await carol.textContent() === 'hidden', 'carol\'s login changed nothing the page may see');
 }
 
+// Two pages call each other through the node (docs/web.md, "Calls from the
+// page"): bob's dialing page takes calls; alice looks him up, calls, bob
+// answers; Chromium's own media flows both ways (getStats: packets and audio
+// energy from the fake microphone), alice sends keypad tones, mutes, hangs up;
+// then bob declines a second call and alice is offered voicemail.
+async function callState(page, wanted, what, timeoutMs = TIMEOUT_MS) {
+  try {
+    await page.waitForFunction((w) => new RegExp(w).test(window.tsunaguCall && window.tsunaguCall.state), wanted,
+      { timeout: timeoutMs });
+  } catch {
+    throw new Failure(what + ': the call state stayed ' + await page.evaluate(() => JSON.stringify(window.tsunaguCall)));
+  }
+}
+
+async function browserCall(browser) {
+  const alice = await newUser(browser);
+  const bob = await newUser(browser);
+  await logIn(bob, settings.bob, settings.password, '/dial.html');
+  await bob.waitForFunction(() => window.tsunaguCall && window.tsunaguCall.available === true);
+  ok(/ring on this page/.test(await bob.locator('#availability').textContent()), 'bob\'s page takes calls: "'
+     + (await bob.locator('#availability').textContent()).trim() + '"');
+  await logIn(alice, settings.alice, settings.password, '/dial.html');
+  await lookup(alice, settings.bob);
+  ok(await alice.locator('#result-state').textContent() === 'online', 'bob is online while his page is open');
+  const clicked = Date.now();
+  await alice.getByRole('button', { name: 'Call', exact: true }).click();
+  await bob.locator('#incoming').waitFor({ state: 'visible' });
+  ok((await bob.locator('#incoming-from').textContent()).includes(settings.alice), 'bob\'s page rings: alice is calling');
+  await check(bob, 'call-incoming');
+  await bob.getByRole('button', { name: 'Answer' }).click();
+  await callState(alice, '^connected$', 'alice connects');
+  await callState(bob, '^connected$', 'bob connects');
+  console.log('  click -> connected: ' + (Date.now() - clicked) + ' ms');
+  const flowing = async (page) => {
+    await page.waitForFunction(() => {
+      const s = window.tsunaguCall.stats;
+      return s && s.packetsReceived >= 50 && s.audioEnergy > 0;
+    }, null, { timeout: TIMEOUT_MS });
+    return page.evaluate(() => window.tsunaguCall.stats);
+  };
+  const aliceHears = await flowing(alice);
+  const bobHears = await flowing(bob);
+  ok(true, 'audio both ways: alice received ' + aliceHears.packetsReceived + ' packets (energy '
+     + aliceHears.audioEnergy.toFixed(3) + '), bob ' + bobHears.packetsReceived + ' (energy ' + bobHears.audioEnergy.toFixed(3) + ')');
+  ok(/Received \d+ packets, loss/.test(await alice.locator('#call-quality').textContent()),
+     'the call quality line: ' + (await alice.locator('#call-quality').textContent()));
+  await check(alice, 'call-connected');
+  for (const digit of ['4', '1', '0', '6', 'pound']) await alice.getByRole('button', { name: digit, exact: true }).click();
+  ok(await alice.evaluate(() => window.tsunaguCall.dialled) === '4106#', 'the keypad sends 4106# as RTCDTMFSender tones');
+  await alice.getByRole('button', { name: 'Mute' }).click();
+  ok(await alice.locator('#mute').getAttribute('aria-pressed') === 'true', 'mute is pressed');
+  await alice.getByRole('button', { name: 'Hang up' }).click();
+  await bob.waitForFunction(() => window.tsunaguCall.ended && window.tsunaguCall.ended.code === 200);
+  ok(true, 'alice hangs up: bob\'s page hears the call ended (200)');
+
+  // A second call, declined: alice's page says so and offers voicemail (bob takes it).
+  await callState(alice, '^idle$', 'alice is idle again');
+  await lookup(alice, settings.bob);
+  await alice.getByRole('button', { name: 'Call', exact: true }).click();
+  await bob.locator('#incoming').waitFor({ state: 'visible' });
+  await bob.getByRole('button', { name: 'Decline' }).click();
+  await alice.waitForFunction(() => window.tsunaguCall.ended && window.tsunaguCall.ended.code === 603);
+  await waitStatus(alice, /voicemail/, '#recording-state');
+  ok(await alice.locator('#voicemail').isVisible(), 'declined (603): the voicemail recorder is offered');
+}
+
 const scenarios = {
   pages_accessible: pagesAccessible,
   register_publish_find: registerPublishFind,
@@ -651,6 +719,7 @@ const scenarios = {
   agent_status_page: agentStatusPage,
   events_socket: eventsSocket,
   contacts_presence: contactsPresence,
+  browser_call: browserCall,
 };
 
 const name = process.argv[2];

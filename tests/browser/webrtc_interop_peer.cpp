@@ -18,8 +18,9 @@
 // sent as many of its own; 1 on any failure (the reason on stderr), or after
 // 20 s. With --expect-wrong-fingerprint it checks Chromium's certificate
 // against another certificate's fingerprint, as if the signalling had been
-// tampered with: exit 0 when the handshake is refused for that reason. Loopback only: ICE gathers on 127.0.0.1 and takes Chromium's
-// 127.0.0.1 UDP candidates only.
+// tampered with: exit 0 when the handshake is refused for that reason. Loopback only: ICE gathers on 127.0.0.1 (and
+// pairs with Chromium's UDP candidates of that family). The SDP, DTLS and SRTP
+// glue is terminal::WebRtcTransport, the class `tsunagu call`/`listen` use.
 #include <sys/prctl.h>
 #include <uv.h>
 
@@ -37,9 +38,8 @@
 #include "security/dtls_session.hpp"
 #include "security/random.hpp"
 #include "terminal/ice_session.hpp"
-#include "webrtc/packet_demux.hpp"
+#include "terminal/webrtc_transport.hpp"
 #include "webrtc/session_description.hpp"
-#include "webrtc/srtp_session.hpp"
 
 using namespace tsunagu;
 
@@ -52,17 +52,14 @@ uint64_t now_ns() { return uv_hrtime(); }
 
 struct Peer {
   uv_loop_t* loop = nullptr;
-  webrtc::SessionDescription remote;  // Chromium's offer, or its answer to ours
   bool we_offer = false;
-  std::shared_ptr<const security::DtlsIdentity> identity = security::DtlsIdentity::generate();
+  std::unique_ptr<terminal::WebRtcTransport> transport;
   std::unique_ptr<terminal::IceSession> ice;
-  std::unique_ptr<security::DtlsSession> dtls;
-  std::unique_ptr<webrtc::SrtpSession> srtp;
   std::unique_ptr<media::VoiceSession> voice;
   uv_timer_t dtls_timer{};
   uv_timer_t frame_timer{};
   uv_timer_t give_up_timer{};
-  uint64_t decrypted_rtp = 0, decrypted_rtcp = 0, srtp_failures = 0, sent = 0, dtls_datagrams = 0;
+  uint64_t sent = 0;
   int exit_code = 1;
   bool done = false;
   bool expect_wrong_fingerprint = false;
@@ -73,11 +70,12 @@ struct Peer {
     exit_code = code;
     std::fprintf(stderr, "webrtc_interop_peer: %s\n", why.c_str());
     const media::VoiceStats& stats = voice ? voice->stats() : media::VoiceStats{};
+    const terminal::WebRtcCounters& c = transport->counters();
     std::fprintf(stderr,
-                 "webrtc_interop_peer: dtls datagrams %llu, srtp rtp %llu rtcp %llu failures %llu, sent %llu; "
+                 "webrtc_interop_peer: dtls datagrams %llu, srtp in %llu, failures %llu (auth) %llu (replay), sent %llu; "
                  "voice received %llu dropped %llu reports %llu\n",
-                 static_cast<unsigned long long>(dtls_datagrams), static_cast<unsigned long long>(decrypted_rtp),
-                 static_cast<unsigned long long>(decrypted_rtcp), static_cast<unsigned long long>(srtp_failures),
+                 static_cast<unsigned long long>(c.dtls_datagrams), static_cast<unsigned long long>(c.srtp_packets),
+                 static_cast<unsigned long long>(c.srtp_authentication), static_cast<unsigned long long>(c.srtp_replays),
                  static_cast<unsigned long long>(sent), static_cast<unsigned long long>(stats.packets_received),
                  static_cast<unsigned long long>(stats.dropped), static_cast<unsigned long long>(stats.reports_received));
     uv_timer_stop(&dtls_timer);
@@ -88,11 +86,11 @@ struct Peer {
   }
 
   void flush_dtls() {
-    for (Bytes& datagram : dtls->take_datagrams()) ice->send(datagram);
-    if (auto due = dtls->retransmit_in()) {
+    for (Bytes& datagram : transport->take_datagrams()) ice->send(datagram);
+    if (auto due = transport->retransmit_in()) {
       uv_timer_start(&dtls_timer, [](uv_timer_t* t) {
         auto* self = static_cast<Peer*>(t->data);
-        if (auto handled = self->dtls->handle_timeout(); !handled) return self->finish(1, handled.error().detail);
+        if (auto handled = self->transport->handle_timeout(); !handled) return self->finish(1, handled.error());
         self->flush_dtls();
       }, static_cast<uint64_t>(due->count()), 0);
     }
@@ -101,48 +99,25 @@ struct Peer {
   // As soon as the remote description is known: a DTLS server must be ready
   // for a ClientHello that beats our own ICE "connected".
   bool prepare_dtls() {
-    const webrtc::MediaSection& audio = remote.audio();
-    security::DtlsSession::Options options;
-    // Answering, we said setup:active: the client. Offering, the browser's answer decides.
-    bool client = !we_offer || audio.setup == webrtc::SetupRole::passive;
-    options.role = client ? security::DtlsSession::Role::client : security::DtlsSession::Role::server;
-    options.peer_fingerprint =
-        expect_wrong_fingerprint ? security::DtlsIdentity::generate()->fingerprint() : audio.fingerprint_sha256;
-    auto created = security::DtlsSession::create(identity, options);
-    if (!created) {
-      finish(1, created.error().detail);
+    std::optional<std::string> expected;
+    if (expect_wrong_fingerprint) expected = security::DtlsIdentity::generate()->fingerprint();
+    if (auto prepared = transport->prepare(expected); !prepared) {
+      finish(1, prepared.error());
       return false;
     }
-    dtls = std::move(*created);
-    std::fprintf(stderr, "webrtc_interop_peer: DTLS %s\n",
-                 options.role == security::DtlsSession::Role::client ? "client" : "server");
+    std::fprintf(stderr, "webrtc_interop_peer: DTLS %s\n", transport->dtls_client() ? "client" : "server");
     return true;
   }
 
   void on_connected() {
-    if (!dtls || dtls->role() != security::DtlsSession::Role::client) return;
-    if (auto started = dtls->start(); !started) return finish(1, started.error().detail);
+    if (auto started = transport->connected(); !started) return finish(1, started.error());
     flush_dtls();
   }
 
   void set_remote_candidates() {
-    terminal::IceDescription ice_remote{remote.audio().ice_ufrag, remote.audio().ice_pwd, {}};
-    for (const webrtc::IceCandidate& candidate : remote.audio().candidates) {
-      if (candidate.transport == "udp" && candidate.address == "127.0.0.1" && candidate.component == 1) {
-        ice_remote.candidates.push_back("a=" + candidate.attribute);
-      }
-    }
-    if (ice_remote.candidates.empty()) return finish(1, "Chromium's description has no 127.0.0.1 UDP candidate");
-    ice->set_remote(ice_remote);
-  }
-
-  void on_handshake_complete() {
-    auto keys = dtls->srtp_keying_material();
-    std::fprintf(stderr, "webrtc_interop_peer: DTLS done, %s\n", std::string(security::to_string(keys->profile)).c_str());
-    auto session = webrtc::SrtpSession::create(*keys, dtls->role());
-    if (!session) return finish(1, session.error().detail);
-    srtp = std::move(*session);
-    uv_timer_start(&frame_timer, [](uv_timer_t* t) { static_cast<Peer*>(t->data)->send_frame(); }, 20, 20);
+    terminal::IceDescription remote = transport->remote_ice();
+    if (remote.candidates.empty()) return finish(1, "Chromium's description has no UDP candidate");
+    ice->set_remote(remote);
   }
 
   void send_frame() {
@@ -155,8 +130,7 @@ struct Peer {
     voice->playout(out, now_ns());
     for (Bytes& packet : voice->take_packets()) {
       bool rtcp = media::is_rtcp(packet);
-      auto protected_ = rtcp ? srtp->protect_rtcp(packet) : srtp->protect_rtp(packet);
-      if (!protected_) return finish(1, protected_.error().detail);
+      if (auto protected_ = transport->protect(packet); !protected_) return finish(1, protected_.error());
       ice->send(packet);
       if (!rtcp) ++sent;
     }
@@ -170,40 +144,20 @@ struct Peer {
   }
 
   void on_data(ByteView datagram) {
-    switch (webrtc::classify_packet(datagram)) {
-      case webrtc::PacketKind::dtls: {
-        if (!dtls) return;
-        ++dtls_datagrams;
-        bool was_complete = dtls->handshake_complete();
-        if (auto received = dtls->receive(datagram); !received) {
-          bool refused = received.error().code == security::TlsErrc::certificate_rejected;
-          flush_dtls();  // the alert, so Chromium learns it too
-          if (expect_wrong_fingerprint && refused) return finish(0, "refused as expected: " + received.error().detail);
-          return finish(1, received.error().detail);
-        }
-        flush_dtls();
-        if (expect_wrong_fingerprint && dtls->handshake_complete()) {
-          return finish(1, "the handshake completed with a fingerprint that does not match");
-        }
-        if (!was_complete && dtls->handshake_complete()) on_handshake_complete();
-        return;
-      }
-      case webrtc::PacketKind::rtp: {
-        if (!srtp) return;
-        Bytes packet(datagram.begin(), datagram.end());
-        bool rtcp = media::is_rtcp(packet);
-        auto unprotected = rtcp ? srtp->unprotect_rtcp(packet) : srtp->unprotect_rtp(packet);
-        if (!unprotected) {
-          ++srtp_failures;
-          return;
-        }
-        ++(rtcp ? decrypted_rtcp : decrypted_rtp);
-        voice->received(packet, now_ns());
-        return;
-      }
-      default:
-        return;
+    bool was_ready = transport->media_ready();
+    auto received = transport->datagram(datagram);
+    flush_dtls();  // an answer, or the alert so Chromium learns of a refusal too
+    if (!received) {
+      bool refused = received.error().find("fingerprint") != std::string::npos;
+      if (expect_wrong_fingerprint && refused) return finish(0, "refused as expected: " + received.error());
+      return finish(1, received.error());
     }
+    if (!was_ready && transport->media_ready()) {
+      if (expect_wrong_fingerprint) return finish(1, "the handshake completed with a fingerprint that does not match");
+      std::fprintf(stderr, "webrtc_interop_peer: DTLS done, %s\n", transport->srtp_profile().c_str());
+      uv_timer_start(&frame_timer, [](uv_timer_t* t) { static_cast<Peer*>(t->data)->send_frame(); }, 20, 20);
+    }
+    if (*received) voice->received(**received, now_ns());
   }
 };
 
@@ -224,17 +178,18 @@ int main(int argc, char** argv) {
   security::random_bytes(std::as_writable_bytes(std::span(&voice_config.ssrc, 1)));
   voice_config.opus_payload_type = 111;
   voice_config.event_payload_type = 110;
+  peer.transport = std::make_unique<terminal::WebRtcTransport>(voice_config.ssrc, "tsunagu-interop");
+  std::optional<webrtc::SessionDescription> offer;
   if (!peer.we_offer) {
     std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    auto offer = webrtc::parse_session_description(text);
-    if (!offer) {
-      std::fprintf(stderr, "webrtc_interop_peer: the offer: %s\n", offer.error().detail.c_str());
+    auto parsed = webrtc::parse_session_description(text);
+    if (!parsed) {
+      std::fprintf(stderr, "webrtc_interop_peer: the offer: %s\n", parsed.error().detail.c_str());
       return 1;
     }
-    peer.remote = std::move(*offer);
-    voice_config.opus_payload_type = *peer.remote.audio().opus_payload_type;
-    voice_config.event_payload_type = peer.remote.audio().telephone_event_payload_type.value_or(101);
-    if (!peer.prepare_dtls()) return 1;
+    offer = std::move(*parsed);
+    voice_config.opus_payload_type = *offer->audio().opus_payload_type;
+    voice_config.event_payload_type = offer->audio().telephone_event_payload_type.value_or(101);
   }
   auto voice = media::VoiceSession::create(voice_config);
   if (!voice) {
@@ -255,20 +210,11 @@ int main(int argc, char** argv) {
   config.controlling = peer.we_offer;  // the offerer controls
   config.local_addresses = {*proto::SocketAddress::parse("127.0.0.1", 0)};
   terminal::IceEvents events;
-  events.on_gathered = [&peer, &voice_config](const terminal::IceDescription& local) {
+  events.on_gathered = [&peer, &voice_config, &offer](const terminal::IceDescription& local) {
     if (peer.we_offer) {
-      webrtc::OfferParameters ours;
-      ours.session_id = 1;
-      ours.ice_ufrag = local.ufrag;
-      ours.ice_pwd = local.password;
-      ours.fingerprint_sha256 = peer.identity->fingerprint();
-      ours.ssrc = voice_config.ssrc;
-      ours.cname = "tsunagu-interop";
-      ours.candidates = local.candidates;
-      ours.end_of_candidates = true;
-      auto offer = webrtc::build_offer(ours);
-      if (!offer) return peer.finish(1, "build_offer: " + offer.error().detail);
-      std::cout << *offer << "END-OFFER" << std::endl;
+      auto ours = peer.transport->offer(local, voice_config.opus_payload_type, voice_config.event_payload_type);
+      if (!ours) return peer.finish(1, "build_offer: " + ours.error().detail);
+      std::cout << *ours << "END-OFFER" << std::endl;
       // The loop waits here for the answer; libnice keeps its own thread.
       std::string text((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
       auto answer = webrtc::parse_session_description(text);
@@ -276,22 +222,13 @@ int main(int argc, char** argv) {
       if (answer->audio().opus_payload_type != voice_config.opus_payload_type) {
         return peer.finish(1, "Chromium's answer changed the Opus payload type");
       }
-      peer.remote = std::move(*answer);
+      if (auto taken = peer.transport->take_answer(std::move(*answer)); !taken) return peer.finish(1, taken.error());
       if (!peer.prepare_dtls()) return;
       return peer.set_remote_candidates();
     }
-    webrtc::AnswerParameters ours;
-    ours.session_id = 1;
-    ours.ice_ufrag = local.ufrag;
-    ours.ice_pwd = local.password;
-    ours.fingerprint_sha256 = peer.identity->fingerprint();
-    ours.setup = webrtc::SetupRole::active;
-    ours.ssrc = voice_config.ssrc;
-    ours.cname = "tsunagu-interop";
-    ours.candidates = local.candidates;
-    ours.end_of_candidates = true;
-    auto answer = webrtc::build_answer(peer.remote, ours);
+    auto answer = peer.transport->answer(std::move(*offer), local);
     if (!answer) return peer.finish(1, "build_answer: " + answer.error().detail);
+    if (!peer.prepare_dtls()) return;
     std::cout << *answer << "END-ANSWER" << std::endl;
     peer.set_remote_candidates();
   };

@@ -178,6 +178,13 @@ class WebNode {
     core_->message(link, b.finish(), now_);
     pump();
   }
+  // What the core sent to terminal links since the last call, and a
+  // terminal's message in (browser calls: web_api_test.cpp).
+  std::vector<NodeAction> take_terminal_actions() { return std::move(terminal_actions_); }
+  void terminal_send(LinkId link, Bytes message) {
+    core_->message(link, message, now_);
+    pump();
+  }
   void terminal_gone(LinkId link) {
     core_->link_closed(link, now_);
     pump();

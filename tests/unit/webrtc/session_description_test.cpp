@@ -4,19 +4,12 @@
 
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <sstream>
+#include "tests/unit/webrtc/fixtures/read_fixture.hpp"
 
 namespace tsunagu::webrtc {
 namespace {
 
-std::string fixture(const std::string& name) {
-  std::ifstream in(std::string(WEBRTC_FIXTURES) + "/" + name, std::ios::binary);
-  REQUIRE_MESSAGE(in.good(), "missing fixture " << name);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::fixture;
 
 SessionDescription parsed(const std::string& text) {
   auto description = parse_session_description(text);

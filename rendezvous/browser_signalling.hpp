@@ -1,0 +1,55 @@
+// What a dialing page sends on its /api/events WebSocket to place, answer and
+// end calls (docs/web.md, "Calls from the page"): one JSON object per text
+// message. Pure: text in, a checked value out. The SDP is checked here too
+// (webrtc/session_description.hpp): the node passes on only descriptions it
+// could read, so the fingerprint the other party checks is one the node read
+// from this session's authenticated socket.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/expected.hpp"
+
+namespace tsunagu::rendezvous {
+
+// A text message larger than this is refused before it is parsed.
+inline constexpr size_t max_browser_message = 16 * 1024;
+// An offer or answer must fit the protocol's ICE-DESCRIPTION (node_calls.cpp);
+// a page's audio-only description is ~2 KB with its candidates.
+inline constexpr size_t max_browser_sdp = 4096;
+inline constexpr size_t max_browser_candidate = 512;
+
+struct BrowserMessage {
+  enum class Kind {
+    available,    // this page takes calls: the session becomes the user's presence
+    unavailable,  // it no longer does
+    call,         // prepare a call to `to`
+    offer,        // ring the prepared call `call_id` with `sdp`
+    ice_servers,  // STUN/TURN for `call_id` (the callee's, while rung)
+    answer,       // accept the ring `call_id` with `sdp`
+    decline,      // refuse the ring `call_id` (`busy`: 486 instead of 603)
+    hangup,       // end `call_id`, whatever its state
+    candidate,    // a trickled "candidate:..." for `call_id`
+  };
+  Kind kind = Kind::available;
+  std::string to;       // call
+  std::string call_id;  // 32 hex digits, for all but available/unavailable/call
+  std::string sdp;      // offer, answer
+  std::string candidate;
+  bool busy = false;
+};
+
+struct BrowserMessageError {
+  std::string reason;  // for the page: names the field
+};
+
+Expected<BrowserMessage, BrowserMessageError> parse_browser_message(std::string_view text);
+
+// The SDP an offer or answer carries, read as the other party will read it:
+// nullopt when usable, else why not ("line 3: ...").
+std::optional<std::string> sdp_refusal(std::string_view sdp);
+
+}  // namespace tsunagu::rendezvous
