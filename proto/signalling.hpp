@@ -18,6 +18,7 @@ inline constexpr uint16_t keepalive = 0x803;      // refresh presence
 inline constexpr uint16_t logout = 0x804;         // clear presence
 inline constexpr uint16_t lookup = 0x805;         // where is USER-ID?
 inline constexpr uint16_t notice = 0x806;         // indication from the node (e.g. "logged out elsewhere")
+inline constexpr uint16_t login_begin = 0x807;    // SCRAM's first round: client-first in, server-first (salt, iterations) out
 // LAN agent link (agent <-> node, TLS with the agent's client certificate).
 inline constexpr uint16_t agent_hello = 0x810;        // agent -> node: claim DOMAIN / NUMBER-PREFIX routes
 inline constexpr uint16_t forwarded_lookup = 0x811;   // node -> agent: where is USER-ID (asked by CALLER-ID)?
@@ -97,6 +98,11 @@ inline constexpr uint16_t publish = 0xC058;           // u32: 1 listed in the di
 inline constexpr uint16_t presence_visibility = 0xC060;  // u32, see presence_visibility
 inline constexpr uint16_t addresses_shown = 0xC061;      // u32: 1 lookups carry the reported addresses, 0 not
 inline constexpr uint16_t contacts = 0xC062;             // UTF-8 user IDs separated by ',' (may be empty): the whole list
+inline constexpr uint16_t scram_client_first = 0xC070;  // UTF-8 RFC 5802 client-first-message (login_begin request)
+inline constexpr uint16_t scram_server_first = 0xC071;  // UTF-8 server-first-message (login_begin success)
+inline constexpr uint16_t scram_client_final = 0xC072;  // UTF-8 client-final-message (login request, instead of USER-ID + PASSWORD)
+inline constexpr uint16_t scram_server_final = 0xC073;  // UTF-8 server-final-message "v=..." (login success)
+inline constexpr uint16_t scram_credentials = 0xC074;   // UTF-8 "$scram-sha256$i=..$salt$StoredKey$ServerKey" (register, instead of PASSWORD)
 }  // namespace attr
 
 namespace directory_kind {

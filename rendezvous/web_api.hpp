@@ -30,6 +30,7 @@
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
+#include "security/scram.hpp"
 #include "web/http_message.hpp"
 
 namespace tsunagu::rendezvous {
@@ -46,7 +47,7 @@ struct WebApiSettings {
   size_t max_recording_body = 1 << 20;  // POST /api/voicemail (the core's own per-message limit applies too)
   // Admin endpoints that set a password hash it as the CLI does (on the
   // calling thread: an admin action, rare and admin-only).
-  security::ScryptParameters password_hashing;
+  uint32_t scram_iterations = security::scram::default_iterations;  // NodeSettings::scram_iterations
   uint32_t removed_id_quarantine_days = 30;  // NodeSettings::removed_id_quarantine_days
 };
 

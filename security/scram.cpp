@@ -151,6 +151,17 @@ ServerCredentials make_credentials(std::string_view password, uint32_t iteration
   return credentials;
 }
 
+std::string stored_credentials(std::string_view password, uint32_t iterations) {
+  return encode_credentials(make_credentials(password, iterations));
+}
+
+bool password_matches(std::string_view password, const ServerCredentials& stored) {
+  Bytes salted = salted_password(password, stored.salt, stored.iterations);
+  Bytes stored_key = sha256(client_key_of(salted));
+  wipe(salted);
+  return same_secret(stored_key, stored.stored_key);
+}
+
 std::string encode_credentials(const ServerCredentials& c) {
   return std::string(credentials_prefix) + std::to_string(c.iterations) + "$" + base64_encode(c.salt) + "$" +
          base64_encode(c.stored_key) + "$" + base64_encode(c.server_key);
@@ -176,8 +187,16 @@ std::optional<ServerCredentials> decode_credentials(std::string_view encoded) {
   return ServerCredentials{std::move(*salt), *iterations, std::move(*stored), std::move(*server)};
 }
 
+std::string build_client_first_bare(std::string_view username, std::string_view client_nonce) {
+  return "n=" + escape_username(username) + ",r=" + std::string(client_nonce);
+}
+
 std::string build_client_first(std::string_view username, std::string_view client_nonce) {
-  return std::string(gs2_header) + "n=" + escape_username(username) + ",r=" + std::string(client_nonce);
+  return std::string(gs2_header) + build_client_first_bare(username, client_nonce);
+}
+
+std::string build_client_final_without_proof(std::string_view nonce) {
+  return std::string(channel_binding) + ",r=" + std::string(nonce);
 }
 
 std::string build_server_first(const ServerFirst& m) {
@@ -185,7 +204,7 @@ std::string build_server_first(const ServerFirst& m) {
 }
 
 std::string build_client_final(std::string_view nonce, ByteView proof) {
-  return std::string(channel_binding) + ",r=" + std::string(nonce) + ",p=" + base64_encode(proof);
+  return build_client_final_without_proof(nonce) + ",p=" + base64_encode(proof);
 }
 
 std::string build_server_final(const ServerFinal& m) {

@@ -55,6 +55,11 @@ struct ServerCredentials {
 ServerCredentials derive_credentials(ByteView salted, Bytes salt, uint32_t iterations);
 // A fresh random salt, then salted_password and derive_credentials.
 ServerCredentials make_credentials(std::string_view password, uint32_t iterations = default_iterations);
+// make_credentials in its stored form (encode_credentials): what an account keeps.
+std::string stored_credentials(std::string_view password, uint32_t iterations = default_iterations);
+// Constant-time: does `password` derive `stored`'s StoredKey? (A password
+// login, which costs the full PBKDF2.)
+bool password_matches(std::string_view password, const ServerCredentials& stored);
 
 // Stored form, beside security::hash_password's "$scrypt$...":
 //   $scram-sha256$i=<iterations>$<salt b64>$<StoredKey b64>$<ServerKey b64>
@@ -89,6 +94,9 @@ struct ServerFinal {
 std::string build_client_first(std::string_view username, std::string_view client_nonce);
 std::string build_server_first(const ServerFirst& message);
 std::string build_client_final(std::string_view nonce, ByteView proof);
+// The parts AuthMessage takes from the client's messages.
+std::string build_client_first_bare(std::string_view username, std::string_view client_nonce);
+std::string build_client_final_without_proof(std::string_view nonce);
 std::string build_server_final(const ServerFinal& message);
 
 Expected<ClientFirst, ParseError> parse_client_first(std::string_view text);
