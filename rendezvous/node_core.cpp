@@ -317,16 +317,21 @@ std::optional<NodeCore::Credentials> NodeCore::read_credentials(LinkId link, con
                                                                size_t min_password) {
   const auto* user = request.find(sig::attr::user_id);
   const auto* password = request.find(sig::attr::password);
-  if (user == nullptr || password == nullptr) {
+  // A register may send SCRAM credentials the client derived instead of the password.
+  const auto* derived =
+      request.method == sig::method::register_user ? request.find(sig::attr::scram_credentials) : nullptr;
+  if (user == nullptr || (password == nullptr && derived == nullptr)) {
     reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and PASSWORD are required");
     return std::nullopt;
   }
-  Credentials credentials{std::string(proto::read_string(*user)), proto::read_string(*password)};
+  Credentials credentials{std::string(proto::read_string(*user)), password ? proto::read_string(*password) : "",
+                          derived ? proto::read_string(*derived) : ""};
   if (!sig::valid_user_id(credentials.user_id)) {
     reply_error(link, request, sig::error::invalid_user_id);
     return std::nullopt;
   }
-  if (credentials.password.size() < min_password || credentials.password.size() > sig::max_password_size) {
+  if (password != nullptr &&
+      (credentials.password.size() < min_password || credentials.password.size() > sig::max_password_size)) {
     reply_error(link, request, sig::error::bad_request,
                 min_password == 0 ? "Bad Request: password too long" : "Bad Request: password must be 8 to 256 bytes");
     return std::nullopt;
@@ -373,6 +378,8 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
     reply_error(link, request, sig::error::user_exists);
     return;
   }
+  if (!credentials->scram_credentials.empty())
+    return register_with_credentials(link, request, user_id, display_name, credentials->scram_credentials, now);
   if (password_work_full(link, request)) return;
   limiter_.record_registration(source, now.mono_ms);
   PendingAuth pending;

@@ -338,7 +338,8 @@ class NodeCore {
 
   struct Credentials {
     std::string user_id;
-    std::string_view password;  // points into the request
+    std::string_view password;  // points into the request; empty for a register with scram_credentials
+    std::string_view scram_credentials;  // register only: what the client derived (SCRAM-CREDENTIALS)
   };
   // USER-ID and PASSWORD of a register or login request, checked; nullopt
   // once the error has been answered.
@@ -362,6 +363,10 @@ class NodeCore {
   // The account (or none) in this turn's read; nullopt once a storage error was answered.
   std::optional<std::optional<Account>> find_account(LinkId link, const proto::Message& request,
                                                      const std::string& user_id);
+  // A register carrying SCRAM-CREDENTIALS (the browser derives them): checked
+  // (form, iterations >= scram_iterations) and stored, without a password job.
+  void register_with_credentials(LinkId link, const proto::Message& request, const std::string& user_id,
+                                 const std::string& display_name, std::string_view encoded, Now now);
   // REPORTED-ADDRESS* and LINK-ROLE of a login request into `pending`; false once answered 400.
   bool read_login_details(LinkId link, const proto::Message& request, PendingAuth& pending);
   void handle_keepalive(LinkId link, LinkState& state, const proto::Message& request, Now now);

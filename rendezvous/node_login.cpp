@@ -189,6 +189,29 @@ void NodeCore::handle_scram_login(LinkId link, LinkState& state, const proto::Me
   finish_login(pending, verified, now);
 }
 
+void NodeCore::register_with_credentials(LinkId link, const proto::Message& request, const std::string& user_id,
+                                         const std::string& display_name, std::string_view encoded, Now now) {
+  auto credentials = scram::decode_credentials(encoded);
+  if (!credentials) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: SCRAM-CREDENTIALS malformed");
+    return;
+  }
+  // A client must not store weaker credentials than the node would make.
+  if (credentials->iterations < settings_.scram_iterations) {
+    reply_error(link, request, sig::error::bad_request,
+                "Bad Request: SCRAM-CREDENTIALS iterations below " + std::to_string(settings_.scram_iterations));
+    return;
+  }
+  limiter_.record_registration(source_key(links_.at(link).observed), now.mono_ms);
+  PendingAuth pending;
+  pending.purpose = PendingAuth::Purpose::register_user;
+  pending.link = link;
+  pending.transaction = request.transaction_id;
+  pending.user_id = user_id;
+  pending.display_name = display_name;
+  finish_register(pending, scram::encode_credentials(*credentials), now);
+}
+
 void NodeCore::migrate_password(const PendingAuth& pending, const std::string& credentials) {
   auto* txn = write_txn();
   if (txn == nullptr) return note_storage_error(txn_error_);

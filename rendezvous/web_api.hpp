@@ -108,7 +108,17 @@ class WebApi {
   // Register and login: a link of their own until the login makes it a session.
   void handle_register(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
   void handle_login(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
-  void answer_session(uint64_t session, const std::shared_ptr<Respond>& respond, std::string set_cookie, Now now);
+  // SCRAM from the page (docs/web.md, "Log in"): /api/login/begin opens the
+  // exchange's link and answers server-first; /api/login with the exchange
+  // and client-final finishes it. The password never reaches the node.
+  void handle_login_begin(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_scram_login(const std::string& exchange, const std::string& client_final,
+                          const std::shared_ptr<Respond>& respond, Now now);
+  // The core logged `link` in as `user`: a session, its cookie, and the answer.
+  void start_session(LinkId link, const std::string& user, std::string server_final,
+                     const std::shared_ptr<Respond>& respond, Now now);
+  void answer_session(uint64_t session, const std::shared_ptr<Respond>& respond, std::string set_cookie, Now now,
+                      std::string server_final = {});
   void handle_lookup(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
   void handle_directory(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond,
                         Now now);
@@ -151,6 +161,13 @@ class WebApi {
   std::unordered_map<std::string, uint64_t> session_by_token_hash_;
   std::unordered_map<LinkId, uint64_t> session_by_link_;
   std::map<std::string, Pending> pending_;  // by transaction ID bytes
+  // SCRAM logins between /api/login/begin and /api/login, by exchange token.
+  struct LoginExchange {
+    LinkId link = 0;
+    std::string user;
+    uint64_t begun_ms = 0;
+  };
+  std::unordered_map<std::string, LoginExchange> login_exchanges_;
 };
 
 }  // namespace tsunagu::rendezvous
