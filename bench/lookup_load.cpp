@@ -1,8 +1,11 @@
 // lookup_load: the benchmarks' lookup load generator (benchmarks 2 and 3).
 //
 // Opens N persistent TLS links to a node on loopback, logs each in once with
-// LINK-ROLE query (at most --login-inflight logins at a time, so the node's
-// scrypt pool is the only limit), optionally one presence link that makes the
+// LINK-ROLE query by SCRAM-SHA-256 (login_begin, then login with the proof;
+// at most --login-inflight logins at a time). SaltedPassword is derived once
+// per user and kept, as a terminal does for its reconnects, so the node's
+// share is what a reconnect costs it; the one PBKDF2 is timed and reported as
+// a first login's cost on the terminal. Optionally one presence link that makes the
 // looked-up user online, then runs phases on command. Each line on stdin
 //
 //   run LINKS INFLIGHT SECONDS [RATE]
@@ -11,7 +14,14 @@
 // SECONDS: closed loop (every answer sends the next lookup on that link), or,
 // with RATE > 0, open loop at RATE lookups/s in total (paced with epoll_pwait2;
 // latency counted from the scheduled time, so a backlog shows). It prints one
-// JSON line per phase; "quit" (or EOF) ends the program.
+// JSON line per phase;
+//
+//   relogin LINKS SECONDS
+//
+// logs the first LINKS query links and the presence link in again and again
+// (closed loop, SCRAM with the cached SaltedPassword: what a reconnect costs
+// the node, without the TLS handshake); the presence link's logins carry the
+// node's durable write. "quit" (or EOF) ends the program.
 //
 // Every answer is validated: it decodes (FINGERPRINT present and right), is a
 // lookup success response with a transaction ID of a lookup in flight, has
@@ -36,6 +46,7 @@
 
 #include "bench/load_link.hpp"
 #include "proto/signalling.hpp"
+#include "security/scram.hpp"
 
 namespace {
 
@@ -72,6 +83,7 @@ struct Conn {
   bool presence = false;
   bool login_sent = false;
   bool logged_in = false;
+  std::string client_nonce, server_first, auth;  // this link's SCRAM exchange
   uint32_t outstanding = 0;
 };
 
@@ -126,6 +138,10 @@ class Generator {
   void poll_once(int timeout_ms, const timespec* precise);
   void on_message(size_t index, ByteView bytes);
   void on_login_answer(size_t index, const proto::Message& message);
+  void on_login_begin_answer(size_t index, const proto::Message& message);
+  // SaltedPassword of `user`, derived once (the first login's PBKDF2, timed).
+  const Bytes& salted_password(const std::string& user, const std::string& password, ByteView salt,
+                               uint32_t iterations);
   void on_lookup_answer(size_t index, const proto::Message& message);
   void send_login(size_t index);
   void send_lookup(size_t index, uint64_t start_ns);
@@ -137,6 +153,7 @@ class Generator {
     if (phase_.reasons[reason]++ == 0) std::fprintf(stderr, "lookup_load: invalid answer: %s\n", reason.c_str());
   }
   std::string run_phase(size_t links, uint32_t inflight, double seconds, double rate);
+  std::string run_relogins(size_t links, double seconds);
   proto::TransactionId next_id() { return bench::random_transaction(++counter_, nonce_); }
 
   Options options_;
@@ -150,6 +167,11 @@ class Generator {
   size_t logins_in_flight_ = 0, logins_done_ = 0, next_login_ = 0;
   uint64_t first_login_ns_ = 0, last_login_ns_ = 0;
   std::vector<double> login_latency_ms_;
+  std::map<std::string, Bytes> salted_;
+  double pbkdf2_ms_ = 0;
+  uint32_t scram_iterations_ = 0;
+  bool relogin_phase_ = false;
+  uint64_t relogins_ = 0, presence_relogins_ = 0;
   bool phase_sending_ = false, rate_closed_loop_ = true;
   uint32_t phase_inflight_ = 1;
   size_t phase_links_ = 0;
@@ -201,10 +223,11 @@ bool Generator::setup(std::string& error) {
   std::sort(sorted.begin(), sorted.end());
   double span_s = static_cast<double>(last_login_ns_ - first_login_ns_) / 1e9;
   std::printf("{\"ready\": true, \"links\": %zu, \"logins\": %zu, \"login_span_s\": %.3f, \"logins_per_s\": %.1f, "
-              "\"login_p50_ms\": %.1f, \"login_max_ms\": %.1f, \"login_inflight\": %zu}\n",
+              "\"login_p50_ms\": %.1f, \"login_max_ms\": %.1f, \"login_inflight\": %zu, \"scram_iterations\": %u, "
+              "\"first_login_pbkdf2_ms\": %.1f}\n",
               options_.links, logins_done_, span_s, span_s > 0 ? static_cast<double>(logins_done_) / span_s : 0.0,
               sorted.empty() ? 0 : sorted[sorted.size() / 2], sorted.empty() ? 0 : sorted.back(),
-              options_.login_inflight);
+              options_.login_inflight, scram_iterations_, pbkdf2_ms_);
   std::fflush(stdout);
   return true;
 }
@@ -252,15 +275,12 @@ void Generator::poll_once(int timeout_ms, const timespec* precise) {
 void Generator::send_login(size_t index) {
   Conn& conn = *conns_[index];
   uint64_t id_counter = counter_ + 1;
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login, next_id());
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login_begin, next_id());
   b.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  b.add_string(sig::attr::user_id, conn.presence ? options_.presence_user : options_.user);
-  b.add_string(sig::attr::password, conn.presence ? options_.presence_password : options_.password);
-  if (conn.presence) {
-    b.add_xor_address(sig::attr::reported_address, options_.presence_address);
-  } else {
-    b.add_u32(sig::attr::link_role, sig::link_role::query);
-  }
+  conn.client_nonce = "bench-nonce-" + std::to_string(1'000'000 + index);
+  b.add_string(sig::attr::scram_client_first,
+               security::scram::build_client_first(conn.presence ? options_.presence_user : options_.user,
+                                                   conn.client_nonce));
   Bytes message = b.finish();
   conn.login_sent = true;
   login_pending_[id_counter] = index;
@@ -320,9 +340,63 @@ void Generator::on_message(size_t index, ByteView bytes) {
     if (m.message_class != proto::MessageClass::success) fatal_ = "keepalive refused on the presence link";
     return;
   }
+  if (m.method == sig::method::login_begin) return on_login_begin_answer(index, m);
   if (m.method == sig::method::login) return on_login_answer(index, m);
   if (m.method == sig::method::lookup) return on_lookup_answer(index, m);
   invalid("unexpected method " + std::to_string(m.method));
+}
+
+const Bytes& Generator::salted_password(const std::string& user, const std::string& password, ByteView salt,
+                                        uint32_t iterations) {
+  auto it = salted_.find(user);
+  if (it != salted_.end()) return it->second;
+  uint64_t start = now_ns();
+  Bytes salted = security::scram::salted_password(password, salt, iterations);
+  pbkdf2_ms_ = static_cast<double>(now_ns() - start) / 1e6;
+  scram_iterations_ = iterations;
+  return salted_.emplace(user, std::move(salted)).first->second;
+}
+
+void Generator::on_login_begin_answer(size_t index, const proto::Message& m) {
+  uint64_t counter = load_be64(m.transaction_id.bytes.data() + 4);
+  auto it = login_pending_.find(counter);
+  if (it == login_pending_.end() || it->second != index) return invalid("login_begin answer for no login");
+  login_pending_.erase(it);
+  auto p = pending_.find(counter);
+  Pending started = p == pending_.end() ? Pending{now_ns(), static_cast<uint32_t>(index), 0} : p->second;
+  if (p != pending_.end()) pending_.erase(p);
+  Conn& conn = *conns_[index];
+  const auto* first = m.find(sig::attr::scram_server_first);
+  if (m.message_class != proto::MessageClass::success || first == nullptr) {
+    fatal_ = "login_begin refused";
+    return;
+  }
+  conn.server_first = std::string(proto::read_string(*first));
+  auto parsed = security::scram::parse_server_first(conn.server_first);
+  if (!parsed || !parsed->nonce.starts_with(conn.client_nonce)) {
+    fatal_ = "login_begin: bad server-first";
+    return;
+  }
+  const std::string& user = conn.presence ? options_.presence_user : options_.user;
+  const Bytes& salted = salted_password(user, conn.presence ? options_.presence_password : options_.password,
+                                        parsed->salt, parsed->iterations);
+  conn.auth = security::scram::auth_message(security::scram::build_client_first_bare(user, conn.client_nonce),
+                                            conn.server_first,
+                                            security::scram::build_client_final_without_proof(parsed->nonce));
+  uint64_t id_counter = counter_ + 1;
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login, next_id());
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  b.add_string(sig::attr::scram_client_final,
+               security::scram::build_client_final(parsed->nonce, security::scram::client_proof(salted, conn.auth)));
+  if (conn.presence) {
+    b.add_xor_address(sig::attr::reported_address, options_.presence_address);
+  } else {
+    b.add_u32(sig::attr::link_role, sig::link_role::query);
+  }
+  login_pending_[id_counter] = index;
+  pending_[id_counter] = started;
+  if (!conn.link.send(b.finish())) fatal_ = "login send failed: " + conn.link.error();
+  update_interest(index);
 }
 
 void Generator::on_login_answer(size_t index, const proto::Message& m) {
@@ -340,6 +414,13 @@ void Generator::on_login_answer(size_t index, const proto::Message& m) {
     fatal_ = "login refused: " + (parsed ? std::to_string(parsed->code) + " " + std::string(parsed->reason) : "?");
     return;
   }
+  const auto* server_final = m.find(sig::attr::scram_server_final);
+  auto final_message = security::scram::parse_server_final(server_final ? proto::read_string(*server_final) : "");
+  const Bytes& salted = salted_.at(conn.presence ? options_.presence_user : options_.user);
+  if (!final_message || !security::scram::verify_server_signature(salted, conn.auth, final_message->verifier)) {
+    fatal_ = "login: the node's SCRAM signature does not verify";
+    return;
+  }
   conn.logged_in = true;
   if (!conn.presence) {
     --logins_in_flight_;
@@ -347,6 +428,33 @@ void Generator::on_login_answer(size_t index, const proto::Message& m) {
     last_login_ns_ = now_ns();
     login_latency_ms_.push_back(static_cast<double>(last_login_ns_ - started) / 1e6);
   }
+  if (relogin_phase_) {
+    ++(conn.presence ? presence_relogins_ : relogins_);
+    send_login(index);
+  }
+}
+
+std::string Generator::run_relogins(size_t links, double seconds) {
+  size_t count = std::min(links, options_.links);
+  relogins_ = presence_relogins_ = 0;
+  relogin_phase_ = true;
+  uint64_t start = now_ns();
+  uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
+  for (size_t i = 0; i < count; ++i) send_login(i);
+  if (!options_.presence_user.empty()) send_login(conns_.size() - 1);
+  while (now_ns() < end && fatal_.empty()) poll_once(5, nullptr);
+  relogin_phase_ = false;
+  double elapsed = static_cast<double>(now_ns() - start) / 1e9;
+  uint64_t drain_deadline = now_ns() + 2'000'000'000ull;
+  while (!login_pending_.empty() && now_ns() < drain_deadline && fatal_.empty()) poll_once(5, nullptr);
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "{\"relogin_links\": %zu, \"duration_s\": %.3f, \"relogins\": %llu, \"presence_relogins\": %llu, "
+                "\"relogins_per_s\": %.1f, \"unfinished\": %zu}",
+                count, elapsed, static_cast<unsigned long long>(relogins_),
+                static_cast<unsigned long long>(presence_relogins_),
+                static_cast<double>(relogins_ + presence_relogins_) / elapsed, login_pending_.size());
+  return line;
 }
 
 void Generator::on_lookup_answer(size_t index, const proto::Message& m) {
@@ -513,6 +621,18 @@ void Generator::serve_commands() {
       std::string verb;
       words >> verb;
       if (verb == "quit") return;
+      if (verb == "relogin") {
+        size_t links = 0;
+        double seconds = 0;
+        words >> links >> seconds;
+        if (links == 0 || !(seconds > 0 && seconds <= 120)) {
+          std::printf("{\"error\": \"relogin wants LINKS SECONDS(0..120]\"}\n");
+        } else {
+          std::printf("%s\n", run_relogins(links, seconds).c_str());
+        }
+        std::fflush(stdout);
+        continue;
+      }
       if (verb != "run") {
         std::printf("{\"error\": \"unknown command\"}\n");
         std::fflush(stdout);

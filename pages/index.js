@@ -1,5 +1,5 @@
 // Log in and registration.
-import { api, currentSession, logIn, say, sayError, showSession, start } from './app.js';
+import { api, currentSession, logIn, say, sayError, scramCredentials, showSession, start } from './app.js';
 
 function nextPage(session) {
   const next = new URLSearchParams(location.search).get('next');
@@ -38,11 +38,19 @@ start(async () => {
       document.getElementById('register-confirm').focus();
       return;
     }
-    const body = { id, password };
-    const name = String(data.get('display_name')).trim();
-    if (name) body.display_name = name;
+    // The node sees no password to check, so its rule (8 to 256 bytes) is checked here.
+    const size = new TextEncoder().encode(password).length;
+    if (size < 8 || size > 256) {
+      say('Passwords are 8 to 256 bytes.', 'error', 'register-message');
+      document.getElementById('register-password').focus();
+      return;
+    }
     say('Registering…', 'ok', 'register-message');
     try {
+      // Only the SCRAM credentials derived here go to the node, never the password.
+      const body = { id, credentials: await scramCredentials(password) };
+      const name = String(data.get('display_name')).trim();
+      if (name) body.display_name = name;
       await api('POST', '/api/register', body);
       say('Registered ' + id + '. Logging in…', 'ok', 'register-message');
       const answer = await logIn(id, password);

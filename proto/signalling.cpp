@@ -13,6 +13,7 @@ std::string_view method_name(uint16_t m) {
     case method::logout: return "logout";
     case method::lookup: return "lookup";
     case method::notice: return "notice";
+    case method::login_begin: return "login_begin";
     case method::agent_hello: return "agent-hello";
     case method::forwarded_lookup: return "forwarded-lookup";
     case method::call: return "call";

@@ -18,6 +18,7 @@ inline constexpr uint16_t keepalive = 0x803;      // refresh presence
 inline constexpr uint16_t logout = 0x804;         // clear presence
 inline constexpr uint16_t lookup = 0x805;         // where is USER-ID?
 inline constexpr uint16_t notice = 0x806;         // indication from the node (e.g. "logged out elsewhere")
+inline constexpr uint16_t login_begin = 0x807;    // SCRAM's first round: client-first in, server-first (salt, iterations) out
 // LAN agent link (agent <-> node, TLS with the agent's client certificate).
 inline constexpr uint16_t agent_hello = 0x810;        // agent -> node: claim DOMAIN / NUMBER-PREFIX routes
 inline constexpr uint16_t forwarded_lookup = 0x811;   // node -> agent: where is USER-ID (asked by CALLER-ID)?
@@ -39,10 +40,10 @@ inline constexpr uint16_t voicemail_deliver = 0x836;   // LAN agent -> LAN termi
 inline constexpr uint16_t directory_search = 0x838;    // published users by name, business category or phone
 inline constexpr uint16_t directory_categories = 0x839;  // the business categories in use
 inline constexpr uint16_t profile_get = 0x83A;         // my own directory row
-inline constexpr uint16_t profile_set = 0x83B;
+inline constexpr uint16_t profile_set = 0x83B;         // change my own directory row
 // Access cards (docs/cards.md, "Calls on a card").
 inline constexpr uint16_t card_units = 0x840;   // indication node -> caller: CARD-UNITS left (CALL-ID), after each debit
-inline constexpr uint16_t card_status = 0x841;  // terminal -> node: CARD + CARD-PASSWORD; answered with CARD-UNITS         // change my own directory row
+inline constexpr uint16_t card_status = 0x841;  // terminal -> node: CARD + CARD-PASSWORD; answered with CARD-UNITS
 }  // namespace method
 
 // Attributes live in 0xC000-0xFFFF (comprehension-optional, Designated Expert):
@@ -100,13 +101,18 @@ inline constexpr uint16_t category = 0xC057;          // UTF-8 business category
 inline constexpr uint16_t publish = 0xC058;           // u32: 1 listed in the directory, 0 not
 inline constexpr uint16_t presence_visibility = 0xC060;  // u32, see presence_visibility
 inline constexpr uint16_t addresses_shown = 0xC061;      // u32: 1 lookups carry the reported addresses, 0 not
-inline constexpr uint16_t contacts = 0xC062;
+inline constexpr uint16_t contacts = 0xC062;             // UTF-8 user IDs separated by ',' (may be empty): the whole list
 inline constexpr uint16_t card = 0xC070;           // bytes, a .card file (COSE_Sign1), at most max_card_attribute
 inline constexpr uint16_t card_password = 0xC071;  // UTF-8, the card password as typed, at most 64 bytes
 inline constexpr uint16_t card_route = 0xC072;     // UTF-8, the name of the card's access point the terminal chose
 inline constexpr uint16_t card_units = 0xC073;     // u64 units left on the card's ledger entry
 inline constexpr uint16_t card_refusal = 0xC074;   // u32, why a card was refused (rendezvous::CardRefusal)
-inline constexpr uint16_t card_warning = 0xC075;   // u32 1: the units left do not pay for the next period             // UTF-8 user IDs separated by ',' (may be empty): the whole list
+inline constexpr uint16_t card_warning = 0xC075;   // u32 1: the units left do not pay for the next period
+inline constexpr uint16_t scram_client_first = 0xC080;  // UTF-8 RFC 5802 client-first-message (login_begin request)
+inline constexpr uint16_t scram_server_first = 0xC081;  // UTF-8 server-first-message (login_begin success)
+inline constexpr uint16_t scram_client_final = 0xC082;  // UTF-8 client-final-message (login request, instead of USER-ID + PASSWORD)
+inline constexpr uint16_t scram_server_final = 0xC083;  // UTF-8 server-final-message "v=..." (login success)
+inline constexpr uint16_t scram_credentials = 0xC084;   // UTF-8 "$scram-sha256$i=..$salt$StoredKey$ServerKey" (register, instead of PASSWORD)
 }  // namespace attr
 
 namespace directory_kind {

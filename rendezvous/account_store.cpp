@@ -1,11 +1,15 @@
 #include "rendezvous/account_store.hpp"
 
+#include "security/random.hpp"
+
 namespace tsunagu::rendezvous {
 namespace {
 storage::StoreError corrupt_record(std::string_view user_id) {
   return storage::StoreError{storage::StoreErrc::corrupted, 0, "unreadable record for " + std::string(user_id)};
 }
 constexpr char epoch_key[] = "epoch";
+constexpr char dummy_salt_key_name[] = "scram_dummy_salt_key";
+constexpr size_t dummy_salt_key_size = 32;
 std::string removed_key(std::string_view user_id) { return "removed:" + std::string(user_id); }
 }  // namespace
 
@@ -26,7 +30,29 @@ Expected<std::unique_ptr<AccountStore>, storage::StoreError> AccountStore::open(
   store->accounts_ = *accounts;
   store->logins_ = *logins;
   store->meta_ = *meta;
+  auto key = store->load_dummy_salt_key();
+  if (!key) return Unexpected(key.error());
+  store->dummy_salt_key_ = std::move(*key);
   return store;
+}
+
+// Made once per store and kept: the salt answered for an unknown ID must be
+// the same after a restart, or asking twice around one would tell unknown
+// IDs (their salt changed) from accounts (theirs did not).
+Expected<Bytes, storage::StoreError> AccountStore::load_dummy_salt_key() {
+  auto txn = env_->begin_write();
+  if (!txn) return Unexpected(txn.error());
+  auto raw = txn->get(meta_, as_bytes(std::string_view(dummy_salt_key_name)));
+  if (!raw) return Unexpected(raw.error());
+  if (raw->has_value()) {
+    if ((*raw)->size() != dummy_salt_key_size) return Unexpected(corrupt_record("the SCRAM dummy salt key"));
+    return Bytes((*raw)->begin(), (*raw)->end());
+  }
+  Bytes key = security::random_bytes(dummy_salt_key_size);
+  if (auto put = txn->put(meta_, as_bytes(std::string_view(dummy_salt_key_name)), key); !put)
+    return Unexpected(put.error());
+  if (auto committed = txn->commit(); !committed) return Unexpected(committed.error());
+  return key;
 }
 
 Expected<bool, storage::StoreError> AccountStore::create(Transaction& txn, const Account& account) {

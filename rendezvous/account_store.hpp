@@ -51,15 +51,21 @@ class AccountStore {
   // enrolment. A domain needs a full scan (IDs sort by their local part).
   Expected<std::vector<std::string>, StoreError> ids_inside(Transaction& txn, std::string_view route, size_t limit);
 
+  // The node's secret for SCRAM's dummy salts (unknown user IDs get
+  // HMAC(key, ID), stable, so they cannot be told from accounts).
+  const Bytes& dummy_salt_key() const { return dummy_salt_key_; }
+
   Expected<void, StoreError> record_login(Transaction& txn, std::string_view user_id, const LoginRecord& record);
   Expected<std::optional<LoginRecord>, StoreError> last_login(Transaction& txn, std::string_view user_id);
 
  private:
   AccountStore() = default;
+  Expected<Bytes, StoreError> load_dummy_salt_key();
   std::unique_ptr<storage::Environment> env_;
   storage::DatabaseHandle accounts_ = 0;
   storage::DatabaseHandle logins_ = 0;
-  storage::DatabaseHandle meta_ = 0;  // "epoch" -> u64; "removed:<ID>" -> u64 Unix seconds
+  storage::DatabaseHandle meta_ = 0;  // "epoch" -> u64; "removed:<ID>" -> u64 Unix seconds; "scram_dummy_salt_key"
+  Bytes dummy_salt_key_;
 };
 
 }  // namespace tsunagu::rendezvous

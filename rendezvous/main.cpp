@@ -33,6 +33,7 @@
 #include "storage/environment_copy.hpp"
 #include "base/files.hpp"
 #include "security/passwords.hpp"
+#include "security/scram.hpp"
 #include "transport/systemd_watchdog.hpp"
 
 using namespace tsunagu;
@@ -613,7 +614,7 @@ int main(int argc, char** argv) {
     account.phone = phone;
     account.admin = admin_role;
     account.reuse_removed_id = reuse_removed;
-    account.password_hash = security::hash_password(*password, admin->config.settings.password_hashing);
+    account.password_hash = security::scram::stored_credentials(*password, admin->config.settings.scram_iterations);
     auto added = add_account(store, account, admin->config.settings.removed_id_quarantine_days,
                              static_cast<uint64_t>(std::time(nullptr)));
     if (!added) return fail_admin(added.error());
@@ -632,7 +633,8 @@ int main(int argc, char** argv) {
     std::string error;
     auto password = new_password(password_file, error);
     if (!password) return fail(error, exit_usage);
-    auto changed = reset_password(store, user_id, security::hash_password(*password, admin->config.settings.password_hashing));
+    auto changed =
+        reset_password(store, user_id, security::scram::stored_credentials(*password, admin->config.settings.scram_iterations));
     if (!changed) return fail_admin(changed.error());
     std::cout << "updated " << user_id << "\n";
     return 0;

@@ -31,7 +31,7 @@ const KnownSettings kNodeSettings = {
       "registrations_per_source", "registration_refill_seconds_per_source", "password_checks_in_flight",
       "max_links", "max_links_per_account", "max_prelogin_links_per_source", "idle_timeout", "max_bad_messages",
       "forward_timeout_ms"}},
-    {"passwords", {"scrypt_log2_n"}},
+    {"passwords", {"scrypt_log2_n", "scram_iterations"}},
     {"calls",
      {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source", "max_early_candidates",
       "max_early_candidate_bytes"}},
@@ -186,6 +186,10 @@ NodeConfig load_node_config(const std::string& directory) {
   s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
   s.card_debit_interval_s = static_cast<uint32_t>(reader.integer("cards.debit_interval_s", 60, 1, 3600));
   s.max_calls_per_card = static_cast<size_t>(reader.integer("cards.max_calls_per_card", 1, 1, 100));
+  s.scram_iterations = static_cast<uint32_t>(reader.integer("passwords.scram_iterations",
+                                                            security::scram::default_iterations,
+                                                            security::scram::min_iterations,
+                                                            security::scram::max_iterations));
   return config;
 }
 
@@ -240,7 +244,8 @@ max_bad_messages = 8           # malformed messages before a link is closed
 forward_timeout_ms = 3000      # how long a LAN agent has to answer a forwarded lookup
 
 [passwords]
-scrypt_log2_n = 15             # scrypt cost for new hashes (N = 2^15, r = 8, p = 1)
+scram_iterations = 600000      # PBKDF2 iterations of new login credentials; keep >= 600000 in production
+scrypt_log2_n = 15             # scrypt cost of card passwords (N = 2^15, r = 8, p = 1)
 
 [calls]
 consent_timeout = 30           # seconds a callee has to accept

@@ -48,7 +48,6 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
       presence_(uint64_t{settings_.keepalive_interval_s} * settings_.keepalive_misses * 1000),
       limiter_(settings_.login_limits),
       scan_limiter_(settings_.directory_scan_burst, settings_.directory_scan_interval_ms),
-      dummy_hash_(security::hash_password(to_hex(random_bytes(16)), settings_.password_hashing)),
       uploads_(std::make_unique<LocalUploadTable>(uint64_t{settings_.voicemail_upload_idle_s} * 1000,
                                                   uint64_t{settings_.voicemail_upload_max_s} * 1000)) {
   auto registry = AgentRegistry::open(store_.environment());
@@ -293,6 +292,7 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
       return reply_error(link, request, sig::error::forbidden,
                          "Forbidden: agents connect to the agent port with their enrolment certificate");
     case sig::method::register_user: return handle_register(link, state, request, now);
+    case sig::method::login_begin: return handle_login_begin(link, state, request, now);
     case sig::method::login: return handle_login(link, state, request, now);
     case sig::method::keepalive: return handle_keepalive(link, state, request, now);
     case sig::method::logout: return handle_logout(link, state, request, now);
@@ -321,16 +321,21 @@ std::optional<NodeCore::Credentials> NodeCore::read_credentials(LinkId link, con
                                                                size_t min_password) {
   const auto* user = request.find(sig::attr::user_id);
   const auto* password = request.find(sig::attr::password);
-  if (user == nullptr || password == nullptr) {
+  // A register may send SCRAM credentials the client derived instead of the password.
+  const auto* derived =
+      request.method == sig::method::register_user ? request.find(sig::attr::scram_credentials) : nullptr;
+  if (user == nullptr || (password == nullptr && derived == nullptr)) {
     reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and PASSWORD are required");
     return std::nullopt;
   }
-  Credentials credentials{std::string(proto::read_string(*user)), proto::read_string(*password)};
+  Credentials credentials{std::string(proto::read_string(*user)), password ? proto::read_string(*password) : "",
+                          derived ? proto::read_string(*derived) : ""};
   if (!sig::valid_user_id(credentials.user_id)) {
     reply_error(link, request, sig::error::invalid_user_id);
     return std::nullopt;
   }
-  if (credentials.password.size() < min_password || credentials.password.size() > sig::max_password_size) {
+  if (password != nullptr &&
+      (credentials.password.size() < min_password || credentials.password.size() > sig::max_password_size)) {
     reply_error(link, request, sig::error::bad_request,
                 min_password == 0 ? "Bad Request: password too long" : "Bad Request: password must be 8 to 256 bytes");
     return std::nullopt;
@@ -377,6 +382,8 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
     reply_error(link, request, sig::error::user_exists);
     return;
   }
+  if (!credentials->scram_credentials.empty())
+    return register_with_credentials(link, request, user_id, display_name, credentials->scram_credentials, now);
   if (password_work_full(link, request)) return;
   limiter_.record_registration(source, now.mono_ms);
   PendingAuth pending;
@@ -387,7 +394,7 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
   pending.display_name = display_name;
   uint64_t job = next_job_id_++;
   pending_auth_[job] = std::move(pending);
-  password_jobs_.push_back(PasswordJob{PasswordJob::Kind::hash, job, std::string(secret), {}, settings_.password_hashing});
+  password_jobs_.push_back(PasswordJob{PasswordJob::Kind::hash, job, std::string(secret), {}, settings_.scram_iterations});
 }
 
 void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message& request, Now now) {
@@ -395,60 +402,37 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
     reply_error(link, request, sig::error::bad_request, "Bad Request: a login is already in progress on this link");
     return;
   }
+  if (request.find(sig::attr::scram_client_final) != nullptr) return handle_scram_login(link, state, request, now);
+  // A password login: what terminals did before SCRAM, kept so that scrypt
+  // accounts migrate (docs/security.md, "Logins").
   auto credentials = read_credentials(link, request, 0);
   if (!credentials || refuse_agent_id(link, request, credentials->user_id)) return;
   const std::string& user_id = credentials->user_id;
   std::string_view secret = credentials->password;
   std::string source = source_key(state.observed);
-  if (uint32_t wait = limiter_.retry_after(user_id, source, now.mono_ms); wait > 0) {
-    ++counters_.rate_limited;
-    ++counters_.logins_limited;
-    audit_login("limited", user_id, state.observed);
-    reply_retry_after(link, request, wait, "Too Many Attempts: try again later");
-    return;
-  }
+  if (login_limited(link, state, request, user_id, now)) return;
   PendingAuth pending;
   pending.link = link;
   pending.transaction = request.transaction_id;
   pending.user_id = user_id;
-  pending.role = sig::link_role::presence;
-  if (const auto* role = request.find(sig::attr::link_role)) {
-    auto value = proto::read_u32(*role);
-    if (!value || *value > sig::link_role::query) {
-      reply_error(link, request, sig::error::bad_request, "Bad Request: unknown LINK-ROLE");
-      return;
-    }
-    pending.role = *value;
-  }
-  for (const auto* reported : request.find_all(sig::attr::reported_address)) {
-    auto address = proto::read_xor_address(*reported, request);
-    if (!address || pending.reported.size() >= 8) {
-      reply_error(link, request, sig::error::bad_request, "Bad Request: bad or too many REPORTED-ADDRESS");
-      return;
-    }
-    pending.reported.push_back(*address);
-  }
-  auto* txn = read_txn();
-  if (txn == nullptr) {
-    reply_storage_error(link, request, txn_error_);
-    return;
-  }
-  auto account = store_.find(*txn, user_id);
-  if (!account) {
-    reply_storage_error(link, request, account.error());
-    return;
-  }
+  if (!read_login_details(link, request, pending)) return;
+  auto account = find_account(link, request, user_id);
+  if (!account) return;
   pending.account_exists = account->has_value();
   if (pending.account_exists) pending.generation = (*account)->generation;
   if (password_work_full(link, request)) return;
   // Charged now and refunded on success, so attempts still being checked in
   // parallel count against the limit too.
   limiter_.record_failure(user_id, source, now.mono_ms);
-  std::string stored = pending.account_exists ? (*account)->password_hash : dummy_hash_;
+  // An unknown ID costs the same PBKDF2 as a migrated account, so timing tells nothing.
+  std::string stored = pending.account_exists ? (*account)->password_hash
+                                              : security::scram::encode_credentials(dummy_credentials(user_id));
+  pending.stored_hash = stored;
   uint64_t job = next_job_id_++;
   pending_auth_[job] = std::move(pending);
   state.login_pending = true;
-  password_jobs_.push_back(PasswordJob{PasswordJob::Kind::verify, job, std::string(secret), std::move(stored), {}});
+  password_jobs_.push_back(
+      PasswordJob{PasswordJob::Kind::verify, job, std::string(secret), std::move(stored), settings_.scram_iterations});
 }
 
 void NodeCore::password_job_done(const PasswordJobResult& result, Now now) {
@@ -459,10 +443,12 @@ void NodeCore::password_job_done(const PasswordJobResult& result, Now now) {
   PendingAuth pending = std::move(it->second);
   pending_auth_.erase(it);
   if (!links_.contains(pending.link)) return;  // the link went away meanwhile
-  if (pending.purpose == PendingAuth::Purpose::login)
+  if (pending.purpose == PendingAuth::Purpose::login) {
+    if (result.verified && pending.account_exists && !result.hash.empty()) migrate_password(pending, result.hash);
     finish_login(pending, result.verified, now);
-  else
+  } else {
     finish_register(pending, result.hash, now);
+  }
 }
 
 void NodeCore::finish_register(const PendingAuth& pending, const std::string& hash, Now now) {
@@ -528,6 +514,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ok.add_xor_address(proto::attr::xor_mapped_address, state.observed);
   ok.add_u32(sig::attr::keepalive_interval, settings_.keepalive_interval_s);
+  if (!pending.server_final.empty()) ok.add_string(sig::attr::scram_server_final, pending.server_final);
 
   if (pending.role == sig::link_role::presence) {
     if (auto displaced = presence_.login(pending.user_id, pending.link, pending.reported, state.observed, now.mono_ms)) {

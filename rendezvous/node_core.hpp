@@ -38,6 +38,7 @@
 #include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
 #include "security/random.hpp"
+#include "security/scram.hpp"
 
 namespace tsunagu::rendezvous {
 
@@ -53,7 +54,11 @@ struct NodeSettings {
   size_t max_links_per_account = 8;        // links logged in as one account at once
   size_t max_prelogin_links_per_source = 16;  // links from one source that have not logged in yet
   uint32_t idle_timeout_s = 120;  // a link holding no presence (query links) with no message for this long is closed
-  security::ScryptParameters password_hashing;
+  security::ScryptParameters password_hashing;  // scrypt: what legacy accounts hold (docs/security.md)
+  // PBKDF2 iterations of the SCRAM credentials made for new accounts and by
+  // migrations; node.toml passwords.scram_iterations. Production keeps the
+  // default; tests may lower it, never below security::scram::min_iterations.
+  uint32_t scram_iterations = security::scram::default_iterations;
   uint32_t forward_timeout_ms = 3000;     // how long a LAN agent has to answer a forwarded lookup
   size_t max_forwards_per_agent = 10'000;  // lookups waiting on one agent
   uint32_t consent_timeout_s = 30;  // how long a callee has to accept
@@ -117,19 +122,27 @@ struct NodeAction {
   std::string reason;  // close
 };
 
+// Slow password work, off the loop: a registration sent as a password
+// (hash: new SCRAM credentials), and a login sent as a password (verify:
+// against SCRAM credentials or, for an account not migrated yet, scrypt).
 struct PasswordJob {
   enum class Kind { verify, hash } kind = Kind::verify;
   uint64_t id = 0;
   std::string password;
   std::string stored_hash;  // verify only
-  security::ScryptParameters parameters;  // hash only
+  // hash: the new credentials' iterations; verify of a scrypt hash: when the
+  // password matches, SCRAM credentials with these iterations replace it.
+  uint32_t scram_iterations = security::scram::default_iterations;
 };
 
 struct PasswordJobResult {
   uint64_t id = 0;
   bool verified = false;  // verify
-  std::string hash;       // hash
+  std::string hash;       // hash; verify: the migrated credentials, if any
 };
+
+// What the daemon's worker threads (and tests) run for a job (node_login.cpp).
+PasswordJobResult run_password_job(const PasswordJob& job);
 
 // How a lookup ended, for the metrics (rendezvous/node_metrics.hpp): a small
 // fixed set, so a label never carries what a peer sent.
@@ -299,7 +312,19 @@ class NodeCore {
     return id;
   }
 
+  // A SCRAM login between its two rounds (node_login.cpp): what login_begin
+  // answered, kept on the link for the login request that follows.
+  struct ScramExchange {
+    std::string user_id;
+    std::string client_first_bare;
+    std::string server_first;
+    std::string nonce;  // the client's and the node's together
+    security::scram::ServerCredentials credentials;  // a dummy for an unknown or not yet migrated ID
+    bool account_exists = false;
+    uint64_t generation = 0;
+  };
   struct LinkState {
+    std::optional<ScramExchange> scram;
     proto::SocketAddress observed;
     std::optional<std::string> user;  // set once logged in
     uint32_t role = 0;
@@ -324,6 +349,8 @@ class NodeCore {
     uint32_t role = 0;
     bool account_exists = false;
     uint64_t generation = 0;  // of the account, when it was read for this login
+    std::string server_final;  // a SCRAM login: what its success carries
+    std::string stored_hash;   // a password login: what it was checked against (a migration replaces only that)
   };
   struct PendingReply {
     LinkId link = 0;
@@ -337,7 +364,8 @@ class NodeCore {
 
   struct Credentials {
     std::string user_id;
-    std::string_view password;  // points into the request
+    std::string_view password;  // points into the request; empty for a register with scram_credentials
+    std::string_view scram_credentials;  // register only: what the client derived (SCRAM-CREDENTIALS)
   };
   // USER-ID and PASSWORD of a register or login request, checked; nullopt
   // once the error has been answered.
@@ -345,6 +373,28 @@ class NodeCore {
   void handle_request(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_register(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // SCRAM (node_login.cpp): login_begin answers the salt and iterations; a
+  // login carrying SCRAM-CLIENT-FINAL is checked at once (a few HMACs).
+  void handle_login_begin(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_scram_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // For an ID without SCRAM credentials: a salt stable per ID (HMAC of the
+  // store's secret and the ID) and keys nothing matches.
+  security::scram::ServerCredentials dummy_credentials(const std::string& user_id);
+  // A password login of a scrypt account succeeded: its SCRAM credentials
+  // replace the scrypt hash in this turn's write (same generation).
+  void migrate_password(const PendingAuth& pending, const std::string& credentials);
+  // true (and 429 answered, counted, audited) when the login limiter holds `user_id` back from this source.
+  bool login_limited(LinkId link, const LinkState& state, const proto::Message& request, const std::string& user_id,
+                     Now now);
+  // The account (or none) in this turn's read; nullopt once a storage error was answered.
+  std::optional<std::optional<Account>> find_account(LinkId link, const proto::Message& request,
+                                                     const std::string& user_id);
+  // A register carrying SCRAM-CREDENTIALS (the browser derives them): checked
+  // (form, iterations >= scram_iterations) and stored, without a password job.
+  void register_with_credentials(LinkId link, const proto::Message& request, const std::string& user_id,
+                                 const std::string& display_name, std::string_view encoded, Now now);
+  // REPORTED-ADDRESS* and LINK-ROLE of a login request into `pending`; false once answered 400.
+  bool read_login_details(LinkId link, const proto::Message& request, PendingAuth& pending);
   void handle_keepalive(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_logout(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_lookup(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -555,7 +605,6 @@ class NodeCore {
   std::vector<std::string> mailbox_changes_;
   LoginLimiter limiter_;
   DirectoryScanLimiter scan_limiter_;
-  std::string dummy_hash_;  // verified against for unknown users, so timing reveals nothing
   std::unordered_map<LinkId, LinkState> links_;
   // The bytes of the message being handled, for a request that waits on an
   // agent and is handled again when it answers (ask_edge_policy).

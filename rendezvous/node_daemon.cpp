@@ -359,11 +359,7 @@ void NodeDaemon::run_password_jobs() {
         loop_, &work->request,
         [](uv_work_t* request) {
           auto* w = static_cast<PasswordWork*>(request->data);
-          w->result.id = w->job.id;
-          if (w->job.kind == PasswordJob::Kind::verify)
-            w->result.verified = security::verify_password(w->job.password, w->job.stored_hash);
-          else
-            w->result.hash = security::hash_password(w->job.password, w->job.parameters);
+          w->result = run_password_job(w->job);
         },
         [](uv_work_t* request, int status) {
           std::unique_ptr<PasswordWork> w(static_cast<PasswordWork*>(request->data));

@@ -511,6 +511,10 @@ void WebApi::route(const HttpRequest& request, const std::shared_ptr<Respond>& r
     if (method != "POST") return (*respond)(method_not_allowed("POST"));
     return handle_login(request, respond, now);
   }
+  if (path == "/api/login/begin") {
+    if (method != "POST") return (*respond)(method_not_allowed("POST"));
+    return handle_login_begin(request, respond, now);
+  }
   if (path == "/api/logout") {
     if (method != "POST") return (*respond)(method_not_allowed("POST"));
     if (session != nullptr) end_session(session->id, now, true);
@@ -568,16 +572,22 @@ void WebApi::handle_register(const HttpRequest& request, const std::shared_ptr<R
   if (!body) return (*respond)(std::move(body.error()));
   auto id = string_field(*body, "id");
   auto password = string_field(*body, "password");
+  // What the page sends: SCRAM credentials it derived, never the password.
+  auto credentials = string_field(*body, "credentials");
   auto name = string_field(*body, "display_name");
-  for (const auto* field : {&id, &password, &name})
+  for (const auto* field : {&id, &password, &credentials, &name})
     if (!*field) return (*respond)(error_response(400, "bad_request", field->error().message));
-  if (!*id || !*password) return (*respond)(error_response(400, "bad_request", "\"id\" and \"password\" are required"));
+  if (!*id || (!*password && !*credentials))
+    return (*respond)(error_response(400, "bad_request", "\"id\" and \"credentials\" (or \"password\") are required"));
   LinkId link = open_link(request, now);
   auto txn = fresh_transaction();
   proto::MessageBuilder b(proto::MessageClass::request, sig::method::register_user, txn);
   b.add_u32(sig::attr::protocol_version, sig::protocol_version);
   b.add_string(sig::attr::user_id, **id);
-  b.add_string(sig::attr::password, **password);
+  if (*credentials)
+    b.add_string(sig::attr::scram_credentials, **credentials);
+  else
+    b.add_string(sig::attr::password, **password);
   if (*name) b.add_string(sig::attr::display_name, **name);
   send(
       link, std::move(b), txn,
@@ -592,6 +602,17 @@ void WebApi::handle_register(const HttpRequest& request, const std::shared_ptr<R
 void WebApi::handle_login(const HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now) {
   auto body = read_json(request, settings_.max_json_body);
   if (!body) return (*respond)(std::move(body.error()));
+  auto exchange = string_field(*body, "exchange");
+  auto client_final = string_field(*body, "client_final");
+  for (const auto* field : {&exchange, &client_final})
+    if (!*field) return (*respond)(error_response(400, "bad_request", field->error().message));
+  if (*exchange || *client_final) {
+    if (!*exchange || !*client_final)
+      return (*respond)(error_response(400, "bad_request", "\"exchange\" and \"client_final\" go together"));
+    return handle_scram_login(**exchange, **client_final, respond, now);
+  }
+  // The password form: API clients, and the page's one fallback for an
+  // account still holding a scrypt hash (docs/security.md, "Logins").
   auto id = string_field(*body, "id");
   auto password = string_field(*body, "password");
   for (const auto* field : {&id, &password})
@@ -617,30 +638,107 @@ void WebApi::handle_login(const HttpRequest& request, const std::shared_ptr<Resp
           drop_link(link, at);
           return (*respond)(from_core_error(reply));
         }
-        auto session = std::make_unique<Session>();
-        session->id = next_session_++;
-        session->link = link;
-        session->user = user;
-        std::string token = random_token();
-        session->token_hash = token_hash(token);
-        session->csrf = random_token();
-        session->created_ms = session->last_request_ms = session->last_core_ms = at.mono_ms;
-        uint64_t id_value = session->id;
-        session_by_token_hash_[session->token_hash] = id_value;
-        session_by_link_[link] = id_value;
-        sessions_[id_value] = std::move(session);
-        std::string cookie = std::string(cookie_name) + "=" + token + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
-                             std::to_string(settings_.session_max_s) + (settings_.secure_cookie ? "; Secure" : "");
-        answer_session(id_value, respond, std::move(cookie), at);
+        start_session(link, user, {}, respond, at);
       },
       [respond] { (*respond)(error_response(503, "unavailable", "the node closed the login; try again")); }, now);
+}
+
+void WebApi::handle_login_begin(const HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now) {
+  auto body = read_json(request, settings_.max_json_body);
+  if (!body) return (*respond)(std::move(body.error()));
+  auto client_first = string_field(*body, "client_first");
+  if (!client_first) return (*respond)(error_response(400, "bad_request", client_first.error().message));
+  if (!*client_first) return (*respond)(error_response(400, "bad_request", "\"client_first\" is required"));
+  auto parsed = security::scram::parse_client_first(**client_first);
+  if (!parsed) return (*respond)(error_response(400, "bad_request", std::string(parsed.error().detail)));
+  // Exchanges a page began and never finished go after the core's login timeout would close them anyway.
+  constexpr uint64_t exchange_lifetime_ms = 20'000;
+  for (auto it = login_exchanges_.begin(); it != login_exchanges_.end();) {
+    if (now.mono_ms - it->second.begun_ms > exchange_lifetime_ms) {
+      drop_link(it->second.link, now);
+      it = login_exchanges_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (sessions_.size() + login_exchanges_.size() >= settings_.max_sessions)
+    return (*respond)(error_response(503, "unavailable", "too many web sessions on this node; try again later"));
+  LinkId link = open_link(request, now);
+  auto txn = fresh_transaction();
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login_begin, txn);
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  b.add_string(sig::attr::scram_client_first, **client_first);
+  std::string user = parsed->username;
+  send(
+      link, std::move(b), txn,
+      [this, link, respond, user](const proto::Message& reply, Now at) {
+        if (error_of(reply)) {
+          drop_link(link, at);
+          return (*respond)(from_core_error(reply));
+        }
+        std::string exchange = random_token();
+        login_exchanges_[exchange] = LoginExchange{link, user, at.mono_ms};
+        (*respond)(json_response(200, json{{"exchange", exchange},
+                                           {"server_first", text_of(reply, sig::attr::scram_server_first)}}));
+      },
+      [respond] { (*respond)(error_response(503, "unavailable", "the node closed the login; try again")); }, now);
+}
+
+void WebApi::handle_scram_login(const std::string& exchange, const std::string& client_final,
+                                const std::shared_ptr<Respond>& respond, Now now) {
+  auto it = login_exchanges_.find(exchange);
+  if (it == login_exchanges_.end())
+    return (*respond)(error_response(401, "unauthenticated", "no such login exchange (it expired?); log in again"));
+  LoginExchange begun = it->second;
+  login_exchanges_.erase(it);
+  if (sessions_.size() >= settings_.max_sessions) {
+    drop_link(begun.link, now);
+    return (*respond)(error_response(503, "unavailable", "too many web sessions on this node; try again later"));
+  }
+  auto txn = fresh_transaction();
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login, txn);
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  b.add_string(sig::attr::scram_client_final, client_final);
+  b.add_u32(sig::attr::link_role, sig::link_role::query);
+  LinkId link = begun.link;
+  std::string user = begun.user;
+  send(
+      link, std::move(b), txn,
+      [this, link, respond, user](const proto::Message& reply, Now at) {
+        if (error_of(reply)) {
+          drop_link(link, at);
+          return (*respond)(from_core_error(reply));
+        }
+        start_session(link, user, text_of(reply, sig::attr::scram_server_final), respond, at);
+      },
+      [respond] { (*respond)(error_response(503, "unavailable", "the node closed the login; try again")); }, now);
+}
+
+void WebApi::start_session(LinkId link, const std::string& user, std::string server_final,
+                           const std::shared_ptr<Respond>& respond, Now at) {
+  auto session = std::make_unique<Session>();
+  session->id = next_session_++;
+  session->link = link;
+  session->user = user;
+  std::string token = random_token();
+  session->token_hash = token_hash(token);
+  session->csrf = random_token();
+  session->created_ms = session->last_request_ms = session->last_core_ms = at.mono_ms;
+  uint64_t id_value = session->id;
+  session_by_token_hash_[session->token_hash] = id_value;
+  session_by_link_[link] = id_value;
+  sessions_[id_value] = std::move(session);
+  std::string cookie = std::string(cookie_name) + "=" + token + "; Path=/; HttpOnly; SameSite=Strict; Max-Age=" +
+                       std::to_string(settings_.session_max_s) + (settings_.secure_cookie ? "; Secure" : "");
+  answer_session(id_value, respond, std::move(cookie), at, std::move(server_final));
 }
 
 // Login's answer (and GET /api/session's): the display name from the
 // profile and whether voicemail waits, both asked on the session's link;
 // the admin role from the account record, read through the store (the
 // protocol's login answer carries no role: the role is the web's alone).
-void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond, std::string set_cookie, Now now) {
+void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond, std::string set_cookie, Now now,
+                            std::string server_final) {
   Session& session = *sessions_.at(id);
   auto lost = [respond] { (*respond)(error_response(401, "unauthenticated", "the session ended")); };
   auto profile_txn = fresh_transaction();
@@ -649,7 +747,7 @@ void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond
   LinkId link = session.link;
   send(
       link, std::move(b), profile_txn,
-      [this, id, link, respond, lost, set_cookie](const proto::Message& profile, Now at) {
+      [this, id, link, respond, lost, set_cookie, server_final](const proto::Message& profile, Now at) {
         if (error_of(profile)) return (*respond)(from_core_error(profile));
         std::string display_name = text_of(profile, sig::attr::display_name);
         auto list_txn = fresh_transaction();
@@ -657,7 +755,7 @@ void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond
         list.add_u32(sig::attr::protocol_version, sig::protocol_version);
         send(
             link, std::move(list), list_txn,
-            [this, id, respond, set_cookie, display_name](const proto::Message& messages, Now) {
+            [this, id, respond, set_cookie, display_name, server_final](const proto::Message& messages, Now) {
               auto it = sessions_.find(id);
               if (it == sessions_.end()) return (*respond)(error_response(401, "unauthenticated", "the session ended"));
               Session& s = *it->second;
@@ -666,11 +764,14 @@ void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond
               core_.commit_turn();  // no write transaction of the core's open beside ours
               auto account = read_account(store_, s.user);
               bool admin = account && account->admin;
-              HttpResponse response = json_response(200, json{{"id", s.user},
-                                                              {"display_name", display_name},
-                                                              {"admin", admin},
-                                                              {"csrf_token", s.csrf},
-                                                              {"voicemail_waiting", waiting}});
+              json answer{{"id", s.user},
+                          {"display_name", display_name},
+                          {"admin", admin},
+                          {"csrf_token", s.csrf},
+                          {"voicemail_waiting", waiting}};
+              // The node's ServerSignature, which the page checks (docs/web.md, "Log in").
+              if (!server_final.empty()) answer["server_final"] = server_final;
+              HttpResponse response = json_response(200, answer);
               if (!set_cookie.empty()) response.headers.add("set-cookie", set_cookie);
               (*respond)(std::move(response));
             },
@@ -1045,7 +1146,7 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     if (account.display_name.size() > sig::max_display_name_size)
       return audited(error_response(400, "bad_request", "display_name is at most 128 bytes"));
     account.admin = admin->value_or(false);
-    account.password_hash = security::hash_password(**password, settings_.password_hashing);
+    account.password_hash = security::scram::stored_credentials(**password, settings_.scram_iterations);
     auto added = add_account(store_, account, settings_.removed_id_quarantine_days, unix_now);
     if (!added) return audited(admin_error(added.error()));
     return audited(json_response(201, json{{"id", account.user_id}}));
@@ -1071,7 +1172,7 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
       if (!password) return audited(error_response(400, "bad_request", password.error().message));
       if (!*password || !check_password(**password))
         return audited(error_response(400, "bad_request", "\"password\" of 8 to 256 bytes is required"));
-      auto changed = reset_password(store_, user, security::hash_password(**password, settings_.password_hashing));
+      auto changed = reset_password(store_, user, security::scram::stored_credentials(**password, settings_.scram_iterations));
       if (!changed) return audited(admin_error(changed.error()));
       return audited(no_content());
     }

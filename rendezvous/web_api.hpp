@@ -31,6 +31,7 @@
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
+#include "security/scram.hpp"
 #include "web/http_message.hpp"
 
 namespace tsunagu::rendezvous {
@@ -47,7 +48,7 @@ struct WebApiSettings {
   size_t max_recording_body = 1 << 20;  // POST /api/voicemail (the core's own per-message limit applies too)
   // Admin endpoints that set a password hash it as the CLI does (on the
   // calling thread: an admin action, rare and admin-only).
-  security::ScryptParameters password_hashing;
+  uint32_t scram_iterations = security::scram::default_iterations;  // NodeSettings::scram_iterations
   uint32_t removed_id_quarantine_days = 30;  // NodeSettings::removed_id_quarantine_days
 };
 
@@ -122,7 +123,17 @@ class WebApi {
   // Register and login: a link of their own until the login makes it a session.
   void handle_register(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
   void handle_login(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
-  void answer_session(uint64_t session, const std::shared_ptr<Respond>& respond, std::string set_cookie, Now now);
+  // SCRAM from the page (docs/web.md, "Log in"): /api/login/begin opens the
+  // exchange's link and answers server-first; /api/login with the exchange
+  // and client-final finishes it. The password never reaches the node.
+  void handle_login_begin(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
+  void handle_scram_login(const std::string& exchange, const std::string& client_final,
+                          const std::shared_ptr<Respond>& respond, Now now);
+  // The core logged `link` in as `user`: a session, its cookie, and the answer.
+  void start_session(LinkId link, const std::string& user, std::string server_final,
+                     const std::shared_ptr<Respond>& respond, Now now);
+  void answer_session(uint64_t session, const std::shared_ptr<Respond>& respond, std::string set_cookie, Now now,
+                      std::string server_final = {});
   void handle_lookup(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now);
   void handle_directory(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond,
                         Now now);
@@ -185,6 +196,13 @@ class WebApi {
   std::unordered_map<std::string, uint64_t> session_by_token_hash_;
   std::unordered_map<LinkId, uint64_t> session_by_link_;
   std::map<std::string, Pending> pending_;  // by transaction ID bytes
+  // SCRAM logins between /api/login/begin and /api/login, by exchange token.
+  struct LoginExchange {
+    LinkId link = 0;
+    std::string user;
+    uint64_t begun_ms = 0;
+  };
+  std::unordered_map<std::string, LoginExchange> login_exchanges_;
 };
 
 }  // namespace tsunagu::rendezvous

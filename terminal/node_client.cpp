@@ -2,8 +2,12 @@
 
 #include <netdb.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
+
+#include "security/random.hpp"
+#include "security/scram.hpp"
 
 namespace tsunagu::terminal {
 
@@ -37,7 +41,7 @@ NodeClient::NodeClient(uv_loop_t* loop, NodeClientOptions options, NodeClientEve
     : loop_(loop), options_(std::move(options)), events_(std::move(events)) {}
 
 // The link aborts a connection still open; it calls nothing of ours after.
-NodeClient::~NodeClient() = default;
+NodeClient::~NodeClient() { security::wipe(salted_password_); }
 
 Expected<void, ClientStartFailure> NodeClient::start() {
   if (link_) return Unexpected(ClientStartFailure{ClientFailure::protocol, "already started"});
@@ -68,23 +72,73 @@ Expected<void, ClientStartFailure> NodeClient::start() {
 
 void NodeClient::on_connected() {
   if (options_.authenticate) {
-    send_login();
+    send_login_begin();
     return;
   }
   link_->established(0);
   if (events_.on_connected) events_.on_connected();
 }
 
-void NodeClient::send_login() {
-  proto::SocketAddress local = link_->local_address();
+void NodeClient::add_login_details(proto::MessageBuilder& b) {
+  b.add_u32(proto::attr::link_role, options_.role);
+  b.add_xor_address(proto::attr::reported_address, link_->local_address());
+  for (const auto& extra : options_.extra_reported) b.add_xor_address(proto::attr::reported_address, extra);
+}
+
+void NodeClient::send_login_begin() {
+  client_nonce_ = security::scram::make_nonce();
+  std::string first = security::scram::build_client_first(options_.user_id, client_nonce_);
+  auto sent = link_->request(
+      proto::method::login_begin,
+      [&](proto::MessageBuilder& b) { b.add_string(proto::attr::scram_client_first, first); },
+      [this](const proto::Message* response, transport::RequestFailure failure) {
+        on_login_begin_response(response, failure);
+      });
+  if (!sent) link_->drop("login: " + sent.error().detail, std::nullopt, transport::ReconnectingLink::Closing::at_once);
+}
+
+void NodeClient::on_login_begin_response(const proto::Message* response, transport::RequestFailure failure) {
+  if (handled_login_error(response, failure)) return;
+  send_scram_login(*response);
+}
+
+const Bytes& NodeClient::salted_password(ByteView salt, uint32_t iterations) {
+  bool cached = !salted_password_.empty() && iterations == salted_for_iterations_ &&
+                std::equal(salt.begin(), salt.end(), salted_for_salt_.begin(), salted_for_salt_.end());
+  if (!cached) {
+    security::wipe(salted_password_);
+    // Blocks the loop once per process and account (0.2-0.5 s at 600,000 iterations).
+    salted_password_ = security::scram::salted_password(options_.password, salt, iterations);
+    salted_for_salt_.assign(salt.begin(), salt.end());
+    salted_for_iterations_ = iterations;
+  }
+  return salted_password_;
+}
+
+void NodeClient::send_scram_login(const proto::Message& server_first_response) {
+  namespace scram = security::scram;
+  const auto* attribute = server_first_response.find(proto::attr::scram_server_first);
+  std::string server_first = attribute ? std::string(proto::read_string(*attribute)) : std::string();
+  auto parsed = scram::parse_server_first(server_first);
+  if (!parsed) {
+    stop(ClientFailure::protocol, std::string("login: the node's SCRAM answer: ") + std::string(parsed.error().detail));
+    return;
+  }
+  // The node's nonce extends ours; anything else is a replay or a confused node.
+  if (!parsed->nonce.starts_with(client_nonce_) || parsed->nonce.size() <= client_nonce_.size()) {
+    stop(ClientFailure::protocol, "login: the node's SCRAM nonce does not extend ours");
+    return;
+  }
+  const Bytes& salted = salted_password(parsed->salt, parsed->iterations);
+  auth_message_ = scram::auth_message(scram::build_client_first_bare(options_.user_id, client_nonce_), server_first,
+                                      scram::build_client_final_without_proof(parsed->nonce));
+  std::string final_message = scram::build_client_final(parsed->nonce, scram::client_proof(salted, auth_message_));
+  password_login_in_flight_ = false;
   auto sent = link_->request(
       proto::method::login,
       [&](proto::MessageBuilder& b) {
-        b.add_string(proto::attr::user_id, options_.user_id);
-        b.add_string(proto::attr::password, options_.password);
-        b.add_u32(proto::attr::link_role, options_.role);
-        b.add_xor_address(proto::attr::reported_address, local);
-        for (const auto& extra : options_.extra_reported) b.add_xor_address(proto::attr::reported_address, extra);
+        b.add_string(proto::attr::scram_client_final, final_message);
+        add_login_details(b);
       },
       [this](const proto::Message* response, transport::RequestFailure failure) {
         on_login_response(response, failure);
@@ -92,31 +146,71 @@ void NodeClient::send_login() {
   if (!sent) link_->drop("login: " + sent.error().detail, std::nullopt, transport::ReconnectingLink::Closing::at_once);
 }
 
-void NodeClient::on_login_response(const proto::Message* response, transport::RequestFailure failure) {
+void NodeClient::send_password_login() {
+  password_login_in_flight_ = true;
+  auto sent = link_->request(
+      proto::method::login,
+      [&](proto::MessageBuilder& b) {
+        b.add_string(proto::attr::user_id, options_.user_id);
+        b.add_string(proto::attr::password, options_.password);
+        add_login_details(b);
+      },
+      [this](const proto::Message* response, transport::RequestFailure failure) {
+        on_login_response(response, failure);
+      });
+  if (!sent) link_->drop("login: " + sent.error().detail, std::nullopt, transport::ReconnectingLink::Closing::at_once);
+}
+
+bool NodeClient::handled_login_error(const proto::Message* response, transport::RequestFailure failure) {
   if (response == nullptr) {
     // A lost link or stop() says so itself; only silence needs acting on.
     if (failure == transport::RequestFailure::timed_out)
       link_->drop(std::string("login: ") + std::string(transport::describe(failure)), std::nullopt,
                   transport::ReconnectingLink::Closing::at_once);
-    return;
+    return true;
   }
-  if (response->message_class == proto::MessageClass::error) {
+  if (response->message_class != proto::MessageClass::error) return false;
+  auto code = response->find(proto::attr::error_code);
+  auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+  uint16_t number = parsed ? parsed->code : 0;
+  std::string reason = parsed ? std::string(parsed->reason) : "malformed error";
+  if (number == proto::error::too_many_attempts) {
+    if (const auto* retry = response->find(proto::attr::retry_after))
+      if (auto seconds = proto::read_u32(*retry)) reason += " (retry in " + std::to_string(*seconds) + " s)";
+    stop(ClientFailure::rate_limited, reason);
+  } else if (number == proto::error::unauthenticated) {
+    stop(ClientFailure::unauthenticated, reason);
+  } else if (number == proto::error::unavailable && options_.reconnect) {
+    link_->drop(reason, std::nullopt, transport::ReconnectingLink::Closing::at_once);  // node trouble: retry later
+  } else {
+    stop(ClientFailure::protocol, std::to_string(number) + " " + reason);
+  }
+  return true;
+}
+
+void NodeClient::on_login_response(const proto::Message* response, transport::RequestFailure failure) {
+  bool was_password_login = password_login_in_flight_;
+  password_login_in_flight_ = false;
+  if (response != nullptr && response->message_class == proto::MessageClass::error && !was_password_login &&
+      options_.password_fallback && !scram_succeeded_) {
     auto code = response->find(proto::attr::error_code);
     auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
-    uint16_t number = parsed ? parsed->code : 0;
-    std::string reason = parsed ? std::string(parsed->reason) : "malformed error";
-    if (number == proto::error::too_many_attempts) {
-      if (const auto* retry = response->find(proto::attr::retry_after))
-        if (auto seconds = proto::read_u32(*retry)) reason += " (retry in " + std::to_string(*seconds) + " s)";
-      stop(ClientFailure::rate_limited, reason);
-    } else if (number == proto::error::unauthenticated) {
-      stop(ClientFailure::unauthenticated, reason);
-    } else if (number == proto::error::unavailable && options_.reconnect) {
-      link_->drop(reason, std::nullopt, transport::ReconnectingLink::Closing::at_once);  // node trouble: retry later
-    } else {
-      stop(ClientFailure::protocol, std::to_string(number) + " " + reason);
+    if (parsed && parsed->code == proto::error::unauthenticated) {
+      send_password_login();  // maybe an account still holding a scrypt hash
+      return;
     }
-    return;
+  }
+  if (handled_login_error(response, failure)) return;
+  if (!was_password_login) {
+    const auto* final_attribute = response->find(proto::attr::scram_server_final);
+    auto server_final = security::scram::parse_server_final(final_attribute ? proto::read_string(*final_attribute) : "");
+    if (!server_final || !server_final->error.empty() ||
+        !security::scram::verify_server_signature(salted_password_, auth_message_, server_final->verifier)) {
+      stop(ClientFailure::protocol,
+           "login: the node could not prove it holds this account's keys (SCRAM server signature); not trusting it");
+      return;
+    }
+    scram_succeeded_ = true;
   }
   LoginInfo info;
   if (const auto* mapped = response->find(proto::attr::xor_mapped_address))

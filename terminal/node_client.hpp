@@ -3,6 +3,14 @@
 // long-running login) reconnect with backoff when the link drops. The link
 // itself is transport::ReconnectingLink; this adds the login step and the
 // terminal's view of failures (ClientFailure, the CLI's exit codes).
+//
+// The login is SCRAM-SHA-256 (docs/protocol.md, login_begin): the password
+// never goes to the node; SaltedPassword (the slow PBKDF2) is derived once and
+// kept in this object's memory only, so a reconnect costs no PBKDF2 here and
+// a few HMACs on the node. The node must prove it holds the account's
+// ServerKey, or the client stops. A node that answers the proof 401 gets one
+// password login (how accounts still holding a scrypt hash migrate) until a
+// SCRAM login has succeeded in this process; never after.
 #pragma once
 
 #include <uv.h>
@@ -30,6 +38,9 @@ struct NodeClientOptions {
   std::vector<proto::SocketAddress> extra_reported;
   uint64_t request_timeout_ms = 10'000;
   bool authenticate = true;  // false: only connect (for register)
+  // The one password login after a 401 to SCRAM, for accounts not migrated
+  // yet (docs/security.md, "Logins"); false: SCRAM only.
+  bool password_fallback = true;
 };
 
 struct LoginInfo {
@@ -89,8 +100,16 @@ class NodeClient {
   void on_connected();
   void on_message(const proto::Message& message);
   void on_lost(const transport::LinkLoss& loss);
-  void send_login();
+  void send_login_begin();
+  void on_login_begin_response(const proto::Message* response, transport::RequestFailure failure);
+  void send_scram_login(const proto::Message& server_first_response);
+  void send_password_login();
+  void add_login_details(proto::MessageBuilder& b);
+  // An error answer to login_begin or login; false when the response was not one.
+  bool handled_login_error(const proto::Message* response, transport::RequestFailure failure);
   void on_login_response(const proto::Message* response, transport::RequestFailure failure);
+  // Derives SaltedPassword, or takes it from the cache for the same salt and iterations.
+  const Bytes& salted_password(ByteView salt, uint32_t iterations);
 
   uv_loop_t* loop_;
   NodeClientOptions options_;
@@ -99,6 +118,14 @@ class NodeClient {
   bool logged_in_ = false;
   bool stopped_ = false;
   uint32_t keepalive_interval_s_ = 15;
+  // SCRAM: this login's exchange, and SaltedPassword kept across reconnects.
+  std::string client_nonce_;
+  std::string auth_message_;
+  bool password_login_in_flight_ = false;
+  bool scram_succeeded_ = false;  // after one SCRAM login, never send the password
+  Bytes salted_password_;
+  Bytes salted_for_salt_;
+  uint32_t salted_for_iterations_ = 0;
 };
 
 // "host:port" with host an IP literal or a name (resolved once, blocking).

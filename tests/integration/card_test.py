@@ -56,6 +56,7 @@ def deployment(root, name):
     run("init", directory)
     # The cheapest scrypt cost the node accepts: issuing hashes one password a card.
     h._edit_toml(os.path.join(directory, "node.toml"), "passwords", "scrypt_log2_n", "14")
+    h._edit_toml(os.path.join(directory, "node.toml"), "passwords", "scram_iterations", "4096")
     return directory
 
 

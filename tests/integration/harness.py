@@ -698,8 +698,11 @@ class Deployment:
                 self.set("node", key, '"127.0.0.1:0"')
         if re.search(r"^\[web\]", open(self.config).read(), re.M):
             self.set("web", "listen", '"127.0.0.1:0"')
-        # The cheapest scrypt cost the node accepts: these tests are not about hashing.
+        # The cheapest scrypt cost and SCRAM iterations the node accepts (the
+        # test harness's setting; production keeps scram_iterations >= 600000):
+        # these tests are not about hashing.
         self.set("passwords", "scrypt_log2_n", "14")
+        self.set("passwords", "scram_iterations", "4096")
         for name, value in settings.items():
             section, key = name.split("__", 1)
             self.set(section, key, value)

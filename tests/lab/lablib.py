@@ -504,6 +504,7 @@ table inet filter {
                            ("log_level", "debug")):
             _edit_toml(config, "node", key, json.dumps(value))
         _edit_toml(config, "passwords", "scrypt_log2_n", "14")  # the lab is not about hashing
+        _edit_toml(config, "passwords", "scram_iterations", "4096")
         _edit_toml(config, "presence", "keepalive_interval", str(self.keepalive_interval))
         _edit_toml(config, "turn", "secret", json.dumps(self.turn_secret))
         _edit_toml(config, "turn", "servers", json.dumps(["%s:%d" % (TURN_IP, TURN_PORT)]))

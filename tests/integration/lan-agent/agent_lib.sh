@@ -105,10 +105,11 @@ make_namespaces() {
 
 NODE_PASSWORD="alice-test-password"
 
-# make_deployment DIR: `tsunagu-rendezvous init` with a cheap scrypt cost.
+# make_deployment DIR: `tsunagu-rendezvous init` with a cheap scrypt cost and
+# SCRAM's minimum iterations (tests only; production keeps 600000).
 make_deployment() {
   "$RDV" init "$1" > "$WORK/init.log" 2>&1 || { cat "$WORK/init.log"; fail "tsunagu-rendezvous init $1 failed"; }
-  sed -i 's/^scrypt_log2_n = .*/scrypt_log2_n = 14/' "$1/node.toml"
+  sed -i 's/^scrypt_log2_n = .*/scrypt_log2_n = 14/; s/^scram_iterations = .*/scram_iterations = 4096/' "$1/node.toml"
 }
 
 # enroll DEPLOYMENT NAME DOMAIN OUT: an agent bundle (exit status returned).

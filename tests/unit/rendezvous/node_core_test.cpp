@@ -55,6 +55,7 @@ std::function<void(std::span<std::byte>)> seeded_random(uint64_t seed) {
 NodeSettings test_settings() {
   NodeSettings settings;
   settings.password_hashing = fast_hashing;
+  settings.scram_iterations = security::scram::min_iterations;  // tests only; production keeps 600,000
   settings.random = seeded_random(20261204);
   // No periodic account check, so the deadlines these tests expect are the
   // ones they are about; the identity tests turn it on (issue 11).
@@ -161,15 +162,7 @@ Bytes register_request(const std::string& user, const std::string& password, con
   });
 }
 
-PasswordJobResult run_job(const PasswordJob& job) {
-  PasswordJobResult result;
-  result.id = job.id;
-  if (job.kind == PasswordJob::Kind::verify)
-    result.verified = security::verify_password(job.password, job.stored_hash);
-  else
-    result.hash = security::hash_password(job.password, job.parameters);
-  return result;
-}
+PasswordJobResult run_job(const PasswordJob& job) { return run_password_job(job); }
 
 // The node with a real LMDB store, a clock the test moves, and the daemon's turn.
 class Node {
@@ -360,7 +353,10 @@ TEST_CASE("register on an open node creates the account, and a second register o
   REQUIRE(account->has_value());
   CHECK((*account)->display_name == "Alice");
   CHECK((*account)->password_hash.find("correct horse") == std::string::npos);
-  CHECK(security::verify_password("correct horse", (*account)->password_hash));
+  auto credentials = security::scram::decode_credentials((*account)->password_hash);
+  REQUIRE(credentials.has_value());
+  CHECK(credentials->iterations == security::scram::min_iterations);
+  CHECK(security::scram::password_matches("correct horse", *credentials));
   txn->abort();
 
   // And the new password works for login.
@@ -504,13 +500,16 @@ TEST_CASE("an unknown user is checked against a dummy hash so the password job i
   REQUIRE(node.pending_jobs().size() == 1);
   const PasswordJob& job = node.pending_jobs().front();
   CHECK(job.kind == PasswordJob::Kind::verify);
-  CHECK(job.stored_hash.rfind("$scrypt$ln=10,r=8,p=1$", 0) == 0);
-  // Even a password that matches the dummy hash would not log in an unknown user.
-  PasswordJobResult forged{job.id, true, {}};
+  // Shaped like a migrated account's credentials: the same PBKDF2 cost.
+  CHECK(job.stored_hash.rfind("$scram-sha256$i=4096$", 0) == 0);
+  // Even a password that matches the dummy hash would not log in (nor create) an unknown user.
+  PasswordJobResult forged{job.id, true, security::scram::stored_credentials("correct horse", 4096)};
   node.core().password_job_done(forged, node.now());
   node.pending_jobs().clear();
   node.turn();
   CHECK(node.reply(1).code() == 401);
+  auto txn = node.store().begin_read();
+  CHECK_FALSE(node.store().find(*txn, "nobody")->has_value());
 }
 
 TEST_CASE("login refuses an invalid user ID with 422 and a missing password with 400") {
@@ -2677,4 +2676,226 @@ TEST_CASE("audit: a core nobody listens to records nothing and runs as before") 
   Node node;
   node.add_account("alice", "correct horse");
   CHECK(node.login(1, alice_nat, "alice", "correct horse").is_success());
+}
+
+// ---- SCRAM logins (docs/protocol.md, login_begin; node_login.cpp) ----
+
+namespace {
+
+// A terminal's side of one SCRAM login, step by step.
+struct ScramTerminal {
+  std::string user, password, nonce = "terminal-nonce-0123456789";
+  std::string server_first;
+  std::optional<security::scram::ServerFirst> parsed;
+  std::string auth;
+  Bytes salted;
+
+  Bytes begin() const {
+    return request(sig::method::login_begin, [&](proto::MessageBuilder& b) {
+      b.add_string(sig::attr::scram_client_first, security::scram::build_client_first(user, nonce));
+    });
+  }
+  void take_server_first(const Reply& r) {
+    REQUIRE(r.is_success());
+    server_first = r.text(sig::attr::scram_server_first).value_or("");
+    auto first = security::scram::parse_server_first(server_first);
+    REQUIRE(first.has_value());
+    parsed = *first;
+  }
+  Bytes finish(bool tamper = false, std::optional<std::string> other_nonce = std::nullopt) {
+    salted = security::scram::salted_password(password, parsed->salt, parsed->iterations);
+    std::string final_nonce = other_nonce.value_or(parsed->nonce);
+    auth = security::scram::auth_message(security::scram::build_client_first_bare(user, nonce), server_first,
+                                         security::scram::build_client_final_without_proof(final_nonce));
+    Bytes proof = security::scram::client_proof(salted, auth);
+    if (tamper) proof[5] ^= std::byte{0x20};
+    return request(sig::method::login, [&](proto::MessageBuilder& b) {
+      b.add_string(sig::attr::scram_client_final, security::scram::build_client_final(final_nonce, proof));
+    });
+  }
+  bool node_proved_itself(const Reply& r) const {
+    auto final_message = security::scram::parse_server_final(r.text(sig::attr::scram_server_final).value_or(""));
+    return final_message && security::scram::verify_server_signature(salted, auth, final_message->verifier);
+  }
+};
+
+// An account as `user add` makes it now: SCRAM credentials.
+void add_scram_account(Node& node, const std::string& user, const std::string& password) {
+  Account a;
+  a.user_id = user;
+  a.password_hash = security::scram::stored_credentials(password, security::scram::min_iterations);
+  auto txn = node.store().begin_write();
+  REQUIRE(txn.has_value());
+  REQUIRE(*node.store().create(*txn, a));
+  REQUIRE(txn->commit().has_value());
+}
+
+std::string stored_hash(Node& node, const std::string& user) {
+  auto txn = node.store().begin_read();
+  auto account = node.store().find(*txn, user);
+  REQUIRE(account.has_value());
+  REQUIRE(account->has_value());
+  return (*account)->password_hash;
+}
+
+Reply scram_login(Node& node, LinkId link, ScramTerminal& terminal, bool tamper = false) {
+  node.send(link, terminal.begin());
+  terminal.take_server_first(node.reply(link));
+  node.deliver(link, terminal.finish(tamper));
+  node.turn();
+  CHECK(node.pending_jobs().empty());  // no password work on the node: a few HMACs on the loop
+  return node.reply(link);
+}
+
+}  // namespace
+
+TEST_CASE("scram login: the proof logs the link in, with no password job, and the node proves itself") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  node.open(1, alice_nat);
+  ScramTerminal alice{"alice", "correct horse"};
+  Reply ok = scram_login(node, 1, alice);
+  REQUIRE(ok.is_success());
+  CHECK(ok.address(proto::attr::xor_mapped_address) == alice_nat);
+  CHECK(alice.node_proved_itself(ok));
+  CHECK(alice.parsed->iterations == security::scram::min_iterations);
+  CHECK(node.core().counters().logins == 1);
+  CHECK(node.core().presence().find("alice") != nullptr);
+  auto logins = events_named(sink, "login");
+  REQUIRE(logins.size() == 1);
+  CHECK(audit::format_audit_line(logins[0]) ==
+        "event=login result=ok user=alice source=198.51.100.9:40000 role=presence");
+  node.send(1, lookup_request("alice"));
+  CHECK(node.reply(1).is_success());
+}
+
+TEST_CASE("scram login: a tampered proof, a wrong password, a foreign nonce or a login without login_begin fail") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  node.open(1, alice_nat);
+  ScramTerminal tampered{"alice", "correct horse"};
+  CHECK(scram_login(node, 1, tampered, true).code() == 401);
+  ScramTerminal wrong{"alice", "correct horsE"};
+  Reply refused = scram_login(node, 1, wrong);
+  CHECK(refused.code() == 401);
+  CHECK(refused.reason() == "Unauthenticated: wrong user ID or password");
+  CHECK_FALSE(refused.has(sig::attr::scram_server_final));
+
+  ScramTerminal other{"alice", "correct horse"};
+  node.send(1, other.begin());
+  other.take_server_first(node.reply(1));
+  node.send(1, other.finish(false, other.parsed->nonce + "x"));
+  CHECK(node.reply(1).code() == 400);
+  // The exchange was used up by that attempt: a proof needs a fresh login_begin.
+  node.send(1, other.finish());
+  CHECK(node.reply(1).code() == 400);
+  CHECK(node.core().counters().failed_logins == 2);
+  CHECK(node.core().counters().logins == 0);
+}
+
+TEST_CASE("scram login: an unknown ID gets a salt stable across asks and restarts, shaped like an account's, then 401") {
+  TempDir shared;
+  std::string first_salt;
+  for (int run = 0; run < 2; ++run) {
+    auto store = AccountStore::open(shared.path, uint64_t{32} << 20);
+    REQUIRE(store.has_value());
+    NodeCore core(**store, test_settings());
+    core.link_opened(1, alice_nat, Now{1000, 1'700'000'000});
+    ScramTerminal ghost{"nobody", "correct horse"};
+    for (int ask = 0; ask < 2; ++ask) {
+      core.message(1, ghost.begin(), Now{1000, 1'700'000'000});
+      core.commit_turn();
+      auto actions = core.take_actions();
+      REQUIRE(actions.size() == 1);
+      auto decoded = proto::decode(actions[0].message);
+      REQUIRE(decoded.has_value());
+      Reply r{std::make_shared<const Bytes>(actions[0].message), decoded->message};
+      ghost.take_server_first(r);
+      std::string salt = security::base64_encode(ghost.parsed->salt);
+      CHECK(ghost.parsed->salt.size() == security::scram::salt_size);
+      CHECK(ghost.parsed->iterations == security::scram::min_iterations);
+      if (first_salt.empty()) first_salt = salt;
+      CHECK(salt == first_salt);
+    }
+  }
+  Node node;
+  node.open(1, alice_nat);
+  ScramTerminal ghost{"nobody", "correct horse"};
+  Reply refused = scram_login(node, 1, ghost);
+  CHECK(refused.code() == 401);
+  CHECK(refused.reason() == "Unauthenticated: wrong user ID or password");
+  // Another ID, another salt.
+  ScramTerminal other{"nobody2", "x"};
+  node.send(1, other.begin());
+  other.take_server_first(node.reply(1));
+  CHECK(other.parsed->salt != ghost.parsed->salt);
+}
+
+TEST_CASE("scram login: failed proofs count against the login limiter like wrong passwords") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  node.open(1, alice_nat);
+  for (int i = 0; i < 5; ++i) {
+    ScramTerminal wrong{"alice", "wrong horse"};
+    CHECK(scram_login(node, 1, wrong).code() == 401);
+  }
+  ScramTerminal right{"alice", "correct horse"};
+  node.send(1, right.begin());
+  Reply limited = node.reply(1);
+  CHECK(limited.code() == 429);
+  CHECK(limited.u32(sig::attr::retry_after) == 60);
+  CHECK(node.core().counters().logins_limited == 1);
+}
+
+TEST_CASE("scram login: a scrypt account migrates on its next password login, keeping its generation; then SCRAM works") {
+  Node node;
+  node.add_account("alice", "correct horse");  // scrypt, as accounts were made before SCRAM
+  REQUIRE(stored_hash(node, "alice").starts_with("$scrypt$"));
+  node.open(1, alice_nat);
+  // SCRAM first, as a terminal tries: the node cannot check it, and answers like an unknown ID.
+  ScramTerminal early{"alice", "correct horse"};
+  CHECK(scram_login(node, 1, early).code() == 401);
+  // The one password login.
+  node.send(1, login_request("alice", "correct horse"));
+  Reply ok = node.reply(1);
+  REQUIRE(ok.is_success());
+  std::string migrated = stored_hash(node, "alice");
+  auto credentials = security::scram::decode_credentials(migrated);
+  REQUIRE(credentials.has_value());
+  CHECK(credentials->iterations == security::scram::min_iterations);
+  // The link's login still holds (a migration is not a password change).
+  node.send(1, lookup_request("alice"));
+  CHECK(node.reply(1).is_success());
+  // And from now on SCRAM.
+  node.open(2, alice_nat);
+  ScramTerminal later{"alice", "correct horse"};
+  Reply scram_ok = scram_login(node, 2, later);
+  CHECK(scram_ok.is_success());
+  CHECK(later.node_proved_itself(scram_ok));
+  CHECK(later.parsed->salt == credentials->salt);
+}
+
+TEST_CASE("scram login: a password login of a migrated account is checked against its SCRAM credentials") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  std::string before = stored_hash(node, "alice");
+  CHECK(node.login(1, alice_nat, "alice", "correct horse").is_success());
+  CHECK(node.login(2, alice_nat, "alice", "wrong horse").code() == 401);
+  CHECK(stored_hash(node, "alice") == before);
+}
+
+TEST_CASE("scram login: login_begin refuses a malformed client-first, an invalid ID and an agent's ID") {
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, request(sig::method::login_begin, [](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::scram_client_first, "y,,n=alice,r=0123456789abcdef");
+  }));
+  CHECK(node.reply(1).code() == 400);
+  node.send(1, request(sig::method::login_begin));
+  CHECK(node.reply(1).code() == 400);
+  ScramTerminal bad{"Not An ID!", "x"};
+  node.send(1, bad.begin());
+  CHECK(node.reply(1).code() == 422);
 }

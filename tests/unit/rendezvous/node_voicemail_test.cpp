@@ -37,6 +37,7 @@ struct Fixture {
     REQUIRE(opened.has_value());
     store = std::move(*opened);
     settings.password_hashing = fast_hashing;
+    settings.scram_iterations = security::scram::min_iterations;
     core = std::make_unique<NodeCore>(*store, std::move(settings));
   }
   ~Fixture() {
@@ -87,8 +88,7 @@ struct Fixture {
       b.add_u32(sig::attr::link_role, sig::link_role::query);
     });
     for (const auto& job : core->take_password_jobs()) {
-      PasswordJobResult r{job.id, security::verify_password(job.password, job.stored_hash), {}};
-      core->password_job_done(r, now);
+      core->password_job_done(run_password_job(job), now);
     }
     core->commit_turn();
     auto replies = messages(core->take_actions());
@@ -569,6 +569,7 @@ TEST_CASE("NodeCore::open fails with the cause when its databases cannot be crea
     (*store)->environment().faults().fail_writes(MDB_MAP_FULL);
     NodeSettings settings;
     settings.password_hashing = fast_hashing;
+    settings.scram_iterations = security::scram::min_iterations;
     auto core = NodeCore::open(**store, settings);
     REQUIRE_FALSE(core.has_value());
     CHECK(core.error().code == storage::StoreErrc::map_full);

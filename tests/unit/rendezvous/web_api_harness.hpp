@@ -36,6 +36,7 @@ inline std::function<void(std::span<std::byte>)> seeded(uint64_t seed) {
 inline NodeSettings web_test_settings() {
   NodeSettings settings;
   settings.password_hashing = fast_hashing;
+  settings.scram_iterations = security::scram::min_iterations;  // tests only; production keeps 600,000
   settings.random = seeded(20261205);
   settings.open_registration = true;
   settings.account_check_interval_ms = 1000;
@@ -60,7 +61,7 @@ class WebNode {
     if (!store) throw std::runtime_error("store");
     store_ = std::move(*store);
     core_ = std::make_unique<NodeCore>(*store_, std::move(settings));
-    web.password_hashing = fast_hashing;
+    web.scram_iterations = security::scram::min_iterations;
     api_ = std::make_unique<WebApi>(*core_, *store_, web, seeded(7));
   }
   ~WebNode() {
@@ -100,13 +101,7 @@ class WebNode {
     for (int round = 0; round < 100'000; ++round) {
       core_->commit_turn();
       auto jobs = core_->take_password_jobs();
-      for (const auto& job : jobs) {
-        PasswordJobResult result;
-        result.id = job.id;
-        if (job.kind == PasswordJob::Kind::verify) result.verified = security::verify_password(job.password, job.stored_hash);
-        else result.hash = security::hash_password(job.password, job.parameters);
-        core_->password_job_done(result, now_);
-      }
+      for (const auto& job : jobs) core_->password_job_done(run_password_job(job), now_);
       core_->commit_turn();
       auto changed = core_->take_presence_changes();
       api_->presence_changed(changed, now_);

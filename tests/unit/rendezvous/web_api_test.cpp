@@ -509,3 +509,70 @@ TEST_CASE("admin: each change asked through the admin endpoints is an audit even
   CHECK(lines[3] == "event=admin via=web by=root source=203.0.113.7:51234 action=user_remove target=dave result=ok status=204");
   for (const auto& line : lines) CHECK(line.find("password") == std::string::npos);
 }
+
+TEST_CASE("web SCRAM: register with page-derived credentials, log in by proof; the node proves itself; no password sent") {
+  namespace scram = security::scram;
+  WebNode node;
+  Browser browser;
+  std::string credentials = scram::stored_credentials("correct horse", scram::min_iterations);
+  auto registered = node.request(browser, "POST", "/api/register",
+                                 json{{"id", "carol"}, {"credentials", credentials}}.dump());
+  REQUIRE_MESSAGE(registered.response.status == 201, registered.response.body);
+  const std::string nonce = "page-nonce-0123456789";
+  std::string bare = scram::build_client_first_bare("carol", nonce);
+  auto begun = node.request(browser, "POST", "/api/login/begin", json{{"client_first", "n,," + bare}}.dump());
+  REQUIRE_MESSAGE(begun.response.status == 200, begun.response.body);
+  json begin_body = body_of(begun);
+  std::string server_first = begin_body["server_first"].get<std::string>();
+  auto parsed = scram::parse_server_first(server_first);
+  REQUIRE(parsed.has_value());
+  Bytes salted = scram::salted_password("correct horse", parsed->salt, parsed->iterations);
+  std::string without_proof = scram::build_client_final_without_proof(parsed->nonce);
+  std::string auth = scram::auth_message(bare, server_first, without_proof);
+  std::string client_final = scram::build_client_final(parsed->nonce, scram::client_proof(salted, auth));
+  auto answer = node.request(browser, "POST", "/api/login",
+                             json{{"exchange", begin_body["exchange"]}, {"client_final", client_final}}.dump());
+  REQUIRE_MESSAGE(answer.response.status == 200, answer.response.body);
+  json body = body_of(answer);
+  CHECK(body["id"] == "carol");
+  auto server_final = scram::parse_server_final(body["server_final"].get<std::string>());
+  REQUIRE(server_final.has_value());
+  CHECK(scram::verify_server_signature(salted, auth, server_final->verifier));
+  CHECK(answer.header("set-cookie") != nullptr);
+  CHECK(node.api().session_count() == 1);
+
+  // The exchange was single use.
+  auto replay = node.request(browser, "POST", "/api/login",
+                             json{{"exchange", begin_body["exchange"]}, {"client_final", client_final}}.dump());
+  CHECK(replay.response.status == 401);
+
+  // A wrong password's proof is 401, without server_final.
+  auto begun_again = node.request(browser, "POST", "/api/login/begin", json{{"client_first", "n,," + bare}}.dump());
+  json again_body = body_of(begun_again);
+  std::string first_again = again_body["server_first"].get<std::string>();
+  auto parsed_again = scram::parse_server_first(first_again);
+  REQUIRE(parsed_again.has_value());
+  Bytes wrong = scram::salted_password("wrong horse", parsed_again->salt, parsed_again->iterations);
+  std::string auth_again =
+      scram::auth_message(bare, first_again, scram::build_client_final_without_proof(parsed_again->nonce));
+  auto refused = node.request(
+      browser, "POST", "/api/login",
+      json{{"exchange", again_body["exchange"]},
+           {"client_final", scram::build_client_final(parsed_again->nonce, scram::client_proof(wrong, auth_again))}}
+          .dump());
+  CHECK(refused.response.status == 401);
+  CHECK_FALSE(body_of(refused).contains("server_final"));
+}
+
+TEST_CASE("web SCRAM: credentials weaker than the node's, or malformed, are refused at register") {
+  namespace scram = security::scram;
+  WebNode node;
+  Browser browser;
+  scram::ServerCredentials made = scram::make_credentials("correct horse", scram::min_iterations);
+  made.iterations = scram::min_iterations;  // the harness's node makes min_iterations: equal is fine
+  CHECK(node.request(browser, "POST", "/api/register",
+                     json{{"id", "dave"}, {"credentials", scram::encode_credentials(made)}}.dump())
+            .response.status == 201);
+  CHECK(node.request(browser, "POST", "/api/register", json{{"id", "erin"}, {"credentials", "$scram-sha256$i=1$x"}}.dump())
+            .response.status == 400);
+}

@@ -16,6 +16,7 @@
 #include "../security/test_pki.hpp"
 #include "../transport/test_tls_server.hpp"
 #include "proto/signalling.hpp"
+#include "security/scram.hpp"
 #include "transport/tls_link.hpp"
 
 using namespace tsunagu;
@@ -32,10 +33,18 @@ uint64_t mono_ms(uv_loop_t* loop) {
   return uv_now(loop);
 }
 
-// The node's side, as little of it as the client needs: login (success with
-// XOR-MAPPED-ADDRESS and KEEPALIVE-INTERVAL, or the error it is told to give),
-// keepalive and lookup answered, kSilent never.
+// The node's side, as little of it as the client needs: login_begin and a
+// SCRAM login against alice's credentials (RFC 7677's minimum iterations),
+// or a password login (success with XOR-MAPPED-ADDRESS and
+// KEEPALIVE-INTERVAL, or the error it is told to give), keepalive and lookup
+// answered, kSilent never.
 struct Server : transport::testing::TestTlsListener {
+  security::scram::ServerCredentials credentials =
+      security::scram::make_credentials("correct horse", security::scram::min_iterations);
+  std::string client_first_bare, server_first;
+  bool legacy_account = false;   // holds a scrypt hash: every SCRAM proof fails, the password works
+  bool forge_signature = false;  // answers a good proof with a ServerSignature it made up
+  int login_begins = 0, password_logins = 0;
   uint16_t login_error = 0;
   uint32_t retry_after_s = 0;
   bool displace_after_login = false;
@@ -68,13 +77,47 @@ struct Server : transport::testing::TestTlsListener {
       ++silent;
       return;
     }
+    if (m.method == proto::method::login_begin) {
+      ++login_begins;
+      auto first = security::scram::parse_client_first(proto::read_string(*m.find(proto::attr::scram_client_first)));
+      REQUIRE(first.has_value());
+      users.push_back(first->username);
+      client_first_bare = first->bare;
+      server_first = security::scram::build_server_first(
+          {first->nonce + "the-test-servers-nonce", credentials.salt, credentials.iterations});
+      auto ok = proto::MessageBuilder::response_to(m, proto::MessageClass::success);
+      ok.add_string(proto::attr::scram_server_first, server_first);
+      link.send(ok.finish());
+      return;
+    }
     if (m.method != proto::method::login) {
       link.send(proto::MessageBuilder::response_to(m, proto::MessageClass::success).finish());
       return;
     }
     ++logins;
     login_times.push_back(mono_ms(loop));
-    if (const auto* user = m.find(proto::attr::user_id)) users.emplace_back(proto::read_string(*user));
+    bool proven = false;
+    std::string server_final;
+    if (const auto* final_attribute = m.find(proto::attr::scram_client_final)) {
+      auto final_message = security::scram::parse_client_final(proto::read_string(*final_attribute));
+      REQUIRE(final_message.has_value());
+      std::string auth = security::scram::auth_message(client_first_bare, server_first, final_message->without_proof);
+      proven = !legacy_account && security::scram::verify_client_proof(credentials.stored_key, auth, final_message->proof);
+      Bytes signature = security::scram::server_signature(credentials.server_key, auth);
+      if (forge_signature) signature[0] ^= std::byte{1};
+      server_final = security::scram::build_server_final({signature, {}});
+    } else {
+      ++password_logins;
+      if (const auto* user = m.find(proto::attr::user_id)) users.emplace_back(proto::read_string(*user));
+      const auto* password = m.find(proto::attr::password);
+      proven = password != nullptr && proto::read_string(*password) == "correct horse";
+    }
+    if (login_error == 0 && !proven) {
+      auto refused = proto::MessageBuilder::response_to(m, proto::MessageClass::error);
+      refused.add_error(proto::error::unauthenticated, "Unauthenticated: wrong user ID or password");
+      link.send(refused.finish());
+      return;
+    }
     if (const auto* role = m.find(proto::attr::link_role)) roles.push_back(proto::read_u32(*role).value_or(99));
     reported_addresses = m.find_all(proto::attr::reported_address).size();
     if (login_error != 0) {
@@ -87,6 +130,7 @@ struct Server : transport::testing::TestTlsListener {
     auto ok = proto::MessageBuilder::response_to(m, proto::MessageClass::success);
     ok.add_xor_address(proto::attr::xor_mapped_address, kObserved);
     ok.add_u32(proto::attr::keepalive_interval, 7);
+    if (!server_final.empty()) ok.add_string(proto::attr::scram_server_final, server_final);
     link.send(ok.finish());
     if (displace_after_login) {
       proto::TransactionId id;
@@ -246,7 +290,8 @@ TEST_CASE("node client: a login refused with 401 stops with unauthenticated, 429
       CHECK(h.stops[0].first == ClientFailure::rate_limited);
       CHECK(h.stops[0].second.find("retry in 42 s") != std::string::npos);
     }
-    CHECK(h.server->logins == 1);
+    // A 401 to SCRAM gets the one password login (an account not migrated yet).
+    CHECK(h.server->logins == (code == proto::error::unauthenticated ? 2 : 1));
   }
 }
 
@@ -425,4 +470,67 @@ TEST_CASE("node client: authenticate = false only connects (for register)") {
     ++answered;
   });
   REQUIRE(h.run_until([&] { return answered == 1; }));
+}
+
+TEST_CASE("node client: logs in by SCRAM: the password never reaches the node, and the node's signature is checked") {
+  Harness h;
+  h.make(h.options());
+  REQUIRE(h.client->start().has_value());
+  REQUIRE(h.run_until([&] { return !h.logins.empty(); }));
+  CHECK(h.server->login_begins == 1);
+  CHECK(h.server->logins == 1);
+  CHECK(h.server->password_logins == 0);
+  CHECK(h.server->users == std::vector<std::string>{"alice"});
+}
+
+TEST_CASE("node client: a node whose ServerSignature is wrong is refused, and no password is sent to it") {
+  Harness h;
+  h.server->forge_signature = true;
+  auto options = h.options();
+  options.reconnect = true;  // refusing the node is final, not a reason to retry
+  h.make(options);
+  REQUIRE(h.client->start().has_value());
+  REQUIRE(h.run_until([&] { return !h.stops.empty(); }));
+  CHECK(h.stops[0].first == ClientFailure::protocol);
+  CHECK(h.stops[0].second.find("could not prove") != std::string::npos);
+  CHECK(h.logins.empty());
+  CHECK_FALSE(h.client->logged_in());
+  CHECK(h.server->password_logins == 0);
+}
+
+TEST_CASE("node client: an account still holding a scrypt hash logs in by its one password login") {
+  Harness h;
+  h.server->legacy_account = true;
+  h.make(h.options());
+  REQUIRE(h.client->start().has_value());
+  REQUIRE(h.run_until([&] { return !h.logins.empty(); }));
+  CHECK(h.server->logins == 2);
+  CHECK(h.server->password_logins == 1);
+}
+
+TEST_CASE("node client: without password_fallback a 401 to SCRAM stops at once") {
+  Harness h;
+  h.server->legacy_account = true;
+  auto options = h.options();
+  options.password_fallback = false;
+  h.make(options);
+  REQUIRE(h.client->start().has_value());
+  REQUIRE(h.run_until([&] { return !h.stops.empty(); }));
+  CHECK(h.stops[0].first == ClientFailure::unauthenticated);
+  CHECK(h.server->password_logins == 0);
+}
+
+TEST_CASE("node client: a reconnect logs in by SCRAM again, and after a SCRAM success never falls back to the password") {
+  Harness h;
+  auto options = h.options();
+  options.reconnect = true;
+  h.make(options);
+  REQUIRE(h.client->start().has_value());
+  REQUIRE(h.run_until([&] { return h.logins.size() == 1; }));
+  h.server->legacy_account = true;  // from now on every proof fails (a node that lost its keys)
+  h.server->drop_all();
+  REQUIRE(h.run_until([&] { return !h.stops.empty(); }, 8000));
+  CHECK(h.stops[0].first == ClientFailure::unauthenticated);
+  CHECK(h.server->login_begins == 2);
+  CHECK(h.server->password_logins == 0);
 }
