@@ -29,7 +29,7 @@ git -C "$root" ls-files -z --cached --others --exclude-standard |
 
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 export CCACHE_BASEDIR=$source_copy CCACHE_NOHASHDIR=true
-export DEB_BUILD_OPTIONS="nocheck parallel=${TSUNAGU_DEB_JOBS:-$(nproc)}"
+export DEB_BUILD_OPTIONS="nocheck noautodbgsym parallel=${TSUNAGU_DEB_JOBS:-$(nproc)}"
 start=$(date +%s)
 (cd "$source_copy" && dpkg-buildpackage -b -us -uc --no-sign) > "$out/build.log" 2>&1 ||
   { tail -40 "$out/build.log" >&2; echo "build-debs: dpkg-buildpackage failed (log: $out/build.log)" >&2; exit 1; }
