@@ -36,7 +36,7 @@ start=$(date +%s)
 seconds=$(($(date +%s) - start))
 rm -f "$out"/*.deb
 mv "$cache"/deb-src/*.deb "$out/"
-echo "build-debs: built $(cd "$out" && ls *.deb | tr '\n' ' ')in ${seconds} s ($(ccache -s 2> /dev/null | grep -m1 -E 'Hits:' | sed 's/  */ /g'))"
+echo "build-debs: built $(cd "$out" && ls *.deb | tr '\n' ' ')in ${seconds} s (DEB_BUILD_OPTIONS=\"$DEB_BUILD_OPTIONS\"; log: $out/build.log)"
 
 # Lintian: errors and warnings fail; the overrides in debian/*.lintian-overrides
 # say why each one is accepted.

@@ -19,7 +19,8 @@ admin would (docs/operator.md, "Installing the packages"):
   6. apt purges the packages: what remains is only the data the admin made
      (the deployment in /var/lib/tsunagu, the bundle in /etc/tsunagu).
 
-Prints how long each phase took. Exits 77 (skip), saying why, when not root or
+Prints how long each phase took. TSUNAGU_DEBS=DIR uses the .debs in DIR
+instead of building them (for work on this test). Exits 77 (skip), saying why, when not root or
 a tool is missing. Every process is killed by PID, the namespace deleted, /proc
 unmounted and the root removed on every exit path.
 
@@ -262,11 +263,13 @@ def main(argv):
     os.makedirs(cache, exist_ok=True)
     phases = Phases()
 
-    debs_dir = os.path.join(cache, "debs")
-    build = run(["bash", os.path.join(source, "scripts/build-debs.sh"), debs_dir], check=False, timeout=3000)
-    print(build.stdout.strip())
-    if build.returncode != 0:
-        fail(f"building the packages failed:\n{build.stderr[-6000:]}")
+    debs_dir = os.environ.get("TSUNAGU_DEBS")  # .debs already built (when working on this test)
+    if not debs_dir:
+        debs_dir = os.path.join(cache, "debs")
+        build = run(["bash", os.path.join(source, "scripts/build-debs.sh"), debs_dir], check=False, timeout=3000)
+        print(build.stdout.strip())
+        if build.returncode != 0:
+            fail(f"building the packages failed:\n{build.stderr[-6000:]}")
     debs = sorted(os.path.join(debs_dir, d) for d in os.listdir(debs_dir) if d.endswith(".deb"))
     names = sorted(run(["dpkg-deb", "-f", d, "Package"]).stdout.strip() for d in debs)
     if names != ["tsunagu", "tsunagu-lan-agent", "tsunagu-rendezvous"]:
@@ -312,6 +315,10 @@ def main(argv):
                       "tsunagu-lan-agent"], env=install_env, timeout=300)
         check_purged(box, before, purged.stdout + purged.stderr)
         phases.done("apt purge, and what remains")
+    except BaseException:
+        for name in ("node.log", "agent.log", "login.log"):
+            print(f"--- {name} (last lines)\n{box.log(name)}")
+        raise
     finally:
         box.close()
     phases.report()
@@ -366,7 +373,7 @@ def walk(box):
                     "TSUNAGU_PASSWORD": PASSWORD}
     login_log = open(os.path.join(box.dir, "login.log"), "w")
     login = subprocess.Popen(["ip", "netns", "exec", box.netns, "chroot", box.root, "tsunagu", "login"],
-                             env={**terminal_env, "TSUNAGU_USER": "alice", "PATH": "/usr/bin:/bin"},
+                             env={**terminal_env, "TSUNAGU_USER": "alice", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                              stdout=login_log, stderr=subprocess.STDOUT)
     box.processes.append(login)
 
