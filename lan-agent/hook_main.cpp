@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -40,6 +41,14 @@ using namespace tsunagu::lanagent;
 namespace {
 
 constexpr size_t kMaxInitListing = 64u << 20;
+
+constexpr const char* kUsage =
+    "tsunagu-dhcp-hook: hands a DHCP server's lease events to the Tsunagu LAN agent (man tsunagu-dhcp-hook)\n"
+    "Usage: tsunagu-dhcp-hook [--config FILE] [--chain PROG] [--] SERVER-ARGS...\n"
+    "OPTIONS:\n"
+    "  --config FILE   agent.toml to read [hook] from (default $TSUNAGU_AGENT_CONFIG, else /etc/tsunagu/agent.toml)\n"
+    "  --chain PROG    program to call next with the same arguments (default $TSUNAGU_HOOK_CHAIN, else hook.chain)\n"
+    "Exit status: always 0, so the DHCP server never fails; problems go to stderr and syslog.\n";
 
 void note(int priority, const std::string& message) {
   std::string line = "tsunagu-dhcp-hook: " + message + "\n";
@@ -212,6 +221,11 @@ int main(int argc, char** argv) {
     return std::nullopt;
   };
 
+  // No DHCP server passes --help alone; a person reading the man page might.
+  if (args.size() == 1 && args[0] == "--help") {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   HookOptions options = parse_hook_options(args);
   if (!options.error.empty()) note(LOG_WARNING, options.error);
   std::vector<std::string_view> server_args(args.begin() + static_cast<std::ptrdiff_t>(options.first_server_arg),

@@ -120,4 +120,39 @@ Expected<std::string, std::string> create_deployment(const DeploymentRequest& re
          "\n  configuration: " + (dir / "node.toml").string() + "\n";
 }
 
+Expected<std::string, std::string> renew_node_certificate(const CertificateRenewal& renewal) {
+  auto ca_certificate = read_text_file(renewal.ca_certificate_file);
+  if (!ca_certificate) return Unexpected(ca_certificate.error());
+  auto ca_key = read_text_file(renewal.ca_private_key_file);
+  if (!ca_key) return Unexpected(ca_key.error() + " (renewing needs the CA key)");
+  security::CertificateRequest request;
+  request.dns_names = renewal.dns_names;
+  request.ip_addresses = renewal.ip_addresses;
+  if (request.dns_names.empty() && request.ip_addresses.empty()) {
+    auto current = read_text_file(renewal.certificate_file);
+    if (!current) return Unexpected(current.error() + " (give --name/--ip to renew without it)");
+    auto facts = security::certificate_facts(*current);
+    if (!facts) return Unexpected(renewal.certificate_file + ": " + facts.error().detail);
+    request.dns_names = facts->dns_names;
+    request.ip_addresses = facts->ip_addresses;
+  }
+  request.common_name = request.dns_names.empty() ? "tsunagu-node" : request.dns_names.front();
+  request.usage = security::CertificateRequest::Usage::server;
+  auto issued = security::issue_certificate(security::KeyAndCertificate{*ca_certificate, *ca_key}, request);
+  if (!issued) return Unexpected("issuing the node certificate: " + issued.error().detail);
+  // The key first: a reload between the two renames finds a key that does not
+  // match the certificate, refuses it and keeps serving the old pair.
+  if (auto written = write_file_atomically(renewal.private_key_file, issued->private_key_pem, 0600); !written)
+    return Unexpected(written.error());
+  if (auto written = write_file_atomically(renewal.certificate_file, issued->certificate_pem, 0644); !written)
+    return Unexpected(written.error());
+  std::string names;
+  for (const auto& n : request.dns_names) names += (names.empty() ? "" : ", ") + n;
+  for (const auto& n : request.ip_addresses) names += (names.empty() ? "" : ", ") + n;
+  auto facts = security::certificate_facts(issued->certificate_pem);
+  return "renewed the node certificate " + renewal.certificate_file + " (serial " +
+         (facts ? facts->serial_hex : std::string("?")) + ") for: " + names +
+         "\n  a running node serves it after `systemctl reload tsunagu-rendezvous` (SIGHUP)\n";
+}
+
 }  // namespace tsunagu::rendezvous

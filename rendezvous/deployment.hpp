@@ -24,6 +24,20 @@ struct DeploymentRequest {
 // Returns a one-paragraph summary for the operator, or what went wrong.
 Expected<std::string, std::string> create_deployment(const DeploymentRequest& request);
 
+// `init --renew-certificate`: a new node key and certificate from the
+// deployment CA, for the given names (none given: the names and addresses of
+// the current certificate), each written to a temporary file and renamed over
+// the old one, so a running node picks them up on its next reload (SIGHUP).
+struct CertificateRenewal {
+  std::string certificate_file;  // node.toml's tls.certificate
+  std::string private_key_file;  // tls.private_key
+  std::string ca_certificate_file;
+  std::string ca_private_key_file;
+  std::vector<std::string> dns_names;
+  std::vector<std::string> ip_addresses;
+};
+Expected<std::string, std::string> renew_node_certificate(const CertificateRenewal& renewal);
+
 struct AgentBundleRequest {
   std::string ca_certificate_file;
   std::string ca_private_key_file;

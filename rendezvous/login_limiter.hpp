@@ -35,6 +35,8 @@ class LoginLimiter {
   };
 
   explicit LoginLimiter(Policy policy) : policy_(policy) {}
+  // A reload (SIGHUP): the buckets keep what they hold; new limits apply from now.
+  void set_policy(Policy policy) { policy_ = policy; }
 
   // 0 when an attempt may proceed now; otherwise seconds until one may.
   uint32_t retry_after(std::string_view user_id, std::string_view source, uint64_t now_ms);

@@ -55,6 +55,36 @@ struct RunOptions {
   std::string listen, stun_listen, agent_listen, web_listen, log_level, ready_file;
 };
 
+// SIGHUP: `systemctl reload` (ExecReload=kill -HUP $MAINPID). The handle is
+// unreferenced so it does not keep the loop alive once the node stops.
+struct ReloadSignal {
+  uv_signal_t handle{};
+  NodeDaemon* node = nullptr;
+  std::string directory;
+};
+
+struct ReloadSignalCloser {
+  void operator()(ReloadSignal* signal) const {
+    uv_close(reinterpret_cast<uv_handle_t*>(&signal->handle),
+             [](uv_handle_t* h) { delete static_cast<ReloadSignal*>(h->data); });
+  }
+};
+
+std::unique_ptr<ReloadSignal, ReloadSignalCloser> start_reload_signal(uv_loop_t* loop, NodeDaemon* node,
+                                                                      const std::string& directory) {
+  std::unique_ptr<ReloadSignal, ReloadSignalCloser> signal(new ReloadSignal{{}, node, directory});
+  uv_signal_init(loop, &signal->handle);
+  signal->handle.data = signal.get();
+  uv_signal_start(&signal->handle, [](uv_signal_t* handle, int) {
+    auto* self = static_cast<ReloadSignal*>(handle->data);
+    sd_notify(0, "RELOADING=1");
+    self->node->reload(self->directory);
+    sd_notify(0, "READY=1");
+  }, SIGHUP);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&signal->handle));
+  return signal;
+}
+
 int run_node(const std::string& directory, const RunOptions& options) {
   NodeConfig config;
   try {
@@ -119,6 +149,7 @@ int run_node(const std::string& directory, const RunOptions& options) {
     NodeDaemon* node = nullptr;
   } signals;
   signals.node = daemon->get();
+  auto reload_signal = start_reload_signal(&loop, daemon->get(), directory);
   auto on_signal = [](uv_signal_t* handle, int signum) {
     auto* s = static_cast<Signals*>(handle->data);
     log::info() << "signal " << signum << ": finishing in-flight writes and stopping";
@@ -134,6 +165,7 @@ int run_node(const std::string& directory, const RunOptions& options) {
     uv_signal_start(handle, on_signal, signum);
   }
   uv_run(&loop, UV_RUN_DEFAULT);
+  reload_signal.reset();
   // One signal closed its handle; close the other.
   for (auto* handle : {&signals.term, &signals.interrupt})
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(handle))) uv_close(reinterpret_cast<uv_handle_t*>(handle), nullptr);
@@ -174,6 +206,33 @@ struct Admin {
 int fail(std::string_view message, int code = exit_failure) {
   std::cerr << "tsunagu-rendezvous: " << message << "\n";
   return code;
+}
+
+// init's --name and --ip values: 0 when they are all valid, else exit_usage
+// after saying which one is not.
+int check_names(const std::vector<std::string>& names, const std::vector<std::string>& ips) {
+  for (const auto& n : names)
+    if (!valid_host_name(n)) return fail("invalid --name \"" + n + "\": a DNS name (a-z 0-9 . -)", exit_usage);
+  for (const auto& a : ips)
+    if (!proto::SocketAddress::parse(a, 0)) return fail("invalid --ip \"" + a + "\": an IP address", exit_usage);
+  return 0;
+}
+
+int renew_certificate_command(const std::string& directory, const std::vector<std::string>& names,
+                              const std::vector<std::string>& ips) {
+  if (int bad = check_names(names, ips)) return bad;
+  NodeConfig config;
+  try {
+    config = load_node_config(directory);
+  } catch (const std::exception& error) {
+    return fail(error.what(), exit_usage);
+  }
+  auto renewed = renew_node_certificate(CertificateRenewal{config.certificate_file, config.private_key_file,
+                                                           config.ca_certificate_file, config.ca_private_key_file,
+                                                           names, ips});
+  if (!renewed) return fail(renewed.error());
+  std::cout << *renewed;
+  return 0;
 }
 
 // An account_admin refusal, with the exit code the footer documents.
@@ -348,6 +407,10 @@ int main(int argc, char** argv) {
   init->add_option("--name", names, "DNS name the node is reached by (repeatable; default localhost)");
   init->add_option("--ip", ips, "IP address the node is reached by (repeatable; default 127.0.0.1 and ::1)");
   init->add_flag("--force", force, "Replace an existing deployment's keys");
+  bool renew_certificate = false;
+  init->add_flag("--renew-certificate", renew_certificate,
+                 "Only issue a new node certificate and key from the CA (for --name/--ip, else the current "
+                 "certificate's names), renamed into place; a reload (SIGHUP) serves it");
 
   auto* run = app.add_subcommand("run", "Run the node in the foreground (SIGTERM stops it cleanly)");
   RunOptions run_options;
@@ -472,14 +535,12 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
+  if (init->parsed() && renew_certificate) return renew_certificate_command(init_dir, names, ips);
   if (init->parsed()) {
     DeploymentRequest request;
     request.directory = init_dir;
     if (!names.empty() || !ips.empty()) {
-      for (const auto& n : names)
-        if (!valid_host_name(n)) return fail("invalid --name \"" + n + "\": a DNS name (a-z 0-9 . -)", exit_usage);
-      for (const auto& a : ips)
-        if (!proto::SocketAddress::parse(a, 0)) return fail("invalid --ip \"" + a + "\": an IP address", exit_usage);
+      if (int bad = check_names(names, ips)) return bad;
       request.dns_names = names;
       request.ip_addresses = ips;
       // What agents will dial and check by default (`agent enroll`).

@@ -248,6 +248,11 @@ class NodeCore {
   // write is recorded once the turn's commit succeeded (or with
   // result=storage_error when it failed). The sink must outlive the core.
   void set_audit_sink(audit::AuditSink& sink) { audit_ = &sink; }
+  // A reload (SIGHUP; node_reload.cpp): limits and policy from a re-read
+  // node.toml apply from now on, links and state stay. Returns the settings
+  // that changed but apply only at the next start (they keep their old values).
+  std::vector<std::string> reload_settings(NodeSettings next);
+  const NodeSettings& settings() const { return settings_; }
   // An event from outside the core (the web API's admin endpoints), through the same sink.
   void record_audit(const audit::AuditEvent& event) { audit_->record(event); }
 

@@ -37,6 +37,11 @@ class NodeDaemon {
   // Stops accepting, commits what is pending, closes every link and handle;
   // the loop then ends by itself.
   void shutdown();
+  // SIGHUP (node_daemon_reload.cpp): re-reads DIR/node.toml and the
+  // certificates; new connections get the new certificate, limits and policy
+  // apply from now on, no link is dropped. Logs and audits what it did; on any
+  // error (a broken node.toml, a key that does not match) nothing changes.
+  void reload(const std::string& directory);
   proto::SocketAddress tls_address() const;
   proto::SocketAddress agent_address() const;
   proto::SocketAddress stun_address() const { return stun_->local_address(); }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test suite:
-#   build/       optimised build with assertions: unit, integration, lab
+#   build/       optimised build with assertions: unit, integration, lab, browser,
+#                install (the .debs in a clean Debian 12 root; scripts/build-debs.sh)
 #   build-asan/  ASan+UBSan build: unit, integration
 #   build-fuzz/  clang + libFuzzer: each fuzz target for a bounded time
 # Ends with one line "tests: N passed, M failed[, K skipped]" computed from
@@ -35,7 +36,8 @@ run_suites() {  # dir, suites... (a suite written !NAME is left out)
 
 echo "== build (debugoptimized)"
 if configure build && ninja -C build; then
-  run_suites build unit integration lab browser
+  # install: the Debian packages in a clean Debian 12 root (root only; it says why it skips).
+  run_suites build unit integration lab browser install
 else
   echo "build failed" >&2; status=1
 fi

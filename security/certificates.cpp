@@ -1,5 +1,7 @@
 #include "security/certificates.hpp"
 
+#include <arpa/inet.h>
+
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -282,6 +284,23 @@ Expected<CertificateFacts, TlsError> certificate_facts(const std::string& certif
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(certificate->get()), &tm) != 1) return failure("notAfter");
   facts.not_after = static_cast<int64_t>(timegm(&tm));
+  auto* names = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(certificate->get(), NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type == GEN_DNS) {
+      const ASN1_IA5STRING* dns = name->d.dNSName;
+      facts.dns_names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                                   static_cast<size_t>(ASN1_STRING_length(dns)));
+    } else if (name->type == GEN_IPADD) {
+      const ASN1_OCTET_STRING* ip = name->d.iPAddress;
+      int length = ASN1_STRING_length(ip);
+      char text[INET6_ADDRSTRLEN] = {};
+      if ((length == 4 || length == 16) &&
+          inet_ntop(length == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(ip), text, sizeof text) != nullptr)
+        facts.ip_addresses.emplace_back(text);
+    }
+  }
+  GENERAL_NAMES_free(names);
   return facts;
 }
 

@@ -36,6 +36,8 @@ Expected<std::string, TlsError> certificate_common_name(const std::string& certi
 struct CertificateFacts {
   std::string serial_hex;
   int64_t not_after = 0;
+  std::vector<std::string> dns_names;     // subjectAltName DNS entries, in order
+  std::vector<std::string> ip_addresses;  // subjectAltName IP entries, as text ("127.0.0.1", "::1")
 };
 Expected<CertificateFacts, TlsError> certificate_facts(const std::string& certificate_pem);
 

@@ -723,4 +723,6 @@ const HttpServerCounters& HttpServer::counters() const { return impl_->counters;
 
 size_t HttpServer::connection_count() const { return impl_->connections.size(); }
 
+void HttpServer::replace_tls(std::shared_ptr<security::TlsContext> tls) { impl_->tls = std::move(tls); }
+
 }  // namespace tsunagu::web

@@ -127,6 +127,9 @@ class HttpServer {
   void close();
   const HttpServerCounters& counters() const;
   size_t connection_count() const;
+  // A new certificate (a reload): connections accepted from now on use it;
+  // open ones keep the one they shook hands with.
+  void replace_tls(std::shared_ptr<security::TlsContext> tls);
 
  private:
   friend class HttpConnection;

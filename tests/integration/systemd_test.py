@@ -11,7 +11,7 @@ watchdog_node / watchdog_agent: the daemon runs with NOTIFY_SOCKET bound here
     every 200 ms, keep pinging across a SIGHUP (the agent's re-sync), and send
     STOPPING=1 and exit 0 on SIGTERM.
 syscalls_node / syscalls_agent UNIT: the daemon, run under `strace -f -c`
-    through the same start, watchdog pings, SIGHUP (agent) and SIGTERM, makes
+    through the same start, watchdog pings, SIGHUP (reload) and SIGTERM, makes
     no system call outside the unit's SystemCallFilter= lines (expanded with
     `systemd-analyze syscall-filter`), which under systemd would fail with
     EPERM. Skipped (77) without strace or systemd-analyze.
@@ -361,6 +361,9 @@ def syscalls_within_filter(unit_path, argv, what, hangup):
             daemon = int(f.read().split()[0])
         if hangup:
             os.kill(daemon, signal.SIGHUP)
+            if hangup == "reload":  # the node tells systemd RELOADING=1, then READY=1 when done
+                before = notify.wait_for("READY=1", timeout=15)
+                check("RELOADING=1" in before, "%s: READY=1 after SIGHUP without RELOADING=1 (%r)" % (what, before))
             expect_pings(notify, proc, 2, what + " after SIGHUP")
         os.kill(daemon, signal.SIGTERM)
         notify.wait_for("STOPPING=1", timeout=15)
@@ -379,7 +382,8 @@ def syscalls_within_filter(unit_path, argv, what, hangup):
 
 def syscalls_node(unit_path):
     check(os.access(RENDEZVOUS, os.X_OK), "%s is not built" % RENDEZVOUS)
-    return syscalls_within_filter(unit_path, node_argv(make_deployment()), "node", hangup=False)
+    # hangup: the reload (ExecReload) re-reads node.toml and the certificates.
+    return syscalls_within_filter(unit_path, node_argv(make_deployment()), "node", hangup="reload")
 
 
 def syscalls_agent(unit_path):

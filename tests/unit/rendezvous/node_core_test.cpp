@@ -2899,3 +2899,32 @@ TEST_CASE("scram login: login_begin refuses a malformed client-first, an invalid
   node.send(1, bad.begin());
   CHECK(node.reply(1).code() == 422);
 }
+
+// Reload (SIGHUP; rendezvous/node_reload.cpp, issue 17).
+
+TEST_CASE("reload: registration opened by reload_settings holds from the next message, on the same link") {
+  Node node;
+  node.open(1, alice_nat);
+  node.send(1, register_request("alice", "correct horse"));
+  CHECK(node.reply(1).code() == 403);
+
+  NodeSettings next = test_settings();
+  next.open_registration = true;
+  CHECK(node.core().reload_settings(next).empty());
+  node.send(1, register_request("alice", "correct horse"));
+  CHECK(node.reply(1).is_success());
+  CHECK(node.core().counters().registrations == 1);
+}
+
+TEST_CASE("reload: settings built into objects at start keep their values and are reported") {
+  Node node;
+  NodeSettings next = test_settings();
+  next.keepalive_interval_s = 30;
+  next.password_hashing.log2_n = 12;
+  next.max_ringing_per_user = 1;
+  auto need_restart = node.core().reload_settings(next);
+  CHECK(need_restart == std::vector<std::string>{"presence.keepalive_interval", "passwords.scrypt_log2_n"});
+  CHECK(node.core().settings().keepalive_interval_s == 15);
+  CHECK(node.core().settings().password_hashing.log2_n == fast_hashing.log2_n);
+  CHECK(node.core().settings().max_ringing_per_user == 1);
+}

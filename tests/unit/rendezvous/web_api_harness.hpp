@@ -184,8 +184,6 @@ class WebNode {
     core_->link_closed(link, now_);
     pump();
   }
-  // What the node sent or did to terminal links since the last take.
-  std::vector<NodeAction> take_terminal_actions() { return std::move(terminal_actions_); }
 
  private:
   std::string dir_;

@@ -231,5 +231,20 @@ TEST_CASE("certificates: bad requests are refused with a reason") {
   CHECK(ERR_peek_error() == 0);
 }
 
+TEST_CASE("certificates: certificate_facts reads back the subjectAltName names and addresses in order") {
+  KeyAndCertificate ca = make_ca("facts CA");
+  KeyAndCertificate leaf = issue(ca, {.common_name = "node.example.net",
+                                      .dns_names = {"node.example.net", "localhost"},
+                                      .ip_addresses = {"203.0.113.7", "::1"}});
+  auto facts = tsunagu::security::certificate_facts(leaf.certificate_pem);
+  REQUIRE(facts.has_value());
+  CHECK(facts->dns_names == std::vector<std::string>{"node.example.net", "localhost"});
+  CHECK(facts->ip_addresses == std::vector<std::string>{"203.0.113.7", "::1"});
+  auto ca_facts = tsunagu::security::certificate_facts(ca.certificate_pem);
+  REQUIRE(ca_facts.has_value());
+  CHECK(ca_facts->dns_names.empty());
+  CHECK(ca_facts->ip_addresses.empty());
+}
+
 }  // namespace
 }  // namespace tsunagu::security
