@@ -151,7 +151,7 @@ void NodeCore::begin_card_check(LinkId link, LinkState& state, const proto::Mess
   pending_card_checks_[job] = PendingCardCheck{link, Bytes(current_message_.begin(), current_message_.end()), serial};
   std::string typed(proto::read_string(*request.find(sig::attr::card_password)));
   password_jobs_.push_back(PasswordJob{PasswordJob::Kind::verify, job, cards::normalized_card_password(typed),
-                                       (*account)->password_hash, {}});
+                                       (*account)->password_hash, /*scram_iterations: no migration*/ 0});
 }
 
 bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {

@@ -131,7 +131,8 @@ struct PasswordJob {
   std::string password;
   std::string stored_hash;  // verify only
   // hash: the new credentials' iterations; verify of a scrypt hash: when the
-  // password matches, SCRAM credentials with these iterations replace it.
+  // password matches, SCRAM credentials with these iterations replace it,
+  // unless 0 (a card password: it stays a scrypt hash, cards have no SCRAM).
   uint32_t scram_iterations = security::scram::default_iterations;
 };
 

@@ -42,7 +42,8 @@ PasswordJobResult run_password_job(const PasswordJob& job) {
     return result;
   }
   result.verified = security::verify_password(job.password, job.stored_hash);
-  if (result.verified) result.hash = scram::stored_credentials(job.password, job.scram_iterations);
+  if (result.verified && job.scram_iterations != 0)
+    result.hash = scram::stored_credentials(job.password, job.scram_iterations);
   return result;
 }
 
