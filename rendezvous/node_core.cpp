@@ -421,9 +421,17 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
   pending.account_exists = account->has_value();
   if (pending.account_exists) pending.generation = (*account)->generation;
   if (password_work_full(link, request)) return;
+  // The terminal's fallback after a failed SCRAM proof for this ID on this
+  // link: that proof was charged already, and if this password is the one
+  // behind it (checked in the job) it is the same attempt, not a second one.
+  std::optional<PasswordJob::FailedProof> after_failed_proof;
+  if (state.failed_proof && state.failed_proof->first == user_id) after_failed_proof = std::move(state.failed_proof->second);
+  state.failed_proof.reset();
   // Charged now and refunded on success, so attempts still being checked in
-  // parallel count against the limit too.
-  limiter_.record_failure(user_id, source, now.mono_ms);
+  // parallel count against the limit too; a fallback is charged when its
+  // password turns out to be another one (password_job_done).
+  if (!after_failed_proof) limiter_.record_failure(user_id, source, now.mono_ms);
+  pending.charge_if_new_password = after_failed_proof.has_value();
   // An unknown ID costs the same PBKDF2 as a migrated account, so timing tells nothing.
   std::string stored = pending.account_exists ? (*account)->password_hash
                                               : security::scram::encode_credentials(dummy_credentials(user_id));
@@ -431,8 +439,8 @@ void NodeCore::handle_login(LinkId link, LinkState& state, const proto::Message&
   uint64_t job = next_job_id_++;
   pending_auth_[job] = std::move(pending);
   state.login_pending = true;
-  password_jobs_.push_back(
-      PasswordJob{PasswordJob::Kind::verify, job, std::string(secret), std::move(stored), settings_.scram_iterations});
+  password_jobs_.push_back(PasswordJob{PasswordJob::Kind::verify, job, std::string(secret), std::move(stored),
+                                       settings_.scram_iterations, std::move(after_failed_proof)});
 }
 
 void NodeCore::password_job_done(const PasswordJobResult& result, Now now) {
@@ -444,7 +452,10 @@ void NodeCore::password_job_done(const PasswordJobResult& result, Now now) {
   pending_auth_.erase(it);
   if (!links_.contains(pending.link)) return;  // the link went away meanwhile
   if (pending.purpose == PendingAuth::Purpose::login) {
-    if (result.verified && pending.account_exists && !result.hash.empty()) migrate_password(pending, result.hash);
+    bool logged_in = result.verified && pending.account_exists;
+    if (pending.charge_if_new_password && !logged_in && !result.same_as_failed_proof)
+      limiter_.record_failure(pending.user_id, source_key(links_.at(pending.link).observed), now.mono_ms);
+    if (logged_in && !result.hash.empty()) migrate_password(pending, result.hash);
     finish_login(pending, result.verified, now);
   } else {
     finish_register(pending, result.hash, now);

@@ -134,12 +134,24 @@ struct PasswordJob {
   // password matches, SCRAM credentials with these iterations replace it,
   // unless 0 (a card password: it stays a scrypt hash, cards have no SCRAM).
   uint32_t scram_iterations = security::scram::default_iterations;
+  // verify, when this password login follows a failed SCRAM proof on the same
+  // link for the same ID (a terminal's fallback for accounts not migrated
+  // yet): whether this password is the one behind that proof, so the one
+  // attempt is not charged to the login limiter twice.
+  struct FailedProof {
+    Bytes salt;
+    uint32_t iterations = 0;
+    std::string auth_message;
+    Bytes proof;
+  };
+  std::optional<FailedProof> after_failed_proof;
 };
 
 struct PasswordJobResult {
   uint64_t id = 0;
   bool verified = false;  // verify
   std::string hash;       // hash; verify: the migrated credentials, if any
+  bool same_as_failed_proof = false;  // verify with after_failed_proof
 };
 
 // What the daemon's worker threads (and tests) run for a job (node_login.cpp).
@@ -331,6 +343,9 @@ class NodeCore {
   };
   struct LinkState {
     std::optional<ScramExchange> scram;
+    // The last SCRAM proof that failed on this link, with its user ID: a
+    // password login for that ID next is the terminal's fallback (PasswordJob).
+    std::optional<std::pair<std::string, PasswordJob::FailedProof>> failed_proof;
     proto::SocketAddress observed;
     std::optional<std::string> user;  // set once logged in
     uint32_t role = 0;
@@ -357,6 +372,7 @@ class NodeCore {
     uint64_t generation = 0;  // of the account, when it was read for this login
     std::string server_final;  // a SCRAM login: what its success carries
     std::string stored_hash;   // a password login: what it was checked against (a migration replaces only that)
+    bool charge_if_new_password = false;  // a fallback after a failed proof: charged only for another password
   };
   struct PendingReply {
     LinkId link = 0;

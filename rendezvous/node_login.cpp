@@ -37,6 +37,11 @@ PasswordJobResult run_password_job(const PasswordJob& job) {
     result.hash = scram::stored_credentials(job.password, job.scram_iterations);
     return result;
   }
+  if (job.after_failed_proof) {
+    const auto& failed = *job.after_failed_proof;
+    Bytes salted = scram::salted_password(job.password, failed.salt, failed.iterations);
+    result.same_as_failed_proof = scram::client_proof(salted, failed.auth_message) == failed.proof;
+  }
   if (auto credentials = scram::decode_credentials(job.stored_hash)) {
     result.verified = scram::password_matches(job.password, *credentials);
     return result;
@@ -182,6 +187,12 @@ void NodeCore::handle_scram_login(LinkId link, LinkState& state, const proto::Me
   limiter_.record_failure(exchange.user_id, source, now.mono_ms);
   std::string auth = scram::auth_message(exchange.client_first_bare, exchange.server_first, final_message->without_proof);
   bool verified = scram::verify_client_proof(exchange.credentials.stored_key, auth, final_message->proof);
+  if (!verified)
+    state.failed_proof.emplace(exchange.user_id, PasswordJob::FailedProof{exchange.credentials.salt,
+                                                                          exchange.credentials.iterations, auth,
+                                                                          final_message->proof});
+  else
+    state.failed_proof.reset();
   pending.account_exists = exchange.account_exists;
   pending.generation = exchange.generation;
   if (verified && exchange.account_exists)

@@ -2928,3 +2928,36 @@ TEST_CASE("reload: settings built into objects at start keep their values and ar
   CHECK(node.core().settings().password_hashing.log2_n == fast_hashing.log2_n);
   CHECK(node.core().settings().max_ringing_per_user == 1);
 }
+
+TEST_CASE("scram login: a terminal's password fallback after a failed proof is the same attempt, charged once") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  node.open(1, alice_nat);
+  // Three mistyped passwords, each tried as SCRAM and then, as terminals do
+  // for accounts not migrated yet, as a password login on the same link.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ScramTerminal typo{"alice", "correct hose"};
+    CHECK(scram_login(node, 1, typo).code() == 401);
+    node.send(1, login_request("alice", "correct hose"));
+    CHECK(node.reply(1).code() == 401);
+  }
+  // Charged three times, not six: the right password still logs in.
+  ScramTerminal right{"alice", "correct horse"};
+  CHECK(scram_login(node, 1, right).is_success());
+
+  // A different password in the "fallback" is a second guess and is charged:
+  // five charges after three rounds on another account.
+  add_scram_account(node, "bob", "battery staple");
+  node.open(2, alice_nat);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ScramTerminal guess{"bob", "guess " + std::to_string(attempt)};
+    CHECK(scram_login(node, 2, guess).code() == 401);
+    node.send(2, login_request("bob", "other guess " + std::to_string(attempt)));
+    CHECK(node.reply(2).code() == 401);
+  }
+  ScramTerminal fifth{"bob", "guess 5"};
+  CHECK(scram_login(node, 2, fifth).code() == 401);
+  ScramTerminal right_bob{"bob", "battery staple"};
+  node.send(2, right_bob.begin());
+  CHECK(node.reply(2).code() == 429);
+}
