@@ -155,7 +155,7 @@ std::optional<std::string> read_card_password(const std::optional<std::string>& 
 }
 
 std::string clock_text(int minutes) {
-  char text[8];
+  char text[16];  // room for any int, so gcc -O0 (the sanitizer build) sees no truncation
   std::snprintf(text, sizeof text, "%02d:%02d", minutes / 60, minutes % 60);
   return text;
 }
