@@ -121,6 +121,18 @@ Expected<std::optional<std::string>, FieldError> string_field(const json& body, 
   if (!it->is_string()) return Unexpected(FieldError{std::string("\"") + name + "\" must be a string"});
   return std::optional<std::string>(it->get<std::string>());
 }
+// Several string fields at once; the first of the wrong type is the error.
+template <size_t N>
+Expected<std::array<std::optional<std::string>, N>, FieldError> string_fields(const json& body,
+                                                                              const char* const (&names)[N]) {
+  std::array<std::optional<std::string>, N> values;
+  for (size_t i = 0; i < N; ++i) {
+    auto value = string_field(body, names[i]);
+    if (!value) return Unexpected(std::move(value.error()));
+    values[i] = std::move(*value);
+  }
+  return values;
+}
 Expected<std::optional<bool>, FieldError> bool_field(const json& body, const char* name) {
   auto it = body.find(name);
   if (it == body.end()) return std::optional<bool>();
@@ -326,6 +338,13 @@ proto::TransactionId WebApi::fresh_transaction() {
   return id;
 }
 
+proto::MessageBuilder WebApi::core_message(proto::MessageClass message_class, uint16_t method,
+                                           const proto::TransactionId& id) {
+  proto::MessageBuilder builder(message_class, method, id);
+  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  return builder;
+}
+
 std::string WebApi::random_token() {
   Bytes bytes(32);
   random_(bytes);
@@ -426,8 +445,7 @@ void WebApi::unsubscribe(uint64_t session) {
 
 void WebApi::refresh_contacts(uint64_t session, Now now) {
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::profile_get, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::profile_get, txn);
   send(sessions_.at(session)->link, std::move(b), txn, [this, session](const proto::Message& reply, Now at) {
     auto it = sessions_.find(session);
     if (it != sessions_.end() && !error_of(reply)) take_contacts(*it->second, reply, at);
@@ -451,8 +469,7 @@ void WebApi::take_contacts(Session& session, const proto::Message& profile_row, 
 
 void WebApi::look_up_contact(Session& session, const std::string& contact, Now now) {
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::lookup, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::lookup, txn);
   b.add_string(sig::attr::user_id, contact);
   send(session.link, std::move(b), txn, [this, id = session.id, contact](const proto::Message& reply, Now) {
     auto it = sessions_.find(id);
@@ -570,25 +587,21 @@ void WebApi::route(const HttpRequest& request, const std::shared_ptr<Respond>& r
 void WebApi::handle_register(const HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now) {
   auto body = read_json(request, settings_.max_json_body);
   if (!body) return (*respond)(std::move(body.error()));
-  auto id = string_field(*body, "id");
-  auto password = string_field(*body, "password");
-  // What the page sends: SCRAM credentials it derived, never the password.
-  auto credentials = string_field(*body, "credentials");
-  auto name = string_field(*body, "display_name");
-  for (const auto* field : {&id, &password, &credentials, &name})
-    if (!*field) return (*respond)(error_response(400, "bad_request", field->error().message));
-  if (!*id || (!*password && !*credentials))
+  // "credentials": what the page sends, SCRAM credentials it derived, never the password.
+  auto fields = string_fields(*body, {"id", "password", "credentials", "display_name"});
+  if (!fields) return (*respond)(error_response(400, "bad_request", fields.error().message));
+  const auto& [id, password, credentials, name] = *fields;
+  if (!id || (!password && !credentials))
     return (*respond)(error_response(400, "bad_request", "\"id\" and \"credentials\" (or \"password\") are required"));
   LinkId link = open_link(request, now);
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::register_user, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  b.add_string(sig::attr::user_id, **id);
-  if (*credentials)
-    b.add_string(sig::attr::scram_credentials, **credentials);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::register_user, txn);
+  b.add_string(sig::attr::user_id, *id);
+  if (credentials)
+    b.add_string(sig::attr::scram_credentials, *credentials);
   else
-    b.add_string(sig::attr::password, **password);
-  if (*name) b.add_string(sig::attr::display_name, **name);
+    b.add_string(sig::attr::password, *password);
+  if (name) b.add_string(sig::attr::display_name, *name);
   send(
       link, std::move(b), txn,
       [this, link, respond](const proto::Message& reply, Now at) {
@@ -602,35 +615,29 @@ void WebApi::handle_register(const HttpRequest& request, const std::shared_ptr<R
 void WebApi::handle_login(const HttpRequest& request, const std::shared_ptr<Respond>& respond, Now now) {
   auto body = read_json(request, settings_.max_json_body);
   if (!body) return (*respond)(std::move(body.error()));
-  auto exchange = string_field(*body, "exchange");
-  auto client_final = string_field(*body, "client_final");
-  for (const auto* field : {&exchange, &client_final})
-    if (!*field) return (*respond)(error_response(400, "bad_request", field->error().message));
-  if (*exchange || *client_final) {
-    if (!*exchange || !*client_final)
+  auto fields = string_fields(*body, {"exchange", "client_final", "id", "password"});
+  if (!fields) return (*respond)(error_response(400, "bad_request", fields.error().message));
+  const auto& [exchange, client_final, id, password] = *fields;
+  if (exchange || client_final) {
+    if (!exchange || !client_final)
       return (*respond)(error_response(400, "bad_request", "\"exchange\" and \"client_final\" go together"));
-    return handle_scram_login(**exchange, **client_final, respond, now);
+    return handle_scram_login(*exchange, *client_final, respond, now);
   }
   // The password form: API clients, and the page's one fallback for an
   // account still holding a scrypt hash (docs/security.md, "Logins").
-  auto id = string_field(*body, "id");
-  auto password = string_field(*body, "password");
-  for (const auto* field : {&id, &password})
-    if (!*field) return (*respond)(error_response(400, "bad_request", field->error().message));
-  if (!*id || !*password) return (*respond)(error_response(400, "bad_request", "\"id\" and \"password\" are required"));
+  if (!id || !password) return (*respond)(error_response(400, "bad_request", "\"id\" and \"password\" are required"));
   if (sessions_.size() >= settings_.max_sessions)
     return (*respond)(error_response(503, "unavailable", "too many web sessions on this node; try again later"));
   // A login over an existing session replaces it.
   if (Session* old = find_session(request, now)) end_session(old->id, now, true);
   LinkId link = open_link(request, now);
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  b.add_string(sig::attr::user_id, **id);
-  b.add_string(sig::attr::password, **password);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::login, txn);
+  b.add_string(sig::attr::user_id, *id);
+  b.add_string(sig::attr::password, *password);
   // A query link: a browser is not a terminal that can be rung.
   b.add_u32(sig::attr::link_role, sig::link_role::query);
-  std::string user = **id;
+  std::string user = *id;
   send(
       link, std::move(b), txn,
       [this, link, respond, user](const proto::Message& reply, Now at) {
@@ -665,8 +672,7 @@ void WebApi::handle_login_begin(const HttpRequest& request, const std::shared_pt
     return (*respond)(error_response(503, "unavailable", "too many web sessions on this node; try again later"));
   LinkId link = open_link(request, now);
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login_begin, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::login_begin, txn);
   b.add_string(sig::attr::scram_client_first, **client_first);
   std::string user = parsed->username;
   send(
@@ -696,8 +702,7 @@ void WebApi::handle_scram_login(const std::string& exchange, const std::string& 
     return (*respond)(error_response(503, "unavailable", "too many web sessions on this node; try again later"));
   }
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::login, txn);
   b.add_string(sig::attr::scram_client_final, client_final);
   b.add_u32(sig::attr::link_role, sig::link_role::query);
   LinkId link = begun.link;
@@ -742,8 +747,7 @@ void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond
   Session& session = *sessions_.at(id);
   auto lost = [respond] { (*respond)(error_response(401, "unauthenticated", "the session ended")); };
   auto profile_txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::profile_get, profile_txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::profile_get, profile_txn);
   LinkId link = session.link;
   send(
       link, std::move(b), profile_txn,
@@ -751,8 +755,7 @@ void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond
         if (error_of(profile)) return (*respond)(from_core_error(profile));
         std::string display_name = text_of(profile, sig::attr::display_name);
         auto list_txn = fresh_transaction();
-        proto::MessageBuilder list(proto::MessageClass::request, sig::method::voicemail_list, list_txn);
-        list.add_u32(sig::attr::protocol_version, sig::protocol_version);
+        proto::MessageBuilder list = core_message(proto::MessageClass::request, sig::method::voicemail_list, list_txn);
         send(
             link, std::move(list), list_txn,
             [this, id, respond, set_cookie, display_name, server_final](const proto::Message& messages, Now) {
@@ -787,8 +790,7 @@ void WebApi::handle_lookup(Session& session, const HttpRequest& request, const s
   if (id->size() > sig::max_user_id_size || !sig::valid_user_id(*id))
     return (*respond)(error_response(422, "invalid_user_id", "not a user ID, EXT@DOMAIN or +NUMBER"));
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::lookup, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::lookup, txn);
   b.add_string(sig::attr::user_id, *id);
   std::string asked = *id;
   send(
@@ -823,8 +825,7 @@ void WebApi::handle_directory(Session& session, const HttpRequest& request, cons
     else return (*respond)(error_response(400, "bad_request", "kind is name, prefix, business or phone"));
   }
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::directory_search, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::directory_search, txn);
   b.add_u32(sig::attr::directory_kind, kind);
   b.add_string(sig::attr::directory_query, q ? std::string_view(*q).substr(0, 1024) : std::string_view());
   if (cursor != nullptr && !cursor->empty())
@@ -858,8 +859,7 @@ void WebApi::handle_directory(Session& session, const HttpRequest& request, cons
 
 void WebApi::handle_categories(Session& session, const std::shared_ptr<Respond>& respond, Now now) {
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::directory_categories, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::directory_categories, txn);
   send(
       session.link, std::move(b), txn,
       [respond](const proto::Message& reply, Now) {
@@ -877,8 +877,7 @@ void WebApi::handle_profile(Session& session, const HttpRequest& request, const 
                             Now now) {
   auto txn = fresh_transaction();
   bool set = request.method == "PUT";
-  proto::MessageBuilder b(proto::MessageClass::request, set ? sig::method::profile_set : sig::method::profile_get, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, set ? sig::method::profile_set : sig::method::profile_get, txn);
   if (set) {
     auto body = read_json(request, settings_.max_json_body);
     if (!body) return (*respond)(std::move(body.error()));
@@ -904,8 +903,7 @@ void WebApi::handle_voicemail_list(Session& session, const HttpRequest& request,
     if (!after) return (*respond)(error_response(400, "bad_request", "?after= takes a message ID"));
   }
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_list, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::voicemail_list, txn);
   if (after) b.add_u64(sig::attr::voicemail_id, *after);
   send(
       session.link, std::move(b), txn,
@@ -939,8 +937,7 @@ void WebApi::handle_voicemail_fetch(Session& session, uint64_t id, const std::sh
   auto next = std::make_shared<std::function<void(Now)>>();
   *next = [fetch, weak = std::weak_ptr<std::function<void(Now)>>(next)](Now at) {
     auto txn = fetch->api->fresh_transaction();
-    proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_fetch, txn);
-    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::voicemail_fetch, txn);
     b.add_u64(sig::attr::voicemail_id, fetch->id);
     b.add_u64(sig::attr::voicemail_offset, fetch->bytes.size());
     auto again = weak.lock();
@@ -972,8 +969,7 @@ void WebApi::handle_voicemail_fetch(Session& session, uint64_t id, const std::sh
 
 void WebApi::handle_voicemail_delete(Session& session, uint64_t id, const std::shared_ptr<Respond>& respond, Now now) {
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_delete, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::voicemail_delete, txn);
   b.add_u64(sig::attr::voicemail_id, id);
   send(
       session.link, std::move(b), txn,
@@ -1015,8 +1011,7 @@ void WebApi::handle_voicemail_upload(Session& session, const HttpRequest& reques
     auto txn = up->api->fresh_transaction();
     if (up->sent < up->data.size()) {
       size_t count = std::min(sig::max_voicemail_chunk, up->data.size() - up->sent);
-      proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_chunk, txn);
-      b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+      proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::voicemail_chunk, txn);
       b.add_u32(sig::attr::voicemail_upload, up->upload);
       b.add_u64(sig::attr::voicemail_offset, up->sent);
       b.add(sig::attr::voicemail_data, as_bytes(std::string_view(up->data).substr(up->sent, count)));
@@ -1029,8 +1024,7 @@ void WebApi::handle_voicemail_upload(Session& session, const HttpRequest& reques
           },
           lost, at);
     }
-    proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_finish, txn);
-    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::voicemail_finish, txn);
     b.add_u32(sig::attr::voicemail_upload, up->upload);
     up->api->send(
         up->link, std::move(b), txn,
@@ -1041,8 +1035,7 @@ void WebApi::handle_voicemail_upload(Session& session, const HttpRequest& reques
         lost, at);
   };
   auto txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_begin, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::voicemail_begin, txn);
   b.add_string(sig::attr::user_id, *to);
   b.add_u64(sig::attr::voicemail_size, request.body.size());
   send(
@@ -1130,23 +1123,21 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     audit_action = "user_add";
     auto body = read_json(request, settings_.max_json_body);
     if (!body) return audited(std::move(body.error()));
-    auto id = string_field(*body, "id");
-    if (id && *id) audit_target = **id;
-    auto password = string_field(*body, "password");
-    auto name = string_field(*body, "display_name");
+    if (auto id = string_field(*body, "id"); id && *id) audit_target = **id;
+    auto fields = string_fields(*body, {"id", "password", "display_name"});
+    if (!fields) return audited(error_response(400, "bad_request", fields.error().message));
+    const auto& [id, password, name] = *fields;
     auto admin = bool_field(*body, "admin");
-    for (const auto* field : {&id, &password, &name})
-      if (!*field) return audited(error_response(400, "bad_request", field->error().message));
     if (!admin) return audited(error_response(400, "bad_request", admin.error().message));
-    if (!*id || !*password) return audited(error_response(400, "bad_request", "\"id\" and \"password\" are required"));
-    if (!check_password(**password)) return audited(error_response(400, "bad_request", "passwords are 8 to 256 bytes"));
+    if (!id || !password) return audited(error_response(400, "bad_request", "\"id\" and \"password\" are required"));
+    if (!check_password(*password)) return audited(error_response(400, "bad_request", "passwords are 8 to 256 bytes"));
     NewAccount account;
-    account.user_id = **id;
-    account.display_name = name->value_or("");
+    account.user_id = *id;
+    account.display_name = name.value_or("");
     if (account.display_name.size() > sig::max_display_name_size)
       return audited(error_response(400, "bad_request", "display_name is at most 128 bytes"));
     account.admin = admin->value_or(false);
-    account.password_hash = security::scram::stored_credentials(**password, settings_.scram_iterations);
+    account.password_hash = security::scram::stored_credentials(*password, settings_.scram_iterations);
     auto added = add_account(store_, account, settings_.removed_id_quarantine_days, unix_now);
     if (!added) return audited(admin_error(added.error()));
     return audited(json_response(201, json{{"id", account.user_id}}));
@@ -1289,8 +1280,7 @@ void WebApi::tick(Now now) {
   for (uint64_t id : refresh) refresh_contacts(id, now);
   for (LinkId link : keep) {
     auto txn = fresh_transaction();
-    proto::MessageBuilder b(proto::MessageClass::request, sig::method::keepalive, txn);
-    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::keepalive, txn);
     send(link, std::move(b), txn, nullptr, nullptr, now);
   }
 }
@@ -1305,8 +1295,7 @@ void WebApi::mailbox_changed(const std::vector<std::string>& users, Now now) {
   // listed is news, whoever left it.
   for (uint64_t id : listening) {
     auto txn = fresh_transaction();
-    proto::MessageBuilder b(proto::MessageClass::request, sig::method::voicemail_list, txn);
-    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::voicemail_list, txn);
     send(sessions_.at(id)->link, std::move(b), txn, [this, id](const proto::Message& reply, Now) {
       auto it = sessions_.find(id);
       if (it == sessions_.end() || error_of(reply)) return;

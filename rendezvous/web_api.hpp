@@ -155,6 +155,9 @@ class WebApi {
   void send(LinkId link, proto::MessageBuilder builder, const proto::TransactionId& id, OnReply on_reply,
             std::function<void()> on_lost, Now now);
   proto::TransactionId fresh_transaction();
+  // A message to the core, carrying the protocol version every terminal sends.
+  static proto::MessageBuilder core_message(proto::MessageClass message_class, uint16_t method,
+                                            const proto::TransactionId& id);
   std::string random_token();
   Session* find_session(const web::HttpRequest& request, Now now);
   void end_session(uint64_t session, Now now, bool tell_core);

@@ -432,6 +432,13 @@ TEST_CASE("bad input: malformed JSON, wrong types, wrong content type, oversized
   auto wrong_type = node.request(browser, "POST", "/api/login", json{{"id", 42}, {"password", "x"}}.dump());
   CHECK(wrong_type.response.status == 400);
   CHECK(body_of(wrong_type)["message"] == "\"id\" must be a string");
+  // Each field of a form is checked, the later ones too.
+  auto wrong_final = node.request(browser, "POST", "/api/login", json{{"exchange", "e"}, {"client_final", 7}}.dump());
+  CHECK(body_of(wrong_final)["message"] == "\"client_final\" must be a string");
+  auto wrong_name = node.request(browser, "POST", "/api/register",
+                                 json{{"id", "zed"}, {"credentials", "c"}, {"display_name", false}}.dump());
+  CHECK(wrong_name.response.status == 400);
+  CHECK(body_of(wrong_name)["message"] == "\"display_name\" must be a string");
   auto form = node.request(browser, "POST", "/api/login", "id=alice&password=x", "application/x-www-form-urlencoded");
   CHECK(form.response.status == 415);
   CHECK(error_code(form) == "unsupported_media_type");
