@@ -48,14 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   node.add_account("bob", "bob's password");
   node.terminal_login(1, "bob", "bob's password");
   Browser browser;
-  auto login = node.request(browser, "POST", "/api/login", R"({"id":"alice","password":"correct horse"})");
-  require(login.response.status == 200);
-  const std::string* cookie = login.header("set-cookie");
-  require(cookie != nullptr);
-  browser.cookie = cookie->substr(0, cookie->find(';'));
-  web::HttpRequest with_cookie;
-  with_cookie.headers.add("cookie", browser.cookie);
-  auto session = node.api().session_of(with_cookie, node.now());
+  require(node.log_in(browser, "alice", "correct horse").response.status == 200);
+  auto session = node.session_of(browser);
   require(session.has_value());
   node.api().subscribe(*session, [](std::string event) {
     auto parsed = nlohmann::json::parse(event, nullptr, false);

@@ -31,12 +31,8 @@ struct Fixture {
   Fixture() {
     node.add_account("alice", "correct horse", /*admin=*/true);
     node.add_account("bob", "bob's password");
-    auto answer = node.request(browser, "POST", "/api/login", R"({"id":"alice","password":"correct horse"})");
-    require(answer.response.status == 200);
-    const std::string* cookie = answer.header("set-cookie");
-    require(cookie != nullptr);
-    browser.cookie = cookie->substr(0, cookie->find(';'));
-    browser.csrf = nlohmann::json::parse(answer.response.body)["csrf_token"].get<std::string>();
+    require(node.log_in(browser, "alice", "correct horse").response.status == 200);
+    require(!browser.csrf.empty());
   }
 };
 

@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -158,6 +159,25 @@ class WebNode {
     pump();
     if (*count > 1) throw std::logic_error("answered twice");
     return *answer;
+  }
+
+  // A password login by `browser`; on 200 the browser keeps the session
+  // cookie and the CSRF token, as a page does.
+  Answer log_in(Browser& browser, const std::string& id, const std::string& password) {
+    Answer answer = request(browser, "POST", "/api/login", nlohmann::json{{"id", id}, {"password", password}}.dump());
+    const std::string* cookie = answer.header("set-cookie");
+    if (answer.response.status != 200 || cookie == nullptr) return answer;
+    browser.cookie = cookie->substr(0, cookie->find(';'));
+    auto body = nlohmann::json::parse(answer.response.body, nullptr, false);
+    if (body.is_object() && body.contains("csrf_token") && body["csrf_token"].is_string())
+      browser.csrf = body["csrf_token"].get<std::string>();
+    return answer;
+  }
+  // The web session `browser`'s cookie names, as the event socket finds it.
+  std::optional<uint64_t> session_of(const Browser& browser) {
+    web::HttpRequest with_cookie;
+    with_cookie.headers.add("cookie", browser.cookie);
+    return api_->session_of(with_cookie, now_);
   }
 
   // A terminal logged in as `id` on TLS link `link` (presence): online.

@@ -22,15 +22,12 @@ json body_of(const WebNode::Answer& answer) {
 
 // Logs in and keeps the cookie and CSRF token in `browser`.
 json login(WebNode& node, Browser& browser, const std::string& id, const std::string& password) {
-  auto answer = node.request(browser, "POST", "/api/login", json{{"id", id}, {"password", password}}.dump());
+  auto answer = node.log_in(browser, id, password);
   REQUIRE(answer.answered);
   REQUIRE_MESSAGE(answer.response.status == 200, answer.response.body);
-  const std::string* cookie = answer.header("set-cookie");
-  REQUIRE(cookie != nullptr);
-  browser.cookie = cookie->substr(0, cookie->find(';'));
-  json body = body_of(answer);
-  browser.csrf = body["csrf_token"].get<std::string>();
-  return body;
+  REQUIRE(!browser.cookie.empty());
+  REQUIRE(!browser.csrf.empty());
+  return body_of(answer);
 }
 
 std::string error_code(const WebNode::Answer& answer) { return body_of(answer)["error"].get<std::string>(); }
@@ -236,9 +233,7 @@ TEST_CASE("voicemail: upload in chunks, list, fetch the same bytes, delete") {
 
   // A subscribed session hears of a new message as soon as it is stored.
   std::vector<std::string> events;
-  web::HttpRequest with_cookie;
-  with_cookie.headers.add("cookie", carol.cookie);
-  auto carol_session = node.api().session_of(with_cookie, node.now());
+  auto carol_session = node.session_of(carol);
   REQUIRE(carol_session.has_value());
   node.api().subscribe(*carol_session, [&](std::string event) { events.push_back(std::move(event)); }, node.now());
   node.pump();
@@ -348,9 +343,7 @@ TEST_CASE("events: a contact's presence follows on the event socket, within the 
   auto put = node.request(alice, "PUT", "/api/profile", json{{"contacts", {"bob", "carol", "4106@acme"}}}.dump());
   REQUIRE_MESSAGE(put.response.status == 200, put.response.body);
   std::vector<json> events;
-  web::HttpRequest with_cookie;
-  with_cookie.headers.add("cookie", alice.cookie);
-  auto session = node.api().session_of(with_cookie, node.now());
+  auto session = node.session_of(alice);
   REQUIRE(session.has_value());
   node.api().subscribe(*session, [&](std::string event) { events.push_back(json::parse(event)); }, node.now());
   node.pump();

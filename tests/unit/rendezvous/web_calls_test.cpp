@@ -42,15 +42,9 @@ struct Page {
 };
 
 void open_page(WebNode& node, Page& page, const std::string& id, const std::string& password) {
-  auto answer = node.request(page.browser, "POST", "/api/login", json{{"id", id}, {"password", password}}.dump());
+  auto answer = node.log_in(page.browser, id, password);
   REQUIRE_MESSAGE(answer.response.status == 200, answer.response.body);
-  const std::string* cookie = answer.header("set-cookie");
-  REQUIRE(cookie != nullptr);
-  page.browser.cookie = cookie->substr(0, cookie->find(';'));
-  page.browser.csrf = json::parse(answer.response.body)["csrf_token"].get<std::string>();
-  web::HttpRequest with_cookie;
-  with_cookie.headers.add("cookie", page.browser.cookie);
-  auto session = node.api().session_of(with_cookie, node.now());
+  auto session = node.session_of(page.browser);
   REQUIRE(session.has_value());
   page.session = *session;
   node.api().subscribe(page.session, [&page](std::string event) { page.events.push_back(json::parse(event)); }, node.now());
