@@ -46,6 +46,7 @@ Route find_route(const RouteTable& held, EnrolledRoutes* enrolled, const std::st
   }
   if (!found.agent && enrolled != nullptr) {
     auto route = enrolled->route_of(user_id);
+    if (!route) found.storage_error = route.error();
     if (route && route->has_value()) {
       found.routed = true;
       found.route = **route;

@@ -66,12 +66,15 @@ class EnrolledRoutes {
 
 // Where a routed ID (EXT@DOMAIN, +NUMBER) goes: `routed` when a domain or
 // prefix is held by a connected agent or enrolled; `agent` when its agent is
-// connected. Storage is asked only when no connected agent holds the ID; a
-// storage failure there counts as not enrolled (`enrolled` may be null).
+// connected. Storage is asked only when no connected agent holds the ID
+// (`enrolled` may be null); when it fails, `storage_error` says so and
+// `routed` is false, and a caller must not go on as if the ID were an
+// account's: it answers 503 (the ID may be an extension whose agent is away).
 struct Route {
   bool routed = false;
   std::optional<LinkId> agent;
   std::string route;  // the domain or prefix
+  std::optional<storage::StoreError> storage_error;
 };
 Route find_route(const RouteTable& held, EnrolledRoutes* enrolled, const std::string& user_id);
 

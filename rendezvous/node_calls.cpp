@@ -97,6 +97,10 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
   // A routed ID (EXT@DOMAIN, +NUMBER of an agent) is rung through its LAN
   // agent, which passes the ring to the terminal at its leased address.
   Route route = find_route(callee);
+  if (route.storage_error) {
+    reply_storage_error(link, request, *route.storage_error);
+    return std::nullopt;
+  }
   if (route.routed && !route.agent) {
     reply_error(link, request, sig::error::agent_offline,
                 "Agent Offline: the LAN agent for " + route.route + " is not connected");

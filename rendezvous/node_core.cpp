@@ -386,14 +386,8 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
     return register_with_credentials(link, request, user_id, display_name, credentials->scram_credentials, now);
   if (password_work_full(link, request)) return;
   limiter_.record_registration(source, now.mono_ms);
-  PendingAuth pending;
-  pending.purpose = PendingAuth::Purpose::register_user;
-  pending.link = link;
-  pending.transaction = request.transaction_id;
-  pending.user_id = user_id;
-  pending.display_name = display_name;
   uint64_t job = next_job_id_++;
-  pending_auth_[job] = std::move(pending);
+  pending_auth_[job] = PendingAuth::registration(link, request, user_id, std::move(display_name));
   password_jobs_.push_back(PasswordJob{PasswordJob::Kind::hash, job, std::string(secret), {}, settings_.scram_iterations});
 }
 
@@ -790,6 +784,10 @@ Route NodeCore::find_route(const std::string& user_id) { return rendezvous::find
 bool NodeCore::route_lookup(LinkId link, LinkState& state, const proto::Message& request, const std::string& user_id,
                             Now now) {
   Route found = find_route(user_id);
+  if (found.storage_error) {
+    reply_storage_error(link, request, *found.storage_error);
+    return true;
+  }
   if (!found.routed) return false;
   if (!found.agent) {
     ++counters_.forwarded_lookup_results[static_cast<size_t>(LookupResult::agent_offline)];

@@ -373,6 +373,17 @@ class NodeCore {
     std::string server_final;  // a SCRAM login: what its success carries
     std::string stored_hash;   // a password login: what it was checked against (a migration replaces only that)
     bool charge_if_new_password = false;  // a fallback after a failed proof: charged only for another password
+
+    static PendingAuth registration(LinkId link, const proto::Message& request, std::string user_id,
+                                    std::string display_name) {
+      PendingAuth pending;
+      pending.purpose = Purpose::register_user;
+      pending.link = link;
+      pending.transaction = request.transaction_id;
+      pending.user_id = std::move(user_id);
+      pending.display_name = std::move(display_name);
+      return pending;
+    }
   };
   struct PendingReply {
     LinkId link = 0;

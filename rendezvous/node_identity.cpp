@@ -31,6 +31,10 @@ std::string agent_id_reason(const std::string& user_id, const std::string& route
 
 bool NodeCore::refuse_agent_id(LinkId link, const proto::Message& request, const std::string& user_id) {
   Route route = find_route(user_id);
+  if (route.storage_error) {
+    reply_storage_error(link, request, *route.storage_error);
+    return true;
+  }
   if (!route.routed) return false;
   reply_error(link, request, sig::error::forbidden, agent_id_reason(user_id, route.route));
   return true;

@@ -215,13 +215,8 @@ void NodeCore::register_with_credentials(LinkId link, const proto::Message& requ
     return;
   }
   limiter_.record_registration(source_key(links_.at(link).observed), now.mono_ms);
-  PendingAuth pending;
-  pending.purpose = PendingAuth::Purpose::register_user;
-  pending.link = link;
-  pending.transaction = request.transaction_id;
-  pending.user_id = user_id;
-  pending.display_name = display_name;
-  finish_register(pending, scram::encode_credentials(*credentials), now);
+  finish_register(PendingAuth::registration(link, request, user_id, display_name),
+                  scram::encode_credentials(*credentials), now);
 }
 
 void NodeCore::migrate_password(const PendingAuth& pending, const std::string& credentials) {

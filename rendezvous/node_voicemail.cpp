@@ -85,6 +85,7 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
   // A LAN extension (EXT@DOMAIN, +NUMBER of an agent) has no account: its
   // mailbox is kept here under the dialled ID and its agent delivers it.
   Route route = find_route(callee);
+  if (route.storage_error) return reply_storage_error(link, request, *route.storage_error);
   if (*size > settings_.voicemail_max_message_bytes)
     return reply_error(link, request, sig::error::too_large,
                        "Too Large: the message is " + kib(*size) + "; this node takes at most " +

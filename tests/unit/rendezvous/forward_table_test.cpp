@@ -119,8 +119,13 @@ TEST_CASE("find_route: a connected agent first, then the enrolments in storage; 
   // No storage, or failing storage: only connected agents route.
   CHECK_FALSE(find_route(LocalRouteTable{}, nullptr, "4106@acme").routed);
   FailingRoutes failing;
-  CHECK_FALSE(find_route(LocalRouteTable{}, &failing, "4106@acme").routed);
-  CHECK(find_route(held, &failing, "4106@acme").agent == LinkId{42});
+  Route failed = find_route(LocalRouteTable{}, &failing, "4106@acme");
+  CHECK_FALSE(failed.routed);
+  CHECK(failed.storage_error.has_value());  // callers answer 503, never "no such user"
+  CHECK_FALSE(find_route(LocalRouteTable{}, nullptr, "4106@acme").storage_error.has_value());
+  Route held_anyway = find_route(held, &failing, "4106@acme");
+  CHECK(held_anyway.agent == LinkId{42});
+  CHECK_FALSE(held_anyway.storage_error.has_value());  // a connected agent needs no storage
 }
 
 TEST_CASE("forward table: add, find, take once; counted per agent") {
