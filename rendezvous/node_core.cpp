@@ -476,7 +476,10 @@ void NodeCore::finish_register(const PendingAuth& pending, const std::string& ha
   ++counters_.registrations;
   audit_after_commit(audit::AuditEvent{
       "register",
-      {{"result", "ok"}, {"user", pending.user_id}, {"source", links_.at(pending.link).observed.to_string()}}});
+      {{"result", "ok"},
+       {"user", pending.user_id},
+       {"source", links_.at(pending.link).observed.to_string()},
+       {"credentials", pending.client_credentials ? "client" : "node"}}});
   proto::MessageBuilder ok(proto::MessageClass::success, sig::method::register_user, pending.transaction);
   ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ok.add_string(sig::attr::user_id, pending.user_id);

@@ -373,6 +373,7 @@ class NodeCore {
     std::string server_final;  // a SCRAM login: what its success carries
     std::string stored_hash;   // a password login: what it was checked against (a migration replaces only that)
     bool charge_if_new_password = false;  // a fallback after a failed proof: charged only for another password
+    bool client_credentials = false;  // a registration whose SCRAM credentials the client made: no password here
 
     static PendingAuth registration(LinkId link, const proto::Message& request, std::string user_id,
                                     std::string display_name) {

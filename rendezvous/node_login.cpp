@@ -215,8 +215,9 @@ void NodeCore::register_with_credentials(LinkId link, const proto::Message& requ
     return;
   }
   limiter_.record_registration(source_key(links_.at(link).observed), now.mono_ms);
-  finish_register(PendingAuth::registration(link, request, user_id, display_name),
-                  scram::encode_credentials(*credentials), now);
+  PendingAuth pending = PendingAuth::registration(link, request, user_id, display_name);
+  pending.client_credentials = true;
+  finish_register(pending, scram::encode_credentials(*credentials), now);
 }
 
 void NodeCore::migrate_password(const PendingAuth& pending, const std::string& credentials) {

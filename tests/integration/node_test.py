@@ -515,6 +515,11 @@ def bad_input_duplicate_registration():
     checks = Checks()
     first = d.cli(["register"], "erin", "erin-password-1")
     expect(first.code == 0 and "registered erin" in first.out, "erin registers: %r" % first)
+    # tsunagu sends SCRAM credentials it derived, never the password; the audit line says who derived them.
+    erin_line = wait_until(lambda: next((l for l in d.node.log_text().splitlines()
+                                         if "event=register result=ok user=erin " in l), None),
+                           10 * h.SLOW, 0.1, "erin's register audit line")
+    checks.check(erin_line.endswith("credentials=client"), "tsunagu register sent credentials: %r" % erin_line)
     second = d.cli(["register"], "erin", "another-password")
     checks.check(second.code == 7 and "409" in second.err and "exist" in second.err.lower(),
                  "a second registration of erin is refused with 409 and exit 7: %r" % second)
@@ -524,6 +529,15 @@ def bad_input_duplicate_registration():
     answer = raw.request(h.METHOD_REGISTER, [(h.ATTR_USER_ID, b"erin"), (h.ATTR_PASSWORD, b"third-password")])
     raw.close()
     checks.check(answer.cls == h.ERROR and answer.error()[0] == 409, "the node answers 409: %r" % (answer.error(),))
+    # An older client's password registration still works; the node derives the credentials.
+    raw = h.RawTls(d.node)
+    answer = raw.request(h.METHOD_REGISTER, [(h.ATTR_USER_ID, b"frank"), (h.ATTR_PASSWORD, b"frank-password")])
+    raw.close()
+    checks.check(answer.cls == h.SUCCESS, "a password registration is still taken: %r" % (answer,))
+    frank_line = wait_until(lambda: next((l for l in d.node.log_text().splitlines()
+                                          if "event=register result=ok user=frank " in l), None),
+                            10 * h.SLOW, 0.1, "frank's register audit line")
+    checks.check(frank_line.endswith("credentials=node"), "the node derived frank's credentials: %r" % frank_line)
     te = d.start_login("erin", "erin-password-1")
     checks.check(te.alive(), "erin's first password still works")
     checks.check(d.cli(["login"], "erin", "another-password").code == 5, "the refused registration changed nothing")
