@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -22,6 +23,7 @@
 #include "terminal/ice_session.hpp"
 #include "terminal/node_client.hpp"
 #include "terminal/transfer_core.hpp"
+#include "terminal/webrtc_transport.hpp"
 
 namespace tsunagu::terminal {
 
@@ -43,7 +45,7 @@ struct CallCoreConfig {
 
 namespace call {
 struct SendPrepare { std::string callee; bool reliable; };              // call: USER-ID (+ CALL-MEDIA)
-struct SendPlace { std::string call_id, callee, offer; };               // call: CALL-ID, USER-ID, ICE-DESCRIPTION
+struct SendPlace { std::string call_id, callee, offer; bool webrtc = false; };  // call: CALL-ID, USER-ID, ICE-DESCRIPTION (+ MEDIA-PROFILE)
 struct SendHangup { std::string call_id; };                             // then hangup_answered()
 struct FetchTurn { std::string call_id; };                              // then turn_answered()
 struct ReplyRing { Bytes message; };                                    // the answer to the ring's transaction
@@ -118,6 +120,8 @@ class CallCore {
   const std::string& peer() const { return peer_; }
   const SelectedPair& pair() const { return pair_; }
   const TransferCore& transfer() const { return transfer_; }
+  // The WebRTC profile's transport when the other party is a browser (MEDIA-PROFILE), else null.
+  const WebRtcTransport* webrtc() const { return webrtc_.get(); }
   uint64_t started_ns() const { return started_ns_; }
   uint64_t accepted_ns() const { return accepted_ns_; }
   uint64_t ms_since_start(uint64_t now_ns) const { return now_ns > started_ns_ ? (now_ns - started_ns_) / 1'000'000 : 0; }
@@ -129,6 +133,12 @@ class CallCore {
   void keys(const proto::Message& event, uint64_t now_ns);
   void ended(uint32_t code, std::string_view reason, uint64_t now_ns);
   void collect_transfer();
+  // WebRTC's profile (docs/webrtc.md): SDP instead of the native ICE
+  // description, DTLS on the selected pair, then SRTP around the voice packets.
+  bool speak_webrtc(const proto::Message& m);  // when MEDIA-PROFILE says the other party is a browser
+  bool webrtc_remote(std::string_view sdp, bool offer);
+  void webrtc_data(ByteView datagram, uint64_t now_ns);
+  void webrtc_flush(uint64_t now_ns);
   void print(std::string line) { actions_.push_back(transfer::Print{std::move(line), false}); }
   void fail(int exit_code, const std::string& why);
   void finish(int exit_code);
@@ -147,6 +157,11 @@ class CallCore {
   IceConfig ring_servers_;
   std::string offer_;
   SelectedPair pair_;
+  std::unique_ptr<WebRtcTransport> webrtc_;
+  std::optional<webrtc::SessionDescription> webrtc_offer_;  // callee: the browser's, answered once gathered
+  std::optional<uint64_t> dtls_deadline_ns_;  // the DTLS retransmission timer
+  bool webrtc_prepared_ = false;   // DTLS knows the browser's fingerprint and our role
+  std::vector<Bytes> webrtc_early_;
 };
 
 }  // namespace tsunagu::terminal
