@@ -506,8 +506,12 @@ void CallCore::webrtc_data(ByteView datagram, uint64_t now_ns) {
   }
   bool was_ready = webrtc_->media_ready();
   auto received = webrtc_->datagram(datagram);
-  webrtc_flush(now_ns);  // our next flight, or the alert that tells the browser of a refusal
-  if (!received) return fail(exit_call_failed, "DTLS with the browser: " + received.error());
+  if (!received) {
+    // No alert: the page learns why from the node (the hang-up's ERROR-CODE), not as a failed transport.
+    media_refusal_ = "DTLS with the browser: " + received.error();
+    return fail(exit_call_failed, media_refusal_);
+  }
+  webrtc_flush(now_ns);  // our next flight
   if (!was_ready && webrtc_->media_ready()) {
     print("DTLS done after " + std::to_string(ms_since_start(now_ns)) + " ms (SRTP " + webrtc_->srtp_profile() + ")");
     transfer_.connected(now_ns);
@@ -542,10 +546,14 @@ void CallCore::finish(int exit_code) {
   ice_deadline_ns_.reset();
   dtls_deadline_ns_.reset();
   if (ice_started_) actions_.push_back(call::ReleaseMedia{});
-  if (!config_.caller) return actions_.push_back(call::CallOver{exit_code, ice_started_});
+  if (!config_.caller) {
+    if (!media_refusal_.empty()) actions_.push_back(call::SendHangup{call_id_, sig::error::media_refused, media_refusal_});
+    return actions_.push_back(call::CallOver{exit_code, ice_started_});
+  }
   if (!call_id_.empty()) {
     hangup_sent_ = true;
-    actions_.push_back(call::SendHangup{call_id_});
+    actions_.push_back(media_refusal_.empty() ? call::SendHangup{call_id_}
+                                              : call::SendHangup{call_id_, sig::error::media_refused, media_refusal_});
   } else {
     actions_.push_back(call::StopLink{});
   }

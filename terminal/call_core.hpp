@@ -46,7 +46,9 @@ struct CallCoreConfig {
 namespace call {
 struct SendPrepare { std::string callee; bool reliable; };              // call: USER-ID (+ CALL-MEDIA)
 struct SendPlace { std::string call_id, callee, offer; bool webrtc = false; };  // call: CALL-ID, USER-ID, ICE-DESCRIPTION (+ MEDIA-PROFILE)
-struct SendHangup { std::string call_id; };                             // then hangup_answered()
+// then hangup_answered(). With a refusal (ERROR-CODE 488): this end refused
+// the other's media (a page's DTLS certificate), and the node says so to it.
+struct SendHangup { std::string call_id; uint16_t refusal_code = 0; std::string refusal_reason; };
 struct FetchTurn { std::string call_id; };                              // then turn_answered()
 struct ReplyRing { Bytes message; };                                    // the answer to the ring's transaction
 struct PromptAccept { std::string caller; };                            // then accept_decision()
@@ -162,6 +164,7 @@ class CallCore {
   std::optional<uint64_t> dtls_deadline_ns_;  // the DTLS retransmission timer
   bool webrtc_prepared_ = false;   // DTLS knows the browser's fingerprint and our role
   std::vector<Bytes> webrtc_early_;
+  std::string media_refusal_;  // why this end refused the page's media: told to the node with the hang-up
 };
 
 }  // namespace tsunagu::terminal

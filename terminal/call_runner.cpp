@@ -734,6 +734,11 @@ void add_card_attributes(proto::MessageBuilder& b, const CardCallOptions& card) 
   b.add_string(sig::attr::card_route, card.route);
 }
 
+void add_hangup_attributes(proto::MessageBuilder& b, const call::SendHangup& hangup) {
+  b.add_string(sig::attr::call_id, hangup.call_id);
+  if (hangup.refusal_code != 0) b.add_error(hangup.refusal_code, hangup.refusal_reason.substr(0, 200));
+}
+
 // The node's word on the card's units, at the start and after each debit.
 void print_card_units(const proto::Message& m) {
   const auto* units = m.find(sig::attr::card_units);
@@ -790,7 +795,7 @@ int run_call(const CallOptions& options) {
           });
     } else if (auto* hangup = std::get_if<call::SendHangup>(&action)) {
       node->request(
-          sig::method::hangup, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::call_id, hangup->call_id); },
+          sig::method::hangup, [&](proto::MessageBuilder& b) { add_hangup_attributes(b, *hangup); },
           [&](const proto::Message*, std::string_view) {
             shell->feed([](CallCore& c, uint64_t) { c.hangup_answered(); });
           });
@@ -882,6 +887,7 @@ int run_listen(const CallOptions& options) {
   OwnedHandle<uv_timer_t> answer_timer;
   std::function<void()> stop_listening;  // the node link, or the LAN server
   std::function<void(CallShell*, const std::string&)> fetch_turn;
+  std::function<void(const call::SendHangup&)> hang_up;  // a callee's own end of a call (a refused page)
   std::function<void()> switch_lines;
   std::function<void(Line*, CallAction&)> handle_action;
 
@@ -969,6 +975,8 @@ int run_listen(const CallOptions& options) {
       if (line->reply_ring) line->reply_ring(a->message);
     } else if (auto* turn = std::get_if<call::FetchTurn>(&action)) {
       if (fetch_turn) fetch_turn(line->shell.get(), turn->call_id);
+    } else if (auto* hangup = std::get_if<call::SendHangup>(&action)) {
+      if (hang_up) hang_up(*hangup);
     } else if (auto* ask = std::get_if<call::PromptAccept>(&action)) {
       if (line->waiting) {
         std::cerr << "call waiting: " << ask->caller << " is calling (w: answer, holding this call)" << std::endl;
@@ -1130,6 +1138,10 @@ int run_listen(const CallOptions& options) {
     node_options.reconnect = !options.once;
     node = std::make_unique<NodeClient>(&loop.loop, node_options, events);
     stop_listening = [&] { node->stop(); };
+    hang_up = [&](const call::SendHangup& hangup) {
+      node->request(sig::method::hangup, [&](proto::MessageBuilder& b) { add_hangup_attributes(b, hangup); },
+                    [](const proto::Message*, std::string_view) {});
+    };
     fetch_turn = [&](CallShell* asked_for, const std::string& call_id) {
       node->request(
           sig::method::turn_credentials, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::call_id, call_id); },

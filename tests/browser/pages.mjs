@@ -829,7 +829,8 @@ async function browserCliCall(browser) {
   await alice.waitForFunction(() => window.tsunaguCall.ended !== null && window.tsunaguCall.state === 'idle', null,
     { timeout: TIMEOUT_MS });
   const ended = await alice.evaluate(() => window.tsunaguCall.ended);
-  ok(true, 'the tampered call ended for the page: ' + JSON.stringify(ended));
+  ok(ended.code === 488 && /fingerprint/.test(ended.reason), 'the node tells the page why the CLI refused it: '
+     + JSON.stringify(ended));
   await ask('tampered-refused');
 }
 

@@ -829,6 +829,11 @@ TEST_CASE("MEDIA-PROFILE webrtc: a certificate other than the signalled fingerpr
   CHECK(printed(pair.caller.seen).find("DTLS with the browser") != std::string::npos);
   CHECK(pair.caller.core.webrtc()->counters().dtls_refused == 1);
   CHECK(pair.caller.core.webrtc()->counters().srtp_packets == 0);
+  // The node hears why (ERROR-CODE 488 on the hang-up), and tells the page.
+  auto hangups = all_of_type<call::SendHangup>(pair.caller.seen);
+  REQUIRE(hangups.size() == 1);
+  CHECK(hangups[0].refusal_code == sig::error::media_refused);
+  CHECK(hangups[0].refusal_reason.find("fingerprint") != std::string::npos);
 }
 
 TEST_CASE("MEDIA-PROFILE webrtc: a data call to a browser is refused before gathering, a ring from one declined") {
