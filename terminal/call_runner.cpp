@@ -335,7 +335,9 @@ class CallShell {
   // A pipe or a terminal on stdin is read as a libuv stream, which the call's
   // end stops and closes: a pending uv_fs_read on it would keep the loop (and
   // the process) alive until stdin closed, after the node had ended the call.
-  // A regular file is read with uv_fs_read: its reads always finish.
+  // A regular file is read with uv_fs_read: its reads always finish. (libuv
+  // does not close fds 0-2 with their handle: a listener's next call opens
+  // stdin again.)
   void open_stdin_stream() {
     uv_handle_type type = uv_guess_handle(STDIN_FILENO);
     if (type == UV_NAMED_PIPE) {
