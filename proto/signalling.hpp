@@ -210,6 +210,7 @@ inline constexpr uint16_t busy = 486;
 inline constexpr uint16_t cancelled = 487;          // the caller hung up while it rang
 inline constexpr uint16_t not_implemented = 501;
 inline constexpr uint16_t declined = 603;
+inline constexpr uint16_t media_refused = 488;      // (hangup ERROR-CODE, END-CODE) a party refused the other's media: a DTLS certificate other than the signalled fingerprint
 inline constexpr uint16_t hung_up = 200;            // END-CODE only: a normal hang-up
 inline constexpr uint16_t unavailable = 503;        // node shutting down or storage failing
 inline constexpr uint16_t not_found = 404;          // (voicemail) no such message or upload

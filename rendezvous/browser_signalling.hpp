@@ -22,6 +22,19 @@ inline constexpr size_t max_browser_message = 16 * 1024;
 inline constexpr size_t max_browser_sdp = 4096;
 inline constexpr size_t max_browser_candidate = 512;
 
+// What the node counted of the pages' calls (WebApi, web_calls.cpp); /metrics
+// shows them (node_metrics.cpp, docs/operator.md).
+struct BrowserCallCounters {
+  uint64_t messages_refused = 0;   // not JSON, unknown type, a bad field (each answered with call_error)
+  uint64_t message_sdp_refused = 0;  // of those: the sdp field
+  uint64_t sdp_refused = 0;        // an offer or answer (from the page, or rung in) that does not parse
+  uint64_t candidates_refused = 0;
+  uint64_t rings_delivered = 0;    // rings the node sent to a page
+  uint64_t rings_refused = 0;      // rings answered for the page: no socket, or not the WebRTC profile
+  uint64_t calls_placed = 0;       // a page's offer rang its callee
+  uint64_t calls_answered = 0;     // a page answered a ring
+};
+
 struct BrowserMessage {
   enum class Kind {
     available,    // this page takes calls: the session becomes the user's presence

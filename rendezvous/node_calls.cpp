@@ -346,6 +346,15 @@ void NodeCore::handle_hangup(LinkId link, LinkState& state, const proto::Message
   bool by_caller = call->caller_link == link;
   std::string call_id = call->id;
   send(link, success(request).finish());
+  // A party that refused the other's media says why (a terminal whose DTLS
+  // handshake with a page met another certificate than the signalled one).
+  if (const auto* refusal = request.find(proto::attr::error_code); refusal != nullptr && !ringing) {
+    auto error = proto::read_error_code(*refusal);
+    if (error && error->code == sig::error::media_refused) {
+      std::string reason = "Not Acceptable Here: " + std::string(error->reason).substr(0, 200);
+      return end_call(call_id, sig::error::media_refused, reason, link);
+    }
+  }
   if (ringing && by_caller) end_call(call_id, sig::error::cancelled, "Cancelled: the caller hung up", link);
   else if (ringing) end_call(call_id, sig::error::declined, "Declined: the callee declined", link);
   else end_call(call_id, sig::error::hung_up, "hung up", link);

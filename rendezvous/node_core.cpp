@@ -945,6 +945,7 @@ std::string_view to_string(CallEndReason reason) {
     case CallEndReason::no_answer: return "no_answer";
     case CallEndReason::link_lost: return "link_lost";
     case CallEndReason::refused: return "refused";
+    case CallEndReason::media_refused: return "media_refused";
     case CallEndReason::other: return "other";
   }
   return "other";
@@ -958,6 +959,7 @@ CallEndReason call_end_reason(uint16_t end_code) {
     case sig::error::busy: return CallEndReason::busy;
     case sig::error::no_answer: return CallEndReason::no_answer;
     case sig::error::link_lost: return CallEndReason::link_lost;
+    case sig::error::media_refused: return CallEndReason::media_refused;
     // The agent's refusals passed on to the caller (policy, no live lease, ...).
     case sig::error::forbidden:
     case sig::error::no_live_lease:

@@ -166,7 +166,7 @@ std::string_view to_string(LookupResult result);
 LookupResult lookup_result_of(uint16_t code);
 
 // Why a call ended (by its END-CODE), for the metrics.
-enum class CallEndReason : uint8_t { hung_up, cancelled, declined, busy, no_answer, link_lost, refused, other };
+enum class CallEndReason : uint8_t { hung_up, cancelled, declined, busy, no_answer, link_lost, refused, media_refused, other };
 inline constexpr size_t call_end_reason_count = static_cast<size_t>(CallEndReason::other) + 1;
 std::string_view to_string(CallEndReason reason);
 CallEndReason call_end_reason(uint16_t end_code);

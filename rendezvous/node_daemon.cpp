@@ -295,6 +295,7 @@ std::string NodeDaemon::metrics_text(size_t web_sessions) {
     voicemail_usage_read_ms_ = now_ms;
   }
   input.voicemail = voicemail_usage_;
+  if (web_api_) input.browser_calls = web_api_->browser_call_counters();
   return node_metrics_text(input);
 }
 

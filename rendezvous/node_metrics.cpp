@@ -1,5 +1,7 @@
 #include "rendezvous/node_metrics.hpp"
 
+#include <algorithm>
+
 #include "storage/store_error_label.hpp"
 
 namespace tsunagu::rendezvous {
@@ -60,6 +62,21 @@ std::string node_metrics_text(const NodeMetricsInput& in) {
   w.counter("tsunagu_node_calls_ended", "Calls ended, by reason.");
   for (size_t i = 0; i < call_end_reason_count; ++i)
     w.sample(c.calls_ended[i], {{"reason", to_string(static_cast<CallEndReason>(i))}});
+  const BrowserCallCounters& b = in.browser_calls;
+  w.counter("tsunagu_node_browser_calls_placed", "Calls a dialing page placed (its offer rang the callee).");
+  w.sample(b.calls_placed);
+  w.counter("tsunagu_node_browser_calls_answered", "Rings a dialing page answered.");
+  w.sample(b.calls_answered);
+  w.counter("tsunagu_node_browser_rings", "Rings for a dialing page: delivered, or refused for it (no socket, not WebRTC, an offer that does not parse).");
+  w.sample(b.rings_delivered, {{"result", "delivered"}});
+  w.sample(b.rings_refused, {{"result", "refused"}});
+  w.counter("tsunagu_node_browser_messages_refused", "Messages from dialing pages refused (call_error), by the field at fault.");
+  uint64_t other = b.messages_refused - std::min(b.messages_refused, b.message_sdp_refused + b.candidates_refused);
+  w.sample(b.message_sdp_refused, {{"reason", "sdp"}});
+  w.sample(b.candidates_refused, {{"reason", "candidate"}});
+  w.sample(other, {{"reason", "other"}});
+  w.counter("tsunagu_node_browser_descriptions_refused", "SDP offers and answers of pages' calls that did not parse, either way.");
+  w.sample(b.sdp_refused);
   w.counter("tsunagu_node_early_candidates_dropped", "Call candidates dropped over the before-accept limits.");
   w.sample(c.early_candidates_dropped);
 

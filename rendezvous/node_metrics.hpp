@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "rendezvous/browser_signalling.hpp"
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/stun_binding_responder.hpp"
 #include "rendezvous/voicemail_store.hpp"
@@ -26,6 +27,7 @@ struct NodeMetricsInput {
   web::LatencyHistogram commit_latency;  // commit_turn() as the daemon timed it
   // What the voicemail store holds; nullopt when it could not be read.
   std::optional<VoicemailStore::Usage> voicemail;
+  BrowserCallCounters browser_calls;  // the dialing pages' calls (zero without [web])
 };
 
 std::string node_metrics_text(const NodeMetricsInput& input);

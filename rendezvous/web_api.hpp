@@ -100,13 +100,6 @@ class WebApi {
   // socket's end (the page left: it takes no calls, its calls end).
   void socket_message(uint64_t session, std::string_view text, Now now);
   void socket_closed(uint64_t session, Now now);
-  struct BrowserCallCounters {
-    uint64_t messages_refused = 0;   // not JSON, unknown type, a bad field (each answered with call_error)
-    uint64_t sdp_refused = 0;        // an offer or answer (from the page, or rung in) that does not parse
-    uint64_t candidates_refused = 0;
-    uint64_t rings_delivered = 0;    // rings the node sent to a page
-    uint64_t rings_refused = 0;      // rings answered for the page: no socket, or not the WebRTC profile
-  };
   const BrowserCallCounters& browser_call_counters() const { return browser_counters_; }
 
  private:

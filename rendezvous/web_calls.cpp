@@ -61,7 +61,10 @@ void WebApi::socket_message(uint64_t session, std::string_view text, Now now) {
   auto parsed = parse_browser_message(text);
   if (!parsed) {
     ++browser_counters_.messages_refused;
-    if (parsed.error().reason.starts_with("\"sdp\"")) ++browser_counters_.sdp_refused;
+    if (parsed.error().reason.starts_with("\"sdp\"")) {
+      ++browser_counters_.sdp_refused;
+      ++browser_counters_.message_sdp_refused;
+    }
     if (parsed.error().reason.starts_with("\"candidate\"")) ++browser_counters_.candidates_refused;
     return call_error(session, {}, parsed.error().reason);
   }
@@ -164,6 +167,7 @@ void WebApi::ring_with_offer(uint64_t session, const BrowserMessage& message, No
   b.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
   send_call_request(session, std::move(b), txn, message.call_id,
                     [this, session, call_id = message.call_id](const proto::Message& reply, Now) {
+                      ++browser_counters_.calls_placed;
                       bool routed = u32_attribute(reply, sig::attr::call_state, 0) == sig::call_state::routed_to_agent;
                       emit_to(session, dump(json{{"type", "ringing"}, {"call_id", call_id}, {"via_agent", routed}}));
                     }, now);
@@ -179,6 +183,7 @@ void WebApi::answer_ring(uint64_t session, const BrowserMessage& message, Now no
   ok.add_string(sig::attr::ice_description, message.sdp);
   ok.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
   LinkId link = link_of(session);
+  ++browser_counters_.calls_answered;
   core_.message(link, ok.finish(), now);
 }
 

@@ -1,6 +1,7 @@
 #include "terminal/call_core.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "proto/signalling.hpp"
 #include "terminal/cli_common.hpp"
@@ -9,6 +10,10 @@ namespace tsunagu::terminal {
 namespace {
 
 namespace sig = tsunagu::proto;
+
+// Our offer to a browser numbers Opus and telephone-event as Chromium does.
+constexpr uint8_t offered_opus_payload_type = 111, offered_event_payload_type = 110;
+constexpr size_t max_early_dtls = 16;  // DTLS that beats the browser's answer to us
 
 std::string attribute_text(const proto::Message& m, uint16_t type) {
   const auto* a = m.find(type);
@@ -105,6 +110,7 @@ void CallCore::prepare_answered(const proto::Message* answer, std::string_view e
   if (answer == nullptr) return fail(exit_call_failed, "call: " + std::string(error));
   if (answer->message_class == proto::MessageClass::error) return refused(*answer);
   call_id_ = attribute_text(*answer, sig::attr::call_id);
+  if (!speak_webrtc(*answer)) return;
   IceConfig config;
   apply_servers(*answer, config);
   if (config_.relay_only && !config.turn)
@@ -171,6 +177,7 @@ void CallCore::ring(const proto::Message& ring, uint64_t now_ns) {
   call_id_ = attribute_text(ring, sig::attr::call_id);
   offer_ = attribute_text(ring, sig::attr::ice_description);
   apply_servers(ring, ring_servers_);
+  if (!speak_webrtc(ring) || (webrtc_ && !webrtc_remote(offer_, true))) return;
   for (const auto& allowed : config_.auto_accept_from)
     if (allowed == "*" || allowed == peer_) return accept_decision(true, now_ns);
   if (!config_.can_prompt) return accept_decision(false, now_ns);
@@ -219,7 +226,7 @@ void CallCore::start_ice(IceConfig config, uint64_t now_ns) {
   ice_started_ = true;
   ice_deadline_ns_ = now_ns + config_.ice_timeout_ns;
   actions_.push_back(call::StartIce{std::move(config)});
-  if (config_.caller) return;
+  if (config_.caller || webrtc_) return;  // a browser's candidates are set once we answer (ice_gathered)
   auto remote = decode_ice_description(offer_);
   if (!remote) return fail(exit_call_failed, "the peer's ICE description is malformed: " + std::string(remote.error()));
   actions_.push_back(call::SetRemote{std::move(*remote)});
@@ -229,6 +236,23 @@ void CallCore::ice_setup_failed(const std::string& error, uint64_t /*now_ns*/) {
 
 void CallCore::ice_gathered(const IceDescription& local, uint64_t /*now_ns*/) {
   if (state_ == CallState::ended) return;
+  if (webrtc_) {
+    auto sdp = config_.caller ? webrtc_->offer(local, offered_opus_payload_type, offered_event_payload_type)
+                              : webrtc_->answer(std::move(*webrtc_offer_), local);
+    if (!sdp) return fail(exit_call_failed, "cannot write our SDP: " + sdp.error().detail);
+    if (config_.caller) {
+      if (state_ == CallState::preparing) actions_.push_back(call::SendPlace{call_id_, config_.callee, *sdp, true});
+      return;
+    }
+    if (auto prepared = webrtc_->prepare(); !prepared) return fail(exit_call_failed, "DTLS: " + prepared.error());
+    webrtc_prepared_ = true;
+    actions_.push_back(call::SetRemote{webrtc_->remote_ice()});
+    proto::MessageBuilder accept(proto::MessageClass::success, sig::method::ring, ring_id_);
+    accept.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    accept.add_string(sig::attr::ice_description, *sdp);
+    actions_.push_back(call::ReplyRing{accept.finish()});
+    return;
+  }
   auto encoded = encode_ice_description(local);
   if (!encoded) return fail(exit_call_failed, "cannot encode the ICE description: " + std::string(encoded.error()));
   if (config_.caller) {
@@ -251,6 +275,13 @@ void CallCore::call_event(const proto::Message& m, uint64_t now_ns) {
     if (config_.caller) print("accepted after " + std::to_string(ms_since_start(now_ns)) + " ms");
     keys(m, now_ns);
     if (state_ == CallState::ended || !config_.caller) return;
+    if (webrtc_) {
+      if (!webrtc_remote(attribute_text(m, sig::attr::ice_description), false)) return;
+      webrtc_prepared_ = true;
+      actions_.push_back(call::SetRemote{webrtc_->remote_ice()});
+      for (auto& early : std::exchange(webrtc_early_, {})) webrtc_data(early, now_ns);
+      return;
+    }
     auto remote = decode_ice_description(attribute_text(m, sig::attr::ice_description));
     if (!remote) return fail(exit_call_failed, "the peer's ICE description is malformed: " + std::string(remote.error()));
     actions_.push_back(call::SetRemote{std::move(*remote)});
@@ -268,7 +299,8 @@ void CallCore::call_event(const proto::Message& m, uint64_t now_ns) {
 void CallCore::keys(const proto::Message& event, uint64_t now_ns) {
   const auto* key = event.find(sig::attr::key_material);
   accepted_ns_ = now_ns;
-  if (!transfer_.keys(key ? key->value : ByteView{}, call_id_, now_ns))
+  // A browser's media is keyed by DTLS, not by the node.
+  if (!webrtc_ && !transfer_.keys(key ? key->value : ByteView{}, call_id_, now_ns))
     return fail(exit_call_failed, "the node sent no usable key material");
   if (state_ == CallState::ringing || state_ == CallState::preparing) state_ = CallState::accepted;
   if (transfer_.started() && state_ != CallState::ended) state_ = CallState::transfer;
@@ -290,6 +322,11 @@ void CallCore::ice_connected(const SelectedPair& pair, uint64_t now_ns) {
   ice_deadline_ns_.reset();
   print("connected after " + std::to_string(ms_since_start(now_ns)) + " ms: " + describe(pair));
   state_ = CallState::connected;
+  if (webrtc_) {
+    // The media starts once DTLS has keyed SRTP (webrtc_data).
+    if (auto started = webrtc_->connected(); !started) return fail(exit_call_failed, "DTLS: " + started.error());
+    return webrtc_flush(now_ns);
+  }
   transfer_.connected(now_ns);
   if (transfer_.started()) state_ = CallState::transfer;
   collect_transfer();
@@ -302,6 +339,7 @@ void CallCore::ice_pair_changed(const SelectedPair& pair) {
 }
 
 void CallCore::ice_data(ByteView bytes, uint64_t now_ns) {
+  if (webrtc_) return webrtc_data(bytes, now_ns);
   if (state_ != CallState::ended) transfer_.data(bytes, now_ns);
   collect_transfer();
 }
@@ -368,15 +406,21 @@ void CallCore::tick(uint64_t now_ns) {
     ice_deadline_ns_.reset();
     if (!connected_) actions_.push_back(call::ExplainIceFailure{});
   }
+  if (dtls_deadline_ns_ && now_ns >= *dtls_deadline_ns_ && webrtc_) {
+    dtls_deadline_ns_.reset();
+    if (auto handled = webrtc_->handle_timeout(); !handled) return fail(exit_call_failed, "DTLS: " + handled.error());
+    webrtc_flush(now_ns);
+  }
   transfer_.tick(now_ns);
   collect_transfer();
 }
 
 std::optional<uint64_t> CallCore::next_deadline() const {
   if (state_ == CallState::ended) return std::nullopt;
-  auto transfer = transfer_.next_deadline();
-  if (ice_deadline_ns_ && transfer) return std::min(*ice_deadline_ns_, *transfer);
-  return ice_deadline_ns_ ? ice_deadline_ns_ : transfer;
+  std::optional<uint64_t> next;
+  for (auto deadline : {ice_deadline_ns_, dtls_deadline_ns_, transfer_.next_deadline()})
+    if (deadline && (!next || *deadline < *next)) next = deadline;
+  return next;
 }
 
 // Moves the transfer's actions into ours, in order; its end is the call's.
@@ -389,6 +433,9 @@ void CallCore::collect_transfer() {
     }
     if (std::holds_alternative<transfer::StartInput>(action) || std::holds_alternative<transfer::StartAudio>(action))
       state_ = CallState::transfer;
+    // WebRTC: the voice packets leave as SRTP.
+    if (auto* datagram = std::get_if<transfer::SendDatagram>(&action); datagram && webrtc_)
+      if (!webrtc_->protect(datagram->bytes)) continue;
     std::visit(
         [&](auto& a) {
           using A = std::decay_t<decltype(a)>;
@@ -396,6 +443,89 @@ void CallCore::collect_transfer() {
         },
         action);
   }
+}
+
+// ------------------------------------------------------------------- WebRTC
+
+bool CallCore::speak_webrtc(const proto::Message& m) {
+  if (attribute_u32(m, sig::attr::media_profile, sig::media_profile::native) != sig::media_profile::webrtc) return true;
+  const std::string browser_only =
+      "the other party is a browser, which takes only phone calls (call --audio-in/--voice, listen --audio-in/--audio-out)";
+  if (!config_.transfer.voice) {
+    if (config_.caller) {
+      fail(exit_refused, browser_only);
+    } else {
+      refuse_ring(sig::error::declined, "Declined: " + browser_only);
+      finish(0);
+    }
+    return false;
+  }
+  webrtc_ = std::make_unique<WebRtcTransport>(config_.transfer.voice->media.ssrc, "tsunagu");
+  if (webrtc_->fingerprint().empty()) {
+    fail(exit_call_failed, "no DTLS certificate could be made for a browser call");
+    return false;
+  }
+  // Chromium's numbering for our offer; an answer takes the offer's (webrtc_remote).
+  transfer_.use_plain_media(offered_opus_payload_type, offered_event_payload_type);
+  return true;
+}
+
+bool CallCore::webrtc_remote(std::string_view sdp, bool offer) {
+  auto parsed = webrtc::parse_session_description(sdp);
+  std::string problem = parsed ? std::string() : parsed.error().detail;
+  if (parsed && offer) {
+    const webrtc::MediaSection& audio = parsed->audio();
+    transfer_.use_plain_media(*audio.opus_payload_type, audio.telephone_event_payload_type.value_or(101));
+    webrtc_offer_ = std::move(*parsed);
+    return true;
+  }
+  if (parsed) {
+    if (parsed->audio().opus_payload_type != offered_opus_payload_type)
+      problem = "the answer changed Opus' payload type";
+    else if (auto taken = webrtc_->take_answer(std::move(*parsed)); !taken)
+      problem = taken.error();
+    else if (auto prepared = webrtc_->prepare(); !prepared)
+      problem = "DTLS: " + prepared.error();
+  }
+  if (problem.empty()) return true;
+  problem = "the browser's SDP " + std::string(offer ? "offer" : "answer") + ": " + problem;
+  if (offer) {
+    refuse_ring(sig::error::bad_request, "Bad Request: " + problem);
+    finish(exit_call_failed);
+  } else {
+    fail(exit_call_failed, problem);
+  }
+  return false;
+}
+
+void CallCore::webrtc_data(ByteView datagram, uint64_t now_ns) {
+  if (state_ == CallState::ended) return;
+  if (!webrtc_prepared_) {
+    if (webrtc_early_.size() < max_early_dtls) webrtc_early_.emplace_back(datagram.begin(), datagram.end());
+    return;
+  }
+  bool was_ready = webrtc_->media_ready();
+  auto received = webrtc_->datagram(datagram);
+  if (!received) {
+    // No alert: the page learns why from the node (the hang-up's ERROR-CODE), not as a failed transport.
+    media_refusal_ = "DTLS with the browser: " + received.error();
+    return fail(exit_call_failed, media_refusal_);
+  }
+  webrtc_flush(now_ns);  // our next flight
+  if (!was_ready && webrtc_->media_ready()) {
+    print("DTLS done after " + std::to_string(ms_since_start(now_ns)) + " ms (SRTP " + webrtc_->srtp_profile() + ")");
+    transfer_.connected(now_ns);
+    if (transfer_.started()) state_ = CallState::transfer;
+  }
+  if (*received) transfer_.media_packet(**received, now_ns);
+  collect_transfer();
+}
+
+void CallCore::webrtc_flush(uint64_t now_ns) {
+  for (auto& datagram : webrtc_->take_datagrams()) actions_.push_back(transfer::SendDatagram{std::move(datagram)});
+  auto wait = webrtc_->retransmit_in();
+  dtls_deadline_ns_.reset();
+  if (wait && state_ != CallState::ended) dtls_deadline_ns_ = now_ns + static_cast<uint64_t>(wait->count()) * 1'000'000u;
 }
 
 void CallCore::fail(int exit_code, const std::string& why) {
@@ -414,11 +544,16 @@ void CallCore::finish(int exit_code) {
   exit_code_ = exit_code;
   transfer_.stop();
   ice_deadline_ns_.reset();
+  dtls_deadline_ns_.reset();
   if (ice_started_) actions_.push_back(call::ReleaseMedia{});
-  if (!config_.caller) return actions_.push_back(call::CallOver{exit_code, ice_started_});
+  if (!config_.caller) {
+    if (!media_refusal_.empty()) actions_.push_back(call::SendHangup{call_id_, sig::error::media_refused, media_refusal_});
+    return actions_.push_back(call::CallOver{exit_code, ice_started_});
+  }
   if (!call_id_.empty()) {
     hangup_sent_ = true;
-    actions_.push_back(call::SendHangup{call_id_});
+    actions_.push_back(media_refusal_.empty() ? call::SendHangup{call_id_}
+                                              : call::SendHangup{call_id_, sig::error::media_refused, media_refusal_});
   } else {
     actions_.push_back(call::StopLink{});
   }

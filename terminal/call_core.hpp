@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -22,6 +23,7 @@
 #include "terminal/ice_session.hpp"
 #include "terminal/node_client.hpp"
 #include "terminal/transfer_core.hpp"
+#include "terminal/webrtc_transport.hpp"
 
 namespace tsunagu::terminal {
 
@@ -43,8 +45,10 @@ struct CallCoreConfig {
 
 namespace call {
 struct SendPrepare { std::string callee; bool reliable; };              // call: USER-ID (+ CALL-MEDIA)
-struct SendPlace { std::string call_id, callee, offer; };               // call: CALL-ID, USER-ID, ICE-DESCRIPTION
-struct SendHangup { std::string call_id; };                             // then hangup_answered()
+struct SendPlace { std::string call_id, callee, offer; bool webrtc = false; };  // call: CALL-ID, USER-ID, ICE-DESCRIPTION (+ MEDIA-PROFILE)
+// then hangup_answered(). With a refusal (ERROR-CODE 488): this end refused
+// the other's media (a page's DTLS certificate), and the node says so to it.
+struct SendHangup { std::string call_id; uint16_t refusal_code = 0; std::string refusal_reason; };
 struct FetchTurn { std::string call_id; };                              // then turn_answered()
 struct ReplyRing { Bytes message; };                                    // the answer to the ring's transaction
 struct PromptAccept { std::string caller; };                            // then accept_decision()
@@ -118,6 +122,8 @@ class CallCore {
   const std::string& peer() const { return peer_; }
   const SelectedPair& pair() const { return pair_; }
   const TransferCore& transfer() const { return transfer_; }
+  // The WebRTC profile's transport when the other party is a browser (MEDIA-PROFILE), else null.
+  const WebRtcTransport* webrtc() const { return webrtc_.get(); }
   uint64_t started_ns() const { return started_ns_; }
   uint64_t accepted_ns() const { return accepted_ns_; }
   uint64_t ms_since_start(uint64_t now_ns) const { return now_ns > started_ns_ ? (now_ns - started_ns_) / 1'000'000 : 0; }
@@ -129,6 +135,12 @@ class CallCore {
   void keys(const proto::Message& event, uint64_t now_ns);
   void ended(uint32_t code, std::string_view reason, uint64_t now_ns);
   void collect_transfer();
+  // WebRTC's profile (docs/webrtc.md): SDP instead of the native ICE
+  // description, DTLS on the selected pair, then SRTP around the voice packets.
+  bool speak_webrtc(const proto::Message& m);  // when MEDIA-PROFILE says the other party is a browser
+  bool webrtc_remote(std::string_view sdp, bool offer);
+  void webrtc_data(ByteView datagram, uint64_t now_ns);
+  void webrtc_flush(uint64_t now_ns);
   void print(std::string line) { actions_.push_back(transfer::Print{std::move(line), false}); }
   void fail(int exit_code, const std::string& why);
   void finish(int exit_code);
@@ -147,6 +159,12 @@ class CallCore {
   IceConfig ring_servers_;
   std::string offer_;
   SelectedPair pair_;
+  std::unique_ptr<WebRtcTransport> webrtc_;
+  std::optional<webrtc::SessionDescription> webrtc_offer_;  // callee: the browser's, answered once gathered
+  std::optional<uint64_t> dtls_deadline_ns_;  // the DTLS retransmission timer
+  bool webrtc_prepared_ = false;   // DTLS knows the browser's fingerprint and our role
+  std::vector<Bytes> webrtc_early_;
+  std::string media_refusal_;  // why this end refused the page's media: told to the node with the hang-up
 };
 
 }  // namespace tsunagu::terminal

@@ -327,12 +327,71 @@ class CallShell {
       core_.file_opened(options_.send_file, static_cast<uint64_t>(st.st_size), mono_ns());
     } else {
       input_fd_ = STDIN_FILENO;
+      open_stdin_stream();
     }
     read_more_input();
   }
 
+  // A pipe or a terminal on stdin is read as a libuv stream, which the call's
+  // end stops and closes: a pending uv_fs_read on it would keep the loop (and
+  // the process) alive until stdin closed, after the node had ended the call.
+  // A regular file is read with uv_fs_read: its reads always finish. (libuv
+  // does not close fds 0-2 with their handle: a listener's next call opens
+  // stdin again.)
+  void open_stdin_stream() {
+    uv_handle_type type = uv_guess_handle(STDIN_FILENO);
+    if (type == UV_NAMED_PIPE) {
+      uv_pipe_t* pipe = stdin_pipe_.make();
+      if (uv_pipe_init(loop_, pipe, 0) != 0) return stdin_pipe_.forget_uninitialised();
+      pipe->data = this;
+      if (uv_pipe_open(pipe, STDIN_FILENO) != 0) return stdin_pipe_.close();
+      input_stream_ = reinterpret_cast<uv_stream_t*>(pipe);
+    } else if (type == UV_TTY) {
+      uv_tty_t* tty = stdin_tty_.make();
+      if (uv_tty_init(loop_, tty, STDIN_FILENO, 1) != 0) return stdin_tty_.forget_uninitialised();
+      tty->data = this;
+      input_stream_ = reinterpret_cast<uv_stream_t*>(tty);
+    }
+  }
+
+  void read_more_stream() {
+    if (stream_reading_) return;
+    stream_reading_ = true;
+    uv_read_start(
+        input_stream_,
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* self = static_cast<CallShell*>(h->data);
+          self->read_buffer_.resize(max_stream_chunk);
+          *buf = uv_buf_init(reinterpret_cast<char*>(self->read_buffer_.data()),
+                             static_cast<unsigned>(self->read_buffer_.size()));
+        },
+        [](uv_stream_t* stream, ssize_t n, const uv_buf_t*) {
+          auto* self = static_cast<CallShell*>(stream->data);
+          if (self == nullptr || n == 0) return;
+          if (n == UV_EOF) {
+            self->input_done_ = true;
+            self->close_input();
+            return self->feed([](CallCore& c, uint64_t now) { c.input_end(now); });
+          }
+          if (n < 0) {
+            self->close_input();
+            return self->feed([&](CallCore& c, uint64_t now) {
+              c.input_failed(exit_call_failed, std::string("reading input: ") + uv_strerror(static_cast<int>(n)), now);
+            });
+          }
+          ByteView chunk(self->read_buffer_.data(), static_cast<size_t>(n));
+          self->feed([&](CallCore& c, uint64_t now) { c.input(chunk, now); });
+          // Back-pressure: reading resumes (read_more_input) once the stream output drains.
+          if (self->input_stream_ != nullptr && self->output_buffer_.size() - self->output_offset_ >= (256u << 10)) {
+            uv_read_stop(self->input_stream_);
+            self->stream_reading_ = false;
+          }
+        });
+  }
+
   void read_more_input() {
     if (input_fd_ < 0 || read_pending_ || input_done_ || core_.done()) return;
+    if (input_stream_ != nullptr) return read_more_stream();
     read_pending_ = true;
     read_request_.data = this;
     read_buffer_.resize(max_stream_chunk);
@@ -359,6 +418,10 @@ class CallShell {
   void close_input() {
     if (input_fd_ > STDIN_FILENO) ::close(input_fd_);
     input_fd_ = -1;
+    input_stream_ = nullptr;
+    stream_reading_ = false;
+    stdin_pipe_.close();
+    stdin_tty_.close();
   }
 
   // ---- voice: one 20 ms clock moves a frame in from the input and one out
@@ -529,6 +592,7 @@ class CallShell {
       json += ", \"call_seconds\": " + std::to_string(stats.seconds(mono_ns())) + ", \"media\": " + media_json +
               ", \"hold\": " + hold_stats_json(core_.transfer().hold_stats());
     }
+    if (const WebRtcTransport* webrtc = core_.webrtc()) json += ", \"webrtc\": " + webrtc_report_json(*webrtc);
     json += "}";
     report_->add(std::move(json));
   }
@@ -549,6 +613,10 @@ class CallShell {
   bool read_pending_ = false, input_done_ = false;
   uv_fs_t read_request_{};
   Bytes read_buffer_;
+  OwnedHandle<uv_pipe_t> stdin_pipe_;  // --pipe's stdin when it is a pipe ...
+  OwnedHandle<uv_tty_t> stdin_tty_;    // ... or a terminal
+  uv_stream_t* input_stream_ = nullptr;
+  bool stream_reading_ = false;
   std::unique_ptr<CallAudio> owned_audio_;
   CallAudio* audio_ = nullptr;  // owned_audio_, or the listener's while lent
   OwnedHandle<uv_timer_t> audio_timer_;
@@ -668,6 +736,11 @@ void add_card_attributes(proto::MessageBuilder& b, const CardCallOptions& card) 
   b.add_string(sig::attr::card_route, card.route);
 }
 
+void add_hangup_attributes(proto::MessageBuilder& b, const call::SendHangup& hangup) {
+  b.add_string(sig::attr::call_id, hangup.call_id);
+  if (hangup.refusal_code != 0) b.add_error(hangup.refusal_code, hangup.refusal_reason.substr(0, 200));
+}
+
 // The node's word on the card's units, at the start and after each debit.
 void print_card_units(const proto::Message& m) {
   const auto* units = m.find(sig::attr::card_units);
@@ -717,13 +790,14 @@ int run_call(const CallOptions& options) {
             b.add_string(sig::attr::call_id, place->call_id);
             b.add_string(sig::attr::user_id, place->callee);
             b.add_string(sig::attr::ice_description, place->offer);
+            if (place->webrtc) b.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
           },
           [&](const proto::Message* answer, std::string_view error) {
             shell->feed([&](CallCore& c, uint64_t now) { c.place_answered(answer, error, now); });
           });
     } else if (auto* hangup = std::get_if<call::SendHangup>(&action)) {
       node->request(
-          sig::method::hangup, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::call_id, hangup->call_id); },
+          sig::method::hangup, [&](proto::MessageBuilder& b) { add_hangup_attributes(b, *hangup); },
           [&](const proto::Message*, std::string_view) {
             shell->feed([](CallCore& c, uint64_t) { c.hangup_answered(); });
           });
@@ -815,6 +889,7 @@ int run_listen(const CallOptions& options) {
   OwnedHandle<uv_timer_t> answer_timer;
   std::function<void()> stop_listening;  // the node link, or the LAN server
   std::function<void(CallShell*, const std::string&)> fetch_turn;
+  std::function<void(const call::SendHangup&)> hang_up;  // a callee's own end of a call (a refused page)
   std::function<void()> switch_lines;
   std::function<void(Line*, CallAction&)> handle_action;
 
@@ -902,6 +977,8 @@ int run_listen(const CallOptions& options) {
       if (line->reply_ring) line->reply_ring(a->message);
     } else if (auto* turn = std::get_if<call::FetchTurn>(&action)) {
       if (fetch_turn) fetch_turn(line->shell.get(), turn->call_id);
+    } else if (auto* hangup = std::get_if<call::SendHangup>(&action)) {
+      if (hang_up) hang_up(*hangup);
     } else if (auto* ask = std::get_if<call::PromptAccept>(&action)) {
       if (line->waiting) {
         std::cerr << "call waiting: " << ask->caller << " is calling (w: answer, holding this call)" << std::endl;
@@ -1063,6 +1140,10 @@ int run_listen(const CallOptions& options) {
     node_options.reconnect = !options.once;
     node = std::make_unique<NodeClient>(&loop.loop, node_options, events);
     stop_listening = [&] { node->stop(); };
+    hang_up = [&](const call::SendHangup& hangup) {
+      node->request(sig::method::hangup, [&](proto::MessageBuilder& b) { add_hangup_attributes(b, hangup); },
+                    [](const proto::Message*, std::string_view) {});
+    };
     fetch_turn = [&](CallShell* asked_for, const std::string& call_id) {
       node->request(
           sig::method::turn_credentials, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::call_id, call_id); },

@@ -33,13 +33,20 @@ bool TransferCore::keys(ByteView secret, const std::string& call_id, uint64_t no
   return true;
 }
 
+void TransferCore::use_plain_media(uint8_t opus_payload_type, uint8_t event_payload_type) {
+  if (started_ || !config_.voice) return;
+  config_.plain_media = true;
+  config_.voice->media.opus_payload_type = opus_payload_type;
+  config_.voice->media.event_payload_type = event_payload_type;
+}
+
 void TransferCore::connected(uint64_t now_ns) {
   if (connected_) return;
   connected_ = true;
   stats_.connected_ns = now_ns;
   for (auto& datagram : early_datagrams_) actions_.push_back(transfer::SendDatagram{std::move(datagram)});
   early_datagrams_.clear();
-  if (sealer_) begin(now_ns);
+  if (sealer_ || config_.plain_media) begin(now_ns);
 }
 
 void TransferCore::begin(uint64_t now_ns) {
@@ -63,6 +70,10 @@ void TransferCore::begin(uint64_t now_ns) {
 // ------------------------------------------------------------------- sending
 
 void TransferCore::send_frame(DataFrameType type, ByteView payload) {
+  if (config_.plain_media) {
+    if (type == DataFrameType::media && connected_) actions_.push_back(transfer::SendDatagram{Bytes(payload.begin(), payload.end())});
+    return;
+  }
   if (!sealer_) return;
   Bytes plain(1 + payload.size());
   plain[0] = std::byte(static_cast<uint8_t>(type));
@@ -149,11 +160,7 @@ void TransferCore::on_packet(ByteView sealed, uint64_t now_ns) {
   }
   const Bytes& plain = *opened;
   if (plain.empty()) return;
-  if (stats_.first_byte_ns == 0) {
-    stats_.first_byte_ns = now_ns;
-    uint64_t ms = now_ns > config_.call_started_ns ? (now_ns - config_.call_started_ns) / 1'000'000 : 0;
-    print("first byte after " + std::to_string(ms) + " ms");
-  }
+  note_first_byte(now_ns);
   auto type = static_cast<DataFrameType>(std::to_integer<uint8_t>(plain[0]));
   ByteView payload(plain.data() + 1, plain.size() - 1);
   switch (type) {
@@ -169,6 +176,20 @@ void TransferCore::on_packet(ByteView sealed, uint64_t now_ns) {
     case DataFrameType::media: return on_media(payload, now_ns);
     case DataFrameType::hold: return on_hold(payload, now_ns);
   }
+}
+
+void TransferCore::note_first_byte(uint64_t now_ns) {
+  if (stats_.first_byte_ns != 0) return;
+  stats_.first_byte_ns = now_ns;
+  uint64_t ms = now_ns > config_.call_started_ns ? (now_ns - config_.call_started_ns) / 1'000'000 : 0;
+  print("first byte after " + std::to_string(ms) + " ms");
+}
+
+void TransferCore::media_packet(ByteView packet, uint64_t now_ns) {
+  last_now_ns_ = now_ns;
+  if (done_ || !config_.plain_media || packet.empty()) return;
+  note_first_byte(now_ns);
+  on_media(packet, now_ns);
 }
 
 void TransferCore::on_stream_data(ByteView payload) {

@@ -83,6 +83,10 @@ struct TransferConfig {
   std::string receive_directory;  // listen --recv DIR (named in messages; files go through TransferOutput)
   uint64_t call_started_ns = 0;  // "first byte after N ms" counts from here
   std::optional<VoiceSetup> voice;  // a phone call (caller: mode voice; callee: answer with audio)
+  // WebRTC's media profile (a browser): media leaves and arrives as plain
+  // RTP/RTCP datagrams that the call's SRTP protects; nothing is sealed, and
+  // frames other than media (hold) have no form there.
+  bool plain_media = false;
 };
 
 namespace transfer {
@@ -110,6 +114,12 @@ class TransferCore {
   // The node's key material arrived (accepted): packets can be sealed and opened.
   // False: not 32 bytes.
   bool keys(ByteView secret, const std::string& call_id, uint64_t now_ns);
+  // A phone call to or from a browser (before connected()): TransferConfig::plain_media,
+  // with the payload types the SDP agreed.
+  void use_plain_media(uint8_t opus_payload_type, uint8_t event_payload_type);
+  bool plain_media() const { return config_.plain_media; }
+  // plain_media: one RTP or RTCP packet, already unprotected.
+  void media_packet(ByteView packet, uint64_t now_ns);
   void connected(uint64_t now_ns);  // ICE has a pair: datagrams can leave
   void data(ByteView bytes, uint64_t now_ns);  // from ICE: a datagram or the next stream bytes
 
@@ -174,6 +184,7 @@ class TransferCore {
   void begin(uint64_t now_ns);
   void send_frame(DataFrameType type, ByteView payload);
   void on_packet(ByteView sealed, uint64_t now_ns);
+  void note_first_byte(uint64_t now_ns);
   void on_stream_data(ByteView payload);
   void on_stream_end(uint64_t now_ns);
   void on_file_header(ByteView payload);

@@ -108,7 +108,10 @@ Expected<std::optional<Bytes>, std::string> WebRtcTransport::datagram(ByteView d
       ++counters_.dtls_datagrams;
       if (!dtls_) return std::optional<Bytes>();
       bool was_complete = dtls_->handshake_complete();
-      if (auto received = dtls_->receive(datagram); !received) return Unexpected(received.error().detail);
+      if (auto received = dtls_->receive(datagram); !received) {
+        ++counters_.dtls_refused;
+        return Unexpected(received.error().detail);
+      }
       if (!was_complete && dtls_->handshake_complete())
         if (auto ready = keys_ready(); !ready) return Unexpected(ready.error());
       return std::optional<Bytes>();
@@ -160,6 +163,16 @@ std::string WebRtcTransport::srtp_profile() const {
   if (!srtp_ || !dtls_) return {};
   auto keys = dtls_->srtp_keying_material();
   return keys ? std::string(security::to_string(keys->profile)) : std::string();
+}
+
+std::string webrtc_report_json(const WebRtcTransport& transport) {
+  const WebRtcCounters& c = transport.counters();
+  auto field = [](const char* name, uint64_t value) { return std::string(", \"") + name + "\": " + std::to_string(value); };
+  return std::string("{\"dtls_role\": \"") + (transport.dtls_client() ? "client" : "server") + "\", \"srtp_profile\": \"" +
+         transport.srtp_profile() + "\"" + field("dtls_datagrams", c.dtls_datagrams) + field("dtls_refused", c.dtls_refused) +
+         field("srtp_packets", c.srtp_packets) + field("srtp_authentication", c.srtp_authentication) +
+         field("srtp_replays", c.srtp_replays) + field("srtp_other", c.srtp_other) + field("before_keys", c.before_keys) +
+         field("other_datagrams", c.other_datagrams) + "}";
 }
 
 }  // namespace tsunagu::terminal

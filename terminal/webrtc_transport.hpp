@@ -35,7 +35,12 @@ struct WebRtcCounters {
   uint64_t srtp_other = 0;              // malformed, or refused by libsrtp otherwise
   uint64_t before_keys = 0;             // SRTP before the handshake finished: dropped
   uint64_t other_datagrams = 0;         // neither DTLS nor SRTP (RFC 7983's other ranges)
+  uint64_t dtls_refused = 0;            // a handshake that failed: a certificate other than the signalled one, ...
 };
+
+class WebRtcTransport;
+// --report's "webrtc" object: the DTLS role, the SRTP profile and the counters.
+std::string webrtc_report_json(const WebRtcTransport& transport);
 
 class WebRtcTransport {
  public:

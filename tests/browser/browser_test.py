@@ -21,6 +21,7 @@ Environment:
 
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import re
@@ -622,25 +623,34 @@ def webrtc_interop():
             expect(code == 0, "%s (webrtc_interop.mjs exit %d)" % (what, code))
 
 
+def in_loopback_namespace(scenario):
+    """Runs this script's SCENARIO again inside a network namespace with only loopback
+    (Chromium's candidates are then 127.0.0.1 only); True in the parent, which is done
+    once it returns; False inside the namespace, where the scenario runs."""
+    if os.environ.get("TSUNAGU_IN_CALL_NAMESPACE") == "1":
+        return False
+    with loopback_namespace("tsu-call", scenario) as namespace:
+        env = dict(os.environ, TSUNAGU_IN_CALL_NAMESPACE="1")
+        proc = h.spawn(["ip", "netns", "exec", namespace, sys.executable, os.path.abspath(__file__), scenario],
+                       env=env)
+        try:
+            code = proc.wait(timeout=SCENARIO_TIMEOUT + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise TestFailure("%s did not finish in its namespace" % scenario)
+        if code == h.SKIP:
+            raise Skip("%s was skipped in its namespace (see above)" % scenario)
+        expect(code == 0, "%s in a namespace with only loopback (exit %d)" % (scenario, code))
+    return True
+
+
 def browser_call():
     """Two Chromium pages call each other through the node (docs/web.md, "Calls from
     the page"): bob's dialing page takes calls, alice calls, bob answers, audio flows
     both ways (getStats), keypad tones, mute, hang-up; a declined call offers voicemail.
     Like webrtc_interop, it runs in a network namespace with only a loopback
     interface (the node too), so Chromium's candidates are 127.0.0.1 only."""
-    if os.environ.get("TSUNAGU_IN_CALL_NAMESPACE") != "1":
-        with loopback_namespace("tsu-call", "browser_call") as namespace:
-            env = dict(os.environ, TSUNAGU_IN_CALL_NAMESPACE="1")
-            proc = h.spawn(["ip", "netns", "exec", namespace, sys.executable, os.path.abspath(__file__), "browser_call"],
-                           env=env)
-            try:
-                code = proc.wait(timeout=SCENARIO_TIMEOUT + 60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                raise TestFailure("browser_call did not finish in its namespace")
-            if code == h.SKIP:
-                raise Skip("browser_call was skipped in its namespace (see above)")
-            expect(code == 0, "browser_call in a namespace with only loopback (exit %d)" % code)
+    if in_loopback_namespace("browser_call"):
         return
     prepared()
     node = WebNode()
@@ -651,10 +661,188 @@ def browser_call():
     run_pages("browser_call", node)
 
 
+VOICETOOL = os.path.join(HERE, "..", "voice", "voicetool.py")
+CLI_CALL_DIGITS = "4106#"     # the page's keypad; no digit twice in a row (dtmf-decode collapses repeats)
+CLI_CALL_MIN_SCORE = 0.9      # voicetool's envelope correlation (tests/voice/README.md)
+
+
+def voicetool(*args):
+    """tests/voice/voicetool.py under Debian's python3 (numpy, scipy): its stdout."""
+    result = subprocess.run(["/usr/bin/python3", VOICETOOL] + list(args), capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise TestFailure("voicetool %s: %s" % (" ".join(args), (result.stderr or result.stdout)[-800:]))
+    return result.stdout.strip()
+
+
+def require_voicetool():
+    for tool in ("espeak-ng", "sox", "multimon-ng"):
+        if shutil.which(tool) is None:
+            raise Skip("%s is not installed (Debian package %s)" % (tool, tool))
+    if subprocess.run(["/usr/bin/python3", "-c", "import numpy, scipy"], capture_output=True).returncode != 0:
+        raise Skip("voicetool needs /usr/bin/python3 with numpy and scipy (python3-numpy, python3-scipy)")
+
+
+def check_heard(sent, heard, who, digits=None, printed=None):
+    """What one side recorded: the other side's speech (envelope correlation), and the
+    keypad's digits decoded from the recording and printed as `dtmf: D` lines."""
+    expect(os.path.exists(heard), "%s's recording %s exists" % (who, heard))
+    scored = json.loads(voicetool("score", sent, heard))
+    expect(scored["score"] >= CLI_CALL_MIN_SCORE, "%s heard the other side's speech: score %.3f >= %.1f (delay %.0f ms)"
+           % (who, scored["score"], CLI_CALL_MIN_SCORE, scored["delay_ms"]))
+    if digits is not None:
+        lines = "".join(re.findall(r"^dtmf: ([0-9A-D*#])\s*$", printed, re.M))
+        expect(lines == digits, "%s printed the digits as `dtmf: D` lines: %r" % (who, lines))
+        # The tones played from Chromium's RFC 4733 events: VoiceSession sometimes drops
+        # one event's tone slots as late (the digit itself is counted and printed, as
+        # checked above), so the recording must decode to the digits in order, at most
+        # one missing. (Known, cause not yet found: suspected, media/voice_session.cpp puts
+        # an event's slots only as its growing duration covers them, late for a loopback
+        # jitter buffer with Chromium's pacing.)
+        decoded = voicetool("dtmf-decode", heard)
+        if decoded != digits:
+            os.makedirs(ARTEFACTS, exist_ok=True)
+            shutil.copy(heard, ARTEFACTS)
+            log("  %s's recording kept in %s" % (who, ARTEFACTS))
+        rest = iter(digits)
+        in_order = all(d in rest for d in decoded)
+        expect(in_order and len(decoded) >= len(digits) - 1,
+               "multimon-ng decodes %r from %s's recording, in order, at most one tone missing: %r"
+               % (digits, who, decoded))
+
+
+def cli_report(path, who):
+    with open(path) as f:
+        report = json.load(f)
+    log("  %s's report: webrtc %r, media %r" % (who, report.get("webrtc"), report.get("media")))
+    return report
+
+
+def node_metrics(node):
+    """The node's /metrics (loopback needs no token) as {'name{labels}': value}."""
+    connection = http.client.HTTPSConnection("127.0.0.1", node.port, timeout=5,
+                                             context=ssl.create_default_context(cafile=node.deployment.ca))
+    connection.request("GET", "/metrics")
+    body = connection.getresponse().read()
+    connection.close()
+    values = {}
+    for line in body.decode(errors="replace").splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                pass
+    return values
+
+
+def browser_cli_call():
+    """The CLI speaks WebRTC's profile to a page (docs/webrtc.md): Chromium's page calls
+    `tsunagu listen --audio-in/--audio-out`, then `tsunagu call` calls the page. Each
+    side's recording is scored against what the other side spoke (voicetool's envelope
+    correlation >= 0.9; the page records the remote track with MediaRecorder and decodes
+    it with WebAudio), and the page's keypad digits are decoded from the CLI's
+    recording. Then a page whose offer carries another certificate's fingerprint: the
+    CLI refuses the DTLS handshake, says why, and counts it in its report."""
+    if in_loopback_namespace("browser_cli_call"):
+        return
+    prepared()
+    require_voicetool()
+    node = WebNode()
+    node.add_user(ALICE)
+    node.add_user(BOB)
+    node.start()
+    d = node.deployment
+    page_speech, cli_speech = d.path("page-speech.wav"), d.path("cli-speech.wav")
+    page_microphone, cli_input = d.path("page-microphone.wav"), d.path("cli-input.wav")
+    voicetool("speech", page_speech, "--seconds", "3")
+    voicetool("speech", cli_speech, "--seconds", "3", "--text", "The birch canoe slid on the smooth planks.")
+    # Chromium's fake microphone loops its file from getUserMedia on: 2 s of silence
+    # first (the call connects meanwhile), so each call hears the speech once, whole,
+    # before the page's digits. The CLI's input: its speech, then silence while the
+    # page sends its digits.
+    subprocess.run(["sox", page_speech, page_microphone, "pad", "2", "4"], check=True, timeout=60)
+    subprocess.run(["sox", cli_speech, cli_input, "pad", "0", "5"], check=True, timeout=60)
+    loop = ["--ice-address", "127.0.0.1"]
+    state = {}
+
+    def listen(name, extra=()):
+        stem = d.path(name)
+        t = h.spawn_cli(d, ["listen", "--auto-accept-from", ALICE, "--once", "--audio-in", cli_input, "--audio-out",
+                            stem + ".wav", "--report", stem + ".json"] + list(extra) + loop, BOB, PASSWORD)
+        wait_until(lambda: "listening as %s" % BOB in t.err() or not t.alive(), h.LOGIN_TIMEOUT, 0.05,
+                   "`tsunagu listen` to log in")
+        expect(t.alive(), "bob's `tsunagu listen` is logged in (%r)" % t.err()[-600:])
+        state["listener"], state["stem"] = t, stem
+
+    def finished(what):
+        t = state["listener"]
+        code = t.wait_exit(30 * h.SLOW)
+        log("  %s stderr:\n%s" % (what, t.err()[-2500:]))
+        return t, code
+
+    def page_called_cli():
+        t, code = finished("listen")
+        expect(code == 0, "`tsunagu listen --once` answered the page's call and exits 0 (exit %s)" % code)
+        report = cli_report(state["stem"] + ".json", "listen")
+        webrtc = report.get("webrtc") or {}
+        expect(webrtc.get("srtp_profile") and webrtc.get("srtp_packets", 0) >= 100 and webrtc.get("dtls_refused") == 0,
+               "listen spoke WebRTC's profile: SRTP %r, %s packets unprotected" % (webrtc.get("srtp_profile"),
+                                                                                  webrtc.get("srtp_packets")))
+        check_heard(page_speech, state["stem"] + ".wav", "listen", CLI_CALL_DIGITS, t.out())
+        check_heard(cli_speech, d.path("page-heard-1.wav"), "the calling page")
+
+    def cli_calls_page():
+        stem = d.path("cli-call")
+        t = h.spawn_cli(d, ["call", BOB, "--audio-in", cli_input, "--audio-out", stem + ".wav", "--report",
+                            stem + ".json"] + loop, ALICE, PASSWORD)
+        state["listener"], state["stem"] = t, stem
+
+    def cli_call_done():
+        t, code = finished("call")
+        expect(code == 0, "`tsunagu call bob` to the page exits 0 (exit %s)" % code)
+        report = cli_report(state["stem"] + ".json", "call")
+        webrtc = report.get("webrtc") or {}
+        expect(webrtc.get("srtp_profile") and webrtc.get("srtp_packets", 0) >= 100,
+               "call spoke WebRTC's profile: SRTP %r, %s packets" % (webrtc.get("srtp_profile"),
+                                                                    webrtc.get("srtp_packets")))
+        check_heard(page_speech, state["stem"] + ".wav", "call", CLI_CALL_DIGITS, t.out())
+        check_heard(cli_speech, d.path("page-heard-2.wav"), "the called page")
+
+    def tampered_refused():
+        t, code = finished("listen (tampered fingerprint)")
+        expect(code != 0, "listen ends the call with a tampered fingerprint as failed (exit %s)" % code)
+        expect(re.search(r"DTLS with the browser: .*fingerprint", t.err()) is not None,
+               "listen says why: %r" % re.findall(r"tsunaga?u?: DTLS.*", t.err()))
+        webrtc = cli_report(state["stem"] + ".json", "listen").get("webrtc") or {}
+        expect(webrtc.get("dtls_refused") == 1 and not webrtc.get("srtp_packets"),
+               "the refusal is counted (dtls_refused %r) and no media was taken" % webrtc.get("dtls_refused"))
+        metrics = node_metrics(node)
+        expect(metrics.get('tsunagu_node_calls_ended_total{reason="media_refused"}') == 1,
+               "the node counts the refused call: calls_ended{reason=\"media_refused\"} %r"
+               % metrics.get('tsunagu_node_calls_ended_total{reason="media_refused"}'))
+        expect(metrics.get("tsunagu_node_browser_calls_placed_total") == 2
+               and metrics.get("tsunagu_node_browser_calls_answered_total") == 1
+               and metrics.get('tsunagu_node_browser_rings_total{result="delivered"}') == 1,
+               "/metrics counts the pages' calls: 2 placed, 1 answered, 1 ring delivered (%r)"
+               % {k: v for k, v in metrics.items() if "browser" in k})
+
+    requests = {
+        "listen": lambda: listen("listen-1"),
+        "page-called-cli": page_called_cli,
+        "cli-calls-page": cli_calls_page,
+        "cli-call-done": cli_call_done,
+        "listen-tampered": lambda: listen("listen-tampered"),
+        "tampered-refused": tampered_refused,
+    }
+    run_pages("browser_cli_call", node, microphone=page_microphone, requests=requests,
+              extra={"page_heard": [d.path("page-heard-1.wav"), d.path("page-heard-2.wav")],
+                     "digits": CLI_CALL_DIGITS})
+
+
 SCENARIOS = {f.__name__: f for f in (pages_accessible, register_publish_find, lookup_online_offline, csrf_refused,
                                      voicemail_from_page, admin_sees_users, admin_sees_agent_online,
                                      agent_status_page, events_socket, contacts_presence, webrtc_interop,
-                                     browser_call)}
+                                     browser_call, browser_cli_call)}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))

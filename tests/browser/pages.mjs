@@ -62,8 +62,9 @@ async function launch() {
 // The node's certificate comes from the deployment's private CA, which this Chromium
 // does not know: certificate errors are ignored here, and browser_test.py checks the
 // certificate against ca.crt (chain and 127.0.0.1) before the browser starts.
-async function newUser(browser, viewport = DESKTOP) {
+async function newUser(browser, viewport = DESKTOP, initScript = null) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport, baseURL: settings.url });
+  if (initScript) await context.addInitScript(initScript);
   await context.grantPermissions(['microphone'], { origin: settings.url });
   context.setDefaultTimeout(TIMEOUT_MS);
   const page = await context.newPage();
@@ -708,6 +709,131 @@ async function browserCall(browser) {
   ok(await alice.locator('#voicemail').isVisible(), 'declined (603): the voicemail recorder is offered');
 }
 
+// The CLI in WebRTC's profile (browser_test.py browser_cli_call). Before the page's
+// own scripts: every RTCPeerConnection records its remote track (MediaRecorder,
+// started at the track event), and with window.tsunaguTamper set the page's
+// description carries another certificate's fingerprint (the signalling path
+// lying about who holds which key).
+function recordRemoteAudio() {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('track', (event) => {
+        const recorder = new MediaRecorder(event.streams[0] || new MediaStream([event.track]));
+        const chunks = [];
+        const stopped = new Promise((resolve) => recorder.addEventListener('stop', resolve));
+        recorder.addEventListener('dataavailable', (e) => chunks.push(e.data));
+        recorder.start(250);
+        window.tsunaguRecording = { recorder, chunks, stopped };
+      });
+    }
+  };
+  const described = Object.getOwnPropertyDescriptor(Native.prototype, 'localDescription');
+  Object.defineProperty(Native.prototype, 'localDescription', {
+    get() {
+      const d = described.get.call(this);
+      if (!d || !window.tsunaguTamper) return d;
+      const sdp = d.sdp.replace(/a=fingerprint:sha-256 ([0-9A-F]{2})/g,
+        (line, first) => 'a=fingerprint:sha-256 ' + (first === '00' ? '01' : '00'));
+      return { type: d.type, sdp };
+    },
+  });
+}
+
+// The page's recording of the remote audio, decoded by WebAudio to 48 kHz mono
+// 16-bit, written as a WAV file for voicetool.
+async function saveHeard(page, file) {
+  const base64 = await page.evaluate(async () => {
+    const recording = window.tsunaguRecording;
+    if (!recording) return '';
+    if (recording.recorder.state !== 'inactive') recording.recorder.stop();
+    await recording.stopped;
+    const encoded = await new Blob(recording.chunks).arrayBuffer();
+    const decoded = await new OfflineAudioContext(1, 48000, 48000).decodeAudioData(encoded);
+    const samples = decoded.getChannelData(0);
+    const pcm = new Int16Array(samples.length);
+    for (let i = 0; i < samples.length; ++i) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32767)));
+    let text = '';
+    const bytes = new Uint8Array(pcm.buffer);
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+  });
+  ok(base64.length > 0, 'the page recorded the remote audio');
+  const pcm = Buffer.from(base64, 'base64');
+  const header = Buffer.alloc(44);
+  header.write('RIFF', 0); header.writeUInt32LE(36 + pcm.length, 4); header.write('WAVE', 8);
+  header.write('fmt ', 12); header.writeUInt32LE(16, 16); header.writeUInt16LE(1, 20); header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(48000, 24); header.writeUInt32LE(96000, 28); header.writeUInt16LE(2, 32); header.writeUInt16LE(16, 34);
+  header.write('data', 36); header.writeUInt32LE(pcm.length, 40);
+  writeFileSync(file, Buffer.concat([header, pcm]));
+  console.log('  the page heard ' + (pcm.length / 96000).toFixed(1) + ' s: ' + file);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// The page's microphone speaks 3 s after 2 s of silence (browser_test.py): done by now.
+const SPEECH_DONE_MS = 5000;
+
+async function pressDigits(page) {
+  const names = { '#': 'pound', '*': 'star' };
+  for (const digit of settings.digits) {
+    await page.getByRole('button', { name: names[digit] || digit, exact: true }).click();
+    await sleep(300);  // insertDTMF replaces tones still queued: one digit (100 ms, 60 ms gap) at a time
+  }
+  await sleep(900);  // the last tone's events reach the CLI
+}
+
+async function browserCliCall(browser) {
+  // 1. The page calls `tsunagu listen`.
+  const alice = await newUser(browser, DESKTOP, recordRemoteAudio);
+  await ask('listen');
+  await logIn(alice, settings.alice, settings.password, '/dial.html');
+  await lookup(alice, settings.bob);
+  ok(await alice.locator('#result-state').textContent() === 'online', 'bob\'s `tsunagu listen` is online');
+  let clicked = Date.now();
+  await alice.getByRole('button', { name: 'Call', exact: true }).click();
+  await callState(alice, '^connected$', 'alice\'s page connects to bob\'s tsunagu listen');
+  console.log('  click -> connected (page -> CLI): ' + (Date.now() - clicked) + ' ms');
+  await sleep(SPEECH_DONE_MS);
+  await pressDigits(alice);
+  await saveHeard(alice, settings.page_heard[0]);
+  await alice.getByRole('button', { name: 'Hang up' }).click();
+  await callState(alice, '^idle$', 'alice hung up');
+  await ask('page-called-cli');
+
+  // 2. `tsunagu call` calls bob's page.
+  const bob = await newUser(browser, DESKTOP, recordRemoteAudio);
+  await logIn(bob, settings.bob, settings.password, '/dial.html');
+  await bob.waitForFunction(() => window.tsunaguCall && window.tsunaguCall.available === true);
+  clicked = Date.now();
+  await ask('cli-calls-page');
+  await bob.locator('#incoming').waitFor({ state: 'visible' });
+  ok((await bob.locator('#incoming-from').textContent()).includes(settings.alice), 'bob\'s page rings: alice\'s CLI is calling');
+  await bob.getByRole('button', { name: 'Answer' }).click();
+  await callState(bob, '^connected$', 'bob\'s page connects to alice\'s tsunagu call');
+  console.log('  CLI started -> connected (CLI -> page): ' + (Date.now() - clicked) + ' ms');
+  await sleep(SPEECH_DONE_MS);
+  await pressDigits(bob);
+  await bob.waitForFunction(() => window.tsunaguCall.ended && window.tsunaguCall.ended.code === 200, null,
+    { timeout: TIMEOUT_MS });
+  ok(true, 'the CLI hangs up when its input ends: bob\'s page hears 200');
+  await saveHeard(bob, settings.page_heard[1]);
+  await ask('cli-call-done');
+  await bob.context().close();  // bob's presence goes back to his terminal
+
+  // 3. A fingerprint the page's certificate does not have: the CLI refuses.
+  await ask('listen-tampered');
+  await alice.evaluate(() => { window.tsunaguTamper = true; window.tsunaguCall.ended = null; });
+  await lookup(alice, settings.bob);
+  await alice.getByRole('button', { name: 'Call', exact: true }).click();
+  await alice.waitForFunction(() => window.tsunaguCall.ended !== null && window.tsunaguCall.state === 'idle', null,
+    { timeout: TIMEOUT_MS });
+  const ended = await alice.evaluate(() => window.tsunaguCall.ended);
+  ok(ended.code === 488 && /fingerprint/.test(ended.reason), 'the node tells the page why the CLI refused it: '
+     + JSON.stringify(ended));
+  await ask('tampered-refused');
+}
+
 const scenarios = {
   pages_accessible: pagesAccessible,
   register_publish_find: registerPublishFind,
@@ -720,6 +846,7 @@ const scenarios = {
   events_socket: eventsSocket,
   contacts_presence: contactsPresence,
   browser_call: browserCall,
+  browser_cli_call: browserCliCall,
 };
 
 const name = process.argv[2];

@@ -501,6 +501,37 @@ def call_pipe_and_file():
     checks.finish()
 
 
+def call_pipe_callee_hangs_up():
+    """A --pipe caller whose stdin stays open exits when the node ends the call (the
+    callee's listen stops): stdin is read as a stream the call's end closes, not by a
+    pending read that would keep the process until stdin closed."""
+    d = setup()
+    checks = Checks()
+    listener = start_listener(d, ["--auto-accept-from", ALICE, "--once", "--pipe"], stdin=subprocess.PIPE)
+    caller = start_call(d, [BOB, "--pipe"], stdin=subprocess.PIPE)
+    try:
+        caller.proc.stdin.write(b"hello bob\n")
+        caller.proc.stdin.flush()
+        wait_until(lambda: "hello bob" in listener.out() or not caller.alive(), CALL_TIMEOUT * h.SLOW, 0.05,
+                   "alice's first line to reach bob")
+        checks.check("hello bob" in listener.out(), "the pipe is up: bob printed alice's line")
+        listener.proc.send_signal(signal.SIGINT)  # bob stops listening: the node ends the call
+        code = caller.wait_exit(10)
+        checks.check(code is not None, "the --pipe caller exits within 10 s of the call's end, its stdin still open "
+                     "(%s)" % describe(caller))
+        checks.check(code is not None and code != 0 and "tsunagu:" in caller.err(),
+                     "it says why and exits non-zero: %s" % describe(caller))
+    finally:
+        for t in (caller, listener):
+            try:
+                t.proc.stdin.close()
+            except OSError:
+                pass
+            if t.alive():
+                t.kill()
+    checks.finish()
+
+
 # --------------------------------------------------------------------------
 # 10. forced relay through a real coturn
 
@@ -665,6 +696,7 @@ SCENARIOS = {
     "call_callee_link_lost": call_callee_link_lost,
     "call_hangup_each_side": call_hangup_each_side,
     "call_pipe_and_file": call_pipe_and_file,
+    "call_pipe_callee_hangs_up": call_pipe_callee_hangs_up,
     "call_relay_coturn": call_relay_coturn,
     "call_relay_refused_says_why": call_relay_refused_says_why,
     "call_turn_expired_credential": call_turn_expired_credential,

@@ -157,6 +157,8 @@ TEST_CASE("a page calls a terminal: prepared with TURN, the ring carries its SDP
   node.terminal_send(1, back.finish());
   CHECK(alice.take("candidate")["candidate"] == "candidate:2 1 udp 2122260223 127.0.0.1 40000 typ host");
 
+  CHECK(node.api().browser_call_counters().calls_placed == 1);
+
   // The page hangs up: the terminal hears the call ended (200), the admin view has no call left.
   say(node, alice, {{"type", "hangup"}, {"call_id", call_id}});
   actions = node.take_terminal_actions();
@@ -233,13 +235,21 @@ TEST_CASE("a terminal calls a page: the page is a presence while it takes calls,
   CHECK(bob.take("accepted")["call_id"] == call_id);
   CHECK(json::parse(node.request(bob.browser, "GET", "/api/lookup?id=bob").response.body)["state"] == "busy");
 
-  // The terminal hangs up: the page hears 200.
+  CHECK(node.api().browser_call_counters().rings_delivered == 1);
+  CHECK(node.api().browser_call_counters().calls_answered == 1);
+
+  // The terminal refused the page's DTLS certificate and hangs up saying so
+  // (ERROR-CODE 488): the page hears 488 with the reason, and the node counts it.
+  // (A hang-up without it is a 200 for the other party, node_core_test.cpp.)
   proto::MessageBuilder hangup(proto::MessageClass::request, sig::method::hangup, txn(4));
   hangup.add_u32(sig::attr::protocol_version, sig::protocol_version);
   hangup.add_string(sig::attr::call_id, call_id);
+  hangup.add_error(sig::error::media_refused, "DTLS with the browser: fingerprint AB:CD, signalled 01:02");
   node.terminal_send(2, hangup.finish());
   json ended = bob.take("ended");
-  CHECK(ended["code"] == sig::error::hung_up);
+  CHECK(ended["code"] == sig::error::media_refused);
+  CHECK(ended["reason"] == "Not Acceptable Here: DTLS with the browser: fingerprint AB:CD, signalled 01:02");
+  CHECK(node.core().counters().calls_ended[static_cast<size_t>(CallEndReason::media_refused)] == 1);
 
   // The page leaves: bob is offline again, and stays logged in on the web.
   node.api().socket_closed(bob.session, node.now());

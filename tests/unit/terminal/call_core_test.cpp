@@ -5,7 +5,9 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <deque>
+#include <functional>
 #include <string>
 
 #include "call_test_support.hpp"
@@ -688,6 +690,177 @@ TEST_CASE("a caller and a callee core carry a file between them end to end") {
   CHECK(same.output.stored.at("notes.txt") == "hello");
   CHECK(caller.exit() == 0);
   CHECK(printed(caller.seen).find("delivered notes.txt") != std::string::npos);
+}
+
+// WebRTC's profile (docs/webrtc.md): two cores told by MEDIA-PROFILE that the
+// other party is a browser speak SDP, DTLS and SRTP to each other, as a
+// terminal and a page do. Datagrams move between them by hand.
+namespace {
+
+struct WebRtcPair {
+  Caller caller;
+  Callee callee;
+  std::string answer_sdp;
+
+  static CallCoreConfig voice_caller() {
+    CallCoreConfig config = caller_config(TransferMode::voice, false);
+    config.transfer.voice = VoiceSetup{};
+    config.transfer.voice->media.ssrc = 0x1111;
+    config.transfer.voice->duration_ns = 60'000 * ms;
+    return config;
+  }
+  static CallCoreConfig voice_callee() {
+    CallCoreConfig config = callee_config(false);
+    config.auto_accept_from = {"*"};
+    config.fetch_turn = false;
+    config.transfer.voice = VoiceSetup{};
+    config.transfer.voice->media.ssrc = 0x2222;
+    return config;
+  }
+  WebRtcPair() : caller(voice_caller()), callee(voice_callee()) {}
+
+  const proto::Message& with_profile(Messages& node, proto::MessageBuilder b) {
+    b.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
+    return node.add(std::move(b));
+  }
+
+  // Up to both sides' ICE connected; `tamper` edits the callee's SDP answer on its way.
+  void connect(const std::function<void(std::string&)>& tamper = {}) {
+    caller.core.logged_in(caller.now);
+    caller.take();
+    proto::MessageBuilder prepared(proto::MessageClass::success, sig::method::call, caller.node.next_id());
+    prepared.add_string(sig::attr::call_id, "c-1");
+    caller.core.prepare_answered(&with_profile(caller.node, std::move(prepared)), {}, caller.now);
+    caller.core.ice_gathered(sample_description("caLR"), caller.now);
+    auto places = all_of_type<call::SendPlace>(caller.take());
+    REQUIRE(places.size() == 1);
+    CHECK(places[0].webrtc);
+    CHECK(places[0].offer.find("a=setup:actpass") != std::string::npos);
+    CHECK(places[0].offer.find("a=fingerprint:sha-256 " + caller.core.webrtc()->fingerprint()) != std::string::npos);
+    caller.core.place_answered(&caller.node.ringing(), {}, caller.now);
+
+    proto::MessageBuilder ring(proto::MessageClass::request, sig::method::ring, callee.node.next_id());
+    ring.add_string(sig::attr::call_id, "c-1");
+    ring.add_string(sig::attr::caller_id, "alice");
+    ring.add_string(sig::attr::ice_description, places[0].offer);
+    ring.add_u32(sig::attr::call_media, 0);
+    callee.core.ring(with_profile(callee.node, std::move(ring)), callee.now);
+    callee.core.ice_gathered(sample_description("caLE"), callee.now);
+    auto actions = callee.core.take_actions();
+    auto replies = all_of_type<call::ReplyRing>(actions);
+    REQUIRE(replies.size() == 1);
+    CHECK(all_of_type<call::SetRemote>(actions).size() == 1);
+    auto reply = proto::decode(replies[0].message);
+    REQUIRE(reply.has_value());
+    CHECK(reply->message.message_class == proto::MessageClass::success);
+    answer_sdp = std::string(proto::read_string(*reply->message.find(sig::attr::ice_description)));
+    CHECK(answer_sdp.find("a=setup:active") != std::string::npos);
+    if (tamper) tamper(answer_sdp);
+
+    proto::MessageBuilder accepted(proto::MessageClass::indication, sig::method::call_event, caller.node.next_id());
+    accepted.add_string(sig::attr::call_id, "c-1");
+    accepted.add_u32(sig::attr::call_state, sig::call_state::accepted);
+    accepted.add_string(sig::attr::ice_description, answer_sdp);
+    caller.core.call_event(with_profile(caller.node, std::move(accepted)), caller.now);
+    proto::MessageBuilder to_callee(proto::MessageClass::indication, sig::method::call_event, callee.node.next_id());
+    to_callee.add_string(sig::attr::call_id, "c-1");
+    to_callee.add_u32(sig::attr::call_state, sig::call_state::accepted);
+    callee.core.call_event(with_profile(callee.node, std::move(to_callee)), callee.now);
+    caller.core.ice_connected(host_pair(), caller.now);
+    callee.core.ice_connected(host_pair(), callee.now);
+  }
+
+  // Moves every datagram each way until none is left; 20 ms voice frames on both sides.
+  void run(int frames) {
+    std::array<int16_t, media::frame_samples> playout{};
+    for (int frame = 0; frame <= frames; ++frame) {
+      for (int round = 0; round < 10; ++round) {
+        bool moved = false;
+        for (auto& a : caller.take())
+          if (auto* d = std::get_if<transfer::SendDatagram>(&a)) {
+            callee.core.ice_data(d->bytes, callee.now);
+            moved = true;
+          }
+        for (auto& a : callee.core.take_actions())
+          if (auto* d = std::get_if<transfer::SendDatagram>(&a)) {
+            caller.core.ice_data(d->bytes, caller.now);
+            moved = true;
+          }
+        if (!moved) break;
+      }
+      caller.now += 20 * ms;
+      callee.now += 20 * ms;
+      caller.core.voice_frame(nullptr, playout, caller.now);
+      callee.core.voice_frame(nullptr, playout, callee.now);
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("MEDIA-PROFILE webrtc: SDP offer and answer, DTLS, and the voice packets as SRTP both ways") {
+  WebRtcPair pair;
+  pair.connect();
+  pair.run(50);
+  REQUIRE(pair.caller.core.webrtc() != nullptr);
+  REQUIRE(pair.callee.core.webrtc() != nullptr);
+  CHECK(pair.callee.core.webrtc()->dtls_client());   // it answered setup:active
+  CHECK_FALSE(pair.caller.core.webrtc()->dtls_client());
+  CHECK(pair.caller.core.webrtc()->srtp_profile() == "SRTP_AEAD_AES_128_GCM");
+  for (CallCore* core : {&pair.caller.core, &pair.callee.core}) {
+    CHECK(core->state() == CallState::transfer);
+    CHECK(core->webrtc()->counters().srtp_packets >= 40);
+    CHECK(core->webrtc()->counters().dtls_refused == 0);
+    REQUIRE(core->transfer().voice_stats() != nullptr);
+    CHECK(core->transfer().voice_stats()->packets_received >= 40);
+  }
+  CHECK(printed(pair.caller.seen).find("DTLS done after") != std::string::npos);
+}
+
+TEST_CASE("MEDIA-PROFILE webrtc: a certificate other than the signalled fingerprint ends the call, said and counted") {
+  WebRtcPair pair;
+  pair.connect([](std::string& sdp) {
+    auto at = sdp.find("a=fingerprint:sha-256 ") + std::string("a=fingerprint:sha-256 ").size();
+    sdp[at] = sdp[at] == '0' ? '1' : '0';
+  });
+  pair.run(5);
+  CHECK(pair.caller.core.state() == CallState::ended);
+  CHECK(pair.caller.exit() == exit_call_failed);
+  CHECK(printed(pair.caller.seen).find("DTLS with the browser") != std::string::npos);
+  CHECK(pair.caller.core.webrtc()->counters().dtls_refused == 1);
+  CHECK(pair.caller.core.webrtc()->counters().srtp_packets == 0);
+  // The node hears why (ERROR-CODE 488 on the hang-up), and tells the page.
+  auto hangups = all_of_type<call::SendHangup>(pair.caller.seen);
+  REQUIRE(hangups.size() == 1);
+  CHECK(hangups[0].refusal_code == sig::error::media_refused);
+  CHECK(hangups[0].refusal_reason.find("fingerprint") != std::string::npos);
+}
+
+TEST_CASE("MEDIA-PROFILE webrtc: a data call to a browser is refused before gathering, a ring from one declined") {
+  Caller caller(caller_config(TransferMode::pipe, true));
+  caller.core.logged_in(caller.now);
+  caller.take();
+  proto::MessageBuilder prepared(proto::MessageClass::success, sig::method::call, caller.node.next_id());
+  prepared.add_string(sig::attr::call_id, "c-1");
+  prepared.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
+  caller.core.prepare_answered(&caller.node.add(std::move(prepared)), {}, caller.now);
+  auto actions = caller.take();
+  CHECK(all_of_type<call::StartIce>(actions).empty());
+  CHECK(caller.exit() == exit_refused);
+  CHECK(printed(actions).find("only phone calls") != std::string::npos);
+
+  CallCoreConfig config = callee_config(false);
+  config.auto_accept_from = {"*"};
+  Callee callee(config);
+  proto::MessageBuilder ring(proto::MessageClass::request, sig::method::ring, callee.node.next_id());
+  ring.add_string(sig::attr::call_id, "c-9");
+  ring.add_string(sig::attr::caller_id, "alice");
+  ring.add_string(sig::attr::ice_description, "v=0");
+  ring.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
+  callee.core.ring(callee.node.add(std::move(ring)), callee.now);
+  auto replies = all_of_type<call::ReplyRing>(callee.core.take_actions());
+  REQUIRE(replies.size() == 1);
+  CHECK(proto::decode(replies[0].message)->message.message_class == proto::MessageClass::error);
 }
 
 }  // namespace tsunagu::terminal
