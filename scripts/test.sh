@@ -34,39 +34,70 @@ run_suites() {  # dir, suites... (a suite written !NAME is left out)
   meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes "$jobs" "${args[@]}" || status=1
 }
 
+# The sanitizer and fuzz builds compile at the lowest priority while build/'s
+# tests run: those tests mostly wait (on processes, namespaces, a browser),
+# and the two compiles took a third of a fresh run when they came after them.
+# Their suites run once build/'s are done; no test shares the machine with a
+# compile at the test's own priority.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+background_builds() {
+  echo "== build-asan (ASan+UBSan)"
+  if configure build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug &&
+     nice -n 19 ninja -C build-asan; then
+    echo "asan-build: ok"
+  else
+    echo "asan build failed"
+  fi
+  echo "== build-fuzz (clang, libFuzzer)"
+  if CC=clang CXX=clang++ configure build-fuzz -Dfuzzing=true -Db_lundef=false; then
+    # Build only the fuzz targets (and what they link), not the whole tree again.
+    mapfile -t fuzz_targets < <(meson introspect build-fuzz --tests | python3 -c '
+import json, os, sys
+for t in json.load(sys.stdin):
+    if any(s.split(":")[-1] == "fuzz" for s in t["suite"]):
+        print(os.path.relpath(t["cmd"][0], sys.argv[1]))' "$root/build-fuzz")
+    if ((${#fuzz_targets[@]})) && nice -n 19 ninja -C build-fuzz "${fuzz_targets[@]}"; then
+      echo "fuzz-build: ok"
+    else
+      echo "fuzz build failed or no fuzz targets"
+    fi
+  else
+    echo "fuzz configure failed"
+  fi
+}
+
 echo "== build (debugoptimized)"
-if configure build && ninja -C build; then
+build_ok=0
+configure build && ninja -C build && build_ok=1
+background_log=$(mktemp)
+set -m  # the background compile gets its own process group, ended with it
+background_builds >"$background_log" 2>&1 &
+background=$!
+set +m
+# Whatever ends this script also ends the compile it started (its group only).
+trap 'kill -- -$background 2>/dev/null; rm -f "$background_log"' EXIT
+
+if ((build_ok)); then
   # install: the Debian packages in a clean Debian 12 root (root only; it says why it skips).
   run_suites build unit integration lab browser install
 else
   echo "build failed" >&2; status=1
 fi
 
-echo "== build-asan (ASan+UBSan)"
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-if configure build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug && ninja -C build-asan; then
+echo "== waiting for the sanitizer and fuzz builds"
+wait $background
+cat "$background_log"
+if grep -qx "asan-build: ok" "$background_log"; then
   # The 'slow' tests (the soak, kill -9 under a hook flood, PulseAudio device
   # mode) ran in build/ above; under ASan they add minutes and no new code paths.
   run_suites build-asan unit integration '!slow'
 else
-  echo "asan build failed" >&2; status=1
+  status=1
 fi
-
-echo "== build-fuzz (clang, libFuzzer)"
-if CC=clang CXX=clang++ configure build-fuzz -Dfuzzing=true -Db_lundef=false; then
-  # Build only the fuzz targets (and what they link), not the whole tree again.
-  mapfile -t fuzz_targets < <(meson introspect build-fuzz --tests | python3 -c '
-import json, os, sys
-for t in json.load(sys.stdin):
-    if any(s.split(":")[-1] == "fuzz" for s in t["suite"]):
-        print(os.path.relpath(t["cmd"][0], sys.argv[1]))' "$root/build-fuzz")
-  if ((${#fuzz_targets[@]})) && ninja -C build-fuzz "${fuzz_targets[@]}"; then
-    run_suites build-fuzz fuzz
-  else
-    echo "fuzz build failed or no fuzz targets" >&2; status=1
-  fi
+if grep -qx "fuzz-build: ok" "$background_log"; then
+  run_suites build-fuzz fuzz
 else
-  echo "fuzz configure failed" >&2; status=1
+  status=1
 fi
 
 python3 scripts/count_results.py build build-asan build-fuzz || status=1
