@@ -666,6 +666,14 @@ void add_card_attributes(proto::MessageBuilder& b, const CardCallOptions& card) 
   b.add(sig::attr::card, card.card);
   b.add_string(sig::attr::card_password, card.password);
   b.add_string(sig::attr::card_route, card.route);
+  b.add_u64(sig::attr::card_update_version, card.update_version);
+}
+
+// The issuer's newer update, when the node sent one (with the card's units
+// or its refusal).
+void take_card_update(const proto::Message* m, const CardCallOptions& card) {
+  const auto* update = m ? m->find(sig::attr::card_update) : nullptr;
+  if (update != nullptr && card.on_update) card.on_update(update->value);
 }
 
 // The node's word on the card's units, at the start and after each debit.
@@ -708,6 +716,7 @@ int run_call(const CallOptions& options) {
             add_card_attributes(b, options.card);
           },
           [&](const proto::Message* answer, std::string_view error) {
+            take_card_update(answer, options.card);
             shell->feed([&](CallCore& c, uint64_t now) { c.prepare_answered(answer, error, now); });
           });
     } else if (auto* place = std::get_if<call::SendPlace>(&action)) {
@@ -744,7 +753,7 @@ int run_call(const CallOptions& options) {
     shell->feed([](CallCore& c, uint64_t now) { c.logged_in(now); });
   };
   events.on_node_indication = [&](const proto::Message& m) {
-    if (m.method == sig::method::card_units) return print_card_units(m);
+    if (m.method == sig::method::card_units) return take_card_update(&m, options.card), print_card_units(m);
     if (shell) shell->feed([&](CallCore& c, uint64_t now) { c.call_event(m, now); });
   };
   events.on_node_request = [&](const proto::Message& m) {

@@ -197,10 +197,13 @@ def dead_address():
     return "127.0.0.1:%d" % port
 
 
-def card_setup(root, cost=3, units=100, count=1, max_calls=1):
+def card_setup(root, cost=3, units=100, count=1, max_calls=1, area_prefixes=None):
     """A node with alice and bob, an area "home" whose cheapest access point is dead
-    and whose second is the node; `count` cards of `units`; the terminal's card env."""
+    and whose second is the node; `count` cards of `units`; the terminal's card env.
+    `area_prefixes`: the node's [cards.areas] lines, {prefix: area}."""
     d = h.Deployment(cards__debit_interval_s=1, cards__max_calls_per_card=max_calls)
+    for prefix, area in (area_prefixes or {}).items():
+        d.set("cards.areas", '"%s"' % prefix, '"%s"' % area)
     d.start_node()
     d.add_user(ALICE, ALICE_PW)
     d.add_user(BOB, BOB_PW)
@@ -356,8 +359,66 @@ def card_call_units_run_out(root):
     return 0
 
 
-SCENARIOS = {f.__name__: f for f in (card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
-                                     card_call_debited, card_call_refused, card_call_units_run_out)}
+def card_call_area_from_node(root):
+    """No --area, TSUNAGU_CARD_AREA or terminal.toml: the node's [cards.areas] places the
+    terminal (127.0.0.1) in area "home" (the node's 404 for an address no prefix holds:
+    node_cards_test.cpp)."""
+    d, cards = card_setup(root, area_prefixes={"127.0.0.0/8": "home", "10.0.0.0/8": "elsewhere"})
+    del os.environ["TSUNAGU_CARD_AREA"]
+    os.environ["TSUNAGU_CONFIG"] = d.path("no-terminal.toml")
+    load(d, cards[0])
+    listener = listen(d)
+    caller = card_call(d, ("--echo-test", "3"))
+    code = caller.wait_exit(40)
+    check(code == 0, "the call on the card completes (exit %s, %r)" % (code, caller.err()[-400:]))
+    check("places this terminal in area home" in caller.err(),
+          "the terminal took its area from the node: %r" % caller.err()[:400])
+    check("home-node" in ledger(d, 1), "the call was debited on the area's route")
+    listener.kill()
+    return 0
+
+
+def card_revoked_offline(root):
+    """The issuer's signed update reaches the terminal: a new area table (the next call
+    routes by it) and then a revocation, after which the terminal refuses the card itself."""
+    d, cards = card_setup(root)
+    load(d, cards[0])
+    new_areas = d.path("areas-new.toml")
+    with open(new_areas, "w") as f:
+        f.write('[[area]]\ncode = "home"\n[[area.internet]]\nname = "home-updated"\nnode = "%s"\n'
+                'cost_per_minute = 2\n' % d.node.address)
+    published = d.admin(["card", "-d", d.dir, "publish", "--areas", new_areas])
+    check(published.code == 0 and "update version 1" in published.out, "card publish: %r" % (published,))
+    listener = listen(d)
+    first = card_call(d, ("--echo-test", "3"))
+    code = first.wait_exit(40)
+    check(code == 0 and "issuer update version 1 kept" in first.err(),
+          "the first call brings the update to the terminal (exit %s, %r)" % (code, first.err()[-500:]))
+    second = card_call(d, ("--echo-test", "3"))
+    code = second.wait_exit(40)
+    check(code == 0 and "access point home-updated" in second.err() and "home-dead" not in second.err(),
+          "the next call routes by the update's area table (exit %s, %r)" % (code, second.err()[-500:]))
+    check("home-updated" in ledger(d, 1), "the node priced the call at the update's route")
+    revoked = d.admin(["card", "-d", d.dir, "revoke", "1", "--note", "stolen"])
+    check(revoked.code == 0 and "update version 2" in revoked.out, "card revoke publishes: %r" % (revoked,))
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)
+    check("Card Refused: revoked" in shown.err and "issuer update version 2 kept" in shown.err,
+          "the node refuses the card and hands over the update: %r" % (shown,))
+    listener.kill()
+    d.node.stop()
+    refused = card_call(d)
+    code = refused.wait_exit(20)
+    check(code == EXIT_REFUSED and "was revoked by its issuer (issuer update version 2)" in refused.err(),
+          "with the node stopped, the terminal refuses the revoked card itself (exit %s, %r)"
+          % (code, refused.err()[-300:]))
+    offline = d.cli(["card", "show"])
+    check("REVOKED" in offline.out, "card show marks it revoked: %r" % (offline,))
+    return 0
+
+
+SCENARIOS = {f.__name__: f for f in (card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
+                                     card_call_debited, card_call_refused, card_call_units_run_out,
+                                     card_call_area_from_node)}
 
 if __name__ == "__main__":
     if not os.access(h.RENDEZVOUS, os.X_OK):
