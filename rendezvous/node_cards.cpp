@@ -80,7 +80,6 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
                 "Bad Request: CARD (at most 8192 bytes) and CARD-PASSWORD (at most 64) go together");
     return std::nullopt;
   }
-  refresh_card_update();
   auto decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
   // A card of a key this node has not read yet (issued after a rekey or the
   // first issue since the node started): the keys are read again, not often.
@@ -91,6 +90,7 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
     settings_.card_issuers = settings_.reload_card_issuers();
     decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
   }
+  refresh_card_update();  // after the keys were read again: an update of a new key verifies
   uint64_t serial = decoded ? decoded->serial : 0;
   if (serial_out != nullptr) *serial_out = serial;
   std::optional<CardAccount> account;
@@ -189,11 +189,12 @@ void NodeCore::refresh_card_update() {
   if (!settings_.read_card_update) return;
   Bytes bytes = settings_.read_card_update();
   if (bytes.empty() || bytes == card_update_seen_) return;
-  card_update_seen_ = bytes;
   auto update = cards::decode_card_update(bytes, settings_.card_issuers);
-  // One that does not verify is not served (a key the node has not read yet:
-  // the next change of the file is tried again); an older one than served
-  // never replaces it.
+  // One that does not verify is not served. Signed by a key the node has not
+  // read yet, it is tried again with the next card (whose unknown key reads
+  // the keys again); otherwise not until the file changes. An older one than
+  // served never replaces it.
+  if (update || update.error().code != cards::CardErrc::unknown_key) card_update_seen_ = bytes;
   if (!update || (card_update_ && update->version <= card_update_->update.version)) return;
   card_update_ = ServedCardUpdate{std::move(bytes), std::move(*update)};
 }

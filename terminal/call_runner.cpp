@@ -180,6 +180,10 @@ class CallShell {
 
   CallCore& core() { return core_; }
   void set_report_file(ReportFile* report) { report_ = report; }
+  // A card call's units will not pay the next period: the tone in what the caller hears.
+  void card_warning() {
+    if (audio_ != nullptr) audio_->start_warning_tone();
+  }
 
   // Call waiting (listen): the listener's audio goes to one call at a time; a
   // call without it runs its clock on silence and plays nowhere.
@@ -753,7 +757,10 @@ int run_call(const CallOptions& options) {
     shell->feed([](CallCore& c, uint64_t now) { c.logged_in(now); });
   };
   events.on_node_indication = [&](const proto::Message& m) {
-    if (m.method == sig::method::card_units) return take_card_update(&m, options.card), print_card_units(m);
+    if (m.method == sig::method::card_units) {
+      if (shell && m.find(sig::attr::card_warning) != nullptr) shell->card_warning();
+      return take_card_update(&m, options.card), print_card_units(m);
+    }
     if (shell) shell->feed([&](CallCore& c, uint64_t now) { c.call_event(m, now); });
   };
   events.on_node_request = [&](const proto::Message& m) {

@@ -17,7 +17,9 @@
 #include "cards/card_codec.hpp"
 #include "cards/least_cost_router.hpp"
 #include "cards/qr_text.hpp"
+#include "cards/route_memory.hpp"
 #include "proto/signalling.hpp"
+#include "terminal/reachability_probe.hpp"
 
 namespace tsunagu::terminal {
 namespace {
@@ -460,6 +462,7 @@ struct CardCallArgs {
   std::string password;
   std::vector<cards::RouteCandidate> candidates;
   uint64_t update_version = 0;
+  cards::LeastCostRouter router;  // recalled from the card directory; kept after each attempt
 };
 
 std::shared_ptr<CardCallArgs> add_card_call_options(CLI::App* call) {
@@ -512,11 +515,65 @@ bool area_from_nodes(CardCallArgs& args, NodeClientOptions options) {
   return false;
 }
 
+// SERIAL.routes beside the card: what the router learnt in earlier calls.
+std::string route_memory_path(const cards::Card& card) {
+  return (fs::path(card_directory()) / (std::to_string(card.serial) + ".routes")).string();
+}
+
+void recall_routes(CardCallArgs& args) {
+  std::string error;
+  auto text = read_small_file(route_memory_path(args.stored->card), error);
+  if (!text) return;  // none yet
+  auto memory = cards::parse_route_memory(*text);
+  if (!memory) return;  // damaged: start afresh
+  args.router.recall(*memory, std::chrono::steady_clock::now(), static_cast<int64_t>(std::time(nullptr)));
+}
+
+void keep_routes(CardCallArgs& args) {
+  auto memory = args.router.remember(std::chrono::steady_clock::now(), static_cast<int64_t>(std::time(nullptr)));
+  write_card_file(std::to_string(args.stored->card.serial) + ".routes", as_bytes(cards::route_memory_text(memory)));
+}
+
+// Every access point of the area that reaches the callee, probed at once
+// (a TCP connection to its node, at most 2 s), and told to the router.
+void measure_reachability(CardCallArgs& args, const std::string& callee) {
+  const cards::Area* area = args.stored->card.find_area(args.area);
+  if (area == nullptr) return;
+  std::vector<const cards::AccessPoint*> points;
+  std::vector<proto::SocketAddress> addresses;
+  for (const auto* list : {&area->internet, &area->premium, &area->agents})
+    for (const auto& point : *list) {
+      std::string host, error;
+      auto address = point.reaches(callee) ? resolve_node_address(point.node, host, error) : std::nullopt;
+      if (!address) continue;
+      points.push_back(&point);
+      addresses.push_back(*address);
+    }
+  auto results = probe_nodes(addresses, std::chrono::milliseconds(2000));
+  auto now = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (results[i].reachable) {
+      args.router.report_reachable(points[i]->name, now);
+    } else {
+      args.router.report_unreachable(points[i]->name, now);
+      std::cerr << "card: access point " << points[i]->name << " (" << points[i]->node << ") does not answer"
+                << std::endl;
+    }
+  }
+}
+
+// The router's choice first (hysteresis: the last good route is kept unless
+// another is clearly cheaper and settled), then the rest cheapest first.
 bool rank_card_routes(CardCallArgs& args, const std::string& callee) {
-  cards::LeastCostRouter router;
   int minute = cards::minute_of_day(static_cast<int64_t>(std::time(nullptr)));
-  args.candidates = router.rank(args.stored->card, cards::RouteRequest{args.area, callee, minute},
-                                std::chrono::steady_clock::now());
+  auto now = std::chrono::steady_clock::now();
+  cards::RouteRequest request{args.area, callee, minute};
+  args.candidates = args.router.rank(args.stored->card, request, now);
+  auto choice = args.router.choose(args.stored->card, request, now);
+  if (choice) {
+    std::erase_if(args.candidates, [&](const cards::RouteCandidate& c) { return c.point == choice->point; });
+    args.candidates.insert(args.candidates.begin(), *choice);
+  }
   return !args.candidates.empty();
 }
 
@@ -563,6 +620,14 @@ bool prepare_card_call(CardCallArgs& args, NodeArgs& node, const std::string& ca
 
 
 int run_card_call(CallOptions options, CardCallArgs& args) {
+  recall_routes(args);
+  measure_reachability(args, options.callee);
+  if (!args.area.empty() && !rank_card_routes(args, options.callee)) {
+    std::cerr << "tsunagu: no access point of area " << args.area << " reaches " << options.callee
+              << " or answers now" << std::endl;
+    keep_routes(args);
+    return exit_network;
+  }
   if (args.area.empty()) {
     if (!area_from_nodes(args, options.node)) {
       std::cerr << "tsunagu: no area: give --area, set TSUNAGU_CARD_AREA or [card] area in terminal.toml (the "
@@ -570,6 +635,7 @@ int run_card_call(CallOptions options, CardCallArgs& args) {
                 << std::endl;
       return exit_usage;
     }
+    measure_reachability(args, options.callee);
     if (!rank_card_routes(args, options.callee)) {
       std::cerr << "tsunagu: no access point of area " << args.area << " reaches " << options.callee << std::endl;
       return exit_usage;
@@ -597,7 +663,14 @@ int run_card_call(CallOptions options, CardCallArgs& args) {
     result = run_call(options);
     // Only a node that could not be reached moves the call to the next access
     // point: anything later (refused, busy, ended) is the call's own outcome.
-    if (result != exit_network) return result;
+    if (result != exit_network) {
+      args.router.report_reachable(candidate.point->name, std::chrono::steady_clock::now());
+      args.router.settle_on(candidate.point->name);
+      keep_routes(args);
+      return result;
+    }
+    args.router.report_unreachable(candidate.point->name, std::chrono::steady_clock::now());
+    keep_routes(args);
     std::cerr << "card: access point " << candidate.point->name << " unreachable; trying the next" << std::endl;
   }
   return result;
