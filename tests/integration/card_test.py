@@ -417,7 +417,71 @@ def card_revoked_offline(root):
     return 0
 
 
-SCENARIOS = {f.__name__: f for f in (card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
+def write_tone_wav(path, frequency, seconds, amplitude=3000):
+    """A 48 kHz mono 16-bit WAV of one sine (0 Hz: silence)."""
+    import math
+    import struct
+    import wave
+    rate = 48000
+    samples = bytearray()
+    for i in range(int(rate * seconds)):
+        value = int(amplitude * math.sin(2 * math.pi * frequency * i / rate)) if frequency else 0
+        samples += struct.pack("<h", value)
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(samples))
+
+
+def tone_power(samples, frequency, rate=48000):
+    """Goertzel power of one frequency, normalised by the window's length."""
+    import math
+    k = 2 * math.cos(2 * math.pi * frequency / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return (s1 * s1 + s2 * s2 - k * s1 * s2) / (len(samples) ** 2)
+
+
+def card_voice_warning_tone(root):
+    """A voice call on a card that can pay one period: the caller's recording (what it
+    heard) holds the warning beeps at 1400 Hz over bob's 300 Hz, then the call ends."""
+    import struct
+    import wave
+    d, cards = card_setup(root, cost=3, units=5)
+    load(d, cards[0])
+    bob_voice, alice_voice, heard = d.path("bob-300hz.wav"), d.path("alice-silence.wav"), d.path("alice-heard.wav")
+    write_tone_wav(bob_voice, 300, 10)
+    write_tone_wav(alice_voice, 0, 10)
+    listener = h.spawn_cli(d, ["listen", "--auto-accept-from", ALICE, "--once", "--audio-in", bob_voice,
+                               "--audio-out", d.path("bob-heard.wav")] + LOOP, BOB, BOB_PW)
+    h.wait_until(lambda: "listening as %s" % BOB in listener.err(), h.LOGIN_TIMEOUT, 0.05, "bob's listen")
+    caller = h.spawn_cli(d, ["call", BOB, "--card", "--audio-in", alice_voice, "--audio-out", heard] + LOOP,
+                         ALICE, ALICE_PW)
+    code = caller.wait_exit(40)
+    listener.kill()
+    check(code == EXIT_CALL_FAILED and "Units Exhausted" in caller.err() and "warning" in caller.err(),
+          "warned, then ended for want of units (exit %s, %r)" % (code, caller.err()[-400:]))
+    with wave.open(heard, "rb") as w:
+        raw = w.readframes(w.getnframes())
+        rate = w.getframerate()
+    pcm = struct.unpack("<%dh" % (len(raw) // 2), raw)
+    window = rate // 20  # 50 ms
+    windows = [pcm[i:i + window] for i in range(0, len(pcm) - window + 1, window)]
+    check(len(windows) >= 10, "the caller heard at least half a second (%d windows)" % len(windows))
+    beeps = [tone_power(w, 1400, rate) for w in windows]
+    voice = [tone_power(w, 300, rate) for w in windows]
+    loud = [i for i, p in enumerate(beeps) if p > 1e4]
+    check(len(loud) >= 6, "the 1400 Hz beeps are in what the caller heard (%d windows of 50 ms; powers %r)"
+          % (len(loud), [int(p) for p in beeps[:30]]))
+    check(max(voice) > 1e4, "bob's 300 Hz is heard too (max %d)" % max(voice))
+    quiet = sorted(beeps)[len(beeps) // 2]
+    check(quiet * 100 < max(beeps), "outside the beeps there is no 1400 Hz (median %d, max %d)" % (quiet, max(beeps)))
+    return 0
+
+
+SCENARIOS = {f.__name__: f for f in (card_voice_warning_tone, card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
                                      card_call_debited, card_call_refused, card_call_units_run_out,
                                      card_call_area_from_node)}
 
