@@ -326,3 +326,22 @@ TEST_CASE("card update: a revoked card's refusal carries the update that revokes
   REQUIRE(decoded.has_value());
   CHECK(decoded->revokes(n.card.serial));
 }
+
+TEST_CASE("reload: a SIGHUP keeps the card issuer keys and the update reader, and applies a new [cards.areas]") {
+  CardNode n;
+  *n.served_update = issuer_update(n);
+  NodeSettings next = web_test_settings();  // what node.toml gives: no issuer keys, no readers
+  REQUIRE_FALSE(next.card_areas.add("198.51.100.0/24", "area-b").has_value());
+  n.node.core().reload_settings(next);
+  auto sent = card_status(n, std::nullopt);
+  const Sent* ok = find(sent, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);  // before the fix: invalid (unknown key) after any reload
+  CHECK(ok->m.find(sig::attr::card_update) != nullptr);
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::card_area, tid(8));
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  n.node.terminal_send(card_alice_link, b.finish());
+  auto answer = sent_to(n, card_alice_link);
+  REQUIRE(answer.size() == 1);
+  REQUIRE(answer.front().m.find(sig::attr::card_area) != nullptr);
+  CHECK(proto::read_string(*answer.front().m.find(sig::attr::card_area)) == "area-b");
+}
