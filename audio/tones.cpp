@@ -11,10 +11,14 @@ const Cadence& cadence_of(Tone tone) {
   static const Cadence ringing{425, {1000, 4000}};
   static const Cadence call_waiting{425, {200, 200, 200, 4400}};
   static const Cadence hold{425, {100, 2900}};
+  // Apart from the 425 Hz plan on purpose: it must not be taken for ringing
+  // or call waiting. Played once (its first 650 ms) by CallAudio.
+  static const Cadence units_low{1400, {150, 100, 150, 100, 150, 2350}};
   switch (tone) {
     case Tone::ringing: return ringing;
     case Tone::call_waiting: return call_waiting;
     case Tone::hold: return hold;
+    case Tone::units_low: return units_low;
   }
   return ringing;
 }

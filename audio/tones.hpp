@@ -14,6 +14,7 @@ enum class Tone : uint8_t {
   ringing,       // 425 Hz, 1 s on, 4 s off
   call_waiting,  // 425 Hz, 0.2 s on, 0.2 s off, 0.2 s on, 4.4 s off (a double beep every 5 s)
   hold,          // 425 Hz, 0.1 s on, 2.9 s off (a short beep every 3 s: the line is alive)
+  units_low,     // 1400 Hz, three 0.15 s beeps 0.1 s apart, then 2.35 s off: a card call's units run out
 };
 
 struct Cadence {

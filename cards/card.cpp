@@ -70,4 +70,8 @@ std::optional<Bytes> from_hex(std::string_view text) {
   return out;
 }
 
+bool CardUpdate::revokes(uint64_t serial) const {
+  return std::binary_search(revoked.begin(), revoked.end(), serial);
+}
+
 }  // namespace tsunagu::cards

@@ -76,6 +76,21 @@ struct Card {
   bool operator==(const Card&) const = default;
 };
 
+// What the issuer signs after its cards are out (docs/cards.md, "Area table
+// updates and revocations"): a newer area table, which replaces the one on
+// each of its cards, and the serials it has revoked. Versions count up from 1:
+// a terminal keeps the newest it has seen and never goes back to an older one.
+struct CardUpdate {
+  Bytes issuer_key_id;            // issuer_key_id_size bytes; also the COSE kid
+  uint64_t version = 0;           // 1, 2, ...
+  int64_t issued_at = 0;          // Unix seconds, for people
+  std::vector<Area> areas;        // empty: each card's own table stands
+  std::vector<uint64_t> revoked;  // serials, ascending, each once
+
+  bool revokes(uint64_t serial) const;
+  bool operator==(const CardUpdate&) const = default;
+};
+
 // Hex digits (either case) to bytes, as the issuer's key files and
 // `card keys` write them; nullopt for an odd length or a non-digit.
 std::optional<Bytes> from_hex(std::string_view text);

@@ -227,6 +227,10 @@ namespace area_key {
 constexpr uint64_t code = 1, internet = 2, premium = 3, agents = 4;
 constexpr uint64_t last = 4;
 }  // namespace area_key
+namespace update_key {
+constexpr uint64_t issuer_key_id = 1, version = 2, issued_at = 3, areas = 4, revoked = 5;
+constexpr uint64_t last = 5;
+}  // namespace update_key
 namespace access_point_key {
 constexpr uint64_t name = 1, node = 2, relays = 3, cost_per_minute = 4, tariff = 5, destinations = 6;
 constexpr uint64_t last = 6;
@@ -258,6 +262,19 @@ cbor_item_t* access_points_item(const std::vector<AccessPoint>& points) {
   return array;
 }
 
+cbor_item_t* areas_item(const std::vector<Area>& list) {
+  cbor_item_t* areas = array_of(list.size());
+  for (const Area& area : list) {
+    MapBuilder entry(4);
+    entry.add(area_key::code, text_item(area.code));
+    if (!area.internet.empty()) entry.add(area_key::internet, access_points_item(area.internet));
+    if (!area.premium.empty()) entry.add(area_key::premium, access_points_item(area.premium));
+    if (!area.agents.empty()) entry.add(area_key::agents, access_points_item(area.agents));
+    push(areas, entry.release());
+  }
+  return areas;
+}
+
 cbor_item_t* card_item(const Card& card) {
   MapBuilder map(6);
   map.add(card_key::issuer_key_id, bytes_item(card.issuer_key_id)).add(card_key::serial, uint_item(card.serial));
@@ -268,16 +285,22 @@ cbor_item_t* card_item(const Card& card) {
   map.add(card_key::card_id, id)
       .add(card_key::expires_at, uint_item(static_cast<uint64_t>(card.expires_at)))
       .add(card_key::units_issued, uint_item(card.units_issued));
-  cbor_item_t* areas = array_of(card.areas.size());
-  for (const Area& area : card.areas) {
-    MapBuilder entry(4);
-    entry.add(area_key::code, text_item(area.code));
-    if (!area.internet.empty()) entry.add(area_key::internet, access_points_item(area.internet));
-    if (!area.premium.empty()) entry.add(area_key::premium, access_points_item(area.premium));
-    if (!area.agents.empty()) entry.add(area_key::agents, access_points_item(area.agents));
-    push(areas, entry.release());
+  map.add(card_key::areas, areas_item(card.areas));
+  return map.release();
+}
+
+cbor_item_t* update_item(const CardUpdate& update) {
+  MapBuilder map(5);
+  map.add(update_key::issuer_key_id, bytes_item(update.issuer_key_id))
+      .add(update_key::version, uint_item(update.version))
+      .add(update_key::issued_at, uint_item(static_cast<uint64_t>(update.issued_at)));
+  if (!update.areas.empty()) map.add(update_key::areas, areas_item(update.areas));
+  if (!update.revoked.empty()) {
+    Bytes serials;
+    for (uint64_t serial : update.revoked)
+      for (int shift = 56; shift >= 0; shift -= 8) serials.push_back(static_cast<std::byte>(serial >> shift));
+    map.add(update_key::revoked, bytes_item(serials));
   }
-  map.add(card_key::areas, areas);
   return map.release();
 }
 
@@ -422,15 +445,69 @@ Expected<Area, CardError> read_area(const cbor_item_t* item) {
   return Area{std::move(*code), std::move(*internet), std::move(*premium), std::move(*agents)};
 }
 
+// The issuer key ID field of a card or an update (its size is validated with the rest).
+Expected<Bytes, CardError> key_id_of(const cbor_item_t* item) {
+  if (item == nullptr || !cbor_isa_bytestring(item) || !cbor_bytestring_is_definite(item))
+    return field_error("issuer key ID");
+  return bytes_of(item);
+}
+
+Expected<std::vector<Area>, CardError> read_areas(const cbor_item_t* item) {
+  auto items = array_of_items(item, max_areas, "areas");
+  if (!items) return Unexpected(items.error());
+  std::vector<Area> areas;
+  for (const cbor_item_t* entry : *items) {
+    auto area = read_area(entry);
+    if (!area) return Unexpected(area.error());
+    areas.push_back(std::move(*area));
+  }
+  return areas;
+}
+
+Expected<CardUpdate, CardError> read_update(const cbor_item_t* item) {
+  auto fields = fields_of<update_key::last>(item, "the update is not a map of known keys");
+  if (!fields) return Unexpected(fields.error());
+  const auto& f = *fields;
+  CardUpdate update;
+  auto key_id = key_id_of(f[update_key::issuer_key_id]);
+  if (!key_id) return Unexpected(key_id.error());
+  update.issuer_key_id = std::move(*key_id);
+  auto version = uint_of(f[update_key::version], INT64_MAX, "version");
+  if (!version) return Unexpected(version.error());
+  update.version = *version;
+  auto issued = uint_of(f[update_key::issued_at], INT64_MAX, "issued at");
+  if (!issued) return Unexpected(issued.error());
+  update.issued_at = static_cast<int64_t>(*issued);
+  if (f[update_key::areas] != nullptr) {
+    auto areas = read_areas(f[update_key::areas]);
+    if (!areas) return Unexpected(areas.error());
+    update.areas = std::move(*areas);
+  }
+  if (const cbor_item_t* revoked = f[update_key::revoked]; revoked != nullptr) {
+    if (!cbor_isa_bytestring(revoked) || !cbor_bytestring_is_definite(revoked))
+      return field_error("revoked serials are not a byte string");
+    Bytes serials = bytes_of(revoked);
+    if (serials.empty() || serials.size() % 8 != 0 || serials.size() / 8 > max_revoked_serials)
+      return field_error("revoked serials: 1 to 1024 8-byte numbers");
+    for (size_t at = 0; at < serials.size(); at += 8) {
+      uint64_t serial = 0;
+      for (size_t i = 0; i < 8; ++i) serial = (serial << 8) | std::to_integer<uint64_t>(serials[at + i]);
+      update.revoked.push_back(serial);
+    }
+  }
+  auto valid = validate_card_update(update);
+  if (!valid) return Unexpected(valid.error());
+  return update;
+}
+
 Expected<Card, CardError> read_card(const cbor_item_t* item) {
   auto fields = fields_of<card_key::last>(item, "the card is not a map of known keys");
   if (!fields) return Unexpected(fields.error());
   const auto& f = *fields;
   Card card;
-  const cbor_item_t* key_id = f[card_key::issuer_key_id];
-  if (key_id == nullptr || !cbor_isa_bytestring(key_id) || !cbor_bytestring_is_definite(key_id))
-    return field_error("issuer key ID");
-  card.issuer_key_id = bytes_of(key_id);
+  auto key_id = key_id_of(f[card_key::issuer_key_id]);
+  if (!key_id) return Unexpected(key_id.error());
+  card.issuer_key_id = std::move(*key_id);
   auto serial = uint_of(f[card_key::serial], UINT64_MAX, "serial");
   if (!serial) return Unexpected(serial.error());
   card.serial = *serial;
@@ -452,13 +529,9 @@ Expected<Card, CardError> read_card(const cbor_item_t* item) {
     if (!units) return Unexpected(units.error());
     card.units_issued = *units;
   }
-  auto areas = array_of_items(f[card_key::areas], max_areas, "areas");
+  auto areas = read_areas(f[card_key::areas]);
   if (!areas) return Unexpected(areas.error());
-  for (const cbor_item_t* entry : *areas) {
-    auto area = read_area(entry);
-    if (!area) return Unexpected(area.error());
-    card.areas.push_back(std::move(*area));
-  }
+  card.areas = std::move(*areas);
   auto valid = validate_card(card);
   if (!valid) return Unexpected(valid.error());
   return card;
@@ -504,6 +577,35 @@ Expected<void, CardError> validate_access_points(const std::vector<AccessPoint>&
       if (!valid_text(prefix)) return field_error("a destination prefix (1-255 printable ASCII characters)");
   }
   return {};
+}
+
+// COSE_Sign1 over `payload` under `private_key` (whose kid is `key_id`).
+Bytes sign_payload(const Bytes& payload, ByteView private_key, const Bytes& key_id) {
+  Bytes protected_header = protected_header_bytes();
+  Bytes signature = security::ed25519_sign(private_key, signature_input(protected_header, payload));
+  Item envelope(array_of(4));
+  push(envelope.get(), bytes_item(protected_header));
+  MapBuilder unprotected(1);
+  unprotected.add(cose_header_key_id, bytes_item(key_id));
+  push(envelope.get(), unprotected.release());
+  push(envelope.get(), bytes_item(payload));
+  push(envelope.get(), bytes_item(signature));
+  Bytes out = serialize(envelope.get());
+  out.insert(out.begin(), cose_sign1_tag_byte);
+  return out;
+}
+
+// The envelope whose signature verifies under the trusted issuer its kid names.
+Expected<CardEnvelope, CardError> verified_envelope(ByteView bytes, std::span<const TrustedIssuer> trusted) {
+  auto envelope = read_envelope(bytes);
+  if (!envelope) return Unexpected(envelope.error());
+  auto issuer = std::find_if(trusted.begin(), trusted.end(),
+                             [&](const TrustedIssuer& t) { return t.key_id == envelope->key_id; });
+  if (issuer == trusted.end()) return fail(CardErrc::unknown_key, "no trusted issuer has this kid");
+  if (!security::ed25519_verify(issuer->public_key,
+                                signature_input(envelope->protected_header, envelope->payload), envelope->signature))
+    return fail(CardErrc::bad_signature, "the signature does not verify under the issuer's key");
+  return envelope;
 }
 
 }  // namespace
@@ -575,19 +677,52 @@ Expected<Bytes, CardError> sign_card(const Card& card, ByteView private_key) {
   if (key_id != card.issuer_key_id) return fail(CardErrc::key_mismatch, "the card names another issuer key");
   auto payload = encode_card_payload(card);
   if (!payload) return Unexpected(payload.error());
-  Bytes protected_header = protected_header_bytes();
-  Bytes signature = security::ed25519_sign(private_key, signature_input(protected_header, *payload));
+  return sign_payload(*payload, private_key, key_id);
+}
 
-  Item envelope(array_of(4));
-  push(envelope.get(), bytes_item(protected_header));
-  MapBuilder unprotected(1);
-  unprotected.add(cose_header_key_id, bytes_item(key_id));
-  push(envelope.get(), unprotected.release());
-  push(envelope.get(), bytes_item(*payload));
-  push(envelope.get(), bytes_item(signature));
-  Bytes out = serialize(envelope.get());
-  out.insert(out.begin(), cose_sign1_tag_byte);
-  return out;
+Expected<void, CardError> validate_card_update(const CardUpdate& update) {
+  if (update.issuer_key_id.size() != issuer_key_id_size) return field_error("issuer key ID is not 8 bytes");
+  if (update.version == 0 || update.version > static_cast<uint64_t>(INT64_MAX))
+    return field_error("version must be 1 or more");
+  if (update.issued_at <= 0) return field_error("issued at must be a positive Unix time");
+  if (update.revoked.size() > max_revoked_serials) return field_error("more than 1024 revoked serials");
+  if (!std::is_sorted(update.revoked.begin(), update.revoked.end()) ||
+      std::adjacent_find(update.revoked.begin(), update.revoked.end()) != update.revoked.end())
+    return field_error("revoked serials must be ascending, each once");
+  if (update.areas.empty()) return {};
+  return validate_areas(update.areas);
+}
+
+Expected<Bytes, CardError> sign_card_update(const CardUpdate& update, ByteView private_key) {
+  Bytes public_key = security::ed25519_public_key(private_key);
+  if (public_key.empty()) return fail(CardErrc::key_mismatch, "the private key is not a 32-byte Ed25519 seed");
+  Bytes key_id = issuer_key_id(public_key);
+  if (key_id != update.issuer_key_id) return fail(CardErrc::key_mismatch, "the update names another issuer key");
+  auto valid = validate_card_update(update);
+  if (!valid) return Unexpected(valid.error());
+  Item item(update_item(update));
+  Bytes signed_update = sign_payload(serialize(item.get()), private_key, key_id);
+  if (signed_update.size() > max_card_update_size)
+    return fail(CardErrc::too_large, "the update is above 12 KiB (fewer areas or revoked serials)");
+  return signed_update;
+}
+
+Expected<CardUpdate, CardError> parse_card_update_payload(ByteView payload) {
+  if (payload.size() > max_card_update_size) return fail(CardErrc::too_large, "an update is at most 12 KiB");
+  auto loaded = load(payload, false);
+  if (!loaded) return Unexpected(loaded.error());
+  return read_update(loaded->item.get());
+}
+
+Expected<CardUpdate, CardError> decode_card_update(ByteView bytes, std::span<const TrustedIssuer> trusted) {
+  if (bytes.size() > max_card_update_size) return fail(CardErrc::too_large, "an update is at most 12 KiB");
+  auto envelope = verified_envelope(bytes, trusted);
+  if (!envelope) return Unexpected(envelope.error());
+  auto update = parse_card_update_payload(envelope->payload);
+  if (!update) return update;
+  if (update->issuer_key_id != envelope->key_id)
+    return fail(CardErrc::key_mismatch, "the update's issuer key ID is not the kid it was signed under");
+  return update;
 }
 
 Expected<CardEnvelope, CardError> read_envelope(ByteView bytes) {
@@ -639,14 +774,8 @@ Expected<Card, CardError> parse_card_payload(ByteView payload) {
 }
 
 Expected<Card, CardError> decode_card(ByteView bytes, std::span<const TrustedIssuer> trusted, int64_t now) {
-  auto envelope = read_envelope(bytes);
+  auto envelope = verified_envelope(bytes, trusted);
   if (!envelope) return Unexpected(envelope.error());
-  auto issuer = std::find_if(trusted.begin(), trusted.end(),
-                             [&](const TrustedIssuer& t) { return t.key_id == envelope->key_id; });
-  if (issuer == trusted.end()) return fail(CardErrc::unknown_key, "no trusted issuer has this kid");
-  if (!security::ed25519_verify(issuer->public_key,
-                                signature_input(envelope->protected_header, envelope->payload), envelope->signature))
-    return fail(CardErrc::bad_signature, "the signature does not verify under the issuer's key");
   auto card = parse_card_payload(envelope->payload);
   if (!card) return card;
   if (card->issuer_key_id != envelope->key_id)

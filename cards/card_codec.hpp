@@ -89,4 +89,21 @@ Expected<Card, CardError> parse_card_payload(ByteView payload);
 // Everything: see the order at the top of this file.
 Expected<Card, CardError> decode_card(ByteView bytes, std::span<const TrustedIssuer> trusted, int64_t now);
 
+// The issuer's signed update (CardUpdate, card.hpp) in the same COSE_Sign1
+// envelope under the same keys. Small enough to ride in one signalling
+// message beside the card (CARD-UPDATE): at most max_card_update_size, so a
+// revocation list of up to max_revoked_serials beside an area table of a
+// QR card's size. Its payload map (docs/cards.md):
+//   {1: kid, 2: version, 3: issued at, 4?: [area, ...], 5?: revoked serials}
+// where the serials are one bstr of 8-byte big-endian numbers, ascending.
+inline constexpr size_t max_card_update_size = 12 * 1024;
+inline constexpr size_t max_revoked_serials = 1024;
+Expected<void, CardError> validate_card_update(const CardUpdate& update);
+Expected<Bytes, CardError> sign_card_update(const CardUpdate& update, ByteView private_key);
+// The payload's fields only (the fuzz target's entry); no signature check.
+Expected<CardUpdate, CardError> parse_card_update_payload(ByteView payload);
+// Size, envelope, kid among the trusted, signature, fields, kid against the
+// update's issuer; an update does not expire (a newer one replaces it).
+Expected<CardUpdate, CardError> decode_card_update(ByteView bytes, std::span<const TrustedIssuer> trusted);
+
 }  // namespace tsunagu::cards

@@ -80,4 +80,30 @@ void LeastCostRouter::report_reachable(std::string_view name, TimePoint now) {
   found->second.reachable_since = now;
 }
 
+RouteMemory LeastCostRouter::remember(TimePoint now, int64_t now_unix) const {
+  auto unix_of = [&](TimePoint at) {
+    return now_unix - std::chrono::duration_cast<std::chrono::seconds>(now - at).count();
+  };
+  RouteMemory memory;
+  memory.current = current_;
+  for (const auto& [name, record] : reachability_) {
+    if (!record.failed_at || settled(name, now) || memory.points.size() >= max_route_memory_points) continue;
+    memory.points.push_back(RouteMemory::Point{
+        name, unix_of(*record.failed_at), record.reachable_since ? unix_of(*record.reachable_since) : 0});
+  }
+  return memory;
+}
+
+void LeastCostRouter::recall(const RouteMemory& memory, TimePoint now, int64_t now_unix) {
+  // A time ahead of now (the clock was set back) counts as now.
+  auto point_of = [&](int64_t unix_seconds) { return now - std::chrono::seconds(std::max<int64_t>(now_unix - unix_seconds, 0)); };
+  current_ = memory.current;
+  for (const auto& point : memory.points) {
+    Reachability& record = reachability_[point.name];
+    record.failed_at = point_of(point.failed_at);
+    if (point.reachable_since != 0) record.reachable_since = point_of(point.reachable_since);
+    else record.reachable_since.reset();
+  }
+}
+
 }  // namespace tsunagu::cards

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cards/card.hpp"
+#include "cards/route_memory.hpp"
 
 namespace tsunagu::cards {
 
@@ -66,6 +67,15 @@ class LeastCostRouter {
 
   // The name of the current choice; empty before the first choose().
   const std::string& current() const { return current_; }
+  // The route a call went through after falling back from the choice: the
+  // current choice from now on.
+  void settle_on(std::string_view name) { current_ = std::string(name); }
+
+  // The state in wall-clock seconds, to be kept between calls (each
+  // `tsunagu call` is a process of its own), and back; `now` and `now_unix`
+  // are the same moment. Points that have settled again are not kept.
+  RouteMemory remember(TimePoint now, int64_t now_unix) const;
+  void recall(const RouteMemory& memory, TimePoint now, int64_t now_unix);
 
  private:
   struct Reachability {

@@ -44,6 +44,7 @@ inline constexpr uint16_t profile_set = 0x83B;         // change my own director
 // Access cards (docs/cards.md, "Calls on a card").
 inline constexpr uint16_t card_units = 0x840;   // indication node -> caller: CARD-UNITS left (CALL-ID), after each debit
 inline constexpr uint16_t card_status = 0x841;  // terminal -> node: CARD + CARD-PASSWORD; answered with CARD-UNITS
+inline constexpr uint16_t card_area = 0x842;    // terminal -> node: which area am I in? answered with CARD-AREA
 }  // namespace method
 
 // Attributes live in 0xC000-0xFFFF (comprehension-optional, Designated Expert):
@@ -108,6 +109,10 @@ inline constexpr uint16_t card_route = 0xC072;     // UTF-8, the name of the car
 inline constexpr uint16_t card_units = 0xC073;     // u64 units left on the card's ledger entry
 inline constexpr uint16_t card_refusal = 0xC074;   // u32, why a card was refused (rendezvous::CardRefusal)
 inline constexpr uint16_t card_warning = 0xC075;   // u32 1: the units left do not pay for the next period
+inline constexpr uint16_t card_area = 0xC076;      // UTF-8, a card area's code (node.toml [cards.areas])
+inline constexpr uint16_t card_update_version = 0xC077;  // u64, the issuer update the terminal holds (0: none)
+inline constexpr uint16_t card_update = 0xC078;    // bytes, the issuer's signed update (cards::CardUpdate), at most 12 KiB
+inline constexpr uint16_t card_issuer_key = 0xC079;  // bytes, the 32-byte Ed25519 key the card verified under
 inline constexpr uint16_t scram_client_first = 0xC080;  // UTF-8 RFC 5802 client-first-message (login_begin request)
 inline constexpr uint16_t scram_server_first = 0xC081;  // UTF-8 server-first-message (login_begin success)
 inline constexpr uint16_t scram_client_final = 0xC082;  // UTF-8 client-final-message (login request, instead of USER-ID + PASSWORD)

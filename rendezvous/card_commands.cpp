@@ -16,6 +16,8 @@
 #include "cards/qr_image.hpp"
 #include "cards/qr_text.hpp"
 #include "rendezvous/account_store.hpp"
+#include "base/progress.hpp"
+#include "rendezvous/card_batch.hpp"
 #include "rendezvous/card_issuer.hpp"
 #include "rendezvous/card_ledger.hpp"
 #include "rendezvous/node_config.hpp"
@@ -53,12 +55,6 @@ Expected<Deployment, int> open_deployment(const std::string& directory) {
   if (!ledger) return Unexpected(fail("storage: " + ledger.error().detail));
   d.ledger = *ledger;
   return d;
-}
-
-uint32_t utc_date(std::time_t now) {
-  std::tm parts{};
-  gmtime_r(&now, &parts);
-  return static_cast<uint32_t>((parts.tm_year + 1900) * 10000 + (parts.tm_mon + 1) * 100 + parts.tm_mday);
 }
 
 std::string utc_time(int64_t seconds) {
@@ -145,6 +141,11 @@ class Commands final : public CardCommands {
 
     rekey_ = card_->add_subcommand("rekey", "New issuer key; cards signed with the old one stay valid until they expire");
     keys_ = card_->add_subcommand("keys", "Print the issuer public keys this deployment's cards verify under");
+
+    publish_ = card_->add_subcommand(
+        "publish", "Sign the next update terminals are given: every revoked serial, and an area table replacing the cards'");
+    publish_->add_option("--areas", areas_file_,
+                         "The new area table (areas.toml); default: the last update's (none at the first)");
   }
 
   bool parsed() const override { return card_->parsed(); }
@@ -152,6 +153,7 @@ class Commands final : public CardCommands {
     if (issue_->parsed()) return "group " + std::to_string(group_) + " count " + std::to_string(count_);
     if (revoke_->parsed() || top_up_->parsed()) return target_;
     if (rekey_->parsed()) return "issuer key";
+    if (publish_->parsed()) return "update";
     return "";
   }
 
@@ -159,6 +161,7 @@ class Commands final : public CardCommands {
     if (issue_->parsed()) return issue(directory);
     if (show_->parsed()) return show(directory);
     if (rekey_->parsed() || keys_->parsed()) return keys(directory);
+    if (publish_->parsed()) return publish(directory);
     return change(directory);
   }
 
@@ -174,51 +177,26 @@ class Commands final : public CardCommands {
     if (!deployment) return deployment.error();
     auto issuer = load_card_issuer(directory, true);
     if (!issuer) return fail(issuer.error());
-    if (auto made = make_private_directory(out_); !made) return fail(made.error());
-
-    auto txn = deployment->store->environment().begin_write();
-    if (!txn) return fail(txn.error().detail);
-    auto first = deployment->ledger.allocate_serials(*txn, count_);
-    if (!first) return fail(first.error().detail);
-    std::time_t now = std::time(nullptr);
-    std::ostringstream listing;
-    listing << "serial\tcard_id\tpassword\tfile\n";
-    for (uint64_t i = 0; i < count_; ++i) {
-      cards::Card card;
-      card.issuer_key_id = cards::issuer_key_id(issuer->public_key);
-      card.serial = *first + i;
-      card.card_id = cards::CardId{utc_date(now), group_, static_cast<uint32_t>(card.serial % 1'000'000)};
-      card.expires_at = static_cast<int64_t>(now) + int64_t{days_} * 86400;
-      card.units_issued = units_;
-      card.areas = areas;
-      auto bytes = cards::sign_card(card, issuer->private_key);
-      if (!bytes) return fail(std::string("the card cannot be signed: ") + bytes.error().detail, exit_usage);
-      std::string base = (std::filesystem::path(out_) / card.card_id.text()).string();
-      if (auto written = write_file_atomically(base + ".card", std::string(as_chars(*bytes)), 0644); !written)
-        return fail(written.error());
-      if (auto image = cards::write_qr_png(cards::encode_qr_text(*bytes), base + ".png"); !image)
-        std::cerr << "tsunagu-rendezvous: " << base << ".png not written: " << image.error() << "\n";
-      std::string password = cards::derive_card_password(issuer->password_secret, card.card_id);
-      CardAccount account;
-      account.serial = card.serial;
-      account.card_id = card.card_id.text();
-      account.password_hash =
-          cards::hash_card_password(password, deployment->config.settings.password_hashing);
-      account.units_issued = units_;
-      account.issued_at = static_cast<int64_t>(now);
-      account.expires_at = card.expires_at;
-      auto added = deployment->ledger.add(*txn, account);
-      if (!added) return fail(added.error().detail);
-      if (!*added) return fail("serial " + std::to_string(card.serial) + " is already in the ledger");
-      listing << card.serial << "\t" << account.card_id << "\t" << password << "\t" << base << ".card\n";
-    }
-    if (auto committed = txn->commit(); !committed)
-      return fail("the ledger was not written (" + committed.error().detail + "): the files in " + out_ +
-                  " are not valid cards");
-    std::string list_path = (std::filesystem::path(out_) / "cards.tsv").string();
-    if (auto written = write_file_atomically(list_path, listing.str(), 0600); !written) return fail(written.error());
-    std::cout << listing.str() << "issued " << count_ << " card(s) with " << units_ << " units; list (with passwords, 0600) in "
-              << list_path << "\n";
+    CardBatch batch;
+    batch.units = units_;
+    batch.areas = std::move(areas);
+    batch.group = group_;
+    batch.count = count_;
+    batch.days = days_;
+    batch.out = out_;
+    batch.now = static_cast<int64_t>(std::time(nullptr));
+    batch.password_hashing = deployment->config.settings.password_hashing;
+    // Each card's password hash is a scrypt run: a batch of thousands takes minutes.
+    ProgressReport progress(progress_style_for(stderr, false, false));
+    auto issued = issue_card_batch(deployment->store->environment(), deployment->ledger, *issuer, batch, progress);
+    progress.done();
+    if (!issued) return fail(issued.error());
+    for (const auto& missed : issued->images_missed) std::cerr << "tsunagu-rendezvous: " << missed << "\n";
+    std::cout << "serial\tcard_id\tpassword\tfile\n";
+    for (const auto& card : issued->cards)
+      std::cout << card.serial << "\t" << card.card_id << "\t" << card.password << "\t" << card.file << "\n";
+    std::cout << "issued " << count_ << " card(s) with " << units_ << " units; list (with passwords, 0600) in "
+              << issued->list_file << "\n";
     return 0;
   }
 
@@ -301,14 +279,50 @@ class Commands final : public CardCommands {
     if (result->outcome != LedgerOutcome::done)
       return fail("card " + target_ + ": " + ledger_outcome_name(result->outcome));
     if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
-    if (revoke_->parsed())
+    if (revoke_->parsed()) {
       std::cout << "card " << *serial << " revoked\n";
-    else
-      std::cout << "card " << *serial << ": " << result->units << " units added, " << result->units_left << " left\n";
+      // Terminals learn it from the next update the node serves.
+      return publish(directory);
+    }
+    std::cout << "card " << *serial << ": " << result->units << " units added, " << result->units_left << " left\n";
+    return 0;
+  }
+
+  // The next signed update for terminals (rendezvous/card_issuer.hpp): the
+  // ledger's revoked serials, and --areas or the last update's table.
+  int publish(const std::string& directory) {
+    std::optional<std::vector<cards::Area>> areas;
+    if (!areas_file_.empty()) {
+      try {
+        areas = cards::load_areas_file(areas_file_);
+      } catch (const ConfigFileError& error) {
+        return fail(error.what(), exit_usage);
+      }
+    }
+    auto issuer = load_card_issuer(directory, false);
+    if (!issuer) return fail(issuer.error());
+    auto deployment = open_deployment(directory);
+    if (!deployment) return deployment.error();
+    std::vector<uint64_t> revoked;
+    {
+      auto txn = deployment->store->environment().begin_read();
+      if (!txn) return fail(txn.error().detail);
+      auto serials = deployment->ledger.revoked_serials(*txn);
+      if (!serials) return fail(serials.error().detail);
+      revoked = std::move(*serials);
+    }
+    auto update = publish_card_update(directory, *issuer, std::move(areas), std::move(revoked),
+                                      static_cast<int64_t>(std::time(nullptr)));
+    if (!update) return fail(update.error());
+    std::cout << "update version " << update->version << ": " << update->revoked.size() << " revoked serial(s), "
+              << (update->areas.empty() ? std::string("the cards' own area tables")
+                                        : std::to_string(update->areas.size()) + " area(s) replacing the cards'")
+              << "; written to " << card_update_path(directory) << ", served by the node to terminals\n";
     return 0;
   }
 
   CLI::App* card_ = nullptr;
+  CLI::App* publish_ = nullptr;
   CLI::App* issue_ = nullptr;
   CLI::App* show_ = nullptr;
   CLI::App* revoke_ = nullptr;

@@ -1,5 +1,6 @@
 #include "rendezvous/card_issuer.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 
@@ -94,6 +95,47 @@ Expected<CardIssuer, std::string> rekey_card_issuer(const std::string& directory
   security::wipe(fresh.private_key);
   if (!written) return Unexpected(written.error());
   return load_card_issuer(directory, false);
+}
+
+std::string card_update_path(const std::string& directory) {
+  return (std::filesystem::path(directory) / "card_update.cose").string();
+}
+
+Bytes read_card_update_file(const std::string& directory) {
+  auto text = read_text_file(card_update_path(directory), cards::max_card_update_size);
+  if (!text) return {};
+  return to_bytes(*text);
+}
+
+Expected<cards::CardUpdate, std::string> publish_card_update(const std::string& directory, const CardIssuer& issuer,
+                                                             std::optional<std::vector<cards::Area>> areas,
+                                                             std::vector<uint64_t> revoked, int64_t now) {
+  cards::CardUpdate update;
+  update.issuer_key_id = cards::issuer_key_id(issuer.public_key);
+  update.version = 1;
+  std::string path = card_update_path(directory);
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    auto text = read_text_file(path, cards::max_card_update_size);
+    if (!text) return Unexpected(text.error());
+    auto previous = cards::decode_card_update(to_bytes(*text), issuer.trusted);
+    if (!previous)
+      return Unexpected(path + " does not verify under this deployment's issuer keys (" +
+                        cards::card_error_label(previous.error().code) + "): move it away to start again at version 1");
+    update.version = previous->version + 1;
+    if (!areas) areas = previous->areas;
+  }
+  update.areas = areas.value_or(std::vector<cards::Area>{});
+  std::sort(revoked.begin(), revoked.end());
+  revoked.erase(std::unique(revoked.begin(), revoked.end()), revoked.end());
+  update.revoked = std::move(revoked);
+  update.issued_at = now;
+  auto signed_update = cards::sign_card_update(update, issuer.private_key);
+  if (!signed_update)
+    return Unexpected(std::string("the update cannot be signed: ") + signed_update.error().detail);
+  if (auto written = write_file_atomically(path, std::string(as_chars(*signed_update)), 0644); !written)
+    return Unexpected(written.error());
+  return update;
 }
 
 }  // namespace tsunagu::rendezvous

@@ -5,8 +5,11 @@
 //   card_issuer.key          the current 32-byte seed
 //   card_issuer_retired.pub  one retired public key a line (no private half is kept)
 //   card_password.secret     32 bytes
+//   card_update.cose         the newest signed update for terminals (area
+//                            table, revoked serials; `card publish`, `card revoke`)
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,5 +37,19 @@ Expected<CardIssuer, std::string> load_card_issuer(const std::string& directory,
 // written before the key is replaced, so a crash in between leaves the old key
 // current and retired at once, which is harmless.
 Expected<CardIssuer, std::string> rekey_card_issuer(const std::string& directory);
+
+// DIR/card_update.cose.
+std::string card_update_path(const std::string& directory);
+// The file's bytes as the node serves them; empty when there is none (or it is
+// above cards::max_card_update_size: the node then serves none and logs nothing,
+// `card publish` never writes one).
+Bytes read_card_update_file(const std::string& directory);
+// Signs and writes the next update: the version one above the file's (1 when
+// there is none), `areas` (nullopt: the file's update's areas, none without
+// one), `revoked` (sorted here). The file's update must verify under the
+// issuer's keys, or nothing is written. Returns what was written, or why not.
+Expected<cards::CardUpdate, std::string> publish_card_update(const std::string& directory, const CardIssuer& issuer,
+                                                             std::optional<std::vector<cards::Area>> areas,
+                                                             std::vector<uint64_t> revoked, int64_t now);
 
 }  // namespace tsunagu::rendezvous

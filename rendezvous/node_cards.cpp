@@ -16,7 +16,9 @@
 //   the card cannot pay a period:         <-- call_event(ended, END-CODE 402 "Units Exhausted: ...")
 //
 // card_status(CARD, CARD-PASSWORD) takes the same checks (without the calls
-// in progress and the units) and answers CARD-UNITS.
+// in progress and the units) and answers CARD-UNITS. card_area answers the
+// area of the link's source address ([cards.areas]) to a terminal that does
+// not know its own.
 #include <algorithm>
 
 #include "cards/card_password.hpp"
@@ -27,13 +29,18 @@ namespace tsunagu::rendezvous {
 namespace {
 namespace sig = tsunagu::proto;
 
-// The route the terminal says it chose, as the card lists it in any area.
-const cards::AccessPoint* find_access_point(const cards::Card& card, std::string_view name) {
-  for (const auto& area : card.areas)
+// The route the terminal says it chose, as the areas list it in any area.
+const cards::AccessPoint* find_access_point(const std::vector<cards::Area>& areas, std::string_view name) {
+  for (const auto& area : areas)
     for (const auto* list : {&area.internet, &area.premium, &area.agents})
       for (const auto& point : *list)
         if (point.name == name) return &point;
   return nullptr;
+}
+
+uint64_t update_version_held(const proto::Message& request) {
+  const auto* held = request.find(sig::attr::card_update_version);
+  return held ? proto::read_u64(*held).value_or(0) : 0;
 }
 
 }  // namespace
@@ -56,6 +63,9 @@ void NodeCore::refuse_card(LinkId link, const LinkState& state, const proto::Mes
   refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
   refusal.add_error(sig::error::card_refused, "Card Refused: " + decision.reason());
   refusal.add_u32(sig::attr::card_refusal, static_cast<uint32_t>(decision.refusal));
+  // A revoked card's terminal learns the revocation list here, and refuses
+  // the card itself from then on, offline too.
+  add_card_update(refusal, request);
   send(link, refusal.finish());
 }
 
@@ -80,6 +90,7 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
     settings_.card_issuers = settings_.reload_card_issuers();
     decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
   }
+  refresh_card_update();  // after the keys were read again: an update of a new key verifies
   uint64_t serial = decoded ? decoded->serial : 0;
   if (serial_out != nullptr) *serial_out = serial;
   std::optional<CardAccount> account;
@@ -110,9 +121,19 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
   CardUse use;
   use.serial = serial;
   use.units_left = account->units_left;
+  for (const auto& issuer : settings_.card_issuers)
+    if (issuer.key_id == decoded->issuer_key_id) use.issuer_key = issuer.public_key;
+  use.send_update = card_update_ && update_version_held(request) < card_update_->update.version;
   if (for_call) {
     const auto* route_name = request.find(sig::attr::card_route);
-    const cards::AccessPoint* route = route_name ? find_access_point(*decoded, proto::read_string(*route_name)) : nullptr;
+    // The issuer's newest area table replaces the card's (a terminal that
+    // has it routes by it); the card's own names stay good too.
+    const cards::AccessPoint* route = nullptr;
+    if (route_name != nullptr) {
+      std::string_view name = proto::read_string(*route_name);
+      route = find_access_point(decoded->areas, name);
+      if (route == nullptr && card_update_) route = find_access_point(card_update_->update.areas, name);
+    }
     if (route == nullptr) {
       reply_error(link, request, sig::error::bad_request,
                   "Bad Request: CARD-ROUTE must name an access point on the card");
@@ -154,6 +175,35 @@ void NodeCore::begin_card_check(LinkId link, LinkState& state, const proto::Mess
                                        (*account)->password_hash, /*scram_iterations: no migration*/ 0});
 }
 
+void NodeCore::handle_card_area(LinkId link, const LinkState& state, const proto::Message& request) {
+  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  const std::string* area = settings_.card_areas.area_of(state.observed);
+  if (area == nullptr)
+    return reply_error(link, request, sig::error::not_found, "Not Found: no area for " + state.observed.ip_string());
+  auto ok = success(request);
+  ok.add_string(sig::attr::card_area, *area);
+  send(link, ok.finish());
+}
+
+void NodeCore::refresh_card_update() {
+  if (!settings_.read_card_update) return;
+  Bytes bytes = settings_.read_card_update();
+  if (bytes.empty() || bytes == card_update_seen_) return;
+  auto update = cards::decode_card_update(bytes, settings_.card_issuers);
+  // One that does not verify is not served. Signed by a key the node has not
+  // read yet, it is tried again with the next card (whose unknown key reads
+  // the keys again); otherwise not until the file changes. An older one than
+  // served never replaces it.
+  if (update || update.error().code != cards::CardErrc::unknown_key) card_update_seen_ = bytes;
+  if (!update || (card_update_ && update->version <= card_update_->update.version)) return;
+  card_update_ = ServedCardUpdate{std::move(bytes), std::move(*update)};
+}
+
+void NodeCore::add_card_update(proto::MessageBuilder& reply, const proto::Message& request) const {
+  if (card_update_ && update_version_held(request) < card_update_->update.version)
+    reply.add(sig::attr::card_update, card_update_->bytes);
+}
+
 bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
   auto it = pending_card_checks_.find(result.id);
   if (it == pending_card_checks_.end()) return false;
@@ -176,6 +226,8 @@ bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
     audit_card("status", use->serial, state);
     auto ok = success(request);
     ok.add_u64(sig::attr::card_units, use->units_left);
+    if (!use->issuer_key.empty()) ok.add(sig::attr::card_issuer_key, use->issuer_key);
+    add_card_update(ok, request);
     send(pending.link, ok.finish());
     return true;
   }
@@ -193,7 +245,7 @@ void NodeCore::card_call_placed(const Call& call, const CardUse& card) {
   state->route = card.route;
   card_call_table_.begin(card.serial, state->number, call.caller_source);
   card_calls_[call.id] = std::move(state);
-  send_card_units(call.caller_link, call.id, card.units_left, false, false);
+  send_card_units(call.caller_link, call.id, card.units_left, false, false, card.send_update);
 }
 
 void NodeCore::card_call_accepted(const Call& call, Now now) {
@@ -252,14 +304,13 @@ void NodeCore::debit_card_call(const std::string& call_id, Now now) {
 }
 
 void NodeCore::send_card_units(LinkId link, const std::string& call_id, uint64_t units_left, bool warning,
-                               bool after_commit) {
+                               bool after_commit, bool with_update) {
   proto::TransactionId id;
-  fill_random(id.bytes);
-  proto::MessageBuilder event(proto::MessageClass::indication, sig::method::card_units, id);
-  event.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  auto event = indication(sig::method::card_units, &id);
   event.add_string(sig::attr::call_id, call_id);
   event.add_u64(sig::attr::card_units, units_left);
   if (warning) event.add_u32(sig::attr::card_warning, 1);
+  if (with_update && card_update_) event.add(sig::attr::card_update, card_update_->bytes);
   if (after_commit) reply_after_commit(link, sig::method::card_units, id, event.finish());
   else send(link, event.finish());
 }

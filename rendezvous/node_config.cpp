@@ -42,9 +42,27 @@ const KnownSettings kNodeSettings = {
       "upload_idle_timeout", "upload_max_seconds"}},
     {"accounts", {"removed_id_quarantine_days", "check_interval_ms"}},
     {"directory", {"scan_burst", "scan_interval_ms"}},
-    {"cards", {"debit_interval_s", "max_calls_per_card"}},
+    {"cards", {"debit_interval_s", "max_calls_per_card", "areas"}},
     {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb", "metrics_token_file"}},
 };
+
+// [cards.areas]: "PREFIX" = "AREA" lines (rendezvous/area_prefixes.hpp).
+void read_card_areas(const TomlReader& reader, const toml::table& root, AreaPrefixes& areas) {
+  const toml::node* node = root.at_path("cards.areas").node();
+  if (node == nullptr) return;
+  const toml::table* table = node->as_table();
+  if (table == nullptr) reader.fail("cards.areas", "must be a table of \"PREFIX\" = \"AREA\"");
+  for (const auto& entry_pair : *table) {
+    std::string key = "cards.areas.\"" + std::string(entry_pair.first.str()) + "\"";
+    const auto* area = entry_pair.second.as_string();
+    if (area == nullptr) reader.fail(key, "must be an area's code (a string)");
+    const std::string& code = area->get();
+    if (code.empty() || code.size() > 255 ||
+        !std::all_of(code.begin(), code.end(), [](char c) { return c >= ' ' && c <= '~'; }))
+      reader.fail(key, "the area's code must be 1 to 255 printable ASCII characters, as on the card");
+    if (auto error = areas.add(entry_pair.first.str(), code)) reader.fail(key, *error);
+  }
+}
 
 }  // namespace
 
@@ -186,6 +204,7 @@ NodeConfig load_node_config(const std::string& directory) {
   s.password_hashing.log2_n = static_cast<unsigned>(reader.integer("passwords.scrypt_log2_n", 15, 14, 20));
   s.card_debit_interval_s = static_cast<uint32_t>(reader.integer("cards.debit_interval_s", 60, 1, 3600));
   s.max_calls_per_card = static_cast<size_t>(reader.integer("cards.max_calls_per_card", 1, 1, 100));
+  read_card_areas(reader, root, s.card_areas);
   s.scram_iterations = static_cast<uint32_t>(reader.integer("passwords.scram_iterations",
                                                             security::scram::default_iterations,
                                                             security::scram::min_iterations,
@@ -297,6 +316,9 @@ scan_interval_ms = 2000        # ... then one per this many ms; 429 with RETRY-A
 [cards]
 debit_interval_s = 60          # a call on an access card pays one "minute" of its route's price per this many seconds
 max_calls_per_card = 1         # calls one card may be in at once; one more is refused (in use) and audited
+# [cards.areas]                # a terminal without its own area asks the node: the longest prefix holding its address
+# "198.51.100.0/24" = "kansai"
+# "2001:db8:100::/48" = "kanto"
 )";
 }
 

@@ -122,13 +122,19 @@ void NodeCore::close(LinkId link, std::string reason) {
 }
 
 void NodeCore::notice(LinkId link, uint32_t code, std::string_view reason) {
-  proto::TransactionId id;
-  fill_random(id.bytes);
-  proto::MessageBuilder builder(proto::MessageClass::indication, sig::method::notice, id);
-  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  auto builder = indication(sig::method::notice);
   builder.add_u32(sig::attr::notice_code, code);
   builder.add_string(sig::attr::notice_reason, reason);
   send(link, builder.finish());
+}
+
+proto::MessageBuilder NodeCore::indication(uint16_t method, proto::TransactionId* id) {
+  proto::TransactionId fresh;
+  fill_random(fresh.bytes);
+  if (id != nullptr) *id = fresh;
+  proto::MessageBuilder builder(proto::MessageClass::indication, method, fresh);
+  builder.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  return builder;
 }
 
 proto::MessageBuilder NodeCore::success(const proto::Message& request) {
@@ -300,6 +306,7 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::turn_credentials: return handle_turn_credentials(link, state, request, now);
     case sig::method::call: return handle_call(link, state, request, now);
     case sig::method::card_status: return begin_card_check(link, state, request, now);
+    case sig::method::card_area: return handle_card_area(link, state, request);
     case sig::method::hangup: return handle_hangup(link, state, request, now);
     case sig::method::voicemail_begin:
     case sig::method::voicemail_chunk:

@@ -28,6 +28,7 @@
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/call_table.hpp"
 #include "cards/call_charge.hpp"
+#include "rendezvous/area_prefixes.hpp"
 #include "rendezvous/card_admission.hpp"
 #include "rendezvous/deadline_queue.hpp"
 #include "rendezvous/directory_search.hpp"
@@ -108,6 +109,14 @@ struct NodeSettings {
   uint32_t card_issuer_reload_s = 10;
   uint32_t card_debit_interval_s = 60;
   size_t max_calls_per_card = 1;
+  // [cards.areas]: the area a terminal is in by its link's source address,
+  // for a terminal that does not know its own (card_area).
+  AreaPrefixes card_areas;
+  // The issuer's newest signed update (DIR/card_update.cose, `card
+  // publish`), asked for each time a card is presented (the daemon reads
+  // the file again only when it changed) and decoded when its bytes change;
+  // served to a terminal holding an older one.
+  std::function<Bytes()> read_card_update;
 };
 
 struct Now {
@@ -484,6 +493,8 @@ class NodeCore {
     uint64_t serial = 0;
     cards::AccessPoint route;
     uint64_t units_left = 0;
+    Bytes issuer_key;          // the key the card verified under (CARD-ISSUER-KEY)
+    bool send_update = false;  // the terminal holds an older issuer update than the node
   };
   struct PendingCardCheck {
     LinkId link = 0;
@@ -498,6 +509,11 @@ class NodeCore {
     std::optional<cards::CallMeter> meter;  // from the accept; refers to `route`
   };
   void begin_card_check(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  void handle_card_area(LinkId link, const LinkState& state, const proto::Message& request);
+  // The newest update read (read_card_update), and
+  // CARD-UPDATE added to `reply` when `request`'s CARD-UPDATE-VERSION is older.
+  void refresh_card_update();
+  void add_card_update(proto::MessageBuilder& reply, const proto::Message& request) const;
   // true when the job was a card check (and it was handled).
   bool card_password_checked(const PasswordJobResult& result, Now now);
   // The card decoded and checked against the ledger and the calls in
@@ -510,7 +526,8 @@ class NodeCore {
   void card_call_accepted(const Call& call, Now now);
   void card_call_ended(const std::string& call_id);
   void debit_card_call(const std::string& call_id, Now now);
-  void send_card_units(LinkId link, const std::string& call_id, uint64_t units_left, bool warning, bool after_commit);
+  void send_card_units(LinkId link, const std::string& call_id, uint64_t units_left, bool warning, bool after_commit,
+                       bool with_update = false);
   void audit_card(std::string_view result, uint64_t serial, const LinkState& state, std::string_view reason = {},
                   std::string_view extra_key = {}, std::string extra_value = {});
   // Browser calls (node_browser.cpp): each party's media profile into the call and the messages.
@@ -624,6 +641,10 @@ class NodeCore {
   // check): counted and logged all the same.
   void note_storage_error(const storage::StoreError& error);
   proto::MessageBuilder success(const proto::Message& request);
+  // An indication the node starts: a fresh transaction ID (written to `id`
+  // when the caller must name it again, as reply_after_commit does) and the
+  // protocol version.
+  proto::MessageBuilder indication(uint16_t method, proto::TransactionId* id = nullptr);
   void presence_ended(const std::string& user, Now now);
   void presence_changed(const std::string& user) {
     if (watch_changes_) presence_changes_.push_back(user);
@@ -678,6 +699,12 @@ class NodeCore {
   CardCallTable card_call_table_;
   uint64_t next_card_call_number_ = 1;
   uint64_t card_issuers_reloaded_ms_ = 0;  // today's stored messages per sender
+  struct ServedCardUpdate {
+    Bytes bytes;
+    cards::CardUpdate update;
+  };
+  std::optional<ServedCardUpdate> card_update_;
+  Bytes card_update_seen_;  // the file's bytes last read: decoded only when they change
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

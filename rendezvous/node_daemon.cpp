@@ -1,8 +1,10 @@
 #include "rendezvous/node_daemon.hpp"
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 
+#include <memory>
 #include <sstream>
 
 #include "base/log.hpp"
@@ -57,6 +59,24 @@ void use_card_issuers(NodeSettings& settings, const std::string& directory) {
   };
   settings.card_issuers = read();
   settings.reload_card_issuers = read;
+  // Asked at each card presented: the file is read again only when it was
+  // replaced (`card publish` renames a new one into place) or changed.
+  struct Cached {
+    std::string stamp;
+    Bytes bytes;
+  };
+  auto cache = std::make_shared<Cached>();
+  settings.read_card_update = [directory, cache] {
+    struct stat file {};
+    if (stat(card_update_path(directory).c_str(), &file) != 0) return Bytes{};
+    std::string stamp = std::to_string(file.st_ino) + "/" + std::to_string(file.st_size) + "/" +
+                        std::to_string(file.st_mtim.tv_sec) + "." + std::to_string(file.st_mtim.tv_nsec);
+    if (stamp != cache->stamp) {
+      cache->stamp = stamp;
+      cache->bytes = read_card_update_file(directory);
+    }
+    return cache->bytes;
+  };
 }
 
 }  // namespace

@@ -22,6 +22,12 @@ std::vector<std::string> NodeCore::reload_settings(NodeSettings next) {
   // The daemon fitted max_links to the descriptor limit at start.
   keep(next.max_links, settings_.max_links, "limits.max_links");
   next.random = settings_.random;
+  // The card issuer keys and the issuer's update come from the deployment's
+  // files (the daemon's readers), not from node.toml: a reload keeps them.
+  // [cards.areas] is node.toml's and applies from the next card_area.
+  next.card_issuers = settings_.card_issuers;
+  next.reload_card_issuers = settings_.reload_card_issuers;
+  next.read_card_update = settings_.read_card_update;
 
   limiter_.set_policy(next.login_limits);
   if (next.directory_scan_burst != settings_.directory_scan_burst ||

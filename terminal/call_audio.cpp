@@ -1,5 +1,7 @@
 #include "terminal/call_audio.hpp"
 
+#include <algorithm>
+
 namespace tsunagu::terminal {
 
 Expected<std::unique_ptr<CallAudio>, std::string> CallAudio::open(const AudioOptions& options) {
@@ -45,7 +47,19 @@ const int16_t* CallAudio::capture() {
   return cleaned_.data();
 }
 
+void CallAudio::start_warning_tone() {
+  warning_tone_.emplace(audio::Tone::units_low, -12);
+  warning_frames_left_ = (150 + 100 + 150 + 100 + 150) / 20;  // the three beeps, not the pause after
+}
+
 void CallAudio::play(std::span<const int16_t, 960> pcm) {
+  if (warning_frames_left_ > 0) {
+    --warning_frames_left_;
+    warning_tone_->next_frame(tone_);
+    for (size_t i = 0; i < mixed_.size(); ++i)
+      mixed_[i] = static_cast<int16_t>(std::clamp(int32_t{pcm[i]} + int32_t{tone_[i]}, -32768, 32767));
+    pcm = mixed_;
+  }
   if (writer_ != nullptr) writer_->write(pcm);
   if (play_device_) {
     device_->write_frame(pcm);

@@ -8,12 +8,14 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
 #include "audio/audio_device.hpp"
 #include "audio/audio_file.hpp"
 #include "audio/echo_canceller.hpp"
+#include "audio/tones.hpp"
 #include "base/expected.hpp"
 
 namespace tsunagu::terminal {
@@ -37,6 +39,10 @@ class CallAudio {
   // A file ends, and no input at all has ended from the start; a microphone never ends.
   bool input_ends() const { return reader_ != nullptr || !capture_device_; }
   bool input_ended() const { return input_ended_ || (reader_ == nullptr && !capture_device_); }
+  // The frames played from now carry the card's warning tone (three short
+  // 1400 Hz beeps) mixed into what the other party says: a card call whose
+  // units will not pay the next period (docs/cards.md).
+  void start_warning_tone();
   void play(std::span<const int16_t, 960> pcm);
   // The recording renamed into place (or why not); devices stopped.
   Expected<void, std::string> finish();
@@ -52,7 +58,9 @@ class CallAudio {
   std::unique_ptr<audio::AudioDevice> device_;
   std::unique_ptr<audio::EchoCanceller> canceller_;
   bool capture_device_ = false, play_device_ = false, input_ended_ = false, finished_ = false;
-  std::array<int16_t, 960> captured_{}, cleaned_{};
+  std::array<int16_t, 960> captured_{}, cleaned_{}, mixed_{}, tone_{};
+  std::optional<audio::ToneGenerator> warning_tone_;
+  unsigned warning_frames_left_ = 0;
   std::string input_name_, output_name_;
 };
 

@@ -180,6 +180,10 @@ class CallShell {
 
   CallCore& core() { return core_; }
   void set_report_file(ReportFile* report) { report_ = report; }
+  // A card call's units will not pay the next period: the tone in what the caller hears.
+  void card_warning() {
+    if (audio_ != nullptr) audio_->start_warning_tone();
+  }
 
   // Call waiting (listen): the listener's audio goes to one call at a time; a
   // call without it runs its clock on silence and plays nowhere.
@@ -734,6 +738,14 @@ void add_card_attributes(proto::MessageBuilder& b, const CardCallOptions& card) 
   b.add(sig::attr::card, card.card);
   b.add_string(sig::attr::card_password, card.password);
   b.add_string(sig::attr::card_route, card.route);
+  b.add_u64(sig::attr::card_update_version, card.update_version);
+}
+
+// The issuer's newer update, when the node sent one (with the card's units
+// or its refusal).
+void take_card_update(const proto::Message* m, const CardCallOptions& card) {
+  const auto* update = m ? m->find(sig::attr::card_update) : nullptr;
+  if (update != nullptr && card.on_update) card.on_update(update->value);
 }
 
 void add_hangup_attributes(proto::MessageBuilder& b, const call::SendHangup& hangup) {
@@ -781,6 +793,7 @@ int run_call(const CallOptions& options) {
             add_card_attributes(b, options.card);
           },
           [&](const proto::Message* answer, std::string_view error) {
+            take_card_update(answer, options.card);
             shell->feed([&](CallCore& c, uint64_t now) { c.prepare_answered(answer, error, now); });
           });
     } else if (auto* place = std::get_if<call::SendPlace>(&action)) {
@@ -818,7 +831,10 @@ int run_call(const CallOptions& options) {
     shell->feed([](CallCore& c, uint64_t now) { c.logged_in(now); });
   };
   events.on_node_indication = [&](const proto::Message& m) {
-    if (m.method == sig::method::card_units) return print_card_units(m);
+    if (m.method == sig::method::card_units) {
+      if (shell && m.find(sig::attr::card_warning) != nullptr) shell->card_warning();
+      return take_card_update(&m, options.card), print_card_units(m);
+    }
     if (shell) shell->feed([&](CallCore& c, uint64_t now) { c.call_event(m, now); });
   };
   events.on_node_request = [&](const proto::Message& m) {

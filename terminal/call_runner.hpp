@@ -3,6 +3,7 @@
 // user asked to do over it (pipe, file, echo test).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct CardCallOptions {
   Bytes card;            // the .card bytes; empty: not a card call
   std::string password;  // the card password as typed
   std::string route;     // the access point's name on the card (the node's tariff for it)
+  uint64_t update_version = 0;  // the issuer update held (CARD-UPDATE-VERSION); the node sends a newer one
+  std::function<void(ByteView)> on_update;  // a CARD-UPDATE the node sent (card_commands.cpp keeps it)
 };
 
 struct CallOptions {

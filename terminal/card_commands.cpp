@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -16,7 +17,9 @@
 #include "cards/card_codec.hpp"
 #include "cards/least_cost_router.hpp"
 #include "cards/qr_text.hpp"
+#include "cards/route_memory.hpp"
 #include "proto/signalling.hpp"
+#include "terminal/reachability_probe.hpp"
 
 namespace tsunagu::terminal {
 namespace {
@@ -146,6 +149,105 @@ std::optional<StoredCard> stored_card(const std::string& serial, std::string& er
   return StoredCard{std::move(*bytes), std::move(*card)};
 }
 
+// Beside the cards: the issuer keys the terminal trusts (KEYID.issuer, the
+// key in hex: from `card load --issuer-key`, or the key the node checked the
+// card under) and the newest issuer update of each (KEYID.update, as signed).
+std::string hex_of(ByteView bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  for (std::byte b : bytes) {
+    out += digits[std::to_integer<unsigned>(b) >> 4];
+    out += digits[std::to_integer<unsigned>(b) & 15];
+  }
+  return out;
+}
+
+bool write_card_file(const std::string& name, ByteView bytes) {
+  std::string directory = card_directory();
+  std::error_code ec;
+  fs::create_directories(directory, ec);
+  chmod(directory.c_str(), 0700);
+  std::string target = (fs::path(directory) / name).string();
+  std::string temporary = target + ".new";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    if (!out.flush()) return false;
+  }
+  return std::rename(temporary.c_str(), target.c_str()) == 0;
+}
+
+void keep_issuer_key(ByteView public_key) {
+  std::string hex = hex_of(public_key);
+  write_card_file(hex_of(cards::issuer_key_id(public_key)) + ".issuer", as_bytes(hex));
+}
+
+// The contents of the card directory's files ending in `extension`.
+std::vector<std::string> kept_files(std::string_view extension) {
+  std::vector<std::string> contents;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(card_directory(), ec)) {
+    if (entry.path().extension() != extension) continue;
+    std::string error;
+    if (auto text = read_small_file(entry.path().string(), error)) contents.push_back(std::move(*text));
+  }
+  return contents;
+}
+
+std::vector<cards::TrustedIssuer> kept_issuers() {
+  std::vector<cards::TrustedIssuer> trusted;
+  for (const auto& text : kept_files(".issuer")) {
+    auto key = cards::from_hex(text.substr(0, 64));
+    if (key && key->size() == 32) trusted.push_back(cards::TrustedIssuer{cards::issuer_key_id(*key), *key});
+  }
+  return trusted;
+}
+
+// The newest update kept that verifies under a kept issuer key; nullopt when
+// none does (a card loaded before updates, or an issuer key not kept).
+std::optional<cards::CardUpdate> kept_update() {
+  auto trusted = kept_issuers();
+  std::optional<cards::CardUpdate> newest;
+  for (const auto& text : kept_files(".update")) {
+    auto update = cards::decode_card_update(as_bytes(text), trusted);
+    if (update && (!newest || update->version > newest->version)) newest = std::move(*update);
+  }
+  return newest;
+}
+
+// An update the node sent: kept when it verifies and is newer than the one
+// kept; an older or equal one never replaces it.
+void keep_update(ByteView bytes) {
+  auto update = cards::decode_card_update(bytes, kept_issuers());
+  if (!update) {
+    std::cerr << "card: the node's issuer update does not verify here ("
+              << cards::card_error_label(update.error().code) << "); not kept" << std::endl;
+    return;
+  }
+  auto kept = kept_update();
+  if (kept && kept->version >= update->version) return;
+  if (!write_card_file(hex_of(update->issuer_key_id) + ".update", bytes)) {
+    std::cerr << "card: cannot write the issuer update in " << card_directory() << std::endl;
+    return;
+  }
+  std::cerr << "card: issuer update version " << update->version << " kept (" << update->revoked.size()
+            << " revoked serial(s)" << (update->areas.empty() ? "" : ", a new area table") << ")" << std::endl;
+}
+
+// The kept update applied to a card: refused when it revokes the card, its
+// area table in place of the card's. The update's version (0: none).
+std::optional<uint64_t> apply_kept_update(cards::Card& card, std::string& error) {
+  auto update = kept_update();
+  if (!update) return 0;
+  if (update->revokes(card.serial)) {
+    error = "card " + card.card_id.text() + " (serial " + std::to_string(card.serial) +
+            ") was revoked by its issuer (issuer update version " + std::to_string(update->version) + ")";
+    return std::nullopt;
+  }
+  if (!update->areas.empty()) card.areas = update->areas;
+  return update->version;
+}
+
 std::optional<std::string> read_card_password(const std::optional<std::string>& file, std::string& error) {
   PasswordSource source;
   source.file = file;
@@ -192,8 +294,11 @@ int ask_units(NodeClientOptions options, const Bytes& card, const std::string& p
         [&](proto::MessageBuilder& b) {
           b.add(sig::attr::card, card);
           b.add_string(sig::attr::card_password, password);
+          if (auto kept = kept_update()) b.add_u64(sig::attr::card_update_version, kept->version);
         },
         [&](const proto::Message* response, std::string_view error) {
+          if (response != nullptr && response->message_class == proto::MessageClass::error)
+            if (const auto* update = response->find(sig::attr::card_update)) keep_update(update->value);
           if (response == nullptr || response->message_class == proto::MessageClass::error) {
             const auto* code = response ? response->find(proto::attr::error_code) : nullptr;
             auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
@@ -201,6 +306,12 @@ int ask_units(NodeClientOptions options, const Bytes& card, const std::string& p
             exit_code = response ? exit_refused : exit_network;
             return client.stop();
           }
+          // The key the node checked the card under: what the issuer's
+          // updates are verified with from now on (trust in the node's TLS
+          // certificate, which the terminal already checked the card with).
+          if (const auto* key = response->find(sig::attr::card_issuer_key); key != nullptr && key->value.size() == 32)
+            keep_issuer_key(key->value);
+          if (const auto* update = response->find(sig::attr::card_update)) keep_update(update->value);
           const auto* units = response->find(sig::attr::card_units);
           uint64_t left = units ? proto::read_u64(*units).value_or(0) : 0;
           if (units_out != nullptr) *units_out = left;
@@ -208,6 +319,33 @@ int ask_units(NodeClientOptions options, const Bytes& card, const std::string& p
           client.stop();
         });
   });
+}
+
+// The area the node puts this terminal in (card_area: node.toml
+// [cards.areas] by the link's source address); empty when the node has no
+// area for it. exit code through `exit_code`.
+std::string ask_area(NodeClientOptions options, int& exit_code) {
+  std::string area;
+  exit_code = run_query(std::move(options), [&](NodeClient& client, int& code) {
+    client.request(
+        sig::method::card_area, [](proto::MessageBuilder&) {},
+        [&](const proto::Message* response, std::string_view error) {
+          if (response == nullptr) {
+            std::cerr << "tsunagu: card: " << error << std::endl;
+            code = exit_network;
+          } else if (const auto* given = response->find(sig::attr::card_area);
+                     response->message_class == proto::MessageClass::success && given != nullptr) {
+            area = std::string(proto::read_string(*given));
+          } else {
+            const auto* error_code = response->find(proto::attr::error_code);
+            auto parsed = error_code ? proto::read_error_code(*error_code) : std::nullopt;
+            std::cerr << "card: the node has no area for this terminal ("
+                      << (parsed ? std::string(parsed->reason) : std::string("no reason")) << ")" << std::endl;
+          }
+          client.stop();
+        });
+  });
+  return area;
 }
 
 }  // namespace
@@ -262,6 +400,7 @@ int run_load(CardCommands& c) {
                 << verified.error().detail << ")" << std::endl;
       return exit_refused;
     }
+    for (const auto& issuer : trusted) keep_issuer_key(issuer.public_key);
   } else {
     int code = 0;
     auto options = c.node.prepare(code);
@@ -288,7 +427,10 @@ int run_show(CardCommands& c) {
   std::string error;
   auto stored = stored_card(c.serial, error);
   if (!stored) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  auto version = apply_kept_update(stored->card, error);
   print_card(stored->card);
+  if (!version) std::cout << "REVOKED      " << error << "\n";
+  else if (*version > 0) std::cout << "issuer update version " << *version << " applied\n";
   if (c.node.node.empty()) {
     std::cout << "units left   (give --node to ask the node)" << std::endl;
     return 0;
@@ -319,6 +461,8 @@ struct CardCallArgs {
   std::optional<StoredCard> stored;
   std::string password;
   std::vector<cards::RouteCandidate> candidates;
+  uint64_t update_version = 0;
+  cards::LeastCostRouter router;  // recalled from the card directory; kept after each attempt
 };
 
 std::shared_ptr<CardCallArgs> add_card_call_options(CLI::App* call) {
@@ -329,11 +473,111 @@ std::shared_ptr<CardCallArgs> add_card_call_options(CLI::App* call) {
                    ->expected(0, 1);
   call->add_option("--card-password-file", args->password_file, "Read the card password from FILE (- = stdin)");
   call->add_option("--area", args->area,
-                   "Your area on the card (default: $TSUNAGU_CARD_AREA, else [card] area in terminal.toml)");
+                   "Your area on the card (default: $TSUNAGU_CARD_AREA, else [card] area in terminal.toml, else the "
+                   "area the card's node places your address in)");
   return args;
 }
 
 bool card_call_requested(const CardCallArgs& args) { return args.card != nullptr && args.card->count() > 0; }
+
+namespace {
+
+// The card's nodes, each once, in card order (every card has one).
+std::vector<std::string> card_nodes(const cards::Card& card) {
+  std::vector<std::string> nodes;
+  for (const auto& area : card.areas)
+    for (const auto* list : {&area.internet, &area.premium, &area.agents})
+      for (const auto& point : *list)
+        if (std::find(nodes.begin(), nodes.end(), point.node) == nodes.end()) nodes.push_back(point.node);
+  return nodes;
+}
+
+// The area from the first of the card's nodes that names one the card has.
+bool area_from_nodes(CardCallArgs& args, NodeClientOptions options) {
+  for (const auto& node : card_nodes(args.stored->card)) {
+    std::string host, error;
+    auto address = resolve_node_address(node, host, error);
+    if (!address) continue;
+    options.node = *address;
+    options.verify_name = args.server_name.empty() ? host : args.server_name;
+    int code = 0;
+    std::string area = ask_area(options, code);
+    if (area.empty()) continue;
+    if (args.stored->card.find_area(area) == nullptr) {
+      std::cerr << "card: node " << node << " places this terminal in area " << area
+                << ", which the card does not have" << std::endl;
+      continue;
+    }
+    std::cerr << "card: node " << node << " places this terminal in area " << area << std::endl;
+    args.area = area;
+    return true;
+  }
+  return false;
+}
+
+// SERIAL.routes beside the card: what the router learnt in earlier calls.
+std::string route_memory_path(const cards::Card& card) {
+  return (fs::path(card_directory()) / (std::to_string(card.serial) + ".routes")).string();
+}
+
+void recall_routes(CardCallArgs& args) {
+  std::string error;
+  auto text = read_small_file(route_memory_path(args.stored->card), error);
+  if (!text) return;  // none yet
+  auto memory = cards::parse_route_memory(*text);
+  if (!memory) return;  // damaged: start afresh
+  args.router.recall(*memory, std::chrono::steady_clock::now(), static_cast<int64_t>(std::time(nullptr)));
+}
+
+void keep_routes(CardCallArgs& args) {
+  auto memory = args.router.remember(std::chrono::steady_clock::now(), static_cast<int64_t>(std::time(nullptr)));
+  write_card_file(std::to_string(args.stored->card.serial) + ".routes", as_bytes(cards::route_memory_text(memory)));
+}
+
+// Every access point of the area that reaches the callee, probed at once
+// (a TCP connection to its node, at most 2 s), and told to the router.
+void measure_reachability(CardCallArgs& args, const std::string& callee) {
+  const cards::Area* area = args.stored->card.find_area(args.area);
+  if (area == nullptr) return;
+  std::vector<const cards::AccessPoint*> points;
+  std::vector<proto::SocketAddress> addresses;
+  for (const auto* list : {&area->internet, &area->premium, &area->agents})
+    for (const auto& point : *list) {
+      std::string host, error;
+      auto address = point.reaches(callee) ? resolve_node_address(point.node, host, error) : std::nullopt;
+      if (!address) continue;
+      points.push_back(&point);
+      addresses.push_back(*address);
+    }
+  auto results = probe_nodes(addresses, std::chrono::milliseconds(2000));
+  auto now = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (results[i].reachable) {
+      args.router.report_reachable(points[i]->name, now);
+    } else {
+      args.router.report_unreachable(points[i]->name, now);
+      std::cerr << "card: access point " << points[i]->name << " (" << points[i]->node << ") does not answer"
+                << std::endl;
+    }
+  }
+}
+
+// The router's choice first (hysteresis: the last good route is kept unless
+// another is clearly cheaper and settled), then the rest cheapest first.
+bool rank_card_routes(CardCallArgs& args, const std::string& callee) {
+  int minute = cards::minute_of_day(static_cast<int64_t>(std::time(nullptr)));
+  auto now = std::chrono::steady_clock::now();
+  cards::RouteRequest request{args.area, callee, minute};
+  args.candidates = args.router.rank(args.stored->card, request, now);
+  auto choice = args.router.choose(args.stored->card, request, now);
+  if (choice) {
+    std::erase_if(args.candidates, [&](const cards::RouteCandidate& c) { return c.point == choice->point; });
+    args.candidates.insert(args.candidates.begin(), *choice);
+  }
+  return !args.candidates.empty();
+}
+
+}  // namespace
 
 bool prepare_card_call(CardCallArgs& args, NodeArgs& node, const std::string& callee, int& exit_code) {
   auto fail = [&](const std::string& why) {
@@ -344,6 +588,13 @@ bool prepare_card_call(CardCallArgs& args, NodeArgs& node, const std::string& ca
   std::string error;
   args.stored = stored_card(args.serial, error);
   if (!args.stored) return fail(error);
+  auto update_version = apply_kept_update(args.stored->card, error);
+  if (!update_version) {
+    std::cerr << "tsunagu: " << error << "; the node would refuse it" << std::endl;
+    exit_code = exit_refused;
+    return false;
+  }
+  args.update_version = *update_version;
   if (args.area.empty()) args.area = env_or("TSUNAGU_CARD_AREA", "");
   if (args.area.empty()) {
     try {
@@ -352,24 +603,48 @@ bool prepare_card_call(CardCallArgs& args, NodeArgs& node, const std::string& ca
       return fail(e.what());
     }
   }
-  if (args.area.empty()) return fail("no area: give --area, set TSUNAGU_CARD_AREA or [card] area in terminal.toml");
-  if (args.stored->card.find_area(args.area) == nullptr) return fail("the card has no area \"" + args.area + "\"");
-  cards::LeastCostRouter router;
-  int minute = cards::minute_of_day(static_cast<int64_t>(std::time(nullptr)));
-  args.candidates = router.rank(args.stored->card, cards::RouteRequest{args.area, callee, minute},
-                                std::chrono::steady_clock::now());
-  if (args.candidates.empty()) return fail("no access point of area " + args.area + " reaches " + callee);
+  if (!args.area.empty()) {
+    if (args.stored->card.find_area(args.area) == nullptr) return fail("the card has no area \"" + args.area + "\"");
+    if (!rank_card_routes(args, callee)) return fail("no access point of area " + args.area + " reaches " + callee);
+    node.node = args.candidates.front().point->node;
+  } else {
+    // No area of its own: run_card_call asks the card's nodes (card_area).
+    node.node = card_nodes(args.stored->card).front();
+  }
   auto password = read_card_password(args.password_file, error);
   if (!password) return fail(error);
   args.password = *password;
   args.server_name = node.server_name;
-  node.node = args.candidates.front().point->node;
   return true;
 }
 
+
 int run_card_call(CallOptions options, CardCallArgs& args) {
+  recall_routes(args);
+  measure_reachability(args, options.callee);
+  if (!args.area.empty() && !rank_card_routes(args, options.callee)) {
+    std::cerr << "tsunagu: no access point of area " << args.area << " reaches " << options.callee
+              << " or answers now" << std::endl;
+    keep_routes(args);
+    return exit_network;
+  }
+  if (args.area.empty()) {
+    if (!area_from_nodes(args, options.node)) {
+      std::cerr << "tsunagu: no area: give --area, set TSUNAGU_CARD_AREA or [card] area in terminal.toml (the "
+                   "card's nodes did not place this terminal in one of its areas)"
+                << std::endl;
+      return exit_usage;
+    }
+    measure_reachability(args, options.callee);
+    if (!rank_card_routes(args, options.callee)) {
+      std::cerr << "tsunagu: no access point of area " << args.area << " reaches " << options.callee << std::endl;
+      return exit_usage;
+    }
+  }
   options.card.card = args.stored->bytes;
   options.card.password = args.password;
+  options.card.update_version = args.update_version;
+  options.card.on_update = [](ByteView update) { keep_update(update); };
   int result = exit_network;
   for (const auto& candidate : args.candidates) {
     std::string host;
@@ -388,7 +663,14 @@ int run_card_call(CallOptions options, CardCallArgs& args) {
     result = run_call(options);
     // Only a node that could not be reached moves the call to the next access
     // point: anything later (refused, busy, ended) is the call's own outcome.
-    if (result != exit_network) return result;
+    if (result != exit_network) {
+      args.router.report_reachable(candidate.point->name, std::chrono::steady_clock::now());
+      args.router.settle_on(candidate.point->name);
+      keep_routes(args);
+      return result;
+    }
+    args.router.report_unreachable(candidate.point->name, std::chrono::steady_clock::now());
+    keep_routes(args);
     std::cerr << "card: access point " << candidate.point->name << " unreachable; trying the next" << std::endl;
   }
   return result;

@@ -27,7 +27,9 @@ bool card_call_requested(const CardCallArgs& args);
 // Before the node options are checked: loads the card, reads its password,
 // ranks the access points of the terminal's area (the card decides which
 // node is called: --node and TSUNAGU_NODE are not used) and gives the node
-// options the cheapest. false after printing why (exit_code set).
+// options the cheapest; with no area given or configured, the card's first
+// node, and run_card_call asks the card's nodes for the area (card_area).
+// false after printing why (exit_code set).
 bool prepare_card_call(CardCallArgs& args, NodeArgs& node, const std::string& callee, int& exit_code);
 // The call through each access point of the area in cost order until one
 // is reached (a node that cannot be connected to is skipped); the exit code

@@ -197,10 +197,13 @@ def dead_address():
     return "127.0.0.1:%d" % port
 
 
-def card_setup(root, cost=3, units=100, count=1, max_calls=1):
+def card_setup(root, cost=3, units=100, count=1, max_calls=1, area_prefixes=None):
     """A node with alice and bob, an area "home" whose cheapest access point is dead
-    and whose second is the node; `count` cards of `units`; the terminal's card env."""
+    and whose second is the node; `count` cards of `units`; the terminal's card env.
+    `area_prefixes`: the node's [cards.areas] lines, {prefix: area}."""
     d = h.Deployment(cards__debit_interval_s=1, cards__max_calls_per_card=max_calls)
+    for prefix, area in (area_prefixes or {}).items():
+        d.set("cards.areas", '"%s"' % prefix, '"%s"' % area)
     d.start_node()
     d.add_user(ALICE, ALICE_PW)
     d.add_user(BOB, BOB_PW)
@@ -274,8 +277,9 @@ def card_call_debited(root):
     listener = listen(d)
     caller = card_call(d)
     wait_text(caller, "connected after")
-    check("access point home-dead unreachable; trying the next" in caller.err(),
-          "LCR tried the cheaper dead access point first and fell back")
+    check("access point home-dead" in caller.err() and ("does not answer" in caller.err()
+          or "unreachable; trying the next" in caller.err()),
+          "LCR measured the cheaper dead access point before the call and went to the next: %r" % caller.err()[:600])
     check("card: 100 units left" in caller.err(), "the caller is told the units at the start")
     wait_text(caller, "card: 91 units left")
     check("card: 97 units left" in caller.err() and "card: 94 units left" in caller.err(),
@@ -356,8 +360,130 @@ def card_call_units_run_out(root):
     return 0
 
 
-SCENARIOS = {f.__name__: f for f in (card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
-                                     card_call_debited, card_call_refused, card_call_units_run_out)}
+def card_call_area_from_node(root):
+    """No --area, TSUNAGU_CARD_AREA or terminal.toml: the node's [cards.areas] places the
+    terminal (127.0.0.1) in area "home" (the node's 404 for an address no prefix holds:
+    node_cards_test.cpp)."""
+    d, cards = card_setup(root, area_prefixes={"127.0.0.0/8": "home", "10.0.0.0/8": "elsewhere"})
+    del os.environ["TSUNAGU_CARD_AREA"]
+    os.environ["TSUNAGU_CONFIG"] = d.path("no-terminal.toml")
+    load(d, cards[0])
+    listener = listen(d)
+    caller = card_call(d, ("--echo-test", "3"))
+    code = caller.wait_exit(40)
+    check(code == 0, "the call on the card completes (exit %s, %r)" % (code, caller.err()[-400:]))
+    check("places this terminal in area home" in caller.err(),
+          "the terminal took its area from the node: %r" % caller.err()[:400])
+    check("home-node" in ledger(d, 1), "the call was debited on the area's route")
+    listener.kill()
+    return 0
+
+
+def card_revoked_offline(root):
+    """The issuer's signed update reaches the terminal: a new area table (the next call
+    routes by it) and then a revocation, after which the terminal refuses the card itself."""
+    d, cards = card_setup(root)
+    load(d, cards[0])
+    new_areas = d.path("areas-new.toml")
+    with open(new_areas, "w") as f:
+        f.write('[[area]]\ncode = "home"\n[[area.internet]]\nname = "home-updated"\nnode = "%s"\n'
+                'cost_per_minute = 2\n' % d.node.address)
+    published = d.admin(["card", "-d", d.dir, "publish", "--areas", new_areas])
+    check(published.code == 0 and "update version 1" in published.out, "card publish: %r" % (published,))
+    listener = listen(d)
+    first = card_call(d, ("--echo-test", "3"))
+    code = first.wait_exit(40)
+    check(code == 0 and "issuer update version 1 kept" in first.err(),
+          "the first call brings the update to the terminal (exit %s, %r)" % (code, first.err()[-500:]))
+    second = card_call(d, ("--echo-test", "3"))
+    code = second.wait_exit(40)
+    check(code == 0 and "access point home-updated" in second.err() and "home-dead" not in second.err(),
+          "the next call routes by the update's area table (exit %s, %r)" % (code, second.err()[-500:]))
+    check("home-updated" in ledger(d, 1), "the node priced the call at the update's route")
+    revoked = d.admin(["card", "-d", d.dir, "revoke", "1", "--note", "stolen"])
+    check(revoked.code == 0 and "update version 2" in revoked.out, "card revoke publishes: %r" % (revoked,))
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)
+    check("Card Refused: revoked" in shown.err and "issuer update version 2 kept" in shown.err,
+          "the node refuses the card and hands over the update: %r" % (shown,))
+    listener.kill()
+    d.node.stop()
+    refused = card_call(d)
+    code = refused.wait_exit(20)
+    check(code == EXIT_REFUSED and "was revoked by its issuer (issuer update version 2)" in refused.err(),
+          "with the node stopped, the terminal refuses the revoked card itself (exit %s, %r)"
+          % (code, refused.err()[-300:]))
+    offline = d.cli(["card", "show"])
+    check("REVOKED" in offline.out, "card show marks it revoked: %r" % (offline,))
+    return 0
+
+
+def write_tone_wav(path, frequency, seconds, amplitude=3000):
+    """A 48 kHz mono 16-bit WAV of one sine (0 Hz: silence)."""
+    import math
+    import struct
+    import wave
+    rate = 48000
+    samples = bytearray()
+    for i in range(int(rate * seconds)):
+        value = int(amplitude * math.sin(2 * math.pi * frequency * i / rate)) if frequency else 0
+        samples += struct.pack("<h", value)
+    with wave.open(path, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(samples))
+
+
+def tone_power(samples, frequency, rate=48000):
+    """Goertzel power of one frequency, normalised by the window's length."""
+    import math
+    k = 2 * math.cos(2 * math.pi * frequency / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return (s1 * s1 + s2 * s2 - k * s1 * s2) / (len(samples) ** 2)
+
+
+def card_voice_warning_tone(root):
+    """A voice call on a card that can pay one period: the caller's recording (what it
+    heard) holds the warning beeps at 1400 Hz over bob's 300 Hz, then the call ends."""
+    import struct
+    import wave
+    d, cards = card_setup(root, cost=3, units=5)
+    load(d, cards[0])
+    bob_voice, alice_voice, heard = d.path("bob-300hz.wav"), d.path("alice-silence.wav"), d.path("alice-heard.wav")
+    write_tone_wav(bob_voice, 300, 10)
+    write_tone_wav(alice_voice, 0, 10)
+    listener = h.spawn_cli(d, ["listen", "--auto-accept-from", ALICE, "--once", "--audio-in", bob_voice,
+                               "--audio-out", d.path("bob-heard.wav")] + LOOP, BOB, BOB_PW)
+    h.wait_until(lambda: "listening as %s" % BOB in listener.err(), h.LOGIN_TIMEOUT, 0.05, "bob's listen")
+    caller = h.spawn_cli(d, ["call", BOB, "--card", "--audio-in", alice_voice, "--audio-out", heard] + LOOP,
+                         ALICE, ALICE_PW)
+    code = caller.wait_exit(40)
+    listener.kill()
+    check(code == EXIT_CALL_FAILED and "Units Exhausted" in caller.err() and "warning" in caller.err(),
+          "warned, then ended for want of units (exit %s, %r)" % (code, caller.err()[-400:]))
+    with wave.open(heard, "rb") as w:
+        raw = w.readframes(w.getnframes())
+        rate = w.getframerate()
+    pcm = struct.unpack("<%dh" % (len(raw) // 2), raw)
+    window = rate // 20  # 50 ms
+    windows = [pcm[i:i + window] for i in range(0, len(pcm) - window + 1, window)]
+    check(len(windows) >= 10, "the caller heard at least half a second (%d windows)" % len(windows))
+    beeps = [tone_power(w, 1400, rate) for w in windows]
+    voice = [tone_power(w, 300, rate) for w in windows]
+    loud = [i for i, p in enumerate(beeps) if p > 1e4]
+    check(len(loud) >= 6, "the 1400 Hz beeps are in what the caller heard (%d windows of 50 ms; powers %r)"
+          % (len(loud), [int(p) for p in beeps[:30]]))
+    check(max(voice) > 1e4, "bob's 300 Hz is heard too (max %d)" % max(voice))
+    quiet = sorted(beeps)[len(beeps) // 2]
+    check(quiet * 100 < max(beeps), "outside the beeps there is no 1400 Hz (median %d, max %d)" % (quiet, max(beeps)))
+    return 0
+
+
+SCENARIOS = {f.__name__: f for f in (card_voice_warning_tone, card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
+                                     card_call_debited, card_call_refused, card_call_units_run_out,
+                                     card_call_area_from_node)}
 
 if __name__ == "__main__":
     if not os.access(h.RENDEZVOUS, os.X_OK):

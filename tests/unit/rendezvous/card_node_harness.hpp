@@ -5,6 +5,7 @@
 // no doctest here.
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -18,8 +19,11 @@ namespace tsunagu::rendezvous::testing {
 inline constexpr LinkId card_alice_link = 1, card_bob_link = 2;
 inline const std::string sample_card_password = "1234-5678-9012";
 
-inline NodeSettings card_node_settings(const cards::test::Issuer& issuer, uint32_t debit_interval_s) {
+inline NodeSettings card_node_settings(const cards::test::Issuer& issuer, uint32_t debit_interval_s,
+                                       AreaPrefixes areas = {}, std::shared_ptr<Bytes> served_update = {}) {
   NodeSettings settings = web_test_settings();
+  settings.card_areas = std::move(areas);
+  if (served_update) settings.read_card_update = [served_update] { return *served_update; };
   settings.card_issuers = {issuer.trusted()};
   settings.card_debit_interval_s = debit_interval_s;
   settings.keepalive_interval_s = 3600;  // the tests move the clock by minutes without keepalives
@@ -31,11 +35,14 @@ struct CardNode {
   cards::test::Issuer issuer;
   cards::Card card = cards::test::sample_card(issuer);
   Bytes card_bytes;
+  // What the node reads as the issuer's update (DIR/card_update.cose in a
+  // deployment); empty: none. Read at the first card presented.
+  std::shared_ptr<Bytes> served_update = std::make_shared<Bytes>();
   WebNode node;
   std::optional<CardLedger> ledger;
 
-  explicit CardNode(uint64_t units = 1000, uint32_t debit_interval_s = 60)
-      : node(card_node_settings(issuer, debit_interval_s)) {
+  explicit CardNode(uint64_t units = 1000, uint32_t debit_interval_s = 60, AreaPrefixes areas = {})
+      : node(card_node_settings(issuer, debit_interval_s, std::move(areas), served_update)) {
     auto signed_card = cards::sign_card(card, issuer.key.private_key);
     if (!signed_card) throw std::runtime_error("sign_card");
     card_bytes = *signed_card;

@@ -191,3 +191,157 @@ TEST_CASE("card call: a card that cannot pay the next period is warned, then the
   REQUIRE(refusal->m.find(sig::attr::card_refusal) != nullptr);
   CHECK(proto::read_u32(*refusal->m.find(sig::attr::card_refusal)) == static_cast<uint32_t>(CardRefusal::no_units));
 }
+
+TEST_CASE("card_area: the node answers the area of the longest [cards.areas] prefix holding the link's source") {
+  AreaPrefixes areas;
+  REQUIRE_FALSE(areas.add("198.51.0.0/16", "kanto").has_value());
+  REQUIRE_FALSE(areas.add("198.51.100.0/24", "kansai").has_value());  // the harness's links come from 198.51.100.9
+  CardNode n(1000, 60, std::move(areas));
+  auto ask = [&](LinkId link) {
+    proto::MessageBuilder b(proto::MessageClass::request, sig::method::card_area, tid(7));
+    b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    n.node.terminal_send(link, b.finish());
+    auto sent = sent_to(n, link);
+    REQUIRE(sent.size() == 1);
+    return sent.front();
+  };
+  Sent answer = ask(card_alice_link);
+  REQUIRE(answer.m.message_class == proto::MessageClass::success);
+  REQUIRE(answer.m.find(sig::attr::card_area) != nullptr);
+  CHECK(proto::read_string(*answer.m.find(sig::attr::card_area)) == "kansai");
+
+  // Before login: 401, the map is not for anyone who connects.
+  constexpr LinkId stranger = 9;
+  n.node.core().link_opened(stranger, proto::SocketAddress::v4({198, 51, 100, 10}, 40001), n.node.now());
+  Sent refused = ask(stranger);
+  CHECK(error_code(refused) == sig::error::unauthenticated);
+}
+
+TEST_CASE("card_area: a source no prefix holds (or no [cards.areas]) is answered 404 naming the address") {
+  CardNode n;
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::card_area, tid(7));
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  n.node.terminal_send(card_alice_link, b.finish());
+  auto sent = sent_to(n, card_alice_link);
+  REQUIRE(sent.size() == 1);
+  CHECK(error_code(sent.front()) == sig::error::not_found);
+  const auto* code = sent.front().m.find(proto::attr::error_code);
+  REQUIRE(code != nullptr);
+  CHECK(std::string(proto::read_error_code(*code)->reason) == "Not Found: no area for 198.51.100.9");
+}
+
+namespace {
+
+// The issuer's update: version 2, revoking serial 7 and the sample card's
+// serial when `revoke_sample`, and an area table whose route u-net the card
+// itself does not have.
+Bytes issuer_update(CardNode& n, bool revoke_sample = false) {
+  cards::CardUpdate update;
+  update.issuer_key_id = n.card.issuer_key_id;
+  update.version = 2;
+  update.issued_at = 1'790'000'000;
+  cards::Area area;
+  area.code = "area-a";
+  area.internet = {cards::test::point("u-net", 1)};
+  update.areas = {area};
+  update.revoked = {7};
+  if (revoke_sample) update.revoked.push_back(n.card.serial);
+  auto bytes = cards::sign_card_update(update, n.issuer.key.private_key);
+  REQUIRE(bytes.has_value());
+  return *bytes;
+}
+
+std::vector<Sent> card_status(CardNode& n, std::optional<uint64_t> version_held) {
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::card_status, tid(5));
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  b.add(sig::attr::card, n.card_bytes);
+  b.add_string(sig::attr::card_password, sample_card_password);
+  if (version_held) b.add_u64(sig::attr::card_update_version, *version_held);
+  n.node.terminal_send(card_alice_link, b.finish());
+  return sent_to(n, card_alice_link);
+}
+
+}  // namespace
+
+TEST_CASE("card update: card_status carries the issuer's key and the newer update, not one the terminal has") {
+  CardNode n;
+  *n.served_update = issuer_update(n);
+  auto sent = card_status(n, std::nullopt);
+  const Sent* ok = find(sent, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  REQUIRE(ok->m.find(sig::attr::card_update) != nullptr);
+  auto served = ok->m.find(sig::attr::card_update)->value;
+  CHECK(Bytes(served.begin(), served.end()) == *n.served_update);
+  REQUIRE(ok->m.find(sig::attr::card_issuer_key) != nullptr);
+  auto key = ok->m.find(sig::attr::card_issuer_key)->value;
+  CHECK(Bytes(key.begin(), key.end()) == n.issuer.key.public_key);
+
+  sent = card_status(n, 2);
+  ok = find(sent, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  CHECK(ok->m.find(sig::attr::card_update) == nullptr);  // the terminal has it
+  sent = card_status(n, 1);
+  ok = find(sent, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  CHECK(ok->m.find(sig::attr::card_update) != nullptr);
+}
+
+TEST_CASE("card update: a route of the update's area table is admitted and priced; the update rides with the units") {
+  CardNode n(1000, 60);
+  *n.served_update = issuer_update(n);
+  auto alice = place(n, "u-net");
+  REQUIRE(find(alice, sig::method::call, proto::MessageClass::success) != nullptr);
+  const Sent* units = find(alice, sig::method::card_units, proto::MessageClass::indication);
+  REQUIRE(units != nullptr);
+  CHECK(units->m.find(sig::attr::card_update) != nullptr);
+  CHECK(n.units_left() == 999);  // u-net: 1 a minute
+}
+
+TEST_CASE("card update: a revoked card's refusal carries the update that revokes it; a forged update is not served") {
+  CardNode n;
+  Bytes forged = issuer_update(n, true);
+  forged.back() ^= std::byte{1};
+  *n.served_update = forged;
+  auto sent = card_status(n, std::nullopt);
+  const Sent* ok = find(sent, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  CHECK(ok->m.find(sig::attr::card_update) == nullptr);
+
+  n.node.advance_ms(11'000);  // the node reads the file again after card_issuer_reload_s
+  *n.served_update = issuer_update(n, true);
+  {
+    auto txn = n.node.store().environment().begin_write();
+    REQUIRE(txn.has_value());
+    REQUIRE(n.ledger->revoke(*txn, n.card.serial, 1'790'000'100, "stolen").has_value());
+    REQUIRE(txn->commit().has_value());
+  }
+  auto alice = place(n);
+  const Sent* refusal = find(alice, sig::method::call, proto::MessageClass::error);
+  REQUIRE(refusal != nullptr);
+  CHECK(proto::read_u32(*refusal->m.find(sig::attr::card_refusal)) == static_cast<uint32_t>(CardRefusal::revoked));
+  REQUIRE(refusal->m.find(sig::attr::card_update) != nullptr);
+  auto served = refusal->m.find(sig::attr::card_update)->value;
+  std::vector<cards::TrustedIssuer> trusted = {n.issuer.trusted()};
+  auto decoded = cards::decode_card_update(Bytes(served.begin(), served.end()), trusted);
+  REQUIRE(decoded.has_value());
+  CHECK(decoded->revokes(n.card.serial));
+}
+
+TEST_CASE("reload: a SIGHUP keeps the card issuer keys and the update reader, and applies a new [cards.areas]") {
+  CardNode n;
+  *n.served_update = issuer_update(n);
+  NodeSettings next = web_test_settings();  // what node.toml gives: no issuer keys, no readers
+  REQUIRE_FALSE(next.card_areas.add("198.51.100.0/24", "area-b").has_value());
+  n.node.core().reload_settings(next);
+  auto sent = card_status(n, std::nullopt);
+  const Sent* ok = find(sent, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);  // before the fix: invalid (unknown key) after any reload
+  CHECK(ok->m.find(sig::attr::card_update) != nullptr);
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::card_area, tid(8));
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  n.node.terminal_send(card_alice_link, b.finish());
+  auto answer = sent_to(n, card_alice_link);
+  REQUIRE(answer.size() == 1);
+  REQUIRE(answer.front().m.find(sig::attr::card_area) != nullptr);
+  CHECK(proto::read_string(*answer.front().m.find(sig::attr::card_area)) == "area-b");
+}

@@ -144,3 +144,20 @@ TEST_CASE("the default node.toml carries the issue 11 limits with their document
         std::string::npos);
   CHECK(error_of("[limits]\nidle_timeout = 1\n").find("limits.idle_timeout: must be between 5") != std::string::npos);
 }
+
+TEST_CASE("node.toml [cards.areas]: prefixes to areas are read, and a bad prefix or area is named") {
+  ConfigDir dir;
+  dir.write("[cards.areas]\n\"198.51.100.0/24\" = \"kansai\"\n\"2001:db8::/32\" = \"kanto\"\n");
+  NodeConfig config = load_node_config(dir.path.string());
+  REQUIRE(config.settings.card_areas.size() == 2);
+  const std::string* area = config.settings.card_areas.area_of(
+      tsunagu::proto::SocketAddress::v4({198, 51, 100, 200}, 1));
+  REQUIRE(area != nullptr);
+  CHECK(*area == "kansai");
+  CHECK(error_of("[cards.areas]\n\"198.51.100.1/24\" = \"kansai\"\n").find("cards.areas.\"198.51.100.1/24\"") !=
+        std::string::npos);
+  CHECK(error_of("[cards.areas]\n\"198.51.100.0/33\" = \"kansai\"\n").find("length is above 32") !=
+        std::string::npos);
+  CHECK(error_of("[cards.areas]\n\"198.51.100.0/24\" = 7\n").find("must be an area's code") != std::string::npos);
+  CHECK(error_of("[cards]\nareas = \"kansai\"\n").find("cards.areas: must be a table") != std::string::npos);
+}
