@@ -419,7 +419,24 @@ Expected<AllocationTable, TableError> AllocationTable::open(storage::Environment
   return AllocationTable(env, std::move(options), dbs);
 }
 
+Expected<void, TableError> AllocationTable::hold_reads() {
+  if (held_read_) return {};
+  auto txn = env_->begin_read();
+  if (!txn) return store_fail(txn.error());
+  held_read_ = std::move(*txn);
+  return {};
+}
+
+Expected<storage::Transaction*, TableError> AllocationTable::reader(std::optional<storage::Transaction>& own) {
+  if (held_read_) return &*held_read_;
+  auto txn = env_->begin_read();
+  if (!txn) return store_fail(txn.error());
+  own = std::move(*txn);
+  return &*own;
+}
+
 Expected<AllocationTable::Batch, TableError> AllocationTable::begin_batch() {
+  release_reads();
   auto txn = env_->begin_write();
   if (!txn) return store_fail(txn.error());
   return Batch(*this, std::move(*txn));
@@ -456,13 +473,14 @@ Expected<SyncResult, TableError> AllocationTable::sync(const LeaseFileSnapshot& 
 
 Expected<std::vector<LeaseRecord>, TableError> AllocationTable::find_by_client(const ClientRef& client, int64_t now,
                                                                                bool include_ended) {
-  auto txn = env_->begin_read();
-  if (!txn) return store_fail(txn.error());
-  auto keys = leases_of(*txn, dbs_.by_client, client.index_key());
+  std::optional<storage::Transaction> own;
+  auto txn = reader(own);
+  if (!txn) return Unexpected(txn.error());
+  auto keys = leases_of(**txn, dbs_.by_client, client.index_key());
   if (!keys) return Unexpected(keys.error());
   std::vector<LeaseRecord> out;
   for (const std::string& key : *keys) {
-    auto rec = get_record(*txn, dbs_.leases, key);
+    auto rec = get_record(**txn, dbs_.leases, key);
     if (!rec) return Unexpected(rec.error());
     if (*rec && (include_ended || (*rec)->live(now))) out.push_back(std::move(**rec));
   }
@@ -519,9 +537,10 @@ Expected<std::vector<LeaseRecord>, TableError> AllocationTable::list(int64_t now
 }
 
 Expected<std::optional<ExtensionBinding>, TableError> AllocationTable::binding(std::string_view extension) {
-  auto txn = env_->begin_read();
-  if (!txn) return store_fail(txn.error());
-  return get_binding(*txn, dbs_.bindings, extension);
+  std::optional<storage::Transaction> own;
+  auto txn = reader(own);
+  if (!txn) return Unexpected(txn.error());
+  return get_binding(**txn, dbs_.bindings, extension);
 }
 
 Expected<std::vector<ExtensionBinding>, TableError> AllocationTable::bindings() {

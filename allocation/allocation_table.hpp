@@ -99,6 +99,14 @@ class AllocationTable {
 
   const TableOptions& options() const { return options_; }
 
+  // Until release_reads(), binding() and find_by_client() / find_by_extension()
+  // share one read transaction: a loop turn's lookups pay for one, not two or
+  // three each. A write (begin_batch) releases it first, so a read after a
+  // write always sees the write.
+  Expected<void, TableError> hold_reads();
+  void release_reads() { held_read_.reset(); }
+  bool holding_reads() const { return held_read_.has_value(); }
+
  private:
   struct Databases {
     storage::DatabaseHandle leases = 0, by_client = 0, by_address = 0, deadlines = 0, bindings = 0, bound = 0,
@@ -108,9 +116,13 @@ class AllocationTable {
   AllocationTable(storage::Environment& env, TableOptions options, Databases dbs)
       : env_(&env), options_(std::move(options)), dbs_(dbs) {}
 
+  // The held read transaction, or a transaction of the call's own in `own`.
+  Expected<storage::Transaction*, TableError> reader(std::optional<storage::Transaction>& own);
+
   storage::Environment* env_;
   TableOptions options_;
   Databases dbs_;
+  std::optional<storage::Transaction> held_read_;
 };
 
 // A write transaction over the table. Nothing is visible to readers, nor

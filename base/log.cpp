@@ -1,7 +1,9 @@
 #include "base/log.hpp"
 
 #include "base/audit_log.hpp"
+#include "base/log_hold.hpp"
 
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,23 +49,78 @@ std::optional<Level> parse_level(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+constexpr size_t kHeldBytes = 64 * 1024;
+thread_local bool holding = false;
+thread_local std::string held;
+
+void write_out(std::string_view bytes) {
+  // One write(2) per call (a line, or whole held lines) so concurrent writers
+  // do not interleave.
+  ssize_t ignored = ::write(STDERR_FILENO, bytes.data(), bytes.size());
+  (void)ignored;
+}
+}  // namespace
+
+void hold() { holding = true; }
+
+void release() {
+  holding = false;
+  if (held.empty()) return;
+  write_out(held);
+  held.clear();
+  if (held.capacity() > kHeldBytes) std::string().swap(held);
+}
+
+namespace {
+// getpid() is a system call; a daemon logging a line per request paid one per
+// line. The child of a fork() forgets the parent's.
+std::atomic<pid_t> cached_pid{0};
+pid_t current_pid() {
+  pid_t pid = cached_pid.load(std::memory_order_relaxed);
+  if (pid != 0) return pid;
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr, [] { cached_pid.store(0, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)registered;
+  pid = getpid();
+  cached_pid.store(pid, std::memory_order_relaxed);
+  return pid;
+}
+}  // namespace
+
 void write(Level lvl, std::string_view message) {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
-  tm utc{};
-  gmtime_r(&ts.tv_sec, &utc);
-  char stamp[64];
-  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900,
-                utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(ts.tv_nsec / 1000000));
+  // The date and time to the second are formatted once per second per thread.
+  thread_local time_t stamped_second = -1;
+  thread_local char second_stamp[64];
+  if (ts.tv_sec != stamped_second) {
+    tm utc{};
+    gmtime_r(&ts.tv_sec, &utc);
+    std::snprintf(second_stamp, sizeof second_stamp, "%04d-%02d-%02dT%02d:%02d:%02d", utc.tm_year + 1900,
+                  utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+    stamped_second = ts.tv_sec;
+  }
+  char stamp[80];
+  std::snprintf(stamp, sizeof stamp, "%s.%03dZ", second_stamp, static_cast<int>(ts.tv_nsec / 1000000));
   std::string line;
   line.reserve(message.size() + 64);
   // The journal keeps its own time stamp and reads the level from <N>.
   if (journal_mode()) line.append(journal_prefixes[static_cast<int>(lvl)]);
-  line.append(stamp).append(" ").append(program_name).append("[").append(std::to_string(getpid()));
+  line.append(stamp).append(" ").append(program_name).append("[").append(std::to_string(current_pid()));
   line.append("] ").append(level_names[static_cast<int>(lvl)]).append(": ").append(message).append("\n");
-  // One write(2) per line so concurrent writers do not interleave.
-  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
-  (void)ignored;
+  if (holding) {
+    held.append(line);
+    // A warning goes out at once, after the lines held before it.
+    if (lvl > Level::info || held.size() >= kHeldBytes) {
+      write_out(held);
+      held.clear();
+    }
+    return;
+  }
+  write_out(line);
 }
 
 bool RateLimit::allow() {

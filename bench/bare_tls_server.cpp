@@ -1,11 +1,12 @@
 // bare_tls_server: the reference for benchmark 4. Accepts TLS on a loopback
 // port with the node's TlsContext settings (security::TlsContext::server with
 // the node's certificate and key, TLS 1.3), completes the handshake, then only
-// holds the link: whatever the client sends is decrypted and dropped. One
+// holds the link: whatever the client sends is decrypted and dropped (with
+// --echo, sent back: the floor of a server that answers each keepalive). One
 // thread, epoll, one TlsSession (memory BIOs) per link, as the node has. What
 // it costs per link is the floor of any server built on our TLS adapter.
 //
-//   bare_tls_server --listen 127.0.0.1:PORT --cert node.crt --key node.key [--ready-file F]
+//   bare_tls_server --listen 127.0.0.1:PORT --cert node.crt --key node.key [--echo] [--ready-file F]
 //
 // The ready file gets {"port": P, "pid": PID}. SIGTERM or SIGINT stops it.
 #include <fcntl.h>
@@ -55,17 +56,23 @@ bool flush(Held& h) {
 
 int main(int argc, char** argv) {
   std::string listen_text, cert, key, ready_file;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool echo = false;
+  for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
-    if (arg == "--listen") listen_text = argv[i + 1];
-    else if (arg == "--cert") cert = argv[i + 1];
-    else if (arg == "--key") key = argv[i + 1];
-    else if (arg == "--ready-file") ready_file = argv[i + 1];
+    if (arg == "--echo") {
+      echo = true;
+      continue;
+    }
+    if (i + 1 >= argc) return std::fprintf(stderr, "bare_tls_server: %s needs a value\n", argv[i]), 2;
+    if (arg == "--listen") listen_text = argv[++i];
+    else if (arg == "--cert") cert = argv[++i];
+    else if (arg == "--key") key = argv[++i];
+    else if (arg == "--ready-file") ready_file = argv[++i];
     else return std::fprintf(stderr, "bare_tls_server: unknown argument %s\n", argv[i]), 2;
   }
   auto listen = proto::SocketAddress::parse(listen_text);
   if (!listen || cert.empty() || key.empty() || !bench::is_loopback(*listen)) {
-    std::fprintf(stderr, "usage: bare_tls_server --listen 127.0.0.1:PORT --cert FILE --key FILE [--ready-file F]\n");
+    std::fprintf(stderr, "usage: bare_tls_server --listen 127.0.0.1:PORT --cert FILE --key FILE [--echo] [--ready-file F]\n");
     return 2;
   }
   security::TlsContext::ServerOptions server;
@@ -148,6 +155,7 @@ int main(int argc, char** argv) {
         }
         plaintext.clear();
         if (!h.tls->receive(ByteView(buffer, static_cast<size_t>(got)), plaintext)) ok = false;
+        if (ok && echo && !plaintext.empty() && !h.tls->send(plaintext)) ok = false;
         if (h.tls->peer_closed()) ok = false;
         if (static_cast<size_t>(got) < sizeof buffer) break;
       }

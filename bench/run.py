@@ -411,6 +411,10 @@ def make_deployment(ctx, name, users=(), agents=()):
     env = dict(os.environ, TSUNAGU_PASSWORD=PASSWORD)
     for user in users:
         run_checked([node_binary, "user", "-d", directory, "add", user], env=env, stdout=subprocess.DEVNULL)
+        # Lookups leave reported addresses out unless the user shows them
+        # (issue 11); lookup_load checks the presence link's reported address.
+        run_checked([node_binary, "user", "-d", directory, "profile", user, "addresses=yes"],
+                    stdout=subprocess.DEVNULL)
     for agent, domain, out in agents:
         # The bundle's agent.toml is not used (the benchmark writes its own, with
         # the node's port 0 address): --node/--server-name only satisfy enroll.
@@ -419,9 +423,9 @@ def make_deployment(ctx, name, users=(), agents=()):
     return directory
 
 
-def start_tls_node(ctx, directory, name, cpu):
+def start_tls_node(ctx, directory, name, cpu, binary=None):
     ready = os.path.join(ctx["workdir"], f"{name}-ready.json")
-    process = start(pin(cpu) + [ctx["bin"]["node"], "run", "-d", directory, "--listen", f"{HOST}:0",
+    process = start(pin(cpu) + [binary or ctx["bin"]["node"], "run", "-d", directory, "--listen", f"{HOST}:0",
                                 "--stun-listen", f"{HOST}:0", "--agent-listen", f"{HOST}:0",
                                 "--web-listen", f"{HOST}:0", "--log-level", "warn",
                                 "--ready-file", ready], os.path.join(ctx["workdir"], f"{name}.log"))
@@ -595,6 +599,16 @@ def start_lookup_load(ctx, node_info, directory, name, links, targets, presence=
     return PipedProgram(argv, os.path.join(ctx["workdir"], f"{name}.log"))
 
 
+def start_before_node(ctx, links):
+    """The node of --before-build-dir on its own deployment, with its own lookup load, for a same-run comparison."""
+    directory = make_deployment(ctx, "before", users=("bench-q", "bench-callee"))
+    node, info = start_tls_node(ctx, directory, "before-node", None, ctx["bin"]["before_node"])
+    load = start_lookup_load(ctx, info, directory, "lookup_load_before", links, ["bench-callee=10.1.2.3"])
+    load.read_json(ctx["args"].login_timeout)
+    pin_all_threads(node.pid, ctx["server_cpu"])
+    return {"node": node, "load": load}
+
+
 def bench_lookups(ctx, main):
     """Benchmark 2: lookups over TLS vs Redis GET; logins/s while the links log in."""
     args = ctx["args"]
@@ -626,19 +640,25 @@ def bench_lookups(ctx, main):
         f"{relogin['per_node_cpu_s']:,.0f} per node CPU-second")
     ready["relogin"] = relogin
     main["lookup_load"] = load
+    before = start_before_node(ctx, most) if ctx["bin"].get("before_node") else None
     redis, redis_port = start_redis(ctx, ctx["server_cpu"])
     subprocess.run(["redis-benchmark", "-h", HOST, "-p", str(redis_port), "-t", "set", "-n", "1000", "-d", "128",
                     "-q"], check=True, capture_output=True, timeout=60)
-    results = {"tsunagu": {n: [] for n in link_counts}, "redis": {n: [] for n in link_counts + [50]}}
+    results = {"tsunagu": {n: [] for n in link_counts}, "redis": {n: [] for n in link_counts + [50]},
+               "before": {n: [] for n in link_counts}}
     redis_requests = {n: 20000 if n == 1 else 100000 for n in link_counts + [50]}
     for round_index in range(args.rounds):
         order = ["tsunagu", "redis"] if round_index % 2 == 0 else ["redis", "tsunagu"]
+        if before:
+            order.insert(1, "before")
         for n in link_counts + [50]:
             for who in order:
-                if who == "tsunagu" and n not in link_counts:
+                if who in ("tsunagu", "before") and n not in link_counts:
                     continue
                 if who == "tsunagu":
                     data = lookup_phase(load, [node], n, 1, args.lookup_duration)
+                elif who == "before":
+                    data = lookup_phase(before["load"], [before["node"]], n, 1, args.lookup_duration)
                 else:
                     data = redis_benchmark(ctx, redis_port, n, redis_requests[n], redis, ctx["load_cpu"])
                     # Size the next run to last about as long as ours.
@@ -647,7 +667,19 @@ def bench_lookups(ctx, main):
                 log(f"round {round_index + 1}/{args.rounds} lookups {who:7s} {n:5d} links  "
                     f"{data['responses_per_s']:>9,.0f}/s  {data['per_server_cpu_s']:>9,.0f}/server-CPU-s  "
                     f"server CPU {data['server_cpu_share']:.2f}  p50 {data['p50_us']:.0f} µs  "
-                    f"p99 {data['p99_us']:.0f} µs" + (f"  invalid {data['invalid']}" if who == "tsunagu" else ""))
+                    f"p99 {data['p99_us']:.0f} µs" + (f"  invalid {data['invalid']}" if who != "redis" else ""))
+    # With several requests per link per turn the write path's batching shows:
+    # 64 links x 4 in flight, before and after the change, when there is a before.
+    batched = {"tsunagu": [], "before": []}
+    if before:
+        for round_index in range(args.rounds):
+            for who in (["tsunagu", "before"] if round_index % 2 == 0 else ["before", "tsunagu"]):
+                l_, n_ = (load, node) if who == "tsunagu" else (before["load"], before["node"])
+                data = lookup_phase(l_, [n_], 64, 4, args.lookup_duration)
+                batched[who].append(data)
+                log(f"round {round_index + 1}/{args.rounds} lookups {who:7s} 64 links x 4 in flight "
+                    f"{data['responses_per_s']:>9,.0f}/s  {data['per_server_cpu_s']:>9,.0f}/server-CPU-s  "
+                    f"invalid {data['invalid']}")
     os.kill(redis.pid, signal.SIGTERM)
     redis.wait(timeout=10)
     ctx["raw"]["lookups"] = {"logins": ready, "results": {k: {str(n): v for n, v in r.items()}
@@ -670,9 +702,20 @@ def bench_lookups(ctx, main):
         rows.append((f"2. lookups per server CPU-second, {n} link(s)", fmt(median(t[n], "per_server_cpu_s")),
                      fmt(median(r[n], "per_server_cpu_s")),
                      fmt(ratio(median(t[n], "per_server_cpu_s"), median(r[n], "per_server_cpu_s")), 2) + "x"))
+        if before:
+            b_ = results["before"]
+            rows.append((f"2. lookups per server CPU-second, {n} link(s) [peer: --before-build-dir's node]",
+                         fmt(median(t[n], "per_server_cpu_s")), fmt(median(b_[n], "per_server_cpu_s")),
+                         fmt(ratio(median(t[n], "per_server_cpu_s"), median(b_[n], "per_server_cpu_s")), 2) + "x"))
         rows.append((f"2. p50 / p99 latency, µs, {n} link(s)",
                      f"{fmt(median(t[n], 'p50_us'), 0)} / {fmt(median(t[n], 'p99_us'), 0)}",
                      f"{fmt(median(r[n], 'p50_us'), 0)} / {fmt(median(r[n], 'p99_us'), 0)}", ""))
+    if before:
+        rows.append(("2. lookups per server CPU-second, 64 links x 4 in flight [peer: --before-build-dir's node]",
+                     fmt(median(batched["tsunagu"], "per_server_cpu_s")),
+                     fmt(median(batched["before"], "per_server_cpu_s")),
+                     fmt(ratio(median(batched["tsunagu"], "per_server_cpu_s"),
+                               median(batched["before"], "per_server_cpu_s")), 2) + "x"))
     rows.append(("2. Redis GET -c 50: requests/s, per server CPU-second", "",
                  f"{fmt(median(r[50], 'responses_per_s'))}, {fmt(median(r[50], 'per_server_cpu_s'))}", ""))
     invalid = sum(d["invalid"] + d["timeouts"] for runs in t.values() for d in runs)
@@ -696,12 +739,10 @@ def bench_lookups(ctx, main):
     return rows, verdicts
 
 
-def bench_forwarded(ctx, main):
-    """Benchmark 3: lookups of ID@acme forwarded to a LAN agent, vs direct lookups."""
+def start_agent_and_load(ctx, info, directory, bundle, name, agent_binary):
+    """A LAN agent `acme` linked to the node of `info`, and 64 query links looking up its extensions."""
     args = ctx["args"]
-    node, info, directory = main["node"], main["info"], main["dir"]
-    bundle = main["bundle"]
-    agent_dir = os.path.join(ctx["workdir"], "agent-fwd")
+    agent_dir = os.path.join(ctx["workdir"], f"agent-{name}")
     os.makedirs(agent_dir)
     config = os.path.join(agent_dir, "agent.toml")
     with open(config, "w") as f:
@@ -723,8 +764,11 @@ spool_directory = "{agent_dir}/spool"
 
 [sync]
 on_start = false
+
+[policy]
+# Off by default (private addresses stay in the LAN); lookup_load checks them.
+show_lease_addresses = true
 ''')
-    agent_binary = ctx["bin"]["agent"]
     extensions = 4
     leases = os.path.join(agent_dir, "dnsmasq.leases")
     expiry = int(time.time()) + 86400
@@ -736,7 +780,7 @@ on_start = false
                     stdout=subprocess.DEVNULL)
     run_checked([agent_binary, "sync", "-c", config, "--from", f"dnsmasq:{leases}", "--no-progress"],
                 stdout=subprocess.DEVNULL)
-    agent_log = os.path.join(ctx["workdir"], "agent-fwd.log")
+    agent_log = os.path.join(ctx["workdir"], f"agent-{name}.log")
     agent = start(pin(ctx["server_cpu"]) + [agent_binary, "run", "-c", config, "--log-level", "info"], agent_log)
 
     def linked():
@@ -745,14 +789,37 @@ on_start = false
 
     wait_for(linked, 20, "tsunagu-lan-agent (link to the node)", agent)
     targets = [f"{1000 + i}@acme=10.55.0.{i}" for i in range(1, extensions + 1)]
-    fwd = start_lookup_load(ctx, info, directory, "lookup_load_fwd", 64, targets, presence=False)
-    fwd.read_json(args.login_timeout)
+    load = start_lookup_load(ctx, info, directory, f"lookup_load_{name}", 64, targets, presence=False)
+    load.read_json(args.login_timeout)
+    return agent, load
+
+
+def bench_forwarded(ctx, main):
+    """Benchmark 3: lookups of ID@acme forwarded to a LAN agent, vs direct lookups."""
+    args = ctx["args"]
+    node, info, directory = main["node"], main["info"], main["dir"]
+    agent, fwd = start_agent_and_load(ctx, info, directory, main["bundle"], "fwd", ctx["bin"]["agent"])
+    before = None
+    if ctx["bin"].get("before_node"):
+        bundle = os.path.join(ctx["workdir"], "acme-bundle-before")
+        before_dir = make_deployment(ctx, "before-fwd", users=("bench-q",), agents=(("acme", "acme", bundle),))
+        before_node, before_info = start_tls_node(ctx, before_dir, "before-fwd-node", None, ctx["bin"]["before_node"])
+        before_agent, before_load = start_agent_and_load(ctx, before_info, before_dir, bundle, "before",
+                                                         ctx["bin"]["before_agent"])
+        pin_all_threads(before_node.pid, ctx["server_cpu"])
+        before = {"servers": [before_node, before_agent], "load": before_load}
     pin_all_threads(node.pid, ctx["server_cpu"])
     direct = main["lookup_load"]
-    results = {"forwarded": {"sat": [], "half": []}, "direct": {"sat": [], "half": []}}
+    results = {"forwarded": {"sat": [], "half": []}, "direct": {"sat": [], "half": []}, "before": {"sat": []}}
     d = args.lookup_duration
     for round_index in range(args.rounds):
         order = ["forwarded", "direct"] if round_index % 2 == 0 else ["direct", "forwarded"]
+        if before:
+            data = lookup_phase(before["load"], before["servers"], 64, 4, d)
+            results["before"]["sat"].append(data)
+            log(f"round {round_index + 1}/{args.rounds} saturation forwarded, --before-build-dir's node and agent "
+                f"{data['responses_per_s']:>9,.0f}/s  {data['per_server_cpu_s']:>9,.0f}/server-CPU-s  "
+                f"invalid {data['invalid']}")
         for who in order:
             load = fwd if who == "forwarded" else direct
             servers = [node, agent] if who == "forwarded" else [node]
@@ -790,6 +857,11 @@ on_start = false
          f"{median(f_['half'], 'p50_us') - median(d_['half'], 'p50_us'):+,.0f}", "",
          f"{1e6 / median(f_['sat'], 'per_server_cpu_s') - 1e6 / median(d_['sat'], 'per_server_cpu_s'):+,.1f} µs CPU"),
     ]
+    if before:
+        b_ = results["before"]["sat"]
+        rows.append(("3. forwarded lookups per server CPU-second [peer: --before-build-dir's node + agent]",
+                     fmt(median(f_["sat"], "per_server_cpu_s")), fmt(median(b_, "per_server_cpu_s")),
+                     fmt(ratio(median(f_["sat"], "per_server_cpu_s"), median(b_, "per_server_cpu_s")), 2) + "x"))
     invalid = sum(x["invalid"] + x["timeouts"] for runs in f_.values() for x in runs)
     rows.append(("3. invalid answers / timeouts (forwarded runs)", str(invalid), "", ""))
     sat, p99 = median(f_["sat"], "responses_per_s"), median(f_["half"], "p99_us")
@@ -902,19 +974,33 @@ def bench_idle(ctx):
     stages = sorted(set(stages))
     directory = make_deployment(ctx, "idle")
     node, info = start_tls_node(ctx, directory, "idle-node", ctx["server_cpu"])
-    bare_ready = os.path.join(ctx["workdir"], "bare-ready.json")
-    bare = start(pin(ctx["server_cpu"]) + [ctx["bin"]["bare_tls"], "--listen", f"{HOST}:0", "--cert",
-                                           os.path.join(directory, "node.crt"), "--key",
-                                           os.path.join(directory, "node.key"), "--ready-file", bare_ready],
-                 os.path.join(ctx["workdir"], "bare.log"))
-    wait_for(lambda: os.path.exists(bare_ready), 10, "bare_tls_server", bare)
-    with open(bare_ready) as f:
-        bare_port = json.load(f)["port"]
+    def start_bare(name, extra):
+        ready = os.path.join(ctx["workdir"], f"{name}-ready.json")
+        process = start(pin(ctx["server_cpu"]) + [ctx["bin"]["bare_tls"], "--listen", f"{HOST}:0", "--cert",
+                                                  os.path.join(directory, "node.crt"), "--key",
+                                                  os.path.join(directory, "node.key"), "--ready-file", ready] + extra,
+                        os.path.join(ctx["workdir"], f"{name}.log"))
+        wait_for(lambda: os.path.exists(ready), 10, "bare_tls_server", process)
+        with open(ready) as f:
+            return process, json.load(f)["port"]
+
+    bare, bare_port = start_bare("bare", [])
+    # The same server answering every message (it sends the keepalive back):
+    # the floor for a server that must answer, as the node does.
+    bare_echo, bare_echo_port = start_bare("bare-echo", ["--echo"])
     time.sleep(0.5)
+    ca = os.path.join(directory, "ca.crt")
+    servers = [("tsunagu", node, info["tls"], ca), ("bare", bare, f"{HOST}:{bare_port}", ca),
+               ("bare-echo", bare_echo, f"{HOST}:{bare_echo_port}", ca)]
+    if ctx["bin"].get("before_node"):
+        before_dir = make_deployment(ctx, "idle-before")
+        before, before_info = start_tls_node(ctx, before_dir, "idle-before-node", ctx["server_cpu"],
+                                             ctx["bin"]["before_node"])
+        servers.insert(1, ("before", before, before_info["tls"], os.path.join(before_dir, "ca.crt")))
     results = {}
-    for who, process, target in (("tsunagu", node, info["tls"]), ("bare", bare, f"{HOST}:{bare_port}")):
-        argv = pin(ctx["load_cpu"]) + [ctx["bin"]["idle_links"], "--target", target, "--ca",
-                                       os.path.join(directory, "ca.crt"), "--server-pid", str(process.pid),
+    for who, process, target, ca in servers:
+        argv = pin(ctx["load_cpu"]) + [ctx["bin"]["idle_links"], "--target", target, "--ca", ca,
+                                       "--server-pid", str(process.pid),
                                        "--stages", ",".join(map(str, stages)), "--idle-window", str(args.idle_window),
                                        "--keepalive-interval", "15", "--timeout", "240"]
         commands_run.append(" ".join(argv))
@@ -942,6 +1028,16 @@ def bench_idle(ctx):
                      fmt(sb["server_rss_kib"] / 1024, 1), fmt(ratio(st["server_rss_kib"], sb["server_rss_kib"]), 2) + "x"))
         rows.append((f"4. TLS connections accepted/s while opening up to {n:,}", fmt(st["accepted_per_s"]),
                      fmt(sb["accepted_per_s"]), fmt(ratio(st["accepted_per_s"], sb["accepted_per_s"]), 2) + "x"))
+    if "before" in results:
+        rows.append((f"4. server CPU share with {t['links']:,} links sending a keepalive every 15 s "
+                     f"[peer: --before-build-dir's node]", f"{t['idle_server_cpu_share'] * 100:.2f}%",
+                     f"{results['before']['idle_server_cpu_share'] * 100:.2f}%",
+                     fmt(ratio(t["idle_server_cpu_share"], results["before"]["idle_server_cpu_share"]), 2) + "x"))
+    e = results["bare-echo"]
+    rows.append((f"4. server CPU share with {t['links']:,} links sending a keepalive every 15 s "
+                 f"[peer: bare TLS server answering each]", f"{t['idle_server_cpu_share'] * 100:.2f}%",
+                 f"{e['idle_server_cpu_share'] * 100:.2f}%",
+                 fmt(ratio(t["idle_server_cpu_share"], e["idle_server_cpu_share"]), 2) + "x"))
     rows.append((f"4. server CPU share with {t['links']:,} links sending a keepalive every 15 s",
                  pct_text(t["idle_server_cpu_share"] * 100) if t["idle_server_cpu_share"] >= 0.01 else
                  f"{t['idle_server_cpu_share'] * 100:.2f}%", f"{b['idle_server_cpu_share'] * 100:.2f}%", ""))
@@ -949,7 +1045,11 @@ def bench_idle(ctx):
     verdicts = [f"4. <= 16 KiB of user memory per TLS link: {worst / 1024:.1f} KiB "
                 + ("MET" if worst <= 16384 else f"MISSED by {(worst - 16384) / 16384 * 100:.0f}%"),
                 f"4. near-zero CPU with keepalives: {t['idle_server_cpu_share'] * 100:.2f}% of a core at "
-                f"{t['links']:,} links " + ("MET" if t["idle_server_cpu_share"] < 0.02 else "MISSED")]
+                f"{t['links']:,} links " + ("MET" if t["idle_server_cpu_share"] < 0.02 else "MISSED"),
+                f"4. keepalive CPU <= 1.2x the bare TLS server's: "
+                f"{ratio(t['idle_server_cpu_share'], b['idle_server_cpu_share']):.2f}x the silent one, "
+                f"{ratio(t['idle_server_cpu_share'], e['idle_server_cpu_share']):.2f}x the answering one "
+                + ("MET" if t["idle_server_cpu_share"] <= 1.2 * b["idle_server_cpu_share"] else "MISSED")]
     return rows, verdicts
 
 
@@ -1150,6 +1250,9 @@ def main():
     parser.add_argument("--web-nginx-port", type=int, default=34820)
     parser.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
     parser.add_argument("--no-build", action="store_true", help="use the binaries already in --build-dir")
+    parser.add_argument("--before-build-dir",
+                        help="lookups, forwarded, idle: also run the node (and agent) of this build in the same "
+                             "rounds, to measure a change before and after")
     parser.add_argument("--coturn-port", type=int, default=34780)
     parser.add_argument("--node-port", type=int, default=34790)
     parser.add_argument("--echo-port", type=int, default=34800)
@@ -1174,7 +1277,18 @@ def main():
         "bare_tls": f"{b}/bench/bare_tls_server", "hook_flood": f"{b}/bench/hook_flood",
         "ice_floor": f"{b}/bench/ice_floor", "alloc_throughput": f"{b}/tests/unit/allocation/allocation_throughput",
     }
-    for binary in binaries.values():
+    if args.before_build_dir:
+        binaries["before_node"] = f"{args.before_build_dir}/rendezvous/tsunagu-rendezvous"
+        binaries["before_agent"] = f"{args.before_build_dir}/lan-agent/tsunagu-lan-agent"
+    # Benchmarks that need only a few programs do not ask for the rest to be built.
+    needs = {"lookups": ("node", "lookup_load"), "forwarded": ("node", "agent", "lookup_load"),
+             "idle": ("node", "idle_links", "bare_tls")}
+    if all(name in needs for name in selected):
+        wanted = {key for name in selected for key in needs[name]} | {"before_node", "before_agent"}
+        binaries_needed = [path for key, path in binaries.items() if key in wanted]
+    else:
+        binaries_needed = list(binaries.values())
+    for binary in binaries_needed:
         if not os.access(binary, os.X_OK):
             sys.exit(f"missing {binary}: build first (or drop --no-build)")
 

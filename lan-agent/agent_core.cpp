@@ -78,7 +78,7 @@ LookupAnswer AgentCore::lookup(std::string_view user_id, std::string_view caller
     answer.log_detail = "no binding";
     return answer;
   }
-  auto leases = table_->find_by_extension(*extension, now);
+  auto leases = table_->find_by_client((*binding)->client, now);  // the binding just read, not read again
   if (!leases) {
     answer.error = proto::error::server_error;
     answer.reason = "Server Error: allocation table unreadable";

@@ -1,5 +1,6 @@
 #include "lan-agent/node_link.hpp"
 
+#include "base/log_hold.hpp"
 #include "proto/signalling.hpp"
 
 namespace tsunagu::lanagent {
@@ -8,7 +9,29 @@ NodeLink::NodeLink(uv_loop_t* loop, NodeSettings settings, std::shared_ptr<secur
                    AgentCore& core, std::function<int64_t()> now)
     : loop_(loop), settings_(std::move(settings)), tls_(std::move(tls)), core_(core), now_(std::move(now)) {}
 
-NodeLink::~NodeLink() = default;
+NodeLink::~NodeLink() {
+  if (turn_end_ == nullptr) return;
+  end_of_turn();
+  uv_close(reinterpret_cast<uv_handle_t*>(turn_end_), [](uv_handle_t* handle) { delete reinterpret_cast<uv_check_t*>(handle); });
+}
+
+void NodeLink::hold_for_turn() {
+  if (core_.table().holding_reads()) return;
+  if (turn_end_ == nullptr) {
+    turn_end_ = new uv_check_t;
+    uv_check_init(loop_, turn_end_);
+    turn_end_->data = this;
+  }
+  if (!core_.table().hold_reads()) return;  // each read then opens its own and reports the error
+  log::hold();
+  uv_check_start(turn_end_, [](uv_check_t* check) { static_cast<NodeLink*>(check->data)->end_of_turn(); });
+}
+
+void NodeLink::end_of_turn() {
+  core_.table().release_reads();
+  log::release();
+  if (turn_end_ != nullptr) uv_check_stop(turn_end_);
+}
 
 NodeLinkStats NodeLink::stats() const {
   NodeLinkStats stats;
@@ -119,6 +142,7 @@ void NodeLink::on_message(const proto::Message& message, ByteView raw) {
       if (on_call_message) on_call_message(message, raw);
       return;
     }
+    if (message.method == proto::method::forwarded_lookup) hold_for_turn();
     LookupAnswer answer;
     Bytes response = core_.respond(message, now_(), &answer);
     if (message.method == proto::method::forwarded_lookup) {

@@ -69,6 +69,11 @@ class NodeLink {
   void on_hello_response(const proto::Message& response);
   void on_message(const proto::Message& message, ByteView raw);
   void on_lost(const transport::LinkLoss& loss);
+  // Forwarded lookups come in batches (the node sends a turn's worth in one
+  // record): the batch shares one table read transaction and one log write,
+  // both released when the turn ends.
+  void hold_for_turn();
+  void end_of_turn();
 
   uv_loop_t* loop_;
   NodeSettings settings_;
@@ -76,6 +81,7 @@ class NodeLink {
   AgentCore& core_;
   std::function<int64_t()> now_;
   std::unique_ptr<transport::ReconnectingLink> link_;
+  uv_check_t* turn_end_ = nullptr;  // closed by the destructor, freed by its close callback
   uint64_t hellos_accepted_ = 0, lookups_ = 0;
   log::RateLimit bad_message_log_{5, std::chrono::seconds(60)};
 };

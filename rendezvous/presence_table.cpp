@@ -23,7 +23,8 @@ std::optional<LinkId> PresenceTable::login(const std::string& user_id, LinkId li
   row.logged_in_ms = now_ms;
   row.last_seen_ms = now_ms;
   row.expires_ms = now_ms + timeout_ms_;
-  deadlines_.emplace(row.expires_ms, user_id);
+  row.scheduled_ms = row.expires_ms;
+  deadlines_.emplace(row.scheduled_ms, user_id);
   by_link_[link] = user_id;
   rows_.emplace(user_id, std::move(row));
   return displaced;
@@ -34,10 +35,8 @@ bool PresenceTable::keepalive(LinkId link, uint64_t now_ms) {
   if (held == by_link_.end()) return false;
   auto row = rows_.find(held->second);
   if (row == rows_.end()) return false;
-  deadlines_.erase({row->second.expires_ms, row->first});
   row->second.last_seen_ms = now_ms;
   row->second.expires_ms = now_ms + timeout_ms_;
-  deadlines_.emplace(row->second.expires_ms, row->first);
   return true;
 }
 
@@ -85,6 +84,12 @@ std::vector<PresenceRow> PresenceTable::expire(uint64_t now_ms) {
       deadlines_.erase(deadlines_.begin());
       continue;
     }
+    if (row->second.expires_ms > now_ms) {  // kept alive since: its entry moves
+      deadlines_.erase(deadlines_.begin());
+      row->second.scheduled_ms = row->second.expires_ms;
+      deadlines_.emplace(row->second.scheduled_ms, row->first);
+      continue;
+    }
     expired.push_back(row->second);
     erase_row(row);
   }
@@ -97,7 +102,7 @@ std::optional<uint64_t> PresenceTable::next_deadline() const {
 }
 
 void PresenceTable::erase_row(std::unordered_map<std::string, PresenceRow>::iterator row) {
-  deadlines_.erase({row->second.expires_ms, row->first});
+  deadlines_.erase({row->second.scheduled_ms, row->first});
   if (auto held = by_link_.find(row->second.link); held != by_link_.end() && held->second == row->first)
     by_link_.erase(held);
   rows_.erase(row);

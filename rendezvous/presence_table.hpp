@@ -26,6 +26,10 @@ struct PresenceRow {
   uint64_t logged_in_ms = 0;
   uint64_t last_seen_ms = 0;
   uint64_t expires_ms = 0;
+  // The row's entry in the deadline set. A keepalive moves expires_ms only;
+  // the entry is moved when it comes due and the row turns out to live on,
+  // so a keepalive costs no tree operation (one per timeout at most).
+  uint64_t scheduled_ms = 0;
 };
 
 class PresenceTable {
@@ -47,6 +51,7 @@ class PresenceTable {
   std::optional<std::string> user_of(LinkId link) const;
   // Removes and returns the rows whose keepalive deadline has passed.
   std::vector<PresenceRow> expire(uint64_t now_ms);
+  // When expire() may next have work: a row kept alive since is only moved then.
   std::optional<uint64_t> next_deadline() const;
   size_t size() const { return rows_.size(); }
   uint64_t timeout_ms() const { return timeout_ms_; }

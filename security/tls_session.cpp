@@ -338,11 +338,18 @@ Expected<void, TlsError> TlsSession::receive(ByteView ciphertext, Bytes& plainte
   // 16 KiB (and often allocate) for every small message.
   constexpr size_t read_size = 16384;
   thread_local std::array<std::byte, read_size> scratch;
+  BIO* in_bio = SSL_get_rbio(ssl_);
   for (;;) {
     ERR_clear_error();
     int got = SSL_read(ssl_, scratch.data(), static_cast<int>(read_size));
     if (got > 0) {
       plaintext.insert(plaintext.end(), scratch.begin(), scratch.begin() + got);
+      // Nothing buffered on either side: another SSL_read would only say
+      // WANT_READ, and it costs as much as a small record's decryption.
+      if (BIO_ctrl_pending(in_bio) == 0 && SSL_pending(ssl_) == 0) {
+        if (!has_output()) shed_buffers();
+        return {};
+      }
       continue;
     }
     int error = SSL_get_error(ssl_, got);
@@ -378,18 +385,24 @@ void TlsSession::close() {
 }
 
 Bytes TlsSession::take_output() {
-  BIO* out = SSL_get_wbio(ssl_);
-  Bytes result(BIO_ctrl_pending(out));
-  size_t filled = 0;
-  while (filled < result.size()) {
-    int chunk = static_cast<int>(std::min<size_t>(result.size() - filled, INT_MAX));
-    int got = BIO_read(out, result.data() + filled, chunk);
+  Bytes result;
+  take_output(result);
+  return result;
+}
+
+void TlsSession::take_output(Bytes& out) {
+  BIO* out_bio = SSL_get_wbio(ssl_);
+  size_t before = out.size();
+  out.resize(before + BIO_ctrl_pending(out_bio));
+  size_t filled = before;
+  while (filled < out.size()) {
+    int chunk = static_cast<int>(std::min<size_t>(out.size() - filled, INT_MAX));
+    int got = BIO_read(out_bio, out.data() + filled, chunk);
     if (got <= 0) break;
     filled += static_cast<size_t>(got);
   }
-  result.resize(filled);
+  out.resize(filled);
   shed_buffers();
-  return result;
 }
 
 bool TlsSession::has_output() const { return BIO_ctrl_pending(SSL_get_wbio(ssl_)) > 0; }

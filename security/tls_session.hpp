@@ -84,6 +84,9 @@ class TlsSession {
   void close();
   // Ciphertext waiting to go on the wire; empties the session's output.
   Bytes take_output();
+  // The same, appended to `out`: a caller that reuses one buffer allocates
+  // nothing per write.
+  void take_output(Bytes& out);
   bool has_output() const;
 
   bool handshake_complete() const { return handshake_complete_; }

@@ -2,9 +2,11 @@
 
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <utility>
+#include <vector>
 
 namespace tsunagu::transport {
 namespace {
@@ -21,7 +23,127 @@ struct WriteRequest {
   TlsLink* link = nullptr;
 };
 
+// A link's batch is written once it would pass this, and the per-thread
+// ciphertext buffer is given back when a write grew it past this.
+constexpr size_t kKeptBatchBuffer = 64 * 1024;
+// The batcher keeps one buffer per link written in a turn, for the next turns:
+// only small ones, so a turn of large transfers to many links leaves no
+// memory behind.
+constexpr size_t kKeptEntryBuffer = 4096;
+
 }  // namespace
+
+// Gathers what the links of one loop send during a turn and hands each link its
+// messages once, just before the loop next polls (a prepare handle): after the
+// I/O callbacks and the check handles (the node answers from one) and any
+// timers, with no extra loop turn or system call. The buffers belong to
+// the batcher and are reused turn after turn: an idle link holds none, and a
+// busy one allocates nothing per message. One batcher per loop, closed with the
+// last link of that loop.
+class OutputBatcher {
+ public:
+  static OutputBatcher* attach(uv_loop_t* loop) {
+    for (auto* batcher : batchers())
+      if (batcher->loop_ == loop) {
+        ++batcher->links_;
+        return batcher;
+      }
+    auto* batcher = new OutputBatcher(loop);
+    batchers().push_back(batcher);
+    return batcher;
+  }
+
+  void detach() {
+    if (--links_ > 0) return;
+    auto& all = batchers();
+    all.erase(std::find(all.begin(), all.end(), this));
+    uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), handle_closed);
+  }
+
+  // Appends to the link's batch. A batch that would pass kKeptBatchBuffer is
+  // written first (a large transfer in one turn is not held back: the socket
+  // takes what it can at once, as when every send wrote), which can close the
+  // link.
+  void queue(TlsLink& link, ByteView message) {
+    if (link.batch_slot_ >= 0 &&
+        entries_[static_cast<size_t>(link.batch_slot_)].plaintext.size() + message.size() > kKeptBatchBuffer) {
+      write_entry(static_cast<size_t>(link.batch_slot_));
+      if (link.closing_) return;
+    }
+    if (link.batch_slot_ < 0) {
+      if (used_ == entries_.size()) entries_.emplace_back();
+      entries_[used_].link = &link;
+      link.batch_slot_ = static_cast<int32_t>(used_++);
+      if (used_ == 1) uv_prepare_start(&prepare_, before_poll);
+    }
+    Bytes& batch = entries_[static_cast<size_t>(link.batch_slot_)].plaintext;
+    batch.insert(batch.end(), message.begin(), message.end());
+  }
+
+  // Writes the link's batch now (before close_notify, say).
+  void flush(TlsLink& link) {
+    if (link.batch_slot_ >= 0) write_entry(static_cast<size_t>(link.batch_slot_));
+  }
+
+  // Drops the link's batch: it is closing.
+  void forget(TlsLink& link) {
+    if (link.batch_slot_ < 0) return;
+    Entry& entry = entries_[static_cast<size_t>(link.batch_slot_)];
+    entry.link = nullptr;
+    entry.plaintext.clear();
+    link.batch_slot_ = -1;
+  }
+
+ private:
+  struct Entry {
+    TlsLink* link = nullptr;
+    Bytes plaintext;
+  };
+
+  explicit OutputBatcher(uv_loop_t* loop) : loop_(loop) {
+    uv_prepare_init(loop, &prepare_);
+    prepare_.data = this;
+    // The links keep the loop alive, not their batcher.
+    uv_unref(reinterpret_cast<uv_handle_t*>(&prepare_));
+  }
+
+  static std::vector<OutputBatcher*>& batchers() {
+    thread_local std::vector<OutputBatcher*> all;
+    return all;
+  }
+
+  static void handle_closed(uv_handle_t* handle) {
+    delete static_cast<OutputBatcher*>(handle->data);
+  }
+
+  static void before_poll(uv_prepare_t* prepare) { static_cast<OutputBatcher*>(prepare->data)->write_all(); }
+
+  void write_entry(size_t index) {
+    TlsLink* link = entries_[index].link;
+    if (link == nullptr) return;
+    entries_[index].link = nullptr;
+    link->batch_slot_ = -1;
+    // Writing can close links, whose callbacks may send and grow entries_:
+    // the batch is moved out while the link encrypts it, then given back
+    // (emptied) so its capacity is reused.
+    Bytes batch = std::move(entries_[index].plaintext);
+    link->write_batch(batch);
+    batch.clear();
+    if (batch.capacity() <= kKeptEntryBuffer) entries_[index].plaintext = std::move(batch);
+  }
+
+  void write_all() {
+    for (size_t i = 0; i < used_; ++i) write_entry(i);
+    used_ = 0;
+    uv_prepare_stop(&prepare_);
+  }
+
+  uv_loop_t* loop_;
+  uv_prepare_t prepare_{};
+  std::vector<Entry> entries_;
+  size_t used_ = 0;
+  size_t links_ = 1;
+};
 
 proto::SocketAddress from_sockaddr(const sockaddr* address) {
   proto::SocketAddress out;
@@ -63,6 +185,7 @@ TlsLink::TlsLink(uv_loop_t* loop, std::shared_ptr<security::TlsContext> context,
       limits_(limits) {
   uv_tcp_init(loop, &tcp_);
   tcp_.data = this;
+  batcher_ = OutputBatcher::attach(loop);
 }
 
 TlsLink* TlsLink::accept(uv_stream_t* server, std::shared_ptr<security::TlsContext> context, LinkCallbacks callbacks,
@@ -187,7 +310,12 @@ void TlsLink::on_read(ssize_t nread, const uv_buf_t* buf) {
 
 void TlsLink::send(ByteView message) {
   if (closing_ || close_after_flush_) return;
-  if (auto sent = tls_->send(message); !sent) {
+  batcher_->queue(*this, message);  // the output limit applies when the batch is written
+}
+
+void TlsLink::write_batch(ByteView plaintext) {
+  if (closing_ || plaintext.empty()) return;
+  if (auto sent = tls_->send(plaintext); !sent) {
     finish(CloseCause::tls, "TLS: " + sent.error().detail);
     return;
   }
@@ -196,17 +324,34 @@ void TlsLink::send(ByteView message) {
 
 void TlsLink::flush_output() {
   if (!tls_->has_output()) return;
-  write_raw(tls_->take_output());
+  // One ciphertext buffer per thread, reused: most writes complete at once and
+  // never need a copy of their own. A write nested inside another's callbacks
+  // (a link closing as another writes) takes a buffer of its own.
+  thread_local Bytes ciphertext;
+  thread_local bool in_use = false;
+  if (in_use) {
+    Bytes own;
+    tls_->take_output(own);
+    write_raw(own);
+    return;
+  }
+  in_use = true;
+  ciphertext.clear();
+  tls_->take_output(ciphertext);
+  write_raw(ciphertext);
+  in_use = false;
+  if (ciphertext.capacity() > kKeptBatchBuffer) Bytes().swap(ciphertext);
 }
 
-void TlsLink::write_raw(Bytes bytes) {
+void TlsLink::write_raw(ByteView bytes) {
   if (closing_) return;
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(bytes.data()), static_cast<unsigned>(bytes.size()));
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(bytes.data())),
+                             static_cast<unsigned>(bytes.size()));
   // Most writes fit the socket buffer: try without allocating a request.
   if (queued_output_ == 0) {
     int written = uv_try_write(reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1);
     if (written == static_cast<int>(bytes.size())) return;
-    if (written > 0) bytes.erase(bytes.begin(), bytes.begin() + written);
+    if (written > 0) bytes = bytes.subspan(static_cast<size_t>(written));
     else if (written != UV_EAGAIN) {
       finish(CloseCause::network, std::string("write: ") + uv_strerror(written));
       return;
@@ -217,7 +362,7 @@ void TlsLink::write_raw(Bytes bytes) {
     return;
   }
   auto* request = new WriteRequest;
-  request->bytes = std::move(bytes);
+  request->bytes.assign(bytes.begin(), bytes.end());
   request->link = this;
   request->request.data = request;
   queued_output_ += request->bytes.size();
@@ -245,6 +390,8 @@ void TlsLink::write_cb(uv_write_t* request, int status) {
 
 void TlsLink::close(std::string_view reason) {
   if (closing_ || close_after_flush_) return;
+  batcher_->flush(*this);  // what was sent this turn goes before close_notify
+  if (closing_) return;
   tls_->close();
   flush_output();
   if (closing_) return;
@@ -256,12 +403,18 @@ void TlsLink::close(std::string_view reason) {
   }
 }
 
-void TlsLink::abort(std::string_view reason) { finish(CloseCause::local, std::string(reason)); }
+void TlsLink::abort(std::string_view reason) {
+  // What was sent this turn is still offered to the socket, as when every
+  // send wrote at once; then the link closes without close_notify.
+  if (!closing_) batcher_->flush(*this);
+  finish(CloseCause::local, std::string(reason));
+}
 
 void TlsLink::finish(CloseCause cause, std::string reason) {
   if (closing_) return;
   closing_ = true;
   close_cause_ = cause;
+  batcher_->forget(*this);
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
   auto on_closed = std::move(callbacks_.on_closed);
   callbacks_ = {};
@@ -271,7 +424,9 @@ void TlsLink::finish(CloseCause cause, std::string reason) {
 
 void TlsLink::close_cb(uv_handle_t* handle) {
   // Pending writes have completed (cancelled) before the close callback runs.
-  delete static_cast<TlsLink*>(handle->data);
+  auto* link = static_cast<TlsLink*>(handle->data);
+  link->batcher_->detach();
+  delete link;
 }
 
 }  // namespace tsunagu::transport

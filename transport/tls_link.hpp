@@ -21,6 +21,7 @@
 namespace tsunagu::transport {
 
 class TlsLink;
+class OutputBatcher;
 
 // A connection that could not even be started (libuv refused it at once).
 struct ConnectFailure {
@@ -70,7 +71,10 @@ class TlsLink {
   TlsLink(const TlsLink&) = delete;
   TlsLink& operator=(const TlsLink&) = delete;
 
-  // Sends one encoded message (queued until the handshake completes).
+  // Sends one encoded message (queued until the handshake completes). Messages
+  // sent in one loop turn leave together before the loop polls again, as one
+  // TLS record and one write(): a turn that answers several requests pays the
+  // record and the system call once.
   void send(ByteView message);
   // Sends close_notify, then closes the connection; on_closed follows.
   void close(std::string_view reason);
@@ -93,8 +97,11 @@ class TlsLink {
   ~TlsLink() = default;
   void start_reading();
   void on_read(ssize_t nread, const uv_buf_t* buf);
+  friend class OutputBatcher;
+  // Encrypts and writes the messages send() gathered this turn.
+  void write_batch(ByteView plaintext);
   void flush_output();
-  void write_raw(Bytes bytes);
+  void write_raw(ByteView bytes);
   void finish(CloseCause cause, std::string reason);
   void discard();
   void record_addresses();
@@ -114,6 +121,8 @@ class TlsLink {
   LinkLimits limits_;
   proto::SocketAddress peer_;
   proto::SocketAddress local_;
+  OutputBatcher* batcher_ = nullptr;  // shared by every link of the loop
+  int32_t batch_slot_ = -1;            // this link's place in it this turn, -1 when none
   size_t queued_output_ = 0;
   bool was_ready_ = false;
   bool closing_ = false;

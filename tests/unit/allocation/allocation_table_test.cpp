@@ -537,3 +537,34 @@ TEST_CASE("a renewal of a client's previous lease at another address does not mo
   auto back = t->apply(grant("10.99.0.78", T + 200, T + 80), T + 80);
   CHECK(back->changes.at(0).kind == ChangeKind::lease_moved);
 }
+
+TEST_CASE("held reads share one snapshot until released; a write through the table releases it") {
+  TempTable t;
+  REQUIRE((*t).bind("4106", *ClientRef::mac(kMac), T));
+  REQUIRE(t->apply(grant("10.99.0.68", T + 120, T), T));
+  // A second table on the same environment writes behind the first one's back.
+  auto other = AllocationTable::open(*t.env, t.options);
+  REQUIRE(other);
+
+  REQUIRE(t->hold_reads());
+  CHECK(t->holding_reads());
+  REQUIRE(other->apply(ended("10.99.0.68", T + 120, T + 5), T + 5));
+  // The snapshot taken by hold_reads(): the lease is still there.
+  auto held = t->find_by_extension("4106", T + 6);
+  REQUIRE(held);
+  CHECK(held->size() == 1);
+  REQUIRE(t->binding("4106"));
+  CHECK(t->binding("4106")->has_value());
+  t->release_reads();
+  CHECK_FALSE(t->holding_reads());
+  CHECK(t->find_by_extension("4106", T + 6)->empty());
+
+  // The table's own write ends the hold: what it wrote is read back.
+  REQUIRE(t->hold_reads());
+  REQUIRE(t->apply(grant("10.99.0.69", T + 300, T + 10), T + 10));
+  CHECK_FALSE(t->holding_reads());
+  auto after = t->find_by_extension("4106", T + 11);
+  REQUIRE(after);
+  REQUIRE(after->size() == 1);
+  CHECK(ip_to_string((*after)[0].address) == "10.99.0.69");
+}

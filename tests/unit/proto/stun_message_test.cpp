@@ -144,6 +144,24 @@ TEST_CASE("crc32: matches the standard check value") {
   CHECK(crc32(ByteView{}) == 0u);
 }
 
+TEST_CASE("crc32: eight bytes at a time gives the bit-by-bit CRC for every length and alignment") {
+  Bytes data(300);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = std::byte(static_cast<uint8_t>(i * 131 + 7));
+  auto bitwise = [](ByteView bytes) {
+    uint32_t c = 0xFFFFFFFFu;
+    for (std::byte b : bytes) {
+      c ^= std::to_integer<uint32_t>(b);
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+  };
+  for (size_t start = 0; start < 8; ++start)
+    for (size_t length = 0; start + length <= data.size(); length += 7) {
+      ByteView slice(data.data() + start, length);
+      REQUIRE(crc32(slice) == bitwise(slice));
+    }
+}
+
 TEST_CASE("decode: RFC 5769 sample request decodes and its fingerprint verifies") {
   auto d = decode(rfc5769_request);
   REQUIRE(d.has_value());

@@ -38,7 +38,15 @@ TEST_CASE("keepalive pushes the deadline out and fails for a link without presen
   table.login("alice", 1, {}, nat, 1'000);
   CHECK(table.keepalive(1, 20'000));
   CHECK(table.find("alice")->last_seen_ms == 20'000);
-  CHECK(table.next_deadline() == 20'000 + timeout_ms);
+  CHECK(table.find("alice")->expires_ms == 20'000 + timeout_ms);
+  // The wake-up at the old deadline finds the row kept alive and moves it
+  // (one sweep per timeout, not a tree operation per keepalive).
+  CHECK(table.next_deadline() == 1'000 + timeout_ms);
+  CHECK(table.keepalive(1, 30'000));
+  CHECK(table.expire(1'000 + timeout_ms).empty());
+  CHECK(table.find("alice") != nullptr);
+  CHECK(table.next_deadline() == 30'000 + timeout_ms);
+  CHECK(table.expire(30'000 + timeout_ms).size() == 1);
   CHECK_FALSE(table.keepalive(2, 20'000));
 }
 

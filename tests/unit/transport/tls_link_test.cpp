@@ -7,9 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <functional>
 #include <string>
 
 #include "../security/test_pki.hpp"
+#include "test_tls_server.hpp"
 #include "proto/stun_message.hpp"
 
 using namespace tsunagu;
@@ -84,6 +88,23 @@ void check_refused_at_once(const std::string& target, int expected_code) {
 
 // The kernel refuses a TCP connection to a multicast group inside connect(),
 // before any packet is built: nothing leaves the host.
+// The test listener whose accepted links call `answer` for each message (and
+// count their callbacks).
+struct LoopbackServer : transport::testing::TestTlsListener {
+  Counts counts;
+  std::function<void(LoopbackServer&, transport::TlsLink&, ByteView)> answer;
+
+  LoopbackServer(uv_loop_t* l, const Pki& pki) : TestTlsListener(l, pki) {}
+  void accept(uv_stream_t* listening) override {
+    auto callbacks = counting(counts);
+    callbacks.on_message = [this](transport::TlsLink& link, ByteView bytes) {
+      ++counts.messages;
+      answer(*this, link, bytes);
+    };
+    transport::TlsLink::accept(listening, tls, std::move(callbacks));
+  }
+};
+
 TEST_CASE("connect: a destination the kernel refuses at once comes back from connect() and no callback runs") {
   check_refused_at_once("224.0.0.1:7401", UV_ENETUNREACH);
 }
@@ -98,37 +119,9 @@ TEST_CASE("connect: a loopback listener completes TLS and a message goes both wa
   Pki pki;
   uv_loop_t loop;
   REQUIRE(uv_loop_init(&loop) == 0);
-  security::TlsContext::ServerOptions server_options;
-  server_options.certificate_chain_file = pki.server.certificate;
-  server_options.private_key_file = pki.server.key;
-  auto server_tls = security::TlsContext::server(server_options);
-  REQUIRE(server_tls.has_value());
-
-  struct Server {
-    uv_tcp_t listener{};
-    std::shared_ptr<security::TlsContext> tls;
-    Counts counts;
-  } server;
-  server.tls = *server_tls;
-  uv_tcp_init(&loop, &server.listener);
-  server.listener.data = &server;
-  sockaddr_in any{};
-  uv_ip4_addr("127.0.0.1", 0, &any);
-  REQUIRE(uv_tcp_bind(&server.listener, reinterpret_cast<const sockaddr*>(&any), 0) == 0);
-  REQUIRE(uv_listen(reinterpret_cast<uv_stream_t*>(&server.listener), 4, [](uv_stream_t* s, int status) {
-            if (status != 0) return;
-            auto* self = static_cast<Server*>(s->data);
-            auto callbacks = counting(self->counts);
-            callbacks.on_message = [self](transport::TlsLink& link, ByteView bytes) {
-              ++self->counts.messages;
-              link.send(bytes);  // echo
-            };
-            transport::TlsLink::accept(s, self->tls, std::move(callbacks));
-          }) == 0);
-  sockaddr_storage bound{};
-  int length = sizeof bound;
-  uv_tcp_getsockname(&server.listener, reinterpret_cast<sockaddr*>(&bound), &length);
-  proto::SocketAddress target = transport::from_sockaddr(reinterpret_cast<sockaddr*>(&bound));
+  LoopbackServer server(&loop, pki);
+  server.answer = [](LoopbackServer&, transport::TlsLink& link, ByteView bytes) { link.send(bytes); };  // echo
+  proto::SocketAddress target = parse("127.0.0.1:" + std::to_string(server.port));
 
   proto::TransactionId id{};
   Bytes message = proto::MessageBuilder(proto::MessageClass::request, proto::method_binding, id).finish();
@@ -161,7 +154,87 @@ TEST_CASE("connect: a loopback listener completes TLS and a message goes both wa
   CHECK(server.counts.closed == 1);  // the client's close reached it
 
   uv_close(reinterpret_cast<uv_handle_t*>(&guard), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&server.listener), nullptr);
+  server.close_listener();
+  drain(&loop);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+// The server link's peer here is a plain socket with a TlsSession, so the test
+// sees the records on the wire.
+TEST_CASE("send: the answers of one loop turn leave as one TLS record, in order; a close sends them first") {
+  Pki pki;
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  LoopbackServer server(&loop, pki);
+  // Three answers per request, from one callback: one loop turn.
+  server.answer = [](LoopbackServer& self, transport::TlsLink& link, ByteView bytes) {
+    for (int i = 0; i < 3; ++i) link.send(bytes);
+    if (self.counts.messages == 2) link.close("second request answered");
+  };
+  sockaddr_in bound{};
+  uv_ip4_addr("127.0.0.1", server.port, &bound);
+
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  REQUIRE(fd >= 0);
+  int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&bound), sizeof(sockaddr_in));
+  REQUIRE((rc == 0 || errno == EINPROGRESS));
+  auto client = security::TlsSession::create(client_context(pki), security::TlsSession::Role::client, "node.example");
+  REQUIRE(client != nullptr);
+  REQUIRE(client->start().has_value());
+
+  Bytes wire;       // every byte the server sent after the handshake
+  Bytes plaintext;  // what the client decrypted
+  auto pump = [&](auto done) {
+    for (int i = 0; i < 2000 && !done(); ++i) {
+      uv_run(&loop, UV_RUN_NOWAIT);
+      if (client->has_output()) {
+        Bytes out = client->take_output();
+        REQUIRE(::send(fd, out.data(), out.size(), 0) == static_cast<ssize_t>(out.size()));
+      }
+      std::byte buffer[16384];
+      ssize_t got = ::recv(fd, buffer, sizeof buffer, 0);
+      if (got > 0) {
+        if (client->handshake_complete()) wire.insert(wire.end(), buffer, buffer + got);
+        REQUIRE(client->receive(ByteView(buffer, static_cast<size_t>(got)), plaintext).has_value());
+      } else {
+        usleep(1000);
+      }
+    }
+  };
+  pump([&] { return client->handshake_complete() && server.counts.ready == 1; });
+  REQUIRE(client->handshake_complete());
+
+  proto::TransactionId id{};
+  Bytes request = proto::MessageBuilder(proto::MessageClass::request, proto::method_binding, id).finish();
+  auto application_records = [&wire] {
+    int records = 0;
+    for (size_t at = 0; at + 5 <= wire.size();) {
+      size_t record = (std::to_integer<size_t>(wire[at + 3]) << 8) | std::to_integer<size_t>(wire[at + 4]);
+      if (wire[at] == std::byte{23}) ++records;
+      at += 5 + record;
+    }
+    return records;
+  };
+
+  REQUIRE(client->send(request).has_value());
+  pump([&] { return plaintext.size() >= 3 * request.size(); });
+  CHECK(server.counts.messages == 1);
+  CHECK(plaintext.size() == 3 * request.size());
+  CHECK(application_records() == 1);  // was 3: one record per send()
+  for (size_t i = 0; i < 3; ++i)
+    CHECK(std::equal(request.begin(), request.end(), plaintext.begin() + static_cast<ptrdiff_t>(i * request.size())));
+
+  // The second request's answers are sent, then the link is closed in the
+  // same callback: the answers still come, before close_notify.
+  plaintext.clear();
+  REQUIRE(client->send(request).has_value());
+  pump([&] { return client->peer_closed(); });
+  CHECK(plaintext.size() == 3 * request.size());
+  CHECK(client->peer_closed());
+  CHECK(server.counts.closed == 1);
+
+  ::close(fd);
+  server.close_listener();
   drain(&loop);
   CHECK(uv_loop_close(&loop) == 0);
 }

@@ -1,0 +1,14 @@
+// Holding log lines for a loop turn (base/log.cpp). Apart from log.hpp so the
+// many files that log do not depend on it.
+#pragma once
+
+namespace tsunagu::log {
+
+// Lines written by this thread between hold() and release() go out together,
+// with one write(2), at release() (or when 64 KiB have gathered): a loop turn
+// that logs a line per request pays one system call. Each line keeps its own
+// time stamp; a warning or error is written at once, with the lines before it.
+void hold();
+void release();
+
+}  // namespace tsunagu::log
