@@ -550,9 +550,10 @@ def check_call(walk):
     for line in ("event=login result=ok user=bob", "event=call state=accepted", "event=call state=ended"):
         if line not in audit:
             fail(f"the node's log has no {line!r}:\n{audit}")
-    ended = re.search(r"event=call state=ended .*caller=alice callee=bob reason=hung_up\b.*", audit)
+    ended = re.search(r"event=call state=ended .*caller=alice callee=bob reason=hung_up\b.* path=host/host$", audit,
+                      re.M)
     if not ended:
-        fail(f"the call's end line is not alice's call to bob, hung up:\n{audit}")
+        fail(f"the call's end line is not alice's call to bob, hung up, on the host/host path both reported:\n{audit}")
     print(f"  call alice -> bob on loopback, bob got the bytes; audit: {ended.group(0)[:160]}")
 
 
