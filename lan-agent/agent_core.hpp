@@ -82,6 +82,7 @@ class AgentCore {
   const AgentIdentity& identity() const { return identity_; }
   alloc::AllocationTable& table() { return *table_; }
   const EdgePolicy& policy() const { return policy_; }
+  void set_policy(EdgePolicy policy) { policy_ = std::move(policy); }  // a reload
   // respond()'s answers so far, by result.
   const std::array<uint64_t, kAnswerResultCount>& answers() const { return answers_; }
 

@@ -46,6 +46,18 @@ Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool crea
   return open;
 }
 
+Expected<std::shared_ptr<security::TlsContext>, std::string> node_tls_context(const NodeSettings& node) {
+  security::TlsContext::ClientOptions tls_options;
+  tls_options.ca_file = node.ca_certificate;
+  tls_options.certificate_chain_file = node.certificate;
+  tls_options.private_key_file = node.private_key;
+  auto context = security::TlsContext::client(tls_options);
+  if (!context)
+    return Unexpected("node TLS (" + node.certificate + ", " + node.private_key + ", " + node.ca_certificate +
+                      "): " + context.error().detail);
+  return *context;
+}
+
 // Rings for our extensions: the LAN CA (made on first use), a TLS client
 // context presenting the agent's LAN certificate, and the relay wired to the
 // node link.
@@ -111,13 +123,8 @@ Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t
 
   std::shared_ptr<security::TlsContext> tls;
   if (c.node) {
-    security::TlsContext::ClientOptions tls_options;
-    tls_options.ca_file = c.node->ca_certificate;
-    tls_options.certificate_chain_file = c.node->certificate;
-    tls_options.private_key_file = c.node->private_key;
-    auto context = security::TlsContext::client(tls_options);
-    if (!context) return Unexpected("node TLS (" + c.node->certificate + ", " + c.node->private_key + ", " +
-                                    c.node->ca_certificate + "): " + context.error().detail);
+    auto context = node_tls_context(*c.node);
+    if (!context) return Unexpected(context.error());
     tls = *context;
   }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "allocation/allocation_table.hpp"
+#include "base/audit_log.hpp"
 #include "base/expected.hpp"
 #include "base/log.hpp"
 #include "lan-agent/agent_config.hpp"
@@ -35,6 +36,10 @@ struct OpenTable {
 };
 Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool create);
 
+// The TLS client context of the node link: the agent's certificate and key,
+// the node's CA.
+Expected<std::shared_ptr<security::TlsContext>, std::string> node_tls_context(const NodeSettings& node);
+
 class AgentDaemon {
  public:
   static Expected<std::unique_ptr<AgentDaemon>, std::string> start(uv_loop_t* loop, AgentConfig config);
@@ -44,6 +49,12 @@ class AgentDaemon {
 
   // SIGHUP: re-sync the configured lease files (and replay spools).
   void resync();
+  // SIGHUP (agent_daemon_reload.cpp): re-reads agent.toml and applies what
+  // can change while running (agent_reload.hpp), or, when it does not load
+  // (or its certificates do not), changes nothing and says why; one
+  // `event=reload` audit line either way; then resync(). A log level given on
+  // the command line (`log_level_override`) stays.
+  void reload(const std::string& log_level_override);
   // SIGTERM: commit what is pending, close the link and the socket; done()
   // runs once every handle is closed.
   void shutdown(std::function<void()> done);
@@ -89,6 +100,7 @@ class AgentDaemon {
   log::RateLimit conflict_log_{20, std::chrono::seconds(60)};   // hostnames claiming bound extensions (LAN hosts)
   bool shutting_down_ = false;
   storage::StorageErrorLog storage_errors_;
+  audit::AuditLog audit_log_;
   HookEventLog hook_events_;  // the last events from hooks, and counts by server kind  // the table's failures (the node's daemon logs the same way)
 };
 

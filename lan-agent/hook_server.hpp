@@ -45,6 +45,8 @@ class HookServer {
   // on_closed runs when all handles are closed.
   void close(std::function<void()> on_closed);
   const HookServerStats& stats() const { return stats_; }
+  // A reload: who may connect from now on (open connections were checked already).
+  void set_access(HookAccess access) { access_ = std::move(access); }
 
  private:
   struct Connection;

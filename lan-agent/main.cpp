@@ -58,6 +58,13 @@ std::optional<AgentConfig> load(const std::string& file, int& code) {
   }
 }
 
+// SIGHUP: `systemctl reload` (ExecReload=kill -HUP $MAINPID).
+void reload_agent(AgentDaemon& agent, const std::string& log_level_override) {
+  sd_notify(0, "RELOADING=1");
+  agent.reload(log_level_override);
+  sd_notify(0, "READY=1");
+}
+
 int run_agent(const AgentConfig& loaded, const std::string& log_level) {
   AgentConfig config = loaded;
   try {
@@ -119,7 +126,9 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
     uv_signal_t term{}, interrupt{}, hangup{};
     AgentDaemon* agent = nullptr;
     web::HttpServer* web = nullptr;
+    std::string log_level;  // --log-level, which a reload keeps
   } signals;
+  signals.log_level = log_level;
   signals.agent = daemon->get();
   signals.web = web_server.get();
   auto close_signals = [](Signals* s) {
@@ -132,10 +141,7 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
     handle->data = &signals;
     uv_signal_start(handle, [](uv_signal_t* h, int received) {
       auto* s = static_cast<Signals*>(h->data);
-      if (received == SIGHUP) {
-        s->agent->resync();
-        return;
-      }
+      if (received == SIGHUP) return reload_agent(*s->agent, s->log_level);
       log::info() << "signal " << received << ": committing pending events and stopping";
       sd_notify(0, "STOPPING=1");
       if (s->web != nullptr) s->web->close();  // before the daemon it asks
@@ -190,7 +196,7 @@ int main(int argc, char** argv) {
   std::string config_file = default_config();
   auto add_config = [&](CLI::App* sub) { sub->add_option("-c,--config", config_file, "agent.toml to use"); };
 
-  auto* run = app.add_subcommand("run", "Run the agent in the foreground (SIGTERM stops it, SIGHUP re-syncs)");
+  auto* run = app.add_subcommand("run", "Run the agent in the foreground (SIGTERM stops it, SIGHUP reloads agent.toml and re-syncs)");
   add_config(run);
   std::string log_level;
   run->add_option("--log-level", log_level, "debug, info, warn or error")

@@ -44,16 +44,30 @@ NodeLinkStats NodeLink::stats() const {
   return stats;
 }
 
+transport::ReconnectingLinkOptions NodeLink::link_options(const NodeSettings& settings,
+                                                           std::shared_ptr<security::TlsContext> tls) const {
+  transport::ReconnectingLinkOptions options;
+  options.address = settings.address;
+  options.verify_name = settings.server_name;
+  options.tls = std::move(tls);
+  options.request_timeout_ms = static_cast<uint64_t>(settings.request_timeout_s) * 1000;
+  options.backoff = {static_cast<uint64_t>(settings.reconnect_min_ms), static_cast<uint64_t>(settings.reconnect_max_ms)};
+  options.keepalive_method = proto::method::keepalive;
+  return options;
+}
+
+Expected<void, std::string> NodeLink::reconfigure(NodeSettings settings, std::shared_ptr<security::TlsContext> tls) {
+  if (link_) {
+    if (auto ok = link_->reconfigure(link_options(settings, tls)); !ok) return Unexpected("node.address: " + ok.error().detail);
+  }
+  settings_ = std::move(settings);
+  tls_ = std::move(tls);
+  return {};
+}
+
 Expected<void, std::string> NodeLink::start() {
   if (link_) return Unexpected(std::string("the node link is already started"));
-  transport::ReconnectingLinkOptions options;
-  options.address = settings_.address;
-  options.verify_name = settings_.server_name;
-  options.tls = tls_;
-  options.request_timeout_ms = static_cast<uint64_t>(settings_.request_timeout_s) * 1000;
-  options.backoff = {static_cast<uint64_t>(settings_.reconnect_min_ms),
-                     static_cast<uint64_t>(settings_.reconnect_max_ms)};
-  options.keepalive_method = proto::method::keepalive;
+  transport::ReconnectingLinkOptions options = link_options(settings_, tls_);
   transport::ReconnectingLinkEvents events;
   events.on_state = [this](transport::LinkState state) {
     if (state == transport::LinkState::connecting) log::debug() << "connecting to the node at " << settings_.address;

@@ -46,6 +46,11 @@ class NodeLink {
   // closed, or before stop() returns when none was open.
   void stop(std::function<void()> on_stopped = {});
 
+  // A reload: `settings` and `tls` hold from the next connection on (the
+  // heartbeat interval from the next hello); the link that is up stays up.
+  // A node.address that is not HOST:PORT changes nothing.
+  Expected<void, std::string> reconfigure(NodeSettings settings, std::shared_ptr<security::TlsContext> tls);
+
   bool linked() const { return link_ && link_->up(); }
   NodeLinkStats stats() const;
   // Called on every state change (tests watch it too): `up` once the node
@@ -65,6 +70,8 @@ class NodeLink {
                std::function<void(const proto::Message*)> handler);
 
  private:
+  transport::ReconnectingLinkOptions link_options(const NodeSettings& settings,
+                                                 std::shared_ptr<security::TlsContext> tls) const;
   void send_hello();
   void on_hello_response(const proto::Message& response);
   void on_message(const proto::Message& message, ByteView raw);

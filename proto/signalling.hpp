@@ -45,6 +45,8 @@ inline constexpr uint16_t profile_set = 0x83B;         // change my own director
 inline constexpr uint16_t card_units = 0x840;   // indication node -> caller: CARD-UNITS left (CALL-ID), after each debit
 inline constexpr uint16_t card_status = 0x841;  // terminal -> node: CARD + CARD-PASSWORD; answered with CARD-UNITS
 inline constexpr uint16_t card_area = 0x842;    // terminal -> node: which area am I in? answered with CARD-AREA
+// Operations (docs/operator.md, "Audit log").
+inline constexpr uint16_t call_path = 0x860;  // indication party -> node: CALL-ID, ICE-PATH selected once connected
 }  // namespace method
 
 // Attributes live in 0xC000-0xFFFF (comprehension-optional, Designated Expert):
@@ -118,6 +120,9 @@ inline constexpr uint16_t scram_server_first = 0xC081;  // UTF-8 server-first-me
 inline constexpr uint16_t scram_client_final = 0xC082;  // UTF-8 client-final-message (login request, instead of USER-ID + PASSWORD)
 inline constexpr uint16_t scram_server_final = 0xC083;  // UTF-8 server-final-message "v=..." (login success)
 inline constexpr uint16_t scram_credentials = 0xC084;   // UTF-8 "$scram-sha256$i=..$salt$StoredKey$ServerKey" (register, instead of PASSWORD)
+// UTF-8 "LOCAL/REMOTE": the candidate types (host, srflx, prflx, relay) of the
+// pair ICE selected, from the reporting party's side (call_path)
+inline constexpr uint16_t ice_path = 0xC0A0;
 }  // namespace attr
 
 namespace directory_kind {

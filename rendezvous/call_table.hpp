@@ -39,6 +39,9 @@ struct Call {
   uint32_t early_candidates = 0;  // relayed before it was accepted (node_limits.cpp)
   uint64_t early_candidate_bytes = 0;
   uint64_t placed_ms = 0, accepted_ms = 0;  // monotonic; for the audit log's durations
+  // The ICE path a party reported (call_path), as the caller sees it:
+  // "LOCAL/REMOTE" candidate types; empty until one reported (node_call_path.cpp).
+  std::string path;
 };
 
 struct CallCounts {

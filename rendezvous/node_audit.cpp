@@ -55,6 +55,7 @@ void NodeCore::audit_call_ended(const Call& call, uint16_t code) {
   if (call.placed_ms != 0 && now_.mono_ms >= call.placed_ms) event.add("duration_s", seconds(now_.mono_ms - call.placed_ms));
   if (call.state == sig::call_state::accepted && now_.mono_ms >= call.accepted_ms)
     event.add("talk_s", seconds(now_.mono_ms - call.accepted_ms));
+  if (!call.path.empty()) event.add("path", call.path);
   audit_->record(event);
 }
 

@@ -251,6 +251,7 @@ void NodeCore::message(LinkId link, ByteView bytes, Now now) {
   }
   if (message.message_class == proto::MessageClass::indication) {
     if (message.method == sig::method::call_candidate) handle_call_candidate(link, state, message);
+    else if (message.method == sig::method::call_path) handle_call_path(link, state, message);
     return;
   }
   ++counters_.requests;

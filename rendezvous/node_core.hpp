@@ -466,6 +466,7 @@ class NodeCore {
                    const CardUse* card = nullptr);
   void handle_hangup(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_call_candidate(LinkId link, LinkState& state, const proto::Message& indication);
+  void handle_call_path(LinkId link, LinkState& state, const proto::Message& indication);  // node_call_path.cpp
   void handle_ring_answer(LinkId link, const proto::Message& response, Now now);
   void add_stun_attribute(proto::MessageBuilder& builder);
   void add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now);

@@ -3,22 +3,13 @@
 #include <stdexcept>
 
 #include "base/audit.hpp"
+#include "base/comma_list.hpp"
 #include "base/files.hpp"
 #include "base/log.hpp"
 #include "rendezvous/node_daemon.hpp"
 #include "security/certificates.hpp"
 
 namespace tsunagu::rendezvous {
-
-namespace {
-
-std::string join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
-  return out;
-}
-
-}  // namespace
 
 void NodeDaemon::reload(const std::string& directory) {
   auto refuse = [&](const std::string& why) {
@@ -66,9 +57,9 @@ void NodeDaemon::reload(const std::string& directory) {
     if (auto facts = security::certificate_facts(*pem)) serial = facts->serial_hex;
   }
   log::info() << "reload: node.toml and the certificate (serial " << serial << ") re-read; limits and policy apply now"
-              << (need_restart.empty() ? std::string() : "; these take effect at the next restart: " + join(need_restart));
+              << (need_restart.empty() ? std::string() : "; these take effect at the next restart: " + comma_list(need_restart));
   audit::AuditEvent event{"reload", {{"result", "ok"}, {"certificate_serial", serial}}};
-  if (!need_restart.empty()) event.add("restart_needed", join(need_restart));
+  if (!need_restart.empty()) event.add("restart_needed", comma_list(need_restart));
   audit_log_.record(event);
 }
 

@@ -70,8 +70,6 @@ std::optional<std::string> NodeDaemon::start_web() {
   settings.session_idle_s = config_.web_session_idle_s;
   settings.session_max_s = config_.web_session_max_s;
   settings.max_recording_body = config_.web_max_body_kb * 1024;
-  settings.scram_iterations = config_.settings.scram_iterations;
-  settings.removed_id_quarantine_days = config_.settings.removed_id_quarantine_days;
   // The session's link must speak before the core's idle timeout closes it.
   settings.link_keepalive_s = std::max<uint32_t>(1, std::min<uint32_t>(30, config_.settings.idle_timeout_s / 2));
   web_api_ = std::make_unique<WebApi>(*core_, *store_, settings, config_.settings.random);

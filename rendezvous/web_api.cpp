@@ -1137,8 +1137,8 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     if (account.display_name.size() > sig::max_display_name_size)
       return audited(error_response(400, "bad_request", "display_name is at most 128 bytes"));
     account.admin = admin->value_or(false);
-    account.password_hash = security::scram::stored_credentials(*password, settings_.scram_iterations);
-    auto added = add_account(store_, account, settings_.removed_id_quarantine_days, unix_now);
+    account.password_hash = security::scram::stored_credentials(*password, core_.settings().scram_iterations);
+    auto added = add_account(store_, account, core_.settings().removed_id_quarantine_days, unix_now);
     if (!added) return audited(admin_error(added.error()));
     return audited(json_response(201, json{{"id", account.user_id}}));
   }
@@ -1163,7 +1163,7 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
       if (!password) return audited(error_response(400, "bad_request", password.error().message));
       if (!*password || !check_password(**password))
         return audited(error_response(400, "bad_request", "\"password\" of 8 to 256 bytes is required"));
-      auto changed = reset_password(store_, user, security::scram::stored_credentials(**password, settings_.scram_iterations));
+      auto changed = reset_password(store_, user, security::scram::stored_credentials(**password, core_.settings().scram_iterations));
       if (!changed) return audited(admin_error(changed.error()));
       return audited(no_content());
     }

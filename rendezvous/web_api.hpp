@@ -47,9 +47,9 @@ struct WebApiSettings {
   size_t max_json_body = 16 * 1024;  // JSON bodies (413 beyond)
   size_t max_recording_body = 1 << 20;  // POST /api/voicemail (the core's own per-message limit applies too)
   // Admin endpoints that set a password hash it as the CLI does (on the
-  // calling thread: an admin action, rare and admin-only).
-  uint32_t scram_iterations = security::scram::default_iterations;  // NodeSettings::scram_iterations
-  uint32_t removed_id_quarantine_days = 30;  // NodeSettings::removed_id_quarantine_days
+  // calling thread: an admin action, rare and admin-only), with the core's
+  // passwords.scram_iterations and accounts.removed_id_quarantine_days, read
+  // at each request so a reload (NodeCore::reload_settings) holds here too.
 };
 
 class WebApi {

@@ -321,6 +321,7 @@ void CallCore::ice_connected(const SelectedPair& pair, uint64_t now_ns) {
   pair_ = pair;
   ice_deadline_ns_.reset();
   print("connected after " + std::to_string(ms_since_start(now_ns)) + " ms: " + describe(pair));
+  if (!call_id_.empty()) actions_.push_back(call::ReportPath{call_id_, pair.local_type + "/" + pair.remote_type});
   state_ = CallState::connected;
   if (webrtc_) {
     // The media starts once DTLS has keyed SRTP (webrtc_data).

@@ -57,6 +57,9 @@ struct SetRemote { IceDescription remote; };
 struct ExplainIceFailure {};  // the ICE deadline passed: answer with ice_gave_up(explanation)
 struct ReleaseMedia {};       // write the report, close ICE (releasing TURN), stop reading input
 struct StopLink {};           // caller: stop the node link; the run ends
+// Once connected: tell the node the path ICE selected (call_path indication,
+// ICE-PATH "LOCAL/REMOTE" candidate types) for its audit line; no answer.
+struct ReportPath { std::string call_id, path; };
 // callee: this call is over. `answered`: it was accepted, so its exit code is
 // listen's and --once stops; a ring declined or given up while asking is not.
 struct CallOver { int exit_code; bool answered; };
@@ -64,6 +67,7 @@ struct CallOver { int exit_code; bool answered; };
 using CallAction = std::variant<call::SendPrepare, call::SendPlace, call::SendHangup, call::FetchTurn,
                                 call::ReplyRing, call::PromptAccept, call::StartIce, call::SetRemote,
                                 call::ExplainIceFailure, call::ReleaseMedia, call::StopLink, call::CallOver,
+                                call::ReportPath,
                                 transfer::SendStream, transfer::SendDatagram, transfer::StartInput, transfer::StartAudio,
                                 transfer::Print>;
 

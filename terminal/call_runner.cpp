@@ -24,6 +24,7 @@
 #include "security/lan_identity.hpp"
 #include "security/random.hpp"
 #include "terminal/call_core.hpp"
+#include "terminal/call_path_report.hpp"
 #include "terminal/cli_common.hpp"
 #include "terminal/ice_session.hpp"
 #include "terminal/lan_ring_server.hpp"
@@ -816,6 +817,8 @@ int run_call(const CallOptions& options) {
           });
     } else if (std::holds_alternative<call::StopLink>(action)) {
       node->stop();
+    } else if (auto* path = std::get_if<call::ReportPath>(&action)) {
+      send_path_report(*node, *path);
     }
   };
 
@@ -906,6 +909,7 @@ int run_listen(const CallOptions& options) {
   std::function<void()> stop_listening;  // the node link, or the LAN server
   std::function<void(CallShell*, const std::string&)> fetch_turn;
   std::function<void(const call::SendHangup&)> hang_up;  // a callee's own end of a call (a refused page)
+  std::function<void(const call::ReportPath&)> report_path;  // to the node; a LAN ring has none
   std::function<void()> switch_lines;
   std::function<void(Line*, CallAction&)> handle_action;
 
@@ -1008,6 +1012,8 @@ int run_listen(const CallOptions& options) {
         finished_prompt = std::move(prompt);
         line->shell->core().accept_decision(false, mono_ns());
       }
+    } else if (auto* path = std::get_if<call::ReportPath>(&action)) {
+      if (report_path) report_path(*path);
     } else if (auto* over = std::get_if<call::CallOver>(&action)) {
       // A question still open closes (inside its own answer it is already
       // in finished_prompt, so this never destroys a running callback).
@@ -1160,6 +1166,7 @@ int run_listen(const CallOptions& options) {
       node->request(sig::method::hangup, [&](proto::MessageBuilder& b) { add_hangup_attributes(b, hangup); },
                     [](const proto::Message*, std::string_view) {});
     };
+    report_path = [&](const call::ReportPath& path) { send_path_report(*node, path); };
     fetch_turn = [&](CallShell* asked_for, const std::string& call_id) {
       node->request(
           sig::method::turn_credentials, [&](proto::MessageBuilder& b) { b.add_string(sig::attr::call_id, call_id); },

@@ -89,6 +89,25 @@ ReconnectingLink::~ReconnectingLink() {
   if (link_ != nullptr) link_->abort("link destroyed");
 }
 
+Expected<void, LinkError> ReconnectingLink::reconfigure(const ReconnectingLinkOptions& next) {
+  std::string host, port;
+  if (!split_host_port(next.address, host, port))
+    return Unexpected(LinkError{LinkErrorCode::bad_address, "\"" + next.address + "\" is not HOST:PORT"});
+  if (!next.tls) return Unexpected(LinkError{LinkErrorCode::no_tls_context, "no TLS context"});
+  options_.address = next.address;
+  host_ = std::move(host);
+  port_ = std::move(port);
+  literal_ = proto::SocketAddress::parse(options_.address);
+  options_.verify_name = next.verify_name;
+  options_.tls = next.tls;
+  options_.request_timeout_ms = next.request_timeout_ms;
+  if (next.backoff.initial_ms != options_.backoff.initial_ms || next.backoff.max_ms != options_.backoff.max_ms) {
+    options_.backoff = next.backoff;
+    backoff_ = Backoff(options_.backoff, options_.unit_random);
+  }
+  return {};
+}
+
 uint64_t ReconnectingLink::now_ms() const {
   // The loop's cached time lags by however long the current callback has run
   // (a blocking prompt, a slow disk): a deadline counted from it could expire

@@ -159,6 +159,12 @@ class ReconnectingLink {
   // open and `on_closed` never runs.
   bool stop(std::function<void()> on_closed = {});
 
+  // A reload: the address, the name to verify, the TLS context, the request
+  // timeout and the backoff of `next` hold from the next attempt on; the
+  // connection that is up keeps its own. A bad address or no TLS context
+  // changes nothing.
+  Expected<void, LinkError> reconfigure(const ReconnectingLinkOptions& next);
+
   LinkState state() const { return state_; }
   bool up() const { return state_ == LinkState::up; }
   // The local and observed ends of the current connection (empty when none).

@@ -1,23 +1,28 @@
 #!/usr/bin/env python3
 """The Debian packages, installed into a clean Debian 12 root and used as an
-admin would (docs/operator.md, "Installing the packages"):
+admin would. The admin's walk is docs/operator.md's ("From the packages to a
+first call"): this test runs the fenced blocks whose info string starts with
+`install-walk`, in order, changing only what the table in docs/operator.md
+("The install test") lists (WALK_SUBSTITUTIONS below):
 
   1. scripts/build-debs.sh builds the three packages and runs lintian;
   2. mmdebstrap makes a Debian 12 root from the configured apt sources (a
      tarball cached under TSUNAGU_CACHE, default /var/cache/tsunagu-build,
      keyed by the sources and the packages' run-time dependencies);
-  3. apt installs the .debs into it (never into this machine), without systemd
-     running: the postinst scripts make the user, the directories, enable units;
-  4. the admin's walk: init, two accounts, an agent enrolled and its bundle
-     copied to /etc/tsunagu; then the node and the agent start from their
-     units' ExecStart/User/Group/UMask/StateDirectory/RuntimeDirectory lines
-     (systemd does not run in a chroot) with NOTIFY_SOCKET bound by this test,
-     in a network namespace of their own that has only lo;
-  5. alice logs in (`tsunagu login`), bob looks her up, a DHCP hook event gives
-     extension 4106 a lease and alice's lookup of 4106@acme is forwarded to the
-     agent and answered with it; both daemons stop on SIGTERM, exit 0;
-  6. apt purges the packages: what remains is only the data the admin made
-     (the deployment in /var/lib/tsunagu, the bundle in /etc/tsunagu).
+  3. the walk, in the root and a network namespace that has only lo: apt
+     installs the .debs (never into this machine; no systemd runs, so the
+     postinst scripts make the user and directories and enable the units),
+     init, two accounts, an agent enrolled, the DHCP hook wired and one lease
+     event played, a second terminal listening as bob, alice's lookups (one
+     forwarded to the agent) and her --pipe call to bob; `systemctl start` is
+     the unit's ExecStart/User/Group/UMask/StateDirectory/RuntimeDirectory
+     lines run by this test with NOTIFY_SOCKET bound, waiting for READY=1;
+  4. checks after the steps (step=install: what the postinst made; step=call:
+     the lookups, bob's terminal got the bytes, the call's audit line); both
+     daemons stop on SIGTERM (STOPPING=1, exit 0);
+  5. apt purges the packages: what remains is only the data the admin made
+     (the deployment in /var/lib/tsunagu, the bundle in /etc/tsunagu, the
+     dnsmasq wiring in /etc/dnsmasq.d).
 
 Prints how long each phase took. TSUNAGU_DEBS=DIR uses the .debs in DIR
 instead of building them (for work on this test). Exits 77 (skip), saying why, when not root or
@@ -30,6 +35,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -39,8 +45,22 @@ import tempfile
 import time
 
 SKIP = 77
-PASSWORD = "install-test-password"
+WALK_DOC = "docs/operator.md"
+WALK_FENCE = re.compile(r"^```sh install-walk(?P<attrs>[^\n]*)\n(?P<body>.*?)^```$", re.M | re.S)
+# What the test changes in the walk's lines (docs/operator.md, "The install
+# test", says why); systemctl and the retries are handled in run_walk_line.
+WALK_SUBSTITUTIONS = (
+    (re.compile(r"\bapt install\b"), "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"),
+    (re.compile(r"\b203\.0\.113\.7\b"), "127.0.0.1"),
+    (re.compile(r"\bjournalctl -u ([a-z-]+)"), r"cat /run/tsunagu-test/\1.log"),
+)
+WALK_HOSTS_LINE = "127.0.0.1 node.example.net\n"  # the walk's node name, on the namespace's lo
+SYSTEMCTL = re.compile(r"^systemctl (start|restart|stop) ([a-z-]+)$")
+RETRIED = re.compile(r"\bjournalctl\b|\btsunagu whereis\b")  # looked at again, as a person would
+RETRY_SECONDS = 15
+BASE_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
 ROOT_PACKAGES = ["systemd"]  # a server has it; systemd-sysusers and -tmpfiles run the postinst steps
+KEPT_AFTER_PURGE = ("/var/lib/tsunagu", "/etc/tsunagu", "/etc/dnsmasq.d")  # the admin's data and wiring
 EXCLUDED = ("proc", "dev", "sys", "run", "tmp", "var/cache", "var/lib/apt", "var/lib/dpkg", "var/log",
             "etc/ld.so.cache", "etc/passwd-", "etc/group-", "etc/shadow-", "etc/gshadow-", "root")
 
@@ -131,6 +151,10 @@ def root_tarball(cache, packages):
     return tarball, False
 
 
+def unit_log(unit):
+    return unit.removesuffix(".service") + ".log"
+
+
 def unit_settings(path):
     settings = {}
     with open(path) as f:
@@ -168,24 +192,30 @@ class Sandbox:
 
     def inside(self, command, env=None, check=True, timeout=60, stdin=None):
         """A shell command in the root, in the namespace, as root."""
-        full_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+        full_env = dict(BASE_ENV)
         full_env.update(env or {})
         args = ["ip", "netns", "exec", self.netns, "chroot", self.root, "/bin/sh", "-c", command]
         return run(args, check=check, env=full_env, timeout=timeout, input=stdin)
 
-    def notify_socket(self, name):
+    def test_directory(self):
+        """/run/tsunagu-test in the root: notify sockets, the daemons' output, the walk's state."""
         directory = os.path.join(self.root, "run/tsunagu-test")
         os.makedirs(directory, mode=0o755, exist_ok=True)
-        path = os.path.join(directory, name)
+        return directory
+
+    def notify_socket(self, name):
+        path = os.path.join(self.test_directory(), name)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(path)
         os.chmod(path, 0o666)
         self.notify_sockets.append(sock)
         return sock, "/run/tsunagu-test/" + name
 
-    def start_unit(self, unit, log_name):
+    def start_unit(self, unit):
         """Starts the unit's ExecStart as systemd would (User, Group, UMask,
-        StateDirectory, RuntimeDirectory, NOTIFY_SOCKET) and waits for READY=1."""
+        StateDirectory, RuntimeDirectory, NOTIFY_SOCKET) and waits for READY=1.
+        Its output goes to /run/tsunagu-test/UNIT.log (the walk's journal)."""
+        log_name = unit_log(unit)
         settings = unit_settings(os.path.join(self.root, "lib/systemd/system", unit))
         for condition in [settings.get("ConditionPathExists")]:
             if condition and not os.path.exists(self.root + condition):
@@ -197,9 +227,9 @@ class Sandbox:
                 for name in settings[key].split():
                     self.inside(f"install -d -o {user} -g {group} -m {mode} {base}/{name}")
         notify, notify_path = self.notify_socket(unit + ".notify")
-        log = open(os.path.join(self.dir, log_name), "w")
+        log = open(os.path.join(self.test_directory(), log_name), "w")
         command = f"umask {settings.get('UMask', '0022')} && exec {settings['ExecStart']}"
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "NOTIFY_SOCKET": notify_path}
+        env = {"PATH": BASE_ENV["PATH"], "LANG": "C.UTF-8", "NOTIFY_SOCKET": notify_path}
         process = subprocess.Popen(
             ["ip", "netns", "exec", self.netns, "chroot", self.root, "setpriv", f"--reuid={user}",
              f"--regid={group}", "--init-groups", "--", "/bin/sh", "-c", command],
@@ -219,7 +249,7 @@ class Sandbox:
 
     def log(self, name):
         try:
-            with open(os.path.join(self.dir, name), errors="replace") as f:
+            with open(os.path.join(self.root, "run/tsunagu-test", name), errors="replace") as f:
                 return f.read()[-4000:]
         except OSError:
             return ""
@@ -283,40 +313,29 @@ def main(argv):
     try:
         os.makedirs(box.root)
         run(["tar", "-xf", tarball, "-C", box.root])
+        with open(os.path.join(box.root, "etc/hosts"), "a") as hosts:  # the minimal root may have none
+            hosts.write(WALK_HOSTS_LINE)
         before = snapshot(box.root)
-        os.makedirs(os.path.join(box.root, "tmp/debs"), exist_ok=True)
+        os.makedirs(os.path.join(box.root, "root/debs"), exist_ok=True)
         for deb in debs:
-            shutil.copy(deb, os.path.join(box.root, "tmp/debs"))
+            shutil.copy(deb, os.path.join(box.root, "root/debs"))
         shutil.copy("/etc/resolv.conf", os.path.join(box.root, "etc/resolv.conf"))
         box.mount_proc()
+        box.make_netns()
         phases.done("unpack the root")
 
-        # apt, as an admin: `apt install ./tsunagu*.deb`. No systemd runs here.
-        install_env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        apt = ["chroot", box.root, "apt-get", "install", "-y", "-q", "--no-install-recommends"] + \
-              ["/tmp/debs/" + os.path.basename(d) for d in debs]
-        installed = run(apt, check=False, env=install_env, timeout=900)
-        if installed.returncode != 0:  # a dependency the cached root lacks: fetch it
-            run(["chroot", box.root, "apt-get", "update", "-q"], env=install_env, timeout=600)
-            installed = run(apt, env=install_env, timeout=900)
-        for line in installed.stdout.splitlines() + installed.stderr.splitlines():
-            if re.search(r"\b(warning|error)\b", line, re.I) and "debconf" not in line:
-                print(f"  apt: {line}")
-        phases.done("apt install ./tsunagu*.deb")
+        walk = Walk(box, walk_blocks(source), phases)
+        walk.run()
+        walk.stop_daemons()
+        phases.done("the daemons stop on SIGTERM")
 
-        box.make_netns()
-        check_installed(box)
-        phases.done("check what the postinst scripts made")
-
-        walk(box)
-        phases.done("the admin's walk: init, accounts, enrolment, node and agent, login, lookups")
-
+        install_env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": BASE_ENV["PATH"]}
         purged = run(["chroot", box.root, "apt-get", "purge", "-y", "-q", "tsunagu", "tsunagu-rendezvous",
                       "tsunagu-lan-agent"], env=install_env, timeout=300)
         check_purged(box, before, purged.stdout + purged.stderr)
         phases.done("apt purge, and what remains")
     except BaseException:
-        for name in ("node.log", "agent.log", "login.log"):
+        for name in ("tsunagu-rendezvous.log", "tsunagu-lan-agent.log", "terminal2.log"):
             print(f"--- {name} (last lines)\n{box.log(name)}")
         raise
     finally:
@@ -353,54 +372,150 @@ def check_installed(box):
           "man pages: ok")
 
 
-def walk(box):
-    as_service = "runuser -u tsunagu --"
-    box.inside(f"{as_service} tsunagu-rendezvous init /var/lib/tsunagu --name node.test --ip 127.0.0.1")
-    for user in ("alice", "bob"):
-        box.inside(f"{as_service} tsunagu-rendezvous user add {user}", env={"TSUNAGU_PASSWORD": PASSWORD})
-    box.inside(f"{as_service} tsunagu-rendezvous agent enroll acme --domain acme --out /tmp/acme")
-    # The bundle goes where the unit reads it; the admin's own lines added.
-    box.inside("cp /tmp/acme/* /etc/tsunagu/ && chgrp tsunagu /etc/tsunagu/agent.key && "
-               "chmod 0640 /etc/tsunagu/agent.key && "
-               "printf '\\n[table]\\nhostname_rule = \"ext{ext}\"\\n\\n[policy]\\nshow_lease_addresses = true\\n' "
-               ">> /etc/tsunagu/agent.toml")
+def walk_blocks(source):
+    """The walk's blocks from docs/operator.md: (attributes, lines)."""
+    with open(os.path.join(source, WALK_DOC)) as f:
+        text = f.read()
+    blocks = []
+    for match in WALK_FENCE.finditer(text):
+        attributes = {}
+        for word in shlex.split(match.group("attrs")):
+            key, _, value = word.partition("=")
+            attributes[key] = value
+        blocks.append((attributes, match.group("body").splitlines()))
+    steps = [a.get("step") for a, _ in blocks]
+    for needed in ("install", "call"):
+        if needed not in steps:
+            fail(f"{WALK_DOC} has no install-walk block with step={needed} (found {steps})")
+    return blocks
 
-    node, node_notify = box.start_unit("tsunagu-rendezvous.service", "node.log")
-    agent, agent_notify = box.start_unit("tsunagu-lan-agent.service", "agent.log")
-    wait_for("the agent links to the node", lambda: "linked to the node" in box.log("agent.log"), 15)
 
-    terminal_env = {"TSUNAGU_NODE": "127.0.0.1:7400", "TSUNAGU_CA": "/var/lib/tsunagu/ca.crt",
-                    "TSUNAGU_PASSWORD": PASSWORD}
-    login_log = open(os.path.join(box.dir, "login.log"), "w")
-    login = subprocess.Popen(["ip", "netns", "exec", box.netns, "chroot", box.root, "tsunagu", "login"],
-                             env={**terminal_env, "TSUNAGU_USER": "alice", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                             stdout=login_log, stderr=subprocess.STDOUT)
-    box.processes.append(login)
+def for_the_test(line):
+    for pattern, replacement in WALK_SUBSTITUTIONS:
+        line = pattern.sub(replacement, line)
+    return line
 
-    def whereis(as_user, target):
-        result = box.inside(f"tsunagu whereis {target} --json", env={**terminal_env, "TSUNAGU_USER": as_user},
-                            check=False, timeout=30)
-        try:
-            return result.returncode, json.loads(result.stdout or "{}")
-        except ValueError:
-            return result.returncode, {"unparsable": result.stdout}
 
-    found = wait_for("bob finds alice online", lambda: (lambda r: r if r[0] == 0 else None)(whereis("bob", "alice")), 15)
-    print(f"  login as alice, lookup by bob: {json.dumps(found[1])[:160]}")
+def segments(lines):
+    """A block's lines cut into shell scripts: a systemctl line or a retried
+    line stands alone, the rest (here-documents whole) run together."""
+    pieces, current, heredoc_end = [], [], None
+    for line in lines:
+        if heredoc_end is None and (SYSTEMCTL.match(line.strip()) or RETRIED.search(line)):
+            if current:
+                pieces.append(current)
+            pieces.append([line])
+            current = []
+            continue
+        current.append(line)
+        if heredoc_end is not None:
+            if line.strip() == heredoc_end:
+                heredoc_end = None
+        else:
+            heredoc = re.search(r"<<-?\s*'?(\w+)'?", line)
+            if heredoc:
+                heredoc_end = heredoc.group(1)
+    if current:
+        pieces.append(current)
+    return pieces
 
-    hook = box.inside("/usr/lib/tsunagu/tsunagu-dhcp-hook add 52:54:00:12:34:56 192.0.2.50 ext4106")
-    if hook.returncode != 0:
-        fail(f"the hook failed: {hook.stderr}")
-    forwarded = wait_for("4106@acme resolves through the agent",
-                         lambda: (lambda r: r if r[0] == 0 and "192.0.2.50" in r[1].get("lease", []) else None)(
-                             whereis("alice", "4106@acme")), 10)
-    if forwarded[1].get("agent") != "acme":
-        fail(f"the forwarded lookup was not answered by agent acme: {forwarded[1]}")
-    print(f"  forwarded lookup of 4106@acme: {json.dumps(forwarded[1])[:160]}")
 
-    login.terminate()
-    login.wait(timeout=10)
-    for process, notify, name in ((agent, agent_notify, "agent"), (node, node_notify, "node")):
+class Walk:
+    """docs/operator.md's walk in the root: the first terminal's state (its
+    exported variables and directory) carries from block to block."""
+
+    def __init__(self, box, blocks, phases):
+        self.box, self.blocks, self.phases = box, blocks, phases
+        self.env = dict(BASE_ENV)
+        self.cwd = "/root/debs"
+        self.units = {}  # unit -> (process, notify socket)
+        self.background = []  # (process, log name, attributes)
+        self.outputs = {}  # step -> what its block printed
+        box.test_directory()
+
+    def run(self):
+        for attributes, lines in self.blocks:
+            if "background" in attributes:
+                self.start_background(attributes, lines)
+                continue
+            printed = []
+            for piece in segments(lines):
+                printed.append(self.run_segment(piece))
+            step = attributes.get("step", "")
+            self.outputs[step] = "\n".join(printed)
+            check = STEP_CHECKS.get(step)
+            if check:
+                check(self)
+            self.phases.done(f"walk step {step or '-'} ({len(lines)} lines)")
+        for process, log_name, attributes in self.background:
+            try:
+                code = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                fail(f"the background terminal ({attributes}) did not exit:\n{self.box.log(log_name)}")
+            if code != 0:
+                fail(f"the background terminal exited {code}:\n{self.box.log(log_name)}")
+
+    def run_segment(self, piece):
+        systemctl = SYSTEMCTL.match(piece[0].strip()) if len(piece) == 1 else None
+        if systemctl:
+            action, unit = systemctl.group(1), systemctl.group(2) + ".service"
+            if action in ("restart", "stop") and unit in self.units:
+                self.stop_unit(unit)
+            if action in ("start", "restart"):
+                self.units[unit] = self.box.start_unit(unit)
+            return f"$ {piece[0]}"
+        script = "\n".join(for_the_test(line) for line in piece)
+        deadline = time.monotonic() + (RETRY_SECONDS if len(piece) == 1 and RETRIED.search(piece[0]) else 0)
+        while True:
+            result = self.shell(script)
+            if result.returncode == 0 or time.monotonic() >= deadline:
+                break
+            time.sleep(0.3)
+        if result.returncode != 0 and "apt-get install" in script:  # a dependency the cached root lacks
+            self.box.inside("apt-get update -q", timeout=600)
+            result = self.shell(script)
+        if result.returncode != 0:
+            fail(f"the walk's lines exited {result.returncode}:\n{script}\n--- stdout\n{result.stdout[-3000:]}"
+                 f"\n--- stderr\n{result.stderr[-3000:]}")
+        return f"$ {script}\n{result.stdout}"
+
+    def shell(self, script):
+        """The script in the first terminal; its exports and directory are kept."""
+        state = "/run/tsunagu-test/walk-state"
+        wrapped = (f"cd {shlex.quote(self.cwd)}\nset -e\n{script}\n"
+                   f"pwd > {state}.cwd && env -0 > {state}.env")
+        result = run(["ip", "netns", "exec", self.box.netns, "chroot", self.box.root, "/bin/sh", "-c", wrapped],
+                     check=False, env=self.env, timeout=900)
+        if result.returncode == 0:
+            with open(self.box.root + state + ".cwd") as f:
+                self.cwd = f.read().strip()
+            with open(self.box.root + state + ".env") as f:
+                pairs = [entry.partition("=") for entry in f.read().split("\0") if "=" in entry]
+            self.env = {k: v for k, _, v in pairs if k not in ("PWD", "OLDPWD", "SHLVL", "_")}
+        return result
+
+    def start_background(self, attributes, lines):
+        """A second terminal: a fresh login's environment, its output kept."""
+        log_name = f"terminal{len(self.background) + 2}.log"
+        log = open(os.path.join(self.box.test_directory(), log_name), "w")
+        script = "cd /root\nset -e\n" + "\n".join(for_the_test(line) for line in lines)
+        process = subprocess.Popen(["ip", "netns", "exec", self.box.netns, "chroot", self.box.root,
+                                    "/bin/sh", "-c", script], stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=dict(BASE_ENV))
+        self.box.processes.append(process)
+        self.background.append((process, log_name, attributes))
+        until = attributes.get("until", "")
+
+        def shows_until():
+            if process.poll() is not None:
+                fail(f"the background terminal exited {process.returncode} before saying {until!r}:\n"
+                     f"{self.box.log(log_name)}")
+            return until in self.box.log(log_name)
+        wait_for(f"the background terminal to say {until!r}", shows_until, 30)
+        self.phases.done(f"walk: second terminal ({until})")
+
+    def stop_unit(self, unit):
+        process, notify = self.units.pop(unit)
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
         messages = []
@@ -410,20 +525,50 @@ def walk(box):
         except (socket.timeout, BlockingIOError):
             pass
         if code != 0:
-            fail(f"the {name} exited {code} on SIGTERM:\n{box.log(name + '.log')}")
+            fail(f"{unit} exited {code} on SIGTERM:\n{self.box.log(unit_log(unit))}")
         if not any(b"STOPPING=1" in m for m in messages):
-            fail(f"the {name} sent no STOPPING=1 on SIGTERM (got {messages})")
-    audit = box.log("node.log")
-    if "event=login result=ok user=alice" not in audit:
-        fail(f"the node's log has no audit line for alice's login:\n{audit}")
-    print("  node and agent stopped on SIGTERM (STOPPING=1, exit 0)")
+            fail(f"{unit} sent no STOPPING=1 on SIGTERM (got {messages})")
+
+    def stop_daemons(self):
+        for unit in ("tsunagu-lan-agent.service", "tsunagu-rendezvous.service"):
+            if unit not in self.units:
+                fail(f"the walk never started {unit}")
+            self.stop_unit(unit)
+        print("  node and agent stopped on SIGTERM (STOPPING=1, exit 0)")
+
+
+def check_call(walk):
+    printed = walk.outputs["call"]
+    for expected, what in (("192.0.2.50", "the forwarded lookup of 4106@acme shows the hook's lease"),
+                           ("acme", "the forwarded lookup names agent acme")):
+        if expected not in printed:
+            fail(f"{what}: {expected!r} is not in what the call step printed:\n{printed}")
+    bob = walk.box.log("terminal2.log")
+    if "hello from alice" not in bob:
+        fail(f"bob's terminal did not print what alice sent:\n{bob}")
+    audit = walk.box.log("tsunagu-rendezvous.log")
+    for line in ("event=login result=ok user=bob", "event=call state=accepted", "event=call state=ended"):
+        if line not in audit:
+            fail(f"the node's log has no {line!r}:\n{audit}")
+    ended = re.search(r"event=call state=ended .*caller=alice callee=bob reason=hung_up\b.* path=host/host$", audit,
+                      re.M)
+    if not ended:
+        fail(f"the call's end line is not alice's call to bob, hung up, on the host/host path both reported:\n{audit}")
+    print(f"  call alice -> bob on loopback, bob got the bytes; audit: {ended.group(0)[:160]}")
+
+
+def check_hook_wiring(walk):
+    if not re.search(r"^ok +dnsmasq hook /usr/lib/tsunagu/tsunagu-dhcp-hook ", walk.outputs["hook"], re.M):
+        fail(f"doctor did not find the dnsmasq hook wiring:\n{walk.outputs['hook']}")
+
+
+STEP_CHECKS = {"install": lambda walk: check_installed(walk.box), "hook": check_hook_wiring, "call": check_call}
 
 
 def check_purged(box, before, apt_output):
     after = snapshot(box.root)
     left = sorted(after - before)
-    kept_prefixes = ("/var/lib/tsunagu", "/etc/tsunagu")
-    unexpected = [p for p in left if not p.startswith(kept_prefixes)]
+    unexpected = [p for p in left if not p.startswith(KEPT_AFTER_PURGE)]
     if unexpected:
         fail("purge left files the admin did not make:\n  " + "\n  ".join(unexpected[:40]))
     for must_go in ("/etc/tsunagu/agent.toml", "/var/spool/tsunagu", "/usr/bin/tsunagu-rendezvous",

@@ -481,6 +481,11 @@ def call_pipe_and_file():
                  "the listener saw alice's whole stream up to its end frame")
     checks.check(filecmp.cmp(to_alice, caller.out_path, shallow=False),
                  "1 MB bob -> alice arrived byte-identical (%d bytes)" % os.path.getsize(caller.out_path))
+    # Both terminals reported the path ICE selected; the node's end line carries it.
+    ended = wait_until(lambda: re.search(r"event=call state=ended .*caller=alice callee=bob reason=hung_up .*"
+                                         r"path=(\S+)$", d.node.log_text(), re.M), 10 * h.SLOW, 0.1,
+                       "the call's end audit line")
+    checks.check(ended.group(1) == "host/host", "the end audit line says path=host/host (%s)" % ended.group(0))
 
     inbox = d.path("inbox")
     os.mkdir(inbox)

@@ -117,6 +117,14 @@ def audit_log_lines():
     ring = bob.wait_ring(10 * h.SLOW)
     bob.answer(ring)
     alice.wait_event(call_id, h.CALL_ACCEPTED, 10 * h.SLOW)
+    # The callee reports its ICE path (its side: local relay, remote srflx) after
+    # a malformed report; the caller's later report does not replace it.
+    for reporter, path in ((bob, "relay/wormhole"), (bob, "relay/srflx"), (alice, "host/host")):
+        reporter.send(h.encode(h.METHOD_CALL_PATH, h.INDICATION, [
+            (h.ATTR_PROTOCOL_VERSION, h.u32(h.PROTOCOL_VERSION)), (h.ATTR_CALL_ID, h.text(call_id)),
+            (h.ATTR_ICE_PATH, h.text(path))]))
+        # The answer comes after the node handled the report: the order holds across links.
+        expect(reporter.request(h.METHOD_KEEPALIVE).cls == h.SUCCESS, "the link answers after a path report")
     expect(bob.hangup(call_id).cls == h.SUCCESS, "bob hangs up")
     ended_line = h.wait_until(lambda: next((l for l in audit_lines(node.log_text())
                                             if "event=call state=ended call=%s" % call_id in l), None),
@@ -125,8 +133,9 @@ def audit_log_lines():
     for state in ("placed", "rung", "accepted"):
         expect(any("event=call state=%s call=%s caller=alice callee=bob" % (state, call_id) in l
                    for l in audit_lines(node.log_text())), "the call's %s line" % state)
-    expect(re.search(r"caller=alice callee=bob reason=hung_up code=\d+ duration_s=\d+\.\d{3} talk_s=\d+\.\d{3}$",
-                     ended_line), "the ended line has the reason and both durations")
+    expect(re.search(r"caller=alice callee=bob reason=hung_up code=\d+ duration_s=\d+\.\d{3} talk_s=\d+\.\d{3} "
+                     r"path=srflx/relay$", ended_line),
+           "the ended line has the reason, both durations and the path bob reported, from alice's side")
     alice.close()
     bob.close()
     text = node.log_text()

@@ -270,7 +270,9 @@ def watchdog_agent():
         before = notify.wait_for("READY=1", timeout=30)
         check(before == [], "messages before READY=1: %r" % before)
         expect_pings(notify, proc, 4, "agent")
-        os.kill(proc.pid, signal.SIGHUP)  # ExecReload: a re-sync, not a stop
+        os.kill(proc.pid, signal.SIGHUP)  # ExecReload: agent.toml re-read and a re-sync, not a stop
+        before = notify.wait_for("READY=1", timeout=15)
+        check("RELOADING=1" in before, "agent: READY=1 after SIGHUP without RELOADING=1 (%r)" % before)
         expect_pings(notify, proc, 4, "agent after SIGHUP")
         check(proc.poll() is None, "the agent exited on SIGHUP")
         stop_and_expect_stopping(notify, proc, "agent")
@@ -361,7 +363,7 @@ def syscalls_within_filter(unit_path, argv, what, hangup):
             daemon = int(f.read().split()[0])
         if hangup:
             os.kill(daemon, signal.SIGHUP)
-            if hangup == "reload":  # the node tells systemd RELOADING=1, then READY=1 when done
+            if hangup == "reload":  # the daemon tells systemd RELOADING=1, then READY=1 when done
                 before = notify.wait_for("READY=1", timeout=15)
                 check("RELOADING=1" in before, "%s: READY=1 after SIGHUP without RELOADING=1 (%r)" % (what, before))
             expect_pings(notify, proc, 2, what + " after SIGHUP")
@@ -388,7 +390,8 @@ def syscalls_node(unit_path):
 
 def syscalls_agent(unit_path):
     config = agent_bundle()
-    return syscalls_within_filter(unit_path, [AGENT, "run", "-c", config], "agent", hangup=True)
+    # hangup: the reload (ExecReload) re-reads agent.toml, then re-syncs.
+    return syscalls_within_filter(unit_path, [AGENT, "run", "-c", config], "agent", hangup="reload")
 
 
 SCENARIOS = {"watchdog_node": watchdog_node, "watchdog_agent": watchdog_agent}

@@ -4,25 +4,14 @@
 
 #include <string>
 
+#include "test_support.hpp"
+
 using namespace tsunagu;
 using namespace tsunagu::lanagent;
 
 namespace {
 
-// What `tsunagu-rendezvous agent enroll` writes.
-constexpr char kEnrolled[] = R"(
-[node]
-address = "node.example:7401"
-server_name = "node.example"
-ca_certificate = "ca.crt"
-certificate = "agent.crt"
-private_key = "agent.key"
-
-[agent]
-name = "acme"
-domains = ["acme"]
-number_prefixes = ["+81-6-1234-"]
-)";
+using testing::kEnrolled;
 
 std::string error_of(const std::string& text) {
   try {

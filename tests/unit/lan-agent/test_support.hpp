@@ -16,6 +16,21 @@
 
 namespace tsunagu::lanagent::testing {
 
+// What `tsunagu-rendezvous agent enroll` writes.
+inline constexpr char kEnrolled[] = R"(
+[node]
+address = "node.example:7401"
+server_name = "node.example"
+ca_certificate = "ca.crt"
+certificate = "agent.crt"
+private_key = "agent.key"
+
+[agent]
+name = "acme"
+domains = ["acme"]
+number_prefixes = ["+81-6-1234-"]
+)";
+
 class TempDir {
  public:
   TempDir() {

@@ -62,7 +62,6 @@ class WebNode {
     if (!store) throw std::runtime_error("store");
     store_ = std::move(*store);
     core_ = std::make_unique<NodeCore>(*store_, std::move(settings));
-    web.scram_iterations = security::scram::min_iterations;
     api_ = std::make_unique<WebApi>(*core_, *store_, web, seeded(7));
   }
   ~WebNode() {

@@ -576,3 +576,33 @@ TEST_CASE("web SCRAM: credentials weaker than the node's, or malformed, are refu
   CHECK(node.request(browser, "POST", "/api/register", json{{"id", "erin"}, {"credentials", "$scram-sha256$i=1$x"}}.dump())
             .response.status == 400);
 }
+
+TEST_CASE("admin: passwords set through the web follow passwords.scram_iterations across a reload") {
+  WebNode node;
+  node.add_account("root", "admin password", /*admin=*/true);
+  Browser root;
+  REQUIRE(login(node, root, "root", "admin password")["admin"] == true);
+  auto iterations_of = [&](const std::string& user) -> uint32_t {
+    auto txn = node.store().begin_read();
+    REQUIRE(txn);
+    auto account = node.store().find(*txn, user);
+    REQUIRE(account);
+    REQUIRE(account->has_value());
+    auto credentials = security::scram::decode_credentials((*account)->password_hash);
+    REQUIRE(credentials.has_value());
+    return credentials->iterations;
+  };
+  auto added = node.request(root, "POST", "/api/admin/users", json{{"id", "dave"}, {"password", "dave's password"}}.dump());
+  REQUIRE_MESSAGE(added.response.status == 201, added.response.body);
+  CHECK(iterations_of("dave") == security::scram::min_iterations);
+
+  NodeSettings next = web_test_settings();
+  next.scram_iterations = security::scram::min_iterations + 904;
+  CHECK(node.core().reload_settings(next).empty());
+  auto carol = node.request(root, "POST", "/api/admin/users", json{{"id", "carol"}, {"password", "carol's password"}}.dump());
+  REQUIRE_MESSAGE(carol.response.status == 201, carol.response.body);
+  CHECK(iterations_of("carol") == security::scram::min_iterations + 904);
+  auto reset = node.request(root, "POST", "/api/admin/users/dave/password", json{{"password", "dave's new password"}}.dump());
+  REQUIRE_MESSAGE(reset.response.status == 204, reset.response.body);
+  CHECK(iterations_of("dave") == security::scram::min_iterations + 904);
+}

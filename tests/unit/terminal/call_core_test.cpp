@@ -256,9 +256,15 @@ TEST_CASE("an accepted call sets the callee's answer as remote, connects and sta
   CHECK(printed(actions).find("connected after 400 ms: host 127.0.0.1:40000 <-> host 127.0.0.1:40001") !=
         std::string::npos);
   CHECK_FALSE(caller.core.next_deadline().has_value());  // no ICE deadline once connected
+  auto reported = all_of_type<call::ReportPath>(actions);  // for the node's audit line
+  REQUIRE(reported.size() == 1);
+  CHECK(reported[0].call_id == "c-1");
+  CHECK(reported[0].path == "host/host");
 
   caller.core.ice_pair_changed(host_pair());
-  CHECK(printed(caller.take()).find("path changed: ") == 0);
+  auto changed = caller.take();
+  CHECK(printed(changed).find("path changed: ") == 0);
+  CHECK(all_of_type<call::ReportPath>(changed).empty());  // the first path is the one reported
 }
 
 TEST_CASE("a hang-up before the stream ended fails the caller with 11: data may be missing") {
