@@ -456,6 +456,7 @@ bool CallCore::speak_webrtc(const proto::Message& m) {
     if (config_.caller) {
       fail(exit_refused, browser_only);
     } else {
+      print("declined a call from " + peer_ + ": " + browser_only);
       refuse_ring(sig::error::declined, "Declined: " + browser_only);
       finish(0);
     }

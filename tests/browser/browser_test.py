@@ -26,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -191,7 +192,7 @@ class LanAgent:
     """A LAN agent enrolled at the node (docs/lan-agent.md), run with no DHCP server:
     lease events come from running tsunagu-dhcp-hook the way dnsmasq does."""
 
-    def __init__(self, node, web=False):
+    def __init__(self, node, web=False, terminal_port=None):
         for program in (AGENT, HOOK):
             if not os.access(program, os.X_OK):
                 raise TestFailure("%s is not built" % program)
@@ -206,6 +207,7 @@ class LanAgent:
         self.proc = None
         self.web_port = h.free_udp_port() if web else None
         self.token = "browser-agent-token-%s" % os.urandom(8).hex() if web else None
+        self.terminal_port = terminal_port  # [calls] terminal_port: where LAN terminals take rings
 
     def write_config(self):
         """agent.toml pointing at the running node (its agent port is known once it runs)."""
@@ -245,6 +247,8 @@ spool_directory = "%s/spool"
             with os.fdopen(fd, "w") as f:
                 f.write(self.token + "\n")
             text += '\n[web]\nlisten = "127.0.0.1:%d"\ntoken_file = "%s"\n' % (self.web_port, token_file)
+        if self.terminal_port:
+            text += "\n[calls]\nterminal_port = %d\nconnect_timeout_ms = 3000\n" % self.terminal_port
         with open(self.config, "w") as f:
             f.write(text)
 
@@ -735,6 +739,37 @@ def node_metrics(node):
     return values
 
 
+def speech_files(d, cli_silence_s):
+    """voicetool speech for a page and a CLI: (page_speech, page_microphone, cli_speech, cli_input).
+    Chromium's fake microphone loops its file from getUserMedia on: 2 s of silence
+    first (the call connects meanwhile), so each call hears the speech once, whole,
+    before the page's digits. The CLI's input: its speech, then `cli_silence_s` of
+    silence (while the page sends its digits)."""
+    page_speech, cli_speech = d.path("page-speech.wav"), d.path("cli-speech.wav")
+    page_microphone, cli_input = d.path("page-microphone.wav"), d.path("cli-input.wav")
+    voicetool("speech", page_speech, "--seconds", "3")
+    voicetool("speech", cli_speech, "--seconds", "3", "--text", "The birch canoe slid on the smooth planks.")
+    subprocess.run(["sox", page_speech, page_microphone, "pad", "2", "4"], check=True, timeout=60)
+    subprocess.run(["sox", cli_speech, cli_input, "pad", "0", str(cli_silence_s)], check=True, timeout=60)
+    return page_speech, page_microphone, cli_speech, cli_input
+
+
+def listener_finished(state, what):
+    """Waits for the CLI in state["listener"] to exit; (its Terminal, its exit code)."""
+    t = state["listener"]
+    code = t.wait_exit(30 * h.SLOW)
+    log("  %s stderr:\n%s" % (what, t.err()[-2500:]))
+    return t, code
+
+
+def expect_answered_in_webrtc(report_path, who):
+    """The CLI's --report says it spoke WebRTC's profile and refused no DTLS."""
+    webrtc = cli_report(report_path, who).get("webrtc") or {}
+    expect(webrtc.get("srtp_profile") and webrtc.get("srtp_packets", 0) >= 100 and webrtc.get("dtls_refused") == 0,
+           "%s spoke WebRTC's profile: SRTP %r, %s packets unprotected" % (who, webrtc.get("srtp_profile"),
+                                                                        webrtc.get("srtp_packets")))
+
+
 def browser_cli_call():
     """The CLI speaks WebRTC's profile to a page (docs/webrtc.md): Chromium's page calls
     `tsunagu listen --audio-in/--audio-out`, then `tsunagu call` calls the page. Each
@@ -752,16 +787,7 @@ def browser_cli_call():
     node.add_user(BOB)
     node.start()
     d = node.deployment
-    page_speech, cli_speech = d.path("page-speech.wav"), d.path("cli-speech.wav")
-    page_microphone, cli_input = d.path("page-microphone.wav"), d.path("cli-input.wav")
-    voicetool("speech", page_speech, "--seconds", "3")
-    voicetool("speech", cli_speech, "--seconds", "3", "--text", "The birch canoe slid on the smooth planks.")
-    # Chromium's fake microphone loops its file from getUserMedia on: 2 s of silence
-    # first (the call connects meanwhile), so each call hears the speech once, whole,
-    # before the page's digits. The CLI's input: its speech, then silence while the
-    # page sends its digits.
-    subprocess.run(["sox", page_speech, page_microphone, "pad", "2", "4"], check=True, timeout=60)
-    subprocess.run(["sox", cli_speech, cli_input, "pad", "0", "5"], check=True, timeout=60)
+    page_speech, page_microphone, cli_speech, cli_input = speech_files(d, 5)
     loop = ["--ice-address", "127.0.0.1"]
     state = {}
 
@@ -775,19 +801,12 @@ def browser_cli_call():
         state["listener"], state["stem"] = t, stem
 
     def finished(what):
-        t = state["listener"]
-        code = t.wait_exit(30 * h.SLOW)
-        log("  %s stderr:\n%s" % (what, t.err()[-2500:]))
-        return t, code
+        return listener_finished(state, what)
 
     def page_called_cli():
         t, code = finished("listen")
         expect(code == 0, "`tsunagu listen --once` answered the page's call and exits 0 (exit %s)" % code)
-        report = cli_report(state["stem"] + ".json", "listen")
-        webrtc = report.get("webrtc") or {}
-        expect(webrtc.get("srtp_profile") and webrtc.get("srtp_packets", 0) >= 100 and webrtc.get("dtls_refused") == 0,
-               "listen spoke WebRTC's profile: SRTP %r, %s packets unprotected" % (webrtc.get("srtp_profile"),
-                                                                                  webrtc.get("srtp_packets")))
+        expect_answered_in_webrtc(state["stem"] + ".json", "listen")
         check_heard(page_speech, state["stem"] + ".wav", "listen", CLI_CALL_DIGITS, t.out())
         check_heard(cli_speech, d.path("page-heard-1.wav"), "the calling page")
 
@@ -839,10 +858,89 @@ def browser_cli_call():
                      "digits": CLI_CALL_DIGITS})
 
 
+def browser_agent_call():
+    """A page calls a LAN extension (docs/webrtc.md, docs/lan-agent.md): alice's page
+    calls 4106@acme; the node rings the agent "acme", which passes the ring (with
+    MEDIA-PROFILE webrtc and the page's SDP offer) to `tsunagu listen --lan` at the
+    extension's leased address, 127.0.0.1. The terminal answers in WebRTC's profile:
+    its report counts SRTP packets and its recording scores the page's speech. Then the
+    same terminal without audio declines the page's call with 603."""
+    if in_loopback_namespace("browser_agent_call"):
+        return
+    prepared()
+    require_voicetool()
+    node = WebNode()
+    node.add_user(ALICE)
+    agent = LanAgent(node, terminal_port=h.free_udp_port())
+    node.start()
+    d = node.deployment
+    page_speech, page_microphone, cli_speech, cli_input = speech_files(d, 3)
+    bundle = d.path("t4106")
+    state = {}
+
+    def lease_and_issue():
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DNSMASQ_")}
+        env.update({"DNSMASQ_LEASE_EXPIRES": str(int(time.time()) + 3600), "DNSMASQ_INTERFACE": "lo",
+                    "TSUNAGU_AGENT_CONFIG": agent.config})
+        result = subprocess.run([HOOK, "add", "02:00:00:00:41:06", "127.0.0.1", "ext4106"], env=env,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        expect(result.returncode == 0 and "spool" not in result.stderr,
+               "the hook handed the agent a lease of 127.0.0.1 for ext4106 (%r)" % result.stderr)
+        result = subprocess.run([AGENT, "terminal", "issue", "4106", "--out", bundle, "-c", agent.config],
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        expect(result.returncode == 0, "the agent issued 4106's terminal bundle (%r)" % result.stderr[-600:])
+
+    def listen(name, audio):
+        stem = d.path(name)
+        args = ["listen", "--lan", bundle, "--lan-listen", "127.0.0.1:%d" % agent.terminal_port, "--once",
+                "--auto-accept-from", ALICE, "--ice-address", "127.0.0.1", "--report", stem + ".json"]
+        if audio:
+            args += ["--audio-in", cli_input, "--audio-out", stem + ".wav"]
+        t = h.spawn_cli(d, args, "4106", PASSWORD)
+        wait_until(lambda: "listening on the LAN" in t.err() or not t.alive(), h.LOGIN_TIMEOUT, 0.05,
+                   "`tsunagu listen --lan` to listen")
+        expect(t.alive(), "4106's `tsunagu listen --lan` listens (%r)" % t.err()[-600:])
+        state["listener"], state["stem"] = t, stem
+
+    def page_called_terminal():
+        t, code = listener_finished(state, "listen --lan")
+        expect(code == 0, "`tsunagu listen --lan --once` answered the page's call and exits 0 (exit %s)" % code)
+        expect("passing it to the terminal at 127.0.0.1:%d" % agent.terminal_port in agent.log_text(),
+               "the agent passed the ring to the terminal at its leased address")
+        expect_answered_in_webrtc(state["stem"] + ".json", "listen --lan")
+        check_heard(page_speech, state["stem"] + ".wav", "listen --lan")
+        check_heard(cli_speech, d.path("page-heard-agent.wav"), "the calling page")
+
+    def declined():
+        t = state["listener"]
+        said = "declined a call from %s: the other party is a browser" % ALICE
+        wait_until(lambda: said in t.err() or not t.alive(), 10 * h.SLOW, 0.05, "the audio-less terminal to decline")
+        expect(said in t.err(), "the LAN terminal without audio declined the page's call and said why (%r)"
+               % t.err()[-600:])
+        # --once ends listening after an answered call only: this one listens on.
+        expect(t.alive(), "`listen --lan --once` listens on after declining")
+        t.signal(signal.SIGTERM)
+        t.wait_exit(10 * h.SLOW)
+
+    requests = {
+        "lease": lease_and_issue,
+        "listen": lambda: listen("lan-listen", True),
+        "page-called-terminal": page_called_terminal,
+        "listen-silent": lambda: listen("lan-listen-silent", False),
+        "declined": declined,
+    }
+    try:
+        agent.start()
+        run_pages("browser_agent_call", node, microphone=page_microphone, requests=requests,
+                  extra={"page_heard": [d.path("page-heard-agent.wav")], "extension": "4106@" + AGENT_DOMAIN})
+    finally:
+        agent.stop()
+
+
 SCENARIOS = {f.__name__: f for f in (pages_accessible, register_publish_find, lookup_online_offline, csrf_refused,
                                      voicemail_from_page, admin_sees_users, admin_sees_agent_online,
                                      agent_status_page, events_socket, contacts_presence, webrtc_interop,
-                                     browser_call, browser_cli_call)}
+                                     browser_call, browser_cli_call, browser_agent_call)}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))

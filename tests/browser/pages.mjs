@@ -834,6 +834,37 @@ async function browserCliCall(browser) {
   await ask('tampered-refused');
 }
 
+// A page calls a LAN extension through its agent (browser_test.py browser_agent_call).
+async function browserAgentCall(browser) {
+  const alice = await newUser(browser, DESKTOP, recordRemoteAudio);
+  await ask('lease');
+  await ask('listen');
+  await logIn(alice, settings.alice, settings.password, '/dial.html');
+  await lookup(alice, settings.extension);
+  ok(!(await alice.locator('#result').isHidden()), settings.extension + ' is found: "'
+     + (await alice.locator('#result-state').textContent()) + '"');
+  const clicked = Date.now();
+  await alice.getByRole('button', { name: 'Call', exact: true }).click();
+  await callState(alice, '^connected$', 'alice\'s page connects to ' + settings.extension);
+  console.log('  click -> connected (page -> LAN terminal): ' + (Date.now() - clicked) + ' ms');
+  await sleep(SPEECH_DONE_MS);
+  await saveHeard(alice, settings.page_heard[0]);
+  await alice.getByRole('button', { name: 'Hang up' }).click();
+  await callState(alice, '^idle$', 'alice hung up');
+  await ask('page-called-terminal');
+
+  // The same terminal without audio: a page's call is declined (603), as for direct rings.
+  await ask('listen-silent');
+  await alice.evaluate(() => { window.tsunaguCall.ended = null; });
+  await lookup(alice, settings.extension);
+  await alice.getByRole('button', { name: 'Call', exact: true }).click();
+  await alice.waitForFunction(() => window.tsunaguCall.ended !== null, null, { timeout: TIMEOUT_MS });
+  const ended = await alice.evaluate(() => window.tsunaguCall.ended);
+  ok(ended.code === 603, 'the LAN terminal without audio declines the page: '
+     + JSON.stringify(ended));
+  await ask('declined');
+}
+
 const scenarios = {
   pages_accessible: pagesAccessible,
   register_publish_find: registerPublishFind,
@@ -847,6 +878,7 @@ const scenarios = {
   contacts_presence: contactsPresence,
   browser_call: browserCall,
   browser_cli_call: browserCliCall,
+  browser_agent_call: browserAgentCall,
 };
 
 const name = process.argv[2];

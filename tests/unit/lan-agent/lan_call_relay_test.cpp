@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <ctime>
+#include <functional>
 
 #include "lan-agent/lan_pki.hpp"
 #include "proto/signalling.hpp"
@@ -82,6 +83,7 @@ struct Terminal {
   std::vector<Decoded> received;
   transport::TlsLink* link = nullptr;
   bool answer_rings = true;
+  std::function<void(proto::MessageBuilder&)> answer_with;  // what the answer carries beyond PROTOCOL-VERSION
 
   Terminal(uv_loop_t* loop, const std::string& bundle) {
     security::TlsContext::ServerOptions options;
@@ -111,6 +113,7 @@ struct Terminal {
       if (answer_rings && m.message_class == proto::MessageClass::request && m.method == sig::method::ring) {
         auto ok = proto::MessageBuilder::response_to(m, proto::MessageClass::success);
         ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
+        if (answer_with) answer_with(ok);
         from.send(ok.finish());
       }
     };
@@ -172,7 +175,9 @@ struct Fixture {
     relay = std::make_unique<LanCallRelay>(&loop, *core, settings, agent_tls, revocations, [] { return T; },
                                            std::move(node));
   }
-  void ring(const std::string& call_id, const std::string& user = "4106@acme") {
+  // The node's ring; `more` adds what a particular call carries (MEDIA-PROFILE, an offer, ...).
+  Bytes ring(const std::string& call_id, const std::string& user = "4106@acme",
+             const std::function<void(proto::MessageBuilder&)>& more = {}) {
     proto::TransactionId id{};
     id.bytes[0] = std::byte{0x17};
     proto::MessageBuilder b(proto::MessageClass::request, sig::method::ring, id);
@@ -180,10 +185,12 @@ struct Fixture {
     b.add_string(sig::attr::call_id, call_id);
     b.add_string(sig::attr::user_id, user);
     b.add_string(sig::attr::caller_id, "alice");
+    if (more) more(b);
     Bytes raw = b.finish();
     auto decoded = proto::decode(raw);
     REQUIRE(decoded.has_value());
     relay->on_node_message(decoded->message, raw);
+    return raw;
   }
   // Turns the loop until `done` or 5 s.
   template <typename Done>
@@ -337,6 +344,67 @@ TEST_CASE("lan call relay: the right terminal gets the ring, its answer goes to 
   REQUIRE(terminal.received.size() == 3);
   CHECK(terminal.received[2].message.message_class == proto::MessageClass::success);
   CHECK(terminal.received[2].message.method == sig::method::hangup);
+  CHECK(f.relay->active_calls() == 0);
+  terminal.close();
+}
+
+// docs/webrtc.md: a page calling 4106@acme. The node's ring says MEDIA-PROFILE
+// webrtc and carries the page's SDP offer; the terminal decides from them to
+// answer in WebRTC's profile, so the agent must pass both on as they came, and
+// the terminal's SDP answer back to the node.
+TEST_CASE("lan call relay: a ring from a page reaches the terminal with MEDIA-PROFILE and its SDP offer unchanged, "
+          "and the terminal's SDP answer reaches the node") {
+  const std::string offer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n";
+  const std::string answer = "v=0\r\no=tsunagu 3 4 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+  Fixture f;
+  Terminal terminal(&f.loop, f.bundle_for("4106"));
+  terminal.answer_with = [&](proto::MessageBuilder& ok) { ok.add_string(sig::attr::ice_description, answer); };
+  f.start_relay(terminal.port);
+  Bytes sent = f.ring(kCall, "4106@acme", [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::ice_description, offer);
+    b.add_u32(sig::attr::call_media, 0);
+    b.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
+    b.add_string(sig::attr::turn_username, "1700000000:4106@acme");
+  });
+  f.run_until([&] { return !f.to_node.empty(); });
+  REQUIRE(terminal.received.size() == 1);
+  CHECK(terminal.received[0].bytes == sent);  // byte for byte: nothing dropped, added or reordered
+  const proto::Message& ring = terminal.received[0].message;
+  const auto* profile = ring.find(sig::attr::media_profile);
+  REQUIRE(profile != nullptr);
+  CHECK(proto::read_u32(*profile).value_or(0) == sig::media_profile::webrtc);
+  const auto* offered = ring.find(sig::attr::ice_description);
+  REQUIRE(offered != nullptr);
+  CHECK(proto::read_string(*offered) == offer);
+
+  REQUIRE(f.to_node.size() == 1);
+  CHECK(f.to_node[0].message.message_class == proto::MessageClass::success);
+  const auto* answered = f.to_node[0].message.find(sig::attr::ice_description);
+  REQUIRE(answered != nullptr);
+  CHECK(proto::read_string(*answered) == answer);
+  terminal.close();
+}
+
+TEST_CASE("lan call relay: a terminal's 603 for a page's ring (no audio) reaches the node as it was sent") {
+  Fixture f;
+  Terminal terminal(&f.loop, f.bundle_for("4106"));
+  terminal.answer_rings = false;
+  f.start_relay(terminal.port);
+  f.ring(kCall, "4106@acme",
+         [](proto::MessageBuilder& b) { b.add_u32(sig::attr::media_profile, sig::media_profile::webrtc); });
+  f.run_until([&] { return terminal.link != nullptr && terminal.received.size() == 1; });
+  REQUIRE(terminal.received.size() == 1);
+  auto refusal = proto::MessageBuilder::response_to(terminal.received[0].message, proto::MessageClass::error);
+  refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  refusal.add_error(sig::error::declined, "Declined: the other party is a browser, which takes only phone calls");
+  Bytes declined = refusal.finish();
+  terminal.link->send(declined);
+  f.run_until([&] { return !f.to_node.empty(); });
+  REQUIRE(f.to_node.size() == 1);
+  CHECK(f.to_node[0].bytes == declined);
+  CHECK(error_of(f.to_node[0].message) == 603);
+  CHECK(f.relay->stats().answered == 0);
+  f.run_until([&] { return f.relay->active_calls() == 0; });
   CHECK(f.relay->active_calls() == 0);
   terminal.close();
 }

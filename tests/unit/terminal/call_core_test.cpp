@@ -864,9 +864,12 @@ TEST_CASE("MEDIA-PROFILE webrtc: a data call to a browser is refused before gath
   ring.add_string(sig::attr::ice_description, "v=0");
   ring.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
   callee.core.ring(callee.node.add(std::move(ring)), callee.now);
-  auto replies = all_of_type<call::ReplyRing>(callee.core.take_actions());
+  auto callee_actions = callee.core.take_actions();
+  auto replies = all_of_type<call::ReplyRing>(callee_actions);
   REQUIRE(replies.size() == 1);
   CHECK(proto::decode(replies[0].message)->message.message_class == proto::MessageClass::error);
+  // `listen` says why it declined (a LAN terminal's user sees no caller's message otherwise).
+  CHECK(printed(callee_actions).find("declined a call from alice: the other party is a browser") != std::string::npos);
 }
 
 }  // namespace tsunagu::terminal
