@@ -135,15 +135,23 @@ def root_tarball(cache, packages):
     with open(sources, "rb") as f:
         key = hashlib.sha256(f.read() + ",".join(packages).encode()).hexdigest()[:16]
     tarball = os.path.join(cache, f"debian12-root-{key}.tar")
-    if os.path.exists(tarball):
+    if os.path.isfile(tarball):
         return tarball, True
-    partial = tarball + f".{os.getpid()}.partial"
+    if os.path.isdir(tarball):  # left by an older version of this test, which made a directory
+        shutil.rmtree(tarball)
+    # --format=tar: mmdebstrap otherwise picks the format from the name's
+    # extension, and made a directory of a name ending in ".partial".
+    partial = os.path.join(cache, f"partial-{os.getpid()}-" + os.path.basename(tarball))
     try:
-        run(["mmdebstrap", "--variant=minbase", "--include=" + ",".join(packages),
+        run(["mmdebstrap", "--variant=minbase", "--format=tar", "--include=" + ",".join(packages),
              "--aptopt=Acquire::Check-Valid-Until \"false\"", "bookworm", partial, sources], timeout=1200)
+        if not os.path.isfile(partial):
+            fail(f"mmdebstrap made no tarball at {partial}")
         os.rename(partial, tarball)
     finally:
-        if os.path.exists(partial):
+        if os.path.isdir(partial):
+            shutil.rmtree(partial)
+        elif os.path.exists(partial):
             os.unlink(partial)
     for old in os.listdir(cache):  # roots of older dependency lists
         if old.startswith("debian12-root-") and old.endswith(".tar") and old != os.path.basename(tarball):
