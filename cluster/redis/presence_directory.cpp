@@ -1,0 +1,104 @@
+#include "cluster/redis/presence_directory.hpp"
+
+namespace tsunagu::cluster {
+
+namespace {
+
+// Renew or recreate, unless another node holds the row. 1: ours now; 0: someone else's.
+constexpr const char* refresh_script =
+    "local holder = redis.call('GET', KEYS[1]) "
+    "if holder == false or holder == ARGV[1] then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+    "return 0";
+
+// Delete only our own row: a logout racing a login on another node must not
+// remove the newer row. 1: deleted; 0: not ours (or gone).
+constexpr const char* release_script =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+    "return 0";
+
+PresenceOutcome outcome_of(const RedisValue& reply) {
+  if (reply.type == RedisValue::Type::unavailable) return PresenceOutcome::unavailable;
+  if (reply.type == RedisValue::Type::error) return PresenceOutcome::failed;
+  return PresenceOutcome::done;
+}
+
+}  // namespace
+
+std::string presence_key(HolderKind kind, std::string_view holder) {
+  std::string key = kind == HolderKind::user ? "presence:{" : "agent:{";
+  key.append(holder);
+  key.push_back('}');
+  return key;
+}
+
+PresenceDirectory::PresenceDirectory(uv_loop_t* loop, RedisClient& redis, std::string node_id, uint64_t ttl_ms)
+    : loop_(loop), redis_(redis), node_id_(std::move(node_id)), ttl_ms_(ttl_ms), flush_check_(new uv_check_t) {
+  uv_check_init(loop_, flush_check_);
+  flush_check_->data = this;
+}
+
+PresenceDirectory::~PresenceDirectory() {
+  uv_check_stop(flush_check_);
+  uv_close(reinterpret_cast<uv_handle_t*>(flush_check_),
+           [](uv_handle_t* handle) { delete reinterpret_cast<uv_check_t*>(handle); });
+}
+
+void PresenceDirectory::claim(HolderKind kind, const std::string& holder, ClaimHandler handler) {
+  std::string key = presence_key(kind, holder);
+  // SET ... GET (Redis >= 6.2) returns the node that held the row, in the same step.
+  redis_.command(key, {"SET", key, node_id_, "PX", std::to_string(ttl_ms_), "GET"},
+                 [handler = std::move(handler), node = node_id_](const RedisValue& reply) {
+                   std::optional<std::string> previous;
+                   if (reply.type == RedisValue::Type::string && reply.text != node) previous = reply.text;
+                   handler(outcome_of(reply), previous);
+                 });
+}
+
+void PresenceDirectory::refresh(HolderKind kind, const std::string& holder, RefreshHandler handler) {
+  if (pending_refreshes_.empty()) {
+    uv_check_start(flush_check_, [](uv_check_t* check) { static_cast<PresenceDirectory*>(check->data)->flush_refreshes(); });
+  }
+  pending_refreshes_[presence_key(kind, holder)].push_back(std::move(handler));
+}
+
+void PresenceDirectory::flush_refreshes() {
+  uv_check_stop(flush_check_);
+  auto batch = std::move(pending_refreshes_);
+  pending_refreshes_.clear();
+  if (batch.empty()) return;
+  ++pipelines_sent_;
+  std::string ttl = std::to_string(ttl_ms_);
+  for (auto& [key, handlers] : batch) {
+    redis_.command(key, {"EVAL", refresh_script, "1", key, node_id_, ttl},
+                   [handlers = std::move(handlers)](const RedisValue& reply) {
+                     PresenceOutcome outcome = outcome_of(reply);
+                     if (outcome == PresenceOutcome::done && reply.integer == 0) outcome = PresenceOutcome::held_elsewhere;
+                     for (const RefreshHandler& handler : handlers) {
+                       if (handler) handler(outcome);
+                     }
+                   });
+  }
+}
+
+void PresenceDirectory::release(HolderKind kind, const std::string& holder,
+                                std::function<void(PresenceOutcome)> handler) {
+  std::string key = presence_key(kind, holder);
+  redis_.command(key, {"EVAL", release_script, "1", key, node_id_},
+                 [handler = std::move(handler)](const RedisValue& reply) {
+                   PresenceOutcome outcome = outcome_of(reply);
+                   if (outcome == PresenceOutcome::done && reply.integer == 0) outcome = PresenceOutcome::not_ours;
+                   handler(outcome);
+                 });
+}
+
+void PresenceDirectory::lookup(HolderKind kind, const std::string& holder, LookupHandler handler) {
+  std::string key = presence_key(kind, holder);
+  redis_.command(key, {"GET", key}, [handler = std::move(handler)](const RedisValue& reply) {
+    std::optional<std::string> node;
+    if (reply.type == RedisValue::Type::string) node = reply.text;
+    handler(outcome_of(reply), node);
+  });
+}
+
+}  // namespace tsunagu::cluster

@@ -1,0 +1,187 @@
+#include "cluster/redis/redis_connection.hpp"
+
+#include <hiredis/adapters/libuv.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+namespace tsunagu::cluster {
+
+namespace {
+
+RedisValue copy_reply(const redisReply* reply) {
+  RedisValue value;
+  switch (reply->type) {
+    case REDIS_REPLY_STRING: value.type = RedisValue::Type::string; break;
+    case REDIS_REPLY_STATUS: value.type = RedisValue::Type::status; break;
+    case REDIS_REPLY_ERROR: value.type = RedisValue::Type::error; break;
+    case REDIS_REPLY_INTEGER: value.type = RedisValue::Type::integer; break;
+    case REDIS_REPLY_ARRAY: value.type = RedisValue::Type::array; break;
+    default: value.type = RedisValue::Type::nil; break;
+  }
+  if (reply->str != nullptr) value.text.assign(reply->str, reply->len);
+  value.integer = reply->integer;
+  for (size_t i = 0; i < reply->elements; ++i) value.elements.push_back(copy_reply(reply->element[i]));
+  return value;
+}
+
+struct PendingCommand {
+  RedisReplyHandler handler;
+};
+
+// Lives as long as hiredis holds the subscription: hiredis calls it a last time
+// with no reply when it frees the context.
+struct SubscriptionCallback {
+  std::function<void(const std::string&, const std::string&)> on_message;
+};
+
+std::vector<const char*> argv_pointers(const std::vector<std::string>& argv, std::vector<size_t>& lengths) {
+  std::vector<const char*> pointers;
+  for (const std::string& arg : argv) {
+    pointers.push_back(arg.data());
+    lengths.push_back(arg.size());
+  }
+  return pointers;
+}
+
+}  // namespace
+
+RedisConnection::RedisConnection(uv_loop_t* loop, RedisEndpoint endpoint, RedisBackoff backoff)
+    : loop_(loop), endpoint_(std::move(endpoint)), backoff_(backoff), next_backoff_ms_(backoff.first_ms),
+      reconnect_timer_(new uv_timer_t) {
+  uv_timer_init(loop_, reconnect_timer_);
+  reconnect_timer_->data = this;
+}
+
+RedisConnection::~RedisConnection() {
+  uv_timer_stop(reconnect_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(reconnect_timer_),
+           [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
+  if (context_ != nullptr) {
+    context_->data = nullptr;  // the callbacks hiredis runs while freeing must not come back here
+    redisAsyncFree(context_);
+  }
+}
+
+void RedisConnection::start() {
+  if (state_ == State::idle) connect();
+}
+
+void RedisConnection::connect() {
+  state_ = State::connecting;
+  context_ = redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port);
+  if (context_ == nullptr || context_->err != 0 || redisLibuvAttach(context_, loop_) != REDIS_OK) {
+    if (context_ != nullptr) redisAsyncFree(context_);
+    context_ = nullptr;
+    schedule_reconnect();
+    return;
+  }
+  context_->data = this;
+  redisAsyncSetConnectCallback(context_, &RedisConnection::handle_connect);
+  redisAsyncSetDisconnectCallback(context_, &RedisConnection::handle_disconnect);
+}
+
+void RedisConnection::schedule_reconnect() {
+  state_ = State::waiting;
+  first_attempt_ = false;
+  uint64_t delay = next_backoff_ms_;
+  next_backoff_ms_ = std::min(next_backoff_ms_ * 2, backoff_.max_ms);
+  uv_timer_start(reconnect_timer_, [](uv_timer_t* timer) { static_cast<RedisConnection*>(timer->data)->connect(); },
+                 delay, 0);
+}
+
+void RedisConnection::handle_connect(const redisAsyncContext* context, int status) {
+  auto* self = static_cast<RedisConnection*>(context->data);
+  if (self == nullptr) return;
+  if (status != REDIS_OK) {
+    self->context_ = nullptr;  // hiredis frees a context whose connect failed
+    self->schedule_reconnect();
+    return;
+  }
+  self->state_ = State::connected;
+  self->next_backoff_ms_ = self->backoff_.first_ms;
+  ++self->connections_made_;
+  if (self->on_connected_) self->on_connected_();
+}
+
+void RedisConnection::handle_disconnect(const redisAsyncContext* context, int /*status*/) {
+  auto* self = static_cast<RedisConnection*>(context->data);
+  if (self == nullptr) return;
+  self->context_ = nullptr;  // freed by hiredis after this callback
+  self->schedule_reconnect();
+}
+
+bool RedisConnection::accepts_commands() const {
+  // The first connection attempt queues commands (hiredis sends them once
+  // connected); after a failure, callers are told at once instead.
+  return state_ == State::connected || (state_ == State::connecting && first_attempt_ && context_ != nullptr);
+}
+
+void RedisConnection::handle_reply(redisAsyncContext* /*context*/, void* reply, void* privdata) {
+  std::unique_ptr<PendingCommand> pending(static_cast<PendingCommand*>(privdata));
+  if (reply == nullptr) {
+    pending->handler(RedisValue::make_unavailable("connection to Redis lost"));
+  } else {
+    pending->handler(copy_reply(static_cast<redisReply*>(reply)));
+  }
+}
+
+void RedisConnection::send(const std::vector<std::string>& argv, RedisReplyHandler handler) {
+  if (!accepts_commands()) {
+    handler(RedisValue::make_unavailable("Redis " + endpoint_.to_string() + " is down"));
+    return;
+  }
+  std::vector<size_t> lengths;
+  std::vector<const char*> pointers = argv_pointers(argv, lengths);
+  auto* pending = new PendingCommand{std::move(handler)};
+  if (redisAsyncCommandArgv(context_, &RedisConnection::handle_reply, pending, static_cast<int>(argv.size()),
+                            pointers.data(), lengths.data()) != REDIS_OK) {
+    std::unique_ptr<PendingCommand> failed(pending);
+    failed->handler(RedisValue::make_unavailable("Redis " + endpoint_.to_string() + " is closing"));
+  }
+}
+
+void RedisConnection::handle_message(redisAsyncContext* context, void* reply, void* privdata) {
+  auto* callback = static_cast<SubscriptionCallback*>(privdata);
+  if (reply == nullptr) {  // the context is being freed: hiredis' last call for this subscription
+    delete callback;
+    return;
+  }
+  auto* message = static_cast<redisReply*>(reply);
+  if (message->type != REDIS_REPLY_ARRAY || message->elements < 3) return;
+  std::string_view kind(message->element[0]->str, message->element[0]->len);
+  if (kind == "smessage" || kind == "message") {
+    callback->on_message(std::string(message->element[1]->str, message->element[1]->len),
+                         std::string(message->element[2]->str, message->element[2]->len));
+  } else if (kind == "sunsubscribe" && context->data != nullptr) {
+    // The channel's slot moved to another server: reconnect, and the owner subscribes again there.
+    redisAsyncDisconnect(context);
+  }
+}
+
+void RedisConnection::subscribe_sharded(const std::string& channel, RedisReplyHandler on_reply,
+                                        std::function<void(const std::string&, const std::string&)> on_message) {
+  if (!accepts_commands()) {
+    on_reply(RedisValue::make_unavailable("Redis " + endpoint_.to_string() + " is down"));
+    return;
+  }
+  // hiredis 0.14 (Debian 12) knows SUBSCRIBE but not SSUBSCRIBE: it hands a
+  // push to a callback only when the context is in SUBSCRIBE mode, finding it
+  // by channel name (an "smessage" push is found the same way), and asserts
+  // otherwise. So SSUBSCRIBE goes first as an ordinary command (its reply
+  // reaches on_reply), then a plain SUBSCRIBE of the same name puts the
+  // context in subscriber mode and registers the callback for the pushes.
+  // Nothing PUBLISHes to node channels, so the plain subscription stays silent.
+  send({"SSUBSCRIBE", channel}, std::move(on_reply));
+  auto* callback = new SubscriptionCallback{std::move(on_message)};
+  const char* argv[] = {"SUBSCRIBE", channel.c_str()};
+  size_t lengths[] = {9, channel.size()};
+  if (redisAsyncCommandArgv(context_, &RedisConnection::handle_message, callback, 2, argv, lengths) != REDIS_OK) {
+    delete callback;
+  }
+}
+
+}  // namespace tsunagu::cluster
