@@ -13,6 +13,8 @@ build_packages=(
   libhttp-parser-dev libwslay-dev nlohmann-json3-dev
   libsrtp2-dev
   libcbor-dev libqrencode-dev libpng-dev
+  # cluster/redis/: presence and the node bus in Redis, on the libuv loop (hiredis' adapter)
+  libhiredis-dev
 )
 test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl
@@ -20,6 +22,8 @@ test_packages=(
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
   prometheus chromium zbar-tools
   strace systemd
+  # the cluster suite's real Redis: single server and a 3-primary Cluster (redis-cli --cluster create)
+  redis-server redis-tools
   debhelper dpkg-dev lintian mmdebstrap
 )
 # The browser tests (tests/browser/) run Node.js scripts with npm packages. A Node.js

@@ -53,8 +53,10 @@ void RedisClient::dispatch(uint16_t slot, std::shared_ptr<std::vector<std::strin
         RedisClient& client = **self;
         size_t index = client.endpoint_index({redirect->host, redirect->port});
         if (redirect->ask) {
+          ++client.ask_followed_;
           client.dispatch(slot, argv, handler, redirects + 1, index);
         } else {
+          ++client.moved_followed_;
           client.cluster_mode_ = true;
           client.slot_owner_[redirect->slot] = static_cast<uint16_t>(index);
           client.refresh_topology();

@@ -7,6 +7,7 @@
 // support answers CLUSTER SLOTS with an error, and then every slot is the seed's.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -35,6 +36,8 @@ class RedisClient {
   bool topology_known() const { return topology_known_; }
   RedisEndpoint endpoint_for_slot(uint16_t slot) const { return endpoints_[slot_owner_[slot]]; }
   size_t server_count() const { return endpoints_.size(); }
+  uint64_t moved_followed() const { return moved_followed_; }
+  uint64_t ask_followed() const { return ask_followed_; }
   // Called after each change of the slot map (a subscriber may have to move).
   void on_topology(std::function<void()> handler) { on_topology_ = std::move(handler); }
 
@@ -55,6 +58,8 @@ class RedisClient {
   bool cluster_mode_ = false;
   bool topology_known_ = false;
   bool refreshing_ = false;
+  uint64_t moved_followed_ = 0;
+  uint64_t ask_followed_ = 0;
   std::function<void()> on_topology_;
   // Handlers of replies still in flight check it: the client may be gone by then.
   std::shared_ptr<RedisClient*> self_;
