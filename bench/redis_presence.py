@@ -7,10 +7,11 @@ every exit path), then measures:
     PresenceDirectory writes them (SET presence:{user} NODE PX ttl), per row,
     and MEMORY USAGE of one row (which leaves out the expiry table's entry);
   - operations per second with redis-benchmark (pipelined 16 deep, 50
-    connections, as many nodes would): the keepalive refresh (the Lua script
+    connections, as many nodes would), on rows that exist and are the refreshing node's: the keepalive refresh (the Lua script
     PresenceDirectory::refresh runs, read out of presence_directory.cpp so the
     two cannot drift), against Redis' cheapest write, PEXPIRE, measured in the
-    same run; and GET (a lookup), SPUBLISH (a bus message).
+    same run; and GET (a lookup), SPUBLISH (a bus message);
+  - the server's own microseconds per call of each (INFO commandstats).
 
     python3 bench/redis_presence.py [--rows 200000] [--requests 400000]
 """
@@ -63,8 +64,9 @@ def resp(*args):
     return b''.join(out)
 
 
-def benchmark(port, requests, *command):
-    out = subprocess.run(['redis-benchmark', '-p', str(port), '-q', '-c', '50', '-P', '16', '-r', '10000000',
+def benchmark(port, requests, rows, *command):
+    # -r rows: __rand_int__ is then a row that exists (zero-padded to 12 digits, as loaded).
+    out = subprocess.run(['redis-benchmark', '-p', str(port), '-q', '-c', '50', '-P', '16', '-r', str(rows),
                           '-n', str(requests), *command], capture_output=True, text=True, check=True).stdout
     # "-q" prints one line per test, the last state after carriage returns.
     line = out.replace('\r', '\n').strip().splitlines()[-1]
@@ -90,24 +92,34 @@ def main():
                     pass
                 time.sleep(0.05)
             before = info_memory(port)
-            # User IDs as a deployment has them: user@domain, ~20 characters; node IDs "node-NNN".
-            rows = b''.join(resp('SET', f'presence:{{u{i:07d}@acme.example}}', f'node-{i % 500:03d}', 'PX', '45000')
+            # User IDs as a deployment may have them: user@domain, 25 characters; node IDs "node-NNN".
+            rows = b''.join(resp('SET', f'presence:{{u{i:012d}@acme.example}}', 'node-017', 'PX', '45000')
                             for i in range(args.rows))
             cli(port, '--pipe', stdin=rows)
             after = info_memory(port)
             per_row = (after - before) / args.rows
-            one_row = int(cli(port, 'MEMORY', 'USAGE', 'presence:{u0000001@acme.example}').strip())
+            one_row = int(cli(port, 'MEMORY', 'USAGE', 'presence:{u000000000001@acme.example}').strip())
             print(f'rows: {args.rows}; used_memory per row: {per_row:.1f} bytes; MEMORY USAGE of one row: {one_row} bytes')
 
+            cli(port, 'CONFIG', 'RESETSTAT')  # commandstats below count the benchmarks only
             sha = cli(port, 'SCRIPT', 'LOAD', refresh_script()).strip()
             key = 'presence:{u__rand_int__@acme.example}'
-            refresh = benchmark(port, args.requests, 'EVALSHA', sha, '1', key, 'node-017', '45000')
-            pexpire = benchmark(port, args.requests, 'PEXPIRE', key, '45000')
-            lookup = benchmark(port, args.requests, 'GET', key)
-            publish = benchmark(port, args.requests, 'SPUBLISH', 'node:{node-017}', 'x' * 200)
+            refresh = benchmark(port, args.requests, args.rows, 'EVALSHA', sha, '1', key, 'node-017', '45000')
+            pexpire = benchmark(port, args.requests, args.rows, 'PEXPIRE', key, '45000')
+            set_nx = benchmark(port, args.requests, args.rows, 'SET', key, 'node-017', 'NX', 'PX', '45000')
+            lookup = benchmark(port, args.requests, args.rows, 'GET', key)
+            publish = benchmark(port, args.requests, args.rows, 'SPUBLISH', 'node:{node-017}', 'x' * 200)
             print(f'refresh (EVALSHA, the keepalive): {refresh:.0f}/s; PEXPIRE: {pexpire:.0f}/s; '
-                  f'ratio {refresh / pexpire:.2f}')
+                  f'ratio {refresh / pexpire:.2f}; SET NX PX: {set_nx:.0f}/s')
             print(f'lookup (GET): {lookup:.0f}/s; bus message (SPUBLISH, 200 bytes, no subscriber): {publish:.0f}/s')
+            # The server's own time per call: what a core of a Redis primary spends, less
+            # sensitive than requests per second to a client sharing a loaded machine.
+            stats = cli(port, 'INFO', 'commandstats')
+            for command in ('evalsha', 'pexpire', 'get', 'spublish', 'set'):
+                found = re.search(rf'cmdstat_{command}:calls=(\d+),usec=\d+,usec_per_call=([\d.]+)', stats)
+                if found:
+                    usec = float(found.group(2))
+                    print(f'{command.upper()}: {usec:.2f} us per call in the server ({1e6 / usec:.0f} per core-second)')
         finally:
             server.kill()
             server.wait()

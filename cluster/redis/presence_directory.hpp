@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -30,8 +31,13 @@ enum class PresenceOutcome { done, held_elsewhere, not_ours, unavailable, failed
 
 class PresenceDirectory {
  public:
-  // ttl_ms: how long a row outlives its last refresh (a few keepalive intervals).
-  PresenceDirectory(uv_loop_t* loop, RedisClient& redis, std::string node_id, uint64_t ttl_ms);
+  // ttl_ms: how long a row outlives its last refresh. min_refresh_interval_ms:
+  // a keepalive sooner than this after the row's last confirmed write costs no
+  // Redis command (0: every keepalive refreshes). The refresh is a Lua script,
+  // Redis' dearest command here (docs/cluster.md), so a large deployment
+  // refreshes less often than it keepalives, with a TTL a few times this.
+  PresenceDirectory(uv_loop_t* loop, RedisClient& redis, std::string node_id, uint64_t ttl_ms,
+                    uint64_t min_refresh_interval_ms = 0);
   ~PresenceDirectory();
   PresenceDirectory(const PresenceDirectory&) = delete;
   PresenceDirectory& operator=(const PresenceDirectory&) = delete;
@@ -45,6 +51,9 @@ class PresenceDirectory {
   // restarted, or it expired), but never takes a row another node holds: the
   // handler then gets held_elsewhere (this node's link was displaced). Every
   // refresh asked for in one loop turn leaves in one pipeline at the turn's end.
+  // Within min_refresh_interval_ms of the last write the handler gets done at
+  // once, unless a connection to Redis was made since (a server may have
+  // restarted empty): then every row is written again at its next keepalive.
   using RefreshHandler = std::function<void(PresenceOutcome)>;
   void refresh(HolderKind kind, const std::string& holder, RefreshHandler handler = {});
 
@@ -58,9 +67,12 @@ class PresenceDirectory {
   const std::string& node_id() const { return node_id_; }
   uint64_t ttl_ms() const { return ttl_ms_; }
   uint64_t pipelines_sent() const { return pipelines_sent_; }
+  uint64_t refreshes_skipped() const { return refreshes_skipped_; }
 
  private:
   void flush_refreshes();
+  void remember_written(const std::string& key);
+  void forget_written_if_reconnected();
 
   uv_loop_t* loop_;
   RedisClient& redis_;
@@ -68,7 +80,15 @@ class PresenceDirectory {
   uint64_t ttl_ms_;
   uv_check_t* flush_check_;  // freed in its close callback
   std::unordered_map<std::string, std::vector<RefreshHandler>> pending_refreshes_;  // by key
+  uint64_t min_refresh_interval_ms_;
+  // Rows written by this node and when (loop time), for min_refresh_interval_ms.
+  std::unordered_map<std::string, uint64_t> written_ms_;
+  uint64_t connections_seen_ = 0;
+  uint64_t last_prune_ms_ = 0;
   uint64_t pipelines_sent_ = 0;
+  uint64_t refreshes_skipped_ = 0;
+  // Reply handlers check it: the directory may be gone when a reply comes.
+  std::shared_ptr<PresenceDirectory*> self_;
 };
 
 }  // namespace tsunagu::cluster

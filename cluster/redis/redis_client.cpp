@@ -36,6 +36,14 @@ RedisConnection& RedisClient::connection(size_t index) {
   return *connections_[index];
 }
 
+uint64_t RedisClient::connections_made() const {
+  uint64_t total = 0;
+  for (const auto& connection : connections_) {
+    if (connection) total += connection->connections_made();
+  }
+  return total;
+}
+
 void RedisClient::command(std::string_view key, std::vector<std::string> argv, RedisReplyHandler handler) {
   dispatch(redis_key_slot(key), std::make_shared<std::vector<std::string>>(std::move(argv)), std::move(handler), 0,
            std::nullopt);

@@ -36,6 +36,9 @@ class RedisClient {
   bool topology_known() const { return topology_known_; }
   RedisEndpoint endpoint_for_slot(uint16_t slot) const { return endpoints_[slot_owner_[slot]]; }
   size_t server_count() const { return endpoints_.size(); }
+  // Connections established so far, reconnections included: when it moves,
+  // a server may have restarted empty (PresenceDirectory then refreshes everything).
+  uint64_t connections_made() const;
   uint64_t moved_followed() const { return moved_followed_; }
   uint64_t ask_followed() const { return ask_followed_; }
   // Called after each change of the slot map (a subscriber may have to move).

@@ -187,6 +187,24 @@ void check_presence(const std::vector<int>& ports) {
     CHECK(owners.size() == ports.size());  // on a cluster, the rows are spread over every primary
   }
 
+  SUBCASE("with a minimum refresh interval, keepalives between writes cost no command") {
+    PresenceDirectory directory(&loop.loop, redis, "node-a", 60000, 30000);
+    CHECK(claim(loop, directory, "heidi@acme") == PresenceOutcome::done);
+    uint64_t pipelines = directory.pipelines_sent();
+    CHECK(refresh(loop, directory, "heidi@acme") == PresenceOutcome::done);
+    CHECK(refresh(loop, directory, "heidi@acme") == PresenceOutcome::done);
+    CHECK(directory.pipelines_sent() == pipelines);
+    CHECK(directory.refreshes_skipped() == 2);
+    // A row this node never wrote is refreshed at once.
+    CHECK(refresh(loop, directory, "ivan@acme") == PresenceOutcome::done);
+    CHECK(directory.pipelines_sent() == pipelines + 1);
+    CHECK(lookup(loop, node_b, "ivan@acme").node == "node-a");
+    // After a release the next keepalive writes again.
+    CHECK(release(loop, directory, "heidi@acme") == PresenceOutcome::done);
+    CHECK(refresh(loop, directory, "heidi@acme") == PresenceOutcome::done);
+    CHECK(directory.pipelines_sent() == pipelines + 2);
+  }
+
   SUBCASE("release deletes a row only when this node holds it") {
     CHECK(claim(loop, node_b, "erin@acme") == PresenceOutcome::done);
     CHECK(release(loop, node_a, "erin@acme") == PresenceOutcome::not_ours);
@@ -277,7 +295,8 @@ TEST_SUITE("single") {
     Loop loop;
     RedisClient redis(&loop.loop, {{"127.0.0.1", server.port()}}, RedisBackoff{50, 400});
     redis.start();
-    PresenceDirectory directory(&loop.loop, redis, "node-a", 60000);
+    // Rows are written at most once a minute, yet rebuilt at the first keepalive after the restart.
+    PresenceDirectory directory(&loop.loop, redis, "node-a", 60000, 60000);
     Received received;
     NodeBus bus(&loop.loop, redis, "node-a", [&](const BusEnvelope& e) { received.messages.push_back(e); });
     REQUIRE(loop.run_until([&] { return redis.topology_known(); }));
@@ -310,7 +329,9 @@ TEST_SUITE("single") {
     for (const std::string& user : users) {
       directory.refresh(HolderKind::user, user, [&](PresenceOutcome o) { refreshed += o == PresenceOutcome::done; });
     }
+    uint64_t skipped = directory.refreshes_skipped();
     REQUIRE(loop.run_until([&] { return refreshed == 3; }));
+    CHECK(directory.refreshes_skipped() == skipped);
     for (const std::string& user : users) CHECK(lookup(loop, directory, user).node == "node-a");
 
     // The bus subscribed again by itself.
