@@ -22,9 +22,9 @@ test_packages=(
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
   prometheus chromium zbar-tools
   strace systemd
+  debhelper dpkg-dev lintian mmdebstrap
   # the cluster suite's real Redis: single server and a 3-primary Cluster (redis-cli --cluster create)
   redis-server redis-tools
-  debhelper dpkg-dev lintian mmdebstrap
 )
 # The browser tests (tests/browser/) run Node.js scripts with npm packages. A Node.js
 # installed some other way (e.g. nodesource's, which brings its own npm and conflicts

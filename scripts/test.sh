@@ -79,7 +79,7 @@ trap 'kill -- -$background 2>/dev/null; rm -f "$background_log"' EXIT
 
 if ((build_ok)); then
   # install: the Debian packages in a clean Debian 12 root (root only; it says why it skips).
-  run_suites build unit integration cluster lab browser install
+  run_suites build unit integration lab browser install cluster
 else
   echo "build failed" >&2; status=1
 fi
