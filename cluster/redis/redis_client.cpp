@@ -13,10 +13,8 @@ RedisClient::RedisClient(uv_loop_t* loop, std::vector<RedisEndpoint> seeds, Redi
 }
 
 void RedisClient::start() {
-  RedisConnection& seed = connection(0);
-  // Each (re)connection of the first seed asks for the slot map: after a restart it may differ.
-  seed.on_connected([this] { refresh_topology(); });
-  seed.start();
+  // Every seed: the first may be the one that is down.
+  for (size_t i = 0; i < connections_.size(); ++i) connection(i);
 }
 
 size_t RedisClient::endpoint_index(const RedisEndpoint& endpoint) {
@@ -31,6 +29,8 @@ size_t RedisClient::endpoint_index(const RedisEndpoint& endpoint) {
 RedisConnection& RedisClient::connection(size_t index) {
   if (!connections_[index]) {
     connections_[index] = std::make_unique<RedisConnection>(loop_, endpoints_[index], backoff_);
+    // Each (re)connection asks for the slot map: after a restart or a failover it may differ.
+    connections_[index]->on_connected([this] { refresh_topology(); });
     connections_[index]->start();
   }
   return *connections_[index];

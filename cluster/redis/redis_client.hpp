@@ -3,8 +3,9 @@
 // directory and the bus need: the key's slot (key_slot.hpp), the slot map from
 // CLUSTER SLOTS, MOVED (the slot moved: remember, refresh, retry) and ASK (this
 // command only: ASKING then the command on the target). Whether the servers
-// are a cluster is found out from the first seed: a server without cluster
-// support answers CLUSTER SLOTS with an error, and then every slot is the seed's.
+// are a cluster is found out from the first server that answers CLUSTER SLOTS:
+// one without cluster support answers with an error, and then every slot is
+// the first seed's (a single Redis is given as the one seed).
 #pragma once
 
 #include <cstdint>
@@ -42,6 +43,7 @@ class RedisClient {
   uint64_t moved_followed() const { return moved_followed_; }
   uint64_t ask_followed() const { return ask_followed_; }
   // Called after each change of the slot map (a subscriber may have to move).
+  // One listener: the node's bus.
   void on_topology(std::function<void()> handler) { on_topology_ = std::move(handler); }
 
   static constexpr int max_redirects = 3;

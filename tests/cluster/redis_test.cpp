@@ -384,6 +384,19 @@ TEST_SUITE("cluster") {
       CHECK(redis.endpoint_for_slot(slot).port != wrong_port);
     }
 
+    SUBCASE("a first seed that is down does not stop the client") {
+      Loop loop;
+      RedisClient redis(&loop.loop, {{"127.0.0.1", pick_port()}, {"127.0.0.1", ports[1]}});
+      redis.start();
+      REQUIRE(loop.run_until([&] { return redis.topology_known(); }));
+      CHECK(redis.cluster_mode());
+      PresenceDirectory directory(&loop.loop, redis, "node-a", 60000);
+      for (std::string user : {"judy@acme", "mallory@acme", "oscar@acme", "peggy@acme"}) {
+        CHECK(claim(loop, directory, user) == PresenceOutcome::done);
+        CHECK(lookup(loop, directory, user).node == "node-a");
+      }
+    }
+
     SUBCASE("ASK is followed while a slot migrates") {
       std::string key = presence_key(HolderKind::user, "grace@acme");
       uint16_t slot = redis_key_slot(key);
