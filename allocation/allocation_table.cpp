@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <unordered_set>
 
 #include "allocation/field_normalisation.hpp"
 
@@ -221,10 +220,16 @@ std::optional<BindingConflict> decode_conflict(ByteView key, ByteView in) {
 
 // ---- keys ----
 
-std::string lease_key(const LeaseEvent& e) {
-  std::string key = e.is_v6() ? "6|" : "4|";
+void append_lease_key(const LeaseEvent& e, std::string& out) {
+  out += e.is_v6() ? "6|" : "4|";
   const bool by_mac = e.is_v6() ? e.client_id.empty() : !e.mac.empty();
-  key += by_mac ? "m=" + e.mac : "c=" + e.client_id;
+  out += by_mac ? "m=" : "c=";
+  out += by_mac ? e.mac : e.client_id;
+}
+
+std::string lease_key(const LeaseEvent& e) {
+  std::string key;
+  append_lease_key(e, key);
   return key;
 }
 
@@ -994,26 +999,33 @@ Expected<void, TableError> AllocationTable::Batch::sync_leases(const LeaseFileSn
   return {};
 }
 
-namespace {
-// Lookups by string_view without building a std::string per key.
-struct KeyHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
-};
-}  // namespace
-
 Expected<void, TableError> AllocationTable::Batch::sync_absent(const LeaseFileSnapshot& snapshot, int64_t now,
                                                                SyncResult& result) {
   if (snapshot.bad_records != 0) return {};
   result.absent_checked = true;
-  std::unordered_set<std::string, KeyHash, std::equal_to<>> present;
-  present.reserve(snapshot.leases.size());
-  for (const LeaseEvent& event : snapshot.leases)
-    if (validate(event)) present.insert(lease_key(event));
+  // The file's lease keys in one buffer, sorted: the scan below visits the
+  // table's keys in the same byte order (LMDB's default), so one merge pass
+  // finds the absent ones, without a hash set of 100,000 heap strings.
+  std::string key_bytes;
+  std::vector<std::pair<uint32_t, uint32_t>> spans;  // offset, length in key_bytes
+  spans.reserve(snapshot.leases.size());
+  for (const LeaseEvent& event : snapshot.leases) {
+    if (!validate(event)) continue;
+    size_t at = key_bytes.size();
+    append_lease_key(event, key_bytes);
+    spans.emplace_back(static_cast<uint32_t>(at), static_cast<uint32_t>(key_bytes.size() - at));
+  }
+  auto view = [&](const std::pair<uint32_t, uint32_t>& span) {
+    return std::string_view(key_bytes).substr(span.first, span.second);
+  };
+  std::sort(spans.begin(), spans.end(), [&](const auto& x, const auto& y) { return view(x) < view(y); });
+  size_t next_present = 0;
   std::vector<LeaseRecord> absent;
   bool bad = false;
   auto ok = txn_.scan(table_->dbs_.leases, {}, [&](ByteView key, ByteView value) {
-    if (present.find(as_chars(key)) != present.end()) return true;
+    const std::string_view table_key = as_chars(key);
+    while (next_present < spans.size() && view(spans[next_present]) < table_key) ++next_present;
+    if (next_present < spans.size() && view(spans[next_present]) == table_key) return true;
     auto rec = decode_record(value);
     if (!rec) {
       bad = true;

@@ -1083,41 +1083,70 @@ on_start = false
     wait_for(lambda: os.path.exists(socket_path), 15, "tsunagu-lan-agent hook socket", agent)
     results = {}
 
-    # a) The real hook program, as dnsmasq runs it: one process per event,
-    #    8 at a time (dnsmasq itself runs one at a time).
+    # a) The real hook program, as dnsmasq runs it: one process per event, one
+    #    at a time (dnsmasq waits for each), started with posix_spawn from the
+    #    runner (pinned to the load CPU, which the children inherit).
     expiry = int(time.time()) + 3600
     hook_env = dict(os.environ, DNSMASQ_LEASE_EXPIRES=str(expiry), DNSMASQ_INTERFACE="bench0")
+    quiet = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0), (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)]
 
     def one_hook(i):
         argv = [hook_binary, "--config", config, "--", "add", f"02:66:00:00:{(i >> 8) & 0xff:02x}:{i & 0xff:02x}",
                 f"10.66.{(i >> 8) & 0xff}.{i & 0xff}", f"ext-{20000 + i}"]
-        return subprocess.run(argv, env=hook_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              preexec_fn=(lambda: os.sched_setaffinity(0, {ctx["load_cpu"]}))
-                              if ctx["load_cpu"] is not None else None, timeout=10).returncode
+        pid = os.posix_spawn(hook_binary, argv, hook_env, file_actions=quiet)
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
-    commands_run.append(f"{hook_binary} --config {config} -- add MAC IP HOSTNAME  (8 at a time, "
+    commands_run.append(f"{hook_binary} --config {config} -- add MAC IP HOSTNAME  (one at a time, "
                         f"{args.dhcp_duration:g} s)")
+    if ctx["load_cpu"] is not None:
+        saved_affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {ctx["load_cpu"]})
     cpu0 = cpu_seconds(agent.pid)
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    count = 0
-    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-        futures = []
-        while time.monotonic() - t0 < args.dhcp_duration and count < 20000:
-            futures = [f for f in futures if not f.done()]
-            while len(futures) < 16:
-                futures.append(pool.submit(one_hook, count))
-                count += 1
-            time.sleep(0.002)
-        for f in futures:
-            f.result()
+    count, failed, latencies = 0, 0, []
+    while time.monotonic() - t0 < args.dhcp_duration and count < 20000:
+        started = time.monotonic()
+        failed += one_hook(count) != 0
+        latencies.append(time.monotonic() - started)
+        count += 1
     wall = time.monotonic() - t0
     hook_cpu = cpu_seconds(agent.pid) - cpu0
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if ctx["load_cpu"] is not None:
+        os.sched_setaffinity(0, saved_affinity)
+    program_cpu = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
+    latencies.sort()
     time.sleep(0.3)
     listing = subprocess.run([agent_binary, "list", "-c", config], capture_output=True, text=True, timeout=60).stdout
     in_table = sum(1 for line in listing.splitlines() if "10.66." in line)
-    results["hook_program"] = {"events": count, "seconds": wall, "events_per_s": count / wall,
-                               "agent_cpu_s": hook_cpu, "in_table": in_table}
-    log(f"dhcp: real hook: {count} events in {wall:.1f} s = {count / wall:,.0f}/s; {in_table} leases in the table")
+    results["hook_program"] = {"events": count, "seconds": wall, "events_per_s": count / wall, "failed": failed,
+                               "agent_cpu_s": hook_cpu, "hook_cpu_ms_per_call": 1000 * program_cpu / max(count, 1),
+                               "p50_ms": 1000 * latencies[len(latencies) // 2],
+                               "p99_ms": 1000 * latencies[min(len(latencies) - 1, len(latencies) * 99 // 100)],
+                               "in_table": in_table}
+    log(f"dhcp: real hook, one at a time: {count} events in {wall:.1f} s = {count / wall:,.0f}/s "
+        f"(p50 {results['hook_program']['p50_ms']:.2f} ms, p99 {results['hook_program']['p99_ms']:.2f} ms per call, "
+        f"{results['hook_program']['hook_cpu_ms_per_call']:.2f} ms hook CPU per call); {in_table} leases in the table")
+
+    # The floor under every acknowledged event: the ACK waits for the commit,
+    # and an LMDB commit is two flushes (the pages, then the meta page).
+    probe = os.path.join(agent_dir, "fdatasync-probe")
+    fd = os.open(probe, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.pwrite(fd, b"\0" * 8192, 0)
+    os.fdatasync(fd)
+    flushes = []
+    for i in range(40):
+        os.pwrite(fd, bytes([i]) * 4096, (i % 2) * 4096)
+        started = time.monotonic()
+        os.fdatasync(fd)
+        flushes.append(time.monotonic() - started)
+    os.close(fd)
+    os.unlink(probe)
+    flushes.sort()
+    results["fdatasync_ms"] = {"p50": 1000 * flushes[len(flushes) // 2], "p90": 1000 * flushes[len(flushes) * 9 // 10]}
+    log(f"dhcp: fdatasync of a 4 KiB overwrite in the agent's directory: p50 {results['fdatasync_ms']['p50']:.2f} ms, "
+        f"p90 {results['fdatasync_ms']['p90']:.2f} ms")
 
     # b) The hook socket driven directly: many hooks at once.
     flood = {}
@@ -1178,15 +1207,20 @@ on_start = false
     f1, f64 = flood[1], flood[64]
     ref = in_process.get(100, {}).get("wall_per_s", float("nan"))
     rows = [
-        ("5. hook events applied/s: real tsunagu-dhcp-hook, a process per event [peer: in-process table, batches of 100]",
+        ("5. hook events applied/s: real tsunagu-dhcp-hook, a process per event, one at a time [peer: in-process table, batches of 100]",
          fmt(results["hook_program"]["events_per_s"]), fmt(ref),
          fmt(ratio(results["hook_program"]["events_per_s"], ref), 2) + "x"),
         ("5. hook events applied/s: hook socket, 16 hooks at once, 1 event per call", fmt(f1["events_per_s"]),
          fmt(ref), fmt(ratio(f1["events_per_s"], ref), 2) + "x"),
         ("5. hook events applied/s: hook socket, 16 at once, 64 events per call", fmt(f64["events_per_s"]),
          fmt(ref), fmt(ratio(f64["events_per_s"], ref), 2) + "x"),
+        ("5. real hook p50 / p99 per call, ms; its CPU per call, ms",
+         f"{results['hook_program']['p50_ms']:.2f} / {results['hook_program']['p99_ms']:.2f}; "
+         f"{results['hook_program']['hook_cpu_ms_per_call']:.2f}", "", ""),
         ("5. hook socket p50 / p99 ack latency, 1 event per call, µs", f"{fmt(f1['p50_us'])} / {fmt(f1['p99_us'])}",
          "", ""),
+        ("5. the disk's fdatasync p50 / p90, ms (an LMDB commit, so every ACK, waits for two)",
+         f"{results['fdatasync_ms']['p50']:.2f} / {results['fdatasync_ms']['p90']:.2f}", "", ""),
         ("5. sync of a 100,000-lease dnsmasq file into the table, s (wall / CPU)",
          f"{syncs[0]['wall_s']:.2f} / {syncs[0]['cpu_s']:.2f}", "", ""),
         ("5. the same file again (unchanged), s (wall / CPU)", f"{syncs[1]['wall_s']:.2f} / {syncs[1]['cpu_s']:.2f}",
@@ -1199,6 +1233,8 @@ on_start = false
         "hook program: " + ("MET" if f1["events_per_s"] >= 20000 else
                             "MISSED for one event per call (dnsmasq's case)"
                             + (", met only with batched calls" if best >= 20000 else "")),
+        f"5. real hook >= 500 events/s one at a time: {results['hook_program']['events_per_s']:,.0f}/s "
+        + ("MET" if results["hook_program"]["events_per_s"] >= 500 else "MISSED"),
         f"5. 100,000-lease sync <= 1 s: {syncs[0]['wall_s']:.2f} s " + ("MET" if syncs[0]["wall_s"] <= 1 else "MISSED"),
     ]
     return rows, verdicts
@@ -1282,7 +1318,7 @@ def main():
         binaries["before_agent"] = f"{args.before_build_dir}/lan-agent/tsunagu-lan-agent"
     # Benchmarks that need only a few programs do not ask for the rest to be built.
     needs = {"lookups": ("node", "lookup_load"), "forwarded": ("node", "agent", "lookup_load"),
-             "idle": ("node", "idle_links", "bare_tls")}
+             "idle": ("node", "idle_links", "bare_tls"), "dhcp": ("agent", "hook", "hook_flood", "alloc_throughput")}
     if all(name in needs for name in selected):
         wanted = {key for name in selected for key in needs[name]} | {"before_node", "before_agent"}
         binaries_needed = [path for key, path in binaries.items() if key in wanted]

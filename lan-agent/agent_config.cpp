@@ -154,10 +154,7 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
   }
   Reader reader(root, file);
   reader.reject_unknown(kKnownKeys);
-  std::error_code ec;
-  std::filesystem::path absolute = std::filesystem::absolute(file, ec);
-  std::string base_dir = (ec ? std::filesystem::path(file) : absolute).parent_path().string();
-  if (base_dir.empty()) base_dir = ".";
+  std::string base_dir = config_base_directory(file);
 
   AgentConfig config;
   config.file = file;
@@ -216,15 +213,7 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
     config.table.pins.emplace_back(pin.substr(0, eq), std::move(*client));
   }
 
-  config.hook.socket = resolve_config_path(base_dir, reader.text("hook.socket", config.hook.socket, 100));
-  if (config.hook.socket.size() >= 100) reader.fail("hook.socket", "path longer than a Unix socket allows (107 bytes)");
-  config.hook.spool_directory = resolve_config_path(base_dir, reader.text("hook.spool_directory", config.hook.spool_directory));
-  config.hook.allowed_users = reader.strings("hook.allowed_users", {}, 64);
-  config.hook.allowed_groups = reader.strings("hook.allowed_groups", config.hook.allowed_groups, 64);
-  config.hook.timeout_ms = reader.integer("hook.timeout_ms", 1000, 50, 60'000);
-  config.hook.chain = reader.text("hook.chain", "");
-  if (!config.hook.chain.empty() && config.hook.chain[0] != '/')
-    reader.fail("hook.chain", "must be an absolute path (Kea gives its scripts no PATH)");
+  config.hook = read_hook_settings(reader, base_dir);
 
   for (const auto& entry : reader.strings("sync.lease_files", {}, 16)) {
     std::string error;

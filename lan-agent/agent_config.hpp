@@ -18,11 +18,9 @@
 #include "base/expected.hpp"
 #include "base/toml_reader.hpp"
 #include "lan-agent/edge_policy.hpp"
+#include "lan-agent/hook_settings.hpp"
 
 namespace tsunagu::lanagent {
-
-inline constexpr char kDefaultConfigPath[] = "/etc/tsunagu/agent.toml";
-inline constexpr size_t kMaxConfigBytes = 1 << 20;
 
 // Thrown with the file, the key and what is wrong.
 using ConfigError = tsunagu::ConfigFileError;
@@ -36,15 +34,6 @@ struct NodeSettings {
   int64_t reconnect_min_ms = 500;
   int64_t reconnect_max_ms = 60'000;
   int64_t refused_retry_s = 300;  // after 403 (not enrolled) or 426 (version)
-};
-
-struct HookSettings {
-  std::string socket = "/run/tsunagu/agent-hook.sock";
-  std::string spool_directory = "/var/spool/tsunagu";
-  std::vector<std::string> allowed_users;  // root is always allowed
-  std::vector<std::string> allowed_groups = {"_kea", "dhcpd"};
-  int64_t timeout_ms = 1000;  // how long the hook waits for the agent's ack
-  std::string chain;          // an admin's previous script, called with the same args/env
 };
 
 struct TableSettings {

@@ -22,15 +22,14 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "allocation/field_normalisation.hpp"
 #include "allocation/lease_event_codec.hpp"
-#include "lan-agent/agent_config.hpp"
 #include "lan-agent/hook_invocation.hpp"
 #include "lan-agent/hook_protocol.hpp"
+#include "lan-agent/hook_settings.hpp"
 #include "lan-agent/hook_spool.hpp"
 
 extern char** environ;
@@ -233,11 +232,10 @@ int main(int argc, char** argv) {
 
   std::string config_file = options.config.value_or(find_env("TSUNAGU_AGENT_CONFIG").value_or(kDefaultConfigPath));
   HookSettings settings;
-  std::error_code ec;
-  if (options.config || std::filesystem::exists(config_file, ec)) {
+  if (options.config || ::access(config_file.c_str(), F_OK) == 0) {
     try {
-      settings = load_agent_config(config_file).hook;
-    } catch (const ConfigError& error) {
+      settings = load_hook_settings(config_file);
+    } catch (const ConfigFileError& error) {
       note(LOG_WARNING, std::string(error.what()) + "; using the default socket and spool");
     }
   }

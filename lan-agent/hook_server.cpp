@@ -113,6 +113,10 @@ void HookServer::on_connection() {
     auto* conn = static_cast<Connection*>(t->data);
     conn->server->finish(conn, {});
   }, kConnectionTimeoutMs, 0);
+  // A hook has usually written its whole request and half-closed by the time
+  // it is accepted: read it now, and it joins this loop turn's commit without
+  // the socket going through epoll (two epoll_ctl calls and two more turns).
+  if (read_without_waiting(c, fd)) return;
   uv_read_start(
       reinterpret_cast<uv_stream_t*>(&c->pipe),
       [](uv_handle_t*, size_t suggested, uv_buf_t* buf) {
@@ -124,13 +128,7 @@ void HookServer::on_connection() {
         std::unique_ptr<char[]> owned(buf->base);
         if (conn->done) return;
         if (nread > 0) {
-          if (conn->request.size() + static_cast<size_t>(nread) > kMaxHookRequestBytes) {
-            ++conn->server->stats_.bad_requests;
-            conn->server->finish(conn, std::string(1, static_cast<char>(kNak)));
-            return;
-          }
-          const auto* bytes = reinterpret_cast<const std::byte*>(buf->base);
-          conn->request.insert(conn->request.end(), bytes, bytes + nread);
+          conn->server->append_request(conn, buf->base, static_cast<size_t>(nread));
         } else if (nread == UV_EOF) {
           uv_read_stop(stream);
           conn->server->on_request(conn);
@@ -138,6 +136,34 @@ void HookServer::on_connection() {
           conn->server->finish(conn, {});
         }
       });
+}
+
+bool HookServer::append_request(Connection* c, const char* data, size_t size) {
+  if (c->request.size() + size > kMaxHookRequestBytes) {
+    ++stats_.bad_requests;
+    finish(c, std::string(1, static_cast<char>(kNak)));
+    return false;
+  }
+  const auto* bytes = reinterpret_cast<const std::byte*>(data);
+  c->request.insert(c->request.end(), bytes, bytes + size);
+  return true;
+}
+
+bool HookServer::read_without_waiting(Connection* c, int fd) {
+  char buffer[16384];
+  while (true) {
+    ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n > 0) {
+      if (!append_request(c, buffer, static_cast<size_t>(n))) return true;
+      continue;
+    }
+    if (n == 0) {
+      on_request(c);
+      return true;
+    }
+    if (errno == EINTR) continue;
+    return false;  // EAGAIN: the rest comes through libuv, which also reports errors
+  }
 }
 
 void HookServer::on_request(Connection* c) {

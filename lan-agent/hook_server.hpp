@@ -54,6 +54,11 @@ class HookServer {
       : loop_(loop), path_(std::move(path)), access_(std::move(access)), handlers_(std::move(handlers)) {}
   void on_connection();
   void on_request(Connection* connection);
+  // Adds bytes read to the request; false (and NAK sent) when over the limit.
+  bool append_request(Connection* connection, const char* data, size_t size);
+  // Reads what the hook has written so far without blocking; true when the
+  // connection needs nothing more from the loop (EOF seen, or refused).
+  bool read_without_waiting(Connection* connection, int fd);
   void commit_pending();
   void finish(Connection* connection, std::string reply);
   void release_handle();

@@ -301,6 +301,33 @@ TEST_CASE("bulk sync reconciles: file leases update the table, absent ones of th
   CHECK(t->find_by_mac(kMac, T + 103)->size() == 1);
 }
 
+TEST_CASE("bulk sync finds the absent leases by a sorted merge, whatever order the file lists them in") {
+  TempTable t;
+  // Nine leases known from hooks, MACs ...:01 to ...:09; the file lists four
+  // of them out of order, and one new lease whose key sorts before them all.
+  for (int i = 1; i <= 9; ++i) {
+    LeaseEvent e = grant(("10.99.1." + std::to_string(i)).c_str(), T + 100, T);
+    e.mac = "02:00:00:00:00:0" + std::to_string(i);
+    REQUIRE(t->apply(e, T));
+  }
+  std::string file;
+  for (int i : {8, 2, 5, 9})
+    file += std::to_string(T + 200) + " 02:00:00:00:00:0" + std::to_string(i) + " 10.99.1." + std::to_string(i) +
+            " * *\n";
+  file += std::to_string(T + 200) + " 02:00:00:00:00:00 10.99.1.100 * *\n";
+  auto snapshot = parse_dnsmasq_lease_file(file, T + 100);
+  REQUIRE(snapshot);
+  auto result = t->sync(*snapshot, T + 101);
+  REQUIRE(result);
+  CHECK(result->applied == 5);
+  CHECK(result->ended_absent == 5);
+  for (int i = 0; i <= 9; ++i) {
+    bool in_file = i == 0 || i == 2 || i == 5 || i == 8 || i == 9;
+    CAPTURE(i);
+    CHECK(t->find_by_mac("02:00:00:00:00:0" + std::to_string(i), T + 101)->size() == (in_file ? 1u : 0u));
+  }
+}
+
 TEST_CASE("the table survives closing and reopening the LMDB environment") {
   TempTable t;
   REQUIRE(t->bind("4200", *ClientRef::client_id("01:02:0a:0b:0c:0d:0e"), T));

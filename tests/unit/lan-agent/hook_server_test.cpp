@@ -5,6 +5,7 @@
 #include "lan-agent/hook_server.hpp"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,13 +13,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <functional>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 
 #include "lan-agent/hook_protocol.hpp"
+#include "lan-agent/hook_spool.hpp"
 #include "test_support.hpp"
 
 using namespace tsunagu;
@@ -111,12 +116,14 @@ struct Fixture {
   std::unique_ptr<HookServer> server;
   std::vector<std::vector<alloc::LeaseEvent>> commits;
   bool commit_result = true;
+  std::function<void()> on_commit;  // runs inside the commit, before it returns
 
   explicit Fixture(HookAccess access = HookAccess({}, {::getgid()})) {
     REQUIRE(uv_loop_init(&loop) == 0);
     HookServer::Handlers handlers;
     handlers.commit = [this](std::vector<alloc::LeaseEvent>& events) {
       commits.push_back(events);
+      if (on_commit) on_commit();
       return commit_result;
     };
     handlers.init_listing = [] { return std::string("0 02:0a:0b:0c:0d:0e 10.99.0.68 * *\n"); };
@@ -246,4 +253,212 @@ TEST_CASE("hook server: start replaces a stale socket, refuses a live one and a 
   CHECK(closed);
   CHECK(!std::filesystem::exists(path));  // close removes the socket file
   CHECK(uv_loop_close(&loop) == 0);
+}
+
+namespace {
+
+// Hooks that have all connected, written and half-closed before the loop turns
+// once: the server reads them in the same loop turn.
+struct ConcurrentHooks {
+  std::vector<pid_t> children;
+  std::vector<int> answers;  // read ends, one per child
+  std::vector<std::string> replies;
+
+  ConcurrentHooks(const std::string& path, const std::vector<std::string>& requests) {
+    int ready[2];
+    REQUIRE(::pipe(ready) == 0);
+    for (const auto& request : requests) {
+      int out[2];
+      REQUIRE(::pipe(out) == 0);
+      pid_t child = ::fork();
+      REQUIRE(child >= 0);
+      if (child == 0) {
+        ::close(out[0]);
+        ::close(ready[0]);
+        // hook_child with a "sent" byte once the request is written.
+        int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+        if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) ::_exit(2);
+        timeval timeout{10, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+        if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size()))
+          ::_exit(3);
+        ::shutdown(fd, SHUT_WR);
+        if (::write(ready[1], "s", 1) != 1) ::_exit(4);
+        char buffer[64];
+        for (ssize_t n; (n = ::read(fd, buffer, sizeof(buffer))) > 0;)
+          if (::write(out[1], buffer, static_cast<size_t>(n)) != n) ::_exit(4);
+        ::_exit(0);
+      }
+      ::close(out[1]);
+      children.push_back(child);
+      answers.push_back(out[0]);
+    }
+    ::close(ready[1]);
+    size_t sent = 0;
+    for (int i = 0; i < 1000 && sent < requests.size(); ++i) {
+      pollfd p{ready[0], POLLIN, 0};
+      if (::poll(&p, 1, 10) <= 0) continue;
+      char buffer[64];
+      ssize_t n = ::read(ready[0], buffer, sizeof(buffer));
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+    ::close(ready[0]);
+    REQUIRE(sent == requests.size());
+    replies.resize(requests.size());
+  }
+
+  // How many hooks have an answer to read, waiting up to ms for one.
+  size_t answered_within_ms(int ms) const {
+    std::vector<pollfd> fds;
+    for (int fd : answers) fds.push_back({fd, POLLIN, 0});
+    int rc = ::poll(fds.data(), fds.size(), ms);
+    return rc > 0 ? static_cast<size_t>(rc) : 0;
+  }
+
+  // Turns the loop until every hook has its answer and has exited (at most 10 s).
+  void finish(uv_loop_t* loop) {
+    std::vector<bool> eof(answers.size(), false);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::find(eof.begin(), eof.end(), false) != eof.end() && std::chrono::steady_clock::now() < deadline) {
+      uv_run(loop, UV_RUN_NOWAIT);
+      for (size_t i = 0; i < answers.size(); ++i) {
+        if (eof[i]) continue;
+        pollfd p{answers[i], POLLIN, 0};
+        if (::poll(&p, 1, 1) <= 0) continue;
+        char buffer[64];
+        ssize_t n = ::read(answers[i], buffer, sizeof(buffer));
+        if (n > 0) replies[i].append(buffer, static_cast<size_t>(n));
+        else eof[i] = true;
+      }
+    }
+    for (size_t i = 0; i < answers.size(); ++i) {
+      ::close(answers[i]);
+      if (!eof[i]) ::kill(children[i], SIGKILL);
+      int status = 0;
+      ::waitpid(children[i], &status, 0);
+      CHECK(eof[i]);
+      CHECK(WIFEXITED(status));
+      CHECK(WEXITSTATUS(status) == 0);
+    }
+  }
+};
+
+std::vector<alloc::LeaseEvent> eight_grants() {
+  std::vector<alloc::LeaseEvent> events;
+  for (int i = 0; i < 8; ++i)
+    events.push_back(grant("02:0a:0b:0c:0d:1" + std::to_string(i), "10.99.0." + std::to_string(100 + i), 2000 + i,
+                           1000 + i));
+  return events;
+}
+
+}  // namespace
+
+TEST_CASE("hook server: events from several connections in one loop turn go into one commit, acked after it") {
+  Fixture f;
+  auto events = eight_grants();
+  std::vector<std::string> requests;
+  for (const auto& e : events) requests.push_back(events_request({e}));
+  ConcurrentHooks hooks(f.path, requests);
+  size_t answered_at_commit = 99;
+  f.on_commit = [&] { answered_at_commit = hooks.answered_within_ms(20); };
+  hooks.finish(&f.loop);
+  CHECK(answered_at_commit == 0);
+  for (const auto& reply : hooks.replies) CHECK(reply == ack);
+  REQUIRE(f.commits.size() == 1);
+  CHECK(f.commits[0].size() == events.size());
+  for (const auto& e : events) CHECK(std::find(f.commits[0].begin(), f.commits[0].end(), e) != f.commits[0].end());
+  CHECK(f.server->stats().commits == 1);
+  CHECK(f.server->stats().connections == events.size());
+}
+
+TEST_CASE("hook server: a failed group commit answers NAK to every hook in it") {
+  Fixture f;
+  f.commit_result = false;
+  auto events = eight_grants();
+  std::vector<std::string> requests;
+  for (const auto& e : events) requests.push_back(events_request({e}));
+  ConcurrentHooks hooks(f.path, requests);
+  hooks.finish(&f.loop);
+  for (const auto& reply : hooks.replies) CHECK(reply == nak);
+  REQUIRE(f.commits.size() == 1);
+  CHECK(f.commits[0].size() == events.size());
+  CHECK(f.server->stats().failed_commits == 1);
+}
+
+namespace {
+
+// Runs the built tsunagu-dhcp-hook as dnsmasq does (`add MAC IP HOST`, lease
+// variables in the environment) while turning the loop; its exit status.
+int run_real_hook(uv_loop_t* loop, const std::string& hook, const std::string& config, const std::string& mac,
+                  const std::string& ip) {
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::setenv("DNSMASQ_LEASE_EXPIRES", "4000000000", 1);
+    ::setenv("DNSMASQ_INTERFACE", "lan0", 1);
+    int null = ::open("/dev/null", O_WRONLY);
+    if (null >= 0) ::dup2(null, STDERR_FILENO);
+    ::execl(hook.c_str(), hook.c_str(), "--config", config.c_str(), "--", "add", mac.c_str(), ip.c_str(), "host",
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  pid_t done = 0;
+  while ((done = ::waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+    uv_run(loop, UV_RUN_NOWAIT);
+    pollfd none{-1, 0, 0};
+    ::poll(&none, 1, 1);
+  }
+  if (done == 0) {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, &status, 0);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+TEST_CASE("hook server: the real tsunagu-dhcp-hook spools what a failed commit refused, and not what was acked") {
+  const char* hook = std::getenv("TSUNAGU_DHCP_HOOK");
+  if (hook == nullptr) {
+    MESSAGE("skipped: TSUNAGU_DHCP_HOOK is not set (meson test sets it to the built hook)");
+    return;
+  }
+  Fixture f;
+  std::string spool = f.dir.path() + "/spool";
+  REQUIRE(prepare_spool_directory(spool, ::getgid()).has_value());
+  std::string config =
+      f.dir.write("agent.toml", "[hook]\nsocket = \"" + f.path + "\"\nspool_directory = \"" + spool + "\"\n");
+  std::string spool_file = spool_file_for(spool, ::getuid());
+
+  f.commit_result = false;
+  CHECK(run_real_hook(&f.loop, hook, config, "02:0a:0b:0c:0d:77", "10.99.0.77") == 0);
+  REQUIRE(f.commits.size() == 1);
+  REQUIRE(f.commits[0].size() == 1);
+  CHECK(f.commits[0][0].mac == "02:0a:0b:0c:0d:77");
+  auto read_spool = [&] {
+    std::ifstream in(spool_file, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<alloc::LeaseEvent> events;
+    alloc::replay_spool(ByteView(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()),
+                        [&](const alloc::LeaseEvent& e) {
+                          events.push_back(e);
+                          return true;
+                        });
+    return events;
+  };
+  auto spooled = read_spool();
+  REQUIRE(spooled.size() == 1);
+  CHECK(spooled[0] == f.commits[0][0]);
+
+  f.commit_result = true;
+  CHECK(run_real_hook(&f.loop, hook, config, "02:0a:0b:0c:0d:78", "10.99.0.78") == 0);
+  REQUIRE(f.commits.size() == 2);
+  CHECK(f.commits[1][0].mac == "02:0a:0b:0c:0d:78");
+  CHECK(read_spool().size() == 1);  // the acked event is not spooled
 }
