@@ -40,18 +40,6 @@ std::vector<PgParam> account_params(const Account& account) {
 
 PgError bad_row(std::string_view what) { return PgError{PgErrc::bad_result, "", "unreadable row: " + std::string(what)}; }
 
-// Queues `sql` and maps its rows with `map` (rows -> Expected<T>) after the commit.
-template <class T, class Map>
-void queue(PgTurn& turn, std::string sql, std::vector<PgParam> params, PgDone<T> done, Map map) {
-  turn.add(std::move(sql), std::move(params), [done = std::move(done), map = std::move(map)](PgResult result) {
-    if (!result) {
-      done(Unexpected(result.error()));
-      return;
-    }
-    done(map(*result));
-  });
-}
-
 Expected<uint64_t, PgError> single_number(const PgRows& rows, std::string_view column) {
   auto value = rows.integer(0, column);
   if (!value || *value < 0) return Unexpected(bad_row(column));
@@ -107,7 +95,7 @@ std::optional<Account> account_from_row(const PgRows& rows, size_t row) {
 }
 
 void PgAccountStore::create(PgTurn& turn, const Account& account, PgDone<bool> done) {
-  queue<bool>(turn,
+  queue_statement<bool>(turn,
               std::string("INSERT INTO accounts (") + account_columns + ") SELECT " + account_values +
                   ", epoch FROM account_epoch ON CONFLICT (user_id) DO NOTHING",
               account_params(account), std::move(done),
@@ -115,7 +103,7 @@ void PgAccountStore::create(PgTurn& turn, const Account& account, PgDone<bool> d
 }
 
 void PgAccountStore::find(PgTurn& turn, std::string_view user_id, PgDone<std::optional<Account>> done) {
-  queue<std::optional<Account>>(
+  queue_statement<std::optional<Account>>(
       turn, std::string("SELECT ") + account_columns + " FROM accounts WHERE user_id = $1", {std::string(user_id)},
       std::move(done), [](const PgRows& rows) -> Expected<std::optional<Account>, PgError> {
         if (rows.rows.empty()) return std::optional<Account>{};
@@ -135,7 +123,7 @@ void PgAccountStore::update(PgTurn& turn, const Account& account, PgDone<void> d
     if (!assignments.empty()) assignments += ", ";
     assignments += std::string(column) + " = EXCLUDED." + std::string(column);
   }
-  queue<void>(turn,
+  queue_statement<void>(turn,
               std::string("INSERT INTO accounts (") + account_columns + ") VALUES (" + account_values +
                   ", $15::bigint) ON CONFLICT (user_id) DO UPDATE SET " + assignments,
               std::move(params), std::move(done), [](const PgRows&) -> Expected<void, PgError> { return {}; });
@@ -143,7 +131,7 @@ void PgAccountStore::update(PgTurn& turn, const Account& account, PgDone<void> d
 
 void PgAccountStore::remove(PgTurn& turn, std::string_view user_id, uint64_t removed_at, PgDone<bool> done) {
   // One statement: data-modifying WITH clauses all run, on the one snapshot.
-  queue<bool>(turn,
+  queue_statement<bool>(turn,
               "WITH gone AS (DELETE FROM accounts WHERE user_id = $1 RETURNING user_id), "
               "login_gone AS (DELETE FROM logins WHERE user_id IN (SELECT user_id FROM gone)), "
               "noted AS (INSERT INTO removed_ids (user_id, removed_at) SELECT user_id, $2::bigint FROM gone "
@@ -159,7 +147,7 @@ void PgAccountStore::remove(PgTurn& turn, std::string_view user_id, uint64_t rem
 }
 
 void PgAccountStore::removed_at(PgTurn& turn, std::string_view user_id, PgDone<std::optional<uint64_t>> done) {
-  queue<std::optional<uint64_t>>(
+  queue_statement<std::optional<uint64_t>>(
       turn, "SELECT removed_at FROM removed_ids WHERE user_id = $1", {std::string(user_id)}, std::move(done),
       [](const PgRows& rows) -> Expected<std::optional<uint64_t>, PgError> {
         if (rows.rows.empty()) return std::optional<uint64_t>{};
@@ -170,17 +158,17 @@ void PgAccountStore::removed_at(PgTurn& turn, std::string_view user_id, PgDone<s
 }
 
 void PgAccountStore::epoch(PgTurn& turn, PgDone<uint64_t> done) {
-  queue<uint64_t>(turn, "SELECT epoch FROM account_epoch", {}, std::move(done),
+  queue_statement<uint64_t>(turn, "SELECT epoch FROM account_epoch", {}, std::move(done),
                   [](const PgRows& rows) { return single_number(rows, "epoch"); });
 }
 
 void PgAccountStore::bump_epoch(PgTurn& turn, PgDone<uint64_t> done) {
-  queue<uint64_t>(turn, "UPDATE account_epoch SET epoch = epoch + 1 RETURNING epoch", {}, std::move(done),
+  queue_statement<uint64_t>(turn, "UPDATE account_epoch SET epoch = epoch + 1 RETURNING epoch", {}, std::move(done),
                   [](const PgRows& rows) { return single_number(rows, "epoch"); });
 }
 
 void PgAccountStore::list(PgTurn& turn, std::string_view from, size_t limit, PgDone<std::vector<Account>> done) {
-  queue<std::vector<Account>>(
+  queue_statement<std::vector<Account>>(
       turn,
       std::string("SELECT ") + account_columns + " FROM accounts WHERE user_id >= $1 ORDER BY user_id LIMIT $2",
       {std::string(from), std::to_string(limit)}, std::move(done),
@@ -196,7 +184,7 @@ void PgAccountStore::list(PgTurn& turn, std::string_view from, size_t limit, PgD
 }
 
 void PgAccountStore::count(PgTurn& turn, PgDone<uint64_t> done) {
-  queue<uint64_t>(turn, "SELECT count(*) AS accounts FROM accounts", {}, std::move(done),
+  queue_statement<uint64_t>(turn, "SELECT count(*) AS accounts FROM accounts", {}, std::move(done),
                   [](const PgRows& rows) { return single_number(rows, "accounts"); });
 }
 
@@ -204,7 +192,7 @@ void PgAccountStore::record_login(PgTurn& turn, std::string_view user_id, const 
                                   PgDone<void> done) {
   std::vector<std::string> reported;
   for (const auto& address : record.reported) reported.push_back(address.to_string());
-  queue<void>(turn,
+  queue_statement<void>(turn,
               "INSERT INTO logins (user_id, time, reported, observed) VALUES ($1, $2::bigint, $3::text[], $4) "
               "ON CONFLICT (user_id) DO UPDATE SET time = EXCLUDED.time, reported = EXCLUDED.reported, "
               "observed = EXCLUDED.observed",
@@ -214,7 +202,7 @@ void PgAccountStore::record_login(PgTurn& turn, std::string_view user_id, const 
 }
 
 void PgAccountStore::last_login(PgTurn& turn, std::string_view user_id, PgDone<std::optional<LoginRecord>> done) {
-  queue<std::optional<LoginRecord>>(
+  queue_statement<std::optional<LoginRecord>>(
       turn, "SELECT time, reported, observed FROM logins WHERE user_id = $1", {std::string(user_id)},
       std::move(done), [](const PgRows& rows) -> Expected<std::optional<LoginRecord>, PgError> {
         if (rows.rows.empty()) return std::optional<LoginRecord>{};

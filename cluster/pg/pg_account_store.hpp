@@ -17,9 +17,6 @@
 
 namespace tsunagu::cluster {
 
-template <class T>
-using PgDone = std::function<void(Expected<T, PgError>)>;
-
 class PgAccountStore {
  public:
   using Account = rendezvous::Account;

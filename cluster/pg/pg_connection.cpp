@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include <charconv>
+#include <cstdio>
 
 namespace tsunagu::cluster {
 
@@ -69,6 +70,16 @@ Expected<std::unique_ptr<PgConnection>, PgError> PgConnection::connect(const std
     PQfinish(conn);
     return Unexpected(error);
   }
+  // The server's NOTICEs ("relation ... already exists, skipping") are not
+  // for the operator; its WARNINGs are.
+  PQsetNoticeReceiver(
+      conn,
+      [](void*, const PGresult* result) {
+        const char* severity = PQresultErrorField(result, PG_DIAG_SEVERITY_NONLOCALIZED);
+        if (severity != nullptr && std::string_view(severity) == "WARNING")
+          std::fputs(PQresultErrorMessage(result), stderr);
+      },
+      nullptr);
   return std::unique_ptr<PgConnection>(new PgConnection(conn));
 }
 

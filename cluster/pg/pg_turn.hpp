@@ -44,6 +44,23 @@ class PgTurn {
   std::vector<PgStatement> statements_;
 };
 
+// A store operation's answer, after the turn's COMMIT.
+template <class T>
+using PgDone = std::function<void(Expected<T, PgError>)>;
+
+// Queues `sql` on `turn`; after the commit, `done` gets `map(rows)` (an
+// Expected<T, PgError>), or the statement's or the turn's error.
+template <class T, class Map>
+void queue_statement(PgTurn& turn, std::string sql, std::vector<PgParam> params, PgDone<T> done, Map map) {
+  turn.add(std::move(sql), std::move(params), [done = std::move(done), map = std::move(map)](PgResult result) {
+    if (!result) {
+      done(Unexpected(result.error()));
+      return;
+    }
+    done(map(*result));
+  });
+}
+
 struct PgTurnOutcome {
   bool committed = false;
   unsigned attempts = 0;  // transactions begun (1 + statements refused on their own)

@@ -1,5 +1,6 @@
 #include "tests/cluster/pg_server.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <libpq-fe.h>
 #include <pwd.h>
@@ -35,22 +36,40 @@ std::string find_bin_dir() {
   return best;
 }
 
-// Runs argv as uid/gid (when root) and waits; returns the exit status or -1.
-int run_as(uid_t uid, gid_t gid, const std::vector<std::string>& argv, const std::string& log) {
+// In a forked child: stdout and stderr to `log`. dup2, not freopen, which
+// would flush the parent's buffered output a second time from the child.
+void redirect_output(const std::string& log) {
+  int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) _exit(125);
+  dup2(fd, STDOUT_FILENO);
+  dup2(fd, STDERR_FILENO);
+}
+
+// Starts argv as uid/gid (when root) with its output to `log`. A server gets
+// a process group of its own (so a crash can take its backends too) and dies
+// with the test (PR_SET_PDEATHSIG, set after the uid change, which clears it).
+pid_t spawn_as(uid_t uid, gid_t gid, const std::vector<std::string>& argv, const std::string& log, bool server) {
   pid_t child = fork();
   if (child < 0) return -1;
   if (child == 0) {
+    if (server) setpgid(0, 0);
     if (getuid() == 0 && (setgroups(0, nullptr) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) _exit(126);
-    FILE* out = freopen(log.c_str(), "a", stdout);
-    FILE* err = freopen(log.c_str(), "a", stderr);
-    (void)out;
-    (void)err;
+    if (server) prctl(PR_SET_PDEATHSIG, SIGKILL);
+    redirect_output(log);
     std::vector<char*> args;
     for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
     args.push_back(nullptr);
     execv(args[0], args.data());
     _exit(127);
   }
+  if (server) setpgid(child, child);  // also here, so the group exists before we might signal it
+  return child;
+}
+
+// Runs argv as uid/gid and waits; returns its exit status or -1.
+int run_as(uid_t uid, gid_t gid, const std::vector<std::string>& argv, const std::string& log) {
+  pid_t child = spawn_as(uid, gid, argv, log, false);
+  if (child < 0) return -1;
   int status = 0;
   if (waitpid(child, &status, 0) != child) return -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -126,27 +145,8 @@ bool PgServer::init() {
 bool PgServer::launch() {
   std::vector<std::string> argv = {bin_dir_ + "/postgres", "-D", root_ + "/data", "-k", root_, "-p", "5432",
                                    "-c", "listen_addresses=", "-c", "max_connections=20"};
-  std::string log = root_ + "/server.log";
-  pid_t child = fork();
-  if (child < 0) return false;
-  if (child == 0) {
-    setpgid(0, 0);
-    if (getuid() == 0 && (setgroups(0, nullptr) != 0 || setgid(gid_) != 0 || setuid(uid_) != 0)) _exit(126);
-    // After the uid change, which clears it: the server dies with the test.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    FILE* out = freopen(log.c_str(), "a", stdout);
-    FILE* err = freopen(log.c_str(), "a", stderr);
-    (void)out;
-    (void)err;
-    std::vector<char*> args;
-    for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  setpgid(child, child);  // also here, so the group exists before we might signal it
-  pid_ = child;
-  return true;
+  pid_ = spawn_as(uid_, gid_, argv, root_ + "/server.log", true);
+  return pid_ > 0;
 }
 
 bool PgServer::wait_ready() {
