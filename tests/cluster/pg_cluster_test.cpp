@@ -31,9 +31,9 @@ std::unique_ptr<PgConnection> connect_to(const std::string& conninfo) {
   return std::move(*connection);
 }
 
-// A fresh database brought to the latest schema.
+// A fresh schema (tests/cluster/pg_server.hpp) brought to the latest version.
 std::string migrated_database() {
-  std::string conninfo = PgServer::shared()->fresh_database();
+  std::string conninfo = PgServer::shared()->fresh_schema();
   REQUIRE(!conninfo.empty());
   auto connection = connect_to(conninfo);
   auto report = migrate(*connection);
@@ -102,7 +102,7 @@ struct VoidAnswer {
 }  // namespace
 
 TEST_CASE("migrate takes an empty database to the latest schema, and running it again changes nothing") {
-  std::string conninfo = PgServer::shared()->fresh_database();
+  std::string conninfo = PgServer::shared()->fresh_schema();
   REQUIRE(!conninfo.empty());
   auto connection = connect_to(conninfo);
   auto before = schema_version(*connection);
@@ -495,7 +495,7 @@ TEST_CASE("`tsunagu-rendezvous cluster migrate` and `schema-version` against the
     MESSAGE("TSUNAGU_RENDEZVOUS not set (meson sets it): the CLI is not checked here");
     return;
   }
-  std::string conninfo = PgServer::shared()->fresh_database();
+  std::string conninfo = PgServer::shared()->fresh_schema();
   REQUIRE(!conninfo.empty());
   auto run = [&](const std::string& command) {
     std::string line = std::string(program) + " cluster " + command + " --pg '" + conninfo + "' 2>&1";

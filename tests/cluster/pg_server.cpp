@@ -144,7 +144,11 @@ bool PgServer::init() {
 
 bool PgServer::launch() {
   std::vector<std::string> argv = {bin_dir_ + "/postgres", "-D", root_ + "/data", "-k", root_, "-p", "5432",
-                                   "-c", "listen_addresses=", "-c", "max_connections=20"};
+                                   "-c", "listen_addresses=", "-c", "max_connections=20",
+                                   // After a crash, one syncfs instead of an fsync of every file of the
+                                   // data directory (the default): same guarantee, far less time.
+                                   "-c", "recovery_init_sync_method=syncfs", "-c", "log_min_messages=info",
+                                   "-c", "log_line_prefix=%m "};
   pid_ = spawn_as(uid_, gid_, argv, root_ + "/server.log", true);
   return pid_ > 0;
 }
@@ -168,13 +172,15 @@ std::string PgServer::conninfo(const std::string& database) const {
   return "host=" + root_ + " port=5432 user=postgres dbname=" + database;
 }
 
-std::string PgServer::fresh_database() {
-  std::string name = "test_" + std::to_string(getpid()) + "_" + std::to_string(++databases_);
+std::string PgServer::fresh_schema() {
+  // A schema, not a database: CREATE DATABASE copies a template of some
+  // megabytes, which the checkpoint ending crash recovery then writes again.
+  std::string name = "test_" + std::to_string(++schemas_);
   std::unique_ptr<PGconn, void (*)(PGconn*)> admin(PQconnectdb(conninfo().c_str()), PQfinish);
-  std::unique_ptr<PGresult, void (*)(PGresult*)> made(PQexec(admin.get(), ("CREATE DATABASE " + name).c_str()),
+  std::unique_ptr<PGresult, void (*)(PGresult*)> made(PQexec(admin.get(), ("CREATE SCHEMA " + name).c_str()),
                                                       PQclear);
   if (PQresultStatus(made.get()) != PGRES_COMMAND_OK) return "";
-  return conninfo(name);
+  return conninfo() + " options=-csearch_path=" + name;
 }
 
 void PgServer::crash() {

@@ -1,7 +1,7 @@
 // A real PostgreSQL for the cluster tests: initdb into a temporary directory
 // and a postmaster on a unix socket only (listen_addresses=''), run as the
 // `postgres` user when the tests run as root (postgres refuses root). One
-// server per test binary; each test takes a fresh database of its own.
+// server per test binary; each test takes a fresh schema of its own.
 //
 // The postmaster is the test's child in its own process group, with
 // PR_SET_PDEATHSIG, so it ends with the test however the test ends; the
@@ -24,8 +24,9 @@ class PgServer {
 
   // A libpq connection string for `database` on this server.
   std::string conninfo(const std::string& database = "postgres") const;
-  // A new empty database, unique within this run; returns its conninfo.
-  std::string fresh_database();
+  // A new empty schema, unique within this run; returns a conninfo whose
+  // search_path is that schema, so each test has tables of its own.
+  std::string fresh_schema();
 
   // kill -9 of the postmaster and every process of its group (its backends):
   // a crash, nothing flushed by a clean shutdown.
@@ -47,7 +48,7 @@ class PgServer {
   uid_t uid_ = 0;
   gid_t gid_ = 0;
   pid_t pid_ = -1;
-  unsigned databases_ = 0;
+  unsigned schemas_ = 0;
 };
 
 }  // namespace tsunagu::test
