@@ -23,6 +23,7 @@
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/card_commands.hpp"
+#include "cluster/pg/pg_commands.hpp"
 #include "rendezvous/deployment.hpp"
 #include "ops/metrics_status.hpp"
 #include "rendezvous/doctor.hpp"
@@ -526,6 +527,7 @@ int main(int argc, char** argv) {
   auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes, and its extensions' undelivered voicemail");
   agent_remove->add_option("NAME", agent_name, "Agent name")->required();
   auto card_commands = add_card_commands(app, directory);
+  auto cluster_commands = cluster::add_cluster_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -554,6 +556,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (run->parsed()) return run_node(directory, run_options);
+  if (cluster_commands->parsed()) return cluster_commands->run();
   if (card_commands->parsed()) {
     int card_status = card_commands->run(directory);
     if (std::string target = card_commands->audit_target(); !target.empty())

@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_packages=(
   g++ meson ninja-build cmake pkg-config python3
-  libuv1-dev libnice-dev libssl-dev liblmdb-dev libsystemd-dev
+  libuv1-dev libnice-dev libssl-dev liblmdb-dev libsystemd-dev libpq-dev
   libtomlplusplus-dev libcli11-dev doctest-dev
   libopus-dev libspeexdsp-dev libsndfile1-dev libpulse-dev libasound2-dev
   libhttp-parser-dev libwslay-dev nlohmann-json3-dev
@@ -22,6 +22,7 @@ test_packages=(
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
   prometheus chromium zbar-tools
   strace systemd
+  postgresql
   debhelper dpkg-dev lintian mmdebstrap
   # the cluster suite's real Redis: single server and a 3-primary Cluster (redis-cli --cluster create)
   redis-server redis-tools

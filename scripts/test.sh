@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test suite:
 #   build/       optimised build with assertions: unit, integration, lab, browser,
-#                install (the .debs in a clean Debian 12 root; scripts/build-debs.sh)
+#                install (the .debs in a clean Debian 12 root; scripts/build-debs.sh),
+#                cluster (cluster mode against real PostgreSQL)
 #   build-asan/  ASan+UBSan build: unit, integration
 #   build-fuzz/  clang + libFuzzer: each fuzz target for a bounded time
 # Ends with one line "tests: N passed, M failed[, K skipped]" computed from

@@ -1,0 +1,47 @@
+// Accounts, the account epoch, removed IDs and last logins in PostgreSQL: the
+// operations of rendezvous::AccountStore, queued on a PgTurn so they share the
+// turn's transaction; each answer arrives after the turn's COMMIT (or as an
+// error when it did not commit). Each operation is one statement, so a turn
+// retried without a refused statement repeats nothing half-done.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/pg/pg_turn.hpp"
+#include "rendezvous/account.hpp"
+
+namespace tsunagu::cluster {
+
+class PgAccountStore {
+ public:
+  using Account = rendezvous::Account;
+  using LoginRecord = rendezvous::LoginRecord;
+
+  // false when the user ID is taken. The stored generation is the current epoch.
+  void create(PgTurn& turn, const Account& account, PgDone<bool> done);
+  void find(PgTurn& turn, std::string_view user_id, PgDone<std::optional<Account>> done);
+  // Writes every field (creating the row if it is missing, as the LMDB store's put).
+  void update(PgTurn& turn, const Account& account, PgDone<void> done);
+  // false when there was no such user; else records the removal time, drops
+  // the last login and moves the epoch on.
+  void remove(PgTurn& turn, std::string_view user_id, uint64_t removed_at, PgDone<bool> done);
+  void removed_at(PgTurn& turn, std::string_view user_id, PgDone<std::optional<uint64_t>> done);
+  void epoch(PgTurn& turn, PgDone<uint64_t> done);
+  void bump_epoch(PgTurn& turn, PgDone<uint64_t> done);
+  // Up to `limit` accounts with IDs >= from, in byte order of the ID.
+  void list(PgTurn& turn, std::string_view from, size_t limit, PgDone<std::vector<Account>> done);
+  void count(PgTurn& turn, PgDone<uint64_t> done);
+  void record_login(PgTurn& turn, std::string_view user_id, const LoginRecord& record, PgDone<void> done);
+  void last_login(PgTurn& turn, std::string_view user_id, PgDone<std::optional<LoginRecord>> done);
+};
+
+// A row of `SELECT * FROM accounts` as an Account; nullopt when a column is
+// missing or unreadable.
+std::optional<rendezvous::Account> account_from_row(const PgRows& rows, size_t row);
+
+}  // namespace tsunagu::cluster
