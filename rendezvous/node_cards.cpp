@@ -97,14 +97,9 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
   auto decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
   // A card of a key this node has not read yet (issued after a rekey or the
   // first issue since the node started): the keys are read again, not often.
-  if (!decoded && decoded.error().code == cards::CardErrc::unknown_key && settings_.reload_card_issuers &&
-      (card_issuers_reloaded_ms_ == 0 ||
-       now.mono_ms >= card_issuers_reloaded_ms_ + uint64_t{settings_.card_issuer_reload_s} * 1000)) {
-    card_issuers_reloaded_ms_ = std::max<uint64_t>(now.mono_ms, 1);
-    settings_.card_issuers = settings_.reload_card_issuers();
+  if (!decoded && decoded.error().code == cards::CardErrc::unknown_key && reload_card_issuers(now))
     decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
-  }
-  refresh_card_update();  // after the keys were read again: an update of a new key verifies
+  refresh_card_update(now);  // after the keys were read again: an update of a new key verifies
   uint64_t serial = decoded ? decoded->serial : 0;
   if (serial_out != nullptr) *serial_out = serial;
   std::optional<CardAccount> account;
@@ -199,11 +194,26 @@ void NodeCore::handle_card_area(LinkId link, const LinkState& state, const proto
   send(link, ok.finish());
 }
 
-void NodeCore::refresh_card_update() {
+bool NodeCore::reload_card_issuers(Now now) {
+  if (!settings_.reload_card_issuers ||
+      (card_issuers_reloaded_ms_ != 0 &&
+       now.mono_ms < card_issuers_reloaded_ms_ + uint64_t{settings_.card_issuer_reload_s} * 1000))
+    return false;
+  card_issuers_reloaded_ms_ = std::max<uint64_t>(now.mono_ms, 1);
+  settings_.card_issuers = settings_.reload_card_issuers();
+  return true;
+}
+
+void NodeCore::refresh_card_update(Now now) {
   if (!settings_.read_card_update) return;
   Bytes bytes = settings_.read_card_update();
   if (bytes.empty() || bytes == card_update_seen_) return;
   auto update = cards::decode_card_update(bytes, settings_.card_issuers);
+  // Signed by a key rekeyed in since the keys were read (a `card rekey`,
+  // then `card publish` or `card revoke`, while the node runs): read them
+  // again, as for a card of a new key, so old cards' terminals get it too.
+  if (!update && update.error().code == cards::CardErrc::unknown_key && reload_card_issuers(now))
+    update = cards::decode_card_update(bytes, settings_.card_issuers);
   // One that does not verify is not served. Signed by a key the node has not
   // read yet, it is tried again with the next card (whose unknown key reads
   // the keys again); otherwise not until the file changes. An older one than

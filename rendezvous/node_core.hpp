@@ -520,7 +520,10 @@ class NodeCore {
   void handle_card_area(LinkId link, const LinkState& state, const proto::Message& request);
   // The newest update read (read_card_update), and
   // CARD-UPDATE added to `reply` when `request`'s CARD-UPDATE-VERSION is older.
-  void refresh_card_update();
+  void refresh_card_update(Now now);
+  // Reads the issuer keys again (reload_card_issuers), at most once per
+  // card_issuer_reload_s; whether it did.
+  bool reload_card_issuers(Now now);
   void add_card_update(proto::MessageBuilder& reply, const proto::Message& request) const;
   void add_served_update(proto::MessageBuilder& message) const;
   // true when the job was a card check (and it was handled).
