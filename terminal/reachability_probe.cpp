@@ -81,6 +81,10 @@ void start_tcp(Probe& probe) {
 void start_stun(Probe& probe) {
   uv_udp_init(&probe.run->loop, &probe.udp);
   probe.udp.data = &probe;
+  // Bound in the relay's family (an unbound handle would take 0.0.0.0).
+  sockaddr_storage any{};
+  any.ss_family = probe.address.ss_family;
+  if (uv_udp_bind(&probe.udp, reinterpret_cast<const sockaddr*>(&any), 0) != 0) return finish(probe, false);
   security::random_bytes(std::span<std::byte>(probe.transaction.bytes));
   probe.request =
       proto::MessageBuilder(proto::MessageClass::request, proto::method_binding, probe.transaction).finish();
