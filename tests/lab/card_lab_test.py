@@ -5,8 +5,9 @@ Run one:   sudo TSUNAGU_BUILD=build python3 tests/lab/card_lab_test.py card_lab_
 Each scenario is its own meson test (tests/lab/meson.build, suite `lab`); exit 77 = skipped.
 
 The lab of lablib.py (the home user kenji behind gw-home, akiko on acme-1 behind gw-acme, the
-node on the public net) with two more coturns beside the lab's own, all sharing the node's
-TURN secret, and one area table on every card:
+node on the public net), up without the LAN agent and DHCP (Lab.up_without_agent: acme-1 on a
+static address; cards do not involve the agent), with two more coturns beside the lab's own, all
+sharing the node's TURN secret, and one area table on every card:
 
   area kansai  (the node's [cards.areas] puts gw-home's address 203.0.113.30 here)
     internet kansai-net      relay 203.0.113.12 (A's coturn)          1 unit/min
@@ -87,7 +88,7 @@ class CardLab:
 
     def __init__(self, l):
         self.l = l
-        l.up(dhcp_hosts=("acme-1",))
+        l.up_without_agent()
         self.relay_a = l.start_coturn(RELAY_A, "coturn-a")
         self.relay_b = l.start_coturn(RELAY_B, "coturn-b")
         self.areas = l.path("areas.toml")
@@ -179,7 +180,7 @@ def check_call(checks, c, what, code, proc, report, route, relay, kind="internet
 # --------------------------------------------------------------------------
 
 def card_lab_routes():
-    with Lab("card_lab_routes", node_config=NODE_CONFIG) as l:
+    with Lab("card_lab_routes", node_config=NODE_CONFIG, with_agent=False) as l:
         c = CardLab(l)
         checks = Checks()
         first, moving = c.issue(1000, 2)
@@ -224,7 +225,7 @@ def card_lab_routes():
 
 
 def card_lab_ledger():
-    with Lab("card_lab_ledger", node_config=NODE_CONFIG) as l:
+    with Lab("card_lab_ledger", node_config=NODE_CONFIG, with_agent=False) as l:
         c = CardLab(l)
         checks = Checks()
         card_a, card_b = c.issue(500, 2)
@@ -265,7 +266,7 @@ def card_lab_ledger():
 
 
 def card_lab_refusals():
-    with Lab("card_lab_refusals", node_config=NODE_CONFIG) as l:
+    with Lab("card_lab_refusals", node_config=NODE_CONFIG, with_agent=False) as l:
         c = CardLab(l)
         checks = Checks()
         rewritten, revoked, clone = c.issue(100, 3)

@@ -257,11 +257,11 @@ signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGINT, _on_signal)
 
 
-def preflight():
+def preflight(programs=(RENDEZVOUS, TERMINAL, AGENT, HOOK)):
     """Raises Skip with a reason when the lab cannot run here."""
     if os.geteuid() != 0:
         raise Skip("needs root (network namespaces, nftables)")
-    for program in (RENDEZVOUS, TERMINAL, AGENT, HOOK):
+    for program in programs:
         if not os.access(program, os.X_OK):
             raise Skip("%s is not built (TSUNAGU_BUILD=%s)" % (program, BUILD))
     tools = {"ip": "iproute2", "nft": "nftables", "dnsmasq": "dnsmasq-base", "busybox": "busybox",
@@ -291,15 +291,18 @@ class Lab:
     NAMESPACES = ("pub", "gw-acme", "gw-home", "acme-1", "acme-2", "home")
 
     def __init__(self, scenario, nat=None, keepalive_interval=5, policy="", home_wire=None, calls="",
-                 node_config=()):
+                 node_config=(), with_agent=True):
         """node_config: (section, key, TOML value) lines set in the node's node.toml before it starts.
+        with_agent=False: a lab without the LAN agent, dnsmasq or DHCP (up_without_agent()): the acme
+        terminals get static addresses; the agent and hook need not be built.
         policy: TOML appended to agent.toml after its [policy] section: [[policy.rule]] tables, "" for none.
         calls: TOML lines added to the agent's [calls] section (e.g. 'call_waiting = ["4106"]').
         home_wire: {"loss": %, "delay": ms, "jitter": ms, "seed": n} makes the home cable (home <-> gw-home)
         an impaired wire (impaired_wire.py: netem's loss/delay/jitter in user space), or None for a veth."""
         self.home_wire = home_wire
         self.node_config = list(node_config)
-        preflight()
+        self.with_agent = with_agent
+        preflight() if with_agent else preflight((RENDEZVOUS, TERMINAL))
         self.scenario = scenario
         self.policy = policy
         self.calls = calls
@@ -747,6 +750,20 @@ exit 0
             address, ms = self.dhcp_wait_bound(host)
             log("  %s got %s from dnsmasq in %.0f ms" % (host, address, ms))
         log("  lab up in %.1f s (work directory %s)" % (time.monotonic() - started, self.work))
+        return self
+
+    def up_without_agent(self, static=(("acme-1", "10.77.0.60"), ("acme-2", "10.77.0.61"))):
+        """The network, the node and coturn; the acme terminals on static addresses behind gw-acme."""
+        started = time.monotonic()
+        self.turn_secret = os.urandom(16).hex()
+        self.build_network()
+        self.start_node()
+        self.start_coturn()
+        for host, address in static:
+            self.sh([self.ip, "addr", "add", address + "/24", "dev", "eth0"], ns=host)
+            self.sh([self.ip, "route", "add", "default", "via", ACME_LAN_GW], ns=host)
+            self.addresses[host] = address
+        log("  lab up (no agent) in %.1f s (work directory %s)" % (time.monotonic() - started, self.work))
         return self
 
     # -- terminals (users logged in directly to the node) ---------------------------
