@@ -76,7 +76,7 @@ TEST_CASE("key rollover: forged statements are refused") {
   Card card = test::sample_card(old_key);
   auto card_bytes = sign_card(card, old_key.key.private_key);
   REQUIRE(card_bytes.has_value());
-  CHECK(error_of(decode_key_rollover(*card_bytes, trusted)) != CardErrc{});
+  CHECK_FALSE(decode_key_rollover(*card_bytes, trusted).has_value());
 }
 
 TEST_CASE("key rollover: a chain is followed from the kept key, in any order, and only from it") {
