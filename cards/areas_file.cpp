@@ -122,16 +122,6 @@ class AreasReader {
 
 }  // namespace
 
-std::optional<int> parse_clock_minutes(std::string_view text) {
-  if (text.size() != 5 || text[2] != ':') return std::nullopt;
-  for (size_t i : {0, 1, 3, 4})
-    if (text[i] < '0' || text[i] > '9') return std::nullopt;
-  int hours = (text[0] - '0') * 10 + (text[1] - '0');
-  int minutes = (text[3] - '0') * 10 + (text[4] - '0');
-  if (minutes > 59 || hours > 24 || (hours == 24 && minutes != 0)) return std::nullopt;
-  return hours * 60 + minutes;
-}
-
 std::vector<Area> parse_areas(const std::string& text, const std::string& file_name) {
   AreasReader reader(file_name);
   if (text.size() > max_areas_file_size) reader.fail("file", "larger than 256 KiB");

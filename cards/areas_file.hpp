@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cards/call_charge.hpp"
 #include "cards/card.hpp"
 
 namespace tsunagu::cards {
@@ -20,7 +21,6 @@ std::vector<Area> parse_areas(const std::string& text, const std::string& file_n
 // Reads the file (at most max_areas_file_size bytes) and parses it.
 std::vector<Area> load_areas_file(const std::string& path);
 
-// "08:00" -> 480; "24:00" -> 1440 (a band's end). nullopt if malformed.
-std::optional<int> parse_clock_minutes(std::string_view text);
+// parse_clock_minutes() ("08:00" -> 480) is in cards/call_charge.hpp.
 
 }  // namespace tsunagu::cards

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #include "cards/card.hpp"
 
@@ -12,6 +14,15 @@ namespace tsunagu::cards {
 
 // 0..1439: the UTC minute of the day `unix_seconds` falls in.
 int minute_of_day(int64_t unix_seconds);
+
+// "08:00" -> 480; "24:00" -> 1440 (a band's end). nullopt if malformed.
+std::optional<int> parse_clock_minutes(std::string_view text);
+
+// The minute of the day least-cost routing ranks by: `now_unix`'s, or, when
+// `clock_override` is not empty, that "HH:MM" (00:00-23:59; nullopt when
+// malformed). The terminal's test hook TSUNAGU_TEST_CARD_CLOCK gives it, so a
+// test sees the tariff of another hour without waiting for it.
+std::optional<int> routing_minute(int64_t now_unix, std::string_view clock_override);
 
 // Units for the call minute that starts at `minute_start`.
 uint32_t minute_charge(const AccessPoint& route, int64_t minute_start);

@@ -91,6 +91,18 @@ struct CardUpdate {
   bool operator==(const CardUpdate&) const = default;
 };
 
+// After `card rekey` (docs/cards.md, "Key rollover"): the OLD issuer key
+// endorses the NEW one, so a terminal that trusts only the old key can come
+// to trust the new one through a statement the old key signed, and through
+// nothing else.
+struct KeyRollover {
+  Bytes old_key_id;      // issuer_key_id_size bytes; also the COSE kid (the signer)
+  Bytes new_public_key;  // 32 bytes, Ed25519
+  int64_t issued_at = 0;  // Unix seconds, for people
+
+  bool operator==(const KeyRollover&) const = default;
+};
+
 // Hex digits (either case) to bytes, as the issuer's key files and
 // `card keys` write them; nullopt for an odd length or a non-digit.
 std::optional<Bytes> from_hex(std::string_view text);

@@ -231,6 +231,10 @@ namespace update_key {
 constexpr uint64_t issuer_key_id = 1, version = 2, issued_at = 3, areas = 4, revoked = 5;
 constexpr uint64_t last = 5;
 }  // namespace update_key
+namespace rollover_key {
+constexpr uint64_t old_key_id = 1, new_public_key = 2, issued_at = 3;
+constexpr uint64_t last = 3;
+}  // namespace rollover_key
 namespace access_point_key {
 constexpr uint64_t name = 1, node = 2, relays = 3, cost_per_minute = 4, tariff = 5, destinations = 6;
 constexpr uint64_t last = 6;
@@ -500,6 +504,35 @@ Expected<CardUpdate, CardError> read_update(const cbor_item_t* item) {
   return update;
 }
 
+Expected<void, CardError> validate_key_rollover(const KeyRollover& rollover) {
+  if (rollover.old_key_id.size() != issuer_key_id_size) return field_error("old issuer key ID is not 8 bytes");
+  if (rollover.new_public_key.size() != 32) return field_error("the new public key is not 32 bytes");
+  if (issuer_key_id(rollover.new_public_key) == rollover.old_key_id)
+    return field_error("the new key is the old key");
+  if (rollover.issued_at <= 0) return field_error("issued at must be a positive Unix time");
+  return {};
+}
+
+Expected<KeyRollover, CardError> read_rollover(const cbor_item_t* item) {
+  auto fields = fields_of<rollover_key::last>(item, "the key rollover is not a map of known keys");
+  if (!fields) return Unexpected(fields.error());
+  const auto& f = *fields;
+  KeyRollover rollover;
+  auto key_id = key_id_of(f[rollover_key::old_key_id]);
+  if (!key_id) return Unexpected(key_id.error());
+  rollover.old_key_id = std::move(*key_id);
+  const cbor_item_t* key = f[rollover_key::new_public_key];
+  if (key == nullptr || !cbor_isa_bytestring(key) || !cbor_bytestring_is_definite(key))
+    return field_error("new public key");
+  rollover.new_public_key = bytes_of(key);
+  auto issued = uint_of(f[rollover_key::issued_at], INT64_MAX, "issued at");
+  if (!issued) return Unexpected(issued.error());
+  rollover.issued_at = static_cast<int64_t>(*issued);
+  auto valid = validate_key_rollover(rollover);
+  if (!valid) return Unexpected(valid.error());
+  return rollover;
+}
+
 Expected<Card, CardError> read_card(const cbor_item_t* item) {
   auto fields = fields_of<card_key::last>(item, "the card is not a map of known keys");
   if (!fields) return Unexpected(fields.error());
@@ -723,6 +756,63 @@ Expected<CardUpdate, CardError> decode_card_update(ByteView bytes, std::span<con
   if (update->issuer_key_id != envelope->key_id)
     return fail(CardErrc::key_mismatch, "the update's issuer key ID is not the kid it was signed under");
   return update;
+}
+
+Expected<Bytes, CardError> sign_key_rollover(const KeyRollover& rollover, ByteView old_private_key) {
+  Bytes public_key = security::ed25519_public_key(old_private_key);
+  if (public_key.empty()) return fail(CardErrc::key_mismatch, "the private key is not a 32-byte Ed25519 seed");
+  Bytes key_id = issuer_key_id(public_key);
+  if (key_id != rollover.old_key_id) return fail(CardErrc::key_mismatch, "the statement names another old key");
+  auto valid = validate_key_rollover(rollover);
+  if (!valid) return Unexpected(valid.error());
+  MapBuilder map(3);
+  map.add(rollover_key::old_key_id, bytes_item(rollover.old_key_id))
+      .add(rollover_key::new_public_key, bytes_item(rollover.new_public_key))
+      .add(rollover_key::issued_at, uint_item(static_cast<uint64_t>(rollover.issued_at)));
+  Item item(map.release());
+  return sign_payload(serialize(item.get()), old_private_key, key_id);
+}
+
+Expected<KeyRollover, CardError> parse_key_rollover_payload(ByteView payload) {
+  if (payload.size() > max_key_rollover_size) return fail(CardErrc::too_large, "a key rollover is at most 512 bytes");
+  auto loaded = load(payload, false);
+  if (!loaded) return Unexpected(loaded.error());
+  return read_rollover(loaded->item.get());
+}
+
+Expected<KeyRollover, CardError> decode_key_rollover(ByteView bytes, std::span<const TrustedIssuer> trusted) {
+  if (bytes.size() > max_key_rollover_size) return fail(CardErrc::too_large, "a key rollover is at most 512 bytes");
+  auto envelope = verified_envelope(bytes, trusted);
+  if (!envelope) return Unexpected(envelope.error());
+  auto rollover = parse_key_rollover_payload(envelope->payload);
+  if (!rollover) return rollover;
+  if (rollover->old_key_id != envelope->key_id)
+    return fail(CardErrc::key_mismatch, "the statement's old key ID is not the kid it was signed under");
+  return rollover;
+}
+
+std::vector<TrustedIssuer> follow_key_rollovers(std::span<const TrustedIssuer> trusted,
+                                                std::span<const Bytes> statements) {
+  std::vector<TrustedIssuer> known(trusted.begin(), trusted.end());
+  std::vector<TrustedIssuer> added;
+  std::vector<bool> used(statements.size(), false);
+  // Each pass adds at least one key or ends, so at most statements.size() passes.
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (size_t i = 0; i < statements.size(); ++i) {
+      if (used[i]) continue;
+      auto rollover = decode_key_rollover(statements[i], known);
+      if (!rollover) continue;  // forged, or of a key not reached (yet)
+      used[i] = true;
+      TrustedIssuer next{issuer_key_id(rollover->new_public_key), rollover->new_public_key};
+      if (std::any_of(known.begin(), known.end(), [&](const TrustedIssuer& t) { return t.key_id == next.key_id; }))
+        continue;
+      known.push_back(next);
+      added.push_back(std::move(next));
+      progress = true;
+    }
+  }
+  return added;
 }
 
 Expected<CardEnvelope, CardError> read_envelope(ByteView bytes) {

@@ -106,4 +106,20 @@ Expected<CardUpdate, CardError> parse_card_update_payload(ByteView payload);
 // update's issuer; an update does not expire (a newer one replaces it).
 Expected<CardUpdate, CardError> decode_card_update(ByteView bytes, std::span<const TrustedIssuer> trusted);
 
+// The key rollover statement (KeyRollover, card.hpp), COSE_Sign1 under the
+// old key: {1: old key ID (= kid), 2: new public key, 3: issued at}. At most
+// max_key_rollover_size; the new key differs from the old.
+inline constexpr size_t max_key_rollover_size = 512;
+Expected<Bytes, CardError> sign_key_rollover(const KeyRollover& rollover, ByteView old_private_key);
+// The payload's fields only (the fuzz target's entry); no signature check.
+Expected<KeyRollover, CardError> parse_key_rollover_payload(ByteView payload);
+// Size, envelope, kid among the trusted, signature, fields, kid against the
+// statement's old key ID.
+Expected<KeyRollover, CardError> decode_key_rollover(ByteView bytes, std::span<const TrustedIssuer> trusted);
+// The keys `statements` (in any order) lead to from `trusted`: each statement
+// that verifies under a key trusted or already followed adds its new key, until
+// nothing more is added. Only the added keys are returned (none already trusted).
+std::vector<TrustedIssuer> follow_key_rollovers(std::span<const TrustedIssuer> trusted,
+                                                std::span<const Bytes> statements);
+
 }  // namespace tsunagu::cards

@@ -115,6 +115,7 @@ inline constexpr uint16_t card_area = 0xC076;      // UTF-8, a card area's code 
 inline constexpr uint16_t card_update_version = 0xC077;  // u64, the issuer update the terminal holds (0: none)
 inline constexpr uint16_t card_update = 0xC078;    // bytes, the issuer's signed update (cards::CardUpdate), at most 12 KiB
 inline constexpr uint16_t card_issuer_key = 0xC079;  // bytes, the 32-byte Ed25519 key the card verified under
+inline constexpr uint16_t card_key_rollover = 0xC0C0;  // bytes, repeatable: an old issuer key's COSE_Sign1 endorsing the new (cards::KeyRollover)
 inline constexpr uint16_t scram_client_first = 0xC080;  // UTF-8 RFC 5802 client-first-message (login_begin request)
 inline constexpr uint16_t scram_server_first = 0xC081;  // UTF-8 server-first-message (login_begin success)
 inline constexpr uint16_t scram_client_final = 0xC082;  // UTF-8 client-final-message (login request, instead of USER-ID + PASSWORD)

@@ -1,6 +1,7 @@
 #include "rendezvous/card_issuer.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <filesystem>
 #include <sstream>
 
@@ -15,6 +16,7 @@ namespace {
 constexpr const char* key_file = "card_issuer.key";
 constexpr const char* retired_file = "card_issuer_retired.pub";
 constexpr const char* password_secret_file = "card_password.secret";
+constexpr const char* rollovers_file = "card_key_rollovers";
 constexpr size_t max_retired_keys = 256;
 
 std::string path_in(const std::string& directory, const char* name) {
@@ -85,16 +87,39 @@ Expected<CardIssuer, std::string> rekey_card_issuer(const std::string& directory
   auto retired = retired_keys(directory);
   if (!retired) return Unexpected(retired.error());
   if (retired->size() >= max_retired_keys) return Unexpected(std::string("256 keys retired already"));
+  auto fresh = security::generate_ed25519_key();
+  cards::KeyRollover rollover{cards::issuer_key_id(current->public_key), fresh.public_key,
+                              static_cast<int64_t>(std::time(nullptr))};
+  auto statement = cards::sign_key_rollover(rollover, current->private_key);
+  if (!statement) return Unexpected(std::string("the key rollover cannot be signed: ") + statement.error().detail);
+  std::string statements;
+  if (auto kept = read_text_file(path_in(directory, rollovers_file), max_retired_keys * 2 * cards::max_key_rollover_size))
+    statements = *kept;
+  statements += to_hex(*statement) + "\n";
+  if (auto written = write_file_atomically(path_in(directory, rollovers_file), statements, 0644); !written)
+    return Unexpected(written.error());
   std::string text;
   for (const Bytes& key : *retired) text += to_hex(key) + "\n";
   text += to_hex(current->public_key) + "\n";
   if (auto written = write_file_atomically(path_in(directory, retired_file), text, 0600); !written)
     return Unexpected(written.error());
-  auto fresh = security::generate_ed25519_key();
   auto written = write_file_atomically(path_in(directory, key_file), to_hex(fresh.private_key) + "\n", 0600);
   security::wipe(fresh.private_key);
   if (!written) return Unexpected(written.error());
   return load_card_issuer(directory, false);
+}
+
+std::vector<Bytes> read_card_key_rollovers(const std::string& directory) {
+  std::vector<Bytes> statements;
+  auto text = read_text_file(path_in(directory, rollovers_file), max_retired_keys * 2 * cards::max_key_rollover_size);
+  if (!text) return statements;
+  std::istringstream lines(*text);
+  std::string line;
+  while (std::getline(lines, line))
+    if (auto statement = cards::from_hex(trimmed(line)); statement && !statement->empty()) statements.push_back(*statement);
+  if (statements.size() > max_served_key_rollovers)
+    statements.erase(statements.begin(), statements.end() - max_served_key_rollovers);
+  return statements;
 }
 
 std::string card_update_path(const std::string& directory) {

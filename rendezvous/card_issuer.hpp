@@ -33,10 +33,19 @@ struct CardIssuer {
 Expected<CardIssuer, std::string> load_card_issuer(const std::string& directory, bool create);
 
 // Retires the current key (its public half is kept in card_issuer_retired.pub)
-// and makes a new one; returns the issuer as it is now. The retired list is
+// and makes a new one, which the old key endorses in card_key_rollovers
+// (written first: a crash after it leaves a statement for a key never used,
+// which endorses nothing that was signed); returns the issuer as it is now. The retired list is
 // written before the key is replaced, so a crash in between leaves the old key
 // current and retired at once, which is harmless.
 Expected<CardIssuer, std::string> rekey_card_issuer(const std::string& directory);
+
+// DIR/card_key_rollovers: one statement a line (hex), oldest first, each the
+// retired key's endorsement of the key that replaced it, appended by
+// rekey_card_issuer(). The newest max_served_key_rollovers are returned (a
+// terminal further behind is given the key by hand: `card load --issuer-key`).
+inline constexpr size_t max_served_key_rollovers = 8;
+std::vector<Bytes> read_card_key_rollovers(const std::string& directory);
 
 // DIR/card_update.cose.
 std::string card_update_path(const std::string& directory);

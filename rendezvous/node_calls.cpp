@@ -52,11 +52,13 @@ void NodeCore::add_stun_attribute(proto::MessageBuilder& builder) {
   if (settings_.stun_server) builder.add_xor_address(sig::attr::stun_server, *settings_.stun_server);
 }
 
-void NodeCore::add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now) {
+void NodeCore::add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now,
+                                   const std::vector<proto::SocketAddress>* servers) {
   add_stun_attribute(builder);
-  if (settings_.turn_secret.empty() || settings_.turn_servers.empty()) return;
+  if (servers == nullptr || servers->empty()) servers = &settings_.turn_servers;
+  if (settings_.turn_secret.empty() || servers->empty()) return;
   auto credentials = mint_turn_credentials(settings_.turn_secret, user, now.unix_s + settings_.turn_lifetime_s);
-  for (const auto& server : settings_.turn_servers) builder.add_xor_address(sig::attr::turn_server, server);
+  for (const auto& server : *servers) builder.add_xor_address(sig::attr::turn_server, server);
   builder.add_string(sig::attr::turn_username, credentials.username);
   builder.add_string(sig::attr::turn_password, credentials.password);
   builder.add_u32(sig::attr::turn_lifetime, settings_.turn_lifetime_s);
@@ -86,7 +88,8 @@ void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const prot
                        "Too Many Attempts: TURN credentials were handed out for this call already");
   ++*issued;
   auto builder = success(request);
-  add_turn_attributes(builder, *state.user, now);
+  add_turn_attributes(builder, *state.user, now,
+                      issued == &found->turn_issued_caller ? card_turn_servers(found->id) : nullptr);
   send(link, builder.finish());
 }
 
@@ -213,7 +216,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   ok.add_string(sig::attr::call_id, placed.id);
   ok.add_u32(sig::attr::call_state, sig::call_state::preparing);
   add_other_profile(ok, placed, link);
-  add_turn_attributes(ok, *state.user, now);
+  add_turn_attributes(ok, *state.user, now, card_turn_servers(placed.id));
   send(link, ok.finish());
 }
 

@@ -22,6 +22,7 @@
 #include <algorithm>
 
 #include "cards/card_password.hpp"
+#include "cards/relay_uri.hpp"
 #include "proto/signalling.hpp"
 #include "rendezvous/node_core.hpp"
 
@@ -36,6 +37,19 @@ const cards::AccessPoint* find_access_point(const std::vector<cards::Area>& area
       for (const auto& point : *list)
         if (point.name == name) return &point;
   return nullptr;
+}
+
+// The route's relays a caller can be handed as TURN servers: turn: over UDP
+// (what the terminal's ICE agent allocates on), named by IP literal (the
+// node resolves no names on its loop).
+std::vector<proto::SocketAddress> route_turn_servers(const cards::AccessPoint& route) {
+  std::vector<proto::SocketAddress> servers;
+  for (const auto& text : route.relays) {
+    auto relay = cards::parse_relay_uri(text);
+    if (!relay || relay->scheme != cards::RelayScheme::turn || relay->tcp) continue;
+    if (auto address = proto::SocketAddress::parse(relay->host_port())) servers.push_back(*address);
+  }
+  return servers;
 }
 
 uint64_t update_version_held(const proto::Message& request) {
@@ -83,14 +97,9 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
   auto decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
   // A card of a key this node has not read yet (issued after a rekey or the
   // first issue since the node started): the keys are read again, not often.
-  if (!decoded && decoded.error().code == cards::CardErrc::unknown_key && settings_.reload_card_issuers &&
-      (card_issuers_reloaded_ms_ == 0 ||
-       now.mono_ms >= card_issuers_reloaded_ms_ + uint64_t{settings_.card_issuer_reload_s} * 1000)) {
-    card_issuers_reloaded_ms_ = std::max<uint64_t>(now.mono_ms, 1);
-    settings_.card_issuers = settings_.reload_card_issuers();
+  if (!decoded && decoded.error().code == cards::CardErrc::unknown_key && reload_card_issuers(now))
     decoded = cards::decode_card(card_attribute->value, settings_.card_issuers, static_cast<int64_t>(now.unix_s));
-  }
-  refresh_card_update();  // after the keys were read again: an update of a new key verifies
+  refresh_card_update(now);  // after the keys were read again: an update of a new key verifies
   uint64_t serial = decoded ? decoded->serial : 0;
   if (serial_out != nullptr) *serial_out = serial;
   std::optional<CardAccount> account;
@@ -185,23 +194,45 @@ void NodeCore::handle_card_area(LinkId link, const LinkState& state, const proto
   send(link, ok.finish());
 }
 
-void NodeCore::refresh_card_update() {
+bool NodeCore::reload_card_issuers(Now now) {
+  if (!settings_.reload_card_issuers ||
+      (card_issuers_reloaded_ms_ != 0 &&
+       now.mono_ms < card_issuers_reloaded_ms_ + uint64_t{settings_.card_issuer_reload_s} * 1000))
+    return false;
+  card_issuers_reloaded_ms_ = std::max<uint64_t>(now.mono_ms, 1);
+  settings_.card_issuers = settings_.reload_card_issuers();
+  return true;
+}
+
+void NodeCore::refresh_card_update(Now now) {
   if (!settings_.read_card_update) return;
   Bytes bytes = settings_.read_card_update();
   if (bytes.empty() || bytes == card_update_seen_) return;
   auto update = cards::decode_card_update(bytes, settings_.card_issuers);
+  // Signed by a key rekeyed in since the keys were read (a `card rekey`,
+  // then `card publish` or `card revoke`, while the node runs): read them
+  // again, as for a card of a new key, so old cards' terminals get it too.
+  if (!update && update.error().code == cards::CardErrc::unknown_key && reload_card_issuers(now))
+    update = cards::decode_card_update(bytes, settings_.card_issuers);
   // One that does not verify is not served. Signed by a key the node has not
   // read yet, it is tried again with the next card (whose unknown key reads
   // the keys again); otherwise not until the file changes. An older one than
   // served never replaces it.
   if (update || update.error().code != cards::CardErrc::unknown_key) card_update_seen_ = bytes;
   if (!update || (card_update_ && update->version <= card_update_->update.version)) return;
-  card_update_ = ServedCardUpdate{std::move(bytes), std::move(*update)};
+  std::vector<Bytes> rollovers;
+  if (settings_.read_card_key_rollovers) rollovers = settings_.read_card_key_rollovers();
+  card_update_ = ServedCardUpdate{std::move(bytes), std::move(*update), std::move(rollovers)};
 }
 
 void NodeCore::add_card_update(proto::MessageBuilder& reply, const proto::Message& request) const {
-  if (card_update_ && update_version_held(request) < card_update_->update.version)
-    reply.add(sig::attr::card_update, card_update_->bytes);
+  if (card_update_ && update_version_held(request) < card_update_->update.version) add_served_update(reply);
+}
+
+// The update and, before it, the key rollovers that lead to its signer.
+void NodeCore::add_served_update(proto::MessageBuilder& message) const {
+  for (const auto& statement : card_update_->key_rollovers) message.add(sig::attr::card_key_rollover, statement);
+  message.add(sig::attr::card_update, card_update_->bytes);
 }
 
 bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
@@ -243,6 +274,7 @@ void NodeCore::card_call_placed(const Call& call, const CardUse& card) {
   state->number = next_card_call_number_++;
   state->caller_link = call.caller_link;
   state->route = card.route;
+  state->turn_servers = route_turn_servers(card.route);
   card_call_table_.begin(card.serial, state->number, call.caller_source);
   card_calls_[call.id] = std::move(state);
   send_card_units(call.caller_link, call.id, card.units_left, false, false, card.send_update);
@@ -310,9 +342,15 @@ void NodeCore::send_card_units(LinkId link, const std::string& call_id, uint64_t
   event.add_string(sig::attr::call_id, call_id);
   event.add_u64(sig::attr::card_units, units_left);
   if (warning) event.add_u32(sig::attr::card_warning, 1);
-  if (with_update && card_update_) event.add(sig::attr::card_update, card_update_->bytes);
+  if (with_update && card_update_) add_served_update(event);
   if (after_commit) reply_after_commit(link, sig::method::card_units, id, event.finish());
   else send(link, event.finish());
+}
+
+const std::vector<proto::SocketAddress>* NodeCore::card_turn_servers(const std::string& call_id) const {
+  auto it = card_calls_.find(call_id);
+  if (it == card_calls_.end() || it->second->turn_servers.empty()) return nullptr;
+  return &it->second->turn_servers;
 }
 
 void NodeCore::card_call_ended(const std::string& call_id) {

@@ -117,6 +117,10 @@ struct NodeSettings {
   // the file again only when it changed) and decoded when its bytes change;
   // served to a terminal holding an older one.
   std::function<Bytes()> read_card_update;
+  // The key rollover statements of `card rekey` (DIR/card_key_rollovers),
+  // oldest first, served beside the update so a terminal that kept only an
+  // old key can verify an update signed by a newer one.
+  std::function<std::vector<Bytes>()> read_card_key_rollovers;
 };
 
 struct Now {
@@ -469,7 +473,9 @@ class NodeCore {
   void handle_call_path(LinkId link, LinkState& state, const proto::Message& indication);  // node_call_path.cpp
   void handle_ring_answer(LinkId link, const proto::Message& response, Now now);
   void add_stun_attribute(proto::MessageBuilder& builder);
-  void add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now);
+  // servers: the TURN servers to hand out; nullptr or empty: [turn] servers.
+  void add_turn_attributes(proto::MessageBuilder& builder, const std::string& user, Now now,
+                           const std::vector<proto::SocketAddress>* servers = nullptr);
   struct CallTarget {
     LinkId link = 0;
     bool via_agent = false;
@@ -507,14 +513,19 @@ class NodeCore {
     uint64_t number = 0;  // CardCallTable's key
     LinkId caller_link = 0;
     cards::AccessPoint route;
+    std::vector<proto::SocketAddress> turn_servers;  // the route's turn: relays (UDP, IP literals)
     std::optional<cards::CallMeter> meter;  // from the accept; refers to `route`
   };
   void begin_card_check(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_card_area(LinkId link, const LinkState& state, const proto::Message& request);
   // The newest update read (read_card_update), and
   // CARD-UPDATE added to `reply` when `request`'s CARD-UPDATE-VERSION is older.
-  void refresh_card_update();
+  void refresh_card_update(Now now);
+  // Reads the issuer keys again (reload_card_issuers), at most once per
+  // card_issuer_reload_s; whether it did.
+  bool reload_card_issuers(Now now);
   void add_card_update(proto::MessageBuilder& reply, const proto::Message& request) const;
+  void add_served_update(proto::MessageBuilder& message) const;
   // true when the job was a card check (and it was handled).
   bool card_password_checked(const PasswordJobResult& result, Now now);
   // The card decoded and checked against the ledger and the calls in
@@ -526,6 +537,10 @@ class NodeCore {
   void card_call_placed(const Call& call, const CardUse& card);
   void card_call_accepted(const Call& call, Now now);
   void card_call_ended(const std::string& call_id);
+  // The TURN servers of a card call's route (its turn: relays with an IP
+  // literal), for the caller; nullptr when the call is not on a card or the
+  // route names none (then the node's own [turn] servers).
+  const std::vector<proto::SocketAddress>* card_turn_servers(const std::string& call_id) const;
   void debit_card_call(const std::string& call_id, Now now);
   void send_card_units(LinkId link, const std::string& call_id, uint64_t units_left, bool warning, bool after_commit,
                        bool with_update = false);
@@ -703,6 +718,7 @@ class NodeCore {
   struct ServedCardUpdate {
     Bytes bytes;
     cards::CardUpdate update;
+    std::vector<Bytes> key_rollovers;  // read with it: how a terminal of an older key reaches its signer
   };
   std::optional<ServedCardUpdate> card_update_;
   Bytes card_update_seen_;  // the file's bytes last read: decoded only when they change

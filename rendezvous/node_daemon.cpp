@@ -77,6 +77,7 @@ void use_card_issuers(NodeSettings& settings, const std::string& directory) {
     }
     return cache->bytes;
   };
+  settings.read_card_key_rollovers = [directory] { return read_card_key_rollovers(directory); };
 }
 
 }  // namespace

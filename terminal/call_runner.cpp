@@ -746,7 +746,14 @@ void add_card_attributes(proto::MessageBuilder& b, const CardCallOptions& card) 
 // or its refusal).
 void take_card_update(const proto::Message* m, const CardCallOptions& card) {
   const auto* update = m ? m->find(sig::attr::card_update) : nullptr;
-  if (update != nullptr && card.on_update) card.on_update(update->value);
+  if (update == nullptr) return;
+  if (card.on_key_rollovers) {
+    std::vector<Bytes> statements;
+    for (const auto* statement : m->find_all(sig::attr::card_key_rollover))
+      statements.emplace_back(statement->value.begin(), statement->value.end());
+    if (!statements.empty()) card.on_key_rollovers(statements);
+  }
+  if (card.on_update) card.on_update(update->value);
 }
 
 void add_hangup_attributes(proto::MessageBuilder& b, const call::SendHangup& hangup) {

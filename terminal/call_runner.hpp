@@ -20,6 +20,9 @@ struct CardCallOptions {
   std::string route;     // the access point's name on the card (the node's tariff for it)
   uint64_t update_version = 0;  // the issuer update held (CARD-UPDATE-VERSION); the node sends a newer one
   std::function<void(ByteView)> on_update;  // a CARD-UPDATE the node sent (card_commands.cpp keeps it)
+  // The CARD-KEY-ROLLOVERs that came with it, given first (card_commands.cpp
+  // keeps the keys they lead to from the kept ones).
+  std::function<void(const std::vector<Bytes>&)> on_key_rollovers;
 };
 
 struct CallOptions {

@@ -17,6 +17,7 @@
 #include "cards/card_codec.hpp"
 #include "cards/least_cost_router.hpp"
 #include "cards/qr_text.hpp"
+#include "cards/relay_uri.hpp"
 #include "cards/route_memory.hpp"
 #include "proto/signalling.hpp"
 #include "terminal/reachability_probe.hpp"
@@ -234,6 +235,28 @@ void keep_update(ByteView bytes) {
             << " revoked serial(s)" << (update->areas.empty() ? "" : ", a new area table") << ")" << std::endl;
 }
 
+// Key rollover statements the node sent beside an update: each new key an
+// old kept one endorsed (directly or through a chain) is kept, so an update
+// signed after a `card rekey` verifies here. A statement that does not verify
+// under a kept key (forged, or of another issuer) adds nothing.
+void keep_key_rollovers(const std::vector<Bytes>& statements) {
+  for (const auto& added : cards::follow_key_rollovers(kept_issuers(), statements)) {
+    keep_issuer_key(added.public_key);
+    std::cerr << "card: issuer key " << hex_of(added.key_id) << " kept (endorsed by a key kept here)" << std::endl;
+  }
+}
+
+// The rollovers, then the update, of a node's answer.
+void take_update(const proto::Message& message) {
+  const auto* update = message.find(sig::attr::card_update);
+  if (update == nullptr) return;
+  std::vector<Bytes> statements;
+  for (const auto* statement : message.find_all(sig::attr::card_key_rollover))
+    statements.emplace_back(statement->value.begin(), statement->value.end());
+  keep_key_rollovers(statements);
+  keep_update(update->value);
+}
+
 // The kept update applied to a card: refused when it revokes the card, its
 // area table in place of the card's. The update's version (0: none).
 std::optional<uint64_t> apply_kept_update(cards::Card& card, std::string& error) {
@@ -298,7 +321,7 @@ int ask_units(NodeClientOptions options, const Bytes& card, const std::string& p
         },
         [&](const proto::Message* response, std::string_view error) {
           if (response != nullptr && response->message_class == proto::MessageClass::error)
-            if (const auto* update = response->find(sig::attr::card_update)) keep_update(update->value);
+            take_update(*response);
           if (response == nullptr || response->message_class == proto::MessageClass::error) {
             const auto* code = response ? response->find(proto::attr::error_code) : nullptr;
             auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
@@ -311,7 +334,7 @@ int ask_units(NodeClientOptions options, const Bytes& card, const std::string& p
           // certificate, which the terminal already checked the card with).
           if (const auto* key = response->find(sig::attr::card_issuer_key); key != nullptr && key->value.size() == 32)
             keep_issuer_key(key->value);
-          if (const auto* update = response->find(sig::attr::card_update)) keep_update(update->value);
+          take_update(*response);
           const auto* units = response->find(sig::attr::card_units);
           uint64_t left = units ? proto::read_u64(*units).value_or(0) : 0;
           if (units_out != nullptr) *units_out = left;
@@ -534,30 +557,55 @@ void keep_routes(CardCallArgs& args) {
   write_card_file(std::to_string(args.stored->card.serial) + ".routes", as_bytes(cards::route_memory_text(memory)));
 }
 
-// Every access point of the area that reaches the callee, probed at once
-// (a TCP connection to its node, at most 2 s), and told to the router.
+// Every access point of the area that reaches the callee, probed at once: a
+// TCP connection to its node and a STUN Binding request to each of its relays
+// (turns: and transport=tcp relays: a TCP connection), each at most 2 s. A
+// point whose node or any relay does not answer is told to the router as
+// unreachable: a call through it would have no working relay.
 void measure_reachability(CardCallArgs& args, const std::string& callee) {
   const cards::Area* area = args.stored->card.find_area(args.area);
   if (area == nullptr) return;
-  std::vector<const cards::AccessPoint*> points;
-  std::vector<proto::SocketAddress> addresses;
+  struct Measured {
+    const cards::AccessPoint* point;
+    size_t first_target;
+    std::vector<std::string> relays;  // the relay text of each target after the node's
+    std::string unresolved;           // a relay whose name did not resolve
+  };
+  std::vector<Measured> measured;
+  std::vector<ProbeTarget> targets;
   for (const auto* list : {&area->internet, &area->premium, &area->agents})
     for (const auto& point : *list) {
       std::string host, error;
       auto address = point.reaches(callee) ? resolve_node_address(point.node, host, error) : std::nullopt;
       if (!address) continue;
-      points.push_back(&point);
-      addresses.push_back(*address);
+      Measured m{&point, targets.size(), {}, {}};
+      targets.push_back(ProbeTarget{ProbeTarget::Kind::tcp_connect, *address});
+      for (const auto& text : point.relays) {
+        auto relay = cards::parse_relay_uri(text);
+        auto relay_address = relay ? resolve_node_address(relay->host_port(), host, error) : std::nullopt;
+        if (!relay_address) {
+          m.unresolved = text;
+          continue;
+        }
+        targets.push_back(ProbeTarget{relay->tcp ? ProbeTarget::Kind::tcp_connect : ProbeTarget::Kind::stun_binding,
+                                      *relay_address});
+        m.relays.push_back(text);
+      }
+      measured.push_back(std::move(m));
     }
-  auto results = probe_nodes(addresses, std::chrono::milliseconds(2000));
+  auto results = probe_targets(targets, std::chrono::milliseconds(2000));
   auto now = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < points.size(); ++i) {
-    if (results[i].reachable) {
-      args.router.report_reachable(points[i]->name, now);
+  for (const auto& m : measured) {
+    std::string failed;
+    if (!results[m.first_target].reachable) failed = "does not answer";
+    for (size_t i = 0; i < m.relays.size() && failed.empty(); ++i)
+      if (!results[m.first_target + 1 + i].reachable) failed = "relay " + m.relays[i] + " does not answer";
+    if (failed.empty() && !m.unresolved.empty()) failed = "relay " + m.unresolved + " cannot be resolved";
+    if (failed.empty()) {
+      args.router.report_reachable(m.point->name, now);
     } else {
-      args.router.report_unreachable(points[i]->name, now);
-      std::cerr << "card: access point " << points[i]->name << " (" << points[i]->node << ") does not answer"
-                << std::endl;
+      args.router.report_unreachable(m.point->name, now);
+      std::cerr << "card: access point " << m.point->name << " (" << m.point->node << ") " << failed << std::endl;
     }
   }
 }
@@ -565,9 +613,14 @@ void measure_reachability(CardCallArgs& args, const std::string& callee) {
 // The router's choice first (hysteresis: the last good route is kept unless
 // another is clearly cheaper and settled), then the rest cheapest first.
 bool rank_card_routes(CardCallArgs& args, const std::string& callee) {
-  int minute = cards::minute_of_day(static_cast<int64_t>(std::time(nullptr)));
+  // TSUNAGU_TEST_CARD_CLOCK ("HH:MM", a test hook): rank at that time of day.
+  auto minute = cards::routing_minute(static_cast<int64_t>(std::time(nullptr)), env_or("TSUNAGU_TEST_CARD_CLOCK", ""));
+  if (!minute) {
+    std::cerr << "tsunagu: TSUNAGU_TEST_CARD_CLOCK must be HH:MM (00:00-23:59); the real clock is used" << std::endl;
+    minute = cards::minute_of_day(static_cast<int64_t>(std::time(nullptr)));
+  }
   auto now = std::chrono::steady_clock::now();
-  cards::RouteRequest request{args.area, callee, minute};
+  cards::RouteRequest request{args.area, callee, *minute};
   args.candidates = args.router.rank(args.stored->card, request, now);
   auto choice = args.router.choose(args.stored->card, request, now);
   if (choice) {
@@ -645,6 +698,7 @@ int run_card_call(CallOptions options, CardCallArgs& args) {
   options.card.password = args.password;
   options.card.update_version = args.update_version;
   options.card.on_update = [](ByteView update) { keep_update(update); };
+  options.card.on_key_rollovers = [](const std::vector<Bytes>& statements) { keep_key_rollovers(statements); };
   int result = exit_network;
   for (const auto& candidate : args.candidates) {
     std::string host;

@@ -16,6 +16,10 @@ loopback; [cards] debit_interval_s = 1 so debits come each second):
   card_call_refused             a flipped signature byte, a revoked serial, a wrong password, the same
                                 card in a second call at once: each refused with its reason, audited
   card_call_units_run_out       the call is ended by the node with "Units Exhausted"; the next is refused
+  card_call_relay_probe         the probe's STUN Binding: a silent relay port skips its access point, a real
+                                coturn on loopback keeps its own
+  card_key_rollover             after `card rekey`, the old key's endorsement of the new one brings an update
+                                of the new key to a terminal that kept only the old key
 """
 import os
 import re
@@ -197,10 +201,11 @@ def dead_address():
     return "127.0.0.1:%d" % port
 
 
-def card_setup(root, cost=3, units=100, count=1, max_calls=1, area_prefixes=None):
+def card_setup(root, cost=3, units=100, count=1, max_calls=1, area_prefixes=None, areas_text=None):
     """A node with alice and bob, an area "home" whose cheapest access point is dead
     and whose second is the node; `count` cards of `units`; the terminal's card env.
-    `area_prefixes`: the node's [cards.areas] lines, {prefix: area}."""
+    `area_prefixes`: the node's [cards.areas] lines, {prefix: area}. `areas_text`: the
+    areas.toml instead, with {node} for the node's address."""
     d = h.Deployment(cards__debit_interval_s=1, cards__max_calls_per_card=max_calls)
     for prefix, area in (area_prefixes or {}).items():
         d.set("cards.areas", '"%s"' % prefix, '"%s"' % area)
@@ -209,10 +214,13 @@ def card_setup(root, cost=3, units=100, count=1, max_calls=1, area_prefixes=None
     d.add_user(BOB, BOB_PW)
     areas = d.path("areas.toml")
     with open(areas, "w") as f:
-        f.write('[[area]]\ncode = "home"\n'
-                '[[area.internet]]\nname = "home-dead"\nnode = "%s"\ncost_per_minute = 1\n'
-                '[[area.internet]]\nname = "home-node"\nnode = "%s"\ncost_per_minute = %d\n'
-                % (dead_address(), d.node.address, cost))
+        if areas_text is not None:
+            f.write(areas_text.replace("{node}", d.node.address))
+        else:
+            f.write('[[area]]\ncode = "home"\n'
+                    '[[area.internet]]\nname = "home-dead"\nnode = "%s"\ncost_per_minute = 1\n'
+                    '[[area.internet]]\nname = "home-node"\nnode = "%s"\ncost_per_minute = %d\n'
+                    % (dead_address(), d.node.address, cost))
     out = d.path("cards")
     result = d.admin(["card", "-d", d.dir, "issue", "--units", str(units), "--areas", areas, "--group", "1",
                       "--count", str(count), "--out", out])
@@ -417,6 +425,109 @@ def card_revoked_offline(root):
     return 0
 
 
+def free_udp_port():
+    """A UDP port on 127.0.0.1 nothing is bound to (bound, then closed)."""
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def stun_answers(port, timeout=0.5):
+    """Whether a STUN Binding request to 127.0.0.1:port gets a response with its transaction ID."""
+    import socket
+    transaction = os.urandom(12)
+    request = b"\x00\x01\x00\x00\x21\x12\xa4\x42" + transaction
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(request, ("127.0.0.1", port))
+        try:
+            answer, _ = s.recvfrom(1500)
+        except OSError:
+            return False
+    return answer[8:20] == transaction
+
+
+def card_call_relay_probe(root):
+    """The reachability probe asks each relay of the area's access points with a STUN Binding
+    request (UDP, 2 s) beside the node's TCP probe: an access point whose relay is silent (a closed
+    port) is skipped, one whose relay (a real coturn on loopback) answers is called through."""
+    turnserver = shutil.which("turnserver") or "/usr/bin/turnserver"
+    if not os.access(turnserver, os.X_OK):
+        print("SKIP: coturn's turnserver is not installed (Debian package coturn)")
+        return 77
+    port, silent = free_udp_port(), free_udp_port()
+    coturn = subprocess.Popen([turnserver, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+                               "--listening-port=%d" % port, "--no-tls", "--no-dtls", "--no-cli",
+                               "--log-file=stdout", "--pidfile=%s" % os.path.join(root, "turnserver.pid"),
+                               "--userdb=%s" % os.path.join(root, "turndb.sqlite"), "--realm=tsunagu.test",
+                               "--use-auth-secret", "--static-auth-secret=card-relay-probe"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    h._processes.append(coturn)  # killed by PID however the scenario ends
+    def answers():
+        if coturn.poll() is not None:
+            raise Failure("coturn exited with %s" % coturn.returncode)
+        return stun_answers(port)
+    h.wait_until(answers, 10 * h.SLOW, 0.1, "coturn to answer STUN on 127.0.0.1:%d" % port)
+    areas = ('[[area]]\ncode = "home"\n'
+             '[[area.internet]]\nname = "home-silent-relay"\nnode = "{node}"\nrelays = ["stun:127.0.0.1:%d"]\n'
+             'cost_per_minute = 1\n'
+             '[[area.internet]]\nname = "home-coturn"\nnode = "{node}"\n'
+             'relays = ["stun:127.0.0.1:%d", "turn:127.0.0.1:%d"]\ncost_per_minute = 3\n' % (silent, port, port))
+    d, cards = card_setup(root, areas_text=areas)
+    load(d, cards[0])
+    listener = listen(d)
+    caller = card_call(d)
+    wait_text(caller, "connected after")
+    err = caller.err()
+    check("card: access point home-silent-relay (%s) relay stun:127.0.0.1:%d does not answer" % (d.node.address, silent)
+          in err, "the silent relay makes its access point unreachable: %r" % err[:600])
+    check(not any("home-coturn" in line and "does not answer" in line for line in err.splitlines()),
+          "coturn's answer keeps its access point: nothing reported against it")
+    check("calling through internet access point home-coturn" in err and "trying the next" not in err,
+          "the one attempt goes through the access point whose relay answered")
+    check(hang_up(caller) == 0, "the call hangs up cleanly")
+    check("route home-coturn" in ledger(d, 1), "the node debits the route whose relay answered")
+    listener.kill()
+    return 0
+
+
+def card_key_rollover(root):
+    """After `card rekey`, an update signed by the new key reaches a terminal that kept only the old
+    key: the node serves the old key's endorsement of the new one beside the update, the terminal
+    follows it, keeps the update, and refuses a card the update revokes, offline."""
+    import hashlib
+    d, cards = card_setup(root, count=2)
+    old_key = issuer_key(d)
+    load(d, cards[0])
+    rekeyed = d.admin(["card", "-d", d.dir, "rekey"])
+    check(rekeyed.code == 0, "card rekey: %r" % (rekeyed,))
+    new_key = issuer_key(d)
+    check(new_key != old_key and os.path.exists(os.path.join(d.dir, "card_key_rollovers")),
+          "rekey made a new key and wrote the old key's endorsement of it")
+    revoked = d.admin(["card", "-d", d.dir, "revoke", cards[1]["serial"], "--note", "lost"])
+    check(revoked.code == 0 and "update version 1" in revoked.out, "revoke publishes update 1 (new key): %r" % (revoked,))
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)
+    new_id = hashlib.sha256(bytes.fromhex(new_key)).hexdigest()[:16]
+    check("issuer key %s kept (endorsed by a key kept here)" % new_id in shown.err and
+          "issuer update version 1 kept" in shown.err,
+          "the terminal follows the rollover to the new key and keeps the update: %r" % (shown.err,))
+    check(os.path.exists(os.path.join(os.environ["TSUNAGU_CARD_DIR"], new_id + ".issuer")), "the new key is kept")
+    # The revoked card (of the old key) is refused by the terminal itself now.
+    loaded = d.cli(["card", "load", cards[1]["file"], "--issuer-key", old_key])
+    check(loaded.code == 0, "the second card loads under the old key: %r" % (loaded,))
+    os.environ["TSUNAGU_CARD_PASSWORD"] = cards[1]["password"]
+    d.node.stop()
+    refused = h.spawn_cli(d, ["call", BOB, "--card", cards[1]["serial"]] + LOOP, ALICE, ALICE_PW)
+    code = refused.wait_exit(20)
+    check(code == EXIT_REFUSED and "was revoked by its issuer (issuer update version 1)" in refused.err(),
+          "offline, the terminal refuses the card the new key's update revokes (exit %s, %r)"
+          % (code, refused.err()[-300:]))
+    return 0
+
+
 def write_tone_wav(path, frequency, seconds, amplitude=3000):
     """A 48 kHz mono 16-bit WAV of one sine (0 Hz: silence)."""
     import math
@@ -483,7 +594,7 @@ def card_voice_warning_tone(root):
 
 SCENARIOS = {f.__name__: f for f in (card_voice_warning_tone, card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
                                      card_call_debited, card_call_refused, card_call_units_run_out,
-                                     card_call_area_from_node)}
+                                     card_call_area_from_node, card_call_relay_probe, card_key_rollover)}
 
 if __name__ == "__main__":
     if not os.access(h.RENDEZVOUS, os.X_OK):

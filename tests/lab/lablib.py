@@ -257,11 +257,11 @@ signal.signal(signal.SIGTERM, _on_signal)
 signal.signal(signal.SIGINT, _on_signal)
 
 
-def preflight():
+def preflight(programs=(RENDEZVOUS, TERMINAL, AGENT, HOOK)):
     """Raises Skip with a reason when the lab cannot run here."""
     if os.geteuid() != 0:
         raise Skip("needs root (network namespaces, nftables)")
-    for program in (RENDEZVOUS, TERMINAL, AGENT, HOOK):
+    for program in programs:
         if not os.access(program, os.X_OK):
             raise Skip("%s is not built (TSUNAGU_BUILD=%s)" % (program, BUILD))
     tools = {"ip": "iproute2", "nft": "nftables", "dnsmasq": "dnsmasq-base", "busybox": "busybox",
@@ -290,13 +290,19 @@ class Lab:
 
     NAMESPACES = ("pub", "gw-acme", "gw-home", "acme-1", "acme-2", "home")
 
-    def __init__(self, scenario, nat=None, keepalive_interval=5, policy="", home_wire=None, calls=""):
-        """policy: TOML appended to agent.toml after its [policy] section: [[policy.rule]] tables, "" for none.
+    def __init__(self, scenario, nat=None, keepalive_interval=5, policy="", home_wire=None, calls="",
+                 node_config=(), with_agent=True):
+        """node_config: (section, key, TOML value) lines set in the node's node.toml before it starts.
+        with_agent=False: a lab without the LAN agent, dnsmasq or DHCP (up_without_agent()): the acme
+        terminals get static addresses; the agent and hook need not be built.
+        policy: TOML appended to agent.toml after its [policy] section: [[policy.rule]] tables, "" for none.
         calls: TOML lines added to the agent's [calls] section (e.g. 'call_waiting = ["4106"]').
         home_wire: {"loss": %, "delay": ms, "jitter": ms, "seed": n} makes the home cable (home <-> gw-home)
         an impaired wire (impaired_wire.py: netem's loss/delay/jitter in user space), or None for a veth."""
         self.home_wire = home_wire
-        preflight()
+        self.node_config = list(node_config)
+        self.with_agent = with_agent
+        preflight() if with_agent else preflight((RENDEZVOUS, TERMINAL))
         self.scenario = scenario
         self.policy = policy
         self.calls = calls
@@ -506,6 +512,8 @@ table inet filter {
         _edit_toml(config, "passwords", "scrypt_log2_n", "14")  # the lab is not about hashing
         _edit_toml(config, "passwords", "scram_iterations", "4096")
         _edit_toml(config, "presence", "keepalive_interval", str(self.keepalive_interval))
+        for section, key, value in self.node_config:
+            _edit_toml(config, section, key, value)
         _edit_toml(config, "turn", "secret", json.dumps(self.turn_secret))
         _edit_toml(config, "turn", "servers", json.dumps(["%s:%d" % (TURN_IP, TURN_PORT)]))
         if os.environ.get("TSUNAGU_LAB_NODE_STUN", "1") != "0":
@@ -534,9 +542,13 @@ table inet filter {
         log("  node pid %d: terminals %s, agents %s, STUN %s" % (self.node.pid, info.get("tls"), info.get("agent"),
                                                                   info.get("stun")))
 
-    def start_coturn(self):
-        root = self.path("coturn")
+    def start_coturn(self, ip=TURN_IP, name="coturn"):
+        """A coturn on `ip` (added to pub's bridge when it is not TURN_IP) with the lab's TURN secret, so
+        the node's credentials work on it; the lab's own one (self.coturn) is the default. Returns its Proc."""
+        root = self.path(name)
         os.makedirs(root)
+        if ip != TURN_IP:
+            self.sh([self.ip, "addr", "add", ip + "/24", "dev", "br0"], ns="pub")
         config = os.path.join(root, "turnserver.conf")
         # The operator's sample (docs/turnserver.conf, shown in docs/operator.md) as it is,
         # with only the lab's addresses, ports, secret and paths put in.
@@ -544,18 +556,21 @@ table inet filter {
             sample = f.read()
         with open(config, "w") as f:
             f.write(coturn_config_from_sample(sample, {
-                "listening-ip": TURN_IP, "relay-ip": TURN_IP, "listening-port": str(TURN_PORT),
+                "listening-ip": ip, "relay-ip": ip, "listening-port": str(TURN_PORT),
                 "min-port": str(TURN_MIN_PORT), "max-port": str(TURN_MAX_PORT),
                 "static-auth-secret": self.turn_secret, "log-file": "stdout",
                 "pidfile": os.path.join(root, "turnserver.pid"), "userdb": os.path.join(root, "turndb.sqlite"),
             }))
-        self.coturn = self.spawn("pub", [self.turnserver, "-c", config], "coturn")
+        coturn = self.spawn("pub", [self.turnserver, "-c", config], name)
+        if ip == TURN_IP:
+            self.coturn = coturn
         # Ready when it listens on UDP 3478 (bounded).
-        wait_until(lambda: self._udp_listening("pub", TURN_IP, TURN_PORT) or
-                   (not self.coturn.alive() and self._raise("coturn exited: %s" % self.coturn.describe())),
-                   15, 0.1, "coturn to listen on %s:%d" % (TURN_IP, TURN_PORT))
-        log("  coturn pid %d on %s:%d, relay ports %d-%d" % (self.coturn.pid, TURN_IP, TURN_PORT, TURN_MIN_PORT,
-                                                              TURN_MAX_PORT))
+        wait_until(lambda: self._udp_listening("pub", ip, TURN_PORT) or
+                   (not coturn.alive() and self._raise("coturn exited: %s" % coturn.describe())),
+                   15, 0.1, "coturn to listen on %s:%d" % (ip, TURN_PORT))
+        log("  %s pid %d on %s:%d, relay ports %d-%d" % (name, coturn.pid, ip, TURN_PORT, TURN_MIN_PORT,
+                                                          TURN_MAX_PORT))
+        return coturn
 
     def _udp_listening(self, ns, address, port):
         result = self.sh(["cat", "/proc/net/udp"], ns=ns, check=False)
@@ -735,6 +750,20 @@ exit 0
             address, ms = self.dhcp_wait_bound(host)
             log("  %s got %s from dnsmasq in %.0f ms" % (host, address, ms))
         log("  lab up in %.1f s (work directory %s)" % (time.monotonic() - started, self.work))
+        return self
+
+    def up_without_agent(self, static=(("acme-1", "10.77.0.60"), ("acme-2", "10.77.0.61"))):
+        """The network, the node and coturn; the acme terminals on static addresses behind gw-acme."""
+        started = time.monotonic()
+        self.turn_secret = os.urandom(16).hex()
+        self.build_network()
+        self.start_node()
+        self.start_coturn()
+        for host, address in static:
+            self.sh([self.ip, "addr", "add", address + "/24", "dev", "eth0"], ns=host)
+            self.sh([self.ip, "route", "add", "default", "via", ACME_LAN_GW], ns=host)
+            self.addresses[host] = address
+        log("  lab up (no agent) in %.1f s (work directory %s)" % (time.monotonic() - started, self.work))
         return self
 
     # -- terminals (users logged in directly to the node) ---------------------------

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "cards/call_charge.hpp"
 #include "tests/unit/cards/card_test_support.hpp"
 
 namespace tsunagu::cards {
@@ -66,6 +67,34 @@ TEST_CASE("lcr: the time of day picks the tariff; a premium route wins where it 
   CHECK(ranked[0].kind == RouteKind::premium);
   // At 21:00 a-cheap is back to 1.
   CHECK(router.rank(card, RouteRequest{"A", "+81312345678", 1260}, t0)[0].point->name == "a-cheap");
+}
+
+TEST_CASE("lcr: the choice follows the hour's tariff from call to call, with the clock injected") {
+  // Two relays whose tariffs flip at 08:00 and 20:00: flip-day is cheap by
+  // night, flip-night by day ([0050]: least cost by time of day).
+  test::Issuer issuer;
+  Card card = test::sample_card(issuer);
+  Area x;
+  x.code = "X";
+  x.internet = {point("flip-day", 1, {TariffBand{480, 1200, 4}}), point("flip-night", 4, {TariffBand{480, 1200, 1}})};
+  card.areas = {x};
+  LeastCostRouter router;  // one router across calls: the hysteresis must not hold the old hour's choice
+  auto at = [&](std::string_view clock, TimePoint now) {
+    auto minute = routing_minute(/*now_unix: 03:00*/ 3 * 3600, clock);
+    REQUIRE(minute);
+    return chosen(router, card, RouteRequest{"X", "bob", *minute}, now);
+  };
+  CHECK(at("", t0) == "flip-day");  // the real clock: 03:00
+  CHECK(at("07:59", t0 + 1s) == "flip-day");
+  CHECK(at("08:00", t0 + 2s) == "flip-night");
+  CHECK(at("19:59", t0 + 3s) == "flip-night");
+  CHECK(at("20:00", t0 + 4s) == "flip-day");
+  // The hook's text is checked: a malformed one is not taken as midnight.
+  for (const char* bad : {"8:00", "24:00", "12:60", "noon", "12:00:00"}) {
+    INFO(bad);
+    CHECK_FALSE(routing_minute(0, bad));
+  }
+  CHECK(routing_minute(86400 + 61, "") == 1);
 }
 
 TEST_CASE("lcr: a failed access point falls back to the next cheapest at once") {

@@ -89,6 +89,33 @@ TEST_CASE("card issuer: after rekey, new cards use the new key and old cards sti
   REQUIRE(third->trusted.size() == 3);
   CHECK(third->trusted[1].public_key == new_issuer->public_key);  // newest retired first
   CHECK(third->trusted[2].public_key == old_issuer->public_key);
+
+  // Each rekey left the retiring key's endorsement of its successor: a terminal
+  // that trusts only the first key reaches the third through them.
+  auto statements = read_card_key_rollovers(dir.path);
+  REQUIRE(statements.size() == 2);
+  CHECK(mode_of(dir.file("card_key_rollovers")) == 0644);
+  std::vector<cards::TrustedIssuer> first_only{old_issuer->trusted[0]};
+  auto first = cards::decode_key_rollover(statements[0], first_only);
+  REQUIRE(first.has_value());
+  CHECK(first->new_public_key == new_issuer->public_key);
+  auto followed = cards::follow_key_rollovers(first_only, statements);
+  REQUIRE(followed.size() == 2);
+  CHECK(followed[1].public_key == third->public_key);
+}
+
+TEST_CASE("card issuer: at most the newest 8 key rollovers are served") {
+  TempDir dir;
+  REQUIRE(load_card_issuer(dir.path, true).has_value());
+  for (int i = 0; i < 10; ++i) REQUIRE(rekey_card_issuer(dir.path).has_value());
+  auto statements = read_card_key_rollovers(dir.path);
+  REQUIRE(statements.size() == max_served_key_rollovers);
+  auto current = load_card_issuer(dir.path, false);
+  REQUIRE(current.has_value());
+  // The last one endorses the current key, signed by the key before it.
+  auto last = cards::decode_key_rollover(statements.back(), current->trusted);
+  REQUIRE(last.has_value());
+  CHECK(last->new_public_key == current->public_key);
 }
 
 TEST_CASE("card issuer: a damaged key file is refused with its path") {
