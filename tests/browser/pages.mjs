@@ -874,7 +874,7 @@ async function browserAgentCall(browser) {
 }
 
 // NAT lab (tests/lab/browser_lab_test.py): the page in `home` calls a LAN extension
-// behind the enterprise NAT. With settings.speech (16-bit mono PCM, base64) the page's
+// behind the enterprise NAT. With settings.speech_pcm (a file of 48 kHz 16-bit mono PCM) the page's
 // "microphone" is that speech played through WebAudio and no microphone permission is
 // held, so Chromium hides its host address behind an mDNS name (`.local`).
 function speechAsMicrophone(speech) {
@@ -917,8 +917,10 @@ async function selectedPath(page) {
 }
 
 async function browserLabCall(browser) {
-  const caller = await newUser(browser, DESKTOP, recordRemoteAudio, { microphone: !settings.speech });
-  if (settings.speech) await caller.context().addInitScript(speechAsMicrophone, settings.speech);
+  const caller = await newUser(browser, DESKTOP, recordRemoteAudio, { microphone: !settings.speech_pcm });
+  if (settings.speech_pcm) {
+    await caller.context().addInitScript(speechAsMicrophone, readFileSync(settings.speech_pcm).toString('base64'));
+  }
   await logIn(caller, settings.alice, settings.password, '/dial.html');
   await lookup(caller, settings.extension);
   ok(!(await caller.locator('#result').isHidden()), settings.extension + ' is found: "'

@@ -26,7 +26,6 @@ browser_cli_call allows), and the page's recording (MediaRecorder, decoded by We
 score the terminal's speech.
 """
 
-import base64
 import json
 import os
 import subprocess
@@ -110,8 +109,7 @@ def browser_lab_call(name, nat, page_speaks_through_webaudio):
             raw = l.path("page-microphone.raw")
             subprocess.run(["sox", page_microphone, "-t", "raw", "-r", "48000", "-c", "1", "-b", "16", "-e", "signed",
                             raw], check=True, timeout=60)
-            with open(raw, "rb") as f:
-                extra["speech"] = base64.b64encode(f.read()).decode()
+            extra["speech_pcm"] = raw
 
         def page_called_terminal():
             code = listener.wait(30)
