@@ -25,6 +25,10 @@ missing, and runs, with servers pinned to CPU 0 and load generators to CPU 1
                 network namespace of its own (root; bench/voice/run_voice.py)
   web        8. API lookups over HTTPS keep-alive (wrk) per node CPU-second vs nginx
                 answering the same path with a fixed body (bench/web/run_web.py)
+  browser    9. browser call setup, click -> first audio packet: a Chromium page
+                calling `tsunagu listen --audio-in` vs calling another page
+                (Chromium's own peer connection), in a loopback-only network
+                namespace (root; bench/browser/run_browser.py)
 
 and prints one table of medians (metric | Tsunagu | peer | ratio), the targets
 and the machine. The descriptor limit is raised to the hard limit and stated.
@@ -349,7 +353,7 @@ def stun_rows(results, args):
 # ---------------------------------------------------------------- shared helpers
 
 
-BENCHMARKS = ("stun", "lookups", "forwarded", "idle", "dhcp", "call", "voice", "web")
+BENCHMARKS = ("stun", "lookups", "forwarded", "idle", "dhcp", "call", "voice", "web", "browser")
 PASSWORD = "bench-password-1"  # bench-only accounts on a throw-away deployment
 
 
@@ -954,6 +958,13 @@ def bench_web(ctx):
     return run_web.bench_web(ctx)
 
 
+def bench_browser(ctx):
+    """Benchmark 9: bench/browser/run_browser.py's call setup, page -> CLI vs page -> page (see there)."""
+    sys.path.insert(0, os.path.join(ROOT, "bench", "browser"))
+    import run_browser
+    return run_browser.bench_browser(ctx)
+
+
 def bench_voice(ctx):
     """Benchmark 7: bench/voice/run_voice.py's calls, Tsunagu vs baresip (see there)."""
     sys.path.insert(0, os.path.join(ROOT, "bench", "voice"))
@@ -1284,6 +1295,8 @@ def main():
     parser.add_argument("--web-duration", type=float, default=5.0, help="web: seconds per wrk run (default 5)")
     parser.add_argument("--web-connections", type=int, default=64, help="web: wrk keep-alive connections (default 64)")
     parser.add_argument("--web-nginx-port", type=int, default=34820)
+    parser.add_argument("--browser-rounds", type=int, default=7,
+                        help="browser: calls to the CLI and to a page, alternating (default 7 each)")
     parser.add_argument("--build-dir", default=os.path.join(ROOT, "build-bench"))
     parser.add_argument("--no-build", action="store_true", help="use the binaries already in --build-dir")
     parser.add_argument("--before-build-dir",
@@ -1318,7 +1331,8 @@ def main():
         binaries["before_agent"] = f"{args.before_build_dir}/lan-agent/tsunagu-lan-agent"
     # Benchmarks that need only a few programs do not ask for the rest to be built.
     needs = {"lookups": ("node", "lookup_load"), "forwarded": ("node", "agent", "lookup_load"),
-             "idle": ("node", "idle_links", "bare_tls"), "dhcp": ("agent", "hook", "hook_flood", "alloc_throughput")}
+             "idle": ("node", "idle_links", "bare_tls"), "dhcp": ("agent", "hook", "hook_flood", "alloc_throughput"),
+             "browser": ("node", "cli")}
     if all(name in needs for name in selected):
         wanted = {key for name in selected for key in needs[name]} | {"before_node", "before_agent"}
         binaries_needed = [path for key, path in binaries.items() if key in wanted]
@@ -1374,7 +1388,8 @@ def main():
                     rows += r
                     verdicts += v
             stop_all()
-        for name, function in (("idle", bench_idle), ("dhcp", bench_dhcp), ("voice", bench_voice), ("web", bench_web)):
+        for name, function in (("idle", bench_idle), ("dhcp", bench_dhcp), ("voice", bench_voice), ("web", bench_web),
+                               ("browser", bench_browser)):
             if name in selected:
                 r, v = function(ctx)
                 rows += r

@@ -621,7 +621,10 @@ void IceSession::set_remote(const IceDescription& remote) {
     }
     int added = list == nullptr ? 0 : nice_agent_set_remote_candidates(core->agent, core->stream_id, component_id, list);
     g_slist_free_full(list, [](gpointer c) { nice_candidate_free(static_cast<NiceCandidate*>(c)); });
-    if (added <= 0) core->post(Failed{"no usable remote candidate"});
+    // No candidates at all is not a failure: a browser that offered only mDNS host
+    // names (WebRtcTransport::remote_ice() drops them) is learnt as peer-reflexive
+    // from its checks, and the call's ICE deadline bounds the wait.
+    if (added <= 0 && !remote.candidates.empty()) core->post(Failed{"no usable remote candidate"});
   });
 }
 

@@ -80,6 +80,7 @@ Expected<void, std::string> WebRtcTransport::prepare(std::optional<std::string> 
 IceDescription WebRtcTransport::remote_ice() const {
   IceDescription ice{remote_.audio().ice_ufrag, remote_.audio().ice_pwd, {}};
   for (const webrtc::IceCandidate& candidate : remote_.audio().candidates) {
+    if (candidate.is_mdns()) continue;
     if (candidate.transport == "udp" && candidate.component == 1 && ice.candidates.size() < max_ice_candidates)
       ice.candidates.push_back("a=" + candidate.attribute);
   }
@@ -159,6 +160,12 @@ Expected<void, std::string> WebRtcTransport::handle_timeout() {
   return {};
 }
 
+size_t WebRtcTransport::mdns_candidates() const {
+  size_t count = 0;
+  for (const webrtc::IceCandidate& candidate : remote_.audio().candidates) count += candidate.is_mdns() ? 1 : 0;
+  return count;
+}
+
 std::string WebRtcTransport::srtp_profile() const {
   if (!srtp_ || !dtls_) return {};
   auto keys = dtls_->srtp_keying_material();
@@ -172,7 +179,7 @@ std::string webrtc_report_json(const WebRtcTransport& transport) {
          transport.srtp_profile() + "\"" + field("dtls_datagrams", c.dtls_datagrams) + field("dtls_refused", c.dtls_refused) +
          field("srtp_packets", c.srtp_packets) + field("srtp_authentication", c.srtp_authentication) +
          field("srtp_replays", c.srtp_replays) + field("srtp_other", c.srtp_other) + field("before_keys", c.before_keys) +
-         field("other_datagrams", c.other_datagrams) + "}";
+         field("other_datagrams", c.other_datagrams) + field("mdns_candidates", transport.mdns_candidates()) + "}";
 }
 
 }  // namespace tsunagu::terminal

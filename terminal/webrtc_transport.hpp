@@ -63,9 +63,12 @@ class WebRtcTransport {
   // of a tampered signalling path.
   Expected<void, std::string> prepare(std::optional<std::string> expected_fingerprint = std::nullopt);
   // The remote description's ICE, for IceSession::set_remote: credentials and
-  // its UDP candidates of component 1 (mDNS names included: libnice ignores a
-  // name it cannot resolve, and the browser's checks are learnt as prflx).
+  // its UDP candidates of component 1, without mDNS host names ("<uuid>.local":
+  // libnice has no mDNS resolver). The browser's checks from that address are
+  // learnt as peer-reflexive; its srflx and relay candidates are kept.
   IceDescription remote_ice() const;
+  // How many of the remote description's candidates are mDNS names (dropped above).
+  size_t mdns_candidates() const;
   // ICE connected: the DTLS client sends its ClientHello.
   Expected<void, std::string> connected();
 

@@ -306,8 +306,11 @@ spool_directory = "%s/spool"
         return "https://127.0.0.1:%d" % self.web_port
 
 
-def run_pages(scenario, node, extra=None, microphone=None, requests=None):
+def run_pages(scenario, node, extra=None, microphone=None, requests=None, netns=None, mdns=False):
     """Runs one scenario of pages.mjs in Chromium; raises TestFailure when it fails.
+
+    netns: a network namespace to run Chromium in (the NAT lab's `home`); mdns: leave
+    Chromium's mDNS host names on (pages.mjs, TSUNAGU_BROWSER_MDNS).
 
     requests: {name: function} the scenario may ask for while it runs (say, "start the
     agent now"): pages.mjs writes REQUESTS/NAME, this runs the function and then writes
@@ -328,9 +331,11 @@ def run_pages(scenario, node, extra=None, microphone=None, requests=None):
         "TSUNAGU_BROWSER_ARTEFACTS": ARTEFACTS,
         "TSUNAGU_BROWSER_SETTINGS": json.dumps(settings),
         "TSUNAGU_FAKE_MICROPHONE": microphone or "",
+        "TSUNAGU_BROWSER_MDNS": "1" if mdns else "",
     })
-    log("  running pages.mjs %s in Chromium" % scenario)
-    proc = h.spawn(["node", os.path.join(HERE, "pages.mjs"), scenario], env=env)
+    log("  running pages.mjs %s in Chromium%s" % (scenario, " in namespace " + netns if netns else ""))
+    inside = ["ip", "netns", "exec", netns] if netns else []
+    proc = h.spawn(inside + ["node", os.path.join(HERE, "pages.mjs"), scenario], env=env)
     deadline = time.monotonic() + SCENARIO_TIMEOUT
     pending = dict(requests or {})
     while proc.poll() is None:

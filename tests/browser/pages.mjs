@@ -16,6 +16,10 @@ const modules = process.env.TSUNAGU_NODE_MODULES;
 const artefacts = process.env.TSUNAGU_BROWSER_ARTEFACTS || '.';
 const executablePath = process.env.TSUNAGU_CHROMIUM || '/usr/bin/chromium';
 const microphone = process.env.TSUNAGU_FAKE_MICROPHONE || '';
+// '1' (browser_lab_test.py): Chromium as users run it, hiding host addresses behind
+// mDNS names. Chromium shows real addresses to a page holding a microphone permission,
+// and --use-fake-ui-for-media-stream grants every page one: both are left out here.
+const mdns = process.env.TSUNAGU_BROWSER_MDNS === '1';
 const PHONE = { width: 390, height: 844 };
 const DESKTOP = { width: 1280, height: 900 };
 const TIMEOUT_MS = 20000;
@@ -44,10 +48,13 @@ async function launch() {
   const args = [
     '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    // browser_call: ICE between two pages on 127.0.0.1 (the scenario runs in a namespace with only loopback).
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required',
   ];
+  if (!mdns) {
+    // browser_call: ICE between two pages on 127.0.0.1 (the scenario runs in a namespace with only loopback).
+    args.push('--use-fake-ui-for-media-stream', '--allow-loopback-in-peer-connection',
+      '--disable-features=WebRtcHideLocalIpsWithMdns');
+  }
   if (microphone) args.push('--use-file-for-fake-audio-capture=' + microphone);
   try {
     // playwright-core gives Chromium a fresh temporary --user-data-dir and --headless.
@@ -62,10 +69,10 @@ async function launch() {
 // The node's certificate comes from the deployment's private CA, which this Chromium
 // does not know: certificate errors are ignored here, and browser_test.py checks the
 // certificate against ca.crt (chain and 127.0.0.1) before the browser starts.
-async function newUser(browser, viewport = DESKTOP, initScript = null) {
+async function newUser(browser, viewport = DESKTOP, initScript = null, { microphone = true } = {}) {
   const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport, baseURL: settings.url });
   if (initScript) await context.addInitScript(initScript);
-  await context.grantPermissions(['microphone'], { origin: settings.url });
+  if (microphone) await context.grantPermissions(['microphone'], { origin: settings.url });
   context.setDefaultTimeout(TIMEOUT_MS);
   const page = await context.newPage();
   page.problems = [];
@@ -719,6 +726,7 @@ function recordRemoteAudio() {
   window.RTCPeerConnection = class extends Native {
     constructor(...args) {
       super(...args);
+      window.tsunaguPeerConnection = this;  // for the lab's selected candidate pair
       this.addEventListener('track', (event) => {
         const recorder = new MediaRecorder(event.streams[0] || new MediaStream([event.track]));
         const chunks = [];
@@ -865,6 +873,137 @@ async function browserAgentCall(browser) {
   await ask('declined');
 }
 
+// NAT lab (tests/lab/browser_lab_test.py): the page in `home` calls a LAN extension
+// behind the enterprise NAT. With settings.speech_pcm (a file of 48 kHz 16-bit mono PCM) the page's
+// "microphone" is that speech played through WebAudio and no microphone permission is
+// held, so Chromium hides its host address behind an mDNS name (`.local`).
+function speechAsMicrophone(speech) {
+  navigator.mediaDevices.getUserMedia = async () => {
+    const bytes = Uint8Array.from(atob(speech), (c) => c.charCodeAt(0));
+    const pcm = new Int16Array(bytes.buffer);
+    const context = new AudioContext({ sampleRate: 48000 });
+    const buffer = context.createBuffer(1, pcm.length, 48000);
+    const samples = buffer.getChannelData(0);
+    for (let i = 0; i < pcm.length; ++i) samples[i] = pcm[i] / 32768;
+    const source = context.createBufferSource();
+    source.buffer = buffer;
+    source.loop = true;  // like Chromium's fake microphone, which loops its file
+    const destination = context.createMediaStreamDestination();
+    source.connect(destination);
+    source.start();
+    await context.resume();
+    return destination.stream;
+  };
+}
+
+// The selected candidate pair (getStats) and the host candidates the page offered.
+async function selectedPath(page) {
+  return page.evaluate(async () => {
+    const pc = window.tsunaguPeerConnection;
+    const stats = await pc.getStats();
+    let pairId = null;
+    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+    const pair = pairId ? stats.get(pairId) : null;
+    const describe = (c) => c && { type: c.candidateType, address: c.address, port: c.port, relayProtocol: c.relayProtocol };
+    const sdp = pc.localDescription ? pc.localDescription.sdp : '';
+    const offered = sdp.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:'));
+    return {
+      local: pair ? describe(stats.get(pair.localCandidateId)) : null,
+      remote: pair ? describe(stats.get(pair.remoteCandidateId)) : null,
+      offeredHosts: offered.filter((l) => / typ host/.test(l) && / udp /i.test(l)).map((l) => l.split(' ')[4]),
+      offeredTypes: offered.map((l) => l.split(' typ ')[1].split(' ')[0]),
+    };
+  });
+}
+
+async function browserLabCall(browser) {
+  const caller = await newUser(browser, DESKTOP, recordRemoteAudio, { microphone: !settings.speech_pcm });
+  if (settings.speech_pcm) {
+    await caller.context().addInitScript(speechAsMicrophone, readFileSync(settings.speech_pcm).toString('base64'));
+  }
+  await logIn(caller, settings.alice, settings.password, '/dial.html');
+  await lookup(caller, settings.extension);
+  ok(!(await caller.locator('#result').isHidden()), settings.extension + ' is found: "'
+     + (await caller.locator('#result-state').textContent()) + '"');
+  const clicked = Date.now();
+  await caller.getByRole('button', { name: 'Call', exact: true }).click();
+  await callState(caller, '^connected$', settings.alice + '\'s page connects to ' + settings.extension, 40000);
+  console.log('  click -> connected (page in home -> ' + settings.extension + '): ' + (Date.now() - clicked) + ' ms');
+  const selected = await selectedPath(caller);
+  console.log('  the page\'s path: ' + JSON.stringify(selected));
+  writeFileSync(settings.path_file, JSON.stringify(selected));
+  await sleep(SPEECH_DONE_MS);
+  await pressDigits(caller);
+  await saveHeard(caller, settings.page_heard[0]);
+  await caller.getByRole('button', { name: 'Hang up' }).click();
+  await callState(caller, '^idle$', settings.alice + ' hung up');
+  await ask('page-called-terminal');
+}
+
+// bench/browser/run_browser.py (bench/run.py `browser`): call setup from the click to
+// the first audio packet received, measured in the caller's page (performance.now():
+// the Call button clicked from inside the page, the remote track's first unmute, which
+// Chromium fires when the first RTP packet arrives). Calls to bob (`tsunagu listen
+// --audio-in`, auto-accepting) and to carol's page (answering from inside the page the
+// moment it rings) alternate, A B then B A.
+function timeFirstPacket() {
+  window.tsunaguSetup = { clicked: null, firstPacket: null };
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('track', (event) => {
+        const heard = () => {
+          if (window.tsunaguSetup.firstPacket === null) window.tsunaguSetup.firstPacket = performance.now();
+        };
+        if (!event.track.muted) heard();
+        event.track.addEventListener('unmute', heard, { once: true });
+      });
+    }
+  };
+}
+
+function answerAtOnce() {
+  new MutationObserver(() => {
+    const incoming = document.getElementById('incoming');
+    const answer = document.getElementById('answer');
+    if (incoming && answer && !incoming.hidden && !answer.disabled) answer.click();
+  }).observe(document, { subtree: true, attributes: true, attributeFilter: ['hidden', 'disabled'] });
+}
+
+async function browserSetupBench(browser) {
+  const callee = await newUser(browser, DESKTOP, answerAtOnce);
+  await logIn(callee, settings.carol, settings.password, '/dial.html');
+  await callee.waitForFunction(() => window.tsunaguCall && window.tsunaguCall.available === true);
+  const caller = await newUser(browser, DESKTOP, timeFirstPacket);
+  await logIn(caller, settings.alice, settings.password, '/dial.html');
+  const results = { cli: [], browser: [] };
+  for (let round = 0; round < settings.rounds; ++round) {
+    for (const target of (round % 2 === 0 ? ['cli', 'browser'] : ['browser', 'cli'])) {
+      await lookup(caller, target === 'cli' ? settings.bob : settings.carol);
+      await caller.evaluate(() => {
+        window.tsunaguSetup = { clicked: performance.now(), firstPacket: null };
+        document.getElementById('call-button').click();
+      });
+      try {
+        await caller.waitForFunction(() => window.tsunaguSetup.firstPacket !== null, null, { timeout: TIMEOUT_MS });
+      } catch {
+        throw new Failure('round ' + round + ' to ' + target + ': no audio packet; the call state is '
+          + await caller.evaluate(() => JSON.stringify(window.tsunaguCall)));
+      }
+      const ms = await caller.evaluate(() => window.tsunaguSetup.firstPacket - window.tsunaguSetup.clicked);
+      results[target].push(ms);
+      console.log('  round ' + (round + 1) + ' ' + target + ': click -> first audio packet ' + ms.toFixed(1) + ' ms');
+      await callState(caller, '^connected$', 'the call to ' + target + ' connects');
+      await caller.getByRole('button', { name: 'Hang up' }).click();
+      await callState(caller, '^idle$', 'the caller hung up');
+      if (target === 'browser') await callState(callee, '^idle$', 'carol\'s page is idle again');
+      await sleep(300);  // the callee's side of the hang-up settles
+    }
+  }
+  writeFileSync(settings.results, JSON.stringify(results));
+}
+
 const scenarios = {
   pages_accessible: pagesAccessible,
   register_publish_find: registerPublishFind,
@@ -879,6 +1018,8 @@ const scenarios = {
   browser_call: browserCall,
   browser_cli_call: browserCliCall,
   browser_agent_call: browserAgentCall,
+  browser_lab_call: browserLabCall,
+  browser_setup_bench: browserSetupBench,
 };
 
 const name = process.argv[2];

@@ -55,6 +55,7 @@ TURN_IP = "203.0.113.11"           # coturn 3478, relay ports 49152-49251
 NODE_TLS = NODE_IP + ":7400"
 NODE_AGENT = NODE_IP + ":7401"
 NODE_STUN = NODE_IP + ":3478"
+NODE_WEB = NODE_IP + ":8443"        # the node's HTTPS pages and API, with Lab(web=True) (browser_lab_test.py)
 TURN_PORT = 3478
 TURN_MIN_PORT, TURN_MAX_PORT = 49152, 49251
 COTURN_SAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "turnserver.conf")
@@ -291,17 +292,19 @@ class Lab:
     NAMESPACES = ("pub", "gw-acme", "gw-home", "acme-1", "acme-2", "home")
 
     def __init__(self, scenario, nat=None, keepalive_interval=5, policy="", home_wire=None, calls="",
-                 node_config=(), with_agent=True):
+                 node_config=(), with_agent=True, web=False):
         """node_config: (section, key, TOML value) lines set in the node's node.toml before it starts.
         with_agent=False: a lab without the LAN agent, dnsmasq or DHCP (up_without_agent()): the acme
         terminals get static addresses; the agent and hook need not be built.
         policy: TOML appended to agent.toml after its [policy] section: [[policy.rule]] tables, "" for none.
         calls: TOML lines added to the agent's [calls] section (e.g. 'call_waiting = ["4106"]').
         home_wire: {"loss": %, "delay": ms, "jitter": ms, "seed": n} makes the home cable (home <-> gw-home)
-        an impaired wire (impaired_wire.py: netem's loss/delay/jitter in user space), or None for a veth."""
+        an impaired wire (impaired_wire.py: netem's loss/delay/jitter in user space), or None for a veth.
+        web: the node also serves its web pages on NODE_WEB ([web] listen), for a browser in `home`."""
         self.home_wire = home_wire
         self.node_config = list(node_config)
         self.with_agent = with_agent
+        self.web = web
         preflight() if with_agent else preflight((RENDEZVOUS, TERMINAL))
         self.scenario = scenario
         self.policy = policy
@@ -509,6 +512,8 @@ table inet filter {
         for key, value in (("listen", NODE_TLS), ("stun_listen", NODE_STUN), ("agent_listen", NODE_AGENT),
                            ("log_level", "debug")):
             _edit_toml(config, "node", key, json.dumps(value))
+        if self.web:
+            _edit_toml(config, "web", "listen", json.dumps(NODE_WEB))
         _edit_toml(config, "passwords", "scrypt_log2_n", "14")  # the lab is not about hashing
         _edit_toml(config, "passwords", "scram_iterations", "4096")
         _edit_toml(config, "presence", "keepalive_interval", str(self.keepalive_interval))

@@ -83,10 +83,19 @@ struct Call {
   Clock::time_point started;
   std::function<void(Side&)> on_connected_extra;
   std::function<void(Side&)> on_writable_extra;
+  // b is told a's credentials and none of its candidates, as a terminal is when
+  // a page offers only mDNS host names (WebRtcTransport::remote_ice()).
+  bool b_told_no_candidates = false;
+
+  IceDescription told(const Side& receiver, const Side& sender) const {
+    IceDescription description = *sender.gathered;
+    if (b_told_no_candidates && &receiver == &b) description.candidates.clear();
+    return description;
+  }
 
   void make(Side& self, Side& other, IceConfig config) {
     IceEvents events;
-    events.on_gathered = [&self, &other](const IceDescription& d) {
+    events.on_gathered = [this, &self, &other](const IceDescription& d) {
       auto text = encode_ice_description(d);
       REQUIRE(text.has_value());
       auto decoded = decode_ice_description(*text);
@@ -94,8 +103,8 @@ struct Call {
       CHECK(*decoded == d);
       self.gathered = *decoded;
       if (other.gathered) {
-        self.session->set_remote(*other.gathered);
-        other.session->set_remote(*self.gathered);
+        self.session->set_remote(told(self, other));
+        other.session->set_remote(told(other, self));
       }
     };
     events.on_connected = [this, &self](const SelectedPair& pair) {
@@ -173,6 +182,25 @@ TEST_CASE("ice: two sessions connect over a loopback host pair and datagrams flo
   }
   CHECK(call.a.failed.empty());
   CHECK(call.b.failed.empty());
+}
+
+TEST_CASE("ice: a peer that sent no candidate is learnt as peer-reflexive from its checks") {
+  for (bool b_controlling : {false, true}) {
+    CAPTURE(b_controlling);
+    Call call;
+    call.b_told_no_candidates = true;
+    call.make(call.a, call.b, loopback_config(!b_controlling, false));
+    call.make(call.b, call.a, loopback_config(b_controlling, false));
+    call.start();
+    REQUIRE_MESSAGE(call.connect(), "a failed: ", call.a.failed, " b failed: ", call.b.failed);
+    CHECK(call.b.connected->remote_type == "prflx");
+    CHECK(call.b.connected->remote == call.a.connected->local);
+    CHECK(call.a.connected->remote_type == "host");
+    Bytes from_b = datagram('b', 1);
+    CHECK(call.b.session->send(from_b) == from_b.size());
+    REQUIRE(run_until(&call.loop.loop, [&] { return !call.a.datagrams.empty(); }, 5000));
+    CHECK(call.a.datagrams[0] == from_b);
+  }
 }
 
 TEST_CASE("ice: reliable mode carries 1 MB byte-identical, waiting for on_writable on partial sends") {

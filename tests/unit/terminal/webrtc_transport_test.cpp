@@ -136,3 +136,58 @@ TEST_CASE("answers to our offer that cannot be used are refused") {
   CHECK(terminal.take_answer(parsed(*offer)).error() == "the answer says setup:actpass");
   CHECK(!terminal.prepare().has_value());
 }
+
+// Chromium hides its host addresses behind mDNS names unless the page holds a
+// microphone or camera permission; libnice cannot resolve them. The terminal
+// keeps the page's other candidates and drops the names; with nothing else it
+// sets no candidate at all and learns the page's address from its checks
+// (IceSession: "a peer that sent no candidate is learnt as peer-reflexive").
+TEST_CASE("a browser's .local host candidates are dropped from remote_ice() and counted; srflx and relay kept") {
+  const std::string mdns_udp = "candidate:2823221420 1 udp 2113937151 a06ca3d5-9e06-4cb3-95ee-1703dd1e1b27.local 33365 typ host "
+                               "generation 0 network-cost 999";
+  const std::string mdns_tcp = "candidate:3 1 tcp 1509957375 a06ca3d5-9e06-4cb3-95ee-1703dd1e1b27.LOCAL 9 typ host tcptype active";
+  const std::string srflx = "candidate:842163049 1 udp 1677729535 203.0.113.30 33365 typ srflx raddr 0.0.0.0 rport 0";
+  const std::string relay = "candidate:9 1 udp 33562623 203.0.113.11 49160 typ relay raddr 203.0.113.30 rport 33365";
+
+  SUBCASE("beside srflx and relay candidates") {
+    WebRtcTransport browser(2, "browser");
+    auto offer = browser.offer(IceDescription{"bofr", "abcdefghijklmnopqrstuvwx", {mdns_udp, mdns_tcp, srflx, relay}}, 111,
+                               110);
+    REQUIRE_MESSAGE(offer.has_value(), (offer ? "" : offer.error().detail));
+    CHECK(offer->find(".local 33365 typ host") != std::string::npos);
+    WebRtcTransport terminal(1, "terminal");
+    REQUIRE(terminal.answer(parsed(*offer), local_ice("tans", 50000)).has_value());
+    IceDescription remote = terminal.remote_ice();
+    CHECK(remote.ufrag == "bofr");
+    REQUIRE(remote.candidates.size() == 2);
+    CHECK(remote.candidates[0] == "a=" + srflx);
+    CHECK(remote.candidates[1] == "a=" + relay);
+    CHECK(terminal.mdns_candidates() == 2);
+    CHECK(webrtc_report_json(terminal).find("\"mdns_candidates\": 2") != std::string::npos);
+  }
+  SUBCASE("alone: credentials without candidates, not a failure") {
+    WebRtcTransport browser(2, "browser");
+    auto offer = browser.offer(IceDescription{"bofr", "abcdefghijklmnopqrstuvwx", {mdns_udp}}, 111, 110);
+    REQUIRE(offer.has_value());
+    WebRtcTransport terminal(1, "terminal");
+    REQUIRE(terminal.answer(parsed(*offer), local_ice("tans", 50000)).has_value());
+    IceDescription remote = terminal.remote_ice();
+    CHECK(remote.ufrag == "bofr");
+    CHECK(remote.password == "abcdefghijklmnopqrstuvwx");
+    CHECK(remote.candidates.empty());
+    CHECK(terminal.mdns_candidates() == 1);
+  }
+  SUBCASE("in the page's answer to the terminal's offer") {
+    WebRtcTransport terminal(1, "terminal");
+    auto offer = terminal.offer(local_ice("tofr", 50000), 111, 110);
+    REQUIRE(offer.has_value());
+    WebRtcTransport browser(2, "browser");
+    auto answer = browser.answer(parsed(*offer), IceDescription{"bans", "abcdefghijklmnopqrstuvwx", {mdns_udp, srflx}});
+    REQUIRE(answer.has_value());
+    REQUIRE(terminal.take_answer(parsed(*answer)).has_value());
+    IceDescription remote = terminal.remote_ice();
+    REQUIRE(remote.candidates.size() == 1);
+    CHECK(remote.candidates[0] == "a=" + srflx);
+    CHECK(terminal.mdns_candidates() == 1);
+  }
+}
