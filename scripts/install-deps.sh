@@ -20,7 +20,7 @@ test_packages=(
   espeak-ng sox libsox-fmt-base multimon-ng python3-numpy python3-scipy pulseaudio pulseaudio-utils baresip
   prometheus chromium zbar-tools
   strace systemd
-  debhelper dpkg-dev lintian mmdebstrap
+  debhelper dpkg-dev lintian mmdebstrap ccache
 )
 # The browser tests (tests/browser/) run Node.js scripts with npm packages. A Node.js
 # installed some other way (e.g. nodesource's, which brings its own npm and conflicts

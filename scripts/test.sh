@@ -66,9 +66,42 @@ for t in json.load(sys.stdin):
   fi
 }
 
-echo "== build (debugoptimized)"
+# build/ compiles with exactly the package build's compiler command lines
+# (debian/rules: debhelper's meson with buildtype=plain and dpkg-buildflags'
+# flags, -Werror as the package build of scripts/build-debs.sh), so the install
+# test's package build finds every compile in ccache instead of compiling the
+# daemons a fourth time. The flags are -O2 -g as debugoptimized's, plus the
+# hardening ones; assertions stay on (b_ndebug=false, the project default).
+# -ffile-prefix-map names the tree's own path: left out of ccache's hash here
+# and in build-debs.sh (it changes only the debug info's directory names).
+export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=true CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*'
+package_flags() {  # NAME: the flag set dpkg-buildflags gives the package build
+  DEB_BUILD_MAINT_OPTIONS=$(sed -n 's/^export DEB_BUILD_MAINT_OPTIONS *= *//p' debian/rules) \
+    dpkg-buildflags --get "$1"
+}
+# meson takes the flags from the environment at setup, as debhelper passes
+# them (CXXFLAGS then CPPFLAGS on the command line; -Dcpp_args= would put them
+# in another order, and so give other command lines); only build/'s setup
+# sees them, not build-asan/'s or build-fuzz/'s.
+build_env=(CXXFLAGS="$(package_flags CXXFLAGS)" CPPFLAGS="$(package_flags CPPFLAGS)"
+           LDFLAGS="$(package_flags LDFLAGS)")
+# A build/ set up otherwise (debugoptimized before these flags, or another
+# tree's path in its flags) is set up again from scratch.
+if [[ -f build/build.ninja ]] &&
+   ! meson introspect build --buildoptions | python3 -c '
+import json, sys
+options = {o["name"]: o["value"] for o in json.load(sys.stdin)}
+wanted = {"buildtype": "plain", "cpp_args": sys.argv[1].split()}
+sys.exit(0 if all(options.get(k) == v for k, v in wanted.items()) else 1)' \
+     "$(package_flags CXXFLAGS) $(package_flags CPPFLAGS)"; then
+  (export "${build_env[@]}"; meson setup --wipe build -Dbuildtype=plain >/dev/null)
+fi
+
+echo "== build (plain + the package build's dpkg-buildflags; scripts/build-debs.sh's compiles come from ccache)"
+build_start=$(date +%s)
 build_ok=0
-configure build && ninja -C build && build_ok=1
+(export "${build_env[@]}"; configure build -Dbuildtype=plain) && ninja -C build && build_ok=1
+echo "build/: compiled in $(($(date +%s) - build_start)) s"
 background_log=$(mktemp)
 set -m  # the background compile gets its own process group, ended with it
 background_builds >"$background_log" 2>&1 &
@@ -77,9 +110,18 @@ set +m
 # Whatever ends this script also ends the compile it started (its group only).
 trap 'kill -- -$background 2>/dev/null; rm -f "$background_log"' EXIT
 
+# The suites build/ runs, in one meson test run (meson starts the tests by their
+# priority: the long ones first, see docs/performance.md, "Test command timing").
+# A new suite of build/'s goes in this list.
+build_suites=(
+  unit
+  integration
+  lab        # network namespaces, one scenario at a time (root; skips otherwise)
+  browser    # Chromium, one scenario at a time
+  install    # the Debian packages in a clean Debian 12 root (root only; it says why it skips)
+)
 if ((build_ok)); then
-  # install: the Debian packages in a clean Debian 12 root (root only; it says why it skips).
-  run_suites build unit integration lab browser install
+  run_suites build "${build_suites[@]}"
 else
   echo "build failed" >&2; status=1
 fi
