@@ -14,6 +14,21 @@ bash scripts/install-deps.sh test || exit 1
 
 jobs=$(nproc)
 status=0
+# The run's timeline, printed at the end: each phase's wall time, and the
+# compiles' CPU time (user+sys) from bash's `time`.
+run_start=$(date +%s)
+timeline=()
+phase_start=$run_start
+phase_done() {  # NAME: the phase that ends now
+  local now; now=$(date +%s)
+  timeline+=("$(printf '%6d s  %6d s  %s' $((now - run_start)) $((now - phase_start)) "$1")")
+  phase_start=$now
+}
+compile_times=$(mktemp)
+timed() {  # LABEL COMMAND...: runs it; its wall and CPU time go to the timeline
+  local TIMEFORMAT="$1: %R s wall, %U s user + %S s sys CPU"; shift
+  { time "$@" 2>&3; } 3>&2 2>>"$compile_times"
+}
 
 configure() {  # dir, extra meson args...
   local dir=$1; shift
@@ -43,7 +58,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktra
 background_builds() {
   echo "== build-asan (ASan+UBSan)"
   if configure build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug &&
-     nice -n 19 ninja -C build-asan; then
+     timed "build-asan/ compile (nice 19)" nice -n 19 ninja -C build-asan; then
     echo "asan-build: ok"
   else
     echo "asan build failed"
@@ -56,7 +71,8 @@ import json, os, sys
 for t in json.load(sys.stdin):
     if any(s.split(":")[-1] == "fuzz" for s in t["suite"]):
         print(os.path.relpath(t["cmd"][0], sys.argv[1]))' "$root/build-fuzz")
-    if ((${#fuzz_targets[@]})) && nice -n 19 ninja -C build-fuzz "${fuzz_targets[@]}"; then
+    if ((${#fuzz_targets[@]})) &&
+       timed "build-fuzz/ compile (nice 19)" nice -n 19 ninja -C build-fuzz "${fuzz_targets[@]}"; then
       echo "fuzz-build: ok"
     else
       echo "fuzz build failed or no fuzz targets"
@@ -98,17 +114,16 @@ sys.exit(0 if all(options.get(k) == v for k, v in wanted.items()) else 1)' \
 fi
 
 echo "== build (plain + the package build's dpkg-buildflags; scripts/build-debs.sh's compiles come from ccache)"
-build_start=$(date +%s)
 build_ok=0
-(export "${build_env[@]}"; configure build -Dbuildtype=plain) && ninja -C build && build_ok=1
-echo "build/: compiled in $(($(date +%s) - build_start)) s"
+(export "${build_env[@]}"; configure build -Dbuildtype=plain) && timed "build/ compile" ninja -C build && build_ok=1
+phase_done "build/: configure and compile"
 background_log=$(mktemp)
 set -m  # the background compile gets its own process group, ended with it
 background_builds >"$background_log" 2>&1 &
 background=$!
 set +m
 # Whatever ends this script also ends the compile it started (its group only).
-trap 'kill -- -$background 2>/dev/null; rm -f "$background_log"' EXIT
+trap 'kill -- -$background 2>/dev/null; rm -f "$background_log" "$compile_times"' EXIT
 
 # The suites build/ runs, in one meson test run (meson starts the tests by their
 # priority: the long ones first, see docs/performance.md, "Test command timing").
@@ -125,22 +140,31 @@ if ((build_ok)); then
 else
   echo "build failed" >&2; status=1
 fi
+phase_done "build/: ${build_suites[*]} (build-asan/ and build-fuzz/ compiling meanwhile)"
 
 echo "== waiting for the sanitizer and fuzz builds"
 wait $background
+phase_done "waiting for the build-asan/ and build-fuzz/ compiles"
 cat "$background_log"
 if grep -qx "asan-build: ok" "$background_log"; then
   # The 'slow' tests (the soak, kill -9 under a hook flood, PulseAudio device
   # mode) ran in build/ above; under ASan they add minutes and no new code paths.
   run_suites build-asan unit integration '!slow'
+  phase_done "build-asan/: unit integration (not slow)"
 else
   status=1
 fi
 if grep -qx "fuzz-build: ok" "$background_log"; then
   run_suites build-fuzz fuzz
+  phase_done "build-fuzz/: fuzz"
 else
   status=1
 fi
+
+echo "== timeline (end, length, phase)"
+printf '%s\n' "${timeline[@]}"
+cat "$compile_times"
+python3 scripts/slowest_tests.py --count 20 build build-asan build-fuzz
 
 python3 scripts/count_results.py build build-asan build-fuzz || status=1
 exit $status
