@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test suite:
-#   build/       optimised build with assertions: unit, integration, lab, browser,
-#                install (the .debs in a clean Debian 12 root; scripts/build-debs.sh)
+#   build/       -O2 -g with assertions and the package build's flags: unit,
+#                integration, lab, browser, install (the .debs in a clean
+#                Debian 12 root; scripts/build-debs.sh, its compiles from ccache)
 #   build-asan/  ASan+UBSan build: unit, integration
 #   build-fuzz/  clang + libFuzzer: each fuzz target for a bounded time
-# Ends with one line "tests: N passed, M failed[, K skipped]" computed from
-# meson's own test logs. Exit status 0 only when nothing failed.
+# Prints the run's timeline and its slowest tests, then ends with one line
+# "tests: N passed, M failed[, K skipped]" computed from meson's own test
+# logs. Exit status 0 only when nothing failed. docs/performance.md, "Test
+# command timing", has the measurements.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
