@@ -94,8 +94,12 @@ for t in json.load(sys.stdin):
 # daemons a fourth time. The flags are -O2 -g as debugoptimized's, plus the
 # hardening ones; assertions stay on (b_ndebug=false, the project default).
 # -ffile-prefix-map names the tree's own path: left out of ccache's hash here
-# and in build-debs.sh (it changes only the debug info's directory names).
-export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=true CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*'
+# and in build-debs.sh (it changes only the debug info's directory names); so
+# is the locale (debhelper runs ninja with LC_ALL=C.UTF-8, which ccache hashes
+# by default: every package compile missed without this; -Werror leaves no
+# warning text in the cache to differ by language).
+export CCACHE_BASEDIR=$root CCACHE_NOHASHDIR=true CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*' \
+  CCACHE_SLOPPINESS=locale
 package_flags() {  # NAME: the flag set dpkg-buildflags gives the package build
   DEB_BUILD_MAINT_OPTIONS=$(sed -n 's/^export DEB_BUILD_MAINT_OPTIONS *= *//p' debian/rules) \
     dpkg-buildflags --get "$1"
