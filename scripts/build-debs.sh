@@ -29,6 +29,11 @@ git -C "$root" ls-files -z --cached --others --exclude-standard |
 
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 export CCACHE_BASEDIR=$source_copy CCACHE_NOHASHDIR=true
+# The same compiler command lines as scripts/test.sh's build/ (which is set up
+# with dpkg-buildflags' flags and -Werror), so these compiles are ccache hits:
+# -Werror here too, and the tree's own path in -ffile-prefix-map and the
+# locale (debhelper's ninja runs with LC_ALL=C.UTF-8) left out of the hash.
+export CCACHE_IGNOREOPTIONS='-ffile-prefix-map=*' CCACHE_SLOPPINESS=locale TSUNAGU_DEB_WERROR=true
 export DEB_BUILD_OPTIONS="nocheck noautodbgsym parallel=${TSUNAGU_DEB_JOBS:-$(nproc)}"
 start=$(date +%s)
 (cd "$source_copy" && dpkg-buildpackage -b -us -uc --no-sign) > "$out/build.log" 2>&1 ||

@@ -23,7 +23,7 @@ test_packages=(
   prometheus chromium zbar-tools
   strace systemd
   postgresql
-  debhelper dpkg-dev lintian mmdebstrap
+  debhelper dpkg-dev lintian mmdebstrap ccache
   # the cluster suite's real Redis: single server and a 3-primary Cluster (redis-cli --cluster create)
   redis-server redis-tools
 )
