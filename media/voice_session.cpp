@@ -280,7 +280,7 @@ class VoiceSessionImpl final : public VoiceSession {
   // Within an event or the gap after it, missing audio is expected: the sender sent none.
   bool inside_event(uint32_t timestamp) const {
     for (const auto& received : events_) {
-      uint32_t end = received.start + received.duration + frame_span + dtmf_gap_frames * frame_span;
+      uint32_t end = received.start + received.duration + dtmf_gap_frames * frame_span;
       if (!before(timestamp, received.start) && before(timestamp, end)) return true;
     }
     return false;
