@@ -189,6 +189,16 @@ void LanCallRelay::on_terminal_message(const std::string& call_id, ByteView byte
     if (text_of(m, sig::attr::call_id) == call_id) to_node_.send(bytes);
     return;
   }
+  // The path ICE selected, for the node's audit line: only of this call, once answered.
+  if (m.message_class == proto::MessageClass::indication && m.method == sig::method::call_path) {
+    if (call.answered && text_of(m, sig::attr::call_id) == call_id) {
+      ++stats_.paths_relayed;
+      log::info() << "call " << call_id << " to extension " << call.extension
+                  << ": the terminal's path report relayed to the node";
+      to_node_.send(bytes);
+    }
+    return;
+  }
   if (m.message_class == proto::MessageClass::request && m.method == sig::method::hangup) {
     auto ok = proto::MessageBuilder::response_to(m, proto::MessageClass::success);
     ok.add_u32(sig::attr::protocol_version, sig::protocol_version);

@@ -3,7 +3,7 @@
 // TLS to the terminal at its leased address (calls.terminal_port), checks the
 // terminal's certificate names that extension (issued by the agent's LAN CA),
 // and passes the ring on. The terminal's answer, its trickled candidates and
-// its hang-up go back to the node; the node's call events go to the terminal.
+// its hang-up and its call_path report go back to the node; the node's call events go to the terminal.
 // One TLS connection per call, closed when the call ends.
 //
 // Refusals answered for the terminal (as the ring's error response):
@@ -30,7 +30,7 @@
 namespace tsunagu::lanagent {
 
 struct LanCallStats {
-  uint64_t rings = 0, refused = 0, connected = 0, unauthenticated = 0, answered = 0;
+  uint64_t rings = 0, refused = 0, connected = 0, unauthenticated = 0, answered = 0, paths_relayed = 0;
 };
 
 class LanCallRelay {

@@ -17,7 +17,7 @@ namespace tsunagu::media {
 namespace {
 
 constexpr uint32_t frame_span = static_cast<uint32_t>(frame_samples);
-constexpr uint32_t tag_opus = 0, tag_event = 1;
+constexpr uint32_t tag_opus = 0;
 // A run of missing frames with nothing later in the buffer is concealed this
 // long, then played as silence: the peer paused (hold, DTMF) or stopped.
 constexpr uint32_t max_concealed_run = 5;
@@ -109,33 +109,38 @@ class VoiceSessionImpl final : public VoiceSession {
   void playout(FrameOut pcm, uint64_t) override {
     auto frame = buffer_.get();
     std::fill(pcm.begin(), pcm.end(), int16_t{0});
-    bool in_event = inside_event(frame.timestamp);
-    switch (frame.status) {
-      case FrameJitterBuffer::Status::not_started:
-        break;
-      case FrameJitterBuffer::Status::frame:
-        if (frame.tag == tag_event) {
-          play_event_slot(frame, pcm);
-        } else if (decoder_.decode(frame.payload, pcm)) {
-          concealed_run_ = 0;
-        } else {
-          conceal(pcm);  // cannot happen for a payload we checked; concealed all the same
-        }
-        break;
-      case FrameJitterBuffer::Status::missing:
-      case FrameJitterBuffer::Status::insertion:
-        if (in_event) break;  // the gap after a DTMF event: silence, nothing lost
-        if (frame.status == FrameJitterBuffer::Status::missing && config_.fec && frame.next_payload &&
-            frame.next_tag == tag_opus && opus_packet_has_fec(*frame.next_payload) &&
-            decoder_.decode_fec(*frame.next_payload, pcm)) {
-          ++stats_.fec_recovered;
-          concealed_run_ = 0;
-        } else if (buffer_.held() > 0 || concealed_run_ < max_concealed_run) {
-          conceal(pcm);
-        }
-        break;
+    // An event's tone is played from what its packets told us about the
+    // timeline, whatever the buffer holds for that time (nothing, as Chromium
+    // and we send no audio during an event, or audio a sender sent as well).
+    const ReceivedEvent* tone = frame.status == FrameJitterBuffer::Status::not_started ? nullptr : tone_at(frame.timestamp);
+    if (tone) {
+      play_tone(*tone, pcm);
+    } else {
+      tone_playing_ = false;
+      bool in_event = inside_event(frame.timestamp);
+      switch (frame.status) {
+        case FrameJitterBuffer::Status::not_started:
+          break;
+        case FrameJitterBuffer::Status::frame:
+          if (decoder_.decode(frame.payload, pcm)) {
+            concealed_run_ = 0;
+          } else {
+            conceal(pcm);  // cannot happen for a payload we checked; concealed all the same
+          }
+          break;
+        case FrameJitterBuffer::Status::missing:
+        case FrameJitterBuffer::Status::insertion:
+          if (in_event) break;  // the gap after a DTMF event: silence, nothing lost
+          if (frame.status == FrameJitterBuffer::Status::missing && config_.fec && frame.next_payload &&
+              opus_packet_has_fec(*frame.next_payload) && decoder_.decode_fec(*frame.next_payload, pcm)) {
+            ++stats_.fec_recovered;
+            concealed_run_ = 0;
+          } else if (buffer_.held() > 0 || concealed_run_ < max_concealed_run) {
+            conceal(pcm);
+          }
+          break;
+      }
     }
-    if (frame.status != FrameJitterBuffer::Status::frame || frame.tag != tag_event) tone_playing_ = false;
     stats_.jitter_buffer_ms = buffer_.delay_ms();
   }
 
@@ -147,6 +152,14 @@ class VoiceSessionImpl final : public VoiceSession {
   const VoiceStats& stats() const override { return stats_; }
 
  private:
+  // A telephone-event as its packets have told it so far.
+  struct ReceivedEvent {
+    uint32_t start;
+    uint8_t event;
+    uint32_t duration;
+    bool ended;
+  };
+
   void drop() { ++stats_.dropped; }
 
   bool lock_ssrc(uint32_t ssrc) {
@@ -240,39 +253,45 @@ class VoiceSessionImpl final : public VoiceSession {
       new_digits_ += digit;
       recent_event_starts_.push_back(header.timestamp);
       if (recent_event_starts_.size() > 16) recent_event_starts_.pop_front();
-      events_.push_back(ReceivedEvent{header.timestamp, event.event, 0, 0});
+      events_.push_back(ReceivedEvent{header.timestamp, event.event, 0, false});
       if (events_.size() > 16) events_.pop_front();
     }
     for (auto& received : events_) {
       if (received.start != header.timestamp) continue;
       received.duration = std::max<uint32_t>(received.duration, event.duration);
-      // Each 20 ms of the event becomes a slot in the jitter buffer, so the
-      // tone plays in step with the audio around it.
-      const std::byte code{event.event};
-      for (; received.slots_put * frame_span < received.duration; ++received.slots_put) {
-        buffer_.put(received.start + received.slots_put * frame_span, header.sequence, ByteView(&code, 1), tag_event);
-      }
+      received.ended = received.ended || event.end;
     }
+  }
+
+  // The event sounding at `timestamp`, if any. An event not yet ended is taken
+  // to last one frame beyond the duration heard so far: a sender reports each
+  // 20 ms only once it has elapsed (Chromium: the packet saying 960 leaves a
+  // frame after the event began), so without this every frame of the tone
+  // would be known only as its playout time passes, and with a shallow buffer
+  // none of it would sound. An event cut short costs at most that one frame.
+  const ReceivedEvent* tone_at(uint32_t timestamp) const {
+    for (const auto& received : events_) {
+      uint32_t end = received.start + received.duration + (received.ended ? 0 : frame_span);
+      if (!before(timestamp, received.start) && before(timestamp, end)) return &received;
+    }
+    return nullptr;
   }
 
   // Within an event or the gap after it, missing audio is expected: the sender sent none.
   bool inside_event(uint32_t timestamp) const {
     for (const auto& received : events_) {
-      uint32_t end = received.start + std::max(received.duration, received.slots_put * frame_span) +
-                     dtmf_gap_frames * frame_span;
+      uint32_t end = received.start + received.duration + dtmf_gap_frames * frame_span;
       if (!before(timestamp, received.start) && before(timestamp, end)) return true;
     }
     return false;
   }
 
-  void play_event_slot(const FrameJitterBuffer::Frame& frame, FrameOut pcm) {
-    uint8_t code = frame.payload.empty() ? 0 : std::to_integer<uint8_t>(frame.payload[0]);
-    // A new tone unless this slot continues the one just played.
-    if (!tone_playing_ || code != tone_event_ || frame.timestamp != tone_next_timestamp_) tone_.start(code);
+  void play_tone(const ReceivedEvent& event, FrameOut pcm) {
+    // The same event continues its tone's phase; a new one starts its own.
+    if (!tone_playing_ || event.start != tone_start_) tone_.start(event.event);
     tone_.render(pcm);
     tone_playing_ = true;
-    tone_event_ = code;
-    tone_next_timestamp_ = frame.timestamp + frame_span;
+    tone_start_ = event.start;
     concealed_run_ = max_concealed_run;  // after the tone, missing audio is the gap, not loss
   }
 
@@ -282,13 +301,6 @@ class VoiceSessionImpl final : public VoiceSession {
       ++concealed_run_;
     }
   }
-
-  struct ReceivedEvent {
-    uint32_t start;
-    uint8_t event;
-    uint32_t duration;
-    uint32_t slots_put;
-  };
 
   VoiceConfig config_;
   OpusVoiceEncoder encoder_;
@@ -315,8 +327,7 @@ class VoiceSessionImpl final : public VoiceSession {
   std::deque<ReceivedEvent> events_;
   std::string new_digits_;
   bool tone_playing_ = false;
-  uint8_t tone_event_ = 0;
-  uint32_t tone_next_timestamp_ = 0;
+  uint32_t tone_start_ = 0;  // the event whose tone is playing
 };
 
 }  // namespace

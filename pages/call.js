@@ -48,12 +48,29 @@ function newConnection(iceServers, stream) {
     if (pc.connectionState === 'connected') {
       window.tsunaguCall.state = 'connected';
       callSay('Connected with ' + call.peer + '.');
+      reportPath(pc, call.id).catch(() => {});
     } else if (pc.connectionState === 'failed') {
       callSay('The call\'s media path failed.', 'error');
       hangUp();
     }
   });
   return pc;
+}
+
+// The pair ICE selected, as candidate types, for the node's call end audit
+// line (`path=`, docs/operator.md); the CLI reports its own the same way.
+const CANDIDATE_TYPES = new Set(['host', 'srflx', 'prflx', 'relay']);
+async function reportPath(pc, id) {
+  const report = await pc.getStats();
+  let pair = null;
+  report.forEach((s) => {
+    if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+  });
+  const local = pair && report.get(pair.localCandidateId);
+  const remote = pair && report.get(pair.remoteCandidateId);
+  if (!local || !remote || !CANDIDATE_TYPES.has(local.candidateType) || !CANDIDATE_TYPES.has(remote.candidateType)) return;
+  window.tsunaguCall.path = local.candidateType + '/' + remote.candidateType;
+  callSignal({ type: 'call_path', call_id: id, local: local.candidateType, remote: remote.candidateType });
 }
 
 function startStats() {

@@ -30,7 +30,13 @@ std::optional<BrowserMessage::Kind> kind_of(std::string_view type) {
   if (type == "decline") return Kind::decline;
   if (type == "hangup") return Kind::hangup;
   if (type == "candidate") return Kind::candidate;
+  if (type == "call_path") return Kind::call_path;
   return std::nullopt;
+}
+
+// The candidate types getStats() names (RTCIceCandidateType), the words of ICE-PATH.
+bool is_candidate_type(std::string_view word) {
+  return word == "host" || word == "srflx" || word == "prflx" || word == "relay";
 }
 
 // A string field that must be there; its size bounded.
@@ -87,6 +93,14 @@ Expected<BrowserMessage, BrowserMessageError> parse_browser_message(std::string_
     auto parsed = webrtc::parse_candidate(*candidate);
     if (!parsed) return refuse("\"candidate\": " + parsed.error().detail);
     message.candidate = std::move(*candidate);
+  } else if (*kind == Kind::call_path) {
+    auto local = text_field(body, "local", 8);
+    if (!local) return Unexpected(local.error());
+    auto remote = text_field(body, "remote", 8);
+    if (!remote) return Unexpected(remote.error());
+    if (!is_candidate_type(*local) || !is_candidate_type(*remote))
+      return refuse("\"local\" and \"remote\" must each be host, srflx, prflx or relay");
+    message.path = *local + "/" + *remote;
   } else if (*kind == Kind::decline) {
     if (auto busy = body.find("busy"); busy != body.end()) {
       if (!busy->is_boolean()) return refuse("\"busy\" must be true or false");

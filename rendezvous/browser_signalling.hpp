@@ -33,6 +33,7 @@ struct BrowserCallCounters {
   uint64_t rings_refused = 0;      // rings answered for the page: no socket, or not the WebRTC profile
   uint64_t calls_placed = 0;       // a page's offer rang its callee
   uint64_t calls_answered = 0;     // a page answered a ring
+  uint64_t paths_reported = 0;     // call_path messages passed on (the pair a page's call selected)
 };
 
 struct BrowserMessage {
@@ -46,12 +47,14 @@ struct BrowserMessage {
     decline,      // refuse the ring `call_id` (`busy`: 486 instead of 603)
     hangup,       // end `call_id`, whatever its state
     candidate,    // a trickled "candidate:..." for `call_id`
+    call_path,    // once connected: the selected pair of `call_id` as candidate types (`path`)
   };
   Kind kind = Kind::available;
   std::string to;       // call
   std::string call_id;  // 32 hex digits, for all but available/unavailable/call
   std::string sdp;      // offer, answer
   std::string candidate;
+  std::string path;  // call_path: "LOCAL/REMOTE", each host, srflx, prflx or relay
   bool busy = false;
 };
 

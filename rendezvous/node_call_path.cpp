@@ -1,5 +1,6 @@
 // The ICE path a terminal reports once its call connected (call_path
-// indication, ICE-PATH "LOCAL/REMOTE"), kept for the call's end audit line
+// indication, ICE-PATH "LOCAL/REMOTE"; a page's call_path message, a LAN
+// terminal's through its agent), kept for the call's end audit line
 // (`path=`, docs/operator.md "Audit log"). Only a party of an accepted call
 // reports; the first report holds, turned round to the caller's side when
 // the callee sent it. Anything else is dropped without an answer, as for
@@ -39,7 +40,7 @@ std::optional<std::string> caller_side_path(std::string_view reported, bool from
 }  // namespace
 
 void NodeCore::handle_call_path(LinkId link, LinkState& state, const proto::Message& indication) {
-  if (!state.user) return;
+  if (!state.user && !state.agent_ready) return;  // a LAN agent relays its terminal's report
   const auto* id = indication.find(sig::attr::call_id);
   const auto* reported = indication.find(sig::attr::ice_path);
   if (id == nullptr || reported == nullptr) return;

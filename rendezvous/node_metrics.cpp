@@ -67,6 +67,8 @@ std::string node_metrics_text(const NodeMetricsInput& in) {
   w.sample(b.calls_placed);
   w.counter("tsunagu_node_browser_calls_answered", "Rings a dialing page answered.");
   w.sample(b.calls_answered);
+  w.counter("tsunagu_node_browser_call_paths", "Selected ICE pairs dialing pages reported for their calls (call_path).");
+  w.sample(b.paths_reported);
   w.counter("tsunagu_node_browser_rings", "Rings for a dialing page: delivered, or refused for it (no socket, not WebRTC, an offer that does not parse).");
   w.sample(b.rings_delivered, {{"result", "delivered"}});
   w.sample(b.rings_refused, {{"result", "refused"}});

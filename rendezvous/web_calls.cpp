@@ -1,7 +1,7 @@
 // Calls from and to a dialing page, over the session's /api/events socket
 // (docs/web.md, "Calls from the page"). The page's messages become the
 // protocol requests a terminal sends on its link (call, turn_credentials,
-// the ring's answer, hangup, call_candidate), so NodeCore's one call flow
+// the ring's answer, hangup, call_candidate, call_path), so NodeCore's one call flow
 // decides everything (limits, busy, consent timeout, TURN, the end codes);
 // the core's ring, call events and candidates come back as JSON events.
 // Every description is read (webrtc/session_description.hpp) before it is
@@ -98,15 +98,13 @@ void WebApi::socket_message(uint64_t session, std::string_view text, Now now) {
       }
       if (message.kind == Kind::decline) return call_error(session, message.call_id, "no ring with that call_id");
       proto::TransactionId txn = fresh_transaction();
-      proto::MessageBuilder b(proto::MessageClass::request, sig::method::hangup, txn);
-      b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+      proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::hangup, txn);
       b.add_string(sig::attr::call_id, message.call_id);
       return send(link, std::move(b), txn, nullptr, nullptr, now);
     }
     case Kind::ice_servers: {
       proto::TransactionId txn = fresh_transaction();
-      proto::MessageBuilder b(proto::MessageClass::request, sig::method::turn_credentials, txn);
-      b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+      proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::turn_credentials, txn);
       b.add_string(sig::attr::call_id, message.call_id);
       return send_call_request(session, std::move(b), txn, message.call_id,
                                [this, session, call_id = message.call_id](const proto::Message& reply, Now) {
@@ -114,10 +112,17 @@ void WebApi::socket_message(uint64_t session, std::string_view text, Now now) {
                                                             {"ice_servers", ice_servers_of(reply)}}));
                                }, now);
     }
+    case Kind::call_path: {
+      ++browser_counters_.paths_reported;
+      proto::TransactionId txn = fresh_transaction();
+      proto::MessageBuilder b = core_message(proto::MessageClass::indication, sig::method::call_path, txn);
+      b.add_string(sig::attr::call_id, message.call_id);
+      b.add_string(sig::attr::ice_path, message.path);
+      return send(link, std::move(b), txn, nullptr, nullptr, now);
+    }
     case Kind::candidate: {
       proto::TransactionId txn = fresh_transaction();
-      proto::MessageBuilder b(proto::MessageClass::indication, sig::method::call_candidate, txn);
-      b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+      proto::MessageBuilder b = core_message(proto::MessageClass::indication, sig::method::call_candidate, txn);
       b.add_string(sig::attr::call_id, message.call_id);
       b.add_string(sig::attr::ice_candidate, message.candidate);
       return send(link, std::move(b), txn, nullptr, nullptr, now);
@@ -144,8 +149,7 @@ void WebApi::send_call_request(uint64_t session, proto::MessageBuilder builder, 
 
 void WebApi::place_call(uint64_t session, const BrowserMessage& message, Now now) {
   proto::TransactionId txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::call, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::call, txn);
   b.add_string(sig::attr::user_id, message.to);
   b.add_u32(sig::attr::call_media, 0);
   b.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
@@ -160,8 +164,7 @@ void WebApi::place_call(uint64_t session, const BrowserMessage& message, Now now
 
 void WebApi::ring_with_offer(uint64_t session, const BrowserMessage& message, Now now) {
   proto::TransactionId txn = fresh_transaction();
-  proto::MessageBuilder b(proto::MessageClass::request, sig::method::call, txn);
-  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::call, txn);
   b.add_string(sig::attr::call_id, message.call_id);
   b.add_string(sig::attr::ice_description, message.sdp);
   b.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
@@ -177,9 +180,8 @@ void WebApi::answer_ring(uint64_t session, const BrowserMessage& message, Now no
   BrowserPage& page = pages_[session];
   auto ring = page.rings.find(message.call_id);
   if (ring == page.rings.end()) return call_error(session, message.call_id, "no ring with that call_id");
-  proto::MessageBuilder ok(proto::MessageClass::success, sig::method::ring, ring->second);
+  proto::MessageBuilder ok = core_message(proto::MessageClass::success, sig::method::ring, ring->second);
   page.rings.erase(ring);
-  ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ok.add_string(sig::attr::ice_description, message.sdp);
   ok.add_u32(sig::attr::media_profile, sig::media_profile::webrtc);
   LinkId link = link_of(session);
@@ -188,8 +190,7 @@ void WebApi::answer_ring(uint64_t session, const BrowserMessage& message, Now no
 }
 
 void WebApi::refuse_ring(LinkId link, const proto::TransactionId& ring, uint16_t code, std::string_view reason, Now now) {
-  proto::MessageBuilder refusal(proto::MessageClass::error, sig::method::ring, ring);
-  refusal.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  proto::MessageBuilder refusal = core_message(proto::MessageClass::error, sig::method::ring, ring);
   refusal.add_error(code, reason);
   core_.message(link, refusal.finish(), now);
 }
@@ -245,8 +246,7 @@ bool WebApi::browser_call_message(LinkId link, const proto::Message& message, No
         // The callee's terminal answered with something a browser cannot take: end it, saying why.
         ++browser_counters_.sdp_refused;
         proto::TransactionId txn = fresh_transaction();
-        proto::MessageBuilder b(proto::MessageClass::request, sig::method::hangup, txn);
-        b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+        proto::MessageBuilder b = core_message(proto::MessageClass::request, sig::method::hangup, txn);
         b.add_string(sig::attr::call_id, call_id);
         send(link, std::move(b), txn, nullptr, nullptr, now);
         emit_to(*session, dump(json{{"type", "ended"}, {"call_id", call_id}, {"code", sig::error::declined},

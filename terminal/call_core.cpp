@@ -5,6 +5,7 @@
 
 #include "proto/signalling.hpp"
 #include "terminal/cli_common.hpp"
+#include "webrtc/packet_demux.hpp"
 
 namespace tsunagu::terminal {
 namespace {
@@ -279,7 +280,7 @@ void CallCore::call_event(const proto::Message& m, uint64_t now_ns) {
       if (!webrtc_remote(attribute_text(m, sig::attr::ice_description), false)) return;
       webrtc_prepared_ = true;
       actions_.push_back(call::SetRemote{webrtc_->remote_ice()});
-      for (auto& early : std::exchange(webrtc_early_, {})) webrtc_data(early, now_ns);
+      webrtc_replay_early(now_ns);
       return;
     }
     auto remote = decode_ice_description(attribute_text(m, sig::attr::ice_description));
@@ -326,7 +327,8 @@ void CallCore::ice_connected(const SelectedPair& pair, uint64_t now_ns) {
   if (webrtc_) {
     // The media starts once DTLS has keyed SRTP (webrtc_data).
     if (auto started = webrtc_->connected(); !started) return fail(exit_call_failed, "DTLS: " + started.error());
-    return webrtc_flush(now_ns);
+    webrtc_flush(now_ns);
+    return webrtc_replay_early(now_ns);
   }
   transfer_.connected(now_ns);
   if (transfer_.started()) state_ = CallState::transfer;
@@ -339,8 +341,8 @@ void CallCore::ice_pair_changed(const SelectedPair& pair) {
   print("path changed: " + describe(pair));
 }
 
-void CallCore::ice_data(ByteView bytes, uint64_t now_ns) {
-  if (webrtc_) return webrtc_data(bytes, now_ns);
+void CallCore::ice_data(ByteView bytes, uint64_t now_ns, std::optional<proto::SocketAddress> from) {
+  if (webrtc_) return webrtc_data(bytes, now_ns, from);
   if (state_ != CallState::ended) transfer_.data(bytes, now_ns);
   collect_transfer();
 }
@@ -500,12 +502,19 @@ bool CallCore::webrtc_remote(std::string_view sdp, bool offer) {
   return false;
 }
 
-void CallCore::webrtc_data(ByteView datagram, uint64_t now_ns) {
+void CallCore::webrtc_replay_early(uint64_t now_ns) {
+  for (auto& early : std::exchange(webrtc_early_, {})) webrtc_data(early.bytes, now_ns, early.from);
+}
+
+void CallCore::webrtc_data(ByteView datagram, uint64_t now_ns, std::optional<proto::SocketAddress> from) {
   if (state_ == CallState::ended) return;
-  if (!webrtc_prepared_) {
-    if (webrtc_early_.size() < max_early_dtls) webrtc_early_.emplace_back(datagram.begin(), datagram.end());
+  // DTLS is the call's keys: only from the peer ICE selected (checked when the source is known).
+  bool dtls = from && webrtc::classify_packet(datagram) == webrtc::PacketKind::dtls;
+  if (!webrtc_prepared_ || (dtls && !connected_)) {
+    if (webrtc_early_.size() < max_early_dtls) webrtc_early_.push_back({Bytes(datagram.begin(), datagram.end()), from});
     return;
   }
+  if (dtls && *from != pair_.remote) return webrtc_->dropped_from_elsewhere();
   bool was_ready = webrtc_->media_ready();
   auto received = webrtc_->datagram(datagram);
   if (!received) {

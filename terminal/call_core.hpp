@@ -96,7 +96,10 @@ class CallCore {
   void ice_gathered(const IceDescription& local, uint64_t now_ns);
   void ice_connected(const SelectedPair& pair, uint64_t now_ns);
   void ice_pair_changed(const SelectedPair& pair);
-  void ice_data(ByteView bytes, uint64_t now_ns);
+  // `from`: the datagram's source, when the ICE layer says it. In WebRTC's
+  // profile DTLS is then taken only from the selected pair's remote: records
+  // before selection wait for it, others are dropped (dtls_wrong_address).
+  void ice_data(ByteView bytes, uint64_t now_ns, std::optional<proto::SocketAddress> from = std::nullopt);
   void ice_failed(std::string_view reason, uint64_t now_ns);
   void ice_gave_up(const std::string& explanation, uint64_t now_ns);
   void ice_setup_failed(const std::string& error, uint64_t now_ns);  // IceSession::create refused
@@ -143,7 +146,8 @@ class CallCore {
   // description, DTLS on the selected pair, then SRTP around the voice packets.
   bool speak_webrtc(const proto::Message& m);  // when MEDIA-PROFILE says the other party is a browser
   bool webrtc_remote(std::string_view sdp, bool offer);
-  void webrtc_data(ByteView datagram, uint64_t now_ns);
+  void webrtc_data(ByteView datagram, uint64_t now_ns, std::optional<proto::SocketAddress> from);
+  void webrtc_replay_early(uint64_t now_ns);
   void webrtc_flush(uint64_t now_ns);
   void print(std::string line) { actions_.push_back(transfer::Print{std::move(line), false}); }
   void fail(int exit_code, const std::string& why);
@@ -167,7 +171,11 @@ class CallCore {
   std::optional<webrtc::SessionDescription> webrtc_offer_;  // callee: the browser's, answered once gathered
   std::optional<uint64_t> dtls_deadline_ns_;  // the DTLS retransmission timer
   bool webrtc_prepared_ = false;   // DTLS knows the browser's fingerprint and our role
-  std::vector<Bytes> webrtc_early_;
+  struct EarlyDatagram {
+    Bytes bytes;
+    std::optional<proto::SocketAddress> from;
+  };
+  std::vector<EarlyDatagram> webrtc_early_;  // before DTLS was prepared, or DTLS from a known source before ICE selected
   std::string media_refusal_;  // why this end refused the page's media: told to the node with the hang-up
 };
 

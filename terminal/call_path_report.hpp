@@ -8,6 +8,8 @@
 
 namespace tsunagu::terminal {
 
+// The indication itself: a LAN terminal sends it on its ring's link, and its agent relays it.
+Bytes path_report_message(const call::ReportPath& report);
 void send_path_report(NodeClient& node, const call::ReportPath& report);
 
 }  // namespace tsunagu::terminal

@@ -910,13 +910,12 @@ int run_listen(const CallOptions& options) {
   std::vector<std::unique_ptr<Line>> lines, finished_lines;  // finished: destroyed outside their own callbacks
   std::unique_ptr<CallAudio> audio;
   Line* talking = nullptr;  // the line that has the audio
-  bool answered_any = false;
   std::unique_ptr<AcceptPrompt> prompt, finished_prompt;
   OwnedHandle<uv_timer_t> answer_timer;
   std::function<void()> stop_listening;  // the node link, or the LAN server
   std::function<void(CallShell*, const std::string&)> fetch_turn;
   std::function<void(const call::SendHangup&)> hang_up;  // a callee's own end of a call (a refused page)
-  std::function<void(const call::ReportPath&)> report_path;  // to the node; a LAN ring has none
+  std::function<void(const call::ReportPath&)> report_path;  // to the node; a LAN ring's goes on its own link
   std::function<void()> switch_lines;
   std::function<void(Line*, CallAction&)> handle_action;
 
@@ -986,17 +985,15 @@ int run_listen(const CallOptions& options) {
       CallAction ask = call::PromptAccept{still_ringing->shell->core().peer()};
       handle_action(still_ringing, ask);
     }
-    if (over.answered) {
-      exit_code = over.exit_code;
-      answered_any = true;
-    }
+    if (over.answered) exit_code = over.exit_code;
     if (!lines.empty()) return;
     if (audio != nullptr) {  // the recording takes its name now; the next call opens afresh
       if (auto counters = audio->device_counters(); !counters.empty()) std::cerr << counters << std::endl;
       if (auto finished = audio->finish(); !finished) std::cerr << "tsunagu: " << finished.error() << std::endl;
       audio.reset();
     }
-    if (answered_any && options.once) stop_listening();
+    // --once: one ring handled, answered or not (declined, or its caller gave up).
+    if (options.once) stop_listening();
   };
 
   handle_action = [&](Line* line, CallAction& action) {
@@ -1021,6 +1018,7 @@ int run_listen(const CallOptions& options) {
       }
     } else if (auto* path = std::get_if<call::ReportPath>(&action)) {
       if (report_path) report_path(*path);
+      else if (line->reply_ring) line->reply_ring(path_report_message(*path));  // to the agent, which relays it
     } else if (auto* over = std::get_if<call::CallOver>(&action)) {
       // A question still open closes (inside its own answer it is already
       // in finished_prompt, so this never destroys a running callback).

@@ -311,7 +311,8 @@ int main(int argc, char** argv) {
                      "Store files sent with `call --send` in DIR (0600; never over an existing name; a file that "
                      "does not arrive whole, or runs past its announced size, is removed)");
   listen->add_flag("--pipe", listen_pipe_mode, "Data calls: stdin to the caller (the caller's bytes always go to stdout)");
-  listen->add_flag("--once", listen_options.once, "Exit after the first call");
+  listen->add_flag("--once", listen_options.once,
+                   "Exit once the first ring is over: answered and ended, declined, or given up by its caller");
   add_audio_options(listen, listen_options, listen_backend, false);
   listen->add_option(
       "--answer-waiting-after", listen_options.answer_waiting_after_s,

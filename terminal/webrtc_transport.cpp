@@ -177,6 +177,7 @@ std::string webrtc_report_json(const WebRtcTransport& transport) {
   auto field = [](const char* name, uint64_t value) { return std::string(", \"") + name + "\": " + std::to_string(value); };
   return std::string("{\"dtls_role\": \"") + (transport.dtls_client() ? "client" : "server") + "\", \"srtp_profile\": \"" +
          transport.srtp_profile() + "\"" + field("dtls_datagrams", c.dtls_datagrams) + field("dtls_refused", c.dtls_refused) +
+         field("dtls_wrong_address", c.dtls_wrong_address) +
          field("srtp_packets", c.srtp_packets) + field("srtp_authentication", c.srtp_authentication) +
          field("srtp_replays", c.srtp_replays) + field("srtp_other", c.srtp_other) + field("before_keys", c.before_keys) +
          field("other_datagrams", c.other_datagrams) + field("mdns_candidates", transport.mdns_candidates()) + "}";

@@ -36,6 +36,7 @@ struct WebRtcCounters {
   uint64_t before_keys = 0;             // SRTP before the handshake finished: dropped
   uint64_t other_datagrams = 0;         // neither DTLS nor SRTP (RFC 7983's other ranges)
   uint64_t dtls_refused = 0;            // a handshake that failed: a certificate other than the signalled one, ...
+  uint64_t dtls_wrong_address = 0;      // DTLS from an address other than the selected pair's remote: dropped
 };
 
 class WebRtcTransport;
@@ -89,6 +90,8 @@ class WebRtcTransport {
   bool dtls_client() const { return dtls_client_; }
   std::string srtp_profile() const;  // empty before the keys
   const WebRtcCounters& counters() const { return counters_; }
+  // The owner dropped a DTLS record that came from elsewhere than the selected pair's remote.
+  void dropped_from_elsewhere() { ++counters_.dtls_wrong_address; }
 
  private:
   Expected<void, std::string> keys_ready();

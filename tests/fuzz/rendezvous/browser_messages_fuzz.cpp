@@ -36,6 +36,7 @@ void check_parsed(std::string_view line) {
   require(m.sdp.size() <= max_browser_sdp && m.candidate.size() <= max_browser_candidate);
   if (!m.sdp.empty()) require(!sdp_refusal(m.sdp).has_value());
   require(m.call_id.empty() || m.call_id.size() == 32);
+  if (m.kind == BrowserMessage::Kind::call_path) require(m.path.size() <= 11 && m.path.find('/') != std::string::npos);
 }
 
 }  // namespace

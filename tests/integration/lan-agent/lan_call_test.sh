@@ -15,7 +15,8 @@
 #     (listen --lan --mailbox) when its lease is renewed, once;
 #   - an unknown extension: exit 3 (404); one whose lease ended: exit 4 (481);
 #     one the edge policy keeps inside: exit 7 (403, the policy's reason);
-#   - a terminal that declines (no --auto-accept-from, not a terminal): exit 9;
+#   - a terminal that declines (no --auto-accept-from, not a terminal): exit 9,
+#     and the terminal (--once: one ring handled) exits 0 by itself;
 #   - a connection to the terminal that never does TLS is closed in ~10 s;
 #   - terminal certificates last 90 days; a revoked one is refused at the next
 #     ring without restarting the agent; a renewed one is rung again.
@@ -176,13 +177,21 @@ call_ext 4108@acme
 grep -q "cannot be reached from outside" "$WORK/call.err" || fail "no policy reason: $(cat "$WORK/call.err")"
 pass "4108@acme (kept inside by the edge policy): exit 7: $(tail -n 1 "$WORK/call.err")"
 
-# 6. The terminal declines.
+# 6. The terminal declines; with --once that was its one ring: it exits 0 by itself.
 start_terminal "$WORK/t4106" "$WORK/decline.log"
 call_ext 4106@acme
 [ "$CALL_RC" = 9 ] || { cat "$WORK/call.err"; fail "declined call exited $CALL_RC, not 9"; }
 pass "the LAN terminal declined: exit 9"
+for _ in $(seq 100); do kill -0 "$TERMINAL_PID" 2> /dev/null || break; sleep 0.1; done
+kill -0 "$TERMINAL_PID" 2> /dev/null && fail "listen --lan --once still runs 10 s after declining its one ring"
+rc=0
+wait "$TERMINAL_PID" || rc=$?
+forget "$TERMINAL_PID"
+[ "$rc" = 0 ] || fail "listen --lan --once exited $rc after declining, not 0: $(tail -n 3 "$WORK/decline.log")"
+pass "listen --lan --once exits 0 after its one ring, declined"
 
 # 7. A LAN host that connects and never does TLS is cut off (handshake timeout).
+start_terminal "$WORK/t4106" "$WORK/silent.log"
 start=$(now_ms)
 python3 - "$PORT" << 'EOF' || fail "a silent connection to the LAN terminal was not closed within 15 s"
 import socket, sys
@@ -192,7 +201,7 @@ try:
 except (socket.timeout, ConnectionResetError) as e:
     sys.exit(0 if isinstance(e, ConnectionResetError) else 1)
 EOF
-grep -q "no TLS handshake" "$WORK/decline.log" || fail "the terminal did not log the handshake timeout"
+grep -q "no TLS handshake" "$WORK/silent.log" || fail "the terminal did not log the handshake timeout"
 pass "a connection that never does TLS is closed after $(($(now_ms) - start)) ms"
 stop_pid "$TERMINAL_PID"
 

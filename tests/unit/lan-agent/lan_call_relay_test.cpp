@@ -307,7 +307,8 @@ TEST_CASE("lan call relay: a terminal presenting another extension's certificate
   terminal.close();
 }
 
-TEST_CASE("lan call relay: the right terminal gets the ring, its answer goes to the node, its hang-up ends the call") {
+TEST_CASE("lan call relay: the right terminal gets the ring, its answer and path report go to the node, its hang-up "
+          "ends the call") {
   Fixture f;
   Terminal terminal(&f.loop, f.bundle_for("4106"));
   f.start_relay(terminal.port);
@@ -331,6 +332,27 @@ TEST_CASE("lan call relay: the right terminal gets the ring, its answer goes to 
   f.run_until([&] { return terminal.received.size() == 2; });
   REQUIRE(terminal.received.size() == 2);
   CHECK(terminal.received[1].message.method == sig::method::call_event);
+
+  // Its call_path report (listen --lan, once connected) goes to the node as it
+  // is, for the call end audit line; one naming another call does not.
+  auto path_report = [](const std::string& call_id) {
+    proto::MessageBuilder path(proto::MessageClass::indication, sig::method::call_path, proto::TransactionId{});
+    path.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    path.add_string(sig::attr::call_id, call_id);
+    path.add_string(sig::attr::ice_path, "host/prflx");
+    return path.finish();
+  };
+  REQUIRE(terminal.link != nullptr);
+  terminal.link->send(path_report(std::string(32, 'e')));
+  terminal.link->send(path_report(kCall));
+  f.run_until([&] { return f.to_node.size() == 2; });
+  REQUIRE(f.to_node.size() == 2);
+  CHECK(f.to_node[1].message.method == sig::method::call_path);
+  CHECK(f.to_node[1].message.message_class == proto::MessageClass::indication);
+  const auto* reported = f.to_node[1].message.find(sig::attr::ice_path);
+  REQUIRE(reported != nullptr);
+  CHECK(proto::read_string(*reported) == "host/prflx");
+  CHECK(f.relay->stats().paths_relayed == 1);
 
   // The terminal hangs up: the relay answers it and tells the node.
   proto::TransactionId hangup_id{};

@@ -12,10 +12,13 @@
 #include <time.h>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "media/dtmf.hpp"
+#include "media/opus_codec.hpp"
 #include "media/rtp.hpp"
 #include "signal.hpp"
 
@@ -145,7 +148,7 @@ media_test::BestLag end_to_end(const std::vector<int16_t>& sent, const std::vect
 
 // Digits read back from audio by Goertzel on 20 ms blocks: a block is a digit
 // when one row and one column frequency stand far above the others.
-std::string decode_dtmf(const std::vector<int16_t>& audio) {
+std::string decode_dtmf(const std::vector<int16_t>& audio, size_t* tone_blocks = nullptr) {
   static constexpr double rows[4] = {697, 770, 852, 941}, columns[4] = {1209, 1336, 1477, 1633};
   static constexpr char keys[4][4] = {{'1', '2', '3', 'A'}, {'4', '5', '6', 'B'}, {'7', '8', '9', 'C'}, {'*', '0', '#', 'D'}};
   std::string digits;
@@ -170,6 +173,7 @@ std::string decode_dtmf(const std::vector<int16_t>& audio) {
     // block resolves 50 Hz, so a row tone leaks about 1/20 of its power into the next row's bin.
     bool tone = row_power > 5e6 && column_power > 5e6 && row_power > 5 * row_second && column_power > 5 * column_second;
     char key = tone ? keys[row][column] : 0;
+    if (key && tone_blocks) ++*tone_blocks;
     if (key && key != previous) digits += key;
     previous = key;
   }
@@ -345,6 +349,109 @@ TEST_CASE("voice session: DTMF 4106# sent by A arrives at B as exactly those dig
     std::ofstream out(path, std::ios::binary);
     out.write(reinterpret_cast<const char*>(call.b_heard.data()),
               static_cast<std::streamsize>(call.b_heard.size() * sizeof(int16_t)));
+  }
+}
+
+// What Chromium (WebRTC's RTPSenderAudio) puts on the wire for an insertDTMF
+// digit of 100 ms (webrtc/modules/rtp_rtcp/source/rtp_sender_audio.cc): nothing in the event's first
+// 20 ms frame (it never sends a duration of 0), then one packet per frame with
+// the duration elapsed so far, all stamped with the event's start and the first
+// with the marker; the packet that reaches 100 ms has the E bit and goes out 3
+// times at once. So each 20 ms of the event is announced a frame after its own
+// audio would have been sent. No Opus for those 6 frames (Chromium sends none),
+// unless `audio_during_events` (RFC 4733 allows both).
+class ChromiumLikeSender {
+ public:
+  explicit ChromiumLikeSender(bool audio_during_events) : audio_during_events_(audio_during_events) {
+    auto created = OpusVoiceEncoder::create(32000, true, 6);
+    REQUIRE(created);
+    encoder_ = std::move(*created);
+  }
+  void press(char digit) { pending_ += digit; }
+  bool busy() const { return !pending_.empty() || event_frame_ >= 0; }
+
+  std::vector<Bytes> frame(FrameView pcm) {
+    std::vector<Bytes> packets;
+    if (event_frame_ < 0 && !pending_.empty() && frames_since_event_ >= 6) {
+      event_ = *dtmf_event_for(pending_.front());
+      pending_.erase(0, 1);
+      event_frame_ = 0;
+      event_start_ = timestamp_;
+    }
+    if (event_frame_ >= 0) {
+      uint32_t duration = static_cast<uint32_t>(event_frame_) * frame_samples;
+      bool end = duration >= 4800;
+      if (duration > 0) {
+        for (int copy = 0; copy < (end ? 3 : 1); ++copy) {
+          auto payload = write_telephone_event({.event = event_, .end = end, .volume = 10,
+                                                .duration = static_cast<uint16_t>(duration)});
+          packets.push_back(rtp(101, event_frame_ == 1, event_start_, *payload));
+        }
+      }
+      if (audio_during_events_) packets.push_back(rtp(111, false, timestamp_, *encoder_->encode(pcm)));
+      ++event_frame_;
+      if (end) event_frame_ = -1, frames_since_event_ = 0;
+    } else {
+      packets.push_back(rtp(111, false, timestamp_, *encoder_->encode(pcm)));
+      ++frames_since_event_;
+    }
+    timestamp_ += frame_samples;
+    return packets;
+  }
+
+ private:
+  Bytes rtp(uint8_t payload_type, bool marker, uint32_t timestamp, ByteView payload) {
+    RtpHeader header;
+    header.payload_type = payload_type;
+    header.marker = marker;
+    header.sequence = sequence_++;
+    header.timestamp = timestamp;
+    header.ssrc = 0x0c0c0c0c;
+    return write_rtp(header, payload);
+  }
+
+  bool audio_during_events_;
+  std::optional<OpusVoiceEncoder> encoder_;
+  std::string pending_;
+  int event_frame_ = -1, frames_since_event_ = 0;
+  uint8_t event_ = 0;
+  uint32_t event_start_ = 0;
+  uint16_t sequence_ = 4242;
+  uint32_t timestamp_ = 0x7fff0000;
+};
+
+TEST_CASE("voice session: Chromium's DTMF pacing (each 20 ms announced a frame late) still plays every tone") {
+  for (bool audio_during_events : {false, true}) {
+    for (uint64_t delay_ms : {0, 1, 5, 10, 30}) {
+      for (uint64_t jitter_ms : {0, 15}) {
+        CAPTURE(audio_during_events);
+        CAPTURE(delay_ms);
+        CAPTURE(jitter_ms);
+        ChromiumLikeSender page(audio_during_events);
+        auto cli = session(0x0d0d0d0d);
+        Direction network({.delay_ns = delay_ms * 1'000'000, .jitter_ns = jitter_ms * 1'000'000},
+                          static_cast<uint32_t>(delay_ms * 100 + jitter_ms));
+        std::vector<int16_t> heard;
+        uint64_t now_ns = 5'000'000'000;
+        size_t tone_blocks = 0;
+        for (size_t k = 0; k < 200; ++k, now_ns += frame_ns) {
+          if (k == 25) {
+            for (char digit : std::string_view("4106#")) page.press(digit);
+          }
+          network.send(page.frame(signal_frame(k)), now_ns);
+          network.deliver(*cli, now_ns);
+          Frame out{};
+          cli->playout(out, now_ns);
+          heard.insert(heard.end(), out.begin(), out.end());
+        }
+        CHECK_FALSE(page.busy());
+        CHECK(cli->take_digits() == "4106#");
+        CHECK(decode_dtmf(heard, &tone_blocks) == "4106#");
+        // 100 ms per digit as sent; at most the first 20 ms of each is announced too late to play.
+        CHECK(tone_blocks >= 5 * 4);
+        CHECK(tone_blocks <= 5 * 5 + 5);
+      }
+    }
   }
 }
 

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/audit.hpp"
+
 #include "tests/unit/rendezvous/web_api_harness.hpp"
 #include "tests/unit/webrtc/fixtures/read_fixture.hpp"
 
@@ -420,4 +422,53 @@ TEST_CASE("browser calls, bad input: malformed SDP, bad candidates and messages 
         "Declined: the callee is a browser and the caller's terminal does not speak WebRTC");
   CHECK(bob_page.events.empty());
   CHECK(node.api().browser_call_counters().rings_refused == 1);
+}
+
+TEST_CASE("browser calls: the page's call_path (its selected pair from getStats) is the call end audit line's path=") {
+  WebNode node(with_turn());
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "bob's password");
+  node.terminal_login(1, "bob", "bob's password");
+  node.take_terminal_actions();
+  Page alice;
+  open_page(node, alice, "alice", "correct horse");
+  say(node, alice, {{"type", "call"}, {"to", "bob"}});
+  std::string call_id = alice.take("call_prepared")["call_id"];
+  say(node, alice, {{"type", "offer"}, {"call_id", call_id}, {"sdp", fixture("chromium_loopback_offer_gathered.sdp")}});
+  auto actions = node.take_terminal_actions();
+  Bytes held;
+  auto ring = sent_to(actions, 1, sig::method::ring, held);
+  REQUIRE(ring.has_value());
+
+  // Before the call is accepted a report is not kept (the core takes it only from a party of an accepted call).
+  say(node, alice, {{"type", "call_path"}, {"call_id", call_id}, {"local", "relay"}, {"remote", "relay"}});
+  proto::MessageBuilder ok = proto::MessageBuilder::response_to(*ring, proto::MessageClass::success);
+  ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  ok.add_string(sig::attr::ice_description, fixture("chromium_loopback_answer.sdp"));
+  node.terminal_send(1, ok.finish());
+  alice.take("accepted");
+
+  // Only the candidate types getStats() names: anything else is refused with a reason and counted.
+  uint64_t refused = node.api().browser_call_counters().messages_refused;
+  for (const json& bad : {json{{"type", "call_path"}, {"call_id", call_id}, {"local", "host/x"}, {"remote", "host"}},
+                          json{{"type", "call_path"}, {"call_id", call_id}, {"local", "host"}, {"remote", "HOST"}},
+                          json{{"type", "call_path"}, {"call_id", call_id}, {"local", "host"}},
+                          json{{"type", "call_path"}, {"call_id", call_id}, {"local", "host"}, {"remote", 7}}}) {
+    say(node, alice, bad);
+    CHECK(alice.take("call_error")["reason"].get<std::string>().find("\"") != std::string::npos);
+  }
+  CHECK(node.api().browser_call_counters().messages_refused == refused + 4);
+
+  say(node, alice, {{"type", "call_path"}, {"call_id", call_id}, {"local", "prflx"}, {"remote", "host"}});
+  // The first report holds: a second (or the terminal's) changes nothing.
+  say(node, alice, {{"type", "call_path"}, {"call_id", call_id}, {"local", "relay"}, {"remote", "relay"}});
+  say(node, alice, {{"type", "hangup"}, {"call_id", call_id}});
+  const audit::AuditEvent* ended = nullptr;
+  for (const auto& event : sink.events)
+    if (event.event == "call" && event.field("state") == "ended") ended = &event;
+  REQUIRE(ended != nullptr);
+  MESSAGE(audit::format_audit_line(*ended));
+  CHECK(ended->field("path") == "prflx/host");
 }

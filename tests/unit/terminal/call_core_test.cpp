@@ -730,8 +730,9 @@ struct WebRtcPair {
     return node.add(std::move(b));
   }
 
-  // Up to both sides' ICE connected; `tamper` edits the callee's SDP answer on its way.
-  void connect(const std::function<void(std::string&)>& tamper = {}) {
+  // Up to both sides' ICE connected (unless not `select`: then the test does);
+  // `tamper` edits the callee's SDP answer on its way.
+  void connect(const std::function<void(std::string&)>& tamper = {}, bool select = true) {
     caller.core.logged_in(caller.now);
     caller.take();
     proto::MessageBuilder prepared(proto::MessageClass::success, sig::method::call, caller.node.next_id());
@@ -772,24 +773,26 @@ struct WebRtcPair {
     to_callee.add_string(sig::attr::call_id, "c-1");
     to_callee.add_u32(sig::attr::call_state, sig::call_state::accepted);
     callee.core.call_event(with_profile(callee.node, std::move(to_callee)), callee.now);
+    if (!select) return;
     caller.core.ice_connected(host_pair(), caller.now);
     callee.core.ice_connected(host_pair(), callee.now);
   }
 
-  // Moves every datagram each way until none is left; 20 ms voice frames on both sides.
-  void run(int frames) {
+  // Moves every datagram each way until none is left; 20 ms voice frames on
+  // both sides. `source`: what each side is told a datagram came from.
+  void run(int frames, std::optional<proto::SocketAddress> source = std::nullopt) {
     std::array<int16_t, media::frame_samples> playout{};
     for (int frame = 0; frame <= frames; ++frame) {
       for (int round = 0; round < 10; ++round) {
         bool moved = false;
         for (auto& a : caller.take())
           if (auto* d = std::get_if<transfer::SendDatagram>(&a)) {
-            callee.core.ice_data(d->bytes, callee.now);
+            callee.core.ice_data(d->bytes, callee.now, source);
             moved = true;
           }
         for (auto& a : callee.core.take_actions())
           if (auto* d = std::get_if<transfer::SendDatagram>(&a)) {
-            caller.core.ice_data(d->bytes, caller.now);
+            caller.core.ice_data(d->bytes, caller.now, source);
             moved = true;
           }
         if (!moved) break;
@@ -840,6 +843,58 @@ TEST_CASE("MEDIA-PROFILE webrtc: a certificate other than the signalled fingerpr
   REQUIRE(hangups.size() == 1);
   CHECK(hangups[0].refusal_code == sig::error::media_refused);
   CHECK(hangups[0].refusal_reason.find("fingerprint") != std::string::npos);
+}
+
+std::vector<Bytes> datagrams_in(const std::vector<CallAction>& actions) {
+  std::vector<Bytes> out;
+  for (const auto& a : actions)
+    if (const auto* d = std::get_if<transfer::SendDatagram>(&a)) out.push_back(d->bytes);
+  return out;
+}
+
+TEST_CASE("MEDIA-PROFILE webrtc: DTLS from an address other than the selected pair's remote is dropped and counted, "
+          "before and after selection; a replayed SRTP packet is refused and counted") {
+  WebRtcPair pair;
+  pair.connect({}, /*select=*/false);
+  const proto::SocketAddress peer = host_pair().remote;
+  const proto::SocketAddress elsewhere = *proto::SocketAddress::parse("127.0.0.1:40999");
+  // The callee (setup:active, the DTLS client) sends its ClientHello once its ICE connected.
+  pair.callee.core.ice_connected(host_pair(), pair.callee.now);
+  auto hello = datagrams_in(pair.callee.core.take_actions());
+  REQUIRE_FALSE(hello.empty());
+  // It reaches the caller before the caller's ICE selected a pair: from elsewhere, and from the peer.
+  for (const Bytes& record : hello) pair.caller.core.ice_data(record, pair.caller.now, elsewhere);
+  for (const Bytes& record : hello) pair.caller.core.ice_data(record, pair.caller.now, peer);
+  const WebRtcCounters& counters = pair.caller.core.webrtc()->counters();
+  CHECK(counters.dtls_datagrams == 0);  // all wait for the selected pair
+  pair.caller.core.ice_connected(host_pair(), pair.caller.now);
+  CHECK(counters.dtls_wrong_address == hello.size());
+  CHECK(counters.dtls_datagrams == hello.size());
+  CHECK(counters.dtls_refused == 0);
+
+  pair.run(50, peer);
+  CHECK(pair.caller.core.state() == CallState::transfer);
+  CHECK(counters.srtp_packets >= 40);
+  // After selection: a record from elsewhere (a copy of the peer's) is dropped and counted; the call goes on.
+  pair.caller.core.ice_data(hello[0], pair.caller.now, elsewhere);
+  CHECK(counters.dtls_wrong_address == hello.size() + 1);
+  CHECK(counters.dtls_refused == 0);
+  CHECK(pair.caller.core.state() == CallState::transfer);
+  CHECK(webrtc_report_json(*pair.caller.core.webrtc()).find("\"dtls_wrong_address\": " +
+                                                           std::to_string(hello.size() + 1)) != std::string::npos);
+
+  // SRTP replay: one of the callee's packets delivered twice counts once, then as a replay (libsrtp's window).
+  std::array<int16_t, media::frame_samples> playout{};
+  pair.callee.now += 20 * ms;
+  pair.callee.core.voice_frame(nullptr, playout, pair.callee.now);
+  auto media = datagrams_in(pair.callee.core.take_actions());
+  REQUIRE_FALSE(media.empty());
+  uint64_t taken = counters.srtp_packets, replays = counters.srtp_replays;
+  pair.caller.core.ice_data(media[0], pair.caller.now, peer);
+  pair.caller.core.ice_data(media[0], pair.caller.now, peer);
+  CHECK(counters.srtp_packets == taken + 1);
+  CHECK(counters.srtp_replays == replays + 1);
+  CHECK(pair.caller.core.state() == CallState::transfer);
 }
 
 TEST_CASE("MEDIA-PROFILE webrtc: a data call to a browser is refused before gathering, a ring from one declined") {
