@@ -17,7 +17,7 @@ namespace tsunagu::media {
 namespace {
 
 constexpr uint32_t frame_span = static_cast<uint32_t>(frame_samples);
-constexpr uint32_t tag_opus = 0;
+constexpr uint32_t tag_opus = 0, tag_event = 1;
 // A run of missing frames with nothing later in the buffer is concealed this
 // long, then played as silence: the peer paused (hold, DTMF) or stopped.
 constexpr uint32_t max_concealed_run = 5;
@@ -89,6 +89,7 @@ class VoiceSessionImpl final : public VoiceSession {
     if (opus) {
       // A new sequence number with a timestamp already held is a duplicate all the same.
       auto put = buffer_.put(header.timestamp, header.sequence, rtp->payload, tag_opus);
+      audio_received_ = true;
       if (put == FrameJitterBuffer::PutResult::duplicate) {
         ++stats_.duplicates;
         return;
@@ -122,6 +123,7 @@ class VoiceSessionImpl final : public VoiceSession {
         case FrameJitterBuffer::Status::not_started:
           break;
         case FrameJitterBuffer::Status::frame:
+          if (frame.tag == tag_event) break;  // a slot that only keeps the timeline of an event heard before any audio
           if (decoder_.decode(frame.payload, pcm)) {
             concealed_run_ = 0;
           } else {
@@ -158,6 +160,7 @@ class VoiceSessionImpl final : public VoiceSession {
     uint8_t event;
     uint32_t duration;
     bool ended;
+    uint32_t slots_put = 0;
   };
 
   void drop() { ++stats_.dropped; }
@@ -260,6 +263,14 @@ class VoiceSessionImpl final : public VoiceSession {
       if (received.start != header.timestamp) continue;
       received.duration = std::max<uint32_t>(received.duration, event.duration);
       received.ended = received.ended || event.end;
+      // Before any audio has come the jitter buffer has no timeline, and the
+      // tone is played from the buffer's: the event's 20 ms slots start and
+      // carry it (a sender that dials from silence sends no audio at all).
+      if (audio_received_) continue;
+      const std::byte code{event.event};
+      for (; received.slots_put * frame_span < received.duration; ++received.slots_put) {
+        buffer_.put(received.start + received.slots_put * frame_span, header.sequence, ByteView(&code, 1), tag_event);
+      }
     }
   }
 
@@ -327,6 +338,7 @@ class VoiceSessionImpl final : public VoiceSession {
   std::deque<ReceivedEvent> events_;
   std::string new_digits_;
   bool tone_playing_ = false;
+  bool audio_received_ = false;  // an Opus packet has been put in the buffer
   uint32_t tone_start_ = 0;  // the event whose tone is playing
 };
 

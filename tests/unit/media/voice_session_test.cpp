@@ -455,6 +455,30 @@ TEST_CASE("voice session: Chromium's DTMF pacing (each 20 ms announced a frame l
   }
 }
 
+TEST_CASE("voice session: digits dialled from silence (events and no audio at all) still play as tones") {
+  // `tsunagu call --dtmf` from a silent input: the jitter buffer gets no audio
+  // to start its timeline from, so the events' own slots must start it.
+  ChromiumLikeSender dialler(false);
+  auto cli = session(0x0d0d0d0d);
+  std::vector<int16_t> heard;
+  uint64_t now_ns = 5'000'000'000;
+  for (size_t k = 0; k < 200; ++k, now_ns += frame_ns) {
+    if (k == 0) {
+      for (char digit : std::string_view("29#")) dialler.press(digit);
+    }
+    for (const Bytes& packet : dialler.frame(signal_frame(k))) {
+      auto header = parse_rtp(packet);
+      REQUIRE(header);
+      if (header->header.payload_type == 101) cli->received(packet, now_ns);  // the events only
+    }
+    Frame out{};
+    cli->playout(out, now_ns);
+    heard.insert(heard.end(), out.begin(), out.end());
+  }
+  CHECK(cli->take_digits() == "29#");
+  CHECK(decode_dtmf(heard) == "29#");
+}
+
 TEST_CASE("voice session: RTT from the reports matches twice the simulated one-way delay") {
   Call call({.delay_ns = 40'000'000}, {.delay_ns = 40'000'000});
   call.run(300);
