@@ -1,11 +1,13 @@
 #include "security/digest.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
 namespace tsunagu::security {
 
@@ -23,8 +25,23 @@ const unsigned char* bytes_or_empty(ByteView data) {
   std::abort();
 }
 
+// OpenSSL 3 searches its provider tables by name on every one-shot call made
+// with EVP_sha256() or HMAC() (string compares under a lock): a login's three
+// digests and MACs paid that search each. The algorithms are fetched once per
+// process and kept for its life.
+const EVP_MD* fetched_sha256() {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md == nullptr) fail("EVP_MD_fetch SHA256");
+  return md;
+}
+const EVP_MD* fetched_sha1() {
+  static const EVP_MD* md = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  if (md == nullptr) fail("EVP_MD_fetch SHA1");
+  return md;
+}
+
 Bytes digest(const EVP_MD* md, ByteView data) {
-  Bytes out(EVP_MAX_MD_SIZE);
+  Bytes out(static_cast<size_t>(EVP_MD_get_size(md)));
   unsigned int length = 0;
   if (EVP_Digest(bytes_or_empty(data), data.size(), reinterpret_cast<unsigned char*>(out.data()), &length, md,
                  nullptr) != 1)
@@ -33,22 +50,49 @@ Bytes digest(const EVP_MD* md, ByteView data) {
   return out;
 }
 
-Bytes hmac(const EVP_MD* md, ByteView key, ByteView data) {
+struct MacContextFree {
+  void operator()(EVP_MAC_CTX* context) const { EVP_MAC_CTX_free(context); }
+};
+using MacContext = std::unique_ptr<EVP_MAC_CTX, MacContextFree>;
+
+// An HMAC context with its digest set, kept per thread and given a new key per
+// call (EVP_MAC_init with a key re-keys it; the digest stays).
+MacContext new_hmac_context(const char* digest_name) {
+  static EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (mac == nullptr) fail("EVP_MAC_fetch HMAC");
+  MacContext context(EVP_MAC_CTX_new(mac));
+  if (!context) fail("EVP_MAC_CTX_new");
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest_name), 0),
+      OSSL_PARAM_construct_end()};
+  if (EVP_MAC_CTX_set_params(context.get(), params) != 1) fail("HMAC digest");
+  return context;
+}
+
+Bytes hmac(EVP_MAC_CTX* context, ByteView key, ByteView data) {
   if (key.size() > INT_MAX) fail("HMAC (key too large)");
-  Bytes mac(EVP_MAX_MD_SIZE);
-  unsigned int length = 0;
-  if (HMAC(md, bytes_or_empty(key), static_cast<int>(key.size()), bytes_or_empty(data), data.size(),
-           reinterpret_cast<unsigned char*>(mac.data()), &length) == nullptr)
+  // The key pointer is never null: a null key would mean "keep the last key".
+  if (EVP_MAC_init(context, bytes_or_empty(key), key.size(), nullptr) != 1 ||
+      EVP_MAC_update(context, bytes_or_empty(data), data.size()) != 1)
     fail("HMAC");
+  Bytes mac(EVP_MAC_CTX_get_mac_size(context));
+  size_t length = 0;
+  if (EVP_MAC_final(context, reinterpret_cast<unsigned char*>(mac.data()), &length, mac.size()) != 1) fail("HMAC");
   mac.resize(length);
   return mac;
 }
 
 }  // namespace
 
-Bytes sha256(ByteView data) { return digest(EVP_sha256(), data); }
-Bytes sha1(ByteView data) { return digest(EVP_sha1(), data); }
-Bytes hmac_sha1(ByteView key, ByteView data) { return hmac(EVP_sha1(), key, data); }
-Bytes hmac_sha256(ByteView key, ByteView data) { return hmac(EVP_sha256(), key, data); }
+Bytes sha256(ByteView data) { return digest(fetched_sha256(), data); }
+Bytes sha1(ByteView data) { return digest(fetched_sha1(), data); }
+Bytes hmac_sha1(ByteView key, ByteView data) {
+  thread_local MacContext context = new_hmac_context("SHA1");
+  return hmac(context.get(), key, data);
+}
+Bytes hmac_sha256(ByteView key, ByteView data) {
+  thread_local MacContext context = new_hmac_context("SHA256");
+  return hmac(context.get(), key, data);
+}
 
 }  // namespace tsunagu::security
