@@ -248,11 +248,18 @@ Unexpected<TlsError> session_error(SSL* ssl, std::string_view what, int ssl_erro
   return tls_error(std::move(detail), code);
 }
 
+// SSL_get_error reads the thread's error queue, so it must be empty before each
+// SSL_read/SSL_write; it nearly always is, and ERR_clear_error wipes all of its
+// sixteen slots every time (about 1% of a lookup's CPU, twice per message).
+void clear_stale_openssl_errors() {
+  if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 Expected<void, TlsError> write_all(SSL* ssl, ByteView plaintext) {
   size_t offset = 0;
   while (offset < plaintext.size()) {
     int chunk = static_cast<int>(std::min<size_t>(plaintext.size() - offset, INT_MAX));
-    ERR_clear_error();
+    clear_stale_openssl_errors();
     int written = SSL_write(ssl, plaintext.data() + offset, chunk);
     if (written <= 0) return session_error(ssl, "TLS write failed", SSL_get_error(ssl, written));
     offset += static_cast<size_t>(written);
@@ -340,7 +347,7 @@ Expected<void, TlsError> TlsSession::receive(ByteView ciphertext, Bytes& plainte
   thread_local std::array<std::byte, read_size> scratch;
   BIO* in_bio = SSL_get_rbio(ssl_);
   for (;;) {
-    ERR_clear_error();
+    clear_stale_openssl_errors();
     int got = SSL_read(ssl_, scratch.data(), static_cast<int>(read_size));
     if (got > 0) {
       plaintext.insert(plaintext.end(), scratch.begin(), scratch.begin() + got);

@@ -128,6 +128,22 @@ TEST_CASE("tls: handshake completes and application bytes flow both ways") {
   CHECK(link.client.session->take_output().empty());
 }
 
+TEST_CASE("tls: an error left on the thread's OpenSSL queue by other code does not fail a read or a write") {
+  Pki pki;
+  Link link(client_context(pki.ca_file), server_context(pki));
+  link.start();
+  link.pump();
+  REQUIRE(link.both_complete());
+  // SSL_get_error would report a stale entry as this link's SSL_ERROR_SSL.
+  ERR_raise(ERR_LIB_USER, 1);
+  send(*link.client.session, "after a stale error");
+  ERR_raise(ERR_LIB_USER, 2);
+  link.pump();
+  CHECK_FALSE(link.server.error);
+  CHECK(link.server.text() == "after a stale error");
+  CHECK(ERR_peek_error() == 0);
+}
+
 TEST_CASE("tls: the server sends no session ticket after the handshake") {
   Pki pki;
   Link link(client_context(pki.ca_file), server_context(pki));
