@@ -17,6 +17,7 @@ void AuditLog::record(const AuditEvent& event) {
   if (it == per_event_.end()) it = per_event_.emplace(key, PerEvent{log::RateLimit(burst_, period_), 0}).first;
   PerEvent& per = it->second;
   if (!per.limit.allow()) return;
+  if (hold_lines_) hold_lines_();
   if (uint64_t missed = per.limit.suppressed() - per.reported_suppressed; missed > 0) {
     per.reported_suppressed = per.limit.suppressed();
     write_audit_line(AuditEvent{"audit_suppressed", {{"of", key}, {"count", std::to_string(missed)}}});

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -28,6 +29,9 @@ class AuditLog final : public AuditSink {
   explicit AuditLog(unsigned burst = 200, std::chrono::seconds period = std::chrono::seconds(10))
       : burst_(burst), period_(period) {}
   void record(const AuditEvent& event) override;
+  // Called before each line is written: a daemon holds its log for the loop
+  // turn there (transport::TurnLogHold), so a turn's lines share one write(2).
+  void hold_lines_with(std::function<void()> hold) { hold_lines_ = std::move(hold); }
 
  private:
   struct PerEvent {
@@ -37,6 +41,7 @@ class AuditLog final : public AuditSink {
   unsigned burst_;
   std::chrono::seconds period_;
   std::map<std::string, PerEvent, std::less<>> per_event_;
+  std::function<void()> hold_lines_;
 };
 
 // The login name of the process's real user (or "uid:N"), for the admin

@@ -64,6 +64,12 @@ void write_out(std::string_view bytes) {
 
 void hold() { holding = true; }
 
+void write_held() {
+  if (held.empty()) return;
+  write_out(held);
+  held.clear();
+}
+
 void release() {
   holding = false;
   if (held.empty()) return;

@@ -10,5 +10,8 @@ namespace tsunagu::log {
 // time stamp; a warning or error is written at once, with the lines before it.
 void hold();
 void release();
+// Writes the lines held so far (one write(2)) and goes on holding: before a
+// turn's answers leave, so no line comes after the answer it describes.
+void write_held();
 
 }  // namespace tsunagu::log

@@ -176,6 +176,10 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   uv_check_init(loop, daemon->check_);
   daemon->check_->data = self;
   uv_check_start(daemon->check_, on_check);
+  daemon->turn_log_ = std::make_unique<transport::TurnLogHold>(loop);
+  daemon->audit_log_.hold_lines_with([self] {
+    if (self->turn_log_) self->turn_log_->hold();
+  });
   daemon->rearm_timer();
   return daemon;
 }
@@ -234,6 +238,7 @@ void NodeDaemon::shutdown() {
   timer_ = nullptr;
   close_and_delete(check_);
   check_ = nullptr;
+  turn_log_.reset();
   stun_.reset();
 }
 

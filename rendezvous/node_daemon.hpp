@@ -18,6 +18,7 @@
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/stun_binding_responder.hpp"
 #include "transport/tls_link.hpp"
+#include "transport/turn_log_hold.hpp"
 #include "transport/udp_socket.hpp"
 #include "rendezvous/web_api.hpp"
 #include "web/http_server.hpp"
@@ -82,6 +83,7 @@ class NodeDaemon {
   uv_tcp_t* agent_listener_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   uv_check_t* check_ = nullptr;
+  std::unique_ptr<transport::TurnLogHold> turn_log_;  // the audit lines of a turn: one write
   std::unordered_map<LinkId, transport::TlsLink*> links_;
   std::unordered_set<LinkId> close_when_ready_;  // closes asked for before TLS was up
   size_t max_links_ = 0;                          // NodeSettings::max_links as started

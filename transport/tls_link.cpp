@@ -1,5 +1,7 @@
 #include "transport/tls_link.hpp"
 
+#include "base/log_hold.hpp"
+
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -133,6 +135,7 @@ class OutputBatcher {
   }
 
   void write_all() {
+    log::write_held();  // a turn's log lines go before its answers
     for (size_t i = 0; i < used_; ++i) write_entry(i);
     used_ = 0;
     uv_prepare_stop(&prepare_);
