@@ -161,20 +161,29 @@ void NodeLink::on_message(const proto::Message& message, ByteView raw) {
     Bytes response = core_.respond(message, now_(), &answer);
     if (message.method == proto::method::forwarded_lookup) {
       ++lookups_;
-      std::string user;
-      std::string caller;
-      if (const auto* u = message.find(proto::attr::user_id)) user = proto::read_string(*u);
-      if (const auto* c = message.find(proto::attr::caller_id)) caller = proto::read_string(*c);
-      if (answer.error == 0)
-        log::info() << "lookup " << user << " by " << caller << ": " << answer.addresses.size() << " address(es)";
-      else
-        log::info() << "lookup " << user << " by " << caller << ": " << answer.error << " (" << answer.log_detail
-                    << ")";
+      if (log::level() <= log::Level::info) log_lookup(message, answer);
     }
     (void)link_->send(response);
     return;
   }
   if (message.message_class == proto::MessageClass::indication && on_call_message) on_call_message(message, raw);
+}
+
+void NodeLink::log_lookup(const proto::Message& message, const LookupAnswer& answer) {
+  // Built in one reused string: a log::Line per lookup (its std::ostringstream
+  // and locale) was about a tenth of the agent's CPU at saturation.
+  thread_local std::string line;
+  line.assign("lookup ");
+  if (const auto* user = message.find(proto::attr::user_id)) line.append(proto::read_string(*user));
+  line.append(" by ");
+  if (const auto* caller = message.find(proto::attr::caller_id)) line.append(proto::read_string(*caller));
+  line.append(": ");
+  if (answer.error == 0) {
+    line.append(std::to_string(answer.addresses.size())).append(" address(es)");
+  } else {
+    line.append(std::to_string(answer.error)).append(" (").append(answer.log_detail).append(")");
+  }
+  log::write(log::Level::info, line);
 }
 
 bool NodeLink::send(ByteView message) { return linked() && link_->send(message).has_value(); }

@@ -81,6 +81,7 @@ class NodeLink {
   // both released when the turn ends.
   void hold_for_turn();
   void end_of_turn();
+  void log_lookup(const proto::Message& message, const LookupAnswer& answer);
 
   uv_loop_t* loop_;
   NodeSettings settings_;
