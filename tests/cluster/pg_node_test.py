@@ -9,6 +9,11 @@ pg_two_nodes: one PostgreSQL (initdb into a temporary directory, a postmaster
     on both nodes, and is found by a lookup on the other node;
   - `user list --pg` lists it; the last login is in PostgreSQL's logins table;
   - a feature not in cluster mode yet (voicemail) is refused, naming it;
+  - `user remove --pg` ends the user's link on the other node (the shared
+    account epoch) and later logins fail;
+  - a login whose last-login write does not commit (a trigger terminates the
+    committing backend: the server's own fault, no fake) is answered 503 and
+    not recorded; the node reconnects and the next logins commit;
   - PostgreSQL stopped: a login gets 503 ("Unavailable: storage error"), the
     node stays up; started again: logins work on both nodes;
   - a login acknowledged right before kill -9 of the postmaster is in the
@@ -188,6 +193,39 @@ def scenario_pg_two_nodes():
     code, reason = refused.error() or (None, "")
     checks.check(code == ERROR_NOT_IMPLEMENTED and "voicemail" in reason and "cluster mode" in reason,
                  "voicemail refused in cluster mode, named: %r" % ((code, reason),))
+    link.close()
+
+    # The group commit's transaction dies (its backend is terminated inside
+    # it): the login's reply, held for that commit, becomes a 503.
+    added = admin.admin(["user", "-d", admin.dir, "--pg", pg.conninfo, "add", "carol"], password=PASSWORD)
+    checks.check(added.code == 0, "user add --pg carol: %r" % added)
+    pg.sql("CREATE FUNCTION end_own_backend() RETURNS trigger LANGUAGE plpgsql AS "
+           "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$")
+    pg.sql("CREATE TRIGGER carol_dies BEFORE INSERT OR UPDATE ON logins FOR EACH ROW "
+           "WHEN (NEW.user_id = 'carol') EXECUTE FUNCTION end_own_backend()")
+    link, reply = raw_login(a_dep, a, "carol")
+    code, reason = reply.error() or (None, "")
+    checks.check(code == ERROR_UNAVAILABLE and "storage" in reason,
+                 "a login whose commit failed is answered 503: %r" % ((code, reason),))
+    link.close()
+    checks.check(pg.sql("SELECT count(*) FROM logins WHERE user_id = 'carol'") == "0",
+                 "the failed login is not recorded")
+    checks.check(a.alive(), "node A stays up after a failed commit")
+    pg.sql("DROP TRIGGER carol_dies ON logins")
+    link, reply = raw_login(a_dep, a, "carol")
+    checks.check(reply.error() is None, "the next login commits (the committer reconnected): %r" % (reply.error(),))
+    link.close()
+    checks.check(pg.sql("SELECT count(*) FROM logins WHERE user_id = 'carol'") == "1", "and is recorded")
+    log("a failed group commit answered 503; the next one committed")
+
+    # `user remove --pg` moves the shared epoch on: carol's link on B ends.
+    on_b_link, reply = raw_login(b_dep, b, "carol")
+    checks.check(reply.error() is None, "carol logs in on B: %r" % (reply.error(),))
+    removed = admin.admin(["user", "-d", admin.dir, "--pg", pg.conninfo, "remove", "carol"])
+    checks.check(removed.code == 0, "user remove --pg carol: %r" % removed)
+    checks.check(on_b_link.wait_closed(10), "carol's link on B ends after the removal (account epoch in PostgreSQL)")
+    link, reply = raw_login(a_dep, a, "carol")
+    checks.check((reply.error() or (None,))[0] == 401, "carol can no longer log in on A: %r" % (reply.error(),))
     link.close()
 
     # PostgreSQL stopped: logins get 503, the nodes stay up.
