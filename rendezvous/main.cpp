@@ -265,6 +265,13 @@ std::optional<std::string> new_password(const std::optional<std::string>& file, 
 
 std::string describe(const Account& a);
 
+// `user add`'s account, its password made into SCRAM credentials.
+NewAccount new_account_of(const std::string& user_id, const std::string& display_name, const std::string& phone,
+                          bool admin, bool reuse_removed, const std::string& password, uint32_t scram_iterations) {
+  return NewAccount{user_id, security::scram::stored_credentials(password, scram_iterations), display_name, phone,
+                    admin, reuse_removed};
+}
+
 // `user add|remove|list --pg`: the same commands on a cluster's PostgreSQL
 // (cluster/pg/pg_account_admin.hpp). Hashing and checks as on LMDB; the
 // deployment's node.toml, when there is one, gives the SCRAM iterations and
@@ -294,13 +301,8 @@ int pg_user_command(const std::string& conninfo, const std::string& directory, b
   if (!connection) return fail("PostgreSQL: " + connection.error().detail);
   auto now = static_cast<uint64_t>(std::time(nullptr));
   if (add) {
-    NewAccount account;
-    account.user_id = user_id;
-    account.display_name = display_name;
-    account.phone = phone;
-    account.admin = admin_role;
-    account.reuse_removed_id = reuse_removed;
-    account.password_hash = security::scram::stored_credentials(*password, settings.scram_iterations);
+    auto account = new_account_of(user_id, display_name, phone, admin_role, reuse_removed, *password,
+                                  settings.scram_iterations);
     auto added = cluster::pg_add_account(**connection, account, settings.removed_id_quarantine_days, now);
     if (!added) return fail_admin(added.error());
     std::cout << "added " << user_id << (admin_role ? " (admin)" : "") << " to PostgreSQL\n";
@@ -739,13 +741,8 @@ int main(int argc, char** argv) {
     std::string error;
     auto password = new_password(password_file, error);
     if (!password) return fail(error, exit_usage);
-    NewAccount account;
-    account.user_id = user_id;
-    account.display_name = display_name;
-    account.phone = phone;
-    account.admin = admin_role;
-    account.reuse_removed_id = reuse_removed;
-    account.password_hash = security::scram::stored_credentials(*password, admin->config.settings.scram_iterations);
+    auto account = new_account_of(user_id, display_name, phone, admin_role, reuse_removed, *password,
+                                  admin->config.settings.scram_iterations);
     auto added = add_account(store, account, admin->config.settings.removed_id_quarantine_days,
                              static_cast<uint64_t>(std::time(nullptr)));
     if (!added) return fail_admin(added.error());
