@@ -2,6 +2,7 @@
 // node can group-commit: many requests' writes in one transaction per loop turn.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -66,6 +67,37 @@ class AccountStore {
   storage::DatabaseHandle logins_ = 0;
   storage::DatabaseHandle meta_ = 0;  // "epoch" -> u64; "removed:<ID>" -> u64 Unix seconds; "scram_dummy_salt_key"
   Bytes dummy_salt_key_;
+};
+
+// What the node (NodeCore) asks of the account directory, wherever it lives:
+// the node's own LMDB (the embedded default; NodeCore's loop-turn transaction)
+// or PostgreSQL shared by a cluster of nodes (cluster/pg/pg_account_directory).
+// Reads answer at once. Writes join the current loop turn and are durable
+// only once the turn is: NodeCore releases the turn's replies after its LMDB
+// commit and, when writes_pending(), only after commit_turn()'s `done` says
+// this directory committed them too (or answers each 503 when it did not).
+class AccountDirectory {
+ public:
+  using StoreError = storage::StoreError;
+  virtual ~AccountDirectory() = default;
+
+  virtual Expected<std::optional<Account>, StoreError> find(std::string_view user_id) = 0;
+  virtual Expected<std::optional<uint64_t>, StoreError> removed_at(std::string_view user_id) = 0;
+  virtual Expected<uint64_t, StoreError> epoch() = 0;
+  virtual Expected<std::optional<LoginRecord>, StoreError> last_login(std::string_view user_id) = 0;
+  // false when the user ID is taken.
+  virtual Expected<bool, StoreError> create(const Account& account) = 0;
+  virtual Expected<void, StoreError> update(const Account& account) = 0;
+  virtual Expected<void, StoreError> record_login(std::string_view user_id, const LoginRecord& record) = 0;
+  // The secret behind SCRAM's dummy salts; nodes sharing accounts share it,
+  // or comparing two nodes' salts would tell unknown IDs from accounts.
+  virtual const Bytes& dummy_salt_key() const = 0;
+
+  // Writes of this turn that are not in NodeCore's own LMDB transaction.
+  virtual bool writes_pending() const { return false; }
+  // Seals this turn's writes; `done` runs (on the loop) once they committed
+  // (nullopt) or did not (the error to answer with).
+  virtual void commit_turn(std::function<void(std::optional<StoreError>)> done) { done(std::nullopt); }
 };
 
 }  // namespace tsunagu::rendezvous

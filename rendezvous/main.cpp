@@ -23,6 +23,7 @@
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/card_commands.hpp"
+#include "cluster/pg/pg_account_admin.hpp"
 #include "cluster/pg/pg_commands.hpp"
 #include "rendezvous/deployment.hpp"
 #include "ops/metrics_status.hpp"
@@ -53,7 +54,7 @@ std::string default_directory() {
 }
 
 struct RunOptions {
-  std::string listen, stun_listen, agent_listen, web_listen, log_level, ready_file;
+  std::string listen, stun_listen, agent_listen, web_listen, log_level, ready_file, postgres;
 };
 
 // SIGHUP: `systemctl reload` (ExecReload=kill -HUP $MAINPID). The handle is
@@ -116,6 +117,7 @@ int run_node(const std::string& directory, const RunOptions& options) {
     if (!a) return std::cerr << "tsunagu-rendezvous: --web-listen: not an address:port (or off)\n", exit_usage;
     config.web_listen = *a;
   }
+  if (!options.postgres.empty()) config.postgres = options.postgres;
   std::string level = options.log_level.empty() ? config.log_level : options.log_level;
   log::set_level(*log::parse_level(level));
   signal(SIGPIPE, SIG_IGN);
@@ -259,6 +261,64 @@ std::optional<std::string> new_password(const std::optional<std::string>& file, 
     return std::nullopt;
   }
   return password;
+}
+
+std::string describe(const Account& a);
+
+// `user add`'s account, its password made into SCRAM credentials.
+NewAccount new_account_of(const std::string& user_id, const std::string& display_name, const std::string& phone,
+                          bool admin, bool reuse_removed, const std::string& password, uint32_t scram_iterations) {
+  return NewAccount{user_id, security::scram::stored_credentials(password, scram_iterations), display_name, phone,
+                    admin, reuse_removed};
+}
+
+// `user add|remove|list --pg`: the same commands on a cluster's PostgreSQL
+// (cluster/pg/pg_account_admin.hpp). Hashing and checks as on LMDB; the
+// deployment's node.toml, when there is one, gives the SCRAM iterations and
+// the quarantine.
+int pg_user_command(const std::string& conninfo, const std::string& directory, bool add, bool remove, bool list,
+                    const std::string& user_id, const std::string& display_name, const std::string& phone,
+                    const std::optional<std::string>& password_file, bool admin_role, bool reuse_removed) {
+  if (!add && !remove && !list)
+    return fail("--pg: only user add, remove and list work on PostgreSQL yet (docs/cluster.md)", exit_usage);
+  if ((add || remove) && !proto::valid_user_id(user_id))
+    return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);
+  NodeSettings settings;
+  if (std::filesystem::exists(std::filesystem::path(directory) / "node.toml")) {
+    try {
+      settings = load_node_config(directory).settings;
+    } catch (const std::exception& error) {
+      return fail(error.what(), exit_usage);
+    }
+  }
+  std::optional<std::string> password;
+  if (add) {
+    std::string error;
+    password = new_password(password_file, error);
+    if (!password) return fail(error, exit_usage);
+  }
+  auto connection = cluster::PgConnection::connect(conninfo);
+  if (!connection) return fail("PostgreSQL: " + connection.error().detail);
+  auto now = static_cast<uint64_t>(std::time(nullptr));
+  if (add) {
+    auto account = new_account_of(user_id, display_name, phone, admin_role, reuse_removed, *password,
+                                  settings.scram_iterations);
+    auto added = cluster::pg_add_account(**connection, account, settings.removed_id_quarantine_days, now);
+    if (!added) return fail_admin(added.error());
+    std::cout << "added " << user_id << (admin_role ? " (admin)" : "") << " to PostgreSQL\n";
+    return 0;
+  }
+  if (remove) {
+    auto removed = cluster::pg_remove_account(**connection, user_id, now);
+    if (!removed) return fail_admin(removed.error());
+    std::cout << "removed " << user_id << " from PostgreSQL; its links end within "
+              << settings.account_check_interval_ms << " ms; the ID is held for "
+              << settings.removed_id_quarantine_days << " days\n";
+    return 0;
+  }
+  auto listed = cluster::pg_list_accounts(**connection, [](const Account& account) { std::cout << describe(account) << "\n"; });
+  if (!listed) return fail_admin(listed.error());
+  return 0;
 }
 
 std::string describe(const Account& a) {
@@ -425,6 +485,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   run->add_option("--ready-file", run_options.ready_file,
                   "Write the bound addresses and PID as JSON to this file once serving");
+  run->add_option("--pg", run_options.postgres,
+                  "Cluster mode: accounts and logins in this PostgreSQL (libpq conninfo), overrides cluster.postgres");
 
   auto* doctor = app.add_subcommand(
       "doctor", "Check a deployment (configuration, certificates, key and directory permissions, ports, LMDB map, "
@@ -456,6 +518,9 @@ int main(int argc, char** argv) {
   auto* user = app.add_subcommand("user", "Manage accounts");
   user->require_subcommand(1);
   user->add_option("-d,--dir", directory, "Deployment directory");
+  std::string user_pg;
+  user->add_option("--pg", user_pg,
+                   "Cluster mode: the accounts in this PostgreSQL (libpq conninfo; add, remove and list only)");
   std::string user_id, display_name, phone, address_text;
   std::optional<std::string> password_file;
   auto* add = user->add_subcommand("add", "Create an account (password from --password-file, $TSUNAGU_PASSWORD or a prompt)");
@@ -573,6 +638,10 @@ int main(int argc, char** argv) {
     return report.failed() ? exit_failure : 0;
   }
 
+  if (user->parsed() && !user_pg.empty()) return pg_user_command(user_pg, directory, add->parsed(), remove->parsed(),
+                                                                 list->parsed(), user_id, display_name, phone,
+                                                                 password_file, admin_role, reuse_removed);
+
   // The admin commands, in a lambda so that every exit path of a change is
   // audited below with its exit status (not re-indented, to keep the diff small).
   auto admin_command = [&]() -> int {
@@ -672,13 +741,8 @@ int main(int argc, char** argv) {
     std::string error;
     auto password = new_password(password_file, error);
     if (!password) return fail(error, exit_usage);
-    NewAccount account;
-    account.user_id = user_id;
-    account.display_name = display_name;
-    account.phone = phone;
-    account.admin = admin_role;
-    account.reuse_removed_id = reuse_removed;
-    account.password_hash = security::scram::stored_credentials(*password, admin->config.settings.scram_iterations);
+    auto account = new_account_of(user_id, display_name, phone, admin_role, reuse_removed, *password,
+                                  admin->config.settings.scram_iterations);
     auto added = add_account(store, account, admin->config.settings.removed_id_quarantine_days,
                              static_cast<uint64_t>(std::time(nullptr)));
     if (!added) return fail_admin(added.error());

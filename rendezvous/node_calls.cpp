@@ -118,12 +118,7 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
     // take a second call ([calls] call_waiting) and answers busy for the rest.
     call_waiting = true;
   } else {
-    auto* txn = read_txn();
-    if (txn == nullptr) {
-      reply_storage_error(link, request, txn_error_);
-      return std::nullopt;
-    }
-    auto account = store_.find(*txn, callee);
+    auto account = accounts_.find(callee);
     if (!account) {
       reply_storage_error(link, request, account.error());
       return std::nullopt;

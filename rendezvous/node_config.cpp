@@ -44,6 +44,7 @@ const KnownSettings kNodeSettings = {
     {"directory", {"scan_burst", "scan_interval_ms"}},
     {"cards", {"debit_interval_s", "max_calls_per_card", "areas"}},
     {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb", "metrics_token_file"}},
+    {"cluster", {"postgres"}},
 };
 
 // [cards.areas]: "PREFIX" = "AREA" lines (rendezvous/area_prefixes.hpp).
@@ -110,6 +111,8 @@ NodeConfig load_node_config(const std::string& directory) {
   config.web_max_body_kb = static_cast<size_t>(reader.integer("web.max_body_kb", 1024, 1, 65536));
   if (std::string token_file = reader.text("web.metrics_token_file", ""); !token_file.empty())
     config.web_metrics_token_file = resolve_config_path(directory, token_file);
+  // Cluster mode's accounts (docs/cluster.md): a libpq conninfo; empty: LMDB.
+  config.postgres = reader.text("cluster.postgres", "", 4096);
   config.log_level = reader.text("node.log_level", "info");
   if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
       config.log_level != "error")

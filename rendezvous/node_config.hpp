@@ -35,6 +35,9 @@ struct NodeConfig {
   size_t web_max_connections = 1000;
   size_t web_max_body_kb = 1024;        // request bodies (a voicemail upload is the largest)
   std::string web_metrics_token_file;   // empty: /metrics answers loopback clients only
+  // Cluster mode: accounts and logins in this PostgreSQL (a libpq conninfo,
+  // [cluster] postgres or `run --pg`); empty: the node's own LMDB.
+  std::string postgres;
   NodeSettings settings;
 };
 

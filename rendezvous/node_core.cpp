@@ -42,8 +42,10 @@ bool valid_text(std::string_view text, size_t max) {
 
 }  // namespace
 
-NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
+NodeCore::NodeCore(AccountStore& store, NodeSettings settings, AccountDirectory* shared_accounts)
     : store_(store),
+      accounts_(shared_accounts != nullptr ? *shared_accounts : turn_accounts_),
+      cluster_mode_(shared_accounts != nullptr),
       settings_(std::move(settings)),
       presence_(uint64_t{settings_.keepalive_interval_s} * settings_.keepalive_misses * 1000),
       limiter_(settings_.login_limits),
@@ -62,15 +64,15 @@ NodeCore::NodeCore(AccountStore& store, NodeSettings settings)
   // Both at the first tick, as before this queue: their times start at 0.
   if (voicemail_) deadlines_.schedule(0, DeadlineKind::retention_sweep);
   if (settings_.account_check_interval_ms != 0) deadlines_.schedule(0, DeadlineKind::account_check);
-  auto txn = store_.begin_read();
-  Expected<uint64_t, storage::StoreError> epoch = Unexpected(storage::StoreError{});
-  if (txn) epoch = store_.epoch(*txn);
+  auto epoch = accounts_.epoch();
+  read_txn_.reset();
   if (epoch) known_account_epoch_ = *epoch;
-  else if (!open_error_) open_error_ = txn ? epoch.error() : txn.error();
+  else if (!open_error_) open_error_ = epoch.error();
 }
 
-Expected<std::unique_ptr<NodeCore>, storage::StoreError> NodeCore::open(AccountStore& store, NodeSettings settings) {
-  auto core = std::make_unique<NodeCore>(store, std::move(settings));
+Expected<std::unique_ptr<NodeCore>, storage::StoreError> NodeCore::open(AccountStore& store, NodeSettings settings,
+                                                                        AccountDirectory* shared_accounts) {
+  auto core = std::make_unique<NodeCore>(store, std::move(settings), shared_accounts);
   if (core->open_error_) return Unexpected(*core->open_error_);
   return core;
 }
@@ -276,6 +278,7 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
                 "Unsupported Version: this node speaks protocol version 1");
     return;
   }
+  if (cluster_mode_ && refuse_unshared_feature(link, request)) return;
   if (state.agent_name) {  // agent links speak only the agent methods
     switch (request.method) {
       case sig::method::agent_hello: return handle_agent_hello(link, state, request);
@@ -323,6 +326,36 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
       ++counters_.bad_messages;
       reply_error(link, request, sig::error::bad_request, "Bad Request: unknown method");
   }
+}
+
+bool NodeCore::refuse_unshared_feature(LinkId link, const proto::Message& request) {
+  // Each names its feature: what the operator reads in the client's error.
+  std::string_view feature;
+  switch (request.method) {
+    case sig::method::agent_hello: feature = "LAN agents"; break;
+    case sig::method::register_user: feature = "registration"; break;
+    case sig::method::card_status:
+    case sig::method::card_area: feature = "access cards"; break;
+    case sig::method::call:
+      if (request.find(sig::attr::card) == nullptr) return false;
+      feature = "calls on access cards";
+      break;
+    case sig::method::voicemail_begin:
+    case sig::method::voicemail_chunk:
+    case sig::method::voicemail_finish:
+    case sig::method::voicemail_list:
+    case sig::method::voicemail_fetch:
+    case sig::method::voicemail_delete: feature = "voicemail"; break;
+    case sig::method::directory_search:
+    case sig::method::directory_categories:
+    case sig::method::profile_get:
+    case sig::method::profile_set: feature = "the directory and profiles"; break;
+    default: return false;
+  }
+  reply_error(link, request, sig::error::not_implemented,
+              "Not Implemented: " + std::string(feature) +
+                  " not yet in cluster mode (this node keeps its accounts in PostgreSQL; docs/cluster.md)");
+  return true;
 }
 
 std::optional<NodeCore::Credentials> NodeCore::read_credentials(LinkId link, const proto::Message& request,
@@ -376,12 +409,7 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
     reply_error(link, request, sig::error::bad_request, "Bad Request: display name too long or not text");
     return;
   }
-  auto* txn = read_txn();
-  if (txn == nullptr) {
-    reply_storage_error(link, request, txn_error_);
-    return;
-  }
-  auto existing = store_.find(*txn, user_id);
+  auto existing = accounts_.find(user_id);
   if (!existing) {
     reply_storage_error(link, request, existing.error());
     return;
@@ -465,14 +493,12 @@ void NodeCore::password_job_done(const PasswordJobResult& result, Now now) {
 }
 
 void NodeCore::finish_register(const PendingAuth& pending, const std::string& hash, Now now) {
-  auto* txn = write_txn();
   Account account;
   account.user_id = pending.user_id;
   account.password_hash = hash;
   account.display_name = pending.display_name;
   account.created_at = now.unix_s;
-  Expected<bool, storage::StoreError> created = Unexpected(txn_error_);
-  if (txn != nullptr) created = store_.create(*txn, account);
+  auto created = accounts_.create(account);
   if (!created) {
     reply_storage_error(pending.link, sig::method::register_user, pending.transaction, created.error());
     return;
@@ -541,10 +567,8 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
     last_seen_unix_.erase(pending.user_id);
     presence_changed(pending.user_id);
     // The login is remembered durably (last seen, last addresses) before it is acknowledged.
-    auto* txn = write_txn();
     LoginRecord record{now.unix_s, pending.reported, state.observed};
-    Expected<void, storage::StoreError> recorded = Unexpected(txn_error_);
-    if (txn != nullptr) recorded = store_.record_login(*txn, pending.user_id, record);
+    auto recorded = accounts_.record_login(pending.user_id, record);
     if (!recorded) {
       reply_storage_error(pending.link, sig::method::login, pending.transaction, recorded.error());
       return;
@@ -609,13 +633,7 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   ++counters_.lookups;
   if (route_lookup(link, state, request, user_id, now)) return;
   auto count = [this](LookupResult result) { ++counters_.direct_lookups[static_cast<size_t>(result)]; };
-  auto* txn = read_txn();
-  if (txn == nullptr) {
-    count(LookupResult::error);
-    reply_storage_error(link, request, txn_error_);
-    return;
-  }
-  auto account = store_.find(*txn, user_id);
+  auto account = accounts_.find(user_id);
   if (!account) {
     count(LookupResult::error);
     reply_storage_error(link, request, account.error());
@@ -648,7 +666,7 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
   uint64_t last_seen = 0;
   if (auto seen = last_seen_unix_.find(user_id); seen != last_seen_unix_.end()) {
     last_seen = seen->second;
-  } else if (auto record = store_.last_login(*txn, user_id); record && record->has_value()) {
+  } else if (auto record = accounts_.last_login(user_id); record && record->has_value()) {
     last_seen = (*record)->time;
   }
   if (found.static_address) {
@@ -888,9 +906,7 @@ void NodeCore::commit_turn() {
   read_txn_.reset();
   if (!write_txn_) {
     turn_error_.reset();
-    for (auto& reply : after_commit_) send(reply.link, std::move(reply.on_commit));
-    after_commit_.clear();
-    release_audit(true);
+    release_after_commit();
     return;
   }
   auto committed = write_txn_->commit();
@@ -899,9 +915,7 @@ void NodeCore::commit_turn() {
   std::optional<storage::StoreError> cause = turn_error_;
   turn_error_.reset();
   if (committed) {
-    for (auto& reply : after_commit_) send(reply.link, std::move(reply.on_commit));
-    after_commit_.clear();
-    release_audit(true);
+    release_after_commit();
     return;
   }
   // A poisoned transaction fails its commit with `poisoned`: the failure
@@ -915,6 +929,81 @@ void NodeCore::commit_turn() {
     send(reply.link, storage_error_message(reply.method, reply.transaction, error, reply.not_done));
   after_commit_.clear();
   release_audit(false);
+  // Writes the shared directory already holds for this turn: their own
+  // commit decides nothing now (every reply is answered), but it must not
+  // carry them into the next turn's replies.
+  if (accounts_.writes_pending()) accounts_.commit_turn([](std::optional<storage::StoreError>) {});
+}
+
+void NodeCore::release_after_commit() {
+  if (!accounts_.writes_pending()) {
+    for (auto& reply : after_commit_) send(reply.link, std::move(reply.on_commit));
+    after_commit_.clear();
+    release_audit(true);
+    return;
+  }
+  // Cluster mode: the turn's account writes commit in PostgreSQL later (one
+  // transaction, cluster/pg/pg_turn.hpp); the replies wait for it.
+  auto replies = std::make_shared<std::vector<PendingReply>>(std::exchange(after_commit_, {}));
+  auto events = std::make_shared<std::vector<audit::AuditEvent>>(std::exchange(audit_after_commit_, {}));
+  accounts_.commit_turn([this, replies, events](std::optional<storage::StoreError> error) {
+    ++counters_.commits;
+    if (error) {
+      ++counters_.commit_failures;
+      ++counters_.commit_failures_by_kind[static_cast<size_t>(error->code)];
+      record_storage_fault(StorageFault{*error, 0, true, replies->size()});
+    }
+    for (auto& reply : *replies) {
+      if (!links_.contains(reply.link)) continue;  // closed meanwhile
+      if (error) send(reply.link, storage_error_message(reply.method, reply.transaction, *error, reply.not_done));
+      else send(reply.link, std::move(reply.on_commit));
+    }
+    audit_after_commit_ = std::move(*events);
+    release_audit(!error);
+  });
+}
+
+Expected<std::optional<Account>, storage::StoreError> NodeCore::TurnAccounts::find(std::string_view user_id) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.store_.find(*txn, user_id);
+}
+
+Expected<std::optional<uint64_t>, storage::StoreError> NodeCore::TurnAccounts::removed_at(std::string_view user_id) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.store_.removed_at(*txn, user_id);
+}
+
+Expected<uint64_t, storage::StoreError> NodeCore::TurnAccounts::epoch() {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.store_.epoch(*txn);
+}
+
+Expected<std::optional<LoginRecord>, storage::StoreError> NodeCore::TurnAccounts::last_login(std::string_view user_id) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.store_.last_login(*txn, user_id);
+}
+
+Expected<bool, storage::StoreError> NodeCore::TurnAccounts::create(const Account& account) {
+  auto* txn = core_.write_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.store_.create(*txn, account);
+}
+
+Expected<void, storage::StoreError> NodeCore::TurnAccounts::update(const Account& account) {
+  auto* txn = core_.write_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.store_.update(*txn, account);
+}
+
+Expected<void, storage::StoreError> NodeCore::TurnAccounts::record_login(std::string_view user_id,
+                                                                        const LoginRecord& record) {
+  auto* txn = core_.write_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.store_.record_login(*txn, user_id, record);
 }
 
 std::string_view to_string(LookupResult result) {

@@ -251,10 +251,14 @@ class NodeCore {
  public:
   // Opens the node's other databases in the store's environment; a failure
   // (map full, unreadable environment) is the daemon's reason not to start.
-  static Expected<std::unique_ptr<NodeCore>, storage::StoreError> open(AccountStore& store, NodeSettings settings);
+  // `shared_accounts`: accounts and logins live there (cluster mode,
+  // docs/cluster.md) instead of in the store; it must outlive the core. The
+  // features not on it yet are then refused per request, saying so.
+  static Expected<std::unique_ptr<NodeCore>, storage::StoreError> open(AccountStore& store, NodeSettings settings,
+                                                                       AccountDirectory* shared_accounts = nullptr);
   // As open(), for tests: a failure to open is kept (open_error()) and the
   // requests that need the missing database are answered 503.
-  NodeCore(AccountStore& store, NodeSettings settings);
+  NodeCore(AccountStore& store, NodeSettings settings, AccountDirectory* shared_accounts = nullptr);
   const std::optional<storage::StoreError>& open_error() const { return open_error_; }
 
   void link_opened(LinkId link, const proto::SocketAddress& observed, Now now);
@@ -667,8 +671,34 @@ class NodeCore {
   }
   storage::Transaction* read_txn();
   storage::Transaction* write_txn();
+  // The turn's replies and audit events, released once every store holding
+  // the turn's writes committed (commit_turn).
+  void release_after_commit();
+  // Cluster mode: a request for a feature whose state is not shared yet is
+  // answered 501 naming it (docs/cluster.md); true when refused.
+  bool refuse_unshared_feature(LinkId link, const proto::Message& request);
+
+  // The embedded default's account directory: AccountStore in this turn's LMDB transaction.
+  class TurnAccounts final : public AccountDirectory {
+   public:
+    explicit TurnAccounts(NodeCore& core) : core_(core) {}
+    Expected<std::optional<Account>, StoreError> find(std::string_view user_id) override;
+    Expected<std::optional<uint64_t>, StoreError> removed_at(std::string_view user_id) override;
+    Expected<uint64_t, StoreError> epoch() override;
+    Expected<std::optional<LoginRecord>, StoreError> last_login(std::string_view user_id) override;
+    Expected<bool, StoreError> create(const Account& account) override;
+    Expected<void, StoreError> update(const Account& account) override;
+    Expected<void, StoreError> record_login(std::string_view user_id, const LoginRecord& record) override;
+    const Bytes& dummy_salt_key() const override { return core_.store_.dummy_salt_key(); }
+
+   private:
+    NodeCore& core_;
+  };
 
   AccountStore& store_;
+  TurnAccounts turn_accounts_{*this};
+  AccountDirectory& accounts_;
+  bool cluster_mode_ = false;
   NodeSettings settings_;
   PresenceTable presence_;
   bool watch_changes_ = false;

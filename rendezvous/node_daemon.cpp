@@ -117,7 +117,19 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
     }
   }
   daemon->max_links_ = settings.max_links;
-  auto core = NodeCore::open(*daemon->store_, settings);
+  if (!config.postgres.empty()) {
+    // Cluster mode shares accounts only (docs/cluster.md): what would keep
+    // shared state in this node's LMDB refuses to start rather than split it.
+    const char* how = " is not in cluster mode yet ([cluster] postgres / --pg; docs/cluster.md)";
+    if (config.web_listen) return Unexpected(std::string("the web listener ([web] listen, --web-listen)") + how + ": set it off");
+    if (settings.open_registration) return Unexpected(std::string("open registration (node.open_registration)") + how);
+    auto accounts = cluster::PgAccountDirectory::open(loop, config.postgres);
+    if (!accounts)
+      return Unexpected("cannot use PostgreSQL for accounts: " + std::string(cluster::to_string(accounts.error().code)) +
+                        ": " + accounts.error().detail);
+    daemon->shared_accounts_ = std::move(*accounts);
+  }
+  auto core = NodeCore::open(*daemon->store_, settings, daemon->shared_accounts_.get());
   if (!core) return storage_failure(core.error());
   daemon->core_ = std::move(*core);
   daemon->core_->set_audit_sink(daemon->audit_log_);
@@ -199,8 +211,10 @@ proto::SocketAddress NodeDaemon::agent_address() const { return bound_address(ag
 void NodeDaemon::shutdown() {
   if (stopping_) return;
   stopping_ = true;
+  if (core_) core_->commit_turn();  // acknowledged or not, nothing half-written stays open
+  // The turn in flight is answered (into core_'s actions) and the worker stops.
+  if (shared_accounts_) shared_accounts_->close();
   if (core_) {
-    core_->commit_turn();  // acknowledged or not, nothing half-written stays open
     log_storage_faults(core_->take_storage_faults());
     core_->announce_shutdown();
     for (auto& action : core_->take_actions()) {

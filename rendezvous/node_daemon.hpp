@@ -14,6 +14,7 @@
 
 #include "base/audit_log.hpp"
 #include "base/expected.hpp"
+#include "cluster/pg/pg_account_directory.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/stun_binding_responder.hpp"
@@ -73,6 +74,9 @@ class NodeDaemon {
   uv_loop_t* loop_ = nullptr;
   NodeConfig config_;
   std::unique_ptr<AccountStore> store_;
+  // Cluster mode (config_.postgres): the accounts NodeCore uses; closed by
+  // shutdown() while core_ still takes its answers.
+  std::unique_ptr<cluster::PgAccountDirectory> shared_accounts_;
   audit::AuditLog audit_log_;  // before core_, which records into it
   std::unique_ptr<NodeCore> core_;
   std::unique_ptr<StunBindingResponder> stun_responder_;

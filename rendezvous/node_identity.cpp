@@ -56,13 +56,8 @@ bool NodeCore::session_still_valid(LinkId link, LinkState& state, const proto::M
 }
 
 bool NodeCore::account_holds(const LinkState& state) {
-  auto* txn = read_txn();
+  auto account = accounts_.find(*state.user);
   // A storage failure ends no logins (noted; the next check will tell).
-  if (txn == nullptr) {
-    note_storage_error(txn_error_);
-    return true;
-  }
-  auto account = store_.find(*txn, *state.user);
   if (!account) {
     note_storage_error(account.error());
     return true;
@@ -73,9 +68,7 @@ bool NodeCore::account_holds(const LinkState& state) {
 void NodeCore::check_accounts(Now now) {
   if (settings_.account_check_interval_ms == 0) return;
   deadlines_.schedule(now.mono_ms + settings_.account_check_interval_ms, DeadlineKind::account_check);
-  auto* txn = read_txn();
-  if (txn == nullptr) return note_storage_error(txn_error_);
-  auto epoch = store_.epoch(*txn);
+  auto epoch = accounts_.epoch();
   if (!epoch) return note_storage_error(epoch.error());
   if (*epoch == known_account_epoch_) return;
   known_account_epoch_ = *epoch;
@@ -84,9 +77,7 @@ void NodeCore::check_accounts(Now now) {
 }
 
 bool NodeCore::refuse_removed_id(LinkId link, const proto::Message& request, const std::string& user_id, Now now) {
-  auto* txn = read_txn();
-  Expected<std::optional<uint64_t>, storage::StoreError> removed = Unexpected(txn_error_);
-  if (txn != nullptr) removed = store_.removed_at(*txn, user_id);
+  auto removed = accounts_.removed_at(user_id);
   if (!removed) {
     reply_storage_error(link, request, removed.error());
     return true;

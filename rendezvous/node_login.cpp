@@ -55,7 +55,7 @@ PasswordJobResult run_password_job(const PasswordJob& job) {
 scram::ServerCredentials NodeCore::dummy_credentials(const std::string& user_id) {
   std::string input(dummy_salt_label);
   input += user_id;
-  Bytes salt = security::hmac_sha256(store_.dummy_salt_key(), as_bytes(input));
+  Bytes salt = security::hmac_sha256(accounts_.dummy_salt_key(), as_bytes(input));
   salt.resize(scram::salt_size);
   scram::ServerCredentials credentials;
   credentials.salt = std::move(salt);
@@ -80,12 +80,7 @@ bool NodeCore::login_limited(LinkId link, const LinkState& state, const proto::M
 
 std::optional<std::optional<Account>> NodeCore::find_account(LinkId link, const proto::Message& request,
                                                              const std::string& user_id) {
-  auto* txn = read_txn();
-  if (txn == nullptr) {
-    reply_storage_error(link, request, txn_error_);
-    return std::nullopt;
-  }
-  auto account = store_.find(*txn, user_id);
+  auto account = accounts_.find(user_id);
   if (!account) {
     reply_storage_error(link, request, account.error());
     return std::nullopt;
@@ -221,9 +216,10 @@ void NodeCore::register_with_credentials(LinkId link, const proto::Message& requ
 }
 
 void NodeCore::migrate_password(const PendingAuth& pending, const std::string& credentials) {
-  auto* txn = write_txn();
-  if (txn == nullptr) return note_storage_error(txn_error_);
-  auto account = store_.find(*txn, pending.user_id);
+  // On LMDB the read and the write share one write transaction, so no
+  // admin command's change slips between them.
+  if (!cluster_mode_ && write_txn() == nullptr) return note_storage_error(txn_error_);
+  auto account = accounts_.find(pending.user_id);
   if (!account) return note_storage_error(account.error());
   // Changed or removed meanwhile: that change wins; the login fails its generation check.
   if (!account->has_value() || (*account)->generation != pending.generation ||
@@ -231,7 +227,7 @@ void NodeCore::migrate_password(const PendingAuth& pending, const std::string& c
     return;
   Account migrated = std::move(**account);
   migrated.password_hash = credentials;
-  if (auto updated = store_.update(*txn, migrated); !updated) note_storage_error(updated.error());
+  if (auto updated = accounts_.update(migrated); !updated) note_storage_error(updated.error());
 }
 
 }  // namespace tsunagu::rendezvous

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Lookups on a node with LMDB against a node with `run --pg`, in the same run
+(docs/cluster.md, "The node on PostgreSQL"): the cost of the blocking account
+reads on the loop.
+
+Starts its own PostgreSQL (tests/cluster/pg_node_test.py's Postgres: a
+postmaster on a unix socket in a temporary directory, its process group
+killed on every exit path) and two nodes on loopback: one embedded (LMDB),
+one with --pg; one raw TLS client per node does N lookups of an offline user
+back to back, for each of R rounds alternating the nodes, and prints the
+microseconds per lookup round trip of each.
+
+    TSUNAGU_BUILD=build python3 bench/cluster_pg_lookups.py [--lookups 2000] [--rounds 3]
+"""
+import argparse
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "cluster"))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+import harness  # noqa: E402
+import pg_node_test as cluster  # noqa: E402
+from harness import Deployment  # noqa: E402
+
+
+def measure(lookups, rounds):
+    pg = cluster.Postgres()
+    admin = Deployment()
+    if admin.admin(["cluster", "migrate", "--pg", pg.conninfo]).code != 0:
+        raise harness.TestFailure("cluster migrate failed")
+    for user in ("alice", "bob"):
+        admin.admin(["user", "--pg", pg.conninfo, "add", user], password=cluster.PASSWORD)
+    pg_deployment, pg_node = cluster.start_cluster_node(pg)
+    lmdb_deployment = Deployment()
+    lmdb_deployment.set("web", "listen", '""')
+    for user in ("alice", "bob"):
+        lmdb_deployment.add_user(user, cluster.PASSWORD)
+    lmdb_node = lmdb_deployment.start_node()
+    figures = {"lmdb": [], "pg": []}
+    for _ in range(rounds):
+        for name, deployment, node in (("lmdb", lmdb_deployment, lmdb_node), ("pg", pg_deployment, pg_node)):
+            link, reply = cluster.raw_login(deployment, node, "bob", role=1)
+            if reply.error() is not None:
+                raise harness.TestFailure("login on %s: %r" % (name, reply.error()))
+            started = time.perf_counter()
+            for _ in range(lookups):
+                link.request(harness.METHOD_LOOKUP, [(harness.ATTR_USER_ID, harness.text("alice"))])
+            figures[name].append((time.perf_counter() - started) / lookups * 1e6)
+            link.close()
+    for name, values in figures.items():
+        print("%-4s us per lookup: %s" % (name, " ".join("%.0f" % v for v in values)))
+    ratios = [p / l for p, l in zip(figures["pg"], figures["lmdb"])]
+    print("pg / lmdb per round: %s" % " ".join("%.1f" % r for r in ratios))
+    print("load average: %.1f %.1f %.1f" % os.getloadavg())
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lookups", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    return harness.run_scenarios({"bench": lambda: measure(args.lookups, args.rounds)}, [sys.argv[0], "bench"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+#include "cluster/pg/pg_account_admin.hpp"
+
+#include <functional>
+#include <string>
+
+#include "cluster/pg/pg_account_store.hpp"
+#include "cluster/pg/pg_migrations.hpp"
+#include "cluster/pg/pg_turn.hpp"
+
+namespace tsunagu::cluster {
+
+namespace {
+
+using rendezvous::AccountAdminErrc;
+using rendezvous::AccountAdminError;
+
+AccountAdminError storage_failure(const PgError& error) {
+  return AccountAdminError{AccountAdminErrc::storage, "PostgreSQL: " + std::string(to_string(error.code)) + ": " + error.detail};
+}
+
+// Runs what `queue` puts on one turn, in one transaction; the first error, if any.
+std::optional<PgError> run_one_turn(PgConnection& connection, const std::function<void(PgTurn&)>& queue) {
+  if (auto current = require_current_schema(connection); !current) return current.error();
+  PgTurn turn;
+  queue(turn);
+  std::optional<PgError> first;
+  auto statements = turn.take();
+  auto outcome = execute_turn(connection, statements);
+  for (auto& result : outcome.results)
+    if (!result && !first) first = result.error();
+  deliver(statements, outcome);
+  return first;
+}
+
+}  // namespace
+
+rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const rendezvous::NewAccount& account,
+                                             uint32_t quarantine_days, uint64_t now_unix) {
+  PgAccountStore store;
+  std::optional<uint64_t> removed;
+  if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
+        store.removed_at(turn, account.user_id, [&](Expected<std::optional<uint64_t>, PgError> when) {
+          if (when) removed = *when;
+        });
+      }))
+    return Unexpected(storage_failure(*error));
+  if (removed && !account.reuse_removed_id && now_unix < *removed + uint64_t{quarantine_days} * 86400)
+    return Unexpected(AccountAdminError{AccountAdminErrc::quarantined,
+                                        account.user_id + " was removed less than " + std::to_string(quarantine_days) +
+                                            " days ago; --reuse-removed-id gives it back to its old owner"});
+  rendezvous::Account row;
+  row.user_id = account.user_id;
+  row.password_hash = account.password_hash;
+  row.display_name = account.display_name;
+  row.phone = account.phone;
+  row.admin = account.admin;
+  row.created_at = now_unix;
+  bool created = false;
+  if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
+        store.create(turn, row, [&](Expected<bool, PgError> result) { created = result && *result; });
+      }))
+    return Unexpected(storage_failure(*error));
+  if (!created) return Unexpected(AccountAdminError{AccountAdminErrc::exists, "user " + account.user_id + " already exists"});
+  return {};
+}
+
+rendezvous::AdminResult<void> pg_remove_account(PgConnection& connection, std::string_view user_id, uint64_t now_unix) {
+  PgAccountStore store;
+  bool removed = false;
+  if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
+        store.remove(turn, user_id, now_unix, [&](Expected<bool, PgError> result) { removed = result && *result; });
+      }))
+    return Unexpected(storage_failure(*error));
+  if (!removed) return Unexpected(AccountAdminError{AccountAdminErrc::no_such_user, "no such user: " + std::string(user_id)});
+  return {};
+}
+
+rendezvous::AdminResult<void> pg_list_accounts(PgConnection& connection,
+                                               const std::function<void(const rendezvous::Account&)>& each) {
+  constexpr size_t page_size = 1000;
+  PgAccountStore store;
+  std::string from;
+  while (true) {
+    std::vector<rendezvous::Account> page;
+    if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
+          store.list(turn, from, page_size, [&](Expected<std::vector<rendezvous::Account>, PgError> result) {
+            if (result) page = std::move(*result);
+          });
+        }))
+      return Unexpected(storage_failure(*error));
+    for (const auto& account : page) each(account);
+    if (page.size() < page_size) return {};
+    // IDs are ASCII from '+' up, so nothing sorts between an ID and ID + \x01 (text holds no NUL).
+    from = page.back().user_id + '\x01';
+  }
+}
+
+}  // namespace tsunagu::cluster

@@ -1,0 +1,166 @@
+#include "cluster/pg/pg_account_directory.hpp"
+
+#include <uv.h>
+
+#include "cluster/pg/pg_migrations.hpp"
+#include "security/random.hpp"
+
+namespace tsunagu::cluster {
+
+namespace {
+
+constexpr size_t dummy_salt_key_size = 32;
+
+// libpq waits for ever on a connect unless told: a node's loop must not.
+std::string with_connect_timeout(const std::string& conninfo) {
+  if (conninfo.find("connect_timeout") != std::string::npos) return conninfo;
+  std::string timeout = std::to_string(PgAccountDirectory::default_connect_timeout_s);
+  if (conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://"))
+    return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + timeout;
+  return conninfo + (conninfo.empty() ? "" : " ") + "connect_timeout=" + timeout;
+}
+
+Expected<Bytes, PgError> shared_dummy_salt_key(PgConnection& connection) {
+  Bytes fresh(dummy_salt_key_size);
+  security::random_bytes(fresh);
+  std::string hex = "\\x";
+  static constexpr char digits[] = "0123456789abcdef";
+  for (std::byte b : fresh) {
+    hex += digits[static_cast<unsigned>(b) >> 4];
+    hex += digits[static_cast<unsigned>(b) & 15];
+  }
+  // The first node's key stays: every node then derives the same dummy salts.
+  auto stored = connection.exec(
+      "INSERT INTO cluster_secrets (name, value) VALUES ('scram_dummy_salt_key', $1::bytea) "
+      "ON CONFLICT (name) DO NOTHING",
+      {hex});
+  if (!stored) return Unexpected(stored.error());
+  auto read = connection.exec("SELECT value FROM cluster_secrets WHERE name = 'scram_dummy_salt_key'");
+  if (!read) return Unexpected(read.error());
+  auto text = read->text(0, "value");
+  auto bytes = text ? decode_bytea_hex(*text) : std::nullopt;
+  if (!bytes || bytes->size() != dummy_salt_key_size)
+    return Unexpected(PgError{PgErrc::bad_result, "", "cluster_secrets.scram_dummy_salt_key is not 32 bytes"});
+  Bytes key(bytes->size());
+  for (size_t i = 0; i < bytes->size(); ++i) key[i] = static_cast<std::byte>((*bytes)[i]);
+  return key;
+}
+
+}  // namespace
+
+storage::StoreError store_error(const PgError& error) {
+  return storage::StoreError{storage::StoreErrc::io_error, 0,
+                             "PostgreSQL: " + std::string(to_string(error.code)) + ": " + error.detail};
+}
+
+Expected<std::unique_ptr<PgAccountDirectory>, PgError> PgAccountDirectory::open(uv_loop_s* loop,
+                                                                              const std::string& conninfo) {
+  std::string info = with_connect_timeout(conninfo);
+  auto reader = PgConnection::connect(info);
+  if (!reader) return Unexpected(reader.error());
+  if (auto current = require_current_schema(**reader); !current) return Unexpected(current.error());
+  auto key = shared_dummy_salt_key(**reader);
+  if (!key) return Unexpected(key.error());
+  auto committer = PgGroupCommitter::start(loop, info);
+  if (!committer) return Unexpected(committer.error());
+  std::unique_ptr<PgAccountDirectory> directory(new PgAccountDirectory());
+  directory->loop_ = loop;
+  directory->reader_ = std::move(*reader);
+  directory->committer_ = std::move(*committer);
+  directory->dummy_salt_key_ = std::move(*key);
+  return directory;
+}
+
+PgAccountDirectory::~PgAccountDirectory() { close(); }
+
+void PgAccountDirectory::close() {
+  if (committer_) committer_->close();
+}
+
+template <class T>
+Expected<T, storage::StoreError> PgAccountDirectory::read(const std::function<void(PgTurn&, PgDone<T>)>& queue) {
+  uint64_t now = uv_now(loop_);
+  if (now < reader_down_until_ms_)
+    return Unexpected(storage::StoreError{storage::StoreErrc::io_error, 0, "PostgreSQL unreachable (retrying shortly)"});
+  if (!reader_->healthy()) {
+    if (auto reset = reader_->reset(); !reset) {
+      reader_down_until_ms_ = now + read_retry_ms;
+      return Unexpected(store_error(reset.error()));
+    }
+  }
+  PgTurn turn;
+  std::optional<Expected<T, PgError>> answer;
+  queue(turn, [&answer](Expected<T, PgError> result) { answer.emplace(std::move(result)); });
+  // Autocommit, one round trip: a read needs no transaction of its own.
+  for (auto& statement : turn.take()) statement.done(reader_->exec(statement.sql, statement.params));
+  if (!answer) return Unexpected(storage::StoreError{storage::StoreErrc::other, 0, "PostgreSQL: no answer"});
+  if (!*answer) {
+    if (answer->error().code == PgErrc::connection) reader_down_until_ms_ = uv_now(loop_) + read_retry_ms;
+    return Unexpected(store_error(answer->error()));
+  }
+  return std::move(**answer);
+}
+
+Expected<std::optional<rendezvous::Account>, storage::StoreError> PgAccountDirectory::find(std::string_view user_id) {
+  return read<std::optional<Account>>(
+      [&](PgTurn& turn, PgDone<std::optional<Account>> done) { accounts_.find(turn, user_id, std::move(done)); });
+}
+
+Expected<std::optional<uint64_t>, storage::StoreError> PgAccountDirectory::removed_at(std::string_view user_id) {
+  return read<std::optional<uint64_t>>(
+      [&](PgTurn& turn, PgDone<std::optional<uint64_t>> done) { accounts_.removed_at(turn, user_id, std::move(done)); });
+}
+
+Expected<uint64_t, storage::StoreError> PgAccountDirectory::epoch() {
+  return read<uint64_t>([&](PgTurn& turn, PgDone<uint64_t> done) { accounts_.epoch(turn, std::move(done)); });
+}
+
+Expected<std::optional<rendezvous::LoginRecord>, storage::StoreError> PgAccountDirectory::last_login(
+    std::string_view user_id) {
+  return read<std::optional<LoginRecord>>([&](PgTurn& turn, PgDone<std::optional<LoginRecord>> done) {
+    accounts_.last_login(turn, user_id, std::move(done));
+  });
+}
+
+Expected<bool, storage::StoreError> PgAccountDirectory::create(const Account&) {
+  return Unexpected(storage::StoreError{storage::StoreErrc::other, 0, "registration is not in cluster mode yet"});
+}
+
+template <class T>
+PgDone<T> PgAccountDirectory::write_done() {
+  if (!current_) current_ = std::make_shared<TurnWrites>();
+  ++current_->outstanding;
+  return [writes = current_](Expected<T, PgError> result) {
+    if (!result && !writes->error) writes->error = result.error();
+    --writes->outstanding;
+    finish(*writes);
+  };
+}
+
+void PgAccountDirectory::finish(TurnWrites& writes) {
+  if (writes.outstanding != 0 || !writes.done) return;
+  auto done = std::move(writes.done);
+  writes.done = nullptr;
+  done(writes.error ? std::optional<storage::StoreError>(store_error(*writes.error)) : std::nullopt);
+}
+
+Expected<void, storage::StoreError> PgAccountDirectory::update(const Account& account) {
+  accounts_.update(committer_->turn(), account, write_done<void>());
+  return {};
+}
+
+Expected<void, storage::StoreError> PgAccountDirectory::record_login(std::string_view user_id,
+                                                                    const LoginRecord& record) {
+  accounts_.record_login(committer_->turn(), user_id, record, write_done<void>());
+  return {};
+}
+
+void PgAccountDirectory::commit_turn(std::function<void(std::optional<storage::StoreError>)> done) {
+  auto writes = std::move(current_);
+  current_.reset();
+  if (!writes) return done(std::nullopt);
+  writes->done = std::move(done);
+  finish(*writes);
+}
+
+}  // namespace tsunagu::cluster
