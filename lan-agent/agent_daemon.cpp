@@ -319,6 +319,8 @@ void AgentDaemon::handle_closed() {
   // Nothing writes any more: the final flush, then the marker that says the file is whole.
   if (auto clean = mark_table_clean(open_); !clean)
     log::error() << "table: " << clean.error() << " (the next start rebuilds the table if the machine reboots first)";
+  else
+    log::debug() << "table: flushed; " << open_.paths.clean_marker << " written";
   if (on_shutdown_) {
     auto done = std::move(on_shutdown_);
     on_shutdown_ = nullptr;

@@ -120,7 +120,8 @@ Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool crea
   }
   const bool had_durable = fs::exists(paths.durable_directory + "/data.mdb");
   const bool had_table = fs::exists(paths.table_directory + "/data.mdb");
-  fs::create_directories(paths.table_directory, ec);
+  if (fs::create_directories(paths.table_directory, ec))
+    fs::permissions(paths.table_directory, fs::perms::owner_all, ec);  // as private as the files LMDB makes (0600)
   if (ec) return Unexpected(paths.table_directory + ": " + ec.message());
 
   if (user == TableUser::agent) {
