@@ -23,7 +23,7 @@ const KnownSettings kKnownKeys = {
      {"address", "server_name", "ca_certificate", "certificate", "private_key", "heartbeat_interval",
       "request_timeout", "reconnect_min_ms", "reconnect_max_ms", "refused_retry"}},
     {"agent", {"name", "domains", "number_prefixes", "data_directory", "log_level"}},
-    {"table", {"hostname_rule", "history_depth", "assumed_lease_seconds", "tombstone_retention", "map_size_mib", "pins"}},
+    {"table", {"hostname_rule", "history_depth", "assumed_lease_seconds", "tombstone_retention", "map_size_mib", "flush_interval_ms", "pins"}},
     {"hook", {"socket", "spool_directory", "allowed_users", "allowed_groups", "timeout_ms", "chain"}},
     {"sync", {"lease_files", "on_start"}},
     {"policy", {"default", "rule", "show_lease_addresses"}},
@@ -204,6 +204,7 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
   config.table.assumed_lease_seconds = reader.integer("table.assumed_lease_seconds", 86400, 60, 365 * 86400);
   config.table.tombstone_retention_s = reader.integer("table.tombstone_retention", 7 * 86400, 60, 365 * 86400);
   config.table.map_size_mib = reader.integer("table.map_size_mib", 1024, 1, 1 << 20);
+  config.table.flush_interval_ms = reader.integer("table.flush_interval_ms", 1000, 10, 60'000);
   for (const std::string& pin : reader.strings("table.pins", {}, 4096)) {
     size_t eq = pin.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == pin.size() || eq > alloc::kMaxExtensionLength)

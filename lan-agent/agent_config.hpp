@@ -42,6 +42,9 @@ struct TableSettings {
   int64_t assumed_lease_seconds = 86400;
   int64_t tombstone_retention_s = 7 * 86400;
   int64_t map_size_mib = 1024;
+  // The table commits to the page cache only (it is derived from the lease
+  // files: docs/security.md); the agent writes it to the disk this often.
+  int64_t flush_interval_ms = 1000;
   // table.pins: admin bindings written at start ("4106=02:00:00:41:06:01"): what
   // `tsunagu-lan-agent bind` does, kept in the config.
   std::vector<std::pair<std::string, alloc::ClientRef>> pins;

@@ -21,31 +21,6 @@ constexpr int64_t kMaxHousekeepingDelay = 60;
 
 }  // namespace
 
-Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool create) {
-  std::error_code ec;
-  if (create) {
-    std::filesystem::create_directories(config.data_directory, ec);
-    if (ec) return Unexpected(config.data_directory + ": " + ec.message());
-  } else if (!std::filesystem::is_directory(config.data_directory)) {
-    return Unexpected(config.data_directory + ": no allocation table here (agent.data_directory; has the agent run?)");
-  }
-  storage::Environment::Options options;
-  options.map_size = static_cast<uint64_t>(config.table.map_size_mib) << 20;
-  auto env = storage::Environment::open(config.data_directory, options);
-  if (!env) return Unexpected(config.data_directory + ": " + env.error().detail);
-  alloc::TableOptions table_options;
-  if (config.table.hostname_rule) table_options.hostname_rule = *alloc::HostnameRule::parse(*config.table.hostname_rule);
-  table_options.history_depth = static_cast<size_t>(config.table.history_depth);
-  table_options.tombstone_retention = config.table.tombstone_retention_s;
-  table_options.assumed_lease_seconds = config.table.assumed_lease_seconds;
-  auto table = alloc::AllocationTable::open(**env, table_options);
-  if (!table) return Unexpected(config.data_directory + ": " + table.error().detail);
-  OpenTable open;
-  open.env = std::move(*env);
-  open.table.emplace(std::move(*table));
-  return open;
-}
-
 Expected<std::shared_ptr<security::TlsContext>, std::string> node_tls_context(const NodeSettings& node) {
   security::TlsContext::ClientOptions tls_options;
   tls_options.ca_file = node.ca_certificate;
@@ -104,7 +79,7 @@ static Expected<LanParts, std::string> start_call_relay(uv_loop_t* loop, const A
 Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t* loop, AgentConfig config) {
   std::unique_ptr<AgentDaemon> d(new AgentDaemon(loop, std::move(config)));
   const AgentConfig& c = d->config_;
-  auto opened = open_table(c, true);
+  auto opened = open_table(c, true, TableUser::agent);
   if (!opened) return Unexpected(opened.error());
   d->open_ = std::move(*opened);
   for (const auto& [extension, client] : c.table.pins) {
@@ -133,7 +108,13 @@ Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t
   if (auto ok = prepare_spool_directory(c.hook.spool_directory, spool_group(c.hook.allowed_groups)); !ok)
     log::warn() << "spool: " << ok.error() << " (hooks cannot spool while the agent is down)";
   d->replay_spools();
-  if (c.sync_on_start) d->sync_lease_files();
+  if (c.sync_on_start || d->open_.rebuilt) d->sync_lease_files();
+  if (d->open_.rebuilt) {
+    auto leases = d->open_.table->list(unix_now());
+    log::warn() << "table: rebuilt from " << c.sync_sources.size() << " lease file(s), the spool and the admin bindings: "
+                << (leases ? std::to_string(leases->size()) : std::string("?")) << " live lease(s)"
+                << (c.sync_sources.empty() ? " (no sync.lease_files: hooks refill the table as leases renew)" : "");
+  }
 
   if (auto parent = std::filesystem::path(c.hook.socket).parent_path(); !parent.empty()) {
     std::error_code ec;
@@ -176,8 +157,36 @@ Expected<std::unique_ptr<AgentDaemon>, std::string> AgentDaemon::start(uv_loop_t
   // A hook that timed out waiting for us spooled its event: pick it up soon.
   uv_timer_start(d->spool_timer_, [](uv_timer_t* t) { static_cast<AgentDaemon*>(t->data)->replay_spools(); },
                  kSpoolCheckMs, kSpoolCheckMs);
+  d->flush_timer_ = new uv_timer_t;
+  uv_timer_init(loop, d->flush_timer_);
+  d->flush_timer_->data = self;
+  d->flush_work_.data = self;
+  auto interval = static_cast<uint64_t>(c.table.flush_interval_ms);
+  uv_timer_start(d->flush_timer_, [](uv_timer_t* t) { static_cast<AgentDaemon*>(t->data)->start_flush(); },
+                 interval, interval);
   d->arm_housekeeping();
   return d;
+}
+
+void AgentDaemon::start_flush() {
+  if (flush_running_) return;
+  flush_running_ = true;
+  // mdb_env_sync may run beside a commit on the loop thread: it only fdatasyncs the file.
+  uv_queue_work(
+      loop_, &flush_work_,
+      [](uv_work_t* w) {
+        auto* self = static_cast<AgentDaemon*>(w->data);
+        self->flush_failed_now_ = !self->open_.env->flush().has_value();
+      },
+      [](uv_work_t* w, int) {
+        auto* self = static_cast<AgentDaemon*>(w->data);
+        self->flush_running_ = false;
+        if (self->flush_failed_now_ && !self->flush_failed_)
+          log::error() << "table: flushing " << self->open_.paths.table_directory
+                       << " to the disk failed; the table is rebuilt from the lease files if the machine stops now";
+        self->flush_failed_ = self->flush_failed_now_;
+        if (self->shutting_down_) self->handle_closed();
+      });
 }
 
 AgentDaemon::~AgentDaemon() = default;
@@ -307,6 +316,11 @@ void AgentDaemon::arm_housekeeping() {
 
 void AgentDaemon::handle_closed() {
   if (--closing_parts_ != 0) return;
+  // Nothing writes any more: the final flush, then the marker that says the file is whole.
+  if (auto clean = mark_table_clean(open_); !clean)
+    log::error() << "table: " << clean.error() << " (the next start rebuilds the table if the machine reboots first)";
+  else
+    log::debug() << "table: flushed; " << open_.paths.clean_marker << " written";
   if (on_shutdown_) {
     auto done = std::move(on_shutdown_);
     on_shutdown_ = nullptr;
@@ -319,7 +333,8 @@ void AgentDaemon::shutdown(std::function<void()> done) {
   shutting_down_ = true;
   on_shutdown_ = std::move(done);
   closing_parts_ = 1;  // released at the end of this function
-  for (uv_timer_t** timer : {&housekeeping_timer_, &spool_timer_}) {
+  if (flush_running_) ++closing_parts_;  // its completion releases it
+  for (uv_timer_t** timer : {&housekeeping_timer_, &spool_timer_, &flush_timer_}) {
     if (*timer == nullptr) continue;
     ++closing_parts_;
     uv_close(reinterpret_cast<uv_handle_t*>(*timer), [](uv_handle_t* h) {

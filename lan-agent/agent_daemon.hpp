@@ -24,17 +24,11 @@
 #include "lan-agent/lan_call_relay.hpp"
 #include "lan-agent/lan_voicemail_courier.hpp"
 #include "lan-agent/node_link.hpp"
+#include "lan-agent/table_files.hpp"
 #include "storage/lmdb_store.hpp"
 #include "storage/storage_error_log.hpp"
 
 namespace tsunagu::lanagent {
-
-// Opens (creating) the table in config.data_directory.
-struct OpenTable {
-  std::unique_ptr<storage::Environment> env;
-  std::optional<alloc::AllocationTable> table;
-};
-Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool create);
 
 // The TLS client context of the node link: the agent's certificate and key,
 // the node's CA.
@@ -79,6 +73,9 @@ class AgentDaemon {
   void housekeeping();
   void arm_housekeeping();
   void handle_closed();
+  // The table commits to the page cache only; this writes it to the disk on
+  // the thread pool every table.flush_interval_ms (table_files.hpp).
+  void start_flush();
   // A failure of the allocation table: counted by kind and logged, rate-limited.
   void table_failed(std::string_view context, const alloc::TableError& error);
 
@@ -94,6 +91,11 @@ class AgentDaemon {
   std::unique_ptr<LanVoicemailCourier> voicemail_;
   uv_timer_t* housekeeping_timer_ = nullptr;
   uv_timer_t* spool_timer_ = nullptr;
+  uv_timer_t* flush_timer_ = nullptr;
+  uv_work_t flush_work_{};
+  bool flush_running_ = false;
+  bool flush_failed_ = false;  // logged once until a flush succeeds again
+  bool flush_failed_now_ = false;  // written by the work thread, read after it
   unsigned closing_parts_ = 0;
   std::function<void()> on_shutdown_;
   log::RateLimit stale_end_log_{20, std::chrono::seconds(60)};  // ends the table refused

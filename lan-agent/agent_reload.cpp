@@ -29,6 +29,7 @@ AgentReloadPlan plan_agent_reload(const AgentConfig& running, AgentConfig fresh)
   keep(fresh.table.assumed_lease_seconds, running.table.assumed_lease_seconds, "table.assumed_lease_seconds");
   keep(fresh.table.tombstone_retention_s, running.table.tombstone_retention_s, "table.tombstone_retention");
   keep(fresh.table.map_size_mib, running.table.map_size_mib, "table.map_size_mib");
+  keep(fresh.table.flush_interval_ms, running.table.flush_interval_ms, "table.flush_interval_ms");
   keep(fresh.table.pins, running.table.pins, "table.pins");
   keep(fresh.hook.socket, running.hook.socket, "hook.socket");
   keep(fresh.hook.spool_directory, running.hook.spool_directory, "hook.spool_directory");

@@ -1,5 +1,7 @@
 #include "lan-agent/doctor.hpp"
 
+#include "lan-agent/table_files.hpp"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include "base/files.hpp"
 #include "lan-agent/agent_config.hpp"
 #include "lan-agent/lan_pki.hpp"
+#include "lan-agent/table_files.hpp"
 
 namespace tsunagu::lanagent {
 namespace {
@@ -169,11 +172,12 @@ ops::DoctorReport run_agent_doctor(const std::string& config_file, const DhcpSer
   report.ok("configuration " + config_file, "parses");
   ops::check_clock(report, clock);
   ops::check_data_directory(report, config.data_directory, "data directory");
-  if (exists(config.data_directory + "/data.mdb"))
-    ops::check_map_usage(report, config.data_directory, static_cast<uint64_t>(config.table.map_size_mib) << 20,
+  std::string table_directory = table_paths(config.data_directory).table_directory;
+  if (exists(table_directory + "/data.mdb"))
+    ops::check_map_usage(report, table_directory, static_cast<uint64_t>(config.table.map_size_mib) << 20,
                          "allocation table");
   else
-    report.warn("allocation table " + config.data_directory, "no data.mdb yet: the agent has not run");
+    report.warn("allocation table " + table_directory, "no data.mdb yet: the agent has not run");
   if (config.node) {
     ops::check_certificate(report, config.node->ca_certificate, "node CA certificate", clock);
     ops::check_certificate(report, config.node->certificate, "agent certificate", clock);

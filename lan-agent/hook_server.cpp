@@ -191,6 +191,10 @@ void HookServer::on_request(Connection* c) {
   for (auto& e : *events) pending_events_.push_back(std::move(e));
   uv_timer_stop(&c->timer);  // answered by the next commit, in this loop turn
   waiting_.push_back(c);
+  // Once closing, the check handle that commits each turn is gone: a request
+  // read after close() would wait for ever (no active handle keeps the loop
+  // for it, so close() never finished). Commit it now.
+  if (closing_) commit_pending();
 }
 
 void HookServer::commit_pending() {

@@ -375,6 +375,8 @@ int main(int argc, char** argv) {
     if (!client) return fail("\"" + client_text + "\": " + client.error().detail, exit_usage);
     auto changes = table.bind(extension, *client, now);
     if (!changes) return fail(changes.error().detail);
+    if (auto kept = record_admin_binding(*opened, extension, &*client); !kept)
+      return fail(config->data_directory + ": admin bindings: " + kept.error());
     std::cout << "bound " << extension << " to " << client->value << "\n";
     return 0;
   }
@@ -385,6 +387,8 @@ int main(int argc, char** argv) {
         return fail("no such extension: " + extension, exit_no_extension);
       return fail(changes.error().detail);
     }
+    if (auto kept = record_admin_binding(*opened, extension, nullptr); !kept)
+      return fail(config->data_directory + ": admin bindings: " + kept.error());
     std::cout << "unbound " << extension << "\n";
     return 0;
   }

@@ -210,7 +210,9 @@ Expected<std::unique_ptr<Environment>, StoreError> Environment::open(const std::
   if ((rc = mdb_env_set_maxreaders(env, options.max_readers)) != 0) return fail(rc, "mdb_env_set_maxreaders");
   // Durable by default: every commit is fsynced. MDB_NOTLS because the daemons may
   // read from the libuv thread pool.
-  if ((rc = mdb_env_open(env, dir.c_str(), MDB_NOTLS, 0600)) != 0) {
+  unsigned flags = MDB_NOTLS;
+  if (!options.flush_on_commit) flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+  if ((rc = mdb_env_open(env, dir.c_str(), flags, 0600)) != 0) {
     std::string during = "opening database in " + dir;
     return fail(rc, during);
   }
@@ -258,6 +260,11 @@ Expected<Transaction, StoreError> Environment::begin_read() {
   int rc = mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn);
   if (rc != 0) return Unexpected(error_from_mdb(rc, "mdb_txn_begin(read)"));
   return Transaction(txn, nullptr);
+}
+
+Expected<void, StoreError> Environment::flush() {
+  if (int rc = mdb_env_sync(env_, 1); rc != 0) return Unexpected(commit_error(rc));
+  return {};
 }
 
 Expected<Environment::MapUsage, StoreError> Environment::usage() {

@@ -124,6 +124,11 @@ class Environment {
     uint64_t map_size = uint64_t{1} << 30;
     unsigned max_databases = 16;
     unsigned max_readers = 126;
+    // false: commits are written to the page cache only (MDB_NOSYNC |
+    // MDB_NOMETASYNC), safe against a crash of the process but not of the
+    // machine, until flush(). Only for data the caller can rebuild from
+    // elsewhere (the LAN agent's allocation table, docs/security.md).
+    bool flush_on_commit = true;
   };
 
   // Opens (creating if needed) an environment in directory `dir`, which must exist.
@@ -147,6 +152,11 @@ class Environment {
     uint64_t map_bytes = 0;
   };
   Expected<MapUsage, StoreError> usage();
+
+  // Writes every committed page to the disk (mdb_env_sync, forced): what
+  // commits do by themselves unless opened with flush_on_commit = false. Safe
+  // to call from another thread while this one commits.
+  Expected<void, StoreError> flush();
 
   // Tests only (see FaultPlan); applies to write transactions begun after.
   FaultPlan& faults() { return faults_; }

@@ -462,3 +462,54 @@ TEST_CASE("hook server: the real tsunagu-dhcp-hook spools what a failed commit r
   CHECK(f.commits[1][0].mac == "02:0a:0b:0c:0d:78");
   CHECK(read_spool().size() == 1);  // the acked event is not spooled
 }
+
+TEST_CASE("hook server: a request that completes after close() is committed and acked, and close() finishes") {
+  // The agent's orderly stop waits for close(); before, a hook still sending
+  // when it began was left waiting for a commit that never came, so close()
+  // never finished and the stop never wrote the table's clean-shutdown marker.
+  TempDir dir;
+  std::string path = dir.path() + "/hook.sock";
+  uv_loop_t loop{};
+  REQUIRE(uv_loop_init(&loop) == 0);
+  std::vector<std::vector<alloc::LeaseEvent>> commits;
+  HookServer::Handlers handlers;
+  handlers.commit = [&](std::vector<alloc::LeaseEvent>& events) {
+    commits.push_back(events);
+    return true;
+  };
+  auto server = HookServer::start(&loop, path, HookAccess({}, {::getgid()}), std::move(handlers));
+  REQUIRE(server.has_value());
+
+  auto a = grant("02:0a:0b:0c:0d:0e", "10.99.0.68", 2000, 1000);
+  std::string request = events_request({a});
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  REQUIRE(::send(fd, request.data(), 1, MSG_NOSIGNAL) == 1);  // accepted and read in part before the stop
+  for (int i = 0; i < 20 && (*server)->stats().connections == 0; ++i) uv_run(&loop, UV_RUN_NOWAIT);
+  REQUIRE((*server)->stats().connections == 1);
+
+  bool closed = false;
+  (*server)->close([&] { closed = true; });
+  REQUIRE(::send(fd, request.data() + 1, request.size() - 1, MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size() - 1));
+  ::shutdown(fd, SHUT_WR);
+  for (int i = 0; i < 1000 && !closed; ++i) {
+    uv_run(&loop, UV_RUN_NOWAIT);
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 5);
+  }
+  CHECK(closed);
+  char reply[4] = {};
+  CHECK(::recv(fd, reply, sizeof reply, MSG_DONTWAIT) == 1);
+  CHECK(std::string(reply, 1) == ack);
+  REQUIRE(commits.size() == 1);
+  CHECK(commits[0] == std::vector<alloc::LeaseEvent>{a});
+  ::close(fd);
+  server->reset();
+  uv_run(&loop, UV_RUN_NOWAIT);
+  CHECK(uv_loop_close(&loop) == 0);
+}
