@@ -285,9 +285,11 @@ class CallShell {
       // keeps its own arrival time, for the jitter and RTT figures; never
       // before the end of the tick before (whose frames used that time), so
       // time does not run backwards for the core.
+      // The source lets a WebRTC call take DTLS only from the selected pair's remote.
       uint64_t arrival = ice_ ? ice_->data_arrival_ns() : 0;
+      std::optional<proto::SocketAddress> source = ice_ ? ice_->data_source() : std::nullopt;
       feed([&](CallCore& c, uint64_t now) {
-        c.ice_data(data, arrival != 0 ? std::max(arrival, audio_tick_done_ns_) : now);
+        c.ice_data(data, arrival != 0 ? std::max(arrival, audio_tick_done_ns_) : now, source);
       });
     };
     events.on_writable = [this] { flush_output(); };

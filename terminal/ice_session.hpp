@@ -112,6 +112,10 @@ class IceSession {
   // CLOCK_MONOTONIC ns at which the datagram being delivered to on_data was
   // read from the socket; 0 outside on_data.
   uint64_t data_arrival_ns() const { return delivering_arrival_ns_; }
+  // The address the datagram being delivered to on_data came from (for a
+  // relayed one: the peer's, as TURN reports it); nullopt outside on_data and
+  // in reliable mode (a byte stream has no per-piece source).
+  const std::optional<proto::SocketAddress>& data_source() const { return delivering_source_; }
 
   static constexpr unsigned close_timeout_ms = 2000;
 
@@ -129,6 +133,7 @@ class IceSession {
   IceEvents events_;
   bool closed_ = false;
   uint64_t delivering_arrival_ns_ = 0;
+  std::optional<proto::SocketAddress> delivering_source_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 
