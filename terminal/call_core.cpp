@@ -322,17 +322,23 @@ void CallCore::ice_connected(const SelectedPair& pair, uint64_t now_ns) {
   pair_ = pair;
   ice_deadline_ns_.reset();
   print("connected after " + std::to_string(ms_since_start(now_ns)) + " ms: " + describe(pair));
-  if (!call_id_.empty()) actions_.push_back(call::ReportPath{call_id_, pair.local_type + "/" + pair.remote_type});
   state_ = CallState::connected;
   if (webrtc_) {
+    // The path is reported once DTLS keyed SRTP (webrtc_data): a call whose handshake fails had no media
+    // path, and the node's end line says why (reason=media_refused) rather than a path.
     // The media starts once DTLS has keyed SRTP (webrtc_data).
     if (auto started = webrtc_->connected(); !started) return fail(exit_call_failed, "DTLS: " + started.error());
     webrtc_flush(now_ns);
     return webrtc_replay_early(now_ns);
   }
+  report_path();
   transfer_.connected(now_ns);
   if (transfer_.started()) state_ = CallState::transfer;
   collect_transfer();
+}
+
+void CallCore::report_path() {
+  if (!call_id_.empty()) actions_.push_back(call::ReportPath{call_id_, pair_.local_type + "/" + pair_.remote_type});
 }
 
 void CallCore::ice_pair_changed(const SelectedPair& pair) {
@@ -525,6 +531,7 @@ void CallCore::webrtc_data(ByteView datagram, uint64_t now_ns, std::optional<pro
   webrtc_flush(now_ns);  // our next flight
   if (!was_ready && webrtc_->media_ready()) {
     print("DTLS done after " + std::to_string(ms_since_start(now_ns)) + " ms (SRTP " + webrtc_->srtp_profile() + ")");
+    report_path();  // the pair DTLS ran on, after any change since ICE connected
     transfer_.connected(now_ns);
     if (transfer_.started()) state_ = CallState::transfer;
   }

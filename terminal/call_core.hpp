@@ -149,6 +149,8 @@ class CallCore {
   void webrtc_data(ByteView datagram, uint64_t now_ns, std::optional<proto::SocketAddress> from);
   void webrtc_replay_early(uint64_t now_ns);
   void webrtc_flush(uint64_t now_ns);
+  // call::ReportPath for the selected pair: at ICE connected, or in WebRTC's profile once DTLS keyed SRTP.
+  void report_path();
   void print(std::string line) { actions_.push_back(transfer::Print{std::move(line), false}); }
   void fail(int exit_code, const std::string& why);
   void finish(int exit_code);

@@ -833,6 +833,22 @@ TEST_CASE("MEDIA-PROFILE webrtc: SDP offer and answer, DTLS, and the voice packe
     CHECK(core->transfer().voice_stats()->packets_received >= 40);
   }
   CHECK(printed(pair.caller.seen).find("DTLS done after") != std::string::npos);
+  // The path goes to the node once DTLS keyed SRTP, not at ICE connected.
+  std::optional<size_t> dtls_done, path_reported;
+  for (size_t i = 0; i < pair.caller.seen.size(); ++i) {
+    const CallAction& a = pair.caller.seen[i];
+    if (const auto* p = std::get_if<transfer::Print>(&a); p && p->line.find("DTLS done after") != std::string::npos)
+      dtls_done = i;
+    if (const auto* r = std::get_if<call::ReportPath>(&a)) {
+      CHECK_FALSE(path_reported.has_value());
+      path_reported = i;
+      CHECK(r->path == "host/host");
+      CHECK(r->call_id == "c-1");
+    }
+  }
+  REQUIRE(dtls_done.has_value());
+  REQUIRE(path_reported.has_value());
+  CHECK(*path_reported > *dtls_done);
 }
 
 TEST_CASE("MEDIA-PROFILE webrtc: a certificate other than the signalled fingerprint ends the call, said and counted") {
@@ -847,6 +863,8 @@ TEST_CASE("MEDIA-PROFILE webrtc: a certificate other than the signalled fingerpr
   CHECK(printed(pair.caller.seen).find("DTLS with the browser") != std::string::npos);
   CHECK(pair.caller.core.webrtc()->counters().dtls_refused == 1);
   CHECK(pair.caller.core.webrtc()->counters().srtp_packets == 0);
+  // ICE connected, but no media path came up: no path for the node's end line, which says media_refused.
+  CHECK(all_of_type<call::ReportPath>(pair.caller.seen).empty());
   // The node hears why (ERROR-CODE 488 on the hang-up), and tells the page.
   auto hangups = all_of_type<call::SendHangup>(pair.caller.seen);
   REQUIRE(hangups.size() == 1);
