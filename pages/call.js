@@ -49,6 +49,7 @@ function newConnection(iceServers, stream) {
       window.tsunaguCall.state = 'connected';
       callSay('Connected with ' + call.peer + '.');
       reportPath(pc, call.id).catch(() => {});
+      followPair(pc);
     } else if (pc.connectionState === 'failed') {
       callSay('The call\'s media path failed.', 'error');
       hangUp();
@@ -57,20 +58,69 @@ function newConnection(iceServers, stream) {
   return pc;
 }
 
-// The pair ICE selected, as candidate types, for the node's call end audit
-// line (`path=`, docs/operator.md); the CLI reports its own the same way.
+// The pair ICE selected (getStats' transport names it), as its two candidates' stats.
 const CANDIDATE_TYPES = new Set(['host', 'srflx', 'prflx', 'relay']);
-async function reportPath(pc, id) {
-  const report = await pc.getStats();
+function selectedPair(report) {
   let pair = null;
   report.forEach((s) => {
     if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
   });
   const local = pair && report.get(pair.localCandidateId);
   const remote = pair && report.get(pair.remoteCandidateId);
-  if (!local || !remote || !CANDIDATE_TYPES.has(local.candidateType) || !CANDIDATE_TYPES.has(remote.candidateType)) return;
-  window.tsunaguCall.path = local.candidateType + '/' + remote.candidateType;
-  callSignal({ type: 'call_path', call_id: id, local: local.candidateType, remote: remote.candidateType });
+  return local && remote ? { local, remote } : null;
+}
+
+// One end of the pair for people: Chromium leaves a peer-reflexive candidate's
+// address empty (it was learnt from a check, never signalled), so say what it is.
+export function describeCandidate(candidate) {
+  const address = candidate.address || candidate.ip || '';
+  if (!address) return candidate.candidateType === 'prflx' ? 'peer-reflexive' : candidate.candidateType;
+  const where = address.includes(':') ? '[' + address + ']' : address;
+  return candidate.candidateType + ' ' + where + (candidate.port ? ':' + candidate.port : '');
+}
+
+// The pair as the page shows and the tests read it; ICE may move to another
+// pair after connected (a relayed one nominated first, the punched one later),
+// so this follows the ICE transport's selectedcandidatepairchange and the ICE
+// state's changes, and the quality timer reads it again every second.
+function notePair(pair) {
+  const path = pair.local.candidateType + '/' + pair.remote.candidateType;
+  const shown = describeCandidate(pair.local) + ' ↔ ' + describeCandidate(pair.remote);
+  const id = call ? call.id : null;
+  const before = window.tsunaguCall.pair && window.tsunaguCall.pair.callId === id ? window.tsunaguCall.pair : null;
+  const changes = before ? before.changes + (before.shown === shown ? 0 : 1) : 0;
+  window.tsunaguCall.path = path;
+  window.tsunaguCall.pair = { callId: id, path, shown, changes };
+}
+
+async function readPair(pc) {
+  if (!call || call.pc !== pc) return;
+  const pair = selectedPair(await pc.getStats());
+  if (pair && call && call.pc === pc) notePair(pair);
+}
+
+function followPair(pc) {
+  const sender = pc.getSenders().find((s) => s.transport);
+  const ice = sender && sender.transport.iceTransport;
+  if (ice && !ice.tsunaguFollowed) {
+    ice.tsunaguFollowed = true;
+    ice.addEventListener('selectedcandidatepairchange', () => readPair(pc).catch(() => {}));
+  }
+  if (!pc.tsunaguFollowed) {
+    pc.tsunaguFollowed = true;
+    pc.addEventListener('iceconnectionstatechange', () => readPair(pc).catch(() => {}));
+  }
+  readPair(pc).catch(() => {});
+}
+
+// The pair ICE selected, as candidate types, for the node's call end audit
+// line (`path=`, docs/operator.md); the CLI reports its own the same way. The
+// node keeps the first report: the pair media flowed on once connected.
+async function reportPath(pc, id) {
+  const pair = selectedPair(await pc.getStats());
+  if (!pair || !CANDIDATE_TYPES.has(pair.local.candidateType) || !CANDIDATE_TYPES.has(pair.remote.candidateType)) return;
+  if (call && call.pc === pc) notePair(pair);
+  callSignal({ type: 'call_path', call_id: id, local: pair.local.candidateType, remote: pair.remote.candidateType });
 }
 
 function startStats() {
@@ -91,11 +141,15 @@ function startStats() {
         stats.rttMs = Math.round(s.currentRoundTripTime * 1000);
       }
     });
+    const pair = selectedPair(report);
+    if (pair && call) notePair(pair);
     window.tsunaguCall.stats = stats;
     const total = stats.packetsReceived + stats.packetsLost;
     const loss = total ? (100 * stats.packetsLost / total).toFixed(1) : '0.0';
+    const shown = window.tsunaguCall.pair;
     document.getElementById('call-quality').textContent = 'Received ' + stats.packetsReceived + ' packets, loss '
-      + loss + ' %, jitter ' + stats.jitterMs + ' ms' + (stats.rttMs === null ? '' : ', round trip ' + stats.rttMs + ' ms');
+      + loss + ' %, jitter ' + stats.jitterMs + ' ms' + (stats.rttMs === null ? '' : ', round trip ' + stats.rttMs + ' ms')
+      + (shown ? '; path ' + shown.shown : '');
   }, 1000);
 }
 
