@@ -3,10 +3,13 @@
 // declines a ring, hangs up, mutes, sends DTMF (RTCDTMFSender: RFC 4733 events,
 // which `tsunagu listen` prints), and shows the call's quality from getStats().
 // Signalling goes through the node on the event socket (app.js callSignal);
-// the offer and answer are gathered fully before they are sent, as the CLI does.
+// the offer and answer go at once, and each candidate follows as it is
+// gathered (trickle ICE: the node relays `candidate` messages to pages and, as
+// call_candidate, to terminals).
 import { callSignal, eventsOpen, say } from './app.js';
 
-const GATHER_LIMIT_MS = 5000;
+// Candidates from the other side that arrive before this page has its peer connection (a ring not yet answered).
+const MAX_EARLY_CANDIDATES = 32;
 // End codes after which the caller may leave a voicemail instead.
 const VOICEMAIL_CODES = new Set([408, 480, 486, 603]);
 
@@ -21,15 +24,6 @@ window.tsunaguCall = { state: 'idle', stats: null, ended: null };
 function show(id, visible) { document.getElementById(id).hidden = !visible; }
 function callSay(text, kind = 'ok') { say(text, kind, 'call-state'); }
 
-function gathered(pc) {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => { if (pc.iceGatheringState === 'complete') resolve(); };
-    pc.addEventListener('icegatheringstatechange', done);
-    setTimeout(resolve, GATHER_LIMIT_MS);
-  });
-}
-
 async function microphone() {
   return navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false } });
 }
@@ -42,6 +36,12 @@ function newConnection(iceServers, stream) {
     audio.srcObject = event.streams[0] || new MediaStream([event.track]);
     audio.play().catch(() => {});
     call.audio = audio;
+  });
+  pc.addEventListener('icecandidate', (event) => {
+    // A candidate follows our description (before it the node has no one to relay it to); null ends gathering.
+    if (!call || call.pc !== pc || !event.candidate || !event.candidate.candidate) return;
+    if (call.described) sendCandidate(event.candidate.candidate);
+    else (call.unsent = call.unsent || []).push(event.candidate.candidate);
   });
   pc.addEventListener('connectionstatechange', () => {
     if (!call || call.pc !== pc) return;
@@ -56,6 +56,23 @@ function newConnection(iceServers, stream) {
     }
   });
   return pc;
+}
+
+function sendCandidate(candidate) {
+  callSignal({ type: 'candidate', call_id: call.id, candidate });
+}
+
+// Our offer or answer went out: the candidates gathered meanwhile follow it.
+function described() {
+  call.described = true;
+  for (const candidate of call.unsent || []) sendCandidate(candidate);
+  call.unsent = null;
+}
+
+// The other side's candidates wait for its description (addIceCandidate needs it).
+function addEarlyCandidates() {
+  for (const candidate of call.early || []) call.pc.addIceCandidate({ candidate, sdpMLineIndex: 0 }).catch(() => {});
+  call.early = null;
 }
 
 // The pair ICE selected (getStats' transport names it), as its two candidates' stats.
@@ -207,9 +224,9 @@ async function prepared(message) {
   call = { id: message.call_id, peer: to, role: 'caller', stream, pc: null };
   call.pc = newConnection(message.ice_servers, stream);
   await call.pc.setLocalDescription(await call.pc.createOffer());
-  await gathered(call.pc);
   if (!call || call.id !== message.call_id) return;
   callSignal({ type: 'offer', call_id: call.id, sdp: call.pc.localDescription.sdp });
+  described();
 }
 
 function ringing(message) {
@@ -252,18 +269,25 @@ async function answerWith(iceServers) {
   const id = call.id;
   call.ring = null;
   call.pc = newConnection(iceServers, call.stream);
-  await call.pc.setRemoteDescription({ type: 'offer', sdp: offer });
-  await call.pc.setLocalDescription(await call.pc.createAnswer());
-  await gathered(call.pc);
+  const pc = call.pc;
+  await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+  if (!call || call.id !== id) return;
+  addEarlyCandidates();
+  await pc.setLocalDescription(await pc.createAnswer());
   if (!call || call.id !== id) return;
   callSignal({ type: 'answer', call_id: id, sdp: call.pc.localDescription.sdp });
+  described();
   window.tsunaguCall.state = 'answered';
   startStats();
 }
 
 async function accepted(message) {
   if (!call || call.id !== message.call_id) return;
-  if (call.role === 'caller' && message.sdp) await call.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
+  if (call.role === 'caller' && message.sdp) {
+    await call.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
+    if (!call || call.id !== message.call_id) return;
+    addEarlyCandidates();
+  }
   window.tsunaguCall.state = 'accepted';
   callSay('Answered by ' + call.peer + '; connecting…');
   startStats();
@@ -303,8 +327,12 @@ function onCallEvent(event) {
     case 'ice_servers': answerWith(message.ice_servers); break;
     case 'accepted': accepted(message); break;
     case 'candidate':
-      if (call && call.pc && call.id === message.call_id && message.candidate) {
+      if (!call || call.id !== message.call_id || !message.candidate) break;
+      if (call.pc && call.pc.remoteDescription) {
         call.pc.addIceCandidate({ candidate: message.candidate, sdpMLineIndex: 0 }).catch(() => {});
+      } else {
+        call.early = call.early || [];
+        if (call.early.length < MAX_EARLY_CANDIDATES) call.early.push(message.candidate);
       }
       break;
     case 'ended': ended(message); break;

@@ -247,7 +247,7 @@ void CallCore::ice_gathered(const IceDescription& local, uint64_t /*now_ns*/) {
     }
     if (auto prepared = webrtc_->prepare(); !prepared) return fail(exit_call_failed, "DTLS: " + prepared.error());
     webrtc_prepared_ = true;
-    actions_.push_back(call::SetRemote{webrtc_->remote_ice()});
+    webrtc_set_remote();
     proto::MessageBuilder accept(proto::MessageClass::success, sig::method::ring, ring_id_);
     accept.add_u32(sig::attr::protocol_version, sig::protocol_version);
     accept.add_string(sig::attr::ice_description, *sdp);
@@ -268,8 +268,10 @@ void CallCore::ice_gathered(const IceDescription& local, uint64_t /*now_ns*/) {
 }
 
 void CallCore::call_event(const proto::Message& m, uint64_t now_ns) {
-  if (state_ == CallState::ended || m.method != sig::method::call_event) return;
+  if (state_ == CallState::ended) return;
+  if (m.method != sig::method::call_event && m.method != sig::method::call_candidate) return;
   if (call_id_.empty() || attribute_text(m, sig::attr::call_id) != call_id_) return;
+  if (m.method == sig::method::call_candidate) return webrtc_trickled(m);
   uint32_t event = attribute_u32(m, sig::attr::call_state, sig::call_state::ended);
   if (event == sig::call_state::accepted) {
     if (accepted_ns_ != 0) return;
@@ -279,7 +281,7 @@ void CallCore::call_event(const proto::Message& m, uint64_t now_ns) {
     if (webrtc_) {
       if (!webrtc_remote(attribute_text(m, sig::attr::ice_description), false)) return;
       webrtc_prepared_ = true;
-      actions_.push_back(call::SetRemote{webrtc_->remote_ice()});
+      webrtc_set_remote();
       webrtc_replay_early(now_ns);
       return;
     }
@@ -506,6 +508,22 @@ bool CallCore::webrtc_remote(std::string_view sdp, bool offer) {
     fail(exit_call_failed, problem);
   }
   return false;
+}
+
+void CallCore::webrtc_set_remote() {
+  IceDescription remote = webrtc_->remote_ice();
+  for (auto& line : std::exchange(webrtc_trickled_, {}))
+    if (remote.candidates.size() < max_ice_candidates) remote.candidates.push_back(std::move(line));
+  webrtc_remote_set_ = true;
+  actions_.push_back(call::SetRemote{std::move(remote)});
+}
+
+void CallCore::webrtc_trickled(const proto::Message& m) {
+  if (!webrtc_) return;  // a terminal's candidates are all in its description
+  auto line = webrtc_->trickled_candidate(attribute_text(m, sig::attr::ice_candidate));
+  if (!line) return;
+  if (webrtc_remote_set_) actions_.push_back(call::AddRemoteCandidate{std::move(*line)});
+  else if (webrtc_trickled_.size() < max_ice_candidates) webrtc_trickled_.push_back(std::move(*line));
 }
 
 void CallCore::webrtc_replay_early(uint64_t now_ns) {

@@ -242,6 +242,8 @@ class CallShell {
       start_ice(std::move(start->config));
     } else if (auto* set = std::get_if<call::SetRemote>(&action)) {
       if (ice_) ice_->set_remote(set->remote);
+    } else if (auto* add = std::get_if<call::AddRemoteCandidate>(&action)) {
+      if (ice_) ice_->add_remote_candidate(add->line);
     } else if (std::holds_alternative<call::ExplainIceFailure>(action)) {
       std::string why = ice_ ? ice_->explain_failure() : std::string("ICE did not connect in time");
       core_.ice_gave_up(why, mono_ns());

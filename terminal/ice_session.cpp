@@ -712,6 +712,21 @@ void IceSession::set_remote(const IceDescription& remote) {
   });
 }
 
+void IceSession::add_remote_candidate(const std::string& line) {
+  if (closed_ || !check_ice_candidate_line(line).empty()) return;
+  Core* core = core_.get();
+  core->invoke([core, line] {  // after set_remote's, in order: the credentials come first
+    NiceCandidate* candidate = nice_agent_parse_remote_candidate_sdp(core->agent, core->stream_id, line.c_str());
+    if (candidate == nullptr) return;
+    if (candidate->component_id == component_id && candidate->transport == NICE_CANDIDATE_TRANSPORT_UDP) {
+      core->failure_context.remote_types.push_back(candidate_type_of(line));
+      GSList one{candidate, nullptr};
+      nice_agent_set_remote_candidates(core->agent, core->stream_id, component_id, &one);
+    }
+    nice_candidate_free(candidate);
+  });
+}
+
 size_t IceSession::send(ByteView data) {
   if (closed_ || data.empty()) return 0;
   // nice_agent_send takes a guint length; never more than 2 GiB at once.

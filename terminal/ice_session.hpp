@@ -84,6 +84,9 @@ class IceSession {
 
   void start();                                  // gather; on_gathered follows
   void set_remote(const IceDescription& remote);  // after the peer's on_gathered
+  // One more remote candidate ("a=candidate:" line) after set_remote: one the
+  // peer trickled. A TCP one or one of another component is ignored.
+  void add_remote_candidate(const std::string& line);
   // Bytes accepted: the whole datagram or 0 (datagram mode); in reliable mode
   // possibly part of it, and 0 until writable: wait for on_writable. Also 0
   // before the pair is connected and after close(). Straight into libnice.

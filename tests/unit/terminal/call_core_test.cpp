@@ -5,6 +5,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <functional>
@@ -741,7 +742,9 @@ struct WebRtcPair {
 
   // Up to both sides' ICE connected (unless not `select`: then the test does);
   // `tamper` edits the callee's SDP answer on its way.
-  void connect(const std::function<void(std::string&)>& tamper = {}, bool select = true) {
+  // `before_accepted` runs before the caller hears the answer.
+  void connect(const std::function<void(std::string&)>& tamper = {}, bool select = true,
+               const std::function<void()>& before_accepted = {}) {
     caller.core.logged_in(caller.now);
     caller.take();
     proto::MessageBuilder prepared(proto::MessageClass::success, sig::method::call, caller.node.next_id());
@@ -773,6 +776,7 @@ struct WebRtcPair {
     CHECK(answer_sdp.find("a=setup:active") != std::string::npos);
     if (tamper) tamper(answer_sdp);
 
+    if (before_accepted) before_accepted();
     proto::MessageBuilder accepted(proto::MessageClass::indication, sig::method::call_event, caller.node.next_id());
     accepted.add_string(sig::attr::call_id, "c-1");
     accepted.add_u32(sig::attr::call_state, sig::call_state::accepted);
@@ -870,6 +874,52 @@ TEST_CASE("MEDIA-PROFILE webrtc: a certificate other than the signalled fingerpr
   REQUIRE(hangups.size() == 1);
   CHECK(hangups[0].refusal_code == sig::error::media_refused);
   CHECK(hangups[0].refusal_reason.find("fingerprint") != std::string::npos);
+}
+
+TEST_CASE("MEDIA-PROFILE webrtc: a page's trickled candidates wait for its description, then go to ICE one by one; "
+          ".local, TCP and other calls' ones are not used") {
+  WebRtcPair pair;
+  auto trickle = [&pair](const std::string& text, const std::string& call_id = "c-1") {
+    proto::MessageBuilder b(proto::MessageClass::indication, sig::method::call_candidate, pair.caller.node.next_id());
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_string(sig::attr::ice_candidate, text);
+    pair.caller.core.call_event(pair.caller.node.add(std::move(b)), pair.caller.now);
+  };
+  const std::string early = "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host generation 0";
+  pair.connect({}, /*select=*/false, [&] {
+    trickle(early);
+    trickle("candidate:2 1 udp 2122260223 0b6a4c2e-1f9d-4a4e-9d2b-7c1e2f3a4b5c.local 50001 typ host generation 0");
+    trickle("candidate:3 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active generation 0");
+    trickle("candidate:4 1 udp 2122260223 192.0.2.4 50004 typ host", "another-call");
+    auto actions = pair.caller.take();
+    CHECK(all_of_type<call::AddRemoteCandidate>(actions).empty());  // no remote description yet
+    CHECK(all_of_type<call::SetRemote>(actions).empty());
+  });
+  pair.caller.take();
+  auto sets = all_of_type<call::SetRemote>(pair.caller.seen);
+  REQUIRE(sets.size() == 1);
+  const auto& lines = sets[0].remote.candidates;
+  CHECK(std::count(lines.begin(), lines.end(), "a=" + early) == 1);  // added to the description's
+  for (const auto& line : lines) {
+    CHECK(line.find(".local") == std::string::npos);
+    CHECK(line.find(" tcp ") == std::string::npos);
+    CHECK(line.find("192.0.2.4") == std::string::npos);
+  }
+
+  const std::string later = "candidate:5 1 udp 1686052607 203.0.113.5 40000 typ srflx raddr 0.0.0.0 rport 0 generation 0";
+  trickle(later);
+  auto added = all_of_type<call::AddRemoteCandidate>(pair.caller.take());
+  REQUIRE(added.size() == 1);
+  CHECK(added[0].line == "a=" + later);
+  trickle("candidate:6 1 udp 2122260223 1f2e3d4c-0000-4000-8000-000000000000.local 50006 typ host");
+  CHECK(all_of_type<call::AddRemoteCandidate>(pair.caller.take()).empty());
+  trickle("not a candidate");
+  CHECK(all_of_type<call::AddRemoteCandidate>(pair.caller.take()).empty());
+
+  const WebRtcTransport& webrtc = *pair.caller.core.webrtc();
+  CHECK(webrtc.counters().trickled_candidates == 2);
+  CHECK(webrtc.mdns_candidates() == 2);
+  CHECK(webrtc_report_json(webrtc).find("\"trickled_candidates\": 2") != std::string::npos);
 }
 
 std::vector<Bytes> datagrams_in(const std::vector<CallAction>& actions) {
