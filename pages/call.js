@@ -60,6 +60,7 @@ function newConnection(iceServers, stream) {
 
 function sendCandidate(candidate) {
   callSignal({ type: 'candidate', call_id: call.id, candidate });
+  (call.sent = call.sent || []).push(candidate);
 }
 
 // Our offer or answer went out: the candidates gathered meanwhile follow it.
@@ -287,6 +288,10 @@ async function accepted(message) {
     await call.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
     if (!call || call.id !== message.call_id) return;
     addEarlyCandidates();
+    // Once more, now that the callee answered: a LAN agent passes candidates on only once its link to
+    // the extension's terminal is up, so those sent while it rang may never have arrived (the terminal
+    // takes each line once).
+    for (const candidate of call.sent || []) callSignal({ type: 'candidate', call_id: call.id, candidate });
   }
   window.tsunaguCall.state = 'accepted';
   callSay('Answered by ' + call.peer + '; connecting…');

@@ -520,7 +520,11 @@ void CallCore::webrtc_set_remote() {
 
 void CallCore::webrtc_trickled(const proto::Message& m) {
   if (!webrtc_) return;  // a terminal's candidates are all in its description
-  auto line = webrtc_->trickled_candidate(attribute_text(m, sig::attr::ice_candidate));
+  std::string text = attribute_text(m, sig::attr::ice_candidate);
+  // A page sends its candidates again once answered (a LAN agent drops what comes before its terminal link is up).
+  if (std::find(webrtc_trickled_seen_.begin(), webrtc_trickled_seen_.end(), text) != webrtc_trickled_seen_.end()) return;
+  if (webrtc_trickled_seen_.size() < 4 * max_ice_candidates) webrtc_trickled_seen_.push_back(text);
+  auto line = webrtc_->trickled_candidate(text);
   if (!line) return;
   if (webrtc_remote_set_) actions_.push_back(call::AddRemoteCandidate{std::move(*line)});
   else if (webrtc_trickled_.size() < max_ice_candidates) webrtc_trickled_.push_back(std::move(*line));

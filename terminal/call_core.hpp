@@ -187,6 +187,7 @@ class CallCore {
   std::vector<EarlyDatagram> webrtc_early_;  // before DTLS was prepared, or DTLS from a known source before ICE selected
   bool webrtc_remote_set_ = false;            // SetRemote sent: trickled candidates go straight to ICE
   std::vector<std::string> webrtc_trickled_;  // trickled before that: added to the SetRemote (capped)
+  std::vector<std::string> webrtc_trickled_seen_;  // each trickled text is taken once
   std::string media_refusal_;  // why this end refused the page's media: told to the node with the hang-up
 };
 

@@ -911,6 +911,10 @@ TEST_CASE("MEDIA-PROFILE webrtc: a page's trickled candidates wait for its descr
   auto added = all_of_type<call::AddRemoteCandidate>(pair.caller.take());
   REQUIRE(added.size() == 1);
   CHECK(added[0].line == "a=" + later);
+  // The page sends them all again once answered: each is taken once.
+  trickle(early);
+  trickle(later);
+  CHECK(all_of_type<call::AddRemoteCandidate>(pair.caller.take()).empty());
   trickle("candidate:6 1 udp 2122260223 1f2e3d4c-0000-4000-8000-000000000000.local 50006 typ host");
   CHECK(all_of_type<call::AddRemoteCandidate>(pair.caller.take()).empty());
   trickle("not a candidate");
