@@ -293,9 +293,12 @@ async function accepted(message) {
     // takes each line once).
     for (const candidate of call.sent || []) callSignal({ type: 'candidate', call_id: call.id, candidate });
   }
+  startStats();
+  // With trickled candidates the media can be up before the node's word that the call was answered
+  // reaches the answering page: "connected" stays.
+  if (call.pc && call.pc.connectionState === 'connected') return;
   window.tsunaguCall.state = 'accepted';
   callSay('Answered by ' + call.peer + '; connecting…');
-  startStats();
 }
 
 function ended(message) {
