@@ -3,10 +3,13 @@
 // declines a ring, hangs up, mutes, sends DTMF (RTCDTMFSender: RFC 4733 events,
 // which `tsunagu listen` prints), and shows the call's quality from getStats().
 // Signalling goes through the node on the event socket (app.js callSignal);
-// the offer and answer are gathered fully before they are sent, as the CLI does.
+// the offer and answer go at once, and each candidate follows as it is
+// gathered (trickle ICE: the node relays `candidate` messages to pages and, as
+// call_candidate, to terminals).
 import { callSignal, eventsOpen, say } from './app.js';
 
-const GATHER_LIMIT_MS = 5000;
+// Candidates from the other side that arrive before this page has its peer connection (a ring not yet answered).
+const MAX_EARLY_CANDIDATES = 32;
 // End codes after which the caller may leave a voicemail instead.
 const VOICEMAIL_CODES = new Set([408, 480, 486, 603]);
 
@@ -21,15 +24,6 @@ window.tsunaguCall = { state: 'idle', stats: null, ended: null };
 function show(id, visible) { document.getElementById(id).hidden = !visible; }
 function callSay(text, kind = 'ok') { say(text, kind, 'call-state'); }
 
-function gathered(pc) {
-  if (pc.iceGatheringState === 'complete') return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => { if (pc.iceGatheringState === 'complete') resolve(); };
-    pc.addEventListener('icegatheringstatechange', done);
-    setTimeout(resolve, GATHER_LIMIT_MS);
-  });
-}
-
 async function microphone() {
   return navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false } });
 }
@@ -43,12 +37,19 @@ function newConnection(iceServers, stream) {
     audio.play().catch(() => {});
     call.audio = audio;
   });
+  pc.addEventListener('icecandidate', (event) => {
+    // A candidate follows our description (before it the node has no one to relay it to); null ends gathering.
+    if (!call || call.pc !== pc || !event.candidate || !event.candidate.candidate) return;
+    if (call.described) sendCandidate(event.candidate.candidate);
+    else (call.unsent = call.unsent || []).push(event.candidate.candidate);
+  });
   pc.addEventListener('connectionstatechange', () => {
     if (!call || call.pc !== pc) return;
     if (pc.connectionState === 'connected') {
       window.tsunaguCall.state = 'connected';
       callSay('Connected with ' + call.peer + '.');
       reportPath(pc, call.id).catch(() => {});
+      followPair(pc);
     } else if (pc.connectionState === 'failed') {
       callSay('The call\'s media path failed.', 'error');
       hangUp();
@@ -57,20 +58,87 @@ function newConnection(iceServers, stream) {
   return pc;
 }
 
-// The pair ICE selected, as candidate types, for the node's call end audit
-// line (`path=`, docs/operator.md); the CLI reports its own the same way.
+function sendCandidate(candidate) {
+  callSignal({ type: 'candidate', call_id: call.id, candidate });
+  (call.sent = call.sent || []).push(candidate);
+}
+
+// Our offer or answer went out: the candidates gathered meanwhile follow it.
+function described() {
+  call.described = true;
+  for (const candidate of call.unsent || []) sendCandidate(candidate);
+  call.unsent = null;
+}
+
+// The other side's candidates wait for its description (addIceCandidate needs it).
+function addEarlyCandidates() {
+  for (const candidate of call.early || []) call.pc.addIceCandidate({ candidate, sdpMLineIndex: 0 }).catch(() => {});
+  call.early = null;
+}
+
+// The pair ICE selected (getStats' transport names it), as its two candidates' stats.
 const CANDIDATE_TYPES = new Set(['host', 'srflx', 'prflx', 'relay']);
-async function reportPath(pc, id) {
-  const report = await pc.getStats();
+function selectedPair(report) {
   let pair = null;
   report.forEach((s) => {
     if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
   });
   const local = pair && report.get(pair.localCandidateId);
   const remote = pair && report.get(pair.remoteCandidateId);
-  if (!local || !remote || !CANDIDATE_TYPES.has(local.candidateType) || !CANDIDATE_TYPES.has(remote.candidateType)) return;
-  window.tsunaguCall.path = local.candidateType + '/' + remote.candidateType;
-  callSignal({ type: 'call_path', call_id: id, local: local.candidateType, remote: remote.candidateType });
+  return local && remote ? { local, remote } : null;
+}
+
+// One end of the pair for people: Chromium leaves a peer-reflexive candidate's
+// address empty (it was learnt from a check, never signalled), so say what it is.
+export function describeCandidate(candidate) {
+  const address = candidate.address || candidate.ip || '';
+  if (!address) return candidate.candidateType === 'prflx' ? 'peer-reflexive' : candidate.candidateType;
+  const where = address.includes(':') ? '[' + address + ']' : address;
+  return candidate.candidateType + ' ' + where + (candidate.port ? ':' + candidate.port : '');
+}
+
+// The pair as the page shows and the tests read it; ICE may move to another
+// pair after connected (a relayed one nominated first, the punched one later),
+// so this follows the ICE transport's selectedcandidatepairchange and the ICE
+// state's changes, and the quality timer reads it again every second.
+function notePair(pair) {
+  const path = pair.local.candidateType + '/' + pair.remote.candidateType;
+  const shown = describeCandidate(pair.local) + ' ↔ ' + describeCandidate(pair.remote);
+  const id = call ? call.id : null;
+  const before = window.tsunaguCall.pair && window.tsunaguCall.pair.callId === id ? window.tsunaguCall.pair : null;
+  const changes = before ? before.changes + (before.shown === shown ? 0 : 1) : 0;
+  window.tsunaguCall.path = path;
+  window.tsunaguCall.pair = { callId: id, path, shown, changes };
+}
+
+async function readPair(pc) {
+  if (!call || call.pc !== pc) return;
+  const pair = selectedPair(await pc.getStats());
+  if (pair && call && call.pc === pc) notePair(pair);
+}
+
+function followPair(pc) {
+  const sender = pc.getSenders().find((s) => s.transport);
+  const ice = sender && sender.transport.iceTransport;
+  if (ice && !ice.tsunaguFollowed) {
+    ice.tsunaguFollowed = true;
+    ice.addEventListener('selectedcandidatepairchange', () => readPair(pc).catch(() => {}));
+  }
+  if (!pc.tsunaguFollowed) {
+    pc.tsunaguFollowed = true;
+    pc.addEventListener('iceconnectionstatechange', () => readPair(pc).catch(() => {}));
+  }
+  readPair(pc).catch(() => {});
+}
+
+// The pair ICE selected, as candidate types, for the node's call end audit
+// line (`path=`, docs/operator.md); the CLI reports its own the same way. The
+// node keeps the first report: the pair media flowed on once connected.
+async function reportPath(pc, id) {
+  const pair = selectedPair(await pc.getStats());
+  if (!pair || !CANDIDATE_TYPES.has(pair.local.candidateType) || !CANDIDATE_TYPES.has(pair.remote.candidateType)) return;
+  if (call && call.pc === pc) notePair(pair);
+  callSignal({ type: 'call_path', call_id: id, local: pair.local.candidateType, remote: pair.remote.candidateType });
 }
 
 function startStats() {
@@ -91,11 +159,15 @@ function startStats() {
         stats.rttMs = Math.round(s.currentRoundTripTime * 1000);
       }
     });
+    const pair = selectedPair(report);
+    if (pair && call) notePair(pair);
     window.tsunaguCall.stats = stats;
     const total = stats.packetsReceived + stats.packetsLost;
     const loss = total ? (100 * stats.packetsLost / total).toFixed(1) : '0.0';
+    const shown = window.tsunaguCall.pair;
     document.getElementById('call-quality').textContent = 'Received ' + stats.packetsReceived + ' packets, loss '
-      + loss + ' %, jitter ' + stats.jitterMs + ' ms' + (stats.rttMs === null ? '' : ', round trip ' + stats.rttMs + ' ms');
+      + loss + ' %, jitter ' + stats.jitterMs + ' ms' + (stats.rttMs === null ? '' : ', round trip ' + stats.rttMs + ' ms')
+      + (shown ? '; path ' + shown.shown : '');
   }, 1000);
 }
 
@@ -153,9 +225,9 @@ async function prepared(message) {
   call = { id: message.call_id, peer: to, role: 'caller', stream, pc: null };
   call.pc = newConnection(message.ice_servers, stream);
   await call.pc.setLocalDescription(await call.pc.createOffer());
-  await gathered(call.pc);
   if (!call || call.id !== message.call_id) return;
   callSignal({ type: 'offer', call_id: call.id, sdp: call.pc.localDescription.sdp });
+  described();
 }
 
 function ringing(message) {
@@ -198,21 +270,35 @@ async function answerWith(iceServers) {
   const id = call.id;
   call.ring = null;
   call.pc = newConnection(iceServers, call.stream);
-  await call.pc.setRemoteDescription({ type: 'offer', sdp: offer });
-  await call.pc.setLocalDescription(await call.pc.createAnswer());
-  await gathered(call.pc);
+  const pc = call.pc;
+  await pc.setRemoteDescription({ type: 'offer', sdp: offer });
+  if (!call || call.id !== id) return;
+  addEarlyCandidates();
+  await pc.setLocalDescription(await pc.createAnswer());
   if (!call || call.id !== id) return;
   callSignal({ type: 'answer', call_id: id, sdp: call.pc.localDescription.sdp });
+  described();
   window.tsunaguCall.state = 'answered';
   startStats();
 }
 
 async function accepted(message) {
   if (!call || call.id !== message.call_id) return;
-  if (call.role === 'caller' && message.sdp) await call.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
+  if (call.role === 'caller' && message.sdp) {
+    await call.pc.setRemoteDescription({ type: 'answer', sdp: message.sdp });
+    if (!call || call.id !== message.call_id) return;
+    addEarlyCandidates();
+    // Once more, now that the callee answered: a LAN agent passes candidates on only once its link to
+    // the extension's terminal is up, so those sent while it rang may never have arrived (the terminal
+    // takes each line once).
+    for (const candidate of call.sent || []) callSignal({ type: 'candidate', call_id: call.id, candidate });
+  }
+  startStats();
+  // With trickled candidates the media can be up before the node's word that the call was answered
+  // reaches the answering page: "connected" stays.
+  if (call.pc && call.pc.connectionState === 'connected') return;
   window.tsunaguCall.state = 'accepted';
   callSay('Answered by ' + call.peer + '; connecting…');
-  startStats();
 }
 
 function ended(message) {
@@ -249,8 +335,12 @@ function onCallEvent(event) {
     case 'ice_servers': answerWith(message.ice_servers); break;
     case 'accepted': accepted(message); break;
     case 'candidate':
-      if (call && call.pc && call.id === message.call_id && message.candidate) {
+      if (!call || call.id !== message.call_id || !message.candidate) break;
+      if (call.pc && call.pc.remoteDescription) {
         call.pc.addIceCandidate({ candidate: message.candidate, sdpMLineIndex: 0 }).catch(() => {});
+      } else {
+        call.early = call.early || [];
+        if (call.early.length < MAX_EARLY_CANDIDATES) call.early.push(message.candidate);
       }
       break;
     case 'ended': ended(message); break;

@@ -247,7 +247,7 @@ void CallCore::ice_gathered(const IceDescription& local, uint64_t /*now_ns*/) {
     }
     if (auto prepared = webrtc_->prepare(); !prepared) return fail(exit_call_failed, "DTLS: " + prepared.error());
     webrtc_prepared_ = true;
-    actions_.push_back(call::SetRemote{webrtc_->remote_ice()});
+    webrtc_set_remote();
     proto::MessageBuilder accept(proto::MessageClass::success, sig::method::ring, ring_id_);
     accept.add_u32(sig::attr::protocol_version, sig::protocol_version);
     accept.add_string(sig::attr::ice_description, *sdp);
@@ -268,8 +268,10 @@ void CallCore::ice_gathered(const IceDescription& local, uint64_t /*now_ns*/) {
 }
 
 void CallCore::call_event(const proto::Message& m, uint64_t now_ns) {
-  if (state_ == CallState::ended || m.method != sig::method::call_event) return;
+  if (state_ == CallState::ended) return;
+  if (m.method != sig::method::call_event && m.method != sig::method::call_candidate) return;
   if (call_id_.empty() || attribute_text(m, sig::attr::call_id) != call_id_) return;
+  if (m.method == sig::method::call_candidate) return webrtc_trickled(m);
   uint32_t event = attribute_u32(m, sig::attr::call_state, sig::call_state::ended);
   if (event == sig::call_state::accepted) {
     if (accepted_ns_ != 0) return;
@@ -279,7 +281,7 @@ void CallCore::call_event(const proto::Message& m, uint64_t now_ns) {
     if (webrtc_) {
       if (!webrtc_remote(attribute_text(m, sig::attr::ice_description), false)) return;
       webrtc_prepared_ = true;
-      actions_.push_back(call::SetRemote{webrtc_->remote_ice()});
+      webrtc_set_remote();
       webrtc_replay_early(now_ns);
       return;
     }
@@ -322,17 +324,23 @@ void CallCore::ice_connected(const SelectedPair& pair, uint64_t now_ns) {
   pair_ = pair;
   ice_deadline_ns_.reset();
   print("connected after " + std::to_string(ms_since_start(now_ns)) + " ms: " + describe(pair));
-  if (!call_id_.empty()) actions_.push_back(call::ReportPath{call_id_, pair.local_type + "/" + pair.remote_type});
   state_ = CallState::connected;
   if (webrtc_) {
+    // The path is reported once DTLS keyed SRTP (webrtc_data): a call whose handshake fails had no media
+    // path, and the node's end line says why (reason=media_refused) rather than a path.
     // The media starts once DTLS has keyed SRTP (webrtc_data).
     if (auto started = webrtc_->connected(); !started) return fail(exit_call_failed, "DTLS: " + started.error());
     webrtc_flush(now_ns);
     return webrtc_replay_early(now_ns);
   }
+  report_path();
   transfer_.connected(now_ns);
   if (transfer_.started()) state_ = CallState::transfer;
   collect_transfer();
+}
+
+void CallCore::report_path() {
+  if (!call_id_.empty()) actions_.push_back(call::ReportPath{call_id_, pair_.local_type + "/" + pair_.remote_type});
 }
 
 void CallCore::ice_pair_changed(const SelectedPair& pair) {
@@ -502,6 +510,26 @@ bool CallCore::webrtc_remote(std::string_view sdp, bool offer) {
   return false;
 }
 
+void CallCore::webrtc_set_remote() {
+  IceDescription remote = webrtc_->remote_ice();
+  for (auto& line : std::exchange(webrtc_trickled_, {}))
+    if (remote.candidates.size() < max_ice_candidates) remote.candidates.push_back(std::move(line));
+  webrtc_remote_set_ = true;
+  actions_.push_back(call::SetRemote{std::move(remote)});
+}
+
+void CallCore::webrtc_trickled(const proto::Message& m) {
+  if (!webrtc_) return;  // a terminal's candidates are all in its description
+  std::string text = attribute_text(m, sig::attr::ice_candidate);
+  // A page sends its candidates again once answered (a LAN agent drops what comes before its terminal link is up).
+  if (std::find(webrtc_trickled_seen_.begin(), webrtc_trickled_seen_.end(), text) != webrtc_trickled_seen_.end()) return;
+  if (webrtc_trickled_seen_.size() < 4 * max_ice_candidates) webrtc_trickled_seen_.push_back(text);
+  auto line = webrtc_->trickled_candidate(text);
+  if (!line) return;
+  if (webrtc_remote_set_) actions_.push_back(call::AddRemoteCandidate{std::move(*line)});
+  else if (webrtc_trickled_.size() < max_ice_candidates) webrtc_trickled_.push_back(std::move(*line));
+}
+
 void CallCore::webrtc_replay_early(uint64_t now_ns) {
   for (auto& early : std::exchange(webrtc_early_, {})) webrtc_data(early.bytes, now_ns, early.from);
 }
@@ -525,6 +553,7 @@ void CallCore::webrtc_data(ByteView datagram, uint64_t now_ns, std::optional<pro
   webrtc_flush(now_ns);  // our next flight
   if (!was_ready && webrtc_->media_ready()) {
     print("DTLS done after " + std::to_string(ms_since_start(now_ns)) + " ms (SRTP " + webrtc_->srtp_profile() + ")");
+    report_path();  // the pair DTLS ran on, after any change since ICE connected
     transfer_.connected(now_ns);
     if (transfer_.started()) state_ = CallState::transfer;
   }

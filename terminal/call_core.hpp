@@ -54,6 +54,8 @@ struct ReplyRing { Bytes message; };                                    // the a
 struct PromptAccept { std::string caller; };                            // then accept_decision()
 struct StartIce { IceConfig config; };                                  // then ice_gathered() ...
 struct SetRemote { IceDescription remote; };
+// After SetRemote: one more remote candidate, one a browser trickled (call_candidate).
+struct AddRemoteCandidate { std::string line; };
 struct ExplainIceFailure {};  // the ICE deadline passed: answer with ice_gave_up(explanation)
 struct ReleaseMedia {};       // write the report, close ICE (releasing TURN), stop reading input
 struct StopLink {};           // caller: stop the node link; the run ends
@@ -67,7 +69,7 @@ struct CallOver { int exit_code; bool answered; };
 using CallAction = std::variant<call::SendPrepare, call::SendPlace, call::SendHangup, call::FetchTurn,
                                 call::ReplyRing, call::PromptAccept, call::StartIce, call::SetRemote,
                                 call::ExplainIceFailure, call::ReleaseMedia, call::StopLink, call::CallOver,
-                                call::ReportPath,
+                                call::ReportPath, call::AddRemoteCandidate,
                                 transfer::SendStream, transfer::SendDatagram, transfer::StartInput, transfer::StartAudio,
                                 transfer::Print>;
 
@@ -92,7 +94,10 @@ class CallCore {
   void accept_decision(bool accept, uint64_t now_ns);
   void turn_answered(const proto::Message* answer, uint64_t now_ns);
   // ---- both
-  void call_event(const proto::Message& event, uint64_t now_ns);  // call_event indications (others ignored)
+  // call_event indications, and in WebRTC's profile call_candidate (a page's
+  // trickled candidates: kept until the remote description is set, then
+  // AddRemoteCandidate); others ignored.
+  void call_event(const proto::Message& event, uint64_t now_ns);
   void ice_gathered(const IceDescription& local, uint64_t now_ns);
   void ice_connected(const SelectedPair& pair, uint64_t now_ns);
   void ice_pair_changed(const SelectedPair& pair);
@@ -149,6 +154,10 @@ class CallCore {
   void webrtc_data(ByteView datagram, uint64_t now_ns, std::optional<proto::SocketAddress> from);
   void webrtc_replay_early(uint64_t now_ns);
   void webrtc_flush(uint64_t now_ns);
+  void webrtc_set_remote();                        // SetRemote: the browser's description and what it trickled so far
+  void webrtc_trickled(const proto::Message& m);  // a call_candidate
+  // call::ReportPath for the selected pair: at ICE connected, or in WebRTC's profile once DTLS keyed SRTP.
+  void report_path();
   void print(std::string line) { actions_.push_back(transfer::Print{std::move(line), false}); }
   void fail(int exit_code, const std::string& why);
   void finish(int exit_code);
@@ -176,6 +185,9 @@ class CallCore {
     std::optional<proto::SocketAddress> from;
   };
   std::vector<EarlyDatagram> webrtc_early_;  // before DTLS was prepared, or DTLS from a known source before ICE selected
+  bool webrtc_remote_set_ = false;            // SetRemote sent: trickled candidates go straight to ICE
+  std::vector<std::string> webrtc_trickled_;  // trickled before that: added to the SetRemote (capped)
+  std::vector<std::string> webrtc_trickled_seen_;  // each trickled text is taken once
   std::string media_refusal_;  // why this end refused the page's media: told to the node with the hang-up
 };
 

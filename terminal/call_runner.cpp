@@ -242,6 +242,8 @@ class CallShell {
       start_ice(std::move(start->config));
     } else if (auto* set = std::get_if<call::SetRemote>(&action)) {
       if (ice_) ice_->set_remote(set->remote);
+    } else if (auto* add = std::get_if<call::AddRemoteCandidate>(&action)) {
+      if (ice_) ice_->add_remote_candidate(add->line);
     } else if (std::holds_alternative<call::ExplainIceFailure>(action)) {
       std::string why = ice_ ? ice_->explain_failure() : std::string("ICE did not connect in time");
       core_.ice_gave_up(why, mono_ns());
@@ -285,9 +287,11 @@ class CallShell {
       // keeps its own arrival time, for the jitter and RTT figures; never
       // before the end of the tick before (whose frames used that time), so
       // time does not run backwards for the core.
+      // The source lets a WebRTC call take DTLS only from the selected pair's remote.
       uint64_t arrival = ice_ ? ice_->data_arrival_ns() : 0;
+      std::optional<proto::SocketAddress> source = ice_ ? ice_->data_source() : std::nullopt;
       feed([&](CallCore& c, uint64_t now) {
-        c.ice_data(data, arrival != 0 ? std::max(arrival, audio_tick_done_ns_) : now);
+        c.ice_data(data, arrival != 0 ? std::max(arrival, audio_tick_done_ns_) : now, source);
       });
     };
     events.on_writable = [this] { flush_output(); };

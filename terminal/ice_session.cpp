@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <deque>
 #include <utility>
@@ -25,6 +26,13 @@ GCallback as_gcallback(F* function) {
 
 constexpr guint component_id = 1;
 constexpr guint ready_idle_timeout_ms = 500;  // libnice's default is 5000
+// Datagram mode reads with nice_agent_recv_messages_nonblocking: this many
+// messages per call, each as large as a UDP datagram can be (the native
+// profile's sealed packets reach 64 KiB; libnice's own buffer is as large),
+// and at most this many calls per readiness before the loop runs again.
+constexpr size_t receive_batch = 4;
+constexpr size_t receive_buffer_size = 65536;
+constexpr int receive_rounds = 16;
 
 uint64_t monotonic_ns() {
   timespec ts{};
@@ -110,7 +118,7 @@ namespace {
 struct Gathered { IceDescription description; };
 struct Connected { SelectedPair pair; };
 struct PairChanged { SelectedPair pair; };
-struct Data { Bytes bytes; uint64_t arrival_ns; };
+struct Data { Bytes bytes; uint64_t arrival_ns; std::optional<proto::SocketAddress> source; };
 struct Writable {};
 struct Failed { std::string reason; };
 using Event = std::variant<Gathered, Connected, PairChanged, Data, Writable, Failed>;
@@ -333,9 +341,14 @@ struct IceSession::Core {
   bool delivery_due = false;  // the queue holds an event that wants delivering now
   bool connected_reported = false;
   IceFailureContext failure_context;  // candidate types, for a failure's reason
+  // Datagram mode: a watch per socket of the component on `context`, and the
+  // buffers nice_agent_recv_messages_nonblocking fills (see watch_sockets).
+  std::vector<GSource*> socket_watches;
+  Bytes receive_buffers;
 
   ~Core() {
     driver.reset();
+    unwatch_sockets();
     if (agent != nullptr) g_object_unref(agent);
     if (context != nullptr) {
       if (context_acquired) g_main_context_release(context);
@@ -367,10 +380,78 @@ struct IceSession::Core {
     g_source_unref(source);
   }
 
+  // Reliable mode: the byte stream's pieces, which have no source of their own.
   static void on_recv(NiceAgent*, guint, guint, guint len, gchar* buf, gpointer data) {
     auto* self = static_cast<Core*>(data);
     auto* begin = reinterpret_cast<const std::byte*>(buf);
-    self->post(Data{Bytes(begin, begin + len), monotonic_ns()});
+    self->post(Data{Bytes(begin, begin + len), monotonic_ns(), std::nullopt});
+  }
+
+  // Datagram mode: attach_recv's callback carries no source address, and a
+  // WebRTC call takes DTLS only from the selected pair's remote, so datagrams
+  // are read with nice_agent_recv_messages_nonblocking, which fills
+  // NiceInputMessage.from. Without attach_recv libnice keeps its sockets on a
+  // context of its own that only that call iterates (it reads STUN there
+  // too): a watch per socket on `context` says when to call it. The sockets
+  // exist once gathering started (host candidates; srflx, relay and prflx
+  // share them; ICE-TCP is off).
+  void watch_sockets() {
+    if (config.reliable || !socket_watches.empty()) return;
+    receive_buffers.resize(receive_batch * receive_buffer_size);
+    GPtrArray* sockets = nice_agent_get_sockets(agent, stream_id, component_id);
+    for (guint i = 0; i < sockets->len; ++i) {
+      auto* socket = static_cast<GSocket*>(g_ptr_array_index(sockets, i));
+      GSource* watch = g_socket_create_source(socket, G_IO_IN, nullptr);
+      g_source_set_callback(watch, reinterpret_cast<GSourceFunc>(as_gcallback(&on_readable)), this, nullptr);
+      g_source_attach(watch, context);
+      socket_watches.push_back(watch);
+    }
+    g_ptr_array_unref(sockets);
+  }
+
+  void unwatch_sockets() {
+    for (GSource* watch : socket_watches) {
+      g_source_destroy(watch);
+      g_source_unref(watch);
+    }
+    socket_watches.clear();
+  }
+
+  static gboolean on_readable(GSocket* socket, GIOCondition, gpointer data) {
+    // libnice closes a socket that failed; a watch on it would fire forever.
+    if (g_socket_is_closed(socket)) return G_SOURCE_REMOVE;
+    static_cast<Core*>(data)->receive_datagrams();
+    return G_SOURCE_CONTINUE;
+  }
+
+  void receive_datagrams() {
+    std::array<NiceAddress, receive_batch> sources{};
+    std::array<GInputVector, receive_batch> buffers{};
+    std::array<NiceInputMessage, receive_batch> messages{};
+    for (int round = 0; round < receive_rounds; ++round) {
+      for (size_t i = 0; i < receive_batch; ++i) {
+        nice_address_init(&sources[i]);
+        buffers[i] = GInputVector{receive_buffers.data() + i * receive_buffer_size, receive_buffer_size};
+        messages[i] = NiceInputMessage{&buffers[i], 1, &sources[i], 0};
+      }
+      GError* error = nullptr;
+      gint received = nice_agent_recv_messages_nonblocking(agent, stream_id, component_id, messages.data(),
+                                                           guint(receive_batch), nullptr, &error);
+      if (error != nullptr) {
+        // WOULD_BLOCK: drained, or only STUN (answered inside libnice) was read.
+        if (!g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+          log::debug() << "ice: receive: " << error->message;
+        g_error_free(error);
+        return;
+      }
+      uint64_t arrival = monotonic_ns();
+      for (gint i = 0; i < received; ++i) {
+        const auto* begin = static_cast<const std::byte*>(buffers[size_t(i)].buffer);
+        post(Data{Bytes(begin, begin + messages[size_t(i)].length), arrival,
+                  to_socket_address(sources[size_t(i)])});
+      }
+      if (received < gint(receive_batch)) return;
+    }
   }
 
   static void on_gathering_done(NiceAgent* agent, guint stream_id, gpointer data) {
@@ -488,7 +569,7 @@ struct IceSession::Core {
   // servers; close() runs the context until close_completed or the timer.
   void begin_close() {
     g_signal_handlers_disconnect_by_data(agent, this);
-    // The receive callback stays attached (post() drops what it hands over):
+    // The receive callback (or the socket watches) stays attached (post() drops what it hands over):
     // without one libnice stops reading the socket, never sees the TURN
     // server's answer to the lifetime-0 Refresh, and the close never completes.
     close_timer = g_timeout_source_new(close_timeout_ms);
@@ -567,7 +648,8 @@ Expected<std::unique_ptr<IceSession>, std::string> IceSession::create(uv_loop_t*
                                    cfg.turn->username.c_str(), cfg.turn->password.c_str(), NICE_RELAY_TYPE_TURN_UDP))
       return Unexpected("nice_agent_set_relay_info " + cfg.turn->server.to_string() + " refused");
   }
-  if (!nice_agent_attach_recv(core.agent, core.stream_id, component_id, core.context, &Core::on_recv, &core))
+  if (cfg.reliable &&
+      !nice_agent_attach_recv(core.agent, core.stream_id, component_id, core.context, &Core::on_recv, &core))
     return Unexpected(std::string("nice_agent_attach_recv failed"));
   core.connect_signals();
 
@@ -589,6 +671,8 @@ void IceSession::start() {
   core->invoke([core] {
     if (!nice_agent_gather_candidates(core->agent, core->stream_id))
       core->post(Failed{"gathering failed to start (no usable local address?)"});
+    else
+      core->watch_sockets();
   });
 }
 
@@ -625,6 +709,21 @@ void IceSession::set_remote(const IceDescription& remote) {
     // names (WebRtcTransport::remote_ice() drops them) is learnt as peer-reflexive
     // from its checks, and the call's ICE deadline bounds the wait.
     if (added <= 0 && !remote.candidates.empty()) core->post(Failed{"no usable remote candidate"});
+  });
+}
+
+void IceSession::add_remote_candidate(const std::string& line) {
+  if (closed_ || !check_ice_candidate_line(line).empty()) return;
+  Core* core = core_.get();
+  core->invoke([core, line] {  // after set_remote's, in order: the credentials come first
+    NiceCandidate* candidate = nice_agent_parse_remote_candidate_sdp(core->agent, core->stream_id, line.c_str());
+    if (candidate == nullptr) return;
+    if (candidate->component_id == component_id && candidate->transport == NICE_CANDIDATE_TRANSPORT_UDP) {
+      core->failure_context.remote_types.push_back(candidate_type_of(line));
+      GSList one{candidate, nullptr};
+      nice_agent_set_remote_candidates(core->agent, core->stream_id, component_id, &one);
+    }
+    nice_candidate_free(candidate);
   });
 }
 
@@ -702,8 +801,12 @@ void IceSession::dispatch() {
             if (events_.on_selected_pair_changed) events_.on_selected_pair_changed(e.pair);
           } else if constexpr (std::is_same_v<T, Data>) {
             delivering_arrival_ns_ = e.arrival_ns;
+            delivering_source_ = e.source;
             if (events_.on_data) events_.on_data(ByteView(e.bytes));
-            if (*alive) delivering_arrival_ns_ = 0;
+            if (*alive) {
+              delivering_arrival_ns_ = 0;
+              delivering_source_.reset();
+            }
           } else if constexpr (std::is_same_v<T, Writable>) {
             if (events_.on_writable) events_.on_writable();
           } else {

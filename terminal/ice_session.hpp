@@ -84,6 +84,9 @@ class IceSession {
 
   void start();                                  // gather; on_gathered follows
   void set_remote(const IceDescription& remote);  // after the peer's on_gathered
+  // One more remote candidate ("a=candidate:" line) after set_remote: one the
+  // peer trickled. A TCP one or one of another component is ignored.
+  void add_remote_candidate(const std::string& line);
   // Bytes accepted: the whole datagram or 0 (datagram mode); in reliable mode
   // possibly part of it, and 0 until writable: wait for on_writable. Also 0
   // before the pair is connected and after close(). Straight into libnice.
@@ -112,6 +115,10 @@ class IceSession {
   // CLOCK_MONOTONIC ns at which the datagram being delivered to on_data was
   // read from the socket; 0 outside on_data.
   uint64_t data_arrival_ns() const { return delivering_arrival_ns_; }
+  // The address the datagram being delivered to on_data came from (for a
+  // relayed one: the peer's, as TURN reports it); nullopt outside on_data and
+  // in reliable mode (a byte stream has no per-piece source).
+  const std::optional<proto::SocketAddress>& data_source() const { return delivering_source_; }
 
   static constexpr unsigned close_timeout_ms = 2000;
 
@@ -129,6 +136,7 @@ class IceSession {
   IceEvents events_;
   bool closed_ = false;
   uint64_t delivering_arrival_ns_ = 0;
+  std::optional<proto::SocketAddress> delivering_source_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 

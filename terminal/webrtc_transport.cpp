@@ -160,8 +160,20 @@ Expected<void, std::string> WebRtcTransport::handle_timeout() {
   return {};
 }
 
+std::optional<std::string> WebRtcTransport::trickled_candidate(std::string_view text) {
+  auto candidate = webrtc::parse_candidate(text);
+  if (!candidate) return std::nullopt;
+  if (candidate->is_mdns()) {
+    ++trickled_mdns_;
+    return std::nullopt;
+  }
+  if (candidate->transport != "udp" || candidate->component != 1) return std::nullopt;
+  ++counters_.trickled_candidates;
+  return "a=" + candidate->attribute;
+}
+
 size_t WebRtcTransport::mdns_candidates() const {
-  size_t count = 0;
+  size_t count = trickled_mdns_;
   for (const webrtc::IceCandidate& candidate : remote_.audio().candidates) count += candidate.is_mdns() ? 1 : 0;
   return count;
 }
@@ -180,7 +192,8 @@ std::string webrtc_report_json(const WebRtcTransport& transport) {
          field("dtls_wrong_address", c.dtls_wrong_address) +
          field("srtp_packets", c.srtp_packets) + field("srtp_authentication", c.srtp_authentication) +
          field("srtp_replays", c.srtp_replays) + field("srtp_other", c.srtp_other) + field("before_keys", c.before_keys) +
-         field("other_datagrams", c.other_datagrams) + field("mdns_candidates", transport.mdns_candidates()) + "}";
+         field("other_datagrams", c.other_datagrams) + field("mdns_candidates", transport.mdns_candidates()) +
+         field("trickled_candidates", c.trickled_candidates) + "}";
 }
 
 }  // namespace tsunagu::terminal

@@ -37,6 +37,7 @@ struct WebRtcCounters {
   uint64_t other_datagrams = 0;         // neither DTLS nor SRTP (RFC 7983's other ranges)
   uint64_t dtls_refused = 0;            // a handshake that failed: a certificate other than the signalled one, ...
   uint64_t dtls_wrong_address = 0;      // DTLS from an address other than the selected pair's remote: dropped
+  uint64_t trickled_candidates = 0;     // candidates the browser sent after its description (call_candidate), used
 };
 
 class WebRtcTransport;
@@ -68,8 +69,14 @@ class WebRtcTransport {
   // libnice has no mDNS resolver). The browser's checks from that address are
   // learnt as peer-reflexive; its srflx and relay candidates are kept.
   IceDescription remote_ice() const;
-  // How many of the remote description's candidates are mDNS names (dropped above).
+  // How many of the remote description's candidates, and of those it
+  // trickled, are mDNS names (dropped above and below).
   size_t mdns_candidates() const;
+  // A candidate the browser trickled after its description (the node's
+  // call_candidate, RTCIceCandidate.candidate text): its "a=candidate:" line
+  // for IceSession, or nullopt for one the terminal does not use, like
+  // remote_ice() (an mDNS name, counted; TCP; another component; malformed).
+  std::optional<std::string> trickled_candidate(std::string_view text);
   // ICE connected: the DTLS client sends its ClientHello.
   Expected<void, std::string> connected();
 
@@ -98,6 +105,7 @@ class WebRtcTransport {
   std::shared_ptr<const security::DtlsIdentity> identity_;
   std::string fingerprint_;
   uint32_t ssrc_ = 0;
+  size_t trickled_mdns_ = 0;
   std::string cname_;
   webrtc::SessionDescription remote_;
   bool have_remote_ = false;

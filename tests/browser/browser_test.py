@@ -768,12 +768,21 @@ def ended_with_path(node, pattern=""):
     return [line for line in ended if re.search(pattern, line) and re.search(r" path=%s(?: |$)" % PATH_WORDS, line)]
 
 
+def expect_trickled(webrtc, who):
+    """The page sent its description at once and its candidates after it (trickle ICE), and the
+    CLI added them to its ICE session (--report's webrtc.trickled_candidates)."""
+    expect(webrtc.get("trickled_candidates", 0) >= 1,
+           "%s took the page's trickled candidates: trickled_candidates %r (mdns_candidates %r)"
+           % (who, webrtc.get("trickled_candidates"), webrtc.get("mdns_candidates")))
+
+
 def expect_answered_in_webrtc(report_path, who):
-    """The CLI's --report says it spoke WebRTC's profile and refused no DTLS."""
+    """The CLI's --report says it spoke WebRTC's profile, refused no DTLS and took trickled candidates."""
     webrtc = cli_report(report_path, who).get("webrtc") or {}
     expect(webrtc.get("srtp_profile") and webrtc.get("srtp_packets", 0) >= 100 and webrtc.get("dtls_refused") == 0,
            "%s spoke WebRTC's profile: SRTP %r, %s packets unprotected" % (who, webrtc.get("srtp_profile"),
                                                                         webrtc.get("srtp_packets")))
+    expect_trickled(webrtc, who)
 
 
 def browser_cli_call():
@@ -830,6 +839,7 @@ def browser_cli_call():
         expect(webrtc.get("srtp_profile") and webrtc.get("srtp_packets", 0) >= 100,
                "call spoke WebRTC's profile: SRTP %r, %s packets" % (webrtc.get("srtp_profile"),
                                                                     webrtc.get("srtp_packets")))
+        expect_trickled(webrtc, "call")
         check_heard(page_speech, state["stem"] + ".wav", "call", CLI_CALL_DIGITS, t.out())
         check_heard(cli_speech, d.path("page-heard-2.wav"), "the called page")
 
@@ -850,7 +860,11 @@ def browser_cli_call():
                "both pages reported their call's path: browser_call_paths %r"
                % metrics.get("tsunagu_node_browser_call_paths_total"))
         paths = ended_with_path(node)
-        expect(len(paths) >= 2, "the node's call end lines carry path= (%r)" % paths)
+        expect(len(paths) == 2, "the two calls that connected end with path= (%r)" % paths)
+        # ICE connected the third, but DTLS did not: no path is reported, the end line says why instead.
+        refused = re.findall(r"event=call state=ended .*reason=media_refused.*", node.deployment.node.log_text())
+        expect(len(refused) == 1 and " path=" not in refused[0],
+               "the refused call's end line has reason=media_refused and no path= (%r)" % refused)
         expect(metrics.get("tsunagu_node_browser_calls_placed_total") == 2
                and metrics.get("tsunagu_node_browser_calls_answered_total") == 1
                and metrics.get('tsunagu_node_browser_rings_total{result="delivered"}') == 1,

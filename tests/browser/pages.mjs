@@ -665,8 +665,9 @@ async function callState(page, wanted, what, timeoutMs = TIMEOUT_MS) {
 }
 
 async function browserCall(browser) {
-  const alice = await newUser(browser);
-  const bob = await newUser(browser);
+  // recordRemoteAudio keeps each page's RTCPeerConnection in reach (window.tsunaguPeerConnection).
+  const alice = await newUser(browser, DESKTOP, recordRemoteAudio);
+  const bob = await newUser(browser, DESKTOP, recordRemoteAudio);
   await logIn(bob, settings.bob, settings.password, '/dial.html');
   await bob.waitForFunction(() => window.tsunaguCall && window.tsunaguCall.available === true);
   ok(/ring on this page/.test(await bob.locator('#availability').textContent()), 'bob\'s page takes calls: "'
@@ -696,6 +697,32 @@ async function browserCall(browser) {
      + aliceHears.audioEnergy.toFixed(3) + '), bob ' + bobHears.packetsReceived + ' (energy ' + bobHears.audioEnergy.toFixed(3) + ')');
   ok(/Received \d+ packets, loss/.test(await alice.locator('#call-quality').textContent()),
      'the call quality line: ' + (await alice.locator('#call-quality').textContent()));
+  // The quality line shows the pair the page reads now (not only at connected): the same as getStats' selected
+  // pair at this moment, as "TYPE ADDRESS:PORT <-> ..." with a peer-reflexive end named as such.
+  for (const [who, page] of [['alice', alice], ['bob', bob]]) {
+    const now = await page.evaluate(async () => {
+      const stats = await window.tsunaguPeerConnection.getStats();
+      let pair = null;
+      stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+      const { describeCandidate } = await import('/call.js');
+      return pair && describeCandidate(stats.get(pair.localCandidateId)) + ' \u2194 '
+        + describeCandidate(stats.get(pair.remoteCandidateId));
+    });
+    await page.waitForFunction((shown) => window.tsunaguCall.pair && window.tsunaguCall.pair.shown === shown
+      && document.getElementById('call-quality').textContent.endsWith('; path ' + shown), now, { timeout: 5000 })
+      .catch(() => {});
+    const line = await page.locator('#call-quality').textContent();
+    ok(now && line.endsWith('; path ' + now) && /^(host|srflx|prflx|relay|peer-reflexive)/.test(now),
+       who + '\'s quality line shows the selected pair getStats names now: "' + line + '" (getStats: "' + now + '")');
+  }
+  const named = await alice.evaluate(async () => {
+    const { describeCandidate } = await import('/call.js');
+    return [describeCandidate({ candidateType: 'prflx', address: '' }),
+      describeCandidate({ candidateType: 'prflx', address: '192.0.2.7', port: 5000 }),
+      describeCandidate({ candidateType: 'host', address: '::1', port: 9 })];
+  });
+  ok(named[0] === 'peer-reflexive' && named[1] === 'prflx 192.0.2.7:5000' && named[2] === 'host [::1]:9',
+     'a prflx candidate without an address (Chromium leaves it empty) is shown as peer-reflexive: ' + JSON.stringify(named));
   await check(alice, 'call-connected');
   for (const digit of ['4', '1', '0', '6', 'pound']) await alice.getByRole('button', { name: digit, exact: true }).click();
   ok(await alice.evaluate(() => window.tsunaguCall.dialled) === '4106#', 'the keypad sends 4106# as RTCDTMFSender tones');
@@ -726,7 +753,7 @@ function recordRemoteAudio() {
   window.RTCPeerConnection = class extends Native {
     constructor(...args) {
       super(...args);
-      window.tsunaguPeerConnection = this;  // for the lab's selected candidate pair
+      window.tsunaguPeerConnection = this;  // for the selected candidate pair (browser_call, the lab)
       this.addEventListener('track', (event) => {
         const recorder = new MediaRecorder(event.streams[0] || new MediaStream([event.track]));
         const chunks = [];

@@ -98,19 +98,50 @@ NodeSettings with_turn() {
   return settings;
 }
 
+// The set-up of every "a page calls a terminal" case: alice on her page, bob's
+// terminal logged in on link 1, and the steps of the call as each side takes them.
+struct PageCallsTerminal {
+  WebNode node{with_turn()};
+  Page alice;
+  Bytes held;  // the bytes of the last message ring() decoded
+
+  PageCallsTerminal() {
+    node.add_account("alice", "correct horse");
+    node.add_account("bob", "bob's password");
+    node.terminal_login(1, "bob", "bob's password");
+    node.take_terminal_actions();
+    open_page(node, alice, "alice", "correct horse");
+  }
+  // The page calls bob: the node's call_prepared.
+  json call() {
+    say(node, alice, {{"type", "call"}, {"to", "bob"}});
+    return alice.take("call_prepared");
+  }
+  // The page's offer, and the ring it became on the terminal's link.
+  proto::Message ring(const std::string& call_id, const std::string& sdp) {
+    say(node, alice, {{"type", "offer"}, {"call_id", call_id}, {"sdp", sdp}});
+    auto actions = node.take_terminal_actions();
+    auto ring = sent_to(actions, 1, sig::method::ring, held);
+    REQUIRE(ring.has_value());
+    return *ring;
+  }
+  // The terminal accepts with its SDP answer.
+  void answer(const proto::Message& ring, const std::string& sdp) {
+    proto::MessageBuilder ok = proto::MessageBuilder::response_to(ring, proto::MessageClass::success);
+    ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    ok.add_string(sig::attr::ice_description, sdp);
+    node.terminal_send(1, ok.finish());
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a page calls a terminal: prepared with TURN, the ring carries its SDP and says browser, the answer comes back") {
-  WebNode node(with_turn());
-  node.add_account("alice", "correct horse");
-  node.add_account("bob", "bob's password");
-  node.terminal_login(1, "bob", "bob's password");
-  node.take_terminal_actions();
-  Page alice;
-  open_page(node, alice, "alice", "correct horse");
-
-  say(node, alice, {{"type", "call"}, {"to", "bob"}});
-  json prepared = alice.take("call_prepared");
+  PageCallsTerminal call;
+  WebNode& node = call.node;
+  Page& alice = call.alice;
+  Bytes& held = call.held;
+  json prepared = call.call();
   std::string call_id = prepared["call_id"];
   CHECK(call_id.size() == 32);
   CHECK(prepared["peer"] == "terminal");
@@ -121,26 +152,19 @@ TEST_CASE("a page calls a terminal: prepared with TURN, the ring carries its SDP
   CHECK(!prepared["ice_servers"][1]["credential"].get<std::string>().empty());
 
   std::string offer = fixture("chromium_loopback_offer_gathered.sdp");
-  say(node, alice, {{"type", "offer"}, {"call_id", call_id}, {"sdp", offer}});
+  proto::Message ring = call.ring(call_id, offer);
   CHECK(alice.take("ringing")["call_id"] == call_id);
-  auto actions = node.take_terminal_actions();
-  Bytes held;
-  auto ring = sent_to(actions, 1, sig::method::ring, held);
-  REQUIRE(ring.has_value());
-  CHECK(text_of(*ring, sig::attr::ice_description) == offer);  // the page's fingerprint, as the page sent it
-  CHECK(text_of(*ring, sig::attr::caller_id) == "alice");
-  CHECK(u32_of(*ring, sig::attr::media_profile) == sig::media_profile::webrtc);
+  CHECK(text_of(ring, sig::attr::ice_description) == offer);  // the page's fingerprint, as the page sent it
+  CHECK(text_of(ring, sig::attr::caller_id) == "alice");
+  CHECK(u32_of(ring, sig::attr::media_profile) == sig::media_profile::webrtc);
 
   // The terminal answers in the WebRTC profile; a candidate trickles each way.
   std::string answer = fixture("chromium_loopback_answer.sdp");
-  proto::MessageBuilder ok = proto::MessageBuilder::response_to(*ring, proto::MessageClass::success);
-  ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  ok.add_string(sig::attr::ice_description, answer);
-  node.terminal_send(1, ok.finish());
+  call.answer(ring, answer);
   json accepted = alice.take("accepted");
   CHECK(accepted["call_id"] == call_id);
   CHECK(accepted["sdp"] == answer);
-  actions = node.take_terminal_actions();
+  auto actions = node.take_terminal_actions();
   auto event = sent_to(actions, 1, sig::method::call_event, held);
   REQUIRE(event.has_value());
   CHECK(u32_of(*event, sig::attr::call_state) == sig::call_state::accepted);
@@ -357,14 +381,10 @@ TEST_CASE("browser calls: no answer, busy, declined, a page that leaves mid-call
 }
 
 TEST_CASE("browser calls, bad input: malformed SDP, bad candidates and messages are refused with a reason and counted") {
-  WebNode node(with_turn());
-  node.add_account("alice", "correct horse");
-  node.add_account("bob", "bob's password");
-  node.terminal_login(1, "bob", "bob's password");
-  Page alice;
-  open_page(node, alice, "alice", "correct horse");
-  say(node, alice, {{"type", "call"}, {"to", "bob"}});
-  std::string id = alice.take("call_prepared")["call_id"];
+  PageCallsTerminal call;
+  WebNode& node = call.node;
+  Page& alice = call.alice;
+  std::string id = call.call()["call_id"];
   node.take_terminal_actions();
 
   std::string offer = fixture("chromium_loopback_offer_gathered.sdp");
@@ -425,29 +445,17 @@ TEST_CASE("browser calls, bad input: malformed SDP, bad candidates and messages 
 }
 
 TEST_CASE("browser calls: the page's call_path (its selected pair from getStats) is the call end audit line's path=") {
-  WebNode node(with_turn());
+  PageCallsTerminal call;
+  WebNode& node = call.node;
+  Page& alice = call.alice;
   audit::RecordingAuditSink sink;
   node.core().set_audit_sink(sink);
-  node.add_account("alice", "correct horse");
-  node.add_account("bob", "bob's password");
-  node.terminal_login(1, "bob", "bob's password");
-  node.take_terminal_actions();
-  Page alice;
-  open_page(node, alice, "alice", "correct horse");
-  say(node, alice, {{"type", "call"}, {"to", "bob"}});
-  std::string call_id = alice.take("call_prepared")["call_id"];
-  say(node, alice, {{"type", "offer"}, {"call_id", call_id}, {"sdp", fixture("chromium_loopback_offer_gathered.sdp")}});
-  auto actions = node.take_terminal_actions();
-  Bytes held;
-  auto ring = sent_to(actions, 1, sig::method::ring, held);
-  REQUIRE(ring.has_value());
+  std::string call_id = call.call()["call_id"];
+  proto::Message ring = call.ring(call_id, fixture("chromium_loopback_offer_gathered.sdp"));
 
   // Before the call is accepted a report is not kept (the core takes it only from a party of an accepted call).
   say(node, alice, {{"type", "call_path"}, {"call_id", call_id}, {"local", "relay"}, {"remote", "relay"}});
-  proto::MessageBuilder ok = proto::MessageBuilder::response_to(*ring, proto::MessageClass::success);
-  ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  ok.add_string(sig::attr::ice_description, fixture("chromium_loopback_answer.sdp"));
-  node.terminal_send(1, ok.finish());
+  call.answer(ring, fixture("chromium_loopback_answer.sdp"));
   alice.take("accepted");
 
   // Only the candidate types getStats() names: anything else is refused with a reason and counted.

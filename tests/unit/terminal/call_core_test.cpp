@@ -5,13 +5,23 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <functional>
 #include <string>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
 #include "call_test_support.hpp"
 #include "proto/signalling.hpp"
+#include "proto/stun_message.hpp"
+#include "security/digest.hpp"
+#include "terminal/ice_session.hpp"
+#include "transport/tls_link.hpp"
 
 namespace tsunagu::terminal {
 namespace {
@@ -732,7 +742,9 @@ struct WebRtcPair {
 
   // Up to both sides' ICE connected (unless not `select`: then the test does);
   // `tamper` edits the callee's SDP answer on its way.
-  void connect(const std::function<void(std::string&)>& tamper = {}, bool select = true) {
+  // `before_accepted` runs before the caller hears the answer.
+  void connect(const std::function<void(std::string&)>& tamper = {}, bool select = true,
+               const std::function<void()>& before_accepted = {}) {
     caller.core.logged_in(caller.now);
     caller.take();
     proto::MessageBuilder prepared(proto::MessageClass::success, sig::method::call, caller.node.next_id());
@@ -764,6 +776,7 @@ struct WebRtcPair {
     CHECK(answer_sdp.find("a=setup:active") != std::string::npos);
     if (tamper) tamper(answer_sdp);
 
+    if (before_accepted) before_accepted();
     proto::MessageBuilder accepted(proto::MessageClass::indication, sig::method::call_event, caller.node.next_id());
     accepted.add_string(sig::attr::call_id, "c-1");
     accepted.add_u32(sig::attr::call_state, sig::call_state::accepted);
@@ -824,6 +837,22 @@ TEST_CASE("MEDIA-PROFILE webrtc: SDP offer and answer, DTLS, and the voice packe
     CHECK(core->transfer().voice_stats()->packets_received >= 40);
   }
   CHECK(printed(pair.caller.seen).find("DTLS done after") != std::string::npos);
+  // The path goes to the node once DTLS keyed SRTP, not at ICE connected.
+  std::optional<size_t> dtls_done, path_reported;
+  for (size_t i = 0; i < pair.caller.seen.size(); ++i) {
+    const CallAction& a = pair.caller.seen[i];
+    if (const auto* p = std::get_if<transfer::Print>(&a); p && p->line.find("DTLS done after") != std::string::npos)
+      dtls_done = i;
+    if (const auto* r = std::get_if<call::ReportPath>(&a)) {
+      CHECK_FALSE(path_reported.has_value());
+      path_reported = i;
+      CHECK(r->path == "host/host");
+      CHECK(r->call_id == "c-1");
+    }
+  }
+  REQUIRE(dtls_done.has_value());
+  REQUIRE(path_reported.has_value());
+  CHECK(*path_reported > *dtls_done);
 }
 
 TEST_CASE("MEDIA-PROFILE webrtc: a certificate other than the signalled fingerprint ends the call, said and counted") {
@@ -838,11 +867,63 @@ TEST_CASE("MEDIA-PROFILE webrtc: a certificate other than the signalled fingerpr
   CHECK(printed(pair.caller.seen).find("DTLS with the browser") != std::string::npos);
   CHECK(pair.caller.core.webrtc()->counters().dtls_refused == 1);
   CHECK(pair.caller.core.webrtc()->counters().srtp_packets == 0);
+  // ICE connected, but no media path came up: no path for the node's end line, which says media_refused.
+  CHECK(all_of_type<call::ReportPath>(pair.caller.seen).empty());
   // The node hears why (ERROR-CODE 488 on the hang-up), and tells the page.
   auto hangups = all_of_type<call::SendHangup>(pair.caller.seen);
   REQUIRE(hangups.size() == 1);
   CHECK(hangups[0].refusal_code == sig::error::media_refused);
   CHECK(hangups[0].refusal_reason.find("fingerprint") != std::string::npos);
+}
+
+TEST_CASE("MEDIA-PROFILE webrtc: a page's trickled candidates wait for its description, then go to ICE one by one; "
+          ".local, TCP and other calls' ones are not used") {
+  WebRtcPair pair;
+  auto trickle = [&pair](const std::string& text, const std::string& call_id = "c-1") {
+    proto::MessageBuilder b(proto::MessageClass::indication, sig::method::call_candidate, pair.caller.node.next_id());
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_string(sig::attr::ice_candidate, text);
+    pair.caller.core.call_event(pair.caller.node.add(std::move(b)), pair.caller.now);
+  };
+  const std::string early = "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host generation 0";
+  pair.connect({}, /*select=*/false, [&] {
+    trickle(early);
+    trickle("candidate:2 1 udp 2122260223 0b6a4c2e-1f9d-4a4e-9d2b-7c1e2f3a4b5c.local 50001 typ host generation 0");
+    trickle("candidate:3 1 tcp 1518280447 192.0.2.1 9 typ host tcptype active generation 0");
+    trickle("candidate:4 1 udp 2122260223 192.0.2.4 50004 typ host", "another-call");
+    auto actions = pair.caller.take();
+    CHECK(all_of_type<call::AddRemoteCandidate>(actions).empty());  // no remote description yet
+    CHECK(all_of_type<call::SetRemote>(actions).empty());
+  });
+  pair.caller.take();
+  auto sets = all_of_type<call::SetRemote>(pair.caller.seen);
+  REQUIRE(sets.size() == 1);
+  const auto& lines = sets[0].remote.candidates;
+  CHECK(std::count(lines.begin(), lines.end(), "a=" + early) == 1);  // added to the description's
+  for (const auto& line : lines) {
+    CHECK(line.find(".local") == std::string::npos);
+    CHECK(line.find(" tcp ") == std::string::npos);
+    CHECK(line.find("192.0.2.4") == std::string::npos);
+  }
+
+  const std::string later = "candidate:5 1 udp 1686052607 203.0.113.5 40000 typ srflx raddr 0.0.0.0 rport 0 generation 0";
+  trickle(later);
+  auto added = all_of_type<call::AddRemoteCandidate>(pair.caller.take());
+  REQUIRE(added.size() == 1);
+  CHECK(added[0].line == "a=" + later);
+  // The page sends them all again once answered: each is taken once.
+  trickle(early);
+  trickle(later);
+  CHECK(all_of_type<call::AddRemoteCandidate>(pair.caller.take()).empty());
+  trickle("candidate:6 1 udp 2122260223 1f2e3d4c-0000-4000-8000-000000000000.local 50006 typ host");
+  CHECK(all_of_type<call::AddRemoteCandidate>(pair.caller.take()).empty());
+  trickle("not a candidate");
+  CHECK(all_of_type<call::AddRemoteCandidate>(pair.caller.take()).empty());
+
+  const WebRtcTransport& webrtc = *pair.caller.core.webrtc();
+  CHECK(webrtc.counters().trickled_candidates == 2);
+  CHECK(webrtc.mdns_candidates() == 2);
+  CHECK(webrtc_report_json(webrtc).find("\"trickled_candidates\": 2") != std::string::npos);
 }
 
 std::vector<Bytes> datagrams_in(const std::vector<CallAction>& actions) {
@@ -895,6 +976,200 @@ TEST_CASE("MEDIA-PROFILE webrtc: DTLS from an address other than the selected pa
   CHECK(counters.srtp_packets == taken + 1);
   CHECK(counters.srtp_replays == replays + 1);
   CHECK(pair.caller.core.state() == CallState::transfer);
+}
+
+// The same two cores with their datagrams carried by real IceSessions (libnice
+// on 127.0.0.1), and a third, real UDP socket that knows the caller's ICE
+// credentials (as the callee, or anyone who read the signalling, does): it
+// passes an authenticated connectivity check, so libnice takes its datagrams,
+// then sends copies of the callee's DTLS records. IceSession hands each
+// datagram's source to the core, which takes DTLS only from the selected
+// pair's remote.
+namespace {
+
+struct Received {
+  Bytes bytes;
+  std::optional<proto::SocketAddress> source;
+};
+
+struct IceSide {
+  std::unique_ptr<IceSession> session;
+  std::optional<IceDescription> gathered;
+  std::optional<SelectedPair> pair;
+  std::deque<Received> inbox;
+  std::string failed;
+};
+
+template <class Done>
+bool run_loop_until(uv_loop_t* loop, Done done, int timeout_ms) {
+  uv_timer_t tick;
+  uv_timer_init(loop, &tick);
+  uv_timer_start(&tick, [](uv_timer_t*) {}, 5, 5);
+  const uint64_t deadline = uv_hrtime() + uint64_t(timeout_ms) * ms;
+  while (!done() && uv_hrtime() < deadline) uv_run(loop, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return done();
+}
+
+// A STUN Binding request as an ICE agent sends it (RFC 8445 7.1): USERNAME
+// "receiver:sender", PRIORITY, ICE-CONTROLLED, MESSAGE-INTEGRITY keyed with the
+// receiver's password, FINGERPRINT.
+Bytes ice_check(const IceDescription& receiver, const std::string& sender_ufrag) {
+  proto::TransactionId id;
+  for (size_t i = 0; i < id.bytes.size(); ++i) id.bytes[i] = std::byte(0x40 + i);
+  proto::MessageBuilder builder(proto::MessageClass::request, proto::method_binding, id);
+  builder.add_string(proto::attr::username, receiver.ufrag + ":" + sender_ufrag);
+  builder.add_u32(0x0024, 1'845'501'695);          // PRIORITY (a prflx candidate's)
+  builder.add_u64(0x8029, 0x0123'4567'89ab'cdefu);  // ICE-CONTROLLED, the tie-breaker
+  Bytes message = builder.finish(false);
+  auto set_length = [&message](size_t length) {
+    message[2] = std::byte(length >> 8);
+    message[3] = std::byte(length & 0xff);
+  };
+  auto append = [&message](uint16_t type, ByteView value) {
+    message.push_back(std::byte(type >> 8));
+    message.push_back(std::byte(type & 0xff));
+    message.push_back(std::byte(value.size() >> 8));
+    message.push_back(std::byte(value.size() & 0xff));
+    message.insert(message.end(), value.begin(), value.end());
+  };
+  set_length(message.size() - proto::header_size + 24);  // covers MESSAGE-INTEGRITY
+  Bytes integrity = security::hmac_sha1(to_bytes(receiver.password), message);
+  append(proto::attr::message_integrity, integrity);
+  set_length(message.size() - proto::header_size + 8);  // and FINGERPRINT
+  uint32_t crc = proto::crc32(message) ^ 0x5354554eu;
+  const std::array<std::byte, 4> fingerprint{std::byte(crc >> 24), std::byte(crc >> 16), std::byte(crc >> 8),
+                                             std::byte(crc)};
+  append(proto::attr::fingerprint, fingerprint);
+  return message;
+}
+
+// A non-blocking UDP socket on 127.0.0.1, closed with the test.
+struct RogueSocket {
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  proto::SocketAddress address;
+  RogueSocket() {
+    REQUIRE(fd >= 0);
+    sockaddr_storage any{};
+    transport::to_sockaddr(*proto::SocketAddress::parse("127.0.0.1:0"), &any);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&any), sizeof(sockaddr_in)) == 0);
+    sockaddr_storage bound{};
+    socklen_t length = sizeof(bound);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &length) == 0);
+    address = transport::from_sockaddr(reinterpret_cast<const sockaddr*>(&bound));
+  }
+  ~RogueSocket() { ::close(fd); }
+  void send(ByteView bytes, const proto::SocketAddress& to) {
+    sockaddr_storage target{};
+    transport::to_sockaddr(to, &target);
+    CHECK(::sendto(fd, bytes.data(), bytes.size(), 0, reinterpret_cast<sockaddr*>(&target), sizeof(sockaddr_in)) ==
+          ssize_t(bytes.size()));
+  }
+  // A STUN success response (class bits 0x0100 of the type) waiting on the socket.
+  bool answered() {
+    std::array<std::byte, 2048> buffer{};
+    for (;;) {
+      ssize_t got = ::recv(fd, buffer.data(), buffer.size(), 0);
+      if (got < 0) return false;
+      if (got >= 20 && buffer[0] == std::byte(0x01) && buffer[1] == std::byte(0x01)) return true;
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("MEDIA-PROFILE webrtc over real ICE: DTLS from a socket that passed a check but is not the selected pair's "
+          "remote is dropped and counted; the call goes on") {
+  WebRtcPair pair;
+  pair.connect({}, /*select=*/false);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  IceSide caller_ice, callee_ice;
+  auto make = [&loop](IceSide& self, IceSide& other, bool controlling) {
+    IceConfig config;
+    config.controlling = controlling;
+    config.local_addresses = {*proto::SocketAddress::parse("127.0.0.1:0")};
+    IceEvents events;
+    events.on_gathered = [&self, &other](const IceDescription& d) {
+      self.gathered = d;
+      if (!other.gathered) return;
+      self.session->set_remote(*other.gathered);
+      other.session->set_remote(d);
+    };
+    events.on_connected = [&self](const SelectedPair& p) { self.pair = p; };
+    events.on_data = [&self](ByteView data) {
+      self.inbox.push_back({Bytes(data.begin(), data.end()), self.session->data_source()});
+    };
+    events.on_failed = [&self](std::string_view reason) { self.failed = std::string(reason); };
+    auto created = IceSession::create(&loop, std::move(config), std::move(events));
+    REQUIRE(created.has_value());
+    self.session = std::move(*created);
+  };
+  make(caller_ice, callee_ice, true);
+  make(callee_ice, caller_ice, false);
+  caller_ice.session->start();
+  callee_ice.session->start();
+  REQUIRE_MESSAGE(run_loop_until(&loop, [&] { return caller_ice.pair && callee_ice.pair; }, 10'000),
+                  "caller: ", caller_ice.failed, " callee: ", callee_ice.failed);
+  const proto::SocketAddress caller_port = caller_ice.pair->local;
+  CHECK(caller_ice.pair->remote == callee_ice.pair->local);
+
+  // The rogue passes a connectivity check against the caller's port: from now on libnice takes its datagrams.
+  RogueSocket rogue;
+  REQUIRE(rogue.address != caller_ice.pair->remote);
+  rogue.send(ice_check(*caller_ice.gathered, callee_ice.gathered->ufrag), caller_port);
+  bool answered = false;
+  REQUIRE(run_loop_until(&loop, [&] { return answered = answered || rogue.answered(); }, 5000));
+
+  // The callee (DTLS client) sends its ClientHello; the rogue sends copies of it first.
+  pair.caller.core.ice_connected(*caller_ice.pair, pair.caller.now);
+  pair.callee.core.ice_connected(*callee_ice.pair, pair.callee.now);
+  auto hello = datagrams_in(pair.callee.core.take_actions());
+  REQUIRE_FALSE(hello.empty());
+  for (const Bytes& record : hello) rogue.send(record, caller_port);
+  REQUIRE(run_loop_until(&loop, [&] { return caller_ice.inbox.size() >= hello.size(); }, 5000));
+  for (const Received& r : caller_ice.inbox) CHECK(r.source == rogue.address);  // libnice's `from`, passed up
+  const WebRtcCounters& counters = pair.caller.core.webrtc()->counters();
+  for (const Received& r : std::exchange(caller_ice.inbox, {}))
+    pair.caller.core.ice_data(r.bytes, pair.caller.now, r.source);
+  CHECK(counters.dtls_wrong_address == hello.size());
+  CHECK(counters.dtls_datagrams == 0);
+
+  // Then the real exchange: every datagram through ICE, 20 ms frames, until SRTP flows.
+  for (const Bytes& record : hello) CHECK(callee_ice.session->send(record) == record.size());
+  std::array<int16_t, media::frame_samples> playout{};
+  auto carry = [&](std::vector<CallAction> actions, IceSide& ice) {
+    for (auto& a : actions)
+      if (auto* d = std::get_if<transfer::SendDatagram>(&a)) ice.session->send(d->bytes);
+  };
+  auto deliver = [](IceSide& ice, CallCore& core, uint64_t now) {
+    for (const Received& r : std::exchange(ice.inbox, {})) core.ice_data(r.bytes, now, r.source);
+  };
+  for (int frame = 0; frame < 100 && counters.srtp_packets < 20; ++frame) {
+    run_loop_until(&loop, [] { return false; }, 20);
+    for (const Received& r : caller_ice.inbox) CHECK(r.source == caller_ice.pair->remote);
+    deliver(caller_ice, pair.caller.core, pair.caller.now);
+    deliver(callee_ice, pair.callee.core, pair.callee.now);
+    pair.caller.now += 20 * ms;
+    pair.callee.now += 20 * ms;
+    pair.caller.core.voice_frame(nullptr, playout, pair.caller.now);
+    pair.callee.core.voice_frame(nullptr, playout, pair.callee.now);
+    carry(pair.caller.take(), caller_ice);
+    carry(pair.callee.core.take_actions(), callee_ice);
+  }
+  CHECK(counters.dtls_wrong_address == hello.size());
+  CHECK(counters.dtls_datagrams >= hello.size());
+  CHECK(counters.dtls_refused == 0);
+  CHECK(counters.srtp_packets >= 20);
+  CHECK(pair.caller.core.state() == CallState::transfer);
+
+  caller_ice.session->close();
+  callee_ice.session->close();
+  caller_ice.session.reset();
+  callee_ice.session.reset();
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK(uv_loop_close(&loop) == 0);
 }
 
 TEST_CASE("MEDIA-PROFILE webrtc: a data call to a browser is refused before gathering, a ring from one declined") {

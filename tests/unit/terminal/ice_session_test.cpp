@@ -86,6 +86,8 @@ struct Call {
   // b is told a's credentials and none of its candidates, as a terminal is when
   // a page offers only mDNS host names (WebRtcTransport::remote_ice()).
   bool b_told_no_candidates = false;
+  // ... and then given them one by one, as a page trickles them (add_remote_candidate).
+  bool b_trickled = false;
 
   IceDescription told(const Side& receiver, const Side& sender) const {
     IceDescription description = *sender.gathered;
@@ -105,6 +107,8 @@ struct Call {
       if (other.gathered) {
         self.session->set_remote(told(self, other));
         other.session->set_remote(told(other, self));
+        if (b_trickled)
+          for (const auto& line : a.gathered->candidates) b.session->add_remote_candidate(line);
       }
     };
     events.on_connected = [this, &self](const SelectedPair& pair) {
@@ -184,22 +188,27 @@ TEST_CASE("ice: two sessions connect over a loopback host pair and datagrams flo
   CHECK(call.b.failed.empty());
 }
 
-TEST_CASE("ice: a peer that sent no candidate is learnt as peer-reflexive from its checks") {
-  for (bool b_controlling : {false, true}) {
-    CAPTURE(b_controlling);
-    Call call;
-    call.b_told_no_candidates = true;
-    call.make(call.a, call.b, loopback_config(!b_controlling, false));
-    call.make(call.b, call.a, loopback_config(b_controlling, false));
-    call.start();
-    REQUIRE_MESSAGE(call.connect(), "a failed: ", call.a.failed, " b failed: ", call.b.failed);
-    CHECK(call.b.connected->remote_type == "prflx");
-    CHECK(call.b.connected->remote == call.a.connected->local);
-    CHECK(call.a.connected->remote_type == "host");
-    Bytes from_b = datagram('b', 1);
-    CHECK(call.b.session->send(from_b) == from_b.size());
-    REQUIRE(run_until(&call.loop.loop, [&] { return !call.a.datagrams.empty(); }, 5000));
-    CHECK(call.a.datagrams[0] == from_b);
+TEST_CASE("ice: a peer that sent no candidate is learnt as peer-reflexive from its checks; trickled after "
+          "set_remote, its candidates are paired like the description's") {
+  for (bool trickled : {false, true}) {
+    for (bool b_controlling : {false, true}) {
+      CAPTURE(trickled);
+      CAPTURE(b_controlling);
+      Call call;
+      call.b_told_no_candidates = true;
+      call.b_trickled = trickled;
+      call.make(call.a, call.b, loopback_config(!b_controlling, false));
+      call.make(call.b, call.a, loopback_config(b_controlling, false));
+      call.start();
+      REQUIRE_MESSAGE(call.connect(), "a failed: ", call.a.failed, " b failed: ", call.b.failed);
+      CHECK(call.b.connected->remote_type == (trickled ? "host" : "prflx"));
+      CHECK(call.b.connected->remote == call.a.connected->local);
+      CHECK(call.a.connected->remote_type == "host");
+      Bytes from_b = datagram('b', 1);
+      CHECK(call.b.session->send(from_b) == from_b.size());
+      REQUIRE(run_until(&call.loop.loop, [&] { return !call.a.datagrams.empty(); }, 5000));
+      CHECK(call.a.datagrams[0] == from_b);
+    }
   }
 }
 
