@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "proto/socket_address.hpp"
 #include "rendezvous/node_core.hpp"
@@ -35,6 +36,11 @@ struct NodeConfig {
   size_t web_max_connections = 1000;
   size_t web_max_body_kb = 1024;        // request bodies (a voicemail upload is the largest)
   std::string web_metrics_token_file;   // empty: /metrics answers loopback clients only
+  // [cluster] (docs/cluster.md): Redis servers ("IP:PORT"; one, or seeds of a
+  // Redis Cluster) for presence and the bus between nodes, and this node's
+  // name there; no servers: the embedded single node.
+  std::vector<std::string> cluster_redis;
+  std::string cluster_node_name;
   NodeSettings settings;
 };
 
