@@ -296,7 +296,7 @@ void ClusterRelay::link_closed(LinkId link) {
   for (const auto& node : links_.local_closed(link))
     bus_->send(node, cluster::BusEnvelope{cluster::BusKind::link_gone, {}, {}, link});
   if (auto it = agent_domains_.find(link); it != agent_domains_.end()) {
-    for (const auto& domain : it->second) presence_->release(cluster::HolderKind::agent, domain, {});
+    for (const auto& domain : it->second) presence_->release(cluster::HolderKind::agent, domain, [](cluster::PresenceOutcome) {});
     agent_domains_.erase(it);
   }
 }
@@ -323,7 +323,7 @@ void ClusterRelay::write_presence() {
             log::info() << "cluster: " << holder << " logged in on another node since";
         });
         break;
-      case Kind::ended: presence_->release(holder_kind, change.holder, {}); break;
+      case Kind::ended: presence_->release(holder_kind, change.holder, [](cluster::PresenceOutcome) {}); break;
     }
   }
 }
