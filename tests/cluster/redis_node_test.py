@@ -46,24 +46,30 @@ def free_tcp_port():
 
 
 class Redis:
-    """A redis-server child on a port picked here; no persistence (a restart starts empty)."""
+    """A redis-server child on a port picked here; no persistence (a restart starts empty).
+    cluster_mode: a member of a Redis Cluster (RedisCluster joins three)."""
 
-    def __init__(self, root):
+    def __init__(self, root, name="redis", cluster_mode=False):
         self.port = free_tcp_port()
-        self.dir = os.path.join(root, "redis")
+        self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
+        self.cluster_mode = cluster_mode
         self.proc = None
         self.start()
 
     def start(self):
+        extra = []
+        if self.cluster_mode:
+            extra = ["--cluster-enabled", "yes", "--cluster-config-file", os.path.join(self.dir, "nodes.conf"),
+                     "--cluster-node-timeout", "2000"]
         self.proc = h.spawn(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--daemonize", "no", "--dir", self.dir,
-                             "--logfile", os.path.join(self.dir, "redis.log")])
+                             "--logfile", os.path.join(self.dir, "redis.log")] + extra)
         wait_until(lambda: self.cli("PING") == "PONG", 10 * h.SLOW, 0.05, "redis-server to answer PING")
 
     def cli(self, *args):
         try:
-            out = subprocess.run(["redis-cli", "-p", str(self.port), "--raw"] + list(args), capture_output=True,
+            out = subprocess.run(["redis-cli", "-c", "-p", str(self.port), "--raw"] + list(args), capture_output=True,
                                  text=True, timeout=10, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return None
@@ -78,15 +84,36 @@ class Redis:
         return "127.0.0.1:%d" % self.port
 
 
+class RedisCluster:
+    """Three primaries joined by `redis-cli --cluster create`, every slot assigned."""
+
+    def __init__(self, root):
+        self.servers = [Redis(root, "redis-%d" % i, cluster_mode=True) for i in range(3)]
+        create = subprocess.run(["redis-cli", "--cluster", "create"] + [s.address for s in self.servers] +
+                                ["--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True,
+                                timeout=60, stdin=subprocess.DEVNULL)
+        if create.returncode != 0:
+            raise TestFailure("redis-cli --cluster create: %s %s" % (create.stdout[-500:], create.stderr[-500:]))
+        wait_until(lambda: all("cluster_state:ok" in (s.cli("CLUSTER", "INFO") or "") for s in self.servers),
+                   20 * h.SLOW, 0.1, "the Redis Cluster to be ok on every primary")
+
+    def cli(self, *args):
+        return self.servers[0].cli(*args)  # -c: redirects followed
+
+    @property
+    def address(self):
+        return ",".join(s.address for s in self.servers)
+
+
 class Cluster:
     """A deployment copied into one directory per node, the accounts in each, one Redis."""
 
-    def __init__(self, names=("node-a", "node-b", "node-c")):
+    def __init__(self, names=("node-a", "node-b", "node-c"), redis_cluster=False):
         for program in ("redis-server", "redis-cli"):
             if shutil.which(program) is None:
                 raise h.Skip("%s is not installed (scripts/install-deps.sh test)" % program)
         self.d = Deployment(presence__keepalive_interval=KEEPALIVE_S, presence__keepalive_misses=MISSES)
-        self.redis = Redis(self.d.root)
+        self.redis = RedisCluster(self.d.root) if redis_cluster else Redis(self.d.root)
         self.dirs = {}
         for name in names:
             directory = os.path.join(self.d.root, name)
@@ -174,8 +201,8 @@ def exit_of(t, timeout=40):
 # --------------------------------------------------------------------------
 # 1. a lookup from A of a user on C, and a call from A to C
 
-def lookup_and_call():
-    c = Cluster()
+def lookup_and_call(redis_cluster=False):
+    c = Cluster(redis_cluster=redis_cluster)
     checks = Checks()
     for name in c.dirs:
         c.start(name)
@@ -342,7 +369,14 @@ def node_death():
     checks.finish()
 
 
-SCENARIOS = {"lookup_and_call": lookup_and_call, "agent_lookup": agent_lookup, "node_death": node_death}
+# --------------------------------------------------------------------------
+# 4. the same lookup and call with the nodes on a 3-primary Redis Cluster
+
+def redis_cluster_lookup_and_call():
+    lookup_and_call(redis_cluster=True)
+
+
+SCENARIOS = {"lookup_and_call": lookup_and_call, "redis_cluster_lookup_and_call": redis_cluster_lookup_and_call, "agent_lookup": agent_lookup, "node_death": node_death}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))
