@@ -263,6 +263,13 @@ void ClusterRelay::on_bus(const cluster::BusEnvelope& envelope) {
         hooks_.drain();
       }
       return;
+    case BusKind::link_notice:
+      // A newer login of this user on the sending node.
+      if (!envelope.user.empty() && sig::valid_user_id(envelope.user)) {
+        core_.presence_taken_elsewhere(envelope.user, hooks_.now());
+        hooks_.drain();
+      }
+      return;
     default: return;  // heartbeat: hearing it was all
   }
 }
@@ -310,11 +317,17 @@ void ClusterRelay::write_presence() {
       case Kind::linked:
         if (change.agent) agent_domains_[change.link].push_back(change.holder);
         presence_->claim(holder_kind, change.holder,
-                         [holder = change.holder](cluster::PresenceOutcome outcome, std::optional<std::string> previous) {
-                           if (outcome != cluster::PresenceOutcome::done)
+                         [this, alive = alive_, holder = change.holder, agent = change.agent](
+                             cluster::PresenceOutcome outcome, std::optional<std::string> previous) {
+                           if (!*alive) return;
+                           if (outcome != cluster::PresenceOutcome::done) {
                              log::warn() << "cluster: presence of " << holder << " not written to Redis";
-                           else if (previous)
+                           } else if (previous && *previous != options_.node_name) {
                              log::info() << "cluster: " << holder << " moved here from node " << *previous;
+                             // The older link there is displaced, as by a second login on one node.
+                             if (!agent)
+                               bus_->send(*previous, cluster::BusEnvelope{cluster::BusKind::link_notice, {}, {}, 0, holder});
+                           }
                          });
         break;
       case Kind::refreshed:

@@ -125,6 +125,16 @@ void NodeCore::remote_link_opened(LinkId link, const std::string& user, const pr
   links_[link] = std::move(state);
 }
 
+void NodeCore::presence_taken_elsewhere(const std::string& user, Now now) {
+  now_ = now;
+  auto holder = presence_.logout(user);
+  if (!holder) return;
+  presence_ended(user, now);  // its Redis row is the other node's now: the compare-delete leaves it
+  notice(*holder, sig::notice_code::displaced, "logged in elsewhere");
+  close(*holder, "displaced by a newer login on another node");
+  if (auto other = links_.find(*holder); other != links_.end()) other->second.user.reset();
+}
+
 std::optional<std::string> NodeCore::link_user(LinkId link) const {
   auto it = links_.find(link);
   return it == links_.end() ? std::nullopt : it->second.user;

@@ -347,6 +347,9 @@ class NodeCore {
   // A terminal linked to another node, logged in there as `user`: its requests
   // for links here come over the bus and are handled as a query link's.
   void remote_link_opened(LinkId link, const std::string& user, const proto::SocketAddress& observed, Now now);
+  // Another node took `user`'s presence (a newer login there): the link
+  // holding it here is told it was logged in elsewhere and closed.
+  void presence_taken_elsewhere(const std::string& user, Now now);
   // The user a link is logged in as (presence or query), if any.
   std::optional<std::string> link_user(LinkId link) const;
   // Whether a link of this node answers for `user_id`: the user's presence, or

@@ -230,6 +230,20 @@ def lookup_and_call(redis_cluster=False):
         with open(caller_report) as f1, open(callee_report) as f2:
             a, b = h.json.load(f1), h.json.load(f2)
         checks.check(a.get("call_id") and a.get("call_id") == b.get("call_id"), "both reports name the same call")
+
+    # carol logs in on C, then again on A: the link on C is displaced, as on one node.
+    first = c.d.start_login(CAROL, CAROL_PW, node=c.nodes["node-c"])
+    wait_until(lambda: c.holder(CAROL) == "node-c", 10 * h.SLOW, 0.05, "presence:{carol} = node-c")
+    second = c.d.start_login(CAROL, CAROL_PW, node=c.nodes["node-a"])
+    status = first.wait_exit(10)
+    checks.check(status == 0 and "logged in elsewhere" in first.out(),
+                 "carol's login on node C ends, logged in elsewhere, when she logs in on node A (exit %r, %r)" % (
+                     status, first.out()[-300:]))
+    checks.check(c.holder(CAROL) == "node-a", "presence:{carol} names node-a (the compare-delete on C left it)")
+    result = c.whereis("node-b", ALICE, CAROL)
+    checks.check(result.code == 0 and result.json().get("observed") == "%s:%d" % second.observed(),
+                 "whereis carol from node B: the login on node A (%r)" % result)
+    second.kill()
     c.check_running(checks)
     checks.finish()
 
