@@ -5,9 +5,11 @@
 // NodeCore's DeadlineQueue under the call ID).
 //
 // CallTable is the interface NodeCore uses; LocalCallTable keeps everything in
-// this process's memory. A node of a cluster (issue 19) keeps its own links'
-// calls here too but must count a user's calls across nodes: that is what a
-// shared implementation of counts() and ringing_from() would answer.
+// this process's memory. In cluster mode (docs/cluster.md) a call lives on its
+// callee's node, the caller being a remote link there (cluster_relay.hpp), so
+// the callee's counts are whole; a caller's ringing_out counts only the calls
+// it placed to users of one node, which a shared implementation of counts()
+// would complete.
 #pragma once
 
 #include <array>

@@ -7,10 +7,10 @@
 // ID inside an enrolled route is routed even while its agent is away.
 // ForwardTable: forwarded lookups sent to an agent and not answered yet.
 //
-// Each is an interface with a local, in-memory implementation. In a cluster
-// (issue 19) the agent holding a route may be linked to another node: a
-// shared RouteTable would answer with that node, and a forward would travel
-// to it; find_route() stays the same.
+// Each is an interface with a local, in-memory implementation. In cluster
+// mode (docs/cluster.md) the agent holding a domain may be linked to another
+// node: the relay (cluster_relay.hpp) finds that node in Redis and sends the
+// whole lookup there, where these tables answer it as a local one.
 #pragma once
 
 #include <array>

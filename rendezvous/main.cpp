@@ -25,6 +25,7 @@
 #include "rendezvous/card_commands.hpp"
 #include "cluster/pg/pg_account_admin.hpp"
 #include "cluster/pg/pg_commands.hpp"
+#include "rendezvous/cluster_relay.hpp"
 #include "rendezvous/deployment.hpp"
 #include "ops/metrics_status.hpp"
 #include "rendezvous/doctor.hpp"
@@ -55,6 +56,7 @@ std::string default_directory() {
 
 struct RunOptions {
   std::string listen, stun_listen, agent_listen, web_listen, log_level, ready_file, postgres;
+  std::string redis, node_name;  // [cluster] overrides
 };
 
 // SIGHUP: `systemctl reload` (ExecReload=kill -HUP $MAINPID). The handle is
@@ -118,6 +120,24 @@ int run_node(const std::string& directory, const RunOptions& options) {
     config.web_listen = *a;
   }
   if (!options.postgres.empty()) config.postgres = options.postgres;
+  if (!options.redis.empty()) {
+    config.cluster_redis.clear();
+    for (size_t start = 0; start <= options.redis.size();) {
+      size_t comma = std::min(options.redis.find(',', start), options.redis.size());
+      std::string server = options.redis.substr(start, comma - start);
+      if (!parse_redis_endpoint(server))
+        return std::cerr << "tsunagu-rendezvous: --redis: \"" << server << "\" is not IP:PORT\n", exit_usage;
+      config.cluster_redis.push_back(server);
+      start = comma + 1;
+    }
+  }
+  if (!options.node_name.empty()) {
+    if (!valid_node_name(options.node_name))
+      return std::cerr << "tsunagu-rendezvous: --node-name: 1 to 64 of a-z 0-9 - . _\n", exit_usage;
+    config.cluster_node_name = options.node_name;
+  }
+  if (!config.cluster_redis.empty() && config.cluster_node_name.empty())
+    return std::cerr << "tsunagu-rendezvous: --redis needs --node-name (or cluster.node_name)\n", exit_usage;
   std::string level = options.log_level.empty() ? config.log_level : options.log_level;
   log::set_level(*log::parse_level(level));
   signal(SIGPIPE, SIG_IGN);
@@ -481,6 +501,9 @@ int main(int argc, char** argv) {
   run->add_option("--agent-listen", run_options.agent_listen, "LAN agent TLS address:port, overrides node.agent_listen");
   run->add_option("--web-listen", run_options.web_listen,
                   "HTTPS address:port for the web pages, API and /metrics, overrides web.listen (off: none)");
+  run->add_option("--redis", run_options.redis,
+                  "Cluster mode: Redis IP:PORT[,IP:PORT...] for presence and the bus, overrides cluster.redis");
+  run->add_option("--node-name", run_options.node_name, "Cluster mode: this node's name, overrides cluster.node_name");
   run->add_option("--log-level", run_options.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   run->add_option("--ready-file", run_options.ready_file,

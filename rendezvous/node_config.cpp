@@ -1,6 +1,7 @@
 #include "rendezvous/node_config.hpp"
 
 #include "base/toml_reader.hpp"
+#include "rendezvous/cluster_relay.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -44,7 +45,7 @@ const KnownSettings kNodeSettings = {
     {"directory", {"scan_burst", "scan_interval_ms"}},
     {"cards", {"debit_interval_s", "max_calls_per_card", "areas"}},
     {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb", "metrics_token_file"}},
-    {"cluster", {"postgres"}},
+    {"cluster", {"postgres", "redis", "node_name"}},
 };
 
 // [cards.areas]: "PREFIX" = "AREA" lines (rendezvous/area_prefixes.hpp).
@@ -208,6 +209,15 @@ NodeConfig load_node_config(const std::string& directory) {
   s.card_debit_interval_s = static_cast<uint32_t>(reader.integer("cards.debit_interval_s", 60, 1, 3600));
   s.max_calls_per_card = static_cast<size_t>(reader.integer("cards.max_calls_per_card", 1, 1, 100));
   read_card_areas(reader, root, s.card_areas);
+  config.cluster_redis = reader.strings("cluster.redis", {}, 64);
+  for (const auto& server : config.cluster_redis)
+    if (!parse_redis_endpoint(server))
+      reader.fail("cluster.redis", "\"" + server + "\" is not IP:PORT (an IP literal: names would be resolved blocking)");
+  config.cluster_node_name = reader.text("cluster.node_name", "", cluster::bus_max_node_id_size);
+  if (!config.cluster_node_name.empty() && !valid_node_name(config.cluster_node_name))
+    reader.fail("cluster.node_name", "must be 1 to 64 of a-z 0-9 - . _");
+  if (!config.cluster_redis.empty() && config.cluster_node_name.empty())
+    reader.fail("cluster.node_name", "must be set when cluster.redis is (each node's own name)");
   s.scram_iterations = static_cast<uint32_t>(reader.integer("passwords.scram_iterations",
                                                             security::scram::default_iterations,
                                                             security::scram::min_iterations,

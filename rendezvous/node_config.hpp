@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "proto/socket_address.hpp"
 #include "rendezvous/node_core.hpp"
@@ -38,6 +39,11 @@ struct NodeConfig {
   // Cluster mode: accounts and logins in this PostgreSQL (a libpq conninfo,
   // [cluster] postgres or `run --pg`); empty: the node's own LMDB.
   std::string postgres;
+  // [cluster] (docs/cluster.md): Redis servers ("IP:PORT"; one, or seeds of a
+  // Redis Cluster) for presence and the bus between nodes, and this node's
+  // name there; no servers: the embedded single node.
+  std::vector<std::string> cluster_redis;
+  std::string cluster_node_name;
   NodeSettings settings;
 };
 

@@ -113,6 +113,37 @@ void NodeCore::link_closed(LinkId link, Now now) {
 void NodeCore::presence_ended(const std::string& user, Now now) {
   last_seen_unix_[user] = now.unix_s;
   presence_changed(user);
+  cluster_change(ClusterPresenceChange::Kind::ended, false, user, 0);
+}
+
+void NodeCore::remote_link_opened(LinkId link, const std::string& user, const proto::SocketAddress& observed, Now now) {
+  now_ = now;
+  LinkState state;
+  state.observed = observed;
+  state.opened_ms = now.mono_ms;
+  state.user = user;
+  state.role = sig::link_role::query;
+  state.last_message_ms = now.mono_ms;
+  links_[link] = std::move(state);
+}
+
+void NodeCore::presence_taken_elsewhere(const std::string& user, Now now) {
+  now_ = now;
+  auto holder = presence_.logout(user);
+  if (!holder) return;
+  presence_ended(user, now);  // its Redis row is the other node's now: the compare-delete leaves it
+  notice(*holder, sig::notice_code::displaced, "logged in elsewhere");
+  close(*holder, "displaced by a newer login on another node");
+  if (auto other = links_.find(*holder); other != links_.end()) other->second.user.reset();
+}
+
+std::optional<std::string> NodeCore::link_user(LinkId link) const {
+  auto it = links_.find(link);
+  return it == links_.end() ? std::nullopt : it->second.user;
+}
+
+bool NodeCore::held_here(const std::string& user_id) const {
+  return presence_.find(user_id) != nullptr || rendezvous::find_route(*routes_, nullptr, user_id).agent.has_value();
 }
 
 void NodeCore::send(LinkId link, Bytes message) {
@@ -566,6 +597,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
     }
     last_seen_unix_.erase(pending.user_id);
     presence_changed(pending.user_id);
+    cluster_change(ClusterPresenceChange::Kind::linked, false, pending.user_id, pending.link);
     // The login is remembered durably (last seen, last addresses) before it is acknowledged.
     LoginRecord record{now.unix_s, pending.reported, state.observed};
     auto recorded = accounts_.record_login(pending.user_id, record);
@@ -593,6 +625,7 @@ void NodeCore::handle_keepalive(LinkId link, LinkState& state, const proto::Mess
     reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: presence expired, log in again");
     return;
   }
+  if (state.role == sig::link_role::presence) cluster_change(ClusterPresenceChange::Kind::refreshed, false, *state.user, link);
   send(link, success(request).finish());
 }
 
@@ -789,6 +822,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
                          "Domain Held: another connected agent holds prefix " + p);
   }
   routes_->hold(domains, prefixes, link);
+  for (const auto& d : domains) cluster_change(ClusterPresenceChange::Kind::linked, true, d, link);
   if (!state.agent_ready) {
     deadlines_.cancel(DeadlineKind::login, link_key(link));
     audit_agent_link("up", link, state);

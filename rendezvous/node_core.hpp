@@ -333,6 +333,33 @@ class NodeCore {
   Expected<void, std::string> take_web_presence(LinkId link, Now now);
   void drop_web_presence(LinkId link, bool end_calls, Now now);
 
+  // Cluster mode (rendezvous/cluster_relay.hpp). While watched, the presence
+  // a terminal link takes (at login), keeps (each keepalive) and loses, and
+  // the domains an agent link holds, are recorded for the relay to write to
+  // Redis (an agent's release follows its link's close, seen by the relay).
+  struct ClusterPresenceChange {
+    enum class Kind : uint8_t { linked, refreshed, ended } kind = Kind::linked;
+    bool agent = false;  // holder is a domain held by agent link `link`, else a user ID
+    std::string holder;
+    LinkId link = 0;
+  };
+  void watch_cluster_presence(bool on) {
+    watch_cluster_ = on;
+    if (!on) cluster_changes_.clear();
+  }
+  std::vector<ClusterPresenceChange> take_cluster_presence_changes() { return std::move(cluster_changes_); }
+  // A terminal linked to another node, logged in there as `user`: its requests
+  // for links here come over the bus and are handled as a query link's.
+  void remote_link_opened(LinkId link, const std::string& user, const proto::SocketAddress& observed, Now now);
+  // Another node took `user`'s presence (a newer login there): the link
+  // holding it here is told it was logged in elsewhere and closed.
+  void presence_taken_elsewhere(const std::string& user, Now now);
+  // The user a link is logged in as (presence or query), if any.
+  std::optional<std::string> link_user(LinkId link) const;
+  // Whether a link of this node answers for `user_id`: the user's presence, or
+  // the connected agent holding its domain or number prefix.
+  bool held_here(const std::string& user_id) const;
+
  private:
   // From settings_.random, never from the generator directly (see NodeSettings::random).
   void fill_random(std::span<std::byte> out) { settings_.random(out); }
@@ -702,6 +729,11 @@ class NodeCore {
   NodeSettings settings_;
   PresenceTable presence_;
   bool watch_changes_ = false;
+  bool watch_cluster_ = false;
+  std::vector<ClusterPresenceChange> cluster_changes_;
+  void cluster_change(ClusterPresenceChange::Kind kind, bool agent, std::string holder, LinkId link) {
+    if (watch_cluster_) cluster_changes_.push_back({kind, agent, std::move(holder), link});
+  }
   std::vector<std::string> presence_changes_;
   std::vector<std::string> mailbox_changes_;
   LoginLimiter limiter_;

@@ -181,6 +181,23 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   }
   daemon->stun_ = std::move(*stun);
 
+  if (!config.cluster_redis.empty()) {
+    ClusterOptions options;
+    for (const auto& server : config.cluster_redis) options.redis.push_back(*parse_redis_endpoint(server));
+    options.node_name = config.cluster_node_name;
+    ClusterRelay::Hooks hooks;
+    hooks.now = [self] { return self->now(); };
+    hooks.send_to_link = [self](LinkId link, ByteView message) {
+      auto it = self->links_.find(link);
+      if (it == self->links_.end()) return false;
+      it->second->send(message);
+      return true;
+    };
+    hooks.drain = [self] { self->drain(); };
+    daemon->cluster_ = std::make_unique<ClusterRelay>(loop, *daemon->core_, std::move(options), std::move(hooks));
+    daemon->cluster_->start();
+  }
+
   daemon->timer_ = new uv_timer_t;
   uv_timer_init(loop, daemon->timer_);
   daemon->timer_->data = self;
@@ -254,6 +271,7 @@ void NodeDaemon::shutdown() {
   check_ = nullptr;
   turn_log_.reset();
   stun_.reset();
+  if (cluster_) cluster_->shutdown();
 }
 
 void NodeDaemon::on_connection(uv_stream_t* server, int status) {
@@ -293,7 +311,9 @@ void NodeDaemon::accept_link(bool agent) {
       core_->agent_link_ready(link.id(), *name, now());
     }
   };
-  callbacks.on_message = [this](transport::TlsLink& link, ByteView message) {
+  callbacks.on_message = [this, agent](transport::TlsLink& link, ByteView message) {
+    // Cluster mode: a terminal's lookup or call for a link on another node goes there.
+    if (!agent && cluster_ && cluster_->take_message(link.id(), message, link.peer_address())) return;
     core_->message(link.id(), message, now());
   };
   callbacks.on_closed = [this](transport::TlsLink& link, std::string_view reason) {
@@ -306,6 +326,7 @@ void NodeDaemon::accept_link(bool agent) {
     else if (bad_input_log.allow()) log::debug() << "link " << link.id() << " from " << link.peer_address().to_string()
                                                  << " closed: " << reason;
     core_->link_closed(link.id(), now());
+    if (cluster_) cluster_->link_closed(link.id());
   };
   auto* link = transport::TlsLink::accept(reinterpret_cast<uv_stream_t*>(agent ? agent_listener_ : listener_),
                                           agent ? agent_tls_ : tls_, std::move(callbacks));
@@ -360,9 +381,14 @@ void NodeDaemon::drain() {
       web_api_->presence_changed(core_->take_presence_changes(), now());
       web_api_->mailbox_changed(core_->take_mailbox_changes(), now());
     }
+    if (cluster_) cluster_->write_presence();
     auto actions = core_->take_actions();
     if (actions.empty()) break;
     for (auto& action : actions) {
+      if (cluster_ && ClusterRelay::owns_link(action.link)) {
+        cluster_->core_action(action);
+        continue;
+      }
       if (web_api_ && web_api_->owns_link(action.link)) {
         web_api_->core_action(action, now());
         continue;

@@ -15,6 +15,7 @@
 #include "base/audit_log.hpp"
 #include "base/expected.hpp"
 #include "cluster/pg/pg_account_directory.hpp"
+#include "rendezvous/cluster_relay.hpp"
 #include "rendezvous/node_config.hpp"
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/stun_binding_responder.hpp"
@@ -104,6 +105,7 @@ class NodeDaemon {
   std::optional<VoicemailStore::Usage> voicemail_usage_;
   uint64_t voicemail_usage_read_ms_ = 0;
   // After core_: they hold references to it and go first.
+  std::unique_ptr<ClusterRelay> cluster_;  // cluster mode ([cluster] redis); null for the embedded node
   std::unique_ptr<WebApi> web_api_;
   std::unique_ptr<web::HttpServer> web_server_;
   std::string metrics_token_;  // [web] metrics_token_file's token; empty: /metrics for loopback clients only

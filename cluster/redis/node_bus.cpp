@@ -55,7 +55,12 @@ void NodeBus::subscribe() {
 }
 
 void NodeBus::send(const std::string& to_node, BusKind kind, Bytes body, std::function<void(BusSendOutcome)> handler) {
-  auto encoded = encode_bus_envelope({kind, node_id_, std::move(body)});
+  send(to_node, BusEnvelope{kind, {}, std::move(body)}, std::move(handler));
+}
+
+void NodeBus::send(const std::string& to_node, BusEnvelope envelope, std::function<void(BusSendOutcome)> handler) {
+  envelope.from_node = node_id_;
+  auto encoded = encode_bus_envelope(envelope);
   if (!encoded) {
     if (handler) handler(BusSendOutcome::too_large);
     return;

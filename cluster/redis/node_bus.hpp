@@ -32,6 +32,8 @@ class NodeBus {
   // Subscribes, and again after every reconnection or move of the channel's slot.
   void start();
   void send(const std::string& to_node, BusKind kind, Bytes body, std::function<void(BusSendOutcome)> handler = {});
+  // The envelope's from_node is set to this node's.
+  void send(const std::string& to_node, BusEnvelope envelope, std::function<void(BusSendOutcome)> handler = {});
 
   bool subscribed() const { return subscribed_; }
   uint64_t malformed_dropped() const { return malformed_dropped_; }

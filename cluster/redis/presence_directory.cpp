@@ -58,7 +58,7 @@ void PresenceDirectory::claim(HolderKind kind, const std::string& holder, ClaimH
                    }
                    std::optional<std::string> previous;
                    if (reply.type == RedisValue::Type::string && reply.text != node) previous = reply.text;
-                   handler(outcome_of(reply), previous);
+                   if (handler) handler(outcome_of(reply), previous);
                  });
 }
 
@@ -130,7 +130,7 @@ void PresenceDirectory::release(HolderKind kind, const std::string& holder,
                  [handler = std::move(handler)](const RedisValue& reply) {
                    PresenceOutcome outcome = outcome_of(reply);
                    if (outcome == PresenceOutcome::done && reply.integer == 0) outcome = PresenceOutcome::not_ours;
-                   handler(outcome);
+                   if (handler) handler(outcome);
                  });
 }
 

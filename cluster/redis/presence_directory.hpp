@@ -58,6 +58,7 @@ class PresenceDirectory {
   void refresh(HolderKind kind, const std::string& holder, RefreshHandler handler = {});
 
   // A logout: deletes the row only if this node still holds it (not_ours otherwise).
+  // Every handler here may be empty (nobody waits for the outcome).
   void release(HolderKind kind, const std::string& holder, std::function<void(PresenceOutcome)> handler);
 
   // Which node holds the link; nullopt when nobody does.

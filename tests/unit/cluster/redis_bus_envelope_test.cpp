@@ -16,7 +16,12 @@ TEST_CASE("an envelope round-trips, an empty body too") {
   for (const BusEnvelope& envelope :
        {BusEnvelope{BusKind::ring, "node-a", bytes_of("offer from alice@acme")},
         BusEnvelope{BusKind::link_notice, "n", {}},
-        BusEnvelope{BusKind::forwarded_lookup, std::string(bus_max_node_id_size, 'x'), bytes_of("4106@acme")}}) {
+        BusEnvelope{BusKind::forwarded_lookup, std::string(bus_max_node_id_size, 'x'), bytes_of("4106@acme")},
+        BusEnvelope{BusKind::link_message, "node-a", bytes_of("lookup"), 0x4000000000000007, "alice",
+                    proto::SocketAddress::parse("192.0.2.7:40000")},
+        BusEnvelope{BusKind::link_reply, "node-c", bytes_of("answer"), 42, {},
+                    proto::SocketAddress::parse("[2001:db8::1]:5")},
+        BusEnvelope{BusKind::heartbeat, "node-b", {}}}) {
     auto encoded = encode_bus_envelope(envelope);
     REQUIRE(encoded.has_value());
     auto decoded = decode_bus_envelope(*encoded);
@@ -41,6 +46,19 @@ TEST_CASE("every truncated prefix and every flipped byte is refused") {
   Bytes trailing = whole;
   trailing.push_back(std::byte{0});
   CHECK_FALSE(decode_bus_envelope(trailing).has_value());
+}
+
+TEST_CASE("a relayed message as large as the protocol allows fits in an envelope with its routing") {
+  BusEnvelope envelope{BusKind::link_message, std::string(bus_max_node_id_size, 'n'),
+                       Bytes(proto::default_max_message_size, std::byte{'m'}), ~uint64_t{0},
+                       std::string(bus_max_user_size, 'u'), proto::SocketAddress::parse("[2001:db8::1]:65535")};
+  auto encoded = encode_bus_envelope(envelope);
+  REQUIRE(encoded.has_value());
+  auto decoded = decode_bus_envelope(*encoded);
+  REQUIRE(decoded.has_value());
+  CHECK(*decoded == envelope);
+  envelope.user.push_back('u');
+  CHECK(encode_bus_envelope(envelope).error() == BusDecodeErrc::too_large);
 }
 
 TEST_CASE("size limits hold on both sides") {
