@@ -16,6 +16,7 @@
 #include "cards/call_charge.hpp"
 #include "cards/card_codec.hpp"
 #include "cards/least_cost_router.hpp"
+#include "cards/qr_scan.hpp"
 #include "cards/qr_text.hpp"
 #include "cards/relay_uri.hpp"
 #include "cards/route_memory.hpp"
@@ -60,32 +61,56 @@ std::string configured_area() {
   return reader.text("card.area", "", 255);
 }
 
-std::optional<std::string> read_small_file(const std::string& path, std::string& error) {
+// At most `limit` bytes of `path`; a longer file is refused.
+std::optional<std::string> read_file_up_to(const std::string& path, size_t limit, std::string& error) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = "cannot read " + path;
     return std::nullopt;
   }
   std::string text;
-  text.resize(max_card_file_size + 1);
+  text.resize(limit + 1);
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > max_card_file_size) {
-    error = path + " is larger than a card can be";
+  if (text.size() > limit) {
+    error = path + " is larger than " + std::to_string(limit) + " bytes";
     return std::nullopt;
   }
   return text;
 }
 
-// The .card bytes of FILE: a .card as issued, or the QR code's text
-// (`TSU1:...`, what `zbarimg --raw CARD.png` prints). An image is not read:
-// see docs/cards.md for why.
+std::optional<std::string> read_small_file(const std::string& path, std::string& error) {
+  return read_file_up_to(path, max_card_file_size, error);
+}
+
+// The .card bytes of FILE: a .card as issued, the QR code's text
+// (`TSU1:...`), or a PNG image of the QR code (`card issue` writes one;
+// a photograph of a printed card will do), read here with libzbar.
 std::optional<Bytes> card_bytes_of(const std::string& path, std::string& error) {
-  auto text = read_small_file(path, error);
+  const cards::QrScanLimits image_limits;
+  const size_t limit = std::max(max_card_file_size, image_limits.max_file_bytes);
+  std::error_code size_error;
+  if (auto size = fs::file_size(path, size_error); !size_error && size > limit) {
+    error = path + ": file too large (" + std::to_string(size) + " bytes, at most " + std::to_string(limit) + ")";
+    return std::nullopt;
+  }
+  auto text = read_file_up_to(path, limit, error);
   if (!text) return std::nullopt;
-  if (text->rfind("\x89PNG", 0) == 0) {
-    error = path + " is an image: read its QR code with `zbarimg --quiet --raw " + path +
-            " > card.txt` and load card.txt";
+  if (cards::looks_like_png(*text)) {
+    auto scanned = cards::scan_qr_png(*text, image_limits);
+    if (!scanned) {
+      error = path + ": " + cards::qr_scan_error_label(scanned.error().code) + " (" + scanned.error().detail + ")";
+      return std::nullopt;
+    }
+    auto decoded = cards::decode_qr_text(*scanned);
+    if (!decoded) {
+      error = path + ": its QR code is not a card's (" + decoded.error().detail + ")";
+      return std::nullopt;
+    }
+    return std::move(*decoded);
+  }
+  if (text->size() > max_card_file_size) {
+    error = path + " is larger than a card can be";
     return std::nullopt;
   }
   std::string_view trimmed = *text;
@@ -387,7 +412,7 @@ std::shared_ptr<CardCommands> add_card_commands(CLI::App& app) {
   auto c = std::make_shared<CardCommands>();
   auto* card = app.add_subcommand("card", "Access cards: load one, show it and its units (docs/cards.md)");
   c->load = card->add_subcommand("load", "Verify a card and keep it in the card directory");
-  c->load->add_option("FILE", c->file, "The .card file, or its QR text (TSU1:..., from zbarimg --raw CARD.png)")
+  c->load->add_option("FILE", c->file, "The .card file, its QR code as a PNG image, or its QR text (TSU1:...)")
       ->required();
   c->load->add_option("--issuer-key", c->issuer_keys,
                       "Verify offline with this issuer public key (64 hex digits, from `tsunagu-rendezvous card keys`; "
