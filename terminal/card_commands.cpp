@@ -15,6 +15,7 @@
 #include "base/toml_reader.hpp"
 #include "cards/call_charge.hpp"
 #include "cards/card_codec.hpp"
+#include "cards/card_password.hpp"
 #include "cards/least_cost_router.hpp"
 #include "cards/qr_scan.hpp"
 #include "cards/qr_text.hpp"
@@ -401,6 +402,8 @@ std::string ask_area(NodeClientOptions options, int& exit_code) {
 struct CardCommands {
   CLI::App* load = nullptr;
   CLI::App* show = nullptr;
+  CLI::App* password = nullptr;
+  std::optional<std::string> new_password_file;
   std::string file;
   std::vector<std::string> issuer_keys;
   std::string serial;
@@ -423,6 +426,14 @@ std::shared_ptr<CardCommands> add_card_commands(CLI::App& app) {
   c->show->add_option("SERIAL", c->serial, "Which card (default: the only one loaded)");
   c->show->add_option("--card-password-file", c->password_file, "Read the card password from FILE (- = stdin)");
   c->node.add_to(c->show);
+  c->password = card->add_subcommand(
+      "password", "Set the card's password: the one printed with the card is refused from then on (on the node)");
+  c->password->add_option("SERIAL", c->serial, "Which card (default: the only one loaded)");
+  c->password->add_option("--card-password-file", c->password_file,
+                          "Read the current card password from FILE (- = stdin)");
+  c->password->add_option("--new-password-file", c->new_password_file,
+                          "Read the new password from FILE (at least 8 letters and digits)");
+  c->node.add_to(c->password);
   card->require_subcommand(1);
   return c;
 }
@@ -491,11 +502,72 @@ int run_show(CardCommands& c) {
   return ask_units(*options, stored->bytes, *password, nullptr);
 }
 
+// The holder's new password: from --new-password-file, else
+// TSUNAGU_CARD_NEW_PASSWORD, else typed twice on the tty.
+std::optional<std::string> read_new_card_password(const std::optional<std::string>& file, std::string& error) {
+  PasswordSource source;
+  source.file = file;
+  source.environment_variable = "TSUNAGU_CARD_NEW_PASSWORD";
+  source.prompt = "New card password: ";
+  auto chosen = read_password(source, error);
+  const char* given = std::getenv("TSUNAGU_CARD_NEW_PASSWORD");
+  if (!chosen || file || (given != nullptr && *given != '\0')) return chosen;
+  source.prompt = "Again: ";
+  auto again = read_password(source, error);
+  if (!again) return std::nullopt;
+  if (*again != *chosen) {
+    error = "the two passwords differ";
+    return std::nullopt;
+  }
+  return chosen;
+}
+
+int run_password(CardCommands& c) {
+  std::string error;
+  auto stored = stored_card(c.serial, error);
+  if (!stored) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  int code = 0;
+  auto options = c.node.prepare(code);
+  if (!options) return code;
+  auto current = read_card_password(c.password_file, error);
+  if (!current) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  auto chosen = read_new_card_password(c.new_password_file, error);
+  if (!chosen) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  if (const char* problem = cards::holder_password_problem(*chosen, sig::max_card_password_size))
+    return std::cerr << "tsunagu: the new card password is " << problem << std::endl, exit_usage;
+  return run_query(std::move(*options), [&](NodeClient& client, int& exit_code) {
+    client.request(
+        sig::method::card_password,
+        [&](proto::MessageBuilder& b) {
+          b.add(sig::attr::card, stored->bytes);
+          b.add_string(sig::attr::card_password, *current);
+          b.add_string(sig::attr::card_new_password, *chosen);
+        },
+        [&](const proto::Message* response, std::string_view failure) {
+          if (response == nullptr || response->message_class == proto::MessageClass::error) {
+            const auto* error_code = response ? response->find(proto::attr::error_code) : nullptr;
+            auto parsed = error_code ? proto::read_error_code(*error_code) : std::nullopt;
+            std::cerr << "tsunagu: card: " << (parsed ? std::string(parsed->reason) : std::string(failure))
+                      << std::endl;
+            exit_code = response == nullptr                                   ? exit_network
+                        : parsed && parsed->code == sig::error::too_many_attempts ? exit_rate_limited
+                        : parsed && parsed->code == sig::error::bad_request       ? exit_usage
+                                                                                 : exit_refused;
+            return client.stop();
+          }
+          std::cout << "card " << stored->card.card_id.text()
+                    << ": password set; the one printed with the card is no longer accepted" << std::endl;
+          client.stop();
+        });
+  });
+}
+
 }  // namespace
 
 std::optional<int> run_card_commands(CardCommands& c) {
   if (c.load->parsed()) return run_load(c);
   if (c.show->parsed()) return run_show(c);
+  if (c.password->parsed()) return run_password(c);
   return std::nullopt;
 }
 

@@ -20,6 +20,8 @@ loopback; [cards] debit_interval_s = 1 so debits come each second):
   card_call_units_run_out       the call is ended by the node with "Units Exhausted"; the next is refused
   card_call_relay_probe         the probe's STUN Binding: a silent relay port skips its access point, a real
                                 coturn on loopback keeps its own
+  card_password_set             tsunagu card password: the holder's password replaces the printed one (card show
+                                with the old one is refused, with the new one answered); a short one is refused
   card_key_rollover             after `card rekey`, the old key's endorsement of the new one brings an update
                                 of the new key to a terminal that kept only the old key
 """
@@ -553,6 +555,33 @@ def card_call_relay_probe(root):
     return 0
 
 
+def card_password_set(root):
+    d, cards = card_setup(root)
+    load(d, cards[0])
+    short = d.path("short.txt")
+    with open(short, "w") as f:
+        f.write("1234-567\n")
+    result = d.cli(["card", "password", "--new-password-file", short], ALICE, ALICE_PW)
+    check(result.code == 2 and "fewer than 8 letters and digits" in result.err,
+          "a new password of 7 digits is refused before asking the node: %r" % (result,))
+    chosen = d.path("chosen.txt")
+    with open(chosen, "w") as f:
+        f.write("7391 2204 5518\n")
+    result = d.cli(["card", "password", "--new-password-file", chosen], ALICE, ALICE_PW)
+    check(result.code == 0 and "password set" in result.out, "card password sets the holder's password: %r" % (result,))
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)  # TSUNAGU_CARD_PASSWORD: the printed one
+    check(shown.code == EXIT_REFUSED and "password" in shown.err,
+          "the printed password is refused from now on: %r" % (shown,))
+    again = d.cli(["card", "password", "--new-password-file", chosen], ALICE, ALICE_PW)
+    check(again.code == EXIT_REFUSED, "nor can the printed password set another one: %r" % (again,))
+    os.environ["TSUNAGU_CARD_PASSWORD"] = "7391-2204-5518"
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)
+    check(shown.code == 0 and "units left   100" in shown.out, "the holder's password is accepted: %r" % (shown,))
+    history = ledger(d, 1)
+    check("password" in history and "set by the holder" in history, "the ledger's history has the change: %r" % history)
+    return 0
+
+
 def card_key_rollover(root):
     """After `card rekey`, an update signed by the new key reaches a terminal that kept only the old
     key: the node serves the old key's endorsement of the new one beside the update, the terminal
@@ -657,7 +686,8 @@ def card_voice_warning_tone(root):
 SCENARIOS = {f.__name__: f for f in (card_voice_warning_tone, card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
                                      card_load_png,
                                      card_call_debited, card_call_refused, card_call_units_run_out,
-                                     card_call_area_from_node, card_call_relay_probe, card_key_rollover)}
+                                     card_call_area_from_node, card_call_relay_probe, card_key_rollover,
+                                     card_password_set)}
 
 if __name__ == "__main__":
     if not os.access(h.RENDEZVOUS, os.X_OK):
