@@ -116,15 +116,28 @@ TEST_CASE("qr scan: an image with no QR code says so") {
   CHECK(scanned.error().detail.find("200 x 200") != std::string::npos);
 }
 
-TEST_CASE("qr scan: every truncated prefix of a card's PNG is refused, never read") {
+TEST_CASE("qr scan: every prefix cut inside the image data is refused; one missing only the IEND reads whole") {
   test::Issuer issuer;
-  auto png = qr_png(signed_card_text(issuer));
+  std::string text = signed_card_text(issuer);
+  auto png = qr_png(text);
   REQUIRE(png.has_value());
+  // The last 12 bytes are the empty IEND chunk: libpng has every pixel
+  // (CRC-checked) before it, and may read the image without it.
+  const size_t iend_start = png->size() - 12;
+  REQUIRE(png->substr(iend_start + 4, 4) == "IEND");
   for (size_t length = 0; length < png->size(); length += 1 + length / 16) {
     CAPTURE(length);
     auto scanned = scan_qr_png(std::string_view(*png).substr(0, length));
+    if (length >= iend_start) {
+      CHECK((!scanned.has_value() || *scanned == text));
+      continue;
+    }
     REQUIRE_FALSE(scanned.has_value());
     CHECK((scanned.error().code == (length < 8 ? QrScanErrc::not_png : QrScanErrc::bad_png)));
+  }
+  for (size_t length = iend_start - 64; length < iend_start; ++length) {  // every cut of the data's end
+    CAPTURE(length);
+    CHECK_FALSE(scan_qr_png(std::string_view(*png).substr(0, length)).has_value());
   }
 }
 
