@@ -34,6 +34,13 @@ std::string normalized_card_password(std::string_view typed) {
   return out;
 }
 
+const char* holder_password_problem(std::string_view typed, size_t max_bytes) {
+  if (typed.size() > max_bytes) return "too long";
+  if (normalized_card_password(typed).size() < min_holder_password_size)
+    return "fewer than 8 letters and digits (other characters are not counted)";
+  return nullptr;
+}
+
 std::string hash_card_password(std::string_view typed, const security::ScryptParameters& parameters) {
   return security::hash_password(normalized_card_password(typed), parameters);
 }

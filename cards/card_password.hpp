@@ -24,6 +24,14 @@ std::string derive_card_password(ByteView issuer_secret, const CardId& card_id);
 // and "041277300159" match the printed "0412-7730-0159".
 std::string normalized_card_password(std::string_view typed);
 
+// A password the holder chooses (seed 002 [0030]) is compared the same way,
+// so it needs at least this many letters and digits.
+inline constexpr size_t min_holder_password_size = 8;
+// Why `typed` cannot be a holder's card password, or nullptr when it can:
+// fewer than min_holder_password_size letters and digits, or more than
+// `max_bytes` bytes as typed.
+const char* holder_password_problem(std::string_view typed, size_t max_bytes);
+
 // scrypt (security/passwords.hpp) of the normalized password.
 std::string hash_card_password(std::string_view typed, const security::ScryptParameters& parameters = {});
 bool check_card_password(std::string_view typed, std::string_view stored_hash);

@@ -35,6 +35,7 @@ std::string_view method_name(uint16_t m) {
     case method::profile_set: return "profile-set";
     case method::card_units: return "card-units";
     case method::card_status: return "card-status";
+    case method::card_password: return "card-password";
     default: return "unknown";
   }
 }

@@ -45,6 +45,7 @@ inline constexpr uint16_t profile_set = 0x83B;         // change my own director
 inline constexpr uint16_t card_units = 0x840;   // indication node -> caller: CARD-UNITS left (CALL-ID), after each debit
 inline constexpr uint16_t card_status = 0x841;  // terminal -> node: CARD + CARD-PASSWORD; answered with CARD-UNITS
 inline constexpr uint16_t card_area = 0x842;    // terminal -> node: which area am I in? answered with CARD-AREA
+inline constexpr uint16_t card_password = 0x890;  // terminal -> node: CARD + CARD-PASSWORD + CARD-NEW-PASSWORD: the holder's password
 // Operations (docs/operator.md, "Audit log").
 inline constexpr uint16_t call_path = 0x860;  // indication party -> node: CALL-ID, ICE-PATH selected once connected
 }  // namespace method
@@ -115,6 +116,7 @@ inline constexpr uint16_t card_area = 0xC076;      // UTF-8, a card area's code 
 inline constexpr uint16_t card_update_version = 0xC077;  // u64, the issuer update the terminal holds (0: none)
 inline constexpr uint16_t card_update = 0xC078;    // bytes, the issuer's signed update (cards::CardUpdate), at most 12 KiB
 inline constexpr uint16_t card_issuer_key = 0xC079;  // bytes, the 32-byte Ed25519 key the card verified under
+inline constexpr uint16_t card_new_password = 0xC0D0;  // UTF-8, the holder's new card password, at most 64 bytes
 inline constexpr uint16_t card_key_rollover = 0xC0C0;  // bytes, repeatable: an old issuer key's COSE_Sign1 endorsing the new (cards::KeyRollover)
 inline constexpr uint16_t scram_client_first = 0xC080;  // UTF-8 RFC 5802 client-first-message (login_begin request)
 inline constexpr uint16_t scram_server_first = 0xC081;  // UTF-8 server-first-message (login_begin success)

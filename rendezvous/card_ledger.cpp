@@ -117,6 +117,7 @@ const char* card_event_name(CardEventKind kind) {
     case CardEventKind::debit: return "debit";
     case CardEventKind::top_up: return "top-up";
     case CardEventKind::revoked: return "revoked";
+    case CardEventKind::password_set: return "password";
   }
   return "unknown";
 }
@@ -178,7 +179,7 @@ std::optional<CardEvent> decode_card_event(ByteView bytes, uint64_t sequence) {
   e.sequence = sequence;
   uint8_t kind = 0;
   bool read = read_record(bytes, max_card_event_record_size, [&](RecordReader& r) {
-    return r.u8(kind) && kind >= 1 && kind <= 4 && r.i64(e.time) && r.u64(e.units) && r.u64(e.units_left) &&
+    return r.u8(kind) && kind >= 1 && kind <= 5 && r.i64(e.time) && r.u64(e.units) && r.u64(e.units_left) &&
            r.text8(e.note, max_note_size);
   });
   if (!read) return std::nullopt;
@@ -287,6 +288,20 @@ Expected<LedgerResult, storage::StoreError> CardLedger::revoke(Transaction& txn,
   account.revoked = true;
   account.revoked_at = now;
   auto written = write(txn, account, CardEventKind::revoked, now, 0, note);
+  if (!written) return Unexpected(written.error());
+  return LedgerResult{LedgerOutcome::done, 0, account.units_left};
+}
+
+Expected<LedgerResult, storage::StoreError> CardLedger::set_password(Transaction& txn, uint64_t serial,
+                                                                     std::string password_hash, int64_t now,
+                                                                     std::string_view note) {
+  auto found = find(txn, serial);
+  if (!found) return Unexpected(found.error());
+  if (!*found) return LedgerResult{LedgerOutcome::unknown_card, 0, 0};
+  CardAccount& account = **found;
+  if (account.revoked) return LedgerResult{LedgerOutcome::revoked, 0, account.units_left};
+  account.password_hash = std::move(password_hash);
+  auto written = write(txn, account, CardEventKind::password_set, now, 0, note);
   if (!written) return Unexpected(written.error());
   return LedgerResult{LedgerOutcome::done, 0, account.units_left};
 }

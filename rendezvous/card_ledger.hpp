@@ -33,7 +33,9 @@ struct CardAccount {
   bool operator==(const CardAccount&) const = default;
 };
 
-enum class CardEventKind : uint8_t { issued = 1, debit = 2, top_up = 3, revoked = 4 };
+// password_set: the holder chose the card's password (seed 002 [0030]); the
+// hash is in the account, the event only says when.
+enum class CardEventKind : uint8_t { issued = 1, debit = 2, top_up = 3, revoked = 4, password_set = 5 };
 const char* card_event_name(CardEventKind kind);
 
 struct CardEvent {
@@ -92,6 +94,11 @@ class CardLedger {
   Expected<LedgerResult, StoreError> top_up(Transaction& txn, uint64_t serial, uint64_t units, int64_t now,
                                             std::string_view note);
   Expected<LedgerResult, StoreError> revoke(Transaction& txn, uint64_t serial, int64_t now, std::string_view note);
+  // The holder's password replaces the card's (cards::hash_card_password()
+  // of the new one): the one printed beside the QR code is refused from then
+  // on. A revoked card keeps its password (outcome revoked, nothing written).
+  Expected<LedgerResult, StoreError> set_password(Transaction& txn, uint64_t serial, std::string password_hash,
+                                                  int64_t now, std::string_view note);
 
   // Events of one card from sequence `from`, oldest first, at most `limit`.
   Expected<std::vector<CardEvent>, StoreError> history(Transaction& txn, uint64_t serial, uint64_t from,

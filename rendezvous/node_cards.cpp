@@ -16,7 +16,10 @@
 //   the card cannot pay a period:         <-- call_event(ended, END-CODE 402 "Units Exhausted: ...")
 //
 // card_status(CARD, CARD-PASSWORD) takes the same checks (without the calls
-// in progress and the units) and answers CARD-UNITS. card_area answers the
+// in progress and the units) and answers CARD-UNITS. card_password(CARD,
+// CARD-PASSWORD, CARD-NEW-PASSWORD) takes them too, then hashes the new
+// password on the thread pool and stores the hash in the ledger: the
+// holder's password replaces the issuer's (seed 002, [0030]). card_area answers the
 // area of the link's source address ([cards.areas]) to a terminal that does
 // not know its own.
 #include <algorithm>
@@ -158,6 +161,15 @@ void NodeCore::begin_card_check(LinkId link, LinkState& state, const proto::Mess
   if (request.method == sig::method::call && request.find(sig::attr::call_id) != nullptr)
     return reply_error(link, request, sig::error::bad_request,
                        "Bad Request: CARD goes with the first call request (USER-ID), not with CALL-ID");
+  if (request.method == sig::method::card_password) {
+    const auto* chosen = request.find(sig::attr::card_new_password);
+    const char* problem = chosen == nullptr ? "missing"
+                                            : cards::holder_password_problem(proto::read_string(*chosen),
+                                                                             sig::max_card_password_size);
+    if (problem != nullptr)
+      return reply_error(link, request, sig::error::bad_request,
+                         std::string("Bad Request: CARD-NEW-PASSWORD: ") + problem);
+  }
   uint64_t serial = 0;
   auto use = check_card(link, state, request, std::nullopt, now, &serial);
   if (!use) return;
@@ -246,6 +258,10 @@ bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
   auto decoded = proto::decode(pending.request);
   if (!decoded) return true;  // it decoded before
   const proto::Message& request = decoded->message;
+  if (pending.new_password_hash) {
+    store_holder_card_password(pending, request, result.hash, now);
+    return true;
+  }
   if (result.verified) limiter_.record_success("card:" + std::to_string(pending.serial), source_key(state.observed));
   // Again with the password's verdict, and the ledger and the calls as they
   // are now: another call may have taken the card meanwhile.
@@ -253,6 +269,17 @@ bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
   auto use = check_card(pending.link, state, request, result.verified, now);
   current_message_ = {};
   if (!use) return true;
+  if (request.method == sig::method::card_password) {
+    // The current password was right: hash the new one, off the loop too.
+    uint64_t job = next_job_id_++;
+    pending.new_password_hash = true;
+    pending_card_checks_[job] = std::move(pending);
+    std::string chosen(proto::read_string(*request.find(sig::attr::card_new_password)));
+    PasswordJob hash{PasswordJob::Kind::hash, job, cards::normalized_card_password(chosen), {}, 0};
+    hash.scrypt = settings_.password_hashing;
+    password_jobs_.push_back(std::move(hash));
+    return true;
+  }
   if (request.method == sig::method::card_status) {
     audit_card("status", use->serial, state);
     auto ok = success(request);
@@ -266,6 +293,24 @@ bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
   audit_card("admitted", use->serial, state, {}, "route", use->route.name);
   handle_call(pending.link, state, request, now, &*use);
   return true;
+}
+
+void NodeCore::store_holder_card_password(const PendingCardCheck& pending, const proto::Message& request,
+                                          const std::string& hash, Now now) {
+  auto* txn = write_txn();
+  if (txn == nullptr) return reply_storage_error(pending.link, request, txn_error_);
+  auto stored = card_ledger_->set_password(*txn, pending.serial, hash, static_cast<int64_t>(now.unix_s),
+                                           "set by the holder");
+  if (!stored) return reply_storage_error(pending.link, request, stored.error());
+  if (stored->outcome != LedgerOutcome::done)  // revoked (or gone) while the hash was made
+    return reply_error(pending.link, request, sig::error::card_refused,
+                       std::string("Card Refused: ") + ledger_outcome_name(stored->outcome));
+  audit::AuditEvent event{"card", {}};
+  const LinkState& state = links_.at(pending.link);
+  event.add("result", "password_set").add("serial", std::to_string(pending.serial));
+  event.add("user", state.user.value_or("")).add("source", state.observed.to_string());
+  audit_after_commit(std::move(event));
+  reply_after_commit(pending.link, request, success(request).finish(), "the card password was not changed");
 }
 
 void NodeCore::card_call_placed(const Call& call, const CardUse& card) {

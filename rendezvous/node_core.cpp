@@ -341,6 +341,7 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::turn_credentials: return handle_turn_credentials(link, state, request, now);
     case sig::method::call: return handle_call(link, state, request, now);
     case sig::method::card_status: return begin_card_check(link, state, request, now);
+    case sig::method::card_password: return begin_card_check(link, state, request, now);
     case sig::method::card_area: return handle_card_area(link, state, request);
     case sig::method::hangup: return handle_hangup(link, state, request, now);
     case sig::method::voicemail_begin:

@@ -158,6 +158,9 @@ struct PasswordJob {
     Bytes proof;
   };
   std::optional<FailedProof> after_failed_proof;
+  // hash: a scrypt hash with these parameters instead of SCRAM credentials
+  // (a card password the holder sets: cards have no SCRAM).
+  std::optional<security::ScryptParameters> scrypt;
 };
 
 struct PasswordJobResult {
@@ -538,6 +541,7 @@ class NodeCore {
     LinkId link = 0;
     Bytes request;  // the request's bytes, handled again once the password is checked
     uint64_t serial = 0;
+    bool new_password_hash = false;  // card_password: the job hashed the new password (the current was checked)
   };
   struct CardCallState {
     uint64_t serial = 0;
@@ -559,6 +563,8 @@ class NodeCore {
   void add_served_update(proto::MessageBuilder& message) const;
   // true when the job was a card check (and it was handled).
   bool card_password_checked(const PasswordJobResult& result, Now now);
+  void store_holder_card_password(const PendingCardCheck& pending, const proto::Message& request,
+                                  const std::string& hash, Now now);
   // The card decoded and checked against the ledger and the calls in
   // progress; refuses (answer and audit) and returns nothing when refused.
   std::optional<CardUse> check_card(LinkId link, const LinkState& state, const proto::Message& request,

@@ -34,7 +34,8 @@ PasswordJobResult run_password_job(const PasswordJob& job) {
   PasswordJobResult result;
   result.id = job.id;
   if (job.kind == PasswordJob::Kind::hash) {
-    result.hash = scram::stored_credentials(job.password, job.scram_iterations);
+    result.hash = job.scrypt ? security::hash_password(job.password, *job.scrypt)
+                             : scram::stored_credentials(job.password, job.scram_iterations);
     return result;
   }
   if (job.after_failed_proof) {

@@ -13,6 +13,8 @@ build_packages=(
   libhttp-parser-dev libwslay-dev nlohmann-json3-dev
   libsrtp2-dev
   libcbor-dev libqrencode-dev libpng-dev
+  # the terminal reads a card's QR code from a PNG itself (tsunagu card load IMAGE.png)
+  libzbar-dev
   # cluster/redis/: presence and the node bus in Redis, on the libuv loop (hiredis' adapter)
   libhiredis-dev
 )

@@ -15,7 +15,9 @@
 #include "base/toml_reader.hpp"
 #include "cards/call_charge.hpp"
 #include "cards/card_codec.hpp"
+#include "cards/card_password.hpp"
 #include "cards/least_cost_router.hpp"
+#include "cards/qr_scan.hpp"
 #include "cards/qr_text.hpp"
 #include "cards/relay_uri.hpp"
 #include "cards/route_memory.hpp"
@@ -60,32 +62,56 @@ std::string configured_area() {
   return reader.text("card.area", "", 255);
 }
 
-std::optional<std::string> read_small_file(const std::string& path, std::string& error) {
+// At most `limit` bytes of `path`; a longer file is refused.
+std::optional<std::string> read_file_up_to(const std::string& path, size_t limit, std::string& error) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     error = "cannot read " + path;
     return std::nullopt;
   }
   std::string text;
-  text.resize(max_card_file_size + 1);
+  text.resize(limit + 1);
   in.read(text.data(), static_cast<std::streamsize>(text.size()));
   text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > max_card_file_size) {
-    error = path + " is larger than a card can be";
+  if (text.size() > limit) {
+    error = path + " is larger than " + std::to_string(limit) + " bytes";
     return std::nullopt;
   }
   return text;
 }
 
-// The .card bytes of FILE: a .card as issued, or the QR code's text
-// (`TSU1:...`, what `zbarimg --raw CARD.png` prints). An image is not read:
-// see docs/cards.md for why.
+std::optional<std::string> read_small_file(const std::string& path, std::string& error) {
+  return read_file_up_to(path, max_card_file_size, error);
+}
+
+// The .card bytes of FILE: a .card as issued, the QR code's text
+// (`TSU1:...`), or a PNG image of the QR code (`card issue` writes one;
+// a photograph of a printed card will do), read here with libzbar.
 std::optional<Bytes> card_bytes_of(const std::string& path, std::string& error) {
-  auto text = read_small_file(path, error);
+  const cards::QrScanLimits image_limits;
+  const size_t limit = std::max(max_card_file_size, image_limits.max_file_bytes);
+  std::error_code size_error;
+  if (auto size = fs::file_size(path, size_error); !size_error && size > limit) {
+    error = path + ": file too large (" + std::to_string(size) + " bytes, at most " + std::to_string(limit) + ")";
+    return std::nullopt;
+  }
+  auto text = read_file_up_to(path, limit, error);
   if (!text) return std::nullopt;
-  if (text->rfind("\x89PNG", 0) == 0) {
-    error = path + " is an image: read its QR code with `zbarimg --quiet --raw " + path +
-            " > card.txt` and load card.txt";
+  if (cards::looks_like_png(*text)) {
+    auto scanned = cards::scan_qr_png(*text, image_limits);
+    if (!scanned) {
+      error = path + ": " + cards::qr_scan_error_label(scanned.error().code) + " (" + scanned.error().detail + ")";
+      return std::nullopt;
+    }
+    auto decoded = cards::decode_qr_text(*scanned);
+    if (!decoded) {
+      error = path + ": its QR code is not a card's (" + decoded.error().detail + ")";
+      return std::nullopt;
+    }
+    return std::move(*decoded);
+  }
+  if (text->size() > max_card_file_size) {
+    error = path + " is larger than a card can be";
     return std::nullopt;
   }
   std::string_view trimmed = *text;
@@ -376,6 +402,8 @@ std::string ask_area(NodeClientOptions options, int& exit_code) {
 struct CardCommands {
   CLI::App* load = nullptr;
   CLI::App* show = nullptr;
+  CLI::App* password = nullptr;
+  std::optional<std::string> new_password_file;
   std::string file;
   std::vector<std::string> issuer_keys;
   std::string serial;
@@ -387,7 +415,7 @@ std::shared_ptr<CardCommands> add_card_commands(CLI::App& app) {
   auto c = std::make_shared<CardCommands>();
   auto* card = app.add_subcommand("card", "Access cards: load one, show it and its units (docs/cards.md)");
   c->load = card->add_subcommand("load", "Verify a card and keep it in the card directory");
-  c->load->add_option("FILE", c->file, "The .card file, or its QR text (TSU1:..., from zbarimg --raw CARD.png)")
+  c->load->add_option("FILE", c->file, "The .card file, its QR code as a PNG image, or its QR text (TSU1:...)")
       ->required();
   c->load->add_option("--issuer-key", c->issuer_keys,
                       "Verify offline with this issuer public key (64 hex digits, from `tsunagu-rendezvous card keys`; "
@@ -398,6 +426,14 @@ std::shared_ptr<CardCommands> add_card_commands(CLI::App& app) {
   c->show->add_option("SERIAL", c->serial, "Which card (default: the only one loaded)");
   c->show->add_option("--card-password-file", c->password_file, "Read the card password from FILE (- = stdin)");
   c->node.add_to(c->show);
+  c->password = card->add_subcommand(
+      "password", "Set the card's password: the one printed with the card is refused from then on (on the node)");
+  c->password->add_option("SERIAL", c->serial, "Which card (default: the only one loaded)");
+  c->password->add_option("--card-password-file", c->password_file,
+                          "Read the current card password from FILE (- = stdin)");
+  c->password->add_option("--new-password-file", c->new_password_file,
+                          "Read the new password from FILE (at least 8 letters and digits)");
+  c->node.add_to(c->password);
   card->require_subcommand(1);
   return c;
 }
@@ -466,11 +502,72 @@ int run_show(CardCommands& c) {
   return ask_units(*options, stored->bytes, *password, nullptr);
 }
 
+// The holder's new password: from --new-password-file, else
+// TSUNAGU_CARD_NEW_PASSWORD, else typed twice on the tty.
+std::optional<std::string> read_new_card_password(const std::optional<std::string>& file, std::string& error) {
+  PasswordSource source;
+  source.file = file;
+  source.environment_variable = "TSUNAGU_CARD_NEW_PASSWORD";
+  source.prompt = "New card password: ";
+  auto chosen = read_password(source, error);
+  const char* given = std::getenv("TSUNAGU_CARD_NEW_PASSWORD");
+  if (!chosen || file || (given != nullptr && *given != '\0')) return chosen;
+  source.prompt = "Again: ";
+  auto again = read_password(source, error);
+  if (!again) return std::nullopt;
+  if (*again != *chosen) {
+    error = "the two passwords differ";
+    return std::nullopt;
+  }
+  return chosen;
+}
+
+int run_password(CardCommands& c) {
+  std::string error;
+  auto stored = stored_card(c.serial, error);
+  if (!stored) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  int code = 0;
+  auto options = c.node.prepare(code);
+  if (!options) return code;
+  auto current = read_card_password(c.password_file, error);
+  if (!current) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  auto chosen = read_new_card_password(c.new_password_file, error);
+  if (!chosen) return std::cerr << "tsunagu: " << error << std::endl, exit_usage;
+  if (const char* problem = cards::holder_password_problem(*chosen, sig::max_card_password_size))
+    return std::cerr << "tsunagu: the new card password is " << problem << std::endl, exit_usage;
+  return run_query(std::move(*options), [&](NodeClient& client, int& exit_code) {
+    client.request(
+        sig::method::card_password,
+        [&](proto::MessageBuilder& b) {
+          b.add(sig::attr::card, stored->bytes);
+          b.add_string(sig::attr::card_password, *current);
+          b.add_string(sig::attr::card_new_password, *chosen);
+        },
+        [&](const proto::Message* response, std::string_view failure) {
+          if (response == nullptr || response->message_class == proto::MessageClass::error) {
+            const auto* error_code = response ? response->find(proto::attr::error_code) : nullptr;
+            auto parsed = error_code ? proto::read_error_code(*error_code) : std::nullopt;
+            std::cerr << "tsunagu: card: " << (parsed ? std::string(parsed->reason) : std::string(failure))
+                      << std::endl;
+            exit_code = response == nullptr                                   ? exit_network
+                        : parsed && parsed->code == sig::error::too_many_attempts ? exit_rate_limited
+                        : parsed && parsed->code == sig::error::bad_request       ? exit_usage
+                                                                                 : exit_refused;
+            return client.stop();
+          }
+          std::cout << "card " << stored->card.card_id.text()
+                    << ": password set; the one printed with the card is no longer accepted" << std::endl;
+          client.stop();
+        });
+  });
+}
+
 }  // namespace
 
 std::optional<int> run_card_commands(CardCommands& c) {
   if (c.load->parsed()) return run_load(c);
   if (c.show->parsed()) return run_show(c);
+  if (c.password->parsed()) return run_password(c);
   return std::nullopt;
 }
 

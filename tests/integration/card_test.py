@@ -8,6 +8,8 @@ removed however the scenario ends.
   card_issue_show_topup_revoke  files, QR images, passwords list, ledger changes, rekey
   card_forgery_refused          a flipped signature bit, another deployment's card, a cut file
   card_usage_errors             a bad areas.toml, a missing option, an unknown serial
+  card_load_png                 tsunagu card load IMAGE.png: the issued QR image, and an image with no QR
+                                code, a cut PNG, too many pixels, too many bytes, each refused with its reason
 
 Calls on a card (a real node, `tsunagu listen` and `tsunagu call --card` on
 loopback; [cards] debit_interval_s = 1 so debits come each second):
@@ -18,6 +20,8 @@ loopback; [cards] debit_interval_s = 1 so debits come each second):
   card_call_units_run_out       the call is ended by the node with "Units Exhausted"; the next is refused
   card_call_relay_probe         the probe's STUN Binding: a silent relay port skips its access point, a real
                                 coturn on loopback keeps its own
+  card_password_set             tsunagu card password: the holder's password replaces the printed one (card show
+                                with the old one is refused, with the new one answered); a short one is refused
   card_key_rollover             after `card rekey`, the old key's endorsement of the new one brings an update
                                 of the new key to a terminal that kept only the old key
 """
@@ -180,6 +184,63 @@ def card_usage_errors(root):
     result = run("card", "-d", directory, "topup", "99", "1", expect=3)
     check("no card with serial 99" in result.stderr, "an unknown serial exits 3")
     run("card", "-d", directory, "revoke", "abc", expect=2)
+    return 0
+
+
+def png_file(path, width, height, rows):
+    """A grey 8-bit PNG; `rows` is the raw IDAT data before compression (None: a tiny
+    IDAT that does not fill the image, for a header that only claims its size)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    data = zlib.compress(rows if rows is not None else b"\0" * 16)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def card_load_png(root):
+    directory = deployment(root, "deployment")
+    out = os.path.join(root, "cards")
+    issue(directory, out, count=1)
+    card = listing(out)[0]
+    key = run("card", "-d", directory, "keys").stdout.split()[2]
+    env = dict(os.environ, TSUNAGU_CARD_DIR=os.path.join(root, "terminal-cards"))
+
+    def load(path):
+        return subprocess.run([h.TERMINAL, "card", "load", path, "--issuer-key", key], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=60, env=env)
+
+    png = card["file"][:-len(".card")] + ".png"
+    loaded = load(png)
+    check(loaded.returncode == 0 and "verified and kept" in loaded.stdout, "card load reads the issued PNG: %s" % (loaded.stdout + loaded.stderr).strip())
+    with open(card["file"], "rb") as issued, open(os.path.join(env["TSUNAGU_CARD_DIR"], "1.card"), "rb") as kept:
+        check(issued.read() == kept.read(), "the card kept from the image is the issued .card, byte for byte")
+
+    def refused(path, reason):
+        result = load(path)
+        check(result.returncode == 2 and reason in result.stderr,
+              "%s: exit 2, %r: %s" % (os.path.basename(path), reason, result.stderr.strip()))
+
+    blank = os.path.join(root, "blank.png")
+    png_file(blank, 200, 200, b"".join(b"\0" + b"\xff" * 200 for _ in range(200)))
+    refused(blank, "no QR code in the image (200 x 200 pixels")
+    cut = os.path.join(root, "cut.png")
+    with open(png, "rb") as f, open(cut, "wb") as g:
+        g.write(f.read()[:600])
+    refused(cut, "truncated or corrupt PNG")
+    huge = os.path.join(root, "huge.png")
+    png_file(huge, 5000, 4000, None)
+    refused(huge, "image too large (5000 x 4000 pixels, at most 16000000)")
+    heavy = os.path.join(root, "heavy.png")
+    with open(png, "rb") as f, open(heavy, "wb") as g:
+        g.write(f.read())
+        g.truncate(9 * 1024 * 1024)  # sparse: the bytes after the image read as zeros
+    refused(heavy, "file too large (9437184 bytes, at most 8388608)")
+    kept = sorted(name for name in os.listdir(env["TSUNAGU_CARD_DIR"]) if name.endswith(".card"))
+    check(kept == ["1.card"], "no refused image left a card behind: %s" % kept)
     return 0
 
 
@@ -494,6 +555,33 @@ def card_call_relay_probe(root):
     return 0
 
 
+def card_password_set(root):
+    d, cards = card_setup(root)
+    load(d, cards[0])
+    short = d.path("short.txt")
+    with open(short, "w") as f:
+        f.write("1234-567\n")
+    result = d.cli(["card", "password", "--new-password-file", short], ALICE, ALICE_PW)
+    check(result.code == 2 and "fewer than 8 letters and digits" in result.err,
+          "a new password of 7 digits is refused before asking the node: %r" % (result,))
+    chosen = d.path("chosen.txt")
+    with open(chosen, "w") as f:
+        f.write("7391 2204 5518\n")
+    result = d.cli(["card", "password", "--new-password-file", chosen], ALICE, ALICE_PW)
+    check(result.code == 0 and "password set" in result.out, "card password sets the holder's password: %r" % (result,))
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)  # TSUNAGU_CARD_PASSWORD: the printed one
+    check(shown.code == EXIT_REFUSED and "password" in shown.err,
+          "the printed password is refused from now on: %r" % (shown,))
+    again = d.cli(["card", "password", "--new-password-file", chosen], ALICE, ALICE_PW)
+    check(again.code == EXIT_REFUSED, "nor can the printed password set another one: %r" % (again,))
+    os.environ["TSUNAGU_CARD_PASSWORD"] = "7391-2204-5518"
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)
+    check(shown.code == 0 and "units left   100" in shown.out, "the holder's password is accepted: %r" % (shown,))
+    history = ledger(d, 1)
+    check("password" in history and "set by the holder" in history, "the ledger's history has the change: %r" % history)
+    return 0
+
+
 def card_key_rollover(root):
     """After `card rekey`, an update signed by the new key reaches a terminal that kept only the old
     key: the node serves the old key's endorsement of the new one beside the update, the terminal
@@ -596,8 +684,10 @@ def card_voice_warning_tone(root):
 
 
 SCENARIOS = {f.__name__: f for f in (card_voice_warning_tone, card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
+                                     card_load_png,
                                      card_call_debited, card_call_refused, card_call_units_run_out,
-                                     card_call_area_from_node, card_call_relay_probe, card_key_rollover)}
+                                     card_call_area_from_node, card_call_relay_probe, card_key_rollover,
+                                     card_password_set)}
 
 if __name__ == "__main__":
     if not os.access(h.RENDEZVOUS, os.X_OK):

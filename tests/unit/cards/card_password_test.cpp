@@ -47,4 +47,14 @@ TEST_CASE("card password: the stored hash is scrypt and matches the password typ
   CHECK_FALSE(check_card_password(wrong, stored));
 }
 
+TEST_CASE("card password: a holder's password needs 8 letters and digits, counted as they are compared") {
+  CHECK(holder_password_problem("7391-2204", 64) == nullptr);
+  CHECK(holder_password_problem("correct horse", 64) == nullptr);
+  CHECK(holder_password_problem("1234567", 64) != nullptr);
+  CHECK(holder_password_problem("12-34-56-7", 64) != nullptr);  // 7 digits: dashes do not count
+  CHECK(holder_password_problem("", 64) != nullptr);
+  CHECK(holder_password_problem(std::string(65, '1'), 64) != nullptr);
+  CHECK(holder_password_problem(std::string(64, '1'), 64) == nullptr);
+}
+
 }  // namespace tsunagu::cards

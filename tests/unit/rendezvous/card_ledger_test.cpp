@@ -134,6 +134,31 @@ TEST_CASE("card ledger: a top-up adds units; a revoked card takes neither debits
   CHECK(found->units_left == 60);
 }
 
+TEST_CASE("card ledger: the holder's password replaces the hash, with a password event; a revoked card keeps its own") {
+  TempDir dir;
+  LedgerFixture f(dir.path);
+  auto txn = f.write();
+  REQUIRE(*f.ledger.add(txn, account(4, 10)));
+  REQUIRE(*f.ledger.add(txn, account(5, 10)));
+  CHECK(must(f.ledger.set_password(txn, 4, "$scrypt$holder", 1'796'000'100, "set by the holder")).outcome ==
+        LedgerOutcome::done);
+  auto found = *f.ledger.find(txn, 4);
+  CHECK(found->password_hash == "$scrypt$holder");
+  CHECK(found->units_left == 10);
+  auto events = *f.ledger.history(txn, 4, 0, 10);
+  REQUIRE(events.size() == 2);
+  CHECK(events[1].kind == CardEventKind::password_set);
+  CHECK(events[1].time == 1'796'000'100);
+  CHECK(std::string(card_event_name(events[1].kind)) == "password");
+  // The event's record decodes (kind 5 is known to the codec).
+  CHECK(decode_card_event(encode_card_event(events[1]), 1) == events[1]);
+
+  CHECK(must(f.ledger.revoke(txn, 5, 1'796'000'200, "")).outcome == LedgerOutcome::done);
+  CHECK(must(f.ledger.set_password(txn, 5, "$scrypt$thief", 1'796'000'300, "")).outcome == LedgerOutcome::revoked);
+  CHECK((*f.ledger.find(txn, 5))->password_hash == account(5, 10).password_hash);
+  CHECK(must(f.ledger.set_password(txn, 99, "$scrypt$x", 1'796'000'300, "")).outcome == LedgerOutcome::unknown_card);
+}
+
 TEST_CASE("card ledger: the revocation list holds every revoked serial in order") {
   TempDir dir;
   LedgerFixture f(dir.path);

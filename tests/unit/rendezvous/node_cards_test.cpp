@@ -251,11 +251,12 @@ Bytes issuer_update(CardNode& n, bool revoke_sample = false) {
   return *bytes;
 }
 
-std::vector<Sent> card_status(CardNode& n, std::optional<uint64_t> version_held) {
+std::vector<Sent> card_status(CardNode& n, std::optional<uint64_t> version_held,
+                              const std::string& password = sample_card_password) {
   proto::MessageBuilder b(proto::MessageClass::request, sig::method::card_status, tid(5));
   b.add_u32(sig::attr::protocol_version, sig::protocol_version);
   b.add(sig::attr::card, n.card_bytes);
-  b.add_string(sig::attr::card_password, sample_card_password);
+  b.add_string(sig::attr::card_password, password);
   if (version_held) b.add_u64(sig::attr::card_update_version, *version_held);
   n.node.terminal_send(card_alice_link, b.finish());
   return sent_to(n, card_alice_link);
@@ -344,4 +345,78 @@ TEST_CASE("reload: a SIGHUP keeps the card issuer keys and the update reader, an
   REQUIRE(answer.size() == 1);
   REQUIRE(answer.front().m.find(sig::attr::card_area) != nullptr);
   CHECK(proto::read_string(*answer.front().m.find(sig::attr::card_area)) == "area-b");
+}
+
+namespace {
+
+// card_password: the holder sets the card's password, giving the current one.
+std::vector<Sent> set_card_password(CardNode& n, const std::string& current, const std::string& chosen) {
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::card_password, tid(6));
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  b.add(sig::attr::card, n.card_bytes);
+  b.add_string(sig::attr::card_password, current);
+  b.add_string(sig::attr::card_new_password, chosen);
+  n.node.terminal_send(card_alice_link, b.finish());
+  n.node.pump();  // the new password's hash is a second job
+  return sent_to(n, card_alice_link);
+}
+
+std::optional<uint32_t> refusal_of(const std::vector<Sent>& sent, uint16_t method) {
+  const Sent* refused = find(sent, method, proto::MessageClass::error);
+  if (refused == nullptr || refused->m.find(sig::attr::card_refusal) == nullptr) return std::nullopt;
+  return proto::read_u32(*refused->m.find(sig::attr::card_refusal));
+}
+
+}  // namespace
+
+TEST_CASE("card password: the holder's password replaces the printed one, in the ledger as scrypt") {
+  CardNode n;
+  auto sent = set_card_password(n, sample_card_password, "7391 2204 5518");
+  REQUIRE(find(sent, sig::method::card_password, proto::MessageClass::success) != nullptr);
+  auto txn = n.node.store().environment().begin_read();
+  REQUIRE(txn.has_value());
+  auto account = *n.ledger->find(*txn, n.card.serial);
+  CHECK(account->password_hash.starts_with("$scrypt$"));
+  CHECK(cards::check_card_password("7391-2204-5518", account->password_hash));
+  CHECK_FALSE(cards::check_card_password(sample_card_password, account->password_hash));
+  auto events = *n.ledger->history(*txn, n.card.serial, 0, 10);
+  CHECK(events.back().kind == CardEventKind::password_set);
+  txn->abort();
+
+  // The printed password is refused from now on, for a status and for a call; the holder's works.
+  CHECK(refusal_of(card_status(n, std::nullopt), sig::method::card_status) ==
+        static_cast<uint32_t>(CardRefusal::bad_password));
+  CHECK(refusal_of(place(n), sig::method::call) == static_cast<uint32_t>(CardRefusal::bad_password));
+  CHECK(find(card_status(n, std::nullopt, "739122045518"), sig::method::card_status, proto::MessageClass::success) !=
+        nullptr);
+  auto alice = place(n, "a-net-2", "7391-2204-5518");
+  CHECK(find(alice, sig::method::call, proto::MessageClass::success) != nullptr);
+}
+
+TEST_CASE("card password: a wrong current password is refused and then limited; a short new one is a bad request") {
+  CardNode n;
+  auto sent = set_card_password(n, sample_card_password, "12-34-56");
+  const Sent* bad = find(sent, sig::method::card_password, proto::MessageClass::error);
+  REQUIRE(bad != nullptr);
+  CHECK(error_code(*bad) == sig::error::bad_request);
+
+  bool limited = false;
+  int refused = 0;
+  for (int attempt = 0; attempt < 30 && !limited; ++attempt) {
+    sent = set_card_password(n, "0000-0000-0000", "thief-password-1");
+    const Sent* answer = find(sent, sig::method::card_password, proto::MessageClass::error);
+    REQUIRE(answer != nullptr);
+    if (error_code(*answer) == sig::error::too_many_attempts) limited = true;
+    else if (refusal_of(sent, sig::method::card_password) == static_cast<uint32_t>(CardRefusal::bad_password)) ++refused;
+  }
+  CHECK(refused >= 1);
+  CHECK(limited);
+  // Limited for this card and source even with the right password, as logins are.
+  sent = set_card_password(n, sample_card_password, "thief-password-1");
+  const Sent* answer = find(sent, sig::method::card_password, proto::MessageClass::error);
+  REQUIRE(answer != nullptr);
+  CHECK(error_code(*answer) == sig::error::too_many_attempts);
+  auto txn = n.node.store().environment().begin_read();
+  REQUIRE(txn.has_value());
+  CHECK(cards::check_card_password(sample_card_password, (*n.ledger->find(*txn, n.card.serial))->password_hash));
 }
