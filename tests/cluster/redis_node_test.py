@@ -108,17 +108,27 @@ class RedisCluster:
 class Cluster:
     """A deployment copied into one directory per node, the accounts in each, one Redis."""
 
-    def __init__(self, names=("node-a", "node-b", "node-c"), redis_cluster=False):
+    def __init__(self, names=("node-a", "node-b", "node-c"), redis_cluster=False, postgres=None):
         for program in ("redis-server", "redis-cli"):
             if shutil.which(program) is None:
                 raise h.Skip("%s is not installed (scripts/install-deps.sh test)" % program)
         self.d = Deployment(presence__keepalive_interval=KEEPALIVE_S, presence__keepalive_misses=MISSES)
         self.redis = RedisCluster(self.d.root) if redis_cluster else Redis(self.d.root)
+        self.postgres = postgres
+        if postgres is not None:  # the accounts once, in PostgreSQL, for every node
+            migrate = self.d.admin(["cluster", "migrate", "--pg", postgres.conninfo])
+            if migrate.code != 0:
+                raise TestFailure("cluster migrate: %r" % migrate)
+            for user, password in USERS:
+                result = self.d.admin(["user", "-d", self.d.dir, "--pg", postgres.conninfo, "add", user],
+                                      password=password)
+                if result.code != 0:
+                    raise TestFailure("user add --pg %s: %r" % (user, result))
         self.dirs = {}
         for name in names:
             directory = os.path.join(self.d.root, name)
             shutil.copytree(self.d.dir, directory)
-            for user, password in USERS:
+            for user, password in USERS if postgres is None else ():
                 result = self.d.admin(["user", "-d", directory, "add", user], password=password)
                 if result.code != 0:
                     raise TestFailure("user add %s on %s: %r" % (user, name, result))
@@ -130,7 +140,8 @@ class Cluster:
         saved = self.d.dir
         self.d.dir = self.dirs[name]
         try:
-            node = self.d.start_node_with(["--redis", self.redis.address, "--node-name", name])
+            pg = ["--pg", self.postgres.conninfo] if self.postgres is not None else []
+            node = self.d.start_node_with(["--redis", self.redis.address, "--node-name", name] + pg)
         finally:
             self.d.dir = saved
         self.nodes[name] = node
@@ -201,8 +212,8 @@ def exit_of(t, timeout=40):
 # --------------------------------------------------------------------------
 # 1. a lookup from A of a user on C, and a call from A to C
 
-def lookup_and_call(redis_cluster=False):
-    c = Cluster(redis_cluster=redis_cluster)
+def lookup_and_call(redis_cluster=False, postgres=None):
+    c = Cluster(redis_cluster=redis_cluster, postgres=postgres)
     checks = Checks()
     for name in c.dirs:
         c.start(name)
@@ -390,7 +401,23 @@ def redis_cluster_lookup_and_call():
     lookup_and_call(redis_cluster=True)
 
 
-SCENARIOS = {"lookup_and_call": lookup_and_call, "redis_cluster_lookup_and_call": redis_cluster_lookup_and_call, "agent_lookup": agent_lookup, "node_death": node_death}
+# --------------------------------------------------------------------------
+# 5. the whole of cluster mode: accounts added once in PostgreSQL, presence and
+#    delivery in Redis; no node holds an account of its own
+
+def postgres_lookup_and_call():
+    from pg_node_test import Postgres
+    postgres = Postgres()
+    lookup_and_call(postgres=postgres)
+    # Presence logins record the last login (query links, like alice's call, do not).
+    users = postgres.sql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM logins")
+    if users != "bob,carol":
+        raise TestFailure("bob's and carol's presence logins (on nodes C and A) are recorded in PostgreSQL's "
+                          "logins table, and only theirs (%r)" % users)
+    log("ok    bob's and carol's presence logins are in PostgreSQL's logins table")
+
+
+SCENARIOS = {"postgres_lookup_and_call": postgres_lookup_and_call, "lookup_and_call": lookup_and_call, "redis_cluster_lookup_and_call": redis_cluster_lookup_and_call, "agent_lookup": agent_lookup, "node_death": node_death}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))
