@@ -28,6 +28,11 @@ struct LanCallRelay::LanCall {
   std::string caller;
   proto::TransactionId ring_transaction;
   Bytes ring;  // the node's ring, passed on once the terminal is authenticated
+  // The caller's trickled candidates that came before the ring was passed on:
+  // a terminal knows no call before its ring, and an unauthenticated one gets
+  // nothing of the caller's. Sent after the ring, in order; at most
+  // kMaxHeldCandidates (a page gathers a handful).
+  std::vector<Bytes> held_candidates;
   proto::SocketAddress address;
   transport::TlsLink* link = nullptr;
   uv_timer_t* timer = nullptr;
@@ -55,7 +60,17 @@ void LanCallRelay::on_node_message(const proto::Message& message, ByteView raw) 
   std::string call_id = text_of(message, sig::attr::call_id);
   auto it = calls_.find(call_id);
   if (it == calls_.end() || it->second->link == nullptr) return;
-  it->second->link->send(raw);
+  LanCall& call = *it->second;
+  if (!call.authenticated) {
+    if (message.method == sig::method::call_candidate) {
+      if (call.held_candidates.size() < kMaxHeldCandidates)
+        call.held_candidates.emplace_back(raw.begin(), raw.end());
+      else
+        ++stats_.candidates_dropped;
+    }
+    return;
+  }
+  call.link->send(raw);
   if (message.method == sig::method::call_event) {
     const auto* state = message.find(sig::attr::call_state);
     if (state && proto::read_u32(*state).value_or(sig::call_state::ended) == sig::call_state::ended)
@@ -167,6 +182,9 @@ void LanCallRelay::on_terminal_ready(const std::string& call_id, transport::TlsL
   call.authenticated = true;
   link.send(call.ring);
   call.ring.clear();
+  for (const Bytes& candidate : call.held_candidates) link.send(candidate);
+  stats_.candidates_held += call.held_candidates.size();
+  call.held_candidates.clear();
 }
 
 void LanCallRelay::on_terminal_message(const std::string& call_id, ByteView bytes) {

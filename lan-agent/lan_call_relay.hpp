@@ -31,7 +31,11 @@ namespace tsunagu::lanagent {
 
 struct LanCallStats {
   uint64_t rings = 0, refused = 0, connected = 0, unauthenticated = 0, answered = 0, paths_relayed = 0;
+  uint64_t candidates_held = 0;     // caller candidates passed on after the ring, having come before it
+  uint64_t candidates_dropped = 0;  // beyond kMaxHeldCandidates before the terminal was rung
 };
+
+inline constexpr size_t kMaxHeldCandidates = 32;
 
 class LanCallRelay {
  public:

@@ -430,3 +430,45 @@ TEST_CASE("lan call relay: a terminal's 603 for a page's ring (no audio) reaches
   CHECK(f.relay->active_calls() == 0);
   terminal.close();
 }
+
+// docs/webrtc.md: a page trickles its candidates from the moment it calls, so
+// some reach the agent before its link to the terminal is up. The terminal
+// knows no call before its ring: the agent holds them and passes them on after
+// the ring, in order (they were lost before, so ICE could use them only after
+// the page sent them again at the answer).
+TEST_CASE("lan call relay: candidates that come before the terminal is rung follow the ring, in order") {
+  Fixture f;
+  Terminal terminal(&f.loop, f.bundle_for("4106"));
+  f.start_relay(terminal.port);
+  f.ring(kCall);
+  auto candidate = [&](const std::string& call_id, const std::string& text) {
+    proto::MessageBuilder b(proto::MessageClass::indication, sig::method::call_candidate, proto::TransactionId{});
+    b.add_string(sig::attr::call_id, call_id);
+    b.add_string(sig::attr::ice_candidate, text);
+    Bytes raw = b.finish();
+    f.relay->on_node_message(decode(raw).message, raw);
+  };
+  // The TLS connection to the terminal is not up yet: nothing has turned the loop.
+  candidate(kCall, "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host");
+  candidate(kCall, "candidate:2 1 udp 1686052607 198.51.100.7 40000 typ srflx raddr 0.0.0.0 rport 0");
+  candidate(std::string(32, 'f'), "candidate:3 1 udp 1 192.0.2.9 9 typ host");  // no such call here
+  f.run_until([&] { return terminal.received.size() >= 3; });
+  REQUIRE(terminal.received.size() == 3);
+  CHECK(terminal.received[0].message.method == sig::method::ring);
+  for (size_t i = 1; i < 3; ++i) {
+    CHECK(terminal.received[i].message.method == sig::method::call_candidate);
+    const auto* text = terminal.received[i].message.find(sig::attr::ice_candidate);
+    REQUIRE(text != nullptr);
+    CHECK(proto::read_string(*text).substr(0, 11) == "candidate:" + std::to_string(i));
+  }
+  CHECK(f.relay->stats().candidates_held == 2);
+  CHECK(f.relay->stats().candidates_dropped == 0);
+
+  // Once rung, later candidates go straight through.
+  candidate(kCall, "candidate:4 1 udp 2122260223 192.0.2.1 50002 typ host");
+  f.run_until([&] { return terminal.received.size() >= 4; });
+  REQUIRE(terminal.received.size() == 4);
+  CHECK(terminal.received[3].message.method == sig::method::call_candidate);
+  CHECK(f.relay->stats().candidates_held == 2);
+  terminal.close();
+}
