@@ -12,6 +12,7 @@ Every process is started here and killed by its PID (harness.py) on every exit p
 """
 
 import os
+import random
 import re
 import shutil
 import socket
@@ -39,10 +40,27 @@ def password_of(user):
     return dict(USERS)[user]
 
 
-def free_tcp_port():
+def port_is_free(port):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_tcp_port(cluster_bus=False):
+    """A free port; with cluster_bus, one whose +10000 (a Redis Cluster member's bus port,
+    which must be a port at all: below 65536) is free too, so picked below the ephemeral range."""
+    if not cluster_bus:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for _ in range(200):
+        port = random.randrange(20000, 30000)
+        if port_is_free(port) and port_is_free(port + 10000):
+            return port
+    raise TestFailure("no free port pair (P, P+10000) for a Redis Cluster member in 200 tries")
 
 
 class Redis:
@@ -50,7 +68,7 @@ class Redis:
     cluster_mode: a member of a Redis Cluster (RedisCluster joins three)."""
 
     def __init__(self, root, name="redis", cluster_mode=False):
-        self.port = free_tcp_port()
+        self.port = free_tcp_port(cluster_bus=cluster_mode)
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
         self.cluster_mode = cluster_mode
