@@ -310,11 +310,14 @@ void CallCore::keys(const proto::Message& event, uint64_t now_ns) {
   collect_transfer();
 }
 
-void CallCore::ended(uint32_t code, std::string_view reason, uint64_t /*now_ns*/) {
+void CallCore::ended(uint32_t code, std::string_view reason, uint64_t now_ns) {
   if (auto refused = transfer_.refusal_exit_code()) return finish(*refused);  // why was said at the refusal
   if (code == sig::error::hung_up && transfer_.hangup_loses_data())
     return fail(exit_call_failed, "the call was hung up before the stream ended: data may be missing");
-  if (code == sig::error::hung_up) return finish(0);
+  if (code == sig::error::hung_up) {
+    transfer_.peer_hung_up(now_ns);
+    return finish(0);
+  }
   fail(exit_for_end_code(code), std::string(reason.empty() ? "call ended" : reason));
 }
 

@@ -226,7 +226,12 @@ void TransferCore::maybe_pipe_done(uint64_t now_ns) {
   if (config_.caller) finish(0);  // the caller hangs up; the callee waits for the node's ended
 }
 
+void TransferCore::peer_hung_up(uint64_t now_ns) {
+  if (!done_ && !throughput_reported_ && !receiving_file_ && remote_end_ && local_end_sent_) report_throughput(now_ns);
+}
+
 void TransferCore::report_throughput(uint64_t now_ns) {
+  throughput_reported_ = true;
   double seconds = stats_.seconds(now_ns);
   double mbps =
       seconds > 0 ? static_cast<double>(stats_.bytes_sent + stats_.bytes_received) * 8 / seconds / 1e6 : 0;

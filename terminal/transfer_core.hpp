@@ -161,6 +161,10 @@ class TransferCore {
   const media::VoiceStats* voice_stats() const { return voice_ ? &voice_->stats() : nullptr; }
   // The node said the call was hung up: whether data may be missing.
   bool hangup_loses_data() const;
+  // The caller hung up: it does so once both ends of a pipe were delivered, and
+  // its acknowledgement of our end frame may still be in flight over ICE when
+  // the node's "ended" comes first. Reports the pipe's throughput if not yet.
+  void peer_hung_up(uint64_t now_ns);
   void stop();  // the call ended: a partial file is discarded, nothing more is sent
   void restart_clock(uint64_t now_ns) { config_.call_started_ns = now_ns; }
 
@@ -231,6 +235,7 @@ class TransferCore {
   // sending
   bool sending_file_ = false, input_done_ = false, end_pending_ = false;
   bool local_end_sent_ = false, remote_end_ = false, local_end_acknowledged_ = false;
+  bool throughput_reported_ = false;
   std::string send_name_;
   std::unique_ptr<security::Sha256Stream> send_hash_ = std::make_unique<security::Sha256Stream>();
   Bytes file_digest_;

@@ -118,6 +118,45 @@ TEST_CASE("a pipe carries bytes both ways and the caller finishes once each side
   CHECK_FALSE(pair.callee.core.hangup_loses_data());
 }
 
+// integration/call_pipe_and_file failed once under ASan: the caller's hang-up,
+// through the node, reached the callee before the caller's acknowledgement of
+// the callee's end frame did over ICE, and the callee never said what it moved.
+TEST_CASE("the callee reports a pipe's throughput once when the hang-up comes before the caller's last acknowledgement") {
+  Pair pair(pipe_caller(), answering());
+  pair.start();
+  pair.caller.core.input(to_bytes("hello callee"), pair.now);
+  pair.caller.core.input_end(pair.now);
+  pair.settle();
+  pair.callee.core.input(to_bytes("hi caller"), pair.now);
+  pair.callee.core.input_end(pair.now);
+  pair.move(pair.callee, pair.caller);  // the callee's data and end reach the caller
+  pair.deliver = false;                 // the caller's end_received is still in flight...
+  pair.move(pair.caller, pair.callee);
+  REQUIRE(pair.finish_of(pair.caller).has_value());  // ...and it has hung up
+  CHECK(printed(pair.callee.seen).find("transferred") == std::string::npos);
+  CHECK_FALSE(pair.callee.core.hangup_loses_data());
+  pair.callee.core.peer_hung_up(pair.now);
+  pair.callee.core.peer_hung_up(pair.now);
+  pair.move(pair.callee, pair.caller);
+  std::string said = printed(pair.callee.seen);
+  CHECK(said.find("transferred 9 bytes out, 12 in") != std::string::npos);
+  CHECK(said.find("transferred") == said.rfind("transferred"));  // once
+}
+
+TEST_CASE("a callee that reported its pipe's throughput does not report it again at the hang-up") {
+  Pair pair(pipe_caller(), answering());
+  pair.start();
+  pair.caller.core.input(to_bytes("abc"), pair.now);
+  pair.caller.core.input_end(pair.now);
+  pair.callee.core.input_end(pair.now);
+  pair.settle();
+  pair.callee.core.peer_hung_up(pair.now);
+  pair.settle();
+  std::string said = printed(pair.callee.seen);
+  CHECK(said.find("transferred 0 bytes out, 3 in") != std::string::npos);
+  CHECK(said.find("transferred") == said.rfind("transferred"));
+}
+
 TEST_CASE("a hang-up before the peer's end is reported as data that may be missing") {
   Pair pair(pipe_caller(), answering());
   pair.start();
