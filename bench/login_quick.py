@@ -14,16 +14,16 @@ import run as bench
 B = os.path.abspath(sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "..", "build"))
 W = tempfile.mkdtemp(prefix="tsunagu-login-bench-")
 D = os.path.join(W, "main")
-subprocess.run([B + "/rendezvous/tsunagu-rendezvous", "init", D], check=True, stdout=subprocess.DEVNULL)
+subprocess.run([B + "/node/tsunagu-rendezvous", "init", D], check=True, stdout=subprocess.DEVNULL)
 bench.set_toml(os.path.join(D, "node.toml"), {"max_prelogin_links_per_source": 10000, "max_links_per_account": 10000, "login_failures_per_user": 1000, "login_failures_per_source": 100000,
                                               "login_timeout": 3600})
 env = dict(os.environ, TSUNAGU_PASSWORD=bench.PASSWORD)
 for u in ("bench-q", "bench-callee"):
     t = time.monotonic()
-    subprocess.run([B + "/rendezvous/tsunagu-rendezvous", "user", "-d", D, "add", u], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([B + "/node/tsunagu-rendezvous", "user", "-d", D, "add", u], env=env, check=True, stdout=subprocess.DEVNULL)
     print("user add", u, "%.2f s" % (time.monotonic() - t))
 ready = os.path.join(W, "ready.json")
-node = subprocess.Popen([B + "/rendezvous/tsunagu-rendezvous", "run", "-d", D, "--listen", "127.0.0.1:0", "--stun-listen",
+node = subprocess.Popen([B + "/node/tsunagu-rendezvous", "run", "-d", D, "--listen", "127.0.0.1:0", "--stun-listen",
                          "127.0.0.1:0", "--agent-listen", "127.0.0.1:0", "--web-listen", "127.0.0.1:0", "--log-level", "warn",
                          "--ready-file", ready], stdout=open(W + "/node.log", "w"), stderr=subprocess.STDOUT)
 try:

@@ -61,7 +61,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TARGETS = ("tsunagu", "coturn", "echo")
-BUILD_TARGETS = ["rendezvous/tsunagu-rendezvous", "terminal/tsunagu", "lan-agent/tsunagu-lan-agent",
+BUILD_TARGETS = ["node/tsunagu-rendezvous", "terminal/tsunagu", "lan-agent/tsunagu-lan-agent",
                  "lan-agent/tsunagu-dhcp-hook", "bench/stun_load", "bench/udp_echo", "bench/lookup_load",
                  "bench/idle_links", "bench/bare_tls_server", "bench/hook_flood", "bench/ice_floor",
                  "tests/unit/allocation/allocation_throughput"]
@@ -1355,7 +1355,7 @@ def main():
         build(args.build_dir)
     b = args.build_dir
     binaries = {
-        "node": f"{b}/rendezvous/tsunagu-rendezvous", "cli": f"{b}/terminal/tsunagu",
+        "node": f"{b}/node/tsunagu-rendezvous", "cli": f"{b}/terminal/tsunagu",
         "agent": f"{b}/lan-agent/tsunagu-lan-agent", "hook": f"{b}/lan-agent/tsunagu-dhcp-hook",
         "stun_load": f"{b}/bench/stun_load", "udp_echo": f"{b}/bench/udp_echo",
         "lookup_load": f"{b}/bench/lookup_load", "idle_links": f"{b}/bench/idle_links",
@@ -1363,7 +1363,7 @@ def main():
         "ice_floor": f"{b}/bench/ice_floor", "alloc_throughput": f"{b}/tests/unit/allocation/allocation_throughput",
     }
     if args.before_build_dir:
-        binaries["before_node"] = f"{args.before_build_dir}/rendezvous/tsunagu-rendezvous"
+        binaries["before_node"] = f"{args.before_build_dir}/node/tsunagu-rendezvous"
         binaries["before_agent"] = f"{args.before_build_dir}/lan-agent/tsunagu-lan-agent"
     # Benchmarks that need only a few programs do not ask for the rest to be built.
     needs = {"lookups": ("node", "lookup_load"), "forwarded": ("node", "agent", "lookup_load"),

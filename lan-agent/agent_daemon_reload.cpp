@@ -1,6 +1,6 @@
 // AgentDaemon::reload: what `systemctl reload tsunagu-lan-agent` (SIGHUP) does
 // (docs/lan-agent.md, "Reload"; the node's counterpart is
-// rendezvous/node_daemon_reload.cpp).
+// node/node_daemon_reload.cpp).
 #include "base/audit.hpp"
 #include "base/comma_list.hpp"
 #include "base/files.hpp"

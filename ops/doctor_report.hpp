@@ -1,7 +1,7 @@
 // What `tsunagu-rendezvous doctor` and `tsunagu-lan-agent doctor` find: a list
 // of checks, each ok, warn or FAIL with what to fix (docs/operator.md,
 // "doctor"). The checks both programs share live here; each program adds its
-// own (rendezvous/doctor.cpp, lan-agent/doctor.cpp). They read files, the
+// own (node/doctor.cpp, lan-agent/doctor.cpp). They read files, the
 // clock and the socket table, and change nothing.
 #pragma once
 

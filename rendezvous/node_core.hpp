@@ -336,7 +336,7 @@ class NodeCore {
   Expected<void, std::string> take_web_presence(LinkId link, Now now);
   void drop_web_presence(LinkId link, bool end_calls, Now now);
 
-  // Cluster mode (rendezvous/cluster_relay.hpp). While watched, the presence
+  // Cluster mode (node/cluster_relay.hpp). While watched, the presence
   // a terminal link takes (at login), keeps (each keepalive) and loses, and
   // the domains an agent link holds, are recorded for the relay to write to
   // Redis (an agent's release follows its link's close, seen by the relay).

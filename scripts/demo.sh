@@ -29,7 +29,7 @@ else
   bash scripts/install-deps.sh build
 fi
 if [[ ! -f build/build.ninja ]]; then meson setup build >/dev/null; fi
-ninja -C build rendezvous/tsunagu-rendezvous terminal/tsunagu lan-agent/tsunagu-lan-agent lan-agent/tsunagu-dhcp-hook >/dev/null
+ninja -C build node/tsunagu-rendezvous terminal/tsunagu lan-agent/tsunagu-lan-agent lan-agent/tsunagu-dhcp-hook >/dev/null
 
 if [[ $mode != loopback ]]; then
   why_loopback="the NAT lab needs root and network namespaces"
@@ -71,7 +71,7 @@ TOPOLOGY
   printf '\nThe NAT lab cannot run here (the SKIP line above says why): running the loopback demo instead.\n'
 fi
 
-node_bin=$PWD/build/rendezvous/tsunagu-rendezvous
+node_bin=$PWD/build/node/tsunagu-rendezvous
 cli=$PWD/build/terminal/tsunagu
 agent_bin=$PWD/build/lan-agent/tsunagu-lan-agent
 hook_bin=$PWD/build/lan-agent/tsunagu-dhcp-hook

@@ -402,14 +402,14 @@ def main():
     if not os.path.isfile(args.voicetool):
         sys.exit(f"{args.voicetool} missing (the voice test tools)")
     b = args.build_dir
-    binaries = {"node": f"{b}/rendezvous/tsunagu-rendezvous", "cli": f"{b}/terminal/tsunagu"}
+    binaries = {"node": f"{b}/node/tsunagu-rendezvous", "cli": f"{b}/terminal/tsunagu"}
     with_tsunagu = not args.baresip_only
     if with_tsunagu:
         if not args.no_build:
             helpers = run_helpers()
             if not os.path.isfile(os.path.join(b, "build.ninja")):
                 helpers.run_checked(["meson", "setup", b, "-Dbuildtype=release", "-Doptimization=2"], cwd=ROOT)
-            helpers.run_checked(["ninja", "-C", b, "rendezvous/tsunagu-rendezvous", "terminal/tsunagu"], cwd=ROOT,
+            helpers.run_checked(["ninja", "-C", b, "node/tsunagu-rendezvous", "terminal/tsunagu"], cwd=ROOT,
                                 stdout=subprocess.DEVNULL)
         for binary in binaries.values():
             if not os.access(binary, os.X_OK):

@@ -1,6 +1,6 @@
 // `tsunagu-rendezvous cluster migrate|schema-version`: bring a cluster's
 // PostgreSQL database to this binary's schema, or say which version it has.
-// Kept apart from rendezvous/main.cpp, which only registers and dispatches.
+// Kept apart from node/main.cpp, which only registers and dispatches.
 #pragma once
 
 #include <memory>

@@ -40,7 +40,7 @@ enum class BusKind : uint32_t {
   forwarded_lookup = 3,  // a lookup for the receiving node's agent link; the answer comes back as lookup_answer
   lookup_answer = 4,
   link_notice = 5,       // for a link on the receiving node: e.g. displaced by a login elsewhere
-  // What the running node sends (rendezvous/cluster_relay.hpp): the first
+  // What the running node sends (node/cluster_relay.hpp): the first
   // four kinds above are not sent by it; a whole signalling message is relayed.
   link_message = 6,  // body: a message from `link` on the sending node (logged in as `user`)
   link_reply = 7,    // body: a message for `link` on the receiving node

@@ -46,7 +46,7 @@ def docs_coturn_sample():
     return 0
 
 
-PROGRAMS = {"tsunagu": "terminal", "tsunagu-rendezvous": "rendezvous", "tsunagu-lan-agent": "lan-agent"}
+PROGRAMS = {"tsunagu": "terminal", "tsunagu-rendezvous": "node", "tsunagu-lan-agent": "lan-agent"}
 
 
 class HelpTree:

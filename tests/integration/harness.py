@@ -6,7 +6,7 @@ never by name) when the test ends, however it ends; every temporary directory
 is removed. Every wait is bounded.
 
 Environment: TSUNAGU_BUILD = the meson build directory holding
-rendezvous/tsunagu-rendezvous and terminal/tsunagu.
+node/tsunagu-rendezvous and terminal/tsunagu.
 """
 
 import atexit
@@ -26,7 +26,7 @@ import time
 import zlib
 
 BUILD = os.environ.get("TSUNAGU_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
-RENDEZVOUS = os.path.join(BUILD, "rendezvous", "tsunagu-rendezvous")
+RENDEZVOUS = os.path.join(BUILD, "node", "tsunagu-rendezvous")
 TERMINAL = os.path.join(BUILD, "terminal", "tsunagu")
 
 # Sanitizer builds are several times slower; every bound below is generous.

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 BUILD = os.environ.get("TSUNAGU_BUILD", "build")
-RENDEZVOUS = os.path.join(BUILD, "rendezvous", "tsunagu-rendezvous")
+RENDEZVOUS = os.path.join(BUILD, "node", "tsunagu-rendezvous")
 AGENT = os.path.join(BUILD, "lan-agent", "tsunagu-lan-agent")
 SKIP = 77
 EXPOSURE_LIMIT = 3.0  # systemd-analyze's "OK" band ends at 3.9; we hold the units under 3.0

@@ -38,7 +38,7 @@ import time
 SKIP = 77
 
 BUILD = os.path.abspath(os.environ.get("TSUNAGU_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build")))
-RENDEZVOUS = os.path.join(BUILD, "rendezvous", "tsunagu-rendezvous")
+RENDEZVOUS = os.path.join(BUILD, "node", "tsunagu-rendezvous")
 TERMINAL = os.path.join(BUILD, "terminal", "tsunagu")
 AGENT = os.path.join(BUILD, "lan-agent", "tsunagu-lan-agent")
 HOOK = os.path.join(BUILD, "lan-agent", "tsunagu-dhcp-hook")

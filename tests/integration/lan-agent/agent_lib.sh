@@ -28,7 +28,7 @@ BUILD="${TSUNAGU_BUILD:-}"
 [ -n "$BUILD" ] || skip "TSUNAGU_BUILD (the build directory) is not set"
 AGENT="$BUILD/lan-agent/tsunagu-lan-agent"
 HOOK="$BUILD/lan-agent/tsunagu-dhcp-hook"
-RDV="$BUILD/rendezvous/tsunagu-rendezvous"
+RDV="$BUILD/node/tsunagu-rendezvous"
 TERM_CLI="$BUILD/terminal/tsunagu"
 for program in "$AGENT" "$HOOK" "$RDV" "$TERM_CLI"; do
   [ -x "$program" ] || skip "$program is not built"

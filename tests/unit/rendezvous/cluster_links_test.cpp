@@ -1,4 +1,4 @@
-// The cluster relay's bookkeeping (rendezvous/cluster_relay.hpp, ClusterLinks)
+// The cluster relay's bookkeeping (node/cluster_relay.hpp, ClusterLinks)
 // and its settings: [cluster] in node.toml, the Redis endpoints and node names.
 #include <doctest/doctest.h>
 
@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "rendezvous/cluster_relay.hpp"
-#include "rendezvous/node_config.hpp"
+#include "node/cluster_relay.hpp"
+#include "node/node_config.hpp"
 
 using namespace tsunagu::rendezvous;
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "rendezvous/deployment.hpp"
-#include "rendezvous/node_config.hpp"
+#include "node/deployment.hpp"
+#include "node/node_config.hpp"
 
 using namespace tsunagu::rendezvous;
 

@@ -1,4 +1,4 @@
-#include "rendezvous/cluster_relay.hpp"
+#include "node/cluster_relay.hpp"
 
 #include "base/log.hpp"
 #include "proto/signalling.hpp"

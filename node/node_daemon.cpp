@@ -1,4 +1,4 @@
-#include "rendezvous/node_daemon.hpp"
+#include "node/node_daemon.hpp"
 
 #include <sys/resource.h>
 #include <sys/stat.h>

@@ -6,7 +6,7 @@
 #include "base/comma_list.hpp"
 #include "base/files.hpp"
 #include "base/log.hpp"
-#include "rendezvous/node_daemon.hpp"
+#include "node/node_daemon.hpp"
 #include "security/certificates.hpp"
 
 namespace tsunagu::rendezvous {

@@ -1,4 +1,4 @@
-#include "rendezvous/card_commands.hpp"
+#include "node/card_commands.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -20,7 +20,7 @@
 #include "rendezvous/card_batch.hpp"
 #include "rendezvous/card_issuer.hpp"
 #include "rendezvous/card_ledger.hpp"
-#include "rendezvous/node_config.hpp"
+#include "node/node_config.hpp"
 
 namespace tsunagu::rendezvous {
 

@@ -1,10 +1,10 @@
-#include "rendezvous/doctor.hpp"
+#include "node/doctor.hpp"
 
 #include <sys/stat.h>
 
 #include <exception>
 
-#include "rendezvous/node_config.hpp"
+#include "node/node_config.hpp"
 
 namespace tsunagu::rendezvous {
 

@@ -1,7 +1,7 @@
-#include "rendezvous/node_config.hpp"
+#include "node/node_config.hpp"
 
 #include "base/toml_reader.hpp"
-#include "rendezvous/cluster_relay.hpp"
+#include "node/cluster_relay.hpp"
 
 #include <algorithm>
 #include <filesystem>

@@ -7,7 +7,7 @@
 #include "base/files.hpp"
 #include "base/log.hpp"
 #include "pages/assets.hpp"
-#include "rendezvous/node_daemon.hpp"
+#include "node/node_daemon.hpp"
 #include "web/cookies.hpp"
 
 namespace tsunagu::rendezvous {

@@ -1,4 +1,4 @@
-#include "rendezvous/deployment.hpp"
+#include "node/deployment.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -10,7 +10,7 @@
 #include <filesystem>
 
 #include "base/files.hpp"
-#include "rendezvous/node_config.hpp"
+#include "node/node_config.hpp"
 #include "security/certificates.hpp"
 
 namespace tsunagu::rendezvous {
