@@ -122,7 +122,7 @@ void ClusterRelay::start() {
   const NodeSettings& settings = core_.settings();
   // A row outlives its last keepalive as long as the node's own presence does.
   uint64_t ttl_ms = uint64_t{settings.keepalive_interval_s} * settings.keepalive_misses * 1000;
-  redis_ = std::make_unique<cluster::RedisClient>(loop_, options_.redis);
+  redis_ = std::make_unique<cluster::RedisClient>(loop_, options_.redis, cluster::RedisBackoff{}, options_.redis_auth);
   presence_ = std::make_unique<cluster::PresenceDirectory>(loop_, *redis_, options_.node_name, ttl_ms);
   bus_ = std::make_unique<cluster::NodeBus>(loop_, *redis_, options_.node_name,
                                             [this](const cluster::BusEnvelope& envelope) { on_bus(envelope); });

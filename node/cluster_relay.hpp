@@ -38,6 +38,7 @@ namespace tsunagu::rendezvous {
 struct ClusterOptions {
   std::vector<cluster::RedisEndpoint> redis;  // empty: not a cluster
   std::string node_name;
+  cluster::RedisAuth redis_auth;  // [cluster] redis_user, redis_password_file
   uint64_t heartbeat_ms = 2000;  // how often a node with calls on another asks whether it still listens
 };
 

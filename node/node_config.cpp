@@ -45,7 +45,7 @@ const KnownSettings kNodeSettings = {
     {"directory", {"scan_burst", "scan_interval_ms"}},
     {"cards", {"debit_interval_s", "max_calls_per_card", "areas"}},
     {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb", "metrics_token_file"}},
-    {"cluster", {"postgres", "redis", "node_name"}},
+    {"cluster", {"postgres", "redis", "node_name", "redis_user", "redis_password_file"}},
 };
 
 // [cards.areas]: "PREFIX" = "AREA" lines (rendezvous/area_prefixes.hpp).
@@ -218,6 +218,11 @@ NodeConfig load_node_config(const std::string& directory) {
     reader.fail("cluster.node_name", "must be 1 to 64 of a-z 0-9 - . _");
   if (!config.cluster_redis.empty() && config.cluster_node_name.empty())
     reader.fail("cluster.node_name", "must be set when cluster.redis is (each node's own name)");
+  config.cluster_redis_user = reader.text("cluster.redis_user", "", 256);
+  if (std::string password_file = reader.text("cluster.redis_password_file", ""); !password_file.empty())
+    config.cluster_redis_password_file = resolve_config_path(directory, password_file);
+  if (!config.cluster_redis_user.empty() && config.cluster_redis_password_file.empty())
+    reader.fail("cluster.redis_user", "needs cluster.redis_password_file (the user's password)");
   s.scram_iterations = static_cast<uint32_t>(reader.integer("passwords.scram_iterations",
                                                             security::scram::default_iterations,
                                                             security::scram::min_iterations,

@@ -44,6 +44,10 @@ struct NodeConfig {
   // name there; no servers: the embedded single node.
   std::vector<std::string> cluster_redis;
   std::string cluster_node_name;
+  // Redis AUTH ([cluster] redis_user, redis_password_file: a file of the node's
+  // own, mode 0600 or 0640, read at start); no file: no AUTH.
+  std::string cluster_redis_user;
+  std::string cluster_redis_password_file;
   NodeSettings settings;
 };
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <sstream>
 
+#include "base/files.hpp"
 #include "base/log.hpp"
 #include "rendezvous/card_issuer.hpp"
 #include "rendezvous/node_metrics.hpp"
@@ -28,6 +29,23 @@ struct PasswordWork {
   PasswordJob job;
   PasswordJobResult result;
 };
+
+// [cluster] redis_user and redis_password_file: the password is the file's
+// first line. A file others may read is refused, as a key would be.
+Expected<cluster::RedisAuth, std::string> read_redis_auth(const NodeConfig& config) {
+  cluster::RedisAuth auth;
+  if (config.cluster_redis_password_file.empty()) return auth;
+  const std::string& file = config.cluster_redis_password_file;
+  struct stat info {};
+  if (stat(file.c_str(), &info) == 0 && (info.st_mode & S_IRWXO) != 0)
+    return Unexpected("cluster.redis_password_file " + file + " may be read by others: chmod 0600 it");
+  auto text = read_text_file(file, 4096);
+  if (!text) return Unexpected("cluster.redis_password_file: " + text.error());
+  auth.password = text->substr(0, text->find_first_of("\r\n"));
+  if (auth.password.empty()) return Unexpected("cluster.redis_password_file " + file + ": its first line is empty");
+  auth.user = config.cluster_redis_user;
+  return auth;
+}
 
 log::RateLimit bad_input_log(20, std::chrono::seconds(10));
 // Enough lines to see the cause, a count of the rest (NodeCore counts them by kind).
@@ -91,6 +109,8 @@ Now NodeDaemon::now() const {
 }
 
 Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* loop, const NodeConfig& config) {
+  auto redis_auth = read_redis_auth(config);
+  if (!redis_auth) return Unexpected(redis_auth.error());
   std::unique_ptr<NodeDaemon> daemon(new NodeDaemon);
   daemon->loop_ = loop;
   daemon->config_ = config;
@@ -185,6 +205,7 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
     ClusterOptions options;
     for (const auto& server : config.cluster_redis) options.redis.push_back(*parse_redis_endpoint(server));
     options.node_name = config.cluster_node_name;
+    options.redis_auth = std::move(*redis_auth);
     ClusterRelay::Hooks hooks;
     hooks.now = [self] { return self->now(); };
     hooks.send_to_link = [self](LinkId link, ByteView message) {

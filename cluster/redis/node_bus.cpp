@@ -27,7 +27,8 @@ void NodeBus::start() {
 
 void NodeBus::connect_subscriber() {
   subscribed_ = false;
-  subscriber_ = std::make_unique<RedisConnection>(loop_, redis_.endpoint_for_slot(redis_key_slot(channel_)));
+  subscriber_ = std::make_unique<RedisConnection>(loop_, redis_.endpoint_for_slot(redis_key_slot(channel_)),
+                                                  RedisBackoff{}, redis_.auth());
   subscriber_->on_connected([this] { subscribe(); });
   subscriber_->start();
 }

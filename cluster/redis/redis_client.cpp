@@ -6,8 +6,8 @@
 
 namespace tsunagu::cluster {
 
-RedisClient::RedisClient(uv_loop_t* loop, std::vector<RedisEndpoint> seeds, RedisBackoff backoff)
-    : loop_(loop), backoff_(backoff), endpoints_(std::move(seeds)), slot_owner_(redis_slot_count, 0),
+RedisClient::RedisClient(uv_loop_t* loop, std::vector<RedisEndpoint> seeds, RedisBackoff backoff, RedisAuth auth)
+    : loop_(loop), backoff_(backoff), auth_(std::move(auth)), endpoints_(std::move(seeds)), slot_owner_(redis_slot_count, 0),
       self_(std::make_shared<RedisClient*>(this)) {
   connections_.resize(endpoints_.size());
 }
@@ -28,7 +28,7 @@ size_t RedisClient::endpoint_index(const RedisEndpoint& endpoint) {
 
 RedisConnection& RedisClient::connection(size_t index) {
   if (!connections_[index]) {
-    connections_[index] = std::make_unique<RedisConnection>(loop_, endpoints_[index], backoff_);
+    connections_[index] = std::make_unique<RedisConnection>(loop_, endpoints_[index], backoff_, auth_);
     // Each (re)connection asks for the slot map: after a restart or a failover it may differ.
     connections_[index]->on_connected([this] { refresh_topology(); });
     connections_[index]->start();

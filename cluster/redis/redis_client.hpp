@@ -22,7 +22,7 @@ namespace tsunagu::cluster {
 
 class RedisClient {
  public:
-  RedisClient(uv_loop_t* loop, std::vector<RedisEndpoint> seeds, RedisBackoff backoff = {});
+  RedisClient(uv_loop_t* loop, std::vector<RedisEndpoint> seeds, RedisBackoff backoff = {}, RedisAuth auth = {});
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
 
@@ -37,6 +37,8 @@ class RedisClient {
   bool topology_known() const { return topology_known_; }
   RedisEndpoint endpoint_for_slot(uint16_t slot) const { return endpoints_[slot_owner_[slot]]; }
   size_t server_count() const { return endpoints_.size(); }
+  // Every connection to every server authenticates with this (the bus's subscriber too).
+  const RedisAuth& auth() const { return auth_; }
   // Connections established so far, reconnections included: when it moves,
   // a server may have restarted empty (PresenceDirectory then refreshes everything).
   uint64_t connections_made() const;
@@ -57,6 +59,7 @@ class RedisClient {
 
   uv_loop_t* loop_;
   RedisBackoff backoff_;
+  RedisAuth auth_;
   std::vector<RedisEndpoint> endpoints_;                     // the seeds first
   std::vector<std::unique_ptr<RedisConnection>> connections_;  // by endpoint index, made on first use
   std::vector<uint16_t> slot_owner_;                           // endpoint index per slot

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <memory>
 
+#include "base/log.hpp"
+
 namespace tsunagu::cluster {
 
 namespace {
@@ -49,8 +51,9 @@ std::vector<const char*> argv_pointers(const std::vector<std::string>& argv, std
 
 }  // namespace
 
-RedisConnection::RedisConnection(uv_loop_t* loop, RedisEndpoint endpoint, RedisBackoff backoff)
-    : loop_(loop), endpoint_(std::move(endpoint)), backoff_(backoff), next_backoff_ms_(backoff.first_ms),
+RedisConnection::RedisConnection(uv_loop_t* loop, RedisEndpoint endpoint, RedisBackoff backoff, RedisAuth auth)
+    : loop_(loop), endpoint_(std::move(endpoint)), backoff_(backoff), auth_(std::move(auth)),
+      next_backoff_ms_(backoff.first_ms),
       reconnect_timer_(new uv_timer_t) {
   uv_timer_init(loop_, reconnect_timer_);
   reconnect_timer_->data = this;
@@ -82,6 +85,42 @@ void RedisConnection::connect() {
   context_->data = this;
   redisAsyncSetConnectCallback(context_, &RedisConnection::handle_connect);
   redisAsyncSetDisconnectCallback(context_, &RedisConnection::handle_disconnect);
+  if (auth_.enabled()) {
+    // Queued before anything else, so it is the first command the server reads
+    // on this connection (hiredis sends its buffer in order once connected).
+    std::vector<std::string> argv{"AUTH"};
+    if (!auth_.user.empty()) argv.push_back(auth_.user);
+    argv.push_back(auth_.password);
+    std::vector<size_t> lengths;
+    std::vector<const char*> pointers = argv_pointers(argv, lengths);
+    redisAsyncCommandArgv(context_, &RedisConnection::handle_auth, nullptr, static_cast<int>(argv.size()),
+                          pointers.data(), lengths.data());
+  }
+}
+
+void RedisConnection::handle_auth(redisAsyncContext* context, void* reply, void* /*privdata*/) {
+  auto* self = static_cast<RedisConnection*>(context->data);
+  if (self == nullptr || reply == nullptr) return;
+  const auto* answer = static_cast<const redisReply*>(reply);
+  if (answer->type == REDIS_REPLY_ERROR) {
+    // Commands queued behind it get Redis' NOAUTH errors; then the connection
+    // closes and reconnects with backoff, and meanwhile callers are told why.
+    std::string error = "AUTH refused: " + std::string(answer->str != nullptr ? answer->str : "", answer->len);
+    if (error != self->auth_error_)  // once per change, not once per reconnection
+      log::warn() << "cluster: Redis " << self->endpoint_.to_string() << " " << error
+                  << " (check [cluster] redis_user and redis_password_file)";
+    self->auth_error_ = std::move(error);
+    redisAsyncDisconnect(context);
+  } else {
+    if (!self->auth_error_.empty()) log::info() << "cluster: Redis " << self->endpoint_.to_string() << " accepted AUTH";
+    self->auth_error_.clear();
+  }
+}
+
+std::string RedisConnection::down_reason(const char* what) const {
+  std::string reason = "Redis " + endpoint_.to_string() + " " + what;
+  if (!auth_error_.empty()) reason += " (" + auth_error_ + ")";
+  return reason;
 }
 
 void RedisConnection::schedule_reconnect() {
@@ -131,7 +170,7 @@ void RedisConnection::handle_reply(redisAsyncContext* /*context*/, void* reply, 
 
 void RedisConnection::send(const std::vector<std::string>& argv, RedisReplyHandler handler) {
   if (!accepts_commands()) {
-    handler(RedisValue::make_unavailable("Redis " + endpoint_.to_string() + " is down"));
+    handler(RedisValue::make_unavailable(down_reason("is down")));
     return;
   }
   std::vector<size_t> lengths;
@@ -140,7 +179,7 @@ void RedisConnection::send(const std::vector<std::string>& argv, RedisReplyHandl
   if (redisAsyncCommandArgv(context_, &RedisConnection::handle_reply, pending, static_cast<int>(argv.size()),
                             pointers.data(), lengths.data()) != REDIS_OK) {
     std::unique_ptr<PendingCommand> failed(pending);
-    failed->handler(RedisValue::make_unavailable("Redis " + endpoint_.to_string() + " is closing"));
+    failed->handler(RedisValue::make_unavailable(down_reason("is closing")));
   }
 }
 
@@ -165,7 +204,7 @@ void RedisConnection::handle_message(redisAsyncContext* context, void* reply, vo
 void RedisConnection::subscribe_sharded(const std::string& channel, RedisReplyHandler on_reply,
                                         std::function<void(const std::string&, const std::string&)> on_message) {
   if (!accepts_commands()) {
-    on_reply(RedisValue::make_unavailable("Redis " + endpoint_.to_string() + " is down"));
+    on_reply(RedisValue::make_unavailable(down_reason("is down")));
     return;
   }
   // hiredis 0.14 (Debian 12) knows SUBSCRIBE but not SSUBSCRIBE: it hands a

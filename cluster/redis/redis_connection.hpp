@@ -42,9 +42,18 @@ struct RedisBackoff {
   uint64_t max_ms = 2000;
 };
 
+// What a connection sends as its first command, AUTH (Redis' requirepass or an
+// ACL user): without it, anyone who reaches Redis could publish on the bus
+// between nodes, which the nodes trust. Empty password: no AUTH.
+struct RedisAuth {
+  std::string user;  // empty: AUTH with the password alone ("default" user / requirepass)
+  std::string password;
+  bool enabled() const { return !password.empty(); }
+};
+
 class RedisConnection {
  public:
-  RedisConnection(uv_loop_t* loop, RedisEndpoint endpoint, RedisBackoff backoff = {});
+  RedisConnection(uv_loop_t* loop, RedisEndpoint endpoint, RedisBackoff backoff = {}, RedisAuth auth = {});
   ~RedisConnection();  // closes; pending handlers get `unavailable`
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
@@ -68,6 +77,8 @@ class RedisConnection {
   bool connected() const { return state_ == State::connected; }
   const RedisEndpoint& endpoint() const { return endpoint_; }
   uint64_t connections_made() const { return connections_made_; }
+  // Redis' answer when it refused the last AUTH (cleared by the next accepted one).
+  const std::string& auth_error() const { return auth_error_; }
 
  private:
   enum class State { idle, connecting, connected, waiting };
@@ -78,10 +89,14 @@ class RedisConnection {
   static void handle_disconnect(const redisAsyncContext* context, int status);
   static void handle_reply(redisAsyncContext* context, void* reply, void* privdata);
   static void handle_message(redisAsyncContext* context, void* reply, void* privdata);
+  static void handle_auth(redisAsyncContext* context, void* reply, void* privdata);
+  std::string down_reason(const char* what) const;
 
   uv_loop_t* loop_;
   RedisEndpoint endpoint_;
   RedisBackoff backoff_;
+  RedisAuth auth_;
+  std::string auth_error_;
   uint64_t next_backoff_ms_;
   State state_ = State::idle;
   bool first_attempt_ = true;

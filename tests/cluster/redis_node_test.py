@@ -14,6 +14,7 @@ Every process is started here and killed by its PID (harness.py) on every exit p
 import os
 import random
 import re
+import secrets
 import shutil
 import socket
 import subprocess
@@ -67,7 +68,8 @@ class Redis:
     """A redis-server child on a port picked here; no persistence (a restart starts empty).
     cluster_mode: a member of a Redis Cluster (RedisCluster joins three)."""
 
-    def __init__(self, root, name="redis", cluster_mode=False):
+    def __init__(self, root, name="redis", cluster_mode=False, password=None):
+        self.password = password  # requirepass: the nodes must AUTH ([cluster] redis_password_file)
         self.port = free_tcp_port(cluster_bus=cluster_mode)
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -80,6 +82,8 @@ class Redis:
         if self.cluster_mode:
             extra = ["--cluster-enabled", "yes", "--cluster-config-file", os.path.join(self.dir, "nodes.conf"),
                      "--cluster-node-timeout", "2000"]
+        if self.password:
+            extra += ["--requirepass", self.password]
         self.proc = h.spawn(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--daemonize", "no", "--dir", self.dir,
                              "--logfile", os.path.join(self.dir, "redis.log")] + extra)
@@ -87,8 +91,9 @@ class Redis:
 
     def cli(self, *args):
         try:
+            env = dict(os.environ, REDISCLI_AUTH=self.password) if self.password else None
             out = subprocess.run(["redis-cli", "-c", "-p", str(self.port), "--raw"] + list(args), capture_output=True,
-                                 text=True, timeout=10, stdin=subprocess.DEVNULL)
+                                 text=True, timeout=10, stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -126,12 +131,12 @@ class RedisCluster:
 class Cluster:
     """A deployment copied into one directory per node, the accounts in each, one Redis."""
 
-    def __init__(self, names=("node-a", "node-b", "node-c"), redis_cluster=False, postgres=None):
+    def __init__(self, names=("node-a", "node-b", "node-c"), redis_cluster=False, postgres=None, redis_password=None):
         for program in ("redis-server", "redis-cli"):
             if shutil.which(program) is None:
                 raise h.Skip("%s is not installed (scripts/install-deps.sh test)" % program)
         self.d = Deployment(presence__keepalive_interval=KEEPALIVE_S, presence__keepalive_misses=MISSES)
-        self.redis = RedisCluster(self.d.root) if redis_cluster else Redis(self.d.root)
+        self.redis = RedisCluster(self.d.root) if redis_cluster else Redis(self.d.root, password=redis_password)
         self.postgres = postgres
         if postgres is not None:  # the accounts once, in PostgreSQL, for every node
             migrate = self.d.admin(["cluster", "migrate", "--pg", postgres.conninfo])
@@ -435,7 +440,63 @@ def postgres_lookup_and_call():
     log("ok    bob's and carol's presence logins are in PostgreSQL's logins table")
 
 
-SCENARIOS = {"postgres_lookup_and_call": postgres_lookup_and_call, "lookup_and_call": lookup_and_call, "redis_cluster_lookup_and_call": redis_cluster_lookup_and_call, "agent_lookup": agent_lookup, "node_death": node_death}
+# --------------------------------------------------------------------------
+# 6. Redis with a password: nodes AUTH from [cluster] redis_password_file
+
+def write_redis_password(c, name, password, mode=0o600):
+    """[cluster] redis_password_file in the node's node.toml, and the file itself."""
+    directory = c.dirs[name]
+    path = os.path.join(directory, "redis.password")
+    with open(path, "w") as f:
+        f.write(password + "\n")
+    os.chmod(path, mode)
+    with open(os.path.join(directory, "node.toml"), "a") as f:
+        f.write('\n[cluster]\nredis_password_file = "redis.password"\n')
+
+
+def redis_auth():
+    secret = "bus secret " + secrets.token_hex(8)
+    c = Cluster(names=("node-a", "node-c", "node-x", "node-y"), redis_password=secret)
+    checks = Checks()
+    for name in ("node-a", "node-c"):
+        write_redis_password(c, name, secret)
+    write_redis_password(c, "node-x", "not the password")
+    write_redis_password(c, "node-y", secret, mode=0o644)
+    for name in ("node-a", "node-c", "node-x"):
+        c.start(name)
+
+    listener = start_listener(c, "node-c", ["--auto-accept-from", ALICE, "--once"])
+    wait_until(lambda: c.holder(BOB) == "node-c", 10 * h.SLOW, 0.05, "presence:{bob} = node-c in a Redis with a password")
+    checks.check(True, "node C, with the password, wrote bob's presence row")
+    result = c.whereis("node-a", CAROL, BOB)
+    checks.check(result.code == 0 and result.json().get("online") is True,
+                 "whereis bob asked on node A (with the password): online (%r)" % result)
+
+    # node X has the wrong password: Redis refuses it, so it cannot see or reach bob.
+    result = c.whereis("node-x", CAROL, BOB)
+    checks.check(result.code != 0, "whereis bob asked on node X (wrong password) fails (%r)" % result)
+    wait_until(lambda: "AUTH refused" in open(c.nodes["node-x"].log_path, errors="replace").read(),
+               10 * h.SLOW, 0.1, "node X's log to say Redis refused its AUTH")
+    checks.check(True, "node X's log says Redis refused its AUTH")
+    checks.check(c.redis.cli("CLIENT", "LIST") is not None, "Redis still answers the test's own AUTHed client")
+
+    # node Y's password file may be read by others: it does not start.
+    saved = c.d.dir
+    c.d.dir = c.dirs["node-y"]
+    try:
+        start = c.d.admin(["run", "-d", c.dirs["node-y"], "--listen", "127.0.0.1:0", "--stun-listen", "127.0.0.1:0",
+                           "--agent-listen", "127.0.0.1:0", "--web-listen", "off", "--redis", c.redis.address,
+                           "--node-name", "node-y"])
+    finally:
+        c.d.dir = saved
+    checks.check(start.code != 0 and "may be read by others" in start.err,
+                 "node Y refuses to start with a password file others may read (%r)" % (start,))
+    listener.kill()
+    c.check_running(checks, ["node-a", "node-c", "node-x"])
+    checks.finish()
+
+
+SCENARIOS = {"auth": redis_auth, "postgres_lookup_and_call": postgres_lookup_and_call, "lookup_and_call": lookup_and_call, "redis_cluster_lookup_and_call": redis_cluster_lookup_and_call, "agent_lookup": agent_lookup, "node_death": node_death}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))

@@ -86,7 +86,9 @@ class Inspector {
 
 class RedisServerProcess {
  public:
-  explicit RedisServerProcess(bool cluster_enabled = false) : port_(pick_port()), cluster_enabled_(cluster_enabled) {
+  // extra_args: more redis-server options, e.g. {"--requirepass", "..."}.
+  explicit RedisServerProcess(bool cluster_enabled = false, std::vector<std::string> extra_args = {})
+      : port_(pick_port()), cluster_enabled_(cluster_enabled), extra_args_(std::move(extra_args)) {
     char pattern[] = "/tmp/tsunagu-redis-XXXXXX";
     if (mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
     directory_ = pattern;
@@ -111,11 +113,13 @@ class RedisServerProcess {
       args.insert(args.end(), {"--cluster-enabled", "yes", "--cluster-config-file", directory_ + "/nodes.conf",
                                "--cluster-node-timeout", "2000"});
     }
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     pid_ = spawn(args);
-    // Ready when it answers PING: bounded to 10 s.
+    // Ready when it answers PING (or, with a password, refuses it for want of AUTH): bounded to 10 s.
     for (int attempt = 0; attempt < 200; ++attempt) {
       Inspector probe(port_);
-      if (probe.ok() && probe.text({"PING"}) == "PONG") return;
+      std::string answer = probe.ok() ? probe.text({"PING"}) : std::string();
+      if (answer == "PONG" || answer.starts_with("NOAUTH")) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     stop();
@@ -152,6 +156,7 @@ class RedisServerProcess {
  private:
   int port_;
   bool cluster_enabled_;
+  std::vector<std::string> extra_args_;
   std::string directory_;
   pid_t pid_ = -1;
 };

@@ -286,6 +286,60 @@ void check_bus(const std::vector<int>& ports, const std::string& first_id, const
 TEST_SUITE("single") {
   TEST_CASE("presence on one Redis") { check_presence({shared_server().port()}); }
 
+  TEST_CASE("AUTH: the right password (requirepass or an ACL user) is let in; a wrong or missing one is refused, and says so") {
+    RedisServerProcess server(false, {"--requirepass", "bus secret"});
+    {
+      Inspector admin(server.port());
+      REQUIRE(admin.text({"AUTH", "bus secret"}) == "OK");
+      REQUIRE(admin.text({"ACL", "SETUSER", "node-a", "on", ">node a secret", "~*", "&*", "+@all"}) == "OK");
+    }
+    auto set_then_get = [&](RedisAuth auth, RedisValue* set_reply) {
+      Loop loop;
+      RedisClient redis(&loop.loop, {{"127.0.0.1", server.port()}}, RedisBackoff{50, 400}, std::move(auth));
+      redis.start();
+      std::optional<RedisValue> set, got;
+      redis.command("auth-test", {"SET", "auth-test", "written"}, [&](const RedisValue& v) { set = v; });
+      loop.run_until([&] { return set.has_value(); });
+      if (set_reply && set) *set_reply = *set;
+      redis.command("auth-test", {"GET", "auth-test"}, [&](const RedisValue& v) { got = v; });
+      loop.run_until([&] { return got.has_value(); });
+      return got ? got->text : std::string("(no answer)");
+    };
+    Inspector check(server.port());
+    REQUIRE(check.text({"AUTH", "bus secret"}) == "OK");
+
+    CHECK(set_then_get({"", "bus secret"}, nullptr) == "written");
+    CHECK(check.integer({"DEL", "auth-test"}) == 1);
+    CHECK(set_then_get({"node-a", "node a secret"}, nullptr) == "written");
+    CHECK(check.integer({"DEL", "auth-test"}) == 1);
+
+    RedisValue refused;
+    set_then_get({"", "wrong"}, &refused);
+    CHECK_FALSE(refused.ok());
+    CHECK(check.integer({"EXISTS", "auth-test"}) == 0);  // nothing written without the password
+    RedisValue missing;
+    set_then_get({}, &missing);
+    CHECK_FALSE(missing.ok());
+    CHECK(missing.text.find("NOAUTH") != std::string::npos);
+    CHECK(check.integer({"EXISTS", "auth-test"}) == 0);
+  }
+
+  TEST_CASE("AUTH refused: later commands are told why while the connection backs off") {
+    RedisServerProcess server(false, {"--requirepass", "bus secret"});
+    Loop loop;
+    RedisConnection connection(&loop.loop, {"127.0.0.1", server.port()}, RedisBackoff{50, 400}, {"", "wrong"});
+    connection.start();
+    REQUIRE(loop.run_until([&] { return !connection.auth_error().empty(); }));
+    CHECK(connection.auth_error().find("AUTH refused") != std::string::npos);
+    // Once the refused connection closed, a command fails at once with the reason.
+    REQUIRE(loop.run_until([&] { return !connection.connected(); }));
+    std::optional<RedisValue> reply;
+    connection.send({"PING"}, [&](const RedisValue& v) { reply = v; });
+    REQUIRE(reply.has_value());
+    CHECK(reply->type == RedisValue::Type::unavailable);
+    CHECK(reply->text.find("AUTH refused") != std::string::npos);
+  }
+
   TEST_CASE("two node buses exchange messages through one Redis") {
     check_bus({shared_server().port()}, "node-a", "node-b");
   }
