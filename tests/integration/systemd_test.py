@@ -3,7 +3,8 @@
 systemd_units UNIT...: each generated unit (build/systemd/*.service), with its
     ExecStart program replaced by the build's binary, passes `systemd-analyze
     verify` with no output, its ExecStart flags are ones the program accepts,
-    and `systemd-analyze security --offline=yes` rates it below 3.0 ("OK");
+    and `systemd-analyze security --offline=yes` rates it below 3.0 ("OK")
+    and exactly as docs/operator.md reports it ("**UNIT SCORE BAND**");
     the scores are printed. Skipped (77) without systemd-analyze.
 watchdog_node / watchdog_agent: the daemon runs with NOTIFY_SOCKET bound here
     (an AF_UNIX datagram socket in a temporary directory), WATCHDOG_USEC=400000
@@ -35,6 +36,7 @@ RENDEZVOUS = os.path.join(BUILD, "rendezvous", "tsunagu-rendezvous")
 AGENT = os.path.join(BUILD, "lan-agent", "tsunagu-lan-agent")
 SKIP = 77
 EXPOSURE_LIMIT = 3.0  # systemd-analyze's "OK" band ends at 3.9; we hold the units under 3.0
+OPERATOR_DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "operator.md")
 
 _processes = []
 _work = tempfile.mkdtemp(prefix="tsunagu-sd-")
@@ -77,6 +79,7 @@ def systemd_units(unit_paths):
               "%s: ExecStart runs %s, not the installed %s/%s" % (name, exec_start.group(1), bindir, program))
         check(program in built, "%s: ExecStart runs %s, which is not one of ours" % (name, program))
         for required in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30s", "Restart=on-failure",
+                         "ExecReload=/bin/kill -HUP $MAINPID", "ProtectHome=yes", "PrivateTmp=yes",
                          "User=tsunagu", "CapabilityBoundingSet=\n", "ProtectSystem=strict", "NoNewPrivileges=yes"):
             check(required in text, "%s lacks %r" % (name, required.strip()))
 
@@ -105,6 +108,12 @@ def systemd_units(unit_paths):
         print("%s: verify clean, exposure %.1f %s" % (name, exposure, score.group(2)))
         check(exposure < EXPOSURE_LIMIT, "%s: exposure %.1f is not below %.1f; still open:\n%s" %
               (name, exposure, EXPOSURE_LIMIT, "\n".join(l for l in rated.stdout.splitlines() if "\u2717" in l)))
+        with open(OPERATOR_DOC) as f:
+            documented = re.search(r"\*\*%s ([0-9.]+) (\w+)\*\*" % re.escape(name), f.read())
+        check(documented is not None, "docs/operator.md reports no exposure score for %s" % name)
+        check((documented.group(1), documented.group(2)) == ("%.1f" % exposure, score.group(2)),
+              "docs/operator.md reports %s %s for %s, systemd-analyze says %.1f %s: update the doc" %
+              (documented.group(1), documented.group(2), name, exposure, score.group(2)))
     return 0
 
 
