@@ -14,6 +14,8 @@ Scenarios:
                      non-executable one: named, exit 1; fixed: exit 0
   audit_agent_link   `agent enroll` writes its enrolment line (ok, and failed for a domain
                      taken); a real agent's link up and, on its SIGTERM, down in the node's log
+  audit_login_flood  260 login attempts from one source: the limiter answers 429, the log keeps
+                     200 `limited` lines (the flood limit) and a later successful login's line
   progress_terminal_and_lines
                      backup, restore, a card batch and a lease-file sync: a bar redrawn with
                      carriage returns when stderr is a terminal (a pty), plain lines otherwise
@@ -424,6 +426,37 @@ def audit_agent_link():
     expect(up.split("source=")[1] == down.split("source=")[1], "up and down name the same source")
 
 
+def audit_login_flood():
+    """A password-guessing flood against a real node: every attempt is answered,
+    the log holds at most the flood limit of its kind, and the owner's login
+    still leaves its line."""
+    d = h.Deployment()
+    d.add_user("alice", "correct horse battery")
+    node = d.start_node()
+    attempts, limit = 260, 200  # audit::AuditLog's default burst per 10 s
+    flood = h.RawTls(node)
+    answers = [flood.login("alice", "guess number %03d" % i, role=1).error() for i in range(attempts)]
+    codes = [a[0] if a else None for a in answers]
+    expect(codes.count(429) >= attempts - 10 and set(codes) <= {401, 429},
+           "every guess is answered, nearly all by the limiter with 429 (%s)" % sorted(set(codes), key=str))
+    owner = h.RawTls(node, source="127.0.0.2")  # another source: the limits of the guessing one do not hold it
+    expect(owner.login("alice", "correct horse battery", role=1).cls == h.SUCCESS, "alice still logs in")
+
+    def ok_line():
+        text = node.log_text()
+        return text if "event=login result=ok user=alice" in text else None
+
+    text = h.wait_until(ok_line, 10 * h.SLOW, 0.05, "alice's login line")
+    limited = len(re.findall(r"info: event=login result=limited user=alice ", text))
+    failed = len(re.findall(r"info: event=login result=failed user=alice ", text))
+    expect(limited == limit, "the log holds exactly %d limited lines for %d limited attempts (got %d)"
+           % (limit, codes.count(429), limited))
+    expect(failed == codes.count(401), "each wrong password before the limiter is one failed line (%d)" % failed)
+    expect("event=login result=ok user=alice" in text, "the flood did not hide the successful login")
+    flood.close()
+    owner.close()
+
+
 def run_on_pty(args, timeout=None):
     """Runs args with stderr on a pseudo-terminal (stdout a pipe); returns
     (exit status, stdout, what the terminal showed)."""
@@ -519,6 +552,7 @@ def progress_terminal_and_lines():
 
 
 SCENARIOS = {
+    "audit_login_flood": audit_login_flood,
     "audit_agent_link": audit_agent_link,
     "progress_terminal_and_lines": progress_terminal_and_lines,
     "status_live": status_live,
