@@ -172,8 +172,10 @@ def start_under_notify(argv, notify, log_path, traced=False):
     return proc
 
 
-def expect_pings(notify, proc, count, what):
-    """count WATCHDOG=1 messages, each about PING_MS after the one before."""
+def expect_pings(notify, proc, count, what, spacing=True):
+    """count WATCHDOG=1 messages, each about PING_MS after the one before
+    (spacing=False: only that they come, for runs where the gaps are not the
+    subject and strace stretches them)."""
     times = []
     for _ in range(count):
         message = notify.next_message(timeout=PING_MS * 5 / 1000.0)
@@ -184,6 +186,8 @@ def expect_pings(notify, proc, count, what):
     gaps = [(b - a) * 1000.0 for a, b in zip(times, times[1:])]
     median = sorted(gaps)[len(gaps) // 2]
     print("%s: %d pings, gaps %s ms (median %.0f)" % (what, count, [round(g) for g in gaps], median))
+    if not spacing:
+        return
     # Half of WATCHDOG_USEC, with room for a loaded machine; a timer at the full
     # interval (400 ms) or a tight loop (a few ms) both fail.
     check(0.75 * PING_MS <= median <= 1.5 * PING_MS, "%s: median gap %.0f ms, expected about %.0f ms" %
@@ -367,7 +371,9 @@ def syscalls_within_filter(unit_path, argv, what, hangup):
     proc = start_under_notify(["strace", "-f", "-qq", "-c", "-o", summary] + argv, notify, log_path, traced=True)
     try:
         notify.wait_for("READY=1", timeout=30)
-        expect_pings(notify, proc, 3, what)
+        # Under strace -f on a loaded machine a gap can pass 1.5 intervals (one of
+        # 328 ms failed a run at load 14); the watchdog_* tests check the spacing.
+        expect_pings(notify, proc, 3, what, spacing=False)
         with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
             daemon = int(f.read().split()[0])
         if hangup:
@@ -375,7 +381,7 @@ def syscalls_within_filter(unit_path, argv, what, hangup):
             if hangup == "reload":  # the daemon tells systemd RELOADING=1, then READY=1 when done
                 before = notify.wait_for("READY=1", timeout=15)
                 check("RELOADING=1" in before, "%s: READY=1 after SIGHUP without RELOADING=1 (%r)" % (what, before))
-            expect_pings(notify, proc, 2, what + " after SIGHUP")
+            expect_pings(notify, proc, 2, what + " after SIGHUP", spacing=False)
         os.kill(daemon, signal.SIGTERM)
         notify.wait_for("STOPPING=1", timeout=15)
         check(proc.wait(timeout=30) == 0, "%s under strace exited %s" % (what, proc.returncode))
