@@ -9,7 +9,10 @@
 #include <cstdio>
 #include <string>
 
+#include "stream_text.hpp"
+
 using namespace tsunagu;
+using test::occurrences;
 
 namespace {
 
@@ -20,17 +23,9 @@ std::string shown_by(ProgressStyle style, size_t total) {
     ProgressReport report(style, sink);
     for (size_t done = 0; done <= total; ++done) report.show("copying", done, total);
   }  // the destructor ends an open bar's line
-  std::string text;
-  std::rewind(sink);
-  for (int c = std::fgetc(sink); c != EOF; c = std::fgetc(sink)) text += static_cast<char>(c);
+  std::string text = test::stream_text(sink);
   std::fclose(sink);
   return text;
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
 }
 
 }  // namespace
@@ -40,15 +35,15 @@ TEST_CASE("progress: plain lines at each tenth, each saying where the work reall
   CHECK(lines == "copying: 0% (0 of 4)\ncopying: 25% (1 of 4)\ncopying: 50% (2 of 4)\ncopying: 75% (3 of 4)\n"
                  "copying: 100% (4 of 4)\n");
   std::string many = shown_by(ProgressStyle::lines, 1000);
-  CHECK(count(many, "\n") == 11);  // 0%, 10%, ... 100%: not one line per item
-  CHECK(count(many, "\r") == 0);
+  CHECK(occurrences(many, "\n") == 11);  // 0%, 10%, ... 100%: not one line per item
+  CHECK(occurrences(many, "\r") == 0);
   CHECK(many.find("copying: 100% (1000 of 1000)\n") != std::string::npos);
 }
 
 TEST_CASE("progress: a bar redrawn in place, once per percent, its line ended once") {
   std::string bar = shown_by(ProgressStyle::bar, 1000);
-  CHECK(count(bar, "\r") == 101);
-  CHECK(count(bar, "\n") == 1);
+  CHECK(occurrences(bar, "\r") == 101);
+  CHECK(occurrences(bar, "\n") == 1);
   CHECK(bar.find("\rcopying   [##############################] 100%\n") != std::string::npos);
   CHECK(bar.find(" of ") == std::string::npos);
 }
@@ -61,9 +56,7 @@ TEST_CASE("progress: off shows nothing; a new phase ends the previous bar") {
     report.show("issuing", 1, 1);
     report.show("writing", 1, 1);
   }
-  std::string text;
-  std::rewind(sink);
-  for (int c = std::fgetc(sink); c != EOF; c = std::fgetc(sink)) text += static_cast<char>(c);
+  std::string text = test::stream_text(sink);
   std::fclose(sink);
   CHECK(text == "\rissuing   [##############################] 100%\n\rwriting   [##############################] 100%\n");
 }
