@@ -13,7 +13,8 @@ Scenarios:
   agent_doctor       an agent whose dnsmasq and Kea hooks point at a missing file and a
                      non-executable one: named, exit 1; fixed: exit 0
   audit_agent_link   `agent enroll` writes its enrolment line (ok, and failed for a domain
-                     taken); a real agent's link up and, on its SIGTERM, down in the node's log
+                     taken); a real agent's link up and, on its SIGTERM, down in the node's log;
+                     the agent's own lines carry <N> levels when JOURNAL_STREAM names its stderr
   audit_login_flood  260 login attempts from one source: the limiter answers 429, the log keeps
                      200 `limited` lines (the flood limit) and a later successful login's line
   progress_terminal_and_lines
@@ -407,8 +408,12 @@ def audit_agent_link():
                 'reconnect_max_ms = 1000\n[agent]\nname = "acme"\ndomains = ["acme"]\nnumber_prefixes = ["+81-6-1234-"]\n'
                 'data_directory = "%s/data"\n[hook]\nsocket = "%s/hook.sock"\nspool_directory = "%s/spool"\n'
                 % (node.agent_address, bundle, bundle, bundle))
-    with open(d.path("agent.log"), "w") as agent_log:
-        agent = h.spawn([AGENT, "run", "-c", config], stdout=agent_log, stderr=subprocess.STDOUT)
+    agent_log_path = d.path("agent.log")
+    with open(agent_log_path, "w") as agent_log:
+        # As under systemd: JOURNAL_STREAM names its stderr, so its lines carry <N> levels.
+        st = os.fstat(agent_log.fileno())
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        agent = h.spawn([AGENT, "run", "-c", config], env=env, stdout=agent_log, stderr=subprocess.STDOUT)
 
     def node_line(pattern):
         def found():
@@ -424,6 +429,11 @@ def audit_agent_link():
     down = node_line(r"info: event=agent_link state=down agent=acme source=127\.0\.0\.1:\d+$")
     h.log("   ", down)
     expect(up.split("source=")[1] == down.split("source=")[1], "up and down name the same source")
+    with open(agent_log_path) as f:
+        agent_lines = [l for l in f.read().splitlines() if l]
+    expect(agent_lines and all(re.match(r"<[3467]>", l) for l in agent_lines) and
+           any(re.match(r"<6>\S+ tsunagu-lan-agent\[\d+\] info: .*linked to the node", l) for l in agent_lines),
+           "under the journal every agent line carries its level, <6> for info (%r)" % agent_lines[:3])
 
 
 def audit_login_flood():
