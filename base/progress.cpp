@@ -21,8 +21,10 @@ void ProgressReport::show(std::string_view what, size_t done_count, size_t total
   last_step_ = step;
   last_what_ = what;
   if (style_ == ProgressStyle::lines) {
-    std::fprintf(stream_, "%.*s: %d%% (%zu of %zu)\n", static_cast<int>(what.size()), what.data(), step, done_count,
-                 total);
+    // The step only decides when a line is due; the line says where the work is
+    // (1 of 4 is 25%, not the tenth it fell in).
+    std::fprintf(stream_, "%.*s: %d%% (%zu of %zu)\n", static_cast<int>(what.size()), what.data(), percent,
+                 done_count, total);
   } else {
     int filled = percent * 30 / 100;
     std::fprintf(stream_, "\r%-9.*s [%.*s%*s] %3d%%", static_cast<int>(what.size()), what.data(), filled,

@@ -214,7 +214,13 @@ class Sandbox:
     def notify_socket(self, name):
         path = os.path.join(self.test_directory(), name)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(path)
+        # Bound through the directory's descriptor: the root's path under a
+        # longer TSUNAGU_CACHE passes sun_path's 108 bytes.
+        directory = os.open(self.test_directory(), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            sock.bind("/proc/self/fd/%d/%s" % (directory, name))
+        finally:
+            os.close(directory)
         os.chmod(path, 0o666)
         self.notify_sockets.append(sock)
         return sock, "/run/tsunagu-test/" + name
@@ -335,6 +341,7 @@ def main(argv):
         walk = Walk(box, walk_blocks(source), phases)
         walk.run()
         walk.stop_daemons()
+        check_no_secrets(walk)
         phases.done("the daemons stop on SIGTERM")
 
         install_env = {"DEBIAN_FRONTEND": "noninteractive", "PATH": BASE_ENV["PATH"]}
@@ -348,6 +355,8 @@ def main(argv):
         raise
     finally:
         box.close()
+        # Timed on its own: a passing run spent ~60 s after its last phase (unmeasured until now).
+        phases.done("clean up (processes, namespace, /proc, the root's files)")
     phases.report()
     print("install test: passed")
     return 0
@@ -568,6 +577,34 @@ def check_call(walk):
 def check_hook_wiring(walk):
     if not re.search(r"^ok +dnsmasq hook /usr/lib/tsunagu/tsunagu-dhcp-hook ", walk.outputs["hook"], re.M):
         fail(f"doctor did not find the dnsmasq hook wiring:\n{walk.outputs['hook']}")
+
+
+def check_no_secrets(walk):
+    """No password the walk exported and no line of a private key it made is in
+    the daemons' logs, the second terminal's output or what the steps printed."""
+    secrets = set()
+    for block in walk.blocks:
+        secrets.update(re.findall(r"TSUNAGU_PASSWORD='([^']+)'", "\n".join(block[1])))
+    for key in ("var/lib/tsunagu/node.key", "var/lib/tsunagu/ca.key", "etc/tsunagu/agent.key"):
+        with open(os.path.join(walk.box.root, key)) as f:
+            secrets.update(l for l in f.read().splitlines() if not l.startswith("-----") and len(l) >= 32)
+    if not secrets:
+        fail("found no password or key to look for: the walk changed and this check did not")
+    # A step's output starts with its own lines ("$ " and the script), which
+    # export the password: only what the commands printed is searched.
+    script_lines = {for_the_test(line) for _, lines in walk.blocks for line in lines}
+    texts = {"step " + step: "\n".join(l for l in text.splitlines()
+                                        if l not in script_lines and l[2:] not in script_lines)
+             for step, text in walk.outputs.items()}
+    directory = os.path.join(walk.box.root, "run/tsunagu-test")
+    for name in os.listdir(directory):
+        if name.endswith(".log"):
+            with open(os.path.join(directory, name), errors="replace") as f:
+                texts[name] = f.read()
+    leaks = [f"{where} holds {secret[:6]!r}..." for where, text in texts.items() for secret in secrets if secret in text]
+    if leaks:
+        fail("a password or private key in the logs: " + "; ".join(leaks))
+    print(f"  no password or key line ({len(secrets)} looked for) in {len(texts)} logs and outputs")
 
 
 STEP_CHECKS = {"install": lambda walk: check_installed(walk.box), "hook": check_hook_wiring, "call": check_call}

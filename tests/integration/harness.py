@@ -57,6 +57,35 @@ _processes = []   # every Popen we started
 _directories = []  # every temporary directory we made
 _deployments = []  # for dumping logs when a scenario fails
 _sanitizer_reports = []  # AddressSanitizer/UBSan output seen in any process's output
+# Passwords and private keys the scenario handed out: no log, no stderr or stdout
+# of ours may hold one (docs/operator.md, "Audit log": never a password or a key).
+_secrets = set()
+_command_outputs = []  # (what, text) of the admin commands run through Deployment.admin
+SECRET_MIN_LENGTH = 12  # shorter test passwords ("password1") are words a log may hold for other reasons
+
+
+def note_secret(value):
+    if isinstance(value, str) and len(value) >= SECRET_MIN_LENGTH:
+        _secrets.add(value)
+
+
+def note_private_key(path):
+    """Each base64 line of a PEM private key: a leak of any part of it shows."""
+    try:
+        with open(path) as f:
+            pem = f.read()
+    except OSError:
+        return
+    for line in pem.splitlines():
+        if not line.startswith("-----") and len(line) >= 32:
+            _secrets.add(line)
+
+
+def _secrets_in(where, text):
+    for secret in _secrets:
+        if secret in text:
+            return "%s holds %r" % (where, secret[:6] + "..." if len(secret) > 24 else secret)
+    return None
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -442,6 +471,7 @@ class RawTls:
                 return message
 
     def login(self, user, password, role=0, timeout=30.0):
+        note_secret(password)
         return self.request(METHOD_LOGIN, [(ATTR_USER_ID, text(user)), (ATTR_PASSWORD, text(password)),
                                            (ATTR_LINK_ROLE, u32(role))], timeout=timeout)
 
@@ -690,6 +720,8 @@ class Deployment:
             raise TestFailure("init failed: %r" % result)
         self.ca = os.path.join(self.dir, "ca.crt")
         self.config = os.path.join(self.dir, "node.toml")
+        for key in ("node.key", "ca.key"):
+            note_private_key(os.path.join(self.dir, key))
         # Loopback only, ports picked by the kernel, for every listener the node has.
         with open(self.config) as f:
             keys = re.findall(r"^\s*(\w+)\s*=", f.read(), re.M)
@@ -728,8 +760,11 @@ class Deployment:
         env.pop("TSUNAGU_DIR", None)
         if password is not None:
             env["TSUNAGU_PASSWORD"] = password
-        return Result(subprocess.run([RENDEZVOUS] + args, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                     text=True, timeout=timeout))
+            note_secret(password)
+        result = Result(subprocess.run([RENDEZVOUS] + args, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                       text=True, timeout=timeout))
+        _command_outputs.append((" ".join(["tsunagu-rendezvous"] + args[:2]), result.out + result.err))
+        return result
 
     def add_user(self, user, password, expect=0):
         result = self.admin(["user", "-d", self.dir, "add", user], password=password)
@@ -776,6 +811,7 @@ class Deployment:
             env["TSUNAGU_USER"] = user
         if password is not None:
             env["TSUNAGU_PASSWORD"] = password
+            note_secret(password)
         return env
 
     def cli(self, args, user=None, password=None, node=None, timeout=CLI_TIMEOUT):
@@ -820,11 +856,26 @@ def _dump_logs(lines=40):
 
 
 def _scan_logs():
+    leaks = []
     for deployment in _deployments:
+        for name in ("agent.key",):  # keys of bundles `agent enroll` wrote into the deployment's root
+            for entry in os.listdir(deployment.root):
+                note_private_key(os.path.join(deployment.root, entry, name))
         for entry in sorted(os.listdir(deployment.root)):
-            if entry.endswith((".log", ".err")):
+            if entry.endswith((".log", ".err", ".out")):
                 with open(os.path.join(deployment.root, entry), errors="replace") as f:
-                    _note_sanitizer_output(entry, f.read())
+                    text = f.read()
+                if entry.endswith((".log", ".err")):
+                    _note_sanitizer_output(entry, text)
+                leak = _secrets_in(entry, text)
+                if leak:
+                    leaks.append(leak)
+    for what, text in _command_outputs:
+        leak = _secrets_in("the output of `%s`" % what, text)
+        if leak:
+            leaks.append(leak)
+    if leaks:
+        raise TestFailure("a password or private key in the logs: " + "; ".join(leaks))
 
 
 def run_scenarios(scenarios, argv):

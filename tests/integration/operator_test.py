@@ -12,10 +12,19 @@ Scenarios:
   backup_restore     `backup` of a running node, restored in place: serves what it held
   agent_doctor       an agent whose dnsmasq and Kea hooks point at a missing file and a
                      non-executable one: named, exit 1; fixed: exit 0
+  audit_agent_link   `agent enroll` writes its enrolment line (ok, and failed for a domain
+                     taken); a real agent's link up and, on its SIGTERM, down in the node's log;
+                     the agent's own lines carry <N> levels when JOURNAL_STREAM names its stderr
+  audit_login_flood  260 login attempts from one source: the limiter answers 429, the log keeps
+                     200 `limited` lines (the flood limit) and a later successful login's line
+  progress_terminal_and_lines
+                     backup, restore, a card batch and a lease-file sync: a bar redrawn with
+                     carriage returns when stderr is a terminal (a pty), plain lines otherwise
 """
 
 import json
 import os
+import pty
 import re
 import socket
 import subprocess
@@ -27,6 +36,7 @@ import harness as h  # noqa: E402
 from harness import TestFailure  # noqa: E402
 
 AGENT = os.path.join(h.BUILD, "lan-agent", "tsunagu-lan-agent")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 
 def expect(condition, message):
@@ -369,7 +379,192 @@ def status_live():
     expect(gone.code == 1 and "cannot connect" in gone.err, "a stopped node: exit 1 and why (%r)" % gone.err)
 
 
+def audit_agent_link():
+    """The enrolment line of `agent enroll` and the node's agent_link lines for a
+    real agent's link coming up and going down."""
+    if not os.access(AGENT, os.X_OK):
+        raise TestFailure("%s is not built" % AGENT)
+    d = h.Deployment()
+    bundle = d.path("acme")
+
+    def enroll(name, domain):
+        return d.admin(["agent", "-d", d.dir, "enroll", name, "--domain", domain, "--prefix", "+81-6-1234-",
+                        "--out", d.path(name), "--node", "127.0.0.1:1", "--server-name", "127.0.0.1"])
+
+    enrolled = enroll("acme", "acme")
+    expect(enrolled.code == 0, "agent enroll acme succeeds (%r)" % enrolled)
+    expect(re.search(r"info: event=enrolment via=cli by=\S+ agent=acme domains=acme prefixes=\+81-6-1234- "
+                     r"result=ok exit=0$", enrolled.err, re.M), "the enrolment line (%r)" % enrolled.err)
+    taken = enroll("acme2", "acme")
+    expect(taken.code == 4 and re.search(r"event=enrolment via=cli by=\S+ agent=acme2 domains=acme .*"
+                                         r"result=failed exit=4$", taken.err, re.M),
+           "a refused enrolment is audited with its exit status (%r)" % taken.err)
+    node = d.start_node()
+    expect(node.agent_address is not None, "the node listens for agents")
+    config = os.path.join(bundle, "agent.toml")
+    with open(config, "w") as f:
+        f.write('[node]\naddress = "%s"\nserver_name = "127.0.0.1"\nca_certificate = "ca.crt"\n'
+                'certificate = "agent.crt"\nprivate_key = "agent.key"\nreconnect_min_ms = 100\n'
+                'reconnect_max_ms = 1000\n[agent]\nname = "acme"\ndomains = ["acme"]\nnumber_prefixes = ["+81-6-1234-"]\n'
+                'data_directory = "%s/data"\n[hook]\nsocket = "%s/hook.sock"\nspool_directory = "%s/spool"\n'
+                % (node.agent_address, bundle, bundle, bundle))
+    agent_log_path = d.path("agent.log")
+    with open(agent_log_path, "w") as agent_log:
+        # As under systemd: JOURNAL_STREAM names its stderr, so its lines carry <N> levels.
+        st = os.fstat(agent_log.fileno())
+        env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+        agent = h.spawn([AGENT, "run", "-c", config], env=env, stdout=agent_log, stderr=subprocess.STDOUT)
+
+    def node_line(pattern):
+        def found():
+            if agent.poll() is not None and "state=down" not in pattern:
+                raise TestFailure("the agent exited with %d" % agent.returncode)
+            return next((l for l in audit_lines(node.log_text()) if re.search(pattern, l)), None)
+        return h.wait_until(found, 10 * h.SLOW, 0.05, "a node line matching %r" % pattern)
+
+    up = node_line(r"info: event=agent_link state=up agent=acme source=127\.0\.0\.1:\d+$")
+    h.log("   ", up)
+    agent.terminate()  # by PID
+    expect(agent.wait(timeout=10 * h.SLOW) == 0, "the agent exits 0 on SIGTERM")
+    down = node_line(r"info: event=agent_link state=down agent=acme source=127\.0\.0\.1:\d+$")
+    h.log("   ", down)
+    expect(up.split("source=")[1] == down.split("source=")[1], "up and down name the same source")
+    with open(agent_log_path) as f:
+        agent_lines = [l for l in f.read().splitlines() if l]
+    expect(agent_lines and all(re.match(r"<[3467]>", l) for l in agent_lines) and
+           any(re.match(r"<6>\S+ tsunagu-lan-agent\[\d+\] info: .*linked to the node", l) for l in agent_lines),
+           "under the journal every agent line carries its level, <6> for info (%r)" % agent_lines[:3])
+
+
+def audit_login_flood():
+    """A password-guessing flood against a real node: every attempt is answered,
+    the log holds at most the flood limit of its kind, and the owner's login
+    still leaves its line."""
+    d = h.Deployment()
+    d.add_user("alice", "correct horse battery")
+    node = d.start_node()
+    attempts, limit = 260, 200  # audit::AuditLog's default burst per 10 s
+    flood = h.RawTls(node)
+    answers = [flood.login("alice", "guess number %03d" % i, role=1).error() for i in range(attempts)]
+    codes = [a[0] if a else None for a in answers]
+    expect(codes.count(429) >= attempts - 10 and set(codes) <= {401, 429},
+           "every guess is answered, nearly all by the limiter with 429 (%s)" % sorted(set(codes), key=str))
+    owner = h.RawTls(node, source="127.0.0.2")  # another source: the limits of the guessing one do not hold it
+    expect(owner.login("alice", "correct horse battery", role=1).cls == h.SUCCESS, "alice still logs in")
+
+    def ok_line():
+        text = node.log_text()
+        return text if "event=login result=ok user=alice" in text else None
+
+    text = h.wait_until(ok_line, 10 * h.SLOW, 0.05, "alice's login line")
+    limited = len(re.findall(r"info: event=login result=limited user=alice ", text))
+    failed = len(re.findall(r"info: event=login result=failed user=alice ", text))
+    expect(limited == limit, "the log holds exactly %d limited lines for %d limited attempts (got %d)"
+           % (limit, codes.count(429), limited))
+    expect(failed == codes.count(401), "each wrong password before the limiter is one failed line (%d)" % failed)
+    expect("event=login result=ok user=alice" in text, "the flood did not hide the successful login")
+    flood.close()
+    owner.close()
+
+
+def run_on_pty(args, timeout=None):
+    """Runs args with stderr on a pseudo-terminal (stdout a pipe); returns
+    (exit status, stdout, what the terminal showed)."""
+    controller, terminal = pty.openpty()
+    try:
+        proc = h.spawn(args, stdout=subprocess.PIPE, stderr=terminal)
+        os.close(terminal)
+        terminal = None
+        shown = b""
+        deadline = time.monotonic() + (timeout or h.CLI_TIMEOUT)
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        out = proc.stdout.read().decode(errors="replace")
+        code = proc.wait(timeout=10 * h.SLOW)
+        return code, out, shown.decode(errors="replace")
+    finally:
+        os.close(controller)
+        if terminal is not None:
+            os.close(terminal)
+
+
+def expect_bar(shown, what, context):
+    expect(("\r%s" % what) in shown and re.search(r"\[#{30}\] 100%", shown) and " of " not in shown,
+           "%s on a terminal: a %r bar redrawn with carriage returns, no plain lines (%r)" % (context, what,
+                                                                                         shown[-200:]))
+
+
+def expect_lines(text, what, total, context):
+    lines = [l for l in text.splitlines() if l.startswith(what + ":")]
+    expect("\r" not in text and lines and lines[-1] == "%s: 100%% (%d of %d)" % (what, total, total) and
+           len(lines) <= 11, "%s without a terminal: plain %r lines, at most one a tenth (%r)" % (context, what, lines))
+
+
+def progress_terminal_and_lines():
+    if not os.access(AGENT, os.X_OK):
+        raise TestFailure("%s is not built" % AGENT)
+    d = h.Deployment()
+    d.add_user("alice", "correct horse battery")
+    # Backup and restore: the bar on a terminal; lines are checked by backup_restore.
+    code, out, shown = run_on_pty([h.RENDEZVOUS, "backup", "-d", d.dir, d.path("backup")])
+    expect(code == 0 and "data.mdb" in out, "backup on a terminal succeeds (%r)" % out)
+    expect_bar(shown, "copying", "backup")
+    backup_file = os.path.join(d.path("backup"), "data.mdb")
+    code, out, shown = run_on_pty([h.RENDEZVOUS, "restore", "-d", d.dir, backup_file])
+    expect(code == 0 and "before-restore" in out, "restore on a terminal succeeds (%r)" % out)
+    expect_bar(shown, "restoring", "restore")
+    lines = d.admin(["restore", "-d", d.dir, backup_file])
+    expect(lines.code == 0, "restore again without a terminal (%r)" % lines)
+    size = os.path.getsize(backup_file)
+    expect_lines(lines.err, "restoring", size, "restore")
+    # A card batch: one scrypt hash per card.
+    areas = os.path.join(ROOT, "docs", "areas.example.toml")
+    issue = [h.RENDEZVOUS, "card", "-d", d.dir, "issue", "--units", "10", "--areas", areas, "--group", "3",
+             "--count", "4"]
+    code, out, shown = run_on_pty(issue + ["--out", d.path("cards-tty")], timeout=60 * h.SLOW)
+    expect(code == 0 and "issued 4 card(s)" in out, "card issue on a terminal succeeds (%r)" % out)
+    expect("correct horse" not in shown, "nothing secret on the terminal's stderr")
+    bar_what = re.search(r"\r(\w+)", shown)
+    expect(bar_what is not None, "card issue draws a bar on a terminal (%r)" % shown)
+    expect_bar(shown, bar_what.group(1), "card issue")
+    batch = d.admin(issue[1:] + ["--out", d.path("cards-lines")], timeout=60 * h.SLOW)
+    expect(batch.code == 0, "card issue without a terminal (%r)" % batch)
+    expect_lines(batch.err, bar_what.group(1), 4, "card issue")
+    # A lease-file sync of more than 5,000 leases (the size where the agent shows progress).
+    config = d.path("agent.toml")
+    with open(config, "w") as f:
+        f.write('[agent]\nname = "acme"\ndomains = ["acme"]\ndata_directory = "%s"\n[table]\n'
+                'hostname_rule = "ext{ext}"\n[hook]\nsocket = "%s"\nspool_directory = "%s"\n'
+                % (d.path("agent-data"), d.path("hook.sock"), d.path("spool")))
+    leases = d.path("dnsmasq.leases")
+    expiry = int(time.time()) + 3600
+    count = 6000
+    with open(leases, "w") as f:
+        for i in range(count):
+            f.write("%d 52:54:00:%02x:%02x:%02x 10.%d.%d.%d ext%d *\n" % (
+                expiry, i >> 16, (i >> 8) & 255, i & 255, 20 + (i >> 16), (i >> 8) & 255, i & 255, 1000 + i))
+    sync = [AGENT, "sync", "-c", config, "--from", "dnsmasq:" + leases]
+    code, out, shown = run_on_pty(sync, timeout=120 * h.SLOW)
+    expect(code == 0 and "synced dnsmasq:" in out, "sync on a terminal succeeds (%r %r)" % (out, shown[-300:]))
+    expect_bar(shown, "applying", "lease-file sync")
+    plain = subprocess.run(sync, capture_output=True, text=True, timeout=120 * h.SLOW)
+    expect(plain.returncode == 0, "sync without a terminal (%r)" % plain.stderr[-300:])
+    expect_lines(plain.stderr, "applying", count, "lease-file sync")
+    quiet = subprocess.run(sync + ["--no-progress"], capture_output=True, text=True, timeout=120 * h.SLOW)
+    expect(quiet.returncode == 0 and "applying" not in quiet.stderr, "--no-progress shows nothing (%r)"
+           % quiet.stderr[-300:])
+
+
 SCENARIOS = {
+    "audit_login_flood": audit_login_flood,
+    "audit_agent_link": audit_agent_link,
+    "progress_terminal_and_lines": progress_terminal_and_lines,
     "status_live": status_live,
     "backup_restore": backup_restore,
     "audit_log_lines": audit_log_lines,

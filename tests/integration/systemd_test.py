@@ -3,7 +3,8 @@
 systemd_units UNIT...: each generated unit (build/systemd/*.service), with its
     ExecStart program replaced by the build's binary, passes `systemd-analyze
     verify` with no output, its ExecStart flags are ones the program accepts,
-    and `systemd-analyze security --offline=yes` rates it below 3.0 ("OK");
+    and `systemd-analyze security --offline=yes` rates it below 3.0 ("OK")
+    and exactly as docs/operator.md reports it ("**UNIT SCORE BAND**");
     the scores are printed. Skipped (77) without systemd-analyze.
 watchdog_node / watchdog_agent: the daemon runs with NOTIFY_SOCKET bound here
     (an AF_UNIX datagram socket in a temporary directory), WATCHDOG_USEC=400000
@@ -35,6 +36,7 @@ RENDEZVOUS = os.path.join(BUILD, "node", "tsunagu-rendezvous")
 AGENT = os.path.join(BUILD, "lan-agent", "tsunagu-lan-agent")
 SKIP = 77
 EXPOSURE_LIMIT = 3.0  # systemd-analyze's "OK" band ends at 3.9; we hold the units under 3.0
+OPERATOR_DOC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "operator.md")
 
 _processes = []
 _work = tempfile.mkdtemp(prefix="tsunagu-sd-")
@@ -77,6 +79,7 @@ def systemd_units(unit_paths):
               "%s: ExecStart runs %s, not the installed %s/%s" % (name, exec_start.group(1), bindir, program))
         check(program in built, "%s: ExecStart runs %s, which is not one of ours" % (name, program))
         for required in ("Type=notify", "NotifyAccess=main", "WatchdogSec=30s", "Restart=on-failure",
+                         "ExecReload=/bin/kill -HUP $MAINPID", "ProtectHome=yes", "PrivateTmp=yes",
                          "User=tsunagu", "CapabilityBoundingSet=\n", "ProtectSystem=strict", "NoNewPrivileges=yes"):
             check(required in text, "%s lacks %r" % (name, required.strip()))
 
@@ -105,6 +108,12 @@ def systemd_units(unit_paths):
         print("%s: verify clean, exposure %.1f %s" % (name, exposure, score.group(2)))
         check(exposure < EXPOSURE_LIMIT, "%s: exposure %.1f is not below %.1f; still open:\n%s" %
               (name, exposure, EXPOSURE_LIMIT, "\n".join(l for l in rated.stdout.splitlines() if "\u2717" in l)))
+        with open(OPERATOR_DOC) as f:
+            documented = re.search(r"\*\*%s ([0-9.]+) (\w+)\*\*" % re.escape(name), f.read())
+        check(documented is not None, "docs/operator.md reports no exposure score for %s" % name)
+        check((documented.group(1), documented.group(2)) == ("%.1f" % exposure, score.group(2)),
+              "docs/operator.md reports %s %s for %s, systemd-analyze says %.1f %s: update the doc" %
+              (documented.group(1), documented.group(2), name, exposure, score.group(2)))
     return 0
 
 
@@ -163,8 +172,10 @@ def start_under_notify(argv, notify, log_path, traced=False):
     return proc
 
 
-def expect_pings(notify, proc, count, what):
-    """count WATCHDOG=1 messages, each about PING_MS after the one before."""
+def expect_pings(notify, proc, count, what, spacing=True):
+    """count WATCHDOG=1 messages, each about PING_MS after the one before
+    (spacing=False: only that they come, for runs where the gaps are not the
+    subject and strace stretches them)."""
     times = []
     for _ in range(count):
         message = notify.next_message(timeout=PING_MS * 5 / 1000.0)
@@ -175,6 +186,8 @@ def expect_pings(notify, proc, count, what):
     gaps = [(b - a) * 1000.0 for a, b in zip(times, times[1:])]
     median = sorted(gaps)[len(gaps) // 2]
     print("%s: %d pings, gaps %s ms (median %.0f)" % (what, count, [round(g) for g in gaps], median))
+    if not spacing:
+        return
     # Half of WATCHDOG_USEC, with room for a loaded machine; a timer at the full
     # interval (400 ms) or a tight loop (a few ms) both fail.
     check(0.75 * PING_MS <= median <= 1.5 * PING_MS, "%s: median gap %.0f ms, expected about %.0f ms" %
@@ -358,7 +371,9 @@ def syscalls_within_filter(unit_path, argv, what, hangup):
     proc = start_under_notify(["strace", "-f", "-qq", "-c", "-o", summary] + argv, notify, log_path, traced=True)
     try:
         notify.wait_for("READY=1", timeout=30)
-        expect_pings(notify, proc, 3, what)
+        # Under strace -f on a loaded machine a gap can pass 1.5 intervals (one of
+        # 328 ms failed a run at load 14); the watchdog_* tests check the spacing.
+        expect_pings(notify, proc, 3, what, spacing=False)
         with open("/proc/%d/task/%d/children" % (proc.pid, proc.pid)) as f:
             daemon = int(f.read().split()[0])
         if hangup:
@@ -366,7 +381,7 @@ def syscalls_within_filter(unit_path, argv, what, hangup):
             if hangup == "reload":  # the daemon tells systemd RELOADING=1, then READY=1 when done
                 before = notify.wait_for("READY=1", timeout=15)
                 check("RELOADING=1" in before, "%s: READY=1 after SIGHUP without RELOADING=1 (%r)" % (what, before))
-            expect_pings(notify, proc, 2, what + " after SIGHUP")
+            expect_pings(notify, proc, 2, what + " after SIGHUP", spacing=False)
         os.kill(daemon, signal.SIGTERM)
         notify.wait_for("STOPPING=1", timeout=15)
         check(proc.wait(timeout=30) == 0, "%s under strace exited %s" % (what, proc.returncode))

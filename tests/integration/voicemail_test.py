@@ -106,6 +106,15 @@ def voicemail_deliver_on_login():
     expect(sha_of(os.path.join(box, saved[0])) == digest, "the saved bytes are the caller's, intact")
     wait_until(lambda: listing(d) == [], 10 * h.SLOW, 0.2, "the acknowledged message to be deleted on the node")
     log("  ok: the node deleted it after the acknowledgement")
+    # The node's audit lines for the message: stored, delivered (once, not per chunk), deleted.
+    message_id = entries[0]["id"]
+    audit = [l.split(" info: ", 1)[1] for l in d.node.log_text().splitlines() if " info: event=voicemail " in l]
+    for line in audit:
+        log("   ", line)
+    expect(audit == ["event=voicemail action=stored result=ok owner=bob id=%d from=alice bytes=100000" % message_id,
+                     "event=voicemail action=delivered owner=bob id=%d from=alice to=user" % message_id,
+                     "event=voicemail action=deleted result=ok owner=bob id=%d" % message_id],
+           "the node logged the message stored, delivered once and deleted")
     terminal.kill()
     # A second login delivers nothing more.
     with open(out_path, "w") as out, open(d.path("bob-login2.err"), "w") as err:

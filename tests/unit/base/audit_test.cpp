@@ -9,6 +9,7 @@
 
 #include "base/audit.hpp"
 #include "base/audit_log.hpp"
+#include "stream_text.hpp"
 
 using namespace tsunagu;
 using audit::AuditEvent;
@@ -26,20 +27,12 @@ std::string capture_stderr(Body body) {
   body();
   dup2(saved, STDERR_FILENO);
   close(saved);
-  std::string out;
-  rewind(file);
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = fread(buffer, 1, sizeof buffer, file)) > 0) out.append(buffer, n);
+  std::string out = test::stream_text(file);
   fclose(file);
   return out;
 }
 
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
-  return n;
-}
+using test::occurrences;
 
 }  // namespace
 
@@ -84,11 +77,11 @@ TEST_CASE("AuditLog writes one info line per event and limits each event and res
     std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     sink.record(AuditEvent{"login", {{"result", "failed"}, {"user", "later"}}});
   });
-  CHECK(count(written, "info: event=login result=failed") == 4);
-  CHECK(count(written, "user=u3") == 0);
-  CHECK(count(written, "info: event=login result=ok user=alice") == 1);
-  CHECK(count(written, "event=audit_suppressed of=login/failed count=7") == 1);
+  CHECK(occurrences(written, "info: event=login result=failed") == 4);
+  CHECK(occurrences(written, "user=u3") == 0);
+  CHECK(occurrences(written, "info: event=login result=ok user=alice") == 1);
+  CHECK(occurrences(written, "event=audit_suppressed of=login/failed count=7") == 1);
   // The summary comes before the first line let through again.
   CHECK(written.find("audit_suppressed") < written.find("user=later"));
-  CHECK(count(written, "\n") == 6);
+  CHECK(occurrences(written, "\n") == 6);
 }
