@@ -29,6 +29,8 @@ ops::DoctorReport run_node_doctor(const std::string& directory, ops::DoctorClock
     ops::check_private_key(report, config.ca_private_key_file, "CA key");
   else
     report.ok("CA key " + config.ca_private_key_file, "not here (kept offline; `agent enroll` needs it back)");
+  if (!config.cluster_redis_password_file.empty())
+    ops::check_private_key(report, config.cluster_redis_password_file, "Redis password cluster.redis_password_file");
   constexpr std::string_view self = "tsunagu-rendezvous";
   ops::check_listen_port(report, config.listen.to_string(), false, "terminal listener node.listen", self);
   ops::check_listen_port(report, config.agent_listen.to_string(), false, "agent listener node.agent_listen", self);

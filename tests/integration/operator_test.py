@@ -230,6 +230,11 @@ def doctor_broken():
     squatter.listen(1)
     port = squatter.getsockname()[1]
     d.set("node", "listen", '"127.0.0.1:%d"' % port)
+    redis_password = os.path.join(d.dir, "redis.password")
+    with open(redis_password, "w") as f:
+        f.write("cluster bus password\n")
+    os.chmod(redis_password, 0o640)
+    d.set("cluster", "redis_password_file", '"redis.password"')
     result = doctor(d)
     expect(result.code == 1, "doctor exits 1 (got %d)" % result.code)
     expect(re.search(r"^FAIL +node certificate \S+node.crt: expired on 2020-02-01", result.out, re.M),
@@ -238,6 +243,9 @@ def doctor_broken():
            "the world-readable key is named with the chmod that fixes it")
     expect(re.search(r"^FAIL +terminal listener node.listen tcp 127.0.0.1:%d: in use by \S+ \(pid %d\)"
                      % (port, os.getpid()), result.out, re.M), "the port in use is named with its holder")
+    expect(re.search(r"^FAIL +Redis password cluster.redis_password_file \S+redis.password: mode 0640 .*chmod 600 ",
+                     result.out, re.M), "the group-readable Redis password file is named with the chmod that fixes it")
+    os.chmod(redis_password, 0o600)
     squatter.close()
     os.chmod(node_key, 0o600)
     # A certificate that expires in 10 days warns and does not fail.
@@ -249,7 +257,7 @@ def doctor_broken():
     again = doctor(d)
     expect(re.search(r"^warn +node certificate \S+: expires in (9|10) day", again.out, re.M),
            "a certificate expiring within 30 days warns")
-    expect(not re.search(r"^FAIL +(node certificate|node key|terminal listener)", again.out, re.M),
+    expect(not re.search(r"^FAIL +(node certificate|node key|terminal listener|Redis password)", again.out, re.M),
            "the fixed faults no longer fail")
 
 
