@@ -187,12 +187,27 @@ bool ClusterRelay::take_message(LinkId link, ByteView message, const proto::Sock
                       if (!*alive) return;
                       if (outcome == cluster::PresenceOutcome::done && node && *node != options_.node_name) {
                         relay(link, *node, held, observed);
-                      } else {
-                        // Nobody else holds it, or Redis is away: what this node knows is the answer.
+                      } else if (outcome == cluster::PresenceOutcome::done) {
+                        // Nobody else holds it: what this node knows is the answer.
                         handle_here(link, held);
+                      } else {
+                        // Redis is away or refused us: another node may hold it, so "offline"
+                        // would be a guess. The terminal is told to try again.
+                        refuse_unavailable(link, held);
                       }
                     });
   return true;
+}
+
+void ClusterRelay::refuse_unavailable(LinkId link, const Bytes& message) {
+  if (!core_.link_user(link)) return;
+  auto decoded = proto::decode(message, proto::default_max_message_size);
+  if (!decoded) return;
+  proto::MessageBuilder error(proto::MessageClass::error, decoded->message.method, decoded->message.transaction_id);
+  error.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  error.add_error(sig::error::unavailable, "Unavailable: the cluster's presence directory (Redis) cannot be reached");
+  hooks_.send_to_link(link, error.finish());
+  hooks_.drain();
 }
 
 void ClusterRelay::handle_here(LinkId link, const Bytes& message) {

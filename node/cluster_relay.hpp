@@ -128,6 +128,7 @@ class ClusterRelay {
  private:
   void on_bus(const cluster::BusEnvelope& envelope);
   void relay(LinkId link, const std::string& node, Bytes message, const proto::SocketAddress& observed);
+  void refuse_unavailable(LinkId link, const Bytes& message);
   void handle_here(LinkId link, const Bytes& message);
   void close_remote(LinkId remote_link);
   void heartbeat();

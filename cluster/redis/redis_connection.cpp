@@ -83,6 +83,9 @@ void RedisConnection::connect() {
     return;
   }
   context_->data = this;
+  // While connecting, the reconnect timer is the attempt's deadline.
+  uv_timer_start(reconnect_timer_, [](uv_timer_t* timer) { static_cast<RedisConnection*>(timer->data)->give_up_connecting(); },
+                 backoff_.connect_timeout_ms, 0);
   redisAsyncSetConnectCallback(context_, &RedisConnection::handle_connect);
   redisAsyncSetDisconnectCallback(context_, &RedisConnection::handle_disconnect);
   if (auth_.enabled()) {
@@ -132,9 +135,19 @@ void RedisConnection::schedule_reconnect() {
                  delay, 0);
 }
 
+void RedisConnection::give_up_connecting() {
+  if (state_ != State::connecting || context_ == nullptr) return;
+  redisAsyncContext* stuck = context_;
+  context_ = nullptr;
+  stuck->data = nullptr;  // what hiredis calls back while freeing it must not come here
+  redisAsyncFree(stuck);  // commands queued on it get no reply: their handlers hear "connection lost"
+  schedule_reconnect();
+}
+
 void RedisConnection::handle_connect(const redisAsyncContext* context, int status) {
   auto* self = static_cast<RedisConnection*>(context->data);
   if (self == nullptr) return;
+  uv_timer_stop(self->reconnect_timer_);  // the attempt's deadline
   if (status != REDIS_OK) {
     self->context_ = nullptr;  // hiredis frees a context whose connect failed
     self->schedule_reconnect();

@@ -40,6 +40,10 @@ using RedisReplyHandler = std::function<void(const RedisValue&)>;
 struct RedisBackoff {
   uint64_t first_ms = 100;
   uint64_t max_ms = 2000;
+  // A connection attempt not through by then is given up and retried: hiredis
+  // 0.14's libuv adapter drops the poll error of a refused connect, so without
+  // this a Redis that was down when we tried would never be tried again.
+  uint64_t connect_timeout_ms = 1000;
 };
 
 // What a connection sends as its first command, AUTH (Redis' requirepass or an
@@ -84,6 +88,7 @@ class RedisConnection {
   enum class State { idle, connecting, connected, waiting };
   void connect();
   void schedule_reconnect();
+  void give_up_connecting();
   bool accepts_commands() const;
   static void handle_connect(const redisAsyncContext* context, int status);
   static void handle_disconnect(const redisAsyncContext* context, int status);

@@ -402,6 +402,13 @@ def node_death():
 
     # Redis restarted empty: bob's row is written again by his next keepalive.
     c.redis.kill()
+    # While it is down, a node that does not hold bob cannot know who does: 503, not "offline".
+    result = wait_until(lambda: (lambda r: r if r.code != 0 and r.json().get("error") == 503 else None)(
+        c.whereis("node-b", ALICE, BOB)), 10 * h.SLOW, 0.2, "a lookup on node B to get 503 with Redis down")
+    checks.check(True, "with Redis down, bob (on node A) asked on node B: 503 (%r)" % result.out.strip())
+    result = c.whereis("node-a", ALICE, BOB)
+    checks.check(result.code == 0 and result.json().get("online") is True,
+                 "with Redis down, bob asked on node A, which holds him: online (%r)" % result)
     c.redis.start()
     checks.check(c.holder(BOB) in (None, ""), "the restarted Redis starts empty")
     wait_until(lambda: c.holder(BOB) == "node-a", (KEEPALIVE_S * 3 + 5) * h.SLOW, 0.1,
@@ -474,7 +481,8 @@ def redis_auth():
 
     # node X has the wrong password: Redis refuses it, so it cannot see or reach bob.
     result = c.whereis("node-x", CAROL, BOB)
-    checks.check(result.code != 0, "whereis bob asked on node X (wrong password) fails (%r)" % result)
+    checks.check(result.code != 0 and (result.json() or {}).get("error") == 503,
+                 "whereis bob asked on node X (wrong password): 503, not a guess that he is offline (%r)" % result)
     wait_until(lambda: "AUTH refused" in open(c.nodes["node-x"].log_path, errors="replace").read(),
                10 * h.SLOW, 0.1, "node X's log to say Redis refused its AUTH")
     checks.check(True, "node X's log says Redis refused its AUTH")
