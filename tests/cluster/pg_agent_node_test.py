@@ -31,40 +31,13 @@ from harness import Checks, TestFailure, log, wait_until  # noqa: E402
 import pg_node_test  # noqa: E402
 import redis_node_test as rn  # noqa: E402
 
-AGENT_TOML = """[node]
-address = "%s"
-server_name = "127.0.0.1"
-ca_certificate = "ca.crt"
-certificate = "agent.crt"
-private_key = "agent.key"
-heartbeat_interval = 2
-request_timeout = 5
-reconnect_min_ms = 100
-reconnect_max_ms = 1000
-
-[agent]
-name = "acme"
-domains = ["acme"]
-data_directory = "%s/data"
-log_level = "debug"
-
-[table]
-hostname_rule = "ext{ext}"
-
-[hook]
-socket = "%s/hook.sock"
-spool_directory = "%s/spool"
-"""
-
 
 def start_agent(bundle, node, log_name):
     """The LAN agent with its bundle, dialling `node`'s agent port; returns (process, log path) once linked."""
-    with open(os.path.join(bundle, "agent.toml"), "w") as f:
-        f.write(AGENT_TOML % (node.agent_address, bundle, bundle, bundle))
+    config = h.write_lan_agent_config(bundle, node.agent_address, "acme", ["acme"])
     agent_log = os.path.join(bundle, log_name)
     with open(agent_log, "w") as out:
-        agent = h.spawn([rn.LAN_AGENT, "run", "-c", os.path.join(bundle, "agent.toml")], stdout=out,
-                        stderr=subprocess.STDOUT)
+        agent = h.spawn([rn.LAN_AGENT, "run", "-c", config], stdout=out, stderr=subprocess.STDOUT)
 
     def linked():
         text = open(agent_log, errors="replace").read()
@@ -102,29 +75,19 @@ def scenario_pg_agent_any_node():
     for name in c.dirs:
         c.start(name)
 
-    # Linked to B: a lookup asked on A goes through B's agent link.
-    agent, agent_log = start_agent(bundle, c.nodes["node-b"], "agent-b.log")
-    wait_until(lambda: c.redis.cli("GET", "agent:{acme}") == "node-b", 10 * h.SLOW, 0.05, "agent:{acme} = node-b")
-    checks.check(True, "the agent enrolled only in PostgreSQL linked to node B (agent:{acme} = node-b)")
-    result = c.whereis("node-a", rn.ALICE, "4106@acme")
-    log("  whereis 4106@acme on node A, agent on B: %r" % result)
-    checks.check(lookup_reached(agent_log), "the agent on node B was asked for 4106@acme by alice (asked on node A)")
-    checks.check("no such extension" in result.out, "the answer is the agent's, not node A's: %r" % result)
-    agent.kill()
-    agent.wait(timeout=10)
-    wait_until(lambda: c.redis.cli("EXISTS", "agent:{acme}") == "0", 10 * h.SLOW, 0.05, "agent:{acme} to go")
-
-    # The same bundle, another node: C checks the enrolment in PostgreSQL too.
-    agent, agent_log = start_agent(bundle, c.nodes["node-c"], "agent-c.log")
-    wait_until(lambda: c.redis.cli("GET", "agent:{acme}") == "node-c", 10 * h.SLOW, 0.05, "agent:{acme} = node-c")
-    checks.check(True, "the same agent links to node C (agent:{acme} = node-c)")
-    result = c.whereis("node-a", rn.ALICE, "4106@acme")
-    log("  whereis 4106@acme on node A, agent on C: %r" % result)
-    checks.check(lookup_reached(agent_log), "the agent on node C was asked for 4106@acme by alice (asked on node A)")
-    checks.check("no such extension" in result.out, "the answer is the agent's, not node A's: %r" % result)
-    agent.kill()
-    agent.wait(timeout=10)
-    wait_until(lambda: c.redis.cli("EXISTS", "agent:{acme}") == "0", 10 * h.SLOW, 0.05, "agent:{acme} to go")
+    # Linked to B, then (the same bundle) to C: each checks the enrolment in
+    # PostgreSQL, and a lookup asked on A goes through that node's agent link.
+    for name in ("node-b", "node-c"):
+        agent, agent_log = start_agent(bundle, c.nodes[name], "agent-%s.log" % name)
+        wait_until(lambda: c.redis.cli("GET", "agent:{acme}") == name, 10 * h.SLOW, 0.05, "agent:{acme} = " + name)
+        checks.check(True, "the agent enrolled only in PostgreSQL linked to %s (agent:{acme} = %s)" % (name, name))
+        result = c.whereis("node-a", rn.ALICE, "4106@acme")
+        log("  whereis 4106@acme on node A, agent on %s: %r" % (name, result))
+        checks.check(lookup_reached(agent_log), "the agent on %s was asked for 4106@acme by alice (on node A)" % name)
+        checks.check("no such extension" in result.out, "the answer is the agent's, not node A's: %r" % result)
+        agent.kill()
+        agent.wait(timeout=10)
+        wait_until(lambda: c.redis.cli("EXISTS", "agent:{acme}") == "0", 10 * h.SLOW, 0.05, "agent:{acme} to go")
 
     # No agent linked anywhere: node A knows the route from PostgreSQL.
     result = c.whereis("node-a", rn.ALICE, "4106@acme")

@@ -17,28 +17,16 @@
 #include "cluster/pg/pg_agent_directory.hpp"
 #include "cluster/pg/pg_migrations.hpp"
 #include "tests/cluster/pg_server.hpp"
+#include "tests/cluster/pg_test_support.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::cluster;
 using tsunagu::test::PgServer;
+using tsunagu::test::connect_to;
+using tsunagu::test::migrated_database;
 using rendezvous::AgentEnrollment;
 
 namespace {
-
-std::unique_ptr<PgConnection> connect_to(const std::string& conninfo) {
-  auto connection = PgConnection::connect(conninfo);
-  REQUIRE_MESSAGE(connection, (connection ? "" : connection.error().detail));
-  return std::move(*connection);
-}
-
-std::string migrated_database() {
-  std::string conninfo = PgServer::shared()->fresh_schema();
-  REQUIRE(!conninfo.empty());
-  auto connection = connect_to(conninfo);
-  auto report = migrate(*connection);
-  REQUIRE_MESSAGE(report, (report ? "" : report.error().detail));
-  return conninfo;
-}
 
 std::string text(PgConnection& connection, const std::string& sql) {
   auto rows = connection.exec(sql);
