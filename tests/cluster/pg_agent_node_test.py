@@ -15,7 +15,8 @@ three `tsunagu-rendezvous run --pg --redis` nodes on 127.0.0.1
     route is known from PostgreSQL, not "unknown user");
   - a second agent claiming domain acme, or a domain accounts already use,
     is refused (exit 4) and nothing is written; `user add --pg` of an ID
-    inside acme's route is refused; `agent remove --pg` takes the routes.
+    inside acme's route is refused; `agent remove --pg` takes the routes,
+    and node B then refuses the agent's hello (403).
 
 Run:  TSUNAGU_BUILD=build python3 tests/cluster/pg_agent_node_test.py pg_agent_any_node
 """
@@ -111,6 +112,17 @@ def scenario_pg_agent_any_node():
     removed = c.d.admin(["agent", "--pg", pg.conninfo, "remove", "acme"])
     checks.check(removed.code == 0 and pg.sql("SELECT count(*) FROM agent_routes") == "0",
                  "agent remove --pg takes its routes with it: %r" % removed)
+    # Removed from PostgreSQL: no node accepts the agent's hello any more.
+    config = h.write_lan_agent_config(bundle, c.nodes["node-b"].agent_address, "acme", ["acme"])
+    refused_log = os.path.join(bundle, "agent-removed.log")
+    with open(refused_log, "w") as out:
+        agent = h.spawn([rn.LAN_AGENT, "run", "-c", config], stdout=out, stderr=subprocess.STDOUT)
+    wait_until(lambda: "the node refused our routes (403" in open(refused_log, errors="replace").read(),
+               10 * h.SLOW, 0.05, "node B to refuse the removed agent's hello")
+    checks.check("linked to the node" not in open(refused_log, errors="replace").read(),
+                 "node B refuses the hello of the agent removed with agent remove --pg (403)")
+    agent.kill()
+    agent.wait(timeout=10)
     c.check_running(checks)
     checks.finish()
 
