@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Lookups on a node with LMDB against a node with `run --pg`, in the same run
-(docs/cluster.md, "The node on PostgreSQL"): the cost of the blocking account
-reads on the loop.
+"""Lookups on a node with LMDB against nodes with `run --pg`, with and without
+the account cache, in the same run (docs/cluster.md, "The node on
+PostgreSQL"): the cost of the blocking account reads on the loop, and what
+the cache takes off it.
 
 Starts its own PostgreSQL (tests/cluster/pg_node_test.py's Postgres: a
 postmaster on a unix socket in a temporary directory, its process group
-killed on every exit path) and two nodes on loopback: one embedded (LMDB),
-one with --pg; one raw TLS client per node does N lookups of an offline user
-back to back, for each of R rounds alternating the nodes, and prints the
+killed on every exit path) and three nodes on loopback: one embedded (LMDB),
+one with --pg and its account cache (the default), one with --pg and
+`[cluster] account_cache = 0` (every read a round trip, as before the
+cache); one raw TLS client per node does N lookups of an offline user back
+to back, for each of R rounds alternating the nodes, and prints the
 microseconds per lookup round trip of each.
 
     TSUNAGU_BUILD=build python3 bench/cluster_pg_lookups.py [--lookups 2000] [--rounds 3]
@@ -33,14 +36,21 @@ def measure(lookups, rounds):
     for user in ("alice", "bob"):
         admin.admin(["user", "--pg", pg.conninfo, "add", user], password=cluster.PASSWORD)
     pg_deployment, pg_node = cluster.start_cluster_node(pg)
+    uncached_deployment = Deployment()
+    uncached_deployment.set("web", "listen", '""')
+    uncached_deployment.set("cluster", "postgres", '"%s"' % pg.conninfo)
+    uncached_deployment.set("cluster", "account_cache", "0")
+    uncached_node = uncached_deployment.start_node()
     lmdb_deployment = Deployment()
     lmdb_deployment.set("web", "listen", '""')
     for user in ("alice", "bob"):
         lmdb_deployment.add_user(user, cluster.PASSWORD)
     lmdb_node = lmdb_deployment.start_node()
-    figures = {"lmdb": [], "pg": []}
+    figures = {"lmdb": [], "pg": [], "pg-uncached": []}
+    nodes = (("lmdb", lmdb_deployment, lmdb_node), ("pg", pg_deployment, pg_node),
+             ("pg-uncached", uncached_deployment, uncached_node))
     for _ in range(rounds):
-        for name, deployment, node in (("lmdb", lmdb_deployment, lmdb_node), ("pg", pg_deployment, pg_node)):
+        for name, deployment, node in nodes:
             link, reply = cluster.raw_login(deployment, node, "bob", role=1)
             if reply.error() is not None:
                 raise harness.TestFailure("login on %s: %r" % (name, reply.error()))
@@ -50,9 +60,12 @@ def measure(lookups, rounds):
             figures[name].append((time.perf_counter() - started) / lookups * 1e6)
             link.close()
     for name, values in figures.items():
-        print("%-4s us per lookup: %s" % (name, " ".join("%.0f" % v for v in values)))
-    ratios = [p / l for p, l in zip(figures["pg"], figures["lmdb"])]
-    print("pg / lmdb per round: %s" % " ".join("%.1f" % r for r in ratios))
+        print("%-11s us per lookup: %s" % (name, " ".join("%.0f" % v for v in values)))
+    for name in ("pg", "pg-uncached"):
+        ratios = [p / l for p, l in zip(figures[name], figures["lmdb"])]
+        print("%s / lmdb per round: %s" % (name, " ".join("%.1f" % r for r in ratios)))
+    ratios = [u / c for u, c in zip(figures["pg-uncached"], figures["pg"])]
+    print("pg-uncached / pg per round: %s" % " ".join("%.1f" % r for r in ratios))
     print("load average: %.1f %.1f %.1f" % os.getloadavg())
 
 

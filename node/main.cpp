@@ -24,6 +24,7 @@
 #include "rendezvous/agent_registry.hpp"
 #include "node/card_commands.hpp"
 #include "cluster/pg/pg_account_admin.hpp"
+#include "cluster/pg/pg_agent_admin.hpp"
 #include "cluster/pg/pg_commands.hpp"
 #include "node/cluster_relay.hpp"
 #include "node/deployment.hpp"
@@ -341,6 +342,100 @@ int pg_user_command(const std::string& conninfo, const std::string& directory, b
   return 0;
 }
 
+void print_agent(const AgentEnrollment& a) {
+  std::cout << a.name;
+  for (const auto& d : a.domains) std::cout << "  domain " << d;
+  for (const auto& p : a.number_prefixes) std::cout << "  prefix " << p;
+  std::cout << "\n";
+}
+
+// The route checks `agent enroll` makes with and without --pg; 0 when they pass.
+int check_agent_routes(const std::string& agent_name, const std::vector<std::string>& agent_domains,
+                       const std::vector<std::string>& agent_prefixes) {
+  if (!valid_agent_name(agent_name)) return fail("invalid agent name \"" + agent_name + "\": 1-63 of a-z 0-9 . -", exit_usage);
+  if (agent_domains.empty() && agent_prefixes.empty()) return fail("give at least one --domain or --prefix", exit_usage);
+  for (const auto& d : agent_domains)
+    if (!valid_domain(d)) return fail("invalid domain \"" + d + "\": 1-63 of a-z 0-9 . -", exit_usage);
+  for (const auto& p : agent_prefixes)
+    if (!valid_number_prefix(p)) return fail("invalid prefix \"" + p + "\": + then digits and -", exit_usage);
+  return 0;
+}
+
+std::string accounts_inside_message(const std::string& route, const std::string& agent_name,
+                                    const std::vector<std::string>& inside) {
+  std::string listed;
+  for (size_t i = 0; i < inside.size() && i < 20; ++i) listed += "\n  " + inside[i];
+  if (inside.size() > 20) listed += "\n  ...";
+  return "accounts already use " + route + ", whose IDs would belong to agent " + agent_name + ":" + listed +
+         "\nremove them (tsunagu-rendezvous user remove ID) and enroll again";
+}
+
+// `agent enroll|list|remove --pg`: the enrolments on a cluster's PostgreSQL
+// (cluster/pg/pg_agent_admin.hpp), so an agent enrolled once links to any
+// node run with --pg. The bundle is written as without --pg, from the
+// deployment in --dir (its CA, its dial target).
+int pg_agent_command(const std::string& conninfo, const std::string& directory, bool list, bool remove,
+                     const std::string& agent_name, const std::vector<std::string>& agent_domains,
+                     const std::vector<std::string>& agent_prefixes, const std::string& bundle_dir,
+                     const std::string& agent_node, const std::string& agent_server_name) {
+  if (!list && !remove) {
+    if (int bad = check_agent_routes(agent_name, agent_domains, agent_prefixes)) return bad;
+  } else if (remove && !valid_agent_name(agent_name)) {
+    return fail("invalid agent name \"" + agent_name + "\": 1-63 of a-z 0-9 . -", exit_usage);
+  }
+  NodeConfig config;
+  if (!list && !remove) {
+    try {
+      config = load_node_config(directory);
+    } catch (const std::exception& error) {
+      return fail(error.what(), exit_usage);
+    }
+  }
+  auto connection = cluster::PgConnection::connect(conninfo);
+  if (!connection) return fail("PostgreSQL: " + connection.error().detail);
+  if (list) {
+    auto agents = cluster::pg_list_agents(**connection);
+    if (!agents) return fail("PostgreSQL: " + agents.error().detail);
+    for (const auto& a : *agents) print_agent(a);
+    return 0;
+  }
+  if (remove) {
+    auto removed = cluster::pg_remove_agent(**connection, agent_name);
+    if (!removed) return fail("PostgreSQL: " + removed.error().detail);
+    if (!*removed) return fail("no such agent: " + agent_name, exit_no_user);
+    std::cout << "removed agent " << agent_name << " from PostgreSQL\n";
+    return 0;
+  }
+  auto target = agent_dial_target(agent_node, agent_server_name, config.public_name, config.public_address,
+                                   config.agent_listen.port);
+  if (!target) return fail(target.error(), exit_usage);
+  AgentBundleRequest bundle;
+  bundle.ca_certificate_file = config.ca_certificate_file;
+  bundle.ca_private_key_file = config.ca_private_key_file;
+  bundle.name = agent_name;
+  bundle.domains = agent_domains;
+  bundle.number_prefixes = agent_prefixes;
+  bundle.output_directory = bundle_dir;
+  bundle.node_address = target->node_address;
+  bundle.server_name = target->server_name;
+  std::string written;
+  AgentEnrollment enrollment{agent_name, agent_domains, agent_prefixes, static_cast<uint64_t>(std::time(nullptr))};
+  auto enrolled = cluster::pg_enroll_agent(**connection, enrollment, [&]() -> Expected<void, std::string> {
+    auto bundle_written = write_agent_bundle(bundle);
+    if (!bundle_written) return Unexpected(bundle_written.error());
+    written = *bundle_written;
+    return {};
+  });
+  if (!enrolled) return fail(enrolled.error());
+  using Outcome = cluster::PgEnrolment::Outcome;
+  if (enrolled->outcome == Outcome::route_taken)
+    return fail(enrolled->route + " is routed to agent " + enrolled->owner, exit_user_exists);
+  if (enrolled->outcome == Outcome::accounts_inside)
+    return fail(accounts_inside_message(enrolled->route, agent_name, enrolled->ids), exit_user_exists);
+  std::cout << written;
+  return 0;
+}
+
 std::string describe(const Account& a) {
   std::string out = a.user_id;
   if (!a.display_name.empty()) out += "  \"" + a.display_name + "\"";
@@ -611,6 +706,10 @@ int main(int argc, char** argv) {
   enroll->add_option("--server-name", agent_server_name,
                      "Name on the node's certificate the agent checks (default: node.public_name, else "
                      "node.public_address)");
+  std::string agent_pg;
+  agent->add_option("--pg", agent_pg,
+                    "Cluster mode: the enrolments in this PostgreSQL (libpq conninfo); the bundle's CA and dial "
+                    "target still come from --dir");
   auto* agent_list = agent->add_subcommand("list", "List enrolled agents and their routes");
   auto* agent_remove = agent->add_subcommand("remove", "Remove an agent's enrolment and routes, and its extensions' undelivered voicemail");
   agent_remove->add_option("NAME", agent_name, "Agent name")->required();
@@ -661,6 +760,9 @@ int main(int argc, char** argv) {
     return report.failed() ? exit_failure : 0;
   }
 
+  if (agent->parsed() && !agent_pg.empty())
+    return pg_agent_command(agent_pg, directory, agent_list->parsed(), agent_remove->parsed(), agent_name, agent_domains,
+                            agent_prefixes, bundle_dir, agent_node, agent_server_name);
   if (user->parsed() && !user_pg.empty()) return pg_user_command(user_pg, directory, add->parsed(), remove->parsed(),
                                                                  list->parsed(), user_id, display_name, phone,
                                                                  password_file, admin_role, reuse_removed);
@@ -682,12 +784,7 @@ int main(int argc, char** argv) {
       if (!txn) return fail(txn.error().detail);
       auto agents = registry->list(*txn);
       if (!agents) return fail(agents.error().detail);
-      for (const auto& a : *agents) {
-        std::cout << a.name;
-        for (const auto& d : a.domains) std::cout << "  domain " << d;
-        for (const auto& p : a.number_prefixes) std::cout << "  prefix " << p;
-        std::cout << "\n";
-      }
+      for (const auto& a : *agents) print_agent(a);
       return 0;
     }
     if (!valid_agent_name(agent_name)) return fail("invalid agent name \"" + agent_name + "\": 1-63 of a-z 0-9 . -", exit_usage);
@@ -713,11 +810,7 @@ int main(int argc, char** argv) {
                 << " undelivered voicemail message(s) of its extensions\n";
       return 0;
     }
-    if (agent_domains.empty() && agent_prefixes.empty()) return fail("give at least one --domain or --prefix", exit_usage);
-    for (const auto& d : agent_domains)
-      if (!valid_domain(d)) return fail("invalid domain \"" + d + "\": 1-63 of a-z 0-9 . -", exit_usage);
-    for (const auto& p : agent_prefixes)
-      if (!valid_number_prefix(p)) return fail("invalid prefix \"" + p + "\": + then digits and -", exit_usage);
+    if (int bad = check_agent_routes(agent_name, agent_domains, agent_prefixes)) return bad;
     // IDs inside a route belong to its agent: accounts already there must go
     // first (docs/operator.md, "Enrolling a domain that accounts already use").
     std::vector<std::string> routes = agent_domains;
@@ -726,12 +819,7 @@ int main(int argc, char** argv) {
       auto inside = store.ids_inside(*txn, route, 21);
       if (!inside) return fail(inside.error().detail);
       if (inside->empty()) continue;
-      std::string listed;
-      for (size_t i = 0; i < inside->size() && i < 20; ++i) listed += "\n  " + (*inside)[i];
-      if (inside->size() > 20) listed += "\n  ...";
-      return fail("accounts already use " + route + ", whose IDs would belong to agent " + agent_name + ":" + listed +
-                      "\nremove them (tsunagu-rendezvous user remove ID) and enroll again",
-                  exit_user_exists);
+      return fail(accounts_inside_message(route, agent_name, *inside), exit_user_exists);
     }
     AgentEnrollment enrollment{agent_name, agent_domains, agent_prefixes, static_cast<uint64_t>(std::time(nullptr))};
     auto conflict = registry->enroll(*txn, enrollment);

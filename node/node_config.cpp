@@ -45,7 +45,7 @@ const KnownSettings kNodeSettings = {
     {"directory", {"scan_burst", "scan_interval_ms"}},
     {"cards", {"debit_interval_s", "max_calls_per_card", "areas"}},
     {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb", "metrics_token_file"}},
-    {"cluster", {"postgres", "redis", "node_name", "redis_user", "redis_password_file"}},
+    {"cluster", {"postgres", "redis", "node_name", "redis_user", "redis_password_file", "account_cache"}},
 };
 
 // [cards.areas]: "PREFIX" = "AREA" lines (rendezvous/area_prefixes.hpp).
@@ -114,6 +114,8 @@ NodeConfig load_node_config(const std::string& directory) {
     config.web_metrics_token_file = resolve_config_path(directory, token_file);
   // Cluster mode's accounts (docs/cluster.md): a libpq conninfo; empty: LMDB.
   config.postgres = reader.text("cluster.postgres", "", 4096);
+  // Accounts kept on the node in cluster mode (docs/cluster.md, "the account cache"); 0: none.
+  config.postgres_account_cache = static_cast<size_t>(reader.integer("cluster.account_cache", 100000, 0, 10000000));
   config.log_level = reader.text("node.log_level", "info");
   if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
       config.log_level != "error")

@@ -39,6 +39,7 @@ struct NodeConfig {
   // Cluster mode: accounts and logins in this PostgreSQL (a libpq conninfo,
   // [cluster] postgres or `run --pg`); empty: the node's own LMDB.
   std::string postgres;
+  size_t postgres_account_cache = 100'000;  // [cluster] account_cache: accounts kept on the node; 0: none
   // [cluster] (docs/cluster.md): Redis servers ("IP:PORT"; one, or seeds of a
   // Redis Cluster) for presence and the bus between nodes, and this node's
   // name there; no servers: the embedded single node.

@@ -15,6 +15,7 @@
 #include "base/audit_log.hpp"
 #include "base/expected.hpp"
 #include "cluster/pg/pg_account_directory.hpp"
+#include "cluster/pg/pg_agent_directory.hpp"
 #include "node/cluster_relay.hpp"
 #include "node/node_config.hpp"
 #include "rendezvous/node_core.hpp"
@@ -78,6 +79,7 @@ class NodeDaemon {
   // Cluster mode (config_.postgres): the accounts NodeCore uses; closed by
   // shutdown() while core_ still takes its answers.
   std::unique_ptr<cluster::PgAccountDirectory> shared_accounts_;
+  std::unique_ptr<cluster::PgAgentDirectory> shared_agents_;  // agents' enrolments, on the same read connection
   audit::AuditLog audit_log_;  // before core_, which records into it
   std::unique_ptr<NodeCore> core_;
   std::unique_ptr<StunBindingResponder> stun_responder_;

@@ -364,7 +364,10 @@ bool NodeCore::refuse_unshared_feature(LinkId link, const proto::Message& reques
   // Each names its feature: what the operator reads in the client's error.
   std::string_view feature;
   switch (request.method) {
-    case sig::method::agent_hello: feature = "LAN agents"; break;
+    case sig::method::agent_hello:
+      if (shared_agents_ != nullptr) return false;
+      feature = "LAN agents";
+      break;
     case sig::method::register_user: feature = "registration"; break;
     case sig::method::card_status:
     case sig::method::card_area: feature = "access cards"; break;
@@ -786,15 +789,24 @@ std::optional<uint64_t> NodeCore::next_deadline() const {
 
 void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Message& request) {
   const std::string& name = *state.agent_name;
-  if (!registry_) {
-    reply_storage_error(link, request, *open_error_);
-    return;
+  storage::Transaction* txn = nullptr;
+  if (shared_agents_ == nullptr) {
+    if (!registry_) {
+      reply_storage_error(link, request, *open_error_);
+      return;
+    }
+    txn = read_txn();
+    if (txn == nullptr) {
+      reply_storage_error(link, request, txn_error_);
+      return;
+    }
   }
-  auto* txn = read_txn();
-  if (txn == nullptr) {
-    reply_storage_error(link, request, txn_error_);
-    return;
-  }
+  auto domain_owner = [&](const std::string& domain) {
+    return shared_agents_ != nullptr ? shared_agents_->domain_owner(domain) : registry_->domain_owner(*txn, domain);
+  };
+  auto prefix_owner = [&](const std::string& prefix) {
+    return shared_agents_ != nullptr ? shared_agents_->prefix_owner(prefix) : registry_->prefix_owner(*txn, prefix);
+  };
   std::vector<std::string> domains, prefixes;
   for (const auto* a : request.find_all(sig::attr::domain)) domains.emplace_back(proto::read_string(*a));
   for (const auto* a : request.find_all(sig::attr::number_prefix)) prefixes.emplace_back(proto::read_string(*a));
@@ -803,7 +815,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
     return;
   }
   for (const auto& d : domains) {
-    auto owner = registry_->domain_owner(*txn, d);
+    auto owner = domain_owner(d);
     if (!owner) return reply_storage_error(link, request, owner.error());
     if (!owner->has_value() || **owner != name)
       return reply_error(link, request, sig::error::forbidden,
@@ -813,7 +825,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
                          "Domain Held: another connected agent holds domain " + d);
   }
   for (const auto& p : prefixes) {
-    auto owner = registry_->prefix_owner(*txn, p);
+    auto owner = prefix_owner(p);
     if (!owner) return reply_storage_error(link, request, owner.error());
     if (!owner->has_value() || **owner != name)
       return reply_error(link, request, sig::error::forbidden,
@@ -837,6 +849,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
 
 Expected<std::optional<std::string>, storage::StoreError> NodeCore::RegistryRoutes::route_of(
     const std::string& user_id) {
+  if (core_.shared_agents_ != nullptr) return core_.shared_agents_->route_of(user_id);
   if (!core_.registry_) return std::optional<std::string>();
   auto* txn = core_.read_txn();
   if (txn == nullptr) return Unexpected(core_.txn_error_);

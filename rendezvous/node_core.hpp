@@ -25,6 +25,7 @@
 #include "proto/stun_message.hpp"
 #include "proto/signalling.hpp"
 #include "rendezvous/account_store.hpp"
+#include "rendezvous/agent_directory.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/call_table.hpp"
 #include "cards/call_charge.hpp"
@@ -263,6 +264,10 @@ class NodeCore {
   // requests that need the missing database are answered 503.
   NodeCore(AccountStore& store, NodeSettings settings, AccountDirectory* shared_accounts = nullptr);
   const std::optional<storage::StoreError>& open_error() const { return open_error_; }
+  // Agents' enrolments are read from `agents` (cluster mode: PostgreSQL)
+  // instead of the store's AgentRegistry, and agent links are served in
+  // cluster mode; it must outlive the core.
+  void use_shared_agents(AgentDirectory* agents) { shared_agents_ = agents; }
 
   void link_opened(LinkId link, const proto::SocketAddress& observed, Now now);
   // A link on the agent listener finished TLS with a client certificate from
@@ -732,6 +737,7 @@ class NodeCore {
   TurnAccounts turn_accounts_{*this};
   AccountDirectory& accounts_;
   bool cluster_mode_ = false;
+  AgentDirectory* shared_agents_ = nullptr;  // null: the store's AgentRegistry
   NodeSettings settings_;
   PresenceTable presence_;
   bool watch_changes_ = false;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cluster/pg/pg_account_store.hpp"
+#include "cluster/pg/pg_agent_store.hpp"
 #include "cluster/pg/pg_migrations.hpp"
 #include "cluster/pg/pg_turn.hpp"
 
@@ -37,13 +38,22 @@ std::optional<PgError> run_one_turn(PgConnection& connection, const std::functio
 rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const rendezvous::NewAccount& account,
                                              uint32_t quarantine_days, uint64_t now_unix) {
   PgAccountStore store;
+  PgAgentStore agents;
   std::optional<uint64_t> removed;
+  std::optional<std::string> route;
   if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
         store.removed_at(turn, account.user_id, [&](Expected<std::optional<uint64_t>, PgError> when) {
           if (when) removed = *when;
         });
+        agents.route_of(turn, account.user_id, [&](Expected<std::optional<std::string>, PgError> found) {
+          if (found) route = *found;
+        });
       }))
     return Unexpected(storage_failure(*error));
+  if (route)
+    return Unexpected(AccountAdminError{AccountAdminErrc::agent_route,
+                                        account.user_id + " is inside " + *route +
+                                            ", which is routed to a LAN agent: IDs there are its extensions, never accounts"});
   if (removed && !account.reuse_removed_id && now_unix < *removed + uint64_t{quarantine_days} * 86400)
     return Unexpected(AccountAdminError{AccountAdminErrc::quarantined,
                                         account.user_id + " was removed less than " + std::to_string(quarantine_days) +

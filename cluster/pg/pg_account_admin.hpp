@@ -1,9 +1,8 @@
 // `tsunagu-rendezvous user add|remove|list --pg CONNINFO`: the operator's
 // account changes on a cluster's PostgreSQL, with the checks the LMDB ones
 // make (rendezvous/account_admin.hpp): a taken ID, the quarantine of removed
-// IDs, the epoch moved on by a removal. Each call is one transaction.
-// Agents' routes are not in PostgreSQL yet, so the "inside an agent's route"
-// check has nothing to check here (docs/cluster.md).
+// IDs, an ID inside an agent's enrolled route (`agent --pg`), the epoch moved
+// on by a removal. Each call is one transaction.
 #pragma once
 
 #include <cstdint>

@@ -11,15 +11,6 @@ namespace {
 
 constexpr size_t dummy_salt_key_size = 32;
 
-// libpq waits for ever on a connect unless told: a node's loop must not.
-std::string with_connect_timeout(const std::string& conninfo) {
-  if (conninfo.find("connect_timeout") != std::string::npos) return conninfo;
-  std::string timeout = std::to_string(PgAccountDirectory::default_connect_timeout_s);
-  if (conninfo.starts_with("postgres://") || conninfo.starts_with("postgresql://"))
-    return conninfo + (conninfo.find('?') == std::string::npos ? "?" : "&") + "connect_timeout=" + timeout;
-  return conninfo + (conninfo.empty() ? "" : " ") + "connect_timeout=" + timeout;
-}
-
 Expected<Bytes, PgError> shared_dummy_salt_key(PgConnection& connection) {
   Bytes fresh(dummy_salt_key_size);
   security::random_bytes(fresh);
@@ -48,23 +39,18 @@ Expected<Bytes, PgError> shared_dummy_salt_key(PgConnection& connection) {
 
 }  // namespace
 
-storage::StoreError store_error(const PgError& error) {
-  return storage::StoreError{storage::StoreErrc::io_error, 0,
-                             "PostgreSQL: " + std::string(to_string(error.code)) + ": " + error.detail};
-}
-
 Expected<std::unique_ptr<PgAccountDirectory>, PgError> PgAccountDirectory::open(uv_loop_s* loop,
-                                                                              const std::string& conninfo) {
-  std::string info = with_connect_timeout(conninfo);
-  auto reader = PgConnection::connect(info);
+                                                                              const std::string& conninfo,
+                                                                              Options options) {
+  std::string info = with_connect_timeout(conninfo, default_connect_timeout_s);
+  auto reader = PgReader::connect(loop, info);
   if (!reader) return Unexpected(reader.error());
-  if (auto current = require_current_schema(**reader); !current) return Unexpected(current.error());
-  auto key = shared_dummy_salt_key(**reader);
+  if (auto current = require_current_schema((*reader)->connection()); !current) return Unexpected(current.error());
+  auto key = shared_dummy_salt_key((*reader)->connection());
   if (!key) return Unexpected(key.error());
   auto committer = PgGroupCommitter::start(loop, info);
   if (!committer) return Unexpected(committer.error());
-  std::unique_ptr<PgAccountDirectory> directory(new PgAccountDirectory());
-  directory->loop_ = loop;
+  std::unique_ptr<PgAccountDirectory> directory(new PgAccountDirectory(options));
   directory->reader_ = std::move(*reader);
   directory->committer_ = std::move(*committer);
   directory->dummy_salt_key_ = std::move(*key);
@@ -77,47 +63,30 @@ void PgAccountDirectory::close() {
   if (committer_) committer_->close();
 }
 
-template <class T>
-Expected<T, storage::StoreError> PgAccountDirectory::read(const std::function<void(PgTurn&, PgDone<T>)>& queue) {
-  uint64_t now = uv_now(loop_);
-  if (now < reader_down_until_ms_)
-    return Unexpected(storage::StoreError{storage::StoreErrc::io_error, 0, "PostgreSQL unreachable (retrying shortly)"});
-  if (!reader_->healthy()) {
-    if (auto reset = reader_->reset(); !reset) {
-      reader_down_until_ms_ = now + read_retry_ms;
-      return Unexpected(store_error(reset.error()));
-    }
-  }
-  PgTurn turn;
-  std::optional<Expected<T, PgError>> answer;
-  queue(turn, [&answer](Expected<T, PgError> result) { answer.emplace(std::move(result)); });
-  // Autocommit, one round trip: a read needs no transaction of its own.
-  for (auto& statement : turn.take()) statement.done(reader_->exec(statement.sql, statement.params));
-  if (!answer) return Unexpected(storage::StoreError{storage::StoreErrc::other, 0, "PostgreSQL: no answer"});
-  if (!*answer) {
-    if (answer->error().code == PgErrc::connection) reader_down_until_ms_ = uv_now(loop_) + read_retry_ms;
-    return Unexpected(store_error(answer->error()));
-  }
-  return std::move(**answer);
-}
-
 Expected<std::optional<rendezvous::Account>, storage::StoreError> PgAccountDirectory::find(std::string_view user_id) {
-  return read<std::optional<Account>>(
+  uint64_t now = reader_->now_ms();
+  if (auto kept = cache_.find(user_id, now)) return std::optional<Account>(std::move(*kept));
+  auto found = reader_->read<std::optional<Account>>(
       [&](PgTurn& turn, PgDone<std::optional<Account>> done) { accounts_.find(turn, user_id, std::move(done)); });
+  if (found && found->has_value()) cache_.store(**found, now);
+  return found;
 }
 
 Expected<std::optional<uint64_t>, storage::StoreError> PgAccountDirectory::removed_at(std::string_view user_id) {
-  return read<std::optional<uint64_t>>(
+  return reader_->read<std::optional<uint64_t>>(
       [&](PgTurn& turn, PgDone<std::optional<uint64_t>> done) { accounts_.removed_at(turn, user_id, std::move(done)); });
 }
 
 Expected<uint64_t, storage::StoreError> PgAccountDirectory::epoch() {
-  return read<uint64_t>([&](PgTurn& turn, PgDone<uint64_t> done) { accounts_.epoch(turn, std::move(done)); });
+  auto epoch =
+      reader_->read<uint64_t>([&](PgTurn& turn, PgDone<uint64_t> done) { accounts_.epoch(turn, std::move(done)); });
+  if (epoch) cache_.observe_epoch(*epoch);
+  return epoch;
 }
 
 Expected<std::optional<rendezvous::LoginRecord>, storage::StoreError> PgAccountDirectory::last_login(
     std::string_view user_id) {
-  return read<std::optional<LoginRecord>>([&](PgTurn& turn, PgDone<std::optional<LoginRecord>> done) {
+  return reader_->read<std::optional<LoginRecord>>([&](PgTurn& turn, PgDone<std::optional<LoginRecord>> done) {
     accounts_.last_login(turn, user_id, std::move(done));
   });
 }
@@ -145,6 +114,7 @@ void PgAccountDirectory::finish(TurnWrites& writes) {
 }
 
 Expected<void, storage::StoreError> PgAccountDirectory::update(const Account& account) {
+  cache_.forget(account.user_id);
   accounts_.update(committer_->turn(), account, write_done<void>());
   return {};
 }

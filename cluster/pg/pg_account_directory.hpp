@@ -8,20 +8,20 @@
 // each one 503 when it did not commit.
 //
 // Reads (find an account, the epoch, a removed ID) are blocking statements
-// on a second connection of the loop's own, one round trip each, since the
-// handlers that need them answer in the same call. That costs the loop one
-// round trip per read (tens of microseconds on a local unix socket) and is
-// bounded when the server is away: a failed read marks the server down for
-// `read_retry_ms`, and reads until then fail at once (503) without touching
-// the network; a connection attempt waits at most connect_timeout seconds
-// (set in the conninfo when it names none).
+// on a second connection of the loop's own (PgReader), one round trip each,
+// since the handlers that need them answer in the same call. Accounts found
+// are kept in a PgAccountCache, emptied when the shared epoch moves on, so
+// the reads most requests make (the session check, the account looked up)
+// cost no round trip.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "cluster/pg/pg_account_cache.hpp"
 #include "cluster/pg/pg_account_store.hpp"
+#include "cluster/pg/pg_reader.hpp"
 #include "cluster/pg/pg_turn.hpp"
 #include "rendezvous/account_store.hpp"
 
@@ -33,12 +33,16 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
  public:
   using Account = rendezvous::Account;
   using LoginRecord = rendezvous::LoginRecord;
-  static constexpr uint64_t read_retry_ms = 1000;
   static constexpr int default_connect_timeout_s = 2;
+  struct Options {
+    size_t cache_entries = 100'000;      // [cluster] account_cache; 0: every read goes to the server
+    uint64_t cache_max_age_ms = 60'000;  // bounds what changes without the epoch (a display name)
+  };
 
   // Connects both connections, checks the schema is this binary's version
   // and reads (or, first in the cluster, writes) the shared dummy-salt key.
-  static Expected<std::unique_ptr<PgAccountDirectory>, PgError> open(uv_loop_s* loop, const std::string& conninfo);
+  static Expected<std::unique_ptr<PgAccountDirectory>, PgError> open(uv_loop_s* loop, const std::string& conninfo,
+                                                                    Options options);
   ~PgAccountDirectory() override;
 
   Expected<std::optional<Account>, StoreError> find(std::string_view user_id) override;
@@ -58,6 +62,10 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
   void close();
   uint64_t turns_committed() const { return committer_ ? committer_->turns_committed() : 0; }
   uint64_t turns_failed() const { return committer_ ? committer_->turns_failed() : 0; }
+  const PgAccountCache& cache() const { return cache_; }
+  // The read connection, for the other stores the node reads in cluster mode (agents).
+  std::shared_ptr<PgReader> reader() const { return reader_; }
+  PgGroupCommitter& committer() { return *committer_; }
 
  private:
   // The writes of one NodeCore turn: its `done` runs when the last answer is in.
@@ -66,24 +74,17 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
     std::optional<PgError> error;
     std::function<void(std::optional<StoreError>)> done;
   };
-  PgAccountDirectory() = default;
-  // Runs the one statement `queue` puts on a turn, on the read connection.
-  template <class T>
-  Expected<T, StoreError> read(const std::function<void(PgTurn&, PgDone<T>)>& queue);
+  explicit PgAccountDirectory(Options options) : cache_(options.cache_entries, options.cache_max_age_ms) {}
   template <class T>
   PgDone<T> write_done();
   static void finish(TurnWrites& writes);
 
-  uv_loop_s* loop_ = nullptr;
-  std::unique_ptr<PgConnection> reader_;
-  uint64_t reader_down_until_ms_ = 0;
+  std::shared_ptr<PgReader> reader_;
+  PgAccountCache cache_;
   std::unique_ptr<PgGroupCommitter> committer_;
   PgAccountStore accounts_;
   std::shared_ptr<TurnWrites> current_;
   Bytes dummy_salt_key_;
 };
-
-// A PgError as the node's storage error (503 to the client; the detail goes to the log).
-storage::StoreError store_error(const PgError& error);
 
 }  // namespace tsunagu::cluster

@@ -44,6 +44,10 @@ Expected<int, PgError> schema_version(PgConnection& connection) {
 }
 
 Expected<MigrationReport, PgError> migrate(PgConnection& connection) {
+  return migrate_up_to(connection, latest_schema_version());
+}
+
+Expected<MigrationReport, PgError> migrate_up_to(PgConnection& connection, int up_to) {
   MigrationReport report;
   // Each step takes the lock inside its own transaction, so it holds exactly
   // as long as the step and is released by COMMIT or ROLLBACK alike.
@@ -68,6 +72,7 @@ Expected<MigrationReport, PgError> migrate(PgConnection& connection) {
   });
   if (!created) return Unexpected(created.error());
   for (const auto& migration : embedded::migrations) {
+    if (migration.version > up_to) break;
     auto applied = step([&]() -> Expected<void, PgError> {
       // Read again under the lock: another node may have applied it meanwhile.
       auto current = recorded_version(connection);

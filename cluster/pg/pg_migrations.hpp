@@ -24,6 +24,9 @@ struct MigrationReport {
 // Brings the database to latest_schema_version(). Refuses (schema_too_new,
 // nothing changed) a database a newer binary migrated.
 Expected<MigrationReport, PgError> migrate(PgConnection& connection);
+// Applies the migrations up to version `up_to` only (tests: a database as
+// the previous binary left it, then migrated from there).
+Expected<MigrationReport, PgError> migrate_up_to(PgConnection& connection, int up_to);
 
 // What a node checks before serving: the database's version is exactly this
 // binary's (older: schema_missing, telling to run `cluster migrate`; newer:

@@ -18,28 +18,15 @@
 #include "cluster/pg/pg_migrations.hpp"
 #include "cluster/pg/pg_turn.hpp"
 #include "tests/cluster/pg_server.hpp"
+#include "tests/cluster/pg_test_support.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::cluster;
 using tsunagu::test::PgServer;
+using tsunagu::test::connect_to;
+using tsunagu::test::migrated_database;
 
 namespace {
-
-std::unique_ptr<PgConnection> connect_to(const std::string& conninfo) {
-  auto connection = PgConnection::connect(conninfo);
-  REQUIRE_MESSAGE(connection, (connection ? "" : connection.error().detail));
-  return std::move(*connection);
-}
-
-// A fresh schema (tests/cluster/pg_server.hpp) brought to the latest version.
-std::string migrated_database() {
-  std::string conninfo = PgServer::shared()->fresh_schema();
-  REQUIRE(!conninfo.empty());
-  auto connection = connect_to(conninfo);
-  auto report = migrate(*connection);
-  REQUIRE_MESSAGE(report, (report ? "" : report.error().detail));
-  return conninfo;
-}
 
 int64_t number(PgConnection& connection, const std::string& sql) {
   auto rows = connection.exec(sql);

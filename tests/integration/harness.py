@@ -878,6 +878,39 @@ def _scan_logs():
         raise TestFailure("a password or private key in the logs: " + "; ".join(leaks))
 
 
+def write_lan_agent_config(bundle, node_address, name, domains):
+    """An agent.toml in an `agent enroll` bundle for a test's tsunagu-lan-agent:
+    dials node_address (its agent port, on loopback, checked as 127.0.0.1), keeps
+    its data, hook socket and spool inside the bundle, retries fast; returns its path."""
+    path = os.path.join(bundle, "agent.toml")
+    with open(path, "w") as f:
+        f.write("""[node]
+address = "%s"
+server_name = "127.0.0.1"
+ca_certificate = "ca.crt"
+certificate = "agent.crt"
+private_key = "agent.key"
+heartbeat_interval = 2
+request_timeout = 5
+reconnect_min_ms = 100
+reconnect_max_ms = 1000
+
+[agent]
+name = "%s"
+domains = [%s]
+data_directory = "%s/data"
+log_level = "debug"
+
+[table]
+hostname_rule = "ext{ext}"
+
+[hook]
+socket = "%s/hook.sock"
+spool_directory = "%s/spool"
+""" % (node_address, name, ", ".join('"%s"' % d for d in domains), bundle, bundle, bundle))
+    return path
+
+
 def run_scenarios(scenarios, argv):
     """Entry point: runs the scenario named in argv[1]; exit 0 pass, 1 fail, 77 skip."""
     if len(argv) != 2 or argv[1] not in scenarios:

@@ -1,0 +1,45 @@
+// LAN agents' enrolments and routes in PostgreSQL (schema tables agents and
+// agent_routes, the function agent_enroll of version 3): the operations of
+// rendezvous::AgentRegistry, queued on a PgTurn as PgAccountStore's are, one
+// statement each. Routes are stored as in LMDB: "d:<domain>", "p:<prefix>".
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cluster/pg/pg_turn.hpp"
+#include "rendezvous/agent_registry.hpp"
+
+namespace tsunagu::cluster {
+
+// What an enrolment came to.
+struct PgEnrolment {
+  enum class Outcome { enrolled, route_taken, accounts_inside };
+  Outcome outcome = Outcome::enrolled;
+  std::string route;             // route_taken, accounts_inside: the domain or prefix (without "d:"/"p:")
+  std::string owner;             // route_taken: the agent it belongs to
+  std::vector<std::string> ids;  // accounts_inside: up to 21 of the accounts' IDs, in byte order
+};
+
+class PgAgentStore {
+ public:
+  using AgentEnrollment = rendezvous::AgentEnrollment;
+
+  // Replaces the agent's routes with the enrolment's, checking them (PgEnrolment).
+  void enroll(PgTurn& turn, const AgentEnrollment& enrollment, PgDone<PgEnrolment> done);
+  // false when there was no such agent; its routes go with it.
+  void remove(PgTurn& turn, std::string_view name, PgDone<bool> done);
+  void find(PgTurn& turn, std::string_view name, PgDone<std::optional<AgentEnrollment>> done);
+  // Every agent, in name order; routes in byte order.
+  void list(PgTurn& turn, PgDone<std::vector<AgentEnrollment>> done);
+  void domain_owner(PgTurn& turn, std::string_view domain, PgDone<std::optional<std::string>> done);
+  void prefix_owner(PgTurn& turn, std::string_view prefix, PgDone<std::optional<std::string>> done);
+  // The enrolled route `user_id` lies in, as AgentRegistry::route_of: the
+  // domain of ID@DOMAIN, or the longest enrolled prefix of a +NUMBER. An ID
+  // of neither form queues nothing and gets nullopt at once.
+  void route_of(PgTurn& turn, std::string_view user_id, PgDone<std::optional<std::string>> done);
+};
+
+}  // namespace tsunagu::cluster

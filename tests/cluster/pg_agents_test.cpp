@@ -1,0 +1,205 @@
+// LAN agents' enrolments on PostgreSQL against a real server
+// (tests/cluster/pg_server.hpp): schema version 3 from empty and from
+// version 2 with rows in it, the enrolment's checks, route lookups as the
+// node makes them (PgAgentDirectory on a PgReader), and the account cache
+// in PgAccountDirectory following the shared epoch.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+#include <uv.h>
+
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "cluster/pg/pg_account_directory.hpp"
+#include "cluster/pg/pg_account_store.hpp"
+#include "cluster/pg/pg_agent_admin.hpp"
+#include "cluster/pg/pg_agent_directory.hpp"
+#include "cluster/pg/pg_migrations.hpp"
+#include "tests/cluster/pg_server.hpp"
+#include "tests/cluster/pg_test_support.hpp"
+
+using namespace tsunagu;
+using namespace tsunagu::cluster;
+using tsunagu::test::PgServer;
+using tsunagu::test::connect_to;
+using tsunagu::test::migrated_database;
+using rendezvous::AgentEnrollment;
+
+namespace {
+
+std::string text(PgConnection& connection, const std::string& sql) {
+  auto rows = connection.exec(sql);
+  REQUIRE_MESSAGE(rows, (rows ? "" : rows.error().detail));
+  return rows->text(0, rows->columns.at(0)).value_or("NULL");
+}
+
+PgEnrolment enroll(PgConnection& connection, const AgentEnrollment& enrollment) {
+  bool bundle_written = false;
+  auto result = pg_enroll_agent(connection, enrollment, [&]() -> Expected<void, std::string> {
+    bundle_written = true;
+    return {};
+  });
+  REQUIRE_MESSAGE(result, (result ? "" : result.error()));
+  CHECK(bundle_written == (result->outcome == PgEnrolment::Outcome::enrolled));
+  return *result;
+}
+
+void add_account(PgConnection& connection, const std::string& user_id) {
+  auto added = connection.exec(
+      "INSERT INTO accounts (user_id, password_hash, created_at, generation) VALUES ($1, 'x', 1, 0)", {user_id});
+  REQUIRE_MESSAGE(added, (added ? "" : added.error().detail));
+}
+
+}  // namespace
+
+TEST_CASE("schema 3 from empty: agent_enroll exists and routes are checked for their form") {
+  auto connection = connect_to(migrated_database());
+  CHECK(latest_schema_version() == 3);
+  CHECK(text(*connection, "SELECT to_regproc('agent_enroll') IS NOT NULL") == "t");
+  REQUIRE(connection->exec("INSERT INTO agents (name, enrolled_at) VALUES ('x', 1)"));
+  for (const char* route : {"acme", "q:acme", "p:81", "d:a@b"}) {
+    auto bad = connection->exec("INSERT INTO agent_routes (route, agent) VALUES ($1, 'x')", {std::string(route)});
+    REQUIRE_FALSE(bad);
+    CHECK_MESSAGE(bad.error().sqlstate == "23514", route);  // check_violation
+  }
+  CHECK(connection->exec("INSERT INTO agent_routes (route, agent) VALUES ('d:acme', 'x'), ('p:+81-6', 'x')"));
+}
+
+TEST_CASE("schema 3 from version 2: the enrolments written under version 2 are kept and used") {
+  std::string conninfo = PgServer::shared()->fresh_schema();
+  REQUIRE(!conninfo.empty());
+  auto connection = connect_to(conninfo);
+  auto old = migrate_up_to(*connection, 2);
+  REQUIRE_MESSAGE(old, (old ? "" : old.error().detail));
+  CHECK(old->to == 2);
+  CHECK(*schema_version(*connection) == 2);
+  CHECK(require_current_schema(*connection).error().code == PgErrc::schema_missing);
+  // As an operator (or a node of version 2) could have left them.
+  REQUIRE(connection->exec("INSERT INTO agents (name, enrolled_at) VALUES ('acme', 1700000000)"));
+  REQUIRE(connection->exec("INSERT INTO agent_routes (route, agent) VALUES ('d:acme', 'acme'), ('p:+81-6', 'acme')"));
+  add_account(*connection, "alice");
+
+  auto report = migrate(*connection);
+  REQUIRE_MESSAGE(report, (report ? "" : report.error().detail));
+  CHECK(report->from == 2);
+  CHECK(report->applied == std::vector<int>{3});
+  CHECK(require_current_schema(*connection).has_value());
+  auto agents = pg_list_agents(*connection);
+  REQUIRE(agents);
+  REQUIRE(agents->size() == 1);
+  CHECK(agents->front() == AgentEnrollment{"acme", {"acme"}, {"+81-6"}, 1700000000});
+  CHECK(text(*connection, "SELECT count(*) FROM accounts") == "1");
+  // The old rows take part in the new checks.
+  auto taken = enroll(*connection, AgentEnrollment{"other", {"acme"}, {}, 5});
+  CHECK(taken.outcome == PgEnrolment::Outcome::route_taken);
+  CHECK(taken.route == "acme");
+  CHECK(taken.owner == "acme");
+}
+
+TEST_CASE("enrolment: replaces the agent's routes, refuses another agent's route and routes accounts use") {
+  auto connection = connect_to(migrated_database());
+  CHECK(enroll(*connection, AgentEnrollment{"acme", {"acme", "acme.jp"}, {"+81-6-"}, 10}).outcome ==
+        PgEnrolment::Outcome::enrolled);
+  // Enrolled again: its routes are replaced, not added to.
+  CHECK(enroll(*connection, AgentEnrollment{"acme", {"acme"}, {"+81-6-1"}, 11}).outcome ==
+        PgEnrolment::Outcome::enrolled);
+  auto agents = pg_list_agents(*connection);
+  REQUIRE(agents);
+  REQUIRE(agents->size() == 1);
+  CHECK(agents->front() == AgentEnrollment{"acme", {"acme"}, {"+81-6-1"}, 11});
+
+  auto taken = enroll(*connection, AgentEnrollment{"beta", {"beta", "acme"}, {}, 12});
+  CHECK(taken.outcome == PgEnrolment::Outcome::route_taken);
+  CHECK(taken.route == "acme");
+  CHECK(taken.owner == "acme");
+  CHECK(text(*connection, "SELECT count(*) FROM agents WHERE name = 'beta'") == "0");
+
+  add_account(*connection, "carl@beta");
+  add_account(*connection, "+44-20-7946");
+  add_account(*connection, "beta");  // not inside: no @beta
+  auto inside = enroll(*connection, AgentEnrollment{"beta", {"beta"}, {}, 13});
+  CHECK(inside.outcome == PgEnrolment::Outcome::accounts_inside);
+  CHECK(inside.route == "beta");
+  CHECK(inside.ids == std::vector<std::string>{"carl@beta"});
+  auto by_prefix = enroll(*connection, AgentEnrollment{"uk", {}, {"+44-20"}, 13});
+  CHECK(by_prefix.outcome == PgEnrolment::Outcome::accounts_inside);
+  CHECK(by_prefix.ids == std::vector<std::string>{"+44-20-7946"});
+
+  // A failing bundle rolls the enrolment back.
+  auto failed = pg_enroll_agent(*connection, AgentEnrollment{"gamma", {"gamma"}, {}, 14},
+                                []() -> Expected<void, std::string> { return Unexpected(std::string("disk full")); });
+  CHECK_FALSE(failed);
+  CHECK(text(*connection, "SELECT count(*) FROM agent_routes WHERE route = 'd:gamma'") == "0");
+
+  auto removed = pg_remove_agent(*connection, "acme");
+  REQUIRE(removed);
+  CHECK(*removed);
+  CHECK(text(*connection, "SELECT count(*) FROM agent_routes") == "0");
+  CHECK(*pg_remove_agent(*connection, "acme") == false);
+}
+
+TEST_CASE("the node's reads: owners of domains and prefixes, the route of an ID, the longest prefix") {
+  std::string conninfo = migrated_database();
+  auto connection = connect_to(conninfo);
+  CHECK(enroll(*connection, AgentEnrollment{"acme", {"acme"}, {"+81-6", "+81-6-1234"}, 1}).outcome ==
+        PgEnrolment::Outcome::enrolled);
+  CHECK(enroll(*connection, AgentEnrollment{"osaka", {}, {"+81-6-12"}, 1}).outcome == PgEnrolment::Outcome::enrolled);
+  auto reader = PgReader::connect(uv_default_loop(), conninfo);
+  REQUIRE(reader);
+  PgAgentDirectory agents(std::shared_ptr<PgReader>(std::move(*reader)));
+  CHECK(agents.domain_owner("acme").value() == std::optional<std::string>("acme"));
+  CHECK(agents.domain_owner("beta").value() == std::nullopt);
+  CHECK(agents.prefix_owner("+81-6-12").value() == std::optional<std::string>("osaka"));
+  CHECK(agents.prefix_owner("+81").value() == std::nullopt);
+  CHECK(agents.route_of("4106@acme").value() == std::optional<std::string>("acme"));
+  CHECK(agents.route_of("4106@beta").value() == std::nullopt);
+  CHECK(agents.route_of("+81-6-1234-5678").value() == std::optional<std::string>("+81-6-1234"));
+  CHECK(agents.route_of("+81-6-1299").value() == std::optional<std::string>("+81-6-12"));
+  CHECK(agents.route_of("+81-6-0").value() == std::optional<std::string>("+81-6"));
+  CHECK(agents.route_of("+44-1").value() == std::nullopt);
+  CHECK(agents.route_of("alice").value() == std::nullopt);
+}
+
+TEST_CASE("the account cache: a second find costs no read; a removal elsewhere (the epoch) drops it") {
+  std::string conninfo = migrated_database();
+  auto admin = connect_to(conninfo);
+  uv_loop_t* loop = uv_default_loop();
+  auto opened = PgAccountDirectory::open(loop, conninfo, PgAccountDirectory::Options{});
+  REQUIRE_MESSAGE(opened, (opened ? "" : opened.error().detail));
+  auto& directory = **opened;
+  REQUIRE(directory.epoch());
+  add_account(*admin, "alice");
+  REQUIRE(directory.find("alice").value().has_value());
+  CHECK(directory.cache().misses() == 1);
+  // Kept: changed behind the node's back without the epoch, the node still
+  // answers from its copy (until max age) ...
+  REQUIRE(admin->exec("UPDATE accounts SET display_name = 'Changed' WHERE user_id = 'alice'"));
+  CHECK(directory.find("alice").value()->display_name == "");
+  CHECK(directory.cache().hits() == 1);
+  // ... and a removal moves the epoch on: the next epoch read drops the copy.
+  PgAccountStore store;
+  PgTurn turn;
+  std::optional<Expected<bool, PgError>> removed;
+  store.remove(turn, "alice", 1, [&](Expected<bool, PgError> r) { removed.emplace(std::move(r)); });
+  REQUIRE(run_turn(*admin, turn));
+  CHECK(directory.find("alice").value().has_value());  // within the check interval: still the copy
+  REQUIRE(directory.epoch());
+  CHECK(directory.cache().size() == 0);
+  CHECK_FALSE(directory.find("alice").value().has_value());
+  // Absent accounts are not kept: one created elsewhere is found at once.
+  add_account(*admin, "bob");
+  CHECK_FALSE(directory.find("carol").value().has_value());
+  add_account(*admin, "carol");
+  CHECK(directory.find("carol").value().has_value());
+  directory.close();
+}
+
+int main(int argc, char** argv) {
+  if (PgServer::shared() == nullptr) {
+    std::cout << "SKIP: " << PgServer::skip_reason() << "\n";
+    return 77;
+  }
+  doctest::Context context(argc, argv);
+  return context.run();
+}
