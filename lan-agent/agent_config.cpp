@@ -20,7 +20,7 @@ namespace {
 
 const KnownSettings kKnownKeys = {
     {"node",
-     {"address", "server_name", "ca_certificate", "certificate", "private_key", "heartbeat_interval",
+     {"address", "other_addresses", "server_name", "ca_certificate", "certificate", "private_key", "heartbeat_interval",
       "request_timeout", "reconnect_min_ms", "reconnect_max_ms", "refused_retry"}},
     {"agent", {"name", "domains", "number_prefixes", "data_directory", "log_level"}},
     {"table", {"hostname_rule", "history_depth", "assumed_lease_seconds", "tombstone_retention", "map_size_mib", "flush_interval_ms", "pins"}},
@@ -164,6 +164,11 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
     if (node.address.empty()) reader.fail("node.address", "required: the node's agent port as \"HOST:PORT\"");
     if (!valid_node_address(node.address)) reader.fail("node.address", "\"" + node.address + "\" is not HOST:PORT");
     node.server_name = reader.text("node.server_name", host_of(node.address), 253);
+    bool named = root["node"]["server_name"].is_value();
+    for (const auto& other : reader.strings("node.other_addresses", {}, 16)) {
+      if (!valid_node_address(other)) reader.fail("node.other_addresses", "\"" + other + "\" is not HOST:PORT");
+      node.other_nodes.emplace_back(other, named ? node.server_name : host_of(other));
+    }
     for (auto [key, out] : {std::pair{"node.ca_certificate", &node.ca_certificate},
                             std::pair{"node.certificate", &node.certificate},
                             std::pair{"node.private_key", &node.private_key}}) {

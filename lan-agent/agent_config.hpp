@@ -28,6 +28,10 @@ using ConfigError = tsunagu::ConfigFileError;
 struct NodeSettings {
   std::string address;      // "HOST:PORT"
   std::string server_name;  // the name the node's certificate carries; default: HOST
+  // Other nodes of the same cluster, tried in turn when the link is lost or a connect fails
+  // (transport/peer_list.hpp): address and the name its certificate must carry (server_name
+  // when given, else the entry's own host).
+  std::vector<std::pair<std::string, std::string>> other_nodes;
   std::string ca_certificate, certificate, private_key;  // absolute paths after loading
   int64_t heartbeat_interval_s = 10;
   int64_t request_timeout_s = 10;

@@ -5,7 +5,7 @@ namespace tsunagu::lanagent {
 namespace {
 
 bool same_node(const NodeSettings& a, const NodeSettings& b) {
-  return a.address == b.address && a.server_name == b.server_name && a.ca_certificate == b.ca_certificate &&
+  return a.address == b.address && a.other_nodes == b.other_nodes && a.server_name == b.server_name && a.ca_certificate == b.ca_certificate &&
          a.certificate == b.certificate && a.private_key == b.private_key &&
          a.heartbeat_interval_s == b.heartbeat_interval_s && a.request_timeout_s == b.request_timeout_s &&
          a.reconnect_min_ms == b.reconnect_min_ms && a.reconnect_max_ms == b.reconnect_max_ms &&

@@ -49,6 +49,7 @@ transport::ReconnectingLinkOptions NodeLink::link_options(const NodeSettings& se
   transport::ReconnectingLinkOptions options;
   options.address = settings.address;
   options.verify_name = settings.server_name;
+  for (const auto& [address, name] : settings.other_nodes) options.alternates.push_back({address, name});
   options.tls = std::move(tls);
   options.request_timeout_ms = static_cast<uint64_t>(settings.request_timeout_s) * 1000;
   options.backoff = {static_cast<uint64_t>(settings.reconnect_min_ms), static_cast<uint64_t>(settings.reconnect_max_ms)};

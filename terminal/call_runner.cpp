@@ -1156,9 +1156,17 @@ int run_listen(const CallOptions& options) {
       on_ring(ring, [&](ByteView bytes) { node->send_message(bytes); }, true);
     };
     events.on_node_indication = on_indication;
-    events.on_link_lost = [](std::string_view reason, uint64_t retry_ms) {
+    events.on_link_lost = [&](std::string_view reason, uint64_t retry_ms) {
       std::cerr << "tsunagu: link to the node lost (" << reason << "); reconnecting in " << retry_ms << " ms"
                 << std::endl;
+      // The node held these calls' signalling and ends them for their callers when this link
+      // goes (with the node itself, in a cluster); the line ends too, so the next ring, on
+      // whichever node the link comes back to, finds this terminal free.
+      std::vector<Line*> current;
+      for (auto& line : lines) current.push_back(line.get());
+      for (Line* line : current)
+        if (alive(line))
+          line->shell->feed([](CallCore& c, uint64_t now) { c.link_stopped(ClientFailure::none, {}, now); });
     };
     events.on_stopped = [&](ClientFailure failure, std::string_view detail) {
       if (failure != ClientFailure::none) {

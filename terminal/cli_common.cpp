@@ -33,7 +33,9 @@ std::string env_or(const char* name, std::string fallback) {
 }
 
 void NodeArgs::add_to(CLI::App* command, bool with_json) {
-  command->add_option("--node", node, "Rendezvous node host:port ($TSUNAGU_NODE)");
+  command->add_option("--node", node,
+                      "Rendezvous node host:port, or several nodes of one cluster host:port,host:port,... tried in "
+                      "turn when a link is lost ($TSUNAGU_NODE)");
   command->add_option("--ca", ca, "The deployment's CA certificate file ($TSUNAGU_CA)");
   command->add_option("-u,--user", user, "Your user ID ($TSUNAGU_USER)");
   command->add_option("--password-file", password_file,
@@ -57,10 +59,19 @@ std::optional<NodeClientOptions> NodeArgs::prepare(int& exit_code) const {
     return missing("invalid user ID \"" + user + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain");
   NodeClientOptions options;
   std::string host, error;
-  auto address = resolve_node_address(node, host, error);
-  if (!address) return missing(error);
-  options.node = *address;
-  options.verify_name = server_name.empty() ? host : server_name;
+  auto nodes = split_node_list(node, error);
+  if (!nodes) return missing(error);
+  for (const auto& entry : *nodes) {
+    auto address = resolve_node_address(entry, host, error);
+    if (!address) return missing(error);
+    std::string verify_name = server_name.empty() ? host : server_name;
+    if (&entry == &nodes->front()) {
+      options.node = *address;
+      options.verify_name = verify_name;
+    } else {
+      options.other_nodes.push_back({address->to_string(), verify_name});
+    }
+  }
   options.ca_file = ca;
   options.user_id = user;
   PasswordSource source;

@@ -11,6 +11,22 @@
 
 namespace tsunagu::terminal {
 
+std::optional<std::vector<std::string>> split_node_list(std::string_view text, std::string& error) {
+  std::vector<std::string> nodes;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string_view entry = text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    if (entry.empty()) {
+      error = "\"" + std::string(text) + "\": an empty node in the list (give host:port[,host:port...])";
+      return std::nullopt;
+    }
+    nodes.emplace_back(entry);
+    if (comma == std::string_view::npos) return nodes;
+    start = comma + 1;
+  }
+}
+
 std::optional<proto::SocketAddress> resolve_node_address(const std::string& text, std::string& host_out,
                                                           std::string& error) {
   if (auto literal = proto::SocketAddress::parse(text)) {
@@ -53,6 +69,7 @@ Expected<void, ClientStartFailure> NodeClient::start() {
   transport::ReconnectingLinkOptions link_options;
   link_options.address = options_.node.to_string();
   link_options.verify_name = options_.verify_name;
+  link_options.alternates = options_.other_nodes;
   link_options.tls = *tls;
   link_options.request_timeout_ms = options_.request_timeout_ms;
   link_options.reconnect = options_.reconnect;
@@ -282,7 +299,12 @@ void NodeClient::on_lost(const transport::LinkLoss& loss) {
     stop(loss.reason == transport::CloseReason::tls ? ClientFailure::tls : ClientFailure::network, loss.detail);
     return;
   }
-  if (events_.on_link_lost) events_.on_link_lost(loss.detail, *loss.retry_in_ms);
+  if (!events_.on_link_lost) return;
+  if (options_.other_nodes.empty()) {
+    events_.on_link_lost(loss.detail, *loss.retry_in_ms);
+  } else {
+    events_.on_link_lost(loss.detail + "; next node " + loss.next_address, *loss.retry_in_ms);
+  }
 }
 
 void NodeClient::stop(ClientFailure failure, std::string detail) {

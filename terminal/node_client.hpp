@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "proto/signalling.hpp"
@@ -30,6 +31,9 @@ namespace tsunagu::terminal {
 struct NodeClientOptions {
   proto::SocketAddress node;
   std::string verify_name;  // name or IP the node's certificate must carry
+  // Other nodes of the same cluster, tried in turn when the link to one is
+  // lost or a connect fails (transport/peer_list.hpp); empty: `node` only.
+  std::vector<transport::LinkPeer> other_nodes;
   std::string ca_file;      // the deployment's CA
   std::string user_id;
   std::string password;
@@ -127,6 +131,10 @@ class NodeClient {
   Bytes salted_for_salt_;
   uint32_t salted_for_iterations_ = 0;
 };
+
+// A --node value: "host:port" or several separated by commas (nodes of one
+// cluster, in the order to try them); an empty entry is an error.
+std::optional<std::vector<std::string>> split_node_list(std::string_view text, std::string& error);
 
 // "host:port" with host an IP literal or a name (resolved once, blocking).
 std::optional<proto::SocketAddress> resolve_node_address(const std::string& text, std::string& host_out,

@@ -63,6 +63,20 @@ CloseReason reason_for(CloseCause cause) {
   return CloseReason::network;
 }
 
+std::vector<LinkPeer> all_peers(const ReconnectingLinkOptions& options) {
+  std::vector<LinkPeer> peers{{options.address, options.verify_name}};
+  peers.insert(peers.end(), options.alternates.begin(), options.alternates.end());
+  return peers;
+}
+
+Expected<void, LinkError> check_addresses(const std::vector<LinkPeer>& peers) {
+  std::string host, port;
+  for (const auto& peer : peers)
+    if (!split_host_port(peer.address, host, port))
+      return Unexpected(LinkError{LinkErrorCode::bad_address, "\"" + peer.address + "\" is not HOST:PORT"});
+  return {};
+}
+
 }  // namespace
 
 // A name lookup in flight. libuv owns it until its callback, which frees it;
@@ -76,6 +90,7 @@ ReconnectingLink::ReconnectingLink(uv_loop_t* loop, ReconnectingLinkOptions opti
     : loop_(loop),
       options_(std::move(options)),
       events_(std::move(events)),
+      peers_(all_peers(options_)),
       backoff_(options_.backoff, options_.unit_random) {}
 
 ReconnectingLink::~ReconnectingLink() {
@@ -89,16 +104,20 @@ ReconnectingLink::~ReconnectingLink() {
   if (link_ != nullptr) link_->abort("link destroyed");
 }
 
+void ReconnectingLink::use_current_peer() {
+  split_host_port(peers_.current().address, host_, port_);
+  literal_ = proto::SocketAddress::parse(peers_.current().address);
+}
+
 Expected<void, LinkError> ReconnectingLink::reconfigure(const ReconnectingLinkOptions& next) {
-  std::string host, port;
-  if (!split_host_port(next.address, host, port))
-    return Unexpected(LinkError{LinkErrorCode::bad_address, "\"" + next.address + "\" is not HOST:PORT"});
+  auto peers = all_peers(next);
+  if (auto checked = check_addresses(peers); !checked) return checked;
   if (!next.tls) return Unexpected(LinkError{LinkErrorCode::no_tls_context, "no TLS context"});
   options_.address = next.address;
-  host_ = std::move(host);
-  port_ = std::move(port);
-  literal_ = proto::SocketAddress::parse(options_.address);
   options_.verify_name = next.verify_name;
+  options_.alternates = next.alternates;
+  peers_ = PeerList(std::move(peers));
+  use_current_peer();
   options_.tls = next.tls;
   options_.request_timeout_ms = next.request_timeout_ms;
   if (next.backoff.initial_ms != options_.backoff.initial_ms || next.backoff.max_ms != options_.backoff.max_ms) {
@@ -128,10 +147,9 @@ proto::SocketAddress ReconnectingLink::local_address() const {
 
 Expected<void, LinkError> ReconnectingLink::start() {
   if (state_ != LinkState::idle) return Unexpected(LinkError{LinkErrorCode::already_started, "already started"});
-  if (!split_host_port(options_.address, host_, port_))
-    return Unexpected(LinkError{LinkErrorCode::bad_address, "\"" + options_.address + "\" is not HOST:PORT"});
+  if (auto checked = check_addresses(peers_.peers()); !checked) return checked;
   if (!options_.tls) return Unexpected(LinkError{LinkErrorCode::no_tls_context, "no TLS context"});
-  literal_ = proto::SocketAddress::parse(options_.address);
+  use_current_peer();
   auto timer = make_timer(loop_);
   if (!timer)
     return Unexpected(LinkError{LinkErrorCode::loop_refused, std::string("timer: ") + uv_strerror(timer.error()),
@@ -202,7 +220,7 @@ Expected<void, LinkError> ReconnectingLink::connect_to(const proto::SocketAddres
   };
   callbacks.on_message = [this](TlsLink&, ByteView bytes) { on_message(bytes); };
   callbacks.on_closed = [this](TlsLink& link, std::string_view reason) { on_link_closed(link, reason); };
-  auto link = TlsLink::connect(loop_, address, options_.tls, options_.verify_name, std::move(callbacks),
+  auto link = TlsLink::connect(loop_, address, options_.tls, peers_.current().verify_name, std::move(callbacks),
                                options_.limits);
   if (!link)
     return Unexpected(LinkError{LinkErrorCode::loop_refused, std::move(link.error().detail), link.error().uv_code});
@@ -233,6 +251,11 @@ void ReconnectingLink::lost(CloseReason reason, std::string detail) {
     uint64_t delay = retry_override_ms_ ? *retry_override_ms_ : backoff_.next_delay_ms();
     retry_at_ms_ = now_ms() + delay;
     loss.retry_in_ms = delay;
+    if (peers_.size() > 1) {
+      peers_.advance();
+      use_current_peer();
+    }
+    loss.next_address = peers_.current().address;
     set_state(LinkState::waiting);
   } else {
     set_state(LinkState::stopped);

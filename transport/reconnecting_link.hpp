@@ -23,12 +23,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/bytes.hpp"
 #include "base/expected.hpp"
 #include "proto/stun_message.hpp"
 #include "transport/backoff.hpp"
 #include "transport/owned_handle.hpp"
+#include "transport/peer_list.hpp"
 #include "transport/request_tracker.hpp"
 #include "transport/tls_link.hpp"
 
@@ -68,6 +70,7 @@ struct LinkLoss {
   std::string detail;     // for people: "connect: connection refused"
   bool was_up = false;    // the link had reached `up` before it dropped
   std::optional<uint64_t> retry_in_ms;  // when the next attempt starts; nullopt: the link stopped
+  std::string next_address;             // the peer the next attempt goes to (with retry_in_ms)
 };
 
 // A call that failed at once; nothing was scheduled and no callback follows.
@@ -89,6 +92,9 @@ struct LinkError {
 struct ReconnectingLinkOptions {
   std::string address;      // HOST:PORT or [v6]:PORT; a name is resolved on every attempt
   std::string verify_name;  // name or IP the peer's certificate must carry
+  // Further peers (other nodes of a cluster), tried in turn after `address`:
+  // each loss moves the next attempt to the following one (peer_list.hpp).
+  std::vector<LinkPeer> alternates;
   std::shared_ptr<security::TlsContext> tls;
   uint64_t request_timeout_ms = 10'000;
   bool reconnect = true;  // false: the first drop stops the link
@@ -159,7 +165,7 @@ class ReconnectingLink {
   // open and `on_closed` never runs.
   bool stop(std::function<void()> on_closed = {});
 
-  // A reload: the address, the name to verify, the TLS context, the request
+  // A reload: the address and alternates (from the first again), the name to verify, the TLS context, the request
   // timeout and the backoff of `next` hold from the next attempt on; the
   // connection that is up keeps its own. A bad address or no TLS context
   // changes nothing.
@@ -178,6 +184,7 @@ class ReconnectingLink {
   struct Resolve;
   Expected<void, LinkError> attempt();
   Expected<void, LinkError> connect_to(const proto::SocketAddress& address);
+  void use_current_peer();
   void on_resolved(int status, std::optional<proto::SocketAddress> address);
   void on_link_closed(TlsLink& link, std::string_view reason);
   void lost(CloseReason reason, std::string detail);
@@ -191,6 +198,7 @@ class ReconnectingLink {
   uv_loop_t* loop_;
   ReconnectingLinkOptions options_;
   ReconnectingLinkEvents events_;
+  PeerList peers_;
   std::string host_, port_;
   std::optional<proto::SocketAddress> literal_;
   Backoff backoff_;

@@ -35,7 +35,7 @@ import redis_node_test as rn  # noqa: E402
 
 def start_agent(bundle, node, log_name):
     """The LAN agent with its bundle, dialling `node`'s agent port; returns (process, log path) once linked."""
-    config = h.write_lan_agent_config(bundle, node.agent_address, "acme", ["acme"])
+    config = h.write_agent_toml(bundle, node.agent_address)
     agent_log = os.path.join(bundle, log_name)
     with open(agent_log, "w") as out:
         agent = h.spawn([rn.LAN_AGENT, "run", "-c", config], stdout=out, stderr=subprocess.STDOUT)
@@ -113,7 +113,7 @@ def scenario_pg_agent_any_node():
     checks.check(removed.code == 0 and pg.sql("SELECT count(*) FROM agent_routes") == "0",
                  "agent remove --pg takes its routes with it: %r" % removed)
     # Removed from PostgreSQL: no node accepts the agent's hello any more.
-    config = h.write_lan_agent_config(bundle, c.nodes["node-b"].agent_address, "acme", ["acme"])
+    config = h.write_agent_toml(bundle, c.nodes["node-b"].agent_address)
     refused_log = os.path.join(bundle, "agent-removed.log")
     with open(refused_log, "w") as out:
         agent = h.spawn([rn.LAN_AGENT, "run", "-c", config], stdout=out, stderr=subprocess.STDOUT)

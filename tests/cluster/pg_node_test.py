@@ -48,7 +48,10 @@ ERROR_NOT_IMPLEMENTED = 501
 class Postgres:
     """A postmaster of our own: its process group is killed on every exit path."""
 
-    def __init__(self):
+    def __init__(self, netns=None, host=None):
+        """netns/host: the server runs inside that network namespace and also listens on TCP at host
+        (trusting that /24); `conninfo` stays the unix socket, `tcp_conninfo` is for the namespaces."""
+        self.netns, self.host = netns, host
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"))
         if not bins:
             raise Skip("no PostgreSQL server under /usr/lib/postgresql (scripts/install-deps.sh test)")
@@ -67,12 +70,21 @@ class Postgres:
         atexit.register(self.cleanup)
         self._run([self.bin + "/initdb", "-D", self.root + "/data", "--auth=trust", "--username=postgres",
                    "--no-sync", "--encoding=UTF8", "--locale=C"], "initdb")
+        if host is not None:
+            network = host.rsplit(".", 1)[0] + ".0/24"
+            with open(self.root + "/data/pg_hba.conf", "a") as hba:
+                hba.write("host all all %s trust\n" % network)
         self.start()
 
     def _as_owner(self, server):
         uid, gid = self.uid, self.gid
+        netns = self.netns if server else None
 
         def become():
+            if netns is not None:  # entered as root, before giving up root
+                with open("/run/netns/" + netns) as handle:
+                    if ctypes.CDLL("libc.so.6", use_errno=True).setns(handle.fileno(), 0x40000000) != 0:  # CLONE_NEWNET
+                        os._exit(120)
             if os.getuid() == 0:
                 os.setgroups([])
                 os.setgid(gid)
@@ -92,11 +104,15 @@ class Postgres:
     def conninfo(self):
         return "host=%s port=5432 dbname=postgres user=postgres" % self.root
 
+    @property
+    def tcp_conninfo(self):
+        return "host=%s port=5432 dbname=postgres user=postgres" % self.host
+
     def start(self):
         with open(os.path.join(self.root, "server.log"), "a") as out:
             self.proc = subprocess.Popen(
                 [self.bin + "/postgres", "-D", self.root + "/data", "-k", self.root, "-p", "5432",
-                 "-c", "listen_addresses=", "-c", "max_connections=20", "-c", "fsync=on"],
+                 "-c", "listen_addresses=" + (self.host or ""), "-c", "max_connections=20", "-c", "fsync=on"],
                 preexec_fn=self._as_owner(True), start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL)
         wait_until(lambda: self.sql("SELECT 1", check=False) == "1", 60, 0.1, "PostgreSQL to accept connections")

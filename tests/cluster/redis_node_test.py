@@ -68,8 +68,12 @@ class Redis:
     """A redis-server child on a port picked here; no persistence (a restart starts empty).
     cluster_mode: a member of a Redis Cluster (RedisCluster joins three)."""
 
-    def __init__(self, root, name="redis", cluster_mode=False, password=None):
-        self.password = password  # requirepass: the nodes must AUTH ([cluster] redis_password_file)
+    def __init__(self, root, name="redis", cluster_mode=False, password=None, netns=None, host="127.0.0.1"):
+        """netns/host: run inside that network namespace, bound to host (the port is picked in this one).
+        password: requirepass, so the nodes must AUTH ([cluster] redis_password_file)."""
+        self.password = password
+        self.wrapper = ["ip", "netns", "exec", netns] if netns else []
+        self.host = host
         self.port = free_tcp_port(cluster_bus=cluster_mode)
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
@@ -84,7 +88,9 @@ class Redis:
                      "--cluster-node-timeout", "2000"]
         if self.password:
             extra += ["--requirepass", self.password]
-        self.proc = h.spawn(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        if self.host != "127.0.0.1":  # reached from other namespaces the test made, nowhere else
+            extra += ["--protected-mode", "no"]
+        self.proc = h.spawn(self.wrapper + ["redis-server", "--port", str(self.port), "--bind", self.host, "--save", "",
                              "--appendonly", "no", "--daemonize", "no", "--dir", self.dir,
                              "--logfile", os.path.join(self.dir, "redis.log")] + extra)
         wait_until(lambda: self.cli("PING") == "PONG", 10 * h.SLOW, 0.05, "redis-server to answer PING")
@@ -92,7 +98,8 @@ class Redis:
     def cli(self, *args):
         try:
             env = dict(os.environ, REDISCLI_AUTH=self.password) if self.password else None
-            out = subprocess.run(["redis-cli", "-c", "-p", str(self.port), "--raw"] + list(args), capture_output=True,
+            out = subprocess.run(self.wrapper + ["redis-cli", "-c", "-h", self.host, "-p", str(self.port), "--raw"] +
+                                 list(args), capture_output=True,
                                  text=True, timeout=10, stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired:
             return None
@@ -104,7 +111,7 @@ class Redis:
 
     @property
     def address(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
 
 class RedisCluster:
@@ -186,12 +193,15 @@ class Cluster:
         return self.redis.cli("GET", "presence:{%s}" % user)
 
 
-def start_node_with(self, extra):
-    """Deployment.start_node with extra `run` options (cluster mode's)."""
+def start_node_with(self, extra, wrapper=(), ip="127.0.0.1", ports=(0, 0, 0)):
+    """Deployment.start_node with extra `run` options (cluster mode's); wrapper: a command prefix
+    (`ip netns exec NS`); ip and ports (TLS, STUN, agents) of its listeners."""
     ready = self._next("ready") + ".json"
     log_path = self._next("node") + ".log"
-    args = [h.RENDEZVOUS, "run", "-d", self.dir, "--listen", "127.0.0.1:0", "--stun-listen", "127.0.0.1:0",
-            "--agent-listen", "127.0.0.1:0", "--web-listen", "off", "--ready-file", ready, "--log-level", "debug"]
+    args = list(wrapper) + [
+        h.RENDEZVOUS, "run", "-d", self.dir, "--listen", "%s:%d" % (ip, ports[0]),
+        "--stun-listen", "%s:%d" % (ip, ports[1]), "--agent-listen", "%s:%d" % (ip, ports[2]), "--web-listen", "off",
+        "--ready-file", ready, "--log-level", "debug"]
     with open(log_path, "w") as log_file:
         proc = h.spawn(args + extra, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -297,34 +307,10 @@ def agent_lookup():
         raise TestFailure("agent enroll on node B: %r" % result)
     for name in c.dirs:
         c.start(name)
-    with open(os.path.join(bundle, "agent.toml"), "w") as f:
-        f.write("""[node]
-address = "%s"
-server_name = "127.0.0.1"
-ca_certificate = "ca.crt"
-certificate = "agent.crt"
-private_key = "agent.key"
-heartbeat_interval = 2
-request_timeout = 5
-reconnect_min_ms = 100
-reconnect_max_ms = 1000
-
-[agent]
-name = "acme"
-domains = ["acme"]
-data_directory = "%s/data"
-log_level = "debug"
-
-[table]
-hostname_rule = "ext{ext}"
-
-[hook]
-socket = "%s/hook.sock"
-spool_directory = "%s/spool"
-""" % (c.nodes["node-b"].agent_address, bundle, bundle, bundle))
+    agent_toml = h.write_agent_toml(bundle, c.nodes["node-b"].agent_address)
     agent_log = os.path.join(bundle, "agent.log")
     with open(agent_log, "w") as out:
-        agent = h.spawn([LAN_AGENT, "run", "-c", os.path.join(bundle, "agent.toml")], stdout=out,
+        agent = h.spawn([LAN_AGENT, "run", "-c", agent_toml], stdout=out,
                         stderr=subprocess.STDOUT)
     wait_until(lambda: "linked to the node" in open(agent_log, errors="replace").read() or (
         agent.poll() is not None and _raise("the agent exited: %s" % open(agent_log).read())),

@@ -878,39 +878,6 @@ def _scan_logs():
         raise TestFailure("a password or private key in the logs: " + "; ".join(leaks))
 
 
-def write_lan_agent_config(bundle, node_address, name, domains):
-    """An agent.toml in an `agent enroll` bundle for a test's tsunagu-lan-agent:
-    dials node_address (its agent port, on loopback, checked as 127.0.0.1), keeps
-    its data, hook socket and spool inside the bundle, retries fast; returns its path."""
-    path = os.path.join(bundle, "agent.toml")
-    with open(path, "w") as f:
-        f.write("""[node]
-address = "%s"
-server_name = "127.0.0.1"
-ca_certificate = "ca.crt"
-certificate = "agent.crt"
-private_key = "agent.key"
-heartbeat_interval = 2
-request_timeout = 5
-reconnect_min_ms = 100
-reconnect_max_ms = 1000
-
-[agent]
-name = "%s"
-domains = [%s]
-data_directory = "%s/data"
-log_level = "debug"
-
-[table]
-hostname_rule = "ext{ext}"
-
-[hook]
-socket = "%s/hook.sock"
-spool_directory = "%s/spool"
-""" % (node_address, name, ", ".join('"%s"' % d for d in domains), bundle, bundle, bundle))
-    return path
-
-
 def run_scenarios(scenarios, argv):
     """Entry point: runs the scenario named in argv[1]; exit 0 pass, 1 fail, 77 skip."""
     if len(argv) != 2 or argv[1] not in scenarios:
@@ -1061,10 +1028,44 @@ def call_id_of(message):
     return value.decode("utf-8", "replace") if value is not None else None
 
 
-def spawn_cli(deployment, args, user, password, stdin=None, binary_stdout=False):
+def write_agent_toml(bundle, node_address, domain="acme", server_name="127.0.0.1"):
+    """agent.toml for a LAN agent enrolled into `bundle` (`agent enroll --out`): linked to the node's
+    agent port at node_address, quick heartbeats and reconnects, one table rule; returns its path."""
+    path = os.path.join(bundle, "agent.toml")
+    with open(path, "w") as f:
+        f.write("""[node]
+address = "%s"
+server_name = "%s"
+ca_certificate = "ca.crt"
+certificate = "agent.crt"
+private_key = "agent.key"
+heartbeat_interval = 2
+request_timeout = 5
+reconnect_min_ms = 100
+reconnect_max_ms = 1000
+
+[agent]
+name = "%s"
+domains = ["%s"]
+data_directory = "%s/data"
+log_level = "debug"
+
+[table]
+hostname_rule = "ext{ext}"
+
+[hook]
+socket = "%s/hook.sock"
+spool_directory = "%s/spool"
+""" % (node_address, server_name, domain, domain, bundle, bundle, bundle))
+    return path
+
+
+def spawn_cli(deployment, args, user, password, stdin=None, binary_stdout=False, wrapper=(), node=None):
     """Starts `tsunagu ARGS` with stdout/stderr in files of the deployment; returns a Terminal.
     stdin: None (= /dev/null), a path to read from, or subprocess.PIPE (then Terminal.proc.stdin is ours).
-    binary_stdout: stdout goes to a .bin file, which a failing scenario's log dump leaves out."""
+    binary_stdout: stdout goes to a .bin file, which a failing scenario's log dump leaves out.
+    wrapper: a command prefix (`ip netns exec NS`, which execs: the PID is the terminal's);
+    node: what has .address for TSUNAGU_NODE (default: the deployment's node)."""
     stem = deployment._next("%s-%s" % (args[0], user))
     out_path, err_path = stem + (".bin" if binary_stdout else ".out"), stem + ".err"
     if stdin is None:
@@ -1075,7 +1076,8 @@ def spawn_cli(deployment, args, user, password, stdin=None, binary_stdout=False)
         stdin_arg = open(stdin, "rb")
     try:
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen([TERMINAL] + args, env=deployment.terminal_env(user, password), stdin=stdin_arg,
+            proc = subprocess.Popen(list(wrapper) + [TERMINAL] + args, env=deployment.terminal_env(user, password, node),
+                                    stdin=stdin_arg,
                                     stdout=out, stderr=err)
     finally:
         if stdin_arg not in (subprocess.DEVNULL, subprocess.PIPE):

@@ -49,6 +49,22 @@ TEST_CASE("config: server_name defaults to the address's host") {
   CHECK(parse_agent_config(text, "a.toml").node->server_name == "node.example");
 }
 
+TEST_CASE("config: other_addresses lists a cluster's other nodes, each checked, named as server_name says") {
+  std::string text = kEnrolled;
+  text.replace(text.find("server_name = \"node.example\"\n"), 29,
+               "other_addresses = [\"node-b.example:7401\", \"10.0.0.3:7401\"]\n");
+  auto own_names = parse_agent_config(text, "a.toml");
+  CHECK(own_names.node->other_nodes == std::vector<std::pair<std::string, std::string>>{
+                                           {"node-b.example:7401", "node-b.example"}, {"10.0.0.3:7401", "10.0.0.3"}});
+  auto one_name = parse_agent_config(std::string(kEnrolled).replace(
+      std::string(kEnrolled).find("[node]\n"), 7, "[node]\nother_addresses = [\"10.0.0.3:7401\"]\n"), "a.toml");
+  CHECK(one_name.node->other_nodes == std::vector<std::pair<std::string, std::string>>{{"10.0.0.3:7401", "node.example"}});
+  CHECK(parse_agent_config(kEnrolled, "a.toml").node->other_nodes.empty());
+  text = std::string(kEnrolled).replace(std::string(kEnrolled).find("[node]\n"), 7,
+                                        "[node]\nother_addresses = [\"no-port\"]\n");
+  CHECK(error_of(text).find("node.other_addresses") != std::string::npos);
+}
+
 TEST_CASE("config: every section is read") {
   auto c = parse_agent_config(std::string(kEnrolled) + R"(
 [table]

@@ -409,6 +409,44 @@ TEST_CASE("node client: when the server closes the link it reconnects after the 
   CHECK(h.logins.back().observed == kObserved);
 }
 
+// Nodes of one cluster: the first is a closed port (a node that is down),
+// so the login lands on the second after one backoff delay; when that one
+// drops the link, the next attempt goes back to the first.
+TEST_CASE("node client: given other nodes, a failed connect or a lost link moves to the next node") {
+  Harness h;
+  auto options = h.options();
+  options.reconnect = true;
+  proto::SocketAddress down = proto::SocketAddress::v4({127, 0, 0, 1}, closed_port(&h.loop));
+  options.other_nodes = {{h.server->address().to_string(), "127.0.0.1"}};
+  options.node = down;
+  h.make(options);
+  REQUIRE(h.client->start().has_value());
+  REQUIRE(h.run_until([&] { return h.logins.size() == 1; }));
+  REQUIRE(h.losses.size() == 1);
+  CHECK(h.losses[0].first.find("next node " + h.server->address().to_string()) != std::string::npos);
+  h.server->drop_all();
+  REQUIRE(h.run_until([&] { return h.losses.size() == 2; }));
+  CHECK(h.losses[1].first.find("next node " + down.to_string()) != std::string::npos);
+  REQUIRE(h.run_until([&] { return h.logins.size() == 2; }));  // the first refuses again; back to the server
+  CHECK(h.losses.size() == 3);
+  CHECK(h.stops.empty());
+}
+
+TEST_CASE("node client: a --node list splits on commas and refuses an empty entry") {
+  std::string error;
+  auto one = split_node_list("node.example:7400", error);
+  REQUIRE(one.has_value());
+  CHECK(*one == std::vector<std::string>{"node.example:7400"});
+  auto three = split_node_list("10.0.0.1:7400,[2001:db8::1]:7400,c.example:7400", error);
+  REQUIRE(three.has_value());
+  CHECK(*three == std::vector<std::string>{"10.0.0.1:7400", "[2001:db8::1]:7400", "c.example:7400"});
+  for (const char* bad : {"", "a:1,", ",a:1", "a:1,,b:2"}) {
+    error.clear();
+    CHECK_FALSE(split_node_list(bad, error).has_value());
+    CHECK(error.find("empty node") != std::string::npos);
+  }
+}
+
 TEST_CASE("node client: without reconnect, the server's close stops it with network") {
   Harness h;
   h.make(h.options());

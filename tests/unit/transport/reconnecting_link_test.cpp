@@ -305,6 +305,7 @@ TEST_CASE("reconnecting link: a server drop fails pending requests once and reco
   // on_lost is stamped just after the retry was scheduled: allow its millisecond.
   CHECK(h.server->connect_times[1] - h.loss_times[0] >= 99);
   CHECK(h.link->stats().attempts == 2);
+  CHECK(h.losses[0].next_address == h.server->address());  // the only peer
 }
 
 TEST_CASE("reconnecting link: repeated failures back off longer each time and a success resets the backoff") {
@@ -325,6 +326,52 @@ TEST_CASE("reconnecting link: repeated failures back off longer each time and a 
   CHECK(h.loss_times[1] - h.loss_times[0] >= 99);  // each stamp may lag its schedule by 1 ms
   CHECK(h.loss_times[2] - h.loss_times[1] >= 199);
   CHECK(h.connected == 0);
+}
+
+// A terminal given several nodes of a cluster: a node that dies costs one
+// attempt on the backoff, which keeps growing across peers while none answers.
+TEST_CASE("reconnecting link: given alternates, each loss moves the next attempt to the following peer") {
+  Harness h;
+  Server second(&h.loop, h.pki);
+  auto o = h.options();
+  o.alternates = {{second.address(), "127.0.0.1"}};
+  h.make(o, h.events());
+  REQUIRE(h.link->start().has_value());
+  REQUIRE(h.run_until([&] { return h.link->up(); }));
+  CHECK(h.server->logins == 1);
+  CHECK(second.logins == 0);
+  std::string first = h.server->address();
+
+  h.close_server();  // the first node dies with its links; its port refuses from now on
+  REQUIRE(h.run_until([&] { return second.logins == 1 && h.link->up(); }));
+  REQUIRE(h.losses.size() == 1);
+  CHECK(h.losses[0].was_up);
+  CHECK(h.losses[0].retry_in_ms == 100);
+  CHECK(h.losses[0].next_address == second.address());
+
+  second.drop_all();  // back to the first, which refuses, then the second again
+  REQUIRE(h.run_until([&] { return second.logins == 2 && h.link->up(); }));
+  REQUIRE(h.losses.size() == 3);
+  CHECK(h.losses[1].next_address == first);
+  CHECK(h.losses[1].retry_in_ms == 100);
+  CHECK(h.losses[2].reason == CloseReason::connect_failed);
+  CHECK(h.losses[2].next_address == second.address());
+  CHECK(h.losses[2].retry_in_ms == 200);  // the backoff grew across peers
+
+  h.link.reset();
+  second.close();
+  for (int i = 0; i < 100 && !second.listener_closed; ++i) uv_run(&h.loop, UV_RUN_NOWAIT);
+  REQUIRE(second.listener_closed);
+}
+
+TEST_CASE("reconnecting link: a bad alternate address comes back from start()") {
+  Harness h;
+  auto o = h.options();
+  o.alternates = {{"no-port-here", "x"}};
+  h.make(o, h.events());
+  auto started = h.link->start();
+  REQUIRE_FALSE(started.has_value());
+  CHECK(started.error().code == transport::LinkErrorCode::bad_address);
 }
 
 TEST_CASE("reconnecting link: an unanswered keepalive ends the connection and the link comes back") {
