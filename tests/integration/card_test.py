@@ -338,6 +338,17 @@ def ledger(d, serial):
     return d.admin(["card", "-d", d.dir, "show", str(serial)]).out
 
 
+def check_debits(d, serial, price, route, issued=100):
+    """The card's ledger: three or more debits of `price` on `route`, and units left to match."""
+    history = ledger(d, serial)
+    debits = [line for line in history.splitlines() if "debit" in line]
+    check(len(debits) >= 3 and all("  %d  " % price in line and route in line for line in debits),
+          "the ledger has the debits of %d units on route %s: %r" % (price, route, debits))
+    left = int(re.search(r"units left (\d+)", history).group(1))
+    check(left == issued - price * len(debits),
+          "units left %d = %d - %d x %d debits" % (left, issued, price, len(debits)))
+
+
 def card_call_debited(root):
     d, cards = card_setup(root)
     loaded = load(d, cards[0])
@@ -357,12 +368,7 @@ def card_call_debited(root):
           "each period (1 s here) is debited at the route's 3 units")
     code = hang_up(caller)
     check(code == 0, "the call hangs up cleanly (exit %s)" % code)
-    history = ledger(d, 1)
-    debits = [line for line in history.splitlines() if "debit" in line]
-    check(len(debits) >= 3 and all("  3  " in line and "home-node" in line for line in debits),
-          "the ledger has the debits of 3 units on route home-node: %r" % debits)
-    left = int(re.search(r"units left (\d+)", history).group(1))
-    check(left == 100 - 3 * len(debits), "units left %d = 100 - 3 x %d debits" % (left, len(debits)))
+    check_debits(d, 1, 3, "home-node")
     listener.kill()
     return 0
 
@@ -746,12 +752,7 @@ def card_agent_call(root):
     check(code == 0, "the call through the agent hangs up cleanly (exit %s, %r)" % (code, caller.err()[-300:]))
     check("accepting a call from card-" + cards[0]["card_id"] in listener.err(),
           "bob was rung by the card's caller ID: %r" % listener.err()[-300:])
-    history = ledger(agent, cards[0]["serial"])
-    debits = [line for line in history.splitlines() if "debit" in line]
-    check(len(debits) >= 3 and all("  2  " in line and "home-agent" in line for line in debits),
-          "the agent's ledger has debits of 2 units on route home-agent: %r" % debits)
-    left = int(re.search(r"units left (\d+)", history).group(1))
-    check(left == 100 - 2 * len(debits), "units left %d = 100 - 2 x %d debits" % (left, len(debits)))
+    check_debits(agent, cards[0]["serial"], 2, "home-agent")
     log = agent.node.log_text()
     check(re.search(r"event=card result=admitted serial=%s user=card-%s .*agent=1" %
                     (cards[0]["serial"], re.escape(cards[0]["card_id"])), log) is not None,

@@ -4,6 +4,7 @@
 // told to the caller, the end when the card cannot pay.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,12 +40,9 @@ std::vector<Sent> sent_to(CardNode& n, LinkId link) {
   return out;
 }
 
-// Both links' messages, split.
-struct Turn {
-  std::vector<Sent> alice, bob;
-};
-Turn take(CardNode& n) {
-  Turn t;
+// Every link's messages, decoded, by link.
+std::map<LinkId, std::vector<Sent>> take_by_link(CardNode& n) {
+  std::map<LinkId, std::vector<Sent>> by_link;
   for (auto& action : n.node.take_terminal_actions()) {
     if (action.kind != NodeAction::Kind::send) continue;
     Sent s;
@@ -52,8 +50,19 @@ Turn take(CardNode& n) {
     auto decoded = proto::decode(*s.bytes);
     REQUIRE(decoded.has_value());
     s.m = std::move(decoded->message);
-    (action.link == card_alice_link ? t.alice : t.bob).push_back(std::move(s));
+    by_link[action.link].push_back(std::move(s));
   }
+  return by_link;
+}
+
+// alice's messages, and everyone else's as bob's.
+struct Turn {
+  std::vector<Sent> alice, bob;
+};
+Turn take(CardNode& n) {
+  Turn t;
+  for (auto& [link, sent] : take_by_link(n))
+    for (auto& s : sent) (link == card_alice_link ? t.alice : t.bob).push_back(std::move(s));
   return t;
 }
 
@@ -443,17 +452,9 @@ TEST_CASE("connection agent: a holder with no login is placed through the card's
   n.node.core().message(holder_link, n.call_request(tid(7), n.card_bytes, sample_card_password, "a-agent"),
                         n.node.now());
   n.node.pump();
-  std::vector<Sent> holder, bob;
-  for (auto& action : n.node.take_terminal_actions()) {
-    if (action.kind != NodeAction::Kind::send) continue;
-    Sent s;
-    s.bytes = std::make_shared<const Bytes>(std::move(action.message));
-    auto decoded = proto::decode(*s.bytes);
-    REQUIRE(decoded.has_value());
-    s.m = std::move(decoded->message);
-    if (action.link == holder_link) holder.push_back(std::move(s));
-    else if (action.link == card_bob_link) bob.push_back(std::move(s));
-  }
+  auto by_link = take_by_link(n);
+  std::vector<Sent>& holder = by_link[holder_link];
+  std::vector<Sent>& bob = by_link[card_bob_link];
   REQUIRE(find(holder, sig::method::call, proto::MessageClass::success) != nullptr);
   CHECK(units_told(holder) == 1000);
   const Sent* ring = find(bob, sig::method::ring, proto::MessageClass::request);
