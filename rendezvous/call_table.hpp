@@ -35,6 +35,7 @@ struct Call {
   proto::TransactionId ring_transaction;
   std::array<std::byte, 32> key{};
   bool via_agent = false;  // callee_link is the LAN agent of the callee's domain
+  bool caller_card_holder = false;  // placed by a connection agent for a card holder: no account, no presence
   uint32_t media = 0;      // CALL-MEDIA: 1 = a reliable data stream
   uint32_t caller_profile = 0, callee_profile = 0;  // MEDIA-PROFILE of each party (proto::media_profile)
   uint8_t turn_issued_caller = 0, turn_issued_callee = 0;  // TURN credentials handed out in this call

@@ -40,7 +40,7 @@ std::optional<std::string> caller_side_path(std::string_view reported, bool from
 }  // namespace
 
 void NodeCore::handle_call_path(LinkId link, LinkState& state, const proto::Message& indication) {
-  if (!state.user && !state.agent_ready) return;  // a LAN agent relays its terminal's report
+  if (caller_of(state) == nullptr && !state.agent_ready) return;  // a LAN agent relays its terminal's report
   const auto* id = indication.find(sig::attr::call_id);
   const auto* reported = indication.find(sig::attr::ice_path);
   if (id == nullptr || reported == nullptr) return;

@@ -39,6 +39,13 @@ bool passed_from_agent(uint16_t code) {
     default: return false;
   }
 }
+
+// The parties whose presence shows the call: a connection agent's card
+// holder has none (its caller ID is no account's).
+std::vector<std::string> presence_parties(const Call& call) {
+  if (call.caller_card_holder) return {call.callee};
+  return {call.caller, call.callee};
+}
 }  // namespace
 
 TurnCredentials mint_turn_credentials(std::string_view secret, std::string_view user, uint64_t expiry_unix) {
@@ -69,7 +76,8 @@ void NodeCore::add_turn_attributes(proto::MessageBuilder& builder, const std::st
 // prepared) the call, the callee while it is rung or after it accepted; at
 // most twice per party and call (issue 11 §5).
 void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const proto::Message& request, Now now) {
-  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  const std::string* me = caller_of(state);
+  if (me == nullptr) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   const auto* id = request.find(sig::attr::call_id);
   if (id == nullptr)
     return reply_error(link, request, sig::error::bad_request,
@@ -78,8 +86,8 @@ void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const prot
   uint8_t* issued = nullptr;
   if (found != nullptr) {
     Call& call = *found;
-    if (call.caller_link == link && call.caller == *state.user) issued = &call.turn_issued_caller;
-    else if (call.callee_link == link && call.callee == *state.user && !call.via_agent) issued = &call.turn_issued_callee;
+    if (call.caller_link == link && call.caller == *me) issued = &call.turn_issued_caller;
+    else if (call.callee_link == link && call.callee == *me && !call.via_agent) issued = &call.turn_issued_callee;
   }
   if (issued == nullptr)
     return reply_error(link, request, sig::error::no_such_call, "Call Does Not Exist: no call with that CALL-ID for you");
@@ -88,7 +96,7 @@ void NodeCore::handle_turn_credentials(LinkId link, LinkState& state, const prot
                        "Too Many Attempts: TURN credentials were handed out for this call already");
   ++*issued;
   auto builder = success(request);
-  add_turn_attributes(builder, *state.user, now,
+  add_turn_attributes(builder, *me, now,
                       issued == &found->turn_issued_caller ? card_turn_servers(found->id) : nullptr);
   send(link, builder.finish());
 }
@@ -124,7 +132,7 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
       return std::nullopt;
     }
     const PresenceRow* row = presence_.find(callee);
-    if (!account->has_value() || !visible_to(**account, *state.user)) {
+    if (!account->has_value() || !visible_to(**account, *caller_of(state))) {
       // Hidden from this caller: as if unknown, online or not (a ring would tell).
       reply_error(link, request, sig::error::unknown_user);
       return std::nullopt;
@@ -151,11 +159,15 @@ std::optional<NodeCore::CallTarget> NodeCore::reach_callee(LinkId link, LinkStat
 //   USER-ID, ICE-DESCRIPTION         both at once (no TURN credentials for the caller)
 void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& request, Now now,
                            const CardUse* card) {
-  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   if (card == nullptr && request.find(sig::attr::card) != nullptr) return begin_card_check(link, state, request, now);
   const auto* target_attribute = request.find(sig::attr::user_id);
   const auto* offer = request.find(sig::attr::ice_description);
   const auto* prepared_id = request.find(sig::attr::call_id);
+  // A connection agent's card holder (no account here) places each new call
+  // with its card; only its prepared call goes on without one.
+  const std::string* caller = caller_of(state);
+  if (caller == nullptr || (!state.user && card == nullptr && prepared_id == nullptr))
+    return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   if (offer != nullptr && offer->value.size() > max_ice_description)
     return reply_error(link, request, sig::error::bad_request, "Bad Request: ICE-DESCRIPTION too large");
 
@@ -178,9 +190,9 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
     return reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID is required");
   std::string callee(proto::read_string(*target_attribute));
   if (!sig::valid_user_id(callee)) return reply_error(link, request, sig::error::invalid_user_id);
-  if (callee == *state.user) return reply_error(link, request, sig::error::bad_request, "Bad Request: calling yourself");
+  if (callee == *caller) return reply_error(link, request, sig::error::bad_request, "Bad Request: calling yourself");
   std::string source = source_key(state.observed);
-  size_t by_user = calls_->counts(*state.user).ringing_out, by_source = calls_->ringing_from(source);
+  size_t by_user = calls_->counts(*caller).ringing_out, by_source = calls_->ringing_from(source);
   if (by_user >= settings_.max_ringing_per_user || by_source >= settings_.max_ringing_per_source)
     return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: too many calls ringing");
   auto target = reach_callee(link, state, request, callee);
@@ -188,7 +200,8 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
 
   Call call;
   call.id = to_hex(random_bytes(16));
-  call.caller = *state.user;
+  call.caller = *caller;
+  call.caller_card_holder = !state.user;
   call.callee = callee;
   call.caller_link = link;
   call.caller_source = source;
@@ -211,7 +224,7 @@ void NodeCore::handle_call(LinkId link, LinkState& state, const proto::Message& 
   ok.add_string(sig::attr::call_id, placed.id);
   ok.add_u32(sig::attr::call_state, sig::call_state::preparing);
   add_other_profile(ok, placed, link);
-  add_turn_attributes(ok, *state.user, now, card_turn_servers(placed.id));
+  add_turn_attributes(ok, *caller, now, card_turn_servers(placed.id));
   send(link, ok.finish());
 }
 
@@ -269,7 +282,7 @@ void NodeCore::end_call(const std::string& call_id, uint16_t code, std::string_v
   for (LinkId party : {call.caller_link, call.callee_link})
     if (party != 0 && party != tell_not && links_.contains(party)) send_call_event(party, call, sig::call_state::ended, code, reason);
   if (call.state == sig::call_state::accepted) {
-    for (const auto& user : {call.caller, call.callee})
+    for (const auto& user : presence_parties(call))
       if (!user_in_accepted_call(user) && presence_.set_in_call(user, false)) presence_changed(user);
   }
 }
@@ -306,7 +319,7 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
   card_call_accepted(call, now_);
   ++counters_.calls_accepted;
   audit_call("accepted", call);
-  for (const auto& user : {call.caller, call.callee})
+  for (const auto& user : presence_parties(call))
     if (presence_.set_in_call(user, true)) presence_changed(user);
   for (LinkId party : {call.caller_link, call.callee_link}) {
     proto::TransactionId id;
@@ -332,7 +345,8 @@ void NodeCore::handle_ring_answer(LinkId link, const proto::Message& response, N
 }
 
 void NodeCore::handle_hangup(LinkId link, LinkState& state, const proto::Message& request, Now) {
-  if (!state.user && !state.agent_ready) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (caller_of(state) == nullptr && !state.agent_ready)
+    return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   const auto* id = request.find(sig::attr::call_id);
   if (id == nullptr) return reply_error(link, request, sig::error::bad_request, "Bad Request: CALL-ID is required");
   Call* call = calls_->find(std::string(proto::read_string(*id)));
@@ -359,7 +373,7 @@ void NodeCore::handle_hangup(LinkId link, LinkState& state, const proto::Message
 }
 
 void NodeCore::handle_call_candidate(LinkId link, LinkState& state, const proto::Message& indication) {
-  if (!state.user && !state.agent_ready) return;
+  if (caller_of(state) == nullptr && !state.agent_ready) return;
   const auto* id = indication.find(sig::attr::call_id);
   const auto* candidate = indication.find(sig::attr::ice_candidate);
   if (id == nullptr || candidate == nullptr || candidate->value.size() > 512) return;

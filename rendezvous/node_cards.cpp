@@ -27,18 +27,25 @@
 #include "cards/card_password.hpp"
 #include "cards/relay_uri.hpp"
 #include "proto/signalling.hpp"
+#include "rendezvous/card_agent.hpp"
 #include "rendezvous/node_core.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {
 namespace sig = tsunagu::proto;
 
-// The route the terminal says it chose, as the areas list it in any area.
-const cards::AccessPoint* find_access_point(const std::vector<cards::Area>& areas, std::string_view name) {
+// The route the terminal says it chose, as the areas list it in any area, and its kind.
+const cards::AccessPoint* find_access_point(const std::vector<cards::Area>& areas, std::string_view name,
+                                            cards::RouteKind* kind) {
   for (const auto& area : areas)
-    for (const auto* list : {&area.internet, &area.premium, &area.agents})
+    for (auto [list, list_kind] : {std::pair{&area.internet, cards::RouteKind::internet},
+                                   std::pair{&area.premium, cards::RouteKind::premium},
+                                   std::pair{&area.agents, cards::RouteKind::agent}})
       for (const auto& point : *list)
-        if (point.name == name) return &point;
+        if (point.name == name) {
+          *kind = list_kind;
+          return &point;
+        }
   return nullptr;
 }
 
@@ -66,7 +73,8 @@ void NodeCore::audit_card(std::string_view result, uint64_t serial, const LinkSt
                           std::string_view extra_key, std::string extra_value) {
   audit::AuditEvent event{"card", {}};
   event.add("result", std::string(result)).add("serial", std::to_string(serial));
-  event.add("user", state.user.value_or("")).add("source", state.observed.to_string());
+  event.add("user", state.user.value_or(state.card_holder.value_or(""))).add("source", state.observed.to_string());
+  if (!state.user) event.add("agent", "1");  // placed by this node as a connection agent, no login
   if (!reason.empty()) event.add("reason", std::string(reason));
   if (!extra_key.empty()) event.add(std::string(extra_key), std::move(extra_value));
   audit_->record(event);
@@ -141,23 +149,42 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
     // The issuer's newest area table replaces the card's (a terminal that
     // has it routes by it); the card's own names stay good too.
     const cards::AccessPoint* route = nullptr;
+    cards::RouteKind kind = cards::RouteKind::internet;
     if (route_name != nullptr) {
       std::string_view name = proto::read_string(*route_name);
-      route = find_access_point(decoded->areas, name);
-      if (route == nullptr && card_update_) route = find_access_point(card_update_->update.areas, name);
+      route = find_access_point(decoded->areas, name, &kind);
+      if (route == nullptr && card_update_) route = find_access_point(card_update_->update.areas, name, &kind);
     }
     if (route == nullptr) {
       reply_error(link, request, sig::error::bad_request,
                   "Bad Request: CARD-ROUTE must name an access point on the card");
       return std::nullopt;
     }
+    // A caller with no login: this node places the call as the card's connection agent.
+    AgentCallRefusal agent = admit_agent_call(AgentCallRequest{settings_.card_connection_agent, state.user.has_value(),
+                                                               kind, state.card_holder_serial, serial});
+    if (agent != AgentCallRefusal::none) {
+      audit_card("refused", serial, state, agent_call_refusal_name(agent));
+      reply_error(link, request,
+                  agent == AgentCallRefusal::not_an_agent ? sig::error::unauthenticated : sig::error::bad_request,
+                  std::string(agent == AgentCallRefusal::not_an_agent ? "Unauthenticated: " : "Bad Request: ") +
+                      agent_call_refusal_name(agent));
+      return std::nullopt;
+    }
     use.route = *route;
+    use.card_id = decoded->card_id;
   }
   return use;
 }
 
+// A connection agent takes card calls from links that have not logged in.
+bool NodeCore::card_link_may_ask(const LinkState& state, const proto::Message& request) const {
+  return state.user || (settings_.card_connection_agent && request.method == sig::method::call);
+}
+
 void NodeCore::begin_card_check(LinkId link, LinkState& state, const proto::Message& request, Now now) {
-  if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
+  if (!card_link_may_ask(state, request))
+    return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   if (request.method == sig::method::call && request.find(sig::attr::call_id) != nullptr)
     return reply_error(link, request, sig::error::bad_request,
                        "Bad Request: CARD goes with the first call request (USER-ID), not with CALL-ID");
@@ -253,11 +280,12 @@ bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
   PendingCardCheck pending = std::move(it->second);
   pending_card_checks_.erase(it);
   auto link = links_.find(pending.link);
-  if (link == links_.end() || !link->second.user) return true;  // gone meanwhile
+  if (link == links_.end()) return true;  // gone meanwhile
   LinkState& state = link->second;
   auto decoded = proto::decode(pending.request);
   if (!decoded) return true;  // it decoded before
   const proto::Message& request = decoded->message;
+  if (!card_link_may_ask(state, request)) return true;  // logged out meanwhile
   if (pending.new_password_hash) {
     store_holder_card_password(pending, request, result.hash, now);
     return true;
@@ -289,10 +317,21 @@ bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
     send(pending.link, ok.finish());
     return true;
   }
+  if (!state.user) become_card_holder(pending.link, state, *use);
   ++counters_.card_calls_admitted;
   audit_card("admitted", use->serial, state, {}, "route", use->route.name);
   handle_call(pending.link, state, request, now, &*use);
   return true;
+}
+
+// The link's first admitted card call on a connection agent: from now on it
+// calls as the card (its caller ID), and it is no longer waiting to log in.
+void NodeCore::become_card_holder(LinkId link, LinkState& state, const CardUse& card) {
+  if (state.card_holder) return;
+  state.card_holder = agent_caller_id(card.card_id);
+  state.card_holder_serial = card.serial;
+  deadlines_.cancel(DeadlineKind::login, link_key(link));
+  end_prelogin(state);
 }
 
 void NodeCore::store_holder_card_password(const PendingCardCheck& pending, const proto::Message& request,

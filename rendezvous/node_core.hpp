@@ -110,6 +110,9 @@ struct NodeSettings {
   uint32_t card_issuer_reload_s = 10;
   uint32_t card_debit_interval_s = 60;
   size_t max_calls_per_card = 1;
+  // [cards] connection_agent: this node places card calls for holders with no
+  // account here (seed 002, claims 6-7; rendezvous/card_agent.hpp).
+  bool card_connection_agent = false;
   // [cards.areas]: the area a terminal is in by its link's source address,
   // for a terminal that does not know its own (card_area).
   AreaPrefixes card_areas;
@@ -411,7 +414,16 @@ class NodeCore {
     bool refused = false;         // refused at link_opened; closed, its messages ignored
     uint64_t last_message_ms = 0;
     uint32_t media_profile = 0;  // proto::media_profile of a presence link: webrtc for a browser's
+    // A connection agent's caller with no login (node_cards.cpp): the caller
+    // ID of its card ("card-<card ID>") and the card's serial, set when the
+    // link's first card call was admitted.
+    std::optional<std::string> card_holder;
+    std::optional<uint64_t> card_holder_serial;
   };
+  // Who a link calls as: its account, or a connection agent's card holder; nullptr: neither.
+  static const std::string* caller_of(const LinkState& state) {
+    return state.user ? &*state.user : state.card_holder ? &*state.card_holder : nullptr;
+  }
   struct PendingAuth {
     enum class Purpose { login, register_user } purpose = Purpose::login;
     LinkId link = 0;
@@ -541,6 +553,7 @@ class NodeCore {
     uint64_t units_left = 0;
     Bytes issuer_key;          // the key the card verified under (CARD-ISSUER-KEY)
     bool send_update = false;  // the terminal holds an older issuer update than the node
+    cards::CardId card_id;     // a connection agent's caller ID is made from it
   };
   struct PendingCardCheck {
     LinkId link = 0;
@@ -557,6 +570,8 @@ class NodeCore {
     std::optional<cards::CallMeter> meter;  // from the accept; refers to `route`
   };
   void begin_card_check(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  bool card_link_may_ask(const LinkState& state, const proto::Message& request) const;
+  void become_card_holder(LinkId link, LinkState& state, const CardUse& card);
   void handle_card_area(LinkId link, const LinkState& state, const proto::Message& request);
   // The newest update read (read_card_update), and
   // CARD-UPDATE added to `reply` when `request`'s CARD-UPDATE-VERSION is older.

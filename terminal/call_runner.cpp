@@ -844,6 +844,8 @@ int run_call(const CallOptions& options) {
     shell->set_report_file(&report);
     shell->feed([](CallCore& c, uint64_t now) { c.logged_in(now); });
   };
+  // A card call through a connection agent: no login, the call starts once TLS is up.
+  events.on_connected = [&] { events.on_logged_in(LoginInfo{}); };
   events.on_node_indication = [&](const proto::Message& m) {
     if (m.method == sig::method::card_units) {
       if (shell && m.find(sig::attr::card_warning) != nullptr) shell->card_warning();

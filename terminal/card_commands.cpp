@@ -589,7 +589,7 @@ std::shared_ptr<CardCallArgs> add_card_call_options(CLI::App* call) {
   auto args = std::make_shared<CardCallArgs>();
   args->card = call->add_option("--card", args->serial,
                                 "Pay from a loaded access card (its serial; empty: the only one loaded), through "
-                                "the cheapest access point of your area")
+                                "the cheapest access point of your area (a connection agent's route needs no --user)")
                    ->expected(0, 1);
   call->add_option("--card-password-file", args->password_file, "Read the card password from FILE (- = stdin)");
   call->add_option("--area", args->area,
@@ -614,6 +614,7 @@ std::vector<std::string> card_nodes(const cards::Card& card) {
 
 // The area from the first of the card's nodes that names one the card has.
 bool area_from_nodes(CardCallArgs& args, NodeClientOptions options) {
+  if (options.user_id.empty()) return false;  // a node tells its map only to a logged-in link
   for (const auto& node : card_nodes(args.stored->card)) {
     std::string host, error;
     auto address = resolve_node_address(node, host, error);
@@ -797,7 +798,19 @@ int run_card_call(CallOptions options, CardCallArgs& args) {
   options.card.on_update = [](ByteView update) { keep_update(update); };
   options.card.on_key_rollovers = [](const std::vector<Bytes>& statements) { keep_key_rollovers(statements); };
   int result = exit_network;
+  bool tried = false;
+  const bool logged_in_user = !options.node.user_id.empty();
   for (const auto& candidate : args.candidates) {
+    // A connection agent places the call for the holder: no login there (seed
+    // 002, claims 6-7). Any other access point calls as the logged-in user.
+    bool agent = candidate.kind == cards::RouteKind::agent;
+    if (!agent && !logged_in_user) {
+      std::cerr << "card: access point " << candidate.point->name
+                << " is not a connection agent and needs a login (--user); skipped" << std::endl;
+      continue;
+    }
+    tried = true;
+    options.node.authenticate = !agent;
     std::string host;
     std::string error;
     auto address = resolve_node_address(candidate.point->node, host, error);
@@ -823,6 +836,12 @@ int run_card_call(CallOptions options, CardCallArgs& args) {
     args.router.report_unreachable(candidate.point->name, std::chrono::steady_clock::now());
     keep_routes(args);
     std::cerr << "card: access point " << candidate.point->name << " unreachable; trying the next" << std::endl;
+  }
+  if (!tried) {
+    std::cerr << "tsunagu: no user ID: give --user ID or set TSUNAGU_USER (only a connection agent places a card "
+                 "call without a login)"
+              << std::endl;
+    return exit_usage;
   }
   return result;
 }

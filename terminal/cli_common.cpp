@@ -46,7 +46,7 @@ void NodeArgs::add_to(CLI::App* command, bool with_json) {
   if (with_json) command->add_flag("--json", json, "Print JSON instead of text");
 }
 
-std::optional<NodeClientOptions> NodeArgs::prepare(int& exit_code) const {
+std::optional<NodeClientOptions> NodeArgs::prepare(int& exit_code, bool user_optional) const {
   auto missing = [&](const std::string& what) {
     std::cerr << "tsunagu: " << what << "\n";
     exit_code = exit_usage;
@@ -54,8 +54,8 @@ std::optional<NodeClientOptions> NodeArgs::prepare(int& exit_code) const {
   };
   if (node.empty()) return missing("no node: give --node host:port or set TSUNAGU_NODE");
   if (ca.empty()) return missing("no CA certificate: give --ca FILE or set TSUNAGU_CA");
-  if (user.empty()) return missing("no user ID: give --user ID or set TSUNAGU_USER");
-  if (!proto::valid_user_id(user))
+  if (user.empty() && !user_optional) return missing("no user ID: give --user ID or set TSUNAGU_USER");
+  if (!user.empty() && !proto::valid_user_id(user))
     return missing("invalid user ID \"" + user + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain");
   NodeClientOptions options;
   std::string host, error;
@@ -73,6 +73,10 @@ std::optional<NodeClientOptions> NodeArgs::prepare(int& exit_code) const {
     }
   }
   options.ca_file = ca;
+  if (user.empty()) {
+    options.authenticate = false;
+    return options;
+  }
   options.user_id = user;
   PasswordSource source;
   source.file = password_file;

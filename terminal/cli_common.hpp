@@ -46,7 +46,9 @@ struct NodeArgs {
   void add_to(CLI::App* command, bool with_json = false);
   // The options checked and the password read; nullopt after printing why
   // (exit_code is then set to exit_usage).
-  std::optional<NodeClientOptions> prepare(int& exit_code) const;
+  // user_optional: no user ID is no error (a card call through a connection
+  // agent needs no login); the options then have authenticate = false.
+  std::optional<NodeClientOptions> prepare(int& exit_code, bool user_optional = false) const;
 };
 
 // Logs in on a query link, runs `work` once logged in, and returns the exit

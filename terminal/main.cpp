@@ -372,7 +372,8 @@ int main(int argc, char** argv) {
   if (call->parsed()) {
     if (card_call_requested(*card_call) && !prepare_card_call(*card_call, call_common, call_options.callee, code))
       return code;
-    auto options = call_common.prepare(code);
+    // A card call may go through a connection agent, which needs no login.
+    auto options = call_common.prepare(code, card_call_requested(*card_call));
     if (!options) return code;
     if (!parse_addresses(call_ice, call_options.ice_addresses)) return exit_usage;
     call_options.node = *options;
@@ -386,7 +387,7 @@ int main(int argc, char** argv) {
         audio::parse_backend(call_backend, &backend_ok);
     int call_result = card_call_requested(*card_call) ? run_card_call(call_options, *card_call)
                                                        : run_call(call_options);
-    if (!call_missed(call_result)) return call_result;
+    if (!call_missed(call_result) || options->user_id.empty()) return call_result;  // voicemail needs a login
     if (call_voicemail.empty()) return offer_voicemail(*options, call_options.callee).value_or(call_result);
     std::cout << "the call did not complete; leaving voicemail for " << call_options.callee << std::endl;
     return leave_voicemail(*options, call_options.callee, call_voicemail);

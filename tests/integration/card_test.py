@@ -24,6 +24,8 @@ loopback; [cards] debit_interval_s = 1 so debits come each second):
                                 with the old one is refused, with the new one answered); a short one is refused
   card_key_rollover             after `card rekey`, the old key's endorsement of the new one brings an update
                                 of the new key to a terminal that kept only the old key
+  card_agent_call               two nodes: a holder with no login calls through the card's connection agent
+                                (cheapest route), debited at the agent's tariff; revoked / wrong password refused
 """
 import os
 import re
@@ -336,6 +338,17 @@ def ledger(d, serial):
     return d.admin(["card", "-d", d.dir, "show", str(serial)]).out
 
 
+def check_debits(d, serial, price, route, issued=100):
+    """The card's ledger: three or more debits of `price` on `route`, and units left to match."""
+    history = ledger(d, serial)
+    debits = [line for line in history.splitlines() if "debit" in line]
+    check(len(debits) >= 3 and all("  %d  " % price in line and route in line for line in debits),
+          "the ledger has the debits of %d units on route %s: %r" % (price, route, debits))
+    left = int(re.search(r"units left (\d+)", history).group(1))
+    check(left == issued - price * len(debits),
+          "units left %d = %d - %d x %d debits" % (left, issued, price, len(debits)))
+
+
 def card_call_debited(root):
     d, cards = card_setup(root)
     loaded = load(d, cards[0])
@@ -355,12 +368,7 @@ def card_call_debited(root):
           "each period (1 s here) is debited at the route's 3 units")
     code = hang_up(caller)
     check(code == 0, "the call hangs up cleanly (exit %s)" % code)
-    history = ledger(d, 1)
-    debits = [line for line in history.splitlines() if "debit" in line]
-    check(len(debits) >= 3 and all("  3  " in line and "home-node" in line for line in debits),
-          "the ledger has the debits of 3 units on route home-node: %r" % debits)
-    left = int(re.search(r"units left (\d+)", history).group(1))
-    check(left == 100 - 3 * len(debits), "units left %d = 100 - 3 x %d debits" % (left, len(debits)))
+    check_debits(d, 1, 3, "home-node")
     listener.kill()
     return 0
 
@@ -683,11 +691,94 @@ def card_voice_warning_tone(root):
     return 0
 
 
+def card_agent_call(root):
+    """Connection agents (seed 002, claims 6-7): two real nodes. The home node holds
+    alice's account; the agent node ([cards] connection_agent = true) issued the card
+    and holds the ledger and bob. The card's area "home" has the home node at 5 units a
+    minute and the agent at 2: LCR picks the agent, and the holder's terminal (no user
+    ID, no login anywhere) places the call through it; bob is rung by the card's caller
+    ID, the agent's ledger is debited at 2 on the agent route, the home node sees no card
+    use. A revoked card and a wrong password are refused by the agent with their reasons."""
+    home = h.Deployment()
+    home.start_node()
+    home.add_user(ALICE, ALICE_PW)
+    agent = h.Deployment(cards__debit_interval_s=1, cards__connection_agent=True)
+    agent.start_node()
+    agent.add_user(BOB, BOB_PW)
+    areas = agent.path("areas.toml")
+    with open(areas, "w") as f:
+        f.write('[[area]]\ncode = "home"\n'
+                '[[area.internet]]\nname = "home-net"\nnode = "%s"\ncost_per_minute = 5\n'
+                '[[area.agent]]\nname = "home-agent"\nnode = "%s"\ncost_per_minute = 2\n'
+                % (home.node.address, agent.node.address))
+    out = agent.path("cards")
+    issued = agent.admin(["card", "-d", agent.dir, "issue", "--units", "100", "--areas", areas, "--group", "3",
+                          "--count", "3", "--out", out])
+    if issued.code != 0:
+        raise Failure("card issue: %r" % issued)
+    cards = listing(out)
+    # The terminal trusts both deployments' CAs (one file, as a bundle).
+    bundle = agent.path("both-ca.crt")
+    with open(bundle, "w") as f:
+        for d in (home, agent):
+            with open(d.ca) as ca:
+                f.write(ca.read())
+    agent.ca = bundle
+    card_dir = agent.path("terminal-cards")
+    os.environ["TSUNAGU_CARD_DIR"] = card_dir
+    os.environ["TSUNAGU_CARD_AREA"] = "home"
+    key = issuer_key(agent)
+
+    def use_card(card, password):
+        if os.path.isdir(card_dir):
+            shutil.rmtree(card_dir)
+        loaded = agent.cli(["card", "load", card["file"], "--issuer-key", key])
+        if loaded.code != 0:
+            raise Failure("card load: %r" % loaded)
+        os.environ["TSUNAGU_CARD_PASSWORD"] = password
+
+    listener = h.spawn_cli(agent, ["listen", "--auto-accept-from", "*"] + LOOP, BOB, BOB_PW)
+    h.wait_until(lambda: "listening as %s" % BOB in listener.err(), h.LOGIN_TIMEOUT, 0.05, "bob's listen")
+    use_card(cards[0], cards[0]["password"])
+    caller = h.spawn_cli(agent, ["call", BOB, "--card", "--pipe"] + LOOP, None, None, stdin=subprocess.PIPE)
+    wait_text(caller, "connected after")
+    check("calling through agent access point home-agent" in caller.err(),
+          "LCR picked the agent (2 units/min) over the home node (5): %r" % caller.err()[:500])
+    check("card: 100 units left" in caller.err(), "the agent told the holder the units at the start")
+    wait_text(caller, "card: 94 units left")
+    check("card: 98 units left" in caller.err() and "card: 96 units left" in caller.err(),
+          "each period is debited at the agent route's 2 units")
+    code = hang_up(caller)
+    check(code == 0, "the call through the agent hangs up cleanly (exit %s, %r)" % (code, caller.err()[-300:]))
+    check("accepting a call from card-" + cards[0]["card_id"] in listener.err(),
+          "bob was rung by the card's caller ID: %r" % listener.err()[-300:])
+    check_debits(agent, cards[0]["serial"], 2, "home-agent")
+    log = agent.node.log_text()
+    check(re.search(r"event=card result=admitted serial=%s user=card-%s .*agent=1" %
+                    (cards[0]["serial"], re.escape(cards[0]["card_id"])), log) is not None,
+          "the agent audits the admission as a connection agent's call")
+    check("event=card" not in home.node.log_text(), "the home node saw no card use")
+
+    # Refusals, each by the agent with its reason.
+    agent.admin(["card", "-d", agent.dir, "revoke", cards[1]["serial"]])
+    for card, password, reason in ((cards[1], cards[1]["password"], "revoked"),
+                                   (cards[2], "0000-0000-0000", "wrong card password")):
+        use_card(card, password)
+        t = h.spawn_cli(agent, ["call", BOB, "--card", "--pipe"] + LOOP, None, None, stdin=subprocess.PIPE)
+        code = t.wait_exit(40)
+        check(code == EXIT_REFUSED and "Card Refused: " + reason in t.err(),
+              "the agent refuses: %s (exit %s, %r)" % (reason, code, t.err()[-300:]))
+        check(re.search(r'event=card result=refused serial=%s .*reason="?%s' % (card["serial"], re.escape(reason)),
+                        agent.node.log_text()) is not None, "the agent audits the refusal: %s" % reason)
+    listener.kill()
+    return 0
+
+
 SCENARIOS = {f.__name__: f for f in (card_voice_warning_tone, card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
                                      card_load_png,
                                      card_call_debited, card_call_refused, card_call_units_run_out,
                                      card_call_area_from_node, card_call_relay_probe, card_key_rollover,
-                                     card_password_set)}
+                                     card_password_set, card_agent_call)}
 
 if __name__ == "__main__":
     if not os.access(h.RENDEZVOUS, os.X_OK):

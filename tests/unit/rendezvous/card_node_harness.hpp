@@ -20,8 +20,10 @@ inline constexpr LinkId card_alice_link = 1, card_bob_link = 2;
 inline const std::string sample_card_password = "1234-5678-9012";
 
 inline NodeSettings card_node_settings(const cards::test::Issuer& issuer, uint32_t debit_interval_s,
-                                       AreaPrefixes areas = {}, std::shared_ptr<Bytes> served_update = {}) {
+                                       AreaPrefixes areas = {}, std::shared_ptr<Bytes> served_update = {},
+                                       bool connection_agent = false) {
   NodeSettings settings = web_test_settings();
+  settings.card_connection_agent = connection_agent;
   settings.card_areas = std::move(areas);
   if (served_update) settings.read_card_update = [served_update] { return *served_update; };
   settings.card_issuers = {issuer.trusted()};
@@ -41,8 +43,9 @@ struct CardNode {
   WebNode node;
   std::optional<CardLedger> ledger;
 
-  explicit CardNode(uint64_t units = 1000, uint32_t debit_interval_s = 60, AreaPrefixes areas = {})
-      : node(card_node_settings(issuer, debit_interval_s, std::move(areas), served_update)) {
+  explicit CardNode(uint64_t units = 1000, uint32_t debit_interval_s = 60, AreaPrefixes areas = {},
+                    bool connection_agent = false)
+      : node(card_node_settings(issuer, debit_interval_s, std::move(areas), served_update, connection_agent)) {
     auto signed_card = cards::sign_card(card, issuer.key.private_key);
     if (!signed_card) throw std::runtime_error("sign_card");
     card_bytes = *signed_card;

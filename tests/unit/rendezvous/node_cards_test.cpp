@@ -4,11 +4,13 @@
 // told to the caller, the end when the card cannot pay.
 #include <doctest/doctest.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "rendezvous/card_agent.hpp"
 #include "tests/unit/rendezvous/card_node_harness.hpp"
 
 using namespace tsunagu;
@@ -38,12 +40,9 @@ std::vector<Sent> sent_to(CardNode& n, LinkId link) {
   return out;
 }
 
-// Both links' messages, split.
-struct Turn {
-  std::vector<Sent> alice, bob;
-};
-Turn take(CardNode& n) {
-  Turn t;
+// Every link's messages, decoded, by link.
+std::map<LinkId, std::vector<Sent>> take_by_link(CardNode& n) {
+  std::map<LinkId, std::vector<Sent>> by_link;
   for (auto& action : n.node.take_terminal_actions()) {
     if (action.kind != NodeAction::Kind::send) continue;
     Sent s;
@@ -51,8 +50,19 @@ Turn take(CardNode& n) {
     auto decoded = proto::decode(*s.bytes);
     REQUIRE(decoded.has_value());
     s.m = std::move(decoded->message);
-    (action.link == card_alice_link ? t.alice : t.bob).push_back(std::move(s));
+    by_link[action.link].push_back(std::move(s));
   }
+  return by_link;
+}
+
+// alice's messages, and everyone else's as bob's.
+struct Turn {
+  std::vector<Sent> alice, bob;
+};
+Turn take(CardNode& n) {
+  Turn t;
+  for (auto& [link, sent] : take_by_link(n))
+    for (auto& s : sent) (link == card_alice_link ? t.alice : t.bob).push_back(std::move(s));
   return t;
 }
 
@@ -419,4 +429,101 @@ TEST_CASE("card password: a wrong current password is refused and then limited; 
   auto txn = n.node.store().environment().begin_read();
   REQUIRE(txn.has_value());
   CHECK(cards::check_card_password(sample_card_password, (*n.ledger->find(*txn, n.card.serial))->password_hash));
+}
+
+namespace {
+
+constexpr LinkId holder_link = 3;  // a card holder with no account on the node
+
+// The holder's link, open but not logged in, places a card call to bob.
+std::vector<Sent> place_as_holder(CardNode& n, const std::string& route, std::string password = sample_card_password,
+                                  bool open_link = true) {
+  if (open_link) n.node.core().link_opened(holder_link, proto::SocketAddress::v4({203, 0, 113, 5}, 41000), n.node.now());
+  n.node.core().message(holder_link, n.call_request(tid(7), n.card_bytes, password, route), n.node.now());
+  n.node.pump();
+  return sent_to(n, holder_link);
+}
+
+}  // namespace
+
+TEST_CASE("connection agent: a holder with no login is placed through the card's agent route and debited at its price") {
+  CardNode n(1000, 60, {}, /*connection_agent=*/true);
+  n.node.core().link_opened(holder_link, proto::SocketAddress::v4({203, 0, 113, 5}, 41000), n.node.now());
+  n.node.core().message(holder_link, n.call_request(tid(7), n.card_bytes, sample_card_password, "a-agent"),
+                        n.node.now());
+  n.node.pump();
+  auto by_link = take_by_link(n);
+  std::vector<Sent>& holder = by_link[holder_link];
+  std::vector<Sent>& bob = by_link[card_bob_link];
+  REQUIRE(find(holder, sig::method::call, proto::MessageClass::success) != nullptr);
+  CHECK(units_told(holder) == 1000);
+  const Sent* ring = find(bob, sig::method::ring, proto::MessageClass::request);
+  REQUIRE(ring != nullptr);
+  CHECK(proto::read_string(*ring->m.find(sig::attr::caller_id)) == "card-" + n.card.card_id.text());
+  CHECK(sig::valid_user_id(agent_caller_id(n.card.card_id)));
+  CHECK(sig::valid_user_id(agent_caller_id(cards::CardId{99991231, 9999, 999999})));
+  auto ok = proto::MessageBuilder::response_to(ring->m, proto::MessageClass::success);
+  ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  ok.add_string(sig::attr::ice_description, "bob-answer ufrag pwd");
+  n.node.core().message(card_bob_link, ok.finish(), n.node.now());
+  n.node.pump();
+  n.node.tick();
+  CHECK(n.units_left() == 994);  // a-agent: 6 a minute
+  advance(n, 60);
+  CHECK(n.units_left() == 988);
+  // The login deadline no longer closes the holder's link: the call goes on.
+  advance(n, 120);
+  CHECK(n.units_left() == 976);
+  // Without its card, the holder's link places no call: it has no account.
+  proto::MessageBuilder free_call(proto::MessageClass::request, sig::method::call, tid(8));
+  free_call.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  free_call.add_string(sig::attr::user_id, "alice");
+  n.node.core().message(holder_link, free_call.finish(), n.node.now());
+  n.node.pump();
+  auto refused = sent_to(n, holder_link);
+  const Sent* refusal = find(refused, sig::method::call, proto::MessageClass::error);
+  REQUIRE(refusal != nullptr);
+  CHECK(error_code(*refusal) == sig::error::unauthenticated);
+  n.node.terminal_gone(holder_link);
+  advance(n, 120);
+  CHECK(n.units_left() == 976);
+}
+
+TEST_CASE("connection agent: no login is refused by a node that is not an agent, and through a route that is not an agent") {
+  SUBCASE("not an agent") {
+    CardNode n;
+    auto holder = place_as_holder(n, "a-agent");
+    const Sent* refusal = find(holder, sig::method::call, proto::MessageClass::error);
+    REQUIRE(refusal != nullptr);
+    CHECK(error_code(*refusal) == sig::error::unauthenticated);
+  }
+  SUBCASE("an internet route") {
+    CardNode n(1000, 60, {}, true);
+    auto holder = place_as_holder(n, "a-net-2");
+    const Sent* refusal = find(holder, sig::method::call, proto::MessageClass::error);
+    REQUIRE(refusal != nullptr);
+    CHECK(error_code(*refusal) == sig::error::bad_request);
+    CHECK(n.node.core().counters().card_calls_admitted == 0);
+  }
+  SUBCASE("a wrong password, then a revoked card") {
+    CardNode n(1000, 60, {}, true);
+    auto holder = place_as_holder(n, "a-agent", "0000-0000-0000");
+    const Sent* refusal = find(holder, sig::method::call, proto::MessageClass::error);
+    REQUIRE(refusal != nullptr);
+    CHECK(error_code(*refusal) == sig::error::card_refused);
+    CHECK(proto::read_u32(*refusal->m.find(sig::attr::card_refusal)) ==
+          static_cast<uint32_t>(CardRefusal::bad_password));
+    {
+      auto txn = n.node.store().environment().begin_write();
+      REQUIRE(txn.has_value());
+      REQUIRE(n.ledger->revoke(*txn, n.card.serial, 1'790'000'100, "stolen").has_value());
+      auto committed = txn->commit();
+      REQUIRE(committed);
+    }
+    holder = place_as_holder(n, "a-agent", sample_card_password, /*open_link=*/false);
+    refusal = find(holder, sig::method::call, proto::MessageClass::error);
+    REQUIRE(refusal != nullptr);
+    CHECK(proto::read_u32(*refusal->m.find(sig::attr::card_refusal)) == static_cast<uint32_t>(CardRefusal::revoked));
+    CHECK(n.units_left() == 1000);
+  }
 }
