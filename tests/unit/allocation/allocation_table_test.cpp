@@ -328,6 +328,38 @@ TEST_CASE("bulk sync finds the absent leases by a sorted merge, whatever order t
   }
 }
 
+TEST_CASE("a sync that does not list its changes still counts them and writes the same table") {
+  TempTable listed, counted;
+  // The client first learns 4106 from a hook, then the file renames it ext-4107:
+  // the learned binding moves (4106 removed, 4107 learned), with its history.
+  for (TempTable* t : {&listed, &counted}) REQUIRE((**t).apply(grant("10.99.0.10", T + 100, T, "ext-4106"), T));
+  const std::string file = std::to_string(T + 200) + " 02:0a:0b:0c:0d:0e 10.99.0.10 ext-4107 *\n" +
+                           std::to_string(T + 200) + " 02:00:00:00:00:0e 10.99.0.14 ext-4108 *\n";
+  auto snapshot = parse_dnsmasq_lease_file(file, T + 100);
+  REQUIRE(snapshot);
+  auto batch = counted->begin_batch();
+  REQUIRE(batch);
+  SyncResult quiet;
+  quiet.list_changes = false;
+  REQUIRE(batch->sync_leases(*snapshot, 0, snapshot->leases.size(), T + 101, quiet));
+  REQUIRE(batch->sync_absent(*snapshot, T + 101, quiet));
+  REQUIRE(batch->commit());
+  auto full = listed->sync(*snapshot, T + 101);
+  REQUIRE(full);
+  CHECK(quiet.changes.empty());
+  CHECK(!full->changes.empty());
+  CHECK(quiet.applied == full->applied);
+  CHECK(quiet.applied == 2);
+  for (TempTable* t : {&listed, &counted}) {
+    CHECK(!(**t).binding("4106")->has_value());
+    REQUIRE((**t).binding("4107")->has_value());
+    CHECK((**t).binding("4107")->value().client.value == kMac);
+    CHECK((**t).binding("4108")->has_value());
+    CHECK((**t).history("4106")->size() == 3);  // learned, granted, removed
+    CHECK((**t).history("4107")->size() == 1);  // learned; the renewal is not history
+  }
+}
+
 TEST_CASE("the table survives closing and reopening the LMDB environment") {
   TempTable t;
   REQUIRE(t->bind("4200", *ClientRef::client_id("01:02:0a:0b:0c:0d:0e"), T));
