@@ -23,7 +23,7 @@ Expected<alloc::LeaseFileSnapshot, std::string> read_lease_file(
 namespace tsunagu::lanagent {
 
 // Reconciles the table with a snapshot: the leases in committed batches of
-// 10,000, then the leases of that server absent from the file are ended in a
+// 25,000, then the leases of that server absent from the file are ended in a
 // last batch. With `progress` and more than kProgressLeases leases, each batch
 // reports applied/total. Without list_changes the result counts the changes
 // but does not list them.
