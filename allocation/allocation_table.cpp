@@ -722,12 +722,20 @@ Expected<void, TableError> AllocationTable::Batch::add_history(const TableChange
 
   // Counted first, and the keys copied only when some must go: almost every
   // change (a first sync learns 100,000 extensions) leaves the depth unreached.
+  // A new lease's learned binding and its grant are two entries of one
+  // extension in a row: the count of the first saves the second its scan.
   size_t kept = 0;
-  auto counted = txn_.scan_prefix(db.history, as_bytes(prefix), {}, [&](ByteView, ByteView) {
-    ++kept;
-    return true;
-  });
-  if (!counted) return store_fail(counted.error());
+  if (counted_extension_ && *counted_extension_ == change.extension) {
+    kept = ++counted_entries_;
+  } else {
+    auto counted = txn_.scan_prefix(db.history, as_bytes(prefix), {}, [&](ByteView, ByteView) {
+      ++kept;
+      return true;
+    });
+    if (!counted) return store_fail(counted.error());
+  }
+  counted_extension_ = change.extension;
+  counted_entries_ = std::min(kept, table_->options_.history_depth);
   if (kept <= table_->options_.history_depth) return {};
   std::vector<std::string> oldest;
   const size_t excess = kept - table_->options_.history_depth;

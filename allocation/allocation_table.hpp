@@ -181,6 +181,10 @@ class AllocationTable::Batch {
   AllocationTable* table_;
   storage::Transaction txn_;
   std::optional<uint64_t> next_sequence_;  // history sequence, written back on commit
+  // How many history entries counted_extension_ holds in this transaction
+  // (add_history is the only writer of history, so it stays true).
+  std::optional<std::string> counted_extension_;
+  size_t counted_entries_ = 0;
 };
 
 }  // namespace tsunagu::alloc

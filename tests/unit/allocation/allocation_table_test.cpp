@@ -390,6 +390,26 @@ TEST_CASE("history keeps the last N changes of an extension, oldest first") {
   CHECK(h->back().kind == ChangeKind::lease_moved);
 }
 
+TEST_CASE("history keeps the last N changes when they come in one batch (counted once, then kept count of)") {
+  TempTable t;
+  auto batch = t->begin_batch();
+  REQUIRE(batch);
+  REQUIRE(batch->bind("4106", *ClientRef::mac(kMac), T));
+  for (int i = 0; i < 6; ++i) {
+    std::string ip = "10.99.0." + std::to_string(20 + i);
+    REQUIRE(batch->apply(grant(ip.c_str(), T + 100 * (i + 1), T + 100 * i), T + 100 * i));
+  }
+  REQUIRE(batch->bind("4107", *ClientRef::mac("02:00:00:00:00:07"), T));  // another extension between
+  REQUIRE(batch->apply(grant("10.99.0.30", T + 900, T + 800), T + 800));
+  REQUIRE(batch->commit());
+  auto h = t->history("4106");
+  REQUIRE(h);
+  REQUIRE(h->size() == 4);
+  CHECK(ip_to_string(*h->back().address) == "10.99.0.30");
+  CHECK(ip_to_string(*h->front().address) == "10.99.0.23");
+  CHECK(t->history("4107")->size() == 1);
+}
+
 TEST_CASE("a batch applies many events in one write transaction, visible only after commit") {
   TempTable t;
   auto batch = t->begin_batch();
