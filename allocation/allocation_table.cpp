@@ -720,36 +720,61 @@ Expected<void, TableError> AllocationTable::Batch::add_history(const TableChange
   store_be64(reinterpret_cast<std::byte*>(key.data() + prefix.size()), seq);
   if (auto ok = txn_.put(db.history, as_bytes(key), encode_history(h)); !ok) return store_fail(ok.error());
 
-  std::vector<std::string> keys;
+  // Counted first, and the keys copied only when some must go: almost every
+  // change (a first sync learns 100,000 extensions) leaves the depth unreached.
+  // A new lease's learned binding and its grant are two entries of one
+  // extension in a row: the count of the first saves the second its scan.
+  size_t kept = 0;
+  if (counted_extension_ && *counted_extension_ == change.extension) {
+    kept = ++counted_entries_;
+  } else {
+    auto counted = txn_.scan_prefix(db.history, as_bytes(prefix), {}, [&](ByteView, ByteView) {
+      ++kept;
+      return true;
+    });
+    if (!counted) return store_fail(counted.error());
+  }
+  counted_extension_ = change.extension;
+  counted_entries_ = std::min(kept, table_->options_.history_depth);
+  if (kept <= table_->options_.history_depth) return {};
+  std::vector<std::string> oldest;
+  const size_t excess = kept - table_->options_.history_depth;
   auto ok = txn_.scan_prefix(db.history, as_bytes(prefix), {}, [&](ByteView k, ByteView) {
-    keys.emplace_back(as_chars(k));
-    return true;
+    oldest.emplace_back(as_chars(k));
+    return oldest.size() < excess;
   });
   if (!ok) return store_fail(ok.error());
-  for (size_t i = 0; i + table_->options_.history_depth < keys.size(); ++i) {
-    if (auto e = txn_.erase(db.history, as_bytes(keys[i])); !e) return store_fail(e.error());
+  for (const std::string& k : oldest) {
+    if (auto e = txn_.erase(db.history, as_bytes(k)); !e) return store_fail(e.error());
   }
   return {};
 }
 
 Expected<void, TableError> AllocationTable::Batch::set_binding(const ExtensionBinding& binding, int64_t now,
                                                                std::vector<TableChange>& changes) {
+  auto old = get_binding(txn_, table_->dbs_.bindings, binding.extension);
+  if (!old) return Unexpected(old.error());
+  auto other = get_string(txn_, table_->dbs_.bound, binding.client.index_key());
+  if (!other) return Unexpected(other.error());
+  return set_binding(binding, *old, *other, now, changes);
+}
+
+Expected<void, TableError> AllocationTable::Batch::set_binding(const ExtensionBinding& binding,
+                                                               const std::optional<ExtensionBinding>& old,
+                                                               const std::optional<std::string>& other, int64_t now,
+                                                               std::vector<TableChange>& changes) {
   const Databases& db = table_->dbs_;
   const std::string client_key = binding.client.index_key();
   // The extension's previous client loses its reverse entry.
-  auto old = get_binding(txn_, db.bindings, binding.extension);
-  if (!old) return Unexpected(old.error());
-  if (*old) {
-    if (auto ok = txn_.erase(db.bound, as_bytes((*old)->client.index_key())); !ok) return store_fail(ok.error());
+  if (old) {
+    if (auto ok = txn_.erase(db.bound, as_bytes(old->client.index_key())); !ok) return store_fail(ok.error());
   }
   // The client's previous extension loses its binding.
-  auto other = get_string(txn_, db.bound, client_key);
-  if (!other) return Unexpected(other.error());
-  if (*other && **other != binding.extension) {
-    auto other_binding = get_binding(txn_, db.bindings, **other);
+  if (other && *other != binding.extension) {
+    auto other_binding = get_binding(txn_, db.bindings, *other);
     if (!other_binding) return Unexpected(other_binding.error());
-    if (auto ok = txn_.erase(db.bindings, as_bytes(**other)); !ok) return store_fail(ok.error());
-    TableChange removed{ChangeKind::binding_removed, **other, std::nullopt, std::nullopt, *other_binding};
+    if (auto ok = txn_.erase(db.bindings, as_bytes(*other)); !ok) return store_fail(ok.error());
+    TableChange removed{ChangeKind::binding_removed, *other, std::nullopt, std::nullopt, *other_binding};
     if (auto ok = add_history(removed, now); !ok) return ok;
     changes.push_back(std::move(removed));
   }
@@ -784,7 +809,9 @@ Expected<void, TableError> AllocationTable::Batch::learn_from_hostname(const Lea
     if (!other_binding) return Unexpected(other_binding.error());
     if (*other_binding && (*other_binding)->origin == BindingOrigin::admin) return {};
   }
-  return set_binding(ExtensionBinding{*ext, client, BindingOrigin::hostname_rule, now}, now, changes);
+  // Both reads above are what set_binding would repeat.
+  return set_binding(ExtensionBinding{*ext, client, BindingOrigin::hostname_rule, now}, *current, *other, now,
+                     changes);
 }
 
 Expected<void, TableError> AllocationTable::Batch::record_conflict(const ExtensionBinding& current,
@@ -994,7 +1021,8 @@ Expected<void, TableError> AllocationTable::Batch::sync_leases(const LeaseFileSn
       case ApplyOutcome::duplicate: ++result.duplicates; break;
       case ApplyOutcome::stale: ++result.stale; break;
     }
-    for (auto& c : applied->changes) result.changes.push_back(std::move(c));
+    if (result.list_changes)
+      for (auto& c : applied->changes) result.changes.push_back(std::move(c));
   }
   return {};
 }
@@ -1047,7 +1075,7 @@ Expected<void, TableError> AllocationTable::Batch::sync_absent(const LeaseFileSn
     if (!ext) return Unexpected(ext.error());
     TableChange change{ChangeKind::lease_ended, ext->value_or(""), next, std::nullopt, std::nullopt};
     if (auto h = add_history(change, now); !h) return Unexpected(h.error());
-    result.changes.push_back(std::move(change));
+    if (result.list_changes) result.changes.push_back(std::move(change));
     ++result.ended_absent;
   }
   return {};

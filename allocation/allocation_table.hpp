@@ -167,6 +167,11 @@ class AllocationTable::Batch {
   Expected<void, TableError> clear_conflicts(std::string_view extension);
   Expected<void, TableError> set_binding(const ExtensionBinding& binding, int64_t now,
                                          std::vector<TableChange>& changes);
+  // The same, given what the caller already read: the extension's binding and
+  // the client's bound extension.
+  Expected<void, TableError> set_binding(const ExtensionBinding& binding, const std::optional<ExtensionBinding>& old,
+                                         const std::optional<std::string>& other, int64_t now,
+                                         std::vector<TableChange>& changes);
   Expected<std::optional<std::string>, TableError> extension_of(const LeaseRecord& record);
   Expected<void, TableError> add_history(const TableChange& change, int64_t now);
   Expected<void, TableError> store(const LeaseRecord& record, const std::optional<LeaseRecord>& before);
@@ -176,6 +181,10 @@ class AllocationTable::Batch {
   AllocationTable* table_;
   storage::Transaction txn_;
   std::optional<uint64_t> next_sequence_;  // history sequence, written back on commit
+  // How many history entries counted_extension_ holds in this transaction
+  // (add_history is the only writer of history, so it stays true).
+  std::optional<std::string> counted_extension_;
+  size_t counted_entries_ = 0;
 };
 
 }  // namespace tsunagu::alloc

@@ -1,5 +1,6 @@
 #include "allocation/dnsmasq_lease_file_parser.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "allocation/field_normalisation.hpp"
@@ -82,6 +83,8 @@ Expected<LeaseFileSnapshot, ParseError> parse_dnsmasq_lease_file(std::string_vie
   LeaseFileSnapshot snapshot;
   snapshot.source = ServerKind::dnsmasq;
   snapshot.taken_at = taken_at;
+  // One lease a line: reserved up front, not grown (and moved) 17 times for 100,000.
+  snapshot.leases.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
   std::string server_duid;
   size_t pos = 0, line_no = 0;
   while (pos < text.size()) {

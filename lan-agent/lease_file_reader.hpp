@@ -23,12 +23,14 @@ Expected<alloc::LeaseFileSnapshot, std::string> read_lease_file(
 namespace tsunagu::lanagent {
 
 // Reconciles the table with a snapshot: the leases in committed batches of
-// 10,000, then the leases of that server absent from the file are ended in a
+// 25,000, then the leases of that server absent from the file are ended in a
 // last batch. With `progress` and more than kProgressLeases leases, each batch
-// reports applied/total.
+// reports applied/total. Without list_changes the result counts the changes
+// but does not list them.
 inline constexpr size_t kProgressLeases = 5000;
 Expected<alloc::SyncResult, alloc::TableError> sync_snapshot(alloc::AllocationTable& table,
                                                              const alloc::LeaseFileSnapshot& snapshot, int64_t now,
-                                                             const std::function<void(size_t, size_t)>& progress = {});
+                                                             const std::function<void(size_t, size_t)>& progress = {},
+                                                             bool list_changes = true);
 
 }  // namespace tsunagu::lanagent

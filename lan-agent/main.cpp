@@ -354,7 +354,7 @@ int main(int argc, char** argv) {
       std::function<void(size_t, size_t)> on_progress;
       if (progress_style != ProgressStyle::off)
         on_progress = [&](size_t d, size_t t) { bar.show("applying", d, t); };
-      auto result = sync_snapshot(table, *snapshot, unix_now(), on_progress);
+      auto result = sync_snapshot(table, *snapshot, unix_now(), on_progress, /*list_changes=*/false);
       bar.done();
       if (!result) return fail(source.path + ": " + result.error().detail);
       std::cout << "synced " << sync_kind_name(source.kind) << ":" << source.path << ": " << snapshot->leases.size()

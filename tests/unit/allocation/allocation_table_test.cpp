@@ -328,6 +328,38 @@ TEST_CASE("bulk sync finds the absent leases by a sorted merge, whatever order t
   }
 }
 
+TEST_CASE("a sync that does not list its changes still counts them and writes the same table") {
+  TempTable listed, counted;
+  // The client first learns 4106 from a hook, then the file renames it ext-4107:
+  // the learned binding moves (4106 removed, 4107 learned), with its history.
+  for (TempTable* t : {&listed, &counted}) REQUIRE((**t).apply(grant("10.99.0.10", T + 100, T, "ext-4106"), T));
+  const std::string file = std::to_string(T + 200) + " 02:0a:0b:0c:0d:0e 10.99.0.10 ext-4107 *\n" +
+                           std::to_string(T + 200) + " 02:00:00:00:00:0e 10.99.0.14 ext-4108 *\n";
+  auto snapshot = parse_dnsmasq_lease_file(file, T + 100);
+  REQUIRE(snapshot);
+  auto batch = counted->begin_batch();
+  REQUIRE(batch);
+  SyncResult quiet;
+  quiet.list_changes = false;
+  REQUIRE(batch->sync_leases(*snapshot, 0, snapshot->leases.size(), T + 101, quiet));
+  REQUIRE(batch->sync_absent(*snapshot, T + 101, quiet));
+  REQUIRE(batch->commit());
+  auto full = listed->sync(*snapshot, T + 101);
+  REQUIRE(full);
+  CHECK(quiet.changes.empty());
+  CHECK(!full->changes.empty());
+  CHECK(quiet.applied == full->applied);
+  CHECK(quiet.applied == 2);
+  for (TempTable* t : {&listed, &counted}) {
+    CHECK(!(**t).binding("4106")->has_value());
+    REQUIRE((**t).binding("4107")->has_value());
+    CHECK((**t).binding("4107")->value().client.value == kMac);
+    CHECK((**t).binding("4108")->has_value());
+    CHECK((**t).history("4106")->size() == 3);  // learned, granted, removed
+    CHECK((**t).history("4107")->size() == 1);  // learned; the renewal is not history
+  }
+}
+
 TEST_CASE("the table survives closing and reopening the LMDB environment") {
   TempTable t;
   REQUIRE(t->bind("4200", *ClientRef::client_id("01:02:0a:0b:0c:0d:0e"), T));
@@ -356,6 +388,26 @@ TEST_CASE("history keeps the last N changes of an extension, oldest first") {
   CHECK(ip_to_string(*h->back().address) == "10.99.0.25");
   CHECK(h->front().sequence < h->back().sequence);
   CHECK(h->back().kind == ChangeKind::lease_moved);
+}
+
+TEST_CASE("history keeps the last N changes when they come in one batch (counted once, then kept count of)") {
+  TempTable t;
+  auto batch = t->begin_batch();
+  REQUIRE(batch);
+  REQUIRE(batch->bind("4106", *ClientRef::mac(kMac), T));
+  for (int i = 0; i < 6; ++i) {
+    std::string ip = "10.99.0." + std::to_string(20 + i);
+    REQUIRE(batch->apply(grant(ip.c_str(), T + 100 * (i + 1), T + 100 * i), T + 100 * i));
+  }
+  REQUIRE(batch->bind("4107", *ClientRef::mac("02:00:00:00:00:07"), T));  // another extension between
+  REQUIRE(batch->apply(grant("10.99.0.30", T + 900, T + 800), T + 800));
+  REQUIRE(batch->commit());
+  auto h = t->history("4106");
+  REQUIRE(h);
+  REQUIRE(h->size() == 4);
+  CHECK(ip_to_string(*h->back().address) == "10.99.0.30");
+  CHECK(ip_to_string(*h->front().address) == "10.99.0.23");
+  CHECK(t->history("4107")->size() == 1);
 }
 
 TEST_CASE("a batch applies many events in one write transaction, visible only after commit") {
