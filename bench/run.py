@@ -411,9 +411,11 @@ def set_toml(path, changes):
         f.write(text)
 
 
-def make_deployment(ctx, name, users=(), agents=()):
+def make_deployment(ctx, name, users=(), agents=(), node_binary=None):
     """A throw-away node deployment with bench settings (see docs/performance.md)."""
-    node_binary = ctx["bin"]["node"]
+    # The --before-build-dir node makes its own deployment: an older node refuses
+    # node.toml keys a newer `init` writes.
+    node_binary = node_binary or ctx["bin"]["node"]
     directory = os.path.join(ctx["workdir"], name)
     run_checked([node_binary, "init", directory], stdout=subprocess.DEVNULL)
     set_toml(os.path.join(directory, "node.toml"), {
@@ -623,7 +625,7 @@ def start_lookup_load(ctx, node_info, directory, name, links, targets, presence=
 
 def start_before_node(ctx, links):
     """The node of --before-build-dir on its own deployment, with its own lookup load, for a same-run comparison."""
-    directory = make_deployment(ctx, "before", users=("bench-q", "bench-callee"))
+    directory = make_deployment(ctx, "before", users=("bench-q", "bench-callee"), node_binary=ctx["bin"]["before_node"])
     node, info = start_tls_node(ctx, directory, "before-node", None, ctx["bin"]["before_node"])
     load = start_lookup_load(ctx, info, directory, "lookup_load_before", links, ["bench-callee=10.1.2.3"])
     load.read_json(ctx["args"].login_timeout)
@@ -856,7 +858,8 @@ def bench_forwarded(ctx, main):
     before = None
     if ctx["bin"].get("before_node"):
         bundle = os.path.join(ctx["workdir"], "acme-bundle-before")
-        before_dir = make_deployment(ctx, "before-fwd", users=("bench-q",), agents=(("acme", "acme", bundle),))
+        before_dir = make_deployment(ctx, "before-fwd", users=("bench-q",), agents=(("acme", "acme", bundle),),
+                                     node_binary=ctx["bin"]["before_node"])
         before_node, before_info = start_tls_node(ctx, before_dir, "before-fwd-node", None, ctx["bin"]["before_node"])
         before_agent, before_load = start_agent_and_load(ctx, before_info, before_dir, bundle, "before",
                                                          ctx["bin"]["before_agent"])
@@ -1054,7 +1057,7 @@ def bench_idle(ctx):
     servers = [("tsunagu", node, info["tls"], ca), ("bare", bare, f"{HOST}:{bare_port}", ca),
                ("bare-echo", bare_echo, f"{HOST}:{bare_echo_port}", ca)]
     if ctx["bin"].get("before_node"):
-        before_dir = make_deployment(ctx, "idle-before")
+        before_dir = make_deployment(ctx, "idle-before", node_binary=ctx["bin"]["before_node"])
         before, before_info = start_tls_node(ctx, before_dir, "idle-before-node", ctx["server_cpu"],
                                              ctx["bin"]["before_node"])
         servers.insert(1, ("before", before, before_info["tls"], os.path.join(before_dir, "ca.crt")))
