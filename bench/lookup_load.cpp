@@ -21,7 +21,13 @@
 // logs the first LINKS query links and the presence link in again and again
 // (closed loop, SCRAM with the cached SaltedPassword: what a reconnect costs
 // the node, without the TLS handshake); the presence link's logins carry the
-// node's durable write. "quit" (or EOF) ends the program.
+// node's durable write;
+//
+//   resume LINKS SECONDS
+//
+// does the same with login_resume: each link presents the session-resumption
+// token its last login got (one round trip, one HMAC on the node) and keeps
+// the new one. "quit" (or EOF) ends the program.
 //
 // Every answer is validated: it decodes (FINGERPRINT present and right), is a
 // lookup success response with a transaction ID of a lookup in flight, has
@@ -84,6 +90,7 @@ struct Conn {
   bool login_sent = false;
   bool logged_in = false;
   std::string client_nonce, server_first, auth;  // this link's SCRAM exchange
+  Bytes resume_token;  // from its last login success
   uint32_t outstanding = 0;
 };
 
@@ -144,6 +151,10 @@ class Generator {
                                uint32_t iterations);
   void on_lookup_answer(size_t index, const proto::Message& message);
   void send_login(size_t index);
+  void send_resume(size_t index);
+  void on_resume_answer(size_t index, const proto::Message& message);
+  // A login success: keep its token; in a relogin phase count it and log in again.
+  void relogged(size_t index, bool presence);
   void send_lookup(size_t index, uint64_t start_ns);
   void send_keepalive(size_t index);
   void pump_logins();
@@ -153,7 +164,7 @@ class Generator {
     if (phase_.reasons[reason]++ == 0) std::fprintf(stderr, "lookup_load: invalid answer: %s\n", reason.c_str());
   }
   std::string run_phase(size_t links, uint32_t inflight, double seconds, double rate);
-  std::string run_relogins(size_t links, double seconds);
+  std::string run_relogins(size_t links, double seconds, bool by_token);
   proto::TransactionId next_id() { return bench::random_transaction(++counter_, nonce_); }
 
   Options options_;
@@ -170,7 +181,7 @@ class Generator {
   std::map<std::string, Bytes> salted_;
   double pbkdf2_ms_ = 0;
   uint32_t scram_iterations_ = 0;
-  bool relogin_phase_ = false;
+  bool relogin_phase_ = false, resume_phase_ = false;
   uint64_t relogins_ = 0, presence_relogins_ = 0;
   bool phase_sending_ = false, rate_closed_loop_ = true;
   uint32_t phase_inflight_ = 1;
@@ -342,6 +353,7 @@ void Generator::on_message(size_t index, ByteView bytes) {
   }
   if (m.method == sig::method::login_begin) return on_login_begin_answer(index, m);
   if (m.method == sig::method::login) return on_login_answer(index, m);
+  if (m.method == sig::method::login_resume) return on_resume_answer(index, m);
   if (m.method == sig::method::lookup) return on_lookup_answer(index, m);
   invalid("unexpected method " + std::to_string(m.method));
 }
@@ -422,36 +434,80 @@ void Generator::on_login_answer(size_t index, const proto::Message& m) {
     return;
   }
   conn.logged_in = true;
+  if (const auto* token = m.find(sig::attr::resume_token)) conn.resume_token.assign(token->value.begin(), token->value.end());
   if (!conn.presence) {
     --logins_in_flight_;
     ++logins_done_;
     last_login_ns_ = now_ns();
     login_latency_ms_.push_back(static_cast<double>(last_login_ns_ - started) / 1e6);
   }
-  if (relogin_phase_) {
-    ++(conn.presence ? presence_relogins_ : relogins_);
-    send_login(index);
-  }
+  if (relogin_phase_) relogged(index, conn.presence);
 }
 
-std::string Generator::run_relogins(size_t links, double seconds) {
+void Generator::relogged(size_t index, bool presence) {
+  ++(presence ? presence_relogins_ : relogins_);
+  if (resume_phase_) send_resume(index);
+  else send_login(index);
+}
+
+void Generator::send_resume(size_t index) {
+  Conn& conn = *conns_[index];
+  if (conn.resume_token.empty()) {
+    fatal_ = "resume: the link's login got no RESUME-TOKEN (a node without tokens, or resume_token_ttl = 0)";
+    return;
+  }
+  uint64_t id_counter = counter_ + 1;
+  proto::MessageBuilder b(proto::MessageClass::request, sig::method::login_resume, next_id());
+  b.add_u32(sig::attr::protocol_version, sig::protocol_version);
+  b.add_string(sig::attr::user_id, conn.presence ? options_.presence_user : options_.user);
+  b.add(sig::attr::resume_token, conn.resume_token);
+  if (conn.presence) {
+    b.add_xor_address(sig::attr::reported_address, options_.presence_address);
+  } else {
+    b.add_u32(sig::attr::link_role, sig::link_role::query);
+  }
+  login_pending_[id_counter] = index;
+  if (!conn.link.send(b.finish())) fatal_ = "resume send failed: " + conn.link.error();
+  update_interest(index);
+}
+
+void Generator::on_resume_answer(size_t index, const proto::Message& m) {
+  uint64_t counter = load_be64(m.transaction_id.bytes.data() + 4);
+  auto it = login_pending_.find(counter);
+  if (it == login_pending_.end() || it->second != index) return invalid("login_resume answer for no login");
+  login_pending_.erase(it);
+  Conn& conn = *conns_[index];
+  const auto* token = m.find(sig::attr::resume_token);
+  if (m.message_class != proto::MessageClass::success || token == nullptr) {
+    const auto* code = m.find(proto::attr::error_code);
+    auto parsed = code ? proto::read_error_code(*code) : std::nullopt;
+    fatal_ = "resume refused: " + (parsed ? std::to_string(parsed->code) + " " + std::string(parsed->reason) : "no token");
+    return;
+  }
+  conn.resume_token.assign(token->value.begin(), token->value.end());
+  if (relogin_phase_) relogged(index, conn.presence);
+}
+
+std::string Generator::run_relogins(size_t links, double seconds, bool by_token) {
   size_t count = std::min(links, options_.links);
   relogins_ = presence_relogins_ = 0;
   relogin_phase_ = true;
+  resume_phase_ = by_token;
   uint64_t start = now_ns();
   uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
-  for (size_t i = 0; i < count; ++i) send_login(i);
-  if (!options_.presence_user.empty()) send_login(conns_.size() - 1);
+  for (size_t i = 0; i < count; ++i) relogged(i, false);
+  if (!options_.presence_user.empty()) relogged(conns_.size() - 1, true);
+  relogins_ = presence_relogins_ = 0;  // relogged() counted the starts
   while (now_ns() < end && fatal_.empty()) poll_once(5, nullptr);
-  relogin_phase_ = false;
+  relogin_phase_ = resume_phase_ = false;
   double elapsed = static_cast<double>(now_ns() - start) / 1e9;
   uint64_t drain_deadline = now_ns() + 2'000'000'000ull;
   while (!login_pending_.empty() && now_ns() < drain_deadline && fatal_.empty()) poll_once(5, nullptr);
   char line[512];
   std::snprintf(line, sizeof line,
-                "{\"relogin_links\": %zu, \"duration_s\": %.3f, \"relogins\": %llu, \"presence_relogins\": %llu, "
+                "{\"method\": \"%s\", \"relogin_links\": %zu, \"duration_s\": %.3f, \"relogins\": %llu, \"presence_relogins\": %llu, "
                 "\"relogins_per_s\": %.1f, \"unfinished\": %zu}",
-                count, elapsed, static_cast<unsigned long long>(relogins_),
+                by_token ? "token" : "scram", count, elapsed, static_cast<unsigned long long>(relogins_),
                 static_cast<unsigned long long>(presence_relogins_),
                 static_cast<double>(relogins_ + presence_relogins_) / elapsed, login_pending_.size());
   return line;
@@ -621,14 +677,14 @@ void Generator::serve_commands() {
       std::string verb;
       words >> verb;
       if (verb == "quit") return;
-      if (verb == "relogin") {
+      if (verb == "relogin" || verb == "resume") {
         size_t links = 0;
         double seconds = 0;
         words >> links >> seconds;
         if (links == 0 || !(seconds > 0 && seconds <= 120)) {
-          std::printf("{\"error\": \"relogin wants LINKS SECONDS(0..120]\"}\n");
+          std::printf("{\"error\": \"%s wants LINKS SECONDS(0..120]\"}\n", verb.c_str());
         } else {
-          std::printf("%s\n", run_relogins(links, seconds).c_str());
+          std::printf("%s\n", run_relogins(links, seconds, verb == "resume").c_str());
         }
         std::fflush(stdout);
         continue;

@@ -32,7 +32,7 @@ const KnownSettings kNodeSettings = {
       "registrations_per_source", "registration_refill_seconds_per_source", "password_checks_in_flight",
       "max_links", "max_links_per_account", "max_prelogin_links_per_source", "idle_timeout", "max_bad_messages",
       "forward_timeout_ms"}},
-    {"passwords", {"scrypt_log2_n", "scram_iterations"}},
+    {"passwords", {"scrypt_log2_n", "scram_iterations", "resume_token_ttl"}},
     {"calls",
      {"consent_timeout", "max_ringing_per_user", "max_ringing_per_source", "max_early_candidates",
       "max_early_candidate_bytes"}},
@@ -230,6 +230,8 @@ NodeConfig load_node_config(const std::string& directory) {
                                                             security::scram::default_iterations,
                                                             security::scram::min_iterations,
                                                             security::scram::max_iterations));
+  s.resume_token_ttl_s = static_cast<uint32_t>(reader.integer("passwords.resume_token_ttl", s.resume_token_ttl_s, 0,
+                                                              30 * 86'400));
   return config;
 }
 
@@ -285,6 +287,7 @@ forward_timeout_ms = 3000      # how long a LAN agent has to answer a forwarded 
 
 [passwords]
 scram_iterations = 600000      # PBKDF2 iterations of new login credentials; keep >= 600000 in production
+resume_token_ttl = 86400       # seconds a login's resumption token stays valid (0: none issued)
 scrypt_log2_n = 15             # scrypt cost of card passwords (N = 2^15, r = 8, p = 1)
 
 [calls]

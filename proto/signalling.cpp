@@ -14,6 +14,7 @@ std::string_view method_name(uint16_t m) {
     case method::lookup: return "lookup";
     case method::notice: return "notice";
     case method::login_begin: return "login_begin";
+    case method::login_resume: return "login_resume";
     case method::agent_hello: return "agent-hello";
     case method::forwarded_lookup: return "forwarded-lookup";
     case method::call: return "call";

@@ -19,6 +19,8 @@ inline constexpr uint16_t logout = 0x804;         // clear presence
 inline constexpr uint16_t lookup = 0x805;         // where is USER-ID?
 inline constexpr uint16_t notice = 0x806;         // indication from the node (e.g. "logged out elsewhere")
 inline constexpr uint16_t login_begin = 0x807;    // SCRAM's first round: client-first in, server-first (salt, iterations) out
+// A login in one round trip: USER-ID + RESUME-TOKEN from an earlier login (0x8C0-0x8CF: resumption)
+inline constexpr uint16_t login_resume = 0x8C0;
 // LAN agent link (agent <-> node, TLS with the agent's client certificate).
 inline constexpr uint16_t agent_hello = 0x810;        // agent -> node: claim DOMAIN / NUMBER-PREFIX routes
 inline constexpr uint16_t forwarded_lookup = 0x811;   // node -> agent: where is USER-ID (asked by CALLER-ID)?
@@ -122,6 +124,9 @@ inline constexpr uint16_t scram_client_first = 0xC080;  // UTF-8 RFC 5802 client
 inline constexpr uint16_t scram_server_first = 0xC081;  // UTF-8 server-first-message (login_begin success)
 inline constexpr uint16_t scram_client_final = 0xC082;  // UTF-8 client-final-message (login request, instead of USER-ID + PASSWORD)
 inline constexpr uint16_t scram_server_final = 0xC083;  // UTF-8 server-final-message "v=..." (login success)
+// bytes, security::resume_token::token_size: in every login success; a login_resume request presents it
+inline constexpr uint16_t resume_token = 0xC0F0;
+inline constexpr uint16_t resume_token_lifetime = 0xC0F1;  // u32 seconds RESUME-TOKEN stays valid (login success)
 inline constexpr uint16_t scram_credentials = 0xC084;   // UTF-8 "$scram-sha256$i=..$salt$StoredKey$ServerKey" (register, instead of PASSWORD)
 // UTF-8 "LOCAL/REMOTE": the candidate types (host, srflx, prflx, relay) of the
 // pair ICE selected, from the reporting party's side (call_path)

@@ -28,7 +28,7 @@ enum class DeadlineKind : uint8_t {
   retention_sweep,  // no key: deletes voicemail past retention
   account_check,    // no key: links whose account was removed or changed
   idle_check,       // key: link_key(link)
-  forward,          // key: the forwarded request's transaction ID bytes
+  forward,          // no key: the oldest entry of NodeCore's forward expiry queue
   card_debit,       // key: the call ID of a card call in progress (node_cards.cpp)
   login,            // key: link_key(link)
 };

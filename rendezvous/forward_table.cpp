@@ -57,7 +57,7 @@ Route find_route(const RouteTable& held, EnrolledRoutes* enrolled, const std::st
 }
 
 void LocalForwardTable::add(const proto::TransactionId& id, PendingForward forward) {
-  // A reused ID replaces its forward (IDs are random: never in practice).
+  // A reused ID replaces its forward (IDs are unique: never in practice).
   if (auto old = forwards_.find(id.bytes); old != forwards_.end()) uncount(old->second.agent);
   ++by_agent_[forward.agent];
   forwards_.insert_or_assign(id.bytes, std::move(forward));
@@ -89,6 +89,7 @@ std::vector<std::pair<proto::TransactionId, PendingForward>> LocalForwardTable::
     taken.emplace_back(id, std::move(it->second));
     it = forwards_.erase(it);
   }
+  std::sort(taken.begin(), taken.end(), [](const auto& a, const auto& b) { return a.first.bytes < b.first.bytes; });
   by_agent_.erase(agent);
   return taken;
 }

@@ -1,6 +1,6 @@
 // Where routed IDs go and the questions waiting on LAN agents. Pure: no
 // sockets, no clocks (a forward's answer deadline lives in NodeCore's
-// DeadlineQueue under its transaction ID).
+// queue of forward expiries, in sending order).
 //
 // RouteTable: the domains and number prefixes held by connected agents.
 // EnrolledRoutes: the enrolments in storage (the agent registry), so that an
@@ -91,7 +91,8 @@ struct PendingForward {
 class ForwardTable {
  public:
   virtual ~ForwardTable() = default;
-  // `id` is the forwarded request's transaction ID (fresh and random).
+  // `id` is the forwarded request's transaction ID (unique among those pending;
+  // NodeCore makes them from a random prefix and a counter).
   virtual void add(const proto::TransactionId& id, PendingForward forward) = 0;
   virtual const PendingForward* find(const proto::TransactionId& id) const = 0;
   virtual std::optional<PendingForward> take(const proto::TransactionId& id) = 0;
@@ -113,7 +114,17 @@ class LocalForwardTable final : public ForwardTable {
 
  private:
   void uncount(LinkId agent);
-  std::map<std::array<std::byte, 12>, PendingForward> forwards_;
+  // The node makes the IDs (an agent's answer only looks one up), so a
+  // plain hash of the bytes cannot be flooded.
+  struct IdHash {
+    size_t operator()(const std::array<std::byte, 12>& id) const {
+      uint64_t high = 0, low = 0;
+      for (size_t i = 0; i < 4; ++i) high = (high << 8) | static_cast<uint8_t>(id[i]);
+      for (size_t i = 4; i < 12; ++i) low = (low << 8) | static_cast<uint8_t>(id[i]);
+      return static_cast<size_t>((low ^ (high * 0x9E3779B97F4A7C15ull)) * 0xBF58476D1CE4E5B9ull);
+    }
+  };
+  std::unordered_map<std::array<std::byte, 12>, PendingForward, IdHash> forwards_;
   std::unordered_map<LinkId, size_t> by_agent_;
 };
 

@@ -33,10 +33,11 @@ void NodeCore::release_audit(bool committed) {
 }
 
 void NodeCore::audit_login(std::string_view result, const std::string& user, const proto::SocketAddress& source,
-                           std::string_view role) {
+                           std::string_view role, std::string_view method) {
   audit::AuditEvent event{"login", {}};
   event.add("result", std::string(result)).add("user", user).add("source", source.to_string());
   if (!role.empty()) event.add("role", std::string(role));
+  if (!method.empty()) event.add("method", std::string(method));
   audit_->record(event);
 }
 

@@ -22,19 +22,6 @@ std::optional<std::pair<uint16_t, proto::TransactionId>> header_of(ByteView byte
   return std::make_pair(method, id);
 }
 
-// A forward's deadline key: its transaction ID's bytes.
-std::string forward_key(const proto::TransactionId& id) {
-  std::string key(id.bytes.size(), '\0');
-  std::transform(id.bytes.begin(), id.bytes.end(), key.begin(), [](std::byte b) { return static_cast<char>(b); });
-  return key;
-}
-
-proto::TransactionId transaction_of_key(std::string_view key) {
-  proto::TransactionId id;
-  for (size_t i = 0; i < id.bytes.size() && i < key.size(); ++i) id.bytes[i] = static_cast<std::byte>(key[i]);
-  return id;
-}
-
 bool valid_text(std::string_view text, size_t max) {
   if (text.size() > max) return false;
   return std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
@@ -102,6 +89,7 @@ void NodeCore::link_closed(LinkId link, Now now) {
   bool agent = it->second.agent_ready;
   if (agent) audit_agent_link("down", link, it->second);
   forget_link_limits(link, it->second);
+  set_link_user(it->second, std::nullopt);
   links_.erase(it);
   if (agent) drop_agent_routes(link, now);
   calls_link_closed(link);
@@ -121,10 +109,9 @@ void NodeCore::remote_link_opened(LinkId link, const std::string& user, const pr
   LinkState state;
   state.observed = observed;
   state.opened_ms = now.mono_ms;
-  state.user = user;
   state.role = sig::link_role::query;
   state.last_message_ms = now.mono_ms;
-  links_[link] = std::move(state);
+  set_link_user(links_[link] = std::move(state), user);
 }
 
 void NodeCore::presence_taken_elsewhere(const std::string& user, Now now) {
@@ -134,7 +121,7 @@ void NodeCore::presence_taken_elsewhere(const std::string& user, Now now) {
   presence_ended(user, now);  // its Redis row is the other node's now: the compare-delete leaves it
   notice(*holder, sig::notice_code::displaced, "logged in elsewhere");
   close(*holder, "displaced by a newer login on another node");
-  if (auto other = links_.find(*holder); other != links_.end()) other->second.user.reset();
+  if (auto other = links_.find(*holder); other != links_.end()) set_link_user(other->second, std::nullopt);
 }
 
 std::optional<std::string> NodeCore::link_user(LinkId link) const {
@@ -335,6 +322,7 @@ void NodeCore::handle_request(LinkId link, LinkState& state, const proto::Messag
     case sig::method::register_user: return handle_register(link, state, request, now);
     case sig::method::login_begin: return handle_login_begin(link, state, request, now);
     case sig::method::login: return handle_login(link, state, request, now);
+    case sig::method::login_resume: return handle_token_login(link, state, request, now);
     case sig::method::keepalive: return handle_keepalive(link, state, request, now);
     case sig::method::logout: return handle_logout(link, state, request, now);
     case sig::method::lookup: return handle_lookup(link, state, request, now);
@@ -560,17 +548,18 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
   LinkState& state = links_.at(pending.link);
   state.login_pending = false;
   std::string source = source_key(state.observed);
+  const uint16_t method = pending.method.empty() ? sig::method::login : sig::method::login_resume;
   if (!verified || !pending.account_exists) {
     ++counters_.failed_logins;  // already charged when the attempt began
     audit_login("failed", pending.user_id, state.observed);
     // The same answer for an unknown user and a wrong password: IDs cannot be probed.
-    reply_error(pending.link, sig::method::login, pending.transaction, sig::error::unauthenticated,
+    reply_error(pending.link, method, pending.transaction, sig::error::unauthenticated,
                 "Unauthenticated: wrong user ID or password");
     return;
   }
   limiter_.record_success(pending.user_id, source);
-  if (account_links_full(pending.link, pending.user_id, pending.transaction)) {
-    audit_login("refused", pending.user_id, state.observed);
+  if (account_links_full(pending.link, pending.user_id, method, pending.transaction)) {
+    audit_login("refused", pending.user_id, state.observed, {}, pending.method);
     return;
   }
   ++counters_.logins;
@@ -581,23 +570,25 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
     if (auto previous = presence_.remove_link(pending.link)) presence_ended(*previous, now);
   }
   bool first_login_on_link = !state.user.has_value();
-  state.user = pending.user_id;
+  set_link_user(state, pending.user_id);
   state.role = pending.role;
   state.account_generation = pending.generation;
   if (first_login_on_link) deadlines_.cancel(DeadlineKind::login, link_key(pending.link));
   end_prelogin(state);
 
-  proto::MessageBuilder ok(proto::MessageClass::success, sig::method::login, pending.transaction);
+  proto::MessageBuilder ok(proto::MessageClass::success, method, pending.transaction);
   ok.add_u32(sig::attr::protocol_version, sig::protocol_version);
   ok.add_xor_address(proto::attr::xor_mapped_address, state.observed);
   ok.add_u32(sig::attr::keepalive_interval, settings_.keepalive_interval_s);
   if (!pending.server_final.empty()) ok.add_string(sig::attr::scram_server_final, pending.server_final);
+  add_resume_token(ok, pending.user_id, pending.generation, now);
+  if (!pending.method.empty()) ++counters_.token_logins;
 
   if (pending.role == sig::link_role::presence) {
     if (auto displaced = presence_.login(pending.user_id, pending.link, pending.reported, state.observed, now.mono_ms)) {
       notice(*displaced, sig::notice_code::displaced, "logged in elsewhere");
       close(*displaced, "displaced by a newer login");
-      if (auto other = links_.find(*displaced); other != links_.end()) other->second.user.reset();
+      if (auto other = links_.find(*displaced); other != links_.end()) set_link_user(other->second, std::nullopt);
     }
     last_seen_unix_.erase(pending.user_id);
     presence_changed(pending.user_id);
@@ -606,15 +597,17 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
     LoginRecord record{now.unix_s, pending.reported, state.observed};
     auto recorded = accounts_.record_login(pending.user_id, record);
     if (!recorded) {
-      reply_storage_error(pending.link, sig::method::login, pending.transaction, recorded.error());
+      reply_storage_error(pending.link, method, pending.transaction, recorded.error());
       return;
     }
-    reply_after_commit(pending.link, sig::method::login, pending.transaction, ok.finish());
-    audit_after_commit(audit::AuditEvent{
-        "login", {{"result", "ok"}, {"user", pending.user_id}, {"source", state.observed.to_string()}, {"role", "presence"}}});
+    reply_after_commit(pending.link, method, pending.transaction, ok.finish());
+    audit::AuditEvent event{
+        "login", {{"result", "ok"}, {"user", pending.user_id}, {"source", state.observed.to_string()}, {"role", "presence"}}};
+    if (!pending.method.empty()) event.add("method", std::string(pending.method));
+    audit_after_commit(std::move(event));
   } else {
     send(pending.link, ok.finish());
-    audit_login("ok", pending.user_id, state.observed, "query");
+    audit_login("ok", pending.user_id, state.observed, "query", pending.method);
   }
 }
 
@@ -625,7 +618,7 @@ void NodeCore::handle_keepalive(LinkId link, LinkState& state, const proto::Mess
   }
   if (state.role == sig::link_role::presence && !presence_.keepalive(link, now.mono_ms)) {
     // Presence ended (expired or logged out elsewhere): the terminal must log in again.
-    state.user.reset();
+    set_link_user(state, std::nullopt);
     reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: presence expired, log in again");
     return;
   }
@@ -644,10 +637,10 @@ void NodeCore::handle_logout(LinkId link, LinkState& state, const proto::Message
     if (*holder != link) {
       notice(*holder, sig::notice_code::logged_out, "logged out");
       close(*holder, "logged out from another link");
-      if (auto other = links_.find(*holder); other != links_.end()) other->second.user.reset();
+      if (auto other = links_.find(*holder); other != links_.end()) set_link_user(other->second, std::nullopt);
     }
   }
-  state.user.reset();
+  set_link_user(state, std::nullopt);
   send(link, success(request).finish());
 }
 
@@ -744,7 +737,7 @@ void NodeCore::tick(Now now) {
     presence_ended(row.user_id, now);
     notice(row.link, sig::notice_code::presence_expired, "keepalive missed: presence expired");
     close(row.link, "keepalives missed");
-    if (auto it = links_.find(row.link); it != links_.end()) it->second.user.reset();
+    if (auto it = links_.find(row.link); it != links_.end()) set_link_user(it->second, std::nullopt);
   }
   std::vector<Deadline> due = deadlines_.take_due(now.mono_ms);
   // By kind in DeadlineKind's order (as the separate sets were handled before
@@ -758,12 +751,7 @@ void NodeCore::tick(Now now) {
   each_due(DeadlineKind::retention_sweep, [&](const Deadline&) { sweep_voicemail(now); });
   each_due(DeadlineKind::account_check, [&](const Deadline&) { check_accounts(now); });
   each_due(DeadlineKind::idle_check, [&](const Deadline& d) { check_idle(link_of_key(d.key), now); });
-  each_due(DeadlineKind::forward, [&](const Deadline& d) {
-    auto forward = forwards_->take(transaction_of_key(d.key));
-    if (!forward) return;
-    ++counters_.forward_timeouts;
-    answer_forward(*forward, sig::error::agent_timeout, "Agent Timeout: the LAN agent did not answer in time");
-  });
+  each_due(DeadlineKind::forward, [&](const Deadline&) { expire_forwards(now); });
   each_due(DeadlineKind::card_debit, [&](const Deadline& d) { debit_card_call(d.key, now); });
   each_due(DeadlineKind::login, [&](const Deadline& d) { close(link_of_key(d.key), "no login in time"); });
 }
@@ -883,18 +871,59 @@ bool NodeCore::send_forward(LinkId link, const proto::Message& request, LinkId a
     reply_error(link, request, sig::error::unavailable, "Unavailable: the LAN agent is overloaded");
     return false;
   }
-  proto::TransactionId id;
-  fill_random(id.bytes);
+  proto::TransactionId id = next_forward_transaction();
   proto::MessageBuilder forward(proto::MessageClass::request, sig::method::forwarded_lookup, id);
   forward.add_u32(sig::attr::protocol_version, sig::protocol_version);
   forward.add_string(sig::attr::user_id, user_id);
   forward.add_string(sig::attr::caller_id, caller_id);
   forwards_->add(id, PendingForward{link, request.transaction_id, agent, request.method, std::move(held)});
-  deadlines_.schedule(now.mono_ms + settings_.forward_timeout_ms, DeadlineKind::forward,
-                      forward_key(id));
+  forward_expiry_queued(id, now.mono_ms + settings_.forward_timeout_ms);
   ++counters_.forwarded_lookups;
   send(agent, forward.finish());
   return true;
+}
+
+// A forward's timeout: one queue in sending order (every forward waits the
+// same forward_timeout_ms) under one deadline, instead of a DeadlineQueue
+// entry inserted and erased per forwarded lookup. An answered forward's
+// entry stays until it reaches the front; entries at the front whose
+// forward is gone are dropped as new ones come, so the queue holds about
+// what is pending. (After a reload shortens the timeout, a new entry may
+// wait behind an older, later one: at most the old timeout.)
+void NodeCore::forward_expiry_queued(const proto::TransactionId& id, uint64_t when_ms) {
+  while (!forward_expiries_.empty() && forwards_->find(forward_expiries_.front().second) == nullptr)
+    forward_expiries_.pop_front();
+  forward_expiries_.emplace_back(when_ms, id);
+  if (forward_expiries_.size() == 1) deadlines_.schedule(when_ms, DeadlineKind::forward);
+}
+
+void NodeCore::expire_forwards(Now now) {
+  while (!forward_expiries_.empty()) {
+    auto [when_ms, id] = forward_expiries_.front();
+    bool pending = forwards_->find(id) != nullptr;
+    if (pending && when_ms > now.mono_ms) break;
+    forward_expiries_.pop_front();
+    if (!pending) continue;
+    if (auto taken = forwards_->take(id)) {
+      ++counters_.forward_timeouts;
+      answer_forward(*taken, sig::error::agent_timeout, "Agent Timeout: the LAN agent did not answer in time");
+    }
+  }
+  if (!forward_expiries_.empty()) deadlines_.schedule(forward_expiries_.front().first, DeadlineKind::forward);
+}
+
+proto::TransactionId NodeCore::next_forward_transaction() {
+  // Unique is all the ID must be: an agent's answer counts only on the link
+  // it was sent to (handle_agent_response), so no RAND_bytes per lookup.
+  while (forward_id_prefix_ == 0) {
+    std::array<std::byte, 4> random;
+    fill_random(random);
+    forward_id_prefix_ = load_be32(random.data());
+  }
+  proto::TransactionId id;
+  store_be32(id.bytes.data(), forward_id_prefix_);
+  store_be64(id.bytes.data() + 4, ++forward_counter_);
+  return id;
 }
 
 void NodeCore::answer_forward(const PendingForward& forward, uint16_t code, std::string_view reason) {
@@ -908,7 +937,6 @@ void NodeCore::handle_agent_response(LinkId link, const proto::Message& response
   const PendingForward* pending = forwards_->find(response.transaction_id);
   if (pending == nullptr || pending->agent != link) return;  // late (timed out) or not ours
   PendingForward forward = std::move(*forwards_->take(response.transaction_id));
-  deadlines_.cancel(DeadlineKind::forward, forward_key(response.transaction_id));
   if (!links_.contains(forward.caller)) return;
   if (forward.method == sig::method::voicemail_begin) return edge_policy_answered(forward, response, now);
   if (response.message_class == proto::MessageClass::error) {
@@ -945,7 +973,6 @@ void NodeCore::handle_agent_response(LinkId link, const proto::Message& response
 void NodeCore::drop_agent_routes(LinkId link, Now) {
   routes_->drop_agent(link);
   for (const auto& [id, forward] : forwards_->take_agent(link)) {
-    deadlines_.cancel(DeadlineKind::forward, forward_key(id));
     answer_forward(forward, sig::error::agent_offline, "Agent Offline: the LAN agent's link closed");
   }
 }

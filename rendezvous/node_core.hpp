@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <array>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -61,6 +62,9 @@ struct NodeSettings {
   // migrations; node.toml passwords.scram_iterations. Production keeps the
   // default; tests may lower it, never below security::scram::min_iterations.
   uint32_t scram_iterations = security::scram::default_iterations;
+  // How long a session-resumption token stays valid (node.toml
+  // passwords.resume_token_ttl); 0: none are issued and none taken.
+  uint32_t resume_token_ttl_s = 86'400;
   uint32_t forward_timeout_ms = 3000;     // how long a LAN agent has to answer a forwarded lookup
   size_t max_forwards_per_agent = 10'000;  // lookups waiting on one agent
   uint32_t consent_timeout_s = 30;  // how long a callee has to accept
@@ -196,6 +200,8 @@ struct NodeCounters {
   uint64_t bad_messages = 0;
   uint64_t logins = 0;
   uint64_t failed_logins = 0;
+  uint64_t token_logins = 0;          // of `logins`: by a session-resumption token (login_resume)
+  uint64_t token_logins_refused = 0;  // login_resume refused (forged, expired, revoked); the terminal falls back to SCRAM
   uint64_t rate_limited = 0;
   uint64_t lookups = 0;
   uint64_t registrations = 0;
@@ -402,7 +408,7 @@ class NodeCore {
     // password login for that ID next is the terminal's fallback (PasswordJob).
     std::optional<std::pair<std::string, PasswordJob::FailedProof>> failed_proof;
     proto::SocketAddress observed;
-    std::optional<std::string> user;  // set once logged in
+    std::optional<std::string> user;  // set once logged in; written only by set_link_user (node_limits.cpp)
     uint32_t role = 0;
     uint64_t opened_ms = 0;
     uint32_t bad_messages = 0;
@@ -438,6 +444,7 @@ class NodeCore {
     std::string stored_hash;   // a password login: what it was checked against (a migration replaces only that)
     bool charge_if_new_password = false;  // a fallback after a failed proof: charged only for another password
     bool client_credentials = false;  // a registration whose SCRAM credentials the client made: no password here
+    std::string_view method;  // "token" for login_resume (the audit line's method=); empty otherwise
 
     static PendingAuth registration(LinkId link, const proto::Message& request, std::string user_id,
                                     std::string display_name) {
@@ -475,6 +482,12 @@ class NodeCore {
   // login carrying SCRAM-CLIENT-FINAL is checked at once (a few HMACs).
   void handle_login_begin(LinkId link, LinkState& state, const proto::Message& request, Now now);
   void handle_scram_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // login_resume (node_login.cpp): USER-ID + RESUME-TOKEN, checked at once
+  // (one HMAC) against the account's generation; refused: 401, no charge.
+  void handle_token_login(LinkId link, LinkState& state, const proto::Message& request, Now now);
+  // A fresh token for a login that succeeded, added to its answer.
+  void add_resume_token(proto::MessageBuilder& ok, const std::string& user_id, uint64_t generation, Now now);
+  const Bytes& resume_key();
   // For an ID without SCRAM credentials: a salt stable per ID (HMAC of the
   // store's secret and the ID) and keys nothing matches.
   security::scram::ServerCredentials dummy_credentials(const std::string& user_id);
@@ -662,11 +675,18 @@ class NodeCore {
   // link gets a notice and a close.
   void admit_link(LinkId link, LinkState& state, Now now);
   // The link logged in, became an agent, or closed: no longer pre-login.
+  void forward_expiry_queued(const proto::TransactionId& id, uint64_t when_ms);
+  void expire_forwards(Now now);
+  proto::TransactionId next_forward_transaction();
+  // Every change of a link's user goes through here (account_links_ counts them).
+  void set_link_user(LinkState& state, std::optional<std::string> user);
   void end_prelogin(LinkState& state);
   // The link closed: forget what the limits kept for it.
   void forget_link_limits(LinkId link, LinkState& state);
-  // true (and 503 answered) when `user` already holds max_links_per_account links besides `link`.
-  bool account_links_full(LinkId link, const std::string& user, const proto::TransactionId& transaction);
+  // true (and 503 answered) when `user` already holds max_links_per_account links besides `link`
+  // (account_links_, not a scan of the links).
+  bool account_links_full(LinkId link, const std::string& user, uint16_t method,
+                          const proto::TransactionId& transaction);
   // The link's idle check fell due: closes it if idle, else checks again later.
   void check_idle(LinkId link, Now now);
   // voicemail_begin's limits beyond the mailbox's own: per sender (uploads in
@@ -688,7 +708,7 @@ class NodeCore {
   void audit_after_commit(audit::AuditEvent event) { audit_after_commit_.push_back(std::move(event)); }
   void release_audit(bool committed);
   void audit_login(std::string_view result, const std::string& user, const proto::SocketAddress& source,
-                   std::string_view role = {});
+                   std::string_view role = {}, std::string_view method = {});
   void audit_call(std::string_view what, const Call& call, std::string_view extra_key = {},
                   std::string extra_value = {});
   void audit_call_ended(const Call& call, uint16_t code);
@@ -811,6 +831,14 @@ class NodeCore {
   };
   std::optional<ServedCardUpdate> card_update_;
   Bytes card_update_seen_;  // the file's bytes last read: decoded only when they change
+  Bytes resume_key_;
+  // Forwarded lookups' timeouts in sending order, and their transaction IDs
+  // (node_core.cpp, forward_expiry_queued).
+  std::deque<std::pair<uint64_t, proto::TransactionId>> forward_expiries_;
+  uint32_t forward_id_prefix_ = 0;
+  uint64_t forward_counter_ = 0;
+  // Links logged in per user ID; kept by set_link_user, the only writer of LinkState::user.
+  std::unordered_map<std::string, uint32_t> account_links_;  // derived from the account store's secret on first use (resume_key())
   uint64_t next_job_id_ = 1;
   std::vector<NodeAction> actions_;
   std::vector<PasswordJob> password_jobs_;

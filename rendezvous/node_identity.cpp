@@ -93,7 +93,7 @@ bool NodeCore::refuse_removed_id(LinkId link, const proto::Message& request, con
 
 void NodeCore::end_session(LinkId link, LinkState& state, uint32_t code, std::string_view reason, Now now) {
   if (auto user = presence_.remove_link(link)) presence_ended(*user, now);
-  state.user.reset();
+  set_link_user(state, std::nullopt);
   notice(link, code, reason);
   close(link, std::string(reason));
 }

@@ -52,6 +52,16 @@ void NodeCore::admit_link(LinkId link, LinkState& state, Now now) {
   state.prelogin_source = std::move(source);
 }
 
+void NodeCore::set_link_user(LinkState& state, std::optional<std::string> user) {
+  if (state.user == user) return;
+  if (state.user) {
+    auto counted = account_links_.find(*state.user);
+    if (counted != account_links_.end() && --counted->second == 0) account_links_.erase(counted);
+  }
+  if (user) ++account_links_[*user];
+  state.user = std::move(user);
+}
+
 void NodeCore::end_prelogin(LinkState& state) {
   if (state.prelogin_source.empty()) return;
   auto it = prelogin_by_source_.find(state.prelogin_source);
@@ -64,14 +74,14 @@ void NodeCore::forget_link_limits(LinkId link, LinkState& state) {
   deadlines_.cancel(DeadlineKind::idle_check, link_key(link));
 }
 
-bool NodeCore::account_links_full(LinkId link, const std::string& user, const proto::TransactionId& transaction) {
-  // A scan, on the (rare, scrypt-priced) successful login only.
-  size_t held = 0;
-  for (const auto& [other, state] : links_)
-    if (other != link && state.user == user) ++held;
+bool NodeCore::account_links_full(LinkId link, const std::string& user, uint16_t method,
+                          const proto::TransactionId& transaction) {
+  auto counted = account_links_.find(user);
+  size_t held = counted == account_links_.end() ? 0 : counted->second;
+  if (auto self = links_.find(link); self != links_.end() && self->second.user == user) --held;  // not besides itself
   if (held < settings_.max_links_per_account) return false;
   ++counters_.logins_refused_per_account;
-  reply_error(link, sig::method::login, transaction, sig::error::unavailable,
+  reply_error(link, method, transaction, sig::error::unavailable,
               "Unavailable: this account already has " + std::to_string(held) +
                   " links open (the most one account may hold); close one");
   return true;

@@ -15,10 +15,16 @@
 // A password login (USER-ID + PASSWORD) is still taken: it is how a scrypt
 // account migrates (the node has the plain password during that one login
 // and stores SCRAM credentials made from it) and how older terminals log in.
+//
+// login_resume (one round): USER-ID + RESUME-TOKEN, a token an earlier login
+// of this account got (security/resume_token.hpp). One HMAC and the account's
+// generation decide; a refused token is answered 401 and not charged to the
+// limiter (a 256-bit MAC is not guessed), and the terminal logs in by SCRAM.
 #include "proto/signalling.hpp"
 #include "rendezvous/node_core.hpp"
 #include "security/digest.hpp"
 #include "security/encoding.hpp"
+#include "security/resume_token.hpp"
 
 namespace tsunagu::rendezvous {
 namespace {
@@ -195,6 +201,67 @@ void NodeCore::handle_scram_login(LinkId link, LinkState& state, const proto::Me
     pending.server_final =
         scram::build_server_final({scram::server_signature(exchange.credentials.server_key, auth), {}});
   finish_login(pending, verified, now);
+}
+
+const Bytes& NodeCore::resume_key() {
+  if (resume_key_.empty()) resume_key_ = security::resume_token::derive_key(accounts_.dummy_salt_key());
+  return resume_key_;
+}
+
+void NodeCore::add_resume_token(proto::MessageBuilder& ok, const std::string& user_id, uint64_t generation, Now now) {
+  if (settings_.resume_token_ttl_s == 0) return;
+  std::array<std::byte, security::resume_token::random_size> random;
+  fill_random(random);
+  ok.add(sig::attr::resume_token, security::resume_token::issue(resume_key(), user_id, generation,
+                                                                now.unix_s + settings_.resume_token_ttl_s, random));
+  ok.add_u32(sig::attr::resume_token_lifetime, settings_.resume_token_ttl_s);
+}
+
+void NodeCore::handle_token_login(LinkId link, LinkState& state, const proto::Message& request, Now now) {
+  if (state.login_pending) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: a login is already in progress on this link");
+    return;
+  }
+  state.scram.reset();
+  const auto* id_attribute = request.find(sig::attr::user_id);
+  const auto* token_attribute = request.find(sig::attr::resume_token);
+  if (id_attribute == nullptr || token_attribute == nullptr) {
+    reply_error(link, request, sig::error::bad_request, "Bad Request: USER-ID and RESUME-TOKEN are required");
+    return;
+  }
+  std::string user_id(proto::read_string(*id_attribute));
+  if (!sig::valid_user_id(user_id)) {
+    reply_error(link, request, sig::error::invalid_user_id);
+    return;
+  }
+  if (refuse_agent_id(link, request, user_id) || login_limited(link, state, request, user_id, now)) return;
+  PendingAuth pending;
+  pending.link = link;
+  pending.transaction = request.transaction_id;
+  pending.user_id = user_id;
+  pending.method = "token";
+  if (!read_login_details(link, request, pending)) return;
+  auto account = find_account(link, request, user_id);
+  if (!account) return;
+  std::string_view refusal;
+  auto claims = security::resume_token::check(resume_key(), token_attribute->value, user_id, now.unix_s);
+  if (settings_.resume_token_ttl_s == 0) refusal = "disabled";
+  else if (!claims) refusal = security::resume_token::to_string(claims.error());
+  // Removed, or its password changed since (either moves the generation on).
+  else if (!account->has_value() || (*account)->generation != claims->generation) refusal = "revoked";
+  if (!refusal.empty()) {
+    ++counters_.failed_logins;
+    ++counters_.token_logins_refused;
+    audit::AuditEvent event{"login", {}};
+    event.add("result", "failed").add("user", user_id).add("source", state.observed.to_string());
+    event.add("method", "token").add("reason", std::string(refusal));
+    audit_->record(event);
+    reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: resume token refused; log in again");
+    return;
+  }
+  pending.account_exists = true;
+  pending.generation = claims->generation;
+  finish_login(pending, true, now);
 }
 
 void NodeCore::register_with_credentials(LinkId link, const proto::Message& request, const std::string& user_id,

@@ -48,7 +48,7 @@ int run_session(NodeClientOptions options, const std::function<void(NodeClient&,
     if (long_running) {
       std::cout << "logged in as " << options.user_id << "; the node sees you at " << info.observed.to_string()
                 << " (reported " << info.local.to_string() << "); keepalive every " << info.keepalive_interval_s
-                << " s" << std::endl;
+                << " s" << (info.resumed ? "; resumed by session token" : "") << std::endl;
     }
     on_logged_in(*client_ptr, exit_code);
   };

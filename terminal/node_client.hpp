@@ -11,6 +11,13 @@
 // ServerKey, or the client stops. A node that answers the proof 401 gets one
 // password login (how accounts still holding a scrypt hash migrate) until a
 // SCRAM login has succeeded in this process; never after.
+//
+// Every login success carries a session-resumption token (docs/security.md,
+// "Session resumption tokens"), kept in this object's memory only (never
+// written to disk; a new process logs in by SCRAM). A reconnect presents it
+// with login_resume: one round trip and one HMAC on the node. A refused
+// token (expired, the password changed, the account removed) is dropped and
+// the login goes on by SCRAM on the same link.
 #pragma once
 
 #include <uv.h>
@@ -51,6 +58,7 @@ struct LoginInfo {
   proto::SocketAddress observed;  // the node's view of us (our NAT's mapping)
   proto::SocketAddress local;     // our end of the link: the reported address
   uint32_t keepalive_interval_s = 0;
+  bool resumed = false;  // by the session-resumption token, not SCRAM
 };
 
 // Why the client gave up; maps onto the CLI's exit codes.
@@ -112,6 +120,10 @@ class NodeClient {
   // An error answer to login_begin or login; false when the response was not one.
   bool handled_login_error(const proto::Message* response, transport::RequestFailure failure);
   void on_login_response(const proto::Message* response, transport::RequestFailure failure);
+  void send_token_login();
+  void on_token_login_response(const proto::Message* response, transport::RequestFailure failure);
+  // A login success (SCRAM, password or token): keep its token, report it.
+  void complete_login(const proto::Message& response, bool resumed);
   // Derives SaltedPassword, or takes it from the cache for the same salt and iterations.
   const Bytes& salted_password(ByteView salt, uint32_t iterations);
 
@@ -130,6 +142,7 @@ class NodeClient {
   Bytes salted_password_;
   Bytes salted_for_salt_;
   uint32_t salted_for_iterations_ = 0;
+  Bytes resume_token_;  // from the last login success; empty: log in by SCRAM
 };
 
 // A --node value: "host:port" or several separated by commas (nodes of one

@@ -768,6 +768,69 @@ def usage_errors():
     checks.finish()
 
 
+# --------------------------------------------------------------------------
+# session-resumption tokens (docs/security.md, "Session resumption tokens")
+
+def resume_token_relogin():
+    """A running `tsunagu login` loses its link (the node restarts: a network
+    change as the terminal sees it) and logs in again with its token, one
+    request; after `user passwd` and after `user remove` the token is refused
+    (the node's audit line says why) and SCRAM decides."""
+    d = Deployment()
+    checks = Checks()
+    node = d.start_node()
+    d.add_user(ALICE, ALICE_PW)
+    d.add_user(BOB, BOB_PW)
+    ta = d.start_login(ALICE, ALICE_PW)
+    checks.check("resumed" not in ta.out(), "the first login is SCRAM: %r" % ta.out())
+    audit_ok = re.compile(r"event=login result=ok user=alice source=\S+ role=presence method=token$", re.M)
+    checks.check(not audit_ok.search(node.log_text()), "no token login before the drop")
+
+    status = node.stop(signal.SIGTERM, timeout=10)
+    expect(status == 0, "the node stops (%r)" % status)
+    wait_until(lambda: "link to the node lost" in ta.err(), 10 * h.SLOW, 0.1, "alice's login to see the link go")
+    node = d.start_node(listen=node.address)
+    d.wait_logged_in(ta, count=2, timeout=40 * h.SLOW)
+    lines = [l for l in ta.out().splitlines() if l.startswith("logged in as alice")]
+    checks.check(len(lines) == 2 and lines[1].endswith("; resumed by session token"),
+                 "the second login was resumed by the token: %r" % lines)
+    checks.check(audit_ok.search(node.log_text()) is not None,
+                 "the restarted node's audit line says method=token: %r" %
+                 [l for l in node.log_text().splitlines() if "event=login" in l])
+    logins = [l for l in node.log_text().splitlines() if "event=login" in l]
+    checks.check(len(logins) == 1, "and it was the only login on the restarted node (no SCRAM): %r" % logins)
+    result = d.whereis(BOB, BOB_PW, ALICE)
+    checks.check(result.code == 0 and result.json().get("observed") == addr(ta.observed()),
+                 "bob finds alice at her resumed link: %r" % result)
+
+    # A password change ends her link; the reconnect's token is refused (revoked)
+    # and SCRAM with the old password fails: the login exits unauthenticated.
+    changed = d.admin(["user", "-d", d.dir, "passwd", ALICE], password="alice-new-password")
+    expect(changed.code == 0, "user passwd: %r" % changed)
+    wait_until(lambda: not ta.alive(), 20 * h.SLOW, 0.1, "alice's login to end after the password change")
+    revoked = re.compile(r"event=login result=failed user=alice source=\S+ method=token reason=revoked$", re.M)
+    checks.check(revoked.search(node.log_text()) is not None,
+                 "the node refused the token after the password change: %r" %
+                 [l for l in node.log_text().splitlines() if "event=login" in l])
+    checks.check(ta.proc.returncode == 5 and "wrong user ID or password" in ta.err(),
+                 "then SCRAM with the old password failed: exit %r, stderr %r" % (ta.proc.returncode, ta.err()[-300:]))
+    ta2 = d.start_login(ALICE, "alice-new-password")
+    checks.check(ta2.alive(), "the new password logs in")
+    ta2.kill()
+
+    # A removed account: bob's token goes with it.
+    tb = d.start_login(BOB, BOB_PW)
+    removed = d.admin(["user", "-d", d.dir, "remove", BOB])
+    expect(removed.code == 0, "user remove: %r" % removed)
+    wait_until(lambda: not tb.alive(), 20 * h.SLOW, 0.1, "bob's login to end after the removal")
+    revoked_bob = re.compile(r"event=login result=failed user=bob source=\S+ method=token reason=revoked$", re.M)
+    checks.check(revoked_bob.search(node.log_text()) is not None,
+                 "the node refused bob's token after the removal: %r" %
+                 [l for l in node.log_text().splitlines() if "user=bob" in l])
+    checks.check(tb.proc.returncode == 5, "bob's login exits unauthenticated (%r)" % tb.proc.returncode)
+    checks.finish()
+
+
 SCENARIOS = {
     "presence_lookup": presence_lookup,
     "keepalive_kill": keepalive_kill,
@@ -788,6 +851,7 @@ SCENARIOS = {
     "bad_input_protocol_errors": bad_input_protocol_errors,
     "logout_ends_login": logout_ends_login,
     "displaced_login": displaced_login,
+    "resume_token_relogin": resume_token_relogin,
     "help_texts": help_texts,
     "usage_errors": usage_errors,
 }

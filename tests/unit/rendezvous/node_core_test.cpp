@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "security/encoding.hpp"
 #include "security/passwords.hpp"
 #include "security/random.hpp"
+#include "security/resume_token.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
@@ -917,6 +919,45 @@ TEST_CASE("one account may hold at most max_links_per_account links") {
   node.close(2);
   node.send(3, login_request("alice", "correct horse", {}, sig::link_role::query));
   CHECK(node.reply(3).is_success());
+}
+
+TEST_CASE("the per-account link count follows logins again, another user on a link, a displacement, logout and close") {
+  NodeSettings settings = test_settings();
+  settings.max_links_per_account = 2;
+  Node node(settings);
+  node.add_account("alice", "correct horse");
+  node.add_account("bob", "correct horse");
+  auto query = [&](LinkId link, const std::string& user) {
+    node.send(link, login_request(user, "correct horse", {}, sig::link_role::query));
+    return node.reply(link);
+  };
+  REQUIRE(node.login(1, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  // Logging in again on the same link is still one link.
+  for (int i = 0; i < 3; ++i) REQUIRE(query(1, "alice").is_success());
+  REQUIRE(node.login(2, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  node.open(3, alice_nat);
+  CHECK(query(3, "alice").code() == 503);
+  // Link 2 becomes bob's: alice holds one link, so link 3 may be hers.
+  REQUIRE(query(2, "bob").is_success());
+  REQUIRE(query(3, "alice").is_success());
+  node.open(4, alice_nat);
+  CHECK(query(4, "alice").code() == 503);
+  // A logout ends what link 1 was logged in as.
+  node.send(1, request(sig::method::logout));
+  REQUIRE(node.reply(1).is_success());
+  REQUIRE(query(4, "alice").is_success());
+  // A presence login displaced by another: the displaced link no longer counts.
+  node.close(3);
+  node.close(4);
+  REQUIRE(node.login(5, alice_nat, "alice", "correct horse").is_success());
+  REQUIRE(node.login(6, alice_laptop_nat, "alice", "correct horse").is_success());  // displaces link 5
+  REQUIRE(node.login(7, alice_nat, "alice", "correct horse", {}, sig::link_role::query).is_success());
+  node.open(8, alice_nat);
+  CHECK(query(8, "alice").code() == 503);
+  // Closed links free their place.
+  node.close(7);
+  CHECK(query(8, "alice").is_success());
+  CHECK(node.core().counters().logins_refused_per_account == 3);
 }
 
 // --- logout -----------------------------------------------------------------
@@ -1851,7 +1892,14 @@ TEST_CASE("an accepted call gives both sides the same key and the caller the cal
 }
 
 TEST_CASE("two nodes given the same seed and the same inputs send byte-identical messages, call IDs and keys included") {
-  Node first, second;
+  // A login's resume token is MACed with a key from its store's own secret
+  // (random per store, like the dummy salts): left out here.
+  auto without_tokens = [] {
+    NodeSettings settings = test_settings();  // each its own seeded generator
+    settings.resume_token_ttl_s = 0;
+    return settings;
+  };
+  Node first(without_tokens()), second(without_tokens());
   const Bytes login_alice = login_request("alice", "correct horse", {alice_home});
   const Bytes login_bob = login_request("bob", "battery staple");
   const Bytes call = call_request("bob");
@@ -2485,6 +2533,69 @@ TEST_CASE("lookups and edge-policy questions share one agent's forward limit; an
   CHECK(node.core().counters().forwarded_lookups == 4);
 }
 
+TEST_CASE("forwarded lookups: each times out forward_timeout after it was sent, in order; answered ones never; IDs unique") {
+  NodeSettings settings = test_settings();
+  Node node(settings);
+  enroll(node, "acme", {"acme"});
+  connect_agent(node, 10, "acme", {"acme"});
+  alice_online(node);
+  std::set<std::string> ids;
+  auto ask = [&](const std::string& extension) {
+    node.send(1, lookup_request(extension));
+    Reply asked = node.reply(10);
+    REQUIRE(asked.m.method == sig::method::forwarded_lookup);
+    ids.insert(security::base64_encode(asked.m.transaction_id.bytes));
+    return asked;
+  };
+  const uint64_t timeout = settings.forward_timeout_ms;
+  ask("4101@acme");  // t = 0
+  node.advance_ms(1000);
+  ask("4102@acme");  // t = 1000
+  Reply c = ask("4103@acme");  // t = 1000, answered below
+  auto answer = [&] {
+    proto::MessageBuilder b(proto::MessageClass::error, sig::method::forwarded_lookup, c.m.transaction_id);
+    b.add_u32(sig::attr::protocol_version, 1);
+    b.add_error(404, "no such extension");
+    return b.finish();
+  };
+  // Another agent's link cannot answer it; the agent asked can.
+  enroll(node, "other", {"other"});
+  connect_agent(node, 11, "other", {"other"});
+  node.send(11, answer());
+  CHECK(node.received(1).empty());
+  node.send(10, answer());
+  CHECK(node.reply(1).code() == 404);
+  REQUIRE(node.core().next_deadline().has_value());
+  CHECK(*node.core().next_deadline() <= node.now().mono_ms - 1000 + timeout);
+  node.advance_ms(timeout - 1000);  // t = timeout: a is due, b not yet
+  node.tick();
+  auto first = node.received(1);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].code() == sig::error::agent_timeout);
+  node.advance_ms(999);
+  node.tick();
+  CHECK(node.received(1).empty());
+  node.advance_ms(1);  // t = 1000 + timeout: b
+  node.tick();
+  CHECK(node.received(1).size() == 1);
+  CHECK(node.core().counters().forward_timeouts == 2);
+  // Many more: every ID distinct, and once all are answered nothing times out.
+  std::vector<Reply> more;
+  for (int i = 0; i < 50; ++i) more.push_back(ask("4200@acme"));
+  CHECK(ids.size() == 53);
+  for (const auto& asked : more) {
+    proto::MessageBuilder none(proto::MessageClass::error, sig::method::forwarded_lookup, asked.m.transaction_id);
+    none.add_u32(sig::attr::protocol_version, 1);
+    none.add_error(404, "no such extension");
+    node.send(10, none.finish());
+    CHECK(node.reply(1).code() == 404);
+  }
+  node.advance_ms(2 * timeout);
+  node.tick();
+  CHECK(node.received(1).empty());
+  CHECK(node.core().counters().forward_timeouts == 2);
+}
+
 TEST_CASE("presence=contacts: the user's contacts look the user up and call, anyone else gets unknown, online or not (issue 11)") {
   Node node;
   two_online(node);  // alice on 1, bob on 2
@@ -2901,6 +3012,187 @@ TEST_CASE("scram login: login_begin refuses a malformed client-first, an invalid
   ScramTerminal bad{"Not An ID!", "x"};
   node.send(1, bad.begin());
   CHECK(node.reply(1).code() == 422);
+}
+
+// ---- Session-resumption tokens (docs/security.md; login_resume in node_login.cpp) ----
+
+namespace {
+
+Bytes token_of(const Reply& r) {
+  const proto::Attribute* a = r.m.find(sig::attr::resume_token);
+  return a ? Bytes(a->value.begin(), a->value.end()) : Bytes{};
+}
+
+Bytes resume_request(const std::string& user, ByteView token, std::optional<uint32_t> role = std::nullopt) {
+  return request(sig::method::login_resume, [&](proto::MessageBuilder& b) {
+    b.add_string(sig::attr::user_id, user);
+    b.add(sig::attr::resume_token, token);
+    if (role) b.add_u32(sig::attr::link_role, *role);
+  });
+}
+
+// A SCRAM login of `user` on a fresh `link`; its token.
+Bytes scram_token(Node& node, LinkId link, const std::string& user, const std::string& password,
+                  const SocketAddress& from = alice_nat) {
+  node.open(link, from);
+  ScramTerminal terminal{user, password};
+  Reply ok = scram_login(node, link, terminal);
+  REQUIRE(ok.is_success());
+  return token_of(ok);
+}
+
+Reply resume(Node& node, LinkId link, const std::string& user, ByteView token, const SocketAddress& from = alice_nat) {
+  node.open(link, from);
+  node.send(link, resume_request(user, token));
+  return node.reply(link);
+}
+
+}  // namespace
+
+TEST_CASE("resume token: a login's token logs another link in with one request, no password work; audit method=token") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  node.open(1, alice_nat);
+  ScramTerminal alice{"alice", "correct horse"};
+  Reply first = scram_login(node, 1, alice);
+  REQUIRE(first.is_success());
+  Bytes token = token_of(first);
+  CHECK(token.size() == security::resume_token::token_size);
+  CHECK(first.u32(sig::attr::resume_token_lifetime) == 86'400);
+
+  // The network changed: a new link from another address.
+  Reply resumed = resume(node, 2, "alice", token, alice_laptop_nat);
+  REQUIRE(resumed.is_success());
+  CHECK(resumed.m.method == sig::method::login_resume);
+  CHECK(node.pending_jobs().empty());
+  CHECK(resumed.address(proto::attr::xor_mapped_address) == alice_laptop_nat);
+  Bytes next = token_of(resumed);
+  CHECK(next.size() == security::resume_token::token_size);
+  CHECK(next != token);
+  CHECK(node.core().counters().logins == 2);
+  CHECK(node.core().counters().token_logins == 1);
+  // Link 2 holds alice's presence now (link 1 was displaced).
+  CHECK(node.core().presence().find("alice") != nullptr);
+  node.send(2, lookup_request("alice"));
+  Reply found = node.reply(2);
+  CHECK(found.is_success());
+  CHECK(found.address(sig::attr::observed_address) == alice_laptop_nat);
+  auto logins = events_named(sink, "login");
+  REQUIRE(logins.size() == 2);
+  CHECK(audit::format_audit_line(logins[1]) ==
+        "event=login result=ok user=alice source=198.51.100.33:41000 role=presence method=token");
+  // A query link resumes too, and says so.
+  node.open(3, alice_nat);
+  node.send(3, resume_request("alice", next, sig::link_role::query));
+  REQUIRE(node.reply(3).is_success());
+  logins = events_named(sink, "login");
+  CHECK(audit::format_audit_line(logins.back()) ==
+        "event=login result=ok user=alice source=198.51.100.9:40000 role=query method=token");
+}
+
+TEST_CASE("resume token: a password change and a removal revoke the account's tokens; SCRAM with the new password works") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  Bytes before_change = scram_token(node, 1, "alice", "correct horse");
+  Bytes second = token_of(resume(node, 2, "alice", before_change));
+  REQUIRE_FALSE(second.empty());
+
+  change_password(node, "alice", "battery staple");  // moves the account's generation on
+  LinkId next_link = 20;
+  for (const Bytes& token : {before_change, second}) {
+    Reply refused = resume(node, next_link++, "alice", token);
+    CHECK(refused.code() == 401);
+    CHECK(refused.reason() == "Unauthenticated: resume token refused; log in again");
+    CHECK_FALSE(refused.has(sig::attr::resume_token));
+  }
+  CHECK(node.core().counters().token_logins_refused == 2);
+  auto logins = events_named(sink, "login");
+  CHECK(audit::format_audit_line(logins.back()) ==
+        "event=login result=failed user=alice source=198.51.100.9:40000 method=token reason=revoked");
+  // The terminal's fallback on the same link: SCRAM (the new password is scrypt-hashed by
+  // change_password here, so a password login), and its token works.
+  node.send(next_link - 1, login_request("alice", "battery staple"));
+  Reply relogged = node.reply(next_link - 1);
+  REQUIRE(relogged.is_success());
+  Bytes after_change = token_of(relogged);
+  CHECK(resume(node, 4, "alice", after_change).is_success());
+
+  // Removed, then the ID made again: the old account's tokens stay refused.
+  remove_account(node, "alice");
+  CHECK(resume(node, 5, "alice", after_change).code() == 401);
+  add_scram_account(node, "alice", "correct horse");
+  CHECK(resume(node, 6, "alice", after_change).code() == 401);
+  logins = events_named(sink, "login");
+  CHECK(audit::format_audit_line(logins.back()).ends_with("method=token reason=revoked"));
+  CHECK(token_of(resume(node, 7, "alice", scram_token(node, 8, "alice", "correct horse"))).size() ==
+        security::resume_token::token_size);
+}
+
+TEST_CASE("resume token: expired after passwords.resume_token_ttl; 0 issues none and takes none") {
+  NodeSettings settings = test_settings();
+  settings.resume_token_ttl_s = 60;
+  Node node(settings);
+  add_scram_account(node, "alice", "correct horse");
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  Bytes token = scram_token(node, 1, "alice", "correct horse");
+  node.advance_ms(59'000);
+  Bytes renewed = token_of(resume(node, 2, "alice", token));
+  REQUIRE_FALSE(renewed.empty());
+  node.advance_ms(1'000);
+  CHECK(resume(node, 3, "alice", token).code() == 401);
+  CHECK(audit::format_audit_line(events_named(sink, "login").back()).ends_with("method=token reason=expired"));
+  // The token of the later login runs from that login.
+  CHECK(resume(node, 4, "alice", renewed).is_success());
+
+  settings.resume_token_ttl_s = 0;
+  Node off(settings);
+  add_scram_account(off, "alice", "correct horse");
+  off.open(1, alice_nat);
+  ScramTerminal alice{"alice", "correct horse"};
+  Reply ok = scram_login(off, 1, alice);
+  REQUIRE(ok.is_success());
+  CHECK_FALSE(ok.has(sig::attr::resume_token));
+  CHECK_FALSE(ok.has(sig::attr::resume_token_lifetime));
+  Node other(test_settings());  // a token of a node that issues them: refused here all the same
+  add_scram_account(other, "alice", "correct horse");
+  CHECK(resume(off, 2, "alice", scram_token(other, 1, "alice", "correct horse")).code() == 401);
+}
+
+TEST_CASE("resume token: replayed for another account, tampered, or from another store: refused, never charged") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  add_scram_account(node, "bob", "battery staple");
+  audit::RecordingAuditSink sink;
+  node.core().set_audit_sink(sink);
+  Bytes alice_token = scram_token(node, 1, "alice", "correct horse");
+  CHECK(resume(node, 2, "bob", alice_token, bob_nat).code() == 401);
+  CHECK(audit::format_audit_line(events_named(sink, "login").back()) ==
+        "event=login result=failed user=bob source=[2001:db8:1::99]:50000 method=token reason=forged");
+  Bytes tampered = alice_token;
+  tampered[3] ^= std::byte{1};
+  CHECK(resume(node, 3, "alice", tampered).code() == 401);
+  CHECK(resume(node, 4, "alice", ByteView(alice_token.data(), 20)).code() == 401);
+  CHECK(audit::format_audit_line(events_named(sink, "login").back()).ends_with("reason=malformed"));
+  Node elsewhere;  // another deployment: another store secret
+  add_scram_account(elsewhere, "alice", "correct horse");
+  CHECK(resume(node, 5, "alice", scram_token(elsewhere, 1, "alice", "correct horse")).code() == 401);
+  // Many refusals, no limiter charge: bob's password login still goes through.
+  for (LinkId link = 10; link < 20; ++link) CHECK(resume(node, link, "bob", alice_token, bob_nat).code() == 401);
+  CHECK(node.core().counters().logins_limited == 0);
+  node.open(30, bob_nat);
+  ScramTerminal bob{"bob", "battery staple"};
+  CHECK(scram_login(node, 30, bob).is_success());
+  // And the request is checked: no token, no user ID, an invalid ID.
+  node.open(31, bob_nat);
+  node.send(31, request(sig::method::login_resume, [](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, "bob"); }));
+  CHECK(node.reply(31).code() == 400);
+  node.send(31, resume_request("Not An ID!", alice_token));
+  CHECK(node.reply(31).code() == 422);
 }
 
 // Reload (SIGHUP; rendezvous/node_reload.cpp, issue 17).

@@ -54,6 +54,11 @@ struct Server : transport::testing::TestTlsListener {
   std::vector<uint32_t> roles;
   size_t reported_addresses = 0;
   std::set<transport::TlsLink*> open;
+  // Session-resumption tokens: every login success carries "token-N"; a
+  // login_resume is answered with the next one, or 401 when refuse_tokens.
+  bool issue_tokens = false, refuse_tokens = false;
+  int tokens_issued = 0;
+  std::vector<std::string> tokens_presented;
 
   Server(uv_loop_t* l, const Pki& pki) : TestTlsListener(l, pki) {}
   proto::SocketAddress address() const { return proto::SocketAddress::v4({127, 0, 0, 1}, port); }
@@ -87,6 +92,25 @@ struct Server : transport::testing::TestTlsListener {
           {first->nonce + "the-test-servers-nonce", credentials.salt, credentials.iterations});
       auto ok = proto::MessageBuilder::response_to(m, proto::MessageClass::success);
       ok.add_string(proto::attr::scram_server_first, server_first);
+      link.send(ok.finish());
+      return;
+    }
+    if (m.method == proto::method::login_resume) {
+      const auto* token = m.find(proto::attr::resume_token);
+      REQUIRE(token != nullptr);
+      tokens_presented.emplace_back(proto::read_string(*token));
+      users.emplace_back(proto::read_string(*m.find(proto::attr::user_id)));
+      if (refuse_tokens) {
+        auto refused = proto::MessageBuilder::response_to(m, proto::MessageClass::error);
+        refused.add_error(proto::error::unauthenticated, "Unauthenticated: resume token refused; log in again");
+        link.send(refused.finish());
+        return;
+      }
+      ++logins;
+      login_times.push_back(mono_ms(loop));
+      auto ok = proto::MessageBuilder::response_to(m, proto::MessageClass::success);
+      ok.add_xor_address(proto::attr::xor_mapped_address, kObserved);
+      ok.add_string(proto::attr::resume_token, "token-" + std::to_string(++tokens_issued));
       link.send(ok.finish());
       return;
     }
@@ -131,6 +155,7 @@ struct Server : transport::testing::TestTlsListener {
     ok.add_xor_address(proto::attr::xor_mapped_address, kObserved);
     ok.add_u32(proto::attr::keepalive_interval, 7);
     if (!server_final.empty()) ok.add_string(proto::attr::scram_server_final, server_final);
+    if (issue_tokens) ok.add_string(proto::attr::resume_token, "token-" + std::to_string(++tokens_issued));
     link.send(ok.finish());
     if (displace_after_login) {
       proto::TransactionId id;
@@ -445,6 +470,47 @@ TEST_CASE("node client: a --node list splits on commas and refuses an empty entr
     CHECK_FALSE(split_node_list(bad, error).has_value());
     CHECK(error.find("empty node") != std::string::npos);
   }
+}
+
+TEST_CASE("node client: a reconnect presents the last login's token; a refused token falls back to SCRAM on that link") {
+  Harness h;
+  auto options = h.options();
+  options.reconnect = true;
+  h.make(options);
+  h.server->issue_tokens = true;
+  REQUIRE(h.client->start().has_value());
+  REQUIRE(h.run_until([&] { return h.logins.size() == 1; }));
+  CHECK_FALSE(h.logins[0].resumed);
+  CHECK(h.server->login_begins == 1);
+
+  // The link drops (a network change): one login_resume with token-1, no SCRAM.
+  h.server->drop_all();
+  REQUIRE(h.run_until([&] { return h.logins.size() == 2; }));
+  CHECK(h.logins[1].resumed);
+  CHECK(h.server->tokens_presented == std::vector<std::string>{"token-1"});
+  CHECK(h.server->login_begins == 1);
+  CHECK(h.server->connections == 2);
+
+  // Again: the token the resumed login got (token-2), not the first one.
+  h.server->drop_all();
+  REQUIRE(h.run_until([&] { return h.logins.size() == 3; }));
+  CHECK(h.server->tokens_presented == std::vector<std::string>{"token-1", "token-2"});
+
+  // Refused (the password changed, say): SCRAM follows on the same connection.
+  h.server->refuse_tokens = true;
+  h.server->drop_all();
+  REQUIRE(h.run_until([&] { return h.logins.size() == 4; }));
+  CHECK_FALSE(h.logins[3].resumed);
+  CHECK(h.server->tokens_presented.back() == "token-3");
+  CHECK(h.server->login_begins == 2);
+  CHECK(h.server->connections == 4);
+  CHECK(h.stops.empty());
+  // And that SCRAM login's token is the one presented next.
+  h.server->refuse_tokens = false;
+  h.server->drop_all();
+  REQUIRE(h.run_until([&] { return h.logins.size() == 5; }));
+  CHECK(h.server->tokens_presented.back() == "token-4");
+  CHECK(h.logins[4].resumed);
 }
 
 TEST_CASE("node client: without reconnect, the server's close stops it with network") {
