@@ -3,15 +3,15 @@
 
     hub (10.99.0.1: bridge br0, PostgreSQL :5432, redis-server)
      |-- na  10.99.0.11  node A: run --redis --pg
-     |-- nb  10.99.0.12  node B: run --redis (its LMDB: LAN agents are refused on --pg yet)
+     |-- nb  10.99.0.12  node B: run --redis --pg (the LAN agent links here)
      |-- nc  10.99.0.13  node C: run --redis --pg
      `-- term 10.99.0.20 the terminals (alice, bob) and the LAN agent of acme
 
 Every namespace is made here (named "tc<pid>-..."), nothing is added to the root
 namespace, and the namespaces go with every process in them on every exit path
 (atexit, SIGTERM from meson's timeout, failures). Accounts are added once in
-PostgreSQL (`user add --pg`); node B, which holds the agent's link, has the same
-accounts in its LMDB until agents are on PostgreSQL. Every node carries the
+PostgreSQL (`user add --pg`), and the LAN agent is enrolled once there
+(`agent --pg enroll`); no node has an account or an agent in its LMDB. Every node carries the
 deployment's one certificate, so the terminals check the name 127.0.0.1 it holds.
 
 Scenario `netns_three_nodes`:
@@ -143,8 +143,6 @@ class Lab:
         for name in NODE_IPS:
             self.dirs[name] = os.path.join(self.d.root, name)
             shutil.copytree(self.d.dir, self.dirs[name])
-        for user, password in rn.USERS:  # node B keeps its own accounts (see the docstring)
-            self.run_admin(["user", "-d", self.dirs["node-b"], "add", user], password)
 
     def run_admin(self, args, password=None):
         result = self.d.admin(args, password=password)
@@ -154,7 +152,7 @@ class Lab:
 
     def start_node(self, name):
         short = "n" + name[-1]
-        pg = [] if name == "node-b" else ["--pg", self.pg.tcp_conninfo]
+        pg = ["--pg", self.pg.tcp_conninfo]
         saved, self.d.dir = self.d.dir, self.dirs[name]
         try:
             node = self.d.start_node_with(["--redis", self.redis.address, "--node-name", name] + pg,
@@ -179,7 +177,8 @@ class Lab:
 
     def start_agent(self):
         bundle = self.d.path("acme")
-        self.run_admin(["agent", "-d", self.dirs["node-b"], "enroll", "acme", "--domain", "acme", "--out", bundle,
+        self.run_admin(["agent", "-d", self.dirs["node-b"], "--pg", self.pg.conninfo, "enroll", "acme", "--domain", "acme",
+                        "--out", bundle,
                         "--node", "%s:%d" % (NODE_IPS["node-b"], AGENT_PORT), "--server-name", "127.0.0.1"])
         config = h.write_agent_toml(bundle, "%s:%d" % (NODE_IPS["node-b"], AGENT_PORT))
         # One table entry: extension 4106 bound to a MAC whose DHCP lease gave it an address.
