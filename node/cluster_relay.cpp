@@ -349,6 +349,8 @@ void ClusterRelay::write_presence() {
         presence_->refresh(holder_kind, change.holder, [holder = change.holder](cluster::PresenceOutcome outcome) {
           if (outcome == cluster::PresenceOutcome::held_elsewhere)
             log::info() << "cluster: " << holder << " logged in on another node since";
+          else if (outcome != cluster::PresenceOutcome::done)
+            log::debug() << "cluster: presence of " << holder << " not refreshed in Redis";
         });
         break;
       case Kind::ended: presence_->release(holder_kind, change.holder, [](cluster::PresenceOutcome) {}); break;

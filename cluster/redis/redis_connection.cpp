@@ -1,6 +1,5 @@
 #include "cluster/redis/redis_connection.hpp"
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
@@ -28,6 +27,78 @@ RedisValue copy_reply(const redisReply* reply) {
   value.integer = reply->integer;
   for (size_t i = 0; i < reply->elements; ++i) value.elements.push_back(copy_reply(reply->element[i]));
   return value;
+}
+
+// hiredis on the libuv loop. Our own adapter rather than hiredis 0.14's
+// <hiredis/adapters/libuv.h>: that one returns at once when libuv reports a
+// poll error (`if (status != 0) return;`), and libuv stops polling a socket
+// that gets EPOLLERR. A Redis killed with our command unread in its socket
+// answers with a reset, which is such an error: the context then never read
+// again, never learnt the connection was gone, and kept every later command
+// (the presence refreshes among them) unanswered for ever. A refused connect
+// was lost the same way. Here an error hands the socket to hiredis, whose
+// read or write meets the error and disconnects, as hiredis 1.x's adapter does.
+struct UvRedisEvents {
+  uv_poll_t poll;
+  redisAsyncContext* context;
+  int events = 0;
+};
+
+void uv_redis_poll(uv_poll_t* handle, int status, int ready);
+
+void uv_redis_update(UvRedisEvents* events) {
+  if (events->events != 0) {
+    uv_poll_start(&events->poll, events->events, uv_redis_poll);
+  } else {
+    uv_poll_stop(&events->poll);
+  }
+}
+
+void uv_redis_poll(uv_poll_t* handle, int status, int ready) {
+  auto* events = static_cast<UvRedisEvents*>(handle->data);
+  if (status < 0) ready = events->events | UV_READABLE;  // libuv has stopped the poll: let hiredis find out why
+  // Each call may free the context, which clears events->context (the struct
+  // itself lives until the poll handle's close callback).
+  if (events->context != nullptr && (ready & UV_READABLE) != 0) redisAsyncHandleRead(events->context);
+  if (events->context != nullptr && (ready & UV_WRITABLE) != 0) redisAsyncHandleWrite(events->context);
+  if (status < 0 && events->context != nullptr) uv_redis_update(events);  // still open: poll it again
+}
+
+void uv_redis_add(void* data, int flag) {
+  auto* events = static_cast<UvRedisEvents*>(data);
+  events->events |= flag;
+  uv_redis_update(events);
+}
+
+void uv_redis_delete(void* data, int flag) {
+  auto* events = static_cast<UvRedisEvents*>(data);
+  events->events &= ~flag;
+  uv_redis_update(events);
+}
+
+void uv_redis_cleanup(void* data) {
+  auto* events = static_cast<UvRedisEvents*>(data);
+  events->context = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&events->poll),
+           [](uv_handle_t* handle) { delete static_cast<UvRedisEvents*>(handle->data); });
+}
+
+bool attach_to_loop(redisAsyncContext* context, uv_loop_t* loop) {
+  if (context->ev.data != nullptr) return false;
+  auto* events = new UvRedisEvents{};
+  if (uv_poll_init(loop, &events->poll, context->c.fd) != 0) {
+    delete events;
+    return false;
+  }
+  events->poll.data = events;
+  events->context = context;
+  context->ev.data = events;
+  context->ev.addRead = [](void* data) { uv_redis_add(data, UV_READABLE); };
+  context->ev.delRead = [](void* data) { uv_redis_delete(data, UV_READABLE); };
+  context->ev.addWrite = [](void* data) { uv_redis_add(data, UV_WRITABLE); };
+  context->ev.delWrite = [](void* data) { uv_redis_delete(data, UV_WRITABLE); };
+  context->ev.cleanup = uv_redis_cleanup;
+  return true;
 }
 
 struct PendingCommand {
@@ -76,7 +147,7 @@ void RedisConnection::start() {
 void RedisConnection::connect() {
   state_ = State::connecting;
   context_ = redisAsyncConnect(endpoint_.host.c_str(), endpoint_.port);
-  if (context_ == nullptr || context_->err != 0 || redisLibuvAttach(context_, loop_) != REDIS_OK) {
+  if (context_ == nullptr || context_->err != 0 || !attach_to_loop(context_, loop_)) {
     if (context_ != nullptr) redisAsyncFree(context_);
     context_ = nullptr;
     schedule_reconnect();
@@ -137,6 +208,8 @@ void RedisConnection::schedule_reconnect() {
 
 void RedisConnection::give_up_connecting() {
   if (state_ != State::connecting || context_ == nullptr) return;
+  log::debug() << "cluster: Redis " << endpoint_.to_string() << " connection attempt not through after "
+               << backoff_.connect_timeout_ms << " ms; trying again";
   redisAsyncContext* stuck = context_;
   context_ = nullptr;
   stuck->data = nullptr;  // what hiredis calls back while freeing it must not come here
@@ -149,19 +222,25 @@ void RedisConnection::handle_connect(const redisAsyncContext* context, int statu
   if (self == nullptr) return;
   uv_timer_stop(self->reconnect_timer_);  // the attempt's deadline
   if (status != REDIS_OK) {
+    log::debug() << "cluster: Redis " << self->endpoint_.to_string() << " connect failed: " << context->errstr;
     self->context_ = nullptr;  // hiredis frees a context whose connect failed
     self->schedule_reconnect();
     return;
   }
   self->state_ = State::connected;
   self->next_backoff_ms_ = self->backoff_.first_ms;
+  if (self->connections_made_ > 0) log::info() << "cluster: Redis " << self->endpoint_.to_string() << " connected again";
   ++self->connections_made_;
   if (self->on_connected_) self->on_connected_();
 }
 
-void RedisConnection::handle_disconnect(const redisAsyncContext* context, int /*status*/) {
+void RedisConnection::handle_disconnect(const redisAsyncContext* context, int status) {
   auto* self = static_cast<RedisConnection*>(context->data);
   if (self == nullptr) return;
+  if (self->state_ == State::connected)
+    log::warn() << "cluster: Redis " << self->endpoint_.to_string() << " connection lost"
+                << (status != REDIS_OK && context->errstr[0] != '\0' ? std::string(": ") + context->errstr : std::string())
+                << "; reconnecting";
   self->context_ = nullptr;  // freed by hiredis after this callback
   self->schedule_reconnect();
 }

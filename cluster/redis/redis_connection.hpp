@@ -40,9 +40,8 @@ using RedisReplyHandler = std::function<void(const RedisValue&)>;
 struct RedisBackoff {
   uint64_t first_ms = 100;
   uint64_t max_ms = 2000;
-  // A connection attempt not through by then is given up and retried: hiredis
-  // 0.14's libuv adapter drops the poll error of a refused connect, so without
-  // this a Redis that was down when we tried would never be tried again.
+  // A connection attempt not through by then is given up and retried: a
+  // server whose host is gone may never answer the connect at all.
   uint64_t connect_timeout_ms = 1000;
 };
 

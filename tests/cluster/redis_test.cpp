@@ -344,6 +344,33 @@ TEST_SUITE("single") {
     check_bus({shared_server().port()}, "node-a", "node-b");
   }
 
+  TEST_CASE("Redis killed with our command unread: the reset is noticed, the command hears so, and the client reconnects") {
+    RedisServerProcess server;
+    Loop loop;
+    RedisClient redis(&loop.loop, {{"127.0.0.1", server.port()}}, RedisBackoff{50, 400});
+    redis.start();
+    PresenceDirectory directory(&loop.loop, redis, "node-a", 60000);
+    REQUIRE(loop.run_until([&] { return redis.topology_known(); }));
+    REQUIRE(claim(loop, directory, "alice@acme") == PresenceOutcome::done);
+
+    // A stopped server reads nothing: the lookup stays in its socket, and its
+    // death then answers with a reset (EPOLLERR), not an orderly close. hiredis
+    // 0.14's own libuv adapter ignored that error: the lookup waited for ever.
+    REQUIRE(kill(server.pid(), SIGSTOP) == 0);
+    std::optional<PresenceOutcome> outcome;
+    directory.lookup(HolderKind::user, "alice@acme", [&](PresenceOutcome o, auto) { outcome = o; });
+    loop.run_until([] { return false; }, 200);  // written, and unread
+    REQUIRE_FALSE(outcome.has_value());
+    server.stop();
+    CHECK(loop.run_until([&] { return outcome.has_value(); }, 5000));
+    CHECK(outcome == PresenceOutcome::unavailable);
+
+    server.start();  // same port, empty
+    CHECK(loop.run_until([&] { return lookup(loop, directory, "alice@acme").outcome == PresenceOutcome::done; }, 10000));
+    CHECK(claim(loop, directory, "alice@acme") == PresenceOutcome::done);
+    CHECK(lookup(loop, directory, "alice@acme").node == "node-a");
+  }
+
   TEST_CASE("Redis restarted: commands fail fast while it is down, then presence rebuilds from the next refresh round") {
     RedisServerProcess server;
     Loop loop;
@@ -373,8 +400,8 @@ TEST_SUITE("single") {
     CHECK(refresh(loop, directory, "alice@acme") == PresenceOutcome::unavailable);
 
     // Down for a while, as a real restart is: the reconnection attempts meanwhile
-    // are refused (hiredis' libuv adapter never reported that: the client hung
-    // on its first refused attempt and never reconnected).
+    // are refused (hiredis 0.14's libuv adapter never reported that: the client
+    // hung on its first refused attempt and never reconnected).
     loop.run_until([] { return false; }, 2500);
     server.start();  // same port, empty: no persistence
     uint64_t subscriptions = bus.subscriptions_made();
