@@ -1,5 +1,5 @@
 // One connection to one Redis server on a libuv loop, through hiredis' async
-// API and its libuv adapter (the only file that includes hiredis). It
+// API and an event adapter of our own (the only file that includes hiredis). It
 // reconnects with exponential backoff when the server goes away; while it is
 // down, a command fails at once with RedisValue::Type::unavailable, which the
 // caller turns into 503 instead of waiting.
