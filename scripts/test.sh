@@ -4,7 +4,7 @@
 #                integration, lab, browser, install (the .debs in a clean
 #                Debian 12 root; scripts/build-debs.sh, its compiles from ccache),
 #                cluster (cluster mode against real PostgreSQL and Redis)
-#   build-asan/  ASan+UBSan build: unit, integration
+#   build-asan/  ASan+UBSan build: unit, integration, redis-client
 #   build-fuzz/  clang + libFuzzer: each fuzz target for a bounded time
 # Prints the run's timeline and its slowest tests, then ends with one line
 # "tests: N passed, M failed[, K skipped]" computed from meson's own test
@@ -163,8 +163,8 @@ if grep -qx "asan-build: ok" "$background_log"; then
   # Nor the tests that run nothing of build-asan/ (the voice tools' own check,
   # the layering checks, a docs check): their answer is build/'s again.
   mapfile -t asan_tests < <(meson introspect build-asan --tests | python3 scripts/tests_using_build.py build-asan)
-  run_suites build-asan unit integration '!slow' -- "${asan_tests[@]}"
-  phase_done "build-asan/: unit integration (not slow)"
+  run_suites build-asan unit integration redis-client '!slow' -- "${asan_tests[@]}"
+  phase_done "build-asan/: unit integration redis-client (not slow)"
 else
   status=1
 fi
