@@ -7,7 +7,6 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
-#include <iostream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -25,6 +24,7 @@ using rendezvous::AgentEnrollment;
 using rendezvous::NewAccount;
 using tsunagu::test::PgServer;
 using tsunagu::test::connect_to;
+using tsunagu::test::database_at_version;
 using tsunagu::test::migrated_database;
 
 namespace {
@@ -121,12 +121,7 @@ TEST_CASE("schema 4 from empty: user add --pg's checks in one statement") {
 }
 
 TEST_CASE("schema 4 from version 3: accounts, removals and enrolments of version 3 take part in the checks") {
-  std::string conninfo = PgServer::shared()->fresh_schema();
-  REQUIRE(!conninfo.empty());
-  auto connection = connect_to(conninfo);
-  auto old = migrate_up_to(*connection, 3);
-  REQUIRE_MESSAGE(old, (old ? "" : old.error().detail));
-  CHECK(old->to == 3);
+  auto connection = connect_to(database_at_version(3));
   CHECK(text(*connection, "SELECT to_regproc('account_add') IS NULL") == "t");
   // As version 3's CLI and nodes left them.
   REQUIRE(text(*connection, "SELECT outcome FROM agent_enroll('acme', 10, ARRAY['d:acme', 'p:+81-6'])") == "enrolled");
@@ -206,11 +201,4 @@ TEST_CASE("an add racing an enrolment of the route around it: the one committing
   }
 }
 
-int main(int argc, char** argv) {
-  if (PgServer::shared() == nullptr) {
-    std::cout << "SKIP: " << PgServer::skip_reason() << "\n";
-    return 77;
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
-}
+int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }

@@ -7,7 +7,6 @@
 #include <doctest/doctest.h>
 #include <uv.h>
 
-#include <iostream>
 #include <optional>
 #include <string>
 
@@ -23,6 +22,7 @@ using namespace tsunagu;
 using namespace tsunagu::cluster;
 using tsunagu::test::PgServer;
 using tsunagu::test::connect_to;
+using tsunagu::test::database_at_version;
 using tsunagu::test::migrated_database;
 using rendezvous::AgentEnrollment;
 
@@ -67,13 +67,7 @@ TEST_CASE("schema 3 from empty: agent_enroll exists and routes are checked for t
 }
 
 TEST_CASE("schema 3 from version 2: the enrolments written under version 2 are kept and used") {
-  std::string conninfo = PgServer::shared()->fresh_schema();
-  REQUIRE(!conninfo.empty());
-  auto connection = connect_to(conninfo);
-  auto old = migrate_up_to(*connection, 2);
-  REQUIRE_MESSAGE(old, (old ? "" : old.error().detail));
-  CHECK(old->to == 2);
-  CHECK(*schema_version(*connection) == 2);
+  auto connection = connect_to(database_at_version(2));
   CHECK(require_current_schema(*connection).error().code == PgErrc::schema_missing);
   // As an operator (or a node of version 2) could have left them.
   REQUIRE(connection->exec("INSERT INTO agents (name, enrolled_at) VALUES ('acme', 1700000000)"));
@@ -206,11 +200,4 @@ TEST_CASE("the account cache: a second find costs no read; a removal elsewhere (
   directory.close();
 }
 
-int main(int argc, char** argv) {
-  if (PgServer::shared() == nullptr) {
-    std::cout << "SKIP: " << PgServer::skip_reason() << "\n";
-    return 77;
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
-}
+int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }
