@@ -4,7 +4,6 @@
 #include <string>
 
 #include "cluster/pg/pg_account_store.hpp"
-#include "cluster/pg/pg_agent_store.hpp"
 #include "cluster/pg/pg_migrations.hpp"
 #include "cluster/pg/pg_turn.hpp"
 
@@ -37,27 +36,6 @@ std::optional<PgError> run_one_turn(PgConnection& connection, const std::functio
 
 rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const rendezvous::NewAccount& account,
                                              uint32_t quarantine_days, uint64_t now_unix) {
-  PgAccountStore store;
-  PgAgentStore agents;
-  std::optional<uint64_t> removed;
-  std::optional<std::string> route;
-  if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
-        store.removed_at(turn, account.user_id, [&](Expected<std::optional<uint64_t>, PgError> when) {
-          if (when) removed = *when;
-        });
-        agents.route_of(turn, account.user_id, [&](Expected<std::optional<std::string>, PgError> found) {
-          if (found) route = *found;
-        });
-      }))
-    return Unexpected(storage_failure(*error));
-  if (route)
-    return Unexpected(AccountAdminError{AccountAdminErrc::agent_route,
-                                        account.user_id + " is inside " + *route +
-                                            ", which is routed to a LAN agent: IDs there are its extensions, never accounts"});
-  if (removed && !account.reuse_removed_id && now_unix < *removed + uint64_t{quarantine_days} * 86400)
-    return Unexpected(AccountAdminError{AccountAdminErrc::quarantined,
-                                        account.user_id + " was removed less than " + std::to_string(quarantine_days) +
-                                            " days ago; --reuse-removed-id gives it back to its old owner"});
   rendezvous::Account row;
   row.user_id = account.user_id;
   row.password_hash = account.password_hash;
@@ -65,13 +43,34 @@ rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const ren
   row.phone = account.phone;
   row.admin = account.admin;
   row.created_at = now_unix;
-  bool created = false;
+  // Refused while removed_at + quarantine > now, that is removed_at > now - quarantine.
+  std::optional<int64_t> quarantined_after;
+  if (!account.reuse_removed_id)
+    quarantined_after = static_cast<int64_t>(now_unix) - static_cast<int64_t>(uint64_t{quarantine_days} * 86400);
+  PgAccountStore store;
+  PgAccountStore::AddOutcome outcome;
   if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
-        store.create(turn, row, [&](Expected<bool, PgError> result) { created = result && *result; });
+        store.add_checked(turn, row, quarantined_after, [&](Expected<PgAccountStore::AddOutcome, PgError> result) {
+          if (result) outcome = std::move(*result);
+        });
       }))
     return Unexpected(storage_failure(*error));
-  if (!created) return Unexpected(AccountAdminError{AccountAdminErrc::exists, "user " + account.user_id + " already exists"});
-  return {};
+  using Kind = PgAccountStore::AddOutcome::Kind;
+  switch (outcome.kind) {
+    case Kind::added:
+      return {};
+    case Kind::agent_route:
+      return Unexpected(AccountAdminError{AccountAdminErrc::agent_route,
+                                          account.user_id + " is inside " + outcome.route +
+                                              ", which is routed to a LAN agent: IDs there are its extensions, never accounts"});
+    case Kind::quarantined:
+      return Unexpected(AccountAdminError{AccountAdminErrc::quarantined,
+                                          account.user_id + " was removed less than " + std::to_string(quarantine_days) +
+                                              " days ago; --reuse-removed-id gives it back to its old owner"});
+    case Kind::exists:
+      break;
+  }
+  return Unexpected(AccountAdminError{AccountAdminErrc::exists, "user " + account.user_id + " already exists"});
 }
 
 rendezvous::AdminResult<void> pg_remove_account(PgConnection& connection, std::string_view user_id, uint64_t now_unix) {

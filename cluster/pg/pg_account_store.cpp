@@ -102,6 +102,34 @@ void PgAccountStore::create(PgTurn& turn, const Account& account, PgDone<bool> d
               [](const PgRows& rows) -> Expected<bool, PgError> { return rows.affected == 1; });
 }
 
+void PgAccountStore::add_checked(PgTurn& turn, const Account& account, std::optional<int64_t> quarantined_after,
+                                 PgDone<AddOutcome> done) {
+  auto params = account_params(account);
+  params.push_back(quarantined_after ? PgParam(std::to_string(*quarantined_after)) : PgParam());
+  queue_statement<AddOutcome>(
+      turn, std::string("SELECT outcome, route FROM account_add(") + account_values + ", $15::bigint)",
+      std::move(params), std::move(done), [](const PgRows& rows) -> Expected<AddOutcome, PgError> {
+        auto outcome = rows.text(0, "outcome");
+        if (!outcome) return Unexpected(bad_row("account_add"));
+        AddOutcome result;
+        if (*outcome == "added") {
+          result.kind = AddOutcome::Kind::added;
+        } else if (*outcome == "exists") {
+          result.kind = AddOutcome::Kind::exists;
+        } else if (*outcome == "quarantined") {
+          result.kind = AddOutcome::Kind::quarantined;
+        } else if (*outcome == "agent_route") {
+          auto route = rows.text(0, "route");
+          if (!route) return Unexpected(bad_row("account_add.route"));
+          result.kind = AddOutcome::Kind::agent_route;
+          result.route = std::move(*route);
+        } else {
+          return Unexpected(bad_row("account_add.outcome"));
+        }
+        return result;
+      });
+}
+
 void PgAccountStore::find(PgTurn& turn, std::string_view user_id, PgDone<std::optional<Account>> done) {
   queue_statement<std::optional<Account>>(
       turn, std::string("SELECT ") + account_columns + " FROM accounts WHERE user_id = $1", {std::string(user_id)},

@@ -24,6 +24,17 @@ class PgAccountStore {
 
   // false when the user ID is taken. The stored generation is the current epoch.
   void create(PgTurn& turn, const Account& account, PgDone<bool> done);
+  // What add_checked() did, and for agent_route the domain or number prefix.
+  struct AddOutcome {
+    enum class Kind { added, exists, agent_route, quarantined } kind = Kind::added;
+    std::string route;
+  };
+  // create() with the operator's checks in the same locked statement (schema
+  // 4's account_add()): refused when the ID is inside an agent's enrolled
+  // route, was removed after `quarantined_after` (unix seconds; nullopt: no
+  // quarantine) or is taken; an enrolment cannot slip in between.
+  void add_checked(PgTurn& turn, const Account& account, std::optional<int64_t> quarantined_after,
+                   PgDone<AddOutcome> done);
   void find(PgTurn& turn, std::string_view user_id, PgDone<std::optional<Account>> done);
   // Writes every field (creating the row if it is missing, as the LMDB store's put).
   void update(PgTurn& turn, const Account& account, PgDone<void> done);

@@ -36,14 +36,19 @@ class PgReader {
   PgConnection& connection() { return *connection_; }
   uint64_t now_ms() const;
 
-  // Runs the one statement `queue` puts on a turn, on this connection.
+  // Runs the one statement `queue` puts on a turn, on this connection. A
+  // `queue` that answers at once without a statement (the route of an ID that
+  // names no domain or number) is answered even while the server is down.
   template <class T>
   Expected<T, storage::StoreError> read(const std::function<void(PgTurn&, PgDone<T>)>& queue) {
-    if (auto down = check_up(); down) return Unexpected(std::move(*down));
     PgTurn turn;
     std::optional<Expected<T, PgError>> answer;
     queue(turn, [&answer](Expected<T, PgError> result) { answer.emplace(std::move(result)); });
-    for (auto& statement : turn.take()) statement.done(connection_->exec(statement.sql, statement.params));
+    auto statements = turn.take();
+    if (!statements.empty()) {
+      if (auto down = check_up(); down) return Unexpected(std::move(*down));
+    }
+    for (auto& statement : statements) statement.done(connection_->exec(statement.sql, statement.params));
     if (!answer) return Unexpected(storage::StoreError{storage::StoreErrc::other, 0, "PostgreSQL: no answer"});
     if (!*answer) {
       note_failure(answer->error());

@@ -20,6 +20,19 @@ Scenario `netns_three_nodes`:
   - a call from A through C's signalling; kill -9 of node C: the caller's call ends with
     "link lost", bob's terminal moves to A by itself and is online as seen from B in < 5 s
     (the time is printed); a new call from alice to bob succeeds.
+Scenario `netns_redis_cluster`: the same on a 3-primary Redis Cluster (three redis-server
+  --cluster-enabled in the hub namespace, joined with `redis-cli --cluster create`), the nodes
+  given all three as seeds.
+Scenario `netns_restarts` (nodes A and C):
+  - Redis killed: a lookup of bob (on C) asked on A gets 503; Redis started again empty: node C
+    reconnects and bob's row is back from his keepalives within one keepalive interval of that
+    (both times printed), bob is reachable from A and a call from A to him works (the bus
+    subscribed again);
+  - each node holds two PostgreSQL connections;
+  - carol's login and `user add --pg dave` acknowledged, then kill -9 of PostgreSQL: a login on A
+    is refused with 503 (storage error), `user add --pg` fails, bob stays reachable, the nodes stay
+    up; PostgreSQL started again (crash recovery): carol's and bob's login rows and dave's account
+    are there, nothing of the refused writes is, and a login on A works and is recorded.
 Exit 77 (skipped, saying why) when not root or without ip, redis-server or PostgreSQL.
 """
 
@@ -123,8 +136,41 @@ def node_list(*names):
     return types.SimpleNamespace(address=",".join("%s:%d" % (NODE_IPS[n], TLS_PORT) for n in names))
 
 
+class NetnsRedisCluster:
+    """Three redis-server --cluster-enabled primaries in the hub namespace on HUB_IP, joined by
+    `redis-cli --cluster create` run there; the nodes are given all three as seeds."""
+
+    def __init__(self, root, netns):
+        self.servers = [rn.Redis(root, "redis-%d" % i, cluster_mode=True, netns=netns, host=HUB_IP) for i in range(3)]
+        create = subprocess.run(["ip", "netns", "exec", netns, "redis-cli", "--cluster", "create"] +
+                                [s.address for s in self.servers] + ["--cluster-replicas", "0", "--cluster-yes"],
+                                capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if create.returncode != 0:
+            raise TestFailure("redis-cli --cluster create: %s %s" % (create.stdout[-500:], create.stderr[-500:]))
+        wait_until(lambda: all("cluster_state:ok" in (s.cli("CLUSTER", "INFO") or "") for s in self.servers),
+                   20 * h.SLOW, 0.1, "the Redis Cluster to be ok on every primary")
+
+    def cli(self, *args):
+        return self.servers[0].cli(*args)  # redis-cli -c: redirects followed
+
+    def owner_of(self, key):
+        """The address of the primary whose slot range holds key's slot."""
+        slot = int(self.cli("CLUSTER", "KEYSLOT", key))
+        for line in (self.cli("CLUSTER", "NODES") or "").splitlines():
+            fields = line.split()
+            for span in fields[8:]:
+                low, _, high = span.partition("-")
+                if low.isdigit() and int(low) <= slot <= int(high or low):
+                    return fields[1].split("@")[0]
+        return None
+
+    @property
+    def address(self):
+        return ",".join(s.address for s in self.servers)
+
+
 class Lab:
-    def __init__(self):
+    def __init__(self, redis_cluster=False):
         for program in ("redis-server", "redis-cli"):
             if shutil.which(program) is None:
                 raise Skip("%s is not installed (scripts/install-deps.sh test)" % program)
@@ -135,7 +181,10 @@ class Lab:
         from pg_node_test import Postgres
         self.pg = Postgres(netns=self.net.name("hub"), host=HUB_IP)
         self.d = Deployment(presence__keepalive_interval=rn.KEEPALIVE_S, presence__keepalive_misses=rn.MISSES)
-        self.redis = rn.Redis(self.d.root, netns=self.net.name("hub"), host=HUB_IP)
+        if redis_cluster:
+            self.redis = NetnsRedisCluster(self.d.root, self.net.name("hub"))
+        else:
+            self.redis = rn.Redis(self.d.root, netns=self.net.name("hub"), host=HUB_IP)
         self.run_admin(["cluster", "migrate", "--pg", self.pg.conninfo])
         for user, password in rn.USERS:
             self.run_admin(["user", "-d", self.d.dir, "--pg", self.pg.conninfo, "add", user], password)
@@ -216,14 +265,19 @@ def echo_call(lab, checks, what):
                      what, code, caller.out().strip()[-200:], caller.err()[-600:]))
 
 
-def scenario_netns_three_nodes():
+def scenario_netns_three_nodes(redis_cluster=False):
     started = time.monotonic()
-    lab = Lab()
+    lab = Lab(redis_cluster=redis_cluster)
     checks = Checks()
     for name in NODE_IPS:
         lab.start_node(name)
     lab.start_agent()
-    checks.check(True, "three nodes in namespaces on one PostgreSQL and one Redis; acme's agent linked to node B")
+    checks.check(True, "three nodes in namespaces on one PostgreSQL and %s; acme's agent linked to node B" % (
+        "a 3-primary Redis Cluster" if redis_cluster else "one Redis"))
+    if redis_cluster:
+        owners = {name: lab.redis.owner_of("node:{%s}" % name) for name in NODE_IPS}
+        log("  the nodes' bus channels on the primaries: %r" % owners)
+        checks.check(len(set(owners.values())) > 1, "the three nodes' channels are not all on one primary (%r)" % owners)
 
     # bob is given the whole list, C first.
     listener = lab.spawn_cli(["listen", "--auto-accept-from", rn.ALICE], rn.BOB, node_list("node-c", "node-a", "node-b"))
@@ -276,7 +330,115 @@ def scenario_netns_three_nodes():
     checks.finish()
 
 
-SCENARIOS = {"netns_three_nodes": scenario_netns_three_nodes}
+def redis_clients_from(lab, name):
+    """How many connections the restarted Redis holds from a node's address (its commands and its bus)."""
+    listed = lab.redis.cli("CLIENT", "LIST") or ""
+    return listed.count("addr=%s:" % NODE_IPS[name])
+
+
+def logins_row(lab, user):
+    return lab.pg.sql("SELECT observed FROM logins WHERE user_id = '%s'" % user)
+
+
+def scenario_netns_restarts():
+    """Redis restarted empty: presence comes back from keepalives; PostgreSQL killed -9 and started
+    again: writes get 503 meanwhile, and every write acknowledged before is there afterwards."""
+    started = time.monotonic()
+    lab = Lab()
+    checks = Checks()
+    for name in ("node-a", "node-c"):
+        lab.start_node(name)
+    listener = lab.spawn_cli(["listen", "--auto-accept-from", rn.ALICE], rn.BOB, node_list("node-c"))
+    wait_until(lambda: "listening as bob" in listener.err() or (not listener.alive() and rn._raise(
+        "listen as bob exited: %r" % listener.err())), h.LOGIN_TIMEOUT, 0.05, "bob to listen")
+    wait_until(lambda: lab.redis.cli("GET", "presence:{bob}") == "node-c", 10 * h.SLOW, 0.05,
+               "presence:{bob} = node-c")
+    connections = redis_clients_from(lab, "node-c")
+    checks.check(connections >= 2, "bob listens on node C, which holds %d connections to Redis" % connections)
+    held = {name: lab.pg.sql("SELECT count(*) FROM pg_stat_activity WHERE client_addr = '%s'" % NODE_IPS[name])
+            for name in lab.nodes}
+    checks.check(set(held.values()) == {"2"},
+                 "each node holds two PostgreSQL connections, the group commit's and the reads' (%r)" % held)
+
+    # Redis killed and started again empty (no persistence).
+    lab.redis.kill()
+    result = wait_until(lambda: (lambda r: r if r.code != 0 and r.json().get("error") == 503 else None)(
+        lab.whereis(rn.ALICE, rn.BOB, "node-a")), 10 * h.SLOW, 0.1, "a lookup on node A to get 503 with Redis down")
+    checks.check(True, "with Redis down, bob (on node C) asked on node A: 503, not offline (%s)" % result.out.strip())
+    lab.redis.start()
+    back_at = time.monotonic()
+    seen = {}
+
+    def rebuilt():
+        now = time.monotonic()
+        if "connected" not in seen and redis_clients_from(lab, "node-c") >= connections:
+            seen["connected"] = now
+        if "row" not in seen and lab.redis.cli("GET", "presence:{bob}") == "node-c":
+            seen["row"] = now
+        return len(seen) == 2
+    wait_until(rebuilt, (rn.KEEPALIVE_S * rn.MISSES + 10) * h.SLOW, 0.02,
+               "node C to reconnect to the restarted Redis and bob's row to come back")
+    after_connect = seen["row"] - seen["connected"]
+    log("  measured: node C reconnected %.2f s after Redis answered again; bob's row back %.2f s after that "
+        "(keepalive interval %d s)" % (seen["connected"] - back_at, after_connect, rn.KEEPALIVE_S))
+    # One keepalive interval, plus a second for the keepalive's trip and this poll on a loaded machine.
+    checks.check(after_connect <= rn.KEEPALIVE_S * h.SLOW + 1.0,
+                 "presence rebuilt from bob's keepalives within one interval of node C's reconnection (%.2f s)" %
+                 after_connect)
+    found = lab.whereis(rn.ALICE, rn.BOB, "node-a")
+    checks.check(found.code == 0 and found.json().get("online") is True,
+                 "bob reachable again from node A after the Redis restart (%r)" % found)
+    echo_call(lab, checks, "alice on node A calls bob on node C after the Redis restart (the bus subscribed again)")
+
+    # Writes acknowledged before PostgreSQL dies: carol's presence login (its last-login row is
+    # committed before the reply leaves) and an account added with `user add --pg`.
+    carol = lab.spawn_cli(["login"], rn.CAROL, node_list("node-a"))
+    wait_until(lambda: "logged in as carol" in carol.out() or (not carol.alive() and rn._raise(
+        "login as carol exited: %r" % carol.err())), h.LOGIN_TIMEOUT, 0.05, "carol to log in on node A")
+    carol_row = logins_row(lab, rn.CAROL)
+    checks.check(carol_row.startswith(TERM_IP + ":"), "carol's login is in PostgreSQL's logins table (%r)" % carol_row)
+    bob_row = logins_row(lab, rn.BOB)
+    added = lab.d.admin(["user", "-d", lab.d.dir, "--pg", lab.pg.conninfo, "add", "dave"], password="dave-password-4")
+    checks.check(added.code == 0, "user add --pg dave, acknowledged (%r)" % added)
+    carol.kill()
+
+    lab.pg.crash()  # kill -9 of the postmaster and its backends
+    late = lab.spawn_cli(["login"], rn.ALICE, node_list("node-a"))
+    wait_until(lambda: "storage error" in late.err() or (not late.alive() and rn._raise(
+        "login as alice exited: %r" % late.err())), h.LOGIN_TIMEOUT, 0.05, "a login on node A to be refused")
+    checks.check("logged in as" not in late.out(),
+                 "with PostgreSQL down, alice's login on node A gets 503, storage error (%r)" % late.err()[-200:])
+    late.kill()
+    refused = lab.d.admin(["user", "-d", lab.d.dir, "--pg", lab.pg.conninfo, "add", "erin"], password="erin-password-5")
+    checks.check(refused.code != 0 and "PostgreSQL" in refused.err,
+                 "user add --pg erin fails with PostgreSQL down (%r)" % refused)
+    found = lab.whereis(rn.ALICE, rn.BOB, "node-a")
+    checks.check(found.code == 0 and found.json().get("online") is True,
+                 "bob, whose link needs no write, stays reachable from node A meanwhile (%r)" % found)
+    checks.check(all(node.alive() for node in lab.nodes.values()), "both nodes stay up with PostgreSQL down")
+
+    lab.pg.start()  # crash recovery
+    checks.check(logins_row(lab, rn.CAROL) == carol_row and logins_row(lab, rn.BOB) == bob_row,
+                 "the logins acknowledged before kill -9 are there after crash recovery (carol %r, bob %r)" % (
+                     carol_row, bob_row))
+    checks.check(lab.pg.sql("SELECT string_agg(user_id, ',' ORDER BY user_id) FROM accounts") == "alice,bob,carol,dave",
+                 "dave's acknowledged account is there, erin's refused one is not")
+    checks.check(logins_row(lab, rn.ALICE) == "", "alice's refused login was not recorded")
+    again = lab.spawn_cli(["login"], rn.ALICE, node_list("node-a"))
+    wait_until(lambda: "logged in as alice" in again.out() or (not again.alive() and rn._raise(
+        "login as alice exited: %r" % again.err())), h.LOGIN_TIMEOUT, 0.05, "alice to log in after the restart")
+    checks.check(logins_row(lab, rn.ALICE).startswith(TERM_IP + ":"),
+                 "after the restart alice's login on node A works and is recorded")
+    again.kill()
+    listener.kill()
+    rn.Cluster.check_running(types.SimpleNamespace(nodes=lab.nodes), checks)
+    log("  scenario took %.1f s" % (time.monotonic() - started))
+    checks.finish()
+
+
+SCENARIOS = {"netns_three_nodes": scenario_netns_three_nodes,
+             "netns_redis_cluster": lambda: scenario_netns_three_nodes(redis_cluster=True),
+             "netns_restarts": scenario_netns_restarts}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))

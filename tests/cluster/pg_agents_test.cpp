@@ -7,7 +7,6 @@
 #include <doctest/doctest.h>
 #include <uv.h>
 
-#include <iostream>
 #include <optional>
 #include <string>
 
@@ -23,6 +22,7 @@ using namespace tsunagu;
 using namespace tsunagu::cluster;
 using tsunagu::test::PgServer;
 using tsunagu::test::connect_to;
+using tsunagu::test::database_at_version;
 using tsunagu::test::migrated_database;
 using rendezvous::AgentEnrollment;
 
@@ -55,7 +55,7 @@ void add_account(PgConnection& connection, const std::string& user_id) {
 
 TEST_CASE("schema 3 from empty: agent_enroll exists and routes are checked for their form") {
   auto connection = connect_to(migrated_database());
-  CHECK(latest_schema_version() == 3);
+  CHECK(latest_schema_version() >= 3);
   CHECK(text(*connection, "SELECT to_regproc('agent_enroll') IS NOT NULL") == "t");
   REQUIRE(connection->exec("INSERT INTO agents (name, enrolled_at) VALUES ('x', 1)"));
   for (const char* route : {"acme", "q:acme", "p:81", "d:a@b"}) {
@@ -67,13 +67,7 @@ TEST_CASE("schema 3 from empty: agent_enroll exists and routes are checked for t
 }
 
 TEST_CASE("schema 3 from version 2: the enrolments written under version 2 are kept and used") {
-  std::string conninfo = PgServer::shared()->fresh_schema();
-  REQUIRE(!conninfo.empty());
-  auto connection = connect_to(conninfo);
-  auto old = migrate_up_to(*connection, 2);
-  REQUIRE_MESSAGE(old, (old ? "" : old.error().detail));
-  CHECK(old->to == 2);
-  CHECK(*schema_version(*connection) == 2);
+  auto connection = connect_to(database_at_version(2));
   CHECK(require_current_schema(*connection).error().code == PgErrc::schema_missing);
   // As an operator (or a node of version 2) could have left them.
   REQUIRE(connection->exec("INSERT INTO agents (name, enrolled_at) VALUES ('acme', 1700000000)"));
@@ -83,7 +77,7 @@ TEST_CASE("schema 3 from version 2: the enrolments written under version 2 are k
   auto report = migrate(*connection);
   REQUIRE_MESSAGE(report, (report ? "" : report.error().detail));
   CHECK(report->from == 2);
-  CHECK(report->applied == std::vector<int>{3});
+  CHECK(report->applied.front() == 3);  // and the later ones
   CHECK(require_current_schema(*connection).has_value());
   auto agents = pg_list_agents(*connection);
   REQUIRE(agents);
@@ -147,6 +141,7 @@ TEST_CASE("the node's reads: owners of domains and prefixes, the route of an ID,
   CHECK(enroll(*connection, AgentEnrollment{"osaka", {}, {"+81-6-12"}, 1}).outcome == PgEnrolment::Outcome::enrolled);
   auto reader = PgReader::connect(uv_default_loop(), conninfo);
   REQUIRE(reader);
+  int reader_backend = (*reader)->connection().backend_pid();
   PgAgentDirectory agents(std::shared_ptr<PgReader>(std::move(*reader)));
   CHECK(agents.domain_owner("acme").value() == std::optional<std::string>("acme"));
   CHECK(agents.domain_owner("beta").value() == std::nullopt);
@@ -159,6 +154,16 @@ TEST_CASE("the node's reads: owners of domains and prefixes, the route of an ID,
   CHECK(agents.route_of("+81-6-0").value() == std::optional<std::string>("+81-6"));
   CHECK(agents.route_of("+44-1").value() == std::nullopt);
   CHECK(agents.route_of("alice").value() == std::nullopt);
+
+  // The read connection lost (its backend terminated): reads fail, and the
+  // server is taken as down for retry_ms (the loop's clock does not move
+  // here); an ID naming no domain or number needs no read and is answered.
+  REQUIRE(connection->exec("SELECT pg_terminate_backend($1::int, 5000)", {std::to_string(reader_backend)}));
+  CHECK_FALSE(agents.route_of("4106@acme"));
+  CHECK_FALSE(agents.domain_owner("acme"));
+  auto plain = agents.route_of("alice");
+  REQUIRE_MESSAGE(plain, (plain ? "" : plain.error().detail));
+  CHECK(*plain == std::nullopt);
 }
 
 TEST_CASE("the account cache: a second find costs no read; a removal elsewhere (the epoch) drops it") {
@@ -195,11 +200,4 @@ TEST_CASE("the account cache: a second find costs no read; a removal elsewhere (
   directory.close();
 }
 
-int main(int argc, char** argv) {
-  if (PgServer::shared() == nullptr) {
-    std::cout << "SKIP: " << PgServer::skip_reason() << "\n";
-    return 77;
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
-}
+int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,30 @@ inline std::string migrated_database() {
   auto connection = connect_to(conninfo);
   auto report = cluster::migrate(*connection);
   REQUIRE_MESSAGE(report, (report ? "" : report.error().detail));
+  return conninfo;
+}
+
+// The test binary's main(): the tests, or exit 77 (skipped) saying why
+// PostgreSQL cannot run here.
+inline int run_tests_or_skip(int argc, char** argv) {
+  if (PgServer::shared() == nullptr) {
+    std::cout << "SKIP: " << PgServer::skip_reason() << "\n";
+    return 77;
+  }
+  doctest::Context context(argc, argv);
+  return context.run();
+}
+
+// A fresh schema as the binary of `version` left it (tests of the migration
+// to the next version, from a database holding that version's rows).
+inline std::string database_at_version(int version) {
+  std::string conninfo = PgServer::shared()->fresh_schema();
+  REQUIRE(!conninfo.empty());
+  auto connection = connect_to(conninfo);
+  auto old = cluster::migrate_up_to(*connection, version);
+  REQUIRE_MESSAGE(old, (old ? "" : old.error().detail));
+  CHECK(old->to == version);
+  CHECK(*cluster::schema_version(*connection) == version);
   return conninfo;
 }
 
