@@ -64,14 +64,19 @@ void uv_redis_poll(uv_poll_t* handle, int status, int ready) {
   if (status < 0 && events->context != nullptr) uv_redis_update(events);  // still open: poll it again
 }
 
+// hiredis asks for read interest after every reply and write interest with
+// every command; libuv turns each uv_poll_start into epoll_ctl calls, so the
+// poll is re-armed only when the interest really changes.
 void uv_redis_add(void* data, int flag) {
   auto* events = static_cast<UvRedisEvents*>(data);
+  if ((events->events & flag) == flag) return;
   events->events |= flag;
   uv_redis_update(events);
 }
 
 void uv_redis_delete(void* data, int flag) {
   auto* events = static_cast<UvRedisEvents*>(data);
+  if ((events->events & flag) == 0) return;
   events->events &= ~flag;
   uv_redis_update(events);
 }
