@@ -35,12 +35,16 @@ class AuditSink {
  public:
   virtual ~AuditSink() = default;
   virtual void record(const AuditEvent& event) = 0;
+  // false when record() would drop every event now (a daemon logging at warn
+  // or above): a hot path (a login) then skips building its event's strings.
+  virtual bool enabled() const { return true; }
 };
 
 // Keeps nothing: the default of a core nobody listens to.
 class NullAuditSink final : public AuditSink {
  public:
   void record(const AuditEvent&) override {}
+  bool enabled() const override { return false; }
 };
 
 // Keeps every event (tests).

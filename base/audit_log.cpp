@@ -8,7 +8,7 @@
 namespace tsunagu::audit {
 
 void AuditLog::record(const AuditEvent& event) {
-  if (log::level() > log::Level::info) return;
+  if (!enabled()) return;
   // Limited per name and result, so a flood of failed logins does not hide the
   // successful ones; both are fixed words of the code, so the map stays small.
   std::string key = event.event;

@@ -29,6 +29,7 @@ class AuditLog final : public AuditSink {
   explicit AuditLog(unsigned burst = 200, std::chrono::seconds period = std::chrono::seconds(10))
       : burst_(burst), period_(period) {}
   void record(const AuditEvent& event) override;
+  bool enabled() const override { return log::level() <= log::Level::info; }
   // Called before each line is written: a daemon holds its log for the loop
   // turn there (transport::TurnLogHold), so a turn's lines share one write(2).
   void hold_lines_with(std::function<void()> hold) { hold_lines_ = std::move(hold); }

@@ -89,6 +89,19 @@ std::optional<SocketAddress> SocketAddress::parse(std::string_view text, std::op
 }
 
 std::string SocketAddress::ip_string() const {
+  if (family == Family::ipv4) {
+    // By hand: glibc's inet_ntop formats IPv4 with sprintf, and the login
+    // limiter's key asks for it on every login.
+    std::string out;
+    for (size_t i = 0; i < 4; ++i) {
+      if (i != 0) out += '.';
+      unsigned octet = ip[i];
+      if (octet >= 100) out += static_cast<char>('0' + octet / 100);
+      if (octet >= 10) out += static_cast<char>('0' + octet / 10 % 10);
+      out += static_cast<char>('0' + octet % 10);
+    }
+    return out;
+  }
   char buffer[INET6_ADDRSTRLEN] = {};
   int af = family == Family::ipv4 ? AF_INET : AF_INET6;
   if (inet_ntop(af, ip.data(), buffer, sizeof buffer) == nullptr) return {};

@@ -167,6 +167,20 @@ std::optional<Account> decode_account(ByteView bytes) {
   return a;
 }
 
+std::optional<uint64_t> decode_account_generation(ByteView bytes) {
+  uint64_t generation = 0;
+  bool has_user_id = false;
+  bool ok = read_fields(bytes, [&](Tag tag, ByteView value) {
+    if (tag == Tag::user_id) has_user_id = !value.empty();
+    if (tag != Tag::generation) return true;
+    auto v = read_u64(value);
+    if (v) generation = *v;
+    return v.has_value();
+  });
+  if (!ok || !has_user_id) return std::nullopt;
+  return generation;
+}
+
 Bytes encode_login_record(const LoginRecord& record) {
   RecordWriter w;
   w.u64(Tag::login_time, record.time);

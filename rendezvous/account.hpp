@@ -57,6 +57,9 @@ bool visible_to(const Account& account, std::string_view asker);
 Bytes encode_account(const Account& account);
 // nullopt when the bytes are not a valid record (a corrupted or foreign file).
 std::optional<Account> decode_account(ByteView bytes);
+// The record's generation alone, with no string copied (a login's and a
+// request's check need nothing else); nullopt as decode_account.
+std::optional<uint64_t> decode_account_generation(ByteView bytes);
 Bytes encode_login_record(const LoginRecord& record);
 std::optional<LoginRecord> decode_login_record(ByteView bytes);
 

@@ -72,6 +72,16 @@ Expected<std::optional<Account>, storage::StoreError> AccountStore::find(Transac
   return std::optional<Account>{std::move(*account)};
 }
 
+Expected<std::optional<uint64_t>, storage::StoreError> AccountStore::generation(Transaction& txn,
+                                                                               std::string_view user_id) {
+  auto raw = txn.get(accounts_, as_bytes(user_id));
+  if (!raw) return Unexpected(raw.error());
+  if (!raw->has_value()) return std::optional<uint64_t>{};
+  auto generation = decode_account_generation(**raw);
+  if (!generation) return Unexpected(corrupt_record(user_id));
+  return std::optional<uint64_t>(*generation);
+}
+
 Expected<void, storage::StoreError> AccountStore::update(Transaction& txn, const Account& account) {
   return txn.put(accounts_, as_bytes(account.user_id), encode_account(account));
 }

@@ -31,6 +31,8 @@ class AccountStore {
   // again never matches a login of its earlier owner).
   Expected<bool, StoreError> create(Transaction& txn, const Account& account);
   Expected<std::optional<Account>, StoreError> find(Transaction& txn, std::string_view user_id);
+  // find()'s generation alone (nullopt: no such account), decoding no string.
+  Expected<std::optional<uint64_t>, StoreError> generation(Transaction& txn, std::string_view user_id);
   Expected<void, StoreError> update(Transaction& txn, const Account& account);
   // false when there was no such user. Records the removal time (for the
   // quarantine of removed IDs) and moves the epoch on.
@@ -82,6 +84,15 @@ class AccountDirectory {
   virtual ~AccountDirectory() = default;
 
   virtual Expected<std::optional<Account>, StoreError> find(std::string_view user_id) = 0;
+  // The account's generation alone (nullopt: no such account): all that a
+  // token login and the per-request session check read. A directory that
+  // can read it more cheaply than find() overrides this.
+  virtual Expected<std::optional<uint64_t>, StoreError> generation(std::string_view user_id) {
+    auto account = find(user_id);
+    if (!account) return Unexpected(account.error());
+    if (!account->has_value()) return std::optional<uint64_t>{};
+    return std::optional<uint64_t>((*account)->generation);
+  }
   virtual Expected<std::optional<uint64_t>, StoreError> removed_at(std::string_view user_id) = 0;
   virtual Expected<uint64_t, StoreError> epoch() = 0;
   virtual Expected<std::optional<LoginRecord>, StoreError> last_login(std::string_view user_id) = 0;

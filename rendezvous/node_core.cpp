@@ -547,7 +547,6 @@ void NodeCore::finish_register(const PendingAuth& pending, const std::string& ha
 void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) {
   LinkState& state = links_.at(pending.link);
   state.login_pending = false;
-  std::string source = source_key(state.observed);
   const uint16_t method = pending.method.empty() ? sig::method::login : sig::method::login_resume;
   if (!verified || !pending.account_exists) {
     ++counters_.failed_logins;  // already charged when the attempt began
@@ -557,7 +556,10 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
                 "Unauthenticated: wrong user ID or password");
     return;
   }
-  limiter_.record_success(pending.user_id, source);
+  // A password or SCRAM login was charged when it began and is refunded now.
+  // A token login was never charged, so it refunds nothing: otherwise token
+  // logins from one source would pay back the failed guesses made from it.
+  if (pending.method.empty()) limiter_.record_success(pending.user_id, source_key(state.observed));
   if (account_links_full(pending.link, pending.user_id, method, pending.transaction)) {
     audit_login("refused", pending.user_id, state.observed, {}, pending.method);
     return;
@@ -601,10 +603,12 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
       return;
     }
     reply_after_commit(pending.link, method, pending.transaction, ok.finish());
-    audit::AuditEvent event{
-        "login", {{"result", "ok"}, {"user", pending.user_id}, {"source", state.observed.to_string()}, {"role", "presence"}}};
-    if (!pending.method.empty()) event.add("method", std::string(pending.method));
-    audit_after_commit(std::move(event));
+    if (audit_->enabled()) {
+      audit::AuditEvent event{
+          "login", {{"result", "ok"}, {"user", pending.user_id}, {"source", state.observed.to_string()}, {"role", "presence"}}};
+      if (!pending.method.empty()) event.add("method", std::string(pending.method));
+      audit_after_commit(std::move(event));
+    }
   } else {
     send(pending.link, ok.finish());
     audit_login("ok", pending.user_id, state.observed, "query", pending.method);
@@ -1042,6 +1046,12 @@ Expected<std::optional<Account>, storage::StoreError> NodeCore::TurnAccounts::fi
   auto* txn = core_.read_txn();
   if (txn == nullptr) return Unexpected(core_.txn_error_);
   return core_.store_.find(*txn, user_id);
+}
+
+Expected<std::optional<uint64_t>, storage::StoreError> NodeCore::TurnAccounts::generation(std::string_view user_id) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.store_.generation(*txn, user_id);
 }
 
 Expected<std::optional<uint64_t>, storage::StoreError> NodeCore::TurnAccounts::removed_at(std::string_view user_id) {

@@ -195,6 +195,13 @@ inline constexpr size_t call_end_reason_count = static_cast<size_t>(CallEndReaso
 std::string_view to_string(CallEndReason reason);
 CallEndReason call_end_reason(uint16_t end_code);
 
+// Why a login_resume was refused, for the metrics and the audit line's
+// reason=: the token's own check (security/resume_token.hpp), then the
+// account's generation (revoked), or tokens turned off (disabled).
+enum class TokenRefusal : uint8_t { malformed, forged, expired, revoked, disabled };
+inline constexpr size_t token_refusal_count = static_cast<size_t>(TokenRefusal::disabled) + 1;
+std::string_view to_string(TokenRefusal reason);
+
 struct NodeCounters {
   uint64_t requests = 0;
   uint64_t bad_messages = 0;
@@ -235,6 +242,7 @@ struct NodeCounters {
   std::array<uint64_t, lookup_result_count> direct_lookups{};
   std::array<uint64_t, lookup_result_count> forwarded_lookup_results{};
   std::array<uint64_t, call_end_reason_count> calls_ended{};
+  std::array<uint64_t, token_refusal_count> token_refusals{};  // token_logins_refused by reason
   uint64_t voicemail_bytes_stored = 0;  // bytes of the messages stored since start (deletions not subtracted)
   // Storage failures by kind (index: storage::StoreErrc): requests answered
   // 503 or 507 because a read or write failed, and failed group commits.
@@ -756,6 +764,7 @@ class NodeCore {
    public:
     explicit TurnAccounts(NodeCore& core) : core_(core) {}
     Expected<std::optional<Account>, StoreError> find(std::string_view user_id) override;
+    Expected<std::optional<uint64_t>, StoreError> generation(std::string_view user_id) override;
     Expected<std::optional<uint64_t>, StoreError> removed_at(std::string_view user_id) override;
     Expected<uint64_t, StoreError> epoch() override;
     Expected<std::optional<LoginRecord>, StoreError> last_login(std::string_view user_id) override;

@@ -41,7 +41,7 @@ bool NodeCore::refuse_agent_id(LinkId link, const proto::Message& request, const
 }
 
 bool NodeCore::session_still_valid(LinkId link, LinkState& state, const proto::Message& request, Now now) {
-  const std::string user = *state.user;
+  const std::string& user = *state.user;  // not used once end_session() may reset it
   if (Route route = find_route(user); route.routed) {
     reply_error(link, request, sig::error::forbidden, agent_id_reason(user, route.route));
     end_session(link, state, sig::notice_code::id_taken_by_agent, "this ID now belongs to a LAN agent", now);
@@ -56,13 +56,13 @@ bool NodeCore::session_still_valid(LinkId link, LinkState& state, const proto::M
 }
 
 bool NodeCore::account_holds(const LinkState& state) {
-  auto account = accounts_.find(*state.user);
+  auto generation = accounts_.generation(*state.user);
   // A storage failure ends no logins (noted; the next check will tell).
-  if (!account) {
-    note_storage_error(account.error());
+  if (!generation) {
+    note_storage_error(generation.error());
     return true;
   }
-  return account->has_value() && (*account)->generation == state.account_generation;
+  return generation->has_value() && **generation == state.account_generation;
 }
 
 void NodeCore::check_accounts(Now now) {

@@ -34,7 +34,27 @@ namespace scram = security::scram;
 constexpr size_t server_nonce_random_size = 18;
 constexpr std::string_view dummy_salt_label = "tsunagu scram dummy salt\n";
 
+TokenRefusal token_refusal_of(security::resume_token::Refusal refusal) {
+  switch (refusal) {
+    case security::resume_token::Refusal::malformed: return TokenRefusal::malformed;
+    case security::resume_token::Refusal::forged: return TokenRefusal::forged;
+    case security::resume_token::Refusal::expired: return TokenRefusal::expired;
+  }
+  return TokenRefusal::malformed;
+}
+
 }  // namespace
+
+std::string_view to_string(TokenRefusal reason) {
+  switch (reason) {
+    case TokenRefusal::malformed: return "malformed";
+    case TokenRefusal::forged: return "forged";
+    case TokenRefusal::expired: return "expired";
+    case TokenRefusal::revoked: return "revoked";
+    case TokenRefusal::disabled: return "disabled";
+  }
+  return "malformed";
+}
 
 PasswordJobResult run_password_job(const PasswordJob& job) {
   PasswordJobResult result;
@@ -241,21 +261,28 @@ void NodeCore::handle_token_login(LinkId link, LinkState& state, const proto::Me
   pending.user_id = user_id;
   pending.method = "token";
   if (!read_login_details(link, request, pending)) return;
-  auto account = find_account(link, request, user_id);
-  if (!account) return;
-  std::string_view refusal;
+  // The generation is all a token is checked against: no record decoded.
+  auto generation = accounts_.generation(user_id);
+  if (!generation) {
+    reply_storage_error(link, request, generation.error());
+    return;
+  }
+  std::optional<TokenRefusal> refusal;
   auto claims = security::resume_token::check(resume_key(), token_attribute->value, user_id, now.unix_s);
-  if (settings_.resume_token_ttl_s == 0) refusal = "disabled";
-  else if (!claims) refusal = security::resume_token::to_string(claims.error());
+  if (settings_.resume_token_ttl_s == 0) refusal = TokenRefusal::disabled;
+  else if (!claims) refusal = token_refusal_of(claims.error());
   // Removed, or its password changed since (either moves the generation on).
-  else if (!account->has_value() || (*account)->generation != claims->generation) refusal = "revoked";
-  if (!refusal.empty()) {
+  else if (!generation->has_value() || **generation != claims->generation) refusal = TokenRefusal::revoked;
+  if (refusal) {
     ++counters_.failed_logins;
     ++counters_.token_logins_refused;
-    audit::AuditEvent event{"login", {}};
-    event.add("result", "failed").add("user", user_id).add("source", state.observed.to_string());
-    event.add("method", "token").add("reason", std::string(refusal));
-    audit_->record(event);
+    ++counters_.token_refusals[static_cast<size_t>(*refusal)];
+    if (audit_->enabled()) {
+      audit::AuditEvent event{"login", {}};
+      event.add("result", "failed").add("user", user_id).add("source", state.observed.to_string());
+      event.add("method", "token").add("reason", std::string(to_string(*refusal)));
+      audit_->record(event);
+    }
     reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: resume token refused; log in again");
     return;
   }

@@ -34,6 +34,13 @@ std::string node_metrics_text(const NodeMetricsInput& in) {
   w.sample(c.failed_logins, {{"result", "failed"}});
   w.sample(c.logins_limited, {{"result", "limited"}});
   w.sample(c.logins_refused_per_account, {{"result", "refused"}});
+  w.counter("tsunagu_node_token_logins", "Logins by a session-resumption token (login_resume), of the ok logins.");
+  w.sample(c.token_logins);
+  w.counter("tsunagu_node_token_logins_refused",
+            "Session-resumption tokens refused, by reason: malformed, forged (not this node's key or user), expired, "
+            "revoked (the account was removed or its password changed), disabled (passwords.resume_token_ttl = 0).");
+  for (size_t i = 0; i < token_refusal_count; ++i)
+    w.sample(c.token_refusals[i], {{"reason", to_string(static_cast<TokenRefusal>(i))}});
   w.counter("tsunagu_node_registrations", "Registrations, by result.");
   w.sample(c.registrations, {{"result", "ok"}});
   w.sample(c.registrations_rate_limited, {{"result", "limited"}});

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -69,12 +70,29 @@ MacContext new_hmac_context(const char* digest_name) {
   return context;
 }
 
-Bytes hmac(EVP_MAC_CTX* context, ByteView key, ByteView data) {
+// A thread's HMAC context and the key it holds. Keying HMAC costs two
+// SHA-256 blocks and OpenSSL's parameter plumbing; the same key again (the
+// node's session-token key, on every token login) only restarts the context
+// from the keyed state it keeps (EVP_MAC_init with a null key).
+struct KeyedMac {
+  MacContext context;
+  Bytes key;
+  bool keyed = false;
+};
+
+Bytes hmac(KeyedMac& keyed, ByteView key, ByteView data) {
   if (key.size() > INT_MAX) fail("HMAC (key too large)");
-  // The key pointer is never null: a null key would mean "keep the last key".
-  if (EVP_MAC_init(context, bytes_or_empty(key), key.size(), nullptr) != 1 ||
+  EVP_MAC_CTX* context = keyed.context.get();
+  bool same_key = keyed.keyed && std::equal(key.begin(), key.end(), keyed.key.begin(), keyed.key.end());
+  if (!same_key) {
+    keyed.keyed = false;
+    keyed.key.assign(key.begin(), key.end());
+  }
+  // A null key pointer means "keep the last key": passed only when it is this one.
+  if (EVP_MAC_init(context, same_key ? nullptr : bytes_or_empty(key), same_key ? 0 : key.size(), nullptr) != 1 ||
       EVP_MAC_update(context, bytes_or_empty(data), data.size()) != 1)
     fail("HMAC");
+  keyed.keyed = true;
   Bytes mac(EVP_MAC_CTX_get_mac_size(context));
   size_t length = 0;
   if (EVP_MAC_final(context, reinterpret_cast<unsigned char*>(mac.data()), &length, mac.size()) != 1) fail("HMAC");
@@ -87,12 +105,12 @@ Bytes hmac(EVP_MAC_CTX* context, ByteView key, ByteView data) {
 Bytes sha256(ByteView data) { return digest(fetched_sha256(), data); }
 Bytes sha1(ByteView data) { return digest(fetched_sha1(), data); }
 Bytes hmac_sha1(ByteView key, ByteView data) {
-  thread_local MacContext context = new_hmac_context("SHA1");
-  return hmac(context.get(), key, data);
+  thread_local KeyedMac keyed{new_hmac_context("SHA1"), {}, false};
+  return hmac(keyed, key, data);
 }
 Bytes hmac_sha256(ByteView key, ByteView data) {
-  thread_local MacContext context = new_hmac_context("SHA256");
-  return hmac(context.get(), key, data);
+  thread_local KeyedMac keyed{new_hmac_context("SHA256"), {}, false};
+  return hmac(keyed, key, data);
 }
 
 }  // namespace tsunagu::security

@@ -828,6 +828,16 @@ def resume_token_relogin():
                  "the node refused bob's token after the removal: %r" %
                  [l for l in node.log_text().splitlines() if "user=bob" in l])
     checks.check(tb.proc.returncode == 5, "bob's login exits unauthenticated (%r)" % tb.proc.returncode)
+
+    # The restarted node's figures (`status`, its /metrics) count the token login and the refusals by reason.
+    expect(node.web, "the node has a web listener (web.listen) for its /metrics")
+    status = d.admin(["status", "-d", d.dir, "--web", node.web])
+    token_lines = [l for l in status.out.splitlines() if l.startswith("tsunagu_node_token_logins")]
+    checks.check(status.code == 0 and "tsunagu_node_token_logins_total: 1" in token_lines,
+                 "status shows the one token login: %r" % (token_lines or status))
+    refused = next((l for l in token_lines if l.startswith("tsunagu_node_token_logins_refused_total:")), "")
+    checks.check(re.search(r"\breason=revoked [1-9]", refused) and "reason=forged 0" in refused,
+                 "and the refused tokens by reason (revoked, none forged): %r" % refused)
     checks.finish()
 
 

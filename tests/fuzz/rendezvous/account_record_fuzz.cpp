@@ -43,6 +43,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ByteView input(reinterpret_cast<const std::byte*>(data), size);
   check_round_trip<Account>(input, encode_account, decode_account);
   check_round_trip<LoginRecord>(input, encode_login_record, decode_login_record);
-  if (auto account = decode_account(input)) require(!account->user_id.empty());
+  if (auto account = decode_account(input)) {
+    require(!account->user_id.empty());
+    // The generation-only read (a login's and a request's check) agrees with the full decode.
+    auto generation = decode_account_generation(input);
+    require(generation.has_value() && *generation == account->generation);
+  }
   return 0;
 }

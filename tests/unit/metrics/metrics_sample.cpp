@@ -25,6 +25,8 @@ std::string node_text() {
   c.failed_logins = 5;
   c.logins_limited = 2;
   c.logins_refused_per_account = 1;
+  c.token_logins = 30;
+  fill(c.token_refusals, 1);
   c.registrations = 9;
   c.registrations_rate_limited = 1;
   c.password_jobs_refused = 1;

@@ -1,5 +1,6 @@
 #include "proto/socket_address.hpp"
 
+#include <arpa/inet.h>
 #include <doctest/doctest.h>
 
 using tsunagu::proto::SocketAddress;
@@ -65,4 +66,17 @@ TEST_CASE("socket address: factories and equality") {
   CHECK(v6.to_string() == "[::1]:1");
   // A default-constructed address is 0.0.0.0:0.
   CHECK(SocketAddress{}.to_string() == "0.0.0.0:0");
+}
+
+TEST_CASE("socket address: IPv4 prints as inet_ntop does, for every octet value in every position") {
+  for (unsigned value = 0; value < 256; ++value) {
+    auto octet = static_cast<uint8_t>(value);
+    for (size_t position = 0; position < 4; ++position) {
+      std::array<uint8_t, 4> bytes{1, 20, 255, 0};
+      bytes[position] = octet;
+      char expected[INET_ADDRSTRLEN] = {};
+      REQUIRE(inet_ntop(AF_INET, bytes.data(), expected, sizeof expected) != nullptr);
+      CHECK(SocketAddress::v4(bytes, 9).ip_string() == expected);
+    }
+  }
 }

@@ -3195,6 +3195,93 @@ TEST_CASE("resume token: replayed for another account, tampered, or from another
   CHECK(node.reply(31).code() == 422);
 }
 
+TEST_CASE("resume token: /metrics counts token logins and each refusal by its reason") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  add_scram_account(node, "bob", "battery staple");
+  Bytes alice_token = scram_token(node, 1, "alice", "correct horse");
+  Bytes renewed = token_of(resume(node, 2, "alice", alice_token));
+  REQUIRE_FALSE(renewed.empty());
+  CHECK(resume(node, 3, "bob", renewed, bob_nat).code() == 401);                    // forged: alice's, for bob
+  CHECK(resume(node, 4, "alice", ByteView(renewed.data(), 20)).code() == 401);      // malformed
+  CHECK(resume(node, 5, "alice", ByteView(renewed.data(), 20)).code() == 401);
+  Bytes bob_token = scram_token(node, 6, "bob", "battery staple", bob_nat);
+  node.advance_ms(86'400'000);
+  CHECK(resume(node, 7, "bob", bob_token, bob_nat).code() == 401);                  // expired
+  Bytes fresh = scram_token(node, 8, "alice", "correct horse");
+  change_password(node, "alice", "new horse");
+  CHECK(resume(node, 9, "alice", fresh).code() == 401);                             // revoked
+
+  const NodeCounters& counters = node.core().counters();
+  CHECK(counters.token_logins == 1);
+  CHECK(counters.token_logins_refused == 5);
+  NodeMetricsInput input;
+  input.counters = counters;
+  std::string text = node_metrics_text(input);
+  CHECK(text.find("tsunagu_node_token_logins_total 1\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_token_logins_refused_total{reason=\"forged\"} 1\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_token_logins_refused_total{reason=\"malformed\"} 2\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_token_logins_refused_total{reason=\"expired\"} 1\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_token_logins_refused_total{reason=\"revoked\"} 1\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_token_logins_refused_total{reason=\"disabled\"} 0\n") != std::string::npos);
+  // Refusals are failed logins as well; the token login is an ok one.
+  CHECK(text.find("tsunagu_node_logins_total{result=\"ok\"} 4\n") != std::string::npos);
+  CHECK(text.find("tsunagu_node_logins_total{result=\"failed\"} 5\n") != std::string::npos);
+
+  NodeSettings settings = test_settings();
+  settings.resume_token_ttl_s = 0;
+  Node off(settings);
+  add_scram_account(off, "alice", "correct horse");
+  CHECK(resume(off, 1, "alice", renewed).code() == 401);
+  input.counters = off.core().counters();
+  CHECK(node_metrics_text(input).find("tsunagu_node_token_logins_refused_total{reason=\"disabled\"} 1\n") !=
+        std::string::npos);
+}
+
+TEST_CASE("resume token: a token login pays back no failed guess to the login limiter") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  Bytes token = scram_token(node, 1, "alice", "correct horse");  // charged when it began, refunded on success
+  node.open(2, alice_nat);
+  for (int i = 0; i < 19; ++i) {
+    node.send(2, login_request("guess" + std::to_string(i), "password1"));
+    CHECK(node.reply(2).code() == 401);
+  }
+  // A holder of a valid token, from the same source, logs in again and again...
+  for (LinkId link = 10; link < 13; ++link) CHECK(resume(node, link, "alice", token).is_success());
+  // ...and still has one guess left of the source's 20, not four.
+  node.send(2, login_request("guess-19", "password1"));
+  CHECK(node.reply(2).code() == 401);
+  node.send(2, login_request("guess-20", "password1"));
+  CHECK(node.reply(2).code() == 429);
+}
+
+namespace {
+// A sink that says it would write nothing (a daemon at --log-level warn) and counts what it is given anyway.
+class DisabledAuditSink final : public audit::AuditSink {
+ public:
+  void record(const audit::AuditEvent&) override { ++recorded; }
+  bool enabled() const override { return false; }
+  int recorded = 0;
+};
+}  // namespace
+
+TEST_CASE("audit: logins build no event for a sink that would drop it, and still log in and count") {
+  Node node;
+  add_scram_account(node, "alice", "correct horse");
+  DisabledAuditSink sink;
+  node.core().set_audit_sink(sink);
+  Bytes token = scram_token(node, 1, "alice", "correct horse");                          // presence, after commit
+  CHECK(resume(node, 2, "alice", token).is_success());                                  // token, presence
+  node.open(3, alice_nat);
+  node.send(3, resume_request("alice", token_of(resume(node, 4, "alice", token)), sig::link_role::query));
+  CHECK(node.reply(3).is_success());                                                     // token, query
+  CHECK(resume(node, 5, "alice", ByteView(token.data(), 20)).code() == 401);            // refused
+  CHECK(node.core().counters().logins == 4);
+  CHECK(node.core().counters().token_logins == 3);
+  CHECK(sink.recorded == 0);
+}
+
 // Reload (SIGHUP; rendezvous/node_reload.cpp, issue 17).
 
 TEST_CASE("reload: registration opened by reload_settings holds from the next message, on the same link") {

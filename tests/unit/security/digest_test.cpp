@@ -32,6 +32,25 @@ TEST_CASE("digests and MACs match the published vectors, each call keyed by its 
   CHECK(to_hex(hmac_sha1({}, {})) == "fbdb1d1b18aa6c08324b7d64b71fb76370690e1d");
 }
 
+TEST_CASE("a MAC keyed as the call before reuses that key, and only that key") {
+  const std::string_view case2 = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+  const std::string_view case1 = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+  Bytes key1 = hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b");
+  for (int i = 0; i < 3; ++i) CHECK(to_hex(hmac_sha256(text("Jefe"), text("what do ya want for nothing?"))) == case2);
+  CHECK(to_hex(hmac_sha256(key1, text("Hi There"))) == case1);
+  CHECK(to_hex(hmac_sha256(key1, text("Hi There"))) == case1);
+  // A key that is a prefix of the last one, or the last one with a byte changed, is another key.
+  CHECK(to_hex(hmac_sha256(text("Jef"), text("what do ya want for nothing?"))) != case2);
+  CHECK(to_hex(hmac_sha256(text("Jefe"), text("what do ya want for nothing?"))) == case2);
+  CHECK(to_hex(hmac_sha256(text("Jefd"), text("what do ya want for nothing?"))) != case2);
+  CHECK(to_hex(hmac_sha256({}, {})) == "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+  CHECK(to_hex(hmac_sha256({}, {})) == "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+  CHECK(to_hex(hmac_sha1(text("Jefe"), text("what do ya want for nothing?"))) ==
+        "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+  CHECK(to_hex(hmac_sha1(text("Jefe"), text("what do ya want for nothing?"))) ==
+        "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79");
+}
+
 TEST_CASE("each thread has its own MAC context") {
   Bytes other;
   std::thread worker([&] { other = hmac_sha256(text("Jefe"), text("what do ya want for nothing?")); });
