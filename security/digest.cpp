@@ -1,10 +1,10 @@
 #include "security/digest.hpp"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
-#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -83,7 +83,9 @@ struct KeyedMac {
 Bytes hmac(KeyedMac& keyed, ByteView key, ByteView data) {
   if (key.size() > INT_MAX) fail("HMAC (key too large)");
   EVP_MAC_CTX* context = keyed.context.get();
-  bool same_key = keyed.keyed && std::equal(key.begin(), key.end(), keyed.key.begin(), keyed.key.end());
+  // Compared in constant time: the keys are secrets (a user's SCRAM StoredKey, the token key).
+  bool same_key = keyed.keyed && key.size() == keyed.key.size() &&
+                  (key.empty() || CRYPTO_memcmp(key.data(), keyed.key.data(), key.size()) == 0);
   if (!same_key) {
     keyed.keyed = false;
     keyed.key.assign(key.begin(), key.end());
