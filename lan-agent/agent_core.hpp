@@ -99,8 +99,8 @@ class AgentCore {
     bool bound = false;
     std::vector<Lease> leases;
   };
-  // Beyond this many extensions read in one snapshot the cache starts again
-  // (a table larger than that is still answered, one read per lookup).
+  // Beyond this many extensions read in one snapshot the cache is emptied
+  // and fills again: it stays bounded, and every lookup is still answered.
   static constexpr size_t kMaxCachedExtensions = 4096;
 
   // The extension's entries, read from the table, or from what an earlier
