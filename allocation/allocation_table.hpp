@@ -106,6 +106,13 @@ class AllocationTable {
   Expected<void, TableError> hold_reads();
   void release_reads() { held_read_.reset(); }
   bool holding_reads() const { return held_read_.has_value(); }
+  // The held reads' snapshot (storage::Transaction::snapshot_id): what was
+  // read under one ID is still true under it, whoever writes the table (the
+  // agent, or `tsunagu-lan-agent bind` in another process). nullopt when no
+  // reads are held.
+  std::optional<uint64_t> held_snapshot() const {
+    return held_read_ ? std::optional<uint64_t>(held_read_->snapshot_id()) : std::nullopt;
+  }
 
  private:
   struct Databases {

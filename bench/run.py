@@ -411,8 +411,9 @@ def set_toml(path, changes):
         f.write(text)
 
 
-def make_deployment(ctx, name, users=(), agents=(), node_binary=None):
-    """A throw-away node deployment with bench settings (see docs/performance.md)."""
+def make_deployment(ctx, name, users=(), agents=(), node_binary=None, settings=None):
+    """A throw-away node deployment with bench settings (see docs/performance.md);
+    `settings` adds or overrides node.toml values."""
     # The --before-build-dir node makes its own deployment: an older node refuses
     # node.toml keys a newer `init` writes.
     node_binary = node_binary or ctx["bin"]["node"]
@@ -431,6 +432,7 @@ def make_deployment(ctx, name, users=(), agents=(), node_binary=None):
         "login_failures_per_source": 100000,
         # Benchmark 4 holds links that never log in (see docs/performance.md).
         "login_timeout": 3600,
+        **(settings or {}),
     })
     env = dict(os.environ, TSUNAGU_PASSWORD=PASSWORD)
     for user in users:
@@ -1036,7 +1038,12 @@ def bench_idle(ctx):
     top = min(args.idle_links, limit - 1000)
     stages = [n for n in (10000, top) if n <= top]
     stages = sorted(set(stages))
-    directory = make_deployment(ctx, "idle")
+    # Every link comes from 127.0.0.1 and none logs in: above 10,000 links the
+    # node's defaults (limits.max_links 10000) and the deployment's
+    # max_prelogin_links_per_source would close them (the node still lowers
+    # max_links to its descriptor limit).
+    many_links = {"max_links": top + 100, "max_prelogin_links_per_source": top + 100}
+    directory = make_deployment(ctx, "idle", settings=many_links)
     node, info = start_tls_node(ctx, directory, "idle-node", ctx["server_cpu"])
     def start_bare(name, extra):
         ready = os.path.join(ctx["workdir"], f"{name}-ready.json")
@@ -1057,7 +1064,7 @@ def bench_idle(ctx):
     servers = [("tsunagu", node, info["tls"], ca), ("bare", bare, f"{HOST}:{bare_port}", ca),
                ("bare-echo", bare_echo, f"{HOST}:{bare_echo_port}", ca)]
     if ctx["bin"].get("before_node"):
-        before_dir = make_deployment(ctx, "idle-before", node_binary=ctx["bin"]["before_node"])
+        before_dir = make_deployment(ctx, "idle-before", node_binary=ctx["bin"]["before_node"], settings=many_links)
         before, before_info = start_tls_node(ctx, before_dir, "idle-before-node", ctx["server_cpu"],
                                              ctx["bin"]["before_node"])
         servers.insert(1, ("before", before, before_info["tls"], os.path.join(before_dir, "ca.crt")))

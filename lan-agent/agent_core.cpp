@@ -45,6 +45,38 @@ std::optional<std::string> AgentCore::extension_for(std::string_view user_id) co
   return rest;
 }
 
+Expected<const AgentCore::BoundLeases*, alloc::TableError> AgentCore::bound_leases(const std::string& extension,
+                                                                                  int64_t now) {
+  // (`now` only satisfies find_by_client: every active lease is kept.)
+  auto snapshot = table_->held_snapshot();
+  if (snapshot) {
+    if (*snapshot != cached_snapshot_) {
+      cached_.clear();
+      cached_snapshot_ = *snapshot;
+    }
+    if (auto found = cached_.find(extension); found != cached_.end()) return &found->second;
+  }
+  BoundLeases read;
+  auto binding = table_->binding(extension);
+  if (!binding) return Unexpected(binding.error());
+  if (binding->has_value()) {
+    read.bound = true;
+    // Every active lease, expired or not: whether it is live is decided at
+    // each use, with that lookup's `now`.
+    auto leases = table_->find_by_client((*binding)->client, now, true);  // the binding just read, not read again
+    if (!leases) return Unexpected(leases.error());
+    for (const auto& lease : *leases)
+      if (lease.state == alloc::LeaseState::active)
+        read.leases.push_back({lease.address, lease.expires, lease.live_until});
+  }
+  if (!snapshot) {
+    uncached_ = std::move(read);
+    return &uncached_;
+  }
+  if (cached_.size() >= kMaxCachedExtensions) cached_.clear();
+  return &cached_.insert_or_assign(extension, std::move(read)).first->second;
+}
+
 LookupAnswer AgentCore::lookup(std::string_view user_id, std::string_view caller, int64_t now) {
   LookupAnswer answer;
   auto extension = extension_for(user_id);
@@ -65,30 +97,23 @@ LookupAnswer AgentCore::lookup(std::string_view user_id, std::string_view caller
                         (decision.rule ? " " + std::to_string(*decision.rule + 1) : std::string());
     return answer;
   }
-  auto binding = table_->binding(*extension);
-  if (!binding) {
+  auto entries = bound_leases(answer.extension, now);
+  if (!entries) {
     answer.error = proto::error::server_error;
     answer.reason = "Server Error: allocation table unreadable";
-    answer.log_detail = binding.error().detail;
+    answer.log_detail = entries.error().detail;
     return answer;
   }
-  if (!binding->has_value()) {
+  if (!(*entries)->bound) {
     answer.error = proto::error::unknown_user;
     answer.reason = "Unknown User: no such extension";
     answer.log_detail = "no binding";
     return answer;
   }
-  auto leases = table_->find_by_client((*binding)->client, now);  // the binding just read, not read again
-  if (!leases) {
-    answer.error = proto::error::server_error;
-    answer.reason = "Server Error: allocation table unreadable";
-    answer.log_detail = leases.error().detail;
-    return answer;
-  }
   bool infinite = false;
   int64_t latest = 0;
-  for (const auto& lease : *leases) {
-    if (!lease.live(now)) continue;
+  for (const auto& lease : (*entries)->leases) {
+    if (lease.live_until <= now) continue;  // LeaseRecord::live: active (all are) and not past live_until
     answer.addresses.push_back(lease.address);
     if (lease.expires == alloc::LeaseEvent::kInfinite) infinite = true;
     latest = std::max(latest, lease.live_until);

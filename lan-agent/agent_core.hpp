@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "allocation/allocation_table.hpp"
@@ -87,10 +88,34 @@ class AgentCore {
   const std::array<uint64_t, kAnswerResultCount>& answers() const { return answers_; }
 
  private:
+  // What a lookup needs of an extension's table entries: whether it is bound,
+  // and its active leases (each live until its live_until, unless a write
+  // ends it, and a write makes a new snapshot).
+  struct BoundLeases {
+    struct Lease {
+      proto::SocketAddress address;
+      int64_t expires = 0, live_until = 0;
+    };
+    bool bound = false;
+    std::vector<Lease> leases;
+  };
+  // Beyond this many extensions read in one snapshot the cache is emptied
+  // and fills again: it stays bounded, and every lookup is still answered.
+  static constexpr size_t kMaxCachedExtensions = 4096;
+
+  // The extension's entries, read from the table, or from what an earlier
+  // lookup read under the same held snapshot (AllocationTable::hold_reads):
+  // at saturation every lookup of a loop turn, and of the turns after it
+  // until the table changes, skips the LMDB reads and the record decodes.
+  Expected<const BoundLeases*, alloc::TableError> bound_leases(const std::string& extension, int64_t now);
+
   alloc::AllocationTable* table_;
   AgentIdentity identity_;
   EdgePolicy policy_;
   std::array<uint64_t, kAnswerResultCount> answers_{};
+  std::unordered_map<std::string, BoundLeases> cached_;
+  uint64_t cached_snapshot_ = 0;
+  BoundLeases uncached_;  // a lookup's entries read without a held snapshot
 };
 
 }  // namespace tsunagu::lanagent

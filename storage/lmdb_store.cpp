@@ -182,6 +182,8 @@ Expected<uint64_t, StoreError> Transaction::count(DatabaseHandle db) {
   return static_cast<uint64_t>(stat.ms_entries);
 }
 
+uint64_t Transaction::snapshot_id() const { return txn_ != nullptr ? static_cast<uint64_t>(mdb_txn_id(txn_)) : 0; }
+
 Expected<void, StoreError> Transaction::commit() {
   if (txn_ == nullptr) return Unexpected(poisoned_error());
   if (poisoned_) {

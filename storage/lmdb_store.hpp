@@ -107,6 +107,10 @@ class Transaction {
   void abort();
   bool active() const { return txn_ != nullptr; }
   bool poisoned() const { return poisoned_; }
+  // A read transaction's snapshot: the ID of the last write transaction
+  // committed before it began (by any process). Two read transactions with the
+  // same ID see the same data. 0 when not active.
+  uint64_t snapshot_id() const;
 
  private:
   friend class Environment;

@@ -189,6 +189,45 @@ TEST_CASE("lookup: missing attributes and other methods are 400, a foreign versi
   CHECK(error_of(proto::decode(response)->message) == 426);
 }
 
+// Under held reads (a loop turn's lookups, NodeLink::hold_for_turn) a lookup
+// answers from what an earlier one read in the same snapshot; a write by
+// anyone makes a new snapshot. The writer here is a second table handle, as
+// `tsunagu-lan-agent bind` in another process would be: nothing tells the
+// agent's table of the write but LMDB's snapshot ID.
+TEST_CASE("lookup: held reads answer from the snapshot's first read; any write is seen at the next hold") {
+  Fixture f;
+  auto other_writer = alloc::AllocationTable::open(*f.t.env, alloc::TableOptions{});
+  REQUIRE(other_writer.has_value());
+  auto address_of = [&](int64_t now) {
+    auto a = ask(f.core, "4106@acme", "alice", now);
+    REQUIRE(a.message.message_class == proto::MessageClass::success);
+    auto addresses = a.message.find_all(proto::attr::lease_address);
+    REQUIRE(addresses.size() == 1);
+    return proto::read_xor_address(*addresses[0], a.message)->ip_string();
+  };
+  REQUIRE(f.t.table->hold_reads().has_value());
+  CHECK(address_of(T) == "10.99.0.68");
+  CHECK(address_of(T + 60) == "10.99.0.68");
+  // The lease read live expires within the same snapshot: 481, not a stale address.
+  CHECK(error_of(ask(f.core, "4106@acme", "alice", T + 121).message) == 481);
+  f.t.table->release_reads();
+
+  REQUIRE(other_writer->apply(grant("02:0a:0b:0c:0d:0e", "10.99.0.70", T + 300, T + 10), T + 10).has_value());
+  REQUIRE(f.t.table->hold_reads().has_value());
+  CHECK(address_of(T + 20) == "10.99.0.70");
+  CHECK(address_of(T + 20) == "10.99.0.70");
+  f.t.table->release_reads();
+
+  REQUIRE(other_writer->unbind("4106", T + 30).has_value());
+  REQUIRE(f.t.table->hold_reads().has_value());
+  CHECK(error_of(ask(f.core, "4106@acme", "alice", T + 40).message) == 404);
+  f.t.table->release_reads();
+
+  // Without held reads every lookup reads the table itself.
+  REQUIRE(other_writer->bind("4106", *alloc::ClientRef::mac("02:0a:0b:0c:0d:0e"), T + 50).has_value());
+  CHECK(address_of(T + 60) == "10.99.0.70");
+}
+
 TEST_CASE("hello: the request claims every domain and prefix; responses are classified") {
   TempTable t;
   AgentCore core(*t.table, AgentIdentity{"acme", {"acme", "acme2"}, {"+81-6-1234-"}}, EdgePolicy());
