@@ -128,6 +128,15 @@ Expected<void, StoreError> Transaction::put(DatabaseHandle db, ByteView key, Byt
   return {};
 }
 
+Expected<void, StoreError> Transaction::append(DatabaseHandle db, ByteView key, ByteView value) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = injected_write_fault();
+  if (rc == 0) rc = mdb_put(txn_, db, &k, &v, MDB_APPEND);
+  if (rc != 0) return Unexpected(poison(rc, "mdb_put append"));
+  return {};
+}
+
 Expected<bool, StoreError> Transaction::insert(DatabaseHandle db, ByteView key, ByteView value) {
   if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
   MDB_val k = to_val(key), v = to_val(value);

@@ -92,6 +92,11 @@ class Transaction {
   Expected<void, StoreError> put(DatabaseHandle db, ByteView key, ByteView value);
   // Fails with nothing written when the key exists; returns false then.
   Expected<bool, StoreError> insert(DatabaseHandle db, ByteView key, ByteView value);
+  // Writes at the end of the database (MDB_APPEND: no B-tree descent, pages
+  // filled full): the key must sort after every key already there, else the
+  // call fails (MDB_KEYEXIST) and poisons the transaction. For bulk loads of
+  // keys sorted in memory.
+  Expected<void, StoreError> append(DatabaseHandle db, ByteView key, ByteView value);
   // Returns whether the key was there.
   Expected<bool, StoreError> erase(DatabaseHandle db, ByteView key);
   // Visits keys >= from in order until visit returns false.
