@@ -1137,12 +1137,19 @@ class SortedLoad {
     entries_.reserve(entries);
     bytes_.reserve(bytes);
   }
-  // An entry is start(), the key's bytes, end_key(), the value's, end_value().
-  void start() { key_at_ = bytes_.size(); }
+  // An entry is start(), the key's bytes (end_head() after the part that
+  // unique_heads() compares), end_key(), the value's, end_value().
+  void start() {
+    key_at_ = bytes_.size();
+    head_at_ = 0;
+  }
+  void end_head() { head_at_ = bytes_.size(); }
   void end_key() { value_at_ = bytes_.size(); }
   void end_value() {
-    entries_.push_back(Entry{static_cast<uint32_t>(key_at_), static_cast<uint32_t>(value_at_ - key_at_),
-                             static_cast<uint32_t>(value_at_), static_cast<uint32_t>(bytes_.size() - value_at_)});
+    const size_t head_end = head_at_ != 0 ? head_at_ : value_at_;
+    entries_.push_back(Entry{0, static_cast<uint32_t>(key_at_), static_cast<uint32_t>(value_at_ - key_at_),
+                             static_cast<uint32_t>(head_end - key_at_), static_cast<uint32_t>(value_at_),
+                             static_cast<uint32_t>(bytes_.size() - value_at_)});
   }
   void add(std::string_view s) {
     auto b = as_bytes(s);
@@ -1151,20 +1158,43 @@ class SortedLoad {
   void add(char c) { bytes_.push_back(static_cast<std::byte>(c)); }
   Bytes& bytes() { return bytes_; }
 
-  // LMDB's default order: bytes compared unsigned, a prefix first.
+  // LMDB's default order: bytes compared unsigned, a prefix first. Keys of
+  // one database share long prefixes ("4|m=02:00:00:"), so each entry first
+  // gets the 8 bytes after the prefix common to all, big-endian and
+  // zero-padded: a smaller probe means a smaller key; equal probes compare
+  // the keys.
   void sort() {
-    std::sort(entries_.begin(), entries_.end(), [this](const Entry& x, const Entry& y) { return key(x) < key(y); });
+    if (entries_.empty()) return;
+    const std::string_view first = key(entries_[0]);
+    size_t common = first.size();
+    for (const Entry& e : entries_) {
+      const std::string_view k = key(e);
+      size_t n = 0;
+      const size_t limit = std::min(common, k.size());
+      while (n < limit && k[n] == first[n]) ++n;
+      common = n;
+    }
+    for (Entry& e : entries_) {
+      const std::string_view rest = key(e).substr(common);
+      uint64_t probe = 0;
+      for (size_t i = 0; i < 8; ++i)
+        probe = (probe << 8) | (i < rest.size() ? static_cast<unsigned char>(rest[i]) : 0u);
+      e.probe = probe;
+    }
+    std::sort(entries_.begin(), entries_.end(), [this](const Entry& x, const Entry& y) {
+      return x.probe != y.probe ? x.probe < y.probe : key(x) < key(y);
+    });
   }
   // After sort(): whether every key is there once.
   bool unique_keys() const {
     for (size_t i = 1; i < entries_.size(); ++i)
-      if (key(entries_[i - 1]) == key(entries_[i])) return false;
+      if (entries_[i - 1].probe == entries_[i].probe && key(entries_[i - 1]) == key(entries_[i])) return false;
     return true;
   }
-  // After sort(): whether no two keys share the part before their first '\0'.
+  // After sort(): whether no two keys share their heads (end_head()).
   bool unique_heads() const {
     for (size_t i = 1; i < entries_.size(); ++i)
-      if (head(key(entries_[i - 1])) == head(key(entries_[i]))) return false;
+      if (head(entries_[i - 1]) == head(entries_[i])) return false;
     return true;
   }
   Expected<void, storage::StoreError> append_to(Transaction& txn, storage::DatabaseHandle db) const {
@@ -1179,16 +1209,17 @@ class SortedLoad {
 
  private:
   struct Entry {
-    uint32_t key_at, key_len, value_at, value_len;
+    uint64_t probe;
+    uint32_t key_at, key_len, head_len, value_at, value_len;
   };
   std::string_view key(const Entry& e) const {
     return std::string_view(reinterpret_cast<const char*>(bytes_.data()) + e.key_at, e.key_len);
   }
-  static std::string_view head(std::string_view k) { return k.substr(0, k.find('\0')); }
+  std::string_view head(const Entry& e) const { return key(e).substr(0, e.head_len); }
 
   Bytes bytes_;
   std::vector<Entry> entries_;
-  size_t key_at_ = 0, value_at_ = 0;
+  size_t key_at_ = 0, head_at_ = 0, value_at_ = 0;
 };
 
 void add_be64(SortedLoad& load, uint64_t v) {
@@ -1256,6 +1287,7 @@ Expected<bool, TableError> AllocationTable::Batch::bulk_load(const LeaseFileSnap
       by_client.start();
       by_client.add(prefix);
       by_client.add(value);
+      by_client.end_head();
       by_client.add('\0');
       by_client.add(key);
       by_client.end_key();
