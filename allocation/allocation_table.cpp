@@ -1198,13 +1198,10 @@ class SortedLoad {
     return true;
   }
   Expected<void, storage::StoreError> append_to(Transaction& txn, storage::DatabaseHandle db) const {
-    for (const Entry& e : entries_) {
-      if (auto ok = txn.append(db, ByteView(bytes_.data() + e.key_at, e.key_len),
-                               ByteView(bytes_.data() + e.value_at, e.value_len));
-          !ok)
-        return ok;
-    }
-    return {};
+    return txn.append_all(db, entries_.size(), [this](size_t i) {
+      const Entry& e = entries_[i];
+      return std::pair{ByteView(bytes_.data() + e.key_at, e.key_len), ByteView(bytes_.data() + e.value_at, e.value_len)};
+    });
   }
 
  private:

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +98,10 @@ class Transaction {
   // call fails (MDB_KEYEXIST) and poisons the transaction. For bulk loads of
   // keys sorted in memory.
   Expected<void, StoreError> append(DatabaseHandle db, ByteView key, ByteView value);
+  // The same for `count` entries through one cursor, which stays on the last
+  // page (no descent from the root per entry); entry(i) gives the i-th.
+  Expected<void, StoreError> append_all(DatabaseHandle db, size_t count,
+                                        const std::function<std::pair<ByteView, ByteView>(size_t)>& entry);
   // Returns whether the key was there.
   Expected<bool, StoreError> erase(DatabaseHandle db, ByteView key);
   // Visits keys >= from in order until visit returns false.
