@@ -34,29 +34,37 @@ Unexpected<TableError> corrupted() { return fail(TableErrc::corrupted_record, "s
 
 // ---- a small binary writer/reader for stored values ----
 
+// Appends to its own buffer, or to a caller's (the bulk load writes every
+// value of a database into one buffer).
 class Writer {
  public:
-  void u8(uint8_t v) { out_.push_back(std::byte{v}); }
+  Writer() : out_(&own_) {}
+  explicit Writer(Bytes& into) : out_(&into) {}
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  void u8(uint8_t v) { out_->push_back(std::byte{v}); }
   void i64(int64_t v) {
-    size_t at = out_.size();
-    out_.resize(at + 8);
-    store_be64(out_.data() + at, static_cast<uint64_t>(v));
+    size_t at = out_->size();
+    out_->resize(at + 8);
+    store_be64(out_->data() + at, static_cast<uint64_t>(v));
   }
   void str(std::string_view s) {
-    size_t at = out_.size();
-    out_.resize(at + 2);
-    store_be16(out_.data() + at, static_cast<uint16_t>(s.size()));
+    size_t at = out_->size();
+    out_->resize(at + 2);
+    store_be16(out_->data() + at, static_cast<uint16_t>(s.size()));
     auto b = as_bytes(s);
-    out_.insert(out_.end(), b.begin(), b.end());
+    out_->insert(out_->end(), b.begin(), b.end());
   }
   void address(const proto::SocketAddress& a) {
     u8(static_cast<uint8_t>(a.family));
     for (uint8_t b : a.ip) u8(b);
   }
-  const Bytes& bytes() const { return out_; }
+  const Bytes& bytes() const { return *out_; }
 
  private:
-  Bytes out_;
+  Bytes own_;
+  Bytes* out_;
 };
 
 class Reader {
@@ -99,8 +107,17 @@ class Reader {
   size_t pos_ = 0;
 };
 
-Bytes encode_record(const LeaseRecord& r) {
-  Writer w;
+// A LeaseRecord's stored form, from its parts (the bulk load has them in a
+// LeaseEvent and a key buffer, and builds no LeaseRecord).
+struct RecordParts {
+  LeaseState state;
+  ServerKind source;
+  const proto::SocketAddress& address;
+  int64_t expires, live_until, reported_at, updated_at;
+  std::string_view key, mac, client_id, hostname, server;
+};
+
+void write_record(Writer& w, const RecordParts& r) {
   w.u8(kRecordVersion);
   w.u8(static_cast<uint8_t>(r.state));
   w.u8(static_cast<uint8_t>(r.source));
@@ -114,6 +131,12 @@ Bytes encode_record(const LeaseRecord& r) {
   w.str(r.client_id);
   w.str(r.hostname);
   w.str(r.server);
+}
+
+Bytes encode_record(const LeaseRecord& r) {
+  Writer w;
+  write_record(w, RecordParts{r.state, r.source, r.address, r.expires, r.live_until, r.reported_at, r.updated_at,
+                              r.key, r.mac, r.client_id, r.hostname, r.server});
   return w.bytes();
 }
 
@@ -131,13 +154,18 @@ std::optional<LeaseRecord> decode_record(ByteView in) {
   return rec;
 }
 
+void write_binding(Writer& w, BindingOrigin origin, int64_t since, std::string_view extension,
+                   std::string_view client_key) {
+  w.u8(kRecordVersion);
+  w.u8(static_cast<uint8_t>(origin));
+  w.i64(since);
+  w.str(extension);
+  w.str(client_key);
+}
+
 Bytes encode_binding(const ExtensionBinding& b) {
   Writer w;
-  w.u8(kRecordVersion);
-  w.u8(static_cast<uint8_t>(b.origin));
-  w.i64(b.since);
-  w.str(b.extension);
-  w.str(b.client.index_key());
+  write_binding(w, b.origin, b.since, b.extension, b.client.index_key());
   return w.bytes();
 }
 
@@ -156,16 +184,21 @@ std::optional<ExtensionBinding> decode_binding(ByteView in) {
   return b;
 }
 
+void write_history(Writer& w, ChangeKind kind, uint64_t sequence, int64_t at, int64_t expires,
+                   const proto::SocketAddress* address, std::string_view client) {
+  w.u8(kRecordVersion);
+  w.u8(static_cast<uint8_t>(kind));
+  w.i64(static_cast<int64_t>(sequence));
+  w.i64(at);
+  w.i64(expires);
+  w.u8(address != nullptr ? 1 : 0);
+  if (address != nullptr) w.address(*address);
+  w.str(client);
+}
+
 Bytes encode_history(const HistoryEntry& h) {
   Writer w;
-  w.u8(kRecordVersion);
-  w.u8(static_cast<uint8_t>(h.kind));
-  w.i64(static_cast<int64_t>(h.sequence));
-  w.i64(h.at);
-  w.i64(h.expires);
-  w.u8(h.address ? 1 : 0);
-  if (h.address) w.address(*h.address);
-  w.str(h.client);
+  write_history(w, h.kind, h.sequence, h.at, h.expires, h.address ? &*h.address : nullptr, h.client);
   return w.bytes();
 }
 
@@ -345,6 +378,19 @@ Order compare(const LeaseEvent& e, const LeaseRecord& r) {
     return Order::newer;
   }
   return Order::duplicate;
+}
+
+// Without an expiry, a lease lives `assumed` seconds from its report.
+int64_t live_until_of(int64_t expires, int64_t reported_at, int64_t assumed) {
+  return expires != LeaseEvent::kUnknownExpiry ? expires
+                                               : std::min(reported_at, LeaseEvent::kInfinite - assumed) + assumed;
+}
+
+// An active lease's deadline is its end (kInfinite: none); an ended record's
+// is when its tombstone may go.
+int64_t deadline_for(LeaseState state, int64_t live_until, int64_t updated_at, int64_t retention) {
+  if (state == LeaseState::active) return live_until;
+  return updated_at > LeaseEvent::kInfinite - retention ? LeaseEvent::kInfinite : updated_at + retention;
 }
 
 Expected<void, TableError> validate(const LeaseEvent& e) {
@@ -621,9 +667,7 @@ Expected<std::optional<int64_t>, TableError> AllocationTable::next_deadline() {
 // ---------------- Batch ----------------
 
 int64_t AllocationTable::Batch::deadline_of(const LeaseRecord& r) const {
-  if (r.state == LeaseState::active) return r.live_until;  // kInfinite: no deadline
-  const int64_t retention = table_->options_.tombstone_retention;
-  return r.updated_at > LeaseEvent::kInfinite - retention ? LeaseEvent::kInfinite : r.updated_at + retention;
+  return deadline_for(r.state, r.live_until, r.updated_at, table_->options_.tombstone_retention);
 }
 
 Expected<void, TableError> AllocationTable::Batch::store(const LeaseRecord& r, const std::optional<LeaseRecord>& before) {
@@ -908,9 +952,7 @@ Expected<ApplyResult, TableError> AllocationTable::Batch::apply(const LeaseEvent
       (*existing)->live_until != LeaseEvent::kInfinite && (*existing)->reported_at > 0 &&
       (*existing)->live_until > (*existing)->reported_at)
     assumed = (*existing)->live_until - (*existing)->reported_at;
-  next.live_until = next.expires != LeaseEvent::kUnknownExpiry
-                        ? next.expires
-                        : std::min(event.reported_at, LeaseEvent::kInfinite - assumed) + assumed;
+  next.live_until = live_until_of(next.expires, event.reported_at, assumed);
   next.updated_at = now;
   if (auto ok = store(next, *existing); !ok) return Unexpected(ok.error());
 
@@ -1003,6 +1045,9 @@ Expected<std::vector<TableChange>, TableError> AllocationTable::Batch::expire_st
 
 Expected<SyncResult, TableError> AllocationTable::Batch::sync(const LeaseFileSnapshot& snapshot, int64_t now) {
   SyncResult result;
+  auto bulk = bulk_load(snapshot, now, result);
+  if (!bulk) return Unexpected(bulk.error());
+  if (*bulk) return result;
   if (auto ok = sync_leases(snapshot, 0, snapshot.leases.size(), now, result); !ok) return Unexpected(ok.error());
   if (auto ok = sync_absent(snapshot, now, result); !ok) return Unexpected(ok.error());
   return result;
@@ -1079,6 +1124,248 @@ Expected<void, TableError> AllocationTable::Batch::sync_absent(const LeaseFileSn
     ++result.ended_absent;
   }
   return {};
+}
+
+namespace {
+
+// The keys and values of one database, in one buffer, sorted in memory before
+// they are appended in order (MDB_APPEND: no descent, no comparison per level,
+// pages filled full).
+class SortedLoad {
+ public:
+  void reserve(size_t entries, size_t bytes) {
+    entries_.reserve(entries);
+    bytes_.reserve(bytes);
+  }
+  // An entry is start(), the key's bytes (end_head() after the part that
+  // unique_heads() compares), end_key(), the value's, end_value().
+  void start() {
+    key_at_ = bytes_.size();
+    head_at_ = 0;
+  }
+  void end_head() { head_at_ = bytes_.size(); }
+  void end_key() { value_at_ = bytes_.size(); }
+  void end_value() {
+    const size_t head_end = head_at_ != 0 ? head_at_ : value_at_;
+    entries_.push_back(Entry{0, static_cast<uint32_t>(key_at_), static_cast<uint32_t>(value_at_ - key_at_),
+                             static_cast<uint32_t>(head_end - key_at_), static_cast<uint32_t>(value_at_),
+                             static_cast<uint32_t>(bytes_.size() - value_at_)});
+  }
+  void add(std::string_view s) {
+    auto b = as_bytes(s);
+    bytes_.insert(bytes_.end(), b.begin(), b.end());
+  }
+  void add(char c) { bytes_.push_back(static_cast<std::byte>(c)); }
+  Bytes& bytes() { return bytes_; }
+
+  // LMDB's default order: bytes compared unsigned, a prefix first. Keys of
+  // one database share long prefixes ("4|m=02:00:00:"), so each entry first
+  // gets the 8 bytes after the prefix common to all, big-endian and
+  // zero-padded: a smaller probe means a smaller key; equal probes compare
+  // the keys.
+  void sort() {
+    if (entries_.empty()) return;
+    const std::string_view first = key(entries_[0]);
+    size_t common = first.size();
+    for (const Entry& e : entries_) {
+      const std::string_view k = key(e);
+      size_t n = 0;
+      const size_t limit = std::min(common, k.size());
+      while (n < limit && k[n] == first[n]) ++n;
+      common = n;
+    }
+    for (Entry& e : entries_) {
+      const std::string_view rest = key(e).substr(common);
+      uint64_t probe = 0;
+      for (size_t i = 0; i < 8; ++i)
+        probe = (probe << 8) | (i < rest.size() ? static_cast<unsigned char>(rest[i]) : 0u);
+      e.probe = probe;
+    }
+    std::sort(entries_.begin(), entries_.end(), [this](const Entry& x, const Entry& y) {
+      return x.probe != y.probe ? x.probe < y.probe : key(x) < key(y);
+    });
+  }
+  // After sort(): whether every key is there once.
+  bool unique_keys() const {
+    for (size_t i = 1; i < entries_.size(); ++i)
+      if (entries_[i - 1].probe == entries_[i].probe && key(entries_[i - 1]) == key(entries_[i])) return false;
+    return true;
+  }
+  // After sort(): whether no two keys share their heads (end_head()).
+  bool unique_heads() const {
+    for (size_t i = 1; i < entries_.size(); ++i)
+      if (head(entries_[i - 1]) == head(entries_[i])) return false;
+    return true;
+  }
+  Expected<void, storage::StoreError> append_to(Transaction& txn, storage::DatabaseHandle db) const {
+    return txn.append_all(db, entries_.size(), [this](size_t i) {
+      const Entry& e = entries_[i];
+      return std::pair{ByteView(bytes_.data() + e.key_at, e.key_len), ByteView(bytes_.data() + e.value_at, e.value_len)};
+    });
+  }
+
+ private:
+  struct Entry {
+    uint64_t probe;
+    uint32_t key_at, key_len, head_len, value_at, value_len;
+  };
+  std::string_view key(const Entry& e) const {
+    return std::string_view(reinterpret_cast<const char*>(bytes_.data()) + e.key_at, e.key_len);
+  }
+  std::string_view head(const Entry& e) const { return key(e).substr(0, e.head_len); }
+
+  Bytes bytes_;
+  std::vector<Entry> entries_;
+  size_t key_at_ = 0, head_at_ = 0, value_at_ = 0;
+};
+
+void add_be64(SortedLoad& load, uint64_t v) {
+  char b[8];
+  store_be64(reinterpret_cast<std::byte*>(b), v);
+  load.add(std::string_view(b, 8));
+}
+
+}  // namespace
+
+Expected<bool, TableError> AllocationTable::Batch::bulk_load(const LeaseFileSnapshot& snapshot, int64_t now,
+                                                             SyncResult& result) {
+  const Databases& db = table_->dbs_;
+  for (storage::DatabaseHandle h :
+       {db.leases, db.by_client, db.by_address, db.deadlines, db.bindings, db.bound, db.history, db.conflicts}) {
+    auto entries = txn_.count(h);
+    if (!entries) return store_fail(entries.error());
+    if (*entries != 0) return false;
+  }
+  // The data must be free of the cases where one lease's apply reads what an
+  // earlier one wrote: two records of one lease, one client (MAC or
+  // client-id) in two leases, one address in two live leases, one extension
+  // learned twice. Such a file takes the per-lease path.
+  const TableOptions& options = table_->options_;
+  const size_t n = snapshot.leases.size();
+  SortedLoad leases, by_client, by_address, deadlines, bindings, bound, history;
+  leases.reserve(n, n * 128);
+  by_client.reserve(2 * n, n * 64);
+  by_address.reserve(n, n * 40);
+  deadlines.reserve(n, n * 40);
+  bindings.reserve(n, n * 48);
+  bound.reserve(n, n * 32);
+  history.reserve(2 * n, n * 128);
+  std::optional<uint64_t> sequence;
+  std::string key, client;  // reused: no heap string per lease
+  size_t applied = 0;
+  std::vector<TableChange> changes;
+  for (const LeaseEvent& e : snapshot.leases) {
+    if (!validate(e)) continue;
+    ++applied;
+    key.clear();
+    append_lease_key(e, key);
+    const LeaseState state = state_for(e.action);
+    const bool active = state == LeaseState::active;
+    const int64_t live_until = live_until_of(e.expires, e.reported_at, options.assumed_lease_seconds);
+    const RecordParts record{state, e.source, e.address, e.expires, live_until, e.reported_at, now,
+                             key,   e.mac,    e.client_id, e.hostname, e.server};
+    leases.start();
+    leases.add(key);
+    leases.end_key();
+    Writer record_writer(leases.bytes());
+    write_record(record_writer, record);
+    leases.end_value();
+
+    if (const int64_t deadline = deadline_for(state, live_until, now, options.tombstone_retention);
+        deadline != LeaseEvent::kInfinite) {
+      deadlines.start();
+      add_be64(deadlines, static_cast<uint64_t>(deadline));
+      deadlines.add(key);
+      deadlines.end_key();
+      deadlines.end_value();
+    }
+    for (const auto& [prefix, value] : {std::pair<std::string_view, std::string_view>{"m=", e.mac}, {"c=", e.client_id}}) {
+      if (value.empty()) continue;
+      by_client.start();
+      by_client.add(prefix);
+      by_client.add(value);
+      by_client.end_head();
+      by_client.add('\0');
+      by_client.add(key);
+      by_client.end_key();
+      by_client.end_value();
+    }
+    if (active) {
+      by_address.start();
+      by_address.add(static_cast<char>(e.address.family));
+      const size_t ip_len = e.address.family == proto::SocketAddress::Family::ipv4 ? 4 : 16;
+      for (size_t i = 0; i < ip_len; ++i) by_address.add(static_cast<char>(e.address.ip[i]));
+      by_address.end_key();
+      by_address.add(key);
+      by_address.end_value();
+    }
+
+    std::optional<std::string> ext;
+    if (active && options.hostname_rule && !e.hostname.empty()) ext = options.hostname_rule->extension_for(e.hostname);
+    if (ext) {
+      client.assign(e.mac.empty() ? "c=" : "m=");
+      client.append(e.mac.empty() ? e.client_id : e.mac);
+      bindings.start();
+      bindings.add(*ext);
+      bindings.end_key();
+      Writer binding_writer(bindings.bytes());
+      write_binding(binding_writer, BindingOrigin::hostname_rule, now, *ext, client);
+      bindings.end_value();
+      bound.start();
+      bound.add(client);
+      bound.end_key();
+      bound.add(*ext);
+      bound.end_value();
+      if (!sequence) {
+        auto stored = txn_.get(db.meta, as_bytes(kSequenceKey));
+        if (!stored) return store_fail(stored.error());
+        sequence = *stored && (*stored)->size() == 8 ? load_be64((*stored)->data()) : 1;
+      }
+      // The learned binding, then the grant: per-lease apply's two entries
+      // (the oldest dropped when history_depth is 1).
+      const uint64_t learned_at = (*sequence)++, granted_at = (*sequence)++;
+      auto add_entry = [&](uint64_t seq, ChangeKind kind, int64_t expires, const proto::SocketAddress* address) {
+        history.start();
+        history.add(*ext);
+        history.add('\0');
+        add_be64(history, seq);
+        history.end_key();
+        Writer history_writer(history.bytes());
+        write_history(history_writer, kind, seq, now, expires, address, client);
+        history.end_value();
+      };
+      if (options.history_depth >= 2) add_entry(learned_at, ChangeKind::binding_learned, 0, nullptr);
+      add_entry(granted_at, ChangeKind::lease_granted, e.expires, &e.address);
+    }
+    if (result.list_changes && active) {
+      LeaseRecord r{std::string(key), state, e.source, e.address, e.mac, e.client_id, e.hostname, e.server,
+                    e.expires, live_until, e.reported_at, now};
+      changes.push_back(TableChange{ChangeKind::lease_granted, ext.value_or(""), std::move(r), std::nullopt, std::nullopt});
+      if (ext) {
+        ClientRef ref{e.mac.empty() ? ClientRef::Kind::client_id : ClientRef::Kind::mac,
+                      e.mac.empty() ? e.client_id : e.mac};
+        changes.push_back(TableChange{ChangeKind::binding_learned, *ext, std::nullopt, std::nullopt,
+                                      ExtensionBinding{*ext, std::move(ref), BindingOrigin::hostname_rule, now}});
+      }
+    }
+  }
+  for (SortedLoad* load : {&leases, &by_client, &by_address, &deadlines, &bindings, &bound, &history}) load->sort();
+  if (!leases.unique_keys() || !by_client.unique_heads() || !by_address.unique_keys() || !bindings.unique_keys())
+    return false;
+  const std::pair<SortedLoad*, storage::DatabaseHandle> loads[] = {
+      {&leases, db.leases},     {&by_client, db.by_client}, {&by_address, db.by_address}, {&deadlines, db.deadlines},
+      {&bindings, db.bindings}, {&bound, db.bound},         {&history, db.history}};
+  for (const auto& [load, handle] : loads) {
+    if (auto ok = load->append_to(txn_, handle); !ok) return store_fail(ok.error());
+  }
+  if (sequence) next_sequence_ = sequence;
+  counted_extension_.reset();
+  result.applied += applied;
+  // Every lease in the table now came from this file: none is absent.
+  result.absent_checked = snapshot.bad_records == 0;
+  if (result.list_changes)
+    for (auto& c : changes) result.changes.push_back(std::move(c));
+  return true;
 }
 
 Expected<void, TableError> AllocationTable::Batch::commit() {

@@ -160,6 +160,13 @@ class AllocationTable::Batch {
   Expected<void, TableError> sync_leases(const LeaseFileSnapshot& snapshot, size_t first, size_t end, int64_t now,
                                          SyncResult& result);
   Expected<void, TableError> sync_absent(const LeaseFileSnapshot& snapshot, int64_t now, SyncResult& result);
+  // The whole of sync for a table with no lease, binding, history or conflict
+  // yet (the first sync, a rebuild after a power cut), when no lease of the
+  // file reads what another wrote (each lease key, MAC, client-id, live
+  // address and learned extension once): the same table as sync, written as
+  // sorted appends per database. Returns false, having written nothing, when
+  // the table or the file is not such a case; the caller then syncs.
+  Expected<bool, TableError> bulk_load(const LeaseFileSnapshot& snapshot, int64_t now, SyncResult& result);
   Expected<void, TableError> commit();
 
  private:

@@ -1246,11 +1246,22 @@ on_start = false
         for i in range(100000):
             mac = f"02:00:00:{(i >> 16) & 0xff:02x}:{(i >> 8) & 0xff:02x}:{i & 0xff:02x}"
             f.write(f"{expiry} {mac} 10.{(i >> 16) & 0xff}.{(i >> 8) & 0xff}.{i & 0xff} ext-{10000 + i} *\n")
+    # Into an empty table of its own first (the first sync, or the rebuild
+    # after a power cut: the bulk load), again unchanged, then into the
+    # running agent's table, which holds the hook runs' leases (lease by lease).
+    empty_table_config = os.path.join(agent_dir, "sync-empty.toml")
+    with open(config) as f:
+        text = f.read()
+    with open(empty_table_config, "w") as f:
+        f.write(text.replace(f'data_directory = "{agent_dir}/data"', f'data_directory = "{agent_dir}/data-sync"')
+                .replace(f'socket = "{socket_path}"', f'socket = "{agent_dir}/hook-sync.sock"'))
     syncs = []
-    for label in ("into the table", "again, unchanged"):
-        argv = pin(ctx["server_cpu"]) + [agent_binary, "sync", "-c", config, "--from", f"dnsmasq:{leases}",
+    for label, sync_config in (("into an empty table", empty_table_config),
+                               ("again, unchanged", empty_table_config),
+                               ("into the agent's table (hook leases in it)", config)):
+        argv = pin(ctx["server_cpu"]) + [agent_binary, "sync", "-c", sync_config, "--from", f"dnsmasq:{leases}",
                                          "--no-progress"]
-        if label == "into the table":
+        if label == "into an empty table":
             commands_run.append(" ".join(argv))
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
@@ -1295,10 +1306,12 @@ on_start = false
          "", ""),
         ("5. the disk's fdatasync p50 / p90, ms (no longer under an ACK: the table flushes once a second)",
          f"{results['fdatasync_ms']['p50']:.2f} / {results['fdatasync_ms']['p90']:.2f}", "", ""),
-        ("5. sync of a 100,000-lease dnsmasq file into the table, s (wall / CPU)",
+        ("5. sync of a 100,000-lease dnsmasq file into an empty table, s (wall / CPU)",
          f"{syncs[0]['wall_s']:.2f} / {syncs[0]['cpu_s']:.2f}", "", ""),
         ("5. the same file again (unchanged), s (wall / CPU)", f"{syncs[1]['wall_s']:.2f} / {syncs[1]['cpu_s']:.2f}",
          "", ""),
+        ("5. the same file into the agent's table, which holds the hook runs' leases, s (wall / CPU)",
+         f"{syncs[2]['wall_s']:.2f} / {syncs[2]['cpu_s']:.2f}", "", ""),
     ]
     best = max(f1["events_per_s"], f64["events_per_s"])
     verdicts = [
@@ -1309,7 +1322,8 @@ on_start = false
                             + (", met only with batched calls" if best >= 20000 else "")),
         f"5. real hook >= 500 events/s one at a time: {results['hook_program']['events_per_s']:,.0f}/s "
         + ("MET" if results["hook_program"]["events_per_s"] >= 500 else "MISSED"),
-        f"5. 100,000-lease sync <= 1 s: {syncs[0]['wall_s']:.2f} s " + ("MET" if syncs[0]["wall_s"] <= 1 else "MISSED"),
+        f"5. 100,000-lease sync into an empty table <= 1 s: {syncs[0]['wall_s']:.2f} s wall, "
+        f"{syncs[0]['cpu_s']:.2f} s CPU " + ("MET" if syncs[0]["wall_s"] <= 1 else "MISSED"),
     ]
     return rows, verdicts
 

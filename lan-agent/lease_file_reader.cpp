@@ -67,6 +67,19 @@ Expected<alloc::SyncResult, alloc::TableError> sync_snapshot(alloc::AllocationTa
   alloc::SyncResult result;
   result.list_changes = list_changes;
   if (list_changes) result.changes.reserve(snapshot.leases.size() * 2);
+  {
+    // Into an empty table (the first sync, a rebuild): one batch of sorted
+    // appends, when the file allows it (AllocationTable::Batch::bulk_load).
+    auto batch = table.begin_batch();
+    if (!batch) return Unexpected(batch.error());
+    auto bulk = batch->bulk_load(snapshot, now, result);
+    if (!bulk) return Unexpected(bulk.error());
+    if (*bulk) {
+      if (auto ok = batch->commit(); !ok) return Unexpected(ok.error());
+      if (progress && snapshot.leases.size() > kProgressLeases) progress(snapshot.leases.size(), snapshot.leases.size());
+      return result;
+    }
+  }
   for (size_t at = 0; at < snapshot.leases.size(); at += kSyncChunk) {
     auto batch = table.begin_batch();
     if (!batch) return Unexpected(batch.error());

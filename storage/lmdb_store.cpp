@@ -128,6 +128,32 @@ Expected<void, StoreError> Transaction::put(DatabaseHandle db, ByteView key, Byt
   return {};
 }
 
+Expected<void, StoreError> Transaction::append(DatabaseHandle db, ByteView key, ByteView value) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_val k = to_val(key), v = to_val(value);
+  int rc = injected_write_fault();
+  if (rc == 0) rc = mdb_put(txn_, db, &k, &v, MDB_APPEND);
+  if (rc != 0) return Unexpected(poison(rc, "mdb_put append"));
+  return {};
+}
+
+Expected<void, StoreError> Transaction::append_all(
+    DatabaseHandle db, size_t count, const std::function<std::pair<ByteView, ByteView>(size_t)>& entry) {
+  if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
+  MDB_cursor* cursor = nullptr;
+  int rc = mdb_cursor_open(txn_, db, &cursor);
+  if (rc != 0) return Unexpected(poison(rc, "mdb_cursor_open"));
+  for (size_t i = 0; i < count && rc == 0; ++i) {
+    auto [key, value] = entry(i);
+    MDB_val k = to_val(key), v = to_val(value);
+    rc = injected_write_fault();
+    if (rc == 0) rc = mdb_cursor_put(cursor, &k, &v, MDB_APPEND);
+  }
+  mdb_cursor_close(cursor);
+  if (rc != 0) return Unexpected(poison(rc, "mdb_cursor_put append"));
+  return {};
+}
+
 Expected<bool, StoreError> Transaction::insert(DatabaseHandle db, ByteView key, ByteView value) {
   if (poisoned_ || txn_ == nullptr) return Unexpected(poisoned_error());
   MDB_val k = to_val(key), v = to_val(value);

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <memory>
 #include <optional>
 #include <string>
@@ -92,6 +93,15 @@ class Transaction {
   Expected<void, StoreError> put(DatabaseHandle db, ByteView key, ByteView value);
   // Fails with nothing written when the key exists; returns false then.
   Expected<bool, StoreError> insert(DatabaseHandle db, ByteView key, ByteView value);
+  // Writes at the end of the database (MDB_APPEND: no B-tree descent, pages
+  // filled full): the key must sort after every key already there, else the
+  // call fails (MDB_KEYEXIST) and poisons the transaction. For bulk loads of
+  // keys sorted in memory.
+  Expected<void, StoreError> append(DatabaseHandle db, ByteView key, ByteView value);
+  // The same for `count` entries through one cursor, which stays on the last
+  // page (no descent from the root per entry); entry(i) gives the i-th.
+  Expected<void, StoreError> append_all(DatabaseHandle db, size_t count,
+                                        const std::function<std::pair<ByteView, ByteView>(size_t)>& entry);
   // Returns whether the key was there.
   Expected<bool, StoreError> erase(DatabaseHandle db, ByteView key);
   // Visits keys >= from in order until visit returns false.
