@@ -55,7 +55,7 @@ void add_account(PgConnection& connection, const std::string& user_id) {
 
 TEST_CASE("schema 3 from empty: agent_enroll exists and routes are checked for their form") {
   auto connection = connect_to(migrated_database());
-  CHECK(latest_schema_version() == 3);
+  CHECK(latest_schema_version() >= 3);
   CHECK(text(*connection, "SELECT to_regproc('agent_enroll') IS NOT NULL") == "t");
   REQUIRE(connection->exec("INSERT INTO agents (name, enrolled_at) VALUES ('x', 1)"));
   for (const char* route : {"acme", "q:acme", "p:81", "d:a@b"}) {
@@ -83,7 +83,9 @@ TEST_CASE("schema 3 from version 2: the enrolments written under version 2 are k
   auto report = migrate(*connection);
   REQUIRE_MESSAGE(report, (report ? "" : report.error().detail));
   CHECK(report->from == 2);
-  CHECK(report->applied == std::vector<int>{3});
+  REQUIRE_FALSE(report->applied.empty());
+  CHECK(report->applied.front() == 3);
+  CHECK(report->to == latest_schema_version());
   CHECK(require_current_schema(*connection).has_value());
   auto agents = pg_list_agents(*connection);
   REQUIRE(agents);
