@@ -100,6 +100,13 @@ class AccountDirectory {
   virtual Expected<bool, StoreError> create(const Account& account) = 0;
   virtual Expected<void, StoreError> update(const Account& account) = 0;
   virtual Expected<void, StoreError> record_login(std::string_view user_id, const LoginRecord& record) = 0;
+  // The directory's scan (docs/directory.md): up to `limit` published accounts
+  // (Account::publish) with IDs greater than `after`, in byte order of the ID.
+  virtual Expected<std::vector<Account>, StoreError> list_published(std::string_view after, size_t limit) = 0;
+  // A profile change (profile_set): writes the fields a user may change
+  // (rendezvous::apply_profile_change) and nothing else, and never brings
+  // back an account removed meanwhile. A later find in the same turn sees it.
+  virtual Expected<void, StoreError> update_profile(const Account& account) { return update(account); }
   // The secret behind SCRAM's dummy salts; nodes sharing accounts share it,
   // or comparing two nodes' salts would tell unknown IDs from accounts.
   virtual const Bytes& dummy_salt_key() const = 0;

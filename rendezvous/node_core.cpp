@@ -368,11 +368,10 @@ bool NodeCore::refuse_unshared_feature(LinkId link, const proto::Message& reques
     case sig::method::voicemail_finish:
     case sig::method::voicemail_list:
     case sig::method::voicemail_fetch:
-    case sig::method::voicemail_delete: feature = "voicemail"; break;
-    case sig::method::directory_search:
-    case sig::method::directory_categories:
-    case sig::method::profile_get:
-    case sig::method::profile_set: feature = "the directory and profiles"; break;
+    case sig::method::voicemail_delete:
+      if (shared_voicemail_ != nullptr) return false;
+      feature = "voicemail";
+      break;
     default: return false;
   }
   reply_error(link, request, sig::error::not_implemented,
@@ -1091,6 +1090,26 @@ Expected<void, storage::StoreError> NodeCore::TurnAccounts::record_login(std::st
   return core_.store_.record_login(*txn, user_id, record);
 }
 
+Expected<std::vector<Account>, storage::StoreError> NodeCore::TurnAccounts::list_published(std::string_view after,
+                                                                                          size_t limit) {
+  constexpr size_t scan_batch = 256;
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  std::vector<Account> published;
+  // LMDB has no index of published rows: the scan reads every account past the cursor.
+  std::string from = after.empty() ? std::string() : std::string(after) + '\0';
+  while (published.size() < limit) {
+    auto batch = core_.store_.list(*txn, from, scan_batch);
+    if (!batch) return Unexpected(batch.error());
+    bool last = batch->size() < scan_batch;
+    if (!last) from = batch->back().user_id + '\0';
+    for (auto& account : *batch)
+      if (account.publish && published.size() < limit) published.push_back(std::move(account));
+    if (last) break;
+  }
+  return published;
+}
+
 std::string_view to_string(LookupResult result) {
   switch (result) {
     case LookupResult::found: return "found";
@@ -1162,6 +1181,11 @@ size_t NodeCore::agent_link_count() const {
 
 Expected<VoicemailStore::Usage, storage::StoreError> NodeCore::voicemail_usage() {
   if (!voicemail_) return Unexpected(open_error_.value_or(storage::StoreError{}));
+  if (shared_voicemail_ != nullptr) {
+    auto totals = shared_voicemail_->totals({});
+    if (!totals) return Unexpected(totals.error());
+    return totals->all;
+  }
   auto txn = store_.begin_read();
   if (!txn) return Unexpected(txn.error());
   auto totals = voicemail_->totals(*txn, {});

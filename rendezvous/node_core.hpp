@@ -38,6 +38,7 @@
 #include "rendezvous/login_limiter.hpp"
 #include "rendezvous/presence_table.hpp"
 #include "rendezvous/upload_table.hpp"
+#include "rendezvous/voicemail_boxes.hpp"
 #include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
 #include "security/random.hpp"
@@ -285,6 +286,10 @@ class NodeCore {
   // instead of the store's AgentRegistry, and agent links are served in
   // cluster mode; it must outlive the core.
   void use_shared_agents(AgentDirectory* agents) { shared_agents_ = agents; }
+  // Voicemail is kept in `mailboxes` (cluster mode: PostgreSQL) instead of
+  // the store's VoicemailStore; its writes must join `shared_accounts`' turn
+  // (the replies wait for that commit). It must outlive the core.
+  void use_shared_voicemail(VoicemailBoxes* mailboxes) { shared_voicemail_ = mailboxes; }
 
   void link_opened(LinkId link, const proto::SocketAddress& observed, Now now);
   // A link on the agent listener finished TLS with a client certificate from
@@ -771,6 +776,7 @@ class NodeCore {
     Expected<bool, StoreError> create(const Account& account) override;
     Expected<void, StoreError> update(const Account& account) override;
     Expected<void, StoreError> record_login(std::string_view user_id, const LoginRecord& record) override;
+    Expected<std::vector<Account>, StoreError> list_published(std::string_view after, size_t limit) override;
     const Bytes& dummy_salt_key() const override { return core_.store_.dummy_salt_key(); }
 
    private:
@@ -820,6 +826,28 @@ class NodeCore {
   std::unique_ptr<ForwardTable> forwards_ = std::make_unique<LocalForwardTable>();
   std::unique_ptr<CallTable> calls_ = std::make_unique<LocalCallTable>();
   std::optional<VoicemailStore> voicemail_;
+  // The embedded default's mailboxes: VoicemailStore in this turn's LMDB transaction.
+  class TurnVoicemail final : public VoicemailBoxes {
+   public:
+    explicit TurnVoicemail(NodeCore& core) : core_(core) {}
+    Expected<Usage, StoreError> usage(std::string_view mailbox) override;
+    Expected<Totals, StoreError> totals(std::string_view domain) override;
+    Expected<std::vector<proto::VoicemailEntry>, StoreError> list(std::string_view mailbox, uint64_t after,
+                                                                  size_t limit) override;
+    Expected<std::optional<proto::VoicemailEntry>, StoreError> find(std::string_view mailbox, uint64_t id) override;
+    Expected<std::optional<Bytes>, StoreError> read(std::string_view mailbox, uint64_t id, uint64_t offset,
+                                                    size_t max) override;
+    Expected<uint64_t, StoreError> add(std::string_view mailbox, std::string_view caller, uint64_t time,
+                                       ByteView data) override;
+    Expected<bool, StoreError> remove(std::string_view mailbox, uint64_t id) override;
+    Expected<size_t, StoreError> expire(uint64_t older_than, size_t max) override;
+
+   private:
+    NodeCore& core_;
+  };
+  TurnVoicemail turn_voicemail_{*this};
+  VoicemailBoxes* shared_voicemail_ = nullptr;  // null: turn_voicemail_
+  VoicemailBoxes& mailboxes() { return shared_voicemail_ != nullptr ? *shared_voicemail_ : turn_voicemail_; }
   std::unique_ptr<UploadTable> uploads_;
   struct SenderDay {
     uint64_t day = 0;  // Unix days

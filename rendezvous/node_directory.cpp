@@ -15,18 +15,17 @@ constexpr size_t scan_batch = 256;
 // Room for DIRECTORY-ENTRY attributes in one answer, under the 16 KiB message limit.
 constexpr size_t max_page_bytes = 14 * 1024;
 
-// Feeds accounts after `after` in user-ID order to `offer` until it returns false.
+// Feeds published accounts after `after` in user-ID order to `offer` until it
+// returns false; from the node's LMDB or, in cluster mode, PostgreSQL.
 template <class Offer>
-Expected<void, storage::StoreError> scan_accounts(AccountStore& store, storage::Transaction& txn, std::string after,
-                                                  Offer&& offer) {
-  std::string from = after.empty() ? std::string() : after + '\0';
+Expected<void, storage::StoreError> scan_published(AccountDirectory& accounts, std::string after, Offer&& offer) {
   while (true) {
-    auto batch = store.list(txn, from, scan_batch);
+    auto batch = accounts.list_published(after, scan_batch);
     if (!batch) return Unexpected(batch.error());
     for (const auto& account : *batch)
       if (!offer(account)) return {};
     if (batch->size() < scan_batch) return {};
-    from = batch->back().user_id + '\0';
+    after = batch->back().user_id;
   }
 }
 
@@ -76,11 +75,9 @@ void NodeCore::handle_directory_search(LinkId link, LinkState& state, const prot
   if (const auto* c = request.find(sig::attr::directory_cursor)) after = proto::read_string(*c);
   auto query = make_directory_query(kind, proto::read_string(*text), after, limit);
   if (!query) return reply_error(link, request, sig::error::bad_request, "Bad Request: " + query.error());
-  auto* txn = read_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   ++counters_.directory_searches;
   DirectoryPager pager(std::move(*query));
-  auto scanned = scan_accounts(store_, *txn, pager.after(), [&](const Account& a) { return pager.offer(a); });
+  auto scanned = scan_published(accounts_, pager.after(), [&](const Account& a) { return pager.offer(a); });
   if (!scanned) return reply_storage_error(link, request, scanned.error());
   DirectoryPage page = pager.take();
   auto ok = success(request);
@@ -106,10 +103,8 @@ void NodeCore::handle_directory_search(LinkId link, LinkState& state, const prot
 void NodeCore::handle_directory_categories(LinkId link, LinkState& state, const proto::Message& request, Now now) {
   if (!state.user) return reply_error(link, request, sig::error::unauthenticated, "Unauthenticated: log in first");
   if (refuse_directory_scan(link, request, *state.user, now)) return;
-  auto* txn = read_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   CategoryTally tally;
-  auto scanned = scan_accounts(store_, *txn, "", [&](const Account& a) {
+  auto scanned = scan_published(accounts_, "", [&](const Account& a) {
     tally.offer(a);
     return true;
   });
@@ -136,10 +131,10 @@ void NodeCore::handle_profile(LinkId link, LinkState& state, const proto::Messag
     change = std::move(*read);
   }
   // A change reads and writes inside this turn's write transaction, so two
-  // changes in one turn see each other.
-  auto* txn = set ? write_txn() : read_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
-  auto found = store_.find(*txn, user);
+  // changes in one turn see each other (in cluster mode the directory keeps
+  // the turn's profile writes for its reads until they commit).
+  if (set && !cluster_mode_ && write_txn() == nullptr) return reply_storage_error(link, request, txn_error_);
+  auto found = accounts_.find(user);
   if (!found) return reply_storage_error(link, request, found.error());
   if (!found->has_value()) return reply_error(link, request, sig::error::unknown_user, "Unknown User: your account is gone");
   Account account = **found;
@@ -149,7 +144,7 @@ void NodeCore::handle_profile(LinkId link, LinkState& state, const proto::Messag
     return send(link, ok.finish());
   }
   apply_profile_change(account, change);
-  if (auto updated = store_.update(*txn, account); !updated) return reply_storage_error(link, request, updated.error());
+  if (auto updated = accounts_.update_profile(account); !updated) return reply_storage_error(link, request, updated.error());
   add_profile(ok, account);
   // Acknowledged only once the change is durable.
   reply_after_commit(link, request, ok.finish(), "the profile was not changed");

@@ -155,14 +155,9 @@ bool NodeCore::voicemail_limits_refuse(LinkId link, const proto::Message& reques
 
 bool NodeCore::voicemail_store_full(LinkId link, const proto::Message& request, const std::string& callee,
                                     uint64_t size) {
-  auto* txn = read_txn();
-  if (txn == nullptr) {
-    reply_storage_error(link, request, txn_error_);
-    return true;
-  }
   auto at = callee.find('@');
   std::string domain = at == std::string::npos ? std::string() : callee.substr(at + 1);
-  auto totals = voicemail_->totals(*txn, domain);
+  auto totals = mailboxes().totals(domain);
   if (!totals) {
     reply_storage_error(link, request, totals.error());
     return true;

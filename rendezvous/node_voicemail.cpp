@@ -36,9 +36,7 @@ std::string kib(uint64_t bytes) { return std::to_string((bytes + 1023) / 1024) +
 
 uint32_t NodeCore::voicemail_waiting_flag(const std::string& user) {
   if (!voicemail_) return 0;
-  auto* txn = read_txn();
-  if (txn == nullptr) return 0;
-  auto first = voicemail_->list(*txn, user, 0, 1);
+  auto first = mailboxes().list(user, 0, 1);
   return first && !first->empty() ? sig::presence_flag::voicemail_waiting : 0;
 }
 
@@ -96,10 +94,8 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
     return reply_error(link, request, sig::error::too_many_attempts, "Too Many Attempts: finish the other uploads first");
   if (uploads_->pending_bytes() + *size > settings_.voicemail_pending_bytes)
     return reply_error(link, request, sig::error::unavailable, "Unavailable: too many messages being uploaded; retry later");
-  auto* txn = read_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
   if (!route.routed) {
-    auto account = store_.find(*txn, callee);
+    auto account = accounts_.find(callee);
     if (!account) return reply_storage_error(link, request, account.error());
     bool takes_voicemail = account->has_value() && ((*account)->services & sig::service_flag::voicemail) != 0;
     if (!account->has_value() || (!takes_voicemail && !visible_to(**account, caller)))
@@ -118,7 +114,7 @@ void NodeCore::voicemail_begin(LinkId link, const std::string& caller, const pro
                              " is not connected, and its edge policy decides who may leave voicemail");
     return ask_edge_policy(link, request, *route.agent, caller, callee, now);
   }
-  auto usage = voicemail_->usage(*txn, callee);
+  auto usage = mailboxes().usage(callee);
   if (!usage) return reply_storage_error(link, request, usage.error());
   if (usage->messages + pending_messages >= settings_.voicemail_max_messages)
     return reply_error(link, request, sig::error::over_quota,
@@ -209,17 +205,18 @@ void NodeCore::voicemail_finish(LinkId link, const proto::Message& request, Now 
     return reply_error(link, request, sig::error::bad_request,
                        "Bad Request: incomplete message (" + std::to_string(upload.data.size()) + " of " +
                            std::to_string(upload.size) + " bytes)");
-  auto* txn = write_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
-  // The quota again, inside the write: other messages may have landed since begin.
-  auto usage = voicemail_->usage(*txn, upload.callee);
+  // On LMDB the quota is checked again inside the write (other messages may
+  // have landed since begin); in cluster mode on the read connection, so two
+  // nodes storing into one mailbox at the same instant may each pass it by one.
+  if (shared_voicemail_ == nullptr && write_txn() == nullptr) return reply_storage_error(link, request, txn_error_);
+  auto usage = mailboxes().usage(upload.callee);
   if (!usage) return reply_storage_error(link, request, usage.error());
   if (usage->messages >= settings_.voicemail_max_messages ||
       usage->bytes + upload.size > settings_.voicemail_quota_bytes)
     return reply_error(link, request, sig::error::over_quota,
                        "Over Quota: " + upload.callee + "'s mailbox filled up during the upload");
   if (voicemail_store_full(link, request, upload.callee, upload.size)) return;
-  auto stored = voicemail_->add(*txn, upload.callee, upload.caller, now.unix_s, upload.data);
+  auto stored = mailboxes().add(upload.callee, upload.caller, now.unix_s, upload.data);
   if (!stored) return reply_storage_error(link, request, stored.error());
   ++counters_.voicemails_stored;
   if (watch_changes_) mailbox_changes_.push_back(upload.callee);
@@ -246,9 +243,7 @@ void NodeCore::voicemail_list(LinkId link, const std::string& owner, const proto
     if (!v) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-ID is a u64");
     after = *v;
   }
-  auto* txn = read_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
-  auto entries = voicemail_->list(*txn, owner, after, max_list_entries + 1);
+  auto entries = mailboxes().list(owner, after, max_list_entries + 1);
   if (!entries) return reply_storage_error(link, request, entries.error());
   uint64_t oldest = now.unix_s - std::min<uint64_t>(now.unix_s, uint64_t{settings_.voicemail_retention_days} * 86400);
   auto ok = success(request);
@@ -274,15 +269,13 @@ void NodeCore::voicemail_fetch(LinkId link, const std::string& owner, const prot
     if (!v) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-OFFSET is a u64");
     offset = *v;
   }
-  auto* txn = read_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
-  auto entry = voicemail_->find(*txn, owner, *id_value);
+  auto entry = mailboxes().find(owner, *id_value);
   if (!entry) return reply_storage_error(link, request, entry.error());
   if (!entry->has_value())
     return reply_error(link, request, sig::error::not_found, "Not Found: no message " + std::to_string(*id_value));
   if (offset > (*entry)->size)
     return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-OFFSET past the end");
-  auto bytes = voicemail_->read(*txn, owner, *id_value, offset, sig::max_voicemail_chunk);
+  auto bytes = mailboxes().read(owner, *id_value, offset, sig::max_voicemail_chunk);
   if (!bytes) return reply_storage_error(link, request, bytes.error());
   if (!bytes->has_value()) return reply_storage_error(link, request, {storage::StoreErrc::corrupted, 0, "voicemail data missing"});
   auto ok = success(request);
@@ -310,9 +303,7 @@ void NodeCore::voicemail_delete(LinkId link, const std::string& owner, const pro
   const auto* id = request.find(sig::attr::voicemail_id);
   auto id_value = id ? proto::read_u64(*id) : std::nullopt;
   if (!id_value) return reply_error(link, request, sig::error::bad_request, "Bad Request: VOICEMAIL-ID is required");
-  auto* txn = write_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
-  auto removed = voicemail_->remove(*txn, owner, *id_value);
+  auto removed = mailboxes().remove(owner, *id_value);
   if (!removed) return reply_storage_error(link, request, removed.error());
   if (!*removed)
     return reply_error(link, request, sig::error::not_found, "Not Found: no message " + std::to_string(*id_value));
@@ -337,11 +328,64 @@ void NodeCore::sweep_voicemail(Now now) {
   deadlines_.schedule(now.mono_ms + sweep_interval_ms, DeadlineKind::retention_sweep);
   uint64_t retention = uint64_t{settings_.voicemail_retention_days} * 86400;
   if (now.unix_s <= retention) return;
-  auto* txn = write_txn();
-  if (txn == nullptr) return note_storage_error(txn_error_);
-  auto expired = voicemail_->expire(*txn, now.unix_s - retention, max_expired_per_sweep);
+  auto expired = mailboxes().expire(now.unix_s - retention, max_expired_per_sweep);
   if (!expired) return note_storage_error(expired.error());
   counters_.voicemails_deleted += *expired;
+}
+
+Expected<VoicemailBoxes::Usage, storage::StoreError> NodeCore::TurnVoicemail::usage(std::string_view mailbox) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.voicemail_->usage(*txn, mailbox);
+}
+
+Expected<VoicemailBoxes::Totals, storage::StoreError> NodeCore::TurnVoicemail::totals(std::string_view domain) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.voicemail_->totals(*txn, domain);
+}
+
+Expected<std::vector<proto::VoicemailEntry>, storage::StoreError> NodeCore::TurnVoicemail::list(
+    std::string_view mailbox, uint64_t after, size_t limit) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.voicemail_->list(*txn, mailbox, after, limit);
+}
+
+Expected<std::optional<proto::VoicemailEntry>, storage::StoreError> NodeCore::TurnVoicemail::find(
+    std::string_view mailbox, uint64_t id) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.voicemail_->find(*txn, mailbox, id);
+}
+
+Expected<std::optional<Bytes>, storage::StoreError> NodeCore::TurnVoicemail::read(std::string_view mailbox, uint64_t id,
+                                                                                 uint64_t offset, size_t max) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  auto view = core_.voicemail_->read(*txn, mailbox, id, offset, max);
+  if (!view) return Unexpected(view.error());
+  if (!view->has_value()) return std::optional<Bytes>{};
+  return std::optional<Bytes>(Bytes((*view)->begin(), (*view)->end()));
+}
+
+Expected<uint64_t, storage::StoreError> NodeCore::TurnVoicemail::add(std::string_view mailbox, std::string_view caller,
+                                                                     uint64_t time, ByteView data) {
+  auto* txn = core_.write_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.voicemail_->add(*txn, mailbox, caller, time, data);
+}
+
+Expected<bool, storage::StoreError> NodeCore::TurnVoicemail::remove(std::string_view mailbox, uint64_t id) {
+  auto* txn = core_.write_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.voicemail_->remove(*txn, mailbox, id);
+}
+
+Expected<size_t, storage::StoreError> NodeCore::TurnVoicemail::expire(uint64_t older_than, size_t max) {
+  auto* txn = core_.write_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  return core_.voicemail_->expire(*txn, older_than, max);
 }
 
 }  // namespace tsunagu::rendezvous

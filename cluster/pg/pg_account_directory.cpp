@@ -14,12 +14,7 @@ constexpr size_t dummy_salt_key_size = 32;
 Expected<Bytes, PgError> shared_dummy_salt_key(PgConnection& connection) {
   Bytes fresh(dummy_salt_key_size);
   security::random_bytes(fresh);
-  std::string hex = "\\x";
-  static constexpr char digits[] = "0123456789abcdef";
-  for (std::byte b : fresh) {
-    hex += digits[static_cast<unsigned>(b) >> 4];
-    hex += digits[static_cast<unsigned>(b) & 15];
-  }
+  std::string hex = encode_bytea_hex(fresh);
   // The first node's key stays: every node then derives the same dummy salts.
   auto stored = connection.exec(
       "INSERT INTO cluster_secrets (name, value) VALUES ('scram_dummy_salt_key', $1::bytea) "
@@ -64,6 +59,8 @@ void PgAccountDirectory::close() {
 }
 
 Expected<std::optional<rendezvous::Account>, storage::StoreError> PgAccountDirectory::find(std::string_view user_id) {
+  if (auto unanswered = unanswered_profiles_.find(user_id); unanswered != unanswered_profiles_.end())
+    return std::optional<Account>(unanswered->second.account);
   uint64_t now = reader_->now_ms();
   if (auto kept = cache_.find(user_id, now)) return std::optional<Account>(std::move(*kept));
   auto found = reader_->read<std::optional<Account>>(
@@ -95,17 +92,6 @@ Expected<bool, storage::StoreError> PgAccountDirectory::create(const Account&) {
   return Unexpected(storage::StoreError{storage::StoreErrc::other, 0, "registration is not in cluster mode yet"});
 }
 
-template <class T>
-PgDone<T> PgAccountDirectory::write_done() {
-  if (!current_) current_ = std::make_shared<TurnWrites>();
-  ++current_->outstanding;
-  return [writes = current_](Expected<T, PgError> result) {
-    if (!result && !writes->error) writes->error = result.error();
-    --writes->outstanding;
-    finish(*writes);
-  };
-}
-
 void PgAccountDirectory::finish(TurnWrites& writes) {
   if (writes.outstanding != 0 || !writes.done) return;
   auto done = std::move(writes.done);
@@ -122,6 +108,30 @@ Expected<void, storage::StoreError> PgAccountDirectory::update(const Account& ac
 Expected<void, storage::StoreError> PgAccountDirectory::record_login(std::string_view user_id,
                                                                     const LoginRecord& record) {
   accounts_.record_login(committer_->turn(), user_id, record, write_done<void>());
+  return {};
+}
+
+Expected<std::vector<rendezvous::Account>, storage::StoreError> PgAccountDirectory::list_published(
+    std::string_view after, size_t limit) {
+  return reader_->read<std::vector<Account>>([&](PgTurn& turn, PgDone<std::vector<Account>> done) {
+    accounts_.list_published(turn, after, limit, std::move(done));
+  });
+}
+
+Expected<void, storage::StoreError> PgAccountDirectory::update_profile(const Account& account) {
+  cache_.forget(account.user_id);
+  uint64_t sequence = ++profile_writes_;
+  unanswered_profiles_[account.user_id] = UnansweredProfile{account, sequence};
+  // An account removed meanwhile (no row updated) keeps its removal: the
+  // change goes with it, and the session ends at the next epoch check.
+  accounts_.update_profile(committer_->turn(), account,
+                           [this, user_id = account.user_id, sequence, counted = write_done<bool>()](
+                               Expected<bool, PgError> result) {
+                             auto unanswered = unanswered_profiles_.find(user_id);
+                             if (unanswered != unanswered_profiles_.end() && unanswered->second.sequence == sequence)
+                               unanswered_profiles_.erase(unanswered);
+                             counted(std::move(result));
+                           });
   return {};
 }
 

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -53,6 +54,13 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
   Expected<bool, StoreError> create(const Account& account) override;
   Expected<void, StoreError> update(const Account& account) override;
   Expected<void, StoreError> record_login(std::string_view user_id, const LoginRecord& record) override;
+  // The directory's scan: one round trip on the read connection per call
+  // (published rows only, by the index of schema version 4).
+  Expected<std::vector<Account>, StoreError> list_published(std::string_view after, size_t limit) override;
+  // Queued on the turn; until its answer is in, find() answers with the
+  // changed account, so a second change in the same turn (or the next, before
+  // the commit) builds on the first rather than on the row in PostgreSQL.
+  Expected<void, StoreError> update_profile(const Account& account) override;
   const Bytes& dummy_salt_key() const override { return dummy_salt_key_; }
   bool writes_pending() const override { return current_ && current_->outstanding > 0; }
   void commit_turn(std::function<void(std::optional<StoreError>)> done) override;
@@ -66,6 +74,19 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
   // The read connection, for the other stores the node reads in cluster mode (agents).
   std::shared_ptr<PgReader> reader() const { return reader_; }
   PgGroupCommitter& committer() { return *committer_; }
+  // A write of this turn queued on committer().turn() by another store the
+  // node writes in cluster mode (voicemail): its answer counts towards the
+  // turn's writes, whose replies NodeCore holds until they are all in.
+  template <class T>
+  PgDone<T> write_done() {
+    if (!current_) current_ = std::make_shared<TurnWrites>();
+    ++current_->outstanding;
+    return [writes = current_](Expected<T, PgError> result) {
+      if (!result && !writes->error) writes->error = result.error();
+      --writes->outstanding;
+      finish(*writes);
+    };
+  }
 
  private:
   // The writes of one NodeCore turn: its `done` runs when the last answer is in.
@@ -75,8 +96,6 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
     std::function<void(std::optional<StoreError>)> done;
   };
   explicit PgAccountDirectory(Options options) : cache_(options.cache_entries, options.cache_max_age_ms) {}
-  template <class T>
-  PgDone<T> write_done();
   static void finish(TurnWrites& writes);
 
   std::shared_ptr<PgReader> reader_;
@@ -85,6 +104,14 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
   PgAccountStore accounts_;
   std::shared_ptr<TurnWrites> current_;
   Bytes dummy_salt_key_;
+  // Profile changes written but not answered yet, by user ID; `sequence`
+  // tells a later change of the same account from the one that answered.
+  struct UnansweredProfile {
+    Account account;
+    uint64_t sequence = 0;
+  };
+  std::map<std::string, UnansweredProfile, std::less<>> unanswered_profiles_;
+  uint64_t profile_writes_ = 0;
 };
 
 }  // namespace tsunagu::cluster

@@ -162,6 +162,7 @@ void PgAccountStore::remove(PgTurn& turn, std::string_view user_id, uint64_t rem
   queue_statement<bool>(turn,
               "WITH gone AS (DELETE FROM accounts WHERE user_id = $1 RETURNING user_id), "
               "login_gone AS (DELETE FROM logins WHERE user_id IN (SELECT user_id FROM gone)), "
+              "mailbox_gone AS (DELETE FROM voicemail WHERE recipient IN (SELECT user_id FROM gone)), "
               "noted AS (INSERT INTO removed_ids (user_id, removed_at) SELECT user_id, $2::bigint FROM gone "
               "ON CONFLICT (user_id) DO UPDATE SET removed_at = EXCLUDED.removed_at), "
               "bumped AS (UPDATE account_epoch SET epoch = epoch + 1 WHERE EXISTS (SELECT 1 FROM gone)) "
@@ -195,20 +196,42 @@ void PgAccountStore::bump_epoch(PgTurn& turn, PgDone<uint64_t> done) {
                   [](const PgRows& rows) { return single_number(rows, "epoch"); });
 }
 
+static Expected<std::vector<Account>, PgError> accounts_from_rows(const PgRows& rows) {
+  std::vector<Account> accounts;
+  for (size_t row = 0; row < rows.rows.size(); ++row) {
+    auto account = account_from_row(rows, row);
+    if (!account) return Unexpected(bad_row("accounts"));
+    accounts.push_back(std::move(*account));
+  }
+  return accounts;
+}
+
 void PgAccountStore::list(PgTurn& turn, std::string_view from, size_t limit, PgDone<std::vector<Account>> done) {
   queue_statement<std::vector<Account>>(
       turn,
       std::string("SELECT ") + account_columns + " FROM accounts WHERE user_id >= $1 ORDER BY user_id LIMIT $2",
-      {std::string(from), std::to_string(limit)}, std::move(done),
-      [](const PgRows& rows) -> Expected<std::vector<Account>, PgError> {
-        std::vector<Account> accounts;
-        for (size_t row = 0; row < rows.rows.size(); ++row) {
-          auto account = account_from_row(rows, row);
-          if (!account) return Unexpected(bad_row("accounts"));
-          accounts.push_back(std::move(*account));
-        }
-        return accounts;
-      });
+      {std::string(from), std::to_string(limit)}, std::move(done), accounts_from_rows);
+}
+
+void PgAccountStore::list_published(PgTurn& turn, std::string_view after, size_t limit,
+                                    PgDone<std::vector<Account>> done) {
+  queue_statement<std::vector<Account>>(
+      turn,
+      std::string("SELECT ") + account_columns +
+          " FROM accounts WHERE publish AND user_id > $1 ORDER BY user_id LIMIT $2",
+      {std::string(after), std::to_string(limit)}, std::move(done), accounts_from_rows);
+}
+
+void PgAccountStore::update_profile(PgTurn& turn, const Account& account, PgDone<bool> done) {
+  queue_statement<bool>(turn,
+              "UPDATE accounts SET display_name = $2, phone = $3, category = $4, publish = $5::boolean, "
+              "services = $6::bigint, presence_visibility = $7::bigint, addresses_shown = $8::boolean, "
+              "contacts = $9::text[], verified = $10::boolean WHERE user_id = $1",
+              {account.user_id, account.display_name, account.phone, account.category,
+               boolean_text(account.publish), std::to_string(account.services),
+               std::to_string(account.presence_visibility), boolean_text(account.addresses_shown),
+               encode_text_array(account.contacts), boolean_text(account.verified)},
+              std::move(done), [](const PgRows& rows) -> Expected<bool, PgError> { return rows.affected == 1; });
 }
 
 void PgAccountStore::count(PgTurn& turn, PgDone<uint64_t> done) {

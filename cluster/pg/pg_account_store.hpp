@@ -39,7 +39,7 @@ class PgAccountStore {
   // Writes every field (creating the row if it is missing, as the LMDB store's put).
   void update(PgTurn& turn, const Account& account, PgDone<void> done);
   // false when there was no such user; else records the removal time, drops
-  // the last login and moves the epoch on.
+  // the last login and the user's voicemail, and moves the epoch on.
   void remove(PgTurn& turn, std::string_view user_id, uint64_t removed_at, PgDone<bool> done);
   void removed_at(PgTurn& turn, std::string_view user_id, PgDone<std::optional<uint64_t>> done);
   void epoch(PgTurn& turn, PgDone<uint64_t> done);
@@ -47,6 +47,13 @@ class PgAccountStore {
   // Up to `limit` accounts with IDs >= from, in byte order of the ID.
   void list(PgTurn& turn, std::string_view from, size_t limit, PgDone<std::vector<Account>> done);
   void count(PgTurn& turn, PgDone<uint64_t> done);
+  // Up to `limit` published accounts with IDs > after, in byte order of the
+  // ID (the directory's scan; index accounts_published, schema version 4).
+  void list_published(PgTurn& turn, std::string_view after, size_t limit, PgDone<std::vector<Account>> done);
+  // The fields a user changes with profile_set, and only on a row that is
+  // there: true when it was (a removed account is not brought back, and a
+  // password changed meanwhile is not overwritten).
+  void update_profile(PgTurn& turn, const Account& account, PgDone<bool> done);
   void record_login(PgTurn& turn, std::string_view user_id, const LoginRecord& record, PgDone<void> done);
   void last_login(PgTurn& turn, std::string_view user_id, PgDone<std::optional<LoginRecord>> done);
 };

@@ -166,6 +166,17 @@ std::optional<std::string> decode_bytea_hex(std::string_view text) {
   return out;
 }
 
+std::string encode_bytea_hex(ByteView bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string hex = "\\x";
+  hex.reserve(2 + bytes.size() * 2);
+  for (std::byte b : bytes) {
+    hex += digits[static_cast<unsigned>(b) >> 4];
+    hex += digits[static_cast<unsigned>(b) & 15];
+  }
+  return hex;
+}
+
 std::string encode_text_array(const std::vector<std::string>& items) {
   std::string out = "{";
   for (size_t i = 0; i < items.size(); ++i) {

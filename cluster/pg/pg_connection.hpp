@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/bytes.hpp"
 #include "base/expected.hpp"
 
 struct pg_conn;
@@ -76,6 +77,8 @@ class PgConnection {
 
 // Parses a bytea column's text form ("\x0a0b...") into bytes; nullopt when malformed.
 std::optional<std::string> decode_bytea_hex(std::string_view text);
+// Bytes as a bytea parameter's text form ("\x0a0b...").
+std::string encode_bytea_hex(ByteView bytes);
 // The text form of a one-dimensional text[] ("{a,"b c"}") and back; nullopt when malformed.
 std::string encode_text_array(const std::vector<std::string>& items);
 std::optional<std::vector<std::string>> decode_text_array(std::string_view text);
