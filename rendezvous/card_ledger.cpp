@@ -160,7 +160,7 @@ std::optional<CardAccount> decode_card_account(ByteView bytes, uint64_t serial) 
            r.text8(a.card_id, max_card_id_size) && r.text16(a.password_hash, max_password_hash_size) &&
            // Records written before password_set_at ended here: -1 until
            // CardLedger::find() reads the history for it.
-           (r.at_end() ? (a.password_set_at = -1, true) : r.i64(a.password_set_at));
+           (r.at_end() ? (a.password_set_at = -1, true) : (r.i64(a.password_set_at) && a.password_set_at >= 0));
   });
   if (!read) return std::nullopt;
   a.revoked = revoked == 1;

@@ -211,6 +211,9 @@ TEST_CASE("card ledger records: round trip; every truncated prefix, a wrong vers
   auto legacy = decode_card_account(ByteView(record).first(before_field), 9);
   REQUIRE(legacy.has_value());
   CHECK(legacy->password_set_at == -1);
+  Bytes negative = record;  // written with the field, it is never negative
+  for (size_t i = record.size() - 8; i < record.size(); ++i) negative[i] = std::byte{0xFF};
+  CHECK_FALSE(decode_card_account(negative, 9));
   Bytes longer = record;
   longer.push_back(std::byte{0});
   CHECK_FALSE(decode_card_account(longer, 9));
