@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -61,7 +62,7 @@ cards::Card sample_card(const Bytes& public_key) {
 }
 
 template <class Work>
-void rate(const char* what, double seconds, Work work) {
+double rate(const char* what, double seconds, Work work) {
   uint64_t done = 0;
   double start = cpu_seconds();
   double used = 0;
@@ -70,7 +71,29 @@ void rate(const char* what, double seconds, Work work) {
     done += 100;
     used = cpu_seconds() - start;
   }
-  std::printf("%-44s %10.0f per CPU-second\n", what, static_cast<double>(done) / used);
+  double per_second = static_cast<double>(done) / used;
+  std::printf("%-44s %10.0f per CPU-second\n", what, per_second);
+  return per_second;
+}
+
+// OpenSSL's own Ed25519 verify rate, measured now by `openssl speed` (the
+// real peer in the same run, so the ratio holds on a busy machine); 0 when it
+// cannot be run. Its figure is per wall-clock second of one process.
+double openssl_verify_rate(double seconds) {
+  std::string command = "openssl speed -seconds " + std::to_string(std::max(1, static_cast<int>(seconds))) +
+                        " ed25519 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return 0;
+  char line[512];
+  double sign = 0, verify = 0;
+  while (std::fgets(line, sizeof line, pipe) != nullptr) {
+    const char* at = std::strstr(line, "(Ed25519)");
+    if (at == nullptr) continue;
+    double sign_time = 0, verify_time = 0;
+    if (std::sscanf(at + 9, " %lfs %lfs %lf %lf", &sign_time, &verify_time, &sign, &verify) != 4) verify = 0;
+  }
+  pclose(pipe);
+  return verify;
 }
 
 }  // namespace
@@ -97,7 +120,7 @@ int main(int argc, char** argv) {
   Bytes signature = security::ed25519_sign(key.private_key, message);
   std::printf("card: %zu bytes (payload %zu)\n", signed_card.size(), payload.size());
 
-  rate("card verification (decode_card)", seconds, [&] {
+  double cards_per_second = rate("card verification (decode_card)", seconds, [&] {
     if (!cards::decode_card(signed_card, trusted, 1'800'000'000)) std::abort();
   });
   rate("Ed25519 verify alone (same size message)", seconds, [&] {
@@ -106,6 +129,11 @@ int main(int argc, char** argv) {
   rate("CBOR decode alone (parse_card_payload)", seconds, [&] {
     if (!cards::parse_card_payload(payload)) std::abort();
   });
+  if (double openssl = openssl_verify_rate(seconds); openssl > 0)
+    std::printf("%-44s %10.0f verify/s; decode_card is %.2f of it\n", "openssl speed ed25519 (same run)", openssl,
+                cards_per_second / openssl);
+  else
+    std::printf("openssl speed ed25519: not run (no openssl command, or its output was not understood)\n");
 
   bool own_dir = dir.empty();
   if (own_dir) {

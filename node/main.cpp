@@ -304,6 +304,8 @@ int pg_user_command(const std::string& conninfo, const std::string& directory, b
     return fail("--pg: only user add, remove and list work on PostgreSQL yet (docs/cluster.md)", exit_usage);
   if ((add || remove) && !proto::valid_user_id(user_id))
     return fail("invalid user ID \"" + user_id + "\": 1-64 of a-z 0-9 . _ - + then optionally @domain", exit_usage);
+  if (add && proto::card_holder_id(user_id))  // before connecting; pg_add_account refuses it too
+    return fail("user ID \"" + user_id + "\" refused: " + std::string(proto::card_holder_id_reason), exit_usage);
   NodeSettings settings;
   if (std::filesystem::exists(std::filesystem::path(directory) / "node.toml")) {
     try {

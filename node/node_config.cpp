@@ -43,7 +43,7 @@ const KnownSettings kNodeSettings = {
       "upload_idle_timeout", "upload_max_seconds"}},
     {"accounts", {"removed_id_quarantine_days", "check_interval_ms"}},
     {"directory", {"scan_burst", "scan_interval_ms"}},
-    {"cards", {"debit_interval_s", "max_calls_per_card", "areas", "connection_agent"}},
+    {"cards", {"debit_interval_s", "max_calls_per_card", "areas", "connection_agent", "holder_password_required"}},
     {"web", {"listen", "session_idle_timeout", "session_max_seconds", "max_connections", "max_body_kb", "metrics_token_file"}},
     {"cluster", {"postgres", "redis", "node_name", "redis_user", "redis_password_file", "account_cache"}},
 };
@@ -211,6 +211,7 @@ NodeConfig load_node_config(const std::string& directory) {
   s.card_debit_interval_s = static_cast<uint32_t>(reader.integer("cards.debit_interval_s", 60, 1, 3600));
   s.max_calls_per_card = static_cast<size_t>(reader.integer("cards.max_calls_per_card", 1, 1, 100));
   s.card_connection_agent = reader.boolean("cards.connection_agent", false);
+  s.card_holder_password_required = reader.boolean("cards.holder_password_required", false);
   read_card_areas(reader, root, s.card_areas);
   config.cluster_redis = reader.strings("cluster.redis", {}, 64);
   for (const auto& server : config.cluster_redis)
@@ -341,6 +342,7 @@ scan_interval_ms = 2000        # ... then one per this many ms; 429 with RETRY-A
 debit_interval_s = 60          # a call on an access card pays one "minute" of its route's price per this many seconds
 max_calls_per_card = 1         # calls one card may be in at once; one more is refused (in use) and audited
 connection_agent = false       # true: place card calls for holders with no account here (the card's agent routes)
+holder_password_required = false  # true: a card makes calls only after its holder replaced the printed password
 # [cards.areas]                # a terminal without its own area asks the node: the longest prefix holding its address
 # "198.51.100.0/24" = "kansai"
 # "2001:db8:100::/48" = "kanto"

@@ -4,6 +4,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <netdb.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
 #include <memory>
 #include <sstream>
 
@@ -21,6 +27,35 @@ template <class Handle>
 void close_and_delete(Handle* handle) {
   if (handle == nullptr) return;
   uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
+}
+
+struct RelayNameWork {
+  uv_getaddrinfo_t request{};
+  NodeDaemon* daemon = nullptr;
+  std::string host;
+};
+
+// getaddrinfo's answer as addresses (ports dropped: the card's relay URI has the port).
+std::vector<proto::SocketAddress> relay_addresses(const addrinfo* list) {
+  std::vector<proto::SocketAddress> addresses;
+  for (const addrinfo* entry = list; entry != nullptr && addresses.size() < 16; entry = entry->ai_next) {
+    proto::SocketAddress address;
+    if (entry->ai_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(entry->ai_addr);
+      std::array<uint8_t, 4> ip{};
+      std::memcpy(ip.data(), &in->sin_addr, 4);
+      address = proto::SocketAddress::v4(ip, 0);
+    } else if (entry->ai_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(entry->ai_addr);
+      std::array<uint8_t, 16> ip{};
+      std::memcpy(ip.data(), &in6->sin6_addr, 16);
+      address = proto::SocketAddress::v6(ip, 0);
+    } else {
+      continue;
+    }
+    if (std::find(addresses.begin(), addresses.end(), address) == addresses.end()) addresses.push_back(address);
+  }
+  return addresses;
 }
 
 struct PasswordWork {
@@ -96,6 +131,7 @@ void use_card_issuers(NodeSettings& settings, const std::string& directory) {
     return cache->bytes;
   };
   settings.read_card_key_rollovers = [directory] { return read_card_key_rollovers(directory); };
+  settings.resolve_relay_names = true;  // run_relay_name_lookups()
 }
 
 }  // namespace
@@ -403,6 +439,7 @@ void NodeDaemon::drain() {
     if (core_->counters().commits != commits_before) commit_latency_.record_ns(uv_hrtime() - started_ns);
     log_storage_faults(core_->take_storage_faults());
     run_password_jobs();
+    run_relay_name_lookups();
     // Presence events: the event sockets' lookups join this round's actions.
     if (web_api_) {
       web_api_->presence_changed(core_->take_presence_changes(), now());
@@ -461,6 +498,42 @@ void NodeDaemon::run_password_jobs() {
           if (status != 0 || w->daemon->stopping_) return;
           w->daemon->core_->password_job_done(w->result, w->daemon->now());
         });
+  }
+}
+
+// Card relays named by host name (node_cards.cpp): looked up on libuv's
+// thread pool, never on the loop; the core keeps the answers for their TTL.
+void NodeDaemon::run_relay_name_lookups() {
+  for (auto& host : core_->take_relay_name_lookups()) {
+    auto* work = new RelayNameWork;
+    work->daemon = this;
+    work->host = std::move(host);
+    work->request.data = work;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_DGRAM;
+    ++jobs_in_flight_;
+    int started = uv_getaddrinfo(
+        loop_, &work->request,
+        [](uv_getaddrinfo_t* request, int status, addrinfo* result) {
+          std::unique_ptr<RelayNameWork> w(static_cast<RelayNameWork*>(request->data));
+          std::vector<proto::SocketAddress> addresses;
+          if (status == 0) addresses = relay_addresses(result);
+          uv_freeaddrinfo(result);
+          --w->daemon->jobs_in_flight_;
+          if (status == UV_ECANCELED || w->daemon->stopping_) return;
+          if (w->daemon->core_->relay_name_resolved(w->host, addresses, w->daemon->now()))
+            log::warn() << "card relay " << w->host << " does not resolve ("
+                        << (status != 0 ? uv_strerror(status) : "no IPv4 or IPv6 address")
+                        << "): card calls through it get the node's own [turn] servers until it does";
+        },
+        work->host.c_str(), nullptr, &hints);
+    if (started != 0) {
+      --jobs_in_flight_;
+      std::unique_ptr<RelayNameWork> failed(work);
+      if (core_->relay_name_resolved(failed->host, {}, now()))
+        log::warn() << "card relay " << failed->host << ": lookup not started (" << uv_strerror(started) << ")";
+    }
   }
 }
 

@@ -71,6 +71,7 @@ class NodeDaemon {
   void drain();
   void deliver(const NodeAction& action);  // to a TLS link
   void run_password_jobs();
+  void run_relay_name_lookups();
   void rearm_timer();
   Now now() const;
 

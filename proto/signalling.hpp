@@ -119,6 +119,8 @@ inline constexpr uint16_t card_update_version = 0xC077;  // u64, the issuer upda
 inline constexpr uint16_t card_update = 0xC078;    // bytes, the issuer's signed update (cards::CardUpdate), at most 12 KiB
 inline constexpr uint16_t card_issuer_key = 0xC079;  // bytes, the 32-byte Ed25519 key the card verified under
 inline constexpr uint16_t card_new_password = 0xC0D0;  // UTF-8, the holder's new card password, at most 64 bytes
+inline constexpr uint16_t card_password_set = 0xC0D1;  // u64 Unix seconds the holder set the card's password; absent: the printed one
+inline constexpr uint16_t card_password_required = 0xC0D2;  // u32 1: calls need the holder's own password ([cards] holder_password_required)
 inline constexpr uint16_t card_key_rollover = 0xC0C0;  // bytes, repeatable: an old issuer key's COSE_Sign1 endorsing the new (cards::KeyRollover)
 inline constexpr uint16_t scram_client_first = 0xC080;  // UTF-8 RFC 5802 client-first-message (login_begin request)
 inline constexpr uint16_t scram_server_first = 0xC081;  // UTF-8 server-first-message (login_begin success)
@@ -247,6 +249,13 @@ std::string_view error_reason(uint16_t code);
 // Examples: "alice", "4106@acme", "+81-6-1234-0000".
 inline constexpr size_t max_user_id_size = 128;
 bool valid_user_id(std::string_view id);
+// A connection agent places a card holder's call under the caller ID "card-"
+// and the card ID (docs/cards.md, "Connection agents"), so no account may take
+// an ID with that prefix: the callee could not tell the two apart.
+inline constexpr std::string_view card_holder_id_prefix = "card-";
+inline bool card_holder_id(std::string_view id) { return id.starts_with(card_holder_id_prefix); }
+inline constexpr std::string_view card_holder_id_reason =
+    "user IDs starting with card- are reserved for the calls connection agents place on access cards";
 inline constexpr size_t min_password_size = 8;
 inline constexpr size_t max_password_size = 256;
 inline constexpr size_t max_display_name_size = 128;

@@ -52,6 +52,9 @@ std::string lower(std::string_view text) {
 AdminResult<void> add_account(AccountStore& store, const NewAccount& request, uint32_t quarantine_days,
                               uint64_t now_unix) {
   if (auto ok = check_id(request.user_id); !ok) return ok;
+  if (proto::card_holder_id(request.user_id))
+    return refuse(AccountAdminErrc::invalid_id,
+                  "user ID \"" + request.user_id + "\" refused: " + std::string(proto::card_holder_id_reason));
   auto registry = AgentRegistry::open(store.environment());  // before the write transaction: it opens tables
   if (!registry) return storage_failure(registry.error());
   auto txn = store.begin_write();

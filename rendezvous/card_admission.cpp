@@ -12,6 +12,8 @@ const char* card_refusal_name(CardRefusal refusal) {
     case CardRefusal::bad_password: return "wrong card password";
     case CardRefusal::no_units: return "no units left";
     case CardRefusal::in_use: return "already in a call";
+    case CardRefusal::password_change_required:
+      return "the printed card password must first be replaced by the holder's own (tsunagu card password)";
   }
   return "unknown";
 }
@@ -24,7 +26,7 @@ std::string CardDecision::reason() const {
 
 CardDecision admit_card(const Expected<cards::Card, cards::CardError>& decoded,
                         const std::optional<CardAccount>& account, bool password_ok, size_t calls_in_progress,
-                        size_t max_calls_per_card) {
+                        size_t max_calls_per_card, bool holder_password_required) {
   if (!decoded) return CardDecision{CardRefusal::invalid, decoded.error().code};
   if (!account) return CardDecision{CardRefusal::unknown_card, std::nullopt};
   if (account->revoked) return CardDecision{CardRefusal::revoked, std::nullopt};
@@ -32,6 +34,8 @@ CardDecision admit_card(const Expected<cards::Card, cards::CardError>& decoded,
       account->units_issued != decoded->units_issued)
     return CardDecision{CardRefusal::mismatch, std::nullopt};
   if (!password_ok) return CardDecision{CardRefusal::bad_password, std::nullopt};
+  if (holder_password_required && account->password_set_at == 0)
+    return CardDecision{CardRefusal::password_change_required, std::nullopt};
   if (account->units_left == 0) return CardDecision{CardRefusal::no_units, std::nullopt};
   if (calls_in_progress >= max_calls_per_card) return CardDecision{CardRefusal::in_use, std::nullopt};
   return CardDecision{};

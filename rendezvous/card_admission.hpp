@@ -25,6 +25,7 @@ enum class CardRefusal : uint8_t {
   bad_password,
   no_units,
   in_use,         // already in as many calls as a card may be
+  password_change_required,  // [cards] holder_password_required: the printed password is still in force
 };
 const char* card_refusal_name(CardRefusal refusal);
 
@@ -37,10 +38,13 @@ struct CardDecision {
 };
 
 // In this order: the card itself, the ledger entry, revocation, the entry
-// matching the card, the password, units left, calls in progress.
+// matching the card, the password, whether the holder has replaced the
+// printed password (only when `holder_password_required`: the issuer's
+// [cards] setting, asked for a call once the password was verified), units
+// left, calls in progress.
 CardDecision admit_card(const Expected<cards::Card, cards::CardError>& decoded,
                         const std::optional<CardAccount>& account, bool password_ok, size_t calls_in_progress,
-                        size_t max_calls_per_card);
+                        size_t max_calls_per_card, bool holder_password_required = false);
 
 // Which calls each card is in, and from where: a card's copies used at once
 // from two places show here. IDs are the node's call IDs.

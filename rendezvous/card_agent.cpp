@@ -1,5 +1,7 @@
 #include "rendezvous/card_agent.hpp"
 
+#include "proto/signalling.hpp"
+
 namespace tsunagu::rendezvous {
 
 const char* agent_call_refusal_name(AgentCallRefusal refusal) {
@@ -23,6 +25,8 @@ AgentCallRefusal admit_agent_call(const AgentCallRequest& request) {
   return AgentCallRefusal::none;
 }
 
-std::string agent_caller_id(const cards::CardId& card_id) { return "card-" + card_id.text(); }
+std::string agent_caller_id(const cards::CardId& card_id) {
+  return std::string(proto::card_holder_id_prefix) + card_id.text();
+}
 
 }  // namespace tsunagu::rendezvous

@@ -146,6 +146,7 @@ Bytes encode_card_account(const CardAccount& a) {
   w.u64(a.events);
   w.text8(cut(a.card_id, max_card_id_size));
   w.text16(cut(a.password_hash, max_password_hash_size));
+  w.u64(static_cast<uint64_t>(a.password_set_at));
   return w.take();
 }
 
@@ -156,7 +157,10 @@ std::optional<CardAccount> decode_card_account(ByteView bytes, uint64_t serial) 
   bool read = read_record(bytes, max_card_account_record_size, [&](RecordReader& r) {
     return r.u64(a.units_issued) && r.u64(a.units_left) && r.i64(a.issued_at) && r.i64(a.expires_at) &&
            r.u8(revoked) && revoked <= 1 && r.i64(a.revoked_at) && r.u64(a.events) &&
-           r.text8(a.card_id, max_card_id_size) && r.text16(a.password_hash, max_password_hash_size);
+           r.text8(a.card_id, max_card_id_size) && r.text16(a.password_hash, max_password_hash_size) &&
+           // Records written before password_set_at ended here: -1 until
+           // CardLedger::find() reads the history for it.
+           (r.at_end() ? (a.password_set_at = -1, true) : (r.i64(a.password_set_at) && a.password_set_at >= 0));
   });
   if (!read) return std::nullopt;
   a.revoked = revoked == 1;
@@ -236,6 +240,15 @@ Expected<std::optional<CardAccount>, storage::StoreError> CardLedger::find(Trans
   if (!*stored) return std::optional<CardAccount>();
   auto account = decode_card_account(**stored, serial);
   if (!account) return Unexpected(StoreError{storage::StoreErrc::corrupted, 0, "card account record"});
+  if (account->password_set_at < 0) {
+    // A record from before the field: the newest password event says it (the
+    // next write of the record keeps it).
+    account->password_set_at = 0;
+    auto events = history(txn, serial, 0, account->events);
+    if (!events) return Unexpected(events.error());
+    for (const auto& event : *events)
+      if (event.kind == CardEventKind::password_set) account->password_set_at = event.time;
+  }
   return account;
 }
 
@@ -301,6 +314,7 @@ Expected<LedgerResult, storage::StoreError> CardLedger::set_password(Transaction
   CardAccount& account = **found;
   if (account.revoked) return LedgerResult{LedgerOutcome::revoked, 0, account.units_left};
   account.password_hash = std::move(password_hash);
+  account.password_set_at = now;
   auto written = write(txn, account, CardEventKind::password_set, now, 0, note);
   if (!written) return Unexpected(written.error());
   return LedgerResult{LedgerOutcome::done, 0, account.units_left};

@@ -30,6 +30,9 @@ struct CardAccount {
   bool revoked = false;
   int64_t revoked_at = 0;
   uint64_t events = 0;  // history entries written; the next one's sequence
+  // When the holder last set the card's password (set_password); 0: the
+  // password printed beside the card (the issuer's) is in force.
+  int64_t password_set_at = 0;
   bool operator==(const CardAccount&) const = default;
 };
 
@@ -96,7 +99,8 @@ class CardLedger {
   Expected<LedgerResult, StoreError> revoke(Transaction& txn, uint64_t serial, int64_t now, std::string_view note);
   // The holder's password replaces the card's (cards::hash_card_password()
   // of the new one): the one printed beside the QR code is refused from then
-  // on. A revoked card keeps its password (outcome revoked, nothing written).
+  // on, and the account's password_set_at is `now`. A revoked card keeps its
+  // password (outcome revoked, nothing written).
   Expected<LedgerResult, StoreError> set_password(Transaction& txn, uint64_t serial, std::string password_hash,
                                                   int64_t now, std::string_view note);
 

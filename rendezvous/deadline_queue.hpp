@@ -30,6 +30,7 @@ enum class DeadlineKind : uint8_t {
   idle_check,       // key: link_key(link)
   forward,          // no key: the oldest entry of NodeCore's forward expiry queue
   card_debit,       // key: the call ID of a card call in progress (node_cards.cpp)
+  relay_names,      // key: the job ID of a card call waiting for its relays' names (node_cards.cpp)
   login,            // key: link_key(link)
 };
 

@@ -50,16 +50,25 @@ const cards::AccessPoint* find_access_point(const std::vector<cards::Area>& area
 }
 
 // The route's relays a caller can be handed as TURN servers: turn: over UDP
-// (what the terminal's ICE agent allocates on), named by IP literal (the
-// node resolves no names on its loop).
-std::vector<proto::SocketAddress> route_turn_servers(const cards::AccessPoint& route) {
-  std::vector<proto::SocketAddress> servers;
+// (what the terminal's ICE agent allocates on).
+std::vector<cards::RelayUri> route_turn_relays(const cards::AccessPoint& route) {
+  std::vector<cards::RelayUri> relays;
   for (const auto& text : route.relays) {
     auto relay = cards::parse_relay_uri(text);
-    if (!relay || relay->scheme != cards::RelayScheme::turn || relay->tcp) continue;
-    if (auto address = proto::SocketAddress::parse(relay->host_port())) servers.push_back(*address);
+    if (relay && relay->scheme == cards::RelayScheme::turn && !relay->tcp) relays.push_back(std::move(*relay));
   }
-  return servers;
+  return relays;
+}
+
+// Of those, the ones named by host name rather than IP literal: the node
+// resolves them off its loop before handing them out.
+std::vector<std::string> route_relay_names(const cards::AccessPoint& route) {
+  std::vector<std::string> names;
+  for (const auto& relay : route_turn_relays(route))
+    if (!proto::SocketAddress::parse(relay.host_port()) &&
+        std::find(names.begin(), names.end(), relay.host) == names.end())
+      names.push_back(relay.host);
+  return names;
 }
 
 uint64_t update_version_held(const proto::Message& request) {
@@ -68,6 +77,42 @@ uint64_t update_version_held(const proto::Message& request) {
 }
 
 }  // namespace
+
+std::vector<proto::SocketAddress> NodeCore::route_turn_servers(const cards::AccessPoint& route) const {
+  std::vector<proto::SocketAddress> servers;
+  for (const auto& relay : route_turn_relays(route)) {
+    if (auto literal = proto::SocketAddress::parse(relay.host_port())) servers.push_back(*literal);
+    else if (auto named = relay_names_.address(relay.host, relay.port)) servers.push_back(*named);
+  }
+  return servers;
+}
+
+bool NodeCore::relay_name_resolved(const std::string& host, std::vector<proto::SocketAddress> addresses, Now now) {
+  bool first_failure = addresses.empty() && relay_names_.failed(host, now.mono_ms);
+  if (!addresses.empty()) relay_names_.resolved(host, std::move(addresses), now.mono_ms);
+  std::vector<uint64_t> ready;
+  for (const auto& [job, result] : card_checks_awaiting_names_) {
+    auto pending = pending_card_checks_.find(job);
+    if (pending == pending_card_checks_.end() ||
+        std::none_of(pending->second.relay_names.begin(), pending->second.relay_names.end(),
+                     [&](const std::string& name) { return relay_names_.in_flight(name); }))
+      ready.push_back(job);
+  }
+  for (uint64_t job : ready) resume_card_check(job, now);
+  return first_failure;
+}
+
+void NodeCore::resume_card_check(uint64_t job, Now now) {
+  auto waiting = card_checks_awaiting_names_.find(job);
+  if (waiting == card_checks_awaiting_names_.end()) return;
+  PasswordJobResult result = std::move(waiting->second);
+  card_checks_awaiting_names_.erase(waiting);
+  deadlines_.cancel(DeadlineKind::relay_names, std::to_string(job));
+  auto pending = pending_card_checks_.find(job);
+  if (pending == pending_card_checks_.end()) return;
+  pending->second.relay_names_waited = true;
+  card_password_checked(result, now);
+}
 
 void NodeCore::audit_card(std::string_view result, uint64_t serial, const LinkState& state, std::string_view reason,
                           std::string_view extra_key, std::string extra_value) {
@@ -130,8 +175,11 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
   bool for_call = request.method == sig::method::call;
   // card_status asks about the units, so a card with none or in a call is
   // still answered; a call needs both.
+  // The forced change is asked only once the password was verified (the
+  // second pass): a copy of the card without it learns nothing from it.
   CardDecision decision = admit_card(decoded, account, password_ok.value_or(true),
-                                     for_call ? card_call_table_.calls(serial) : 0, settings_.max_calls_per_card);
+                                     for_call ? card_call_table_.calls(serial) : 0, settings_.max_calls_per_card,
+                                     for_call && password_ok.has_value() && settings_.card_holder_password_required);
   if (!for_call && decision.refusal == CardRefusal::no_units) decision = CardDecision{};
   if (!decision.admitted()) {
     refuse_card(link, state, request, decision, serial,
@@ -141,6 +189,7 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
   CardUse use;
   use.serial = serial;
   use.units_left = account->units_left;
+  use.password_set_at = account->password_set_at;
   for (const auto& issuer : settings_.card_issuers)
     if (issuer.key_id == decoded->issuer_key_id) use.issuer_key = issuer.public_key;
   use.send_update = card_update_ && update_version_held(request) < card_update_->update.version;
@@ -217,7 +266,14 @@ void NodeCore::begin_card_check(LinkId link, LinkState& state, const proto::Mess
   if (!account) return reply_storage_error(link, request, account.error());
   if (!account->has_value()) return reply_error(link, request, sig::error::unavailable);
   uint64_t job = next_job_id_++;
-  pending_card_checks_[job] = PendingCardCheck{link, Bytes(current_message_.begin(), current_message_.end()), serial};
+  PendingCardCheck pending{link, Bytes(current_message_.begin(), current_message_.end()), serial};
+  // The route's relays named by host name are looked up while the password
+  // is checked; the call waits for them then (card_password_checked).
+  if (request.method == sig::method::call && settings_.resolve_relay_names) {
+    pending.relay_names = route_relay_names(use->route);
+    for (auto& name : relay_names_.want(pending.relay_names, now.mono_ms)) relay_name_lookups_.push_back(std::move(name));
+  }
+  pending_card_checks_[job] = std::move(pending);
   std::string typed(proto::read_string(*request.find(sig::attr::card_password)));
   password_jobs_.push_back(PasswordJob{PasswordJob::Kind::verify, job, cards::normalized_card_password(typed),
                                        (*account)->password_hash, /*scram_iterations: no migration*/ 0});
@@ -277,6 +333,14 @@ void NodeCore::add_served_update(proto::MessageBuilder& message) const {
 bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
   auto it = pending_card_checks_.find(result.id);
   if (it == pending_card_checks_.end()) return false;
+  const auto& names = it->second.relay_names;
+  if (result.verified && !it->second.relay_names_waited &&
+      std::any_of(names.begin(), names.end(), [&](const std::string& name) { return relay_names_.in_flight(name); })) {
+    if (card_checks_awaiting_names_.emplace(result.id, result).second)
+      deadlines_.schedule(now.mono_ms + settings_.relay_name_wait_ms, DeadlineKind::relay_names,
+                          std::to_string(result.id));
+    return true;
+  }
   PendingCardCheck pending = std::move(it->second);
   pending_card_checks_.erase(it);
   auto link = links_.find(pending.link);
@@ -312,6 +376,8 @@ bool NodeCore::card_password_checked(const PasswordJobResult& result, Now now) {
     audit_card("status", use->serial, state);
     auto ok = success(request);
     ok.add_u64(sig::attr::card_units, use->units_left);
+    if (use->password_set_at > 0) ok.add_u64(sig::attr::card_password_set, static_cast<uint64_t>(use->password_set_at));
+    if (settings_.card_holder_password_required) ok.add_u32(sig::attr::card_password_required, 1);
     if (!use->issuer_key.empty()) ok.add(sig::attr::card_issuer_key, use->issuer_key);
     add_card_update(ok, request);
     send(pending.link, ok.finish());

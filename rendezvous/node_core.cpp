@@ -412,6 +412,11 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
     return;
   }
   auto credentials = read_credentials(link, request, sig::min_password_size);
+  if (credentials && sig::card_holder_id(credentials->user_id)) {
+    reply_error(link, request, sig::error::invalid_user_id,
+                "Invalid User ID: " + std::string(sig::card_holder_id_reason));
+    return;
+  }
   if (!credentials || refuse_agent_id(link, request, credentials->user_id) ||
       refuse_removed_id(link, request, credentials->user_id, now))
     return;
@@ -756,6 +761,7 @@ void NodeCore::tick(Now now) {
   each_due(DeadlineKind::idle_check, [&](const Deadline& d) { check_idle(link_of_key(d.key), now); });
   each_due(DeadlineKind::forward, [&](const Deadline&) { expire_forwards(now); });
   each_due(DeadlineKind::card_debit, [&](const Deadline& d) { debit_card_call(d.key, now); });
+  each_due(DeadlineKind::relay_names, [&](const Deadline& d) { resume_card_check(std::stoull(d.key), now); });
   each_due(DeadlineKind::login, [&](const Deadline& d) { close(link_of_key(d.key), "no login in time"); });
 }
 

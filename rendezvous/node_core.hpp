@@ -32,6 +32,7 @@
 #include "cards/call_charge.hpp"
 #include "rendezvous/area_prefixes.hpp"
 #include "rendezvous/card_admission.hpp"
+#include "rendezvous/relay_names.hpp"
 #include "rendezvous/deadline_queue.hpp"
 #include "rendezvous/directory_search.hpp"
 #include "rendezvous/forward_table.hpp"
@@ -118,6 +119,10 @@ struct NodeSettings {
   // [cards] connection_agent: this node places card calls for holders with no
   // account here (seed 002, claims 6-7; rendezvous/card_agent.hpp).
   bool card_connection_agent = false;
+  // [cards] holder_password_required (seed 002, claim 2, [0030]): a card is
+  // taken for calls only once its holder replaced the printed password
+  // (card_password); card_status and card_password still take the printed one.
+  bool card_holder_password_required = false;
   // [cards.areas]: the area a terminal is in by its link's source address,
   // for a terminal that does not know its own (card_area).
   AreaPrefixes card_areas;
@@ -130,6 +135,12 @@ struct NodeSettings {
   // oldest first, served beside the update so a terminal that kept only an
   // old key can verify an update signed by a newer one.
   std::function<std::vector<Bytes>()> read_card_key_rollovers;
+  // Card relays named by host name are resolved by the daemon
+  // (take_relay_name_lookups, relay_name_resolved); without a resolver (unit
+  // tests that do not ask for one) such relays are skipped. A card call waits
+  // for its route's names at most relay_name_wait_ms after its password check.
+  bool resolve_relay_names = false;
+  uint32_t relay_name_wait_ms = 2000;
 };
 
 struct Now {
@@ -319,7 +330,14 @@ class NodeCore {
   std::vector<NodeAction> take_actions() { return std::move(actions_); }
   std::vector<PasswordJob> take_password_jobs() { return std::move(password_jobs_); }
   std::vector<StorageFault> take_storage_faults() { return std::move(storage_faults_); }
-  bool has_work() const { return !actions_.empty() || !password_jobs_.empty() || !after_commit_.empty(); }
+  // Card relays' host names to resolve (off the loop), and each one's answer:
+  // its addresses, none when it failed. Returns true for a name's first
+  // failure since it last resolved, for the daemon to log once.
+  std::vector<std::string> take_relay_name_lookups() { return std::move(relay_name_lookups_); }
+  bool relay_name_resolved(const std::string& host, std::vector<proto::SocketAddress> addresses, Now now);
+  bool has_work() const {
+    return !actions_.empty() || !password_jobs_.empty() || !after_commit_.empty() || !relay_name_lookups_.empty();
+  }
   std::optional<uint64_t> next_deadline() const;
 
   const PresenceTable& presence() const { return presence_; }
@@ -580,19 +598,22 @@ class NodeCore {
     Bytes issuer_key;          // the key the card verified under (CARD-ISSUER-KEY)
     bool send_update = false;  // the terminal holds an older issuer update than the node
     cards::CardId card_id;     // a connection agent's caller ID is made from it
+    int64_t password_set_at = 0;  // when the holder set the card's password; 0: the printed one is in force
   };
   struct PendingCardCheck {
     LinkId link = 0;
     Bytes request;  // the request's bytes, handled again once the password is checked
     uint64_t serial = 0;
     bool new_password_hash = false;  // card_password: the job hashed the new password (the current was checked)
+    std::vector<std::string> relay_names;  // the route's relay host names being resolved for the call
+    bool relay_names_waited = false;       // resumed after waiting for them: not held again
   };
   struct CardCallState {
     uint64_t serial = 0;
     uint64_t number = 0;  // CardCallTable's key
     LinkId caller_link = 0;
     cards::AccessPoint route;
-    std::vector<proto::SocketAddress> turn_servers;  // the route's turn: relays (UDP, IP literals)
+    std::vector<proto::SocketAddress> turn_servers;  // the route's turn: relays (UDP; names as resolved)
     std::optional<cards::CallMeter> meter;  // from the accept; refers to `route`
   };
   void begin_card_check(LinkId link, LinkState& state, const proto::Message& request, Now now);
@@ -609,6 +630,9 @@ class NodeCore {
   void add_served_update(proto::MessageBuilder& message) const;
   // true when the job was a card check (and it was handled).
   bool card_password_checked(const PasswordJobResult& result, Now now);
+  // A card call whose password was checked goes on once its route's relay
+  // names resolved, or relay_name_wait_ms later.
+  void resume_card_check(uint64_t job, Now now);
   void store_holder_card_password(const PendingCardCheck& pending, const proto::Message& request,
                                   const std::string& hash, Now now);
   // The card decoded and checked against the ledger and the calls in
@@ -620,10 +644,11 @@ class NodeCore {
   void card_call_placed(const Call& call, const CardUse& card);
   void card_call_accepted(const Call& call, Now now);
   void card_call_ended(const std::string& call_id);
-  // The TURN servers of a card call's route (its turn: relays with an IP
-  // literal), for the caller; nullptr when the call is not on a card or the
-  // route names none (then the node's own [turn] servers).
+  // The TURN servers of a card call's route (its turn: relays over UDP, by IP
+  // literal or by a name resolved), for the caller; nullptr when the call is
+  // not on a card or the route has none (then the node's own [turn] servers).
   const std::vector<proto::SocketAddress>* card_turn_servers(const std::string& call_id) const;
+  std::vector<proto::SocketAddress> route_turn_servers(const cards::AccessPoint& route) const;
   void debit_card_call(const std::string& call_id, Now now);
   void send_card_units(LinkId link, const std::string& call_id, uint64_t units_left, bool warning, bool after_commit,
                        bool with_update = false);
@@ -857,6 +882,9 @@ class NodeCore {
   // Access cards (node_cards.cpp).
   std::optional<CardLedger> card_ledger_;
   std::unordered_map<uint64_t, PendingCardCheck> pending_card_checks_;
+  RelayNameCache relay_names_;
+  std::vector<std::string> relay_name_lookups_;
+  std::unordered_map<uint64_t, PasswordJobResult> card_checks_awaiting_names_;  // by job ID
   std::unordered_map<std::string, std::unique_ptr<CardCallState>> card_calls_;  // by call ID
   CardCallTable card_call_table_;
   uint64_t next_card_call_number_ = 1;

@@ -29,6 +29,7 @@ std::vector<std::string> NodeCore::reload_settings(NodeSettings next) {
   next.reload_card_issuers = settings_.reload_card_issuers;
   next.read_card_update = settings_.read_card_update;
   next.read_card_key_rollovers = settings_.read_card_key_rollovers;
+  next.resolve_relay_names = settings_.resolve_relay_names;  // the daemon's resolver stays
 
   limiter_.set_policy(next.login_limits);
   if (next.directory_scan_burst != settings_.directory_scan_burst ||

@@ -311,11 +311,16 @@ std::string clock_text(int minutes) {
   return text;
 }
 
-void print_card(const cards::Card& card) {
-  std::time_t expiry = static_cast<std::time_t>(card.expires_at);
+std::string utc_minute(int64_t unix_s) {
+  std::time_t time = static_cast<std::time_t>(unix_s);
   char when[32] = "";
-  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", std::gmtime(&expiry));
-  std::cout << "serial       " << card.serial << "\ncard ID      " << card.card_id.text() << "\nexpires      " << when
+  std::strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", std::gmtime(&time));
+  return when;
+}
+
+void print_card(const cards::Card& card) {
+  std::cout << "serial       " << card.serial << "\ncard ID      " << card.card_id.text() << "\nexpires      "
+            << utc_minute(card.expires_at)
             << "\nunits issued " << card.units_issued << "\n";
   for (const auto& area : card.areas) {
     std::cout << "area " << area.code << "\n";
@@ -365,6 +370,17 @@ int ask_units(NodeClientOptions options, const Bytes& card, const std::string& p
           uint64_t left = units ? proto::read_u64(*units).value_or(0) : 0;
           if (units_out != nullptr) *units_out = left;
           std::cout << "units left   " << left << std::endl;
+          // Whose password the node now takes: the holder's, or still the printed one.
+          const auto* set = response->find(sig::attr::card_password_set);
+          auto set_at = set ? proto::read_u64(*set) : std::nullopt;
+          bool required = response->find(sig::attr::card_password_required) != nullptr;
+          if (set_at)
+            std::cout << "password     the holder's, set " << utc_minute(static_cast<int64_t>(*set_at)) << std::endl;
+          else
+            std::cout << "password     the printed one (the issuer's)"
+                      << (required ? "; the node takes the card for calls only after `tsunagu card password`"
+                                   : "")
+                      << std::endl;
           client.stop();
         });
   });
@@ -422,7 +438,7 @@ std::shared_ptr<CardCommands> add_card_commands(CLI::App& app) {
                       "repeatable); without it the node checks the card and its password");
   c->load->add_option("--card-password-file", c->password_file, "Read the card password from FILE (- = stdin)");
   c->node.add_to(c->load);
-  c->show = card->add_subcommand("show", "Print a loaded card's areas and access points, and its units from the node");
+  c->show = card->add_subcommand("show", "Print a loaded card's areas and access points; from the node, its units and whose password is in force");
   c->show->add_option("SERIAL", c->serial, "Which card (default: the only one loaded)");
   c->show->add_option("--card-password-file", c->password_file, "Read the card password from FILE (- = stdin)");
   c->node.add_to(c->show);

@@ -6,6 +6,7 @@
 #include "cluster/pg/pg_account_store.hpp"
 #include "cluster/pg/pg_migrations.hpp"
 #include "cluster/pg/pg_turn.hpp"
+#include "proto/signalling.hpp"
 
 namespace tsunagu::cluster {
 
@@ -36,6 +37,10 @@ std::optional<PgError> run_one_turn(PgConnection& connection, const std::functio
 
 rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const rendezvous::NewAccount& account,
                                              uint32_t quarantine_days, uint64_t now_unix) {
+  if (proto::card_holder_id(account.user_id))
+    return Unexpected(AccountAdminError{AccountAdminErrc::invalid_id,
+                                        "user ID \"" + account.user_id + "\" refused: " +
+                                            std::string(proto::card_holder_id_reason)});
   rendezvous::Account row;
   row.user_id = account.user_id;
   row.password_hash = account.password_hash;

@@ -264,12 +264,12 @@ def dead_address():
     return "127.0.0.1:%d" % port
 
 
-def card_setup(root, cost=3, units=100, count=1, max_calls=1, area_prefixes=None, areas_text=None):
+def card_setup(root, cost=3, units=100, count=1, max_calls=1, area_prefixes=None, areas_text=None, node_settings=None):
     """A node with alice and bob, an area "home" whose cheapest access point is dead
     and whose second is the node; `count` cards of `units`; the terminal's card env.
     `area_prefixes`: the node's [cards.areas] lines, {prefix: area}. `areas_text`: the
     areas.toml instead, with {node} for the node's address."""
-    d = h.Deployment(cards__debit_interval_s=1, cards__max_calls_per_card=max_calls)
+    d = h.Deployment(cards__debit_interval_s=1, cards__max_calls_per_card=max_calls, **(node_settings or {}))
     for prefix, area in (area_prefixes or {}).items():
         d.set("cards.areas", '"%s"' % prefix, '"%s"' % area)
     d.start_node()
@@ -575,6 +575,9 @@ def card_password_set(root):
     chosen = d.path("chosen.txt")
     with open(chosen, "w") as f:
         f.write("7391 2204 5518\n")
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)
+    check(shown.code == 0 and "password     the printed one (the issuer's)\n" in shown.out,
+          "card show says the printed password is in force: %r" % (shown.out,))
     result = d.cli(["card", "password", "--new-password-file", chosen], ALICE, ALICE_PW)
     check(result.code == 0 and "password set" in result.out, "card password sets the holder's password: %r" % (result,))
     shown = d.cli(["card", "show"], ALICE, ALICE_PW)  # TSUNAGU_CARD_PASSWORD: the printed one
@@ -585,6 +588,12 @@ def card_password_set(root):
     os.environ["TSUNAGU_CARD_PASSWORD"] = "7391-2204-5518"
     shown = d.cli(["card", "show"], ALICE, ALICE_PW)
     check(shown.code == 0 and "units left   100" in shown.out, "the holder's password is accepted: %r" % (shown,))
+    set_line = re.search(r"password     the holder's, set (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", shown.out)
+    check(set_line is not None, "card show says the holder's password is in force and when it was set: %r" % shown.out)
+    import datetime
+    set_at = datetime.datetime.strptime(set_line.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=datetime.timezone.utc)
+    check(abs((datetime.datetime.now(datetime.timezone.utc) - set_at).total_seconds()) < 600,
+          "the time it was set is now's (%s)" % set_line.group(1))
     history = ledger(d, 1)
     check("password" in history and "set by the holder" in history, "the ledger's history has the change: %r" % history)
     return 0
@@ -774,11 +783,98 @@ def card_agent_call(root):
     return 0
 
 
+def card_password_required(root):
+    """[cards] holder_password_required: the printed password is refused for calls, with the reason,
+    until the holder sets their own; card show (with the printed one) still answers and says so."""
+    d, cards = card_setup(root, node_settings={"cards__holder_password_required": True})
+    load(d, cards[0])
+    listener = listen(d)
+    refused = card_call(d, ("--echo-test", "1"))
+    code = refused.wait_exit(40)
+    check(code == EXIT_REFUSED and "Card Refused: the printed card password must first be replaced by the holder's own"
+          in refused.err(), "a call with the printed password is refused with the reason (exit %s, %r)"
+          % (code, refused.err()[-400:]))
+    shown = d.cli(["card", "show"], ALICE, ALICE_PW)
+    check(shown.code == 0 and "password     the printed one (the issuer's); the node takes the card for calls only "
+          "after `tsunagu card password`" in shown.out, "card show still answers and says what to do: %r" % (shown.out,))
+    chosen = d.path("chosen.txt")
+    with open(chosen, "w") as f:
+        f.write("5820 1164 9937\n")
+    result = d.cli(["card", "password", "--new-password-file", chosen], ALICE, ALICE_PW)
+    check(result.code == 0, "the printed password may set the holder's: %r" % (result,))
+    os.environ["TSUNAGU_CARD_PASSWORD"] = "5820-1164-9937"
+    caller = card_call(d)
+    wait_text(caller, "connected after")
+    check(hang_up(caller) == 0, "with the holder's password the call is placed and hangs up cleanly")
+    check(re.search(r'event=card result=refused .*reason="the printed card password must first be replaced',
+                    d.node.log_text()) is not None, "the node audits the refusal")
+    listener.kill()
+    return 0
+
+
+def card_relay_by_name(root):
+    """A card's turn: relay named by host name (localhost, never an external name) is resolved by the
+    node off its loop and handed to the caller: the node's own [turn] servers are none here, so a
+    --relay-only call connects only through the relay the card's route names."""
+    import secrets
+    secret = secrets.token_hex(16)
+    try:
+        coturn = h.Coturn(secret, directory=root)
+    except h.Skip as skip:
+        print("SKIP: %s" % skip)
+        return 77
+    coturn.start()
+    areas = ('[[area]]\ncode = "home"\n'
+             '[[area.internet]]\nname = "home-named-relay"\nnode = "{node}"\nrelays = ["turn:localhost:%d"]\n'
+             'cost_per_minute = 2\n' % coturn.port)
+    try:
+        d, cards = card_setup(root, areas_text=areas, node_settings={"turn__secret": '"%s"' % secret})
+        load(d, cards[0])
+        listener = listen(d)
+        report = d.path("caller-report.json")
+        caller = card_call(d, ("--pipe", "--relay-only", "--report", report))
+        wait_text(caller, "connected after")
+        check(hang_up(caller) == 0, "the relay-only call on the card connects and hangs up cleanly")
+        import json
+        with open(report) as f:
+            pair = json.load(f)
+        local = pair.get("local") or ""
+        check(pair.get("local_type") == "relay" and local.startswith("127.0.0.1:")
+              and coturn.min_port <= int(local.rsplit(":", 1)[1]) <= coturn.max_port,
+              "the caller's candidate is a relay port of coturn, named localhost on the card: %r" % (pair,))
+        check("route home-named-relay" in ledger(d, 1), "the route named is the one debited")
+        check("does not resolve" not in d.node.log_text(), "the node logged no failed lookup")
+        listener.kill()
+    finally:
+        coturn.stop()
+    return 0
+
+
+def card_holder_id_reserved(root):
+    """IDs starting with card- are a connection agent's caller IDs for card holders: user add,
+    user add --pg and open registration refuse them with the reason."""
+    d = h.Deployment(node__open_registration=True)
+    d.start_node()
+    reason = "user IDs starting with card- are reserved for the calls connection agents place on access cards"
+    added = d.admin(["user", "-d", d.dir, "add", "card-20261205-0007-000001"], password="a-password-123")
+    check(added.code == 2 and reason in added.err, "user add refuses a card- ID (exit 2): %r" % (added,))
+    pg = d.admin(["user", "-d", d.dir, "add", "--pg", "postgresql://127.0.0.1:1/none", "card-x"],
+                 password="a-password-123")
+    check(pg.code == 2 and reason in pg.err, "user add --pg refuses it before connecting (exit 2): %r" % (pg,))
+    registered = d.cli(["register"], "card-x", "a-password-123")
+    check(registered.code != 0 and "reserved" in registered.err,
+          "tsunagu register is refused by the node with the reason: %r" % (registered,))
+    ok = d.cli(["register"], "cardholder", "a-password-123")
+    check(ok.code == 0, "an ID that only starts with card (no dash) registers: %r" % (ok,))
+    return 0
+
+
 SCENARIOS = {f.__name__: f for f in (card_voice_warning_tone, card_revoked_offline, card_issue_show_topup_revoke, card_forgery_refused, card_usage_errors,
                                      card_load_png,
                                      card_call_debited, card_call_refused, card_call_units_run_out,
                                      card_call_area_from_node, card_call_relay_probe, card_key_rollover,
-                                     card_password_set, card_agent_call)}
+                                     card_password_set, card_agent_call, card_password_required, card_relay_by_name,
+                                     card_holder_id_reserved)}
 
 if __name__ == "__main__":
     if not os.access(h.RENDEZVOUS, os.X_OK):

@@ -66,6 +66,24 @@ TEST_CASE("card admission: each misuse is refused with its own reason") {
   CHECK(admit_card(Decoded(card()), entry(), true, 1, 2).admitted());
 }
 
+TEST_CASE("card admission: holder_password_required refuses a card whose printed password is in force, after the password") {
+  CardAccount printed = entry();
+  CardDecision forced = admit_card(Decoded(card()), printed, true, 0, 1, true);
+  CHECK(forced.refusal == CardRefusal::password_change_required);
+  CHECK(forced.reason().find("tsunagu card password") != std::string::npos);
+  // A wrong password is refused as wrong first; revocation before both.
+  CHECK(admit_card(Decoded(card()), printed, false, 0, 1, true).refusal == CardRefusal::bad_password);
+  printed.revoked = true;
+  CHECK(admit_card(Decoded(card()), printed, true, 0, 1, true).refusal == CardRefusal::revoked);
+  CardAccount chosen = entry();
+  chosen.password_set_at = 1'796'000'000;
+  CHECK(admit_card(Decoded(card()), chosen, true, 0, 1, true).admitted());
+  CHECK(admit_card(Decoded(card()), entry(), true, 0, 1, false).admitted());  // not asked: the printed one serves
+  // After it: units and calls in progress.
+  chosen.units_left = 0;
+  CHECK(admit_card(Decoded(card()), chosen, true, 0, 1, true).refusal == CardRefusal::no_units);
+}
+
 TEST_CASE("card calls: a card's calls are counted with their sources until they end") {
   CardCallTable table;
   CHECK(table.begin(12, 1, "198.51.100.7:4000"));

@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include "proto/signalling.hpp"
+
 using namespace tsunagu;
 using namespace tsunagu::rendezvous;
 
@@ -56,4 +58,12 @@ TEST_CASE("connection agent: one card per link") {
 // That it is a valid user ID: node_cards_test.cpp (this library has no proto/).
 TEST_CASE("connection agent: the caller ID is the card ID") {
   CHECK(agent_caller_id(cards::CardId{20261205, 7, 42}) == "card-20261205-0007-000042");
+}
+
+TEST_CASE("connection agent: the caller ID carries the prefix no account may take") {
+  cards::CardId id{20261205, 7, 42};
+  CHECK(agent_caller_id(id) == "card-20261205-0007-000042");
+  CHECK(proto::card_holder_id(agent_caller_id(id)));
+  CHECK_FALSE(proto::card_holder_id("cardholder"));
+  CHECK_FALSE(proto::card_holder_id("alice"));
 }

@@ -144,6 +144,8 @@ TEST_CASE("card ledger: the holder's password replaces the hash, with a password
         LedgerOutcome::done);
   auto found = *f.ledger.find(txn, 4);
   CHECK(found->password_hash == "$scrypt$holder");
+  CHECK(found->password_set_at == 1'796'000'100);
+  CHECK((*f.ledger.find(txn, 5))->password_set_at == 0);  // the printed password still in force
   CHECK(found->units_left == 10);
   auto events = *f.ledger.history(txn, 4, 0, 10);
   REQUIRE(events.size() == 2);
@@ -198,9 +200,20 @@ TEST_CASE("card ledger records: round trip; every truncated prefix, a wrong vers
   a.revoked = true;
   a.revoked_at = 1'796'000'999;
   a.events = 17;
+  a.password_set_at = 1'796'000'500;
   Bytes record = encode_card_account(a);
   CHECK(decode_card_account(record, 9) == a);
-  for (size_t n = 0; n < record.size(); ++n) CHECK_FALSE(decode_card_account(ByteView(record).first(n), 9));
+  // A record from before password_set_at ends 8 bytes sooner: it decodes with
+  // -1 (CardLedger::find reads the history for it); every other prefix is refused.
+  const size_t before_field = record.size() - 8;
+  for (size_t n = 0; n < record.size(); ++n)
+    if (n != before_field) CHECK_FALSE(decode_card_account(ByteView(record).first(n), 9));
+  auto legacy = decode_card_account(ByteView(record).first(before_field), 9);
+  REQUIRE(legacy.has_value());
+  CHECK(legacy->password_set_at == -1);
+  Bytes negative = record;  // written with the field, it is never negative
+  for (size_t i = record.size() - 8; i < record.size(); ++i) negative[i] = std::byte{0xFF};
+  CHECK_FALSE(decode_card_account(negative, 9));
   Bytes longer = record;
   longer.push_back(std::byte{0});
   CHECK_FALSE(decode_card_account(longer, 9));
@@ -215,4 +228,26 @@ TEST_CASE("card ledger records: round trip; every truncated prefix, a wrong vers
   Bytes bad_kind = event;
   bad_kind[1] = std::byte{9};
   CHECK_FALSE(decode_card_event(bad_kind, 4));
+}
+
+TEST_CASE("card ledger: a record written before password_set_at takes it from the history's password event") {
+  TempDir dir;
+  LedgerFixture f(dir.path);
+  auto accounts = f.env->open_database("card_accounts");  // before the write transaction, as the ledger does
+  REQUIRE(accounts.has_value());
+  auto txn = f.write();
+  REQUIRE(*f.ledger.add(txn, account(6, 10)));
+  REQUIRE(*f.ledger.add(txn, account(7, 10)));
+  must(f.ledger.set_password(txn, 6, "$scrypt$holder", 1'796'000'100, ""));
+  must(f.ledger.debit(txn, 6, 1, 1'796'000'200, ""));
+  // Both records rewritten as the older code wrote them: without the last field.
+  for (uint64_t serial : {6, 7}) {
+    Bytes record = encode_card_account(**f.ledger.find(txn, serial));
+    record.resize(record.size() - 8);
+    Bytes key(8);
+    for (int i = 0; i < 8; ++i) key[i] = std::byte(static_cast<uint8_t>(serial >> (56 - 8 * i)));
+    REQUIRE(txn.put(*accounts, key, record).has_value());
+  }
+  CHECK((*f.ledger.find(txn, 6))->password_set_at == 1'796'000'100);
+  CHECK((*f.ledger.find(txn, 7))->password_set_at == 0);
 }

@@ -5,6 +5,7 @@
 // no doctest here.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -43,9 +44,11 @@ struct CardNode {
   WebNode node;
   std::optional<CardLedger> ledger;
 
+  // `adjust`: a test's own settings on top of these.
   explicit CardNode(uint64_t units = 1000, uint32_t debit_interval_s = 60, AreaPrefixes areas = {},
-                    bool connection_agent = false)
-      : node(card_node_settings(issuer, debit_interval_s, std::move(areas), served_update, connection_agent)) {
+                    bool connection_agent = false, const std::function<void(NodeSettings&)>& adjust = {})
+      : node(adjusted(card_node_settings(issuer, debit_interval_s, std::move(areas), served_update, connection_agent),
+                      adjust)) {
     auto signed_card = cards::sign_card(card, issuer.key.private_key);
     if (!signed_card) throw std::runtime_error("sign_card");
     card_bytes = *signed_card;
@@ -74,6 +77,11 @@ struct CardNode {
     node.terminal_login(card_alice_link, "alice", "alice's password");
     node.terminal_login(card_bob_link, "bob", "bob's password");
     node.take_terminal_actions();
+  }
+
+  static NodeSettings adjusted(NodeSettings settings, const std::function<void(NodeSettings&)>& adjust) {
+    if (adjust) adjust(settings);
+    return settings;
   }
 
   // alice's call request to bob on the card (the prepare-and-ring form).

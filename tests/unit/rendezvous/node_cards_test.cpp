@@ -527,3 +527,143 @@ TEST_CASE("connection agent: no login is refused by a node that is not an agent,
     CHECK(n.units_left() == 1000);
   }
 }
+
+namespace {
+
+// A node that hands out TURN credentials, its own [turn] server 192.0.2.9:3478,
+// and resolves card relay names through the test (as the daemon would).
+void with_relay_names(NodeSettings& settings) {
+  settings.resolve_relay_names = true;
+  settings.turn_secret = "turn-secret";
+  settings.turn_servers = {proto::SocketAddress::v4({192, 0, 2, 9}, 3478)};
+}
+
+// alice prepares a call to bob on the card through a-net-2 (no offer: the
+// answer carries the TURN servers to gather on).
+void prepare(CardNode& n) {
+  proto::MessageBuilder b(proto::MessageClass::request, proto::method::call, tid(9));
+  b.add_u32(proto::attr::protocol_version, proto::protocol_version);
+  b.add_string(proto::attr::user_id, "bob");
+  b.add(proto::attr::card, n.card_bytes);
+  b.add_string(proto::attr::card_password, sample_card_password);
+  b.add_string(proto::attr::card_route, "a-net-2");
+  n.node.core().message(card_alice_link, b.finish(), n.node.now());
+  n.node.pump();
+}
+
+std::vector<proto::SocketAddress> turn_servers_of(const Sent& s) {
+  std::vector<proto::SocketAddress> servers;
+  for (const auto& a : s.m.attributes)
+    if (a.type == sig::attr::turn_server)
+      if (auto address = proto::read_xor_address(a, s.m)) servers.push_back(*address);
+  return servers;
+}
+
+}  // namespace
+
+TEST_CASE("relay names: a card call waits for its route's relay name and is handed the relay it resolved to") {
+  CardNode n(1000, 60, {}, false, with_relay_names);
+  prepare(n);
+  // The password was checked; the call waits for turn:a-net-2.example.net:3478.
+  CHECK(find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success) == nullptr);
+  CHECK(n.node.core().take_relay_name_lookups() == std::vector<std::string>{"a-net-2.example.net"});
+  CHECK_FALSE(n.node.core().relay_name_resolved(
+      "a-net-2.example.net",
+      {proto::SocketAddress::v6({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 0),
+       proto::SocketAddress::v4({127, 0, 0, 1}, 0)},
+      n.node.now()));
+  n.node.pump();
+  auto alice = sent_to(n, card_alice_link);
+  const Sent* ok = find(alice, sig::method::call, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  CHECK(turn_servers_of(*ok) == std::vector{proto::SocketAddress::v4({127, 0, 0, 1}, 3478)});
+  // The next call on the card within the TTL does not look it up again and does not wait.
+  n.node.terminal_gone(card_alice_link);
+  n.node.terminal_login(card_alice_link, "alice", "alice's password");
+  n.node.take_terminal_actions();
+  prepare(n);
+  CHECK(n.node.core().take_relay_name_lookups().empty());
+  ok = find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  CHECK(turn_servers_of(*ok) == std::vector{proto::SocketAddress::v4({127, 0, 0, 1}, 3478)});
+}
+
+TEST_CASE("relay names: a name that does not resolve, or no answer in time, falls back to the node's [turn] servers") {
+  const std::vector<proto::SocketAddress> own{proto::SocketAddress::v4({192, 0, 2, 9}, 3478)};
+  SUBCASE("the lookup fails: reported once for the daemon's log") {
+    CardNode n(1000, 60, {}, false, with_relay_names);
+    prepare(n);
+    CHECK(n.node.core().take_relay_name_lookups().size() == 1);
+    CHECK(n.node.core().relay_name_resolved("a-net-2.example.net", {}, n.node.now()));
+    n.node.pump();
+    const Sent* ok = find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success);
+    REQUIRE(ok != nullptr);
+    CHECK(turn_servers_of(*ok) == own);
+  }
+  SUBCASE("no answer within relay_name_wait_ms: the call goes on without it") {
+    CardNode n(1000, 60, {}, false, with_relay_names);
+    prepare(n);
+    CHECK(n.node.core().take_relay_name_lookups().size() == 1);
+    n.node.advance_ms(1999);
+    n.node.tick();
+    CHECK(find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success) == nullptr);
+    n.node.advance_ms(1);
+    n.node.tick();
+    const Sent* ok = find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success);
+    REQUIRE(ok != nullptr);
+    CHECK(turn_servers_of(*ok) == own);
+    // The late answer is kept for the next call and resumes nothing twice.
+    CHECK_FALSE(n.node.core().relay_name_resolved("a-net-2.example.net",
+                                                  {proto::SocketAddress::v4({127, 0, 0, 1}, 0)}, n.node.now()));
+    n.node.pump();
+    CHECK(find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success) == nullptr);
+  }
+  SUBCASE("without a resolver (the setting off) names are skipped at once, as before") {
+    CardNode n(1000, 60, {}, false, [](NodeSettings& s) {
+      with_relay_names(s);
+      s.resolve_relay_names = false;
+    });
+    prepare(n);
+    CHECK(n.node.core().take_relay_name_lookups().empty());
+    const Sent* ok = find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success);
+    REQUIRE(ok != nullptr);
+    CHECK(turn_servers_of(*ok) == own);
+  }
+}
+
+TEST_CASE("forced change: with holder_password_required a call on the printed password is refused until the holder sets one") {
+  CardNode n(1000, 60, {}, false, [](NodeSettings& s) { s.card_holder_password_required = true; });
+  // card_status answers with the printed password, and says neither is set yet but one is required.
+  auto status = card_status(n, std::nullopt);
+  const Sent* ok = find(status, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  CHECK(ok->m.find(sig::attr::card_password_set) == nullptr);
+  CHECK(ok->m.find(sig::attr::card_password_required) != nullptr);
+  CHECK(refusal_of(place(n), sig::method::call) == static_cast<uint32_t>(CardRefusal::password_change_required));
+  // A wrong password is still refused as wrong (the forced change is told only to one who knows the password).
+  CHECK(refusal_of(place(n, "a-net-2", "0000-0000-0000"), sig::method::call) ==
+        static_cast<uint32_t>(CardRefusal::bad_password));
+  CHECK(n.node.core().counters().card_calls_refused == 2);
+  CHECK(n.units_left() == 1000);
+
+  auto sent = set_card_password(n, sample_card_password, "7391 2204 5518");
+  REQUIRE(find(sent, sig::method::card_password, proto::MessageClass::success) != nullptr);
+  status = card_status(n, std::nullopt, "7391-2204-5518");
+  ok = find(status, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  const auto* set = ok->m.find(sig::attr::card_password_set);
+  REQUIRE(set != nullptr);
+  CHECK(proto::read_u64(*set) == n.node.now().unix_s);
+  auto alice = place(n, "a-net-2", "7391-2204-5518");
+  CHECK(find(alice, sig::method::call, proto::MessageClass::success) != nullptr);
+}
+
+TEST_CASE("forced change: off (the default), the printed password places calls and card_status carries no CARD-PASSWORD-SET") {
+  CardNode n;
+  auto status = card_status(n, std::nullopt);
+  const Sent* ok = find(status, sig::method::card_status, proto::MessageClass::success);
+  REQUIRE(ok != nullptr);
+  CHECK(ok->m.find(sig::attr::card_password_set) == nullptr);
+  CHECK(ok->m.find(sig::attr::card_password_required) == nullptr);
+  CHECK(find(place(n), sig::method::call, proto::MessageClass::success) != nullptr);
+}

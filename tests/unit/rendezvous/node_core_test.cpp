@@ -16,6 +16,7 @@
 
 #include "proto/signalling.hpp"
 #include "proto/stun_message.hpp"
+#include "rendezvous/account_admin.hpp"
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/node_metrics.hpp"
 #include "security/digest.hpp"
@@ -404,6 +405,29 @@ TEST_CASE("register refuses an invalid user ID with 422 and a bad password or na
                        [](proto::MessageBuilder& b) { b.add_string(sig::attr::user_id, "alice"); }));
   CHECK(node.reply(1).code() == 400);
   CHECK(node.core().counters().registrations == 0);
+}
+
+TEST_CASE("register and user add refuse an ID starting with card-: a connection agent's caller ID for a card holder") {
+  NodeSettings settings = test_settings();
+  settings.open_registration = true;
+  Node node(settings);
+  node.open(1, alice_nat);
+  node.send(1, register_request("card-20261205-0007-000042", "correct horse"));
+  Reply refused = node.reply(1);
+  CHECK(refused.code() == 422);
+  CHECK(refused.reason().find("reserved for the calls connection agents place on access cards") != std::string::npos);
+  node.send(1, register_request("card-x", "correct horse"));
+  CHECK(node.reply(1).code() == 422);
+  node.send(1, register_request("cardholder", "correct horse"));  // only the prefix with its dash
+  CHECK(node.reply(1).is_success());
+  CHECK(node.core().counters().registrations == 1);
+  NewAccount account;
+  account.user_id = "card-20261205-0007-000042";
+  account.password_hash = security::hash_password("correct horse", fast_hashing);
+  auto added = rendezvous::add_account(node.store(), account, 30, node.now().unix_s);
+  REQUIRE_FALSE(added.has_value());
+  CHECK(added.error().code == AccountAdminErrc::invalid_id);
+  CHECK(added.error().detail.find("reserved") != std::string::npos);
 }
 
 // --- login ------------------------------------------------------------------
