@@ -1,6 +1,8 @@
 #include "rendezvous/web_api.hpp"
 
 #include <algorithm>
+#include <array>
+#include <limits>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -327,6 +329,9 @@ WebApi::WebApi(NodeCore& core, AccountStore& store, WebApiSettings settings,
   // that need them answering 503.
   if (auto registry = AgentRegistry::open(store_.environment())) registry_.emplace(std::move(*registry));
   if (auto voicemail = VoicemailStore::open(store_.environment())) voicemail_.emplace(std::move(*voicemail));
+  if (auto ledger = CardLedger::open(store_.environment())) card_ledger_.emplace(std::move(*ledger));
+  // The name is card_ledger.hpp's: "card_accounts", be64 serial -> account record.
+  if (auto accounts = store_.environment().open_database("card_accounts")) card_accounts_ = *accounts;
   core_.watch_changes(true);  // the daemon hands them to presence_changed() and mailbox_changed() every drain round
 }
 
@@ -1185,6 +1190,7 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     return audited(error_response(404, "not_found", "no such API endpoint"));
   }
   if (method != "GET") return (*respond)(method_not_allowed("GET"));
+  if (path == "/api/admin/cards" || path.starts_with("/api/admin/cards/")) return handle_admin_cards(request, respond);
   if (path == "/api/admin/agents") {
     if (!registry_) return (*respond)(error_response(503, "unavailable", "the agent registry did not open"));
     auto txn = store_.begin_read();
@@ -1228,6 +1234,95 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
                                               {"deleted", c.voicemails_deleted}}));
   }
   return (*respond)(error_response(404, "not_found", "no such API endpoint"));
+}
+
+namespace {
+// The holder's or the issuer's password (docs/cards.md): which one the node checks.
+const char* card_password_state(const CardAccount& card) {
+  if (card.password_hash.empty()) return "none";
+  return card.password_set_at > 0 ? "holder" : "issuer";
+}
+
+json card_summary(const CardAccount& card) {
+  return json{{"serial", card.serial}, {"card_id", card.card_id}, {"units_left", card.units_left},
+              {"units_issued", card.units_issued}, {"revoked", card.revoked}, {"expires_at", card.expires_at}};
+}
+
+json card_event_json(const CardEvent& event) {
+  json out{{"sequence", event.sequence}, {"event", card_event_name(event.kind)}, {"time", event.time},
+           {"units", event.units}, {"units_left", event.units_left}, {"note", event.note}};
+  // A debit's note is node_cards.cpp's "call ID route NAME": its parts for the page.
+  std::string_view note = event.note;
+  size_t route = note.find(" route ");
+  if (event.kind == CardEventKind::debit && note.starts_with("call ") && route != std::string_view::npos) {
+    out["call"] = note.substr(5, route - 5);
+    out["route"] = note.substr(route + 7);
+  }
+  return out;
+}
+}  // namespace
+
+void WebApi::handle_admin_cards(const HttpRequest& request, const std::shared_ptr<Respond>& respond) {
+  if (!card_ledger_ || !card_accounts_)
+    return (*respond)(error_response(503, "unavailable", "the card ledger did not open"));
+  auto txn = store_.begin_read();
+  if (!txn) return (*respond)(error_response(503, "unavailable", txn.error().detail));
+  auto number_query = [&](const char* name) -> Expected<uint64_t, HttpResponse> {
+    const std::string* text = request.query_value(name);
+    if (text == nullptr) return uint64_t{0};
+    auto value = parse_number(*text);
+    if (!value) return Unexpected(error_response(400, "bad_request", std::string(name) + " must be a whole number"));
+    return *value;
+  };
+  if (request.path == "/api/admin/cards") {
+    auto after = number_query("cursor");  // the last serial of the page before
+    if (!after) return (*respond)(std::move(after.error()));
+    std::array<std::byte, 8> from{};
+    if (*after == std::numeric_limits<uint64_t>::max()) return (*respond)(json_response(200, json{{"cards", json::array()}}));
+    store_be64(from.data(), *after + 1);
+    json cards = json::array();
+    bool more = false, corrupt = false;
+    auto scanned = txn->scan(*card_accounts_, ByteView(from), [&](ByteView key, ByteView value) {
+      if (key.size() != 8) return true;
+      if (cards.size() == admin_page) {
+        more = true;
+        return false;
+      }
+      auto card = decode_card_account(value, load_be64(key.data()));
+      if (!card) {
+        corrupt = true;
+        return false;
+      }
+      cards.push_back(card_summary(*card));
+      return true;
+    });
+    if (!scanned) return (*respond)(error_response(503, "unavailable", scanned.error().detail));
+    if (corrupt) return (*respond)(error_response(503, "unavailable", "a card account record does not decode"));
+    json answer{{"cards", cards}};
+    if (more) answer["next_cursor"] = std::to_string(cards.back()["serial"].get<uint64_t>());
+    return (*respond)(json_response(200, answer));
+  }
+  auto serial = parse_number(std::string_view(request.path).substr(std::string_view("/api/admin/cards/").size()));
+  if (!serial) return (*respond)(error_response(400, "bad_request", "a card's serial is a whole number"));
+  auto card = card_ledger_->find(*txn, *serial);
+  if (!card) return (*respond)(error_response(503, "unavailable", card.error().detail));
+  if (!*card) return (*respond)(error_response(404, "not_found", "no card with serial " + std::to_string(*serial)));
+  auto from = number_query("from");  // the first history sequence to show
+  if (!from) return (*respond)(std::move(from.error()));
+  auto history = card_ledger_->history(*txn, *serial, *from, admin_page);
+  if (!history) return (*respond)(error_response(503, "unavailable", history.error().detail));
+  const CardAccount& c = **card;
+  json answer = card_summary(c);
+  answer["issued_at"] = c.issued_at;
+  if (c.revoked) answer["revoked_at"] = c.revoked_at;
+  answer["password"] = card_password_state(c);
+  if (c.password_set_at > 0) answer["password_set_at"] = c.password_set_at;
+  answer["events"] = c.events;
+  json events = json::array();
+  for (const CardEvent& e : *history) events.push_back(card_event_json(e));
+  answer["history"] = events;
+  if (!history->empty() && history->back().sequence + 1 < c.events) answer["next_from"] = history->back().sequence + 1;
+  return (*respond)(json_response(200, answer));
 }
 
 void WebApi::core_action(const NodeAction& action, Now now) {

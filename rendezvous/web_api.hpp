@@ -11,7 +11,8 @@
 // answers through a callback, maybe after the password job ran.
 //
 // Admin endpoints read the store and use rendezvous/account_admin.hpp, the
-// same functions as `tsunagu-rendezvous user ...`.
+// same functions as `tsunagu-rendezvous user ...`; the card ledger's pages
+// read rendezvous/card_ledger.hpp as `tsunagu-rendezvous card show` does.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,7 @@
 #include "rendezvous/browser_signalling.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
+#include "rendezvous/card_ledger.hpp"
 #include "rendezvous/node_core.hpp"
 #include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
@@ -141,6 +143,8 @@ class WebApi {
                                const std::shared_ptr<Respond>& respond, Now now);
   void handle_admin(Session& session, const web::HttpRequest& request, const std::shared_ptr<Respond>& respond,
                     Now now);
+  // GET /api/admin/cards and /api/admin/cards/SERIAL, for handle_admin once the role is checked.
+  void handle_admin_cards(const web::HttpRequest& request, const std::shared_ptr<Respond>& respond);
 
   LinkId open_link(const web::HttpRequest& request, Now now);
   void drop_link(LinkId link, Now now);  // tells the core, fails what waited on it
@@ -186,6 +190,10 @@ class WebApi {
   std::function<void(std::span<std::byte>)> random_;
   std::optional<AgentRegistry> registry_;
   std::optional<VoicemailStore> voicemail_;
+  // GET /api/admin/cards[/SERIAL]: the card ledger (read only here), and its
+  // accounts database for the paged list (CardLedger has no paged scan).
+  std::optional<CardLedger> card_ledger_;
+  std::optional<storage::DatabaseHandle> card_accounts_;
   LinkId next_link_ = 1;
   uint64_t next_session_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<Session>> sessions_;

@@ -667,3 +667,78 @@ TEST_CASE("forced change: off (the default), the printed password places calls a
   CHECK(ok->m.find(sig::attr::card_password_required) == nullptr);
   CHECK(find(place(n), sig::method::call, proto::MessageClass::success) != nullptr);
 }
+
+TEST_CASE("web console: an admin reads a card's ledger entry and history and lists cards; others get 403") {
+  using nlohmann::json;
+  CardNode n(1000, 60);
+  REQUIRE(find(set_card_password(n, sample_card_password, "7391 2204 5518"), sig::method::card_password,
+               proto::MessageClass::success) != nullptr);
+  auto alice = place(n, "a-net-2", "7391-2204-5518");
+  REQUIRE(find(alice, sig::method::call, proto::MessageClass::success) != nullptr);
+  advance(n, 60);
+  n.node.terminal_gone(card_alice_link);
+  advance(n, 1);
+  {
+    auto txn = n.node.store().environment().begin_write();
+    REQUIRE(txn.has_value());
+    REQUIRE(n.ledger->top_up(*txn, n.card.serial, 50, 1'790'000'200, "desk").has_value());
+    REQUIRE(n.ledger->revoke(*txn, n.card.serial, 1'790'000'300, "stolen").has_value());
+    REQUIRE(txn->commit().has_value());
+  }
+  n.node.add_account("root", "admin password", /*admin=*/true);
+  Browser root, bob;
+  REQUIRE(n.node.log_in(root, "root", "admin password").response.status == 200);
+  REQUIRE(n.node.log_in(bob, "bob", "bob's password").response.status == 200);
+  const std::string card_path = "/api/admin/cards/" + std::to_string(n.card.serial);
+
+  auto answer = n.node.request(root, "GET", card_path);
+  REQUIRE(answer.response.status == 200);
+  json card = json::parse(answer.response.body);
+  CHECK(card["serial"] == n.card.serial);
+  CHECK(card["card_id"] == n.card.card_id.text());
+  CHECK(card["units_issued"] == n.card.units_issued);
+  CHECK(card["units_left"] == 1046);  // 1000, two periods at 2 a minute, 50 topped up
+  CHECK(card["units_left"] == n.units_left());
+  CHECK(card["revoked"] == true);
+  CHECK(card["revoked_at"] == 1'790'000'300);
+  CHECK(card["password"] == "holder");
+  CHECK(card["password_set_at"].get<int64_t>() > 0);
+  const json& history = card["history"];
+  REQUIRE(history.size() == 6);
+  CHECK(card["events"] == 6);
+  CHECK_FALSE(card.contains("next_from"));
+  std::vector<std::string> kinds;
+  for (const auto& e : history) kinds.push_back(e["event"].get<std::string>());
+  CHECK(kinds == std::vector<std::string>{"issued", "password", "debit", "debit", "top-up", "revoked"});
+  const json& debit = history[2];
+  CHECK(debit["units"] == 2);
+  CHECK(debit["units_left"] == 998);
+  CHECK(debit["route"] == "a-net-2");
+  CHECK(debit["call"].get<std::string>().size() == 8);
+  CHECK(history[4]["units"] == 50);
+  CHECK(history[4]["note"] == "desk");
+  CHECK(history[5]["note"] == "stolen");
+  // The history pages from a sequence.
+  json later = json::parse(n.node.request(root, "GET", card_path + "?from=4").response.body);
+  REQUIRE(later["history"].size() == 2);
+  CHECK(later["history"][0]["event"] == "top-up");
+
+  json list = json::parse(n.node.request(root, "GET", "/api/admin/cards").response.body);
+  REQUIRE(list["cards"].size() == 1);
+  CHECK(list["cards"][0]["serial"] == n.card.serial);
+  CHECK(list["cards"][0]["units_left"] == 1046);
+  CHECK_FALSE(list.contains("next_cursor"));
+  CHECK(json::parse(n.node.request(root, "GET", "/api/admin/cards?cursor=" + std::to_string(n.card.serial))
+                        .response.body)["cards"]
+            .empty());
+
+  CHECK(n.node.request(bob, "GET", card_path).response.status == 403);
+  CHECK(n.node.request(bob, "GET", "/api/admin/cards").response.status == 403);
+  CHECK(n.node.request(Browser{}, "GET", card_path).response.status == 401);
+  CHECK(n.node.request(root, "GET", "/api/admin/cards/999999").response.status == 404);
+  CHECK(n.node.request(root, "GET", "/api/admin/cards/12x").response.status == 400);
+  CHECK(n.node.request(root, "GET", "/api/admin/cards/-1").response.status == 400);
+  CHECK(n.node.request(root, "GET", "/api/admin/cards?cursor=abc").response.status == 400);
+  CHECK(n.node.request(root, "GET", card_path + "?from=x").response.status == 400);
+  CHECK(n.node.request(root, "POST", card_path, "{}").response.status == 405);
+}
