@@ -1,10 +1,11 @@
 // The operator's page: users (search, add, reset password, verify, operator role, remove), LAN agents,
-// calls and voicemail usage. Needs an account with the admin role.
+// calls, voicemail usage, and access cards (the ledger per card). Needs an account with the admin role.
 import { api, el, formatTime, requireSession, say, sayError, start } from './app.js';
 
 let userCursor = null;
 let userQuery = '';
 let resetFor = null;
+let cardCursor = null;
 
 function describe(value, name = '') {
   if (typeof value === 'number' && (name.endsWith('_at') || name === 'time' || name === 'last_seen')) return formatTime(value);
@@ -126,6 +127,49 @@ async function loadOverview() {
   show('voicemail-usage', voicemail, 'Voicemail usage');
 }
 
+// One card's ledger entry and its history, as GET /api/admin/cards/SERIAL answers (docs/web.md).
+async function showCard(serial, from) {
+  const answer = await api('GET', '/api/admin/cards/' + encodeURIComponent(serial) + (from ? '?from=' + from : ''));
+  const container = document.getElementById('card-ledger');
+  const entry = Object.entries(answer).filter(([k]) => k !== 'history');
+  const parts = [
+    el('h3', {}, 'Card ' + answer.serial),
+    el('table', { 'data-card': String(answer.serial) },
+      el('caption', { class: 'muted' }, 'Ledger entry'),
+      el('tbody', {}, ...entry.map(([k, v]) => el('tr', {}, el('th', { scope: 'row' }, k.replace(/_/g, ' ')), el('td', {}, describe(v, k)))))),
+  ];
+  const columns = ['sequence', 'time', 'event', 'units', 'units_left', 'call', 'route', 'note'];
+  parts.push(el('table', { id: 'card-history' },
+    el('caption', { class: 'muted' }, 'History' + (from ? ' from event ' + from : '')),
+    el('thead', {}, el('tr', {}, ...columns.map((c) => el('th', { scope: 'col' }, c.replace(/_/g, ' '))))),
+    el('tbody', {}, ...answer.history.map((event) => el('tr', {},
+      ...columns.map((c) => el('td', {}, describe(event[c], c))))))));
+  if (answer.next_from !== undefined) {
+    const more = el('button', { type: 'button', class: 'secondary' }, 'Later events');
+    more.addEventListener('click', () => showCard(serial, answer.next_from).catch(sayError));
+    parts.push(el('div', { class: 'row' }, more));
+  }
+  container.replaceChildren(...parts);
+  container.focus();
+}
+
+function cardRow(card) {
+  const show = el('button', { type: 'button', class: 'secondary', 'aria-label': 'Ledger of card ' + card.serial }, 'Ledger');
+  show.addEventListener('click', () => showCard(card.serial).catch(sayError));
+  return el('tr', { 'data-card': String(card.serial) },
+    el('td', {}, String(card.serial)), el('td', {}, card.card_id), el('td', {}, String(card.units_left)),
+    el('td', {}, describe(card.revoked)), el('td', {}, formatTime(card.expires_at)), el('td', {}, show));
+}
+
+async function loadCards(cursor) {
+  const answer = await api('GET', '/api/admin/cards' + (cursor ? '?cursor=' + encodeURIComponent(cursor) : ''));
+  const body = document.querySelector('#cards tbody');
+  if (!cursor) body.replaceChildren();
+  for (const card of answer.cards) body.append(cardRow(card));
+  cardCursor = answer.next_cursor || null;
+  document.getElementById('more-cards').hidden = !cardCursor;
+}
+
 start(async () => {
   await requireSession({ admin: true });
   document.getElementById('user-search').addEventListener('submit', (event) => {
@@ -169,6 +213,11 @@ start(async () => {
     resetForm.reset();
     resetForm.hidden = true;
   });
-  document.getElementById('refresh').addEventListener('click', () => Promise.all([loadUsers(userQuery), loadOverview()]).then(() => say('Up to date.', 'ok'), sayError));
-  await Promise.all([loadUsers(''), loadOverview()]);
+  document.getElementById('card-find').addEventListener('submit', (event) => {
+    event.preventDefault();
+    showCard(document.getElementById('card-serial').value.trim()).then(() => say('', 'ok'), sayError);
+  });
+  document.getElementById('more-cards').addEventListener('click', () => loadCards(cardCursor).catch(sayError));
+  document.getElementById('refresh').addEventListener('click', () => Promise.all([loadUsers(userQuery), loadOverview(), loadCards().catch(sayError)]).then(() => say('Up to date.', 'ok'), sayError));
+  await Promise.all([loadUsers(''), loadOverview(), loadCards().catch(sayError)]);
 });

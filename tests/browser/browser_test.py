@@ -461,16 +461,25 @@ def voicemail_from_page():
 
 def admin_sees_users():
     """An operator (made with `tsunagu-rendezvous user add --admin`) lists and searches
-    users, adds one, resets its password, verifies one and removes one; a plain user is
-    refused the operator's API."""
+    users, adds one, resets its password, verifies one and removes one, and reads a
+    card's ledger in the Cards view; a plain user is refused the operator's API."""
     prepared()
     node = WebNode()
     node.add_user(ADMIN, admin=True)
     for user in (ALICE, BOB):
         node.add_user(user)
     node.start()
-    run_pages("admin_sees_users", node, {"new_user": "frank"})
     d = node.deployment
+    # One access card with a top-up, for the page's Cards view (the ledger per card).
+    areas = d.path("areas.toml")
+    with open(areas, "w") as f:
+        f.write('[[area]]\ncode = "home"\n[[area.internet]]\nname = "home-node"\nnode = "%s"\n'
+                'cost_per_minute = 3\n' % d.node.address)
+    for args in (["issue", "--units", "100", "--areas", areas, "--group", "1", "--count", "1", "--out", d.path("cards")],
+                 ["topup", "1", "25", "--note", "shop 12"]):
+        result = d.admin(["card", "-d", d.dir] + args)
+        expect(result.code == 0, "card %s (%r)" % (args[0], result))
+    run_pages("admin_sees_users", node, {"new_user": "frank"})
     expect(d.admin(["user", "-d", d.dir, "show", "frank"]).code == 3,
            "the user the operator added and removed in the page is gone from the store")
     result = d.admin(["user", "-d", d.dir, "show", ALICE])

@@ -418,6 +418,16 @@ async function adminSeesUsers(browser) {
   }
   await check(page, 'admin-users');
 
+  // The Cards view: the card issued and topped up before the page opened, and its ledger.
+  await page.waitForSelector('#cards tbody tr[data-card="1"]');
+  ok((await page.locator('#cards tbody tr[data-card="1"] td').nth(2).textContent()) === '125',
+    'the Cards view lists card 1 with 125 units left');
+  await page.getByRole('button', { name: 'Ledger of card 1', exact: true }).click();
+  await page.waitForSelector('#card-history tbody tr');
+  const events = await page.locator('#card-history tbody tr').evaluateAll((trs) => trs.map((tr) => tr.cells[2].textContent));
+  ok(events.join(',') === 'issued,top-up', 'card 1\'s ledger shows its history: ' + events);
+  await check(page, 'admin-card-ledger');
+
   await page.getByRole('searchbox', { name: 'Find users' }).fill('ali');
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   await page.waitForFunction(() => document.querySelectorAll('#users tbody tr').length === 1);

@@ -223,7 +223,57 @@ def web_metrics():
     expect(status == 200 and b"tsunagu_node_links" in body, "/metrics with the token: 200")
 
 
-SCENARIOS = {f.__name__: f for f in (web_bad_input, web_metrics)}
+def web_card_ledger():
+    """The operator reads the card ledger over HTTPS (GET /api/admin/cards[/SERIAL]):
+    what `tsunagu-rendezvous card show SERIAL` prints, as JSON; a non-admin gets 403."""
+    d = Deployment()
+    node = d.start_node()
+    made = d.admin(["user", "-d", d.dir, "add", "--admin", "root"], password=PASSWORD)
+    expect(made.code == 0, "an operator account root (%r)" % (made,))
+    d.add_user("alice", PASSWORD)
+    areas = d.path("areas.toml")
+    with open(areas, "w") as f:
+        f.write('[[area]]\ncode = "home"\n[[area.internet]]\nname = "home-node"\nnode = "%s"\n'
+                'cost_per_minute = 3\n' % node.address)
+    issued = d.admin(["card", "-d", d.dir, "issue", "--units", "100", "--areas", areas, "--group", "1",
+                      "--count", "2", "--out", d.path("cards")])
+    expect(issued.code == 0, "card issue makes two cards" if issued.code == 0 else "card issue: %r" % issued)
+    for args in (["topup", "1", "25", "--note", "shop 12"], ["revoke", "2", "--note", "reported stolen"]):
+        done = d.admin(["card", "-d", d.dir] + args)
+        expect(done.code == 0, "card " + " ".join(args) if done.code == 0 else "card %s: %r" % (args[0], done))
+    web = Web(d, node)
+    cookie, csrf = web.login("root", PASSWORD)
+
+    status, headers, body = web.request("GET", "/api/admin/cards/1", cookie=cookie)
+    expect(status == 200 and headers.get("content-type", "").startswith("application/json"),
+           "GET /api/admin/cards/1: 200 JSON (%d %r)" % (status, body[:200]))
+    card = json.loads(body)
+    shown = d.admin(["card", "-d", d.dir, "show", "1"]).out
+    expect(card["units_left"] == 125 and "units left 125 of 100" in shown,
+           "the page's units left are the CLI's: %d / %r" % (card["units_left"], shown.splitlines()[0]))
+    expect(card["card_id"] in shown and card["password"] == "issuer" and card["revoked"] is False,
+           "card 1: its card ID, the issuer's password in force, not revoked")
+    events = [(e["event"], e["units"], e["units_left"], e["note"]) for e in card["history"]]
+    expect(events == [("issued", 100, 100, ""), ("top-up", 25, 125, "shop 12")],
+           "card 1's history: issued, then the top-up with its note: %r" % events)
+
+    card2 = json.loads(web.request("GET", "/api/admin/cards/2", cookie=cookie)[2])
+    expect(card2["revoked"] is True and card2["history"][-1]["event"] == "revoked"
+           and card2["history"][-1]["note"] == "reported stolen", "card 2 is revoked, and why")
+    listed = json.loads(web.request("GET", "/api/admin/cards", cookie=cookie)[2])
+    expect([(c["serial"], c["units_left"], c["revoked"]) for c in listed["cards"]] == [(1, 125, False), (2, 100, True)],
+           "GET /api/admin/cards lists both cards: %r" % listed)
+
+    json_error(web.request("GET", "/api/admin/cards/3", cookie=cookie), 404, "not_found", "an unknown serial")
+    json_error(web.request("GET", "/api/admin/cards/one", cookie=cookie), 400, "bad_request", "a serial not a number")
+    alice_cookie, _ = web.login("alice", PASSWORD)
+    json_error(web.request("GET", "/api/admin/cards/1", cookie=alice_cookie), 403, "forbidden", "a non-admin")
+    json_error(web.request("GET", "/api/admin/cards/1"), 401, "unauthenticated", "no session")
+    status, _, page = web.request("GET", "/admin.html")
+    expect(status == 200 and b'id="cards"' in page, "the operator page has the Cards view")
+
+
+SCENARIOS = {f.__name__: f for f in (web_bad_input, web_metrics, web_card_ledger)}
 
 if __name__ == "__main__":
     sys.exit(h.run_scenarios(SCENARIOS, sys.argv))
