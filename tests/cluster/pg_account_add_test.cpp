@@ -133,7 +133,8 @@ TEST_CASE("schema 4 from version 3: accounts, removals and enrolments of version
   auto report = migrate(*connection);
   REQUIRE_MESSAGE(report, (report ? "" : report.error().detail));
   CHECK(report->from == 3);
-  CHECK(report->applied == std::vector<int>{4});
+  REQUIRE_FALSE(report->applied.empty());
+  CHECK(report->applied.front() == 4);  // and the later ones
   CHECK(require_current_schema(*connection).has_value());
   check_add_refusals(*connection);
   CHECK(add(*connection, "dave") == AccountAdminErrc::exists);
