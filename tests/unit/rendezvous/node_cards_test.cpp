@@ -583,7 +583,8 @@ TEST_CASE("relay names: a card call waits for its route's relay name and is hand
   n.node.take_terminal_actions();
   prepare(n);
   CHECK(n.node.core().take_relay_name_lookups().empty());
-  ok = find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success);
+  auto again = sent_to(n, card_alice_link);  // kept: ok points into it
+  ok = find(again, sig::method::call, proto::MessageClass::success);
   REQUIRE(ok != nullptr);
   CHECK(turn_servers_of(*ok) == std::vector{proto::SocketAddress::v4({127, 0, 0, 1}, 3478)});
 }
@@ -596,7 +597,8 @@ TEST_CASE("relay names: a name that does not resolve, or no answer in time, fall
     CHECK(n.node.core().take_relay_name_lookups().size() == 1);
     CHECK(n.node.core().relay_name_resolved("a-net-2.example.net", {}, n.node.now()));
     n.node.pump();
-    const Sent* ok = find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success);
+    auto answers = sent_to(n, card_alice_link);  // kept: ok points into it
+    const Sent* ok = find(answers, sig::method::call, proto::MessageClass::success);
     REQUIRE(ok != nullptr);
     CHECK(turn_servers_of(*ok) == own);
   }
@@ -609,7 +611,8 @@ TEST_CASE("relay names: a name that does not resolve, or no answer in time, fall
     CHECK(find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success) == nullptr);
     n.node.advance_ms(1);
     n.node.tick();
-    const Sent* ok = find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success);
+    auto answers = sent_to(n, card_alice_link);  // kept: ok points into it
+    const Sent* ok = find(answers, sig::method::call, proto::MessageClass::success);
     REQUIRE(ok != nullptr);
     CHECK(turn_servers_of(*ok) == own);
     // The late answer is kept for the next call and resumes nothing twice.
@@ -625,7 +628,8 @@ TEST_CASE("relay names: a name that does not resolve, or no answer in time, fall
     });
     prepare(n);
     CHECK(n.node.core().take_relay_name_lookups().empty());
-    const Sent* ok = find(sent_to(n, card_alice_link), sig::method::call, proto::MessageClass::success);
+    auto answers = sent_to(n, card_alice_link);  // kept: ok points into it
+    const Sent* ok = find(answers, sig::method::call, proto::MessageClass::success);
     REQUIRE(ok != nullptr);
     CHECK(turn_servers_of(*ok) == own);
   }
