@@ -8,8 +8,9 @@ PULSE_SERVER. The daemon runs its sink thread at real-time priority and its main
 thread at nice -11, as a desktop's PulseAudio gets them from rtkit: without that, a
 CI machine at load 15 starved the null sink for hundreds of milliseconds, so the
 player's 200 ms queue overflowed (integration/voice_device_mode: 78 frames dropped,
-speech score 0.739). As root the daemon sets the priorities itself. The daemon is killed by its PID on every way out. Exits 77
-(skipped) with the reason when pulseaudio is not installed or will not start.
+speech score 0.739). As root the daemon sets the priorities itself. The daemon
+is killed by its PID on every way out. Exits 77 (skipped) with the reason when
+pulseaudio is not installed or will not start.
 """
 import os
 import shutil
