@@ -440,7 +440,7 @@ int pg_agent_command(const std::string& conninfo, const std::string& directory, 
 
 std::string describe(const Account& a) {
   std::string out = a.user_id;
-  if (!a.display_name.empty()) out += "  \"" + a.display_name + "\"";
+  if (!a.display_name.empty()) out += "  \"" + proto::printable_text(a.display_name) + "\"";  // from anyone who registered
   if (a.static_address) out += "  static " + a.static_address->to_string();
   if (!a.phone.empty()) out += "  phone " + a.phone;
   if (a.admin) out += "  admin";
@@ -646,7 +646,15 @@ int main(int argc, char** argv) {
   std::optional<std::string> password_file;
   auto* add = user->add_subcommand("add", "Create an account (password from --password-file, $TSUNAGU_PASSWORD or a prompt)");
   add->add_option("ID", user_id, "User ID")->required();
-  add->add_option("--name", display_name, "Display name");
+  add->add_option("--name", display_name, "Display name")
+      ->check(CLI::Validator(
+          [](std::string& name) {
+            return proto::valid_profile_text(name, proto::max_display_name_size)
+                       ? std::string()
+                       : std::string("at most 128 bytes of UTF-8 text, without control or bidirectional "
+                                     "formatting characters");
+          },
+          ""));
   add->add_option("--phone", phone, "Phone number");
   add->add_option("--password-file", password_file, "Read the password from this file's first line ('-' = stdin)");
   bool reuse_removed = false, admin_role = false;

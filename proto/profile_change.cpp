@@ -1,6 +1,10 @@
 #include "proto/profile_change.hpp"
 
+#include <unictype.h>
+#include <unistr.h>
+
 #include <algorithm>
+#include <cstdio>
 
 #include "proto/directory_records.hpp"
 #include "proto/signalling.hpp"
@@ -15,6 +19,61 @@ std::optional<bool> yes_no(std::string_view v) {
 }
 
 }  // namespace
+
+bool shows_as_text(uint32_t c) {
+  // Controls (C0, DEL, C1) can drive a terminal; the bidirectional embeddings,
+  // overrides, isolates and marks reorder what follows them on screen (a name
+  // that reads "alice" but is not); a line or paragraph separator breaks a line.
+  return !uc_is_general_category(c, UC_CATEGORY_Cc) && !uc_is_property_bidi_control(c) &&
+         !uc_is_general_category(c, UC_CATEGORY_Zl) && !uc_is_general_category(c, UC_CATEGORY_Zp);
+}
+
+namespace {
+
+constexpr std::string_view replacement_character = "\xEF\xBF\xBD";
+
+// Calls each(c, bytes) for every character of `text` and its UTF-8; a
+// malformed byte comes as U+FFFD.
+template <class Each>
+void each_character(std::string_view text, Each&& each) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  for (size_t at = 0; at < text.size();) {
+    ucs4_t c = 0;
+    int length = u8_mbtouc(&c, bytes + at, text.size() - at);
+    // U+FFFD is also what u8_mbtouc() answers for a malformed byte: pass on its
+    // UTF-8, never the byte.
+    each(static_cast<uint32_t>(c), c == 0xFFFD ? replacement_character : text.substr(at, static_cast<size_t>(length)));
+    at += static_cast<size_t>(length);
+  }
+}
+
+}  // namespace
+
+std::string printable_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  each_character(text, [&](uint32_t c, std::string_view bytes) {
+    out += shows_as_text(c) ? bytes : replacement_character;
+  });
+  return out;
+}
+
+std::string json_string(std::string_view text) {
+  std::string out = "\"";
+  each_character(text, [&](uint32_t c, std::string_view bytes) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (shows_as_text(c)) {
+      out += bytes;
+    } else {
+      char escaped[8];
+      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));  // all such are in the BMP
+      out += escaped;
+    }
+  });
+  return out + "\"";
+}
 
 bool valid_phone(std::string_view phone) {
   if (phone.empty() || phone.size() > max_phone_size) return false;
@@ -53,8 +112,15 @@ std::string fold_category(std::string_view category) {
 }
 
 bool valid_profile_text(std::string_view text, size_t max) {
-  return text.size() <= max &&
-         std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  if (text.size() > max) return false;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  if (u8_check(bytes, text.size()) != nullptr) return false;
+  for (size_t at = 0; at < text.size();) {
+    ucs4_t c = 0;
+    at += static_cast<size_t>(u8_mbtouc_unsafe(&c, bytes + at, text.size() - at));
+    if (!shows_as_text(c)) return false;
+  }
+  return true;
 }
 
 bool valid_category(std::string_view folded) {

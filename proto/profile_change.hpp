@@ -3,6 +3,7 @@
 // travels in a profile_set request. Pure: no I/O.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -44,8 +45,21 @@ std::string phone_digits(std::string_view phone);
 // spaces made one. Valid when 1..64 bytes of printable text after folding.
 std::string fold_category(std::string_view category);
 bool valid_category(std::string_view folded);
-// Printable text (no control characters) of at most `max` bytes.
+// Text other people are shown (display names, categories, directory queries):
+// at most `max` bytes of well-formed UTF-8 (RFC 3629) in which every character
+// shows_as_text().
 bool valid_profile_text(std::string_view text, size_t max);
+// False for a control character (C0, DEL, C1), a bidirectional formatting
+// character (U+061C, U+200E-U+200F, U+202A-U+202E, U+2066-U+2069) and a line
+// or paragraph separator (U+2028, U+2029).
+bool shows_as_text(uint32_t c);
+// `text` fit for a terminal: each malformed byte and each character that does
+// not show_as_text() becomes U+FFFD. For text that came from elsewhere (the
+// node's answers, records older than these checks) before it is printed.
+std::string printable_text(std::string_view text);
+// `text` as a JSON string literal (quoted): '"', '\\' and every character
+// that does not show_as_text() escaped as \uXXXX, malformed bytes as \ufffd.
+std::string json_string(std::string_view text);
 
 // Parses "name=Alice Smith" "publish=yes" ...; the error names the bad word.
 Expected<ProfileChange, std::string> parse_profile_assignments(const std::vector<std::string>& words);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "proto/profile_change.hpp"
 #include "proto/signalling.hpp"
 
 namespace tsunagu::rendezvous {
@@ -20,11 +21,6 @@ std::optional<std::pair<uint16_t, proto::TransactionId>> header_of(ByteView byte
   proto::TransactionId id;
   std::copy(bytes.begin() + 8, bytes.begin() + 20, id.bytes.begin());
   return std::make_pair(method, id);
-}
-
-bool valid_text(std::string_view text, size_t max) {
-  if (text.size() > max) return false;
-  return std::none_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; });
 }
 
 }  // namespace
@@ -432,7 +428,7 @@ void NodeCore::handle_register(LinkId link, LinkState& state, const proto::Messa
   std::string_view secret = credentials->password;
   std::string display_name;
   if (const auto* name = request.find(sig::attr::display_name)) display_name = proto::read_string(*name);
-  if (!valid_text(display_name, sig::max_display_name_size)) {
+  if (!proto::valid_profile_text(display_name, sig::max_display_name_size)) {
     reply_error(link, request, sig::error::bad_request, "Bad Request: display name too long or not text");
     return;
   }

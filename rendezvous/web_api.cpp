@@ -1139,8 +1139,10 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     NewAccount account;
     account.user_id = *id;
     account.display_name = name.value_or("");
-    if (account.display_name.size() > sig::max_display_name_size)
-      return audited(error_response(400, "bad_request", "display_name is at most 128 bytes"));
+    if (!proto::valid_profile_text(account.display_name, sig::max_display_name_size))
+      return audited(error_response(400, "bad_request",
+                                    "display_name is at most 128 bytes of text, without control or bidirectional "
+                                    "formatting characters"));
     account.admin = admin->value_or(false);
     account.password_hash = security::scram::stored_credentials(*password, core_.settings().scram_iterations);
     auto added = add_account(store_, account, core_.settings().removed_id_quarantine_days, unix_now);

@@ -17,6 +17,8 @@ build_packages=(
   libzbar-dev
   # cluster/redis/: presence and the node bus in Redis, on the libuv loop (hiredis' adapter)
   libhiredis-dev
+  # proto/: UTF-8 and Unicode properties of the text people are shown (display names)
+  libunistring-dev
 )
 test_packages=(
   clang libclang-rt-14-dev lmdb-utils stun-client openssl

@@ -87,21 +87,6 @@ std::optional<NodeClientOptions> NodeArgs::prepare(int& exit_code, bool user_opt
   return options;
 }
 
-std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
 // Logs in on a query link, runs `work`, and returns the exit code it set.
 int run_query(NodeClientOptions options, const std::function<void(NodeClient&, int&)>& work) {
   options.role = proto::link_role::query;

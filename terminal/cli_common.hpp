@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "proto/profile_change.hpp"
 #include "terminal/node_client.hpp"
 
 namespace CLI {
@@ -55,7 +56,6 @@ struct NodeArgs {
 // code it set (or the link's failure's).
 int run_query(NodeClientOptions options, const std::function<void(NodeClient&, int&)>& work);
 
-// "text" with quotes, backslashes and control characters escaped.
-std::string json_string(std::string_view text);
+using proto::json_string;
 
 }  // namespace tsunagu::terminal

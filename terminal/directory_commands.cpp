@@ -60,11 +60,12 @@ void print_entry(const proto::DirectoryEntry& e, bool json, bool first) {
               << ", \"category\": " << json_string(e.category) << ", \"phone\": " << json_string(e.phone) << "}";
     return;
   }
-  std::cout << e.user_id;
-  if (!e.display_name.empty()) std::cout << "  \"" << e.display_name << "\"";
+  // The node's answers are other people's text: printed only as text.
+  std::cout << proto::printable_text(e.user_id);
+  if (!e.display_name.empty()) std::cout << "  \"" << proto::printable_text(e.display_name) << "\"";
   std::cout << "  " << (e.online ? "online" : "offline");
-  if (!e.category.empty()) std::cout << "  [" << e.category << "]";
-  if (!e.phone.empty()) std::cout << "  " << e.phone;
+  if (!e.category.empty()) std::cout << "  [" << proto::printable_text(e.category) << "]";
+  if (!e.phone.empty()) std::cout << "  " << proto::printable_text(e.phone);
   // Anyone may claim a name or a number in their own row; the operator vouches for some.
   if (!e.verified) std::cout << "  (unverified)";
   std::cout << "\n";
@@ -246,7 +247,7 @@ int run_categories(NodeArgs& args) {
                          std::cout << (first ? "" : ", ") << "{\"category\": " << json_string(category->name)
                                    << ", \"businesses\": " << category->count << "}";
                        else
-                         std::cout << category->name << "  (" << category->count << ")\n";
+                         std::cout << proto::printable_text(category->name) << "  (" << category->count << ")\n";
                        first = false;
                      }
                      if (json) std::cout << "]";
@@ -287,8 +288,8 @@ void print_profile(const proto::Message& m, bool json) {
               << ", \"addresses\": " << (addresses ? "true" : "false") << "}" << std::endl;
     return;
   }
-  auto or_dash = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
-  std::cout << "user:      " << text(proto::attr::user_id) << "\nname:      " << or_dash(text(proto::attr::display_name))
+  auto or_dash = [](const std::string& s) { return s.empty() ? std::string("-") : proto::printable_text(s); };
+  std::cout << "user:      " << proto::printable_text(text(proto::attr::user_id)) << "\nname:      " << or_dash(text(proto::attr::display_name))
             << "\nphone:     " << or_dash(text(proto::attr::phone))
             << "\ncategory:  " << or_dash(text(proto::attr::category))
             << "\npublish:   " << (publish ? "yes (listed in the directory)" : "no (not listed)")
@@ -297,7 +298,7 @@ void print_profile(const proto::Message& m, bool json) {
             << (presence == "nobody"     ? "nobody (others get \"unknown user\")"
                 : presence == "contacts" ? "contacts (others get \"unknown user\")"
                                          : "anyone logged in")
-            << "\ncontacts:  " << (contacts.empty() ? "-" : proto::join_contacts(contacts))
+            << "\ncontacts:  " << (contacts.empty() ? "-" : proto::printable_text(proto::join_contacts(contacts)))
             << "\naddresses: " << (addresses ? "yes (lookups show your private addresses)" : "no (hidden in lookups)")
             << std::endl;
 }

@@ -193,7 +193,7 @@ void print_lookup(const std::string& target, const proto::Message& response, boo
     std::cout << std::flush;
     return;
   }
-  std::cout << target << (name.empty() ? "" : " (" + name + ")")
+  std::cout << target << (name.empty() ? "" : " (" + proto::printable_text(name) + ")")
             << (online ? (in_call ? " is online, in a call" : " is online") : " has a permanent address") << "\n";
   for (const auto& r : reported) std::cout << "  reported address: " << r << "   (what the terminal says it has)\n";
   if (hidden) std::cout << "  reported addresses: hidden by the user (a call still finds them)\n";

@@ -606,3 +606,22 @@ TEST_CASE("admin: passwords set through the web follow passwords.scram_iteration
   REQUIRE_MESSAGE(reset.response.status == 204, reset.response.body);
   CHECK(iterations_of("dave") == security::scram::min_iterations + 904);
 }
+
+TEST_CASE("display names others are shown: controls and bidirectional overrides refused at register and admin add") {
+  WebNode node;
+  node.add_account("root", "admin password", /*admin=*/true);
+  Browser browser, root;
+  login(node, root, "root", "admin password");
+  // U+202E makes "alice" of "ecila" on screen; U+009B is a C1 CSI some terminals obey; U+2066 an isolate.
+  for (const char* name : {"\u202e" "ecila", "a\u009b" "2J", "x\u2066y", "a\x7f" "b"}) {
+    auto registered = node.request(browser, "POST", "/api/register",
+                                   json{{"id", "mallory"}, {"password", "correct horse"}, {"display_name", name}}.dump());
+    CHECK_MESSAGE(registered.response.status == 400, registered.response.body);
+    auto added = node.request(root, "POST", "/api/admin/users",
+                              json{{"id", "mallory"}, {"password", "correct horse"}, {"display_name", name}}.dump());
+    CHECK_MESSAGE(added.response.status == 400, added.response.body);
+  }
+  auto kept = node.request(browser, "POST", "/api/register",
+                           json{{"id", "zoe"}, {"password", "correct horse"}, {"display_name", "Zoë 青木 👩‍💻"}}.dump());
+  CHECK_MESSAGE(kept.response.status == 201, kept.response.body);
+}
