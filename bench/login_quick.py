@@ -15,7 +15,9 @@ take turns round by round (A B, then B A, ...) so that the machine's load
 falls on both alike; the medians and their ratio close the output.
 
 PERF=1 also records `perf record -g` of BUILD_DIR's node over its first SCRAM
-round (PERF=resume: over its first token round) into the work directory, which
+round (PERF=resume: over its first token round; PERF_DWARF=1 unwinds with
+`--call-graph dwarf` at 1,500 Hz instead, which sees through OpenSSL and libc
+where frame pointers do not) into the work directory, which
 is then kept (and named); otherwise the work directory is removed on every
 exit path."""
 import json, os, shutil, signal, statistics, subprocess, sys, tempfile, time
@@ -96,8 +98,11 @@ try:
             for name in order:
                 node, load = builds[name]
                 if os.environ.get("PERF") and name == "main" and verb == profiled_verb and rnd == 0:
-                    prof = subprocess.Popen(["perf", "record", "-g", "-o", W + "/perf.data", "-p", str(node.pid), "--",
-                                             "sleep", "3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    call_graph = (["--call-graph", "dwarf,8192", "-F", "1500"] if os.environ.get("PERF_DWARF")
+                                  else ["-g"])
+                    prof = subprocess.Popen(["perf", "record"] + call_graph + ["-o", W + "/perf.data", "-p",
+                                             str(node.pid), "--", "sleep", "3"],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 figures[(name, verb)].append(phase(f"{name} round {rnd + 1}", node, load, verb))
                 if prof:
                     prof.wait()

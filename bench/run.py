@@ -12,7 +12,8 @@ missing, and runs, with servers pinned to CPU 0 and load generators to CPU 1
 
   stun       1. STUN Binding responses: our node vs coturn (and a UDP echo ceiling)
   lookups    2. lookups over persistent TLS links (1, 64, 1,024 links) vs Redis GET
-                (redis-benchmark), and logins/s (scrypt) while the links log in
+                (redis-benchmark) over plain TCP and over TLS, and logins per
+                node CPU-second (SCRAM, session-resumption tokens)
   forwarded  3. lookups of ID@domain forwarded through a LAN agent vs direct lookups
   idle       4. idle TLS links (10,000 and 18,000): memory per link, accepts/s,
                 keepalive CPU, vs a bare TLS server (bench/bare_tls_server)
@@ -50,6 +51,7 @@ import platform
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import struct
 import subprocess
@@ -554,40 +556,72 @@ def bench_stun(ctx):
 # ---------------------------------------------------------------- 2, 3, 6: the main node
 
 
-def start_redis(ctx, cpu):
+def start_redis(ctx, cpu, tls_directory=None):
+    """redis-server on CPU `cpu`: plain TCP on --redis-port, or, with `tls_directory`
+    (a node deployment: its CA and the node's own certificate and P-256 key),
+    TLS only, on --redis-tls-port."""
     redis_server = apt_install(["redis-server", "redis-tools"], "redis-server")
-    port = ctx["args"].redis_port
+    port = ctx["args"].redis_tls_port if tls_directory else ctx["args"].redis_port
     with socket.socket() as s:
         try:
             s.bind((HOST, port))
         except OSError:
-            sys.exit(f"TCP port {port} on {HOST} is in use: pick another with --redis-port")
-    process = start(pin(cpu) + [redis_server, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+            sys.exit(f"TCP port {port} on {HOST} is in use: pick another with "
+                     + ("--redis-tls-port" if tls_directory else "--redis-port"))
+    name = "redis-tls" if tls_directory else "redis"
+    listen = ["--port", str(port)]
+    if tls_directory:
+        # TLS only (port 0 closes plain TCP); clients are not asked for a
+        # certificate, as the node's query links are not (they log in instead).
+        listen = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", os.path.join(tls_directory, "node.crt"),
+                  "--tls-key-file", os.path.join(tls_directory, "node.key"),
+                  "--tls-ca-cert-file", os.path.join(tls_directory, "ca.crt"), "--tls-auth-clients", "no"]
+    process = start(pin(cpu) + [redis_server] + listen + ["--bind", HOST, "--save", "", "--appendonly", "no",
                                 "--daemonize", "no", "--protected-mode", "yes", "--maxclients", "4096",
-                                "--dir", ctx["workdir"]], os.path.join(ctx["workdir"], "redis.log"))
+                                "--dir", ctx["workdir"], "--dbfilename", name + ".rdb"],
+                    os.path.join(ctx["workdir"], name + ".log"))
 
     def answers():
         try:
-            with socket.create_connection((HOST, port), timeout=0.2) as s:
+            with socket.create_connection((HOST, port), timeout=0.2) as raw:
+                s = raw
+                if tls_directory:
+                    context = ssl.create_default_context(cafile=os.path.join(tls_directory, "ca.crt"))
+                    s = context.wrap_socket(raw, server_hostname="localhost")
                 s.sendall(b"PING\r\n")
                 return s.recv(16).startswith(b"+PONG")
-        except OSError:
+        except (OSError, ssl.SSLError):
             return False
 
-    wait_for(answers, 15, "redis-server", process)
+    wait_for(answers, 15, name, process)
     return process, port
 
 
-def redis_benchmark(ctx, port, clients, requests, server, cpu):
-    argv = pin(cpu) + ["redis-benchmark", "-h", HOST, "-p", str(port), "-t", "get", "-c", str(clients),
-                       "-n", str(requests), "-d", "128", "-P", "1", "--csv"]
+def redis_tls_flags(tls_directory):
+    """redis-benchmark's flags for the TLS Redis: verify the node's certificate against the deployment's CA."""
+    return ["--tls", "--cacert", os.path.join(tls_directory, "ca.crt"), "--sni", "localhost"] if tls_directory else []
+
+
+def redis_benchmark(ctx, port, clients, requests, server, cpu, tls_directory=None):
+    """One redis-benchmark GET run. Its clients connect (and over TLS handshake)
+    inside the run, where the node's links are open before theirs: a run of one
+    GET per client, just before, measures that cost, and the server CPU per
+    request leaves it out (both figures are kept)."""
+    def argv_for(n):
+        return pin(cpu) + ["redis-benchmark", "-h", HOST, "-p", str(port)] + redis_tls_flags(tls_directory) + [
+            "-t", "get", "-c", str(clients), "-n", str(n), "-d", "128", "-P", "1", "--csv"]
+    argv = argv_for(requests)
     if " ".join(argv[:-4]) not in " ".join(commands_run):
         commands_run.append(" ".join(argv))
+    before = cpu_seconds(server.pid)
+    subprocess.run(argv_for(clients), capture_output=True, text=True, timeout=120, check=True)
+    connect_cpu = cpu_seconds(server.pid) - before
     before = cpu_seconds(server.pid)
     wall0 = time.monotonic()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
     wall = time.monotonic() - wall0
-    server_cpu = cpu_seconds(server.pid) - before
+    server_cpu_with_connects = cpu_seconds(server.pid) - before
+    server_cpu = max(server_cpu_with_connects - connect_cpu, server_cpu_with_connects / 100)
     lines = [l for l in out.splitlines() if l.startswith('"GET"')]
     if not lines:
         sys.exit("redis-benchmark printed no GET line:\n" + out)
@@ -596,6 +630,9 @@ def redis_benchmark(ctx, port, clients, requests, server, cpu):
     rps = float(values["rps"])
     return {"responses_per_s": rps, "p50_us": float(values["p50_latency_ms"]) * 1000,
             "p99_us": float(values["p99_latency_ms"]) * 1000, "server_cpu_s": server_cpu,
+            "connect_cpu_s": connect_cpu, "server_cpu_with_connects_s": server_cpu_with_connects,
+            "per_server_cpu_s_with_connects": requests / server_cpu_with_connects if server_cpu_with_connects > 0
+            else float("nan"),
             "server_cpu_share": server_cpu / wall,
             "per_server_cpu_s": requests / server_cpu if server_cpu > 0 else float("nan"), "requests": requests}
 
@@ -686,33 +723,42 @@ def bench_lookups(ctx, main):
     ready["resume"] = relogin_phase(load, node, "resume", most, args.lookup_duration, "token re-logins")
     main["lookup_load"] = load
     before = start_before_node(ctx, most) if ctx["bin"].get("before_node") else None
-    redis, redis_port = start_redis(ctx, ctx["server_cpu"])
-    subprocess.run(["redis-benchmark", "-h", HOST, "-p", str(redis_port), "-t", "set", "-n", "1000", "-d", "128",
-                    "-q"], check=True, capture_output=True, timeout=60)
+    # Two peers: Redis over plain TCP (the target's reference) and Redis over
+    # TLS 1.3 with the node's own certificate and key (the same record cost
+    # per request and answer as our links pay).
+    redis_servers = {"redis": start_redis(ctx, ctx["server_cpu"]),
+                     "redis-tls": start_redis(ctx, ctx["server_cpu"], tls_directory=directory)}
+    for who, (_, redis_port) in redis_servers.items():
+        subprocess.run(["redis-benchmark", "-h", HOST, "-p", str(redis_port)]
+                       + redis_tls_flags(directory if who == "redis-tls" else None)
+                       + ["-t", "set", "-n", "1000", "-d", "128", "-q"], check=True, capture_output=True, timeout=60)
     results = {"tsunagu": {n: [] for n in link_counts}, "redis": {n: [] for n in link_counts + [50]},
-               "before": {n: [] for n in link_counts}}
-    redis_requests = {n: 20000 if n == 1 else 100000 for n in link_counts + [50]}
+               "redis-tls": {n: [] for n in link_counts}, "before": {n: [] for n in link_counts}}
+    redis_requests = {(who, n): 20000 if n == 1 else 100000 for who in redis_servers for n in link_counts + [50]}
     for round_index in range(args.rounds):
-        order = ["tsunagu", "redis"] if round_index % 2 == 0 else ["redis", "tsunagu"]
+        order = ["tsunagu", "redis", "redis-tls"] if round_index % 2 == 0 else ["redis-tls", "redis", "tsunagu"]
         if before:
             order.insert(1, "before")
         for n in link_counts + [50]:
             for who in order:
-                if who in ("tsunagu", "before") and n not in link_counts:
+                if who != "redis" and n not in link_counts:
                     continue
                 if who == "tsunagu":
                     data = lookup_phase(load, [node], n, 1, args.lookup_duration)
                 elif who == "before":
                     data = lookup_phase(before["load"], [before["node"]], n, 1, args.lookup_duration)
                 else:
-                    data = redis_benchmark(ctx, redis_port, n, redis_requests[n], redis, ctx["load_cpu"])
+                    redis, redis_port = redis_servers[who]
+                    data = redis_benchmark(ctx, redis_port, n, redis_requests[(who, n)], redis, ctx["load_cpu"],
+                                           directory if who == "redis-tls" else None)
                     # Size the next run to last about as long as ours.
-                    redis_requests[n] = max(5000, int(data["responses_per_s"] * args.lookup_duration))
+                    redis_requests[(who, n)] = max(5000, int(data["responses_per_s"] * args.lookup_duration))
                 results[who][n].append(data)
-                log(f"round {round_index + 1}/{args.rounds} lookups {who:7s} {n:5d} links  "
+                log(f"round {round_index + 1}/{args.rounds} lookups {who:9s} {n:5d} links  "
                     f"{data['responses_per_s']:>9,.0f}/s  {data['per_server_cpu_s']:>9,.0f}/server-CPU-s  "
                     f"server CPU {data['server_cpu_share']:.2f}  p50 {data['p50_us']:.0f} µs  "
-                    f"p99 {data['p99_us']:.0f} µs" + (f"  invalid {data['invalid']}" if who != "redis" else ""))
+                    f"p99 {data['p99_us']:.0f} µs" + (f"  invalid {data['invalid']}" if "invalid" in data else
+                                                        f"  connects {1000 * data['connect_cpu_s']:.0f} ms CPU"))
     # With several requests per link per turn the write path's batching shows:
     # 64 links x 4 in flight, before and after the change, when there is a before.
     batched = {"tsunagu": [], "before": []}
@@ -725,11 +771,12 @@ def bench_lookups(ctx, main):
                 log(f"round {round_index + 1}/{args.rounds} lookups {who:7s} 64 links x 4 in flight "
                     f"{data['responses_per_s']:>9,.0f}/s  {data['per_server_cpu_s']:>9,.0f}/server-CPU-s  "
                     f"invalid {data['invalid']}")
-    os.kill(redis.pid, signal.SIGTERM)
-    redis.wait(timeout=10)
+    for redis, _ in redis_servers.values():
+        os.kill(redis.pid, signal.SIGTERM)
+        redis.wait(timeout=10)
     ctx["raw"]["lookups"] = {"logins": ready, "results": {k: {str(n): v for n, v in r.items()}
                                                           for k, r in results.items()}}
-    t, r = results["tsunagu"], results["redis"]
+    t, r, rt = results["tsunagu"], results["redis"], results["redis-tls"]
     rows = [("2. first logins/s: TLS connect + SCRAM login (both CPUs)", fmt(ready["logins_per_s"], 1), "", ""),
             ("2. first logins per node CPU-second (TLS handshake included)", fmt(ready["logins_per_node_cpu_s"], 1),
              "", ""),
@@ -757,6 +804,9 @@ def bench_lookups(ctx, main):
         rows.append((f"2. lookups per server CPU-second, {n} link(s)", fmt(median(t[n], "per_server_cpu_s")),
                      fmt(median(r[n], "per_server_cpu_s")),
                      fmt(ratio(median(t[n], "per_server_cpu_s"), median(r[n], "per_server_cpu_s")), 2) + "x"))
+        rows.append((f"2. lookups per server CPU-second, {n} link(s) [peer: Redis GET over TLS -c {n}]",
+                     fmt(median(t[n], "per_server_cpu_s")), fmt(median(rt[n], "per_server_cpu_s")),
+                     fmt(ratio(median(t[n], "per_server_cpu_s"), median(rt[n], "per_server_cpu_s")), 2) + "x"))
         if before:
             b_ = results["before"]
             rows.append((f"2. lookups per server CPU-second, {n} link(s) [peer: --before-build-dir's node]",
@@ -793,6 +843,11 @@ def bench_lookups(ctx, main):
         ours, theirs = median(t[64], "responses_per_s"), median(r[50], "responses_per_s")
         verdicts.append(f"2. lookups at 64 links ahead of Redis GET -c 50: {ours:,.0f}/s vs {theirs:,.0f}/s "
                         + ("MET" if ours > theirs else f"MISSED ({ours / theirs:.2f}x)"))
+        per_cpu_ratio = ratio(median(t[64], "per_server_cpu_s"), median(r[64], "per_server_cpu_s"))
+        tls_ratio = ratio(median(t[64], "per_server_cpu_s"), median(rt[64], "per_server_cpu_s"))
+        verdicts.append(f"2. lookups per server CPU-second at 64 links >= 1.0x Redis GET: {per_cpu_ratio:.2f}x "
+                        + ("MET" if per_cpu_ratio >= 1.0 else "MISSED")
+                        + f" (against Redis GET over TLS, same run: {tls_ratio:.2f}x)")
     verdicts.append(f"2. no invalid lookup answers: {invalid} " + ("MET" if invalid == 0 else "MISSED"))
     return rows, verdicts
 
@@ -1383,6 +1438,8 @@ def main():
     parser.add_argument("--node-port", type=int, default=34790)
     parser.add_argument("--echo-port", type=int, default=34800)
     parser.add_argument("--redis-port", type=int, default=34810)
+    parser.add_argument("--redis-tls-port", type=int, default=34811,
+                        help="lookups: the second Redis, TLS only (its peer over TLS)")
     parser.add_argument("--json", help="also write every run's raw result to this file")
     args = parser.parse_args()
     selected = [b.strip() for b in args.only.split(",") if b.strip()]

@@ -40,7 +40,7 @@ start_dnsmasq
 # 1. Lease, release, new address: whereis follows each within one second.
 lease_flow
 A=$LEASE_ADDRESS
-grep -qE '\] info: lookup 4106@acme by alice: [1-9][0-9]* address\(es\)$' "$ACME/agent.log" ||
+grep -qE '\] debug: lookup 4106@acme by alice: [1-9][0-9]* address\(es\)$' "$ACME/agent.log" ||
   fail "the agent did not log the forwarded lookup (one line: the ID, the caller, the number of addresses)"
 
 # 2. The agent dies: the node says the agent is offline.

@@ -16,22 +16,7 @@ using audit::AuditEvent;
 
 namespace {
 
-// Runs `body` with stderr sent to a temporary file; returns what was written.
-template <class Body>
-std::string capture_stderr(Body body) {
-  fflush(stderr);
-  FILE* file = tmpfile();
-  REQUIRE(file != nullptr);
-  int saved = dup(STDERR_FILENO);
-  dup2(fileno(file), STDERR_FILENO);
-  body();
-  dup2(saved, STDERR_FILENO);
-  close(saved);
-  std::string out = test::stream_text(file);
-  fclose(file);
-  return out;
-}
-
+using test::capture_stderr;
 using test::occurrences;
 
 }  // namespace

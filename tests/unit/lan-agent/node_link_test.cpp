@@ -4,10 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include "base/log.hpp"
 #include "proto/signalling.hpp"
 #include "security/certificates.hpp"
 #include "security/random.hpp"
 #include "test_support.hpp"
+#include "tests/unit/base/stream_text.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::lanagent;
@@ -50,7 +52,9 @@ struct FakeNode {
   int connections = 0, hellos = 0, keepalives = 0;
   std::string peer_name;
   std::vector<std::string> domains;
-  std::optional<proto::Message> lookup_answer;
+  std::vector<std::string> lookup_ids{"4106@acme"};  // asked after the hello, in this order
+  int lookup_answers = 0;
+  std::optional<proto::Message> lookup_answer;  // the first one's
   Bytes lookup_answer_bytes;
   std::function<void()> on_event;
 
@@ -99,12 +103,12 @@ struct FakeNode {
       else r.add_string(proto::attr::agent_name, peer_name);
       r.add_u32(proto::attr::protocol_version, 1);
       link.send(r.finish());
-      if (!hello_error) {
+      for (const auto& user_id : hello_error ? std::vector<std::string>{} : lookup_ids) {
         proto::TransactionId id;
         security::random_bytes(id.bytes);
         proto::MessageBuilder q(proto::MessageClass::request, proto::method::forwarded_lookup, id);
         q.add_u32(proto::attr::protocol_version, 1);
-        q.add_string(proto::attr::user_id, "4106@acme");
+        q.add_string(proto::attr::user_id, user_id);
         q.add_string(proto::attr::caller_id, "alice");
         link.send(q.finish());
       }
@@ -116,8 +120,10 @@ struct FakeNode {
         link.send(r.finish());
       }
     } else if (m.method == proto::method::forwarded_lookup) {
-      lookup_answer_bytes.assign(bytes.begin(), bytes.end());
-      lookup_answer = proto::decode(lookup_answer_bytes)->message;
+      if (++lookup_answers == 1) {
+        lookup_answer_bytes.assign(bytes.begin(), bytes.end());
+        lookup_answer = proto::decode(lookup_answer_bytes)->message;
+      }
     }
     if (on_event) on_event();
   }
@@ -207,6 +213,32 @@ TEST_CASE("node link: hello with the client certificate, a forwarded lookup answ
   REQUIRE(addresses.size() == 1);
   CHECK(proto::read_xor_address(*addresses[0], *h.node->lookup_answer)->ip_string() == "10.99.0.68");
   CHECK(h.node->keepalives >= 1);
+}
+
+TEST_CASE("node link: an answered forwarded lookup is logged at debug, a refused one at info (issue 18)") {
+  // The answered line was about a tenth of the agent's CPU at saturation; the
+  // refusal (here: no binding) is what an operator looks for at info.
+  log::Level saved = log::level();
+  for (log::Level level : {log::Level::info, log::Level::debug}) {
+    log::set_level(level);
+    Harness h;
+    h.node->lookup_ids = {"4106@acme", "4199@acme"};
+    h.node->on_event = [&] {
+      if (h.node->lookup_answers == 2) h.finish();
+    };
+    std::string written = test::capture_stderr([&] {
+      h.start(h.settings());
+      h.run();
+    });
+    CAPTURE(written);
+    CHECK_FALSE(h.timed_out);
+    CHECK(h.node->lookup_answers == 2);
+    CHECK(written.find("] info: lookup 4199@acme by alice: 404 (no binding)\n") != std::string::npos);
+    bool answered_logged = written.find("] debug: lookup 4106@acme by alice: 1 address(es)\n") != std::string::npos;
+    CHECK(answered_logged == (level == log::Level::debug));
+    CHECK(written.find("info: lookup 4106@acme") == std::string::npos);
+  }
+  log::set_level(saved);
 }
 
 TEST_CASE("node link: an unanswered heartbeat kills the link and the agent reconnects") {
