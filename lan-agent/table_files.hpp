@@ -62,7 +62,6 @@ class TableDirectoryLock {
   TableDirectoryLock(const TableDirectoryLock&) = delete;
   TableDirectoryLock& operator=(const TableDirectoryLock&) = delete;
   ~TableDirectoryLock();
-  bool held() const { return fd_ >= 0; }
 
  private:
   int fd_ = -1;
