@@ -357,6 +357,13 @@ int main(int argc, char** argv) {
       auto result = sync_snapshot(table, *snapshot, unix_now(), on_progress, /*list_changes=*/false);
       bar.done();
       if (!result) return fail(source.path + ": " + result.error().detail);
+      // A table this command created commits to the page cache: on the disk before the result is reported.
+      if (&source == &todo.back()) {
+        if (auto finished = finish_command_table(*opened); !finished) return fail(finished.error());
+      } else if (opened->flush_pending) {
+        if (auto flushed = opened->env->flush(); !flushed)
+          return fail(opened->paths.table_directory + ": flush: " + flushed.error().detail);
+      }
       std::cout << "synced " << sync_kind_name(source.kind) << ":" << source.path << ": " << snapshot->leases.size()
                 << " lease(s): " << result->applied << " new or changed, " << result->duplicates << " unchanged, "
                 << result->stale << " older than the table, " << result->ended_absent
@@ -368,6 +375,7 @@ int main(int argc, char** argv) {
         std::cout << "; no lease was ended because of absence\n";
       }
     }
+    if (auto finished = finish_command_table(*opened); !finished) return fail(finished.error());
     return result_code;
   }
   if (bind->parsed()) {
@@ -377,6 +385,7 @@ int main(int argc, char** argv) {
     if (!changes) return fail(changes.error().detail);
     if (auto kept = record_admin_binding(*opened, extension, &*client); !kept)
       return fail(config->data_directory + ": admin bindings: " + kept.error());
+    if (auto finished = finish_command_table(*opened); !finished) return fail(finished.error());
     std::cout << "bound " << extension << " to " << client->value << "\n";
     return 0;
   }

@@ -1,6 +1,7 @@
 #include "lan-agent/table_files.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -73,6 +74,7 @@ Expected<void, std::string> migrate_admin_bindings(OpenTable& open, const AgentC
 
 // A new or rebuilt table gets the admin bindings back.
 Expected<void, std::string> restore_admin_bindings(OpenTable& open) {
+  if (!open.durable_env) return {};  // no DATA/data.mdb: none was ever recorded
   std::vector<std::pair<std::string, std::string>> journal;
   {
     auto txn = open.durable_env->begin_read();
@@ -96,7 +98,47 @@ Expected<void, std::string> restore_admin_bindings(OpenTable& open) {
   return {};
 }
 
+Expected<void, std::string> open_durable_environment(OpenTable& open) {
+  auto durable_env = storage::Environment::open(open.paths.durable_directory, open.durable_options);
+  if (!durable_env) return Unexpected(open.paths.durable_directory + ": " + durable_env.error().detail);
+  open.durable_env = std::move(*durable_env);
+  auto journal = open.durable_env->open_database(kAdminBindingsDatabase);
+  if (!journal) return Unexpected(open.paths.durable_directory + ": " + journal.error().detail);
+  open.admin_bindings = *journal;
+  return {};
+}
+
+Expected<TableDirectoryLock, std::string> lock_table_directory(const std::string& directory) {
+  int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Unexpected(directory + ": " + std::strerror(errno));
+  TableDirectoryLock lock(fd);
+  if (::flock(fd, LOCK_EX | LOCK_NB) == 0) return lock;
+  if (errno == EWOULDBLOCK) {
+    log::info() << "table: " << directory << " is being created by a tsunagu-lan-agent command; waiting for it";
+    int rc;
+    do rc = ::flock(fd, LOCK_EX);
+    while (rc != 0 && errno == EINTR);
+    if (rc == 0) return lock;
+  }
+  return Unexpected(directory + ": flock: " + std::strerror(errno));
+}
+
 }  // namespace
+
+TableDirectoryLock::TableDirectoryLock(TableDirectoryLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+TableDirectoryLock& TableDirectoryLock::operator=(TableDirectoryLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+TableDirectoryLock::~TableDirectoryLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 TablePaths table_paths(const std::string& data_directory) {
   TablePaths p;
@@ -118,11 +160,13 @@ Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool crea
   } else if (!fs::is_directory(config.data_directory)) {
     return Unexpected(config.data_directory + ": no allocation table here (agent.data_directory; has the agent run?)");
   }
-  const bool had_durable = fs::exists(paths.durable_directory + "/data.mdb");
-  const bool had_table = fs::exists(paths.table_directory + "/data.mdb");
   if (fs::create_directories(paths.table_directory, ec))
     fs::permissions(paths.table_directory, fs::perms::owner_all, ec);  // as private as the files LMDB makes (0600)
   if (ec) return Unexpected(paths.table_directory + ": " + ec.message());
+  auto lock = lock_table_directory(paths.table_directory);
+  if (!lock) return Unexpected(lock.error());
+  const bool had_durable = fs::exists(paths.durable_directory + "/data.mdb");
+  const bool had_table = fs::exists(paths.table_directory + "/data.mdb");
 
   if (user == TableUser::agent) {
     if (had_table && !fs::exists(paths.clean_marker)) {
@@ -153,14 +197,17 @@ Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool crea
 
   storage::Environment::Options options;
   options.map_size = static_cast<uint64_t>(config.table.map_size_mib) << 20;
-  auto durable_env = storage::Environment::open(paths.durable_directory, options);
-  if (!durable_env) return Unexpected(paths.durable_directory + ": " + durable_env.error().detail);
-  open.durable_env = std::move(*durable_env);
-  auto journal = open.durable_env->open_database(kAdminBindingsDatabase);
-  if (!journal) return Unexpected(paths.durable_directory + ": " + journal.error().detail);
-  open.admin_bindings = *journal;
+  open.durable_options = options;
+  // A command that only syncs into a new data directory has no admin binding
+  // to keep: DATA/data.mdb (and its flush) waits for record_admin_binding.
+  if (user == TableUser::agent || had_durable)
+    if (auto ok = open_durable_environment(open); !ok) return Unexpected(ok.error());
 
-  options.flush_on_commit = user != TableUser::agent;
+  // A table a command creates is written out once, in finish_command_table:
+  // its first sync's commits (and the creation of its databases) protect
+  // nothing until the command reports done.
+  open.flush_pending = user == TableUser::command && create && !had_table;
+  options.flush_on_commit = user == TableUser::command && !open.flush_pending;
   auto env = storage::Environment::open(paths.table_directory, options);
   if (!env) return Unexpected(paths.table_directory + ": " + env.error().detail);
   open.env = std::move(*env);
@@ -173,15 +220,20 @@ Expected<OpenTable, std::string> open_table(const AgentConfig& config, bool crea
       return Unexpected(paths.durable_directory + ": admin bindings: " + ok.error());
   if (!had_table || open.rebuilt) {
     if (auto ok = restore_admin_bindings(open); !ok) return Unexpected(paths.table_directory + ": " + ok.error());
-    // A table a command created is flushed on every commit: consistent, as the marker says.
-    if (user == TableUser::command)
+    // A table a command created without writing to it (list, show, unbind in
+    // a data directory without one) is flushed on every commit: consistent, as
+    // the marker says.
+    if (user == TableUser::command && !open.flush_pending)
       if (auto ok = mark_table_clean(open); !ok) return Unexpected(ok.error());
   }
+  if (open.flush_pending) open.creation_lock = std::move(*lock);
   return open;
 }
 
 Expected<void, std::string> record_admin_binding(OpenTable& open, std::string_view extension,
                                                  const alloc::ClientRef* client) {
+  if (!open.durable_env)
+    if (auto ok = open_durable_environment(open); !ok) return ok;
   auto txn = open.durable_env->begin_write();
   if (!txn) return Unexpected(txn.error().detail);
   if (client != nullptr) {
@@ -210,6 +262,25 @@ Expected<void, std::string> mark_table_clean(OpenTable& open) {
   if (auto written = write_file_atomically(open.paths.clean_marker, "flushed at an orderly stop\n", 0600); !written)
     return Unexpected(written.error());
   return sync_directory(open.paths.table_directory);
+}
+
+Expected<void, std::string> finish_command_table(OpenTable& open) {
+  if (!open.flush_pending) return {};
+  if (auto flushed = open.env->flush(); !flushed)
+    return Unexpected(open.paths.table_directory + ": flush: " + flushed.error().detail);
+  // Not flushed itself (mark_table_clean's two fsyncs were 2-40 ms of a sync):
+  // the table already is, so a marker a crash loses costs a rebuild, and one
+  // that survives it is true.
+  int fd = ::open(open.paths.clean_marker.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return Unexpected(open.paths.clean_marker + ": " + std::strerror(errno));
+  constexpr std::string_view kNote = "written out by the command that created the table\n";
+  ssize_t written = ::write(fd, kNote.data(), kNote.size());
+  int saved = errno;
+  ::close(fd);
+  if (written != static_cast<ssize_t>(kNote.size()))
+    return Unexpected(open.paths.clean_marker + ": " + std::strerror(written < 0 ? saved : EIO));
+  open.flush_pending = false;
+  return {};
 }
 
 }  // namespace tsunagu::lanagent
