@@ -130,7 +130,7 @@ def scenario_pg_cards_two_nodes():
     left = int(pg.sql("SELECT units_left FROM card_accounts WHERE serial = 1"))
     debits = pg.sql("SELECT count(*) || ':' || coalesce(sum(units), 0) || ':' || bool_and(note LIKE '%route home-node') "
                     "FROM card_history WHERE serial = 1 AND kind = 2").split(":")
-    checks.check(int(debits[0]) >= 2 and int(debits[1]) == COST * int(debits[0]) and debits[2] == "t",
+    checks.check(int(debits[0]) >= 2 and int(debits[1]) == COST * int(debits[0]) and debits[2] == "true",
                  "the debits are in PostgreSQL's history, 3 units each on route home-node: %r" % debits)
     checks.check(left == 100 - int(debits[1]), "units left %d = 100 - the debits %s" % (left, debits[1]))
     shown = admin.admin(["card", "-d", b_dep.dir, "--pg", pg.conninfo, "show", "1"])
