@@ -11,7 +11,7 @@ Expected<std::optional<rendezvous::CardAccount>, storage::StoreError> PgCardLedg
   auto found = reader_->read<Found>([&](PgTurn& turn, PgDone<Found> done) { ledger_.find(turn, serial, std::move(done)); });
   if (!found || !found->has_value()) return found;
   auto pending = unanswered_->cards.find(serial);
-  if (pending != unanswered_->cards.end()) {
+  if (pending != unanswered_->cards.end() && (*found)->events < pending->second.events_after) {
     CardAccount& card = **found;
     card.units_left -= std::min(card.units_left, pending->second.units_debited);
     if (pending->second.password_hash) {
@@ -20,6 +20,13 @@ Expected<std::optional<rendezvous::CardAccount>, storage::StoreError> PgCardLedg
     }
   }
   return found;
+}
+
+PgCardLedgerStore::UnansweredCard& PgCardLedgerStore::note_write(const CardAccount& card) {
+  UnansweredCard& pending = unanswered_->cards[card.serial];
+  ++pending.writes;
+  pending.events_after = card.events + pending.writes;
+  return pending;
 }
 
 PgDone<rendezvous::LedgerResult> PgCardLedgerStore::written(uint64_t serial, uint64_t units_granted) {
@@ -45,9 +52,7 @@ Expected<rendezvous::LedgerResult, storage::StoreError> PgCardLedgerStore::debit
   if (card.revoked) return LedgerResult{LedgerOutcome::revoked, 0, card.units_left};
   if (card.units_left == 0) return LedgerResult{LedgerOutcome::no_units, 0, 0};
   uint64_t taken = std::min(units, card.units_left);
-  UnansweredCard& pending = unanswered_->cards[serial];
-  pending.units_debited += taken;
-  ++pending.writes;
+  note_write(card).units_debited += taken;
   ledger_.debit(accounts_.committer().turn(), serial, taken, now, note, written(serial, taken));
   return LedgerResult{taken == units ? LedgerOutcome::done : LedgerOutcome::exhausted, taken, card.units_left - taken};
 }
@@ -62,10 +67,9 @@ Expected<rendezvous::LedgerResult, storage::StoreError> PgCardLedgerStore::set_p
   const CardAccount& card = **found;
   if (card.revoked) return LedgerResult{LedgerOutcome::revoked, 0, card.units_left};
   ledger_.set_password(accounts_.committer().turn(), serial, password_hash, now, note, written(serial, 0));
-  UnansweredCard& pending = unanswered_->cards[serial];
+  UnansweredCard& pending = note_write(card);
   pending.password_hash = std::move(password_hash);
   pending.password_set_at = now;
-  ++pending.writes;
   return LedgerResult{LedgerOutcome::done, 0, card.units_left};
 }
 

@@ -50,13 +50,17 @@ class PgCardLedgerStore final : public rendezvous::CardLedgerStore {
   uint64_t debits_short() const { return unanswered_->debits_short; }
 
  private:
-  // Writes queued but not answered yet, by serial.
+  // Writes queued but not answered yet, by serial. Once the row's event
+  // count reaches events_after they are in it (committed, the answer not yet
+  // delivered to the loop), and are not counted again.
   struct UnansweredCard {
     uint64_t units_debited = 0;
     std::optional<std::string> password_hash;
     int64_t password_set_at = 0;
     size_t writes = 0;
+    uint64_t events_after = 0;
   };
+  UnansweredCard& note_write(const CardAccount& card);
   struct Unanswered {
     std::map<uint64_t, UnansweredCard> cards;
     uint64_t debits_short = 0;

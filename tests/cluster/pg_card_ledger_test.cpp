@@ -10,6 +10,8 @@
 #include <doctest/doctest.h>
 #include <uv.h>
 
+#include <unistd.h>
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -123,6 +125,22 @@ TEST_CASE("the node's debits and password change are written in the turn's commi
   CHECK(first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "7");
   CHECK(node.cards().find(1).value()->units_left == 7);  // counted once, not twice, after the answer
 
+  // Committed but its answer not yet back on the loop: the row has it, and
+  // the node's read does not count it a second time.
+  REQUIRE(node.cards().debit(1, 2, 1764900150, "").value().units_left == 5);
+  bool answered = false;
+  node.accounts->commit_turn([&](std::optional<storage::StoreError>) { answered = true; });
+  uv_run(&node.loop, UV_RUN_NOWAIT);  // hands the turn to the committer's thread
+  for (int waits = 0; waits < 1000 && first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") != "5";
+       ++waits)
+    usleep(10'000);
+  REQUIRE(first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "5");
+  CHECK_FALSE(answered);
+  CHECK(node.cards().find(1).value()->units_left == 5);
+  for (int turns = 0; !answered && turns < 10'000; ++turns) uv_run(&node.loop, UV_RUN_ONCE);
+  REQUIRE(answered);
+  CHECK(node.cards().find(1).value()->units_left == 5);
+
   auto changed = node.cards().set_password(1, "holder-hash", 1764900200, "set by the holder");
   REQUIRE(changed);
   CHECK(changed->outcome == LedgerOutcome::done);
@@ -132,12 +150,12 @@ TEST_CASE("the node's debits and password change are written in the turn's commi
   REQUIRE(after);
   CHECK(after->password_hash == "holder-hash");
   CHECK(after->password_set_at == 1764900200);
-  CHECK(after->events == 3);
+  CHECK(after->events == 4);
 
   auto exhausted = node.cards().debit(1, 10, 1764900300, "call 1234abcd route home");
   REQUIRE(exhausted);
   CHECK(exhausted->outcome == LedgerOutcome::exhausted);
-  CHECK(exhausted->units == 7);
+  CHECK(exhausted->units == 5);
   CHECK(exhausted->units_left == 0);
   CHECK_FALSE(node.commit());
   CHECK(node.cards().debit(1, 3, 1764900400, "").value().outcome == LedgerOutcome::no_units);
@@ -146,15 +164,16 @@ TEST_CASE("the node's debits and password change are written in the turn's commi
 
   auto history = pg_card_history(*admin, 1, 0, 10);
   REQUIRE(history);
-  REQUIRE(history->size() == 4);
+  REQUIRE(history->size() == 5);
   CHECK((*history)[0].kind == CardEventKind::issued);
   CHECK((*history)[1].kind == CardEventKind::debit);
   CHECK((*history)[1].note == "call 1234abcd route home");
-  CHECK((*history)[2].kind == CardEventKind::password_set);
-  CHECK((*history)[3].kind == CardEventKind::debit);
-  CHECK((*history)[3].units == 7);
-  CHECK((*history)[3].units_left == 0);
-  CHECK(pg_card_history(*admin, 1, 3, 10).value().size() == 1);
+  CHECK((*history)[2].units == 2);
+  CHECK((*history)[3].kind == CardEventKind::password_set);
+  CHECK((*history)[4].kind == CardEventKind::debit);
+  CHECK((*history)[4].units == 5);
+  CHECK((*history)[4].units_left == 0);
+  CHECK(pg_card_history(*admin, 1, 4, 10).value().size() == 1);
 }
 
 TEST_CASE("a failed turn writes no debit, and the node's reads forget it") {
