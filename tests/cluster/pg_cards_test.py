@@ -11,6 +11,8 @@ of 1 s), alice and bob added once with `user add --pg`; the real `tsunagu`:
     card_history, and `card show --pg` and alice's `card show` (card_status)
     on node B tell the same units as the ledger;
   - `card topup --pg` is seen by node B's card_status at once;
+  - alice's `card password` on node B: node A refuses the printed password
+    and takes hers;
   - `card revoke --pg`: the card is refused (402 "revoked") on node A and on
     node B, and the ledger lists it revoked;
   - both nodes stay up.
@@ -145,6 +147,22 @@ def scenario_pg_cards_two_nodes():
     checks.check(topped.code == 0 and ("%d left" % (left + 10)) in topped.out, "card topup --pg: %r" % topped)
     on_b = b_dep.cli(["card", "show"], "alice", PASSWORD, node=b)
     checks.check(units_shown(on_b) == left + 10, "node B sees the top-up: %r" % on_b)
+
+    # The holder's password, set through node B, is the one node A takes.
+    chosen = a_dep.path("chosen.txt")
+    with open(chosen, "w") as f:
+        f.write("7391 2204 5518\n")
+    changed = b_dep.cli(["card", "password", "--new-password-file", chosen], "alice", PASSWORD, node=b)
+    checks.check(changed.code == 0 and "password set" in changed.out, "card password on node B: %r" % changed)
+    checks.check(pg.sql("SELECT password_set_at > 0 FROM card_accounts WHERE serial = 1") == "t",
+                 "the holder's password is in PostgreSQL")
+    printed = a_dep.cli(["card", "show"], "alice", PASSWORD, node=a)
+    checks.check(printed.code != 0 and "password" in printed.err,
+                 "node A refuses the printed password from then on: %r" % printed)
+    os.environ["TSUNAGU_CARD_PASSWORD"] = "7391-2204-5518"
+    holders = a_dep.cli(["card", "show"], "alice", PASSWORD, node=a)
+    checks.check(holders.code == 0 and "password     the holder's, set" in holders.out,
+                 "node A takes the holder's password: %r" % holders)
 
     revoked = admin.admin(["card", "-d", a_dep.dir, "--pg", pg.conninfo, "revoke", "1", "--note", "stolen"])
     checks.check(revoked.code == 0 and "card 1 revoked" in revoked.out and "1 revoked serial" in revoked.out,
