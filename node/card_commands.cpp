@@ -15,6 +15,8 @@
 #include "cards/card_password.hpp"
 #include "cards/qr_image.hpp"
 #include "cards/qr_text.hpp"
+#include "cluster/pg/pg_card_admin.hpp"
+#include "cluster/pg/pg_migrations.hpp"
 #include "rendezvous/account_store.hpp"
 #include "base/progress.hpp"
 #include "rendezvous/card_batch.hpp"
@@ -35,18 +37,29 @@ int fail(std::string_view message, int code = exit_failure) {
   return code;
 }
 
+// The deployment's node.toml, and its ledger: the LMDB one, or with --pg
+// the cluster's PostgreSQL (nothing opened in the deployment's LMDB).
 struct Deployment {
   NodeConfig config;
   std::unique_ptr<AccountStore> store;
   CardLedger ledger;
+  std::unique_ptr<cluster::PgConnection> pg;
 };
 
-Expected<Deployment, int> open_deployment(const std::string& directory) {
+Expected<Deployment, int> open_deployment(const std::string& directory, const std::string& pg_conninfo) {
   Deployment d;
   try {
     d.config = load_node_config(directory);
   } catch (const std::exception& error) {
     return Unexpected(fail(error.what(), exit_usage));
+  }
+  if (!pg_conninfo.empty()) {
+    auto connection = cluster::PgConnection::connect(pg_conninfo);
+    if (!connection) return Unexpected(fail("PostgreSQL: " + connection.error().detail));
+    if (auto current = cluster::require_current_schema(**connection); !current)
+      return Unexpected(fail("PostgreSQL: " + current.error().detail));
+    d.pg = std::move(*connection);
+    return d;
   }
   auto store = AccountStore::open(d.config.database_directory, d.config.map_size);
   if (!store) return Unexpected(fail("storage: " + store.error().detail));
@@ -56,6 +69,21 @@ Expected<Deployment, int> open_deployment(const std::string& directory) {
   d.ledger = *ledger;
   return d;
 }
+
+// `card issue --pg`: serials from card_take_serials(), the entries in one transaction.
+class PgBatchLedger final : public CardBatchLedger {
+ public:
+  explicit PgBatchLedger(cluster::PgConnection& connection) : connection_(connection) {}
+  Expected<uint64_t, std::string> take_serials(uint64_t count) override {
+    return cluster::pg_take_card_serials(connection_, count);
+  }
+  Expected<void, std::string> add_all(const std::vector<CardAccount>& accounts) override {
+    return cluster::pg_add_cards(connection_, accounts);
+  }
+
+ private:
+  cluster::PgConnection& connection_;
+};
 
 std::string utc_time(int64_t seconds) {
   std::time_t t = static_cast<std::time_t>(seconds);
@@ -118,6 +146,9 @@ class Commands final : public CardCommands {
     card_ = app.add_subcommand("card", "Issue and manage access cards (docs/cards.md)");
     card_->require_subcommand(1);
     card_->add_option("-d,--dir", directory, "Deployment directory");
+    card_->add_option("--pg", pg_,
+                      "The card ledger in a cluster's PostgreSQL (libpq connection string or URI) instead of the "
+                      "deployment's LMDB: issue, show, topup, revoke and publish (docs/cluster.md)");
 
     issue_ = card_->add_subcommand("issue", "Issue cards: DIR/<card ID>.card and .png, ledger entries, passwords");
     issue_->add_option("--units", units_, "Units each card starts with")->required()->check(CLI::Range(1, 1000000000));
@@ -173,7 +204,7 @@ class Commands final : public CardCommands {
     } catch (const ConfigFileError& error) {
       return fail(error.what(), exit_usage);
     }
-    auto deployment = open_deployment(directory);
+    auto deployment = open_deployment(directory, pg_);
     if (!deployment) return deployment.error();
     auto issuer = load_card_issuer(directory, true);
     if (!issuer) return fail(issuer.error());
@@ -188,7 +219,12 @@ class Commands final : public CardCommands {
     batch.password_hashing = deployment->config.settings.password_hashing;
     // Each card's password hash is a scrypt run: a batch of thousands takes minutes.
     ProgressReport progress(progress_style_for(stderr, false, false));
-    auto issued = issue_card_batch(deployment->store->environment(), deployment->ledger, *issuer, batch, progress);
+    auto issued = deployment->pg ? [&] {
+      PgBatchLedger pg_ledger(*deployment->pg);
+      return issue_card_batch(pg_ledger, *issuer, batch, progress);
+    }()
+                                 : issue_card_batch(deployment->store->environment(), deployment->ledger, *issuer,
+                                                    batch, progress);
     progress.done();
     if (!issued) return fail(issued.error());
     for (const auto& missed : issued->images_missed) std::cerr << "tsunagu-rendezvous: " << missed << "\n";
@@ -232,23 +268,35 @@ class Commands final : public CardCommands {
   }
 
   int show_ledger(const std::string& directory, uint64_t serial) {
-    auto deployment = open_deployment(directory);
+    auto deployment = open_deployment(directory, pg_);
     if (!deployment) return deployment.error();
+    if (deployment->pg) {
+      auto account = cluster::pg_find_card(*deployment->pg, serial);
+      if (!account) return fail(account.error());
+      auto history = cluster::pg_card_history(*deployment->pg, serial, 0, 1000);
+      if (!history) return fail(history.error());
+      return print_ledger(serial, *account, *history);
+    }
     auto txn = deployment->store->environment().begin_read();
     if (!txn) return fail(txn.error().detail);
     auto account = deployment->ledger.find(*txn, serial);
     if (!account) return fail(account.error().detail);
-    if (!*account) {
+    auto history = deployment->ledger.history(*txn, serial, 0, 1000);
+    if (!history) return fail(history.error().detail);
+    return print_ledger(serial, *account, *history);
+  }
+
+  static int print_ledger(uint64_t serial, const std::optional<CardAccount>& account,
+                          const std::vector<CardEvent>& history) {
+    if (!account) {
       std::cout << "ledger: no card with serial " << serial << "\n";
       return exit_no_card;
     }
-    const CardAccount& a = **account;
+    const CardAccount& a = *account;
     std::cout << "ledger: serial " << a.serial << "  card ID " << a.card_id << "  units left " << a.units_left
               << " of " << a.units_issued << " issued  expires " << utc_time(a.expires_at)
               << (a.revoked ? "  REVOKED " + utc_time(a.revoked_at) : std::string()) << "\n";
-    auto history = deployment->ledger.history(*txn, serial, 0, 1000);
-    if (!history) return fail(history.error().detail);
-    for (const CardEvent& e : *history)
+    for (const CardEvent& e : history)
       std::cout << "  " << utc_time(e.time) << "  " << card_event_name(e.kind) << "  " << e.units << "  left "
                 << e.units_left << (e.note.empty() ? "" : "  " + e.note) << "\n";
     return 0;
@@ -266,19 +314,31 @@ class Commands final : public CardCommands {
   int change(const std::string& directory) {
     auto serial = parse_serial(target_);
     if (!serial) return fail("\"" + target_ + "\" is not a serial number", exit_usage);
-    auto deployment = open_deployment(directory);
+    auto deployment = open_deployment(directory, pg_);
     if (!deployment) return deployment.error();
-    auto txn = deployment->store->environment().begin_write();
-    if (!txn) return fail(txn.error().detail);
     int64_t now = static_cast<int64_t>(std::time(nullptr));
-    auto result = revoke_->parsed() ? deployment->ledger.revoke(*txn, *serial, now, note_)
-                                    : deployment->ledger.top_up(*txn, *serial, units_, now, note_);
-    if (!result) return fail(result.error().detail);
+    std::optional<storage::Transaction> txn;
+    Expected<LedgerResult, std::string> result = LedgerResult{};
+    if (deployment->pg) {
+      // One transaction each, the card's row locked (cluster/pg/pg_card_admin.hpp).
+      result = revoke_->parsed() ? cluster::pg_revoke_card(*deployment->pg, *serial, now, note_)
+                                 : cluster::pg_top_up_card(*deployment->pg, *serial, units_, now, note_);
+    } else {
+      auto begun = deployment->store->environment().begin_write();
+      if (!begun) return fail(begun.error().detail);
+      txn.emplace(std::move(*begun));
+      auto changed = revoke_->parsed() ? deployment->ledger.revoke(*txn, *serial, now, note_)
+                                       : deployment->ledger.top_up(*txn, *serial, units_, now, note_);
+      if (changed) result = *changed;
+      else result = Unexpected(changed.error().detail);
+    }
+    if (!result) return fail(result.error());
     if (result->outcome == LedgerOutcome::unknown_card)
       return fail("no card with serial " + target_, exit_no_card);
     if (result->outcome != LedgerOutcome::done)
       return fail("card " + target_ + ": " + ledger_outcome_name(result->outcome));
-    if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
+    if (txn)
+      if (auto committed = txn->commit(); !committed) return fail(committed.error().detail);
     if (revoke_->parsed()) {
       std::cout << "card " << *serial << " revoked\n";
       // Terminals learn it from the next update the node serves.
@@ -301,10 +361,14 @@ class Commands final : public CardCommands {
     }
     auto issuer = load_card_issuer(directory, false);
     if (!issuer) return fail(issuer.error());
-    auto deployment = open_deployment(directory);
+    auto deployment = open_deployment(directory, pg_);
     if (!deployment) return deployment.error();
     std::vector<uint64_t> revoked;
-    {
+    if (deployment->pg) {
+      auto serials = cluster::pg_revoked_card_serials(*deployment->pg);
+      if (!serials) return fail(serials.error());
+      revoked = std::move(*serials);
+    } else {
       auto txn = deployment->store->environment().begin_read();
       if (!txn) return fail(txn.error().detail);
       auto serials = deployment->ledger.revoked_serials(*txn);
@@ -337,6 +401,7 @@ class Commands final : public CardCommands {
   std::string out_;
   std::string target_;
   std::string note_;
+  std::string pg_;
 };
 
 }  // namespace

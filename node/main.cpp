@@ -606,7 +606,7 @@ int main(int argc, char** argv) {
   run->add_option("--ready-file", run_options.ready_file,
                   "Write the bound addresses and PID as JSON to this file once serving");
   run->add_option("--pg", run_options.postgres,
-                  "Cluster mode: accounts, logins, profiles and voicemail in this PostgreSQL (libpq conninfo), "
+                  "Cluster mode: accounts, logins, profiles, voicemail and the card ledger in this PostgreSQL (libpq conninfo), "
                   "overrides cluster.postgres");
 
   auto* doctor = app.add_subcommand(

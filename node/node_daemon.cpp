@@ -174,7 +174,7 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   }
   daemon->max_links_ = settings.max_links;
   if (!config.postgres.empty()) {
-    // Cluster mode shares accounts, agents, the directory and voicemail (docs/cluster.md): what would keep
+    // Cluster mode shares accounts, agents, the directory, voicemail and the card ledger (docs/cluster.md): what would keep
     // shared state in this node's LMDB refuses to start rather than split it.
     const char* how = " is not in cluster mode yet ([cluster] postgres / --pg; docs/cluster.md)";
     if (config.web_listen) return Unexpected(std::string("the web listener ([web] listen, --web-listen)") + how + ": set it off");
@@ -188,12 +188,14 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
     daemon->shared_accounts_ = std::move(*accounts);
     daemon->shared_agents_ = std::make_unique<cluster::PgAgentDirectory>(daemon->shared_accounts_->reader());
     daemon->shared_voicemail_ = std::make_unique<cluster::PgVoicemailBoxes>(*daemon->shared_accounts_);
+    daemon->shared_cards_ = std::make_unique<cluster::PgCardLedgerStore>(*daemon->shared_accounts_);
   }
   auto core = NodeCore::open(*daemon->store_, settings, daemon->shared_accounts_.get());
   if (!core) return storage_failure(core.error());
   daemon->core_ = std::move(*core);
   daemon->core_->use_shared_agents(daemon->shared_agents_.get());
   daemon->core_->use_shared_voicemail(daemon->shared_voicemail_.get());
+  daemon->core_->use_shared_cards(daemon->shared_cards_.get());
   daemon->core_->set_audit_sink(daemon->audit_log_);
 
   security::TlsContext::ServerOptions tls_options;

@@ -2,6 +2,7 @@
 
 #include <ctime>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "base/files.hpp"
@@ -25,21 +26,58 @@ struct SignedCard {
   Bytes bytes;
 };
 
+// The LMDB ledger: the serials and the entries in one write transaction.
+class LmdbBatchLedger final : public CardBatchLedger {
+ public:
+  LmdbBatchLedger(storage::Environment& environment, CardLedger& ledger) : environment_(environment), ledger_(ledger) {}
+  Expected<uint64_t, std::string> take_serials(uint64_t count) override {
+    auto txn = environment_.begin_write();
+    if (!txn) return Unexpected(txn.error().detail);
+    txn_.emplace(std::move(*txn));
+    auto first = ledger_.allocate_serials(*txn_, count);
+    if (!first) return Unexpected(first.error().detail);
+    return *first;
+  }
+  Expected<void, std::string> add_all(const std::vector<CardAccount>& accounts) override {
+    if (!txn_) return Unexpected(std::string("no serials taken"));
+    for (const auto& account : accounts) {
+      auto added = ledger_.add(*txn_, account);
+      if (!added) return Unexpected(added.error().detail);
+      if (!*added) return Unexpected("serial " + std::to_string(account.serial) + " is already in the ledger");
+    }
+    auto committed = txn_->commit();
+    txn_.reset();
+    if (!committed) return Unexpected(committed.error().detail);
+    return {};
+  }
+
+ private:
+  storage::Environment& environment_;
+  CardLedger& ledger_;
+  std::optional<storage::Transaction> txn_;
+};
+
 }  // namespace
 
 Expected<IssuedBatch, std::string> issue_card_batch(storage::Environment& environment, CardLedger& ledger,
                                                     const CardIssuer& issuer, const CardBatch& batch,
                                                     ProgressReport& progress) {
+  LmdbBatchLedger lmdb(environment, ledger);
+  return issue_card_batch(lmdb, issuer, batch, progress);
+}
+
+Expected<IssuedBatch, std::string> issue_card_batch(CardBatchLedger& ledger, const CardIssuer& issuer,
+                                                    const CardBatch& batch, ProgressReport& progress) {
   // The directory first: an empty directory is no card, and a directory that
   // cannot be made stops the batch before the ledger has it.
   if (auto made = make_private_directory(batch.out); !made) return Unexpected(made.error());
-  auto txn = environment.begin_write();
-  if (!txn) return Unexpected(txn.error().detail);
-  auto first = ledger.allocate_serials(*txn, batch.count);
-  if (!first) return Unexpected(first.error().detail);
+  auto first = ledger.take_serials(batch.count);
+  if (!first) return Unexpected(first.error());
   // Everything in memory first (a card is about 1 KB; 10,000 of them fit).
   std::vector<SignedCard> signed_cards;
   signed_cards.reserve(batch.count);
+  std::vector<CardAccount> accounts;
+  accounts.reserve(batch.count);
   for (uint64_t i = 0; i < batch.count; ++i) {
     progress.show("issuing", i, batch.count);
     cards::Card card;
@@ -64,14 +102,12 @@ Expected<IssuedBatch, std::string> issue_card_batch(storage::Environment& enviro
     account.units_issued = batch.units;
     account.issued_at = batch.now;
     account.expires_at = card.expires_at;
-    auto added = ledger.add(*txn, account);
-    if (!added) return Unexpected(added.error().detail);
-    if (!*added) return Unexpected("serial " + std::to_string(card.serial) + " is already in the ledger");
+    accounts.push_back(std::move(account));
     signed_cards.push_back(std::move(made));
   }
   progress.show("issuing", batch.count, batch.count);
-  if (auto committed = txn->commit(); !committed)
-    return Unexpected("the ledger was not written (" + committed.error().detail + "); no card file was written");
+  if (auto added = ledger.add_all(accounts); !added)
+    return Unexpected("the ledger was not written (" + added.error() + "); no card file was written");
 
   // The ledger holds them now: the files.
   IssuedBatch result;

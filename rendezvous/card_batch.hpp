@@ -45,7 +45,21 @@ struct IssuedBatch {
   std::vector<std::string> images_missed;  // PNGs not written (a card too large for a QR code), with why
 };
 
+// Where a batch's ledger entries go: the deployment's LMDB, or a cluster's
+// PostgreSQL (`card issue --pg`, node/card_commands.cpp).
+class CardBatchLedger {
+ public:
+  virtual ~CardBatchLedger() = default;
+  // `count` fresh consecutive serials, never handed out again; the first.
+  virtual Expected<uint64_t, std::string> take_serials(uint64_t count) = 0;
+  // Every entry, durably, or none (an error saying why).
+  virtual Expected<void, std::string> add_all(const std::vector<CardAccount>& accounts) = 0;
+};
+
 // `progress` shows "issuing" (sign, hash, ledger) and then "writing".
+Expected<IssuedBatch, std::string> issue_card_batch(CardBatchLedger& ledger, const CardIssuer& issuer,
+                                                    const CardBatch& batch, ProgressReport& progress);
+// The same into the LMDB ledger, serials and entries in one transaction.
 Expected<IssuedBatch, std::string> issue_card_batch(storage::Environment& environment, CardLedger& ledger,
                                                     const CardIssuer& issuer, const CardBatch& batch,
                                                     ProgressReport& progress);

@@ -160,12 +160,7 @@ std::optional<NodeCore::CardUse> NodeCore::check_card(LinkId link, const LinkSta
   if (serial_out != nullptr) *serial_out = serial;
   std::optional<CardAccount> account;
   if (decoded) {
-    auto* txn = read_txn();
-    if (txn == nullptr || !card_ledger_) {
-      reply_storage_error(link, request, txn == nullptr ? txn_error_ : open_error_.value_or(storage::StoreError{}));
-      return std::nullopt;
-    }
-    auto found = card_ledger_->find(*txn, serial);
+    auto found = cards().find(serial);
     if (!found) {
       reply_storage_error(link, request, found.error());
       return std::nullopt;
@@ -259,10 +254,9 @@ void NodeCore::begin_card_check(LinkId link, LinkState& state, const proto::Mess
   }
   if (password_work_full(link, request)) return;
   limiter_.record_failure(card_key, source, now.mono_ms);  // refunded when right, as logins are
-  // The stored hash, from the entry check_card() just read in this turn's transaction.
-  auto* txn = read_txn();
-  if (txn == nullptr) return reply_storage_error(link, request, txn_error_);
-  auto account = card_ledger_->find(*txn, serial);
+  // The stored hash, from the entry check_card() just read (in this turn's
+  // transaction on LMDB; read again from PostgreSQL in cluster mode).
+  auto account = cards().find(serial);
   if (!account) return reply_storage_error(link, request, account.error());
   if (!account->has_value()) return reply_error(link, request, sig::error::unavailable);
   uint64_t job = next_job_id_++;
@@ -402,10 +396,7 @@ void NodeCore::become_card_holder(LinkId link, LinkState& state, const CardUse& 
 
 void NodeCore::store_holder_card_password(const PendingCardCheck& pending, const proto::Message& request,
                                           const std::string& hash, Now now) {
-  auto* txn = write_txn();
-  if (txn == nullptr) return reply_storage_error(pending.link, request, txn_error_);
-  auto stored = card_ledger_->set_password(*txn, pending.serial, hash, static_cast<int64_t>(now.unix_s),
-                                           "set by the holder");
+  auto stored = cards().set_password(pending.serial, hash, static_cast<int64_t>(now.unix_s), "set by the holder");
   if (!stored) return reply_storage_error(pending.link, request, stored.error());
   if (stored->outcome != LedgerOutcome::done)  // revoked (or gone) while the hash was made
     return reply_error(pending.link, request, sig::error::card_refused,
@@ -453,16 +444,11 @@ void NodeCore::debit_card_call(const std::string& call_id, Now now) {
     deadlines_.schedule(now.mono_ms + static_cast<uint64_t>(wait_s) * 1000, DeadlineKind::card_debit, call_id);
   };
   if (units == 0) return schedule_next();
-  auto* txn = write_txn();
-  if (txn == nullptr) {
-    note_storage_error(txn_error_);
-    return schedule_next();  // tried again at the next period, with both periods' charge
-  }
   std::string note = "call " + call_id.substr(0, 8) + " route " + state.route.name;
-  auto debited = card_ledger_->debit(*txn, state.serial, units, static_cast<int64_t>(now.unix_s), note);
+  auto debited = cards().debit(state.serial, units, static_cast<int64_t>(now.unix_s), note);
   if (!debited) {
     note_storage_error(debited.error());
-    return schedule_next();
+    return schedule_next();  // tried again at the next period, with both periods' charge
   }
   ++counters_.card_debits;
   if (debited->outcome != LedgerOutcome::done) {
@@ -509,6 +495,30 @@ void NodeCore::card_call_ended(const std::string& call_id) {
   card_call_table_.end(it->second->number);
   deadlines_.cancel(DeadlineKind::card_debit, call_id);
   card_calls_.erase(it);
+}
+
+Expected<std::optional<CardAccount>, storage::StoreError> NodeCore::TurnCardLedger::find(uint64_t serial) {
+  auto* txn = core_.read_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  if (!core_.card_ledger_) return Unexpected(core_.open_error_.value_or(storage::StoreError{}));
+  return core_.card_ledger_->find(*txn, serial);
+}
+
+Expected<LedgerResult, storage::StoreError> NodeCore::TurnCardLedger::debit(uint64_t serial, uint64_t units,
+                                                                            int64_t now, std::string_view note) {
+  auto* txn = core_.write_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  if (!core_.card_ledger_) return Unexpected(core_.open_error_.value_or(storage::StoreError{}));
+  return core_.card_ledger_->debit(*txn, serial, units, now, note);
+}
+
+Expected<LedgerResult, storage::StoreError> NodeCore::TurnCardLedger::set_password(uint64_t serial,
+                                                                                   std::string password_hash,
+                                                                                   int64_t now, std::string_view note) {
+  auto* txn = core_.write_txn();
+  if (txn == nullptr) return Unexpected(core_.txn_error_);
+  if (!core_.card_ledger_) return Unexpected(core_.open_error_.value_or(storage::StoreError{}));
+  return core_.card_ledger_->set_password(*txn, serial, std::move(password_hash), now, note);
 }
 
 }  // namespace tsunagu::rendezvous

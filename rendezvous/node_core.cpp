@@ -354,9 +354,13 @@ bool NodeCore::refuse_unshared_feature(LinkId link, const proto::Message& reques
       break;
     case sig::method::register_user: feature = "registration"; break;
     case sig::method::card_status:
-    case sig::method::card_area: feature = "access cards"; break;
+    case sig::method::card_password:
+    case sig::method::card_area:
+      if (shared_cards_ != nullptr) return false;
+      feature = "access cards";
+      break;
     case sig::method::call:
-      if (request.find(sig::attr::card) == nullptr) return false;
+      if (request.find(sig::attr::card) == nullptr || shared_cards_ != nullptr) return false;
       feature = "calls on access cards";
       break;
     case sig::method::voicemail_begin:

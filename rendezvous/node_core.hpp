@@ -32,6 +32,7 @@
 #include "cards/call_charge.hpp"
 #include "rendezvous/area_prefixes.hpp"
 #include "rendezvous/card_admission.hpp"
+#include "rendezvous/card_ledger_store.hpp"
 #include "rendezvous/relay_names.hpp"
 #include "rendezvous/deadline_queue.hpp"
 #include "rendezvous/directory_search.hpp"
@@ -301,6 +302,10 @@ class NodeCore {
   // the store's VoicemailStore; its writes must join `shared_accounts`' turn
   // (the replies wait for that commit). It must outlive the core.
   void use_shared_voicemail(VoicemailBoxes* mailboxes) { shared_voicemail_ = mailboxes; }
+  // Access cards are checked and debited in `cards` (cluster mode:
+  // PostgreSQL) instead of the store's CardLedger; its writes must join
+  // `shared_accounts`' turn. It must outlive the core.
+  void use_shared_cards(CardLedgerStore* cards) { shared_cards_ = cards; }
 
   void link_opened(LinkId link, const proto::SocketAddress& observed, Now now);
   // A link on the agent listener finished TLS with a client certificate from
@@ -881,6 +886,22 @@ class NodeCore {
   std::unordered_map<std::string, SenderDay> voicemail_senders_;
   // Access cards (node_cards.cpp).
   std::optional<CardLedger> card_ledger_;
+  // The embedded default's ledger: card_ledger_ in this turn's LMDB transaction.
+  class TurnCardLedger final : public CardLedgerStore {
+   public:
+    explicit TurnCardLedger(NodeCore& core) : core_(core) {}
+    Expected<std::optional<CardAccount>, StoreError> find(uint64_t serial) override;
+    Expected<LedgerResult, StoreError> debit(uint64_t serial, uint64_t units, int64_t now,
+                                             std::string_view note) override;
+    Expected<LedgerResult, StoreError> set_password(uint64_t serial, std::string password_hash, int64_t now,
+                                                    std::string_view note) override;
+
+   private:
+    NodeCore& core_;
+  };
+  TurnCardLedger turn_cards_{*this};
+  CardLedgerStore* shared_cards_ = nullptr;  // null: turn_cards_
+  CardLedgerStore& cards() { return shared_cards_ != nullptr ? *shared_cards_ : turn_cards_; }
   std::unordered_map<uint64_t, PendingCardCheck> pending_card_checks_;
   RelayNameCache relay_names_;
   std::vector<std::string> relay_name_lookups_;

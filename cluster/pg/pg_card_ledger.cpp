@@ -13,13 +13,15 @@ using rendezvous::LedgerResult;
 
 PgError bad_row(std::string_view what) { return PgError{PgErrc::bad_result, "", "unreadable row: " + std::string(what)}; }
 
-// The outcome names card_move_units() returns (cluster/schema/001_initial.sql).
+// The outcome names card_move_units(), card_revoke() and card_set_password()
+// return (cluster/schema/001_initial.sql, 006_card_ledger.sql).
 std::optional<LedgerOutcome> outcome_named(std::string_view name) {
   if (name == "done") return LedgerOutcome::done;
   if (name == "exhausted") return LedgerOutcome::exhausted;
   if (name == "no_units") return LedgerOutcome::no_units;
   if (name == "revoked") return LedgerOutcome::revoked;
   if (name == "unknown_card") return LedgerOutcome::unknown_card;
+  if (name == "already") return LedgerOutcome::already;
   return std::nullopt;
 }
 
@@ -51,8 +53,9 @@ std::optional<CardAccount> card_from_row(const PgRows& rows) {
   auto revoked = rows.boolean(0, "revoked");
   auto revoked_at = rows.integer(0, "revoked_at");
   auto events = rows.integer(0, "events");
+  auto password_set_at = rows.integer(0, "password_set_at");
   if (!serial || !card_id || !password_hash || !issued || !left || !issued_at || !expires_at || !revoked ||
-      !revoked_at || !events)
+      !revoked_at || !events || !password_set_at)
     return std::nullopt;
   CardAccount card;
   card.serial = static_cast<uint64_t>(*serial);
@@ -65,7 +68,16 @@ std::optional<CardAccount> card_from_row(const PgRows& rows) {
   card.revoked = *revoked;
   card.revoked_at = *revoked_at;
   card.events = static_cast<uint64_t>(*events);
+  card.password_set_at = *password_set_at;
   return card;
+}
+
+// A revocation's or password change's answer: the outcome and the units left.
+Expected<LedgerResult, PgError> outcome_and_left(const PgRows& rows, std::string_view function) {
+  auto outcome = outcome_named(rows.text(0, "outcome").value_or(""));
+  auto left = rows.integer(0, "left_after");
+  if (!outcome || !left || *left < 0) return Unexpected(bad_row(function));
+  return LedgerResult{*outcome, 0, static_cast<uint64_t>(*left)};
 }
 
 }  // namespace
@@ -89,7 +101,7 @@ void PgCardLedger::find(PgTurn& turn, uint64_t serial, PgDone<std::optional<Card
   queue_statement<std::optional<CardAccount>>(
       turn,
       "SELECT serial, card_id, password_hash, units_issued, units_left, issued_at, expires_at, revoked, "
-      "revoked_at, events FROM card_accounts WHERE serial = $1::bigint",
+      "revoked_at, events, password_set_at FROM card_accounts WHERE serial = $1::bigint",
       {std::to_string(serial)}, std::move(done), [](const PgRows& rows) -> Expected<std::optional<CardAccount>, PgError> {
         if (rows.rows.empty()) return std::optional<CardAccount>{};
         auto card = card_from_row(rows);
@@ -117,6 +129,73 @@ void PgCardLedger::balance(PgTurn& turn, uint64_t serial, PgDone<std::optional<u
         if (!left || *left < 0) return Unexpected(bad_row("card_accounts.units_left"));
         return std::optional<uint64_t>(static_cast<uint64_t>(*left));
       });
+}
+
+void PgCardLedger::revoke(PgTurn& turn, uint64_t serial, int64_t now, std::string_view note,
+                          PgDone<LedgerResult> done) {
+  queue_statement<LedgerResult>(
+      turn, "SELECT outcome, left_after FROM card_revoke($1::bigint, $2::bigint, $3::text)",
+      {std::to_string(serial), std::to_string(now), std::string(note)}, std::move(done),
+      [](const PgRows& rows) { return outcome_and_left(rows, "card_revoke"); });
+}
+
+void PgCardLedger::set_password(PgTurn& turn, uint64_t serial, std::string_view password_hash, int64_t now,
+                                std::string_view note, PgDone<LedgerResult> done) {
+  queue_statement<LedgerResult>(
+      turn, "SELECT outcome, left_after FROM card_set_password($1::bigint, $2::text, $3::bigint, $4::text)",
+      {std::to_string(serial), std::string(password_hash), std::to_string(now), std::string(note)}, std::move(done),
+      [](const PgRows& rows) { return outcome_and_left(rows, "card_set_password"); });
+}
+
+void PgCardLedger::take_serials(PgTurn& turn, uint64_t count, PgDone<uint64_t> done) {
+  queue_statement<uint64_t>(turn, "SELECT first_serial FROM card_take_serials($1::bigint)", {std::to_string(count)},
+                            std::move(done), [](const PgRows& rows) -> Expected<uint64_t, PgError> {
+                              auto first = rows.integer(0, "first_serial");
+                              if (!first || *first < 1) return Unexpected(bad_row("card_take_serials"));
+                              return static_cast<uint64_t>(*first);
+                            });
+}
+
+void PgCardLedger::history(PgTurn& turn, uint64_t serial, uint64_t from, size_t limit,
+                           PgDone<std::vector<rendezvous::CardEvent>> done) {
+  using Events = std::vector<rendezvous::CardEvent>;
+  queue_statement<Events>(
+      turn,
+      "SELECT sequence, kind, time, units, units_left, note FROM card_history WHERE serial = $1::bigint "
+      "AND sequence >= $2::bigint ORDER BY sequence LIMIT $3::bigint",
+      {std::to_string(serial), std::to_string(from), std::to_string(limit)}, std::move(done),
+      [](const PgRows& rows) -> Expected<Events, PgError> {
+        Events events;
+        for (size_t row = 0; row < rows.rows.size(); ++row) {
+          auto sequence = rows.integer(row, "sequence");
+          auto kind = rows.integer(row, "kind");
+          auto time = rows.integer(row, "time");
+          auto units = rows.integer(row, "units");
+          auto left = rows.integer(row, "units_left");
+          auto note = rows.text(row, "note");
+          if (!sequence || !kind || *kind < 1 || *kind > 5 || !time || !units || !left || !note || *sequence < 0 ||
+              *units < 0 || *left < 0)
+            return Unexpected(bad_row("card_history"));
+          events.push_back(rendezvous::CardEvent{static_cast<uint64_t>(*sequence), static_cast<CardEventKind>(*kind),
+                                                 *time, static_cast<uint64_t>(*units), static_cast<uint64_t>(*left),
+                                                 std::move(*note)});
+        }
+        return events;
+      });
+}
+
+void PgCardLedger::revoked_serials(PgTurn& turn, PgDone<std::vector<uint64_t>> done) {
+  using Serials = std::vector<uint64_t>;
+  queue_statement<Serials>(turn, "SELECT serial FROM card_accounts WHERE revoked ORDER BY serial", {}, std::move(done),
+                           [](const PgRows& rows) -> Expected<Serials, PgError> {
+                             Serials serials;
+                             for (size_t row = 0; row < rows.rows.size(); ++row) {
+                               auto serial = rows.integer(row, "serial");
+                               if (!serial || *serial < 1) return Unexpected(bad_row("card_accounts.serial"));
+                               serials.push_back(static_cast<uint64_t>(*serial));
+                             }
+                             return serials;
+                           });
 }
 
 }  // namespace tsunagu::cluster

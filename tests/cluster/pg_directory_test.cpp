@@ -18,10 +18,12 @@
 #include "cluster/pg/pg_migrations.hpp"
 #include "tests/cluster/pg_server.hpp"
 #include "tests/cluster/pg_test_support.hpp"
+#include "tests/cluster/pg_turn_support.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::cluster;
 using tsunagu::test::PgServer;
+using tsunagu::test::commit_and_wait;
 using tsunagu::test::connect_to;
 using tsunagu::test::migrated_database;
 
@@ -52,19 +54,6 @@ std::unique_ptr<PgAccountDirectory> open_directory(uv_loop_t* loop, const std::s
   auto opened = PgAccountDirectory::open(loop, conninfo, PgAccountDirectory::Options{});
   REQUIRE_MESSAGE(opened, (opened ? "" : opened.error().detail));
   return std::move(*opened);
-}
-
-// Seals the directory's turn and runs the loop until its answer is in.
-std::optional<storage::StoreError> commit(uv_loop_t* loop, PgAccountDirectory& directory) {
-  bool answered = false;
-  std::optional<storage::StoreError> outcome;
-  directory.commit_turn([&](std::optional<storage::StoreError> error) {
-    answered = true;
-    outcome = std::move(error);
-  });
-  for (int turns = 0; !answered && turns < 10'000; ++turns) uv_run(loop, UV_RUN_ONCE);
-  REQUIRE(answered);
-  return outcome;
 }
 
 }  // namespace
@@ -167,7 +156,7 @@ TEST_CASE("profile changes: in the turn's commit, only the profile's columns, se
     gone.display_name = "Back Again";
     REQUIRE(directory->update_profile(gone));
 
-    CHECK_FALSE(commit(&loop, *directory).has_value());
+    CHECK_FALSE(commit_and_wait(&loop, *directory).has_value());
     CHECK(text(*admin,
                "SELECT display_name || '|' || phone || '|' || publish || '|' || array_to_string(contacts, ',') || '|' "
                "|| password_hash FROM accounts WHERE user_id = 'alice'") ==
@@ -188,7 +177,7 @@ TEST_CASE("profile changes: in the turn's commit, only the profile's columns, se
                         "WHEN (NEW.display_name = 'Never Stored') EXECUTE FUNCTION end_own_backend()"));
     REQUIRE(directory->update_profile(again));
     CHECK(directory->find("alice").value().value().display_name == "Never Stored");
-    CHECK(commit(&loop, *directory).has_value());
+    CHECK(commit_and_wait(&loop, *directory).has_value());
     CHECK(directory->find("alice").value().value().display_name == "Alice Smith");
     REQUIRE(admin->exec("DROP TRIGGER profile_dies ON accounts"));
     directory->close();

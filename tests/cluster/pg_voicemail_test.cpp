@@ -17,38 +17,22 @@
 #include "cluster/pg/pg_voicemail_boxes.hpp"
 #include "tests/cluster/pg_server.hpp"
 #include "tests/cluster/pg_test_support.hpp"
+#include "tests/cluster/pg_turn_support.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::cluster;
 using tsunagu::test::PgServer;
+using tsunagu::test::commit_and_wait;
 using tsunagu::test::connect_to;
+using tsunagu::test::first_text;
 using tsunagu::test::migrated_database;
 
 namespace {
-
-std::string text(PgConnection& connection, const std::string& sql) {
-  auto rows = connection.exec(sql);
-  REQUIRE_MESSAGE(rows, (rows ? "" : rows.error().detail));
-  REQUIRE(!rows->rows.empty());
-  return rows->text(0, rows->columns.at(0)).value_or("NULL");
-}
 
 Bytes pattern(size_t size) {
   Bytes out(size);
   for (size_t i = 0; i < size; ++i) out[i] = static_cast<std::byte>((i * 7 + 3) & 0xff);
   return out;
-}
-
-std::optional<storage::StoreError> commit(uv_loop_t* loop, PgAccountDirectory& directory) {
-  bool answered = false;
-  std::optional<storage::StoreError> outcome;
-  directory.commit_turn([&](std::optional<storage::StoreError> error) {
-    answered = true;
-    outcome = std::move(error);
-  });
-  for (int turns = 0; !answered && turns < 10'000; ++turns) uv_run(loop, UV_RUN_ONCE);
-  REQUIRE(answered);
-  return outcome;
 }
 
 struct Fixture {
@@ -82,9 +66,9 @@ TEST_CASE("a message is stored in the turn's commit, listed, read in chunks, and
   REQUIRE(id);
   CHECK(f.accounts->writes_pending());
   // Not committed yet: nothing in PostgreSQL, the mailbox still empty.
-  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
+  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
   CHECK(f.boxes->list("bob", 0, 10).value().empty());
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
 
   auto listed = f.boxes->list("bob", 0, 10);
   REQUIRE(listed);
@@ -116,9 +100,9 @@ TEST_CASE("a message is stored in the turn's commit, listed, read in chunks, and
   CHECK_FALSE(f.accounts->writes_pending());
   CHECK(f.boxes->remove("bob", *id).value());
   CHECK(f.boxes->find("bob", *id).value().has_value());  // until the commit
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
   CHECK_FALSE(f.boxes->find("bob", *id).value().has_value());
-  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
+  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
   CHECK_FALSE(f.boxes->remove("bob", *id).value());
 }
 
@@ -131,7 +115,7 @@ TEST_CASE("IDs grow; totals count every mailbox and those of one domain; the swe
   CHECK(first < second);
   CHECK(second < third);
   CHECK(third < fourth);
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
   auto totals = f.boxes->totals("acme");
   REQUIRE(totals);
   CHECK(totals->all.messages == 4);
@@ -155,12 +139,12 @@ TEST_CASE("a turn that does not commit stores nothing and answers with an error"
   REQUIRE(f.admin->exec("CREATE TRIGGER voicemail_dies BEFORE INSERT ON voicemail FOR EACH ROW "
                         "WHEN (NEW.recipient = 'doomed') EXECUTE FUNCTION end_own_backend()"));
   REQUIRE(f.boxes->add("doomed", "alice", 1, pattern(100)));
-  CHECK(commit(&f.loop, *f.accounts).has_value());
-  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
-  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
+  CHECK(commit_and_wait(&f.loop, *f.accounts).has_value());
+  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
+  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
   // The committer reconnects; the next turn stores.
   REQUIRE(f.boxes->add("bob", "alice", 1, pattern(100)));
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
   CHECK(f.boxes->usage("bob").value().messages == 1);
 }
 
@@ -170,7 +154,7 @@ TEST_CASE("removing an account (user remove --pg) deletes its mailbox with it") 
                         "('bob', 'x', 1, 0), ('carol', 'x', 1, 0)"));
   REQUIRE(f.boxes->add("bob", "alice", 1, pattern(10)));
   REQUIRE(f.boxes->add("carol", "alice", 1, pattern(10)));
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
   PgAccountStore store;
   PgTurn turn;
   std::optional<Expected<bool, PgError>> removed;
@@ -180,7 +164,7 @@ TEST_CASE("removing an account (user remove --pg) deletes its mailbox with it") 
   CHECK(removed->value());
   CHECK(f.boxes->usage("bob").value().messages == 0);
   CHECK(f.boxes->usage("carol").value().messages == 1);
-  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "1");
+  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail_data") == "1");
 }
 
 int main(int argc, char** argv) {
