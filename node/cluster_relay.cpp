@@ -1,5 +1,7 @@
 #include "node/cluster_relay.hpp"
 
+#include <algorithm>
+
 #include "base/log.hpp"
 #include "proto/signalling.hpp"
 
@@ -31,6 +33,19 @@ bool valid_node_name(std::string_view name) {
   for (char c : name)
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_')) return false;
   return true;
+}
+
+std::optional<HolderQuery> holder_to_ask(const std::string& target, const std::optional<std::string>& enrolled_prefix,
+                                         const std::function<bool(const HolderQuery&)>& held_here) {
+  HolderQuery query{cluster::HolderKind::user, target};
+  if (auto at = target.find('@'); at != std::string::npos) {
+    query = {cluster::HolderKind::agent, target.substr(at + 1)};
+  } else if (target.starts_with('+') && enrolled_prefix && !enrolled_prefix->empty() &&
+             target.starts_with(*enrolled_prefix)) {
+    query = {cluster::HolderKind::prefix, *enrolled_prefix};
+  }
+  if (held_here(query)) return std::nullopt;
+  return query;
 }
 
 ClusterLinks::Found ClusterLinks::remote_link(const std::string& node, LinkId link, const std::string& user) {
@@ -177,26 +192,54 @@ bool ClusterRelay::take_message(LinkId link, ByteView message, const proto::Sock
   bool wanted = request.method == sig::method::lookup || (request.method == sig::method::call && !call_id);
   if (!wanted) return false;
   auto target = string_attribute(request, sig::attr::user_id);
-  if (!target || !sig::valid_user_id(*target) || !core_.link_user(link) || core_.held_here(*target)) return false;
-  auto at = target->find('@');
-  auto kind = at == std::string::npos ? cluster::HolderKind::user : cluster::HolderKind::agent;
-  std::string holder = at == std::string::npos ? *target : target->substr(at + 1);
-  presence_->lookup(kind, holder,
-                    [this, alive = alive_, link, observed, held = Bytes(message.begin(), message.end())](
-                        cluster::PresenceOutcome outcome, std::optional<std::string> node) {
-                      if (!*alive) return;
-                      if (outcome == cluster::PresenceOutcome::done && node && *node != options_.node_name) {
-                        relay(link, *node, held, observed);
-                      } else if (outcome == cluster::PresenceOutcome::done) {
-                        // Nobody else holds it: what this node knows is the answer.
-                        handle_here(link, held);
-                      } else {
-                        // Redis is away or refused us: another node may hold it, so "offline"
-                        // would be a guess. The terminal is told to try again.
-                        refuse_unavailable(link, held);
-                      }
-                    });
+  if (!target || !sig::valid_user_id(*target) || !core_.link_user(link)) return false;
+  auto query = holder_for(*target, *target);
+  if (!query) return false;
+  ask_holder(link, observed, Bytes(message.begin(), message.end()), *target, std::move(*query));
   return true;
+}
+
+std::optional<HolderQuery> ClusterRelay::holder_for(const std::string& target, const std::string& within) {
+  std::optional<std::string> enrolled_prefix;
+  if (target.starts_with('+') && hooks_.enrolled_route) {
+    auto route = hooks_.enrolled_route(within);
+    if (!route) return std::nullopt;  // the core reads the route again and answers the storage error
+    enrolled_prefix = *route;
+  }
+  return holder_to_ask(target, enrolled_prefix, [&](const HolderQuery& asked) {
+    return asked.kind == cluster::HolderKind::prefix ? holds_agent_route(asked) : core_.held_here(target);
+  });
+}
+
+void ClusterRelay::ask_holder(LinkId link, const proto::SocketAddress& observed, Bytes message, std::string target,
+                              HolderQuery query) {
+  auto asked = [this, alive = alive_, link, observed, message = std::move(message), target = std::move(target),
+                query](cluster::PresenceOutcome outcome, std::optional<std::string> node) mutable {
+    if (!*alive) return;
+    if (outcome == cluster::PresenceOutcome::done && node && *node != options_.node_name) {
+      relay(link, *node, std::move(message), observed);
+      return;
+    }
+    if (outcome != cluster::PresenceOutcome::done) {
+      // Redis is away or refused us: another node may hold it, so "offline"
+      // would be a guess. The terminal is told to try again.
+      refuse_unavailable(link, message);
+      return;
+    }
+    // Nobody holds that prefix: as on one node, the longest shorter enrolled
+    // prefix whose agent is linked (here or elsewhere) answers. Each round
+    // asks for a shorter one, so at most 31 rounds.
+    if (query.kind == cluster::HolderKind::prefix && query.holder.size() > 1 && core_.link_user(link)) {
+      auto shorter = holder_for(target, query.holder.substr(0, query.holder.size() - 1));
+      if (shorter && shorter->kind == cluster::HolderKind::prefix) {
+        ask_holder(link, observed, std::move(message), std::move(target), std::move(*shorter));
+        return;
+      }
+    }
+    // Nobody else holds it: what this node knows is the answer.
+    handle_here(link, message);
+  };
+  presence_->lookup(query.kind, query.holder, std::move(asked));
 }
 
 void ClusterRelay::refuse_unavailable(LinkId link, const Bytes& message) {
@@ -317,20 +360,33 @@ void ClusterRelay::link_closed(LinkId link) {
   if (!bus_) return;
   for (const auto& node : links_.local_closed(link))
     bus_->send(node, cluster::BusEnvelope{cluster::BusKind::link_gone, {}, {}, link});
-  if (auto it = agent_domains_.find(link); it != agent_domains_.end()) {
-    for (const auto& domain : it->second) presence_->release(cluster::HolderKind::agent, domain, [](cluster::PresenceOutcome) {});
-    agent_domains_.erase(it);
+  if (auto it = agent_routes_.find(link); it != agent_routes_.end()) {
+    for (const auto& route : it->second) presence_->release(route.kind, route.holder, [](cluster::PresenceOutcome) {});
+    agent_routes_.erase(it);
   }
+}
+
+bool ClusterRelay::holds_agent_route(const HolderQuery& route) const {
+  // A node holds a handful of agent links: a scan is cheaper than another index to keep.
+  for (const auto& [link, routes] : agent_routes_)
+    if (std::find(routes.begin(), routes.end(), route) != routes.end()) return true;
+  return false;
 }
 
 void ClusterRelay::write_presence() {
   if (!presence_) return;
   using Kind = NodeCore::ClusterPresenceChange::Kind;
   for (auto& change : core_.take_cluster_presence_changes()) {
-    auto holder_kind = change.agent ? cluster::HolderKind::agent : cluster::HolderKind::user;
+    auto holder_kind = !change.agent          ? cluster::HolderKind::user
+                       : change.number_prefix ? cluster::HolderKind::prefix
+                                              : cluster::HolderKind::agent;
     switch (change.kind) {
       case Kind::linked:
-        if (change.agent) agent_domains_[change.link].push_back(change.holder);
+        if (change.agent) {
+          auto& routes = agent_routes_[change.link];
+          HolderQuery route{holder_kind, change.holder};
+          if (std::find(routes.begin(), routes.end(), route) == routes.end()) routes.push_back(std::move(route));
+        }
         presence_->claim(holder_kind, change.holder,
                          [this, alive = alive_, holder = change.holder, agent = change.agent](
                              cluster::PresenceOutcome outcome, std::optional<std::string> previous) {
@@ -359,8 +415,8 @@ void ClusterRelay::write_presence() {
 }
 
 void ClusterRelay::refresh_agents() {
-  for (const auto& [link, domains] : agent_domains_)
-    for (const auto& domain : domains) presence_->refresh(cluster::HolderKind::agent, domain);
+  for (const auto& [link, routes] : agent_routes_)
+    for (const auto& route : routes) presence_->refresh(route.kind, route.holder);
 }
 
 void ClusterRelay::heartbeat() {

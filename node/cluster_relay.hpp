@@ -1,13 +1,13 @@
 // Cluster mode in the running node (docs/cluster.md): presence in Redis and
 // requests relayed between nodes over the Redis bus. The daemon hands every
 // terminal message to take_message() first; a lookup or call for a user (or
-// an EXT@DOMAIN) whose link is held by another node is sent there whole, and
-// handled there by the holding node's own core on a "remote link" that stands
-// for the asking terminal (logged in as its user, with its observed address).
-// What that core sends to the remote link comes back over the bus to the
-// terminal; a call's later messages (its CALL-ID) follow the call to the node
-// that holds it. So a call always lives on its callee's node, with every
-// rule and limit of a local call.
+// an EXT@DOMAIN, or a +NUMBER in an agent's number prefix) whose link is held
+// by another node is sent there whole, and handled there by the holding
+// node's own core on a "remote link" that stands for the asking terminal
+// (logged in as its user, with its observed address). What that core sends
+// to the remote link comes back over the bus to the terminal; a call's later
+// messages (its CALL-ID) follow the call to the node that holds it. So a call
+// always lives on its callee's node, with every rule and limit of a local call.
 //
 // Pub/sub keeps nothing, and SPUBLISH says how many nodes heard: a message
 // no node heard is handled locally (as for a user whose link is gone), and a
@@ -47,6 +47,20 @@ struct ClusterOptions {
 std::optional<cluster::RedisEndpoint> parse_redis_endpoint(std::string_view text);
 // A node name: 1 to 64 of a-z 0-9 - . _ (it is part of Redis keys and values).
 bool valid_node_name(std::string_view name);
+
+// Which Redis row says where a lookup or call of `target` (a valid user ID)
+// is answered: a user's presence; for EXT@DOMAIN, the agent row of DOMAIN;
+// for a +NUMBER inside an enrolled number prefix (`enrolled_prefix`: the
+// longest one, from the agents' enrolments), that prefix's row. A +NUMBER in
+// no enrolled prefix is asked for as a user. nullopt: this node answers it
+// itself (`held_here` says whether a link of this node holds the row). Pure.
+struct HolderQuery {
+  cluster::HolderKind kind = cluster::HolderKind::user;
+  std::string holder;
+  bool operator==(const HolderQuery&) const = default;
+};
+std::optional<HolderQuery> holder_to_ask(const std::string& target, const std::optional<std::string>& enrolled_prefix,
+                                         const std::function<bool(const HolderQuery&)>& held_here);
 
 // Which calls of this node's terminals live on another node, and which
 // remote links stand here for another node's terminals. Pure.
@@ -101,6 +115,10 @@ class ClusterRelay {
     std::function<bool(LinkId, ByteView)> send_to_link;
     // Runs the daemon's turn (commit, actions) after work done outside a loop callback's drain.
     std::function<void()> drain;
+    // The enrolled route a +NUMBER lies in: its longest enrolled number prefix
+    // (AgentDirectory::route_of; PostgreSQL's agent_routes with --pg). Empty:
+    // numbers are not relayed.
+    std::function<Expected<std::optional<std::string>, storage::StoreError>(const std::string& user_id)> enrolled_route;
   };
   ClusterRelay(uv_loop_t* loop, NodeCore& core, ClusterOptions options, Hooks hooks);
   ~ClusterRelay();
@@ -128,6 +146,13 @@ class ClusterRelay {
  private:
   void on_bus(const cluster::BusEnvelope& envelope);
   void relay(LinkId link, const std::string& node, Bytes message, const proto::SocketAddress& observed);
+  // The Redis row that says where `target` is answered, reading its +NUMBER's
+  // longest enrolled prefix within `within` (the number, then ever shorter);
+  // nullopt: this node answers it.
+  std::optional<HolderQuery> holder_for(const std::string& target, const std::string& within);
+  // Asks Redis, then relays `message` to the holding node, or answers here.
+  void ask_holder(LinkId link, const proto::SocketAddress& observed, Bytes message, std::string target,
+                  HolderQuery query);
   void refuse_unavailable(LinkId link, const Bytes& message);
   void handle_here(LinkId link, const Bytes& message);
   void close_remote(LinkId remote_link);
@@ -145,7 +170,9 @@ class ClusterRelay {
   uv_timer_t* heartbeat_timer_ = nullptr;  // freed in its close callback
   uv_timer_t* agent_timer_ = nullptr;
   ClusterLinks links_;
-  std::unordered_map<LinkId, std::vector<std::string>> agent_domains_;  // agent link -> domains it holds
+  // An agent link held here -> the domains and number prefixes it holds (kind, holder).
+  std::unordered_map<LinkId, std::vector<HolderQuery>> agent_routes_;
+  bool holds_agent_route(const HolderQuery& route) const;
   // Reply handlers check it: a Redis reply may come after shutdown.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -259,6 +259,23 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
       return true;
     };
     hooks.drain = [self] { self->drain(); };
+    if (self->shared_agents_) {
+      hooks.enrolled_route = [self](const std::string& user_id) { return self->shared_agents_->route_of(user_id); };
+    } else {
+      // Each node's own LMDB holds the enrolments (every node enrolled alike; docs/cluster.md).
+      auto registry = AgentRegistry::open(self->store_->environment());
+      if (!registry) {
+        daemon->shutdown();
+        return storage_failure(registry.error());
+      }
+      using RouteRead = Expected<std::optional<std::string>, storage::StoreError>;
+      hooks.enrolled_route = [self, registry = std::make_shared<AgentRegistry>(std::move(*registry))](
+                                 const std::string& user_id) -> RouteRead {
+        auto txn = self->store_->begin_read();
+        if (!txn) return Unexpected(txn.error());
+        return registry->route_of(*txn, user_id);
+      };
+    }
     daemon->cluster_ = std::make_unique<ClusterRelay>(loop, *daemon->core_, std::move(options), std::move(hooks));
     daemon->cluster_->start();
   }

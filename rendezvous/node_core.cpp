@@ -833,6 +833,7 @@ void NodeCore::handle_agent_hello(LinkId link, LinkState& state, const proto::Me
   }
   routes_->hold(domains, prefixes, link);
   for (const auto& d : domains) cluster_change(ClusterPresenceChange::Kind::linked, true, d, link);
+  for (const auto& p : prefixes) cluster_change(ClusterPresenceChange::Kind::linked, true, p, link, true);
   if (!state.agent_ready) {
     deadlines_.cancel(DeadlineKind::login, link_key(link));
     audit_agent_link("up", link, state);

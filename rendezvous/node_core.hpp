@@ -388,13 +388,15 @@ class NodeCore {
 
   // Cluster mode (node/cluster_relay.hpp). While watched, the presence
   // a terminal link takes (at login), keeps (each keepalive) and loses, and
-  // the domains an agent link holds, are recorded for the relay to write to
-  // Redis (an agent's release follows its link's close, seen by the relay).
+  // the domains and number prefixes an agent link holds, are recorded for the
+  // relay to write to Redis (an agent's release follows its link's close,
+  // seen by the relay).
   struct ClusterPresenceChange {
     enum class Kind : uint8_t { linked, refreshed, ended } kind = Kind::linked;
-    bool agent = false;  // holder is a domain held by agent link `link`, else a user ID
+    bool agent = false;  // holder is a domain (or number prefix) held by agent link `link`, else a user ID
     std::string holder;
     LinkId link = 0;
+    bool number_prefix = false;  // with agent: holder is a number prefix, not a domain
   };
   void watch_cluster_presence(bool on) {
     watch_cluster_ = on;
@@ -823,8 +825,9 @@ class NodeCore {
   bool watch_changes_ = false;
   bool watch_cluster_ = false;
   std::vector<ClusterPresenceChange> cluster_changes_;
-  void cluster_change(ClusterPresenceChange::Kind kind, bool agent, std::string holder, LinkId link) {
-    if (watch_cluster_) cluster_changes_.push_back({kind, agent, std::move(holder), link});
+  void cluster_change(ClusterPresenceChange::Kind kind, bool agent, std::string holder, LinkId link,
+                      bool number_prefix = false) {
+    if (watch_cluster_) cluster_changes_.push_back({kind, agent, std::move(holder), link, number_prefix});
   }
   std::vector<std::string> presence_changes_;
   std::vector<std::string> mailbox_changes_;

@@ -26,7 +26,7 @@ PresenceOutcome outcome_of(const RedisValue& reply) {
 }  // namespace
 
 std::string presence_key(HolderKind kind, std::string_view holder) {
-  std::string key = kind == HolderKind::user ? "presence:{" : "agent:{";
+  std::string key = kind == HolderKind::user ? "presence:{" : kind == HolderKind::agent ? "agent:{" : "prefix:{";
   key.append(holder);
   key.push_back('}');
   return key;

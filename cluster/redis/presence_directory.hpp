@@ -4,6 +4,7 @@
 //
 //   presence:{alice@acme}  -> "node-a"   (a terminal's user)
 //   agent:{acme}           -> "node-b"   (a LAN agent's domain)
+//   prefix:{+81-6-1234-}   -> "node-b"   (a LAN agent's number prefix)
 //
 // The braces are a Redis Cluster hash tag: the key's slot is the holder's.
 #pragma once
@@ -22,7 +23,9 @@
 
 namespace tsunagu::cluster {
 
-enum class HolderKind { user, agent };
+// agent: a domain an agent link holds; prefix: a number prefix it holds
+// (`+` or a digit first, so never a domain: the two kinds' keys differ anyway).
+enum class HolderKind { user, agent, prefix };
 
 std::string presence_key(HolderKind kind, std::string_view holder);
 

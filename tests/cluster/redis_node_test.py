@@ -293,7 +293,10 @@ def lookup_and_call(redis_cluster=False, postgres=None):
 
 
 # --------------------------------------------------------------------------
-# 2. an agent linked to B answers a lookup of EXT@DOMAIN asked on A
+# 2. an agent linked to B answers a lookup of EXT@DOMAIN (and of +NUMBER) asked on A
+
+PREFIX = "+81-6-1234-"
+
 
 def agent_lookup():
     if not os.access(LAN_AGENT, os.X_OK):
@@ -301,13 +304,22 @@ def agent_lookup():
     c = Cluster()
     checks = Checks()
     bundle = c.d.path("acme")
-    result = c.d.admin(["agent", "-d", c.dirs["node-b"], "enroll", "acme", "--domain", "acme", "--out", bundle,
-                        "--node", "127.0.0.1:1", "--server-name", "127.0.0.1"])
+    result = c.d.admin(["agent", "-d", c.dirs["node-b"], "enroll", "acme", "--domain", "acme", "--prefix", PREFIX,
+                        "--out", bundle, "--node", "127.0.0.1:1", "--server-name", "127.0.0.1"])
     if result.code != 0:
         raise TestFailure("agent enroll on node B: %r" % result)
+    # A +NUMBER's route is read from the asking node's own enrolments (its LMDB here): A is given them too.
+    result = c.d.admin(["agent", "-d", c.dirs["node-a"], "enroll", "acme", "--domain", "acme", "--prefix", PREFIX,
+                        "--out", c.d.path("acme-on-a"), "--node", "127.0.0.1:1", "--server-name", "127.0.0.1"])
+    if result.code != 0:
+        raise TestFailure("agent enroll on node A: %r" % result)
     for name in c.dirs:
         c.start(name)
     agent_toml = h.write_agent_toml(bundle, c.nodes["node-b"].agent_address)
+    with open(agent_toml) as f:
+        text = f.read()
+    with open(agent_toml, "w") as f:
+        f.write(text.replace('domains = ["acme"]\n', 'domains = ["acme"]\nnumber_prefixes = ["%s"]\n' % PREFIX, 1))
     agent_log = os.path.join(bundle, "agent.log")
     with open(agent_log, "w") as out:
         agent = h.spawn([LAN_AGENT, "run", "-c", agent_toml], stdout=out,
@@ -328,12 +340,18 @@ def agent_lookup():
     # Node A alone would say "Unknown User" for an ID it has no account or route for.
     checks.check(row.get("agent") == "acme" or "no such extension" in row.get("reason", ""),
                  "the answer is the agent's (%r)" % row)
+    checks.check(c.redis.cli("GET", "prefix:{%s}" % PREFIX) == "node-b", "the agent's prefix row names node-b")
+    result = c.whereis("node-a", ALICE, PREFIX + "4106")
+    checks.check(("lookup %s4106 by alice" % PREFIX) in open(agent_log, errors="replace").read() and
+                 "no such extension" in result.out,
+                 "%s4106 asked on node A (the route from A's LMDB) is answered by the agent on B: %r" % (PREFIX, result))
 
     # The agent's link closes: its row goes at once, and A answers from what it knows.
     agent.kill()
     agent.wait(timeout=10)
-    wait_until(lambda: c.redis.cli("EXISTS", "agent:{acme}") == "0", 10 * h.SLOW, 0.05, "agent:{acme} to go")
-    checks.check(True, "agent:{acme} deleted when the agent's link closed")
+    wait_until(lambda: c.redis.cli("EXISTS", "agent:{acme}") == "0" and
+               c.redis.cli("EXISTS", "prefix:{%s}" % PREFIX) == "0", 10 * h.SLOW, 0.05, "the agent's rows to go")
+    checks.check(True, "agent:{acme} and prefix:{%s} deleted when the agent's link closed" % PREFIX)
     checks.check(c.whereis("node-a", ALICE, "4106@acme").code != 0, "whereis 4106@acme on node A fails once the agent is gone")
     c.check_running(checks)
     checks.finish()

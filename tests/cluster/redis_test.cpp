@@ -227,6 +227,28 @@ void check_presence(const std::vector<int>& ports) {
     REQUIRE(loop.run_until([&] { return looked; }));
     CHECK(holder == "node-b");
     CHECK(lookup(loop, node_a, "acme").node == std::nullopt);  // the user "acme" is another row
+
+    // A number prefix's row: its own key, in the slot of the prefix.
+    claimed.reset();
+    node_b.claim(HolderKind::prefix, "+81-6-1234-", [&](PresenceOutcome outcome, auto) { claimed = outcome; });
+    REQUIRE(loop.run_until([&] { return claimed.has_value(); }));
+    CHECK(*claimed == PresenceOutcome::done);
+    std::string key = presence_key(HolderKind::prefix, "+81-6-1234-");
+    CHECK(key == "prefix:{+81-6-1234-}");
+    Inspector inspector(redis.endpoint_for_slot(redis_key_slot(key)).port);
+    CHECK(inspector.integer({"EXISTS", key}) == 1);
+    looked = false;
+    node_a.lookup(HolderKind::prefix, "+81-6-1234-", [&](PresenceOutcome, std::optional<std::string> node) {
+      holder = node;
+      looked = true;
+    });
+    REQUIRE(loop.run_until([&] { return looked; }));
+    CHECK(holder == "node-b");
+    std::optional<PresenceOutcome> released;
+    node_b.release(HolderKind::prefix, "+81-6-1234-", [&](PresenceOutcome outcome) { released = outcome; });
+    REQUIRE(loop.run_until([&] { return released.has_value(); }));
+    CHECK(*released == PresenceOutcome::done);
+    CHECK(inspector.integer({"EXISTS", key}) == 0);
   }
 }
 
@@ -434,7 +456,8 @@ TEST_SUITE("cluster") {
 
     SUBCASE("our slots are Redis' slots") {
       Inspector inspector(ports[0]);
-      for (std::string key : {"foo", "bar", "presence:{alice@acme}", "node:{node-a}", "{user1000}.following", "a{}b"}) {
+      for (std::string key : {"foo", "bar", "presence:{alice@acme}", "prefix:{+81-6-1234-}", "node:{node-a}",
+                              "{user1000}.following", "a{}b"}) {
         CHECK(inspector.integer({"CLUSTER", "KEYSLOT", key}) == redis_key_slot(key));
       }
     }

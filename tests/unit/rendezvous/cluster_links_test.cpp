@@ -69,6 +69,41 @@ TEST_CASE("calls follow their node; a link's close and a node's death forget the
   CHECK(links.local_closed(3).empty());
 }
 
+TEST_CASE("the Redis row asked for a lookup: the user's, the domain's agent, or the longest enrolled number prefix's") {
+  using tsunagu::cluster::HolderKind;
+  std::vector<HolderQuery> held;  // what "this node" holds
+  auto here = [&](const HolderQuery& query) { return std::find(held.begin(), held.end(), query) != held.end(); };
+  auto ask = [&](const std::string& target, std::optional<std::string> prefix = std::nullopt) {
+    return holder_to_ask(target, prefix, here);
+  };
+  CHECK(ask("bob") == HolderQuery{HolderKind::user, "bob"});
+  CHECK(ask("4106@acme") == HolderQuery{HolderKind::agent, "acme"});
+  // A number inside an enrolled prefix: that prefix's row, whatever the rest of it.
+  CHECK(ask("+81-6-1234-4106", "+81-6-1234-") == HolderQuery{HolderKind::prefix, "+81-6-1234-"});
+  // In no enrolled prefix: asked for as an account's ID would be.
+  CHECK(ask("+81-6-1234-4106") == HolderQuery{HolderKind::user, "+81-6-1234-4106"});
+  // The route read names the prefix the number starts with; anything else is not trusted as one.
+  CHECK(ask("+81-6-1234-4106", "+82") == HolderQuery{HolderKind::user, "+81-6-1234-4106"});
+  CHECK(ask("+81-6-1234-4106", "") == HolderQuery{HolderKind::user, "+81-6-1234-4106"});
+  // A domain's enrolled route is the domain, never a prefix row.
+  CHECK(ask("4106@acme", "+81") == HolderQuery{HolderKind::agent, "acme"});
+
+  // Held here: this node answers. A shorter prefix held here does not answer
+  // for the longest enrolled one (its agent may be linked to another node).
+  held = {{HolderKind::prefix, "+81-"}};
+  CHECK(ask("+81-6-1234-4106", "+81-6-1234-") == HolderQuery{HolderKind::prefix, "+81-6-1234-"});
+  CHECK(ask("+81-7-0000", "+81-") == std::nullopt);
+  held = {{HolderKind::prefix, "+81-6-1234-"}, {HolderKind::agent, "acme"}, {HolderKind::user, "bob"}};
+  CHECK(ask("+81-6-1234-4106", "+81-6-1234-") == std::nullopt);
+  CHECK(ask("4106@acme") == std::nullopt);
+  CHECK(ask("bob") == std::nullopt);
+  // Rows of another kind with the same text are other rows.
+  held = {{HolderKind::agent, "+81-"}, {HolderKind::user, "+81-"}};
+  CHECK(ask("+81-7-0000", "+81-") == HolderQuery{HolderKind::prefix, "+81-"});
+  // Only a +NUMBER is routed by prefix (as on one node).
+  CHECK(ask("0120-555", "0120") == HolderQuery{HolderKind::user, "0120-555"});
+}
+
 TEST_CASE("Redis endpoints are IP literals with a port; node names are short and plain") {
   auto v4 = parse_redis_endpoint("127.0.0.1:6379");
   REQUIRE(v4.has_value());
