@@ -174,11 +174,7 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
   }
   daemon->max_links_ = settings.max_links;
   if (!config.postgres.empty()) {
-    // Cluster mode shares accounts, agents, the directory, voicemail and the card ledger (docs/cluster.md): what would keep
-    // shared state in this node's LMDB refuses to start rather than split it.
-    const char* how = " is not in cluster mode yet ([cluster] postgres / --pg; docs/cluster.md)";
-    if (config.web_listen) return Unexpected(std::string("the web listener ([web] listen, --web-listen)") + how + ": set it off");
-    if (settings.open_registration) return Unexpected(std::string("open registration (node.open_registration)") + how);
+    // Cluster mode shares accounts, agents, the directory, voicemail and the card ledger (docs/cluster.md).
     cluster::PgAccountDirectory::Options account_options;
     account_options.cache_entries = config.postgres_account_cache;
     auto accounts = cluster::PgAccountDirectory::open(loop, config.postgres, account_options);
@@ -186,6 +182,8 @@ Expected<std::unique_ptr<NodeDaemon>, std::string> NodeDaemon::start(uv_loop_t* 
       return Unexpected("cannot use PostgreSQL for accounts: " + std::string(cluster::to_string(accounts.error().code)) +
                         ": " + accounts.error().detail);
     daemon->shared_accounts_ = std::move(*accounts);
+    daemon->shared_accounts_->set_removed_id_quarantine_days(settings.removed_id_quarantine_days);
+    daemon->shared_account_admin_ = std::make_unique<cluster::PgSharedAccountAdmin>(daemon->shared_accounts_->reader());
     daemon->shared_agents_ = std::make_unique<cluster::PgAgentDirectory>(daemon->shared_accounts_->reader());
     daemon->shared_voicemail_ = std::make_unique<cluster::PgVoicemailBoxes>(*daemon->shared_accounts_);
     daemon->shared_cards_ = std::make_unique<cluster::PgCardLedgerStore>(*daemon->shared_accounts_);

@@ -14,6 +14,7 @@
 
 #include "base/audit_log.hpp"
 #include "base/expected.hpp"
+#include "cluster/pg/pg_account_admin.hpp"
 #include "cluster/pg/pg_account_directory.hpp"
 #include "cluster/pg/pg_agent_directory.hpp"
 #include "cluster/pg/pg_card_ledger_store.hpp"
@@ -85,6 +86,7 @@ class NodeDaemon {
   std::unique_ptr<cluster::PgAgentDirectory> shared_agents_;  // agents' enrolments, on the same read connection
   std::unique_ptr<cluster::PgVoicemailBoxes> shared_voicemail_;  // voicemail, in the accounts' turn
   std::unique_ptr<cluster::PgCardLedgerStore> shared_cards_;      // the card ledger, in the accounts' turn
+  std::unique_ptr<cluster::PgSharedAccountAdmin> shared_account_admin_;  // the web API's admin endpoints
   audit::AuditLog audit_log_;  // before core_, which records into it
   std::unique_ptr<NodeCore> core_;
   std::unique_ptr<StunBindingResponder> stun_responder_;

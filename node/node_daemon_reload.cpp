@@ -47,6 +47,7 @@ void NodeDaemon::reload(const std::string& directory) {
   for (auto& key : core_->reload_settings(next.settings)) need_restart.push_back(std::move(key));
   if (auto level = log::parse_level(next.log_level)) log::set_level(*level);
   config_.settings = core_->settings();
+  if (shared_accounts_) shared_accounts_->set_removed_id_quarantine_days(config_.settings.removed_id_quarantine_days);
   config_.log_level = next.log_level;
   config_.certificate_file = next.certificate_file;
   config_.private_key_file = next.private_key_file;

@@ -73,6 +73,9 @@ std::optional<std::string> NodeDaemon::start_web() {
   // The session's link must speak before the core's idle timeout closes it.
   settings.link_keepalive_s = std::max<uint32_t>(1, std::min<uint32_t>(30, config_.settings.idle_timeout_s / 2));
   web_api_ = std::make_unique<WebApi>(*core_, *store_, settings, config_.settings.random);
+  // Pages, logins, the directory, profiles and voicemail go through the core, which reads PostgreSQL in
+  // cluster mode; the admin endpoints that read accounts themselves are given the same store.
+  if (shared_account_admin_) web_api_->use_shared_accounts(shared_account_admin_.get(), shared_voicemail_.get());
 
   web::HttpServerLimits limits;
   limits.max_connections = config_.web_max_connections;

@@ -1,7 +1,6 @@
 #include "rendezvous/account_admin.hpp"
 
 #include <algorithm>
-#include <cctype>
 
 #include "proto/signalling.hpp"
 #include "rendezvous/agent_registry.hpp"
@@ -39,12 +38,6 @@ AdminResult<void> change_account(AccountStore& store, std::string_view user_id, 
   if (auto updated = store.update(*txn, account); !updated) return storage_failure(updated.error());
   if (auto committed = txn->commit(); !committed) return storage_failure(committed.error());
   return {};
-}
-
-std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
 }
 
 }  // namespace
@@ -139,27 +132,13 @@ AdminResult<AccountPage> list_accounts(AccountStore& store, std::string_view tex
                                        size_t limit, size_t max_scanned) {
   auto txn = store.begin_read();
   if (!txn) return storage_failure(txn.error());
-  const std::string needle = lower(text);
-  AccountPage page;
-  std::string from = cursor.empty() ? std::string() : std::string(cursor) + '\0';
-  size_t scanned = 0;
-  constexpr size_t batch = 256;
-  while (true) {
-    auto accounts = store.list(*txn, from, batch);
-    if (!accounts) return storage_failure(accounts.error());
-    for (const auto& account : *accounts) {
-      ++scanned;
-      bool match = needle.empty() || lower(account.user_id).find(needle) != std::string::npos ||
-                   lower(account.display_name).find(needle) != std::string::npos;
-      if (match) page.accounts.push_back(account);
-      if (page.accounts.size() == limit || scanned == max_scanned) {
-        page.next_cursor = account.user_id;
-        return page;
-      }
-    }
-    if (accounts->size() < batch) return page;
-    from = accounts->back().user_id + '\0';
-  }
+  return filter_accounts(
+      [&](const std::string& after, size_t n) -> AdminResult<std::vector<Account>> {
+        auto accounts = store.list(*txn, after.empty() ? std::string() : after + '\0', n);
+        if (!accounts) return storage_failure(accounts.error());
+        return std::move(*accounts);
+      },
+      text, cursor, limit, max_scanned);
 }
 
 }  // namespace tsunagu::rendezvous

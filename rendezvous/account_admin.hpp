@@ -9,7 +9,9 @@
 // node must not run scrypt on its loop thread for long.
 #pragma once
 
+#include <cctype>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -65,5 +67,50 @@ struct AccountPage {
 // short, with a cursor to continue.
 AdminResult<AccountPage> list_accounts(AccountStore& store, std::string_view text, std::string_view cursor,
                                        size_t limit, size_t max_scanned = 10'000);
+// list_accounts' filter and paging over any store: `batch(after, n)` gives up
+// to n accounts with IDs greater than `after` ("": from the first), in ID order.
+using AccountBatch = std::function<AdminResult<std::vector<Account>>(const std::string& after, size_t n)>;
+// Inline: cluster/pg uses it and links rendezvous/'s headers only.
+inline AdminResult<AccountPage> filter_accounts(const AccountBatch& batch, std::string_view text,
+                                                std::string_view cursor, size_t limit, size_t max_scanned = 10'000) {
+  auto lower = [](std::string_view from) {
+    std::string out(from);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const std::string needle = lower(text);
+  AccountPage page;
+  std::string after(cursor);
+  size_t scanned = 0;
+  constexpr size_t batch_size = 256;
+  while (true) {
+    auto accounts = batch(after, batch_size);
+    if (!accounts) return Unexpected(accounts.error());
+    for (const auto& account : *accounts) {
+      ++scanned;
+      bool match = needle.empty() || lower(account.user_id).find(needle) != std::string::npos ||
+                   lower(account.display_name).find(needle) != std::string::npos;
+      if (match) page.accounts.push_back(account);
+      if (page.accounts.size() == limit || scanned == max_scanned) {
+        page.next_cursor = account.user_id;
+        return page;
+      }
+    }
+    if (accounts->size() < batch_size) return page;
+    after = accounts->back().user_id;
+  }
+}
+
+// The operator's account changes where the node does not keep its accounts in
+// its own LMDB (cluster mode: cluster/pg/pg_account_admin.hpp), for the web
+// API's admin endpoints. The changes it has no form for answer 501 there.
+class SharedAccountAdmin {
+ public:
+  virtual ~SharedAccountAdmin() = default;
+  virtual AdminResult<Account> read(std::string_view user_id) = 0;
+  virtual AdminResult<AccountPage> list(std::string_view text, std::string_view cursor, size_t limit) = 0;
+  virtual AdminResult<void> add(const NewAccount& account, uint32_t quarantine_days, uint64_t now_unix) = 0;
+  virtual AdminResult<void> remove(std::string_view user_id, uint64_t now_unix) = 0;
+};
 
 }  // namespace tsunagu::rendezvous

@@ -352,7 +352,6 @@ bool NodeCore::refuse_unshared_feature(LinkId link, const proto::Message& reques
       if (shared_agents_ != nullptr) return false;
       feature = "LAN agents";
       break;
-    case sig::method::register_user: feature = "registration"; break;
     case sig::method::card_status:
     case sig::method::card_password:
     case sig::method::card_area:

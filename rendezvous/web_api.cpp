@@ -274,6 +274,13 @@ HttpResponse method_not_allowed(std::string_view allow) {
   return response;
 }
 
+// What cluster mode does not share yet (docs/cluster.md, "Not in cluster mode yet").
+HttpResponse not_in_cluster_mode(std::string_view feature) {
+  return error_response(501, "not_implemented",
+                        std::string(feature) +
+                            " not yet in cluster mode (this node keeps its accounts in PostgreSQL; docs/cluster.md)");
+}
+
 std::string_view audio_type(std::string_view bytes) {
   if (bytes.starts_with("OggS")) return "audio/ogg";
   if (bytes.starts_with("\x1a\x45\xdf\xa3")) return "audio/webm";
@@ -336,6 +343,10 @@ WebApi::WebApi(NodeCore& core, AccountStore& store, WebApiSettings settings,
 }
 
 WebApi::~WebApi() { core_.watch_changes(false); }
+
+AdminResult<Account> WebApi::read_session_account(const std::string& user) {
+  return shared_accounts_ ? shared_accounts_->read(user) : read_account(store_, user);
+}
 
 proto::TransactionId WebApi::fresh_transaction() {
   proto::TransactionId id;
@@ -770,7 +781,7 @@ void WebApi::answer_session(uint64_t id, const std::shared_ptr<Respond>& respond
               bool waiting = !error_of(messages) && messages.find(sig::attr::voicemail_entry) != nullptr;
               if (!error_of(messages)) s.newest_voicemail = std::max(s.newest_voicemail, newest_listed(messages));
               core_.commit_turn();  // no write transaction of the core's open beside ours
-              auto account = read_account(store_, s.user);
+              auto account = read_session_account(s.user);
               bool admin = account && account->admin;
               json answer{{"id", s.user},
                           {"display_name", display_name},
@@ -1062,7 +1073,7 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
   core_.commit_turn();
   // The role is read from the record at every request, so taking it away
   // (user set-admin ID off) holds at once.
-  auto me = read_account(store_, session.user);
+  auto me = read_session_account(session.user);
   if (!me) return (*respond)(error_response(me.error().code == AccountAdminErrc::storage ? 503 : 401,
                                             me.error().code == AccountAdminErrc::storage ? "unavailable" : "unauthenticated",
                                             me.error().detail));
@@ -1109,8 +1120,10 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     if (method == "GET") {
       const std::string* q = request.query_value("q");
       const std::string* cursor = request.query_value("cursor");
-      auto page = list_accounts(store_, q ? std::string_view(*q).substr(0, 128) : std::string_view(),
-                                cursor ? std::string_view(*cursor).substr(0, 256) : std::string_view(), admin_page);
+      std::string_view text = q ? std::string_view(*q).substr(0, 128) : std::string_view();
+      std::string_view after = cursor ? std::string_view(*cursor).substr(0, 256) : std::string_view();
+      auto page = shared_accounts_ ? shared_accounts_->list(text, after, admin_page)
+                                   : list_accounts(store_, text, after, admin_page);
       if (!page) return audited(admin_error(page.error()));
       json users = json::array();
       for (const auto& a : page->accounts)
@@ -1145,7 +1158,9 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
                                     "formatting characters"));
     account.admin = admin->value_or(false);
     account.password_hash = security::scram::stored_credentials(*password, core_.settings().scram_iterations);
-    auto added = add_account(store_, account, core_.settings().removed_id_quarantine_days, unix_now);
+    uint32_t quarantine_days = core_.settings().removed_id_quarantine_days;
+    auto added = shared_accounts_ ? shared_accounts_->add(account, quarantine_days, unix_now)
+                                  : add_account(store_, account, quarantine_days, unix_now);
     if (!added) return audited(admin_error(added.error()));
     return audited(json_response(201, json{{"id", account.user_id}}));
   }
@@ -1158,11 +1173,17 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     audit_action = action.empty() ? "user_remove" : "user_" + std::string(action).substr(0, 32);
     if (action.empty()) {
       if (method != "DELETE") return audited(method_not_allowed("DELETE"));
+      if (shared_accounts_) {
+        if (auto removed = shared_accounts_->remove(user, unix_now); !removed) return audited(admin_error(removed.error()));
+        return audited(no_content());
+      }
       auto removed = remove_account(store_, user, unix_now);
       if (!removed) return audited(admin_error(removed.error()));
       return audited(no_content());
     }
     if (method != "POST") return audited(method_not_allowed("POST"));
+    if (shared_accounts_ && (action == "password" || action == "verify" || action == "admin"))
+      return audited(not_in_cluster_mode("a password reset, verify and the admin role"));
     if (action == "password") {
       auto body = read_json(request, settings_.max_json_body);
       if (!body) return audited(std::move(body.error()));
@@ -1192,7 +1213,13 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
     return audited(error_response(404, "not_found", "no such API endpoint"));
   }
   if (method != "GET") return (*respond)(method_not_allowed("GET"));
-  if (path == "/api/admin/cards" || path.starts_with("/api/admin/cards/")) return handle_admin_cards(request, respond);
+  if (path == "/api/admin/cards" || path.starts_with("/api/admin/cards/")) {
+    // The seam for cards on PostgreSQL: the ledger is still this node's LMDB alone.
+    if (shared_accounts_) return (*respond)(not_in_cluster_mode("access cards"));
+    return handle_admin_cards(request, respond);
+  }
+  if (path == "/api/admin/agents" && shared_accounts_)
+    return (*respond)(not_in_cluster_mode("the agents view (agent --pg CONNINFO list shows the enrolments)"));
   if (path == "/api/admin/agents") {
     if (!registry_) return (*respond)(error_response(503, "unavailable", "the agent registry did not open"));
     auto txn = store_.begin_read();
@@ -1223,10 +1250,14 @@ void WebApi::handle_admin(Session& session, const HttpRequest& request, const st
                                               {"accepted", c.calls_accepted}}));
   }
   if (path == "/api/admin/voicemail") {
-    if (!voicemail_) return (*respond)(error_response(503, "unavailable", "the voicemail store did not open"));
-    auto txn = store_.begin_read();
-    if (!txn) return (*respond)(error_response(503, "unavailable", txn.error().detail));
-    auto totals = voicemail_->totals(*txn, "");
+    auto read_totals = [this]() -> Expected<VoicemailStore::Totals, storage::StoreError> {
+      if (shared_voicemail_) return shared_voicemail_->totals("");
+      if (!voicemail_) return Unexpected(storage::StoreError{storage::StoreErrc::other, 0, "the voicemail store did not open"});
+      auto txn = store_.begin_read();
+      if (!txn) return Unexpected(txn.error());
+      return voicemail_->totals(*txn, "");
+    };
+    auto totals = read_totals();
     if (!totals) return (*respond)(error_response(503, "unavailable", totals.error().detail));
     const auto& c = core_.counters();
     return (*respond)(json_response(200, json{{"messages", totals->all.messages},

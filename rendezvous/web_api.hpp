@@ -26,11 +26,13 @@
 #include <vector>
 
 #include "proto/stun_message.hpp"
+#include "rendezvous/account_admin.hpp"
 #include "rendezvous/browser_signalling.hpp"
 #include "rendezvous/account_store.hpp"
 #include "rendezvous/agent_registry.hpp"
 #include "rendezvous/card_ledger.hpp"
 #include "rendezvous/node_core.hpp"
+#include "rendezvous/voicemail_boxes.hpp"
 #include "rendezvous/voicemail_store.hpp"
 #include "security/passwords.hpp"
 #include "security/scram.hpp"
@@ -96,6 +98,16 @@ class WebApi {
   void mailbox_changed(const std::vector<std::string>& users, Now now);
 
   size_t session_count() const { return sessions_.size(); }
+
+  // Cluster mode (docs/cluster.md, "The web listener"): the admin endpoints
+  // read and change accounts in `accounts` and total voicemail in `voicemail`
+  // (the stores the core uses) instead of this node's LMDB; what has no
+  // shared form yet (the card ledger, agents, password, verify and admin
+  // changes) answers 501. Both outlive the WebApi.
+  void use_shared_accounts(SharedAccountAdmin* accounts, VoicemailBoxes* voicemail) {
+    shared_accounts_ = accounts;
+    shared_voicemail_ = voicemail;
+  }
 
   // Calls from and to the page (web_calls.cpp, docs/web.md "Calls from the
   // page"): a text message the session's event socket received, and the
@@ -184,8 +196,13 @@ class WebApi {
   std::unordered_map<uint64_t, BrowserPage> pages_;
   BrowserCallCounters browser_counters_;
 
+  // The account behind a session, for its admin role: fresh from the store, not a cache.
+  AdminResult<Account> read_session_account(const std::string& user);
+
   NodeCore& core_;
   AccountStore& store_;
+  SharedAccountAdmin* shared_accounts_ = nullptr;
+  VoicemailBoxes* shared_voicemail_ = nullptr;
   WebApiSettings settings_;
   std::function<void(std::span<std::byte>)> random_;
   std::optional<AgentRegistry> registry_;

@@ -35,8 +35,9 @@ std::optional<PgError> run_one_turn(PgConnection& connection, const std::functio
 
 }  // namespace
 
-rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const rendezvous::NewAccount& account,
-                                             uint32_t quarantine_days, uint64_t now_unix) {
+namespace {
+
+Expected<rendezvous::Account, AccountAdminError> new_account_row(const rendezvous::NewAccount& account, uint64_t now_unix) {
   if (proto::card_holder_id(account.user_id))
     return Unexpected(AccountAdminError{AccountAdminErrc::invalid_id,
                                         "user ID \"" + account.user_id + "\" refused: " +
@@ -48,18 +49,18 @@ rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const ren
   row.phone = account.phone;
   row.admin = account.admin;
   row.created_at = now_unix;
-  // Refused while removed_at + quarantine > now, that is removed_at > now - quarantine.
-  std::optional<int64_t> quarantined_after;
-  if (!account.reuse_removed_id)
-    quarantined_after = static_cast<int64_t>(now_unix) - static_cast<int64_t>(uint64_t{quarantine_days} * 86400);
-  PgAccountStore store;
-  PgAccountStore::AddOutcome outcome;
-  if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
-        store.add_checked(turn, row, quarantined_after, [&](Expected<PgAccountStore::AddOutcome, PgError> result) {
-          if (result) outcome = std::move(*result);
-        });
-      }))
-    return Unexpected(storage_failure(*error));
+  return row;
+}
+
+// Refused while removed_at + quarantine > now, that is removed_at > now - quarantine.
+std::optional<int64_t> quarantined_after(const rendezvous::NewAccount& account, uint32_t quarantine_days,
+                                         uint64_t now_unix) {
+  if (account.reuse_removed_id) return std::nullopt;
+  return static_cast<int64_t>(now_unix) - static_cast<int64_t>(uint64_t{quarantine_days} * 86400);
+}
+
+rendezvous::AdminResult<void> add_result(const PgAccountStore::AddOutcome& outcome, const rendezvous::NewAccount& account,
+                                         uint32_t quarantine_days) {
   using Kind = PgAccountStore::AddOutcome::Kind;
   switch (outcome.kind) {
     case Kind::added:
@@ -76,6 +77,28 @@ rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const ren
       break;
   }
   return Unexpected(AccountAdminError{AccountAdminErrc::exists, "user " + account.user_id + " already exists"});
+}
+
+AccountAdminError read_failure(const storage::StoreError& error) {
+  return AccountAdminError{AccountAdminErrc::storage, error.detail};
+}
+
+}  // namespace
+
+rendezvous::AdminResult<void> pg_add_account(PgConnection& connection, const rendezvous::NewAccount& account,
+                                             uint32_t quarantine_days, uint64_t now_unix) {
+  auto row = new_account_row(account, now_unix);
+  if (!row) return Unexpected(row.error());
+  PgAccountStore store;
+  PgAccountStore::AddOutcome outcome;
+  if (auto error = run_one_turn(connection, [&](PgTurn& turn) {
+        store.add_checked(turn, *row, quarantined_after(account, quarantine_days, now_unix),
+                          [&](Expected<PgAccountStore::AddOutcome, PgError> result) {
+                            if (result) outcome = std::move(*result);
+                          });
+      }))
+    return Unexpected(storage_failure(*error));
+  return add_result(outcome, account, quarantine_days);
 }
 
 rendezvous::AdminResult<void> pg_remove_account(PgConnection& connection, std::string_view user_id, uint64_t now_unix) {
@@ -107,6 +130,56 @@ rendezvous::AdminResult<void> pg_list_accounts(PgConnection& connection,
     // IDs are ASCII from '+' up, so nothing sorts between an ID and ID + \x01 (text holds no NUL).
     from = page.back().user_id + '\x01';
   }
+}
+
+rendezvous::AdminResult<rendezvous::Account> PgSharedAccountAdmin::read(std::string_view user_id) {
+  if (!proto::valid_user_id(user_id))
+    return Unexpected(AccountAdminError{AccountAdminErrc::invalid_id, "invalid user ID"});
+  PgAccountStore store;
+  auto found = reader_->read<std::optional<rendezvous::Account>>(
+      [&](PgTurn& turn, PgDone<std::optional<rendezvous::Account>> done) { store.find(turn, user_id, std::move(done)); });
+  if (!found) return Unexpected(read_failure(found.error()));
+  if (!found->has_value())
+    return Unexpected(AccountAdminError{AccountAdminErrc::no_such_user, "no such user: " + std::string(user_id)});
+  return std::move(**found);
+}
+
+rendezvous::AdminResult<rendezvous::AccountPage> PgSharedAccountAdmin::list(std::string_view text,
+                                                                          std::string_view cursor, size_t limit) {
+  PgAccountStore store;
+  return rendezvous::filter_accounts(
+      [&](const std::string& after, size_t n) -> rendezvous::AdminResult<std::vector<rendezvous::Account>> {
+        // IDs are ASCII from '+' up, so nothing sorts between an ID and ID + \x01 (text holds no NUL).
+        std::string from = after.empty() ? std::string() : after + '\x01';
+        auto page = reader_->read<std::vector<rendezvous::Account>>(
+            [&](PgTurn& turn, PgDone<std::vector<rendezvous::Account>> done) { store.list(turn, from, n, std::move(done)); });
+        if (!page) return Unexpected(read_failure(page.error()));
+        return std::move(*page);
+      },
+      text, cursor, limit);
+}
+
+rendezvous::AdminResult<void> PgSharedAccountAdmin::add(const rendezvous::NewAccount& account, uint32_t quarantine_days,
+                                                        uint64_t now_unix) {
+  if (!proto::valid_user_id(account.user_id))
+    return Unexpected(AccountAdminError{AccountAdminErrc::invalid_id, "invalid user ID \"" + account.user_id + "\""});
+  auto row = new_account_row(account, now_unix);
+  if (!row) return Unexpected(row.error());
+  PgAccountStore store;
+  auto outcome = reader_->read<PgAccountStore::AddOutcome>([&](PgTurn& turn, PgDone<PgAccountStore::AddOutcome> done) {
+    store.add_checked(turn, *row, quarantined_after(account, quarantine_days, now_unix), std::move(done));
+  });
+  if (!outcome) return Unexpected(read_failure(outcome.error()));
+  return add_result(*outcome, account, quarantine_days);
+}
+
+rendezvous::AdminResult<void> PgSharedAccountAdmin::remove(std::string_view user_id, uint64_t now_unix) {
+  PgAccountStore store;
+  auto removed = reader_->read<bool>(
+      [&](PgTurn& turn, PgDone<bool> done) { store.remove(turn, user_id, now_unix, std::move(done)); });
+  if (!removed) return Unexpected(read_failure(removed.error()));
+  if (!*removed) return Unexpected(AccountAdminError{AccountAdminErrc::no_such_user, "no such user: " + std::string(user_id)});
+  return {};
 }
 
 }  // namespace tsunagu::cluster

@@ -88,8 +88,15 @@ Expected<std::optional<rendezvous::LoginRecord>, storage::StoreError> PgAccountD
   });
 }
 
-Expected<bool, storage::StoreError> PgAccountDirectory::create(const Account&) {
-  return Unexpected(storage::StoreError{storage::StoreErrc::other, 0, "registration is not in cluster mode yet"});
+Expected<bool, storage::StoreError> PgAccountDirectory::create(const Account& account) {
+  // Removed after this (unix seconds) is still in its quarantine.
+  int64_t quarantined_after =
+      static_cast<int64_t>(account.created_at) - static_cast<int64_t>(uint64_t{quarantine_days_} * 86400);
+  auto outcome = reader_->read<PgAccountStore::AddOutcome>([&](PgTurn& turn, PgDone<PgAccountStore::AddOutcome> done) {
+    accounts_.add_checked(turn, account, quarantined_after, std::move(done));
+  });
+  if (!outcome) return Unexpected(outcome.error());
+  return outcome->kind == PgAccountStore::AddOutcome::Kind::added;
 }
 
 void PgAccountDirectory::finish(TurnWrites& writes) {

@@ -50,8 +50,14 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
   Expected<std::optional<uint64_t>, StoreError> removed_at(std::string_view user_id) override;
   Expected<uint64_t, StoreError> epoch() override;
   Expected<std::optional<LoginRecord>, StoreError> last_login(std::string_view user_id) override;
-  // Registration is not in cluster mode yet (NodeCore refuses it first).
+  // Open registration: schema 4's account_add() on the read connection, at
+  // once (autocommit), so the ID is taken cluster-wide before the reply. It
+  // repeats NodeCore's checks in one locked statement: an ID enrolled into an
+  // agent's route or removed (quarantine) since NodeCore checked is refused
+  // as taken (false), like an ID another node registered meanwhile.
   Expected<bool, StoreError> create(const Account& account) override;
+  // accounts.removed_id_quarantine_days, for create()'s check (start and reload).
+  void set_removed_id_quarantine_days(uint32_t days) { quarantine_days_ = days; }
   Expected<void, StoreError> update(const Account& account) override;
   Expected<void, StoreError> record_login(std::string_view user_id, const LoginRecord& record) override;
   // The directory's scan: one round trip on the read connection per call
@@ -112,6 +118,7 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
   };
   std::map<std::string, UnansweredProfile, std::less<>> unanswered_profiles_;
   uint64_t profile_writes_ = 0;
+  uint32_t quarantine_days_ = 0;
 };
 
 }  // namespace tsunagu::cluster

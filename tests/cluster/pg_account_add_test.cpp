@@ -2,9 +2,11 @@
 // a real server (tests/cluster/pg_server.hpp): the checks from empty and from
 // version 3 holding accounts, removals and an enrolment, and an add racing an
 // `agent --pg enroll` in both orders, each held open in its transaction until
-// the other is seen waiting on its lock.
+// the other is seen waiting on its lock; a node's registration and its web
+// API's admin endpoints (PgAccountDirectory::create, PgSharedAccountAdmin).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
+#include <uv.h>
 
 #include <chrono>
 #include <optional>
@@ -12,6 +14,7 @@
 #include <thread>
 
 #include "cluster/pg/pg_account_admin.hpp"
+#include "cluster/pg/pg_account_directory.hpp"
 #include "cluster/pg/pg_agent_admin.hpp"
 #include "cluster/pg/pg_migrations.hpp"
 #include "tests/cluster/pg_server.hpp"
@@ -200,6 +203,77 @@ TEST_CASE("an add racing an enrolment of the route around it: the one committing
     REQUIRE(first->exec("COMMIT"));
     CHECK(text(*observer, "SELECT count(*) FROM accounts") == "2");
   }
+}
+
+TEST_CASE("a node's registration and its web API's admin endpoints run account_add() on the read connection") {
+  std::string conninfo = migrated_database();
+  auto admin = connect_to(conninfo);
+  REQUIRE(enroll(*admin, AgentEnrollment{"acme", {"acme"}, {}, 10}).outcome == PgEnrolment::Outcome::enrolled);
+  REQUIRE(add(*admin, "gone") == std::nullopt);
+  REQUIRE(pg_remove_account(*admin, "gone", now - 10));
+  auto opened = PgAccountDirectory::open(uv_default_loop(), conninfo, PgAccountDirectory::Options{});
+  REQUIRE_MESSAGE(opened, (opened ? "" : opened.error().detail));
+  auto& directory = **opened;
+  directory.set_removed_id_quarantine_days(quarantine_days);
+  auto registered = [&](const std::string& user_id) {
+    rendezvous::Account account;
+    account.user_id = user_id;
+    account.password_hash = "scram-hash-of-" + user_id;
+    account.display_name = "Name of " + user_id;
+    account.created_at = now;
+    auto created = directory.create(account);
+    REQUIRE_MESSAGE(created, (created ? "" : created.error().detail));
+    return *created;
+  };
+
+  SUBCASE("registration: added at once, or refused as taken by the statement's own checks") {
+    CHECK(registered("dave"));
+    CHECK(text(*admin, "SELECT display_name || '|' || created_at FROM accounts WHERE user_id = 'dave'") ==
+          "Name of dave|" + std::to_string(now));
+    CHECK(directory.find("dave").value().has_value());
+    CHECK_FALSE(registered("dave"));        // registered meanwhile on another node
+    CHECK_FALSE(registered("4106@acme"));   // enrolled into an agent's route meanwhile
+    CHECK_FALSE(registered("gone"));        // removed meanwhile: in its quarantine
+    directory.set_removed_id_quarantine_days(0);  // a reload
+    CHECK(registered("gone"));
+    CHECK(text(*admin, "SELECT count(*) FROM accounts WHERE user_id = '4106@acme'") == "0");
+  }
+
+  SUBCASE("the web API's admin: read, list, add and remove with the CLI's checks") {
+    PgSharedAccountAdmin accounts(directory.reader());
+    for (const char* user_id : {"alice", "bob", "carol"}) REQUIRE(add(*admin, user_id) == std::nullopt);
+    auto alice = accounts.read("alice");
+    REQUIRE(alice);
+    CHECK(alice->display_name == "Name of alice");
+    CHECK(accounts.read("nobody").error().code == AccountAdminErrc::no_such_user);
+    auto first = accounts.list("", "", 2);
+    REQUIRE(first);
+    REQUIRE(first->accounts.size() == 2);
+    CHECK(first->accounts[0].user_id == "alice");
+    REQUIRE(first->next_cursor == std::optional<std::string>("bob"));
+    auto rest = accounts.list("", *first->next_cursor, 2);
+    REQUIRE(rest);
+    REQUIRE(rest->accounts.size() == 1);
+    CHECK(rest->accounts[0].user_id == "carol");
+    CHECK_FALSE(rest->next_cursor);
+    auto matching = accounts.list("NAME OF B", "", 10);  // case-insensitive, in the display name too
+    REQUIRE(matching);
+    REQUIRE(matching->accounts.size() == 1);
+    CHECK(matching->accounts[0].user_id == "bob");
+
+    CHECK(accounts.add(account("erin"), quarantine_days, now));
+    CHECK(accounts.add(account("erin"), quarantine_days, now).error().code == AccountAdminErrc::exists);
+    CHECK(accounts.add(account("5@acme"), quarantine_days, now).error().code == AccountAdminErrc::agent_route);
+    CHECK(accounts.add(account("gone"), quarantine_days, now).error().code == AccountAdminErrc::quarantined);
+    CHECK(accounts.add(account("card-1234"), quarantine_days, now).error().code == AccountAdminErrc::invalid_id);
+    CHECK(accounts.add(account("Not An ID"), quarantine_days, now).error().code == AccountAdminErrc::invalid_id);
+    std::string epoch = text(*admin, "SELECT epoch FROM account_epoch");
+    CHECK(accounts.remove("erin", now + 5));
+    CHECK(text(*admin, "SELECT epoch FROM account_epoch") != epoch);  // the other nodes end erin's links
+    CHECK(accounts.remove("erin", now + 6).error().code == AccountAdminErrc::no_such_user);
+    CHECK(accounts.add(account("erin"), quarantine_days, now + 7).error().code == AccountAdminErrc::quarantined);
+  }
+  directory.close();
 }
 
 int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }

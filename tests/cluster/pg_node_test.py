@@ -145,7 +145,7 @@ class Postgres:
 
 def start_cluster_node(pg):
     deployment = Deployment()
-    deployment.set("web", "listen", '""')  # the web API is not in cluster mode yet
+    deployment.set("web", "listen", '""')  # not needed here (pg_web_test.py runs it)
     deployment.set("cluster", "postgres", '"%s"' % pg.conninfo)
     return deployment, deployment.start_node()
 
