@@ -372,8 +372,9 @@ void NodeDaemon::on_agent_connection(uv_stream_t* server, int status) {
   self->accept_link(true);
 }
 
-void NodeDaemon::accept_link(bool agent) {
-  transport::LinkCallbacks callbacks;
+std::shared_ptr<const transport::LinkCallbacks> NodeDaemon::make_link_callbacks(bool agent) {
+  auto shared = std::make_shared<transport::LinkCallbacks>();
+  transport::LinkCallbacks& callbacks = *shared;
   callbacks.on_ready = [this, agent](transport::TlsLink& link) {
     // A close the node asked for before TLS was up: the notice is out now.
     if (close_when_ready_.erase(link.id()) > 0) {
@@ -408,8 +409,14 @@ void NodeDaemon::accept_link(bool agent) {
     core_->link_closed(link.id(), now());
     if (cluster_) cluster_->link_closed(link.id());
   };
+  return shared;
+}
+
+void NodeDaemon::accept_link(bool agent) {
+  auto& callbacks = agent ? agent_link_callbacks_ : terminal_link_callbacks_;
+  if (!callbacks) callbacks = make_link_callbacks(agent);
   auto* link = transport::TlsLink::accept(reinterpret_cast<uv_stream_t*>(agent ? agent_listener_ : listener_),
-                                          agent ? agent_tls_ : tls_, std::move(callbacks));
+                                          agent ? agent_tls_ : tls_, callbacks);
   if (link == nullptr) return;
   if (agent) link->user_data = this;  // marks agent links for logging
   links_[link->id()] = link;

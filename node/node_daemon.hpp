@@ -65,6 +65,7 @@ class NodeDaemon {
   static void on_timer(uv_timer_t* timer);
   static void on_check(uv_check_t* check);
   void accept_link(bool agent);
+  std::shared_ptr<const transport::LinkCallbacks> make_link_callbacks(bool agent);
   // The web listener (node_web.cpp): the JSON API, the pages, /metrics.
   std::optional<std::string> start_web();
   void web_request(web::HttpRequest request, web::Responder respond);
@@ -95,6 +96,9 @@ class NodeDaemon {
   std::shared_ptr<security::TlsContext> agent_tls_;
   uv_tcp_t* listener_ = nullptr;
   uv_tcp_t* agent_listener_ = nullptr;
+  // One set of callbacks per listener, shared by all of its links.
+  std::shared_ptr<const transport::LinkCallbacks> terminal_link_callbacks_;
+  std::shared_ptr<const transport::LinkCallbacks> agent_link_callbacks_;
   uv_timer_t* timer_ = nullptr;
   uv_check_t* check_ = nullptr;
   std::unique_ptr<transport::TurnLogHold> turn_log_;  // the audit lines of a turn: one write

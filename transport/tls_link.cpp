@@ -180,7 +180,7 @@ void to_sockaddr(const proto::SocketAddress& address, sockaddr_storage* out) {
 }
 
 TlsLink::TlsLink(uv_loop_t* loop, std::shared_ptr<security::TlsContext> context, security::TlsSession::Role role,
-                 std::string_view verify_name, LinkCallbacks callbacks, LinkLimits limits)
+                 std::string_view verify_name, std::shared_ptr<const LinkCallbacks> callbacks, LinkLimits limits)
     : id_(next_link_id++),
       tls_(security::TlsSession::create(std::move(context), role, verify_name)),
       frames_(limits.max_message_size),
@@ -193,6 +193,11 @@ TlsLink::TlsLink(uv_loop_t* loop, std::shared_ptr<security::TlsContext> context,
 
 TlsLink* TlsLink::accept(uv_stream_t* server, std::shared_ptr<security::TlsContext> context, LinkCallbacks callbacks,
                          LinkLimits limits) {
+  return accept(server, std::move(context), std::make_shared<const LinkCallbacks>(std::move(callbacks)), limits);
+}
+
+TlsLink* TlsLink::accept(uv_stream_t* server, std::shared_ptr<security::TlsContext> context,
+                         std::shared_ptr<const LinkCallbacks> callbacks, LinkLimits limits) {
   auto* link = new TlsLink(server->loop, std::move(context), security::TlsSession::Role::server, {},
                            std::move(callbacks), limits);
   if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&link->tcp_)) != 0) {
@@ -210,14 +215,18 @@ Expected<TlsLink*, ConnectFailure> TlsLink::connect(uv_loop_t* loop, const proto
                                                     std::string verify_name, LinkCallbacks callbacks,
                                                     LinkLimits limits) {
   auto* link = new TlsLink(loop, std::move(context), security::TlsSession::Role::client, verify_name,
-                           std::move(callbacks), limits);
+                           std::make_shared<const LinkCallbacks>(std::move(callbacks)), limits);
   link->peer_ = address;
-  link->connect_request_.data = link;
+  // Freed by connect_cb, which libuv always calls once the connect started
+  // (with UV_ECANCELED when the link closes first).
+  auto* request = new uv_connect_t{};
+  request->data = link;
   sockaddr_storage target{};
   to_sockaddr(address, &target);
-  int rc = uv_tcp_connect(&link->connect_request_, &link->tcp_, reinterpret_cast<const sockaddr*>(&target), connect_cb);
+  int rc = uv_tcp_connect(request, &link->tcp_, reinterpret_cast<const sockaddr*>(&target), connect_cb);
   if (rc != 0) {
     // Returned, not called back: the caller has no link to forget.
+    delete request;
     link->discard();
     return Unexpected(ConnectFailure{rc, std::string("connect: ") + uv_strerror(rc)});
   }
@@ -227,7 +236,7 @@ Expected<TlsLink*, ConnectFailure> TlsLink::connect(uv_loop_t* loop, const proto
 void TlsLink::discard() {
   // No callback runs; the handle still has to close, and close_cb deletes the
   // link a loop turn later.
-  callbacks_ = {};
+  callbacks_.reset();
   closing_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), close_cb);
 }
@@ -244,6 +253,7 @@ void TlsLink::record_addresses() {
 
 void TlsLink::connect_cb(uv_connect_t* request, int status) {
   auto* link = static_cast<TlsLink*>(request->data);
+  delete request;
   if (link->closing_) return;
   if (status != 0) {
     link->finish(CloseCause::connect_failed, std::string("connect: ") + uv_strerror(status));
@@ -293,7 +303,7 @@ void TlsLink::on_read(ssize_t nread, const uv_buf_t* buf) {
   }
   if (!was_ready_ && tls_->handshake_complete()) {
     was_ready_ = true;
-    if (callbacks_.on_ready) callbacks_.on_ready(*this);
+    if (callbacks_ && callbacks_->on_ready) callbacks_->on_ready(*this);
     if (closing_) return;
   }
   if (!plaintext.empty()) {
@@ -305,7 +315,7 @@ void TlsLink::on_read(ssize_t nread, const uv_buf_t* buf) {
         return;
       }
       if (!next->has_value()) break;
-      if (callbacks_.on_message) callbacks_.on_message(*this, **next);
+      if (callbacks_ && callbacks_->on_message) callbacks_->on_message(*this, **next);
     }
   }
   if (!closing_ && tls_->peer_closed()) finish(CloseCause::peer_closed, "peer sent close_notify");
@@ -388,7 +398,7 @@ void TlsLink::write_cb(uv_write_t* request, int status) {
     link->finish(CloseCause::network, std::string("write: ") + uv_strerror(status));
     return;
   }
-  if (link->close_after_flush_ && link->queued_output_ == 0) link->finish(CloseCause::local, link->close_reason_);
+  if (link->close_after_flush_ && link->queued_output_ == 0) link->finish(CloseCause::local, *link->close_reason_);
 }
 
 void TlsLink::close(std::string_view reason) {
@@ -402,7 +412,7 @@ void TlsLink::close(std::string_view reason) {
     finish(CloseCause::local, std::string(reason));
   } else {
     close_after_flush_ = true;
-    close_reason_ = reason;
+    close_reason_ = std::make_unique<std::string>(reason);
   }
 }
 
@@ -419,9 +429,9 @@ void TlsLink::finish(CloseCause cause, std::string reason) {
   close_cause_ = cause;
   batcher_->forget(*this);
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-  auto on_closed = std::move(callbacks_.on_closed);
-  callbacks_ = {};
-  if (on_closed) on_closed(*this, reason);
+  // closing_ stops every other callback; the callbacks themselves stay until
+  // the link is deleted, as this can run inside one of them.
+  if (callbacks_ && callbacks_->on_closed) callbacks_->on_closed(*this, reason);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), close_cb);
 }
 

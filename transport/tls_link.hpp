@@ -61,6 +61,10 @@ class TlsLink {
   // (the connection is refused and closed).
   static TlsLink* accept(uv_stream_t* server, std::shared_ptr<security::TlsContext> context,
                          LinkCallbacks callbacks, LinkLimits limits = {});
+  // The same with callbacks shared by every link of a listener: a server
+  // holding many links keeps one copy, not one per link.
+  static TlsLink* accept(uv_stream_t* server, std::shared_ptr<security::TlsContext> context,
+                         std::shared_ptr<const LinkCallbacks> callbacks, LinkLimits limits = {});
   // Starts connecting. As with uv_tcp_connect, a failure is reported once:
   // either returned from this call (no callback of `callbacks` ever runs, and
   // nothing is left for the caller to close), or later through on_closed.
@@ -93,7 +97,7 @@ class TlsLink {
 
  private:
   TlsLink(uv_loop_t* loop, std::shared_ptr<security::TlsContext> context, security::TlsSession::Role role,
-          std::string_view verify_name, LinkCallbacks callbacks, LinkLimits limits);
+          std::string_view verify_name, std::shared_ptr<const LinkCallbacks> callbacks, LinkLimits limits);
   ~TlsLink() = default;
   void start_reading();
   void on_read(ssize_t nread, const uv_buf_t* buf);
@@ -112,23 +116,25 @@ class TlsLink {
   static void write_cb(uv_write_t* request, int status);
   static void close_cb(uv_handle_t* handle);
 
+  // An idle server link is mostly this object and OpenSSL's: what only some
+  // links need (the connect request, a close reason) is allocated when used,
+  // and the callbacks can be shared.
   uv_tcp_t tcp_{};
-  uv_connect_t connect_request_{};
   uint64_t id_;
   std::unique_ptr<security::TlsSession> tls_;
   proto::FrameReader frames_;
-  LinkCallbacks callbacks_;
+  std::shared_ptr<const LinkCallbacks> callbacks_;
   LinkLimits limits_;
   proto::SocketAddress peer_;
   proto::SocketAddress local_;
   OutputBatcher* batcher_ = nullptr;  // shared by every link of the loop
-  int32_t batch_slot_ = -1;            // this link's place in it this turn, -1 when none
   size_t queued_output_ = 0;
+  std::unique_ptr<std::string> close_reason_;  // set while a close waits for queued output
+  int32_t batch_slot_ = -1;            // this link's place in the batcher this turn, -1 when none
+  CloseCause close_cause_ = CloseCause::local;
   bool was_ready_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;
-  std::string close_reason_;
-  CloseCause close_cause_ = CloseCause::local;
 };
 
 // sockaddr conversions shared by the daemons.

@@ -39,6 +39,22 @@ transport::LinkCallbacks counting(Counts& counts) {
   return callbacks;
 }
 
+// A client that sends one binding request once TLS is up and closes on the
+// first answer.
+transport::LinkCallbacks ask_once(Counts& counts) {
+  auto callbacks = counting(counts);
+  callbacks.on_ready = [&counts](transport::TlsLink& link) {
+    ++counts.ready;
+    proto::TransactionId id{};
+    link.send(proto::MessageBuilder(proto::MessageClass::request, proto::method_binding, id).finish());
+  };
+  callbacks.on_message = [&counts](transport::TlsLink& link, ByteView) {
+    ++counts.messages;
+    link.close("done");
+  };
+  return callbacks;
+}
+
 std::shared_ptr<security::TlsContext> client_context(const Pki& pki) {
   security::TlsContext::ClientOptions options;
   options.ca_file = pki.ca_file;
@@ -123,18 +139,8 @@ TEST_CASE("connect: a loopback listener completes TLS and a message goes both wa
   server.answer = [](LoopbackServer&, transport::TlsLink& link, ByteView bytes) { link.send(bytes); };  // echo
   proto::SocketAddress target = parse("127.0.0.1:" + std::to_string(server.port));
 
-  proto::TransactionId id{};
-  Bytes message = proto::MessageBuilder(proto::MessageClass::request, proto::method_binding, id).finish();
   Counts client;
-  auto callbacks = counting(client);
-  callbacks.on_ready = [&client, &message](transport::TlsLink& link) {
-    ++client.ready;
-    link.send(message);
-  };
-  callbacks.on_message = [&client](transport::TlsLink& link, ByteView) {
-    ++client.messages;
-    link.close("done");
-  };
+  auto callbacks = ask_once(client);
   auto link = transport::TlsLink::connect(&loop, target, client_context(pki), "node.example", std::move(callbacks));
   REQUIRE(link.has_value());
   REQUIRE(*link != nullptr);
@@ -156,6 +162,64 @@ TEST_CASE("connect: a loopback listener completes TLS and a message goes both wa
   uv_close(reinterpret_cast<uv_handle_t*>(&guard), nullptr);
   server.close_listener();
   drain(&loop);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+// A node keeps one set of callbacks per listener, not three std::functions per
+// link: every accepted link runs the same ones, and lets go of them when it is
+// deleted.
+struct SharedCallbacksServer : transport::testing::TestTlsListener {
+  Counts counts;
+  std::shared_ptr<const transport::LinkCallbacks> callbacks;
+
+  SharedCallbacksServer(uv_loop_t* l, const Pki& pki) : TestTlsListener(l, pki) {
+    auto shared = std::make_shared<transport::LinkCallbacks>(counting(counts));
+    shared->on_message = [this](transport::TlsLink& link, ByteView bytes) {
+      ++counts.messages;
+      link.send(bytes);
+    };
+    callbacks = std::move(shared);
+  }
+  void accept(uv_stream_t* listening) override { transport::TlsLink::accept(listening, tls, callbacks); }
+};
+
+TEST_CASE("accept: links sharing one set of callbacks each run them, and let go of them when deleted") {
+  Pki pki;
+  uv_loop_t loop;
+  REQUIRE(uv_loop_init(&loop) == 0);
+  SharedCallbacksServer server(&loop, pki);
+  proto::SocketAddress target = parse("127.0.0.1:" + std::to_string(server.port));
+
+  Counts client;
+  auto callbacks = ask_once(client);
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(transport::TlsLink::connect(&loop, target, client_context(pki), "node.example", callbacks).has_value());
+  // A link closed before its TCP connection completes: its connect request is
+  // cancelled and freed, and on_closed still comes once.
+  Counts cancelled;
+  auto early = transport::TlsLink::connect(&loop, target, client_context(pki), "node.example", counting(cancelled));
+  REQUIRE(early.has_value());
+  (*early)->abort("changed my mind");
+  CHECK(cancelled.closed == 1);
+
+  uv_timer_t guard;
+  uv_timer_init(&loop, &guard);
+  uv_timer_start(&guard, [](uv_timer_t* t) { uv_stop(t->loop); }, 5000, 0);
+  for (int i = 0; i < 2000 && (client.closed < 3 || server.counts.closed < 3); ++i)
+    if (uv_run(&loop, UV_RUN_ONCE) == 0 || !uv_is_active(reinterpret_cast<uv_handle_t*>(&guard))) break;
+
+  CHECK(client.messages == 3);
+  CHECK(client.closed == 3);
+  CHECK(server.counts.ready == 3);
+  CHECK(server.counts.messages == 3);
+  CHECK(server.counts.closed >= 3);  // the cancelled link may have reached accept() too
+  CHECK(cancelled.closed == 1);
+  CHECK(cancelled.ready == 0);
+
+  uv_close(reinterpret_cast<uv_handle_t*>(&guard), nullptr);
+  server.close_listener();
+  drain(&loop);
+  CHECK(server.callbacks.use_count() == 1);  // every link is deleted, none holds them
   CHECK(uv_loop_close(&loop) == 0);
 }
 
