@@ -5,33 +5,24 @@
 // and totals, chunked reads and the retention sweep.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
-#include <uv.h>
 
-#include <iostream>
+#include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "cluster/pg/pg_account_directory.hpp"
 #include "cluster/pg/pg_account_store.hpp"
 #include "cluster/pg/pg_voicemail_boxes.hpp"
-#include "tests/cluster/pg_server.hpp"
 #include "tests/cluster/pg_test_support.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::cluster;
-using tsunagu::test::PgServer;
-using tsunagu::test::connect_to;
-using tsunagu::test::migrated_database;
+using tsunagu::test::end_backend_on;
+using tsunagu::test::PgNodeFixture;
+using tsunagu::test::text;
 
 namespace {
-
-std::string text(PgConnection& connection, const std::string& sql) {
-  auto rows = connection.exec(sql);
-  REQUIRE_MESSAGE(rows, (rows ? "" : rows.error().detail));
-  REQUIRE(!rows->rows.empty());
-  return rows->text(0, rows->columns.at(0)).value_or("NULL");
-}
 
 Bytes pattern(size_t size) {
   Bytes out(size);
@@ -39,37 +30,9 @@ Bytes pattern(size_t size) {
   return out;
 }
 
-std::optional<storage::StoreError> commit(uv_loop_t* loop, PgAccountDirectory& directory) {
-  bool answered = false;
-  std::optional<storage::StoreError> outcome;
-  directory.commit_turn([&](std::optional<storage::StoreError> error) {
-    answered = true;
-    outcome = std::move(error);
-  });
-  for (int turns = 0; !answered && turns < 10'000; ++turns) uv_run(loop, UV_RUN_ONCE);
-  REQUIRE(answered);
-  return outcome;
-}
-
-struct Fixture {
-  Fixture() : conninfo(migrated_database()), admin(connect_to(conninfo)) {
-    REQUIRE(uv_loop_init(&loop) == 0);
-    auto opened = PgAccountDirectory::open(&loop, conninfo, PgAccountDirectory::Options{});
-    REQUIRE_MESSAGE(opened, (opened ? "" : opened.error().detail));
-    accounts = std::move(*opened);
-    boxes = std::make_unique<PgVoicemailBoxes>(*accounts);
-  }
-  ~Fixture() {
-    boxes.reset();
-    accounts->close();
-    accounts.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-  }
-  std::string conninfo;
-  std::unique_ptr<PgConnection> admin;
-  uv_loop_t loop{};
-  std::unique_ptr<PgAccountDirectory> accounts;
+// The node's mailboxes on the fixture's account directory, as `run --pg` has them.
+struct Fixture : PgNodeFixture {
+  Fixture() : boxes(std::make_unique<PgVoicemailBoxes>(*accounts)) {}
   std::unique_ptr<PgVoicemailBoxes> boxes;
 };
 
@@ -84,7 +47,7 @@ TEST_CASE("a message is stored in the turn's commit, listed, read in chunks, and
   // Not committed yet: nothing in PostgreSQL, the mailbox still empty.
   CHECK(text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
   CHECK(f.boxes->list("bob", 0, 10).value().empty());
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
 
   auto listed = f.boxes->list("bob", 0, 10);
   REQUIRE(listed);
@@ -116,7 +79,7 @@ TEST_CASE("a message is stored in the turn's commit, listed, read in chunks, and
   CHECK_FALSE(f.accounts->writes_pending());
   CHECK(f.boxes->remove("bob", *id).value());
   CHECK(f.boxes->find("bob", *id).value().has_value());  // until the commit
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
   CHECK_FALSE(f.boxes->find("bob", *id).value().has_value());
   CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
   CHECK_FALSE(f.boxes->remove("bob", *id).value());
@@ -131,7 +94,7 @@ TEST_CASE("IDs grow; totals count every mailbox and those of one domain; the swe
   CHECK(first < second);
   CHECK(second < third);
   CHECK(third < fourth);
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
   auto totals = f.boxes->totals("acme");
   REQUIRE(totals);
   CHECK(totals->all.messages == 4);
@@ -150,17 +113,14 @@ TEST_CASE("IDs grow; totals count every mailbox and those of one domain; the swe
 
 TEST_CASE("a turn that does not commit stores nothing and answers with an error") {
   Fixture f;
-  REQUIRE(f.admin->exec("CREATE FUNCTION end_own_backend() RETURNS trigger LANGUAGE plpgsql AS "
-                        "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"));
-  REQUIRE(f.admin->exec("CREATE TRIGGER voicemail_dies BEFORE INSERT ON voicemail FOR EACH ROW "
-                        "WHEN (NEW.recipient = 'doomed') EXECUTE FUNCTION end_own_backend()"));
+  end_backend_on(*f.admin, "INSERT", "voicemail", "NEW.recipient = 'doomed'");
   REQUIRE(f.boxes->add("doomed", "alice", 1, pattern(100)));
-  CHECK(commit(&f.loop, *f.accounts).has_value());
+  CHECK(f.commit().has_value());
   CHECK(text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
   CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
   // The committer reconnects; the next turn stores.
   REQUIRE(f.boxes->add("bob", "alice", 1, pattern(100)));
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
   CHECK(f.boxes->usage("bob").value().messages == 1);
 }
 
@@ -170,7 +130,7 @@ TEST_CASE("removing an account (user remove --pg) deletes its mailbox with it") 
                         "('bob', 'x', 1, 0), ('carol', 'x', 1, 0)"));
   REQUIRE(f.boxes->add("bob", "alice", 1, pattern(10)));
   REQUIRE(f.boxes->add("carol", "alice", 1, pattern(10)));
-  CHECK_FALSE(commit(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
   PgAccountStore store;
   PgTurn turn;
   std::optional<Expected<bool, PgError>> removed;
@@ -183,11 +143,4 @@ TEST_CASE("removing an account (user remove --pg) deletes its mailbox with it") 
   CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "1");
 }
 
-int main(int argc, char** argv) {
-  if (PgServer::shared() == nullptr) {
-    std::cout << "SKIP: " << PgServer::skip_reason() << "\n";
-    return 77;
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
-}
+int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }
