@@ -2,8 +2,9 @@
 // (tests/cluster/pg_server.hpp): schema version 3 from empty and from
 // version 2 with rows in it, the enrolment's checks, removal (with the
 // voicemail of the agent's extensions), route lookups as the node makes them
-// (PgAgentDirectory on a PgReader), and the account cache in
-// PgAccountDirectory following the shared epoch.
+// (PgAgentDirectory on a PgReader), the account cache in
+// PgAccountDirectory following the shared epoch, and the last login a
+// lookup reports, read off the loop.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 #include <uv.h>
@@ -220,6 +221,40 @@ TEST_CASE("the account cache: a second find costs no read; a removal elsewhere (
   add_account(*admin, "carol");
   CHECK(directory.find("carol").value().has_value());
   directory.close();
+}
+
+TEST_CASE("a lookup's last login: read on the committer's worker, answered on a later loop turn") {
+  PgNodeFixture node;
+  add_account(*node.admin, "alice");
+  REQUIRE(node.admin->exec("INSERT INTO logins (user_id, time, observed) VALUES ('alice', 1700000123, '192.0.2.7:4000')"));
+  using Answer = Expected<std::optional<rendezvous::LoginRecord>, storage::StoreError>;
+  std::optional<Answer> answer;
+  auto ask = [&](const std::string& user_id) {
+    answer.reset();
+    node.accounts->last_login_then(user_id, [&](Answer record) { answer.emplace(std::move(record)); });
+    // Not read during the call (the loop's read connection would block it):
+    // queued for the committer's worker, and no reply is held for a write.
+    CHECK_FALSE(answer.has_value());
+    CHECK_FALSE(node.accounts->writes_pending());
+    tsunagu::test::run_until(&node.loop, [&] { return answer.has_value(); });
+  };
+  ask("alice");
+  REQUIRE_MESSAGE(*answer, (*answer ? "" : answer->error().detail));
+  REQUIRE(answer->value().has_value());
+  CHECK(answer->value()->time == 1700000123);
+  CHECK(answer->value()->observed == proto::SocketAddress::parse("192.0.2.7:4000"));
+  ask("nobody");
+  CHECK(answer->value() == std::nullopt);
+
+  // The worker's backend ended: the read fails (the node answers "never
+  // seen"), and the next one reconnects.
+  REQUIRE(node.admin->exec("SELECT pg_terminate_backend($1::int, 5000)",
+                           {std::to_string(node.accounts->committer().backend_pid())}));
+  ask("alice");
+  CHECK_FALSE(*answer);
+  ask("alice");
+  REQUIRE_MESSAGE(*answer, (*answer ? "" : answer->error().detail));
+  CHECK(answer->value()->time == 1700000123);
 }
 
 int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }

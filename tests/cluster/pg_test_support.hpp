@@ -107,6 +107,13 @@ inline void end_backend_on(cluster::PgConnection& connection, const std::string&
                           " FOR EACH ROW WHEN (" + condition + ") EXECUTE FUNCTION end_own_backend()"));
 }
 
+// Runs the loop until `done` holds, bounded by a count of loop turns.
+template <class Done>
+void run_until(uv_loop_t* loop, Done done) {
+  for (int turns = 0; !done() && turns < 10'000; ++turns) uv_run(loop, UV_RUN_ONCE);
+  REQUIRE(done());
+}
+
 // Seals the directory's turn and runs the loop until its answer is in:
 // nullopt when the turn committed.
 inline std::optional<storage::StoreError> commit_turn(uv_loop_t* loop, cluster::PgAccountDirectory& directory) {
@@ -116,8 +123,7 @@ inline std::optional<storage::StoreError> commit_turn(uv_loop_t* loop, cluster::
     answered = true;
     outcome = std::move(error);
   });
-  for (int turns = 0; !answered && turns < 10'000; ++turns) uv_run(loop, UV_RUN_ONCE);
-  REQUIRE(answered);
+  run_until(loop, [&] { return answered; });
   return outcome;
 }
 
