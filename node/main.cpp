@@ -405,7 +405,8 @@ int pg_agent_command(const std::string& conninfo, const std::string& directory, 
     auto removed = cluster::pg_remove_agent(**connection, agent_name);
     if (!removed) return fail("PostgreSQL: " + removed.error().detail);
     if (!*removed) return fail("no such agent: " + agent_name, exit_no_user);
-    std::cout << "removed agent " << agent_name << " from PostgreSQL\n";
+    std::cout << "removed agent " << agent_name << " and " << **removed
+              << " undelivered voicemail message(s) of its extensions from PostgreSQL\n";
     return 0;
   }
   auto target = agent_dial_target(agent_node, agent_server_name, config.public_name, config.public_address,

@@ -74,7 +74,7 @@ class AccountStore {
 // What the node (NodeCore) asks of the account directory, wherever it lives:
 // the node's own LMDB (the embedded default; NodeCore's loop-turn transaction)
 // or PostgreSQL shared by a cluster of nodes (cluster/pg/pg_account_directory).
-// Reads answer at once. Writes join the current loop turn and are durable
+// Reads answer at once, except last_login_then's, which may answer later. Writes join the current loop turn and are durable
 // only once the turn is: NodeCore releases the turn's replies after its LMDB
 // commit and, when writes_pending(), only after commit_turn()'s `done` says
 // this directory committed them too (or answers each 503 when it did not).
@@ -96,6 +96,12 @@ class AccountDirectory {
   virtual Expected<std::optional<uint64_t>, StoreError> removed_at(std::string_view user_id) = 0;
   virtual Expected<uint64_t, StoreError> epoch() = 0;
   virtual Expected<std::optional<LoginRecord>, StoreError> last_login(std::string_view user_id) = 0;
+  // The last login for a reply that can wait for it (a lookup of an offline
+  // user): `done` runs on the loop, at once here, or once a read that a
+  // directory runs off the loop is in (cluster mode), so the loop serves
+  // other links meanwhile. `done` may run before this returns.
+  using LastLoginDone = std::function<void(Expected<std::optional<LoginRecord>, StoreError>)>;
+  virtual void last_login_then(std::string_view user_id, LastLoginDone done) { done(last_login(user_id)); }
   // false when the user ID is taken.
   virtual Expected<bool, StoreError> create(const Account& account) = 0;
   virtual Expected<void, StoreError> update(const Account& account) = 0;

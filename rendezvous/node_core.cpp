@@ -700,29 +700,40 @@ void NodeCore::handle_lookup(LinkId link, LinkState& state, const proto::Message
     send(link, builder.finish());
     return;
   }
-  uint64_t last_seen = 0;
-  if (auto seen = last_seen_unix_.find(user_id); seen != last_seen_unix_.end()) {
-    last_seen = seen->second;
-  } else if (auto record = accounts_.last_login(user_id); record && record->has_value()) {
-    last_seen = (*record)->time;
-  }
-  if (found.static_address) {
-    builder.add_u32(sig::attr::presence, sig::presence_flag::static_address | voicemail_waiting_flag(user_id));
-    builder.add_u64(sig::attr::last_seen, last_seen);
-    count(LookupResult::found);
-    send(link, builder.finish());
-    return;
-  }
-  count(LookupResult::offline);
-  auto offline = proto::MessageBuilder::response_to(request, proto::MessageClass::error);
-  offline.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  offline.add_error(sig::error::offline, "Offline: the user is not logged in");
-  offline.add_u64(sig::attr::last_seen, last_seen);
-  // What a success would have said about the (visible) account, so a client
-  // can show an offline user's name and offer voicemail without asking again.
-  offline.add_string(sig::attr::display_name, found.display_name);
-  offline.add_u32(sig::attr::services, found.services);
-  send(link, offline.finish());
+  // Not online here: the answer says when the user was last seen, from this
+  // node's record of a logout or else the last login. The reply waits for
+  // that read rather than the loop (cluster mode reads it off the loop:
+  // AccountDirectory::last_login_then), so it is built from copies.
+  proto::Message header = request;
+  header.attributes.clear();  // views into the request's bytes, gone by then
+  auto answer = [this, link, header, user_id, builder = std::move(builder), count, display_name = found.display_name,
+                 services = found.services, static_address = found.static_address.has_value()](
+                    uint64_t last_seen) mutable {
+    if (static_address) {
+      count(LookupResult::found);
+      if (!links_.contains(link)) return;  // closed while the last login was read
+      builder.add_u32(sig::attr::presence, sig::presence_flag::static_address | voicemail_waiting_flag(user_id));
+      builder.add_u64(sig::attr::last_seen, last_seen);
+      send(link, builder.finish());
+      return;
+    }
+    count(LookupResult::offline);
+    if (!links_.contains(link)) return;
+    auto offline = proto::MessageBuilder::response_to(header, proto::MessageClass::error);
+    offline.add_u32(sig::attr::protocol_version, sig::protocol_version);
+    offline.add_error(sig::error::offline, "Offline: the user is not logged in");
+    offline.add_u64(sig::attr::last_seen, last_seen);
+    // What a success would have said about the (visible) account, so a client
+    // can show an offline user's name and offer voicemail without asking again.
+    offline.add_string(sig::attr::display_name, display_name);
+    offline.add_u32(sig::attr::services, services);
+    send(link, offline.finish());
+  };
+  if (auto seen = last_seen_unix_.find(user_id); seen != last_seen_unix_.end()) return answer(seen->second);
+  // A failed read answers "never seen" (0), as the reply always has.
+  accounts_.last_login_then(user_id, [answer = std::move(answer)](auto record) mutable {
+    answer(record && record->has_value() ? (*record)->time : 0);
+  });
 }
 
 std::vector<std::string> NodeCore::linked_agents() const {

@@ -88,6 +88,15 @@ Expected<std::optional<rendezvous::LoginRecord>, storage::StoreError> PgAccountD
   });
 }
 
+void PgAccountDirectory::last_login_then(std::string_view user_id, LastLoginDone done) {
+  if (!committer_) return done(last_login(user_id));
+  accounts_.last_login(committer_->turn(), user_id,
+                       [done = std::move(done)](Expected<std::optional<LoginRecord>, PgError> record) {
+                         if (!record) return done(Unexpected(store_error(record.error())));
+                         done(std::move(*record));
+                       });
+}
+
 Expected<bool, storage::StoreError> PgAccountDirectory::create(const Account& account) {
   // Removed after this (unix seconds) is still in its quarantine.
   int64_t quarantined_after =

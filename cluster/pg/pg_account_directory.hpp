@@ -9,7 +9,9 @@
 //
 // Reads (find an account, the epoch, a removed ID) are blocking statements
 // on a second connection of the loop's own (PgReader), one round trip each,
-// since the handlers that need them answer in the same call. Accounts found
+// since the handlers that need them answer in the same call. The last login
+// a lookup of an offline user reports is read off the loop instead, on the
+// committer's worker (last_login_then), the reply waiting for it. Accounts found
 // are kept in a PgAccountCache, emptied when the shared epoch moves on, so
 // the reads most requests make (the session check, the account looked up)
 // cost no round trip.
@@ -50,6 +52,10 @@ class PgAccountDirectory final : public rendezvous::AccountDirectory {
   Expected<std::optional<uint64_t>, StoreError> removed_at(std::string_view user_id) override;
   Expected<uint64_t, StoreError> epoch() override;
   Expected<std::optional<LoginRecord>, StoreError> last_login(std::string_view user_id) override;
+  // Queued on the committer's turn (its worker and connection, not the
+  // loop's read connection): answered when that turn's transaction is done,
+  // with the turn's writes or alone.
+  void last_login_then(std::string_view user_id, LastLoginDone done) override;
   // Open registration: schema 4's account_add() on the read connection, at
   // once (autocommit), so the ID is taken cluster-wide before the reply. It
   // repeats NodeCore's checks in one locked statement: an ID enrolled into an

@@ -5,7 +5,9 @@
 // CA) is written by the CLI as without --pg.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,8 +21,10 @@ namespace tsunagu::cluster {
 // enrolment back, so no enrolment is left without its bundle.
 Expected<PgEnrolment, std::string> pg_enroll_agent(PgConnection& connection, const rendezvous::AgentEnrollment& enrollment,
                                                    const std::function<Expected<void, std::string>()>& before_commit);
-// false when there was no such agent.
-Expected<bool, PgError> pg_remove_agent(PgConnection& connection, std::string_view name);
+// nullopt when there was no such agent; else how many undelivered voicemail
+// messages of its extensions (mailboxes inside its routes) were deleted with
+// it, in the removal's transaction, as `agent remove` does on LMDB.
+Expected<std::optional<uint64_t>, PgError> pg_remove_agent(PgConnection& connection, std::string_view name);
 Expected<std::vector<rendezvous::AgentEnrollment>, PgError> pg_list_agents(PgConnection& connection);
 
 }  // namespace tsunagu::cluster

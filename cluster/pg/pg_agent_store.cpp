@@ -65,10 +65,27 @@ void PgAgentStore::enroll(PgTurn& turn, const AgentEnrollment& e, PgDone<PgEnrol
       });
 }
 
-void PgAgentStore::remove(PgTurn& turn, std::string_view name, PgDone<bool> done) {
-  // agent_routes' rows go by ON DELETE CASCADE.
-  queue_statement<bool>(turn, "DELETE FROM agents WHERE name = $1", {std::string(name)}, std::move(done),
-                        [](const PgRows& rows) -> Expected<bool, PgError> { return rows.affected > 0; });
+void PgAgentStore::remove(PgTurn& turn, std::string_view name, PgDone<std::optional<uint64_t>> done) {
+  // One statement, so a turn retried without a refused statement repeats
+  // nothing half-done. agent_routes' rows go by ON DELETE CASCADE, the
+  // recordings (voicemail_data) likewise; "inside" is VoicemailStore's
+  // remove_mailboxes_inside and agent_enroll's test.
+  queue_statement<std::optional<uint64_t>>(
+      turn,
+      "WITH routes AS (SELECT route FROM agent_routes WHERE agent = $1), "
+      "gone AS (DELETE FROM agents WHERE name = $1 RETURNING name), "
+      "mail AS (DELETE FROM voicemail v USING routes r WHERE EXISTS (SELECT 1 FROM gone) AND ("
+      "(r.route LIKE 'd:%' AND right(v.recipient, length(r.route) - 1) = '@' || substr(r.route, 3)) OR "
+      "(r.route LIKE 'p:%' AND starts_with(v.recipient, substr(r.route, 3)) AND strpos(v.recipient, '@') = 0)) "
+      "RETURNING v.id) "
+      "SELECT (SELECT count(*) FROM gone) AS agents, (SELECT count(*) FROM mail) AS messages",
+      {std::string(name)}, std::move(done), [](const PgRows& rows) -> Expected<std::optional<uint64_t>, PgError> {
+        auto agents = rows.integer(0, "agents");
+        auto messages = rows.integer(0, "messages");
+        if (!agents || !messages || *messages < 0) return Unexpected(bad_row("agent removal"));
+        if (*agents == 0) return std::optional<uint64_t>{};
+        return std::optional<uint64_t>(static_cast<uint64_t>(*messages));
+      });
 }
 
 void PgAgentStore::find(PgTurn& turn, std::string_view name, PgDone<std::optional<AgentEnrollment>> done) {

@@ -29,8 +29,14 @@ class PgAgentStore {
 
   // Replaces the agent's routes with the enrolment's, checking them (PgEnrolment).
   void enroll(PgTurn& turn, const AgentEnrollment& enrollment, PgDone<PgEnrolment> done);
-  // false when there was no such agent; its routes go with it.
-  void remove(PgTurn& turn, std::string_view name, PgDone<bool> done);
+  // nullopt when there was no such agent. Its routes go with it, and so does
+  // the voicemail of every mailbox inside them (ID@DOMAIN for a domain; a
+  // +NUMBER starting with a prefix), as `agent remove` deletes it on LMDB:
+  // those IDs may become accounts, which must not read it. The answer is how
+  // many messages went. The routes are read in the statement's snapshot: the
+  // caller locks agent_routes first (pg_remove_agent) so that no enrolment
+  // commits in between.
+  void remove(PgTurn& turn, std::string_view name, PgDone<std::optional<uint64_t>> done);
   void find(PgTurn& turn, std::string_view name, PgDone<std::optional<AgentEnrollment>> done);
   // Every agent, in name order; routes in byte order.
   void list(PgTurn& turn, PgDone<std::vector<AgentEnrollment>> done);

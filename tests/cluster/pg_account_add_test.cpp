@@ -25,21 +25,16 @@ using namespace tsunagu::cluster;
 using rendezvous::AccountAdminErrc;
 using rendezvous::AgentEnrollment;
 using rendezvous::NewAccount;
-using tsunagu::test::PgServer;
 using tsunagu::test::connect_to;
 using tsunagu::test::database_at_version;
+using tsunagu::test::enroll;
 using tsunagu::test::migrated_database;
+using tsunagu::test::text;
 
 namespace {
 
 constexpr uint64_t now = 1'800'000'000;
 constexpr uint32_t quarantine_days = 30;
-
-std::string text(PgConnection& connection, const std::string& sql, const std::vector<PgParam>& params = {}) {
-  auto rows = connection.exec(sql, params);
-  REQUIRE_MESSAGE(rows, (rows ? "" : rows.error().detail));
-  return rows->text(0, rows->columns.at(0)).value_or("NULL");
-}
 
 NewAccount account(const std::string& user_id, bool reuse_removed_id = false) {
   NewAccount added;
@@ -63,12 +58,6 @@ std::string agent_route_message(PgConnection& connection, const std::string& use
   REQUIRE_FALSE(added);
   CHECK(added.error().code == AccountAdminErrc::agent_route);
   return added.error().detail;
-}
-
-PgEnrolment enroll(PgConnection& connection, const AgentEnrollment& enrollment) {
-  auto result = pg_enroll_agent(connection, enrollment, []() -> Expected<void, std::string> { return {}; });
-  REQUIRE_MESSAGE(result, (result ? "" : result.error()));
-  return *result;
 }
 
 // Waits (bounded) until some backend waits for a lock on agent_routes.

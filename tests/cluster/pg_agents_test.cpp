@@ -1,8 +1,10 @@
 // LAN agents' enrolments on PostgreSQL against a real server
 // (tests/cluster/pg_server.hpp): schema version 3 from empty and from
-// version 2 with rows in it, the enrolment's checks, route lookups as the
-// node makes them (PgAgentDirectory on a PgReader), and the account cache
-// in PgAccountDirectory following the shared epoch.
+// version 2 with rows in it, the enrolment's checks, removal (with the
+// voicemail of the agent's extensions), route lookups as the node makes them
+// (PgAgentDirectory on a PgReader), the account cache in
+// PgAccountDirectory following the shared epoch, and the last login a
+// lookup reports, read off the loop.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 #include <uv.h>
@@ -15,43 +17,19 @@
 #include "cluster/pg/pg_agent_admin.hpp"
 #include "cluster/pg/pg_agent_directory.hpp"
 #include "cluster/pg/pg_migrations.hpp"
-#include "tests/cluster/pg_server.hpp"
+#include "cluster/pg/pg_voicemail_boxes.hpp"
 #include "tests/cluster/pg_test_support.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::cluster;
-using tsunagu::test::PgServer;
+using tsunagu::test::add_account;
 using tsunagu::test::connect_to;
 using tsunagu::test::database_at_version;
+using tsunagu::test::enroll;
 using tsunagu::test::migrated_database;
+using tsunagu::test::PgNodeFixture;
+using tsunagu::test::text;
 using rendezvous::AgentEnrollment;
-
-namespace {
-
-std::string text(PgConnection& connection, const std::string& sql) {
-  auto rows = connection.exec(sql);
-  REQUIRE_MESSAGE(rows, (rows ? "" : rows.error().detail));
-  return rows->text(0, rows->columns.at(0)).value_or("NULL");
-}
-
-PgEnrolment enroll(PgConnection& connection, const AgentEnrollment& enrollment) {
-  bool bundle_written = false;
-  auto result = pg_enroll_agent(connection, enrollment, [&]() -> Expected<void, std::string> {
-    bundle_written = true;
-    return {};
-  });
-  REQUIRE_MESSAGE(result, (result ? "" : result.error()));
-  CHECK(bundle_written == (result->outcome == PgEnrolment::Outcome::enrolled));
-  return *result;
-}
-
-void add_account(PgConnection& connection, const std::string& user_id) {
-  auto added = connection.exec(
-      "INSERT INTO accounts (user_id, password_hash, created_at, generation) VALUES ($1, 'x', 1, 0)", {user_id});
-  REQUIRE_MESSAGE(added, (added ? "" : added.error().detail));
-}
-
-}  // namespace
 
 TEST_CASE("schema 3 from empty: agent_enroll exists and routes are checked for their form") {
   auto connection = connect_to(migrated_database());
@@ -130,9 +108,52 @@ TEST_CASE("enrolment: replaces the agent's routes, refuses another agent's route
 
   auto removed = pg_remove_agent(*connection, "acme");
   REQUIRE(removed);
-  CHECK(*removed);
+  CHECK(*removed == std::optional<uint64_t>(0));  // no voicemail to delete
   CHECK(text(*connection, "SELECT count(*) FROM agent_routes") == "0");
-  CHECK(*pg_remove_agent(*connection, "acme") == false);
+  CHECK(*pg_remove_agent(*connection, "acme") == std::nullopt);
+}
+
+TEST_CASE("agent remove --pg deletes the voicemail of its extensions with it, in one transaction") {
+  PgNodeFixture node;
+  auto& admin = *node.admin;
+  CHECK(enroll(admin, AgentEnrollment{"acme", {"acme"}, {"+81-6"}, 1}).outcome == PgEnrolment::Outcome::enrolled);
+  CHECK(enroll(admin, AgentEnrollment{"osaka", {"osaka.jp"}, {"+81-7"}, 1}).outcome == PgEnrolment::Outcome::enrolled);
+  // Stored as the node stores a message for an extension whose agent is away.
+  PgVoicemailBoxes boxes(*node.accounts);
+  const Bytes recording(100, std::byte{7});
+  for (const char* mailbox : {"4106@acme", "4107@acme", "+81-6-1234", "+81-61",  // inside acme's routes
+                              "bob@acme.jp", "acme", "x@subacme", "+81-6-1@elsewhere",  // not inside
+                              "5@osaka.jp", "+81-7-1", "bob"})
+    REQUIRE(boxes.add(mailbox, "alice", 1'700'000'000, recording));
+  CHECK_FALSE(node.commit().has_value());
+  const std::string remaining_mailboxes =
+      "SELECT string_agg(v.recipient, ',' ORDER BY v.recipient COLLATE \"C\") FROM voicemail v "
+      "JOIN voicemail_data d USING (id)";
+  CHECK(text(admin, remaining_mailboxes) ==
+        "+81-6-1234,+81-6-1@elsewhere,+81-61,+81-7-1,4106@acme,4107@acme,5@osaka.jp,acme,bob,bob@acme.jp,x@subacme");
+
+  // A deletion that fails takes the removal back with it.
+  REQUIRE(admin.exec("CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"));
+  REQUIRE(admin.exec("CREATE TRIGGER mail_stays BEFORE DELETE ON voicemail FOR EACH ROW "
+                     "WHEN (OLD.recipient = '4107@acme') EXECUTE FUNCTION refuse_delete()"));
+  auto refused = pg_remove_agent(admin, "acme");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().detail.find("refused") != std::string::npos);
+  CHECK(text(admin, "SELECT count(*) FROM agent_routes WHERE agent = 'acme'") == "2");
+  CHECK(text(admin, "SELECT count(*) FROM voicemail") == "11");
+  REQUIRE(admin.exec("DROP TRIGGER mail_stays ON voicemail"));
+
+  auto removed = pg_remove_agent(admin, "acme");
+  REQUIRE_MESSAGE(removed, (removed ? "" : removed.error().detail));
+  CHECK(*removed == std::optional<uint64_t>(4));
+  CHECK(text(admin, remaining_mailboxes) == "+81-6-1@elsewhere,+81-7-1,5@osaka.jp,acme,bob,bob@acme.jp,x@subacme");
+  CHECK(text(admin, "SELECT count(*) FROM voicemail_data") == "7");  // the recordings went with their headers
+  CHECK(text(admin, "SELECT count(*) FROM agent_routes") == "2");   // osaka's
+  // The node's own reads agree: the extension's mailbox is empty for its next owner.
+  CHECK(boxes.usage("4106@acme").value().messages == 0);
+  CHECK(boxes.usage("bob@acme.jp").value().messages == 1);
+  CHECK(*pg_remove_agent(admin, "acme") == std::nullopt);
 }
 
 TEST_CASE("the node's reads: owners of domains and prefixes, the route of an ID, the longest prefix") {
@@ -200,6 +221,40 @@ TEST_CASE("the account cache: a second find costs no read; a removal elsewhere (
   add_account(*admin, "carol");
   CHECK(directory.find("carol").value().has_value());
   directory.close();
+}
+
+TEST_CASE("a lookup's last login: read on the committer's worker, answered on a later loop turn") {
+  PgNodeFixture node;
+  add_account(*node.admin, "alice");
+  REQUIRE(node.admin->exec("INSERT INTO logins (user_id, time, observed) VALUES ('alice', 1700000123, '192.0.2.7:4000')"));
+  using Answer = Expected<std::optional<rendezvous::LoginRecord>, storage::StoreError>;
+  std::optional<Answer> answer;
+  auto ask = [&](const std::string& user_id) {
+    answer.reset();
+    node.accounts->last_login_then(user_id, [&](Answer record) { answer.emplace(std::move(record)); });
+    // Not read during the call (the loop's read connection would block it):
+    // queued for the committer's worker, and no reply is held for a write.
+    CHECK_FALSE(answer.has_value());
+    CHECK_FALSE(node.accounts->writes_pending());
+    tsunagu::test::run_until(&node.loop, [&] { return answer.has_value(); });
+  };
+  ask("alice");
+  REQUIRE_MESSAGE(*answer, (*answer ? "" : answer->error().detail));
+  REQUIRE(answer->value().has_value());
+  CHECK(answer->value()->time == 1700000123);
+  CHECK(answer->value()->observed == proto::SocketAddress::parse("192.0.2.7:4000"));
+  ask("nobody");
+  CHECK(answer->value() == std::nullopt);
+
+  // The worker's backend ended: the read fails (the node answers "never
+  // seen"), and the next one reconnects.
+  REQUIRE(node.admin->exec("SELECT pg_terminate_backend($1::int, 5000)",
+                           {std::to_string(node.accounts->committer().backend_pid())}));
+  ask("alice");
+  CHECK_FALSE(*answer);
+  ask("alice");
+  REQUIRE_MESSAGE(*answer, (*answer ? "" : answer->error().detail));
+  CHECK(answer->value()->time == 1700000123);
 }
 
 int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }

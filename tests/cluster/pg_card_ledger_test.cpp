@@ -22,7 +22,6 @@
 #include "cluster/pg/pg_card_ledger_store.hpp"
 #include "tests/cluster/pg_server.hpp"
 #include "tests/cluster/pg_test_support.hpp"
-#include "tests/cluster/pg_turn_support.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::cluster;
@@ -30,10 +29,10 @@ using rendezvous::CardAccount;
 using rendezvous::CardEventKind;
 using rendezvous::CardLedgerStore;
 using rendezvous::LedgerOutcome;
-using tsunagu::test::commit_and_wait;
+using tsunagu::test::commit_turn;
 using tsunagu::test::connect_to;
 using tsunagu::test::database_at_version;
-using tsunagu::test::first_text;
+using tsunagu::test::text;
 using tsunagu::test::migrated_database;
 
 namespace {
@@ -67,7 +66,7 @@ struct Node {
     uv_loop_close(&loop);
   }
   CardLedgerStore& cards() { return *store; }
-  std::optional<storage::StoreError> commit() { return commit_and_wait(&loop, *accounts); }
+  std::optional<storage::StoreError> commit() { return commit_turn(&loop, *accounts); }
   uv_loop_t loop{};
   std::unique_ptr<PgAccountDirectory> accounts;
   std::unique_ptr<PgCardLedgerStore> store;
@@ -78,10 +77,10 @@ struct Node {
 TEST_CASE("schema 6 from empty: the password's time, the serial counter, the ledger's functions") {
   auto connection = connect_to(migrated_database());
   CHECK(latest_schema_version() >= 6);
-  CHECK(first_text(*connection, "SELECT next_serial FROM card_serials") == "1");
-  CHECK(first_text(*connection, "SELECT count(*) FROM pg_proc WHERE proname IN ('card_take_serials', 'card_revoke', "
+  CHECK(text(*connection, "SELECT next_serial FROM card_serials") == "1");
+  CHECK(text(*connection, "SELECT count(*) FROM pg_proc WHERE proname IN ('card_take_serials', 'card_revoke', "
                           "'card_set_password')") == "3");
-  CHECK(first_text(*connection, "SELECT column_default FROM information_schema.columns WHERE table_name = 'card_accounts' "
+  CHECK(text(*connection, "SELECT column_default FROM information_schema.columns WHERE table_name = 'card_accounts' "
                           "AND column_name = 'password_set_at'") == "0");
 }
 
@@ -119,10 +118,10 @@ TEST_CASE("the node's debits and password change are written in the turn's commi
   CHECK(debited->outcome == LedgerOutcome::done);
   CHECK(debited->units == 3);
   CHECK(debited->units_left == 7);
-  CHECK(first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "10");  // not before the commit
+  CHECK(text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "10");  // not before the commit
   CHECK(node.cards().find(1).value()->units_left == 7);  // this node's next period sees it already
   CHECK_FALSE(node.commit());
-  CHECK(first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "7");
+  CHECK(text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "7");
   CHECK(node.cards().find(1).value()->units_left == 7);  // counted once, not twice, after the answer
 
   // Committed but its answer not yet back on the loop: the row has it, and
@@ -131,10 +130,10 @@ TEST_CASE("the node's debits and password change are written in the turn's commi
   bool answered = false;
   node.accounts->commit_turn([&](std::optional<storage::StoreError>) { answered = true; });
   uv_run(&node.loop, UV_RUN_NOWAIT);  // hands the turn to the committer's thread
-  for (int waits = 0; waits < 1000 && first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") != "5";
+  for (int waits = 0; waits < 1000 && text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") != "5";
        ++waits)
     usleep(10'000);
-  REQUIRE(first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "5");
+  REQUIRE(text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "5");
   CHECK_FALSE(answered);
   CHECK(node.cards().find(1).value()->units_left == 5);
   for (int turns = 0; !answered && turns < 10'000; ++turns) uv_run(&node.loop, UV_RUN_ONCE);
@@ -187,7 +186,7 @@ TEST_CASE("a failed turn writes no debit, and the node's reads forget it") {
   queue_statement<void>(node.accounts->committer().turn(), "SELECT pg_terminate_backend(pg_backend_pid())", {},
                         node.accounts->write_done<void>(), [](const PgRows&) -> Expected<void, PgError> { return {}; });
   CHECK(node.commit().has_value());
-  CHECK(first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "10");
+  CHECK(text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "10");
   CHECK(node.cards().find(1).value()->units_left == 10);
 }
 
@@ -202,8 +201,8 @@ TEST_CASE("two nodes debiting one card never spend the same units") {
   CHECK(b.cards().debit(1, 6, 1764900100, "node b").value().outcome == LedgerOutcome::done);
   CHECK_FALSE(a.commit());
   CHECK_FALSE(b.commit());
-  CHECK(first_text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "0");
-  CHECK(first_text(*admin, "SELECT sum(units) FROM card_history WHERE serial = 1 AND kind = 2") == "10");
+  CHECK(text(*admin, "SELECT units_left FROM card_accounts WHERE serial = 1") == "0");
+  CHECK(text(*admin, "SELECT sum(units) FROM card_history WHERE serial = 1 AND kind = 2") == "10");
   CHECK(a.store->debits_short() + b.store->debits_short() == 1);
   // The next period on either node sees the card empty.
   CHECK(a.cards().debit(1, 6, 1764900160, "").value().outcome == LedgerOutcome::no_units);
@@ -244,7 +243,7 @@ TEST_CASE("card issue --pg's ledger calls: serials consecutive and never reused,
   auto clash = pg_add_cards(*admin, {card(5, 5), card(2, 5)});
   REQUIRE_FALSE(clash);
   CHECK(clash.error() == "serial 2 is already in the ledger");
-  CHECK(first_text(*admin, "SELECT count(*) FROM card_accounts") == "3");  // serial 5 rolled back with it
+  CHECK(text(*admin, "SELECT count(*) FROM card_accounts") == "3");  // serial 5 rolled back with it
   CHECK(pg_find_card(*admin, 5).value() == std::nullopt);
   auto found = pg_find_card(*admin, 2).value();
   REQUIRE(found);

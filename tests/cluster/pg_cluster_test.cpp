@@ -25,16 +25,9 @@ using namespace tsunagu::cluster;
 using tsunagu::test::PgServer;
 using tsunagu::test::connect_to;
 using tsunagu::test::migrated_database;
+using tsunagu::test::number;
 
 namespace {
-
-int64_t number(PgConnection& connection, const std::string& sql) {
-  auto rows = connection.exec(sql);
-  REQUIRE_MESSAGE(rows, (rows ? "" : rows.error().detail));
-  auto value = rows->integer(0, rows->columns.at(0));
-  REQUIRE(value);
-  return *value;
-}
 
 rendezvous::Account sample_account(const std::string& user_id) {
   rendezvous::Account account;
@@ -104,12 +97,15 @@ TEST_CASE("migrate takes an empty database to the latest schema, and running it 
   CHECK(first->applied.size() == static_cast<size_t>(latest_schema_version()));
   CHECK(*schema_version(*connection) == latest_schema_version());
   CHECK(require_current_schema(*connection).has_value());
-  for (const char* table : {"accounts", "account_epoch", "removed_ids", "logins", "directory_profiles", "agents",
-                            "agent_routes", "voicemail", "voicemail_data", "card_accounts", "card_history"}) {
+  for (const char* table : {"accounts", "account_epoch", "removed_ids", "logins", "agents", "agent_routes",
+                            "voicemail", "voicemail_data", "card_accounts", "card_history", "cluster_secrets"}) {
     auto present = connection->exec("SELECT to_regclass($1) IS NOT NULL AS present", {std::string(table)});
     REQUIRE(present);
     CHECK_MESSAGE(present->boolean(0, "present") == true, table);
   }
+  // Version 1's, never used, dropped by version 7.
+  CHECK(number(*connection, "SELECT count(*) FROM pg_tables "
+                            "WHERE tablename = 'directory_profiles' AND schemaname = current_schema()") == 0);
   std::string applied_at =
       connection->exec("SELECT applied_at::text AS at FROM schema_migrations WHERE version = 1")->text(0, "at").value();
 
@@ -513,12 +509,4 @@ TEST_CASE("`tsunagu-rendezvous cluster migrate` and `schema-version` against the
   CHECK_MESSAGE(newer.find("newer than this binary") != std::string::npos, newer);
 }
 
-int main(int argc, char** argv) {
-  if (PgServer::shared() == nullptr) {
-    std::cout << "SKIP: " << PgServer::skip_reason() << "\n";
-    return 77;
-  }
-  doctest::Context context(argc, argv);
-  int status = context.run();
-  return status;
-}
+int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }

@@ -6,7 +6,8 @@ pg_two_nodes: one PostgreSQL (initdb into a temporary directory, a postmaster
   root), `cluster migrate`, and two `tsunagu-rendezvous run --pg` nodes on
   loopback ports, each with its own deployment directory and LMDB:
   - a user added once (`user add --pg`) logs in with the real `tsunagu login`
-    on both nodes, and is found by a lookup on the other node;
+    on both nodes, and is found by a lookup on the other node, whose
+    offline answer carries her last login from PostgreSQL;
   - `user list --pg` lists it; the last login is in PostgreSQL's logins table;
   - voicemail is served (its mailboxes are in PostgreSQL), not refused;
   - `user remove --pg` ends the user's link on the other node (the shared
@@ -195,6 +196,11 @@ def scenario_pg_two_nodes():
     checks.check((lookup.error() or (None,))[0] == ERROR_OFFLINE and name == b"Alice",
                  "B finds alice's account (offline there: presence across nodes is Redis'): %r %r" % (
                      lookup.error(), name))
+    # Her last login, read on B's committer worker rather than on its loop.
+    last_login = pg.sql("SELECT time FROM logins WHERE user_id = 'alice'")
+    checks.check(str(lookup.u64(harness.ATTR_LAST_SEEN)) == last_login,
+                 "B's offline answer says when alice last logged in (%s): %r" % (
+                     last_login, lookup.u64(harness.ATTR_LAST_SEEN)))
     asker.close()
     on_a.kill()
     on_a2 = b_dep.start_login("alice", PASSWORD, node=b)

@@ -5,27 +5,22 @@
 // and totals, chunked reads and the retention sweep.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
-#include <uv.h>
 
-#include <iostream>
+#include <algorithm>
+#include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "cluster/pg/pg_account_directory.hpp"
 #include "cluster/pg/pg_account_store.hpp"
 #include "cluster/pg/pg_voicemail_boxes.hpp"
-#include "tests/cluster/pg_server.hpp"
 #include "tests/cluster/pg_test_support.hpp"
-#include "tests/cluster/pg_turn_support.hpp"
 
 using namespace tsunagu;
 using namespace tsunagu::cluster;
-using tsunagu::test::PgServer;
-using tsunagu::test::commit_and_wait;
-using tsunagu::test::connect_to;
-using tsunagu::test::first_text;
-using tsunagu::test::migrated_database;
+using tsunagu::test::end_backend_on;
+using tsunagu::test::PgNodeFixture;
+using tsunagu::test::text;
 
 namespace {
 
@@ -35,25 +30,9 @@ Bytes pattern(size_t size) {
   return out;
 }
 
-struct Fixture {
-  Fixture() : conninfo(migrated_database()), admin(connect_to(conninfo)) {
-    REQUIRE(uv_loop_init(&loop) == 0);
-    auto opened = PgAccountDirectory::open(&loop, conninfo, PgAccountDirectory::Options{});
-    REQUIRE_MESSAGE(opened, (opened ? "" : opened.error().detail));
-    accounts = std::move(*opened);
-    boxes = std::make_unique<PgVoicemailBoxes>(*accounts);
-  }
-  ~Fixture() {
-    boxes.reset();
-    accounts->close();
-    accounts.reset();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-  }
-  std::string conninfo;
-  std::unique_ptr<PgConnection> admin;
-  uv_loop_t loop{};
-  std::unique_ptr<PgAccountDirectory> accounts;
+// The node's mailboxes on the fixture's account directory, as `run --pg` has them.
+struct Fixture : PgNodeFixture {
+  Fixture() : boxes(std::make_unique<PgVoicemailBoxes>(*accounts)) {}
   std::unique_ptr<PgVoicemailBoxes> boxes;
 };
 
@@ -66,9 +45,9 @@ TEST_CASE("a message is stored in the turn's commit, listed, read in chunks, and
   REQUIRE(id);
   CHECK(f.accounts->writes_pending());
   // Not committed yet: nothing in PostgreSQL, the mailbox still empty.
-  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
+  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
   CHECK(f.boxes->list("bob", 0, 10).value().empty());
-  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
 
   auto listed = f.boxes->list("bob", 0, 10);
   REQUIRE(listed);
@@ -100,9 +79,9 @@ TEST_CASE("a message is stored in the turn's commit, listed, read in chunks, and
   CHECK_FALSE(f.accounts->writes_pending());
   CHECK(f.boxes->remove("bob", *id).value());
   CHECK(f.boxes->find("bob", *id).value().has_value());  // until the commit
-  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
   CHECK_FALSE(f.boxes->find("bob", *id).value().has_value());
-  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
+  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
   CHECK_FALSE(f.boxes->remove("bob", *id).value());
 }
 
@@ -115,7 +94,7 @@ TEST_CASE("IDs grow; totals count every mailbox and those of one domain; the swe
   CHECK(first < second);
   CHECK(second < third);
   CHECK(third < fourth);
-  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
   auto totals = f.boxes->totals("acme");
   REQUIRE(totals);
   CHECK(totals->all.messages == 4);
@@ -134,17 +113,14 @@ TEST_CASE("IDs grow; totals count every mailbox and those of one domain; the swe
 
 TEST_CASE("a turn that does not commit stores nothing and answers with an error") {
   Fixture f;
-  REQUIRE(f.admin->exec("CREATE FUNCTION end_own_backend() RETURNS trigger LANGUAGE plpgsql AS "
-                        "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"));
-  REQUIRE(f.admin->exec("CREATE TRIGGER voicemail_dies BEFORE INSERT ON voicemail FOR EACH ROW "
-                        "WHEN (NEW.recipient = 'doomed') EXECUTE FUNCTION end_own_backend()"));
+  end_backend_on(*f.admin, "INSERT", "voicemail", "NEW.recipient = 'doomed'");
   REQUIRE(f.boxes->add("doomed", "alice", 1, pattern(100)));
-  CHECK(commit_and_wait(&f.loop, *f.accounts).has_value());
-  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
-  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
+  CHECK(f.commit().has_value());
+  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail") == "0");
+  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "0");
   // The committer reconnects; the next turn stores.
   REQUIRE(f.boxes->add("bob", "alice", 1, pattern(100)));
-  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
   CHECK(f.boxes->usage("bob").value().messages == 1);
 }
 
@@ -154,7 +130,7 @@ TEST_CASE("removing an account (user remove --pg) deletes its mailbox with it") 
                         "('bob', 'x', 1, 0), ('carol', 'x', 1, 0)"));
   REQUIRE(f.boxes->add("bob", "alice", 1, pattern(10)));
   REQUIRE(f.boxes->add("carol", "alice", 1, pattern(10)));
-  CHECK_FALSE(commit_and_wait(&f.loop, *f.accounts).has_value());
+  CHECK_FALSE(f.commit().has_value());
   PgAccountStore store;
   PgTurn turn;
   std::optional<Expected<bool, PgError>> removed;
@@ -164,14 +140,7 @@ TEST_CASE("removing an account (user remove --pg) deletes its mailbox with it") 
   CHECK(removed->value());
   CHECK(f.boxes->usage("bob").value().messages == 0);
   CHECK(f.boxes->usage("carol").value().messages == 1);
-  CHECK(first_text(*f.admin, "SELECT count(*) FROM voicemail_data") == "1");
+  CHECK(text(*f.admin, "SELECT count(*) FROM voicemail_data") == "1");
 }
 
-int main(int argc, char** argv) {
-  if (PgServer::shared() == nullptr) {
-    std::cout << "SKIP: " << PgServer::skip_reason() << "\n";
-    return 77;
-  }
-  doctest::Context context(argc, argv);
-  return context.run();
-}
+int main(int argc, char** argv) { return tsunagu::test::run_tests_or_skip(argc, argv); }
