@@ -5,7 +5,7 @@
      |-- na  10.99.0.11  node A: run --redis --pg
      |-- nb  10.99.0.12  node B: run --redis --pg (the LAN agent links here)
      |-- nc  10.99.0.13  node C: run --redis --pg
-     `-- term 10.99.0.20 the terminals (alice, bob) and the LAN agent of acme
+     `-- term 10.99.0.20 the terminals (alice, bob, carol) and the LAN agent of acme
 
 Every namespace is made here (named "tc<pid>-..."), nothing is added to the root
 namespace, and the namespaces go with every process in them on every exit path
@@ -16,6 +16,8 @@ deployment's one certificate, so the terminals check the name 127.0.0.1 it holds
 
 Scenario `netns_three_nodes`:
   - bob listens given the node list C,A,B (on C); alice on A calls him: ring, accept, ICE, data;
+  - alice on A talks with carol on C (`call --audio-in/--audio-out`, `listen --once` with a
+    greeting): Opus/RTP both ways, each side's recording scored against what the other said;
   - a lookup of 4106@acme asked on A is answered through the agent linked to B, from its table;
   - a call from A through C's signalling; kill -9 of node C: the caller's call ends with
     "link lost", bob's terminal moves to A by itself and is online as seen from B in < 5 s
@@ -265,6 +267,30 @@ def echo_call(lab, checks, what):
                      what, code, caller.out().strip()[-200:], caller.err()[-600:]))
 
 
+def voice_call(lab, checks):
+    """alice on node A talks with carol on node C: the call's signalling crosses the nodes through
+    Redis, its Opus/RTP media runs between the terminals over ICE; both recordings are scored."""
+    import voice_test as vt
+    vt.require_voice()
+    speech = vt.make_speech(lab.d, "cross-speech.wav", vt.SPEECH_SECONDS + 2)
+    greeting = vt.make_speech(lab.d, "cross-greeting.wav", vt.GREETING_SECONDS, vt.GREETING_TEXT)
+    carol_heard, alice_heard = lab.d.path("carol-heard.wav"), lab.d.path("alice-heard.wav")
+    listener = lab.spawn_cli(["listen", "--auto-accept-from", rn.ALICE, "--once", "--audio-in", greeting,
+                              "--audio-out", carol_heard], rn.CAROL, node_list("node-c"))
+    wait_until(lambda: "listening as carol" in listener.err() or (not listener.alive() and rn._raise(
+        "listen as carol exited: %r" % listener.err())), h.LOGIN_TIMEOUT, 0.05, "carol to listen")
+    wait_until(lambda: lab.redis.cli("GET", "presence:{carol}") == "node-c", 10 * h.SLOW, 0.05,
+               "presence:{carol} = node-c")
+    caller = lab.spawn_cli(["call", rn.CAROL, "--audio-in", speech, "--audio-out", alice_heard], rn.ALICE,
+                           node_list("node-a"))
+    code, lcode = rn.exit_of(caller, 60), rn.exit_of(listener, 30)
+    checks.check(code == 0 and lcode == 0 and "audio: Opus" in caller.err(),
+                 "alice on node A calls carol on node C with voice: both exit 0 (%s, %s; %r)" % (
+                     code, lcode, caller.err()[-400:]))
+    vt.check_score(checks, speech, carol_heard, "alice's speech heard by carol on node C")
+    vt.check_score(checks, greeting, alice_heard, "carol's greeting heard by alice on node A")
+
+
 def scenario_netns_three_nodes(redis_cluster=False):
     started = time.monotonic()
     lab = Lab(redis_cluster=redis_cluster)
@@ -288,6 +314,7 @@ def scenario_netns_three_nodes(redis_cluster=False):
     checks.check(True, "bob, given the nodes C,A,B, listens on node C")
 
     echo_call(lab, checks, "alice on node A calls bob on node C (ring, accept, ICE, data)")
+    voice_call(lab, checks)
 
     result = lab.whereis(rn.ALICE, "4106@acme", "node-a")
     row = result.json() if result.out.strip().startswith("{") else {}
