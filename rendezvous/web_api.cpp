@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <set>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
@@ -107,8 +108,22 @@ Expected<json, HttpResponse> read_json(const HttpRequest& request, size_t limit)
   if (request.body.size() > limit)
     return Unexpected(error_response(413, "payload_too_large",
                                      "the body is larger than " + std::to_string(limit) + " bytes"));
-  json body = json::parse(request.body, nullptr, false);
+  // An object naming a key twice is refused: parsers differ on which one
+  // counts (nlohmann takes the last), so a proxy or log that read the first
+  // would see another request than the node acts on.
+  std::vector<std::set<std::string>> open_objects;
+  bool repeated_key = false;
+  json::parser_callback_t note_keys = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+    if (event == json::parse_event_t::key && !open_objects.empty() &&
+        !open_objects.back().insert(parsed.get<std::string>()).second)
+      repeated_key = true;
+    return true;
+  };
+  json body = json::parse(request.body, note_keys, false);
   if (body.is_discarded()) return Unexpected(error_response(400, "bad_request", "the body is not valid JSON"));
+  if (repeated_key) return Unexpected(error_response(400, "bad_request", "the body names a key twice"));
   if (!body.is_object()) return Unexpected(error_response(400, "bad_request", "the body must be a JSON object"));
   return body;
 }

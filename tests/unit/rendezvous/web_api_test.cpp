@@ -625,3 +625,19 @@ TEST_CASE("display names others are shown: controls and bidirectional overrides 
                            json{{"id", "zoe"}, {"password", "correct horse"}, {"display_name", "Zoë 青木 👩‍💻"}}.dump());
   CHECK_MESSAGE(kept.response.status == 201, kept.response.body);
 }
+
+TEST_CASE("a JSON body naming a key twice is refused, at any depth") {
+  WebNode node;
+  Browser browser;
+  auto twice = node.request(browser, "POST", "/api/register",
+                            R"({"id":"x","password":"correct horse","id":"y"})");
+  CHECK(twice.response.status == 400);
+  CHECK(body_of(twice)["message"] == "the body names a key twice");
+  auto nested = node.request(browser, "POST", "/api/register",
+                             R"({"id":"x","password":"correct horse","extra":{"a":1,"a":2}})");
+  CHECK(nested.response.status == 400);
+  // The same key in two sibling objects is not a repeat.
+  auto siblings = node.request(browser, "POST", "/api/register",
+                               R"({"id":"x","password":"correct horse","p":{"a":1},"q":{"a":2}})");
+  CHECK_MESSAGE(siblings.response.status == 201, siblings.response.body);
+}
