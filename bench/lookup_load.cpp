@@ -5,8 +5,9 @@
 // at most --login-inflight logins at a time). SaltedPassword is derived once
 // per user and kept, as a terminal does for its reconnects, so the node's
 // share is what a reconnect costs it; the one PBKDF2 is timed and reported as
-// a first login's cost on the terminal. Optionally one presence link that makes the
-// looked-up user online, then runs phases on command. Each line on stdin
+// a first login's cost on the terminal. Optionally presence links (one per
+// --presence-user; the first makes the looked-up user online), then runs
+// phases on command. Each line on stdin
 //
 //   run LINKS INFLIGHT SECONDS [RATE]
 //
@@ -18,16 +19,22 @@
 //
 //   relogin LINKS SECONDS
 //
-// logs the first LINKS query links and the presence link in again and again
-// (closed loop, SCRAM with the cached SaltedPassword: what a reconnect costs
-// the node, without the TLS handshake); the presence link's logins carry the
-// node's durable write;
+// logs the first LINKS query links and the first presence link in again and
+// again (closed loop, SCRAM with the cached SaltedPassword: what a reconnect
+// costs the node, without the TLS handshake); the presence link's logins carry
+// the node's durable write;
 //
 //   resume LINKS SECONDS
 //
 // does the same with login_resume: each link presents the session-resumption
 // token its last login got (one round trip, one HMAC on the node) and keeps
-// the new one. "quit" (or EOF) ends the program.
+// the new one;
+//
+//   presence-relogin LINKS SECONDS, presence-resume LINKS SECONDS
+//
+// do the same on the first LINKS presence links only, each a user of its own:
+// every one of these logins is a presence login with its durable write (what a
+// SIP registrar's REGISTER is). "quit" (or EOF) ends the program.
 //
 // Every answer is validated: it decodes (FINGERPRINT present and right), is a
 // lookup success response with a transaction ID of a lookup in flight, has
@@ -70,7 +77,8 @@ struct Options {
   proto::SocketAddress node;
   std::string ca_file, server_name = "localhost";
   std::string user, password;
-  std::string presence_user, presence_password;
+  std::vector<std::string> presence_users;  // one presence link each
+  std::string presence_password;
   proto::SocketAddress presence_address;
   std::vector<Target> targets;
   size_t links = 1;
@@ -86,6 +94,7 @@ struct Pending {
 
 struct Conn {
   LoadLink link;
+  std::string user;
   bool presence = false;
   bool login_sent = false;
   bool logged_in = false;
@@ -164,12 +173,13 @@ class Generator {
     if (phase_.reasons[reason]++ == 0) std::fprintf(stderr, "lookup_load: invalid answer: %s\n", reason.c_str());
   }
   std::string run_phase(size_t links, uint32_t inflight, double seconds, double rate);
-  std::string run_relogins(size_t links, double seconds, bool by_token);
+  std::string run_relogins(size_t links, double seconds, bool by_token, bool presence_only);
+  bool all_presence_logged_in() const;
   proto::TransactionId next_id() { return bench::random_transaction(++counter_, nonce_); }
 
   Options options_;
   std::shared_ptr<security::TlsContext> context_;
-  std::vector<std::unique_ptr<Conn>> conns_;  // [0, links) query links, then the presence link if any
+  std::vector<std::unique_ptr<Conn>> conns_;  // [0, links) query links, then the presence links
   int epoll_fd_ = -1;
   uint32_t nonce_ = 0;
   uint64_t counter_ = 0;
@@ -205,26 +215,27 @@ bool Generator::setup(std::string& error) {
   ev.data.u64 = UINT64_MAX;  // stdin
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, 0, &ev);
 
-  size_t total = options_.links + (options_.presence_user.empty() ? 0 : 1);
+  size_t total = options_.links + options_.presence_users.size();
   for (size_t i = 0; i < total; ++i) {
     auto conn = std::make_unique<Conn>();
     conn->presence = i >= options_.links;
+    conn->user = conn->presence ? options_.presence_users[i - options_.links] : options_.user;
     if (auto failed = conn->link.connect(options_.node, nullptr, context_, options_.server_name))
       return error = "link " + std::to_string(i) + ": " + *failed, false;
     conns_.push_back(std::move(conn));
     if (!add_to_epoll(i)) return error = "epoll_ctl failed", false;
   }
-  // The presence link logs in first (its login is a durable write), then the
+  // The presence links log in first (each login is a durable write), then the
   // query links, at most login_inflight at a time.
-  if (!options_.presence_user.empty()) send_login(total - 1);
+  for (size_t i = options_.links; i < total; ++i) send_login(i);
   uint64_t deadline = now_ns() + static_cast<uint64_t>(options_.setup_timeout_s * 1e9);
-  bool presence_ok = options_.presence_user.empty();
+  bool presence_ok = options_.presence_users.empty();
   while (logins_done_ < options_.links || !presence_ok) {
     pump_logins();
     poll_once(50, nullptr);
     maybe_keepalive();
     if (!fatal_.empty()) return error = fatal_, false;
-    if (!options_.presence_user.empty()) presence_ok = conns_.back()->logged_in;
+    presence_ok = all_presence_logged_in();
     if (now_ns() > deadline)
       return error = "setup timed out: " + std::to_string(logins_done_) + " of " + std::to_string(options_.links) +
                      " logins done",
@@ -235,11 +246,17 @@ bool Generator::setup(std::string& error) {
   double span_s = static_cast<double>(last_login_ns_ - first_login_ns_) / 1e9;
   std::printf("{\"ready\": true, \"links\": %zu, \"logins\": %zu, \"login_span_s\": %.3f, \"logins_per_s\": %.1f, "
               "\"login_p50_ms\": %.1f, \"login_max_ms\": %.1f, \"login_inflight\": %zu, \"scram_iterations\": %u, "
-              "\"first_login_pbkdf2_ms\": %.1f}\n",
+              "\"first_login_pbkdf2_ms\": %.1f, \"presence_links\": %zu}\n",
               options_.links, logins_done_, span_s, span_s > 0 ? static_cast<double>(logins_done_) / span_s : 0.0,
               sorted.empty() ? 0 : sorted[sorted.size() / 2], sorted.empty() ? 0 : sorted.back(),
-              options_.login_inflight, scram_iterations_, pbkdf2_ms_);
+              options_.login_inflight, scram_iterations_, pbkdf2_ms_, options_.presence_users.size());
   std::fflush(stdout);
+  return true;
+}
+
+bool Generator::all_presence_logged_in() const {
+  for (size_t i = options_.links; i < conns_.size(); ++i)
+    if (!conns_[i]->logged_in) return false;
   return true;
 }
 
@@ -290,8 +307,7 @@ void Generator::send_login(size_t index) {
   b.add_u32(sig::attr::protocol_version, sig::protocol_version);
   conn.client_nonce = "bench-nonce-" + std::to_string(1'000'000 + index);
   b.add_string(sig::attr::scram_client_first,
-               security::scram::build_client_first(conn.presence ? options_.presence_user : options_.user,
-                                                   conn.client_nonce));
+               security::scram::build_client_first(conn.user, conn.client_nonce));
   Bytes message = b.finish();
   conn.login_sent = true;
   login_pending_[id_counter] = index;
@@ -317,12 +333,13 @@ void Generator::send_keepalive(size_t index) {
 }
 
 void Generator::maybe_keepalive() {
-  // The presence link must stay alive (default interval 15 s, 3 misses).
-  if (options_.presence_user.empty() || !conns_.back()->logged_in) return;
+  // The presence links must stay alive (default interval 15 s, 3 misses).
+  if (options_.presence_users.empty()) return;
   uint64_t now = now_ns();
   if (now - last_keepalive_ns_ < 5'000'000'000ull) return;
   last_keepalive_ns_ = now;
-  send_keepalive(conns_.size() - 1);
+  for (size_t i = options_.links; i < conns_.size(); ++i)
+    if (conns_[i]->logged_in) send_keepalive(i);
 }
 
 void Generator::send_lookup(size_t index, uint64_t start_ns) {
@@ -364,8 +381,12 @@ const Bytes& Generator::salted_password(const std::string& user, const std::stri
   if (it != salted_.end()) return it->second;
   uint64_t start = now_ns();
   Bytes salted = security::scram::salted_password(password, salt, iterations);
-  pbkdf2_ms_ = static_cast<double>(now_ns() - start) / 1e6;
-  scram_iterations_ = iterations;
+  // Reported: the derivation at the highest iteration count (the production
+  // one; users made for a phase that never runs PBKDF2 may have fewer).
+  if (iterations >= scram_iterations_) {
+    pbkdf2_ms_ = static_cast<double>(now_ns() - start) / 1e6;
+    scram_iterations_ = iterations;
+  }
   return salted_.emplace(user, std::move(salted)).first->second;
 }
 
@@ -389,7 +410,7 @@ void Generator::on_login_begin_answer(size_t index, const proto::Message& m) {
     fatal_ = "login_begin: bad server-first";
     return;
   }
-  const std::string& user = conn.presence ? options_.presence_user : options_.user;
+  const std::string& user = conn.user;
   const Bytes& salted = salted_password(user, conn.presence ? options_.presence_password : options_.password,
                                         parsed->salt, parsed->iterations);
   conn.auth = security::scram::auth_message(security::scram::build_client_first_bare(user, conn.client_nonce),
@@ -428,7 +449,7 @@ void Generator::on_login_answer(size_t index, const proto::Message& m) {
   }
   const auto* server_final = m.find(sig::attr::scram_server_final);
   auto final_message = security::scram::parse_server_final(server_final ? proto::read_string(*server_final) : "");
-  const Bytes& salted = salted_.at(conn.presence ? options_.presence_user : options_.user);
+  const Bytes& salted = salted_.at(conn.user);
   if (!final_message || !security::scram::verify_server_signature(salted, conn.auth, final_message->verifier)) {
     fatal_ = "login: the node's SCRAM signature does not verify";
     return;
@@ -459,7 +480,7 @@ void Generator::send_resume(size_t index) {
   uint64_t id_counter = counter_ + 1;
   proto::MessageBuilder b(proto::MessageClass::request, sig::method::login_resume, next_id());
   b.add_u32(sig::attr::protocol_version, sig::protocol_version);
-  b.add_string(sig::attr::user_id, conn.presence ? options_.presence_user : options_.user);
+  b.add_string(sig::attr::user_id, conn.user);
   b.add(sig::attr::resume_token, conn.resume_token);
   if (conn.presence) {
     b.add_xor_address(sig::attr::reported_address, options_.presence_address);
@@ -488,15 +509,19 @@ void Generator::on_resume_answer(size_t index, const proto::Message& m) {
   if (relogin_phase_) relogged(index, conn.presence);
 }
 
-std::string Generator::run_relogins(size_t links, double seconds, bool by_token) {
-  size_t count = std::min(links, options_.links);
+std::string Generator::run_relogins(size_t links, double seconds, bool by_token, bool presence_only) {
+  size_t count = presence_only ? std::min(links, options_.presence_users.size()) : std::min(links, options_.links);
   relogins_ = presence_relogins_ = 0;
   relogin_phase_ = true;
   resume_phase_ = by_token;
   uint64_t start = now_ns();
   uint64_t end = start + static_cast<uint64_t>(seconds * 1e9);
-  for (size_t i = 0; i < count; ++i) relogged(i, false);
-  if (!options_.presence_user.empty()) relogged(conns_.size() - 1, true);
+  if (presence_only) {
+    for (size_t i = 0; i < count; ++i) relogged(options_.links + i, true);
+  } else {
+    for (size_t i = 0; i < count; ++i) relogged(i, false);
+    if (!options_.presence_users.empty()) relogged(options_.links, true);
+  }
   relogins_ = presence_relogins_ = 0;  // relogged() counted the starts
   while (now_ns() < end && fatal_.empty()) poll_once(5, nullptr);
   relogin_phase_ = resume_phase_ = false;
@@ -505,9 +530,9 @@ std::string Generator::run_relogins(size_t links, double seconds, bool by_token)
   while (!login_pending_.empty() && now_ns() < drain_deadline && fatal_.empty()) poll_once(5, nullptr);
   char line[512];
   std::snprintf(line, sizeof line,
-                "{\"method\": \"%s\", \"relogin_links\": %zu, \"duration_s\": %.3f, \"relogins\": %llu, \"presence_relogins\": %llu, "
+                "{\"method\": \"%s\", \"presence_only\": %s, \"relogin_links\": %zu, \"duration_s\": %.3f, \"relogins\": %llu, \"presence_relogins\": %llu, "
                 "\"relogins_per_s\": %.1f, \"unfinished\": %zu}",
-                by_token ? "token" : "scram", count, elapsed, static_cast<unsigned long long>(relogins_),
+                by_token ? "token" : "scram", presence_only ? "true" : "false", count, elapsed, static_cast<unsigned long long>(relogins_),
                 static_cast<unsigned long long>(presence_relogins_),
                 static_cast<double>(relogins_ + presence_relogins_) / elapsed, login_pending_.size());
   return line;
@@ -677,14 +702,17 @@ void Generator::serve_commands() {
       std::string verb;
       words >> verb;
       if (verb == "quit") return;
-      if (verb == "relogin" || verb == "resume") {
+      if (verb == "relogin" || verb == "resume" || verb == "presence-relogin" || verb == "presence-resume") {
         size_t links = 0;
         double seconds = 0;
         words >> links >> seconds;
+        bool presence_only = verb.starts_with("presence-");
         if (links == 0 || !(seconds > 0 && seconds <= 120)) {
           std::printf("{\"error\": \"%s wants LINKS SECONDS(0..120]\"}\n", verb.c_str());
+        } else if (presence_only && options_.presence_users.empty()) {
+          std::printf("{\"error\": \"%s needs --presence-user\"}\n", verb.c_str());
         } else {
-          std::printf("%s\n", run_relogins(links, seconds, verb == "resume").c_str());
+          std::printf("%s\n", run_relogins(links, seconds, verb.ends_with("resume"), presence_only).c_str());
         }
         std::fflush(stdout);
         continue;
@@ -714,10 +742,13 @@ void Generator::serve_commands() {
 const char* usage_text =
     "usage: lookup_load --node 127.0.0.1:PORT --ca CA.crt --user ID --password-file FILE\n"
     "                   --target USER=IP [--target ...] [--links N] [--login-inflight N]\n"
-    "                   [--presence-user ID --presence-password-file FILE --presence-address IP:PORT]\n"
+    "                   [--presence-user ID [--presence-user ID2 ...] --presence-password-file FILE\n"
+    "                    --presence-address IP:PORT]\n"
     "                   [--server-name NAME] [--setup-timeout S]\n"
-    "Logs N TLS links in (query role), prints a JSON 'ready' line, then runs the phases\n"
-    "read from stdin: 'run LINKS INFLIGHT SECONDS [RATE]', one JSON line each; 'quit' ends.\n";
+    "Logs N TLS links in (query role) and a presence link per --presence-user, prints a\n"
+    "JSON 'ready' line, then runs the phases read from stdin: 'run LINKS INFLIGHT SECONDS\n"
+    "[RATE]', 'relogin|resume|presence-relogin|presence-resume LINKS SECONDS', one JSON\n"
+    "line each; 'quit' ends.\n";
 
 bool parse_options(int argc, char** argv, Options& o, std::string& error) {
   std::string password_file, presence_password_file;
@@ -745,7 +776,7 @@ bool parse_options(int argc, char** argv, Options& o, std::string& error) {
     } else if (arg == "--password-file") {
       password_file = value();
     } else if (arg == "--presence-user") {
-      o.presence_user = value();
+      o.presence_users.push_back(value());
     } else if (arg == "--presence-password-file") {
       presence_password_file = value();
     } else if (arg == "--presence-address") {
@@ -780,7 +811,7 @@ bool parse_options(int argc, char** argv, Options& o, std::string& error) {
     return error = "--node, --ca, --user, --password-file and --target are required", false;
   if (!bench::is_loopback(o.node)) return error = "--node must be a loopback address", false;
   o.password = read_first_line(password_file);
-  if (!o.presence_user.empty()) {
+  if (!o.presence_users.empty()) {
     if (presence_password_file.empty()) return error = "--presence-user needs --presence-password-file", false;
     o.presence_password = read_first_line(presence_password_file);
   }
