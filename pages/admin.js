@@ -115,6 +115,8 @@ async function loadUsers(q, cursor) {
   document.getElementById('more-users').hidden = !userCursor;
 }
 
+// Each table shows its own error; the first one is thrown too, so that the
+// status line does not say "Up to date." over it.
 async function loadOverview() {
   const [agents, calls, voicemail] = await Promise.allSettled([
     api('GET', '/api/admin/agents'), api('GET', '/api/admin/calls'), api('GET', '/api/admin/voicemail')]);
@@ -125,6 +127,15 @@ async function loadOverview() {
   show('agents', agents, 'LAN agents');
   show('calls', calls, 'Calls');
   show('voicemail-usage', voicemail, 'Voicemail usage');
+  const failed = [agents, calls, voicemail].find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+// Loads every section; the status line names the first failure, or says all were read.
+async function loadAll(query) {
+  const results = await Promise.allSettled([loadUsers(query), loadOverview(), loadCards()]);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 // One card's ledger entry and its history, as GET /api/admin/cards/SERIAL answers (docs/web.md).
@@ -218,6 +229,6 @@ start(async () => {
     showCard(document.getElementById('card-serial').value.trim()).then(() => say('', 'ok'), sayError);
   });
   document.getElementById('more-cards').addEventListener('click', () => loadCards(cardCursor).catch(sayError));
-  document.getElementById('refresh').addEventListener('click', () => Promise.all([loadUsers(userQuery), loadOverview(), loadCards().catch(sayError)]).then(() => say('Up to date.', 'ok'), sayError));
-  await Promise.all([loadUsers(''), loadOverview(), loadCards().catch(sayError)]);
+  document.getElementById('refresh').addEventListener('click', () => loadAll(userQuery).then(() => say('Up to date.', 'ok'), sayError));
+  await loadAll('').catch(sayError);
 });

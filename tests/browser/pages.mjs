@@ -535,6 +535,22 @@ async function adminSeesAgentOnline(browser) {
      + (Date.now() - started) + ' ms): ' + JSON.stringify(after));
   const totals = await page.locator('#agents').textContent();
   ok(/forwarded lookups/.test(totals), 'the agents section shows the forwarded-lookup totals');
+
+  // One section failing while the others load: the status must say so, not
+  // "Up to date.". A fake (Playwright answers 503 for the node): this node
+  // answers these reads unless its storage is failing, a fault not caused on cue here.
+  await page.route('**/api/admin/voicemail', (route) => route.fulfill({
+    status: 503, contentType: 'application/json',
+    body: JSON.stringify({ error: 'storage', message: 'voicemail usage unreadable (injected)' }) }));
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await waitStatus(page, /voicemail usage unreadable/);
+  ok(/voicemail usage unreadable/.test(await page.locator('#voicemail-usage').textContent()),
+     'the failing section shows its own error too');
+  await page.waitForTimeout(300);
+  ok(!/Up to date/.test(await statusText(page, '#message')), 'and "Up to date." does not replace the error');
+  await page.unroute('**/api/admin/voicemail');
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await waitStatus(page, /Up to date/);
   await check(page, 'admin-agent-linked');
 }
 
