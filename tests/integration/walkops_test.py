@@ -6,9 +6,19 @@ Scenarios:
   node_second_run_refused   a second `run` on a deployment whose node runs exits 1
                             naming the first's PID, and the first serves on; after
                             the first is killed (-9) a new one starts
+  backup_killed_leaves_no_copy
+                            `backup` killed -9 in the middle of writing leaves no
+                            data.mdb in OUT (only a data.mdb.partial-* file), and a
+                            new backup into OUT works; a backup cut short is refused
+                            by `restore` (exit 2, nothing changed)
+  restore_killed_keeps_a_database
+                            `restore` killed -9 at each of its renames and links:
+                            db/data.mdb is always there, the old database or the
+                            backup, and the node starts on it and serves its accounts
 """
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -62,12 +72,98 @@ def node_second_run_refused():
     expect(again.stop() == 0, "and stops cleanly")
 
 
+def strace_or_skip():
+    if shutil.which("strace") is None:
+        raise h.Skip("strace is not installed (Debian package strace): it delivers the kill -9 at a chosen call")
+
+
+def killed_at(args, syscall, when):
+    """Runs args under strace, SIGKILLed on entry to its when-th call of syscall."""
+    traced = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=" + syscall,
+              "-e", "inject=%s:signal=KILL:when=%d" % (syscall, when)] + args
+    return subprocess.run(traced, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=h.CLI_TIMEOUT)
+
+
+def backup_killed_leaves_no_copy():
+    strace_or_skip()
+    d = h.Deployment()
+    d.add_user("alice", PASSWORD)
+    out = d.path("backup")
+    backup = [h.RENDEZVOUS, "backup", "-d", d.dir, out, "--no-progress"]
+    # The compacting copy is the command's first write(2) (--no-progress: nothing
+    # is printed before it); killed there, the copy is empty.
+    killed = killed_at(backup, "write", 1)
+    expect(killed.returncode != 0, "backup killed -9 at its first write (exit %d, %r)"
+           % (killed.returncode, killed.stderr[-300:]))
+    left = sorted(os.listdir(out)) if os.path.isdir(out) else []
+    h.log("  left in OUT: %s" % left)
+    expect("data.mdb" not in left, "no data.mdb in OUT: nothing there looks like a backup")
+    whole = d.admin(["backup", "-d", d.dir, out, "--no-progress"])
+    expect(whole.code == 0 and os.path.exists(os.path.join(out, "data.mdb")),
+           "a new backup into the same OUT works (%r)" % whole)
+    expect(not any(name.startswith("data.mdb.partial-") for name in os.listdir(out)
+                   if name not in left), "a finished backup leaves no partial file of its own")
+    # A copy cut short some other way (an interrupted scp): restore refuses it.
+    cut = d.path("cut.mdb")
+    with open(os.path.join(out, "data.mdb"), "rb") as f:
+        data = f.read()
+    expect(len(data) >= 4 * 4096, "the backup is %d bytes (pages to cut)" % len(data))
+    with open(cut, "wb") as f:
+        f.write(data[:-4096])  # one page short
+    before = os.stat(os.path.join(d.dir, "db", "data.mdb"))
+    refused = d.admin(["restore", "-d", d.dir, cut, "--no-progress"])
+    h.log("  restore of a cut copy: exit %d: %s" % (refused.code, refused.err.strip()))
+    expect(refused.code == 2 and "cut short" in refused.err, "restore refuses a copy cut short with exit 2")
+    after = os.stat(os.path.join(d.dir, "db", "data.mdb"))
+    expect((before.st_ino, before.st_size, before.st_mtime_ns) == (after.st_ino, after.st_size, after.st_mtime_ns),
+           "and leaves the database as it was")
+    node = d.start_node()
+    expect(login_ok(node, "alice"), "the node serves the database it had")
+
+
+def restore_killed_keeps_a_database():
+    strace_or_skip()
+    d = h.Deployment()
+    d.add_user("alice", PASSWORD)
+    out = d.path("backup")
+    made = d.admin(["backup", "-d", d.dir, out, "--no-progress"])
+    expect(made.code == 0, "a backup holding alice (%r)" % made)
+    backup_file = os.path.join(out, "data.mdb")
+    d.add_user("bob", PASSWORD)  # in the live database only
+    data_mdb = os.path.join(d.dir, "db", "data.mdb")
+    restore = [h.RENDEZVOUS, "restore", "-d", d.dir, backup_file, "--no-progress"]
+    kills = 0
+    for syscall in ("unlink", "link", "rename"):
+        for when in (1, 2, 3):
+            killed = killed_at(restore, syscall, when)
+            finished = killed.returncode == 0
+            if not finished:
+                kills += 1
+            h.log("  killed at %s #%d: %s" % (syscall, when, "not reached, restore finished" if finished
+                                              else "exit %d" % killed.returncode))
+            expect(os.path.exists(data_mdb), "after restore killed at %s #%d, db/data.mdb exists" % (syscall, when))
+            node = d.start_node()
+            alice = login_ok(node, "alice")
+            bob = login_ok(node, "bob")
+            expect(alice, "the node starts on it and alice (in both databases) logs in (bob, only in the "
+                   "live one: %s)" % ("there" if bob else "gone"))
+            expect(node.stop() == 0, "the node stops")
+            if finished:
+                expect(not bob, "the finished restore serves the backup (bob, added after it, is gone)")
+                # Put bob's database back for the next kill point.
+                shutil.copyfile(os.path.join(d.dir, "db", "data.mdb.before-restore"), d.path("live.mdb"))
+                put_back = d.admin(["restore", "-d", d.dir, d.path("live.mdb"), "--no-progress"])
+                expect(put_back.code == 0, "the live database is put back (%r)" % put_back)
+                break
+    expect(kills >= 3, "restore was killed at %d points (a link, the renames)" % kills)
 
 
 
 
 SCENARIOS = {
     "node_second_run_refused": node_second_run_refused,
+    "backup_killed_leaves_no_copy": backup_killed_leaves_no_copy,
+    "restore_killed_keeps_a_database": restore_killed_keeps_a_database,
 }
 
 if __name__ == "__main__":
