@@ -135,6 +135,11 @@ Expected<std::string, std::string> renew_node_certificate(const CertificateRenew
     if (!facts) return Unexpected(renewal.certificate_file + ": " + facts.error().detail);
     request.dns_names = facts->dns_names;
     request.ip_addresses = facts->ip_addresses;
+    // A certificate made elsewhere may name its host only in the subject: a
+    // renewal for no name would be one no terminal could check.
+    if (request.dns_names.empty() && request.ip_addresses.empty())
+      return Unexpected(renewal.certificate_file + " names no DNS name or IP address (subjectAltName): give "
+                        "--name/--ip for the new one");
   }
   request.common_name = request.dns_names.empty() ? "tsunagu-node" : request.dns_names.front();
   request.usage = security::CertificateRequest::Usage::server;

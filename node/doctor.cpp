@@ -21,9 +21,16 @@ ops::DoctorReport run_node_doctor(const std::string& directory, ops::DoctorClock
   ops::check_clock(report, clock);
   ops::check_data_directory(report, config.directory, "deployment directory");
   ops::check_data_directory(report, config.database_directory, "database directory");
-  ops::check_certificate(report, config.certificate_file, "node certificate", clock);
+  // `init --force` would also replace the CA (every terminal's ca.crt, every
+  // agent's certificate): for the node's own certificate, renewal is enough.
+  ops::check_certificate(report, config.certificate_file, "node certificate", clock,
+                         "tsunagu-rendezvous init " + directory +
+                             " --renew-certificate, then systemctl reload tsunagu-rendezvous; the CA stays");
   ops::check_private_key(report, config.private_key_file, "node key");
-  ops::check_certificate(report, config.ca_certificate_file, "CA certificate", clock);
+  ops::check_certificate(report, config.ca_certificate_file, "CA certificate", clock,
+                         "a new CA: tsunagu-rendezvous init " + directory +
+                             " --force (node.toml is written afresh: keep a copy), then give terminals the new "
+                             "ca.crt and enroll every agent again");
   struct stat st {};
   if (stat(config.ca_private_key_file.c_str(), &st) == 0)
     ops::check_private_key(report, config.ca_private_key_file, "CA key");

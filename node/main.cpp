@@ -622,7 +622,9 @@ int main(int argc, char** argv) {
       ->required();
   init->add_option("--name", names, "DNS name the node is reached by (repeatable; default localhost)");
   init->add_option("--ip", ips, "IP address the node is reached by (repeatable; default 127.0.0.1 and ::1)");
-  init->add_flag("--force", force, "Replace an existing deployment's keys");
+  init->add_flag("--force", force,
+                 "Replace an existing deployment: a new CA, node key and certificate, and node.toml written afresh "
+                 "(the database stays)");
   bool renew_certificate = false;
   init->add_flag("--renew-certificate", renew_certificate,
                  "Only issue a new node certificate and key from the CA (for --name/--ip, else the current "

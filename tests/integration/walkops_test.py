@@ -15,9 +15,14 @@ Scenarios:
                             `restore` killed -9 at each of its renames and links:
                             db/data.mdb is always there, the old database or the
                             backup, and the node starts on it and serves its accounts
+  doctor_renewal_advice     doctor's advice for an expiring node certificate is
+                            `init DIR --renew-certificate` (not `--force`: a new CA);
+                            run as given, doctor is satisfied and the CA unchanged;
+                            a certificate naming no host is not renewed for none
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -158,9 +163,63 @@ def restore_killed_keeps_a_database():
     expect(kills >= 3, "restore was killed at %d points (a link, the renames)" % kills)
 
 
+def doctor_renewal_advice():
+    """doctor's advice for the node's certificate renews it (and leaves the CA):
+    followed word for word, doctor is satisfied and the node serves the new one."""
+    d = h.Deployment()
+    d.add_user("alice", PASSWORD)
+    node_crt, node_key = os.path.join(d.dir, "node.crt"), os.path.join(d.dir, "node.key")
+    ca_crt = os.path.join(d.dir, "ca.crt")
+    with open(ca_crt) as f:
+        ca_before = f.read()
+    # The node's certificate, from the deployment's CA, expiring in 10 days.
+    csr, extensions = d.path("node.csr"), d.path("san.cnf")
+    with open(extensions, "w") as f:
+        f.write("subjectAltName = DNS:localhost, IP:127.0.0.1, IP:::1\n")
+    for args in (["openssl", "req", "-new", "-key", node_key, "-subj", "/CN=localhost", "-out", csr],
+                 ["openssl", "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", os.path.join(d.dir, "ca.key"),
+                  "-CAcreateserial", "-days", "10", "-extfile", extensions, "-out", node_crt]):
+        made = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        expect(made.returncode == 0, "openssl %s (%s)" % (args[1], made.stderr.strip()[-200:]))
+    doctor = d.admin(["doctor", "-d", d.dir])
+    line = next((l for l in doctor.out.splitlines() if " node certificate " in l), "")
+    h.log("  " + line)
+    expect(line.startswith("warn") and "expires in" in line, "doctor warns of the expiring node certificate")
+    advice = re.search(r"(tsunagu-rendezvous init \S+ --renew-certificate)", line)
+    expect(advice and "--force" not in line, "and names --renew-certificate, not init --force (a new CA)")
+    renewed = d.admin(advice.group(1).split()[1:])
+    expect(renewed.code == 0 and "renewed the node certificate" in renewed.out, "the advice, run: %r" % renewed)
+    again = d.admin(["doctor", "-d", d.dir])
+    expect(re.search(r"^ok +node certificate \S+: valid until", again.out, re.M),
+           "doctor is satisfied with the node certificate")
+    with open(ca_crt) as f:
+        expect(f.read() == ca_before, "the CA certificate is the one terminals already have")
+    node = d.start_node()
+    expect(login_ok(node, "alice"), "the node serves the renewed certificate to a terminal trusting the old ca.crt")
+    node.stop()
+    # A certificate naming its host only in the subject: renewal without
+    # --name/--ip is refused rather than issued for no name.
+    import operator_test  # noqa: E402 (its openssl helper for an expired certificate)
+    shutil.rmtree(os.path.join(d.root, "expired-ca"), ignore_errors=True)
+    operator_test.expired_certificate(d.root, node_key, node_crt)
+    os.chmod(node_key, 0o600)
+    expired = d.admin(["doctor", "-d", d.dir])
+    line = next((l for l in expired.out.splitlines() if " node certificate " in l), "")
+    expect(line.startswith("FAIL") and "--renew-certificate" in line and "--force" not in line,
+           "an expired node certificate: FAIL, with the same advice (%s)" % line)
+    with open(node_crt) as f:
+        subject_only = f.read()
+    refused = d.admin(["init", d.dir, "--renew-certificate"])
+    expect(refused.code != 0 and "names no DNS name or IP address" in refused.err,
+           "renewing a certificate that names no host needs --name/--ip (%r)" % refused)
+    with open(node_crt) as f:
+        expect(f.read() == subject_only, "and changes nothing")
+    named = d.admin(["init", d.dir, "--renew-certificate", "--name", "localhost", "--ip", "127.0.0.1"])
+    expect(named.code == 0, "with --name/--ip it renews (%r)" % named)
 
 
 SCENARIOS = {
+    "doctor_renewal_advice": doctor_renewal_advice,
     "node_second_run_refused": node_second_run_refused,
     "backup_killed_leaves_no_copy": backup_killed_leaves_no_copy,
     "restore_killed_keeps_a_database": restore_killed_keeps_a_database,
