@@ -36,6 +36,12 @@ ops::DoctorReport run_node_doctor(const std::string& directory, ops::DoctorClock
     ops::check_private_key(report, config.ca_private_key_file, "CA key");
   else
     report.ok("CA key " + config.ca_private_key_file, "not here (kept offline; `agent enroll` needs it back)");
+  // The card issuer's secrets (made by the first `card issue`): a copy of
+  // either forges cards or card passwords.
+  for (const char* name : {"card_issuer.key", "card_password.secret"}) {
+    std::string path = config.directory + "/" + name;
+    if (stat(path.c_str(), &st) == 0) ops::check_private_key(report, path, name);
+  }
   if (!config.cluster_redis_password_file.empty())
     ops::check_private_key(report, config.cluster_redis_password_file, "Redis password cluster.redis_password_file");
   constexpr std::string_view self = "tsunagu-rendezvous";

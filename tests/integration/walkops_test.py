@@ -19,6 +19,8 @@ Scenarios:
                             `init DIR --renew-certificate` (not `--force`: a new CA);
                             run as given, doctor is satisfied and the CA unchanged;
                             a certificate naming no host is not renewed for none
+  doctor_card_secrets       doctor checks card_issuer.key and card_password.secret
+                            (0600) like the other keys
 """
 
 import os
@@ -218,7 +220,29 @@ def doctor_renewal_advice():
     expect(named.code == 0, "with --name/--ip it renews (%r)" % named)
 
 
+def doctor_card_secrets():
+    """doctor checks the card issuer's secret files like the other keys."""
+    d = h.Deployment()
+    areas = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "areas.example.toml")
+    issued = d.admin(["card", "-d", d.dir, "issue", "--units", "10", "--areas", areas, "--group", "1",
+                      "--count", "1", "--out", d.path("cards")])
+    expect(issued.code == 0, "a card is issued (%r)" % issued)
+    for name in ("card_issuer.key", "card_password.secret"):
+        path = os.path.join(d.dir, name)
+        h.note_private_key(path)
+        expect(os.stat(path).st_mode & 0o777 == 0o600, "%s is made 0600" % name)
+    healthy = d.admin(["doctor", "-d", d.dir])
+    for name in ("card_issuer.key", "card_password.secret"):
+        expect(re.search(r"^ok +%s \S+%s: mode 0600" % (re.escape(name), re.escape(name)), healthy.out, re.M),
+               "doctor checks %s: ok" % name)
+    os.chmod(os.path.join(d.dir, "card_issuer.key"), 0o644)
+    broken = d.admin(["doctor", "-d", d.dir])
+    expect(broken.code == 1 and re.search(r"^FAIL +card_issuer.key \S+: mode 0644 .*chmod 600 ", broken.out, re.M),
+           "a world-readable card issuer key fails doctor, with the chmod that fixes it")
+
+
 SCENARIOS = {
+    "doctor_card_secrets": doctor_card_secrets,
     "doctor_renewal_advice": doctor_renewal_advice,
     "node_second_run_refused": node_second_run_refused,
     "backup_killed_leaves_no_copy": backup_killed_leaves_no_copy,
