@@ -83,8 +83,13 @@ Expected<std::string, std::string> create_deployment(const DeploymentRequest& re
   fs::path dir(request.directory);
   // 0750: the node's group may read node.toml (0640); keys stay 0600.
   if (auto made = make_private_directory(dir.string(), 0750); !made) return Unexpected(made.error());
-  if (!request.overwrite && fs::exists(dir / "ca.key"))
-    return Unexpected(dir.string() + " already holds a deployment (ca.key exists); use --force to replace it");
+  // Any of the deployment's files, not only ca.key: operators are told to keep
+  // ca.key offline, and a deployment without it is still one.
+  if (!request.overwrite)
+    for (const char* name : {"ca.key", "ca.crt", "node.key", "node.crt", "node.toml", "db/data.mdb"})
+      if (fs::exists(dir / name, ec))
+        return Unexpected(dir.string() + " already holds a deployment (" + name +
+                          " exists); use --force to replace it (a new CA and node.toml; the database stays)");
 
   auto ca = security::create_certificate_authority("Tsunagu deployment CA", 3650);
   if (!ca) return Unexpected("creating the CA: " + ca.error().detail);

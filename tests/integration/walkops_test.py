@@ -21,6 +21,9 @@ Scenarios:
                             a certificate naming no host is not renewed for none
   doctor_card_secrets       doctor checks card_issuer.key and card_password.secret
                             (0600) like the other keys
+  init_refuses_deployment_without_ca_key
+                            `init DIR` on a deployment whose ca.key is offline refuses
+                            (it used to make a new CA over it)
 """
 
 import os
@@ -241,7 +244,29 @@ def doctor_card_secrets():
            "a world-readable card issuer key fails doctor, with the chmod that fixes it")
 
 
+def init_refuses_deployment_without_ca_key():
+    """A deployment whose ca.key is kept offline (as docs/operator.md advises) is
+    still one: `init DIR` again refuses rather than replacing its CA."""
+    d = h.Deployment()
+    d.add_user("alice", PASSWORD)
+    os.rename(os.path.join(d.dir, "ca.key"), d.path("offline-ca.key"))
+    kept = {}
+    for name in ("ca.crt", "node.crt", "node.key", "node.toml"):
+        with open(os.path.join(d.dir, name)) as f:
+            kept[name] = f.read()
+    again = d.admin(["init", d.dir])
+    expect(again.code == 1 and "already holds a deployment" in again.err,
+           "init on a deployment without ca.key refuses (%r)" % again)
+    for name, text in kept.items():
+        with open(os.path.join(d.dir, name)) as f:
+            expect(f.read() == text, "%s is unchanged" % name)
+    expect(not os.path.exists(os.path.join(d.dir, "ca.key")), "no new ca.key was made")
+    node = d.start_node()
+    expect(login_ok(node, "alice"), "the node still serves with the certificate terminals trust")
+
+
 SCENARIOS = {
+    "init_refuses_deployment_without_ca_key": init_refuses_deployment_without_ca_key,
     "doctor_card_secrets": doctor_card_secrets,
     "doctor_renewal_advice": doctor_renewal_advice,
     "node_second_run_refused": node_second_run_refused,
