@@ -24,6 +24,8 @@ Scenarios:
   init_refuses_deployment_without_ca_key
                             `init DIR` on a deployment whose ca.key is offline refuses
                             (it used to make a new CA over it)
+  wrong_user_says_why       an admin command run as a user who cannot read the
+                            deployment names the file, the error and runuser
 """
 
 import os
@@ -265,7 +267,39 @@ def init_refuses_deployment_without_ca_key():
     expect(login_ok(node, "alice"), "the node still serves with the certificate terminals trust")
 
 
+def wrong_user_says_why():
+    """An admin command run as a user who cannot read the deployment (the docs:
+    run them as the service's user) says which file and why, in words."""
+    d = h.Deployment()
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            raise h.Skip("setpriv (util-linux) is needed to run a command as nobody")
+        as_other = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    else:
+        as_other = []  # this user, with the deployment made unreadable below
+    os.chmod(d.root, 0o755)
+
+    def attempt(what):
+        result = subprocess.run(as_other + [h.RENDEZVOUS, "user", "-d", d.dir, "list"], stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=h.CLI_TIMEOUT)
+        h.log("  %s: exit %d: %s" % (what, result.returncode, result.stderr.strip()))
+        expect(result.returncode == 2 and "node.toml: cannot read it: Permission denied" in result.stderr and
+               "runuser -u tsunagu" in result.stderr and "filesystem error" not in result.stderr,
+               "%s: exit 2, the file and why, and how to run it" % what)
+
+    if not as_other:
+        os.chmod(d.dir, 0o000)
+    attempt("a deployment directory the user cannot enter")
+    os.chmod(d.dir, 0o751 if as_other else 0o700)
+    if not as_other:
+        os.chmod(d.config, 0o000)
+    attempt("a node.toml the user cannot read")
+    os.chmod(d.config, 0o640)
+    os.chmod(d.dir, 0o750)
+
+
 SCENARIOS = {
+    "wrong_user_says_why": wrong_user_says_why,
     "init_refuses_deployment_without_ca_key": init_refuses_deployment_without_ca_key,
     "doctor_card_secrets": doctor_card_secrets,
     "doctor_renewal_advice": doctor_renewal_advice,
