@@ -42,6 +42,9 @@ ops::DoctorReport run_node_doctor(const std::string& directory, ops::DoctorClock
     std::string path = config.directory + "/" + name;
     if (stat(path.c_str(), &st) == 0) ops::check_private_key(report, path, name);
   }
+  // Missing, the node does not start; readable, anyone on the host scrapes /metrics.
+  if (!config.web_metrics_token_file.empty())
+    ops::check_private_key(report, config.web_metrics_token_file, "metrics token web.metrics_token_file");
   if (!config.cluster_redis_password_file.empty())
     ops::check_private_key(report, config.cluster_redis_password_file, "Redis password cluster.redis_password_file");
   constexpr std::string_view self = "tsunagu-rendezvous";

@@ -26,6 +26,8 @@ Scenarios:
                             (it used to make a new CA over it)
   wrong_user_says_why       an admin command run as a user who cannot read the
                             deployment names the file, the error and runuser
+  doctor_metrics_token      doctor checks web.metrics_token_file: missing (the node
+                            would not start) or readable by others: FAIL
 """
 
 import os
@@ -298,7 +300,28 @@ def wrong_user_says_why():
     os.chmod(d.dir, 0o750)
 
 
+def doctor_metrics_token():
+    """web.metrics_token_file: doctor checks it like a key (the node does not
+    start without it, and a readable one lets anyone on the host scrape)."""
+    d = h.Deployment()
+    d.set("web", "metrics_token_file", '"metrics.token"')
+    missing = d.admin(["doctor", "-d", d.dir])
+    expect(missing.code == 1 and re.search(r"^FAIL +metrics token web.metrics_token_file \S+: missing", missing.out,
+                                           re.M), "a token file that is not there fails doctor")
+    token = os.path.join(d.dir, "metrics.token")
+    with open(token, "w") as f:
+        f.write("0123456789abcdef0123\n")
+    os.chmod(token, 0o644)
+    readable = d.admin(["doctor", "-d", d.dir])
+    expect(re.search(r"^FAIL +metrics token \S+ \S+: mode 0644 .*chmod 600 ", readable.out, re.M),
+           "a world-readable token fails doctor, with the chmod that fixes it")
+    os.chmod(token, 0o600)
+    fixed = d.admin(["doctor", "-d", d.dir])
+    expect(re.search(r"^ok +metrics token \S+ \S+: mode 0600", fixed.out, re.M), "0600: ok")
+
+
 SCENARIOS = {
+    "doctor_metrics_token": doctor_metrics_token,
     "wrong_user_says_why": wrong_user_says_why,
     "init_refuses_deployment_without_ca_key": init_refuses_deployment_without_ca_key,
     "doctor_card_secrets": doctor_card_secrets,
