@@ -28,6 +28,9 @@ Scenarios:
                             deployment names the file, the error and runuser
   doctor_metrics_token      doctor checks web.metrics_token_file: missing (the node
                             would not start) or readable by others: FAIL
+  card_issue_keeps_earlier_batch
+                            a second `card issue` into an earlier batch's --out is
+                            refused (it replaced cards.tsv, the passwords' only copy)
 """
 
 import os
@@ -320,7 +323,36 @@ def doctor_metrics_token():
     expect(re.search(r"^ok +metrics token \S+ \S+: mode 0600", fixed.out, re.M), "0600: ok")
 
 
+def card_issue_keeps_earlier_batch():
+    """A second `card issue` into the --out of an earlier batch would replace its
+    cards.tsv, the only copy of those cards' printed passwords: refused."""
+    d = h.Deployment()
+    areas = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "areas.example.toml")
+    out = d.path("cards")
+
+    def issue():
+        return d.admin(["card", "-d", d.dir, "issue", "--units", "10", "--areas", areas, "--group", "1",
+                        "--count", "2", "--out", out])
+
+    first = issue()
+    expect(first.code == 0, "the first batch (%r)" % first)
+    listing = os.path.join(out, "cards.tsv")
+    with open(listing) as f:
+        passwords = f.read()
+    second = issue()
+    h.log("  second batch: exit %d: %s" % (second.code, second.err.strip().splitlines()[0] if second.err else ""))
+    expect(second.code != 0 and "already holds a batch" in second.err, "a second batch into the same --out is refused")
+    with open(listing) as f:
+        expect(f.read() == passwords, "the first batch's cards.tsv (its passwords) is kept")
+    unused = d.admin(["card", "-d", d.dir, "show", "3"])
+    expect(unused.code == 3, "the refused batch took no serials from the ledger (%r)" % unused)
+    elsewhere = d.admin(["card", "-d", d.dir, "issue", "--units", "10", "--areas", areas, "--group", "1",
+                         "--count", "2", "--out", d.path("cards-2")])
+    expect(elsewhere.code == 0 and "\n3\t" in elsewhere.out, "into a new directory it goes on with serial 3")
+
+
 SCENARIOS = {
+    "card_issue_keeps_earlier_batch": card_issue_keeps_earlier_batch,
     "doctor_metrics_token": doctor_metrics_token,
     "wrong_user_says_why": wrong_user_says_why,
     "init_refuses_deployment_without_ca_key": init_refuses_deployment_without_ca_key,
