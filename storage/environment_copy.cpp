@@ -163,11 +163,32 @@ Expected<void, StoreError> restore_environment(const std::string& backup_file, c
     if (rc != 0) return Unexpected(error_from_mdb(rc, "reading " + backup_file));
   }
 
+  // A deployment put back from its saved files on a new machine has no
+  // database directory yet: made 0700, as `init` makes it.
+  if (::mkdir(to_directory.c_str(), 0700) == 0) {
+    struct stat parent {};
+    if (::geteuid() == 0 && ::stat((to_directory + "/..").c_str(), &parent) == 0 &&
+        ::chown(to_directory.c_str(), parent.st_uid, parent.st_gid) != 0)
+      return Unexpected(system_error(errno, "giving " + to_directory + " to its deployment's owner"));
+  } else if (errno != EEXIST) {
+    return Unexpected(system_error(errno, "creating " + to_directory));
+  }
+  // Run as root (as `systemctl stop` beside it invites), the files made here
+  // go to the database directory's owner: the daemon's user must open them.
+  struct stat owner {};
+  if (::stat(to_directory.c_str(), &owner) != 0) return Unexpected(system_error(errno, "inspecting " + to_directory));
+  auto give_to_owner = [&](int fd, const std::string& path) -> Expected<void, StoreError> {
+    if (::geteuid() == 0 && ::fchown(fd, owner.st_uid, owner.st_gid) != 0)
+      return Unexpected(system_error(errno, "giving " + path + " to the owner of " + to_directory));
+    return {};
+  };
+
   // Take LMDB's own exclusive lock for the whole restore: refused while a
   // process has the environment open, and an opener waits until we are done.
   std::string lock_file = to_directory + "/lock.mdb";
   Fd lock(::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (lock.get() < 0) return Unexpected(system_error(errno, "opening " + lock_file));
+  if (auto given = give_to_owner(lock.get(), lock_file); !given) return Unexpected(given.error());
   struct flock exclusive {};
   exclusive.l_type = F_WRLCK;
   exclusive.l_whence = SEEK_SET;
@@ -188,6 +209,10 @@ Expected<void, StoreError> restore_environment(const std::string& backup_file, c
   ::unlink(incoming.c_str());
   Fd out(::open(incoming.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (out.get() < 0) return Unexpected(system_error(errno, "creating " + incoming));
+  if (auto given = give_to_owner(out.get(), incoming); !given) {
+    ::unlink(incoming.c_str());
+    return Unexpected(given.error());
+  }
   int rc = with_progress(out.get(), total, progress, [&] {
     std::vector<char> buffer(1 << 20);
     for (;;) {

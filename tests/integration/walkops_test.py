@@ -31,8 +31,13 @@ Scenarios:
   card_issue_keeps_earlier_batch
                             a second `card issue` into an earlier batch's --out is
                             refused (it replaced cards.tsv, the passwords' only copy)
+  restore_as_root_keeps_owner
+                            `restore` run as root gives db/ files to the deployment's
+                            owner (the node, run as that user, opens them), and makes
+                            db/ when a deployment put back on a new machine has none
 """
 
+import json
 import os
 import re
 import shutil
@@ -351,7 +356,68 @@ def card_issue_keeps_earlier_batch():
     expect(elsewhere.code == 0 and "\n3\t" in elsewhere.out, "into a new directory it goes on with serial 3")
 
 
+def start_node_as(d, user_args):
+    """The node run through a command prefix (setpriv as another user)."""
+    ready, log_path = os.path.join(d.dir, "ready-as.json"), d.path("node-as.log")
+    with open(log_path, "w") as log_file:
+        proc = h.spawn(user_args + run_node_args(d) + ["--ready-file", ready], stdout=log_file,
+                       stderr=subprocess.STDOUT)
+
+    def ready_now():
+        if proc.poll() is not None:
+            with open(log_path) as f:
+                raise TestFailure("the node exited with %d: %s" % (proc.returncode, f.read().strip()))
+        try:
+            with open(ready) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    data = h.wait_until(ready_now, h.READY_TIMEOUT, 0.05, "the node's ready file")
+    os.unlink(ready)
+    return h.Node(d, proc, data, log_path)
+
+
+def restore_as_root_keeps_owner():
+    """`restore` as root (docs: `systemctl stop`, restore, `systemctl start`) on a
+    deployment of the service's user: the files it makes are that user's, so the
+    node, run as that user, opens them; on a new machine without db/ it makes it."""
+    if os.geteuid() != 0:
+        raise h.Skip("needs root: the point is root restoring a deployment another user runs")
+    if shutil.which("setpriv") is None:
+        raise h.Skip("setpriv (util-linux) is needed to run the node as nobody")
+    import pwd
+    service = pwd.getpwnam("nobody")
+    as_service = ["setpriv", "--reuid=nobody", "--regid=%d" % service.pw_gid, "--clear-groups"]
+    d = h.Deployment()
+    d.add_user("alice", PASSWORD)
+    out = d.path("backup")
+    expect(d.admin(["backup", "-d", d.dir, out, "--no-progress"]).code == 0, "a backup holding alice")
+    os.chmod(d.root, 0o711)
+    for top, dirs, files in os.walk(d.dir):
+        for name in [top] + [os.path.join(top, f) for f in dirs + files]:
+            os.chown(name, service.pw_uid, service.pw_gid)
+    database = os.path.join(d.dir, "db")
+
+    def restored_and_served(what):
+        done = d.admin(["restore", "-d", d.dir, os.path.join(out, "data.mdb"), "--no-progress"])
+        expect(done.code == 0, "%s: restore as root (%r)" % (what, done))
+        for name in ("data.mdb", "lock.mdb"):
+            st = os.stat(os.path.join(database, name))
+            expect((st.st_uid, st.st_gid) == (service.pw_uid, service.pw_gid),
+                   "%s: db/%s belongs to the deployment's owner, not root" % (what, name))
+        node = start_node_as(d, as_service)
+        expect(login_ok(node, "alice"), "%s: the node, run as that user, serves the restored accounts" % what)
+        expect(node.stop() == 0, "and stops")
+
+    restored_and_served("in place")
+    os.rename(database, d.path("old-db"))  # a new machine: the deployment's files, no database yet
+    restored_and_served("no db/ yet")
+    expect(os.stat(database).st_mode & 0o777 == 0o700, "the database directory it made is 0700")
+
+
 SCENARIOS = {
+    "restore_as_root_keeps_owner": restore_as_root_keeps_owner,
     "card_issue_keeps_earlier_batch": card_issue_keeps_earlier_batch,
     "doctor_metrics_token": doctor_metrics_token,
     "wrong_user_says_why": wrong_user_says_why,
