@@ -37,7 +37,6 @@ Scenarios:
                             db/ when a deployment put back on a new machine has none
 """
 
-import json
 import os
 import re
 import shutil
@@ -356,28 +355,6 @@ def card_issue_keeps_earlier_batch():
     expect(elsewhere.code == 0 and "\n3\t" in elsewhere.out, "into a new directory it goes on with serial 3")
 
 
-def start_node_as(d, user_args):
-    """The node run through a command prefix (setpriv as another user)."""
-    ready, log_path = os.path.join(d.dir, "ready-as.json"), d.path("node-as.log")
-    with open(log_path, "w") as log_file:
-        proc = h.spawn(user_args + run_node_args(d) + ["--ready-file", ready], stdout=log_file,
-                       stderr=subprocess.STDOUT)
-
-    def ready_now():
-        if proc.poll() is not None:
-            with open(log_path) as f:
-                raise TestFailure("the node exited with %d: %s" % (proc.returncode, f.read().strip()))
-        try:
-            with open(ready) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
-
-    data = h.wait_until(ready_now, h.READY_TIMEOUT, 0.05, "the node's ready file")
-    os.unlink(ready)
-    return h.Node(d, proc, data, log_path)
-
-
 def restore_as_root_keeps_owner():
     """`restore` as root (docs: `systemctl stop`, restore, `systemctl start`) on a
     deployment of the service's user: the files it makes are that user's, so the
@@ -406,7 +383,10 @@ def restore_as_root_keeps_owner():
             st = os.stat(os.path.join(database, name))
             expect((st.st_uid, st.st_gid) == (service.pw_uid, service.pw_gid),
                    "%s: db/%s belongs to the deployment's owner, not root" % (what, name))
-        node = start_node_as(d, as_service)
+        ready = os.path.join(d.dir, "ready-as-service.json")  # where the service's user may write
+        if os.path.exists(ready):
+            os.unlink(ready)
+        node = d.start_node(prefix=as_service, ready=ready)
         expect(login_ok(node, "alice"), "%s: the node, run as that user, serves the restored accounts" % what)
         expect(node.stop() == 0, "and stops")
 
