@@ -530,8 +530,11 @@ int restore_database(const std::string& directory, const std::string& backup_fil
   event.add("result", restored ? "ok" : "failed").add("exit", std::to_string(status));
   audit::write_audit_line(event);
   if (!restored) return fail(restored.error().detail, status);
-  std::cout << "restored " << backup_file << " into " << config.database_directory << "/data.mdb; the database it "
-            << "replaced is " << config.database_directory << "/data.mdb.before-restore\n";
+  std::string kept = config.database_directory + "/data.mdb.before-restore";
+  std::cout << "restored " << backup_file << " into " << config.database_directory << "/data.mdb; "
+            << (std::filesystem::exists(kept) ? "the database it replaced is " + kept
+                                              : std::string("there was no database there before"))
+            << "\n";
   return 0;
 }
 

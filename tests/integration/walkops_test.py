@@ -379,6 +379,9 @@ def restore_as_root_keeps_owner():
     def restored_and_served(what):
         done = d.admin(["restore", "-d", d.dir, os.path.join(out, "data.mdb"), "--no-progress"])
         expect(done.code == 0, "%s: restore as root (%r)" % (what, done))
+        expect(("data.mdb.before-restore" in done.out) == (what == "in place") and
+               ("no database there before" in done.out) == (what != "in place"),
+               "%s: it says what it replaced, or that nothing was there" % what)
         for name in ("data.mdb", "lock.mdb"):
             st = os.stat(os.path.join(database, name))
             expect((st.st_uid, st.st_gid) == (service.pw_uid, service.pw_gid),
