@@ -156,7 +156,7 @@ class Commands final : public CardCommands {
     issue_->add_option("--group", group_, "Group number in the card ID (0-9999)")->required()->check(CLI::Range(0, 9999));
     issue_->add_option("--count", count_, "How many cards (1-10000)")->check(CLI::Range(1, 10000));
     issue_->add_option("--days", days_, "Days until the cards expire (1-3660)")->check(CLI::Range(1, 3660));
-    issue_->add_option("--out", out_, "Directory to write the cards into (created, 0700)")->required();
+    issue_->add_option("--out", out_, "Directory to write the cards into (created 0700; not one holding an earlier batch's cards.tsv)")->required();
 
     show_ = card_->add_subcommand("show", "Show a card file (verified) or a serial's ledger entry and history");
     show_->add_option("FILE|SERIAL", target_, "A .card file, a file holding TSU1: text, or a serial")->required();

@@ -83,8 +83,13 @@ Expected<std::string, std::string> create_deployment(const DeploymentRequest& re
   fs::path dir(request.directory);
   // 0750: the node's group may read node.toml (0640); keys stay 0600.
   if (auto made = make_private_directory(dir.string(), 0750); !made) return Unexpected(made.error());
-  if (!request.overwrite && fs::exists(dir / "ca.key"))
-    return Unexpected(dir.string() + " already holds a deployment (ca.key exists); use --force to replace it");
+  // Any of the deployment's files, not only ca.key: operators are told to keep
+  // ca.key offline, and a deployment without it is still one.
+  if (!request.overwrite)
+    for (const char* name : {"ca.key", "ca.crt", "node.key", "node.crt", "node.toml", "db/data.mdb"})
+      if (fs::exists(dir / name, ec))
+        return Unexpected(dir.string() + " already holds a deployment (" + name +
+                          " exists); use --force to replace it (a new CA and node.toml; the database stays)");
 
   auto ca = security::create_certificate_authority("Tsunagu deployment CA", 3650);
   if (!ca) return Unexpected("creating the CA: " + ca.error().detail);
@@ -135,6 +140,11 @@ Expected<std::string, std::string> renew_node_certificate(const CertificateRenew
     if (!facts) return Unexpected(renewal.certificate_file + ": " + facts.error().detail);
     request.dns_names = facts->dns_names;
     request.ip_addresses = facts->ip_addresses;
+    // A certificate made elsewhere may name its host only in the subject: a
+    // renewal for no name would be one no terminal could check.
+    if (request.dns_names.empty() && request.ip_addresses.empty())
+      return Unexpected(renewal.certificate_file + " names no DNS name or IP address (subjectAltName): give "
+                        "--name/--ip for the new one");
   }
   request.common_name = request.dns_names.empty() ? "tsunagu-node" : request.dns_names.front();
   request.usage = security::CertificateRequest::Usage::server;

@@ -1,14 +1,18 @@
 // tsunagu-rendezvous: the public rendezvous node and its admin commands.
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
 // 3 no such user (or card), 4 user already exists (or the ID belongs to a LAN agent).
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 #include <uv.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -90,6 +94,34 @@ std::unique_ptr<ReloadSignal, ReloadSignalCloser> start_reload_signal(uv_loop_t*
   return signal;
 }
 
+// One node per database: a second `run` on the same deployment would share
+// the LMDB but not the in-memory state (presence, calls, quotas, card calls),
+// so lookups would find users online at one node and not the other. A POSIX
+// record lock on DB/node.lock, held for the process's life and dropped by the
+// kernel however it ends (kill -9 included), refuses the second one naming the
+// first's PID. Returns the descriptor, kept open until exit.
+Expected<int, std::string> hold_node_lock(const std::string& database_directory) {
+  std::string path = database_directory + "/node.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return Unexpected("cannot open " + path + ": " + std::strerror(errno));
+  struct flock whole {};
+  whole.l_type = F_WRLCK;
+  whole.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_SETLK, &whole) == 0) return fd;
+  int error = errno;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  std::string holder;
+  if (::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK)
+    holder = " (process " + std::to_string(probe.l_pid) + ")";
+  ::close(fd);
+  if (error == EAGAIN || error == EACCES)
+    return Unexpected("another node already runs on the database in " + database_directory + holder +
+                      ": stop it first, or give this node a deployment of its own");
+  return Unexpected("cannot lock " + path + ": " + std::strerror(error));
+}
+
 int run_node(const std::string& directory, const RunOptions& options) {
   NodeConfig config;
   try {
@@ -142,6 +174,11 @@ int run_node(const std::string& directory, const RunOptions& options) {
   std::string level = options.log_level.empty() ? config.log_level : options.log_level;
   log::set_level(*log::parse_level(level));
   signal(SIGPIPE, SIG_IGN);
+  auto node_lock = hold_node_lock(config.database_directory);
+  if (!node_lock) {
+    log::error() << node_lock.error();
+    return exit_failure;
+  }
 
   uv_loop_t loop;
   uv_loop_init(&loop);
@@ -493,8 +530,11 @@ int restore_database(const std::string& directory, const std::string& backup_fil
   event.add("result", restored ? "ok" : "failed").add("exit", std::to_string(status));
   audit::write_audit_line(event);
   if (!restored) return fail(restored.error().detail, status);
-  std::cout << "restored " << backup_file << " into " << config.database_directory << "/data.mdb; the database it "
-            << "replaced is " << config.database_directory << "/data.mdb.before-restore\n";
+  std::string kept = config.database_directory + "/data.mdb.before-restore";
+  std::cout << "restored " << backup_file << " into " << config.database_directory << "/data.mdb; "
+            << (std::filesystem::exists(kept) ? "the database it replaced is " + kept
+                                              : std::string("there was no database there before"))
+            << "\n";
   return 0;
 }
 
@@ -585,7 +625,9 @@ int main(int argc, char** argv) {
       ->required();
   init->add_option("--name", names, "DNS name the node is reached by (repeatable; default localhost)");
   init->add_option("--ip", ips, "IP address the node is reached by (repeatable; default 127.0.0.1 and ::1)");
-  init->add_flag("--force", force, "Replace an existing deployment's keys");
+  init->add_flag("--force", force,
+                 "Replace an existing deployment: a new CA, node key and certificate, and node.toml written afresh "
+                 "(the database stays)");
   bool renew_certificate = false;
   init->add_flag("--renew-certificate", renew_certificate,
                  "Only issue a new node certificate and key from the CA (for --name/--ip, else the current "

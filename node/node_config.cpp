@@ -3,7 +3,11 @@
 #include "base/toml_reader.hpp"
 #include "node/cluster_relay.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <vector>
 #include <stdexcept>
@@ -78,9 +82,22 @@ bool valid_host_name(std::string_view name) {
 
 NodeConfig load_node_config(const std::string& directory) {
   std::string file = (std::filesystem::path(directory) / "node.toml").string();
-  if (!std::filesystem::exists(file))
+  // An admin command run as the wrong user meets EACCES here first: say so in
+  // words, not as std::filesystem's "filesystem error: status: ...".
+  auto unreadable = [&](const std::string& why) {
+    return std::runtime_error(file + ": cannot read it: " + why +
+                              " (run the command as the deployment's owner, e.g. `runuser -u tsunagu -- ...`)");
+  };
+  std::error_code ec;
+  auto status = std::filesystem::status(file, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) throw unreadable(ec.message());
+  if (!std::filesystem::exists(status))
     throw std::runtime_error(file + ": not found (create a deployment with `tsunagu-rendezvous init " + directory + "`)");
-  if (std::filesystem::file_size(file) > 1 << 20) throw std::runtime_error(file + ": larger than 1 MiB");
+  if (!std::filesystem::is_regular_file(status)) throw std::runtime_error(file + ": not a regular file");
+  if (::access(file.c_str(), R_OK) != 0) throw unreadable(std::strerror(errno));
+  auto size = std::filesystem::file_size(file, ec);
+  if (ec) throw unreadable(ec.message());
+  if (size > 1 << 20) throw std::runtime_error(file + ": larger than 1 MiB");
   toml::table root;
   try {
     root = toml::parse_file(file);

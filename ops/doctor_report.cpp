@@ -115,7 +115,8 @@ std::string DoctorReport::text() const {
   return out;
 }
 
-void check_certificate(DoctorReport& report, const std::string& path, std::string_view what, DoctorClock clock) {
+void check_certificate(DoctorReport& report, const std::string& path, std::string_view what, DoctorClock clock,
+                       std::string_view renewal) {
   std::string check = std::string(what) + " " + path;
   auto text = read_text_file(path, 1 << 20);
   if (!text) return report.fail(check, "cannot read it (" + text.error() + ")");
@@ -123,12 +124,14 @@ void check_certificate(DoctorReport& report, const std::string& path, std::strin
   if (!facts) return report.fail(check, "not a PEM certificate (" + facts.error().detail + ")");
   int64_t left = facts->not_after - clock.unix_now;
   if (left <= 0)
-    return report.fail(check, "expired on " + date_of(facts->not_after) +
-                                  "; issue a new one (tsunagu-rendezvous init --force, or enroll the agent again)");
+    return report.fail(check, "expired on " + date_of(facts->not_after) + "; issue a new one (" +
+                                  (renewal.empty() ? std::string("tsunagu-rendezvous init --force, or enroll the agent again")
+                                                   : std::string(renewal)) + ")");
   int64_t days = left / 86400;
   if (days < certificate_warning_days)
     return report.warn(check, "expires in " + std::to_string(days) + " day(s), on " + date_of(facts->not_after) +
-                                  "; renew it before then");
+                                  "; renew it before then" +
+                                  (renewal.empty() ? std::string() : " (" + std::string(renewal) + ")"));
   report.ok(check, "valid until " + date_of(facts->not_after));
 }
 

@@ -46,8 +46,10 @@ struct DoctorClock {
 inline constexpr int64_t certificate_warning_days = 30;
 
 // A PEM certificate file: unreadable or unparsable = FAIL, expired = FAIL,
-// expiring within `certificate_warning_days` = warn.
-void check_certificate(DoctorReport& report, const std::string& path, std::string_view what, DoctorClock clock);
+// expiring within `certificate_warning_days` = warn. `renewal` says how to get
+// a new one (the command), in both; empty: a generic hint.
+void check_certificate(DoctorReport& report, const std::string& path, std::string_view what, DoctorClock clock,
+                       std::string_view renewal = {});
 // A private key file: missing = FAIL; readable or writable by group or others = FAIL
 // (with the chmod that fixes it); not owned by the running user = warn.
 void check_private_key(DoctorReport& report, const std::string& path, std::string_view what);

@@ -71,6 +71,12 @@ Expected<IssuedBatch, std::string> issue_card_batch(CardBatchLedger& ledger, con
   // The directory first: an empty directory is no card, and a directory that
   // cannot be made stops the batch before the ledger has it.
   if (auto made = make_private_directory(batch.out); !made) return Unexpected(made.error());
+  // cards.tsv is the only copy of a batch's printed passwords (the ledger keeps
+  // their hashes): a second batch into the same directory would replace it.
+  std::string earlier_list = (std::filesystem::path(batch.out) / "cards.tsv").string();
+  if (std::error_code ec; std::filesystem::exists(std::filesystem::symlink_status(earlier_list, ec)))
+    return Unexpected(batch.out + " already holds a batch (" + earlier_list +
+                      ", the only copy of its card passwords): give a new --out directory");
   auto first = ledger.take_serials(batch.count);
   if (!first) return Unexpected(first.error());
   // Everything in memory first (a card is about 1 KB; 10,000 of them fit).

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <vector>
 
@@ -77,20 +78,35 @@ Expected<void, StoreError> copy_environment(const std::string& from_directory, c
     mdb_env_close(env);
     return Unexpected(error_from_mdb(rc, "opening " + from_directory));
   }
-  Fd out(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  // Written under a name of its own and linked to data.mdb only once whole and
+  // on disk: a backup killed half-way (kill -9, a full disk) leaves no
+  // data.mdb that looks like a backup, only a data.mdb.partial-* to delete.
+  if (::access(target.c_str(), F_OK) == 0) {
+    mdb_env_close(env);
+    return Unexpected(StoreError{StoreErrc::other, EEXIST, target + " exists already"});
+  }
+  std::string partial = target + ".partial-XXXXXX";
+  Fd out(::mkostemp(partial.data(), O_CLOEXEC));
   if (out.get() < 0) {
     int error = errno;
     mdb_env_close(env);
-    if (error == EEXIST) return Unexpected(StoreError{StoreErrc::other, EEXIST, target + " exists already"});
-    return Unexpected(system_error(error, "creating " + target));
+    return Unexpected(system_error(error, "creating " + partial));
   }
   rc = with_progress(out.get(), pages_in_use(env), progress,
                      [&] { return mdb_env_copyfd2(env, out.get(), MDB_CP_COMPACT); });
   mdb_env_close(env);
   if (rc == 0 && ::fsync(out.get()) != 0) rc = errno;
+  // link(2), not rename(2): it refuses to replace a data.mdb another backup made meanwhile.
+  bool linked = false;
+  if (rc == 0) {
+    linked = ::link(partial.c_str(), target.c_str()) == 0;
+    if (!linked) rc = errno;
+  }
+  ::unlink(partial.c_str());
+  if (rc == EEXIST) return Unexpected(StoreError{StoreErrc::other, EEXIST, target + " exists already"});
   if (rc == 0 && !sync_directory(to_directory)) rc = errno;
   if (rc != 0) {
-    ::unlink(target.c_str());
+    if (linked) ::unlink(target.c_str());
     return Unexpected(error_from_mdb(rc, "copying " + from_directory + " to " + to_directory));
   }
   return {};
@@ -120,6 +136,20 @@ Expected<void, StoreError> restore_environment(const std::string& backup_file, c
     if (int rc = mdb_env_create(&env); rc != 0) return Unexpected(error_from_mdb(rc, "mdb_env_create"));
     int rc = mdb_env_set_maxdbs(env, 16);
     if (rc == 0) rc = mdb_env_open(env, backup_file.c_str(), MDB_RDONLY | MDB_NOSUBDIR | MDB_NOLOCK, 0600);
+    // A copy cut short (an interrupted scp, a backup made before backups were
+    // written whole) still has its meta pages; reading its tables would touch
+    // pages past the end of the file (SIGBUS), and the node could not use it.
+    if (rc == 0) {
+      uint64_t needed = pages_in_use(env), size = 0;
+      struct stat st {};
+      if (::stat(backup_file.c_str(), &st) == 0) size = static_cast<uint64_t>(st.st_size);
+      if (needed == 0 || size < needed) {
+        mdb_env_close(env);
+        return Unexpected(StoreError{StoreErrc::corrupted, 0,
+                                     backup_file + " is cut short (" + std::to_string(size) + " bytes of the " +
+                                         std::to_string(needed) + " its header names): not a whole backup"});
+      }
+    }
     MDB_txn* txn = nullptr;
     if (rc == 0) rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn);
     MDB_dbi table = 0;
@@ -133,11 +163,32 @@ Expected<void, StoreError> restore_environment(const std::string& backup_file, c
     if (rc != 0) return Unexpected(error_from_mdb(rc, "reading " + backup_file));
   }
 
+  // A deployment put back from its saved files on a new machine has no
+  // database directory yet: made 0700, as `init` makes it.
+  if (::mkdir(to_directory.c_str(), 0700) == 0) {
+    struct stat parent {};
+    if (::geteuid() == 0 && ::stat((to_directory + "/..").c_str(), &parent) == 0 &&
+        ::chown(to_directory.c_str(), parent.st_uid, parent.st_gid) != 0)
+      return Unexpected(system_error(errno, "giving " + to_directory + " to its deployment's owner"));
+  } else if (errno != EEXIST) {
+    return Unexpected(system_error(errno, "creating " + to_directory));
+  }
+  // Run as root (as `systemctl stop` beside it invites), the files made here
+  // go to the database directory's owner: the daemon's user must open them.
+  struct stat owner {};
+  if (::stat(to_directory.c_str(), &owner) != 0) return Unexpected(system_error(errno, "inspecting " + to_directory));
+  auto give_to_owner = [&](int fd, const std::string& path) -> Expected<void, StoreError> {
+    if (::geteuid() == 0 && ::fchown(fd, owner.st_uid, owner.st_gid) != 0)
+      return Unexpected(system_error(errno, "giving " + path + " to the owner of " + to_directory));
+    return {};
+  };
+
   // Take LMDB's own exclusive lock for the whole restore: refused while a
   // process has the environment open, and an opener waits until we are done.
   std::string lock_file = to_directory + "/lock.mdb";
   Fd lock(::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (lock.get() < 0) return Unexpected(system_error(errno, "opening " + lock_file));
+  if (auto given = give_to_owner(lock.get(), lock_file); !given) return Unexpected(given.error());
   struct flock exclusive {};
   exclusive.l_type = F_WRLCK;
   exclusive.l_whence = SEEK_SET;
@@ -158,6 +209,10 @@ Expected<void, StoreError> restore_environment(const std::string& backup_file, c
   ::unlink(incoming.c_str());
   Fd out(::open(incoming.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (out.get() < 0) return Unexpected(system_error(errno, "creating " + incoming));
+  if (auto given = give_to_owner(out.get(), incoming); !given) {
+    ::unlink(incoming.c_str());
+    return Unexpected(given.error());
+  }
   int rc = with_progress(out.get(), total, progress, [&] {
     std::vector<char> buffer(1 << 20);
     for (;;) {
@@ -178,10 +233,14 @@ Expected<void, StoreError> restore_environment(const std::string& backup_file, c
     ::unlink(incoming.c_str());
     return Unexpected(system_error(rc, "copying " + backup_file + " to " + incoming));
   }
+  // The old file is kept by a second name (a hard link) and the new one renamed
+  // over data.mdb: killed at any point, the directory holds the old database or
+  // the new one, never none (an empty one would be made at the next start).
   std::string current = to_directory + "/data.mdb";
   std::string kept = to_directory + "/data.mdb.before-restore";
-  if (::rename(current.c_str(), kept.c_str()) != 0 && errno != ENOENT)
-    return Unexpected(system_error(errno, "renaming " + current));
+  if (::unlink(kept.c_str()) != 0 && errno != ENOENT) return Unexpected(system_error(errno, "removing " + kept));
+  if (::link(current.c_str(), kept.c_str()) != 0 && errno != ENOENT)
+    return Unexpected(system_error(errno, "keeping " + current + " as " + kept));
   if (::rename(incoming.c_str(), current.c_str()) != 0) return Unexpected(system_error(errno, "renaming " + incoming));
   if (!sync_directory(to_directory)) return Unexpected(system_error(errno, "syncing " + to_directory));
   return {};

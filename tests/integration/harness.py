@@ -774,10 +774,12 @@ class Deployment:
 
     # -- the node -------------------------------------------------------------
 
-    def start_node(self, listen="127.0.0.1:0", stun_listen="127.0.0.1:0"):
-        ready = self._next("ready") + ".json"
+    def start_node(self, listen="127.0.0.1:0", stun_listen="127.0.0.1:0", prefix=(), ready=None):
+        """prefix: a command the node runs under (setpriv as another user); ready:
+        where it writes its ready file (one that user may write)."""
+        ready = ready or self._next("ready") + ".json"
         log_path = self._next("node") + ".log"
-        args = [RENDEZVOUS, "run", "-d", self.dir, "--listen", listen, "--stun-listen", stun_listen,
+        args = list(prefix) + [RENDEZVOUS, "run", "-d", self.dir, "--listen", listen, "--stun-listen", stun_listen,
                 "--ready-file", ready, "--log-level", "debug"]
         if _run_supports("--agent-listen"):
             args += ["--agent-listen", "127.0.0.1:0"]
