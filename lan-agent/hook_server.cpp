@@ -26,6 +26,16 @@ struct HookServer::Connection {
   std::string reply;
   uint64_t deadline_ms = 0;  // loop time
   bool done = false;
+
+  // Closes the pipe (and its socket); the Connection goes with it.
+  void close_pipe() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&pipe), [](uv_handle_t* handle) {
+      auto* self = static_cast<Connection*>(handle->data);
+      HookServer* owner = self->server;
+      delete self;
+      owner->connection_closed();
+    });
+  }
 };
 
 namespace {
@@ -214,12 +224,7 @@ HookServer::Connection* HookServer::adopt(int fd) {
   // The handle did not take the descriptor: close both on their own.
   c->done = true;
   ::close(fd);
-  uv_close(reinterpret_cast<uv_handle_t*>(&c->pipe), [](uv_handle_t* h) {
-    auto* conn = static_cast<Connection*>(h->data);
-    HookServer* server = conn->server;
-    delete conn;
-    server->connection_closed();
-  });
+  c->close_pipe();
   return nullptr;
 }
 
@@ -322,31 +327,16 @@ void HookServer::finish(Connection* c, std::string reply) {
   if (c->done) return;
   c->done = true;
   stop_reading(c);
-  auto close_pipe = [](Connection* conn) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&conn->pipe), [](uv_handle_t* handle) {
-      auto* cc = static_cast<Connection*>(handle->data);
-      HookServer* server = cc->server;
-      delete cc;
-      server->connection_closed();
-    });
-  };
   if (reply.empty()) {
-    close_pipe(c);
+    c->close_pipe();
     return;
   }
   c->reply = std::move(reply);
   uv_buf_t buf = uv_buf_init(c->reply.data(), static_cast<unsigned>(c->reply.size()));
   c->write.data = c;
-  int rc = uv_write(&c->write, reinterpret_cast<uv_stream_t*>(&c->pipe), &buf, 1, [](uv_write_t* req, int) {
-    auto* conn = static_cast<Connection*>(req->data);
-    uv_close(reinterpret_cast<uv_handle_t*>(&conn->pipe), [](uv_handle_t* handle) {
-      auto* cc = static_cast<Connection*>(handle->data);
-      HookServer* server = cc->server;
-      delete cc;
-      server->connection_closed();
-    });
-  });
-  if (rc != 0) close_pipe(c);
+  int rc = uv_write(&c->write, reinterpret_cast<uv_stream_t*>(&c->pipe), &buf, 1,
+                    [](uv_write_t* req, int) { static_cast<Connection*>(req->data)->close_pipe(); });
+  if (rc != 0) c->close_pipe();
 }
 
 void HookServer::connection_closed() {
