@@ -11,8 +11,15 @@
 //              [--duration 3] [--base-ip 10.77.0.0]
 //
 // Prints one JSON line: requests and events acknowledged per second, NAKs,
-// failures and the per-request latency (connect to ACK).
+// failures, the per-request latency (connect to ACK) and this program's own
+// CPU time (so a reader can tell whether the callers or the agent set the rate).
+//
+// A caller does what a blocking hook does, in the same order and no more:
+// socket, connect, write, shutdown, then waits in epoll for the answer, reads
+// it and closes. A request that does not fit in the socket's buffer at once (a
+// large --events) waits for EPOLLOUT and goes on from there.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -120,15 +127,28 @@ int main(int argc, char** argv) {
       r.fd = -1;
       return;
     }
+    // A Unix socket's connect completes at once (the agent accepts later), so
+    // the request is written straight away, as a hook does.
+    ssize_t w = ::write(r.fd, r.bytes.data(), r.bytes.size());
+    if (w < 0 && errno != EAGAIN) {
+      fail(std::string("write: ") + std::strerror(errno));
+      ::close(r.fd);
+      r.fd = -1;
+      return;
+    }
+    if (w > 0) r.offset = static_cast<size_t>(w);
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT;
+    ev.events = EPOLLIN;
+    if (r.offset == r.bytes.size())
+      ::shutdown(r.fd, SHUT_WR);
+    else
+      ev.events |= EPOLLOUT;
     ev.data.u64 = slot;
     epoll_ctl(ep, EPOLL_CTL_ADD, r.fd, &ev);
   };
   auto finish = [&](size_t slot) {
     Request& r = slots[slot];
-    epoll_ctl(ep, EPOLL_CTL_DEL, r.fd, nullptr);
-    ::close(r.fd);
+    ::close(r.fd);  // leaves the epoll set with it (the descriptor is not shared)
     r.fd = -1;
     launch(slot);
   };
@@ -183,6 +203,10 @@ int main(int argc, char** argv) {
       fail("no answer before the deadline");
     }
   double elapsed = static_cast<double>(now_ns() - start) / 1e9;
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  double cpu = static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
+               static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
   std::sort(latencies.begin(), latencies.end());
   auto pct = [&](double q) {
     if (latencies.empty()) return 0.0;
@@ -190,10 +214,10 @@ int main(int argc, char** argv) {
   };
   std::printf("{\"connections\": %zu, \"events_per_request\": %zu, \"duration_s\": %.3f, \"acked_requests\": %llu, "
               "\"acked_events\": %llu, \"events_per_s\": %.1f, \"requests_per_s\": %.1f, \"naks\": %llu, "
-              "\"failures\": %llu, \"first_failure\": \"%s\", \"p50_us\": %.1f, \"p99_us\": %.1f}\n",
+              "\"failures\": %llu, \"first_failure\": \"%s\", \"p50_us\": %.1f, \"p99_us\": %.1f, \"client_cpu_s\": %.3f}\n",
               connections, events_per_request, elapsed, static_cast<unsigned long long>(acked_requests),
               static_cast<unsigned long long>(acked_events), static_cast<double>(acked_events) / elapsed,
               static_cast<double>(acked_requests) / elapsed, static_cast<unsigned long long>(naks),
-              static_cast<unsigned long long>(failures), first_failure.c_str(), pct(0.5), pct(0.99));
+              static_cast<unsigned long long>(failures), first_failure.c_str(), pct(0.5), pct(0.99), cpu);
   return 0;
 }

@@ -223,10 +223,13 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
     table_failed("table commit: ", ok.error());
     return false;
   }
+  // A disabled line still builds its stream and describe_change its string:
+  // 6% of the agent's CPU per one-event hook call at log_level warn.
+  bool log_changes = log::level() <= log::Level::info;
   for (const auto& ch : changes) {
     if (ch.kind == alloc::ChangeKind::binding_conflict) {
       if (conflict_log_.allow()) log::warn() << origin << ": " << describe_change(ch);
-    } else {
+    } else if (log_changes) {
       log::info() << origin << ": " << describe_change(ch);
     }
   }

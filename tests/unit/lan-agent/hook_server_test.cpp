@@ -36,8 +36,11 @@ namespace {
 constexpr uid_t kNobody = 65534;
 
 // The child: connect, send, half-close, read to EOF (bounded by a receive
-// timeout), and write the answer to `out`. Exits 2 when it cannot connect.
-[[noreturn]] void hook_child(const std::string& path, const std::string& request, std::optional<uid_t> as_uid, int out) {
+// timeout), and write the answer to `out`. Exits 2 when it cannot connect, 5
+// when the agent neither answered nor closed within the timeout. Without
+// `half_close` it keeps its sending side open, as a caller still writing.
+[[noreturn]] void hook_child(const std::string& path, const std::string& request, std::optional<uid_t> as_uid, int out,
+                             bool half_close) {
   if (as_uid && ::setresgid(*as_uid, *as_uid, *as_uid) != 0) ::_exit(3);
   if (as_uid && ::setresuid(*as_uid, *as_uid, *as_uid) != 0) ::_exit(3);
   int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
@@ -54,11 +57,12 @@ constexpr uid_t kNobody = 65534;
     if (n <= 0) break;
     sent += static_cast<size_t>(n);
   }
-  ::shutdown(fd, SHUT_WR);
+  if (half_close) ::shutdown(fd, SHUT_WR);
   char buffer[4096];
-  for (ssize_t n; (n = ::read(fd, buffer, sizeof(buffer))) > 0;)
+  ssize_t n;
+  while ((n = ::read(fd, buffer, sizeof(buffer))) > 0)
     if (::write(out, buffer, static_cast<size_t>(n)) != n) ::_exit(4);
-  ::_exit(0);
+  ::_exit(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 5 : 0);
 }
 
 struct HookResult {
@@ -68,14 +72,14 @@ struct HookResult {
 
 // Runs one hook against the server while turning the loop; at most 10 s.
 HookResult run_hook(uv_loop_t* loop, const std::string& path, const std::string& request,
-                    std::optional<uid_t> as_uid = std::nullopt) {
+                    std::optional<uid_t> as_uid = std::nullopt, bool half_close = true) {
   int pipe_fds[2];
   REQUIRE(::pipe(pipe_fds) == 0);
   pid_t child = ::fork();
   REQUIRE(child >= 0);
   if (child == 0) {
     ::close(pipe_fds[0]);
-    hook_child(path, request, as_uid, pipe_fds[1]);
+    hook_child(path, request, as_uid, pipe_fds[1], half_close);
   }
   ::close(pipe_fds[1]);
   HookResult result;
@@ -117,8 +121,9 @@ struct Fixture {
   std::vector<std::vector<alloc::LeaseEvent>> commits;
   bool commit_result = true;
   std::function<void()> on_commit;  // runs inside the commit, before it returns
+  std::string init_listing = "0 02:0a:0b:0c:0d:0e 10.99.0.68 * *\n";
 
-  explicit Fixture(HookAccess access = HookAccess({}, {::getgid()})) {
+  explicit Fixture(HookAccess access = HookAccess({}, {::getgid()}), uint64_t request_timeout_ms = 5000) {
     REQUIRE(uv_loop_init(&loop) == 0);
     HookServer::Handlers handlers;
     handlers.commit = [this](std::vector<alloc::LeaseEvent>& events) {
@@ -126,8 +131,8 @@ struct Fixture {
       if (on_commit) on_commit();
       return commit_result;
     };
-    handlers.init_listing = [] { return std::string("0 02:0a:0b:0c:0d:0e 10.99.0.68 * *\n"); };
-    auto started = HookServer::start(&loop, path, std::move(access), std::move(handlers));
+    handlers.init_listing = [this] { return init_listing; };
+    auto started = HookServer::start(&loop, path, std::move(access), std::move(handlers), request_timeout_ms);
     REQUIRE(started.has_value());
     server = std::move(*started);
   }
@@ -512,4 +517,135 @@ TEST_CASE("hook server: a request that completes after close() is committed and 
   server->reset();
   uv_run(&loop, UV_RUN_NOWAIT);
   CHECK(uv_loop_close(&loop) == 0);
+}
+
+namespace {
+
+// A connected client socket of the test's own (no child): the test decides
+// when each byte goes out while it turns the loop.
+int connect_to(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  return fd;
+}
+
+// Turns the loop until `done` or 10 s; false when it timed out.
+bool turn_until(uv_loop_t* loop, const std::function<bool()>& done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    uv_run(loop, UV_RUN_NOWAIT);
+    pollfd none{-1, 0, 0};
+    ::poll(&none, 1, 1);
+  }
+  return true;
+}
+
+// What the agent has sent on fd so far, and whether it has closed: reads
+// without blocking.
+struct Received {
+  std::string bytes;
+  bool closed = false;
+};
+void receive_available(int fd, Received& r) {
+  char buffer[256];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT)) != 0;) {
+    if (n < 0) {
+      if (errno != EAGAIN) r.closed = true;  // ECONNRESET counts as closed
+      return;
+    }
+    r.bytes.append(buffer, static_cast<size_t>(n));
+  }
+  r.closed = true;
+}
+
+}  // namespace
+
+TEST_CASE("hook server: a request written in two pieces with a pause between is read to its end and acked") {
+  Fixture f;
+  auto a = grant("02:0a:0b:0c:0d:0e", "10.99.0.68", 2000, 1000);
+  auto b = grant("02:0a:0b:0c:0d:0f", "10.99.0.69", 2100, 1001);
+  std::string request = events_request({a, b});
+  int fd = connect_to(f.path);
+  // The first piece ends inside the first record: the server cannot have a
+  // whole request at accept time, so the rest must come through the loop.
+  size_t first = 5;
+  REQUIRE(::send(fd, request.data(), first, MSG_NOSIGNAL) == static_cast<ssize_t>(first));
+  REQUIRE(turn_until(&f.loop, [&] { return f.server->stats().connections == 1; }));
+  for (int i = 0; i < 20; ++i) uv_run(&f.loop, UV_RUN_NOWAIT);  // the pause: turns with nothing new
+  CHECK(f.commits.empty());
+  Received r;
+  receive_available(fd, r);
+  CHECK(r.bytes.empty());
+  CHECK(!r.closed);
+  REQUIRE(::send(fd, request.data() + first, request.size() - first, MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size() - first));
+  ::shutdown(fd, SHUT_WR);
+  CHECK(turn_until(&f.loop, [&] {
+    receive_available(fd, r);
+    return r.closed;
+  }));
+  ::close(fd);
+  CHECK(r.bytes == ack);
+  REQUIRE(f.commits.size() == 1);
+  CHECK(f.commits[0] == std::vector<alloc::LeaseEvent>{a, b});
+  CHECK(f.server->stats().events == 2);
+}
+
+TEST_CASE("hook server: a caller that never finishes its request is cut at the deadline; others are served meanwhile") {
+  Fixture f(HookAccess({}, {::getgid()}), 200);
+  auto started = std::chrono::steady_clock::now();
+  int silent = connect_to(f.path);
+  int partial = connect_to(f.path);
+  REQUIRE(::send(partial, "E", 1, MSG_NOSIGNAL) == 1);
+  REQUIRE(turn_until(&f.loop, [&] { return f.server->stats().connections == 2; }));
+  // A complete request while both wait is answered at once.
+  auto a = grant("02:0a:0b:0c:0d:0e", "10.99.0.68", 2000, 1000);
+  HookResult served = run_hook(&f.loop, f.path, events_request({a}));
+  CHECK(served.reply == ack);
+  Received from_silent, from_partial;
+  CHECK(turn_until(&f.loop, [&] {
+    receive_available(silent, from_silent);
+    receive_available(partial, from_partial);
+    return from_silent.closed && from_partial.closed;
+  }));
+  auto waited = std::chrono::steady_clock::now() - started;
+  ::close(silent);
+  ::close(partial);
+  CHECK(from_silent.bytes.empty());  // cut without an answer: the hook spools
+  CHECK(from_partial.bytes.empty());
+  CHECK(waited >= std::chrono::milliseconds(190));  // not before its time (the loop's clock is in ms)
+  REQUIRE(f.commits.size() == 1);
+  CHECK(f.commits[0] == std::vector<alloc::LeaseEvent>{a});
+  CHECK(f.server->stats().bad_requests == 0);
+}
+
+TEST_CASE("hook server: a refused peer is closed on before its request is read, even one still writing") {
+  // As in the credentials case: root is always allowed, so as root the
+  // refused peer is a child running as nobody.
+  bool root = ::geteuid() == 0;
+  Fixture f(HookAccess({}, {}), 60000);  // only the refusal can close it within the child's 5 s
+  if (root) REQUIRE(::chmod(f.dir.path().c_str(), 0755) == 0);
+  HookResult r = run_hook(&f.loop, f.path, events_request({grant("02:0a:0b:0c:0d:0e", "10.99.0.68", 2000, 1000)}),
+                          root ? std::optional<uid_t>(kNobody) : std::nullopt, /*half_close=*/false);
+  CHECK(r.exit_code == 0);  // closed on (5: still open after 5 s)
+  CHECK(r.reply.empty());
+  CHECK(f.server->stats().refused_peers == 1);
+  CHECK(f.server->stats().events == 0);
+  CHECK(f.commits.empty());
+}
+
+TEST_CASE("hook server: an init listing larger than the socket's buffer arrives whole") {
+  Fixture f;
+  f.init_listing.clear();
+  for (int i = 0; f.init_listing.size() < (4u << 20); ++i)
+    f.init_listing += "0 02:0a:0b:" + std::to_string(i) + " 10.99.0.68 * *\n";
+  HookResult r = run_hook(&f.loop, f.path, "I");
+  CHECK(r.exit_code == 0);
+  CHECK(r.reply.size() == f.init_listing.size());
+  CHECK(r.reply == f.init_listing);
 }
