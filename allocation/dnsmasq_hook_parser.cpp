@@ -46,11 +46,7 @@ Expected<std::vector<LeaseEvent>, ParseError> parse_dnsmasq_hook(const HookCall&
     auto mac = normalise_mac(call.args[1]);
     if (!mac) return Unexpected(mac.error());
     e.mac = std::move(*mac);
-    if (auto cid = call.find_env("DNSMASQ_CLIENT_ID"); cid && !cid->empty()) {
-      auto c = normalise_client_id(*cid);
-      if (!c) return Unexpected(c.error());
-      e.client_id = std::move(*c);
-    }
+    if (auto cid = call.find_env("DNSMASQ_CLIENT_ID"); cid && !cid->empty()) e.client_id = client_id_beside_mac(*cid);
   }
   if (call.args.size() >= 4) {
     auto host = normalise_hostname(call.args[3]);

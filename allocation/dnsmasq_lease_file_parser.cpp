@@ -66,11 +66,7 @@ Expected<std::optional<LeaseEvent>, ParseError> parse_dnsmasq_lease_line(std::st
     auto mac = normalise_mac(f[1]);
     if (!mac) return Unexpected(mac.error());
     e.mac = std::move(*mac);
-    if (f[4] != "*") {
-      auto cid = normalise_client_id(f[4]);
-      if (!cid) return Unexpected(cid.error());
-      e.client_id = std::move(*cid);
-    }
+    if (f[4] != "*") e.client_id = client_id_beside_mac(f[4]);
   }
   auto host = normalise_hostname(f[3]);
   if (!host) return Unexpected(host.error());

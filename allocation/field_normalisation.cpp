@@ -96,10 +96,15 @@ Expected<std::string, ParseError> normalise_client_id(std::string_view text) {
   return hex_colon(*bytes);
 }
 
+std::string client_id_beside_mac(std::string_view text) {
+  auto client_id = normalise_client_id(text);
+  return client_id ? std::move(*client_id) : std::string();
+}
+
 Expected<std::string, ParseError> normalise_hostname(std::string_view text) {
   if (text == "*") return std::string();
   if (!text.empty() && text.back() == '.') text.remove_suffix(1);
-  if (text.size() > kMaxHostnameLength) return fail(ParseErrc::too_large, "hostname over 253 characters");
+  if (text.size() > kMaxHostnameLength) return std::string();
   std::string out;
   out.reserve(text.size());
   for (char c : text) {

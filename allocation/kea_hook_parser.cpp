@@ -33,7 +33,9 @@ Expected<std::optional<LeaseEvent>, ParseError> read_lease(const HookCall& call,
     auto mac = normalise_mac(*hw);
     if (mac) e.mac = std::move(*mac);  // a non-Ethernet hardware address is not a MAC: dropped
   }
-  if (auto cid = var(v6 ? "DUID" : "CLIENT_ID"); cid && !cid->empty()) {
+  if (auto cid = var(v6 ? "DUID" : "CLIENT_ID"); cid && !cid->empty() && !v6 && !e.mac.empty()) {
+    e.client_id = client_id_beside_mac(*cid);
+  } else if (cid && !cid->empty()) {
     auto c = normalise_client_id(*cid);
     if (!c) return Unexpected(c.error());
     e.client_id = std::move(*c);
