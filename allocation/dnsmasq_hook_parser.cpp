@@ -62,7 +62,7 @@ Expected<std::vector<LeaseEvent>, ParseError> parse_dnsmasq_hook(const HookCall&
     if (!v || *v < 0) return fail(ParseErrc::bad_number, "bad DNSMASQ_TIME_REMAINING");
     e.expires = call.now + *v;
   }
-  if (auto iface = call.find_env("DNSMASQ_INTERFACE"); iface && iface->size() <= kMaxServerTagLength)
+  if (auto iface = call.find_env("DNSMASQ_INTERFACE"); iface && valid_server_tag(*iface))
     e.server = std::string(*iface);
   return std::vector<LeaseEvent>{std::move(e)};
 }

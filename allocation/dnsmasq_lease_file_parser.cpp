@@ -61,7 +61,7 @@ Expected<std::optional<LeaseEvent>, ParseError> parse_dnsmasq_lease_line(std::st
     auto duid = normalise_client_id(f[4]);
     if (!duid) return Unexpected(duid.error());
     e.client_id = std::move(*duid);
-    if (server_duid != nullptr && server_duid->size() <= kMaxServerTagLength) e.server = *server_duid;
+    if (server_duid != nullptr && valid_server_tag(*server_duid)) e.server = *server_duid;
   } else {
     auto mac = normalise_mac(f[1]);
     if (!mac) return Unexpected(mac.error());

@@ -116,6 +116,13 @@ Expected<std::string, ParseError> normalise_hostname(std::string_view text) {
   return out;
 }
 
+bool valid_server_tag(std::string_view tag) {
+  if (tag.empty() || tag.size() > kMaxServerTagLength) return false;
+  for (char c : tag)
+    if (c <= ' ' || c > '~') return false;  // (char may be signed: bytes over 0x7f are negative)
+  return true;
+}
+
 Expected<proto::SocketAddress, ParseError> parse_ip_address(std::string_view text) {
   if (text.empty() || text.size() > 45) return fail(ParseErrc::bad_address, "not an IP address");
   char buf[64];

@@ -36,6 +36,9 @@ Expected<std::vector<uint8_t>, ParseError> parse_hex_bytes(std::string_view text
 // it comes back empty, since a lease must not be lost for a client's odd name
 // (ISC records "John's phone", or 255 characters, verbatim).
 Expected<std::string, ParseError> normalise_hostname(std::string_view text);
+// The server tag (an interface name, a server DUID): 1-64 bytes of printable
+// ASCII without spaces, shown in `list`, `show`, logs and the status page.
+bool valid_server_tag(std::string_view tag);
 Expected<proto::SocketAddress, ParseError> parse_ip_address(std::string_view text);
 std::string ip_to_string(const proto::SocketAddress& address);
 // Decimal integer, optional leading '-', no other characters; at most 19 digits.

@@ -155,6 +155,17 @@ TEST_CASE("a client-id the table cannot keep, or an over-long hostname, leaves t
   CHECK(isc_snapshot->leases[0].hostname.empty());
 }
 
+TEST_CASE("an interface name that is not printable ASCII is not kept as the server tag") {
+  std::string_view args[] = {"add", "02:0a:0b:0c:0d:0e", "10.99.0.5", "ext-4106"};
+  std::string_view plain[] = {"DNSMASQ_INTERFACE=lan0"};
+  CHECK(parse_dnsmasq_hook(HookCall{args, plain, kNow})->front().server == "lan0");
+  std::string_view escape[] = {"DNSMASQ_INTERFACE=lan\x1b[2J"};  // ESC: clears the admin's screen
+  auto events = parse_dnsmasq_hook(HookCall{args, escape, kNow});
+  REQUIRE(events);
+  CHECK(events->front().server.empty());
+  CHECK(events->front().hostname == "ext-4106");
+}
+
 TEST_CASE("dnsmasq lease file from the capture holds the v4 and the v6 lease") {
   auto snapshot = parse_dnsmasq_lease_file(read_text("captured/dnsmasq/dnsmasq.leases"), kNow);
   REQUIRE(snapshot);
