@@ -46,11 +46,7 @@ Expected<std::vector<LeaseEvent>, ParseError> parse_dnsmasq_hook(const HookCall&
     auto mac = normalise_mac(call.args[1]);
     if (!mac) return Unexpected(mac.error());
     e.mac = std::move(*mac);
-    if (auto cid = call.find_env("DNSMASQ_CLIENT_ID"); cid && !cid->empty()) {
-      auto c = normalise_client_id(*cid);
-      if (!c) return Unexpected(c.error());
-      e.client_id = std::move(*c);
-    }
+    if (auto cid = call.find_env("DNSMASQ_CLIENT_ID"); cid && !cid->empty()) e.client_id = client_id_beside_mac(*cid);
   }
   if (call.args.size() >= 4) {
     auto host = normalise_hostname(call.args[3]);
@@ -66,7 +62,7 @@ Expected<std::vector<LeaseEvent>, ParseError> parse_dnsmasq_hook(const HookCall&
     if (!v || *v < 0) return fail(ParseErrc::bad_number, "bad DNSMASQ_TIME_REMAINING");
     e.expires = call.now + *v;
   }
-  if (auto iface = call.find_env("DNSMASQ_INTERFACE"); iface && iface->size() <= kMaxServerTagLength)
+  if (auto iface = call.find_env("DNSMASQ_INTERFACE"); iface && valid_server_tag(*iface))
     e.server = std::string(*iface);
   return std::vector<LeaseEvent>{std::move(e)};
 }

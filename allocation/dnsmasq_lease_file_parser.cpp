@@ -61,16 +61,12 @@ Expected<std::optional<LeaseEvent>, ParseError> parse_dnsmasq_lease_line(std::st
     auto duid = normalise_client_id(f[4]);
     if (!duid) return Unexpected(duid.error());
     e.client_id = std::move(*duid);
-    if (server_duid != nullptr && server_duid->size() <= kMaxServerTagLength) e.server = *server_duid;
+    if (server_duid != nullptr && valid_server_tag(*server_duid)) e.server = *server_duid;
   } else {
     auto mac = normalise_mac(f[1]);
     if (!mac) return Unexpected(mac.error());
     e.mac = std::move(*mac);
-    if (f[4] != "*") {
-      auto cid = normalise_client_id(f[4]);
-      if (!cid) return Unexpected(cid.error());
-      e.client_id = std::move(*cid);
-    }
+    if (f[4] != "*") e.client_id = client_id_beside_mac(f[4]);
   }
   auto host = normalise_hostname(f[3]);
   if (!host) return Unexpected(host.error());

@@ -96,10 +96,15 @@ Expected<std::string, ParseError> normalise_client_id(std::string_view text) {
   return hex_colon(*bytes);
 }
 
+std::string client_id_beside_mac(std::string_view text) {
+  auto client_id = normalise_client_id(text);
+  return client_id ? std::move(*client_id) : std::string();
+}
+
 Expected<std::string, ParseError> normalise_hostname(std::string_view text) {
   if (text == "*") return std::string();
   if (!text.empty() && text.back() == '.') text.remove_suffix(1);
-  if (text.size() > kMaxHostnameLength) return fail(ParseErrc::too_large, "hostname over 253 characters");
+  if (text.size() > kMaxHostnameLength) return std::string();
   std::string out;
   out.reserve(text.size());
   for (char c : text) {
@@ -109,6 +114,13 @@ Expected<std::string, ParseError> normalise_hostname(std::string_view text) {
     out.push_back(c);
   }
   return out;
+}
+
+bool valid_server_tag(std::string_view tag) {
+  if (tag.empty() || tag.size() > kMaxServerTagLength) return false;
+  for (char c : tag)
+    if (c <= ' ' || c > '~') return false;  // (char may be signed: bytes over 0x7f are negative)
+  return true;
 }
 
 Expected<proto::SocketAddress, ParseError> parse_ip_address(std::string_view text) {

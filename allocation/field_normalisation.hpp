@@ -23,13 +23,22 @@ inline constexpr size_t kMaxServerTagLength = 64;
 Expected<std::string, ParseError> normalise_mac(std::string_view text);
 // Hex bytes with ':' or '-' separators (1 or 2 digits a group) or none (even length).
 Expected<std::string, ParseError> normalise_client_id(std::string_view text);
+// A DHCPv4 client-id beside the lease's MAC, which keys the lease: one this
+// program cannot keep (DHCPv4 allows 255 bytes, the table at most 130; or not
+// hex) comes back empty, as if the client had sent none. Any LAN host picks
+// its client-id: refusing it lost the lease, and its line in the lease file
+// made every sync end nothing.
+std::string client_id_beside_mac(std::string_view text);
 std::string hex_colon(const std::vector<uint8_t>& bytes);
 Expected<std::vector<uint8_t>, ParseError> parse_hex_bytes(std::string_view text, size_t max_bytes);
-// Lowercase, one trailing dot removed, "*" (dnsmasq's "none") -> "". Over 253
-// characters is an error (too_large). A name with characters outside
-// [a-z0-9-_.] is not an error: it comes back empty, since a lease must not be
-// lost for a client's odd name (ISC records "John's phone" verbatim).
+// Lowercase, one trailing dot removed, "*" (dnsmasq's "none") -> "". A name
+// over 253 characters or with characters outside [a-z0-9-_.] is not an error:
+// it comes back empty, since a lease must not be lost for a client's odd name
+// (ISC records "John's phone", or 255 characters, verbatim).
 Expected<std::string, ParseError> normalise_hostname(std::string_view text);
+// The server tag (an interface name, a server DUID): 1-64 bytes of printable
+// ASCII without spaces, shown in `list`, `show`, logs and the status page.
+bool valid_server_tag(std::string_view tag);
 Expected<proto::SocketAddress, ParseError> parse_ip_address(std::string_view text);
 std::string ip_to_string(const proto::SocketAddress& address);
 // Decimal integer, optional leading '-', no other characters; at most 19 digits.

@@ -1,5 +1,7 @@
 #include "allocation/hostname_rule.hpp"
 
+#include "proto/signalling.hpp"
+
 namespace tsunagu::alloc {
 
 Expected<HostnameRule, ParseError> HostnameRule::parse(std::string_view pattern) {
@@ -34,6 +36,10 @@ std::optional<std::string> HostnameRule::extension_for(std::string_view hostname
     bool ok = digits_only_ ? digit : (digit || (c >= 'a' && c <= 'z') || c == '_' || c == '-');
     if (!ok) return std::nullopt;
   }
+  // An extension is reached as EXT@DOMAIN and named in `bind`, `unbind` and
+  // `show`, which take only a user ID's local part ("-" or "_x" from a host's
+  // "-.phones" would be a binding no caller can reach and no admin can remove).
+  if (!proto::valid_user_id(middle)) return std::nullopt;
   return std::string(middle);
 }
 

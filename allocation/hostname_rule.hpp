@@ -1,7 +1,8 @@
 // Learns extension bindings from the hostnames terminals send. A pattern is
 // literal text around one placeholder, no regular expressions:
 //   "ext-{ext}"      ext-4106 -> extension "4106"   ({ext}: 1-32 digits)
-//   "{id}.phones"    alice.phones -> "alice"        ({id}: 1-64 of [a-z0-9_-])
+//   "{id}.phones"    alice.phones -> "alice"        ({id}: 1-64 of [a-z0-9_-], starting
+//                                                   with a letter or a digit)
 // Matching is on the normalised (lowercase) hostname and the literal parts are
 // compared lowercase; the whole hostname must match.
 #pragma once

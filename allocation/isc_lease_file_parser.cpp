@@ -128,6 +128,7 @@ bool parse_fixed(std::string_view s, size_t pos, size_t len, int& out) {
 struct IscLease {
   std::string address;
   std::string mac, uid, hostname, state;
+  bool uid_unreadable = false;  // left out when the block has a MAC (client_id_beside_mac)
   int64_t starts = 0, ends = 0, cltt = 0, tstp = 0;
   bool ends_never = false;
 };
@@ -216,13 +217,11 @@ struct BlockParser {
           return Unexpected(ParseError{ParseErrc::bad_syntax, "bad uid", tok.line()});
         if (v.kind == TokenKind::string) {
           std::vector<uint8_t> bytes(v.text.begin(), v.text.end());
-          if (bytes.empty() || bytes.size() > kMaxClientIdBytes)
-            return Unexpected(ParseError{ParseErrc::bad_client_id, "bad uid length", tok.line()});
-          lease.uid = hex_colon(bytes);
+          lease.uid_unreadable = bytes.empty() || bytes.size() > kMaxClientIdBytes;
+          lease.uid = lease.uid_unreadable ? std::string() : hex_colon(bytes);
         } else {
-          auto cid = normalise_client_id(v.text);
-          if (!cid) return Unexpected(ParseError{cid.error().code, cid.error().detail, tok.line()});
-          lease.uid = std::move(*cid);
+          lease.uid = client_id_beside_mac(v.text);
+          lease.uid_unreadable = lease.uid.empty();
         }
       } else if (w == "client-hostname") {
         Token v = tok.next();
@@ -256,6 +255,8 @@ Expected<LeaseEvent, ParseError> to_event(const IscLease& lease, size_t line) {
     if (!mac) return Unexpected(ParseError{mac.error().code, mac.error().detail, line});
     e.mac = std::move(*mac);
   }
+  if (lease.uid_unreadable && e.mac.empty())
+    return Unexpected(ParseError{ParseErrc::bad_client_id, "uid unreadable (empty, not hex, or over 130 bytes) and no MAC", line});
   e.client_id = lease.uid;
   auto host = normalise_hostname(lease.hostname);
   if (!host) return Unexpected(ParseError{host.error().code, host.error().detail, line});
@@ -323,7 +324,7 @@ Expected<LeaseFileSnapshot, ParseError> parse_isc_lease_file(std::string_view te
   }
   for (auto& [address, entry] : last) {
     const IscLease& lease = entry.first;
-    if (lease.mac.empty() && lease.uid.empty()) continue;
+    if (lease.mac.empty() && lease.uid.empty() && !lease.uid_unreadable) continue;
     auto event = to_event(lease, entry.second);
     if (!event) {
       note_error(event.error());

@@ -33,7 +33,9 @@ Expected<std::optional<LeaseEvent>, ParseError> read_lease(const HookCall& call,
     auto mac = normalise_mac(*hw);
     if (mac) e.mac = std::move(*mac);  // a non-Ethernet hardware address is not a MAC: dropped
   }
-  if (auto cid = var(v6 ? "DUID" : "CLIENT_ID"); cid && !cid->empty()) {
+  if (auto cid = var(v6 ? "DUID" : "CLIENT_ID"); cid && !cid->empty() && !v6 && !e.mac.empty()) {
+    e.client_id = client_id_beside_mac(*cid);
+  } else if (cid && !cid->empty()) {
     auto c = normalise_client_id(*cid);
     if (!c) return Unexpected(c.error());
     e.client_id = std::move(*c);
@@ -52,7 +54,7 @@ Expected<std::optional<LeaseEvent>, ParseError> read_lease(const HookCall& call,
   if (!c || !v || *c < 0 || *v < 0 || *c > (int64_t{1} << 40)) return fail(ParseErrc::bad_number, "bad CLTT or lifetime");
   e.reported_at = *c;
   e.expires = *v >= 0xffffffffLL ? LeaseEvent::kInfinite : *c + *v;
-  if (auto iface = call.find_env(v6 ? "QUERY6_IFACE_NAME" : "QUERY4_IFACE_NAME"); iface && iface->size() <= kMaxServerTagLength)
+  if (auto iface = call.find_env(v6 ? "QUERY6_IFACE_NAME" : "QUERY4_IFACE_NAME"); iface && valid_server_tag(*iface))
     e.server = std::string(*iface);
   return std::optional<LeaseEvent>{std::move(e)};
 }

@@ -59,7 +59,9 @@ Expected<LeaseEvent, ParseError> read_row(const std::vector<std::string_view>& f
     auto mac = normalise_mac(hw);
     if (mac) e.mac = std::move(*mac);
   }
-  if (auto cid = col(v6 ? c.duid : c.client_id); !cid.empty()) {
+  if (auto cid = col(v6 ? c.duid : c.client_id); !cid.empty() && !v6 && !e.mac.empty()) {
+    e.client_id = client_id_beside_mac(cid);
+  } else if (!cid.empty()) {
     auto id = normalise_client_id(cid);
     if (!id) return Unexpected(id.error());
     e.client_id = std::move(*id);

@@ -159,6 +159,14 @@ Expected<DecodedLeaseEvent, ParseError> decode_lease_event(ByteView input) {
     if (!mac || *mac != e.mac) return fail(ParseErrc::bad_mac, "record MAC not normalised");
   }
   if (e.server.size() > kMaxServerTagLength) return fail(ParseErrc::too_large, "server tag too long");
+  // A record comes from whoever may write the hook socket or a spool file, not
+  // only from this program's parsers: its hostname and server tag reach the
+  // admin's terminal (`list`, `show`), the log and the status page, so they must
+  // be what the parsers make (no control characters or escape sequences).
+  if (auto host = normalise_hostname(e.hostname); !host || *host != e.hostname)
+    return fail(ParseErrc::bad_hostname, "record hostname not normalised");
+  if (!e.server.empty() && !valid_server_tag(e.server))
+    return fail(ParseErrc::bad_syntax, "record server tag not printable");
   out.consumed = total;
   return out;
 }

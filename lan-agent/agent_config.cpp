@@ -13,6 +13,7 @@
 #include "allocation/allocation_table.hpp"
 #include "allocation/hostname_rule.hpp"
 #include "base/log.hpp"
+#include "proto/signalling.hpp"
 #include "proto/socket_address.hpp"
 
 namespace tsunagu::lanagent {
@@ -101,6 +102,11 @@ bool valid_agent_name(std::string_view name) {
 bool valid_domain(std::string_view domain) {
   return !domain.empty() && domain.size() <= 63 && all_of_chars(domain, ".-") && domain.front() != '.' &&
          domain.front() != '-';
+}
+
+bool valid_extension(std::string_view extension) {
+  return !extension.empty() && extension.size() <= alloc::kMaxExtensionLength &&
+         extension.find('@') == std::string_view::npos && proto::valid_user_id(extension);
 }
 
 bool valid_number_prefix(std::string_view prefix) {
@@ -214,6 +220,8 @@ AgentConfig parse_agent_config(std::string_view text, const std::string& file) {
     size_t eq = pin.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == pin.size() || eq > alloc::kMaxExtensionLength)
       reader.fail("table.pins", "\"" + pin + "\": not EXT=MAC (or EXT=CLIENT-ID)");
+    if (!valid_extension(pin.substr(0, eq)))
+      reader.fail("table.pins", "\"" + pin + "\": the extension is not 1-64 of a-z 0-9 . _ - + (as `bind` takes it)");
     auto client = alloc::ClientRef::parse(pin.substr(eq + 1));
     if (!client) reader.fail("table.pins", "\"" + pin + "\": " + client.error().detail);
     config.table.pins.emplace_back(pin.substr(0, eq), std::move(*client));

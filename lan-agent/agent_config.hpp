@@ -120,5 +120,8 @@ void require_runnable(const AgentConfig& config);
 bool valid_agent_name(std::string_view name);
 bool valid_domain(std::string_view domain);
 bool valid_number_prefix(std::string_view prefix);
+// An extension as `bind` and `table.pins` take it: a user ID's local part
+// (1-64 of a-z 0-9 . _ - +, a letter, digit or '+' first), what callers dial.
+bool valid_extension(std::string_view extension);
 
 }  // namespace tsunagu::lanagent

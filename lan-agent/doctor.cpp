@@ -201,8 +201,17 @@ ops::DoctorReport run_agent_doctor(const std::string& config_file, const DhcpSer
   } else {
     report.warn("hook spool " + config.hook.spool_directory, "missing: the agent creates it when it starts");
   }
-  if (!config.web.listen.empty())
+  if (!config.web.listen.empty()) {
     ops::check_listen_port(report, config.web.listen, false, "web.listen", "tsunagu-lan-agent");
+    // The agent refuses to start with a token file it would refuse here.
+    const std::string& file = config.web.token_file;
+    if (auto token = read_web_token(file); token) {
+      report.ok("web token " + file, "not readable by others, " + std::to_string(token->size()) + " characters");
+    } else {
+      std::string why = token.error().starts_with(file + ": ") ? token.error().substr(file.size() + 2) : token.error();
+      report.fail("web token " + file, why + "; the agent does not start with it");
+    }
+  }
   check_hook_wiring(report, dhcp);
   return report;
 }

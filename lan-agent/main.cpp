@@ -161,11 +161,6 @@ int run_agent(const AgentConfig& loaded, const std::string& log_level) {
   return 0;
 }
 
-bool valid_extension(std::string_view ext) {
-  return !ext.empty() && ext.size() <= alloc::kMaxExtensionLength && ext.find('@') == std::string_view::npos &&
-         proto::valid_user_id(ext);
-}
-
 }  // namespace
 
 // `status`: /metrics of the running agent, read as an admin reads it (the

@@ -164,8 +164,11 @@ void NodeLink::on_message(const proto::Message& message, ByteView raw) {
       ++lookups_;
       // An answered lookup is a debug line (at saturation the line was about a
       // tenth of the agent's CPU); a refused or failed one stays at info, so the
-      // operator still sees which rule refused whom (docs/lan-agent.md).
-      if (log::level() <= (answer.error == 0 ? log::Level::debug : log::Level::info)) log_lookup(message, answer);
+      // operator still sees which rule refused whom (docs/lan-agent.md), at
+      // most kRefusedLookupLinesPerMinute a minute; /metrics counts them all.
+      if (answer.error == 0 ? log::level() <= log::Level::debug
+                            : log::level() <= log::Level::info && refused_lookup_log_.allow())
+        log_lookup(message, answer);
     }
     (void)link_->send(response);
     return;
@@ -186,6 +189,11 @@ void NodeLink::log_lookup(const proto::Message& message, const LookupAnswer& ans
     line.append(std::to_string(answer.addresses.size())).append(" address(es)");
   } else {
     line.append(std::to_string(answer.error)).append(" (").append(answer.log_detail).append(")");
+    if (uint64_t unlogged = refused_lookup_log_.suppressed() - refused_lookups_reported_; unlogged != 0) {
+      line.append("; ").append(std::to_string(unlogged)).append(" refused or failed lookup(s) before it not logged (at most ")
+          .append(std::to_string(kRefusedLookupLinesPerMinute)).append(" such lines a minute)");
+      refused_lookups_reported_ += unlogged;
+    }
   }
   log::write(answer.error == 0 ? log::Level::debug : log::Level::info, line);
 }

@@ -82,6 +82,7 @@ class NodeLink {
   void hold_for_turn();
   void end_of_turn();
   void log_lookup(const proto::Message& message, const LookupAnswer& answer);
+  static constexpr unsigned kRefusedLookupLinesPerMinute = 20;
 
   uv_loop_t* loop_;
   NodeSettings settings_;
@@ -92,6 +93,11 @@ class NodeLink {
   uv_check_t* turn_end_ = nullptr;  // closed by the destructor, freed by its close callback
   uint64_t hellos_accepted_ = 0, lookups_ = 0;
   log::RateLimit bad_message_log_{5, std::chrono::seconds(60)};
+  // Refused and failed lookups are info lines, and any account on the node may
+  // dial our extensions as fast as it likes: a line each would flood the
+  // journal (whose rate limit then drops the agent's other lines).
+  log::RateLimit refused_lookup_log_{kRefusedLookupLinesPerMinute, std::chrono::seconds(60)};
+  uint64_t refused_lookups_reported_ = 0;  // refused_lookup_log_.suppressed() already told in a line
 };
 
 }  // namespace tsunagu::lanagent

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "allocation/field_normalisation.hpp"
+#include "proto/profile_change.hpp"
 
 namespace tsunagu::lanagent {
 namespace {
@@ -19,9 +20,15 @@ bool lease_of(const alloc::LeaseRecord& lease, const alloc::ClientRef& client) {
   return !lease.client_id.empty() && lease.client_id == client.value;
 }
 
+// Hostnames and server tags come from the DHCP hooks. The hook records are
+// checked (lease_event_codec.cpp), but a table written before that check may
+// hold anything: what reaches the admin's terminal or the log is made
+// printable here.
+std::string shown(std::string_view text) { return proto::printable_text(text); }
+
 std::string source_text(const alloc::LeaseRecord& lease) {
   std::string s(alloc::to_string(lease.source));
-  if (!lease.server.empty()) s += " " + lease.server;
+  if (!lease.server.empty()) s += " " + shown(lease.server);
   return s;
 }
 
@@ -116,7 +123,7 @@ std::string format_conflicts(const std::vector<alloc::BindingConflict>& conflict
   if (conflicts.empty()) return {};
   std::vector<std::vector<std::string>> table{{"EXTENSION", "CLAIMED BY", "ADDRESS", "HOSTNAME", "CLAIMS", "LAST"}};
   for (const auto& c : conflicts)
-    table.push_back({c.extension, client_text(c.claimant), alloc::ip_to_string(c.address), c.hostname,
+    table.push_back({c.extension, client_text(c.claimant), alloc::ip_to_string(c.address), shown(c.hostname),
                      std::to_string(c.attempts), format_remaining(now - c.last_seen + 1) + " ago"});
   return "\nConflicts: these clients sent the hostname of an extension bound to another client and were not\n"
          "bound (a hostname never moves a binding). If one really replaced the terminal:\n"
@@ -152,7 +159,7 @@ std::string format_extension(const std::string& extension, const alloc::Extensio
     out += "lease:     " + alloc::ip_to_string(lease.address) + "  " +
            (lease.live(now) ? "live, expires in " + expires_text(lease, now) : std::string(alloc::to_string(lease.state))) +
            "  " + source_text(lease);
-    if (!lease.hostname.empty()) out += "  hostname " + lease.hostname;
+    if (!lease.hostname.empty()) out += "  hostname " + shown(lease.hostname);
     out += "\n";
   }
   if (!history.empty()) out += "history:\n";
@@ -169,7 +176,7 @@ std::string describe_change(const alloc::TableChange& change) {
   if (change.kind == alloc::ChangeKind::binding_conflict && change.lease && change.binding) {
     const auto& l = *change.lease;
     return "binding conflict: " + (l.mac.empty() ? "client-id " + l.client_id : l.mac) + " at " +
-           alloc::ip_to_string(l.address) + " sent hostname " + l.hostname + ", but " + change.extension +
+           alloc::ip_to_string(l.address) + " sent hostname " + shown(l.hostname) + ", but " + change.extension +
            " is bound to " + client_text(change.binding->client) + "; not bound (tsunagu-lan-agent bind " +
            change.extension + " CLIENT if the terminal was replaced)";
   }
@@ -179,7 +186,7 @@ std::string describe_change(const alloc::TableChange& change) {
   if (change.lease) {
     out += " " + alloc::ip_to_string(change.lease->address);
     if (!change.lease->mac.empty()) out += " " + change.lease->mac;
-    if (!change.lease->hostname.empty()) out += " " + change.lease->hostname;
+    if (!change.lease->hostname.empty()) out += " " + shown(change.lease->hostname);
   }
   if (change.previous_address) out += " (was " + alloc::ip_to_string(*change.previous_address) + ")";
   if (change.binding) out += " -> " + client_text(change.binding->client);

@@ -21,6 +21,21 @@ TEST_CASE("hostname rule {id}.phones takes a name before the suffix") {
   CHECK(!rule->extension_for(".phones"));
 }
 
+// Found walking docs/lan-agent.md (reading the rule beside `bind`'s check, not
+// through a server: dnsmasq refuses such names, ISC dhcpd passes them as sent):
+// "-.phones" was learned as extension "-", which `show`, `unbind` and every
+// caller refuse as an ID, so no admin could remove the binding.
+TEST_CASE("hostname rule {id} learns only what an admin can name: a letter or digit first") {
+  auto rule = HostnameRule::parse("{id}.phones");
+  REQUIRE(rule);
+  CHECK(!rule->extension_for("-.phones"));
+  CHECK(!rule->extension_for("_.phones"));
+  CHECK(!rule->extension_for("-alice.phones"));
+  CHECK(!rule->extension_for("_admin.phones"));
+  CHECK(*rule->extension_for("a-_.phones") == "a-_");
+  CHECK(*rule->extension_for("4106_b.phones") == "4106_b");
+}
+
 TEST_CASE("hostname rule patterns without exactly one placeholder are refused") {
   CHECK(HostnameRule::parse("ext").error().code == ParseErrc::bad_pattern);
   CHECK(!HostnameRule::parse("{ext}-{ext}"));
@@ -44,6 +59,8 @@ TEST_CASE("hostname rules give exactly the IDs docs/lan-agent.md lists, and lan1
       {"alice.phones", nullptr, "alice", nullptr, nullptr},
       {"ext-41a6", nullptr, nullptr, nullptr, "ext-41a6"},
       {"ext-", nullptr, nullptr, nullptr, "ext-"},
+      {"-4106", nullptr, nullptr, nullptr, nullptr},
+      {"_x.phones", nullptr, nullptr, nullptr, nullptr},
   };
   const char* patterns[] = {"ext-{ext}", "{id}.phones", "{ext}", "{id}"};
   for (const Row& row : rows) {

@@ -72,3 +72,45 @@ TEST_CASE("fields over their limits are refused by the encoder") {
   tsunagu::Bytes bytes;
   CHECK(encode_lease_event(e, bytes).error().code == ParseErrc::too_large);
 }
+
+// Found walking docs/lan-agent.md as a local user allowed on the hook socket:
+// a record written by hand (not by the hook's parsers) carried ESC sequences
+// and a bidi override in its hostname and server tag, and `list`, `show` and
+// the log printed them to the admin's terminal as they were.
+TEST_CASE("a record whose hostname or server tag the parsers could not have made is refused") {
+  for (std::string hostname : {std::string("ext-4106\x1b[2J"), std::string("\xe2\x80\xae" "6014-txe"),
+                               std::string("Ext-4106"), std::string("ext 4106"), std::string("ext-4106."),
+                               std::string("*"), std::string("\xff\xfe")}) {
+    CAPTURE(hostname);
+    LeaseEvent e = sample_event();
+    e.hostname = hostname;
+    tsunagu::Bytes bytes;
+    REQUIRE(encode_lease_event(e, bytes));
+    CHECK(decode_lease_event(bytes).error().code == ParseErrc::bad_hostname);
+  }
+  for (std::string server : {std::string("lan0\x1b]0;owned\x07"), std::string("lan 0"), std::string("l\xc3\xa4n0"),
+                             std::string("lan0\n")}) {
+    CAPTURE(server);
+    LeaseEvent e = sample_event();
+    e.server = server;
+    tsunagu::Bytes bytes;
+    REQUIRE(encode_lease_event(e, bytes));
+    CHECK(!decode_lease_event(bytes));
+  }
+  LeaseEvent plain = sample_event();
+  plain.hostname.clear();
+  plain.server.clear();
+  tsunagu::Bytes bytes;
+  REQUIRE(encode_lease_event(plain, bytes));
+  CHECK(decode_lease_event(bytes));
+}
+
+TEST_CASE("server tags are 1-64 bytes of printable ASCII without spaces") {
+  CHECK(valid_server_tag("lan0"));
+  CHECK(valid_server_tag("00:01:00:01:2c:9b:3e:10:02:00:00:00:00:01"));
+  CHECK(!valid_server_tag(""));
+  CHECK(!valid_server_tag(std::string(65, 'a')));
+  CHECK(!valid_server_tag("lan\x1b"));
+  CHECK(!valid_server_tag("lan\x7f"));
+  CHECK(!valid_server_tag("l\xc3\xa4n0"));
+}

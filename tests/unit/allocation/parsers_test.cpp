@@ -101,9 +101,69 @@ TEST_CASE("dnsmasq calls with a bad MAC, address or expiry give a clear error") 
   CHECK(parse_dnsmasq_hook(HookCall{ok, env, kNow}).error().code == ParseErrc::bad_number);
   std::string_view few[] = {"add", "02:0a:0b:0c:0d:0e"};
   CHECK(parse_dnsmasq_hook(HookCall{few, {}, kNow}).error().code == ParseErrc::missing_field);
+}
+
+// Found walking docs/lan-agent.md as a LAN host: dnsmasq leased to a client
+// sending a 199-byte client-id (DHCPv4 allows 255), the hook refused the call
+// ("bad client-id") and the lease file's line for it was unreadable, so every
+// `sync` said "no lease was ended because of absence". ISC dhcpd records
+// 255-character hostnames the same way.
+TEST_CASE("a client-id the table cannot keep, or an over-long hostname, leaves them out, not the lease") {
   std::string long_name(300, 'a');
-  std::string_view too_long[] = {"add", "02:0a:0b:0c:0d:0e", "10.99.0.5", long_name};
-  CHECK(parse_dnsmasq_hook(HookCall{too_long, {}, kNow}).error().code == ParseErrc::too_large);
+  std::string long_id = "01";
+  for (int i = 0; i < 199; ++i) long_id += ":ab";
+  std::string long_id_env = "DNSMASQ_CLIENT_ID=" + long_id;
+  std::string_view args[] = {"add", "02:0a:0b:0c:0d:0e", "10.99.0.5", long_name};
+  std::string_view env[] = {long_id_env};
+  auto events = parse_dnsmasq_hook(HookCall{args, env, kNow});
+  REQUIRE(events);
+  REQUIRE(events->size() == 1);
+  CHECK(events->front().mac == "02:0a:0b:0c:0d:0e");
+  CHECK(events->front().client_id.empty());
+  CHECK(events->front().hostname.empty());
+
+  std::string file = "1796552839 02:00:00:00:00:08 10.99.0.70 cid200 " + long_id +
+                     "\n1796552839 02:00:00:00:00:09 10.99.0.71 x 01:02:00:00:00:00:09\n";
+  auto snapshot = parse_dnsmasq_lease_file(file, kNow);
+  REQUIRE(snapshot);
+  CHECK(snapshot->bad_records == 0);
+  REQUIRE(snapshot->leases.size() == 2);
+  CHECK(snapshot->leases[0].client_id.empty());
+  CHECK(snapshot->leases[0].hostname == "cid200");
+
+  std::string kea_cid = "LEASE4_CLIENT_ID=" + long_id;
+  std::string_view kea_args[] = {"lease4_renew"};
+  std::string_view kea_env[] = {"LEASE4_ADDRESS=10.99.0.70", "LEASE4_HWADDR=02:00:00:00:00:08", kea_cid,
+                                "LEASE4_CLTT=1795334000", "LEASE4_VALID_LIFETIME=120"};
+  auto kea = parse_kea_hook(HookCall{kea_args, kea_env, kNow});
+  REQUIRE(kea);
+  REQUIRE(kea->size() == 1);
+  CHECK(kea->front().client_id.empty());
+  // Without a MAC the client-id is the lease's key: still refused.
+  std::string_view no_mac_env[] = {"LEASE4_ADDRESS=10.99.0.70", kea_cid, "LEASE4_CLTT=1795334000",
+                                   "LEASE4_VALID_LIFETIME=120"};
+  CHECK(!parse_kea_hook(HookCall{kea_args, no_mac_env, kNow}));
+
+  std::string isc = "lease 10.99.0.70 {\n  starts 0 2026/12/06 10:00:00;\n  ends 0 2026/12/06 12:00:00;\n"
+                    "  binding state active;\n  hardware ethernet 02:00:00:00:00:08;\n  uid \"" +
+                    std::string(200, 'u') + "\";\n  client-hostname \"" + std::string(255, 'h') + "\";\n}\n";
+  auto isc_snapshot = parse_isc_lease_file(isc, kNow);
+  REQUIRE(isc_snapshot);
+  CHECK(isc_snapshot->bad_records == 0);
+  REQUIRE(isc_snapshot->leases.size() == 1);
+  CHECK(isc_snapshot->leases[0].client_id.empty());
+  CHECK(isc_snapshot->leases[0].hostname.empty());
+}
+
+TEST_CASE("an interface name that is not printable ASCII is not kept as the server tag") {
+  std::string_view args[] = {"add", "02:0a:0b:0c:0d:0e", "10.99.0.5", "ext-4106"};
+  std::string_view plain[] = {"DNSMASQ_INTERFACE=lan0"};
+  CHECK(parse_dnsmasq_hook(HookCall{args, plain, kNow})->front().server == "lan0");
+  std::string_view escape[] = {"DNSMASQ_INTERFACE=lan\x1b[2J"};  // ESC: clears the admin's screen
+  auto events = parse_dnsmasq_hook(HookCall{args, escape, kNow});
+  REQUIRE(events);
+  CHECK(events->front().server.empty());
+  CHECK(events->front().hostname == "ext-4106");
 }
 
 TEST_CASE("dnsmasq lease file from the capture holds the v4 and the v6 lease") {

@@ -127,6 +127,20 @@ TEST_CASE("config: errors name the file, the key and what is wrong") {
   CHECK(error_of(std::string(kMaxConfigBytes + 1, '#')).find("larger than 1 MiB") != std::string::npos);
 }
 
+// Found walking docs/lan-agent.md as the admin: a pin "Alice=MAC" was bound at
+// start (no caller can dial "Alice", and `unbind Alice` is refused), and a pin
+// "4106 =MAC" passed the configuration check and doctor, then stopped `run`.
+TEST_CASE("config: table.pins names extensions as bind does") {
+  CHECK(error_of("[table]\npins = [\"4106=02:00:00:41:06:99\"]\n").empty());
+  CHECK(error_of("[table]\npins = [\"alice.b=02:00:00:41:06:99\"]\n").empty());
+  for (const char* bad : {"4106 ", " 4106", "Alice", "-4106", "4106@acme", "41\\u001b[2J06"}) {
+    CAPTURE(bad);
+    std::string error = error_of(std::string("[table]\npins = [\"") + bad + "=02:00:00:41:06:99\"]\n");
+    CHECK(error.find("table.pins") != std::string::npos);
+    CHECK(error.find("the extension is not") != std::string::npos);
+  }
+}
+
 TEST_CASE("config: run needs a name and a route when a node is configured") {
   auto no_routes = parse_agent_config("[node]\naddress = \"h:1\"\nca_certificate = \"a\"\ncertificate = \"b\"\n"
                                       "private_key = \"c\"\n[agent]\nname = \"acme\"\n",

@@ -7,6 +7,10 @@
 
 #include "lan-agent/doctor.hpp"
 
+#include <sys/stat.h>
+
+#include "test_support.hpp"
+
 using namespace tsunagu::lanagent;
 using Paths = std::vector<std::string>;
 
@@ -34,4 +38,35 @@ TEST_CASE("doctor: ISC dhcpd's execute() programs, each once") {
                      "on release { execute( \"/usr/lib/tsunagu/tsunagu-dhcp-hook\", \"release\"); }\n"
                      "on expiry { execute(\"/usr/local/bin/other\", \"expiry\"); }\n";
   CHECK(isc_hook_paths(conf) == Paths{"/usr/lib/tsunagu/tsunagu-dhcp-hook", "/usr/local/bin/other"});
+}
+
+// Found walking docs/lan-agent.md as the admin: with web.token_file mode 0644
+// doctor said "0 failure(s)", and the agent then refused to start.
+TEST_CASE("doctor: the web token file is checked as the agent reads it") {
+  testing::TempDir dir;
+  std::string data = dir.path() + "/data";
+  REQUIRE(mkdir(data.c_str(), 0700) == 0);
+  std::string token = dir.write("web.token", std::string(64, 'a') + "\n");
+  std::string config = dir.write("agent.toml", "[agent]\ndata_directory = \"" + data + "\"\n[web]\nlisten = \"127.0.0.1:1\"\n"
+                                               "token_file = \"" + token + "\"\n");
+  auto finding = [&] {
+    auto report = run_agent_doctor(config, DhcpServerFiles{}, tsunagu::ops::DoctorClock{1795334000});
+    for (const auto& f : report.findings())
+      if (f.check == "web token " + token) return std::optional<tsunagu::ops::Finding>(f);
+    return std::optional<tsunagu::ops::Finding>();
+  };
+  REQUIRE(chmod(token.c_str(), 0600) == 0);
+  auto good = finding();
+  REQUIRE(good);
+  CHECK(good->verdict == tsunagu::ops::Verdict::ok);
+  REQUIRE(chmod(token.c_str(), 0644) == 0);
+  auto readable = finding();
+  REQUIRE(readable);
+  CHECK(readable->verdict == tsunagu::ops::Verdict::fail);
+  CHECK(readable->detail.find("readable by other users") != std::string::npos);
+  dir.write("web.token", "short\n");
+  REQUIRE(chmod(token.c_str(), 0600) == 0);
+  auto short_token = finding();
+  REQUIRE(short_token);
+  CHECK(short_token->verdict == tsunagu::ops::Verdict::fail);
 }

@@ -241,6 +241,30 @@ TEST_CASE("node link: an answered forwarded lookup is logged at debug, a refused
   log::set_level(saved);
 }
 
+// Found walking docs/lan-agent.md as a node user dialling unbound extensions
+// in a loop: every refusal was an info line, as many as the node forwarded.
+TEST_CASE("node link: a flood of refused lookups logs at most 20 lines a minute, and all are answered") {
+  log::Level saved = log::level();
+  log::set_level(log::Level::info);
+  Harness h;
+  h.node->lookup_ids.assign(100, "4199@acme");
+  h.node->on_event = [&] {
+    if (h.node->lookup_answers == 100) h.finish();
+  };
+  std::string written = test::capture_stderr([&] {
+    h.start(h.settings());
+    h.run();
+  });
+  log::set_level(saved);
+  CHECK_FALSE(h.timed_out);
+  CHECK(h.node->lookup_answers == 100);
+  size_t lines = 0;
+  for (size_t at = written.find("info: lookup 4199@acme"); at != std::string::npos;
+       at = written.find("info: lookup 4199@acme", at + 1))
+    ++lines;
+  CHECK(lines == 20);
+}
+
 TEST_CASE("node link: an unanswered heartbeat kills the link and the agent reconnects") {
   Harness h;
   h.node->answer_keepalives = false;
