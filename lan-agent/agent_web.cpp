@@ -7,6 +7,7 @@
 
 #include "allocation/field_normalisation.hpp"
 #include "lan-agent/table_view.hpp"
+#include "proto/profile_change.hpp"
 #include "web/prometheus.hpp"
 
 namespace tsunagu::lanagent {
@@ -206,7 +207,9 @@ std::vector<AllocationRow> allocation_rows(const AgentStatusInput& in) {
     row.extension = extension_of(lease, in.bindings);
     row.client = client_of(lease);
     row.address = alloc::ip_to_string(lease.address);
-    row.hostname = lease.hostname;
+    // Rows from before the hook decoder refused them may hold controls or
+    // bidirectional overrides: shown as text, U+FFFD for those.
+    row.hostname = proto::printable_text(lease.hostname);
     row.source = std::string(alloc::to_string(lease.source));
     row.leased = true;
     row.expires = lease.expires;
@@ -275,7 +278,7 @@ json status_json(const AgentStatusInput& in) {
   for (const auto& c : in.conflicts)
     conflicts.push_back({{"extension", c.extension},
                          {"client", client_of(c.claimant)},
-                         {"hostname", c.hostname},
+                         {"hostname", proto::printable_text(c.hostname)},
                          {"address", alloc::ip_to_string(c.address)},
                          {"first_seen", c.first_seen},
                          {"last_seen", c.last_seen},
@@ -291,7 +294,7 @@ json status_json(const AgentStatusInput& in) {
                       {"action", alloc::to_string(e.event.action)},
                       {"address", alloc::ip_to_string(e.event.address)},
                       {"client", event_client(e.event)},
-                      {"hostname", e.event.hostname},
+                      {"hostname", proto::printable_text(e.event.hostname)},
                       {"expires", expiry_json(e.event.expires)}});
   out["recent_events"] = std::move(events);
   return out;
@@ -317,7 +320,7 @@ std::string login_page(bool failed) {
   return page("Tsunagu LAN agent: log in", body);
 }
 
-std::string cell(std::string_view text) { return "<td>" + html_escape(text) + "</td>"; }
+std::string cell(std::string_view text) { return "<td>" + html_escape(proto::printable_text(text)) + "</td>"; }
 
 std::string status_page(const AgentStatusInput& in) {
   const AgentMetricsInput& m = in.metrics;

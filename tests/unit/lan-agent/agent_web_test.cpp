@@ -304,3 +304,23 @@ TEST_CASE("config: [web] listen needs a LAN address and a token file; the token 
   CHECK(read_web_token(short_token).error().find("shorter") != std::string::npos);
   CHECK_FALSE(read_web_token(dir.path() + "/missing").has_value());
 }
+
+TEST_CASE("agent web: a stored hostname with a bidi override or a control shows as text, on the page and in JSON") {
+  // Tables written before the hook decoder refused such names may hold them.
+  auto in = sample_input();
+  const std::string rlo = "\u202E" "enohp" "\x1b[2J";
+  in.leases[1].hostname = rlo;
+  in.conflicts[0].hostname = rlo;
+  in.recent_events[0].event.hostname = rlo;
+  auto page = agent_web_handle(with_bearer("/"), in, kToken);
+  REQUIRE(page.status == 200);
+  CHECK(page.body.find("\u202E") == std::string::npos);
+  CHECK(page.body.find('\x1b') == std::string::npos);
+  CHECK(page.body.find("\uFFFD" "enohp") != std::string::npos);
+  auto response = agent_web_handle(with_bearer("/api/status"), in, kToken);
+  auto status = nlohmann::json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  REQUIRE_FALSE(status.is_discarded());
+  CHECK(status["allocations"][2]["hostname"] == "\uFFFD" "enohp" "\uFFFD[2J");
+  CHECK(status["conflicts"][0]["hostname"] == "\uFFFD" "enohp" "\uFFFD[2J");
+  CHECK(status["recent_events"][0]["hostname"] == "\uFFFD" "enohp" "\uFFFD[2J");
+}
