@@ -257,7 +257,7 @@ void append_lease_key(const LeaseEvent& e, std::string& out) {
   out += e.is_v6() ? "6|" : "4|";
   const bool by_mac = e.is_v6() ? e.client_id.empty() : !e.mac.empty();
   out += by_mac ? "m=" : "c=";
-  out += by_mac ? e.mac : e.client_id;
+  out += by_mac ? e.mac.view() : std::string_view(e.client_id);
 }
 
 std::string lease_key(const LeaseEvent& e) {
@@ -1304,7 +1304,7 @@ Expected<bool, TableError> AllocationTable::Batch::bulk_load(const LeaseFileSnap
     if (active && options.hostname_rule && !e.hostname.empty()) ext = options.hostname_rule->extension_for(e.hostname);
     if (ext) {
       client.assign(e.mac.empty() ? "c=" : "m=");
-      client.append(e.mac.empty() ? e.client_id : e.mac);
+      client.append(e.mac.empty() ? std::string_view(e.client_id) : e.mac.view());
       bindings.start();
       bindings.add(*ext);
       bindings.end_key();
@@ -1338,12 +1338,12 @@ Expected<bool, TableError> AllocationTable::Batch::bulk_load(const LeaseFileSnap
       add_entry(granted_at, ChangeKind::lease_granted, e.expires, &e.address);
     }
     if (result.list_changes && active) {
-      LeaseRecord r{std::string(key), state, e.source, e.address, e.mac, e.client_id, e.hostname, e.server,
+      LeaseRecord r{std::string(key), state, e.source, e.address, e.mac.str(), e.client_id, e.hostname, e.server,
                     e.expires, live_until, e.reported_at, now};
       changes.push_back(TableChange{ChangeKind::lease_granted, ext.value_or(""), std::move(r), std::nullopt, std::nullopt});
       if (ext) {
         ClientRef ref{e.mac.empty() ? ClientRef::Kind::client_id : ClientRef::Kind::mac,
-                      e.mac.empty() ? e.client_id : e.mac};
+                      e.mac.empty() ? e.client_id : e.mac.str()};
         changes.push_back(TableChange{ChangeKind::binding_learned, *ext, std::nullopt, std::nullopt,
                                       ExtensionBinding{*ext, std::move(ref), BindingOrigin::hostname_rule, now}});
       }

@@ -7,7 +7,7 @@ namespace tsunagu::alloc {
 Expected<ClientRef, ParseError> ClientRef::mac(std::string_view text) {
   auto m = normalise_mac(text);
   if (!m) return Unexpected(m.error());
-  return ClientRef{Kind::mac, std::move(*m)};
+  return ClientRef{Kind::mac, m->str()};
 }
 
 Expected<ClientRef, ParseError> ClientRef::client_id(std::string_view text) {

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace tsunagu::alloc {
@@ -39,29 +41,28 @@ std::string_view to_string(ParseErrc code) {
   return "parse error";
 }
 
-std::string hex_colon(const std::vector<uint8_t>& bytes) {
+std::string hex_colon(std::span<const uint8_t> bytes) {
   static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 3);
+  std::string out(bytes.empty() ? 0 : bytes.size() * 3 - 1, ':');
   for (size_t i = 0; i < bytes.size(); ++i) {
-    if (i != 0) out.push_back(':');
-    out.push_back(kDigits[bytes[i] >> 4]);
-    out.push_back(kDigits[bytes[i] & 0xf]);
+    out[i * 3] = kDigits[bytes[i] >> 4];
+    out[i * 3 + 1] = kDigits[bytes[i] & 0xf];
   }
   return out;
 }
 
-Expected<std::vector<uint8_t>, ParseError> parse_hex_bytes(std::string_view text, size_t max_bytes) {
-  std::vector<uint8_t> out;
+Expected<size_t, ParseError> parse_hex_bytes_into(std::string_view text, std::span<uint8_t> out) {
   if (text.empty()) return fail(ParseErrc::bad_client_id, "empty hex string");
-  if (text.size() > max_bytes * 3) return fail(ParseErrc::too_large, "hex string too long");
+  if (text.size() > out.size() * 3) return fail(ParseErrc::too_large, "hex string too long");
+  size_t count = 0;
   bool separated = text.find_first_of(":-") != std::string_view::npos;
   if (!separated) {
     if (text.size() % 2 != 0) return fail(ParseErrc::bad_client_id, "odd number of hex digits");
     for (size_t i = 0; i < text.size(); i += 2) {
       int hi = hex_value(text[i]), lo = hex_value(text[i + 1]);
       if (hi < 0 || lo < 0) return fail(ParseErrc::bad_client_id, "not a hex digit");
-      out.push_back(static_cast<uint8_t>(hi * 16 + lo));
+      if (count == out.size()) return fail(ParseErrc::too_large, "too many bytes");
+      out[count++] = static_cast<uint8_t>(hi * 16 + lo);
     }
   } else {
     size_t pos = 0;
@@ -75,25 +76,45 @@ Expected<std::vector<uint8_t>, ParseError> parse_hex_bytes(std::string_view text
         if (v < 0) return fail(ParseErrc::bad_client_id, "not a hex digit");
         value = value * 16 + v;
       }
-      out.push_back(static_cast<uint8_t>(value));
+      if (count == out.size()) return fail(ParseErrc::too_large, "too many bytes");
+      out[count++] = static_cast<uint8_t>(value);
       if (end == std::string_view::npos) break;
       pos = end + 1;
     }
   }
-  if (out.size() > max_bytes) return fail(ParseErrc::too_large, "too many bytes");
+  return count;
+}
+
+Expected<std::vector<uint8_t>, ParseError> parse_hex_bytes(std::string_view text, size_t max_bytes) {
+  // A text of n characters holds at most n / 2 + 1 bytes: the buffer never
+  // caps below max_bytes.
+  std::vector<uint8_t> out(std::min(max_bytes, text.size() / 2 + 1));
+  auto count = parse_hex_bytes_into(text, out);
+  if (!count) return Unexpected(count.error());
+  out.resize(*count);
   return out;
 }
 
-Expected<std::string, ParseError> normalise_mac(std::string_view text) {
-  auto bytes = parse_hex_bytes(text, 6);
-  if (!bytes || bytes->size() != 6) return fail(ParseErrc::bad_mac, "not a 6-byte MAC address");
-  return hex_colon(*bytes);
+Expected<MacAddress, ParseError> normalise_mac(std::string_view text) {
+  // Room for one octet more than a MAC, so that a longer address is told from
+  // a MAC by its count rather than cut to six.
+  std::array<uint8_t, MacAddress::kOctets + 1> octets{};
+  auto count = parse_hex_bytes_into(text, octets);
+  if (!count || *count != MacAddress::kOctets) return fail(ParseErrc::bad_mac, "not a 6-byte MAC address");
+  return MacAddress(std::span<const uint8_t, MacAddress::kOctets>(octets.data(), MacAddress::kOctets));
+}
+
+MacAddress& MacAddress::operator=(std::string_view text) {
+  auto parsed = normalise_mac(text);
+  *this = parsed ? *parsed : MacAddress();
+  return *this;
 }
 
 Expected<std::string, ParseError> normalise_client_id(std::string_view text) {
-  auto bytes = parse_hex_bytes(text, kMaxClientIdBytes);
-  if (!bytes) return Unexpected(bytes.error());
-  return hex_colon(*bytes);
+  std::array<uint8_t, kMaxClientIdBytes> bytes{};
+  auto count = parse_hex_bytes_into(text, bytes);
+  if (!count) return Unexpected(count.error());
+  return hex_colon(std::span<const uint8_t>(bytes.data(), *count));
 }
 
 std::string client_id_beside_mac(std::string_view text) {

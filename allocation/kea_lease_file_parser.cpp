@@ -1,7 +1,7 @@
 #include "allocation/kea_lease_file_parser.hpp"
 
+#include <algorithm>
 #include <array>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -71,7 +71,11 @@ Expected<LeaseEvent, ParseError> read_row(const std::vector<std::string_view>& f
   auto expire = parse_decimal(col(c.expire));
   if (!valid || !expire || *valid < 0 || *expire < 0 || *expire > (int64_t{1} << 40))
     return fail(ParseErrc::bad_number, "bad valid_lifetime or expire");
-  auto host = normalise_hostname(unescape(col(c.hostname)));
+  // Kea escapes a comma in a hostname; only such a name costs a copy.
+  std::string unescaped;
+  std::string_view hostname = col(c.hostname);
+  if (hostname.find("&#x2c") != std::string_view::npos) hostname = unescaped = unescape(hostname);
+  auto host = normalise_hostname(hostname);
   if (!host) return Unexpected(host.error());
   e.hostname = std::move(*host);
   const std::string_view state = col(c.state);
@@ -99,7 +103,15 @@ Expected<LeaseFileSnapshot, ParseError> parse_kea_lease_file(std::string_view te
   Columns c;
   bool have_header = false, v6 = false;
   std::vector<std::string_view> fields;
-  std::map<std::string, LeaseEvent> last;  // address text -> last row
+  // Every row with its address text (a view into `text`); sorted by address
+  // afterwards, the last row of each address kept. One vector, not a map
+  // node and key string per row.
+  struct Row {
+    std::string_view address;
+    LeaseEvent event;
+  };
+  std::vector<Row> rows;
+  rows.reserve(static_cast<size_t>(std::count(text.begin(), text.end(), '\n')) + 1);
   size_t pos = 0, line_no = 0;
   auto note_error = [&](ParseError error, size_t line) {
     ++snapshot.bad_records;
@@ -154,10 +166,18 @@ Expected<LeaseFileSnapshot, ParseError> parse_kea_lease_file(std::string_view te
       note_error(event.error(), line_no);
       continue;
     }
-    if (!skip) last[std::string(fields[static_cast<size_t>(c.address)])] = std::move(*event);
+    if (!skip) rows.push_back(Row{fields[static_cast<size_t>(c.address)], std::move(*event)});
   }
-  snapshot.leases.reserve(last.size());
-  for (auto& [address, event] : last) snapshot.leases.push_back(std::move(event));
+  // Stable: of one address's rows, the file's last stays last.
+  std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.address < b.address; });
+  auto superseded = [&](size_t i) { return i + 1 < rows.size() && rows[i + 1].address == rows[i].address; };
+  size_t kept = 0;
+  for (size_t i = 0; i < rows.size(); ++i) kept += superseded(i) ? 0 : 1;
+  snapshot.leases.reserve(kept);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (superseded(i)) continue;
+    snapshot.leases.push_back(std::move(rows[i].event));
+  }
   return snapshot;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "allocation/mac_address.hpp"
 #include "proto/socket_address.hpp"
 
 namespace tsunagu::alloc {
@@ -41,7 +42,7 @@ struct LeaseEvent {
   LeaseAction action = LeaseAction::grant;
   ServerKind source = ServerKind::unknown;
   proto::SocketAddress address;  // port 0; family says IPv4 or IPv6
-  std::string mac;               // "aa:bb:cc:dd:ee:ff" or empty
+  MacAddress mac;                // "aa:bb:cc:dd:ee:ff" or empty; inline, no heap string
   std::string client_id;         // "01:aa:..": DHCPv4 client-id, or the DUID for v6; or empty
   std::string hostname;          // lowercase, no trailing dot, <= 253; or empty
   std::string server;            // which server instance (interface, server DUID); <= 64

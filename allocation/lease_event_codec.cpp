@@ -55,11 +55,17 @@ class BodyReader {
     pos_ += n;
     return true;
   }
-  bool string(std::string& s) {
+  bool string(std::string_view& s) {
     uint8_t n = 0;
     if (!u8(n) || pos_ + n > body_.size()) return false;
-    s.assign(as_chars(body_.subspan(pos_, n)));
+    s = as_chars(body_.subspan(pos_, n));
     pos_ += n;
+    return true;
+  }
+  bool string(std::string& s) {
+    std::string_view view;
+    if (!string(view)) return false;
+    s.assign(view);
     return true;
   }
   bool done() const { return pos_ == body_.size(); }
@@ -148,15 +154,17 @@ Expected<DecodedLeaseEvent, ParseError> decode_lease_event(ByteView input) {
   if (!r.raw(e.address.ip.data(), family == 6 ? 16 : 4)) return fail(ParseErrc::bad_syntax, "record body too short");
   uint8_t cid_len = 0;
   std::vector<uint8_t> cid;
-  if (!r.string(e.mac) || !r.u8(cid_len)) return fail(ParseErrc::bad_syntax, "record body too short");
+  std::string_view mac;
+  if (!r.string(mac) || !r.u8(cid_len)) return fail(ParseErrc::bad_syntax, "record body too short");
   cid.resize(cid_len);
   if (!r.raw(cid.data(), cid_len) || !r.string(e.hostname) || !r.string(e.server) || !r.done())
     return fail(ParseErrc::bad_syntax, "record body of wrong size");
   if (cid_len > kMaxClientIdBytes) return fail(ParseErrc::too_large, "client-id too long");
   if (!cid.empty()) e.client_id = hex_colon(cid);
-  if (!e.mac.empty()) {
-    auto mac = normalise_mac(e.mac);
-    if (!mac || *mac != e.mac) return fail(ParseErrc::bad_mac, "record MAC not normalised");
+  if (!mac.empty()) {
+    auto normalised = normalise_mac(mac);
+    if (!normalised || *normalised != mac) return fail(ParseErrc::bad_mac, "record MAC not normalised");
+    e.mac = *normalised;
   }
   if (e.server.size() > kMaxServerTagLength) return fail(ParseErrc::too_large, "server tag too long");
   // A record comes from whoever may write the hook socket or a spool file, not

@@ -215,7 +215,7 @@ bool AgentDaemon::apply_events(std::vector<alloc::LeaseEvent>& events, std::stri
     // client (an old address, an old client-id), or arrived after a newer grant.
     if (result->outcome == alloc::ApplyOutcome::stale && alloc::ends_lease(e.action) && stale_end_log_.allow())
       log::info() << origin << ": ignored " << alloc::to_string(e.action) << " of " << alloc::ip_to_string(e.address)
-                  << " (" << (e.mac.empty() ? e.client_id : e.mac)
+                  << " (" << (e.mac.empty() ? std::string_view(e.client_id) : e.mac.view())
                   << "): the table knows a newer lease of that client";
     for (auto& ch : result->changes) changes.push_back(std::move(ch));
   }

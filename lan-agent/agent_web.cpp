@@ -248,7 +248,7 @@ json expiry_json(int64_t value) {
 }
 
 std::string event_client(const alloc::LeaseEvent& event) {
-  return event.mac.empty() ? (event.client_id.empty() ? "" : "client-id " + event.client_id) : event.mac;
+  return event.mac.empty() ? (event.client_id.empty() ? "" : "client-id " + event.client_id) : event.mac.str();
 }
 
 json status_json(const AgentStatusInput& in) {

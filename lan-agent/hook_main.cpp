@@ -149,7 +149,7 @@ std::optional<std::string> exchange(const std::string& path, ByteView request, i
 
 std::string describe(const alloc::LeaseEvent& e) {
   return std::string(alloc::to_string(e.action)) + " " + alloc::ip_to_string(e.address) + " mac " +
-         (e.mac.empty() ? "-" : e.mac) + " client-id " + (e.client_id.empty() ? "-" : e.client_id) + " host " +
+         (e.mac.empty() ? std::string("-") : e.mac.str()) + " client-id " + (e.client_id.empty() ? "-" : e.client_id) + " host " +
          (e.hostname.empty() ? "-" : e.hostname) + " expires " + std::to_string(e.expires);
 }
 

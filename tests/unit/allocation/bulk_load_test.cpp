@@ -102,7 +102,7 @@ LeaseFileSnapshot varied_snapshot() {
     switch (i % 7) {
       case 0: e.hostname.clear(); break;                      // no hostname: nothing learned
       case 1: e.hostname = "printer-" + std::to_string(i); break;  // the rule does not match
-      case 2: e.client_id = "01:" + e.mac; break;             // MAC and client-id
+      case 2: e.client_id = "01:" + e.mac.str(); break;             // MAC and client-id
       case 3: e.expires = LeaseEvent::kUnknownExpiry; break;  // lives assumed_lease_seconds
       case 4: e.expires = LeaseEvent::kInfinite; break;       // no deadline
       case 5: e.action = LeaseAction::remove; break;          // an ended lease: a tombstone

@@ -1,6 +1,8 @@
 // Every parser on what the real servers produced (captured/, see capture.sh).
 #include <doctest/doctest.h>
 
+#include <malloc.h>
+
 #include <cstdio>
 
 #include "allocation/dnsmasq_hook_parser.hpp"
@@ -16,6 +18,17 @@ using namespace tsunagu::alloc;
 using tsunagu::alloc::test::CapturedCall;
 using tsunagu::alloc::test::captured_calls;
 using tsunagu::alloc::test::read_text;
+
+// mallinfo2 does not see AddressSanitizer's heap (GCC says so by
+// __SANITIZE_ADDRESS__, clang by __has_feature).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HEAP_IS_ASAN 1
+#endif
+#endif
+#ifndef HEAP_IS_ASAN
+#define HEAP_IS_ASAN 0
+#endif
 
 namespace {
 constexpr int64_t kNow = 1795334100;
@@ -197,6 +210,57 @@ TEST_CASE("dnsmasq lease file: bad and over-long lines are counted with their li
   CHECK(snapshot->first_error->line == 2);
 }
 
+TEST_CASE("dnsmasq lease file: an upper-case MAC is normalised; a 20-octet hardware address is a bad line") {
+  // dnsmasq prints a non-Ethernet hardware address as TYPE-ADDRESS: an
+  // InfiniBand client's line is counted bad, the leases around it kept.
+  std::string text =
+      "1795334192 02:0A:0B:0C:0D:0E 10.99.0.7 Laptop 01:02:0A:0B:0C:0D:0E\n"
+      "1795334192 20-80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:01:02:03 10.99.0.8 ib0 *\n"
+      "1795334192 02:0a:0b:0c:0d:0f 10.99.0.9 * *\n";
+  auto snapshot = parse_dnsmasq_lease_file(text, kNow);
+  REQUIRE(snapshot);
+  REQUIRE(snapshot->leases.size() == 2);
+  CHECK(snapshot->leases[0].mac == "02:0a:0b:0c:0d:0e");
+  CHECK(snapshot->leases[0].client_id == "01:02:0a:0b:0c:0d:0e");
+  CHECK(snapshot->leases[0].hostname == "laptop");
+  CHECK(snapshot->leases[1].mac == "02:0a:0b:0c:0d:0f");
+  CHECK(snapshot->bad_records == 1);
+  REQUIRE(snapshot->first_error);
+  CHECK(snapshot->first_error->code == ParseErrc::bad_mac);
+  CHECK(snapshot->first_error->line == 2);
+}
+
+TEST_CASE("dnsmasq lease file: a lease with a short hostname and no client-id takes no heap beyond the lease list") {
+#if defined(__SANITIZE_ADDRESS__) || HEAP_IS_ASAN
+  MESSAGE("skipped: under AddressSanitizer mallinfo2 does not count the sanitizer's heap");
+#else
+  // The bulk sync's parse: 10,000 leases should cost the snapshot's one
+  // reserved vector and nothing per lease (a heap string per MAC was 32 bytes
+  // each, 320,000 bytes here).
+  constexpr int kLeases = 10'000;
+  std::string text;
+  for (int i = 0; i < kLeases; ++i) {
+    char line[96];
+    std::snprintf(line, sizeof line, "1795334192 02:00:00:00:%02x:%02x 10.%d.%d.%d ext-%d *\n", (i >> 8) & 0xff, i & 0xff,
+                  (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff, i);
+    text += line;
+  }
+  auto in_use = [] {
+    struct mallinfo2 info = mallinfo2();
+    return info.uordblks + info.hblkhd;
+  };
+  const size_t before = in_use();
+  auto snapshot = parse_dnsmasq_lease_file(text, kNow);
+  const size_t after = in_use();
+  REQUIRE(snapshot);
+  REQUIRE(snapshot->leases.size() == kLeases);
+  CHECK(snapshot->bad_records == 0);
+  CHECK(snapshot->leases[kLeases - 1].mac == "02:00:00:00:27:0f");
+  const size_t list = snapshot->leases.capacity() * sizeof(LeaseEvent);
+  CHECK(after - before <= list + 16 * 1024);  // the list, rounded to pages
+#endif
+}
+
 TEST_CASE("isc commit from the capture normalises the unpadded MAC and uses the lease time") {
   CapturedCall c("captured/isc-dhcpd/calls/001-commit");
   CHECK(c.args[2] == "2:a:b:c:d:e");
@@ -337,6 +401,34 @@ TEST_CASE("kea memfile CSV from the capture: last row per address wins, deletion
   CHECK(snapshot->leases[0].reported_at == 1795334107);
   CHECK(ip(snapshot->leases[1]) == "10.99.0.151");
   CHECK(snapshot->leases[1].action == LeaseAction::expire);
+}
+
+TEST_CASE("kea memfile CSV: interleaved rows keep each address's last; an InfiniBand hwaddr is dropped, the lease kept") {
+  std::string text =
+      "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n"
+      "10.99.0.9,02:0A:0B:0C:0D:09,,20,1795334122,1,0,0,Ext-9,0,\n"
+      "10.99.0.10,02:0a:0b:0c:0d:10,,20,1795334123,1,0,0,ext-10,0,\n"
+      "10.99.0.9,02:0a:0b:0c:0d:09,,20,1795334128,1,0,0,ext-9,0,\n"
+      "10.99.0.11,80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:01:02:03,ff:00:00:00:01,20,1795334124,1,0,0,ib0,"
+      "0,\n"
+      "10.99.0.10,02:0a:0b:0c:0d:10,,20,1795334129,1,0,0,ext-10,2,\n"
+      "10.99.0.12,80:00:02:08:fe:80:00:00:00:00:00:00:00:02:c9:03:00:01:02:03,,20,1795334124,1,0,0,ib1,0,\n";
+  auto snapshot = parse_kea_lease_file(text, kNow);
+  REQUIRE(snapshot);
+  CHECK(snapshot->records == 6);
+  CHECK(snapshot->bad_records == 1);  // 10.99.0.12: neither a MAC nor a client-id
+  REQUIRE(snapshot->leases.size() == 3);
+  // In the address text's byte order, as before: 10.99.0.10 < 10.99.0.11 < 10.99.0.9.
+  CHECK(ip(snapshot->leases[0]) == "10.99.0.10");
+  CHECK(snapshot->leases[0].action == LeaseAction::expire);
+  CHECK(snapshot->leases[0].expires == 1795334129);
+  CHECK(ip(snapshot->leases[1]) == "10.99.0.11");
+  CHECK(snapshot->leases[1].mac.empty());
+  CHECK(snapshot->leases[1].client_id == "ff:00:00:00:01");
+  CHECK(ip(snapshot->leases[2]) == "10.99.0.9");
+  CHECK(snapshot->leases[2].mac == "02:0a:0b:0c:0d:09");
+  CHECK(snapshot->leases[2].expires == 1795334128);
+  CHECK(snapshot->leases[2].hostname == "ext-9");
 }
 
 TEST_CASE("kea v6 memfile CSV header and an escaped comma in the hostname") {
