@@ -9,8 +9,12 @@
 //   idle_links --target 127.0.0.1:PORT --ca CA.crt --server-pid PID
 //              [--stages 10000,18000] [--connect-inflight 256] [--settle S]
 //              [--keepalive-interval S] [--idle-window S] [--timeout S]
+//              [--windows-on-stdin 1]
 //
-// Prints one JSON line. Links are closed with a reset (no TIME_WAIT left).
+// Prints one JSON line. With --windows-on-stdin 1 it prints a line when the
+// stages are open, then runs one idle window per "window" line read from
+// stdin (a JSON line each) until another line or end of input, then the
+// usual line (its window figures zero). Links are closed with a reset (no TIME_WAIT left).
 // "accepted_per_s" is links whose TLS handshake completed per second of the
 // stage, from its first connect to its last completed handshake.
 #include <signal.h>
@@ -91,6 +95,7 @@ struct Options {
   std::vector<size_t> stages{10000, 18000};
   size_t connect_inflight = 256;
   double settle_s = 1.0, keepalive_interval_s = 15, idle_window_s = 5, timeout_s = 120;
+  bool windows_on_stdin = false;
 };
 
 class Holder {
@@ -100,6 +105,11 @@ class Holder {
   int run();
 
  private:
+  struct Window {
+    double seconds = 0, server_cpu_s = 0;
+    uint64_t keepalives = 0, answers = 0;
+  };
+  Window idle_window();
   void poll(int timeout_ms);
   void service_for(double seconds) {
     uint64_t end = now_ns() + static_cast<uint64_t>(seconds * 1e9);
@@ -120,6 +130,10 @@ class Holder {
   int ep_ = -1;
   size_t open_ = 0, handshaking_ = 0;
   uint64_t last_open_ns_ = 0, answers_ = 0;
+  // Keepalives go round the links in order, across windows.
+  size_t keepalive_cursor_ = 0;
+  uint64_t keepalive_count_ = 0;
+  uint32_t keepalive_nonce_ = static_cast<uint32_t>(getpid());
   std::string fatal_;
 };
 
@@ -146,6 +160,35 @@ void Holder::poll(int timeout_ms) {
     }
     update(index);
   }
+}
+
+// Each link sends one keepalive per interval, spread evenly, for
+// --idle-window seconds; the server's CPU time over the window.
+Holder::Window Holder::idle_window() {
+  Window w;
+  double cpu0 = cpu_seconds_of(o_.server_pid);
+  uint64_t answers0 = answers_;
+  uint64_t start = now_ns();
+  uint64_t end = start + static_cast<uint64_t>(o_.idle_window_s * 1e9);
+  double per_ns = static_cast<double>(links_.size()) / (o_.keepalive_interval_s * 1e9);
+  while (now_ns() < end && fatal_.empty()) {
+    uint64_t due = static_cast<uint64_t>(static_cast<double>(now_ns() - start) * per_ns);
+    while (w.keepalives < due) {
+      size_t index = keepalive_cursor_++ % links_.size();
+      ++w.keepalives;
+      proto::MessageBuilder b(proto::MessageClass::request, proto::method::keepalive,
+                              bench::random_transaction(++keepalive_count_, keepalive_nonce_));
+      b.add_u32(proto::attr::protocol_version, proto::protocol_version);
+      links_[index]->send(b.finish());
+      links_[index]->flush();
+      update(index);
+    }
+    poll(10);
+  }
+  w.seconds = static_cast<double>(now_ns() - start) / 1e9;
+  w.server_cpu_s = cpu_seconds_of(o_.server_pid) - cpu0;
+  w.answers = answers_ - answers0;
+  return w;
 }
 
 int Holder::run() {
@@ -196,32 +239,27 @@ int Holder::run() {
                   per_link_anon);
     stages_json += item;
   }
-  // Idle window: each link sends one keepalive per interval, spread evenly.
-  double idle_cpu = 0, window = 0;
-  uint64_t keepalives = 0;
-  if (fatal_.empty()) {
-    double cpu0 = cpu_seconds_of(o_.server_pid);
-    uint64_t start = now_ns();
-    uint64_t end = start + static_cast<uint64_t>(o_.idle_window_s * 1e9);
-    double per_ns = static_cast<double>(links_.size()) / (o_.keepalive_interval_s * 1e9);
-    size_t cursor = 0;
-    uint32_t nonce = static_cast<uint32_t>(getpid());
-    while (now_ns() < end && fatal_.empty()) {
-      uint64_t due = static_cast<uint64_t>(static_cast<double>(now_ns() - start) * per_ns);
-      while (keepalives < due) {
-        size_t index = cursor++ % links_.size();
-        proto::MessageBuilder b(proto::MessageClass::request, proto::method::keepalive,
-                                bench::random_transaction(++keepalives, nonce));
-        b.add_u32(proto::attr::protocol_version, proto::protocol_version);
-        links_[index]->send(b.finish());
-        links_[index]->flush();
-        update(index);
-      }
-      poll(10);
+  // Windows on command (--windows-on-stdin): the links are held while the
+  // runner measures other servers, so windows of several servers alternate
+  // under the same machine load. One JSON line per window, one at the end.
+  if (o_.windows_on_stdin) {
+    std::printf("{\"opened\": %zu, \"stages\": [%s], \"fatal\": \"%s\"}\n", open_, stages_json.c_str(),
+                fatal_.c_str());
+    std::fflush(stdout);
+    char line[64];
+    while (fatal_.empty() && std::fgets(line, sizeof line, stdin) != nullptr && std::string_view(line) == "window\n") {
+      Window w = idle_window();
+      std::printf("{\"idle_window_s\": %.3f, \"keepalives_sent\": %llu, \"answers\": %llu, "
+                  "\"idle_server_cpu_s\": %.4f, \"idle_server_cpu_share\": %.5f, \"fatal\": \"%s\"}\n",
+                  w.seconds, static_cast<unsigned long long>(w.keepalives), static_cast<unsigned long long>(w.answers),
+                  w.server_cpu_s, w.seconds > 0 ? w.server_cpu_s / w.seconds : 0.0, fatal_.c_str());
+      std::fflush(stdout);
     }
-    window = static_cast<double>(now_ns() - start) / 1e9;
-    idle_cpu = cpu_seconds_of(o_.server_pid) - cpu0;
   }
+  Window w;
+  if (fatal_.empty() && !o_.windows_on_stdin) w = idle_window();
+  double idle_cpu = w.server_cpu_s, window = w.seconds;
+  uint64_t keepalives = w.keepalives;
   Memory after = read_memory(o_.server_pid);
   Memory own = read_memory(getpid());
   std::printf("{\"target\": \"%s\", \"links\": %zu, \"server_rss_before_kib\": %ld, \"server_anon_before_kib\": %ld, "
@@ -276,6 +314,8 @@ int main(int argc, char** argv) {
       o.idle_window_s = std::stod(value);
     } else if (arg == "--timeout") {
       o.timeout_s = std::stod(value);
+    } else if (arg == "--windows-on-stdin") {
+      o.windows_on_stdin = value == "1";
     } else {
       return std::fprintf(stderr, "idle_links: unknown argument %s\n", argv[i]), 2;
     }
@@ -285,7 +325,8 @@ int main(int argc, char** argv) {
       !std::is_sorted(o.stages.begin(), o.stages.end())) {
     std::fprintf(stderr,
                  "usage: idle_links --target 127.0.0.1:PORT --ca CA.crt --server-pid PID [--stages 10000,18000]\n"
-                 "       [--connect-inflight N] [--settle S] [--keepalive-interval S] [--idle-window S] [--timeout S]\n");
+                 "       [--connect-inflight N] [--settle S] [--keepalive-interval S] [--idle-window S] [--timeout S]\n"
+                 "       [--windows-on-stdin 1]\n");
     return 2;
   }
   Holder holder(std::move(o));

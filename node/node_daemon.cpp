@@ -466,8 +466,9 @@ void NodeDaemon::drain() {
     run_relay_name_lookups();
     // Presence events: the event sockets' lookups join this round's actions.
     if (web_api_) {
-      web_api_->presence_changed(core_->take_presence_changes(), now());
-      web_api_->mailbox_changed(core_->take_mailbox_changes(), now());
+      // Most turns change nothing: no clock read for them.
+      if (auto changed = core_->take_presence_changes(); !changed.empty()) web_api_->presence_changed(changed, now());
+      if (auto changed = core_->take_mailbox_changes(); !changed.empty()) web_api_->mailbox_changed(changed, now());
     }
     if (cluster_) cluster_->write_presence();
     auto actions = core_->take_actions();
@@ -575,6 +576,12 @@ void NodeDaemon::rearm_timer() {
   auto deadline = core_->next_deadline();
   if (auto web_deadline = web_api_ ? web_api_->next_deadline() : std::nullopt)
     deadline = deadline ? std::min(*deadline, *web_deadline) : *web_deadline;
+  // Most turns (a keepalive answered) leave the earliest deadline where it
+  // was: the armed timer stands. A timer that fired is armed again even for
+  // the same deadline (it fired a millisecond early by the loop's clock).
+  bool armed = uv_is_active(reinterpret_cast<uv_handle_t*>(timer_)) != 0;
+  if (deadline == armed_deadline_ && armed == deadline.has_value()) return;
+  armed_deadline_ = deadline;
   if (!deadline) {
     uv_timer_stop(timer_);
     return;

@@ -100,6 +100,7 @@ class NodeDaemon {
   std::shared_ptr<const transport::LinkCallbacks> terminal_link_callbacks_;
   std::shared_ptr<const transport::LinkCallbacks> agent_link_callbacks_;
   uv_timer_t* timer_ = nullptr;
+  std::optional<uint64_t> armed_deadline_;  // what timer_ was last armed for (rearm_timer)
   uv_check_t* check_ = nullptr;
   std::unique_ptr<transport::TurnLogHold> turn_log_;  // the audit lines of a turn: one write
   std::unordered_map<LinkId, transport::TlsLink*> links_;
