@@ -1270,11 +1270,23 @@ def bench_idle(ctx):
                 + ("MET" if worst <= 16384 else f"MISSED by {(worst - 16384) / 16384 * 100:.0f}%"),
                 f"4. near-zero CPU with keepalives: {t['idle_server_cpu_share'] * 100:.2f}% of a core at "
                 f"{t['links']:,} links " + ("MET" if t["idle_server_cpu_share"] < 0.02 else "MISSED"),
-                f"4. keepalive CPU <= 1.2x the bare TLS server's: "
-                f"{ratio(t['idle_server_cpu_share'], b['idle_server_cpu_share']):.2f}x the silent one, "
-                f"{ratio(t['idle_server_cpu_share'], e['idle_server_cpu_share']):.2f}x the answering one "
-                + ("MET" if t["idle_server_cpu_share"] <= 1.2 * b["idle_server_cpu_share"] else "MISSED")]
+                keepalive_verdict(t, b, e)]
     return rows, verdicts
+
+
+def keepalive_verdict(t, silent, answering):
+    """Judged against the bare server that answers each keepalive, as the node
+    must (a terminal learns from the answer that its link and NAT binding hold):
+    the median of the same-round window pairs, which the machine's drift
+    between rounds moves least. The silent server (reads, never writes) is
+    printed as the floor beside it."""
+    by_round = answering.get("node_ratio_by_round") or []
+    paired = sorted(by_round)[len(by_round) // 2] if by_round else ratio(t["idle_server_cpu_share"],
+                                                                          answering["idle_server_cpu_share"])
+    return (f"4. keepalive CPU <= 1.2x the bare TLS server's (answering each keepalive): {paired:.2f}x, median of "
+            f"{len(by_round) or 1} same-round window pair(s) " + ("MET" if paired <= 1.2 else "MISSED")
+            + f" (the silent server, which never answers: "
+            f"{ratio(t['idle_server_cpu_share'], silent['idle_server_cpu_share']):.2f}x)")
 
 
 # ---------------------------------------------------------------- 5. DHCP
