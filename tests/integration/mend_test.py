@@ -1,0 +1,87 @@
+"""Small faults found by earlier walks of the product as an operator and as a
+LAN user (one scenario per fault; each fails without its fix). Python 3
+standard library; strace for the system-call order of a durable write.
+
+Scenarios:
+  atomic_write_syncs_directory
+                            every file `init` writes is renamed into place and then
+                            its directory is fsynced (else a power loss may undo the
+                            rename): traced with strace -y
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+from harness import TestFailure  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+HOOK = os.path.join(h.BUILD, "lan-agent", "tsunagu-dhcp-hook")
+
+
+def expect(condition, message):
+    if not condition:
+        raise TestFailure(message)
+    h.log("  ok:", message)
+
+
+def scratch():
+    root = tempfile.mkdtemp(prefix="tsunagu-mend-")
+    h._directories.append(root)
+    return root
+
+
+def atomic_write_syncs_directory():
+    if shutil.which("strace") is None:
+        raise h.Skip("strace is needed to see the order of rename and fsync (scripts/install-deps.sh installs it)")
+    target = os.path.join(scratch(), "deployment")
+    trace = target + ".strace"
+    result = subprocess.run(["strace", "-f", "-y", "-o", trace, "-e", "trace=rename,renameat,renameat2,fsync,fdatasync",
+                             h.RENDEZVOUS, "init", target], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=h.CLI_TIMEOUT)
+    if result.returncode != 0 and "PTRACE" in result.stderr.upper():
+        raise h.Skip("strace cannot trace here (%s)" % result.stderr.strip())
+    expect(result.returncode == 0, "init under strace succeeds (%r)" % result.stderr)
+    with open(trace) as f:
+        lines = f.read().splitlines()
+    # rename("DIR/ca.key.tmp-x", "DIR/ca.key") = 0 ... fsync(4</DIR>) = 0
+    renamed, pending = [], None
+    for line in lines:
+        moved = re.search(r"rename\w*\(.*\"(%s/[^\"]+)\"(?:, \w+)?\) = 0" % re.escape(target), line)
+        if moved:
+            if pending is not None:
+                raise TestFailure("%s was renamed into place but its directory not synced before the next rename"
+                                  % pending)
+            pending = moved.group(1)
+            renamed.append(pending)
+            continue
+        synced = re.search(r"fsync\(\d+<([^>]+)>\) = 0", line)
+        if synced and pending is not None and synced.group(1) == os.path.dirname(pending):
+            pending = None
+    expect(pending is None, "the directory is synced after the last rename (%s)" % pending)
+    names = sorted(os.path.basename(p) for p in renamed)
+    expect(names == sorted(["ca.key", "ca.crt", "node.key", "node.crt", "node.toml"]),
+           "each of init's files was renamed into place and then its directory synced (%s)" % names)
+
+
+def enroll(d, name, domain, out):
+    return d.admin(["agent", "-d", d.dir, "enroll", name, "--domain", domain, "--out", out,
+                    "--node", "127.0.0.1:7401", "--server-name", "localhost"])
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+SCENARIOS = {
+    "atomic_write_syncs_directory": atomic_write_syncs_directory,
+}
+
+if __name__ == "__main__":
+    sys.exit(h.run_scenarios(SCENARIOS, sys.argv))
