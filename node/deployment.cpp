@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "base/files.hpp"
 #include "node/node_config.hpp"
@@ -75,6 +76,26 @@ Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& 
   }
   return "enrolled agent " + request.name + "; bundle in " + dir.string() +
          " (copy it to the gateway and run `tsunagu-lan-agent run -c " + (dir / "agent.toml").string() + "`)\n";
+}
+
+std::string other_agent_bundle_in(const std::string& directory, const std::string& agent_name) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir(directory);
+  fs::path certificate_file = dir / "agent.crt", key_file = dir / "agent.key";
+  if (fs::exists(certificate_file, ec)) {
+    std::optional<std::string> name;
+    if (auto certificate = read_text_file(certificate_file.string()))
+      if (auto common_name = security::certificate_common_name(*certificate)) name = *common_name;
+    if (name == agent_name) return "";
+    return certificate_file.string() + " exists and is " +
+           (name ? "agent " + *name + "'s" : std::string("not a certificate this command can read")) +
+           ": refusing to overwrite that bundle's agent.key; give another --out (or remove the old bundle)";
+  }
+  if (fs::exists(key_file, ec))
+    return key_file.string() + " exists (with no agent.crt of " + agent_name +
+           "'s beside it): refusing to overwrite it; give another --out (or remove the old bundle)";
+  return "";
 }
 
 Expected<std::string, std::string> create_deployment(const DeploymentRequest& request) {

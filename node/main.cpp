@@ -419,6 +419,8 @@ int pg_agent_command(const std::string& conninfo, const std::string& directory, 
                      const std::string& agent_node, const std::string& agent_server_name) {
   if (!list && !remove) {
     if (int bad = check_agent_routes(agent_name, agent_domains, agent_prefixes)) return bad;
+    if (std::string other = other_agent_bundle_in(bundle_dir, agent_name); !other.empty())
+      return fail(other, exit_user_exists);
   } else if (remove && !valid_agent_name(agent_name)) {
     return fail("invalid agent name \"" + agent_name + "\": 1-63 of a-z 0-9 . -", exit_usage);
   }
@@ -752,7 +754,7 @@ int main(int argc, char** argv) {
   enroll->add_option("--prefix", agent_prefixes, "Phone-number prefix routed to this agent, e.g. +81-6-1234- (repeatable)");
   enroll->add_option("--out", bundle_dir,
                      "Directory to write the agent's bundle into (created 0700, or one of yours that group and "
-                     "others cannot write)")
+                     "others cannot write; not one holding another agent's bundle: exit 4)")
       ->required();
   enroll->add_option("--node", agent_node,
                      "host:port the agent dials (default: node.public_address, else node.public_name, with "
@@ -865,6 +867,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (int bad = check_agent_routes(agent_name, agent_domains, agent_prefixes)) return bad;
+    if (std::string other = other_agent_bundle_in(bundle_dir, agent_name); !other.empty())
+      return fail(other, exit_user_exists);
     // IDs inside a route belong to its agent: accounts already there must go
     // first (docs/operator.md, "Enrolling a domain that accounts already use").
     std::vector<std::string> routes = agent_domains;

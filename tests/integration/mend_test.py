@@ -7,6 +7,11 @@ Scenarios:
                             every file `init` writes is renamed into place and then
                             its directory is fsynced (else a power loss may undo the
                             rename): traced with strace -y
+  enroll_keeps_other_agents_bundle
+                            `agent enroll B --out DIR` into a DIR holding agent A's
+                            bundle (or a lone agent.key) exits 4 naming the file and
+                            leaves A's agent.key as it was, enrolling nothing; A
+                            enrolled again into its own bundle still works
 """
 
 import os
@@ -79,8 +84,38 @@ def read(path):
         return f.read()
 
 
+def enroll_keeps_other_agents_bundle():
+    d = h.Deployment()
+    bundle = d.path("bundle")
+    first = enroll(d, "acme", "acme", bundle)
+    expect(first.code == 0, "acme is enrolled into %s (%r)" % (bundle, first))
+    acme_key = read(os.path.join(bundle, "agent.key"))
+    h.note_private_key(os.path.join(bundle, "agent.key"))
+    other = enroll(d, "globex", "globex", bundle)
+    expect(other.code == 4, "enrolling globex into acme's bundle exits 4 (%r)" % other)
+    expect(os.path.join(bundle, "agent.crt") in other.err and "acme" in other.err,
+           "the refusal names agent.crt and whose it is (%r)" % other.err)
+    expect(read(os.path.join(bundle, "agent.key")) == acme_key, "acme's agent.key is as it was")
+    listed = d.admin(["agent", "-d", d.dir, "list"])
+    expect(listed.code == 0 and "globex" not in listed.out, "globex is not enrolled (%r)" % listed.out)
+    again = enroll(d, "acme", "acme", bundle)
+    expect(again.code == 0, "acme enrolled again into its own bundle works (%r)" % again)
+    expect(read(os.path.join(bundle, "agent.key")) != acme_key, "with a new agent.key")
+    lone = d.path("lone")
+    os.makedirs(lone, mode=0o700)
+    with open(os.path.join(lone, "agent.key"), "w") as f:
+        f.write("a key kept here\n")
+    refused = enroll(d, "globex", "globex", lone)
+    expect(refused.code == 4 and os.path.join(lone, "agent.key") in refused.err,
+           "a directory holding a lone agent.key is refused too, naming it (%r)" % refused)
+    expect(read(os.path.join(lone, "agent.key")) == "a key kept here\n", "and that agent.key is untouched")
+    fresh = enroll(d, "globex", "globex", d.path("globex"))
+    expect(fresh.code == 0, "globex into a directory of its own works (%r)" % fresh)
+
+
 SCENARIOS = {
     "atomic_write_syncs_directory": atomic_write_syncs_directory,
+    "enroll_keeps_other_agents_bundle": enroll_keeps_other_agents_bundle,
 }
 
 if __name__ == "__main__":
