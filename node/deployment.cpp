@@ -98,19 +98,26 @@ std::string other_agent_bundle_in(const std::string& directory, const std::strin
   return "";
 }
 
+std::string existing_deployment_in(const std::string& directory) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // Any of the deployment's files, not only ca.key: operators are told to keep
+  // ca.key offline, and a deployment without it is still one.
+  for (const char* name : {"ca.key", "ca.crt", "node.key", "node.crt", "node.toml", "db/data.mdb"})
+    if (fs::exists(fs::path(directory) / name, ec))
+      return directory + " already holds a deployment (" + name +
+             " exists); use --force to replace it (a new CA and node.toml; the database stays)";
+  return "";
+}
+
 Expected<std::string, std::string> create_deployment(const DeploymentRequest& request) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path dir(request.directory);
   // 0750: the node's group may read node.toml (0640); keys stay 0600.
   if (auto made = make_private_directory(dir.string(), 0750); !made) return Unexpected(made.error());
-  // Any of the deployment's files, not only ca.key: operators are told to keep
-  // ca.key offline, and a deployment without it is still one.
   if (!request.overwrite)
-    for (const char* name : {"ca.key", "ca.crt", "node.key", "node.crt", "node.toml", "db/data.mdb"})
-      if (fs::exists(dir / name, ec))
-        return Unexpected(dir.string() + " already holds a deployment (" + name +
-                          " exists); use --force to replace it (a new CA and node.toml; the database stays)");
+    if (std::string existing = existing_deployment_in(dir.string()); !existing.empty()) return Unexpected(existing);
 
   auto ca = security::create_certificate_authority("Tsunagu deployment CA", 3650);
   if (!ca) return Unexpected("creating the CA: " + ca.error().detail);

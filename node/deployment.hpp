@@ -73,4 +73,8 @@ Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& 
 // Re-enrolling the same agent into its own bundle stays allowed.
 std::string other_agent_bundle_in(const std::string& directory, const std::string& agent_name);
 
+// Why DIRECTORY already holds a deployment (the first of its files found),
+// else empty; `init` without --force refuses it.
+std::string existing_deployment_in(const std::string& directory);
+
 }  // namespace tsunagu::rendezvous

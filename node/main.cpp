@@ -1,6 +1,7 @@
 // tsunagu-rendezvous: the public rendezvous node and its admin commands.
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
-// 3 no such user (or card), 4 user already exists (or the ID belongs to a LAN agent).
+// 3 no such user (or card), 4 already exists (a user, a deployment, another
+// agent's bundle in --out; or the ID belongs to a LAN agent).
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -615,7 +616,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user (or card), "
-             "4 user already exists (or the ID belongs to a LAN agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
+             "4 already exists (a user, a deployment, another agent's bundle in --out; or the ID belongs to a LAN "
+             "agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
   std::string directory = default_directory();
 
   auto* init = app.add_subcommand("init", "Create a deployment directory: private CA, node certificate, node.toml");
@@ -793,6 +795,8 @@ int main(int argc, char** argv) {
       request.public_address = ips.empty() ? "" : ips.front();
     }
     request.overwrite = force;
+    if (std::string existing = existing_deployment_in(init_dir); !force && !existing.empty())
+      return fail(existing, exit_user_exists);
     auto created = create_deployment(request);
     if (!created) return fail(created.error());
     std::cout << *created;

@@ -12,6 +12,9 @@ Scenarios:
                             bundle (or a lone agent.key) exits 4 naming the file and
                             leaves A's agent.key as it was, enrolling nothing; A
                             enrolled again into its own bundle still works
+  init_on_deployment_exits_4
+                            `init DIR` on a deployment exits 4 (already exists), as
+                            --help and the man page say
 """
 
 import os
@@ -113,9 +116,21 @@ def enroll_keeps_other_agents_bundle():
     expect(fresh.code == 0, "globex into a directory of its own works (%r)" % fresh)
 
 
+def init_on_deployment_exits_4():
+    d = h.Deployment()
+    ca = read(d.ca)
+    again = d.admin(["init", d.dir])
+    expect(again.code == 4 and "already holds a deployment" in again.err and "--force" in again.err,
+           "init on a deployment exits 4, says --force replaces it (%r)" % again)
+    expect(read(d.ca) == ca, "the CA is unchanged")
+    help_text = d.admin(["--help"]).out
+    expect("4 already exists" in help_text, "--help gives 4 for already exists (%r)" % help_text[-300:])
+
+
 SCENARIOS = {
     "atomic_write_syncs_directory": atomic_write_syncs_directory,
     "enroll_keeps_other_agents_bundle": enroll_keeps_other_agents_bundle,
+    "init_on_deployment_exits_4": init_on_deployment_exits_4,
 }
 
 if __name__ == "__main__":
