@@ -15,6 +15,8 @@ Scenarios:
   init_on_deployment_exits_4
                             `init DIR` on a deployment exits 4 (already exists), as
                             --help and the man page say
+  card_issue_no_progress    `card issue --no-progress` prints no progress lines
+                            (without it, they are there)
 """
 
 import os
@@ -127,10 +129,24 @@ def init_on_deployment_exits_4():
     expect("4 already exists" in help_text, "--help gives 4 for already exists (%r)" % help_text[-300:])
 
 
+def card_issue_no_progress():
+    d = h.Deployment()
+    areas = os.path.join(ROOT, "docs", "areas.example.toml")
+    issue = ["card", "-d", d.dir, "issue", "--units", "10", "--areas", areas, "--group", "3", "--count", "2"]
+    shown = d.admin(issue + ["--out", d.path("cards-shown")], timeout=60 * h.SLOW)
+    expect(shown.code == 0 and re.search(r"^issuing: ", shown.err, re.M),
+           "without --no-progress, progress lines are on stderr (%r)" % shown.err)
+    quiet = d.admin(issue + ["--out", d.path("cards-quiet"), "--no-progress"], timeout=60 * h.SLOW)
+    expect(quiet.code == 0 and "issued 2 card(s)" in quiet.out, "card issue --no-progress issues (%r)" % quiet)
+    expect(not re.search(r"^(issuing|writing): |\r", quiet.err, re.M),
+           "and shows no progress on stderr (%r)" % quiet.err)
+
+
 SCENARIOS = {
     "atomic_write_syncs_directory": atomic_write_syncs_directory,
     "enroll_keeps_other_agents_bundle": enroll_keeps_other_agents_bundle,
     "init_on_deployment_exits_4": init_on_deployment_exits_4,
+    "card_issue_no_progress": card_issue_no_progress,
 }
 
 if __name__ == "__main__":
