@@ -17,6 +17,10 @@ Scenarios:
                             --help and the man page say
   card_issue_no_progress    `card issue --no-progress` prints no progress lines
                             (without it, they are there)
+  hook_unreadable_config_says_so
+                            tsunagu-dhcp-hook run as a user who cannot reach
+                            agent.toml (a 0700 directory) says so on stderr, naming
+                            the file and the error, and still tries the default socket
 """
 
 import os
@@ -142,11 +146,42 @@ def card_issue_no_progress():
            "and shows no progress on stderr (%r)" % quiet.err)
 
 
+def hook_unreadable_config_says_so():
+    if os.geteuid() != 0:
+        raise h.Skip("needs root, to run the hook as nobody (a user who cannot reach agent.toml)")
+    if shutil.which("setpriv") is None:
+        raise h.Skip("setpriv (util-linux) is needed to run the hook as nobody")
+    if not os.access(HOOK, os.X_OK):
+        raise TestFailure("%s is not built" % HOOK)
+    root = scratch()
+    os.chmod(root, 0o755)
+    hook = os.path.join(root, "tsunagu-dhcp-hook")
+    shutil.copy(HOOK, hook)  # the build tree may not be reachable by nobody
+    os.chmod(hook, 0o755)
+    bundle = os.path.join(root, "bundle")
+    os.makedirs(bundle, mode=0o700)
+    os.chmod(bundle, 0o700)
+    config = os.path.join(bundle, "agent.toml")
+    with open(config, "w") as f:
+        f.write('[hook]\nsocket = "%s"\n' % os.path.join(root, "hook.sock"))
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "TSUNAGU_AGENT_CONFIG": config}
+    # dnsmasq's `init` call: it only asks the agent for its leases, so nothing is
+    # spooled anywhere when no agent answers.
+    result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", hook, "init"],
+                            env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=h.CLI_TIMEOUT)
+    expect(result.returncode == 0, "the hook exits 0 (%r)" % result)
+    expect("cannot read " + config + ": Permission denied" in result.stderr,
+           "stderr names agent.toml and the error (%r)" % result.stderr)
+    expect("/run/tsunagu/agent-hook.sock" in result.stderr,
+           "and the hook still tried the default socket, saying which (%r)" % result.stderr)
+
+
 SCENARIOS = {
     "atomic_write_syncs_directory": atomic_write_syncs_directory,
     "enroll_keeps_other_agents_bundle": enroll_keeps_other_agents_bundle,
     "init_on_deployment_exits_4": init_on_deployment_exits_4,
     "card_issue_no_progress": card_issue_no_progress,
+    "hook_unreadable_config_says_so": hook_unreadable_config_says_so,
 }
 
 if __name__ == "__main__":
