@@ -83,7 +83,9 @@ std::string other_agent_bundle_in(const std::string& directory, const std::strin
   std::error_code ec;
   fs::path dir(directory);
   fs::path certificate_file = dir / "agent.crt", key_file = dir / "agent.key";
-  if (fs::exists(certificate_file, ec)) {
+  // Regular files only: a symlink or other non-file there, or a directory others
+  // can write, is refused by write_agent_bundle with its own reason.
+  if (fs::is_regular_file(fs::symlink_status(certificate_file, ec))) {
     std::optional<std::string> name;
     if (auto certificate = read_text_file(certificate_file.string()))
       if (auto common_name = security::certificate_common_name(*certificate)) name = *common_name;
@@ -92,7 +94,7 @@ std::string other_agent_bundle_in(const std::string& directory, const std::strin
            (name ? "agent " + *name + "'s" : std::string("not a certificate this command can read")) +
            ": refusing to overwrite that bundle's agent.key; give another --out (or remove the old bundle)";
   }
-  if (fs::exists(key_file, ec))
+  if (fs::is_regular_file(fs::symlink_status(key_file, ec)))
     return key_file.string() + " exists (with no agent.crt of " + agent_name +
            "'s beside it): refusing to overwrite it; give another --out (or remove the old bundle)";
   return "";
