@@ -52,6 +52,21 @@ bool write_all(int fd, const std::string& content) {
   return true;
 }
 
+// The rename lives in the directory entry: until the directory itself is
+// synced, a power loss may bring back the old file (or none) even though the
+// new file's data was synced.
+Expected<void, std::string> sync_parent_directory(const std::string& path) {
+  std::string directory = std::filesystem::path(path).parent_path().string();
+  if (directory.empty()) directory = ".";
+  int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Unexpected(error_text("cannot open the directory", directory) + " to sync the rename of " + path);
+  std::string error;
+  if (::fsync(fd) != 0) error = error_text("cannot sync the directory", directory) + " after renaming " + path;
+  ::close(fd);
+  if (!error.empty()) return Unexpected(error);
+  return {};
+}
+
 }  // namespace
 
 Expected<TemporaryFile, std::string> create_temporary_beside(const std::string& path) {
@@ -81,7 +96,7 @@ Expected<void, std::string> write_file_atomically(const std::string& path, const
     ::unlink(temporary.c_str());
     return Unexpected(error);
   }
-  return {};
+  return sync_parent_directory(path);
 }
 
 Expected<void, std::string> make_private_directory(const std::string& path, unsigned mode) {

@@ -9,13 +9,13 @@
 
 namespace tsunagu {
 
-// Writes a fresh temporary file beside PATH (a unique name, opened with
-// O_CREAT|O_EXCL|O_NOFOLLOW, so a file or symlink someone placed there is never
-// opened), gives it exactly `mode`, fsyncs it and renames it over PATH: readers
-// see the old content or the new, never a torn file. Refused when PATH exists
-// and is not a regular file (a symlink is not followed, nor replaced). The
-// temporary file is removed on failure; a crash leaves at most a stale
-// PATH.tmp-XXXXXX, which no later run trips over.
+// Writes a fresh temporary file beside PATH (a unique name, O_CREAT|O_EXCL|
+// O_NOFOLLOW, so a file or symlink placed there is never opened), gives it
+// exactly `mode`, fsyncs it, renames it over PATH and fsyncs the directory (so
+// the rename survives a power loss): readers see the old content or the new,
+// never a torn file. Refused when PATH exists and is not a regular file (a
+// symlink is neither followed nor replaced). On failure the temporary file is
+// removed; a crash leaves at most a stale PATH.tmp-XXXXXX, harmless later.
 Expected<void, std::string> write_file_atomically(const std::string& path, const std::string& content, unsigned mode);
 
 // A new file beside PATH named PATH.tmp-XXXXXX, opened for writing with

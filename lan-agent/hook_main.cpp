@@ -238,6 +238,12 @@ int main(int argc, char** argv) {
     } catch (const ConfigFileError& error) {
       note(LOG_WARNING, std::string(error.what()) + "; using the default socket and spool");
     }
+  } else if (errno != ENOENT) {
+    // Absent means the defaults; present but out of reach (a 0700 bundle
+    // directory, the DHCP server running as another user) must be said, or
+    // events go to the default socket with no hint why the agent never sees them.
+    note(LOG_WARNING, "cannot read " + config_file + ": " + std::strerror(errno) +
+                          "; using the default socket " + settings.socket + " and spool " + settings.spool_directory);
   }
   std::string chain = options.chain.value_or(find_env("TSUNAGU_HOOK_CHAIN").value_or(settings.chain));
 

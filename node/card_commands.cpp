@@ -157,6 +157,8 @@ class Commands final : public CardCommands {
     issue_->add_option("--count", count_, "How many cards (1-10000)")->check(CLI::Range(1, 10000));
     issue_->add_option("--days", days_, "Days until the cards expire (1-3660)")->check(CLI::Range(1, 3660));
     issue_->add_option("--out", out_, "Directory to write the cards into (created 0700; not one holding an earlier batch's cards.tsv)")->required();
+    issue_->add_flag("--no-progress", no_progress_,
+                     "Show no progress (otherwise a bar on a terminal, a line at every tenth when stderr is not one)");
 
     show_ = card_->add_subcommand("show", "Show a card file (verified) or a serial's ledger entry and history");
     show_->add_option("FILE|SERIAL", target_, "A .card file, a file holding TSU1: text, or a serial")->required();
@@ -218,7 +220,7 @@ class Commands final : public CardCommands {
     batch.now = static_cast<int64_t>(std::time(nullptr));
     batch.password_hashing = deployment->config.settings.password_hashing;
     // Each card's password hash is a scrypt run: a batch of thousands takes minutes.
-    ProgressReport progress(progress_style_for(stderr, false, false));
+    ProgressReport progress(progress_style_for(stderr, false, no_progress_));
     auto issued = deployment->pg ? [&] {
       PgBatchLedger pg_ledger(*deployment->pg);
       return issue_card_batch(pg_ledger, *issuer, batch, progress);
@@ -402,6 +404,7 @@ class Commands final : public CardCommands {
   std::string target_;
   std::string note_;
   std::string pg_;
+  bool no_progress_ = false;
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "base/files.hpp"
 #include "node/node_config.hpp"
@@ -77,19 +78,48 @@ Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& 
          " (copy it to the gateway and run `tsunagu-lan-agent run -c " + (dir / "agent.toml").string() + "`)\n";
 }
 
+std::string other_agent_bundle_in(const std::string& directory, const std::string& agent_name) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path dir(directory);
+  fs::path certificate_file = dir / "agent.crt", key_file = dir / "agent.key";
+  // Regular files only: a symlink or other non-file there, or a directory others
+  // can write, is refused by write_agent_bundle with its own reason.
+  if (fs::is_regular_file(fs::symlink_status(certificate_file, ec))) {
+    std::optional<std::string> name;
+    if (auto certificate = read_text_file(certificate_file.string()))
+      if (auto common_name = security::certificate_common_name(*certificate)) name = *common_name;
+    if (name == agent_name) return "";
+    return certificate_file.string() + " exists and is " +
+           (name ? "agent " + *name + "'s" : std::string("not a certificate this command can read")) +
+           ": refusing to overwrite that bundle's agent.key; give another --out (or remove the old bundle)";
+  }
+  if (fs::is_regular_file(fs::symlink_status(key_file, ec)))
+    return key_file.string() + " exists (with no agent.crt of " + agent_name +
+           "'s beside it): refusing to overwrite it; give another --out (or remove the old bundle)";
+  return "";
+}
+
+std::string existing_deployment_in(const std::string& directory) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // Any of the deployment's files, not only ca.key: operators are told to keep
+  // ca.key offline, and a deployment without it is still one.
+  for (const char* name : {"ca.key", "ca.crt", "node.key", "node.crt", "node.toml", "db/data.mdb"})
+    if (fs::exists(fs::path(directory) / name, ec))
+      return directory + " already holds a deployment (" + name +
+             " exists); use --force to replace it (a new CA and node.toml; the database stays)";
+  return "";
+}
+
 Expected<std::string, std::string> create_deployment(const DeploymentRequest& request) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path dir(request.directory);
   // 0750: the node's group may read node.toml (0640); keys stay 0600.
   if (auto made = make_private_directory(dir.string(), 0750); !made) return Unexpected(made.error());
-  // Any of the deployment's files, not only ca.key: operators are told to keep
-  // ca.key offline, and a deployment without it is still one.
   if (!request.overwrite)
-    for (const char* name : {"ca.key", "ca.crt", "node.key", "node.crt", "node.toml", "db/data.mdb"})
-      if (fs::exists(dir / name, ec))
-        return Unexpected(dir.string() + " already holds a deployment (" + name +
-                          " exists); use --force to replace it (a new CA and node.toml; the database stays)");
+    if (std::string existing = existing_deployment_in(dir.string()); !existing.empty()) return Unexpected(existing);
 
   auto ca = security::create_certificate_authority("Tsunagu deployment CA", 3650);
   if (!ca) return Unexpected("creating the CA: " + ca.error().detail);

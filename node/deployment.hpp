@@ -67,4 +67,14 @@ Expected<AgentDialTarget, std::string> agent_dial_target(const std::string& node
 // agent.crt, agent.key, ca.crt and a starting agent.toml into the directory.
 Expected<std::string, std::string> write_agent_bundle(const AgentBundleRequest& request);
 
+// Why enrolling AGENT_NAME into DIRECTORY would overwrite another agent's
+// bundle (an agent.crt naming another agent, or an agent.key without an
+// agent.crt of AGENT_NAME's), else empty: that agent's key is gone for good.
+// Re-enrolling the same agent into its own bundle stays allowed.
+std::string other_agent_bundle_in(const std::string& directory, const std::string& agent_name);
+
+// Why DIRECTORY already holds a deployment (the first of its files found),
+// else empty; `init` without --force refuses it.
+std::string existing_deployment_in(const std::string& directory);
+
 }  // namespace tsunagu::rendezvous

@@ -1,6 +1,7 @@
 // tsunagu-rendezvous: the public rendezvous node and its admin commands.
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration,
-// 3 no such user (or card), 4 user already exists (or the ID belongs to a LAN agent).
+// 3 no such user (or card), 4 already exists (a user, a deployment, another
+// agent's bundle in --out; or the ID belongs to a LAN agent).
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -419,6 +420,8 @@ int pg_agent_command(const std::string& conninfo, const std::string& directory, 
                      const std::string& agent_node, const std::string& agent_server_name) {
   if (!list && !remove) {
     if (int bad = check_agent_routes(agent_name, agent_domains, agent_prefixes)) return bad;
+    if (std::string other = other_agent_bundle_in(bundle_dir, agent_name); !other.empty())
+      return fail(other, exit_user_exists);
   } else if (remove && !valid_agent_name(agent_name)) {
     return fail("invalid agent name \"" + agent_name + "\": 1-63 of a-z 0-9 . -", exit_usage);
   }
@@ -613,7 +616,8 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.require_subcommand(1);
   app.footer("Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration, 3 no such user (or card), "
-             "4 user already exists (or the ID belongs to a LAN agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
+             "4 already exists (a user, a deployment, another agent's bundle in --out; or the ID belongs to a LAN "
+             "agent).\nThe deployment directory defaults to $TSUNAGU_DIR or /var/lib/tsunagu.");
   std::string directory = default_directory();
 
   auto* init = app.add_subcommand("init", "Create a deployment directory: private CA, node certificate, node.toml");
@@ -752,7 +756,7 @@ int main(int argc, char** argv) {
   enroll->add_option("--prefix", agent_prefixes, "Phone-number prefix routed to this agent, e.g. +81-6-1234- (repeatable)");
   enroll->add_option("--out", bundle_dir,
                      "Directory to write the agent's bundle into (created 0700, or one of yours that group and "
-                     "others cannot write)")
+                     "others cannot write; not one holding another agent's bundle: exit 4)")
       ->required();
   enroll->add_option("--node", agent_node,
                      "host:port the agent dials (default: node.public_address, else node.public_name, with "
@@ -791,6 +795,8 @@ int main(int argc, char** argv) {
       request.public_address = ips.empty() ? "" : ips.front();
     }
     request.overwrite = force;
+    if (std::string existing = existing_deployment_in(init_dir); !force && !existing.empty())
+      return fail(existing, exit_user_exists);
     auto created = create_deployment(request);
     if (!created) return fail(created.error());
     std::cout << *created;
@@ -865,6 +871,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (int bad = check_agent_routes(agent_name, agent_domains, agent_prefixes)) return bad;
+    if (std::string other = other_agent_bundle_in(bundle_dir, agent_name); !other.empty())
+      return fail(other, exit_user_exists);
     // IDs inside a route belong to its agent: accounts already there must go
     // first (docs/operator.md, "Enrolling a domain that accounts already use").
     std::vector<std::string> routes = agent_domains;

@@ -706,7 +706,7 @@ def displaced_login():
 
 TERMINAL_CODES = ["Exit codes", "2 bad usage", "3 unknown user", "4 user offline", "5 authentication failed",
                   "6 rate limited", "7 refused"]
-RENDEZVOUS_CODES = ["Exit codes", "2 bad usage", "3 no such user", "4 user already exists"]
+RENDEZVOUS_CODES = ["Exit codes", "2 bad usage", "3 no such user", "4 already exists"]
 
 
 def help_texts():

@@ -266,7 +266,7 @@ def init_refuses_deployment_without_ca_key():
         with open(os.path.join(d.dir, name)) as f:
             kept[name] = f.read()
     again = d.admin(["init", d.dir])
-    expect(again.code == 1 and "already holds a deployment" in again.err,
+    expect(again.code == 4 and "already holds a deployment" in again.err,
            "init on a deployment without ca.key refuses (%r)" % again)
     for name, text in kept.items():
         with open(os.path.join(d.dir, name)) as f:

@@ -127,6 +127,21 @@ TEST_CASE("write_file_atomically: the mode asked for is the mode given, whatever
   CHECK(mode_of(dir / "ca.crt") == 0644);
 }
 
+TEST_CASE("write_file_atomically: a bare file name is written whole, its mode kept, its directory (.) synced") {
+  // The directory is synced after the rename; a PATH without a directory part
+  // means the current one. Checked by hand with strace -e trace=rename,fsync;
+  // integration/atomic_write_syncs_directory checks the order for init's files.
+  TempDir dir;
+  auto previous = fs::current_path();
+  fs::current_path(dir.path());
+  auto written = write_file_atomically("bare.key", std::string(100000, 'k'), 0640);
+  fs::current_path(previous);
+  REQUIRE(written.has_value());
+  CHECK(contents(dir / "bare.key") == std::string(100000, 'k'));
+  CHECK(mode_of(dir / "bare.key") == 0640);
+  CHECK(entries_in(dir.path()) == 1);
+}
+
 TEST_CASE("make_private_directory: a new directory is created with the mode asked for, parents included") {
   TempDir dir;
   mode_t previous = ::umask(0);
