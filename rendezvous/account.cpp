@@ -17,7 +17,12 @@ enum class Tag : uint8_t {
 
 class RecordWriter {
  public:
-  RecordWriter() { bytes_.push_back(record_version); }
+  // One allocation for a login record (56 bytes with one reported address)
+  // and most accounts, rather than one per doubling: a presence login writes one.
+  RecordWriter() {
+    bytes_.reserve(64);
+    bytes_.push_back(record_version);
+  }
   void field(Tag tag, ByteView value) {
     bytes_.push_back(std::byte(static_cast<uint8_t>(tag)));
     size_t at = bytes_.size();

@@ -595,7 +595,7 @@ void NodeCore::finish_login(const PendingAuth& pending, bool verified, Now now) 
       close(*displaced, "displaced by a newer login");
       if (auto other = links_.find(*displaced); other != links_.end()) set_link_user(other->second, std::nullopt);
     }
-    last_seen_unix_.erase(pending.user_id);
+    if (!last_seen_unix_.empty()) last_seen_unix_.erase(pending.user_id);  // no hashing while no presence has ended
     presence_changed(pending.user_id);
     cluster_change(ClusterPresenceChange::Kind::linked, false, pending.user_id, pending.link);
     // The login is remembered durably (last seen, last addresses) before it is acknowledged.

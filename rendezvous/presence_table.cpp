@@ -5,6 +5,21 @@ namespace tsunagu::rendezvous {
 std::optional<LinkId> PresenceTable::login(const std::string& user_id, LinkId link,
                                            std::vector<proto::SocketAddress> reported,
                                            const proto::SocketAddress& observed, uint64_t now_ms) {
+  // The same user again on the link that holds its presence (a terminal
+  // re-logging in, a registrar's REGISTER refresh): the row is refreshed where
+  // it is, as a fresh one would be, without a hash node or a deadline entry
+  // freed and made again. Its deadline entry stays where it was and is moved
+  // when it comes due, as after a keepalive.
+  if (auto row = rows_.find(user_id); row != rows_.end() && row->second.link == link) {
+    PresenceRow& held = row->second;
+    held.reported = std::move(reported);
+    held.observed = observed;
+    held.in_call = false;
+    held.logged_in_ms = now_ms;
+    held.last_seen_ms = now_ms;
+    held.expires_ms = now_ms + timeout_ms_;
+    return std::nullopt;
+  }
   std::optional<LinkId> displaced;
   // A link holds at most one user's presence.
   if (auto held = by_link_.find(link); held != by_link_.end() && held->second != user_id) {

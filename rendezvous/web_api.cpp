@@ -519,7 +519,10 @@ void WebApi::look_up_contact(Session& session, const std::string& contact, Now n
 }
 
 void WebApi::presence_changed(const std::vector<std::string>& users, Now now) {
-  if (users.empty()) return;
+  // A node with no browser subscribed (most turns of a busy registrar) copies
+  // and sorts nothing.
+  auto subscribed = [](const auto& entry) { return entry.second->subscriber; };
+  if (users.empty() || std::none_of(sessions_.begin(), sessions_.end(), subscribed)) return;
   std::vector<std::string> changed(users);
   std::sort(changed.begin(), changed.end());
   changed.erase(std::unique(changed.begin(), changed.end()), changed.end());

@@ -100,10 +100,43 @@ TEST_CASE("a second login of the same user displaces the first link") {
 TEST_CASE("logging in again on the same link replaces the addresses without displacing") {
   PresenceTable table(timeout_ms);
   table.login("alice", 1, {home}, nat, 1'000);
+  table.set_in_call("alice", true);
   CHECK_FALSE(table.login("alice", 1, {}, other_nat, 2'000).has_value());
-  CHECK(table.find("alice")->reported.empty());
-  CHECK(table.find("alice")->observed == other_nat);
+  CHECK(table.size() == 1);
+  CHECK(table.user_of(1) == "alice");
+  const PresenceRow* row = table.find("alice");
+  REQUIRE(row != nullptr);
+  CHECK(row->reported.empty());
+  CHECK(row->observed == other_nat);
+  CHECK_FALSE(row->in_call);  // as a fresh row: the call table sets it again
+  CHECK(row->logged_in_ms == 2'000);
+  CHECK(row->last_seen_ms == 2'000);
+  CHECK(row->expires_ms == 2'000 + timeout_ms);
+  // Refreshed in place, as a keepalive does: the wake-up at the first
+  // login's deadline finds the row alive and moves its entry.
+  CHECK(table.next_deadline() == 1'000 + timeout_ms);
+  CHECK(table.expire(1'000 + timeout_ms).empty());
   CHECK(table.next_deadline() == 2'000 + timeout_ms);
+  auto gone = table.expire(2'000 + timeout_ms);
+  REQUIRE(gone.size() == 1);
+  CHECK(gone[0].user_id == "alice");
+  CHECK(gone[0].link == 1);
+  CHECK_FALSE(table.user_of(1).has_value());
+  CHECK_FALSE(table.next_deadline().has_value());
+}
+
+TEST_CASE("a re-login in place, then another user on the link, then logout leave no row behind") {
+  PresenceTable table(timeout_ms);
+  table.login("alice", 1, {home}, nat, 1'000);
+  table.login("alice", 1, {home}, nat, 2'000);
+  table.login("alice", 1, {}, nat, 3'000);
+  CHECK_FALSE(table.login("bob", 1, {}, nat, 4'000).has_value());
+  CHECK(table.find("alice") == nullptr);
+  CHECK(table.user_of(1) == "bob");
+  CHECK(table.logout("bob") == LinkId{1});
+  CHECK(table.size() == 0);
+  CHECK_FALSE(table.user_of(1).has_value());
+  CHECK_FALSE(table.next_deadline().has_value());
 }
 
 TEST_CASE("a link that logs in as another user gives up the first user's presence") {
