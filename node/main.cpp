@@ -190,22 +190,8 @@ int run_node(const std::string& directory, const RunOptions& options) {
     uv_loop_close(&loop);
     return exit_failure;
   }
-  auto tls = (*daemon)->tls_address().to_string();
-  auto stun = (*daemon)->stun_address().to_string();
-  auto agent_port = (*daemon)->agent_address().to_string();
-  auto web = (*daemon)->web_address();
-  log::info() << "serving TLS on " << tls << ", agents on " << agent_port << ", STUN on udp " << stun
-              << (web ? ", HTTPS on " + web->to_string() : std::string(", no web listener")) << ", data in "
-              << config.database_directory;
-  if (!options.ready_file.empty()) {
-    std::string text = "{\"tls\": \"" + tls + "\", \"stun\": \"" + stun + "\", \"agent\": \"" + agent_port +
-                       "\"" + (web ? ", \"web\": \"" + web->to_string() + "\"" : std::string()) +
-                       ", \"pid\": " + std::to_string(getpid()) + "}\n";
-    if (auto written = write_file_atomically(options.ready_file, text, 0644); !written) log::warn() << written.error();
-  }
-  sd_notify(0, "READY=1");
-  auto watchdog = transport::SystemdWatchdog::start(&loop);
-
+  // Signals are handled before the ready file or READY=1 says the node is up:
+  // a SIGTERM sent at once must stop it cleanly, not kill it.
   struct Signals {
     uv_signal_t term{}, interrupt{};
     NodeDaemon* node = nullptr;
@@ -226,6 +212,22 @@ int run_node(const std::string& directory, const RunOptions& options) {
     handle->data = &signals;
     uv_signal_start(handle, on_signal, signum);
   }
+  auto tls = (*daemon)->tls_address().to_string();
+  auto stun = (*daemon)->stun_address().to_string();
+  auto agent_port = (*daemon)->agent_address().to_string();
+  auto web = (*daemon)->web_address();
+  log::info() << "serving TLS on " << tls << ", agents on " << agent_port << ", STUN on udp " << stun
+              << (web ? ", HTTPS on " + web->to_string() : std::string(", no web listener")) << ", data in "
+              << config.database_directory;
+  if (!options.ready_file.empty()) {
+    std::string text = "{\"tls\": \"" + tls + "\", \"stun\": \"" + stun + "\", \"agent\": \"" + agent_port +
+                       "\"" + (web ? ", \"web\": \"" + web->to_string() + "\"" : std::string()) +
+                       ", \"pid\": " + std::to_string(getpid()) + "}\n";
+    if (auto written = write_file_atomically(options.ready_file, text, 0644); !written) log::warn() << written.error();
+  }
+  sd_notify(0, "READY=1");
+  auto watchdog = transport::SystemdWatchdog::start(&loop);
+
   uv_run(&loop, UV_RUN_DEFAULT);
   reload_signal.reset();
   // One signal closed its handle; close the other.
